@@ -1,0 +1,178 @@
+//! Time as the original sees it: naive local wall-clock time with microsecond resolution.
+//!
+//! The original reads `datetime.now()` (naive local time) and only ever uses differences of such
+//! values. A [`Timestamp`] is that value as microseconds since the naive epoch 1970-01-01 00:00:00,
+//! which converts losslessly to and from a Python naive `datetime`.
+//!
+//! The clock is an input: the manager holds an `Arc<dyn Clock>`, and positions created outside a
+//! manager read [`now`], the process-wide clock, which tests can freeze ([`freeze`]).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A naive local point in time, in microseconds since 1970-01-01 00:00:00 (no time zone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Seconds elapsed from `earlier` to `self`, as Python's `timedelta.total_seconds()` computes it
+    /// (integer microseconds divided by 10^6, correctly rounded).
+    pub fn seconds_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0) as f64 / 1e6
+    }
+
+    /// Hours elapsed from `earlier` to `self` (`total_seconds() / 3600`, as the original).
+    pub fn hours_since(self, earlier: Timestamp) -> f64 {
+        self.seconds_since(earlier) / 3600.0
+    }
+
+    /// Minutes elapsed from `earlier` to `self` (`total_seconds() / 60`, as the original).
+    pub fn minutes_since(self, earlier: Timestamp) -> f64 {
+        self.seconds_since(earlier) / 60.0
+    }
+
+    /// This timestamp moved by a (possibly negative or fractional) number of seconds.
+    pub fn plus_seconds(self, seconds: f64) -> Timestamp {
+        Timestamp(self.0 + (seconds * 1e6).round() as i64)
+    }
+
+    /// `YYYY-mm-dd HH:MM:SS`, the format of the original's log lines.
+    pub fn format_seconds(self) -> String {
+        match chrono::DateTime::from_timestamp_micros(self.0) {
+            Some(dt) => dt.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string(),
+            None => format!("<invalid time {}>", self.0),
+        }
+    }
+}
+
+/// A source of "now".
+pub trait Clock: Send + Sync {
+    /// The current naive local time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's local wall clock (what the original's `datetime.now()` returns).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(chrono::Local::now().naive_local().and_utc().timestamp_micros())
+    }
+}
+
+/// A clock that only moves when told to; for tests and fixture replay.
+#[derive(Debug)]
+pub struct ManualClock {
+    micros: AtomicI64,
+}
+
+impl ManualClock {
+    /// A manual clock showing `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock {
+            micros: AtomicI64::new(start.0),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, t: Timestamp) {
+        self.micros.store(t.0, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward (or backward, for a negative value) by `seconds`.
+    pub fn advance(&self, seconds: f64) {
+        let delta = (seconds * 1e6).round() as i64;
+        self.micros.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+/// The process-wide clock: the system clock unless frozen by [`freeze`].
+///
+/// A frozen clock is a test facility: it lets tests and fixture replays control the time seen by
+/// every position and manager that uses the default clock.
+pub struct GlobalClock;
+
+static FROZEN: AtomicBool = AtomicBool::new(false);
+static FROZEN_MICROS: AtomicI64 = AtomicI64::new(0);
+
+impl Clock for GlobalClock {
+    fn now(&self) -> Timestamp {
+        now()
+    }
+}
+
+/// The current time of the process-wide clock.
+pub fn now() -> Timestamp {
+    if FROZEN.load(Ordering::SeqCst) {
+        Timestamp(FROZEN_MICROS.load(Ordering::SeqCst))
+    } else {
+        SystemClock.now()
+    }
+}
+
+/// Freezes the process-wide clock at `t` (or moves a frozen clock to `t`).
+pub fn freeze(t: Timestamp) {
+    FROZEN_MICROS.store(t.0, Ordering::SeqCst);
+    FROZEN.store(true, Ordering::SeqCst);
+}
+
+/// Moves the frozen process-wide clock by `seconds`; returns false if it is not frozen.
+pub fn advance_frozen(seconds: f64) -> bool {
+    if !FROZEN.load(Ordering::SeqCst) {
+        return false;
+    }
+    FROZEN_MICROS.fetch_add((seconds * 1e6).round() as i64, Ordering::SeqCst);
+    true
+}
+
+/// Lets the process-wide clock follow the system clock again.
+pub fn unfreeze() {
+    FROZEN.store(false, Ordering::SeqCst);
+}
+
+/// Whether the process-wide clock is frozen.
+pub fn is_frozen() -> bool {
+    FROZEN.load(Ordering::SeqCst)
+}
+
+/// The default clock of a manager: the process-wide one.
+pub fn default_clock() -> Arc<dyn Clock> {
+    Arc::new(GlobalClock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_match_python_total_seconds() {
+        let a = Timestamp(1_000_000);
+        let b = Timestamp(1_000_000 + 360 * 1_000_000 + 1);
+        assert_eq!(b.seconds_since(a), 360.000001);
+        assert_eq!(b.hours_since(a), 360.000001 / 3600.0);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(Timestamp(0));
+        assert_eq!(c.now(), Timestamp(0));
+        c.advance(1.5);
+        assert_eq!(c.now(), Timestamp(1_500_000));
+        c.set(Timestamp(7));
+        assert_eq!(c.now(), Timestamp(7));
+    }
+
+    #[test]
+    fn log_format_has_seconds_resolution() {
+        // 2025-01-01 00:00:00 = 1735689600 s since the naive epoch.
+        let t = Timestamp(1_735_689_600_000_000 + 999_999);
+        assert_eq!(t.format_seconds(), "2025-01-01 00:00:00");
+    }
+}

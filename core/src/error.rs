@@ -1,0 +1,57 @@
+//! The one error type of the core. The Python layer converts it to exceptions in one place.
+
+use std::fmt;
+
+/// Everything that can go wrong in the core, by the Python exception it corresponds to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoreError {
+    /// A value has the wrong type or is missing where the original raises `TypeError`.
+    Type(String),
+    /// A value is of the right type but impossible (`ValueError`).
+    Value(String),
+    /// A division by zero the original raises as `ZeroDivisionError`.
+    ZeroDivision(String),
+    /// A missing mapping key (`KeyError`); carries the key.
+    Key(String),
+    /// The exchange client failed: the exception's type name and message.
+    Exchange {
+        /// Python type name of the exception (e.g. `NetworkError`).
+        kind: String,
+        /// The exception's message (`str(e)`).
+        message: String,
+    },
+    /// Persistence failed (I/O or a file that is not a valid state).
+    State(String),
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::Type(m)
+            | CoreError::Value(m)
+            | CoreError::ZeroDivision(m)
+            | CoreError::State(m) => f.write_str(m),
+            CoreError::Key(k) => write!(f, "'{k}'"),
+            CoreError::Exchange { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl CoreError {
+    /// The Python type name of the exception this error stands for (`type(e).__name__`).
+    pub fn kind_name(&self) -> &str {
+        match self {
+            CoreError::Type(_) => "TypeError",
+            CoreError::Value(_) => "ValueError",
+            CoreError::ZeroDivision(_) => "ZeroDivisionError",
+            CoreError::Key(_) => "KeyError",
+            CoreError::Exchange { kind, .. } => kind,
+            CoreError::State(_) => "StateError",
+        }
+    }
+}
+
+/// Result type of the core.
+pub type CoreResult<T> = Result<T, CoreError>;

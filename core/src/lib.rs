@@ -1,0 +1,30 @@
+//! Plain-Rust core of `position-manager-rs`.
+//!
+//! Nothing here knows about Python: the pyo3 layer (`src/` at the repository root) converts values,
+//! takes care of the interpreter and implements [`exchange::Exchange`] on top of the bot's client.
+//!
+//! Layout (one concern per module):
+//! - [`clock`]: timestamps as naive local microseconds and the clock the core reads them from;
+//! - [`format`]: the original's `format_price` / `format_pnl_usd` and Python-style number text;
+//! - [`levels`]: support/resistance levels shared by the position math and the market analysis;
+//! - [`position`]: one position's state and its pure math (P/L, trailing stop, take-profit, exits);
+//! - [`exchange`]: the `Exchange` trait the manager talks to and the typed answers it gets;
+//! - [`book`]: the thread-safe map of tracked positions with insertion sequence numbers;
+//! - [`reconcile`]: pure planning of what an exchange snapshot does to the book;
+//! - [`events`]: the bounded history of everything that changed the book;
+//! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
+//! - [`error`]: the one error enum of the core.
+
+pub mod book;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod exchange;
+pub mod format;
+pub mod levels;
+pub mod manager;
+pub mod position;
+pub mod reconcile;
+
+#[cfg(test)]
+pub(crate) mod test_support;
