@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// A naive local point in time, in microseconds since 1970-01-01 00:00:00 (no time zone).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -57,7 +59,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Timestamp(chrono::Local::now().naive_local().and_utc().timestamp_micros())
+        Timestamp(
+            chrono::Local::now()
+                .naive_local()
+                .and_utc()
+                .timestamp_micros(),
+        )
     }
 }
 

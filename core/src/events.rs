@@ -1,1 +1,171 @@
-//! TODO
+//! What happened to the book: a bounded, ordered history of events.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::position::PositionState;
+
+/// The kind of change an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Removed because the exchange no longer lists it.
+    Removed,
+    /// A removed position reported again unchanged, put back with its state and identity.
+    Restored,
+    /// Imported from the exchange (sync or reconcile).
+    Imported,
+    /// Opened by the manager.
+    Opened,
+    /// Closed by the manager (full close).
+    Closed,
+    /// Part of the position closed by the manager.
+    PartialClose,
+    /// Size increased by the manager.
+    ScaledIn,
+    /// Stop loss or take profit changed on request.
+    TargetsChanged,
+    /// Added to the book from Python (`positions[symbol] = position`).
+    Added,
+    /// Taken out of the book from Python (`del`, `pop`, `clear`, replacement).
+    Untracked,
+}
+
+impl EventKind {
+    /// The snake_case name used in Python records.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Removed => "removed",
+            EventKind::Restored => "restored",
+            EventKind::Imported => "imported",
+            EventKind::Opened => "opened",
+            EventKind::Closed => "closed",
+            EventKind::PartialClose => "partial_close",
+            EventKind::ScaledIn => "scaled_in",
+            EventKind::TargetsChanged => "targets_changed",
+            EventKind::Added => "added",
+            EventKind::Untracked => "untracked",
+        }
+    }
+}
+
+/// One change of the book, with the position's state at that moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history (1, 2, 3, ...), never reused.
+    pub seq: u64,
+    /// When it happened.
+    pub time: Timestamp,
+    /// Book key.
+    pub symbol: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// Why (e.g. `closed_externally`, a close reason, `sync`).
+    pub reason: String,
+    /// Realised leveraged P/L after fees, for closes.
+    pub pnl: Option<f64>,
+    /// The position's state at that moment (its last state for removals and closes).
+    pub position: PositionState,
+}
+
+/// The bounded event history; the oldest events are dropped beyond `capacity`.
+#[derive(Debug)]
+pub struct EventLog {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Debug)]
+struct LogInner {
+    events: VecDeque<Event>,
+    capacity: usize,
+    next_seq: u64,
+}
+
+impl EventLog {
+    /// An empty history keeping at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        EventLog {
+            inner: Mutex::new(LogInner {
+                events: VecDeque::new(),
+                capacity,
+                next_seq: 1,
+            }),
+        }
+    }
+
+    /// Records an event and returns it (with its sequence number).
+    pub fn record(
+        &self,
+        time: Timestamp,
+        symbol: &str,
+        kind: EventKind,
+        reason: &str,
+        pnl: Option<f64>,
+        position: PositionState,
+    ) -> Event {
+        let mut inner = self.inner.lock();
+        let event = Event {
+            seq: inner.next_seq,
+            time,
+            symbol: symbol.to_owned(),
+            kind,
+            reason: reason.to_owned(),
+            pnl,
+            position,
+        };
+        inner.next_seq += 1;
+        if inner.capacity > 0 {
+            if inner.events.len() == inner.capacity {
+                inner.events.pop_front();
+            }
+            inner.events.push_back(event.clone());
+        }
+        event
+    }
+
+    /// All kept events, oldest first.
+    pub fn all(&self) -> Vec<Event> {
+        self.inner.lock().events.iter().cloned().collect()
+    }
+
+    /// Events with a sequence number greater than `seq`, oldest first.
+    pub fn since(&self, seq: u64) -> Vec<Event> {
+        self.inner
+            .lock()
+            .events
+            .iter()
+            .filter(|e| e.seq > seq)
+            .cloned()
+            .collect()
+    }
+
+    /// Number of kept events.
+    pub fn len(&self) -> usize {
+        self.inner.lock().events.len()
+    }
+
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bounded_and_ordered() {
+        let log = EventLog::new(2);
+        let p = PositionState::new("X", "long", 1.0, 1.0, 1.0, 0.9, None, Timestamp(0));
+        for i in 0..3 {
+            log.record(Timestamp(i), "X", EventKind::Removed, "r", None, p.clone());
+        }
+        let all = log.all();
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(log.since(2).len(), 1);
+    }
+}

@@ -1,1 +1,274 @@
-//! TODO
+//! The exchange as the manager sees it: the [`Exchange`] trait and the typed answers it returns.
+//!
+//! The bot's client returns loosely typed data (ccxt dicts, `None`, mocks, strings for numbers).
+//! Implementations convert each answer defensively into these types: a value that cannot be read
+//! is kept as a [`Field`] describing what was there, so the manager can skip it with a warning that
+//! shows the value exactly as Python would print it.
+
+use crate::error::{CoreError, CoreResult};
+use crate::format::py_repr_float;
+
+/// One value read out of a client answer, with enough information to print it like Python's `str()`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// The key was not there.
+    Absent,
+    /// `None`.
+    Null,
+    /// A `bool`.
+    Bool(bool),
+    /// An `int` that fits 64 bits.
+    Int(i64),
+    /// A `float` (or an int too large for [`Field::Int`]).
+    Number(f64),
+    /// A `str`.
+    Text(String),
+    /// Any other object, kept as its `str()` and its type name.
+    Other {
+        /// `str(value)`.
+        text: String,
+        /// `type(value).__name__`.
+        type_name: String,
+    },
+}
+
+impl Field {
+    /// What Python's `str()` prints for this value (`None` for an absent key, as `.get()` gives).
+    pub fn display(&self) -> String {
+        match self {
+            Field::Absent | Field::Null => "None".to_owned(),
+            Field::Bool(true) => "True".to_owned(),
+            Field::Bool(false) => "False".to_owned(),
+            Field::Int(i) => i.to_string(),
+            Field::Number(x) => py_repr_float(*x),
+            Field::Text(s) => s.clone(),
+            Field::Other { text, .. } => text.clone(),
+        }
+    }
+
+    /// Python's truthiness of the value (absent counts as `None`).
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            Field::Absent | Field::Null => false,
+            Field::Bool(b) => *b,
+            Field::Int(i) => *i != 0,
+            Field::Number(x) => *x != 0.0,
+            Field::Text(s) => !s.is_empty(),
+            Field::Other { .. } => true,
+        }
+    }
+
+    /// The value as a number if it is one (`int`, `float`, `bool`), without parsing strings.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Field::Int(i) => Some(*i as f64),
+            Field::Number(x) => Some(*x),
+            Field::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+
+    /// Python's `float(value)`: numbers, and strings in Python's float syntax.
+    pub fn to_float(&self) -> CoreResult<f64> {
+        match self {
+            Field::Text(s) => parse_py_float(s).ok_or_else(|| {
+                CoreError::Value(format!("could not convert string to float: '{s}'"))
+            }),
+            Field::Absent | Field::Null => Err(CoreError::Type(
+                "float() argument must be a string or a real number, not 'NoneType'".to_owned(),
+            )),
+            Field::Other { type_name, .. } => Err(CoreError::Type(format!(
+                "float() argument must be a string or a real number, not '{type_name}'"
+            ))),
+            other => Ok(other.as_number().unwrap_or(f64::NAN)),
+        }
+    }
+
+    /// The value as text if it is a string.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Field::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a string with Python's `float()` syntax (surrounding blanks, `inf`, `nan`, underscores
+/// between digits).
+fn parse_py_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    let unsigned = lower.trim_start_matches(['+', '-']);
+    let negative = lower.starts_with('-');
+    let special = match unsigned {
+        "inf" | "infinity" => Some(f64::INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => None,
+    };
+    if let Some(v) = special {
+        if lower.len() - unsigned.len() > 1 {
+            return None;
+        }
+        return Some(if negative { -v } else { v });
+    }
+    // Underscores are allowed only between digits.
+    let bytes = t.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'_' {
+            let ok = i > 0
+                && i + 1 < bytes.len()
+                && bytes[i - 1].is_ascii_digit()
+                && bytes[i + 1].is_ascii_digit();
+            if !ok {
+                return None;
+            }
+        }
+    }
+    let cleaned: String = t.chars().filter(|c| *c != '_').collect();
+    if cleaned.contains(['x', 'X']) {
+        return None;
+    }
+    cleaned.parse::<f64>().ok()
+}
+
+/// One entry of the exchange's open-position list, as read from a ccxt position dict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawPosition {
+    /// `symbol`.
+    pub symbol: Field,
+    /// `contracts`.
+    pub contracts: Field,
+    /// `side`.
+    pub side: Field,
+    /// `entryPrice`.
+    pub entry_price: Field,
+    /// `leverage`.
+    pub leverage: Field,
+    /// `info['realLeverage']` ([`Field::Absent`] when `info` is missing or not a mapping).
+    pub real_leverage: Field,
+    /// `contractSize`.
+    pub contract_size: Field,
+    /// `liquidationPrice`.
+    pub liquidation_price: Field,
+    /// `markPrice`.
+    pub mark_price: Field,
+}
+
+impl RawPosition {
+    /// An entry with only a symbol (every other key absent); convenient in tests.
+    pub fn with_symbol(symbol: &str) -> Self {
+        RawPosition {
+            symbol: Field::Text(symbol.to_owned()),
+            contracts: Field::Absent,
+            side: Field::Absent,
+            entry_price: Field::Absent,
+            leverage: Field::Absent,
+            real_leverage: Field::Absent,
+            contract_size: Field::Absent,
+            liquidation_price: Field::Absent,
+            mark_price: Field::Absent,
+        }
+    }
+
+    /// The symbol if it is a non-empty string.
+    pub fn symbol(&self) -> Option<&str> {
+        self.symbol.as_text().filter(|s| !s.is_empty())
+    }
+}
+
+/// One item of the list `get_open_positions()` returned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawEntry {
+    /// A mapping, read field by field.
+    Position(Box<RawPosition>),
+    /// Something that is not a mapping; carries its type name.
+    NotAMapping(String),
+}
+
+/// What `get_ticker(symbol)` answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TickerAnswer {
+    /// A falsy answer (`None`, `{}`): the original's "API returned None".
+    Missing,
+    /// A ticker; `last` is its `'last'` value.
+    Ticker {
+        /// `ticker.get('last')`.
+        last: Field,
+    },
+}
+
+impl TickerAnswer {
+    /// The usable price: a finite number greater than zero.
+    pub fn valid_price(&self) -> Option<f64> {
+        match self {
+            TickerAnswer::Ticker { last } => last.as_number().filter(|p| p.is_finite() && *p > 0.0),
+            TickerAnswer::Missing => None,
+        }
+    }
+}
+
+/// Candles `[timestamp_ms, open, high, low, close, volume]` from `get_ohlcv`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ohlcv {
+    /// Rows that had six numbers.
+    pub rows: Vec<[f64; 6]>,
+    /// Why some rows could not be read, if any could not (the data is then not used).
+    pub problem: Option<String>,
+}
+
+/// The exchange operations the manager needs. Implemented over the bot's Python client by the
+/// binding layer and by fakes in tests. A returned `Err` stands for an exception the client raised
+/// (or an answer of the wrong shape); it is never taken as evidence that a position is gone.
+pub trait Exchange: Send + Sync {
+    /// `get_open_positions()`: the open positions, or an error when the answer is not a list.
+    fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>>;
+    /// `get_ticker(symbol)`.
+    fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer>;
+    /// `get_ohlcv(symbol, timeframe=..., limit=...)`.
+    fn get_ohlcv(&self, symbol: &str, timeframe: &str, limit: u32) -> CoreResult<Ohlcv>;
+    /// `close_position(symbol)`: whether the client reports the position closed.
+    fn close_position(&self, symbol: &str) -> CoreResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_syntax() {
+        assert_eq!(Field::Text(" 1.5 ".into()).to_float(), Ok(1.5));
+        assert_eq!(Field::Text("1_000".into()).to_float(), Ok(1000.0));
+        assert!(Field::Text("-inf".into()).to_float().unwrap().is_infinite());
+        assert!(Field::Text("nan".into()).to_float().unwrap().is_nan());
+        assert!(Field::Text("abc".into()).to_float().is_err());
+        assert!(Field::Text("1__0".into()).to_float().is_err());
+        assert!(Field::Text("_1".into()).to_float().is_err());
+        assert!(Field::Text("+-1".into()).to_float().is_err());
+        assert!(matches!(Field::Null.to_float(), Err(CoreError::Type(_))));
+        assert_eq!(Field::Int(3).to_float(), Ok(3.0));
+        assert_eq!(Field::Bool(true).to_float(), Ok(1.0));
+    }
+
+    #[test]
+    fn ticker_price_must_be_positive_and_finite() {
+        let t = |f: Field| TickerAnswer::Ticker { last: f }.valid_price();
+        assert_eq!(t(Field::Number(1.5)), Some(1.5));
+        assert_eq!(t(Field::Int(2)), Some(2.0));
+        assert_eq!(t(Field::Number(0.0)), None);
+        assert_eq!(t(Field::Number(f64::NAN)), None);
+        assert_eq!(t(Field::Number(f64::INFINITY)), None);
+        assert_eq!(t(Field::Text("5".into())), None);
+        assert_eq!(TickerAnswer::Missing.valid_price(), None);
+    }
+
+    #[test]
+    fn display_like_python_str() {
+        assert_eq!(Field::Absent.display(), "None");
+        assert_eq!(Field::Bool(false).display(), "False");
+        assert_eq!(Field::Int(-3).display(), "-3");
+        assert_eq!(Field::Text("x".into()).display(), "x");
+    }
+}

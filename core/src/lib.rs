@@ -20,9 +20,11 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod exits;
 pub mod format;
 pub mod levels;
 pub mod manager;
+pub mod market;
 pub mod position;
 pub mod reconcile;
 

@@ -62,6 +62,10 @@ pub struct PositionState {
     pub profit_acceleration: f64,
     /// Profit targets already taken by partial exits.
     pub partial_exits_taken: i64,
+    /// True when the exchange gave no usable entry price and it was estimated from the price at
+    /// import (§6.18).
+    #[serde(default)]
+    pub entry_price_estimated: bool,
 }
 
 impl PositionState {
@@ -101,6 +105,7 @@ impl PositionState {
             breakeven_moved: false,
             profit_acceleration: 0.0,
             partial_exits_taken: 0,
+            entry_price_estimated: false,
         }
     }
 
@@ -137,7 +142,16 @@ mod tests {
     use super::*;
 
     fn long() -> PositionState {
-        PositionState::new("BTC/USDT:USDT", "long", 100.0, 1.0, 10.0, 95.0, Some(115.0), Timestamp(0))
+        PositionState::new(
+            "BTC/USDT:USDT",
+            "long",
+            100.0,
+            1.0,
+            10.0,
+            95.0,
+            Some(115.0),
+            Timestamp(0),
+        )
     }
 
     #[test]

@@ -1,0 +1,408 @@
+//! `close_position(symbol, reason)`: the original safeguard (a position the exchange no longer
+//! lists is untracked without an order), its log blocks, and the fix of §6.4 (a successful
+//! exchange close always returns its P/L, whatever another thread did to the book meanwhile).
+
+use log::Level;
+
+use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
+use super::Manager;
+use crate::book::{fingerprint_of_state, SharedPosition};
+use crate::error::CoreError;
+use crate::events::EventKind;
+use crate::exchange::RawEntry;
+use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent};
+use crate::reconcile::{fingerprint_of, Snapshot};
+
+use super::update::price_text;
+
+/// How a close ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CloseOutcome {
+    /// Not tracked: nothing to do.
+    NotTracked,
+    /// The exchange no longer lists it: untracked without an order.
+    AlreadyClosed,
+    /// The exchange could not confirm it (failed or malformed answer): kept, nothing sent.
+    Unverified,
+    /// No usable price: kept, nothing sent.
+    NoPrice,
+    /// The client reported failure: kept.
+    Failed,
+    /// Closed on the exchange; the leveraged P/L after fees.
+    Closed(f64),
+}
+
+impl CloseOutcome {
+    /// The original's return value: the P/L for a close, `None` otherwise.
+    pub fn pnl(&self) -> Option<f64> {
+        match self {
+            CloseOutcome::Closed(p) => Some(*p),
+            _ => None,
+        }
+    }
+}
+
+/// Where the exchange stands on one symbol, from a position list.
+enum Presence {
+    Listed,
+    Absent,
+    Unknown,
+}
+
+fn presence(entries: &[RawEntry], symbol: &str) -> Presence {
+    let mut well_formed = true;
+    for e in entries {
+        match e {
+            RawEntry::Position(raw) => match raw.symbol() {
+                Some(s) if s == symbol => return Presence::Listed,
+                Some(_) => {}
+                None => well_formed = false,
+            },
+            RawEntry::NotAMapping(_) => well_formed = false,
+        }
+    }
+    if well_formed {
+        Presence::Absent
+    } else {
+        Presence::Unknown
+    }
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// `close_position(symbol, reason)`.
+    pub fn close_position(&self, symbol: &str, reason: &str) -> CloseOutcome {
+        self.close_with(symbol, reason, None)
+    }
+
+    /// The close, optionally trusting a fresh position list instead of fetching it again (§6.5).
+    pub(crate) fn close_with(
+        &self,
+        symbol: &str,
+        reason: &str,
+        fresh: Option<&Snapshot>,
+    ) -> CloseOutcome {
+        let Some((position, _handle)) = self.book().get(symbol) else {
+            self.log(Channel::Main, Level::Debug, || {
+                format!("Position {symbol} not in local tracking, already closed")
+            });
+            return CloseOutcome::NotTracked;
+        };
+        match self.close_tracked(symbol, reason, &position, fresh) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!("Error closing position: {e}")
+                });
+                self.log(Channel::Position, Level::Error, || {
+                    format!("✗ FAILED to close position: {e}")
+                });
+                self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
+                CloseOutcome::Failed
+            }
+        }
+    }
+
+    fn close_tracked(
+        &self,
+        symbol: &str,
+        reason: &str,
+        position: &SharedPosition,
+        fresh: Option<&Snapshot>,
+    ) -> Result<CloseOutcome, CoreError> {
+        let (presence, listed_fp) = match fresh.filter(|s| s.contains(symbol)) {
+            Some(snap) => (
+                Presence::Listed,
+                snap.present.get(symbol).cloned().flatten(),
+            ),
+            None => {
+                let entries = self.exchange().get_open_positions()?;
+                let fp = entries.iter().find_map(|e| match e {
+                    RawEntry::Position(raw) if raw.symbol() == Some(symbol) => {
+                        fingerprint_of(&raw.side, &raw.contracts, &raw.entry_price)
+                    }
+                    _ => None,
+                });
+                (presence(&entries, symbol), fp)
+            }
+        };
+        drop(listed_fp);
+        match presence {
+            Presence::Listed => {}
+            Presence::Unknown => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Cannot verify {symbol} on exchange (malformed position list), keeping it and not closing this time"
+                    )
+                });
+                return Ok(CloseOutcome::Unverified);
+            }
+            Presence::Absent => {
+                self.untrack_closed_externally(symbol, position);
+                return Ok(CloseOutcome::AlreadyClosed);
+            }
+        }
+
+        let (side, entry, entry_time) = {
+            let p = position.lock();
+            (p.side.clone(), p.entry_price, p.entry_time)
+        };
+        let side_upper = side.to_uppercase();
+        self.log(Channel::Position, Level::Info, || format!("\n{RULE}"));
+        self.log(Channel::Position, Level::Info, || {
+            format!("CLOSING POSITION: {symbol}")
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Reason: {reason}")
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Side: {side_upper}")
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Entry Price: {}", format_price(entry))
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Entry Time: {}", entry_time.format_seconds())
+        });
+
+        let price = match self.exchange().get_ticker(symbol)? {
+            crate::exchange::TickerAnswer::Missing => {
+                self.log(Channel::Position, Level::Error, || {
+                    "  ✗ Failed to get ticker".to_owned()
+                });
+                return Ok(CloseOutcome::NoPrice);
+            }
+            answer => match answer.valid_price() {
+                Some(p) => p,
+                None => {
+                    let shown = match &answer {
+                        crate::exchange::TickerAnswer::Ticker { last } => last.display(),
+                        crate::exchange::TickerAnswer::Missing => "None".to_owned(),
+                    };
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Invalid price for {symbol}: {shown}")
+                    });
+                    self.log(Channel::Position, Level::Error, || {
+                        format!("  ✗ Invalid price: {shown}")
+                    });
+                    return Ok(CloseOutcome::NoPrice);
+                }
+            },
+        };
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Exit Price: {}", format_price(price))
+        });
+
+        let figures = CloseFigures::at(position, price, self.now());
+        self.log_pnl_lines(&figures, true);
+        self.log(Channel::Position, Level::Info, || {
+            format!(
+                "  Max Favorable Excursion: {}",
+                py_percent(figures.mfe, 2, false)
+            )
+        });
+        self.log(Channel::Position, Level::Info, || {
+            "  Closing position on exchange...".to_owned()
+        });
+
+        if !self.exchange().close_position(symbol)? {
+            self.log(Channel::Position, Level::Error, || {
+                "  ✗ Failed to close position on exchange".to_owned()
+            });
+            return Ok(CloseOutcome::Failed);
+        }
+        self.log(Channel::Position, Level::Info, || {
+            "  ✓ Position closed on exchange".to_owned()
+        });
+        if reason == "stop_loss" || reason == "take_profit" {
+            self.log_trigger_block(symbol, reason, position, price, &figures);
+        }
+        self.log(Channel::Main, Level::Info, || {
+            format!(
+                "Closed {side} position: {symbol} @ {}, Entry: {}, P/L: {} (after fees), Reason: {reason}",
+                format_price(price),
+                format_price(entry),
+                py_percent(figures.rf, 2, false)
+            )
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!(
+                "✓ Position closed successfully at {}",
+                self.now().format_seconds()
+            )
+        });
+        self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
+        // The exchange close succeeded: the P/L is returned even if another thread untracked or
+        // replaced the entry meanwhile (§6.4); only this very position is removed.
+        let removed = self.book().remove_if_same(symbol, position);
+        self.record(
+            symbol,
+            position,
+            EventKind::Closed,
+            reason,
+            Some(figures.rf),
+        );
+        drop(removed);
+        Ok(CloseOutcome::Closed(figures.rf))
+    }
+
+    /// Untracks a position the exchange no longer lists, with the original's log block.
+    fn untrack_closed_externally(&self, symbol: &str, position: &SharedPosition) {
+        self.log(Channel::Main, Level::Info, || {
+            format!("Position {symbol} not found on exchange (already closed externally), removing from tracking")
+        });
+        self.log(Channel::Position, Level::Info, || format!("\n{RULE}"));
+        self.log(Channel::Position, Level::Info, || {
+            format!("POSITION ALREADY CLOSED: {symbol}")
+        });
+        self.log(Channel::Position, Level::Info, || {
+            "  Position was closed externally (manually or liquidation)".to_owned()
+        });
+        self.log(Channel::Position, Level::Info, || {
+            "  Removing from local tracking without P/L calculation".to_owned()
+        });
+        self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
+        let fingerprint = fingerprint_of_state(&position.lock());
+        if let Some((p, handle, evicted)) =
+            self.book().bury(symbol, position, fingerprint, self.now())
+        {
+            self.record(symbol, &p, EventKind::Removed, "closed_externally", None);
+            drop((handle, evicted));
+        }
+    }
+
+    fn log_pnl_lines(&self, f: &CloseFigures, with_duration: bool) {
+        self.log(Channel::Position, Level::Info, || {
+            format!(
+                "  P/L (before fees): {} ({})",
+                py_percent(f.r, 2, true),
+                format_pnl_usd(f.pnl_usd)
+            )
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Trading fees: -0.12% ({})", format_pnl_usd(-f.fees_usd))
+        });
+        self.log(Channel::Position, Level::Info, || {
+            format!(
+                "  P/L (after fees): {} ({})",
+                py_percent(f.rf, 2, true),
+                format_pnl_usd(f.net)
+            )
+        });
+        if with_duration {
+            self.log(Channel::Position, Level::Info, || {
+                format!("  Duration: {} minutes", py_fixed(f.duration_mins, 1))
+            });
+        }
+    }
+
+    fn log_trigger_block(
+        &self,
+        symbol: &str,
+        reason: &str,
+        position: &SharedPosition,
+        price: f64,
+        f: &CloseFigures,
+    ) {
+        if !self.config().loggers.enabled(Channel::Order, Level::Info) {
+            return;
+        }
+        let p = position.lock().clone();
+        let is_stop = reason == "stop_loss";
+        let lines = [
+            RULE.to_owned(),
+            format!(
+                "{} TRIGGERED: {symbol}",
+                if is_stop { "STOP LOSS" } else { "TAKE PROFIT" }
+            ),
+            THIN_RULE.to_owned(),
+            format!("  Symbol: {symbol}"),
+            format!("  Position Side: {}", p.side.to_uppercase()),
+            format!("  Entry Price: {}", format_price(p.entry_price)),
+            format!("  Exit Price: {}", format_price(price)),
+            format!("  Amount: {} contracts", price_text(p.amount)),
+            format!("  Leverage: {}x", leverage_text(p.leverage)),
+        ];
+        for line in lines {
+            self.log(Channel::Order, Level::Info, || line);
+        }
+        let (target_line, trigger) = if is_stop {
+            (
+                format!("  Stop Loss Price: {}", format_price(p.stop_loss)),
+                if p.is_long() {
+                    "  Trigger: Price fell below stop loss"
+                } else {
+                    "  Trigger: Price rose above stop loss"
+                },
+            )
+        } else {
+            (
+                format!(
+                    "  Take Profit Price: {}",
+                    p.take_profit
+                        .map_or_else(|| "None".to_owned(), format_price)
+                ),
+                if p.is_long() {
+                    "  Trigger: Price rose above take profit"
+                } else {
+                    "  Trigger: Price fell below take profit"
+                },
+            )
+        };
+        self.log(Channel::Order, Level::Info, || target_line);
+        self.say_order(trigger);
+        let lines = [
+            format!(
+                "  P/L (before fees): {} ({})",
+                py_percent(f.r, 2, true),
+                format_pnl_usd(f.pnl_usd)
+            ),
+            format!("  Trading fees: -0.12% ({})", format_pnl_usd(-f.fees_usd)),
+            format!(
+                "  P/L (after fees): {} ({})",
+                py_percent(f.rf, 2, true),
+                format_pnl_usd(f.net)
+            ),
+            format!("  Duration: {} minutes", py_fixed(f.duration_mins, 1)),
+            format!("  Timestamp: {}", self.now().format_seconds()),
+            RULE.to_owned(),
+            String::new(),
+        ];
+        for line in lines {
+            self.log(Channel::Order, Level::Info, || line);
+        }
+    }
+
+    fn say_order(&self, line: &str) {
+        self.config().loggers.say(Channel::Order, Level::Info, line);
+    }
+}
+
+/// The figures of a close, computed as the original does (at the ticker price).
+pub(crate) struct CloseFigures {
+    pub(crate) r: f64,
+    pub(crate) rf: f64,
+    pub(crate) pnl_usd: f64,
+    pub(crate) fees_usd: f64,
+    pub(crate) net: f64,
+    pub(crate) duration_mins: f64,
+    pub(crate) mfe: f64,
+}
+
+impl CloseFigures {
+    pub(crate) fn at(position: &SharedPosition, price: f64, now: crate::clock::Timestamp) -> Self {
+        let p = position.lock();
+        let u = p.pnl(price, false);
+        let value = p.amount * p.entry_price;
+        let pnl_usd = u * value * p.leverage;
+        let fees_usd = value * crate::position::ROUND_TRIP_FEE * p.leverage;
+        CloseFigures {
+            r: p.leveraged_pnl(price, false),
+            rf: p.leveraged_pnl(price, true),
+            pnl_usd,
+            fees_usd,
+            net: pnl_usd - fees_usd,
+            duration_mins: now.minutes_since(p.entry_time),
+            mfe: p.max_favorable_excursion,
+        }
+    }
+}

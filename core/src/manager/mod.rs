@@ -1,0 +1,250 @@
+//! Orchestration: the position manager as explicit steps over the book, the exchange and the clock.
+//!
+//! - [`update`]: the update cycle (`update_positions()`), driven one step at a time;
+//! - [`close`]: `close_position` with the original safeguard and log blocks;
+//! - [`sync`]: `sync_existing_positions` and `reconcile_positions` (imports and orphan removal);
+//! - [`messages`]: loggers and Python-style text.
+//!
+//! Rules kept throughout (DESIGN.md): no lock is held while the exchange is called or a record is
+//! logged; a failed or malformed exchange answer never removes a position; every change of the
+//! book is an event.
+
+pub mod close;
+pub mod messages;
+pub mod sync;
+pub mod update;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::book::{Book, SharedPosition};
+use crate::clock::{Clock, Timestamp};
+use crate::error::{CoreError, CoreResult};
+use crate::events::{Event, EventKind, EventLog};
+use crate::exchange::Exchange;
+use crate::reconcile::Policy;
+
+pub use close::CloseOutcome;
+pub use messages::{Channel, Loggers};
+pub use update::{Closed, UpdateCycle};
+
+/// Makes the caller's handle for a position the manager creates (the binding makes a Python
+/// `Position` object sharing the state). Called without any lock held.
+pub trait HandleFactory<H>: Send + Sync {
+    /// A handle for a new position.
+    fn make(&self, position: &SharedPosition) -> CoreResult<H>;
+}
+
+/// Manager settings; [`Default`] reproduces the original.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManagerConfig {
+    /// Base trailing distance (fraction of price), the original's second constructor argument.
+    pub trailing_stop_percentage: f64,
+    /// Consecutive successful snapshots without a position before it is removed.
+    pub missing_confirmations: u32,
+    /// Pauses (seconds) after each failed ticker attempt; one more attempt than pauses.
+    pub ticker_retry_delays: Vec<f64>,
+    /// A close inside an update cycle reuses the cycle's position list when it is at most this
+    /// old (seconds) instead of fetching it again; 0 always fetches (the original).
+    pub snapshot_reuse_seconds: f64,
+    /// Logger names.
+    pub loggers: Loggers,
+    /// Events kept in the history.
+    pub event_capacity: usize,
+    /// Removed positions kept for restoration.
+    pub tombstone_limit: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            trailing_stop_percentage: 0.02,
+            missing_confirmations: 1,
+            ticker_retry_delays: vec![0.5, 1.0],
+            snapshot_reuse_seconds: 5.0,
+            loggers: Loggers::default(),
+            event_capacity: 10_000,
+            tombstone_limit: 1_000,
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// Checks the settings; the error names the setting and the value.
+    pub fn validate(&self) -> CoreResult<()> {
+        let t = self.trailing_stop_percentage;
+        if !t.is_finite() || t < 0.0 {
+            return Err(CoreError::Value(format!(
+                "trailing_stop_percentage must be a finite number >= 0, got {t}"
+            )));
+        }
+        if self.missing_confirmations == 0 {
+            return Err(CoreError::Value(
+                "missing_confirmations must be at least 1, got 0".to_owned(),
+            ));
+        }
+        if let Some(d) = self
+            .ticker_retry_delays
+            .iter()
+            .find(|d| !d.is_finite() || **d < 0.0)
+        {
+            return Err(CoreError::Value(format!(
+                "ticker_retry_delays must be finite numbers >= 0, got {d}"
+            )));
+        }
+        let s = self.snapshot_reuse_seconds;
+        if !s.is_finite() || s < 0.0 {
+            return Err(CoreError::Value(format!(
+                "snapshot_reuse_seconds must be a finite number >= 0, got {s}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The position manager core. `H` is the handle type the caller stores per position.
+pub struct Manager<H> {
+    exchange: Arc<dyn Exchange>,
+    book: Book<H>,
+    events: EventLog,
+    clock: Arc<dyn Clock>,
+    handles: Arc<dyn HandleFactory<H>>,
+    trailing_bits: AtomicU64,
+    config: ManagerConfig,
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// A manager over `exchange` reading time from `clock`; `handles` makes handles for imported
+    /// positions.
+    pub fn new(
+        exchange: Arc<dyn Exchange>,
+        config: ManagerConfig,
+        clock: Arc<dyn Clock>,
+        handles: Arc<dyn HandleFactory<H>>,
+    ) -> CoreResult<Self> {
+        config.validate()?;
+        Ok(Manager {
+            exchange,
+            book: Book::new(config.tombstone_limit),
+            events: EventLog::new(config.event_capacity),
+            clock,
+            handles,
+            trailing_bits: AtomicU64::new(config.trailing_stop_percentage.to_bits()),
+            config,
+        })
+    }
+
+    /// The book.
+    pub fn book(&self) -> &Book<H> {
+        &self.book
+    }
+
+    /// The event history.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The settings the manager was made with.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The exchange.
+    pub fn exchange(&self) -> &Arc<dyn Exchange> {
+        &self.exchange
+    }
+
+    /// The current time of the manager's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The current base trailing distance.
+    pub fn trailing_stop_percentage(&self) -> f64 {
+        f64::from_bits(self.trailing_bits.load(Ordering::Relaxed))
+    }
+
+    /// Changes the base trailing distance (takes effect from the next position update).
+    pub fn set_trailing_stop_percentage(&self, value: f64) -> CoreResult<()> {
+        if !value.is_finite() || value < 0.0 {
+            return Err(CoreError::Value(format!(
+                "trailing_stop_percentage must be a finite number >= 0, got {value}"
+            )));
+        }
+        self.trailing_bits.store(value.to_bits(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            missing_confirmations: self.config.missing_confirmations,
+        }
+    }
+
+    fn log(&self, channel: Channel, level: log::Level, message: impl FnOnce() -> String) {
+        self.config.loggers.emit(channel, level, message);
+    }
+
+    /// Records an event with the position's current state (locks the position briefly).
+    pub fn record(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        kind: EventKind,
+        reason: &str,
+        pnl: Option<f64>,
+    ) -> Event {
+        let state = position.lock().clone();
+        self.events
+            .record(self.clock.now(), symbol, kind, reason, pnl, state)
+    }
+
+    /// `get_open_positions_count()`.
+    pub fn open_positions_count(&self) -> usize {
+        self.book.len()
+    }
+
+    /// `validate_position_parameters(symbol, amount, leverage, stop_loss_percentage)` with the
+    /// original's order of checks and messages. `amount_text`/`leverage_text`/`stop_text` are the
+    /// arguments as Python prints them.
+    pub fn validate_position_parameters(
+        &self,
+        symbol: &str,
+        amount: (f64, &str),
+        leverage: (f64, &str),
+        stop_loss_percentage: (f64, &str),
+    ) -> (bool, String) {
+        if amount.0 <= 0.0 {
+            return (
+                false,
+                format!("Invalid amount: {} (must be positive)", amount.1),
+            );
+        }
+        if leverage.0 < 1.0 || leverage.0 > 125.0 {
+            return (
+                false,
+                format!(
+                    "Invalid leverage: {}x (must be between 1 and 125)",
+                    leverage.1
+                ),
+            );
+        }
+        if stop_loss_percentage.0 <= 0.0 || stop_loss_percentage.0 >= 1.0 {
+            return (
+                false,
+                format!(
+                    "Invalid stop loss percentage: {} (must be between 0 and 1)",
+                    stop_loss_percentage.1
+                ),
+            );
+        }
+        if self.book.contains(symbol) {
+            return (false, format!("Position for {symbol} already exists"));
+        }
+        (true, "Valid parameters".to_owned())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+

@@ -1,0 +1,125 @@
+//! A scripted fake exchange and helpers for the manager's tests.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{HandleFactory, Manager, ManagerConfig};
+use crate::book::SharedPosition;
+use crate::clock::{ManualClock, Timestamp};
+use crate::error::{CoreError, CoreResult};
+use crate::exchange::{Exchange, Field, Ohlcv, RawEntry, RawPosition, TickerAnswer};
+
+/// Handles are plain numbers in core tests.
+pub struct Counter(Mutex<u32>);
+
+impl HandleFactory<u32> for Counter {
+    fn make(&self, _position: &SharedPosition) -> CoreResult<u32> {
+        let mut n = self.0.lock();
+        *n += 1;
+        Ok(1000 + *n)
+    }
+}
+
+/// What the fake answers; scripted answers for `get_open_positions` are used first.
+#[derive(Default)]
+pub struct FakeState {
+    pub positions: Vec<RawEntry>,
+    pub scripted: VecDeque<CoreResult<Vec<RawEntry>>>,
+    pub price: Option<f64>,
+    pub close_ok: bool,
+    pub calls: Vec<String>,
+    /// Runs inside `get_open_positions` (to simulate other threads acting meanwhile).
+    pub during_fetch: Option<Box<dyn FnMut() + Send>>,
+    /// Runs inside `close_position`, before it answers (to simulate another thread acting while
+    /// the exchange close is in flight).
+    pub during_close: Option<Box<dyn FnMut() + Send>>,
+}
+
+/// A fake exchange.
+#[derive(Default, Clone)]
+pub struct Fake(pub Arc<Mutex<FakeState>>);
+
+impl Fake {
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().calls.clone()
+    }
+}
+
+pub fn listed(symbol: &str, side: &str, contracts: f64, entry: f64) -> RawEntry {
+    let mut raw = RawPosition::with_symbol(symbol);
+    raw.side = Field::Text(side.into());
+    raw.contracts = Field::Number(contracts);
+    raw.entry_price = Field::Number(entry);
+    raw.leverage = Field::Number(10.0);
+    RawEntry::Position(Box::new(raw))
+}
+
+impl Exchange for Fake {
+    fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>> {
+        let hook = {
+            let mut s = self.0.lock();
+            s.calls.push("get_open_positions".into());
+            s.during_fetch.take()
+        };
+        if let Some(mut f) = hook {
+            f();
+        }
+        let mut s = self.0.lock();
+        match s.scripted.pop_front() {
+            Some(answer) => answer,
+            None => Ok(s.positions.clone()),
+        }
+    }
+
+    fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {
+        let mut s = self.0.lock();
+        s.calls.push(format!("get_ticker {symbol}"));
+        Ok(match s.price {
+            Some(p) => TickerAnswer::Ticker {
+                last: Field::Number(p),
+            },
+            None => TickerAnswer::Missing,
+        })
+    }
+
+    fn get_ohlcv(&self, symbol: &str, _timeframe: &str, _limit: u32) -> CoreResult<Ohlcv> {
+        self.0.lock().calls.push(format!("get_ohlcv {symbol}"));
+        Ok(Ohlcv::default())
+    }
+
+    fn close_position(&self, symbol: &str) -> CoreResult<bool> {
+        let hook = {
+            let mut s = self.0.lock();
+            s.calls.push(format!("close_position {symbol}"));
+            s.during_close.take()
+        };
+        if let Some(mut f) = hook {
+            f();
+        }
+        Ok(self.0.lock().close_ok)
+    }
+}
+
+pub fn network_error() -> CoreError {
+    CoreError::Exchange {
+        kind: "NetworkError".into(),
+        message: "timeout".into(),
+    }
+}
+
+/// A manager over `fake` with no retry pauses and a manual clock at T0.
+pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
+    let config = ManagerConfig {
+        ticker_retry_delays: vec![0.0, 0.0],
+        ..config
+    };
+    Manager::new(
+        Arc::new(fake.clone()),
+        config,
+        Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000))),
+        Arc::new(Counter(Mutex::new(0))),
+    )
+    .expect("valid config")
+}

@@ -1,0 +1,477 @@
+//! The update cycle (`update_positions()`), as explicit steps driven by the caller.
+//!
+//! [`Manager::begin_update`] does no work; each [`Manager::next_closed`] call advances until a
+//! position has been closed (and returns it) or the cycle is over. That gives the Python layer
+//! the original generator's semantics: nothing happens before iteration starts, and each closed
+//! position reaches the caller before the next one is examined.
+//!
+//! Phases, as the original: A) fetch the exchange's open positions and drop what it no longer
+//! lists; B) take the list of symbols; C) per symbol: price (with retries), market data, trailing
+//! stop, exit check, close; D) closing separator.
+
+use std::time::{Duration, Instant};
+
+use log::Level;
+
+use super::messages::{leverage_text, py_set_repr, Channel, RULE};
+use super::Manager;
+use crate::book::SharedPosition;
+use crate::error::CoreError;
+use crate::events::EventKind;
+use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
+use crate::reconcile::Snapshot;
+
+/// A position the cycle closed: what `update_positions()` yields.
+#[derive(Clone, Debug)]
+pub struct Closed<H> {
+    /// Book key.
+    pub symbol: String,
+    /// Leveraged P/L after fees returned by the close.
+    pub pnl: f64,
+    /// The handle of the closed position (the same Python object that was in the book).
+    pub handle: H,
+}
+
+/// The exchange's position list as fetched at the start of a cycle.
+#[derive(Debug)]
+pub(crate) struct CycleSnapshot {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) taken_at: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Stage {
+    NotStarted,
+    Positions,
+    Done,
+}
+
+/// The state of one update cycle; see [`Manager::begin_update`].
+#[derive(Debug)]
+pub struct UpdateCycle {
+    stage: Stage,
+    keys: Vec<String>,
+    next: usize,
+    snapshot: Option<CycleSnapshot>,
+}
+
+impl UpdateCycle {
+    /// Whether the cycle has finished.
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    /// Ends the cycle where it stands (generator `close()`); the rest waits for the next cycle.
+    pub fn finish_without_work(&mut self) {
+        self.stage = Stage::Done;
+    }
+}
+
+/// How a price fetch ended.
+enum PriceFetch {
+    Price(f64),
+    Failed,
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// A new cycle; no work is done until [`Manager::next_closed`] is called.
+    pub fn begin_update(&self) -> UpdateCycle {
+        UpdateCycle {
+            stage: Stage::NotStarted,
+            keys: Vec::new(),
+            next: 0,
+            snapshot: None,
+        }
+    }
+
+    /// Advances `cycle` until a position closes (returned) or the cycle ends (`None`).
+    pub fn next_closed(&self, cycle: &mut UpdateCycle) -> Option<Closed<H>> {
+        if cycle.stage == Stage::NotStarted {
+            cycle.snapshot = self.remove_closed_externally();
+            cycle.keys = self.book().keys();
+            let n = cycle.keys.len();
+            if n > 0 {
+                self.log(Channel::Position, Level::Info, || format!("\n{RULE}"));
+                self.log(Channel::Position, Level::Info, || {
+                    format!(
+                        "UPDATING {n} OPEN POSITION(S) - {}",
+                        self.now().format_seconds()
+                    )
+                });
+                self.log(Channel::Position, Level::Info, || RULE.to_owned());
+            }
+            cycle.stage = Stage::Positions;
+        }
+        if cycle.stage == Stage::Positions {
+            while cycle.next < cycle.keys.len() {
+                let symbol = std::mem::take(&mut cycle.keys[cycle.next]);
+                cycle.next += 1;
+                if let Some(closed) = self.update_one(&symbol, cycle.snapshot.as_ref()) {
+                    return Some(closed);
+                }
+            }
+            if !self.book().is_empty() {
+                self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
+            }
+            cycle.stage = Stage::Done;
+        }
+        None
+    }
+
+    /// Runs a whole cycle and returns everything it closed.
+    pub fn update_all(&self) -> Vec<Closed<H>> {
+        let mut cycle = self.begin_update();
+        let mut out = Vec::new();
+        while let Some(c) = self.next_closed(&mut cycle) {
+            out.push(c);
+        }
+        out
+    }
+
+    /// Phase A: one `get_open_positions()`; tracked positions it no longer lists are removed
+    /// (subject to the reconciliation rules). Returns the snapshot when the answer was usable.
+    fn remove_closed_externally(&self) -> Option<CycleSnapshot> {
+        let mark = self.book().seq_mark();
+        let entries = match self.exchange().get_open_positions() {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Unable to verify positions on exchange during update: {e}")
+                });
+                return None;
+            }
+        };
+        let taken_at = Instant::now();
+        let snapshot = Snapshot::from_entries(&entries, mark);
+        self.apply_snapshot(&snapshot, "closed_externally");
+        Some(CycleSnapshot { snapshot, taken_at })
+    }
+
+    /// Applies a successful snapshot to the book and reports what it did.
+    pub(crate) fn apply_snapshot(&self, snapshot: &Snapshot, removal_reason: &str) {
+        for warning in &snapshot.warnings {
+            self.log(Channel::Main, Level::Warn, || warning.clone());
+        }
+        if !snapshot.well_formed {
+            self.log(Channel::Main, Level::Warn, || {
+                "Exchange position list has malformed entries: no position is removed this cycle"
+                    .to_owned()
+            });
+        }
+        let (outcome, evicted) = self.book().reconcile(snapshot, self.policy(), self.now());
+        drop(evicted);
+        if !outcome.removed.is_empty() {
+            let symbols: Vec<&str> = outcome.removed.iter().map(|r| r.0.as_str()).collect();
+            self.log(Channel::Main, Level::Info, || {
+                format!(
+                    "Cleaning up {} positions that were closed externally: {}",
+                    symbols.len(),
+                    py_set_repr(&symbols)
+                )
+            });
+            for (symbol, position, _, _) in &outcome.removed {
+                self.log(Channel::Position, Level::Info, || {
+                    format!("Removing externally closed position from tracking: {symbol}")
+                });
+                self.record(symbol, position, EventKind::Removed, removal_reason, None);
+            }
+        }
+        for (symbol, missing) in &outcome.pending {
+            let needed = self.config().missing_confirmations;
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Position {symbol} not reported by the exchange ({missing}/{needed}); keeping it until confirmed"
+                )
+            });
+        }
+        for (symbol, position, _) in &outcome.restored {
+            self.log(Channel::Main, Level::Info, || {
+                format!(
+                    "Restored position {symbol}: the exchange reports it again unchanged, keeping its state"
+                )
+            });
+            self.record(
+                symbol,
+                position,
+                EventKind::Restored,
+                "reported_again",
+                None,
+            );
+        }
+    }
+
+    /// Phase C for one symbol.
+    fn update_one(&self, symbol: &str, snapshot: Option<&CycleSnapshot>) -> Option<Closed<H>> {
+        let (position, handle) = self.book().get(symbol)?;
+        let mut price_seen = None;
+        match self.update_position(symbol, &position, snapshot, &mut price_seen) {
+            Ok(Some(pnl)) => Some(Closed {
+                symbol: symbol.to_owned(),
+                pnl,
+                handle,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                self.report_update_error(symbol, &position, price_seen, &e);
+                None
+            }
+        }
+    }
+
+    /// The per-position step. `Ok(Some(pnl))` when it closed the position.
+    fn update_position(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        snapshot: Option<&CycleSnapshot>,
+        price_seen: &mut Option<f64>,
+    ) -> Result<Option<f64>, CoreError> {
+        let (side, entry, amount, leverage, entry_time) = {
+            let p = position.lock();
+            (
+                p.side.to_uppercase(),
+                p.entry_price,
+                p.amount,
+                p.leverage,
+                p.entry_time,
+            )
+        };
+        self.log(Channel::Position, Level::Info, || {
+            format!("\n--- Position: {symbol} ({side}) ---")
+        });
+        if self
+            .config()
+            .loggers
+            .enabled(Channel::Position, Level::Debug)
+        {
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Entry Price: {}", format_price(entry))
+            });
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Amount: {} contracts", py_fixed(amount, 4))
+            });
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Leverage: {}x", leverage_text(leverage))
+            });
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Entry Time: {}", entry_time.format_seconds())
+            });
+        }
+
+        let price = match self.fetch_price(symbol) {
+            PriceFetch::Price(p) => p,
+            PriceFetch::Failed => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("All ticker retries failed for {symbol}, skipping position update this cycle")
+                });
+                self.log(Channel::Position, Level::Warn, || {
+                    "  ⚠ API failed to fetch price - SKIPPING update to avoid using stale data"
+                        .to_owned()
+                });
+                self.log(Channel::Position, Level::Warn, || {
+                    "  ⚠ Stop loss protection: Will retry on next cycle".to_owned()
+                });
+                return Ok(None);
+            }
+        };
+        *price_seen = Some(price);
+        self.log(Channel::Position, Level::Info, || {
+            format!("  Current Price: {}", format_price(price))
+        });
+        if self
+            .config()
+            .loggers
+            .enabled(Channel::Position, Level::Info)
+        {
+            let (r, pnl_usd, stop, tp, mfe) = {
+                let p = position.lock();
+                let u = p.pnl(price, false);
+                let value = p.amount * p.entry_price;
+                (
+                    p.leveraged_pnl(price, false),
+                    u * value * p.leverage,
+                    p.stop_loss,
+                    p.take_profit,
+                    p.max_favorable_excursion,
+                )
+            };
+            self.log(Channel::Position, Level::Info, || {
+                format!(
+                    "  Current P/L: {} ({})",
+                    py_percent(r, 2, true),
+                    format_pnl_usd(pnl_usd)
+                )
+            });
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Stop Loss: {}", format_price(stop))
+            });
+            // The original crashed here on a missing take profit (§6.19); we print None.
+            self.log(Channel::Position, Level::Debug, || {
+                format!(
+                    "  Take Profit: {}",
+                    tp.map_or_else(|| "None".to_owned(), format_price)
+                )
+            });
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Max Favorable Excursion: {}", py_percent(mfe, 2, false))
+            });
+        }
+
+        let trailing = self.trailing_stop_percentage();
+        match self.exchange().get_ohlcv(symbol, "1h", 100) {
+            Err(e) => {
+                // Only errors the client lets through reach this branch (ccxt AuthenticationError
+                // with the original client); the original then checks the simple exits only.
+                let kind = e.kind_name().to_owned();
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("API error getting OHLCV for {symbol}: {kind}: {e}")
+                });
+                self.log(Channel::Position, Level::Debug, || {
+                    format!("  Using simple trailing stop (OHLCV API error: {kind})")
+                });
+                position
+                    .lock()
+                    .update_trailing_stop(price, trailing, 0.03, 0.0)?;
+                return Ok(self.check_exit_and_close(symbol, position, price, snapshot));
+            }
+            Ok(ohlcv) => {
+                let why = if ohlcv.problem.is_some() {
+                    let problem = ohlcv.problem.clone().unwrap_or_default();
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Malformed OHLCV data for {symbol}, ignoring it: {problem}")
+                    });
+                    "indicators failed"
+                } else {
+                    "no market data"
+                };
+                self.log(Channel::Position, Level::Debug, || {
+                    format!("  Using simple trailing stop ({why})")
+                });
+                position
+                    .lock()
+                    .update_trailing_stop(price, trailing, 0.03, 0.0)?;
+            }
+        }
+
+        let still_tracked = self
+            .book()
+            .get(symbol)
+            .is_some_and(|(p, _)| std::sync::Arc::ptr_eq(&p, position));
+        if !still_tracked {
+            self.log(Channel::Position, Level::Debug, || {
+                format!("  Position {symbol} was closed during update cycle, skipping")
+            });
+            return Ok(None);
+        }
+        Ok(self.check_exit_and_close(symbol, position, price, snapshot))
+    }
+
+    /// `should_close` and, when it says so, the close. Returns the realised P/L of a close.
+    fn check_exit_and_close(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        price: f64,
+        snapshot: Option<&CycleSnapshot>,
+    ) -> Option<f64> {
+        let check = position.lock().should_close(price);
+        if check.close {
+            self.log(Channel::Position, Level::Info, || {
+                format!("  ✓ Closing position: {}", check.reason)
+            });
+            let fresh = snapshot.filter(|s| {
+                s.taken_at.elapsed().as_secs_f64() <= self.config().snapshot_reuse_seconds
+            });
+            self.close_with(symbol, check.reason, fresh.map(|s| &s.snapshot))
+                .pnl()
+        } else {
+            self.log(Channel::Position, Level::Info, || {
+                "  ✓ Position still open and healthy".to_owned()
+            });
+            None
+        }
+    }
+
+    /// The ticker with the original's retries: attempts = pauses + 1.
+    fn fetch_price(&self, symbol: &str) -> PriceFetch {
+        let delays = &self.config().ticker_retry_delays;
+        for attempt in 0..=delays.len() {
+            let n = attempt + 1;
+            match self.exchange().get_ticker(symbol) {
+                Ok(answer) => {
+                    if let Some(p) = answer.valid_price() {
+                        return PriceFetch::Price(p);
+                    }
+                    match answer {
+                        crate::exchange::TickerAnswer::Missing => {
+                            self.log(Channel::Position, Level::Debug, || {
+                                format!("  Attempt {n}: API returned None")
+                            });
+                        }
+                        crate::exchange::TickerAnswer::Ticker { last } => {
+                            self.log(Channel::Position, Level::Debug, || {
+                                format!(
+                                    "  Attempt {n}: Invalid price in ticker: {}",
+                                    last.display()
+                                )
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.log(Channel::Position, Level::Debug, || {
+                        format!("  Attempt {n}: API error: {}", e.kind_name())
+                    });
+                }
+            }
+            if let Some(delay) = delays.get(attempt) {
+                if *delay > 0.0 {
+                    std::thread::sleep(Duration::from_secs_f64(*delay));
+                }
+            }
+        }
+        PriceFetch::Failed
+    }
+
+    /// The original's per-position error handler, with its fallback trailing update. Unlike the
+    /// original (§6.10) the fallback only ever uses this position's own price.
+    fn report_update_error(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        price: Option<f64>,
+        e: &CoreError,
+    ) {
+        let kind = e.kind_name().to_owned();
+        self.log(Channel::Main, Level::Error, || {
+            format!("Error updating position {symbol}: {kind}: {e}")
+        });
+        self.log(Channel::Position, Level::Error, || {
+            format!("  ✗ Error updating position: {kind}: {e}")
+        });
+        let Some(price) = price else { return };
+        let trailing = self.trailing_stop_percentage();
+        let fallback = position
+            .lock()
+            .update_trailing_stop(price, trailing, 0.03, 0.0);
+        match fallback {
+            Ok(()) => self.log(Channel::Position, Level::Info, || {
+                "  ✓ Fallback: Applied simple trailing stop update".to_owned()
+            }),
+            Err(err) => {
+                let kind = err.kind_name().to_owned();
+                self.log(Channel::Main, Level::Error, || {
+                    format!("Fallback update also failed for {symbol}: {kind}: {err}")
+                });
+                self.log(Channel::Position, Level::Error, || {
+                    format!("  ✗ Fallback update failed: {kind}")
+                });
+            }
+        }
+    }
+}
+
+/// Python's `str()` of a float price, for messages that print raw values.
+pub(crate) fn price_text(x: f64) -> String {
+    py_repr_float(x)
+}

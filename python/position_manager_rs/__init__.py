@@ -1,0 +1,38 @@
+"""position_manager_rs: a drop-in, Rust-powered PositionManager for crypto-futures trading bots.
+
+Replace the bot's import with::
+
+    from position_manager_rs import PositionManager, Position
+
+The manager keeps the bot's open positions in a thread-safe book, drops positions the exchange no
+longer reports (never on a failed or malformed answer), moves trailing stops and take profits, and
+closes positions through the bot's own exchange client.
+"""
+
+from collections.abc import MutableMapping
+
+from ._core import (
+    Position,
+    PositionManager,
+    PositionsView,
+    UpdateIterator,
+    __version__,
+    format_pnl_usd,
+    format_price,
+    refresh_logging,
+)
+from .protocols import ExchangeClient
+
+MutableMapping.register(PositionsView)
+
+__all__ = [
+    "ExchangeClient",
+    "Position",
+    "PositionManager",
+    "PositionsView",
+    "UpdateIterator",
+    "__version__",
+    "format_pnl_usd",
+    "format_price",
+    "refresh_logging",
+]

@@ -1,0 +1,67 @@
+"""Test helpers: control the clock that positions and managers read.
+
+Positions record ``datetime.now()``-style naive local times (entry time, profit velocity, age).
+To make tests and fixture replays deterministic, freeze that clock::
+
+    from datetime import datetime
+    from position_manager_rs.testing import frozen_clock
+
+    with frozen_clock(datetime(2025, 1, 1)) as clock:
+        p = Position("BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 115.0)
+        clock.advance(seconds=3600)          # one hour later
+        p.update_take_profit(101.0)
+
+The clock is process-wide: while frozen, every ``Position`` and ``PositionManager`` in the process
+sees it. Leaving the ``with`` block lets it follow the system clock again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from . import _core
+
+__all__ = ["FrozenClock", "frozen_clock"]
+
+
+class FrozenClock:
+    """Handle on the frozen process-wide clock (see :func:`frozen_clock`)."""
+
+    def now(self) -> datetime:
+        """The frozen time (naive datetime)."""
+        return _core._clock_now()
+
+    def set(self, at: datetime) -> None:
+        """Moves the clock to ``at`` (a naive datetime)."""
+        _core._freeze_clock(at)
+
+    def advance(
+        self,
+        seconds: float = 0.0,
+        *,
+        minutes: float = 0.0,
+        hours: float = 0.0,
+        delta: timedelta | None = None,
+    ) -> datetime:
+        """Moves the clock forward (negative values move it back); returns the new time."""
+        total = seconds + 60.0 * minutes + 3600.0 * hours
+        if delta is not None:
+            total += delta.total_seconds()
+        _core._advance_clock(total)
+        return self.now()
+
+
+@contextmanager
+def frozen_clock(start: datetime | None = None) -> Iterator[FrozenClock]:
+    """Freezes the clock at ``start`` (default: now) for the duration of the ``with`` block."""
+    if start is None:
+        start = datetime.now()
+    if start.tzinfo is not None:
+        raise TypeError(f"start must be a naive datetime (no tzinfo), got {start!r}")
+    _core._freeze_clock(start)
+    try:
+        yield FrozenClock()
+    finally:
+        _core._unfreeze_clock()

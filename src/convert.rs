@@ -1,0 +1,204 @@
+//! Conversions between Python values and core types, and argument checking.
+
+use chrono::{DateTime, NaiveDateTime};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
+
+use position_manager_core::clock::Timestamp;
+use position_manager_core::exchange::Field;
+use position_manager_core::levels::{Level, SupportResistance};
+
+/// A naive `datetime` for a timestamp.
+pub fn to_datetime(t: Timestamp) -> PyResult<NaiveDateTime> {
+    DateTime::from_timestamp_micros(t.0)
+        .map(|d| d.naive_utc())
+        .ok_or_else(|| PyValueError::new_err(format!("timestamp out of range: {}", t.0)))
+}
+
+/// A timestamp from a naive `datetime` argument named `name`.
+pub fn from_datetime(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
+    let dt: NaiveDateTime = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be a naive datetime (no tzinfo), got {}",
+            describe(value)
+        ))
+    })?;
+    Ok(Timestamp(dt.and_utc().timestamp_micros()))
+}
+
+/// `repr(value)` and its type, for error messages.
+pub fn describe(value: &Bound<'_, PyAny>) -> String {
+    let repr = value
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable>".to_owned());
+    let ty = type_name(value);
+    format!("{repr} ({ty})")
+}
+
+/// `type(value).__name__`.
+pub fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".to_owned())
+}
+
+/// A real-number argument: int, float, or anything with `__float__` except strings.
+pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if value.is_instance_of::<PyInt>() {
+        return value.extract::<f64>();
+    }
+    if !value.is_instance_of::<PyString>() && value.hasattr("__float__").unwrap_or(false) {
+        if let Ok(x) = value
+            .call_method0("__float__")
+            .and_then(|f| f.extract::<f64>())
+        {
+            return Ok(x);
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "{name} must be a number, got {}",
+        describe(value)
+    )))
+}
+
+/// An optional real-number argument (`None` allowed).
+pub fn opt_number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if value.is_none() {
+        Ok(None)
+    } else {
+        number(name, value).map(Some)
+    }
+}
+
+/// A Python number for a float that prints like the original's int when it is whole and was
+/// meant as an int (leverage).
+pub fn int_if_whole(py: Python<'_>, x: f64) -> PyResult<Py<PyAny>> {
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Ok((x as i64).into_pyobject(py)?.into_any().unbind())
+    } else {
+        Ok(PyFloat::new(py, x).into_any().unbind())
+    }
+}
+
+/// One value of a client answer as a [`Field`].
+pub fn field(value: Option<Bound<'_, PyAny>>) -> Field {
+    let Some(v) = value else {
+        return Field::Absent;
+    };
+    if v.is_none() {
+        return Field::Null;
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Field::Bool(b.is_true());
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Field::Number(f.value());
+    }
+    if v.is_instance_of::<PyInt>() {
+        return match v.extract::<i64>() {
+            Ok(i) => Field::Int(i),
+            Err(_) => Field::Number(v.extract::<f64>().unwrap_or(f64::NAN)),
+        };
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Field::Text(s.to_string_lossy().into_owned());
+    }
+    // numpy scalars and the like.
+    if v.hasattr("__float__").unwrap_or(false) && !v.hasattr("__getitem__").unwrap_or(false) {
+        if let Ok(x) = v.call_method0("__float__").and_then(|f| f.extract::<f64>()) {
+            return Field::Number(x);
+        }
+    }
+    Field::Other {
+        text: v
+            .str()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| "<unprintable>".to_owned()),
+        type_name: type_name(&v),
+    }
+}
+
+/// `mapping.get(key)` for a dict (fast path) or any object with a `get` method; `None` when the
+/// key is missing.
+pub fn get_key<'py>(mapping: &Bound<'py, PyAny>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(d) = mapping.cast::<PyDict>() {
+        return d.get_item(key);
+    }
+    let missing = pyo3::types::PyTuple::empty(mapping.py());
+    let v = mapping.call_method1("get", (key, &missing))?;
+    if v.is(&missing) {
+        Ok(None)
+    } else {
+        Ok(Some(v))
+    }
+}
+
+/// Whether the object is a dict or a `collections.abc.Mapping`.
+pub fn is_mapping(value: &Bound<'_, PyAny>) -> bool {
+    if value.is_instance_of::<PyDict>() {
+        return true;
+    }
+    let py = value.py();
+    py.import("collections.abc")
+        .and_then(|m| m.getattr("Mapping"))
+        .and_then(|m| value.is_instance(&m))
+        .unwrap_or(false)
+}
+
+/// The original's `support_resistance` argument: a falsy value (None, `{}`) is `None`; levels are
+/// dicts read with `level['price']` (a missing price raises `KeyError`, as the original).
+pub fn support_resistance(value: &Bound<'_, PyAny>) -> PyResult<Option<SupportResistance>> {
+    if value.is_none() || !value.is_truthy()? {
+        return Ok(None);
+    }
+    let levels = |key: &str| -> PyResult<Vec<Level>> {
+        let Some(list) = get_key(value, key)? else {
+            return Ok(Vec::new());
+        };
+        if list.is_none() || !list.is_truthy()? {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for item in list.try_iter()? {
+            let item = item?;
+            let price = match get_key(&item, "price")? {
+                Some(p) => number("support_resistance level price", &p)?,
+                None => return Err(PyKeyError::new_err("price")),
+            };
+            let strength = match get_key(&item, "strength")? {
+                Some(s) if !s.is_none() => number("support_resistance level strength", &s)?,
+                _ => 0.0,
+            };
+            out.push(Level { price, strength });
+        }
+        Ok(out)
+    };
+    let poc = match get_key(value, "poc")? {
+        Some(p) if !p.is_none() => Some(number("support_resistance poc", &p)?),
+        _ => None,
+    };
+    Ok(Some(SupportResistance {
+        support: levels("support")?,
+        resistance: levels("resistance")?,
+        poc,
+    }))
+}
+
+/// A tuple `(bool, str)`.
+pub fn bool_str(py: Python<'_>, b: bool, s: &str) -> PyResult<Py<PyTuple>> {
+    Ok(PyTuple::new(
+        py,
+        [
+            b.into_pyobject(py)?.to_owned().into_any(),
+            PyString::new(py, s).into_any(),
+        ],
+    )?
+    .unbind())
+}

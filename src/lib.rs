@@ -1,0 +1,50 @@
+//! `position_manager_rs._core`: the thin pyo3 layer over `position-manager-core`.
+//!
+//! One file per Python-visible concern: [`position`] (`Position`), [`manager`]
+//! (`PositionManager`), [`view`] (`manager.positions`), [`update_iter`] (`update_positions()`),
+//! [`client`] (the core's `Exchange` over the bot's client), [`convert`] (values and argument
+//! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
+//! `logging`), [`testing`] (clock control for tests).
+
+mod client;
+mod convert;
+mod errors;
+mod logging;
+mod manager;
+mod position;
+mod testing;
+mod update_iter;
+mod view;
+
+use pyo3::prelude::*;
+
+/// `format_price(price)`: the original's price text: 2 decimals from 0.1 up, 4 from 0.01, 5 from
+/// 0.001, else 6 (decimals chosen before rounding); "0.00" for zero.
+#[pyfunction]
+fn format_price(price: &Bound<'_, PyAny>) -> PyResult<String> {
+    let x = convert::number("price", price)?;
+    Ok(position_manager_core::format::format_price(x))
+}
+
+/// `format_pnl_usd(pnl_usd)`: '$+1.23' / '$-0.00450' (sign, then `format_price` of the size).
+#[pyfunction]
+fn format_pnl_usd(pnl_usd: &Bound<'_, PyAny>) -> PyResult<String> {
+    let x = convert::number("pnl_usd", pnl_usd)?;
+    Ok(position_manager_core::format::format_pnl_usd(x))
+}
+
+/// The native module.
+#[pymodule(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install(m.py())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<position::PyPosition>()?;
+    m.add_class::<manager::PyPositionManager>()?;
+    m.add_class::<view::PositionsView>()?;
+    m.add_class::<update_iter::UpdateIter>()?;
+    m.add_function(wrap_pyfunction!(format_price, m)?)?;
+    m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;
+    testing::register(m)?;
+    Ok(())
+}

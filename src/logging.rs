@@ -1,0 +1,56 @@
+//! Records of the core go to Python's `logging` through pyo3-log.
+//!
+//! pyo3-log caches loggers and their levels; a logging configuration made after import (pytest's
+//! `caplog`, a notebook) would not be seen. So the cache is reset at the start of every public
+//! manager call ([`refresh`]), which costs one level lookup per logger per call.
+
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+
+static RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+
+/// Installs the bridge once per process (another extension may have installed a `log` logger
+/// already; then our records go there and nothing is reset).
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    if RESET.get().is_some() {
+        return Ok(());
+    }
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?
+        .filter(log::LevelFilter::Debug);
+    if let Ok(handle) = logger.install() {
+        let _ = RESET.set(handle);
+    }
+    Ok(())
+}
+
+/// Forgets cached loggers and levels, so the current Python logging configuration applies.
+pub fn refresh() {
+    if let Some(handle) = RESET.get() {
+        handle.reset();
+    }
+}
+
+/// Re-reads Python's logging configuration (levels, handlers) for this package's records.
+///
+/// Every `PositionManager` call already does this; call it after changing logging levels if you
+/// use `Position` methods or other objects without a manager call in between.
+#[pyfunction]
+pub fn refresh_logging() {
+    refresh();
+}
+
+/// Runs `f` detached from the interpreter, then clears any exception a logging handler left
+/// behind (pyo3-log restores handler errors as the pending exception) by reporting it as
+/// unraisable, so a faulty handler never breaks a manager call.
+pub fn detached<T, F>(py: Python<'_>, f: F) -> T
+where
+    F: pyo3::marker::Ungil + FnOnce() -> T,
+    T: pyo3::marker::Ungil,
+{
+    let out = py.detach(f);
+    if let Some(err) = PyErr::take(py) {
+        err.write_unraisable(py, None);
+    }
+    out
+}

@@ -1,0 +1,347 @@
+//! `PositionManager`: the original class over the core manager.
+//!
+//! Every method reads the Python logging configuration afresh, then runs the core detached from
+//! the interpreter; the core re-attaches only to call the client or to log, and never while it
+//! holds a lock.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use position_manager_core::book::SharedPosition;
+use position_manager_core::clock;
+use position_manager_core::error::CoreResult;
+use position_manager_core::events::Event;
+use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerConfig};
+
+use crate::client::PyClient;
+use crate::convert::{describe, number, to_datetime};
+use crate::errors::PmError;
+use crate::logging::{detached, refresh};
+use crate::position::{state_dict, PyPosition};
+use crate::update_iter::UpdateIter;
+use crate::view::PositionsView;
+
+/// The handle the book keeps per position: the Python `Position` object. The `Arc` lets the core
+/// copy handles around without touching reference counts of Python objects.
+pub type Handle = Arc<Py<PyPosition>>;
+
+/// The core manager as the binding uses it.
+pub type CoreManager = Manager<Handle>;
+
+/// Makes `Position` objects for positions the manager imports.
+struct PositionFactory;
+
+impl HandleFactory<Handle> for PositionFactory {
+    fn make(&self, position: &SharedPosition) -> CoreResult<Handle> {
+        Python::attach(|py| {
+            Py::new(py, PyPosition::from_shared(position.clone()))
+                .map(Arc::new)
+                .map_err(|e| crate::client::exchange_error(py, &e))
+        })
+    }
+}
+
+/// Manages a trading bot's open futures positions: keeps them in a thread-safe book, keeps the
+/// book honest against the exchange, moves trailing stops and take profits, and closes positions
+/// through the bot's own exchange client.
+///
+/// PositionManager(client, trailing_stop_percentage=0.02, *, missing_confirmations=1,
+///                 ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0,
+///                 logger_name='TradingBot', position_logger_name='TradingBot.Position',
+///                 order_logger_name='TradingBot.Order', event_history=10000,
+///                 tombstone_limit=1000)
+///
+/// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
+/// after `*` go beyond the original; their defaults reproduce it.
+#[pyclass(
+    name = "PositionManager",
+    module = "position_manager_rs",
+    frozen,
+    dict,
+    weakref,
+    subclass
+)]
+pub struct PyPositionManager {
+    pub(crate) core: Arc<CoreManager>,
+    client: Arc<PyClient>,
+    logger: Py<PyAny>,
+    position_logger: Py<PyAny>,
+    positions_lock: Py<PyAny>,
+}
+
+fn delays_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    let mut out = Vec::new();
+    for item in value.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "ticker_retry_delays must be a sequence of numbers, got {}",
+            describe(value)
+        ))
+    })? {
+        out.push(number("ticker_retry_delays item", &item?)?);
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyPositionManager {
+    #[new]
+    #[pyo3(signature = (
+        client,
+        trailing_stop_percentage = None,
+        *,
+        missing_confirmations = 1,
+        ticker_retry_delays = None,
+        snapshot_reuse_seconds = 5.0,
+        logger_name = "TradingBot".to_owned(),
+        position_logger_name = "TradingBot.Position".to_owned(),
+        order_logger_name = "TradingBot.Order".to_owned(),
+        event_history = 10_000,
+        tombstone_limit = 1_000
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        client: Py<PyAny>,
+        trailing_stop_percentage: Option<&Bound<'_, PyAny>>,
+        missing_confirmations: i64,
+        ticker_retry_delays: Option<&Bound<'_, PyAny>>,
+        snapshot_reuse_seconds: f64,
+        logger_name: String,
+        position_logger_name: String,
+        order_logger_name: String,
+        event_history: usize,
+        tombstone_limit: usize,
+    ) -> PyResult<Self> {
+        crate::logging::install(py)?;
+        let trailing = match trailing_stop_percentage {
+            Some(v) => number("trailing_stop_percentage", v)?,
+            None => 0.02,
+        };
+        if missing_confirmations < 1 {
+            return Err(PyValueError::new_err(format!(
+                "missing_confirmations must be at least 1, got {missing_confirmations}"
+            )));
+        }
+        let delays = match ticker_retry_delays {
+            Some(v) => delays_arg(v)?,
+            None => vec![0.5, 1.0],
+        };
+        let config = ManagerConfig {
+            trailing_stop_percentage: trailing,
+            missing_confirmations: u32::try_from(missing_confirmations).unwrap_or(u32::MAX),
+            ticker_retry_delays: delays,
+            snapshot_reuse_seconds,
+            loggers: Loggers {
+                main: logger_name.clone(),
+                position: position_logger_name.clone(),
+                order: order_logger_name,
+            },
+            event_capacity: event_history,
+            tombstone_limit,
+        };
+        let pyclient = Arc::new(PyClient::new(client));
+        let core = Manager::new(
+            pyclient.clone(),
+            config,
+            clock::default_clock(),
+            Arc::new(PositionFactory),
+        )
+        .map_err(PmError)?;
+        let logging = py.import("logging")?;
+        let threading = py.import("threading")?;
+        Ok(PyPositionManager {
+            core: Arc::new(core),
+            client: pyclient,
+            logger: logging.call_method1("getLogger", (logger_name,))?.unbind(),
+            position_logger: logging
+                .call_method1("getLogger", (position_logger_name,))?
+                .unbind(),
+            positions_lock: threading.call_method0("Lock")?.unbind(),
+        })
+    }
+
+    /// The bot's exchange client (may be replaced).
+    #[getter]
+    fn client(&self, py: Python<'_>) -> Py<PyAny> {
+        self.client.get().clone_ref(py)
+    }
+    #[setter]
+    fn set_client(&self, client: Py<PyAny>) {
+        self.client.set(client);
+    }
+
+    /// Base trailing-stop distance (fraction of price).
+    #[getter]
+    fn trailing_stop_percentage(&self) -> f64 {
+        self.core.trailing_stop_percentage()
+    }
+    #[setter]
+    fn set_trailing_stop_percentage(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("trailing_stop_percentage", value)?;
+        self.core
+            .set_trailing_stop_percentage(v)
+            .map_err(|e| PmError(e).into())
+    }
+
+    /// The tracked positions: a live, thread-safe dict-like view (`in`, `[]`, `[]=`, `del`,
+    /// `get`, `keys`, `values`, `items`, `pop`, `clear`, `update`, `len`, iteration). Assigning
+    /// a dict replaces every tracked position.
+    #[getter]
+    fn positions(&self) -> PositionsView {
+        PositionsView::new(self.core.clone())
+    }
+    #[setter]
+    fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        refresh();
+        let view = PositionsView::new(self.core.clone());
+        let items = crate::view::position_items(value)?;
+        view.clear_all(py);
+        for (symbol, position) in items {
+            view.insert(py, &symbol, position);
+        }
+        Ok(())
+    }
+
+    /// The `TradingBot` logger.
+    #[getter]
+    fn logger(&self, py: Python<'_>) -> Py<PyAny> {
+        self.logger.clone_ref(py)
+    }
+
+    /// The `TradingBot.Position` logger.
+    #[getter]
+    fn position_logger(&self, py: Python<'_>) -> Py<PyAny> {
+        self.position_logger.clone_ref(py)
+    }
+
+    /// A `threading.Lock` kept for compatibility with code that references the original's
+    /// private lock; the book has its own lock and every operation is already thread-safe.
+    #[getter]
+    fn _positions_lock(&self, py: Python<'_>) -> Py<PyAny> {
+        self.positions_lock.clone_ref(py)
+    }
+
+    /// Number of tracked positions.
+    fn get_open_positions_count(&self, py: Python<'_>) -> usize {
+        let core = &self.core;
+        detached(py, || core.open_positions_count())
+    }
+
+    /// The tracked `Position` for `symbol` (the live object, as the original), or None.
+    fn get_position(&self, py: Python<'_>, symbol: &str) -> Option<Py<PyPosition>> {
+        let core = &self.core;
+        detached(py, || core.book().get(symbol)).map(|(_, h)| h.clone_ref(py))
+    }
+
+    /// A new dict {symbol: Position} of the tracked positions (same objects).
+    fn get_all_positions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let core = &self.core;
+        let entries = detached(py, || core.book().entries());
+        let d = PyDict::new(py);
+        for (symbol, _, handle) in entries {
+            d.set_item(symbol, handle.clone_ref(py))?;
+        }
+        Ok(d)
+    }
+
+    /// Whether `symbol` is tracked.
+    fn has_position(&self, py: Python<'_>, symbol: &str) -> bool {
+        let core = &self.core;
+        detached(py, || core.book().contains(symbol))
+    }
+
+    /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and
+    /// no position for `symbol` yet (the original's checks and messages).
+    fn validate_position_parameters(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        amount: &Bound<'_, PyAny>,
+        leverage: &Bound<'_, PyAny>,
+        stop_loss_percentage: &Bound<'_, PyAny>,
+    ) -> PyResult<(bool, String)> {
+        let text = |v: &Bound<'_, PyAny>| v.str().map(|s| s.to_string());
+        let a = number("amount", amount)?;
+        let l = number("leverage", leverage)?;
+        let s = number("stop_loss_percentage", stop_loss_percentage)?;
+        let (at, lt, st) = (text(amount)?, text(leverage)?, text(stop_loss_percentage)?);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
+        }))
+    }
+
+    /// Runs one update cycle lazily, yielding `(symbol, pnl, position)` for each position it
+    /// closes: first drops positions the exchange no longer lists, then per position fetches
+    /// the price, moves the trailing stop, checks the exits and closes. Consume it with `for`
+    /// or `list(...)`; nothing happens before iteration starts.
+    fn update_positions(&self) -> UpdateIter {
+        UpdateIter::new(self.core.clone())
+    }
+
+    /// Closes `symbol` on the exchange and stops tracking it; returns the leveraged P/L after
+    /// fees, or None when it was not tracked, is no longer on the exchange (then it is only
+    /// untracked), or the close failed (then it stays tracked).
+    #[pyo3(signature = (symbol, reason = "manual"))]
+    fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<f64> {
+        refresh();
+        let core = &self.core;
+        detached(py, || core.close_position(symbol, reason).pnl())
+    }
+
+    /// Imports the exchange's open positions that are not tracked yet (stop and take profit
+    /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
+    fn sync_existing_positions(&self, py: Python<'_>) -> usize {
+        refresh();
+        let core = &self.core;
+        detached(py, || core.sync_existing_positions())
+    }
+
+    /// Imports positions only the exchange has and drops those only the book has. Returns the
+    /// number of discrepancies resolved.
+    fn reconcile_positions(&self, py: Python<'_>) -> usize {
+        refresh();
+        let core = &self.core;
+        detached(py, || core.reconcile_positions())
+    }
+
+    /// The history of changes to the book, oldest first: dicts with `seq`, `time`, `symbol`,
+    /// `kind` ('removed', 'restored', 'imported', 'closed', 'added', 'untracked', ...),
+    /// `reason`, `pnl` and `position` (the position's fields at that moment).
+    #[getter]
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let core = &self.core;
+        let events = detached(py, || core.events().all());
+        let items = events
+            .iter()
+            .map(|e| event_dict(py, e))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let core = &self.core;
+        let keys = detached(py, || core.book().keys());
+        format!(
+            "PositionManager({} position(s): {})",
+            keys.len(),
+            keys.join(", ")
+        )
+    }
+}
+
+/// One event as a dict.
+pub fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("seq", e.seq)?;
+    d.set_item("time", to_datetime(e.time)?)?;
+    d.set_item("symbol", &e.symbol)?;
+    d.set_item("kind", e.kind.name())?;
+    d.set_item("reason", &e.reason)?;
+    d.set_item("pnl", e.pnl)?;
+    d.set_item("position", state_dict(py, &e.position)?)?;
+    Ok(d)
+}

@@ -1,0 +1,528 @@
+//! `Position`: the original class, backed by the core's shared state.
+//!
+//! The numeric state lives in Rust behind a mutex shared with the book, so `p.stop_loss = x` from
+//! Python is what the manager sees and vice versa. Instances have a `__dict__`, so the bot's own
+//! attributes (`strategy`, `rl_strategy`, ...) can be set and read back.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyTuple};
+
+use position_manager_core::book::SharedPosition;
+use position_manager_core::clock;
+use position_manager_core::format::{format_price, py_repr_float};
+use position_manager_core::manager::messages::leverage_text;
+use position_manager_core::position::{PositionState, TakeProfitInputs};
+
+use crate::convert::{from_datetime, int_if_whole, number, opt_number, to_datetime};
+use crate::errors::PmError;
+
+/// An open futures position: entry, size, leverage, stop loss, take profit and the adaptive
+/// state the manager maintains (trailing extremes, maximum favourable excursion, profit velocity).
+///
+/// Same constructor, attributes and methods as the original bot's `Position`; arbitrary extra
+/// attributes may be set on it.
+///
+/// >>> p = Position('BTC/USDT:USDT', 'long', 50000, 0.1, 10, 49000, 52000)
+/// >>> p.get_leveraged_pnl(50500)
+/// 0.1
+#[pyclass(
+    name = "Position",
+    module = "position_manager_rs",
+    frozen,
+    dict,
+    weakref,
+    subclass
+)]
+pub struct PyPosition {
+    pub(crate) inner: SharedPosition,
+}
+
+impl PyPosition {
+    /// Wraps existing shared state (used when the manager creates positions).
+    pub fn from_shared(inner: SharedPosition) -> Self {
+        PyPosition { inner }
+    }
+
+    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&PositionState) -> R) -> R {
+        f(&self.inner.lock_py_attached(py))
+    }
+
+    fn with_mut<R>(&self, py: Python<'_>, f: impl FnOnce(&mut PositionState) -> R) -> R {
+        f(&mut self.inner.lock_py_attached(py))
+    }
+}
+
+#[pymethods]
+impl PyPosition {
+    /// Position(symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None)
+    ///
+    /// `side` is 'long' or 'short' (any other value behaves as a short, as in the original);
+    /// prices are in quote currency, `amount` in contracts.
+    #[new]
+    #[pyo3(signature = (symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None))]
+    fn new(
+        symbol: &Bound<'_, PyAny>,
+        side: &Bound<'_, PyAny>,
+        entry_price: &Bound<'_, PyAny>,
+        amount: &Bound<'_, PyAny>,
+        leverage: &Bound<'_, PyAny>,
+        stop_loss: &Bound<'_, PyAny>,
+        take_profit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let symbol: String = symbol.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "symbol must be a str, got {}",
+                crate::convert::describe(symbol)
+            ))
+        })?;
+        let side: String = side.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "side must be a str, got {}",
+                crate::convert::describe(side)
+            ))
+        })?;
+        let take_profit = match take_profit {
+            Some(tp) => opt_number("take_profit", tp)?,
+            None => None,
+        };
+        let state = PositionState::new(
+            symbol,
+            side,
+            number("entry_price", entry_price)?,
+            number("amount", amount)?,
+            number("leverage", leverage)?,
+            number("stop_loss", stop_loss)?,
+            take_profit,
+            clock::now(),
+        );
+        Ok(PyPosition {
+            inner: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// Unified symbol, e.g. 'BTC/USDT:USDT'.
+    #[getter]
+    fn symbol(&self, py: Python<'_>) -> String {
+        self.with(py, |p| p.symbol.clone())
+    }
+    #[setter]
+    fn set_symbol(&self, py: Python<'_>, value: String) {
+        self.with_mut(py, |p| p.symbol = value);
+    }
+
+    /// 'long' or 'short'.
+    #[getter]
+    fn side(&self, py: Python<'_>) -> String {
+        self.with(py, |p| p.side.clone())
+    }
+    #[setter]
+    fn set_side(&self, py: Python<'_>, value: String) {
+        self.with_mut(py, |p| p.side = value);
+    }
+
+    /// Average entry price.
+    #[getter]
+    fn entry_price(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.entry_price)
+    }
+    #[setter]
+    fn set_entry_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("entry_price", value)?;
+        self.with_mut(py, |p| p.entry_price = v);
+        Ok(())
+    }
+    /// Size in contracts.
+    #[getter]
+    fn amount(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.amount)
+    }
+    #[setter]
+    fn set_amount(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("amount", value)?;
+        self.with_mut(py, |p| p.amount = v);
+        Ok(())
+    }
+    /// Stop-loss price.
+    #[getter]
+    fn stop_loss(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.stop_loss)
+    }
+    #[setter]
+    fn set_stop_loss(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("stop_loss", value)?;
+        self.with_mut(py, |p| p.stop_loss = v);
+        Ok(())
+    }
+    /// Stop loss given at creation.
+    #[getter]
+    fn initial_stop_loss(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.initial_stop_loss)
+    }
+    #[setter]
+    fn set_initial_stop_loss(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("initial_stop_loss", value)?;
+        self.with_mut(py, |p| p.initial_stop_loss = v);
+        Ok(())
+    }
+    /// Maximum favourable excursion (P/L fraction; mixes unleveraged and leveraged values, as the original).
+    #[getter]
+    fn max_favorable_excursion(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.max_favorable_excursion)
+    }
+    #[setter]
+    fn set_max_favorable_excursion(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let v = number("max_favorable_excursion", value)?;
+        self.with_mut(py, |p| p.max_favorable_excursion = v);
+        Ok(())
+    }
+    /// Leveraged P/L at the last take-profit update.
+    #[getter]
+    fn last_pnl(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.last_pnl)
+    }
+    #[setter]
+    fn set_last_pnl(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("last_pnl", value)?;
+        self.with_mut(py, |p| p.last_pnl = v);
+        Ok(())
+    }
+    /// Change of leveraged P/L per hour.
+    #[getter]
+    fn profit_velocity(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.profit_velocity)
+    }
+    #[setter]
+    fn set_profit_velocity(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("profit_velocity", value)?;
+        self.with_mut(py, |p| p.profit_velocity = v);
+        Ok(())
+    }
+    /// The original's profit acceleration figure.
+    #[getter]
+    fn profit_acceleration(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.profit_acceleration)
+    }
+    #[setter]
+    fn set_profit_acceleration(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("profit_acceleration", value)?;
+        self.with_mut(py, |p| p.profit_acceleration = v);
+        Ok(())
+    }
+    /// Take-profit price, or None.
+    #[getter]
+    fn take_profit(&self, py: Python<'_>) -> Option<f64> {
+        self.with(py, |p| p.take_profit)
+    }
+    #[setter]
+    fn set_take_profit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = opt_number("take_profit", value)?;
+        self.with_mut(py, |p| p.take_profit = v);
+        Ok(())
+    }
+    /// Take profit given at creation, or None.
+    #[getter]
+    fn initial_take_profit(&self, py: Python<'_>) -> Option<f64> {
+        self.with(py, |p| p.initial_take_profit)
+    }
+    #[setter]
+    fn set_initial_take_profit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = opt_number("initial_take_profit", value)?;
+        self.with_mut(py, |p| p.initial_take_profit = v);
+        Ok(())
+    }
+    /// Highest price seen (longs), or None.
+    #[getter]
+    fn highest_price(&self, py: Python<'_>) -> Option<f64> {
+        self.with(py, |p| p.highest_price)
+    }
+    #[setter]
+    fn set_highest_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = opt_number("highest_price", value)?;
+        self.with_mut(py, |p| p.highest_price = v);
+        Ok(())
+    }
+    /// Lowest price seen (shorts), or None.
+    #[getter]
+    fn lowest_price(&self, py: Python<'_>) -> Option<f64> {
+        self.with(py, |p| p.lowest_price)
+    }
+    #[setter]
+    fn set_lowest_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = opt_number("lowest_price", value)?;
+        self.with_mut(py, |p| p.lowest_price = v);
+        Ok(())
+    }
+    /// Whether the trailing stop has moved the stop.
+    #[getter]
+    fn trailing_stop_activated(&self, py: Python<'_>) -> bool {
+        self.with(py, |p| p.trailing_stop_activated)
+    }
+    #[setter]
+    fn set_trailing_stop_activated(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let v = value.is_truthy()?;
+        self.with_mut(py, |p| p.trailing_stop_activated = v);
+        Ok(())
+    }
+    /// Whether move_to_breakeven moved the stop.
+    #[getter]
+    fn breakeven_moved(&self, py: Python<'_>) -> bool {
+        self.with(py, |p| p.breakeven_moved)
+    }
+    #[setter]
+    fn set_breakeven_moved(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = value.is_truthy()?;
+        self.with_mut(py, |p| p.breakeven_moved = v);
+        Ok(())
+    }
+    /// True when the exchange gave no entry price at import and it was estimated from the current price.
+    #[getter]
+    fn entry_price_estimated(&self, py: Python<'_>) -> bool {
+        self.with(py, |p| p.entry_price_estimated)
+    }
+    #[setter]
+    fn set_entry_price_estimated(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = value.is_truthy()?;
+        self.with_mut(py, |p| p.entry_price_estimated = v);
+        Ok(())
+    }
+
+    /// Leverage; an int when whole (as the original's), else a float.
+    #[getter]
+    fn leverage(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let l = self.with(py, |p| p.leverage);
+        int_if_whole(py, l)
+    }
+    #[setter]
+    fn set_leverage(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("leverage", value)?;
+        self.with_mut(py, |p| p.leverage = v);
+        Ok(())
+    }
+
+    /// Profit targets already taken by partial exits.
+    #[getter]
+    fn partial_exits_taken(&self, py: Python<'_>) -> i64 {
+        self.with(py, |p| p.partial_exits_taken)
+    }
+    #[setter]
+    fn set_partial_exits_taken(&self, py: Python<'_>, value: i64) {
+        self.with_mut(py, |p| p.partial_exits_taken = value);
+    }
+
+    /// When the position was opened (naive local datetime).
+    #[getter]
+    fn entry_time(&self, py: Python<'_>) -> PyResult<chrono::NaiveDateTime> {
+        to_datetime(self.with(py, |p| p.entry_time))
+    }
+    #[setter]
+    fn set_entry_time(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let t = from_datetime("entry_time", value)?;
+        self.with_mut(py, |p| p.entry_time = t);
+        Ok(())
+    }
+
+    /// Time of the last take-profit update (naive local datetime).
+    #[getter]
+    fn last_pnl_time(&self, py: Python<'_>) -> PyResult<chrono::NaiveDateTime> {
+        to_datetime(self.with(py, |p| p.last_pnl_time))
+    }
+    #[setter]
+    fn set_last_pnl_time(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let t = from_datetime("last_pnl_time", value)?;
+        self.with_mut(py, |p| p.last_pnl_time = t);
+        Ok(())
+    }
+
+    /// Unleveraged P/L fraction at `current_price` (0.01 = 1 %); `include_fees` subtracts the
+    /// 0.12 % round-trip fee.
+    #[pyo3(signature = (current_price, include_fees=false))]
+    fn get_pnl(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        include_fees: bool,
+    ) -> PyResult<f64> {
+        let price = number("current_price", current_price)?;
+        Ok(self.with(py, |p| p.pnl(price, include_fees)))
+    }
+
+    /// Leveraged P/L (ROI) fraction at `current_price`.
+    #[pyo3(signature = (current_price, include_fees=false))]
+    fn get_leveraged_pnl(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        include_fees: bool,
+    ) -> PyResult<f64> {
+        let price = number("current_price", current_price)?;
+        Ok(self.with(py, |p| p.leveraged_pnl(price, include_fees)))
+    }
+
+    /// `(should_close, reason)` at `current_price`: emergency stops, ROI-based profit taking,
+    /// stop loss and take profit, in the original's order. May raise the maximum favourable
+    /// excursion.
+    fn should_close(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyTuple>> {
+        let price = number("current_price", current_price)?;
+        let check = self.with_mut(py, |p| p.should_close(price));
+        crate::convert::bool_str(py, check.close, check.reason)
+    }
+
+    /// Moves the stop with new price extremes; the distance adapts to volatility, profit and
+    /// momentum and stays within 0.4 %..4 %. The stop never loosens.
+    #[pyo3(signature = (current_price, trailing_percentage, volatility=0.03, momentum=0.0))]
+    fn update_trailing_stop(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        trailing_percentage: &Bound<'_, PyAny>,
+        volatility: f64,
+        momentum: f64,
+    ) -> PyResult<()> {
+        let price = number("current_price", current_price)?;
+        let t = number("trailing_percentage", trailing_percentage)?;
+        self.with_mut(py, |p| {
+            p.update_trailing_stop(price, t, volatility, momentum)
+        })
+        .map_err(|e| PmError(e).into())
+    }
+
+    /// Extends the take profit from momentum, trend strength, volatility, RSI, profit velocity,
+    /// age and nearby resistance/support; it only ever moves away from entry.
+    #[pyo3(signature = (current_price, momentum=0.0, trend_strength=0.5, volatility=0.03, rsi=50.0, support_resistance=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn update_take_profit(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        momentum: f64,
+        trend_strength: f64,
+        volatility: f64,
+        rsi: f64,
+        support_resistance: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let price = number("current_price", current_price)?;
+        let sr = match support_resistance {
+            Some(v) => crate::convert::support_resistance(v)?,
+            None => None,
+        };
+        let inputs = TakeProfitInputs {
+            momentum,
+            trend_strength,
+            volatility,
+            rsi,
+            support_resistance: sr.as_ref(),
+        };
+        let now = clock::now();
+        self.with_mut(py, |p| p.update_take_profit(now, price, &inputs))
+            .map_err(|e| PmError(e).into())
+    }
+
+    /// Moves the stop to entry ± `buffer` once unleveraged profit exceeds 1.5 %; True if moved.
+    #[pyo3(signature = (current_price, buffer=0.001))]
+    fn move_to_breakeven(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        buffer: f64,
+    ) -> PyResult<bool> {
+        let price = number("current_price", current_price)?;
+        Ok(self.with_mut(py, |p| p.move_to_breakeven(price, buffer)))
+    }
+
+    /// `(stop_loss, take_profit)` for `side` from the nearest support and resistance levels
+    /// (defaults: 3 % stop, 5 % target). Does not change the position.
+    fn calculate_intelligent_targets(
+        &self,
+        current_price: &Bound<'_, PyAny>,
+        support_resistance: &Bound<'_, PyAny>,
+        side: &str,
+    ) -> PyResult<(f64, f64)> {
+        let price = number("current_price", current_price)?;
+        let sr = crate::convert::support_resistance(support_resistance)?;
+        Ok(PositionState::intelligent_targets(
+            price,
+            sr.as_ref(),
+            side == "long",
+        ))
+    }
+
+    /// The position's fields as a plain dict (extra attributes not included).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.with(py, |p| p.clone());
+        state_dict(py, &p)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.with(py, |p| {
+            format!(
+                "Position(symbol={:?}, side={:?}, entry_price={}, amount={}, leverage={}, stop_loss={}, take_profit={})",
+                p.symbol,
+                p.side,
+                py_repr_float(p.entry_price),
+                py_repr_float(p.amount),
+                leverage_text(p.leverage),
+                py_repr_float(p.stop_loss),
+                p.take_profit.map_or_else(|| "None".to_owned(), py_repr_float),
+            )
+        })
+    }
+
+    fn __str__(&self, py: Python<'_>) -> String {
+        self.with(py, |p| {
+            format!(
+                "{} {} {} @ {} x{} SL {} TP {}",
+                p.symbol,
+                p.side.to_uppercase(),
+                py_repr_float(p.amount),
+                format_price(p.entry_price),
+                leverage_text(p.leverage),
+                format_price(p.stop_loss),
+                p.take_profit
+                    .map_or_else(|| "None".to_owned(), format_price),
+            )
+        })
+    }
+}
+
+/// A position state as a dict of its attributes.
+pub fn state_dict<'py>(py: Python<'py>, p: &PositionState) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("symbol", &p.symbol)?;
+    d.set_item("side", &p.side)?;
+    d.set_item("entry_price", p.entry_price)?;
+    d.set_item("amount", p.amount)?;
+    d.set_item("leverage", int_if_whole(py, p.leverage)?)?;
+    d.set_item("stop_loss", p.stop_loss)?;
+    d.set_item("take_profit", p.take_profit)?;
+    d.set_item("highest_price", p.highest_price)?;
+    d.set_item("lowest_price", p.lowest_price)?;
+    d.set_item("entry_time", to_datetime(p.entry_time)?)?;
+    d.set_item("trailing_stop_activated", p.trailing_stop_activated)?;
+    d.set_item("max_favorable_excursion", p.max_favorable_excursion)?;
+    d.set_item("initial_stop_loss", p.initial_stop_loss)?;
+    d.set_item("initial_take_profit", p.initial_take_profit)?;
+    d.set_item("last_pnl", p.last_pnl)?;
+    d.set_item("last_pnl_time", to_datetime(p.last_pnl_time)?)?;
+    d.set_item("profit_velocity", p.profit_velocity)?;
+    d.set_item("breakeven_moved", p.breakeven_moved)?;
+    d.set_item("profit_acceleration", p.profit_acceleration)?;
+    d.set_item("partial_exits_taken", p.partial_exits_taken)?;
+    d.set_item("entry_price_estimated", p.entry_price_estimated)?;
+    Ok(d)
+}

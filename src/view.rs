@@ -1,0 +1,377 @@
+//! `manager.positions`: a live, thread-safe dict-like view of the book.
+//!
+//! Reads return the same `Position` objects the book holds; writes go to the book (and are events,
+//! so nothing leaves the book unrecorded). Iteration works on a snapshot of the keys, so another
+//! thread changing the book never raises "changed size during iteration".
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use position_manager_core::events::EventKind;
+
+use crate::convert::{describe, is_mapping};
+use crate::logging::detached;
+use crate::manager::{CoreManager, Handle};
+use crate::position::PyPosition;
+
+/// The tracked positions as a mutable mapping {symbol: Position}, always up to date and safe to
+/// use from any thread.
+#[pyclass(
+    name = "PositionsView",
+    module = "position_manager_rs",
+    frozen,
+    mapping
+)]
+pub struct PositionsView {
+    core: Arc<CoreManager>,
+}
+
+/// Reads `(symbol, Position)` pairs from a mapping or an iterable of pairs, checking types.
+pub fn position_items(value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Py<PyPosition>)>> {
+    let py = value.py();
+    let pairs: Vec<Bound<'_, PyAny>> = if is_mapping(value) {
+        value
+            .call_method0("items")?
+            .try_iter()?
+            .collect::<PyResult<_>>()?
+    } else {
+        value
+            .try_iter()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "expected a mapping of symbol -> Position, got {}",
+                    describe(value)
+                ))
+            })?
+            .collect::<PyResult<_>>()?
+    };
+    pairs
+        .into_iter()
+        .map(|pair| {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+            Ok((key_arg(&k)?, position_arg(py, &v)?))
+        })
+        .collect()
+}
+
+fn key_arg(key: &Bound<'_, PyAny>) -> PyResult<String> {
+    key.cast::<PyString>()
+        .map(|s| s.to_string_lossy().into_owned())
+        .map_err(|_| {
+            PyTypeError::new_err(format!("position keys must be str, got {}", describe(key)))
+        })
+}
+
+fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosition>> {
+    value
+        .cast::<PyPosition>()
+        .map(|p| p.clone().unbind())
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "positions values must be Position objects, got {}",
+                describe(value)
+            ))
+        })
+}
+
+impl PositionsView {
+    /// A view of `core`'s book.
+    pub fn new(core: Arc<CoreManager>) -> Self {
+        PositionsView { core }
+    }
+
+    /// Inserts or replaces `symbol` (an `added` event; a replaced position gets `untracked`).
+    pub fn insert(&self, py: Python<'_>, symbol: &str, position: Py<PyPosition>) {
+        let shared = position.get().inner.clone();
+        let handle: Handle = Arc::new(position);
+        let core = &self.core;
+        let displaced = detached(py, || {
+            let (old, buried) = core.book().insert(symbol, shared.clone(), handle);
+            if let Some(old) = &old {
+                if !Arc::ptr_eq(&old.position, &shared) {
+                    core.record(
+                        symbol,
+                        &old.position,
+                        EventKind::Untracked,
+                        "replaced",
+                        None,
+                    );
+                }
+            }
+            core.record(symbol, &shared, EventKind::Added, "assigned", None);
+            (old, buried)
+        });
+        drop(displaced);
+    }
+
+    /// Removes `symbol`, recording an `untracked` event; returns the Position if it was there.
+    fn take(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<Py<PyPosition>> {
+        let core = &self.core;
+        let removed = detached(py, || {
+            let e = core.book().remove(symbol)?;
+            core.record(symbol, &e.position, EventKind::Untracked, reason, None);
+            Some(e)
+        })?;
+        Some(removed.handle.clone_ref(py))
+    }
+
+    /// Removes everything, recording `untracked` events.
+    pub fn clear_all(&self, py: Python<'_>) {
+        let core = &self.core;
+        let removed = detached(py, || {
+            let (entries, buried) = core.book().clear();
+            for (symbol, e) in &entries {
+                core.record(symbol, &e.position, EventKind::Untracked, "cleared", None);
+            }
+            (entries, buried)
+        });
+        drop(removed);
+    }
+
+    fn entries(&self, py: Python<'_>) -> Vec<(String, Handle)> {
+        let core = &self.core;
+        detached(py, || core.book().entries())
+            .into_iter()
+            .map(|(s, _, h)| (s, h))
+            .collect()
+    }
+
+    fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> Option<Py<PyPosition>> {
+        let symbol = key.cast::<PyString>().ok()?.to_string_lossy().into_owned();
+        let core = &self.core;
+        detached(py, || core.book().get(&symbol)).map(|(_, h)| h.clone_ref(py))
+    }
+}
+
+#[pymethods]
+impl PositionsView {
+    fn __len__(&self, py: Python<'_>) -> usize {
+        let core = &self.core;
+        detached(py, || core.book().len())
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> bool {
+        match key.cast::<PyString>() {
+            Ok(s) => {
+                let symbol = s.to_string_lossy().into_owned();
+                let core = &self.core;
+                detached(py, || core.book().contains(&symbol))
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyPosition>> {
+        self.lookup(py, key)
+            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+    }
+
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let symbol = key_arg(key)?;
+        let position = position_arg(py, value)?;
+        self.insert(py, &symbol, position);
+        Ok(())
+    }
+
+    fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let missing = || PyKeyError::new_err(key.clone().unbind());
+        let symbol = key
+            .cast::<PyString>()
+            .map_err(|_| missing())?
+            .to_string_lossy()
+            .into_owned();
+        self.take(py, &symbol, "deleted")
+            .map(|_| ())
+            .ok_or_else(missing)
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyList::new(py, self.keys_vec(py))?
+            .into_any()
+            .try_iter()?
+            .into_any())
+    }
+
+    fn __bool__(&self, py: Python<'_>) -> bool {
+        self.__len__(py) > 0
+    }
+
+    /// Tracked symbols (a snapshot list).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.keys_vec(py))
+    }
+
+    /// Tracked Position objects (a snapshot list).
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items: Vec<Py<PyPosition>> = self
+            .entries(py)
+            .into_iter()
+            .map(|(_, h)| h.clone_ref(py))
+            .collect();
+        PyList::new(py, items)
+    }
+
+    /// `(symbol, Position)` pairs (a snapshot list).
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items = self
+            .entries(py)
+            .into_iter()
+            .map(|(s, h)| {
+                PyTuple::new(
+                    py,
+                    [
+                        s.into_pyobject(py)?.into_any(),
+                        h.clone_ref(py).into_bound(py).into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// The Position for `key`, or `default`.
+    #[pyo3(signature = (key, default=None))]
+    fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> Py<PyAny> {
+        match self.lookup(py, key) {
+            Some(p) => p.into_any(),
+            None => default.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    /// Removes `key` and returns its Position; `default` if given and missing, else KeyError.
+    #[pyo3(signature = (key, *default))]
+    fn pop(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        let taken = match key.cast::<PyString>() {
+            Ok(s) => self.take(py, &s.to_string_lossy(), "popped"),
+            Err(_) => None,
+        };
+        match taken {
+            Some(p) => Ok(p.into_any()),
+            None if !default.is_empty() => Ok(default.get_item(0)?.unbind()),
+            None => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// Removes and returns the last inserted `(symbol, Position)`; KeyError when empty.
+    fn popitem(&self, py: Python<'_>) -> PyResult<(String, Py<PyPosition>)> {
+        loop {
+            let Some(last) = self.keys_vec(py).pop() else {
+                return Err(PyKeyError::new_err("popitem(): positions is empty"));
+            };
+            if let Some(p) = self.take(py, &last, "popped") {
+                return Ok((last, p));
+            }
+        }
+    }
+
+    /// Untracks every position.
+    fn clear(&self, py: Python<'_>) {
+        self.clear_all(py);
+    }
+
+    /// Inserts from a mapping or iterable of pairs, and from keyword arguments.
+    #[pyo3(signature = (other=None, **kwargs))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        other: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let mut items = Vec::new();
+        if let Some(o) = other {
+            items.extend(position_items(o)?);
+        }
+        if let Some(k) = kwargs {
+            items.extend(position_items(k.as_any())?);
+        }
+        for (symbol, position) in items {
+            self.insert(py, &symbol, position);
+        }
+        Ok(())
+    }
+
+    /// The Position for `key`; inserts `default` (a Position) first when missing.
+    #[pyo3(signature = (key, default=None))]
+    fn setdefault(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyPosition>> {
+        if let Some(p) = self.lookup(py, key) {
+            return Ok(p);
+        }
+        let symbol = key_arg(key)?;
+        let value = default.ok_or_else(|| {
+            PyTypeError::new_err(
+                "positions.setdefault needs a Position default (None is not a Position)",
+            )
+        })?;
+        let position = position_arg(py, value)?;
+        let core = &self.core;
+        let shared = position.get().inner.clone();
+        let handle: Handle = Arc::new(position.clone_ref(py));
+        let outcome = detached(py, || {
+            let r = core
+                .book()
+                .insert_if_absent(&symbol, shared.clone(), handle);
+            if r.is_ok() {
+                core.record(&symbol, &shared, EventKind::Added, "assigned", None);
+            }
+            r.map(drop).map_err(drop)
+        });
+        match outcome {
+            Ok(()) => Ok(position),
+            // Inserted by another thread meanwhile: return what is there, as dict.setdefault.
+            Err(()) => self
+                .lookup(py, key)
+                .ok_or_else(|| PyKeyError::new_err(symbol)),
+        }
+    }
+
+    /// A plain dict copy {symbol: Position}.
+    fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (s, h) in self.entries(py) {
+            d.set_item(s, h.clone_ref(py))?;
+        }
+        Ok(d)
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !is_mapping(other) {
+            return Ok(false);
+        }
+        let mine = self.copy(py)?;
+        let theirs = PyDict::new(py);
+        for pair in other.call_method0("items")?.try_iter()? {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+            theirs.set_item(k, v)?;
+        }
+        mine.eq(theirs)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.copy(py)?.repr()?.to_string())
+    }
+}
+
+impl PositionsView {
+    fn keys_vec(&self, py: Python<'_>) -> Vec<String> {
+        let core = &self.core;
+        detached(py, || core.book().keys())
+    }
+}
