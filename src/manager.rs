@@ -95,9 +95,9 @@ impl PyPositionManager {
         missing_confirmations = 1,
         ticker_retry_delays = None,
         snapshot_reuse_seconds = 5.0,
-        logger_name = "TradingBot".to_owned(),
-        position_logger_name = "TradingBot.Position".to_owned(),
-        order_logger_name = "TradingBot.Order".to_owned(),
+        logger_name = "TradingBot",
+        position_logger_name = "TradingBot.Position",
+        order_logger_name = "TradingBot.Order",
         event_history = 10_000,
         tombstone_limit = 1_000
     ))]
@@ -109,9 +109,9 @@ impl PyPositionManager {
         missing_confirmations: i64,
         ticker_retry_delays: Option<&Bound<'_, PyAny>>,
         snapshot_reuse_seconds: f64,
-        logger_name: String,
-        position_logger_name: String,
-        order_logger_name: String,
+        logger_name: &str,
+        position_logger_name: &str,
+        order_logger_name: &str,
         event_history: usize,
         tombstone_limit: usize,
     ) -> PyResult<Self> {
@@ -135,9 +135,9 @@ impl PyPositionManager {
             ticker_retry_delays: delays,
             snapshot_reuse_seconds,
             loggers: Loggers {
-                main: logger_name.clone(),
-                position: position_logger_name.clone(),
-                order: order_logger_name,
+                main: logger_name.to_owned(),
+                position: position_logger_name.to_owned(),
+                order: order_logger_name.to_owned(),
             },
             event_capacity: event_history,
             tombstone_limit,

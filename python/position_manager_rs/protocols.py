@@ -8,7 +8,7 @@ malformed dicts and exceptions are handled without losing a tracked position.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["ExchangeClient"]
 
@@ -33,8 +33,10 @@ class ExchangeClient(Protocol):
 
     def get_open_positions(self) -> list[dict[str, Any]]: ...
 
-    def get_ticker(self, symbol: str) -> Optional[dict[str, Any]]: ...
+    def get_ticker(self, symbol: str) -> dict[str, Any] | None: ...
 
-    def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[list[float]]: ...
+    def get_ohlcv(
+        self, symbol: str, timeframe: str = "1h", limit: int = 100
+    ) -> list[list[float]]: ...
 
     def close_position(self, symbol: str) -> bool: ...

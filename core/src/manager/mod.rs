@@ -248,3 +248,5 @@ impl<H: Clone + Send + Sync> Manager<H> {
 #[cfg(test)]
 pub(crate) mod testing;
 
+#[cfg(test)]
+mod tests;

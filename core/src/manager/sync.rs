@@ -167,15 +167,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     py_set_repr(&only_local)
                 )
             });
-            let before = self.events().all().last().map_or(0, |e| e.seq);
-            self.apply_snapshot_quietly(&snapshot);
-            for e in self.events().since(before) {
-                if e.kind == EventKind::Removed {
-                    self.log(Channel::Main, Level::Warn, || {
-                        format!("Removing orphaned position: {}", e.symbol)
-                    });
-                    changes += 1;
-                }
+            for symbol in self.apply_snapshot_quietly(&snapshot) {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Removing orphaned position: {symbol}")
+                });
+                changes += 1;
             }
         }
         if changes == 0 {
@@ -190,8 +186,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         changes
     }
 
-    /// Applies a snapshot for `reconcile_positions`, which logs removals its own way.
-    fn apply_snapshot_quietly(&self, snapshot: &Snapshot) {
+    /// Applies a snapshot for `reconcile_positions`, which logs removals its own way; returns
+    /// the symbols it removed.
+    fn apply_snapshot_quietly(&self, snapshot: &Snapshot) -> Vec<String> {
         for warning in &snapshot.warnings {
             self.log(Channel::Main, Level::Warn, || warning.clone());
         }
@@ -209,6 +206,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 None,
             );
         }
+        outcome.removed.into_iter().map(|r| r.0).collect()
     }
 
     /// Imports (or restores) one exchange entry for an untracked `symbol`.

@@ -380,7 +380,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 format!("  ✓ Closing position: {}", check.reason)
             });
             let fresh = snapshot.filter(|s| {
-                s.taken_at.elapsed().as_secs_f64() <= self.config().snapshot_reuse_seconds
+                s.taken_at.elapsed().as_secs_f64() < self.config().snapshot_reuse_seconds
             });
             self.close_with(symbol, check.reason, fresh.map(|s| &s.snapshot))
                 .pnl()
