@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -63,24 +64,25 @@ fn not_iterable(value: &Bound<'_, PyAny>) -> PyErr {
 }
 
 fn raw_position(item: &Bound<'_, PyAny>) -> PyResult<RawEntry> {
+    let py = item.py();
     if !is_mapping(item) {
         return Ok(RawEntry::NotAMapping(type_name(item)));
     }
-    let info = get_key(item, "info")?;
+    let info = get_key(item, intern!(py, "info"))?;
     let real_leverage = match info {
-        Some(i) if is_mapping(&i) => field(get_key(&i, "realLeverage")?),
+        Some(i) if is_mapping(&i) => field(get_key(&i, intern!(py, "realLeverage"))?),
         _ => position_manager_core::exchange::Field::Absent,
     };
     Ok(RawEntry::Position(Box::new(RawPosition {
-        symbol: field(get_key(item, "symbol")?),
-        contracts: field(get_key(item, "contracts")?),
-        side: field(get_key(item, "side")?),
-        entry_price: field(get_key(item, "entryPrice")?),
-        leverage: field(get_key(item, "leverage")?),
+        symbol: field(get_key(item, intern!(py, "symbol"))?),
+        contracts: field(get_key(item, intern!(py, "contracts"))?),
+        side: field(get_key(item, intern!(py, "side"))?),
+        entry_price: field(get_key(item, intern!(py, "entryPrice"))?),
+        leverage: field(get_key(item, intern!(py, "leverage"))?),
         real_leverage,
-        contract_size: field(get_key(item, "contractSize")?),
-        liquidation_price: field(get_key(item, "liquidationPrice")?),
-        mark_price: field(get_key(item, "markPrice")?),
+        contract_size: field(get_key(item, intern!(py, "contractSize"))?),
+        liquidation_price: field(get_key(item, intern!(py, "liquidationPrice"))?),
+        mark_price: field(get_key(item, intern!(py, "markPrice"))?),
     })))
 }
 
@@ -116,7 +118,7 @@ fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
 impl Exchange for PyClient {
     fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>> {
         self.call(|c| {
-            let answer = c.call_method0("get_open_positions")?;
+            let answer = c.call_method0(intern!(c.py(), "get_open_positions"))?;
             // Only a real list (or tuple) is an answer: a None, a Mock or a dict is not, and
             // must never be read as "no positions".
             let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = answer.cast::<PyList>() {
@@ -132,12 +134,12 @@ impl Exchange for PyClient {
 
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {
         self.call(|c| {
-            let t = c.call_method1("get_ticker", (symbol,))?;
+            let t = c.call_method1(intern!(c.py(), "get_ticker"), (symbol,))?;
             if t.is_none() || !t.is_truthy()? {
                 return Ok(TickerAnswer::Missing);
             }
-            let last = if t.is_instance_of::<PyDict>() || t.hasattr("get")? {
-                get_key(&t, "last")?
+            let last = if t.is_instance_of::<PyDict>() || t.hasattr(intern!(c.py(), "get"))? {
+                get_key(&t, intern!(c.py(), "last"))?
             } else {
                 return Err(pyo3::exceptions::PyAttributeError::new_err(format!(
                     "'{}' object has no attribute 'get'",
@@ -152,9 +154,9 @@ impl Exchange for PyClient {
         self.call(|c| {
             let py = c.py();
             let kwargs = PyDict::new(py);
-            kwargs.set_item("timeframe", timeframe)?;
-            kwargs.set_item("limit", limit)?;
-            let answer = c.call_method("get_ohlcv", (symbol,), Some(&kwargs))?;
+            kwargs.set_item(intern!(py, "timeframe"), timeframe)?;
+            kwargs.set_item(intern!(py, "limit"), limit)?;
+            let answer = c.call_method(intern!(py, "get_ohlcv"), (symbol,), Some(&kwargs))?;
             let mut out = Ohlcv::default();
             if answer.is_none() {
                 return Ok(out);
@@ -186,6 +188,9 @@ impl Exchange for PyClient {
     }
 
     fn close_position(&self, symbol: &str) -> CoreResult<bool> {
-        self.call(|c| c.call_method1("close_position", (symbol,))?.is_truthy())
+        self.call(|c| {
+            c.call_method1(intern!(c.py(), "close_position"), (symbol,))?
+                .is_truthy()
+        })
     }
 }

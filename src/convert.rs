@@ -127,12 +127,15 @@ pub fn field(value: Option<Bound<'_, PyAny>>) -> Field {
 
 /// `mapping.get(key)` for a dict (fast path) or any object with a `get` method; `None` when the
 /// key is missing.
-pub fn get_key<'py>(mapping: &Bound<'py, PyAny>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+pub fn get_key<'py>(
+    mapping: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(d) = mapping.cast::<PyDict>() {
         return d.get_item(key);
     }
     let missing = pyo3::types::PyTuple::empty(mapping.py());
-    let v = mapping.call_method1("get", (key, &missing))?;
+    let v = mapping.call_method1(pyo3::intern!(mapping.py(), "get"), (key, &missing))?;
     if v.is(&missing) {
         Ok(None)
     } else {
@@ -158,7 +161,8 @@ pub fn support_resistance(value: &Bound<'_, PyAny>) -> PyResult<Option<SupportRe
     if value.is_none() || !value.is_truthy()? {
         return Ok(None);
     }
-    let levels = |key: &str| -> PyResult<Vec<Level>> {
+    let py = value.py();
+    let levels = |key: &Bound<'_, PyString>| -> PyResult<Vec<Level>> {
         let Some(list) = get_key(value, key)? else {
             return Ok(Vec::new());
         };
@@ -168,11 +172,11 @@ pub fn support_resistance(value: &Bound<'_, PyAny>) -> PyResult<Option<SupportRe
         let mut out = Vec::new();
         for item in list.try_iter()? {
             let item = item?;
-            let price = match get_key(&item, "price")? {
+            let price = match get_key(&item, pyo3::intern!(py, "price"))? {
                 Some(p) => number("support_resistance level price", &p)?,
                 None => return Err(PyKeyError::new_err("price")),
             };
-            let strength = match get_key(&item, "strength")? {
+            let strength = match get_key(&item, pyo3::intern!(py, "strength"))? {
                 Some(s) if !s.is_none() => number("support_resistance level strength", &s)?,
                 _ => 0.0,
             };
@@ -180,13 +184,13 @@ pub fn support_resistance(value: &Bound<'_, PyAny>) -> PyResult<Option<SupportRe
         }
         Ok(out)
     };
-    let poc = match get_key(value, "poc")? {
+    let poc = match get_key(value, pyo3::intern!(py, "poc"))? {
         Some(p) if !p.is_none() => Some(number("support_resistance poc", &p)?),
         _ => None,
     };
     Ok(Some(SupportResistance {
-        support: levels("support")?,
-        resistance: levels("resistance")?,
+        support: levels(pyo3::intern!(py, "support"))?,
+        resistance: levels(pyo3::intern!(py, "resistance"))?,
         poc,
     }))
 }

@@ -6,7 +6,12 @@
 
 use std::sync::OnceLock;
 
+use log::LevelFilter;
 use pyo3::prelude::*;
+
+use position_manager_core::manager::Channel;
+
+use crate::manager::CoreManager;
 
 static RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
 
@@ -29,6 +34,45 @@ pub fn refresh() {
     if let Some(handle) = RESET.get() {
         handle.reset();
     }
+}
+
+/// [`refresh`], then reads which levels the manager's three loggers emit right now
+/// (`Logger.isEnabledFor`, so `logging.disable` and handler-less parents count) into the core's
+/// level gates. A record below its gate then costs one atomic load.
+pub fn refresh_for(py: Python<'_>, core: &CoreManager) {
+    refresh();
+    let names = &core.config().loggers;
+    let Ok(logging) = py.import(pyo3::intern!(py, "logging")) else {
+        return;
+    };
+    for (channel, name) in [
+        (Channel::Main, &names.main),
+        (Channel::Position, &names.position),
+        (Channel::Order, &names.order),
+    ] {
+        let filter = logging
+            .call_method1(pyo3::intern!(py, "getLogger"), (name,))
+            .and_then(|logger| most_verbose_enabled(&logger))
+            .unwrap_or(LevelFilter::Trace);
+        core.level_gates().set(channel, filter);
+    }
+}
+
+fn most_verbose_enabled(logger: &Bound<'_, PyAny>) -> PyResult<LevelFilter> {
+    for (python_level, filter) in [
+        (10, LevelFilter::Debug),
+        (20, LevelFilter::Info),
+        (30, LevelFilter::Warn),
+        (40, LevelFilter::Error),
+    ] {
+        if logger
+            .call_method1(pyo3::intern!(logger.py(), "isEnabledFor"), (python_level,))?
+            .is_truthy()?
+        {
+            return Ok(filter);
+        }
+    }
+    Ok(LevelFilter::Off)
 }
 
 /// Re-reads Python's logging configuration (levels, handlers) for this package's records.

@@ -19,7 +19,7 @@ use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerCon
 use crate::client::PyClient;
 use crate::convert::{describe, number, to_datetime};
 use crate::errors::PmError;
-use crate::logging::{detached, refresh};
+use crate::logging::{detached, refresh_for};
 use crate::position::{state_dict, PyPosition};
 use crate::update_iter::UpdateIter;
 use crate::view::PositionsView;
@@ -195,7 +195,6 @@ impl PyPositionManager {
     }
     #[setter]
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        refresh();
         let view = PositionsView::new(self.core.clone());
         let items = crate::view::position_items(value)?;
         view.clear_all(py);
@@ -287,7 +286,7 @@ impl PyPositionManager {
     /// untracked), or the close failed (then it stays tracked).
     #[pyo3(signature = (symbol, reason = "manual"))]
     fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<f64> {
-        refresh();
+        refresh_for(py, &self.core);
         let core = &self.core;
         detached(py, || core.close_position(symbol, reason).pnl())
     }
@@ -295,7 +294,7 @@ impl PyPositionManager {
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit
     /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
     fn sync_existing_positions(&self, py: Python<'_>) -> usize {
-        refresh();
+        refresh_for(py, &self.core);
         let core = &self.core;
         detached(py, || core.sync_existing_positions())
     }
@@ -303,7 +302,7 @@ impl PyPositionManager {
     /// Imports positions only the exchange has and drops those only the book has. Returns the
     /// number of discrepancies resolved.
     fn reconcile_positions(&self, py: Python<'_>) -> usize {
-        refresh();
+        refresh_for(py, &self.core);
         let core = &self.core;
         detached(py, || core.reconcile_positions())
     }

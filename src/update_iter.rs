@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use position_manager_core::manager::UpdateCycle;
 
-use crate::logging::{detached, refresh};
+use crate::logging::{detached, refresh_for};
 use crate::manager::CoreManager;
 use crate::position::PyPosition;
 
@@ -44,7 +44,7 @@ impl UpdateIter {
         };
         let core = &self.core;
         if guard.is_none() {
-            refresh();
+            refresh_for(py, core);
             *guard = Some(core.begin_update());
         }
         let Some(cycle) = guard.as_mut() else {

@@ -10,7 +10,7 @@
 //! leaving the book (removed entries, replaced handles) are returned to the caller, who drops them
 //! after the lock is released.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use crate::clock::Timestamp;
 use crate::position::PositionState;
 use crate::reconcile::{self, Action, EntryView, Fingerprint, Policy, Snapshot};
+use crate::symbol_map::SymbolMap;
 
 /// A position's state, shared between the book, the Python object and the manager.
 pub type SharedPosition = Arc<Mutex<PositionState>>;
@@ -80,9 +81,9 @@ impl<H> Default for ReconcileOutcome<H> {
 
 #[derive(Debug)]
 struct Inner<H> {
-    entries: HashMap<String, Entry<H>>,
+    entries: SymbolMap<Entry<H>>,
     order: BTreeMap<u64, String>,
-    tombstones: HashMap<String, Tombstone<H>>,
+    tombstones: SymbolMap<Tombstone<H>>,
     next_seq: u64,
     next_order: u64,
 }
@@ -99,9 +100,9 @@ impl<H: Clone> Book<H> {
     pub fn new(tombstone_limit: usize) -> Self {
         Book {
             inner: Mutex::new(Inner {
-                entries: HashMap::new(),
+                entries: SymbolMap::default(),
                 order: BTreeMap::new(),
-                tombstones: HashMap::new(),
+                tombstones: SymbolMap::default(),
                 next_seq: 0,
                 next_order: 0,
             }),

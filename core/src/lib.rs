@@ -13,6 +13,7 @@
 //! - [`reconcile`]: pure planning of what an exchange snapshot does to the book;
 //! - [`events`]: the bounded history of everything that changed the book;
 //! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
+//! - [`symbol_map`]: maps keyed by symbol;
 //! - [`error`]: the one error enum of the core.
 
 pub mod book;
@@ -27,6 +28,7 @@ pub mod manager;
 pub mod market;
 pub mod position;
 pub mod reconcile;
+pub mod symbol_map;
 
 #[cfg(test)]
 pub(crate) mod test_support;

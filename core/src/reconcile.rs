@@ -10,9 +10,8 @@
 //! - a tombstoned position reported again with the same side, size and entry price is restored
 //!   (rule 5).
 
-use std::collections::HashMap;
-
 use crate::exchange::{Field, RawEntry};
+use crate::symbol_map::SymbolMap;
 
 /// What identifies "the very same position" on the exchange: side, size and entry price.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,7 +37,7 @@ impl Fingerprint {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Symbols the exchange listed, with their fingerprint when it could be read unambiguously.
-    pub present: HashMap<String, Option<Fingerprint>>,
+    pub present: SymbolMap<Option<Fingerprint>>,
     /// False when some entry could not be attributed to a symbol: absence then proves nothing.
     pub well_formed: bool,
     /// The book's sequence mark taken just before the request: entries with a higher sequence

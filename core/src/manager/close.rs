@@ -303,7 +303,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         price: f64,
         f: &CloseFigures,
     ) {
-        if !self.config().loggers.enabled(Channel::Order, Level::Info) {
+        if !self.log_enabled(Channel::Order, Level::Info) {
             return;
         }
         let p = position.lock().clone();
@@ -373,7 +373,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     fn say_order(&self, line: &str) {
-        self.config().loggers.say(Channel::Order, Level::Info, line);
+        self.log(Channel::Order, Level::Info, || line.to_owned());
     }
 }
 

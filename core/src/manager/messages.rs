@@ -3,7 +3,9 @@
 //! Records go through the `log` crate with the Python logger name as the target (the binding
 //! forwards them to Python's `logging`). Messages are only built when their level is enabled.
 
-use log::Level;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use log::{Level, LevelFilter};
 
 use crate::format::py_repr_float;
 
@@ -49,23 +51,71 @@ impl Loggers {
     }
 
     /// Whether a record at `level` on `channel` would be emitted.
-    pub fn enabled(&self, channel: Channel, level: Level) -> bool {
-        log::log_enabled!(target: self.target(channel), level)
+    pub fn enabled(&self, gates: &LevelGates, channel: Channel, level: Level) -> bool {
+        gates
+            .allows(channel, level)
+            .unwrap_or_else(|| log::log_enabled!(target: self.target(channel), level))
     }
 
     /// Emits the message `message()` builds, if its level is enabled. Never call this while
     /// holding the book lock or a position lock: the record may run Python handlers.
-    pub fn emit(&self, channel: Channel, level: Level, message: impl FnOnce() -> String) {
-        let target = self.target(channel);
-        if log::log_enabled!(target: target, level) {
+    pub fn emit(
+        &self,
+        gates: &LevelGates,
+        channel: Channel,
+        level: Level,
+        message: impl FnOnce() -> String,
+    ) {
+        if self.enabled(gates, channel, level) {
             let text = message();
-            log::log!(target: target, level, "{text}");
+            log::log!(target: self.target(channel), level, "{text}");
+        }
+    }
+}
+
+/// Which levels each channel emits, as last read from the logging backend.
+///
+/// The binding sets them from Python's logging configuration at the start of every public call,
+/// so a record that would be dropped costs one atomic load, and a configuration made after import
+/// (pytest's `caplog`, a notebook) applies from the next call. Until set, the `log` crate decides.
+#[derive(Debug)]
+pub struct LevelGates {
+    gates: [AtomicU8; 3],
+}
+
+/// Gate value meaning "not set: ask the `log` crate".
+const ASK_LOG: u8 = u8::MAX;
+
+impl Default for LevelGates {
+    fn default() -> Self {
+        LevelGates {
+            gates: [
+                AtomicU8::new(ASK_LOG),
+                AtomicU8::new(ASK_LOG),
+                AtomicU8::new(ASK_LOG),
+            ],
+        }
+    }
+}
+
+impl LevelGates {
+    fn slot(channel: Channel) -> usize {
+        match channel {
+            Channel::Main => 0,
+            Channel::Position => 1,
+            Channel::Order => 2,
         }
     }
 
-    /// Emits a fixed message.
-    pub fn say(&self, channel: Channel, level: Level, message: &str) {
-        self.emit(channel, level, || message.to_owned());
+    /// Sets the most verbose level `channel` emits.
+    pub fn set(&self, channel: Channel, filter: LevelFilter) {
+        self.gates[Self::slot(channel)].store(filter as u8, Ordering::Relaxed);
+    }
+
+    /// `Some(enabled)` when known, `None` when the `log` crate must decide.
+    fn allows(&self, channel: Channel, level: Level) -> Option<bool> {
+        let gate = self.gates[Self::slot(channel)].load(Ordering::Relaxed);
+        (gate != ASK_LOG).then_some((level as u8) <= gate)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::exchange::Exchange;
 use crate::reconcile::Policy;
 
 pub use close::CloseOutcome;
-pub use messages::{Channel, Loggers};
+pub use messages::{Channel, LevelGates, Loggers};
 pub use update::{Closed, UpdateCycle};
 
 /// Makes the caller's handle for a position the manager creates (the binding makes a Python
@@ -110,6 +110,7 @@ pub struct Manager<H> {
     clock: Arc<dyn Clock>,
     handles: Arc<dyn HandleFactory<H>>,
     trailing_bits: AtomicU64,
+    gates: LevelGates,
     config: ManagerConfig,
 }
 
@@ -130,6 +131,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             clock,
             handles,
             trailing_bits: AtomicU64::new(config.trailing_stop_percentage.to_bits()),
+            gates: LevelGates::default(),
             config,
         })
     }
@@ -182,7 +184,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     fn log(&self, channel: Channel, level: log::Level, message: impl FnOnce() -> String) {
-        self.config.loggers.emit(channel, level, message);
+        self.config
+            .loggers
+            .emit(&self.gates, channel, level, message);
+    }
+
+    /// Whether a record at `level` on `channel` would be emitted.
+    fn log_enabled(&self, channel: Channel, level: log::Level) -> bool {
+        self.config.loggers.enabled(&self.gates, channel, level)
+    }
+
+    /// The level gates: set them from the logging backend's configuration (see [`LevelGates`]).
+    pub fn level_gates(&self) -> &LevelGates {
+        &self.gates
     }
 
     /// Records an event with the position's current state (locks the position briefly).

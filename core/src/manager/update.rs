@@ -239,11 +239,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Position, Level::Info, || {
             format!("\n--- Position: {symbol} ({side}) ---")
         });
-        if self
-            .config()
-            .loggers
-            .enabled(Channel::Position, Level::Debug)
-        {
+        if self.log_enabled(Channel::Position, Level::Debug) {
             self.log(Channel::Position, Level::Debug, || {
                 format!("  Entry Price: {}", format_price(entry))
             });
@@ -278,11 +274,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Position, Level::Info, || {
             format!("  Current Price: {}", format_price(price))
         });
-        if self
-            .config()
-            .loggers
-            .enabled(Channel::Position, Level::Info)
-        {
+        if self.log_enabled(Channel::Position, Level::Info) {
             let (r, pnl_usd, stop, tp, mfe) = {
                 let p = position.lock();
                 let u = p.pnl(price, false);
