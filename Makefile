@@ -33,7 +33,7 @@ lint: $(VENV)/.ready
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches examples
 	$(VENV)/bin/ruff format --check python tests benches examples
-	$(VENV)/bin/mypy python tests
+	$(VENV)/bin/mypy python tests benches examples
 	$(PY) -m mypy.stubtest position_manager_rs._core --allowlist stubtest-allowlist.txt
 
 bench: dev

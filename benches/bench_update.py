@@ -80,7 +80,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
-    print(f"position_manager_rs {__version__}, Python {platform.python_version()}, {platform.machine()}")
+    python = platform.python_version()
+    print(f"position_manager_rs {__version__}, Python {python}, {platform.machine()}")
     print(f"bare client method call: {client_call_cost(PrecomputedClient([], 1.0)):.2f} µs\n")
     print("| positions | cycles | µs / position / cycle (median) | best |")
     print("|---:|---:|---:|---:|")
