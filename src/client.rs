@@ -44,7 +44,7 @@ impl PyClient {
     fn call<T>(&self, f: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<T>) -> CoreResult<T> {
         // Copy the reference out first: the lock is never held while Python runs.
         let client = self.get();
-        Python::attach(|py| f(client.bind(py)).map_err(|e| exchange_error(py, &e)))
+        crate::logging::attach_clean(|py| f(client.bind(py)).map_err(|e| exchange_error(py, &e)))
     }
 }
 

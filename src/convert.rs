@@ -68,6 +68,30 @@ pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     )))
 }
 
+/// A `str` argument named `name`.
+pub fn text(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value
+        .cast::<PyString>()
+        .map(|s| s.to_string_lossy().into_owned())
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a str, got {}", describe(value))))
+}
+
+/// An optional keyword argument with the original's default: absent → `default`, else a number.
+pub fn number_or(name: &str, value: Option<&Bound<'_, PyAny>>, default: f64) -> PyResult<f64> {
+    match value {
+        None => Ok(default),
+        Some(v) => number(name, v),
+    }
+}
+
+/// A flag argument read by truthiness, as the original's `if include_fees:`.
+pub fn truthy(value: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    match value {
+        None => Ok(false),
+        Some(v) => v.is_truthy(),
+    }
+}
+
 /// An optional real-number argument (`None` allowed).
 pub fn opt_number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
     if value.is_none() {

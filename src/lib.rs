@@ -2,7 +2,7 @@
 //!
 //! One file per Python-visible concern: [`position`] (`Position`), [`manager`]
 //! (`PositionManager`), [`view`] (`manager.positions`), [`update_iter`] (`update_positions()`),
-//! [`client`] (the core's `Exchange` over the bot's client), [`convert`] (values and argument
+//! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`), [`convert`] (values and argument
 //! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
 //! `logging`), [`testing`] (clock control for tests).
 
@@ -11,6 +11,7 @@ mod convert;
 mod errors;
 mod logging;
 mod manager;
+mod market;
 mod position;
 mod testing;
 mod update_iter;
@@ -42,6 +43,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manager::PyPositionManager>()?;
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
+    m.add_class::<market::PyVolumeProfile>()?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
     m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;

@@ -84,6 +84,18 @@ pub fn refresh_logging() {
     refresh();
 }
 
+/// Attaches to the interpreter for a call from the core. A logging handler that raised earlier
+/// in this detached run leaves its exception pending (pyo3-log restores it); it is reported as
+/// unraisable first, so it cannot make the next Python call fail.
+pub fn attach_clean<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
+    Python::attach(|py| {
+        if let Some(err) = PyErr::take(py) {
+            err.write_unraisable(py, None);
+        }
+        f(py)
+    })
+}
+
 /// Runs `f` detached from the interpreter, then clears any exception a logging handler left
 /// behind (pyo3-log restores handler errors as the pending exception) by reporting it as
 /// unraisable, so a faulty handler never breaks a manager call.

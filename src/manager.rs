@@ -36,7 +36,7 @@ struct PositionFactory;
 
 impl HandleFactory<Handle> for PositionFactory {
     fn make(&self, position: &SharedPosition) -> CoreResult<Handle> {
-        Python::attach(|py| {
+        crate::logging::attach_clean(|py| {
             Py::new(py, PyPosition::from_shared(position.clone()))
                 .map(Arc::new)
                 .map_err(|e| crate::client::exchange_error(py, &e))

@@ -14,10 +14,12 @@ use pyo3::types::{PyDict, PyTuple};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::clock;
 use position_manager_core::format::{format_price, py_repr_float};
-use position_manager_core::manager::messages::leverage_text;
+use position_manager_core::manager::messages::{leverage_text, py_str_repr};
 use position_manager_core::position::{PositionState, TakeProfitInputs};
 
-use crate::convert::{from_datetime, int_if_whole, number, opt_number, to_datetime};
+use crate::convert::{
+    from_datetime, int_if_whole, number, number_or, opt_number, text, to_datetime, truthy,
+};
 use crate::errors::PmError;
 
 /// An open futures position: entry, size, leverage, stop loss, take profit and the adaptive
@@ -73,18 +75,8 @@ impl PyPosition {
         stop_loss: &Bound<'_, PyAny>,
         take_profit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let symbol: String = symbol.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "symbol must be a str, got {}",
-                crate::convert::describe(symbol)
-            ))
-        })?;
-        let side: String = side.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "side must be a str, got {}",
-                crate::convert::describe(side)
-            ))
-        })?;
+        let symbol = text("symbol", symbol)?;
+        let side = text("side", side)?;
         let take_profit = match take_profit {
             Some(tp) => opt_number("take_profit", tp)?,
             None => None,
@@ -110,8 +102,10 @@ impl PyPosition {
         self.with(py, |p| p.symbol.clone())
     }
     #[setter]
-    fn set_symbol(&self, py: Python<'_>, value: String) {
-        self.with_mut(py, |p| p.symbol = value);
+    fn set_symbol(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = text("symbol", value)?;
+        self.with_mut(py, |p| p.symbol = v);
+        Ok(())
     }
 
     /// 'long' or 'short'.
@@ -120,8 +114,10 @@ impl PyPosition {
         self.with(py, |p| p.side.clone())
     }
     #[setter]
-    fn set_side(&self, py: Python<'_>, value: String) {
-        self.with_mut(py, |p| p.side = value);
+    fn set_side(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = text("side", value)?;
+        self.with_mut(py, |p| p.side = v);
+        Ok(())
     }
 
     /// Average entry price.
@@ -347,27 +343,29 @@ impl PyPosition {
 
     /// Unleveraged P/L fraction at `current_price` (0.01 = 1 %); `include_fees` subtracts the
     /// 0.12 % round-trip fee.
-    #[pyo3(signature = (current_price, include_fees=false))]
+    #[pyo3(signature = (current_price, include_fees=None), text_signature = "(self, current_price, include_fees=False)")]
     fn get_pnl(
         &self,
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
-        include_fees: bool,
+        include_fees: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let price = number("current_price", current_price)?;
-        Ok(self.with(py, |p| p.pnl(price, include_fees)))
+        let fees = truthy(include_fees)?;
+        Ok(self.with(py, |p| p.pnl(price, fees)))
     }
 
     /// Leveraged P/L (ROI) fraction at `current_price`.
-    #[pyo3(signature = (current_price, include_fees=false))]
+    #[pyo3(signature = (current_price, include_fees=None), text_signature = "(self, current_price, include_fees=False)")]
     fn get_leveraged_pnl(
         &self,
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
-        include_fees: bool,
+        include_fees: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let price = number("current_price", current_price)?;
-        Ok(self.with(py, |p| p.leveraged_pnl(price, include_fees)))
+        let fees = truthy(include_fees)?;
+        Ok(self.with(py, |p| p.leveraged_pnl(price, fees)))
     }
 
     /// `(should_close, reason)` at `current_price`: emergency stops, ROI-based profit taking,
@@ -385,17 +383,22 @@ impl PyPosition {
 
     /// Moves the stop with new price extremes; the distance adapts to volatility, profit and
     /// momentum and stays within 0.4 %..4 %. The stop never loosens.
-    #[pyo3(signature = (current_price, trailing_percentage, volatility=0.03, momentum=0.0))]
+    #[pyo3(
+        signature = (current_price, trailing_percentage, volatility=None, momentum=None),
+        text_signature = "(self, current_price, trailing_percentage, volatility=0.03, momentum=0.0)"
+    )]
     fn update_trailing_stop(
         &self,
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
         trailing_percentage: &Bound<'_, PyAny>,
-        volatility: f64,
-        momentum: f64,
+        volatility: Option<&Bound<'_, PyAny>>,
+        momentum: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let price = number("current_price", current_price)?;
         let t = number("trailing_percentage", trailing_percentage)?;
+        let volatility = number_or("volatility", volatility, 0.03)?;
+        let momentum = number_or("momentum", momentum, 0.0)?;
         self.with_mut(py, |p| {
             p.update_trailing_stop(price, t, volatility, momentum)
         })
@@ -404,19 +407,26 @@ impl PyPosition {
 
     /// Extends the take profit from momentum, trend strength, volatility, RSI, profit velocity,
     /// age and nearby resistance/support; it only ever moves away from entry.
-    #[pyo3(signature = (current_price, momentum=0.0, trend_strength=0.5, volatility=0.03, rsi=50.0, support_resistance=None))]
+    #[pyo3(
+        signature = (current_price, momentum=None, trend_strength=None, volatility=None, rsi=None, support_resistance=None),
+        text_signature = "(self, current_price, momentum=0.0, trend_strength=0.5, volatility=0.03, rsi=50.0, support_resistance=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn update_take_profit(
         &self,
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
-        momentum: f64,
-        trend_strength: f64,
-        volatility: f64,
-        rsi: f64,
+        momentum: Option<&Bound<'_, PyAny>>,
+        trend_strength: Option<&Bound<'_, PyAny>>,
+        volatility: Option<&Bound<'_, PyAny>>,
+        rsi: Option<&Bound<'_, PyAny>>,
         support_resistance: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let price = number("current_price", current_price)?;
+        let momentum = number_or("momentum", momentum, 0.0)?;
+        let trend_strength = number_or("trend_strength", trend_strength, 0.5)?;
+        let volatility = number_or("volatility", volatility, 0.03)?;
+        let rsi = number_or("rsi", rsi, 50.0)?;
         let sr = match support_resistance {
             Some(v) => crate::convert::support_resistance(v)?,
             None => None,
@@ -434,14 +444,15 @@ impl PyPosition {
     }
 
     /// Moves the stop to entry ± `buffer` once unleveraged profit exceeds 1.5 %; True if moved.
-    #[pyo3(signature = (current_price, buffer=0.001))]
+    #[pyo3(signature = (current_price, buffer=None), text_signature = "(self, current_price, buffer=0.001)")]
     fn move_to_breakeven(
         &self,
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
-        buffer: f64,
+        buffer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let price = number("current_price", current_price)?;
+        let buffer = number_or("buffer", buffer, 0.001)?;
         Ok(self.with_mut(py, |p| p.move_to_breakeven(price, buffer)))
     }
 
@@ -462,6 +473,33 @@ impl PyPosition {
         ))
     }
 
+    /// The analyzer used by `adjust_take_profit_with_volume_profile` (stateless, so shared by
+    /// every position; assigning one on an instance keeps it for that instance).
+    #[classattr]
+    fn volume_profile_analyzer(py: Python<'_>) -> PyResult<Py<crate::market::PyVolumeProfile>> {
+        Py::new(py, crate::market::PyVolumeProfile)
+    }
+
+    /// Pulls the take profit toward a strong volume level ahead (resistance for a long,
+    /// support for a short) from a DataFrame (or list) of at least 20 candles; True if changed.
+    fn adjust_take_profit_with_volume_profile(
+        &self,
+        py: Python<'_>,
+        current_price: &Bound<'_, PyAny>,
+        df: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let price = number("current_price", current_price)?;
+        // The original answers False for any data it cannot use.
+        let Ok(Some(candles)) = crate::market::candles_arg(df) else {
+            return Ok(false);
+        };
+        Ok(self.with_mut(py, |p| {
+            position_manager_core::market::volume_profile::adjust_take_profit_with_volume_profile(
+                p, price, &candles,
+            )
+        }))
+    }
+
     /// The position's fields as a plain dict (extra attributes not included).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let p = self.with(py, |p| p.clone());
@@ -471,9 +509,9 @@ impl PyPosition {
     fn __repr__(&self, py: Python<'_>) -> String {
         self.with(py, |p| {
             format!(
-                "Position(symbol={:?}, side={:?}, entry_price={}, amount={}, leverage={}, stop_loss={}, take_profit={})",
-                p.symbol,
-                p.side,
+                "Position(symbol={}, side={}, entry_price={}, amount={}, leverage={}, stop_loss={}, take_profit={})",
+                py_str_repr(&p.symbol),
+                py_str_repr(&p.side),
                 py_repr_float(p.entry_price),
                 py_repr_float(p.amount),
                 leverage_text(p.leverage),

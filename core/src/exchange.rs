@@ -201,10 +201,21 @@ pub enum TickerAnswer {
 }
 
 impl TickerAnswer {
+    fn price_field(&self) -> Option<f64> {
+        match self {
+            TickerAnswer::Ticker { last } => last.as_number(),
+            TickerAnswer::Missing => None,
+        }
+    }
+
     /// The usable price: a finite number greater than zero.
     pub fn valid_price(&self) -> Option<f64> {
         match self {
-            TickerAnswer::Ticker { last } => last.as_number().filter(|p| p.is_finite() && *p > 0.0),
+            // A bool is a number to Python but never a price.
+            TickerAnswer::Ticker {
+                last: Field::Int(_) | Field::Number(_),
+            } => self.price_field().filter(|p| p.is_finite() && *p > 0.0),
+            TickerAnswer::Ticker { .. } => None,
             TickerAnswer::Missing => None,
         }
     }
@@ -261,6 +272,7 @@ mod tests {
         assert_eq!(t(Field::Number(f64::NAN)), None);
         assert_eq!(t(Field::Number(f64::INFINITY)), None);
         assert_eq!(t(Field::Text("5".into())), None);
+        assert_eq!(t(Field::Bool(true)), None);
         assert_eq!(TickerAnswer::Missing.valid_price(), None);
     }
 

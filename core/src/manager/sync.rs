@@ -81,6 +81,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
             match self.import_entry(symbol, raw, Flavour::Sync) {
                 Ok(Import::Imported | Import::Restored) => synced += 1,
                 Ok(Import::Skipped) => {}
+                Err(e @ CoreError::Exchange { .. }) => self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Could not import {symbol}, skipping: {}: {e}",
+                        e.kind_name()
+                    )
+                }),
                 Err(e) => self.log(Channel::Main, Level::Warn, || {
                     format!("Skipping malformed position entry for {symbol}: {e}")
                 }),
@@ -220,7 +226,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Field::Absent => 0.0,
             f => f.to_float()?,
         };
-        if contracts == 0.0 || contracts.is_nan() {
+        if contracts.is_nan() || contracts.is_infinite() {
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Skipping position entry for {symbol}: contracts is {}",
+                    price_text(contracts)
+                )
+            });
+            return Ok(Import::Skipped);
+        }
+        if contracts == 0.0 {
             return Ok(Import::Skipped);
         }
         let side = match &raw.side {

@@ -1,0 +1,213 @@
+//! `VolumeProfile`: the original's volume-profile analyzer over the core's market module, and the
+//! candle input conversion (a pandas DataFrame or a list of `[ts, open, high, low, close, volume]`).
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use position_manager_core::market::volume_profile::{
+    support_resistance_from_volume, volume_profile, VolumeLevel, VolumeLevels, VolumeNode,
+    VolumeProfile as CoreProfile,
+};
+use position_manager_core::market::{validate_candles, Candle};
+
+use crate::convert::{describe, get_key, number};
+
+const COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
+
+/// Candles from a pandas DataFrame (columns timestamp, open, high, low, close, volume) or from
+/// a sequence of rows. `Ok(None)` when the data cannot be used (non-numeric or insane values),
+/// which the original's methods answer with their "no result" value.
+pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
+    let rows: Vec<[f64; 6]> = if data.hasattr("columns")? {
+        let mut columns: Vec<Vec<f64>> = Vec::with_capacity(6);
+        for (i, name) in COLUMNS.iter().enumerate() {
+            let values = data.get_item(*name)?.call_method0("tolist")?;
+            let mut out = Vec::new();
+            for v in values.try_iter()? {
+                let v = v?;
+                // Timestamps are not used by any computation; datetime values are fine.
+                out.push(if i == 0 {
+                    v.extract::<f64>().unwrap_or(0.0)
+                } else {
+                    match v.extract::<f64>() {
+                        Ok(x) => x,
+                        Err(_) => return Ok(None),
+                    }
+                });
+            }
+            columns.push(out);
+        }
+        let n = columns[0].len();
+        (0..n)
+            .map(|r| std::array::from_fn(|c| columns[c][r]))
+            .collect()
+    } else {
+        let mut rows = Vec::new();
+        for row in data.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expected a DataFrame or a list of candles, got {}",
+                describe(data)
+            ))
+        })? {
+            let row = row?;
+            let values: Vec<f64> = match row.extract() {
+                Ok(v) => v,
+                Err(_) => return Ok(None),
+            };
+            match <[f64; 6]>::try_from(values) {
+                Ok(r) => rows.push(r),
+                Err(_) => return Ok(None),
+            }
+        }
+        rows
+    };
+    Ok(validate_candles(&rows).ok())
+}
+
+fn profile_dict<'py>(py: Python<'py>, vp: Option<&CoreProfile>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let Some(vp) = vp else {
+        d.set_item("poc", py.None())?;
+        d.set_item("vah", py.None())?;
+        d.set_item("val", py.None())?;
+        d.set_item("volume_nodes", PyList::empty(py))?;
+        return Ok(d);
+    };
+    d.set_item("poc", vp.poc)?;
+    d.set_item("vah", vp.vah)?;
+    d.set_item("val", vp.val)?;
+    let nodes = vp
+        .volume_nodes
+        .iter()
+        .map(|n| {
+            let nd = PyDict::new(py);
+            nd.set_item("price", n.price)?;
+            nd.set_item("volume", n.volume)?;
+            nd.set_item("strength", n.strength)?;
+            Ok(nd)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("volume_nodes", PyList::new(py, nodes)?)?;
+    d.set_item("total_volume", vp.total_volume)?;
+    Ok(d)
+}
+
+fn profile_from_dict(value: &Bound<'_, PyAny>) -> PyResult<Option<CoreProfile>> {
+    let py = value.py();
+    if value.is_none() || !value.is_truthy()? {
+        return Ok(None);
+    }
+    let get = |k: &str| get_key(value, &pyo3::types::PyString::new(py, k));
+    let poc = match get("poc")? {
+        Some(p) if !p.is_none() => number("volume_profile['poc']", &p)?,
+        _ => return Ok(None),
+    };
+    let opt = |k: &str| -> PyResult<f64> {
+        match get(k)? {
+            Some(v) if !v.is_none() => number(k, &v),
+            _ => Ok(0.0),
+        }
+    };
+    let mut volume_nodes = Vec::new();
+    if let Some(nodes) = get("volume_nodes")? {
+        if !nodes.is_none() {
+            for n in nodes.try_iter()? {
+                let n = n?;
+                let field = |k: &str| -> PyResult<f64> {
+                    match get_key(&n, &pyo3::types::PyString::new(py, k))? {
+                        Some(v) if !v.is_none() => number(k, &v),
+                        _ => Ok(0.0),
+                    }
+                };
+                volume_nodes.push(VolumeNode {
+                    price: field("price")?,
+                    volume: field("volume")?,
+                    strength: field("strength")?,
+                });
+            }
+        }
+    }
+    Ok(Some(CoreProfile {
+        poc,
+        vah: opt("vah")?,
+        val: opt("val")?,
+        volume_nodes,
+        total_volume: opt("total_volume")?,
+    }))
+}
+
+fn level_items(d: &Bound<'_, PyDict>, prefix: &str, level: Option<VolumeLevel>) -> PyResult<()> {
+    d.set_item(prefix, level.map(|l| l.price))?;
+    d.set_item(format!("{prefix}_type"), level.map(|l| l.kind.as_str()))?;
+    d.set_item(
+        format!("{prefix}_strength"),
+        level.map_or(0.0, |l| l.strength),
+    )?;
+    Ok(())
+}
+
+/// The original's volume-profile analyzer: where volume traded, the point of control (POC), the
+/// 70 % value area (VAL..VAH) and high-volume nodes, and the levels they give around a price.
+#[pyclass(name = "VolumeProfile", module = "position_manager_rs", frozen)]
+pub struct PyVolumeProfile;
+
+#[pymethods]
+impl PyVolumeProfile {
+    #[new]
+    fn new() -> Self {
+        PyVolumeProfile
+    }
+
+    /// `{'poc', 'vah', 'val', 'volume_nodes': [{'price', 'volume', 'strength'}], 'total_volume'}`
+    /// from a DataFrame (or list) of candles; `{'poc': None, 'vah': None, 'val': None,
+    /// 'volume_nodes': []}` with fewer than 20 rows, a flat series or unusable data.
+    #[pyo3(signature = (df, num_bins=50))]
+    fn calculate_volume_profile<'py>(
+        &self,
+        py: Python<'py>,
+        df: &Bound<'py, PyAny>,
+        num_bins: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let profile = match candles_arg(df)? {
+            Some(c) if num_bins > 0 => py.detach(|| volume_profile(&c, num_bins)),
+            _ => None,
+        };
+        profile_dict(py, profile.as_ref())
+    }
+
+    /// The nearest volume levels below (`support`) and above (`resistance`) `current_price`,
+    /// with their type ('POC', 'VAH', 'VAL', 'NODE') and strength, and whether the price is in
+    /// the value area; `{'support': None, 'resistance': None, 'strength': 0.0}` without a profile.
+    fn get_support_resistance_from_volume<'py>(
+        &self,
+        py: Python<'py>,
+        current_price: &Bound<'py, PyAny>,
+        volume_profile: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let price = number("current_price", current_price)?;
+        let vp = profile_from_dict(volume_profile)?;
+        let d = PyDict::new(py);
+        match support_resistance_from_volume(price, vp.as_ref()) {
+            VolumeLevels::NoProfile => {
+                d.set_item("support", py.None())?;
+                d.set_item("resistance", py.None())?;
+                d.set_item("strength", 0.0)?;
+            }
+            VolumeLevels::Profile {
+                support,
+                resistance,
+                in_value_area,
+            } => {
+                level_items(&d, "support", support)?;
+                level_items(&d, "resistance", resistance)?;
+                d.set_item("in_value_area", in_value_area)?;
+            }
+        }
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "VolumeProfile()"
+    }
+}

@@ -1,0 +1,421 @@
+"""Whatever the exchange client answers, the cycle never raises and no tracked position is lost
+through a failed or malformed answer (DESIGN.md safety rule 3, "Errors and bad input").
+
+Covers ``get_open_positions`` (update cycle, ``close_position``, ``reconcile_positions``,
+``sync_existing_positions``), ``get_ticker``, ``get_ohlcv`` and the client's ``close_position``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+from unittest.mock import Mock
+
+import pytest
+from helpers_clients import FakeExchange, exchange_entry, make_manager, make_position
+
+from position_manager_rs import Position, PositionManager
+
+NAN = float("nan")
+
+
+def raising(message: str) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError(message)
+
+    return fail
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("TradingBot")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _capture(caplog: pytest.LogCaptureFixture) -> None:
+    for name in ["TradingBot", "TradingBot.Position", "TradingBot.Order"]:
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+def tracked_pair(exchange: FakeExchange) -> tuple[PositionManager, dict[str, Position]]:
+    pm = make_manager(exchange)
+    book = {"A": make_position("A"), "B": make_position("B")}
+    pm.positions.update(book)
+    return pm, book
+
+
+def assert_book_intact(pm: PositionManager, book: dict[str, Position]) -> None:
+    assert list(pm.positions) == list(book)
+    for s, p in book.items():
+        assert pm.positions[s] is p
+    removed = [(e["kind"], e["symbol"]) for e in pm.events if e["kind"] in ("removed", "closed")]
+    assert not removed, removed
+
+
+# --------------------------------------------------------------------------- get_open_positions
+
+
+BAD_LISTS: list[tuple[str, Callable[[], Any]]] = [
+    ("raises", raising("network down")),
+    ("None", lambda: None),
+    ("Mock", Mock),
+    ("dict", lambda: {"symbol": "A", "contracts": 1.0}),
+    ("string", lambda: "A,B"),
+    ("int", lambda: 0),
+    ("non-dict entries", lambda: ["A", 1, None, 2.5, ["B"]]),
+    ("symbol None", lambda: [exchange_entry(None)]),
+    ("dict without symbol", lambda: [{"contracts": 1.0, "side": "long", "entryPrice": 100.0}]),
+    ("empty symbol", lambda: [exchange_entry("")]),
+    ("int symbol", lambda: [exchange_entry(5)]),
+    ("Mock entries", lambda: [Mock(), Mock()]),
+    ("garbage mixed with other symbols", lambda: [exchange_entry("C"), "junk", None]),
+]
+BAD_LIST_IDS = [name for name, _ in BAD_LISTS]
+
+
+@pytest.mark.parametrize(("name", "answer"), BAD_LISTS, ids=BAD_LIST_IDS)
+def test_update_cycle_keeps_positions(
+    caplog: pytest.LogCaptureFixture, name: str, answer: Callable[[], Any]
+) -> None:
+    exchange = FakeExchange()
+    exchange.on_get_open_positions = answer
+    pm, book = tracked_pair(exchange)
+    for _ in range(3):  # repeated bad answers never add up to a removal
+        assert list(pm.update_positions()) == []
+    assert_book_intact(pm, book)
+    assert warnings(caplog), "a bad position list must be reported"
+    assert not exchange.calls_of("close_position")
+
+
+@pytest.mark.parametrize(("name", "answer"), BAD_LISTS, ids=BAD_LIST_IDS)
+def test_close_position_keeps_unverifiable_positions(
+    caplog: pytest.LogCaptureFixture, name: str, answer: Callable[[], Any]
+) -> None:
+    exchange = FakeExchange()
+    exchange.on_get_open_positions = answer
+    pm, book = tracked_pair(exchange)
+    assert pm.close_position("A") is None
+    assert_book_intact(pm, book)
+    assert not exchange.calls_of("close_position"), "no order without a verified position"
+    assert warnings(caplog)
+
+
+@pytest.mark.parametrize(("name", "answer"), BAD_LISTS, ids=BAD_LIST_IDS)
+def test_reconcile_and_sync_keep_positions(name: str, answer: Callable[[], Any]) -> None:
+    exchange = FakeExchange()
+    exchange.on_get_open_positions = answer
+    pm, book = tracked_pair(exchange)
+    pm.reconcile_positions()
+    pm.sync_existing_positions()
+    assert set(pm.positions) - set(book) <= {"C"}  # only a well-formed extra entry may come in
+    for s, p in book.items():
+        assert pm.positions[s] is p
+    assert not [e for e in pm.events if e["kind"] == "removed"]
+
+
+def test_well_formed_answer_omitting_a_symbol_does_remove_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The control case: the same harness detects a removal when one is legitimate.
+    exchange = FakeExchange()
+    exchange.open("A")
+    pm, book = tracked_pair(exchange)
+    list(pm.update_positions())
+    assert list(pm.positions) == ["A"]
+    removed = [e for e in pm.events if e["kind"] == "removed"]
+    assert [(e["symbol"], e["reason"]) for e in removed] == [("B", "closed_externally")]
+    assert removed[0]["position"]["entry_price"] == book["B"].entry_price
+
+
+BAD_FIELDS: list[tuple[str, dict[str, Any]]] = [
+    ("contracts abc", {"contracts": "abc"}),
+    ("contracts NaN", {"contracts": NAN}),
+    ("contracts None", {"contracts": None}),
+    ("contracts negative", {"contracts": -3.0}),
+    ("side None", {"side": None}),
+    ("side odd", {"side": "flat"}),
+    ("entryPrice abc", {"entry_price": "abc"}),
+    ("entryPrice NaN", {"entry_price": NAN}),
+    ("leverage abc", {"leverage": "abc"}),
+    ("leverage NaN", {"leverage": NAN}),
+]
+
+
+@pytest.mark.parametrize(("name", "fields"), BAD_FIELDS, ids=[n for n, _ in BAD_FIELDS])
+def test_listed_with_bad_fields_counts_as_present(name: str, fields: dict[str, Any]) -> None:
+    exchange = FakeExchange()
+    exchange.open("A", **fields)
+    exchange.open("B", **fields)
+    pm, book = tracked_pair(exchange)
+    list(pm.update_positions())
+    pm.sync_existing_positions()
+    pm.reconcile_positions()
+    assert_book_intact(pm, book)
+
+
+def test_duplicate_entries() -> None:
+    exchange = FakeExchange()
+    entries = [exchange_entry("A"), exchange_entry("A", contracts=2.0), exchange_entry("B")]
+    entries += [exchange_entry("C"), exchange_entry("C")]
+    exchange.on_get_open_positions = lambda: [dict(e) for e in entries]
+    pm, book = tracked_pair(exchange)
+    assert list(pm.update_positions()) == []
+    assert pm.sync_existing_positions() == 1  # C once, never twice
+    assert list(pm.positions) == ["A", "B", "C"]
+    assert pm.positions["A"] is book["A"]
+    assert len([e for e in pm.events if e["kind"] == "imported"]) == 1
+
+
+SYNC_SKIPPED: list[tuple[str, dict[str, Any]]] = [
+    ("contracts abc", {"contracts": "abc"}),
+    ("contracts None", {"contracts": None}),
+    ("contracts NaN", {"contracts": NAN}),
+    ("contracts zero", {"contracts": 0}),
+    ("side None", {"side": None}),
+]
+
+
+@pytest.mark.parametrize(("name", "fields"), SYNC_SKIPPED, ids=[n for n, _ in SYNC_SKIPPED])
+def test_sync_skips_a_malformed_entry_and_imports_the_rest(
+    name: str, fields: dict[str, Any]
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("BAD", **fields)
+    exchange.open("GOOD")
+    pm = make_manager(exchange)
+    assert pm.sync_existing_positions() == 1
+    assert list(pm.positions) == ["GOOD"]
+    assert pm.positions["GOOD"].amount == 1.0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"contracts": "abc"}, {"contracts": None}, {"side": None}],
+    ids=["contracts abc", "contracts None", "side None"],
+)
+def test_sync_warns_about_the_skipped_entry(
+    caplog: pytest.LogCaptureFixture, fields: dict[str, Any]
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("BAD", **fields)
+    pm = make_manager(exchange)
+    caplog.clear()
+    assert pm.sync_existing_positions() == 0
+    assert any("BAD" in w for w in warnings(caplog)), warnings(caplog)
+
+
+def test_sync_warns_about_nan_contracts(caplog: pytest.LogCaptureFixture) -> None:
+    exchange = FakeExchange()
+    exchange.open("BAD", contracts=NAN)
+    pm = make_manager(exchange)
+    caplog.clear()
+    assert pm.sync_existing_positions() == 0
+    assert any("BAD" in w for w in warnings(caplog)), warnings(caplog)
+
+
+@pytest.mark.parametrize(
+    "leverage", ["abc", 0, -5, NAN, None], ids=["abc", "0", "-5", "NaN", "None"]
+)
+def test_sync_invalid_leverage_falls_back_to_10(
+    caplog: pytest.LogCaptureFixture, leverage: Any
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("C", leverage=leverage, info={})
+    pm = make_manager(exchange)
+    caplog.clear()
+    assert pm.sync_existing_positions() == 1
+    assert pm.positions["C"].leverage == 10
+    assert any("C" in w and "10x" in w for w in warnings(caplog)), warnings(caplog)
+
+
+@pytest.mark.parametrize("entry_price", [None, NAN, 0.0, -5.0], ids=["None", "NaN", "0", "-5"])
+def test_sync_missing_entry_price_is_estimated_and_flagged(
+    caplog: pytest.LogCaptureFixture, entry_price: Any
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("C", entry_price=entry_price)
+    exchange.set_price("C", 123.0)
+    pm = make_manager(exchange)
+    caplog.clear()
+    assert pm.sync_existing_positions() == 1
+    p = pm.positions["C"]
+    assert p.entry_price == 123.0
+    assert p.entry_price_estimated is True
+    assert any("C" in w for w in warnings(caplog))
+
+
+# --------------------------------------------------------------------------- get_ticker
+
+
+BAD_TICKERS: list[tuple[str, Callable[[str], Any]]] = [
+    ("None", lambda s: None),
+    ("empty dict", lambda s: {}),
+    ("last None", lambda s: {"last": None}),
+    ("last 0", lambda s: {"last": 0}),
+    ("last -5", lambda s: {"last": -5}),
+    ("last abc", lambda s: {"last": "abc"}),
+    ("last numeric string", lambda s: {"last": "101.5"}),
+    ("last NaN", lambda s: {"last": NAN}),
+    ("last inf", lambda s: {"last": float("inf")}),
+    ("Mock", lambda s: Mock()),
+    ("string", lambda s: "101.5"),
+    ("list", lambda s: [101.5]),
+    ("raises", raising("ticker down")),
+]
+
+
+@pytest.mark.parametrize(("name", "ticker"), BAD_TICKERS, ids=[n for n, _ in BAD_TICKERS])
+def test_bad_ticker_skips_the_position_this_cycle(
+    caplog: pytest.LogCaptureFixture, name: str, ticker: Callable[[str], Any]
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("A")
+    exchange.on_get_ticker = ticker
+    pm = make_manager(exchange)
+    a = make_position("A")
+    pm.positions["A"] = a
+    before = a.to_dict()
+    assert list(pm.update_positions()) == []
+    assert pm.positions["A"] is a
+    assert a.to_dict() == before, "no update from a bad price"
+    assert len(exchange.calls_of("get_ticker")) == 3  # the original's three attempts
+    assert "All ticker retries failed for A, skipping position update this cycle" in warnings(
+        caplog
+    )
+    assert pm.close_position("A") is None
+    assert pm.positions["A"] is a
+    assert not exchange.calls_of("close_position")
+
+
+def test_ticker_recovers_on_a_retry() -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    answers = iter([None, {"last": 94.0}])  # first attempt fails, the retry gives a price
+    exchange.on_get_ticker = lambda s: next(answers, {"last": 94.0})
+    pm = make_manager(exchange)
+    a = make_position("A", leverage=1)
+    pm.positions["A"] = a
+    closed = list(pm.update_positions())
+    assert [(s, p) for s, _, p in closed] == [("A", a)]
+    assert [e["reason"] for e in pm.events if e["kind"] == "closed"] == ["stop_loss"]
+
+
+def test_one_bad_ticker_does_not_affect_other_positions() -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.open("B", leverage=1)
+    exchange.on_get_ticker = lambda s: None if s == "A" else {"last": 94.0}
+    pm = make_manager(exchange)
+    a, b = make_position("A", leverage=1), make_position("B", leverage=1)
+    pm.positions.update({"A": a, "B": b})
+    closed = list(pm.update_positions())
+    assert [s for s, _, _ in closed] == ["B"]
+    assert pm.positions["A"] is a
+    assert list(pm.positions) == ["A"]
+
+
+def test_boolean_price_is_not_a_price() -> None:
+    exchange = FakeExchange()
+    exchange.open("A")
+    exchange.on_get_ticker = lambda s: {"last": True}
+    pm = make_manager(exchange)
+    a = make_position("A")
+    pm.positions["A"] = a
+    assert list(pm.update_positions()) == []
+    assert pm.positions.get("A") is a
+    assert not exchange.calls_of("close_position")
+
+
+# --------------------------------------------------------------------------- get_ohlcv
+
+
+BAD_OHLCV: list[tuple[str, Callable[..., Any], bool]] = [
+    ("None", lambda s, **k: None, False),
+    ("empty", lambda s, **k: [], False),
+    ("Mock", lambda s, **k: Mock(), True),
+    ("garbage rows", lambda s, **k: [[1, 2, 3], "x", None], True),
+    ("string cells", lambda s, **k: [["a", "b", "c", "d", "e", "f"]] * 60, True),
+    ("dict", lambda s, **k: {"close": [1, 2]}, True),
+    ("string", lambda s, **k: "candles", True),
+    ("raises", raising("ohlcv down"), True),
+]
+
+
+@pytest.mark.parametrize(("name", "ohlcv", "warns"), BAD_OHLCV, ids=[n for n, _, _ in BAD_OHLCV])
+def test_bad_ohlcv_still_updates_the_position(
+    caplog: pytest.LogCaptureFixture, name: str, ohlcv: Callable[..., Any], warns: bool
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.set_price("A", 101.0)  # a new high: the simple trailing stop moves up
+    exchange.on_get_ohlcv = ohlcv
+    pm = make_manager(exchange)
+    a = make_position("A", leverage=1)
+    pm.positions["A"] = a
+    assert list(pm.update_positions()) == []
+    assert pm.positions["A"] is a
+    assert a.stop_loss == pytest.approx(101.0 * (1 - 0.02 * 0.8), rel=1e-12)
+    assert a.highest_price == 101.0
+    assert exchange.calls_of("get_ohlcv") == [(("A",), {"timeframe": "1h", "limit": 100})]
+    mentioning = [w for w in warnings(caplog) if "A" in w and "OHLCV" in w]
+    if warns:
+        assert mentioning, warnings(caplog)
+    else:
+        assert not warnings(caplog)
+
+
+def test_raising_ohlcv_warning_text(caplog: pytest.LogCaptureFixture) -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.on_get_ohlcv = raising("ohlcv down")
+    pm = make_manager(exchange)
+    pm.positions["A"] = make_position("A", leverage=1)
+    list(pm.update_positions())
+    assert "API error getting OHLCV for A: ConnectionError: ohlcv down" in warnings(caplog)
+
+
+@pytest.mark.parametrize(("name", "ohlcv", "warns"), BAD_OHLCV, ids=[n for n, _, _ in BAD_OHLCV])
+def test_bad_ohlcv_exits_are_still_checked(
+    name: str, ohlcv: Callable[..., Any], warns: bool
+) -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.set_price("A", 94.0)  # below the stop
+    exchange.on_get_ohlcv = ohlcv
+    pm = make_manager(exchange)
+    a = make_position("A", leverage=1)
+    pm.positions["A"] = a
+    closed = list(pm.update_positions())
+    assert [(s, p) for s, _, p in closed] == [("A", a)]
+    assert [e["reason"] for e in pm.events if e["kind"] == "closed"] == ["stop_loss"]
+
+
+# --------------------------------------------------------------------------- client close_position
+
+
+BAD_CLOSES: list[tuple[str, Callable[[str], Any]]] = [
+    ("False", lambda s: False),
+    ("None", lambda s: None),
+    ("empty dict", lambda s: {}),
+    ("raises", raising("close rejected")),
+]
+
+
+@pytest.mark.parametrize(("name", "close"), BAD_CLOSES, ids=[n for n, _ in BAD_CLOSES])
+def test_failed_exchange_close_keeps_the_position(name: str, close: Callable[[str], Any]) -> None:
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.set_price("A", 94.0)
+    exchange.on_close_position = close
+    pm = make_manager(exchange)
+    a = make_position("A", leverage=1)
+    pm.positions["A"] = a
+    assert list(pm.update_positions()) == []
+    assert pm.positions["A"] is a
+    assert pm.close_position("A") is None
+    assert pm.positions["A"] is a
+    assert not [e for e in pm.events if e["kind"] in ("closed", "removed")]
+    assert len(exchange.calls_of("close_position")) == 2
