@@ -9,39 +9,18 @@ The fixtures live outside the repository; set ``PM_FIXTURES_DIR`` to point elsew
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import load
 
 from position_manager_rs import Position, format_pnl_usd, format_price
 from position_manager_rs.testing import frozen_clock
 
-
-def _fixtures_dir() -> Path:
-    env = os.environ.get("PM_FIXTURES_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
-
-FIXTURES = _fixtures_dir()
-if (
-    not (FIXTURES / "formatting.json").is_file()
-    or not (FIXTURES / "position_traces.json").is_file()
-):
-    pytest.skip(
-        f"golden fixtures not found in {FIXTURES} (set PM_FIXTURES_DIR to the directory holding "
-        "formatting.json and position_traces.json)",
-        allow_module_level=True,
-    )
-
-FORMATTING: dict[str, Any] = json.loads((FIXTURES / "formatting.json").read_text())
-TRACES: dict[str, Any] = json.loads((FIXTURES / "position_traces.json").read_text())
+FORMATTING: dict[str, Any] = load("formatting.json")
+TRACES: dict[str, Any] = load("position_traces.json")
 T0 = datetime.fromisoformat(TRACES["frozen_clock"]["t0"])
 # The README's replay check used a second start time: only differences between times matter.
 OTHER_T0 = datetime(2031, 7, 15, 13, 37, 42)

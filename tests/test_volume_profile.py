@@ -3,26 +3,18 @@ golden fixtures (candles as lists; also as a DataFrame when pandas is installed)
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import load
 
 from position_manager_rs import Position
 from position_manager_rs._core import VolumeProfile
 
-FIXTURES = Path(
-    os.environ.get("PM_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-)
-if not (FIXTURES / "position_traces.json").exists():
-    pytest.skip(f"golden fixtures not found in {FIXTURES}", allow_module_level=True)
-
-ADJUST: list[dict[str, Any]] = json.loads((FIXTURES / "position_traces.json").read_text())[
+ADJUST: list[dict[str, Any]] = load("position_traces.json")[
     "adjust_take_profit_with_volume_profile"
 ]
-SERIES: list[dict[str, Any]] = json.loads((FIXTURES / "indicators.json").read_text())["cases"]
+SERIES: list[dict[str, Any]] = load("indicators.json")["cases"]
 RAW = [c for c in SERIES if "volume_profile_raw" in c]
 
 
