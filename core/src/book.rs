@@ -187,6 +187,18 @@ impl<H: Clone> Book<H> {
             .map(|e| (e.position.clone(), e.handle.clone()))
     }
 
+    /// Whether `symbol` is tracked as this very `position` (not a replacement made meanwhile).
+    pub fn holds(&self, symbol: &str, position: &SharedPosition) -> bool {
+        Self::holds_in(&self.inner.lock(), symbol, position)
+    }
+
+    fn holds_in(inner: &Inner<H>, symbol: &str, position: &SharedPosition) -> bool {
+        inner
+            .entries
+            .get(symbol)
+            .is_some_and(|e| Arc::ptr_eq(&e.position, position))
+    }
+
     /// Whether `symbol` is tracked.
     pub fn contains(&self, symbol: &str) -> bool {
         self.inner.lock().entries.contains_key(symbol)
@@ -231,11 +243,7 @@ impl<H: Clone> Book<H> {
     /// Removes `symbol` only if it still holds `position` (not a replacement made meanwhile).
     pub fn remove_if_same(&self, symbol: &str, position: &SharedPosition) -> Option<Entry<H>> {
         let mut inner = self.inner.lock();
-        let same = inner
-            .entries
-            .get(symbol)
-            .is_some_and(|e| Arc::ptr_eq(&e.position, position));
-        if same {
+        if Self::holds_in(&inner, symbol, position) {
             Self::take(&mut inner, symbol)
         } else {
             None
@@ -267,11 +275,7 @@ impl<H: Clone> Book<H> {
         now: Timestamp,
     ) -> Option<(SharedPosition, H, Vec<Tombstone<H>>)> {
         let mut inner = self.inner.lock();
-        let same = inner
-            .entries
-            .get(symbol)
-            .is_some_and(|e| Arc::ptr_eq(&e.position, position));
-        if !same {
+        if !Self::holds_in(&inner, symbol, position) {
             return None;
         }
         let entry = Self::take(&mut inner, symbol)?;

@@ -9,11 +9,8 @@ use super::Manager;
 use crate::book::{fingerprint_of_state, SharedPosition};
 use crate::error::CoreError;
 use crate::events::EventKind;
-use crate::exchange::RawEntry;
-use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent};
-use crate::reconcile::{fingerprint_of, Snapshot};
-
-use super::update::price_text;
+use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
+use crate::reconcile::Snapshot;
 
 /// How a close ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,32 +36,6 @@ impl CloseOutcome {
             CloseOutcome::Closed(p) => Some(*p),
             _ => None,
         }
-    }
-}
-
-/// Where the exchange stands on one symbol, from a position list.
-enum Presence {
-    Listed,
-    Absent,
-    Unknown,
-}
-
-fn presence(entries: &[RawEntry], symbol: &str) -> Presence {
-    let mut well_formed = true;
-    for e in entries {
-        match e {
-            RawEntry::Position(raw) => match raw.symbol() {
-                Some(s) if s == symbol => return Presence::Listed,
-                Some(_) => {}
-                None => well_formed = false,
-            },
-            RawEntry::NotAMapping(_) => well_formed = false,
-        }
-    }
-    if well_formed {
-        Presence::Absent
-    } else {
-        Presence::Unknown
     }
 }
 
@@ -109,26 +80,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
         position: &SharedPosition,
         fresh: Option<&Snapshot>,
     ) -> Result<CloseOutcome, CoreError> {
-        let (presence, listed_fp) = match fresh.filter(|s| s.contains(symbol)) {
-            Some(snap) => (
-                Presence::Listed,
-                snap.present.get(symbol).cloned().flatten(),
-            ),
+        // A fresh list from this cycle that lists the symbol is enough; otherwise ask again.
+        let fetched;
+        let snapshot = match fresh.filter(|s| s.contains(symbol)) {
+            Some(snap) => snap,
             None => {
-                let entries = self.exchange().get_open_positions()?;
-                let fp = entries.iter().find_map(|e| match e {
-                    RawEntry::Position(raw) if raw.symbol() == Some(symbol) => {
-                        fingerprint_of(&raw.side, &raw.contracts, &raw.entry_price)
-                    }
-                    _ => None,
-                });
-                (presence(&entries, symbol), fp)
+                fetched = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
+                &fetched
             }
         };
-        drop(listed_fp);
-        match presence {
-            Presence::Listed => {}
-            Presence::Unknown => {
+        if !snapshot.contains(symbol) {
+            if !snapshot.well_formed {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
                         "Cannot verify {symbol} on exchange (malformed position list), keeping it and not closing this time"
@@ -136,10 +98,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 return Ok(CloseOutcome::Unverified);
             }
-            Presence::Absent => {
-                self.untrack_closed_externally(symbol, position);
-                return Ok(CloseOutcome::AlreadyClosed);
-            }
+            self.untrack_closed_externally(symbol, position);
+            return Ok(CloseOutcome::AlreadyClosed);
         }
 
         let (side, entry, entry_time) = {
@@ -319,7 +279,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             format!("  Position Side: {}", p.side.to_uppercase()),
             format!("  Entry Price: {}", format_price(p.entry_price)),
             format!("  Exit Price: {}", format_price(price)),
-            format!("  Amount: {} contracts", price_text(p.amount)),
+            format!("  Amount: {} contracts", py_repr_float(p.amount)),
             format!("  Leverage: {}x", leverage_text(p.leverage)),
         ];
         for line in lines {
@@ -349,7 +309,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             )
         };
         self.log(Channel::Order, Level::Info, || target_line);
-        self.say_order(trigger);
+        self.log(Channel::Order, Level::Info, || trigger.to_owned());
         let lines = [
             format!(
                 "  P/L (before fees): {} ({})",
@@ -370,10 +330,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for line in lines {
             self.log(Channel::Order, Level::Info, || line);
         }
-    }
-
-    fn say_order(&self, line: &str) {
-        self.log(Channel::Order, Level::Info, || line.to_owned());
     }
 }
 

@@ -15,11 +15,9 @@ use crate::book::share;
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
 use crate::exchange::{Field, RawEntry, RawPosition, TickerAnswer};
-use crate::format::{format_price, py_fixed, py_percent};
+use crate::format::{format_price, py_fixed, py_percent, py_repr_float};
 use crate::position::PositionState;
 use crate::reconcile::{fingerprint_of, Snapshot};
-
-use super::update::price_text;
 
 /// Default leverage when the exchange gives none (or an invalid one), as the original.
 pub const FALLBACK_LEVERAGE: f64 = 10.0;
@@ -173,7 +171,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     py_set_repr(&only_local)
                 )
             });
-            for symbol in self.apply_snapshot_quietly(&snapshot) {
+            for symbol in self.apply_snapshot(&snapshot, "orphaned") {
                 self.log(Channel::Main, Level::Warn, || {
                     format!("Removing orphaned position: {symbol}")
                 });
@@ -192,29 +190,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         changes
     }
 
-    /// Applies a snapshot for `reconcile_positions`, which logs removals its own way; returns
-    /// the symbols it removed.
-    fn apply_snapshot_quietly(&self, snapshot: &Snapshot) -> Vec<String> {
-        for warning in &snapshot.warnings {
-            self.log(Channel::Main, Level::Warn, || warning.clone());
-        }
-        let (outcome, evicted) = self.book().reconcile(snapshot, self.policy(), self.now());
-        drop(evicted);
-        for (symbol, position, _, _) in &outcome.removed {
-            self.record(symbol, position, EventKind::Removed, "orphaned", None);
-        }
-        for (symbol, position, _) in &outcome.restored {
-            self.record(
-                symbol,
-                position,
-                EventKind::Restored,
-                "reported_again",
-                None,
-            );
-        }
-        outcome.removed.into_iter().map(|r| r.0).collect()
-    }
-
     /// Imports (or restores) one exchange entry for an untracked `symbol`.
     fn import_entry(
         &self,
@@ -230,7 +205,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log(Channel::Main, Level::Warn, || {
                 format!(
                     "Skipping position entry for {symbol}: contracts is {}",
-                    price_text(contracts)
+                    py_repr_float(contracts)
                 )
             });
             return Ok(Import::Skipped);
@@ -297,7 +272,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let entry_price = match entry_field {
             Some(e) if e > 0.0 && e.is_finite() => e,
             other => {
-                let shown = other.map_or_else(|| "None".to_owned(), price_text);
+                let shown = other.map_or_else(|| "None".to_owned(), py_repr_float);
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
                         "Entry price missing or invalid for {symbol} ({shown}); estimating it from the current price {}",
@@ -374,7 +349,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         "Synced {side} position: {symbol} @ {}, Current: {}, Amount: {}, Leverage: {lev}x, P/L: {}, Stop Loss: {}, Take Profit: {}",
                         format_price(entry_price),
                         format_price(current_price),
-                        price_text(amount),
+                        py_repr_float(amount),
                         py_percent(r, 2, false),
                         format_price(stop_loss),
                         format_price(take_profit)
@@ -407,7 +382,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let context = || {
             format!(
                 "Position data: contracts={}, side={side}",
-                price_text(contracts)
+                py_repr_float(contracts)
             )
         };
         let (field, label) = match (&raw.leverage, flavour) {

@@ -18,7 +18,7 @@ use super::Manager;
 use crate::book::SharedPosition;
 use crate::error::CoreError;
 use crate::events::EventKind;
-use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
+use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent};
 use crate::reconcile::Snapshot;
 
 /// A position the cycle closed: what `update_positions()` yields.
@@ -143,41 +143,44 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let taken_at = Instant::now();
         let snapshot = Snapshot::from_entries(&entries, mark);
-        self.apply_snapshot(&snapshot, "closed_externally");
+        let removed = self.apply_snapshot(&snapshot, "closed_externally");
+        if !removed.is_empty() {
+            self.log(Channel::Main, Level::Info, || {
+                format!(
+                    "Cleaning up {} positions that were closed externally: {}",
+                    removed.len(),
+                    py_set_repr(&removed)
+                )
+            });
+            for symbol in &removed {
+                self.log(Channel::Position, Level::Info, || {
+                    format!("Removing externally closed position from tracking: {symbol}")
+                });
+            }
+        }
         Some(CycleSnapshot { snapshot, taken_at })
     }
 
-    /// Applies a successful snapshot to the book and reports what it did.
-    pub(crate) fn apply_snapshot(&self, snapshot: &Snapshot, removal_reason: &str) {
+    /// Applies a successful snapshot to the book: records an event for every removal and
+    /// restoration and logs the warnings and restorations. Returns the removed symbols, which
+    /// each caller reports in its own (original) words.
+    pub(crate) fn apply_snapshot(&self, snapshot: &Snapshot, removal_reason: &str) -> Vec<String> {
         for warning in &snapshot.warnings {
             self.log(Channel::Main, Level::Warn, || warning.clone());
         }
         if !snapshot.well_formed {
             self.log(Channel::Main, Level::Warn, || {
-                "Exchange position list has malformed entries: no position is removed this cycle"
+                "Exchange position list has malformed entries: no position is removed this time"
                     .to_owned()
             });
         }
         let (outcome, evicted) = self.book().reconcile(snapshot, self.policy(), self.now());
         drop(evicted);
-        if !outcome.removed.is_empty() {
-            let symbols: Vec<&str> = outcome.removed.iter().map(|r| r.0.as_str()).collect();
-            self.log(Channel::Main, Level::Info, || {
-                format!(
-                    "Cleaning up {} positions that were closed externally: {}",
-                    symbols.len(),
-                    py_set_repr(&symbols)
-                )
-            });
-            for (symbol, position, _, _) in &outcome.removed {
-                self.log(Channel::Position, Level::Info, || {
-                    format!("Removing externally closed position from tracking: {symbol}")
-                });
-                self.record(symbol, position, EventKind::Removed, removal_reason, None);
-            }
+        for (symbol, position, _, _) in &outcome.removed {
+            self.record(symbol, position, EventKind::Removed, removal_reason, None);
         }
+        let needed = self.config().missing_confirmations;
         for (symbol, missing) in &outcome.pending {
-            let needed = self.config().missing_confirmations;
             self.log(Channel::Main, Level::Warn, || {
                 format!(
                     "Position {symbol} not reported by the exchange ({missing}/{needed}); keeping it until confirmed"
@@ -198,6 +201,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 None,
             );
         }
+        outcome.removed.into_iter().map(|r| r.0).collect()
     }
 
     /// Phase C for one symbol.
@@ -345,11 +349,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
-        let still_tracked = self
-            .book()
-            .get(symbol)
-            .is_some_and(|(p, _)| std::sync::Arc::ptr_eq(&p, position));
-        if !still_tracked {
+        if !self.book().holds(symbol, position) {
             self.log(Channel::Position, Level::Debug, || {
                 format!("  Position {symbol} was closed during update cycle, skipping")
             });
@@ -461,9 +461,4 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
     }
-}
-
-/// Python's `str()` of a float price, for messages that print raw values.
-pub(crate) fn price_text(x: f64) -> String {
-    py_repr_float(x)
 }
