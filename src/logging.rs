@@ -36,24 +36,45 @@ pub fn refresh() {
     }
 }
 
+/// The manager's three Python loggers, looked up once at construction.
+pub struct PyLoggers {
+    /// `TradingBot` (or the configured name).
+    pub main: Py<PyAny>,
+    /// `TradingBot.Position`.
+    pub position: Py<PyAny>,
+    /// `TradingBot.Order`.
+    pub order: Py<PyAny>,
+}
+
+impl PyLoggers {
+    /// `logging.getLogger(name)` for each of the core's logger names.
+    pub fn new(py: Python<'_>, core: &CoreManager) -> PyResult<Self> {
+        let logging = py.import(pyo3::intern!(py, "logging"))?;
+        let names = &core.config().loggers;
+        let get = |name: &str| -> PyResult<Py<PyAny>> {
+            Ok(logging
+                .call_method1(pyo3::intern!(py, "getLogger"), (name,))?
+                .unbind())
+        };
+        Ok(PyLoggers {
+            main: get(&names.main)?,
+            position: get(&names.position)?,
+            order: get(&names.order)?,
+        })
+    }
+}
+
 /// [`refresh`], then reads which levels the manager's three loggers emit right now
 /// (`Logger.isEnabledFor`, so `logging.disable` and handler-less parents count) into the core's
 /// level gates. A record below its gate then costs one atomic load.
-pub fn refresh_for(py: Python<'_>, core: &CoreManager) {
+pub fn refresh_for(py: Python<'_>, core: &CoreManager, loggers: &PyLoggers) {
     refresh();
-    let names = &core.config().loggers;
-    let Ok(logging) = py.import(pyo3::intern!(py, "logging")) else {
-        return;
-    };
-    for (channel, name) in [
-        (Channel::Main, &names.main),
-        (Channel::Position, &names.position),
-        (Channel::Order, &names.order),
+    for (channel, logger) in [
+        (Channel::Main, &loggers.main),
+        (Channel::Position, &loggers.position),
+        (Channel::Order, &loggers.order),
     ] {
-        let filter = logging
-            .call_method1(pyo3::intern!(py, "getLogger"), (name,))
-            .and_then(|logger| most_verbose_enabled(&logger))
-            .unwrap_or(LevelFilter::Trace);
+        let filter = most_verbose_enabled(logger.bind(py)).unwrap_or(LevelFilter::Trace);
         core.level_gates().set(channel, filter);
     }
 }

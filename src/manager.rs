@@ -19,7 +19,7 @@ use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerCon
 use crate::client::PyClient;
 use crate::convert::{describe, number, to_datetime};
 use crate::errors::PmError;
-use crate::logging::{detached, refresh_for};
+use crate::logging::{detached, refresh_for, PyLoggers};
 use crate::position::{state_dict, PyPosition};
 use crate::update_iter::UpdateIter;
 use crate::view::PositionsView;
@@ -67,8 +67,7 @@ impl HandleFactory<Handle> for PositionFactory {
 pub struct PyPositionManager {
     pub(crate) core: Arc<CoreManager>,
     client: Arc<PyClient>,
-    logger: Py<PyAny>,
-    position_logger: Py<PyAny>,
+    loggers: Arc<PyLoggers>,
     positions_lock: Py<PyAny>,
 }
 
@@ -150,15 +149,12 @@ impl PyPositionManager {
             Arc::new(PositionFactory),
         )
         .map_err(PmError)?;
-        let logging = py.import("logging")?;
+        let loggers = Arc::new(PyLoggers::new(py, &core)?);
         let threading = py.import("threading")?;
         Ok(PyPositionManager {
             core: Arc::new(core),
             client: pyclient,
-            logger: logging.call_method1("getLogger", (logger_name,))?.unbind(),
-            position_logger: logging
-                .call_method1("getLogger", (position_logger_name,))?
-                .unbind(),
+            loggers,
             positions_lock: threading.call_method0("Lock")?.unbind(),
         })
     }
@@ -207,13 +203,13 @@ impl PyPositionManager {
     /// The `TradingBot` logger.
     #[getter]
     fn logger(&self, py: Python<'_>) -> Py<PyAny> {
-        self.logger.clone_ref(py)
+        self.loggers.main.clone_ref(py)
     }
 
     /// The `TradingBot.Position` logger.
     #[getter]
     fn position_logger(&self, py: Python<'_>) -> Py<PyAny> {
-        self.position_logger.clone_ref(py)
+        self.loggers.position.clone_ref(py)
     }
 
     /// A `threading.Lock` kept for compatibility with code that references the original's
@@ -278,7 +274,7 @@ impl PyPositionManager {
     /// the price, moves the trailing stop, checks the exits and closes. Consume it with `for`
     /// or `list(...)`; nothing happens before iteration starts.
     fn update_positions(&self) -> UpdateIter {
-        UpdateIter::new(self.core.clone())
+        UpdateIter::new(self.core.clone(), self.loggers.clone())
     }
 
     /// Closes `symbol` on the exchange and stops tracking it; returns the leveraged P/L after
@@ -286,7 +282,7 @@ impl PyPositionManager {
     /// untracked), or the close failed (then it stays tracked).
     #[pyo3(signature = (symbol, reason = "manual"))]
     fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<f64> {
-        refresh_for(py, &self.core);
+        refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         detached(py, || core.close_position(symbol, reason).pnl())
     }
@@ -294,7 +290,7 @@ impl PyPositionManager {
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit
     /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
     fn sync_existing_positions(&self, py: Python<'_>) -> usize {
-        refresh_for(py, &self.core);
+        refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         detached(py, || core.sync_existing_positions())
     }
@@ -302,7 +298,7 @@ impl PyPositionManager {
     /// Imports positions only the exchange has and drops those only the book has. Returns the
     /// number of discrepancies resolved.
     fn reconcile_positions(&self, py: Python<'_>) -> usize {
-        refresh_for(py, &self.core);
+        refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         detached(py, || core.reconcile_positions())
     }

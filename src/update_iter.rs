@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use position_manager_core::manager::UpdateCycle;
 
-use crate::logging::{detached, refresh_for};
+use crate::logging::{detached, refresh_for, PyLoggers};
 use crate::manager::CoreManager;
 use crate::position::PyPosition;
 
@@ -18,14 +18,16 @@ use crate::position::PyPosition;
 #[pyclass(name = "UpdateIterator", module = "position_manager_rs", frozen)]
 pub struct UpdateIter {
     core: Arc<CoreManager>,
+    loggers: Arc<PyLoggers>,
     cycle: Mutex<Option<UpdateCycle>>,
 }
 
 impl UpdateIter {
     /// A cycle over `core` that has not started.
-    pub fn new(core: Arc<CoreManager>) -> Self {
+    pub fn new(core: Arc<CoreManager>, loggers: Arc<PyLoggers>) -> Self {
         UpdateIter {
             core,
+            loggers,
             cycle: Mutex::new(None),
         }
     }
@@ -44,7 +46,7 @@ impl UpdateIter {
         };
         let core = &self.core;
         if guard.is_none() {
-            refresh_for(py, core);
+            refresh_for(py, core, &self.loggers);
             *guard = Some(core.begin_update());
         }
         let Some(cycle) = guard.as_mut() else {
@@ -60,10 +62,9 @@ impl UpdateIter {
     /// Stops the cycle; positions not examined yet are left for the next cycle.
     fn close(&self) {
         if let Some(mut guard) = self.cycle.try_lock() {
-            let mut finished = self.core.begin_update();
-            // A cycle with nothing left: mark it done without doing any work.
-            finished.finish_without_work();
-            *guard = Some(finished);
+            guard
+                .get_or_insert_with(|| self.core.begin_update())
+                .finish_without_work();
         }
     }
 }
