@@ -43,10 +43,10 @@ def short_position(make_position):
 
 def test_position_pnl_calculation(long_position, short_position):
     """``get_pnl`` is the unleveraged price move, signed in the position's favour."""
-    assert long_position.get_pnl(105.0) == pytest.approx(0.05, abs=0.01)
-    assert long_position.get_pnl(97.0) == pytest.approx(-0.03, abs=0.01)
-    assert short_position.get_pnl(95.0) == pytest.approx(0.05, abs=0.01)
-    assert short_position.get_pnl(103.0) == pytest.approx(-0.03, abs=0.01)
+    assert long_position.get_pnl(105.0) == pytest.approx(0.05)
+    assert long_position.get_pnl(97.0) == pytest.approx(-0.03)
+    assert short_position.get_pnl(95.0) == pytest.approx(0.05)
+    assert short_position.get_pnl(103.0) == pytest.approx(-0.03)
 
 
 def test_stop_loss_trigger(long_position, short_position):
