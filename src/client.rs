@@ -13,9 +13,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use position_manager_core::error::{CoreError, CoreResult};
-use position_manager_core::exchange::{Exchange, Ohlcv, RawEntry, RawPosition, TickerAnswer};
+use position_manager_core::exchange::{
+    Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
+    OrderReport, RawEntry, RawPosition, TickerAnswer,
+};
 
-use crate::convert::{field, get_key, is_mapping, type_name};
+use crate::convert::{field, get_key, int_if_whole, is_mapping, type_name};
 
 /// The bot's client object; replaceable (`manager.client = other`).
 pub struct PyClient {
@@ -115,6 +118,89 @@ fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
     Some(out)
 }
 
+/// An order answer: falsy → missing; a mapping → its fields; anything else → opaque.
+fn order_answer(answer: &Bound<'_, PyAny>) -> PyResult<OrderAnswer> {
+    if answer.is_none() || !answer.is_truthy()? {
+        return Ok(OrderAnswer::Missing);
+    }
+    if !is_mapping(answer) {
+        return Ok(OrderAnswer::Opaque(type_name(answer)));
+    }
+    let py = answer.py();
+    let id = match get_key(answer, intern!(py, "id"))? {
+        Some(id) if !id.is_none() => {
+            let text = id.str()?.to_string();
+            Some(OrderId::new(Arc::new(id.unbind()), text))
+        }
+        _ => None,
+    };
+    Ok(OrderAnswer::Report(OrderReport {
+        id,
+        status: field(get_key(answer, intern!(py, "status"))?),
+        filled: field(get_key(answer, intern!(py, "filled"))?),
+        average: field(get_key(answer, intern!(py, "average"))?),
+    }))
+}
+
+/// The client's own id object back from an [`OrderId`] (made by [`order_answer`]).
+fn order_id<'py>(py: Python<'py>, id: &OrderId) -> PyResult<Bound<'py, PyAny>> {
+    match id.token().downcast_ref::<Py<PyAny>>() {
+        Some(obj) => Ok(obj.bind(py).clone()),
+        // An id made outside this client (tests of the core): pass its text.
+        None => Ok(pyo3::types::PyString::new(py, id.text()).into_any()),
+    }
+}
+
+/// `get_market_limits` answer: `limits['amount']['min']` and the optional `['step']`.
+fn market_limits(answer: &Bound<'_, PyAny>) -> PyResult<Option<MarketLimits>> {
+    if answer.is_none() || !answer.is_truthy()? {
+        return Ok(None);
+    }
+    let py = answer.py();
+    let problem = |why: String| MarketLimits {
+        problem: Some(why),
+        ..MarketLimits::default()
+    };
+    if !is_mapping(answer) {
+        return Ok(Some(problem(format!(
+            "expected a dict, got {}",
+            type_name(answer)
+        ))));
+    }
+    let amount = match get_key(answer, intern!(py, "amount"))? {
+        Some(a) if is_mapping(&a) => a,
+        Some(a) if a.is_none() => return Ok(Some(MarketLimits::default())),
+        Some(a) => {
+            return Ok(Some(problem(format!(
+                "'amount' is a {}, not a dict",
+                type_name(&a)
+            ))));
+        }
+        None => return Ok(Some(problem("no 'amount' limits".to_owned()))),
+    };
+    let number = |key: &Bound<'_, pyo3::types::PyString>| -> PyResult<Result<Option<f64>, String>> {
+        Ok(match field(get_key(&amount, key)?) {
+            Field::Absent | Field::Null => Ok(None),
+            Field::Int(i) => Ok(Some(i as f64)),
+            Field::Number(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            other => Err(format!("'{}' is {}", key, other.display())),
+        })
+    };
+    let min_amount = match number(intern!(py, "min"))? {
+        Ok(v) => v,
+        Err(why) => return Ok(Some(problem(why))),
+    };
+    let amount_step = match number(intern!(py, "step"))? {
+        Ok(v) => v,
+        Err(why) => return Ok(Some(problem(why))),
+    };
+    Ok(Some(MarketLimits {
+        min_amount,
+        amount_step,
+        problem: None,
+    }))
+}
+
 impl Exchange for PyClient {
     fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>> {
         self.call(|c| {
@@ -191,6 +277,74 @@ impl Exchange for PyClient {
         self.call(|c| {
             c.call_method1(intern!(c.py(), "close_position"), (symbol,))?
                 .is_truthy()
+        })
+    }
+
+    fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer> {
+        self.call(|c| {
+            let py = c.py();
+            let args = (
+                order.symbol,
+                order.side.as_str(),
+                order.amount,
+                int_if_whole(py, order.leverage)?,
+            );
+            let answer = if order.reduce_only {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(intern!(py, "reduce_only"), true)?;
+                kwargs.set_item(intern!(py, "is_critical"), true)?;
+                c.call_method(intern!(py, "create_market_order"), args, Some(&kwargs))?
+            } else {
+                c.call_method1(intern!(py, "create_market_order"), args)?
+            };
+            order_answer(&answer)
+        })
+    }
+
+    fn create_limit_order(&self, order: &LimitOrder<'_>) -> CoreResult<OrderAnswer> {
+        self.call(|c| {
+            let py = c.py();
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "post_only"), true)?;
+            let args = (
+                order.symbol,
+                order.side.as_str(),
+                order.amount,
+                order.price,
+                int_if_whole(py, order.leverage)?,
+            );
+            let answer = c.call_method(intern!(py, "create_limit_order"), args, Some(&kwargs))?;
+            order_answer(&answer)
+        })
+    }
+
+    fn wait_for_order_fill(&self, id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer> {
+        self.call(|c| {
+            let py = c.py();
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "timeout"), 10)?;
+            kwargs.set_item(intern!(py, "check_interval"), 2)?;
+            let answer = c.call_method(
+                intern!(py, "wait_for_order_fill"),
+                (order_id(py, id)?, symbol),
+                Some(&kwargs),
+            )?;
+            order_answer(&answer)
+        })
+    }
+
+    fn cancel_order(&self, id: &OrderId, symbol: &str) -> CoreResult<bool> {
+        self.call(|c| {
+            let py = c.py();
+            c.call_method1(intern!(py, "cancel_order"), (order_id(py, id)?, symbol))?
+                .is_truthy()
+        })
+    }
+
+    fn get_market_limits(&self, symbol: &str) -> CoreResult<Option<MarketLimits>> {
+        self.call(|c| {
+            let answer = c.call_method1(intern!(c.py(), "get_market_limits"), (symbol,))?;
+            market_limits(&answer)
         })
     }
 }

@@ -14,10 +14,10 @@ use position_manager_core::book::SharedPosition;
 use position_manager_core::clock;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
-use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerConfig};
+use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerConfig, OpenRequest};
 
 use crate::client::PyClient;
-use crate::convert::{describe, number, to_datetime};
+use crate::convert::{describe, number, number_or, to_datetime, truthy};
 use crate::errors::PmError;
 use crate::logging::{detached, refresh_for, PyLoggers};
 use crate::position::{state_dict, PyPosition};
@@ -287,6 +287,144 @@ impl PyPositionManager {
         detached(py, || core.close_position(symbol, reason).pnl())
     }
 
+    /// Opens a position with a market order (or a post-only limit order first when
+    /// `use_limit`), sets the stop at `stop_loss_percentage` from the fill and the take profit
+    /// at three times that, and tracks it. `signal` is 'BUY' (long) or 'SELL' (short). Returns
+    /// True when the position is open and tracked.
+    ///
+    /// The position records the amount and average price the order reports as filled (the
+    /// requested amount and the ticker price only when the order does not say). A partly filled
+    /// limit order is topped up by the remainder only; when the cancel fails or the fill is
+    /// unknown, the exchange's position list is checked before any market order is sent.
+    #[pyo3(
+        signature = (symbol, signal, amount, leverage, stop_loss_percentage=None, use_limit=None, limit_offset=None),
+        text_signature = "(self, symbol, signal, amount, leverage, stop_loss_percentage=0.05, use_limit=False, limit_offset=0.001)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn open_position(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        signal: &str,
+        amount: &Bound<'_, PyAny>,
+        leverage: &Bound<'_, PyAny>,
+        stop_loss_percentage: Option<&Bound<'_, PyAny>>,
+        use_limit: Option<&Bound<'_, PyAny>>,
+        limit_offset: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let a = number("amount", amount)?;
+        let l = number("leverage", leverage)?;
+        let s = number_or("stop_loss_percentage", stop_loss_percentage, 0.05)?;
+        let offset = number_or("limit_offset", limit_offset, 0.001)?;
+        let use_limit = truthy(use_limit)?;
+        let at = arg_text(amount)?;
+        let lt = arg_text(leverage)?;
+        let st = match stop_loss_percentage {
+            Some(v) => arg_text(v)?,
+            None => "0.05".to_owned(),
+        };
+        refresh_for(py, &self.core, &self.loggers);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.open_position(&OpenRequest {
+                symbol,
+                signal,
+                amount: (a, &at),
+                leverage: (l, &lt),
+                stop_loss_percentage: (s, &st),
+                use_limit,
+                limit_offset: offset,
+            })
+        }))
+    }
+
+    /// Adds `additional_amount` contracts to a tracked position with a market order; the entry
+    /// becomes the weighted average with `current_price` (or the fill the order reports).
+    /// Returns True when the book was updated.
+    fn scale_in_position(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        additional_amount: &Bound<'_, PyAny>,
+        current_price: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let amount = positive("additional_amount", additional_amount)?;
+        let price = positive("current_price", current_price)?;
+        let text = arg_text(additional_amount)?;
+        refresh_for(py, &self.core, &self.loggers);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.scale_in_position(symbol, (amount, &text), price)
+        }))
+    }
+
+    /// Closes `amount_to_close` contracts of a tracked position with a reduce-only market order
+    /// (raised to the market minimum, rounded down to whole lots when the client reports a lot
+    /// step; a request covering the whole position is a full `close_position`). Returns the
+    /// leveraged P/L after fees at the ticker price, or None when nothing was closed. Partial
+    /// closes are recorded in `events`.
+    #[pyo3(signature = (symbol, amount_to_close, reason = "scale_out"))]
+    fn scale_out_position(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        amount_to_close: &Bound<'_, PyAny>,
+        reason: &str,
+    ) -> PyResult<Option<f64>> {
+        let amount = positive("amount_to_close", amount_to_close)?;
+        let text = arg_text(amount_to_close)?;
+        refresh_for(py, &self.core, &self.loggers);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.scale_out_position(symbol, (amount, &text), reason)
+        }))
+    }
+
+    /// Sets the stop loss and/or take profit of a tracked position without checks (None leaves
+    /// a target as it is). False when the symbol is not tracked.
+    #[pyo3(signature = (symbol, new_stop_loss = None, new_take_profit = None))]
+    fn modify_position_targets(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        new_stop_loss: Option<&Bound<'_, PyAny>>,
+        new_take_profit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let sl = target("new_stop_loss", new_stop_loss)?;
+        let tp = target("new_take_profit", new_take_profit)?;
+        refresh_for(py, &self.core, &self.loggers);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.modify_position_targets(symbol, sl.map(|t| t.0), tp.map(|t| t.0))
+        }))
+    }
+
+    /// Sets the stop loss and/or take profit of a tracked position after checking them against
+    /// the entry (a stop on the losing side, a take profit on the winning side); nothing changes
+    /// unless every given target passes. Returns True when applied.
+    #[pyo3(signature = (symbol, new_stop_loss = None, new_take_profit = None, reason = "manual"))]
+    fn safe_update_position_targets(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        new_stop_loss: Option<&Bound<'_, PyAny>>,
+        new_take_profit: Option<&Bound<'_, PyAny>>,
+        reason: &str,
+    ) -> PyResult<bool> {
+        let sl = target("new_stop_loss", new_stop_loss)?;
+        let tp = target("new_take_profit", new_take_profit)?;
+        refresh_for(py, &self.core, &self.loggers);
+        let core = &self.core;
+        Ok(detached(py, || {
+            core.safe_update_position_targets(
+                symbol,
+                sl.as_ref().map(|(v, t)| (*v, t.as_str())),
+                tp.as_ref().map(|(v, t)| (*v, t.as_str())),
+                reason,
+            )
+        }))
+    }
+
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit
     /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
     fn sync_existing_positions(&self, py: Python<'_>) -> usize {
@@ -325,6 +463,32 @@ impl PyPositionManager {
             keys.len(),
             keys.join(", ")
         )
+    }
+}
+
+/// `str(value)`: how the original printed an argument in its messages.
+fn arg_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(value.str()?.to_string())
+}
+
+/// A number argument that must be finite and > 0 (ValueError naming it otherwise).
+fn positive(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let v = number(name, value)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be a finite number > 0, got {}",
+            describe(value)
+        )))
+    }
+}
+
+/// An optional price target: None, or a finite number > 0 with its text.
+fn target(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(f64, String)>> {
+    match value {
+        Some(v) if !v.is_none() => Ok(Some((positive(name, v)?, arg_text(v)?))),
+        _ => Ok(None),
     }
 }
 

@@ -1,33 +1,41 @@
-"""The exchange client the manager calls back: the bot's own client, described as a Protocol.
+"""The exchange client the manager calls back: the bot's own client, described as Protocols.
 
-Any object with these methods works (the bot's ``KuCoinClient``, a ccxt adapter, a
-``unittest.mock.Mock``). The manager calls them with exactly these shapes (positional versus
-keyword arguments as the original bot) and copes with any return value: ``None``, ``[]``,
-malformed dicts and exceptions are handled without losing a tracked position.
+Any object with these methods works (the bot's ``KuCoinClient``, ``CcxtClient``,
+``PaperExchange``, a ``unittest.mock.Mock``). The manager calls them with exactly the shapes
+shown below (positional versus keyword arguments as the original bot) and copes with any return
+value: ``None``, ``[]``, malformed dicts, mocks and exceptions are handled without losing a
+tracked position and without sending a second order blind.
+
+``ExchangeClient`` lists what the update cycle, ``close_position`` and the syncs need;
+``TradingClient`` adds the order methods that ``open_position``, ``scale_in_position`` and
+``scale_out_position`` need. A client used only for monitoring may leave those out: the manager
+looks a method up only when an operation needs it (a missing one is reported like any other
+client error, and the operation returns ``False``/``None``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ExchangeClient"]
+__all__ = ["ExchangeClient", "TradingClient"]
 
 
 @runtime_checkable
 class ExchangeClient(Protocol):
-    """What ``PositionManager`` needs from the bot's exchange client.
+    """What ``PositionManager`` needs from the bot's exchange client to watch positions.
 
     Return shapes are ccxt's unified structures:
 
-    * ``get_open_positions()`` -> list of position dicts with at least ``symbol``, ``contracts``,
-      ``side`` ('long'/'short'), ``entryPrice``, ``leverage`` (or ``info['realLeverage']``).
-      Raising (or returning anything but a list) means "unknown": nothing is removed.
+    * ``get_open_positions()`` -> list of position dicts with at least ``symbol``,
+      ``contracts`` (> 0), ``side`` ('long'/'short'), ``entryPrice``, ``leverage`` (or
+      ``info['realLeverage']``); ``contractSize``, ``liquidationPrice`` and ``markPrice`` when
+      known. Raising (or returning anything but a list) means "unknown": nothing is removed.
     * ``get_ticker(symbol)`` -> dict with ``last`` (float > 0), or ``None``.
     * ``get_ohlcv(symbol, timeframe='1h', limit=100)`` -> list of
       ``[timestamp_ms, open, high, low, close, volume]``, or ``[]``/``None``.
-    * ``close_position(symbol)`` -> truthy when the position was closed on the exchange.
+    * ``close_position(symbol)`` -> truthy only when the position was closed on the exchange.
 
-    Called with keywords/positions exactly as: ``get_open_positions()``, ``get_ticker(symbol)``,
+    Calls, exactly: ``get_open_positions()``, ``get_ticker(symbol)``,
     ``get_ohlcv(symbol, timeframe='1h', limit=100)``, ``close_position(symbol)``.
     """
 
@@ -40,3 +48,58 @@ class ExchangeClient(Protocol):
     ) -> list[list[float]]: ...
 
     def close_position(self, symbol: str) -> bool: ...
+
+
+@runtime_checkable
+class TradingClient(ExchangeClient, Protocol):
+    """An ``ExchangeClient`` that can also place orders (opening, scaling in and out).
+
+    Order answers are ccxt unified order dicts; the manager reads ``id``, ``status``
+    ('open', 'closed', 'canceled', 'expired', 'rejected'), ``filled`` (contracts) and
+    ``average`` (price). A falsy answer (``None``, ``{}``) means "not placed". When ``filled``
+    or ``average`` is missing the manager falls back to the requested amount and the ticker (or
+    limit) price.
+
+    Calls, exactly:
+
+    * ``create_market_order(symbol, side, amount, leverage)`` to open or scale in;
+      ``create_market_order(symbol, side, amount, leverage, reduce_only=True,
+      is_critical=True)`` to scale out (``side`` is 'buy'/'sell'; ``leverage`` an int when
+      whole).
+    * ``create_limit_order(symbol, side, amount, price, leverage, post_only=True)`` (only with
+      ``open_position(..., use_limit=True)``).
+    * ``wait_for_order_fill(order_id, symbol, timeout=10, check_interval=2)`` -> a status dict
+      (``status``, ``filled``, ``average``) or ``None``.
+    * ``cancel_order(order_id, symbol)`` -> truthy when cancelled.
+    * ``get_market_limits(symbol)`` -> ``{'amount': {'min': ..., 'max': ..., 'step': ...},
+      'cost': {...}}`` or ``None``; ``step`` (the lot size) is optional and, when given,
+      scale-outs are rounded down to whole lots.
+    """
+
+    def create_market_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        leverage: int | float = 10,
+        reduce_only: bool = False,
+        is_critical: bool = False,
+    ) -> dict[str, Any] | None: ...
+
+    def create_limit_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        price: float,
+        leverage: int | float = 10,
+        post_only: bool = False,
+    ) -> dict[str, Any] | None: ...
+
+    def wait_for_order_fill(
+        self, order_id: Any, symbol: str, timeout: int = 30, check_interval: int = 2
+    ) -> dict[str, Any] | None: ...
+
+    def cancel_order(self, order_id: Any, symbol: str) -> bool: ...
+
+    def get_market_limits(self, symbol: str) -> dict[str, Any] | None: ...

@@ -3,6 +3,9 @@
 //! - [`update`]: the update cycle (`update_positions()`), driven one step at a time;
 //! - [`close`]: `close_position` with the original safeguard and log blocks;
 //! - [`sync`]: `sync_existing_positions` and `reconcile_positions` (imports and orphan removal);
+//! - [`open`]: `open_position` (market or limit, recording what was filled);
+//! - [`scale`]: `scale_in_position` and `scale_out_position`;
+//! - [`retarget`]: `modify_position_targets` and `safe_update_position_targets`;
 //! - [`messages`]: loggers and Python-style text.
 //!
 //! Rules kept throughout (DESIGN.md): no lock is held while the exchange is called or a record is
@@ -11,6 +14,9 @@
 
 pub mod close;
 pub mod messages;
+pub mod open;
+pub mod retarget;
+pub mod scale;
 pub mod sync;
 pub mod update;
 
@@ -26,6 +32,7 @@ use crate::reconcile::Policy;
 
 pub use close::CloseOutcome;
 pub use messages::{Channel, LevelGates, Loggers};
+pub use open::OpenRequest;
 pub use update::{Closed, UpdateCycle};
 
 /// Makes the caller's handle for a position the manager creates (the binding makes a Python
@@ -112,6 +119,8 @@ pub struct Manager<H> {
     trailing_bits: AtomicU64,
     gates: LevelGates,
     config: ManagerConfig,
+    /// Symbols with an `open_position` in flight (reserved against a second open and imports).
+    opening: parking_lot::Mutex<Vec<String>>,
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
@@ -133,6 +142,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             trailing_bits: AtomicU64::new(config.trailing_stop_percentage.to_bits()),
             gates: LevelGates::default(),
             config,
+            opening: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -219,8 +229,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// `validate_position_parameters(symbol, amount, leverage, stop_loss_percentage)` with the
-    /// original's order of checks and messages. `amount_text`/`leverage_text`/`stop_text` are the
-    /// arguments as Python prints them.
+    /// original's order of checks and messages. Each number comes with its text as Python prints
+    /// it. NaN and infinite values fail the check they belong to (the original let NaN through);
+    /// a symbol with an open in flight counts as existing.
     pub fn validate_position_parameters(
         &self,
         symbol: &str,
@@ -228,13 +239,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         leverage: (f64, &str),
         stop_loss_percentage: (f64, &str),
     ) -> (bool, String) {
-        if amount.0 <= 0.0 {
+        if !(amount.0 > 0.0 && amount.0.is_finite()) {
             return (
                 false,
                 format!("Invalid amount: {} (must be positive)", amount.1),
             );
         }
-        if leverage.0 < 1.0 || leverage.0 > 125.0 {
+        if !(1.0..=125.0).contains(&leverage.0) {
             return (
                 false,
                 format!(
@@ -243,7 +254,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 ),
             );
         }
-        if stop_loss_percentage.0 <= 0.0 || stop_loss_percentage.0 >= 1.0 {
+        if !(stop_loss_percentage.0 > 0.0 && stop_loss_percentage.0 < 1.0) {
             return (
                 false,
                 format!(
@@ -252,7 +263,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 ),
             );
         }
-        if self.book.contains(symbol) {
+        if self.book.contains(symbol) || self.is_opening(symbol) {
             return (false, format!("Position for {symbol} already exists"));
         }
         (true, "Valid parameters".to_owned())
@@ -264,3 +275,6 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod trading_tests;

@@ -251,6 +251,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
+        if self.is_opening(symbol) {
+            // Our own open is in flight: it will track the position with its real targets.
+            self.log(Channel::Main, Level::Debug, || {
+                format!("Position {symbol} is being opened, skipping sync")
+            });
+            return Ok(Import::Skipped);
+        }
         let ticker = self.exchange().get_ticker(symbol)?;
         let current_price = match &ticker {
             TickerAnswer::Missing => {

@@ -9,7 +9,11 @@ use super::{HandleFactory, Manager, ManagerConfig};
 use crate::book::SharedPosition;
 use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
-use crate::exchange::{Exchange, Field, Ohlcv, RawEntry, RawPosition, TickerAnswer};
+use crate::exchange::{
+    Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
+    OrderReport, RawEntry, RawPosition, TickerAnswer,
+};
+use crate::format::py_repr_float;
 
 /// Handles are plain numbers in core tests.
 pub struct Counter(Mutex<u32>);
@@ -35,6 +39,18 @@ pub struct FakeState {
     /// Runs inside `close_position`, before it answers (to simulate another thread acting while
     /// the exchange close is in flight).
     pub during_close: Option<Box<dyn FnMut() + Send>>,
+    /// Runs inside `create_market_order`, before it answers.
+    pub during_order: Option<Box<dyn FnMut() + Send>>,
+    /// Scripted answers of `create_market_order`; then a full fill at `price`.
+    pub market_answers: VecDeque<CoreResult<OrderAnswer>>,
+    /// Scripted answers of `create_limit_order`; then an open order with an id.
+    pub limit_answers: VecDeque<CoreResult<OrderAnswer>>,
+    /// Scripted answers of `wait_for_order_fill`; then `{'status': 'closed'}`.
+    pub fill_answers: VecDeque<CoreResult<OrderAnswer>>,
+    /// Scripted answers of `cancel_order`; then `True`.
+    pub cancel_answers: VecDeque<CoreResult<bool>>,
+    /// What `get_market_limits` answers.
+    pub limits: Option<MarketLimits>,
 }
 
 /// A fake exchange.
@@ -100,6 +116,94 @@ impl Exchange for Fake {
         }
         Ok(self.0.lock().close_ok)
     }
+
+    fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer> {
+        let hook = {
+            let mut s = self.0.lock();
+            s.calls.push(format!(
+                "create_market_order {} {} {} {}{}",
+                order.symbol,
+                order.side.as_str(),
+                py_repr_float(order.amount),
+                py_repr_float(order.leverage),
+                if order.reduce_only {
+                    " reduce_only"
+                } else {
+                    ""
+                }
+            ));
+            s.during_order.take()
+        };
+        if let Some(mut f) = hook {
+            f();
+        }
+        let mut s = self.0.lock();
+        let n = s.calls.len();
+        match s.market_answers.pop_front() {
+            Some(answer) => answer,
+            None => Ok(report(
+                Some(&format!("m{n}")),
+                "closed",
+                Some(order.amount),
+                s.price,
+            )),
+        }
+    }
+
+    fn create_limit_order(&self, order: &LimitOrder<'_>) -> CoreResult<OrderAnswer> {
+        let mut s = self.0.lock();
+        s.calls.push(format!(
+            "create_limit_order {} {} {} {} {}",
+            order.symbol,
+            order.side.as_str(),
+            py_repr_float(order.amount),
+            py_repr_float(order.price),
+            py_repr_float(order.leverage)
+        ));
+        let n = s.calls.len();
+        match s.limit_answers.pop_front() {
+            Some(answer) => answer,
+            None => Ok(report(Some(&format!("l{n}")), "open", Some(0.0), None)),
+        }
+    }
+
+    fn wait_for_order_fill(&self, order_id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer> {
+        let mut s = self.0.lock();
+        s.calls
+            .push(format!("wait_for_order_fill {} {symbol}", order_id.text()));
+        match s.fill_answers.pop_front() {
+            Some(answer) => answer,
+            None => Ok(report(Some(order_id.text()), "closed", None, None)),
+        }
+    }
+
+    fn cancel_order(&self, order_id: &OrderId, symbol: &str) -> CoreResult<bool> {
+        let mut s = self.0.lock();
+        s.calls
+            .push(format!("cancel_order {} {symbol}", order_id.text()));
+        s.cancel_answers.pop_front().unwrap_or(Ok(true))
+    }
+
+    fn get_market_limits(&self, symbol: &str) -> CoreResult<Option<MarketLimits>> {
+        let mut s = self.0.lock();
+        s.calls.push(format!("get_market_limits {symbol}"));
+        Ok(s.limits.clone())
+    }
+}
+
+/// An order report with the given fields (None = absent).
+pub fn report(
+    id: Option<&str>,
+    status: &str,
+    filled: Option<f64>,
+    average: Option<f64>,
+) -> OrderAnswer {
+    OrderAnswer::Report(OrderReport {
+        id: id.map(OrderId::from_text),
+        status: Field::Text(status.into()),
+        filled: filled.map_or(Field::Absent, Field::Number),
+        average: average.map_or(Field::Absent, Field::Number),
+    })
 }
 
 pub fn network_error() -> CoreError {

@@ -5,6 +5,12 @@
 //! is kept as a [`Field`] describing what was there, so the manager can skip it with a warning that
 //! shows the value exactly as Python would print it.
 
+mod orders;
+
+pub use orders::{
+    LimitOrder, MarketLimits, MarketOrder, OrderAnswer, OrderId, OrderReport, OrderSide,
+};
+
 use crate::error::{CoreError, CoreResult};
 use crate::format::py_repr_float;
 
@@ -242,6 +248,16 @@ pub trait Exchange: Send + Sync {
     fn get_ohlcv(&self, symbol: &str, timeframe: &str, limit: u32) -> CoreResult<Ohlcv>;
     /// `close_position(symbol)`: whether the client reports the position closed.
     fn close_position(&self, symbol: &str) -> CoreResult<bool>;
+    /// `create_market_order(...)` in the shape [`MarketOrder`] describes.
+    fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer>;
+    /// `create_limit_order(symbol, side, amount, price, leverage, post_only=True)`.
+    fn create_limit_order(&self, order: &LimitOrder<'_>) -> CoreResult<OrderAnswer>;
+    /// `wait_for_order_fill(order_id, symbol, timeout=10, check_interval=2)`.
+    fn wait_for_order_fill(&self, order_id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer>;
+    /// `cancel_order(order_id, symbol)`: whether the client reports the order cancelled.
+    fn cancel_order(&self, order_id: &OrderId, symbol: &str) -> CoreResult<bool>;
+    /// `get_market_limits(symbol)`; `None` for a falsy answer (no limits known).
+    fn get_market_limits(&self, symbol: &str) -> CoreResult<Option<MarketLimits>>;
 }
 
 #[cfg(test)]

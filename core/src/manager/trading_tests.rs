@@ -1,0 +1,443 @@
+//! Opening, scaling and retargeting against the scripted fake exchange: what the book records
+//! from order answers (§6.20), the limit-order paths that must never send a second full order
+//! blind, the open reservation and rule 4, scale-out adjustments, and target updates.
+
+use std::sync::Arc;
+
+use super::testing::{listed, manager, network_error, report, Fake};
+use super::{Manager, ManagerConfig, OpenRequest};
+use crate::events::EventKind;
+use crate::exchange::{MarketLimits, OrderAnswer};
+
+fn fake(price: f64) -> Fake {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.price = Some(price);
+        s.close_ok = true;
+    }
+    fake
+}
+
+fn request<'a>(symbol: &'a str, signal: &'a str, amount: f64, use_limit: bool) -> OpenRequest<'a> {
+    OpenRequest {
+        symbol,
+        signal,
+        amount: (amount, "2"),
+        leverage: (10.0, "10"),
+        stop_loss_percentage: (0.05, "0.05"),
+        use_limit,
+        limit_offset: 0.001,
+    }
+}
+
+fn orders(fake: &Fake) -> Vec<String> {
+    fake.calls()
+        .into_iter()
+        .filter(|c| c.starts_with("create_"))
+        .collect()
+}
+
+fn kinds(m: &Manager<u32>) -> Vec<EventKind> {
+    m.events().all().iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn market_open_records_the_fill_and_targets_from_it() {
+    let f = fake(100.0);
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", Some(2.0), Some(101.0))));
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)));
+    let (p, _) = m.book().get("BTC").unwrap();
+    let p = p.lock().clone();
+    assert_eq!(
+        (p.side.as_str(), p.amount, p.entry_price),
+        ("long", 2.0, 101.0)
+    );
+    assert_eq!(p.stop_loss, 101.0 * (1.0 - 0.05));
+    assert_eq!(p.take_profit, Some(101.0 * (1.0 + 0.05 * 3.0)));
+    assert_eq!(orders(&f), ["create_market_order BTC buy 2.0 10.0"]);
+    assert_eq!(kinds(&m), [EventKind::Opened]);
+}
+
+#[test]
+fn a_shrunk_fill_is_what_the_book_records() {
+    let f = fake(100.0);
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", Some(1.5), None)));
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("ETH", "SELL", 2.0, false)));
+    let (p, _) = m.book().get("ETH").unwrap();
+    let p = p.lock().clone();
+    // Filled 1.5 of 2; no average reported, so the ticker price.
+    assert_eq!(
+        (p.side.as_str(), p.amount, p.entry_price),
+        ("short", 1.5, 100.0)
+    );
+    assert_eq!(p.take_profit, Some(100.0 * (1.0 - 0.05 * 3.0)));
+}
+
+#[test]
+fn a_rejected_market_order_opens_nothing() {
+    let f = fake(100.0);
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(OrderAnswer::Missing));
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("2"), "canceled", Some(0.0), None)));
+    let m = manager(&f, ManagerConfig::default());
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert!(m.book().is_empty());
+    assert!(m.events().is_empty());
+}
+
+#[test]
+fn invalid_signal_or_short_target_below_zero_sends_nothing() {
+    let f = fake(100.0);
+    let m = manager(&f, ManagerConfig::default());
+    assert!(!m.open_position(&request("BTC", "buy", 2.0, false)));
+    let mut short = request("BTC", "SELL", 2.0, false);
+    short.stop_loss_percentage = (0.4, "0.4");
+    assert!(!m.open_position(&short));
+    let mut nan = request("BTC", "BUY", f64::NAN, false);
+    nan.amount = (f64::NAN, "nan");
+    assert!(!m.open_position(&nan));
+    assert!(f.calls().is_empty());
+}
+
+#[test]
+fn a_filled_limit_order_is_not_followed_by_a_market_order() {
+    let f = fake(100.0);
+    f.0.lock()
+        .fill_answers
+        .push_back(Ok(report(Some("l1"), "closed", Some(2.0), None)));
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f), ["create_limit_order BTC buy 2.0 99.9 10.0"]);
+    // No average anywhere: a post-only order fills at its limit price.
+    let (p, _) = m.book().get("BTC").unwrap();
+    assert_eq!(p.lock().entry_price, 100.0 * (1.0 - 0.001));
+}
+
+#[test]
+fn a_partial_limit_fill_is_topped_up_by_the_remainder_only() {
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        s.fill_answers
+            .push_back(Ok(report(Some("l1"), "open", Some(0.5), None)));
+        s.fill_answers
+            .push_back(Ok(report(Some("l1"), "canceled", Some(0.5), Some(99.9))));
+        s.market_answers
+            .push_back(Ok(report(Some("m"), "closed", Some(1.5), Some(100.1))));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(
+        orders(&f),
+        [
+            "create_limit_order BTC buy 2.0 99.9 10.0",
+            "create_market_order BTC buy 1.5 10.0"
+        ]
+    );
+    let (p, _) = m.book().get("BTC").unwrap();
+    let p = p.lock().clone();
+    assert_eq!(p.amount, 2.0);
+    assert_eq!(p.entry_price, (0.5 * 99.9 + 1.5 * 100.1) / 2.0);
+}
+
+#[test]
+fn an_unfilled_cancelled_limit_order_falls_back_to_a_full_market_order() {
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        s.fill_answers
+            .push_back(Ok(report(Some("l1"), "open", Some(0.0), None)));
+        s.fill_answers
+            .push_back(Ok(report(Some("l1"), "canceled", Some(0.0), None)));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f).len(), 2);
+    assert_eq!(orders(&f)[1], "create_market_order BTC buy 2.0 10.0");
+}
+
+#[test]
+fn a_failed_cancel_never_sends_a_market_order_blind() {
+    // Nothing held on the exchange yet: the limit order may still fill, so nothing more is sent.
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        s.fill_answers
+            .push_back(Ok(report(Some("l1"), "open", Some(0.0), None)));
+        s.cancel_answers.push_back(Ok(false));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f).len(), 1);
+    assert!(m.book().is_empty());
+
+    // The exchange holds what the limit order filled: track exactly that, send nothing.
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        s.fill_answers.push_back(Err(network_error()));
+        s.cancel_answers.push_back(Err(network_error()));
+        s.positions = vec![listed("BTC", "long", 2.0, 99.9)];
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f).len(), 1);
+    let (p, _) = m.book().get("BTC").unwrap();
+    assert_eq!(
+        {
+            let g = p.lock();
+            (g.amount, g.entry_price)
+        },
+        (2.0, 99.9)
+    );
+
+    // The position list cannot be read either: nothing more is sent.
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        s.fill_answers.push_back(Ok(OrderAnswer::Missing));
+        s.cancel_answers.push_back(Ok(false));
+        s.scripted.push_back(Err(network_error()));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f).len(), 1);
+}
+
+#[test]
+fn an_unknown_fill_after_a_good_cancel_is_checked_on_the_exchange_first() {
+    let f = fake(100.0);
+    {
+        let mut s = f.0.lock();
+        // Both status reads fail; the cancel succeeds; the exchange holds 0.5 of 2.
+        s.fill_answers.push_back(Err(network_error()));
+        s.fill_answers.push_back(Err(network_error()));
+        s.positions = vec![listed("BTC", "long", 0.5, 99.9)];
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert_eq!(orders(&f)[1], "create_market_order BTC buy 1.5 10.0");
+    let (p, _) = m.book().get("BTC").unwrap();
+    assert_eq!(p.lock().amount, 2.0);
+}
+
+#[test]
+fn a_symbol_being_opened_is_reserved_against_a_second_open_and_a_sync() {
+    let f = fake(100.0);
+    f.0.lock().positions = vec![listed("BTC", "long", 2.0, 100.0)];
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    let inner = Arc::downgrade(&m);
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let seen_in_hook = seen.clone();
+    f.0.lock().during_order = Some(Box::new(move || {
+        let m = inner.upgrade().unwrap();
+        let again = m.open_position(&request("BTC", "BUY", 2.0, false));
+        let synced = m.sync_existing_positions();
+        *seen_in_hook.lock() = Some((again, synced));
+    }));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert_eq!(*seen.lock(), Some((false, 0)));
+    assert_eq!(orders(&f).len(), 1);
+    assert_eq!(kinds(&m), [EventKind::Opened]);
+    assert!(!m.is_opening("BTC"));
+}
+
+#[test]
+fn an_open_during_a_cleanup_fetch_survives_that_cleanup() {
+    // Rule 4: the snapshot was requested before the open; it does not list the new position.
+    let f = fake(100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    let inner = Arc::downgrade(&m);
+    f.0.lock().during_fetch = Some(Box::new(move || {
+        let m = inner.upgrade().unwrap();
+        assert!(m.open_position(&request("SOL", "BUY", 2.0, false)));
+    }));
+    m.update_all();
+    assert!(m.book().contains("SOL"));
+}
+
+#[test]
+fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
+    let f = fake(51000.0);
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", None, None)));
+    let m = manager(&f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        50000.0,
+        1.0,
+        10.0,
+        49000.0,
+        Some(52000.0),
+        m.now(),
+    ));
+    m.book().insert("BTC", p.clone(), 1);
+    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0));
+    assert_eq!(
+        {
+            let g = p.lock();
+            (g.amount, g.entry_price)
+        },
+        (2.0, 50500.0)
+    );
+    // A shrunk fill at a reported average.
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("2"), "closed", Some(0.5), Some(52000.0))));
+    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0));
+    assert_eq!(p.lock().amount, 2.5);
+    assert_eq!(p.lock().entry_price, (2.0 * 50500.0 + 0.5 * 52000.0) / 2.5);
+    assert!(!m.scale_in_position("ETH", (1.0, "1.0"), 1.0));
+    assert_eq!(kinds(&m), [EventKind::ScaledIn, EventKind::ScaledIn]);
+}
+
+#[test]
+fn scale_out_closes_part_and_records_it() {
+    let f = fake(52000.0);
+    f.0.lock().limits = Some(MarketLimits {
+        min_amount: Some(1.0),
+        amount_step: None,
+        problem: None,
+    });
+    let m = manager(&f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        50000.0,
+        2.0,
+        10.0,
+        49000.0,
+        Some(56000.0),
+        m.now(),
+    ));
+    m.book().insert("BTC", p.clone(), 1);
+    let rf = m.scale_out_position("BTC", (1.0, "1.0"), "partial_take_profit");
+    assert_eq!(rf, Some(p.lock().leveraged_pnl(52000.0, true)));
+    assert_eq!(p.lock().amount, 1.0);
+    assert_eq!(
+        orders(&f),
+        ["create_market_order BTC sell 1.0 10.0 reduce_only"]
+    );
+    let partial = m.events().all().pop().unwrap();
+    assert_eq!(partial.kind, EventKind::PartialClose);
+    assert_eq!(partial.reason, "partial_take_profit");
+
+    // Below the minimum and adjusted to it, the whole position goes: a full close.
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 50000.0)];
+    assert!(m
+        .scale_out_position("BTC", (0.5, "0.5"), "scale_out")
+        .is_some());
+    assert!(m.book().is_empty());
+    assert_eq!(m.events().all().pop().unwrap().kind, EventKind::Closed);
+}
+
+#[test]
+fn scale_out_rounds_to_lots_and_survives_unreadable_limits() {
+    let f = fake(100.0);
+    f.0.lock().limits = Some(MarketLimits {
+        min_amount: Some(1.0),
+        amount_step: Some(1.0),
+        problem: None,
+    });
+    let m = manager(&f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "XRP",
+        "short",
+        110.0,
+        10.0,
+        5.0,
+        120.0,
+        Some(90.0),
+        m.now(),
+    ));
+    m.book().insert("XRP", p.clone(), 1);
+    assert!(m
+        .scale_out_position("XRP", (2.7, "2.7"), "scale_out")
+        .is_some());
+    assert_eq!(p.lock().amount, 8.0);
+    assert_eq!(
+        orders(&f).pop().unwrap(),
+        "create_market_order XRP buy 2.0 5.0 reduce_only"
+    );
+
+    f.0.lock().limits = Some(MarketLimits {
+        min_amount: None,
+        amount_step: None,
+        problem: Some("no 'amount'".into()),
+    });
+    assert!(m
+        .scale_out_position("XRP", (3.0, "3.0"), "scale_out")
+        .is_some());
+    assert_eq!(p.lock().amount, 5.0);
+}
+
+#[test]
+fn targets_change_without_crashing_on_a_missing_take_profit() {
+    let f = fake(100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        100.0,
+        1.0,
+        10.0,
+        95.0,
+        None,
+        m.now(),
+    ));
+    m.book().insert("BTC", p.clone(), 1);
+    assert!(m.modify_position_targets("BTC", Some(96.0), Some(120.0)));
+    assert_eq!(
+        {
+            let g = p.lock();
+            (g.stop_loss, g.take_profit)
+        },
+        (96.0, Some(120.0))
+    );
+    p.lock().take_profit = None;
+    assert!(m.safe_update_position_targets(
+        "BTC",
+        Some((97.0, "97")),
+        Some((130.0, "130")),
+        "manual"
+    ));
+    assert_eq!(
+        {
+            let g = p.lock();
+            (g.stop_loss, g.take_profit)
+        },
+        (97.0, Some(130.0))
+    );
+    // A stop above a long's entry is refused and nothing changes, not even the valid target.
+    assert!(!m.safe_update_position_targets(
+        "BTC",
+        Some((101.0, "101")),
+        Some((140.0, "140")),
+        "x"
+    ));
+    assert_eq!(
+        {
+            let g = p.lock();
+            (g.stop_loss, g.take_profit)
+        },
+        (97.0, Some(130.0))
+    );
+    assert!(!m.modify_position_targets("ETH", Some(1.0), None));
+    assert_eq!(
+        kinds(&m),
+        [EventKind::TargetsChanged, EventKind::TargetsChanged]
+    );
+}
