@@ -1,0 +1,146 @@
+"""``python -m position_manager_rs demo``: runs, shows the scripted venue events, the final
+tables, and prints the same output for the same seed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+TIMEOUT = 120
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "position_manager_rs", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def run_demo(seed: int = 7, cycles: int = 12, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "demo",
+        "--cycles",
+        str(cycles),
+        "--speed",
+        "0",
+        "--seed",
+        str(seed),
+        "--no-color",
+        *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_output() -> str:
+    result = run_demo()
+    assert result.returncode == 0, f"demo failed ({result.returncode}):\n{result.stderr}"
+    return result.stdout
+
+
+def _section(text: str, title: str) -> list[str]:
+    """The lines of the block that starts with ``title`` (up to the next blank line)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        block.append(line)
+    return block
+
+
+def test_demo_shows_every_scripted_venue_event(demo_output: str) -> None:
+    out = demo_output
+    assert "seed 7" in out and "12 cycles" in out
+    for text in (
+        "manual close",
+        "empty answer",
+        "API failure",
+        "LIQUIDATION",
+        "partial reduction",
+    ):
+        assert re.search(rf"^\d\d:\d\d  venue  {text} ", out, re.M), f"no venue line: {text}"
+    # what the manager made of them
+    assert re.search(r"^\d\d:\d\d  book   removed\s+\S+\s+closed_externally$", out, re.M)
+    assert re.search(r"^\d\d:\d\d  warn   Unable to verify positions on exchange", out, re.M)
+    assert len(re.findall(r"^\d\d:\d\d  open   ", out, re.M)) >= 4
+    assert len(re.findall(r"^\d\d:\d\d  cycle ", out, re.M)) == 12
+
+
+def test_demo_ends_with_the_open_positions_and_the_event_history(demo_output: str) -> None:
+    table = _section(demo_output, "Positions still open at ")
+    header = table[0].split()
+    assert header == [
+        "symbol",
+        "side",
+        "entry",
+        "amount",
+        "venue",
+        "lev",
+        "stop",
+        "take-profit",
+        "last",
+        "P/L",
+    ]
+    rows = table[1:]
+    assert rows, "the demo should end with open positions"
+    for row in rows:
+        cells = row.split()
+        assert len(cells) == len(header), row
+        assert cells[0].endswith("/USDT:USDT") and cells[1] in ("long", "short")
+        assert re.fullmatch(r"[+-]\d+\.\d\d%", cells[-1])
+    # aligned columns: every row of the table has the same width as the header line
+    assert {len(line) for line in table} == {len(table[0])}
+
+    match = re.search(r"^Manager event history \((\d+) events\)$", demo_output, re.M)
+    assert match is not None
+    history = _section(demo_output, "Manager event history")
+    assert history[0].split() == ["seq", "time", "symbol", "kind", "P/L", "reason"]
+    assert len(history) == int(match.group(1)) + 1
+    seqs = [int(line.split()[0]) for line in history[1:]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    event_kinds = {line.split()[3] for line in history[1:]}
+    assert {"opened", "removed"} <= event_kinds
+    assert re.search(r"^Venue: .*liquidation 1", demo_output, re.M)
+
+
+def test_demo_output_is_identical_for_the_same_seed(demo_output: str) -> None:
+    again = run_demo()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == demo_output
+    other = run_demo(seed=8)
+    assert other.returncode == 0, other.stderr
+    assert other.stdout != demo_output
+
+
+def test_no_color_and_no_log_noise(demo_output: str) -> None:
+    assert not ANSI.search(demo_output)
+    # the manager's own INFO records stay quiet without --verbose
+    assert "OPENING POSITION" not in demo_output
+    assert "TradingBot" not in demo_output
+
+
+def test_verbose_shows_the_manager_log_records() -> None:
+    result = run_demo(7, 2, "--verbose", "--symbols", "BTC/USDT:USDT,ETH/USDT:USDT")
+    assert result.returncode == 0, result.stderr
+    assert "TradingBot.Position INFO OPENING POSITION: BTC/USDT:USDT" in result.stdout
+    assert "2 symbols" in result.stdout
+    assert "SOL/USDT:USDT" not in result.stdout
+
+
+def test_cli_help_and_bad_arguments() -> None:
+    result = run_cli("demo", "--help")
+    assert result.returncode == 0
+    for option in ("--seed", "--symbols", "--cycles", "--speed", "--no-color", "--events"):
+        assert option in result.stdout
+    assert run_cli().returncode == 2  # a command is required
+    assert run_cli("demo", "--cycles", "0").returncode == 2
+    assert run_cli("demo", "--speed", "-1").returncode == 2
+    assert run_cli("demo", "--events", "apocalypse").returncode == 2
