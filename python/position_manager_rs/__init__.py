@@ -22,15 +22,21 @@ from ._core import (
     format_price,
     refresh_logging,
 )
-from .protocols import ExchangeClient
+from .ccxt_client import CcxtClient
+from .paper import PaperExchange, PaperExchangeError
+from .protocols import ExchangeClient, TradingClient
 
 MutableMapping.register(PositionsView)
 
 __all__ = [
+    "CcxtClient",
     "ExchangeClient",
+    "PaperExchange",
+    "PaperExchangeError",
     "Position",
     "PositionManager",
     "PositionsView",
+    "TradingClient",
     "UpdateIterator",
     "VolumeProfile",
     "__version__",
