@@ -73,6 +73,16 @@ class FakeExchange:
     * ``close_position(symbol)`` removes the position and returns True (``close_result`` False
       makes it refuse without closing).
 
+    Orders (the ``TradingClient`` methods) act on those exchange-side positions:
+
+    * ``create_market_order`` fills ``fill_ratio`` of the amount at the current price (a client
+      that shrinks orders has ``fill_ratio < 1``) and answers a ccxt-like order dict; reduce-only
+      orders reduce (never flip);
+    * ``create_limit_order`` rests an open order; ``wait_for_order_fill`` fills ``limit_fill`` of
+      it at the limit price (1.0: ``closed``; less: still ``open``, partly filled);
+      ``cancel_order`` cancels it unless ``cancel_result`` is False (then it stays open);
+    * ``get_market_limits`` answers ``min_amount`` and ``amount_step``.
+
     Every call is recorded in ``calls`` as ``(method, args, kwargs)``. ``latency`` is a
     ``(low, high)`` range of seconds slept at the start of each call. Each method can be
     replaced by assigning a callable to ``on_<method>``; it receives the same arguments and its
@@ -100,6 +110,17 @@ class FakeExchange:
         self.on_get_ticker: Callable[[str], Any] | None = None
         self.on_get_ohlcv: Callable[..., Any] | None = None
         self.on_close_position: Callable[[str], Any] | None = None
+        self.fill_ratio = 1.0
+        self.limit_fill = 1.0
+        self.cancel_result = True
+        self.min_amount: float | None = None
+        self.amount_step: float | None = None
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.on_create_market_order: Callable[..., Any] | None = None
+        self.on_create_limit_order: Callable[..., Any] | None = None
+        self.on_wait_for_order_fill: Callable[..., Any] | None = None
+        self.on_cancel_order: Callable[..., Any] | None = None
+        self.on_get_market_limits: Callable[..., Any] | None = None
 
     # -- exchange-side state ------------------------------------------------------------
     def open(self, symbol: str, **fields: Any) -> None:
@@ -161,6 +182,140 @@ class FakeExchange:
             self.positions.pop(symbol, None)
             self.closed_ok.append(symbol)
             return True
+
+    def _apply_fill(
+        self, symbol: str, side: str, amount: float, price: float, leverage: Any, reduce: bool
+    ) -> None:
+        """Nets a fill into the exchange-side position (one-way mode)."""
+        pos_side = "long" if side == "buy" else "short"
+        current = self.positions.get(symbol)
+        if current is None:
+            if not reduce:
+                self.positions[symbol] = exchange_entry(symbol, pos_side, amount, price, leverage)
+            return
+        size = float(current["contracts"])
+        if current["side"] == pos_side and not reduce:
+            total = size + amount
+            current["entryPrice"] = (size * current["entryPrice"] + amount * price) / total
+            current["contracts"] = total
+        elif current["side"] != pos_side:
+            left = size - min(size, amount)
+            if left <= 1e-12:
+                del self.positions[symbol]
+            else:
+                current["contracts"] = left
+
+    def create_market_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        leverage: Any = 10,
+        reduce_only: bool = False,
+        is_critical: bool = False,
+    ) -> Any:
+        kwargs = {"reduce_only": reduce_only, "is_critical": is_critical} if reduce_only else {}
+        self._enter("create_market_order", symbol, side, amount, leverage, **kwargs)
+        if self.on_create_market_order is not None:
+            return self.on_create_market_order(symbol, side, amount, leverage, **kwargs)
+        with self._lock:
+            price = self.prices.get(symbol, DEFAULT_PRICE)
+            filled = amount * self.fill_ratio
+            self._apply_fill(symbol, side, filled, price, leverage, reduce_only)
+            order_id = f"m{len(self.calls)}"
+            order = {
+                "id": order_id,
+                "symbol": symbol,
+                "side": side,
+                "status": "closed",
+                "amount": amount,
+                "filled": filled,
+                "remaining": amount - filled,
+                "average": price,
+            }
+            self.orders[order_id] = order
+            return dict(order)
+
+    def create_limit_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        price: float,
+        leverage: Any = 10,
+        post_only: bool = False,
+    ) -> Any:
+        self._enter(
+            "create_limit_order", symbol, side, amount, price, leverage, post_only=post_only
+        )
+        if self.on_create_limit_order is not None:
+            return self.on_create_limit_order(
+                symbol, side, amount, price, leverage, post_only=post_only
+            )
+        with self._lock:
+            order_id = f"l{len(self.calls)}"
+            order = {
+                "id": order_id,
+                "symbol": symbol,
+                "side": side,
+                "status": "open",
+                "amount": amount,
+                "filled": 0.0,
+                "remaining": amount,
+                "price": price,
+                "average": None,
+                "leverage": leverage,
+            }
+            self.orders[order_id] = order
+            return dict(order)
+
+    def wait_for_order_fill(
+        self, order_id: Any, symbol: str, timeout: int = 30, check_interval: int = 2
+    ) -> Any:
+        self._enter(
+            "wait_for_order_fill", order_id, symbol, timeout=timeout, check_interval=check_interval
+        )
+        if self.on_wait_for_order_fill is not None:
+            return self.on_wait_for_order_fill(
+                order_id, symbol, timeout=timeout, check_interval=check_interval
+            )
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return None
+            if order["status"] == "open":
+                target = order["amount"] * self.limit_fill
+                new = target - order["filled"]
+                if new > 0:
+                    self._apply_fill(
+                        symbol, order["side"], new, order["price"], order["leverage"], False
+                    )
+                    order["filled"] = target
+                    order["remaining"] = order["amount"] - target
+                    order["average"] = order["price"]
+                if order["remaining"] <= 1e-12:
+                    order["status"] = "closed"
+            return dict(order)
+
+    def cancel_order(self, order_id: Any, symbol: str) -> Any:
+        self._enter("cancel_order", order_id, symbol)
+        if self.on_cancel_order is not None:
+            return self.on_cancel_order(order_id, symbol)
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None or order["status"] != "open" or not self.cancel_result:
+                return False
+            order["status"] = "canceled"
+            return True
+
+    def get_market_limits(self, symbol: str) -> Any:
+        self._enter("get_market_limits", symbol)
+        if self.on_get_market_limits is not None:
+            return self.on_get_market_limits(symbol)
+        return {
+            "amount": {"min": self.min_amount, "max": None, "step": self.amount_step},
+            "cost": {"min": None, "max": None},
+        }
 
 
 def run_with_timeout(fn: Callable[[], Any], timeout: float = 10.0, what: str = "call") -> Any:
