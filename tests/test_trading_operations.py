@@ -638,3 +638,27 @@ def test_target_arguments_are_checked(method: str) -> None:
         getattr(pm, method)(SYM, None, float("nan"))
     with pytest.raises(ValueError, match="new_stop_loss"):
         getattr(pm, method)(SYM, -5)
+
+
+def test_a_monitoring_only_client_without_order_methods(logs: pytest.LogCaptureFixture) -> None:
+    class Monitor:
+        def get_open_positions(self) -> list[dict[str, Any]]:
+            return []
+
+        def get_ticker(self, symbol: str) -> dict[str, Any]:
+            return {"last": 100.0}
+
+        def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
+            return []
+
+        def close_position(self, symbol: str) -> bool:
+            return True
+
+    pm = make_manager(Monitor())
+    assert pm.open_position(SYM, "BUY", 1.0, 10) is False
+    assert "create_market_order" in messages(logs, MAIN)[-1]
+    assert messages(logs, MAIN)[-1].startswith("Error opening position: ")
+    pm.positions[SYM] = make_position(SYM, amount=2.0)
+    assert pm.scale_in_position(SYM, 1.0, 100.0) is False
+    assert pm.scale_out_position(SYM, 1.0) is None
+    assert pm.positions[SYM].amount == 2.0
