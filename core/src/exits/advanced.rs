@@ -132,7 +132,7 @@ pub fn comprehensive_exit_signal(
     if let Some(price) = suggested_stop {
         return Ok(ExitDecision::MoveStop {
             price,
-            reason: "Breakeven+ stop update".to_string(),
+            reason: super::BREAKEVEN_REASON.to_string(),
         });
     }
     let r = pos.current_pnl_pct;
@@ -141,10 +141,10 @@ pub fn comprehensive_exit_signal(
         .enumerate()
         .find(|(i, (threshold, _, _))| pos.targets_taken & (1 << i) == 0 && r >= *threshold);
     Ok(match target {
-        Some((target_index, &(_, fraction, name))) => ExitDecision::PartialExit {
+        Some((index, &(_, fraction, name))) => ExitDecision::PartialExit {
             fraction,
             reason: format!("{name} reached ({})", py_percent(r, 2, false)),
-            target_index,
+            target_index: Some(index),
         },
         None => ExitDecision::Hold,
     })
@@ -204,7 +204,7 @@ mod tests {
             match (&decision, want[1].as_str().unwrap()) {
                 (ExitDecision::MoveStop { .. }, r) => assert_eq!(r, "Breakeven+ stop update"),
                 (ExitDecision::PartialExit { target_index, .. }, r) => {
-                    assert_eq!(*target_index, 0);
+                    assert_eq!(*target_index, Some(0));
                     assert!(r.starts_with("First target reached ("), "case {i}");
                 }
                 (ExitDecision::Hold, r) => assert_eq!(r, ""),
@@ -246,7 +246,7 @@ mod tests {
             ExitDecision::PartialExit {
                 fraction: 0.25,
                 reason: "First target reached (5.00%)".into(),
-                target_index: 0
+                target_index: Some(0)
             }
         );
         assert_eq!(
@@ -258,7 +258,7 @@ mod tests {
         assert!(matches!(
             second,
             ExitDecision::PartialExit {
-                target_index: 1,
+                target_index: Some(1),
                 ..
             }
         ));

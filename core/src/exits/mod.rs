@@ -12,6 +12,9 @@ pub mod advanced;
 pub mod smart;
 
 pub use advanced::{breakeven_plus_stop, comprehensive_exit_signal, PROFIT_TARGETS};
+
+/// The reason of the original's breakeven+ stop suggestion.
+pub const BREAKEVEN_REASON: &str = "Breakeven+ stop update";
 pub use smart::{should_exit_early, should_exit_early_for_side, SmartExitInputs, SmartExitSignal};
 
 /// What the advanced exit decided.
@@ -37,8 +40,9 @@ pub enum ExitDecision {
         fraction: f64,
         /// The original's reason text, e.g. `"First target reached (2.50%)"`.
         reason: String,
-        /// Index of the target in [`PROFIT_TARGETS`] (bit to set in `targets_taken`).
-        target_index: usize,
+        /// Index of the target in [`PROFIT_TARGETS`] (bit to set in `targets_taken`); `None`
+        /// for a partial exit of a user-supplied strategy that names none of those targets.
+        target_index: Option<usize>,
     },
     /// Nothing to do.
     Hold,
@@ -55,6 +59,8 @@ pub enum ExitKind {
     MomentumReversal,
     /// More than 30 % of a > 3 % (unleveraged) peak profit given back.
     ProfitLock,
+    /// A full exit decided by a user-supplied strategy (its reason says why).
+    Custom,
 }
 
 impl ExitKind {
@@ -66,6 +72,7 @@ impl ExitKind {
             ExitKind::Volatility => "volatility",
             ExitKind::MomentumReversal => "momentum_reversal",
             ExitKind::ProfitLock => "profit_lock",
+            ExitKind::Custom => "custom",
         }
     }
 }
@@ -85,11 +92,65 @@ impl ExitDecision {
         }
     }
 
+    /// Reads a user-supplied strategy's `(should_exit, reason, action)` answer, whose third value
+    /// the original overloads, into a typed decision (DESIGN §6.7):
+    ///
+    /// - `should_exit` → [`ExitDecision::Exit`] (kind [`ExitKind::Custom`]);
+    /// - no action → [`ExitDecision::Hold`];
+    /// - the reason `"Breakeven+ stop update"` → [`ExitDecision::MoveStop`] whatever the price
+    ///   (the original sold that fraction when the stop price was at most 1);
+    /// - an action in (0, 1] → [`ExitDecision::PartialExit`], with the target index when the
+    ///   reason names one of [`PROFIT_TARGETS`] (`"First target reached (...)"`);
+    /// - an action above 1 → [`ExitDecision::MoveStop`];
+    /// - an action that is not a finite number above 0 → an error describing it (the manager
+    ///   warns and holds; the original would have set the stop to it).
+    pub fn from_original_tuple(
+        should_exit: bool,
+        reason: String,
+        action: Option<f64>,
+    ) -> Result<ExitDecision, String> {
+        if should_exit {
+            return Ok(ExitDecision::Exit {
+                kind: ExitKind::Custom,
+                reason,
+            });
+        }
+        let Some(action) = action else {
+            return Ok(ExitDecision::Hold);
+        };
+        if !(action.is_finite() && action > 0.0) {
+            return Err(format!(
+                "action {} is neither a fraction to sell nor a stop price",
+                crate::format::py_repr_float(action)
+            ));
+        }
+        if reason == BREAKEVEN_REASON || action > 1.0 {
+            return Ok(ExitDecision::MoveStop {
+                price: action,
+                reason,
+            });
+        }
+        let target_index = PROFIT_TARGETS.iter().position(|(_, _, name)| {
+            reason
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(" reached"))
+        });
+        Ok(ExitDecision::PartialExit {
+            fraction: action,
+            reason,
+            target_index,
+        })
+    }
+
     /// The original's INFO log line for this decision, if it logs one:
     /// `"Exit signal: {type} - {reason}"` or
     /// `"Partial exit signal: profit_scaling - {reason} ({fraction*100:.0f}%)"`.
     pub fn log_message(&self) -> Option<String> {
         match self {
+            ExitDecision::Exit {
+                kind: ExitKind::Custom,
+                ..
+            } => None,
             ExitDecision::Exit { kind, reason } => {
                 Some(format!("Exit signal: {} - {reason}", kind.as_str()))
             }
@@ -184,5 +245,61 @@ impl Default for MarketData {
             trend_strength: 0.5,
             current_volatility: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_tuples_read_as_typed_decisions() {
+        let read = |exit, reason: &str, action| {
+            ExitDecision::from_original_tuple(exit, reason.to_owned(), action)
+        };
+        assert_eq!(
+            read(true, "Max hold time reached (1441 minutes)", Some(1.0)),
+            Ok(ExitDecision::Exit {
+                kind: ExitKind::Custom,
+                reason: "Max hold time reached (1441 minutes)".into()
+            })
+        );
+        assert_eq!(read(false, "", None), Ok(ExitDecision::Hold));
+        // A breakeven stop below 1 is a stop, not a fraction (§6.7).
+        assert_eq!(
+            read(false, BREAKEVEN_REASON, Some(0.5025)),
+            Ok(ExitDecision::MoveStop {
+                price: 0.5025,
+                reason: BREAKEVEN_REASON.into()
+            })
+        );
+        assert_eq!(
+            read(false, "Second target reached (4.10%)", Some(0.25)),
+            Ok(ExitDecision::PartialExit {
+                fraction: 0.25,
+                reason: "Second target reached (4.10%)".into(),
+                target_index: Some(1)
+            })
+        );
+        assert_eq!(
+            read(false, "sell some", Some(1.0)),
+            Ok(ExitDecision::PartialExit {
+                fraction: 1.0,
+                reason: "sell some".into(),
+                target_index: None
+            })
+        );
+        assert_eq!(
+            read(false, "trail", Some(101.5)),
+            Ok(ExitDecision::MoveStop {
+                price: 101.5,
+                reason: "trail".into()
+            })
+        );
+        for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            assert!(read(false, "x", Some(bad)).is_err(), "{bad}");
+        }
+        // Custom exits log nothing of their own (the strategy logs).
+        assert_eq!(read(true, "x", None).unwrap().log_message(), None);
     }
 }

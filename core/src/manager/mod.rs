@@ -1,6 +1,8 @@
 //! Orchestration: the position manager as explicit steps over the book, the exchange and the clock.
 //!
-//! - [`update`]: the update cycle (`update_positions()`), driven one step at a time;
+//! - [`update`]: the update cycle (`update_positions()`), driven one step at a time, with its
+//!   adaptive steps (market inputs from candles, advanced and smart exits) and [`exit_rules`]
+//!   (built-in or caller-supplied exit rules);
 //! - [`close`]: `close_position` with the original safeguard and log blocks;
 //! - [`sync`]: `sync_existing_positions` and `reconcile_positions` (imports and orphan removal);
 //! - [`open`]: `open_position` (market or limit, recording what was filled);
@@ -12,7 +14,10 @@
 //! logged; a failed or malformed exchange answer never removes a position; every change of the
 //! book is an event.
 
+mod adaptive;
 pub mod close;
+pub mod exit_rules;
+mod exit_steps;
 pub mod messages;
 pub mod open;
 pub mod retarget;
@@ -121,6 +126,8 @@ pub struct Manager<H> {
     config: ManagerConfig,
     /// Symbols with an `open_position` in flight (reserved against a second open and imports).
     opening: parking_lot::Mutex<Vec<String>>,
+    /// The exit rules the update cycle asks (built-in unless the caller supplies its own).
+    exit_rules: exit_rules::ExitRules,
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
@@ -143,6 +150,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             gates: LevelGates::default(),
             config,
             opening: parking_lot::Mutex::new(Vec::new()),
+            exit_rules: exit_rules::ExitRules::default(),
         })
     }
 
@@ -218,7 +226,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         reason: &str,
         pnl: Option<f64>,
     ) -> Event {
-        let state = position.lock().clone();
+        let state = position.lock().snapshot();
         self.events
             .record(self.clock.now(), symbol, kind, reason, pnl, state)
     }

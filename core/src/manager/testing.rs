@@ -51,6 +51,8 @@ pub struct FakeState {
     pub cancel_answers: VecDeque<CoreResult<bool>>,
     /// What `get_market_limits` answers.
     pub limits: Option<MarketLimits>,
+    /// What `get_ohlcv` answers per symbol (no candles for a symbol not listed).
+    pub ohlcv: std::collections::HashMap<String, Ohlcv>,
 }
 
 /// A fake exchange.
@@ -101,8 +103,9 @@ impl Exchange for Fake {
     }
 
     fn get_ohlcv(&self, symbol: &str, _timeframe: &str, _limit: u32) -> CoreResult<Ohlcv> {
-        self.0.lock().calls.push(format!("get_ohlcv {symbol}"));
-        Ok(Ohlcv::default())
+        let mut s = self.0.lock();
+        s.calls.push(format!("get_ohlcv {symbol}"));
+        Ok(s.ohlcv.get(symbol).cloned().unwrap_or_default())
     }
 
     fn close_position(&self, symbol: &str) -> CoreResult<bool> {

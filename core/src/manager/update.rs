@@ -6,13 +6,15 @@
 //! position reaches the caller before the next one is examined.
 //!
 //! Phases, as the original: A) fetch the exchange's open positions and drop what it no longer
-//! lists; B) take the list of symbols; C) per symbol: price (with retries), market data, trailing
-//! stop, exit check, close; D) closing separator.
+//! lists; B) take the list of symbols; C) per symbol: price (with retries), candles and market
+//! inputs, adaptive trailing stop and take profit ([`super::adaptive`]), advanced exit and smart
+//! exit ([`super::exit_steps`]), `should_close`, close; D) closing separator.
 
 use std::time::{Duration, Instant};
 
 use log::Level;
 
+use super::exit_steps::StepEnd;
 use super::messages::{leverage_text, py_set_repr, Channel, RULE};
 use super::Manager;
 use crate::book::SharedPosition;
@@ -313,8 +315,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let trailing = self.trailing_stop_percentage();
-        match self.exchange().get_ohlcv(symbol, "1h", 100) {
+        let ohlcv = match self.exchange().get_ohlcv(symbol, "1h", 100) {
             Err(e) => {
                 // Only errors the client lets through reach this branch (ccxt AuthenticationError
                 // with the original client); the original then checks the simple exits only.
@@ -325,29 +326,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Debug, || {
                     format!("  Using simple trailing stop (OHLCV API error: {kind})")
                 });
+                let trailing = self.trailing_stop_percentage();
                 position
                     .lock()
                     .update_trailing_stop(price, trailing, 0.03, 0.0)?;
                 return Ok(self.check_exit_and_close(symbol, position, price, snapshot));
             }
-            Ok(ohlcv) => {
-                let why = if ohlcv.problem.is_some() {
-                    let problem = ohlcv.problem.clone().unwrap_or_default();
-                    self.log(Channel::Main, Level::Warn, || {
-                        format!("Malformed OHLCV data for {symbol}, ignoring it: {problem}")
-                    });
-                    "indicators failed"
-                } else {
-                    "no market data"
-                };
-                self.log(Channel::Position, Level::Debug, || {
-                    format!("  Using simple trailing stop ({why})")
-                });
-                position
-                    .lock()
-                    .update_trailing_stop(price, trailing, 0.03, 0.0)?;
-            }
-        }
+            Ok(ohlcv) => ohlcv,
+        };
+        // Step 7: market inputs of this position only (defaults without usable candles).
+        let market = self.market_step(symbol, position, price, &ohlcv)?;
+        drop(ohlcv);
 
         if !self.book().holds(symbol, position) {
             self.log(Channel::Position, Level::Debug, || {
@@ -355,7 +344,30 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return Ok(None);
         }
+        if let StepEnd::Finished(pnl) =
+            self.advanced_exit_step(symbol, position, price, &market, snapshot)?
+        {
+            return Ok(pnl);
+        }
+        if let StepEnd::Finished(pnl) =
+            self.smart_exit_step(symbol, position, price, &market, snapshot)
+        {
+            return Ok(pnl);
+        }
         Ok(self.check_exit_and_close(symbol, position, price, snapshot))
+    }
+
+    /// A close decided inside the cycle, reusing the cycle's position list when it is fresh.
+    pub(super) fn close_in_cycle(
+        &self,
+        symbol: &str,
+        reason: &str,
+        snapshot: Option<&CycleSnapshot>,
+    ) -> Option<f64> {
+        let fresh = snapshot
+            .filter(|s| s.taken_at.elapsed().as_secs_f64() < self.config().snapshot_reuse_seconds);
+        self.close_with(symbol, reason, fresh.map(|s| &s.snapshot))
+            .pnl()
     }
 
     /// `should_close` and, when it says so, the close. Returns the realised P/L of a close.
@@ -366,16 +378,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         price: f64,
         snapshot: Option<&CycleSnapshot>,
     ) -> Option<f64> {
-        let check = position.lock().should_close(price);
+        let now = self.now();
+        let check = {
+            let mut p = position.lock();
+            // The point the views show: the price and the targets this cycle settled on.
+            p.record_tick(now, price);
+            p.should_close(price)
+        };
         if check.close {
             self.log(Channel::Position, Level::Info, || {
                 format!("  ✓ Closing position: {}", check.reason)
             });
-            let fresh = snapshot.filter(|s| {
-                s.taken_at.elapsed().as_secs_f64() < self.config().snapshot_reuse_seconds
-            });
-            self.close_with(symbol, check.reason, fresh.map(|s| &s.snapshot))
-                .pnl()
+            self.close_in_cycle(symbol, check.reason, snapshot)
         } else {
             self.log(Channel::Position, Level::Info, || {
                 "  ✓ Position still open and healthy".to_owned()

@@ -8,6 +8,7 @@
 //!
 //! - [`indicators`]: the latest row of `Indicators.calculate_all` ([`latest_indicators`]);
 //! - [`levels`]: `calculate_support_resistance` ([`support_resistance`]);
+//! - [`inputs`]: what the update cycle reads from a position's candles ([`MarketInputs`]);
 //! - [`mod@volume_profile`]: `VolumeProfile` ([`volume_profile()`]) and
 //!   `Position.adjust_take_profit_with_volume_profile`.
 //!
@@ -19,12 +20,14 @@
 //! `searchsorted` semantics.
 
 pub mod indicators;
+pub mod inputs;
 pub mod levels;
 pub mod volume_profile;
 
 use std::fmt;
 
 pub use indicators::{latest_indicators, LatestIndicators, MIN_CANDLES};
+pub use inputs::{trend_strength, MarketInputs};
 pub use levels::{support_resistance, DEFAULT_LOOKBACK};
 pub use volume_profile::{
     adjust_take_profit_with_volume_profile, support_resistance_from_volume, volume_profile,
