@@ -6,6 +6,7 @@
 //! (breakeven move and support/resistance targets).
 
 pub mod exit_check;
+pub mod history;
 pub mod take_profit;
 pub mod targets;
 pub mod trailing;
@@ -66,6 +67,9 @@ pub struct PositionState {
     /// import (§6.18).
     #[serde(default)]
     pub entry_price_estimated: bool,
+    /// What the update cycle saw (bounded; for inspection only, not serialised).
+    #[serde(skip)]
+    pub history: history::PriceHistory,
 }
 
 impl PositionState {
@@ -106,7 +110,26 @@ impl PositionState {
             profit_acceleration: 0.0,
             partial_exits_taken: 0,
             entry_price_estimated: false,
+            history: history::PriceHistory::default(),
         }
+    }
+
+    /// Appends the current price, stop and take profit to the history.
+    pub fn record_tick(&mut self, time: Timestamp, price: f64) {
+        self.history.push(history::PricePoint {
+            time,
+            price,
+            stop_loss: self.stop_loss,
+            take_profit: self.take_profit,
+        });
+    }
+
+    /// A copy without the history (what events keep).
+    pub fn snapshot(&mut self) -> PositionState {
+        let history = std::mem::take(&mut self.history);
+        let copy = self.clone();
+        self.history = history;
+        copy
     }
 
     /// Whether the position is a long (`side == 'long'`); every other side is treated as a short.
