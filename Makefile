@@ -1,4 +1,5 @@
 # One-word entry points. Everything runs in a local virtualenv (.venv) created on first use.
+#   make demo    - build, install and run a paper-trading session (python -m position_manager_rs demo)
 #   make verify  - build, install and run the cleanup scenarios (examples/verify_cleanup.py)
 #   make test    - build, then cargo tests, pytest and every lint gate (what CI runs)
 #   make lint    - rustfmt, clippy, ruff, mypy, stubtest
@@ -9,16 +10,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: dev test lint bench verify clean
+.PHONY: dev demo test lint bench verify clean
 
 $(VENV)/.ready: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9,<2" "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5,<5"
+	$(PY) -m pip install -q "maturin>=1.9,<2" "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5,<5" pandas matplotlib
 	touch $@
 
 dev: $(VENV)/.ready
 	$(VENV)/bin/maturin develop --release -q
+
+demo: dev
+	$(PY) -m position_manager_rs demo
 
 verify: dev
 	$(PY) examples/verify_cleanup.py

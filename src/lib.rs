@@ -13,6 +13,7 @@ mod logging;
 mod manager;
 mod market;
 mod position;
+mod presentation;
 mod testing;
 mod update_iter;
 mod view;

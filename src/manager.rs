@@ -455,6 +455,22 @@ impl PyPositionManager {
         PyList::new(py, items)
     }
 
+    /// The tracked positions as a list of dicts (symbol, side, entry_price, amount, leverage,
+    /// stop_loss, take_profit, last_price, pnl, age, updated), in book order.
+    fn to_records<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::presentation::call(slf.py(), "manager_records", (slf,))
+    }
+
+    /// The records as a `pandas.DataFrame` indexed by symbol (needs pandas).
+    fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::presentation::call(slf.py(), "manager_frame", (slf,))
+    }
+
+    /// HTML for Jupyter: the table of open positions.
+    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::presentation::call(slf.py(), "manager_html", (slf,))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let core = &self.core;
         let keys = detached(py, || core.book().keys());

@@ -506,6 +506,40 @@ impl PyPosition {
         state_dict(py, &p)
     }
 
+    /// What the update cycles saw, oldest first: `(time, price, stop_loss, take_profit)` tuples,
+    /// the last 500 updates at most. Empty for a position no cycle has priced yet.
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        let points: Vec<_> = self.with(py, |p| p.history.points().copied().collect());
+        let items = points
+            .into_iter()
+            .map(|pt| {
+                Ok((
+                    crate::convert::to_datetime(pt.time)?,
+                    pt.price,
+                    pt.stop_loss,
+                    pt.take_profit,
+                ))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        pyo3::types::PyList::new(py, items)
+    }
+
+    /// Draws the history (price, stop loss, take profit, entry) with matplotlib, on `ax` when
+    /// given; returns the Axes.
+    #[pyo3(signature = (ax = None))]
+    fn plot<'py>(
+        slf: &Bound<'py, Self>,
+        ax: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::presentation::call(slf.py(), "plot_position", (slf, ax))
+    }
+
+    /// HTML for Jupyter.
+    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::presentation::call(slf.py(), "position_html", (slf,))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         self.with(py, |p| {
             format!(

@@ -13,6 +13,9 @@ To make tests and fixture replays deterministic, freeze that clock::
 
 The clock is process-wide: while frozen, every ``Position`` and ``PositionManager`` in the process
 sees it. Leaving the ``with`` block lets it follow the system clock again.
+
+Simulations and notebooks that drive time themselves (e.g. with ``PaperExchange``) can freeze it
+without a ``with`` block: ``clock = freeze_clock(start)`` ... ``unfreeze_clock()``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 
 from . import _core
 
-__all__ = ["FrozenClock", "frozen_clock"]
+__all__ = ["FrozenClock", "freeze_clock", "frozen_clock", "unfreeze_clock"]
 
 
 class FrozenClock:
@@ -53,14 +56,25 @@ class FrozenClock:
         return self.now()
 
 
-@contextmanager
-def frozen_clock(start: datetime | None = None) -> Iterator[FrozenClock]:
-    """Freezes the clock at ``start`` (default: now) for the duration of the ``with`` block."""
+def freeze_clock(start: datetime | None = None) -> FrozenClock:
+    """Freezes the clock at ``start`` (default: now) until :func:`unfreeze_clock`."""
     if start is None:
         start = datetime.now()
     if start.tzinfo is not None:
         raise TypeError(f"start must be a naive datetime (no tzinfo), got {start!r}")
     _core._freeze_clock(start)
+    return FrozenClock()
+
+
+def unfreeze_clock() -> None:
+    """Lets the clock follow the system clock again."""
+    _core._unfreeze_clock()
+
+
+@contextmanager
+def frozen_clock(start: datetime | None = None) -> Iterator[FrozenClock]:
+    """Freezes the clock at ``start`` (default: now) for the duration of the ``with`` block."""
+    freeze_clock(start)
     try:
         yield FrozenClock()
     finally:

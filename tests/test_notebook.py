@@ -1,0 +1,64 @@
+"""Executes ``examples/notebook.ipynb`` cell by cell, as Jupyter would, and checks what it shows.
+
+No Jupyter installation is needed: code cells run in one namespace, and the value of a cell's last
+expression is "displayed" the way IPython does it (its ``_repr_html_`` when it has one).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "notebook.ipynb"
+
+
+def run_notebook(path: Path) -> list[tuple[str, Any]]:
+    """Runs every code cell; returns each cell's source with what it displays (HTML text, or the
+    value; ``None`` when it displays nothing)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    shown: list[tuple[str, Any]] = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        tree = ast.parse(source)
+        last = tree.body[-1] if tree.body else None
+        quiet = source.rstrip().endswith(";")
+        if isinstance(last, ast.Expr) and not quiet:
+            exec(compile(ast.Module(tree.body[:-1], []), str(path), "exec"), namespace)
+            value = eval(compile(ast.Expression(last.value), str(path), "eval"), namespace)
+            html = getattr(value, "_repr_html_", None)
+            shown.append((source, html() if callable(html) else value))
+        else:
+            exec(compile(tree, str(path), "exec"), namespace)
+            shown.append((source, None))
+    return shown
+
+
+def test_the_notebook_executes_and_shows_the_views() -> None:
+    pytest.importorskip("pandas")
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    cells = run_notebook(NOTEBOOK)
+    shown = [value for _, value in cells]
+    tables = [s for s in shown if isinstance(s, str) and "PositionManager —" in s]
+    assert len(tables) == 3
+    assert "no open positions" in tables[0]
+    assert "BTC/USDT:USDT" in tables[1]
+    records = next(value for source, value in cells if source.strip() == "pm.to_records()")
+    assert [r["symbol"] for r in records] == [
+        s for s in ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT") if s in tables[2]
+    ]
+    assert all({"symbol", "last_price", "pnl", "age"} <= set(r) for r in records)
+    html_frames = [s for s in shown if isinstance(s, str) and "<table" in s and "dataframe" in s]
+    assert len(html_frames) == 2  # to_pandas() and the events frame
+    assert "closed_externally" in html_frames[1]
+    assert any(
+        isinstance(s, str) and s.startswith('<div class="pmrs">') and "Position " in s
+        for s in shown
+    )
