@@ -2,13 +2,17 @@
 //!
 //! One file per Python-visible concern: [`position`] (`Position`), [`manager`]
 //! (`PositionManager`), [`view`] (`manager.positions`), [`update_iter`] (`update_positions()`),
-//! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`), [`convert`] (values and argument
+//! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`),
+//! [`exits`] (`AdvancedExitStrategy`, `SmartExitOptimizer`), [`exit_bridge`] (the manager's exit
+//! rule objects, built-in or the user's own), [`convert`] (values and argument
 //! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
 //! `logging`), [`testing`] (clock control for tests).
 
 mod client;
 mod convert;
 mod errors;
+mod exit_bridge;
+mod exits;
 mod logging;
 mod manager;
 mod market;
@@ -45,6 +49,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
     m.add_class::<market::PyVolumeProfile>()?;
+    m.add_class::<exits::PyAdvancedExitStrategy>()?;
+    m.add_class::<exits::PySmartExitOptimizer>()?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
     m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;

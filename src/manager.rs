@@ -19,6 +19,7 @@ use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerCon
 use crate::client::PyClient;
 use crate::convert::{describe, number, number_or, to_datetime, truthy};
 use crate::errors::PmError;
+use crate::exit_bridge::ExitObjects;
 use crate::logging::{detached, refresh_for, PyLoggers};
 use crate::position::{state_dict, PyPosition};
 use crate::update_iter::UpdateIter;
@@ -52,10 +53,13 @@ impl HandleFactory<Handle> for PositionFactory {
 ///                 ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0,
 ///                 logger_name='TradingBot', position_logger_name='TradingBot.Position',
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
-///                 tombstone_limit=1000)
+///                 tombstone_limit=1000, advanced_exit_strategy=None,
+///                 smart_exit_optimizer=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
-/// after `*` go beyond the original; their defaults reproduce it.
+/// after `*` go beyond the original; their defaults reproduce it. `advanced_exit_strategy` and
+/// `smart_exit_optimizer` replace the built-in exit rules (`AdvancedExitStrategy`,
+/// `SmartExitOptimizer`) with your own objects, called with the original's call shapes.
 #[pyclass(
     name = "PositionManager",
     module = "position_manager_rs",
@@ -69,6 +73,7 @@ pub struct PyPositionManager {
     client: Arc<PyClient>,
     loggers: Arc<PyLoggers>,
     positions_lock: Py<PyAny>,
+    exits: ExitObjects,
 }
 
 fn delays_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
@@ -98,7 +103,9 @@ impl PyPositionManager {
         position_logger_name = "TradingBot.Position",
         order_logger_name = "TradingBot.Order",
         event_history = 10_000,
-        tombstone_limit = 1_000
+        tombstone_limit = 1_000,
+        advanced_exit_strategy = None,
+        smart_exit_optimizer = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -113,6 +120,8 @@ impl PyPositionManager {
         order_logger_name: &str,
         event_history: usize,
         tombstone_limit: usize,
+        advanced_exit_strategy: Option<&Bound<'_, PyAny>>,
+        smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
         let trailing = match trailing_stop_percentage {
@@ -150,13 +159,49 @@ impl PyPositionManager {
         )
         .map_err(PmError)?;
         let loggers = Arc::new(PyLoggers::new(py, &core)?);
+        let exits = ExitObjects::new(py, &core, advanced_exit_strategy, smart_exit_optimizer)?;
         let threading = py.import("threading")?;
         Ok(PyPositionManager {
             core: Arc::new(core),
             client: pyclient,
             loggers,
             positions_lock: threading.call_method0("Lock")?.unbind(),
+            exits,
         })
+    }
+
+    /// The advanced exit rules the update cycle asks: an `AdvancedExitStrategy` (run in Rust)
+    /// unless you set your own object, whose `get_comprehensive_exit_signal(position_data,
+    /// market_data)` is then called for every position (an exception or an unusable answer is
+    /// a warning and a hold). Assigning None restores the built-in rules.
+    #[getter]
+    fn advanced_exit_strategy(&self, py: Python<'_>) -> Py<PyAny> {
+        self.exits.advanced(py)
+    }
+    #[setter]
+    fn set_advanced_exit_strategy(
+        &self,
+        py: Python<'_>,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.exits.set_advanced(py, &self.core, value)
+    }
+
+    /// The early-exit score the update cycle asks: a `SmartExitOptimizer` (run in Rust, with
+    /// its conditions mirrored for shorts) unless you set your own object, whose
+    /// `should_exit_early(...)` is then called with the original's keywords (an exception or an
+    /// unusable answer is a warning and a hold). Assigning None restores the built-in score.
+    #[getter]
+    fn smart_exit_optimizer(&self, py: Python<'_>) -> Py<PyAny> {
+        self.exits.smart(py)
+    }
+    #[setter]
+    fn set_smart_exit_optimizer(
+        &self,
+        py: Python<'_>,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.exits.set_smart(py, &self.core, value)
     }
 
     /// The bot's exchange client (may be replaced).

@@ -9,9 +9,11 @@ from typing_extensions import disjoint_base
 
 __version__: str
 __all__ = [
+    "AdvancedExitStrategy",
     "Position",
     "PositionManager",
     "PositionsView",
+    "SmartExitOptimizer",
     "UpdateIterator",
     "VolumeProfile",
     "__version__",
@@ -148,7 +150,17 @@ class PositionManager:
         order_logger_name: str = "TradingBot.Order",
         event_history: int = 10000,
         tombstone_limit: int = 1000,
+        advanced_exit_strategy: Any = None,
+        smart_exit_optimizer: Any = None,
     ) -> PositionManager: ...
+    @property
+    def advanced_exit_strategy(self) -> Any: ...
+    @advanced_exit_strategy.setter
+    def advanced_exit_strategy(self, value: Any) -> None: ...
+    @property
+    def smart_exit_optimizer(self) -> Any: ...
+    @smart_exit_optimizer.setter
+    def smart_exit_optimizer(self, value: Any) -> None: ...
     client: Any
     trailing_stop_percentage: float
     @property
@@ -222,4 +234,30 @@ class VolumeProfile:
     def calculate_volume_profile(self, df: Any, num_bins: int = 50) -> dict[str, Any]: ...
     def get_support_resistance_from_volume(
         self, current_price: float, volume_profile: Mapping[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+class AdvancedExitStrategy:
+    """The original's advanced exit rules (breakeven+, time, volatility, momentum reversal,
+    profit lock, profit scaling), run in Rust."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AdvancedExitStrategy: ...
+    def get_comprehensive_exit_signal(
+        self, position_data: Mapping[str, Any], market_data: Mapping[str, Any]
+    ) -> tuple[bool, str, float | None]: ...
+
+class SmartExitOptimizer:
+    """The original's early-exit score (`should_exit_early`), run in Rust."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SmartExitOptimizer: ...
+    def should_exit_early(
+        self,
+        position_pnl: float,
+        position_duration_minutes: float,
+        current_momentum: float,
+        current_rsi: float,
+        volatility: float,
+        volume_ratio: float,
+        trend_weakening: bool,
+        *,
+        side: str | None = None,
     ) -> dict[str, Any]: ...

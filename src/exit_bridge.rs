@@ -1,0 +1,333 @@
+//! The manager's `advanced_exit_strategy` and `smart_exit_optimizer`: which objects they are, and
+//! the bridge that lets the core's update cycle call a user's own objects.
+//!
+//! An instance of the built-in class (exactly that class) makes the core use its Rust rules
+//! directly; any other object is called through Python with the original's call shapes:
+//! `get_comprehensive_exit_signal(position_data, market_data)` and
+//! `should_exit_early(position_pnl=..., position_duration_minutes=..., current_momentum=...,
+//! current_rsi=..., volatility=..., volume_ratio=..., trend_weakening=...)`. The call attaches to
+//! the interpreter with no Rust lock held; its answer is read defensively, and an exception or an
+//! unusable answer becomes an error text that the core reports as a warning before holding.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyString};
+
+use position_manager_core::exits::SmartExitInputs;
+use position_manager_core::manager::exit_rules::{
+    AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
+};
+
+use crate::convert::{describe, get_key, int_if_whole, number, to_datetime, type_name};
+use crate::exits::{PyAdvancedExitStrategy, PySmartExitOptimizer};
+use crate::manager::CoreManager;
+
+/// `"TypeName: message"` of a Python exception.
+fn exception_text(py: Python<'_>, e: &PyErr) -> String {
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".to_owned());
+    let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    format!("{kind}: {message}")
+}
+
+/// A user's advanced exit strategy object.
+struct PyAdvancedRule {
+    object: Py<PyAny>,
+}
+
+/// The original's `position_data` dict (plus `partial_exits_taken`, the bitmask of profit
+/// targets already taken, which the original kept unused on the position).
+fn position_data<'py>(
+    py: Python<'py>,
+    r: &AdvancedExitRequest<'_>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let p = r.position;
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "side"), r.side)?;
+    d.set_item(intern!(py, "entry_price"), p.entry_price)?;
+    d.set_item(intern!(py, "current_price"), p.current_price)?;
+    d.set_item(intern!(py, "current_pnl_pct"), p.current_pnl_pct)?;
+    d.set_item(intern!(py, "peak_pnl_pct"), p.peak_pnl_pct)?;
+    d.set_item(intern!(py, "leverage"), int_if_whole(py, p.leverage)?)?;
+    d.set_item(intern!(py, "entry_time"), to_datetime(r.entry_time)?)?;
+    d.set_item(intern!(py, "stop_loss"), p.stop_loss)?;
+    d.set_item(intern!(py, "take_profit"), p.take_profit)?;
+    d.set_item(intern!(py, "partial_exits_taken"), p.targets_taken)?;
+    Ok(d)
+}
+
+/// The original's `market_data` dict.
+fn market_data<'py>(py: Python<'py>, r: &AdvancedExitRequest<'_>) -> PyResult<Bound<'py, PyDict>> {
+    let m = r.market;
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "volatility"), m.volatility)?;
+    d.set_item(intern!(py, "momentum"), m.momentum)?;
+    d.set_item(intern!(py, "rsi"), m.rsi)?;
+    d.set_item(intern!(py, "trend_strength"), m.trend_strength)?;
+    Ok(d)
+}
+
+/// Reads `(should_exit, reason, action)`: a sequence of three; `action` None or a number.
+fn read_signal(answer: &Bound<'_, PyAny>) -> Result<OriginalExitSignal, String> {
+    let shape = || {
+        format!(
+            "expected a tuple (should_exit, reason, action), got {}",
+            describe(answer)
+        )
+    };
+    if answer.is_instance_of::<PyString>() {
+        return Err(shape());
+    }
+    let items: Vec<Bound<'_, PyAny>> = answer
+        .try_iter()
+        .and_then(|it| it.collect::<PyResult<Vec<_>>>())
+        .map_err(|_| shape())?;
+    let [exit, reason, action] = <[Bound<'_, PyAny>; 3]>::try_from(items).map_err(|_| shape())?;
+    let py = answer.py();
+    let should_exit = exit.is_truthy().map_err(|e| exception_text(py, &e))?;
+    let reason = reason
+        .str()
+        .map(|s| s.to_string())
+        .map_err(|e| exception_text(py, &e))?;
+    let action = if action.is_none() {
+        None
+    } else if action.is_instance_of::<PyBool>() {
+        return Err(format!(
+            "action must be None or a number, got {}",
+            describe(&action)
+        ));
+    } else {
+        Some(number("action", &action).map_err(|e| exception_text(py, &e))?)
+    };
+    Ok(OriginalExitSignal {
+        should_exit,
+        reason,
+        action,
+    })
+}
+
+impl AdvancedExitRule for PyAdvancedRule {
+    fn comprehensive_exit_signal(
+        &self,
+        request: &AdvancedExitRequest<'_>,
+    ) -> Result<OriginalExitSignal, String> {
+        crate::logging::attach_clean(|py| {
+            let call = || -> PyResult<Bound<'_, PyAny>> {
+                let args = (position_data(py, request)?, market_data(py, request)?);
+                self.object
+                    .bind(py)
+                    .call_method1(intern!(py, "get_comprehensive_exit_signal"), args)
+            };
+            match call() {
+                Ok(answer) => read_signal(&answer),
+                Err(e) => Err(exception_text(py, &e)),
+            }
+        })
+    }
+}
+
+/// A user's smart exit optimizer object.
+struct PySmartRule {
+    object: Py<PyAny>,
+}
+
+/// Reads the answer dict: `should_exit` (truthiness), `confidence`, `score` and `reason_text`.
+fn read_smart_answer(answer: &Bound<'_, PyAny>) -> Result<SmartExitAnswer, String> {
+    let py = answer.py();
+    let key = |k: &str| -> Result<Bound<'_, PyAny>, String> {
+        match get_key(answer, &PyString::new(py, k)) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(format!("KeyError: '{k}'")),
+            Err(e) => Err(exception_text(py, &e)),
+        }
+    };
+    let num = |k: &str| -> Result<f64, String> {
+        let v = key(k)?;
+        if v.is_instance_of::<PyBool>() {
+            return Err(format!("{k} must be a number, got {}", describe(&v)));
+        }
+        number(k, &v).map_err(|e| exception_text(py, &e))
+    };
+    let should_exit = key("should_exit")?
+        .is_truthy()
+        .map_err(|e| exception_text(py, &e))?;
+    let score_value = key("score")?;
+    let score = num("score")?;
+    let score_text = score_value
+        .str()
+        .map(|s| s.to_string())
+        .map_err(|e| exception_text(py, &e))?;
+    let reason_text = key("reason_text")?
+        .str()
+        .map(|s| s.to_string())
+        .map_err(|e| exception_text(py, &e))?;
+    Ok(SmartExitAnswer {
+        should_exit,
+        confidence: num("confidence")?,
+        score,
+        score_text,
+        reason_text,
+    })
+}
+
+impl SmartExitRule for PySmartRule {
+    fn should_exit_early(
+        &self,
+        _symbol: &str,
+        inputs: &SmartExitInputs,
+    ) -> Result<SmartExitAnswer, String> {
+        crate::logging::attach_clean(|py| {
+            let call = || -> PyResult<Bound<'_, PyAny>> {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(intern!(py, "position_pnl"), inputs.position_pnl)?;
+                kwargs.set_item(
+                    intern!(py, "position_duration_minutes"),
+                    inputs.duration_minutes,
+                )?;
+                kwargs.set_item(intern!(py, "current_momentum"), inputs.momentum)?;
+                kwargs.set_item(intern!(py, "current_rsi"), inputs.rsi)?;
+                kwargs.set_item(intern!(py, "volatility"), inputs.volatility)?;
+                kwargs.set_item(intern!(py, "volume_ratio"), inputs.volume_ratio)?;
+                kwargs.set_item(intern!(py, "trend_weakening"), inputs.trend_weakening)?;
+                self.object.bind(py).call_method(
+                    intern!(py, "should_exit_early"),
+                    (),
+                    Some(&kwargs),
+                )
+            };
+            match call() {
+                Ok(answer) => read_smart_answer(&answer),
+                Err(e) => Err(exception_text(py, &e)),
+            }
+        })
+    }
+}
+
+/// The manager's two exit-rule objects (what its attributes return).
+pub struct ExitObjects {
+    advanced: RwLock<Py<PyAny>>,
+    smart: RwLock<Py<PyAny>>,
+}
+
+/// `value`, or a new built-in instance when it is None; a non-None value must have `method`.
+fn object_or_builtin<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
+    py: Python<'_>,
+    name: &str,
+    method: &str,
+    value: Option<&Bound<'_, PyAny>>,
+    builtin: impl FnOnce() -> T,
+) -> PyResult<Py<PyAny>> {
+    match value {
+        Some(v) if !v.is_none() => {
+            let callable = v.getattr(method).map(|m| m.is_callable()).unwrap_or(false);
+            if !callable {
+                return Err(PyTypeError::new_err(format!(
+                    "{name} must have a {method}() method, got {} object",
+                    type_name(v)
+                )));
+            }
+            Ok(v.clone().unbind())
+        }
+        _ => Ok(Py::new(py, builtin())?.into_any()),
+    }
+}
+
+impl ExitObjects {
+    /// The objects for a new manager (`None`: the built-in classes), installed into `core`.
+    pub fn new(
+        py: Python<'_>,
+        core: &CoreManager,
+        advanced: Option<&Bound<'_, PyAny>>,
+        smart: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let objects = ExitObjects {
+            advanced: RwLock::new(py.None()),
+            smart: RwLock::new(py.None()),
+        };
+        objects.set_advanced(py, core, advanced)?;
+        objects.set_smart(py, core, smart)?;
+        Ok(objects)
+    }
+
+    /// The advanced exit strategy object.
+    pub fn advanced(&self, py: Python<'_>) -> Py<PyAny> {
+        self.advanced.read().clone_ref(py)
+    }
+
+    /// The smart exit optimizer object.
+    pub fn smart(&self, py: Python<'_>) -> Py<PyAny> {
+        self.smart.read().clone_ref(py)
+    }
+
+    /// Replaces the advanced exit strategy (None: a new built-in one) and tells `core` which
+    /// rule to run.
+    pub fn set_advanced(
+        &self,
+        py: Python<'_>,
+        core: &CoreManager,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let object = object_or_builtin(
+            py,
+            "advanced_exit_strategy",
+            "get_comprehensive_exit_signal",
+            value,
+            || PyAdvancedExitStrategy,
+        )?;
+        let builtin = object
+            .bind(py)
+            .get_type()
+            .is(py.get_type::<PyAdvancedExitStrategy>());
+        let rule: Option<Arc<dyn AdvancedExitRule>> = if builtin {
+            None
+        } else {
+            Some(Arc::new(PyAdvancedRule {
+                object: object.clone_ref(py),
+            }))
+        };
+        let old_rule = core.exit_rules().set_advanced(rule);
+        let old = std::mem::replace(&mut *self.advanced.write(), object);
+        // Dropped here, with no lock held (they may own Python objects).
+        drop((old_rule, old));
+        Ok(())
+    }
+
+    /// Replaces the smart exit optimizer (None: a new built-in one) and tells `core` which
+    /// rule to run.
+    pub fn set_smart(
+        &self,
+        py: Python<'_>,
+        core: &CoreManager,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let object = object_or_builtin(
+            py,
+            "smart_exit_optimizer",
+            "should_exit_early",
+            value,
+            || PySmartExitOptimizer,
+        )?;
+        let builtin = object
+            .bind(py)
+            .get_type()
+            .is(py.get_type::<PySmartExitOptimizer>());
+        let rule: Option<Arc<dyn SmartExitRule>> = if builtin {
+            None
+        } else {
+            Some(Arc::new(PySmartRule {
+                object: object.clone_ref(py),
+            }))
+        };
+        let old_rule = core.exit_rules().set_smart(rule);
+        let old = std::mem::replace(&mut *self.smart.write(), object);
+        drop((old_rule, old));
+        Ok(())
+    }
+}
