@@ -89,31 +89,44 @@ fn raw_position(item: &Bound<'_, PyAny>) -> PyResult<RawEntry> {
     })))
 }
 
+/// One value of a candle: a float, or any other number (an int timestamp); never a string.
+fn candle_value(v: &Bound<'_, PyAny>) -> Option<f64> {
+    if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
+        return Some(f.value());
+    }
+    if v.is_instance_of::<pyo3::types::PyString>() {
+        return None;
+    }
+    if let Ok(i) = v.cast::<pyo3::types::PyInt>() {
+        // Millisecond timestamps: an exact i64 read is much cheaper than int -> float.
+        if let Ok(i) = i.extract::<i64>() {
+            return Some(i as f64);
+        }
+    }
+    v.extract::<f64>().ok()
+}
+
+/// A candle row: a list or tuple of exactly six numbers (the original's six-column frame
+/// rejects any other width). Lists and tuples are read by index without iterator objects:
+/// this runs for 100 candles per position per cycle.
 fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
-    let get = |seq: &Bound<'_, PyAny>, i: usize| -> Option<f64> {
-        let v = seq.get_item(i).ok()?;
-        if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
-            return Some(f.value());
-        }
-        if v.is_instance_of::<pyo3::types::PyString>() {
-            return None;
-        }
-        v.extract::<f64>().ok()
-    };
+    let mut out = [0.0; 6];
     if let Ok(list) = row.cast::<PyList>() {
-        if list.len() < 6 {
+        if list.len() != 6 {
             return None;
+        }
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = candle_value(&list.get_item(i).ok()?)?;
         }
     } else if let Ok(t) = row.cast::<PyTuple>() {
-        if t.len() < 6 {
+        if t.len() != 6 {
             return None;
+        }
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = candle_value(&t.get_item(i).ok()?)?;
         }
     } else {
         return None;
-    }
-    let mut out = [0.0; 6];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = get(row, i)?;
     }
     Some(out)
 }
@@ -247,27 +260,40 @@ impl Exchange for PyClient {
             if answer.is_none() {
                 return Ok(out);
             }
-            let rows: Vec<Bound<'_, PyAny>> = if let Ok(l) = answer.cast::<PyList>() {
-                l.iter().collect()
-            } else if let Ok(t) = answer.cast::<PyTuple>() {
-                t.iter().collect()
-            } else {
-                out.problem = Some(format!("expected a list of candles, got {}", type_name(&answer)));
-                return Ok(out);
+            if let Ok(l) = answer.cast::<PyList>() {
+                out.rows.reserve_exact(l.len());
+            }
+            let mut read = |i: usize, row: &Bound<'_, PyAny>| match candle_row(row) {
+                Some(r) => {
+                    out.rows.push(r);
+                    true
+                }
+                None => {
+                    out.problem = Some(format!(
+                        "candle #{i} is not [timestamp, open, high, low, close, volume] numbers: {}",
+                        crate::convert::describe(row)
+                    ));
+                    out.rows.clear();
+                    false
+                }
             };
-            out.rows.reserve(rows.len());
-            for (i, row) in rows.iter().enumerate() {
-                match candle_row(row) {
-                    Some(r) => out.rows.push(r),
-                    None => {
-                        out.problem = Some(format!(
-                            "candle #{i} is not [timestamp, open, high, low, close, volume] numbers: {}",
-                            crate::convert::describe(row)
-                        ));
-                        out.rows.clear();
-                        return Ok(out);
+            if let Ok(l) = answer.cast::<PyList>() {
+                let n = l.len();
+                for i in 0..n {
+                    // A list the client mutates meanwhile may shrink: stop at its end.
+                    let Ok(row) = l.get_item(i) else { break };
+                    if !read(i, &row) {
+                        break;
                     }
                 }
+            } else if let Ok(t) = answer.cast::<PyTuple>() {
+                for (i, row) in t.iter().enumerate() {
+                    if !read(i, &row) {
+                        break;
+                    }
+                }
+            } else {
+                out.problem = Some(format!("expected a list of candles, got {}", type_name(&answer)));
             }
             Ok(out)
         })

@@ -94,6 +94,9 @@ class CandleClient:
         self, symbol: str, side: str, amount: float, leverage: float, **kwargs: Any
     ) -> dict[str, Any]:
         self.orders.append((symbol, side, amount, leverage, kwargs))
+        listed = self.listed.get(symbol)
+        if listed is not None and kwargs.get("reduce_only"):
+            listed["contracts"] -= amount
         return {"id": f"o{len(self.orders)}", "status": "closed", "filled": amount}
 
 

@@ -58,9 +58,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Err(Simple::NoMarketData);
         }
         let candles = validate_candles(&ohlcv.rows).map_err(|e| malformed(&e))?;
-        MarketInputs::from_candles(&candles)
-            .map(|(inputs, _)| inputs)
-            .ok_or(Simple::IndicatorsFailed)
+        MarketInputs::from_candles(&candles).ok_or(Simple::IndicatorsFailed)
     }
 
     /// Step 7: market inputs, trailing stop and take profit. Returns the inputs the exit steps

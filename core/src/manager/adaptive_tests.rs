@@ -62,7 +62,7 @@ fn spike_then_sag() -> Vec<f64> {
 
 fn inputs_of(ohlcv: &Ohlcv) -> MarketInputs {
     let c = validate_candles(&ohlcv.rows).unwrap();
-    MarketInputs::from_candles(&c).unwrap().0
+    MarketInputs::from_candles(&c).unwrap()
 }
 
 fn position(symbol: &str, side: &str, entry: f64, amount: f64, leverage: f64) -> SharedPosition {

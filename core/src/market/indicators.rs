@@ -124,6 +124,111 @@ impl LatestIndicators {
     }
 }
 
+/// The indicators the update cycle reads (spec §2.6 step 7), a subset of [`LatestIndicators`]
+/// computed by the same code, so the values are identical to those of [`latest_indicators`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CycleIndicators {
+    /// Close of the last candle.
+    pub close: f64,
+    /// Mean of the last 20 closes.
+    pub sma_20: f64,
+    /// Mean of the last 50 closes.
+    pub sma_50: f64,
+    /// RSI of the last candle.
+    pub rsi: f64,
+    /// Bollinger width (the manager's "volatility").
+    pub bb_width: f64,
+    /// Last volume over the 20-mean of volumes.
+    pub volume_ratio: f64,
+    /// `close / close 10 candles earlier − 1`.
+    pub momentum: f64,
+}
+
+/// Bollinger bands from the rolling 20-sum and 20-variance of closes: `(bb_mid, bb_high,
+/// bb_low, bb_width)` (bb_mid is sma_20).
+fn bollinger_from(sum20: &SumKernel, var20: &VarKernel) -> (f64, f64, f64, f64) {
+    let bb_mid = sum20.mean(20);
+    let bb_std = zsqrt(var20.var(20.0));
+    let bb_high = bb_mid + bb_std * 2.0;
+    let bb_low = bb_mid - bb_std * 2.0;
+    let width = if bb_mid == 0.0 {
+        f64::NAN
+    } else {
+        (bb_high - bb_low) / bb_mid
+    };
+    let bb_width = if width.is_finite() { width } else { 0.03 };
+    (bb_mid, bb_high, bb_low, bb_width)
+}
+
+/// `volume / volume_sma` at the last candle from the rolling 20-sum of volumes (sma 0 or NaN
+/// → 1.0).
+fn volume_ratio_from(last_volume: f64, volume20: &SumKernel) -> f64 {
+    let volume_sma = volume20.mean(1);
+    if volume_sma == 0.0 {
+        1.0
+    } else {
+        nan_to(last_volume / volume_sma, 1.0)
+    }
+}
+
+/// `pct_change(10)` at the last candle.
+fn momentum(candles: &[Candle]) -> f64 {
+    let last = candles.len() - 1;
+    candles[last].close / candles[last - 10].close - 1.0
+}
+
+/// The indicators the update cycle reads; `None` below [`MIN_CANDLES`] candles.
+///
+/// One pass over the candles feeds the six rolling kernels it needs side by side (each sees
+/// exactly the adds and removes [`latest_indicators`] gives it, so the values are identical),
+/// which lets the CPU overlap their dependency chains; no EMAs, stochastic, ATR or VWAP.
+pub fn cycle_indicators(candles: &[Candle]) -> Option<CycleIndicators> {
+    let n = candles.len();
+    if n < MIN_CANDLES {
+        return None;
+    }
+    let close = |i: usize| candles[i].close;
+    let volume = |i: usize| candles[i].volume;
+    let gain = |i: usize| rsi_gain(candles, i);
+    let loss = |i: usize| rsi_loss(candles, i);
+    let mut sum20 = SumKernel::start(close(0));
+    let mut var20 = VarKernel::start(close(0));
+    let mut sum50 = SumKernel::start(close(0));
+    let mut gain14 = SumKernel::start(gain(0));
+    let mut loss14 = SumKernel::start(loss(0));
+    let mut volume20 = SumKernel::start(volume(0));
+    for i in 0..n {
+        if i >= 14 {
+            gain14.remove(gain(i - 14));
+            loss14.remove(loss(i - 14));
+        }
+        if i >= 20 {
+            sum20.remove(close(i - 20));
+            var20.remove(close(i - 20));
+            volume20.remove(volume(i - 20));
+        }
+        if i >= 50 {
+            sum50.remove(close(i - 50));
+        }
+        gain14.add(gain(i));
+        loss14.add(loss(i));
+        sum20.add(close(i));
+        var20.add(close(i));
+        volume20.add(volume(i));
+        sum50.add(close(i));
+    }
+    let (sma_20, _, _, bb_width) = bollinger_from(&sum20, &var20);
+    Some(CycleIndicators {
+        close: close(n - 1),
+        sma_20,
+        sma_50: sum50.mean(50),
+        rsi: rsi_from(&gain14, &loss14),
+        bb_width,
+        volume_ratio: volume_ratio_from(volume(n - 1), &volume20),
+        momentum: momentum(candles),
+    })
+}
+
 /// The latest indicators of `candles` (oldest first); `None` below [`MIN_CANDLES`] candles.
 pub fn latest_indicators(candles: &[Candle]) -> Option<LatestIndicators> {
     let n = candles.len();
@@ -135,30 +240,14 @@ pub fn latest_indicators(candles: &[Candle]) -> Option<LatestIndicators> {
     let last = n - 1;
 
     let (ema_12, ema_26, macd, macd_signal) = ema_and_macd(candles);
-
-    // Bollinger bands: mean and sample std of the last 20 closes (bb_mid is sma_20).
-    let bb_mid = roll::<SumKernel>(n, 20, close).1.mean(20);
-    let bb_std = zsqrt(roll::<VarKernel>(n, 20, close).1.var(20.0));
-    let bb_high = bb_mid + bb_std * 2.0;
-    let bb_low = bb_mid - bb_std * 2.0;
-    let width = if bb_mid == 0.0 {
-        f64::NAN
-    } else {
-        (bb_high - bb_low) / bb_mid
-    };
-    let bb_width = if width.is_finite() { width } else { 0.03 };
-
+    let (bb_mid, bb_high, bb_low, bb_width) = bollinger_from(
+        &roll::<SumKernel>(n, 20, close).1,
+        &roll::<VarKernel>(n, 20, close).1,
+    );
     let (rsi_prev, rsi) = rsi_last_two(candles);
     let (stoch_k, stoch_d) = stochastic(candles);
-
-    let volume_sma = roll::<SumKernel>(n, 20, volume).1.mean(1);
-    let volume_ratio = if volume_sma == 0.0 {
-        1.0
-    } else {
-        nan_to(volume(last) / volume_sma, 1.0)
-    };
-
-    let momentum = close(last) / close(last - 10) - 1.0;
+    let volume_ratio = volume_ratio_from(volume(last), &roll::<SumKernel>(n, 20, volume).1);
+    let momentum = momentum(candles);
 
     // Typical price as pandas evaluates it: ((high + low) + close) / 3, times the volume.
     let tp_volume = |i: usize| {
@@ -434,34 +523,45 @@ fn ema_and_macd(candles: &[Candle]) -> (f64, f64, f64, f64) {
     (e12, e26, e12 - e26, signal)
 }
 
+/// The change of close `i` (NaN for the first candle).
+fn delta(candles: &[Candle], i: usize) -> f64 {
+    if i == 0 {
+        f64::NAN
+    } else {
+        candles[i].close - candles[i - 1].close
+    }
+}
+
+/// The RSI gain of change `i`: the change where positive, else 0 (the leading NaN becomes 0).
+fn rsi_gain(candles: &[Candle], i: usize) -> f64 {
+    let d = delta(candles, i);
+    if d > 0.0 {
+        d
+    } else {
+        0.0
+    }
+}
+
+/// The RSI loss of change `i`: `-(change where negative, else 0)`, so -0.0 for no loss (as
+/// pandas' `-(delta.where(delta < 0, 0))`; the sign matters to the rolling kernel).
+fn rsi_loss(candles: &[Candle], i: usize) -> f64 {
+    let d = delta(candles, i);
+    -(if d < 0.0 { d } else { 0.0 })
+}
+
+/// RSI from the rolling 14-sums of gains and losses.
+fn rsi_from(gain: &SumKernel, loss: &SumKernel) -> f64 {
+    rsi_value(gain.mean(14), loss.mean(14))
+}
+
 /// RSI of the second-to-last and the last candle: rolling 14-means of gains and losses.
 fn rsi_last_two(candles: &[Candle]) -> (f64, f64) {
     let n = candles.len();
-    // The first change is NaN, which `where(...)` turns into a 0 gain and a -0.0 loss.
-    let delta = |i: usize| {
-        if i == 0 {
-            f64::NAN
-        } else {
-            candles[i].close - candles[i - 1].close
-        }
-    };
-    let gain = |i: usize| {
-        let d = delta(i);
-        if d > 0.0 {
-            d
-        } else {
-            0.0
-        }
-    };
-    let loss = |i: usize| {
-        let d = delta(i);
-        -(if d < 0.0 { d } else { 0.0 })
-    };
-    let (gain_prev, gain_last) = roll::<SumKernel>(n, 14, gain);
-    let (loss_prev, loss_last) = roll::<SumKernel>(n, 14, loss);
+    let (gain_prev, gain_last) = roll::<SumKernel>(n, 14, |i| rsi_gain(candles, i));
+    let (loss_prev, loss_last) = roll::<SumKernel>(n, 14, |i| rsi_loss(candles, i));
     (
-        rsi_value(gain_prev.mean(14), loss_prev.mean(14)),
-        rsi_value(gain_last.mean(14), loss_last.mean(14)),
+        rsi_from(&gain_prev, &loss_prev),
+        rsi_from(&gain_last, &loss_last),
     )
 }
 

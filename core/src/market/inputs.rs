@@ -1,7 +1,7 @@
 //! What the update cycle reads from a position's candles (spec §2.6 step 7): the market inputs of
 //! the adaptive trailing stop, the dynamic take profit and the exit rules.
 
-use super::{latest_indicators, support_resistance, Candle, LatestIndicators, DEFAULT_LOOKBACK};
+use super::{cycle_indicators, support_resistance, Candle, DEFAULT_LOOKBACK};
 use crate::exits::{MarketData, SmartExitInputs};
 use crate::levels::SupportResistance;
 
@@ -44,17 +44,16 @@ impl Default for MarketInputs {
 impl MarketInputs {
     /// The inputs from validated `candles` (oldest first); `None` below
     /// [`super::MIN_CANDLES`] candles (the original then uses its fallbacks).
-    pub fn from_candles(candles: &[Candle]) -> Option<(MarketInputs, LatestIndicators)> {
-        let ind = latest_indicators(candles)?;
-        let inputs = MarketInputs {
+    pub fn from_candles(candles: &[Candle]) -> Option<MarketInputs> {
+        let ind = cycle_indicators(candles)?;
+        Some(MarketInputs {
             volatility: ind.bb_width,
             momentum: ind.momentum,
             rsi: ind.rsi,
             trend_strength: trend_strength(ind.sma_20, ind.sma_50),
             volume_ratio: ind.volume_ratio,
             support_resistance: Some(support_resistance(candles, DEFAULT_LOOKBACK)),
-        };
-        Some((inputs, ind))
+        })
     }
 
     /// The advanced exit's `market_data` (`volatility`, `momentum`, `rsi`, `trend_strength`).
@@ -112,6 +111,7 @@ pub fn trend_strength(sma_20: f64, sma_50: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::latest_indicators;
     use crate::market::test_util::fixture_candles;
     use crate::test_support::load_fixture;
 
@@ -131,10 +131,24 @@ mod tests {
         let fx = load_fixture("indicators.json");
         for case in fx["cases"].as_array().unwrap() {
             let candles = fixture_candles(&case["ohlcv"]);
-            let Some((inputs, ind)) = MarketInputs::from_candles(&candles) else {
+            let Some(inputs) = MarketInputs::from_candles(&candles) else {
                 assert!(candles.len() < 50, "{}", case["name"]);
                 continue;
             };
+            let ind = latest_indicators(&candles).unwrap();
+            let cycle = crate::market::cycle_indicators(&candles).unwrap();
+            let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            for (got, want) in [
+                (cycle.close, ind.close),
+                (cycle.sma_20, ind.sma_20),
+                (cycle.sma_50, ind.sma_50),
+                (cycle.rsi, ind.rsi),
+                (cycle.bb_width, ind.bb_width),
+                (cycle.volume_ratio, ind.volume_ratio),
+                (cycle.momentum, ind.momentum),
+            ] {
+                assert!(same(got, want), "{}: {got} != {want}", case["name"]);
+            }
             assert_eq!(inputs.volatility, ind.bb_width);
             assert_eq!(inputs.momentum, ind.momentum);
             assert_eq!(inputs.rsi, ind.rsi);

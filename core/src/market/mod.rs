@@ -26,7 +26,9 @@ pub mod volume_profile;
 
 use std::fmt;
 
-pub use indicators::{latest_indicators, LatestIndicators, MIN_CANDLES};
+pub use indicators::{
+    cycle_indicators, latest_indicators, CycleIndicators, LatestIndicators, MIN_CANDLES,
+};
 pub use inputs::{trend_strength, MarketInputs};
 pub use levels::{support_resistance, DEFAULT_LOOKBACK};
 pub use volume_profile::{
