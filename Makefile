@@ -42,6 +42,7 @@ lint: $(VENV)/.ready
 
 bench: dev
 	$(PY) benches/bench_update.py
+	$(PY) benches/bench_adaptive.py
 
 clean:
 	rm -rf $(VENV) target
