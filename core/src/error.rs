@@ -20,8 +20,19 @@ pub enum CoreError {
         /// The exception's message (`str(e)`).
         message: String,
     },
-    /// Persistence failed (I/O or a file that is not a valid state).
+    /// A state file that is not a valid state (corrupt, truncated, a future version, an
+    /// invalid value), or a state that cannot be saved (`StateFileError`, a `ValueError`).
     State(String),
+    /// An operating-system error on a file (`OSError`; Python picks the subclass from `errno`,
+    /// e.g. `FileNotFoundError`).
+    Io {
+        /// The OS error number, when there is one.
+        errno: Option<i32>,
+        /// What was being done and what went wrong.
+        message: String,
+        /// The file concerned.
+        path: String,
+    },
 }
 
 impl fmt::Display for CoreError {
@@ -33,6 +44,7 @@ impl fmt::Display for CoreError {
             | CoreError::State(m) => f.write_str(m),
             CoreError::Key(k) => write!(f, "'{k}'"),
             CoreError::Exchange { message, .. } => f.write_str(message),
+            CoreError::Io { message, path, .. } => write!(f, "{message}: {path}"),
         }
     }
 }
@@ -48,7 +60,8 @@ impl CoreError {
             CoreError::ZeroDivision(_) => "ZeroDivisionError",
             CoreError::Key(_) => "KeyError",
             CoreError::Exchange { kind, .. } => kind,
-            CoreError::State(_) => "StateError",
+            CoreError::State(_) => "StateFileError",
+            CoreError::Io { .. } => "OSError",
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`reconcile`]: pure planning of what an exchange snapshot does to the book;
 //! - [`events`]: the bounded history of everything that changed the book;
 //! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
+//! - [`persist`]: the versioned JSON state file, written atomically (`save_state`/`load_state`);
 //! - [`symbol_map`]: maps keyed by symbol;
 //! - [`error`]: the one error enum of the core.
 
@@ -26,6 +27,7 @@ pub mod format;
 pub mod levels;
 pub mod manager;
 pub mod market;
+pub mod persist;
 pub mod position;
 pub mod reconcile;
 pub mod symbol_map;
