@@ -1,11 +1,20 @@
 //! The one place where core errors become Python exceptions.
 
 use pyo3::exceptions::{
-    PyKeyError, PyRuntimeError, PyTypeError, PyValueError, PyZeroDivisionError,
+    PyKeyError, PyOSError, PyRuntimeError, PyTypeError, PyValueError, PyZeroDivisionError,
 };
 use pyo3::PyErr;
 
 use position_manager_core::error::CoreError;
+
+pyo3::create_exception!(
+    position_manager_rs,
+    StateFileError,
+    PyValueError,
+    "A state file that cannot be loaded (corrupt, truncated, another format, a newer version, \
+     an invalid value), or a state that cannot be saved. A subclass of ValueError; the message \
+     names the file and, for JSON defects, the line and column."
+);
 
 /// Wraps a core error so `?` converts it (the orphan rule forbids `From<CoreError> for PyErr`).
 pub struct PmError(pub CoreError);
@@ -23,7 +32,19 @@ impl From<PmError> for PyErr {
             CoreError::Value(m) => PyValueError::new_err(m),
             CoreError::ZeroDivision(m) => PyZeroDivisionError::new_err(m),
             CoreError::Key(k) => PyKeyError::new_err(k),
-            CoreError::State(m) => PyValueError::new_err(m),
+            CoreError::State(m) => StateFileError::new_err(m),
+            // OSError(errno, strerror, filename) becomes the errno's subclass
+            // (FileNotFoundError, PermissionError, ...).
+            CoreError::Io {
+                errno: Some(errno),
+                message,
+                path,
+            } => PyOSError::new_err((errno, message, path)),
+            CoreError::Io {
+                errno: None,
+                message,
+                path,
+            } => PyOSError::new_err(format!("{message}: {path}")),
             CoreError::Exchange { kind, message } => {
                 PyRuntimeError::new_err(format!("{kind}: {message}"))
             }
