@@ -1,0 +1,508 @@
+"""Persistence: ``save_state(path)`` / ``load_state(path)`` (docs/persistence.md).
+
+* a round trip keeps every field of every position and the bot's JSON-serialisable attributes;
+  others are skipped with one warning on ``TradingBot``;
+* the restart flow (load, then reconcile or update against the exchange) keeps the state of
+  positions the exchange still lists and removes the others with events;
+* a corrupt, truncated, future-version, empty or invalid file raises ``StateFileError`` (a
+  ``ValueError``) naming the file and leaves the manager empty; a missing file raises
+  ``FileNotFoundError``; loading into a manager that tracks positions raises ``ValueError``;
+* the write is atomic: an invalid state or an I/O failure leaves the previous file as it was, and
+  no temporary file stays behind.
+
+The crash test (SIGKILL while saving) is tests/test_crash_safety.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers_clients import (
+    FakeExchange,
+    Workers,
+    events_of,
+    make_manager,
+    make_position,
+    run_with_timeout,
+)
+
+from position_manager_rs import Position, PositionManager, StateFileError
+
+A, B, C = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
+ENTRY_TIME = datetime(2025, 3, 4, 5, 6, 7, 891011)
+PNL_TIME = datetime(2025, 3, 4, 9, 10, 11, 121314)
+
+# Every field a Position has, as to_dict() shows it.
+FIELDS = (
+    "symbol",
+    "side",
+    "entry_price",
+    "amount",
+    "leverage",
+    "stop_loss",
+    "take_profit",
+    "highest_price",
+    "lowest_price",
+    "entry_time",
+    "trailing_stop_activated",
+    "max_favorable_excursion",
+    "initial_stop_loss",
+    "initial_take_profit",
+    "last_pnl",
+    "last_pnl_time",
+    "profit_velocity",
+    "breakeven_moved",
+    "profit_acceleration",
+    "partial_exits_taken",
+    "entry_price_estimated",
+)
+
+ATTRIBUTES: dict[str, Any] = {
+    "strategy": "breakout",
+    "rl_strategy": {"name": "ppo", "params": {"gamma": 0.99, "layers": [64, 64]}, "on": True},
+    "market_regime": "trending_up",
+    "entry_volatility": 0.1 + 0.2,
+    "order_id": 123456789012345678901234567890,
+    "tags": ["a", "é", "☃"],
+    "note": None,
+}
+
+
+def worked_long() -> Position:
+    """A long whose every field differs from what the constructor or an import would set."""
+    p = Position(A, "long", 50000.5, 0.125, 7.5, 49000.25, 56000.75)
+    p.stop_loss = 49876.54321
+    p.take_profit = 57123.456789
+    p.highest_price = 51234.5
+    p.lowest_price = None
+    p.entry_time = ENTRY_TIME
+    p.trailing_stop_activated = True
+    p.max_favorable_excursion = 0.2468
+    p.initial_stop_loss = 48000.0
+    p.initial_take_profit = 60000.0
+    p.last_pnl = 0.1357
+    p.last_pnl_time = PNL_TIME
+    p.profit_velocity = -0.000123
+    p.breakeven_moved = True
+    p.profit_acceleration = 1e-300
+    p.partial_exits_taken = 2
+    p.entry_price_estimated = True
+    for name, value in ATTRIBUTES.items():
+        setattr(p, name, value)
+    return p
+
+
+def worked_short() -> Position:
+    p = Position(B, "short", 3000, 2, 10, 3090, None)
+    p.lowest_price = 2890.125
+    p.entry_time = ENTRY_TIME + timedelta(hours=1)
+    p.partial_exits_taken = 1
+    p.strategy = "mean_reversion"
+    return p
+
+
+def snapshot(pm: PositionManager) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(symbol, fields, own attributes) of every tracked position, in book order."""
+    return [(s, p.to_dict(), dict(vars(p))) for s, p in pm.positions.items()]
+
+
+def saved(tmp_path: Path, *positions: Position) -> tuple[PositionManager, Path]:
+    pm = PositionManager(object())
+    for p in positions:
+        pm.positions[p.symbol] = p
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == len(positions)
+    return pm, path
+
+
+def temp_files(directory: Path) -> list[str]:
+    return sorted(f.name for f in directory.iterdir() if ".tmp-" in f.name)
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_keeps_every_field_the_order_and_the_attributes(tmp_path: Path) -> None:
+    pm, path = saved(tmp_path, worked_long(), worked_short(), make_position(C))
+    fresh = PositionManager(object())
+    assert fresh.load_state(path) == 3
+    assert snapshot(fresh) == snapshot(pm)
+    assert list(fresh.positions) == [A, B, C]
+    loaded = fresh.positions[A]
+    for field in FIELDS:
+        assert getattr(loaded, field) == getattr(pm.positions[A], field), field
+    assert type(loaded.leverage) is float and type(fresh.positions[B].leverage) is int
+    assert loaded.profit_acceleration == 1e-300 and loaded.entry_volatility == 0.1 + 0.2
+    assert loaded.order_id == 123456789012345678901234567890  # exact, not a float
+    assert vars(loaded) == ATTRIBUTES
+    # Fresh objects, tracked and used by the manager like any other.
+    assert loaded is not pm.positions[A] and isinstance(loaded, Position)
+    assert fresh.get_position(A) is loaded
+    assert [(e["kind"], e["symbol"], e["reason"]) for e in fresh.events] == [
+        ("loaded", A, "state_file"),
+        ("loaded", B, "state_file"),
+        ("loaded", C, "state_file"),
+    ]
+    assert fresh.events[0]["position"]["stop_loss"] == 49876.54321
+
+
+def test_the_file_is_versioned_json_in_book_order(tmp_path: Path) -> None:
+    _, path = saved(tmp_path, make_position(C), worked_long())
+    data = json.loads(path.read_text())
+    assert data["format"] == "position-manager-rs/state" and data["version"] == 1
+    assert datetime.fromisoformat(data["saved_at"])
+    assert data["writer"].startswith("position-manager-rs ")
+    assert [p["symbol"] for p in data["positions"]] == [C, A]
+    assert data["positions"][1]["state"]["stop_loss"] == 49876.54321
+    assert data["positions"][1]["extra"]["market_regime"] == "trending_up"
+    assert data["positions"][0]["extra"] == {}
+
+
+def test_an_empty_manager_saves_and_loads_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    assert PositionManager(object()).save_state(path) == 0
+    fresh = PositionManager(object())
+    assert fresh.load_state(path) == 0
+    assert len(fresh.positions) == 0 and fresh.events == []
+
+
+def test_paths_may_be_str_pathlib_or_any_pathlike(tmp_path: Path) -> None:
+    class Where:  # an os.PathLike by its __fspath__
+        def __init__(self, path: Path) -> None:
+            self.path = path
+
+        def __fspath__(self) -> str:
+            return str(self.path)
+
+    pm, _ = saved(tmp_path, worked_long())
+    for where in (str(tmp_path / "a.json"), tmp_path / "b.json", Where(tmp_path / "c.json")):
+        assert pm.save_state(where) == 1
+        fresh = PositionManager(object())
+        assert fresh.load_state(where) == 1
+        assert snapshot(fresh) == snapshot(pm)
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike, got 3"):
+        pm.save_state(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
+        PositionManager(object()).load_state(None)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def test_unserialisable_attributes_are_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    a, b = worked_long(), worked_short()
+    a.callback = lambda: None
+    a.lock = threading.Lock()
+    a.nan = math.nan
+    a.nested = {"ok": 1, "bad": {1, 2}}
+    b.infinite = math.inf
+    _, path = saved(tmp_path, a, b, make_position(C))
+    warnings = [r for r in caplog.records if r.name == "TradingBot"]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert warnings[0].levelno == logging.WARNING
+    assert message == (
+        "save_state: skipped attributes that are not JSON-serialisable: "
+        f"{A} (callback, lock, nan, nested); {B} (infinite)"
+    )
+    fresh = PositionManager(object())
+    fresh.load_state(path)
+    assert vars(fresh.positions[A]) == ATTRIBUTES
+    assert vars(fresh.positions[B]) == {"strategy": "mean_reversion"}
+    # Nothing skipped: no warning.
+    caplog.clear()
+    fresh.save_state(path)
+    assert [r for r in caplog.records if r.name == "TradingBot"] == []
+
+
+def test_attributes_come_back_as_json_gives_them(tmp_path: Path) -> None:
+    p = make_position(A)
+    p.pair = (1, 2)
+    p.keyed = {1: "one"}
+    _, path = saved(tmp_path, p)
+    fresh = PositionManager(object())
+    fresh.load_state(path)
+    assert vars(fresh.positions[A]) == {"pair": [1, 2], "keyed": {"1": "one"}}
+
+
+def test_a_logging_handler_may_call_back_into_the_manager_during_a_save(tmp_path: Path) -> None:
+    pm, path = saved(tmp_path, worked_long())
+    pm.positions[A].callback = print
+    seen: list[int] = []
+
+    class CallsBack(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(len(pm.positions))
+            pm.positions[C] = make_position(C)
+
+    logger = logging.getLogger("TradingBot")
+    handler = CallsBack(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        assert run_with_timeout(lambda: pm.save_state(path), 10.0, "save_state") == 1
+    finally:
+        logger.removeHandler(handler)
+    assert seen == [1] and C in pm.positions
+
+
+# --------------------------------------------------------------------------- restart flow
+
+
+def restart_setup(tmp_path: Path) -> tuple[FakeExchange, PositionManager, Path]:
+    """A long and a short still open on the exchange and one closed while the bot was down."""
+    exchange = FakeExchange()
+    exchange.open(A, side="long", contracts=0.125, entry_price=50000.5, leverage=7.5)
+    exchange.open(B, side="short", contracts=2, entry_price=3000)
+    exchange.set_price(A, 50000.5)
+    exchange.set_price(B, 3000.0)
+    recent = datetime.now() - timedelta(minutes=20)
+    a, b, c = worked_long(), worked_short(), make_position(C)
+    for p in (a, b, c):
+        p.entry_time = recent
+    a.max_favorable_excursion = 0.0  # a give-back exit would close it at the entry price
+    c.strategy = "gone"
+    before = make_manager(exchange)
+    for p in (a, b, c):
+        before.positions[p.symbol] = p
+    path = tmp_path / "state.json"
+    before.save_state(path)
+    return exchange, before, path
+
+
+KEPT = (
+    "stop_loss",
+    "take_profit",
+    "highest_price",
+    "lowest_price",
+    "entry_time",
+    "initial_stop_loss",
+    "initial_take_profit",
+    "trailing_stop_activated",
+    "max_favorable_excursion",
+    "partial_exits_taken",
+    "breakeven_moved",
+)
+
+
+@pytest.mark.parametrize("cycle", ["reconcile_positions", "update_positions"])
+def test_restart_keeps_live_positions_and_removes_the_gone_with_events(
+    tmp_path: Path, cycle: str
+) -> None:
+    exchange, before, path = restart_setup(tmp_path)
+    pm = make_manager(exchange)
+    assert pm.load_state(path) == 3
+    if cycle == "reconcile_positions":
+        assert pm.reconcile_positions() == 1
+    else:
+        assert list(pm.update_positions()) == []
+    assert list(pm.positions) == [A, B]
+    for symbol in (A, B):
+        now, then = pm.positions[symbol], before.positions[symbol]
+        for field in KEPT:
+            assert getattr(now, field) == getattr(then, field), (symbol, field)
+        assert vars(now) == vars(then)
+    assert pm.positions[A].stop_loss == 49876.54321  # not the 5 % an import would set
+    removed = [e for e in events_of(pm, C) if e["kind"] == "removed"]
+    assert len(removed) == 1 and removed[0]["reason"]
+    assert removed[0]["position"]["stop_loss"] == before.positions[C].stop_loss
+    assert [e["kind"] for e in events_of(pm, A)] == ["loaded"]
+    # Nothing was ordered on the way.
+    assert exchange.calls_of("close_position") == []
+    assert exchange.calls_of("create_market_order") == []
+
+
+def test_a_position_the_exchange_reports_again_after_the_restart_is_restored(
+    tmp_path: Path,
+) -> None:
+    exchange, _, path = restart_setup(tmp_path)
+    pm = make_manager(exchange)
+    pm.load_state(path)
+    c = pm.positions[C]
+    list(pm.update_positions())
+    assert C not in pm.positions
+    exchange.open(C, side="long", contracts=1.0, entry_price=100.0)
+    list(pm.update_positions())
+    assert pm.positions[C] is c and c.strategy == "gone"
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+def good_text(tmp_path: Path) -> str:
+    _, path = saved(tmp_path, worked_long(), worked_short())
+    return path.read_text()
+
+
+def bad_files(text: str) -> dict[str, tuple[str, str]]:
+    """name -> (file content, a part of the message)."""
+    data = json.loads(text)
+    future = dict(data, version=2)
+    wrong_type = json.loads(text)
+    wrong_type["positions"][1]["state"]["amount"] = "2"
+    missing = json.loads(text)
+    del missing["positions"][0]["state"]["stop_loss"]
+    negative = json.loads(text)
+    negative["positions"][1]["state"]["amount"] = -2
+    zero_price = json.loads(text)
+    zero_price["positions"][0]["state"]["entry_price"] = 0
+    duplicate = json.loads(text)
+    duplicate["positions"][1]["symbol"] = A
+    return {
+        "truncated": (text[: len(text) // 2], "the state file is truncated"),
+        "corrupt": (text.replace('"side"', '"side', 1), "the state file is not valid JSON"),
+        "garbage": ("\x00\x01binary", "the state file is not valid JSON"),
+        "empty": ("", "the state file is empty"),
+        "blank": ("\n  \n", "the state file is empty"),
+        "future version": (
+            json.dumps(future),
+            "state file version 2 is newer than this position-manager-rs supports (version 1)",
+        ),
+        "other format": (json.dumps(dict(data, format="x")), "not a position-manager-rs state"),
+        "not an object": ("[]", "the top level is an array"),
+        "wrong type": (json.dumps(wrong_type), 'invalid type: string "2", expected f64'),
+        "missing field": (json.dumps(missing), "missing field `stop_loss`"),
+        "negative amount": (
+            json.dumps(negative),
+            f"position 1 ({B!r}): amount must be a finite number > 0, got -2".replace("'", '"'),
+        ),
+        "zero price": (json.dumps(zero_price), "entry_price must be a finite number > 0, got 0"),
+        "duplicate": (json.dumps(duplicate), "symbol appears more than once"),
+        "huge number": (text.replace("50000.5", "1e999", 1), "number out of range"),
+    }
+
+
+def test_bad_files_raise_a_clear_error_and_load_nothing(tmp_path: Path) -> None:
+    text = good_text(tmp_path)
+    for name, (content, part) in bad_files(text).items():
+        path = tmp_path / "bad.json"
+        path.write_text(content)
+        pm = PositionManager(object())
+        with pytest.raises(StateFileError) as info:
+            pm.load_state(path)
+        message = str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert message.startswith(f"{path}: "), (name, message)
+        assert part in message, (name, message)
+        assert len(pm.positions) == 0 and pm.events == [], name
+    # serde's position: line and column.
+    (tmp_path / "bad.json").write_text(bad_files(text)["corrupt"][0])
+    with pytest.raises(StateFileError, match=r"at line \d+ column \d+"):
+        PositionManager(object()).load_state(tmp_path / "bad.json")
+
+
+def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.json"
+    pm = PositionManager(object())
+    with pytest.raises(FileNotFoundError) as info:
+        pm.load_state(path)
+    assert info.value.filename == str(path)
+    assert "cannot read the state file" in str(info.value)
+    with pytest.raises(OSError):
+        pm.load_state(tmp_path)  # a directory
+    assert len(pm.positions) == 0 and pm.events == []
+
+
+def test_loading_into_a_manager_that_tracks_positions_raises(tmp_path: Path) -> None:
+    _, path = saved(tmp_path, worked_long())
+    pm = PositionManager(object())
+    mine = make_position(C)
+    pm.positions[C] = mine
+    with pytest.raises(ValueError, match=r"load_state needs an empty manager.*1 position\(s\)"):
+        pm.load_state(path)
+    assert list(pm.positions) == [C] and pm.positions[C] is mine
+    assert [e["kind"] for e in pm.events] == ["added"]
+    # Also when loading twice.
+    fresh = PositionManager(object())
+    fresh.load_state(path)
+    with pytest.raises(ValueError, match="needs an empty manager"):
+        fresh.load_state(path)
+    assert len(fresh.positions) == 1
+
+
+# --------------------------------------------------------------------------- saving safely
+
+
+def test_an_unloadable_state_is_refused_and_the_old_file_kept(tmp_path: Path) -> None:
+    pm, path = saved(tmp_path, worked_long())
+    before = path.read_bytes()
+    for field, value, part in [
+        ("stop_loss", math.nan, "stop_loss must be a finite price >= 0, got NaN"),
+        ("amount", 0.0, "amount must be a finite number > 0, got 0"),
+        ("take_profit", math.inf, "take_profit must be a finite price >= 0, got inf"),
+    ]:
+        p = worked_short()
+        setattr(p, field, value)
+        pm.positions[B] = p
+        with pytest.raises(StateFileError, match="cannot save the state to ") as info:
+            pm.save_state(path)
+        assert part in str(info.value) and B in str(info.value)
+        assert path.read_bytes() == before
+        assert temp_files(tmp_path) == []
+
+
+def test_a_failed_write_is_an_os_error_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    pm, _ = saved(tmp_path, worked_long())
+    with pytest.raises(FileNotFoundError):
+        pm.save_state(tmp_path / "no-such-dir" / "state.json")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    with pytest.raises(OSError, match="cannot replace the state file"):
+        pm.save_state(tmp_path / "taken")  # a non-empty directory cannot be replaced
+    assert temp_files(tmp_path) == []
+
+
+def test_saving_replaces_the_file_and_clears_leftovers_of_dead_writers(tmp_path: Path) -> None:
+    pm, path = saved(tmp_path, worked_long())
+    dead = tmp_path / ".state.json.tmp-999999999-3"  # beyond any pid_max: a dead writer
+    dead.write_text('{"format": "position-manager-rs/st')
+    other = tmp_path / ".other.json.tmp-999999999-3"
+    other.write_text("")
+    pm.positions[B] = worked_short()
+    assert pm.save_state(path) == 2
+    assert temp_files(tmp_path) == [other.name]
+    fresh = PositionManager(object())
+    assert fresh.load_state(path) == 2
+
+
+def test_saves_while_other_threads_change_the_book_always_load(tmp_path: Path) -> None:
+    pm = PositionManager(object())
+    path = tmp_path / "state.json"
+    workers = Workers()
+    symbols = [f"S{i}/USDT:USDT" for i in range(20)]
+    counts: list[int] = []
+
+    def churn() -> None:
+        i = 0
+        while not workers.stop.is_set():
+            s = symbols[i % len(symbols)]
+            if s in pm.positions:
+                pm.positions.pop(s, None)
+            else:
+                p = make_position(s)
+                p.strategy = s
+                pm.positions[s] = p
+            i += 1
+
+    def save() -> None:
+        for _ in range(40):
+            counts.append(pm.save_state(path))
+            fresh = PositionManager(object())
+            assert fresh.load_state(path) == counts[-1]
+            assert all(p.strategy == s for s, p in fresh.positions.items())
+        workers.stop.set()
+
+    workers.spawn("churn", churn)
+    workers.spawn("save", save)
+    workers.start()
+    workers.join(30.0)
+    assert len(counts) == 40 and temp_files(tmp_path) == []
