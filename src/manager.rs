@@ -316,8 +316,10 @@ impl PyPositionManager {
 
     /// Runs one update cycle lazily, yielding `(symbol, pnl, position)` for each position it
     /// closes: first drops positions the exchange no longer lists, then per position fetches
-    /// the price, moves the trailing stop, checks the exits and closes. Consume it with `for`
-    /// or `list(...)`; nothing happens before iteration starts.
+    /// the price and 100 hourly candles, moves the trailing stop and take profit with the
+    /// market's indicators, runs the advanced exit (partial exits at profit targets are events,
+    /// not yielded) and the smart exit, checks the stop and target, and closes. Consume it with
+    /// `for` or `list(...)`; nothing happens before iteration starts.
     fn update_positions(&self) -> UpdateIter {
         UpdateIter::new(self.core.clone(), self.loggers.clone())
     }
