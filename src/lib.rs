@@ -4,7 +4,8 @@
 //! (`PositionManager`), [`view`] (`manager.positions`), [`update_iter`] (`update_positions()`),
 //! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`),
 //! [`exits`] (`AdvancedExitStrategy`, `SmartExitOptimizer`), [`exit_bridge`] (the manager's exit
-//! rule objects, built-in or the user's own), [`convert`] (values and argument
+//! rule objects, built-in or the user's own), [`persist`] (`save_state`/`load_state` and the
+//! bot's attributes as JSON), [`convert`] (values and argument
 //! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
 //! `logging`), [`testing`] (clock control for tests).
 
@@ -16,6 +17,7 @@ mod exits;
 mod logging;
 mod manager;
 mod market;
+mod persist;
 mod position;
 mod presentation;
 mod testing;
@@ -49,6 +51,10 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
     m.add_class::<market::PyVolumeProfile>()?;
+    m.add(
+        "StateFileError",
+        m.py().get_type::<errors::StateFileError>(),
+    )?;
     m.add_class::<exits::PyAdvancedExitStrategy>()?;
     m.add_class::<exits::PySmartExitOptimizer>()?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
