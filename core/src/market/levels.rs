@@ -37,20 +37,7 @@ pub fn support_resistance(candles: &[Candle], lookback: usize) -> SupportResista
         .fold(f64::NEG_INFINITY, f64::max);
     let edges = linspace(price_min, price_max, EDGES);
 
-    let mut profile = [0.0; EDGES - 1];
-    for c in recent {
-        for (i, bin) in profile.iter_mut().enumerate() {
-            let (bin_low, bin_high) = (edges[i], edges[i + 1]);
-            if c.high >= bin_low && c.low <= bin_high {
-                let ratio = if c.high > c.low {
-                    (c.high.min(bin_high) - c.low.max(bin_low)) / (c.high - c.low)
-                } else {
-                    1.0
-                };
-                *bin += c.volume * ratio;
-            }
-        }
-    }
+    let profile = bin_volumes(recent, &edges);
 
     let poc_idx = argmax(&profile);
     let poc = (edges[poc_idx] + edges[poc_idx + 1]) / 2.0;
@@ -86,6 +73,40 @@ pub fn support_resistance(candles: &[Candle], lookback: usize) -> SupportResista
         resistance,
         poc: Some(poc),
     }
+}
+
+/// Volume per bin between consecutive `edges`: each candle spreads its volume over the bins its
+/// range touches (bounds inclusive), proportionally to the overlap, or adds its full volume to
+/// each when `high == low`.
+///
+/// With non-decreasing edges (always, unless rounding in a range a few ulps wide breaks it) the
+/// bins a candle touches are one contiguous run, found by binary search; the same bins get the
+/// same additions in the same order as a scan of every bin, so the sums are identical.
+fn bin_volumes(recent: &[Candle], edges: &[f64]) -> [f64; EDGES - 1] {
+    let sorted = edges.windows(2).all(|w| w[0] <= w[1]);
+    let mut profile = [0.0; EDGES - 1];
+    for c in recent {
+        let (first, end) = if sorted {
+            (
+                edges[1..].partition_point(|&upper| upper < c.low),
+                edges[..EDGES - 1].partition_point(|&lower| lower <= c.high),
+            )
+        } else {
+            (0, EDGES - 1)
+        };
+        for i in first..end.max(first) {
+            let (bin_low, bin_high) = (edges[i], edges[i + 1]);
+            if c.high >= bin_low && c.low <= bin_high {
+                let ratio = if c.high > c.low {
+                    (c.high.min(bin_high) - c.low.max(bin_low)) / (c.high - c.low)
+                } else {
+                    1.0
+                };
+                profile[i] += c.volume * ratio;
+            }
+        }
+    }
+    profile
 }
 
 #[cfg(test)]
@@ -153,5 +174,79 @@ mod tests {
         let flat = support_resistance(&[c; 60], 50);
         assert!(flat.support.is_empty() && flat.resistance.is_empty());
         assert_eq!(flat.poc, Some(2.0));
+    }
+
+    /// The bin volumes by the plain scan of every candle over every bin.
+    fn bins_by_full_scan(recent: &[Candle], edges: &[f64]) -> [f64; EDGES - 1] {
+        let mut profile = [0.0; EDGES - 1];
+        for c in recent {
+            for (i, bin) in profile.iter_mut().enumerate() {
+                if c.high >= edges[i] && c.low <= edges[i + 1] {
+                    let ratio = if c.high > c.low {
+                        (c.high.min(edges[i + 1]) - c.low.max(edges[i])) / (c.high - c.low)
+                    } else {
+                        1.0
+                    };
+                    *bin += c.volume * ratio;
+                }
+            }
+        }
+        profile
+    }
+
+    #[test]
+    fn binary_searched_bins_equal_the_full_scan_bit_for_bit() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 1_000_000) as f64 / 1_000_000.0
+        };
+        for case in 0..400 {
+            // Wide, narrow, a few ulps wide and flat ranges; flat candles; candles at the ends.
+            let scale = [1.0, 1e-3, 1e-14, 0.0][case % 4];
+            let candles: Vec<Candle> = (0..50)
+                .map(|i| {
+                    let mid = 100.0 * (1.0 + scale * (next() - 0.5));
+                    let spread = 100.0 * scale * next() * 0.2;
+                    let flat = i % 7 == 0;
+                    Candle {
+                        ts_ms: i,
+                        open: mid,
+                        high: if flat { mid } else { mid + spread },
+                        low: if flat { mid } else { mid - spread },
+                        close: mid,
+                        volume: (next() * 1000.0).floor(),
+                    }
+                })
+                .collect();
+            let lo = candles.iter().map(|c| c.low).fold(f64::INFINITY, f64::min);
+            let hi = candles
+                .iter()
+                .map(|c| c.high)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let edges = linspace(lo, hi, EDGES);
+            let got = bin_volumes(&candles, &edges);
+            let want = bins_by_full_scan(&candles, &edges);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "case {case}: {got:?} != {want:?}"
+            );
+        }
+        // Unsorted edges (cannot come from linspace over a real range) take the full scan.
+        let c = Candle {
+            ts_ms: 0,
+            open: 1.0,
+            high: 2.0,
+            low: 1.0,
+            close: 1.5,
+            volume: 3.0,
+        };
+        let mut edges = linspace(1.0, 2.0, EDGES);
+        edges.swap(3, 4);
+        assert_eq!(bin_volumes(&[c], &edges), bins_by_full_scan(&[c], &edges));
     }
 }
