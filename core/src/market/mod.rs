@@ -81,10 +81,12 @@ const FIELDS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"
 /// negative. The timestamp is truncated to whole milliseconds. Candles whose open or close lie
 /// outside `[low, high]` are accepted, as the original accepts them.
 pub fn validate_candles<R: AsRef<[f64]>>(rows: &[R]) -> Result<Vec<Candle>, CandleError> {
-    rows.iter()
-        .enumerate()
-        .map(|(row, values)| validate_row(row, values.as_ref()))
-        .collect()
+    // One allocation of the right size (collecting into a `Result` cannot know the length).
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, values) in rows.iter().enumerate() {
+        out.push(validate_row(row, values.as_ref())?);
+    }
+    Ok(out)
 }
 
 fn validate_row(row: usize, v: &[f64]) -> Result<Candle, CandleError> {
