@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 use position_manager_core::book::SharedPosition;
@@ -74,6 +75,7 @@ pub struct PyPositionManager {
     loggers: Arc<PyLoggers>,
     positions_lock: Py<PyAny>,
     exits: ExitObjects,
+    callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
 }
 
 fn delays_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
@@ -105,8 +107,11 @@ impl PyPositionManager {
         event_history = 10_000,
         tombstone_limit = 1_000,
         advanced_exit_strategy = None,
-        smart_exit_optimizer = None
-    ))]
+        smart_exit_optimizer = None,
+        missing_grace_seconds = 0.0,
+        tombstone_ttl_seconds = Some(86_400.0)
+    ),
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -122,6 +127,8 @@ impl PyPositionManager {
         tombstone_limit: usize,
         advanced_exit_strategy: Option<&Bound<'_, PyAny>>,
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
+        missing_grace_seconds: f64,
+        tombstone_ttl_seconds: Option<f64>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
         let trailing = match trailing_stop_percentage {
@@ -149,6 +156,8 @@ impl PyPositionManager {
             },
             event_capacity: event_history,
             tombstone_limit,
+            missing_grace_seconds,
+            tombstone_ttl_seconds: tombstone_ttl_seconds.unwrap_or(f64::INFINITY),
         };
         let pyclient = Arc::new(PyClient::new(client));
         let core = Manager::new(
@@ -167,6 +176,7 @@ impl PyPositionManager {
             loggers,
             positions_lock: threading.call_method0("Lock")?.unbind(),
             exits,
+            callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
         })
     }
 
@@ -488,6 +498,30 @@ impl PyPositionManager {
         detached(py, || core.reconcile_positions())
     }
 
+    /// Saves every tracked position to `path` (a str or os.PathLike) as a versioned JSON state
+    /// file, atomically: the previous file stays intact until the new one is complete on disk.
+    /// Each position's fields and its own JSON-serialisable attributes (`strategy`, ...) are
+    /// saved; others are skipped with one warning on the `TradingBot` logger naming them.
+    /// Returns the number of positions saved. Raises `StateFileError` (a ValueError) for a
+    /// position that could not be loaded back (e.g. a NaN price) and OSError when the file
+    /// cannot be written. See docs/persistence.md.
+    fn save_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
+        crate::persist::save_state(py, &self.core, &self.loggers, path)
+    }
+
+    /// Fills this empty manager with the positions saved in the state file at `path` (fresh
+    /// `Position` objects with every saved field and attribute, each a 'loaded' event); returns
+    /// how many. All or nothing: a corrupt, truncated, newer-version or invalid file raises
+    /// `StateFileError` (a ValueError) and loads nothing; a missing file raises
+    /// FileNotFoundError; a manager that already tracks positions raises ValueError.
+    ///
+    /// Restart: `pm = PositionManager(client); pm.load_state(path); pm.reconcile_positions()`
+    /// (or just run `update_positions()`): positions the exchange still lists keep their state,
+    /// the others are removed as closed externally, with events.
+    fn load_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
+        crate::persist::load_state(py, &self.core, &self.loggers, path)
+    }
+
     /// The history of changes to the book, oldest first: dicts with `seq`, `time`, `symbol`,
     /// `kind` ('removed', 'restored', 'imported', 'closed', 'added', 'untracked', ...),
     /// `reason`, `pnl` and `position` (the position's fields at that moment).
@@ -500,6 +534,54 @@ impl PyPositionManager {
             .map(|e| event_dict(py, e))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
+    }
+
+    /// Calls `callback(event)` for every event from now on, as it happens (after the change,
+    /// with no lock held; `event` is a dict as in `events`). Returns `callback`, so it can be
+    /// used as a decorator. An exception from the callback is logged and ignored.
+    fn on_event(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        if !callback.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "callback must be callable, got {}",
+                describe(callback.bind(py))
+            )));
+        }
+        self.callbacks
+            .lock_py_attached(py)
+            .push(callback.clone_ref(py));
+        let callbacks = self.callbacks.clone();
+        let sink: position_manager_core::manager::EventSink = Arc::new(move |event: &Event| {
+            crate::logging::attach_clean(|py| {
+                let listeners: Vec<Py<PyAny>> = callbacks
+                    .lock_py_attached(py)
+                    .iter()
+                    .map(|c| c.clone_ref(py))
+                    .collect();
+                let Ok(record) = event_dict(py, event) else {
+                    return;
+                };
+                for listener in listeners {
+                    if let Err(e) = listener.call1(py, (record.clone(),)) {
+                        let logger = py
+                            .import("logging")
+                            .and_then(|l| l.call_method1("getLogger", ("TradingBot",)));
+                        if let Ok(logger) = logger {
+                            let kind = e
+                                .get_type(py)
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default();
+                            let message =
+                                format!("on_event callback raised {kind}: {}", e.value(py));
+                            // A failing log call must not break the manager either.
+                            drop(logger.call_method1("warning", (message,)));
+                        }
+                    }
+                }
+            });
+        });
+        self.core.set_event_sink(Some(sink));
+        Ok(callback)
     }
 
     /// The tracked positions as a list of dicts (symbol, side, entry_price, amount, leverage,
@@ -565,5 +647,22 @@ pub fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict
     d.set_item("reason", &e.reason)?;
     d.set_item("pnl", e.pnl)?;
     d.set_item("position", state_dict(py, &e.position)?)?;
+    let evidence = match &e.evidence {
+        None => None,
+        Some(ev) => {
+            let x = PyDict::new(py);
+            x.set_item("last_price", ev.last_price)?;
+            x.set_item("liquidation_price", ev.liquidation_price)?;
+            x.set_item("mark_price", ev.mark_price)?;
+            x.set_item("stop_loss", ev.stop_loss)?;
+            x.set_item("take_profit", ev.take_profit)?;
+            x.set_item("missing", ev.missing)?;
+            x.set_item("exchange_side", ev.exchange_side.as_deref())?;
+            x.set_item("exchange_contracts", ev.exchange_contracts)?;
+            x.set_item("previous_amount", ev.previous_amount)?;
+            Some(x)
+        }
+    };
+    d.set_item("evidence", evidence)?;
     Ok(d)
 }

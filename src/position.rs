@@ -142,6 +142,23 @@ impl PyPosition {
         self.with_mut(py, |p| p.amount = v);
         Ok(())
     }
+    /// Contract multiplier (value = amount × contract_size × price); 1 unless the exchange
+    /// reports `contractSize`, which the manager then keeps up to date.
+    #[getter]
+    fn contract_size(&self, py: Python<'_>) -> f64 {
+        self.with(py, |p| p.contract_size)
+    }
+    #[setter]
+    fn set_contract_size(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = number("contract_size", value)?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "contract_size must be a finite number > 0, got {v}"
+            )));
+        }
+        self.with_mut(py, |p| p.contract_size = v);
+        Ok(())
+    }
     /// Stop-loss price.
     #[getter]
     fn stop_loss(&self, py: Python<'_>) -> f64 {
@@ -596,5 +613,6 @@ pub fn state_dict<'py>(py: Python<'py>, p: &PositionState) -> PyResult<Bound<'py
     d.set_item("profit_acceleration", p.profit_acceleration)?;
     d.set_item("partial_exits_taken", p.partial_exits_taken)?;
     d.set_item("entry_price_estimated", p.entry_price_estimated)?;
+    d.set_item("contract_size", p.contract_size)?;
     Ok(d)
 }

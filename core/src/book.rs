@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
 use crate::position::PositionState;
-use crate::reconcile::{self, Action, EntryView, Fingerprint, Policy, Snapshot};
+use crate::reconcile::{self, Action, EntryView, Fingerprint, Policy, Reported, Snapshot};
 use crate::symbol_map::SymbolMap;
 
 /// A position's state, shared between the book, the Python object and the manager.
@@ -41,6 +41,13 @@ pub struct Entry<H> {
     pub missing: u32,
     /// What the exchange last reported for it.
     pub last_seen: Option<Fingerprint>,
+    /// When the current run of misses started.
+    pub missing_since: Option<Timestamp>,
+    /// The exchange's last report for it (liquidation price, mark price, contract size).
+    pub reported: Option<Reported>,
+    /// Sequence mark of the manager's last change of its size (scale in/out): a snapshot
+    /// requested before that must not resize it.
+    pub touched: u64,
     order: u64,
 }
 
@@ -58,11 +65,42 @@ pub struct Tombstone<H> {
 /// Everything `clear` took out: entries in order, and the tombstones.
 pub type Cleared<H> = (Vec<(String, Entry<H>)>, Vec<Tombstone<H>>);
 
+/// A position a reconciliation removed.
+#[derive(Debug)]
+pub struct Removed<H> {
+    /// Book key.
+    pub symbol: String,
+    /// Its state.
+    pub position: SharedPosition,
+    /// Its handle.
+    pub handle: H,
+    /// Consecutive snapshots that did not list it.
+    pub missing: u32,
+    /// What the exchange last reported for it (liquidation price, ...), if anything.
+    pub reported: Option<Reported>,
+}
+
+/// A tracked position a snapshot listed with a readable fingerprint (to compare sizes and sides).
+#[derive(Debug)]
+pub struct Confirmed {
+    /// Book key.
+    pub symbol: String,
+    /// Its state.
+    pub position: SharedPosition,
+    /// What the exchange reported, when readable.
+    pub fingerprint: Option<Fingerprint>,
+    /// The later of the entry's insertion and its `touched` mark: a snapshot requested before
+    /// it must not resize it.
+    pub touched: u64,
+}
+
 /// What a reconciliation did (the manager logs these and records events, outside the lock).
 #[derive(Debug)]
 pub struct ReconcileOutcome<H> {
-    /// Removed entries: (symbol, position, handle, consecutive misses).
-    pub removed: Vec<(String, SharedPosition, H, u32)>,
+    /// Removed entries.
+    pub removed: Vec<Removed<H>>,
+    /// Listed entries with a readable fingerprint.
+    pub confirmed: Vec<Confirmed>,
     /// Restored entries: (symbol, position, handle).
     pub restored: Vec<(String, SharedPosition, H)>,
     /// Positions still tracked though missing from this snapshot: (symbol, misses so far).
@@ -73,6 +111,7 @@ impl<H> Default for ReconcileOutcome<H> {
     fn default() -> Self {
         ReconcileOutcome {
             removed: Vec::new(),
+            confirmed: Vec::new(),
             restored: Vec::new(),
             pending: Vec::new(),
         }
@@ -143,6 +182,9 @@ impl<H: Clone> Book<H> {
             seq,
             missing: 0,
             last_seen: None,
+            missing_since: None,
+            reported: None,
+            touched: 0,
             order,
         };
         (inner.entries.insert(symbol.to_owned(), entry), buried)
@@ -172,6 +214,9 @@ impl<H: Clone> Book<H> {
                 seq,
                 missing: 0,
                 last_seen: None,
+                missing_since: None,
+                reported: None,
+                touched: 0,
                 order,
             },
         );
@@ -305,6 +350,18 @@ impl<H: Clone> Book<H> {
         Some(Self::reinsert(&mut inner, symbol, t))
     }
 
+    /// Marks `symbol`'s size as just changed by the manager (see [`Entry::touched`]).
+    pub fn touch(&self, symbol: &str, position: &SharedPosition) {
+        let mut inner = self.inner.lock();
+        if Self::holds_in(&inner, symbol, position) {
+            inner.next_seq += 1;
+            let mark = inner.next_seq;
+            if let Some(e) = inner.entries.get_mut(symbol) {
+                e.touched = mark;
+            }
+        }
+    }
+
     /// Number of tombstones kept.
     pub fn tombstone_count(&self) -> usize {
         self.inner.lock().tombstones.len()
@@ -339,13 +396,14 @@ impl<H: Clone> Book<H> {
                     symbol: s.as_str(),
                     seq: e.seq,
                     missing: e.missing,
+                    missing_since: e.missing_since,
                 })
             });
             let buried = inner
                 .tombstones
                 .iter()
                 .map(|(s, t)| (s.as_str(), &t.fingerprint));
-            reconcile::plan(views, buried, snapshot, policy)
+            reconcile::plan(views, buried, snapshot, policy, now)
         };
         let mut outcome = ReconcileOutcome::default();
         let mut evicted = Vec::new();
@@ -357,14 +415,33 @@ impl<H: Clone> Book<H> {
                 } => {
                     if let Some(e) = inner.entries.get_mut(&symbol) {
                         e.missing = 0;
+                        e.missing_since = None;
+                        let reported = snapshot.reported.get(&symbol);
+                        if let Some(reported) = reported {
+                            e.reported = Some(reported.clone());
+                        }
+                        if fingerprint.is_some() || reported.is_some() {
+                            outcome.confirmed.push(Confirmed {
+                                symbol: symbol.clone(),
+                                position: e.position.clone(),
+                                fingerprint: fingerprint.clone(),
+                                // An entry inserted after the request is as new as a resize.
+                                touched: e.touched.max(e.seq),
+                            });
+                        }
                         if fingerprint.is_some() {
                             e.last_seen = fingerprint;
                         }
                     }
                 }
-                Action::CountMiss { symbol, missing } => {
+                Action::CountMiss {
+                    symbol,
+                    missing,
+                    since,
+                } => {
                     if let Some(e) = inner.entries.get_mut(&symbol) {
                         e.missing = missing;
+                        e.missing_since = Some(since);
                     }
                     outcome.pending.push((symbol, missing));
                 }
@@ -374,12 +451,13 @@ impl<H: Clone> Book<H> {
                             Some(fp) => fp.clone(),
                             None => fingerprint_of_state(&entry.position.lock()),
                         };
-                        outcome.removed.push((
-                            symbol.clone(),
-                            entry.position.clone(),
-                            entry.handle.clone(),
+                        outcome.removed.push(Removed {
+                            symbol: symbol.clone(),
+                            position: entry.position.clone(),
+                            handle: entry.handle.clone(),
                             missing,
-                        ));
+                            reported: entry.reported.clone(),
+                        });
                         evicted.extend(self.push_tombstone(
                             &mut inner,
                             &symbol,
@@ -418,6 +496,7 @@ impl<H: Clone> Book<H> {
                 seq,
                 order,
                 missing: 0,
+                missing_since: None,
                 last_seen: Some(t.fingerprint),
                 ..t.entry
             },
@@ -519,7 +598,7 @@ mod tests {
         let snap = Snapshot::from_entries(&[listed("BTC", 1.0, 100.0)], mark);
         let (out, _) = book.reconcile(&snap, Policy::default(), Timestamp(5));
         assert_eq!(out.removed.len(), 1);
-        assert_eq!(out.removed[0].0, "ETH");
+        assert_eq!(out.removed[0].symbol, "ETH");
         assert_eq!(book.keys(), vec!["BTC"]);
         assert_eq!(book.tombstone_count(), 1);
         // ETH is reported again with its own side/size/entry: restored, same Arc and handle.

@@ -28,10 +28,15 @@ pub enum EventKind {
     ScaledIn,
     /// Stop loss or take profit changed on request.
     TargetsChanged,
+    /// Size changed on the exchange without the manager (partial external close, ADL): the
+    /// book now has the exchange's size.
+    Resized,
     /// Added to the book from Python (`positions[symbol] = position`).
     Added,
     /// Taken out of the book from Python (`del`, `pop`, `clear`, replacement).
     Untracked,
+    /// Put into the book from a state file (`load_state`).
+    Loaded,
 }
 
 impl EventKind {
@@ -46,8 +51,10 @@ impl EventKind {
             EventKind::PartialClose => "partial_close",
             EventKind::ScaledIn => "scaled_in",
             EventKind::TargetsChanged => "targets_changed",
+            EventKind::Resized => "resized",
             EventKind::Added => "added",
             EventKind::Untracked => "untracked",
+            EventKind::Loaded => "loaded",
         }
     }
 }
@@ -69,6 +76,33 @@ pub struct Event {
     pub pnl: Option<f64>,
     /// The position's state at that moment (its last state for removals and closes).
     pub position: PositionState,
+    /// What the decision rested on (removals, resizes), when there is something to say.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+}
+
+/// What the exchange and the book showed when a change was decided without the manager's own
+/// order: why a vanished position is thought liquidated or stopped out, or how its size changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The last price the manager saw for it (its last update cycle), else the last mark price.
+    pub last_price: Option<f64>,
+    /// The last liquidation price the exchange reported.
+    pub liquidation_price: Option<f64>,
+    /// The last mark price the exchange reported.
+    pub mark_price: Option<f64>,
+    /// The position's stop loss then.
+    pub stop_loss: Option<f64>,
+    /// The position's take profit then.
+    pub take_profit: Option<f64>,
+    /// Consecutive snapshots that did not list it (removals).
+    pub missing: Option<u32>,
+    /// The side the exchange reports (side flips).
+    pub exchange_side: Option<String>,
+    /// The size the exchange reports (resizes).
+    pub exchange_contracts: Option<f64>,
+    /// The size the book had before (resizes).
+    pub previous_amount: Option<f64>,
 }
 
 /// The bounded event history; the oldest events are dropped beyond `capacity`.
@@ -106,6 +140,21 @@ impl EventLog {
         pnl: Option<f64>,
         position: PositionState,
     ) -> Event {
+        self.record_with_evidence(time, symbol, kind, reason, pnl, position, None)
+    }
+
+    /// [`EventLog::record`] with the evidence the decision rested on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_with_evidence(
+        &self,
+        time: Timestamp,
+        symbol: &str,
+        kind: EventKind,
+        reason: &str,
+        pnl: Option<f64>,
+        position: PositionState,
+        evidence: Option<Evidence>,
+    ) -> Event {
         let mut inner = self.inner.lock();
         let event = Event {
             seq: inner.next_seq,
@@ -115,6 +164,7 @@ impl EventLog {
             reason: reason.to_owned(),
             pnl,
             position,
+            evidence,
         };
         inner.next_seq += 1;
         if inner.capacity > 0 {

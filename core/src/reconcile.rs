@@ -6,11 +6,14 @@
 //! The safety rules (DESIGN.md) live here:
 //! - only a successful, well-formed list can remove a position (rule 3);
 //! - a position inserted after the snapshot was requested is never removed by it (rule 4);
-//! - a position must be missing from `missing_confirmations` consecutive snapshots to be removed;
+//! - a position must be missing from `missing_confirmations` consecutive snapshots, over at least
+//!   `missing_grace_seconds`, to be removed;
+//! - zero-size or side-less "phantom" entries are not presence (and prove nothing malformed);
 //! - a tombstoned position reported again with the same side, size and entry price is restored
 //!   (rule 5).
 
-use crate::exchange::{Field, RawEntry};
+use crate::clock::Timestamp;
+use crate::exchange::{Field, RawEntry, RawPosition};
 use crate::symbol_map::SymbolMap;
 
 /// What identifies "the very same position" on the exchange: side, size and entry price.
@@ -33,11 +36,56 @@ impl Fingerprint {
     }
 }
 
+/// What the exchange reported for a symbol beyond its fingerprint: the evidence that later
+/// explains a disappearance (a crossed liquidation price) and the contract size.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reported {
+    /// `liquidationPrice`, when a finite number > 0.
+    pub liquidation_price: Option<f64>,
+    /// `markPrice`, when a finite number > 0.
+    pub mark_price: Option<f64>,
+    /// `contractSize`, when a finite number > 0.
+    pub contract_size: Option<f64>,
+}
+
+impl Reported {
+    fn of(raw: &RawPosition) -> Reported {
+        let positive = |f: &Field| f.to_float().ok().filter(|x| x.is_finite() && *x > 0.0);
+        Reported {
+            liquidation_price: positive(&raw.liquidation_price),
+            mark_price: positive(&raw.mark_price),
+            contract_size: positive(&raw.contract_size),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.liquidation_price.is_none()
+            && self.mark_price.is_none()
+            && self.contract_size.is_none()
+    }
+}
+
+/// Whether an entry is a "phantom": the venue lists the symbol with no position behind it
+/// (`contracts` null or zero, or `side` null or empty). Absent keys are not phantoms: the
+/// original's minimal entries (`{'symbol': ...}`) still mean "open".
+pub fn is_phantom(raw: &RawPosition) -> bool {
+    matches!(raw.contracts, Field::Null)
+        || raw.contracts.to_float().is_ok_and(|c| c == 0.0)
+        || matches!(raw.side, Field::Null)
+        || raw.side.as_text() == Some("")
+}
+
 /// One successful `get_open_positions()` answer, digested.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Symbols the exchange listed, with their fingerprint when it could be read unambiguously.
     pub present: SymbolMap<Option<Fingerprint>>,
+    /// Liquidation/mark price and contract size per listed symbol (only symbols that reported some).
+    pub reported: SymbolMap<Reported>,
+    /// Index of each listed symbol's (first) entry in the answer.
+    pub index: SymbolMap<usize>,
+    /// Phantom entries skipped (zero size or no side).
+    pub phantoms: Vec<String>,
     /// False when some entry could not be attributed to a symbol: absence then proves nothing.
     pub well_formed: bool,
     /// The book's sequence mark taken just before the request: entries with a higher sequence
@@ -71,6 +119,7 @@ impl Snapshot {
                             describe(&raw.symbol)
                         ));
                     }
+                    Some(symbol) if is_phantom(raw) => snap.phantoms.push(symbol.to_owned()),
                     Some(symbol) => {
                         let fp = fingerprint_of(&raw.side, &raw.contracts, &raw.entry_price);
                         match snap.present.get_mut(symbol) {
@@ -79,6 +128,11 @@ impl Snapshot {
                             Some(existing) => *existing = None,
                             None => {
                                 snap.present.insert(symbol.to_owned(), fp);
+                                snap.index.insert(symbol.to_owned(), index);
+                                let reported = Reported::of(raw);
+                                if !reported.is_empty() {
+                                    snap.reported.insert(symbol.to_owned(), reported);
+                                }
                             }
                         }
                     }
@@ -117,16 +171,19 @@ pub fn fingerprint_of(side: &Field, contracts: &Field, entry_price: &Field) -> O
 }
 
 /// How cautious removal is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Policy {
     /// Consecutive successful snapshots without a position before it is removed (>= 1).
     pub missing_confirmations: u32,
+    /// And at least this many seconds between the first of those snapshots and the removing one.
+    pub missing_grace_seconds: f64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             missing_confirmations: 1,
+            missing_grace_seconds: 0.0,
         }
     }
 }
@@ -140,6 +197,8 @@ pub struct EntryView<'a> {
     pub seq: u64,
     /// Consecutive snapshots that did not list it so far.
     pub missing: u32,
+    /// When the first of those snapshots was applied.
+    pub missing_since: Option<Timestamp>,
 }
 
 /// One change to make to the book.
@@ -152,12 +211,14 @@ pub enum Action {
         /// What the exchange reported, if readable.
         fingerprint: Option<Fingerprint>,
     },
-    /// Missing, but not yet confirmed often enough: record the miss.
+    /// Missing, but not yet confirmed often (or long) enough: record the miss.
     CountMiss {
         /// Book key.
         symbol: String,
         /// The new miss count.
         missing: u32,
+        /// When the run of misses started.
+        since: Timestamp,
     },
     /// Missing often enough: remove it (it becomes a tombstone).
     Remove {
@@ -180,6 +241,7 @@ pub fn plan<'a>(
     tombstones: impl IntoIterator<Item = (&'a str, &'a Fingerprint)>,
     snapshot: &Snapshot,
     policy: Policy,
+    now: Timestamp,
 ) -> Vec<Action> {
     let needed = policy.missing_confirmations.max(1);
     let mut actions = Vec::new();
@@ -191,7 +253,9 @@ pub fn plan<'a>(
             });
         } else if snapshot.well_formed && e.seq <= snapshot.requested_at_seq {
             let missing = e.missing.saturating_add(1);
-            if missing >= needed {
+            let since = e.missing_since.unwrap_or(now);
+            let long_enough = now.seconds_since(since) >= policy.missing_grace_seconds;
+            if missing >= needed && long_enough {
                 actions.push(Action::Remove {
                     symbol: e.symbol.to_owned(),
                     missing,
@@ -200,6 +264,7 @@ pub fn plan<'a>(
                 actions.push(Action::CountMiss {
                     symbol: e.symbol.to_owned(),
                     missing,
+                    since,
                 });
             }
         }
@@ -229,11 +294,14 @@ mod tests {
         RawEntry::Position(Box::new(raw))
     }
 
+    const NOW: Timestamp = Timestamp(1_000_000_000);
+
     fn view(symbol: &str, seq: u64, missing: u32) -> EntryView<'_> {
         EntryView {
             symbol,
             seq,
             missing,
+            missing_since: (missing > 0).then_some(NOW),
         }
     }
 
@@ -245,6 +313,7 @@ mod tests {
             [],
             &snap,
             Policy::default(),
+            NOW,
         );
         assert_eq!(actions.len(), 2);
         assert!(matches!(&actions[0], Action::Confirm { symbol, .. } if symbol == "BTC"));
@@ -265,6 +334,7 @@ mod tests {
             [],
             &snap,
             Policy::default(),
+            NOW,
         );
         assert_eq!(
             actions,
@@ -280,7 +350,7 @@ mod tests {
         let snap = Snapshot::from_entries(&[RawEntry::NotAMapping("str".into())], 5);
         assert!(!snap.well_formed);
         assert_eq!(snap.warnings.len(), 1);
-        assert!(plan([view("ETH", 1, 0)], [], &snap, Policy::default()).is_empty());
+        assert!(plan([view("ETH", 1, 0)], [], &snap, Policy::default(), NOW).is_empty());
         let mut no_symbol = RawPosition::with_symbol("");
         no_symbol.symbol = Field::Null;
         let snap = Snapshot::from_entries(&[RawEntry::Position(Box::new(no_symbol))], 5);
@@ -292,16 +362,18 @@ mod tests {
         let snap = Snapshot::from_entries(&[], 5);
         let policy = Policy {
             missing_confirmations: 3,
+            ..Policy::default()
         };
         assert_eq!(
-            plan([view("ETH", 1, 0)], [], &snap, policy),
+            plan([view("ETH", 1, 0)], [], &snap, policy, NOW),
             vec![Action::CountMiss {
                 symbol: "ETH".into(),
-                missing: 1
+                missing: 1,
+                since: NOW,
             }]
         );
         assert_eq!(
-            plan([view("ETH", 1, 2)], [], &snap, policy),
+            plan([view("ETH", 1, 2)], [], &snap, policy, NOW),
             vec![Action::Remove {
                 symbol: "ETH".into(),
                 missing: 3
@@ -318,15 +390,67 @@ mod tests {
         };
         let same = Snapshot::from_entries(&[entry("BTC", "long", 1.0, 10.0)], 5);
         assert_eq!(
-            plan([], [("BTC", &buried)], &same, Policy::default()),
+            plan([], [("BTC", &buried)], &same, Policy::default(), NOW),
             vec![Action::Restore {
                 symbol: "BTC".into()
             }]
         );
         let resized = Snapshot::from_entries(&[entry("BTC", "long", 2.0, 10.0)], 5);
-        assert!(plan([], [("BTC", &buried)], &resized, Policy::default()).is_empty());
+        assert!(plan([], [("BTC", &buried)], &resized, Policy::default(), NOW).is_empty());
         let flipped = Snapshot::from_entries(&[entry("BTC", "short", 1.0, 10.0)], 5);
-        assert!(plan([], [("BTC", &buried)], &flipped, Policy::default()).is_empty());
+        assert!(plan([], [("BTC", &buried)], &flipped, Policy::default(), NOW).is_empty());
+    }
+
+    #[test]
+    fn a_grace_period_must_also_pass() {
+        let snap = Snapshot::from_entries(&[], 5);
+        let policy = Policy {
+            missing_confirmations: 2,
+            missing_grace_seconds: 60.0,
+        };
+        let later = |s: i64| Timestamp(NOW.0 + s * 1_000_000);
+        let mut eth = view("ETH", 1, 1);
+        // Two misses, but only 30 s apart: counted, kept.
+        assert!(matches!(
+            plan([eth], [], &snap, policy, later(30)).as_slice(),
+            [Action::CountMiss { missing: 2, since, .. }] if *since == NOW
+        ));
+        eth.missing = 2;
+        assert!(matches!(
+            plan([eth], [], &snap, policy, later(60)).as_slice(),
+            [Action::Remove { missing: 3, .. }]
+        ));
+    }
+
+    #[test]
+    fn phantom_entries_are_not_presence() {
+        let mut zero = RawPosition::with_symbol("TON");
+        zero.contracts = Field::Number(0.0);
+        let mut no_side = RawPosition::with_symbol("XRP");
+        no_side.contracts = Field::Number(3.0);
+        no_side.side = Field::Null;
+        let mut null_size = RawPosition::with_symbol("ADA");
+        null_size.contracts = Field::Null;
+        let minimal = RawPosition::with_symbol("BTC");
+        let snap = Snapshot::from_entries(
+            &[zero, no_side, null_size, minimal]
+                .into_iter()
+                .map(|r| RawEntry::Position(Box::new(r)))
+                .collect::<Vec<_>>(),
+            5,
+        );
+        assert!(snap.well_formed);
+        assert_eq!(snap.phantoms, ["TON", "XRP", "ADA"]);
+        assert!(snap.contains("BTC") && !snap.contains("TON"));
+        let removed: Vec<_> = plan(
+            [view("TON", 1, 0), view("BTC", 2, 0)],
+            [],
+            &snap,
+            Policy::default(),
+            NOW,
+        );
+        assert!(matches!(&removed[0], Action::Remove { symbol, .. } if symbol == "TON"));
+        assert!(matches!(&removed[1], Action::Confirm { symbol, .. } if symbol == "BTC"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 """Type stubs of `position_manager_rs._core` (hand-written; checked by mypy.stubtest)."""
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from os import PathLike
 from typing import Any, SupportsFloat, final
 
 from _typeshed import SupportsKeysAndGetItem
@@ -14,6 +15,7 @@ __all__ = [
     "PositionManager",
     "PositionsView",
     "SmartExitOptimizer",
+    "StateFileError",
     "UpdateIterator",
     "VolumeProfile",
     "__version__",
@@ -93,10 +95,14 @@ class Position:
         self, current_price: float, support_resistance: Mapping[str, Any] | None, side: str
     ) -> tuple[float, float]: ...
     def to_dict(self) -> dict[str, Any]: ...
+    contract_size: float
     @property
     def history(self) -> list[tuple[datetime, float, float, float | None]]: ...
     def plot(self, ax: Any = None) -> Any: ...
     def _repr_html_(self) -> str: ...
+
+class StateFileError(ValueError):
+    """A state file that cannot be loaded, or a state that cannot be saved."""
 
 @final
 class PositionsView:
@@ -140,10 +146,10 @@ class PositionManager:
     def __new__(
         cls,
         client: Any,
-        trailing_stop_percentage: float | None = None,
+        trailing_stop_percentage: float = 0.02,
         *,
         missing_confirmations: int = 1,
-        ticker_retry_delays: Iterable[float] | None = None,
+        ticker_retry_delays: Iterable[float] = (0.5, 1.0),
         snapshot_reuse_seconds: float = 5.0,
         logger_name: str = "TradingBot",
         position_logger_name: str = "TradingBot.Position",
@@ -152,6 +158,8 @@ class PositionManager:
         tombstone_limit: int = 1000,
         advanced_exit_strategy: Any = None,
         smart_exit_optimizer: Any = None,
+        missing_grace_seconds: float = 0.0,
+        tombstone_ttl_seconds: float | None = 86400.0,
     ) -> PositionManager: ...
     @property
     def advanced_exit_strategy(self) -> Any: ...
@@ -187,6 +195,11 @@ class PositionManager:
     def close_position(self, symbol: str, reason: str = "manual") -> float | None: ...
     def sync_existing_positions(self) -> int: ...
     def reconcile_positions(self) -> int: ...
+    def save_state(self, path: str | PathLike[str]) -> int: ...
+    def load_state(self, path: str | PathLike[str]) -> int: ...
+    def on_event(
+        self, callback: Callable[[dict[str, Any]], object]
+    ) -> Callable[[dict[str, Any]], object]: ...
     def to_records(self) -> list[dict[str, Any]]: ...
     def to_pandas(self) -> Any: ...
     def _repr_html_(self) -> str: ...

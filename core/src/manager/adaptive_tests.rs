@@ -9,12 +9,12 @@ use parking_lot::Mutex;
 use crate::book::{share, SharedPosition};
 use crate::clock::Timestamp;
 use crate::events::EventKind;
-use crate::exchange::{Ohlcv, OrderAnswer};
+use crate::exchange::{Ohlcv, OrderAnswer, RawEntry, RawPosition};
 use crate::exits::{should_exit_early, SmartExitInputs};
 use crate::manager::exit_rules::{
     AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
 };
-use crate::manager::testing::{listed, manager, Fake};
+use crate::manager::testing::{manager, Fake};
 use crate::manager::{Manager, ManagerConfig};
 use crate::market::{validate_candles, MarketInputs};
 use crate::position::{PositionState, TakeProfitInputs};
@@ -83,7 +83,9 @@ fn setup(symbols: &[&str], price: f64) -> (Fake, Manager<u32>) {
         let mut s = fake.0.lock();
         s.positions = symbols
             .iter()
-            .map(|sym| listed(sym, "long", 1.0, 100.0))
+            // Presence only (no size or side), like the original tests' entries, so the sizes
+            // and sides the tests give their positions are not reconciled to the exchange's.
+            .map(|sym| RawEntry::Position(Box::new(RawPosition::with_symbol(sym))))
             .collect();
         s.price = Some(price);
         s.close_ok = true;

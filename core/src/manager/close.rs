@@ -348,7 +348,8 @@ impl CloseFigures {
     pub(crate) fn at(position: &SharedPosition, price: f64, now: crate::clock::Timestamp) -> Self {
         let p = position.lock();
         let u = p.pnl(price, false);
-        let value = p.amount * p.entry_price;
+        // Contract multiplier included (§6.23): USD figures are right for lot-based venues.
+        let value = p.amount * p.entry_price * p.contract_size;
         let pnl_usd = u * value * p.leverage;
         let fees_usd = value * crate::position::ROUND_TRIP_FEE * p.leverage;
         CloseFigures {

@@ -8,6 +8,7 @@
 //! - [`open`]: `open_position` (market or limit, recording what was filled);
 //! - [`scale`]: `scale_in_position` and `scale_out_position`;
 //! - [`retarget`]: `modify_position_targets` and `safe_update_position_targets`;
+//! - [`state`]: `save_state` and `load_state` (the book to and from a state file);
 //! - [`messages`]: loggers and Python-style text.
 //!
 //! Rules kept throughout (DESIGN.md): no lock is held while the exchange is called or a record is
@@ -16,12 +17,14 @@
 
 mod adaptive;
 pub mod close;
+mod drift;
 pub mod exit_rules;
 mod exit_steps;
 pub mod messages;
 pub mod open;
 pub mod retarget;
 pub mod scale;
+pub mod state;
 pub mod sync;
 pub mod update;
 
@@ -65,6 +68,11 @@ pub struct ManagerConfig {
     pub event_capacity: usize,
     /// Removed positions kept for restoration.
     pub tombstone_limit: usize,
+    /// And at least this many seconds between the first and the removing snapshot.
+    pub missing_grace_seconds: f64,
+    /// A tombstone older than this (seconds) is dropped; `f64::INFINITY` keeps them until the
+    /// size limit evicts them.
+    pub tombstone_ttl_seconds: f64,
 }
 
 impl Default for ManagerConfig {
@@ -77,6 +85,8 @@ impl Default for ManagerConfig {
             loggers: Loggers::default(),
             event_capacity: 10_000,
             tombstone_limit: 1_000,
+            missing_grace_seconds: 0.0,
+            tombstone_ttl_seconds: 86_400.0,
         }
     }
 }
@@ -104,6 +114,18 @@ impl ManagerConfig {
                 "ticker_retry_delays must be finite numbers >= 0, got {d}"
             )));
         }
+        let g = self.missing_grace_seconds;
+        if !g.is_finite() || g < 0.0 {
+            return Err(CoreError::Value(format!(
+                "missing_grace_seconds must be a finite number >= 0, got {g}"
+            )));
+        }
+        let t = self.tombstone_ttl_seconds;
+        if t.is_nan() || t < 0.0 {
+            return Err(CoreError::Value(format!(
+                "tombstone_ttl_seconds must be a number >= 0, got {t}"
+            )));
+        }
         let s = self.snapshot_reuse_seconds;
         if !s.is_finite() || s < 0.0 {
             return Err(CoreError::Value(format!(
@@ -128,7 +150,14 @@ pub struct Manager<H> {
     opening: parking_lot::Mutex<Vec<String>>,
     /// The exit rules the update cycle asks (built-in unless the caller supplies its own).
     exit_rules: exit_rules::ExitRules,
+    /// Symbols with a scale in/out in flight (their size is about to change: no resize).
+    resizing: parking_lot::Mutex<Vec<String>>,
+    /// Told about every event as it is recorded (no lock held).
+    event_sink: parking_lot::RwLock<Option<EventSink>>,
 }
+
+/// A callback told about every event (see [`Manager::set_event_sink`]).
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
 impl<H: Clone + Send + Sync> Manager<H> {
     /// A manager over `exchange` reading time from `clock`; `handles` makes handles for imported
@@ -150,6 +179,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             gates: LevelGates::default(),
             config,
             opening: parking_lot::Mutex::new(Vec::new()),
+            resizing: parking_lot::Mutex::new(Vec::new()),
+            event_sink: parking_lot::RwLock::new(None),
             exit_rules: exit_rules::ExitRules::default(),
         })
     }
@@ -198,6 +229,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     fn policy(&self) -> Policy {
         Policy {
             missing_confirmations: self.config.missing_confirmations,
+            missing_grace_seconds: self.config.missing_grace_seconds,
         }
     }
 
@@ -226,9 +258,41 @@ impl<H: Clone + Send + Sync> Manager<H> {
         reason: &str,
         pnl: Option<f64>,
     ) -> Event {
+        self.record_with(symbol, position, kind, reason, pnl, None)
+    }
+
+    /// [`Manager::record`] with the evidence the change rested on. The event sink, if any, is
+    /// called after the event is stored, with no lock held.
+    pub fn record_with(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        kind: EventKind,
+        reason: &str,
+        pnl: Option<f64>,
+        evidence: Option<crate::events::Evidence>,
+    ) -> Event {
         let state = position.lock().snapshot();
-        self.events
-            .record(self.clock.now(), symbol, kind, reason, pnl, state)
+        let event = self.events.record_with_evidence(
+            self.clock.now(),
+            symbol,
+            kind,
+            reason,
+            pnl,
+            state,
+            evidence,
+        );
+        let sink = self.event_sink.read().clone();
+        if let Some(sink) = sink {
+            sink(&event);
+        }
+        event
+    }
+
+    /// Sets (or clears) the callback told about every event as it is recorded.
+    pub fn set_event_sink(&self, sink: Option<EventSink>) {
+        let old = std::mem::replace(&mut *self.event_sink.write(), sink);
+        drop(old);
     }
 
     /// `get_open_positions_count()`.
@@ -286,3 +350,6 @@ mod tests;
 
 #[cfg(test)]
 mod trading_tests;
+
+#[cfg(test)]
+mod drift_tests;

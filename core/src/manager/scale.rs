@@ -34,7 +34,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return false;
         };
-        match self.scale_in_tracked(symbol, &position, additional, current_price) {
+        // The exchange size changes before the book's: no snapshot may resize it meanwhile.
+        let _resizing = self.resizing(symbol);
+        let outcome = self.scale_in_tracked(symbol, &position, additional, current_price);
+        self.book().touch(symbol, &position);
+        match outcome {
             Ok(done) => done,
             Err(e) => {
                 self.log(Channel::Main, Level::Error, || {
@@ -204,7 +208,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
-        match self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason) {
+        let _resizing = self.resizing(symbol);
+        let outcome = self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason);
+        self.book().touch(symbol, &position);
+        match outcome {
             Ok(pnl) => pnl,
             Err(e) => {
                 self.log(Channel::Main, Level::Error, || {

@@ -24,13 +24,13 @@ pub const FALLBACK_LEVERAGE: f64 = 10.0;
 
 /// Which import flavour: sync warns about leverage and adjusts extremes; reconcile is terser.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Flavour {
+pub(crate) enum Flavour {
     Sync,
     Reconcile,
 }
 
 /// How one entry's import ended.
-enum Import {
+pub(crate) enum Import {
     Imported,
     Restored,
     Skipped,
@@ -171,7 +171,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     py_set_repr(&only_local)
                 )
             });
-            for symbol in self.apply_snapshot(&snapshot, "orphaned") {
+            for symbol in self.apply_snapshot(&entries, &snapshot, "orphaned") {
                 self.log(Channel::Main, Level::Warn, || {
                     format!("Removing orphaned position: {symbol}")
                 });
@@ -191,7 +191,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// Imports (or restores) one exchange entry for an untracked `symbol`.
-    fn import_entry(
+    pub(crate) fn import_entry(
         &self,
         symbol: &str,
         raw: &RawPosition,
@@ -215,13 +215,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         let side = match &raw.side {
             Field::Absent => "long".to_owned(),
-            Field::Text(s) if !s.is_empty() => s.clone(),
+            Field::Text(s) if s == "long" || s == "short" => s.clone(),
             other => {
-                // A side-less entry is a phantom (e.g. OKX/Phemex zero positions): never import.
+                // A side-less entry is a phantom (e.g. OKX/Phemex zero positions), and a side that
+                // is neither 'long' nor 'short' cannot be managed: never import either.
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
                         "Skipping position entry for {symbol}: side is {}",
-                        other.display()
+                        match other {
+                            Field::Text(s) => super::messages::py_str_repr(s),
+                            other => other.display(),
+                        }
                     )
                 });
                 return Ok(Import::Skipped);
@@ -309,6 +313,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.now(),
         );
         state.entry_price_estimated = estimated;
+        if let Ok(size) = raw.contract_size.to_float() {
+            if size.is_finite() && size > 0.0 {
+                state.contract_size = size;
+            }
+        }
         if flavour == Flavour::Sync {
             if is_long && current_price > entry_price {
                 state.highest_price = Some(current_price);

@@ -230,3 +230,22 @@ pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
     )
     .expect("valid config")
 }
+
+/// A manager over `fake` reading time from `clock` (no retry pauses).
+pub fn manager_with_clock(
+    fake: &Fake,
+    config: ManagerConfig,
+    clock: Arc<ManualClock>,
+) -> Manager<u32> {
+    let config = ManagerConfig {
+        ticker_retry_delays: vec![0.0, 0.0],
+        ..config
+    };
+    Manager::new(
+        Arc::new(fake.clone()),
+        config,
+        clock,
+        Arc::new(Counter(Mutex::new(0))),
+    )
+    .expect("valid config")
+}

@@ -145,7 +145,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let taken_at = Instant::now();
         let snapshot = Snapshot::from_entries(&entries, mark);
-        let removed = self.apply_snapshot(&snapshot, "closed_externally");
+        let removed = self.apply_snapshot(&entries, &snapshot, "closed_externally");
         if !removed.is_empty() {
             self.log(Channel::Main, Level::Info, || {
                 format!(
@@ -166,7 +166,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// Applies a successful snapshot to the book: records an event for every removal and
     /// restoration and logs the warnings and restorations. Returns the removed symbols, which
     /// each caller reports in its own (original) words.
-    pub(crate) fn apply_snapshot(&self, snapshot: &Snapshot, removal_reason: &str) -> Vec<String> {
+    pub(crate) fn apply_snapshot(
+        &self,
+        entries: &[crate::exchange::RawEntry],
+        snapshot: &Snapshot,
+        removal_reason: &'static str,
+    ) -> Vec<String> {
         for warning in &snapshot.warnings {
             self.log(Channel::Main, Level::Warn, || warning.clone());
         }
@@ -178,8 +183,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         let (outcome, evicted) = self.book().reconcile(snapshot, self.policy(), self.now());
         drop(evicted);
-        for (symbol, position, _, _) in &outcome.removed {
-            self.record(symbol, position, EventKind::Removed, removal_reason, None);
+        for removed in &outcome.removed {
+            // Why it vanished, from the evidence: liquidation, an exchange-side stop or take
+            // profit, or simply closed outside the manager.
+            let (reason, evidence) = self.removal_reason(removed, removal_reason);
+            self.record_with(
+                &removed.symbol,
+                &removed.position,
+                EventKind::Removed,
+                reason,
+                None,
+                Some(evidence),
+            );
         }
         let needed = self.config().missing_confirmations;
         for (symbol, missing) in &outcome.pending {
@@ -203,7 +218,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 None,
             );
         }
-        outcome.removed.into_iter().map(|r| r.0).collect()
+        self.apply_drift(entries, snapshot, outcome.confirmed);
+        self.expire_tombstones();
+        outcome.removed.into_iter().map(|r| r.symbol).collect()
     }
 
     /// Phase C for one symbol.
@@ -284,7 +301,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             let (r, pnl_usd, stop, tp, mfe) = {
                 let p = position.lock();
                 let u = p.pnl(price, false);
-                let value = p.amount * p.entry_price;
+                let value = p.amount * p.entry_price * p.contract_size;
                 (
                     p.leveraged_pnl(price, false),
                     u * value * p.leverage,

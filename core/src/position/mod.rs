@@ -67,9 +67,17 @@ pub struct PositionState {
     /// import (§6.18).
     #[serde(default)]
     pub entry_price_estimated: bool,
+    /// Contract multiplier: value = amount × contract_size × price (1 unless the exchange
+    /// reports `contractSize`).
+    #[serde(default = "one")]
+    pub contract_size: f64,
     /// What the update cycle saw (bounded; for inspection only, not serialised).
     #[serde(skip)]
     pub history: history::PriceHistory,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl PositionState {
@@ -110,6 +118,7 @@ impl PositionState {
             profit_acceleration: 0.0,
             partial_exits_taken: 0,
             entry_price_estimated: false,
+            contract_size: 1.0,
             history: history::PriceHistory::default(),
         }
     }

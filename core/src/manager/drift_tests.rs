@@ -1,0 +1,328 @@
+//! Reconciliation beyond presence: phantom entries, the grace period, sizes and sides that
+//! change on the exchange, close reasons from the evidence, tombstone expiry, contract sizes and
+//! the event sink.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::testing::{listed, manager, manager_with_clock, Fake};
+use super::ManagerConfig;
+use crate::book::{share, SharedPosition};
+use crate::clock::{ManualClock, Timestamp};
+use crate::events::EventKind;
+use crate::exchange::{Field, RawEntry};
+use crate::position::PositionState;
+
+const T0: Timestamp = Timestamp(1_735_689_600_000_000);
+
+fn fake(entries: Vec<RawEntry>, price: f64) -> Fake {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.positions = entries;
+        s.price = Some(price);
+        s.close_ok = true;
+    }
+    fake
+}
+
+fn position(symbol: &str, side: &str, amount: f64, stop: f64, tp: f64) -> SharedPosition {
+    share(PositionState::new(
+        symbol,
+        side,
+        100.0,
+        amount,
+        10.0,
+        stop,
+        Some(tp),
+        T0,
+    ))
+}
+
+fn edit(entry: RawEntry, f: impl FnOnce(&mut crate::exchange::RawPosition)) -> RawEntry {
+    let RawEntry::Position(mut raw) = entry else {
+        unreachable!()
+    };
+    f(&mut raw);
+    RawEntry::Position(raw)
+}
+
+fn last_event(m: &super::Manager<u32>) -> crate::events::Event {
+    m.events().all().pop().expect("an event")
+}
+
+#[test]
+fn phantom_entries_neither_keep_nor_import_a_position() {
+    let zero = edit(listed("TON", "long", 1.0, 100.0), |r| {
+        r.contracts = Field::Number(0.0)
+    });
+    let sideless = edit(listed("XRP", "long", 2.0, 100.0), |r| r.side = Field::Null);
+    let f = fake(vec![zero, sideless], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    m.book()
+        .insert("TON", position("TON", "long", 1.0, 95.0, 115.0), 1);
+    m.update_all();
+    assert!(
+        m.book().is_empty(),
+        "a zero-size entry confirms the absence"
+    );
+    assert_eq!(m.sync_existing_positions(), 0);
+    assert!(m.book().is_empty());
+}
+
+#[test]
+fn a_grace_period_keeps_a_missing_position_until_it_has_passed() {
+    let f = fake(vec![], 100.0);
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = ManagerConfig {
+        missing_confirmations: 2,
+        missing_grace_seconds: 60.0,
+        ..ManagerConfig::default()
+    };
+    let m = manager_with_clock(&f, config, clock.clone());
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    m.update_all();
+    clock.advance(30.0);
+    m.update_all();
+    m.update_all();
+    assert!(m.book().contains("BTC"), "three misses, but only 30 s");
+    clock.advance(30.0);
+    m.update_all();
+    assert!(!m.book().contains("BTC"));
+    let removed = last_event(&m);
+    assert_eq!(removed.kind, EventKind::Removed);
+    assert_eq!(removed.evidence.unwrap().missing, Some(4));
+}
+
+#[test]
+fn a_size_change_on_the_exchange_resizes_the_book() {
+    let f = fake(vec![listed("BTC", "long", 0.6, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let p = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", p.clone(), 1);
+    m.update_all();
+    assert_eq!(p.lock().amount, 0.6);
+    let e = m
+        .events()
+        .all()
+        .into_iter()
+        .find(|e| e.kind == EventKind::Resized)
+        .expect("a resized event");
+    assert_eq!(e.reason, "size_changed_externally");
+    let ev = e.evidence.unwrap();
+    assert_eq!(
+        (ev.previous_amount, ev.exchange_contracts),
+        (Some(1.0), Some(0.6))
+    );
+}
+
+#[test]
+fn a_size_the_manager_is_changing_is_not_resized_from_an_older_snapshot() {
+    // The snapshot is requested before a scale-out and applied after it: it shows the old size.
+    let f = fake(vec![listed("BTC", "long", 2.0, 100.0)], 100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    let p = position("BTC", "long", 2.0, 95.0, 115.0);
+    m.book().insert("BTC", p.clone(), 1);
+    let inner = Arc::downgrade(&m);
+    f.0.lock().during_fetch = Some(Box::new(move || {
+        let m = inner.upgrade().unwrap();
+        assert!(m
+            .scale_out_position("BTC", (0.5, "0.5"), "scale_out")
+            .is_some());
+    }));
+    m.update_all();
+    assert_eq!(
+        p.lock().amount,
+        1.5,
+        "the older snapshot's 2.0 is not applied"
+    );
+    assert!(!m
+        .events()
+        .all()
+        .iter()
+        .any(|e| e.kind == EventKind::Resized));
+}
+
+#[test]
+fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
+    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let old = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", old.clone(), 1);
+    m.update_all();
+    let events: Vec<_> = m
+        .events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone()))
+        .collect();
+    let (now, _) = m
+        .book()
+        .get("BTC")
+        .unwrap_or_else(|| panic!("not tracked: {events:?}"));
+    assert!(!Arc::ptr_eq(&now, &old));
+    assert_eq!(now.lock().side, "short");
+    assert_eq!(now.lock().amount, 3.0);
+    let kinds: Vec<_> = m
+        .events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Removed, "side_flipped".to_owned()),
+            (EventKind::Imported, "sync".to_owned())
+        ]
+    );
+}
+
+fn vanish_with(
+    side: &str,
+    last_price: f64,
+    liquidation: Option<f64>,
+) -> (String, crate::events::Evidence) {
+    let entry = edit(listed("BTC", side, 1.0, 100.0), |r| {
+        if let Some(l) = liquidation {
+            r.liquidation_price = Field::Number(l);
+        }
+    });
+    let f = fake(vec![entry], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(
+        "BTC",
+        position(
+            "BTC",
+            side,
+            1.0,
+            if side == "long" { 95.0 } else { 105.0 },
+            if side == "long" { 115.0 } else { 85.0 },
+        ),
+        1,
+    );
+    // Listed once (the exchange's liquidation price is remembered), last seen at `last_price`.
+    m.update_all();
+    let p = m.book().get("BTC").unwrap().0;
+    p.lock().record_tick(T0, last_price);
+    f.0.lock().positions.clear();
+    m.update_all();
+    let e = last_event(&m);
+    assert_eq!(e.kind, EventKind::Removed);
+    (e.reason, e.evidence.unwrap())
+}
+
+#[test]
+fn a_vanished_position_is_classified_from_the_evidence() {
+    let (reason, ev) = vanish_with("long", 90.0, Some(91.0));
+    assert_eq!(reason, "liquidation");
+    assert_eq!(ev.liquidation_price, Some(91.0));
+    assert_eq!(ev.last_price, Some(90.0));
+    assert_eq!(
+        vanish_with("long", 94.0, Some(80.0)).0,
+        "stop_filled_on_exchange"
+    );
+    assert_eq!(
+        vanish_with("long", 116.0, None).0,
+        "take_profit_filled_on_exchange"
+    );
+    assert_eq!(
+        vanish_with("long", 100.5, Some(80.0)).0,
+        "closed_externally"
+    );
+    assert_eq!(vanish_with("short", 112.0, Some(110.0)).0, "liquidation");
+    assert_eq!(
+        vanish_with("short", 106.0, None).0,
+        "stop_filled_on_exchange"
+    );
+    assert_eq!(
+        vanish_with("short", 84.0, None).0,
+        "take_profit_filled_on_exchange"
+    );
+}
+
+#[test]
+fn tombstones_expire() {
+    let f = fake(vec![], 100.0);
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = ManagerConfig {
+        tombstone_ttl_seconds: 3600.0,
+        ..ManagerConfig::default()
+    };
+    let m = manager_with_clock(&f, config, clock.clone());
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    m.update_all();
+    assert_eq!(m.book().tombstone_count(), 1);
+    clock.advance(3599.0);
+    m.update_all();
+    assert_eq!(m.book().tombstone_count(), 1);
+    clock.advance(2.0);
+    m.update_all();
+    assert_eq!(m.book().tombstone_count(), 0);
+}
+
+#[test]
+fn the_contract_size_is_carried_and_used_for_values() {
+    let entry = edit(listed("BTC", "long", 1.0, 100.0), |r| {
+        r.contract_size = Field::Number(0.001)
+    });
+    let f = fake(vec![entry], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    assert_eq!(m.sync_existing_positions(), 1);
+    let p = m.book().get("BTC").unwrap().0;
+    assert_eq!(p.lock().contract_size, 0.001);
+    p.lock().contract_size = 1.0;
+    m.update_all();
+    assert_eq!(
+        p.lock().contract_size,
+        0.001,
+        "kept up to date from the exchange"
+    );
+}
+
+#[test]
+fn the_event_sink_is_called_with_no_lock_held() {
+    let f = fake(vec![], 100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (inner, log) = (Arc::downgrade(&m), seen.clone());
+    m.set_event_sink(Some(Arc::new(move |e: &crate::events::Event| {
+        let m = inner.upgrade().unwrap();
+        // Would deadlock if the book, a position or the event log were locked here.
+        let n = (m.book().len(), m.events().len());
+        log.lock().push((e.kind, e.symbol.clone(), n));
+    })));
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    m.update_all();
+    assert_eq!(
+        *seen.lock(),
+        [(EventKind::Removed, "BTC".to_owned(), (0, 1))]
+    );
+}
+
+#[test]
+fn a_position_tracked_after_the_request_is_not_resized_by_it() {
+    // Found by the stress test: the bot replaced the position while the list was in flight; the
+    // older list's size must not be forced on the newer position.
+    let f = fake(vec![listed("BTC", "long", 1.0, 100.0)], 100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    let newer = position("BTC", "long", 0.5, 95.0, 115.0);
+    let (inner, replacement) = (Arc::downgrade(&m), newer.clone());
+    f.0.lock().during_fetch = Some(Box::new(move || {
+        let m = inner.upgrade().unwrap();
+        m.book().insert("BTC", replacement.clone(), 2);
+    }));
+    m.update_all();
+    assert_eq!(newer.lock().amount, 0.5);
+    assert!(!m
+        .events()
+        .all()
+        .iter()
+        .any(|e| e.kind == EventKind::Resized));
+}

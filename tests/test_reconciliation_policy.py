@@ -1,0 +1,197 @@
+"""The reconciliation policy through Python: the grace period, phantom entries, sizes and sides
+that change on the exchange, close reasons with their evidence, tombstone expiry, contract sizes
+and ``on_event``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import pytest
+from helpers_clients import FakeExchange, make_manager, make_position
+
+from position_manager_rs import PositionManager
+from position_manager_rs.testing import frozen_clock
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+START = datetime(2026, 2, 1, 9, 0, 0)
+
+
+def tracked(exchange: FakeExchange, **options: Any) -> PositionManager:
+    exchange.open(BTC, contracts=1.0)
+    pm = make_manager(exchange, **options)
+    pm.positions[BTC] = make_position(BTC, amount=1.0)
+    return pm
+
+
+def kinds(pm: PositionManager) -> list[tuple[str, str]]:
+    return [(e["kind"], e["reason"]) for e in pm.events]
+
+
+def test_missing_grace_seconds_keeps_a_position_through_a_short_outage() -> None:
+    exchange = FakeExchange()
+    with frozen_clock(START) as clock:
+        pm = tracked(exchange, missing_confirmations=2, missing_grace_seconds=120)
+        exchange.drop(BTC)  # the venue answers without it for a while
+        for _ in range(3):
+            list(pm.update_positions())
+            clock.advance(seconds=30)
+        assert BTC in pm.positions, "three misses in 60 s: not yet"
+        clock.advance(seconds=60)
+        list(pm.update_positions())
+    assert BTC not in pm.positions
+    removed = pm.events[-1]
+    assert removed["kind"] == "removed" and removed["evidence"]["missing"] == 4
+
+
+@pytest.mark.parametrize(
+    "phantom",
+    [
+        {"contracts": 0},
+        {"contracts": None},
+        {"side": None},
+        {"side": ""},
+    ],
+)
+def test_phantom_entries_are_not_presence(phantom: dict[str, Any]) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange)
+    exchange.positions[BTC].update(phantom)
+    exchange.open(ETH, **{k: v for k, v in phantom.items()})
+    list(pm.update_positions())
+    assert BTC not in pm.positions
+    assert pm.sync_existing_positions() == 0
+    assert ETH not in pm.positions
+
+
+def test_a_partial_external_close_resizes_the_book(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    exchange = FakeExchange()
+    pm = tracked(exchange)
+    position = pm.positions[BTC]
+    exchange.positions[BTC]["contracts"] = 0.4  # auto-deleveraging took 60 %
+    list(pm.update_positions())
+    assert pm.positions[BTC] is position and position.amount == 0.4
+    event = pm.events[-1]
+    assert (event["kind"], event["reason"]) == ("resized", "size_changed_externally")
+    assert event["evidence"]["previous_amount"] == 1.0
+    assert event["evidence"]["exchange_contracts"] == 0.4
+    assert (
+        f"Position {BTC} size changed on the exchange: 1.0 -> 0.4 contracts; "
+        "tracking the exchange's size"
+    ) in [r.getMessage() for r in caplog.records]
+
+
+def test_a_side_flip_replaces_the_position() -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange)
+    old = pm.positions[BTC]
+    old.strategy = "breakout"
+    exchange.open(BTC, side="short", contracts=2.0)
+    list(pm.update_positions())
+    new = pm.positions[BTC]
+    assert new is not old and (new.side, new.amount) == ("short", 2.0)
+    assert not hasattr(new, "strategy")
+    assert kinds(pm)[-2:] == [("removed", "side_flipped"), ("imported", "sync")]
+
+
+@pytest.mark.parametrize(
+    ("side", "last", "liquidation", "reason"),
+    [
+        ("long", 90.0, 91.0, "liquidation"),
+        ("long", 94.0, 50.0, "stop_filled_on_exchange"),
+        ("long", 116.0, None, "take_profit_filled_on_exchange"),
+        ("long", 100.5, 50.0, "closed_externally"),
+        ("short", 112.0, 110.0, "liquidation"),
+        ("short", 106.0, None, "stop_filled_on_exchange"),
+        ("short", 84.0, None, "take_profit_filled_on_exchange"),
+    ],
+)
+def test_a_vanished_position_gets_a_reason_from_the_evidence(
+    side: str, last: float, liquidation: float | None, reason: str
+) -> None:
+    exchange = FakeExchange()
+    exchange.open(BTC, side=side, contracts=1.0, liquidationPrice=liquidation)
+    pm = make_manager(exchange)
+    pm.positions[BTC] = make_position(BTC, side=side)  # stop 95/105, take profit 115/85
+    # The last cycle that saw it listed priced it at `last`; it was gone by the next one.
+    exchange.on_get_ticker = lambda symbol: {"last": last}
+    exchange.on_close_position = lambda symbol: False  # the exit it wants does not go through
+    exchange.on_get_ohlcv = lambda *a, **k: []
+    list(pm.update_positions())
+    assert BTC in pm.positions
+    exchange.drop(BTC)
+    list(pm.update_positions())
+    event = pm.events[-1]
+    assert (event["kind"], event["reason"]) == ("removed", reason)
+    assert event["evidence"]["last_price"] == last
+    assert event["evidence"]["liquidation_price"] == liquidation
+
+
+def test_tombstones_expire_after_their_time_to_live() -> None:
+    exchange = FakeExchange()
+    with frozen_clock(START) as clock:
+        pm = tracked(exchange, tombstone_ttl_seconds=600)
+        position = pm.positions[BTC]
+        exchange.drop(BTC)
+        list(pm.update_positions())
+        clock.advance(seconds=601)
+        list(pm.update_positions())  # expires the tombstone
+        exchange.open(BTC, contracts=1.0)
+        list(pm.update_positions())
+        pm.sync_existing_positions()
+    # Reported again, but too late to be restored: imported afresh.
+    assert pm.positions[BTC] is not position
+    assert kinds(pm)[-1] == ("imported", "sync")
+
+
+def test_contract_size_is_carried_and_settable() -> None:
+    exchange = FakeExchange()
+    exchange.open(BTC, contracts=3.0, contractSize=0.001)
+    pm = make_manager(exchange)
+    assert pm.sync_existing_positions() == 1
+    position = pm.positions[BTC]
+    assert position.contract_size == 0.001
+    assert position.to_dict()["contract_size"] == 0.001
+    assert make_position("X").contract_size == 1.0
+    with pytest.raises(ValueError, match="contract_size"):
+        position.contract_size = 0
+
+
+def test_on_event_is_told_as_it_happens_and_may_call_back() -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange)
+    seen: list[tuple[str, str, int]] = []
+
+    @pm.on_event
+    def listener(event: dict[str, Any]) -> None:
+        # Re-entrant: the book is already changed and no lock is held.
+        seen.append((event["kind"], event["symbol"], len(pm.positions)))
+
+    exchange.drop(BTC)
+    list(pm.update_positions())
+    assert seen == [("removed", BTC, 0)]
+    pm.positions[ETH] = make_position(ETH)
+    assert seen[-1] == ("added", ETH, 1)
+
+
+def test_a_failing_event_callback_is_logged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    exchange = FakeExchange()
+    pm = tracked(exchange)
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("listener bug")
+
+    pm.on_event(broken)
+    exchange.drop(BTC)
+    assert list(pm.update_positions()) == []
+    assert BTC not in pm.positions
+    assert "on_event callback raised RuntimeError: listener bug" in [
+        r.getMessage() for r in caplog.records
+    ]
+    with pytest.raises(TypeError, match="callback"):
+        pm.on_event(42)  # type: ignore[arg-type]
