@@ -123,6 +123,8 @@ struct Inner<H> {
     entries: SymbolMap<Entry<H>>,
     order: BTreeMap<u64, String>,
     tombstones: SymbolMap<Tombstone<H>>,
+    /// Sequence mark of the last close the manager made per symbol.
+    closed: SymbolMap<u64>,
     next_seq: u64,
     next_order: u64,
 }
@@ -142,6 +144,7 @@ impl<H: Clone> Book<H> {
                 entries: SymbolMap::default(),
                 order: BTreeMap::new(),
                 tombstones: SymbolMap::default(),
+                closed: SymbolMap::default(),
                 next_seq: 0,
                 next_order: 0,
             }),
@@ -360,6 +363,24 @@ impl<H: Clone> Book<H> {
                 e.touched = mark;
             }
         }
+    }
+
+    /// Records that the manager just closed `symbol` on the exchange.
+    pub fn note_closed(&self, symbol: &str) {
+        let mut inner = self.inner.lock();
+        inner.next_seq += 1;
+        let mark = inner.next_seq;
+        inner.closed.insert(symbol.to_owned(), mark);
+    }
+
+    /// Whether the manager closed `symbol` after the sequence mark `mark` (so a position list
+    /// requested at `mark` may still show it, and must not re-import it).
+    pub fn closed_since(&self, symbol: &str, mark: u64) -> bool {
+        self.inner
+            .lock()
+            .closed
+            .get(symbol)
+            .is_some_and(|m| *m > mark)
     }
 
     /// Number of tombstones kept.

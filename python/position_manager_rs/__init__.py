@@ -12,6 +12,7 @@ closes positions through the bot's own exchange client.
 from collections.abc import MutableMapping
 
 from ._core import (
+    AdvancedExitStrategy,
     Position,
     PositionManager,
     PositionsView,
@@ -30,6 +31,7 @@ from .protocols import ExchangeClient, TradingClient
 MutableMapping.register(PositionsView)
 
 __all__ = [
+    "AdvancedExitStrategy",
     "CcxtClient",
     "ExchangeClient",
     "PaperExchange",

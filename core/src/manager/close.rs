@@ -25,6 +25,8 @@ pub enum CloseOutcome {
     NoPrice,
     /// The client reported failure: kept.
     Failed,
+    /// Another close of this symbol is in flight: nothing sent (never two close orders).
+    InProgress,
     /// Closed on the exchange; the leveraged P/L after fees.
     Closed(f64),
 }
@@ -40,6 +42,52 @@ impl CloseOutcome {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
+    fn reserve_close(&self, symbol: &str) -> bool {
+        let mut closing = self.closing.lock();
+        if closing.iter().any(|s| s == symbol) {
+            return false;
+        }
+        closing.push(symbol.to_owned());
+        true
+    }
+
+    /// Notes that a close of `symbol` ended with an unknown outcome.
+    fn mark_uncertain(&self, symbol: &str) {
+        let mut uncertain = self.uncertain.lock();
+        if !uncertain.iter().any(|s| s == symbol) {
+            uncertain.push(symbol.to_owned());
+        }
+    }
+
+    /// Whether `symbol`'s last close ended with an unknown outcome (cleared by
+    /// [`Manager::confirm_still_open`]).
+    pub fn is_uncertain(&self, symbol: &str) -> bool {
+        self.uncertain.lock().iter().any(|s| s == symbol)
+    }
+
+    /// For a position whose last close had an unknown outcome: asks the exchange whether it is
+    /// still open before anything else is sent. `Ok(true)`: listed (the doubt is cleared);
+    /// `Ok(false)`: not listed (it is untracked as closed); `Err`: cannot tell.
+    pub(crate) fn confirm_still_open(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+    ) -> Result<bool, CoreError> {
+        let snapshot = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
+        if snapshot.contains(symbol) {
+            self.uncertain.lock().retain(|s| s != symbol);
+            return Ok(true);
+        }
+        if !snapshot.well_formed {
+            return Err(CoreError::State(
+                "malformed position list: cannot tell whether it is still open".to_owned(),
+            ));
+        }
+        self.uncertain.lock().retain(|s| s != symbol);
+        self.untrack_closed_externally(symbol, position);
+        Ok(false)
+    }
+
     /// `close_position(symbol, reason)`.
     pub fn close_position(&self, symbol: &str, reason: &str) -> CloseOutcome {
         self.close_with(symbol, reason, None)
@@ -58,7 +106,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return CloseOutcome::NotTracked;
         };
-        match self.close_tracked(symbol, reason, &position, fresh) {
+        // One close per symbol at a time: a second one (the bot's close racing the update
+        // cycle's, two cycles, two threads) would send a second close order.
+        if !self.reserve_close(symbol) {
+            self.log(Channel::Main, Level::Info, || {
+                format!("Close of {symbol} already in progress, not sending another")
+            });
+            return CloseOutcome::InProgress;
+        }
+        let outcome = self.close_tracked(symbol, reason, &position, fresh);
+        self.closing.lock().retain(|s| s != symbol);
+        match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.log(Channel::Main, Level::Error, || {
@@ -94,6 +152,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
                         "Cannot verify {symbol} on exchange (malformed position list), keeping it and not closing this time"
+                    )
+                });
+                return Ok(CloseOutcome::Unverified);
+            }
+            let policy = self.policy();
+            if policy.missing_confirmations > 1 || policy.missing_grace_seconds > 0.0 {
+                // One list is not enough evidence under this policy (a transient empty answer):
+                // keep it, send nothing; the cleanup removes it once the absence is confirmed.
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not closing this time"
                     )
                 });
                 return Ok(CloseOutcome::Unverified);
@@ -164,7 +233,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             "  Closing position on exchange...".to_owned()
         });
 
-        if !self.exchange().close_position(symbol)? {
+        let closed = match self.exchange().close_position(symbol) {
+            Ok(closed) => closed,
+            Err(e) => {
+                // The order may have gone through: until the exchange says, nothing else may
+                // trade this position blind.
+                self.mark_uncertain(symbol);
+                return Err(e);
+            }
+        };
+        if !closed {
             self.log(Channel::Position, Level::Error, || {
                 "  ✗ Failed to close position on exchange".to_owned()
             });
@@ -194,6 +272,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // The exchange close succeeded: the P/L is returned even if another thread untracked or
         // replaced the entry meanwhile (§6.4); only this very position is removed.
         let removed = self.book().remove_if_same(symbol, position);
+        self.book().note_closed(symbol);
+        self.uncertain.lock().retain(|s| s != symbol);
         self.record(
             symbol,
             position,

@@ -57,11 +57,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// The reason and evidence for a position the exchange stopped listing. `default` is the
     /// caller's word when nothing explains it (`closed_externally`, `orphaned`).
+    /// Returns the reason, the evidence and, for a liquidation or a filled stop or take profit,
+    /// the leveraged P/L after fees at that level (failure mode B10: not left null).
     pub(crate) fn removal_reason(
         &self,
         removed: &Removed<H>,
         default: &'static str,
-    ) -> (&'static str, Evidence) {
+    ) -> (&'static str, Evidence, Option<f64>) {
         let reported = removed.reported.clone().unwrap_or_default();
         let p = removed.position.lock();
         let last_price = p.history.last().map(|pt| pt.price).or(reported.mark_price);
@@ -75,22 +77,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
             ..Evidence::default()
         };
         let Some(price) = last_price else {
-            return (default, evidence);
+            return (default, evidence, None);
         };
         let long = p.is_long();
         // Beyond a level in the position's losing direction (stop, liquidation) or winning one.
         let beyond_against = |level: f64| if long { price <= level } else { price >= level };
         let beyond_for = |level: f64| if long { price >= level } else { price <= level };
-        let reason = if reported.liquidation_price.is_some_and(beyond_against) {
-            LIQUIDATION
-        } else if beyond_against(p.stop_loss) {
-            STOP_FILLED
-        } else if p.take_profit.is_some_and(beyond_for) {
-            TAKE_PROFIT_FILLED
-        } else {
-            default
+        let (reason, level) = match (reported.liquidation_price, p.take_profit) {
+            (Some(liq), _) if beyond_against(liq) => (LIQUIDATION, Some(liq)),
+            _ if beyond_against(p.stop_loss) => (STOP_FILLED, Some(p.stop_loss)),
+            (_, Some(tp)) if beyond_for(tp) => (TAKE_PROFIT_FILLED, Some(tp)),
+            _ => (default, None),
         };
-        (reason, evidence)
+        let pnl = level.map(|l| p.leveraged_pnl(l, true));
+        (reason, evidence, pnl)
     }
 
     /// Brings confirmed positions in line with what the exchange reports: the contract size,
@@ -206,7 +206,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .get(symbol.as_str())
             .and_then(|i| entries.get(*i));
         if let Some(RawEntry::Position(raw)) = raw {
-            if let Err(e) = self.import_entry(symbol, raw, Flavour::Sync) {
+            if let Err(e) = self.import_entry(symbol, raw, Flavour::Sync, snapshot.requested_at_seq)
+            {
                 self.log(Channel::Main, Level::Error, || {
                     format!("Error importing flipped position {symbol}: {e}")
                 });

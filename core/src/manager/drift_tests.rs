@@ -326,3 +326,55 @@ fn a_position_tracked_after_the_request_is_not_resized_by_it() {
         .iter()
         .any(|e| e.kind == EventKind::Resized));
 }
+
+#[test]
+fn a_close_under_a_cautious_policy_does_not_untrack_on_one_absence() {
+    let f = fake(vec![], 100.0);
+    let config = ManagerConfig {
+        missing_confirmations: 2,
+        ..ManagerConfig::default()
+    };
+    let m = manager(&f, config);
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    assert_eq!(
+        m.close_position("BTC", "stop_loss"),
+        super::CloseOutcome::Unverified
+    );
+    assert!(m.book().contains("BTC"));
+    assert!(!f.calls().iter().any(|c| c.starts_with("close_position")));
+}
+
+#[test]
+fn a_liquidation_records_its_pnl() {
+    let entry = edit(listed("BTC", "long", 1.0, 100.0), |r| {
+        r.liquidation_price = Field::Number(91.0)
+    });
+    let f = fake(vec![entry], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let p = position("BTC", "long", 1.0, 80.0, 115.0);
+    m.book().insert("BTC", p.clone(), 1);
+    m.update_all();
+    p.lock().record_tick(T0, 90.0);
+    f.0.lock().positions.clear();
+    m.update_all();
+    let e = last_event(&m);
+    assert_eq!(e.reason, "liquidation");
+    assert_eq!(e.pnl, Some(p.lock().leveraged_pnl(91.0, true)));
+}
+
+#[test]
+fn a_sync_whose_list_predates_a_close_does_not_reimport_it() {
+    let f = fake(vec![listed("BTC", "long", 1.0, 100.0)], 100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    let inner = Arc::downgrade(&m);
+    f.0.lock().during_fetch = Some(Box::new(move || {
+        // The list is already taken (it shows BTC); the close fills now.
+        let m = inner.upgrade().unwrap();
+        assert!(m.close_position("BTC", "manual").pnl().is_some());
+    }));
+    assert_eq!(m.sync_existing_positions(), 0);
+    assert!(!m.book().contains("BTC"));
+}

@@ -154,6 +154,10 @@ pub struct Manager<H> {
     resizing: parking_lot::Mutex<Vec<String>>,
     /// Told about every event as it is recorded (no lock held).
     event_sink: parking_lot::RwLock<Option<EventSink>>,
+    /// Symbols with a close in flight (one close order at a time).
+    closing: parking_lot::Mutex<Vec<String>>,
+    /// Symbols whose last close raised after the order may have gone out (outcome unknown).
+    uncertain: parking_lot::Mutex<Vec<String>>,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -181,6 +185,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             opening: parking_lot::Mutex::new(Vec::new()),
             resizing: parking_lot::Mutex::new(Vec::new()),
             event_sink: parking_lot::RwLock::new(None),
+            closing: parking_lot::Mutex::new(Vec::new()),
+            uncertain: parking_lot::Mutex::new(Vec::new()),
             exit_rules: exit_rules::ExitRules::default(),
         })
     }
@@ -226,7 +232,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(())
     }
 
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         Policy {
             missing_confirmations: self.config.missing_confirmations,
             missing_grace_seconds: self.config.missing_grace_seconds,

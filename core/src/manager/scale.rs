@@ -34,6 +34,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return false;
         };
+        if !self.still_open_if_uncertain(symbol, &position) {
+            return false;
+        }
         // The exchange size changes before the book's: no snapshot may resize it meanwhile.
         let _resizing = self.resizing(symbol);
         let outcome = self.scale_in_tracked(symbol, &position, additional, current_price);
@@ -123,6 +126,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log_no_position_to_scale_out(symbol);
             return None;
         };
+        if !self.still_open_if_uncertain(symbol, &position) {
+            return None;
+        }
         let (mut amount, amount_text) = amount_to_close;
         let mut amount_text = amount_text.to_owned();
         if amount >= position.lock().amount {
@@ -218,6 +224,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     format!("Error scaling out of position {symbol}: {e}")
                 });
                 None
+            }
+        }
+    }
+
+    /// After a close with an unknown outcome, trade the position only once the exchange lists
+    /// it again (never an order blind).
+    fn still_open_if_uncertain(&self, symbol: &str, position: &SharedPosition) -> bool {
+        if !self.is_uncertain(symbol) {
+            return true;
+        }
+        match self.confirm_still_open(symbol, position) {
+            Ok(open) => open,
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Cannot verify {symbol} on exchange after a close with an unknown outcome ({e}); not sending an order")
+                });
+                false
             }
         }
     }

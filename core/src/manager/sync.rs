@@ -43,6 +43,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Main, Level::Info, || {
             "Syncing existing positions from exchange...".to_owned()
         });
+        let mark = self.book().seq_mark();
         let entries = match self.exchange().get_open_positions() {
             Ok(entries) => entries,
             Err(e) => {
@@ -76,7 +77,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 continue;
             }
-            match self.import_entry(symbol, raw, Flavour::Sync) {
+            match self.import_entry(symbol, raw, Flavour::Sync, mark) {
                 Ok(Import::Imported | Import::Restored) => synced += 1,
                 Ok(Import::Skipped) => {}
                 Err(e @ CoreError::Exchange { .. }) => self.log(Channel::Main, Level::Warn, || {
@@ -147,7 +148,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     _ => None,
                 });
                 for raw in candidates {
-                    match self.import_entry(symbol, raw, Flavour::Reconcile) {
+                    match self.import_entry(symbol, raw, Flavour::Reconcile, mark) {
                         Ok(Import::Imported | Import::Restored) => {
                             changes += 1;
                             break;
@@ -196,6 +197,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         symbol: &str,
         raw: &RawPosition,
         flavour: Flavour,
+        requested_at: u64,
     ) -> CoreResult<Import> {
         let contracts = match &raw.contracts {
             Field::Absent => 0.0,
@@ -255,6 +257,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
+        if self.book().closed_since(symbol, requested_at) {
+            // The list was requested before our own close of it filled (E24): stale.
+            self.log(Channel::Main, Level::Debug, || {
+                format!(
+                    "Position {symbol} was closed after this position list was requested, skipping"
+                )
+            });
+            return Ok(Import::Skipped);
+        }
         if self.is_opening(symbol) {
             // Our own open is in flight: it will track the position with its real targets.
             self.log(Channel::Main, Level::Debug, || {

@@ -186,13 +186,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for removed in &outcome.removed {
             // Why it vanished, from the evidence: liquidation, an exchange-side stop or take
             // profit, or simply closed outside the manager.
-            let (reason, evidence) = self.removal_reason(removed, removal_reason);
+            let (reason, evidence, pnl) = self.removal_reason(removed, removal_reason);
             self.record_with(
                 &removed.symbol,
                 &removed.position,
                 EventKind::Removed,
                 reason,
-                None,
+                pnl,
                 Some(evidence),
             );
         }
