@@ -15,7 +15,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 $(VENV)/.ready: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9,<2" "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5,<5" pandas matplotlib
+	$(PY) -m pip install -q "maturin>=1.9,<2" "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5,<5" pandas matplotlib "hypothesis>=6"
 	touch $@
 
 dev: $(VENV)/.ready

@@ -481,13 +481,6 @@ def test_no_exception_from_any_public_call_when_every_answer_is_garbage() -> Non
     assert not book_problems(pm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: scale_out_position does not respect the per-symbol close reservation: "
-    "while a close is in flight (executed on the exchange, answer not back yet) a scale-out of "
-    "the same position still sends a reduce-only order, which reaches the closed position (the "
-    "load test counts ~5 such orders per 20 000 operations)",
-)
 def test_a_scale_out_racing_a_close_sends_no_reduce_only_order_after_it() -> None:
     """The close executed on the exchange but its answer is still on the way; meanwhile the bot
     scales out of the same position: no reduce-only order may reach the closed position."""

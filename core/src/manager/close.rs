@@ -51,6 +51,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         true
     }
 
+    /// Whether a close of `symbol` is in flight.
+    pub fn is_closing(&self, symbol: &str) -> bool {
+        self.closing.lock().iter().any(|s| s == symbol)
+    }
+
     /// Notes that a close of `symbol` ended with an unknown outcome.
     fn mark_uncertain(&self, symbol: &str) {
         let mut uncertain = self.uncertain.lock();

@@ -231,6 +231,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// After a close with an unknown outcome, trade the position only once the exchange lists
     /// it again (never an order blind).
     fn still_open_if_uncertain(&self, symbol: &str, position: &SharedPosition) -> bool {
+        if self.is_closing(symbol) {
+            // A close is in flight: its order may already have executed.
+            self.log(Channel::Main, Level::Warn, || {
+                format!("Close of {symbol} in progress; not sending another order for it")
+            });
+            return false;
+        }
         if !self.is_uncertain(symbol) {
             return true;
         }
