@@ -104,6 +104,7 @@ class Instance:
 
     number: int
     symbol: str
+    side: str
     opened_by: str
     opened_at: int
     closed_by: str | None = None
@@ -167,7 +168,7 @@ class LedgerExchange(FakeExchange):
         # Instances a closing order reached whose answer the manager never saw (set by
         # ``FaultyExchange``), and second close orders that followed such an unknown outcome
         # (kept apart for the diagnosis; both kinds are failures).
-        self.unknown_outcome: set[int] = set()
+        self.unknown_outcome: dict[int, str] = {}  # instance -> "<method> <fault>"
         self.blind_second_closes: list[tuple[str, str, str]] = []
         self._noted = threading.local()
         self.positions = _Positions(self, {})
@@ -177,7 +178,8 @@ class LedgerExchange(FakeExchange):
         return getattr(self._cause, "value", "external")
 
     def _opened(self, symbol: str) -> None:
-        inst = Instance(next(self._numbers), symbol, self.cause(), next(self.ticks))
+        side = str(self.positions[symbol].get("side"))
+        inst = Instance(next(self._numbers), symbol, side, self.cause(), next(self.ticks))
         self.live[symbol] = inst
         self.last[symbol] = inst
         self.instances.append(inst)
@@ -213,6 +215,7 @@ class LedgerExchange(FakeExchange):
                     f"instance #{last.number} already closed by {last.closed_by}",
                 )
                 if last.number in self.unknown_outcome:
+                    record = (method, symbol, f"{record[2]} ({self.unknown_outcome[last.number]})")
                     self.blind_second_closes.append(record)
                 else:
                     self.second_closes.append(record)
@@ -473,18 +476,24 @@ class FaultyExchange(LedgerExchange):
             return real()
         if fault == "none_without_acting":
             return None
+        if fault == "raise_after":
+            error: BaseException | None = EXCEPTIONS[int(pick * len(EXCEPTIONS))]()
+            answer: Any = None
+            what = "raised"
+        else:
+            error = None
+            answer = None if fault == "none" else garbage(pick)
+            what = f"answered {'truthy' if answer else 'falsy'} {fault}"
         if acting:
             self._noted.value = None
             real()
             noted = getattr(self._noted, "value", None)
             if noted is not None:  # a closing order acted; its answer is lost or garbage
                 with self._lock:
-                    self.unknown_outcome.add(noted)
-        if fault == "raise_after":
-            raise EXCEPTIONS[int(pick * len(EXCEPTIONS))]()
-        if fault == "none":
-            return None
-        return garbage(pick)
+                    self.unknown_outcome[noted] = f"{method} {what}"
+        if error is not None:
+            raise error
+        return answer
 
     @staticmethod
     def _pick(options: list[Any], pick: float) -> Any:

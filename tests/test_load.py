@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import pytest
 from reliability_helpers import LOAD_OPS, LONG, LoadRun, seeds
 
+# Long runs outlast the suite-wide pytest-timeout (120 s per test).
+pytestmark = [pytest.mark.timeout(3600)] if LONG else []
 OPERATIONS = 100_000 if LONG else 10_000
 SYMBOLS = 1_000
 THREADS = 8

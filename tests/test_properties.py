@@ -45,6 +45,8 @@ from reliability_helpers import LONG, book_problems, candles
 
 from position_manager_rs import Position, PositionManager
 
+# Long runs outlast the suite-wide pytest-timeout (120 s per test).
+pytestmark = [pytest.mark.timeout(3600)] if LONG else []
 TRACKED = ["A/USDT:USDT", "B/USDT:USDT", "C/USDT:USDT"]
 OTHER = ["D/USDT:USDT", "E/USDT:USDT"]
 
