@@ -428,14 +428,6 @@ def test_no_reduce_only_order_after_a_close_with_an_unknown_outcome() -> None:
     assert not exchange.second_closes, exchange.second_closes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: a falsy close_position answer is taken as 'not closed', but the "
-    "protocol makes only a truthy answer definitive (a client that returns None when the "
-    "request timed out after the venue accepted the close); the outcome is not marked "
-    "uncertain, so the next scale-out sends a reduce-only order blind to the closed position "
-    "(the PMRS_LONG fault-injection runs hit it in most seeds)",
-)
 def test_no_reduce_only_order_after_a_falsy_close_answer_that_did_close() -> None:
     exchange = LedgerExchange()
     exchange.open("A", entry_price=DEFAULT_PRICE, contracts=1.0)
@@ -559,14 +551,6 @@ def test_a_scale_out_racing_a_close_sends_no_reduce_only_order_after_it() -> Non
     assert "A" not in pm.positions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: the close reservation is checked by scale in/out only at their start; a "
-    "scale-out already past that check (waiting for its ticker or limits) does not hold it, so "
-    "a close of the same position runs to the end meanwhile and the scale-out's reduce-only "
-    "order then reaches the closed position (the load test still counts a few per 10 000 "
-    "operations, together with a close racing a reduce-only order that emptied the position)",
-)
 def test_a_close_racing_a_scale_out_in_flight_sends_no_second_order() -> None:
     """A scale-out has passed its checks and is waiting for its price; meanwhile a close of the
     same position runs to the end. The scale-out's reduce-only order must not follow the close

@@ -12,6 +12,18 @@ use crate::events::EventKind;
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
 use crate::reconcile::Snapshot;
 
+/// A symbol's reservation for one closing or resizing order (see `take_close_slot`).
+pub(crate) struct CloseSlot<'m, H: Clone + Send + Sync> {
+    manager: &'m Manager<H>,
+    symbol: &'m str,
+}
+
+impl<H: Clone + Send + Sync> Drop for CloseSlot<'_, H> {
+    fn drop(&mut self) {
+        self.manager.closing.lock().retain(|s| s != self.symbol);
+    }
+}
+
 /// How a close ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CloseOutcome {
@@ -42,13 +54,18 @@ impl CloseOutcome {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
-    fn reserve_close(&self, symbol: &str) -> bool {
+    /// Reserves `symbol` for one order that closes or resizes it (a close, a scale in/out); `None`
+    /// while another holds it. Released when the slot drops.
+    pub(crate) fn take_close_slot<'m>(&'m self, symbol: &'m str) -> Option<CloseSlot<'m, H>> {
         let mut closing = self.closing.lock();
         if closing.iter().any(|s| s == symbol) {
-            return false;
+            return None;
         }
         closing.push(symbol.to_owned());
-        true
+        Some(CloseSlot {
+            manager: self,
+            symbol,
+        })
     }
 
     /// Whether a close of `symbol` is in flight.
@@ -113,14 +130,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         // One close per symbol at a time: a second one (the bot's close racing the update
         // cycle's, two cycles, two threads) would send a second close order.
-        if !self.reserve_close(symbol) {
+        let Some(slot) = self.take_close_slot(symbol) else {
             self.log(Channel::Main, Level::Info, || {
                 format!("Close of {symbol} already in progress, not sending another")
             });
             return CloseOutcome::InProgress;
-        }
+        };
         let outcome = self.close_tracked(symbol, reason, &position, fresh);
-        self.closing.lock().retain(|s| s != symbol);
+        drop(slot);
         match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -248,6 +265,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         };
         if !closed {
+            // Only a truthy answer is definitive: a client may answer falsy after the venue took
+            // the close (a timed-out request). Until the exchange says, trade nothing blind.
+            self.mark_uncertain(symbol);
             self.log(Channel::Position, Level::Error, || {
                 "  ✗ Failed to close position on exchange".to_owned()
             });

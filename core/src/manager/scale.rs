@@ -37,6 +37,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if !self.still_open_if_uncertain(symbol, &position) {
             return false;
         }
+        // No close of this symbol may run while our order is out, nor may we trade a position
+        // a close already took out of the book.
+        let Some(_order_slot) = self.order_slot(symbol, &position) else {
+            return false;
+        };
         // The exchange size changes before the book's: no snapshot may resize it meanwhile.
         let _resizing = self.resizing(symbol);
         let outcome = self.scale_in_tracked(symbol, &position, additional, current_price);
@@ -214,6 +219,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
+        let Some(_order_slot) = self.order_slot(symbol, &position) else {
+            return None;
+        };
         let _resizing = self.resizing(symbol);
         let outcome = self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason);
         self.book().touch(symbol, &position);
@@ -250,6 +258,28 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 false
             }
         }
+    }
+
+    /// Takes `symbol`'s close reservation for the duration of a scale order (a close racing it
+    /// then sends nothing), unless a close holds it or already removed this very position.
+    fn order_slot<'m>(
+        &'m self,
+        symbol: &'m str,
+        position: &SharedPosition,
+    ) -> Option<super::close::CloseSlot<'m, H>> {
+        let Some(slot) = self.take_close_slot(symbol) else {
+            self.log(Channel::Main, Level::Warn, || {
+                format!("Close of {symbol} in progress; not sending another order for it")
+            });
+            return None;
+        };
+        if !self.book().holds(symbol, position) {
+            self.log(Channel::Main, Level::Warn, || {
+                format!("Position {symbol} was closed meanwhile; not sending an order for it")
+            });
+            return None;
+        }
+        Some(slot)
     }
 
     fn log_no_position_to_scale_out(&self, symbol: &str) {
