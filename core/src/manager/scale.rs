@@ -219,9 +219,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
-        let Some(_order_slot) = self.order_slot(symbol, &position) else {
-            return None;
-        };
+        let _order_slot = self.order_slot(symbol, &position)?;
         let _resizing = self.resizing(symbol);
         let outcome = self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason);
         self.book().touch(symbol, &position);
