@@ -576,15 +576,6 @@ def test_a_close_racing_a_scale_out_in_flight_sends_no_second_order() -> None:
     assert not exchange.second_closes, (exchange.second_closes, results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: a close inside the update cycle reuses the cycle's position list "
-    "(snapshot_reuse_seconds) also for a book entry inserted after that list was requested; "
-    "when the symbol was closed meanwhile and the bot re-added a Position for it, the stale list "
-    "'confirms' it and a second close order goes out. Reuse should require the entry's "
-    "sequence number <= the list's mark (rule 4), or no close of the symbol since the list. "
-    "Likely the race behind the few second close orders the load test still counts",
-)
 def test_a_cycle_does_not_close_a_re_added_position_on_a_list_older_than_it() -> None:
     """The update cycle fetched its list (S listed); while it works on another symbol, the bot
     closes S (it fills) and re-adds a Position for S from its own records. When the cycle

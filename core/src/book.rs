@@ -235,6 +235,11 @@ impl<H: Clone> Book<H> {
             .map(|e| (e.position.clone(), e.handle.clone()))
     }
 
+    /// The insertion sequence number of `symbol`'s entry, if tracked.
+    pub fn seq_of(&self, symbol: &str) -> Option<u64> {
+        self.inner.lock().entries.get(symbol).map(|e| e.seq)
+    }
+
     /// Whether `symbol` is tracked as this very `position` (not a replacement made meanwhile).
     pub fn holds(&self, symbol: &str, position: &SharedPosition) -> bool {
         Self::holds_in(&self.inner.lock(), symbol, position)

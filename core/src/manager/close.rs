@@ -160,9 +160,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         position: &SharedPosition,
         fresh: Option<&Snapshot>,
     ) -> Result<CloseOutcome, CoreError> {
-        // A fresh list from this cycle that lists the symbol is enough; otherwise ask again.
+        // A fresh list from this cycle that lists the symbol is enough, otherwise ask again; but
+        // only for an entry the list could see: one inserted after the list was requested (the
+        // bot re-added it after a close, say) needs a list of its own (rule 4).
         let fetched;
-        let snapshot = match fresh.filter(|s| s.contains(symbol)) {
+        let fresh = fresh.filter(|s| {
+            s.contains(symbol)
+                && self
+                    .book()
+                    .seq_of(symbol)
+                    .is_some_and(|seq| seq <= s.requested_at_seq)
+        });
+        let snapshot = match fresh {
             Some(snap) => snap,
             None => {
                 fetched = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
