@@ -82,8 +82,6 @@ pub struct Snapshot {
     pub present: SymbolMap<Option<Fingerprint>>,
     /// Liquidation/mark price and contract size per listed symbol (only symbols that reported some).
     pub reported: SymbolMap<Reported>,
-    /// Index of each listed symbol's (first) entry in the answer.
-    pub index: SymbolMap<usize>,
     /// Phantom entries skipped (zero size or no side).
     pub phantoms: Vec<String>,
     /// False when some entry could not be attributed to a symbol: absence then proves nothing.
@@ -128,7 +126,6 @@ impl Snapshot {
                             Some(existing) => *existing = None,
                             None => {
                                 snap.present.insert(symbol.to_owned(), fp);
-                                snap.index.insert(symbol.to_owned(), index);
                                 let reported = Reported::of(raw);
                                 if !reported.is_empty() {
                                     snap.reported.insert(symbol.to_owned(), reported);

@@ -12,18 +12,6 @@ use crate::events::EventKind;
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
 use crate::reconcile::Snapshot;
 
-/// A symbol's reservation for one closing or resizing order (see `take_close_slot`).
-pub(crate) struct CloseSlot<'m, H: Clone + Send + Sync> {
-    manager: &'m Manager<H>,
-    symbol: &'m str,
-}
-
-impl<H: Clone + Send + Sync> Drop for CloseSlot<'_, H> {
-    fn drop(&mut self) {
-        self.manager.closing.lock().retain(|s| s != self.symbol);
-    }
-}
-
 /// How a close ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CloseOutcome {
@@ -54,37 +42,19 @@ impl CloseOutcome {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Reserves `symbol` for one order that closes or resizes it (a close, a scale in/out); `None`
-    /// while another holds it. Released when the slot drops.
-    pub(crate) fn take_close_slot<'m>(&'m self, symbol: &'m str) -> Option<CloseSlot<'m, H>> {
-        let mut closing = self.closing.lock();
-        if closing.iter().any(|s| s == symbol) {
-            return None;
-        }
-        closing.push(symbol.to_owned());
-        Some(CloseSlot {
-            manager: self,
-            symbol,
-        })
-    }
-
-    /// Whether a close of `symbol` is in flight.
-    pub fn is_closing(&self, symbol: &str) -> bool {
-        self.closing.lock().iter().any(|s| s == symbol)
-    }
-
-    /// Notes that a close of `symbol` ended with an unknown outcome.
-    fn mark_uncertain(&self, symbol: &str) {
-        let mut uncertain = self.uncertain.lock();
-        if !uncertain.iter().any(|s| s == symbol) {
-            uncertain.push(symbol.to_owned());
-        }
+    /// Reserves `symbol` for one order that closes or resizes it (a close, a scale in/out);
+    /// `None` while another holds it. Released when the guard drops.
+    pub(crate) fn order_slot<'m>(
+        &'m self,
+        symbol: &'m str,
+    ) -> Option<super::reservations::Held<'m>> {
+        self.in_flight.hold(symbol, || false)
     }
 
     /// Whether `symbol`'s last close ended with an unknown outcome (cleared by
     /// [`Manager::confirm_still_open`]).
     pub fn is_uncertain(&self, symbol: &str) -> bool {
-        self.uncertain.lock().iter().any(|s| s == symbol)
+        self.uncertain.contains(symbol)
     }
 
     /// For a position whose last close had an unknown outcome: asks the exchange whether it is
@@ -97,7 +67,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     ) -> Result<bool, CoreError> {
         let snapshot = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
         if snapshot.contains(symbol) {
-            self.uncertain.lock().retain(|s| s != symbol);
+            self.uncertain.remove(symbol);
             return Ok(true);
         }
         if !snapshot.well_formed {
@@ -105,7 +75,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 "malformed position list: cannot tell whether it is still open".to_owned(),
             ));
         }
-        self.uncertain.lock().retain(|s| s != symbol);
+        self.uncertain.remove(symbol);
         self.untrack_closed_externally(symbol, position);
         Ok(false)
     }
@@ -130,7 +100,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         // One close per symbol at a time: a second one (the bot's close racing the update
         // cycle's, two cycles, two threads) would send a second close order.
-        let Some(slot) = self.take_close_slot(symbol) else {
+        let Some(slot) = self.order_slot(symbol) else {
             self.log(Channel::Main, Level::Info, || {
                 format!("Close of {symbol} already in progress, not sending another")
             });
@@ -269,14 +239,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Err(e) => {
                 // The order may have gone through: until the exchange says, nothing else may
                 // trade this position blind.
-                self.mark_uncertain(symbol);
+                self.uncertain.insert(symbol);
                 return Err(e);
             }
         };
         if !closed {
             // Only a truthy answer is definitive: a client may answer falsy after the venue took
             // the close (a timed-out request). Until the exchange says, trade nothing blind.
-            self.mark_uncertain(symbol);
+            self.uncertain.insert(symbol);
             self.log(Channel::Position, Level::Error, || {
                 "  ✗ Failed to close position on exchange".to_owned()
             });
@@ -307,7 +277,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // replaced the entry meanwhile (§6.4); only this very position is removed.
         let removed = self.book().remove_if_same(symbol, position);
         self.book().note_closed(symbol);
-        self.uncertain.lock().retain(|s| s != symbol);
+        self.uncertain.remove(symbol);
         self.record(
             symbol,
             position,

@@ -13,7 +13,7 @@ use crate::book::{fingerprint_of_state, Confirmed, Removed};
 use crate::events::{EventKind, Evidence};
 use crate::exchange::RawEntry;
 use crate::format::py_repr_float;
-use crate::reconcile::{Reported, Snapshot};
+use crate::reconcile::Snapshot;
 
 /// Why a position vanished, judged from the evidence (§ failure modes B9–B13).
 pub const LIQUIDATION: &str = "liquidation";
@@ -22,39 +22,18 @@ pub const STOP_FILLED: &str = "stop_filled_on_exchange";
 /// The price reached the position's own take profit: the exchange-side order filled.
 pub const TAKE_PROFIT_FILLED: &str = "take_profit_filled_on_exchange";
 
+/// What a confirmed position needs.
+enum Drift {
+    None,
+    Flipped,
+    /// (the exchange's size, the book's size)
+    Resized(f64, f64),
+}
+
 /// Sizes closer than this (relative) are the same size.
 const SIZE_TOLERANCE: f64 = 1e-9;
 
-/// Releases a symbol's "size about to change" mark when dropped.
-pub(crate) struct Resizing<'m, H: Clone + Send + Sync> {
-    manager: &'m Manager<H>,
-    symbol: &'m str,
-}
-
-impl<H: Clone + Send + Sync> Drop for Resizing<'_, H> {
-    fn drop(&mut self) {
-        let mut busy = self.manager.resizing.lock();
-        if let Some(i) = busy.iter().position(|s| s == self.symbol) {
-            busy.swap_remove(i);
-        }
-    }
-}
-
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Marks `symbol`'s size as about to change by the manager's own order until the guard
-    /// drops; a snapshot applied meanwhile does not resize it.
-    pub(crate) fn resizing<'m>(&'m self, symbol: &'m str) -> Resizing<'m, H> {
-        self.resizing.lock().push(symbol.to_owned());
-        Resizing {
-            manager: self,
-            symbol,
-        }
-    }
-
-    fn is_resizing(&self, symbol: &str) -> bool {
-        self.resizing.lock().iter().any(|s| s == symbol)
-    }
-
     /// The reason and evidence for a position the exchange stopped listing. `default` is the
     /// caller's word when nothing explains it (`closed_externally`, `orphaned`).
     /// Returns the reason, the evidence and, for a liquidation or a filled stop or take profit,
@@ -96,7 +75,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// Brings confirmed positions in line with what the exchange reports: the contract size,
     /// a size changed outside the manager (event `resized`), a flipped side (the old position is
     /// removed as `side_flipped`, the new one imported). Positions whose size the manager is
-    /// changing, or changed after the snapshot was requested, are left alone.
+    /// changing (an order in flight), or changed after the snapshot was requested, are left alone.
     pub(crate) fn apply_drift(
         &self,
         entries: &[RawEntry],
@@ -104,33 +83,38 @@ impl<H: Clone + Send + Sync> Manager<H> {
         confirmed: Vec<Confirmed>,
     ) {
         for c in confirmed {
-            if let Some(Reported {
-                contract_size: Some(size),
-                ..
-            }) = snapshot.reported.get(&c.symbol)
-            {
+            let size = snapshot
+                .reported
+                .get(&c.symbol)
+                .and_then(|r| r.contract_size);
+            let stale = c.touched > snapshot.requested_at_seq || self.in_flight.contains(&c.symbol);
+            // One look at the position decides; the change itself re-checks under its own lock.
+            let drift = {
                 let mut p = c.position.lock();
-                if p.contract_size != *size {
-                    p.contract_size = *size;
+                if let Some(size) = size {
+                    p.contract_size = size;
                 }
-            }
-            let Some(fp) = c.fingerprint.clone() else {
-                continue;
+                match &c.fingerprint {
+                    _ if stale => Drift::None,
+                    None => Drift::None,
+                    Some(fp) if fp.side != p.side && (fp.side == "long" || fp.side == "short") => {
+                        Drift::Flipped
+                    }
+                    Some(fp)
+                        if fp.side == p.side
+                            && fp.contracts > 0.0
+                            && (fp.contracts - p.amount).abs()
+                                > SIZE_TOLERANCE * p.amount.abs().max(1.0) =>
+                    {
+                        Drift::Resized(fp.contracts, p.amount)
+                    }
+                    Some(_) => Drift::None,
+                }
             };
-            if c.touched > snapshot.requested_at_seq || self.is_resizing(&c.symbol) {
-                continue;
-            }
-            let (side, amount) = {
-                let p = c.position.lock();
-                (p.side.clone(), p.amount)
-            };
-            if fp.side != side && (fp.side == "long" || fp.side == "short") {
-                self.replace_flipped(entries, snapshot, &c, &fp.side);
-            } else if fp.side == side
-                && fp.contracts > 0.0
-                && (fp.contracts - amount).abs() > SIZE_TOLERANCE * amount.abs().max(1.0)
-            {
-                self.resize(&c, fp.contracts, amount);
+            match drift {
+                Drift::None => {}
+                Drift::Flipped => self.replace_flipped(entries, snapshot, &c),
+                Drift::Resized(contracts, previous) => self.resize(&c, contracts, previous),
             }
         }
     }
@@ -167,14 +151,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         );
     }
 
-    fn replace_flipped(
-        &self,
-        entries: &[RawEntry],
-        snapshot: &Snapshot,
-        c: &Confirmed,
-        new_side: &str,
-    ) {
+    fn replace_flipped(&self, entries: &[RawEntry], snapshot: &Snapshot, c: &Confirmed) {
         let symbol = &c.symbol;
+        let new_side = c.fingerprint.as_ref().map_or("", |f| f.side.as_str());
         let fingerprint = fingerprint_of_state(&c.position.lock());
         let Some((position, handle, evicted)) =
             self.book()
@@ -201,11 +180,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Some(evidence),
         );
         drop((handle, evicted));
-        let raw = snapshot
-            .index
-            .get(symbol.as_str())
-            .and_then(|i| entries.get(*i));
-        if let Some(RawEntry::Position(raw)) = raw {
+        // Flips are rare: find the entry when one happens instead of indexing every list.
+        let raw = entries.iter().find_map(|e| match e {
+            RawEntry::Position(raw) if raw.symbol() == Some(symbol.as_str()) => Some(raw),
+            _ => None,
+        });
+        if let Some(raw) = raw {
             if let Err(e) = self.import_entry(symbol, raw, Flavour::Sync, snapshot.requested_at_seq)
             {
                 self.log(Channel::Main, Level::Error, || {

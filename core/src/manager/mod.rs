@@ -22,6 +22,7 @@ pub mod exit_rules;
 mod exit_steps;
 pub mod messages;
 pub mod open;
+mod reservations;
 pub mod retarget;
 pub mod scale;
 pub mod state;
@@ -147,17 +148,16 @@ pub struct Manager<H> {
     gates: LevelGates,
     config: ManagerConfig,
     /// Symbols with an `open_position` in flight (reserved against a second open and imports).
-    opening: parking_lot::Mutex<Vec<String>>,
+    opening: reservations::SymbolSet,
     /// The exit rules the update cycle asks (built-in unless the caller supplies its own).
     exit_rules: exit_rules::ExitRules,
-    /// Symbols with a scale in/out in flight (their size is about to change: no resize).
-    resizing: parking_lot::Mutex<Vec<String>>,
     /// Told about every event as it is recorded (no lock held).
     event_sink: parking_lot::RwLock<Option<EventSink>>,
-    /// Symbols with a close in flight (one close order at a time).
-    closing: parking_lot::Mutex<Vec<String>>,
-    /// Symbols whose last close raised after the order may have gone out (outcome unknown).
-    uncertain: parking_lot::Mutex<Vec<String>>,
+    /// Symbols with a closing or resizing order in flight (a close, a scale in/out): one such
+    /// order per symbol, and no resize from a snapshot meanwhile.
+    in_flight: reservations::SymbolSet,
+    /// Symbols whose last close may have gone through without saying so (outcome unknown).
+    uncertain: reservations::SymbolSet,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -182,11 +182,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
             trailing_bits: AtomicU64::new(config.trailing_stop_percentage.to_bits()),
             gates: LevelGates::default(),
             config,
-            opening: parking_lot::Mutex::new(Vec::new()),
-            resizing: parking_lot::Mutex::new(Vec::new()),
+            opening: reservations::SymbolSet::default(),
             event_sink: parking_lot::RwLock::new(None),
-            closing: parking_lot::Mutex::new(Vec::new()),
-            uncertain: parking_lot::Mutex::new(Vec::new()),
+            in_flight: reservations::SymbolSet::default(),
+            uncertain: reservations::SymbolSet::default(),
             exit_rules: exit_rules::ExitRules::default(),
         })
     }

@@ -63,32 +63,10 @@ impl Fill {
     }
 }
 
-/// Releases a symbol's open reservation when dropped.
-struct Reservation<'m, H: Clone + Send + Sync> {
-    manager: &'m Manager<H>,
-    symbol: &'m str,
-}
-
-impl<H: Clone + Send + Sync> Drop for Reservation<'_, H> {
-    fn drop(&mut self) {
-        self.manager.opening.lock().retain(|s| s != self.symbol);
-    }
-}
-
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Whether an `open_position` for `symbol` is in flight.
     pub fn is_opening(&self, symbol: &str) -> bool {
-        self.opening.lock().iter().any(|s| s == symbol)
-    }
-
-    /// Reserves `symbol` for an open unless it is tracked or being opened.
-    fn reserve(&self, symbol: &str) -> bool {
-        let mut opening = self.opening.lock();
-        if opening.iter().any(|s| s == symbol) || self.book().contains(symbol) {
-            return false;
-        }
-        opening.push(symbol.to_owned());
-        true
+        self.opening.contains(symbol)
     }
 
     /// `open_position(symbol, signal, amount, leverage, stop_loss_percentage, use_limit,
@@ -115,7 +93,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return false;
         }
-        if !self.reserve(symbol) {
+        // Reserved unless tracked or being opened, atomically (no second open, no import).
+        let reservation = self.opening.hold(symbol, || self.book().contains(symbol));
+        if reservation.is_none() {
             let message = format!("Position for {symbol} already exists");
             self.log(Channel::Main, Level::Error, || {
                 format!("Invalid position parameters: {message}")
@@ -125,10 +105,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return false;
         }
-        let _reservation = Reservation {
-            manager: self,
-            symbol,
-        };
         match self.open_reserved(request) {
             Ok(opened) => opened,
             Err(e) => {

@@ -9,6 +9,7 @@
 use log::Level;
 
 use super::messages::Channel;
+use super::reservations::Held;
 use super::Manager;
 use crate::book::SharedPosition;
 use crate::error::CoreResult;
@@ -37,13 +38,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if !self.still_open_if_uncertain(symbol, &position) {
             return false;
         }
-        // No close of this symbol may run while our order is out, nor may we trade a position
-        // a close already took out of the book.
-        let Some(_order_slot) = self.order_slot(symbol, &position) else {
+        // No close of this symbol may run while our order is out (and no snapshot may resize it
+        // before the book has the new size), nor may we trade a position a close already took.
+        let Some(_slot) = self.scale_slot(symbol, &position) else {
             return false;
         };
-        // The exchange size changes before the book's: no snapshot may resize it meanwhile.
-        let _resizing = self.resizing(symbol);
         let outcome = self.scale_in_tracked(symbol, &position, additional, current_price);
         self.book().touch(symbol, &position);
         match outcome {
@@ -219,8 +218,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
 
-        let _order_slot = self.order_slot(symbol, &position)?;
-        let _resizing = self.resizing(symbol);
+        let _slot = self.scale_slot(symbol, &position)?;
         let outcome = self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason);
         self.book().touch(symbol, &position);
         match outcome {
@@ -237,13 +235,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// After a close with an unknown outcome, trade the position only once the exchange lists
     /// it again (never an order blind).
     fn still_open_if_uncertain(&self, symbol: &str, position: &SharedPosition) -> bool {
-        if self.is_closing(symbol) {
-            // A close is in flight: its order may already have executed.
-            self.log(Channel::Main, Level::Warn, || {
-                format!("Close of {symbol} in progress; not sending another order for it")
-            });
-            return false;
-        }
         if !self.is_uncertain(symbol) {
             return true;
         }
@@ -258,14 +249,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// Takes `symbol`'s close reservation for the duration of a scale order (a close racing it
-    /// then sends nothing), unless a close holds it or already removed this very position.
-    fn order_slot<'m>(
-        &'m self,
-        symbol: &'m str,
-        position: &SharedPosition,
-    ) -> Option<super::close::CloseSlot<'m, H>> {
-        let Some(slot) = self.take_close_slot(symbol) else {
+    /// Takes `symbol`'s order slot for the duration of a scale order (a close racing it then
+    /// sends nothing, and no snapshot resizes it meanwhile), unless a close holds it or already
+    /// removed this very position.
+    fn scale_slot<'m>(&'m self, symbol: &'m str, position: &SharedPosition) -> Option<Held<'m>> {
+        let Some(slot) = self.order_slot(symbol) else {
             self.log(Channel::Main, Level::Warn, || {
                 format!("Close of {symbol} in progress; not sending another order for it")
             });
