@@ -546,41 +546,39 @@ impl PyPositionManager {
                 describe(callback.bind(py))
             )));
         }
-        self.callbacks
-            .lock_py_attached(py)
-            .push(callback.clone_ref(py));
-        let callbacks = self.callbacks.clone();
-        let sink: position_manager_core::manager::EventSink = Arc::new(move |event: &Event| {
-            crate::logging::attach_clean(|py| {
-                let listeners: Vec<Py<PyAny>> = callbacks
-                    .lock_py_attached(py)
-                    .iter()
-                    .map(|c| c.clone_ref(py))
-                    .collect();
-                let Ok(record) = event_dict(py, event) else {
-                    return;
-                };
-                for listener in listeners {
-                    if let Err(e) = listener.call1(py, (record.clone(),)) {
-                        let logger = py
-                            .import("logging")
-                            .and_then(|l| l.call_method1("getLogger", ("TradingBot",)));
-                        if let Ok(logger) = logger {
-                            let kind = e
-                                .get_type(py)
-                                .name()
-                                .map(|n| n.to_string())
-                                .unwrap_or_default();
+        let first = {
+            let mut callbacks = self.callbacks.lock_py_attached(py);
+            callbacks.push(callback.clone_ref(py));
+            callbacks.len() == 1
+        };
+        if first {
+            // One sink serves every callback; without callbacks no event is converted at all.
+            let callbacks = self.callbacks.clone();
+            let loggers = self.loggers.clone();
+            let sink: position_manager_core::manager::EventSink = Arc::new(move |event: &Event| {
+                crate::logging::attach_clean(|py| {
+                    let listeners: Vec<Py<PyAny>> = callbacks
+                        .lock_py_attached(py)
+                        .iter()
+                        .map(|c| c.clone_ref(py))
+                        .collect();
+                    let Ok(record) = event_dict(py, event) else {
+                        return;
+                    };
+                    for listener in listeners {
+                        if let Err(e) = listener.call1(py, (record.clone(),)) {
+                            let e = crate::client::exchange_error(py, &e);
                             let message =
-                                format!("on_event callback raised {kind}: {}", e.value(py));
-                            // A failing log call must not break the manager either.
-                            drop(logger.call_method1("warning", (message,)));
+                                format!("on_event callback raised {}: {e}", e.kind_name());
+                            // On the configured main logger; a failing log call must not break
+                            // the manager either.
+                            drop(loggers.main.call_method1(py, "warning", (message,)));
                         }
                     }
-                }
+                });
             });
-        });
-        self.core.set_event_sink(Some(sink));
+            self.core.set_event_sink(Some(sink));
+        }
         Ok(callback)
     }
 

@@ -195,3 +195,17 @@ def test_a_failing_event_callback_is_logged_and_ignored(
     ]
     with pytest.raises(TypeError, match="callback"):
         pm.on_event(42)  # type: ignore[arg-type]
+
+
+def test_a_failing_event_callback_is_logged_on_the_configured_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="MyBot")
+    exchange = FakeExchange()
+    pm = tracked(exchange, logger_name="MyBot")
+    pm.on_event(lambda event: 1 / 0)
+    exchange.drop(BTC)
+    list(pm.update_positions())
+    assert [(r.name, r.getMessage()) for r in caplog.records if "on_event" in r.getMessage()] == [
+        ("MyBot", "on_event callback raised ZeroDivisionError: division by zero")
+    ]
