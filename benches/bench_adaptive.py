@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
 import sys
-import time
 from typing import Any
+
+from cycle_timing import time_cycles
 
 from position_manager_rs import Position, PositionManager, __version__
 
@@ -73,17 +73,7 @@ def bench(n_positions: int, cycles: int, repeats: int) -> tuple[float, float]:
     for s in symbols:
         # Leverage 1, stop and target far away: no exit fires, every position is examined.
         pm.positions[s] = Position(s, "long", price, 1.0, 1, price * 0.5, price * 2.0)
-    list(pm.update_positions())  # warm-up
-    per_position = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(cycles):
-            for _ in pm.update_positions():
-                raise AssertionError("no position should close in this benchmark")
-        elapsed = time.perf_counter() - t
-        per_position.append(elapsed / cycles / n_positions * 1e6)
-    assert len(pm.positions) == n_positions
-    return statistics.median(per_position), min(per_position)
+    return time_cycles(pm, cycles, repeats)
 
 
 def main() -> int:
