@@ -1,7 +1,9 @@
 """Loading the golden fixtures computed by the original implementation.
 
-They live beside the repository in `shared/fixtures` (set ``PM_FIXTURES_DIR`` to point elsewhere).
-A module that needs them calls :func:`load`, which skips the module when they are missing.
+They are test data of this repository: ``tests/fixtures/`` (``tests/fixtures/README.md`` says
+where they come from and what they hold). Set ``PM_FIXTURES_DIR`` to replay another copy of the
+set. A missing or unreadable fixture is an error, never a skip: a module that needs one fails to
+import, so its tests fail instead of vanishing from the run.
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
+#: The fixtures kept in the repository.
+REPO_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: Where :func:`load` reads them: ``$PM_FIXTURES_DIR``, else :data:`REPO_FIXTURES`.
+FIXTURES = Path(os.environ.get("PM_FIXTURES_DIR") or REPO_FIXTURES)
+#: Every fixture file the tests replay.
+NAMES = ("formatting.json", "indicators.json", "position_traces.json", "exit_signals.json")
 
-FIXTURES = Path(
-    os.environ.get("PM_FIXTURES_DIR") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-)
+
+class MissingFixtureError(FileNotFoundError):
+    """A golden fixture the tests need is not there."""
 
 
 def load(name: str) -> Any:
-    """The parsed fixture `name` (e.g. ``"position_traces.json"``); skips the calling module if
-    the fixtures are not there."""
+    """The parsed fixture ``name`` (e.g. ``"position_traces.json"``); raises
+    :class:`MissingFixtureError` when it is missing."""
     path = FIXTURES / name
     if not path.is_file():
-        pytest.skip(
-            f"golden fixture {name} not found in {FIXTURES} (set PM_FIXTURES_DIR)",
-            allow_module_level=True,
+        raise MissingFixtureError(
+            f"golden fixture {name} not found in {FIXTURES} "
+            "(it belongs in tests/fixtures/; PM_FIXTURES_DIR overrides the directory)"
         )
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))

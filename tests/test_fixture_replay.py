@@ -1,10 +1,10 @@
-"""Replays the golden fixtures produced by the original implementation (see fixtures/README.md).
+"""Replays the golden fixtures of the original implementation (tests/fixtures/README.md).
 
 * ``formatting.json``: ``format_price`` / ``format_pnl_usd``, exact strings.
 * ``position_traces.json``: ``Position`` traces under a frozen clock (every ``after`` key, floats
   bit-exact), ``move_to_breakeven`` and ``calculate_intelligent_targets`` (exact).
 
-The fixtures live outside the repository; set ``PM_FIXTURES_DIR`` to point elsewhere.
+The fixtures are in ``tests/fixtures/`` (see ``tests/golden.py``).
 """
 
 from __future__ import annotations
