@@ -29,3 +29,25 @@ def test_public_names() -> None:
     assert {"Position", "PositionManager", "format_price", "format_pnl_usd"} <= set(
         position_manager_rs.__all__
     )
+
+
+def test_every_public_native_name_is_exported() -> None:
+    # What the native module offers (its stub's __all__, checked against it by stubtest) is
+    # importable from the package itself, as the README and docs/differences.md use it.
+    from position_manager_rs import _core
+
+    public = {n for n in _core.__all__ if not n.startswith("_")}
+    assert public <= set(position_manager_rs.__all__), public - set(position_manager_rs.__all__)
+
+
+def test_names_the_docs_import_exist() -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    imported: set[str] = set()
+    for path in docs:
+        text = path.read_text(encoding="utf-8")
+        for names in re.findall(r"from position_manager_rs import ([\w, ]+)", text):
+            imported.update(n.strip() for n in names.split(","))
+        imported.update(re.findall(r"position_manager_rs\.([A-Z]\w+)", text))
+    assert "PositionManager" in imported, "the docs no longer import anything?"
+    missing = sorted(n for n in imported if not hasattr(position_manager_rs, n))
+    assert missing == []
