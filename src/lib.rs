@@ -7,9 +7,11 @@
 //! rule objects, built-in or the user's own), [`persist`] (`save_state`/`load_state` and the
 //! bot's attributes as JSON), [`convert`] (values and argument
 //! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
-//! `logging`), [`testing`] (clock control for tests).
+//! `logging`), [`testing`] (clock control for tests), [`clock`] (`ManualClock`, a manager's own
+//! clock).
 
 mod client;
+mod clock;
 mod convert;
 mod errors;
 mod exit_bridge;
@@ -57,6 +59,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<exits::PyAdvancedExitStrategy>()?;
     m.add_class::<exits::PySmartExitOptimizer>()?;
+    m.add_class::<clock::PyManualClock>()?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
     m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;

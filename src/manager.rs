@@ -12,12 +12,12 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList};
 
 use position_manager_core::book::SharedPosition;
-use position_manager_core::clock;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
 use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerConfig, OpenRequest};
 
 use crate::client::PyClient;
+use crate::clock::PyManualClock;
 use crate::convert::{describe, number, number_or, to_datetime, truthy};
 use crate::errors::PmError;
 use crate::exit_bridge::ExitObjects;
@@ -55,12 +55,15 @@ impl HandleFactory<Handle> for PositionFactory {
 ///                 logger_name='TradingBot', position_logger_name='TradingBot.Position',
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
-///                 smart_exit_optimizer=None)
+///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
+///                 tombstone_ttl_seconds=86400.0, clock=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
-/// after `*` go beyond the original; their defaults reproduce it. `advanced_exit_strategy` and
-/// `smart_exit_optimizer` replace the built-in exit rules (`AdvancedExitStrategy`,
-/// `SmartExitOptimizer`) with your own objects, called with the original's call shapes.
+/// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
+/// `advanced_exit_strategy` and `smart_exit_optimizer` replace the built-in exit rules
+/// (`AdvancedExitStrategy`, `SmartExitOptimizer`) with your own objects, called with the
+/// original's call shapes. `clock` is a `ManualClock` the manager reads time from instead of
+/// the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
 #[pyclass(
     name = "PositionManager",
     module = "position_manager_rs",
@@ -76,6 +79,7 @@ pub struct PyPositionManager {
     positions_lock: Py<PyAny>,
     exits: ExitObjects,
     callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
+    clock: Option<Py<PyManualClock>>,
 }
 
 fn delays_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
@@ -109,9 +113,10 @@ impl PyPositionManager {
         advanced_exit_strategy = None,
         smart_exit_optimizer = None,
         missing_grace_seconds = 0.0,
-        tombstone_ttl_seconds = Some(86_400.0)
+        tombstone_ttl_seconds = Some(86_400.0),
+        clock = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -129,6 +134,7 @@ impl PyPositionManager {
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
         missing_grace_seconds: f64,
         tombstone_ttl_seconds: Option<f64>,
+        clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
         let trailing = match trailing_stop_percentage {
@@ -159,11 +165,12 @@ impl PyPositionManager {
             missing_grace_seconds,
             tombstone_ttl_seconds: tombstone_ttl_seconds.unwrap_or(f64::INFINITY),
         };
+        let (core_clock, clock) = crate::clock::manager_clock(clock)?;
         let pyclient = Arc::new(PyClient::new(client));
         let core = Manager::new(
             pyclient.clone(),
             config,
-            clock::default_clock(),
+            core_clock,
             Arc::new(PositionFactory),
         )
         .map_err(PmError)?;
@@ -177,7 +184,15 @@ impl PyPositionManager {
             positions_lock: threading.call_method0("Lock")?.unbind(),
             exits,
             callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
+            clock,
         })
+    }
+
+    /// The `ManualClock` this manager reads time from (`clock=`), or None when it reads the
+    /// process-wide clock.
+    #[getter]
+    fn clock(&self, py: Python<'_>) -> Option<Py<PyManualClock>> {
+        self.clock.as_ref().map(|c| c.clone_ref(py))
     }
 
     /// The advanced exit rules the update cycle asks: an `AdvancedExitStrategy` (run in Rust)

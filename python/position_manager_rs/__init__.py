@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 
 from ._core import (
     AdvancedExitStrategy,
+    ManualClock,
     Position,
     PositionManager,
     PositionsView,
@@ -35,6 +36,7 @@ __all__ = [
     "AdvancedExitStrategy",
     "CcxtClient",
     "ExchangeClient",
+    "ManualClock",
     "PaperExchange",
     "PaperExchangeError",
     "Position",

@@ -1,7 +1,7 @@
 """Type stubs of `position_manager_rs._core` (hand-written; checked by mypy.stubtest)."""
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from os import PathLike
 from typing import Any, SupportsFloat, final
 
@@ -11,6 +11,7 @@ from typing_extensions import disjoint_base
 __version__: str
 __all__ = [
     "AdvancedExitStrategy",
+    "ManualClock",
     "Position",
     "PositionManager",
     "PositionsView",
@@ -160,6 +161,7 @@ class PositionManager:
         smart_exit_optimizer: Any = None,
         missing_grace_seconds: float = 0.0,
         tombstone_ttl_seconds: float | None = 86400.0,
+        clock: ManualClock | None = None,
     ) -> PositionManager: ...
     @property
     def advanced_exit_strategy(self) -> Any: ...
@@ -170,6 +172,8 @@ class PositionManager:
     @smart_exit_optimizer.setter
     def smart_exit_optimizer(self, value: Any) -> None: ...
     client: Any
+    @property
+    def clock(self) -> ManualClock | None: ...
     trailing_stop_percentage: float
     @property
     def positions(self) -> PositionsView: ...
@@ -229,6 +233,22 @@ class PositionManager:
         new_take_profit: float | None = None,
         reason: str = "manual",
     ) -> bool: ...
+
+@final
+class ManualClock:
+    """A clock that moves only when told: a manager's own (paper) time."""
+
+    def __new__(cls, start: datetime | None = None) -> ManualClock: ...
+    def now(self) -> datetime: ...
+    def set(self, at: datetime) -> None: ...
+    def advance(
+        self,
+        seconds: float | None = None,
+        *,
+        minutes: float | None = None,
+        hours: float | None = None,
+        delta: timedelta | None = None,
+    ) -> datetime: ...
 
 def format_price(price: float) -> str: ...
 def format_pnl_usd(pnl_usd: float) -> str: ...

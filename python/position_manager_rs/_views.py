@@ -40,7 +40,7 @@ COLUMNS = (
 
 
 def _now() -> datetime:
-    # The manager's clock (frozen in tests and simulations), not the wall clock.
+    # The process-wide clock (frozen in tests and simulations), not the wall clock.
     return _core._clock_now()
 
 
@@ -72,8 +72,10 @@ def position_record(
 
 
 def manager_records(manager: PositionManager) -> list[dict[str, Any]]:
-    """Every tracked position as a record (see ``position_record``), in book order."""
-    now = _now()
+    """Every tracked position as a record (see ``position_record``), in book order; ages by
+    the manager's own clock (``manager.clock``, e.g. paper time) when it has one."""
+    clock = manager.clock
+    now = _now() if clock is None else clock.now()
     return [position_record(p, s, now) for s, p in manager.get_all_positions().items()]
 
 

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ._core import ManualClock
+
 __all__ = [
     "CLIENT_METHODS",
     "DEFAULT_START_TIME",
@@ -176,6 +178,11 @@ def _iso(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def _naive_utc(ts: float) -> _dt.datetime:
+    """Epoch seconds as the naive UTC datetime a ``ManualClock`` shows."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).replace(tzinfo=None)
+
+
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -220,8 +227,13 @@ class PaperExchange:
       limit orders fill in parts.
     * ``wait_ticks`` (0): how many ticks :meth:`wait_for_order_fill` may advance the market while
       the order is still open (0: it answers at once and never moves time).
+    * ``clock``: a :class:`~position_manager_rs.ManualClock` the venue drives (default: a new
+      one, ``paper.clock``). It shows the simulated time (naive UTC) from construction on and
+      moves with every tick; pass it to the manager, ``PositionManager(paper,
+      clock=paper.clock)``, so that entry times, ages, profit velocity and the 24 h rules
+      follow paper time.
 
-    State you can read: ``time`` (simulated epoch seconds), ``datetime``, ``symbols``,
+    State you can read: ``time`` (simulated epoch seconds), ``datetime``, ``clock``, ``symbols``,
     ``history`` (everything the venue did, see :meth:`step`), ``calls`` (every client call as
     ``(method, args, kwargs)``), ``realized_pnl`` (quote currency, all closes).
     """
@@ -246,6 +258,7 @@ class PaperExchange:
         spread: float = 0.0002,
         partial_fill_fraction: float = 1.0,
         wait_ticks: int = 0,
+        clock: ManualClock | None = None,
     ) -> None:
         if volatility < 0 or not math.isfinite(volatility):
             raise ValueError(f"volatility must be >= 0, got {volatility!r}")
@@ -265,6 +278,11 @@ class PaperExchange:
             )
         if wait_ticks < 0:
             raise ValueError(f"wait_ticks must be >= 0, got {wait_ticks!r}")
+        if clock is not None and not isinstance(clock, ManualClock):
+            raise TypeError(
+                f"clock must be a position_manager_rs.ManualClock or None, got {clock!r} "
+                f"({type(clock).__name__})"
+            )
         rates = dict(event_rates or {})
         for kind, rate in rates.items():
             if kind not in RANDOM_EVENT_KINDS:
@@ -285,6 +303,9 @@ class PaperExchange:
         self.partial_fill_fraction = float(partial_fill_fraction)
         self.wait_ticks = int(wait_ticks)
         self.time: float = float(DEFAULT_START_TIME if start_time is None else start_time)
+        #: The clock this venue drives: set to the simulated time now and on every tick.
+        self.clock: ManualClock = ManualClock(_naive_utc(self.time)) if clock is None else clock
+        self.clock.set(_naive_utc(self.time))
         self.history: list[dict[str, Any]] = []
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self.realized_pnl = 0.0
@@ -744,6 +765,7 @@ class PaperExchange:
         with self._lock:
             start = len(self.history)
             self.time += self.tick_seconds
+            self.clock.set(_naive_utc(self.time))
             for m in self._markets.values():
                 self._move_price(m)
             for m in self._markets.values():
