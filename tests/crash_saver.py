@@ -15,6 +15,9 @@ from typing import Any
 
 from position_manager_rs import Position, PositionManager
 
+# A client these tests never call: the manager only keeps its book here.
+NO_CLIENT: Any = object()
+
 BASE_TIME = datetime(2025, 1, 2, 3, 4, 5, 600000)
 
 
@@ -24,7 +27,7 @@ def book_size(generation: int) -> int:
 
 def book(n: int) -> PositionManager:
     """The ``n``-position book (every field and some attributes depend on ``n``)."""
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     for i in range(n):
         side = "long" if (i + n) % 3 else "short"
         entry = 100.0 + i * 1.25 + n / 7

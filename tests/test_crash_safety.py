@@ -30,6 +30,9 @@ import pytest
 
 from position_manager_rs import PositionManager
 
+# A client these tests never call: the manager only keeps its book here.
+NO_CLIENT: Any = object()
+
 LONG = os.environ.get("PMRS_LONG") == "1"
 KILLS = int(os.environ.get("PMRS_CRASH_KILLS", "1000" if LONG else "100"))
 SEED = int(os.environ.get("PMRS_CRASH_SEED", "20250101"))
@@ -61,7 +64,7 @@ def read_until(fd: int, buf: bytearray, done: Any, timeout: float) -> None:
 
 def loaded(path: Path) -> tuple[int, Records]:
     """The generation and the records of the state file (loaded into a fresh manager)."""
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     pm.load_state(path)
     records = crash_saver.records(pm)
     generation = records[0][2].pop("generation")
@@ -142,7 +145,7 @@ def test_sigkill_while_saving_leaves_the_old_or_the_new_state(
     elapsed = time.monotonic() - started
 
     # A clean save removes the last leftover.
-    final = PositionManager(object())
+    final = PositionManager(NO_CLIENT)
     final.load_state(path)
     final.save_state(path)
     assert temp_files(tmp_path) == []

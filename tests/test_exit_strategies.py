@@ -20,6 +20,9 @@ from position_manager_rs import Position, PositionManager
 from position_manager_rs._core import AdvancedExitStrategy, SmartExitOptimizer
 from position_manager_rs.testing import frozen_clock
 
+# A client these tests never call: the manager only keeps its book here.
+NO_CLIENT: Any = object()
+
 MAIN, POS = "TradingBot", "TradingBot.Position"
 SIGNALS: dict[str, Any] = load("exit_signals.json")
 NOW = datetime(2030, 6, 1, 8, 30, 0)
@@ -143,14 +146,14 @@ def test_smart_side_extension_mirrors_shorts() -> None:
 
 def test_position_manager_has_advanced_exit_strategy() -> None:
     """Port of the original suite's check: the manager carries an AdvancedExitStrategy."""
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     assert isinstance(pm.advanced_exit_strategy, AdvancedExitStrategy)
     assert isinstance(pm.smart_exit_optimizer, SmartExitOptimizer)
     assert pm.advanced_exit_strategy is pm.advanced_exit_strategy
 
 
 def test_assigning_objects_and_none() -> None:
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     mine = Recorder()
     pm.smart_exit_optimizer = mine
     assert pm.smart_exit_optimizer is mine
@@ -162,7 +165,7 @@ def test_assigning_objects_and_none() -> None:
     ):
         pm.advanced_exit_strategy = object()
     with pytest.raises(TypeError, match="smart_exit_optimizer must have a should_exit_early"):
-        PositionManager(object(), smart_exit_optimizer=42)
+        PositionManager(NO_CLIENT, smart_exit_optimizer=42)
 
 
 # --------------------------------------------------------------------------- the user's objects

@@ -35,6 +35,9 @@ from helpers_clients import (
 
 from position_manager_rs import Position, PositionManager, StateFileError
 
+# A client these tests never call: the manager only keeps its book here.
+NO_CLIENT: Any = object()
+
 A, B, C = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 ENTRY_TIME = datetime(2025, 3, 4, 5, 6, 7, 891011)
 PNL_TIME = datetime(2025, 3, 4, 9, 10, 11, 121314)
@@ -114,7 +117,7 @@ def snapshot(pm: PositionManager) -> list[tuple[str, dict[str, Any], dict[str, A
 
 
 def saved(tmp_path: Path, *positions: Position) -> tuple[PositionManager, Path]:
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     for p in positions:
         pm.positions[p.symbol] = p
     path = tmp_path / "state.json"
@@ -131,7 +134,7 @@ def temp_files(directory: Path) -> list[str]:
 
 def test_round_trip_keeps_every_field_the_order_and_the_attributes(tmp_path: Path) -> None:
     pm, path = saved(tmp_path, worked_long(), worked_short(), make_position(C))
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     assert fresh.load_state(path) == 3
     assert snapshot(fresh) == snapshot(pm)
     assert list(fresh.positions) == [A, B, C]
@@ -167,8 +170,8 @@ def test_the_file_is_versioned_json_in_book_order(tmp_path: Path) -> None:
 
 def test_an_empty_manager_saves_and_loads_nothing(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    assert PositionManager(object()).save_state(path) == 0
-    fresh = PositionManager(object())
+    assert PositionManager(NO_CLIENT).save_state(path) == 0
+    fresh = PositionManager(NO_CLIENT)
     assert fresh.load_state(path) == 0
     assert len(fresh.positions) == 0 and fresh.events == []
 
@@ -184,13 +187,13 @@ def test_paths_may_be_str_pathlib_or_any_pathlike(tmp_path: Path) -> None:
     pm, _ = saved(tmp_path, worked_long())
     for where in (str(tmp_path / "a.json"), tmp_path / "b.json", Where(tmp_path / "c.json")):
         assert pm.save_state(where) == 1
-        fresh = PositionManager(object())
+        fresh = PositionManager(NO_CLIENT)
         assert fresh.load_state(where) == 1
         assert snapshot(fresh) == snapshot(pm)
     with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike, got 3"):
         pm.save_state(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
-        PositionManager(object()).load_state(None)  # type: ignore[arg-type]
+        PositionManager(NO_CLIENT).load_state(None)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- attributes
@@ -215,7 +218,7 @@ def test_unserialisable_attributes_are_skipped_with_one_warning(
         "save_state: skipped attributes that are not JSON-serialisable: "
         f"{A} (callback, lock, nan, nested); {B} (infinite)"
     )
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     fresh.load_state(path)
     assert vars(fresh.positions[A]) == ATTRIBUTES
     assert vars(fresh.positions[B]) == {"strategy": "mean_reversion"}
@@ -230,7 +233,7 @@ def test_attributes_come_back_as_json_gives_them(tmp_path: Path) -> None:
     p.pair = (1, 2)
     p.keyed = {1: "one"}
     _, path = saved(tmp_path, p)
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     fresh.load_state(path)
     assert vars(fresh.positions[A]) == {"pair": [1, 2], "keyed": {"1": "one"}}
 
@@ -386,7 +389,7 @@ def test_bad_files_raise_a_clear_error_and_load_nothing(tmp_path: Path) -> None:
     for name, (content, part) in bad_files(text).items():
         path = tmp_path / "bad.json"
         path.write_text(content)
-        pm = PositionManager(object())
+        pm = PositionManager(NO_CLIENT)
         with pytest.raises(StateFileError) as info:
             pm.load_state(path)
         message = str(info.value)
@@ -397,12 +400,12 @@ def test_bad_files_raise_a_clear_error_and_load_nothing(tmp_path: Path) -> None:
     # serde's position: line and column.
     (tmp_path / "bad.json").write_text(bad_files(text)["corrupt"][0])
     with pytest.raises(StateFileError, match=r"at line \d+ column \d+"):
-        PositionManager(object()).load_state(tmp_path / "bad.json")
+        PositionManager(NO_CLIENT).load_state(tmp_path / "bad.json")
 
 
 def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.json"
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     with pytest.raises(FileNotFoundError) as info:
         pm.load_state(path)
     assert info.value.filename == str(path)
@@ -414,7 +417,7 @@ def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
 
 def test_loading_into_a_manager_that_tracks_positions_raises(tmp_path: Path) -> None:
     _, path = saved(tmp_path, worked_long())
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     mine = make_position(C)
     pm.positions[C] = mine
     with pytest.raises(ValueError, match=r"load_state needs an empty manager.*1 position\(s\)"):
@@ -422,7 +425,7 @@ def test_loading_into_a_manager_that_tracks_positions_raises(tmp_path: Path) -> 
     assert list(pm.positions) == [C] and pm.positions[C] is mine
     assert [e["kind"] for e in pm.events] == ["added"]
     # Also when loading twice.
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     fresh.load_state(path)
     with pytest.raises(ValueError, match="needs an empty manager"):
         fresh.load_state(path)
@@ -470,12 +473,12 @@ def test_saving_replaces_the_file_and_clears_leftovers_of_dead_writers(tmp_path:
     pm.positions[B] = worked_short()
     assert pm.save_state(path) == 2
     assert temp_files(tmp_path) == [other.name]
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     assert fresh.load_state(path) == 2
 
 
 def test_saves_while_other_threads_change_the_book_always_load(tmp_path: Path) -> None:
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     path = tmp_path / "state.json"
     workers = Workers()
     symbols = [f"S{i}/USDT:USDT" for i in range(20)]
@@ -496,7 +499,7 @@ def test_saves_while_other_threads_change_the_book_always_load(tmp_path: Path) -
     def save() -> None:
         for _ in range(40):
             counts.append(pm.save_state(path))
-            fresh = PositionManager(object())
+            fresh = PositionManager(NO_CLIENT)
             assert fresh.load_state(path) == counts[-1]
             assert all(p.strategy == s for s, p in fresh.positions.items())
         workers.stop.set()

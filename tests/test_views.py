@@ -33,9 +33,10 @@ def _manager_after_cycles(prices: list[float]) -> tuple[PositionManager, FakeExc
 
 def test_each_cycle_adds_a_history_point() -> None:
     with frozen_clock(START) as clock:
-        pm, _ = _manager_after_cycles([])
+        pm, exchange = _manager_after_cycles([])
+        assert pm.client is exchange
         for price in (100.0, 100.1, 100.2):
-            pm.client.set_price(BTC, price)
+            exchange.set_price(BTC, price)
             list(pm.update_positions())
             clock.advance(seconds=60)
         history = pm.positions[BTC].history

@@ -8,6 +8,8 @@ from typing import Any, SupportsFloat, final
 from _typeshed import SupportsKeysAndGetItem
 from typing_extensions import disjoint_base
 
+from .protocols import ExchangeClient
+
 __version__: str
 __all__ = [
     "AdvancedExitStrategy",
@@ -146,7 +148,7 @@ class PositionManager:
 
     def __new__(
         cls,
-        client: Any,
+        client: ExchangeClient,
         trailing_stop_percentage: float = 0.02,
         *,
         missing_confirmations: int = 1,
@@ -171,7 +173,7 @@ class PositionManager:
     def smart_exit_optimizer(self) -> Any: ...
     @smart_exit_optimizer.setter
     def smart_exit_optimizer(self, value: Any) -> None: ...
-    client: Any
+    client: ExchangeClient
     @property
     def clock(self) -> ManualClock | None: ...
     trailing_stop_percentage: float
@@ -187,7 +189,6 @@ class PositionManager:
     def _positions_lock(self) -> Any: ...
     @property
     def events(self) -> list[dict[str, Any]]: ...
-    def __getattr__(self, name: str) -> Any: ...
     def get_open_positions_count(self) -> int: ...
     def get_position(self, symbol: str) -> Position | None: ...
     def get_all_positions(self) -> dict[str, Position]: ...
