@@ -76,7 +76,9 @@ def test_demo_shows_every_scripted_venue_event(demo_output: str) -> None:
 
 def test_demo_ends_with_the_open_positions_and_the_event_history(demo_output: str) -> None:
     table = _section(demo_output, "Positions still open at ")
-    header = table[0].split()
+    assert table[-1] == "  P/L gross: leveraged return on margin at the last price, before fees"
+    table = table[:-1]
+    header = re.split(r"\s{2,}", table[0].strip())
     assert header == [
         "symbol",
         "side",
@@ -87,7 +89,7 @@ def test_demo_ends_with_the_open_positions_and_the_event_history(demo_output: st
         "stop",
         "take-profit",
         "last",
-        "P/L",
+        "P/L gross",
     ]
     rows = table[1:]
     assert rows, "the demo should end with open positions"
@@ -102,7 +104,16 @@ def test_demo_ends_with_the_open_positions_and_the_event_history(demo_output: st
     match = re.search(r"^Manager event history \((\d+) events\)$", demo_output, re.M)
     assert match is not None
     history = _section(demo_output, "Manager event history")
-    assert history[0].split() == ["seq", "time", "symbol", "kind", "P/L", "reason"]
+    assert history[-1].startswith("  P/L net: leveraged, after the 0.12 % round-trip fee")
+    history = history[:-1]
+    assert re.split(r"\s{2,}", history[0].strip()) == [
+        "seq",
+        "time",
+        "symbol",
+        "kind",
+        "P/L net",
+        "reason",
+    ]
     assert len(history) == int(match.group(1)) + 1
     seqs = [int(line.split()[0]) for line in history[1:]]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
@@ -144,3 +155,46 @@ def test_cli_help_and_bad_arguments() -> None:
     assert run_cli("demo", "--cycles", "0").returncode == 2
     assert run_cli("demo", "--speed", "-1").returncode == 2
     assert run_cli("demo", "--events", "apocalypse").returncode == 2
+
+
+def test_demo_labels_pl_and_ends_with_both_realized_totals(demo_output: str) -> None:
+    # Every percentage the demo prints says whether it is before or after fees ...
+    assert re.search(r"^\d\d:\d\d  close  .* P/L [+-]\d+\.\d\d% net$", demo_output, re.M)
+    for line in re.findall(r"^\d\d:\d\d  book   .*%.*$", demo_output, re.M):
+        assert line.endswith("% net") or line.endswith("%)"), line
+    # ... and it ends with the manager's realized total beside the venue's.
+    block = _section(demo_output, "Realized P/L (USDT)")
+    assert len(block) == 2
+    manager = re.fullmatch(r"  manager +([+-]\d+\.\d\d)  the (\d+) closes and partial .*", block[0])
+    venue = re.fullmatch(r"  venue +([+-]\d+\.\d\d)  every fill, .*", block[1])
+    assert manager and venue, block
+    assert int(manager.group(2)) > 0
+    assert demo_output.rstrip().endswith(block[1].rstrip())
+
+
+def test_the_managers_realized_total_is_the_venues_minus_fees() -> None:
+    from position_manager_rs import PaperExchange, PositionManager
+    from position_manager_rs.__main__ import realized_usdt
+
+    # No spread: the manager's exit price (the ticker) is the venue's fill price, so the two
+    # totals differ by exactly the manager's 0.12 % round-trip fee on the entry value closed.
+    paper = PaperExchange(seed=3, volatility=0.0, spread=0.0)
+    pm = PositionManager(paper, 0.02, ticker_retry_delays=(), clock=paper.clock)
+    eth, sol = "ETH/USDT:USDT", "SOL/USDT:USDT"
+    assert pm.open_position(eth, "BUY", 20, 10, 0.05)
+    assert pm.open_position(sol, "SELL", 30, 4, 0.05)
+    paper.set_price(eth, paper.price(eth) * 1.004)
+    paper.set_price(sol, paper.price(sol) * 1.01)
+    assert pm.scale_out_position(eth, 5) is not None
+    assert pm.close_position(eth) is not None
+    assert pm.close_position(sol) is not None
+    total, closes = realized_usdt(pm.events, paper.contract_size)
+    assert closes == 3
+    entry_value = {eth: 20 * 0.01 * 3000.0, sol: 30 * 0.1 * 125.0}  # contracts * size * entry
+    assert [(e["symbol"], e["position"]["entry_price"]) for e in pm.events[:2]] == [
+        (eth, 3000.0),
+        (sol, 125.0),
+    ]
+    fees = 0.0012 * sum(entry_value.values())
+    assert paper.realized_pnl == pytest.approx(0.6 + 1.8 - 3.75)
+    assert total == pytest.approx(paper.realized_pnl - fees, rel=1e-9)

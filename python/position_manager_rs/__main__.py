@@ -22,7 +22,6 @@ from typing import Any, Callable, TextIO
 
 from position_manager_rs import PositionManager
 from position_manager_rs.paper import DEFAULT_SYMBOLS, EXTERNAL_EVENT_KINDS, PaperExchange
-from position_manager_rs.testing import frozen_clock
 
 __all__ = ["main"]
 
@@ -117,6 +116,34 @@ def _short(symbol: str) -> str:
     return symbol.split("/")[0]
 
 
+def realized_usdt(
+    events: Sequence[dict[str, Any]], contract_size: Callable[[str], float] | None = None
+) -> tuple[float, int]:
+    """The manager's realized P/L in quote currency (USDT) from its event history, and how
+    many closes it sums.
+
+    Every event with a ``pnl`` (a close, a partial close, a removal with a known outcome)
+    realized that leveraged, after-fee return on the margin of the contracts it closed: the
+    whole position for a close or removal, the drop in ``amount`` since the symbol's previous
+    event for a partial close. USDT = pnl / leverage * entry price * contracts * contract size,
+    the contract size from ``contract_size(symbol)`` when given (the venue's), else the one the
+    event's position carries (which the manager learns from the exchange's position list).
+    """
+    total, count = 0.0, 0
+    amounts: dict[str, float] = {}
+    for event in events:
+        p = event["position"]
+        before = amounts.get(event["symbol"], p["amount"])
+        amounts[event["symbol"]] = p["amount"]
+        if event["pnl"] is None:
+            continue
+        closed = before - p["amount"] if event["kind"] == "partial_close" else p["amount"]
+        size = contract_size(event["symbol"]) if contract_size else p.get("contract_size") or 1.0
+        total += event["pnl"] / p["leverage"] * p["entry_price"] * closed * size
+        count += 1
+    return total, count
+
+
 def _table(rows: Sequence[Sequence[str]], right: set[int], style: Style) -> list[str]:
     """Aligned text table; the first row is the header. Colouring is applied after padding."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -147,7 +174,6 @@ class Demo:
         )
         self.capture = _Capture()
         self.manager: Any = None
-        self.clock: Any = None
         self.last_seq = 0
         self.shown_history = 0
         self.yielded: set[str] = set()
@@ -328,7 +354,7 @@ class Demo:
                 continue
             text = f"{kind:<13} {symbol:<15} {event['reason']}"
             if event["pnl"] is not None:
-                text += "  " + self.style.pnl(_pct(event["pnl"]), event["pnl"])
+                text += "  " + self.style.pnl(_pct(event["pnl"]), event["pnl"]) + " net"
             self.line("book", text, "blue")
 
     def show_cycle(self, cycle: int) -> None:
@@ -355,26 +381,26 @@ class Demo:
         print(f"simulated start {start:%Y-%m-%d %H:%M} UTC", file=self.out)
         self.blank()
         interrupted = False
-        with frozen_clock(start.replace(tzinfo=None)) as clock:
-            self.clock = clock
-            self.manager = PositionManager(self.paper, 0.02, ticker_retry_delays=(0.0, 0.0))
-            try:
-                for symbol in self.symbols:
-                    self.open(symbol)
-                for cycle in range(1, a.cycles + 1):
-                    self.cycle(cycle)
-                    if a.speed > 0:
-                        time.sleep(a.speed)
-            except KeyboardInterrupt:
-                interrupted = True
-                self.blank()
-                self.line("stop", "interrupted", "red")
-            self.summary()
+        # The manager reads the paper exchange's clock: its positions age in simulated time.
+        self.manager = PositionManager(
+            self.paper, 0.02, ticker_retry_delays=(0.0, 0.0), clock=self.paper.clock
+        )
+        try:
+            for symbol in self.symbols:
+                self.open(symbol)
+            for cycle in range(1, a.cycles + 1):
+                self.cycle(cycle)
+                if a.speed > 0:
+                    time.sleep(a.speed)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.blank()
+            self.line("stop", "interrupted", "red")
+        self.summary()
         return 130 if interrupted else 0
 
     def cycle(self, cycle: int) -> None:
         self.paper.advance(self.args.ticks)
-        self.clock.set(self.paper.datetime.replace(tzinfo=None))
         self.show_cycle(cycle)
         self.show_venue()
         kind = self.schedule.get(cycle)
@@ -391,7 +417,7 @@ class Demo:
                 f"{symbol:<15} {position.side:<5} {_lots(position.amount):>5} lots  "
                 f"entry {self.px(symbol, position.entry_price)}  "
                 f"exit {self.px(symbol, self.paper.price(symbol))}  "
-                f"P/L {self.style.pnl(_pct(pnl), pnl)}",
+                f"P/L {self.style.pnl(_pct(pnl), pnl)} net",
                 "green" if pnl > 0 else "red",
             )
         self.show_venue()
@@ -421,7 +447,7 @@ class Demo:
                 "stop",
                 "take-profit",
                 "last",
-                "P/L",
+                "P/L gross",
             ]
         ]
         pnls: list[float] = []
@@ -452,11 +478,15 @@ class Demo:
             print("  " + lines[0], file=self.out)
             for line, pnl in zip(lines[1:], pnls):
                 print("  " + s.pnl(line, pnl), file=self.out)
+            print(
+                s("  P/L gross: leveraged return on margin at the last price, before fees", "dim"),
+                file=self.out,
+            )
 
         self.blank()
         events = self.manager.events
         print(s(f"Manager event history ({len(events)} events)", "bold"), file=self.out)
-        rows = [["seq", "time", "symbol", "kind", "P/L", "reason"]]
+        rows = [["seq", "time", "symbol", "kind", "P/L net", "reason"]]
         for e in events:
             when = e["time"]
             rows.append(
@@ -471,6 +501,14 @@ class Demo:
             )
         for line in _table(rows, {0, 4}, s):
             print("  " + line, file=self.out)
+        print(
+            s(
+                "  P/L net: leveraged, after the 0.12 % round-trip fee "
+                "(a profit target's reason shows the gross P/L)",
+                "dim",
+            ),
+            file=self.out,
+        )
 
         self.blank()
         counts: dict[str, int] = {}
@@ -478,8 +516,20 @@ class Demo:
             counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
         text = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "nothing"
         print(s("Venue", "bold") + f": {text}", file=self.out)
-        pnl = paper.realized_pnl
-        print(f"Venue realized P/L: {s.pnl(f'{pnl:+.2f}', pnl)} USDT", file=self.out)
+        self.blank()
+        mine, closes = realized_usdt(events, paper.contract_size)
+        venue_total = paper.realized_pnl
+        print(s("Realized P/L (USDT)", "bold"), file=self.out)
+        print(
+            f"  manager {s.pnl(f'{mine:+10.2f}', mine)}  the {closes} closes and partial closes "
+            "in its events, after fees, at its exit prices",
+            file=self.out,
+        )
+        print(
+            f"  venue   {s.pnl(f'{venue_total:+10.2f}', venue_total)}  every fill, the external "
+            "closes and liquidations included, no fees",
+            file=self.out,
+        )
         self.out.flush()
 
 
