@@ -20,6 +20,9 @@ import pytest
 
 from position_manager_rs import Position
 
+# pytest's own fixture for testing plugins (tests/test_pytest_plugin.py runs the package's).
+pytest_plugins = ["pytester"]
+
 _UNSET: Any = object()
 
 

@@ -70,14 +70,13 @@ STATUS_KEYS = {
 }
 
 
-# The fixture documented in docs/paper-exchange.md.
+# A hand-made fixture (the package's own are in position_manager_rs.pytest_plugin).
 @pytest.fixture
 def paper() -> PaperExchange:
     return PaperExchange(seed=1)
 
 
 def test_paper_fixture_example(paper: PaperExchange) -> None:
-    """The example test of docs/paper-exchange.md."""
     manager = PositionManager(paper, 0.02)
     paper.create_market_order("BTC/USDT:USDT", "buy", 10, 10)
     assert manager.sync_existing_positions() == 1

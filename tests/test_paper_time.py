@@ -21,7 +21,7 @@ PAPER_START = datetime(2026, 1, 1)  # DEFAULT_START_TIME as a naive UTC datetime
 NO_CLIENT: Any = object()
 
 
-def paper_manager(**paper_options: Any) -> tuple[PaperExchange, PositionManager]:
+def make_paper_manager(**paper_options: Any) -> tuple[PaperExchange, PositionManager]:
     paper_options.setdefault("volatility", 0.0)
     paper = PaperExchange(seed=1, **paper_options)
     manager = PositionManager(paper, 0.02, ticker_retry_delays=(), clock=paper.clock)
@@ -141,7 +141,7 @@ def test_paper_exchange_takes_a_clock_and_sets_it_to_its_start() -> None:
 
 
 def test_positions_the_manager_creates_live_in_paper_time() -> None:
-    paper, manager = paper_manager()
+    paper, manager = make_paper_manager()
     paper.advance(5)
     assert manager.open_position(BTC, "BUY", 10, 5, 0.03)
     position = manager.positions[BTC]
@@ -157,7 +157,7 @@ def test_positions_the_manager_creates_live_in_paper_time() -> None:
 
 
 def test_profit_velocity_is_per_paper_hour() -> None:
-    paper, manager = paper_manager()
+    paper, manager = make_paper_manager()
     assert manager.open_position(BTC, "BUY", 10, 5, 0.03)
     position = manager.positions[BTC]
     paper.advance(60)  # one paper hour, flat
@@ -173,7 +173,7 @@ def test_profit_velocity_is_per_paper_hour() -> None:
 
 
 def test_the_24_hour_rule_fires_in_paper_time() -> None:
-    paper, manager = paper_manager(tick_seconds=3600)
+    paper, manager = make_paper_manager(tick_seconds=3600)
     assert manager.open_position(BTC, "BUY", 10, 5, 0.03)
     paper.advance(24)
     assert list(manager.update_positions()) == []  # exactly 24 h: not more than 1440 minutes
@@ -197,7 +197,7 @@ def test_without_the_clock_paper_time_does_not_reach_the_manager() -> None:
 def test_a_position_made_by_hand_can_join_paper_time() -> None:
     # Position(...) reads the process clock (the original constructor has no clock argument);
     # a bot that builds positions itself sets their times from the manager's clock.
-    paper, manager = paper_manager(tick_seconds=3600)
+    paper, manager = make_paper_manager(tick_seconds=3600)
     position = Position(BTC, "long", paper.price(BTC), 10, 5, paper.price(BTC) * 0.97)
     position.entry_time = position.last_pnl_time = paper.clock.now()
     manager.positions[BTC] = position

@@ -60,6 +60,8 @@ def freeze_clock(start: datetime | None = None) -> FrozenClock:
     """Freezes the clock at ``start`` (default: now) until :func:`unfreeze_clock`."""
     if start is None:
         start = datetime.now()
+    if not isinstance(start, datetime):
+        raise TypeError(f"start must be a naive datetime, got {start!r} ({type(start).__name__})")
     if start.tzinfo is not None:
         raise TypeError(f"start must be a naive datetime (no tzinfo), got {start!r}")
     _core._freeze_clock(start)
