@@ -22,7 +22,7 @@ use position_manager_core::manager::exit_rules::{
     AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
 };
 
-use crate::convert::{describe, get_key, int_if_whole, number, to_datetime, type_name};
+use crate::convert::{describe, get_key, int_if_whole, number, to_datetime};
 use crate::exits::{PyAdvancedExitStrategy, PySmartExitOptimizer};
 use crate::manager::CoreManager;
 
@@ -74,37 +74,80 @@ fn market_data<'py>(py: Python<'py>, r: &AdvancedExitRequest<'_>) -> PyResult<Bo
     Ok(d)
 }
 
-/// Reads `(should_exit, reason, action)`: a sequence of three; `action` None or a number.
+/// The method name in the texts of a bad answer of an advanced exit strategy.
+const ADVANCED_METHOD: &str = "get_comprehensive_exit_signal()";
+
+/// The method name in the texts of a bad answer of a smart exit optimizer.
+const SMART_METHOD: &str = "should_exit_early()";
+
+/// The keys the manager reads from a `should_exit_early` answer.
+const SMART_KEYS: &str = "should_exit, confidence, score and reason_text";
+
+/// Reads `(should_exit, reason, action)`: a sequence of three items (not a string); `action`
+/// None or a finite number > 0. An unusable answer is described: which method, what came back,
+/// what was expected.
 fn read_signal(answer: &Bound<'_, PyAny>) -> Result<OriginalExitSignal, String> {
-    let shape = || {
+    let py = answer.py();
+    let not_a_tuple = || {
         format!(
-            "expected a tuple (should_exit, reason, action), got {}",
+            "{ADVANCED_METHOD} returned {}, expected a tuple (should_exit, reason, action)",
             describe(answer)
         )
     };
-    if answer.is_instance_of::<PyString>() {
-        return Err(shape());
+    if answer.is_instance_of::<PyString>() || answer.is_instance_of::<PyDict>() || answer.is_none()
+    {
+        return Err(not_a_tuple());
     }
     let items: Vec<Bound<'_, PyAny>> = answer
         .try_iter()
-        .and_then(|it| it.collect::<PyResult<Vec<_>>>())
-        .map_err(|_| shape())?;
-    let [exit, reason, action] = <[Bound<'_, PyAny>; 3]>::try_from(items).map_err(|_| shape())?;
-    let py = answer.py();
-    let should_exit = exit.is_truthy().map_err(|e| exception_text(py, &e))?;
-    let reason = reason
-        .str()
-        .map(|s| s.to_string())
-        .map_err(|e| exception_text(py, &e))?;
+        .map_err(|_| not_a_tuple())?
+        .collect::<PyResult<Vec<_>>>()
+        .map_err(|e| {
+            format!(
+                "{ADVANCED_METHOD} returned {}, whose items cannot be read: {}",
+                describe(answer),
+                exception_text(py, &e)
+            )
+        })?;
+    let count = items.len();
+    let [exit, reason, action] = <[Bound<'_, PyAny>; 3]>::try_from(items).map_err(|_| {
+        format!(
+            "{ADVANCED_METHOD} returned {count} item(s), {}, expected 3: (should_exit, reason, \
+             action)",
+            describe(answer)
+        )
+    })?;
+    let should_exit = exit.is_truthy().map_err(|e| {
+        format!(
+            "{ADVANCED_METHOD} returned should_exit {}, whose truth value cannot be read: {}",
+            describe(&exit),
+            exception_text(py, &e)
+        )
+    })?;
+    let reason = reason.str().map(|s| s.to_string()).map_err(|e| {
+        format!(
+            "{ADVANCED_METHOD} returned a reason that str() cannot print: {}",
+            exception_text(py, &e)
+        )
+    })?;
+    let bad_action = || {
+        format!(
+            "{ADVANCED_METHOD} returned action {}, expected None (hold) or a number > 0 (a \
+             fraction to sell, or a stop price)",
+            describe(&action)
+        )
+    };
     let action = if action.is_none() {
         None
     } else if action.is_instance_of::<PyBool>() {
-        return Err(format!(
-            "action must be None or a number, got {}",
-            describe(&action)
-        ));
+        return Err(bad_action());
     } else {
-        Some(number("action", &action).map_err(|e| exception_text(py, &e))?)
+        match number("action", &action) {
+            Ok(v) if v.is_finite() && v > 0.0 => Some(v),
+            // A full exit ignores its action, as the original did.
+            Ok(_) if should_exit => None,
+            _ => return Err(bad_action()),
+        }
     };
     Ok(OriginalExitSignal {
         should_exit,
@@ -127,7 +170,10 @@ impl AdvancedExitRule for PyAdvancedRule {
             };
             match call() {
                 Ok(answer) => read_signal(&answer),
-                Err(e) => Err(exception_text(py, &e)),
+                Err(e) => Err(format!(
+                    "{ADVANCED_METHOD} raised {}",
+                    exception_text(py, &e)
+                )),
             }
         })
     }
@@ -138,42 +184,73 @@ struct PySmartRule {
     object: Py<PyAny>,
 }
 
-/// Reads the answer dict: `should_exit` (truthiness), `confidence`, `score` and `reason_text`.
+/// Reads the answer dict: `should_exit` (truthiness), `confidence`, `score` and `reason_text`
+/// (a dict, or a mapping with `get`). An unusable answer is described: which method, which
+/// key, what came back, what was expected.
 fn read_smart_answer(answer: &Bound<'_, PyAny>) -> Result<SmartExitAnswer, String> {
     let py = answer.py();
+    let is_mapping =
+        answer.is_instance_of::<PyDict>() || answer.hasattr(intern!(py, "get")).unwrap_or(false);
+    if !is_mapping || answer.is_instance_of::<PyString>() {
+        return Err(format!(
+            "{SMART_METHOD} returned {}, expected a dict with {SMART_KEYS}",
+            describe(answer)
+        ));
+    }
     let key = |k: &str| -> Result<Bound<'_, PyAny>, String> {
         match get_key(answer, &PyString::new(py, k)) {
             Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(format!("KeyError: '{k}'")),
-            Err(e) => Err(exception_text(py, &e)),
+            Ok(None) => {
+                let keys = answer
+                    .cast::<PyDict>()
+                    .ok()
+                    .and_then(|d| d.keys().repr().ok())
+                    .map(|r| format!(" (its keys: {r})"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "{SMART_METHOD} returned a dict without '{k}'{keys}, expected {SMART_KEYS}"
+                ))
+            }
+            Err(e) => Err(format!(
+                "{SMART_METHOD} answer's get('{k}') raised {}",
+                exception_text(py, &e)
+            )),
         }
     };
-    let num = |k: &str| -> Result<f64, String> {
-        let v = key(k)?;
-        if v.is_instance_of::<PyBool>() {
-            return Err(format!("{k} must be a number, got {}", describe(&v)));
+    let num = |k: &str, v: &Bound<'_, PyAny>| -> Result<f64, String> {
+        match number(k, v) {
+            Ok(x) if !v.is_instance_of::<PyBool>() => Ok(x),
+            _ => Err(format!(
+                "{SMART_METHOD} returned {k} {}, expected a number",
+                describe(v)
+            )),
         }
-        number(k, &v).map_err(|e| exception_text(py, &e))
     };
-    let should_exit = key("should_exit")?
-        .is_truthy()
-        .map_err(|e| exception_text(py, &e))?;
+    let printed = |k: &str, v: &Bound<'_, PyAny>| -> Result<String, String> {
+        v.str().map(|s| s.to_string()).map_err(|e| {
+            format!(
+                "{SMART_METHOD} returned a {k} that str() cannot print: {}",
+                exception_text(py, &e)
+            )
+        })
+    };
+    let exit_value = key("should_exit")?;
+    let should_exit = exit_value.is_truthy().map_err(|e| {
+        format!(
+            "{SMART_METHOD} returned should_exit {}, whose truth value cannot be read: {}",
+            describe(&exit_value),
+            exception_text(py, &e)
+        )
+    })?;
+    let confidence_value = key("confidence")?;
     let score_value = key("score")?;
-    let score = num("score")?;
-    let score_text = score_value
-        .str()
-        .map(|s| s.to_string())
-        .map_err(|e| exception_text(py, &e))?;
-    let reason_text = key("reason_text")?
-        .str()
-        .map(|s| s.to_string())
-        .map_err(|e| exception_text(py, &e))?;
+    let reason_value = key("reason_text")?;
     Ok(SmartExitAnswer {
         should_exit,
-        confidence: num("confidence")?,
-        score,
-        score_text,
-        reason_text,
+        confidence: num("confidence", &confidence_value)?,
+        score: num("score", &score_value)?,
+        score_text: printed("score", &score_value)?,
+        reason_text: printed("reason_text", &reason_value)?,
     })
 }
 
@@ -204,7 +281,7 @@ impl SmartExitRule for PySmartRule {
             };
             match call() {
                 Ok(answer) => read_smart_answer(&answer),
-                Err(e) => Err(exception_text(py, &e)),
+                Err(e) => Err(format!("{SMART_METHOD} raised {}", exception_text(py, &e))),
             }
         })
     }
@@ -229,8 +306,8 @@ fn object_or_builtin<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
             let callable = v.getattr(method).map(|m| m.is_callable()).unwrap_or(false);
             if !callable {
                 return Err(PyTypeError::new_err(format!(
-                    "{name} must have a {method}() method, got {} object",
-                    type_name(v)
+                    "{name} must have a {method}() method, got {}",
+                    describe(v)
                 )));
             }
             Ok(v.clone().unbind())
