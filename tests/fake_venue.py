@@ -13,9 +13,10 @@ GET         /fapi/v1/ticker/24hr         24 h ticker (``fetch_ticker``)
 GET         /fapi/v1/klines              candles (``fetch_ohlcv``), synthesised around the price
 GET  signed /fapi/v1/leverageBracket     maintenance-margin brackets (``fetch_positions``)
 GET  signed /fapi/v3/positionRisk        positions (``fetch_positions``; v2 is served too)
-POST signed /fapi/v1/order               new order: MARKET / LIMIT, ``reduceOnly``, GTX post-only
-GET  signed /fapi/v1/order               query order (``fetch_order``)
-DELETE sig. /fapi/v1/order               cancel order (``cancel_order``)
+POST signed /fapi/v1/order               new order: MARKET / LIMIT, ``reduceOnly``, GTX post-only,
+                                         ``newClientOrderId``
+GET  signed /fapi/v1/order               query order by ``orderId`` or ``origClientOrderId``
+DELETE sig. /fapi/v1/order               cancel order (``cancel_order``), same keys
 POST signed /fapi/v1/leverage            set leverage (``set_leverage``)
 ==========  ===========================  ======================================================
 
@@ -29,6 +30,13 @@ quick acknowledgement — the creation answer reports them ``NEW`` with nothing 
 (``report_fill_on_create = True`` reports the fill); the fill shows through query order.
 A limit order that crosses the price fills at once (a GTX post-only one is refused with -5022);
 otherwise it rests until ``set_price`` moves the price through it.
+
+Client order ids, as Binance documents them: ``newClientOrderId`` must match
+``^[.A-Z:/a-z0-9_-]{1,36}$`` (else -4015 "Client order id is not valid."), is echoed as
+``clientOrderId`` (one is generated when none is sent) and must be unique *among open orders*
+(else -4116 "ClientOrderId is duplicated."): an id whose order already filled or was cancelled can
+be used again. Query and cancel take ``orderId`` or ``origClientOrderId`` (the most recent order
+with that id); neither is -1102, no such order -2013 "Order does not exist.".
 
 Fault injection: ``answer_empty_positions(n)`` (the next *n* position lists are ``[]`` although
 positions exist), ``fail_next(path, n, status)`` (HTTP 5xx, 429 — with Binance's body — or any
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +69,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 Payload = Any
 Answer = tuple[int, Payload]
+
+_CLIENT_ORDER_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
 _INTERVALS_MS = {
     "1m": 60_000,
@@ -713,6 +724,15 @@ class FakeBinanceUsdm:
             raise VenueError(-1102, "Mandatory parameter 'quantity' was not sent.") from None
         if qty <= 0:
             raise VenueError(-4003, "Quantity less than or equal to zero.")
+        client_id = params.get("newClientOrderId")
+        if client_id is not None:
+            if not _CLIENT_ORDER_ID.match(client_id):
+                raise VenueError(-4015, "Client order id is not valid.")
+            if any(
+                o["clientOrderId"] == client_id and o["status"] == "NEW"
+                for o in self.orders.values()
+            ):
+                raise VenueError(-4116, "ClientOrderId is duplicated.")
         steps = qty / float(m.step_size)
         if abs(steps - round(steps)) > 1e-6:
             raise VenueError(-1111, "Precision is over the maximum defined for this asset.")
@@ -753,7 +773,7 @@ class FakeBinanceUsdm:
             "orderId": self._next_order_id,
             "symbol": m.id,
             "status": "NEW",
-            "clientOrderId": params.get("newClientOrderId", f"fake{self._next_order_id}"),
+            "clientOrderId": client_id if client_id is not None else f"fake{self._next_order_id}",
             "price": price,
             "avgPrice": 0.0,
             "origQty": qty,
@@ -783,13 +803,32 @@ class FakeBinanceUsdm:
 
     def _find_order(self, params: dict[str, str]) -> dict[str, Any]:
         m = self._market(params)
-        try:
-            order = self.orders.get(int(params.get("orderId", "")))
-        except ValueError:
-            order = None
+        order: dict[str, Any] | None = None
+        if "orderId" in params:
+            try:
+                order = self.orders.get(int(params["orderId"]))
+            except ValueError:
+                order = None
+        elif "origClientOrderId" in params:
+            wanted = params["origClientOrderId"]
+            matches = [
+                o
+                for o in self.orders.values()
+                if o["clientOrderId"] == wanted and o["symbol"] == m.id
+            ]
+            order = matches[-1] if matches else None
+        else:
+            raise VenueError(
+                -1102, "Param orderId or origClientOrderId must be sent, but both were empty/null!"
+            )
         if order is None or order["symbol"] != m.id:
             raise VenueError(-2013, "Order does not exist.")
         return order
+
+    def orders_with_client_id(self, client_order_id: str) -> list[dict[str, Any]]:
+        """Every order placed with ``client_order_id`` (as stored), oldest first."""
+        with self._lock:
+            return [o for o in self.orders.values() if o["clientOrderId"] == client_order_id]
 
     def _query_order(self, params: dict[str, str]) -> Payload:
         return self._order_json(self._find_order(params))

@@ -28,13 +28,14 @@ from ._core import (
 )
 from .ccxt_client import CcxtClient
 from .paper import PaperExchange, PaperExchangeError
-from .protocols import ExchangeClient, TradingClient
+from .protocols import DuplicateClientOrderId, ExchangeClient, TradingClient
 
 MutableMapping.register(PositionsView)
 
 __all__ = [
     "AdvancedExitStrategy",
     "CcxtClient",
+    "DuplicateClientOrderId",
     "ExchangeClient",
     "ManualClock",
     "PaperExchange",

@@ -29,6 +29,16 @@ Failure semantics (the point of this adapter):
   there is no open position to close or the close order was definitively rejected, and raises
   when the outcome is unknown. It never reports a close that did not happen.
 
+Client order ids (``client_order_ids = True``): the order methods take ``client_order_id=ID``
+and send it as ccxt's unified ``params={'clientOrderId': ID}``; ``get_order_by_client_id(ID,
+symbol)`` looks the order up (``fetch_order(None, symbol, {'clientOrderId': ID})``): the order
+dict, ``None`` when the exchange has no such order (``OrderNotFound``), and it raises when it
+cannot tell. An id is sent at most once by one adapter instance (a second order with it raises
+``DuplicateClientOrderId`` without a request, since some venues — Binance — only refuse an id
+that is still *open*); a venue's own duplicate refusal raises too. Right after an order with an
+unknown outcome the venue may not know the id yet, so for ids this instance sent less than
+``not_found_grace`` seconds ago "not found" raises instead of answering ``None``.
+
 One-way position mode is assumed (one position per symbol); in hedge mode ``close_position``
 closes the first open entry the exchange lists for the symbol. The adapter adds no locking or
 retries of its own: use ccxt's options for those (``enableRateLimit``, ``timeout``).
@@ -38,15 +48,20 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable
+
+from .protocols import DuplicateClientOrderId
 
 __all__ = [
     "DEFINITIVE_REJECTIONS",
     "TERMINAL_ORDER_STATUSES",
     "CcxtClient",
     "is_definitive_rejection",
+    "is_duplicate_client_order_id",
 ]
 
 #: Names of the ccxt exception classes (or their ancestors) that mean "the exchange refused the
@@ -89,6 +104,33 @@ def is_definitive_rejection(error: BaseException) -> bool:
     return False
 
 
+def _is_ccxt_error(error: BaseException, name: str) -> bool:
+    """Whether ``error`` is ccxt's exception class ``name`` or a subclass of it (by name)."""
+    return any(
+        cls.__name__ == name and cls.__module__.split(".")[0] == "ccxt"
+        for cls in type(error).__mro__
+    )
+
+
+def is_duplicate_client_order_id(error: BaseException) -> bool:
+    """Whether ``error`` is an exchange's refusal of a client order id it has already seen.
+
+    ccxt's ``DuplicateOrderId``, or a ccxt ``InvalidOrder``/``BadRequest`` whose message says
+    so (Binance USD-M ``-4116 ClientOrderId is duplicated``, mapped by ccxt to ``InvalidOrder``).
+    """
+    if _is_ccxt_error(error, "DuplicateOrderId"):
+        return True
+    if not is_definitive_rejection(error):
+        return False
+    text = str(error).lower()
+    return "duplicat" in text and (
+        "clientorderid" in text
+        or "client order id" in text
+        or "clientoid" in text
+        or "-4116" in text
+    )
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a float when it is a real number or a numeric string, else ``None``."""
     if isinstance(value, bool):
@@ -111,7 +153,15 @@ class CcxtClient:
     what ``wait_for_order_fill`` pauses with and ``clock`` (monotonic seconds) what it measures
     its timeout with; both are injectable for tests. Messages go to ``logger`` (default: the
     bot's ``TradingBot`` logger).
+
+    Client order ids (see the module docstring): ``not_found_grace`` (seconds, by ``clock``) is
+    how long after this instance sent an id a "not found" lookup is still "cannot tell";
+    ``remembered_ids`` bounds how many sent ids are kept for that and for refusing a reuse.
     """
+
+    #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
+    #: ``get_order_by_client_id`` exists.
+    client_order_ids = True
 
     def __init__(
         self,
@@ -120,11 +170,21 @@ class CcxtClient:
         sleep: Callable[[float], Any] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
+        not_found_grace: float = 10.0,
+        remembered_ids: int = 100_000,
     ) -> None:
+        if not (isinstance(not_found_grace, (int, float)) and not_found_grace >= 0):
+            raise ValueError(f"not_found_grace must be a number >= 0, got {not_found_grace!r}")
+        if not (isinstance(remembered_ids, int) and remembered_ids > 0):
+            raise ValueError(f"remembered_ids must be an int > 0, got {remembered_ids!r}")
         self.exchange = exchange
         self.sleep = sleep
         self.clock = clock
         self.logger = logger if logger is not None else logging.getLogger("TradingBot")
+        self.not_found_grace = float(not_found_grace)
+        self.remembered_ids = remembered_ids
+        self._sent_ids: OrderedDict[str, float] = OrderedDict()  # client order id -> sent at
+        self._ids_lock = threading.Lock()
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", None) or type(self.exchange).__name__
@@ -148,6 +208,19 @@ class CcxtClient:
         except Exception as e:
             self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
 
+    def _claim(self, client_order_id: str | None) -> None:
+        """Notes that ``client_order_id`` is being sent; raises if this instance sent it before."""
+        if client_order_id is None:
+            return
+        if not isinstance(client_order_id, str) or not client_order_id:
+            raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
+        with self._ids_lock:
+            if client_order_id in self._sent_ids:
+                raise DuplicateClientOrderId(client_order_id)
+            self._sent_ids[client_order_id] = self.clock()
+            while len(self._sent_ids) > self.remembered_ids:
+                self._sent_ids.popitem(last=False)
+
     def _place(
         self,
         symbol: str,
@@ -156,11 +229,20 @@ class CcxtClient:
         amount: float,
         price: float | None,
         params: dict[str, Any],
+        client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """``create_order`` with the failure semantics of the module docstring."""
+        if client_order_id is not None:
+            params = {**params, "clientOrderId": client_order_id}
         try:
             order = self.exchange.create_order(symbol, order_type, side, amount, price, params)
         except Exception as e:
+            if client_order_id is not None and is_duplicate_client_order_id(e):
+                self.logger.error(
+                    f"{order_type.capitalize()} order {side} {amount} {symbol}: client order id "
+                    f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
+                )
+                raise DuplicateClientOrderId(client_order_id) from e
             if is_definitive_rejection(e):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
@@ -175,7 +257,10 @@ class CcxtClient:
         if not isinstance(order, Mapping):
             # Not a refusal either: whether an order exists is unknown.
             raise TypeError(f"create_order() answered {type(order).__name__}, not an order")
-        return dict(order)
+        answer = dict(order)
+        if answer.get("clientOrderId") is None:
+            answer["clientOrderId"] = client_order_id
+        return answer
 
     def _complete_fill(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
         """Fetch the order once when its creation answer lacks fill data; merge what came back."""
@@ -292,6 +377,7 @@ class CcxtClient:
         leverage: int = 10,
         reduce_only: bool = False,
         is_critical: bool = False,
+        client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Place a market order; the ccxt unified order dict, or ``None`` if rejected.
 
@@ -302,12 +388,15 @@ class CcxtClient:
         (``filled``/``average`` missing or zero) and the exchange can ``fetchOrder``, the order
         is fetched once to report them. A definitive rejection returns ``None``; an unknown
         outcome (network error, timeout, 5xx, ...) raises. ``is_critical`` is accepted for
-        compatibility with the bot's client and has no effect.
+        compatibility with the bot's client and has no effect. ``client_order_id`` is sent as
+        ``params['clientOrderId']``; an id already sent (by this instance, or refused by the
+        exchange as a duplicate) raises ``DuplicateClientOrderId``.
         """
+        self._claim(client_order_id)
         if not reduce_only:
             self._set_leverage(symbol, leverage)
         params: dict[str, Any] = {"reduceOnly": True} if reduce_only else {}
-        order = self._place(symbol, "market", side, amount, None, params)
+        order = self._place(symbol, "market", side, amount, None, params, client_order_id)
         if order is None:
             return None
         return self._complete_fill(order, symbol)
@@ -322,14 +411,16 @@ class CcxtClient:
         post_only: bool = False,
         reduce_only: bool = False,
         is_critical: bool = False,
+        client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Place a limit order; the ccxt unified order dict as created, or ``None`` if rejected.
 
         ``create_order(symbol, 'limit', side, amount, price, params)`` with ``postOnly`` and
         ``reduceOnly`` params when asked; the leverage is set first as for market orders. A
         post-only order the exchange refuses because it would take liquidity is a rejection
-        (``None``). Failure semantics as ``create_market_order``.
+        (``None``). Failure semantics and ``client_order_id`` as ``create_market_order``.
         """
+        self._claim(client_order_id)
         if not reduce_only:
             self._set_leverage(symbol, leverage)
         params: dict[str, Any] = {}
@@ -337,16 +428,22 @@ class CcxtClient:
             params["postOnly"] = True
         if reduce_only:
             params["reduceOnly"] = True
-        return self._place(symbol, "limit", side, amount, price, params)
+        return self._place(symbol, "limit", side, amount, price, params, client_order_id)
 
-    def close_position(self, symbol: str) -> bool:
+    def close_position(self, symbol: str, client_order_id: str | None = None) -> bool:
         """Close the open position of ``symbol`` with a reduce-only market order.
 
         Fetches the positions afresh; ``False`` when there is no open position for ``symbol``
         (never reports a close that did not happen) or when the close order is definitively
         rejected; ``True`` when the exchange accepted the order. Raises when the positions
-        cannot be read or the order's outcome is unknown.
+        cannot be read or the order's outcome is unknown. The close order carries
+        ``client_order_id`` when given (an id already sent raises ``DuplicateClientOrderId``
+        before anything is read or sent).
         """
+        if client_order_id is not None:
+            with self._ids_lock:
+                if client_order_id in self._sent_ids:
+                    raise DuplicateClientOrderId(client_order_id)
         position = next((p for p in self.get_open_positions() if p.get("symbol") == symbol), None)
         if position is None:
             self.logger.info(f"No open position for {symbol} on the exchange: nothing to close")
@@ -356,9 +453,55 @@ class CcxtClient:
             return False
         side = "sell" if position.get("side") == "long" else "buy"
         order = self.create_market_order(
-            symbol, side, abs(size), reduce_only=True, is_critical=True
+            symbol,
+            side,
+            abs(size),
+            reduce_only=True,
+            is_critical=True,
+            client_order_id=client_order_id,
         )
         return order is not None
+
+    def get_order_by_client_id(self, client_order_id: str, symbol: str) -> dict[str, Any] | None:
+        """The order sent with ``client_order_id`` on ``symbol``; ``None`` if the exchange has none.
+
+        ``fetch_order(None, symbol, {'clientOrderId': client_order_id})`` (ccxt's unified
+        parameter; Binance sends it as ``origClientOrderId``). The ccxt order dict (``id``,
+        ``clientOrderId``, ``symbol``, ``side``, ``amount``, ``filled``, ``average``, ``status``,
+        ``reduceOnly``, ...). ``None`` only on the exchange's definitive "no such order" (ccxt
+        ``OrderNotFound``) for an id this instance did not send within the last
+        ``not_found_grace`` seconds; raises on anything else (network error, an exchange
+        without ``fetchOrder``, an answer for another id): the caller cannot tell.
+        """
+        if not isinstance(client_order_id, str) or not client_order_id:
+            raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
+        if not self._has("fetchOrder"):
+            raise NotImplementedError(f"{self!r}: the exchange cannot fetch orders")
+        try:
+            order = self.exchange.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+        except Exception as e:
+            if not _is_ccxt_error(e, "OrderNotFound"):
+                raise
+            with self._ids_lock:
+                sent_at = self._sent_ids.get(client_order_id)
+            if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
+                raise LookupError(
+                    f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
+                    f"after it was sent: the exchange may not know it yet ({e})"
+                ) from e
+            return None
+        if not isinstance(order, Mapping):
+            raise TypeError(f"fetch_order() answered {type(order).__name__}, not an order")
+        answer = dict(order)
+        found = answer.get("clientOrderId")
+        if found is None:
+            answer["clientOrderId"] = client_order_id
+        elif found != client_order_id:
+            raise ValueError(
+                f"fetch_order() for client order id {client_order_id} answered order "
+                f"{answer.get('id')} with client order id {found}"
+            )
+        return answer
 
     def wait_for_order_fill(
         self, order_id: str, symbol: str, timeout: int = 30, check_interval: int = 2

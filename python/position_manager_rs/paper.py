@@ -40,13 +40,16 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from ._core import ManualClock
+from .protocols import DuplicateClientOrderId
 
 __all__ = [
+    "ANSWER_LOSS_METHODS",
     "CLIENT_METHODS",
     "DEFAULT_START_TIME",
     "DEFAULT_SYMBOLS",
     "EXTERNAL_EVENT_KINDS",
     "RANDOM_EVENT_KINDS",
+    "DuplicateClientOrderId",
     "PaperExchange",
     "PaperExchangeError",
 ]
@@ -87,6 +90,16 @@ CLIENT_METHODS: tuple[str, ...] = (
     "cancel_order",
     "close_position",
     "get_market_limits",
+    "get_order_by_client_id",
+)
+
+#: The client methods that act on the venue, whose answer ``lose_answer_next`` can lose after the
+#: venue has acted.
+ANSWER_LOSS_METHODS: tuple[str, ...] = (
+    "create_market_order",
+    "create_limit_order",
+    "cancel_order",
+    "close_position",
 )
 
 #: The keys ``event_rates`` accepts: probabilities per ``step()`` of a random venue event.
@@ -106,6 +119,8 @@ EXTERNAL_EVENT_KINDS: frozenset[str] = frozenset(
         "price_jump",
         "transient_empty",
         "exception",
+        "answer_lost",
+        "stale_positions",
     }
 )
 
@@ -118,11 +133,24 @@ _EPS = 1e-9
 ErrorSpec = Union[BaseException, type[BaseException], None]
 
 
+@dataclass(frozen=True)
+class _LostAnswer:
+    """One armed ``lose_answer_next``: raise ``error`` after acting, or answer None."""
+
+    error: ErrorSpec
+    answer_none: bool
+
+
 class PaperExchangeError(ConnectionError):
     """The error a ``PaperExchange`` client method raises after ``fail_next`` (by default).
 
     A ``ConnectionError`` subclass, like the network failures a real client may let through.
     """
+
+
+# What a venue accepts as a client order id (Binance's rule: 1-36 of these characters).
+_CLIENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-")
+_CLIENT_ID_MAX = 36
 
 
 @dataclass
@@ -164,6 +192,7 @@ class _Order:
     notional: float = 0.0  # sum of fill quantity * fill price (for the average)
     status: str = "open"  # 'open' | 'closed' | 'canceled'
     realized_pnl: float = 0.0
+    client_order_id: str = ""
 
 
 def _price_decimals(price: float) -> int:
@@ -236,7 +265,14 @@ class PaperExchange:
     State you can read: ``time`` (simulated epoch seconds), ``datetime``, ``clock``, ``symbols``,
     ``history`` (everything the venue did, see :meth:`step`), ``calls`` (every client call as
     ``(method, args, kwargs)``), ``realized_pnl`` (quote currency, all closes).
+
+    Client order ids: ``client_order_ids = True`` tells the manager that the order methods take
+    a ``client_order_id`` keyword and that :meth:`get_order_by_client_id` looks orders up by it.
     """
+
+    #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
+    #: :meth:`get_order_by_client_id` exists.
+    client_order_ids = True
 
     def __init__(
         self,
@@ -319,6 +355,10 @@ class PaperExchange:
         self._order_seq = 0
         self._failures: dict[str, deque[ErrorSpec]] = {}
         self._empty_answers = 0
+        self._client_ids: dict[str, str] = {}  # client order id -> order id
+        self._lost_answers: dict[str, deque[_LostAnswer]] = {}
+        self._lagged_answers = 0
+        self._lagged_list: list[dict[str, Any]] = []
 
         names = list(DEFAULT_SYMBOLS if symbols is None else symbols)
         for extra in prices or {}:
@@ -441,6 +481,61 @@ class PaperExchange:
         self._order_seq += 1
         return f"paper-{self._order_seq}"
 
+    @staticmethod
+    def _client_id_problem(client_order_id: Any) -> str | None:
+        """Why ``client_order_id`` is not an id the venue accepts, or None (None is accepted)."""
+        if client_order_id is None:
+            return None
+        if (
+            not isinstance(client_order_id, str)
+            or not 1 <= len(client_order_id) <= _CLIENT_ID_MAX
+            or not set(client_order_id) <= _CLIENT_ID_CHARS
+        ):
+            return (
+                f"client order id {client_order_id!r} is not 1-{_CLIENT_ID_MAX} characters "
+                "of A-Z a-z 0-9 . : / _ -"
+            )
+        return None
+
+    def _check_duplicate(self, method: str, symbol: Any, client_order_id: Any) -> None:
+        """Raises ``DuplicateClientOrderId`` (recorded as ``order_rejected``) for a used id."""
+        if not isinstance(client_order_id, str):
+            return
+        used_by = self._client_ids.get(client_order_id)
+        if used_by is None:
+            return
+        self._record(
+            "order_rejected",
+            symbol if isinstance(symbol, str) else None,
+            reason=f"duplicate client order id {client_order_id!r} (order {used_by})",
+            method=method,
+            clientOrderId=client_order_id,
+        )
+        raise DuplicateClientOrderId(client_order_id, used_by)
+
+    def _register(self, order: _Order, client_order_id: str | None) -> None:
+        """Files a new order under its id and its client order id (made up when not given)."""
+        order.client_order_id = client_order_id or f"auto-{order.id}"
+        self._orders[order.id] = order
+        self._client_ids[order.client_order_id] = order.id
+
+    def _deliver(self, method: str, answer: Any) -> Any:
+        """The answer of an acting call, unless ``lose_answer_next`` lost it (after acting)."""
+        pending = self._lost_answers.get(method)
+        if not pending:
+            return answer
+        lost = pending.popleft()
+        if lost.answer_none:
+            self._record("answer_lost", None, method=method, answer=repr(answer), raised=None)
+            return None
+        if isinstance(lost.error, BaseException):
+            error: BaseException = lost.error
+        else:
+            cls = TimeoutError if lost.error is None else lost.error
+            error = cls(f"simulated {method} timeout: the venue acted, the answer was lost")
+        self._record("answer_lost", None, method=method, answer=repr(answer), raised=repr(error))
+        raise error
+
     def _liquidation_price(self, pos: _Position) -> float:
         lev = pos.leverage if pos.leverage > 0 else 1.0
         if pos.side == "long":
@@ -495,6 +590,7 @@ class PaperExchange:
         price = order.price if order.type == "limit" else average
         return {
             "id": order.id,
+            "clientOrderId": order.client_order_id,
             "symbol": order.symbol,
             "type": order.type,
             "side": order.side,
@@ -664,6 +760,7 @@ class PaperExchange:
             "fill",
             order.symbol,
             id=order.id,
+            clientOrderId=order.client_order_id,
             type=order.type,
             side=order.side,
             contracts=qty,
@@ -760,7 +857,9 @@ class PaperExchange:
         ``order_open``, ``order_canceled``, ``order_rejected`` (answers to the client's orders)
         and the external ones in :data:`EXTERNAL_EVENT_KINDS`: ``manual_close``,
         ``partial_reduction``, ``liquidation``, ``price_jump``, ``transient_empty`` (an empty
-        position list was answered), ``exception`` (an injected failure was raised).
+        position list was answered), ``exception`` (an injected failure was raised),
+        ``answer_lost`` (an order call acted but its answer was lost), ``stale_positions`` (a
+        lagging position list was answered).
         """
         with self._lock:
             start = len(self.history)
@@ -860,6 +959,48 @@ class PaperExchange:
         with self._lock:
             self._empty_answers += times
 
+    def lose_answer_next(
+        self,
+        method_name: str,
+        times: int = 1,
+        error: ErrorSpec = None,
+        *,
+        answer_none: bool = False,
+    ) -> None:
+        """Makes the next ``times`` calls of ``method_name`` act on the venue, then lose the answer.
+
+        The order is placed and filled (the close executed, the cancel done) exactly as without
+        this; then the call raises ``error`` (an instance, a class, or by default a
+        ``TimeoutError``: the request timed out after the venue took it) — or, with
+        ``answer_none=True``, returns None (a client that turns every failure into None). Each
+        lost answer is recorded as ``answer_lost`` with the answer the venue gave. Only the
+        acting methods of :data:`ANSWER_LOSS_METHODS` (``ValueError`` otherwise). A failure armed
+        with :meth:`fail_next` raises first (before acting) and leaves this armed.
+        """
+        if method_name not in ANSWER_LOSS_METHODS:
+            raise ValueError(
+                f"{method_name!r} cannot lose an answer; acting methods: {ANSWER_LOSS_METHODS}"
+            )
+        if times < 0:
+            raise ValueError(f"times must be >= 0, got {times!r}")
+        with self._lock:
+            queue = self._lost_answers.setdefault(method_name, deque())
+            queue.extend([_LostAnswer(error, bool(answer_none))] * times)
+
+    def lag_positions_next(self, times: int = 1) -> None:
+        """Makes the next ``times`` ``get_open_positions()`` answers show the list as it is now.
+
+        Whatever the venue does meanwhile (an order fills, a position closes), those answers
+        repeat the positions of this moment: the lagging position list of a busy venue. Each
+        lagged answer is recorded as ``stale_positions``. ``fail_next`` and
+        :meth:`answer_empty_next` take precedence over it. Calling it again re-takes the picture.
+        """
+        if times < 0:
+            raise ValueError(f"times must be >= 0, got {times!r}")
+        with self._lock:
+            self._lagged_list = [self._position_dict(p) for p in self._positions.values()]
+            self._lagged_answers += times
+
     # ------------------------------------------------------------------ inspection helpers
     def _market(self, symbol: str) -> _Market:
         m = self._markets.get(symbol)
@@ -922,7 +1063,8 @@ class PaperExchange:
         ``unrealizedPnl``, ``notional``, ``initialMargin``, ``maintenanceMargin``,
         ``marginMode``, ``percentage``, ``timestamp``, ``datetime``, ``info`` (``realLeverage``,
         ``currentQty`` signed, ``avgEntryPrice``, ...). Answers ``[]`` after
-        :meth:`answer_empty_next`; raises after :meth:`fail_next`.
+        :meth:`answer_empty_next`, an older list after :meth:`lag_positions_next`; raises after
+        :meth:`fail_next`.
         """
         with self._lock:
             self._enter("get_open_positions", (), {})
@@ -930,6 +1072,15 @@ class PaperExchange:
                 self._empty_answers -= 1
                 self._record("transient_empty", None, hidden=list(self._positions))
                 return []
+            if self._lagged_answers > 0:
+                self._lagged_answers -= 1
+                self._record(
+                    "stale_positions",
+                    None,
+                    shown=[p["symbol"] for p in self._lagged_list],
+                    held=list(self._positions),
+                )
+                return [dict(p, info=dict(p["info"])) for p in self._lagged_list]
             return [self._position_dict(p) for p in self._positions.values()]
 
     def get_ticker(self, symbol: str) -> dict[str, Any] | None:
@@ -974,14 +1125,15 @@ class PaperExchange:
         leverage: float = 10,
         reduce_only: bool = False,
         is_critical: bool = False,
+        client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Fills ``amount`` contracts at once at the current price; returns the order dict.
 
-        The order dict: ``{'id', 'symbol', 'type': 'market', 'side', 'amount', 'filled',
-        'remaining', 'average', 'price', 'cost', 'status': 'closed', 'reduceOnly', 'timestamp',
-        ...}``. Fills at the last price, moved against the taker by a seeded draw of up to
-        ``slippage``. A plain order nets against the position: same side adds (weighted average
-        entry, leverage set to ``leverage``), opposite side reduces, closes or flips. A
+        The order dict: ``{'id', 'clientOrderId', 'symbol', 'type': 'market', 'side', 'amount',
+        'filled', 'remaining', 'average', 'price', 'cost', 'status': 'closed', 'reduceOnly',
+        'timestamp', ...}``. Fills at the last price, moved against the taker by a seeded draw
+        of up to ``slippage``. A plain order nets against the position: same side adds (weighted
+        average entry, leverage set to ``leverage``), opposite side reduces, closes or flips. A
         reduce-only order must be opposite to the position and is capped at its size (it never
         flips; ``amount``/``filled`` report the capped size).
 
@@ -990,19 +1142,35 @@ class PaperExchange:
         not a multiple of ``amount_step``, a leverage outside 1..125, or a reduce-only order
         with no position to reduce or on the wrong side. ``is_critical`` is accepted and
         ignored.
+
+        ``client_order_id`` (see :meth:`get_order_by_client_id`) names the order; without it the
+        venue makes one up (``clientOrderId`` is always in the answer). An id the venue has seen
+        before raises :class:`DuplicateClientOrderId` and places nothing; an id that is not 1-36
+        characters of ``A-Z a-z 0-9 . : / _ -`` is rejected (None).
         """
         with self._lock:
-            self._enter(
-                "create_market_order",
-                (symbol, side, amount, leverage),
-                {"reduce_only": reduce_only, "is_critical": is_critical},
+            kwargs: dict[str, Any] = {"reduce_only": reduce_only, "is_critical": is_critical}
+            if client_order_id is not None:
+                kwargs["client_order_id"] = client_order_id
+            self._enter("create_market_order", (symbol, side, amount, leverage), kwargs)
+            answer = self._market_order(
+                symbol, side, amount, leverage, reduce_only, client_order_id
             )
-            return self._market_order(symbol, side, amount, leverage, reduce_only)
+            return self._deliver("create_market_order", answer)
 
     def _market_order(
-        self, symbol: Any, side: Any, amount: Any, leverage: Any, reduce_only: bool
+        self,
+        symbol: Any,
+        side: Any,
+        amount: Any,
+        leverage: Any,
+        reduce_only: bool,
+        client_order_id: Any = None,
     ) -> dict[str, Any] | None:
+        self._check_duplicate("create_market_order", symbol, client_order_id)
         problem = self._validate_order("create_market_order", symbol, side, amount, leverage)
+        if problem is None:
+            problem = self._client_id_problem(client_order_id)
         if problem is None and reduce_only and self._reduce_cap(symbol, side) is None:
             problem = "reduce-only order with no position to reduce on that side"
         if problem is not None:
@@ -1030,7 +1198,7 @@ class PaperExchange:
             post_only=False,
             timestamp=self._now_ms(),
         )
-        self._orders[order.id] = order
+        self._register(order, client_order_id)
         self._fill(order, qty, price)
         return self._order_dict(order)
 
@@ -1044,6 +1212,7 @@ class PaperExchange:
         post_only: bool = False,
         reduce_only: bool = False,
         is_critical: bool = False,
+        client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Places a limit order; returns the order dict (``status 'open'``, ``filled 0``).
 
@@ -1054,14 +1223,38 @@ class PaperExchange:
         post-only one that would cross is rejected (None). Reduce-only orders follow the
         market-order rules (and are cancelled when their position goes away). Other rejections
         as :meth:`create_market_order`, plus a price that is not a number > 0.
+        ``client_order_id`` as in :meth:`create_market_order`.
         """
         with self._lock:
-            self._enter(
-                "create_limit_order",
-                (symbol, side, amount, price, leverage),
-                {"post_only": post_only, "reduce_only": reduce_only, "is_critical": is_critical},
+            kwargs: dict[str, Any] = {
+                "post_only": post_only,
+                "reduce_only": reduce_only,
+                "is_critical": is_critical,
+            }
+            if client_order_id is not None:
+                kwargs["client_order_id"] = client_order_id
+            self._enter("create_limit_order", (symbol, side, amount, price, leverage), kwargs)
+            answer = self._limit_order(
+                symbol, side, amount, price, leverage, post_only, reduce_only, client_order_id
             )
+            return self._deliver("create_limit_order", answer)
+
+    def _limit_order(
+        self,
+        symbol: Any,
+        side: Any,
+        amount: Any,
+        price: Any,
+        leverage: Any,
+        post_only: bool,
+        reduce_only: bool,
+        client_order_id: Any,
+    ) -> dict[str, Any] | None:
+        with self._lock:  # re-entrant: the caller holds it too
+            self._check_duplicate("create_limit_order", symbol, client_order_id)
             problem = self._validate_order("create_limit_order", symbol, side, amount, leverage)
+            if problem is None:
+                problem = self._client_id_problem(client_order_id)
             limit = _as_float(price)
             if problem is None and (limit is None or limit <= 0):
                 problem = f"price must be a number > 0, got {price!r}"
@@ -1090,7 +1283,7 @@ class PaperExchange:
                 post_only=bool(post_only),
                 timestamp=self._now_ms(),
             )
-            self._orders[order.id] = order
+            self._register(order, client_order_id)
             if crosses:
                 qty = order.amount
                 if reduce_only:
@@ -1102,7 +1295,13 @@ class PaperExchange:
             else:
                 self._open_orders[order.id] = order
                 self._record(
-                    "order_open", symbol, id=order.id, side=side, amount=order.amount, price=limit
+                    "order_open",
+                    symbol,
+                    id=order.id,
+                    clientOrderId=order.client_order_id,
+                    side=side,
+                    amount=order.amount,
+                    price=limit,
                 )
             return self._order_dict(order)
 
@@ -1140,26 +1339,52 @@ class PaperExchange:
             self._enter("cancel_order", (order_id, symbol), {})
             order = self._orders.get(order_id) if isinstance(order_id, str) else None
             if order is None or order.symbol != symbol or order.status != "open":
-                return False
+                return self._deliver("cancel_order", False)
             self._finish(order, "canceled")
             self._record("order_canceled", symbol, id=order_id, reason="cancel_order")
-            return True
+            return self._deliver("cancel_order", True)
 
-    def close_position(self, symbol: str) -> bool:
+    def close_position(self, symbol: str, client_order_id: str | None = None) -> bool:
         """Closes ``symbol``'s whole position with a reduce-only market order.
 
         True when it was closed; **False when there is no position** (or the order was
         rejected): it never reports a close that did not happen. Failures injected into
         ``create_market_order`` do not apply here (only ``fail_next('close_position')``).
+        ``client_order_id`` names the reduce-only order (as in :meth:`create_market_order`; an
+        id seen before raises :class:`DuplicateClientOrderId`, even when there is no position).
         """
         with self._lock:
-            self._enter("close_position", (symbol,), {})
+            kwargs = {} if client_order_id is None else {"client_order_id": client_order_id}
+            self._enter("close_position", (symbol,), kwargs)
+            self._check_duplicate("close_position", symbol, client_order_id)
             pos = self._positions.get(symbol) if isinstance(symbol, str) else None
             if pos is None:
-                return False
+                return self._deliver("close_position", False)
             side = "sell" if pos.side == "long" else "buy"
-            order = self._market_order(symbol, side, pos.contracts, pos.leverage, True)
-            return order is not None and symbol not in self._positions
+            order = self._market_order(
+                symbol, side, pos.contracts, pos.leverage, True, client_order_id
+            )
+            closed = order is not None and symbol not in self._positions
+            return self._deliver("close_position", closed)
+
+    def get_order_by_client_id(self, client_order_id: str, symbol: str) -> dict[str, Any] | None:
+        """The order placed with ``client_order_id`` on ``symbol``, or None if there is none.
+
+        The answer is the order dict of :meth:`create_market_order` (``id``, ``clientOrderId``,
+        ``symbol``, ``side``, ``amount``, ``filled``, ``average``, ``status`` 'open', 'closed' or
+        'canceled', ``reduceOnly``, ...) as it stands now. None is definitive: no order with
+        that id was ever placed on that symbol (a rejected order places nothing). Raises after
+        ``fail_next('get_order_by_client_id')`` (the caller cannot tell).
+        """
+        with self._lock:
+            self._enter("get_order_by_client_id", (client_order_id, symbol), {})
+            order_id = (
+                self._client_ids.get(client_order_id) if isinstance(client_order_id, str) else None
+            )
+            order = self._orders.get(order_id) if order_id is not None else None
+            if order is None or order.symbol != symbol:
+                return None
+            return self._order_dict(order)
 
     def get_market_limits(self, symbol: str) -> dict[str, Any] | None:
         """``{'amount': {'min', 'max', 'step'}, 'cost': {'min', 'max'}}``; None if unknown.

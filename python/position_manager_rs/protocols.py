@@ -11,13 +11,35 @@ tracked position and without sending a second order blind.
 ``scale_out_position`` need. A client used only for monitoring may leave those out: the manager
 looks a method up only when an operation needs it (a missing one is reported like any other
 client error, and the operation returns ``False``/``None``).
+
+Client order ids (optional): a client whose class has ``client_order_ids = True`` promises the
+keyword ``client_order_id`` on its order methods and ``get_order_by_client_id``; the manager then
+names every order it sends, so that an order whose answer was lost can be looked up instead of
+being sent again. The manager tests ``getattr(client, "client_order_ids", False) is True``: any
+other client (the bot's own, a ``Mock``) is called exactly as before, without the keyword.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ExchangeClient", "TradingClient"]
+__all__ = ["DuplicateClientOrderId", "ExchangeClient", "TradingClient"]
+
+
+class DuplicateClientOrderId(Exception):
+    """An order was sent with a client order id that was already used; nothing new was placed.
+
+    Raised (never answered ``None``) by ``PaperExchange`` and ``CcxtClient``: an order with that id
+    may exist, so "not placed" would be the wrong conclusion for a caller that sent the id twice.
+    Look it up with ``get_order_by_client_id`` to learn what became of the first order.
+    ``order_id`` is the first order's venue id when known.
+    """
+
+    def __init__(self, client_order_id: str, order_id: str | None = None) -> None:
+        first = f" by order {order_id}" if order_id is not None else ""
+        super().__init__(f"client order id {client_order_id!r} already used{first}")
+        self.client_order_id = client_order_id
+        self.order_id = order_id
 
 
 @runtime_checkable
@@ -74,6 +96,22 @@ class TradingClient(ExchangeClient, Protocol):
     * ``get_market_limits(symbol)`` -> ``{'amount': {'min': ..., 'max': ..., 'step': ...},
       'cost': {...}}`` or ``None``; ``step`` (the lot size) is optional and, when given,
       scale-outs are rounded down to whole lots.
+
+    Optional members (client order ids), used only when the class sets
+    ``client_order_ids = True`` (``getattr(client, "client_order_ids", False) is True``):
+
+    * ``client_order_ids: bool`` — the capability flag (a class attribute).
+    * The order calls then carry ``client_order_id=ID`` (ASCII letters and digits, at most 32
+      characters, unique per order): ``create_market_order(symbol, side, amount, leverage,
+      client_order_id=ID)`` (plus ``reduce_only=True, is_critical=True`` to reduce),
+      ``create_limit_order(symbol, side, amount, price, leverage, post_only=True,
+      client_order_id=ID)`` and ``close_position(symbol, client_order_id=ID)`` (its reduce-only
+      order carries the id). Every order answer carries ``clientOrderId``. An id already used
+      raises (``DuplicateClientOrderId``) and places nothing new.
+    * ``get_order_by_client_id(client_order_id, symbol)`` -> the ccxt order dict (``id``,
+      ``clientOrderId``, ``symbol``, ``side``, ``amount``, ``filled``, ``average``, ``status`` in
+      'open'/'closed'/'canceled'/'expired'/'rejected', ``reduceOnly``), or ``None`` when the venue
+      has no order with that id (definitive: it was never placed); raises when it cannot tell.
     """
 
     def create_market_order(

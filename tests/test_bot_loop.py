@@ -1,0 +1,254 @@
+"""The bot-level test of issue 10 (item 3): the RAD bot's threads and lying client, scripted faults.
+
+``bot_sim.BotRun`` runs a small bot (main loop with a periodic sync and the trader, a monitor
+thread that cycles only while the book is not empty, a dashboard thread, a shutdown that closes
+everything) against a ``PaperExchange`` behind ``BotLikeClient`` (the bot's ``KuCoinClient``:
+``[]`` on any failure, ``True`` for a close its own re-read could not see). The scripted faults:
+transient ``[]`` (also from an entry with ``contracts=None``), exceptions, lost order answers
+(raised or ``None`` after the venue executed the order), a lagging list, a close whose re-read
+failed, manual closes, a liquidation, a partial manual reduce, price jumps.
+
+The verdict is taken on the venue side from the paper exchange's history (every order carries a
+client order id naming its intent): no order twice for one intent, no open on top of a position
+the venue held (no symbol held twice), the book equal to the venue after a final cycle and sync,
+nothing left open after the shutdown. The CI run is lockstep (deterministic: the threads take
+turns once per tick); a short free-running run checks the same invariants with real interleaving;
+``PMRS_LONG=1`` adds a randomized soak over several seeds. ``-s`` prints the figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bot_sim import (
+    BotConfig,
+    BotLikeClient,
+    BotRun,
+    Fault,
+    RunResult,
+    ledger,
+    random_faults,
+    scripted_faults,
+)
+from helpers_clients import run_with_timeout
+from reliability_helpers import LONG, seeds
+
+from position_manager_rs import PaperExchange
+
+pytestmark = pytest.mark.timeout(300 if LONG else 90)
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+
+
+def run(bot: BotRun, deadline: float = 60.0) -> RunResult:
+    result: RunResult = run_with_timeout(bot.run, deadline, "bot run")
+    print("\n" + result.summary())
+    return result
+
+
+@pytest.fixture(scope="module")
+def lockstep() -> RunResult:
+    """The CI run: seed 1, 240 ticks, the scripted schedule twice, threads in lockstep."""
+    return run(BotRun(seed=1, ticks=240, lockstep=True))
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@pytest.fixture
+def paper() -> PaperExchange:
+    return PaperExchange(seed=4, volatility=0.0)
+
+
+def test_the_bots_client_has_no_client_order_id_flag(paper: PaperExchange) -> None:
+    client = BotLikeClient(paper)
+    assert getattr(client, "client_order_ids", False) is not True
+
+
+def test_the_bots_client_answers_empty_on_any_failure(paper: PaperExchange) -> None:
+    client = BotLikeClient(paper)
+    paper.create_market_order(BTC, "buy", 5, 10)
+    assert [p["symbol"] for p in client.get_open_positions()] == [BTC]
+    paper.fail_next("get_open_positions")
+    assert client.get_open_positions() == []
+    client.none_entry_next()
+    assert client.get_open_positions() == []  # one entry with contracts=None empties it all
+    paper.fail_next("get_ticker")
+    assert client.get_ticker(BTC) is None
+    paper.fail_next("get_ohlcv")
+    assert client.get_ohlcv(BTC) == []
+    assert client.failures == {"get_open_positions": 2, "get_ticker": 1, "get_ohlcv": 1}
+
+
+def test_the_bots_client_answers_none_for_an_order_it_executed(paper: PaperExchange) -> None:
+    client = BotLikeClient(paper)
+    paper.lose_answer_next("create_market_order")
+    assert client.create_market_order(BTC, "buy", 5, 10) is None
+    assert paper.position(BTC)["contracts"] == 5.0  # type: ignore[index]
+    paper.lose_answer_next("create_market_order", answer_none=True)
+    assert client.create_market_order(BTC, "buy", 5, 10) is None
+    assert paper.position(BTC)["contracts"] == 10.0  # type: ignore[index]
+
+
+def test_the_bots_client_truncates_to_whole_lots(paper: PaperExchange) -> None:
+    client = BotLikeClient(paper)
+    order = client.create_market_order(ETH, "sell", 3.75, 5)
+    assert order is not None and order["amount"] == 3.0
+    assert client.create_market_order(ETH, "sell", 0.5, 5) is None  # nothing left: refused
+
+
+def test_the_bots_client_reports_a_close_it_never_sent(paper: PaperExchange) -> None:
+    client = BotLikeClient(paper)
+    paper.create_market_order(BTC, "buy", 5, 10)
+    client.close_reread_fails_next()
+    assert client.close_position(BTC) is True
+    assert paper.position(BTC) is not None  # still open
+    assert client.closes_without_order == 1
+    paper.answer_empty_next()
+    assert client.close_position(BTC) is True  # its re-read gave [] (a transient failure)
+    assert paper.position(BTC) is not None
+    assert client.close_position(BTC) is True
+    assert paper.position(BTC) is None
+    closes = [k for _, k in paper.calls_of("create_market_order")]
+    assert len(closes) == 2 and closes[1]["reduce_only"] is True
+
+
+def test_the_bots_client_retries_a_failed_close_and_gives_up(paper: PaperExchange) -> None:
+    slept: list[float] = []
+    client = BotLikeClient(paper, sleep=slept.append)
+    paper.create_market_order(BTC, "buy", 5, 10)
+    paper.fail_next("create_market_order", 5)
+    assert client.close_position(BTC) is False
+    assert slept == [1, 2, 4, 8, 10]
+    assert paper.position(BTC) is not None
+
+
+def test_the_ledger_sees_two_orders_for_one_intent_and_an_open_on_top(
+    paper: PaperExchange,
+) -> None:
+    """The ledger can fail: a double open inside one intent and an open onto a held position."""
+    client = BotLikeClient(paper)
+    with client.intent("open", BTC):
+        client.create_market_order(BTC, "buy", 5, 10)
+        client.create_market_order(BTC, "buy", 5, 10)
+    with client.intent("open", ETH):
+        client.create_market_order(ETH, "sell", 2, 10)
+    paper.create_market_order(ETH, "sell", 1, 10)  # not the client's: not booked
+    with client.intent("cycle"):
+        client.close_position(ETH)
+    twice, on_top, beyond, executed = ledger(paper, client)
+    assert len(twice) == 1 and "2 opening orders" in twice[0] and BTC in twice[0]
+    assert len(on_top) == 1 and BTC in on_top[0]
+    assert beyond == [] and executed == 4
+
+
+# --------------------------------------------------------------------------- the CI run
+
+
+def test_the_run_sees_every_scripted_fault_and_ends_cleanly(lockstep: RunResult) -> None:
+    assert lockstep.stats.errors == []
+    assert lockstep.stats.dashboard_errors == []
+    assert lockstep.book_problems == []
+    assert lockstep.stats.opens_ok > 20 and lockstep.stats.closed_trades > 5
+    assert lockstep.stats.monitor_runs > 0
+    kinds = lockstep.venue_kinds
+    for kind in (
+        "transient_empty",
+        "exception",
+        "answer_lost",
+        "stale_positions",
+        "manual_close",
+        "partial_reduction",
+        "liquidation",
+        "price_jump",
+    ):
+        assert kinds[kind] > 0, kind
+    assert lockstep.closes_without_order > 0  # a close its re-read could not see happened
+    assert lockstep.seconds < 20
+
+
+def test_no_order_twice_for_one_intent(lockstep: RunResult) -> None:
+    assert lockstep.orders_twice == []
+    assert lockstep.partials_beyond_targets == []
+
+
+def test_nothing_left_open_after_shutdown(lockstep: RunResult) -> None:
+    assert lockstep.left_open == []
+    assert lockstep.stats.shutdown_closes_failed == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core v2: a transient [] or a lost answer makes the bot open on top of a held position",
+)
+def test_no_symbol_held_twice(lockstep: RunResult) -> None:
+    assert lockstep.opened_on_top == []
+
+
+@pytest.mark.xfail(
+    strict=True, reason="core v2: a resize keeps the book's entry price (book != venue)"
+)
+def test_the_book_equals_the_venue_after_a_final_sync(lockstep: RunResult) -> None:
+    assert lockstep.book_vs_venue == []
+
+
+def test_a_lockstep_run_is_deterministic(lockstep: RunResult) -> None:
+    again = run(BotRun(seed=1, ticks=240, lockstep=True))
+    assert again.figures() | {"seconds": 0} == lockstep.figures() | {"seconds": 0}
+    assert again.manager_events == lockstep.manager_events
+    assert again.venue_kinds == lockstep.venue_kinds
+    assert again.opened_on_top == lockstep.opened_on_top
+    assert again.fault_log == lockstep.fault_log
+
+
+def test_free_running_threads_keep_the_invariants() -> None:
+    """Real interleaving: the monitor and dashboard run on their own intervals (about 3 s)."""
+    result = run(BotRun(seed=2, ticks=120, lockstep=False, faults=scripted_faults()))
+    assert result.stats.errors == [] and result.stats.dashboard_errors == []
+    assert result.book_problems == []
+    assert result.orders_twice == []
+    assert result.left_open == []
+    assert result.stats.monitor_runs > 0
+
+
+# --------------------------------------------------------------------------- the long soak
+
+
+@pytest.mark.skipif(not LONG, reason="long run: PMRS_LONG=1")
+@pytest.mark.parametrize("lockstep_mode", [True, False], ids=["lockstep", "free"])
+def test_long_randomized_soak(lockstep_mode: bool) -> None:
+    """Random fault schedules and random venue events over several seeds; prints the figures.
+
+    Asserted: no exception reached the bot, no deadlock, a consistent book, no order twice for
+    one intent. The other figures (opens on top, book vs venue, left open, unmanaged) are printed
+    for the report; tighten them here once the core v2 lands.
+    """
+    import random
+
+    totals: dict[str, Any] = {}
+    for seed in seeds(list(range(1, 9))):
+        ticks = 1500 if lockstep_mode else 400
+        faults: list[Fault] = random_faults(random.Random(seed), ticks, rate=0.08)
+        bot = BotRun(
+            seed=seed,
+            ticks=ticks,
+            lockstep=lockstep_mode,
+            faults=faults,
+            config=BotConfig(tick_interval=0.01),
+            event_rates={"manual_close": 0.005, "partial_reduction": 0.005},
+        )
+        result = run(bot, deadline=240.0)
+        assert result.stats.errors == [] and result.stats.dashboard_errors == []
+        assert result.book_problems == []
+        assert result.orders_twice == []
+        for key, value in result.figures().items():
+            if key == "seed" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key.startswith("longest"):
+                totals[key] = max(totals.get(key, 0), value)
+            else:
+                totals[key] = totals.get(key, 0) + value
+    print(
+        "\nsoak totals (longest: the maximum): " + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )

@@ -1,0 +1,630 @@
+"""Reconciliation core v2 (issue 10): one focused test per behaviour the new core must have.
+
+Each test drives the manager with a small scripted client and a frozen clock and checks one
+behaviour of the issue's list (numbered as there). Tests that fail on the core before v2 are
+marked ``xfail(strict=True, reason="core v2: ...")``; the markers come off as the core lands
+(a strict xfail that passes is an XPASS failure, so a marker cannot outlive its fix).
+
+The clients here are ``FakeExchange`` subclasses *without* the ``client_order_ids`` flag (the
+bot's client), except where a test says it uses ``PaperExchange`` (which has it).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from helpers_clients import FakeExchange, exchange_entry, make_manager, make_position
+
+from position_manager_rs import PaperExchange, Position, PositionManager, format_pnl_usd
+from position_manager_rs.testing import FrozenClock, frozen_clock
+
+pytestmark = pytest.mark.timeout(60)
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+START = datetime(2026, 3, 1, 12, 0, 0)
+
+
+def v2(behaviour: str) -> pytest.MarkDecorator:
+    """The marker of a test that fails until the core v2 behaviour lands."""
+    return pytest.mark.xfail(strict=True, reason=f"core v2: {behaviour}")
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[FrozenClock]:
+    with frozen_clock(START) as c:
+        yield c
+
+
+class Venue(FakeExchange):
+    """A ``FakeExchange`` (no client-order-id flag) with scripted position lists and lost answers.
+
+    * ``script``: answers ``get_open_positions()`` gives, in order, before it answers the truth
+      again (a list, or an exception instance to raise);
+    * ``lose(method, error, lists_fail=0)``: the next call of ``create_market_order`` or
+      ``close_position`` acts on the exchange, then raises ``error`` — or answers ``None`` when
+      ``error`` is None (the bot's client style); with ``lists_fail=n`` the next ``n`` position
+      lists after it raise too (the re-read fails as well).
+    """
+
+    def __init__(self, positions: Any = ()) -> None:
+        super().__init__(positions)
+        self.script: list[Any] = []
+        self._lost: dict[str, list[tuple[BaseException | None, int]]] = {}
+        self.ticker_delay = 0.0
+
+    def lose(self, method: str, error: BaseException | None = None, lists_fail: int = 0) -> None:
+        self._lost.setdefault(method, []).append((error, lists_fail))
+
+    def _deliver(self, method: str, answer: Any) -> Any:
+        pending = self._lost.get(method)
+        if not pending:
+            return answer
+        error, lists_fail = pending.pop(0)
+        with self._lock:
+            self.script[:0] = [ConnectionError("positions unavailable")] * lists_fail
+        if error is None:
+            return None
+        raise error
+
+    def get_open_positions(self) -> Any:
+        self._enter("get_open_positions")
+        with self._lock:
+            if self.script:
+                item = self.script.pop(0)
+                if isinstance(item, BaseException):
+                    raise item
+                return copy.deepcopy(item)
+            return [copy.deepcopy(p) for p in self.positions.values()]
+
+    def get_ticker(self, symbol: str) -> Any:
+        if self.ticker_delay:
+            time.sleep(self.ticker_delay)
+        return super().get_ticker(symbol)
+
+    def create_market_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        leverage: Any = 10,
+        reduce_only: bool = False,
+        is_critical: bool = False,
+    ) -> Any:
+        answer = super().create_market_order(
+            symbol, side, amount, leverage, reduce_only=reduce_only, is_critical=is_critical
+        )
+        return self._deliver("create_market_order", answer)
+
+    def close_position(self, symbol: str) -> Any:
+        return self._deliver("close_position", super().close_position(symbol))
+
+    # -- what the tests count
+    def order_calls(self, reduce_only: bool | None = None) -> list[tuple[Any, ...]]:
+        calls = self.calls_of("create_market_order")
+        return [
+            a
+            for a, k in calls
+            if reduce_only is None or bool(k.get("reduce_only", False)) == reduce_only
+        ]
+
+    def contracts(self, symbol: str) -> float:
+        with self._lock:
+            held = self.positions.get(symbol)
+            return 0.0 if held is None else float(held["contracts"])
+
+
+def cycle(pm: PositionManager) -> list[tuple[str, float, Position]]:
+    return list(pm.update_positions())
+
+
+def kinds(pm: PositionManager, symbol: str) -> list[tuple[str, str]]:
+    return [(e["kind"], e["reason"]) for e in pm.events if e["symbol"] == symbol]
+
+
+def tracked_long(
+    venue: Venue,
+    pm: PositionManager,
+    symbol: str = BTC,
+    amount: float = 10.0,
+    entry: float = 100.0,
+    leverage: int = 10,
+) -> Position:
+    """A long held on the venue and tracked by the manager (assigned, as the bot can); the
+    price stands at the entry."""
+    venue.open(symbol, side="long", contracts=amount, entry_price=entry, leverage=leverage)
+    venue.set_price(symbol, entry)
+    p = make_position(symbol, "long", entry, amount, leverage)
+    pm.positions[symbol] = p
+    p.strategy = "breakout"
+    return p
+
+
+# =========================================================================================
+# 1. Unusable exchange sizes never become a tracked amount
+# =========================================================================================
+
+UNUSABLE: dict[str, Any] = {
+    "inf": math.inf,
+    "-inf": -math.inf,
+    "nan": math.nan,
+    "negative": -5.0,
+    "str-1e400": "1e400",
+    "str-negative": "-5",
+    "str-abc": "abc",
+    "list": [5.0],
+}
+
+
+def unusable(failing_today: set[str], behaviour: str) -> list[Any]:
+    """The unusable sizes as parameters, the ones the current core mishandles marked xfail."""
+    return [
+        pytest.param(value, id=name, marks=[v2(behaviour)] if name in failing_today else [])
+        for name, value in UNUSABLE.items()
+    ]
+
+
+@pytest.mark.parametrize(
+    "size",
+    unusable(
+        {"inf", "-inf", "negative", "str-1e400", "str-negative"},
+        "an infinite or negative size is not a usable size",
+    ),
+)
+def test_1_an_unusable_size_never_becomes_the_tracked_amount(size: Any) -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    venue.positions[BTC]["contracts"] = size
+    for _ in range(3):
+        cycle(pm)
+    assert pm.positions.get(BTC) is p
+    assert p.amount == 10.0
+    assert "resized" not in [k for k, _ in kinds(pm, BTC)]
+
+
+@pytest.mark.parametrize(
+    "size", unusable({"negative", "str-negative"}, "sync does not import a negative size")
+)
+def test_1_sync_never_imports_an_unusable_size(size: Any) -> None:
+    venue = Venue([exchange_entry(ETH, "long", size, 100.0, 10)])
+    pm = make_manager(venue)
+    assert pm.sync_existing_positions() == 0
+    assert ETH not in pm.positions
+
+
+@pytest.mark.parametrize(
+    "size",
+    unusable(
+        {"inf", "-inf", "nan", "negative", "str-1e400", "str-negative"},
+        "an other-side entry with an unusable size is no side flip",
+    ),
+)
+def test_1_an_other_side_entry_with_an_unusable_size_never_untracks(size: Any) -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    venue.positions[BTC].update(side="short", contracts=size)
+    for _ in range(3):
+        cycle(pm)
+    assert pm.positions.get(BTC) is p
+    assert p.side == "long" and p.amount == 10.0
+    assert "removed" not in [k for k, _ in kinds(pm, BTC)]
+
+
+# =========================================================================================
+# 2. A side flip is decided like a removal; the replaced position's tombstone survives
+# =========================================================================================
+
+
+@v2("side flips need missing_confirmations lists; the flipped-out position stays restorable")
+def test_2_a_side_flip_needs_the_confirmations_and_the_original_comes_back() -> None:
+    venue = Venue()
+    pm = make_manager(venue, missing_confirmations=2)
+    original = tracked_long(venue, pm)
+    venue.positions[BTC] = exchange_entry(BTC, "short", 4.0, 100.0, 10)  # no P/L: no exit
+
+    cycle(pm)  # one list shows the other side: not enough
+    assert pm.positions.get(BTC) is original
+    assert [k for k, _ in kinds(pm, BTC)] == ["added"]
+
+    cycle(pm)  # the second one decides
+    assert ("removed", "side_flipped") in kinds(pm, BTC)
+    assert pm.positions[BTC] is not original
+    assert pm.positions[BTC].side == "short" and pm.positions[BTC].amount == 4.0
+    assert kinds(pm, BTC)[-1][0] == "imported"
+
+    venue.positions[BTC] = exchange_entry(BTC, "long", 10.0, 100.0, 10)  # the original again
+    cycle(pm)
+    cycle(pm)
+    assert pm.positions.get(BTC) is original
+    assert original.strategy == "breakout" and original.amount == 10.0
+    assert "restored" in [k for k, _ in kinds(pm, BTC)]
+    imported_longs = [
+        e
+        for e in pm.events
+        if e["symbol"] == BTC and e["kind"] == "imported" and e["position"]["side"] == "long"
+    ]
+    assert imported_longs == []
+
+
+# =========================================================================================
+# 3. The tombstone holds the manager's own last state
+# =========================================================================================
+
+
+@v2("the tombstone carries the manager's state after its own partial exit")
+def test_3_after_a_partial_exit_a_transient_removal_restores_the_same_object() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    p.stop_loss = 97.5
+    p.partial_exits_taken = 1
+    cycle(pm)  # the exchange's last word on it: 10 @ 100
+    assert pm.scale_out_position(BTC, 4.0) is not None
+    assert p.amount == 6.0 and venue.contracts(BTC) == 6.0
+
+    venue.script = [[], []]  # two empty reads: enough to remove it
+    while venue.script:
+        cycle(pm)
+    assert BTC not in pm.positions
+    cycle(pm)  # the list shows the reduced position again
+
+    assert pm.positions.get(BTC) is p
+    assert p.amount == 6.0 and p.stop_loss == 97.5 and p.partial_exits_taken == 1
+    assert p.strategy == "breakout"
+    assert "restored" in [k for k, _ in kinds(pm, BTC)]
+    assert "imported" not in [k for k, _ in kinds(pm, BTC)]
+
+
+# =========================================================================================
+# 4. A size change takes the exchange's average entry price too
+# =========================================================================================
+
+
+@v2("a resize takes the exchange's average entry price")
+def test_4_a_resize_takes_the_exchanges_entry_price() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    # 1x and a price between both entries: no exit rule fires at either entry price.
+    p = tracked_long(venue, pm, amount=10.0, entry=183.0, leverage=1)
+    venue.set_price(BTC, 179.0)
+    venue.positions[BTC].update(contracts=16.0, entryPrice=175.75)
+    cycle(pm)
+    assert pm.positions.get(BTC) is p
+    assert p.amount == 16.0
+    assert p.entry_price == 175.75
+    assert "resized" in [k for k, _ in kinds(pm, BTC)]
+
+
+# =========================================================================================
+# 5. A list that would empty the book is corroborated; open_position checks the list first
+# =========================================================================================
+
+
+@v2("a list that would remove every position is re-read once before acting")
+def test_5_one_empty_answer_followed_by_the_truth_removes_nothing() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    btc = tracked_long(venue, pm, BTC)
+    eth = tracked_long(venue, pm, ETH)
+    venue.script = [[]]
+    cycle(pm)
+    assert pm.positions.get(BTC) is btc and pm.positions.get(ETH) is eth
+    assert [e for e in pm.events if e["kind"] == "removed"] == []
+
+
+def test_5_two_empty_answers_in_a_row_remove_everything() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    tracked_long(venue, pm, BTC)
+    tracked_long(venue, pm, ETH)
+    venue.script = [[], []]
+    while venue.script:
+        cycle(pm)
+    assert len(pm.positions) == 0
+    removed = sorted(e["symbol"] for e in pm.events if e["kind"] == "removed")
+    assert removed == [BTC, ETH]
+
+
+@v2("open_position for a symbol with a recent tombstone re-reads the list and restores it")
+def test_5_open_position_over_a_tombstone_restores_instead_of_ordering() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    venue.script = [[], []]
+    while venue.script:
+        cycle(pm)
+    assert BTC not in pm.positions  # the bot's monitor stops here (count 0)
+    orders_before = len(venue.order_calls())
+
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is False
+    assert len(venue.order_calls()) == orders_before
+    assert pm.positions.get(BTC) is p
+    assert "restored" in [k for k, _ in kinds(pm, BTC)]
+    assert venue.contracts(BTC) == 10.0
+
+
+@v2("open_position for a symbol the last list showed imports it instead of ordering")
+def test_5_open_position_for_a_listed_symbol_imports_instead_of_ordering() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    tracked_long(venue, pm, BTC)
+    venue.open(ETH, side="short", contracts=3.0, entry_price=100.0, leverage=5)  # by hand
+    cycle(pm)  # the list shows ETH (not tracked yet)
+    assert pm.open_position(ETH, "SELL", 3.0, 5, 0.05) is False
+    assert venue.order_calls() == []
+    assert ETH in pm.positions and pm.positions[ETH].amount == 3.0
+    assert pm.positions[ETH].side == "short"
+    assert "imported" in [k for k, _ in kinds(pm, ETH)]
+    assert venue.contracts(ETH) == 3.0
+
+
+# =========================================================================================
+# 6. A close is verified by the next list
+# =========================================================================================
+
+
+@v2("a close the next list contradicts is restored (close_unconfirmed) and closed again")
+def test_6_a_close_reported_without_closing_is_restored_and_retried() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    answers = iter([True, None])  # first: True without an order (the bot's client); then real
+
+    def close(symbol: str) -> Any:
+        if next(answers) is True:
+            return True
+        venue.drop(symbol)
+        return True
+
+    venue.on_close_position = close
+    venue.set_price(BTC, 90.0)  # below the stop (95)
+    first = cycle(pm)
+    assert [s for s, _, _ in first] == [BTC]
+    assert venue.contracts(BTC) == 10.0  # nothing was closed
+
+    later = cycle(pm) + cycle(pm)
+    assert "close_unconfirmed" in [k for k, _ in kinds(pm, BTC)]
+    assert len(venue.calls_of("close_position")) == 2
+    assert [s for s, _, _ in later] == [BTC]
+    assert later[0][2] is p  # the same object, closed again
+    assert venue.contracts(BTC) == 0.0 and BTC not in pm.positions
+
+
+# =========================================================================================
+# 7. No order twice for one intent
+# =========================================================================================
+
+
+@v2("an open whose answer was lost is resolved by a re-read before open_position returns")
+def test_7a_a_lost_open_answer_is_resolved_by_a_re_read() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    venue.lose("create_market_order", TimeoutError("read timed out"))
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is True
+    assert len(venue.order_calls()) == 1
+    assert BTC in pm.positions and pm.positions[BTC].amount == 10.0
+    assert venue.contracts(BTC) == 10.0
+
+
+@v2("an open with an unknown outcome is recorded and never sent again")
+def test_7b_an_unknown_open_is_not_sent_again_and_is_tracked_once_listed() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    venue.lose("create_market_order", TimeoutError("read timed out"), lists_fail=5)
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is False
+    unknown = [e for e in pm.events if e["symbol"] == BTC and e["kind"] == "outcome_unknown"]
+    assert [e["reason"] for e in unknown] == ["open"]
+    venue.script = []
+
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is True  # the bot retries
+    assert len(venue.order_calls()) == 1
+    assert venue.contracts(BTC) == 10.0
+    assert pm.positions[BTC].amount == 10.0
+
+
+@v2("an open answered None after the venue executed it is resolved by a re-read")
+def test_7c_an_open_answered_none_after_executing_is_tracked() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    venue.lose("create_market_order", None)
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is True
+    assert len(venue.order_calls()) == 1
+    assert pm.positions[BTC].amount == 10.0 and venue.contracts(BTC) == 10.0
+
+
+@v2("a scale-out whose reduce answer was lost reduces the book once")
+def test_7d_a_lost_scale_out_answer_reduces_the_book_once() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+    venue.lose("create_market_order", TimeoutError("read timed out"))
+    pm.scale_out_position(BTC, 4.0)
+    assert venue.contracts(BTC) == 6.0
+    assert p.amount == 6.0
+    assert [k for k, _ in kinds(pm, BTC)].count("partial_close") == 1
+
+    pm.scale_out_position(BTC, 4.0)  # a new intent: allowed
+    assert len(venue.order_calls(reduce_only=True)) == 2
+    assert venue.contracts(BTC) == 2.0 and p.amount == 2.0
+
+
+@v2("an update-cycle profit target whose reduce outcome is unknown is not taken twice")
+def test_7d_a_profit_target_with_an_unknown_outcome_is_not_taken_twice() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm, amount=100.0)
+    venue.set_price(BTC, 100.25)  # +2.5 % ROI at 10x: the first profit target (25 %)
+    venue.lose("create_market_order", TimeoutError("read timed out"))
+    for _ in range(3):
+        cycle(pm)
+    assert len(venue.order_calls(reduce_only=True)) == 1
+    assert venue.contracts(BTC) == 75.0
+    assert pm.positions.get(BTC) is p and p.amount == 75.0
+
+
+@v2("a close whose answer was lost is resolved by a re-read: P/L returned, closed recorded")
+def test_7e_a_lost_close_answer_is_resolved_by_a_re_read() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    tracked_long(venue, pm)
+    venue.set_price(BTC, 101.0)
+    venue.lose("close_position", TimeoutError("read timed out"))
+    pnl = pm.close_position(BTC, "manual")
+    assert isinstance(pnl, float)
+    assert BTC not in pm.positions and venue.contracts(BTC) == 0.0
+    assert ("closed", "manual") in kinds(pm, BTC)
+    assert len(venue.calls_of("close_position")) == 1
+
+
+_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+@v2("orders carry client order ids on a client that declares them")
+def test_7f_every_order_carries_a_client_order_id_on_a_declaring_client() -> None:
+    paper = PaperExchange(seed=1, volatility=0.0)
+    pm = make_manager(paper)
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
+    assert pm.open_position(ETH, "SELL", 5, 5, 0.05, use_limit=True) is True
+    pm.scale_out_position(BTC, 4)
+    assert pm.close_position(BTC, "manual") is not None
+
+    calls = (
+        paper.calls_of("create_market_order")
+        + paper.calls_of("create_limit_order")
+        + paper.calls_of("close_position")
+    )
+    assert calls
+    ids = [k.get("client_order_id") for _, k in calls]
+    assert all(isinstance(i, str) and _ID.match(i) for i in ids), ids
+    assert len(set(ids)) == len(ids)
+    with_ids = [e for e in pm.events if e.get("order_id") is not None]
+    assert {e["kind"] for e in with_ids} >= {"opened", "partial_close", "closed"}
+    for e in with_ids:
+        assert e["order_id"] in ids
+        assert paper.get_order_by_client_id(e["order_id"], e["symbol"]) is not None
+
+
+def test_7f_a_plain_client_never_gets_a_client_order_id_keyword() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is True
+    pm.scale_out_position(BTC, 4.0)
+    pm.close_position(BTC, "manual")
+    venue.limit_fill = 1.0
+    pm.open_position(ETH, "SELL", 5.0, 5, 0.05, use_limit=True)
+    assert venue.calls
+    for method, _, kwargs in venue.calls:
+        assert "client_order_id" not in kwargs, (method, kwargs)
+
+
+# =========================================================================================
+# 8. A failed ticker during a sync never leaves a listed position unmanaged
+# =========================================================================================
+
+
+@v2("sync imports with the entry's markPrice (else entryPrice) when the ticker fails")
+@pytest.mark.parametrize(
+    ("extra", "price"),
+    [({"markPrice": 101.0}, 101.0), ({}, 100.0)],
+    ids=["markPrice", "entryPrice"],
+)
+@pytest.mark.parametrize("ticker", ["none", "raises"])
+def test_8_sync_imports_when_the_ticker_fails(
+    caplog: pytest.LogCaptureFixture, extra: dict[str, Any], price: float, ticker: str
+) -> None:
+    venue = Venue([exchange_entry(BTC, "long", 10.0, 100.0, 10, **extra)])
+    if ticker == "none":
+        venue.on_get_ticker = lambda s: None
+    else:
+
+        def limited(symbol: str) -> Any:
+            raise ConnectionError("429 Too Many Requests")
+
+        venue.on_get_ticker = limited
+    pm = make_manager(venue)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert pm.sync_existing_positions() == 1
+    p = pm.positions[BTC]
+    assert (p.side, p.amount, p.entry_price) == ("long", 10.0, 100.0)
+    assert p.stop_loss == pytest.approx(price * 0.95)
+    assert any(BTC in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+# =========================================================================================
+# 9. contract_size is right from the moment a position is opened
+# =========================================================================================
+
+
+@v2("contract_size is read when the position is opened")
+def test_9_contract_size_from_the_open_and_in_the_close_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper = PaperExchange(seed=2, volatility=0.0)
+    assert paper.positions() == [] and paper.contract_size(BTC) == 0.001
+    pm = make_manager(paper)
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
+    p = pm.positions[BTC]
+    assert p.contract_size == 0.001
+    entry = p.entry_price
+    paper.set_price(BTC, entry * 1.01)
+    exit_price = paper.price(BTC)
+    with caplog.at_level(logging.INFO, logger="TradingBot.Position"):
+        assert pm.close_position(BTC, "manual") is not None
+    u = (exit_price - entry) / entry
+    usd = u * 10 * entry * 0.001 * 10
+    line = next(r.getMessage() for r in caplog.records if "P/L (before fees)" in r.getMessage())
+    assert f"({format_pnl_usd(usd)})" in line, line
+
+
+# =========================================================================================
+# 10. The liquidation reason fires on the exchange's evidence
+# =========================================================================================
+
+
+@v2("a vanished position whose last list showed mark beyond liquidation is a liquidation")
+def test_10_liquidation_from_the_exchanges_mark_and_liquidation_price() -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm, amount=1.0)
+    p.stop_loss = 80.0
+    venue.set_price(BTC, 99.0)  # the manager's own price stays above 90
+    venue.positions[BTC].update(liquidationPrice=90.0, markPrice=89.0)
+    cycle(pm)
+    assert pm.positions.get(BTC) is p
+    venue.drop(BTC)  # liquidated: the next lists are empty
+    cycle(pm)
+    removed = [e for e in pm.events if e["symbol"] == BTC and e["kind"] == "removed"]
+    assert [e["reason"] for e in removed] == ["liquidation"]
+
+
+# =========================================================================================
+# 11. Determinism: no decision depends on how long a call took
+# =========================================================================================
+
+
+def _slow_ticker_run(delay: float) -> tuple[list[str], list[tuple[str, str]]]:
+    venue = Venue()
+    pm = make_manager(venue, snapshot_reuse_seconds=0.25)
+    tracked_long(venue, pm)
+    venue.set_price(BTC, 90.0)  # below the stop: the cycle closes it
+    venue.ticker_delay = delay
+    cycle(pm)
+    return [m for m, _, _ in venue.calls], kinds(pm, BTC)
+
+
+@v2("snapshot_reuse_seconds is measured with the manager's clock")
+def test_11_a_slow_ticker_changes_no_decision() -> None:
+    fast_calls, fast_events = _slow_ticker_run(0.0)
+    slow_calls, slow_events = _slow_ticker_run(0.4)
+    assert fast_calls.count("get_open_positions") == 1  # the close reused the cycle's list
+    assert slow_calls == fast_calls
+    assert slow_events == fast_events
