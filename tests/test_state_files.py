@@ -5,6 +5,7 @@ text can carry, and interrupts during a save or a load.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -73,7 +74,7 @@ def test_concurrent_saves_never_leave_an_older_book_than_a_completed_save(tmp_pa
                 violations.append(f"{name}: saved generation {mine}, file has {seen}")
 
     for i in range(4):
-        workers.spawn(f"saver-{i}", lambda i=i: saver(f"saver-{i}"))
+        workers.spawn(f"saver-{i}", functools.partial(saver, f"saver-{i}"))
     workers.start()
     workers.join(60.0)
     assert violations == []
@@ -293,7 +294,7 @@ def test_an_attribute_json_cannot_write_is_skipped_and_the_book_saved(
     assert vars(loaded(path).positions[A]) == {"fine": "kept"}
 
 
-class ExhaustsMemory(dict):  # type: ignore[type-arg]
+class ExhaustsMemory(dict):
     """json.dumps asks a dict subclass for its items(): this one is out of memory."""
 
     def items(self) -> Any:
