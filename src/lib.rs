@@ -9,6 +9,16 @@
 //! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
 //! `logging`), [`testing`] (clock control for tests).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 mod client;
 mod convert;
 mod errors;
@@ -17,6 +27,7 @@ mod exits;
 mod logging;
 mod manager;
 mod market;
+mod options;
 mod persist;
 mod position;
 mod presentation;
@@ -51,6 +62,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
     m.add_class::<market::PyVolumeProfile>()?;
+    m.add_class::<options::PyManagerConfig>()?;
     m.add(
         "StateFileError",
         m.py().get_type::<errors::StateFileError>(),

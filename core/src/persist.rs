@@ -219,9 +219,11 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("not a position-manager-rs state file ({e})"))?;
     match header.format.as_deref().map(RawValue::get) {
         Some(f) if serde_json::from_str::<String>(f).is_ok_and(|f| f == FORMAT) => {}
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "not a position-manager-rs state file (\"format\" is {other}, expected \"{FORMAT}\")"
-        )),
+        ))
+        }
         None => {
             return Err(format!(
                 "not a position-manager-rs state file (no \"format\" field; expected \"{FORMAT}\")"
