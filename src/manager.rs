@@ -358,6 +358,11 @@ impl PyPositionManager {
         let l = number("leverage", leverage)?;
         let s = number_or("stop_loss_percentage", stop_loss_percentage, 0.05)?;
         let offset = number_or("limit_offset", limit_offset, 0.001)?;
+        if !(offset.is_finite() && (0.0..1.0).contains(&offset)) {
+            return Err(PyValueError::new_err(format!(
+                "limit_offset must be a number >= 0 and < 1, got {offset}"
+            )));
+        }
         let use_limit = truthy(use_limit)?;
         let at = arg_text(amount)?;
         let lt = arg_text(leverage)?;

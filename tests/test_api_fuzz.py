@@ -79,13 +79,13 @@ def valid_position() -> Position:
     return Position("BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 110.0)
 
 
-POSITION_ARGS = ["BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 110.0]
+POSITION_ARGS: list[Any] = ["BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 110.0]
 
 
 @FUZZ
 @given(replace=st.dictionaries(st.integers(0, 6), any_value, max_size=7))
 def test_position_constructor(replace: dict[int, Any]) -> None:
-    args = list(POSITION_ARGS)
+    args: list[Any] = list(POSITION_ARGS)
     for index, value in replace.items():
         args[index] = value
     outcome(lambda: Position(*args))
