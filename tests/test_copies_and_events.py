@@ -118,7 +118,7 @@ def test_a_bad_pickled_state_is_a_value_error() -> None:
     p = worked()
     with pytest.raises(ValueError, match="not a pickled Position state"):
         p.__setstate__("nonsense")
-    func, args, state = p.__reduce__()
+    _func, _args, state = p.__reduce__()
     fields = dict(state[1])
     del fields["amount"]
     with pytest.raises(ValueError, match='bad or missing "amount"'):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from typing import Any, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 __all__ = [
     "Event",
@@ -83,16 +83,16 @@ class EventPosition(TypedDict):
     side: Literal["long", "short"]
     entry_price: float
     amount: float
-    leverage: Union[int, float]
+    leverage: int | float
     stop_loss: float
-    take_profit: Optional[float]
-    highest_price: Optional[float]
-    lowest_price: Optional[float]
+    take_profit: float | None
+    highest_price: float | None
+    lowest_price: float | None
     entry_time: datetime
     trailing_stop_activated: bool
     max_favorable_excursion: float
     initial_stop_loss: float
-    initial_take_profit: Optional[float]
+    initial_take_profit: float | None
     last_pnl: float
     last_pnl_time: datetime
     profit_velocity: float
@@ -106,15 +106,15 @@ class EventPosition(TypedDict):
 class EventEvidence(TypedDict):
     """What a change the manager did not order rested on (removals, resizes, side flips)."""
 
-    last_price: Optional[float]
-    liquidation_price: Optional[float]
-    mark_price: Optional[float]
-    stop_loss: Optional[float]
-    take_profit: Optional[float]
-    missing: Optional[int]
-    exchange_side: Optional[str]
-    exchange_contracts: Optional[float]
-    previous_amount: Optional[float]
+    last_price: float | None
+    liquidation_price: float | None
+    mark_price: float | None
+    stop_loss: float | None
+    take_profit: float | None
+    missing: int | None
+    exchange_side: str | None
+    exchange_contracts: float | None
+    previous_amount: float | None
 
 
 class Event(TypedDict):
@@ -124,10 +124,10 @@ class Event(TypedDict):
     time: datetime
     symbol: str
     kind: EventKind
-    reason: Union[EventReason, str]
-    pnl: Optional[float]
+    reason: EventReason | str
+    pnl: float | None
     position: EventPosition
-    evidence: Optional[EventEvidence]
+    evidence: EventEvidence | None
 
 
 def _to_json(value: Any, where: str) -> Any:
