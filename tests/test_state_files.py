@@ -84,15 +84,18 @@ def test_concurrent_saves_never_leave_an_older_book_than_a_completed_save(tmp_pa
 
 SAVER = textwrap.dedent(
     """
-    import sys
+    import os, sys, time
     from position_manager_rs import Position, PositionManager
-    path, tag, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, tag, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     pm = PositionManager(object())
     for i in range(20):
         p = Position(f"S{i}/USDT:USDT", "long", 100.0 + i, 1.0, 5, 95.0, 110.0)
         p.writer = tag
         pm.positions[p.symbol] = p
     print("ready", flush=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.001)
     for _ in range(rounds):
         pm.save_state(path)
     """
@@ -103,9 +106,10 @@ def test_two_processes_saving_one_file_both_succeed_and_it_always_loads(tmp_path
     path = tmp_path / "state.json"
     script = tmp_path / "saver.py"
     script.write_text(SAVER)
+    go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(path), tag, "60"],
+            [sys.executable, str(script), str(path), tag, "150", str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -114,6 +118,9 @@ def test_two_processes_saving_one_file_both_succeed_and_it_always_loads(tmp_path
     ]
     loads = 0
     try:
+        for p in procs:  # both ready, then both start at once
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        go.touch()
         while any(p.poll() is None for p in procs):
             if path.exists():
                 fresh = loaded(path)  # never partial, never mixed
