@@ -5,10 +5,12 @@
 //! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`),
 //! [`exits`] (`AdvancedExitStrategy`, `SmartExitOptimizer`), [`exit_bridge`] (the manager's exit
 //! rule objects, built-in or the user's own), [`persist`] (`save_state`/`load_state` and the
-//! bot's attributes as JSON), [`convert`] (values and argument
-//! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
-//! `logging`), [`testing`] (clock control for tests).
+//! bot's attributes as JSON), [`options`] (the constructor's options and `manager.config`),
+//! [`convert`] (values and argument checks), [`errors`] (the one conversion of core errors),
+//! [`logging`] (records to Python's `logging`), [`testing`] (clock control for tests).
 
+// No panic reachable from Python (DESIGN rule 9): the binding neither unwraps nor indexes
+// unchecked; every value from Python is converted with an error that names it.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
