@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pyo3::exceptions::{PyException, PyMemoryError, PyTypeError};
+use pyo3::exceptions::{PyException, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
@@ -69,13 +69,21 @@ fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
                 e
             }
         })?;
-    if let Ok(b) = fspath.cast::<PyBytes>() {
-        return Ok(bytes_path(b.as_bytes()));
+    let path = if let Ok(b) = fspath.cast::<PyBytes>() {
+        bytes_path(b.as_bytes())
+    } else if fspath.is_instance_of::<PyString>() {
+        fspath.extract::<PathBuf>().map_err(|_| wrong())?
+    } else {
+        return Err(wrong());
+    };
+    // As Python's own open(): no file name holds a NUL.
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "path must not contain a NUL byte, got {}",
+            describe(&fspath)
+        )));
     }
-    if fspath.is_instance_of::<PyString>() {
-        return fspath.extract::<PathBuf>().map_err(|_| wrong());
-    }
-    Err(wrong())
+    Ok(path)
 }
 
 #[cfg(unix)]

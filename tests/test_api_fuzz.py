@@ -276,6 +276,32 @@ def test_smart_exit_optimizer(args: list[Any], side: Any) -> None:
     outcome(lambda: optimizer.should_exit_early(*args, side=side))
 
 
+file_names = st.one_of(
+    st.text(min_size=1, max_size=300).filter(lambda n: "/" not in n and n not in (".", "..")),
+    st.binary(min_size=1, max_size=300).filter(lambda n: b"/" not in n and n not in (b".", b"..")),
+)
+
+
+@FUZZ
+@given(name=file_names, attribute=any_value, other=any_value)
+def test_state_file_paths_and_attributes(
+    tmp_path_factory: pytest.TempPathFactory, name: str | bytes, attribute: Any, other: Any
+) -> None:
+    """Any file name under a temporary folder (NUL bytes, non-UTF-8, too long) and any attribute:
+    what Python's open() would refuse is an OSError or a ValueError, never anything else."""
+    folder = tmp_path_factory.mktemp("names")
+    path = os.path.join(os.fsencode(folder), name) if isinstance(name, bytes) else folder / name
+    pm = PositionManager(object())
+    p = valid_position()
+    p.attribute = attribute
+    pm.positions[p.symbol] = p
+    io_allowed = (*ALLOWED, OSError)
+    outcome(lambda: pm.save_state(path), io_allowed)
+    outcome(lambda: PositionManager(object()).load_state(path), io_allowed)
+    if not isinstance(other, (str, bytes)):  # a str would name a file in the working folder
+        outcome(lambda: pm.save_state(other), io_allowed)
+
+
 @FUZZ
 @given(x=any_value)
 def test_formatting(x: Any) -> None:

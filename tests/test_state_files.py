@@ -253,6 +253,11 @@ def test_bytes_and_non_utf8_paths(tmp_path: Path) -> None:
     assert sorted(os.listdir(base)) == sorted([b"caf\xe9-\xff.json", b"plain.json"])
     with pytest.raises(TypeError, match=r"path must be a str, bytes or os\.PathLike, got 3"):
         pm.save_state(3)  # type: ignore[arg-type]
+    for nul in (base + b"/a\0b.json", os.fsdecode(base) + "/a\0b.json"):
+        with pytest.raises(ValueError, match="path must not contain a NUL byte"):
+            pm.save_state(nul)
+        with pytest.raises(ValueError, match="path must not contain a NUL byte"):
+            PositionManager(object()).load_state(nul)
 
 
 # --------------------------------------------------------------------------- attributes
