@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from helpers_clients import FakeExchange, make_position
 
-from position_manager_rs import Position, PositionManager, VolumeProfile
-from position_manager_rs._core import ManagerConfig
+from position_manager_rs import ManagerConfig, Position, PositionManager, VolumeProfile
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

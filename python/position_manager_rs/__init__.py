@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 
 from ._core import (
     AdvancedExitStrategy,
+    ManagerConfig,
     Position,
     PositionManager,
     PositionsView,
@@ -34,6 +35,7 @@ __all__ = [
     "AdvancedExitStrategy",
     "CcxtClient",
     "ExchangeClient",
+    "ManagerConfig",
     "PaperExchange",
     "PaperExchangeError",
     "Position",
