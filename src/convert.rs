@@ -27,12 +27,19 @@ pub fn from_datetime(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Timestamp
     Ok(Timestamp(dt.and_utc().timestamp_micros()))
 }
 
-/// `repr(value)` and its type, for error messages.
+/// The longest repr an error message shows (a longer one is cut, with `...`).
+const REPR_MAX: usize = 200;
+
+/// `repr(value)` (at most [`REPR_MAX`] characters) and its type, for error messages.
 pub fn describe(value: &Bound<'_, PyAny>) -> String {
-    let repr = value
+    let mut repr = value
         .repr()
         .map(|r| r.to_string())
         .unwrap_or_else(|_| "<unprintable>".to_owned());
+    if let Some((cut, _)) = repr.char_indices().nth(REPR_MAX) {
+        repr.truncate(cut);
+        repr.push_str("...");
+    }
     let ty = type_name(value);
     format!("{repr} ({ty})")
 }
@@ -46,20 +53,41 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "object".to_owned())
 }
 
-/// A real-number argument: int, float, or anything with `__float__` except strings.
+/// A real-number argument: int, float, or anything with `__float__` except strings and bools
+/// (`True` is no number of contracts or seconds). An int too large for a float is a
+/// `ValueError` naming the argument.
 pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(f.value());
     }
+    if value.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a number, not a bool, got {}",
+            describe(value)
+        )));
+    }
     if value.is_instance_of::<PyInt>() {
-        return value.extract::<f64>();
+        return value.extract::<f64>().map_err(|_| {
+            PyValueError::new_err(format!(
+                "{name} is too large to be a float, got {}",
+                describe(value)
+            ))
+        });
     }
     if !value.is_instance_of::<PyString>() && value.hasattr("__float__").unwrap_or(false) {
-        if let Ok(x) = value
+        match value
             .call_method0("__float__")
             .and_then(|f| f.extract::<f64>())
         {
-            return Ok(x);
+            Ok(x) => return Ok(x),
+            // An interrupt (or MemoryError) inside __float__ leaves as it came.
+            Err(e)
+                if !e.is_instance_of::<pyo3::exceptions::PyException>(value.py())
+                    || e.is_instance_of::<pyo3::exceptions::PyMemoryError>(value.py()) =>
+            {
+                return Err(e)
+            }
+            Err(_) => {}
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -68,12 +96,79 @@ pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     )))
 }
 
+/// A number argument that must be finite (`ValueError` naming it otherwise).
+pub fn finite(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let v = number(name, value)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be a finite number, got {}",
+            describe(value)
+        )))
+    }
+}
+
+/// [`finite`] for an optional keyword argument with the original's default.
+pub fn finite_or(name: &str, value: Option<&Bound<'_, PyAny>>, default: f64) -> PyResult<f64> {
+    match value {
+        None => Ok(default),
+        Some(v) => finite(name, v),
+    }
+}
+
+/// A number argument that must be finite and > 0.
+pub fn positive_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let v = number(name, value)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be a finite number > 0, got {}",
+            describe(value)
+        )))
+    }
+}
+
+/// A price argument that must be finite and >= 0.
+pub fn price_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let v = number(name, value)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be a finite number >= 0, got {}",
+            describe(value)
+        )))
+    }
+}
+
+/// A side argument: exactly 'long' or 'short' (the original read anything else as a short,
+/// which inverts the P/L of e.g. 'LONG').
+pub fn side_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let s = text(name, value)?;
+    if s == "long" || s == "short" {
+        Ok(s)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be 'long' or 'short', got {}",
+            describe(value)
+        )))
+    }
+}
+
 /// A `str` argument named `name`.
+/// A lone surrogate (which Rust strings cannot hold) is a `ValueError`, never silently replaced.
 pub fn text(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
-    value
-        .cast::<PyString>()
-        .map(|s| s.to_string_lossy().into_owned())
-        .map_err(|_| PyTypeError::new_err(format!("{name} must be a str, got {}", describe(value))))
+    let s = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("{name} must be a str, got {}", describe(value)))
+    })?;
+    s.extract::<String>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a str without lone surrogates, got {}",
+            describe(value)
+        ))
+    })
 }
 
 /// An optional keyword argument with the original's default: absent → `default`, else a number.
@@ -158,8 +253,20 @@ pub fn get_key<'py>(
     if let Ok(d) = mapping.cast::<PyDict>() {
         return d.get_item(key);
     }
-    let missing = pyo3::types::PyTuple::empty(mapping.py());
-    let v = mapping.call_method1(pyo3::intern!(mapping.py(), "get"), (key, &missing))?;
+    let py = mapping.py();
+    let get = mapping.getattr(pyo3::intern!(py, "get")).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) {
+            PyTypeError::new_err(format!(
+                "expected a mapping (a dict) to read {:?} from, got {}",
+                key.to_string_lossy(),
+                describe(mapping)
+            ))
+        } else {
+            e
+        }
+    })?;
+    let missing = pyo3::types::PyTuple::empty(py);
+    let v = get.call1((key, &missing))?;
     if v.is(&missing) {
         Ok(None)
     } else {

@@ -5,10 +5,22 @@
 //! [`client`] (the core's `Exchange` over the bot's client), [`market`] (`VolumeProfile`),
 //! [`exits`] (`AdvancedExitStrategy`, `SmartExitOptimizer`), [`exit_bridge`] (the manager's exit
 //! rule objects, built-in or the user's own), [`persist`] (`save_state`/`load_state` and the
-//! bot's attributes as JSON), [`convert`] (values and argument
-//! checks), [`errors`] (the one conversion of core errors), [`logging`] (records to Python's
-//! `logging`), [`testing`] (clock control for tests), [`clock`] (`ManualClock`, a manager's own
-//! clock).
+//! bot's attributes as JSON), [`options`] (the constructor's options and `manager.config`),
+//! [`convert`] (values and argument checks), [`errors`] (the one conversion of core errors),
+//! [`logging`] (records to Python's `logging`), [`testing`] (clock control for tests), [`clock`]
+//! (`ManualClock`, a manager's own clock).
+
+// No panic reachable from Python (DESIGN rule 9): the binding neither unwraps nor indexes
+// unchecked; every value from Python is converted with an error that names it.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 mod client;
 mod clock;
@@ -19,6 +31,7 @@ mod exits;
 mod logging;
 mod manager;
 mod market;
+mod options;
 mod persist;
 mod position;
 mod presentation;
@@ -53,6 +66,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
     m.add_class::<market::PyVolumeProfile>()?;
+    m.add_class::<options::PyManagerConfig>()?;
     m.add(
         "StateFileError",
         m.py().get_type::<errors::StateFileError>(),

@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
-use position_manager_core::manager::{HandleFactory, Loggers, Manager, ManagerConfig, OpenRequest};
+use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
 
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
@@ -22,6 +22,7 @@ use crate::convert::{describe, number, number_or, to_datetime, truthy};
 use crate::errors::PmError;
 use crate::exit_bridge::ExitObjects;
 use crate::logging::{detached, refresh_for, PyLoggers};
+use crate::options::{Opt, PyManagerConfig, RawOptions};
 use crate::position::{state_dict, PyPosition};
 use crate::update_iter::UpdateIter;
 use crate::view::PositionsView;
@@ -82,19 +83,6 @@ pub struct PyPositionManager {
     clock: Option<Py<PyManualClock>>,
 }
 
-fn delays_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
-    let mut out = Vec::new();
-    for item in value.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "ticker_retry_delays must be a sequence of numbers, got {}",
-            describe(value)
-        ))
-    })? {
-        out.push(number("ticker_retry_delays item", &item?)?);
-    }
-    Ok(out)
-}
-
 #[pymethods]
 impl PyPositionManager {
     #[new]
@@ -102,18 +90,18 @@ impl PyPositionManager {
         client,
         trailing_stop_percentage = None,
         *,
-        missing_confirmations = 1,
-        ticker_retry_delays = None,
-        snapshot_reuse_seconds = 5.0,
-        logger_name = "TradingBot",
-        position_logger_name = "TradingBot.Position",
-        order_logger_name = "TradingBot.Order",
-        event_history = 10_000,
-        tombstone_limit = 1_000,
+        missing_confirmations = Opt::Default,
+        ticker_retry_delays = Opt::Default,
+        snapshot_reuse_seconds = Opt::Default,
+        logger_name = Opt::Default,
+        position_logger_name = Opt::Default,
+        order_logger_name = Opt::Default,
+        event_history = Opt::Default,
+        tombstone_limit = Opt::Default,
         advanced_exit_strategy = None,
         smart_exit_optimizer = None,
-        missing_grace_seconds = 0.0,
-        tombstone_ttl_seconds = Some(86_400.0),
+        missing_grace_seconds = Opt::Default,
+        tombstone_ttl_seconds = Opt::Default,
         clock = None
     ),
     text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None)")]
@@ -122,49 +110,37 @@ impl PyPositionManager {
         py: Python<'_>,
         client: Py<PyAny>,
         trailing_stop_percentage: Option<&Bound<'_, PyAny>>,
-        missing_confirmations: i64,
-        ticker_retry_delays: Option<&Bound<'_, PyAny>>,
-        snapshot_reuse_seconds: f64,
-        logger_name: &str,
-        position_logger_name: &str,
-        order_logger_name: &str,
-        event_history: usize,
-        tombstone_limit: usize,
+        missing_confirmations: Opt<'_>,
+        ticker_retry_delays: Opt<'_>,
+        snapshot_reuse_seconds: Opt<'_>,
+        logger_name: Opt<'_>,
+        position_logger_name: Opt<'_>,
+        order_logger_name: Opt<'_>,
+        event_history: Opt<'_>,
+        tombstone_limit: Opt<'_>,
         advanced_exit_strategy: Option<&Bound<'_, PyAny>>,
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
-        missing_grace_seconds: f64,
-        tombstone_ttl_seconds: Option<f64>,
+        missing_grace_seconds: Opt<'_>,
+        tombstone_ttl_seconds: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
-        let trailing = match trailing_stop_percentage {
-            Some(v) => number("trailing_stop_percentage", v)?,
-            None => 0.02,
-        };
-        if missing_confirmations < 1 {
-            return Err(PyValueError::new_err(format!(
-                "missing_confirmations must be at least 1, got {missing_confirmations}"
-            )));
+        // Types are checked and errors name the option and the value (src/options.rs); the
+        // core checks the ranges.
+        let config = RawOptions {
+            trailing_stop_percentage,
+            missing_confirmations: missing_confirmations.given(),
+            ticker_retry_delays: ticker_retry_delays.given(),
+            snapshot_reuse_seconds: snapshot_reuse_seconds.given(),
+            logger_name: logger_name.given(),
+            position_logger_name: position_logger_name.given(),
+            order_logger_name: order_logger_name.given(),
+            event_history: event_history.given(),
+            tombstone_limit: tombstone_limit.given(),
+            missing_grace_seconds: missing_grace_seconds.given(),
+            tombstone_ttl_seconds: tombstone_ttl_seconds.given(),
         }
-        let delays = match ticker_retry_delays {
-            Some(v) => delays_arg(v)?,
-            None => vec![0.5, 1.0],
-        };
-        let config = ManagerConfig {
-            trailing_stop_percentage: trailing,
-            missing_confirmations: u32::try_from(missing_confirmations).unwrap_or(u32::MAX),
-            ticker_retry_delays: delays,
-            snapshot_reuse_seconds,
-            loggers: Loggers {
-                main: logger_name.to_owned(),
-                position: position_logger_name.to_owned(),
-                order: order_logger_name.to_owned(),
-            },
-            event_capacity: event_history,
-            tombstone_limit,
-            missing_grace_seconds,
-            tombstone_ttl_seconds: tombstone_ttl_seconds.unwrap_or(f64::INFINITY),
-        };
+        .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;
         let pyclient = Arc::new(PyClient::new(client));
         let core = Manager::new(
@@ -229,6 +205,13 @@ impl PyPositionManager {
         self.exits.set_smart(py, &self.core, value)
     }
 
+    /// The options the manager was built with (a read-only `ManagerConfig`; see
+    /// docs/configuration.md).
+    #[getter]
+    fn config(&self) -> PyManagerConfig {
+        PyManagerConfig::new(self.core.config().clone())
+    }
+
     /// The bot's exchange client (may be replaced).
     #[getter]
     fn client(&self, py: Python<'_>) -> Py<PyAny> {
@@ -247,6 +230,8 @@ impl PyPositionManager {
     #[setter]
     fn set_trailing_stop_percentage(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("trailing_stop_percentage", value)?;
+        position_manager_core::manager::config::check_trailing_stop_percentage(v)
+            .map_err(PmError)?;
         self.core
             .set_trailing_stop_percentage(v)
             .map_err(|e| PmError(e).into())
@@ -388,6 +373,11 @@ impl PyPositionManager {
         let l = number("leverage", leverage)?;
         let s = number_or("stop_loss_percentage", stop_loss_percentage, 0.05)?;
         let offset = number_or("limit_offset", limit_offset, 0.001)?;
+        if !(offset.is_finite() && (0.0..1.0).contains(&offset)) {
+            return Err(PyValueError::new_err(format!(
+                "limit_offset must be a number >= 0 and < 1, got {offset}"
+            )));
+        }
         let use_limit = truthy(use_limit)?;
         let at = arg_text(amount)?;
         let lt = arg_text(leverage)?;

@@ -13,6 +13,9 @@ use position_manager_core::market::{validate_candles, Candle};
 
 use crate::convert::{describe, get_key, number};
 
+/// The most price bins a volume profile may have (the original's default is 50).
+const MAX_BINS: i64 = 100_000;
+
 const COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
 
 /// Candles from a pandas DataFrame (columns timestamp, open, high, low, close, volume) or from
@@ -38,9 +41,21 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
             }
             columns.push(out);
         }
-        let n = columns[0].len();
+        // Columns of different lengths (a duck-typed frame) are unusable data.
+        let n = columns.first().map_or(0, Vec::len);
+        if columns.iter().any(|c| c.len() != n) {
+            return Ok(None);
+        }
         (0..n)
-            .map(|r| std::array::from_fn(|c| columns[c][r]))
+            .map(|r| {
+                std::array::from_fn(|c| {
+                    columns
+                        .get(c)
+                        .and_then(|column| column.get(r))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                })
+            })
             .collect()
     } else {
         let mut rows = Vec::new();
@@ -161,14 +176,20 @@ impl PyVolumeProfile {
 
     /// `{'poc', 'vah', 'val', 'volume_nodes': [{'price', 'volume', 'strength'}], 'total_volume'}`
     /// from a DataFrame (or list) of candles; `{'poc': None, 'vah': None, 'val': None,
-    /// 'volume_nodes': []}` with fewer than 20 rows, a flat series or unusable data.
-    #[pyo3(signature = (df, num_bins=50))]
+    /// 'volume_nodes': []}` with fewer than 20 rows, a flat series, unusable data or
+    /// `num_bins=0`. `num_bins` is an int from 0 to 100000.
+    #[pyo3(signature = (df, num_bins=None), text_signature = "(self, df, num_bins=50)")]
     fn calculate_volume_profile<'py>(
         &self,
         py: Python<'py>,
         df: &Bound<'py, PyAny>,
-        num_bins: usize,
+        num_bins: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let num_bins = match num_bins {
+            None => 50,
+            Some(n) => crate::options::int_arg("num_bins", n, 0, MAX_BINS)?,
+        };
+        let num_bins = usize::try_from(num_bins).unwrap_or(0);
         let profile = match candles_arg(df)? {
             Some(c) if num_bins > 0 => py.detach(|| volume_profile(&c, num_bins)),
             _ => None,
@@ -185,7 +206,7 @@ impl PyVolumeProfile {
         current_price: &Bound<'py, PyAny>,
         volume_profile: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let price = number("current_price", current_price)?;
+        let price = crate::convert::finite("current_price", current_price)?;
         let vp = profile_from_dict(volume_profile)?;
         let d = PyDict::new(py);
         match support_resistance_from_volume(price, vp.as_ref()) {

@@ -6,17 +6,21 @@
 //! no lock held, attached with [`attach_clean`]; a Python exception there that is not a plain
 //! serialisation failure (`KeyboardInterrupt`, `MemoryError`, ...) stops the operation and is
 //! re-raised as it was.
+//!
+//! Saves of one target are serialised in this process around the whole operation (book
+//! snapshot, attributes, write): a save that completes after another also read the book after
+//! it, so concurrent saves never leave an older book on disk than one a completed save wrote.
 
 use std::path::{Path, PathBuf};
 
-use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::exceptions::{PyException, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreError;
 use position_manager_core::manager::state::SavedExtra;
-use position_manager_core::persist::{json_text, SavedPosition};
+use position_manager_core::persist::{json_text, lock_target, SavedPosition};
 
 use crate::convert::describe;
 use crate::errors::PmError;
@@ -44,14 +48,60 @@ impl Json {
     }
 }
 
-/// The path argument: a `str` or an `os.PathLike`.
+/// The path argument: a `str`, `bytes` or an `os.PathLike` of either (any name the OS accepts,
+/// non-UTF-8 names included: a `str` from `os.fsdecode` carries them as surrogate escapes).
 fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    path.extract::<PathBuf>().map_err(|_| {
+    let wrong = || {
         PyTypeError::new_err(format!(
-            "path must be a str or os.PathLike, got {}",
+            "path must be a str, bytes or os.PathLike, got {}",
             describe(path)
         ))
-    })
+    };
+    let py = path.py();
+    let fspath = py
+        .import("os")?
+        .getattr("fspath")?
+        .call1((path,))
+        .map_err(|e| {
+            if e.is_instance_of::<PyTypeError>(py) {
+                wrong()
+            } else {
+                e
+            }
+        })?;
+    let path = if let Ok(b) = fspath.cast::<PyBytes>() {
+        bytes_path(b.as_bytes())
+    } else if fspath.is_instance_of::<PyString>() {
+        fspath.extract::<PathBuf>().map_err(|_| wrong())?
+    } else {
+        return Err(wrong());
+    };
+    // As Python's own open(): no file name holds a NUL.
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "path must not contain a NUL byte, got {}",
+            describe(&fspath)
+        )));
+    }
+    Ok(path)
+}
+
+#[cfg(unix)]
+fn bytes_path(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn bytes_path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Whether a Python exception from serialising or restoring an attribute is that attribute's
+/// own failure (skip or report it) rather than one that must stop the operation as it came:
+/// interrupts and exits are not `Exception`s, and a `MemoryError` is the process's problem.
+fn attribute_failure(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyException>(py) && !e.is_instance_of::<PyMemoryError>(py)
 }
 
 /// Stands in for a Python exception kept aside to be re-raised as it was.
@@ -79,6 +129,7 @@ pub fn save_state(
     refresh_for(py, core, loggers);
     let mut pending: Option<PyErr> = None;
     let result = detached(py, || {
+        let _one_save_at_a_time = lock_target(&path);
         core.save_state(&path, |_, handle| {
             attach_clean(|py| {
                 extra_of(py, &json, handle).map_err(|e| {
@@ -102,14 +153,25 @@ fn extra_of(py: Python<'_>, json: &Json, handle: &Handle) -> PyResult<SavedExtra
     let strict = json.strict.bind(py);
     for item in items.iter() {
         let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-        let Ok(name) = name.cast::<PyString>() else {
+        // A name that is not a str, or a str the file cannot carry exactly (a lone surrogate),
+        // is skipped under its repr.
+        let Some(name) = name
+            .cast::<PyString>()
+            .ok()
+            .and_then(|n| n.extract::<String>().ok())
+        else {
             out.skipped.push(name.repr()?.to_string());
             continue;
         };
-        let name = name.to_string_lossy().into_owned();
-        let text = match json.dumps.bind(py).call((value,), Some(strict)) {
-            Ok(text) => text.extract::<String>()?,
-            Err(e) if e.is_instance_of::<PyException>(py) => {
+        // ensure_ascii (json's default) keeps lone surrogates as escapes, so the text is UTF-8.
+        let text = match json
+            .dumps
+            .bind(py)
+            .call((value,), Some(strict))
+            .and_then(|t| t.extract::<String>())
+        {
+            Ok(text) => text,
+            Err(e) if attribute_failure(py, &e) => {
                 out.skipped.push(name);
                 continue;
             }
@@ -163,11 +225,15 @@ fn new_position(
     let attributes = attributes.cast::<PyDict>()?;
     for (name, text) in &saved.extra {
         let value = json.loads.bind(py).call1((text.get(),)).map_err(|e| {
-            crate::errors::StateFileError::new_err(format!(
-                "{}: cannot restore attribute {name:?} of {}: {e}",
-                path.display(),
-                saved.symbol
-            ))
+            if attribute_failure(py, &e) {
+                crate::errors::StateFileError::new_err(format!(
+                    "{}: cannot restore attribute {name:?} of {}: {e}",
+                    path.display(),
+                    saved.symbol
+                ))
+            } else {
+                e
+            }
         })?;
         attributes.set_item(name, value)?;
     }

@@ -18,7 +18,8 @@ use position_manager_core::manager::messages::{leverage_text, py_str_repr};
 use position_manager_core::position::{PositionState, TakeProfitInputs};
 
 use crate::convert::{
-    from_datetime, int_if_whole, number, number_or, opt_number, text, to_datetime, truthy,
+    finite, finite_or, from_datetime, int_if_whole, number, opt_number, positive_arg, price_arg,
+    side_arg, text, to_datetime, truthy,
 };
 use crate::errors::PmError;
 
@@ -62,8 +63,9 @@ impl PyPosition {
 impl PyPosition {
     /// Position(symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None)
     ///
-    /// `side` is 'long' or 'short' (any other value behaves as a short, as in the original);
-    /// prices are in quote currency, `amount` in contracts.
+    /// `side` is 'long' or 'short' (anything else is a ValueError: the original treated it as a
+    /// short); prices are in quote currency, `amount` in contracts. Numbers must be finite;
+    /// `entry_price`, `amount` and `leverage` > 0, `stop_loss` and `take_profit` >= 0.
     #[new]
     #[pyo3(signature = (symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None))]
     fn new(
@@ -76,18 +78,18 @@ impl PyPosition {
         take_profit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let symbol = text("symbol", symbol)?;
-        let side = text("side", side)?;
+        let side = side_arg("side", side)?;
         let take_profit = match take_profit {
-            Some(tp) => opt_number("take_profit", tp)?,
-            None => None,
+            Some(tp) if !tp.is_none() => Some(price_arg("take_profit", tp)?),
+            _ => None,
         };
         let state = PositionState::new(
             symbol,
             side,
-            number("entry_price", entry_price)?,
-            number("amount", amount)?,
-            number("leverage", leverage)?,
-            number("stop_loss", stop_loss)?,
+            positive_arg("entry_price", entry_price)?,
+            positive_arg("amount", amount)?,
+            positive_arg("leverage", leverage)?,
+            price_arg("stop_loss", stop_loss)?,
             take_profit,
             clock::now(),
         );
@@ -108,14 +110,14 @@ impl PyPosition {
         Ok(())
     }
 
-    /// 'long' or 'short'.
+    /// 'long' or 'short' (assigning anything else is a ValueError).
     #[getter]
     fn side(&self, py: Python<'_>) -> String {
         self.with(py, |p| p.side.clone())
     }
     #[setter]
     fn set_side(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = text("side", value)?;
+        let v = side_arg("side", value)?;
         self.with_mut(py, |p| p.side = v);
         Ok(())
     }
@@ -324,14 +326,16 @@ impl PyPosition {
         Ok(())
     }
 
-    /// Profit targets already taken by partial exits.
+    /// Profit targets already taken by partial exits (a bitmask: bit i = target i; an int >= 0).
     #[getter]
     fn partial_exits_taken(&self, py: Python<'_>) -> i64 {
         self.with(py, |p| p.partial_exits_taken)
     }
     #[setter]
-    fn set_partial_exits_taken(&self, py: Python<'_>, value: i64) {
-        self.with_mut(py, |p| p.partial_exits_taken = value);
+    fn set_partial_exits_taken(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = crate::options::int_arg("partial_exits_taken", value, 0, i64::MAX)?;
+        self.with_mut(py, |p| p.partial_exits_taken = v);
+        Ok(())
     }
 
     /// When the position was opened (naive local datetime).
@@ -367,7 +371,7 @@ impl PyPosition {
         current_price: &Bound<'_, PyAny>,
         include_fees: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let price = number("current_price", current_price)?;
+        let price = finite("current_price", current_price)?;
         let fees = truthy(include_fees)?;
         Ok(self.with(py, |p| p.pnl(price, fees)))
     }
@@ -380,7 +384,7 @@ impl PyPosition {
         current_price: &Bound<'_, PyAny>,
         include_fees: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let price = number("current_price", current_price)?;
+        let price = finite("current_price", current_price)?;
         let fees = truthy(include_fees)?;
         Ok(self.with(py, |p| p.leveraged_pnl(price, fees)))
     }
@@ -393,7 +397,7 @@ impl PyPosition {
         py: Python<'_>,
         current_price: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyTuple>> {
-        let price = number("current_price", current_price)?;
+        let price = finite("current_price", current_price)?;
         let check = self.with_mut(py, |p| p.should_close(price));
         crate::convert::bool_str(py, check.close, check.reason)
     }
@@ -412,10 +416,10 @@ impl PyPosition {
         volatility: Option<&Bound<'_, PyAny>>,
         momentum: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let price = number("current_price", current_price)?;
-        let t = number("trailing_percentage", trailing_percentage)?;
-        let volatility = number_or("volatility", volatility, 0.03)?;
-        let momentum = number_or("momentum", momentum, 0.0)?;
+        let price = finite("current_price", current_price)?;
+        let t = finite("trailing_percentage", trailing_percentage)?;
+        let volatility = finite_or("volatility", volatility, 0.03)?;
+        let momentum = finite_or("momentum", momentum, 0.0)?;
         self.with_mut(py, |p| {
             p.update_trailing_stop(price, t, volatility, momentum)
         })
@@ -439,11 +443,11 @@ impl PyPosition {
         rsi: Option<&Bound<'_, PyAny>>,
         support_resistance: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let price = number("current_price", current_price)?;
-        let momentum = number_or("momentum", momentum, 0.0)?;
-        let trend_strength = number_or("trend_strength", trend_strength, 0.5)?;
-        let volatility = number_or("volatility", volatility, 0.03)?;
-        let rsi = number_or("rsi", rsi, 50.0)?;
+        let price = finite("current_price", current_price)?;
+        let momentum = finite_or("momentum", momentum, 0.0)?;
+        let trend_strength = finite_or("trend_strength", trend_strength, 0.5)?;
+        let volatility = finite_or("volatility", volatility, 0.03)?;
+        let rsi = finite_or("rsi", rsi, 50.0)?;
         let sr = match support_resistance {
             Some(v) => crate::convert::support_resistance(v)?,
             None => None,
@@ -468,8 +472,8 @@ impl PyPosition {
         current_price: &Bound<'_, PyAny>,
         buffer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let price = number("current_price", current_price)?;
-        let buffer = number_or("buffer", buffer, 0.001)?;
+        let price = finite("current_price", current_price)?;
+        let buffer = finite_or("buffer", buffer, 0.001)?;
         Ok(self.with_mut(py, |p| p.move_to_breakeven(price, buffer)))
     }
 
@@ -479,10 +483,11 @@ impl PyPosition {
         &self,
         current_price: &Bound<'_, PyAny>,
         support_resistance: &Bound<'_, PyAny>,
-        side: &str,
+        side: &Bound<'_, PyAny>,
     ) -> PyResult<(f64, f64)> {
-        let price = number("current_price", current_price)?;
+        let price = finite("current_price", current_price)?;
         let sr = crate::convert::support_resistance(support_resistance)?;
+        let side = side_arg("side", side)?;
         Ok(PositionState::intelligent_targets(
             price,
             sr.as_ref(),
@@ -505,7 +510,7 @@ impl PyPosition {
         current_price: &Bound<'_, PyAny>,
         df: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let price = number("current_price", current_price)?;
+        let price = finite("current_price", current_price)?;
         // The original answers False for any data it cannot use.
         let Ok(Some(candles)) = crate::market::candles_arg(df) else {
             return Ok(false);
@@ -515,6 +520,56 @@ impl PyPosition {
                 p, price, &candles,
             )
         }))
+    }
+
+    /// Pickling and `copy.copy` / `copy.deepcopy`: a detached position (tracked by no manager)
+    /// with the same fields, price history and attributes (shared by `copy.copy`, copied by
+    /// `copy.deepcopy`), of the same class.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let state = slf.get().with(py, |p| p.clone());
+        let newobj = py.import("copyreg")?.getattr("__newobj__")?;
+        // `cls.__new__(cls, ...)` gets valid placeholders; `__setstate__` then sets every field.
+        let args = (
+            slf.get_type(),
+            state.symbol.clone(),
+            state.side.clone(),
+            1.0,
+            1.0,
+            1.0,
+            0.0,
+        );
+        let attributes = slf
+            .getattr(pyo3::intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?
+            .copy()?;
+        let saved = (PICKLE_FORMAT, pickle_fields(py, &state)?, attributes);
+        PyTuple::new(
+            py,
+            [
+                newobj,
+                args.into_pyobject(py)?.into_any(),
+                saved.into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+
+    /// Restores what `__reduce__` saved (used by pickle and copy).
+    fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let (format, fields, attributes): (u32, Bound<'_, PyDict>, Bound<'_, PyDict>) = state
+            .extract()
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("not a pickled Position state"))?;
+        if format != PICKLE_FORMAT {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "pickled Position format {format} is not supported (this version reads {PICKLE_FORMAT})"
+            )));
+        }
+        let restored = fields_from(&fields)?;
+        *slf.get().inner.lock_py_attached(py) = restored;
+        slf.getattr(pyo3::intern!(py, "__dict__"))?
+            .call_method1(pyo3::intern!(py, "update"), (attributes,))?;
+        Ok(())
     }
 
     /// The position's fields as a plain dict (extra attributes not included).
@@ -587,6 +642,122 @@ impl PyPosition {
             )
         })
     }
+}
+
+/// The version of the pickled form ([`pickle_fields`]).
+const PICKLE_FORMAT: u32 = 1;
+
+/// Every field of a position (times as integer microseconds, the price history as tuples) for
+/// pickling. The destructuring names every field: a field added to `PositionState` does not
+/// compile here until it is pickled too.
+fn pickle_fields<'py>(py: Python<'py>, p: &PositionState) -> PyResult<Bound<'py, PyDict>> {
+    let PositionState {
+        symbol,
+        side,
+        entry_price,
+        amount,
+        leverage,
+        stop_loss,
+        take_profit,
+        highest_price,
+        lowest_price,
+        entry_time,
+        trailing_stop_activated,
+        max_favorable_excursion,
+        initial_stop_loss,
+        initial_take_profit,
+        last_pnl,
+        last_pnl_time,
+        profit_velocity,
+        breakeven_moved,
+        profit_acceleration,
+        partial_exits_taken,
+        entry_price_estimated,
+        contract_size,
+        history,
+    } = p;
+    let d = PyDict::new(py);
+    d.set_item("symbol", symbol)?;
+    d.set_item("side", side)?;
+    d.set_item("entry_price", entry_price)?;
+    d.set_item("amount", amount)?;
+    d.set_item("leverage", leverage)?;
+    d.set_item("stop_loss", stop_loss)?;
+    d.set_item("take_profit", take_profit)?;
+    d.set_item("highest_price", highest_price)?;
+    d.set_item("lowest_price", lowest_price)?;
+    d.set_item("entry_time", entry_time.0)?;
+    d.set_item("trailing_stop_activated", trailing_stop_activated)?;
+    d.set_item("max_favorable_excursion", max_favorable_excursion)?;
+    d.set_item("initial_stop_loss", initial_stop_loss)?;
+    d.set_item("initial_take_profit", initial_take_profit)?;
+    d.set_item("last_pnl", last_pnl)?;
+    d.set_item("last_pnl_time", last_pnl_time.0)?;
+    d.set_item("profit_velocity", profit_velocity)?;
+    d.set_item("breakeven_moved", breakeven_moved)?;
+    d.set_item("profit_acceleration", profit_acceleration)?;
+    d.set_item("partial_exits_taken", partial_exits_taken)?;
+    d.set_item("entry_price_estimated", entry_price_estimated)?;
+    d.set_item("contract_size", contract_size)?;
+    let points: Vec<_> = history
+        .points()
+        .map(|pt| (pt.time.0, pt.price, pt.stop_loss, pt.take_profit))
+        .collect();
+    d.set_item("history", points)?;
+    Ok(d)
+}
+
+/// The state [`pickle_fields`] wrote (a missing or mistyped field is a `ValueError` naming it).
+fn fields_from(d: &Bound<'_, PyDict>) -> PyResult<PositionState> {
+    fn get<'py, T: for<'a> pyo3::FromPyObject<'a, 'py>>(
+        d: &Bound<'py, PyDict>,
+        key: &str,
+    ) -> PyResult<T> {
+        let bad = || {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "pickled Position state: bad or missing {key:?}"
+            ))
+        };
+        d.get_item(key)?
+            .ok_or_else(bad)?
+            .extract()
+            .map_err(|_| bad())
+    }
+    let mut history = position_manager_core::position::history::PriceHistory::default();
+    let points: Vec<(i64, f64, f64, Option<f64>)> = get(d, "history")?;
+    for (time, price, stop_loss, take_profit) in points {
+        history.push(position_manager_core::position::history::PricePoint {
+            time: clock::Timestamp(time),
+            price,
+            stop_loss,
+            take_profit,
+        });
+    }
+    Ok(PositionState {
+        symbol: get(d, "symbol")?,
+        side: get(d, "side")?,
+        entry_price: get(d, "entry_price")?,
+        amount: get(d, "amount")?,
+        leverage: get(d, "leverage")?,
+        stop_loss: get(d, "stop_loss")?,
+        take_profit: get(d, "take_profit")?,
+        highest_price: get(d, "highest_price")?,
+        lowest_price: get(d, "lowest_price")?,
+        entry_time: clock::Timestamp(get(d, "entry_time")?),
+        trailing_stop_activated: get(d, "trailing_stop_activated")?,
+        max_favorable_excursion: get(d, "max_favorable_excursion")?,
+        initial_stop_loss: get(d, "initial_stop_loss")?,
+        initial_take_profit: get(d, "initial_take_profit")?,
+        last_pnl: get(d, "last_pnl")?,
+        last_pnl_time: clock::Timestamp(get(d, "last_pnl_time")?),
+        profit_velocity: get(d, "profit_velocity")?,
+        breakeven_moved: get(d, "breakeven_moved")?,
+        profit_acceleration: get(d, "profit_acceleration")?,
+        partial_exits_taken: get(d, "partial_exits_taken")?,
+        entry_price_estimated: get(d, "entry_price_estimated")?,
+        contract_size: get(d, "contract_size")?,
+        history,
+    })
 }
 
 /// A position state as a dict of its attributes.

@@ -13,9 +13,16 @@ fn _freeze_clock(at: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// Moves the frozen clock by `seconds`; raises RuntimeError if it is not frozen.
+/// Moves the frozen clock by `seconds` (a finite number, at most 1e11 either way); raises
+/// RuntimeError if it is not frozen.
 #[pyfunction]
-fn _advance_clock(seconds: f64) -> PyResult<()> {
+fn _advance_clock(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+    let seconds = crate::convert::finite("seconds", seconds)?;
+    if seconds.abs() > 1e11 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "seconds must be at most 1e11 either way, got {seconds}"
+        )));
+    }
     if clock::advance_frozen(seconds) {
         Ok(())
     } else {

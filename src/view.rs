@@ -351,6 +351,14 @@ impl PositionsView {
         Ok(d)
     }
 
+    /// `copy.copy`, `copy.deepcopy` and pickle give a plain dict {symbol: Position} (the same
+    /// Position objects for `copy.copy`, detached copies for `copy.deepcopy` and pickle).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let items = self.copy(py)?.items();
+        let dict = py.get_type::<PyDict>().into_any();
+        PyTuple::new(py, [dict, PyTuple::new(py, [items.into_any()])?.into_any()])
+    }
+
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
         if !is_mapping(other) {
             return Ok(false);

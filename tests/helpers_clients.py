@@ -16,6 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from position_manager_rs import Position, PositionManager
+from position_manager_rs.events import Event
 
 DEFAULT_PRICE = 100.0
 
@@ -382,6 +383,6 @@ class Workers:
             pytest.fail("exceptions in worker threads:\n" + "\n".join(self.errors))
 
 
-def events_of(pm: PositionManager, symbol: str | None = None) -> list[dict[str, Any]]:
+def events_of(pm: PositionManager, symbol: str | None = None) -> list[Event]:
     """The manager's events, optionally only those of ``symbol``."""
     return [e for e in pm.events if symbol is None or e["symbol"] == symbol]

@@ -345,7 +345,8 @@ def test_B10_liquidation(side: str, last: float, liquidation: float) -> None:
     pm = vanish_after_a_cycle_at(side, last, liquidation, stop, tp)
     event = events_of(pm, BTC)[-1]
     assert (event["kind"], event["reason"]) == ("removed", "liquidation")
-    assert event["evidence"]["liquidation_price"] == liquidation
+    evidence = event["evidence"]
+    assert evidence is not None and evidence["liquidation_price"] == liquidation
     assert event["time"] is not None
 
 

@@ -172,11 +172,17 @@ def test_initial_values_short() -> None:
     assert p.lowest_price == 3000.0
 
 
-def test_side_neither_long_nor_short_has_no_extremes() -> None:
-    p = Position("X", "flat", 10.0, 1.0, 1, 9.0, 11.0)
-    assert p.side == "flat"
-    assert p.highest_price is None
-    assert p.lowest_price is None
+@pytest.mark.parametrize("side", ["flat", "LONG", "Short", "buy", "", " long"])
+def test_a_side_other_than_long_or_short_is_refused(side: str) -> None:
+    # The original treated any such side as a short ('LONG' had its P/L inverted).
+    with pytest.raises(ValueError, match=f"side must be 'long' or 'short', got {side!r}"):
+        Position("X", side, 10.0, 1.0, 1, 9.0, 11.0)
+    p = Position("X", "long", 10.0, 1.0, 1, 9.0, 11.0)
+    with pytest.raises(ValueError, match="side must be 'long' or 'short'"):
+        p.side = side
+    assert p.side == "long" and p.get_pnl(11.0) > 0
+    with pytest.raises(ValueError, match="side must be 'long' or 'short'"):
+        p.calculate_intelligent_targets(10.0, None, side)
 
 
 def test_frozen_clock_gives_exact_times() -> None:

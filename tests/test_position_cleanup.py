@@ -17,6 +17,7 @@ from unittest.mock import Mock
 import pytest
 
 from position_manager_rs import PositionManager
+from position_manager_rs.events import Event
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 FLAT_PRICE = 50000.0  # the entry price: zero P/L, below every exit threshold
@@ -48,7 +49,7 @@ def track(manager, make_position):
     return _track
 
 
-def _events(manager: PositionManager, kind: str) -> dict[str, dict]:
+def _events(manager: PositionManager, kind: str) -> dict[str, Event]:
     return {e["symbol"]: e for e in manager.events if e["kind"] == kind}
 
 

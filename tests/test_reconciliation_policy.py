@@ -42,7 +42,8 @@ def test_missing_grace_seconds_keeps_a_position_through_a_short_outage() -> None
         list(pm.update_positions())
     assert BTC not in pm.positions
     removed = pm.events[-1]
-    assert removed["kind"] == "removed" and removed["evidence"]["missing"] == 4
+    evidence = removed["evidence"]
+    assert removed["kind"] == "removed" and evidence is not None and evidence["missing"] == 4
 
 
 @pytest.mark.parametrize(
@@ -75,8 +76,10 @@ def test_a_partial_external_close_resizes_the_book(caplog: pytest.LogCaptureFixt
     assert pm.positions[BTC] is position and position.amount == 0.4
     event = pm.events[-1]
     assert (event["kind"], event["reason"]) == ("resized", "size_changed_externally")
-    assert event["evidence"]["previous_amount"] == 1.0
-    assert event["evidence"]["exchange_contracts"] == 0.4
+    evidence = event["evidence"]
+    assert evidence is not None
+    assert evidence["previous_amount"] == 1.0
+    assert evidence["exchange_contracts"] == 0.4
     assert (
         f"Position {BTC} size changed on the exchange: 1.0 -> 0.4 contracts; "
         "tracking the exchange's size"
@@ -125,8 +128,10 @@ def test_a_vanished_position_gets_a_reason_from_the_evidence(
     list(pm.update_positions())
     event = pm.events[-1]
     assert (event["kind"], event["reason"]) == ("removed", reason)
-    assert event["evidence"]["last_price"] == last
-    assert event["evidence"]["liquidation_price"] == liquidation
+    evidence = event["evidence"]
+    assert evidence is not None
+    assert evidence["last_price"] == last
+    assert evidence["liquidation_price"] == liquidation
 
 
 def test_tombstones_expire_after_their_time_to_live() -> None:
@@ -194,7 +199,7 @@ def test_a_failing_event_callback_is_logged_and_ignored(
         r.getMessage() for r in caplog.records
     ]
     with pytest.raises(TypeError, match="callback"):
-        pm.on_event(42)  # type: ignore[arg-type]
+        pm.on_event(42)  # type: ignore[type-var]
 
 
 def test_a_failing_event_callback_is_logged_on_the_configured_logger(

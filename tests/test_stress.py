@@ -284,7 +284,8 @@ def test_concurrent_operations_keep_the_book_consistent(
         if e["kind"] == "resized":
             assert e["symbol"] not in ANCHORS, (seed, e)
             held = exchange.positions[e["symbol"]]["contracts"]
-            assert e["evidence"]["exchange_contracts"] == held, (seed, e)
+            evidence = e["evidence"]
+            assert evidence is not None and evidence["exchange_contracts"] == held, (seed, e)
             assert pm.positions[e["symbol"]].amount == held, (seed, e)
     expected = (set(tracked_before) & reported) | restored
     assert set(pm.positions) == expected, (

@@ -19,22 +19,24 @@
 //!   in the target's directory (`.<name>.tmp-<pid>-<n>`), `fsync`ed, renamed over the target, and
 //!   the directory is `fsync`ed (unix). A reader — or a process started after a crash at any
 //!   moment — sees either the previous file or the new one, never a mixture. Temporary files left
-//!   by a writer that died mid-save are removed by the next save to the same target.
+//!   by a writer that died mid-save are removed by the next save to the same target. Symlinks,
+//!   permissions, non-regular targets, concurrent writers and long names: see [`files`].
 //! - Reading ([`load`]): the file is parsed, its `format` and `version` checked, then every value
 //!   validated before anything is returned; any defect is an error naming the file (and, for JSON
-//!   defects, serde's line and column), so a caller never builds a partial book.
+//!   defects, serde's line and column), so a caller never builds a partial book. Only a regular
+//!   file is read (a FIFO or a device is refused without blocking).
+//! - The caller's attributes are never parsed into numbers or strings here: any JSON text
+//!   (integers beyond the float range, escaped lone surrogates, deep nesting) is kept verbatim.
+
+mod files;
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::io;
+use std::path::Path;
 
-use parking_lot::Mutex;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
@@ -46,16 +48,7 @@ pub const FORMAT: &str = "position-manager-rs/state";
 /// The state-file version this build writes, and the newest it reads.
 pub const VERSION: u64 = 1;
 
-/// A temporary file whose writer cannot be checked for life (no `/proc`) counts as left over once
-/// it is this old.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
-
-/// Saves in this process are serialised: while it is held, no temporary file of this process is
-/// in flight, so every one found is a leftover.
-static SAVE_LOCK: Mutex<()> = Mutex::new(());
-
-/// Distinguishes temporary files of successive saves of one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+pub use files::{leftover_temp_files, lock_target, resolve_target, TargetLock, MAX_LINKS};
 
 /// The caller's own attributes of a position: name → JSON text, kept verbatim.
 pub type Extra = BTreeMap<String, Box<RawValue>>;
@@ -167,9 +160,11 @@ impl StateFile {
             return Err(bad("the state file is empty".to_owned()));
         }
         // Syntax first (truncation, corruption), then the header, then the typed reading: a file
-        // of a future version is reported as such even if its shape changed.
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            if e.is_eof() {
+        // of a future version is reported as such even if its shape changed. Nothing is parsed
+        // into `serde_json::Value`: the caller's attributes may hold numbers or strings that
+        // only their own JSON text can carry.
+        serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| {
+            if e.is_eof() || at_the_end(bytes, &e) {
                 bad(format!(
                     "the state file is truncated (its JSON ends early: {e})"
                 ))
@@ -177,8 +172,7 @@ impl StateFile {
                 bad(format!("the state file is not valid JSON: {e}"))
             }
         })?;
-        check_header(&value).map_err(bad)?;
-        drop(value);
+        check_header(bytes).map_err(bad)?;
         let file: StateFile =
             serde_json::from_slice(bytes).map_err(|e| bad(format!("invalid state file: {e}")))?;
         file.validate().map_err(bad)?;
@@ -186,15 +180,45 @@ impl StateFile {
     }
 }
 
-fn check_header(value: &Value) -> Result<(), String> {
-    let Some(object) = value.as_object() else {
+/// Whether a syntax error lies at the very end of the input (a number cut short, `1.` or `1e`,
+/// is reported as invalid rather than as an early end by the skipping parser).
+fn at_the_end(bytes: &[u8], e: &serde_json::Error) -> bool {
+    let end = bytes.trim_ascii_end().len();
+    let mut line = 1;
+    let mut offset = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if line == e.line() {
+            offset = i;
+            break;
+        }
+        if *b == b'\n' {
+            line += 1;
+        }
+    }
+    offset + e.column() >= end
+}
+
+/// The two header fields, kept as their JSON text; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    format: Option<Box<RawValue>>,
+    #[serde(default)]
+    version: Option<Box<RawValue>>,
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first != Some(b'{') {
         return Err(format!(
             "not a position-manager-rs state file (the top level is {}, expected an object)",
-            json_kind(value)
+            json_kind(first)
         ));
-    };
-    match object.get("format") {
-        Some(Value::String(f)) if f == FORMAT => {}
+    }
+    let header: Header = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not a position-manager-rs state file ({e})"))?;
+    match header.format.as_deref().map(RawValue::get) {
+        Some(f) if serde_json::from_str::<String>(f).is_ok_and(|f| f == FORMAT) => {}
         Some(other) => {
             return Err(format!(
             "not a position-manager-rs state file (\"format\" is {other}, expected \"{FORMAT}\")"
@@ -206,29 +230,30 @@ fn check_header(value: &Value) -> Result<(), String> {
             ))
         }
     }
-    match object.get("version") {
-        Some(v) => match v.as_u64() {
-            Some(n) if n == VERSION => Ok(()),
-            Some(n) if n > VERSION => Err(format!(
-                "state file version {n} is newer than this position-manager-rs supports \
-                 (version {VERSION}); upgrade position-manager-rs to load it"
-            )),
-            _ => Err(format!(
-                "unsupported state file version {v} (this position-manager-rs reads version {VERSION})"
-            )),
-        },
-        None => Err("no \"version\" field".to_owned()),
+    let Some(v) = header.version.as_deref().map(RawValue::get) else {
+        return Err("no \"version\" field".to_owned());
+    };
+    match serde_json::from_str::<u64>(v) {
+        Ok(n) if n == VERSION => Ok(()),
+        Ok(n) if n > VERSION => Err(format!(
+            "state file version {n} is newer than this position-manager-rs supports \
+             (version {VERSION}); upgrade position-manager-rs to load it"
+        )),
+        _ => Err(format!(
+            "unsupported state file version {v} (this position-manager-rs reads version {VERSION})"
+        )),
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What a JSON text starting with `first` is, for messages.
+fn json_kind(first: Option<u8>) -> &'static str {
+    match first {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -271,8 +296,8 @@ pub fn validate_state(p: &PositionState) -> Result<(), String> {
     if p.symbol.is_empty() {
         return Err("state.symbol must not be empty".to_owned());
     }
-    if p.side.is_empty() {
-        return Err("side must not be empty".to_owned());
+    if p.side != "long" && p.side != "short" {
+        return Err(format!("side must be 'long' or 'short', got {:?}", p.side));
     }
     positive("entry_price", p.entry_price)?;
     positive("amount", p.amount)?;
@@ -343,134 +368,27 @@ pub fn save(path: &Path, file: &StateFile) -> CoreResult<()> {
 
 /// Reads, parses and validates the state file at `path`.
 pub fn load(path: &Path) -> CoreResult<StateFile> {
-    let bytes = fs::read(path).map_err(|e| io_error("cannot read the state file", path, &e))?;
+    let bytes = files::read_regular(path)?;
     StateFile::from_bytes(&bytes, &path.display().to_string())
 }
 
-/// The directory and file name of `path`.
-fn split(path: &Path) -> CoreResult<(PathBuf, String)> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            CoreError::Value(format!(
-                "the state file path must name a file, got {}",
-                path.display()
-            ))
-        })?
-        .to_owned();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok((dir, name))
-}
-
-/// The prefix of the temporary files of target `name`.
-fn temp_prefix(name: &str) -> String {
-    format!(".{name}.tmp-")
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory: write, fsync,
-/// rename over `path`, fsync the directory. Leftover temporary files of earlier, interrupted
-/// saves to the same target are removed first.
+/// Writes `bytes` to `path` atomically (see [`files`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
-    let (dir, name) = split(path)?;
-    let _guard = SAVE_LOCK.lock();
-    remove_leftovers(&dir, &name);
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!("{}{}-{n}", temp_prefix(&name), std::process::id()));
-    let written = (|| -> CoreResult<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| io_error("cannot create a temporary state file", &temp, &e))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| io_error("cannot write the temporary state file", &temp, &e))?;
-        drop(f);
-        fs::rename(&temp, path).map_err(|e| io_error("cannot replace the state file", path, &e))
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    sync_dir(&dir).map_err(|e| io_error("cannot sync the state file's directory", &dir, &e))
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-/// Removes temporary files of target `name` in `dir` whose writer is gone: this process's own
-/// (none is in flight while [`SAVE_LOCK`] is held), those of processes that no longer exist
-/// (checked in `/proc`), and — where `/proc` is not available — those older than an hour. A
-/// failure to list or remove is ignored (the save itself does not depend on it).
-fn remove_leftovers(dir: &Path, name: &str) {
-    let prefix = temp_prefix(name);
-    let Ok(listing) = fs::read_dir(dir) else {
-        return;
-    };
-    let own = std::process::id();
-    let proc_fs = Path::new("/proc/self").exists();
-    for item in listing.flatten() {
-        let file_name = item.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let stale = match pid {
-            Some(pid) if pid == own => true,
-            Some(pid) if proc_fs => !Path::new("/proc").join(pid.to_string()).exists(),
-            _ => item
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TEMP_AGE),
-        };
-        if stale {
-            let _ = fs::remove_file(item.path());
-        }
-    }
-}
-
-/// Temporary files of target `path` currently in its directory (for tests and diagnostics).
-pub fn leftover_temp_files(path: &Path) -> Vec<PathBuf> {
-    let Ok((dir, name)) = split(path) else {
-        return Vec::new();
-    };
-    let prefix = temp_prefix(&name);
-    let Ok(listing) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    listing
-        .flatten()
-        .filter(|i| {
-            i.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .map(|i| i.path())
-        .collect()
+    files::write_atomic(path, bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::PathBuf;
+
     use super::*;
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
             "pmrs-persist-{tag}-{}-{}",
             std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            files::next_counter()
         ));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
@@ -686,7 +604,16 @@ mod tests {
                 true,
             ),
             (|p| p.symbol.clear(), "symbol must not be empty", true),
-            (|p| p.state.side.clear(), "side must not be empty", true),
+            (
+                |p| p.state.side.clear(),
+                "side must be 'long' or 'short', got \"\"",
+                true,
+            ),
+            (
+                |p| p.state.side = "LONG".into(),
+                "side must be 'long' or 'short', got \"LONG\"",
+                true,
+            ),
         ];
         let d = dir("invalid");
         let path = d.join("state.json");
@@ -707,6 +634,47 @@ mod tests {
             assert!(!path.exists());
             assert!(leftover_temp_files(&path).is_empty());
         }
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn attributes_only_their_own_json_text_can_carry_are_kept_verbatim() {
+        let d = dir("verbatim");
+        let path = d.join("state.json");
+        let mut file = sample(1);
+        let deep = format!("{}1{}", "[".repeat(900), "]".repeat(900));
+        let huge = "9".repeat(400);
+        for (name, text) in [
+            ("surrogate", "\"\\ud800 and \\udfff\""),
+            ("huge", huge.as_str()),
+            ("tiny", "1e-400"),
+            ("deep", deep.as_str()),
+        ] {
+            file.positions[0].extra.insert(name.into(), raw(text));
+        }
+        save(&path, &file).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back, file);
+        assert_eq!(back.positions[0].extra["huge"].get(), huge);
+        assert_eq!(back.positions[0].extra["deep"].get(), deep);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let d = dir("fifo");
+        let path = d.join("state.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let m = load(&path).unwrap_err().to_string();
+        assert!(m.contains("it is a FIFO, not a regular file"), "{m}");
+        let m = save(&path, &sample(1)).unwrap_err().to_string();
+        assert!(m.contains("it is a FIFO, not a regular file"), "{m}");
+        assert!(leftover_temp_files(&path).is_empty());
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 
 from ._core import (
     AdvancedExitStrategy,
+    ManagerConfig,
     ManualClock,
     Position,
     PositionManager,
@@ -37,6 +38,7 @@ __all__ = [
     "CcxtClient",
     "DuplicateClientOrderId",
     "ExchangeClient",
+    "ManagerConfig",
     "ManualClock",
     "PaperExchange",
     "PaperExchangeError",

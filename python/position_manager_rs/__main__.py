@@ -533,7 +533,17 @@ class Demo:
         self.out.flush()
 
 
+# Bounds of the demo's numeric arguments: every value argparse accepts runs to its end.
+MAX_SPEED_SECONDS = 60.0
+MAX_CYCLES = 100_000
+MAX_TICKS = 10_000
+
+
 def _symbols(text: str) -> list[str]:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogate escapes
+        raise argparse.ArgumentTypeError("symbols must be UTF-8 text") from None
     symbols = [s.strip() for s in text.split(",") if s.strip()]
     if not symbols:
         raise argparse.ArgumentTypeError("give at least one symbol")
@@ -542,18 +552,29 @@ def _symbols(text: str) -> list[str]:
     return symbols
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_SPEED_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 0 to {MAX_SPEED_SECONDS:g}, got {text!r}"
+        )
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an int: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -581,18 +602,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_SYMBOLS),
         help="comma-separated ccxt symbols (default: %(default)s)",
     )
-    demo.add_argument("--cycles", type=_positive_int, default=30, help="update cycles (default 30)")
+    demo.add_argument(
+        "--cycles",
+        type=_int_between(1, MAX_CYCLES),
+        default=30,
+        help=f"update cycles, 1 to {MAX_CYCLES} (default 30)",
+    )
     demo.add_argument(
         "--ticks",
-        type=_positive_int,
+        type=_int_between(1, MAX_TICKS),
         default=5,
-        help="one-minute market ticks between cycles (default 5)",
+        help=f"one-minute market ticks between cycles, 1 to {MAX_TICKS} (default 5)",
     )
     demo.add_argument(
         "--speed",
-        type=_non_negative,
+        type=_speed,
         default=0.2,
-        help="seconds to sleep between cycles; 0 = as fast as possible (default 0.2)",
+        help="seconds to sleep between cycles, 0 to 60; 0 = as fast as possible (default 0.2)",
     )
     demo.add_argument(
         "--events",

@@ -44,47 +44,177 @@ impl Default for ManagerConfig {
     }
 }
 
+/// The largest `missing_confirmations`.
+pub const MAX_CONFIRMATIONS: u32 = 1_000_000;
+/// The most pauses `ticker_retry_delays` may hold.
+pub const MAX_TICKER_RETRIES: usize = 100;
+/// The longest pause between ticker attempts (seconds): an update cycle blocks while it waits.
+pub const MAX_TICKER_RETRY_DELAY: f64 = 3_600.0;
+/// The longest duration option (seconds, about 31 years): times stay far inside the range of
+/// microsecond timestamps.
+pub const MAX_SECONDS: f64 = 1e9;
+/// The largest `event_capacity` and `tombstone_limit`.
+pub const MAX_COUNT: usize = 1_000_000_000;
+
+/// Checks a trailing-stop distance (the option and later assignments): a finite fraction of
+/// the price in [0, 1).
+pub fn check_trailing_stop_percentage(t: f64) -> CoreResult<()> {
+    if t.is_finite() && (0.0..1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(CoreError::Value(format!(
+            "trailing_stop_percentage must be a number >= 0 and < 1, got {}",
+            py_float(t)
+        )))
+    }
+}
+
+/// A float as Python prints it in messages (`nan`, `inf`, `0.5`, `1e+20`).
+fn py_float(x: f64) -> String {
+    crate::format::py_repr_float(x)
+}
+
+fn seconds(name: &str, s: f64) -> CoreResult<()> {
+    if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) {
+        Ok(())
+    } else {
+        Err(CoreError::Value(format!(
+            "{name} must be a number of seconds from 0 to 1e9, got {}",
+            py_float(s)
+        )))
+    }
+}
+
+fn count(name: &str, n: usize) -> CoreResult<()> {
+    if n <= MAX_COUNT {
+        Ok(())
+    } else {
+        Err(CoreError::Value(format!(
+            "{name} must be an int from 0 to {MAX_COUNT}, got {n}"
+        )))
+    }
+}
+
 impl ManagerConfig {
-    /// Checks the settings; the error names the setting and the value.
+    /// Checks the settings; the error names the setting and the value. Every value that passes
+    /// keeps the manager's arithmetic in range (no overflow, no sleep beyond an hour, no huge
+    /// allocation).
     pub fn validate(&self) -> CoreResult<()> {
-        let t = self.trailing_stop_percentage;
-        if !t.is_finite() || t < 0.0 {
+        check_trailing_stop_percentage(self.trailing_stop_percentage)?;
+        let m = self.missing_confirmations;
+        if !(1..=MAX_CONFIRMATIONS).contains(&m) {
             return Err(CoreError::Value(format!(
-                "trailing_stop_percentage must be a finite number >= 0, got {t}"
+                "missing_confirmations must be an int from 1 to {MAX_CONFIRMATIONS}, got {m}"
             )));
         }
-        if self.missing_confirmations == 0 {
-            return Err(CoreError::Value(
-                "missing_confirmations must be at least 1, got 0".to_owned(),
-            ));
+        let delays = &self.ticker_retry_delays;
+        if delays.len() > MAX_TICKER_RETRIES {
+            return Err(CoreError::Value(format!(
+                "ticker_retry_delays may hold at most {MAX_TICKER_RETRIES} pauses, got {}",
+                delays.len()
+            )));
         }
-        if let Some(d) = self
-            .ticker_retry_delays
+        if let Some(d) = delays
             .iter()
-            .find(|d| !d.is_finite() || **d < 0.0)
+            .find(|d| !(d.is_finite() && (0.0..=MAX_TICKER_RETRY_DELAY).contains(*d)))
         {
             return Err(CoreError::Value(format!(
-                "ticker_retry_delays must be finite numbers >= 0, got {d}"
+                "ticker_retry_delays must be numbers of seconds from 0 to 3600, got {}",
+                py_float(*d)
             )));
         }
-        let g = self.missing_grace_seconds;
-        if !g.is_finite() || g < 0.0 {
-            return Err(CoreError::Value(format!(
-                "missing_grace_seconds must be a finite number >= 0, got {g}"
-            )));
-        }
+        seconds("snapshot_reuse_seconds", self.snapshot_reuse_seconds)?;
+        seconds("missing_grace_seconds", self.missing_grace_seconds)?;
         let t = self.tombstone_ttl_seconds;
-        if t.is_nan() || t < 0.0 {
-            return Err(CoreError::Value(format!(
-                "tombstone_ttl_seconds must be a number >= 0, got {t}"
-            )));
+        if t != f64::INFINITY {
+            seconds("tombstone_ttl_seconds", t)?;
         }
-        let s = self.snapshot_reuse_seconds;
-        if !s.is_finite() || s < 0.0 {
-            return Err(CoreError::Value(format!(
-                "snapshot_reuse_seconds must be a finite number >= 0, got {s}"
-            )));
-        }
+        count("event_history", self.event_capacity)?;
+        count("tombstone_limit", self.tombstone_limit)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: impl FnOnce(&mut ManagerConfig)) -> Result<(), String> {
+        let mut c = ManagerConfig::default();
+        edit(&mut c);
+        c.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_defaults_and_the_bounds_pass() {
+        assert_eq!(with(|_| {}), Ok(()));
+        assert_eq!(
+            with(|c| {
+                c.trailing_stop_percentage = 0.0;
+                c.missing_confirmations = MAX_CONFIRMATIONS;
+                c.ticker_retry_delays = vec![MAX_TICKER_RETRY_DELAY; MAX_TICKER_RETRIES];
+                c.snapshot_reuse_seconds = MAX_SECONDS;
+                c.missing_grace_seconds = 0.0;
+                c.tombstone_ttl_seconds = f64::INFINITY;
+                c.event_capacity = MAX_COUNT;
+                c.tombstone_limit = 0;
+            }),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_named_with_its_value() {
+        type Edit = fn(&mut ManagerConfig);
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                |c| c.trailing_stop_percentage = 1.0,
+                "trailing_stop_percentage must be a number >= 0 and < 1, got 1.0",
+            ),
+            (
+                |c| c.trailing_stop_percentage = f64::NAN,
+                "trailing_stop_percentage must be a number >= 0 and < 1, got nan",
+            ),
+            (
+                |c| c.missing_confirmations = 0,
+                "missing_confirmations must be an int from 1 to 1000000, got 0",
+            ),
+            (
+                |c| c.ticker_retry_delays = vec![0.5, 1e20],
+                "ticker_retry_delays must be numbers of seconds from 0 to 3600, got 1e+20",
+            ),
+            (
+                |c| c.ticker_retry_delays = vec![-0.5],
+                "ticker_retry_delays must be numbers of seconds from 0 to 3600, got -0.5",
+            ),
+            (
+                |c| c.ticker_retry_delays = vec![0.0; 101],
+                "ticker_retry_delays may hold at most 100 pauses, got 101",
+            ),
+            (
+                |c| c.snapshot_reuse_seconds = f64::INFINITY,
+                "snapshot_reuse_seconds must be a number of seconds from 0 to 1e9, got inf",
+            ),
+            (
+                |c| c.missing_grace_seconds = -1.0,
+                "missing_grace_seconds must be a number of seconds from 0 to 1e9, got -1.0",
+            ),
+            (
+                |c| c.tombstone_ttl_seconds = 1e300,
+                "tombstone_ttl_seconds must be a number of seconds from 0 to 1e9, got 1e+300",
+            ),
+            (
+                |c| c.event_capacity = MAX_COUNT + 1,
+                "event_history must be an int from 0 to 1000000000, got 1000000001",
+            ),
+            (
+                |c| c.tombstone_limit = usize::MAX,
+                "tombstone_limit must be an int from 0 to 1000000000",
+            ),
+        ];
+        for (edit, message) in cases {
+            let got = with(edit).unwrap_err();
+            assert!(got.starts_with(message), "{got}");
+        }
     }
 }

@@ -1,0 +1,559 @@
+//! The state file on disk: where a save really writes, who may write at the same time, and how
+//! a file is read without blocking.
+//!
+//! - **Target.** A symlink is followed (up to [`MAX_LINKS`] hops) and its final target is
+//!   replaced, so the link stays a link. A target that exists but is not a regular file (a
+//!   directory, a FIFO, a device, a socket) is refused before anything is written.
+//! - **Ordering.** Saves of one target are serialised: in this process by a re-entrant lock per
+//!   canonical target ([`lock_target`]; the binding holds it around the whole save, book snapshot
+//!   included, so a save that completes later also read the book later), across processes by an
+//!   exclusive `flock` on the target's directory for the write and the rename.
+//! - **Permissions.** A replaced file keeps its mode (and, where the process may, its owner and
+//!   group); a new file is created `0600` (owner only: it holds trading state).
+//! - **Temporary names** always fit the file system's 255-byte limit: `.<name>.tmp-<pid>-<n>`, or
+//!   for a long name its first bytes and a hash of the whole name (`.<prefix>~<hash>.tmp-...`).
+//!   Names are handled as bytes, so any name the OS accepts (non-UTF-8 too) can be saved.
+//!
+//! Temporary names are made here rather than with a temp-file crate because the writer's pid in
+//! the name is what lets the next save recognise a dead writer's leftover; `create_new` (O_EXCL)
+//! with an explicit mode is all the creation needs. Locking is `flock` through `rustix`
+//! (safe bindings).
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::{ArcReentrantMutexGuard, Mutex, RawMutex, RawThreadId, ReentrantMutex};
+
+use super::io_error;
+use crate::error::{CoreError, CoreResult};
+
+/// Symlink hops followed before a target is refused (as the kernel's ELOOP limit).
+pub const MAX_LINKS: usize = 40;
+
+/// The longest file name most file systems accept, in bytes.
+const NAME_MAX: usize = 255;
+
+/// A temporary file whose writer cannot be checked for life (no `/proc`) counts as left over
+/// once it is this old.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Distinguishes temporary files of successive saves of one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+type TargetMutex = ReentrantMutex<()>;
+
+/// Held while a target is being saved by this process (see [`lock_target`]).
+pub struct TargetLock {
+    _guard: ArcReentrantMutexGuard<RawMutex, RawThreadId, ()>,
+}
+
+/// The per-target locks of this process, by canonical target path.
+fn target_locks() -> &'static Mutex<HashMap<PathBuf, Arc<TargetMutex>>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<TargetMutex>>>> = OnceLock::new();
+    LOCKS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Serialises saves of the file `path` designates within this process: every path naming the
+/// same target (through symlinks, `..`, a relative path) gets the same lock. Re-entrant, so a
+/// save started from inside another save of the same target on the same thread cannot
+/// deadlock. Blocks while another thread holds it: call it with no other lock held (and, from
+/// the binding, detached from the interpreter).
+pub fn lock_target(path: &Path) -> TargetLock {
+    let key = canonical_target(path);
+    let mutex = {
+        let mut locks = target_locks().lock();
+        // Forget locks nobody holds or waits for, so the map does not grow with every path.
+        locks.retain(|_, m| Arc::strong_count(m) > 1);
+        locks.entry(key).or_default().clone()
+    };
+    TargetLock {
+        _guard: mutex.lock_arc(),
+    }
+}
+
+/// The target with its symlinks followed and its directory canonicalised (as far as it
+/// exists); used as the key of [`lock_target`].
+fn canonical_target(path: &Path) -> PathBuf {
+    let target = resolve_target(path).unwrap_or_else(|_| path.to_path_buf());
+    match (target.parent(), target.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            fs::canonicalize(dir)
+                .map(|d| d.join(name))
+                .unwrap_or(target)
+        }
+        _ => target,
+    }
+}
+
+/// The file a save to `path` replaces: `path` itself, or the final target of the symlink chain
+/// it starts (which need not exist yet).
+pub fn resolve_target(path: &Path) -> CoreResult<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..=MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&current)
+                    .map_err(|e| io_error("cannot read the symlink", &current, &e))?;
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(CoreError::Io {
+        errno: Some(40), // ELOOP
+        message: format!("cannot save the state: more than {MAX_LINKS} levels of symlinks"),
+        path: path.display().to_string(),
+    })
+}
+
+/// What kind of file `m` describes, for messages.
+fn kind_of(m: &Metadata) -> &'static str {
+    let t = m.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The error for a target that is not a regular file; a directory is `EISDIR`
+/// (`IsADirectoryError` in Python), anything else a plain `OSError` naming the kind.
+fn not_regular(action: &str, path: &Path, m: &Metadata) -> CoreError {
+    let kind = kind_of(m);
+    CoreError::Io {
+        errno: m.is_dir().then_some(21), // EISDIR
+        message: if m.is_dir() {
+            format!("{action}: Is a directory")
+        } else {
+            format!("{action}: it is {kind}, not a regular file")
+        },
+        path: path.display().to_string(),
+    }
+}
+
+/// Reads the state file at `path`: refuses anything but a regular file (a FIFO or a device is
+/// never opened for a blocking read), then reads it whole.
+pub fn read_regular(path: &Path) -> CoreResult<Vec<u8>> {
+    const ACTION: &str = "cannot read the state file";
+    let meta = fs::metadata(path).map_err(|e| io_error(ACTION, path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(ACTION, path, &meta));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // The file may have been swapped for a FIFO since the check: open without blocking and
+        // check again on the open file.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let mut file = options.open(path).map_err(|e| io_error(ACTION, path, &e))?;
+    let meta = file.metadata().map_err(|e| io_error(ACTION, path, &e))?;
+    if !meta.is_file() {
+        return Err(not_regular(ACTION, path, &meta));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(ACTION, path, &e))?;
+    Ok(bytes)
+}
+
+/// The directory and file name of `path`.
+pub fn split(path: &Path) -> CoreResult<(PathBuf, OsString)> {
+    let name = path.file_name().ok_or_else(|| {
+        CoreError::Value(format!(
+            "the state file path must name a file, got {}",
+            path.display()
+        ))
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name.to_os_string()))
+}
+
+fn bytes_of(name: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        name.as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        name.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+fn os_string(bytes: Vec<u8>) -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(bytes)
+    }
+    #[cfg(not(unix))]
+    {
+        OsString::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// 64-bit FNV-1a of `bytes` (stable across builds, unlike the standard library's hasher).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The longest `<pid>-<n>` suffix a temporary name gets: two u64s and a dash.
+const SUFFIX_MAX: usize = 20 + 1 + 20;
+
+/// The prefix of the temporary files of target `name`, as bytes: `.<name>.tmp-`, or
+/// `.<first bytes>~<hash of the whole name>.tmp-` when that would not leave room for the
+/// suffix within [`NAME_MAX`].
+fn temp_prefix(name: &OsStr) -> Vec<u8> {
+    let name = bytes_of(name);
+    let fixed = 1 + ".tmp-".len() + SUFFIX_MAX;
+    let mut out = Vec::with_capacity(NAME_MAX);
+    out.push(b'.');
+    if name.len() + fixed <= NAME_MAX {
+        out.extend_from_slice(&name);
+    } else {
+        let hash = format!("~{:016x}", fnv1a(&name));
+        let keep = NAME_MAX - fixed - hash.len();
+        out.extend(name.iter().take(keep));
+        out.extend_from_slice(hash.as_bytes());
+    }
+    out.extend_from_slice(b".tmp-");
+    out
+}
+
+/// The cross-process lock: an exclusive `flock` on the target's directory, held for the write
+/// and the rename (released when the descriptor closes). Best effort: where the directory
+/// cannot be opened or locked (permissions, a file system without locks) the save goes on with
+/// the in-process lock only.
+struct DirLock(#[allow(dead_code)] Option<File>);
+
+impl DirLock {
+    #[cfg(unix)]
+    fn acquire(dir: &Path) -> DirLock {
+        use rustix::fs::{flock, FlockOperation};
+        match File::open(dir) {
+            Ok(f) if flock(&f, FlockOperation::LockExclusive).is_ok() => DirLock(Some(f)),
+            _ => DirLock(None),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn acquire(_dir: &Path) -> DirLock {
+        DirLock(None)
+    }
+}
+
+/// Writes `bytes` to the file `path` designates (see the module documentation) through a
+/// temporary file in the same directory: write, fsync, rename over the target, fsync the
+/// directory. Leftover temporary files of earlier, interrupted saves to the same target are
+/// removed first.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
+    const ACTION: &str = "cannot save the state";
+    let _in_process = lock_target(path);
+    let target = resolve_target(path)?;
+    let (dir, name) = split(&target)?;
+    let _cross_process = DirLock::acquire(&dir);
+    let existing = match fs::symlink_metadata(&target) {
+        Ok(m) if m.is_file() => Some(m),
+        Ok(m) => return Err(not_regular(ACTION, &target, &m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(ACTION, &target, &e)),
+    };
+    let prefix = temp_prefix(&name);
+    remove_leftovers(&dir, &prefix);
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut temp_name = prefix;
+    temp_name.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
+    let temp = dir.join(os_string(temp_name));
+    let written = (|| -> CoreResult<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options
+            .open(&temp)
+            .map_err(|e| io_error("cannot create a temporary state file", &temp, &e))?;
+        if let Some(m) = &existing {
+            keep_owner_and_mode(&f, m)
+                .map_err(|e| io_error("cannot set the temporary file's mode", &temp, &e))?;
+        }
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_error("cannot write the temporary state file", &temp, &e))?;
+        drop(f);
+        fs::rename(&temp, &target)
+            .map_err(|e| io_error("cannot replace the state file", &target, &e))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(&dir).map_err(|e| io_error("cannot sync the state file's directory", &dir, &e))
+}
+
+/// Gives the new file the replaced file's owner and group (where the process may: a failure
+/// is ignored) and then its mode (chown clears set-id bits, so the mode comes last).
+#[cfg(unix)]
+fn keep_owner_and_mode(f: &File, old: &Metadata) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let new = f.metadata()?;
+    if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+        let _ = std::os::unix::fs::fchown(f, Some(old.uid()), Some(old.gid()));
+    }
+    f.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
+}
+
+#[cfg(not(unix))]
+fn keep_owner_and_mode(f: &File, old: &Metadata) -> io::Result<()> {
+    f.set_permissions(old.permissions())
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Removes temporary files with `prefix` in `dir` whose writer is gone: this process's own
+/// (none is in flight while the target's lock is held), those of processes that no longer
+/// exist (checked in `/proc`), and — where `/proc` is not available — those older than an hour.
+/// A failure to list or remove is ignored (the save itself does not depend on it).
+fn remove_leftovers(dir: &Path, prefix: &[u8]) {
+    let Ok(listing) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    let proc_fs = Path::new("/proc/self").exists();
+    for item in listing.flatten() {
+        let file_name = bytes_of(&item.file_name());
+        let Some(rest) = file_name.strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = std::str::from_utf8(rest)
+            .ok()
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let stale = match pid {
+            Some(pid) if pid == own => true,
+            Some(pid) if proc_fs => !Path::new("/proc").join(pid.to_string()).exists(),
+            _ => item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP_AGE),
+        };
+        if stale {
+            let _ = fs::remove_file(item.path());
+        }
+    }
+}
+
+/// Temporary files of the target `path` designates, currently in its directory (for tests and
+/// diagnostics).
+pub fn leftover_temp_files(path: &Path) -> Vec<PathBuf> {
+    let target = resolve_target(path).unwrap_or_else(|_| path.to_path_buf());
+    let Ok((dir, name)) = split(&target) else {
+        return Vec::new();
+    };
+    let prefix = temp_prefix(&name);
+    let Ok(listing) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    listing
+        .flatten()
+        .filter(|i| bytes_of(&i.file_name()).starts_with(&prefix))
+        .map(|i| i.path())
+        .collect()
+}
+
+/// A fresh number for test directories and the like.
+#[cfg(test)]
+pub fn next_counter() -> u64 {
+    TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "pmrs-files-{tag}-{}-{}",
+            std::process::id(),
+            next_counter()
+        ));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn temporary_names_fit_255_bytes_for_any_name() {
+        for len in [1usize, 100, 200, 214, 215, 230, 255] {
+            let name = OsString::from("n".repeat(len));
+            let mut full = temp_prefix(&name);
+            full.extend_from_slice(format!("{}-{}", u64::MAX, u64::MAX).as_bytes());
+            assert!(full.len() <= NAME_MAX, "{len}: {}", full.len());
+            // Short names keep the readable form.
+            if len <= 200 {
+                assert_eq!(
+                    temp_prefix(&name),
+                    format!(".{}.tmp-", "n".repeat(len)).into_bytes()
+                );
+            }
+        }
+        // Two long names sharing their first bytes get different prefixes.
+        let a = OsString::from(format!("{}a", "x".repeat(250)));
+        let b = OsString::from(format!("{}b", "x".repeat(250)));
+        assert_ne!(temp_prefix(&a), temp_prefix(&b));
+    }
+
+    #[test]
+    fn a_255_byte_name_is_saved_and_leaves_no_temporary_file() {
+        let d = dir("long");
+        let path = d.join("s".repeat(255));
+        write_atomic(&path, b"{}\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}\n");
+        assert!(leftover_temp_files(&path).is_empty());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_keeps_pointing_at_the_replaced_target() {
+        let d = dir("link");
+        fs::create_dir(d.join("real")).unwrap();
+        let target = d.join("real/state.json");
+        fs::write(&target, b"old").unwrap();
+        let link = d.join("state.json");
+        std::os::unix::fs::symlink("real/state.json", &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        // A dangling link creates its target.
+        let dangling = d.join("dangling.json");
+        std::os::unix::fs::symlink("real/new.json", &dangling).unwrap();
+        write_atomic(&dangling, b"x").unwrap();
+        assert_eq!(fs::read(d.join("real/new.json")).unwrap(), b"x");
+        // A loop is an error, not a hang.
+        let a = d.join("a");
+        std::os::unix::fs::symlink("b", &a).unwrap();
+        std::os::unix::fs::symlink("a", d.join("b")).unwrap();
+        assert!(matches!(
+            write_atomic(&a, b"x"),
+            Err(CoreError::Io {
+                errno: Some(40),
+                ..
+            })
+        ));
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn modes_are_kept_and_new_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("mode");
+        let fresh = d.join("fresh.json");
+        write_atomic(&fresh, b"1").unwrap();
+        assert_eq!(
+            fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let shared = d.join("shared.json");
+        fs::write(&shared, b"0").unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&shared, b"1").unwrap();
+        assert_eq!(
+            fs::metadata(&shared).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_directory_target_is_refused_before_anything_is_written() {
+        let d = dir("isdir");
+        let target = d.join("state.json");
+        fs::create_dir(&target).unwrap();
+        let err = write_atomic(&target, b"x").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                CoreError::Io {
+                    errno: Some(21),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(leftover_temp_files(&target).is_empty());
+        assert!(read_regular(&target).is_err());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn one_target_gets_one_lock_whatever_path_names_it() {
+        let d = dir("key");
+        let a = canonical_target(&d.join("state.json"));
+        let b = canonical_target(&d.join("sub/../state.json"));
+        fs::create_dir(d.join("sub")).unwrap();
+        let c = canonical_target(&d.join("sub/../state.json"));
+        assert_eq!(a, c);
+        assert_ne!(a, b); // "sub" did not exist yet: not canonicalisable, kept as given
+        let _held = lock_target(&d.join("state.json"));
+        // Re-entrant on the same thread.
+        let _again = lock_target(&d.join("sub/../state.json"));
+        fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,364 @@
+"""The state file on disk (docs/persistence.md "The file on disk"): concurrent saves, symlinks,
+permissions, targets that are not regular files, any file name, attributes only their own JSON
+text can carry, and interrupts during a save or a load.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers_clients import Workers, make_position, run_with_timeout
+
+from position_manager_rs import PositionManager
+
+A = "BTC/USDT:USDT"
+
+
+def manager_with(*symbols: str) -> PositionManager:
+    pm = PositionManager(object())
+    for s in symbols:
+        pm.positions[s] = make_position(s)
+    return pm
+
+
+def loaded(path: Any) -> PositionManager:
+    fresh = PositionManager(object())
+    fresh.load_state(path)
+    return fresh
+
+
+def temp_files(directory: Path) -> list[str]:
+    return sorted(f.name for f in directory.iterdir() if ".tmp-" in f.name)
+
+
+# --------------------------------------------------------------------------- concurrent saves
+
+
+def test_concurrent_saves_never_leave_an_older_book_than_a_completed_save(tmp_path: Path) -> None:
+    """Each save sets a higher generation on the position before it starts; once a save has
+    returned, the file never holds a lower generation than the one that save started with, and
+    after the last save the file holds the last generation."""
+    path = tmp_path / "state.json"
+    pm = manager_with(A)
+    position = pm.positions[A]
+    # Enough attribute data that serialising it takes a while (widens the race window).
+    position.payload = [list(range(50)) for _ in range(400)]
+    counter = {"generation": 0}
+    counter_lock = threading.Lock()
+    violations: list[str] = []
+    workers = Workers()
+
+    def on_disk() -> int:
+        return int(json.loads(path.read_bytes())["positions"][0]["extra"]["generation"])
+
+    def saver(name: str) -> None:
+        for _ in range(30):
+            with counter_lock:
+                counter["generation"] += 1
+                mine = counter["generation"]
+                position.generation = mine
+            pm.save_state(path)
+            seen = on_disk()
+            if seen < mine:
+                violations.append(f"{name}: saved generation {mine}, file has {seen}")
+
+    for i in range(4):
+        workers.spawn(f"saver-{i}", functools.partial(saver, f"saver-{i}"))
+    workers.start()
+    workers.join(60.0)
+    assert violations == []
+    assert on_disk() == counter["generation"] == 120
+    assert temp_files(tmp_path) == []
+
+
+SAVER = textwrap.dedent(
+    """
+    import os, sys, time
+    from position_manager_rs import Position, PositionManager
+    path, tag, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    pm = PositionManager(object())
+    for i in range(20):
+        p = Position(f"S{i}/USDT:USDT", "long", 100.0 + i, 1.0, 5, 95.0, 110.0)
+        p.writer = tag
+        pm.positions[p.symbol] = p
+    print("ready", flush=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    for _ in range(rounds):
+        pm.save_state(path)
+    """
+)
+
+
+def test_two_processes_saving_one_file_both_succeed_and_it_always_loads(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    script = tmp_path / "saver.py"
+    script.write_text(SAVER)
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), tag, "150", str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("one", "two")
+    ]
+    loads = 0
+    try:
+        for p in procs:  # both ready, then both start at once
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        go.touch()
+        while any(p.poll() is None for p in procs):
+            if path.exists():
+                fresh = loaded(path)  # never partial, never mixed
+                assert len(fresh.positions) == 20
+                writers = {p.writer for p in fresh.positions.values()}
+                assert len(writers) == 1 and writers <= {"one", "two"}
+                loads += 1
+        outputs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    assert loads > 0
+    assert len(loaded(path).positions) == 20
+    assert temp_files(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- symlinks, modes
+
+
+def test_saving_to_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "state.json"
+    link = tmp_path / "state.json"
+    link.symlink_to(Path("real") / "state.json")  # relative, resolved from the link's folder
+    manager_with(A).save_state(link)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("real", "state.json")
+    assert target.is_file() and not target.is_symlink()
+    assert list(loaded(link).positions) == [A]
+    # Saving again through the link replaces the target again; the link stays.
+    manager_with(A, "ETH/USDT:USDT").save_state(link)
+    assert link.is_symlink() and len(loaded(target).positions) == 2
+    assert temp_files(tmp_path) == [] and temp_files(tmp_path / "real") == []
+
+
+def test_an_existing_file_keeps_its_mode_and_a_new_one_is_owner_only(tmp_path: Path) -> None:
+    pm = manager_with(A)
+    fresh = tmp_path / "new.json"
+    old_umask = os.umask(0)  # even with a permissive umask
+    try:
+        pm.save_state(fresh)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    shared = tmp_path / "shared.json"
+    for mode in (0o640, 0o444, 0o604):
+        shared.write_text("{}")
+        shared.chmod(mode)
+        pm.save_state(shared)
+        assert stat.S_IMODE(shared.stat().st_mode) == mode
+        assert len(loaded(shared).positions) == 1
+        shared.chmod(0o600)
+        shared.unlink()
+
+
+# --------------------------------------------------------------------------- not regular files
+
+
+def test_a_directory_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(IsADirectoryError, match="cannot save the state: Is a directory"):
+        manager_with(A).save_state(tmp_path / "taken")
+    with pytest.raises(IsADirectoryError):
+        PositionManager(object()).load_state(tmp_path / "taken")
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo)
+    pm = PositionManager(object())
+    with pytest.raises(OSError, match="it is a FIFO, not a regular file") as info:
+        run_with_timeout(lambda: pm.load_state(fifo), 10.0, "load_state of a FIFO")
+    assert str(fifo) in str(info.value)
+    assert len(pm.positions) == 0 and pm.events == []
+    with pytest.raises(OSError, match="cannot save the state: it is a FIFO, not a regular file"):
+        run_with_timeout(lambda: manager_with(A).save_state(fifo), 10.0, "save_state to a FIFO")
+    assert sorted(os.listdir(tmp_path)) == ["state.json"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_device_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="it is a character device, not a regular file"):
+        run_with_timeout(lambda: PositionManager(object()).load_state("/dev/null"), 10.0)
+    with pytest.raises(OSError, match="it is a character device, not a regular file"):
+        manager_with(A).save_state("/dev/null")
+    # A symlink to a device is the device.
+    link = tmp_path / "state.json"
+    link.symlink_to("/dev/null")
+    with pytest.raises(OSError, match="character device"):
+        manager_with(A).save_state(link)
+    assert link.is_symlink()
+
+
+# --------------------------------------------------------------------------- file names
+
+
+@pytest.mark.parametrize("length", [200, 230, 255])
+def test_any_name_length_the_file_system_takes_can_be_saved(tmp_path: Path, length: int) -> None:
+    path = tmp_path / ("s" * (length - 5) + ".json")
+    assert len(path.name.encode()) == length
+    manager_with(A).save_state(path)
+    manager_with(A, "ETH/USDT:USDT").save_state(path)  # replacing it too
+    assert len(loaded(path).positions) == 2
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_a_long_name_of_multibyte_characters(tmp_path: Path) -> None:
+    path = tmp_path / ("é" * 125 + ".json")  # 255 bytes
+    manager_with(A).save_state(path)
+    assert list(loaded(path).positions) == [A]
+    assert os.listdir(tmp_path) == [path.name]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file names are bytes")
+def test_bytes_and_non_utf8_paths(tmp_path: Path) -> None:
+    pm = manager_with(A)
+    base = os.fsencode(tmp_path)
+    raw = base + b"/caf\xe9-\xff.json"  # not UTF-8
+    assert pm.save_state(raw) == 1
+    assert list(loaded(raw).positions) == [A]
+    as_text = os.fsdecode(raw)  # the str Python uses for it (surrogate escapes)
+    assert list(loaded(as_text).positions) == [A]
+    assert list(loaded(Path(as_text)).positions) == [A]
+    assert pm.save_state(base + b"/plain.json") == 1
+    assert sorted(os.listdir(base)) == sorted([b"caf\xe9-\xff.json", b"plain.json"])
+    with pytest.raises(TypeError, match=r"path must be a str, bytes or os\.PathLike, got 3"):
+        pm.save_state(3)  # type: ignore[arg-type]
+    for nul in (base + b"/a\0b.json", os.fsdecode(base) + "/a\0b.json"):
+        with pytest.raises(ValueError, match="path must not contain a NUL byte"):
+            pm.save_state(nul)
+        with pytest.raises(ValueError, match="path must not contain a NUL byte"):
+            PositionManager(object()).load_state(nul)
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def test_attributes_only_their_json_text_can_carry_come_back(tmp_path: Path) -> None:
+    pm = manager_with(A)
+    p = pm.positions[A]
+    deep: Any = "bottom"
+    for _ in range(500):
+        deep = [deep]
+    values: dict[str, Any] = {
+        "lone": "a\ud800b\udfff",
+        "keyed": {"\udc80": 1},
+        "huge": 10**400,
+        "negative_huge": -(10**400),
+        "deep": deep,
+        "tiny_float": 5e-324,
+    }
+    for name, value in values.items():
+        setattr(p, name, value)
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 1
+    back = loaded(path).positions[A]
+    assert vars(back) == values
+
+
+def test_an_attribute_json_cannot_write_is_skipped_and_the_book_saved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    pm = manager_with(A, "ETH/USDT:USDT")
+    too_deep: Any = 1
+    for _ in range(100_000):  # beyond json.dumps' recursion limit
+        too_deep = [too_deep]
+    pm.positions[A].too_deep = too_deep
+    pm.positions[A].fine = "kept"
+    setattr(pm.positions[A], "bad\udcffname", 1)  # a name the file cannot carry exactly
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 2
+    messages = [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
+    assert messages == [
+        "save_state: skipped attributes that are not JSON-serialisable: "
+        f"{A} (too_deep, 'bad\\udcffname')"
+    ]
+    assert vars(loaded(path).positions[A]) == {"fine": "kept"}
+
+
+class ExhaustsMemory(dict):
+    """json.dumps asks a dict subclass for its items(): this one is out of memory."""
+
+    def items(self) -> Any:
+        raise MemoryError("no memory for this attribute")
+
+
+def test_a_memory_error_while_serialising_is_raised_and_nothing_written(tmp_path: Path) -> None:
+    pm = manager_with(A)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    before = path.read_bytes()
+    pm.positions[A].big = ExhaustsMemory(a=1)
+    with pytest.raises(MemoryError, match="no memory for this attribute"):
+        pm.save_state(path)
+    assert path.read_bytes() == before and temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit, MemoryError])
+def test_an_interrupt_while_loading_is_raised_as_it_came(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: type[BaseException]
+) -> None:
+    pm = manager_with(A, "ETH/USDT:USDT")
+    pm.positions[A].strategy = "breakout"
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise interrupt("while loading")
+
+    monkeypatch.setattr(json, "loads", interrupted)
+    fresh = PositionManager(object())
+    with pytest.raises(interrupt):
+        fresh.load_state(path)
+    assert len(fresh.positions) == 0 and fresh.events == []
+    monkeypatch.undo()
+    assert fresh.load_state(path) == 2
+
+
+def test_an_interrupt_while_saving_is_raised_and_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pm = manager_with(A)
+    pm.positions[A].strategy = "breakout"
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    before = path.read_bytes()
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(json, "dumps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pm.save_state(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and temp_files(tmp_path) == []
