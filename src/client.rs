@@ -15,44 +15,97 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
     Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
-    OrderReport, RawEntry, RawPosition, TickerAnswer,
+    OrderLookup, OrderReport, RawEntry, RawPosition, TickerAnswer,
 };
 
 use crate::convert::{field, get_key, int_if_whole, is_mapping, type_name};
 
+/// The bot's client object and what it can do; replaceable (`manager.client = other`).
+struct Current {
+    client: Arc<Py<PyAny>>,
+    /// `client_order_ids = True`: the client takes `client_order_id=` and looks orders up.
+    client_order_ids: bool,
+}
+
 /// The bot's client object; replaceable (`manager.client = other`).
 pub struct PyClient {
-    client: RwLock<Arc<Py<PyAny>>>,
+    current: RwLock<Arc<Current>>,
+}
+
+/// Whether `client` declares a capability: the attribute is exactly `True` (a `Mock`'s
+/// auto-created attributes are not).
+fn declares(client: &Bound<'_, PyAny>, name: &str) -> bool {
+    client
+        .getattr(name)
+        .is_ok_and(|v| v.is(pyo3::types::PyBool::new(client.py(), true).to_owned()))
 }
 
 impl PyClient {
     /// Wraps the client.
-    pub fn new(client: Py<PyAny>) -> Self {
+    pub fn new(py: Python<'_>, client: Py<PyAny>) -> Self {
         PyClient {
-            client: RwLock::new(Arc::new(client)),
+            current: RwLock::new(Arc::new(Self::current(py, client))),
+        }
+    }
+
+    fn current(py: Python<'_>, client: Py<PyAny>) -> Current {
+        let client_order_ids = declares(client.bind(py), "client_order_ids");
+        Current {
+            client: Arc::new(client),
+            client_order_ids,
         }
     }
 
     /// The current client object.
     pub fn get(&self) -> Arc<Py<PyAny>> {
-        self.client.read().clone()
+        self.current.read().client.clone()
     }
 
     /// Replaces the client object.
-    pub fn set(&self, client: Py<PyAny>) {
-        let old = std::mem::replace(&mut *self.client.write(), Arc::new(client));
+    pub fn set(&self, py: Python<'_>, client: Py<PyAny>) {
+        let new = Arc::new(Self::current(py, client));
+        let old = std::mem::replace(&mut *self.current.write(), new);
         drop(old);
     }
 
     fn call<T>(&self, f: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<T>) -> CoreResult<T> {
         // Copy the reference out first: the lock is never held while Python runs.
         let client = self.get();
-        crate::logging::attach_clean(|py| f(client.bind(py)).map_err(|e| exchange_error(py, &e)))
+        crate::logging::attach_clean(|py| {
+            crate::logging::interruption(py)?;
+            f(client.bind(py)).map_err(|e| exchange_error(py, &e))
+        })
+    }
+
+    /// A call that places or cancels an order: a client without the method has sent nothing,
+    /// which is a definitive failure ([`CoreError::Unsent`]), not an unknown outcome.
+    fn call_order<T>(
+        &self,
+        method: &str,
+        f: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<T>,
+    ) -> CoreResult<T> {
+        let client = self.get();
+        crate::logging::attach_clean(|py| {
+            crate::logging::interruption(py)?;
+            let c = client.bind(py);
+            if let Err(e) = c.getattr(method) {
+                return Err(match exchange_error(py, &e) {
+                    CoreError::Exchange { kind, message } => CoreError::Unsent { kind, message },
+                    other => other,
+                });
+            }
+            f(c).map_err(|e| exchange_error(py, &e))
+        })
     }
 }
 
-/// A Python exception as the core's exchange error (`type(e).__name__`, `str(e)`).
+/// A Python exception as the core's error: an interruption (`KeyboardInterrupt`, `SystemExit`,
+/// any `BaseException` that is not an `Exception`) as [`CoreError::Interrupted`], to be raised
+/// again as it came; anything else as an exchange error (`type(e).__name__`, `str(e)`).
 pub fn exchange_error(py: Python<'_>, e: &PyErr) -> CoreError {
+    if crate::logging::is_interrupt(py, e) {
+        return crate::logging::interrupted(py, e);
+    }
     let kind = e
         .get_type(py)
         .name()
@@ -299,15 +352,23 @@ impl Exchange for PyClient {
         })
     }
 
-    fn close_position(&self, symbol: &str) -> CoreResult<bool> {
-        self.call(|c| {
-            c.call_method1(intern!(c.py(), "close_position"), (symbol,))?
-                .is_truthy()
+    fn close_position(&self, symbol: &str, client_order_id: Option<&str>) -> CoreResult<bool> {
+        self.call_order("close_position", |c| {
+            let py = c.py();
+            let answer = match client_order_id {
+                Some(id) => {
+                    let kwargs = PyDict::new(py);
+                    kwargs.set_item(intern!(py, "client_order_id"), id)?;
+                    c.call_method(intern!(py, "close_position"), (symbol,), Some(&kwargs))?
+                }
+                None => c.call_method1(intern!(py, "close_position"), (symbol,))?,
+            };
+            answer.is_truthy()
         })
     }
 
     fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer> {
-        self.call(|c| {
+        self.call_order("create_market_order", |c| {
             let py = c.py();
             let args = (
                 order.symbol,
@@ -315,10 +376,15 @@ impl Exchange for PyClient {
                 order.amount,
                 int_if_whole(py, order.leverage)?,
             );
-            let answer = if order.reduce_only {
+            let answer = if order.reduce_only || order.client_order_id.is_some() {
                 let kwargs = PyDict::new(py);
-                kwargs.set_item(intern!(py, "reduce_only"), true)?;
-                kwargs.set_item(intern!(py, "is_critical"), true)?;
+                if order.reduce_only {
+                    kwargs.set_item(intern!(py, "reduce_only"), true)?;
+                    kwargs.set_item(intern!(py, "is_critical"), true)?;
+                }
+                if let Some(id) = order.client_order_id {
+                    kwargs.set_item(intern!(py, "client_order_id"), id)?;
+                }
                 c.call_method(intern!(py, "create_market_order"), args, Some(&kwargs))?
             } else {
                 c.call_method1(intern!(py, "create_market_order"), args)?
@@ -328,10 +394,13 @@ impl Exchange for PyClient {
     }
 
     fn create_limit_order(&self, order: &LimitOrder<'_>) -> CoreResult<OrderAnswer> {
-        self.call(|c| {
+        self.call_order("create_limit_order", |c| {
             let py = c.py();
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "post_only"), true)?;
+            if let Some(id) = order.client_order_id {
+                kwargs.set_item(intern!(py, "client_order_id"), id)?;
+            }
             let args = (
                 order.symbol,
                 order.side.as_str(),
@@ -360,7 +429,7 @@ impl Exchange for PyClient {
     }
 
     fn cancel_order(&self, id: &OrderId, symbol: &str) -> CoreResult<bool> {
-        self.call(|c| {
+        self.call_order("cancel_order", |c| {
             let py = c.py();
             c.call_method1(intern!(py, "cancel_order"), (order_id(py, id)?, symbol))?
                 .is_truthy()
@@ -372,5 +441,34 @@ impl Exchange for PyClient {
             let answer = c.call_method1(intern!(c.py(), "get_market_limits"), (symbol,))?;
             market_limits(&answer)
         })
+    }
+
+    fn client_order_ids(&self) -> bool {
+        self.current.read().client_order_ids
+    }
+
+    fn get_order_by_client_id(
+        &self,
+        client_order_id: &str,
+        symbol: &str,
+    ) -> CoreResult<OrderLookup> {
+        self.call(|c| {
+            let answer = c.call_method1(
+                intern!(c.py(), "get_order_by_client_id"),
+                (client_order_id, symbol),
+            )?;
+            if answer.is_none() {
+                return Ok(OrderLookup::NotFound);
+            }
+            Ok(match order_answer(&answer)? {
+                OrderAnswer::Report(report) => OrderLookup::Found(report),
+                OrderAnswer::Missing => OrderLookup::Unreadable(type_name(&answer)),
+                OrderAnswer::Opaque(kind) => OrderLookup::Unreadable(kind),
+            })
+        })
+    }
+
+    fn pause(&self, seconds: f64) -> CoreResult<()> {
+        crate::logging::interruptible_pause(seconds)
     }
 }

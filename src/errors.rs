@@ -45,8 +45,11 @@ impl From<PmError> for PyErr {
                 message,
                 path,
             } => PyOSError::new_err(format!("{message}: {path}")),
-            CoreError::Exchange { kind, message } => {
+            CoreError::Exchange { kind, message } | CoreError::Unsent { kind, message } => {
                 PyRuntimeError::new_err(format!("{kind}: {message}"))
+            }
+            CoreError::Interrupted(i) => {
+                pyo3::Python::attach(|py| crate::logging::interrupt_error(py, &i))
             }
         }
     }

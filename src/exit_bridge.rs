@@ -15,6 +15,8 @@ use parking_lot::RwLock;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
+
+use position_manager_core::error::CoreError;
 use pyo3::types::{PyBool, PyDict, PyString};
 
 use position_manager_core::exits::SmartExitInputs;
@@ -160,8 +162,9 @@ impl AdvancedExitRule for PyAdvancedRule {
     fn comprehensive_exit_signal(
         &self,
         request: &AdvancedExitRequest<'_>,
-    ) -> Result<OriginalExitSignal, String> {
+    ) -> Result<OriginalExitSignal, CoreError> {
         crate::logging::attach_clean(|py| {
+            crate::logging::interruption(py)?;
             let call = || -> PyResult<Bound<'_, PyAny>> {
                 let args = (position_data(py, request)?, market_data(py, request)?);
                 self.object
@@ -169,11 +172,14 @@ impl AdvancedExitRule for PyAdvancedRule {
                     .call_method1(intern!(py, "get_comprehensive_exit_signal"), args)
             };
             match call() {
-                Ok(answer) => read_signal(&answer),
-                Err(e) => Err(format!(
+                Ok(answer) => read_signal(&answer).map_err(CoreError::Value),
+                Err(e) if crate::logging::is_interrupt(py, &e) => {
+                    Err(crate::logging::interrupted(py, &e))
+                }
+                Err(e) => Err(CoreError::Value(format!(
                     "{ADVANCED_METHOD} raised {}",
                     exception_text(py, &e)
-                )),
+                ))),
             }
         })
     }
@@ -259,8 +265,9 @@ impl SmartExitRule for PySmartRule {
         &self,
         _symbol: &str,
         inputs: &SmartExitInputs,
-    ) -> Result<SmartExitAnswer, String> {
+    ) -> Result<SmartExitAnswer, CoreError> {
         crate::logging::attach_clean(|py| {
+            crate::logging::interruption(py)?;
             let call = || -> PyResult<Bound<'_, PyAny>> {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "position_pnl"), inputs.position_pnl)?;
@@ -280,8 +287,14 @@ impl SmartExitRule for PySmartRule {
                 )
             };
             match call() {
-                Ok(answer) => read_smart_answer(&answer),
-                Err(e) => Err(format!("{SMART_METHOD} raised {}", exception_text(py, &e))),
+                Ok(answer) => read_smart_answer(&answer).map_err(CoreError::Value),
+                Err(e) if crate::logging::is_interrupt(py, &e) => {
+                    Err(crate::logging::interrupted(py, &e))
+                }
+                Err(e) => Err(CoreError::Value(format!(
+                    "{SMART_METHOD} raised {}",
+                    exception_text(py, &e)
+                ))),
             }
         })
     }

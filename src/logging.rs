@@ -4,12 +4,17 @@
 //! `caplog`, a notebook) would not be seen. So the cache is reset at the start of every public
 //! manager call ([`refresh`]), which costs one level lookup per logger per call.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use log::LevelFilter;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
+use position_manager_core::error::{CoreError, CoreResult, Interrupt};
 use position_manager_core::manager::Channel;
+
+use crate::errors::PmError;
 
 use crate::manager::CoreManager;
 
@@ -105,29 +110,144 @@ pub fn refresh_logging() {
     refresh();
 }
 
-/// Attaches to the interpreter for a call from the core. A logging handler that raised earlier
-/// in this detached run leaves its exception pending (pyo3-log restores it); it is reported as
-/// unraisable first, so it cannot make the next Python call fail.
-pub fn attach_clean<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
-    Python::attach(|py| {
-        if let Some(err) = PyErr::take(py) {
+thread_local! {
+    /// An interruption raised where it could not be passed up at once (a logging handler, an
+    /// event callback): raised at this thread's next client call, and at the end of the manager
+    /// call at the latest.
+    static DEFERRED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// Whether `e` must end the manager call (DESIGN rule 8): a `BaseException` that is not an
+/// `Exception` — `KeyboardInterrupt`, `SystemExit`, `GeneratorExit`, or a user's own.
+pub fn is_interrupt(py: Python<'_>, e: &PyErr) -> bool {
+    !e.is_instance_of::<PyException>(py)
+}
+
+/// Keeps an interruption for the next client call or the end of the manager call (the first
+/// one wins).
+pub fn defer_interrupt(e: PyErr) {
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(e);
+        }
+    });
+}
+
+fn take_deferred() -> Option<PyErr> {
+    DEFERRED.with(|d| d.borrow_mut().take())
+}
+
+/// The core's error for an interruption the user's code raised.
+pub fn interrupted(py: Python<'_>, e: &PyErr) -> CoreError {
+    let kind = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "BaseException".to_owned());
+    CoreError::Interrupted(Interrupt::new(Arc::new(e.clone_ref(py)), kind))
+}
+
+/// The exception an interruption carries, as it was raised.
+pub fn interrupt_error(py: Python<'_>, i: &Interrupt) -> PyErr {
+    match i.token().downcast_ref::<PyErr>() {
+        Some(e) => e.clone_ref(py),
+        None => pyo3::exceptions::PyKeyboardInterrupt::new_err(i.kind.clone()),
+    }
+}
+
+/// A logging handler that raised earlier in this detached run leaves its exception pending
+/// (pyo3-log restores it): an interruption is deferred, anything else is reported as
+/// unraisable, so a faulty handler never breaks a manager call.
+fn settle_pending(py: Python<'_>) {
+    if let Some(err) = PyErr::take(py) {
+        if is_interrupt(py, &err) {
+            defer_interrupt(err);
+        } else {
             err.write_unraisable(py, None);
         }
+    }
+}
+
+/// Attaches to the interpreter for a call from the core (see [`settle_pending`]).
+pub fn attach_clean<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
+    Python::attach(|py| {
+        settle_pending(py);
         f(py)
     })
 }
 
-/// Runs `f` detached from the interpreter, then clears any exception a logging handler left
-/// behind (pyo3-log restores handler errors as the pending exception) by reporting it as
-/// unraisable, so a faulty handler never breaks a manager call.
+/// Before a client call: an interruption deferred earlier, or a signal (Ctrl+C) that arrived
+/// while the core ran without the interpreter, ends the call here.
+pub fn interruption(py: Python<'_>) -> CoreResult<()> {
+    settle_pending(py);
+    if let Some(e) = take_deferred() {
+        return Err(interrupted(py, &e));
+    }
+    py.check_signals().map_err(|e| {
+        if is_interrupt(py, &e) {
+            interrupted(py, &e)
+        } else {
+            crate::client::exchange_error(py, &e)
+        }
+    })
+}
+
+/// Waits `seconds`, waking every 50 ms for signals: an interrupt ends the wait at once.
+pub fn interruptible_pause(seconds: f64) -> CoreResult<()> {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Ok(());
+    }
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds.min(86_400.0));
+    loop {
+        attach_clean(interruption)?;
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(50)));
+    }
+}
+
+/// Runs `f` detached from the interpreter (reads that neither log nor call out).
 pub fn detached<T, F>(py: Python<'_>, f: F) -> T
 where
     F: pyo3::marker::Ungil + FnOnce() -> T,
     T: pyo3::marker::Ungil,
 {
     let out = py.detach(f);
-    if let Some(err) = PyErr::take(py) {
-        err.write_unraisable(py, None);
-    }
+    settle_pending(py);
     out
+}
+
+/// Runs a core operation detached from the interpreter and turns its result into Python's: an
+/// interruption it met — in a client call, a logging handler, an event callback — is raised as
+/// it came (after the operation left the book consistent); other errors are converted once.
+pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: Send + FnOnce() -> CoreResult<T>,
+    T: Send,
+{
+    let out = py.detach(f);
+    settle_pending(py);
+    let deferred = take_deferred();
+    match out {
+        Err(CoreError::Interrupted(i)) => Err(interrupt_error(py, &i)),
+        Err(e) => Err(PmError(e).into()),
+        Ok(v) => match deferred {
+            Some(e) => Err(e),
+            None => Ok(v),
+        },
+    }
+}
+
+/// [`run`] for an operation that cannot fail but may log or record events (whose handlers and
+/// callbacks may raise an interruption).
+pub fn run_plain<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: Send + FnOnce() -> T,
+    T: Send,
+{
+    run(py, || Ok(f()))
 }

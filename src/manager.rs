@@ -21,7 +21,7 @@ use crate::clock::PyManualClock;
 use crate::convert::{describe, number, number_or, to_datetime, truthy};
 use crate::errors::PmError;
 use crate::exit_bridge::ExitObjects;
-use crate::logging::{detached, refresh_for, PyLoggers};
+use crate::logging::{detached, refresh_for, run, run_plain, PyLoggers};
 use crate::options::{Opt, PyManagerConfig, RawOptions};
 use crate::position::{state_dict, PyPosition};
 use crate::update_iter::UpdateIter;
@@ -142,7 +142,7 @@ impl PyPositionManager {
         }
         .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;
-        let pyclient = Arc::new(PyClient::new(client));
+        let pyclient = Arc::new(PyClient::new(py, client));
         let core = Manager::new(
             pyclient.clone(),
             config,
@@ -218,8 +218,8 @@ impl PyPositionManager {
         self.client.get().clone_ref(py)
     }
     #[setter]
-    fn set_client(&self, client: Py<PyAny>) {
-        self.client.set(client);
+    fn set_client(&self, py: Python<'_>, client: Py<PyAny>) {
+        self.client.set(py, client);
     }
 
     /// Base trailing-stop distance (fraction of price).
@@ -248,9 +248,9 @@ impl PyPositionManager {
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let view = PositionsView::new(self.core.clone());
         let items = crate::view::position_items(value)?;
-        view.clear_all(py);
+        view.clear_all(py)?;
         for (symbol, position) in items {
-            view.insert(py, &symbol, position);
+            view.insert(py, &symbol, position)?;
         }
         Ok(())
     }
@@ -291,8 +291,8 @@ impl PyPositionManager {
         let core = &self.core;
         let entries = detached(py, || core.book().entries());
         let d = PyDict::new(py);
-        for (symbol, _, handle) in entries {
-            d.set_item(symbol, handle.clone_ref(py))?;
+        for (key, _, handle) in entries {
+            d.set_item(key.as_str(), handle.clone_ref(py))?;
         }
         Ok(d)
     }
@@ -338,10 +338,10 @@ impl PyPositionManager {
     /// fees, or None when it was not tracked, is no longer on the exchange (then it is only
     /// untracked), or the close failed (then it stays tracked).
     #[pyo3(signature = (symbol, reason = "manual"))]
-    fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<f64> {
+    fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> PyResult<Option<f64>> {
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        detached(py, || core.close_position(symbol, reason).pnl())
+        run(py, || Ok(core.close_position(symbol, reason)?.pnl()))
     }
 
     /// Opens a position with a market order (or a post-only limit order first when
@@ -387,7 +387,7 @@ impl PyPositionManager {
         };
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        Ok(detached(py, || {
+        run(py, || {
             core.open_position(&OpenRequest {
                 symbol,
                 signal,
@@ -397,7 +397,7 @@ impl PyPositionManager {
                 use_limit,
                 limit_offset: offset,
             })
-        }))
+        })
     }
 
     /// Adds `additional_amount` contracts to a tracked position with a market order; the entry
@@ -415,9 +415,9 @@ impl PyPositionManager {
         let text = arg_text(additional_amount)?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        Ok(detached(py, || {
+        run(py, || {
             core.scale_in_position(symbol, (amount, &text), price)
-        }))
+        })
     }
 
     /// Closes `amount_to_close` contracts of a tracked position with a reduce-only market order
@@ -437,9 +437,9 @@ impl PyPositionManager {
         let text = arg_text(amount_to_close)?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        Ok(detached(py, || {
+        run(py, || {
             core.scale_out_position(symbol, (amount, &text), reason)
-        }))
+        })
     }
 
     /// Sets the stop loss and/or take profit of a tracked position without checks (None leaves
@@ -456,9 +456,9 @@ impl PyPositionManager {
         let tp = target("new_take_profit", new_take_profit)?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        Ok(detached(py, || {
+        run_plain(py, || {
             core.modify_position_targets(symbol, sl.map(|t| t.0), tp.map(|t| t.0))
-        }))
+        })
     }
 
     /// Sets the stop loss and/or take profit of a tracked position after checking them against
@@ -489,18 +489,18 @@ impl PyPositionManager {
 
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit
     /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
-    fn sync_existing_positions(&self, py: Python<'_>) -> usize {
+    fn sync_existing_positions(&self, py: Python<'_>) -> PyResult<usize> {
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        detached(py, || core.sync_existing_positions())
+        run(py, || core.sync_existing_positions())
     }
 
     /// Imports positions only the exchange has and drops those only the book has. Returns the
     /// number of discrepancies resolved.
-    fn reconcile_positions(&self, py: Python<'_>) -> usize {
+    fn reconcile_positions(&self, py: Python<'_>) -> PyResult<usize> {
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        detached(py, || core.reconcile_positions())
+        run(py, || core.reconcile_positions())
     }
 
     /// Saves every tracked position to `path` (a str or os.PathLike) as a versioned JSON state
@@ -572,6 +572,12 @@ impl PyPositionManager {
                     };
                     for listener in listeners {
                         if let Err(e) = listener.call1(py, (record.clone(),)) {
+                            if crate::logging::is_interrupt(py, &e) {
+                                // Raised at the next client call or when the manager call
+                                // ends, after the change the event records is complete.
+                                crate::logging::defer_interrupt(e);
+                                continue;
+                            }
                             let e = crate::client::exchange_error(py, &e);
                             let message =
                                 format!("on_event callback raised {}: {e}", e.kind_name());
@@ -606,10 +612,11 @@ impl PyPositionManager {
     fn __repr__(&self, py: Python<'_>) -> String {
         let core = &self.core;
         let keys = detached(py, || core.book().keys());
+        let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         format!(
             "PositionManager({} position(s): {})",
-            keys.len(),
-            keys.join(", ")
+            names.len(),
+            names.join(", ")
         )
     }
 }
@@ -663,9 +670,12 @@ pub fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict
             x.set_item("exchange_side", ev.exchange_side.as_deref())?;
             x.set_item("exchange_contracts", ev.exchange_contracts)?;
             x.set_item("previous_amount", ev.previous_amount)?;
+            x.set_item("previous_entry_price", ev.previous_entry_price)?;
+            x.set_item("price_at_removal", ev.price_at_removal)?;
             Some(x)
         }
     };
     d.set_item("evidence", evidence)?;
+    d.set_item("order_id", e.order_id.as_deref())?;
     Ok(d)
 }

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use position_manager_core::manager::UpdateCycle;
 
-use crate::logging::{detached, refresh_for, PyLoggers};
+use crate::logging::{refresh_for, run, PyLoggers};
 use crate::manager::CoreManager;
 use crate::position::PyPosition;
 
@@ -55,7 +55,7 @@ impl UpdateIter {
         if cycle.is_done() {
             return Ok(None);
         }
-        let closed = detached(py, || core.next_closed(cycle));
+        let closed = run(py, || core.next_closed(cycle))?;
         Ok(closed.map(|c| (c.symbol, c.pnl, c.handle.clone_ref(py))))
     }
 

@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use position_manager_core::events::EventKind;
 
 use crate::convert::{describe, is_mapping};
-use crate::logging::detached;
+use crate::logging::{detached, run_plain};
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -84,13 +84,13 @@ impl PositionsView {
     }
 
     /// Inserts or replaces `symbol` (an `added` event; a replaced position gets `untracked`).
-    pub fn insert(&self, py: Python<'_>, symbol: &str, position: Py<PyPosition>) {
+    pub fn insert(&self, py: Python<'_>, symbol: &str, position: Py<PyPosition>) -> PyResult<()> {
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position);
         let core = &self.core;
-        let displaced = detached(py, || {
-            let (old, buried) = core.book().insert(symbol, shared.clone(), handle);
-            if let Some(old) = &old {
+        let displaced = run_plain(py, || {
+            let displaced = core.book().insert(symbol, shared.clone(), handle);
+            if let Some(old) = displaced.replaced() {
                 if !Arc::ptr_eq(&old.position, &shared) {
                     core.record(
                         symbol,
@@ -102,40 +102,48 @@ impl PositionsView {
                 }
             }
             core.record(symbol, &shared, EventKind::Added, "assigned", None);
-            (old, buried)
-        });
+            displaced
+        })?;
         drop(displaced);
+        Ok(())
     }
 
     /// Removes `symbol`, recording an `untracked` event; returns the Position if it was there.
-    fn take(&self, py: Python<'_>, symbol: &str, reason: &str) -> Option<Py<PyPosition>> {
+    fn take(&self, py: Python<'_>, symbol: &str, reason: &str) -> PyResult<Option<Py<PyPosition>>> {
         let core = &self.core;
-        let removed = detached(py, || {
+        let removed = run_plain(py, || {
             let e = core.book().remove(symbol)?;
             core.record(symbol, &e.position, EventKind::Untracked, reason, None);
             Some(e)
         })?;
-        Some(removed.handle.clone_ref(py))
+        Ok(removed.map(|r| r.handle.clone_ref(py)))
     }
 
     /// Removes everything, recording `untracked` events.
-    pub fn clear_all(&self, py: Python<'_>) {
+    pub fn clear_all(&self, py: Python<'_>) -> PyResult<()> {
         let core = &self.core;
-        let removed = detached(py, || {
-            let (entries, buried) = core.book().clear();
-            for (symbol, e) in &entries {
-                core.record(symbol, &e.position, EventKind::Untracked, "cleared", None);
+        let removed = run_plain(py, || {
+            let (entries, rest) = core.book().clear();
+            for (key, e) in &entries {
+                core.record(
+                    key.as_str(),
+                    &e.position,
+                    EventKind::Untracked,
+                    "cleared",
+                    None,
+                );
             }
-            (entries, buried)
-        });
+            (entries, rest)
+        })?;
         drop(removed);
+        Ok(())
     }
 
     fn entries(&self, py: Python<'_>) -> Vec<(String, Handle)> {
         let core = &self.core;
         detached(py, || core.book().entries())
             .into_iter()
-            .map(|(s, _, h)| (s, h))
+            .map(|(k, _, h)| (k.as_str().to_owned(), h))
             .collect()
     }
 
@@ -177,7 +185,7 @@ impl PositionsView {
     ) -> PyResult<()> {
         let symbol = key_arg(key)?;
         let position = position_arg(py, value)?;
-        self.insert(py, &symbol, position);
+        self.insert(py, &symbol, position)?;
         Ok(())
     }
 
@@ -188,7 +196,7 @@ impl PositionsView {
             .map_err(|_| missing())?
             .to_string_lossy()
             .into_owned();
-        self.take(py, &symbol, "deleted")
+        self.take(py, &symbol, "deleted")?
             .map(|_| ())
             .ok_or_else(missing)
     }
@@ -255,7 +263,7 @@ impl PositionsView {
         default: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<PyAny>> {
         let taken = match key.cast::<PyString>() {
-            Ok(s) => self.take(py, &s.to_string_lossy(), "popped"),
+            Ok(s) => self.take(py, &s.to_string_lossy(), "popped")?,
             Err(_) => None,
         };
         match taken {
@@ -271,15 +279,15 @@ impl PositionsView {
             let Some(last) = self.keys_vec(py).pop() else {
                 return Err(PyKeyError::new_err("popitem(): positions is empty"));
             };
-            if let Some(p) = self.take(py, &last, "popped") {
+            if let Some(p) = self.take(py, &last, "popped")? {
                 return Ok((last, p));
             }
         }
     }
 
     /// Untracks every position.
-    fn clear(&self, py: Python<'_>) {
-        self.clear_all(py);
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        self.clear_all(py)
     }
 
     /// Inserts from a mapping or iterable of pairs, and from keyword arguments.
@@ -298,7 +306,7 @@ impl PositionsView {
             items.extend(position_items(k.as_any())?);
         }
         for (symbol, position) in items {
-            self.insert(py, &symbol, position);
+            self.insert(py, &symbol, position)?;
         }
         Ok(())
     }
@@ -324,15 +332,14 @@ impl PositionsView {
         let core = &self.core;
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position.clone_ref(py));
-        let outcome = detached(py, || {
-            let r = core
-                .book()
-                .insert_if_absent(&symbol, shared.clone(), handle);
+        let outcome = run_plain(py, || {
+            let key = position_manager_core::key::Key::parse(&symbol);
+            let r = core.book().insert_if_free(&key, shared.clone(), handle);
             if r.is_ok() {
                 core.record(&symbol, &shared, EventKind::Added, "assigned", None);
             }
             r.map(drop).map_err(drop)
-        });
+        })?;
         match outcome {
             Ok(()) => Ok(position),
             // Inserted by another thread meanwhile: return what is there, as dict.setdefault.
@@ -381,5 +388,8 @@ impl PositionsView {
     fn keys_vec(&self, py: Python<'_>) -> Vec<String> {
         let core = &self.core;
         detached(py, || core.book().keys())
+            .into_iter()
+            .map(|k| k.as_str().to_owned())
+            .collect()
     }
 }

@@ -149,7 +149,7 @@ impl Exchange for Prebuilt {
     fn get_ohlcv(&self, _symbol: &str, _timeframe: &str, _limit: u32) -> CoreResult<Ohlcv> {
         Ok(self.ohlcv.clone())
     }
-    fn close_position(&self, _symbol: &str) -> CoreResult<bool> {
+    fn close_position(&self, _symbol: &str, _client_order_id: Option<&str>) -> CoreResult<bool> {
         Ok(false)
     }
     fn create_market_order(&self, _order: &MarketOrder<'_>) -> CoreResult<OrderAnswer> {
@@ -225,7 +225,7 @@ fn bench_cycle(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("positions", n), &manager, |b, m| {
             b.iter(|| {
                 let closed = m.update_all();
-                assert!(closed.is_empty());
+                assert!(closed.expect("no interruption").is_empty());
             })
         });
     }

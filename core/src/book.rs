@@ -1,14 +1,26 @@
-//! The thread-safe book of tracked positions.
+//! The book: one state per position key, changed only under one lock.
 //!
-//! A map from symbol to entry, in insertion order (as a Python dict iterates), where each entry
-//! carries the shared position state, an opaque handle `H` (the Python layer stores the
-//! `Position` object there, so identity survives), a sequence number (rule 4: snapshots only reach
-//! entries older than themselves) and its reconciliation counters. Removed-as-closed positions
-//! become tombstones so the very same position can be restored.
+//! Each key the manager knows about is in exactly one [`Slot`]:
 //!
-//! The lock is held only for plain data work: no method calls out, logs or runs user code. Values
-//! leaving the book (removed entries, replaced handles) are returned to the caller, who drops them
-//! after the lock is released.
+//! ```text
+//!            open_position                  order answered             list confirms absence
+//!   (none) ───────────────▶ Opening ───────────────────────▶ Tracked ─────────────────────────▶ Tombstoned
+//!      ▲                      │ answer lost                  │  ▲  ▲                               │
+//!      │                      ▼                              │  │  └───── listed again, unchanged ──┘
+//!      │                Opening(unknown) ── list shows it ───┘  │
+//!      │                                                        │ close_unconfirmed
+//!      └──── list confirms absence ──── Closed(awaiting) ◀──────┴──── close_position
+//! ```
+//!
+//! A tracked position also carries its order activity ([`Activity`]: idle, an order in flight,
+//! or an order whose outcome is unknown) and, after a side flip, the position it replaced (a
+//! restorable tombstone). Sync imports, Python assignments and `load_state` put positions in;
+//! tombstones and unconfirmed closes expire.
+//!
+//! The lock is held only for plain data work (a position's own lock may be taken inside it, never
+//! the other way round); no method calls out, logs or runs user code. Values leaving the book
+//! (removed entries, replaced handles) are returned to the caller, who drops them after the lock
+//! is released.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,9 +28,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
+use crate::key::{Key, Side};
 use crate::position::PositionState;
-use crate::reconcile::{self, Action, EntryView, Fingerprint, Policy, Reported, Snapshot};
-use crate::symbol_map::SymbolMap;
+use crate::reconcile::{
+    self, Action, Busy, Context, Fingerprint, KeyView, Op, Phase, Plan, Resolution, TombView,
+    TrackedView,
+};
+use crate::snapshot::{Seen, Snapshot};
+use crate::symbol_map::KeyMap;
 
 /// A position's state, shared between the book, the Python object and the manager.
 pub type SharedPosition = Arc<Mutex<PositionState>>;
@@ -28,105 +45,299 @@ pub fn share(state: PositionState) -> SharedPosition {
     Arc::new(Mutex::new(state))
 }
 
-/// One tracked position.
+/// What the exchange last reported for a tracked position beyond presence: the evidence that
+/// later explains a disappearance, and its fingerprint.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reported {
+    /// Side, size and entry price as listed.
+    pub fingerprint: Option<Fingerprint>,
+    /// `liquidationPrice`.
+    pub liquidation_price: Option<f64>,
+    /// `markPrice`.
+    pub mark_price: Option<f64>,
+}
+
+/// What an order with an unknown outcome was meant to do (to finish it once resolved).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unknown {
+    /// The order.
+    pub op: Op,
+    /// Book mark after the answer: lists requested later can tell.
+    pub at: u64,
+    /// The position's size before the order.
+    pub before: f64,
+    /// The client order id the order carried, if any.
+    pub client_order_id: Option<String>,
+    /// The reason the order was sent with (a close reason, `scale_out`, a partial exit's reason).
+    pub reason: String,
+    /// The price the manager saw when it sent the order (for the P/L of a resolved close).
+    pub price: Option<f64>,
+    /// A profit target claimed for the order (bit of `partial_exits_taken`), released if the
+    /// order turns out not to have executed.
+    pub target_bit: i64,
+}
+
+/// A tracked position's order activity.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activity {
+    /// Nothing in flight.
+    Idle,
+    /// One order that closes or resizes it is in flight.
+    Order(Op),
+    /// The last order's outcome is unknown: nothing more is sent until it is resolved.
+    Unknown(Unknown),
+}
+
+/// A tracked position.
 #[derive(Debug)]
-pub struct Entry<H> {
+pub struct Tracked<H> {
     /// The shared state.
     pub position: SharedPosition,
     /// The caller's handle (the Python object in the binding).
     pub handle: H,
-    /// Insertion sequence number (a replacement gets a new one).
+    /// Book mark at which it entered the book (a replacement or restore gets a new one).
     pub seq: u64,
-    /// Consecutive successful snapshots that did not list it.
-    pub missing: u32,
-    /// What the exchange last reported for it.
-    pub last_seen: Option<Fingerprint>,
-    /// When the current run of misses started.
-    pub missing_since: Option<Timestamp>,
-    /// The exchange's last report for it (liquidation price, mark price, contract size).
-    pub reported: Option<Reported>,
-    /// Sequence mark of the manager's last change of its size (scale in/out): a snapshot
-    /// requested before that must not resize it.
+    /// Book mark of the manager's last change of its size.
     pub touched: u64,
+    /// Lists in a row that did not show it.
+    pub missing: u32,
+    /// When the first of those lists was applied.
+    pub missing_since: Option<Timestamp>,
+    /// What the exchange last reported for it.
+    pub reported: Reported,
+    /// Its order activity.
+    pub activity: Activity,
+    /// The position a side flip replaced, restorable.
+    pub predecessor: Option<Box<Tombstone<H>>>,
     order: u64,
 }
 
-/// A position removed as closed externally, kept so it can be restored.
+/// A position removed as closed outside the manager, kept so the very same position can be
+/// restored (identity, state and the bot's attributes).
 #[derive(Debug)]
 pub struct Tombstone<H> {
     /// The entry as it was.
-    pub entry: Entry<H>,
-    /// What must be reported again for a restore.
-    pub fingerprint: Fingerprint,
-    /// When it was removed.
-    pub removed_at: Timestamp,
+    pub entry: Tracked<H>,
+    /// What identifies it: its own side, size and entry at removal (after the manager's partial
+    /// exits and scale-ins), what the exchange last listed, when it was removed.
+    pub view: TombView,
 }
 
-/// Everything `clear` took out: entries in order, and the tombstones.
-pub type Cleared<H> = (Vec<(String, Entry<H>)>, Vec<Tombstone<H>>);
+impl<H> Tombstone<H> {
+    fn new(entry: Tracked<H>, removed_at: Timestamp) -> Self {
+        let own = own_fingerprint(&entry.position.lock());
+        let view = TombView {
+            own,
+            reported: entry.reported.fingerprint,
+            removed_at,
+        };
+        Tombstone { entry, view }
+    }
+}
 
-/// A position a reconciliation removed.
+/// A position the manager closed (the client said so), waiting for a list that confirms it.
 #[derive(Debug)]
-pub struct Removed<H> {
-    /// Book key.
-    pub symbol: String,
+pub struct ClosedSlot<H> {
+    /// The entry as it was.
+    pub entry: Tracked<H>,
+    /// Book mark of the close.
+    pub at: u64,
+    /// Its own side, size and entry at the close.
+    pub own: Option<Fingerprint>,
+    /// When it was closed.
+    pub closed_time: Timestamp,
+}
+
+/// What an `open_position` asked for (to track the position when an unknown outcome resolves).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenIntent {
+    /// The side asked for.
+    pub side: Side,
+    /// Contracts asked for.
+    pub amount: f64,
+    /// Leverage asked for.
+    pub leverage: f64,
+    /// Stop distance (fraction of the entry).
+    pub stop_loss_percentage: f64,
+    /// The price seen when the order was sent.
+    pub price: f64,
+    /// The client order id the order carried, if any.
+    pub client_order_id: Option<String>,
+}
+
+/// An `open_position` in flight, or one whose order's outcome is unknown.
+#[derive(Debug)]
+pub struct Opening {
+    /// `Some` once the outcome is unknown: the book mark after the answer, and the intent.
+    pub unknown: Option<(u64, OpenIntent)>,
+}
+
+/// One key's state.
+#[derive(Debug)]
+pub enum Slot<H> {
+    /// An open in flight or with an unknown outcome.
+    Opening(Opening),
+    /// Tracked.
+    Tracked(Tracked<H>),
+    /// Removed as closed externally, restorable.
+    Tombstoned(Tombstone<H>),
+    /// Closed by the manager, awaiting confirmation.
+    Closed(ClosedSlot<H>),
+}
+
+/// Everything a change took out of the book, for the caller to drop outside the lock.
+#[derive(Debug)]
+pub struct Displaced<H> {
+    /// Tracked entries, tombstones and closes that left the book.
+    pub slots: Vec<Slot<H>>,
+}
+
+impl<H> Default for Displaced<H> {
+    fn default() -> Self {
+        Displaced { slots: Vec::new() }
+    }
+}
+
+impl<H> Displaced<H> {
+    fn push(&mut self, slot: Slot<H>) {
+        self.slots.push(slot);
+    }
+
+    /// The tracked entry a change replaced, if any.
+    pub fn replaced(&self) -> Option<&Tracked<H>> {
+        self.slots.iter().find_map(|s| match s {
+            Slot::Tracked(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
+/// A tracked position a change concerns: key, state, handle.
+#[derive(Debug)]
+pub struct Touched<H> {
+    /// The key.
+    pub key: Key,
     /// Its state.
     pub position: SharedPosition,
     /// Its handle.
     pub handle: H,
-    /// Consecutive snapshots that did not list it.
-    pub missing: u32,
-    /// What the exchange last reported for it (liquidation price, ...), if anything.
-    pub reported: Option<Reported>,
 }
 
-/// A tracked position a snapshot listed with a readable fingerprint (to compare sizes and sides).
+/// What applying a list did, for the caller to report (events, logs) and finish (imports,
+/// resolved opens) outside the lock.
 #[derive(Debug)]
-pub struct Confirmed {
-    /// Book key.
-    pub symbol: String,
-    /// Its state.
-    pub position: SharedPosition,
-    /// What the exchange reported, when readable.
-    pub fingerprint: Option<Fingerprint>,
-    /// The later of the entry's insertion and its `touched` mark: a snapshot requested before
-    /// it must not resize it.
-    pub touched: u64,
+pub enum Applied<H> {
+    /// Listed with another size: the book took the exchange's size (and entry price).
+    Resized {
+        /// The position.
+        at: Touched<H>,
+        /// Size before.
+        previous: f64,
+        /// The exchange's size.
+        contracts: f64,
+        /// Entry before, and the exchange's entry when it changed it.
+        entry_change: Option<(f64, f64)>,
+    },
+    /// Missing, kept until confirmed.
+    Pending {
+        /// The key.
+        key: Key,
+        /// Misses so far.
+        missing: u32,
+    },
+    /// Removed: it is a tombstone now.
+    Removed {
+        /// The position.
+        at: Touched<H>,
+        /// Misses in a row.
+        missing: u32,
+        /// What the exchange last reported for it.
+        reported: Reported,
+        /// For a side flip: the side and size the exchange now lists.
+        flipped_to: Option<(Side, f64)>,
+    },
+    /// Put back from a tombstone (a list shows it again, or a flip back).
+    Restored {
+        /// The position.
+        at: Touched<H>,
+    },
+    /// A listed position to import (needs a price and a handle: the caller does it).
+    Import {
+        /// The key.
+        key: Key,
+        /// Whether it replaces a flipped-away position (the tombstone stays its predecessor).
+        after_flip: bool,
+    },
+    /// A close of the manager's is confirmed.
+    CloseConfirmed {
+        /// The key.
+        key: Key,
+    },
+    /// A close of the manager's is contradicted: the position is tracked again.
+    CloseUnconfirmed {
+        /// The position.
+        at: Touched<H>,
+        /// The exchange's size, when it differs from the book's last one (then taken).
+        contracts: Option<f64>,
+    },
+    /// An order with an unknown outcome is resolved (the book already reflects it; a
+    /// `Closed` resolution removed the position).
+    Resolved {
+        /// The position.
+        at: Touched<H>,
+        /// What was unknown.
+        unknown: Unknown,
+        /// How it turned out.
+        resolution: Resolution,
+        /// Size before the resolution was applied.
+        previous: f64,
+    },
+    /// An open with an unknown outcome is resolved: `found` → the caller tracks the position.
+    OpenResolved {
+        /// The key.
+        key: Key,
+        /// The intent.
+        intent: OpenIntent,
+        /// Whether the exchange lists it.
+        found: bool,
+    },
 }
 
-/// What a reconciliation did (the manager logs these and records events, outside the lock).
-#[derive(Debug)]
-pub struct ReconcileOutcome<H> {
-    /// Removed entries.
-    pub removed: Vec<Removed<H>>,
-    /// Listed entries with a readable fingerprint.
-    pub confirmed: Vec<Confirmed>,
-    /// Restored entries: (symbol, position, handle).
-    pub restored: Vec<(String, SharedPosition, H)>,
-    /// Positions still tracked though missing from this snapshot: (symbol, misses so far).
-    pub pending: Vec<(String, u32)>,
+/// Why an order cannot be sent for a tracked position right now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refusal {
+    /// The key is not tracked (or holds another position now).
+    NotTracked,
+    /// Another order for it is in flight.
+    Busy(Op),
+    /// Its last order's outcome is unknown.
+    Unknown(Unknown),
 }
 
-impl<H> Default for ReconcileOutcome<H> {
-    fn default() -> Self {
-        ReconcileOutcome {
-            removed: Vec::new(),
-            confirmed: Vec::new(),
-            restored: Vec::new(),
-            pending: Vec::new(),
-        }
-    }
+/// Why an open cannot be reserved right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenRefusal {
+    /// The key is tracked.
+    Tracked,
+    /// Another open of it is in flight.
+    Opening,
+    /// The book remembers something that must be checked against the exchange first: a
+    /// tombstone, a close not yet confirmed, an open with an unknown outcome, or the last list
+    /// showed the symbol untracked.
+    Verify,
 }
 
 #[derive(Debug)]
 struct Inner<H> {
-    entries: SymbolMap<Entry<H>>,
-    order: BTreeMap<u64, String>,
-    tombstones: SymbolMap<Tombstone<H>>,
-    /// Sequence mark of the last close the manager made per symbol.
-    closed: SymbolMap<u64>,
+    slots: KeyMap<Slot<H>>,
+    /// Tracked keys in dict order.
+    order: BTreeMap<u64, Key>,
+    tracked: usize,
+    tombstones: usize,
     next_seq: u64,
     next_order: u64,
+    /// The last well-formed list read for the book as a whole (not a verification read).
+    last_list: Option<Arc<Snapshot>>,
 }
 
 /// The book. `H` is the caller's handle type; it is cloned out on reads.
@@ -136,130 +347,68 @@ pub struct Book<H> {
     tombstone_limit: usize,
 }
 
+fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
+    Some(Fingerprint {
+        side: Side::parse(&p.side)?,
+        contracts: p.amount.abs(),
+        entry_price: p.entry_price,
+    })
+}
+
 impl<H: Clone> Book<H> {
     /// An empty book keeping at most `tombstone_limit` tombstones.
     pub fn new(tombstone_limit: usize) -> Self {
         Book {
             inner: Mutex::new(Inner {
-                entries: SymbolMap::default(),
+                slots: KeyMap::default(),
                 order: BTreeMap::new(),
-                tombstones: SymbolMap::default(),
-                closed: SymbolMap::default(),
+                tracked: 0,
+                tombstones: 0,
                 next_seq: 0,
                 next_order: 0,
+                last_list: None,
             }),
             tombstone_limit,
         }
     }
 
-    /// The sequence mark: every entry inserted from now on gets a greater sequence number.
-    pub fn seq_mark(&self) -> u64 {
+    /// The book mark: every change from now on gets a greater one. Take it just before asking
+    /// the exchange for its list.
+    pub fn mark(&self) -> u64 {
         self.inner.lock().next_seq
     }
 
-    /// Inserts or replaces `symbol`. A replaced entry keeps its place in the iteration order (as
-    /// in a dict) but gets a new sequence number. Returns the replaced entry and a tombstone the
-    /// insertion superseded, for the caller to drop outside the lock.
-    pub fn insert(
-        &self,
-        symbol: &str,
-        position: SharedPosition,
-        handle: H,
-    ) -> (Option<Entry<H>>, Option<Tombstone<H>>) {
-        let mut inner = self.inner.lock();
-        inner.next_seq += 1;
-        let seq = inner.next_seq;
-        let buried = inner.tombstones.remove(symbol);
-        let order = match inner.entries.get(symbol) {
-            Some(old) => old.order,
-            None => {
-                inner.next_order += 1;
-                let order = inner.next_order;
-                inner.order.insert(order, symbol.to_owned());
-                order
-            }
-        };
-        let entry = Entry {
-            position,
-            handle,
-            seq,
-            missing: 0,
-            last_seen: None,
-            missing_since: None,
-            reported: None,
-            touched: 0,
-            order,
-        };
-        (inner.entries.insert(symbol.to_owned(), entry), buried)
-    }
+    // ---------------------------------------------------------------- reads (tracked only)
 
-    /// Inserts `symbol` only if it is not tracked; gives the arguments back otherwise.
-    pub fn insert_if_absent(
-        &self,
-        symbol: &str,
-        position: SharedPosition,
-        handle: H,
-    ) -> Result<Option<Tombstone<H>>, (SharedPosition, H)> {
-        let mut inner = self.inner.lock();
-        if inner.entries.contains_key(symbol) {
-            return Err((position, handle));
+    /// The position and handle tracked under `key`.
+    pub fn get(&self, key: &str) -> Option<(SharedPosition, H)> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) => Some((t.position.clone(), t.handle.clone())),
+            _ => None,
         }
-        inner.next_seq += 1;
-        inner.next_order += 1;
-        let (seq, order) = (inner.next_seq, inner.next_order);
-        inner.order.insert(order, symbol.to_owned());
-        let buried = inner.tombstones.remove(symbol);
-        inner.entries.insert(
-            symbol.to_owned(),
-            Entry {
-                position,
-                handle,
-                seq,
-                missing: 0,
-                last_seen: None,
-                missing_since: None,
-                reported: None,
-                touched: 0,
-                order,
-            },
-        );
-        Ok(buried)
     }
 
-    /// The position and handle tracked under `symbol`.
-    pub fn get(&self, symbol: &str) -> Option<(SharedPosition, H)> {
-        let inner = self.inner.lock();
-        inner
-            .entries
-            .get(symbol)
-            .map(|e| (e.position.clone(), e.handle.clone()))
+    /// The book mark at which `key`'s tracked entry entered the book.
+    pub fn seq_of(&self, key: &str) -> Option<u64> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) => Some(t.seq),
+            _ => None,
+        }
     }
 
-    /// The insertion sequence number of `symbol`'s entry, if tracked.
-    pub fn seq_of(&self, symbol: &str) -> Option<u64> {
-        self.inner.lock().entries.get(symbol).map(|e| e.seq)
+    /// Whether `key` is tracked as this very `position` (not a replacement made meanwhile).
+    pub fn holds(&self, key: &str, position: &SharedPosition) -> bool {
+        holds_in(&self.inner.lock(), key, position)
     }
 
-    /// Whether `symbol` is tracked as this very `position` (not a replacement made meanwhile).
-    pub fn holds(&self, symbol: &str, position: &SharedPosition) -> bool {
-        Self::holds_in(&self.inner.lock(), symbol, position)
-    }
-
-    fn holds_in(inner: &Inner<H>, symbol: &str, position: &SharedPosition) -> bool {
-        inner
-            .entries
-            .get(symbol)
-            .is_some_and(|e| Arc::ptr_eq(&e.position, position))
-    }
-
-    /// Whether `symbol` is tracked.
-    pub fn contains(&self, symbol: &str) -> bool {
-        self.inner.lock().entries.contains_key(symbol)
+    /// Whether `key` is tracked.
+    pub fn contains(&self, key: &str) -> bool {
+        matches!(self.inner.lock().slots.get(key), Some(Slot::Tracked(_)))
     }
 
     /// Number of tracked positions.
     pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
+        self.inner.lock().tracked
     }
 
     /// Whether nothing is tracked.
@@ -267,413 +416,871 @@ impl<H: Clone> Book<H> {
         self.len() == 0
     }
 
-    /// Tracked symbols in insertion order.
-    pub fn keys(&self) -> Vec<String> {
+    /// Tracked keys in insertion order.
+    pub fn keys(&self) -> Vec<Key> {
         self.inner.lock().order.values().cloned().collect()
     }
 
-    /// Every tracked (symbol, position, handle) in insertion order: a consistent snapshot.
-    pub fn entries(&self) -> Vec<(String, SharedPosition, H)> {
+    /// Every tracked (key, position, handle) in insertion order: a consistent snapshot.
+    pub fn entries(&self) -> Vec<(Key, SharedPosition, H)> {
         let inner = self.inner.lock();
         inner
             .order
             .values()
-            .filter_map(|s| {
-                inner
-                    .entries
-                    .get(s)
-                    .map(|e| (s.clone(), e.position.clone(), e.handle.clone()))
+            .filter_map(|k| match inner.slots.get(k) {
+                Some(Slot::Tracked(t)) => Some((k.clone(), t.position.clone(), t.handle.clone())),
+                _ => None,
             })
             .collect()
     }
 
-    /// Removes `symbol`, returning its entry.
-    pub fn remove(&self, symbol: &str) -> Option<Entry<H>> {
-        let mut inner = self.inner.lock();
-        Self::take(&mut inner, symbol)
-    }
-
-    /// Removes `symbol` only if it still holds `position` (not a replacement made meanwhile).
-    pub fn remove_if_same(&self, symbol: &str, position: &SharedPosition) -> Option<Entry<H>> {
-        let mut inner = self.inner.lock();
-        if Self::holds_in(&inner, symbol, position) {
-            Self::take(&mut inner, symbol)
-        } else {
-            None
+    /// The order activity of `key`'s tracked entry.
+    pub fn activity(&self, key: &str) -> Option<Activity> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) => Some(t.activity.clone()),
+            _ => None,
         }
     }
 
-    /// Removes everything (tombstones too), returning the entries in order.
-    pub fn clear(&self) -> Cleared<H> {
+    /// What the exchange last reported for `key`'s tracked entry.
+    pub fn reported(&self, key: &str) -> Option<Reported> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) => Some(t.reported),
+            _ => None,
+        }
+    }
+
+    /// Whether an open of `key` is in flight or has an unknown outcome.
+    pub fn is_opening(&self, key: &str) -> bool {
+        matches!(self.inner.lock().slots.get(key), Some(Slot::Opening(_)))
+    }
+
+    /// Whether an open of `key` is in flight right now (not one with an unknown outcome).
+    pub fn open_in_flight(&self, key: &str) -> bool {
+        matches!(
+            self.inner.lock().slots.get(key),
+            Some(Slot::Opening(Opening { unknown: None }))
+        )
+    }
+
+    /// Number of tombstones kept (flipped-away predecessors not counted).
+    pub fn tombstone_count(&self) -> usize {
+        self.inner.lock().tombstones
+    }
+
+    /// Whether the last well-formed list showed `symbol`.
+    pub fn last_listed(&self, symbol: &str) -> bool {
+        let list = self.inner.lock().last_list.clone();
+        list.is_some_and(|l| l.lists(symbol))
+    }
+
+    /// The contract size the last well-formed list reported for `key`'s symbol.
+    pub fn listed_contract_size(&self, key: &Key) -> Option<f64> {
+        let list = self.inner.lock().last_list.clone()?;
+        let presence = list.symbols.get(key.symbol())?;
+        presence
+            .long
+            .as_ref()
+            .and_then(|l| l.contract_size)
+            .or_else(|| presence.short.as_ref().and_then(|l| l.contract_size))
+    }
+
+    /// Remembers `snapshot` as the last well-formed list of the whole book (an open of a
+    /// symbol it shows untracked checks the exchange first).
+    pub fn note_list(&self, snapshot: Arc<Snapshot>) {
+        if snapshot.well_formed {
+            let old = self.inner.lock().last_list.replace(snapshot);
+            drop(old);
+        }
+    }
+
+    // ---------------------------------------------------------------- changes from Python
+
+    /// Inserts or replaces `key` with a tracked position (a Python assignment, `load_state`). A
+    /// replaced tracked entry keeps its place in the iteration order (as in a dict); whatever
+    /// the key held before leaves the book and is returned.
+    pub fn insert(&self, key: &str, position: SharedPosition, handle: H) -> Displaced<H> {
+        let key = &Key::parse(key);
+        let mut inner = self.inner.lock();
+        let mut out = Displaced::default();
+        let order = match inner.slots.get(key.as_str()) {
+            Some(Slot::Tracked(t)) => Some(t.order),
+            _ => None,
+        };
+        if let Some(old) = take_slot(&mut inner, key) {
+            out.push(old);
+        }
+        let entry = new_tracked(&mut inner, key, position, handle, order);
+        put_tracked(&mut inner, key, entry);
+        out
+    }
+
+    /// Inserts `key` only if the book has no tracked entry, no open and no unconfirmed close
+    /// for it; gives the arguments back otherwise. A tombstone it supersedes is returned.
+    pub fn insert_if_free(
+        &self,
+        key: &Key,
+        position: SharedPosition,
+        handle: H,
+    ) -> Result<Displaced<H>, (SharedPosition, H)> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key.as_str()) {
+            None | Some(Slot::Tombstoned(_)) => {}
+            Some(_) => return Err((position, handle)),
+        }
+        let mut out = Displaced::default();
+        if let Some(old) = take_slot(&mut inner, key) {
+            out.push(old);
+        }
+        let entry = new_tracked(&mut inner, key, position, handle, None);
+        put_tracked(&mut inner, key, entry);
+        Ok(out)
+    }
+
+    /// Removes `key`'s tracked entry (a Python `del`).
+    pub fn remove(&self, key: &str) -> Option<Tracked<H>> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key) {
+            Some(Slot::Tracked(_)) => {}
+            _ => return None,
+        }
+        let key = Key::parse(key);
+        match take_slot(&mut inner, &key) {
+            Some(Slot::Tracked(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Removes every tracked entry and everything else the book remembers; returns the tracked
+    /// entries in order and the rest.
+    pub fn clear(&self) -> (Vec<(Key, Tracked<H>)>, Displaced<H>) {
         let mut inner = self.inner.lock();
         let order = std::mem::take(&mut inner.order);
-        let mut out = Vec::with_capacity(order.len());
-        for (_, symbol) in order {
-            if let Some(e) = inner.entries.remove(&symbol) {
-                out.push((symbol, e));
+        let mut tracked = Vec::with_capacity(order.len());
+        for (_, key) in order {
+            if let Some(Slot::Tracked(t)) = inner.slots.remove(key.as_str()) {
+                tracked.push((key, t));
             }
         }
-        let buried = inner.tombstones.drain().map(|(_, t)| t).collect();
-        (out, buried)
+        inner.tracked = 0;
+        inner.tombstones = 0;
+        let rest = Displaced {
+            slots: inner.slots.drain().map(|(_, s)| s).collect(),
+        };
+        (tracked, rest)
     }
 
-    /// Removes `symbol` as closed outside the manager and keeps it as a tombstone with
-    /// `fingerprint` (what must be reported again to restore it). Returns the position and handle
-    /// if it was tracked as `position`, and any tombstone evicted by the size limit.
-    pub fn bury(
-        &self,
-        symbol: &str,
-        position: &SharedPosition,
-        fingerprint: Fingerprint,
-        now: Timestamp,
-    ) -> Option<(SharedPosition, H, Vec<Tombstone<H>>)> {
+    // ---------------------------------------------------------------- orders of the manager
+
+    /// Reserves `key` for one order that closes or resizes `position`; refused while another is
+    /// in flight, its last outcome is unknown, or the key holds another position.
+    pub fn begin_order(&self, key: &str, position: &SharedPosition, op: Op) -> Result<(), Refusal> {
         let mut inner = self.inner.lock();
-        if !Self::holds_in(&inner, symbol, position) {
-            return None;
+        let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) else {
+            return Err(Refusal::NotTracked);
+        };
+        if !Arc::ptr_eq(&t.position, position) {
+            return Err(Refusal::NotTracked);
         }
-        let entry = Self::take(&mut inner, symbol)?;
-        let out = (entry.position.clone(), entry.handle.clone());
-        let evicted = self.push_tombstone(&mut inner, symbol, entry, fingerprint, now);
-        Some((out.0, out.1, evicted))
+        match &t.activity {
+            Activity::Idle => {
+                t.activity = Activity::Order(op);
+                Ok(())
+            }
+            Activity::Order(op) => Err(Refusal::Busy(*op)),
+            Activity::Unknown(u) => Err(Refusal::Unknown(u.clone())),
+        }
     }
 
-    /// Restores a tombstoned `symbol` if `fingerprint` matches and the symbol is not tracked.
-    pub fn restore_if_same(
-        &self,
-        symbol: &str,
-        fingerprint: &Fingerprint,
-    ) -> Option<(SharedPosition, H)> {
+    /// Ends the order `begin_order` reserved (nothing in flight any more).
+    pub fn end_order(&self, key: &str, position: &SharedPosition) {
         let mut inner = self.inner.lock();
-        if inner.entries.contains_key(symbol) {
-            return None;
-        }
-        let matches = inner
-            .tombstones
-            .get(symbol)
-            .is_some_and(|t| t.fingerprint.same_position(fingerprint));
-        if !matches {
-            return None;
-        }
-        let t = inner.tombstones.remove(symbol)?;
-        Some(Self::reinsert(&mut inner, symbol, t))
-    }
-
-    /// Marks `symbol`'s size as just changed by the manager (see [`Entry::touched`]).
-    pub fn touch(&self, symbol: &str, position: &SharedPosition) {
-        let mut inner = self.inner.lock();
-        if Self::holds_in(&inner, symbol, position) {
-            inner.next_seq += 1;
-            let mark = inner.next_seq;
-            if let Some(e) = inner.entries.get_mut(symbol) {
-                e.touched = mark;
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) {
+            if Arc::ptr_eq(&t.position, position) && matches!(t.activity, Activity::Order(_)) {
+                t.activity = Activity::Idle;
             }
         }
     }
 
-    /// Records that the manager just closed `symbol` on the exchange.
-    pub fn note_closed(&self, symbol: &str) {
+    /// The order reserved for `key` has an unknown outcome; returns the mark stored in
+    /// `unknown.at` (lists requested later resolve it).
+    pub fn set_unknown(&self, key: &str, position: &SharedPosition, mut unknown: Unknown) -> u64 {
+        let mut inner = self.inner.lock();
+        inner.next_seq += 1;
+        let at = inner.next_seq;
+        unknown.at = at;
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) {
+            if Arc::ptr_eq(&t.position, position) {
+                t.activity = Activity::Unknown(unknown);
+            }
+        }
+        at
+    }
+
+    /// Clears an unknown outcome that was resolved outside a list (an order lookup).
+    pub fn clear_unknown(&self, key: &str, position: &SharedPosition) {
+        let mut inner = self.inner.lock();
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) {
+            if Arc::ptr_eq(&t.position, position) && matches!(t.activity, Activity::Unknown(_)) {
+                t.activity = Activity::Idle;
+            }
+        }
+    }
+
+    /// Marks `key`'s size as just changed by the manager: lists requested before must not
+    /// resize it.
+    pub fn touch(&self, key: &str, position: &SharedPosition) {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let mark = inner.next_seq;
-        inner.closed.insert(symbol.to_owned(), mark);
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) {
+            if Arc::ptr_eq(&t.position, position) {
+                t.touched = mark;
+            }
+        }
     }
 
-    /// Whether the manager closed `symbol` after the sequence mark `mark` (so a position list
-    /// requested at `mark` may still show it, and must not re-import it).
-    pub fn closed_since(&self, symbol: &str, mark: u64) -> bool {
-        self.inner
-            .lock()
-            .closed
-            .get(symbol)
-            .is_some_and(|m| *m > mark)
-    }
-
-    /// Number of tombstones kept.
-    pub fn tombstone_count(&self) -> usize {
-        self.inner.lock().tombstones.len()
-    }
-
-    /// Drops tombstones removed before `cutoff`; returns them for dropping outside the lock.
-    pub fn expire_tombstones(&self, cutoff: Timestamp) -> Vec<Tombstone<H>> {
+    /// The manager closed `key` (the client said so): the position leaves the tracked book and
+    /// waits for a list requested after now to confirm it. False when `key` no longer holds
+    /// `position` (then nothing changes).
+    pub fn closed(&self, key: &str, position: &SharedPosition, now: Timestamp) -> bool {
         let mut inner = self.inner.lock();
-        let old: Vec<String> = inner
-            .tombstones
-            .iter()
-            .filter(|(_, t)| t.removed_at < cutoff)
-            .map(|(s, _)| s.clone())
-            .collect();
-        old.iter()
-            .filter_map(|s| inner.tombstones.remove(s))
-            .collect()
-    }
-
-    /// Applies one successful exchange snapshot under `policy` at time `now`: plans with
-    /// [`reconcile::plan`] and applies the plan in one critical section.
-    pub fn reconcile(
-        &self,
-        snapshot: &Snapshot,
-        policy: Policy,
-        now: Timestamp,
-    ) -> (ReconcileOutcome<H>, Vec<Tombstone<H>>) {
-        let mut inner = self.inner.lock();
-        let actions = {
-            let views = inner.order.values().filter_map(|s| {
-                inner.entries.get(s).map(|e| EntryView {
-                    symbol: s.as_str(),
-                    seq: e.seq,
-                    missing: e.missing,
-                    missing_since: e.missing_since,
-                })
-            });
-            let buried = inner
-                .tombstones
-                .iter()
-                .map(|(s, t)| (s.as_str(), &t.fingerprint));
-            reconcile::plan(views, buried, snapshot, policy, now)
+        if !holds_in(&inner, key, position) {
+            return false;
+        }
+        let key = Key::parse(key);
+        let Some(Slot::Tracked(mut t)) = take_slot(&mut inner, &key) else {
+            return false;
         };
-        let mut outcome = ReconcileOutcome::default();
-        let mut evicted = Vec::new();
-        for action in actions {
-            match action {
-                Action::Confirm {
-                    symbol,
-                    fingerprint,
-                } => {
-                    if let Some(e) = inner.entries.get_mut(&symbol) {
-                        e.missing = 0;
-                        e.missing_since = None;
-                        let reported = snapshot.reported.get(&symbol);
-                        if let Some(reported) = reported {
-                            e.reported = Some(reported.clone());
-                        }
-                        if fingerprint.is_some() || reported.is_some() {
-                            outcome.confirmed.push(Confirmed {
-                                symbol: symbol.clone(),
-                                position: e.position.clone(),
-                                fingerprint: fingerprint.clone(),
-                                // An entry inserted after the request is as new as a resize.
-                                touched: e.touched.max(e.seq),
+        inner.next_seq += 1;
+        let at = inner.next_seq;
+        t.activity = Activity::Idle;
+        let own = own_fingerprint(&t.position.lock());
+        put_slot(
+            &mut inner,
+            &key,
+            Slot::Closed(ClosedSlot {
+                entry: t,
+                at,
+                own,
+                closed_time: now,
+            }),
+        );
+        true
+    }
+
+    /// Removes `key` as closed outside the manager (a close that found it gone) and keeps it as
+    /// a tombstone. Returns the position and handle if it was tracked as `position`.
+    pub fn bury(
+        &self,
+        key: &str,
+        position: &SharedPosition,
+        now: Timestamp,
+    ) -> Option<(SharedPosition, H, Displaced<H>)> {
+        let mut inner = self.inner.lock();
+        if !holds_in(&inner, key, position) {
+            return None;
+        }
+        let key = Key::parse(key);
+        let Some(Slot::Tracked(t)) = take_slot(&mut inner, &key) else {
+            return None;
+        };
+        let out = (t.position.clone(), t.handle.clone());
+        let evicted = self.push_tombstone(&mut inner, &key, t, now);
+        Some((out.0, out.1, evicted))
+    }
+
+    /// Takes `key` out as a position the manager's own order closed, for good (the close was
+    /// verified against the exchange). Returns the entry if it held `position`.
+    pub fn remove_closed(&self, key: &str, position: &SharedPosition) -> Option<Tracked<H>> {
+        let mut inner = self.inner.lock();
+        if !holds_in(&inner, key, position) {
+            return None;
+        }
+        let key = Key::parse(key);
+        match take_slot(&mut inner, &key) {
+            Some(Slot::Tracked(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Sets `key`'s size (and entry price) to what the exchange holds after one of the manager's
+    /// orders was verified; marks it touched.
+    pub fn set_size(
+        &self,
+        key: &str,
+        position: &SharedPosition,
+        contracts: f64,
+        entry_price: Option<f64>,
+    ) -> bool {
+        let mut inner = self.inner.lock();
+        inner.next_seq += 1;
+        let mark = inner.next_seq;
+        let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) else {
+            return false;
+        };
+        if !Arc::ptr_eq(&t.position, position) {
+            return false;
+        }
+        t.touched = mark;
+        let mut p = t.position.lock();
+        p.amount = contracts;
+        if let Some(e) = entry_price {
+            p.entry_price = e;
+        }
+        true
+    }
+
+    /// Drops `key`'s tombstone (a fresh list showed the symbol gone for good); returned for
+    /// dropping outside the lock.
+    pub fn forget_tombstone(&self, key: &Key) -> Option<Slot<H>> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key.as_str()) {
+            Some(Slot::Tombstoned(_)) => take_slot(&mut inner, key),
+            _ => None,
+        }
+    }
+
+    // ---------------------------------------------------------------- opens
+
+    /// Reserves `key` for an `open_position` (no second open, no import meanwhile).
+    pub fn begin_open(&self, key: &Key, symbol_check: bool) -> Result<(), OpenRefusal> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key.as_str()) {
+            Some(Slot::Tracked(_)) => return Err(OpenRefusal::Tracked),
+            Some(Slot::Opening(o)) if o.unknown.is_none() => return Err(OpenRefusal::Opening),
+            Some(_) => return Err(OpenRefusal::Verify),
+            None => {}
+        }
+        if symbol_check
+            && inner
+                .last_list
+                .as_ref()
+                .is_some_and(|l| l.lists(key.symbol()))
+        {
+            return Err(OpenRefusal::Verify);
+        }
+        put_slot(&mut inner, key, Slot::Opening(Opening { unknown: None }));
+        Ok(())
+    }
+
+    /// Ends a reserved open that tracked nothing (its order failed definitively).
+    pub fn end_open(&self, key: &Key) {
+        let mut inner = self.inner.lock();
+        if let Some(Slot::Opening(o)) = inner.slots.get(key.as_str()) {
+            if o.unknown.is_none() {
+                inner.slots.remove(key.as_str());
+            }
+        }
+    }
+
+    /// The reserved open's outcome is unknown: keep the key reserved until a list (or a retry
+    /// that reads one) tells. Returns the mark lists must be requested after.
+    pub fn open_unknown(&self, key: &Key, intent: OpenIntent) -> u64 {
+        let mut inner = self.inner.lock();
+        inner.next_seq += 1;
+        let at = inner.next_seq;
+        if let Some(Slot::Opening(o)) = inner.slots.get_mut(key.as_str()) {
+            o.unknown = Some((at, intent));
+        }
+        at
+    }
+
+    /// Tracks the position an open produced (or an unknown open resolved to). Whatever the key
+    /// held (its reservation; a position the bot assigned meanwhile) is returned.
+    pub fn finish_open(&self, key: &Key, position: SharedPosition, handle: H) -> Displaced<H> {
+        let mut inner = self.inner.lock();
+        let mut out = Displaced::default();
+        let order = match inner.slots.get(key.as_str()) {
+            Some(Slot::Tracked(t)) => Some(t.order),
+            _ => None,
+        };
+        if let Some(old) = take_slot(&mut inner, key) {
+            out.push(old);
+        }
+        let entry = new_tracked(&mut inner, key, position, handle, order);
+        put_tracked(&mut inner, key, entry);
+        out
+    }
+
+    /// The intent of an open with an unknown outcome, if `key` has one.
+    pub fn open_intent(&self, key: &str) -> Option<OpenIntent> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Opening(Opening {
+                unknown: Some((_, intent)),
+            })) => Some(intent.clone()),
+            _ => None,
+        }
+    }
+
+    /// Forgets an open with an unknown outcome (resolved as not executed outside a list).
+    pub fn drop_unknown_open(&self, key: &str) {
+        let mut inner = self.inner.lock();
+        if let Some(Slot::Opening(o)) = inner.slots.get(key) {
+            if o.unknown.is_some() {
+                inner.slots.remove(key);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- lists
+
+    /// Plans what `snapshot` does (see [`reconcile::plan`]) without changing anything.
+    pub fn plan(&self, cx: &Context<'_>) -> Plan {
+        let inner = self.inner.lock();
+        plan_in(&inner, cx)
+    }
+
+    /// Applies one successful list: plans with [`reconcile::plan`] and applies the plan in one
+    /// critical section. Returns what changed (in the plan's order) and what left the book.
+    pub fn apply_list(&self, cx: &Context<'_>) -> (Vec<Applied<H>>, Displaced<H>) {
+        let mut inner = self.inner.lock();
+        let plan = plan_in(&inner, cx);
+        let mut applied = Vec::new();
+        let mut out = Displaced::default();
+        for action in plan.actions {
+            self.apply_action(&mut inner, action, cx, &mut applied, &mut out);
+        }
+        (applied, out)
+    }
+
+    fn apply_action(
+        &self,
+        inner: &mut Inner<H>,
+        action: Action,
+        cx: &Context<'_>,
+        applied: &mut Vec<Applied<H>>,
+        out: &mut Displaced<H>,
+    ) {
+        let snap = cx.snapshot;
+        match action {
+            Action::Confirm { key } => {
+                let seen = snap.seen(&key);
+                if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+                    t.missing = 0;
+                    t.missing_since = None;
+                    if let Seen::Listed(l) = seen {
+                        t.reported.liquidation_price = l.liquidation_price;
+                        t.reported.mark_price = l.mark_price;
+                        if !l.side_assumed {
+                            t.reported.fingerprint = l.entry_price.map(|e| Fingerprint {
+                                side: l.side,
+                                contracts: l.contracts,
+                                entry_price: e,
                             });
                         }
-                        if fingerprint.is_some() {
-                            e.last_seen = fingerprint;
+                        if let Some(size) = l.contract_size {
+                            t.position.lock().contract_size = size;
                         }
-                    }
-                }
-                Action::CountMiss {
-                    symbol,
-                    missing,
-                    since,
-                } => {
-                    if let Some(e) = inner.entries.get_mut(&symbol) {
-                        e.missing = missing;
-                        e.missing_since = Some(since);
-                    }
-                    outcome.pending.push((symbol, missing));
-                }
-                Action::Remove { symbol, missing } => {
-                    if let Some(entry) = Self::take(&mut inner, &symbol) {
-                        let fingerprint = match &entry.last_seen {
-                            Some(fp) => fp.clone(),
-                            None => fingerprint_of_state(&entry.position.lock()),
-                        };
-                        outcome.removed.push(Removed {
-                            symbol: symbol.clone(),
-                            position: entry.position.clone(),
-                            handle: entry.handle.clone(),
-                            missing,
-                            reported: entry.reported.clone(),
-                        });
-                        evicted.extend(self.push_tombstone(
-                            &mut inner,
-                            &symbol,
-                            entry,
-                            fingerprint,
-                            now,
-                        ));
-                    }
-                }
-                Action::Restore { symbol } => {
-                    if let Some(t) = inner.tombstones.remove(&symbol) {
-                        let (p, h) = Self::reinsert(&mut inner, &symbol, t);
-                        outcome.restored.push((symbol, p, h));
                     }
                 }
             }
+            Action::Resize {
+                key,
+                contracts,
+                entry_price,
+                previous,
+            } => {
+                if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+                    let entry_change = {
+                        let mut p = t.position.lock();
+                        if p.amount.abs() != previous {
+                            return; // changed meanwhile (Python wrote it)
+                        }
+                        p.amount = contracts;
+                        let change = entry_price
+                            .filter(|e| *e != p.entry_price)
+                            .map(|e| (p.entry_price, e));
+                        if let Some((_, e)) = change {
+                            p.entry_price = e;
+                        }
+                        change
+                    };
+                    applied.push(Applied::Resized {
+                        at: touched(&key, t),
+                        previous,
+                        contracts,
+                        entry_change,
+                    });
+                }
+            }
+            Action::CountMiss {
+                key,
+                missing,
+                since,
+            } => {
+                if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+                    t.missing = missing;
+                    t.missing_since = Some(since);
+                    applied.push(Applied::Pending { key, missing });
+                }
+            }
+            Action::Remove { key, missing } => {
+                if let Some(Slot::Tracked(t)) = take_slot(inner, &key) {
+                    let reported = t.reported;
+                    applied.push(Applied::Removed {
+                        at: touched(&key, &t),
+                        missing,
+                        reported,
+                        flipped_to: None,
+                    });
+                    out.slots
+                        .extend(self.push_tombstone(inner, &key, t, cx.now).slots);
+                }
+            }
+            Action::Flip {
+                key,
+                missing,
+                restore_predecessor,
+            } => {
+                let new = match snap.seen(&key) {
+                    Seen::Listed(l) => (l.side, l.contracts),
+                    _ => return,
+                };
+                let Some(Slot::Tracked(mut t)) = take_slot(inner, &key) else {
+                    return;
+                };
+                let predecessor = t.predecessor.take();
+                applied.push(Applied::Removed {
+                    at: touched(&key, &t),
+                    missing,
+                    reported: t.reported,
+                    flipped_to: Some(new),
+                });
+                let tomb = Tombstone::new(t, cx.now);
+                match predecessor {
+                    Some(pred) if restore_predecessor => {
+                        let mut back = pred.entry;
+                        back.predecessor = Some(Box::new(tomb));
+                        let entry = revive(inner, &key, back);
+                        applied.push(Applied::Restored {
+                            at: touched(&key, &entry),
+                        });
+                        put_tracked(inner, &key, entry);
+                    }
+                    other => {
+                        if let Some(p) = other {
+                            // Only one predecessor is kept: the older one is dropped.
+                            out.push(Slot::Tracked(p.entry));
+                        }
+                        out.slots
+                            .extend(self.push_tombstone(inner, &key, tomb.entry, cx.now).slots);
+                        applied.push(Applied::Import {
+                            key,
+                            after_flip: true,
+                        });
+                    }
+                }
+            }
+            Action::Restore { key } => {
+                if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
+                    let entry = revive(inner, &key, tomb.entry);
+                    applied.push(Applied::Restored {
+                        at: touched(&key, &entry),
+                    });
+                    put_tracked(inner, &key, entry);
+                }
+            }
+            Action::Import { key } => {
+                applied.push(Applied::Import {
+                    key,
+                    after_flip: false,
+                });
+            }
+            Action::CloseConfirmed { key } => {
+                if let Some(slot @ Slot::Closed(_)) = take_slot(inner, &key) {
+                    out.push(slot);
+                    applied.push(Applied::CloseConfirmed { key });
+                }
+            }
+            Action::CloseUnconfirmed { key, contracts } => {
+                if let Some(Slot::Closed(c)) = take_slot(inner, &key) {
+                    let entry = revive(inner, &key, c.entry);
+                    if let Some(size) = contracts {
+                        entry.position.lock().amount = size;
+                    }
+                    applied.push(Applied::CloseUnconfirmed {
+                        at: touched(&key, &entry),
+                        contracts,
+                    });
+                    put_tracked(inner, &key, entry);
+                }
+            }
+            Action::Resolve { key, resolution } => {
+                let unknown = match inner.slots.get_mut(key.as_str()) {
+                    Some(Slot::Tracked(t)) => {
+                        match std::mem::replace(&mut t.activity, Activity::Idle) {
+                            Activity::Unknown(u) => u,
+                            other => {
+                                t.activity = other;
+                                return;
+                            }
+                        }
+                    }
+                    _ => return,
+                };
+                inner.next_seq += 1;
+                let mark = inner.next_seq;
+                let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) else {
+                    return;
+                };
+                let previous = t.position.lock().amount;
+                match resolution {
+                    Resolution::NotExecuted => {
+                        if unknown.target_bit != 0 {
+                            t.position.lock().partial_exits_taken &= !unknown.target_bit;
+                        }
+                    }
+                    Resolution::Executed {
+                        contracts,
+                        entry_price,
+                    } => {
+                        t.touched = mark;
+                        let mut p = t.position.lock();
+                        p.amount = contracts;
+                        if let (Some(e), Op::ScaleIn) = (entry_price, unknown.op) {
+                            p.entry_price = e;
+                        }
+                    }
+                    Resolution::Closed => {}
+                }
+                let at = touched(&key, t);
+                if resolution == Resolution::Closed {
+                    if let Some(slot) = take_slot(inner, &key) {
+                        out.push(slot);
+                    }
+                }
+                applied.push(Applied::Resolved {
+                    at,
+                    unknown,
+                    resolution,
+                    previous,
+                });
+            }
+            Action::ResolveOpen { key, found } => {
+                let intent = match inner.slots.get(key.as_str()) {
+                    Some(Slot::Opening(Opening {
+                        unknown: Some((_, intent)),
+                    })) => intent.clone(),
+                    _ => return,
+                };
+                if !found {
+                    inner.slots.remove(key.as_str());
+                }
+                applied.push(Applied::OpenResolved { key, intent, found });
+            }
+            Action::Expire { key } => {
+                if let Some(slot) = take_slot(inner, &key) {
+                    out.push(slot);
+                }
+            }
         }
-        (outcome, evicted)
     }
 
-    fn take(inner: &mut Inner<H>, symbol: &str) -> Option<Entry<H>> {
-        let entry = inner.entries.remove(symbol)?;
-        inner.order.remove(&entry.order);
-        Some(entry)
-    }
-
-    fn reinsert(inner: &mut Inner<H>, symbol: &str, t: Tombstone<H>) -> (SharedPosition, H) {
-        inner.next_seq += 1;
-        inner.next_order += 1;
-        let (seq, order) = (inner.next_seq, inner.next_order);
-        inner.order.insert(order, symbol.to_owned());
-        let out = (t.entry.position.clone(), t.entry.handle.clone());
-        inner.entries.insert(
-            symbol.to_owned(),
-            Entry {
-                seq,
-                order,
-                missing: 0,
-                missing_since: None,
-                last_seen: Some(t.fingerprint),
-                ..t.entry
+    /// Tracks an imported position under `key` unless the key got tracked (or reserved, or
+    /// closed by the manager after `requested_at`) meanwhile; gives the arguments back then. A
+    /// tombstone the key held stays as the new position's predecessor.
+    pub fn insert_import(
+        &self,
+        key: &Key,
+        position: SharedPosition,
+        handle: H,
+        requested_at: u64,
+    ) -> Result<Displaced<H>, (SharedPosition, H)> {
+        let mut inner = self.inner.lock();
+        let predecessor = match inner.slots.get(key.as_str()) {
+            None => None,
+            Some(Slot::Tombstoned(_)) => match take_slot(&mut inner, key) {
+                Some(Slot::Tombstoned(t)) => Some(Box::new(t)),
+                _ => None,
             },
-        );
-        out
+            Some(Slot::Closed(c)) if c.at <= requested_at => {
+                // Confirmed by the very list that showed another position on the key.
+                take_slot(&mut inner, key);
+                None
+            }
+            Some(_) => return Err((position, handle)),
+        };
+        let mut entry = new_tracked(&mut inner, key, position, handle, None);
+        entry.predecessor = predecessor;
+        put_tracked(&mut inner, key, entry);
+        Ok(Displaced::default())
     }
 
     fn push_tombstone(
         &self,
         inner: &mut Inner<H>,
-        symbol: &str,
-        entry: Entry<H>,
-        fingerprint: Fingerprint,
+        key: &Key,
+        entry: Tracked<H>,
         now: Timestamp,
-    ) -> Vec<Tombstone<H>> {
-        let mut evicted = Vec::new();
+    ) -> Displaced<H> {
+        let mut evicted = Displaced::default();
         if self.tombstone_limit == 0 {
+            evicted.push(Slot::Tracked(entry));
             return evicted;
         }
-        while inner.tombstones.len() >= self.tombstone_limit {
-            // Evict the oldest; ties broken by symbol for determinism.
+        while inner.tombstones >= self.tombstone_limit {
+            // Evict the oldest; ties broken by key for determinism.
             let oldest = inner
-                .tombstones
+                .slots
                 .iter()
-                .min_by(|a, b| a.1.removed_at.cmp(&b.1.removed_at).then(a.0.cmp(b.0)))
-                .map(|(s, _)| s.clone());
-            match oldest.and_then(|s| inner.tombstones.remove(&s)) {
+                .filter_map(|(k, s)| match s {
+                    Slot::Tombstoned(t) => Some((t.view.removed_at, k)),
+                    _ => None,
+                })
+                .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())))
+                .map(|(_, k)| k.clone());
+            match oldest.and_then(|k| take_slot(inner, &k)) {
                 Some(t) => evicted.push(t),
                 None => break,
             }
         }
-        inner.tombstones.insert(
-            symbol.to_owned(),
-            Tombstone {
-                entry,
-                fingerprint,
-                removed_at: now,
-            },
-        );
+        put_slot(inner, key, Slot::Tombstoned(Tombstone::new(entry, now)));
         evicted
     }
 }
 
-/// The fingerprint of a position the exchange never reported: its own side, size and entry.
-pub fn fingerprint_of_state(p: &PositionState) -> Fingerprint {
-    Fingerprint {
-        side: p.side.clone(),
-        contracts: p.amount.abs(),
-        entry_price: p.entry_price,
+fn holds_in<H>(inner: &Inner<H>, key: &str, position: &SharedPosition) -> bool {
+    matches!(inner.slots.get(key), Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position))
+}
+
+fn touched<H: Clone>(key: &Key, t: &Tracked<H>) -> Touched<H> {
+    Touched {
+        key: key.clone(),
+        position: t.position.clone(),
+        handle: t.handle.clone(),
     }
+}
+
+/// A fresh tracked entry (a new mark; `order` keeps a replaced entry's dict place).
+fn new_tracked<H>(
+    inner: &mut Inner<H>,
+    _key: &Key,
+    position: SharedPosition,
+    handle: H,
+    order: Option<u64>,
+) -> Tracked<H> {
+    inner.next_seq += 1;
+    let seq = inner.next_seq;
+    let order = order.unwrap_or_else(|| {
+        inner.next_order += 1;
+        inner.next_order
+    });
+    Tracked {
+        position,
+        handle,
+        seq,
+        touched: 0,
+        missing: 0,
+        missing_since: None,
+        reported: Reported::default(),
+        activity: Activity::Idle,
+        predecessor: None,
+        order,
+    }
+}
+
+/// A tombstoned or closed entry back in the book: a new mark and dict place, counters reset.
+fn revive<H>(inner: &mut Inner<H>, _key: &Key, entry: Tracked<H>) -> Tracked<H> {
+    inner.next_seq += 1;
+    inner.next_order += 1;
+    Tracked {
+        seq: inner.next_seq,
+        order: inner.next_order,
+        missing: 0,
+        missing_since: None,
+        activity: Activity::Idle,
+        ..entry
+    }
+}
+
+fn put_tracked<H>(inner: &mut Inner<H>, key: &Key, entry: Tracked<H>) {
+    put_slot(inner, key, Slot::Tracked(entry));
+}
+
+/// Puts `slot` under `key` (which must be free), keeping the counts and dict order right.
+fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
+    match &slot {
+        Slot::Tracked(t) => {
+            inner.order.insert(t.order, key.clone());
+            inner.tracked += 1;
+        }
+        Slot::Tombstoned(_) => inner.tombstones += 1,
+        _ => {}
+    }
+    if let Some(old) = inner.slots.insert(key.clone(), slot) {
+        // Callers take the old slot out first; keep the counts right if one did not.
+        forget_counts(inner, &old);
+    }
+}
+
+/// Takes `key`'s slot out, keeping the counts and dict order right.
+fn take_slot<H>(inner: &mut Inner<H>, key: &Key) -> Option<Slot<H>> {
+    let slot = inner.slots.remove(key.as_str())?;
+    forget_counts(inner, &slot);
+    Some(slot)
+}
+
+fn forget_counts<H>(inner: &mut Inner<H>, slot: &Slot<H>) {
+    match slot {
+        Slot::Tracked(t) => {
+            inner.order.remove(&t.order);
+            inner.tracked -= 1;
+        }
+        Slot::Tombstoned(_) => inner.tombstones -= 1,
+        _ => {}
+    }
+}
+
+fn plan_in<H>(inner: &Inner<H>, cx: &Context<'_>) -> Plan {
+    // Tracked keys in dict order first, then the others.
+    let mut views: Vec<KeyView<'_>> = Vec::with_capacity(inner.slots.len());
+    for k in inner.order.values() {
+        if let Some(Slot::Tracked(t)) = inner.slots.get(k.as_str()) {
+            let own = own_fingerprint(&t.position.lock());
+            views.push(KeyView {
+                key: k,
+                phase: Phase::Tracked(TrackedView {
+                    seq: t.seq,
+                    touched: t.touched,
+                    missing: t.missing,
+                    missing_since: t.missing_since,
+                    own,
+                    busy: match &t.activity {
+                        Activity::Idle => Busy::Idle,
+                        Activity::Order(_) => Busy::Order,
+                        Activity::Unknown(u) => Busy::Unknown {
+                            op: u.op,
+                            at: u.at,
+                            before: u.before,
+                        },
+                    },
+                    predecessor: t.predecessor.as_ref().map(|p| &p.view),
+                }),
+            });
+        }
+    }
+    if inner.slots.len() > inner.tracked {
+        for (k, s) in &inner.slots {
+            let phase = match s {
+                Slot::Tracked(_) => continue,
+                Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
+                Slot::Closed(c) => Phase::Closed {
+                    at: c.at,
+                    own: c.own,
+                    closed_time: c.closed_time,
+                },
+                Slot::Opening(o) => Phase::Opening {
+                    unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
+                },
+            };
+            views.push(KeyView { key: k, phase });
+        }
+    }
+    let known = |k: &str| inner.slots.contains_key(k);
+    reconcile::plan(&views, &known, cx)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exchange::{Field, RawEntry, RawPosition};
-
-    fn pos(symbol: &str) -> SharedPosition {
-        share(PositionState::new(
-            symbol,
-            "long",
-            100.0,
-            1.0,
-            10.0,
-            95.0,
-            Some(110.0),
-            Timestamp(0),
-        ))
-    }
-
-    fn listed(symbol: &str, contracts: f64, price: f64) -> RawEntry {
-        let mut raw = RawPosition::with_symbol(symbol);
-        raw.side = Field::Text("long".into());
-        raw.contracts = Field::Number(contracts);
-        raw.entry_price = Field::Number(price);
-        RawEntry::Position(Box::new(raw))
-    }
-
-    #[test]
-    fn keeps_dict_order_and_replacement_place() {
-        let book: Book<u32> = Book::new(10);
-        book.insert("A", pos("A"), 1);
-        book.insert("B", pos("B"), 2);
-        book.insert("A", pos("A"), 3);
-        assert_eq!(book.keys(), vec!["A", "B"]);
-        assert_eq!(book.get("A").unwrap().1, 3);
-        book.remove("A");
-        book.insert("A", pos("A"), 4);
-        assert_eq!(book.keys(), vec!["B", "A"]);
-    }
-
-    #[test]
-    fn reconcile_removes_buries_and_restores_the_same_object() {
-        let book: Book<u32> = Book::new(10);
-        let eth = pos("ETH");
-        book.insert("BTC", pos("BTC"), 1);
-        book.insert("ETH", eth.clone(), 2);
-        let mark = book.seq_mark();
-        let snap = Snapshot::from_entries(&[listed("BTC", 1.0, 100.0)], mark);
-        let (out, _) = book.reconcile(&snap, Policy::default(), Timestamp(5));
-        assert_eq!(out.removed.len(), 1);
-        assert_eq!(out.removed[0].symbol, "ETH");
-        assert_eq!(book.keys(), vec!["BTC"]);
-        assert_eq!(book.tombstone_count(), 1);
-        // ETH is reported again with its own side/size/entry: restored, same Arc and handle.
-        let snap = Snapshot::from_entries(
-            &[listed("BTC", 1.0, 100.0), listed("ETH", 1.0, 100.0)],
-            book.seq_mark(),
-        );
-        let (out, _) = book.reconcile(&snap, Policy::default(), Timestamp(6));
-        assert_eq!(out.restored.len(), 1);
-        let (p, h) = book.get("ETH").unwrap();
-        assert!(Arc::ptr_eq(&p, &eth));
-        assert_eq!(h, 2);
-        assert_eq!(book.tombstone_count(), 0);
-    }
-
-    #[test]
-    fn an_insert_after_the_request_survives_the_snapshot() {
-        let book: Book<u32> = Book::new(10);
-        book.insert("OLD", pos("OLD"), 1);
-        let mark = book.seq_mark();
-        book.insert("NEW", pos("NEW"), 2);
-        let snap = Snapshot::from_entries(&[], mark);
-        let (out, _) = book.reconcile(&snap, Policy::default(), Timestamp(1));
-        assert_eq!(out.removed.len(), 1);
-        assert_eq!(book.keys(), vec!["NEW"]);
-    }
-
-    #[test]
-    fn tombstones_are_bounded_and_expire() {
-        let book: Book<u32> = Book::new(2);
-        for (i, s) in ["A", "B", "C"].iter().enumerate() {
-            let p = pos(s);
-            book.insert(s, p.clone(), 0);
-            let fp = fingerprint_of_state(&p.lock());
-            let (_, _, evicted) = book.bury(s, &p, fp, Timestamp(i as i64)).unwrap();
-            assert_eq!(evicted.len(), usize::from(i == 2));
-        }
-        assert_eq!(book.tombstone_count(), 2);
-        assert_eq!(book.expire_tombstones(Timestamp(2)).len(), 1);
-        assert_eq!(book.tombstone_count(), 1);
-    }
-
-    #[test]
-    fn remove_if_same_spares_a_replacement() {
-        let book: Book<u32> = Book::new(10);
-        let first = pos("A");
-        book.insert("A", first.clone(), 1);
-        book.insert("A", pos("A"), 2);
-        assert!(book.remove_if_same("A", &first).is_none());
-        assert!(book.contains("A"));
-    }
-}
+#[path = "book_tests.rs"]
+mod tests;

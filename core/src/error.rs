@@ -1,6 +1,8 @@
 //! The one error type of the core. The Python layer converts it to exceptions in one place.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong in the core, by the Python exception it corresponds to.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +25,19 @@ pub enum CoreError {
     /// A state file that is not a valid state (corrupt, truncated, a future version, an
     /// invalid value), or a state that cannot be saved (`StateFileError`, a `ValueError`).
     State(String),
+    /// The client could not even make the call (it has no such method): nothing reached the
+    /// exchange, so the outcome is known. The exception's type name and message.
+    Unsent {
+        /// Python type name of the exception (e.g. `AttributeError`).
+        kind: String,
+        /// The exception's message.
+        message: String,
+    },
+    /// The caller's code raised something that must end the call at once (in the binding: a
+    /// `KeyboardInterrupt`, `SystemExit` or any other `BaseException` that is not an
+    /// `Exception`). Never caught, logged or turned into an answer by the core: every operation
+    /// leaves the book consistent and passes it up. The token is the caller's own exception.
+    Interrupted(Interrupt),
     /// An operating-system error on a file (`OSError`; Python picks the subclass from `errno`,
     /// e.g. `FileNotFoundError`).
     Io {
@@ -35,6 +50,41 @@ pub enum CoreError {
     },
 }
 
+/// An interruption as the caller raised it (opaque to the core; see [`CoreError::Interrupted`]).
+#[derive(Clone)]
+pub struct Interrupt {
+    token: Arc<dyn Any + Send + Sync>,
+    /// The exception's type name, for messages.
+    pub kind: String,
+}
+
+impl Interrupt {
+    /// Wraps the caller's own exception object.
+    pub fn new(token: Arc<dyn Any + Send + Sync>, kind: impl Into<String>) -> Self {
+        Interrupt {
+            token,
+            kind: kind.into(),
+        }
+    }
+
+    /// The caller's exception object.
+    pub fn token(&self) -> &(dyn Any + Send + Sync) {
+        self.token.as_ref()
+    }
+}
+
+impl fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Interrupt({})", self.kind)
+    }
+}
+
+impl PartialEq for Interrupt {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.token, &other.token)
+    }
+}
+
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -43,7 +93,10 @@ impl fmt::Display for CoreError {
             | CoreError::ZeroDivision(m)
             | CoreError::State(m) => f.write_str(m),
             CoreError::Key(k) => write!(f, "'{k}'"),
-            CoreError::Exchange { message, .. } => f.write_str(message),
+            CoreError::Exchange { message, .. } | CoreError::Unsent { message, .. } => {
+                f.write_str(message)
+            }
+            CoreError::Interrupted(i) => f.write_str(&i.kind),
             CoreError::Io { message, path, .. } => write!(f, "{message}: {path}"),
         }
     }
@@ -59,10 +112,21 @@ impl CoreError {
             CoreError::Value(_) => "ValueError",
             CoreError::ZeroDivision(_) => "ZeroDivisionError",
             CoreError::Key(_) => "KeyError",
-            CoreError::Exchange { kind, .. } => kind,
+            CoreError::Exchange { kind, .. } | CoreError::Unsent { kind, .. } => kind,
             CoreError::State(_) => "StateFileError",
             CoreError::Io { .. } => "OSError",
+            CoreError::Interrupted(i) => &i.kind,
         }
+    }
+
+    /// Whether the call never reached the exchange (a definitive failure: nothing to verify).
+    pub fn is_unsent(&self) -> bool {
+        matches!(self, CoreError::Unsent { .. })
+    }
+
+    /// Whether this is an interruption that must end the call (never caught by the core).
+    pub fn is_interrupt(&self) -> bool {
+        matches!(self, CoreError::Interrupted(_))
     }
 }
 

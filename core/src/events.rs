@@ -37,6 +37,16 @@ pub enum EventKind {
     Untracked,
     /// Put into the book from a state file (`load_state`).
     Loaded,
+    /// A close the client reported is contradicted by a later list that still shows the very
+    /// position: it is tracked again (same object) and its exit rules run again.
+    CloseUnconfirmed,
+    /// An order's outcome could not be determined before the call returned (the answer was
+    /// lost and the exchange could not be read); nothing more is sent for the position until
+    /// it is resolved.
+    OutcomeUnknown,
+    /// An order whose outcome was unknown turned out to have done nothing (`not_executed`);
+    /// executed ones are recorded as what they did (`opened`, `closed`, `partial_close`, ...).
+    OutcomeResolved,
 }
 
 impl EventKind {
@@ -55,6 +65,9 @@ impl EventKind {
             EventKind::Added => "added",
             EventKind::Untracked => "untracked",
             EventKind::Loaded => "loaded",
+            EventKind::CloseUnconfirmed => "close_unconfirmed",
+            EventKind::OutcomeUnknown => "outcome_unknown",
+            EventKind::OutcomeResolved => "outcome_resolved",
         }
     }
 }
@@ -79,6 +92,9 @@ pub struct Event {
     /// What the decision rested on (removals, resizes), when there is something to say.
     #[serde(default)]
     pub evidence: Option<Evidence>,
+    /// The client order id of the order behind the change, when the client takes them.
+    #[serde(default)]
+    pub order_id: Option<String>,
 }
 
 /// What the exchange and the book showed when a change was decided without the manager's own
@@ -103,6 +119,12 @@ pub struct Evidence {
     pub exchange_contracts: Option<f64>,
     /// The size the book had before (resizes).
     pub previous_amount: Option<f64>,
+    /// The entry price the book had before, when the exchange's average replaced it (resizes).
+    #[serde(default)]
+    pub previous_entry_price: Option<f64>,
+    /// A price read when the removal was decided (the judge of a liquidation).
+    #[serde(default)]
+    pub price_at_removal: Option<f64>,
 }
 
 /// The bounded event history; the oldest events are dropped beyond `capacity`.
@@ -140,10 +162,10 @@ impl EventLog {
         pnl: Option<f64>,
         position: PositionState,
     ) -> Event {
-        self.record_with_evidence(time, symbol, kind, reason, pnl, position, None)
+        self.record_with_evidence(time, symbol, kind, reason, pnl, position, None, None)
     }
 
-    /// [`EventLog::record`] with the evidence the decision rested on.
+    /// [`EventLog::record`] with the evidence the decision rested on and the order behind it.
     #[allow(clippy::too_many_arguments)]
     pub fn record_with_evidence(
         &self,
@@ -154,6 +176,7 @@ impl EventLog {
         pnl: Option<f64>,
         position: PositionState,
         evidence: Option<Evidence>,
+        order_id: Option<String>,
     ) -> Event {
         let mut inner = self.inner.lock();
         let event = Event {
@@ -165,6 +188,7 @@ impl EventLog {
             pnl,
             position,
             evidence,
+            order_id,
         };
         inner.next_seq += 1;
         if inner.capacity > 0 {

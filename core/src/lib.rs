@@ -9,8 +9,11 @@
 //! - [`levels`]: support/resistance levels shared by the position math and the market analysis;
 //! - [`position`]: one position's state and its pure math (P/L, trailing stop, take-profit, exits);
 //! - [`exchange`]: the `Exchange` trait the manager talks to and the typed answers it gets;
-//! - [`book`]: the thread-safe map of tracked positions with insertion sequence numbers;
-//! - [`reconcile`]: pure planning of what an exchange snapshot does to the book;
+//! - [`key`]: book keys (a symbol, or one leg of it in hedge mode) and sides;
+//! - [`snapshot`]: one position-list answer read once into typed entries;
+//! - [`reconcile`]: the planner, a pure function from the book's state and a list to actions;
+//! - [`book`]: one state per position key (opening, tracked, tombstoned, closed awaiting
+//!   confirmation) under one lock;
 //! - [`events`]: the bounded history of everything that changed the book;
 //! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
 //! - [`persist`]: the versioned JSON state file, written atomically (`save_state`/`load_state`);
@@ -24,12 +27,14 @@ pub mod events;
 pub mod exchange;
 pub mod exits;
 pub mod format;
+pub mod key;
 pub mod levels;
 pub mod manager;
 pub mod market;
 pub mod persist;
 pub mod position;
 pub mod reconcile;
+pub mod snapshot;
 pub mod symbol_map;
 
 #[cfg(test)]

@@ -1,26 +1,46 @@
-//! Pure reconciliation: (book, exchange snapshot, policy) → the list of changes to make.
+//! The planner: one pure function from (the book's state, one read list, the policy, the time,
+//! what the list was read for) to every change the list calls for.
 //!
-//! Nothing here locks or calls out; [`crate::book::Book::reconcile`] runs [`plan`] under the book
-//! lock and applies its actions, so that planning and applying see the same book.
+//! Nothing here locks, calls out or reads a clock: [`crate::book::Book::apply_list`] builds the
+//! views under the book's lock, calls [`plan`] and applies its actions in the same critical
+//! section; the manager then records events, logs, and does what needs the exchange or Python
+//! (imports, the price behind a removal's reason).
 //!
-//! The safety rules (DESIGN.md) live here:
-//! - only a successful, well-formed list can remove a position (rule 3);
-//! - a position inserted after the snapshot was requested is never removed by it (rule 4);
-//! - a position must be missing from `missing_confirmations` consecutive snapshots, over at least
-//!   `missing_grace_seconds`, to be removed;
-//! - zero-size or side-less "phantom" entries are not presence (and prove nothing malformed);
-//! - a tombstoned position reported again with the same side, size and entry price is restored
-//!   (rule 5).
+//! The rules (DESIGN.md, safety rules 3–7):
+//! - only a well-formed list proves absence, and only for book entries older than the request
+//!   (rule 4, by sequence marks);
+//! - a position must be missing from `missing_confirmations` lists in a row, over at least
+//!   `missing_grace_seconds`, to be removed; a side flip is decided the same way;
+//! - an unusable entry (garbage size, unknown side, a minimal `{'symbol': s}`) is presence only: it
+//!   keeps a position and changes nothing else;
+//! - a removed position is restored — same object — when a later list shows the very same
+//!   position (side, size and entry price) again; so is one a side flip replaced;
+//! - a close the manager made waits for a list requested after it: absent confirms it, the same
+//!   position still listed restores it (`close_unconfirmed`);
+//! - an order whose outcome is unknown is resolved by the first list requested after it;
+//! - a list that shows none of the positions the manager believes open, and would act on their
+//!   absence, must be corroborated by a second read before it is acted on.
 
 use crate::clock::Timestamp;
-use crate::exchange::{Field, RawEntry, RawPosition};
-use crate::symbol_map::SymbolMap;
+use crate::key::{Key, Leg, Side};
+use crate::snapshot::{Listed, Seen, Snapshot};
+
+/// Relative difference below which two sizes are the same size (float dust of subtraction).
+pub const SIZE_TOLERANCE: f64 = 1e-9;
+/// Relative difference below which two entry prices are the same price (an exchange's average
+/// entry rounded to its tick against the manager's own average).
+pub const PRICE_TOLERANCE: f64 = 1e-6;
+
+/// Whether two positive quantities are equal within a relative tolerance.
+pub fn close_enough(a: f64, b: f64, tolerance: f64) -> bool {
+    (a - b).abs() <= tolerance * a.abs().max(b.abs())
+}
 
 /// What identifies "the very same position" on the exchange: side, size and entry price.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
-    /// `'long'` / `'short'`.
-    pub side: String,
+    /// The side.
+    pub side: Side,
     /// Size in contracts.
     pub contracts: f64,
     /// Entry price.
@@ -28,152 +48,38 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Whether two fingerprints describe the same position (exact size and price).
-    pub fn same_position(&self, other: &Fingerprint) -> bool {
-        self.side == other.side
-            && self.contracts == other.contracts
-            && self.entry_price == other.entry_price
+    /// Whether a listed entry is this position: same side, same size, and the same entry price
+    /// when the list reports one.
+    pub fn matches(&self, listed: &Listed) -> bool {
+        self.side == listed.side
+            && close_enough(self.contracts, listed.contracts, SIZE_TOLERANCE)
+            && listed
+                .entry_price
+                .is_none_or(|p| close_enough(self.entry_price, p, PRICE_TOLERANCE))
     }
 }
 
-/// What the exchange reported for a symbol beyond its fingerprint: the evidence that later
-/// explains a disappearance (a crossed liquidation price) and the contract size.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Reported {
-    /// `liquidationPrice`, when a finite number > 0.
-    pub liquidation_price: Option<f64>,
-    /// `markPrice`, when a finite number > 0.
-    pub mark_price: Option<f64>,
-    /// `contractSize`, when a finite number > 0.
-    pub contract_size: Option<f64>,
+/// Whether one-way or hedge-mode keys are in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// One position per symbol (the original's).
+    #[default]
+    OneWay,
+    /// A long and a short leg per symbol.
+    Hedge,
 }
 
-impl Reported {
-    fn of(raw: &RawPosition) -> Reported {
-        let positive = |f: &Field| f.to_float().ok().filter(|x| x.is_finite() && *x > 0.0);
-        Reported {
-            liquidation_price: positive(&raw.liquidation_price),
-            mark_price: positive(&raw.mark_price),
-            contract_size: positive(&raw.contract_size),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.liquidation_price.is_none()
-            && self.mark_price.is_none()
-            && self.contract_size.is_none()
-    }
-}
-
-/// Whether an entry is a "phantom": the venue lists the symbol with no position behind it
-/// (`contracts` null or zero, or `side` null or empty). Absent keys are not phantoms: the
-/// original's minimal entries (`{'symbol': ...}`) still mean "open".
-pub fn is_phantom(raw: &RawPosition) -> bool {
-    matches!(raw.contracts, Field::Null)
-        || raw.contracts.to_float().is_ok_and(|c| c == 0.0)
-        || matches!(raw.side, Field::Null)
-        || raw.side.as_text() == Some("")
-}
-
-/// One successful `get_open_positions()` answer, digested.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// Symbols the exchange listed, with their fingerprint when it could be read unambiguously.
-    pub present: SymbolMap<Option<Fingerprint>>,
-    /// Liquidation/mark price and contract size per listed symbol (only symbols that reported some).
-    pub reported: SymbolMap<Reported>,
-    /// Phantom entries skipped (zero size or no side).
-    pub phantoms: Vec<String>,
-    /// False when some entry could not be attributed to a symbol: absence then proves nothing.
-    pub well_formed: bool,
-    /// The book's sequence mark taken just before the request: entries with a higher sequence
-    /// number were inserted after the request and are out of this snapshot's reach.
-    pub requested_at_seq: u64,
-    /// Warnings about entries that were skipped (for the log).
-    pub warnings: Vec<String>,
-}
-
-impl Snapshot {
-    /// Digests the entries of one answer; `requested_at_seq` is the book's mark before the call.
-    pub fn from_entries(entries: &[RawEntry], requested_at_seq: u64) -> Snapshot {
-        let mut snap = Snapshot {
-            well_formed: true,
-            requested_at_seq,
-            ..Snapshot::default()
-        };
-        for (index, entry) in entries.iter().enumerate() {
-            match entry {
-                RawEntry::NotAMapping(type_name) => {
-                    snap.well_formed = false;
-                    snap.warnings.push(format!(
-                        "Skipping malformed position entry #{index}: expected a dict, got {type_name}"
-                    ));
-                }
-                RawEntry::Position(raw) => match raw.symbol() {
-                    None => {
-                        snap.well_formed = false;
-                        snap.warnings.push(format!(
-                            "Skipping malformed position entry #{index}: symbol is {}",
-                            describe(&raw.symbol)
-                        ));
-                    }
-                    Some(symbol) if is_phantom(raw) => snap.phantoms.push(symbol.to_owned()),
-                    Some(symbol) => {
-                        let fp = fingerprint_of(&raw.side, &raw.contracts, &raw.entry_price);
-                        match snap.present.get_mut(symbol) {
-                            // Two entries for one symbol (hedge mode or a glitch): present, but no
-                            // single fingerprint to restore from.
-                            Some(existing) => *existing = None,
-                            None => {
-                                snap.present.insert(symbol.to_owned(), fp);
-                                let reported = Reported::of(raw);
-                                if !reported.is_empty() {
-                                    snap.reported.insert(symbol.to_owned(), reported);
-                                }
-                            }
-                        }
-                    }
-                },
-            }
-        }
-        snap
-    }
-
-    /// Whether the exchange listed `symbol`.
-    pub fn contains(&self, symbol: &str) -> bool {
-        self.present.contains_key(symbol)
-    }
-}
-
-fn describe(field: &Field) -> String {
-    match field {
-        Field::Absent => "missing".to_owned(),
-        Field::Text(s) if s.is_empty() => "empty".to_owned(),
-        Field::Text(s) => format!("'{s}'"),
-        Field::Other { type_name, .. } => format!("a {type_name}"),
-        other => other.display(),
-    }
-}
-
-/// A fingerprint from an entry's side, contracts and entry price, when all three are readable.
-pub fn fingerprint_of(side: &Field, contracts: &Field, entry_price: &Field) -> Option<Fingerprint> {
-    let side = side.as_text()?.to_owned();
-    let contracts = contracts.to_float().ok()?.abs();
-    let entry_price = entry_price.to_float().ok()?;
-    Some(Fingerprint {
-        side,
-        contracts,
-        entry_price,
-    })
-}
-
-/// How cautious removal is.
+/// How cautious removal is, and how long removed positions are remembered.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Policy {
-    /// Consecutive successful snapshots without a position before it is removed (>= 1).
+    /// Lists in a row that must omit a position before it is removed (>= 1).
     pub missing_confirmations: u32,
-    /// And at least this many seconds between the first of those snapshots and the removing one.
+    /// And at least this many seconds between the first of those lists and the removing one.
     pub missing_grace_seconds: f64,
+    /// Tombstones and unconfirmed closes older than this (seconds) are forgotten.
+    pub tombstone_ttl_seconds: f64,
+    /// The key scheme.
+    pub mode: Mode,
 }
 
 impl Default for Policy {
@@ -181,284 +87,670 @@ impl Default for Policy {
         Policy {
             missing_confirmations: 1,
             missing_grace_seconds: 0.0,
+            tombstone_ttl_seconds: f64::INFINITY,
+            mode: Mode::OneWay,
         }
     }
 }
 
-/// The book as the planner sees one entry.
-#[derive(Clone, Copy, Debug)]
-pub struct EntryView<'a> {
-    /// Key in the book.
-    pub symbol: &'a str,
-    /// Insertion sequence number.
-    pub seq: u64,
-    /// Consecutive snapshots that did not list it so far.
-    pub missing: u32,
-    /// When the first of those snapshots was applied.
-    pub missing_since: Option<Timestamp>,
+/// What a list was read for: which changes it may make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The update cycle's list: removes, restores, resizes, flips; imports only a flip's new side.
+    Cycle,
+    /// `sync_existing_positions`: imports and restores; removes nothing.
+    Sync,
+    /// `reconcile_positions`: removes and imports.
+    Reconcile,
+    /// A read inside an operation (a close's check, an order's verification): removes,
+    /// restores, resolves; imports nothing.
+    Verify,
 }
 
-/// One change to make to the book.
+impl Purpose {
+    fn removes(self) -> bool {
+        !matches!(self, Purpose::Sync)
+    }
+
+    fn imports(self) -> bool {
+        matches!(self, Purpose::Sync | Purpose::Reconcile)
+    }
+}
+
+/// What kind of order a tracked position is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// A full close.
+    Close,
+    /// An order that adds to the position.
+    ScaleIn,
+    /// A reduce-only order that takes part of it (a scale-out or a partial exit).
+    ScaleOut,
+}
+
+impl Op {
+    /// The name used in events and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Close => "close",
+            Op::ScaleIn => "scale_in",
+            Op::ScaleOut => "scale_out",
+        }
+    }
+}
+
+/// A tracked position's order activity, as the planner sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Busy {
+    /// Nothing in flight.
+    Idle,
+    /// An order is in flight: a list may predate its effect, so it neither resizes nor removes.
+    Order,
+    /// The last order's outcome is unknown; `at` is the book mark after its answer, `before` the
+    /// size before it.
+    Unknown {
+        /// The order.
+        op: Op,
+        /// Book mark after the answer: only a list requested later can tell.
+        at: u64,
+        /// The position's size before the order.
+        before: f64,
+    },
+}
+
+/// A removed position that can be restored, as the planner sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TombView {
+    /// The manager's own last state (after its partial exits and scale-ins).
+    pub own: Option<Fingerprint>,
+    /// What the exchange last listed for it.
+    pub reported: Option<Fingerprint>,
+    /// When it was removed.
+    pub removed_at: Timestamp,
+}
+
+impl TombView {
+    /// Whether `listed` is this very position again.
+    pub fn matches(&self, listed: &Listed) -> bool {
+        self.own.is_some_and(|f| f.matches(listed))
+            || self.reported.is_some_and(|f| f.matches(listed))
+    }
+}
+
+/// A tracked position, as the planner sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrackedView<'a> {
+    /// Book mark at which it entered the book (insert, import, restore).
+    pub seq: u64,
+    /// Book mark of the manager's last change of its size.
+    pub touched: u64,
+    /// Lists in a row that did not show it.
+    pub missing: u32,
+    /// When the first of those lists was applied.
+    pub missing_since: Option<Timestamp>,
+    /// Its own side, size and entry (`None` when its side is neither long nor short).
+    pub own: Option<Fingerprint>,
+    /// Its order activity.
+    pub busy: Busy,
+    /// The position a side flip replaced, restorable.
+    pub predecessor: Option<&'a TombView>,
+}
+
+/// One book key's state, as the planner sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Phase<'a> {
+    /// Tracked.
+    Tracked(TrackedView<'a>),
+    /// Removed as closed outside the manager, restorable.
+    Tombstoned(&'a TombView),
+    /// Closed by the manager (the client said so), waiting for a list to confirm it.
+    Closed {
+        /// Book mark of the close: only a list requested later can tell.
+        at: u64,
+        /// Its last own state.
+        own: Option<Fingerprint>,
+        /// When it was closed.
+        closed_time: Timestamp,
+    },
+    /// An `open_position` is in flight (`unknown: None`), or its order's outcome is unknown.
+    Opening {
+        /// `(book mark after the answer, side)` once the outcome is unknown.
+        unknown: Option<(u64, Side)>,
+    },
+}
+
+/// One key of the book with its state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeyView<'a> {
+    /// The key.
+    pub key: &'a Key,
+    /// Its state.
+    pub phase: Phase<'a>,
+}
+
+/// How an order with an unknown outcome turned out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Resolution {
+    /// It did nothing: the exchange holds what it held before.
+    NotExecuted,
+    /// It changed the size: the exchange now holds `contracts` (at `entry_price`, when listed).
+    Executed {
+        /// The size the exchange lists.
+        contracts: f64,
+        /// The entry price the exchange lists.
+        entry_price: Option<f64>,
+    },
+    /// The position is gone: the order closed it.
+    Closed,
+}
+
+/// One change a list calls for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// The exchange lists it: reset its miss counter, remember the fingerprint.
+    /// Listed: reset its miss count, keep what the list reported (evidence, contract size).
     Confirm {
-        /// Book key.
-        symbol: String,
-        /// What the exchange reported, if readable.
-        fingerprint: Option<Fingerprint>,
+        /// The key.
+        key: Key,
     },
-    /// Missing, but not yet confirmed often (or long) enough: record the miss.
+    /// Listed with another size: take the exchange's size (and entry price, when reported).
+    Resize {
+        /// The key.
+        key: Key,
+        /// The exchange's size.
+        contracts: f64,
+        /// The exchange's entry price, when reported.
+        entry_price: Option<f64>,
+        /// The book's size before.
+        previous: f64,
+    },
+    /// Missing (or listed on the other side only), not yet often or long enough.
     CountMiss {
-        /// Book key.
-        symbol: String,
-        /// The new miss count.
+        /// The key.
+        key: Key,
+        /// Misses so far.
         missing: u32,
-        /// When the run of misses started.
+        /// When the run of misses began.
         since: Timestamp,
     },
-    /// Missing often enough: remove it (it becomes a tombstone).
+    /// Missing often and long enough: removed; it becomes a tombstone.
     Remove {
-        /// Book key.
-        symbol: String,
-        /// How many snapshots in a row did not list it.
+        /// The key.
+        key: Key,
+        /// Misses in a row.
         missing: u32,
     },
-    /// A tombstoned position is reported again, unchanged: put it back.
+    /// Listed on the other side only, often and long enough: the tracked position is removed
+    /// (`side_flipped`) and the listed one takes its place — restored from the predecessor
+    /// when it is the very position a flip replaced, else imported.
+    Flip {
+        /// The key.
+        key: Key,
+        /// Misses in a row.
+        missing: u32,
+        /// The listed side is the position this one replaced: restore it.
+        restore_predecessor: bool,
+    },
+    /// A tombstoned position is listed again, unchanged: put it back.
     Restore {
-        /// Book key.
-        symbol: String,
+        /// The key.
+        key: Key,
+    },
+    /// A listed position the book does not track: import it.
+    Import {
+        /// The key.
+        key: Key,
+    },
+    /// A close of the manager's is confirmed by absence: forget it.
+    CloseConfirmed {
+        /// The key.
+        key: Key,
+    },
+    /// A close of the manager's is contradicted (the position is still listed): restore it,
+    /// with the exchange's size when it differs.
+    CloseUnconfirmed {
+        /// The key.
+        key: Key,
+        /// The exchange's size, when it differs from the book's last one.
+        contracts: Option<f64>,
+    },
+    /// An order with an unknown outcome is resolved.
+    Resolve {
+        /// The key.
+        key: Key,
+        /// How it turned out.
+        resolution: Resolution,
+    },
+    /// An open with an unknown outcome is resolved: the position was found (track it) or not.
+    ResolveOpen {
+        /// The key.
+        key: Key,
+        /// Whether the exchange lists the position the open asked for.
+        found: bool,
+    },
+    /// A tombstone or an unconfirmed close older than the time to live: forget it.
+    Expire {
+        /// The key.
+        key: Key,
     },
 }
 
-/// Plans what `snapshot` does to the book. Deterministic: book entries in the given order, then
-/// restorations in the given tombstone order.
-pub fn plan<'a>(
-    entries: impl IntoIterator<Item = EntryView<'a>>,
-    tombstones: impl IntoIterator<Item = (&'a str, &'a Fingerprint)>,
-    snapshot: &Snapshot,
-    policy: Policy,
-    now: Timestamp,
-) -> Vec<Action> {
-    let needed = policy.missing_confirmations.max(1);
-    let mut actions = Vec::new();
-    for e in entries {
-        if let Some(fp) = snapshot.present.get(e.symbol) {
-            actions.push(Action::Confirm {
-                symbol: e.symbol.to_owned(),
-                fingerprint: fp.clone(),
-            });
-        } else if snapshot.well_formed && e.seq <= snapshot.requested_at_seq {
-            let missing = e.missing.saturating_add(1);
-            let since = e.missing_since.unwrap_or(now);
-            let long_enough = now.seconds_since(since) >= policy.missing_grace_seconds;
-            if missing >= needed && long_enough {
+impl Action {
+    /// The key the action is about.
+    pub fn key(&self) -> &Key {
+        match self {
+            Action::Confirm { key }
+            | Action::Resize { key, .. }
+            | Action::CountMiss { key, .. }
+            | Action::Remove { key, .. }
+            | Action::Flip { key, .. }
+            | Action::Restore { key }
+            | Action::Import { key }
+            | Action::CloseConfirmed { key }
+            | Action::CloseUnconfirmed { key, .. }
+            | Action::Resolve { key, .. }
+            | Action::ResolveOpen { key, .. }
+            | Action::Expire { key } => key,
+        }
+    }
+}
+
+/// What a list calls for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The changes, in book order (then imports in list order).
+    pub actions: Vec<Action>,
+    /// The list shows none of the positions the manager believes open, and some action rests on
+    /// an absence: read the list once more before acting (rule 7).
+    pub needs_corroboration: bool,
+}
+
+/// The inputs of [`plan`] besides the book's keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The list.
+    pub snapshot: &'a Snapshot,
+    /// The rules.
+    pub policy: Policy,
+    /// The manager's clock when the list is applied.
+    pub now: Timestamp,
+    /// What the list was read for.
+    pub purpose: Purpose,
+    /// For a read inside an operation: the one key it is about; nothing else changes (and, for
+    /// [`Purpose::Verify`], the operation's own order in flight does not hold the read back).
+    pub focus: Option<&'a Key>,
+}
+
+/// Plans what a list does to the book. `views` are the book's keys in book order; `known` says
+/// whether the book has any state for a key (untracked listed symbols are imported only when it
+/// has none). Deterministic: the same inputs give the same plan.
+pub fn plan(views: &[KeyView<'_>], known: &dyn Fn(&str) -> bool, cx: &Context<'_>) -> Plan {
+    let snap = cx.snapshot;
+    let mut out = Plan::default();
+    let mut absence_based = false;
+    let mut believed_open = 0usize;
+    let mut believed_seen = 0usize;
+    for view in views {
+        let seen = snap.seen(view.key);
+        if let Some(reach) = believed_open_at(&view.phase) {
+            if reach <= snap.requested_at {
+                believed_open += 1;
+                // Listed in any form, on any leg: the list is not blind to it.
+                if snap.lists(view.key.symbol()) {
+                    believed_seen += 1;
+                }
+            }
+        }
+        if cx.focus.is_some_and(|f| f != view.key) {
+            continue;
+        }
+        let before = out.actions.len();
+        match view.phase {
+            Phase::Tracked(t) => plan_tracked(view.key, t, seen, cx, &mut out.actions),
+            Phase::Tombstoned(tomb) => plan_tombstone(view.key, tomb, seen, cx, &mut out.actions),
+            Phase::Closed {
+                at,
+                own,
+                closed_time,
+            } => plan_closed(view.key, at, own, closed_time, seen, cx, &mut out.actions),
+            Phase::Opening { unknown } => {
+                plan_opening(view.key, unknown, seen, snap, &mut out.actions)
+            }
+        }
+        absence_based |= out.actions[before..].iter().any(rests_on_absence);
+    }
+    if cx.purpose.imports() {
+        plan_imports(known, cx, &mut out.actions);
+    }
+    out.needs_corroboration = absence_based && believed_open > 0 && believed_seen == 0;
+    out
+}
+
+/// The book mark from which a key counts as believed open on the exchange (tracked, closed by
+/// us awaiting confirmation, an open with an unknown outcome), or `None`.
+fn believed_open_at(phase: &Phase<'_>) -> Option<u64> {
+    match phase {
+        Phase::Tracked(t) => Some(t.seq),
+        Phase::Closed { at, .. } => Some(*at),
+        Phase::Opening {
+            unknown: Some((at, _)),
+        } => Some(*at),
+        _ => None,
+    }
+}
+
+fn rests_on_absence(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Remove { .. }
+            | Action::CloseConfirmed { .. }
+            | Action::Resolve {
+                resolution: Resolution::Closed,
+                ..
+            }
+            | Action::ResolveOpen { found: false, .. }
+    )
+}
+
+/// The next miss of a tracked position: a removal once often and long enough.
+fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
+    let missing = t.missing.saturating_add(1);
+    let since = t.missing_since.unwrap_or(cx.now);
+    let enough = missing >= cx.policy.missing_confirmations.max(1)
+        && cx.now.seconds_since(since) >= cx.policy.missing_grace_seconds;
+    (missing, since, enough)
+}
+
+fn plan_tracked(
+    key: &Key,
+    t: TrackedView<'_>,
+    seen: Seen<'_>,
+    cx: &Context<'_>,
+    actions: &mut Vec<Action>,
+) {
+    let snap = cx.snapshot;
+    let busy = match t.busy {
+        Busy::Order if cx.purpose == Purpose::Verify && cx.focus == Some(key) => Busy::Idle,
+        other => other,
+    };
+    match busy {
+        Busy::Idle => {}
+        Busy::Order => {
+            // The list may predate the order's effect: presence only.
+            if seen != Seen::Absent {
+                actions.push(Action::Confirm { key: key.clone() });
+            }
+            return;
+        }
+        Busy::Unknown { op, at, before } => {
+            if snap.well_formed && snap.requested_at >= at {
+                if let Some(resolution) = resolve(op, before, t.own, seen) {
+                    actions.push(Action::Resolve {
+                        key: key.clone(),
+                        resolution,
+                    });
+                }
+            } else if seen != Seen::Absent {
+                actions.push(Action::Confirm { key: key.clone() });
+            }
+            return;
+        }
+    }
+    let in_reach = t.seq <= snap.requested_at;
+    match seen {
+        Seen::Listed(l) if !l.side_assumed && t.own.is_some_and(|own| own.side != l.side) => {
+            // The symbol is listed on the other side only: decided like a removal (so only a
+            // well-formed list can make it).
+            if !snap.well_formed || !in_reach || !cx.purpose.removes() || key.leg() != Leg::Net {
+                return;
+            }
+            let (missing, since, enough) = next_miss(&t, cx);
+            if enough {
+                actions.push(Action::Flip {
+                    key: key.clone(),
+                    missing,
+                    restore_predecessor: t.predecessor.is_some_and(|p| p.matches(l)),
+                });
+            } else {
+                actions.push(Action::CountMiss {
+                    key: key.clone(),
+                    missing,
+                    since,
+                });
+            }
+        }
+        Seen::Listed(l) => {
+            actions.push(Action::Confirm { key: key.clone() });
+            let Some(own) = t.own else { return };
+            let fresh = in_reach && t.touched <= snap.requested_at;
+            if fresh && !l.side_assumed && !close_enough(own.contracts, l.contracts, SIZE_TOLERANCE)
+            {
+                actions.push(Action::Resize {
+                    key: key.clone(),
+                    contracts: l.contracts,
+                    entry_price: l.entry_price,
+                    previous: own.contracts,
+                });
+            }
+        }
+        Seen::Present | Seen::BothLegs => actions.push(Action::Confirm { key: key.clone() }),
+        Seen::Absent => {
+            if !snap.well_formed || !in_reach || !cx.purpose.removes() {
+                return;
+            }
+            let (missing, since, enough) = next_miss(&t, cx);
+            if enough {
                 actions.push(Action::Remove {
-                    symbol: e.symbol.to_owned(),
+                    key: key.clone(),
                     missing,
                 });
             } else {
                 actions.push(Action::CountMiss {
-                    symbol: e.symbol.to_owned(),
+                    key: key.clone(),
                     missing,
                     since,
                 });
             }
         }
     }
-    for (symbol, buried) in tombstones {
-        if let Some(Some(fp)) = snapshot.present.get(symbol) {
-            if fp.same_position(buried) {
-                actions.push(Action::Restore {
-                    symbol: symbol.to_owned(),
+}
+
+/// How a list resolves an order with an unknown outcome (`None`: it cannot tell).
+fn resolve(op: Op, before: f64, own: Option<Fingerprint>, seen: Seen<'_>) -> Option<Resolution> {
+    match seen {
+        Seen::Present | Seen::BothLegs => None,
+        Seen::Absent => match op {
+            Op::Close | Op::ScaleOut => Some(Resolution::Closed),
+            // The position is gone, but not by a buy: the scale-in did nothing to it; the
+            // absence is then judged by the removal rules.
+            Op::ScaleIn => Some(Resolution::NotExecuted),
+        },
+        Seen::Listed(l) => {
+            if l.side_assumed || own.is_some_and(|o| o.side != l.side) {
+                return None;
+            }
+            let executed = match op {
+                Op::Close | Op::ScaleOut => l.contracts < before * (1.0 - SIZE_TOLERANCE),
+                Op::ScaleIn => l.contracts > before * (1.0 + SIZE_TOLERANCE),
+            };
+            Some(if executed {
+                Resolution::Executed {
+                    contracts: l.contracts,
+                    entry_price: l.entry_price,
+                }
+            } else {
+                Resolution::NotExecuted
+            })
+        }
+    }
+}
+
+fn expired(since: Timestamp, cx: &Context<'_>) -> bool {
+    let ttl = cx.policy.tombstone_ttl_seconds;
+    ttl.is_finite() && cx.now.seconds_since(since) > ttl
+}
+
+fn plan_tombstone(
+    key: &Key,
+    tomb: &TombView,
+    seen: Seen<'_>,
+    cx: &Context<'_>,
+    actions: &mut Vec<Action>,
+) {
+    if let Seen::Listed(l) = seen {
+        if tomb.matches(l) {
+            actions.push(Action::Restore { key: key.clone() });
+            return;
+        }
+        if cx.purpose.imports() {
+            actions.push(Action::Import { key: key.clone() });
+            return;
+        }
+    }
+    if expired(tomb.removed_at, cx) {
+        actions.push(Action::Expire { key: key.clone() });
+    }
+}
+
+fn plan_closed(
+    key: &Key,
+    at: u64,
+    own: Option<Fingerprint>,
+    closed_time: Timestamp,
+    seen: Seen<'_>,
+    cx: &Context<'_>,
+    actions: &mut Vec<Action>,
+) {
+    let snap = cx.snapshot;
+    let decided = snap.well_formed && snap.requested_at >= at;
+    if decided {
+        match seen {
+            Seen::Absent => {
+                actions.push(Action::CloseConfirmed { key: key.clone() });
+                return;
+            }
+            Seen::Listed(l) if own.is_none_or(|o| l.side_assumed || o.side == l.side) => {
+                let contracts = own
+                    .filter(|o| !close_enough(o.contracts, l.contracts, SIZE_TOLERANCE))
+                    .map(|_| l.contracts);
+                actions.push(Action::CloseUnconfirmed {
+                    key: key.clone(),
+                    contracts,
                 });
+                return;
+            }
+            Seen::Listed(_) => {
+                // Our position is gone; the symbol now holds another one.
+                actions.push(Action::CloseConfirmed { key: key.clone() });
+                if cx.purpose.imports() {
+                    actions.push(Action::Import { key: key.clone() });
+                }
+                return;
+            }
+            Seen::Present | Seen::BothLegs => {}
+        }
+    }
+    if expired(closed_time, cx) {
+        actions.push(Action::Expire { key: key.clone() });
+    }
+}
+
+fn plan_opening(
+    key: &Key,
+    unknown: Option<(u64, Side)>,
+    seen: Seen<'_>,
+    snap: &Snapshot,
+    actions: &mut Vec<Action>,
+) {
+    let Some((at, side)) = unknown else { return };
+    if !snap.well_formed || snap.requested_at < at {
+        return;
+    }
+    let found = match seen {
+        Seen::Absent => false,
+        Seen::Listed(l) => l.side == side,
+        Seen::Present | Seen::BothLegs => return,
+    };
+    actions.push(Action::ResolveOpen {
+        key: key.clone(),
+        found,
+    });
+}
+
+fn plan_imports(known: &dyn Fn(&str) -> bool, cx: &Context<'_>, actions: &mut Vec<Action>) {
+    let listed: Vec<(&str, &crate::snapshot::Presence)> = match cx.focus {
+        Some(focus) => cx
+            .snapshot
+            .symbols
+            .get_key_value(focus.symbol())
+            .map(|(s, p)| (s.as_str(), p))
+            .into_iter()
+            .collect(),
+        None => cx.snapshot.symbols_in_order(),
+    };
+    for (symbol, presence) in listed {
+        let keys: Vec<Key> = match cx.policy.mode {
+            Mode::OneWay => vec![Key::net(symbol)],
+            Mode::Hedge => [Side::Long, Side::Short]
+                .into_iter()
+                .map(|s| Key::hedge(symbol, s))
+                .collect(),
+        };
+        for key in keys {
+            if known(key.as_str()) || cx.focus.is_some_and(|f| *f != key) {
+                continue;
+            }
+            if let Seen::Listed(_) = presence.seen(key.leg()) {
+                actions.push(Action::Import { key });
             }
         }
     }
-    actions
 }
+
+/// Why a position vanished, judged from the evidence: the prices seen around its disappearance
+/// against its liquidation price (as the exchange last reported it), its stop and its take
+/// profit. Returns the reason and the level that explains it (for the P/L at that level), or
+/// `None` when nothing does.
+pub fn judge_removal(
+    is_long: bool,
+    prices: &[f64],
+    liquidation_price: Option<f64>,
+    stop_loss: f64,
+    take_profit: Option<f64>,
+) -> Option<(&'static str, f64)> {
+    let against = |level: f64| {
+        prices
+            .iter()
+            .any(|&p| if is_long { p <= level } else { p >= level })
+    };
+    let beyond_target = |level: f64| {
+        prices
+            .iter()
+            .any(|&p| if is_long { p >= level } else { p <= level })
+    };
+    if let Some(liq) = liquidation_price.filter(|l| l.is_finite() && *l > 0.0) {
+        if against(liq) {
+            return Some((LIQUIDATION, liq));
+        }
+    }
+    if stop_loss.is_finite() && stop_loss > 0.0 && against(stop_loss) {
+        return Some((STOP_FILLED, stop_loss));
+    }
+    if let Some(tp) = take_profit.filter(|t| t.is_finite() && *t > 0.0) {
+        if beyond_target(tp) {
+            return Some((TAKE_PROFIT_FILLED, tp));
+        }
+    }
+    None
+}
+
+/// A vanished position the evidence says was liquidated.
+pub const LIQUIDATION: &str = "liquidation";
+/// A vanished position whose own stop the price reached: the exchange-side stop filled.
+pub const STOP_FILLED: &str = "stop_filled_on_exchange";
+/// A vanished position whose take profit the price reached.
+pub const TAKE_PROFIT_FILLED: &str = "take_profit_filled_on_exchange";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exchange::RawPosition;
-
-    fn entry(symbol: &str, side: &str, contracts: f64, price: f64) -> RawEntry {
-        let mut raw = RawPosition::with_symbol(symbol);
-        raw.side = Field::Text(side.into());
-        raw.contracts = Field::Number(contracts);
-        raw.entry_price = Field::Number(price);
-        RawEntry::Position(Box::new(raw))
-    }
-
-    const NOW: Timestamp = Timestamp(1_000_000_000);
-
-    fn view(symbol: &str, seq: u64, missing: u32) -> EntryView<'_> {
-        EntryView {
-            symbol,
-            seq,
-            missing,
-            missing_since: (missing > 0).then_some(NOW),
-        }
-    }
-
-    #[test]
-    fn absent_positions_are_removed_at_once_by_default() {
-        let snap = Snapshot::from_entries(&[entry("BTC", "long", 1.0, 10.0)], 10);
-        let actions = plan(
-            [view("BTC", 1, 0), view("ETH", 2, 0)],
-            [],
-            &snap,
-            Policy::default(),
-            NOW,
-        );
-        assert_eq!(actions.len(), 2);
-        assert!(matches!(&actions[0], Action::Confirm { symbol, .. } if symbol == "BTC"));
-        assert_eq!(
-            actions[1],
-            Action::Remove {
-                symbol: "ETH".into(),
-                missing: 1
-            }
-        );
-    }
-
-    #[test]
-    fn positions_inserted_after_the_request_are_out_of_reach() {
-        let snap = Snapshot::from_entries(&[], 5);
-        let actions = plan(
-            [view("NEW", 6, 0), view("OLD", 5, 0)],
-            [],
-            &snap,
-            Policy::default(),
-            NOW,
-        );
-        assert_eq!(
-            actions,
-            vec![Action::Remove {
-                symbol: "OLD".into(),
-                missing: 1
-            }]
-        );
-    }
-
-    #[test]
-    fn a_malformed_entry_makes_absence_meaningless() {
-        let snap = Snapshot::from_entries(&[RawEntry::NotAMapping("str".into())], 5);
-        assert!(!snap.well_formed);
-        assert_eq!(snap.warnings.len(), 1);
-        assert!(plan([view("ETH", 1, 0)], [], &snap, Policy::default(), NOW).is_empty());
-        let mut no_symbol = RawPosition::with_symbol("");
-        no_symbol.symbol = Field::Null;
-        let snap = Snapshot::from_entries(&[RawEntry::Position(Box::new(no_symbol))], 5);
-        assert!(!snap.well_formed);
-    }
-
-    #[test]
-    fn several_confirmations_can_be_required() {
-        let snap = Snapshot::from_entries(&[], 5);
-        let policy = Policy {
-            missing_confirmations: 3,
-            ..Policy::default()
-        };
-        assert_eq!(
-            plan([view("ETH", 1, 0)], [], &snap, policy, NOW),
-            vec![Action::CountMiss {
-                symbol: "ETH".into(),
-                missing: 1,
-                since: NOW,
-            }]
-        );
-        assert_eq!(
-            plan([view("ETH", 1, 2)], [], &snap, policy, NOW),
-            vec![Action::Remove {
-                symbol: "ETH".into(),
-                missing: 3
-            }]
-        );
-    }
-
-    #[test]
-    fn only_the_very_same_position_is_restored() {
-        let buried = Fingerprint {
-            side: "long".into(),
-            contracts: 1.0,
-            entry_price: 10.0,
-        };
-        let same = Snapshot::from_entries(&[entry("BTC", "long", 1.0, 10.0)], 5);
-        assert_eq!(
-            plan([], [("BTC", &buried)], &same, Policy::default(), NOW),
-            vec![Action::Restore {
-                symbol: "BTC".into()
-            }]
-        );
-        let resized = Snapshot::from_entries(&[entry("BTC", "long", 2.0, 10.0)], 5);
-        assert!(plan([], [("BTC", &buried)], &resized, Policy::default(), NOW).is_empty());
-        let flipped = Snapshot::from_entries(&[entry("BTC", "short", 1.0, 10.0)], 5);
-        assert!(plan([], [("BTC", &buried)], &flipped, Policy::default(), NOW).is_empty());
-    }
-
-    #[test]
-    fn a_grace_period_must_also_pass() {
-        let snap = Snapshot::from_entries(&[], 5);
-        let policy = Policy {
-            missing_confirmations: 2,
-            missing_grace_seconds: 60.0,
-        };
-        let later = |s: i64| Timestamp(NOW.0 + s * 1_000_000);
-        let mut eth = view("ETH", 1, 1);
-        // Two misses, but only 30 s apart: counted, kept.
-        assert!(matches!(
-            plan([eth], [], &snap, policy, later(30)).as_slice(),
-            [Action::CountMiss { missing: 2, since, .. }] if *since == NOW
-        ));
-        eth.missing = 2;
-        assert!(matches!(
-            plan([eth], [], &snap, policy, later(60)).as_slice(),
-            [Action::Remove { missing: 3, .. }]
-        ));
-    }
-
-    #[test]
-    fn phantom_entries_are_not_presence() {
-        let mut zero = RawPosition::with_symbol("TON");
-        zero.contracts = Field::Number(0.0);
-        let mut no_side = RawPosition::with_symbol("XRP");
-        no_side.contracts = Field::Number(3.0);
-        no_side.side = Field::Null;
-        let mut null_size = RawPosition::with_symbol("ADA");
-        null_size.contracts = Field::Null;
-        let minimal = RawPosition::with_symbol("BTC");
-        let snap = Snapshot::from_entries(
-            &[zero, no_side, null_size, minimal]
-                .into_iter()
-                .map(|r| RawEntry::Position(Box::new(r)))
-                .collect::<Vec<_>>(),
-            5,
-        );
-        assert!(snap.well_formed);
-        assert_eq!(snap.phantoms, ["TON", "XRP", "ADA"]);
-        assert!(snap.contains("BTC") && !snap.contains("TON"));
-        let removed: Vec<_> = plan(
-            [view("TON", 1, 0), view("BTC", 2, 0)],
-            [],
-            &snap,
-            Policy::default(),
-            NOW,
-        );
-        assert!(matches!(&removed[0], Action::Remove { symbol, .. } if symbol == "TON"));
-        assert!(matches!(&removed[1], Action::Confirm { symbol, .. } if symbol == "BTC"));
-    }
-
-    #[test]
-    fn duplicate_symbols_count_as_present_without_fingerprint() {
-        let snap = Snapshot::from_entries(
-            &[
-                entry("BTC", "long", 1.0, 10.0),
-                entry("BTC", "short", 1.0, 10.0),
-            ],
-            5,
-        );
-        assert_eq!(snap.present.get("BTC"), Some(&None));
-    }
-}
+#[path = "reconcile_tests.rs"]
+mod tests;

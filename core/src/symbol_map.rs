@@ -1,4 +1,4 @@
-//! Maps keyed by symbol, with a fast non-cryptographic hasher.
+//! Maps keyed by symbol or book key, with a fast non-cryptographic hasher.
 //!
 //! Symbols are short strings named by the bot and its exchange, not by an adversary, so SipHash's
 //! flooding resistance buys nothing here while costing a measurable share of an update cycle.
@@ -31,6 +31,9 @@ impl Hasher for Fnv {
 
 /// A `HashMap` keyed by symbol.
 pub type SymbolMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+
+/// A `HashMap` keyed by book key (searchable by the key's text).
+pub type KeyMap<V> = HashMap<crate::key::Key, V, BuildHasherDefault<Fnv>>;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,8 @@
 mod orders;
 
 pub use orders::{
-    LimitOrder, MarketLimits, MarketOrder, OrderAnswer, OrderId, OrderReport, OrderSide,
+    LimitOrder, MarketLimits, MarketOrder, OrderAnswer, OrderId, OrderLookup, OrderReport,
+    OrderSide,
 };
 
 use crate::error::{CoreError, CoreResult};
@@ -246,8 +247,9 @@ pub trait Exchange: Send + Sync {
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer>;
     /// `get_ohlcv(symbol, timeframe=..., limit=...)`.
     fn get_ohlcv(&self, symbol: &str, timeframe: &str, limit: u32) -> CoreResult<Ohlcv>;
-    /// `close_position(symbol)`: whether the client reports the position closed.
-    fn close_position(&self, symbol: &str) -> CoreResult<bool>;
+    /// `close_position(symbol)` (with `client_order_id=` for clients that take one): whether
+    /// the client reports the position closed.
+    fn close_position(&self, symbol: &str, client_order_id: Option<&str>) -> CoreResult<bool>;
     /// `create_market_order(...)` in the shape [`MarketOrder`] describes.
     fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer>;
     /// `create_limit_order(symbol, side, amount, price, leverage, post_only=True)`.
@@ -258,6 +260,31 @@ pub trait Exchange: Send + Sync {
     fn cancel_order(&self, order_id: &OrderId, symbol: &str) -> CoreResult<bool>;
     /// `get_market_limits(symbol)`; `None` for a falsy answer (no limits known).
     fn get_market_limits(&self, symbol: &str) -> CoreResult<Option<MarketLimits>>;
+    /// Whether the client takes client order ids (`client_order_id=` on its order methods) and
+    /// can look orders up by them (`get_order_by_client_id`). The bot's own client does not:
+    /// its calls keep the original shapes exactly.
+    fn client_order_ids(&self) -> bool {
+        false
+    }
+    /// `get_order_by_client_id(client_order_id, symbol)`: the order, or `NotFound` when the venue
+    /// never had it. Only asked of clients whose [`Exchange::client_order_ids`] is true.
+    fn get_order_by_client_id(
+        &self,
+        _client_order_id: &str,
+        _symbol: &str,
+    ) -> CoreResult<OrderLookup> {
+        Err(CoreError::Type(
+            "this client cannot look orders up by client order id".to_owned(),
+        ))
+    }
+    /// Waits `seconds` between retries (the original's ticker back-off). The binding wakes up
+    /// for signals meanwhile, so an interrupt ends the wait with [`CoreError::Interrupted`].
+    fn pause(&self, seconds: f64) -> CoreResult<()> {
+        if seconds > 0.0 && seconds.is_finite() {
+            std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(86_400.0)));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

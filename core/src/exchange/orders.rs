@@ -104,6 +104,8 @@ pub struct MarketOrder<'a> {
     pub leverage: f64,
     /// Reduce-only (and critical): scale-outs.
     pub reduce_only: bool,
+    /// The client order id, for clients that take one (`client_order_id=` keyword).
+    pub client_order_id: Option<&'a str>,
 }
 
 /// A post-only limit order:
@@ -120,6 +122,19 @@ pub struct LimitOrder<'a> {
     pub price: f64,
     /// Leverage (sent as an int when whole).
     pub leverage: f64,
+    /// The client order id, for clients that take one (`client_order_id=` keyword).
+    pub client_order_id: Option<&'a str>,
+}
+
+/// What `get_order_by_client_id(client_order_id, symbol)` answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OrderLookup {
+    /// The venue has no order with that id: it was never placed.
+    NotFound,
+    /// The order as the venue reports it.
+    Found(OrderReport),
+    /// A truthy answer that is not an order dict (its type name): nothing can be read from it.
+    Unreadable(String),
 }
 
 /// What an order call (`create_*_order`, `wait_for_order_fill`) answered.

@@ -8,8 +8,9 @@ use parking_lot::Mutex;
 
 use crate::book::{share, SharedPosition};
 use crate::clock::Timestamp;
+use crate::error::CoreError;
 use crate::events::EventKind;
-use crate::exchange::{Ohlcv, OrderAnswer, RawEntry, RawPosition};
+use crate::exchange::{Field, Ohlcv, OrderAnswer, OrderReport, RawEntry, RawPosition};
 use crate::exits::{should_exit_early, SmartExitInputs};
 use crate::manager::exit_rules::{
     AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
@@ -125,7 +126,7 @@ fn candles_drive_the_trailing_stop_and_the_take_profit() {
     let mut expected = p.lock().clone();
     m.book().insert("BTC", p.clone(), 1);
 
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
 
     expected
         .update_trailing_stop(101.0, 0.02, market.volatility, market.momentum)
@@ -190,7 +191,7 @@ fn malformed_or_short_candle_lists_take_the_simple_path() {
         set_candles(&fake, "BTC", ohlcv);
         let p = position("BTC", "long", 100.0, 1.0, 1.0);
         m.book().insert("BTC", p.clone(), 1);
-        assert!(m.update_all().is_empty());
+        assert!(m.update_all().unwrap().is_empty());
         let mut simple = position("BTC", "long", 100.0, 1.0, 1.0).lock().clone();
         simple.update_trailing_stop(101.0, 0.02, 0.03, 0.0).unwrap();
         assert_eq!(p.lock().stop_loss, simple.stop_loss);
@@ -205,7 +206,7 @@ fn a_breakeven_stop_never_loosens_a_tighter_trailing_stop() {
     let (_fake, m) = setup(&["BTC"], 103.0);
     let p = position("BTC", "long", 100.0, 1.0, 10.0);
     m.book().insert("BTC", p.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     let trailed = 103.0 * (1.0 - 0.02 * 0.8);
     assert_eq!(p.lock().stop_loss, trailed);
     assert!(trailed > 100.5, "the breakeven stop would loosen it");
@@ -215,7 +216,7 @@ fn a_breakeven_stop_never_loosens_a_tighter_trailing_stop() {
     let s = position("ETH", "short", 100.0, 1.0, 10.0);
     s.lock().lowest_price = Some(90.0); // no new low: the trailing stop stays at 110
     m.book().insert("ETH", s.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(s.lock().stop_loss, 100.0 * 0.995);
 }
 
@@ -225,7 +226,7 @@ fn a_breakeven_stop_below_one_moves_the_stop_and_sells_nothing() {
     let (fake, m) = setup(&["DOGE"], 0.51);
     let p = position("DOGE", "long", 0.5, 1000.0, 10.0);
     m.book().insert("DOGE", p.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert!(orders(&fake).is_empty(), "{:?}", fake.calls());
     assert_eq!(p.lock().amount, 1000.0);
     assert_eq!(p.lock().stop_loss, 0.5 * 1.005);
@@ -240,7 +241,7 @@ fn each_profit_target_is_taken_once_and_recorded_as_a_partial_close() {
     m.book().insert("BTC", p.clone(), 1);
 
     assert!(
-        m.update_all().is_empty(),
+        m.update_all().unwrap().is_empty(),
         "a partial exit is not handed over"
     );
     assert_eq!(
@@ -259,7 +260,7 @@ fn each_profit_target_is_taken_once_and_recorded_as_a_partial_close() {
     assert_eq!(partials[0].reason, "First target reached (3.00%)");
     assert_eq!(partials[0].position.partial_exits_taken, 0b001);
 
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(
         orders(&fake).len(),
         1,
@@ -267,7 +268,7 @@ fn each_profit_target_is_taken_once_and_recorded_as_a_partial_close() {
     );
 
     fake.0.lock().price = Some(100.45);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(
         orders(&fake)[1],
         "create_market_order BTC sell 0.75 10.0 reduce_only"
@@ -279,17 +280,21 @@ fn each_profit_target_is_taken_once_and_recorded_as_a_partial_close() {
 #[test]
 fn a_failed_partial_exit_leaves_its_target_free() {
     let (fake, m) = setup(&["BTC"], 100.3);
+    // A definitive refusal: final, nothing filled.
+    let mut rejected = OrderReport::with_id("r1");
+    rejected.status = Field::Text("rejected".into());
+    rejected.filled = Field::Number(0.0);
     fake.0
         .lock()
         .market_answers
-        .push_back(Ok(OrderAnswer::Missing));
+        .push_back(Ok(OrderAnswer::Report(rejected)));
     let p = position("BTC", "long", 100.0, 4.0, 10.0);
     m.book().insert("BTC", p.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(p.lock().partial_exits_taken, 0);
     assert_eq!(p.lock().amount, 4.0);
     // The next cycle tries again.
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(orders(&fake).len(), 2);
     assert_eq!(p.lock().partial_exits_taken, 1);
 }
@@ -308,7 +313,7 @@ fn indicators_do_not_leak_to_the_next_position() {
     m.book()
         .insert("BBB", position("BBB", "long", 117.0, 1.0, 1.0), 2);
 
-    let closed = m.update_all();
+    let closed = m.update_all().unwrap();
     let symbols: Vec<_> = closed.iter().map(|c| c.symbol.as_str()).collect();
     assert_eq!(symbols, vec!["AAA"], "momentum reversal closes AAA only");
     let close = m
@@ -354,7 +359,7 @@ fn the_smart_exit_sees_the_real_volume_ratio() {
     set_candles(&fake, "BTC", ohlcv);
     m.book()
         .insert("BTC", position("BTC", "long", entry, 1.0, 1.0), 1);
-    let closed = m.update_all();
+    let closed = m.update_all().unwrap();
     assert_eq!(closed.len(), 1);
     let close = m
         .events()
@@ -384,13 +389,13 @@ fn the_smart_exit_mirrors_its_conditions_for_a_short() {
     set_candles(&fake, "ETH", ohlcv);
     let s = position("ETH", "short", 127.0, 1.0, 1.0);
     m.book().insert("ETH", s.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert!(m.book().contains("ETH"));
     assert!(s.lock().stop_loss < 127.0, "the short's stop trailed down");
 }
 
 struct Scripted {
-    answer: Result<OriginalExitSignal, String>,
+    answer: Result<OriginalExitSignal, CoreError>,
     seen: Mutex<Vec<String>>,
 }
 
@@ -398,7 +403,7 @@ impl AdvancedExitRule for Scripted {
     fn comprehensive_exit_signal(
         &self,
         r: &AdvancedExitRequest<'_>,
-    ) -> Result<OriginalExitSignal, String> {
+    ) -> Result<OriginalExitSignal, CoreError> {
         self.seen.lock().push(format!(
             "{} {} {} {}",
             r.symbol, r.side, r.position.current_pnl_pct, r.market.rsi
@@ -409,7 +414,7 @@ impl AdvancedExitRule for Scripted {
 
 struct Watcher {
     seen: Mutex<Vec<SmartExitInputs>>,
-    answer: Result<SmartExitAnswer, String>,
+    answer: Result<SmartExitAnswer, CoreError>,
 }
 
 impl SmartExitRule for Watcher {
@@ -417,7 +422,7 @@ impl SmartExitRule for Watcher {
         &self,
         _symbol: &str,
         inputs: &SmartExitInputs,
-    ) -> Result<SmartExitAnswer, String> {
+    ) -> Result<SmartExitAnswer, CoreError> {
         self.seen.lock().push(*inputs);
         self.answer.clone()
     }
@@ -446,7 +451,7 @@ fn supplied_rules_get_the_inputs_and_their_answers_are_read_defensively() {
     let (fake, m) = setup(&["BTC"], 100.3);
     set_candles(&fake, "BTC", choppy_thin_volume());
     let advanced = Arc::new(Scripted {
-        answer: Err("RuntimeError: boom".into()),
+        answer: Err(CoreError::Value("RuntimeError: boom".into())),
         seen: Mutex::new(Vec::new()),
     });
     let smart = Arc::new(Watcher {
@@ -460,7 +465,7 @@ fn supplied_rules_get_the_inputs_and_their_answers_are_read_defensively() {
     assert!(m.exit_rules().set_smart(Some(smart.clone())).is_none());
     let p = position("BTC", "long", 100.0, 4.0, 10.0);
     m.book().insert("BTC", p.clone(), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(advanced.seen.lock().len(), 1);
     assert!(advanced.seen.lock()[0].starts_with("BTC long 0.0299999"));
     let seen = smart.seen.lock()[0];
@@ -475,22 +480,25 @@ fn supplied_rules_get_the_inputs_and_their_answers_are_read_defensively() {
         answer: signal(false, "Breakeven+ stop update", Some(99.9)),
         seen: Mutex::new(Vec::new()),
     })));
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(p.lock().stop_loss, 99.9);
     m.exit_rules().set_advanced(Some(Arc::new(Scripted {
         answer: signal(false, "Second target reached (3.00%)", Some(0.5)),
         seen: Mutex::new(Vec::new()),
     })));
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert_eq!(p.lock().amount, 2.0);
     assert_eq!(p.lock().partial_exits_taken, 0b010);
-    assert!(m.update_all().is_empty(), "the second target is taken once");
+    assert!(
+        m.update_all().unwrap().is_empty(),
+        "the second target is taken once"
+    );
     assert_eq!(orders(&fake).len(), 1);
     m.exit_rules().set_advanced(Some(Arc::new(Scripted {
         answer: signal(true, "my reason", Some(1.0)),
         seen: Mutex::new(Vec::new()),
     })));
-    let closed = m.update_all();
+    let closed = m.update_all().unwrap();
     assert_eq!(closed.len(), 1);
     assert!(!m.book().contains("BTC"));
 
@@ -504,11 +512,11 @@ fn a_smart_rule_error_holds_and_a_confident_answer_closes() {
     let (_fake, m) = setup(&["BTC"], 100.1);
     m.exit_rules().set_smart(Some(Arc::new(Watcher {
         seen: Mutex::new(Vec::new()),
-        answer: Err("KeyError: 'should_exit'".into()),
+        answer: Err(CoreError::Value("KeyError: 'should_exit'".into())),
     })));
     m.book()
         .insert("BTC", position("BTC", "long", 100.0, 1.0, 1.0), 1);
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
     assert!(m.book().contains("BTC"));
     m.exit_rules().set_smart(Some(Arc::new(Watcher {
         seen: Mutex::new(Vec::new()),
@@ -520,7 +528,7 @@ fn a_smart_rule_error_holds_and_a_confident_answer_closes() {
             reason_text: "mine".into(),
         }),
     })));
-    let closed = m.update_all();
+    let closed = m.update_all().unwrap();
     assert_eq!(closed.len(), 1);
     let close = m
         .events()

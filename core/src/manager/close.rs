@@ -1,16 +1,30 @@
 //! `close_position(symbol, reason)`: the original safeguard (a position the exchange no longer
-//! lists is untracked without an order), its log blocks, and the fix of §6.4 (a successful
-//! exchange close always returns its P/L, whatever another thread did to the book meanwhile).
+//! lists is untracked without an order), its log blocks, and these fixes:
+//!
+//! - a successful exchange close always returns its P/L, whatever another thread did to the book
+//!   meanwhile (§6.4);
+//! - one close (or other reducing order) per position at a time: never a second close order;
+//! - a close the client reports is verified by the next list requested after it (rule 7): the
+//!   position waits as "closed, awaiting confirmation"; a list that still shows it restores it
+//!   (`close_unconfirmed`);
+//! - a close whose outcome is unknown (the client raised, or answered falsy: the bot's client
+//!   does both after a timeout that may have closed it) is resolved against the exchange before
+//!   the call returns — by the order's client id where the client takes them, else by one list:
+//!   gone means closed (the P/L is returned), still there means not closed.
 
 use log::Level;
 
+use super::lists::ListRead;
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
+use super::verify::Lookup;
 use super::Manager;
-use crate::book::{fingerprint_of_state, SharedPosition};
-use crate::error::CoreError;
+use crate::book::{Refusal, SharedPosition, Unknown};
+use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
-use crate::reconcile::Snapshot;
+use crate::key::Key;
+use crate::reconcile::{Op, Resolution};
+use crate::snapshot::Seen;
 
 /// How a close ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,9 +37,9 @@ pub enum CloseOutcome {
     Unverified,
     /// No usable price: kept, nothing sent.
     NoPrice,
-    /// The client reported failure: kept.
+    /// The client reported failure (verified: still open, or unknown): kept.
     Failed,
-    /// Another close of this symbol is in flight: nothing sent (never two close orders).
+    /// Another order for this position is in flight: nothing sent (never two close orders).
     InProgress,
     /// Closed on the exchange; the leveraged P/L after fees.
     Closed(f64),
@@ -42,139 +56,145 @@ impl CloseOutcome {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Reserves `symbol` for one order that closes or resizes it (a close, a scale in/out);
-    /// `None` while another holds it. Released when the guard drops.
-    pub(crate) fn order_slot<'m>(
-        &'m self,
-        symbol: &'m str,
-    ) -> Option<super::reservations::Held<'m>> {
-        self.in_flight.hold(symbol, || false)
-    }
-
-    /// Whether `symbol`'s last close ended with an unknown outcome (cleared by
-    /// [`Manager::confirm_still_open`]).
-    pub fn is_uncertain(&self, symbol: &str) -> bool {
-        self.uncertain.contains(symbol)
-    }
-
-    /// For a position whose last close had an unknown outcome: asks the exchange whether it is
-    /// still open before anything else is sent. `Ok(true)`: listed (the doubt is cleared);
-    /// `Ok(false)`: not listed (it is untracked as closed); `Err`: cannot tell.
-    pub(crate) fn confirm_still_open(
-        &self,
-        symbol: &str,
-        position: &SharedPosition,
-    ) -> Result<bool, CoreError> {
-        let snapshot = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
-        if snapshot.contains(symbol) {
-            self.uncertain.remove(symbol);
-            return Ok(true);
-        }
-        if !snapshot.well_formed {
-            return Err(CoreError::State(
-                "malformed position list: cannot tell whether it is still open".to_owned(),
-            ));
-        }
-        self.uncertain.remove(symbol);
-        self.untrack_closed_externally(symbol, position);
-        Ok(false)
-    }
-
-    /// `close_position(symbol, reason)`.
-    pub fn close_position(&self, symbol: &str, reason: &str) -> CloseOutcome {
+    /// `close_position(symbol, reason)`. Only an interruption is an error.
+    pub fn close_position(&self, symbol: &str, reason: &str) -> CoreResult<CloseOutcome> {
         self.close_with(symbol, reason, None)
     }
 
-    /// The close, optionally trusting a fresh position list instead of fetching it again (§6.5).
+    /// The close, optionally trusting a fresh position list instead of reading it again (§6.5).
     pub(crate) fn close_with(
         &self,
         symbol: &str,
         reason: &str,
-        fresh: Option<&Snapshot>,
-    ) -> CloseOutcome {
+        fresh: Option<&ListRead>,
+    ) -> CoreResult<CloseOutcome> {
         let Some((position, _handle)) = self.book().get(symbol) else {
             self.log(Channel::Main, Level::Debug, || {
                 format!("Position {symbol} not in local tracking, already closed")
             });
-            return CloseOutcome::NotTracked;
+            return Ok(CloseOutcome::NotTracked);
         };
-        // One close per symbol at a time: a second one (the bot's close racing the update
-        // cycle's, two cycles, two threads) would send a second close order.
-        let Some(slot) = self.order_slot(symbol) else {
-            self.log(Channel::Main, Level::Info, || {
-                format!("Close of {symbol} already in progress, not sending another")
+        let key = Key::parse(symbol);
+        if !self.resolve_before_trading(&key, &position)? {
+            return Ok(if self.book().holds(symbol, &position) {
+                CloseOutcome::Unverified
+            } else {
+                CloseOutcome::NotTracked
             });
-            return CloseOutcome::InProgress;
-        };
-        let outcome = self.close_tracked(symbol, reason, &position, fresh);
-        drop(slot);
+        }
+        // One close per position at a time: a second one (the bot's close racing the update
+        // cycle's, two cycles, two threads) would send a second close order.
+        match self.book().begin_order(symbol, &position, Op::Close) {
+            Ok(()) => {}
+            Err(Refusal::Busy(_)) => {
+                self.log(Channel::Main, Level::Info, || {
+                    format!("Close of {symbol} already in progress, not sending another")
+                });
+                return Ok(CloseOutcome::InProgress);
+            }
+            Err(Refusal::Unknown(_)) => return Ok(CloseOutcome::Unverified),
+            Err(Refusal::NotTracked) => return Ok(CloseOutcome::NotTracked),
+        }
+        let outcome = self.close_tracked(&key, reason, &position, fresh);
+        self.book().end_order(symbol, &position);
         match outcome {
-            Ok(outcome) => outcome,
+            Ok(outcome) => Ok(outcome),
+            Err(e) if e.is_interrupt() => Err(e),
             Err(e) => {
-                self.log(Channel::Main, Level::Error, || {
-                    format!("Error closing position: {e}")
-                });
-                self.log(Channel::Position, Level::Error, || {
-                    format!("✗ FAILED to close position: {e}")
-                });
-                self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
-                CloseOutcome::Failed
+                self.log_close_error(&e);
+                Ok(CloseOutcome::Failed)
             }
         }
     }
 
+    fn log_close_error(&self, e: &CoreError) {
+        self.log(Channel::Main, Level::Error, || {
+            format!("Error closing position: {e}")
+        });
+        self.log(Channel::Position, Level::Error, || {
+            format!("✗ FAILED to close position: {e}")
+        });
+        self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
+    }
+
+    /// Whether the exchange lists `key` right now, by the cycle's fresh list when it could see
+    /// this entry, else by a list read for it (which also applies what it shows about the key:
+    /// an absence removes it as closed externally, under the removal rules). `Ok(None)`: the
+    /// close must not go on (the outcome is returned).
+    fn listed_for_close(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+        fresh: Option<&ListRead>,
+    ) -> CoreResult<Option<CloseOutcome>> {
+        let symbol = key.as_str();
+        // A fresh list from this cycle is enough, but only for an entry the list could see: one
+        // inserted after it was requested (re-added after a close, say) needs a list of its own
+        // (rule 4).
+        let fresh = fresh.filter(|l| {
+            self.book()
+                .seq_of(symbol)
+                .is_some_and(|seq| seq <= l.snapshot.requested_at)
+        });
+        if let Some(list) = fresh {
+            if list.snapshot.seen(key) != Seen::Absent {
+                return Ok(None);
+            }
+        }
+        // As the original, a list that cannot be read ends the close with its error lines.
+        let mut list = self.read_list()??;
+        let report = self.apply_list(
+            &mut list,
+            crate::reconcile::Purpose::Verify,
+            Some(key),
+            "closed_externally",
+        )?;
+        if report.removed.iter().any(|k| k == key) || !self.book().holds(symbol, position) {
+            if report.removed.iter().any(|k| k == key) {
+                self.log_already_closed(symbol);
+                return Ok(Some(CloseOutcome::AlreadyClosed));
+            }
+            return Ok(Some(CloseOutcome::NotTracked));
+        }
+        let list = (!report.uncorroborated && list.snapshot.well_formed).then_some(list);
+        let Some(list) = list else {
+            if report.uncorroborated {
+                return Ok(Some(CloseOutcome::Unverified));
+            }
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Cannot verify {symbol} on exchange (no usable position list), keeping it and not closing this time"
+                )
+            });
+            return Ok(Some(CloseOutcome::Unverified));
+        };
+        if list.snapshot.seen(key) == Seen::Absent {
+            // Missing, but one list is not enough evidence under this policy.
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not closing this time"
+                )
+            });
+            return Ok(Some(CloseOutcome::Unverified));
+        }
+        Ok(None)
+    }
+
     fn close_tracked(
         &self,
-        symbol: &str,
+        key: &Key,
         reason: &str,
         position: &SharedPosition,
-        fresh: Option<&Snapshot>,
-    ) -> Result<CloseOutcome, CoreError> {
-        // A fresh list from this cycle that lists the symbol is enough, otherwise ask again; but
-        // only for an entry the list could see: one inserted after the list was requested (the
-        // bot re-added it after a close, say) needs a list of its own (rule 4).
-        let fetched;
-        let fresh = fresh.filter(|s| {
-            s.contains(symbol)
-                && self
-                    .book()
-                    .seq_of(symbol)
-                    .is_some_and(|seq| seq <= s.requested_at_seq)
-        });
-        let snapshot = match fresh {
-            Some(snap) => snap,
-            None => {
-                fetched = Snapshot::from_entries(&self.exchange().get_open_positions()?, 0);
-                &fetched
-            }
-        };
-        if !snapshot.contains(symbol) {
-            if !snapshot.well_formed {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Cannot verify {symbol} on exchange (malformed position list), keeping it and not closing this time"
-                    )
-                });
-                return Ok(CloseOutcome::Unverified);
-            }
-            let policy = self.policy();
-            if policy.missing_confirmations > 1 || policy.missing_grace_seconds > 0.0 {
-                // One list is not enough evidence under this policy (a transient empty answer):
-                // keep it, send nothing; the cleanup removes it once the absence is confirmed.
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not closing this time"
-                    )
-                });
-                return Ok(CloseOutcome::Unverified);
-            }
-            self.untrack_closed_externally(symbol, position);
-            return Ok(CloseOutcome::AlreadyClosed);
+        fresh: Option<&ListRead>,
+    ) -> CoreResult<CloseOutcome> {
+        let symbol = key.as_str();
+        if let Some(outcome) = self.listed_for_close(key, position, fresh)? {
+            return Ok(outcome);
         }
 
-        let (side, entry, entry_time) = {
+        let (side, entry, entry_time, amount) = {
             let p = position.lock();
-            (p.side.clone(), p.entry_price, p.entry_time)
+            (p.side.clone(), p.entry_price, p.entry_time, p.amount)
         };
         let side_upper = side.to_uppercase();
         self.log(Channel::Position, Level::Info, || format!("\n{RULE}"));
@@ -194,7 +214,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             format!("  Entry Time: {}", entry_time.format_seconds())
         });
 
-        let price = match self.exchange().get_ticker(symbol)? {
+        let price = match self.exchange().get_ticker(key.symbol())? {
             crate::exchange::TickerAnswer::Missing => {
                 self.log(Channel::Position, Level::Error, || {
                     "  ✗ Failed to get ticker".to_owned()
@@ -234,23 +254,48 @@ impl<H: Clone + Send + Sync> Manager<H> {
             "  Closing position on exchange...".to_owned()
         });
 
-        let closed = match self.exchange().close_position(symbol) {
-            Ok(closed) => closed,
-            Err(e) => {
-                // The order may have gone through: until the exchange says, nothing else may
-                // trade this position blind.
-                self.uncertain.insert(symbol);
+        let order_id = self.new_client_order_id();
+        let unknown = || Unknown {
+            op: Op::Close,
+            at: 0,
+            before: amount,
+            client_order_id: order_id.clone(),
+            reason: reason.to_owned(),
+            price: Some(price),
+            target_bit: 0,
+        };
+        let answer = self
+            .exchange()
+            .close_position(key.symbol(), order_id.as_deref());
+        let answer = match answer {
+            Err(e) if e.is_interrupt() => {
+                // The order may be out: nothing more is sent until the exchange tells.
+                self.book().set_unknown(symbol, position, unknown());
                 return Err(e);
             }
+            other => other,
         };
-        if !closed {
-            // Only a truthy answer is definitive: a client may answer falsy after the venue took
-            // the close (a timed-out request). Until the exchange says, trade nothing blind.
-            self.uncertain.insert(symbol);
-            self.log(Channel::Position, Level::Error, || {
-                "  ✗ Failed to close position on exchange".to_owned()
-            });
-            return Ok(CloseOutcome::Failed);
+        let confirmed = match answer {
+            Ok(true) => true,
+            Ok(false) => {
+                self.log(Channel::Position, Level::Error, || {
+                    "  ✗ Failed to close position on exchange".to_owned()
+                });
+                false
+            }
+            Err(e) if e.is_unsent() => {
+                self.log_close_error(&e);
+                return Ok(CloseOutcome::Failed);
+            }
+            Err(e) => {
+                self.log_close_error(&e);
+                false
+            }
+        };
+        if !confirmed {
+            // Not a definitive answer: a client may answer falsy (or raise) after the venue took
+            // the close. Ask the exchange before anything else is sent.
+            return self.settle_close(key, position, unknown(), figures.rf);
         }
         self.log(Channel::Position, Level::Info, || {
             "  ✓ Position closed on exchange".to_owned()
@@ -274,23 +319,60 @@ impl<H: Clone + Send + Sync> Manager<H> {
         });
         self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
         // The exchange close succeeded: the P/L is returned even if another thread untracked or
-        // replaced the entry meanwhile (§6.4); only this very position is removed.
-        let removed = self.book().remove_if_same(symbol, position);
-        self.book().note_closed(symbol);
-        self.uncertain.remove(symbol);
-        self.record(
+        // replaced the entry meanwhile (§6.4); only this very position leaves the book, and waits
+        // for a list requested after now to confirm it.
+        self.book().closed(symbol, position, self.now());
+        self.record_full(
             symbol,
             position,
             EventKind::Closed,
             reason,
             Some(figures.rf),
+            None,
+            order_id.as_deref(),
         );
-        drop(removed);
         Ok(CloseOutcome::Closed(figures.rf))
     }
 
-    /// Untracks a position the exchange no longer lists, with the original's log block.
-    fn untrack_closed_externally(&self, symbol: &str, position: &SharedPosition) {
+    /// A close without a definitive answer: by the order's id, else by one list.
+    fn settle_close(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+        unknown: Unknown,
+        rf: f64,
+    ) -> CoreResult<CloseOutcome> {
+        let symbol = key.as_str();
+        match self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())? {
+            Lookup::NotPlaced => return Ok(CloseOutcome::Failed),
+            Lookup::Final(report) if report.filled().is_some_and(|f| f > 0.0) => {
+                // Filled: closed as far as the order says; the next list confirms it.
+                self.book().closed(symbol, position, self.now());
+                self.record_full(
+                    symbol,
+                    position,
+                    EventKind::Closed,
+                    &unknown.reason,
+                    Some(rf),
+                    None,
+                    unknown.client_order_id.as_deref(),
+                );
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("The close order for {symbol} went through though the client reported a failure")
+                });
+                return Ok(CloseOutcome::Closed(rf));
+            }
+            Lookup::Final(_) => return Ok(CloseOutcome::Failed),
+            Lookup::Unknown => {}
+        }
+        Ok(match self.settle_by_list(key, position, unknown)? {
+            Some(Resolution::Closed) => CloseOutcome::Closed(rf),
+            _ => CloseOutcome::Failed,
+        })
+    }
+
+    /// The original's block for a position the exchange no longer lists.
+    fn log_already_closed(&self, symbol: &str) {
         self.log(Channel::Main, Level::Info, || {
             format!("Position {symbol} not found on exchange (already closed externally), removing from tracking")
         });
@@ -305,13 +387,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
             "  Removing from local tracking without P/L calculation".to_owned()
         });
         self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
-        let fingerprint = fingerprint_of_state(&position.lock());
-        if let Some((p, handle, evicted)) =
-            self.book().bury(symbol, position, fingerprint, self.now())
-        {
-            self.record(symbol, &p, EventKind::Removed, "closed_externally", None);
-            drop((handle, evicted));
-        }
     }
 
     fn log_pnl_lines(&self, f: &CloseFigures, with_duration: bool) {

@@ -62,12 +62,12 @@ fn phantom_entries_neither_keep_nor_import_a_position() {
     let m = manager(&f, ManagerConfig::default());
     m.book()
         .insert("TON", position("TON", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all();
+    m.update_all().unwrap();
     assert!(
         m.book().is_empty(),
         "a zero-size entry confirms the absence"
     );
-    assert_eq!(m.sync_existing_positions(), 0);
+    assert_eq!(m.sync_existing_positions().unwrap(), 0);
     assert!(m.book().is_empty());
 }
 
@@ -83,13 +83,13 @@ fn a_grace_period_keeps_a_missing_position_until_it_has_passed() {
     let m = manager_with_clock(&f, config, clock.clone());
     m.book()
         .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all();
+    m.update_all().unwrap();
     clock.advance(30.0);
-    m.update_all();
-    m.update_all();
+    m.update_all().unwrap();
+    m.update_all().unwrap();
     assert!(m.book().contains("BTC"), "three misses, but only 30 s");
     clock.advance(30.0);
-    m.update_all();
+    m.update_all().unwrap();
     assert!(!m.book().contains("BTC"));
     let removed = last_event(&m);
     assert_eq!(removed.kind, EventKind::Removed);
@@ -102,7 +102,7 @@ fn a_size_change_on_the_exchange_resizes_the_book() {
     let m = manager(&f, ManagerConfig::default());
     let p = position("BTC", "long", 1.0, 95.0, 115.0);
     m.book().insert("BTC", p.clone(), 1);
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(p.lock().amount, 0.6);
     let e = m
         .events()
@@ -130,9 +130,10 @@ fn a_size_the_manager_is_changing_is_not_resized_from_an_older_snapshot() {
         let m = inner.upgrade().unwrap();
         assert!(m
             .scale_out_position("BTC", (0.5, "0.5"), "scale_out")
+            .unwrap()
             .is_some());
     }));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(
         p.lock().amount,
         1.5,
@@ -151,7 +152,7 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
     let m = manager(&f, ManagerConfig::default());
     let old = position("BTC", "long", 1.0, 95.0, 115.0);
     m.book().insert("BTC", old.clone(), 1);
-    m.update_all();
+    m.update_all().unwrap();
     let events: Vec<_> = m
         .events()
         .all()
@@ -175,7 +176,7 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
         kinds,
         [
             (EventKind::Removed, "side_flipped".to_owned()),
-            (EventKind::Imported, "sync".to_owned())
+            (EventKind::Imported, "side_flipped".to_owned())
         ]
     );
 }
@@ -204,11 +205,11 @@ fn vanish_with(
         1,
     );
     // Listed once (the exchange's liquidation price is remembered), last seen at `last_price`.
-    m.update_all();
+    m.update_all().unwrap();
     let p = m.book().get("BTC").unwrap().0;
     p.lock().record_tick(T0, last_price);
     f.0.lock().positions.clear();
-    m.update_all();
+    m.update_all().unwrap();
     let e = last_event(&m);
     assert_eq!(e.kind, EventKind::Removed);
     (e.reason, e.evidence.unwrap())
@@ -254,13 +255,13 @@ fn tombstones_expire() {
     let m = manager_with_clock(&f, config, clock.clone());
     m.book()
         .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().tombstone_count(), 1);
     clock.advance(3599.0);
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().tombstone_count(), 1);
     clock.advance(2.0);
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().tombstone_count(), 0);
 }
 
@@ -271,11 +272,11 @@ fn the_contract_size_is_carried_and_used_for_values() {
     });
     let f = fake(vec![entry], 100.0);
     let m = manager(&f, ManagerConfig::default());
-    assert_eq!(m.sync_existing_positions(), 1);
+    assert_eq!(m.sync_existing_positions().unwrap(), 1);
     let p = m.book().get("BTC").unwrap().0;
     assert_eq!(p.lock().contract_size, 0.001);
     p.lock().contract_size = 1.0;
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(
         p.lock().contract_size,
         0.001,
@@ -297,7 +298,7 @@ fn the_event_sink_is_called_with_no_lock_held() {
     })));
     m.book()
         .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(
         *seen.lock(),
         [(EventKind::Removed, "BTC".to_owned(), (0, 1))]
@@ -318,7 +319,7 @@ fn a_position_tracked_after_the_request_is_not_resized_by_it() {
         let m = inner.upgrade().unwrap();
         m.book().insert("BTC", replacement.clone(), 2);
     }));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(newer.lock().amount, 0.5);
     assert!(!m
         .events()
@@ -338,7 +339,7 @@ fn a_close_under_a_cautious_policy_does_not_untrack_on_one_absence() {
     m.book()
         .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
     assert_eq!(
-        m.close_position("BTC", "stop_loss"),
+        m.close_position("BTC", "stop_loss").unwrap(),
         super::CloseOutcome::Unverified
     );
     assert!(m.book().contains("BTC"));
@@ -354,10 +355,10 @@ fn a_liquidation_records_its_pnl() {
     let m = manager(&f, ManagerConfig::default());
     let p = position("BTC", "long", 1.0, 80.0, 115.0);
     m.book().insert("BTC", p.clone(), 1);
-    m.update_all();
+    m.update_all().unwrap();
     p.lock().record_tick(T0, 90.0);
     f.0.lock().positions.clear();
-    m.update_all();
+    m.update_all().unwrap();
     let e = last_event(&m);
     assert_eq!(e.reason, "liquidation");
     assert_eq!(e.pnl, Some(p.lock().leveraged_pnl(91.0, true)));
@@ -373,8 +374,8 @@ fn a_sync_whose_list_predates_a_close_does_not_reimport_it() {
     f.0.lock().during_fetch = Some(Box::new(move || {
         // The list is already taken (it shows BTC); the close fills now.
         let m = inner.upgrade().unwrap();
-        assert!(m.close_position("BTC", "manual").pnl().is_some());
+        assert!(m.close_position("BTC", "manual").unwrap().pnl().is_some());
     }));
-    assert_eq!(m.sync_existing_positions(), 0);
+    assert_eq!(m.sync_existing_positions().unwrap(), 0);
     assert!(!m.book().contains("BTC"));
 }

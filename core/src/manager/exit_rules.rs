@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::clock::Timestamp;
+use crate::error::CoreError;
 use crate::exits::{MarketData, PositionData, SmartExitInputs};
 
 /// The inputs of `get_comprehensive_exit_signal(position_data, market_data)` for one position.
@@ -42,11 +43,12 @@ pub struct OriginalExitSignal {
 /// A caller-supplied `AdvancedExitStrategy`.
 pub trait AdvancedExitRule: Send + Sync {
     /// `get_comprehensive_exit_signal(position_data, market_data)`; `Err` describes an
-    /// exception or an unusable answer.
+    /// exception or an unusable answer ([`CoreError::Interrupted`] for an interruption, which
+    /// ends the cycle).
     fn comprehensive_exit_signal(
         &self,
         request: &AdvancedExitRequest<'_>,
-    ) -> Result<OriginalExitSignal, String>;
+    ) -> Result<OriginalExitSignal, CoreError>;
 }
 
 /// What the manager reads from a `should_exit_early` answer.
@@ -72,7 +74,7 @@ pub trait SmartExitRule: Send + Sync {
         &self,
         symbol: &str,
         inputs: &SmartExitInputs,
-    ) -> Result<SmartExitAnswer, String>;
+    ) -> Result<SmartExitAnswer, CoreError>;
 }
 
 /// The rules in use; `None` means the built-in rule.

@@ -17,11 +17,12 @@
 use log::Level;
 
 use super::exit_rules::{AdvancedExitRequest, SmartExitAnswer};
+use super::lists::ListRead;
 use super::messages::Channel;
-use super::update::CycleSnapshot;
+use super::scale::ScaleOut;
 use super::Manager;
 use crate::book::SharedPosition;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::exits::{
     breakeven_plus_stop, comprehensive_exit_signal, should_exit_early_for_side, ExitDecision,
     MarketData, PositionData,
@@ -45,7 +46,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         position: &SharedPosition,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&CycleSnapshot>,
+        snapshot: Option<&ListRead>,
     ) -> CoreResult<StepEnd> {
         let now = self.now();
         let (data, side, entry_time) = {
@@ -80,9 +81,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 };
                 let answer = rule.comprehensive_exit_signal(&request).and_then(|s| {
                     ExitDecision::from_original_tuple(s.should_exit, s.reason, s.action)
+                        .map_err(CoreError::Value)
                 });
                 match answer {
                     Ok(decision) => decision,
+                    Err(e) if e.is_interrupt() => return Err(e),
                     Err(why) => {
                         self.log(Channel::Main, Level::Warn, || {
                             format!("Advanced exit strategy failed for {symbol}, holding this cycle: {why}")
@@ -103,7 +106,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     format!("  ✓ Closing position: {reason}")
                 });
                 Ok(StepEnd::Finished(
-                    self.close_in_cycle(symbol, &reason, snapshot),
+                    self.close_in_cycle(symbol, &reason, snapshot)?,
                 ))
             }
             ExitDecision::MoveStop {
@@ -117,7 +120,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 fraction,
                 reason,
                 target_index,
-            } => Ok(self.partial_exit(symbol, position, fraction, &reason, target_index)),
+            } => self.partial_exit(symbol, position, fraction, &reason, target_index),
         }
     }
 
@@ -184,7 +187,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         fraction: f64,
         reason: &str,
         target_index: Option<usize>,
-    ) -> StepEnd {
+    ) -> CoreResult<StepEnd> {
         let bit = target_index.map_or(0, |i| 1_i64 << i);
         let (claimed, amount) = {
             let mut p = position.lock();
@@ -198,26 +201,29 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log(Channel::Position, Level::Debug, || {
                 format!("  📊 Profit target already taken, no partial exit: {reason}")
             });
-            return StepEnd::Continue;
+            return Ok(StepEnd::Continue);
         }
         let percent = py_fixed(fraction * 100.0, 0);
         self.log(Channel::Position, Level::Info, || {
             format!("  📊 Partial exit signal: {reason} ({percent}%)")
         });
         let to_close = amount * fraction;
-        let result = self.scale_out_position(symbol, (to_close, &py_repr_float(to_close)), reason);
+        let result = self.scale_out(symbol, (to_close, &py_repr_float(to_close)), reason, bit)?;
         match result {
-            Some(pnl) => self.log(Channel::Main, Level::Info, || {
+            ScaleOut::Done(pnl) => self.log(Channel::Main, Level::Info, || {
                 format!(
                     "Partial exit: {symbol}, closed {percent}%, P/L: {}, Reason: {reason}",
                     py_percent(pnl, 2, false)
                 )
             }),
-            None => {
+            ScaleOut::NotDone => {
                 position.lock().partial_exits_taken &= !bit;
             }
+            // The target stays taken until the exchange tells whether the order went through
+            // (a resolution as "not executed" releases it): never sold twice.
+            ScaleOut::Unknown => {}
         }
-        if self.book().holds(symbol, position) {
+        Ok(if self.book().holds(symbol, position) {
             StepEnd::Continue
         } else {
             // Closed in full by the scale-out (recorded as a close event there, not handed
@@ -226,7 +232,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 format!("  Position {symbol} was closed during update cycle, skipping")
             });
             StepEnd::Finished(None)
-        }
+        })
     }
 
     /// Step 10: the smart-exit score; closes at a confidence above 0.7.
@@ -236,8 +242,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         position: &SharedPosition,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&CycleSnapshot>,
-    ) -> StepEnd {
+        snapshot: Option<&ListRead>,
+    ) -> CoreResult<StepEnd> {
         let now = self.now();
         let (pnl, minutes, side) = {
             let p = position.lock();
@@ -261,11 +267,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             Some(rule) => match rule.should_exit_early(symbol, &inputs) {
                 Ok(answer) => answer,
+                Err(e) if e.is_interrupt() => return Err(e),
                 Err(why) => {
                     self.log(Channel::Main, Level::Warn, || {
                         format!("Smart exit optimizer error for {symbol}: {why}")
                     });
-                    return StepEnd::Continue;
+                    return Ok(StepEnd::Continue);
                 }
             },
         };
@@ -276,7 +283,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_fixed(answer.confidence, 2)
             );
             self.log(Channel::Position, Level::Info, || format!("  🧠 {text}"));
-            return StepEnd::Finished(self.close_in_cycle(symbol, &text, snapshot));
+            return Ok(StepEnd::Finished(
+                self.close_in_cycle(symbol, &text, snapshot)?,
+            ));
         }
         if answer.score > 30.0 {
             self.log(Channel::Position, Level::Debug, || {
@@ -286,7 +295,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 )
             });
         }
-        StepEnd::Continue
+        Ok(StepEnd::Continue)
     }
 }
 

@@ -3,7 +3,10 @@
 //! - [`update`]: the update cycle (`update_positions()`), driven one step at a time, with its
 //!   adaptive steps (market inputs from candles, advanced and smart exits) and [`exit_rules`]
 //!   (built-in or caller-supplied exit rules);
+//! - [`lists`]: reading the exchange's position list and applying it to the book (the planner's
+//!   actions, corroboration, imports, the events and logs of what changed);
 //! - [`close`]: `close_position` with the original safeguard and log blocks;
+//! - [`verify`]: orders whose outcome is unknown, resolved against the exchange;
 //! - [`sync`]: `sync_existing_positions` and `reconcile_positions` (imports and orphan removal);
 //! - [`open`]: `open_position` (market or limit, recording what was filled);
 //! - [`scale`]: `scale_in_position` and `scale_out_position`;
@@ -18,17 +21,19 @@
 mod adaptive;
 pub mod close;
 pub mod config;
-mod drift;
 pub mod exit_rules;
 mod exit_steps;
+mod ids;
+mod imports;
+pub mod lists;
 pub mod messages;
 pub mod open;
-mod reservations;
 pub mod retarget;
 pub mod scale;
 pub mod state;
 pub mod sync;
 pub mod update;
+mod verify;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,9 +41,9 @@ use std::sync::Arc;
 use crate::book::{Book, SharedPosition};
 use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult};
-use crate::events::{Event, EventKind, EventLog};
+use crate::events::{Event, EventKind, EventLog, Evidence};
 use crate::exchange::Exchange;
-use crate::reconcile::Policy;
+use crate::reconcile::{Mode, Policy};
 
 pub use close::CloseOutcome;
 pub use config::ManagerConfig;
@@ -63,17 +68,12 @@ pub struct Manager<H> {
     trailing_bits: AtomicU64,
     gates: LevelGates,
     config: ManagerConfig,
-    /// Symbols with an `open_position` in flight (reserved against a second open and imports).
-    opening: reservations::SymbolSet,
     /// The exit rules the update cycle asks (built-in unless the caller supplies its own).
     exit_rules: exit_rules::ExitRules,
     /// Told about every event as it is recorded (no lock held).
     event_sink: parking_lot::RwLock<Option<EventSink>>,
-    /// Symbols with a closing or resizing order in flight (a close, a scale in/out): one such
-    /// order per symbol, and no resize from a snapshot meanwhile.
-    in_flight: reservations::SymbolSet,
-    /// Symbols whose last close may have gone through without saying so (outcome unknown).
-    uncertain: reservations::SymbolSet,
+    /// Makes a unique client order id per order (for clients that take them).
+    ids: ids::ClientIds,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -98,11 +98,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             trailing_bits: AtomicU64::new(config.trailing_stop_percentage.to_bits()),
             gates: LevelGates::default(),
             config,
-            opening: reservations::SymbolSet::default(),
             event_sink: parking_lot::RwLock::new(None),
-            in_flight: reservations::SymbolSet::default(),
-            uncertain: reservations::SymbolSet::default(),
             exit_rules: exit_rules::ExitRules::default(),
+            ids: ids::ClientIds::new(),
         })
     }
 
@@ -151,7 +149,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Policy {
             missing_confirmations: self.config.missing_confirmations,
             missing_grace_seconds: self.config.missing_grace_seconds,
+            tombstone_ttl_seconds: self.config.tombstone_ttl_seconds,
+            mode: Mode::OneWay,
         }
+    }
+
+    /// A new client order id when the client takes them, else `None` (the bot's own client
+    /// keeps the original call shapes).
+    pub(crate) fn new_client_order_id(&self) -> Option<String> {
+        self.exchange.client_order_ids().then(|| self.ids.next())
     }
 
     fn log(&self, channel: Channel, level: log::Level, message: impl FnOnce() -> String) {
@@ -179,11 +185,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         reason: &str,
         pnl: Option<f64>,
     ) -> Event {
-        self.record_with(symbol, position, kind, reason, pnl, None)
+        self.record_full(symbol, position, kind, reason, pnl, None, None)
     }
 
-    /// [`Manager::record`] with the evidence the change rested on. The event sink, if any, is
-    /// called after the event is stored, with no lock held.
+    /// [`Manager::record`] with the evidence the change rested on.
     pub fn record_with(
         &self,
         symbol: &str,
@@ -191,7 +196,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
         kind: EventKind,
         reason: &str,
         pnl: Option<f64>,
-        evidence: Option<crate::events::Evidence>,
+        evidence: Option<Evidence>,
+    ) -> Event {
+        self.record_full(symbol, position, kind, reason, pnl, evidence, None)
+    }
+
+    /// [`Manager::record_with`] with the client order id of the order behind the change. The
+    /// event sink, if any, is called after the event is stored, with no lock held.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_full(
+        &self,
+        symbol: &str,
+        position: &SharedPosition,
+        kind: EventKind,
+        reason: &str,
+        pnl: Option<f64>,
+        evidence: Option<Evidence>,
+        order_id: Option<&str>,
     ) -> Event {
         let state = position.lock().snapshot();
         let event = self.events.record_with_evidence(
@@ -202,6 +223,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             pnl,
             state,
             evidence,
+            order_id.map(str::to_owned),
         );
         let sink = self.event_sink.read().clone();
         if let Some(sink) = sink {
@@ -256,10 +278,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 ),
             );
         }
-        if self.book.contains(symbol) || self.is_opening(symbol) {
+        if self.book.contains(symbol) || self.book.open_in_flight(symbol) {
             return (false, format!("Position for {symbol} already exists"));
         }
         (true, "Valid parameters".to_owned())
+    }
+}
+
+/// Splits an interruption, passed up with `?`, from every other error, which the caller
+/// handles: `let answer = caught(self.exchange().get_ticker(s))?;`.
+pub(crate) fn caught<T>(result: CoreResult<T>) -> CoreResult<CoreResult<T>> {
+    match result {
+        Err(e) if e.is_interrupt() => Err(e),
+        other => Ok(other),
     }
 }
 

@@ -1,5 +1,5 @@
 //! `open_position(...)`: the original's validation, log blocks, targets and client call shapes,
-//! with the fixes of §6.20:
+//! with the fixes of §6.20 and rule 7:
 //!
 //! - the position records the amount and average price the order reports as filled (the
 //!   requested amount and the ticker price only when the answer does not say);
@@ -7,24 +7,36 @@
 //! - when the cancel fails or the fill status is unknown, the exchange's position list is
 //!   checked before any market order, so a second full order is never sent blind;
 //! - a symbol being opened is reserved: a concurrent open of it fails validation and a sync does
-//!   not import it meanwhile; the insert takes a fresh sequence number, so a cleanup whose
-//!   snapshot predates it never removes it (rule 4);
+//!   not import it meanwhile; the insert takes a fresh book mark, so a cleanup whose list
+//!   predates it never removes it (rule 4);
+//! - a symbol the book remembers (a tombstone, a close not yet confirmed, an open whose outcome
+//!   is unknown) or that the last list showed untracked is checked against a fresh list first:
+//!   the very same position is restored, a listed one imported, an unknown open resolved —
+//!   instead of a second position opened on top of a live one;
+//! - an order answer that is not definitive (the client raised, answered falsy or something
+//!   unreadable) is resolved before the call returns — by client order id where the client
+//!   takes them, else by the list; if neither tells, the symbol stays reserved ("outcome
+//!   unknown") and no second order is sent for it until a list resolves it;
+//! - the contract size is known from the moment the position is tracked (the last list, or one
+//!   read right after the fill), so values and log lines are right before the first cycle;
 //! - a signal other than `'BUY'`/`'SELL'` and a short whose take profit would be at or below
 //!   zero are invalid parameters instead of opening a short.
 
 use log::Level;
 
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
-use super::Manager;
-use crate::book::share;
+use super::verify::Lookup;
+use super::{caught, Manager};
+use crate::book::{OpenIntent, OpenRefusal};
 use crate::error::CoreResult;
 use crate::events::EventKind;
 use crate::exchange::{
     LimitOrder, MarketOrder, OrderAnswer, OrderId, OrderReport, OrderSide, TickerAnswer,
 };
 use crate::format::{format_price, py_percent, py_repr_float};
-use crate::position::PositionState;
-use crate::reconcile::Snapshot;
+use crate::key::{Key, Side};
+use crate::reconcile::Purpose;
+use crate::snapshot::Seen;
 
 /// The arguments of `open_position`, each number with its text as Python prints it.
 #[derive(Clone, Debug)]
@@ -45,11 +57,12 @@ pub struct OpenRequest<'a> {
     pub limit_offset: f64,
 }
 
-/// What the exchange filled.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// What the exchange filled, and the client order id of the order that filled it.
+#[derive(Clone, Debug, PartialEq)]
 struct Fill {
     amount: f64,
     price: f64,
+    order_id: Option<String>,
 }
 
 impl Fill {
@@ -59,19 +72,55 @@ impl Fill {
         Fill {
             amount,
             price: (self.amount * self.price + other.amount * other.price) / amount,
+            order_id: other.order_id.or(self.order_id),
         }
     }
 }
 
+/// How an opening order ended.
+#[derive(Clone, Debug, PartialEq)]
+enum Placed {
+    /// Filled (as far as the answer says).
+    Filled(Fill),
+    /// Definitively not placed or not filled.
+    Failed,
+    /// Resolved against the exchange: the position it opened is tracked already.
+    Tracked,
+    /// Still unknown: the symbol stays reserved until a list tells.
+    Unknown,
+}
+
+/// Releases an open's reservation unless the open tracked something or left it "unknown".
+struct Reservation<'m, H: Clone> {
+    book: &'m crate::book::Book<H>,
+    key: &'m Key,
+}
+
+impl<H: Clone> Drop for Reservation<'_, H> {
+    fn drop(&mut self) {
+        self.book.end_open(self.key);
+    }
+}
+
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Whether an `open_position` for `symbol` is in flight.
+    /// Whether an `open_position` for `symbol` is in flight (or its outcome is unknown).
     pub fn is_opening(&self, symbol: &str) -> bool {
-        self.opening.contains(symbol)
+        self.book().is_opening(symbol)
+    }
+
+    fn log_invalid(&self, message: &str) {
+        self.log(Channel::Main, Level::Error, || {
+            format!("Invalid position parameters: {message}")
+        });
+        self.log(Channel::Position, Level::Error, || {
+            format!("  ✗ Invalid parameters: {message}")
+        });
     }
 
     /// `open_position(symbol, signal, amount, leverage, stop_loss_percentage, use_limit,
-    /// limit_offset)`: whether a position was opened and is now tracked.
-    pub fn open_position(&self, request: &OpenRequest<'_>) -> bool {
+    /// limit_offset)`: whether a position was opened and is now tracked. Only an interruption
+    /// is an error.
+    pub fn open_position(&self, request: &OpenRequest<'_>) -> CoreResult<bool> {
         let symbol = request.symbol;
         let (ok, message) = self.validate_position_parameters(
             symbol,
@@ -85,28 +134,43 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Some(message)
         };
         if let Some(message) = message {
-            self.log(Channel::Main, Level::Error, || {
-                format!("Invalid position parameters: {message}")
-            });
-            self.log(Channel::Position, Level::Error, || {
-                format!("  ✗ Invalid parameters: {message}")
-            });
-            return false;
+            self.log_invalid(&message);
+            return Ok(false);
         }
-        // Reserved unless tracked or being opened, atomically (no second open, no import).
-        let reservation = self.opening.hold(symbol, || self.book().contains(symbol));
-        if reservation.is_none() {
-            let message = format!("Position for {symbol} already exists");
-            self.log(Channel::Main, Level::Error, || {
-                format!("Invalid position parameters: {message}")
-            });
-            self.log(Channel::Position, Level::Error, || {
-                format!("  ✗ Invalid parameters: {message}")
-            });
-            return false;
+        let key = Key::net(symbol);
+        // Reserve, checking the exchange first when the book remembers something about the
+        // symbol (at most one check: a symbol still in doubt after it is not opened).
+        let mut checked = false;
+        loop {
+            match self.book().begin_open(&key, true) {
+                Ok(()) => break,
+                Err(OpenRefusal::Tracked | OpenRefusal::Opening) => {
+                    self.log_invalid(&format!("Position for {symbol} already exists"));
+                    return Ok(false);
+                }
+                Err(OpenRefusal::Verify) if !checked => {
+                    checked = true;
+                    if let Some(done) = self.check_before_open(&key)? {
+                        return Ok(done);
+                    }
+                }
+                Err(OpenRefusal::Verify) => {
+                    self.log_invalid(&format!(
+                        "Position for {symbol} cannot be verified against the exchange; not opening"
+                    ));
+                    return Ok(false);
+                }
+            }
         }
-        match self.open_reserved(request) {
-            Ok(opened) => opened,
+        let reservation = Reservation {
+            book: self.book(),
+            key: &key,
+        };
+        let result = self.open_reserved(request, &key);
+        drop(reservation);
+        match result {
+            Ok(opened) => Ok(opened),
+            Err(e) if e.is_interrupt() => Err(e),
             Err(e) => {
                 self.log(Channel::Main, Level::Error, || {
                     format!("Error opening position: {e}")
@@ -115,9 +179,55 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     format!("✗ FAILED to open position: {e}")
                 });
                 self.log(Channel::Position, Level::Info, || RULE.to_owned());
-                false
+                Ok(false)
             }
         }
+    }
+
+    /// A fresh list before opening a symbol the book remembers: restores, imports or resolves.
+    /// `Some(result)` ends the open (`true`: an earlier open of ours turned out to have gone
+    /// through and is tracked now); `None`: nothing is held, go on.
+    fn check_before_open(&self, key: &Key) -> CoreResult<Option<bool>> {
+        let symbol = key.as_str();
+        let ours = self.book().open_intent(symbol).is_some();
+        let mut list = match self.read_list()? {
+            Ok(list) => list,
+            Err(e) => {
+                self.log_invalid(&format!(
+                    "Position for {symbol} cannot be verified against the exchange ({e}); not opening"
+                ));
+                return Ok(Some(false));
+            }
+        };
+        let report = self.apply_list(&mut list, Purpose::Sync, Some(key), "closed_externally")?;
+        if self.book().contains(symbol) {
+            if ours {
+                self.log(Channel::Main, Level::Info, || {
+                    format!("Open of {symbol} from an earlier call went through; it is tracked now, no second order sent")
+                });
+                return Ok(Some(true));
+            }
+            let how = if report.restored > 0 {
+                "restored"
+            } else {
+                "imported"
+            };
+            self.log_invalid(&format!(
+                "Position for {symbol} already exists on the exchange ({how}, no order sent)"
+            ));
+            return Ok(Some(false));
+        }
+        if report.uncorroborated || !list.snapshot.well_formed {
+            self.log_invalid(&format!(
+                "Position for {symbol} cannot be verified against the exchange; not opening"
+            ));
+            return Ok(Some(false));
+        }
+        if !list.snapshot.lists(key.symbol()) {
+            // Verified gone: a removed position the book remembers is superseded by the open.
+            drop(self.book().forget_tombstone(key));
+        }
+        Ok(None)
     }
 
     /// The checks the original lacked; `Some(message)` when the request is invalid.
@@ -145,7 +255,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         None
     }
 
-    fn open_reserved(&self, request: &OpenRequest<'_>) -> CoreResult<bool> {
+    fn open_reserved(&self, request: &OpenRequest<'_>, key: &Key) -> CoreResult<bool> {
         let symbol = request.symbol;
         let signal = request.signal;
         let is_long = signal == "BUY";
@@ -194,30 +304,49 @@ impl<H: Clone + Send + Sync> Manager<H> {
         });
 
         let side = OrderSide::opening(is_long);
-        let fill = if request.use_limit {
-            self.open_with_limit(request, side, price)?
+        let intent = OpenIntent {
+            side: if is_long { Side::Long } else { Side::Short },
+            amount,
+            leverage,
+            stop_loss_percentage: s,
+            price,
+            client_order_id: None,
+        };
+        let placed = if request.use_limit {
+            self.open_with_limit(request, key, &intent, side, price)?
         } else {
             self.log(Channel::Position, Level::Info, || {
                 "  Placing MARKET order".to_owned()
             });
-            self.market_fill(symbol, side, amount, leverage, price)?
+            self.market_fill(key, &intent, side, amount, price)?
         };
-        let Some(fill) = fill else {
-            self.log(Channel::Position, Level::Error, || {
-                "  Order creation failed".to_owned()
-            });
-            return Ok(false);
+        let fill = match placed {
+            Placed::Filled(fill) => fill,
+            Placed::Tracked => return Ok(true),
+            Placed::Failed | Placed::Unknown => {
+                self.log(Channel::Position, Level::Error, || {
+                    "  Order creation failed".to_owned()
+                });
+                return Ok(false);
+            }
         };
         let amount_shown = if fill.amount == amount {
             amount_text.to_owned()
         } else {
             py_repr_float(fill.amount)
         };
-        Ok(self.track_opened(request, fill, &amount_shown))
+        self.track_opened(request, key, &intent, fill, &amount_shown)
     }
 
     /// Computes the targets, logs the original blocks and inserts the position.
-    fn track_opened(&self, request: &OpenRequest<'_>, fill: Fill, amount_shown: &str) -> bool {
+    fn track_opened(
+        &self,
+        request: &OpenRequest<'_>,
+        key: &Key,
+        intent: &OpenIntent,
+        fill: Fill,
+        amount_shown: &str,
+    ) -> CoreResult<bool> {
         let symbol = request.symbol;
         let signal = request.signal;
         let is_long = signal == "BUY";
@@ -296,30 +425,25 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
 
         let side = if is_long { "long" } else { "short" };
-        let state = PositionState::new(
-            symbol,
-            side,
-            entry,
-            fill.amount,
-            leverage,
-            stop_loss,
-            Some(take_profit),
-            self.now(),
-        );
-        let position = share(state);
+        let contract_size = self.contract_size_after_open(key)?;
+        let position = self.opened_state(key, intent, fill.amount, entry);
+        if let Some(size) = contract_size {
+            position.lock().contract_size = size;
+        }
         let handle = match self.handles.make(&position) {
             Ok(handle) => handle,
+            Err(e) if e.is_interrupt() => return Err(e),
             Err(e) => {
                 // The exchange position exists but cannot be tracked without a handle; the
                 // next sync imports it.
                 self.log(Channel::Main, Level::Error, || {
                     format!("Error opening position: {e}")
                 });
-                return false;
+                return Ok(false);
             }
         };
-        let (replaced, buried) = self.book().insert(symbol, position.clone(), handle);
-        if let Some(old) = replaced {
+        let displaced = self.book().finish_open(key, position.clone(), handle);
+        if let Some(old) = displaced.replaced() {
             // Only a direct assignment by the bot can get here while the symbol is reserved;
             // the replaced position leaves the book, so it is an event.
             self.record(
@@ -330,10 +454,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 None,
             );
         }
-        drop(buried);
-        self.record(symbol, &position, EventKind::Opened, "open", None);
+        drop(displaced);
+        self.record_full(
+            symbol,
+            &position,
+            EventKind::Opened,
+            "open",
+            None,
+            None,
+            fill.order_id.as_deref(),
+        );
 
-        let value = fill.amount * entry;
+        let value = fill.amount * entry * contract_size.unwrap_or(1.0);
         self.log(Channel::Position, Level::Info, || {
             format!("  Position Value: ${}", format_price(value))
         });
@@ -356,90 +488,184 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 format_price(take_profit)
             )
         });
-        true
+        Ok(true)
     }
 
-    /// A market order and what it filled; `None` when the client reports failure.
+    /// The contract size of `key`'s symbol: from the last list, else from one list read right
+    /// after the fill (the position is then listed; a list that lags tells nothing).
+    fn contract_size_after_open(&self, key: &Key) -> CoreResult<Option<f64>> {
+        if let Some(size) = self.book().listed_contract_size(key) {
+            return Ok(Some(size));
+        }
+        Ok(match self.read_list()? {
+            Ok(list) => match list.snapshot.seen(key) {
+                Seen::Listed(l) => l.contract_size,
+                _ => None,
+            },
+            Err(_) => None,
+        })
+    }
+
+    /// A market order that opens (or tops up) `key`, and how it ended. An answer that is not
+    /// definitive is resolved against the exchange before this returns.
     fn market_fill(
         &self,
-        symbol: &str,
+        key: &Key,
+        intent: &OpenIntent,
         side: OrderSide,
         amount: f64,
-        leverage: f64,
         fallback_price: f64,
-    ) -> CoreResult<Option<Fill>> {
+    ) -> CoreResult<Placed> {
+        let symbol = key.symbol();
+        let order_id = self.new_client_order_id();
+        let intent = OpenIntent {
+            client_order_id: order_id.clone(),
+            ..intent.clone()
+        };
         let answer = self.exchange().create_market_order(&MarketOrder {
             symbol,
             side,
             amount,
-            leverage,
+            leverage: intent.leverage,
             reduce_only: false,
-        })?;
-        Ok(self.fill_of(symbol, &answer, amount, fallback_price))
+            client_order_id: order_id.as_deref(),
+        });
+        let answer = match answer {
+            Err(e) if e.is_interrupt() => {
+                // The order may be out: the symbol stays reserved until the exchange tells.
+                self.book().open_unknown(key, intent);
+                return Err(e);
+            }
+            other => other,
+        };
+        match answer {
+            Ok(answer) => {
+                if let Some(placed) =
+                    self.fill_of(symbol, &answer, amount, fallback_price, &order_id)
+                {
+                    return Ok(placed);
+                }
+                self.settle_open(key, &intent, amount, fallback_price)
+            }
+            // Never sent: nothing to check (the original's error lines).
+            Err(e) if e.is_unsent() => Err(e),
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Order for {symbol} failed: {}: {e}; checking the exchange before anything else", e.kind_name())
+                });
+                match self.settle_open(key, &intent, amount, fallback_price)? {
+                    // Nothing was opened: the client's error is the open's error (the
+                    // original's log lines).
+                    Placed::Failed => Err(e),
+                    other => Ok(other),
+                }
+            }
+        }
     }
 
-    /// What an order answer says was filled (see the module notes); `None` for a failure.
+    /// What an order answer says was filled (see the module notes); `None` when it is not
+    /// definitive (falsy, not a dict): the exchange must be asked.
     fn fill_of(
         &self,
         symbol: &str,
         answer: &OrderAnswer,
         requested: f64,
         fallback_price: f64,
-    ) -> Option<Fill> {
-        match answer {
-            OrderAnswer::Missing => None,
-            OrderAnswer::Opaque(type_name) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Order answer for {symbol} is not a dict ({type_name}); assuming {} contracts at {}",
-                        py_repr_float(requested),
-                        format_price(fallback_price)
-                    )
-                });
-                Some(Fill {
-                    amount: requested,
-                    price: fallback_price,
-                })
-            }
-            OrderAnswer::Report(report) => {
-                let filled = report.filled();
-                if filled == Some(0.0) && report.is_final() {
-                    // Final with nothing filled: rejected or cancelled, nothing was opened.
-                    return None;
-                }
-                let amount = match filled {
-                    Some(f) if f > 0.0 => {
-                        if f != requested {
-                            self.log(Channel::Main, Level::Warn, || {
-                                format!(
-                                    "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
-                                    py_repr_float(f),
-                                    py_repr_float(requested)
-                                )
-                            });
-                        }
-                        f
-                    }
-                    _ => requested,
-                };
-                Some(Fill {
-                    amount,
-                    price: report.average().unwrap_or(fallback_price),
-                })
-            }
+        order_id: &Option<String>,
+    ) -> Option<Placed> {
+        let OrderAnswer::Report(report) = answer else {
+            return None;
+        };
+        let filled = report.filled();
+        if filled == Some(0.0) && report.is_final() {
+            // Final with nothing filled: rejected or cancelled, nothing was opened.
+            return Some(Placed::Failed);
         }
+        let amount = match filled {
+            Some(f) if f > 0.0 => {
+                if f != requested {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
+                            py_repr_float(f),
+                            py_repr_float(requested)
+                        )
+                    });
+                }
+                f
+            }
+            _ => requested,
+        };
+        Some(Placed::Filled(Fill {
+            amount,
+            price: report.average().unwrap_or(fallback_price),
+            order_id: order_id.clone(),
+        }))
+    }
+
+    /// An opening order without a definitive answer: by its client id, else by one list. If
+    /// neither tells, the symbol stays reserved with the open's intent ("outcome unknown").
+    fn settle_open(
+        &self,
+        key: &Key,
+        intent: &OpenIntent,
+        amount: f64,
+        fallback_price: f64,
+    ) -> CoreResult<Placed> {
+        let symbol = key.symbol();
+        match self.lookup_order(intent.client_order_id.as_deref(), symbol)? {
+            Lookup::NotPlaced => return Ok(Placed::Failed),
+            Lookup::Final(report) => {
+                let answer = OrderAnswer::Report(report);
+                return Ok(self
+                    .fill_of(
+                        symbol,
+                        &answer,
+                        amount,
+                        fallback_price,
+                        &intent.client_order_id,
+                    )
+                    .unwrap_or(Placed::Failed));
+            }
+            Lookup::Unknown => {}
+        }
+        self.book().open_unknown(key, intent.clone());
+        self.verify_read(key)?;
+        if self.book().contains(key.as_str()) {
+            return Ok(Placed::Tracked);
+        }
+        if self.book().open_intent(key.as_str()).is_none() {
+            return Ok(Placed::Failed);
+        }
+        self.log(Channel::Main, Level::Warn, || {
+            format!(
+                "The outcome of the open order for {key} is unknown and the exchange cannot be read; no second order is sent for it until the exchange tells"
+            )
+        });
+        let provisional = self.opened_state(key, intent, amount, fallback_price);
+        self.record_full(
+            key.as_str(),
+            &provisional,
+            EventKind::OutcomeUnknown,
+            "open",
+            None,
+            None,
+            intent.client_order_id.as_deref(),
+        );
+        Ok(Placed::Unknown)
     }
 
     /// The limit path: post-only order, wait, cancel, re-check, market fallback or top-up.
     fn open_with_limit(
         &self,
         request: &OpenRequest<'_>,
+        key: &Key,
+        intent: &OpenIntent,
         side: OrderSide,
         price: f64,
-    ) -> CoreResult<Option<Fill>> {
+    ) -> CoreResult<Placed> {
         let symbol = request.symbol;
         let (amount, _) = request.amount;
-        let (leverage, _) = request.leverage;
         let offset = request.limit_offset;
         let limit_price = if side == OrderSide::Buy {
             price * (1.0 - offset)
@@ -453,29 +679,44 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_percent(offset, 2, false)
             )
         });
-        let placed = self.exchange().create_limit_order(&LimitOrder {
+        let order_id = self.new_client_order_id();
+        let limit_intent = OpenIntent {
+            client_order_id: order_id.clone(),
+            ..intent.clone()
+        };
+        let placed = match self.exchange().create_limit_order(&LimitOrder {
             symbol,
             side,
             amount,
             price: limit_price,
-            leverage,
-        })?;
+            leverage: intent.leverage,
+            client_order_id: order_id.as_deref(),
+        }) {
+            Ok(answer) => answer,
+            Err(e) if e.is_interrupt() => {
+                self.book().open_unknown(key, limit_intent);
+                return Err(e);
+            }
+            Err(e) if e.is_unsent() => return Err(e),
+            Err(e) => {
+                // The order may rest on the book: find out before anything else is sent.
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Limit order for {symbol} failed: {e}; checking the exchange")
+                });
+                return self.settle_open(key, &limit_intent, amount, limit_price);
+            }
+        };
         let report = match placed {
             OrderAnswer::Missing => {
-                self.log(Channel::Main, Level::Warn, || {
-                    "Limit order failed, falling back to market order".to_owned()
-                });
-                self.log(Channel::Position, Level::Warn, || {
-                    "  Limit order failed, using MARKET order".to_owned()
-                });
-                return self.market_fill(symbol, side, amount, leverage, price);
+                // A falsy answer may hide a resting order: look at the exchange first.
+                return self.without_order_id(key, intent, side, price, limit_price, true);
             }
             OrderAnswer::Opaque(_) => None,
             OrderAnswer::Report(report) => Some(report),
         };
         let Some((report, id)) = report.and_then(|r| r.id.clone().map(|id| (r, id))) else {
             // No id: the order cannot be followed or cancelled. Look at the exchange first.
-            return self.without_order_id(symbol, side, amount, leverage, price, limit_price);
+            return self.without_order_id(key, intent, side, price, limit_price, false);
         };
 
         self.log(Channel::Position, Level::Info, || {
@@ -484,7 +725,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 id.text()
             )
         });
-        let status = self.order_status(symbol, &id);
+        let status = self.order_status(symbol, &id)?;
         if let Some(st) = status.as_ref().filter(|st| st.is_closed()) {
             self.log(Channel::Position, Level::Info, || {
                 "  Limit order filled successfully".to_owned()
@@ -504,14 +745,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                 });
             }
-            return Ok(Some(Fill {
+            return Ok(Placed::Filled(Fill {
                 amount: filled,
                 price: fill_price,
+                order_id,
             }));
         }
 
         // Not filled (yet): cancel, then find out what did fill before any market order.
-        let cancelled = match self.exchange().cancel_order(&id, symbol) {
+        let cancelled = match caught(self.exchange().cancel_order(&id, symbol))? {
             Ok(c) => c,
             Err(e) => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -525,7 +767,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let final_status = if cancelled {
             // After a successful cancel the order is final, so its status is too.
-            self.order_status(symbol, &id).filter(OrderReport::is_final)
+            self.order_status(symbol, &id)?
+                .filter(OrderReport::is_final)
         } else {
             None
         }
@@ -533,6 +776,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let limit_fill = |filled: f64, st: &OrderReport| Fill {
             amount: filled,
             price: st.average().or(report.average()).unwrap_or(limit_price),
+            order_id: order_id.clone(),
         };
         match final_status
             .as_ref()
@@ -543,42 +787,35 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     self.log(Channel::Position, Level::Info, || {
                         "  Limit order filled successfully".to_owned()
                     });
-                    Ok(Some(limit_fill(filled, st)))
+                    Ok(Placed::Filled(limit_fill(filled, st)))
                 } else if filled > 0.0 {
-                    Ok(Some(self.top_up(
-                        symbol,
-                        side,
-                        amount,
-                        leverage,
-                        price,
-                        limit_fill(filled, st),
-                    )))
+                    self.top_up(key, intent, side, amount, price, limit_fill(filled, st))
                 } else {
                     self.log_limit_unfilled();
-                    self.market_fill(symbol, side, amount, leverage, price)
+                    self.market_fill(key, intent, side, amount, price)
                 }
             }
-            _ => {
-                self.recheck_after_limit(symbol, &id, cancelled, side, request, price, limit_price)
-            }
+            _ => self.recheck_after_limit(key, intent, &id, cancelled, side, price, limit_price),
         }
     }
 
     /// `wait_for_order_fill` as a report; a failure or a non-dict answer is "unknown".
-    fn order_status(&self, symbol: &str, id: &OrderId) -> Option<OrderReport> {
-        match self.exchange().wait_for_order_fill(id, symbol) {
-            Ok(OrderAnswer::Report(report)) => Some(report),
-            Ok(_) => None,
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Could not read the status of limit order {} for {symbol}: {e}",
-                        id.text()
-                    )
-                });
-                None
-            }
-        }
+    fn order_status(&self, symbol: &str, id: &OrderId) -> CoreResult<Option<OrderReport>> {
+        Ok(
+            match caught(self.exchange().wait_for_order_fill(id, symbol))? {
+                Ok(OrderAnswer::Report(report)) => Some(report),
+                Ok(_) => None,
+                Err(e) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Could not read the status of limit order {} for {symbol}: {e}",
+                            id.text()
+                        )
+                    });
+                    None
+                }
+            },
+        )
     }
 
     fn log_limit_unfilled(&self) {
@@ -593,13 +830,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// A partial limit fill topped up by a market order for the remainder only.
     fn top_up(
         &self,
-        symbol: &str,
+        key: &Key,
+        intent: &OpenIntent,
         side: OrderSide,
         amount: f64,
-        leverage: f64,
         price: f64,
         partial: Fill,
-    ) -> Fill {
+    ) -> CoreResult<Placed> {
         let remainder = amount - partial.amount;
         self.log(Channel::Position, Level::Warn, || {
             format!(
@@ -609,147 +846,148 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_repr_float(remainder)
             )
         });
-        match self.market_fill(symbol, side, remainder, leverage, price) {
-            Ok(Some(rest)) => partial.plus(rest),
-            Ok(None) => {
-                self.log(Channel::Main, Level::Warn, || {
+        let held = partial.amount;
+        Ok(
+            match self.market_fill(key, intent, side, remainder, price)? {
+                Placed::Filled(rest) => Placed::Filled(partial.plus(rest)),
+                Placed::Failed => {
+                    self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Top-up order for {symbol} failed; tracking the {} contracts the limit order filled",
-                        py_repr_float(partial.amount)
+                        "Top-up order for {key} failed; tracking the {} contracts the limit order filled",
+                        py_repr_float(held)
                     )
                 });
-                partial
-            }
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Top-up order for {symbol} failed: {e}; tracking the {} contracts the limit order filled",
-                        py_repr_float(partial.amount)
-                    )
-                });
-                partial
-            }
-        }
+                    Placed::Filled(partial)
+                }
+                other => other,
+            },
+        )
     }
 
-    /// What the exchange holds for `symbol` (contracts, entry price) by a fresh position list;
+    /// What the exchange holds for `key` (contracts, entry price) by a fresh position list;
     /// `Err` when the list could not be read or is malformed (then nothing is known).
-    fn held_on_exchange(&self, symbol: &str) -> Result<Option<Fill>, String> {
-        let entries = self
-            .exchange()
-            .get_open_positions()
-            .map_err(|e| e.to_string())?;
-        let snapshot = Snapshot::from_entries(&entries, 0);
-        match snapshot.present.get(symbol) {
-            Some(Some(fp)) if fp.contracts > 0.0 && fp.entry_price > 0.0 => Ok(Some(Fill {
-                amount: fp.contracts,
-                price: fp.entry_price,
+    fn held_on_exchange(&self, key: &Key) -> CoreResult<Result<Option<Fill>, String>> {
+        let list = match self.read_list()? {
+            Ok(list) => list,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(match list.snapshot.seen(key) {
+            Seen::Listed(l) if l.entry_price.is_some() => Ok(Some(Fill {
+                amount: l.contracts,
+                price: l.entry_price.unwrap_or_default(),
+                order_id: None,
             })),
-            Some(_) => Err(format!(
-                "the exchange lists {symbol} without a readable size and entry price"
+            Seen::Absent if list.snapshot.well_formed => Ok(None),
+            Seen::Absent => Err("malformed position list".to_owned()),
+            _ => Err(format!(
+                "the exchange lists {key} without a readable size and entry price"
             )),
-            None if snapshot.well_formed => Ok(None),
-            None => Err("malformed position list".to_owned()),
-        }
+        })
     }
 
     /// The cancel failed or the fill is unknown: decide from the exchange's position list.
     #[allow(clippy::too_many_arguments)]
     fn recheck_after_limit(
         &self,
-        symbol: &str,
+        key: &Key,
+        intent: &OpenIntent,
         id: &OrderId,
         cancelled: bool,
         side: OrderSide,
-        request: &OpenRequest<'_>,
         price: f64,
         limit_price: f64,
-    ) -> CoreResult<Option<Fill>> {
-        let (amount, _) = request.amount;
-        let (leverage, _) = request.leverage;
+    ) -> CoreResult<Placed> {
+        let amount = intent.amount;
         let id_text = id.text();
-        match self.held_on_exchange(symbol) {
+        match self.held_on_exchange(key)? {
             Ok(Some(held)) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Limit order {id_text} for {symbol}: fill status unknown, the exchange holds {} contracts; tracking them",
+                        "Limit order {id_text} for {key}: fill status unknown, the exchange holds {} contracts; tracking them",
                         py_repr_float(held.amount)
                     )
                 });
                 if cancelled && held.amount < amount {
-                    Ok(Some(
-                        self.top_up(symbol, side, amount, leverage, price, held),
-                    ))
+                    self.top_up(key, intent, side, amount, price, held)
                 } else {
-                    Ok(Some(held))
+                    Ok(Placed::Filled(held))
                 }
             }
             Ok(None) if cancelled => {
                 self.log_limit_unfilled();
-                self.market_fill(symbol, side, amount, leverage, price)
+                self.market_fill(key, intent, side, amount, price)
             }
             Ok(None) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Limit order {id_text} for {symbol} at {} could not be cancelled and may still fill; not sending a market order",
+                        "Limit order {id_text} for {key} at {} could not be cancelled and may still fill; not sending a market order",
                         format_price(limit_price)
                     )
                 });
                 self.log(Channel::Position, Level::Error, || {
                     "  ✗ Limit order could not be cancelled; no MARKET order sent".to_owned()
                 });
-                Ok(None)
+                Ok(Placed::Failed)
             }
             Err(why) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Cannot verify {symbol} on exchange after limit order {id_text} ({why}); not sending a market order"
+                        "Cannot verify {key} on exchange after limit order {id_text} ({why}); not sending a market order"
                     )
                 });
-                Ok(None)
+                Ok(Placed::Failed)
             }
         }
     }
 
-    /// A limit answer without an id: the order cannot be followed or cancelled. If the exchange
-    /// already holds the position it is tracked; if it surely holds nothing the original market
-    /// fallback runs; if that cannot be known, nothing more is sent.
+    /// A limit answer without an id (or a falsy one): the order cannot be followed or cancelled.
+    /// If the exchange already holds the position it is tracked; if it surely holds nothing the
+    /// original market fallback runs; if that cannot be known, nothing more is sent.
     fn without_order_id(
         &self,
-        symbol: &str,
+        key: &Key,
+        intent: &OpenIntent,
         side: OrderSide,
-        amount: f64,
-        leverage: f64,
         price: f64,
         limit_price: f64,
-    ) -> CoreResult<Option<Fill>> {
-        match self.held_on_exchange(symbol) {
+        falsy: bool,
+    ) -> CoreResult<Placed> {
+        match self.held_on_exchange(key)? {
             Ok(Some(held)) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Limit order for {symbol} has no 'id' but the exchange holds {} contracts; tracking them",
+                        "Limit order for {key} has no usable answer but the exchange holds {} contracts; tracking them",
                         py_repr_float(held.amount)
                     )
                 });
-                Ok(Some(held))
+                Ok(Placed::Filled(held))
             }
             Ok(None) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    "Limit order missing 'id', falling back to market order".to_owned()
-                });
-                self.log(Channel::Position, Level::Warn, || {
-                    "  Limit order missing 'id', using MARKET order".to_owned()
-                });
-                self.market_fill(symbol, side, amount, leverage, price)
+                if falsy {
+                    self.log(Channel::Main, Level::Warn, || {
+                        "Limit order failed, falling back to market order".to_owned()
+                    });
+                    self.log(Channel::Position, Level::Warn, || {
+                        "  Limit order failed, using MARKET order".to_owned()
+                    });
+                } else {
+                    self.log(Channel::Main, Level::Warn, || {
+                        "Limit order missing 'id', falling back to market order".to_owned()
+                    });
+                    self.log(Channel::Position, Level::Warn, || {
+                        "  Limit order missing 'id', using MARKET order".to_owned()
+                    });
+                }
+                self.market_fill(key, intent, side, intent.amount, price)
             }
             Err(why) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "Limit order for {symbol} at {} has no 'id' and the exchange cannot be checked ({why}); not sending a market order",
+                        "Limit order for {key} at {} has no usable answer and the exchange cannot be checked ({why}); not sending a market order",
                         format_price(limit_price)
                     )
                 });
-                Ok(None)
+                Ok(Placed::Failed)
             }
         }
     }

@@ -4,88 +4,196 @@
 //! (§6.20, as for opens); a market-limits answer that cannot be read (or raises) is ignored
 //! with a warning instead of escaping to the bot; a reported lot step rounds the scale-out
 //! amount down to whole lots (§6.22); a scale-out that leaves nothing closes the position in the
-//! book; every scale-in and partial close is an event (§6.9).
+//! book; every scale-in and partial close is an event (§6.9); one order per position at a time;
+//! an order whose answer is not definitive is resolved against the exchange before the call
+//! returns (rule 7), and a position whose last order's outcome is unknown is traded only once
+//! the exchange has told.
 
 use log::Level;
 
 use super::messages::Channel;
-use super::reservations::Held;
-use super::Manager;
-use crate::book::SharedPosition;
+use super::verify::Lookup;
+use super::{caught, Manager};
+use crate::book::{Refusal, SharedPosition, Unknown};
 use crate::error::CoreResult;
 use crate::events::EventKind;
 use crate::exchange::{MarketOrder, OrderAnswer, OrderSide, TickerAnswer};
 use crate::format::{format_price, py_fixed, py_percent, py_repr_float};
+use crate::key::Key;
+use crate::reconcile::{Op, Resolution};
 
 /// Remaining sizes at or below this are "nothing left" (float dust from subtraction).
 const DUST: f64 = 1e-12;
 
+/// How a scale-out ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ScaleOut {
+    /// Done: the leveraged P/L after fees at the ticker price.
+    Done(f64),
+    /// Nothing was sold.
+    NotDone,
+    /// The reduce order's outcome is unknown: nothing more is sent until the exchange tells.
+    Unknown,
+}
+
+/// What a reducing or adding order's answer says, when it says something definitive.
+enum Answered {
+    /// Filled this many contracts (at this average, when reported).
+    Filled(f64, Option<f64>),
+    /// Definitively nothing.
+    Nothing,
+}
+
+/// Reads an order answer: `None` when it is not definitive (falsy, not a dict).
+fn answered(answer: &OrderAnswer, requested: f64) -> Option<Answered> {
+    let OrderAnswer::Report(report) = answer else {
+        return None;
+    };
+    if report.filled() == Some(0.0) && report.is_final() {
+        return Some(Answered::Nothing);
+    }
+    Some(Answered::Filled(
+        report.filled().filter(|f| *f > 0.0).unwrap_or(requested),
+        report.average(),
+    ))
+}
+
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// `scale_in_position(symbol, additional_amount, current_price)`: adds to a position at the
-    /// weighted average entry. `additional` carries the argument's Python text for the log.
-    pub fn scale_in_position(
-        &self,
-        symbol: &str,
-        additional: (f64, &str),
-        current_price: f64,
-    ) -> bool {
-        let Some((position, _handle)) = self.book().get(symbol) else {
-            self.log(Channel::Main, Level::Error, || {
-                format!("No position found for {symbol} to scale into")
-            });
-            return false;
-        };
-        if !self.still_open_if_uncertain(symbol, &position) {
-            return false;
-        }
-        // No close of this symbol may run while our order is out (and no snapshot may resize it
-        // before the book has the new size), nor may we trade a position a close already took.
-        let Some(_slot) = self.scale_slot(symbol, &position) else {
-            return false;
-        };
-        let outcome = self.scale_in_tracked(symbol, &position, additional, current_price);
-        self.book().touch(symbol, &position);
-        match outcome {
-            Ok(done) => done,
-            Err(e) => {
-                self.log(Channel::Main, Level::Error, || {
-                    format!("Error scaling into position {symbol}: {e}")
+    /// Reserves `key`'s order slot for a scale order, logging why not when it cannot be.
+    fn begin_scale(&self, symbol: &str, position: &SharedPosition, op: Op) -> bool {
+        match self.book().begin_order(symbol, position, op) {
+            Ok(()) => true,
+            Err(Refusal::Busy(_)) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Close of {symbol} in progress; not sending another order for it")
+                });
+                false
+            }
+            Err(Refusal::Unknown(_)) => false,
+            Err(Refusal::NotTracked) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Position {symbol} was closed meanwhile; not sending an order for it")
                 });
                 false
             }
         }
     }
 
-    fn scale_in_tracked(
+    /// Lost or unreadable answer of a scale order: by its client id, else by one list.
+    fn settle_scale(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+        unknown: Unknown,
+        requested: f64,
+    ) -> CoreResult<Result<Answered, Option<Resolution>>> {
+        match self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())? {
+            Lookup::NotPlaced => return Ok(Ok(Answered::Nothing)),
+            Lookup::Final(report) => {
+                if let Some(a) = answered(&OrderAnswer::Report(report), requested) {
+                    return Ok(Ok(a));
+                }
+            }
+            Lookup::Unknown => {}
+        }
+        Ok(Err(self.settle_by_list(key, position, unknown)?))
+    }
+
+    /// `scale_in_position(symbol, additional_amount, current_price)`: adds to a position at the
+    /// weighted average entry. `additional` carries the argument's Python text for the log.
+    /// Only an interruption is an error.
+    pub fn scale_in_position(
         &self,
         symbol: &str,
+        additional: (f64, &str),
+        current_price: f64,
+    ) -> CoreResult<bool> {
+        let Some((position, _handle)) = self.book().get(symbol) else {
+            self.log(Channel::Main, Level::Error, || {
+                format!("No position found for {symbol} to scale into")
+            });
+            return Ok(false);
+        };
+        let key = Key::parse(symbol);
+        if !self.resolve_before_trading(&key, &position)? {
+            return Ok(false);
+        }
+        // No close of this position may run while our order is out (and no list may resize it
+        // before the book has the new size), nor may we trade a position a close already took.
+        if !self.begin_scale(symbol, &position, Op::ScaleIn) {
+            return Ok(false);
+        }
+        let outcome = self.scale_in_tracked(&key, &position, additional, current_price);
+        self.book().end_order(symbol, &position);
+        self.book().touch(symbol, &position);
+        match outcome {
+            Ok(done) => Ok(done),
+            Err(e) if e.is_interrupt() => Err(e),
+            Err(e) => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!("Error scaling into position {symbol}: {e}")
+                });
+                Ok(false)
+            }
+        }
+    }
+
+    fn scale_in_tracked(
+        &self,
+        key: &Key,
         position: &SharedPosition,
         (additional, additional_text): (f64, &str),
         current_price: f64,
     ) -> CoreResult<bool> {
-        let (is_long, leverage) = {
+        let symbol = key.as_str();
+        let (is_long, leverage, before) = {
             let p = position.lock();
-            (p.is_long(), p.leverage)
+            (p.is_long(), p.leverage, p.amount)
+        };
+        let order_id = self.new_client_order_id();
+        let unknown = || Unknown {
+            op: Op::ScaleIn,
+            at: 0,
+            before,
+            client_order_id: order_id.clone(),
+            reason: "scale_in".to_owned(),
+            price: Some(current_price),
+            target_bit: 0,
         };
         let answer = self.exchange().create_market_order(&MarketOrder {
-            symbol,
+            symbol: key.symbol(),
             side: OrderSide::opening(is_long),
             amount: additional,
             leverage,
             reduce_only: false,
-        })?;
-        let (added, price) = match &answer {
-            OrderAnswer::Missing => return Ok(false),
-            OrderAnswer::Opaque(_) => (additional, current_price),
-            OrderAnswer::Report(report) => {
-                if report.filled() == Some(0.0) && report.is_final() {
-                    return Ok(false);
-                }
-                (
-                    report.filled().filter(|f| *f > 0.0).unwrap_or(additional),
-                    report.average().unwrap_or(current_price),
-                )
+            client_order_id: order_id.as_deref(),
+        });
+        let answer = match answer {
+            Err(e) if e.is_interrupt() => {
+                self.book().set_unknown(symbol, position, unknown());
+                return Err(e);
             }
+            Err(e) if e.is_unsent() => return Err(e),
+            Ok(a) => answered(&a, additional),
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Scale-in order for {symbol} failed: {e}; checking the exchange")
+                });
+                None
+            }
+        };
+        let answer = match answer {
+            Some(a) => a,
+            None => match self.settle_scale(key, position, unknown(), additional)? {
+                Ok(a) => a,
+                Err(resolution) => {
+                    return Ok(matches!(resolution, Some(Resolution::Executed { .. })));
+                }
+            },
+        };
+        let (added, price) = match answer {
+            Answered::Nothing => return Ok(false),
+            Answered::Filled(filled, average) => (filled, average.unwrap_or(current_price)),
         };
         if !self.book().holds(symbol, position) {
             self.log(Channel::Main, Level::Warn, || {
@@ -112,34 +220,62 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_repr_float(total)
             )
         });
-        self.record(symbol, position, EventKind::ScaledIn, "scale_in", None);
+        self.record_full(
+            symbol,
+            position,
+            EventKind::ScaledIn,
+            "scale_in",
+            None,
+            None,
+            order_id.as_deref(),
+        );
         Ok(true)
     }
 
     /// `scale_out_position(symbol, amount_to_close, reason)`: closes part of a position and
     /// returns the leveraged P/L after fees at the ticker price (`None` when nothing was done).
     /// A request covering the whole position (also after adjustment to the market minimum) is a
-    /// full `close_position`.
+    /// full `close_position`. Only an interruption is an error.
     pub fn scale_out_position(
         &self,
         symbol: &str,
         amount_to_close: (f64, &str),
         reason: &str,
-    ) -> Option<f64> {
+    ) -> CoreResult<Option<f64>> {
+        Ok(match self.scale_out(symbol, amount_to_close, reason, 0)? {
+            ScaleOut::Done(pnl) => Some(pnl),
+            ScaleOut::NotDone | ScaleOut::Unknown => None,
+        })
+    }
+
+    /// The scale-out; `target_bit` is a profit target the caller claimed for it (kept claimed
+    /// while the order's outcome is unknown, released if it turns out not executed).
+    pub(crate) fn scale_out(
+        &self,
+        symbol: &str,
+        amount_to_close: (f64, &str),
+        reason: &str,
+        target_bit: i64,
+    ) -> CoreResult<ScaleOut> {
+        let closed = |o: super::CloseOutcome| match o.pnl() {
+            Some(p) => ScaleOut::Done(p),
+            None => ScaleOut::NotDone,
+        };
         let Some((position, _handle)) = self.book().get(symbol) else {
             self.log_no_position_to_scale_out(symbol);
-            return None;
+            return Ok(ScaleOut::NotDone);
         };
-        if !self.still_open_if_uncertain(symbol, &position) {
-            return None;
+        let key = Key::parse(symbol);
+        if !self.resolve_before_trading(&key, &position)? {
+            return Ok(ScaleOut::NotDone);
         }
         let (mut amount, amount_text) = amount_to_close;
         let mut amount_text = amount_text.to_owned();
         if amount >= position.lock().amount {
-            return self.close_position(symbol, reason).pnl();
+            return Ok(closed(self.close_position(symbol, reason)?));
         }
 
-        let limits = match self.exchange().get_market_limits(symbol) {
+        let limits = match caught(self.exchange().get_market_limits(key.symbol()))? {
             Ok(limits) => limits,
             Err(e) => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -170,7 +306,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 // Re-read: the book may have changed while the client answered.
                 let Some((current, _)) = self.book().get(symbol) else {
                     self.log_no_position_to_scale_out(symbol);
-                    return None;
+                    return Ok(ScaleOut::NotDone);
                 };
                 position = current;
                 let size = position.lock().amount;
@@ -182,7 +318,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                             py_fixed(size, 4)
                         )
                     });
-                    return self.close_position(symbol, reason).pnl();
+                    return Ok(closed(self.close_position(symbol, reason)?));
                 }
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
@@ -213,59 +349,28 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 amount = rounded;
                 amount_text = py_repr_float(rounded);
                 if amount >= position.lock().amount {
-                    return self.close_position(symbol, reason).pnl();
+                    return Ok(closed(self.close_position(symbol, reason)?));
                 }
             }
         }
 
-        let _slot = self.scale_slot(symbol, &position)?;
-        let outcome = self.scale_out_tracked(symbol, &position, (amount, &amount_text), reason);
+        if !self.begin_scale(symbol, &position, Op::ScaleOut) {
+            return Ok(ScaleOut::NotDone);
+        }
+        let outcome =
+            self.scale_out_tracked(&key, &position, (amount, &amount_text), reason, target_bit);
+        self.book().end_order(symbol, &position);
         self.book().touch(symbol, &position);
         match outcome {
-            Ok(pnl) => pnl,
+            Ok(out) => Ok(out),
+            Err(e) if e.is_interrupt() => Err(e),
             Err(e) => {
                 self.log(Channel::Main, Level::Error, || {
                     format!("Error scaling out of position {symbol}: {e}")
                 });
-                None
+                Ok(ScaleOut::NotDone)
             }
         }
-    }
-
-    /// After a close with an unknown outcome, trade the position only once the exchange lists
-    /// it again (never an order blind).
-    fn still_open_if_uncertain(&self, symbol: &str, position: &SharedPosition) -> bool {
-        if !self.is_uncertain(symbol) {
-            return true;
-        }
-        match self.confirm_still_open(symbol, position) {
-            Ok(open) => open,
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!("Cannot verify {symbol} on exchange after a close with an unknown outcome ({e}); not sending an order")
-                });
-                false
-            }
-        }
-    }
-
-    /// Takes `symbol`'s order slot for the duration of a scale order (a close racing it then
-    /// sends nothing, and no snapshot resizes it meanwhile), unless a close holds it or already
-    /// removed this very position.
-    fn scale_slot<'m>(&'m self, symbol: &'m str, position: &SharedPosition) -> Option<Held<'m>> {
-        let Some(slot) = self.order_slot(symbol) else {
-            self.log(Channel::Main, Level::Warn, || {
-                format!("Close of {symbol} in progress; not sending another order for it")
-            });
-            return None;
-        };
-        if !self.book().holds(symbol, position) {
-            self.log(Channel::Main, Level::Warn, || {
-                format!("Position {symbol} was closed meanwhile; not sending an order for it")
-            });
-            return None;
-        }
-        Some(slot)
     }
 
     fn log_no_position_to_scale_out(&self, symbol: &str) {
@@ -276,50 +381,87 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     fn scale_out_tracked(
         &self,
-        symbol: &str,
+        key: &Key,
         position: &SharedPosition,
         (amount, amount_text): (f64, &str),
         reason: &str,
-    ) -> CoreResult<Option<f64>> {
-        let ticker = self.exchange().get_ticker(symbol)?;
+        target_bit: i64,
+    ) -> CoreResult<ScaleOut> {
+        let symbol = key.as_str();
+        let ticker = self.exchange().get_ticker(key.symbol())?;
         let price = match (&ticker, ticker.valid_price()) {
-            (TickerAnswer::Missing, _) => return Ok(None),
+            (TickerAnswer::Missing, _) => return Ok(ScaleOut::NotDone),
             (_, Some(p)) => p,
             (TickerAnswer::Ticker { last }, None) => {
                 let shown = last.display();
                 self.log(Channel::Main, Level::Warn, || {
                     format!("Invalid price for {symbol}: {shown}")
                 });
-                return Ok(None);
+                return Ok(ScaleOut::NotDone);
             }
         };
-        let (is_long, leverage) = {
+        let (is_long, leverage, before) = {
             let p = position.lock();
-            (p.is_long(), p.leverage)
+            (p.is_long(), p.leverage, p.amount)
+        };
+        let order_id = self.new_client_order_id();
+        let unknown = || Unknown {
+            op: Op::ScaleOut,
+            at: 0,
+            before,
+            client_order_id: order_id.clone(),
+            reason: reason.to_owned(),
+            price: Some(price),
+            target_bit,
         };
         let answer = self.exchange().create_market_order(&MarketOrder {
-            symbol,
+            symbol: key.symbol(),
             side: OrderSide::closing(is_long),
             amount,
             leverage,
             reduce_only: true,
-        })?;
-        let closed = match &answer {
-            OrderAnswer::Missing => return Ok(None),
-            OrderAnswer::Opaque(_) => amount,
-            OrderAnswer::Report(report) => {
-                if report.filled() == Some(0.0) && report.is_final() {
-                    return Ok(None);
-                }
-                report.filled().filter(|f| *f > 0.0).unwrap_or(amount)
+            client_order_id: order_id.as_deref(),
+        });
+        let answer = match answer {
+            Err(e) if e.is_interrupt() => {
+                self.book().set_unknown(symbol, position, unknown());
+                return Err(e);
             }
+            Err(e) if e.is_unsent() => return Err(e),
+            Ok(a) => answered(&a, amount),
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Scale-out order for {symbol} failed: {e}; checking the exchange")
+                });
+                None
+            }
+        };
+        let answer = match answer {
+            Some(a) => a,
+            None => match self.settle_scale(key, position, unknown(), amount)? {
+                Ok(a) => a,
+                Err(resolution) => {
+                    let rf = position.lock().leveraged_pnl(price, true);
+                    return Ok(match resolution {
+                        Some(Resolution::Executed { .. } | Resolution::Closed) => {
+                            ScaleOut::Done(rf)
+                        }
+                        Some(Resolution::NotExecuted) => ScaleOut::NotDone,
+                        None => ScaleOut::Unknown,
+                    });
+                }
+            },
+        };
+        let closed = match answer {
+            Answered::Nothing => return Ok(ScaleOut::NotDone),
+            Answered::Filled(filled, _) => filled,
         };
         let rf = position.lock().leveraged_pnl(price, true);
         if !self.book().holds(symbol, position) {
             self.log(Channel::Main, Level::Warn, || {
                 format!("Position {symbol} was closed during scale-out")
             });
-            return Ok(None);
+            return Ok(ScaleOut::NotDone);
         }
         let remaining = {
             let mut p = position.lock();
@@ -338,14 +480,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_repr_float(remaining)
             )
         });
-        if remaining <= DUST {
-            // The reduce-only order took everything: the position is closed.
-            let removed = self.book().remove_if_same(symbol, position);
-            self.record(symbol, position, EventKind::Closed, reason, Some(rf));
-            drop(removed);
+        let kind = if remaining <= DUST {
+            // The reduce-only order took everything: the position is closed (and waits for a
+            // list to confirm it).
+            self.book().closed(symbol, position, self.now());
+            EventKind::Closed
         } else {
-            self.record(symbol, position, EventKind::PartialClose, reason, Some(rf));
-        }
-        Ok(Some(rf))
+            EventKind::PartialClose
+        };
+        self.record_full(
+            symbol,
+            position,
+            kind,
+            reason,
+            Some(rf),
+            None,
+            order_id.as_deref(),
+        );
+        Ok(ScaleOut::Done(rf))
     }
 }

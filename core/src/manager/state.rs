@@ -11,6 +11,7 @@ use super::{Channel, Manager};
 use crate::book::{share, SharedPosition};
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
+use crate::key::Key;
 use crate::persist::{self, Extra, SavedPosition, StateFile};
 
 /// The reason on `loaded` events.
@@ -41,13 +42,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let mut positions = Vec::with_capacity(entries.len());
         let mut skipped = Vec::new();
         for (symbol, position, handle) in &entries {
-            let SavedExtra { values, skipped: s } = extra(symbol, handle)?;
+            let SavedExtra { values, skipped: s } = extra(symbol.as_str(), handle)?;
             if !s.is_empty() {
                 skipped.push(format!("{symbol} ({})", s.join(", ")));
             }
             let state = position.lock().snapshot();
             positions.push(SavedPosition {
-                symbol: symbol.clone(),
+                symbol: symbol.to_string(),
                 state,
                 extra: values,
             });
@@ -91,7 +92,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.ensure_empty_for_load()?;
         let mut inserted: Vec<(&str, SharedPosition)> = Vec::with_capacity(staged.len());
         for (symbol, position, handle) in staged {
-            match self.book.insert_if_absent(symbol, position.clone(), handle) {
+            match self
+                .book
+                .insert_if_free(&Key::parse(symbol), position.clone(), handle)
+            {
                 Ok(buried) => {
                     drop(buried);
                     inserted.push((symbol, position));
@@ -102,7 +106,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     drop(given_back);
                     let taken: Vec<_> = inserted
                         .iter()
-                        .filter_map(|(s, p)| self.book.remove_if_same(s, p))
+                        .filter_map(|(s, p)| self.book.remove_closed(s, p))
                         .collect();
                     drop(taken);
                     return Err(CoreError::Value(format!(
@@ -128,7 +132,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if keys.is_empty() {
             return Ok(());
         }
-        let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
+        let shown: Vec<&str> = keys.iter().take(5).map(Key::as_str).collect();
         Err(CoreError::Value(format!(
             "load_state needs an empty manager, but it tracks {} position(s) ({}{}); load the \
              state into a new PositionManager before anything else",
@@ -242,7 +246,7 @@ mod tests {
         fake.0.lock().positions = vec![listed("A/USDT:USDT", "long", 2.0, 100.0)];
         let fresh = manager(&fake, ManagerConfig::default());
         fresh.load_state(&path, |_, _| Ok(7)).unwrap();
-        fresh.reconcile_positions();
+        fresh.reconcile_positions().unwrap();
         assert_eq!(fresh.book().keys(), vec!["A/USDT:USDT"]);
         let (p, _) = fresh.book().get("A/USDT:USDT").unwrap();
         assert_eq!(p.lock().highest_price, Some(111.5));

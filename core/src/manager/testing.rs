@@ -108,7 +108,7 @@ impl Exchange for Fake {
         Ok(s.ohlcv.get(symbol).cloned().unwrap_or_default())
     }
 
-    fn close_position(&self, symbol: &str) -> CoreResult<bool> {
+    fn close_position(&self, symbol: &str, _client_order_id: Option<&str>) -> CoreResult<bool> {
         let hook = {
             let mut s = self.0.lock();
             s.calls.push(format!("close_position {symbol}"));

@@ -106,7 +106,7 @@ fn update_drops_what_the_exchange_no_longer_lists_and_keeps_tombstones() {
     track(&m, "SOL", 3);
     eth.lock().stop_loss = 96.5;
 
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
 
     assert_eq!(m.book().keys(), vec!["BTC"]);
     assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &btc));
@@ -137,7 +137,7 @@ fn update_with_a_failed_fetch_removes_nothing() {
         track(&m, s, i as u32);
     }
 
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
 
     assert_eq!(m.book().keys(), vec!["BTC", "ETH", "SOL"]);
     assert!(m.events().is_empty());
@@ -157,7 +157,7 @@ fn update_with_a_malformed_entry_removes_nothing() {
         track(&m, "BTC", 1);
         track(&m, "ETH", 2);
 
-        m.update_all();
+        m.update_all().unwrap();
 
         assert_eq!(m.book().keys(), vec!["BTC", "ETH"]);
         assert!(events_of(&m, EventKind::Removed).is_empty());
@@ -178,7 +178,7 @@ fn a_malformed_list_still_confirms_the_positions_it_lists() {
 
     // 1: both missing once.
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().keys(), vec!["BTC", "ETH"]);
     // 2: malformed list with BTC: BTC's count resets, ETH's absence proves nothing (no count).
     script(
@@ -188,19 +188,21 @@ fn a_malformed_list_still_confirms_the_positions_it_lists() {
             RawEntry::NotAMapping("int".into()),
         ]),
     );
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().keys(), vec!["BTC", "ETH"]);
     // 3: empty again: ETH's second miss removes it; BTC is only at its first miss since reset.
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().keys(), vec!["BTC"]);
     assert_eq!(symbols_of(&events_of(&m, EventKind::Removed)), vec!["ETH"]);
 }
 
 #[test]
 fn a_position_added_during_the_fetch_survives_that_snapshot() {
-    let fake = fake_with(vec![], Some(100.0));
+    // KEEP is listed, so the list is not blind to the book and is acted on at once.
+    let fake = fake_with(vec![listed("KEEP", "long", 1.0, 100.0)], Some(100.0));
     let m = Arc::new(manager(&fake, ManagerConfig::default()));
+    track(&m, "KEEP", 0);
     track(&m, "OLD", 1);
     let new = long("NEW", 100.0, 1.0, 95.0, 110.0);
     {
@@ -211,9 +213,9 @@ fn a_position_added_during_the_fetch_survives_that_snapshot() {
         }));
     }
 
-    m.update_all();
+    m.update_all().unwrap();
 
-    assert_eq!(m.book().keys(), vec!["NEW"]);
+    assert_eq!(m.book().keys(), vec!["KEEP", "NEW"]);
     let (p, h) = m.book().get("NEW").unwrap();
     assert!(Arc::ptr_eq(&p, &new));
     assert_eq!(h, 2);
@@ -222,8 +224,8 @@ fn a_position_added_during_the_fetch_survives_that_snapshot() {
     assert_eq!(count_calls(&fake, "get_ticker NEW"), 1);
 
     // The next successful snapshot that requested after the insert does reach it.
-    m.update_all();
-    assert!(m.book().is_empty());
+    m.update_all().unwrap();
+    assert_eq!(m.book().keys(), vec!["KEEP"]);
     assert_eq!(
         symbols_of(&events_of(&m, EventKind::Removed)),
         vec!["OLD", "NEW"]
@@ -242,17 +244,17 @@ fn missing_confirmations_counts_consecutive_absences() {
     track(&m, "ETH", 2);
 
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().keys(), vec!["BTC", "ETH"], "first absence keeps");
     assert!(m.events().is_empty());
 
     script(&fake, Ok(vec![listed("BTC", "long", 1.0, 100.0)]));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(m.book().keys(), vec!["BTC"], "second absence removes ETH");
     assert_eq!(symbols_of(&events_of(&m, EventKind::Removed)), vec!["ETH"]);
 
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert_eq!(
         m.book().keys(),
         vec!["BTC"],
@@ -260,7 +262,7 @@ fn missing_confirmations_counts_consecutive_absences() {
     );
 
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert!(m.book().is_empty());
     assert_eq!(
         symbols_of(&events_of(&m, EventKind::Removed)),
@@ -280,12 +282,12 @@ fn the_very_same_position_reported_again_is_restored_with_state_and_identity() {
     }
 
     script(&fake, Ok(vec![]));
-    m.update_all();
+    m.update_all().unwrap();
     assert!(m.book().is_empty());
     assert_eq!(m.book().tombstone_count(), 1);
 
     script(&fake, Ok(vec![listed("BTC", "long", 1.0, 100.0)]));
-    m.update_all();
+    m.update_all().unwrap();
 
     let (p, h) = m.book().get("BTC").expect("restored");
     assert!(Arc::ptr_eq(&p, &btc), "the same shared state is back");
@@ -313,16 +315,16 @@ fn a_different_position_under_the_same_symbol_is_not_restored() {
         let m = manager(&fake, ManagerConfig::default());
         let btc = track(&m, "BTC", 7);
         script(&fake, Ok(vec![]));
-        m.update_all();
+        m.update_all().unwrap();
 
         fake.0.lock().positions = vec![other.clone()];
-        m.update_all();
+        m.update_all().unwrap();
         assert!(!m.book().contains("BTC"), "{other:?} must not restore");
         assert!(events_of(&m, EventKind::Restored).is_empty());
         assert_eq!(m.book().tombstone_count(), 1);
 
         // A sync imports it as a new position instead.
-        assert_eq!(m.sync_existing_positions(), 1);
+        assert_eq!(m.sync_existing_positions().unwrap(), 1);
         let (p, h) = m.book().get("BTC").unwrap();
         assert!(!Arc::ptr_eq(&p, &btc));
         assert_ne!(h, 7);
@@ -342,15 +344,22 @@ fn begin_update_alone_does_no_work() {
     assert!(!cycle.is_done());
     assert_eq!(m.book().keys(), vec!["BTC"]);
 
-    assert!(m.next_closed(&mut cycle).is_none());
+    assert!(m.next_closed(&mut cycle).unwrap().is_none());
     assert!(cycle.is_done());
-    assert_eq!(fake.calls(), vec!["get_open_positions"]);
+    // An empty list that would empty the book is read twice before it is acted on.
+    assert_eq!(
+        fake.calls(),
+        vec!["get_open_positions", "get_open_positions"]
+    );
     assert!(m.book().is_empty());
 
     // A finished cycle does nothing more; an unstarted one dropped does nothing at all.
-    assert!(m.next_closed(&mut cycle).is_none());
+    assert!(m.next_closed(&mut cycle).unwrap().is_none());
     drop(m.begin_update());
-    assert_eq!(fake.calls(), vec!["get_open_positions"]);
+    assert_eq!(
+        fake.calls(),
+        vec!["get_open_positions", "get_open_positions"]
+    );
 }
 
 #[test]
@@ -391,11 +400,14 @@ fn a_stop_hit_closes_and_is_handed_over_with_its_pnl() {
         assert!((expected - (-0.006 - 0.0012) * 10.0).abs() < 1e-12);
 
         let mut cycle = m.begin_update();
-        let closed = m.next_closed(&mut cycle).expect("the stop closes it");
+        let closed = m
+            .next_closed(&mut cycle)
+            .unwrap()
+            .expect("the stop closes it");
         assert_eq!(closed.symbol, "BTC");
         assert_eq!(closed.pnl, expected);
         assert_eq!(closed.handle, 42);
-        assert!(m.next_closed(&mut cycle).is_none());
+        assert!(m.next_closed(&mut cycle).unwrap().is_none());
         assert!(cycle.is_done());
 
         assert_eq!(fake.calls(), expected_calls, "reuse = {reuse}");
@@ -425,13 +437,13 @@ fn each_close_reaches_the_caller_before_the_next_position_is_examined() {
         .insert("ETH", long("ETH", 100.0, 1.0, 99.5, 110.0), 2);
 
     let mut cycle = m.begin_update();
-    let first = m.next_closed(&mut cycle).unwrap();
+    let first = m.next_closed(&mut cycle).unwrap().unwrap();
     assert_eq!((first.symbol.as_str(), first.handle), ("BTC", 1));
     assert_eq!(count_calls(&fake, "get_ticker ETH"), 0);
     assert!(m.book().contains("ETH"));
-    let second = m.next_closed(&mut cycle).unwrap();
+    let second = m.next_closed(&mut cycle).unwrap().unwrap();
     assert_eq!((second.symbol.as_str(), second.handle), ("ETH", 2));
-    assert!(m.next_closed(&mut cycle).is_none());
+    assert!(m.next_closed(&mut cycle).unwrap().is_none());
     assert!(m.book().is_empty());
 }
 
@@ -442,7 +454,7 @@ fn no_price_after_all_attempts_keeps_the_position() {
     let btc = track(&m, "BTC", 1);
     let before = btc.lock().clone();
 
-    assert!(m.update_all().is_empty());
+    assert!(m.update_all().unwrap().is_empty());
 
     assert_eq!(count_calls(&fake, "get_ticker BTC"), 3);
     assert_eq!(
@@ -467,7 +479,7 @@ fn no_price_after_all_attempts_keeps_the_position() {
 fn closing_an_untracked_symbol_does_nothing() {
     let fake = fake_with(vec![listed("BTC", "long", 1.0, 100.0)], Some(100.0));
     let m = manager(&fake, ManagerConfig::default());
-    let outcome = m.close_position("BTC", "manual");
+    let outcome = m.close_position("BTC", "manual").unwrap();
     assert_eq!(outcome, CloseOutcome::NotTracked);
     assert_eq!(outcome.pnl(), None);
     assert!(fake.calls().is_empty());
@@ -481,7 +493,7 @@ fn closing_a_position_the_exchange_no_longer_lists_untracks_it_without_an_order(
     let btc = track(&m, "BTC", 1);
     track(&m, "ETH", 2);
 
-    let outcome = m.close_position("BTC", "manual");
+    let outcome = m.close_position("BTC", "manual").unwrap();
 
     assert_eq!(outcome, CloseOutcome::AlreadyClosed);
     assert_eq!(outcome.pnl(), None);
@@ -498,7 +510,7 @@ fn closing_a_position_the_exchange_no_longer_lists_untracks_it_without_an_order(
         .lock()
         .positions
         .push(listed("BTC", "long", 1.0, 100.0));
-    m.update_all();
+    m.update_all().unwrap();
     assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &btc));
 }
 
@@ -509,7 +521,7 @@ fn closing_with_a_failed_or_malformed_fetch_keeps_the_position() {
     track(&m, "BTC", 1);
 
     script(&fake, Err(network_error()));
-    let outcome = m.close_position("BTC", "manual");
+    let outcome = m.close_position("BTC", "manual").unwrap();
     assert_eq!(outcome, CloseOutcome::Failed);
     assert_eq!(outcome.pnl(), None, "the original returns None");
     assert_eq!(fake.calls(), vec!["get_open_positions"]);
@@ -517,7 +529,10 @@ fn closing_with_a_failed_or_malformed_fetch_keeps_the_position() {
     assert!(m.events().is_empty());
 
     script(&fake, Ok(vec![RawEntry::NotAMapping("Mock".into())]));
-    assert_eq!(m.close_position("BTC", "manual"), CloseOutcome::Unverified);
+    assert_eq!(
+        m.close_position("BTC", "manual").unwrap(),
+        CloseOutcome::Unverified
+    );
     assert_eq!(count_calls(&fake, "close_position BTC"), 0);
     assert!(m.book().contains("BTC"));
     assert!(m.events().is_empty());
@@ -536,7 +551,7 @@ fn a_successful_close_returns_its_pnl_when_the_entry_vanished_meanwhile() {
     }
     let expected = btc.lock().leveraged_pnl(103.0, true);
 
-    let outcome = m.close_position("BTC", "manual");
+    let outcome = m.close_position("BTC", "manual").unwrap();
 
     assert_eq!(outcome, CloseOutcome::Closed(expected));
     assert_eq!(outcome.pnl(), Some(expected));
@@ -563,7 +578,7 @@ fn a_replacement_made_while_the_close_runs_stays_tracked() {
     let expected = old.lock().leveraged_pnl(103.0, true);
 
     assert_eq!(
-        m.close_position("BTC", "manual"),
+        m.close_position("BTC", "manual").unwrap(),
         CloseOutcome::Closed(expected)
     );
 
@@ -579,16 +594,37 @@ fn a_close_the_client_reports_failed_keeps_the_position() {
     fake.0.lock().close_ok = false;
     let m = manager(&fake, ManagerConfig::default());
     track(&m, "BTC", 1);
-    assert_eq!(m.close_position("BTC", "manual"), CloseOutcome::Failed);
+    assert_eq!(
+        m.close_position("BTC", "manual").unwrap(),
+        CloseOutcome::Failed
+    );
+    // A falsy answer is not definitive: the list is read once more, and still shows it.
     assert_eq!(
         fake.calls(),
-        vec!["get_open_positions", "get_ticker BTC", "close_position BTC"]
+        vec![
+            "get_open_positions",
+            "get_ticker BTC",
+            "close_position BTC",
+            "get_open_positions"
+        ]
     );
     assert!(m.book().contains("BTC"));
-    assert!(m.events().is_empty());
+    let kinds: Vec<_> = m
+        .events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(EventKind::OutcomeResolved, "not_executed".to_owned())]
+    );
 
     fake.0.lock().price = None;
-    assert_eq!(m.close_position("BTC", "manual"), CloseOutcome::NoPrice);
+    assert_eq!(
+        m.close_position("BTC", "manual").unwrap(),
+        CloseOutcome::NoPrice
+    );
     assert_eq!(count_calls(&fake, "close_position BTC"), 1);
     assert!(m.book().contains("BTC"));
 }
@@ -602,7 +638,7 @@ fn sync_imports_well_formed_entries_and_skips_the_rest() {
     let price = 123.0;
     let entries = vec![
         with_leverage("A", "long", 1.0, Field::Number(2.5)),
-        with_leverage("B", "short", -3.0, Field::Int(0)),
+        with_leverage("B", "short", 3.0, Field::Int(0)),
         with_leverage("C", "long", 1.0, Field::Int(-1)),
         with_leverage("D", "long", 1.0, Field::Number(f64::NAN)),
         with_leverage("E", "long", 1.0, Field::Text("abc".into())),
@@ -618,7 +654,7 @@ fn sync_imports_well_formed_entries_and_skips_the_rest() {
     let m = manager(&fake, ManagerConfig::default());
     let tracked = track(&m, "T", 1);
 
-    assert_eq!(m.sync_existing_positions(), 6);
+    assert_eq!(m.sync_existing_positions().unwrap(), 6);
 
     assert_eq!(m.book().keys(), vec!["T", "A", "B", "C", "D", "E", "G"]);
     assert!(Arc::ptr_eq(&m.book().get("T").unwrap().0, &tracked));
@@ -673,7 +709,7 @@ fn sync_imports_well_formed_entries_and_skips_the_rest() {
     assert_eq!(m.book().get("G").unwrap().1, 1006);
 
     // A second sync finds everything tracked.
-    assert_eq!(m.sync_existing_positions(), 0);
+    assert_eq!(m.sync_existing_positions().unwrap(), 0);
     assert_eq!(m.book().len(), 7);
 }
 
@@ -683,8 +719,8 @@ fn sync_with_a_failed_or_empty_fetch_imports_nothing() {
     let m = manager(&fake, ManagerConfig::default());
     track(&m, "T", 1);
     script(&fake, Err(network_error()));
-    assert_eq!(m.sync_existing_positions(), 0);
-    assert_eq!(m.sync_existing_positions(), 0);
+    assert_eq!(m.sync_existing_positions().unwrap(), 0);
+    assert_eq!(m.sync_existing_positions().unwrap(), 0);
     assert_eq!(m.book().keys(), vec!["T"], "sync never removes");
     assert!(m.events().is_empty());
 }
@@ -697,7 +733,7 @@ fn reconcile_imports_and_removes_and_counts_the_changes() {
     track(&m, "A", 1);
     let b = track(&m, "B", 2);
 
-    assert_eq!(m.reconcile_positions(), 2);
+    assert_eq!(m.reconcile_positions().unwrap(), 2);
 
     assert_eq!(m.book().keys(), vec!["B", "C"]);
     assert!(Arc::ptr_eq(&m.book().get("B").unwrap().0, &b));
@@ -720,7 +756,7 @@ fn reconcile_imports_and_removes_and_counts_the_changes() {
     assert_eq!(count_calls(&fake, "get_ticker B"), 0);
 
     // In sync now.
-    assert_eq!(m.reconcile_positions(), 0);
+    assert_eq!(m.reconcile_positions().unwrap(), 0);
     assert_eq!(m.book().keys(), vec!["B", "C"]);
 }
 
@@ -732,7 +768,7 @@ fn reconcile_with_a_failed_fetch_changes_nothing() {
     track(&m, "B", 2);
     script(&fake, Err(network_error()));
 
-    assert_eq!(m.reconcile_positions(), 0);
+    assert_eq!(m.reconcile_positions().unwrap(), 0);
 
     assert_eq!(m.book().keys(), vec!["A", "B"]);
     assert!(m.events().is_empty());
@@ -752,7 +788,7 @@ fn reconcile_counts_every_removal_whatever_the_event_capacity() {
         track(&m, "B", 2);
         track(&m, "C", 3);
 
-        let changes = m.reconcile_positions();
+        let changes = m.reconcile_positions().unwrap();
 
         assert_eq!(m.book().keys(), vec!["C"], "both orphans are removed");
         assert_eq!(changes, 2, "event_capacity = {capacity}");
@@ -805,21 +841,23 @@ fn random_list(rng: &mut XorShift) -> Vec<RawEntry> {
 fn stress_step(m: &Manager<u32>, fake: &Fake, rng: &mut XorShift, op: u64) {
     match op {
         0 => {
-            m.update_all();
+            m.update_all().unwrap();
         }
         1 => {
             // A partly consumed cycle, dropped midway.
             let mut cycle = m.begin_update();
-            let _ = m.next_closed(&mut cycle);
+            let _ = m.next_closed(&mut cycle).unwrap();
         }
         2 => {
-            let _ = m.close_position(rng.pick(&STRESS_SYMBOLS), "manual");
+            let _ = m
+                .close_position(rng.pick(&STRESS_SYMBOLS), "manual")
+                .unwrap();
         }
         3 => {
-            m.sync_existing_positions();
+            m.sync_existing_positions().unwrap();
         }
         4 => {
-            m.reconcile_positions();
+            m.reconcile_positions().unwrap();
         }
         5 => {
             let s = rng.pick(&STRESS_SYMBOLS);
@@ -905,7 +943,7 @@ fn threads_hammering_the_manager_neither_panic_nor_deadlock() {
     unique.dedup();
     assert_eq!(unique.len(), keys.len());
     for k in &keys {
-        assert!(m.book().get(k).is_some());
+        assert!(m.book().get(k.as_str()).is_some());
     }
     assert_eq!(m.book().entries().len(), keys.len());
     assert!(m.book().tombstone_count() <= STRESS_SYMBOLS.len());

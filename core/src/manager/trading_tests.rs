@@ -49,7 +49,7 @@ fn market_open_records_the_fill_and_targets_from_it() {
         .market_answers
         .push_back(Ok(report(Some("1"), "closed", Some(2.0), Some(101.0))));
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
     let (p, _) = m.book().get("BTC").unwrap();
     let p = p.lock().clone();
     assert_eq!(
@@ -69,7 +69,9 @@ fn a_shrunk_fill_is_what_the_book_records() {
         .market_answers
         .push_back(Ok(report(Some("1"), "closed", Some(1.5), None)));
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("ETH", "SELL", 2.0, false)));
+    assert!(m
+        .open_position(&request("ETH", "SELL", 2.0, false))
+        .unwrap());
     let (p, _) = m.book().get("ETH").unwrap();
     let p = p.lock().clone();
     // Filled 1.5 of 2; no average reported, so the ticker price.
@@ -90,8 +92,8 @@ fn a_rejected_market_order_opens_nothing() {
         .market_answers
         .push_back(Ok(report(Some("2"), "canceled", Some(0.0), None)));
     let m = manager(&f, ManagerConfig::default());
-    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)));
-    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
     assert!(m.book().is_empty());
     assert!(m.events().is_empty());
 }
@@ -100,13 +102,13 @@ fn a_rejected_market_order_opens_nothing() {
 fn invalid_signal_or_short_target_below_zero_sends_nothing() {
     let f = fake(100.0);
     let m = manager(&f, ManagerConfig::default());
-    assert!(!m.open_position(&request("BTC", "buy", 2.0, false)));
+    assert!(!m.open_position(&request("BTC", "buy", 2.0, false)).unwrap());
     let mut short = request("BTC", "SELL", 2.0, false);
     short.stop_loss_percentage = (0.4, "0.4");
-    assert!(!m.open_position(&short));
+    assert!(!m.open_position(&short).unwrap());
     let mut nan = request("BTC", "BUY", f64::NAN, false);
     nan.amount = (f64::NAN, "nan");
-    assert!(!m.open_position(&nan));
+    assert!(!m.open_position(&nan).unwrap());
     assert!(f.calls().is_empty());
 }
 
@@ -117,7 +119,7 @@ fn a_filled_limit_order_is_not_followed_by_a_market_order() {
         .fill_answers
         .push_back(Ok(report(Some("l1"), "closed", Some(2.0), None)));
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f), ["create_limit_order BTC buy 2.0 99.9 10.0"]);
     // No average anywhere: a post-only order fills at its limit price.
     let (p, _) = m.book().get("BTC").unwrap();
@@ -137,7 +139,7 @@ fn a_partial_limit_fill_is_topped_up_by_the_remainder_only() {
             .push_back(Ok(report(Some("m"), "closed", Some(1.5), Some(100.1))));
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(
         orders(&f),
         [
@@ -162,7 +164,7 @@ fn an_unfilled_cancelled_limit_order_falls_back_to_a_full_market_order() {
             .push_back(Ok(report(Some("l1"), "canceled", Some(0.0), None)));
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f).len(), 2);
     assert_eq!(orders(&f)[1], "create_market_order BTC buy 2.0 10.0");
 }
@@ -178,7 +180,7 @@ fn a_failed_cancel_never_sends_a_market_order_blind() {
         s.cancel_answers.push_back(Ok(false));
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f).len(), 1);
     assert!(m.book().is_empty());
 
@@ -191,7 +193,7 @@ fn a_failed_cancel_never_sends_a_market_order_blind() {
         s.positions = vec![listed("BTC", "long", 2.0, 99.9)];
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f).len(), 1);
     let (p, _) = m.book().get("BTC").unwrap();
     assert_eq!(
@@ -211,7 +213,7 @@ fn a_failed_cancel_never_sends_a_market_order_blind() {
         s.scripted.push_back(Err(network_error()));
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(!m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f).len(), 1);
 }
 
@@ -226,7 +228,7 @@ fn an_unknown_fill_after_a_good_cancel_is_checked_on_the_exchange_first() {
         s.positions = vec![listed("BTC", "long", 0.5, 99.9)];
     }
     let m = manager(&f, ManagerConfig::default());
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, true)).unwrap());
     assert_eq!(orders(&f)[1], "create_market_order BTC buy 1.5 10.0");
     let (p, _) = m.book().get("BTC").unwrap();
     assert_eq!(p.lock().amount, 2.0);
@@ -242,11 +244,11 @@ fn a_symbol_being_opened_is_reserved_against_a_second_open_and_a_sync() {
     let seen_in_hook = seen.clone();
     f.0.lock().during_order = Some(Box::new(move || {
         let m = inner.upgrade().unwrap();
-        let again = m.open_position(&request("BTC", "BUY", 2.0, false));
-        let synced = m.sync_existing_positions();
+        let again = m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap();
+        let synced = m.sync_existing_positions().unwrap();
         *seen_in_hook.lock() = Some((again, synced));
     }));
-    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
     assert_eq!(*seen.lock(), Some((false, 0)));
     assert_eq!(orders(&f).len(), 1);
     assert_eq!(kinds(&m), [EventKind::Opened]);
@@ -261,9 +263,9 @@ fn an_open_during_a_cleanup_fetch_survives_that_cleanup() {
     let inner = Arc::downgrade(&m);
     f.0.lock().during_fetch = Some(Box::new(move || {
         let m = inner.upgrade().unwrap();
-        assert!(m.open_position(&request("SOL", "BUY", 2.0, false)));
+        assert!(m.open_position(&request("SOL", "BUY", 2.0, false)).unwrap());
     }));
-    m.update_all();
+    m.update_all().unwrap();
     assert!(m.book().contains("SOL"));
 }
 
@@ -285,7 +287,7 @@ fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
         m.now(),
     ));
     m.book().insert("BTC", p.clone(), 1);
-    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0));
+    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
     assert_eq!(
         {
             let g = p.lock();
@@ -297,10 +299,10 @@ fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
     f.0.lock()
         .market_answers
         .push_back(Ok(report(Some("2"), "closed", Some(0.5), Some(52000.0))));
-    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0));
+    assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
     assert_eq!(p.lock().amount, 2.5);
     assert_eq!(p.lock().entry_price, (2.0 * 50500.0 + 0.5 * 52000.0) / 2.5);
-    assert!(!m.scale_in_position("ETH", (1.0, "1.0"), 1.0));
+    assert!(!m.scale_in_position("ETH", (1.0, "1.0"), 1.0).unwrap());
     assert_eq!(kinds(&m), [EventKind::ScaledIn, EventKind::ScaledIn]);
 }
 
@@ -324,7 +326,9 @@ fn scale_out_closes_part_and_records_it() {
         m.now(),
     ));
     m.book().insert("BTC", p.clone(), 1);
-    let rf = m.scale_out_position("BTC", (1.0, "1.0"), "partial_take_profit");
+    let rf = m
+        .scale_out_position("BTC", (1.0, "1.0"), "partial_take_profit")
+        .unwrap();
     assert_eq!(rf, Some(p.lock().leveraged_pnl(52000.0, true)));
     assert_eq!(p.lock().amount, 1.0);
     assert_eq!(
@@ -339,6 +343,7 @@ fn scale_out_closes_part_and_records_it() {
     f.0.lock().positions = vec![listed("BTC", "long", 1.0, 50000.0)];
     assert!(m
         .scale_out_position("BTC", (0.5, "0.5"), "scale_out")
+        .unwrap()
         .is_some());
     assert!(m.book().is_empty());
     assert_eq!(m.events().all().pop().unwrap().kind, EventKind::Closed);
@@ -366,6 +371,7 @@ fn scale_out_rounds_to_lots_and_survives_unreadable_limits() {
     m.book().insert("XRP", p.clone(), 1);
     assert!(m
         .scale_out_position("XRP", (2.7, "2.7"), "scale_out")
+        .unwrap()
         .is_some());
     assert_eq!(p.lock().amount, 8.0);
     assert_eq!(
@@ -380,6 +386,7 @@ fn scale_out_rounds_to_lots_and_survives_unreadable_limits() {
     });
     assert!(m
         .scale_out_position("XRP", (3.0, "3.0"), "scale_out")
+        .unwrap()
         .is_some());
     assert_eq!(p.lock().amount, 5.0);
 }

@@ -10,18 +10,17 @@
 //! inputs, adaptive trailing stop and take profit ([`super::adaptive`]), advanced exit and smart
 //! exit ([`super::exit_steps`]), `should_close`, close; D) closing separator.
 
-use std::time::{Duration, Instant};
-
 use log::Level;
 
 use super::exit_steps::StepEnd;
+use super::lists::ListRead;
 use super::messages::{leverage_text, py_set_repr, Channel, RULE};
-use super::Manager;
+use super::{caught, Manager};
 use crate::book::SharedPosition;
-use crate::error::CoreError;
-use crate::events::EventKind;
+use crate::error::{CoreError, CoreResult};
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent};
-use crate::reconcile::Snapshot;
+use crate::key::Key;
+use crate::reconcile::Purpose;
 
 /// A position the cycle closed: what `update_positions()` yields.
 #[derive(Clone, Debug)]
@@ -32,13 +31,6 @@ pub struct Closed<H> {
     pub pnl: f64,
     /// The handle of the closed position (the same Python object that was in the book).
     pub handle: H,
-}
-
-/// The exchange's position list as fetched at the start of a cycle.
-#[derive(Debug)]
-pub(crate) struct CycleSnapshot {
-    pub(crate) snapshot: Snapshot,
-    pub(crate) taken_at: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -52,9 +44,9 @@ enum Stage {
 #[derive(Debug)]
 pub struct UpdateCycle {
     stage: Stage,
-    keys: Vec<String>,
+    keys: Vec<Key>,
     next: usize,
-    snapshot: Option<CycleSnapshot>,
+    snapshot: Option<ListRead>,
 }
 
 impl UpdateCycle {
@@ -86,10 +78,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// Advances `cycle` until a position closes (returned) or the cycle ends (`None`).
-    pub fn next_closed(&self, cycle: &mut UpdateCycle) -> Option<Closed<H>> {
+    /// Advances `cycle` until a position closes (returned) or the cycle ends (`None`). Only an
+    /// interruption is an error; the cycle is then over (the rest waits for the next one).
+    pub fn next_closed(&self, cycle: &mut UpdateCycle) -> CoreResult<Option<Closed<H>>> {
+        let result = self.advance(cycle);
+        if result.is_err() {
+            cycle.stage = Stage::Done;
+        }
+        result
+    }
+
+    fn advance(&self, cycle: &mut UpdateCycle) -> CoreResult<Option<Closed<H>>> {
         if cycle.stage == Stage::NotStarted {
-            cycle.snapshot = self.remove_closed_externally();
+            cycle.stage = Stage::Positions;
+            cycle.snapshot = self.remove_closed_externally()?;
             cycle.keys = self.book().keys();
             let n = cycle.keys.len();
             if n > 0 {
@@ -102,14 +104,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 self.log(Channel::Position, Level::Info, || RULE.to_owned());
             }
-            cycle.stage = Stage::Positions;
         }
         if cycle.stage == Stage::Positions {
             while cycle.next < cycle.keys.len() {
-                let symbol = std::mem::take(&mut cycle.keys[cycle.next]);
+                let key = cycle.keys[cycle.next].clone();
                 cycle.next += 1;
-                if let Some(closed) = self.update_one(&symbol, cycle.snapshot.as_ref()) {
-                    return Some(closed);
+                if let Some(closed) = self.update_one(&key, cycle.snapshot.as_ref())? {
+                    return Ok(Some(closed));
                 }
             }
             if !self.book().is_empty() {
@@ -117,126 +118,73 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             cycle.stage = Stage::Done;
         }
-        None
+        Ok(None)
     }
 
     /// Runs a whole cycle and returns everything it closed.
-    pub fn update_all(&self) -> Vec<Closed<H>> {
+    pub fn update_all(&self) -> CoreResult<Vec<Closed<H>>> {
         let mut cycle = self.begin_update();
         let mut out = Vec::new();
-        while let Some(c) = self.next_closed(&mut cycle) {
+        while let Some(c) = self.next_closed(&mut cycle)? {
             out.push(c);
         }
-        out
+        Ok(out)
     }
 
-    /// Phase A: one `get_open_positions()`; tracked positions it no longer lists are removed
-    /// (subject to the reconciliation rules). Returns the snapshot when the answer was usable.
-    fn remove_closed_externally(&self) -> Option<CycleSnapshot> {
-        let mark = self.book().seq_mark();
-        let entries = match self.exchange().get_open_positions() {
-            Ok(entries) => entries,
+    /// Phase A: one `get_open_positions()` (two when it shows none of the tracked positions);
+    /// tracked positions it no longer lists are removed (subject to the reconciliation rules).
+    /// Returns the list when it was usable.
+    fn remove_closed_externally(&self) -> CoreResult<Option<ListRead>> {
+        let mut list = match self.read_list()? {
+            Ok(list) => list,
             Err(e) => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!("Unable to verify positions on exchange during update: {e}")
                 });
-                return None;
+                return Ok(None);
             }
         };
-        let taken_at = Instant::now();
-        let snapshot = Snapshot::from_entries(&entries, mark);
-        let removed = self.apply_snapshot(&entries, &snapshot, "closed_externally");
+        let report = self.apply_list(&mut list, Purpose::Cycle, None, "closed_externally")?;
+        if report.uncorroborated {
+            return Ok(None);
+        }
+        let removed = report.removed;
         if !removed.is_empty() {
+            let names: Vec<&str> = removed.iter().map(Key::as_str).collect();
             self.log(Channel::Main, Level::Info, || {
                 format!(
                     "Cleaning up {} positions that were closed externally: {}",
                     removed.len(),
-                    py_set_repr(&removed)
+                    py_set_repr(&names)
                 )
             });
-            for symbol in &removed {
+            for key in &removed {
                 self.log(Channel::Position, Level::Info, || {
-                    format!("Removing externally closed position from tracking: {symbol}")
+                    format!("Removing externally closed position from tracking: {key}")
                 });
             }
         }
-        Some(CycleSnapshot { snapshot, taken_at })
+        Ok(Some(list))
     }
 
-    /// Applies a successful snapshot to the book: records an event for every removal and
-    /// restoration and logs the warnings and restorations. Returns the removed symbols, which
-    /// each caller reports in its own (original) words.
-    pub(crate) fn apply_snapshot(
-        &self,
-        entries: &[crate::exchange::RawEntry],
-        snapshot: &Snapshot,
-        removal_reason: &'static str,
-    ) -> Vec<String> {
-        for warning in &snapshot.warnings {
-            self.log(Channel::Main, Level::Warn, || warning.clone());
-        }
-        if !snapshot.well_formed {
-            self.log(Channel::Main, Level::Warn, || {
-                "Exchange position list has malformed entries: no position is removed this time"
-                    .to_owned()
-            });
-        }
-        let (outcome, evicted) = self.book().reconcile(snapshot, self.policy(), self.now());
-        drop(evicted);
-        for removed in &outcome.removed {
-            // Why it vanished, from the evidence: liquidation, an exchange-side stop or take
-            // profit, or simply closed outside the manager.
-            let (reason, evidence, pnl) = self.removal_reason(removed, removal_reason);
-            self.record_with(
-                &removed.symbol,
-                &removed.position,
-                EventKind::Removed,
-                reason,
-                pnl,
-                Some(evidence),
-            );
-        }
-        let needed = self.config().missing_confirmations;
-        for (symbol, missing) in &outcome.pending {
-            self.log(Channel::Main, Level::Warn, || {
-                format!(
-                    "Position {symbol} not reported by the exchange ({missing}/{needed}); keeping it until confirmed"
-                )
-            });
-        }
-        for (symbol, position, _) in &outcome.restored {
-            self.log(Channel::Main, Level::Info, || {
-                format!(
-                    "Restored position {symbol}: the exchange reports it again unchanged, keeping its state"
-                )
-            });
-            self.record(
-                symbol,
-                position,
-                EventKind::Restored,
-                "reported_again",
-                None,
-            );
-        }
-        self.apply_drift(entries, snapshot, outcome.confirmed);
-        self.expire_tombstones();
-        outcome.removed.into_iter().map(|r| r.symbol).collect()
-    }
-
-    /// Phase C for one symbol.
-    fn update_one(&self, symbol: &str, snapshot: Option<&CycleSnapshot>) -> Option<Closed<H>> {
-        let (position, handle) = self.book().get(symbol)?;
+    /// Phase C for one key.
+    fn update_one(&self, key: &Key, snapshot: Option<&ListRead>) -> CoreResult<Option<Closed<H>>> {
+        let symbol = key.as_str();
+        let Some((position, handle)) = self.book().get(symbol) else {
+            return Ok(None);
+        };
         let mut price_seen = None;
         match self.update_position(symbol, &position, snapshot, &mut price_seen) {
-            Ok(Some(pnl)) => Some(Closed {
+            Ok(Some(pnl)) => Ok(Some(Closed {
                 symbol: symbol.to_owned(),
                 pnl,
                 handle,
-            }),
-            Ok(None) => None,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_interrupt() => Err(e),
             Err(e) => {
                 self.report_update_error(symbol, &position, price_seen, &e);
-                None
+                Ok(None)
             }
         }
     }
@@ -246,7 +194,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
-        snapshot: Option<&CycleSnapshot>,
+        snapshot: Option<&ListRead>,
         price_seen: &mut Option<f64>,
     ) -> Result<Option<f64>, CoreError> {
         let (side, entry, amount, leverage, entry_time) = {
@@ -277,7 +225,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let price = match self.fetch_price(symbol) {
+        let price = match self.fetch_price(symbol)? {
             PriceFetch::Price(p) => p,
             PriceFetch::Failed => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -332,7 +280,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let ohlcv = match self.exchange().get_ohlcv(symbol, "1h", 100) {
+        let ohlcv = match caught(self.exchange().get_ohlcv(symbol, "1h", 100))? {
             Err(e) => {
                 // Only errors the client lets through reach this branch (ccxt AuthenticationError
                 // with the original client); the original then checks the simple exits only.
@@ -347,7 +295,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 position
                     .lock()
                     .update_trailing_stop(price, trailing, 0.03, 0.0)?;
-                return Ok(self.check_exit_and_close(symbol, position, price, snapshot));
+                return self.check_exit_and_close(symbol, position, price, snapshot);
             }
             Ok(ohlcv) => ohlcv,
         };
@@ -367,24 +315,25 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(pnl);
         }
         if let StepEnd::Finished(pnl) =
-            self.smart_exit_step(symbol, position, price, &market, snapshot)
+            self.smart_exit_step(symbol, position, price, &market, snapshot)?
         {
             return Ok(pnl);
         }
-        Ok(self.check_exit_and_close(symbol, position, price, snapshot))
+        self.check_exit_and_close(symbol, position, price, snapshot)
     }
 
-    /// A close decided inside the cycle, reusing the cycle's position list when it is fresh.
+    /// A close decided inside the cycle, reusing the cycle's position list when it is fresh by
+    /// the manager's clock (never by how long a call took).
     pub(super) fn close_in_cycle(
         &self,
         symbol: &str,
         reason: &str,
-        snapshot: Option<&CycleSnapshot>,
-    ) -> Option<f64> {
+        snapshot: Option<&ListRead>,
+    ) -> CoreResult<Option<f64>> {
+        let now = self.now();
         let fresh = snapshot
-            .filter(|s| s.taken_at.elapsed().as_secs_f64() < self.config().snapshot_reuse_seconds);
-        self.close_with(symbol, reason, fresh.map(|s| &s.snapshot))
-            .pnl()
+            .filter(|s| now.seconds_since(s.taken_at) < self.config().snapshot_reuse_seconds);
+        Ok(self.close_with(symbol, reason, fresh)?.pnl())
     }
 
     /// `should_close` and, when it says so, the close. Returns the realised P/L of a close.
@@ -393,8 +342,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         symbol: &str,
         position: &SharedPosition,
         price: f64,
-        snapshot: Option<&CycleSnapshot>,
-    ) -> Option<f64> {
+        snapshot: Option<&ListRead>,
+    ) -> CoreResult<Option<f64>> {
         let now = self.now();
         let check = {
             let mut p = position.lock();
@@ -411,19 +360,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log(Channel::Position, Level::Info, || {
                 "  ✓ Position still open and healthy".to_owned()
             });
-            None
+            Ok(None)
         }
     }
 
     /// The ticker with the original's retries: attempts = pauses + 1.
-    fn fetch_price(&self, symbol: &str) -> PriceFetch {
+    fn fetch_price(&self, symbol: &str) -> CoreResult<PriceFetch> {
         let delays = &self.config().ticker_retry_delays;
         for attempt in 0..=delays.len() {
             let n = attempt + 1;
-            match self.exchange().get_ticker(symbol) {
+            match caught(self.exchange().get_ticker(symbol))? {
                 Ok(answer) => {
                     if let Some(p) = answer.valid_price() {
-                        return PriceFetch::Price(p);
+                        return Ok(PriceFetch::Price(p));
                     }
                     match answer {
                         crate::exchange::TickerAnswer::Missing => {
@@ -449,11 +398,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             if let Some(delay) = delays.get(attempt) {
                 if *delay > 0.0 {
-                    std::thread::sleep(Duration::from_secs_f64(*delay));
+                    caught(self.exchange().pause(*delay))?.ok();
                 }
             }
         }
-        PriceFetch::Failed
+        Ok(PriceFetch::Failed)
     }
 
     /// The original's per-position error handler, with its fallback trailing update. Unlike the

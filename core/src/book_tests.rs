@@ -1,0 +1,374 @@
+//! The book's state machine: one state per key, changed under one lock.
+
+use super::*;
+use crate::exchange::{Field, RawEntry, RawPosition};
+use crate::reconcile::{Policy, Purpose};
+
+fn pos(symbol: &str, amount: f64) -> SharedPosition {
+    share(PositionState::new(
+        symbol,
+        "long",
+        100.0,
+        amount,
+        10.0,
+        95.0,
+        Some(110.0),
+        Timestamp(0),
+    ))
+}
+
+fn listed(symbol: &str, side: &str, contracts: f64, price: f64) -> RawEntry {
+    let mut raw = RawPosition::with_symbol(symbol);
+    raw.side = Field::Text(side.into());
+    raw.contracts = Field::Number(contracts);
+    raw.entry_price = Field::Number(price);
+    RawEntry::Position(Box::new(raw))
+}
+
+/// Applies a list read at the book's current mark (a cycle's, unless said otherwise).
+fn apply(book: &Book<u32>, entries: Vec<RawEntry>, purpose: Purpose) -> Vec<Applied<u32>> {
+    let snap = Snapshot::read(entries, book.mark());
+    let cx = Context {
+        snapshot: &snap,
+        policy: Policy::default(),
+        now: Timestamp(10),
+        purpose,
+        focus: None,
+    };
+    book.apply_list(&cx).0
+}
+
+fn keys(book: &Book<u32>) -> Vec<String> {
+    book.keys().iter().map(|k| k.as_str().to_owned()).collect()
+}
+
+#[test]
+fn keeps_dict_order_and_a_replacements_place() {
+    let book: Book<u32> = Book::new(10);
+    book.insert("A", pos("A", 1.0), 1);
+    book.insert("B", pos("B", 1.0), 2);
+    let displaced = book.insert("A", pos("A", 1.0), 3);
+    assert!(displaced.replaced().is_some());
+    assert_eq!(keys(&book), ["A", "B"]);
+    assert_eq!(book.get("A").unwrap().1, 3);
+    book.remove("A");
+    book.insert("A", pos("A", 1.0), 4);
+    assert_eq!(keys(&book), ["B", "A"]);
+    assert_eq!(book.len(), 2);
+    let (tracked, _) = book.clear();
+    assert_eq!(tracked.len(), 2);
+    assert!(book.is_empty() && book.tombstone_count() == 0);
+}
+
+#[test]
+fn a_removed_position_is_restored_as_the_same_object() {
+    let book: Book<u32> = Book::new(10);
+    let eth = pos("ETH", 1.0);
+    book.insert("BTC", pos("BTC", 1.0), 1);
+    book.insert("ETH", eth.clone(), 2);
+    let applied = apply(
+        &book,
+        vec![listed("BTC", "long", 1.0, 100.0)],
+        Purpose::Cycle,
+    );
+    assert!(matches!(&applied[..], [Applied::Removed { at, .. }] if at.key == "ETH"));
+    assert_eq!(keys(&book), ["BTC"]);
+    assert_eq!(book.tombstone_count(), 1);
+    let applied = apply(
+        &book,
+        vec![
+            listed("BTC", "long", 1.0, 100.0),
+            listed("ETH", "long", 1.0, 100.0),
+        ],
+        Purpose::Cycle,
+    );
+    assert!(matches!(&applied[..], [Applied::Restored { at }] if at.key == "ETH"));
+    let (p, h) = book.get("ETH").unwrap();
+    assert!(Arc::ptr_eq(&p, &eth));
+    assert_eq!(h, 2);
+    assert_eq!(book.tombstone_count(), 0);
+}
+
+#[test]
+fn the_tombstone_holds_the_managers_own_last_state() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 4.0);
+    book.insert("A", p.clone(), 1);
+    apply(&book, vec![listed("A", "long", 4.0, 100.0)], Purpose::Cycle);
+    p.lock().amount = 3.0; // a partial exit of the manager's
+    apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
+    assert!(!book.contains("A"));
+    let applied = apply(&book, vec![listed("A", "long", 3.0, 100.0)], Purpose::Cycle);
+    assert!(matches!(&applied[..], [Applied::Restored { .. }]));
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+}
+
+#[test]
+fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 7);
+    assert!(book.closed("A", &p, Timestamp(1)));
+    assert!(!book.contains("A") && book.is_empty());
+    // Still listed after the close: the very same object comes back.
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::CloseUnconfirmed {
+            contracts: None,
+            ..
+        }]
+    ));
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+    // Closed again and confirmed by absence: gone for good.
+    assert!(book.closed("A", &p, Timestamp(2)));
+    let applied = apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
+    assert!(matches!(&applied[..], [Applied::CloseConfirmed { .. }]));
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(
+        applied.is_empty(),
+        "a confirmed close is forgotten: {applied:?}"
+    );
+}
+
+#[test]
+fn one_order_per_position_and_unknown_outcomes_block_the_next() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    assert_eq!(book.begin_order("A", &p, Op::Close), Ok(()));
+    assert_eq!(
+        book.begin_order("A", &p, Op::ScaleOut),
+        Err(Refusal::Busy(Op::Close))
+    );
+    book.end_order("A", &p);
+    assert_eq!(book.begin_order("A", &p, Op::ScaleOut), Ok(()));
+    let unknown = Unknown {
+        op: Op::ScaleOut,
+        at: 0,
+        before: 1.0,
+        client_order_id: None,
+        reason: "scale_out".into(),
+        price: Some(100.0),
+        target_bit: 1,
+    };
+    let at = book.set_unknown("A", &p, unknown);
+    assert!(matches!(
+        book.begin_order("A", &p, Op::Close),
+        Err(Refusal::Unknown(u)) if u.at == at
+    ));
+    // A list requested before the answer cannot tell; one requested after resolves it.
+    let snap = Snapshot::read(vec![listed("A", "long", 0.5, 100.0)], at - 1);
+    let cx = Context {
+        snapshot: &snap,
+        policy: Policy::default(),
+        now: Timestamp(10),
+        purpose: Purpose::Cycle,
+        focus: None,
+    };
+    assert!(book.apply_list(&cx).0.is_empty());
+    let applied = apply(&book, vec![listed("A", "long", 0.5, 100.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::Resolved { resolution: Resolution::Executed { contracts, .. }, previous, .. }]
+            if *contracts == 0.5 && *previous == 1.0
+    ));
+    assert_eq!(p.lock().amount, 0.5);
+    assert_eq!(book.activity("A"), Some(Activity::Idle));
+    let other = pos("A", 1.0);
+    assert_eq!(
+        book.begin_order("A", &other, Op::Close),
+        Err(Refusal::NotTracked)
+    );
+}
+
+#[test]
+fn a_target_claimed_for_an_order_that_did_nothing_is_released() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    p.lock().partial_exits_taken = 0b10;
+    book.insert("A", p.clone(), 1);
+    book.begin_order("A", &p, Op::ScaleOut).unwrap();
+    let unknown = Unknown {
+        op: Op::ScaleOut,
+        at: 0,
+        before: 1.0,
+        client_order_id: Some("pm1".into()),
+        reason: "target".into(),
+        price: None,
+        target_bit: 0b10,
+    };
+    book.set_unknown("A", &p, unknown);
+    apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert_eq!(p.lock().partial_exits_taken, 0);
+}
+
+#[test]
+fn opens_are_reserved_and_remembered_keys_are_checked_first() {
+    let book: Book<u32> = Book::new(10);
+    let a = Key::net("A");
+    assert_eq!(book.begin_open(&a, true), Ok(()));
+    assert!(book.open_in_flight("A") && !book.contains("A"));
+    assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Opening));
+    book.end_open(&a);
+    assert!(!book.is_opening("A"));
+    // A tombstone must be checked against the exchange before an open.
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Tracked));
+    book.bury("A", &p, Timestamp(1)).unwrap();
+    assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Verify));
+    assert!(book.forget_tombstone(&a).is_some());
+    // So must a symbol the last list showed untracked.
+    let snap = Arc::new(Snapshot::read(
+        vec![listed("A", "long", 1.0, 100.0)],
+        book.mark(),
+    ));
+    book.note_list(snap);
+    assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Verify));
+    assert_eq!(book.begin_open(&a, false), Ok(()));
+}
+
+#[test]
+fn an_open_with_an_unknown_outcome_is_resolved_by_a_later_list() {
+    let book: Book<u32> = Book::new(10);
+    let a = Key::net("A");
+    book.begin_open(&a, false).unwrap();
+    let intent = OpenIntent {
+        side: Side::Long,
+        amount: 2.0,
+        leverage: 5.0,
+        stop_loss_percentage: 0.05,
+        price: 100.0,
+        client_order_id: None,
+    };
+    book.open_unknown(&a, intent.clone());
+    book.end_open(&a); // the reservation stays while the outcome is unknown
+    assert!(book.is_opening("A") && !book.open_in_flight("A"));
+    assert_eq!(book.open_intent("A"), Some(intent.clone()));
+    let applied = apply(&book, vec![listed("A", "long", 2.0, 101.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::OpenResolved { found: true, .. }]
+    ));
+    // Not found: the reservation goes.
+    let b = Key::net("B");
+    book.begin_open(&b, false).unwrap();
+    book.open_unknown(&b, intent);
+    let applied = apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
+    assert!(applied
+        .iter()
+        .any(|a| matches!(a, Applied::OpenResolved { key, found: false, .. } if key == "B")));
+    assert!(!book.is_opening("B"));
+}
+
+#[test]
+fn a_flip_keeps_the_replaced_position_restorable() {
+    let book: Book<u32> = Book::new(10);
+    let long = pos("A", 1.0);
+    book.insert("A", long.clone(), 1);
+    let applied = apply(&book, vec![listed("A", "short", 2.0, 90.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::Removed { flipped_to: Some((Side::Short, c)), .. }, Applied::Import { after_flip: true, .. }]
+            if *c == 2.0
+    ));
+    // The caller imports the new side; the long stays behind it as its predecessor.
+    let short = share(PositionState::new(
+        "A",
+        "short",
+        90.0,
+        2.0,
+        10.0,
+        95.0,
+        None,
+        Timestamp(0),
+    ));
+    let mark = book.mark();
+    assert!(book
+        .insert_import(&Key::net("A"), short.clone(), 2, mark)
+        .is_ok());
+    assert_eq!(
+        book.tombstone_count(),
+        0,
+        "the predecessor is not a tombstone of its own"
+    );
+    // The long is listed again: the short goes, the long comes back, same object.
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [
+            Applied::Removed {
+                flipped_to: Some((Side::Long, _)),
+                ..
+            },
+            Applied::Restored { .. }
+        ]
+    ));
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &long));
+}
+
+#[test]
+fn an_import_never_overwrites_what_the_manager_did_meanwhile() {
+    let book: Book<u32> = Book::new(10);
+    let a = Key::net("A");
+    let mark = book.mark();
+    book.begin_open(&a, false).unwrap();
+    assert!(book.insert_import(&a, pos("A", 1.0), 1, mark).is_err());
+    book.end_open(&a);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 2);
+    let requested_before_close = book.mark();
+    book.closed("A", &p, Timestamp(1));
+    assert!(
+        book.insert_import(&a, pos("A", 1.0), 3, requested_before_close)
+            .is_err(),
+        "a list requested before our close of it must not import it (E24)"
+    );
+}
+
+#[test]
+fn tombstones_are_bounded_and_expire() {
+    let book: Book<u32> = Book::new(2);
+    for (i, s) in ["A", "B", "C"].iter().enumerate() {
+        let p = pos(s, 1.0);
+        book.insert(s, p.clone(), 0);
+        let (_, _, evicted) = book.bury(s, &p, Timestamp(i as i64)).unwrap();
+        assert_eq!(evicted.slots.len(), usize::from(i == 2));
+    }
+    assert_eq!(book.tombstone_count(), 2);
+    let snap = Snapshot::read(vec![], book.mark());
+    let cx = Context {
+        snapshot: &snap,
+        policy: Policy {
+            tombstone_ttl_seconds: 1.0,
+            ..Policy::default()
+        },
+        now: Timestamp(2_500_000),
+        purpose: Purpose::Cycle,
+        focus: None,
+    };
+    let (_, gone) = book.apply_list(&cx);
+    assert_eq!(gone.slots.len(), 2);
+    assert_eq!(book.tombstone_count(), 0);
+}
+
+#[test]
+fn sizes_changed_by_the_manager_are_not_undone_by_an_older_list() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    let before = book.mark();
+    p.lock().amount = 2.0;
+    book.touch("A", &p);
+    let snap = Snapshot::read(vec![listed("A", "long", 1.0, 100.0)], before);
+    let cx = Context {
+        snapshot: &snap,
+        policy: Policy::default(),
+        now: Timestamp(10),
+        purpose: Purpose::Cycle,
+        focus: None,
+    };
+    assert!(book.apply_list(&cx).0.is_empty());
+    assert_eq!(p.lock().amount, 2.0);
+}

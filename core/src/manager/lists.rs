@@ -1,0 +1,482 @@
+//! Reading the exchange's position list and applying it to the book.
+//!
+//! Every list the manager reads — the update cycle's, a sync's, a reconcile's, and the checks
+//! inside operations — goes through [`Manager::apply_list`]: the planner decides
+//! ([`crate::reconcile::plan`]), the book applies the plan in one critical section, and this
+//! module then does what needs the exchange or Python, with no lock held: the price behind a
+//! removal's reason, imports, positions an unknown open turned out to have opened; and records an
+//! event for every change, in the plan's order.
+//!
+//! A list that shows none of the positions the manager believes open, and would act on their
+//! absence, is read a second time first (rule 7): the bot's own client answers `[]` on any
+//! failure, and one such answer must not untrack live positions.
+
+use std::sync::Arc;
+
+use log::Level;
+
+use super::imports::{Flavour, Import};
+use super::messages::Channel;
+use super::{caught, Manager};
+use crate::book::{Applied, Reported, Touched};
+use crate::clock::Timestamp;
+use crate::error::CoreResult;
+use crate::events::{EventKind, Evidence};
+use crate::exchange::TickerAnswer;
+use crate::format::{format_price, py_repr_float};
+use crate::key::Key;
+use crate::reconcile::{judge_removal, Context, Op, Purpose, Resolution};
+use crate::snapshot::Snapshot;
+
+/// A list read by the manager, with when it was read (the manager's clock).
+#[derive(Clone, Debug)]
+pub struct ListRead {
+    /// The list.
+    pub snapshot: Arc<Snapshot>,
+    /// When it was read.
+    pub taken_at: Timestamp,
+}
+
+/// What applying a list did, for the caller's own log lines and return values.
+#[derive(Debug, Default)]
+pub struct ListReport {
+    /// Keys removed as closed outside the manager (not flips).
+    pub removed: Vec<Key>,
+    /// Positions imported or restored by imports.
+    pub imported: usize,
+    /// Positions restored from a tombstone or an unconfirmed close.
+    pub restored: usize,
+    /// Whether a second read was needed and failed: nothing was applied.
+    pub uncorroborated: bool,
+    /// Orders with an unknown outcome this list resolved.
+    pub resolved: Vec<(Key, Resolution)>,
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// Reads the exchange's list once; the book's mark is taken just before the request. An
+    /// interruption passes up; any other failure is `Ok(Err(..))`.
+    pub(crate) fn read_list(&self) -> CoreResult<CoreResult<ListRead>> {
+        let mark = self.book().mark();
+        Ok(match caught(self.exchange().get_open_positions())? {
+            Ok(entries) => Ok(ListRead {
+                snapshot: Arc::new(Snapshot::read(entries, mark)),
+                taken_at: self.now(),
+            }),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Applies `list` for `purpose` (`focus`: the one key a [`Purpose::Verify`] read is about).
+    /// When the plan asks for corroboration the list is read again and the new one applied
+    /// instead; `list` is updated to the list that was applied. `removal_reason` is the reason
+    /// of a removal nothing else explains (`closed_externally`, `orphaned`).
+    pub(crate) fn apply_list(
+        &self,
+        list: &mut ListRead,
+        purpose: Purpose,
+        focus: Option<&Key>,
+        removal_reason: &'static str,
+    ) -> CoreResult<ListReport> {
+        for warning in &list.snapshot.warnings {
+            self.log(Channel::Main, Level::Warn, || warning.clone());
+        }
+        let policy = self.policy();
+        let needs_second_read = {
+            let cx = Context {
+                snapshot: &list.snapshot,
+                policy,
+                now: self.now(),
+                purpose,
+                focus,
+            };
+            self.book().plan(&cx).needs_corroboration
+        };
+        if needs_second_read {
+            self.log(Channel::Main, Level::Warn, || {
+                "Exchange position list shows none of the tracked positions; reading it again before acting on it".to_owned()
+            });
+            match self.read_list()? {
+                Ok(again) => {
+                    for warning in &again.snapshot.warnings {
+                        self.log(Channel::Main, Level::Warn, || warning.clone());
+                    }
+                    *list = again;
+                }
+                Err(e) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Could not read the position list again ({e}); keeping every position this time")
+                    });
+                    return Ok(ListReport {
+                        uncorroborated: true,
+                        ..ListReport::default()
+                    });
+                }
+            }
+        }
+        if !list.snapshot.well_formed {
+            self.log(Channel::Main, Level::Warn, || {
+                "Exchange position list has malformed entries: no position is removed this time"
+                    .to_owned()
+            });
+        }
+        let cx = Context {
+            snapshot: &list.snapshot,
+            policy,
+            now: self.now(),
+            purpose,
+            focus,
+        };
+        let (applied, displaced) = self.book().apply_list(&cx);
+        drop(displaced);
+        if purpose != Purpose::Verify {
+            self.book().note_list(list.snapshot.clone());
+        }
+        let mut report = ListReport::default();
+        for change in applied {
+            self.report_change(change, list, purpose, removal_reason, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    fn report_change(
+        &self,
+        change: Applied<H>,
+        list: &ListRead,
+        purpose: Purpose,
+        removal_reason: &'static str,
+        report: &mut ListReport,
+    ) -> CoreResult<()> {
+        match change {
+            Applied::Resized {
+                at,
+                previous,
+                contracts,
+                entry_change,
+            } => self.report_resize(&at, previous, contracts, entry_change),
+            Applied::Pending { key, missing } => {
+                let needed = self.config().missing_confirmations;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Position {key} not reported by the exchange ({missing}/{needed}); keeping it until confirmed"
+                    )
+                });
+            }
+            Applied::Removed {
+                at,
+                missing,
+                reported,
+                flipped_to,
+            } => match flipped_to {
+                Some((side, contracts)) => {
+                    let key = &at.key;
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Position {key} flipped to {side} on the exchange; closing the tracked one and taking the new one"
+                        )
+                    });
+                    let evidence = Evidence {
+                        exchange_side: Some(side.as_str().to_owned()),
+                        exchange_contracts: Some(contracts),
+                        missing: Some(missing),
+                        ..Evidence::default()
+                    };
+                    self.record_with(
+                        key.as_str(),
+                        &at.position,
+                        EventKind::Removed,
+                        "side_flipped",
+                        None,
+                        Some(evidence),
+                    );
+                }
+                None => {
+                    self.report_removal(&at, missing, reported, removal_reason)?;
+                    report.removed.push(at.key);
+                }
+            },
+            Applied::Restored { at } => {
+                report.restored += 1;
+                let key = &at.key;
+                self.log(Channel::Main, Level::Info, || {
+                    format!(
+                        "Restored position {key}: the exchange reports it again unchanged, keeping its state"
+                    )
+                });
+                self.record(
+                    key.as_str(),
+                    &at.position,
+                    EventKind::Restored,
+                    "reported_again",
+                    None,
+                );
+            }
+            Applied::Import { key, after_flip } => {
+                let flavour = match purpose {
+                    Purpose::Reconcile => Flavour::Reconcile,
+                    _ if after_flip => Flavour::Flip,
+                    _ => Flavour::Sync,
+                };
+                match self.import_listed(&key, list, flavour)? {
+                    Ok(Import::Imported) => report.imported += 1,
+                    Ok(Import::Skipped) => {}
+                    Err(e) => self.log(Channel::Main, Level::Warn, || {
+                        format!("Could not import {key}, skipping: {}: {e}", e.kind_name())
+                    }),
+                }
+            }
+            Applied::CloseConfirmed { key } => {
+                self.log(Channel::Main, Level::Debug, || {
+                    format!("Close of {key} confirmed: the exchange no longer lists it")
+                });
+            }
+            Applied::CloseUnconfirmed { at, contracts } => {
+                report.restored += 1;
+                let key = &at.key;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Close of {key} not confirmed: the exchange still lists it; tracking it again"
+                    )
+                });
+                let evidence = Evidence {
+                    exchange_contracts: contracts,
+                    ..Evidence::default()
+                };
+                self.record_with(
+                    key.as_str(),
+                    &at.position,
+                    EventKind::CloseUnconfirmed,
+                    "still_listed",
+                    None,
+                    Some(evidence),
+                );
+            }
+            Applied::Resolved {
+                at,
+                unknown,
+                resolution,
+                previous,
+            } => {
+                self.report_resolution(&at, &unknown, resolution, previous);
+                report.resolved.push((at.key, resolution));
+            }
+            Applied::OpenResolved { key, intent, found } => {
+                if found {
+                    self.track_resolved_open(&key, &intent, list)?;
+                } else {
+                    self.log(Channel::Main, Level::Info, || {
+                        format!(
+                            "Open of {key} with an unknown outcome did not go through: the exchange lists no position"
+                        )
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report_resize(
+        &self,
+        at: &Touched<H>,
+        previous: f64,
+        contracts: f64,
+        entry_change: Option<(f64, f64)>,
+    ) {
+        let key = &at.key;
+        self.log(Channel::Main, Level::Warn, || {
+            let entry = entry_change.map_or_else(String::new, |(old, new)| {
+                format!(
+                    ", entry {} -> {}",
+                    format_price(old),
+                    format_price(new)
+                )
+            });
+            format!(
+                "Position {key} size changed on the exchange: {} -> {} contracts{entry}; tracking the exchange's size",
+                py_repr_float(previous),
+                py_repr_float(contracts)
+            )
+        });
+        let evidence = Evidence {
+            exchange_contracts: Some(contracts),
+            previous_amount: Some(previous),
+            previous_entry_price: entry_change.map(|(old, _)| old),
+            ..Evidence::default()
+        };
+        self.record_with(
+            key.as_str(),
+            &at.position,
+            EventKind::Resized,
+            "size_changed_externally",
+            None,
+            Some(evidence),
+        );
+    }
+
+    /// Records why a position vanished, judged from the evidence: the manager's last price, the
+    /// exchange's last mark price and — when a liquidation price is known — a price read now.
+    fn report_removal(
+        &self,
+        at: &Touched<H>,
+        missing: u32,
+        reported: Reported,
+        default_reason: &'static str,
+    ) -> CoreResult<()> {
+        let (is_long, stop, tp, own_last) = {
+            let p = at.position.lock();
+            (
+                p.is_long(),
+                p.stop_loss,
+                p.take_profit,
+                p.history.last().map(|pt| pt.price),
+            )
+        };
+        let mut prices: Vec<f64> = own_last.into_iter().chain(reported.mark_price).collect();
+        let mut price_at_removal = None;
+        if reported.liquidation_price.is_some()
+            && judge_removal(is_long, &prices, reported.liquidation_price, stop, tp)
+                .is_none_or(|(r, _)| r != crate::reconcile::LIQUIDATION)
+        {
+            // Only the exchange's price can tell a liquidation the manager did not see coming.
+            if let Ok(answer) = caught(self.exchange().get_ticker(at.key.symbol()))? {
+                price_at_removal = answer.valid_price();
+                prices.extend(price_at_removal);
+            }
+        }
+        let judged = judge_removal(is_long, &prices, reported.liquidation_price, stop, tp);
+        let (reason, pnl) = match judged {
+            Some((reason, level)) => (reason, Some(at.position.lock().leveraged_pnl(level, true))),
+            None => (default_reason, None),
+        };
+        let evidence = Evidence {
+            last_price: own_last.or(reported.mark_price),
+            liquidation_price: reported.liquidation_price,
+            mark_price: reported.mark_price,
+            stop_loss: Some(stop),
+            take_profit: tp,
+            missing: Some(missing),
+            price_at_removal,
+            ..Evidence::default()
+        };
+        self.record_with(
+            at.key.as_str(),
+            &at.position,
+            EventKind::Removed,
+            reason,
+            pnl,
+            Some(evidence),
+        );
+        Ok(())
+    }
+
+    fn report_resolution(
+        &self,
+        at: &Touched<H>,
+        unknown: &crate::book::Unknown,
+        resolution: Resolution,
+        previous: f64,
+    ) {
+        let key = &at.key;
+        let order_id = unknown.client_order_id.as_deref();
+        let pnl = unknown
+            .price
+            .map(|price| at.position.lock().leveraged_pnl(price, true));
+        let op = unknown.op.name();
+        let (kind, reason): (EventKind, &str) = match (unknown.op, resolution) {
+            (_, Resolution::NotExecuted) => (EventKind::OutcomeResolved, "not_executed"),
+            (Op::Close | Op::ScaleOut, Resolution::Closed) => (EventKind::Closed, &unknown.reason),
+            (Op::ScaleIn, Resolution::Closed) => (EventKind::OutcomeResolved, "not_executed"),
+            (Op::Close | Op::ScaleOut, Resolution::Executed { .. }) => {
+                (EventKind::PartialClose, &unknown.reason)
+            }
+            (Op::ScaleIn, Resolution::Executed { .. }) => (EventKind::ScaledIn, "scale_in"),
+        };
+        self.log(Channel::Main, Level::Warn, || match resolution {
+            Resolution::NotExecuted => format!(
+                "The {op} order for {key} whose answer was lost did not go through; nothing changed"
+            ),
+            Resolution::Closed => format!(
+                "The {op} order for {key} whose answer was lost closed the position (the exchange no longer lists it)"
+            ),
+            Resolution::Executed { contracts, .. } => format!(
+                "The {op} order for {key} whose answer was lost went through: {} -> {} contracts",
+                py_repr_float(previous),
+                py_repr_float(contracts)
+            ),
+        });
+        let pnl = match kind {
+            EventKind::Closed | EventKind::PartialClose => pnl,
+            _ => None,
+        };
+        self.record_full(
+            key.as_str(),
+            &at.position,
+            kind,
+            reason,
+            pnl,
+            Some(Evidence {
+                previous_amount: Some(previous),
+                ..Evidence::default()
+            }),
+            order_id,
+        );
+    }
+
+    /// One read of the list for an operation on `key` (an open's or an order's verification): a
+    /// [`Purpose::Verify`] apply, corroborated like any other. The list is `None` when it could
+    /// not be read, corroborated, or is malformed.
+    pub(crate) fn verify_read(&self, key: &Key) -> CoreResult<(Option<ListRead>, ListReport)> {
+        let mut list = match self.read_list()? {
+            Ok(list) => list,
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Could not read the exchange's positions to check {key}: {e}")
+                });
+                return Ok((None, ListReport::default()));
+            }
+        };
+        let report = self.apply_list(&mut list, Purpose::Verify, Some(key), "closed_externally")?;
+        if report.uncorroborated || !list.snapshot.well_formed {
+            return Ok((None, report));
+        }
+        Ok((Some(list), report))
+    }
+
+    /// A ticker price for an import, or the entry's mark price, or its entry price when the
+    /// ticker fails (a listed position is never left unmanaged for want of a ticker).
+    pub(crate) fn import_price(
+        &self,
+        key: &Key,
+        mark: Option<f64>,
+        entry: Option<f64>,
+    ) -> CoreResult<Option<(f64, bool)>> {
+        let symbol = key.symbol();
+        let why = match caught(self.exchange().get_ticker(symbol))? {
+            Ok(answer) => match answer.valid_price() {
+                Some(p) => return Ok(Some((p, false))),
+                None => match answer {
+                    TickerAnswer::Missing => format!("Could not get ticker for {symbol}"),
+                    TickerAnswer::Ticker { last } => {
+                        format!("Invalid price for {symbol}: {}", last.display())
+                    }
+                },
+            },
+            Err(e) => format!("Could not get ticker for {symbol}: {}: {e}", e.kind_name()),
+        };
+        match mark.or(entry) {
+            Some(p) => {
+                let source = if mark.is_some() { "mark" } else { "entry" };
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "{why}; importing it at its {source} price {} until a ticker arrives",
+                        format_price(p)
+                    )
+                });
+                Ok(Some((p, true)))
+            }
+            None => {
+                self.log(Channel::Main, Level::Warn, || format!("{why}, skipping"));
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Orders whose outcome is unknown, resolved against the exchange before anything else is sent
+//! (rule 7).
+//!
+//! An order's outcome is unknown when the client raised or timed out after the request may have
+//! left, answered something unreadable, or answered falsy (the bot's own client answers `None`
+//! for any failure, a timeout after the order went out included). Then, before the operation
+//! returns:
+//! 1. a client that takes client order ids is asked for the order by its id
+//!    (`get_order_by_client_id`): a final status says what it did, "no such order" that it was
+//!    never placed;
+//! 2. otherwise the position is marked "outcome unknown" in the book and the exchange's list is
+//!    read once: the planner compares the listed size with the size before the order and
+//!    resolves it (executed, not executed, closed).
+//!
+//! If neither tells (the list cannot be read either), the position stays "outcome unknown": an
+//! `outcome_unknown` event is recorded, no order is sent for it, and the first list requested
+//! later — the next update cycle's, a sync's, a retry's own check — resolves it.
+
+use log::Level;
+
+use super::{caught, Manager};
+use crate::book::{Activity, SharedPosition, Unknown};
+use crate::error::CoreResult;
+use crate::events::{EventKind, Evidence};
+use crate::exchange::{OrderLookup, OrderReport};
+use crate::key::Key;
+use crate::manager::messages::Channel;
+use crate::reconcile::Resolution;
+
+/// What looking an order up by its client id said.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Lookup {
+    /// The venue reports the order in a final state: use it as the lost answer.
+    Final(OrderReport),
+    /// The venue never had the order.
+    NotPlaced,
+    /// The lookup could not tell (no id, not final, failed, unreadable).
+    Unknown,
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// Asks the client for the order `client_order_id` (when there is one).
+    pub(crate) fn lookup_order(
+        &self,
+        client_order_id: Option<&str>,
+        symbol: &str,
+    ) -> CoreResult<Lookup> {
+        let Some(id) = client_order_id else {
+            return Ok(Lookup::Unknown);
+        };
+        Ok(
+            match caught(self.exchange().get_order_by_client_id(id, symbol))? {
+                Ok(OrderLookup::NotFound) => Lookup::NotPlaced,
+                Ok(OrderLookup::Found(report)) if report.is_final() => Lookup::Final(report),
+                Ok(other) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Order {id} for {symbol} is not final yet ({other:?}); checking the position list")
+                    });
+                    Lookup::Unknown
+                }
+                Err(e) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Could not look order {id} for {symbol} up: {e}")
+                    });
+                    Lookup::Unknown
+                }
+            },
+        )
+    }
+
+    /// Marks `key`'s order as having an unknown outcome and reads the exchange's list to resolve
+    /// it. Returns how it turned out (the book and the events already reflect it), or `None`
+    /// when it is still unknown (an `outcome_unknown` event is recorded; nothing more is sent
+    /// for the position until a later list resolves it).
+    pub(crate) fn settle_by_list(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+        unknown: Unknown,
+    ) -> CoreResult<Option<Resolution>> {
+        let op = unknown.op;
+        let order_id = unknown.client_order_id.clone();
+        self.book().set_unknown(key.as_str(), position, unknown);
+        let (_, report) = self.verify_read(key)?;
+        if let Some(resolution) = report
+            .resolved
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| *r)
+        {
+            return Ok(Some(resolution));
+        }
+        if let Some(Activity::Unknown(_)) = self.book().activity(key.as_str()) {
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "The outcome of the {} order for {key} is unknown and the exchange cannot be read; sending nothing more for it until the exchange tells",
+                    op.name()
+                )
+            });
+            let amount = position.lock().amount;
+            self.record_full(
+                key.as_str(),
+                position,
+                EventKind::OutcomeUnknown,
+                op.name(),
+                None,
+                Some(Evidence {
+                    previous_amount: Some(amount),
+                    ..Evidence::default()
+                }),
+                order_id.as_deref(),
+            );
+            return Ok(None);
+        }
+        // The key changed meanwhile (removed or replaced from Python): nothing is pending.
+        Ok(Some(Resolution::NotExecuted))
+    }
+
+    /// Before an order for a position whose last order's outcome is unknown: read the list to
+    /// resolve it. True when the position is tracked, idle and may be traded.
+    pub(crate) fn resolve_before_trading(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+    ) -> CoreResult<bool> {
+        if !matches!(
+            self.book().activity(key.as_str()),
+            Some(Activity::Unknown(_))
+        ) {
+            return Ok(true);
+        }
+        let id = match self.book().activity(key.as_str()) {
+            Some(Activity::Unknown(u)) => u.client_order_id,
+            _ => None,
+        };
+        if let Lookup::NotPlaced = self.lookup_order(id.as_deref(), key.symbol())? {
+            self.book().clear_unknown(key.as_str(), position);
+        } else {
+            self.verify_read(key)?;
+        }
+        let idle = self.book().holds(key.as_str(), position)
+            && matches!(self.book().activity(key.as_str()), Some(Activity::Idle));
+        if !idle {
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Cannot verify {key} on exchange after an order with an unknown outcome; not sending an order"
+                )
+            });
+        }
+        Ok(idle)
+    }
+}

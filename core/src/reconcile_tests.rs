@@ -1,0 +1,746 @@
+//! The planner's tests: focused cases, then properties over arbitrary books and lists (proptest;
+//! a fixed seed in CI, random and many more cases with `PMRS_LONG=1`).
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+
+use super::*;
+use crate::exchange::{Field, RawEntry, RawPosition};
+
+const NOW: Timestamp = Timestamp(1_000_000_000);
+
+fn entry(symbol: &str, side: &str, contracts: f64, price: f64) -> RawEntry {
+    let mut raw = RawPosition::with_symbol(symbol);
+    raw.side = Field::Text(side.into());
+    raw.contracts = Field::Number(contracts);
+    raw.entry_price = Field::Number(price);
+    RawEntry::Position(Box::new(raw))
+}
+
+fn fp(side: Side, contracts: f64, entry_price: f64) -> Fingerprint {
+    Fingerprint {
+        side,
+        contracts,
+        entry_price,
+    }
+}
+
+fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
+    TrackedView {
+        seq,
+        touched: 0,
+        missing,
+        missing_since: (missing > 0).then_some(NOW),
+        own: Some(own),
+        busy: Busy::Idle,
+        predecessor: None,
+    }
+}
+
+fn cx<'a>(snapshot: &'a Snapshot, purpose: Purpose, policy: Policy) -> Context<'a> {
+    Context {
+        snapshot,
+        policy,
+        now: NOW,
+        purpose,
+        focus: None,
+    }
+}
+
+fn nothing_known(_: &str) -> bool {
+    false
+}
+
+fn long1() -> Fingerprint {
+    fp(Side::Long, 1.0, 100.0)
+}
+
+#[test]
+fn absent_positions_are_removed_at_once_by_default() {
+    let (btc, eth) = (Key::net("BTC"), Key::net("ETH"));
+    let snap = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 10);
+    let views = [
+        KeyView {
+            key: &btc,
+            phase: Phase::Tracked(tracked(1, 0, long1())),
+        },
+        KeyView {
+            key: &eth,
+            phase: Phase::Tracked(tracked(2, 0, long1())),
+        },
+    ];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Confirm { key: btc.clone() },
+            Action::Remove {
+                key: eth.clone(),
+                missing: 1
+            }
+        ]
+    );
+    assert!(
+        !plan.needs_corroboration,
+        "BTC is listed: the list is not blind"
+    );
+}
+
+#[test]
+fn an_empty_list_that_would_remove_everything_asks_for_a_second_read() {
+    let btc = Key::net("BTC");
+    let snap = Snapshot::read(vec![], 10);
+    let views = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(tracked(1, 0, long1())),
+    }];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert!(plan.needs_corroboration);
+    // A miss that removes nothing yet needs no second read.
+    let policy = Policy {
+        missing_confirmations: 2,
+        ..Policy::default()
+    };
+    let plan = super::plan(&views, &nothing_known, &cx(&snap, Purpose::Cycle, policy));
+    assert!(!plan.needs_corroboration);
+    assert!(matches!(
+        plan.actions[..],
+        [Action::CountMiss { missing: 1, .. }]
+    ));
+}
+
+#[test]
+fn entries_newer_than_the_request_are_out_of_reach() {
+    let (new, old) = (Key::net("NEW"), Key::net("OLD"));
+    let snap = Snapshot::read(vec![entry("OTHER", "long", 1.0, 1.0)], 5);
+    let views = [
+        KeyView {
+            key: &new,
+            phase: Phase::Tracked(tracked(6, 0, long1())),
+        },
+        KeyView {
+            key: &old,
+            phase: Phase::Tracked(tracked(5, 0, long1())),
+        },
+    ];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![Action::Remove {
+            key: old,
+            missing: 1
+        }]
+    );
+}
+
+#[test]
+fn a_size_change_is_taken_with_the_entry_price() {
+    let btc = Key::net("BTC");
+    let snap = Snapshot::read(vec![entry("BTC", "long", 16.0, 175.75)], 10);
+    let views = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(tracked(1, 0, fp(Side::Long, 10.0, 183.0))),
+    }];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Confirm { key: btc.clone() },
+            Action::Resize {
+                key: btc,
+                contracts: 16.0,
+                entry_price: Some(175.75),
+                previous: 10.0
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_side_flip_is_decided_like_a_removal() {
+    let btc = Key::net("BTC");
+    let snap = Snapshot::read(vec![entry("BTC", "short", 2.0, 90.0)], 10);
+    let policy = Policy {
+        missing_confirmations: 2,
+        ..Policy::default()
+    };
+    let first = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(tracked(1, 0, long1())),
+    }];
+    let plan1 = plan(&first, &nothing_known, &cx(&snap, Purpose::Cycle, policy));
+    assert!(matches!(
+        plan1.actions[..],
+        [Action::CountMiss { missing: 1, .. }]
+    ));
+    let second = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(tracked(1, 1, long1())),
+    }];
+    let plan2 = plan(&second, &nothing_known, &cx(&snap, Purpose::Cycle, policy));
+    assert_eq!(
+        plan2.actions,
+        vec![Action::Flip {
+            key: btc,
+            missing: 2,
+            restore_predecessor: false
+        }]
+    );
+}
+
+#[test]
+fn a_flip_back_restores_the_predecessor() {
+    let btc = Key::net("BTC");
+    let snap = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 10);
+    let pred = TombView {
+        own: Some(long1()),
+        reported: None,
+        removed_at: NOW,
+    };
+    let mut short = tracked(1, 0, fp(Side::Short, 2.0, 90.0));
+    short.predecessor = Some(&pred);
+    let views = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(short),
+    }];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![Action::Flip {
+            key: btc,
+            missing: 1,
+            restore_predecessor: true
+        }]
+    );
+}
+
+#[test]
+fn only_the_very_same_position_is_restored() {
+    let btc = Key::net("BTC");
+    let tomb = TombView {
+        own: Some(fp(Side::Long, 0.75, 100.0)),
+        reported: Some(long1()),
+        removed_at: NOW,
+    };
+    let views = [KeyView {
+        key: &btc,
+        phase: Phase::Tombstoned(&tomb),
+    }];
+    let policy = Policy::default();
+    for (listed, restored) in [
+        (entry("BTC", "long", 0.75, 100.0), true), // the manager's own last state
+        (entry("BTC", "long", 1.0, 100.0), true),  // what the exchange last listed
+        (entry("BTC", "long", 0.75, 100.00001), true), // the entry rounded to a tick
+        (entry("BTC", "long", 2.0, 100.0), false),
+        (entry("BTC", "short", 0.75, 100.0), false),
+        (entry("BTC", "long", 0.75, 101.0), false),
+    ] {
+        let snap = Snapshot::read(vec![listed], 10);
+        let actions = plan(&views, &nothing_known, &cx(&snap, Purpose::Cycle, policy)).actions;
+        assert_eq!(
+            actions == vec![Action::Restore { key: btc.clone() }],
+            restored,
+            "{actions:?}"
+        );
+    }
+}
+
+#[test]
+fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
+    let btc = Key::net("BTC");
+    let closed = |at| Phase::Closed {
+        at,
+        own: Some(long1()),
+        closed_time: NOW,
+    };
+    let views = [KeyView {
+        key: &btc,
+        phase: closed(5),
+    }];
+    let listed = Snapshot::read(
+        vec![
+            entry("BTC", "long", 1.0, 100.0),
+            entry("X", "long", 1.0, 1.0),
+        ],
+        6,
+    );
+    let absent = Snapshot::read(vec![entry("X", "long", 1.0, 1.0)], 6);
+    let stale = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 4);
+    let p = Policy::default();
+    assert_eq!(
+        plan(&views, &nothing_known, &cx(&listed, Purpose::Cycle, p)).actions,
+        vec![Action::CloseUnconfirmed {
+            key: btc.clone(),
+            contracts: None
+        }]
+    );
+    assert_eq!(
+        plan(&views, &nothing_known, &cx(&absent, Purpose::Cycle, p)).actions,
+        vec![Action::CloseConfirmed { key: btc.clone() }]
+    );
+    assert!(
+        plan(&views, &nothing_known, &cx(&stale, Purpose::Cycle, p))
+            .actions
+            .is_empty(),
+        "a list requested before the close tells nothing about it"
+    );
+}
+
+#[test]
+fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
+    let btc = Key::net("BTC");
+    let view = |before| {
+        let mut t = tracked(1, 0, fp(Side::Long, before, 100.0));
+        t.busy = Busy::Unknown {
+            op: Op::ScaleOut,
+            at: 5,
+            before,
+        };
+        [KeyView {
+            key: &btc,
+            phase: Phase::Tracked(t),
+        }]
+    };
+    let p = Policy::default();
+    let reduced = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
+    assert_eq!(
+        plan(&view(1.0), &nothing_known, &cx(&reduced, Purpose::Cycle, p)).actions,
+        vec![Action::Resolve {
+            key: btc.clone(),
+            resolution: Resolution::Executed {
+                contracts: 0.5,
+                entry_price: Some(100.0)
+            }
+        }]
+    );
+    let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
+    assert_eq!(
+        plan(&view(1.0), &nothing_known, &cx(&same, Purpose::Cycle, p)).actions,
+        vec![Action::Resolve {
+            key: btc.clone(),
+            resolution: Resolution::NotExecuted
+        }]
+    );
+    let earlier = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 4);
+    assert_eq!(
+        plan(&view(1.0), &nothing_known, &cx(&earlier, Purpose::Cycle, p)).actions,
+        vec![Action::Confirm { key: btc.clone() }],
+        "a list requested before the answer cannot tell"
+    );
+}
+
+#[test]
+fn sync_imports_untracked_listed_positions_and_removes_nothing() {
+    let btc = Key::net("BTC");
+    let snap = Snapshot::read(
+        vec![
+            entry("ETH", "short", 2.0, 10.0),
+            entry("XRP", "long", 3.0, 1.0),
+        ],
+        10,
+    );
+    let views = [KeyView {
+        key: &btc,
+        phase: Phase::Tracked(tracked(1, 0, long1())),
+    }];
+    let known = |k: &str| k == "BTC";
+    let plan = plan(&views, &known, &cx(&snap, Purpose::Sync, Policy::default()));
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Import {
+                key: Key::net("ETH")
+            },
+            Action::Import {
+                key: Key::net("XRP")
+            }
+        ]
+    );
+}
+
+#[test]
+fn removal_reasons_follow_the_evidence() {
+    assert_eq!(
+        judge_removal(true, &[89.0], Some(90.0), 95.0, Some(120.0)),
+        Some((LIQUIDATION, 90.0))
+    );
+    assert_eq!(
+        judge_removal(true, &[94.0], Some(90.0), 95.0, Some(120.0)),
+        Some((STOP_FILLED, 95.0))
+    );
+    assert_eq!(
+        judge_removal(false, &[79.0], None, 105.0, Some(80.0)),
+        Some((TAKE_PROFIT_FILLED, 80.0))
+    );
+    assert_eq!(judge_removal(true, &[100.0], Some(90.0), 95.0, None), None);
+    assert_eq!(judge_removal(true, &[], Some(90.0), 95.0, None), None);
+}
+
+// ------------------------------------------------------------------------------- properties
+
+const SYMBOLS: [&str; 4] = ["A", "B", "C", "D"];
+
+/// One entry of a generated list.
+#[derive(Clone, Debug)]
+enum GenEntry {
+    Usable(usize, Side, f64),
+    GarbageSize(usize, Option<Side>),
+    UnknownSide(usize),
+    Phantom(usize),
+    Minimal(usize),
+    NoSymbol,
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Long), Just(Side::Short)]
+}
+
+fn contracts() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(1.0), Just(2.0), Just(0.5)]
+}
+
+fn gen_entry() -> impl Strategy<Value = GenEntry> {
+    prop_oneof![
+        4 => (0..4usize, side(), contracts()).prop_map(|(s, d, c)| GenEntry::Usable(s, d, c)),
+        1 => (0..4usize, proptest::option::of(side())).prop_map(|(s, d)| GenEntry::GarbageSize(s, d)),
+        1 => (0..4usize).prop_map(GenEntry::UnknownSide),
+        1 => (0..4usize).prop_map(GenEntry::Phantom),
+        1 => (0..4usize).prop_map(GenEntry::Minimal),
+        1 => Just(GenEntry::NoSymbol),
+    ]
+}
+
+fn raw_of(e: &GenEntry) -> RawEntry {
+    let with = |s: usize, side: Field, contracts: Field| {
+        let mut raw = RawPosition::with_symbol(SYMBOLS[s]);
+        raw.side = side;
+        raw.contracts = contracts;
+        raw.entry_price = Field::Number(100.0);
+        RawEntry::Position(Box::new(raw))
+    };
+    let side_field = |d: Side| Field::Text(d.as_str().into());
+    match e {
+        GenEntry::Usable(s, d, c) => with(*s, side_field(*d), Field::Number(*c)),
+        GenEntry::GarbageSize(s, d) => with(
+            *s,
+            d.map_or(Field::Absent, side_field),
+            Field::Text("1e400".into()),
+        ),
+        GenEntry::UnknownSide(s) => with(*s, Field::Text("LONG".into()), Field::Number(1.0)),
+        GenEntry::Phantom(s) => with(*s, Field::Text("long".into()), Field::Number(0.0)),
+        GenEntry::Minimal(s) => RawEntry::Position(Box::new(RawPosition::with_symbol(SYMBOLS[*s]))),
+        GenEntry::NoSymbol => RawEntry::NotAMapping("str".into()),
+    }
+}
+
+/// One key's generated state.
+#[derive(Clone, Debug)]
+enum GenPhase {
+    Tracked {
+        seq: u64,
+        touched: u64,
+        missing: u32,
+        own: Fingerprint,
+        busy: u8,
+        unknown_at: u64,
+        pred: Option<Fingerprint>,
+    },
+    Tombstoned(Fingerprint),
+    Closed(u64, Fingerprint),
+    Opening(Option<(u64, Side)>),
+}
+
+fn fingerprint() -> impl Strategy<Value = Fingerprint> {
+    (side(), contracts()).prop_map(|(s, c)| fp(s, c, 100.0))
+}
+
+fn gen_phase() -> impl Strategy<Value = GenPhase> {
+    prop_oneof![
+        4 => (0..12u64, 0..12u64, 0..3u32, fingerprint(), 0..3u8, 0..12u64, proptest::option::of(fingerprint()))
+            .prop_map(|(seq, touched, missing, own, busy, unknown_at, pred)| GenPhase::Tracked {
+                seq, touched, missing, own, busy, unknown_at, pred
+            }),
+        1 => fingerprint().prop_map(GenPhase::Tombstoned),
+        1 => (0..12u64, fingerprint()).prop_map(|(at, f)| GenPhase::Closed(at, f)),
+        1 => proptest::option::of((0..12u64, side())).prop_map(GenPhase::Opening),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    book: Vec<Option<GenPhase>>,
+    entries: Vec<GenEntry>,
+    requested_at: u64,
+    missing_confirmations: u32,
+    purpose: Purpose,
+    focus: Option<usize>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(proptest::option::of(gen_phase()), 4),
+        proptest::collection::vec(gen_entry(), 0..7),
+        0..12u64,
+        1..4u32,
+        prop_oneof![
+            Just(Purpose::Cycle),
+            Just(Purpose::Sync),
+            Just(Purpose::Reconcile),
+            Just(Purpose::Verify)
+        ],
+        proptest::option::of(0..4usize),
+    )
+        .prop_map(
+            |(book, entries, requested_at, missing_confirmations, purpose, focus)| Case {
+                book,
+                entries,
+                requested_at,
+                missing_confirmations,
+                purpose,
+                focus,
+            },
+        )
+}
+
+/// The case's views (built over keys and tombstone views it owns) and the plan.
+fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
+    let snap = Snapshot::read(c.entries.iter().map(raw_of).collect(), c.requested_at);
+    let keys: Vec<(Key, GenPhase)> = c
+        .book
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.clone().map(|p| (Key::net(SYMBOLS[i]), p)))
+        .collect();
+    let tombs: Vec<TombView> = keys
+        .iter()
+        .map(|(_, p)| {
+            let own = match p {
+                GenPhase::Tombstoned(f) => Some(*f),
+                GenPhase::Tracked { pred, .. } => *pred,
+                _ => None,
+            };
+            TombView {
+                own,
+                reported: None,
+                removed_at: NOW,
+            }
+        })
+        .collect();
+    let views: Vec<KeyView<'_>> = keys
+        .iter()
+        .zip(&tombs)
+        .map(|((k, p), tomb)| KeyView {
+            key: k,
+            phase: match p {
+                GenPhase::Tracked {
+                    seq,
+                    touched,
+                    missing,
+                    own,
+                    busy,
+                    unknown_at,
+                    pred,
+                } => Phase::Tracked(TrackedView {
+                    seq: *seq,
+                    touched: *touched,
+                    missing: *missing,
+                    missing_since: (*missing > 0).then_some(NOW),
+                    own: Some(*own),
+                    busy: match busy {
+                        0 => Busy::Idle,
+                        1 => Busy::Order,
+                        _ => Busy::Unknown {
+                            op: Op::ScaleOut,
+                            at: *unknown_at,
+                            before: own.contracts,
+                        },
+                    },
+                    predecessor: pred.map(|_| tomb),
+                }),
+                GenPhase::Tombstoned(_) => Phase::Tombstoned(tomb),
+                GenPhase::Closed(at, f) => Phase::Closed {
+                    at: *at,
+                    own: Some(*f),
+                    closed_time: NOW,
+                },
+                GenPhase::Opening(u) => Phase::Opening { unknown: *u },
+            },
+        })
+        .collect();
+    let focus_key = c.focus.map(|i| Key::net(SYMBOLS[i]));
+    let known = |k: &str| keys.iter().any(|(key, _)| key.as_str() == k);
+    let context = Context {
+        snapshot: &snap,
+        policy: Policy {
+            missing_confirmations: c.missing_confirmations,
+            ..Policy::default()
+        },
+        now: NOW,
+        purpose: c.purpose,
+        focus: if c.purpose == Purpose::Verify {
+            focus_key.as_ref()
+        } else {
+            None
+        },
+    };
+    let plan = plan(&views, &known, &context);
+    drop(views);
+    (snap, plan, keys)
+}
+
+fn config() -> Config {
+    let long = std::env::var("PMRS_LONG").is_ok_and(|v| v == "1");
+    Config {
+        cases: if long { 20_000 } else { 512 },
+        rng_seed: if long {
+            RngSeed::Random
+        } else {
+            RngSeed::Fixed(0x5EED_0010)
+        },
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+fn phase_of<'a>(keys: &'a [(Key, GenPhase)], key: &Key) -> Option<&'a GenPhase> {
+    keys.iter().find(|(k, _)| k == key).map(|(_, p)| p)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The same inputs give the same plan (no clock, no hashing order, no state).
+    #[test]
+    fn planning_is_deterministic(c in case()) {
+        let (_, a, _) = run_case(&c);
+        let (_, b, _) = run_case(&c);
+        prop_assert_eq!(a, b);
+    }
+
+    /// Rules 3 and 4: only a well-formed list removes, and only entries older than its request;
+    /// an entry the list shows in any form is never removed, flipped or resized from it.
+    #[test]
+    fn removals_need_a_well_formed_list_and_reach(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for action in &plan.actions {
+            let key = action.key();
+            match action {
+                Action::Remove { missing, .. } | Action::Flip { missing, .. } => {
+                    prop_assert!(snap.well_formed, "{action:?} from a malformed list");
+                    let Some(GenPhase::Tracked { seq, missing: before, .. }) = phase_of(&keys, key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    prop_assert!(*seq <= snap.requested_at, "{action:?} out of reach");
+                    prop_assert_eq!(*missing, before + 1);
+                    prop_assert!(*missing >= c.missing_confirmations);
+                    prop_assert!(c.purpose != Purpose::Sync, "sync removed {:?}", action);
+                    if matches!(action, Action::Remove { .. }) {
+                        prop_assert_eq!(snap.seen(key), Seen::Absent);
+                    } else {
+                        prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
+                    }
+                }
+                Action::Resize { .. } => {
+                    prop_assert!(matches!(snap.seen(key), Seen::Listed(l) if !l.side_assumed));
+                    let Some(GenPhase::Tracked { seq, touched, busy, .. }) = phase_of(&keys, key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    prop_assert!(*seq <= snap.requested_at && *touched <= snap.requested_at);
+                    prop_assert!(*busy == 0 || (*busy == 1 && c.purpose == Purpose::Verify));
+                }
+                Action::CloseConfirmed { .. } | Action::ResolveOpen { found: false, .. } => {
+                    prop_assert!(snap.well_formed);
+                }
+                Action::Resolve { resolution: Resolution::Closed, .. } => {
+                    prop_assert!(snap.well_formed);
+                    prop_assert_eq!(snap.seen(key), Seen::Absent);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A busy key (an order in flight, not the verifying operation's own) only confirms; an
+    /// unusable listing never resizes, flips or imports; an import is only for a key the book
+    /// does not know; a restore only for the very same position.
+    #[test]
+    fn what_each_action_may_rest_on(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for action in &plan.actions {
+            let key = action.key();
+            let phase = phase_of(&keys, key);
+            if let Some(GenPhase::Tracked { busy: 1, .. }) = phase {
+                if c.purpose != Purpose::Verify {
+                    prop_assert!(matches!(action, Action::Confirm { .. }), "{action:?} while busy");
+                }
+            }
+            match action {
+                Action::Resize { .. } | Action::Flip { .. } => {
+                    prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
+                }
+                Action::Import { .. } => {
+                    prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
+                    prop_assert!(matches!(phase, None | Some(GenPhase::Tombstoned(_)) | Some(GenPhase::Closed(..))));
+                    prop_assert!(matches!(c.purpose, Purpose::Sync | Purpose::Reconcile));
+                }
+                Action::Restore { .. } => {
+                    let Some(GenPhase::Tombstoned(f)) = phase else {
+                        return Err(TestCaseError::fail(format!("{action:?} without a tombstone")));
+                    };
+                    let Seen::Listed(l) = snap.seen(key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an unlisted key")));
+                    };
+                    prop_assert!(f.matches(l));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A verification read acts on its own key only; the second read is asked for exactly when
+    /// the list shows none of the positions believed open and something rests on an absence.
+    #[test]
+    fn focus_and_corroboration(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        if c.purpose == Purpose::Verify {
+            if let Some(i) = c.focus {
+                for action in &plan.actions {
+                    prop_assert_eq!(action.key().as_str(), SYMBOLS[i]);
+                }
+            }
+        }
+        let believed: Vec<&Key> = keys
+            .iter()
+            .filter(|(_, p)| match p {
+                GenPhase::Tracked { seq, .. } => *seq <= snap.requested_at,
+                GenPhase::Closed(at, _) => *at <= snap.requested_at,
+                GenPhase::Opening(Some((at, _))) => *at <= snap.requested_at,
+                _ => false,
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let blind = !believed.is_empty() && believed.iter().all(|k| !snap.lists(k.symbol()));
+        let on_absence = plan.actions.iter().any(rests_on_absence);
+        prop_assert_eq!(plan.needs_corroboration, blind && on_absence);
+    }
+}
