@@ -30,6 +30,9 @@ from position_manager_rs import (
 )
 from position_manager_rs._core import SmartExitOptimizer
 
+# A client no test here calls (typed as one for the stubs).
+NO_CLIENT: Any = object()
+
 LONG = os.environ.get("PMRS_LONG") == "1"
 FUZZ = settings(
     max_examples=2_000 if LONG else 60,
@@ -291,13 +294,13 @@ def test_state_file_paths_and_attributes(
     what Python's open() would refuse is an OSError or a ValueError, never anything else."""
     folder = tmp_path_factory.mktemp("names")
     path = os.path.join(os.fsencode(folder), name) if isinstance(name, bytes) else folder / name
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     p = valid_position()
     p.attribute = attribute
     pm.positions[p.symbol] = p
     io_allowed = (*ALLOWED, OSError)
     outcome(lambda: pm.save_state(path), io_allowed)
-    outcome(lambda: PositionManager(object()).load_state(path), io_allowed)
+    outcome(lambda: PositionManager(NO_CLIENT).load_state(path), io_allowed)
     if not isinstance(other, (str, bytes)):  # a str would name a file in the working folder
         outcome(lambda: pm.save_state(other), io_allowed)
 

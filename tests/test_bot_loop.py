@@ -178,17 +178,10 @@ def test_nothing_left_open_after_shutdown(lockstep: RunResult) -> None:
     assert lockstep.stats.shutdown_closes_failed == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core v2: a transient [] or a lost answer makes the bot open on top of a held position",
-)
 def test_no_symbol_held_twice(lockstep: RunResult) -> None:
     assert lockstep.opened_on_top == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core v2: a resize keeps the book's entry price (book != venue)"
-)
 def test_the_book_equals_the_venue_after_a_final_sync(lockstep: RunResult) -> None:
     assert lockstep.book_vs_venue == []
 
@@ -209,6 +202,8 @@ def test_free_running_threads_keep_the_invariants() -> None:
     assert result.book_problems == []
     assert result.orders_twice == []
     assert result.left_open == []
+    assert result.opened_on_top == []
+    assert result.book_vs_venue == []
     assert result.stats.monitor_runs > 0
 
 

@@ -472,7 +472,7 @@ def test_manager_keeps_a_position_through_a_transient_empty_list(
     assert manager.positions[BTC] is position
 
 
-def test_default_manager_restores_a_position_after_a_transient_empty_list(
+def test_default_manager_reads_again_before_acting_on_an_empty_list(
     on_venue: FakeBinanceUsdm, client: CcxtClient
 ) -> None:
     manager = PositionManager(client)
@@ -480,7 +480,22 @@ def test_default_manager_restores_a_position_after_a_transient_empty_list(
     manager.positions[BTC] = position
     on_venue.answer_empty_positions(1)
     list(manager.update_positions())
-    assert BTC not in manager.positions  # one empty answer is enough by default...
+    # A list that would remove every tracked position is read again first: the second read
+    # shows it, so nothing is removed.
+    assert manager.positions[BTC] is position
+    assert len(on_venue.requests_to(POSITIONS)) == 2
+    assert not [e for e in manager.events if e["kind"] == "removed"]
+
+
+def test_default_manager_restores_a_position_after_two_empty_lists(
+    on_venue: FakeBinanceUsdm, client: CcxtClient
+) -> None:
+    manager = PositionManager(client)
+    position = tracked()
+    manager.positions[BTC] = position
+    on_venue.answer_empty_positions(2)
+    list(manager.update_positions())
+    assert BTC not in manager.positions  # two empty answers in a row remove it...
     list(manager.update_positions())
     assert manager.positions[BTC] is position  # ...and the same position comes back
     assert [e["kind"] for e in manager.events][-2:] == ["removed", "restored"]

@@ -1,9 +1,8 @@
 """Reconciliation core v2 (issue 10): one focused test per behaviour the new core must have.
 
 Each test drives the manager with a small scripted client and a frozen clock and checks one
-behaviour of the issue's list (numbered as there). Tests that fail on the core before v2 are
-marked ``xfail(strict=True, reason="core v2: ...")``; the markers come off as the core lands
-(a strict xfail that passes is an XPASS failure, so a marker cannot outlive its fix).
+behaviour of the issue's list (numbered as there). Each failed on the core before v2 (0.1, at
+76be099) and passes with it.
 
 The clients here are ``FakeExchange`` subclasses *without* the ``client_order_ids`` flag (the
 bot's client), except where a test says it uses ``PaperExchange`` (which has it).
@@ -30,11 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 START = datetime(2026, 3, 1, 12, 0, 0)
-
-
-def v2(behaviour: str) -> pytest.MarkDecorator:
-    """The marker of a test that fails until the core v2 behaviour lands."""
-    return pytest.mark.xfail(strict=True, reason=f"core v2: {behaviour}")
 
 
 @pytest.fixture(autouse=True)
@@ -165,10 +159,7 @@ UNUSABLE: dict[str, Any] = {
 
 def unusable(failing_today: set[str], behaviour: str) -> list[Any]:
     """The unusable sizes as parameters, the ones the current core mishandles marked xfail."""
-    return [
-        pytest.param(value, id=name, marks=[v2(behaviour)] if name in failing_today else [])
-        for name, value in UNUSABLE.items()
-    ]
+    return [pytest.param(value, id=name) for name, value in UNUSABLE.items()]
 
 
 @pytest.mark.parametrize(
@@ -224,7 +215,6 @@ def test_1_an_other_side_entry_with_an_unusable_size_never_untracks(size: Any) -
 # =========================================================================================
 
 
-@v2("side flips need missing_confirmations lists; the flipped-out position stays restorable")
 def test_2_a_side_flip_needs_the_confirmations_and_the_original_comes_back() -> None:
     venue = Venue()
     pm = make_manager(venue, missing_confirmations=2)
@@ -260,7 +250,6 @@ def test_2_a_side_flip_needs_the_confirmations_and_the_original_comes_back() -> 
 # =========================================================================================
 
 
-@v2("the tombstone carries the manager's state after its own partial exit")
 def test_3_after_a_partial_exit_a_transient_removal_restores_the_same_object() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -289,7 +278,6 @@ def test_3_after_a_partial_exit_a_transient_removal_restores_the_same_object() -
 # =========================================================================================
 
 
-@v2("a resize takes the exchange's average entry price")
 def test_4_a_resize_takes_the_exchanges_entry_price() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -309,7 +297,6 @@ def test_4_a_resize_takes_the_exchanges_entry_price() -> None:
 # =========================================================================================
 
 
-@v2("a list that would remove every position is re-read once before acting")
 def test_5_one_empty_answer_followed_by_the_truth_removes_nothing() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -334,7 +321,6 @@ def test_5_two_empty_answers_in_a_row_remove_everything() -> None:
     assert removed == [BTC, ETH]
 
 
-@v2("open_position for a symbol with a recent tombstone re-reads the list and restores it")
 def test_5_open_position_over_a_tombstone_restores_instead_of_ordering() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -352,7 +338,6 @@ def test_5_open_position_over_a_tombstone_restores_instead_of_ordering() -> None
     assert venue.contracts(BTC) == 10.0
 
 
-@v2("open_position for a symbol the last list showed imports it instead of ordering")
 def test_5_open_position_for_a_listed_symbol_imports_instead_of_ordering() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -372,7 +357,6 @@ def test_5_open_position_for_a_listed_symbol_imports_instead_of_ordering() -> No
 # =========================================================================================
 
 
-@v2("a close the next list contradicts is restored (close_unconfirmed) and closed again")
 def test_6_a_close_reported_without_closing_is_restored_and_retried() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -404,7 +388,6 @@ def test_6_a_close_reported_without_closing_is_restored_and_retried() -> None:
 # =========================================================================================
 
 
-@v2("an open whose answer was lost is resolved by a re-read before open_position returns")
 def test_7a_a_lost_open_answer_is_resolved_by_a_re_read() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -415,7 +398,6 @@ def test_7a_a_lost_open_answer_is_resolved_by_a_re_read() -> None:
     assert venue.contracts(BTC) == 10.0
 
 
-@v2("an open with an unknown outcome is recorded and never sent again")
 def test_7b_an_unknown_open_is_not_sent_again_and_is_tracked_once_listed() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -431,7 +413,6 @@ def test_7b_an_unknown_open_is_not_sent_again_and_is_tracked_once_listed() -> No
     assert pm.positions[BTC].amount == 10.0
 
 
-@v2("an open answered None after the venue executed it is resolved by a re-read")
 def test_7c_an_open_answered_none_after_executing_is_tracked() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -441,7 +422,6 @@ def test_7c_an_open_answered_none_after_executing_is_tracked() -> None:
     assert pm.positions[BTC].amount == 10.0 and venue.contracts(BTC) == 10.0
 
 
-@v2("a scale-out whose reduce answer was lost reduces the book once")
 def test_7d_a_lost_scale_out_answer_reduces_the_book_once() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -457,7 +437,6 @@ def test_7d_a_lost_scale_out_answer_reduces_the_book_once() -> None:
     assert venue.contracts(BTC) == 2.0 and p.amount == 2.0
 
 
-@v2("an update-cycle profit target whose reduce outcome is unknown is not taken twice")
 def test_7d_a_profit_target_with_an_unknown_outcome_is_not_taken_twice() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -471,7 +450,6 @@ def test_7d_a_profit_target_with_an_unknown_outcome_is_not_taken_twice() -> None
     assert pm.positions.get(BTC) is p and p.amount == 75.0
 
 
-@v2("a close whose answer was lost is resolved by a re-read: P/L returned, closed recorded")
 def test_7e_a_lost_close_answer_is_resolved_by_a_re_read() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -488,7 +466,6 @@ def test_7e_a_lost_close_answer_is_resolved_by_a_re_read() -> None:
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 
-@v2("orders carry client order ids on a client that declares them")
 def test_7f_every_order_carries_a_client_order_id_on_a_declaring_client() -> None:
     paper = PaperExchange(seed=1, volatility=0.0)
     pm = make_manager(paper)
@@ -509,8 +486,9 @@ def test_7f_every_order_carries_a_client_order_id_on_a_declaring_client() -> Non
     with_ids = [e for e in pm.events if e.get("order_id") is not None]
     assert {e["kind"] for e in with_ids} >= {"opened", "partial_close", "closed"}
     for e in with_ids:
-        assert e["order_id"] in ids
-        assert paper.get_order_by_client_id(e["order_id"], e["symbol"]) is not None
+        order_id = e["order_id"]
+        assert order_id is not None and order_id in ids
+        assert paper.get_order_by_client_id(order_id, e["symbol"]) is not None
 
 
 def test_7f_a_plain_client_never_gets_a_client_order_id_keyword() -> None:
@@ -531,7 +509,6 @@ def test_7f_a_plain_client_never_gets_a_client_order_id_keyword() -> None:
 # =========================================================================================
 
 
-@v2("sync imports with the entry's markPrice (else entryPrice) when the ticker fails")
 @pytest.mark.parametrize(
     ("extra", "price"),
     [({"markPrice": 101.0}, 101.0), ({}, 100.0)],
@@ -564,7 +541,6 @@ def test_8_sync_imports_when_the_ticker_fails(
 # =========================================================================================
 
 
-@v2("contract_size is read when the position is opened")
 def test_9_contract_size_from_the_open_and_in_the_close_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -590,7 +566,6 @@ def test_9_contract_size_from_the_open_and_in_the_close_log(
 # =========================================================================================
 
 
-@v2("a vanished position whose last list showed mark beyond liquidation is a liquidation")
 def test_10_liquidation_from_the_exchanges_mark_and_liquidation_price() -> None:
     venue = Venue()
     pm = make_manager(venue)
@@ -621,7 +596,6 @@ def _slow_ticker_run(delay: float) -> tuple[list[str], list[tuple[str, str]]]:
     return [m for m, _, _ in venue.calls], kinds(pm, BTC)
 
 
-@v2("snapshot_reuse_seconds is measured with the manager's clock")
 def test_11_a_slow_ticker_changes_no_decision() -> None:
     fast_calls, fast_events = _slow_ticker_run(0.0)
     slow_calls, slow_events = _slow_ticker_run(0.4)

@@ -80,14 +80,29 @@ def test_A1_transient_empty_list() -> None:
     assert orders(exchange) == []
 
 
-def test_A1_transient_empty_list_with_the_default_policy_restores_the_same_positions() -> None:
-    """With the original's policy (dropped at once), the very same positions come back when the
-    real list does — same objects, same bot attributes — and still no order is sent."""
+def test_A1_one_transient_empty_list_with_the_default_policy_removes_nothing() -> None:
+    """With the original's policy (dropped at once), an empty list that would remove every
+    position is read again before it is acted on: one transient [] removes nothing."""
     exchange = FakeExchange()
     pm = tracked(exchange, BTC, ETH)
     before = dict(pm.positions.items())
     real = exchange.get_open_positions()
     answers = iter([[], real])
+    exchange.on_get_open_positions = lambda: next(answers)
+    cycle(pm)
+    assert dict(pm.positions.items()) == before
+    assert not [k for k, _ in kinds(pm) if k == "removed"]
+    assert orders(exchange) == []
+
+
+def test_A1_transient_empty_lists_with_the_default_policy_restore_the_same_positions() -> None:
+    """Two empty answers in a row do remove them; the very same positions come back when the
+    real list does — same objects, same bot attributes — and still no order is sent."""
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC, ETH)
+    before = dict(pm.positions.items())
+    real = exchange.get_open_positions()
+    answers = iter([[], [], real])
     exchange.on_get_open_positions = lambda: next(answers)
     cycle(pm)
     assert list(pm.positions) == []
@@ -123,17 +138,21 @@ def test_A1_removal_needs_K_absences_spanning_T_seconds() -> None:
 
 
 def test_A1_a_stop_crossed_during_a_transient_empty_list_drops_nothing() -> None:
-    """The close the crossed stop asks for checks the list too: under a cautious policy one
-    omission is not enough evidence there either (nothing dropped, nothing sent)."""
+    """The close the crossed stop asks for checks the list too: the cycle's [] and the close's
+    own [] would be two omissions, but a list that shows none of the tracked positions is read
+    once more before anything is removed — and that read shows ETH, so ETH is closed by its
+    stop (one order, after a list listed it) and nothing is dropped as closed externally."""
     exchange = FakeExchange()
     pm = tracked(exchange, BTC, ETH, missing_confirmations=2)
     exchange.set_price(ETH, 90.0)  # below ETH's stop: the cycle wants to close it
     real = exchange.get_open_positions()
-    answers = iter([[], [], real, real])
+    answers = iter([[], [], real, real, real])
     exchange.on_get_open_positions = lambda: next(answers)
-    cycle(pm)  # the transient [] (the close's own check sees it too)
-    assert set(pm.positions) == {BTC, ETH}
-    assert not [k for k, _ in kinds(pm) if k in ("removed", "closed")]
+    closed = cycle(pm)  # the transient [] (the close's own check sees it too)
+    assert [s for s, _, _ in closed] == [ETH]
+    assert set(pm.positions) == {BTC}
+    assert not [k for k, _ in kinds(pm) if k == "removed"]
+    assert exchange.calls_of("close_position") == [((ETH,), {})]
 
 
 @pytest.mark.parametrize("error", [NetworkError, RequestTimeout, DDoSProtection])
@@ -284,6 +303,7 @@ def test_A8_a_persistent_discrepancy_does_not_loop() -> None:
     (The spec's alert event and UNRECONCILED flag are not built.)"""
     exchange = FakeExchange()
     exchange.open(ETH)
+    exchange.positions[ETH]["entryPrice"] = None  # nor a price to import it at
     exchange.on_get_ticker = lambda symbol: None
     pm = make_manager(exchange)
     per_call = []
@@ -382,11 +402,13 @@ def test_B11_a_position_not_exist_error_reconciles_instead_of_retrying() -> None
         raise Exception("binance {'code': -2022, 'msg': 'ReduceOnly Order is rejected.'}")
 
     exchange.on_close_position = rejected
-    assert cycle(pm) == []
-    assert BTC in pm.positions  # outcome unknown: kept this cycle
+    # The close's outcome is unknown: the list read right after it shows the position gone, so
+    # the close is resolved there (its P/L at the close's price), and nothing is retried.
+    [(symbol, pnl, position)] = cycle(pm)
+    assert symbol == BTC and pnl == position.get_leveraged_pnl(90.0, include_fees=True)
+    assert BTC not in pm.positions
     for _ in range(3):
         cycle(pm)
-    assert BTC not in pm.positions
     assert len(exchange.calls_of("close_position")) == 1
 
 
@@ -450,15 +472,17 @@ def test_C16_imported_positions_are_closable() -> None:
     assert exchange.calls_of("close_position") == [((ETH,), {})]
 
 
-def test_C17_a_sync_never_merges_into_a_tracked_position() -> None:
-    """A manual trade on the same symbol is not adopted into the bot's position by a sync."""
+def test_C17_a_sync_never_imports_over_a_tracked_position() -> None:
+    """A manual trade on the same symbol is not imported as a second position by a sync: the
+    bot's own position takes the exchange's size (as an update cycle does), same object."""
     exchange = FakeExchange()
     pm = tracked(exchange, BTC)
     mine = pm.positions[BTC]
     exchange.positions[BTC]["contracts"] = 3.0  # someone bought 2 more by hand
     assert pm.sync_existing_positions() == 0
-    assert pm.positions[BTC] is mine and mine.amount == 1.0 and mine.strategy == "breakout"
+    assert pm.positions[BTC] is mine and mine.amount == 3.0 and mine.strategy == "breakout"
     assert not [k for k, _ in kinds(pm, BTC) if k == "imported"]
+    assert kinds(pm, BTC)[-1] == ("resized", "size_changed_externally")
 
 
 def test_C18_restart_without_state_rebuilds_from_the_exchange() -> None:

@@ -43,7 +43,7 @@ from position_manager_rs import Position, PositionManager
 # Long runs outlast the suite-wide pytest-timeout (120 s per test).
 pytestmark = [pytest.mark.timeout(3600)] if LONG else []
 UNIVERSE = [f"F{i:02d}/USDT:USDT" for i in range(12)]
-OPERATIONS = 20_000 if LONG else 1_200
+OPERATIONS = 20_000 if LONG else 2_000
 SEEDS = seeds(list(range(1, 21)) if LONG else [11, 12])
 THREADED_SEEDS = seeds(list(range(100, 110)) if LONG else [101])
 
@@ -380,9 +380,10 @@ def test_threads_under_faults_raise_nothing_and_converge(seed: int) -> None:
 # --------------------------------------------------------------------------- focused cases
 
 
-def test_a_lost_close_answer_is_checked_on_the_exchange_before_any_other_close() -> None:
-    """The close reached the exchange but its answer was lost (the client raised): the position
-    stays tracked, and the next close looks at the exchange first and sends nothing."""
+def test_a_lost_close_answer_is_checked_on_the_exchange_before_the_call_returns() -> None:
+    """The close reached the exchange but its answer was lost (the client raised): before the
+    call returns the manager reads the list, finds the position gone and reports the close (its
+    P/L); a second close finds nothing tracked and sends nothing."""
     exchange = LedgerExchange()
     exchange.open("A", entry_price=DEFAULT_PRICE)
     pm = make_manager(exchange)
@@ -393,18 +394,20 @@ def test_a_lost_close_answer_is_checked_on_the_exchange_before_any_other_close()
         raise TimeoutError("read timed out after the order was accepted")
 
     exchange.on_close_position = closes_then_raises
-    assert pm.close_position("A") is None
-    assert "A" in pm.positions, "an unknown outcome is not a close"
-    exchange.on_close_position = None
-    assert pm.close_position("A") is None  # the exchange no longer lists it: untracked, no order
+    pnl = pm.close_position("A")
+    assert isinstance(pnl, float), "resolved against the exchange: it closed"
     assert "A" not in pm.positions
+    assert [e["kind"] for e in pm.events if e["symbol"] == "A"][-1] == "closed"
+    exchange.on_close_position = None
+    assert pm.close_position("A") is None  # nothing tracked: no order
     assert len(exchange.calls_of("close_position")) == 1
     assert not exchange.second_closes
 
 
 def test_no_reduce_only_order_after_a_close_with_an_unknown_outcome() -> None:
-    """The close executed but the client raised (answer lost): the position stays tracked, and
-    a scale-out asks the exchange first instead of sending a reduce-only order blind."""
+    """The close executed but the client raised (answer lost): the close is resolved against the
+    exchange before it returns, so a scale-out after it has nothing to reduce and sends no
+    reduce-only order."""
     exchange = LedgerExchange()
     exchange.open("A", entry_price=DEFAULT_PRICE, contracts=1.0)
     pm = make_manager(exchange)
@@ -415,8 +418,8 @@ def test_no_reduce_only_order_after_a_close_with_an_unknown_outcome() -> None:
         raise TimeoutError("read timed out after the order was accepted")
 
     exchange.on_close_position = closes_then_raises
-    assert pm.close_position("A") is None
-    pm.scale_out_position("A", 0.5)
+    assert isinstance(pm.close_position("A"), float)
+    assert pm.scale_out_position("A", 0.5) is None
     assert not exchange.second_closes, exchange.second_closes
 
 
@@ -431,9 +434,9 @@ def test_no_reduce_only_order_after_a_falsy_close_answer_that_did_close() -> Non
         return None  # the client swallowed a read timeout after the order was accepted
 
     exchange.on_close_position = closes_then_answers_none
-    assert pm.close_position("A") is None
-    assert "A" in pm.positions
-    pm.scale_out_position("A", 0.5)
+    assert isinstance(pm.close_position("A"), float)  # a falsy answer is checked, not trusted
+    assert "A" not in pm.positions
+    assert pm.scale_out_position("A", 0.5) is None
     assert not exchange.second_closes, exchange.second_closes
 
 

@@ -858,7 +858,11 @@ def test_manager_imports_and_closes_through_the_venue(paper: PaperExchange) -> N
     pnl = manager.close_position(BTC, "manual")
     assert pnl is not None and math.isfinite(pnl)
     assert paper.position(BTC) is None and BTC not in manager.positions
-    assert paper.calls_of("close_position") == [((BTC,), {})]
+    # PaperExchange declares client order ids: the close carries one, and the event names it.
+    [(args, kwargs)] = paper.calls_of("close_position")
+    assert args == (BTC,) and list(kwargs) == ["client_order_id"]
+    closed = [e for e in manager.events if e["kind"] == "closed"]
+    assert closed[-1]["order_id"] == kwargs["client_order_id"]
 
 
 def test_manager_stop_loss_closes_on_the_venue(paper: PaperExchange) -> None:

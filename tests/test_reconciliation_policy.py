@@ -96,7 +96,7 @@ def test_a_side_flip_replaces_the_position() -> None:
     new = pm.positions[BTC]
     assert new is not old and (new.side, new.amount) == ("short", 2.0)
     assert not hasattr(new, "strategy")
-    assert kinds(pm)[-2:] == [("removed", "side_flipped"), ("imported", "sync")]
+    assert kinds(pm)[-2:] == [("removed", "side_flipped"), ("imported", "side_flipped")]
 
 
 @pytest.mark.parametrize(

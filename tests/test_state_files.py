@@ -22,18 +22,21 @@ from helpers_clients import Workers, make_position, run_with_timeout
 
 from position_manager_rs import PositionManager
 
+# A client no test here calls (typed as one for the stubs).
+NO_CLIENT: Any = object()
+
 A = "BTC/USDT:USDT"
 
 
 def manager_with(*symbols: str) -> PositionManager:
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     for s in symbols:
         pm.positions[s] = make_position(s)
     return pm
 
 
 def loaded(path: Any) -> PositionManager:
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     fresh.load_state(path)
     return fresh
 
@@ -186,7 +189,7 @@ def test_a_directory_is_refused_before_anything_is_written(tmp_path: Path) -> No
     with pytest.raises(IsADirectoryError, match="cannot save the state: Is a directory"):
         manager_with(A).save_state(tmp_path / "taken")
     with pytest.raises(IsADirectoryError):
-        PositionManager(object()).load_state(tmp_path / "taken")
+        PositionManager(NO_CLIENT).load_state(tmp_path / "taken")
     assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
@@ -194,7 +197,7 @@ def test_a_directory_is_refused_before_anything_is_written(tmp_path: Path) -> No
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "state.json"
     os.mkfifo(fifo)
-    pm = PositionManager(object())
+    pm = PositionManager(NO_CLIENT)
     with pytest.raises(OSError, match="it is a FIFO, not a regular file") as info:
         run_with_timeout(lambda: pm.load_state(fifo), 10.0, "load_state of a FIFO")
     assert str(fifo) in str(info.value)
@@ -208,7 +211,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
 def test_a_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="it is a character device, not a regular file"):
-        run_with_timeout(lambda: PositionManager(object()).load_state("/dev/null"), 10.0)
+        run_with_timeout(lambda: PositionManager(NO_CLIENT).load_state("/dev/null"), 10.0)
     with pytest.raises(OSError, match="it is a character device, not a regular file"):
         manager_with(A).save_state("/dev/null")
     # A symlink to a device is the device.
@@ -257,7 +260,7 @@ def test_bytes_and_non_utf8_paths(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="path must not contain a NUL byte"):
             pm.save_state(nul)
         with pytest.raises(ValueError, match="path must not contain a NUL byte"):
-            PositionManager(object()).load_state(nul)
+            PositionManager(NO_CLIENT).load_state(nul)
 
 
 # --------------------------------------------------------------------------- attributes
@@ -337,7 +340,7 @@ def test_an_interrupt_while_loading_is_raised_as_it_came(
         raise interrupt("while loading")
 
     monkeypatch.setattr(json, "loads", interrupted)
-    fresh = PositionManager(object())
+    fresh = PositionManager(NO_CLIENT)
     with pytest.raises(interrupt):
         fresh.load_state(path)
     assert len(fresh.positions) == 0 and fresh.events == []

@@ -282,7 +282,9 @@ def test_an_unknown_fill_status_is_checked_on_the_exchange_before_any_market_ord
     # The limit order never executed (the fake fills on wait): the exchange holds nothing, the
     # cancel succeeded, so the market fallback is safe.
     assert pm.open_position(SYM, "BUY", 1.0, 10, 0.05, True) is True
-    assert len(exchange.calls_of("get_open_positions")) == 1
+    # One read before the market order; one after the fill to learn the contract size (the
+    # symbol was never listed before).
+    assert len(exchange.calls_of("get_open_positions")) == 2
     assert held(exchange) == 1.0
 
 

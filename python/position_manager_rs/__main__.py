@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Callable, TextIO
 
@@ -117,7 +117,7 @@ def _short(symbol: str) -> str:
 
 
 def realized_usdt(
-    events: Sequence[dict[str, Any]], contract_size: Callable[[str], float] | None = None
+    events: Sequence[Mapping[str, Any]], contract_size: Callable[[str], float] | None = None
 ) -> tuple[float, int]:
     """The manager's realized P/L in quote currency (USDT) from its event history, and how
     many closes it sums.

@@ -8,8 +8,8 @@ from typing import Any, SupportsFloat, TypeVar, final
 from _typeshed import SupportsKeysAndGetItem
 from typing_extensions import disjoint_base
 
+from .events import Event
 from .protocols import ExchangeClient
-from position_manager_rs.events import Event
 
 # on_event returns its callback (a decorator); the callback is called with an Event.
 _EventCallback = TypeVar("_EventCallback", bound=Callable[[Any], object])

@@ -44,6 +44,9 @@ EventKind = Literal[
     "added",
     "untracked",
     "loaded",
+    "close_unconfirmed",
+    "outcome_unknown",
+    "outcome_resolved",
 ]
 
 #: The reasons the manager itself gives. A close, partial close or target change carries the
@@ -59,8 +62,14 @@ EventReason = Literal[
     "orphaned",
     # imported, restored, resized
     "sync",
+    "reconcile",
     "reported_again",
     "size_changed_externally",
+    # close_unconfirmed, outcome_unknown, outcome_resolved
+    "still_listed",
+    "close",
+    "scale_out",
+    "not_executed",
     # opened, scaled_in, targets_changed
     "open",
     "scale_in",
@@ -115,6 +124,8 @@ class EventEvidence(TypedDict):
     exchange_side: str | None
     exchange_contracts: float | None
     previous_amount: float | None
+    previous_entry_price: float | None
+    price_at_removal: float | None
 
 
 class Event(TypedDict):
@@ -128,6 +139,8 @@ class Event(TypedDict):
     pnl: float | None
     position: EventPosition
     evidence: EventEvidence | None
+    #: The client order id of the order behind the change (clients that take them).
+    order_id: str | None
 
 
 def _to_json(value: Any, where: str) -> Any:
