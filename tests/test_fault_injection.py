@@ -24,6 +24,8 @@ import time
 import traceback
 import zlib
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Callable
 
 import pytest
@@ -39,6 +41,7 @@ from reliability_helpers import (
 )
 
 from position_manager_rs import Position, PositionManager
+from position_manager_rs.testing import frozen_clock
 
 # Long runs outlast the suite-wide pytest-timeout (120 s per test).
 pytestmark = [pytest.mark.timeout(3600)] if LONG else []
@@ -46,6 +49,15 @@ UNIVERSE = [f"F{i:02d}/USDT:USDT" for i in range(12)]
 OPERATIONS = 20_000 if LONG else 2_000
 SEEDS = seeds(list(range(1, 21)) if LONG else [11, 12])
 THREADED_SEEDS = seeds(list(range(100, 110)) if LONG else [101])
+
+
+@pytest.fixture(autouse=True)
+def _frozen_time() -> Iterator[None]:
+    """The manager's clock stands still: a seed replays the same run however busy the machine
+    is (whether a close reuses the cycle's list is decided by the manager's clock)."""
+    with frozen_clock(datetime(2026, 1, 1, 12, 0, 0)):
+        yield
+
 
 WEIGHTS: dict[str, int] = {
     "update": 18,

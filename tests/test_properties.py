@@ -34,7 +34,8 @@ CI runs a modest number of examples per property; ``PMRS_LONG=1`` runs thousands
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -44,9 +45,21 @@ from hypothesis import strategies as st
 from reliability_helpers import LONG, book_problems, candles
 
 from position_manager_rs import Position, PositionManager
+from position_manager_rs.testing import frozen_clock
 
 # Long runs outlast the suite-wide pytest-timeout (120 s per test).
 pytestmark = [pytest.mark.timeout(3600)] if LONG else []
+
+
+@pytest.fixture(autouse=True)
+def _frozen_time() -> Iterator[None]:
+    """The manager's clock stands still: the same answers give the same book however long each
+    call takes (a busy machine must not change a decision, e.g. whether a close reuses the
+    cycle's list)."""
+    with frozen_clock(datetime(2026, 1, 1, 12, 0, 0)):
+        yield
+
+
 TRACKED = ["A/USDT:USDT", "B/USDT:USDT", "C/USDT:USDT"]
 OTHER = ["D/USDT:USDT", "E/USDT:USDT"]
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime
 from typing import Any
 
 from helpers_clients import FakeExchange, make_manager
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from position_manager_rs.testing import freeze_clock, unfreeze_clock
 
 SYMBOLS = [f"S{i}/USDT:USDT" for i in range(4)]
 CONFIRMATIONS = 2
@@ -36,6 +39,8 @@ class Failing(Exception):
 class BookMatchesModel(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
+        # The manager's clock stands still (no decision may depend on how long a call took).
+        freeze_clock(datetime(2026, 1, 1, 12, 0, 0))
         self.exchange = FakeExchange()
         self.pm = make_manager(self.exchange, missing_confirmations=CONFIRMATIONS)
         self.model: dict[str, float] = {}  # symbol -> amount the book must hold
@@ -213,6 +218,9 @@ class BookMatchesModel(RuleBasedStateMachine):
         self.last_listed.clear()  # nor what the exchange last reported
         self.last_list = set()
         self.closed.clear()
+
+    def teardown(self) -> None:
+        unfreeze_clock()
 
     # -- the property -----------------------------------------------------------------------
     @invariant()

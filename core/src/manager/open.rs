@@ -199,7 +199,22 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(Some(false));
             }
         };
-        let report = self.apply_list(&mut list, Purpose::Sync, Some(key), "closed_externally")?;
+        let mut report =
+            self.apply_list(&mut list, Purpose::Sync, Some(key), "closed_externally")?;
+        if list.snapshot.entries == 0 && !self.book().contains(symbol) && !report.uncorroborated {
+            // An empty list alone does not prove a remembered position gone (the bot's client
+            // answers [] for any failure): read it once more.
+            list = match self.read_list()? {
+                Ok(again) => again,
+                Err(e) => {
+                    self.log_invalid(&format!(
+                        "Position for {symbol} cannot be verified against the exchange ({e}); not opening"
+                    ));
+                    return Ok(Some(false));
+                }
+            };
+            report = self.apply_list(&mut list, Purpose::Sync, Some(key), "closed_externally")?;
+        }
         if self.book().contains(symbol) {
             if ours {
                 self.log(Channel::Main, Level::Info, || {

@@ -1,0 +1,261 @@
+"""Interruptions leave every manager call as they came (DESIGN rule 8).
+
+``KeyboardInterrupt``, ``SystemExit`` and any other ``BaseException`` that is not an ``Exception``
+— raised by a client call, a logging handler, an ``on_event`` callback or a user exit object —
+propagate out of the manager call unchanged. The book stays consistent (nothing half-applied, no
+reservation or order slot left behind: an order the interruption may have cut short is "outcome
+unknown" and checked against the exchange first), and the next call works. A real SIGINT during a
+long cycle (the ticker retry pauses) reaches the bot promptly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from helpers_clients import FakeExchange, make_manager, make_position
+from reliability_helpers import book_problems
+
+from position_manager_rs import PositionManager
+from position_manager_rs.testing import frozen_clock
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Halt(BaseException):
+    """A user's own BaseException (not an Exception)."""
+
+
+INTERRUPTS = [KeyboardInterrupt, SystemExit, Halt]
+
+
+@pytest.fixture(autouse=True)
+def _frozen() -> Iterator[None]:
+    with frozen_clock(datetime(2026, 1, 1, 12, 0, 0)):
+        yield
+
+
+def tracked(exchange: FakeExchange, *symbols: str, **options: Any) -> PositionManager:
+    pm = make_manager(exchange, **options)
+    for s in symbols:
+        exchange.open(s, contracts=1.0)
+        pm.positions[s] = make_position(s, amount=1.0, entry_price=100.0, stop_loss=95.0)
+    return pm
+
+
+def raising(kind: type[BaseException], then: Any = None) -> Any:
+    """A client method that raises ``kind`` once, then answers as ``then`` does."""
+    state = {"raised": False}
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        if not state["raised"]:
+            state["raised"] = True
+            raise kind("stop")
+        return then(*args, **kwargs) if then is not None else None
+
+    return method
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_the_position_list_leaves_the_cycle(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC, ETH)
+    before = dict(pm.positions.items())
+    exchange.on_get_open_positions = raising(kind, lambda: FakeExchange.get_open_positions(exchange))
+    with pytest.raises(kind):
+        list(pm.update_positions())
+    assert dict(pm.positions.items()) == before and not book_problems(pm)
+    assert list(pm.update_positions()) == []  # the next call works
+    assert dict(pm.positions.items()) == before
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_a_ticker_ends_the_cycle_where_it_stands(
+    kind: type[BaseException],
+) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC, ETH)
+    calls: list[str] = []
+
+    def ticker(symbol: str) -> Any:
+        calls.append(symbol)
+        if symbol == ETH and calls.count(ETH) == 1:
+            raise kind("stop")
+        return {"last": 100.0}
+
+    exchange.on_get_ticker = ticker
+    cycle = pm.update_positions()
+    with pytest.raises(kind):
+        list(cycle)
+    assert calls == [BTC, ETH]  # BTC was examined, ETH's first ticker raised
+    assert list(cycle) == []  # that cycle is over
+    assert set(pm.positions) == {BTC, ETH} and not book_problems(pm)
+    assert list(pm.update_positions()) == []
+    assert calls[-2:] == [BTC, ETH]
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupted_close_is_checked_before_any_other_order(
+    kind: type[BaseException],
+) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+
+    def close_then_raise(symbol: str) -> Any:
+        exchange.positions.pop(symbol, None)  # the order went out...
+        raise kind("stop")  # ...and the call was interrupted
+
+    exchange.on_close_position = close_then_raise
+    with pytest.raises(kind):
+        pm.close_position(BTC)
+    assert BTC in pm.positions  # outcome unknown: kept, nothing more sent blind
+    exchange.on_close_position = None
+    n = len(exchange.calls_of("close_position"))
+    # The next close reads the list first: the position is gone, the close is resolved.
+    assert pm.close_position(BTC) is None
+    assert BTC not in pm.positions
+    assert len(exchange.calls_of("close_position")) == n
+    assert [e["kind"] for e in pm.events if e["symbol"] == BTC][-1] == "closed"
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupted_open_sends_no_second_order(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+    pm = make_manager(exchange)
+
+    def fill_then_raise(symbol: str, side: str, amount: float, leverage: Any, **kw: Any) -> Any:
+        exchange.open(symbol, side="long", contracts=amount)
+        raise kind("stop")
+
+    exchange.on_create_market_order = fill_then_raise
+    with pytest.raises(kind):
+        pm.open_position(BTC, "BUY", 2.0, 10)
+    assert BTC not in pm.positions
+    exchange.on_create_market_order = None
+    # The retry resolves the first order against the exchange: tracked, no second order.
+    assert pm.open_position(BTC, "BUY", 2.0, 10) is True
+    assert len(exchange.calls_of("create_market_order")) == 1
+    assert pm.positions[BTC].amount == 2.0
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_sync_and_reconcile(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+    exchange.open(BTC)
+    pm = make_manager(exchange)
+    exchange.on_get_ticker = raising(kind, lambda s: {"last": 100.0})
+    with pytest.raises(kind):
+        pm.sync_existing_positions()
+    assert BTC not in pm.positions and not book_problems(pm)
+    assert pm.sync_existing_positions() == 1
+    exchange.on_get_open_positions = raising(kind)
+    with pytest.raises(kind):
+        pm.reconcile_positions()
+    assert BTC in pm.positions
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_a_logging_handler_leaves_the_call(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+
+    class Raising(logging.Handler):
+        fired = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if not self.fired and "UPDATING" in record.getMessage():
+                self.fired = True
+                raise kind("stop")
+
+    handler = Raising()
+    logger = logging.getLogger("TradingBot.Position")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(kind):
+            list(pm.update_positions())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert set(pm.positions) == {BTC} and not book_problems(pm)
+    # Nothing is left pending: the next call is clean.
+    assert list(pm.update_positions()) == []
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_an_event_callback_leaves_the_call(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    seen: list[str] = []
+
+    @pm.on_event
+    def callback(event: Any) -> None:
+        seen.append(event["kind"])
+        if event["kind"] == "closed":
+            raise kind("stop")
+
+    with pytest.raises(kind):
+        pm.close_position(BTC)
+    # The close is complete (the interruption came after it): recorded, untracked.
+    assert seen[-1] == "closed" and BTC not in pm.positions
+    assert not book_problems(pm)
+    pm.positions[ETH] = make_position(ETH)
+    assert seen[-1] == "added"
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_in_a_user_exit_object_leaves_the_cycle(kind: type[BaseException]) -> None:
+    exchange = FakeExchange()
+
+    class Strategy:
+        def get_comprehensive_exit_signal(self, position: Any, market: Any) -> Any:
+            raise kind("stop")
+
+    pm = tracked(exchange, BTC)
+    pm.advanced_exit_strategy = Strategy()
+    with pytest.raises(kind):
+        list(pm.update_positions())
+    assert set(pm.positions) == {BTC} and not book_problems(pm)
+
+
+def test_exceptions_are_still_handled_as_before() -> None:
+    """Only interruptions pass through: an ordinary exception is the client's failure."""
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    exchange.on_get_open_positions = raising(RuntimeError)
+    assert list(pm.update_positions()) == []
+    assert BTC in pm.positions
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_real_sigint_during_a_long_cycle_reaches_the_bot_promptly() -> None:
+    """The ticker retry pauses (60 s here) wake up for signals: Ctrl+C ends the cycle at once."""
+    assert threading.current_thread() is threading.main_thread()
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC, ticker_retry_delays=(60.0, 60.0))
+    exchange.on_get_ticker = lambda symbol: None  # every attempt fails: the cycle pauses
+
+    def interrupt() -> None:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    started = time.monotonic()
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(pm.update_positions())
+    finally:
+        killer.join(10)
+    assert time.monotonic() - started < 5.0
+    assert BTC in pm.positions and not book_problems(pm)
