@@ -288,6 +288,29 @@ pub fn is_mapping(value: &Bound<'_, PyAny>) -> bool {
 
 /// The original's `support_resistance` argument: a falsy value (None, `{}`) is `None`; levels are
 /// dicts read with `level['price']` (a missing price raises `KeyError`, as the original).
+/// A support/resistance analysis as the original's dict: `{'support': [{'price', 'strength'},
+/// ...], 'resistance': [...], 'poc': float | None}`.
+pub fn support_resistance_dict<'py>(
+    py: Python<'py>,
+    levels: &SupportResistance,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    let list = |levels: &[Level]| -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        let out = pyo3::types::PyList::empty(py);
+        for l in levels {
+            let item = pyo3::types::PyDict::new(py);
+            item.set_item("price", l.price)?;
+            item.set_item("strength", l.strength)?;
+            out.append(item)?;
+        }
+        Ok(out)
+    };
+    d.set_item("support", list(&levels.support)?)?;
+    d.set_item("resistance", list(&levels.resistance)?)?;
+    d.set_item("poc", levels.poc)?;
+    Ok(d)
+}
+
 pub fn support_resistance(value: &Bound<'_, PyAny>) -> PyResult<Option<SupportResistance>> {
     if value.is_none() || !value.is_truthy()? {
         return Ok(None);

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
+use position_manager_core::manager::methods::CustomMethods;
 use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
 
 use crate::client::PyClient;
@@ -43,6 +44,99 @@ impl HandleFactory<Handle> for PositionFactory {
             Py::new(py, PyPosition::from_shared(position.clone()))
                 .map(Arc::new)
                 .map_err(|e| crate::client::exchange_error(py, &e))
+        })
+    }
+
+    fn custom(&self, handle: &Handle) -> Option<Arc<dyn CustomMethods>> {
+        // Read without the interpreter: set when the object entered the book.
+        handle
+            .get()
+            .overrides
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| Arc::new(PyMethods(handle.clone())) as Arc<dyn CustomMethods>)
+    }
+}
+
+/// A `Position` subclass's own methods, called on the object itself (so its overrides apply,
+/// and the base methods it did not override read the P/L through its overrides).
+struct PyMethods(Handle);
+
+impl PyMethods {
+    fn call<T>(
+        &self,
+        f: impl for<'py> FnOnce(&Bound<'py, PyPosition>) -> PyResult<T>,
+    ) -> CoreResult<T> {
+        crate::logging::attach_clean(|py| {
+            crate::logging::interruption(py)?;
+            f(self.0.bind(py)).map_err(|e| crate::client::exchange_error(py, &e))
+        })
+    }
+}
+
+impl CustomMethods for PyMethods {
+    fn get_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
+        self.call(|p| {
+            p.call_method1("get_pnl", (current_price, include_fees))?
+                .extract()
+        })
+    }
+
+    fn get_leveraged_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
+        self.call(|p| {
+            p.call_method1("get_leveraged_pnl", (current_price, include_fees))?
+                .extract()
+        })
+    }
+
+    fn update_trailing_stop(
+        &self,
+        current_price: f64,
+        trailing_percentage: f64,
+        volatility: f64,
+        momentum: f64,
+    ) -> CoreResult<()> {
+        self.call(|p| {
+            let kwargs = PyDict::new(p.py());
+            kwargs.set_item("volatility", volatility)?;
+            kwargs.set_item("momentum", momentum)?;
+            p.call_method(
+                "update_trailing_stop",
+                (current_price, trailing_percentage),
+                Some(&kwargs),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn update_take_profit(
+        &self,
+        current_price: f64,
+        inputs: &position_manager_core::position::TakeProfitInputs<'_>,
+    ) -> CoreResult<()> {
+        self.call(|p| {
+            let py = p.py();
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("momentum", inputs.momentum)?;
+            kwargs.set_item("trend_strength", inputs.trend_strength)?;
+            kwargs.set_item("volatility", inputs.volatility)?;
+            kwargs.set_item("rsi", inputs.rsi)?;
+            match inputs.support_resistance {
+                Some(levels) => kwargs.set_item(
+                    "support_resistance",
+                    crate::convert::support_resistance_dict(py, levels)?,
+                )?,
+                None => kwargs.set_item("support_resistance", py.None())?,
+            }
+            p.call_method("update_take_profit", (current_price,), Some(&kwargs))?;
+            Ok(())
+        })
+    }
+
+    fn should_close(&self, current_price: f64) -> CoreResult<(bool, String)> {
+        self.call(|p| {
+            let answer = p.call_method1("should_close", (current_price,))?;
+            let (close, reason): (Bound<'_, PyAny>, Bound<'_, PyAny>) = answer.extract()?;
+            Ok((close.is_truthy()?, reason.str()?.to_string()))
         })
     }
 }

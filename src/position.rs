@@ -4,6 +4,7 @@
 //! Python is what the manager sees and vice versa. Instances have a `__dict__`, so the bot's own
 //! attributes (`strategy`, `rl_strategy`, ...) can be set and read back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -42,12 +43,57 @@ use crate::errors::PmError;
 )]
 pub struct PyPosition {
     pub(crate) inner: SharedPosition,
+    /// Set when the object is put into a manager's book: its class (a subclass) overrides one
+    /// of the methods the update cycle calls, so the cycle calls them through Python.
+    pub(crate) overrides: AtomicBool,
+}
+
+/// The original's methods a subclass may override, as the update cycle and a close call them.
+pub const OVERRIDABLE: [&str; 5] = [
+    "should_close",
+    "update_trailing_stop",
+    "update_take_profit",
+    "get_pnl",
+    "get_leveraged_pnl",
+];
+
+/// Whether `object`'s class overrides `method` of `Position` (false for `Position` itself).
+pub fn overrides(object: &Bound<'_, PyAny>, method: &str) -> bool {
+    let py = object.py();
+    let cls = object.get_type();
+    let base = py.get_type::<PyPosition>();
+    if cls.is(&base) {
+        return false;
+    }
+    match (cls.getattr(method), base.getattr(method)) {
+        (Ok(mine), Ok(original)) => !mine.is(&original),
+        _ => false,
+    }
+}
+
+/// `self.get_leveraged_pnl(price)` through the subclass's override, when it overrides it or
+/// `get_pnl` (as the original's methods read the P/L through `self`); `None` otherwise.
+fn leveraged_override(slf: &Bound<'_, PyPosition>, price: f64) -> PyResult<Option<f64>> {
+    if overrides(slf.as_any(), "get_leveraged_pnl") || overrides(slf.as_any(), "get_pnl") {
+        let r: f64 = slf.call_method1("get_leveraged_pnl", (price,))?.extract()?;
+        return Ok(Some(r));
+    }
+    Ok(None)
 }
 
 impl PyPosition {
     /// Wraps existing shared state (used when the manager creates positions).
     pub fn from_shared(inner: SharedPosition) -> Self {
-        PyPosition { inner }
+        PyPosition {
+            inner,
+            overrides: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes whether `object`'s class overrides any of [`OVERRIDABLE`] (when it enters a book).
+    pub fn note_overrides(object: &Bound<'_, PyPosition>) {
+        let any = OVERRIDABLE.iter().any(|m| overrides(object.as_any(), m));
+        object.get().overrides.store(any, Ordering::Relaxed);
     }
 
     fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&PositionState) -> R) -> R {
@@ -93,9 +139,7 @@ impl PyPosition {
             take_profit,
             clock::now(),
         );
-        Ok(PyPosition {
-            inner: Arc::new(Mutex::new(state)),
-        })
+        Ok(PyPosition::from_shared(Arc::new(Mutex::new(state))))
     }
 
     /// Unified symbol, e.g. 'BTC/USDT:USDT'.
@@ -379,26 +423,34 @@ impl PyPosition {
     /// Leveraged P/L (ROI) fraction at `current_price`.
     #[pyo3(signature = (current_price, include_fees=None), text_signature = "(self, current_price, include_fees=False)")]
     fn get_leveraged_pnl(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         current_price: &Bound<'_, PyAny>,
         include_fees: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let price = finite("current_price", current_price)?;
         let fees = truthy(include_fees)?;
-        Ok(self.with(py, |p| p.leveraged_pnl(price, fees)))
+        let me = slf.get();
+        if overrides(slf.as_any(), "get_pnl") {
+            // As the original: `self.get_pnl(...) * leverage`, through the subclass's override.
+            let u: f64 = slf.call_method1("get_pnl", (price, fees))?.extract()?;
+            return Ok(u * me.with(slf.py(), |p| p.leverage));
+        }
+        Ok(me.with(slf.py(), |p| p.leveraged_pnl(price, fees)))
     }
 
     /// `(should_close, reason)` at `current_price`: emergency stops, ROI-based profit taking,
     /// stop loss and take profit, in the original's order. May raise the maximum favourable
     /// excursion.
     fn should_close(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         current_price: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyTuple>> {
+        let py = slf.py();
         let price = finite("current_price", current_price)?;
-        let check = self.with_mut(py, |p| p.should_close(price));
+        let check = match leveraged_override(slf, price)? {
+            Some(r) => slf.get().with_mut(py, |p| p.should_close_with(price, r)),
+            None => slf.get().with_mut(py, |p| p.should_close(price)),
+        };
         crate::convert::bool_str(py, check.close, check.reason)
     }
 
@@ -409,8 +461,7 @@ impl PyPosition {
         text_signature = "(self, current_price, trailing_percentage, volatility=0.03, momentum=0.0)"
     )]
     fn update_trailing_stop(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         current_price: &Bound<'_, PyAny>,
         trailing_percentage: &Bound<'_, PyAny>,
         volatility: Option<&Bound<'_, PyAny>>,
@@ -420,10 +471,18 @@ impl PyPosition {
         let t = finite("trailing_percentage", trailing_percentage)?;
         let volatility = finite_or("volatility", volatility, 0.03)?;
         let momentum = finite_or("momentum", momentum, 0.0)?;
-        self.with_mut(py, |p| {
-            p.update_trailing_stop(price, t, volatility, momentum)
-        })
-        .map_err(|e| PmError(e).into())
+        let py = slf.py();
+        let result = if overrides(slf.as_any(), "get_pnl") {
+            let u: f64 = slf.call_method1("get_pnl", (price,))?.extract()?;
+            slf.get().with_mut(py, |p| {
+                p.update_trailing_stop_with(price, u, t, volatility, momentum)
+            })
+        } else {
+            slf.get().with_mut(py, |p| {
+                p.update_trailing_stop(price, t, volatility, momentum)
+            })
+        };
+        result.map_err(|e| PmError(e).into())
     }
 
     /// Extends the take profit from momentum, trend strength, volatility, RSI, profit velocity,
@@ -434,8 +493,7 @@ impl PyPosition {
     )]
     #[allow(clippy::too_many_arguments)]
     fn update_take_profit(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         current_price: &Bound<'_, PyAny>,
         momentum: Option<&Bound<'_, PyAny>>,
         trend_strength: Option<&Bound<'_, PyAny>>,
@@ -448,6 +506,7 @@ impl PyPosition {
         let trend_strength = finite_or("trend_strength", trend_strength, 0.5)?;
         let volatility = finite_or("volatility", volatility, 0.03)?;
         let rsi = finite_or("rsi", rsi, 50.0)?;
+        let py = slf.py();
         let sr = match support_resistance {
             Some(v) => crate::convert::support_resistance(v)?,
             None => None,
@@ -460,8 +519,16 @@ impl PyPosition {
             support_resistance: sr.as_ref(),
         };
         let now = clock::now();
-        self.with_mut(py, |p| p.update_take_profit(now, price, &inputs))
-            .map_err(|e| PmError(e).into())
+        let me = slf.get();
+        // The original returns before reading the P/L when there is no take profit.
+        let has_target = me.with(py, |p| p.take_profit.is_some_and(|tp| tp != 0.0));
+        let result = match leveraged_override(slf, price)? {
+            Some(r) if has_target => {
+                me.with_mut(py, |p| p.update_take_profit_with(now, price, r, &inputs))
+            }
+            _ => me.with_mut(py, |p| p.update_take_profit(now, price, &inputs)),
+        };
+        result.map_err(|e| PmError(e).into())
     }
 
     /// Moves the stop to entry ± `buffer` once unleveraged profit exceeds 1.5 %; True if moved.

@@ -85,6 +85,7 @@ impl PositionsView {
 
     /// Inserts or replaces `symbol` (an `added` event; a replaced position gets `untracked`).
     pub fn insert(&self, py: Python<'_>, symbol: &str, position: Py<PyPosition>) -> PyResult<()> {
+        PyPosition::note_overrides(position.bind(py));
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position);
         let core = &self.core;
@@ -329,6 +330,7 @@ impl PositionsView {
             )
         })?;
         let position = position_arg(py, value)?;
+        PyPosition::note_overrides(position.bind(py));
         let core = &self.core;
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position.clone_ref(py));

@@ -70,7 +70,9 @@ def test_an_interrupt_in_the_position_list_leaves_the_cycle(kind: type[BaseExcep
     exchange = FakeExchange()
     pm = tracked(exchange, BTC, ETH)
     before = dict(pm.positions.items())
-    exchange.on_get_open_positions = raising(kind, lambda: FakeExchange.get_open_positions(exchange))
+    exchange.on_get_open_positions = raising(
+        kind, lambda: FakeExchange.get_open_positions(exchange)
+    )
     with pytest.raises(kind):
         list(pm.update_positions())
     assert dict(pm.positions.items()) == before and not book_problems(pm)

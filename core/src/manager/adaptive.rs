@@ -12,6 +12,7 @@ use log::Level;
 
 use super::exit_rules::ExitRules;
 use super::messages::Channel;
+use super::methods::Methods;
 use super::Manager;
 use crate::book::SharedPosition;
 use crate::error::CoreResult;
@@ -67,6 +68,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         price: f64,
         ohlcv: &Ohlcv,
     ) -> CoreResult<MarketInputs> {
@@ -81,9 +83,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Debug, || {
                     format!("  Using simple trailing stop ({why})")
                 });
-                position
-                    .lock()
-                    .update_trailing_stop(price, trailing, 0.03, 0.0)?;
+                methods.update_trailing_stop(price, trailing, 0.03, 0.0)?;
                 return Ok(MarketInputs::default());
             }
         };
@@ -109,12 +109,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let (old_stop, new_stop) = {
-            let mut p = position.lock();
-            let old = p.stop_loss;
-            p.update_trailing_stop(price, trailing, market.volatility, market.momentum)?;
-            (old, p.stop_loss)
-        };
+        let old_stop = position.lock().stop_loss;
+        methods.update_trailing_stop(price, trailing, market.volatility, market.momentum)?;
+        let new_stop = position.lock().stop_loss;
         if new_stop != old_stop {
             self.log(Channel::Position, Level::Info, || {
                 format!(
@@ -133,12 +130,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             rsi: market.rsi,
             support_resistance: market.support_resistance.as_ref(),
         };
-        let (old_tp, new_tp) = {
-            let mut p = position.lock();
-            let old = p.take_profit;
-            p.update_take_profit(now, price, &inputs)?;
-            (old, p.take_profit)
-        };
+        let old_tp = position.lock().take_profit;
+        methods.update_take_profit(now, price, &inputs)?;
+        let new_tp = position.lock().take_profit;
         if let (Some(old), Some(new)) = (old_tp, new_tp) {
             if new != old {
                 self.log(Channel::Position, Level::Info, || {

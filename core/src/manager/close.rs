@@ -16,6 +16,7 @@ use log::Level;
 
 use super::lists::ListRead;
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
+use super::methods::Methods;
 use super::verify::Lookup;
 use super::Manager;
 use crate::book::{Refusal, SharedPosition, Unknown};
@@ -68,7 +69,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         reason: &str,
         fresh: Option<&ListRead>,
     ) -> CoreResult<CloseOutcome> {
-        let Some((position, _handle)) = self.book().get(symbol) else {
+        let Some((position, handle)) = self.book().get(symbol) else {
             self.log(Channel::Main, Level::Debug, || {
                 format!("Position {symbol} not in local tracking, already closed")
             });
@@ -95,7 +96,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Err(Refusal::Unknown(_)) => return Ok(CloseOutcome::Unverified),
             Err(Refusal::NotTracked) => return Ok(CloseOutcome::NotTracked),
         }
-        let outcome = self.close_tracked(&key, reason, &position, fresh);
+        let methods = self.methods(&position, &handle);
+        let outcome = self.close_tracked(&key, reason, &position, &methods, fresh);
         self.book().end_order(symbol, &position);
         match outcome {
             Ok(outcome) => Ok(outcome),
@@ -185,6 +187,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         key: &Key,
         reason: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         fresh: Option<&ListRead>,
     ) -> CoreResult<CloseOutcome> {
         let symbol = key.as_str();
@@ -242,7 +245,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             format!("  Exit Price: {}", format_price(price))
         });
 
-        let figures = CloseFigures::at(position, price, self.now());
+        let figures = CloseFigures::at(position, methods, price, self.now())?;
         self.log_pnl_lines(&figures, true);
         self.log(Channel::Position, Level::Info, || {
             format!(
@@ -504,21 +507,42 @@ pub(crate) struct CloseFigures {
 }
 
 impl CloseFigures {
-    pub(crate) fn at(position: &SharedPosition, price: f64, now: crate::clock::Timestamp) -> Self {
+    /// The figures at `price`; the P/L through `methods` (a subclass's overrides, as the
+    /// original called `get_pnl`/`get_leveraged_pnl` on the bot's object).
+    pub(crate) fn at(
+        position: &SharedPosition,
+        methods: &Methods<'_>,
+        price: f64,
+        now: crate::clock::Timestamp,
+    ) -> CoreResult<Self> {
+        let (u, r, rf) = match methods {
+            Methods::Builtin(p) => {
+                let p = p.lock();
+                (
+                    p.pnl(price, false),
+                    p.leveraged_pnl(price, false),
+                    p.leveraged_pnl(price, true),
+                )
+            }
+            custom => (
+                custom.pnl(price, false)?,
+                custom.leveraged_pnl(price, false)?,
+                custom.leveraged_pnl(price, true)?,
+            ),
+        };
         let p = position.lock();
-        let u = p.pnl(price, false);
         // Contract multiplier included (§6.23): USD figures are right for lot-based venues.
         let value = p.amount * p.entry_price * p.contract_size;
         let pnl_usd = u * value * p.leverage;
         let fees_usd = value * crate::position::ROUND_TRIP_FEE * p.leverage;
-        CloseFigures {
-            r: p.leveraged_pnl(price, false),
-            rf: p.leveraged_pnl(price, true),
+        Ok(CloseFigures {
+            r,
+            rf,
             pnl_usd,
             fees_usd,
             net: pnl_usd - fees_usd,
             duration_mins: now.minutes_since(p.entry_time),
             mfe: p.max_favorable_excursion,
-        }
+        })
     }
 }

@@ -19,6 +19,7 @@ use log::Level;
 use super::exit_rules::{AdvancedExitRequest, SmartExitAnswer};
 use super::lists::ListRead;
 use super::messages::Channel;
+use super::methods::Methods;
 use super::scale::ScaleOut;
 use super::Manager;
 use crate::book::SharedPosition;
@@ -44,18 +45,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
         snapshot: Option<&ListRead>,
     ) -> CoreResult<StepEnd> {
         let now = self.now();
+        let r = methods.leveraged_pnl(price, false)?;
         let (data, side, entry_time) = {
             let p = position.lock();
             let data = PositionData {
                 side_is_long: p.is_long(),
                 entry_price: p.entry_price,
                 current_price: price,
-                current_pnl_pct: p.leveraged_pnl(price, false),
+                current_pnl_pct: r,
                 peak_pnl_pct: p.max_favorable_excursion,
                 leverage: p.leverage,
                 entry_age_seconds: now.seconds_since(p.entry_time),
@@ -240,18 +243,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
         snapshot: Option<&ListRead>,
     ) -> CoreResult<StepEnd> {
         let now = self.now();
-        let (pnl, minutes, side) = {
+        let pnl = methods.leveraged_pnl(price, false)?;
+        let (minutes, side) = {
             let p = position.lock();
-            (
-                p.leveraged_pnl(price, false),
-                now.minutes_since(p.entry_time),
-                p.side.clone(),
-            )
+            (now.minutes_since(p.entry_time), p.side.clone())
         };
         let inputs = market.smart_exit_inputs(pnl, minutes, &side);
         let answer = match self.exit_rules().smart() {

@@ -27,6 +27,7 @@ mod ids;
 mod imports;
 pub mod lists;
 pub mod messages;
+pub mod methods;
 pub mod open;
 pub mod retarget;
 pub mod scale;
@@ -52,10 +53,17 @@ pub use open::OpenRequest;
 pub use update::{Closed, UpdateCycle};
 
 /// Makes the caller's handle for a position the manager creates (the binding makes a Python
-/// `Position` object sharing the state). Called without any lock held.
+/// `Position` object sharing the state), and tells the manager what a handle can do. Called
+/// without any lock held.
 pub trait HandleFactory<H>: Send + Sync {
     /// A handle for a new position.
     fn make(&self, position: &SharedPosition) -> CoreResult<H>;
+
+    /// The handle's own versions of the original's overridable methods, when its class
+    /// overrides any (see [`methods`]); `None` runs the built-in math.
+    fn custom(&self, _handle: &H) -> Option<Arc<dyn methods::CustomMethods>> {
+        None
+    }
 }
 
 /// The position manager core. `H` is the handle type the caller stores per position.
@@ -151,6 +159,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
             missing_grace_seconds: self.config.missing_grace_seconds,
             tombstone_ttl_seconds: self.config.tombstone_ttl_seconds,
             mode: Mode::OneWay,
+        }
+    }
+
+    /// How to call `position`'s methods: the handle's overrides, or the built-in math.
+    pub(crate) fn methods<'a>(
+        &self,
+        position: &'a SharedPosition,
+        handle: &H,
+    ) -> methods::Methods<'a> {
+        match self.handles.custom(handle) {
+            Some(custom) => methods::Methods::Custom(custom),
+            None => methods::Methods::Builtin(position),
         }
     }
 

@@ -15,6 +15,7 @@ use log::Level;
 use super::exit_steps::StepEnd;
 use super::lists::ListRead;
 use super::messages::{leverage_text, py_set_repr, Channel, RULE};
+use super::methods::Methods;
 use super::{caught, Manager};
 use crate::book::SharedPosition;
 use crate::error::{CoreError, CoreResult};
@@ -174,7 +175,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(None);
         };
         let mut price_seen = None;
-        match self.update_position(symbol, &position, snapshot, &mut price_seen) {
+        let methods = self.methods(&position, &handle);
+        match self.update_position(symbol, &position, &methods, snapshot, &mut price_seen) {
             Ok(Some(pnl)) => Ok(Some(Closed {
                 symbol: symbol.to_owned(),
                 pnl,
@@ -183,7 +185,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Ok(None) => Ok(None),
             Err(e) if e.is_interrupt() => Err(e),
             Err(e) => {
-                self.report_update_error(symbol, &position, price_seen, &e);
+                self.report_update_error(symbol, &methods, price_seen, &e)?;
                 Ok(None)
             }
         }
@@ -194,6 +196,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         snapshot: Option<&ListRead>,
         price_seen: &mut Option<f64>,
     ) -> Result<Option<f64>, CoreError> {
@@ -246,12 +249,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
             format!("  Current Price: {}", format_price(price))
         });
         if self.log_enabled(Channel::Position, Level::Info) {
-            let (r, pnl_usd, stop, tp, mfe) = {
+            let (u, r) = match methods {
+                Methods::Builtin(p) => {
+                    let p = p.lock();
+                    (p.pnl(price, false), p.leveraged_pnl(price, false))
+                }
+                custom => (
+                    custom.pnl(price, false)?,
+                    custom.leveraged_pnl(price, false)?,
+                ),
+            };
+            let (pnl_usd, stop, tp, mfe) = {
                 let p = position.lock();
-                let u = p.pnl(price, false);
                 let value = p.amount * p.entry_price * p.contract_size;
                 (
-                    p.leveraged_pnl(price, false),
                     u * value * p.leverage,
                     p.stop_loss,
                     p.take_profit,
@@ -292,15 +303,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     format!("  Using simple trailing stop (OHLCV API error: {kind})")
                 });
                 let trailing = self.trailing_stop_percentage();
-                position
-                    .lock()
-                    .update_trailing_stop(price, trailing, 0.03, 0.0)?;
-                return self.check_exit_and_close(symbol, position, price, snapshot);
+                methods.update_trailing_stop(price, trailing, 0.03, 0.0)?;
+                return self.check_exit_and_close(symbol, position, methods, price, snapshot);
             }
             Ok(ohlcv) => ohlcv,
         };
         // Step 7: market inputs of this position only (defaults without usable candles).
-        let market = self.market_step(symbol, position, price, &ohlcv)?;
+        let market = self.market_step(symbol, position, methods, price, &ohlcv)?;
         drop(ohlcv);
 
         if !self.book().holds(symbol, position) {
@@ -310,16 +319,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(None);
         }
         if let StepEnd::Finished(pnl) =
-            self.advanced_exit_step(symbol, position, price, &market, snapshot)?
+            self.advanced_exit_step(symbol, position, methods, price, &market, snapshot)?
         {
             return Ok(pnl);
         }
         if let StepEnd::Finished(pnl) =
-            self.smart_exit_step(symbol, position, price, &market, snapshot)?
+            self.smart_exit_step(symbol, position, methods, price, &market, snapshot)?
         {
             return Ok(pnl);
         }
-        self.check_exit_and_close(symbol, position, price, snapshot)
+        self.check_exit_and_close(symbol, position, methods, price, snapshot)
     }
 
     /// A close decided inside the cycle, reusing the cycle's position list when it is fresh by
@@ -341,21 +350,29 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         position: &SharedPosition,
+        methods: &Methods<'_>,
         price: f64,
         snapshot: Option<&ListRead>,
     ) -> CoreResult<Option<f64>> {
         let now = self.now();
-        let check = {
-            let mut p = position.lock();
-            // The point the views show: the price and the targets this cycle settled on.
-            p.record_tick(now, price);
-            p.should_close(price)
+        let (close, reason) = match methods {
+            Methods::Builtin(p) => {
+                let mut p = p.lock();
+                // The point the views show: the price and the targets this cycle settled on.
+                p.record_tick(now, price);
+                let check = p.should_close(price);
+                (check.close, std::borrow::Cow::Borrowed(check.reason))
+            }
+            custom => {
+                position.lock().record_tick(now, price);
+                custom.should_close(price)?
+            }
         };
-        if check.close {
+        if close {
             self.log(Channel::Position, Level::Info, || {
-                format!("  ✓ Closing position: {}", check.reason)
+                format!("  ✓ Closing position: {reason}")
             });
-            self.close_in_cycle(symbol, check.reason, snapshot)
+            self.close_in_cycle(symbol, &reason, snapshot)
         } else {
             self.log(Channel::Position, Level::Info, || {
                 "  ✓ Position still open and healthy".to_owned()
@@ -410,10 +427,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
     fn report_update_error(
         &self,
         symbol: &str,
-        position: &SharedPosition,
+        methods: &Methods<'_>,
         price: Option<f64>,
         e: &CoreError,
-    ) {
+    ) -> CoreResult<()> {
         let kind = e.kind_name().to_owned();
         self.log(Channel::Main, Level::Error, || {
             format!("Error updating position {symbol}: {kind}: {e}")
@@ -421,15 +438,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Position, Level::Error, || {
             format!("  ✗ Error updating position: {kind}: {e}")
         });
-        let Some(price) = price else { return };
+        let Some(price) = price else { return Ok(()) };
         let trailing = self.trailing_stop_percentage();
-        let fallback = position
-            .lock()
-            .update_trailing_stop(price, trailing, 0.03, 0.0);
-        match fallback {
+        match methods.update_trailing_stop(price, trailing, 0.03, 0.0) {
             Ok(()) => self.log(Channel::Position, Level::Info, || {
                 "  ✓ Fallback: Applied simple trailing stop update".to_owned()
             }),
+            Err(err) if err.is_interrupt() => return Err(err),
             Err(err) => {
                 let kind = err.kind_name().to_owned();
                 self.log(Channel::Main, Level::Error, || {
@@ -440,5 +455,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
             }
         }
+        Ok(())
     }
 }

@@ -34,7 +34,12 @@ impl PositionState {
     /// favourable excursion (which `update_trailing_stop` fills with unleveraged values).
     pub fn should_close(&mut self, current_price: f64) -> CloseCheck {
         let r = self.leveraged_pnl(current_price, false);
+        self.should_close_with(current_price, r)
+    }
 
+    /// [`PositionState::should_close`] with the leveraged P/L `r` given (what an overridden
+    /// `get_leveraged_pnl` returned: the original reads it through `self.get_leveraged_pnl`).
+    pub fn should_close_with(&mut self, current_price: f64, r: f64) -> CloseCheck {
         if r <= -0.40 {
             return CloseCheck::close("emergency_stop_liquidation_risk");
         }

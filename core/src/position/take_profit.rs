@@ -48,13 +48,25 @@ impl PositionState {
         current_price: f64,
         inputs: &TakeProfitInputs<'_>,
     ) -> CoreResult<()> {
+        let r = self.leveraged_pnl(current_price, false);
+        self.update_take_profit_with(now, current_price, r, inputs)
+    }
+
+    /// [`PositionState::update_take_profit`] with the leveraged P/L `r` given (what an
+    /// overridden `get_leveraged_pnl` returned).
+    pub fn update_take_profit_with(
+        &mut self,
+        now: Timestamp,
+        current_price: f64,
+        r: f64,
+        inputs: &TakeProfitInputs<'_>,
+    ) -> CoreResult<()> {
         // Python truthiness: None and 0.0 return early, before the velocity update.
         let Some(take_profit) = self.take_profit.filter(|tp| *tp != 0.0) else {
             return Ok(());
         };
         let long = self.is_long();
         let entry = self.entry_price;
-        let r = self.leveraged_pnl(current_price, false);
         let initial_tp = self.initial_take_profit.ok_or_else(|| {
             CoreError::Type("unsupported operand type(s) for -: 'NoneType' and 'float'".into())
         })?;

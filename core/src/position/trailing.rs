@@ -21,6 +21,19 @@ impl PositionState {
         momentum: f64,
     ) -> CoreResult<()> {
         let u = self.pnl(current_price, false);
+        self.update_trailing_stop_with(current_price, u, trailing_percentage, volatility, momentum)
+    }
+
+    /// [`PositionState::update_trailing_stop`] with the unleveraged P/L `u` given (what an
+    /// overridden `get_pnl` returned: the original reads it through `self.get_pnl`).
+    pub fn update_trailing_stop_with(
+        &mut self,
+        current_price: f64,
+        u: f64,
+        trailing_percentage: f64,
+        volatility: f64,
+        momentum: f64,
+    ) -> CoreResult<()> {
         if u > self.max_favorable_excursion {
             self.max_favorable_excursion = u;
         }

@@ -1,0 +1,160 @@
+"""A `Position` subclass's overrides are what the manager calls, as with the original.
+
+The original's update cycle and `close_position` called `update_trailing_stop`,
+`update_take_profit`, `should_close`, `get_pnl` and `get_leveraged_pnl` on the bot's own objects,
+and the base methods read the P/L through `self`, so an override changes the cycle's decisions
+and the close's returned P/L. Positions whose class overrides none of them run the built-in math.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from helpers_clients import FakeExchange, make_manager
+from reliability_helpers import candles
+
+from position_manager_rs import Position
+from position_manager_rs.testing import frozen_clock
+
+BTC = "BTC/USDT:USDT"
+
+
+@pytest.fixture(autouse=True)
+def _frozen() -> Iterator[None]:
+    with frozen_clock(datetime(2026, 1, 1, 12, 0, 0)):
+        yield
+
+
+def long_position(cls: type[Position] = Position) -> Position:
+    return cls(BTC, "long", 100.0, 1.0, 10, 95.0, 115.0)
+
+
+def setup(cls: type[Position], price: float = 100.0, with_candles: bool = False) -> Any:
+    exchange = FakeExchange()
+    exchange.open(BTC, contracts=1.0)
+    exchange.set_price(BTC, price)
+    if with_candles:
+        rows = candles(price)
+        exchange.on_get_ohlcv = lambda symbol, timeframe="1h", limit=100: rows
+    pm = make_manager(exchange)
+    position = long_position(cls)
+    pm.positions[BTC] = position
+    return exchange, pm, position
+
+
+class ExitsAlways(Position):
+    def should_close(self, current_price: float) -> tuple[bool, str]:
+        return True, "my_own_exit"
+
+
+def test_an_overridden_should_close_decides_the_close() -> None:
+    _exchange, pm, position = setup(ExitsAlways)
+    [(symbol, _pnl, closed)] = list(pm.update_positions())
+    assert symbol == BTC and closed is position
+    assert [e["reason"] for e in pm.events if e["kind"] == "closed"] == ["my_own_exit"]
+
+
+class Optimist(Position):
+    """Reports a 25 % leveraged profit whatever the price."""
+
+    calls: list[tuple[float, bool]]
+
+    def get_leveraged_pnl(self, current_price: float, include_fees: bool = False) -> float:
+        self.calls = [*getattr(self, "calls", []), (current_price, include_fees)]
+        return 0.25
+
+
+def test_the_base_should_close_reads_the_pnl_through_the_override() -> None:
+    _exchange, pm, position = setup(Optimist)
+    [(_symbol, pnl, _closed)] = list(pm.update_positions())
+    # The built-in should_close saw r = 0.25 (>= 20 %): the exceptional take profit.
+    assert [e["reason"] for e in pm.events if e["kind"] == "closed"] == [
+        "take_profit_20pct_exceptional"
+    ]
+    # The close's P/L is the override's answer with fees, as the original returned it.
+    assert pnl == 0.25
+    assert (100.0, True) in position.calls
+    # Called directly, the base method reads it the same way.
+    fresh = long_position(Optimist)
+    assert fresh.should_close(100.0) == (True, "take_profit_20pct_exceptional")
+
+
+class Halved(Position):
+    """get_pnl halved: the base get_leveraged_pnl and the trailing stop read it through self."""
+
+    def get_pnl(self, current_price: float, include_fees: bool = False) -> float:
+        return Position.get_pnl(self, current_price, include_fees) / 2
+
+
+def test_an_overridden_get_pnl_reaches_the_base_methods() -> None:
+    p = long_position(Halved)
+    assert p.get_pnl(110.0) == pytest.approx(0.05)
+    assert p.get_leveraged_pnl(110.0) == pytest.approx(0.5)
+    p.update_trailing_stop(110.0, 0.02)
+    assert p.max_favorable_excursion == pytest.approx(0.05)  # the halved, unleveraged u
+
+
+class Recording(Position):
+    """Records the cycle's calls and delegates to the built-in methods."""
+
+    log: list[str]
+
+    def _note(self, what: str) -> None:
+        self.log = [*getattr(self, "log", []), what]
+
+    def update_trailing_stop(
+        self, current_price: float, trailing_percentage: float, **kw: Any
+    ) -> None:
+        self._note(f"trailing {sorted(kw)}")
+        super().update_trailing_stop(current_price, trailing_percentage, **kw)
+
+    def update_take_profit(self, current_price: float, **kw: Any) -> None:
+        self._note(f"take_profit {sorted(kw)}")
+        super().update_take_profit(current_price, **kw)
+
+
+def test_the_cycle_calls_overridden_trailing_and_take_profit_updates() -> None:
+    _exchange, pm, position = setup(Recording, price=100.1, with_candles=True)
+    assert list(pm.update_positions()) == []
+    assert position.log == [
+        "trailing ['momentum', 'volatility']",
+        "take_profit ['momentum', 'rsi', 'support_resistance', 'trend_strength', 'volatility']",
+    ]
+    assert position.trailing_stop_activated  # the base update ran through super()
+
+
+class Broken(Position):
+    def should_close(self, current_price: float) -> tuple[bool, str]:
+        raise ValueError("bug in my exit rule")
+
+
+def test_an_override_that_raises_is_the_positions_error_and_the_cycle_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exchange, pm, _position = setup(Broken)
+    eth = long_position()
+    eth.symbol = "ETH/USDT:USDT"
+    exchange.open("ETH/USDT:USDT", contracts=1.0)
+    pm.positions["ETH/USDT:USDT"] = eth
+    caplog.set_level(logging.ERROR, logger="TradingBot")
+    assert list(pm.update_positions()) == []
+    assert any("bug in my exit rule" in r.getMessage() for r in caplog.records)
+    assert set(pm.positions) == {BTC, "ETH/USDT:USDT"}
+
+
+class Plain(Position):
+    """A subclass that overrides nothing: the built-in math, the same outcome."""
+
+    note = "mine"
+
+
+def test_a_subclass_without_overrides_behaves_as_position() -> None:
+    _, pm_sub, sub = setup(Plain, price=100.1)
+    _, pm_base, base = setup(Position, price=100.1)
+    assert list(pm_sub.update_positions()) == [] and list(pm_base.update_positions()) == []
+    assert (sub.stop_loss, sub.take_profit) == (base.stop_loss, base.take_profit)
+    assert sub.note == "mine"
