@@ -63,8 +63,8 @@ class Optimist(Position):
 
     calls: list[tuple[float, bool]]
 
-    def get_leveraged_pnl(self, current_price: float, include_fees: bool = False) -> float:
-        self.calls = [*getattr(self, "calls", []), (current_price, include_fees)]
+    def get_leveraged_pnl(self, current_price: float, include_fees: object = False) -> float:
+        self.calls = [*getattr(self, "calls", []), (current_price, bool(include_fees))]
         return 0.25
 
 
@@ -86,7 +86,7 @@ def test_the_base_should_close_reads_the_pnl_through_the_override() -> None:
 class Halved(Position):
     """get_pnl halved: the base get_leveraged_pnl and the trailing stop read it through self."""
 
-    def get_pnl(self, current_price: float, include_fees: bool = False) -> float:
+    def get_pnl(self, current_price: float, include_fees: object = False) -> float:
         return Position.get_pnl(self, current_price, include_fees) / 2
 
 
