@@ -106,13 +106,13 @@ class Recording(Position):
     def _note(self, what: str) -> None:
         self.log = [*getattr(self, "log", []), what]
 
-    def update_trailing_stop(
+    def update_trailing_stop(  # type: ignore[override]
         self, current_price: float, trailing_percentage: float, **kw: Any
     ) -> None:
         self._note(f"trailing {sorted(kw)}")
         super().update_trailing_stop(current_price, trailing_percentage, **kw)
 
-    def update_take_profit(self, current_price: float, **kw: Any) -> None:
+    def update_take_profit(self, current_price: float, **kw: Any) -> None:  # type: ignore[override]
         self._note(f"take_profit {sorted(kw)}")
         super().update_take_profit(current_price, **kw)
 
