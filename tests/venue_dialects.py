@@ -10,7 +10,6 @@ reduce-only order that would not reduce) with the venue's error body. Entries of
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from venue_sim import (
@@ -18,8 +17,6 @@ from venue_sim import (
     CONTRACT_MARKETS,
     Dialect,
     FakeVenue,
-    Ledger,
-    Market,
     Order,
     Payload,
     Request,

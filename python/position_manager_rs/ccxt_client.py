@@ -420,6 +420,8 @@ class CcxtClient:
         if not self._has("fetchPositionMode"):
             return False
         try:
+            if callable(getattr(self.exchange, "load_markets", None)):
+                self.exchange.load_markets()  # some classes (Binance) need them and do not load
             answer = self.exchange.fetch_position_mode(symbol)
         except Exception as e:
             with self._state_lock:
