@@ -303,7 +303,8 @@ class KuCoin(_Base):
         return [
             {
                 "symbol": self.market_id(m.base), "rootSymbol": "USDT", "type": "FFWCSX",
-                "firstOpenDate": 1585555200000, "baseCurrency": "XBT" if m.base == "BTC" else m.base,
+                "firstOpenDate": 1585555200000,
+                "baseCurrency": "XBT" if m.base == "BTC" else m.base,
                 "quoteCurrency": "USDT", "settleCurrency": "USDT", "maxOrderQty": 1000000,
                 "maxPrice": 1000000.0, "lotSize": m.lot, "tickSize": 0.1,
                 "indexPriceTickSize": 0.01, "multiplier": m.contract_size,
@@ -391,10 +392,11 @@ class KuCoin(_Base):
         if o is None:
             raise VenueRefusal("order", "The order does not exist.")
         done = o.status != "open"
+        size = venue.ledger.markets[o.symbol].contract_size
         return {
             "id": o.id, "symbol": self.mid(venue, o.symbol), "type": o.kind, "side": o.side,
             "price": _s(o.price or 0), "size": o.amount, "value": "0",
-            "dealValue": _s(o.filled * (o.average or 0) * venue.ledger.markets[o.symbol].contract_size),
+            "dealValue": _s(o.filled * (o.average or 0) * size),
             "dealSize": o.filled, "stp": "", "stop": "", "stopPriceType": "",
             "stopTriggered": False, "stopPrice": None, "timeInForce": "GTC", "postOnly": False,
             "hidden": False, "iceberg": False, "leverage": _s(o.leverage or 1),
