@@ -18,6 +18,7 @@ POST signed /fapi/v1/order               new order: MARKET / LIMIT, ``reduceOnly
 GET  signed /fapi/v1/order               query order by ``orderId`` or ``origClientOrderId``
 DELETE sig. /fapi/v1/order               cancel order (``cancel_order``), same keys
 POST signed /fapi/v1/leverage            set leverage (``set_leverage``)
+GET  signed /fapi/v1/positionSide/dual   position mode (``fetch_position_mode``): one-way
 ==========  ===========================  ======================================================
 
 Signed endpoints require the ``X-MBX-APIKEY`` header and ``timestamp`` + ``signature`` parameters
@@ -203,6 +204,7 @@ class FakeBinanceUsdm:
             ("GET", "/fapi/v1/order"): (True, self._query_order),
             ("DELETE", "/fapi/v1/order"): (True, self._cancel_order),
             ("POST", "/fapi/v1/leverage"): (True, self._set_leverage),
+            ("GET", "/fapi/v1/positionSide/dual"): (True, lambda p: {"dualSidePosition": False}),
         }
 
     # ------------------------------------------------------------------ lifecycle

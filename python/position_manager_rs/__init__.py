@@ -27,11 +27,18 @@ from ._core import (
     format_price,
     refresh_logging,
 )
+from .aio import MANAGER_METHODS as _ASYNC_METHODS
 from .ccxt_client import CcxtClient
 from .paper import PaperExchange, PaperExchangeError
 from .protocols import DuplicateClientOrderId, ExchangeClient, TradingClient
 
 MutableMapping.register(PositionsView)
+
+# asyncio: the manager's a-methods (aupdate_positions, aopen_position, ...) are Python functions
+# running the synchronous ones in worker threads (position_manager_rs.aio).
+for _name, _method in _ASYNC_METHODS.items():
+    setattr(PositionManager, _name, _method)
+del _name, _method
 
 __all__ = [
     "AdvancedExitStrategy",

@@ -1,6 +1,6 @@
 """Type stubs of `position_manager_rs._core` (hand-written; checked by mypy.stubtest)."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from os import PathLike
 from typing import Any, SupportsFloat, TypeVar, final
@@ -242,6 +242,28 @@ class PositionManager:
         new_take_profit: float | None = None,
         reason: str = "manual",
     ) -> bool: ...
+    # asyncio (position_manager_rs.aio, installed by the package): the methods above in a
+    # worker thread.
+    def aupdate_positions(self) -> AsyncIterator[tuple[str, float, Position]]: ...
+    async def aopen_position(
+        self,
+        symbol: str,
+        signal: str,
+        amount: float,
+        leverage: float,
+        stop_loss_percentage: float = 0.05,
+        use_limit: bool = False,
+        limit_offset: float = 0.001,
+    ) -> bool: ...
+    async def aclose_position(self, symbol: str, reason: str = "manual") -> float | None: ...
+    async def ascale_in_position(
+        self, symbol: str, additional_amount: float, current_price: float
+    ) -> bool: ...
+    async def ascale_out_position(
+        self, symbol: str, amount_to_close: float, reason: str = "scale_out"
+    ) -> float | None: ...
+    async def async_existing_positions(self) -> int: ...
+    async def areconcile_positions(self) -> int: ...
 
 @final
 class ManualClock:

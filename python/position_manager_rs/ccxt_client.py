@@ -39,13 +39,29 @@ that is still *open*); a venue's own duplicate refusal raises too. Right after a
 unknown outcome the venue may not know the id yet, so for ids this instance sent less than
 ``not_found_grace`` seconds ago "not found" raises instead of answering ``None``.
 
-One-way position mode is assumed (one position per symbol); in hedge mode ``close_position``
-closes the first open entry the exchange lists for the symbol. The adapter adds no locking or
-retries of its own: use ccxt's options for those (``enableRateLimit``, ``timeout``).
+Position legs (``position_legs = True``): every entry of ``get_open_positions`` carries ccxt's
+unified ``side`` ('long'/'short') and ``hedged`` (a bool: whether the venue holds the symbol in
+hedge mode, read from the venue's own fields when ccxt leaves it ``None``). Whenever the account is
+in hedge mode every order names its leg in the venue's own terms (ccxt's ``hedged`` parameter,
+which becomes Binance/BingX/KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
+Bitget ``tradeSide``, HTX ``offset``; MEXC's side codes; Gate's reduce-only sign), so a close or a
+reduction takes exactly the leg it was meant for. ``close_position(symbol, side='long')`` closes
+that leg only; ``close_position(symbol)`` with both legs open closes nothing (``False``).
+
+Venues (see docs/ccxt-client.md for the table): KuCoin orders carry the requested leverage;
+Hyperliquid market orders carry the ticker price (ccxt bounds the fill by its slippage);
+BingX and MEXC leverage is set per leg; Gate cross positions report their cross leverage; an
+entry of a market ccxt does not know triggers one reload of the markets and is kept (warned once
+per symbol) if still unknown; Bybit order lookups are ``acknowledged``.
+
+A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
+``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
+options for those (``enableRateLimit``, ``timeout``).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
@@ -60,6 +76,9 @@ __all__ = [
     "DEFINITIVE_REJECTIONS",
     "TERMINAL_ORDER_STATUSES",
     "CcxtClient",
+    "entry_hedged",
+    "entry_side",
+    "is_async_exchange",
     "is_definitive_rejection",
     "is_duplicate_client_order_id",
 ]
@@ -145,23 +164,153 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def is_async_exchange(exchange: Any) -> bool:
+    """Whether ``exchange`` is an asyncio ccxt exchange (``ccxt.async_support``, ``ccxt.pro``).
+
+    Its methods answer coroutines, which a synchronous caller would never run.
+    """
+    module = type(exchange).__module__ or ""
+    if module.startswith(("ccxt.async_support", "ccxt.pro")):
+        return True
+    method = getattr(type(exchange), "fetch_positions", None)
+    return method is not None and inspect.iscoroutinefunction(method)
+
+
+#: ccxt exchange ids that take ccxt's unified ``hedged`` order parameter and name the leg from
+#: it (Binance ``positionSide``, KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
+#: Bitget ``tradeSide``, BingX ``positionSide``, HTX ``offset``).
+_HEDGED_PARAM_VENUES = frozenset(
+    {
+        "binance",
+        "binanceusdm",
+        "binancecoinm",
+        "kucoin",
+        "kucoinfutures",
+        "bybit",
+        "okx",
+        "bitget",
+        "bingx",
+        "htx",
+        "huobi",
+    }
+)
+#: Venues without a hedge mode: every entry is one-way.
+_ONE_WAY_VENUES = frozenset({"hyperliquid"})
+#: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
+_PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
+#: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
+#: 4 close long), as MEXC documents them.
+_MEXC_SIDES = {(False, "long"): 1, (True, "short"): 2, (False, "short"): 3, (True, "long"): 4}
+
+# (key in the venue's raw entry, values meaning one-way, values meaning hedge mode)
+_HEDGE_FIELDS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    ("positionSide", frozenset({"BOTH"}), frozenset({"LONG", "SHORT"})),  # Binance, BingX, KuCoin
+    ("posSide", frozenset({"net"}), frozenset({"long", "short"})),  # OKX
+    ("positionIdx", frozenset({"0"}), frozenset({"1", "2"})),  # Bybit
+    ("mode", frozenset({"single"}), frozenset({"dual_long", "dual_short"})),  # Gate
+    ("position_mode", frozenset({"single_side"}), frozenset({"dual_side"})),  # HTX
+    ("posMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget
+    ("holdMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget (older)
+)
+_LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("positionSide", {"LONG": "long", "SHORT": "short"}),
+    ("posSide", {"long": "long", "short": "short"}),
+    ("holdSide", {"long": "long", "short": "short"}),
+    ("mode", {"dual_long": "long", "dual_short": "short"}),
+    ("positionIdx", {"1": "long", "2": "short"}),
+)
+
+
+def _info(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    info = entry.get("info")
+    return info if isinstance(info, Mapping) else {}
+
+
+def entry_hedged(entry: Mapping[str, Any]) -> bool | None:
+    """Whether a ccxt position entry says its symbol is held in hedge mode; ``None``: it does not.
+
+    ccxt's ``hedged`` when it is a bool, else the venue's own field in ``info`` (Binance/BingX/
+    KuCoin ``positionSide``, OKX ``posSide``, Bybit ``positionIdx``, Gate ``mode``, HTX
+    ``position_mode``, Bitget ``posMode``).
+    """
+    hedged = entry.get("hedged")
+    if isinstance(hedged, bool):
+        return hedged
+    info = _info(entry)
+    for key, one_way, hedge in _HEDGE_FIELDS:
+        value = info.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        text = str(value)
+        if text in hedge:
+            return True
+        if text in one_way:
+            return False
+    return None
+
+
+def entry_side(entry: Mapping[str, Any]) -> str | None:
+    """The leg of a ccxt position entry, 'long' or 'short'; ``None`` when it cannot be read."""
+    side = entry.get("side")
+    if side in ("long", "short"):
+        return str(side)
+    info = _info(entry)
+    for key, legs in _LEG_FIELDS:
+        value = info.get(key)
+        if value is not None and str(value) in legs:
+            return legs[str(value)]
+    return None
+
+
+def _leg_of(side: str, reduce_only: bool, position_side: str | None) -> str:
+    """The leg an order acts on: ``position_side`` when given (checked against ``side``), else
+    the one ``side`` opens or reduces ('buy' opens long and reduces short)."""
+    if side not in ("buy", "sell"):
+        raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+    implied = "long" if (side == "buy") != bool(reduce_only) else "short"
+    if position_side is None:
+        return implied
+    if position_side not in ("long", "short"):
+        raise ValueError(f"position_side must be None, 'long' or 'short', got {position_side!r}")
+    if position_side != implied:
+        kind = "reduce-only " if reduce_only else ""
+        verb = "reduces" if reduce_only else "opens"
+        raise ValueError(
+            f"a {kind}{side} order {verb} the {implied} leg, not position_side={position_side!r}"
+        )
+    return position_side
+
+
 class CcxtClient:
     """The exchange client protocol of ``PositionManager`` on top of a ccxt exchange object.
 
     ``exchange`` is a synchronous ccxt exchange (``ccxt.binanceusdm(...)``,
-    ``ccxt.kucoinfutures(...)``, ...) or any object with the same unified methods. ``sleep`` is
-    what ``wait_for_order_fill`` pauses with and ``clock`` (monotonic seconds) what it measures
-    its timeout with; both are injectable for tests. Messages go to ``logger`` (default: the
-    bot's ``TradingBot`` logger).
+    ``ccxt.kucoinfutures(...)``, ...) or any object with the same unified methods; an asyncio one
+    (``ccxt.async_support``) raises ``TypeError`` (use ``position_manager_rs.aio.AsyncCcxtClient``).
+    ``sleep`` is what ``wait_for_order_fill`` pauses with and ``clock`` (monotonic seconds) what
+    it measures its timeout with; both are injectable for tests. Messages go to ``logger``
+    (default: the bot's ``TradingBot`` logger).
 
     Client order ids (see the module docstring): ``not_found_grace`` (seconds, by ``clock``) is
     how long after this instance sent an id a "not found" lookup is still "cannot tell";
     ``remembered_ids`` bounds how many sent ids are kept for that and for refusing a reuse.
+
+    Position legs: ``position_mode`` is ``'auto'`` (read hedge or one-way mode from the venue's
+    position entries, else ask the venue once when ccxt can — ``fetch_position_mode`` — else
+    one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on the venue: no
+    guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the venue's) is passed to
+    leverage changes and opening orders where the venue takes it. ``market_slippage`` bounds
+    market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
+    ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
+    position entry names a market ccxt does not know.
     """
 
     #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
     #: ``get_order_by_client_id`` exists.
     client_order_ids = True
+    #: Capability flag read by the manager: ``close_position(symbol, side=...)`` closes one leg
+    #: and ``create_market_order(..., reduce_only=True, position_side=...)`` reduces one leg.
+    position_legs = True
 
     def __init__(
         self,
@@ -172,25 +321,71 @@ class CcxtClient:
         logger: logging.Logger | None = None,
         not_found_grace: float = 10.0,
         remembered_ids: int = 100_000,
+        position_mode: str = "auto",
+        margin_mode: str | None = None,
+        market_slippage: float | None = None,
+        markets_reload_seconds: float = 60.0,
     ) -> None:
+        if is_async_exchange(exchange):
+            raise TypeError(
+                f"CcxtClient needs a synchronous ccxt exchange, got the asyncio "
+                f"{type(exchange).__module__}.{type(exchange).__name__} (its calls answer "
+                "coroutines): wrap it in position_manager_rs.aio.AsyncCcxtClient instead"
+            )
         if not (isinstance(not_found_grace, (int, float)) and not_found_grace >= 0):
             raise ValueError(f"not_found_grace must be a number >= 0, got {not_found_grace!r}")
         if not (isinstance(remembered_ids, int) and remembered_ids > 0):
             raise ValueError(f"remembered_ids must be an int > 0, got {remembered_ids!r}")
+        if position_mode not in ("auto", "hedge", "oneway"):
+            raise ValueError(
+                f"position_mode must be 'auto', 'hedge' or 'oneway', got {position_mode!r}"
+            )
+        if margin_mode not in (None, "cross", "isolated"):
+            raise ValueError(
+                f"margin_mode must be None, 'cross' or 'isolated', got {margin_mode!r}"
+            )
+        if market_slippage is not None and not (
+            isinstance(market_slippage, (int, float)) and 0 < market_slippage < 1
+        ):
+            raise ValueError(
+                f"market_slippage must be None or a fraction in (0, 1), got {market_slippage!r}"
+            )
+        if not (isinstance(markets_reload_seconds, (int, float)) and markets_reload_seconds >= 0):
+            raise ValueError(
+                f"markets_reload_seconds must be a number >= 0, got {markets_reload_seconds!r}"
+            )
         self.exchange = exchange
         self.sleep = sleep
         self.clock = clock
         self.logger = logger if logger is not None else logging.getLogger("TradingBot")
         self.not_found_grace = float(not_found_grace)
         self.remembered_ids = remembered_ids
+        self.position_mode = position_mode
+        self.margin_mode = margin_mode
+        self.market_slippage = market_slippage
+        self.markets_reload_seconds = float(markets_reload_seconds)
         self._sent_ids: OrderedDict[str, float] = OrderedDict()  # client order id -> sent at
         self._ids_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._symbol_hedged: dict[str, bool] = {}  # from the venue's entries, per symbol
+        self._account_hedged: bool | None = None  # from the latest entry that said
+        self._venue_mode: bool | None = None  # from fetch_position_mode
+        self._cross: dict[str, bool] = {}  # symbol -> its entry says cross margin
+        self._warned_unknown: set[str] = set()
+        self._mode_warned = False
+        self._markets_reloaded_at: float | None = None
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", None) or type(self.exchange).__name__
         return f"CcxtClient({name})"
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def venue(self) -> str:
+        """The exchange's ccxt id (``exchange.id``), ``''`` when it has none."""
+        venue = getattr(self.exchange, "id", None)
+        return venue if isinstance(venue, str) else ""
 
     def _has(self, capability: str) -> bool:
         """Whether the exchange declares ``capability`` (ccxt's ``has`` map, camelCase key)."""
@@ -199,14 +394,122 @@ class CcxtClient:
             return False
         return bool(has.get(capability))
 
-    def _set_leverage(self, symbol: str, leverage: Any) -> None:
+    def is_hedged(self, symbol: str) -> bool:
+        """Whether orders on ``symbol`` must name their leg (the account is in hedge mode there).
+
+        ``position_mode`` when not ``'auto'``; else what the venue's entries said (the symbol's
+        own, else the account's latest), else the venue's answer to ``fetch_position_mode``
+        (asked once), else one-way.
+        """
+        if self.position_mode != "auto":
+            return self.position_mode == "hedge"
+        if self.venue in _ONE_WAY_VENUES:
+            return False
+        with self._state_lock:
+            known = self._symbol_hedged.get(symbol)
+            if known is None:
+                known = self._account_hedged
+            if known is None:
+                known = self._venue_mode
+        if known is not None:
+            return known
+        return self._ask_venue_mode(symbol)
+
+    def _ask_venue_mode(self, symbol: str | None) -> bool:
+        """The venue's own answer to "hedge mode?" (``fetch_position_mode``), cached; else False."""
+        if not self._has("fetchPositionMode"):
+            return False
+        try:
+            if callable(getattr(self.exchange, "load_markets", None)):
+                self.exchange.load_markets()  # some classes (Binance) need them and do not load
+            answer = self.exchange.fetch_position_mode(symbol)
+        except Exception as e:
+            with self._state_lock:
+                first = not self._mode_warned
+                self._mode_warned = True
+            if first:
+                self.logger.warning(
+                    f"Could not read the position mode for {symbol}: {type(e).__name__}: {e}; "
+                    "assuming one-way (set CcxtClient(position_mode=...) to say)"
+                )
+            return False
+        hedged = answer.get("hedged") if isinstance(answer, Mapping) else None
+        if not isinstance(hedged, bool):
+            return False
+        with self._state_lock:
+            self._venue_mode = hedged
+        return hedged
+
+    def _leverage_params(self, symbol: str, leverage: Any, leg: str) -> list[dict[str, Any]]:
+        """The ``set_leverage`` params per call the venue needs (one call per dict)."""
+        venue = self.venue
+        if venue == "bingx":
+            return [{"side": leg.upper() if self.is_hedged(symbol) else "BOTH"}]
+        if venue == "mexc":
+            open_type = 1 if self.margin_mode == "isolated" else 2
+            return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
+        if venue in ("gate", "gateio"):
+            with self._state_lock:
+                cross = self._cross.get(symbol)
+            if self.margin_mode == "cross" or (self.margin_mode is None and cross):
+                # Gate: a cross position's leverage is its cross_leverage_limit.
+                return [{"cross_leverage_limit": str(leverage)}]
+            return [{}]
+        if self.margin_mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures"):
+            return [{"marginMode": self.margin_mode}]
+        return [{}]
+
+    def _set_leverage(self, symbol: str, leverage: Any, leg: str) -> None:
         """Best-effort leverage change before an opening order: a failure is only logged."""
         if leverage is None or not self._has("setLeverage"):
             return
-        try:
-            self.exchange.set_leverage(leverage, symbol)
-        except Exception as e:
-            self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+        for params in self._leverage_params(symbol, leverage, leg):
+            try:
+                if params:
+                    self.exchange.set_leverage(leverage, symbol, params)
+                else:
+                    self.exchange.set_leverage(leverage, symbol)
+            except Exception as e:
+                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+
+    def _order_params(
+        self,
+        symbol: str,
+        reduce_only: bool,
+        leg: str,
+        leverage: Any,
+        hedged: bool,
+    ) -> dict[str, Any]:
+        """The ccxt params of an order: reduce-only, the leg in hedge mode, venue extras."""
+        params: dict[str, Any] = {"reduceOnly": True} if reduce_only else {}
+        venue = self.venue
+        if hedged:
+            if venue == "mexc":
+                params["side"] = _MEXC_SIDES[(reduce_only, leg)]
+                params["positionMode"] = 1
+            elif venue in ("gate", "gateio"):
+                pass  # dual mode: a reduce-only order's sign names the leg it reduces
+            else:
+                params["hedged"] = True
+        if venue in ("kucoinfutures", "kucoin") and leverage is not None:
+            # The order body's leverage is what an isolated position gets (ccxt sends 1).
+            params["leverage"] = leverage
+        if venue in ("htx", "huobi") and leverage is not None and not reduce_only:
+            params["lever_rate"] = leverage
+        if self.margin_mode is not None and not reduce_only and venue in ("okx", "bitget", "mexc"):
+            params["marginMode"] = self.margin_mode
+        return params
+
+    def _market_price(self, symbol: str, side: str) -> float | None:
+        """The price a market order carries on venues that need one (the ticker's)."""
+        ticker = self.exchange.fetch_ticker(symbol)
+        if not isinstance(ticker, Mapping):
+            return None
+        for key in ("ask" if side == "buy" else "bid", "last", "close"):
+            price = _number(ticker.get(key))
+            if price is not None and math.isfinite(price) and price > 0:
+                return price
+        return None
 
     def _claim(self, client_order_id: str | None) -> None:
         """Notes that ``client_order_id`` is being sent; raises if this instance sent it before."""
@@ -262,6 +565,17 @@ class CcxtClient:
             answer["clientOrderId"] = client_order_id
         return answer
 
+    def _fetch_order(self, order_id: Any, symbol: str, params: dict[str, Any] | None = None) -> Any:
+        """``fetch_order`` with the venue's required params (Bybit: ``acknowledged``)."""
+        params = dict(params or {})
+        if self.venue == "bybit":
+            # ccxt refuses Bybit order look-ups unless told that only the last 500 orders are
+            # visible; the manager looks up orders it has just sent.
+            params["acknowledged"] = True
+        if params:
+            return self.exchange.fetch_order(order_id, symbol, params)
+        return self.exchange.fetch_order(order_id, symbol)
+
     def _complete_fill(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
         """Fetch the order once when its creation answer lacks fill data; merge what came back."""
         if order.get("filled") and order.get("average"):
@@ -270,7 +584,7 @@ class CcxtClient:
         if order_id is None or not self._has("fetchOrder"):
             return order
         try:
-            fetched = self.exchange.fetch_order(order_id, symbol)
+            fetched = self._fetch_order(order_id, symbol)
         except Exception as e:
             # The order was accepted: report it as created rather than fail the call.
             self.logger.warning(f"Could not fetch fill of order {order_id} on {symbol}: {e}")
@@ -286,31 +600,138 @@ class CcxtClient:
     def get_open_positions(self) -> list[dict[str, Any]]:
         """Open positions as ccxt unified position dicts (``exchange.fetch_positions()``).
 
-        Entries whose ``contracts`` is ``None`` or zero, or that have no ``side``, are phantoms
-        (closed positions some exchanges keep listing) and are dropped. Raises on any failure —
-        including an answer that is not a list or an entry whose size is not a number — and never
-        answers ``[]`` for an error: an empty list means "no open position".
+        Every entry carries ``side`` ('long'/'short') and ``hedged`` (a bool, see
+        ``entry_hedged``); in hedge mode a symbol may have two entries, one per leg. Entries
+        whose size is zero or that have no side are placeholders (closed positions, legs of a
+        hedge-mode symbol that hold nothing) and are dropped after their mode is noted. An entry
+        of a market ccxt does not know triggers one reload of the markets and a second read
+        (at most once per ``markets_reload_seconds``); if it is still unknown it is kept, with
+        a warning once per symbol. Gate cross positions get their cross leverage. Raises on any
+        failure — including an answer that is not a list or an entry whose size is not a number
+        — and never answers ``[]`` for an error: an empty list means "no open position".
         """
+        entries = self._read_entries()
+        if self._unknown_entries(entries) and self._may_reload_markets():
+            self.exchange.load_markets(True)
+            entries = self._read_entries()
+        positions: list[dict[str, Any]] = []
+        for entry in entries:
+            size = self._size(entry)
+            if size is None or size == 0 or entry.get("side") not in ("long", "short"):
+                continue
+            if self._is_unknown(entry):
+                self._warn_unknown(entry)
+            positions.append(entry)
+        return positions
+
+    def _read_entries(self) -> list[dict[str, Any]]:
+        """One ``fetch_positions()`` answer, checked and normalised; notes each symbol's mode."""
         answer = self.exchange.fetch_positions()
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
-        positions: list[dict[str, Any]] = []
-        for entry in answer:
-            if not isinstance(entry, Mapping):
-                raise TypeError(f"fetch_positions() entry is {type(entry).__name__}, not a dict")
-            contracts = entry.get("contracts")
-            if contracts is None or not entry.get("side"):
-                continue
-            size = _number(contracts)
-            if size is None or math.isnan(size):
-                raise ValueError(
-                    f"fetch_positions() entry for {entry.get('symbol')} has a non-numeric "
-                    f"size: {contracts!r}"
-                )
+        entries: list[dict[str, Any]] = []
+        for raw in answer:
+            if not isinstance(raw, Mapping):
+                raise TypeError(f"fetch_positions() entry is {type(raw).__name__}, not a dict")
+            entries.append(self._normalise(raw))
+        return entries
+
+    def _normalise(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        entry = dict(raw)
+        info = _info(entry)
+        side = entry_side(entry)
+        hedged = entry_hedged(entry)
+        if hedged is None and self.venue in _ONE_WAY_VENUES:
+            hedged = False
+        symbol = entry.get("symbol")
+        if entry.get("contracts") is None and self.venue == "bitget":
+            # Bitget lists sizes in the base coin; ccxt divides by the market's contract size
+            # and gets None for a market it does not know: the base-coin size is the size.
+            total = _number(info.get("total"))
+            if total is not None and math.isfinite(total):
+                entry["contracts"] = abs(total)
+                entry.setdefault("contractSize", 1.0)
+                if entry.get("contractSize") is None:
+                    entry["contractSize"] = 1.0
+        if self.venue in ("gate", "gateio"):
+            limit = _number(info.get("cross_leverage_limit"))
+            if _number(entry.get("leverage")) in (None, 0.0) and str(info.get("leverage")) == "0":
+                if isinstance(symbol, str):
+                    with self._state_lock:
+                        self._cross[symbol] = True
+                if limit is not None and limit > 0:
+                    entry["leverage"] = limit
+            elif isinstance(symbol, str) and info.get("leverage") is not None:
+                with self._state_lock:
+                    self._cross[symbol] = False
+        if hedged is None and self.venue == "mexc" and side is not None:
+            # MEXC's entries do not say; its account-wide setting does (asked once).
+            hedged = self._venue_mode
+            if hedged is None:
+                hedged = self._ask_venue_mode(symbol if isinstance(symbol, str) else None)
+        if hedged is not None:
+            with self._state_lock:
+                if isinstance(symbol, str):
+                    self._symbol_hedged[symbol] = hedged
+                self._account_hedged = hedged
+        entry["side"] = side
+        entry["hedged"] = bool(hedged)
+        return entry
+
+    @staticmethod
+    def _size(entry: Mapping[str, Any]) -> float | None:
+        """The entry's size (``contracts``): ``None`` when absent; raises when not a number."""
+        contracts = entry.get("contracts")
+        if contracts is None:
+            return None
+        size = _number(contracts)
+        if size is None or math.isnan(size):
+            raise ValueError(
+                f"fetch_positions() entry for {entry.get('symbol')} has a non-numeric "
+                f"size: {contracts!r}"
+            )
+        return size
+
+    def _is_unknown(self, entry: Mapping[str, Any]) -> bool:
+        """Whether the entry names a market missing from the loaded markets."""
+        markets = getattr(self.exchange, "markets", None)
+        if not isinstance(markets, Mapping) or not markets:
+            return False
+        symbol = entry.get("symbol")
+        return not isinstance(symbol, str) or symbol not in markets
+
+    def _unknown_entries(self, entries: list[dict[str, Any]]) -> bool:
+        """Whether some open entry names an unknown market (or has an unreadable size)."""
+        for entry in entries:
+            size = self._size(entry)
             if size == 0:
                 continue
-            positions.append(entry if isinstance(entry, dict) else dict(entry))
-        return positions
+            if self._is_unknown(entry) or (size is None and _number(_info(entry).get("total"))):
+                return True
+        return False
+
+    def _may_reload_markets(self) -> bool:
+        if not callable(getattr(self.exchange, "load_markets", None)):
+            return False
+        now = self.clock()
+        with self._state_lock:
+            last = self._markets_reloaded_at
+            if last is not None and now - last < self.markets_reload_seconds:
+                return False
+            self._markets_reloaded_at = now
+        return True
+
+    def _warn_unknown(self, entry: Mapping[str, Any]) -> None:
+        symbol = str(entry.get("symbol"))
+        with self._state_lock:
+            if symbol in self._warned_unknown:
+                return
+            self._warned_unknown.add(symbol)
+        self.logger.warning(
+            f"Position in {symbol}, a market ccxt does not know (listed after the markets were "
+            "loaded?): kept as the venue reports it; its size and symbol may not be in unified "
+            "form until the markets reload"
+        )
 
     def get_ticker(self, symbol: str) -> dict[str, Any] | None:
         """The ccxt unified ticker of ``symbol`` (``fetch_ticker``; ``last`` is the price).
@@ -374,17 +795,24 @@ class CcxtClient:
         symbol: str,
         side: str,
         amount: float,
-        leverage: int = 10,
+        leverage: int | float = 10,
         reduce_only: bool = False,
         is_critical: bool = False,
         client_order_id: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         """Place a market order; the ccxt unified order dict, or ``None`` if rejected.
 
         Before an opening (non-reduce-only) order the leverage is set when the exchange supports
-        ``setLeverage`` (best effort: a failure is logged). The order is
-        ``create_order(symbol, 'market', side, amount, None, params)`` with
-        ``{'reduceOnly': True}`` when ``reduce_only``. When the answer carries no fill
+        ``setLeverage`` (best effort: a failure is logged; per leg where the venue wants one).
+        The order is ``create_order(symbol, 'market', side, amount, price, params)`` with
+        ``{'reduceOnly': True}`` when ``reduce_only``, the leg when the account is in hedge mode
+        (see the module docstring) and the venue's extras (KuCoin: the leverage; HTX:
+        ``lever_rate``). ``price`` is ``None`` except on venues that need one for a market
+        order (Hyperliquid: the ticker's, bounded by ``market_slippage``). ``position_side``
+        ('long'/'short') names the leg: the one a reduce-only order reduces (then ``side`` must
+        be 'sell' for 'long', 'buy' for 'short') or the one an opening order adds to; by
+        default the leg follows from ``side``. When the answer carries no fill
         (``filled``/``average`` missing or zero) and the exchange can ``fetchOrder``, the order
         is fetched once to report them. A definitive rejection returns ``None``; an unknown
         outcome (network error, timeout, 5xx, ...) raises. ``is_critical`` is accepted for
@@ -392,11 +820,41 @@ class CcxtClient:
         ``params['clientOrderId']``; an id already sent (by this instance, or refused by the
         exchange as a duplicate) raises ``DuplicateClientOrderId``.
         """
+        leg = _leg_of(side, reduce_only, position_side)
         self._claim(client_order_id)
+        return self._market(symbol, side, amount, leverage, reduce_only, leg, None, client_order_id)
+
+    def _market(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        leverage: Any,
+        reduce_only: bool,
+        leg: str,
+        hedged: bool | None,
+        client_order_id: str | None,
+    ) -> dict[str, Any] | None:
+        if hedged is None:
+            hedged = self.is_hedged(symbol)
         if not reduce_only:
-            self._set_leverage(symbol, leverage)
-        params: dict[str, Any] = {"reduceOnly": True} if reduce_only else {}
-        order = self._place(symbol, "market", side, amount, None, params, client_order_id)
+            self._set_leverage(symbol, leverage, leg)
+        params = self._order_params(symbol, reduce_only, leg, leverage, hedged)
+        price: float | None = None
+        if self.venue in _PRICED_MARKET_ORDER_VENUES:
+            try:
+                price = self._market_price(symbol, side)
+            except Exception as e:
+                price = None
+                self.logger.error(f"Market order {side} {amount} {symbol} not sent: {e}")
+            if price is None:
+                self.logger.error(
+                    f"Market order {side} {amount} {symbol} not sent: no price to bound it with"
+                )
+                return None
+            if self.market_slippage is not None:
+                params["slippage"] = self.market_slippage
+        order = self._place(symbol, "market", side, amount, price, params, client_order_id)
         if order is None:
             return None
         return self._complete_fill(order, symbol)
@@ -407,58 +865,80 @@ class CcxtClient:
         side: str,
         amount: float,
         price: float,
-        leverage: int = 10,
+        leverage: int | float = 10,
         post_only: bool = False,
         reduce_only: bool = False,
         is_critical: bool = False,
         client_order_id: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         """Place a limit order; the ccxt unified order dict as created, or ``None`` if rejected.
 
         ``create_order(symbol, 'limit', side, amount, price, params)`` with ``postOnly`` and
-        ``reduceOnly`` params when asked; the leverage is set first as for market orders. A
-        post-only order the exchange refuses because it would take liquidity is a rejection
-        (``None``). Failure semantics and ``client_order_id`` as ``create_market_order``.
+        ``reduceOnly`` params when asked, the leg in hedge mode and the venue's extras as for
+        market orders; the leverage is set first as for market orders. A post-only order the
+        exchange refuses because it would take liquidity is a rejection (``None``). Failure
+        semantics, ``client_order_id`` and ``position_side`` as ``create_market_order``.
         """
+        leg = _leg_of(side, reduce_only, position_side)
         self._claim(client_order_id)
         if not reduce_only:
-            self._set_leverage(symbol, leverage)
-        params: dict[str, Any] = {}
+            self._set_leverage(symbol, leverage, leg)
+        params = self._order_params(symbol, reduce_only, leg, leverage, self.is_hedged(symbol))
         if post_only:
             params["postOnly"] = True
-        if reduce_only:
-            params["reduceOnly"] = True
         return self._place(symbol, "limit", side, amount, price, params, client_order_id)
 
-    def close_position(self, symbol: str, client_order_id: str | None = None) -> bool:
-        """Close the open position of ``symbol`` with a reduce-only market order.
+    def close_position(
+        self, symbol: str, client_order_id: str | None = None, side: str | None = None
+    ) -> bool:
+        """Close the open position of ``symbol`` (or its ``side`` leg) with a reduce-only order.
 
-        Fetches the positions afresh; ``False`` when there is no open position for ``symbol``
-        (never reports a close that did not happen) or when the close order is definitively
-        rejected; ``True`` when the exchange accepted the order. Raises when the positions
-        cannot be read or the order's outcome is unknown. The close order carries
-        ``client_order_id`` when given (an id already sent raises ``DuplicateClientOrderId``
-        before anything is read or sent).
+        Fetches the positions afresh. ``side`` ('long'/'short') closes that leg only (hedge
+        mode: the other leg is never touched); without it the symbol's one open entry is
+        closed, and when both legs are open nothing is sent (``False``, logged: name the
+        leg). ``False`` when there is no open position to close (never reports a close that
+        did not happen) or when the close order is definitively rejected; ``True`` when the
+        exchange accepted the order. Raises when the positions cannot be read or the order's
+        outcome is unknown. The close order carries ``client_order_id`` when given (an id
+        already sent raises ``DuplicateClientOrderId`` before anything is read or sent).
         """
+        if side not in (None, "long", "short"):
+            raise ValueError(f"side must be None, 'long' or 'short', got {side!r}")
         if client_order_id is not None:
             with self._ids_lock:
                 if client_order_id in self._sent_ids:
                     raise DuplicateClientOrderId(client_order_id)
-        position = next((p for p in self.get_open_positions() if p.get("symbol") == symbol), None)
-        if position is None:
-            self.logger.info(f"No open position for {symbol} on the exchange: nothing to close")
+        legs = [p for p in self.get_open_positions() if p.get("symbol") == symbol]
+        if side is not None:
+            legs = [p for p in legs if p.get("side") == side]
+        named = f"{symbol} {side}" if side is not None else symbol
+        if not legs:
+            self.logger.info(f"No open position for {named} on the exchange: nothing to close")
             return False
+        if len(legs) > 1:
+            self.logger.error(
+                f"Not closing {named}: the exchange lists {len(legs)} open entries for it "
+                "(hedge mode: close_position(symbol, side='long'|'short') names the leg)"
+            )
+            return False
+        position = legs[0]
         size = _number(position.get("contracts"))
         if size is None or size == 0:
             return False
-        side = "sell" if position.get("side") == "long" else "buy"
-        order = self.create_market_order(
+        leg = str(position.get("side"))
+        order_side = "sell" if leg == "long" else "buy"
+        self._claim(client_order_id)
+        leverage = position.get("leverage")
+        order = self._market(
             symbol,
-            side,
+            order_side,
             abs(size),
-            reduce_only=True,
-            is_critical=True,
-            client_order_id=client_order_id,
+            leverage if _number(leverage) else None,
+            True,
+            leg,
+            bool(position.get("hedged")) or self.is_hedged(symbol),
+            client_order_id,
         )
         return order is not None
 
@@ -478,7 +958,7 @@ class CcxtClient:
         if not self._has("fetchOrder"):
             raise NotImplementedError(f"{self!r}: the exchange cannot fetch orders")
         try:
-            order = self.exchange.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+            order = self._fetch_order(None, symbol, {"clientOrderId": client_order_id})
         except Exception as e:
             if not _is_ccxt_error(e, "OrderNotFound"):
                 raise
@@ -521,7 +1001,7 @@ class CcxtClient:
         last: dict[str, Any] | None = None
         while True:
             try:
-                order = self.exchange.fetch_order(order_id, symbol)
+                order = self._fetch_order(order_id, symbol)
             except Exception as e:
                 self.logger.warning(f"Could not fetch status of order {order_id} on {symbol}: {e}")
             else:

@@ -17,6 +17,12 @@ keyword ``client_order_id`` on its order methods and ``get_order_by_client_id``;
 names every order it sends, so that an order whose answer was lost can be looked up instead of
 being sent again. The manager tests ``getattr(client, "client_order_ids", False) is True``: any
 other client (the bot's own, a ``Mock``) is called exactly as before, without the keyword.
+
+Position legs (optional): a client whose class has ``position_legs = True`` promises that every
+``get_open_positions()`` entry carries ``side`` and ``hedged``, that ``close_position(symbol,
+side='long'|'short')`` closes that leg only, and that ``create_market_order(..., reduce_only=True,
+is_critical=True, position_side='long'|'short')`` reduces that leg only. The manager names the
+leg only on such a client (``getattr(client, "position_legs", False) is True``).
 """
 
 from __future__ import annotations
@@ -112,6 +118,23 @@ class TradingClient(ExchangeClient, Protocol):
       ``clientOrderId``, ``symbol``, ``side``, ``amount``, ``filled``, ``average``, ``status`` in
       'open'/'closed'/'canceled'/'expired'/'rejected', ``reduceOnly``), or ``None`` when the venue
       has no order with that id (definitive: it was never placed); raises when it cannot tell.
+
+    Optional members (position legs, hedge mode), used only when the class sets
+    ``position_legs = True`` (``getattr(client, "position_legs", False) is True``;
+    ``CcxtClient`` and ``AsyncCcxtClient`` do):
+
+    * ``position_legs: bool`` — the capability flag (a class attribute).
+    * Every ``get_open_positions()`` entry carries ccxt's ``side`` ('long'/'short') and
+      ``hedged`` (``True`` when the venue holds the symbol in hedge mode: a symbol may then have
+      two entries, one per leg).
+    * ``close_position(symbol, side='long'|'short')`` closes that leg and never the other
+      (``False`` when that leg is not open); without ``side`` a symbol with two open legs is not
+      closed (``False``). With client order ids: ``close_position(symbol,
+      client_order_id=ID, side=...)``.
+    * ``create_market_order(symbol, side, amount, leverage, reduce_only=True, is_critical=True,
+      position_side='long'|'short')`` reduces that leg only ('sell' reduces 'long', 'buy'
+      reduces 'short'; a mismatch raises ``ValueError`` and sends nothing). Opening orders
+      may carry ``position_side`` too ('buy' opens 'long').
     """
 
     def create_market_order(

@@ -1,0 +1,253 @@
+"""asyncio support: an asyncio bot drives the manager without blocking its event loop.
+
+Two pieces:
+
+* ``AsyncCcxtClient(exchange)`` adapts a ``ccxt.async_support`` exchange. It is a ``CcxtClient``
+  (same answers, same failure semantics: reads raise, definitive rejections answer ``None``,
+  unknown outcomes raise, legs named in hedge mode) whose exchange calls are submitted to the
+  bot's running event loop (``asyncio.run_coroutine_threadsafe``) and waited for, at most
+  ``call_timeout`` seconds, from the thread the manager runs in.
+* The manager's ``a``-prefixed methods: ``aupdate_positions()`` (an async iterator), and
+  ``aopen_position``, ``aclose_position``, ``ascale_in_position``, ``ascale_out_position``,
+  ``async_existing_positions`` (``a`` + ``sync_existing_positions``), ``areconcile_positions``.
+  Each runs the synchronous method in a worker thread (``asyncio.to_thread``), so the loop keeps
+  serving while the manager waits for the venue; ``aupdate_positions`` advances the synchronous
+  iterator one item per worker call, so it is as lazy as ``update_positions()`` (each closed
+  position reaches the loop body before the next one is examined).
+
+::
+
+    import ccxt.async_support as ccxt
+    from position_manager_rs import PositionManager
+    from position_manager_rs.aio import AsyncCcxtClient
+
+    async def main():
+        exchange = ccxt.kucoinfutures({...})
+        client = AsyncCcxtClient(exchange)          # inside the loop: the running loop is used
+        manager = PositionManager(client)
+        await manager.async_existing_positions()
+        while True:
+            async for symbol, pnl, position in manager.aupdate_positions():
+                ...
+            await asyncio.sleep(60)
+
+A synchronous manager method called on the event loop's own thread with an ``AsyncCcxtClient``
+would wait for a coroutine that loop can never run: the client raises ``RuntimeError`` instead
+of hanging (use the ``a`` methods). The manager's guarantees do not change: the ``a`` methods are
+the synchronous ones, run elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .ccxt_client import CcxtClient, is_async_exchange
+
+__all__ = [
+    "AsyncCcxtClient",
+    "aclose_position",
+    "aopen_position",
+    "areconcile_positions",
+    "ascale_in_position",
+    "ascale_out_position",
+    "async_existing_positions",
+    "aupdate_positions",
+]
+
+_END = object()
+
+
+class _LoopBridge:
+    """A synchronous face of an asyncio exchange: coroutine methods run on ``loop``, awaited here.
+
+    Every other attribute (``id``, ``has``, ``markets``, ``precisionMode``, ``options``, ...) is
+    the exchange's own.
+    """
+
+    def __init__(self, exchange: Any, loop: asyncio.AbstractEventLoop, call_timeout: float) -> None:
+        object.__setattr__(self, "_exchange", exchange)
+        object.__setattr__(self, "_loop", loop)
+        object.__setattr__(self, "_timeout", call_timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._exchange, name)
+        if not inspect.iscoroutinefunction(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._run(value(*args, **kwargs), name)
+
+        return call
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._exchange, name, value)
+
+    def _run(self, coroutine: Any, name: str) -> Any:
+        loop: asyncio.AbstractEventLoop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coroutine.close()
+            raise RuntimeError(
+                f"AsyncCcxtClient: exchange.{name}() called on the event loop's own thread, where "
+                "waiting for it would block the loop forever; call the manager's a-methods "
+                "(await manager.aclose_position(...), async for ... in manager.aupdate_positions())"
+            )
+        if loop.is_closed():
+            coroutine.close()
+            raise RuntimeError(f"AsyncCcxtClient: the event loop is closed ({name})")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"exchange.{name}() did not answer within {self._timeout} s: its outcome is unknown"
+            ) from None
+
+
+class AsyncCcxtClient(CcxtClient):
+    """``CcxtClient`` on a ``ccxt.async_support`` exchange (see the module docstring).
+
+    ``loop`` is the event loop the exchange lives on; by default the running loop of the thread
+    that creates the client (create it inside the bot's async code). ``call_timeout`` (seconds)
+    bounds each exchange call as seen from the manager's thread (an expiry raises
+    ``TimeoutError``: an unknown outcome, like a ccxt timeout); keep it above the exchange's
+    own ``timeout``. Every other keyword is ``CcxtClient``'s. ``async_exchange`` is the exchange
+    itself, for the bot's own awaits; ``await client.aclose()`` closes its HTTP session.
+    """
+
+    def __init__(
+        self,
+        exchange: Any,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        call_timeout: float = 60.0,
+        **options: Any,
+    ) -> None:
+        if not is_async_exchange(exchange):
+            raise TypeError(
+                f"AsyncCcxtClient needs an asyncio ccxt exchange (ccxt.async_support), got "
+                f"{type(exchange).__module__}.{type(exchange).__name__}: use CcxtClient"
+            )
+        if not (isinstance(call_timeout, (int, float)) and call_timeout > 0):
+            raise ValueError(f"call_timeout must be a number > 0, got {call_timeout!r}")
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise TypeError(
+                    "AsyncCcxtClient: no running event loop; create it inside your async code "
+                    "or pass loop=..."
+                ) from None
+        self.async_exchange = exchange
+        self.loop = loop
+        self.call_timeout = float(call_timeout)
+        super().__init__(_LoopBridge(exchange, loop, self.call_timeout), **options)
+
+    def __repr__(self) -> str:
+        name = getattr(self.async_exchange, "id", None) or type(self.async_exchange).__name__
+        return f"AsyncCcxtClient({name})"
+
+    async def aclose(self) -> None:
+        """Closes the exchange's HTTP session (``await exchange.close()``)."""
+        await self.async_exchange.close()
+
+
+# --------------------------------------------------------------------------- manager methods
+
+
+async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
+    """``async for symbol, pnl, position in manager.aupdate_positions()``.
+
+    The synchronous ``update_positions()`` iterator, advanced one item per worker-thread call:
+    nothing runs before the first ``__anext__``, and each closed position reaches the loop body
+    before the next one is examined. Leaving the loop early leaves the rest of the cycle undone,
+    exactly as breaking out of ``update_positions()`` does.
+    """
+    iterator = self.update_positions()
+    while True:
+        item: Any = await asyncio.to_thread(next, iterator, _END)
+        if item is _END:
+            return
+        yield item
+
+
+async def aopen_position(
+    self: Any,
+    symbol: str,
+    signal: str,
+    amount: float,
+    leverage: float,
+    stop_loss_percentage: float = 0.05,
+    use_limit: bool = False,
+    limit_offset: float = 0.001,
+) -> bool:
+    """``await manager.aopen_position(...)``: ``open_position`` in a worker thread."""
+    return bool(
+        await asyncio.to_thread(
+            self.open_position,
+            symbol,
+            signal,
+            amount,
+            leverage,
+            stop_loss_percentage,
+            use_limit,
+            limit_offset,
+        )
+    )
+
+
+async def aclose_position(self: Any, symbol: str, reason: str = "manual") -> float | None:
+    """``await manager.aclose_position(...)``: ``close_position`` in a worker thread."""
+    result: float | None = await asyncio.to_thread(self.close_position, symbol, reason)
+    return result
+
+
+async def ascale_in_position(
+    self: Any, symbol: str, additional_amount: float, current_price: float
+) -> bool:
+    """``await manager.ascale_in_position(...)``: ``scale_in_position`` in a worker thread."""
+    return bool(
+        await asyncio.to_thread(self.scale_in_position, symbol, additional_amount, current_price)
+    )
+
+
+async def ascale_out_position(
+    self: Any, symbol: str, amount_to_close: float, reason: str = "scale_out"
+) -> float | None:
+    """``await manager.ascale_out_position(...)``: ``scale_out_position`` in a worker thread."""
+    result: float | None = await asyncio.to_thread(
+        self.scale_out_position, symbol, amount_to_close, reason
+    )
+    return result
+
+
+async def async_existing_positions(self: Any) -> int:
+    """``await manager.async_existing_positions()``: ``sync_existing_positions`` in a thread."""
+    return int(await asyncio.to_thread(self.sync_existing_positions))
+
+
+async def areconcile_positions(self: Any) -> int:
+    """``await manager.areconcile_positions()``: ``reconcile_positions`` in a worker thread."""
+    return int(await asyncio.to_thread(self.reconcile_positions))
+
+
+#: The methods installed on ``PositionManager`` (``position_manager_rs/__init__.py``).
+MANAGER_METHODS = {
+    "aupdate_positions": aupdate_positions,
+    "aopen_position": aopen_position,
+    "aclose_position": aclose_position,
+    "ascale_in_position": ascale_in_position,
+    "ascale_out_position": ascale_out_position,
+    "async_existing_positions": async_existing_positions,
+    "areconcile_positions": areconcile_positions,
+}

@@ -1,0 +1,205 @@
+"""asyncio: ``AsyncCcxtClient`` on real ``ccxt.async_support`` classes and the manager's a-methods.
+
+The exchanges are ccxt's asyncio classes (aiohttp) talking to the fake venues over loopback HTTP:
+``fake_venue.FakeBinanceUsdm`` and ``venue_sim`` in KuCoin's dialect. Every test runs its event
+loop under ``asyncio.wait_for`` and pytest-timeout: a hang fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable
+from typing import Any, Callable
+
+import ccxt  # type: ignore[import-untyped]
+import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
+import pytest
+from fake_venue import FakeBinanceUsdm
+from venue_dialects import KuCoin
+from venue_sim import FakeVenue, Ledger
+
+from position_manager_rs import PositionManager
+from position_manager_rs.aio import AsyncCcxtClient
+from position_manager_rs.ccxt_client import CcxtClient
+
+pytestmark = pytest.mark.timeout(30)
+
+BTC = "BTC/USDT:USDT"
+POSITIONS = "/fapi/v3/positionRisk"
+
+
+def run(body: Callable[[Any], Awaitable[None]], venue: FakeBinanceUsdm) -> None:
+    """Runs ``body(exchange)`` on a fresh loop with an asyncio binanceusdm pointed at ``venue``."""
+
+    async def main() -> None:
+        exchange = ccxt_async.binanceusdm(
+            {
+                "apiKey": venue.api_key,
+                "secret": venue.secret,
+                "enableRateLimit": False,
+                "timeout": 3000,
+                "options": {"fetchCurrencies": False, "adjustForTimeDifference": False},
+            }
+        )
+        venue.point(exchange)
+        try:
+            await asyncio.wait_for(body(exchange), timeout=20)
+        finally:
+            await exchange.close()
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def venue() -> Any:
+    with FakeBinanceUsdm() as venue:
+        yield venue
+
+
+def test_the_cycle_runs_off_the_loop_with_the_same_guarantees(venue: FakeBinanceUsdm) -> None:
+    venue.open_position(BTC, "long", 0.01, 50000.0, leverage=10)
+
+    async def body(exchange: Any) -> None:
+        client = AsyncCcxtClient(exchange)
+        manager = PositionManager(client)
+        assert await manager.async_existing_positions() == 1
+        position = manager.positions[BTC]
+
+        ticks = 0
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.create_task(heartbeat())
+        venue.delay_next(POSITIONS, 0.3)  # a slow venue: the loop keeps serving meanwhile
+        assert [item async for item in manager.aupdate_positions()] == []
+        beat.cancel()
+        assert ticks >= 5
+        assert manager.positions[BTC] is position
+
+        venue.fail_next(POSITIONS, status=429)  # an error removes nothing
+        assert [item async for item in manager.aupdate_positions()] == []
+        assert manager.positions[BTC] is position
+
+        venue.remove_position(BTC)  # closed on the venue
+        assert [item async for item in manager.aupdate_positions()] == []
+        assert BTC not in manager.positions
+        assert manager.events[-1]["reason"] == "closed_externally"
+
+    run(body, venue)
+
+
+def test_open_and_close_round_trip(venue: FakeBinanceUsdm) -> None:
+    async def body(exchange: Any) -> None:
+        manager = PositionManager(AsyncCcxtClient(exchange))
+        assert await manager.aopen_position(BTC, "BUY", 0.02, 5, 0.02) is True
+        assert venue.position_size(BTC) == 0.02
+        assert venue.leverage["BTCUSDT"] == 5
+        assert isinstance(await manager.ascale_out_position(BTC, 0.01), float)  # its P/L
+        assert venue.position_size(BTC) == pytest.approx(0.01)
+        pnl = await manager.aclose_position(BTC)
+        assert isinstance(pnl, float)
+        assert venue.position_size(BTC) == 0.0 and BTC not in manager.positions
+        assert await manager.areconcile_positions() == 0
+
+    run(body, venue)
+
+
+def test_the_async_iterator_is_lazy_and_yields_closes_one_at_a_time(
+    venue: FakeBinanceUsdm,
+) -> None:
+    venue.open_position(BTC, "long", 0.01, 50000.0, leverage=10)
+
+    async def body(exchange: Any) -> None:
+        manager = PositionManager(AsyncCcxtClient(exchange))
+        await manager.async_existing_positions()
+        manager.positions[BTC].stop_loss = 50500.0  # above the price: the cycle closes it
+        before = len(venue.requests_to(POSITIONS))
+        cycle = manager.aupdate_positions()
+        await asyncio.sleep(0.05)
+        assert len(venue.requests_to(POSITIONS)) == before  # nothing before the first step
+        closed = [item async for item in cycle]
+        assert [(symbol, type(pnl)) for symbol, pnl, _ in closed] == [(BTC, float)]
+        assert venue.position_size(BTC) == 0.0
+
+    run(body, venue)
+
+
+def test_a_sync_call_on_the_loop_thread_raises_instead_of_hanging(
+    venue: FakeBinanceUsdm,
+) -> None:
+    async def body(exchange: Any) -> None:
+        client = AsyncCcxtClient(exchange)
+        with pytest.raises(RuntimeError, match="event loop's own thread"):
+            client.get_open_positions()
+        assert await asyncio.to_thread(client.get_open_positions) == []
+
+    run(body, venue)
+
+
+def test_a_call_that_outlives_call_timeout_is_an_unknown_outcome(
+    venue: FakeBinanceUsdm, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="TradingBot")
+
+    async def body(exchange: Any) -> None:
+        client = AsyncCcxtClient(exchange, call_timeout=0.3)
+        await asyncio.to_thread(client.get_market_limits, BTC)
+        venue.delay_next("/fapi/v1/order", 1.0)
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(client.create_market_order, BTC, "buy", 0.01)
+
+    run(body, venue)
+
+
+def test_construction_is_checked() -> None:
+    with pytest.raises(TypeError, match="use CcxtClient"):
+        AsyncCcxtClient(ccxt.binanceusdm())
+    with pytest.raises(TypeError, match="no running event loop"):
+        AsyncCcxtClient(ccxt_async.binanceusdm())
+    with pytest.raises(TypeError, match="AsyncCcxtClient"):
+        CcxtClient(ccxt_async.binanceusdm())
+
+
+def test_the_manager_methods_are_coroutines_and_an_async_iterator() -> None:
+    for name in (
+        "aopen_position",
+        "aclose_position",
+        "ascale_in_position",
+        "ascale_out_position",
+        "async_existing_positions",
+        "areconcile_positions",
+    ):
+        assert inspect.iscoroutinefunction(getattr(PositionManager, name)), name
+    assert inspect.isasyncgenfunction(PositionManager.aupdate_positions)
+
+
+def test_kucoin_futures_async_round_trip_in_hedge_mode() -> None:
+    """The bot's venue through ccxt.async_support: both legs, a close that takes one."""
+
+    async def main(venue: FakeVenue) -> None:
+        exchange = venue.make_exchange(module=ccxt_async)
+        try:
+            client = AsyncCcxtClient(exchange)
+            positions = await asyncio.to_thread(client.get_open_positions)
+            assert sorted((p["side"], p["contracts"], p["hedged"]) for p in positions) == [
+                ("long", 5.0, True),
+                ("short", 3.0, True),
+            ]
+            assert await asyncio.to_thread(client.close_position, BTC, None, "long") is True
+            assert venue.ledger.size(BTC, "long") == 0
+            assert venue.ledger.size(BTC, "short") == 3.0
+        finally:
+            await exchange.close()
+
+    dialect = KuCoin()
+    with FakeVenue(dialect, Ledger(dialect.markets, hedge=True)) as venue:
+        venue.ledger.open(BTC, "long", 5, 50000.0)
+        venue.ledger.open(BTC, "short", 3, 50000.0)
+        asyncio.run(asyncio.wait_for(main(venue), timeout=20))
+        assert venue.unexpected == []

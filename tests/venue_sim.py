@@ -1,0 +1,507 @@
+"""A venue-neutral futures ledger behind a loopback HTTP server, spoken to in one venue's dialect.
+
+``tests/venue_dialects.py`` holds one dialect per venue (KuCoin futures, Binance USD-M, Bybit,
+OKX, Bitget, Gate, BingX, Hyperliquid, MEXC, HTX): the REST paths a real ccxt exchange class
+calls for what ``CcxtClient`` needs, answered with payloads in that venue's documented format.
+This module holds what they share:
+
+* ``Ledger``: positions per (symbol, leg) in one-way or hedge mode, prices, leverage, margin mode,
+  orders, fills. A one-way account holds at most one leg per symbol (buy and sell net out); a
+  hedge-mode account holds a long and a short leg side by side, and every order must say which
+  leg it opens or reduces (the dialect reads the venue's field and refuses an order without it,
+  as the venues do).
+* ``FakeVenue``: a ``ThreadingHTTPServer`` on 127.0.0.1 (ephemeral port). ``make_exchange()``
+  builds the real ccxt class and rewrites every URL of ``exchange.urls['api']`` to
+  ``http://127.0.0.1:PORT/<original host>/<original path>``, so requests keep their venue paths
+  and nothing can leave the machine; a path the dialect does not serve answers 404 and is
+  recorded in ``venue.unexpected``.
+* Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
+  ``answer_empty_positions(n)``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+Payload = Any
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Market:
+    """One linear USDT perpetual as the ledger sees it (sizes in contracts of ``contract_size``)."""
+
+    base: str
+    price: float
+    contract_size: float = 1.0
+    lot: float = 1.0  # contracts per lot (minimum order and step)
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}/USDT:USDT"
+
+
+@dataclass
+class Leg:
+    contracts: float  # > 0
+    entry: float
+    opened: int = field(default_factory=now_ms)
+
+
+@dataclass
+class Order:
+    id: str
+    symbol: str
+    side: str  # buy / sell
+    amount: float  # contracts
+    price: float | None
+    kind: str  # market / limit
+    reduce_only: bool
+    leg: str  # long / short: the leg opened or reduced
+    client_id: str | None
+    status: str = "open"  # open / closed / canceled / rejected
+    filled: float = 0.0
+    average: float | None = None
+    leverage: float | None = None
+    created: int = field(default_factory=now_ms)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VenueRefusal(Exception):
+    """The venue refuses the request: the dialect turns it into its own error body."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # a key of the dialect's error table
+        self.message = message
+
+
+class Ledger:
+    """Positions, orders and prices of one account, venue-neutral. All methods are thread-safe."""
+
+    def __init__(self, markets: tuple[Market, ...], *, hedge: bool = False) -> None:
+        self.lock = threading.RLock()
+        self.markets = {m.symbol: m for m in markets}
+        self.hedge = hedge
+        self.prices = {m.symbol: m.price for m in markets}
+        self.legs: dict[tuple[str, str], Leg] = {}
+        self.leverage: dict[tuple[str, str], float] = {}  # (symbol, leg) -> leverage
+        self.cross = True
+        self.orders: dict[str, Order] = {}
+        self._next_id = 7_000_001
+
+    # ---- controls (tests)
+
+    def open(self, symbol: str, leg: str, contracts: float, entry: float | None = None) -> None:
+        """A position as if opened earlier (one-way: replaces the symbol's position)."""
+        with self.lock:
+            if not self.hedge:
+                self.legs.pop((symbol, "long"), None)
+                self.legs.pop((symbol, "short"), None)
+            price = entry if entry is not None else self.prices[symbol]
+            self.legs[(symbol, leg)] = Leg(float(contracts), float(price))
+
+    def remove(self, symbol: str, leg: str | None = None) -> None:
+        with self.lock:
+            for one in ("long", "short") if leg is None else (leg,):
+                self.legs.pop((symbol, one), None)
+
+    def size(self, symbol: str, leg: str) -> float:
+        with self.lock:
+            held = self.legs.get((symbol, leg))
+            return held.contracts if held else 0.0
+
+    def held(self) -> list[tuple[str, str, Leg]]:
+        with self.lock:
+            return [(s, leg, p) for (s, leg), p in sorted(self.legs.items())]
+
+    def lev(self, symbol: str, leg: str = "long") -> float:
+        with self.lock:
+            return self.leverage.get((symbol, leg), 5.0)
+
+    def set_lev(self, symbol: str, value: float, leg: str | None = None) -> None:
+        with self.lock:
+            for one in ("long", "short") if leg is None else (leg,):
+                self.leverage[(symbol, one)] = float(value)
+
+    # ---- orders (dialects)
+
+    def new_id(self) -> str:
+        with self.lock:
+            self._next_id += 1
+            return str(self._next_id)
+
+    def place(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        *,
+        reduce_only: bool,
+        leg: str | None,
+        kind: str = "market",
+        price: float | None = None,
+        client_id: str | None = None,
+        leverage: float | None = None,
+    ) -> Order:
+        """Check and execute an order. ``leg``: the leg named by the order (``None``: not named).
+
+        Hedge mode needs a named leg; a reduce-only order must reduce an open leg by at most its
+        size. Market orders (and limit orders that cross) fill at once at the current price.
+        """
+        with self.lock:
+            if symbol not in self.markets:
+                raise VenueRefusal("symbol", f"unknown symbol {symbol}")
+            market = self.markets[symbol]
+            if amount <= 0 or abs(amount / market.lot - round(amount / market.lot)) > 1e-9:
+                raise VenueRefusal("amount", f"invalid amount {amount}")
+            if self.hedge and leg is None:
+                raise VenueRefusal("mode", "hedge mode: the order must name its position side")
+            if not self.hedge and leg is not None and leg not in ("long", "short"):
+                raise VenueRefusal("mode", "one-way mode: no position side")
+            if self.hedge:
+                target = str(leg)
+                expected = "long" if (side == "buy") != reduce_only else "short"
+                if target != expected:
+                    raise VenueRefusal("mode", f"{side} cannot act on the {target} leg")
+            else:
+                current = [one for one in ("long", "short") if (symbol, one) in self.legs]
+                if current:
+                    target = current[0]
+                else:
+                    target = "long" if side == "buy" else "short"
+                if reduce_only and (not current or (target == "long") == (side == "buy")):
+                    raise VenueRefusal("reduce", "reduce-only order would not reduce")
+            if reduce_only:
+                held = self.legs.get((symbol, target))
+                if held is None or held.contracts < amount - 1e-12:
+                    raise VenueRefusal("reduce", "reduce-only order would not reduce")
+            order = Order(
+                self.new_id(),
+                symbol,
+                side,
+                float(amount),
+                price,
+                kind,
+                reduce_only,
+                target,
+                client_id,
+                leverage=leverage,
+            )
+            self.orders[order.id] = order
+            last = self.prices[symbol]
+            crosses = price is None or kind == "market"
+            if not crosses and price is not None:
+                crosses = (side == "buy" and price >= last) or (side == "sell" and price <= last)
+            if crosses:
+                self._fill(order, last)
+            return order
+
+    def _fill(self, order: Order, price: float) -> None:
+        symbol, side, qty = order.symbol, order.side, order.amount
+        if self.hedge:
+            key = (symbol, order.leg)
+            held = self.legs.get(key)
+            if order.reduce_only or (order.leg == "long") != (side == "buy"):
+                assert held is not None
+                held.contracts = round(held.contracts - qty, 10)
+                if held.contracts <= 0:
+                    del self.legs[key]
+            elif held is None:
+                self.legs[key] = Leg(qty, price)
+            else:
+                total = held.contracts + qty
+                held.entry = (held.contracts * held.entry + qty * price) / total
+                held.contracts = total
+        else:
+            signed = qty if side == "buy" else -qty
+            net = self.size(symbol, "long") - self.size(symbol, "short")
+            old = self.legs.get((symbol, "long")) or self.legs.get((symbol, "short"))
+            new = round(net + signed, 10)
+            entry = price
+            if old is not None and net != 0 and (net > 0) == (signed > 0):
+                entry = (abs(net) * old.entry + qty * price) / abs(new)
+            elif old is not None and new != 0 and (new > 0) == (net > 0):
+                entry = old.entry
+            self.legs.pop((symbol, "long"), None)
+            self.legs.pop((symbol, "short"), None)
+            if new != 0:
+                self.legs[(symbol, "long" if new > 0 else "short")] = Leg(abs(new), entry)
+        order.status = "closed"
+        order.filled = qty
+        order.average = price
+
+    def find(self, order_id: str | None = None, client_id: str | None = None) -> Order | None:
+        with self.lock:
+            if order_id is not None:
+                return self.orders.get(str(order_id))
+            matches = [o for o in self.orders.values() if o.client_id == client_id]
+            return matches[-1] if matches else None
+
+    def cancel(self, order_id: str) -> Order:
+        with self.lock:
+            order = self.orders.get(str(order_id))
+            if order is None or order.status != "open":
+                raise VenueRefusal("order", f"order {order_id} does not exist or is done")
+            order.status = "canceled"
+            return order
+
+    def orders_sent(self) -> list[Order]:
+        with self.lock:
+            return list(self.orders.values())
+
+
+@dataclass
+class Request:
+    method: str
+    host: str
+    path: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class _Fault:
+    path: str
+    remaining: int
+    status: int
+    body: Payload
+
+
+class Dialect:
+    """One venue's REST dialect: ccxt's class, its routes, its error envelope."""
+
+    #: ccxt class name
+    ccxt_name = ""
+    #: (method, path) -> handler(venue, request) -> payload
+    routes: ClassVar[dict[tuple[str, str], Callable[[FakeVenue, Request], Payload]]] = {}
+    #: the positions route (for faults)
+    positions_route = ""
+    order_route = ""
+    credentials: ClassVar[dict[str, Any]] = {"apiKey": "key", "secret": "secret"}
+    options: ClassVar[dict[str, Any]] = {}
+    #: the markets it lists (sizes in ccxt's contracts of the venue)
+    markets: tuple[Market, ...] = ()
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        """The venue's error answer for a refusal (HTTP status, body)."""
+        return 400, {"error": refusal.message}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        """The venue's rate-limit answer."""
+        return 429, {"error": "too many requests"}
+
+    def ok(self, payload: Payload) -> Payload:
+        """Wraps a successful answer in the venue's envelope."""
+        return payload
+
+    def prepare(self, exchange: Any) -> None:
+        """Per-venue tweaks of the ccxt object after the URLs point at the fake."""
+
+
+class FakeVenue:
+    """A ledger behind an HTTP server speaking ``dialect``. Context manager."""
+
+    def __init__(self, dialect: Dialect, ledger: Ledger) -> None:
+        self.dialect = dialect
+        self.ledger = ledger
+        self.requests: list[Request] = []
+        self.unexpected: list[Request] = []
+        self.faults: list[_Fault] = []
+        self.empty_positions = 0
+        self.listed_late: set[str] = set()  # symbols the venue lists that ccxt has not loaded
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FakeVenue:
+        venue = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.venue = venue
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def make_exchange(self, module: Any = None, **config: Any) -> Any:
+        """The real ccxt class of the dialect with dummy credentials, pointed at this venue."""
+        if module is None:
+            import ccxt  # type: ignore[import-untyped]
+
+            module = ccxt
+        options = {**self.dialect.options, **config.pop("options", {})}
+        exchange = getattr(module, self.dialect.ccxt_name)(
+            {
+                **self.dialect.credentials,
+                "enableRateLimit": False,
+                "timeout": 3000,
+                "options": options,
+                **config,
+            }
+        )
+        exchange.urls = {**exchange.urls, "api": self._point(exchange.urls["api"])}
+        self.dialect.prepare(exchange)
+        return exchange
+
+    def _point(self, urls: Any) -> Any:
+        if isinstance(urls, dict):
+            return {k: self._point(v) for k, v in urls.items()}
+        if isinstance(urls, str) and "://" in urls:
+            parts = urlsplit(urls)
+            return f"{self.base_url}/{parts.netloc}{parts.path}"
+        return urls
+
+    # ---- faults and inspection
+
+    def fail_next(self, path: str, n: int = 1, status: int = 503, body: Payload = None) -> None:
+        """The next ``n`` requests on ``path`` answer ``status`` with ``body`` (``None``: the
+        venue's rate-limit answer for 429, an HTML gateway page otherwise)."""
+        with self.ledger.lock:
+            self.faults.append(_Fault(path, n, status, body))
+
+    def answer_empty_positions(self, n: int = 1) -> None:
+        with self.ledger.lock:
+            self.empty_positions = n
+
+    def take_empty(self) -> bool:
+        """Whether this positions answer is to be empty (counts one down)."""
+        with self.ledger.lock:
+            if self.empty_positions > 0:
+                self.empty_positions -= 1
+                return True
+            return False
+
+    def requests_to(self, path: str, method: str | None = None) -> list[Request]:
+        with self.ledger.lock:
+            return [
+                r
+                for r in self.requests
+                if r.path == path and (method is None or r.method == method)
+            ]
+
+    # ---- dispatch
+
+    def handle(self, request: Request) -> tuple[int, Payload]:
+        with self.ledger.lock:
+            self.requests.append(request)
+            for fault in self.faults:
+                if fault.path == request.path and fault.remaining > 0:
+                    fault.remaining -= 1
+                    if fault.body is not None:
+                        return fault.status, fault.body
+                    if fault.status == 429:
+                        return self.dialect.rate_limited()
+                    return fault.status, "<html><body>502 Bad Gateway</body></html>"
+            handler = self.dialect.routes.get((request.method, request.path))
+            if handler is None:  # a path with an id at its end: "<prefix>/*"
+                prefix = request.path.rsplit("/", 1)[0]
+                handler = self.dialect.routes.get((request.method, prefix + "/*"))
+            if handler is None:
+                self.unexpected.append(request)
+                return 404, {"error": f"no route {request.method} {request.path}"}
+            try:
+                return 200, self.dialect.ok(handler(self, request))
+            except VenueRefusal as refusal:
+                return self.dialect.error(refusal)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    venue: FakeVenue
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 10
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        host, _, path = parts.path.lstrip("/").partition("/")
+        params: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if raw.lstrip().startswith(("{", "[")):
+                body = json.loads(raw)
+                if isinstance(body, dict):
+                    params.update(body)
+                else:
+                    params["_body"] = body
+            else:
+                params.update(parse_qsl(raw, keep_blank_values=True))
+        request = Request(self.command, host, "/" + path, params, dict(self.headers.items()))
+        status, payload = self.venue.handle(request)
+        if isinstance(payload, str):
+            data, ctype = payload.encode(), "text/html"
+        else:
+            data, ctype = json.dumps(payload).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+#: Coin-sized markets (Binance, Bybit, Bitget, BingX, Hyperliquid: a contract is one coin).
+COIN_MARKETS = (
+    Market("BTC", 50000.0, contract_size=1.0, lot=0.001),
+    Market("ETH", 3000.0, contract_size=1.0, lot=0.01),
+)
+#: Contract-sized markets (KuCoin, OKX, Gate, MEXC, HTX: a contract is a fraction of a coin).
+CONTRACT_MARKETS = (
+    Market("BTC", 50000.0, contract_size=0.001, lot=1.0),
+    Market("ETH", 3000.0, contract_size=0.01, lot=1.0),
+)
+
+
+@contextmanager
+def running(
+    dialect: Dialect, *, hedge: bool = False, **config: Any
+) -> Iterator[tuple[FakeVenue, Any]]:
+    """A started venue in ``dialect`` (one-way or hedge mode) and a ccxt exchange pointed at it."""
+    with FakeVenue(dialect, Ledger(dialect.markets, hedge=hedge)) as venue:
+        exchange = venue.make_exchange(**config)
+        try:
+            yield venue, exchange
+        finally:
+            session = getattr(exchange, "session", None)
+            if session is not None and hasattr(session, "close"):
+                session.close()
