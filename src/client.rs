@@ -17,6 +17,7 @@ use position_manager_core::exchange::{
     Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
     OrderLookup, OrderReport, RawEntry, RawPosition, TickerAnswer,
 };
+use position_manager_core::key::Side;
 
 use crate::convert::{field, get_key, int_if_whole, is_mapping, type_name};
 
@@ -25,6 +26,9 @@ struct Current {
     client: Arc<Py<PyAny>>,
     /// `client_order_ids = True`: the client takes `client_order_id=` and looks orders up.
     client_order_ids: bool,
+    /// `position_legs = True`: the client takes the leg an order is for (`side=`,
+    /// `position_side=`).
+    position_legs: bool,
 }
 
 /// The bot's client object; replaceable (`manager.client = other`).
@@ -50,9 +54,11 @@ impl PyClient {
 
     fn current(py: Python<'_>, client: Py<PyAny>) -> Current {
         let client_order_ids = declares(client.bind(py), "client_order_ids");
+        let position_legs = declares(client.bind(py), "position_legs");
         Current {
             client: Arc::new(client),
             client_order_ids,
+            position_legs,
         }
     }
 
@@ -352,16 +358,25 @@ impl Exchange for PyClient {
         })
     }
 
-    fn close_position(&self, symbol: &str, client_order_id: Option<&str>) -> CoreResult<bool> {
+    fn close_position(
+        &self,
+        symbol: &str,
+        client_order_id: Option<&str>,
+        side: Option<Side>,
+    ) -> CoreResult<bool> {
         self.call_order("close_position", |c| {
             let py = c.py();
-            let answer = match client_order_id {
-                Some(id) => {
-                    let kwargs = PyDict::new(py);
+            let answer = if client_order_id.is_some() || side.is_some() {
+                let kwargs = PyDict::new(py);
+                if let Some(id) = client_order_id {
                     kwargs.set_item(intern!(py, "client_order_id"), id)?;
-                    c.call_method(intern!(py, "close_position"), (symbol,), Some(&kwargs))?
                 }
-                None => c.call_method1(intern!(py, "close_position"), (symbol,))?,
+                if let Some(side) = side {
+                    kwargs.set_item(intern!(py, "side"), side.as_str())?;
+                }
+                c.call_method(intern!(py, "close_position"), (symbol,), Some(&kwargs))?
+            } else {
+                c.call_method1(intern!(py, "close_position"), (symbol,))?
             };
             answer.is_truthy()
         })
@@ -376,7 +391,10 @@ impl Exchange for PyClient {
                 order.amount,
                 int_if_whole(py, order.leverage)?,
             );
-            let answer = if order.reduce_only || order.client_order_id.is_some() {
+            let keywords = order.reduce_only
+                || order.client_order_id.is_some()
+                || order.position_side.is_some();
+            let answer = if keywords {
                 let kwargs = PyDict::new(py);
                 if order.reduce_only {
                     kwargs.set_item(intern!(py, "reduce_only"), true)?;
@@ -384,6 +402,9 @@ impl Exchange for PyClient {
                 }
                 if let Some(id) = order.client_order_id {
                     kwargs.set_item(intern!(py, "client_order_id"), id)?;
+                }
+                if let Some(side) = order.position_side {
+                    kwargs.set_item(intern!(py, "position_side"), side.as_str())?;
                 }
                 c.call_method(intern!(py, "create_market_order"), args, Some(&kwargs))?
             } else {
@@ -400,6 +421,9 @@ impl Exchange for PyClient {
             kwargs.set_item(intern!(py, "post_only"), true)?;
             if let Some(id) = order.client_order_id {
                 kwargs.set_item(intern!(py, "client_order_id"), id)?;
+            }
+            if let Some(side) = order.position_side {
+                kwargs.set_item(intern!(py, "position_side"), side.as_str())?;
             }
             let args = (
                 order.symbol,
@@ -445,6 +469,10 @@ impl Exchange for PyClient {
 
     fn client_order_ids(&self) -> bool {
         self.current.read().client_order_ids
+    }
+
+    fn position_legs(&self) -> bool {
+        self.current.read().position_legs
     }
 
     fn get_order_by_client_id(

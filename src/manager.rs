@@ -151,13 +151,14 @@ impl CustomMethods for PyMethods {
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
-///                 tombstone_ttl_seconds=86400.0, clock=None)
+///                 tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway')
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
 /// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
 /// `advanced_exit_strategy` and `smart_exit_optimizer` replace the built-in exit rules
 /// (`AdvancedExitStrategy`, `SmartExitOptimizer`) with your own objects, called with the
-/// original's call shapes. `clock` is a `ManualClock` the manager reads time from instead of
+/// original's call shapes. `position_mode='hedge'` tracks a symbol's long and short legs on their
+/// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `clock` is a `ManualClock` the manager reads time from instead of
 /// the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
 #[pyclass(
     name = "PositionManager",
@@ -196,9 +197,10 @@ impl PyPositionManager {
         smart_exit_optimizer = None,
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
-        clock = None
+        clock = None,
+        position_mode = Opt::Default
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway')")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -217,6 +219,7 @@ impl PyPositionManager {
         missing_grace_seconds: Opt<'_>,
         tombstone_ttl_seconds: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
+        position_mode: Opt<'_>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
         // Types are checked and errors name the option and the value (src/options.rs); the
@@ -233,6 +236,7 @@ impl PyPositionManager {
             tombstone_limit: tombstone_limit.given(),
             missing_grace_seconds: missing_grace_seconds.given(),
             tombstone_ttl_seconds: tombstone_ttl_seconds.given(),
+            position_mode: position_mode.given(),
         }
         .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;
@@ -374,10 +378,12 @@ impl PyPositionManager {
         detached(py, || core.open_positions_count())
     }
 
-    /// The tracked `Position` for `symbol` (the live object, as the original), or None.
+    /// The tracked `Position` for `symbol` (the live object, as the original), or None. In hedge
+    /// mode name a leg (`'BTC/USDT:USDT@long'`); a plain symbol gives its only tracked leg
+    /// (None when both are tracked).
     fn get_position(&self, py: Python<'_>, symbol: &str) -> Option<Py<PyPosition>> {
         let core = &self.core;
-        detached(py, || core.book().get(symbol)).map(|(_, h)| h.clone_ref(py))
+        detached(py, || core.lookup(symbol)).map(|(_, h)| h.clone_ref(py))
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
@@ -391,10 +397,11 @@ impl PyPositionManager {
         Ok(d)
     }
 
-    /// Whether `symbol` is tracked.
+    /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
+    /// tracked).
     fn has_position(&self, py: Python<'_>, symbol: &str) -> bool {
         let core = &self.core;
-        detached(py, || core.book().contains(symbol))
+        detached(py, || core.tracks(symbol))
     }
 
     /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and

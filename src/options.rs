@@ -11,6 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
 use position_manager_core::manager::config::MAX_TICKER_RETRIES;
 use position_manager_core::manager::{Loggers, ManagerConfig};
+use position_manager_core::reconcile::Mode;
 
 use crate::convert::{describe, number};
 use crate::errors::PmError;
@@ -149,6 +150,27 @@ pub struct RawOptions<'a, 'py> {
     pub tombstone_limit: Option<&'a Bound<'py, PyAny>>,
     pub missing_grace_seconds: Option<&'a Bound<'py, PyAny>>,
     pub tombstone_ttl_seconds: Option<&'a Bound<'py, PyAny>>,
+    pub position_mode: Option<&'a Bound<'py, PyAny>>,
+}
+
+/// `position_mode`: `'oneway'` (the default, the original's) or `'hedge'`.
+fn mode_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Mode> {
+    let Some(v) = value else {
+        return Ok(Mode::OneWay);
+    };
+    let text: Option<String> = v.cast::<PyString>().ok().and_then(|s| s.extract().ok());
+    match text.as_deref() {
+        Some("oneway") => Ok(Mode::OneWay),
+        Some("hedge") => Ok(Mode::Hedge),
+        Some(_) => Err(PyValueError::new_err(format!(
+            "position_mode must be 'oneway' or 'hedge', got {}",
+            describe(v)
+        ))),
+        None => Err(PyTypeError::new_err(format!(
+            "position_mode must be a str ('oneway' or 'hedge'), got {}",
+            describe(v)
+        ))),
+    }
 }
 
 impl RawOptions<'_, '_> {
@@ -214,6 +236,7 @@ impl RawOptions<'_, '_> {
                 defaults.missing_grace_seconds,
             )?,
             tombstone_ttl_seconds: ttl,
+            position_mode: mode_arg(self.position_mode)?,
         };
         config.validate().map_err(PmError)?;
         Ok(config)
@@ -300,6 +323,14 @@ impl PyManagerConfig {
         let t = self.config.tombstone_ttl_seconds;
         t.is_finite().then_some(t)
     }
+    /// `'oneway'` (one position per symbol) or `'hedge'` (a long and a short leg per symbol).
+    #[getter]
+    fn position_mode(&self) -> &'static str {
+        match self.config.position_mode {
+            Mode::OneWay => "oneway",
+            Mode::Hedge => "hedge",
+        }
+    }
 
     /// The options as a dict of keyword arguments for `PositionManager`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -315,6 +346,7 @@ impl PyManagerConfig {
         d.set_item("tombstone_limit", self.tombstone_limit())?;
         d.set_item("missing_grace_seconds", self.missing_grace_seconds())?;
         d.set_item("tombstone_ttl_seconds", self.tombstone_ttl_seconds())?;
+        d.set_item("position_mode", self.position_mode())?;
         Ok(d)
     }
 

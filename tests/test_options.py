@@ -131,6 +131,7 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         "tombstone_limit": 7,
         "missing_grace_seconds": 30.0,
         "tombstone_ttl_seconds": 600.0,
+        "position_mode": "oneway",
     }
     assert repr(config).startswith("ManagerConfig(trailing_stop_percentage=0.03, ")
     # Read-only.
@@ -157,6 +158,7 @@ def test_the_defaults_reproduce_the_original() -> None:
         "tombstone_limit": 1000,
         "missing_grace_seconds": 0.0,
         "tombstone_ttl_seconds": 86400.0,
+        "position_mode": "oneway",
     }
 
 

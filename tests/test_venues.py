@@ -7,7 +7,7 @@ in hedge mode. What is checked: the position list as the client reports it (``si
 each order names in hedge mode (a close takes exactly the tracked leg, the other one stays), the
 venue's own extras (KuCoin's order leverage), markets listed after start, and a
 ``PositionManager`` driven through sync, cycles, a vanished position, an empty list, errors and
-open/close round trips. Manager tests in hedge mode wait for the core's hedge mode (strict xfail).
+open/close round trips, and the manager in both modes.
 """
 
 from __future__ import annotations
@@ -263,12 +263,11 @@ def _hedge_book(venue: FakeVenue, client: CcxtClient) -> tuple[Market, Any]:
     m = market(venue)
     venue.ledger.open(m.symbol, "long", 5 * m.lot, m.price)
     venue.ledger.open(m.symbol, "short", 3 * m.lot, m.price)
-    manager = PositionManager(client, position_mode="hedge")  # type: ignore[call-arg]
+    manager = PositionManager(client, position_mode="hedge")
     assert manager.sync_existing_positions() == 2
     return m, manager
 
 
-@pytest.mark.xfail(strict=True, reason="core hedge mode")
 def test_manager_hedge_tracks_both_legs_and_closes_one(
     hedge: tuple[FakeVenue, CcxtClient],
 ) -> None:
@@ -281,7 +280,6 @@ def test_manager_hedge_tracks_both_legs_and_closes_one(
     assert list(manager.positions) == [f"{m.symbol}@short"]
 
 
-@pytest.mark.xfail(strict=True, reason="core hedge mode")
 def test_manager_hedge_one_leg_vanishing_removes_only_that_leg(
     hedge: tuple[FakeVenue, CcxtClient],
 ) -> None:
@@ -296,7 +294,6 @@ def test_manager_hedge_one_leg_vanishing_removes_only_that_leg(
     assert list(manager.positions) == [f"{m.symbol}@long"]
 
 
-@pytest.mark.xfail(strict=True, reason="core hedge mode")
 def test_manager_one_way_reports_two_legs_of_one_symbol(
     hedge: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
 ) -> None:

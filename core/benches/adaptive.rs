@@ -149,7 +149,12 @@ impl Exchange for Prebuilt {
     fn get_ohlcv(&self, _symbol: &str, _timeframe: &str, _limit: u32) -> CoreResult<Ohlcv> {
         Ok(self.ohlcv.clone())
     }
-    fn close_position(&self, _symbol: &str, _client_order_id: Option<&str>) -> CoreResult<bool> {
+    fn close_position(
+        &self,
+        _symbol: &str,
+        _client_order_id: Option<&str>,
+        _side: Option<position_manager_core::key::Side>,
+    ) -> CoreResult<bool> {
         Ok(false)
     }
     fn create_market_order(&self, _order: &MarketOrder<'_>) -> CoreResult<OrderAnswer> {

@@ -338,6 +338,8 @@ struct Inner<H> {
     next_order: u64,
     /// The last well-formed list read for the book as a whole (not a verification read).
     last_list: Option<Arc<Snapshot>>,
+    /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
+    two_legs: Vec<String>,
 }
 
 /// The book. `H` is the caller's handle type; it is cloned out on reads.
@@ -367,6 +369,7 @@ impl<H: Clone> Book<H> {
                 next_seq: 0,
                 next_order: 0,
                 last_list: None,
+                two_legs: Vec::new(),
             }),
             tombstone_limit,
         }
@@ -472,6 +475,34 @@ impl<H: Clone> Book<H> {
     pub fn last_listed(&self, symbol: &str) -> bool {
         let list = self.inner.lock().last_list.clone();
         list.is_some_and(|l| l.lists(symbol))
+    }
+
+    /// Notes the symbols a list shows with two legs (one-way mode); returns those not reported
+    /// since they last appeared.
+    pub fn note_two_legs(&self, symbols: Vec<String>) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        let new = symbols
+            .iter()
+            .filter(|s| !inner.two_legs.contains(s))
+            .cloned()
+            .collect();
+        inner.two_legs = symbols;
+        new
+    }
+
+    /// Whether some symbol is noted as listed with two legs.
+    pub fn has_two_legs_noted(&self) -> bool {
+        !self.inner.lock().two_legs.is_empty()
+    }
+
+    /// The tracked legs of `symbol` (hedge-mode keys `symbol@long`, `symbol@short`).
+    pub fn tracked_legs(&self, symbol: &str) -> Vec<Key> {
+        let inner = self.inner.lock();
+        [Side::Long, Side::Short]
+            .into_iter()
+            .map(|s| Key::hedge(symbol, s))
+            .filter(|k| matches!(inner.slots.get(k.as_str()), Some(Slot::Tracked(_))))
+            .collect()
     }
 
     /// The contract size the last well-formed list reported for `key`'s symbol.
@@ -756,7 +787,7 @@ impl<H: Clone> Book<H> {
             && inner
                 .last_list
                 .as_ref()
-                .is_some_and(|l| l.lists(key.symbol()))
+                .is_some_and(|l| l.seen(key) != Seen::Absent)
         {
             return Err(OpenRefusal::Verify);
         }

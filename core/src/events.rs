@@ -47,6 +47,9 @@ pub enum EventKind {
     /// An order whose outcome was unknown turned out to have done nothing (`not_executed`);
     /// executed ones are recorded as what they did (`opened`, `closed`, `partial_close`, ...).
     OutcomeResolved,
+    /// A one-way manager saw a symbol listed with a long and a short leg (an account in hedge
+    /// mode): neither leg is tracked on its own (use `position_mode="hedge"`).
+    TwoLegs,
 }
 
 impl EventKind {
@@ -68,6 +71,7 @@ impl EventKind {
             EventKind::CloseUnconfirmed => "close_unconfirmed",
             EventKind::OutcomeUnknown => "outcome_unknown",
             EventKind::OutcomeResolved => "outcome_resolved",
+            EventKind::TwoLegs => "two_legs",
         }
     }
 }

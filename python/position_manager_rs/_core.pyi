@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from os import PathLike
-from typing import Any, SupportsFloat, TypeVar, final
+from typing import Any, Literal, SupportsFloat, TypeVar, final
 
 from _typeshed import SupportsKeysAndGetItem
 from typing_extensions import disjoint_base
@@ -172,6 +172,7 @@ class PositionManager:
         missing_grace_seconds: float = 0.0,
         tombstone_ttl_seconds: float | None = 86400.0,
         clock: ManualClock | None = None,
+        position_mode: Literal["oneway", "hedge"] = "oneway",
     ) -> PositionManager: ...
     @property
     def advanced_exit_strategy(self) -> Any: ...
@@ -316,6 +317,8 @@ class ManagerConfig:
     def missing_grace_seconds(self) -> float: ...
     @property
     def tombstone_ttl_seconds(self) -> float | None: ...
+    @property
+    def position_mode(self) -> Literal["oneway", "hedge"]: ...
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object, /) -> bool: ...
 

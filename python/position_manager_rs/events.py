@@ -47,6 +47,7 @@ EventKind = Literal[
     "close_unconfirmed",
     "outcome_unknown",
     "outcome_resolved",
+    "two_legs",
 ]
 
 #: The reasons the manager itself gives. A close, partial close or target change carries the
@@ -70,6 +71,7 @@ EventReason = Literal[
     "close",
     "scale_out",
     "not_executed",
+    "two_legs_in_one_way_mode",
     # opened, scaled_in, targets_changed
     "open",
     "scale_in",

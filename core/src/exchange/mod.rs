@@ -247,9 +247,14 @@ pub trait Exchange: Send + Sync {
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer>;
     /// `get_ohlcv(symbol, timeframe=..., limit=...)`.
     fn get_ohlcv(&self, symbol: &str, timeframe: &str, limit: u32) -> CoreResult<Ohlcv>;
-    /// `close_position(symbol)` (with `client_order_id=` for clients that take one): whether
-    /// the client reports the position closed.
-    fn close_position(&self, symbol: &str, client_order_id: Option<&str>) -> CoreResult<bool>;
+    /// `close_position(symbol)` (with `client_order_id=` and `side=` for clients that take
+    /// them): whether the client reports the position closed.
+    fn close_position(
+        &self,
+        symbol: &str,
+        client_order_id: Option<&str>,
+        side: Option<crate::key::Side>,
+    ) -> CoreResult<bool>;
     /// `create_market_order(...)` in the shape [`MarketOrder`] describes.
     fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer>;
     /// `create_limit_order(symbol, side, amount, price, leverage, post_only=True)`.
@@ -264,6 +269,12 @@ pub trait Exchange: Send + Sync {
     /// can look orders up by them (`get_order_by_client_id`). The bot's own client does not:
     /// its calls keep the original shapes exactly.
     fn client_order_ids(&self) -> bool {
+        false
+    }
+    /// Whether the client takes the leg an order is for (`close_position(symbol, side=...)`,
+    /// `position_side=` on order methods): then the manager names the tracked position's leg in
+    /// every order, so on an account in hedge mode a close reduces exactly that leg.
+    fn position_legs(&self) -> bool {
         false
     }
     /// `get_order_by_client_id(client_order_id, symbol)`: the order, or `NotFound` when the venue

@@ -106,6 +106,8 @@ pub struct MarketOrder<'a> {
     pub reduce_only: bool,
     /// The client order id, for clients that take one (`client_order_id=` keyword).
     pub client_order_id: Option<&'a str>,
+    /// The leg the order opens or reduces, for clients that take it (`position_side=`).
+    pub position_side: Option<crate::key::Side>,
 }
 
 /// A post-only limit order:
@@ -124,6 +126,8 @@ pub struct LimitOrder<'a> {
     pub leverage: f64,
     /// The client order id, for clients that take one (`client_order_id=` keyword).
     pub client_order_id: Option<&'a str>,
+    /// The leg the order opens, for clients that take it (`position_side=`).
+    pub position_side: Option<crate::key::Side>,
 }
 
 /// What `get_order_by_client_id(client_order_id, symbol)` answered.

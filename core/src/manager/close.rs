@@ -59,7 +59,13 @@ impl CloseOutcome {
 impl<H: Clone + Send + Sync> Manager<H> {
     /// `close_position(symbol, reason)`. Only an interruption is an error.
     pub fn close_position(&self, symbol: &str, reason: &str) -> CoreResult<CloseOutcome> {
-        self.close_with(symbol, reason, None)
+        match self.resolve_key(symbol) {
+            Ok(key) => self.close_with(key.as_str(), reason, None),
+            Err(message) => {
+                self.log(Channel::Main, Level::Warn, || message);
+                Ok(CloseOutcome::NotTracked)
+            }
+        }
     }
 
     /// The close, optionally trusting a fresh position list instead of reading it again (§6.5).
@@ -267,9 +273,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(price),
             target_bit: 0,
         };
+        let leg = self.leg_of(position);
         let answer = self
             .exchange()
-            .close_position(key.symbol(), order_id.as_deref());
+            .close_position(key.symbol(), order_id.as_deref(), leg);
         let answer = match answer {
             Err(e) if e.is_interrupt() => {
                 // The order may be out: nothing more is sent until the exchange tells.

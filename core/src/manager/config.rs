@@ -26,6 +26,9 @@ pub struct ManagerConfig {
     /// A tombstone older than this (seconds) is dropped; `f64::INFINITY` keeps them until the
     /// size limit evicts them.
     pub tombstone_ttl_seconds: f64,
+    /// One position per symbol (one-way, the original's), or a long and a short leg per symbol
+    /// tracked independently (hedge mode: book keys `SYMBOL@long`, `SYMBOL@short`).
+    pub position_mode: crate::reconcile::Mode,
 }
 
 impl Default for ManagerConfig {
@@ -40,6 +43,7 @@ impl Default for ManagerConfig {
             tombstone_limit: 1_000,
             missing_grace_seconds: 0.0,
             tombstone_ttl_seconds: 86_400.0,
+            position_mode: crate::reconcile::Mode::OneWay,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::events::{EventKind, Evidence};
 use crate::exchange::TickerAnswer;
 use crate::format::{format_price, py_repr_float};
 use crate::key::Key;
-use crate::reconcile::{judge_removal, Context, Op, Purpose, Resolution};
+use crate::reconcile::{judge_removal, Context, Mode, Op, Purpose, Resolution};
 use crate::snapshot::Snapshot;
 
 /// A list read by the manager, with when it was read (the manager's clock).
@@ -130,6 +130,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         drop(displaced);
         if purpose != Purpose::Verify {
             self.book().note_list(list.snapshot.clone());
+            if policy.mode == Mode::OneWay && list.snapshot.well_formed {
+                self.report_two_legs(&list.snapshot);
+            }
         }
         let mut report = ListReport::default();
         for change in applied {
@@ -272,6 +275,68 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
         Ok(())
+    }
+
+    /// One-way mode on an account in hedge mode: a symbol listed with a long and a short leg is
+    /// reported (a warning and a `two_legs` event, once while it lasts), never silently ignored.
+    fn report_two_legs(&self, snapshot: &Snapshot) {
+        let both: Vec<String> = snapshot
+            .symbols_in_order()
+            .into_iter()
+            .filter(|(_, p)| p.long.is_some() && p.short.is_some())
+            .map(|(s, _)| s.to_owned())
+            .collect();
+        if both.is_empty() && !self.book().has_two_legs_noted() {
+            return;
+        }
+        for symbol in self.book().note_two_legs(both) {
+            let Some(presence) = snapshot.symbols.get(&symbol) else {
+                continue;
+            };
+            let (Some(long), Some(short)) = (&presence.long, &presence.short) else {
+                continue;
+            };
+            let tracked = self.book().get(&symbol);
+            let what = if tracked.is_some() {
+                "only the tracked leg is managed; closes name its side where the client takes it"
+            } else {
+                "neither leg is imported"
+            };
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Position {symbol} is listed with two legs (long {}, short {}): the account is in hedge mode and this manager runs in one-way mode; {what} (use position_mode='hedge')",
+                    py_repr_float(long.contracts),
+                    py_repr_float(short.contracts)
+                )
+            });
+            let position = match tracked {
+                Some((position, _)) => position,
+                None => crate::book::share(crate::position::PositionState::new(
+                    symbol.as_str(),
+                    "long",
+                    long.entry_price.unwrap_or(0.0),
+                    long.contracts,
+                    1.0,
+                    0.0,
+                    None,
+                    self.now(),
+                )),
+            };
+            let evidence = Evidence {
+                exchange_side: Some("both".to_owned()),
+                exchange_contracts: Some(short.contracts),
+                previous_amount: Some(long.contracts),
+                ..Evidence::default()
+            };
+            self.record_with(
+                &symbol,
+                &position,
+                EventKind::TwoLegs,
+                "two_legs_in_one_way_mode",
+                None,
+                Some(evidence),
+            );
+        }
     }
 
     fn report_resize(

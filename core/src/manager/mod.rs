@@ -44,6 +44,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventKind, EventLog, Evidence};
 use crate::exchange::Exchange;
+use crate::key::{Key, Side};
 use crate::reconcile::{Mode, Policy};
 
 pub use close::CloseOutcome;
@@ -158,7 +159,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             missing_confirmations: self.config.missing_confirmations,
             missing_grace_seconds: self.config.missing_grace_seconds,
             tombstone_ttl_seconds: self.config.tombstone_ttl_seconds,
-            mode: Mode::OneWay,
+            mode: self.config.position_mode,
         }
     }
 
@@ -172,6 +173,71 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Some(custom) => methods::Methods::Custom(custom),
             None => methods::Methods::Builtin(position),
         }
+    }
+
+    /// The book key a caller's text names: the symbol itself in one-way mode; in hedge mode a
+    /// leg key (`SYMBOL@long`) or a plain symbol that has exactly one tracked leg. `Err` with a
+    /// message for a plain symbol with two tracked legs (the caller must name one).
+    pub fn resolve_key(&self, text: &str) -> Result<Key, String> {
+        if self.config.position_mode == Mode::OneWay {
+            return Ok(Key::net(text));
+        }
+        let key = Key::parse(text);
+        if key.leg() != crate::key::Leg::Net {
+            return Ok(key);
+        }
+        let mut legs = self.book.tracked_legs(text);
+        match legs.len() {
+            0 => Ok(key),
+            1 => Ok(legs.remove(0)),
+            _ => Err(format!(
+                "Position {text} has two legs; name one: {} or {}",
+                Key::hedge(text, Side::Long),
+                Key::hedge(text, Side::Short)
+            )),
+        }
+    }
+
+    /// The position and handle `text` names ([`Manager::resolve_key`]).
+    pub fn lookup(&self, text: &str) -> Option<(SharedPosition, H)> {
+        let key = self.resolve_key(text).ok()?;
+        self.book.get(key.as_str())
+    }
+
+    /// Whether `text` names a tracked position (in hedge mode a plain symbol: either leg).
+    pub fn tracks(&self, text: &str) -> bool {
+        match self.resolve_key(text) {
+            Ok(key) => self.book.contains(key.as_str()),
+            Err(_) => true,
+        }
+    }
+
+    /// The key an open of `symbol` for `side` takes: the symbol in one-way mode, its leg in
+    /// hedge mode (`Err` when `symbol` names the other leg).
+    pub(crate) fn open_key(&self, symbol: &str, side: Side) -> Result<Key, String> {
+        if self.config.position_mode == Mode::OneWay {
+            return Ok(Key::net(symbol));
+        }
+        let named = Key::parse(symbol);
+        match named.leg().side() {
+            Some(leg) if leg != side => Err(format!(
+                "Invalid symbol: {symbol} names the {leg} leg, the signal opens a {side}"
+            )),
+            _ => Ok(Key::hedge(named.symbol(), side)),
+        }
+    }
+
+    /// The leg to name in an order for a position of `side`, when the client takes it.
+    pub(crate) fn leg(&self, side: crate::key::Side) -> Option<crate::key::Side> {
+        self.exchange.position_legs().then_some(side)
+    }
+
+    /// The leg to name in an order for `position` (its own side), when the client takes it.
+    pub(crate) fn leg_of(&self, position: &SharedPosition) -> Option<crate::key::Side> {
+        if !self.exchange.position_legs() {
+            return None;
+        }
+        crate::key::Side::parse(&position.lock().side)
     }
 
     /// A new client order id when the client takes them, else `None` (the bot's own client
@@ -325,3 +391,6 @@ mod trading_tests;
 
 #[cfg(test)]
 mod drift_tests;
+
+#[cfg(test)]
+mod hedge_tests;

@@ -137,7 +137,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log_invalid(&message);
             return Ok(false);
         }
-        let key = Key::net(symbol);
+        let side = if request.signal == "BUY" {
+            Side::Long
+        } else {
+            Side::Short
+        };
+        let key = match self.open_key(symbol, side) {
+            Ok(key) => key,
+            Err(message) => {
+                self.log_invalid(&message);
+                return Ok(false);
+            }
+        };
         // Reserve, checking the exchange first when the book remembers something about the
         // symbol (at most one check: a symbol still in doubt after it is not opened).
         let mut checked = false;
@@ -238,7 +249,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             ));
             return Ok(Some(false));
         }
-        if !list.snapshot.lists(key.symbol()) {
+        if list.snapshot.seen(key) == Seen::Absent {
             // Verified gone: a removed position the book remembers is superseded by the open.
             drop(self.book().forget_tombstone(key));
         }
@@ -294,7 +305,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log(Channel::Position, Level::Info, || line);
         }
 
-        let ticker = self.exchange().get_ticker(symbol)?;
+        let ticker = self.exchange().get_ticker(key.symbol())?;
         let price = match (&ticker, ticker.valid_price()) {
             (TickerAnswer::Missing, _) => {
                 self.log(Channel::Position, Level::Error, || {
@@ -544,6 +555,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             leverage: intent.leverage,
             reduce_only: false,
             client_order_id: order_id.as_deref(),
+            position_side: self.leg(intent.side),
         });
         let answer = match answer {
             Err(e) if e.is_interrupt() => {
@@ -679,7 +691,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         side: OrderSide,
         price: f64,
     ) -> CoreResult<Placed> {
-        let symbol = request.symbol;
+        // The exchange is asked about the symbol (a hedge-mode key names a leg of it).
+        let symbol = key.symbol();
         let (amount, _) = request.amount;
         let offset = request.limit_offset;
         let limit_price = if side == OrderSide::Buy {
@@ -706,6 +719,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: limit_price,
             leverage: intent.leverage,
             client_order_id: order_id.as_deref(),
+            position_side: self.leg(intent.side),
         }) {
             Ok(answer) => answer,
             Err(e) if e.is_interrupt() => {

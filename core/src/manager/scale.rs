@@ -108,6 +108,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         additional: (f64, &str),
         current_price: f64,
     ) -> CoreResult<bool> {
+        let key = match self.resolve_key(symbol) {
+            Ok(key) => key,
+            Err(message) => {
+                self.log(Channel::Main, Level::Warn, || message);
+                return Ok(false);
+            }
+        };
+        let symbol = key.as_str();
         let Some((position, _handle)) = self.book().get(symbol) else {
             self.log(Channel::Main, Level::Error, || {
                 format!("No position found for {symbol} to scale into")
@@ -167,6 +175,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             leverage,
             reduce_only: false,
             client_order_id: order_id.as_deref(),
+            position_side: self.leg_of(position),
         });
         let answer = match answer {
             Err(e) if e.is_interrupt() => {
@@ -242,10 +251,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
         amount_to_close: (f64, &str),
         reason: &str,
     ) -> CoreResult<Option<f64>> {
-        Ok(match self.scale_out(symbol, amount_to_close, reason, 0)? {
-            ScaleOut::Done(pnl) => Some(pnl),
-            ScaleOut::NotDone | ScaleOut::Unknown => None,
-        })
+        let key = match self.resolve_key(symbol) {
+            Ok(key) => key,
+            Err(message) => {
+                self.log(Channel::Main, Level::Warn, || message);
+                return Ok(None);
+            }
+        };
+        Ok(
+            match self.scale_out(key.as_str(), amount_to_close, reason, 0)? {
+                ScaleOut::Done(pnl) => Some(pnl),
+                ScaleOut::NotDone | ScaleOut::Unknown => None,
+            },
+        )
     }
 
     /// The scale-out; `target_bit` is a profit target the caller claimed for it (kept claimed
@@ -421,6 +439,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             leverage,
             reduce_only: true,
             client_order_id: order_id.as_deref(),
+            position_side: self.leg_of(position),
         });
         let answer = match answer {
             Err(e) if e.is_interrupt() => {

@@ -53,6 +53,8 @@ pub struct FakeState {
     pub limits: Option<MarketLimits>,
     /// What `get_ohlcv` answers per symbol (no candles for a symbol not listed).
     pub ohlcv: std::collections::HashMap<String, Ohlcv>,
+    /// Declares `position_legs` (orders name their leg).
+    pub legs: bool,
 }
 
 /// A fake exchange.
@@ -108,10 +110,18 @@ impl Exchange for Fake {
         Ok(s.ohlcv.get(symbol).cloned().unwrap_or_default())
     }
 
-    fn close_position(&self, symbol: &str, _client_order_id: Option<&str>) -> CoreResult<bool> {
+    fn close_position(
+        &self,
+        symbol: &str,
+        _client_order_id: Option<&str>,
+        _side: Option<crate::key::Side>,
+    ) -> CoreResult<bool> {
         let hook = {
             let mut s = self.0.lock();
-            s.calls.push(format!("close_position {symbol}"));
+            s.calls.push(match _side {
+                Some(side) => format!("close_position {symbol} side={side}"),
+                None => format!("close_position {symbol}"),
+            });
             s.during_close.take()
         };
         if let Some(mut f) = hook {
@@ -135,6 +145,11 @@ impl Exchange for Fake {
                     ""
                 }
             ));
+            if let Some(side) = order.position_side {
+                if let Some(last) = s.calls.last_mut() {
+                    last.push_str(&format!(" position_side={side}"));
+                }
+            }
             s.during_order.take()
         };
         if let Some(mut f) = hook {
@@ -191,6 +206,10 @@ impl Exchange for Fake {
         let mut s = self.0.lock();
         s.calls.push(format!("get_market_limits {symbol}"));
         Ok(s.limits.clone())
+    }
+
+    fn position_legs(&self) -> bool {
+        self.0.lock().legs
     }
 }
 

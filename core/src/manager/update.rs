@@ -228,7 +228,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let price = match self.fetch_price(symbol)? {
+        let price = match self.fetch_price(Key::parse(symbol).symbol())? {
             PriceFetch::Price(p) => p,
             PriceFetch::Failed => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -291,7 +291,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let ohlcv = match caught(self.exchange().get_ohlcv(symbol, "1h", 100))? {
+        // The book key names a leg in hedge mode; the exchange is asked about the symbol.
+        let market = Key::parse(symbol);
+        let ohlcv = match caught(self.exchange().get_ohlcv(market.symbol(), "1h", 100))? {
             Err(e) => {
                 // Only errors the client lets through reach this branch (ccxt AuthenticationError
                 // with the original client); the original then checks the simple exits only.
