@@ -35,8 +35,12 @@ def venue_name(request: pytest.FixtureRequest) -> str:
 
 
 def _start(name: str, hedge: bool) -> Iterator[tuple[FakeVenue, CcxtClient]]:
-    with running(DIALECTS[name](), hedge=hedge) as (venue, exchange):
-        yield venue, CcxtClient(exchange, sleep=lambda s: None)
+    dialect = DIALECTS[name]()
+    # What the user sets (docs/ccxt-client.md): where a flat account cannot tell its mode,
+    # a hedge-mode account is declared.
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    with running(dialect, hedge=hedge) as (venue, exchange):
+        yield venue, CcxtClient(exchange, sleep=lambda s: None, position_mode=mode)
         assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
 
 
@@ -215,7 +219,121 @@ def test_a_rejected_close_is_false_and_an_unknown_outcome_raises(
         client.close_position(m.symbol)
 
 
+def test_a_reduce_only_order_with_nothing_to_reduce_is_refused(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    """The venue's refusal maps to a definitive rejection (None), never an unknown outcome."""
+    venue, client = one_way
+    m = market(venue)
+    assert client.create_market_order(m.symbol, "sell", m.lot, 5, reduce_only=True) is None
+    assert venue.ledger.held() == []
+
+
+@pytest.mark.parametrize("mode", ["one_way", "hedge"])
+def test_opens_at_the_requested_leverage(
+    venue_name: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    for venue, client in _start(venue_name, hedge=mode == "hedge"):
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+        assert venue.ledger.lev(m.symbol, "long") == 7.0
+        assert client.create_market_order(m.symbol, "buy", m.lot, 7) is not None  # unchanged
+        (entry,) = client.get_open_positions()
+        if venue.dialect.reports_leverage:
+            assert entry["leverage"] == pytest.approx(7.0)
+        assert client.create_market_order(m.symbol, "sell", m.lot, 4, position_side="short") or (
+            mode == "one_way"  # one-way: a sell opens the short leg only in hedge mode
+        )
+        if mode == "hedge":
+            assert venue.ledger.lev(m.symbol, "short") == 4.0
+            assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_fills_are_reported_and_looked_up_without_warnings(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    venue, client = one_way
+    m = market(venue)
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    order = client.create_market_order(m.symbol, "buy", 2 * m.lot, 5)
+    assert order is not None
+    assert order["filled"] == pytest.approx(2 * m.lot)
+    assert order["average"] == pytest.approx(m.price)
+    status = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert status is not None
+    assert (status["status"], status["filled"]) == ("closed", pytest.approx(2 * m.lot))
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_orders_are_found_by_their_client_order_id(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    m = market(venue)
+    order = client.create_market_order(m.symbol, "buy", 3 * m.lot, 5, client_order_id="pmq7a1")
+    assert order is not None and order["clientOrderId"] == "pmq7a1"
+    found = client.get_order_by_client_id("pmq7a1", m.symbol)
+    assert found is not None
+    assert (found["id"], found["clientOrderId"], found["status"]) == (
+        order["id"],
+        "pmq7a1",
+        "closed",
+    )
+    assert found["filled"] == pytest.approx(3 * m.lot)
+    assert client.close_position(m.symbol, client_order_id="pmq7a2") is True
+    closing = client.get_order_by_client_id("pmq7a2", m.symbol)
+    assert closing is not None and closing["status"] == "closed" and closing["side"] == "sell"
+    other = CcxtClient(client.exchange)  # an id this instance never sent: "not found" is None
+    assert other.get_order_by_client_id("pmnever9", m.symbol) is None
+
+
+def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:
+    venue, client = one_way
+    m = market(venue)
+    order = client.create_limit_order(m.symbol, "buy", m.lot, m.price * 0.9, 5)
+    assert order is not None and order["status"] in (None, "open")  # some answers carry ids only
+    resting = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert resting is not None and (resting["status"], resting["filled"]) == ("open", 0)
+    assert client.cancel_order(order["id"], m.symbol) is True
+    assert client.cancel_order(order["id"], m.symbol) is False
+    status = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert status is not None and status["status"] == "canceled"
+    assert venue.ledger.held() == []
+
+
+def test_a_flat_hedge_account_in_auto_mode(venue_name: str) -> None:
+    """Where the venue tells a flat account's mode the first order names its leg; elsewhere
+    it is refused by the venue (nothing placed) until the user sets position_mode='hedge'."""
+    dialect = DIALECTS[venue_name]()
+    with running(dialect, hedge=True) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        order = client.create_market_order(m.symbol, "buy", 2 * m.lot, 5)
+        if dialect.mode_readable_when_flat:
+            assert order is not None
+            assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
+        else:
+            assert order is None
+            assert venue.ledger.held() == []
+
+
 # --------------------------------------------------------------------------- with the manager
+
+
+def test_manager_finds_an_open_whose_answer_was_lost(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    """The order is executed, its answer lost: found by its client order id, never sent twice."""
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client)
+    venue.lose_next_order_answer()
+    manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert len(venue.ledger.orders_sent()) == 1
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
 
 
 def test_manager_one_way_sync_cycles_vanish_and_errors(

@@ -92,7 +92,10 @@ class Binance(_Base):
         "amount": (-1111, "Precision is over the maximum defined for this asset."),
         "symbol": (-1121, "Invalid symbol."),
         "order": (-2013, "Order does not exist."),
+        "unknown_order": (-2011, "Unknown order sent."),
     }
+    #: /fapi/v3/positionRisk carries no leverage (docs/ccxt-client.md, Limits).
+    reports_leverage = False
 
     def market_id(self, base: str) -> str:
         return base + "USDT"
@@ -248,6 +251,12 @@ class Binance(_Base):
             raise VenueRefusal("order", "Order does not exist.")
         return self._order(venue, o)
 
+    def cancel_order(self, venue: FakeVenue, r: Request) -> Payload:
+        o = venue.ledger.find(r.params.get("orderId"), r.params.get("origClientOrderId"))
+        if o is None or o.status != "open":
+            raise VenueRefusal("unknown_order", "Unknown order sent.")
+        return self._order(venue, venue.ledger.cancel(o.id))
+
     routes: ClassVar[dict[tuple[str, str], Any]] = {
         ("GET", "/fapi/v1/exchangeInfo"): lambda v, r: v.dialect.exchange_info(v, r),
         ("GET", "/fapi/v1/ticker/24hr"): lambda v, r: v.dialect.ticker(v, r),
@@ -258,6 +267,7 @@ class Binance(_Base):
         ("POST", "/fapi/v1/leverage"): lambda v, r: v.dialect.leverage(v, r),
         ("POST", "/fapi/v1/order"): lambda v, r: v.dialect.new_order(v, r),
         ("GET", "/fapi/v1/order"): lambda v, r: v.dialect.query_order(v, r),
+        ("DELETE", "/fapi/v1/order"): lambda v, r: v.dialect.cancel_order(v, r),
     }
 
 
@@ -281,6 +291,7 @@ class KuCoin(_Base):
         "amount": ("100001", "The quantity is invalid."),
         "symbol": ("100001", "Contract parameter invalid."),
         "order": ("100004", "The order does not exist."),
+        "cancel": ("100004", "The order cannot be canceled."),
     }
 
     def market_id(self, base: str) -> str:
@@ -387,10 +398,24 @@ class KuCoin(_Base):
             venue.ledger.set_lev(symbol, float(p["leverage"]), order.leg)  # isolated: the order's
         return {"orderId": order.id, "clientOid": p.get("clientOid")}
 
+    def order_by_client_oid(self, venue: FakeVenue, r: Request) -> Payload:
+        o = venue.ledger.find(client_id=r.params["clientOid"])
+        return None if o is None else self._order_row(venue, o)  # KuCoin: data null
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = venue.ledger.find(r.path.rsplit("/", 1)[-1])
+        if o is None or o.status != "open":
+            raise VenueRefusal("cancel", "The order cannot be canceled.")
+        venue.ledger.cancel(o.id)
+        return {"cancelledOrderIds": [o.id]}
+
     def order(self, venue: FakeVenue, r: Request) -> Payload:
         o = venue.ledger.find(r.path.rsplit("/", 1)[-1])
         if o is None:
             raise VenueRefusal("order", "The order does not exist.")
+        return self._order_row(venue, o)
+
+    def _order_row(self, venue: FakeVenue, o: Order) -> Payload:
         done = o.status != "open"
         size = venue.ledger.markets[o.symbol].contract_size
         return {
@@ -421,8 +446,239 @@ class KuCoin(_Base):
         ("GET", "/api/v1/positions"): lambda v, r: v.dialect.positions(v, r),
         ("POST", "/api/v2/changeCrossUserLeverage"): lambda v, r: v.dialect.leverage(v, r),
         ("POST", "/api/v1/orders"): lambda v, r: v.dialect.new_order(v, r),
+        ("GET", "/api/v1/orders/byClientOid"): lambda v, r: v.dialect.order_by_client_oid(v, r),
         ("GET", "/api/v1/orders/*"): lambda v, r: v.dialect.order(v, r),
+        ("DELETE", "/api/v1/orders/*"): lambda v, r: v.dialect.cancel(v, r),
     }
 
 
 DIALECTS["kucoinfutures"] = KuCoin
+
+
+# ============================================================================ Bybit (v5, linear)
+
+
+class Bybit(_Base):
+    """Bybit v5 unified account, linear perpetuals: ``{"retCode": 0, "retMsg": "OK", "result"}``.
+
+    One-way mode is ``positionIdx`` 0; hedge mode names the leg with ``positionIdx`` 1 (long) or
+    2 (short) on every entry and every order. A position list by ``settleCoin`` holds only open
+    positions (Bybit lists zero-size entries only when asked for one ``symbol``).
+    """
+
+    ccxt_name = "bybit"
+    positions_route = "/v5/position/list"
+    order_route = "/v5/order/create"
+    options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["linear"]}}
+    codes: ClassVar[dict[str, tuple[int, str]]] = {
+        "mode": (10001, "position idx not match position mode"),
+        "reduce": (110017, "Reduce-only rule not satisfied"),
+        "amount": (10001, "The number of contracts exceeds minimum limit allowed"),
+        "symbol": (10001, "params error: symbol invalid"),
+        "order": (110001, "order not exists or too late to cancel"),
+        "leverage": (110043, "leverage not modified"),
+        "client_id": (110072, "OrderLinkedID is duplicate"),
+    }
+
+    def market_id(self, base: str) -> str:
+        return base + "USDT"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def ok(self, payload: Payload) -> Payload:
+        return {"retCode": 0, "retMsg": "OK", "result": payload, "retExtInfo": {},
+                "time": now_ms()}  # fmt: skip
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        code, msg = self.codes.get(refusal.reason, (10001, refusal.message))
+        return 200, {"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {},
+                     "time": now_ms()}  # fmt: skip
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 200, {"retCode": 10006, "retMsg": "Too many visits!", "result": {},
+                     "retExtInfo": {}, "time": now_ms()}  # fmt: skip
+
+    def instruments(self, venue: FakeVenue, r: Request) -> Payload:
+        if r.params.get("status") == "PreLaunch":
+            return {"category": "linear", "list": [], "nextPageCursor": ""}
+        rows = [
+            {
+                "symbol": self.market_id(m.base), "contractType": "LinearPerpetual",
+                "status": "Trading", "baseCoin": m.base, "quoteCoin": "USDT",
+                "settleCoin": "USDT", "launchTime": "1584230400000", "deliveryTime": "0",
+                "deliveryFeeRate": "", "priceScale": "2",
+                "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00",
+                                   "leverageStep": "0.01"},
+                "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+                "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": _s(m.lot),
+                                  "qtyStep": _s(m.lot), "postOnlyMaxOrderQty": "1190.000",
+                                  "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
+                "unifiedMarginTrade": True, "fundingInterval": 480, "copyTrading": "both",
+                "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
+            }
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    def query_api(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"id": "13770661", "note": "bot", "apiKey": "key", "readOnly": 0, "secret": "",
+                "permissions": {"ContractTrade": ["Order", "Position"]}, "ips": ["*"],
+                "type": 1, "deadlineDay": 83, "expiredAt": "", "createdAt": "",
+                "unified": 0, "uta": 1, "userID": 24600000, "inviterID": 0,
+                "vipLevel": "No VIP", "mktMakerLevel": "0", "affiliateID": 0,
+                "rsaPublicKey": "", "isMaster": True}  # fmt: skip
+
+    def account_info(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"marginMode": "REGULAR_MARGIN", "updatedTime": str(now_ms()),
+                "unifiedMarginStatus": 4, "dcpStatus": "OFF", "timeWindow": 10,
+                "smpGroup": 0, "isMasterTrader": False, "spotHedgingStatus": "OFF"}  # fmt: skip
+
+    def tickers(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        p = _s(venue.ledger.prices[symbol])
+        row = {"symbol": r.params["symbol"], "lastPrice": p, "indexPrice": p, "markPrice": p,
+               "prevPrice24h": p, "price24hPcnt": "0", "highPrice24h": p, "lowPrice24h": p,
+               "prevPrice1h": p, "openInterest": "100", "openInterestValue": "1000",
+               "turnover24h": "1000", "volume24h": "10", "fundingRate": "0.0001",
+               "nextFundingTime": str(now_ms() + 3_600_000), "predictedDeliveryPrice": "",
+               "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0", "ask1Size": "1",
+               "bid1Price": p, "ask1Price": p, "bid1Size": "1", "basis": ""}  # fmt: skip
+        return {"category": "linear", "list": [row]}
+
+    def kline(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        minutes = int(r.params.get("interval", 60))
+        rows = _candles(venue, symbol, int(r.params.get("limit", 200)), minutes * 60_000)
+        newest_first = [[str(t), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v * c)]
+                        for t, o, h, lo, c, v in reversed(rows)]  # fmt: skip
+        return {"category": "linear", "symbol": r.params["symbol"], "list": newest_first}
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if r.params.get("settleCoin") != "USDT" and "symbol" not in r.params:
+            raise VenueRefusal("param", "symbol or settleCoin is required")
+        ledger = venue.ledger
+        rows = []
+        if "symbol" in r.params:  # one symbol: an entry per leg, open or not
+            symbol = self.symbol_of(venue, r.params["symbol"])
+            for leg in ("long", "short") if ledger.hedge else ("",):
+                side = leg or (ledger.held_leg(symbol) or "")
+                found = ledger.legs.get((symbol, side))
+                size, entry = (found.contracts, found.entry) if found else (0.0, 0.0)
+                rows.append(self._position(venue, symbol, side, size, entry))
+        elif not venue.take_empty():
+            for symbol, leg, held in ledger.held():
+                rows.append(self._position(venue, symbol, leg, held.contracts, held.entry))
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    def _position(self, venue: FakeVenue, symbol: str, leg: str, size: float, entry: float) -> Any:
+        """A position entry; ``leg`` '' with size 0 is one-way's flat placeholder (side '')."""
+        mark = venue.ledger.prices[symbol]
+        lev = venue.ledger.lev(symbol, leg or "long")
+        idx = (1 if leg == "long" else 2) if venue.ledger.hedge else 0
+        signed = size if leg == "long" else -size
+        side = ("Buy" if leg == "long" else "Sell") if size else ""
+        return {
+            "positionIdx": idx, "riskId": 1, "riskLimitValue": "2000000",
+            "symbol": self.mid(venue, symbol), "side": side,
+            "size": _s(size), "avgPrice": _s(entry), "positionValue": _s(size * entry),
+            "tradeMode": 0, "positionStatus": "Normal", "autoAddMargin": 0,
+            "adlRankIndicator": 2, "leverage": _s(lev), "positionBalance": "0",
+            "markPrice": _s(mark), "liqPrice": "", "bustPrice": "", "positionMM": "0",
+            "positionIM": _s(size * entry / lev), "tpslMode": "Full", "takeProfit": "0",
+            "stopLoss": "0", "trailingStop": "0", "unrealisedPnl": _s(signed * (mark - entry)),
+            "curRealisedPnl": "0", "cumRealisedPnl": "0", "seq": 1, "isReduceOnly": False,
+            "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "",
+            "createdTime": str(now_ms() - 60_000), "updatedTime": str(now_ms()),
+        }  # fmt: skip
+
+    def set_leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        buy, sell = float(r.params["buyLeverage"]), float(r.params["sellLeverage"])
+        if venue.ledger.lev(symbol, "long") == buy and venue.ledger.lev(symbol, "short") == sell:
+            raise VenueRefusal("leverage", "leverage not modified")
+        venue.ledger.set_lev(symbol, buy, "long")
+        venue.ledger.set_lev(symbol, sell, "short")
+        return {}
+
+    def create(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        if p.get("category") != "linear":
+            raise VenueRefusal("param", "category only support linear")
+        symbol = self.symbol_of(venue, p["symbol"])
+        idx = int(p.get("positionIdx", 0))
+        if (idx != 0) != venue.ledger.hedge:
+            raise VenueRefusal("mode", "position idx not match position mode")
+        side = p["side"].lower()
+        leg = {1: "long", 2: "short"}.get(idx)
+        reduce = _truthy(p.get("reduceOnly")) or (
+            leg is not None and (leg == "long") != (side == "buy")
+        )
+        link = p.get("orderLinkId")
+        if link is not None and venue.ledger.find(client_id=link) is not None:
+            raise VenueRefusal("client_id", "OrderLinkedID is duplicate")
+        order = venue.ledger.place(
+            symbol, side, float(p["qty"]), reduce_only=reduce, leg=leg,
+            kind=p["orderType"].lower(), price=float(p["price"]) if p.get("price") else None,
+            client_id=link,
+        )  # fmt: skip
+        return {"orderId": f"bb-{order.id}", "orderLinkId": link or ""}
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        status = {"open": "New", "closed": "Filled", "canceled": "Cancelled"}[o.status]
+        avg = o.average or 0.0
+        idx = (1 if o.leg == "long" else 2) if venue.ledger.hedge else 0
+        return {
+            "orderId": f"bb-{o.id}", "orderLinkId": o.client_id or "", "blockTradeId": "",
+            "symbol": self.mid(venue, o.symbol), "price": _s(o.price or 0), "qty": _s(o.amount),
+            "side": "Buy" if o.side == "buy" else "Sell", "isLeverage": "", "positionIdx": idx,
+            "orderStatus": status, "cancelType": "UNKNOWN", "rejectReason": "EC_NoError",
+            "avgPrice": _s(avg) if o.filled else "", "leavesQty": _s(o.amount - o.filled),
+            "leavesValue": "0", "cumExecQty": _s(o.filled), "cumExecValue": _s(o.filled * avg),
+            "cumExecFee": "0", "timeInForce": "IOC" if o.kind == "market" else "GTC",
+            "orderType": "Market" if o.kind == "market" else "Limit", "stopOrderType": "",
+            "orderIv": "", "triggerPrice": "0", "takeProfit": "0", "stopLoss": "0",
+            "tpTriggerBy": "", "slTriggerBy": "", "triggerDirection": 0, "triggerBy": "",
+            "lastPriceOnCreated": _s(venue.ledger.prices[o.symbol]),
+            "reduceOnly": o.reduce_only, "closeOnTrigger": False, "smpType": "None",
+            "smpGroup": 0, "smpOrderId": "", "tpslMode": "", "tpLimitPrice": "",
+            "slLimitPrice": "", "placeType": "", "createdTime": str(o.created),
+            "updatedTime": str(now_ms()),
+        }  # fmt: skip
+
+    def _lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        order_id, link = p.get("orderId"), p.get("orderLinkId")
+        if order_id:
+            found = venue.ledger.find(order_id.removeprefix("bb-"))
+            return found if found is not None and str(order_id).startswith("bb-") else None
+        if link:
+            return venue.ledger.find(client_id=link)
+        return None
+
+    def realtime(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        rows = [self._order(venue, o)] if o is not None else []
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None:
+            raise VenueRefusal("order", "order not exists or too late to cancel")
+        venue.ledger.cancel(o.id)
+        return {"orderId": f"bb-{o.id}", "orderLinkId": o.client_id or ""}
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/v5/market/instruments-info"): lambda v, r: v.dialect.instruments(v, r),
+        ("GET", "/v5/user/query-api"): lambda v, r: v.dialect.query_api(v, r),
+        ("GET", "/v5/account/info"): lambda v, r: v.dialect.account_info(v, r),
+        ("GET", "/v5/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
+        ("GET", "/v5/market/kline"): lambda v, r: v.dialect.kline(v, r),
+        ("GET", "/v5/position/list"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/v5/position/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
+        ("POST", "/v5/order/create"): lambda v, r: v.dialect.create(v, r),
+        ("GET", "/v5/order/realtime"): lambda v, r: v.dialect.realtime(v, r),
+        ("POST", "/v5/order/cancel"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["bybit"] = Bybit

@@ -16,6 +16,7 @@ This module holds what they share:
   and nothing can leave the machine; a path the dialect does not serve answers 404 and is
   recorded in ``venue.unexpected``.
 * Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
+  ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
   ``answer_empty_positions(n)``.
 """
 
@@ -121,6 +122,14 @@ class Ledger:
         with self.lock:
             held = self.legs.get((symbol, leg))
             return held.contracts if held else 0.0
+
+    def held_leg(self, symbol: str) -> str | None:
+        """The one open leg of ``symbol`` in one-way mode (``None``: flat)."""
+        with self.lock:
+            for one in ("long", "short"):
+                if (symbol, one) in self.legs:
+                    return one
+            return None
 
     def held(self) -> list[tuple[str, str, Leg]]:
         with self.lock:
@@ -277,6 +286,7 @@ class _Fault:
     remaining: int
     status: int
     body: Payload
+    after: bool = False  # the venue acts, then the answer is this fault (a lost answer)
 
 
 class Dialect:
@@ -308,6 +318,16 @@ class Dialect:
 
     def prepare(self, exchange: Any) -> None:
         """Per-venue tweaks of the ccxt object after the URLs point at the fake."""
+
+    def is_order(self, request: Request) -> bool:
+        """Whether ``request`` places an order (venues with one action route override this)."""
+        return request.path == self.order_route
+
+    #: Whether position entries carry the position's leverage.
+    reports_leverage = True
+    #: Whether a flat account's hedge mode can be read (``CcxtClient(position_mode='auto')``
+    #: names the legs from the first order); otherwise the user sets ``position_mode='hedge'``.
+    mode_readable_when_flat = True
 
 
 class FakeVenue:
@@ -387,6 +407,12 @@ class FakeVenue:
         with self.ledger.lock:
             self.faults.append(_Fault(path, n, status, body))
 
+    def lose_next_order_answer(self, n: int = 1, status: int = 504) -> None:
+        """The next ``n`` orders are executed, then answered with ``status`` (a gateway timeout
+        page): the order exists, its answer is lost."""
+        with self.ledger.lock:
+            self.faults.append(_Fault(self.dialect.order_route, n, status, None, after=True))
+
     def answer_empty_positions(self, n: int = 1) -> None:
         with self.ledger.lock:
             self.empty_positions = n
@@ -412,14 +438,17 @@ class FakeVenue:
     def handle(self, request: Request) -> tuple[int, Payload]:
         with self.ledger.lock:
             self.requests.append(request)
+            lost: _Fault | None = None
             for fault in self.faults:
-                if fault.path == request.path and fault.remaining > 0:
-                    fault.remaining -= 1
-                    if fault.body is not None:
-                        return fault.status, fault.body
-                    if fault.status == 429:
-                        return self.dialect.rate_limited()
-                    return fault.status, "<html><body>502 Bad Gateway</body></html>"
+                if fault.path != request.path or fault.remaining <= 0:
+                    continue
+                if fault.path == self.dialect.order_route and not self.dialect.is_order(request):
+                    continue
+                fault.remaining -= 1
+                if fault.after:
+                    lost = fault
+                    break
+                return self._fault_answer(fault)
             handler = self.dialect.routes.get((request.method, request.path))
             if handler is None:  # a path with an id at its end: "<prefix>/*"
                 prefix = request.path.rsplit("/", 1)[0]
@@ -428,9 +457,17 @@ class FakeVenue:
                 self.unexpected.append(request)
                 return 404, {"error": f"no route {request.method} {request.path}"}
             try:
-                return 200, self.dialect.ok(handler(self, request))
+                answer = 200, self.dialect.ok(handler(self, request))
             except VenueRefusal as refusal:
-                return self.dialect.error(refusal)
+                answer = self.dialect.error(refusal)
+            return answer if lost is None else self._fault_answer(lost)
+
+    def _fault_answer(self, fault: _Fault) -> tuple[int, Payload]:
+        if fault.body is not None:
+            return fault.status, fault.body
+        if fault.status == 429:
+            return self.dialect.rate_limited()
+        return fault.status, f"<html><body>{fault.status} Bad Gateway</body></html>"
 
 
 class _Handler(BaseHTTPRequestHandler):

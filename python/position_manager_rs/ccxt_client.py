@@ -150,6 +150,15 @@ def is_duplicate_client_order_id(error: BaseException) -> bool:
     )
 
 
+def _leverage_unchanged(error: BaseException) -> bool:
+    """Whether a leverage change was refused only because the leverage is already that value
+    (Bybit ``110043 leverage not modified``)."""
+    text = str(error).lower()
+    return _is_ccxt_error(error, "BaseError") and (
+        "110043" in text or "leverage not modified" in text
+    )
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a float when it is a real number or a numeric string, else ``None``."""
     if isinstance(value, bool):
@@ -194,6 +203,9 @@ _HEDGED_PARAM_VENUES = frozenset(
         "huobi",
     }
 )
+#: Venues without ``fetch_position_mode`` whose position list for one symbol shows its mode even
+#: when flat (Bybit lists a zero-size entry per leg: ``positionIdx`` 0, or 1 and 2).
+_MODE_FROM_SYMBOL_LIST = frozenset({"bybit"})
 #: Venues without a hedge mode: every entry is one-way.
 _ONE_WAY_VENUES = frozenset({"hyperliquid"})
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
@@ -416,7 +428,13 @@ class CcxtClient:
         return self._ask_venue_mode(symbol)
 
     def _ask_venue_mode(self, symbol: str | None) -> bool:
-        """The venue's own answer to "hedge mode?" (``fetch_position_mode``), cached; else False."""
+        """The venue's own answer to "hedge mode?" (``fetch_position_mode``), cached; else False.
+
+        Bybit has no such call, but its position list for one symbol holds an entry per leg
+        even when nothing is open (``positionIdx`` 0, or 1 and 2 in hedge mode): read from it.
+        """
+        if self.venue in _MODE_FROM_SYMBOL_LIST and symbol is not None:
+            return self._mode_from_symbol_list(symbol)
         if not self._has("fetchPositionMode"):
             return False
         try:
@@ -438,6 +456,32 @@ class CcxtClient:
             return False
         with self._state_lock:
             self._venue_mode = hedged
+        return hedged
+
+    def _mode_from_symbol_list(self, symbol: str) -> bool:
+        """Hedge mode of ``symbol`` from the venue's list of its entries (placeholders included)."""
+        try:
+            entries = self.exchange.fetch_positions([symbol])
+        except Exception as e:
+            with self._state_lock:
+                first = not self._mode_warned
+                self._mode_warned = True
+            if first:
+                self.logger.warning(
+                    f"Could not read the position mode for {symbol}: {type(e).__name__}: {e}; "
+                    "assuming one-way (set CcxtClient(position_mode=...) to say)"
+                )
+            return False
+        modes = {
+            entry_hedged(e)
+            for e in entries or ()
+            if isinstance(e, Mapping) and e.get("symbol") == symbol
+        } - {None}
+        if len(modes) != 1:
+            return False
+        hedged = bool(modes.pop())
+        with self._state_lock:
+            self._symbol_hedged.setdefault(symbol, hedged)
         return hedged
 
     def _leverage_params(self, symbol: str, leverage: Any, leg: str) -> list[dict[str, Any]]:
@@ -470,6 +514,8 @@ class CcxtClient:
                 else:
                     self.exchange.set_leverage(leverage, symbol)
             except Exception as e:
+                if _leverage_unchanged(e):
+                    continue  # Bybit refuses to set the leverage a symbol already has
                 self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
 
     def _order_params(
@@ -535,8 +581,9 @@ class CcxtClient:
         client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """``create_order`` with the failure semantics of the module docstring."""
-        if client_order_id is not None:
-            params = {**params, "clientOrderId": client_order_id}
+        wire = None if client_order_id is None else self.venue_client_order_id(client_order_id)
+        if wire is not None:
+            params = {**params, "clientOrderId": wire}
         try:
             order = self.exchange.create_order(symbol, order_type, side, amount, price, params)
         except Exception as e:
@@ -561,7 +608,7 @@ class CcxtClient:
             # Not a refusal either: whether an order exists is unknown.
             raise TypeError(f"create_order() answered {type(order).__name__}, not an order")
         answer = dict(order)
-        if answer.get("clientOrderId") is None:
+        if answer.get("clientOrderId") in (None, wire):
             answer["clientOrderId"] = client_order_id
         return answer
 
@@ -575,6 +622,35 @@ class CcxtClient:
         if params:
             return self.exchange.fetch_order(order_id, symbol, params)
         return self.exchange.fetch_order(order_id, symbol)
+
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        """The form ``client_order_id`` takes on the venue (the same id, where the venue takes
+        it as it is)."""
+        return client_order_id
+
+    def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
+        """The venue's order with client order id ``wire`` (its own form); ``None`` or ccxt's
+        ``OrderNotFound`` when it has none."""
+        if self.venue == "bybit":
+            return self._bybit_order_by_link_id(wire, symbol)
+        return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
+        """Bybit: ccxt's ``fetch_order`` sends ``orderId=None`` when asked by client order id, so
+        ask ``/v5/order/realtime`` for the ``orderLinkId`` itself (open or recently closed)."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        category = "inverse" if market.get("inverse") else "linear"
+        request = {"category": category, "symbol": market["id"], "orderLinkId": wire}
+        response = exchange.privateGetV5OrderRealtime(request)
+        result = response.get("result") if isinstance(response, Mapping) else None
+        rows = result.get("list") if isinstance(result, Mapping) else None
+        if not isinstance(rows, list):
+            raise TypeError(f"/v5/order/realtime answered {response!r}, not an order list")
+        if not rows:
+            return None
+        return exchange.parse_order(rows[0], market)
 
     def _complete_fill(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
         """Fetch the order once when its creation answer lacks fill data; merge what came back."""
@@ -957,24 +1033,31 @@ class CcxtClient:
             raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
         if not self._has("fetchOrder"):
             raise NotImplementedError(f"{self!r}: the exchange cannot fetch orders")
+        wire = self.venue_client_order_id(client_order_id)
+        missing: Exception | None = None
         try:
-            order = self._fetch_order(None, symbol, {"clientOrderId": client_order_id})
+            order = self._fetch_by_client_id(wire, symbol)
         except Exception as e:
             if not _is_ccxt_error(e, "OrderNotFound"):
                 raise
+            order, missing = None, e
+        if isinstance(order, Mapping) and order.get("id") is None and not order.get("status"):
+            order = None  # a successful answer without an order in it (KuCoin: data null)
+        if order is None:
             with self._ids_lock:
                 sent_at = self._sent_ids.get(client_order_id)
             if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
                 raise LookupError(
                     f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
-                    f"after it was sent: the exchange may not know it yet ({e})"
-                ) from e
+                    f"after it was sent: the exchange may not know it yet "
+                    f"({missing or 'no order in the answer'})"
+                ) from missing
             return None
         if not isinstance(order, Mapping):
             raise TypeError(f"fetch_order() answered {type(order).__name__}, not an order")
         answer = dict(order)
         found = answer.get("clientOrderId")
-        if found is None:
+        if found is None or found == wire:
             answer["clientOrderId"] = client_order_id
         elif found != client_order_id:
             raise ValueError(
