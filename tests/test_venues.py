@@ -251,6 +251,29 @@ def test_opens_at_the_requested_leverage(
     assert [r.getMessage() for r in caplog.records] == []
 
 
+@pytest.mark.parametrize("mode", ["one_way", "hedge"])
+def test_isolated_margin_round_trip(
+    venue_name: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """margin_mode='isolated' on an isolated account: the leverage lands on the leg, every
+    order carries the margin mode the venue needs, the close takes exactly the leg."""
+    dialect = DIALECTS[venue_name]()
+    hedge = mode == "hedge"
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    with running(dialect, hedge=hedge) as (venue, exchange):
+        venue.ledger.cross = False
+        client = CcxtClient(
+            exchange, margin_mode="isolated", position_mode="hedge" if hedge else "auto"
+        )
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+        assert venue.ledger.lev(m.symbol, "long") == 7.0
+        assert client.close_position(m.symbol, side="long") is True
+        assert venue.ledger.held() == []
+        assert venue.unexpected == []
+    assert [r.getMessage() for r in caplog.records] == []
+
+
 def test_fills_are_reported_and_looked_up_without_warnings(
     one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
 ) -> None:

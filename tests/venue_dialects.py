@@ -682,3 +682,244 @@ class Bybit(_Base):
 
 
 DIALECTS["bybit"] = Bybit
+
+
+# ============================================================================ OKX (v5, swap)
+
+
+class Okx(_Base):
+    """OKX v5, USDT swaps: ``{"code": "0", "msg": "", "data": [...]}``; orders as a batch.
+
+    ``net_mode`` lists ``posSide`` ``net`` with a signed ``pos``; ``long_short_mode`` lists and
+    takes ``posSide`` ``long``/``short``. A rejected order answers ``code`` 1 with the order's
+    own ``sCode``/``sMsg``. Sizes are contracts of ``ctVal`` coins.
+    """
+
+    ccxt_name = "okx"
+    markets = CONTRACT_MARKETS
+    positions_route = "/api/v5/account/positions"
+    order_route = "/api/v5/trade/batch-orders"
+    credentials: ClassVar[dict[str, Any]] = {"apiKey": "key", "secret": "secret", "password": "pw"}
+    options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
+    codes: ClassVar[dict[str, tuple[str, str]]] = {
+        "mode": ("51000", "Parameter posSide error"),
+        "td_mode": ("51000", "Parameter tdMode error"),
+        "reduce": ("51169", "Order placement failed because you don't have any positions in "
+                   "this direction for this contract."),
+        "amount": ("51121", "Order count should be the integer multiples of the lot size"),
+        "symbol": ("51001", "Instrument ID does not exist"),
+        "order": ("51603", "Order does not exist"),
+        "cancel": ("51400", "Order cancellation failed as the order has been filled, canceled "
+                   "or does not exist"),
+        "client_id": ("51016", "Duplicated client order ID"),
+    }  # fmt: skip
+    #: sCodes answered per order (in ``data``), the others as the envelope's ``code``
+    per_order = frozenset({"mode", "td_mode", "reduce", "amount", "cancel", "client_id"})
+
+    def market_id(self, base: str) -> str:
+        return base + "-USDT-SWAP"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def ok(self, payload: Payload) -> Payload:
+        return {"code": "0", "msg": "", "data": payload}
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        code, msg = self.codes.get(refusal.reason, ("51000", refusal.message))
+        if refusal.reason in self.per_order:
+            return 200, {"code": "1", "msg": "Operation failed.", "data": [
+                {"clOrdId": "", "ordId": "", "sCode": code, "sMsg": msg, "tag": "",
+                 "ts": str(now_ms())}], "inTime": "", "outTime": ""}  # fmt: skip
+        return 200, {"code": code, "msg": msg, "data": []}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 429, {"msg": "Too Many Requests", "code": "50011"}
+
+    def instruments(self, venue: FakeVenue, r: Request) -> Payload:
+        if r.params.get("instType") != "SWAP":
+            raise VenueRefusal("param", "Parameter instType error")
+        return [
+            {
+                "instType": "SWAP", "instId": self.market_id(m.base), "uly": f"{m.base}-USDT",
+                "instFamily": f"{m.base}-USDT", "baseCcy": "", "quoteCcy": "",
+                "settleCcy": "USDT", "ctValCcy": m.base, "ctVal": _s(m.contract_size),
+                "ctMult": "1", "ctType": "linear", "optType": "", "stk": "", "listTime":
+                "1611916828000", "expTime": "", "lever": "100", "tickSz": "0.1",
+                "lotSz": _s(m.lot), "minSz": _s(m.lot), "maxLmtSz": "100000000",
+                "maxMktSz": "10000", "maxTwapSz": "", "maxIcebergSz": "", "maxTriggerSz": "",
+                "maxStopSz": "", "state": "live", "ruleType": "normal", "alias": "",
+                "category": "1",
+            }
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+
+    def config(self, venue: FakeVenue, r: Request) -> Payload:
+        mode = "long_short_mode" if venue.ledger.hedge else "net_mode"
+        return [{"uid": "44705892343619584", "mainUid": "44705892343619584", "acctLv": "2",
+                 "posMode": mode, "autoLoan": False, "greeksType": "PA", "level": "Lv1",
+                 "levelTmp": "", "ctIsoMode": "automatic", "mgnIsoMode": "automatic",
+                 "spotOffsetType": "", "roleType": "0", "traderInsts": [], "opAuth": "0",
+                 "ip": "", "label": "bot", "perm": "read_only,trade"}]  # fmt: skip
+
+    def ticker(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["instId"])
+        p = _s(venue.ledger.prices[symbol])
+        return [{"instType": "SWAP", "instId": r.params["instId"], "last": p, "lastSz": "1",
+                 "askPx": p, "askSz": "10", "bidPx": p, "bidSz": "10", "open24h": p,
+                 "high24h": p, "low24h": p, "volCcy24h": "10", "vol24h": "1000",
+                 "sodUtc0": p, "sodUtc8": p, "ts": str(now_ms())}]  # fmt: skip
+
+    def candles(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["instId"])
+        bar = r.params.get("bar", "1m")
+        minutes = {"1m": 1, "5m": 5, "15m": 15, "1H": 60, "4H": 240, "1D": 1440}[bar]
+        rows = _candles(venue, symbol, int(r.params.get("limit", 100)), minutes * 60_000)
+        return [[str(t), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v), _s(v * c), "1"]
+                for t, o, h, lo, c, v in reversed(rows)]  # fmt: skip
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if venue.take_empty():
+            return []
+        ledger = venue.ledger
+        wanted = set(r.params["instId"].split(",")) if r.params.get("instId") else None
+        rows = []
+        for symbol, leg, held in ledger.held():
+            row = self._position(venue, symbol, leg, held.contracts, held.entry)
+            if wanted is None or row["instId"] in wanted:
+                rows.append(row)
+        return rows
+
+    def _position(self, venue: FakeVenue, symbol: str, leg: str, size: float, entry: float) -> Any:
+        ledger = venue.ledger
+        m = ledger.markets[symbol]
+        mark = ledger.prices[symbol]
+        lev = ledger.lev(symbol, leg)
+        pos = size if (ledger.hedge or leg == "long") else -size
+        signed = size if leg == "long" else -size
+        upl = signed * (mark - entry) * m.contract_size
+        return {
+            "adl": "1", "availPos": _s(size), "avgPx": _s(entry), "cTime": str(now_ms() - 1000),
+            "ccy": "USDT", "deltaBS": "", "deltaPA": "", "gammaBS": "", "gammaPA": "",
+            "imr": _s(size * m.contract_size * mark / lev) if ledger.cross else "",
+            "instId": self.mid(venue, symbol), "instType": "SWAP", "interest": "",
+            "idxPx": _s(mark), "last": _s(mark), "usdPx": "", "bePx": _s(entry),
+            "lever": _s(lev), "liab": "", "liabCcy": "", "liqPx": "", "markPx": _s(mark),
+            "margin": "" if ledger.cross else _s(size * m.contract_size * entry / lev),
+            "mgnMode": "cross" if ledger.cross else "isolated", "mgnRatio": "",
+            "mmr": _s(size * m.contract_size * mark * 0.004),
+            "notionalUsd": _s(size * m.contract_size * mark), "optVal": "",
+            "pendingCloseOrdLiabVal": "", "pos": _s(pos), "posCcy": "", "posId": "1",
+            "posSide": leg if ledger.hedge else "net", "spotInUseAmt": "",
+            "spotInUseCcy": "", "thetaBS": "", "thetaPA": "", "tradeId": "1",
+            "bizRefId": "", "bizRefType": "", "quoteBal": "", "baseBal": "",
+            "baseBorrowed": "", "baseInterest": "", "quoteBorrowed": "", "quoteInterest": "",
+            "uTime": str(now_ms()), "upl": _s(upl), "uplLastPx": _s(upl), "uplRatio": "0",
+            "uplRatioLastPx": "0", "vegaBS": "", "vegaPA": "", "realizedPnl": "0",
+            "pnl": "0", "fee": "0", "fundingFee": "0", "liqPenalty": "0",
+            "closeOrderAlgo": [],
+        }  # fmt: skip
+
+    def set_leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["instId"])
+        ledger = venue.ledger
+        mode = p.get("mgnMode")
+        pos_side = p.get("posSide")
+        if mode not in ("cross", "isolated"):
+            raise VenueRefusal("param", "Parameter mgnMode error")
+        if mode == "isolated" and ledger.hedge and pos_side not in ("long", "short"):
+            raise VenueRefusal("mode", "Parameter posSide error")
+        if (mode == "cross") != ledger.cross:
+            raise VenueRefusal("param", "the margin mode does not match the position's")
+        leg = pos_side if pos_side in ("long", "short") and not ledger.cross else None
+        ledger.set_lev(symbol, float(p["lever"]), leg)
+        return [{"lever": p["lever"], "mgnMode": mode, "instId": p["instId"],
+                 "posSide": pos_side or ""}]  # fmt: skip
+
+    def batch(self, venue: FakeVenue, r: Request) -> Payload:
+        (p,) = r.params["_body"]
+        symbol = self.symbol_of(venue, p["instId"])
+        ledger = venue.ledger
+        if p.get("tdMode") != ("cross" if ledger.cross else "isolated"):
+            raise VenueRefusal("td_mode", "Parameter tdMode error")
+        pos_side = p.get("posSide", "net" if not ledger.hedge else "")
+        if ledger.hedge and pos_side not in ("long", "short"):
+            raise VenueRefusal("mode", "Parameter posSide error")
+        if not ledger.hedge and pos_side != "net":
+            raise VenueRefusal("mode", "Parameter posSide error")
+        leg = pos_side if ledger.hedge else None
+        side = p["side"]
+        reduce = _truthy(p.get("reduceOnly")) or (
+            leg is not None and (leg == "long") != (side == "buy")
+        )
+        cl = p.get("clOrdId")
+        if cl and venue.ledger.find(client_id=cl) is not None:
+            raise VenueRefusal("client_id", "Duplicated client order ID")
+        kind = "market" if p["ordType"] == "market" else "limit"
+        order = ledger.place(
+            symbol, side, float(p["sz"]), reduce_only=reduce, leg=leg, kind=kind,
+            price=float(p["px"]) if p.get("px") else None, client_id=cl,
+        )  # fmt: skip
+        return [{"clOrdId": cl or "", "ordId": order.id, "tag": p.get("tag", ""),
+                 "ts": str(now_ms()), "sCode": "0", "sMsg": "Order placed"}]  # fmt: skip
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        state = {"open": "live", "closed": "filled", "canceled": "canceled"}[o.status]
+        ledger = venue.ledger
+        return {
+            "accFillSz": _s(o.filled), "algoClOrdId": "", "algoId": "",
+            "attachAlgoClOrdId": "", "attachAlgoOrds": [], "avgPx": _s(o.average or 0)
+            if o.filled else "", "cTime": str(o.created), "cancelSource": "",
+            "cancelSourceReason": "", "category": "normal", "ccy": "", "clOrdId": o.client_id
+            or "", "fee": "0", "feeCcy": "USDT", "fillPx": _s(o.average or 0) if o.filled
+            else "", "fillSz": _s(o.filled), "fillTime": str(now_ms()) if o.filled else "",
+            "instId": self.mid(venue, o.symbol), "instType": "SWAP", "isTpLimit": "false",
+            "lever": _s(ledger.lev(o.symbol, o.leg)), "linkedAlgoOrd": {"algoId": ""},
+            "ordId": o.id, "ordType": o.kind, "pnl": "0",
+            "posSide": o.leg if ledger.hedge else "net",
+            "px": _s(o.price) if o.price else "", "pxType": "", "pxUsd": "", "pxVol": "",
+            "quickMgnType": "", "rebate": "0", "rebateCcy": "USDT",
+            "reduceOnly": "true" if o.reduce_only else "false", "side": o.side,
+            "slOrdPx": "", "slTriggerPx": "", "slTriggerPxType": "", "source": "",
+            "state": state, "stpId": "", "stpMode": "", "sz": _s(o.amount), "tag": "",
+            "tdMode": "cross" if ledger.cross else "isolated", "tgtCcy": "", "tpOrdPx": "",
+            "tpTriggerPx": "", "tpTriggerPxType": "", "tradeId": "", "tradeQuoteCcy": "",
+            "uTime": str(now_ms()),
+        }  # fmt: skip
+
+    def _lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        if p.get("ordId"):
+            return venue.ledger.find(p["ordId"])
+        if p.get("clOrdId"):
+            return venue.ledger.find(client_id=p["clOrdId"])
+        raise VenueRefusal("param", "Either parameter ordId or clOrdId is required")
+
+    def order(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None:
+            raise VenueRefusal("order", "Order does not exist")
+        return [self._order(venue, o)]
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None or o.status != "open":
+            raise VenueRefusal("cancel", "Order cancellation failed")
+        venue.ledger.cancel(o.id)
+        return [{"clOrdId": o.client_id or "", "ordId": o.id, "sCode": "0", "sMsg": "",
+                 "ts": str(now_ms())}]  # fmt: skip
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/api/v5/public/instruments"): lambda v, r: v.dialect.instruments(v, r),
+        ("GET", "/api/v5/account/config"): lambda v, r: v.dialect.config(v, r),
+        ("GET", "/api/v5/market/ticker"): lambda v, r: v.dialect.ticker(v, r),
+        ("GET", "/api/v5/market/candles"): lambda v, r: v.dialect.candles(v, r),
+        ("GET", "/api/v5/account/positions"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/api/v5/account/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
+        ("POST", "/api/v5/trade/batch-orders"): lambda v, r: v.dialect.batch(v, r),
+        ("GET", "/api/v5/trade/order"): lambda v, r: v.dialect.order(v, r),
+        ("POST", "/api/v5/trade/cancel-order"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["okx"] = Okx

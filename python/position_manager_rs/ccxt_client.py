@@ -62,6 +62,7 @@ options for those (``enableRateLimit``, ``timeout``).
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 import threading
@@ -128,6 +129,35 @@ def _is_ccxt_error(error: BaseException, name: str) -> bool:
     return any(
         cls.__name__ == name and cls.__module__.split(".")[0] == "ccxt"
         for cls in type(error).__mro__
+    )
+
+
+def _venue_body(error: BaseException) -> Any:
+    """The JSON body ccxt quotes in a venue error's message (``"<id> {...}"``), else ``None``."""
+    text = str(error)
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return None
+
+
+def _refused_per_order(error: BaseException) -> bool:
+    """OKX: a batch order answer ``code`` 1 whose orders each carry a trade-rule ``sCode``
+    (51xxx: no position in that direction, lot size, ...) places nothing; ccxt maps only some
+    of those codes and raises a bare ``ExchangeError`` for the rest."""
+    if not _is_ccxt_error(error, "ExchangeError"):
+        return False
+    body = _venue_body(error)
+    if not isinstance(body, Mapping) or str(body.get("code")) != "1":
+        return False
+    data = body.get("data")
+    if not isinstance(data, list) or not data:
+        return False
+    return all(
+        isinstance(one, Mapping) and str(one.get("sCode", "")).startswith("51") for one in data
     )
 
 
@@ -499,6 +529,11 @@ class CcxtClient:
                 # Gate: a cross position's leverage is its cross_leverage_limit.
                 return [{"cross_leverage_limit": str(leverage)}]
             return [{}]
+        if venue == "okx" and self.margin_mode == "isolated":
+            # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
+            return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
+        if venue in ("kucoinfutures", "kucoin") and self.margin_mode == "isolated":
+            return []  # ccxt sets cross leverage only; an isolated order carries its leverage
         if self.margin_mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures"):
             return [{"marginMode": self.margin_mode}]
         return [{}]
@@ -542,7 +577,10 @@ class CcxtClient:
             params["leverage"] = leverage
         if venue in ("htx", "huobi") and leverage is not None and not reduce_only:
             params["lever_rate"] = leverage
-        if self.margin_mode is not None and not reduce_only and venue in ("okx", "bitget", "mexc"):
+        if self.margin_mode is not None and venue in ("okx", "bitget"):
+            # Every order names the margin mode of the position it acts on (OKX tdMode).
+            params["marginMode"] = self.margin_mode
+        elif self.margin_mode is not None and not reduce_only and venue == "mexc":
             params["marginMode"] = self.margin_mode
         return params
 
@@ -593,7 +631,7 @@ class CcxtClient:
                     f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
                 )
                 raise DuplicateClientOrderId(client_order_id) from e
-            if is_definitive_rejection(e):
+            if is_definitive_rejection(e) or (self.venue == "okx" and _refused_per_order(e)):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
