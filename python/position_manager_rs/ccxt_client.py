@@ -144,21 +144,32 @@ def _venue_body(error: BaseException) -> Any:
         return None
 
 
-def _refused_per_order(error: BaseException) -> bool:
-    """OKX: a batch order answer ``code`` 1 whose orders each carry a trade-rule ``sCode``
-    (51xxx: no position in that direction, lot size, ...) places nothing; ccxt maps only some
-    of those codes and raises a bare ``ExchangeError`` for the rest."""
+#: Venue refusal codes ccxt leaves unmapped (a bare ``ExchangeError``) that place nothing.
+_UNMAPPED_REFUSALS: dict[str, frozenset[str]] = {
+    "bitget": frozenset({"22002"}),  # No position to close
+}
+
+
+def _venue_refusal(venue: str, error: BaseException) -> bool:
+    """Whether a bare ccxt ``ExchangeError`` is the venue's definitive refusal of an order.
+
+    OKX: a batch answer ``code`` 1 whose orders each carry a trade-rule ``sCode`` (51xxx: no
+    position in that direction, lot size, ...); ccxt maps only some of those. Bitget: the
+    codes of ``_UNMAPPED_REFUSALS``.
+    """
     if not _is_ccxt_error(error, "ExchangeError"):
         return False
     body = _venue_body(error)
-    if not isinstance(body, Mapping) or str(body.get("code")) != "1":
+    if not isinstance(body, Mapping):
         return False
-    data = body.get("data")
-    if not isinstance(data, list) or not data:
-        return False
-    return all(
-        isinstance(one, Mapping) and str(one.get("sCode", "")).startswith("51") for one in data
-    )
+    if venue == "okx":
+        data = body.get("data")
+        if str(body.get("code")) != "1" or not isinstance(data, list) or not data:
+            return False
+        return all(
+            isinstance(one, Mapping) and str(one.get("sCode", "")).startswith("51") for one in data
+        )
+    return str(body.get("code")) in _UNMAPPED_REFUSALS.get(venue, frozenset())
 
 
 def is_duplicate_client_order_id(error: BaseException) -> bool:
@@ -532,6 +543,8 @@ class CcxtClient:
         if venue == "okx" and self.margin_mode == "isolated":
             # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
             return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
+        if venue == "bitget" and self.margin_mode == "isolated" and self.is_hedged(symbol):
+            return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
         if venue in ("kucoinfutures", "kucoin") and self.margin_mode == "isolated":
             return []  # ccxt sets cross leverage only; an isolated order carries its leverage
         if self.margin_mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures"):
@@ -631,7 +644,7 @@ class CcxtClient:
                     f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
                 )
                 raise DuplicateClientOrderId(client_order_id) from e
-            if is_definitive_rejection(e) or (self.venue == "okx" and _refused_per_order(e)):
+            if is_definitive_rejection(e) or _venue_refusal(self.venue, e):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
