@@ -161,6 +161,10 @@ def test_an_order_without_its_leg_is_refused_in_hedge_mode(
     venue, client = hedge
     m = market(venue)
     venue.ledger.open(m.symbol, "long", 2 * m.lot, m.price)
+    if venue.dialect.leg_from_sign:  # Gate: a reduce-only sell names the long leg by its sign
+        client.exchange.create_order(m.symbol, "market", "sell", m.lot, None, {"reduceOnly": True})
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(m.lot)
+        return
     with pytest.raises(ccxt.BaseError):
         client.exchange.create_order(m.symbol, "market", "sell", m.lot, None, {"reduceOnly": True})
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
@@ -251,6 +255,19 @@ def test_opens_at_the_requested_leverage(
     assert [r.getMessage() for r in caplog.records] == []
 
 
+def test_a_cross_account_stays_cross(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Setting the leverage never switches a cross position to isolated (Gate would)."""
+    venue, client = one_way
+    m = market(venue)
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+    assert venue.ledger.cross is True
+    assert venue.ledger.lev(m.symbol, "long") == 7.0
+    assert [r.getMessage() for r in caplog.records] == []
+
+
 @pytest.mark.parametrize("mode", ["one_way", "hedge"])
 def test_isolated_margin_round_trip(
     venue_name: str, mode: str, caplog: pytest.LogCaptureFixture
@@ -309,7 +326,30 @@ def test_orders_are_found_by_their_client_order_id(
     closing = client.get_order_by_client_id("pmq7a2", m.symbol)
     assert closing is not None and closing["status"] == "closed" and closing["side"] == "sell"
     other = CcxtClient(client.exchange)  # an id this instance never sent: "not found" is None
-    assert other.get_order_by_client_id("pmnever9", m.symbol) is None
+    if venue.dialect.client_id_window is None:
+        assert other.get_order_by_client_id("pmnever9", m.symbol) is None
+    else:  # the venue forgets client ids of finished orders: "not found" proves nothing
+        with pytest.raises(LookupError, match="cannot tell"):
+            other.get_order_by_client_id("pmnever9", m.symbol)
+
+
+def test_a_client_order_id_the_venue_may_have_forgotten_is_not_evidence(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    window = venue.dialect.client_id_window
+    if window is None:
+        pytest.skip("the venue finds orders by client order id at any time")
+    m = market(venue)
+    now = [1000.0]
+    timed = CcxtClient(client.exchange, clock=lambda: now[0])
+    assert timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmw1") is not None
+    found = timed.get_order_by_client_id("pmw1", m.symbol)
+    assert found is not None and found["clientOrderId"] == "pmw1"
+    venue.dialect.client_id_window = 0.0  # the venue has forgotten the id
+    now[0] += window + 1
+    with pytest.raises(LookupError, match="cannot tell"):
+        timed.get_order_by_client_id("pmw1", m.symbol)
 
 
 def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:

@@ -1159,3 +1159,278 @@ class Bitget(_Base):
 
 
 DIALECTS["bitget"] = Bitget
+
+
+# ============================================================================ Gate (futures usdt)
+
+
+class Gate(_Base):
+    """Gate API v4, USDT perpetual futures: bare JSON answers, errors ``{"label", "message"}``.
+
+    Sizes are signed integers of contracts (``quanto_multiplier`` coins); a cross position shows
+    ``leverage`` "0" and its ``cross_leverage_limit``. Single mode lists ``mode`` single; dual
+    mode lists a ``dual_long`` and a ``dual_short`` entry per contract (the short one with a
+    negative size) and takes leverage on the ``dual_comp`` path only; a dual-mode reduce-only
+    order reduces the leg its sign closes (negative: the long one). The list holds every
+    contract, flat ones with size 0 (``holding=true``: only open ones). A custom id (``text``,
+    "t-...") finds an order while it is open and for ``client_id_window`` seconds after it ends.
+    """
+
+    ccxt_name = "gate"
+    markets = CONTRACT_MARKETS
+    positions_route = "/api/v4/futures/usdt/positions"
+    order_route = "/api/v4/futures/usdt/orders"
+    options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
+    client_id_window = 60.0
+    leg_from_sign = True
+    labels: ClassVar[dict[str, tuple[int, str, str]]] = {
+        "mode": (400, "INVALID_PARAM_VALUE", "order does not fit the position mode"),
+        "dual": (400, "POSITION_DUAL_MODE", "operation forbidden in dual mode; use dual_comp"),
+        "reduce": (400, "POSITION_EMPTY", "position is empty"),
+        "amount": (400, "INVALID_PARAM_VALUE", "invalid size"),
+        "symbol": (400, "CONTRACT_NOT_FOUND", "contract not found"),
+        "order": (404, "ORDER_NOT_FOUND", "order not found"),
+        "cancel": (400, "ORDER_FINISHED", "order finished"),
+        "client_id": (400, "INVALID_PARAM_VALUE", "text must start with t-"),
+    }
+
+    def market_id(self, base: str) -> str:
+        return base + "_USDT"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        status, label, message = self.labels.get(
+            refusal.reason, (400, "INVALID_PARAM_VALUE", refusal.message)
+        )
+        return status, {"label": label, "message": message}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 429, {"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"}
+
+    def __init__(self) -> None:
+        self.touched: set[str] = set()  # contracts listed so far (flat ones: size 0)
+        self.finished: dict[str, float] = {}  # order id -> when it was finished (seconds)
+
+    def _contract(self, venue: FakeVenue, name: str) -> str:
+        return self.symbol_of(venue, name)
+
+    def account_detail(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"user_id": 10406147, "ip_whitelist": [], "currency_pairs": [],
+                "key": {"mode": 1}, "tier": 0, "tier_expire_time": "0001-01-01T00:00:00Z",
+                "copy_trading_role": 0}  # fmt: skip
+
+    def contracts(self, venue: FakeVenue, r: Request) -> Payload:
+        return [
+            {
+                "name": self.market_id(m.base), "type": "direct",
+                "quanto_multiplier": _s(m.contract_size), "ref_discount_rate": "0",
+                "order_price_deviate": "0.5", "maintenance_rate": "0.005",
+                "mark_type": "index", "last_price": _s(venue.ledger.prices[m.symbol]),
+                "mark_price": _s(venue.ledger.prices[m.symbol]),
+                "index_price": _s(venue.ledger.prices[m.symbol]), "funding_rate_indicative":
+                "0.000219", "mark_price_round": "0.01", "funding_offset": 0,
+                "in_delisting": False, "risk_limit_base": "1000000", "interest_rate": "0.0003",
+                "order_price_round": "0.1", "order_size_min": int(m.lot),
+                "ref_rebate_rate": "0.2", "funding_interval": 28800,
+                "risk_limit_step": "1000000", "leverage_min": "1", "leverage_max": "100",
+                "risk_limit_max": "8000000", "maker_fee_rate": "-0.00025",
+                "taker_fee_rate": "0.00075", "funding_rate": "0.002053",
+                "order_size_max": 1000000, "funding_next_apply": 1610035200,
+                "short_users": 977, "config_change_time": 1609899548, "trade_size": 28530850594,
+                "position_size": 5223816, "long_users": 455, "funding_impact_value": "60000",
+                "orders_limit": 50, "trade_id": 10851092, "orderbook_id": 2129638396,
+                "enable_bonus": True, "enable_credit": True, "create_time": 1669688556,
+                "funding_cap_ratio": "0.75", "status": "trading", "launch_time": 1609899548,
+            }
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+
+    def tickers(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self._contract(venue, r.params["contract"])
+        p = _s(venue.ledger.prices[symbol])
+        return [{"contract": r.params["contract"], "last": p, "change_percentage": "0",
+                 "total_size": "1000", "low_24h": p, "high_24h": p, "volume_24h": "100",
+                 "volume_24h_btc": "1", "volume_24h_usd": "1000", "volume_24h_base": "1",
+                 "volume_24h_quote": "1000", "volume_24h_settle": "1000", "mark_price": p,
+                 "funding_rate": "0.0001", "funding_rate_indicative": "0.0001",
+                 "index_price": p, "highest_bid": p, "lowest_ask": p}]  # fmt: skip
+
+    def candlesticks(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self._contract(venue, r.params["contract"])
+        minutes = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}[
+            r.params.get("interval", "5m")
+        ]
+        rows = _candles(venue, symbol, int(r.params.get("limit", 100)), minutes * 60_000)
+        return [{"t": t // 1000, "v": int(v), "c": _s(c), "h": _s(h), "l": _s(lo), "o": _s(o),
+                 "sum": _s(v * c)} for t, o, h, lo, c, v in rows]  # fmt: skip
+
+    def _position(self, venue: FakeVenue, symbol: str, leg: str) -> Payload:
+        ledger = venue.ledger
+        held = ledger.legs.get((symbol, leg))
+        m = ledger.markets[symbol]
+        size = held.contracts if held else 0.0
+        entry = held.entry if held else 0.0
+        mark = ledger.prices[symbol]
+        signed = size if leg == "long" else -size
+        lev = ledger.lev(symbol, leg)
+        mode = ("dual_long" if leg == "long" else "dual_short") if ledger.hedge else "single"
+        return {
+            "user": 10000, "contract": self.mid(venue, symbol), "size": int(signed),
+            "leverage": "0" if ledger.cross else _s(lev), "risk_limit": "1000000",
+            "leverage_max": "100", "maintenance_rate": "0.005",
+            "value": _s(size * m.contract_size * mark),
+            "margin": _s(size * m.contract_size * entry / lev),
+            "entry_price": _s(entry), "liq_price": "0", "mark_price": _s(mark),
+            "initial_margin": "0", "maintenance_margin": "0",
+            "unrealised_pnl": _s(signed * (mark - entry) * m.contract_size),
+            "realised_pnl": "0", "pnl_pnl": "0", "pnl_fund": "0", "pnl_fee": "0",
+            "history_pnl": "0", "last_close_pnl": "0", "realised_point": "0",
+            "history_point": "0", "adl_ranking": 5, "pending_orders": 0,
+            "close_order": None, "mode": mode,
+            "cross_leverage_limit": _s(lev) if ledger.cross else "0",
+            "update_time": now_ms() // 1000, "update_id": 1,
+            "open_time": (held.opened // 1000) if held else 0,
+        }  # fmt: skip
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if venue.take_empty():
+            return []
+        ledger = venue.ledger
+        # Without holding=true Gate lists every contract's position record, flat ones too.
+        self.touched.update(s for s in ledger.markets if s not in venue.listed_late)
+        for symbol, _leg, _held in ledger.held():
+            self.touched.add(symbol)
+        rows = []
+        for symbol in sorted(self.touched):
+            if ledger.hedge:
+                rows += [self._position(venue, symbol, "long"),
+                         self._position(venue, symbol, "short")]  # fmt: skip
+            else:
+                rows.append(self._position(venue, symbol, ledger.held_leg(symbol) or "long"))
+        if _truthy(r.params.get("holding")):
+            rows = [row for row in rows if row["size"] != 0]
+        return rows
+
+    def _set_leverage(self, venue: FakeVenue, symbol: str, p: dict[str, Any]) -> None:
+        ledger = venue.ledger
+        lev = p.get("leverage")
+        limit = p.get("cross_leverage_limit")
+        if lev is None:
+            raise VenueRefusal("param", "leverage is required")
+        if float(lev) == 0:
+            if not limit:
+                raise VenueRefusal("param", "cross_leverage_limit is required for cross")
+            ledger.cross = True
+            ledger.set_lev(symbol, float(limit))
+        else:
+            ledger.cross = False
+            ledger.set_lev(symbol, float(lev))
+        self.touched.add(symbol)
+
+    def leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self._contract(venue, r.path.split("/")[-2])
+        if venue.ledger.hedge:
+            raise VenueRefusal("dual", "dual mode")
+        self._set_leverage(venue, symbol, r.params)
+        return self._position(venue, symbol, venue.ledger.held_leg(symbol) or "long")
+
+    def dual_leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self._contract(venue, r.path.split("/")[-2])
+        if not venue.ledger.hedge:
+            raise VenueRefusal("mode", "not in dual mode")
+        self._set_leverage(venue, symbol, r.params)
+        return [self._position(venue, symbol, "long"), self._position(venue, symbol, "short")]
+
+    def create(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self._contract(venue, p["contract"])
+        ledger = venue.ledger
+        size = int(p["size"])
+        if size == 0:
+            raise VenueRefusal("amount", "size 0 without close")
+        side = "buy" if size > 0 else "sell"
+        reduce = _truthy(p.get("reduce_only"))
+        leg = None
+        if ledger.hedge:  # the sign names the leg: a sell opens short or reduces long
+            leg = "long" if (side == "buy") != reduce else "short"
+        text = p.get("text")
+        if text is not None and (not text.startswith("t-") or len(text) > 30):
+            raise VenueRefusal("client_id", "bad text")
+        market = p["price"] in ("0", 0) and p.get("tif") == "ioc"
+        order = ledger.place(
+            symbol, side, float(abs(size)), reduce_only=reduce, leg=leg,
+            kind="market" if market else "limit",
+            price=None if market else float(p["price"]), client_id=text,
+        )  # fmt: skip
+        self.touched.add(symbol)
+        if order.status != "open":
+            self.finished[order.id] = now_ms() / 1000
+        return self._order(venue, order)
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        signed = o.amount if o.side == "buy" else -o.amount
+        left = (o.amount - o.filled) * (1 if o.side == "buy" else -1)
+        finish_as = {"open": "_new", "closed": "filled", "canceled": "cancelled"}[o.status]
+        return {
+            "id": int(o.id), "user": 10000, "contract": self.mid(venue, o.symbol),
+            "create_time": o.created / 1000, "finish_time": now_ms() / 1000
+            if o.status != "open" else None, "finish_as": None if o.status == "open"
+            else finish_as, "status": "open" if o.status == "open" else "finished",
+            "size": int(signed), "iceberg": 0, "price": "0" if o.kind == "market"
+            else _s(o.price), "close": False, "is_close": False, "reduce_only": o.reduce_only,
+            "is_reduce_only": o.reduce_only, "is_liq": False,
+            "tif": "ioc" if o.kind == "market" else "gtc", "left": int(left),
+            "fill_price": _s(o.average or 0), "text": o.client_id or "api",
+            "tkfr": "0.0005", "mkfr": "0", "refu": 0, "auto_size": "", "stp_id": 0,
+            "stp_act": "-", "amend_text": "-", "biz_info": "-",
+        }  # fmt: skip
+
+    def _find(self, venue: FakeVenue, key: str) -> Order | None:
+        if key.startswith("t-"):
+            o = venue.ledger.find(client_id=key)
+            if o is None:
+                return None
+            done = self.finished.get(o.id)
+            if done is not None and now_ms() / 1000 - done > self.client_id_window:
+                return None  # a custom id finds a finished order for a short while only
+            return o
+        return venue.ledger.find(key)
+
+    def order(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._find(venue, r.path.rsplit("/", 1)[-1])
+        if o is None:
+            raise VenueRefusal("order", "order not found")
+        return self._order(venue, o)
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._find(venue, r.path.rsplit("/", 1)[-1])
+        if o is None:
+            raise VenueRefusal("order", "order not found")
+        if o.status != "open":
+            raise VenueRefusal("cancel", "order finished")
+        venue.ledger.cancel(o.id)
+        self.finished[o.id] = now_ms() / 1000
+        return self._order(venue, o)
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/api/v4/account/detail"): lambda v, r: v.dialect.account_detail(v, r),
+        ("GET", "/api/v4/futures/usdt/contracts"): lambda v, r: v.dialect.contracts(v, r),
+        ("GET", "/api/v4/futures/btc/contracts"): lambda v, r: [],  # no BTC-settled ones here
+        ("GET", "/api/v4/futures/usdt/tickers"): lambda v, r: v.dialect.tickers(v, r),
+        ("GET", "/api/v4/futures/usdt/candlesticks"): lambda v, r: v.dialect.candlesticks(v, r),
+        ("GET", "/api/v4/futures/usdt/positions"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/api/v4/futures/usdt/positions/*/leverage"): lambda v, r: v.dialect.leverage(
+            v, r
+        ),
+        ("POST", "/api/v4/futures/usdt/dual_comp/positions/*/leverage"): (
+            lambda v, r: v.dialect.dual_leverage(v, r)
+        ),
+        ("POST", "/api/v4/futures/usdt/orders"): lambda v, r: v.dialect.create(v, r),
+        ("GET", "/api/v4/futures/usdt/orders/*"): lambda v, r: v.dialect.order(v, r),
+        ("DELETE", "/api/v4/futures/usdt/orders/*"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["gate"] = Gate

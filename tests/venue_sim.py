@@ -323,6 +323,11 @@ class Dialect:
         """Whether ``request`` places an order (venues with one action route override this)."""
         return request.path == self.order_route
 
+    #: Seconds after an order ends during which the venue still finds it by its client order
+    #: id (``None``: always); later the client cannot tell, and says so.
+    client_id_window: float | None = None
+    #: Whether every order names its leg by itself (Gate: the sign of a dual-mode order).
+    leg_from_sign = False
     #: Whether position entries carry the position's leverage.
     reports_leverage = True
     #: Whether a flat account's hedge mode can be read (``CcxtClient(position_mode='auto')``
@@ -449,10 +454,7 @@ class FakeVenue:
                     lost = fault
                     break
                 return self._fault_answer(fault)
-            handler = self.dialect.routes.get((request.method, request.path))
-            if handler is None:  # a path with an id at its end: "<prefix>/*"
-                prefix = request.path.rsplit("/", 1)[0]
-                handler = self.dialect.routes.get((request.method, prefix + "/*"))
+            handler = self._route(request)
             if handler is None:
                 self.unexpected.append(request)
                 return 404, {"error": f"no route {request.method} {request.path}"}
@@ -461,6 +463,21 @@ class FakeVenue:
             except VenueRefusal as refusal:
                 answer = self.dialect.error(refusal)
             return answer if lost is None else self._fault_answer(lost)
+
+    def _route(self, request: Request) -> Callable[[FakeVenue, Request], Payload] | None:
+        """The handler of ``request``: its exact path, else a pattern whose ``*`` segments stand
+        for one path segment each (an id: ``/orders/*``, ``/positions/*/leverage``)."""
+        handler = self.dialect.routes.get((request.method, request.path))
+        if handler is not None:
+            return handler
+        segments = request.path.split("/")
+        for (method, pattern), candidate in self.dialect.routes.items():
+            parts = pattern.split("/")
+            if method != request.method or "*" not in parts or len(parts) != len(segments):
+                continue
+            if all(p in ("*", seg) for p, seg in zip(parts, segments)):
+                return candidate
+        return None
 
     def _fault_answer(self, fault: _Fault) -> tuple[int, Payload]:
         if fault.body is not None:

@@ -144,6 +144,10 @@ def _venue_body(error: BaseException) -> Any:
         return None
 
 
+#: Venues that find an order by its client order id only while it is open and for this many
+#: seconds after it ends (Gate's custom ``text``): a later "not found" proves nothing.
+_CLIENT_ID_WINDOWS: dict[str, float] = {"gate": 60.0, "gateio": 60.0}
+
 #: Venue refusal codes ccxt leaves unmapped (a bare ``ExchangeError``) that place nothing.
 _UNMAPPED_REFUSALS: dict[str, frozenset[str]] = {
     "bitget": frozenset({"22002"}),  # No position to close
@@ -533,13 +537,6 @@ class CcxtClient:
         if venue == "mexc":
             open_type = 1 if self.margin_mode == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
-        if venue in ("gate", "gateio"):
-            with self._state_lock:
-                cross = self._cross.get(symbol)
-            if self.margin_mode == "cross" or (self.margin_mode is None and cross):
-                # Gate: a cross position's leverage is its cross_leverage_limit.
-                return [{"cross_leverage_limit": str(leverage)}]
-            return [{}]
         if venue == "okx" and self.margin_mode == "isolated":
             # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
             return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
@@ -555,6 +552,9 @@ class CcxtClient:
         """Best-effort leverage change before an opening order: a failure is only logged."""
         if leverage is None or not self._has("setLeverage"):
             return
+        if self.venue in ("gate", "gateio"):
+            self._gate_set_leverage(symbol, leverage)
+            return
         for params in self._leverage_params(symbol, leverage, leg):
             try:
                 if params:
@@ -565,6 +565,57 @@ class CcxtClient:
                 if _leverage_unchanged(e):
                     continue  # Bybit refuses to set the leverage a symbol already has
                 self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+
+    def _gate_set_leverage(self, symbol: str, leverage: Any) -> None:
+        """Gate: a cross position's leverage is its ``cross_leverage_limit`` (a plain leverage
+        would switch it to isolated), so its margin mode is read from the position list first;
+        a dual-mode account takes leverage on the ``dual_comp`` path only (ccxt's
+        ``set_leverage`` uses the single-mode one, which Gate refuses in dual mode: the
+        refusal tells the mode)."""
+        with self._state_lock:
+            known = symbol in self._cross
+        if self.margin_mode is None and not known:
+            try:
+                self._read_entries()  # notes each listed contract's margin and position mode
+            except Exception as e:
+                self.logger.warning(f"Could not read the margin mode of {symbol}: {e}")
+        with self._state_lock:
+            cross = self._cross.get(symbol)
+        if self.margin_mode == "cross" or (self.margin_mode is None and cross):
+            params: dict[str, Any] = {"cross_leverage_limit": str(leverage)}
+        else:
+            params = {}  # ccxt's default: an isolated leverage
+        dual = self.is_hedged(symbol)
+        for _attempt in range(2):
+            try:
+                if dual:
+                    self._gate_dual_leverage(symbol, leverage, params)
+                elif params:
+                    self.exchange.set_leverage(leverage, symbol, params)
+                else:
+                    self.exchange.set_leverage(leverage, symbol)
+                return
+            except Exception as e:
+                text = str(e)
+                if not dual and "POSITION_DUAL_MODE" in text:
+                    with self._state_lock:
+                        self._symbol_hedged[symbol] = True
+                        self._account_hedged = True
+                    dual = True
+                    continue
+                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+                return
+
+    def _gate_dual_leverage(self, symbol: str, leverage: Any, params: dict[str, Any]) -> None:
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        request = {"settle": market["settleId"], "contract": market["id"]}
+        if "cross_leverage_limit" in params:
+            request.update(leverage="0", cross_leverage_limit=params["cross_leverage_limit"])
+        else:
+            request["leverage"] = str(leverage)
+        exchange.privateFuturesPostSettleDualCompPositionsContractLeverage(request)
 
     def _order_params(
         self,
@@ -675,8 +726,10 @@ class CcxtClient:
         return self.exchange.fetch_order(order_id, symbol)
 
     def venue_client_order_id(self, client_order_id: str) -> str:
-        """The form ``client_order_id`` takes on the venue (the same id, where the venue takes
-        it as it is)."""
+        """The form ``client_order_id`` takes on the venue: Gate's ``text`` starts with "t-";
+        elsewhere the id as it is."""
+        if self.venue in ("gate", "gateio") and not client_order_id.startswith("t-"):
+            return "t-" + client_order_id
         return client_order_id
 
     def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
@@ -1097,6 +1150,13 @@ class CcxtClient:
         if order is None:
             with self._ids_lock:
                 sent_at = self._sent_ids.get(client_order_id)
+            window = _CLIENT_ID_WINDOWS.get(self.venue)
+            if window is not None and (sent_at is None or self.clock() - sent_at >= window):
+                raise LookupError(
+                    f"order {client_order_id} on {symbol} not found by its client order id, "
+                    f"which {self.venue} finds only while the order is open and for {window:.0f} "
+                    f"s after it ends: cannot tell ({missing or 'no order in the answer'})"
+                ) from missing
             if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
                 raise LookupError(
                     f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
