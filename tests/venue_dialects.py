@@ -1434,3 +1434,199 @@ class Gate(_Base):
 
 
 DIALECTS["gate"] = Gate
+
+
+# ============================================================================ BingX (swap v2)
+
+
+class BingX(_Base):
+    """BingX perpetual swap (USDT-M): ``{"code": 0, "msg": "", "data": ...}``.
+
+    Orders name ``positionSide`` BOTH in one-way mode, LONG/SHORT in hedge mode (the account's
+    ``dualSidePosition``); sizes are in coins. Position entries carry the direction in
+    ``positionSide`` in both modes and say which mode with ``onlyOnePosition`` (true: one-way).
+    """
+
+    ccxt_name = "bingx"
+    positions_route = "/openApi/swap/v2/user/positions"
+    order_route = "/openApi/swap/v2/trade/order"
+    codes: ClassVar[dict[str, tuple[int, str]]] = {
+        "mode": (109400, "In the One-way mode, the 'PositionSide' field can only be set to "
+                 "BOTH; in the Hedge mode, it can only be LONG or SHORT"),
+        "reduce": (101205, "No position to close"),
+        "amount": (101400, "The minimum order amount is 0.001"),
+        "symbol": (109425, "symbol not exist, please verify it"),
+        "order": (109421, "order not exist"),
+        "cancel": (109421, "order not exist"),
+        "client_id": (101481, "clientOrderID duplicate"),
+    }  # fmt: skip
+
+    def market_id(self, base: str) -> str:
+        return base + "-USDT"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def ok(self, payload: Payload) -> Payload:
+        return {"code": 0, "msg": "", "data": payload}
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        code, msg = self.codes.get(refusal.reason, (109400, refusal.message))
+        return 200, {"code": code, "msg": msg, "data": {}}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 429, {"code": 429, "msg": "Too many requests"}
+
+    def contracts(self, venue: FakeVenue, r: Request) -> Payload:
+        return [
+            {
+                "contractId": str(100 + i), "symbol": self.market_id(m.base), "size": "0.0001",
+                "quantityPrecision": len(_s(m.lot).partition(".")[2]), "pricePrecision": 1,
+                "feeRate": 0.0005, "makerFeeRate": 0.0002, "takerFeeRate": 0.0005,
+                "tradeMinLimit": 0, "tradeMinQuantity": m.lot, "tradeMinUSDT": 2,
+                "maxLongLeverage": 125, "maxShortLeverage": 125, "currency": "USDT",
+                "asset": m.base, "status": 1, "apiStateOpen": "true", "apiStateClose": "true",
+                "ensureTrigger": True, "triggerFeeRate": "0.00050000", "brokerState": False,
+                "launchTime": 1586275200000, "maintainTime": 0, "offTime": 0,
+            }
+            for i, m in enumerate(venue.ledger.markets.values())
+        ]  # fmt: skip
+
+    def ticker(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        p = _s(venue.ledger.prices[symbol])
+        return {"symbol": r.params["symbol"], "priceChange": "0", "priceChangePercent": "0",
+                "lastPrice": p, "lastQty": "1", "highPrice": p, "lowPrice": p,
+                "volume": "10", "quoteVolume": "100", "openPrice": p,
+                "openTime": now_ms() - 86_400_000, "closeTime": now_ms(), "bidPrice": p,
+                "bidQty": "1", "askPrice": p, "askQty": "1"}  # fmt: skip
+
+    def klines(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        minutes = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}[
+            r.params["interval"]
+        ]
+        rows = _candles(venue, symbol, int(r.params.get("limit", 100)), minutes * 60_000)
+        return [{"open": _s(o), "close": _s(c), "high": _s(h), "low": _s(lo),
+                 "volume": _s(v), "time": t} for t, o, h, lo, c, v in rows]  # fmt: skip
+
+    def dual(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"dualSidePosition": "true" if venue.ledger.hedge else "false"}
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if venue.take_empty():
+            return []
+        ledger = venue.ledger
+        rows = []
+        for symbol, leg, held in ledger.held():
+            mark = ledger.prices[symbol]
+            lev = ledger.lev(symbol, leg)
+            signed = held.contracts if leg == "long" else -held.contracts
+            rows.append({
+                "positionId": f"{symbol}-{leg}", "symbol": self.mid(venue, symbol),
+                "currency": "USDT", "positionAmt": _s(held.contracts),
+                "availableAmt": _s(held.contracts), "positionSide": leg.upper(),
+                "isolated": not ledger.cross, "avgPrice": _s(held.entry),
+                "initialMargin": _s(held.contracts * held.entry / lev),
+                "margin": _s(held.contracts * held.entry / lev), "leverage": int(lev),
+                "unrealizedProfit": _s(signed * (mark - held.entry)), "realisedProfit": "0",
+                "liquidationPrice": 0, "pnlRatio": "0", "maxMarginReduction": "0",
+                "riskRate": "0.001", "markPrice": _s(mark),
+                "positionValue": _s(held.contracts * mark),
+                "onlyOnePosition": not ledger.hedge, "updateTime": now_ms(),
+            })  # fmt: skip
+        return rows
+
+    def leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["symbol"])
+        side = p.get("side")
+        if side not in ("LONG", "SHORT", "BOTH") or (side == "BOTH") == venue.ledger.hedge:
+            raise VenueRefusal("mode", "side does not fit the position mode")
+        leg = None if side == "BOTH" else side.lower()
+        venue.ledger.set_lev(symbol, float(p["leverage"]), leg)
+        return {"leverage": int(p["leverage"]), "symbol": p["symbol"]}
+
+    def create(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["symbol"])
+        ledger = venue.ledger
+        position_side = p.get("positionSide", "BOTH")
+        if (position_side == "BOTH") == ledger.hedge:
+            raise VenueRefusal("mode", "positionSide does not fit the position mode")
+        side = p["side"].lower()
+        leg = None if position_side == "BOTH" else position_side.lower()
+        reduce = _truthy(p.get("reduceOnly")) or (
+            leg is not None and (leg == "long") != (side == "buy")
+        )
+        cid = p.get("clientOrderID")
+        if cid and ledger.find(client_id=cid.lower()) is not None:
+            raise VenueRefusal("client_id", "duplicate")
+        order = ledger.place(
+            symbol, side, float(p["quantity"]), reduce_only=reduce, leg=leg,
+            kind=p["type"].lower(), price=float(p["price"]) if p.get("price") else None,
+            client_id=cid.lower() if cid else None,  # BingX keeps client ids in lower case
+        )  # fmt: skip
+        return {
+            "order": {
+                "symbol": p["symbol"],
+                "orderId": int(order.id),
+                "side": p["side"],
+                "positionSide": position_side,
+                "type": p["type"],
+                "clientOrderID": order.client_id or "",
+                "workingType": "MARK_PRICE",
+            }
+        }
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        status = {"open": "NEW", "closed": "FILLED", "canceled": "CANCELLED"}[o.status]
+        ledger = venue.ledger
+        return {
+            "symbol": self.mid(venue, o.symbol), "orderId": int(o.id),
+            "side": o.side.upper(), "positionSide": o.leg.upper() if ledger.hedge else "BOTH",
+            "type": o.kind.upper(), "origQty": _s(o.amount), "price": _s(o.price or 0),
+            "executedQty": _s(o.filled), "avgPrice": _s(o.average or 0),
+            "cumQuote": _s(o.filled * (o.average or 0)), "stopPrice": "", "profit": "0",
+            "commission": "0", "status": status, "time": o.created, "updateTime": now_ms(),
+            "clientOrderId": o.client_id or "", "leverage": f"{int(ledger.lev(o.symbol, o.leg))}X",
+            "workingType": "MARK_PRICE", "onlyOnePosition": not ledger.hedge,
+            "reduceOnly": o.reduce_only,
+        }  # fmt: skip
+
+    def _lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        if p.get("orderId"):
+            return venue.ledger.find(p["orderId"])
+        if p.get("clientOrderId"):
+            return venue.ledger.find(client_id=p["clientOrderId"].lower())
+        raise VenueRefusal("param", "orderId or clientOrderId is required")
+
+    def query(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None:
+            raise VenueRefusal("order", "order not exist")
+        return {"order": self._order(venue, o)}
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None or o.status != "open":
+            raise VenueRefusal("cancel", "order not exist")
+        venue.ledger.cancel(o.id)
+        return {"order": self._order(venue, o)}
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/openApi/swap/v2/quote/contracts"): lambda v, r: v.dialect.contracts(v, r),
+        ("GET", "/openApi/cswap/v1/market/contracts"): lambda v, r: [],  # no coin-M here
+        ("GET", "/openApi/spot/v1/common/symbols"): lambda v, r: {"symbols": []},  # no spot
+        ("GET", "/openApi/swap/v2/quote/ticker"): lambda v, r: v.dialect.ticker(v, r),
+        ("GET", "/openApi/swap/v3/quote/klines"): lambda v, r: v.dialect.klines(v, r),
+        ("GET", "/openApi/swap/v1/positionSide/dual"): lambda v, r: v.dialect.dual(v, r),
+        ("GET", "/openApi/swap/v2/user/positions"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/openApi/swap/v2/trade/leverage"): lambda v, r: v.dialect.leverage(v, r),
+        ("POST", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.create(v, r),
+        ("GET", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.query(v, r),
+        ("DELETE", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["bingx"] = BingX

@@ -730,6 +730,8 @@ class CcxtClient:
         elsewhere the id as it is."""
         if self.venue in ("gate", "gateio") and not client_order_id.startswith("t-"):
             return "t-" + client_order_id
+        if self.venue == "bingx":
+            return client_order_id.lower()  # BingX stores client ids in lower case
         return client_order_id
 
     def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
@@ -737,7 +739,24 @@ class CcxtClient:
         ``OrderNotFound`` when it has none."""
         if self.venue == "bybit":
             return self._bybit_order_by_link_id(wire, symbol)
+        if self.venue == "bingx":
+            return self._bingx_order_by_client_id(wire, symbol)
         return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _bingx_order_by_client_id(self, wire: str, symbol: str) -> Any:
+        """BingX: ccxt's ``fetch_order`` sends ``orderId=None`` next to the client id, so ask
+        ``/openApi/swap/v2/trade/order`` for the ``clientOrderId`` alone."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        response = exchange.swapV2PrivateGetTradeOrder(
+            {"symbol": market["id"], "clientOrderId": wire}
+        )
+        data = response.get("data") if isinstance(response, Mapping) else None
+        order = data.get("order", data) if isinstance(data, Mapping) else None
+        if not isinstance(order, Mapping):
+            raise TypeError(f"/openApi/swap/v2/trade/order answered {response!r}, not an order")
+        return exchange.parse_order(order, market)
 
     def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
         """Bybit: ccxt's ``fetch_order`` sends ``orderId=None`` when asked by client order id, so
@@ -844,6 +863,16 @@ class CcxtClient:
             elif isinstance(symbol, str) and info.get("leverage") is not None:
                 with self._state_lock:
                     self._cross[symbol] = False
+        if self.venue == "bingx":
+            # BingX lists the direction in positionSide in both modes; onlyOnePosition says
+            # which mode (true: one-way). Without it, the account's setting decides.
+            only_one = info.get("onlyOnePosition")
+            if isinstance(only_one, bool):
+                hedged = not only_one
+            elif side is not None:
+                hedged = self._venue_mode
+                if hedged is None:
+                    hedged = self._ask_venue_mode(symbol if isinstance(symbol, str) else None)
         if hedged is None and self.venue == "mexc" and side is not None:
             # MEXC's entries do not say; its account-wide setting does (asked once).
             hedged = self._venue_mode
