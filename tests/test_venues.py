@@ -36,6 +36,8 @@ def venue_name(request: pytest.FixtureRequest) -> str:
 
 def _start(name: str, hedge: bool) -> Iterator[tuple[FakeVenue, CcxtClient]]:
     dialect = DIALECTS[name]()
+    if hedge and not dialect.has_hedge_mode:
+        pytest.skip(f"{name} has no hedge mode")
     # What the user sets (docs/ccxt-client.md): where a flat account cannot tell its mode,
     # a hedge-mode account is declared.
     mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
@@ -276,6 +278,8 @@ def test_isolated_margin_round_trip(
     order carries the margin mode the venue needs, the close takes exactly the leg."""
     dialect = DIALECTS[venue_name]()
     hedge = mode == "hedge"
+    if hedge and not dialect.has_hedge_mode:
+        pytest.skip(f"{venue_name} has no hedge mode")
     caplog.set_level(logging.WARNING, logger="TradingBot")
     with running(dialect, hedge=hedge) as (venue, exchange):
         venue.ledger.cross = False
@@ -370,6 +374,8 @@ def test_a_flat_hedge_account_in_auto_mode(venue_name: str) -> None:
     """Where the venue tells a flat account's mode the first order names its leg; elsewhere
     it is refused by the venue (nothing placed) until the user sets position_mode='hedge'."""
     dialect = DIALECTS[venue_name]()
+    if not dialect.has_hedge_mode:
+        pytest.skip(f"{venue_name} has no hedge mode")
     with running(dialect, hedge=True) as (venue, exchange):
         client = CcxtClient(exchange)
         m = market(venue)

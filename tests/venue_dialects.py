@@ -17,6 +17,7 @@ from venue_sim import (
     CONTRACT_MARKETS,
     Dialect,
     FakeVenue,
+    Market,
     Order,
     Payload,
     Request,
@@ -1630,3 +1631,236 @@ class BingX(_Base):
 
 
 DIALECTS["bingx"] = BingX
+
+
+# ============================================================================ Hyperliquid
+
+
+class Hyperliquid(_Base):
+    """Hyperliquid perpetuals: ``POST /info`` (by ``type``) and ``POST /exchange`` (signed actions).
+
+    One-way only (``assetPositions`` of ``type`` oneWay, signed ``szi``). Market orders are IOC
+    limit orders at a price bounding the slippage; an order answers per order in ``statuses``
+    (``filled``, ``resting`` or ``error``). Client order ids (``cloid``) are 128-bit hex strings.
+    Signatures are not checked here.
+    """
+
+    ccxt_name = "hyperliquid"
+    markets = (
+        Market("BTC", 50000.0, lot=0.001, quote="USDC"),
+        Market("ETH", 3000.0, lot=0.01, quote="USDC"),
+    )
+    positions_route = "/info"
+    order_route = "/exchange"
+    credentials: ClassVar[dict[str, Any]] = {
+        "walletAddress": "0x" + "11" * 20,
+        "privateKey": "0x" + "22" * 32,
+    }
+    options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
+    has_hedge_mode = False
+
+    def market_id(self, base: str) -> str:
+        return base  # the coin name; ccxt's market id is its index in the universe
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def is_order(self, request: Request) -> bool:
+        action = request.params.get("action")
+        return (
+            request.path == "/exchange"
+            and isinstance(action, dict)
+            and (action.get("type") == "order")
+        )
+
+    def is_positions(self, request: Request) -> bool:
+        return request.path == "/info" and request.params.get("type") == "clearinghouseState"
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        return 200, {"status": "err", "response": refusal.message}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 429, "null"
+
+    def _asset(self, venue: FakeVenue, index: int) -> str:
+        markets = list(venue.ledger.markets)
+        if not 0 <= index < len(markets):
+            raise VenueRefusal("symbol", f"Invalid asset {index}")
+        return markets[index]
+
+    # ---- /info
+
+    def info(self, venue: FakeVenue, r: Request) -> Payload:
+        kind = r.params.get("type")
+        if kind == "metaAndAssetCtxs":
+            return self.meta(venue)
+        if kind == "clearinghouseState":
+            return self.clearinghouse(venue)
+        if kind == "candleSnapshot":
+            return self.candles(venue, r.params["req"])
+        if kind == "orderStatus":
+            return self.order_status(venue, r.params["oid"])
+        if kind == "userAbstraction":
+            return "disabled"
+        raise VenueRefusal("param", f"Failed to deserialize the JSON body: type {kind}")
+
+    def meta(self, venue: FakeVenue) -> Payload:
+        universe, ctxs = [], []
+        for m in venue.ledger.markets.values():
+            decimals = len(_s(m.lot).partition(".")[2])
+            universe.append({"szDecimals": decimals, "name": m.base, "maxLeverage": 50,
+                             "marginTableId": 50})  # fmt: skip
+            p = _s(venue.ledger.prices[m.symbol])
+            ctxs.append({"funding": "0.0000125", "openInterest": "1000", "prevDayPx": p,
+                         "dayNtlVlm": "1000000", "premium": "0.0", "oraclePx": p,
+                         "markPx": p, "midPx": p, "impactPxs": [p, p],
+                         "dayBaseVlm": "100"})  # fmt: skip
+        return [{"universe": universe, "marginTables": []}, ctxs]
+
+    def clearinghouse(self, venue: FakeVenue) -> Payload:
+        ledger = venue.ledger
+        rows = []
+        if not venue.take_empty():
+            for symbol, leg, held in ledger.held():
+                mark = ledger.prices[symbol]
+                signed = held.contracts if leg == "long" else -held.contracts
+                lev = ledger.lev(symbol, leg)
+                value = held.contracts * mark
+                position = {
+                    "coin": self.mid(venue, symbol), "szi": _s(signed),
+                    "leverage": {"type": "cross" if ledger.cross else "isolated",
+                                 "value": int(lev)},
+                    "entryPx": _s(held.entry), "positionValue": _s(value),
+                    "unrealizedPnl": _s(signed * (mark - held.entry)),
+                    "returnOnEquity": "0", "liquidationPx": None,
+                    "marginUsed": _s(value / lev), "maxLeverage": 50,
+                    "cumFunding": {"allTime": "0", "sinceOpen": "0", "sinceChange": "0"},
+                }  # fmt: skip
+                rows.append({"type": "oneWay", "position": position})
+        summary = {"accountValue": "100000", "totalNtlPos": "0", "totalRawUsd": "100000",
+                   "totalMarginUsed": "0"}  # fmt: skip
+        return {"marginSummary": summary, "crossMarginSummary": summary,
+                "crossMaintenanceMarginUsed": "0", "withdrawable": "100000",
+                "assetPositions": rows, "time": now_ms()}  # fmt: skip
+
+    def candles(self, venue: FakeVenue, req: dict[str, Any]) -> Payload:
+        symbol = self.symbol_of(venue, req["coin"])
+        minutes = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}[req["interval"]]
+        step = minutes * 60_000
+        count = max(1, (int(req["endTime"]) - int(req["startTime"])) // step)
+        rows = _candles(venue, symbol, min(count, 500), step)
+        return [{"t": t, "T": t + step - 1, "s": req["coin"], "i": req["interval"], "o": _s(o),
+                 "c": _s(c), "h": _s(h), "l": _s(lo), "v": _s(v), "n": 10}
+                for t, o, h, lo, c, v in rows]  # fmt: skip
+
+    def _order_entry(self, venue: FakeVenue, o: Order) -> Payload:
+        return {"coin": self.mid(venue, o.symbol), "side": "B" if o.side == "buy" else "A",
+                "limitPx": _s(o.price or 0), "sz": _s(o.amount - o.filled), "oid": int(o.id),
+                "timestamp": o.created, "triggerCondition": "N/A", "isTrigger": False,
+                "triggerPx": "0.0", "children": [], "isPositionTpsl": False,
+                "reduceOnly": o.reduce_only, "orderType": "Limit", "origSz": _s(o.amount),
+                "tif": o.extra.get("tif", "Gtc"), "cloid": o.client_id}  # fmt: skip
+
+    def order_status(self, venue: FakeVenue, oid: Any) -> Payload:
+        if isinstance(oid, str) and oid.startswith("0x"):
+            o = venue.ledger.find(client_id=oid)
+        else:
+            o = venue.ledger.find(str(oid))
+        if o is None:
+            return {"status": "unknownOid"}
+        status = {"open": "open", "closed": "filled", "canceled": "canceled"}[o.status]
+        return {
+            "status": "order",
+            "order": {
+                "order": self._order_entry(venue, o),
+                "status": status,
+                "statusTimestamp": now_ms(),
+            },
+        }
+
+    # ---- /exchange
+
+    def exchange(self, venue: FakeVenue, r: Request) -> Payload:
+        action = r.params.get("action") or {}
+        if not r.params.get("signature") or "nonce" not in r.params:
+            raise VenueRefusal("auth", "Missing signature or nonce")
+        kind = action.get("type")
+        if kind == "order":
+            statuses = [self._place(venue, one) for one in action["orders"]]
+            return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+        if kind == "updateLeverage":
+            symbol = self._asset(venue, int(action["asset"]))
+            if bool(action["isCross"]) != venue.ledger.cross:
+                held = [leg for s, leg, _h in venue.ledger.held() if s == symbol]
+                if held:
+                    raise VenueRefusal("margin", "Cannot switch leverage type with open position.")
+                venue.ledger.cross = bool(action["isCross"])
+            venue.ledger.set_lev(symbol, float(action["leverage"]))
+            return {"status": "ok", "response": {"type": "default"}}
+        if kind in ("cancel", "cancelByCloid"):
+            statuses = [self._cancel(venue, one) for one in action["cancels"]]
+            return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+        if kind in ("approveBuilderFee", "setReferrer"):
+            return {"status": "ok", "response": {"type": "default"}}
+        raise VenueRefusal("param", f"Unknown action {kind}")
+
+    def _place(self, venue: FakeVenue, one: dict[str, Any]) -> Payload:
+        try:
+            symbol = self._asset(venue, int(one["a"]))
+            tif = one["t"]["limit"]["tif"]
+            side = "buy" if one["b"] else "sell"
+            price = float(one["p"])
+            last = venue.ledger.prices[symbol]
+            crosses = price >= last if side == "buy" else price <= last
+            if tif == "Ioc" and not crosses:
+                raise VenueRefusal("ioc", "Order could not immediately match against any "
+                                   "resting orders. asset=0")  # fmt: skip
+            if tif == "Alo" and crosses:
+                raise VenueRefusal("alo", "Post only order would have immediately matched, "
+                                   "bbo was 1. asset=0")  # fmt: skip
+            cloid = one.get("c")
+            if cloid is not None and (len(cloid) != 34 or not cloid.startswith("0x")):
+                raise VenueRefusal("cloid", "Invalid cloid")
+            try:
+                o = venue.ledger.place(
+                    symbol, side, float(one["s"]), reduce_only=bool(one["r"]), leg=None,
+                    kind="limit", price=price, client_id=cloid,
+                )  # fmt: skip
+            except VenueRefusal as refusal:
+                if refusal.reason == "reduce":
+                    raise VenueRefusal(
+                        "reduce", "Reduce only order would increase position. asset=0"
+                    ) from None
+                raise
+            o.extra["tif"] = tif
+        except VenueRefusal as refusal:
+            return {"error": refusal.message}
+        if o.status == "closed":
+            done: dict[str, Any] = {"totalSz": _s(o.filled), "avgPx": _s(o.average or 0),
+                                    "oid": int(o.id)}  # fmt: skip
+            if o.client_id:
+                done["cloid"] = o.client_id
+            return {"filled": done}
+        resting: dict[str, Any] = {"oid": int(o.id)}
+        if o.client_id:
+            resting["cloid"] = o.client_id
+        return {"resting": resting}
+
+    def _cancel(self, venue: FakeVenue, one: dict[str, Any]) -> Payload:
+        o = (
+            venue.ledger.find(client_id=one["cloid"])
+            if "cloid" in one
+            else venue.ledger.find(str(one["o"]))
+        )
+        if o is None or o.status != "open":
+            return {"error": "Order was never placed, already canceled, or filled. asset=0"}
+        venue.ledger.cancel(o.id)
+        return "success"
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("POST", "/info"): lambda v, r: v.dialect.info(v, r),
+        ("POST", "/exchange"): lambda v, r: v.dialect.exchange(v, r),
+    }
+
+
+DIALECTS["hyperliquid"] = Hyperliquid

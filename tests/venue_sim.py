@@ -47,10 +47,11 @@ class Market:
     price: float
     contract_size: float = 1.0
     lot: float = 1.0  # contracts per lot (minimum order and step)
+    quote: str = "USDT"  # also the settle currency
 
     @property
     def symbol(self) -> str:
-        return f"{self.base}/USDT:USDT"
+        return f"{self.base}/{self.quote}:{self.quote}"
 
 
 @dataclass
@@ -323,11 +324,25 @@ class Dialect:
         """Whether ``request`` places an order (venues with one action route override this)."""
         return request.path == self.order_route
 
+    def is_positions(self, request: Request) -> bool:
+        """Whether ``request`` reads the position list."""
+        return request.path == self.positions_route
+
+    def matches(self, route: str, request: Request) -> bool:
+        """Whether a fault armed on ``route`` applies to ``request``."""
+        if route == self.order_route:
+            return self.is_order(request)
+        if route == self.positions_route:
+            return self.is_positions(request)
+        return request.path == route
+
     #: Seconds after an order ends during which the venue still finds it by its client order
     #: id (``None``: always); later the client cannot tell, and says so.
     client_id_window: float | None = None
     #: Whether every order names its leg by itself (Gate: the sign of a dual-mode order).
     leg_from_sign = False
+    #: Whether the venue has a hedge mode at all (Hyperliquid: one-way only).
+    has_hedge_mode = True
     #: Whether position entries carry the position's leverage.
     reports_leverage = True
     #: Whether a flat account's hedge mode can be read (``CcxtClient(position_mode='auto')``
@@ -445,9 +460,7 @@ class FakeVenue:
             self.requests.append(request)
             lost: _Fault | None = None
             for fault in self.faults:
-                if fault.path != request.path or fault.remaining <= 0:
-                    continue
-                if fault.path == self.dialect.order_route and not self.dialect.is_order(request):
+                if fault.remaining <= 0 or not self.dialect.matches(fault.path, request):
                     continue
                 fault.remaining -= 1
                 if fault.after:

@@ -61,6 +61,7 @@ options for those (``enableRateLimit``, ``timeout``).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -158,14 +159,23 @@ def _venue_refusal(venue: str, error: BaseException) -> bool:
     """Whether a bare ccxt ``ExchangeError`` is the venue's definitive refusal of an order.
 
     OKX: a batch answer ``code`` 1 whose orders each carry a trade-rule ``sCode`` (51xxx: no
-    position in that direction, lot size, ...); ccxt maps only some of those. Bitget: the
-    codes of ``_UNMAPPED_REFUSALS``.
+    position in that direction, lot size, ...); ccxt maps only some of those. Hyperliquid: an
+    ``ok`` answer whose every order status is an ``error``. Bitget: the codes of
+    ``_UNMAPPED_REFUSALS``.
     """
     if not _is_ccxt_error(error, "ExchangeError"):
         return False
     body = _venue_body(error)
     if not isinstance(body, Mapping):
         return False
+    if venue == "hyperliquid":
+        # An "ok" answer whose every order status is an error: nothing was placed.
+        response = body.get("response")
+        data = response.get("data") if isinstance(response, Mapping) else None
+        statuses = data.get("statuses") if isinstance(data, Mapping) else None
+        if str(body.get("status")) != "ok" or not isinstance(statuses, list) or not statuses:
+            return False
+        return all(isinstance(one, Mapping) and "error" in one for one in statuses)
     if venue == "okx":
         data = body.get("data")
         if str(body.get("code")) != "1" or not isinstance(data, list) or not data:
@@ -732,6 +742,9 @@ class CcxtClient:
             return "t-" + client_order_id
         if self.venue == "bingx":
             return client_order_id.lower()  # BingX stores client ids in lower case
+        if self.venue == "hyperliquid":
+            # A cloid is a 128-bit hex string: the id's digest, the same for every look-up.
+            return "0x" + hashlib.sha256(client_order_id.encode("utf-8")).hexdigest()[:32]
         return client_order_id
 
     def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
