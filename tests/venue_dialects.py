@@ -1864,3 +1864,227 @@ class Hyperliquid(_Base):
 
 
 DIALECTS["hyperliquid"] = Hyperliquid
+
+
+# ============================================================================ MEXC (contract)
+
+
+class Mexc(_Base):
+    """MEXC futures (contract API v1): ``{"success": true, "code": 0, "data": ...}``.
+
+    Sizes are contracts (``contractSize`` coins). Orders name their effect with ``side`` codes
+    (1 open long, 2 close short, 3 open short, 4 close long) in both modes, so every order names
+    its leg; ``positionMode`` 1 (hedge) or 2 (one-way) defaults to the account's setting, which
+    ``position/position_mode`` answers (entries do not say). A cancel answers per order with an
+    ``errorCode`` inside a successful envelope. (MEXC has restricted futures order placement
+    through the API for most accounts since 2022; the documented format is what is served.)
+    """
+
+    ccxt_name = "mexc"
+    markets = CONTRACT_MARKETS
+    positions_route = "/api/v1/private/position/open_positions"
+    order_route = "/api/v1/private/order/create"
+    leg_from_sign = True
+    codes: ClassVar[dict[str, tuple[int, str]]] = {
+        "mode": (2011, "order side does not fit the position mode"),
+        "reduce": (2009, "Position is not exists or closed."),
+        "amount": (2003, "Invalid volume"),
+        "symbol": (1001, "Contract does not exist"),
+        "client_id": (603, "Repeated request"),
+        "isolated": (600, "leverage is required for isolated orders"),
+    }
+
+    def market_id(self, base: str) -> str:
+        return base + "_USDT"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def ok(self, payload: Payload) -> Payload:
+        return {"success": True, "code": 0, "data": payload}
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        code, msg = self.codes.get(refusal.reason, (600, refusal.message))
+        return 200, {"success": False, "code": code, "message": msg}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 200, {"success": False, "code": 510, "message": "Requests are too frequent"}
+
+    def spot_info(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"timezone": "CST", "serverTime": now_ms(), "rateLimits": [],
+                "exchangeFilters": [], "symbols": []}  # fmt: skip
+
+    def detail(self, venue: FakeVenue, r: Request) -> Payload:
+        return [
+            {
+                "symbol": self.market_id(m.base), "displayName": f"{m.base}_USDT永续",
+                "displayNameEn": f"{m.base}_USDT PERPETUAL", "positionOpenType": 3,
+                "baseCoin": m.base, "quoteCoin": "USDT", "settleCoin": "USDT",
+                "contractSize": m.contract_size, "minLeverage": 1, "maxLeverage": 125,
+                "priceScale": 1, "volScale": 0, "amountScale": 4, "priceUnit": 0.1,
+                "volUnit": m.lot, "minVol": m.lot, "maxVol": 1000000,
+                "bidLimitPriceRate": 0.1, "askLimitPriceRate": 0.1, "takerFeeRate": 0.0002,
+                "makerFeeRate": 0.0, "maintenanceMarginRate": 0.004,
+                "initialMarginRate": 0.008, "riskBaseVol": 10000, "riskIncrVol": 200000,
+                "riskIncrMmr": 0.004, "riskIncrImr": 0.004, "riskLevelLimit": 5,
+                "priceCoefficientVariation": 0.1, "indexOrigin": ["BINANCE"], "state": 0,
+                "isNew": False, "isHot": True, "isHidden": False, "conceptPlate": [],
+                "riskLimitType": "BY_VOLUME", "maxNumOrders": [200, 50],
+                "marketOrderMaxLevel": 20, "marketOrderPriceLimitRate1": 0.2,
+                "marketOrderPriceLimitRate2": 0.005, "triggerProtect": 0.1,
+                "appraisal": 0, "showAppraisalCountdown": 0, "automaticDelivery": 0,
+                "apiAllowed": False,
+            }
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+
+    def ticker(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["symbol"])
+        p = venue.ledger.prices[symbol]
+        return {"contractId": 1, "symbol": r.params["symbol"], "lastPrice": p, "bid1": p,
+                "ask1": p, "volume24": 1000, "amount24": 100000, "holdVol": 1000,
+                "lower24Price": p, "high24Price": p, "riseFallRate": 0, "riseFallValue": 0,
+                "indexPrice": p, "fairPrice": p, "fundingRate": 0.0001, "maxBidPrice": p * 1.1,
+                "minAskPrice": p * 0.9, "timestamp": now_ms()}  # fmt: skip
+
+    def kline(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.path.rsplit("/", 1)[-1])
+        intervals = {"Min1": 1, "Min5": 5, "Min15": 15, "Min30": 30, "Min60": 60, "Hour4": 240,
+                     "Hour8": 480, "Day1": 1440}  # fmt: skip
+        minutes = intervals.get(r.params.get("interval", "Min1"), 60)
+        rows = _candles(venue, symbol, 120, minutes * 60_000)
+        return {
+            "time": [t // 1000 for t, *_ in rows],
+            "open": [o for _, o, *_ in rows],
+            "high": [h for _, _, h, *_ in rows],
+            "low": [lo for _, _, _, lo, *_ in rows],
+            "close": [c for *_, c, _ in rows],
+            "vol": [v for *_, v in rows],
+            "amount": [v * c for *_, c, v in rows],
+        }
+
+    def position_mode(self, venue: FakeVenue, r: Request) -> Payload:
+        return 1 if venue.ledger.hedge else 2
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if venue.take_empty():
+            return []
+        ledger = venue.ledger
+        rows: list[dict[str, Any]] = []
+        for symbol, leg, held in ledger.held():
+            m = ledger.markets[symbol]
+            lev = ledger.lev(symbol, leg)
+            rows.append({
+                "positionId": 1_000 + len(rows), "symbol": self.mid(venue, symbol),
+                "positionType": 1 if leg == "long" else 2,
+                "openType": 2 if ledger.cross else 1, "state": 1,
+                "holdVol": held.contracts, "frozenVol": 0, "closeVol": 0,
+                "holdAvgPrice": held.entry, "openAvgPrice": held.entry,
+                "closeAvgPrice": 0, "liquidatePrice": 0,
+                "oim": held.contracts * m.contract_size * held.entry / lev,
+                "im": held.contracts * m.contract_size * held.entry / lev, "holdFee": 0,
+                "realised": 0, "leverage": int(lev), "createTime": held.opened,
+                "updateTime": now_ms(), "autoAddIm": False,
+            })  # fmt: skip
+        return rows
+
+    def change_leverage(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["symbol"])
+        open_type, position_type = int(p["openType"]), int(p["positionType"])
+        if (open_type == 2) != venue.ledger.cross or position_type not in (1, 2):
+            raise VenueRefusal("param", "openType or positionType does not fit the position")
+        leg: str | None = "long" if position_type == 1 else "short"
+        if venue.ledger.cross and not venue.ledger.hedge:
+            leg = None  # one leverage per symbol in one-way cross
+        venue.ledger.set_lev(symbol, float(p["leverage"]), leg)
+        return None
+
+    def create(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["symbol"])
+        ledger = venue.ledger
+        mode = int(p.get("positionMode", 1 if ledger.hedge else 2))
+        if (mode == 1) != ledger.hedge:
+            raise VenueRefusal("mode", "positionMode does not fit the account")
+        if (int(p["openType"]) == 2) != ledger.cross:
+            raise VenueRefusal("param", "openType does not fit the position")
+        if int(p["openType"]) == 1 and not p.get("leverage"):
+            raise VenueRefusal("isolated", "leverage is required")
+        code = int(p["side"])
+        side = "buy" if code in (1, 2) else "sell"
+        reduce = code in (2, 4)
+        leg = {1: "long", 4: "long", 3: "short", 2: "short"}[code] if ledger.hedge else None
+        ext = p.get("externalOid")
+        if ext and ledger.find(client_id=ext) is not None:
+            raise VenueRefusal("client_id", "Repeated request")
+        kind = "limit" if int(p["type"]) in (1, 2, 3, 4) else "market"
+        order = ledger.place(
+            symbol, side, float(p["vol"]), reduce_only=reduce, leg=leg, kind=kind,
+            price=float(p["price"]) if kind == "limit" else None, client_id=ext,
+            leverage=float(p["leverage"]) if p.get("leverage") else None,
+        )  # fmt: skip
+        order.extra["code"] = code
+        if not reduce and p.get("leverage") and not ledger.cross:
+            ledger.set_lev(symbol, float(p["leverage"]), order.leg)
+        return {"orderId": order.id, "ts": now_ms()}
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        state = {"open": 2, "closed": 3, "canceled": 4}[o.status]
+        code = o.extra.get("code") or (
+            (1 if o.side == "buy" else 3) if not o.reduce_only else (2 if o.side == "buy" else 4)
+        )
+        return {
+            "orderId": o.id, "symbol": self.mid(venue, o.symbol), "positionId": 1000,
+            "price": o.price or 0, "vol": o.amount, "leverage": int(o.leverage or 0),
+            "side": code, "category": 1, "orderType": 1 if o.kind == "limit" else 5,
+            "dealAvgPrice": o.average or 0, "dealVol": o.filled, "orderMargin": 0,
+            "takerFee": 0, "makerFee": 0, "profit": 0, "feeCurrency": "USDT",
+            "openType": 2 if venue.ledger.cross else 1, "state": state,
+            "externalOid": o.client_id or f"_m_{o.id}", "errorCode": 0, "usedMargin": 0,
+            "createTime": o.created, "updateTime": now_ms(),
+        }  # fmt: skip
+
+    def get(self, venue: FakeVenue, r: Request) -> Payload:
+        o = venue.ledger.find(r.path.rsplit("/", 1)[-1])
+        return None if o is None else self._order(venue, o)  # unknown: data null
+
+    def external(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol_id, ext = r.path.split("/")[-2:]
+        o = venue.ledger.find(client_id=ext)
+        if o is None or self.market_id(o.symbol.split("/")[0]) != symbol_id:
+            return None
+        return self._order(venue, o)
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        rows = []
+        for order_id in r.params["_body"]:
+            o = venue.ledger.find(str(order_id))
+            if o is None or o.status != "open":
+                rows.append({"orderId": str(order_id), "errorCode": 2041,
+                             "errorMsg": "order state cannot be cancelled"})  # fmt: skip
+            else:
+                venue.ledger.cancel(o.id)
+                rows.append({"orderId": o.id, "errorCode": 0, "errorMsg": "success"})
+        return rows
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/api/v3/exchangeInfo"): lambda v, r: v.dialect.spot_info(v, r),
+        ("GET", "/api/v1/contract/detail"): lambda v, r: v.dialect.detail(v, r),
+        ("GET", "/api/v1/contract/ticker"): lambda v, r: v.dialect.ticker(v, r),
+        ("GET", "/api/v1/contract/kline/*"): lambda v, r: v.dialect.kline(v, r),
+        ("GET", "/api/v1/private/position/position_mode"): lambda v, r: v.dialect.position_mode(
+            v, r
+        ),
+        ("GET", "/api/v1/private/position/open_positions"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/api/v1/private/position/change_leverage"): (
+            lambda v, r: v.dialect.change_leverage(v, r)
+        ),
+        ("POST", "/api/v1/private/order/create"): lambda v, r: v.dialect.create(v, r),
+        ("GET", "/api/v1/private/order/get/*"): lambda v, r: v.dialect.get(v, r),
+        ("GET", "/api/v1/private/order/external/*/*"): lambda v, r: v.dialect.external(v, r),
+        ("POST", "/api/v1/private/order/cancel"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["mexc"] = Mexc

@@ -651,11 +651,12 @@ class CcxtClient:
             params["leverage"] = leverage
         if venue in ("htx", "huobi") and leverage is not None and not reduce_only:
             params["lever_rate"] = leverage
-        if self.margin_mode is not None and venue in ("okx", "bitget"):
-            # Every order names the margin mode of the position it acts on (OKX tdMode).
+        if self.margin_mode is not None and venue in ("okx", "bitget", "mexc"):
+            # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
+            # openType), closes included.
             params["marginMode"] = self.margin_mode
-        elif self.margin_mode is not None and not reduce_only and venue == "mexc":
-            params["marginMode"] = self.margin_mode
+        if venue == "mexc" and self.margin_mode == "isolated" and _number(leverage):
+            params["leverage"] = leverage  # MEXC: an isolated order carries its leverage
         return params
 
     def _market_price(self, symbol: str, side: str) -> float | None:
@@ -732,8 +733,22 @@ class CcxtClient:
             # visible; the manager looks up orders it has just sent.
             params["acknowledged"] = True
         if params:
-            return self.exchange.fetch_order(order_id, symbol, params)
-        return self.exchange.fetch_order(order_id, symbol)
+            return self._unified_order(self.exchange.fetch_order(order_id, symbol, params))
+        return self._unified_order(self.exchange.fetch_order(order_id, symbol))
+
+    def _unified_order(self, order: Any) -> Any:
+        """An order as ccxt parsed it, with what ccxt leaves in the venue's terms unified: MEXC
+        futures ``side`` codes (1 open long, 2 close short: buy; 3 open short, 4 close long:
+        sell) become 'buy'/'sell' and say ``reduceOnly``."""
+        if self.venue != "mexc" or not isinstance(order, Mapping):
+            return order
+        code = str(order.get("side"))
+        if code not in ("1", "2", "3", "4"):
+            return order
+        unified = dict(order)
+        unified["side"] = "buy" if code in ("1", "2") else "sell"
+        unified["reduceOnly"] = code in ("2", "4")
+        return unified
 
     def venue_client_order_id(self, client_order_id: str) -> str:
         """The form ``client_order_id`` takes on the venue: Gate's ``text`` starts with "t-";
@@ -754,7 +769,25 @@ class CcxtClient:
             return self._bybit_order_by_link_id(wire, symbol)
         if self.venue == "bingx":
             return self._bingx_order_by_client_id(wire, symbol)
+        if self.venue == "mexc":
+            return self._unified_order(self._mexc_order_by_external_oid(wire, symbol))
         return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _mexc_order_by_external_oid(self, wire: str, symbol: str) -> Any:
+        """MEXC futures: ccxt's ``fetch_order`` asks ``order/get/None`` when given a client id;
+        the venue's own look-up is ``order/external/{symbol}/{external_oid}``."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        response = exchange.contractPrivateGetOrderExternalSymbolExternalOid(
+            {"symbol": market["id"], "external_oid": wire}
+        )
+        data = response.get("data") if isinstance(response, Mapping) else None
+        if data is None:
+            return None  # a successful answer without an order: not found
+        if not isinstance(data, Mapping):
+            raise TypeError(f"order/external answered {response!r}, not an order")
+        return exchange.parse_order(data, market)
 
     def _bingx_order_by_client_id(self, wire: str, symbol: str) -> Any:
         """BingX: ccxt's ``fetch_order`` sends ``orderId=None`` next to the client id, so ask
