@@ -520,6 +520,28 @@ def test_kucoin_opens_at_the_requested_leverage_on_an_isolated_position() -> Non
         ] in (7, "7")
 
 
+def test_htx_an_error_answer_ccxt_passes_through_is_an_unknown_outcome() -> None:
+    """HTX v5 errors whose code ccxt does not map come back as an order without an id."""
+    with running(DIALECTS["htx"]()) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        body = {"code": 1999, "message": "system busy", "data": None, "ts": 1}
+        venue.fail_next(venue.dialect.order_route, status=200, body=body)
+        with pytest.raises(LookupError, match="no order id"):
+            client.create_market_order(m.symbol, "buy", m.lot, 5)
+
+
+def test_htx_client_order_ids_are_integers_exact_through_ccxt() -> None:
+    with running(DIALECTS["htx"]()) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        wire = client.venue_client_order_id("pmz9z9z9z9z9z9z9z9z9z9")
+        assert wire.isdigit() and 0 < int(wire) <= 2**52
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmz9")
+        (sent,) = venue.requests_to(venue.dialect.order_route, "POST")
+        assert str(sent.params["client_order_id"]) == client.venue_client_order_id("pmz9")
+
+
 def test_an_asyncio_exchange_is_refused_with_a_clear_type_error() -> None:
     import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 

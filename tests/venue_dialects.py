@@ -2088,3 +2088,218 @@ class Mexc(_Base):
 
 
 DIALECTS["mexc"] = Mexc
+
+
+# ============================================================================ HTX (linear swap, v5)
+
+
+class Htx(_Base):
+    """HTX USDT-margined swaps as ccxt drives them: contract info from ``linear-swap-api/v1``,
+    trading on the v5 API (``{"code": 200, "message": "Success", "data": ..., "ts"}``).
+
+    Sizes are contracts (``contract_size`` coins). Entries and orders carry ``position_side``:
+    ``both`` in one-way mode (``single_side``), ``long``/``short`` in hedge mode
+    (``dual_side``, which ``v5/position/mode`` answers). Leverage is set per contract and margin
+    mode on ``v5/position/lever``. Client order ids are integers. An error answers ``code`` with
+    a ``message`` (ccxt raises only for the codes it maps).
+    """
+
+    ccxt_name = "htx"
+    markets = CONTRACT_MARKETS
+    positions_route = "/v5/trade/position/opens"
+    order_route = "/v5/trade/order"
+    options: ClassVar[dict[str, Any]] = {
+        "fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": False}}
+    }
+    codes: ClassVar[dict[str, tuple[int, str]]] = {
+        "mode": (1036, "Incorrect field of open long form: position_side does not fit the "
+                 "position mode"),
+        "reduce": (1048, "Insufficient close amount available."),
+        "amount": (1041, "The order amount exceeds the limit"),
+        "symbol": (1013, "This contract symbol doesnt exist."),
+        "order": (1017, "Order doesnt exist."),
+        "cancel": (1061, "The order does not exist."),
+        "client_id": (1067, "The client_order_id field is invalid. Please re-enter."),
+        "margin": (1034, "margin_mode does not fit the position"),
+    }  # fmt: skip
+
+    def market_id(self, base: str) -> str:
+        return base + "-USDT"
+
+    def prepare(self, exchange: Any) -> None:
+        exchange.has = {**exchange.has, "fetchCurrencies": False}
+
+    def ok(self, payload: Payload) -> Payload:
+        if isinstance(payload, dict) and "status" in payload:
+            return payload  # a v1 or market answer, in its own envelope
+        return {"code": 200, "message": "Success", "data": payload, "ts": now_ms()}
+
+    def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
+        code, msg = self.codes.get(refusal.reason, (1000, refusal.message))
+        return 200, {"code": code, "message": msg, "data": None, "ts": now_ms()}
+
+    def rate_limited(self) -> tuple[int, Payload]:
+        return 200, {"status": "error", "err-code": "rate-too-many-requests",
+                     "err-msg": "exceeded rate limit", "data": None}  # fmt: skip
+
+    def contract_info(self, venue: FakeVenue, r: Request) -> Payload:
+        rows = [
+            {
+                "symbol": m.base, "contract_code": self.market_id(m.base),
+                "contract_size": m.contract_size, "price_tick": 0.1, "delivery_date": "",
+                "delivery_time": "", "create_date": "20201021", "contract_status": 1,
+                "settlement_date": "1641110400000", "support_margin_mode": "all",
+                "business_type": "swap", "pair": self.market_id(m.base),
+                "contract_type": "swap", "trade_partition": "USDT",
+            }
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+        return {"status": "ok", "data": rows, "ts": now_ms()}
+
+    def merged(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["contract_code"])
+        p = venue.ledger.prices[symbol]
+        tick = {"amount": "10", "ask": [p, 1], "bid": [p, 1], "close": _s(p), "count": 10,
+                "high": _s(p), "id": now_ms() // 1000, "low": _s(p), "open": _s(p),
+                "trade_turnover": "1000", "ts": now_ms(), "vol": "100"}  # fmt: skip
+        return {"ch": f"market.{r.params['contract_code']}.detail.merged", "status": "ok",
+                "tick": tick, "ts": now_ms()}  # fmt: skip
+
+    def kline(self, venue: FakeVenue, r: Request) -> Payload:
+        symbol = self.symbol_of(venue, r.params["contract_code"])
+        minutes = {"1min": 1, "5min": 5, "15min": 15, "30min": 30, "60min": 60, "4hour": 240,
+                   "1day": 1440}[r.params["period"]]  # fmt: skip
+        rows = _candles(venue, symbol, int(r.params.get("size", 150)), minutes * 60_000)
+        data = [{"id": t // 1000, "open": o, "close": c, "low": lo, "high": h, "amount": v,
+                 "vol": v, "trade_turnover": v * c, "count": 10}
+                for t, o, h, lo, c, v in rows]  # fmt: skip
+        return {"ch": f"market.{r.params['contract_code']}.kline.{r.params['period']}",
+                "data": data, "status": "ok", "ts": now_ms()}  # fmt: skip
+
+    def position_mode(self, venue: FakeVenue, r: Request) -> Payload:
+        return {"position_mode": "dual_side" if venue.ledger.hedge else "single_side"}
+
+    def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        if venue.take_empty():
+            return []
+        ledger = venue.ledger
+        rows = []
+        for symbol, leg, held in ledger.held():
+            m = ledger.markets[symbol]
+            mark = ledger.prices[symbol]
+            lev = ledger.lev(symbol, leg)
+            signed = held.contracts if leg == "long" else -held.contracts
+            margin = held.contracts * m.contract_size * held.entry / lev
+            rows.append({
+                "contract_code": self.mid(venue, symbol),
+                "position_side": leg if ledger.hedge else "both",
+                "direction": "buy" if leg == "long" else "sell",
+                "margin_mode": "cross" if ledger.cross else "isolated",
+                "open_avg_price": _s(held.entry), "volume": _s(held.contracts),
+                "available": _s(held.contracts), "lever_rate": int(lev),
+                "adl_risk_percent": 1, "liquidation_price": "0", "margin": _s(margin),
+                "initial_margin": _s(margin), "maintenance_margin": _s(margin / 10),
+                "profit_unreal": _s(signed * (mark - held.entry) * m.contract_size),
+                "profit_rate": "0", "margin_rate": "0.01", "mark_price": _s(mark),
+                "last_price": _s(mark), "margin_currency": "USDT", "contract_type": "swap",
+                "created_time": str(held.opened), "updated_time": str(now_ms()),
+            })  # fmt: skip
+        return rows
+
+    def lever(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["contract_code"])
+        if p.get("margin_mode") != ("cross" if venue.ledger.cross else "isolated"):
+            raise VenueRefusal("margin", "margin_mode does not fit the position")
+        venue.ledger.set_lev(symbol, float(p["lever_rate"]))
+        return {"contract_code": p["contract_code"], "margin_mode": p["margin_mode"],
+                "lever_rate": int(p["lever_rate"])}  # fmt: skip
+
+    def create(self, venue: FakeVenue, r: Request) -> Payload:
+        p = r.params
+        symbol = self.symbol_of(venue, p["contract_code"])
+        ledger = venue.ledger
+        if p.get("margin_mode") != ("cross" if ledger.cross else "isolated"):
+            raise VenueRefusal("margin", "margin_mode does not fit the position")
+        position_side = p.get("position_side", "both")
+        if (position_side == "both") == ledger.hedge or position_side not in (
+            "both",
+            "long",
+            "short",
+        ):
+            raise VenueRefusal("mode", "position_side does not fit the position mode")
+        cid = p.get("client_order_id")
+        if cid is not None and (not str(cid).isdigit() or not 0 < int(cid) < 2**63):
+            raise VenueRefusal("client_id", "client_order_id must be a positive integer")
+        if cid is not None and ledger.find(client_id=str(cid)) is not None:
+            raise VenueRefusal("client_id", "duplicate client_order_id")
+        side = p["side"]
+        leg = None if position_side == "both" else position_side
+        reduce = bool(p.get("reduce_only")) and str(p.get("reduce_only")) != "0"
+        reduce = reduce or (leg is not None and (leg == "long") != (side == "buy"))
+        kind = "market" if p.get("type") == "market" else "limit"
+        order = ledger.place(
+            symbol, side, float(p["volume"]), reduce_only=reduce, leg=leg, kind=kind,
+            price=float(p["price"]) if kind == "limit" else None,
+            client_id=str(cid) if cid is not None else None,
+        )  # fmt: skip
+        return {"order_id": order.id, "client_order_id": order.client_id or order.id}
+
+    def _order(self, venue: FakeVenue, o: Order) -> Payload:
+        ledger = venue.ledger
+        state = {"open": "new", "closed": "filled", "canceled": "canceled"}[o.status]
+        m = ledger.markets[o.symbol]
+        return {
+            "id": o.id, "side": o.side, "type": o.kind, "price": _s(o.price or 0),
+            "volume": _s(o.amount), "state": state, "profit": None,
+            "contract_code": self.mid(venue, o.symbol),
+            "position_side": o.leg if ledger.hedge else "both", "price_match": None,
+            "order_id": o.id, "client_order_id": o.client_id or o.id,
+            "margin_mode": "cross" if ledger.cross else "isolated",
+            "lever_rate": int(ledger.lev(o.symbol, o.leg)), "order_source": "api",
+            "reduce_only": o.reduce_only, "time_in_force": "gtc", "tp_trigger_price": "",
+            "tp_order_price": "", "tp_type": "0", "sl_trigger_price": "",
+            "sl_order_price": "", "sl_type": "0", "trade_volume": _s(o.filled),
+            "trade_turnover": _s(o.filled * (o.average or 0) * m.contract_size),
+            "trade_avg_price": _s(o.average) if o.average else None, "fee_currency": "USDT",
+            "fee": "0", "price_protect": False, "real_profit": None, "contract_type": "swap",
+            "created_time": str(o.created), "updated_time": str(now_ms()),
+            "cancel_reason": None, "self_match_prevent": "cancel_taker",
+        }  # fmt: skip
+
+    def _lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        if p.get("order_id") and p["order_id"] != "None":
+            return venue.ledger.find(str(p["order_id"]))
+        if p.get("client_order_id"):
+            return venue.ledger.find(client_id=str(p["client_order_id"]))
+        raise VenueRefusal("param", "order_id or client_order_id is required")
+
+    def order(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None:
+            raise VenueRefusal("order", "Order doesnt exist.")
+        return self._order(venue, o)
+
+    def cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._lookup(venue, r.params)
+        if o is None or o.status != "open":
+            raise VenueRefusal("cancel", "The order does not exist.")
+        venue.ledger.cancel(o.id)
+        return {"order_id": o.id, "client_order_id": o.client_id or o.id}
+
+    routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/linear-swap-api/v1/swap_contract_info"): lambda v, r: v.dialect.contract_info(
+            v, r
+        ),
+        ("GET", "/linear-swap-ex/market/detail/merged"): lambda v, r: v.dialect.merged(v, r),
+        ("GET", "/linear-swap-ex/market/history/kline"): lambda v, r: v.dialect.kline(v, r),
+        ("GET", "/v5/position/mode"): lambda v, r: v.dialect.position_mode(v, r),
+        ("GET", "/v5/trade/position/opens"): lambda v, r: v.dialect.positions(v, r),
+        ("POST", "/v5/position/lever"): lambda v, r: v.dialect.lever(v, r),
+        ("POST", "/v5/trade/order"): lambda v, r: v.dialect.create(v, r),
+        ("GET", "/v5/trade/order"): lambda v, r: v.dialect.order(v, r),
+        ("POST", "/v5/trade/cancel_order"): lambda v, r: v.dialect.cancel(v, r),
+    }
+
+
+DIALECTS["htx"] = Htx

@@ -254,8 +254,6 @@ _HEDGED_PARAM_VENUES = frozenset(
         "okx",
         "bitget",
         "bingx",
-        "htx",
-        "huobi",
     }
 )
 #: Venues without ``fetch_position_mode`` whose position list for one symbol shows its mode even
@@ -276,6 +274,7 @@ _HEDGE_FIELDS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     ("positionIdx", frozenset({"0"}), frozenset({"1", "2"})),  # Bybit
     ("mode", frozenset({"single"}), frozenset({"dual_long", "dual_short"})),  # Gate
     ("position_mode", frozenset({"single_side"}), frozenset({"dual_side"})),  # HTX
+    ("position_side", frozenset({"both"}), frozenset({"long", "short"})),  # HTX (v5)
     ("posMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget
     ("holdMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget (older)
 )
@@ -285,6 +284,7 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("holdSide", {"long": "long", "short": "short"}),
     ("mode", {"dual_long": "long", "dual_short": "short"}),
     ("positionIdx", {"1": "long", "2": "short"}),
+    ("position_side", {"long": "long", "short": "short"}),
 )
 
 
@@ -490,6 +490,8 @@ class CcxtClient:
         """
         if self.venue in _MODE_FROM_SYMBOL_LIST and symbol is not None:
             return self._mode_from_symbol_list(symbol)
+        if self.venue in ("htx", "huobi"):
+            return self._htx_position_mode()
         if not self._has("fetchPositionMode"):
             return False
         try:
@@ -509,6 +511,29 @@ class CcxtClient:
         hedged = answer.get("hedged") if isinstance(answer, Mapping) else None
         if not isinstance(hedged, bool):
             return False
+        with self._state_lock:
+            self._venue_mode = hedged
+        return hedged
+
+    def _htx_position_mode(self) -> bool:
+        """HTX (v5): the account's ``position_mode`` (``dual_side``: hedge mode), asked once."""
+        try:
+            response = self.exchange.contractPrivateGetV5PositionMode()
+        except Exception as e:
+            with self._state_lock:
+                first = not self._mode_warned
+                self._mode_warned = True
+            if first:
+                self.logger.warning(
+                    f"Could not read the position mode: {type(e).__name__}: {e}; assuming "
+                    "one-way (set CcxtClient(position_mode=...) to say)"
+                )
+            return False
+        data = response.get("data") if isinstance(response, Mapping) else None
+        mode = data.get("position_mode") if isinstance(data, Mapping) else None
+        if mode not in ("dual_side", "single_side"):
+            return False
+        hedged = mode == "dual_side"
         with self._state_lock:
             self._venue_mode = hedged
         return hedged
@@ -554,7 +579,13 @@ class CcxtClient:
             return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
         if venue in ("kucoinfutures", "kucoin") and self.margin_mode == "isolated":
             return []  # ccxt sets cross leverage only; an isolated order carries its leverage
-        if self.margin_mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures"):
+        if self.margin_mode is not None and venue in (
+            "okx",
+            "hyperliquid",
+            "kucoinfutures",
+            "htx",
+            "huobi",
+        ):
             return [{"marginMode": self.margin_mode}]
         return [{}]
 
@@ -644,14 +675,16 @@ class CcxtClient:
                 params["positionMode"] = 1
             elif venue in ("gate", "gateio"):
                 pass  # dual mode: a reduce-only order's sign names the leg it reduces
+            elif venue in ("htx", "huobi"):
+                # ccxt sends linear swaps to HTX's v5 API, which names the leg in position_side
+                # (ccxt's hedged only sets the v1 offset of inverse contracts).
+                params["position_side"] = leg
             else:
                 params["hedged"] = True
         if venue in ("kucoinfutures", "kucoin") and leverage is not None:
             # The order body's leverage is what an isolated position gets (ccxt sends 1).
             params["leverage"] = leverage
-        if venue in ("htx", "huobi") and leverage is not None and not reduce_only:
-            params["lever_rate"] = leverage
-        if self.margin_mode is not None and venue in ("okx", "bitget", "mexc"):
+        if self.margin_mode is not None and venue in ("okx", "bitget", "mexc", "htx", "huobi"):
             # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
             # openType), closes included.
             params["marginMode"] = self.margin_mode
@@ -720,7 +753,15 @@ class CcxtClient:
         if not isinstance(order, Mapping):
             # Not a refusal either: whether an order exists is unknown.
             raise TypeError(f"create_order() answered {type(order).__name__}, not an order")
-        answer = dict(order)
+        if order.get("id") is None:
+            # ccxt passes some venues' error answers through as an order without an id (HTX
+            # codes it does not map): not an accepted order, not a refusal either.
+            self.logger.error(
+                f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
+                f"(the answer carries no order id: {order.get('info')!r})"
+            )
+            raise LookupError(f"create_order() answered no order id for {symbol}: outcome unknown")
+        answer = dict(self._unified_order(order))
         if answer.get("clientOrderId") in (None, wire):
             answer["clientOrderId"] = client_order_id
         return answer
@@ -757,9 +798,14 @@ class CcxtClient:
             return "t-" + client_order_id
         if self.venue == "bingx":
             return client_order_id.lower()  # BingX stores client ids in lower case
+        digest = hashlib.sha256(client_order_id.encode("utf-8")).hexdigest()
         if self.venue == "hyperliquid":
             # A cloid is a 128-bit hex string: the id's digest, the same for every look-up.
-            return "0x" + hashlib.sha256(client_order_id.encode("utf-8")).hexdigest()[:32]
+            return "0x" + digest[:32]
+        if self.venue in ("htx", "huobi"):
+            # HTX takes integers only (ccxt drops any other id without a word, and reads ids
+            # through a float): 52 bits of the digest, exact as a float.
+            return str(int(digest[:13], 16) + 1)
         return client_order_id
 
     def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
@@ -838,6 +884,8 @@ class CcxtClient:
             return order
         merged = dict(order)
         merged.update({k: v for k, v in fetched.items() if v is not None})
+        if order.get("clientOrderId") is not None:
+            merged["clientOrderId"] = order["clientOrderId"]  # the caller's id, not the wire form
         return merged
 
     # ------------------------------------------------------------------ reads
