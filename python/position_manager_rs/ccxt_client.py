@@ -44,15 +44,23 @@ unified ``side`` ('long'/'short') and ``hedged`` (a bool: whether the venue hold
 hedge mode, read from the venue's own fields when ccxt leaves it ``None``). Whenever the account is
 in hedge mode every order names its leg in the venue's own terms (ccxt's ``hedged`` parameter,
 which becomes Binance/BingX/KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
-Bitget ``tradeSide``, HTX ``offset``; MEXC's side codes; Gate's reduce-only sign), so a close or a
-reduction takes exactly the leg it was meant for. ``close_position(symbol, side='long')`` closes
-that leg only; ``close_position(symbol)`` with both legs open closes nothing (``False``).
+Bitget ``tradeSide``; HTX ``position_side``; MEXC's side codes; Gate's reduce-only sign), so a
+close or a reduction takes exactly the leg it was meant for. ``close_position(symbol,
+side='long')`` closes that leg only; ``close_position(symbol)`` with both legs open closes
+nothing (``False``).
 
-Venues (see docs/ccxt-client.md for the table): KuCoin orders carry the requested leverage;
-Hyperliquid market orders carry the ticker price (ccxt bounds the fill by its slippage);
-BingX and MEXC leverage is set per leg; Gate cross positions report their cross leverage; an
-entry of a market ccxt does not know triggers one reload of the markets and is kept (warned once
-per symbol) if still unknown; Bybit order lookups are ``acknowledged``.
+Venues (see docs/ccxt-client.md for the table; each is tested against a fake venue answering in
+its documented format): KuCoin orders carry the requested leverage; Hyperliquid market orders
+carry the ticker price (ccxt bounds the fill by its slippage); BingX and MEXC leverage is set per
+leg, OKX and Bitget isolated leverage per leg in hedge mode; Gate cross positions report and get
+their cross leverage, dual-mode leverage goes to its ``dual_comp`` path; an entry of a market ccxt
+does not know triggers one reload of the markets and is kept (warned once per symbol) if still
+unknown. Client order ids take the venue's form (Gate ``t-``, Hyperliquid a 128-bit hex cloid,
+HTX an integer, BingX lower case; answers carry the caller's id) and are looked up where the venue
+keeps them (Bybit ``orderLinkId``, BingX and MEXC by their own endpoints, since ccxt sends an
+order id of ``None`` there). Venue refusals ccxt leaves unmapped (OKX 51xxx, Bitget 22002,
+Hyperliquid per-order errors) are rejections; an order answer without an order id is an unknown
+outcome; MEXC side codes are unified to buy/sell.
 
 A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
 ``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
@@ -242,7 +250,7 @@ def is_async_exchange(exchange: Any) -> bool:
 
 #: ccxt exchange ids that take ccxt's unified ``hedged`` order parameter and name the leg from
 #: it (Binance ``positionSide``, KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
-#: Bitget ``tradeSide``, BingX ``positionSide``, HTX ``offset``).
+#: Bitget ``tradeSide``, BingX ``positionSide``). HTX linear swaps take ``position_side`` (v5).
 _HEDGED_PARAM_VENUES = frozenset(
     {
         "binance",
@@ -363,10 +371,13 @@ class CcxtClient:
     ``remembered_ids`` bounds how many sent ids are kept for that and for refusing a reuse.
 
     Position legs: ``position_mode`` is ``'auto'`` (read hedge or one-way mode from the venue's
-    position entries, else ask the venue once when ccxt can — ``fetch_position_mode`` — else
-    one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on the venue: no
-    guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the venue's) is passed to
-    leverage changes and opening orders where the venue takes it. ``market_slippage`` bounds
+    position entries, else ask the venue once where it can tell — ``fetch_position_mode``,
+    Bybit's list of one symbol, HTX's ``v5/position/mode``, Gate's refusal of a single-mode
+    leverage change — else one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on
+    the venue: no guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the
+    venue's) is passed to leverage changes and to orders where the venue takes it (OKX, Bitget,
+    MEXC and HTX orders carry it, closes included: set it on an isolated account there, ccxt's
+    default is cross). ``market_slippage`` bounds
     market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
     position entry names a market ccxt does not know.
@@ -1110,8 +1121,8 @@ class CcxtClient:
         ``setLeverage`` (best effort: a failure is logged; per leg where the venue wants one).
         The order is ``create_order(symbol, 'market', side, amount, price, params)`` with
         ``{'reduceOnly': True}`` when ``reduce_only``, the leg when the account is in hedge mode
-        (see the module docstring) and the venue's extras (KuCoin: the leverage; HTX:
-        ``lever_rate``). ``price`` is ``None`` except on venues that need one for a market
+        (see the module docstring) and the venue's extras (KuCoin, and MEXC isolated: the
+        leverage). ``price`` is ``None`` except on venues that need one for a market
         order (Hyperliquid: the ticker's, bounded by ``market_slippage``). ``position_side``
         ('long'/'short') names the leg: the one a reduce-only order reduces (then ``side`` must
         be 'sell' for 'long', 'buy' for 'short') or the one an opening order adds to; by
