@@ -203,3 +203,33 @@ def test_kucoin_futures_async_round_trip_in_hedge_mode() -> None:
         venue.ledger.open(BTC, "short", 3, 50000.0)
         asyncio.run(asyncio.wait_for(main(venue), timeout=20))
         assert venue.unexpected == []
+
+
+@pytest.mark.parametrize("name", ["bybit", "bingx", "mexc", "htx"])
+def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
+    """The client's own venue calls (Bybit orderLinkId, BingX and MEXC client-id look-ups, HTX's
+    position mode) are coroutines of the asyncio exchange too, bridged like ccxt's unified
+    methods: a flat hedge account's first order names its leg, its client id is found again."""
+    from venue_dialects import DIALECTS
+
+    async def main(venue: FakeVenue) -> None:
+        exchange = venue.make_exchange(module=ccxt_async)
+        try:
+            dialect = venue.dialect
+            mode = "auto" if dialect.mode_readable_when_flat else "hedge"
+            client = AsyncCcxtClient(exchange, position_mode=mode)
+            m = next(iter(venue.ledger.markets.values()))
+            order = await asyncio.to_thread(
+                client.create_market_order, m.symbol, "buy", 2 * m.lot, 5, False, False, "pma1"
+            )
+            assert order is not None and order["clientOrderId"] == "pma1"
+            assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
+            found = await asyncio.to_thread(client.get_order_by_client_id, "pma1", m.symbol)
+            assert found is not None and found["id"] == order["id"]
+        finally:
+            await exchange.close()
+
+    dialect = DIALECTS[name]()
+    with FakeVenue(dialect, Ledger(dialect.markets, hedge=True)) as venue:
+        asyncio.run(asyncio.wait_for(main(venue), timeout=20))
+        assert venue.unexpected == []

@@ -858,9 +858,11 @@ def test_manager_imports_and_closes_through_the_venue(paper: PaperExchange) -> N
     pnl = manager.close_position(BTC, "manual")
     assert pnl is not None and math.isfinite(pnl)
     assert paper.position(BTC) is None and BTC not in manager.positions
-    # PaperExchange declares client order ids: the close carries one, and the event names it.
+    # PaperExchange declares client order ids and position legs: the close carries an id and
+    # names the leg it closes, and the event names the id.
     [(args, kwargs)] = paper.calls_of("close_position")
-    assert args == (BTC,) and list(kwargs) == ["client_order_id"]
+    assert args == (BTC,) and sorted(kwargs) == ["client_order_id", "side"]
+    assert kwargs["side"] == "long"
     closed = [e for e in manager.events if e["kind"] == "closed"]
     assert closed[-1]["order_id"] == kwargs["client_order_id"]
 

@@ -1,13 +1,17 @@
 """``CcxtClient`` and ``PositionManager`` on real ccxt exchange classes, venue by venue.
 
-Each venue of ``venue_dialects.DIALECTS`` runs its real ccxt class against a fake venue over
-loopback HTTP that answers in the venue's documented REST format (``venue_sim``), in one-way and
-in hedge mode. What is checked: the position list as the client reports it (``side`` and
-``hedged`` on every entry, placeholders dropped, errors raised and never answered ``[]``), the leg
-each order names in hedge mode (a close takes exactly the tracked leg, the other one stays), the
-venue's own extras (KuCoin's order leverage), markets listed after start, and a
-``PositionManager`` driven through sync, cycles, a vanished position, an empty list, errors and
-open/close round trips, and the manager in both modes.
+Each venue of ``venue_dialects.DIALECTS`` (KuCoin futures, Binance USD-M, Bybit, OKX, Bitget,
+Gate, BingX, Hyperliquid, MEXC, HTX) runs its real ccxt class against a fake venue over loopback
+HTTP that answers in the venue's documented REST format (``venue_sim``), in one-way and in hedge
+mode (Hyperliquid: one-way only). What is checked: the position list as the client reports it
+(``side`` and ``hedged`` on every entry, placeholders dropped, errors raised and never answered
+``[]``), the leg each order names in hedge mode (a close takes exactly the tracked leg, the other
+one stays), the requested leverage landing on the venue (cross accounts stay cross, isolated
+round trips), fills and look-ups without warnings, client order ids in the venue's form and
+found again, cancels, refusals that are rejections and not unknown outcomes, markets listed after
+start, and a ``PositionManager`` driven through sync, cycles, a vanished position, an empty
+list, errors, open/close round trips and an order whose answer was lost, in both modes. Every
+test of the matrix runs on every venue (about 30 per venue, some 17 s for the module).
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ def venue_name(request: pytest.FixtureRequest) -> str:
 
 
 def _start(name: str, hedge: bool) -> Iterator[tuple[FakeVenue, CcxtClient]]:
-    with running(DIALECTS[name](), hedge=hedge) as (venue, exchange):
-        yield venue, CcxtClient(exchange, sleep=lambda s: None)
+    dialect = DIALECTS[name]()
+    if hedge and not dialect.has_hedge_mode:
+        pytest.skip(f"{name} has no hedge mode")
+    # What the user sets (docs/ccxt-client.md): where a flat account cannot tell its mode,
+    # a hedge-mode account is declared.
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    with running(dialect, hedge=hedge) as (venue, exchange):
+        yield venue, CcxtClient(exchange, sleep=lambda s: None, position_mode=mode)
         assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
 
 
@@ -157,6 +167,10 @@ def test_an_order_without_its_leg_is_refused_in_hedge_mode(
     venue, client = hedge
     m = market(venue)
     venue.ledger.open(m.symbol, "long", 2 * m.lot, m.price)
+    if venue.dialect.leg_from_sign:  # Gate: a reduce-only sell names the long leg by its sign
+        client.exchange.create_order(m.symbol, "market", "sell", m.lot, None, {"reduceOnly": True})
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(m.lot)
+        return
     with pytest.raises(ccxt.BaseError):
         client.exchange.create_order(m.symbol, "market", "sell", m.lot, None, {"reduceOnly": True})
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
@@ -215,7 +229,184 @@ def test_a_rejected_close_is_false_and_an_unknown_outcome_raises(
         client.close_position(m.symbol)
 
 
+def test_a_reduce_only_order_with_nothing_to_reduce_is_refused(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    """The venue's refusal maps to a definitive rejection (None), never an unknown outcome."""
+    venue, client = one_way
+    m = market(venue)
+    assert client.create_market_order(m.symbol, "sell", m.lot, 5, reduce_only=True) is None
+    assert venue.ledger.held() == []
+
+
+@pytest.mark.parametrize("mode", ["one_way", "hedge"])
+def test_opens_at_the_requested_leverage(
+    venue_name: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    for venue, client in _start(venue_name, hedge=mode == "hedge"):
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+        assert venue.ledger.lev(m.symbol, "long") == 7.0
+        assert client.create_market_order(m.symbol, "buy", m.lot, 7) is not None  # unchanged
+        (entry,) = client.get_open_positions()
+        if venue.dialect.reports_leverage:
+            assert entry["leverage"] == pytest.approx(7.0)
+        assert client.create_market_order(m.symbol, "sell", m.lot, 4, position_side="short") or (
+            mode == "one_way"  # one-way: a sell opens the short leg only in hedge mode
+        )
+        if mode == "hedge":
+            assert venue.ledger.lev(m.symbol, "short") == 4.0
+            assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_cross_account_stays_cross(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Setting the leverage never switches a cross position to isolated (Gate would)."""
+    venue, client = one_way
+    m = market(venue)
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+    assert venue.ledger.cross is True
+    assert venue.ledger.lev(m.symbol, "long") == 7.0
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+@pytest.mark.parametrize("mode", ["one_way", "hedge"])
+def test_isolated_margin_round_trip(
+    venue_name: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """margin_mode='isolated' on an isolated account: the leverage lands on the leg, every
+    order carries the margin mode the venue needs, the close takes exactly the leg."""
+    dialect = DIALECTS[venue_name]()
+    hedge = mode == "hedge"
+    if hedge and not dialect.has_hedge_mode:
+        pytest.skip(f"{venue_name} has no hedge mode")
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    with running(dialect, hedge=hedge) as (venue, exchange):
+        venue.ledger.cross = False
+        client = CcxtClient(
+            exchange, margin_mode="isolated", position_mode="hedge" if hedge else "auto"
+        )
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 7) is not None
+        assert venue.ledger.lev(m.symbol, "long") == 7.0
+        assert client.close_position(m.symbol, side="long") is True
+        assert venue.ledger.held() == []
+        assert venue.unexpected == []
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_fills_are_reported_and_looked_up_without_warnings(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    venue, client = one_way
+    m = market(venue)
+    caplog.set_level(logging.WARNING, logger="TradingBot")
+    order = client.create_market_order(m.symbol, "buy", 2 * m.lot, 5)
+    assert order is not None
+    assert order["filled"] == pytest.approx(2 * m.lot)
+    assert order["average"] == pytest.approx(m.price)
+    status = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert status is not None
+    assert (status["status"], status["filled"]) == ("closed", pytest.approx(2 * m.lot))
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_orders_are_found_by_their_client_order_id(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    m = market(venue)
+    order = client.create_market_order(m.symbol, "buy", 3 * m.lot, 5, client_order_id="pmq7a1")
+    assert order is not None and order["clientOrderId"] == "pmq7a1"
+    found = client.get_order_by_client_id("pmq7a1", m.symbol)
+    assert found is not None
+    assert (found["id"], found["clientOrderId"], found["status"]) == (
+        order["id"],
+        "pmq7a1",
+        "closed",
+    )
+    assert found["filled"] == pytest.approx(3 * m.lot)
+    assert client.close_position(m.symbol, client_order_id="pmq7a2") is True
+    closing = client.get_order_by_client_id("pmq7a2", m.symbol)
+    assert closing is not None and closing["status"] == "closed" and closing["side"] == "sell"
+    other = CcxtClient(client.exchange)  # an id this instance never sent: "not found" is None
+    if venue.dialect.client_id_window is None:
+        assert other.get_order_by_client_id("pmnever9", m.symbol) is None
+    else:  # the venue forgets client ids of finished orders: "not found" proves nothing
+        with pytest.raises(LookupError, match="cannot tell"):
+            other.get_order_by_client_id("pmnever9", m.symbol)
+
+
+def test_a_client_order_id_the_venue_may_have_forgotten_is_not_evidence(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    window = venue.dialect.client_id_window
+    if window is None:
+        pytest.skip("the venue finds orders by client order id at any time")
+    m = market(venue)
+    now = [1000.0]
+    timed = CcxtClient(client.exchange, clock=lambda: now[0])
+    assert timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmw1") is not None
+    found = timed.get_order_by_client_id("pmw1", m.symbol)
+    assert found is not None and found["clientOrderId"] == "pmw1"
+    venue.dialect.client_id_window = 0.0  # the venue has forgotten the id
+    now[0] += window + 1
+    with pytest.raises(LookupError, match="cannot tell"):
+        timed.get_order_by_client_id("pmw1", m.symbol)
+
+
+def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:
+    venue, client = one_way
+    m = market(venue)
+    order = client.create_limit_order(m.symbol, "buy", m.lot, m.price * 0.9, 5)
+    assert order is not None and order["status"] in (None, "open")  # some answers carry ids only
+    resting = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert resting is not None and (resting["status"], resting["filled"]) == ("open", 0)
+    assert client.cancel_order(order["id"], m.symbol) is True
+    assert client.cancel_order(order["id"], m.symbol) is False
+    status = client.wait_for_order_fill(order["id"], m.symbol, timeout=0)
+    assert status is not None and status["status"] == "canceled"
+    assert venue.ledger.held() == []
+
+
+def test_a_flat_hedge_account_in_auto_mode(venue_name: str) -> None:
+    """Where the venue tells a flat account's mode the first order names its leg; elsewhere
+    it is refused by the venue (nothing placed) until the user sets position_mode='hedge'."""
+    dialect = DIALECTS[venue_name]()
+    if not dialect.has_hedge_mode:
+        pytest.skip(f"{venue_name} has no hedge mode")
+    with running(dialect, hedge=True) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        order = client.create_market_order(m.symbol, "buy", 2 * m.lot, 5)
+        if dialect.mode_readable_when_flat:
+            assert order is not None
+            assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
+        else:
+            assert order is None
+            assert venue.ledger.held() == []
+
+
 # --------------------------------------------------------------------------- with the manager
+
+
+def test_manager_finds_an_open_whose_answer_was_lost(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    """The order is executed, its answer lost: found by its client order id, never sent twice."""
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client)
+    venue.lose_next_order_answer()
+    manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert len(venue.ledger.orders_sent()) == 1
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
 
 
 def test_manager_one_way_sync_cycles_vanish_and_errors(
@@ -328,6 +519,28 @@ def test_kucoin_opens_at_the_requested_leverage_on_an_isolated_position() -> Non
         assert venue.requests_to("/api/v2/changeCrossUserLeverage", "POST")[-1].params[
             "leverage"
         ] in (7, "7")
+
+
+def test_htx_an_error_answer_ccxt_passes_through_is_an_unknown_outcome() -> None:
+    """HTX v5 errors whose code ccxt does not map come back as an order without an id."""
+    with running(DIALECTS["htx"]()) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        body = {"code": 1999, "message": "system busy", "data": None, "ts": 1}
+        venue.fail_next(venue.dialect.order_route, status=200, body=body)
+        with pytest.raises(LookupError, match="no order id"):
+            client.create_market_order(m.symbol, "buy", m.lot, 5)
+
+
+def test_htx_client_order_ids_are_integers_exact_through_ccxt() -> None:
+    with running(DIALECTS["htx"]()) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        wire = client.venue_client_order_id("pmz9z9z9z9z9z9z9z9z9z9")
+        assert wire.isdigit() and 0 < int(wire) <= 2**52
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmz9")
+        (sent,) = venue.requests_to(venue.dialect.order_route, "POST")
+        assert str(sent.params["client_order_id"]) == client.venue_client_order_id("pmz9")
 
 
 def test_an_asyncio_exchange_is_refused_with_a_clear_type_error() -> None:

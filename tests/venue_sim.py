@@ -16,6 +16,7 @@ This module holds what they share:
   and nothing can leave the machine; a path the dialect does not serve answers 404 and is
   recorded in ``venue.unexpected``.
 * Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
+  ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
   ``answer_empty_positions(n)``.
 """
 
@@ -46,10 +47,11 @@ class Market:
     price: float
     contract_size: float = 1.0
     lot: float = 1.0  # contracts per lot (minimum order and step)
+    quote: str = "USDT"  # also the settle currency
 
     @property
     def symbol(self) -> str:
-        return f"{self.base}/USDT:USDT"
+        return f"{self.base}/{self.quote}:{self.quote}"
 
 
 @dataclass
@@ -121,6 +123,14 @@ class Ledger:
         with self.lock:
             held = self.legs.get((symbol, leg))
             return held.contracts if held else 0.0
+
+    def held_leg(self, symbol: str) -> str | None:
+        """The one open leg of ``symbol`` in one-way mode (``None``: flat)."""
+        with self.lock:
+            for one in ("long", "short"):
+                if (symbol, one) in self.legs:
+                    return one
+            return None
 
     def held(self) -> list[tuple[str, str, Leg]]:
         with self.lock:
@@ -277,6 +287,7 @@ class _Fault:
     remaining: int
     status: int
     body: Payload
+    after: bool = False  # the venue acts, then the answer is this fault (a lost answer)
 
 
 class Dialect:
@@ -308,6 +319,35 @@ class Dialect:
 
     def prepare(self, exchange: Any) -> None:
         """Per-venue tweaks of the ccxt object after the URLs point at the fake."""
+
+    def is_order(self, request: Request) -> bool:
+        """Whether ``request`` places an order (venues with one action route override this)."""
+        return request.path == self.order_route
+
+    def is_positions(self, request: Request) -> bool:
+        """Whether ``request`` reads the position list."""
+        return request.path == self.positions_route
+
+    def matches(self, route: str, request: Request) -> bool:
+        """Whether a fault armed on ``route`` applies to ``request``."""
+        if route == self.order_route:
+            return self.is_order(request)
+        if route == self.positions_route:
+            return self.is_positions(request)
+        return request.path == route
+
+    #: Seconds after an order ends during which the venue still finds it by its client order
+    #: id (``None``: always); later the client cannot tell, and says so.
+    client_id_window: float | None = None
+    #: Whether every order names its leg by itself (Gate: the sign of a dual-mode order).
+    leg_from_sign = False
+    #: Whether the venue has a hedge mode at all (Hyperliquid: one-way only).
+    has_hedge_mode = True
+    #: Whether position entries carry the position's leverage.
+    reports_leverage = True
+    #: Whether a flat account's hedge mode can be read (``CcxtClient(position_mode='auto')``
+    #: names the legs from the first order); otherwise the user sets ``position_mode='hedge'``.
+    mode_readable_when_flat = True
 
 
 class FakeVenue:
@@ -387,6 +427,12 @@ class FakeVenue:
         with self.ledger.lock:
             self.faults.append(_Fault(path, n, status, body))
 
+    def lose_next_order_answer(self, n: int = 1, status: int = 504) -> None:
+        """The next ``n`` orders are executed, then answered with ``status`` (a gateway timeout
+        page): the order exists, its answer is lost."""
+        with self.ledger.lock:
+            self.faults.append(_Fault(self.dialect.order_route, n, status, None, after=True))
+
     def answer_empty_positions(self, n: int = 1) -> None:
         with self.ledger.lock:
             self.empty_positions = n
@@ -412,25 +458,46 @@ class FakeVenue:
     def handle(self, request: Request) -> tuple[int, Payload]:
         with self.ledger.lock:
             self.requests.append(request)
+            lost: _Fault | None = None
             for fault in self.faults:
-                if fault.path == request.path and fault.remaining > 0:
-                    fault.remaining -= 1
-                    if fault.body is not None:
-                        return fault.status, fault.body
-                    if fault.status == 429:
-                        return self.dialect.rate_limited()
-                    return fault.status, "<html><body>502 Bad Gateway</body></html>"
-            handler = self.dialect.routes.get((request.method, request.path))
-            if handler is None:  # a path with an id at its end: "<prefix>/*"
-                prefix = request.path.rsplit("/", 1)[0]
-                handler = self.dialect.routes.get((request.method, prefix + "/*"))
+                if fault.remaining <= 0 or not self.dialect.matches(fault.path, request):
+                    continue
+                fault.remaining -= 1
+                if fault.after:
+                    lost = fault
+                    break
+                return self._fault_answer(fault)
+            handler = self._route(request)
             if handler is None:
                 self.unexpected.append(request)
                 return 404, {"error": f"no route {request.method} {request.path}"}
             try:
-                return 200, self.dialect.ok(handler(self, request))
+                answer = 200, self.dialect.ok(handler(self, request))
             except VenueRefusal as refusal:
-                return self.dialect.error(refusal)
+                answer = self.dialect.error(refusal)
+            return answer if lost is None else self._fault_answer(lost)
+
+    def _route(self, request: Request) -> Callable[[FakeVenue, Request], Payload] | None:
+        """The handler of ``request``: its exact path, else a pattern whose ``*`` segments stand
+        for one path segment each (an id: ``/orders/*``, ``/positions/*/leverage``)."""
+        handler = self.dialect.routes.get((request.method, request.path))
+        if handler is not None:
+            return handler
+        segments = request.path.split("/")
+        for (method, pattern), candidate in self.dialect.routes.items():
+            parts = pattern.split("/")
+            if method != request.method or "*" not in parts or len(parts) != len(segments):
+                continue
+            if all(p in ("*", seg) for p, seg in zip(parts, segments)):
+                return candidate
+        return None
+
+    def _fault_answer(self, fault: _Fault) -> tuple[int, Payload]:
+        if fault.body is not None:
+            return fault.status, fault.body
+        if fault.status == 429:
+            return self.dialect.rate_limited()
+        return fault.status, f"<html><body>{fault.status} Bad Gateway</body></html>"
 
 
 class _Handler(BaseHTTPRequestHandler):

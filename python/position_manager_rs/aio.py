@@ -76,14 +76,27 @@ class _LoopBridge:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._exchange, name)
-        if not inspect.iscoroutinefunction(value):
+        if inspect.iscoroutinefunction(value):
+
+            @functools.wraps(value)
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return self._run(value(*args, **kwargs), name)
+
+            return call
+        if not callable(value) or inspect.isclass(value):
             return value
 
+        # ccxt's implicit endpoint methods (``privateGetV5OrderRealtime``, ...) are plain
+        # callables that answer a coroutine: run that on the loop too; the rest (parse_order,
+        # market, ...) answer at once.
         @functools.wraps(value)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._run(value(*args, **kwargs), name)
+        def maybe(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                return self._run(result, name)
+            return result
 
-        return call
+        return maybe
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._exchange, name, value)

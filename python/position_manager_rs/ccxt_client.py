@@ -44,15 +44,23 @@ unified ``side`` ('long'/'short') and ``hedged`` (a bool: whether the venue hold
 hedge mode, read from the venue's own fields when ccxt leaves it ``None``). Whenever the account is
 in hedge mode every order names its leg in the venue's own terms (ccxt's ``hedged`` parameter,
 which becomes Binance/BingX/KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
-Bitget ``tradeSide``, HTX ``offset``; MEXC's side codes; Gate's reduce-only sign), so a close or a
-reduction takes exactly the leg it was meant for. ``close_position(symbol, side='long')`` closes
-that leg only; ``close_position(symbol)`` with both legs open closes nothing (``False``).
+Bitget ``tradeSide``; HTX ``position_side``; MEXC's side codes; Gate's reduce-only sign), so a
+close or a reduction takes exactly the leg it was meant for. ``close_position(symbol,
+side='long')`` closes that leg only; ``close_position(symbol)`` with both legs open closes
+nothing (``False``).
 
-Venues (see docs/ccxt-client.md for the table): KuCoin orders carry the requested leverage;
-Hyperliquid market orders carry the ticker price (ccxt bounds the fill by its slippage);
-BingX and MEXC leverage is set per leg; Gate cross positions report their cross leverage; an
-entry of a market ccxt does not know triggers one reload of the markets and is kept (warned once
-per symbol) if still unknown; Bybit order lookups are ``acknowledged``.
+Venues (see docs/ccxt-client.md for the table; each is tested against a fake venue answering in
+its documented format): KuCoin orders carry the requested leverage; Hyperliquid market orders
+carry the ticker price (ccxt bounds the fill by its slippage); BingX and MEXC leverage is set per
+leg, OKX and Bitget isolated leverage per leg in hedge mode; Gate cross positions report and get
+their cross leverage, dual-mode leverage goes to its ``dual_comp`` path; an entry of a market ccxt
+does not know triggers one reload of the markets and is kept (warned once per symbol) if still
+unknown. Client order ids take the venue's form (Gate ``t-``, Hyperliquid a 128-bit hex cloid,
+HTX an integer, BingX lower case; answers carry the caller's id) and are looked up where the venue
+keeps them (Bybit ``orderLinkId``, BingX and MEXC by their own endpoints, since ccxt sends an
+order id of ``None`` there). Venue refusals ccxt leaves unmapped (OKX 51xxx, Bitget 22002,
+Hyperliquid per-order errors) are rejections; an order answer without an order id is an unknown
+outcome; MEXC side codes are unified to buy/sell.
 
 A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
 ``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
@@ -61,7 +69,9 @@ options for those (``enableRateLimit``, ``timeout``).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import math
 import threading
@@ -131,6 +141,59 @@ def _is_ccxt_error(error: BaseException, name: str) -> bool:
     )
 
 
+def _venue_body(error: BaseException) -> Any:
+    """The JSON body ccxt quotes in a venue error's message (``"<id> {...}"``), else ``None``."""
+    text = str(error)
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return None
+
+
+#: Venues that find an order by its client order id only while it is open and for this many
+#: seconds after it ends (Gate's custom ``text``): a later "not found" proves nothing.
+_CLIENT_ID_WINDOWS: dict[str, float] = {"gate": 60.0, "gateio": 60.0}
+
+#: Venue refusal codes ccxt leaves unmapped (a bare ``ExchangeError``) that place nothing.
+_UNMAPPED_REFUSALS: dict[str, frozenset[str]] = {
+    "bitget": frozenset({"22002"}),  # No position to close
+}
+
+
+def _venue_refusal(venue: str, error: BaseException) -> bool:
+    """Whether a bare ccxt ``ExchangeError`` is the venue's definitive refusal of an order.
+
+    OKX: a batch answer ``code`` 1 whose orders each carry a trade-rule ``sCode`` (51xxx: no
+    position in that direction, lot size, ...); ccxt maps only some of those. Hyperliquid: an
+    ``ok`` answer whose every order status is an ``error``. Bitget: the codes of
+    ``_UNMAPPED_REFUSALS``.
+    """
+    if not _is_ccxt_error(error, "ExchangeError"):
+        return False
+    body = _venue_body(error)
+    if not isinstance(body, Mapping):
+        return False
+    if venue == "hyperliquid":
+        # An "ok" answer whose every order status is an error: nothing was placed.
+        response = body.get("response")
+        data = response.get("data") if isinstance(response, Mapping) else None
+        statuses = data.get("statuses") if isinstance(data, Mapping) else None
+        if str(body.get("status")) != "ok" or not isinstance(statuses, list) or not statuses:
+            return False
+        return all(isinstance(one, Mapping) and "error" in one for one in statuses)
+    if venue == "okx":
+        data = body.get("data")
+        if str(body.get("code")) != "1" or not isinstance(data, list) or not data:
+            return False
+        return all(
+            isinstance(one, Mapping) and str(one.get("sCode", "")).startswith("51") for one in data
+        )
+    return str(body.get("code")) in _UNMAPPED_REFUSALS.get(venue, frozenset())
+
+
 def is_duplicate_client_order_id(error: BaseException) -> bool:
     """Whether ``error`` is an exchange's refusal of a client order id it has already seen.
 
@@ -147,6 +210,15 @@ def is_duplicate_client_order_id(error: BaseException) -> bool:
         or "client order id" in text
         or "clientoid" in text
         or "-4116" in text
+    )
+
+
+def _leverage_unchanged(error: BaseException) -> bool:
+    """Whether a leverage change was refused only because the leverage is already that value
+    (Bybit ``110043 leverage not modified``)."""
+    text = str(error).lower()
+    return _is_ccxt_error(error, "BaseError") and (
+        "110043" in text or "leverage not modified" in text
     )
 
 
@@ -178,7 +250,7 @@ def is_async_exchange(exchange: Any) -> bool:
 
 #: ccxt exchange ids that take ccxt's unified ``hedged`` order parameter and name the leg from
 #: it (Binance ``positionSide``, KuCoin ``positionSide``, Bybit ``positionIdx``, OKX ``posSide``,
-#: Bitget ``tradeSide``, BingX ``positionSide``, HTX ``offset``).
+#: Bitget ``tradeSide``, BingX ``positionSide``). HTX linear swaps take ``position_side`` (v5).
 _HEDGED_PARAM_VENUES = frozenset(
     {
         "binance",
@@ -190,10 +262,11 @@ _HEDGED_PARAM_VENUES = frozenset(
         "okx",
         "bitget",
         "bingx",
-        "htx",
-        "huobi",
     }
 )
+#: Venues without ``fetch_position_mode`` whose position list for one symbol shows its mode even
+#: when flat (Bybit lists a zero-size entry per leg: ``positionIdx`` 0, or 1 and 2).
+_MODE_FROM_SYMBOL_LIST = frozenset({"bybit"})
 #: Venues without a hedge mode: every entry is one-way.
 _ONE_WAY_VENUES = frozenset({"hyperliquid"})
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
@@ -209,6 +282,7 @@ _HEDGE_FIELDS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     ("positionIdx", frozenset({"0"}), frozenset({"1", "2"})),  # Bybit
     ("mode", frozenset({"single"}), frozenset({"dual_long", "dual_short"})),  # Gate
     ("position_mode", frozenset({"single_side"}), frozenset({"dual_side"})),  # HTX
+    ("position_side", frozenset({"both"}), frozenset({"long", "short"})),  # HTX (v5)
     ("posMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget
     ("holdMode", frozenset({"one_way_mode"}), frozenset({"hedge_mode"})),  # Bitget (older)
 )
@@ -218,6 +292,7 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("holdSide", {"long": "long", "short": "short"}),
     ("mode", {"dual_long": "long", "dual_short": "short"}),
     ("positionIdx", {"1": "long", "2": "short"}),
+    ("position_side", {"long": "long", "short": "short"}),
 )
 
 
@@ -296,10 +371,13 @@ class CcxtClient:
     ``remembered_ids`` bounds how many sent ids are kept for that and for refusing a reuse.
 
     Position legs: ``position_mode`` is ``'auto'`` (read hedge or one-way mode from the venue's
-    position entries, else ask the venue once when ccxt can — ``fetch_position_mode`` — else
-    one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on the venue: no
-    guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the venue's) is passed to
-    leverage changes and opening orders where the venue takes it. ``market_slippage`` bounds
+    position entries, else ask the venue once where it can tell — ``fetch_position_mode``,
+    Bybit's list of one symbol, HTX's ``v5/position/mode``, Gate's refusal of a single-mode
+    leverage change — else one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on
+    the venue: no guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the
+    venue's) is passed to leverage changes and to orders where the venue takes it (OKX, Bitget,
+    MEXC and HTX orders carry it, closes included: set it on an isolated account there, ccxt's
+    default is cross). ``market_slippage`` bounds
     market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
     position entry names a market ccxt does not know.
@@ -416,7 +494,15 @@ class CcxtClient:
         return self._ask_venue_mode(symbol)
 
     def _ask_venue_mode(self, symbol: str | None) -> bool:
-        """The venue's own answer to "hedge mode?" (``fetch_position_mode``), cached; else False."""
+        """The venue's own answer to "hedge mode?" (``fetch_position_mode``), cached; else False.
+
+        Bybit has no such call, but its position list for one symbol holds an entry per leg
+        even when nothing is open (``positionIdx`` 0, or 1 and 2 in hedge mode): read from it.
+        """
+        if self.venue in _MODE_FROM_SYMBOL_LIST and symbol is not None:
+            return self._mode_from_symbol_list(symbol)
+        if self.venue in ("htx", "huobi"):
+            return self._htx_position_mode()
         if not self._has("fetchPositionMode"):
             return False
         try:
@@ -440,6 +526,55 @@ class CcxtClient:
             self._venue_mode = hedged
         return hedged
 
+    def _htx_position_mode(self) -> bool:
+        """HTX (v5): the account's ``position_mode`` (``dual_side``: hedge mode), asked once."""
+        try:
+            response = self.exchange.contractPrivateGetV5PositionMode()
+        except Exception as e:
+            with self._state_lock:
+                first = not self._mode_warned
+                self._mode_warned = True
+            if first:
+                self.logger.warning(
+                    f"Could not read the position mode: {type(e).__name__}: {e}; assuming "
+                    "one-way (set CcxtClient(position_mode=...) to say)"
+                )
+            return False
+        data = response.get("data") if isinstance(response, Mapping) else None
+        mode = data.get("position_mode") if isinstance(data, Mapping) else None
+        if mode not in ("dual_side", "single_side"):
+            return False
+        hedged = mode == "dual_side"
+        with self._state_lock:
+            self._venue_mode = hedged
+        return hedged
+
+    def _mode_from_symbol_list(self, symbol: str) -> bool:
+        """Hedge mode of ``symbol`` from the venue's list of its entries (placeholders included)."""
+        try:
+            entries = self.exchange.fetch_positions([symbol])
+        except Exception as e:
+            with self._state_lock:
+                first = not self._mode_warned
+                self._mode_warned = True
+            if first:
+                self.logger.warning(
+                    f"Could not read the position mode for {symbol}: {type(e).__name__}: {e}; "
+                    "assuming one-way (set CcxtClient(position_mode=...) to say)"
+                )
+            return False
+        modes = {
+            entry_hedged(e)
+            for e in entries or ()
+            if isinstance(e, Mapping) and e.get("symbol") == symbol
+        } - {None}
+        if len(modes) != 1:
+            return False
+        hedged = bool(modes.pop())
+        with self._state_lock:
+            self._symbol_hedged.setdefault(symbol, hedged)
+        return hedged
+
     def _leverage_params(self, symbol: str, leverage: Any, leg: str) -> list[dict[str, Any]]:
         """The ``set_leverage`` params per call the venue needs (one call per dict)."""
         venue = self.venue
@@ -448,20 +583,29 @@ class CcxtClient:
         if venue == "mexc":
             open_type = 1 if self.margin_mode == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
-        if venue in ("gate", "gateio"):
-            with self._state_lock:
-                cross = self._cross.get(symbol)
-            if self.margin_mode == "cross" or (self.margin_mode is None and cross):
-                # Gate: a cross position's leverage is its cross_leverage_limit.
-                return [{"cross_leverage_limit": str(leverage)}]
-            return [{}]
-        if self.margin_mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures"):
+        if venue == "okx" and self.margin_mode == "isolated":
+            # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
+            return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
+        if venue == "bitget" and self.margin_mode == "isolated" and self.is_hedged(symbol):
+            return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
+        if venue in ("kucoinfutures", "kucoin") and self.margin_mode == "isolated":
+            return []  # ccxt sets cross leverage only; an isolated order carries its leverage
+        if self.margin_mode is not None and venue in (
+            "okx",
+            "hyperliquid",
+            "kucoinfutures",
+            "htx",
+            "huobi",
+        ):
             return [{"marginMode": self.margin_mode}]
         return [{}]
 
     def _set_leverage(self, symbol: str, leverage: Any, leg: str) -> None:
         """Best-effort leverage change before an opening order: a failure is only logged."""
         if leverage is None or not self._has("setLeverage"):
+            return
+        if self.venue in ("gate", "gateio"):
+            self._gate_set_leverage(symbol, leverage)
             return
         for params in self._leverage_params(symbol, leverage, leg):
             try:
@@ -470,7 +614,60 @@ class CcxtClient:
                 else:
                     self.exchange.set_leverage(leverage, symbol)
             except Exception as e:
+                if _leverage_unchanged(e):
+                    continue  # Bybit refuses to set the leverage a symbol already has
                 self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+
+    def _gate_set_leverage(self, symbol: str, leverage: Any) -> None:
+        """Gate: a cross position's leverage is its ``cross_leverage_limit`` (a plain leverage
+        would switch it to isolated), so its margin mode is read from the position list first;
+        a dual-mode account takes leverage on the ``dual_comp`` path only (ccxt's
+        ``set_leverage`` uses the single-mode one, which Gate refuses in dual mode: the
+        refusal tells the mode)."""
+        with self._state_lock:
+            known = symbol in self._cross
+        if self.margin_mode is None and not known:
+            try:
+                self._read_entries()  # notes each listed contract's margin and position mode
+            except Exception as e:
+                self.logger.warning(f"Could not read the margin mode of {symbol}: {e}")
+        with self._state_lock:
+            cross = self._cross.get(symbol)
+        if self.margin_mode == "cross" or (self.margin_mode is None and cross):
+            params: dict[str, Any] = {"cross_leverage_limit": str(leverage)}
+        else:
+            params = {}  # ccxt's default: an isolated leverage
+        dual = self.is_hedged(symbol)
+        for _attempt in range(2):
+            try:
+                if dual:
+                    self._gate_dual_leverage(symbol, leverage, params)
+                elif params:
+                    self.exchange.set_leverage(leverage, symbol, params)
+                else:
+                    self.exchange.set_leverage(leverage, symbol)
+                return
+            except Exception as e:
+                text = str(e)
+                if not dual and "POSITION_DUAL_MODE" in text:
+                    with self._state_lock:
+                        self._symbol_hedged[symbol] = True
+                        self._account_hedged = True
+                    dual = True
+                    continue
+                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+                return
+
+    def _gate_dual_leverage(self, symbol: str, leverage: Any, params: dict[str, Any]) -> None:
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        request = {"settle": market["settleId"], "contract": market["id"]}
+        if "cross_leverage_limit" in params:
+            request.update(leverage="0", cross_leverage_limit=params["cross_leverage_limit"])
+        else:
+            request["leverage"] = str(leverage)
+        exchange.privateFuturesPostSettleDualCompPositionsContractLeverage(request)
 
     def _order_params(
         self,
@@ -489,15 +686,21 @@ class CcxtClient:
                 params["positionMode"] = 1
             elif venue in ("gate", "gateio"):
                 pass  # dual mode: a reduce-only order's sign names the leg it reduces
+            elif venue in ("htx", "huobi"):
+                # ccxt sends linear swaps to HTX's v5 API, which names the leg in position_side
+                # (ccxt's hedged only sets the v1 offset of inverse contracts).
+                params["position_side"] = leg
             else:
                 params["hedged"] = True
         if venue in ("kucoinfutures", "kucoin") and leverage is not None:
             # The order body's leverage is what an isolated position gets (ccxt sends 1).
             params["leverage"] = leverage
-        if venue in ("htx", "huobi") and leverage is not None and not reduce_only:
-            params["lever_rate"] = leverage
-        if self.margin_mode is not None and not reduce_only and venue in ("okx", "bitget", "mexc"):
+        if self.margin_mode is not None and venue in ("okx", "bitget", "mexc", "htx", "huobi"):
+            # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
+            # openType), closes included.
             params["marginMode"] = self.margin_mode
+        if venue == "mexc" and self.margin_mode == "isolated" and _number(leverage):
+            params["leverage"] = leverage  # MEXC: an isolated order carries its leverage
         return params
 
     def _market_price(self, symbol: str, side: str) -> float | None:
@@ -535,8 +738,9 @@ class CcxtClient:
         client_order_id: str | None = None,
     ) -> dict[str, Any] | None:
         """``create_order`` with the failure semantics of the module docstring."""
-        if client_order_id is not None:
-            params = {**params, "clientOrderId": client_order_id}
+        wire = None if client_order_id is None else self.venue_client_order_id(client_order_id)
+        if wire is not None:
+            params = {**params, "clientOrderId": wire}
         try:
             order = self.exchange.create_order(symbol, order_type, side, amount, price, params)
         except Exception as e:
@@ -546,7 +750,7 @@ class CcxtClient:
                     f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
                 )
                 raise DuplicateClientOrderId(client_order_id) from e
-            if is_definitive_rejection(e):
+            if is_definitive_rejection(e) or _venue_refusal(self.venue, e):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
@@ -560,8 +764,16 @@ class CcxtClient:
         if not isinstance(order, Mapping):
             # Not a refusal either: whether an order exists is unknown.
             raise TypeError(f"create_order() answered {type(order).__name__}, not an order")
-        answer = dict(order)
-        if answer.get("clientOrderId") is None:
+        if order.get("id") is None:
+            # ccxt passes some venues' error answers through as an order without an id (HTX
+            # codes it does not map): not an accepted order, not a refusal either.
+            self.logger.error(
+                f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
+                f"(the answer carries no order id: {order.get('info')!r})"
+            )
+            raise LookupError(f"create_order() answered no order id for {symbol}: outcome unknown")
+        answer = dict(self._unified_order(order))
+        if answer.get("clientOrderId") in (None, wire):
             answer["clientOrderId"] = client_order_id
         return answer
 
@@ -573,8 +785,98 @@ class CcxtClient:
             # visible; the manager looks up orders it has just sent.
             params["acknowledged"] = True
         if params:
-            return self.exchange.fetch_order(order_id, symbol, params)
-        return self.exchange.fetch_order(order_id, symbol)
+            return self._unified_order(self.exchange.fetch_order(order_id, symbol, params))
+        return self._unified_order(self.exchange.fetch_order(order_id, symbol))
+
+    def _unified_order(self, order: Any) -> Any:
+        """An order as ccxt parsed it, with what ccxt leaves in the venue's terms unified: MEXC
+        futures ``side`` codes (1 open long, 2 close short: buy; 3 open short, 4 close long:
+        sell) become 'buy'/'sell' and say ``reduceOnly``."""
+        if self.venue != "mexc" or not isinstance(order, Mapping):
+            return order
+        code = str(order.get("side"))
+        if code not in ("1", "2", "3", "4"):
+            return order
+        unified = dict(order)
+        unified["side"] = "buy" if code in ("1", "2") else "sell"
+        unified["reduceOnly"] = code in ("2", "4")
+        return unified
+
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        """The form ``client_order_id`` takes on the venue: Gate's ``text`` starts with "t-";
+        elsewhere the id as it is."""
+        if self.venue in ("gate", "gateio") and not client_order_id.startswith("t-"):
+            return "t-" + client_order_id
+        if self.venue == "bingx":
+            return client_order_id.lower()  # BingX stores client ids in lower case
+        digest = hashlib.sha256(client_order_id.encode("utf-8")).hexdigest()
+        if self.venue == "hyperliquid":
+            # A cloid is a 128-bit hex string: the id's digest, the same for every look-up.
+            return "0x" + digest[:32]
+        if self.venue in ("htx", "huobi"):
+            # HTX takes integers only (ccxt drops any other id without a word, and reads ids
+            # through a float): 52 bits of the digest, exact as a float.
+            return str(int(digest[:13], 16) + 1)
+        return client_order_id
+
+    def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
+        """The venue's order with client order id ``wire`` (its own form); ``None`` or ccxt's
+        ``OrderNotFound`` when it has none."""
+        if self.venue == "bybit":
+            return self._bybit_order_by_link_id(wire, symbol)
+        if self.venue == "bingx":
+            return self._bingx_order_by_client_id(wire, symbol)
+        if self.venue == "mexc":
+            return self._unified_order(self._mexc_order_by_external_oid(wire, symbol))
+        return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _mexc_order_by_external_oid(self, wire: str, symbol: str) -> Any:
+        """MEXC futures: ccxt's ``fetch_order`` asks ``order/get/None`` when given a client id;
+        the venue's own look-up is ``order/external/{symbol}/{external_oid}``."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        response = exchange.contractPrivateGetOrderExternalSymbolExternalOid(
+            {"symbol": market["id"], "external_oid": wire}
+        )
+        data = response.get("data") if isinstance(response, Mapping) else None
+        if data is None:
+            return None  # a successful answer without an order: not found
+        if not isinstance(data, Mapping):
+            raise TypeError(f"order/external answered {response!r}, not an order")
+        return exchange.parse_order(data, market)
+
+    def _bingx_order_by_client_id(self, wire: str, symbol: str) -> Any:
+        """BingX: ccxt's ``fetch_order`` sends ``orderId=None`` next to the client id, so ask
+        ``/openApi/swap/v2/trade/order`` for the ``clientOrderId`` alone."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        response = exchange.swapV2PrivateGetTradeOrder(
+            {"symbol": market["id"], "clientOrderId": wire}
+        )
+        data = response.get("data") if isinstance(response, Mapping) else None
+        order = data.get("order", data) if isinstance(data, Mapping) else None
+        if not isinstance(order, Mapping):
+            raise TypeError(f"/openApi/swap/v2/trade/order answered {response!r}, not an order")
+        return exchange.parse_order(order, market)
+
+    def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
+        """Bybit: ccxt's ``fetch_order`` sends ``orderId=None`` when asked by client order id, so
+        ask ``/v5/order/realtime`` for the ``orderLinkId`` itself (open or recently closed)."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        category = "inverse" if market.get("inverse") else "linear"
+        request = {"category": category, "symbol": market["id"], "orderLinkId": wire}
+        response = exchange.privateGetV5OrderRealtime(request)
+        result = response.get("result") if isinstance(response, Mapping) else None
+        rows = result.get("list") if isinstance(result, Mapping) else None
+        if not isinstance(rows, list):
+            raise TypeError(f"/v5/order/realtime answered {response!r}, not an order list")
+        if not rows:
+            return None
+        return exchange.parse_order(rows[0], market)
 
     def _complete_fill(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
         """Fetch the order once when its creation answer lacks fill data; merge what came back."""
@@ -593,6 +895,8 @@ class CcxtClient:
             return order
         merged = dict(order)
         merged.update({k: v for k, v in fetched.items() if v is not None})
+        if order.get("clientOrderId") is not None:
+            merged["clientOrderId"] = order["clientOrderId"]  # the caller's id, not the wire form
         return merged
 
     # ------------------------------------------------------------------ reads
@@ -664,6 +968,16 @@ class CcxtClient:
             elif isinstance(symbol, str) and info.get("leverage") is not None:
                 with self._state_lock:
                     self._cross[symbol] = False
+        if self.venue == "bingx":
+            # BingX lists the direction in positionSide in both modes; onlyOnePosition says
+            # which mode (true: one-way). Without it, the account's setting decides.
+            only_one = info.get("onlyOnePosition")
+            if isinstance(only_one, bool):
+                hedged = not only_one
+            elif side is not None:
+                hedged = self._venue_mode
+                if hedged is None:
+                    hedged = self._ask_venue_mode(symbol if isinstance(symbol, str) else None)
         if hedged is None and self.venue == "mexc" and side is not None:
             # MEXC's entries do not say; its account-wide setting does (asked once).
             hedged = self._venue_mode
@@ -807,8 +1121,8 @@ class CcxtClient:
         ``setLeverage`` (best effort: a failure is logged; per leg where the venue wants one).
         The order is ``create_order(symbol, 'market', side, amount, price, params)`` with
         ``{'reduceOnly': True}`` when ``reduce_only``, the leg when the account is in hedge mode
-        (see the module docstring) and the venue's extras (KuCoin: the leverage; HTX:
-        ``lever_rate``). ``price`` is ``None`` except on venues that need one for a market
+        (see the module docstring) and the venue's extras (KuCoin, and MEXC isolated: the
+        leverage). ``price`` is ``None`` except on venues that need one for a market
         order (Hyperliquid: the ticker's, bounded by ``market_slippage``). ``position_side``
         ('long'/'short') names the leg: the one a reduce-only order reduces (then ``side`` must
         be 'sell' for 'long', 'buy' for 'short') or the one an opening order adds to; by
@@ -957,24 +1271,38 @@ class CcxtClient:
             raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
         if not self._has("fetchOrder"):
             raise NotImplementedError(f"{self!r}: the exchange cannot fetch orders")
+        wire = self.venue_client_order_id(client_order_id)
+        missing: Exception | None = None
         try:
-            order = self._fetch_order(None, symbol, {"clientOrderId": client_order_id})
+            order = self._fetch_by_client_id(wire, symbol)
         except Exception as e:
             if not _is_ccxt_error(e, "OrderNotFound"):
                 raise
+            order, missing = None, e
+        if isinstance(order, Mapping) and order.get("id") is None and not order.get("status"):
+            order = None  # a successful answer without an order in it (KuCoin: data null)
+        if order is None:
             with self._ids_lock:
                 sent_at = self._sent_ids.get(client_order_id)
+            window = _CLIENT_ID_WINDOWS.get(self.venue)
+            if window is not None and (sent_at is None or self.clock() - sent_at >= window):
+                raise LookupError(
+                    f"order {client_order_id} on {symbol} not found by its client order id, "
+                    f"which {self.venue} finds only while the order is open and for {window:.0f} "
+                    f"s after it ends: cannot tell ({missing or 'no order in the answer'})"
+                ) from missing
             if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
                 raise LookupError(
                     f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
-                    f"after it was sent: the exchange may not know it yet ({e})"
-                ) from e
+                    f"after it was sent: the exchange may not know it yet "
+                    f"({missing or 'no order in the answer'})"
+                ) from missing
             return None
         if not isinstance(order, Mapping):
             raise TypeError(f"fetch_order() answered {type(order).__name__}, not an order")
         answer = dict(order)
         found = answer.get("clientOrderId")
-        if found is None:
+        if found is None or found == wire:
             answer["clientOrderId"] = client_order_id
         elif found != client_order_id:
             raise ValueError(

@@ -22,10 +22,11 @@ Example::
     paper.close_externally("BTC/USDT:USDT")     # closed by hand on the exchange UI
     list(manager.update_positions())            # ... and the manager drops it
 
-Model (simplified on purpose): one-way mode (one position per symbol), isolated margin without a
-wallet (orders are never refused for lack of funds), mark price = last price, no fees. Amounts
-are contracts (lots); a contract is worth ``contractSize`` units of the base currency, so a
-position's value is ``contracts * contractSize * price`` (as on KuCoin futures).
+Model (simplified on purpose): one-way mode (one position per symbol) or, with
+``position_mode='hedge'``, a long and a short leg per symbol held independently; isolated margin
+without a wallet (orders are never refused for lack of funds), mark price = last price, no fees.
+Amounts are contracts (lots); a contract is worth ``contractSize`` units of the base currency, so
+a position's value is ``contracts * contractSize * price`` (as on KuCoin futures).
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ class _Order:
     status: str = "open"  # 'open' | 'closed' | 'canceled'
     realized_pnl: float = 0.0
     client_order_id: str = ""
+    leg: str | None = None  # hedge mode: the leg ('long'/'short') it opens or reduces
 
 
 def _price_decimals(price: float) -> int:
@@ -210,6 +212,24 @@ def _iso(ts: float) -> str:
 def _naive_utc(ts: float) -> _dt.datetime:
     """Epoch seconds as the naive UTC datetime a ``ManualClock`` shows."""
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _check_position_side(side: Any, reduce_only: bool, position_side: Any) -> None:
+    """Raises ``ValueError`` for a ``position_side`` that is not a leg or does not fit ``side``
+    (as ``CcxtClient`` does: the caller's mistake, nothing is placed)."""
+    if position_side is None:
+        return
+    if position_side not in ("long", "short"):
+        raise ValueError(f"position_side must be None, 'long' or 'short', got {position_side!r}")
+    if side not in ("buy", "sell"):
+        return  # rejected as an invalid side by the order itself
+    implied = "long" if (side == "buy") != bool(reduce_only) else "short"
+    if position_side != implied:
+        kind = "reduce-only " if reduce_only else ""
+        verb = "reduces" if reduce_only else "opens"
+        raise ValueError(
+            f"a {kind}{side} order {verb} the {implied} leg, not position_side={position_side!r}"
+        )
 
 
 def _as_float(value: Any) -> float | None:
@@ -261,6 +281,7 @@ class PaperExchange:
       moves with every tick; pass it to the manager, ``PositionManager(paper,
       clock=paper.clock)``, so that entry times, ages, profit velocity and the 24 h rules
       follow paper time.
+    * ``position_mode`` ('oneway'): 'hedge' holds a long and a short leg per symbol (see below).
 
     State you can read: ``time`` (simulated epoch seconds), ``datetime``, ``clock``, ``symbols``,
     ``history`` (everything the venue did, see :meth:`step`), ``calls`` (every client call as
@@ -268,11 +289,24 @@ class PaperExchange:
 
     Client order ids: ``client_order_ids = True`` tells the manager that the order methods take
     a ``client_order_id`` keyword and that :meth:`get_order_by_client_id` looks orders up by it.
+
+    Position legs: ``position_mode`` ('oneway', the default, or 'hedge') is the account's mode.
+    In hedge mode a symbol holds a long and a short leg side by side: a buy opens or adds to the
+    long leg and a sell to the short one (they never net), and a reduce-only order must name the
+    leg it reduces with ``position_side`` (refused otherwise, as hedge-mode venues refuse an
+    order without its position side). ``position_legs = True`` in both modes: every
+    :meth:`get_open_positions` entry carries ``side`` and ``hedged``, ``close_position(symbol,
+    side=...)`` closes one leg only and the order methods take ``position_side`` ('long'/'short':
+    the leg an order opens or reduces; one that does not fit ``side`` raises ``ValueError`` and
+    places nothing), as ``CcxtClient`` does.
     """
 
     #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
     #: :meth:`get_order_by_client_id` exists.
     client_order_ids = True
+    #: Capability flag read by the manager: ``close_position(symbol, side=...)`` closes one leg
+    #: and the order methods take ``position_side=...``; entries carry ``side`` and ``hedged``.
+    position_legs = True
 
     def __init__(
         self,
@@ -295,7 +329,10 @@ class PaperExchange:
         partial_fill_fraction: float = 1.0,
         wait_ticks: int = 0,
         clock: ManualClock | None = None,
+        position_mode: str = "oneway",
     ) -> None:
+        if position_mode not in ("oneway", "hedge"):
+            raise ValueError(f"position_mode must be 'oneway' or 'hedge', got {position_mode!r}")
         if volatility < 0 or not math.isfinite(volatility):
             raise ValueError(f"volatility must be >= 0, got {volatility!r}")
         if tick_seconds <= 0:
@@ -327,6 +364,9 @@ class PaperExchange:
                 raise ValueError(f"event rate for {kind!r} must be in [0, 1], got {rate!r}")
 
         self.seed = seed
+        #: 'oneway' or 'hedge' (see the class docstring).
+        self.position_mode = position_mode
+        self.hedge = position_mode == "hedge"
         self.volatility = float(volatility)
         self.tick_seconds = float(tick_seconds)
         self.min_amount = float(min_amount)
@@ -349,7 +389,7 @@ class PaperExchange:
         self._lock = threading.RLock()
         self._order_rng = random.Random(f"{seed}/orders")
         self._event_rng = random.Random(f"{seed}/events")
-        self._positions: dict[str, _Position] = {}
+        self._positions: dict[tuple[str, str], _Position] = {}  # (symbol, side) -> position
         self._orders: dict[str, _Order] = {}  # every order, for status look-ups
         self._open_orders: dict[str, _Order] = {}  # the resting ones, oldest first
         self._order_seq = 0
@@ -555,10 +595,22 @@ class PaperExchange:
         upnl = self._pnl(pos, mark, pos.contracts)
         initial_margin = pos.contracts * m.contract_size * pos.entry_price / pos.leverage
         qty = pos.contracts if pos.side == "long" else -pos.contracts
+        info: dict[str, Any] = {
+            "realLeverage": float(pos.leverage),
+            "currentQty": qty,
+            "avgEntryPrice": pos.entry_price,
+            "markPrice": mark,
+            "liquidationPrice": liq,
+            "crossMode": False,
+            "openingTimestamp": pos.opened_ms,
+        }
+        if self.hedge:
+            info["positionSide"] = pos.side.upper()
         return {
             "symbol": pos.symbol,
-            "id": f"{pos.symbol}-position",
+            "id": f"{pos.symbol}-{pos.side}-position" if self.hedge else f"{pos.symbol}-position",
             "side": pos.side,
+            "hedged": self.hedge,
             "contracts": pos.contracts,
             "contractSize": m.contract_size,
             "entryPrice": pos.entry_price,
@@ -573,15 +625,7 @@ class PaperExchange:
             "percentage": (upnl / initial_margin * 100.0) if initial_margin else 0.0,
             "timestamp": pos.updated_ms,
             "datetime": _iso(pos.updated_ms / 1000.0),
-            "info": {
-                "realLeverage": float(pos.leverage),
-                "currentQty": qty,
-                "avgEntryPrice": pos.entry_price,
-                "markPrice": mark,
-                "liquidationPrice": liq,
-                "crossMode": False,
-                "openingTimestamp": pos.opened_ms,
-            },
+            "info": info,
         }
 
     def _order_dict(self, order: _Order) -> dict[str, Any]:
@@ -605,19 +649,31 @@ class PaperExchange:
             "postOnly": order.post_only,
             "timestamp": order.timestamp,
             "datetime": _iso(order.timestamp / 1000.0),
-            "info": {"leverage": order.leverage, "realizedPnl": order.realized_pnl},
+            "info": {"leverage": order.leverage, "realizedPnl": order.realized_pnl}
+            | ({"positionSide": order.leg.upper()} if order.leg else {}),
         }
 
     def _apply_fill(
-        self, symbol: str, side: str, qty: float, price: float, leverage: float
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        price: float,
+        leverage: float,
+        leg: str | None = None,
     ) -> float:
-        """Nets a fill against the symbol's position; returns the realized P/L."""
+        """Nets a fill against the symbol's position (hedge mode: against ``leg`` only, which
+        it adds to or reduces and never flips); returns the realized P/L."""
         now = self._now_ms()
         direction = "long" if side == "buy" else "short"
-        pos = self._positions.get(symbol)
+        if self.hedge and leg is not None:
+            return self._apply_leg_fill(symbol, direction, leg, qty, price, leverage, now)
+        pos = self._position_of(symbol)
         realized = 0.0
         if pos is None:
-            self._positions[symbol] = _Position(symbol, direction, qty, price, leverage, now, now)
+            self._positions[(symbol, direction)] = _Position(
+                symbol, direction, qty, price, leverage, now, now
+            )
         elif pos.side == direction:
             total = round(pos.contracts + qty, 10)
             pos.entry_price = (pos.entry_price * pos.contracts + price * qty) / total
@@ -631,19 +687,72 @@ class PaperExchange:
             pos.contracts = round(pos.contracts - closing, 10)
             pos.updated_ms = now
             if pos.contracts <= _EPS:
-                self._drop_position(symbol)
+                self._drop_position(symbol, pos.side)
             if rest > _EPS:
-                self._positions[symbol] = _Position(
+                self._positions[(symbol, direction)] = _Position(
                     symbol, direction, rest, price, leverage, now, now
                 )
         self.realized_pnl += realized
         return realized
 
-    def _drop_position(self, symbol: str) -> None:
+    def _apply_leg_fill(
+        self,
+        symbol: str,
+        direction: str,
+        leg: str,
+        qty: float,
+        price: float,
+        leverage: float,
+        now: int,
+    ) -> float:
+        """Hedge mode: a fill adds to ``leg`` (same direction) or reduces it (callers cap it)."""
+        pos = self._positions.get((symbol, leg))
+        if leg == direction:
+            if pos is None:
+                self._positions[(symbol, leg)] = _Position(
+                    symbol, leg, qty, price, leverage, now, now
+                )
+            else:
+                total = round(pos.contracts + qty, 10)
+                pos.entry_price = (pos.entry_price * pos.contracts + price * qty) / total
+                pos.contracts = total
+                pos.leverage = leverage
+                pos.updated_ms = now
+            return 0.0
+        if pos is None:
+            return 0.0
+        closing = min(qty, pos.contracts)
+        realized = self._pnl(pos, price, closing)
+        pos.contracts = round(pos.contracts - closing, 10)
+        pos.updated_ms = now
+        if pos.contracts <= _EPS:
+            self._drop_position(symbol, leg)
+        self.realized_pnl += realized
+        return realized
+
+    def _position_of(self, symbol: str, side: str | None = None) -> _Position | None:
+        """The position of ``symbol`` on ``side``; without ``side`` its one open position
+        (``None`` when it has none, or two legs in hedge mode)."""
+        if side is not None:
+            return self._positions.get((symbol, side))
+        legs = self._legs_of(symbol)
+        return legs[0] if len(legs) == 1 else None
+
+    def _legs_of(self, symbol: str) -> list[_Position]:
+        """The open positions of ``symbol`` (hedge mode: up to two legs)."""
+        return [p for (s, _side), p in self._positions.items() if s == symbol]
+
+    def _held_names(self) -> list[str]:
+        """What is held, for history entries: symbols (hedge mode: ``SYMBOL@side``)."""
+        if self.hedge:
+            return [f"{s}@{side}" for s, side in self._positions]
+        return [s for s, _side in self._positions]
+
+    def _drop_position(self, symbol: str, side: str) -> None:
         """Removes a position and cancels the reduce-only orders left without anything to reduce."""
-        self._positions.pop(symbol, None)
+        self._positions.pop((symbol, side), None)
         for order in list(self._open_orders.values()):
-            if order.symbol == symbol and order.reduce_only:
+            if order.symbol == symbol and order.reduce_only and order.leg in (None, side):
                 self._finish(order, "canceled")
                 self._record("order_canceled", symbol, id=order.id, reason="position closed")
 
@@ -652,9 +761,12 @@ class PaperExchange:
         order.status = status
         self._open_orders.pop(order.id, None)
 
-    def _reduce_cap(self, symbol: str, side: str) -> float | None:
-        """The most a reduce-only order of ``side`` may fill, or None if it reduces nothing."""
-        pos = self._positions.get(symbol)
+    def _reduce_cap(self, symbol: str, side: str, leg: str | None = None) -> float | None:
+        """The most a reduce-only order of ``side`` may fill (hedge mode: of ``leg``), or None
+        if it reduces nothing."""
+        if self.hedge and leg is None:
+            return None
+        pos = self._position_of(symbol, leg)
         if pos is None:
             return None
         if (pos.side == "long") != (side == "sell"):
@@ -718,7 +830,7 @@ class PaperExchange:
             chunk = math.floor(order.amount * self.partial_fill_fraction / self.amount_step + 1e-9)
             qty = min(remaining, max(self.amount_step, chunk * self.amount_step))
             if order.reduce_only:
-                cap = self._reduce_cap(order.symbol, order.side)
+                cap = self._reduce_cap(order.symbol, order.side, order.leg)
                 if cap is None:
                     self._finish(order, "canceled")
                     self._record(
@@ -727,14 +839,13 @@ class PaperExchange:
                     continue
                 qty = min(qty, cap)
             self._fill(order, qty, order.price)
-        pos = self._positions.get(m.symbol)
-        if pos is not None:
+        for pos in self._legs_of(m.symbol):
             liq = self._liquidation_price(pos)
             hit = m.price <= liq if pos.side == "long" else m.price >= liq
             if hit:
                 pnl = self._pnl(pos, liq, pos.contracts)
                 self.realized_pnl += pnl
-                self._drop_position(m.symbol)
+                self._drop_position(m.symbol, pos.side)
                 self._record(
                     "liquidation",
                     m.symbol,
@@ -753,9 +864,9 @@ class PaperExchange:
         order.notional += qty * price
         if order.amount - order.filled <= _EPS:
             self._finish(order, "closed")  # before netting: not cancelled as reduce-only
-        realized = self._apply_fill(order.symbol, order.side, qty, price, order.leverage)
+        realized = self._apply_fill(order.symbol, order.side, qty, price, order.leverage, order.leg)
         order.realized_pnl += realized
-        pos = self._positions.get(order.symbol)
+        pos = self._position_of(order.symbol, order.leg)
         self._record(
             "fill",
             order.symbol,
@@ -770,8 +881,10 @@ class PaperExchange:
             position=None if pos is None else (pos.side, pos.contracts),
         )
 
-    def _external_reduce(self, symbol: str, contracts: float, kind: str, **extra: Any) -> bool:
-        pos = self._positions.get(symbol)
+    def _external_reduce(
+        self, symbol: str, contracts: float, kind: str, side: str | None = None, **extra: Any
+    ) -> bool:
+        pos = self._position_of(symbol, side)
         if pos is None:
             return False
         qty = min(contracts, pos.contracts)
@@ -782,7 +895,7 @@ class PaperExchange:
         pos.contracts = round(pos.contracts - qty, 10)
         pos.updated_ms = self._now_ms()
         if pos.contracts <= _EPS:
-            self._drop_position(symbol)
+            self._drop_position(symbol, side)
         self._record(
             kind,
             symbol,
@@ -811,11 +924,12 @@ class PaperExchange:
             if rng.random() >= rate:
                 continue
             if kind == "manual_close":
-                open_symbols = list(self._positions)
-                if open_symbols:
-                    symbol = rng.choice(open_symbols)
-                    pos = self._positions[symbol]
-                    self._external_reduce(symbol, pos.contracts, "manual_close", random=True)
+                held = list(self._positions.values())
+                if held:
+                    pos = rng.choice(held)
+                    self._external_reduce(
+                        pos.symbol, pos.contracts, "manual_close", pos.side, random=True
+                    )
             elif kind == "partial_reduction":
                 candidates = [
                     p
@@ -826,7 +940,9 @@ class PaperExchange:
                     pos = rng.choice(candidates)
                     steps = round(pos.contracts / self.amount_step)
                     qty = self._round_amount(rng.randint(1, steps - 1) * self.amount_step)
-                    self._external_reduce(pos.symbol, qty, "partial_reduction", random=True)
+                    self._external_reduce(
+                        pos.symbol, qty, "partial_reduction", pos.side, random=True
+                    )
             elif kind == "transient_empty":
                 self._empty_answers += 1
             else:  # exception
@@ -904,37 +1020,52 @@ class PaperExchange:
             self._settle(m)
             return self.history[start:]
 
-    def close_externally(self, symbol: str) -> bool:
+    def close_externally(self, symbol: str, side: str | None = None) -> bool:
         """Closes ``symbol``'s whole position at the current price outside the bot.
 
         As if closed by hand on the exchange's web UI. Recorded as ``manual_close`` (with the
-        realized P/L). Returns False when there is no position; raises ``ValueError`` for an
-        unknown symbol.
+        realized P/L). ``side`` ('long'/'short') names the leg; it is needed in hedge mode when
+        both legs are open (``ValueError`` otherwise). Returns False when there is no position
+        (on that side); raises ``ValueError`` for an unknown symbol.
         """
         with self._lock:
             self._market(symbol)
-            pos = self._positions.get(symbol)
+            pos = self._scripted_leg(symbol, side)
             if pos is None:
                 return False
-            return self._external_reduce(symbol, pos.contracts, "manual_close")
+            return self._external_reduce(symbol, pos.contracts, "manual_close", pos.side)
 
-    def reduce_externally(self, symbol: str, contracts: float) -> bool:
+    def _scripted_leg(self, symbol: str, side: str | None) -> _Position | None:
+        """The position a scripted event acts on: ``side``'s, or the symbol's only one."""
+        if side not in (None, "long", "short"):
+            raise ValueError(f"side must be None, 'long' or 'short', got {side!r}")
+        if side is None and len(self._legs_of(symbol)) > 1:
+            raise ValueError(f"{symbol} holds a long and a short leg: name the side")
+        return self._position_of(symbol, side)
+
+    def reduce_externally(self, symbol: str, contracts: float, side: str | None = None) -> bool:
         """Reduces ``symbol``'s position by ``contracts`` outside the bot (auto-deleveraging).
 
         ``contracts`` must be > 0 and a multiple of ``amount_step`` (``ValueError`` otherwise);
         it is capped at the position size (reducing everything closes the position). Recorded
-        as ``partial_reduction`` with the remaining size. Returns False when there is no
-        position; raises ``ValueError`` for an unknown symbol.
+        as ``partial_reduction`` with the remaining size. ``side`` names the leg as in
+        :meth:`close_externally`. Returns False when there is no position (on that side);
+        raises ``ValueError`` for an unknown symbol.
         """
         with self._lock:
             self._market(symbol)
+            pos = self._scripted_leg(symbol, side)
             x = _as_float(contracts)
             if x is None or x <= 0:
                 raise ValueError(f"contracts must be a number > 0, got {contracts!r}")
             steps = x / self.amount_step
             if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
                 raise ValueError(f"contracts {x} is not a multiple of the step {self.amount_step}")
-            return self._external_reduce(symbol, self._round_amount(x), "partial_reduction")
+            if pos is None:
+                return False
+            return self._external_reduce(
+                symbol, self._round_amount(x), "partial_reduction", pos.side
+            )
 
     def fail_next(self, method_name: str, times: int = 1, error: ErrorSpec = None) -> None:
         """Makes the next ``times`` calls of client method ``method_name`` raise.
@@ -1018,13 +1149,15 @@ class PaperExchange:
         with self._lock:
             return self._market(symbol).contract_size
 
-    def position(self, symbol: str) -> dict[str, Any] | None:
+    def position(self, symbol: str, side: str | None = None) -> dict[str, Any] | None:
         """``symbol``'s position as ``get_open_positions`` lists it, or None.
 
-        An inspection helper: not recorded in ``calls``, never fails, never answers empty.
+        An inspection helper: not recorded in ``calls``, never answers empty. ``side``
+        ('long'/'short') names the leg; in hedge mode with both legs open it is needed
+        (``ValueError`` otherwise).
         """
         with self._lock:
-            pos = self._positions.get(symbol)
+            pos = self._scripted_leg(symbol, side)
             return None if pos is None else self._position_dict(pos)
 
     def positions(self) -> list[dict[str, Any]]:
@@ -1056,9 +1189,11 @@ class PaperExchange:
 
     # ------------------------------------------------------------------ client methods
     def get_open_positions(self) -> list[dict[str, Any]]:
-        """The open positions as ccxt unified position dicts (one per symbol, one-way mode).
+        """The open positions as ccxt unified position dicts (one per symbol; in hedge mode one
+        per open leg, up to two per symbol).
 
-        Keys: ``symbol``, ``side`` ('long'/'short'), ``contracts`` (> 0, lots), ``contractSize``,
+        Keys: ``symbol``, ``side`` ('long'/'short'), ``hedged`` (the account is in hedge mode),
+        ``contracts`` (> 0, lots), ``contractSize``,
         ``entryPrice``, ``leverage`` (float), ``markPrice``, ``liquidationPrice``,
         ``unrealizedPnl``, ``notional``, ``initialMargin``, ``maintenanceMargin``,
         ``marginMode``, ``percentage``, ``timestamp``, ``datetime``, ``info`` (``realLeverage``,
@@ -1070,7 +1205,7 @@ class PaperExchange:
             self._enter("get_open_positions", (), {})
             if self._empty_answers > 0:
                 self._empty_answers -= 1
-                self._record("transient_empty", None, hidden=list(self._positions))
+                self._record("transient_empty", None, hidden=self._held_names())
                 return []
             if self._lagged_answers > 0:
                 self._lagged_answers -= 1
@@ -1078,7 +1213,7 @@ class PaperExchange:
                     "stale_positions",
                     None,
                     shown=[p["symbol"] for p in self._lagged_list],
-                    held=list(self._positions),
+                    held=self._held_names(),
                 )
                 return [dict(p, info=dict(p["info"])) for p in self._lagged_list]
             return [self._position_dict(p) for p in self._positions.values()]
@@ -1126,6 +1261,7 @@ class PaperExchange:
         reduce_only: bool = False,
         is_critical: bool = False,
         client_order_id: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         """Fills ``amount`` contracts at once at the current price; returns the order dict.
 
@@ -1147,14 +1283,23 @@ class PaperExchange:
         venue makes one up (``clientOrderId`` is always in the answer). An id the venue has seen
         before raises :class:`DuplicateClientOrderId` and places nothing; an id that is not 1-36
         characters of ``A-Z a-z 0-9 . : / _ -`` is rejected (None).
+
+        ``position_side`` ('long'/'short') names the leg the order opens (a buy opens 'long') or,
+        reduce-only, reduces (a sell reduces 'long'); one that does not fit ``side`` raises
+        ``ValueError`` and places nothing. In hedge mode a plain order opens or adds to the leg
+        of its side (it never reduces the other one) and a reduce-only order without
+        ``position_side`` is rejected (None): it must name the leg it reduces.
         """
+        _check_position_side(side, reduce_only, position_side)
         with self._lock:
             kwargs: dict[str, Any] = {"reduce_only": reduce_only, "is_critical": is_critical}
             if client_order_id is not None:
                 kwargs["client_order_id"] = client_order_id
+            if position_side is not None:
+                kwargs["position_side"] = position_side
             self._enter("create_market_order", (symbol, side, amount, leverage), kwargs)
             answer = self._market_order(
-                symbol, side, amount, leverage, reduce_only, client_order_id
+                symbol, side, amount, leverage, reduce_only, client_order_id, position_side
             )
             return self._deliver("create_market_order", answer)
 
@@ -1166,19 +1311,23 @@ class PaperExchange:
         leverage: Any,
         reduce_only: bool,
         client_order_id: Any = None,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         self._check_duplicate("create_market_order", symbol, client_order_id)
         problem = self._validate_order("create_market_order", symbol, side, amount, leverage)
         if problem is None:
             problem = self._client_id_problem(client_order_id)
-        if problem is None and reduce_only and self._reduce_cap(symbol, side) is None:
+        leg = self._order_leg(side, reduce_only, position_side)
+        if problem is None and self.hedge and leg is None:
+            problem = "hedge mode: a reduce-only order must name its leg (position_side)"
+        if problem is None and reduce_only and self._reduce_cap(symbol, side, leg) is None:
             problem = "reduce-only order with no position to reduce on that side"
         if problem is not None:
             self._reject("create_market_order", symbol, problem)
             return None
         qty = self._round_amount(float(amount))
         if reduce_only:
-            cap = self._reduce_cap(symbol, side)
+            cap = self._reduce_cap(symbol, side, leg)
             assert cap is not None
             qty = min(qty, cap)
         m = self._markets[symbol]
@@ -1197,10 +1346,22 @@ class PaperExchange:
             reduce_only=bool(reduce_only),
             post_only=False,
             timestamp=self._now_ms(),
+            leg=leg,
         )
         self._register(order, client_order_id)
         self._fill(order, qty, price)
         return self._order_dict(order)
+
+    def _order_leg(self, side: Any, reduce_only: bool, position_side: str | None) -> str | None:
+        """The leg an order acts on in hedge mode (``None``: one-way, or a reduce-only order
+        that names no leg); ``position_side`` was checked against ``side`` already."""
+        if not self.hedge or side not in ("buy", "sell"):
+            return None
+        if position_side is not None:
+            return position_side
+        if reduce_only:
+            return None
+        return "long" if side == "buy" else "short"
 
     def create_limit_order(
         self,
@@ -1213,6 +1374,7 @@ class PaperExchange:
         reduce_only: bool = False,
         is_critical: bool = False,
         client_order_id: str | None = None,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         """Places a limit order; returns the order dict (``status 'open'``, ``filled 0``).
 
@@ -1223,8 +1385,9 @@ class PaperExchange:
         post-only one that would cross is rejected (None). Reduce-only orders follow the
         market-order rules (and are cancelled when their position goes away). Other rejections
         as :meth:`create_market_order`, plus a price that is not a number > 0.
-        ``client_order_id`` as in :meth:`create_market_order`.
+        ``client_order_id`` and ``position_side`` as in :meth:`create_market_order`.
         """
+        _check_position_side(side, reduce_only, position_side)
         with self._lock:
             kwargs: dict[str, Any] = {
                 "post_only": post_only,
@@ -1233,9 +1396,19 @@ class PaperExchange:
             }
             if client_order_id is not None:
                 kwargs["client_order_id"] = client_order_id
+            if position_side is not None:
+                kwargs["position_side"] = position_side
             self._enter("create_limit_order", (symbol, side, amount, price, leverage), kwargs)
             answer = self._limit_order(
-                symbol, side, amount, price, leverage, post_only, reduce_only, client_order_id
+                symbol,
+                side,
+                amount,
+                price,
+                leverage,
+                post_only,
+                reduce_only,
+                client_order_id,
+                position_side,
             )
             return self._deliver("create_limit_order", answer)
 
@@ -1249,16 +1422,20 @@ class PaperExchange:
         post_only: bool,
         reduce_only: bool,
         client_order_id: Any,
+        position_side: str | None = None,
     ) -> dict[str, Any] | None:
         with self._lock:  # re-entrant: the caller holds it too
             self._check_duplicate("create_limit_order", symbol, client_order_id)
             problem = self._validate_order("create_limit_order", symbol, side, amount, leverage)
             if problem is None:
                 problem = self._client_id_problem(client_order_id)
+            leg = self._order_leg(side, reduce_only, position_side)
+            if problem is None and self.hedge and leg is None:
+                problem = "hedge mode: a reduce-only order must name its leg (position_side)"
             limit = _as_float(price)
             if problem is None and (limit is None or limit <= 0):
                 problem = f"price must be a number > 0, got {price!r}"
-            if problem is None and reduce_only and self._reduce_cap(symbol, side) is None:
+            if problem is None and reduce_only and self._reduce_cap(symbol, side, leg) is None:
                 problem = "reduce-only order with no position to reduce on that side"
             if problem is None:
                 assert limit is not None
@@ -1282,12 +1459,13 @@ class PaperExchange:
                 reduce_only=bool(reduce_only),
                 post_only=bool(post_only),
                 timestamp=self._now_ms(),
+                leg=leg,
             )
             self._register(order, client_order_id)
             if crosses:
                 qty = order.amount
                 if reduce_only:
-                    cap = self._reduce_cap(symbol, side)
+                    cap = self._reduce_cap(symbol, side, leg)
                     assert cap is not None
                     qty = min(qty, cap)
                     order.amount = qty
@@ -1344,7 +1522,9 @@ class PaperExchange:
             self._record("order_canceled", symbol, id=order_id, reason="cancel_order")
             return self._deliver("cancel_order", True)
 
-    def close_position(self, symbol: str, client_order_id: str | None = None) -> bool:
+    def close_position(
+        self, symbol: str, client_order_id: str | None = None, side: str | None = None
+    ) -> bool:
         """Closes ``symbol``'s whole position with a reduce-only market order.
 
         True when it was closed; **False when there is no position** (or the order was
@@ -1352,19 +1532,36 @@ class PaperExchange:
         ``create_market_order`` do not apply here (only ``fail_next('close_position')``).
         ``client_order_id`` names the reduce-only order (as in :meth:`create_market_order`; an
         id seen before raises :class:`DuplicateClientOrderId`, even when there is no position).
+        ``side`` ('long'/'short') closes that leg only (False when it is not open); without it
+        the symbol's one open position is closed, and with both legs open (hedge mode) nothing
+        is sent (False): name the leg. ``ValueError`` for any other ``side``.
         """
+        if side not in (None, "long", "short"):
+            raise ValueError(f"side must be None, 'long' or 'short', got {side!r}")
         with self._lock:
-            kwargs = {} if client_order_id is None else {"client_order_id": client_order_id}
+            kwargs: dict[str, Any] = {}
+            if client_order_id is not None:
+                kwargs["client_order_id"] = client_order_id
+            if side is not None:
+                kwargs["side"] = side
             self._enter("close_position", (symbol,), kwargs)
             self._check_duplicate("close_position", symbol, client_order_id)
-            pos = self._positions.get(symbol) if isinstance(symbol, str) else None
-            if pos is None:
+            legs = self._legs_of(symbol) if isinstance(symbol, str) else []
+            legs = [p for p in legs if side is None or p.side == side]
+            if len(legs) != 1:
                 return self._deliver("close_position", False)
-            side = "sell" if pos.side == "long" else "buy"
+            pos = legs[0]
+            order_side = "sell" if pos.side == "long" else "buy"
             order = self._market_order(
-                symbol, side, pos.contracts, pos.leverage, True, client_order_id
+                symbol,
+                order_side,
+                pos.contracts,
+                pos.leverage,
+                True,
+                client_order_id,
+                pos.side if self.hedge else None,
             )
-            closed = order is not None and symbol not in self._positions
+            closed = order is not None and (symbol, pos.side) not in self._positions
             return self._deliver("close_position", closed)
 
     def get_order_by_client_id(self, client_order_id: str, symbol: str) -> dict[str, Any] | None:

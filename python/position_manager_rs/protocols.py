@@ -121,7 +121,7 @@ class TradingClient(ExchangeClient, Protocol):
 
     Optional members (position legs, hedge mode), used only when the class sets
     ``position_legs = True`` (``getattr(client, "position_legs", False) is True``;
-    ``CcxtClient`` and ``AsyncCcxtClient`` do):
+    ``CcxtClient``, ``AsyncCcxtClient`` and ``PaperExchange`` do):
 
     * ``position_legs: bool`` — the capability flag (a class attribute).
     * Every ``get_open_positions()`` entry carries ccxt's ``side`` ('long'/'short') and
