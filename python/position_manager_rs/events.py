@@ -47,6 +47,7 @@ EventKind = Literal[
     "close_unconfirmed",
     "outcome_unknown",
     "outcome_resolved",
+    "journal_failed",
 ]
 
 #: The reasons the manager itself gives. A close, partial close or target change carries the
@@ -82,6 +83,7 @@ EventReason = Literal[
     "cleared",
     # loaded
     "state_file",
+    "journal",
 ]
 
 
