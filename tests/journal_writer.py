@@ -25,10 +25,9 @@ SYMBOLS = [f"C{i}/USDT:USDT" for i in range(12)]
 def main() -> None:
     url, account, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     count = int(sys.argv[4]) if len(sys.argv) > 4 else None
-    sync = os.environ.get("PMRS_JOURNAL_SYNC", "full")
-    pm = PositionManager(
-        object(), journal=url, account=account, journal_sync=sync, event_history=100
-    )
+    sync: Any = os.environ.get("PMRS_JOURNAL_SYNC", "full")
+    client: Any = object()
+    pm = PositionManager(client, journal=url, account=account, journal_sync=sync, event_history=100)
     recorded: list[int] = []
     pm.on_event(lambda e: recorded.append(e["seq"]))
     out = sys.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def run_sql(url: str, sql: str) -> None:
             db.executescript(sql)
 
 
-def seqs(events: list[dict[str, Any]]) -> list[int]:
+def seqs(events: Sequence[Mapping[str, Any]]) -> list[int]:
     return [e["seq"] for e in events]
 
 
@@ -205,7 +206,9 @@ def test_several_managers_share_one_database(url: str) -> None:
 
     def work(pm: PositionManager) -> None:
         for i in range(10):
-            pm.positions[f"S{i}/USDT:USDT"] = Position(f"S{i}/USDT:USDT", "long", 100, 1, 10, 95, 110)
+            pm.positions[f"S{i}/USDT:USDT"] = Position(
+                f"S{i}/USDT:USDT", "long", 100, 1, 10, 95, 110
+            )
 
     threads = [threading.Thread(target=work, args=(pm,)) for pm in managers]
     for t in threads:

@@ -160,7 +160,8 @@ def test_processes_sharing_one_journal_lose_double_and_fail_no_write(
     url = journal_url(kind, tmp_path, "shared")
     count = 150
     children = [
-        start(url, f"proc-{i}", i, tmp_path / f"err{i}.txt", count) for i in range(3 if kind == "postgres" else 2)
+        start(url, f"proc-{i}", i, tmp_path / f"err{i}.txt", count)
+        for i in range(3 if kind == "postgres" else 2)
     ]
     outputs = []
     for i, child in enumerate(children):

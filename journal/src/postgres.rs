@@ -2,8 +2,10 @@
 //! socket or a trusted network). `synchronous_commit` follows the [`SyncMode`]; a broken
 //! connection is reported as such and re-opened by the writer before its next write.
 
+use std::collections::HashMap;
+
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 
 use crate::sql::{Dialect, Sql, Val};
 use crate::target::redact;
@@ -14,7 +16,12 @@ pub struct Postgres {
     client: Client,
     url: String,
     read_only: bool,
+    /// Prepared statements by text: a statement costs one round trip, not two.
+    statements: HashMap<String, Statement>,
 }
+
+/// Statements kept prepared at most (the journal uses a few dozen).
+const MAX_STATEMENTS: usize = 256;
 
 fn err(e: postgres::Error) -> JournalError {
     // The server's own message (SQLSTATE and text) when there is one.
@@ -58,7 +65,20 @@ impl Postgres {
             client,
             url: url.to_owned(),
             read_only,
+            statements: HashMap::new(),
         })
+    }
+
+    fn statement(&mut self, sql: &str) -> JournalResult<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(err)?;
+        if self.statements.len() >= MAX_STATEMENTS {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     /// The URL it was connected with.
@@ -93,14 +113,16 @@ impl Sql for Postgres {
         let sql = Dialect::Postgres.placeholders(sql);
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
-        self.client.execute(sql.as_str(), &refs).map_err(err)
+        let statement = self.statement(&sql)?;
+        self.client.execute(&statement, &refs).map_err(err)
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
         let sql = Dialect::Postgres.placeholders(sql);
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
-        let rows = self.client.query(sql.as_str(), &refs).map_err(err)?;
+        let statement = self.statement(&sql)?;
+        let rows = self.client.query(&statement, &refs).map_err(err)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut values = Vec::with_capacity(row.len());

@@ -317,6 +317,61 @@ fn opt_real(v: f64) -> Val {
     Val::Real(v.is_finite().then_some(v))
 }
 
+/// Rows per multi-row upsert of the book (one round trip each; 14 parameters a row stays far
+/// below both databases' parameter limits).
+const UPSERT_ROWS: usize = 200;
+
+/// Inserts or updates the book rows of `rows` in one statement.
+fn upsert_positions(
+    db: &mut dyn Sql,
+    acct: &Val,
+    now: &Val,
+    rows: &[(&String, &PositionWrite)],
+) -> JournalResult<()> {
+    const COLUMNS: usize = 14;
+    let mut values = Vec::with_capacity(rows.len());
+    let mut params = Vec::with_capacity(rows.len() * COLUMNS);
+    for (i, (symbol, p)) in rows.iter().enumerate() {
+        let base = i * COLUMNS;
+        let marks: Vec<String> = (1..=COLUMNS).map(|c| format!("?{}", base + c)).collect();
+        values.push(format!("({})", marks.join(", ")));
+        let s = &p.state;
+        params.extend([
+            acct.clone(),
+            Val::text(symbol.as_str()),
+            Val::int(p.book_order),
+            Val::text(s.side.as_str()),
+            opt_real(s.entry_price),
+            opt_real(s.amount),
+            opt_real(s.leverage),
+            opt_real(s.stop_loss),
+            Val::Real(s.take_profit.filter(|v| v.is_finite())),
+            Val::int(s.entry_time.0),
+            Val::text(p.state_json.as_str()),
+            Val::Text(p.attributes.clone()),
+            Val::int(p.updated_seq),
+            now.clone(),
+        ]);
+    }
+    db.execute(
+        &format!(
+            "INSERT INTO pmrs_positions (account, symbol, book_order, side, entry_price, amount, \
+             leverage, stop_loss, take_profit, entry_time_us, state, attributes, updated_seq, \
+             updated_at) VALUES {} \
+             ON CONFLICT (account, symbol) DO UPDATE SET side = excluded.side, \
+             entry_price = excluded.entry_price, amount = excluded.amount, \
+             leverage = excluded.leverage, stop_loss = excluded.stop_loss, \
+             take_profit = excluded.take_profit, entry_time_us = excluded.entry_time_us, \
+             state = excluded.state, \
+             attributes = COALESCE(excluded.attributes, pmrs_positions.attributes), \
+             updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
+            values.join(", ")
+        ),
+        &params,
+    )?;
+    Ok(())
+}
+
 /// Writes `batch` for `account` in one transaction, if `epoch` is still the account's.
 pub fn write(
     db: &mut dyn Sql,
@@ -373,46 +428,23 @@ pub fn write(
                 ],
             )?;
         }
+        let upserts: Vec<(&String, &PositionWrite)> = batch
+            .positions
+            .iter()
+            .filter_map(|(symbol, op)| match op {
+                RowOp::Upsert(p) => Some((symbol, p)),
+                RowOp::Delete => None,
+            })
+            .collect();
+        for chunk in upserts.chunks(UPSERT_ROWS) {
+            upsert_positions(db, &acct, &now, chunk)?;
+        }
         for (symbol, op) in &batch.positions {
-            match op {
-                RowOp::Upsert(p) => {
-                    let s = &p.state;
-                    db.execute(
-                        "INSERT INTO pmrs_positions (account, symbol, book_order, side, \
-                         entry_price, amount, leverage, stop_loss, take_profit, entry_time_us, \
-                         state, attributes, updated_seq, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-                         ON CONFLICT (account, symbol) DO UPDATE SET side = excluded.side, \
-                         entry_price = excluded.entry_price, amount = excluded.amount, \
-                         leverage = excluded.leverage, stop_loss = excluded.stop_loss, \
-                         take_profit = excluded.take_profit, \
-                         entry_time_us = excluded.entry_time_us, state = excluded.state, \
-                         attributes = COALESCE(excluded.attributes, pmrs_positions.attributes), \
-                         updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
-                        &[
-                            acct.clone(),
-                            Val::text(symbol.as_str()),
-                            Val::int(p.book_order),
-                            Val::text(s.side.as_str()),
-                            opt_real(s.entry_price),
-                            opt_real(s.amount),
-                            opt_real(s.leverage),
-                            opt_real(s.stop_loss),
-                            Val::Real(s.take_profit.filter(|v| v.is_finite())),
-                            Val::int(s.entry_time.0),
-                            Val::text(p.state_json.as_str()),
-                            Val::Text(p.attributes.clone()),
-                            Val::int(p.updated_seq),
-                            now.clone(),
-                        ],
-                    )?;
-                }
-                RowOp::Delete => {
-                    db.execute(
-                        "DELETE FROM pmrs_positions WHERE account = ?1 AND symbol = ?2",
-                        &[acct.clone(), Val::text(symbol.as_str())],
-                    )?;
-                }
+            if let RowOp::Delete = op {
+                db.execute(
+                    "DELETE FROM pmrs_positions WHERE account = ?1 AND symbol = ?2",
+                    &[acct.clone(), Val::text(symbol.as_str())],
+                )?;
             }
         }
         for (symbol, op) in &batch.tombstones {

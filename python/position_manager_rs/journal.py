@@ -34,7 +34,7 @@ __all__ = ["Journal", "JournalError", "Records"]
 _EPOCH = datetime(1970, 1, 1)
 
 
-class Records(list):  # type: ignore[type-arg]
+class Records(list):
     """Query results: a list of dicts, one per row, with :meth:`to_pandas`."""
 
     def to_pandas(self) -> pandas.DataFrame:
@@ -48,7 +48,9 @@ def _micros(name: str, value: datetime | None) -> int | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime or None, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be a datetime or None, got {value!r} ({type(value).__name__})"
+        )
     if value.tzinfo is not None:
         value = value.astimezone().replace(tzinfo=None)
     return (value - _EPOCH) // timedelta(microseconds=1)
