@@ -114,7 +114,7 @@ def test_the_signature_and_help_name_every_option() -> None:
     import inspect
 
     names = list(inspect.signature(PositionManager).parameters)
-    assert names[-1] == "clock"
+    assert names[-4:] == ["clock", "journal", "account", "journal_sync"]
     doc = PositionManager.__doc__ or ""
     for name in names:
         assert f"{name}=" in doc or name == "client", f"help(PositionManager) omits {name}"
