@@ -71,7 +71,6 @@ def test_a_restarted_manager_gets_back_its_book_attributes_tombstones_and_histor
     assert [e["kind"] for e in events[len(history) :]] == ["loaded"]
     assert events[-1]["reason"] == "journal"
     assert seqs(events) == list(range(1, len(events) + 1))
-    # The tombstone came back too: the very same ETH position reported again is restored.
     assert again.journal_status == {
         "journal": again.journal_status["journal"],  # type: ignore[index]
         "account": "bot-1",
@@ -340,3 +339,49 @@ def test_journal_times_are_the_event_times(tmp_path: Path) -> None:
     pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
     (row,) = Journal(url).events()
     assert isinstance(row["time"], datetime) and row["time"] == pm.events[0]["time"]
+
+
+def listing_client(*entries: dict[str, Any]) -> Mock:
+    client = Mock()
+    client.get_open_positions.return_value = list(entries)
+    client.get_ticker.return_value = {"last": 100.0}
+    client.get_ohlcv.return_value = []
+    return client
+
+
+def test_a_tombstone_survives_a_restart_and_the_same_position_comes_back(url: str) -> None:
+    entry = {"symbol": BTC, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    client = listing_client(entry)
+    pm = PositionManager(client, journal=url)
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[BTC].strategy = "grid"
+    client.get_open_positions.return_value = []  # closed outside the bot: a tombstone
+    list(pm.update_positions())
+    assert [e["kind"] for e in pm.events] == ["added", "removed"]
+    del pm
+
+    client.get_open_positions.return_value = [entry]  # the very same position, listed again
+    again = PositionManager(client, journal=url)
+    assert list(again.positions) == []
+    list(again.update_positions())
+    assert [(e["kind"], e["reason"]) for e in again.events][-1] == ("restored", "reported_again")
+    assert again.positions[BTC].strategy == "grid"
+    assert [r["symbol"] for r in Journal(url).open_positions()] == [BTC]
+
+
+def test_a_restored_book_is_reconciled_as_usual(url: str) -> None:
+    eth = {"symbol": ETH, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    client = listing_client(eth)
+    pm = PositionManager(client, journal=url, account="r")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[ETH] = Position(ETH, "long", 100, 1, 10, 95, 110)
+    del pm
+    # While the bot was down, BTC was closed on the exchange.
+    again = PositionManager(client, journal=url, account="r")
+    assert list(again.positions) == [BTC, ETH]
+    list(again.update_positions())
+    assert list(again.positions) == [ETH]
+    assert (again.events[-1]["kind"], again.events[-1]["symbol"]) == ("removed", BTC)
+    closed = Journal(url).closed_positions(account="r")
+    assert [(c["symbol"], c["kind"]) for c in closed] == [(BTC, "removed")]
+    assert [r["symbol"] for r in Journal(url).open_positions("r")] == [ETH]
