@@ -376,15 +376,8 @@ impl PyJournalReader {
     #[new]
     fn new(py: Python<'_>, url: &Bound<'_, PyAny>) -> PyResult<Self> {
         let target = target_arg("url", url)?;
-        let spec = match &target {
-            Target::Sqlite(p) => p.to_string_lossy().into_owned(),
-            Target::Postgres(u) => u.clone(),
-        };
         let shown = target.display();
-        let reader = detached(py, || match target {
-            Target::Sqlite(_) | Target::Postgres(_) => Reader::open(&spec),
-        });
-        let reader = reader.map_err(to_py)?;
+        let reader = detached(py, || Reader::open_target(target)).map_err(to_py)?;
         let version = reader.schema_version();
         Ok(PyJournalReader {
             reader: parking_lot::Mutex::new(Some(reader)),

@@ -103,7 +103,11 @@ fn text(v: Option<&Val>) -> String {
 impl Reader {
     /// Opens the journal at `spec` (a path, `sqlite:///path` or `postgresql://...`).
     pub fn open(spec: &str) -> JournalResult<Reader> {
-        let target = Target::parse(spec)?;
+        Reader::open_target(Target::parse(spec)?)
+    }
+
+    /// Opens the journal at `target`.
+    pub fn open_target(target: Target) -> JournalResult<Reader> {
         let mut db: Box<dyn Sql> = match &target {
             Target::Sqlite(path) => Box::new(Sqlite::open_read_only(path)?),
             Target::Postgres(url) => Box::new(Postgres::connect(url, SyncMode::Full, true)?),
