@@ -28,6 +28,7 @@ mod convert;
 mod errors;
 mod exit_bridge;
 mod exits;
+mod journal;
 mod logging;
 mod manager;
 mod market;
@@ -74,6 +75,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<exits::PyAdvancedExitStrategy>()?;
     m.add_class::<exits::PySmartExitOptimizer>()?;
     m.add_class::<clock::PyManualClock>()?;
+    m.add_class::<journal::PyJournalReader>()?;
+    m.add("JournalError", m.py().get_type::<journal::JournalError>())?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
     m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;

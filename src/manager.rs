@@ -151,15 +151,18 @@ impl CustomMethods for PyMethods {
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
-///                 tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway')
+///                 tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway',
+///                 journal=None, account=None, journal_sync=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
 /// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
 /// `advanced_exit_strategy` and `smart_exit_optimizer` replace the built-in exit rules
 /// (`AdvancedExitStrategy`, `SmartExitOptimizer`) with your own objects, called with the
 /// original's call shapes. `position_mode='hedge'` tracks a symbol's long and short legs on their
-/// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `clock` is a `ManualClock` the manager reads time from instead of
-/// the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
+/// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `clock` is a `ManualClock` the manager reads
+/// time from instead of the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
+/// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
+/// book to a database under `account` and restores them at start (docs/journal.md).
 #[pyclass(
     name = "PositionManager",
     module = "position_manager_rs",
@@ -176,6 +179,7 @@ pub struct PyPositionManager {
     exits: ExitObjects,
     callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
     clock: Option<Py<PyManualClock>>,
+    journal: Option<crate::journal::Attached>,
 }
 
 #[pymethods]
@@ -198,9 +202,12 @@ impl PyPositionManager {
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
         clock = None,
-        position_mode = Opt::Default
+        position_mode = Opt::Default,
+        journal = None,
+        account = None,
+        journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway')")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -220,6 +227,9 @@ impl PyPositionManager {
         tombstone_ttl_seconds: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         position_mode: Opt<'_>,
+        journal: Option<&Bound<'_, PyAny>>,
+        account: Option<&Bound<'_, PyAny>>,
+        journal_sync: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         crate::logging::install(py)?;
         // Types are checked and errors name the option and the value (src/options.rs); the
@@ -240,6 +250,7 @@ impl PyPositionManager {
         }
         .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;
+        let journal = crate::journal::args(journal, account, journal_sync)?;
         let pyclient = Arc::new(PyClient::new(py, client));
         let core = Manager::new(
             pyclient.clone(),
@@ -251,15 +262,52 @@ impl PyPositionManager {
         let loggers = Arc::new(PyLoggers::new(py, &core)?);
         let exits = ExitObjects::new(py, &core, advanced_exit_strategy, smart_exit_optimizer)?;
         let threading = py.import("threading")?;
+        let core = Arc::new(core);
+        let journal = match journal {
+            Some(args) => Some(crate::journal::attach(py, &core, &loggers, args)?),
+            None => None,
+        };
         Ok(PyPositionManager {
-            core: Arc::new(core),
+            core,
             client: pyclient,
             loggers,
             positions_lock: threading.call_method0("Lock")?.unbind(),
             exits,
             callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
             clock,
+            journal,
         })
+    }
+
+    /// The journal this manager writes (`journal=`): a dict with `journal` (the database,
+    /// without a password), `account`, `journal_sync` and `queued_events` (events a failing
+    /// database has not taken yet; written first by the next write that succeeds), or None.
+    #[getter]
+    fn journal_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.journal.as_ref().map(|j| j.status(py)).transpose()
+    }
+
+    /// Writes the tracked position's current fields and the bot's attributes to the journal
+    /// now (they are also written with each of its events and at the end of every update
+    /// cycle). True when written; False when not tracked, without a journal, or when the
+    /// database failed (then logged, a `journal_failed` event, and retried).
+    fn journal_position(&self, py: Python<'_>, symbol: &str) -> PyResult<bool> {
+        refresh_for(py, &self.core, &self.loggers);
+        match &self.journal {
+            Some(j) => j.write_position(py, symbol),
+            None => Ok(false),
+        }
+    }
+
+    /// Writes every tracked position whose fields or attributes changed since last written,
+    /// and anything still queued after a failure. True when the journal holds everything;
+    /// False without a journal or when the database failed (logged, evented, retried later).
+    fn journal_checkpoint(&self, py: Python<'_>) -> PyResult<bool> {
+        refresh_for(py, &self.core, &self.loggers);
+        match &self.journal {
+            Some(j) => j.checkpoint(py, &self.core),
+            None => Ok(false),
+        }
     }
 
     /// The `ManualClock` this manager reads time from (`clock=`), or None when it reads the

@@ -29,14 +29,15 @@ use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
 /// `json.dumps` (strict: no NaN or infinity, which are not JSON) and `json.loads`.
-struct Json {
+pub(crate) struct Json {
     dumps: Py<PyAny>,
-    loads: Py<PyAny>,
+    pub(crate) loads: Py<PyAny>,
     strict: Py<PyDict>,
 }
 
 impl Json {
-    fn new(py: Python<'_>) -> PyResult<Self> {
+    /// Looks up `json.dumps` and `json.loads`.
+    pub(crate) fn new(py: Python<'_>) -> PyResult<Self> {
         let json = py.import("json")?;
         let strict = PyDict::new(py);
         strict.set_item("allow_nan", false)?;
@@ -50,7 +51,7 @@ impl Json {
 
 /// The path argument: a `str`, `bytes` or an `os.PathLike` of either (any name the OS accepts,
 /// non-UTF-8 names included: a `str` from `os.fsdecode` carries them as surrogate escapes).
-fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+pub(crate) fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let wrong = || {
         PyTypeError::new_err(format!(
             "path must be a str, bytes or os.PathLike, got {}",
@@ -100,7 +101,7 @@ fn bytes_path(bytes: &[u8]) -> PathBuf {
 /// Whether a Python exception from serialising or restoring an attribute is that attribute's
 /// own failure (skip or report it) rather than one that must stop the operation as it came:
 /// interrupts and exits are not `Exception`s, and a `MemoryError` is the process's problem.
-fn attribute_failure(py: Python<'_>, e: &PyErr) -> bool {
+pub(crate) fn attribute_failure(py: Python<'_>, e: &PyErr) -> bool {
     e.is_instance_of::<PyException>(py) && !e.is_instance_of::<PyMemoryError>(py)
 }
 
@@ -143,7 +144,7 @@ pub fn save_state(
 }
 
 /// The JSON-serialisable attributes of a position object; names of the others as skipped.
-fn extra_of(py: Python<'_>, json: &Json, handle: &Handle) -> PyResult<SavedExtra> {
+pub(crate) fn extra_of(py: Python<'_>, json: &Json, handle: &Handle) -> PyResult<SavedExtra> {
     let object = handle.bind(py);
     let attributes = object.getattr(pyo3::intern!(py, "__dict__"))?;
     let attributes = attributes.cast::<PyDict>()?;

@@ -77,7 +77,7 @@ def test_every_option_is_documented_in_the_readme_and_the_reference() -> None:
         assert f"`{name}`" in README, f"README's option table lacks {name}"
         assert f"    {name}=" in signature_block, f"configuration.md's signature lacks {name}"
         assert re.search(rf"^\| [^|]*`{name}`", configuration, re.M), f"no row for {name}"
-    assert "ticker_retry_delays" in options() and options()[-1] == "position_mode"
+    assert "ticker_retry_delays" in options() and options()[-1] == "journal_sync"
 
 
 def test_event_kinds_are_the_cores() -> None:

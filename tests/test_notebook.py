@@ -56,8 +56,9 @@ def test_the_notebook_executes_and_shows_the_views() -> None:
     ]
     assert all({"symbol", "last_price", "pnl", "age"} <= set(r) for r in records)
     html_frames = [s for s in shown if isinstance(s, str) and "<table" in s and "dataframe" in s]
-    assert len(html_frames) == 2  # to_pandas() and the events frame
+    assert len(html_frames) == 3  # to_pandas(), the events frame, the journal's closed positions
     assert "closed_externally" in html_frames[1]
+    assert "closed_externally" in html_frames[2] and "removed" in html_frames[2]
     assert any(
         isinstance(s, str) and s.startswith('<div class="pmrs">') and "Position " in s
         for s in shown

@@ -114,7 +114,7 @@ def test_the_signature_and_help_name_every_option() -> None:
     import inspect
 
     names = list(inspect.signature(PositionManager).parameters)
-    assert names[-2:] == ["clock", "position_mode"]
+    assert names[-5:] == ["clock", "position_mode", "journal", "account", "journal_sync"]
     doc = PositionManager.__doc__ or ""
     for name in names:
         assert f"{name}=" in doc or name == "client", f"help(PositionManager) omits {name}"

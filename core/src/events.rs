@@ -35,7 +35,7 @@ pub enum EventKind {
     Added,
     /// Taken out of the book from Python (`del`, `pop`, `clear`, replacement).
     Untracked,
-    /// Put into the book from a state file (`load_state`).
+    /// Put into the book from a state file (`load_state`) or the journal at start.
     Loaded,
     /// A close the client reported is contradicted by a later list that still shows the very
     /// position: it is tracked again (same object) and its exit rules run again.
@@ -50,6 +50,9 @@ pub enum EventKind {
     /// A one-way manager saw a symbol listed with a long and a short leg (an account in hedge
     /// mode): neither leg is tracked on its own (use `position_mode="hedge"`).
     TwoLegs,
+    /// The journal could not write an event or the book's state: it is kept in memory and
+    /// written with the next write that succeeds.
+    JournalFailed,
 }
 
 impl EventKind {
@@ -72,6 +75,7 @@ impl EventKind {
             EventKind::OutcomeUnknown => "outcome_unknown",
             EventKind::OutcomeResolved => "outcome_resolved",
             EventKind::TwoLegs => "two_legs",
+            EventKind::JournalFailed => "journal_failed",
         }
     }
 }
@@ -202,6 +206,27 @@ impl EventLog {
             inner.events.push_back(event.clone());
         }
         event
+    }
+
+    /// Puts back a history read from the journal (oldest first; the newest `capacity` are kept)
+    /// and numbers the events recorded from now on from `next_seq` (never below the next
+    /// number it would have used).
+    pub fn restore(&self, events: Vec<Event>, next_seq: u64) {
+        let mut inner = self.inner.lock();
+        let capacity = inner.capacity;
+        let skip = events.len().saturating_sub(capacity);
+        let mut kept: VecDeque<Event> = events.into_iter().skip(skip).collect();
+        kept.extend(inner.events.drain(..));
+        while kept.len() > capacity {
+            kept.pop_front();
+        }
+        inner.events = kept;
+        inner.next_seq = inner.next_seq.max(next_seq);
+    }
+
+    /// The number the next recorded event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.lock().next_seq
     }
 
     /// All kept events, oldest first.

@@ -15,6 +15,7 @@
 //! - [`book`]: one state per position key (opening, tracked, tombstoned, closed awaiting
 //!   confirmation) under one lock;
 //! - [`events`]: the bounded history of everything that changed the book;
+//! - [`journal_hook`]: what a durable journal of the events and the book implements;
 //! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
 //! - [`persist`]: the versioned JSON state file, written atomically (`save_state`/`load_state`);
 //! - [`symbol_map`]: maps keyed by symbol;
@@ -27,6 +28,7 @@ pub mod events;
 pub mod exchange;
 pub mod exits;
 pub mod format;
+pub mod journal_hook;
 pub mod key;
 pub mod levels;
 pub mod manager;

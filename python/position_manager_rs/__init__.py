@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 
 from ._core import (
     AdvancedExitStrategy,
+    JournalError,
     ManagerConfig,
     ManualClock,
     Position,
@@ -29,6 +30,7 @@ from ._core import (
 )
 from .aio import MANAGER_METHODS as _ASYNC_METHODS
 from .ccxt_client import CcxtClient
+from .journal import Journal
 from .paper import PaperExchange, PaperExchangeError
 from .protocols import DuplicateClientOrderId, ExchangeClient, TradingClient
 
@@ -45,6 +47,8 @@ __all__ = [
     "CcxtClient",
     "DuplicateClientOrderId",
     "ExchangeClient",
+    "Journal",
+    "JournalError",
     "ManagerConfig",
     "ManualClock",
     "PaperExchange",

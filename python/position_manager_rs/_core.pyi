@@ -17,6 +17,7 @@ _EventCallback = TypeVar("_EventCallback", bound=Callable[[Any], object])
 __version__: str
 __all__ = [
     "AdvancedExitStrategy",
+    "JournalError",
     "ManagerConfig",
     "ManualClock",
     "Position",
@@ -26,6 +27,7 @@ __all__ = [
     "StateFileError",
     "UpdateIterator",
     "VolumeProfile",
+    "_JournalReader",
     "__version__",
     "_advance_clock",
     "_clock_is_frozen",
@@ -111,6 +113,37 @@ class Position:
     def plot(self, ax: Any = None) -> Any: ...
     def _repr_html_(self) -> str: ...
 
+class JournalError(OSError):
+    """A journal that cannot be opened, created, migrated or read."""
+
+@final
+class _JournalReader:
+    def __new__(cls, url: str | PathLike[str] | PathLike[bytes] | bytes) -> _JournalReader: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    def close(self) -> None: ...
+    def accounts(self) -> list[dict[str, Any]]: ...
+    def events(
+        self,
+        account: str | None = None,
+        symbol: str | None = None,
+        kinds: list[str] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def closed_positions(
+        self,
+        account: str | None = None,
+        symbol: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def open_positions(self, account: str | None = None) -> list[dict[str, Any]]: ...
+
 class StateFileError(ValueError):
     """A state file that cannot be loaded, or a state that cannot be saved."""
 
@@ -173,7 +206,14 @@ class PositionManager:
         tombstone_ttl_seconds: float | None = 86400.0,
         clock: ManualClock | None = None,
         position_mode: Literal["oneway", "hedge"] = "oneway",
+        journal: str | PathLike[str] | PathLike[bytes] | bytes | None = None,
+        account: str | None = None,
+        journal_sync: Literal["full", "normal", "off"] | None = None,
     ) -> PositionManager: ...
+    @property
+    def journal_status(self) -> dict[str, Any] | None: ...
+    def journal_position(self, symbol: str) -> bool: ...
+    def journal_checkpoint(self) -> bool: ...
     @property
     def advanced_exit_strategy(self) -> Any: ...
     @advanced_exit_strategy.setter

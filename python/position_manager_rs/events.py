@@ -48,6 +48,7 @@ EventKind = Literal[
     "outcome_unknown",
     "outcome_resolved",
     "two_legs",
+    "journal_failed",
 ]
 
 #: The reasons the manager itself gives. A close, partial close or target change carries the
@@ -84,6 +85,7 @@ EventReason = Literal[
     "cleared",
     # loaded
     "state_file",
+    "journal",
 ]
 
 

@@ -44,6 +44,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventKind, EventLog, Evidence};
 use crate::exchange::Exchange;
+use crate::journal_hook::EventJournal;
 use crate::key::{Key, Side};
 use crate::reconcile::{Mode, Policy};
 
@@ -83,6 +84,8 @@ pub struct Manager<H> {
     event_sink: parking_lot::RwLock<Option<EventSink>>,
     /// Makes a unique client order id per order (for clients that take them).
     ids: ids::ClientIds,
+    /// Writes every event and the book's state to a database (`journal=`), if set.
+    journal: parking_lot::RwLock<Option<Arc<dyn EventJournal>>>,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -110,6 +113,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             event_sink: parking_lot::RwLock::new(None),
             exit_rules: exit_rules::ExitRules::default(),
             ids: ids::ClientIds::new(),
+            journal: parking_lot::RwLock::new(None),
         })
     }
 
@@ -311,11 +315,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
             evidence,
             order_id.map(str::to_owned),
         );
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            journal.record(&event, position);
+        }
         let sink = self.event_sink.read().clone();
         if let Some(sink) = sink {
             sink(&event);
         }
         event
+    }
+
+    /// Sets (or clears) the journal told about every event (before the event sink) and asked
+    /// to write the book's state at the end of every update cycle.
+    pub fn set_journal(&self, journal: Option<Arc<dyn EventJournal>>) {
+        let old = std::mem::replace(&mut *self.journal.write(), journal);
+        drop(old);
+    }
+
+    /// Asks the journal, if any, to write the positions whose state changed since it last
+    /// wrote them (the end of every update cycle does).
+    pub fn journal_checkpoint(&self) {
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            journal.checkpoint();
+        }
     }
 
     /// Sets (or clears) the callback told about every event as it is recorded.

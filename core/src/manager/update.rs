@@ -118,6 +118,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
             }
             cycle.stage = Stage::Done;
+            self.journal_checkpoint();
         }
         Ok(None)
     }

@@ -1,0 +1,21 @@
+//! The hook a durable journal implements (the `position-manager-journal` crate does, for
+//! SQLite and PostgreSQL): the manager tells it about every event right after the event is
+//! stored in memory, and asks it to write the book's state at the end of every update cycle.
+//!
+//! Both calls are made with no lock held, on the thread that made the change, before the
+//! operation that made it returns; an implementation that cannot write reports the failure
+//! itself (a log record and a `journal_failed` event) and never panics or blocks the manager
+//! beyond its own write.
+
+use crate::book::SharedPosition;
+use crate::events::Event;
+
+/// A durable journal of a manager's events and book (see the module documentation).
+pub trait EventJournal: Send + Sync {
+    /// Writes `event`, just recorded for `position` (the book's shared state of it), and the
+    /// book's resulting state for that key.
+    fn record(&self, event: &Event, position: &SharedPosition);
+
+    /// Writes the tracked positions whose state changed since they were last written.
+    fn checkpoint(&self);
+}

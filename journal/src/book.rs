@@ -1,0 +1,412 @@
+//! [`BookJournal`]: a manager's [`EventJournal`] over a [`Writer`].
+//!
+//! - **An event** ([`EventJournal::record`], called by the manager right after it stored the
+//!   event, no lock held, on the thread that made the change): the event's row, and the row of
+//!   its key in the book as the book is *at the moment of writing* — the position's current
+//!   state if the book still holds it, a deletion if the key is gone — plus its tombstone for a
+//!   `removed` event, all in one transaction. The membership check and the write happen under
+//!   the writer's lock, so the last write for a key always reflects the book after its last
+//!   change. The bot's attributes are read first (the caller's `extra` callback, with no lock
+//!   held) from the position's handle: the book's, or, once it left the book (a close), the
+//!   last handle seen for it, so attributes set after `open_position` returned reach the
+//!   journal with the close at the latest.
+//! - **A checkpoint** ([`EventJournal::checkpoint`], the end of every update cycle): the tracked
+//!   positions whose state or attributes changed since last written (moved stops, new highs,
+//!   new attributes), in one transaction.
+//! - **A failure** is logged on the manager's main logger and recorded as one `journal_failed`
+//!   event per outage (the event is journaled too once writes succeed again); what failed stays
+//!   queued in the writer and is written first by the next write that succeeds. Nothing stops:
+//!   the manager's call returns as usual.
+//! - **Start** ([`BookJournal::start`]): the account's history, tombstones and book are put
+//!   into an empty manager, each position recorded as a `loaded` event (reason `journal`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use log::Level;
+use parking_lot::Mutex;
+
+use position_manager_core::book::{share, SharedPosition};
+use position_manager_core::error::{CoreError, CoreResult};
+use position_manager_core::events::{Event, EventKind};
+use position_manager_core::journal_hook::EventJournal;
+use position_manager_core::manager::{Channel, Manager};
+use position_manager_core::persist::Extra;
+use position_manager_core::position::PositionState;
+
+use crate::store::{Batch, EventWrite, PositionWrite, Restored, RowOp, TombWrite};
+use crate::writer::{row_hash, Writer, Written};
+use crate::JournalError;
+
+/// The reason on the `loaded` events of positions restored from the journal.
+pub const JOURNAL_REASON: &str = "journal";
+
+/// Reads a handle's attributes (the binding: the Python object's JSON-serialisable
+/// `__dict__`); `None` when they cannot be read now. Called with no lock held.
+pub type ExtraFn<H> = Arc<dyn Fn(&H) -> Option<Extra> + Send + Sync>;
+
+/// The journal hook of one manager (see the module docs).
+pub struct BookJournal<H> {
+    manager: Weak<Manager<H>>,
+    writer: Mutex<Writer>,
+    extra: ExtraFn<H>,
+    /// The last handle seen per key, to read the attributes of a position that left the book.
+    handles: Mutex<HashMap<String, H>>,
+    /// Whether the last write failed (one `journal_failed` event per outage).
+    failing: AtomicBool,
+}
+
+fn attributes_json(extra: Option<Extra>) -> Option<String> {
+    extra.and_then(|e| serde_json::to_string(&e).ok())
+}
+
+impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
+    /// Puts what `restored` holds into `manager` (which must be empty) and makes the journal
+    /// its hook: the history first, then the tombstones, then the positions in book order, each
+    /// a `loaded` event (journaled). `make(state, extra, position)` makes the handle of each
+    /// restored position (called with no lock held). Returns the journal; an error from `make`
+    /// leaves the manager without a journal and with an empty book.
+    pub fn start(
+        manager: &Arc<Manager<H>>,
+        writer: Writer,
+        restored: Restored,
+        extra: ExtraFn<H>,
+        mut make: impl FnMut(&str, &Extra, &SharedPosition) -> CoreResult<H>,
+    ) -> CoreResult<Arc<BookJournal<H>>> {
+        if !manager.book().is_empty() {
+            return Err(CoreError::Value(
+                "a journal can only be attached to an empty manager".to_owned(),
+            ));
+        }
+        let Restored {
+            last_seq,
+            positions,
+            tombstones,
+            events,
+            unreadable,
+            ..
+        } = restored;
+        // Tombstones beyond the manager's limit or age are dropped from the journal too.
+        let config = manager.config();
+        let now = manager.now();
+        let keep_from = tombstones.len().saturating_sub(config.tombstone_limit);
+        let mut cleanup = Batch::default();
+        let mut buried = Vec::new();
+        for (i, t) in tombstones.into_iter().enumerate() {
+            let expired = now.seconds_since(t.removed_at) > config.tombstone_ttl_seconds;
+            if i < keep_from || expired {
+                cleanup.tombstones.insert(t.symbol, RowOp::Delete);
+            } else {
+                buried.push(t);
+            }
+        }
+        let mut staged_tombs = Vec::with_capacity(buried.len());
+        for t in buried {
+            let position = share(t.state);
+            let handle = make(&t.symbol, &t.extra, &position)?;
+            staged_tombs.push((t.symbol, position, handle, t.removed_at));
+        }
+        let mut staged = Vec::with_capacity(positions.len());
+        for p in positions {
+            let position = share(p.state);
+            let handle = make(&p.symbol, &p.extra, &position)?;
+            staged.push((p.symbol, position, handle));
+        }
+        let journal = Arc::new(BookJournal {
+            manager: Arc::downgrade(manager),
+            writer: Mutex::new(writer),
+            extra,
+            handles: Mutex::new(HashMap::new()),
+            failing: AtomicBool::new(false),
+        });
+        manager.events().restore(events, last_seq.saturating_add(1));
+        manager.set_journal(Some(journal.clone()));
+        if !unreadable.is_empty() {
+            manager.config().loggers.emit(
+                manager.level_gates(),
+                Channel::Main,
+                Level::Error,
+                || {
+                    format!(
+                        "Journal: {} row(s) could not be read back and were left in the journal: {}",
+                        unreadable.len(),
+                        unreadable.join("; ")
+                    )
+                },
+            );
+        }
+        if !cleanup.is_empty() {
+            let result = journal.writer.lock().write(cleanup, now.0);
+            if let Err(e) = result {
+                journal.log(manager, Level::Warn, || {
+                    format!("Journal: could not drop expired tombstones: {e}")
+                });
+            }
+        }
+        for (symbol, position, handle, removed_at) in staged_tombs {
+            let displaced = manager
+                .book()
+                .insert(&symbol, position.clone(), handle.clone());
+            drop(displaced);
+            let buried = manager.book().bury(&symbol, &position, removed_at);
+            drop(buried);
+        }
+        let mut loaded = Vec::with_capacity(staged.len());
+        for (symbol, position, handle) in staged {
+            let displaced = manager.book().insert(&symbol, position.clone(), handle);
+            drop(displaced);
+            loaded.push((symbol, position));
+        }
+        for (symbol, position) in &loaded {
+            manager.record(symbol, position, EventKind::Loaded, JOURNAL_REASON, None);
+        }
+        let count = loaded.len();
+        let account = journal.writer.lock().account().to_owned();
+        journal.log(manager, Level::Info, || {
+            format!(
+                "Journal: restored {count} positions and {} events of account {account:?}",
+                manager.events().len()
+            )
+        });
+        Ok(journal)
+    }
+
+    fn log(&self, manager: &Manager<H>, level: Level, message: impl FnOnce() -> String) {
+        manager
+            .config()
+            .loggers
+            .emit(manager.level_gates(), Channel::Main, level, message);
+    }
+
+    /// Writes what is queued (after failures) and nothing else; `Ok(true)` when the queue is
+    /// empty afterwards.
+    pub fn flush(&self) -> Result<bool, JournalError> {
+        let Some(manager) = self.manager.upgrade() else {
+            return Ok(false);
+        };
+        let result = self.writer.lock().write(Batch::default(), manager.now().0);
+        let ok = result.is_ok();
+        if let Some((symbol, position, _)) = manager.book().entries().into_iter().next() {
+            self.report(&manager, result.clone(), symbol.as_str(), &position, false);
+        } else if ok {
+            self.failing.store(false, Ordering::Relaxed);
+        }
+        result.map(|_| true)
+    }
+
+    /// How many events wait for the database.
+    pub fn queued_events(&self) -> usize {
+        self.writer.lock().queued_events()
+    }
+
+    /// Writes the bot's attributes and the current state of the tracked position `symbol` now
+    /// (without waiting for its next event or the end of the cycle). False when not tracked.
+    pub fn write_position(&self, symbol: &str) -> Result<bool, JournalError> {
+        let Some(manager) = self.manager.upgrade() else {
+            return Ok(false);
+        };
+        // In hedge mode a plain symbol names its one tracked leg, as in the manager's calls.
+        let Ok(key) = manager.resolve_key(symbol) else {
+            return Ok(false);
+        };
+        let symbol = key.as_str();
+        let Some((position, handle)) = manager.book().get(symbol) else {
+            return Ok(false);
+        };
+        let attributes = attributes_json((self.extra)(&handle));
+        let state = position.lock().snapshot();
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            if manager.book().holds(symbol, &position) {
+                let seq = manager.events().next_seq().saturating_sub(1);
+                batch.positions.insert(
+                    symbol.to_owned(),
+                    RowOp::Upsert(PositionWrite::new(
+                        state,
+                        attributes,
+                        i64::try_from(seq).unwrap_or(i64::MAX),
+                    )),
+                );
+            }
+            writer.write(batch, manager.now().0)
+        };
+        drop(handle);
+        self.report(&manager, result.clone(), symbol, &position, false);
+        result.map(|_| true)
+    }
+
+    fn report(
+        &self,
+        manager: &Manager<H>,
+        result: Result<Written, JournalError>,
+        symbol: &str,
+        position: &SharedPosition,
+        is_failure_event: bool,
+    ) {
+        match result {
+            Ok(Written::Done { recovered: true }) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    self.log(manager, Level::Warn, || {
+                        "Journal writes resumed: every queued event is written".to_owned()
+                    });
+                }
+            }
+            Ok(_) => {
+                self.failing.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let queued = self.writer.lock().queued_events();
+                let first = !self.failing.swap(true, Ordering::Relaxed);
+                if first {
+                    self.log(manager, Level::Error, || {
+                        format!(
+                            "Journal write failed ({queued} event(s) queued in memory, retried \
+                             with the next write): {e}"
+                        )
+                    });
+                    if !is_failure_event {
+                        manager.record(
+                            symbol,
+                            position,
+                            EventKind::JournalFailed,
+                            &e.to_string(),
+                            None,
+                        );
+                    }
+                } else {
+                    self.log(manager, Level::Warn, || {
+                        format!("Journal write failed again ({queued} event(s) queued): {e}")
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
+    fn record(&self, event: &Event, position: &SharedPosition) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let key = event.symbol.as_str();
+        let in_book = manager
+            .book()
+            .get(key)
+            .filter(|(p, _)| Arc::ptr_eq(p, position))
+            .map(|(_, h)| h);
+        let handle = match &in_book {
+            Some(h) => Some(h.clone()),
+            None => self.handles.lock().get(key).cloned(),
+        };
+        let attributes = attributes_json(handle.as_ref().and_then(|h| (self.extra)(h)));
+        let state = position.lock().snapshot();
+        let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
+        let mut batch = Batch::default();
+        batch.events.push(EventWrite::new(
+            event,
+            attributes.clone(),
+            event.order_id.clone(),
+        ));
+        match event.kind {
+            EventKind::Removed => {
+                batch.tombstones.insert(
+                    key.to_owned(),
+                    RowOp::Upsert(TombWrite {
+                        removed_seq: seq,
+                        removed_at_us: event.time.0,
+                        state_json: serde_json::to_string(&event.position).unwrap_or_default(),
+                        attributes: attributes.clone(),
+                    }),
+                );
+            }
+            EventKind::Restored
+            | EventKind::Opened
+            | EventKind::Imported
+            | EventKind::Added
+            | EventKind::Loaded => {
+                batch.tombstones.insert(key.to_owned(), RowOp::Delete);
+            }
+            _ => {}
+        }
+        let (result, present, absent) = {
+            let mut writer = self.writer.lock();
+            let present = manager.book().holds(key, position);
+            let absent = !present && !manager.book().contains(key);
+            if present {
+                batch.positions.insert(
+                    key.to_owned(),
+                    RowOp::Upsert(PositionWrite::new(state, attributes, seq)),
+                );
+            } else if absent {
+                batch.positions.insert(key.to_owned(), RowOp::Delete);
+            }
+            (writer.write(batch, event.time.0), present, absent)
+        };
+        let old = {
+            let mut handles = self.handles.lock();
+            if present {
+                in_book.and_then(|h| handles.insert(key.to_owned(), h))
+            } else if absent {
+                handles.remove(key)
+            } else {
+                None
+            }
+        };
+        drop(old);
+        drop(handle);
+        self.report(
+            &manager,
+            result,
+            key,
+            position,
+            event.kind == EventKind::JournalFailed,
+        );
+    }
+
+    fn checkpoint(&self) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let entries = manager.book().entries();
+        let mut rows: Vec<(String, SharedPosition, PositionState, Option<String>)> =
+            Vec::with_capacity(entries.len());
+        for (symbol, position, handle) in &entries {
+            let attributes = attributes_json((self.extra)(handle));
+            let state = position.lock().snapshot();
+            rows.push((symbol.to_string(), position.clone(), state, attributes));
+        }
+        let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            for (symbol, position, state, attributes) in &rows {
+                if !manager.book().holds(symbol, position) {
+                    continue;
+                }
+                let write = PositionWrite::new(state.clone(), attributes.clone(), seq);
+                if writer.unchanged(symbol, row_hash(&write.state_json, attributes.as_deref())) {
+                    continue;
+                }
+                batch.positions.insert(symbol.clone(), RowOp::Upsert(write));
+            }
+            writer.write(batch, manager.now().0)
+        };
+        {
+            let mut handles = self.handles.lock();
+            let mut old = Vec::new();
+            for (symbol, _, handle) in &entries {
+                old.push(handles.insert(symbol.to_string(), handle.clone()));
+            }
+            drop(handles);
+            drop(old);
+        }
+        drop(entries);
+        if let Some((symbol, position, _, _)) = rows.first() {
+            self.report(&manager, result, symbol, position, false);
+        } else if result.is_ok() {
+            self.failing.store(false, Ordering::Relaxed);
+        }
+    }
+}

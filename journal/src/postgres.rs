@@ -1,0 +1,181 @@
+//! PostgreSQL through the synchronous `postgres` client (no TLS: a loopback server, a Unix
+//! socket or a trusted network). `synchronous_commit` follows the [`SyncMode`]; a broken
+//! connection is reported as such and re-opened by the writer before its next write.
+
+use std::collections::HashMap;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+
+use crate::sql::{Dialect, Sql, Val};
+use crate::target::redact;
+use crate::{JournalError, JournalResult, SyncMode};
+
+/// A PostgreSQL connection.
+pub struct Postgres {
+    client: Client,
+    url: String,
+    read_only: bool,
+    /// Prepared statements by text: a statement costs one round trip, not two.
+    statements: HashMap<String, Statement>,
+}
+
+/// Statements kept prepared at most (the journal uses a few dozen).
+const MAX_STATEMENTS: usize = 256;
+
+fn err(e: postgres::Error) -> JournalError {
+    // The server's own message (SQLSTATE and text) when there is one.
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    JournalError::Database(format!("PostgreSQL: {text}"))
+}
+
+impl Postgres {
+    /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only.
+    pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            JournalError::Config(format!("journal is not a valid PostgreSQL URL ({e})"))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("position-manager-rs");
+        }
+        let mut client = config.connect(NoTls).map_err(|e| {
+            JournalError::Database(format!(
+                "cannot connect to the journal {}: {}",
+                redact(url),
+                err(e)
+            ))
+        })?;
+        let commit = match sync {
+            SyncMode::Full => "on",
+            SyncMode::Normal | SyncMode::Off => "off",
+        };
+        let mut settings =
+            format!("SET synchronous_commit = {commit}; SET client_min_messages = warning;");
+        if read_only {
+            settings.push_str(" SET default_transaction_read_only = on;");
+        }
+        client.batch_execute(&settings).map_err(err)?;
+        Ok(Postgres {
+            client,
+            url: url.to_owned(),
+            read_only,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn statement(&mut self, sql: &str) -> JournalResult<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(err)?;
+        if self.statements.len() >= MAX_STATEMENTS {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// The URL it was connected with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+fn params_of(params: &[Val]) -> Vec<Box<dyn ToSql + Sync + '_>> {
+    params
+        .iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                Val::Int(i) => Box::new(*i),
+                Val::Real(r) => Box::new(*r),
+                Val::Text(t) => Box::new(t.as_deref()),
+            }
+        })
+        .collect()
+}
+
+impl Sql for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn batch(&mut self, sql: &str) -> JournalResult<()> {
+        self.client.batch_execute(sql).map_err(err)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Val]) -> JournalResult<u64> {
+        let sql = Dialect::Postgres.placeholders(sql);
+        let boxed = params_of(params);
+        let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
+        let statement = self.statement(&sql)?;
+        self.client.execute(&statement, &refs).map_err(err)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
+        let sql = Dialect::Postgres.placeholders(sql);
+        let boxed = params_of(params);
+        let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
+        let statement = self.statement(&sql)?;
+        let rows = self.client.query(&statement, &refs).map_err(err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut values = Vec::with_capacity(row.len());
+            for (i, column) in row.columns().iter().enumerate() {
+                let ty = column.type_();
+                let v = if *ty == Type::INT8 {
+                    Val::Int(row.try_get::<_, Option<i64>>(i).map_err(err)?)
+                } else if *ty == Type::INT4 {
+                    Val::Int(
+                        row.try_get::<_, Option<i32>>(i)
+                            .map_err(err)?
+                            .map(i64::from),
+                    )
+                } else if *ty == Type::INT2 {
+                    Val::Int(
+                        row.try_get::<_, Option<i16>>(i)
+                            .map_err(err)?
+                            .map(i64::from),
+                    )
+                } else if *ty == Type::FLOAT8 {
+                    Val::Real(row.try_get::<_, Option<f64>>(i).map_err(err)?)
+                } else if *ty == Type::FLOAT4 {
+                    Val::Real(
+                        row.try_get::<_, Option<f32>>(i)
+                            .map_err(err)?
+                            .map(f64::from),
+                    )
+                } else if *ty == Type::BOOL {
+                    Val::Int(
+                        row.try_get::<_, Option<bool>>(i)
+                            .map_err(err)?
+                            .map(i64::from),
+                    )
+                } else {
+                    // Text, or a type the journal never reads (then NULL).
+                    Val::Text(row.try_get::<_, Option<String>>(i).ok().flatten())
+                };
+                values.push(v);
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self, write: bool) -> JournalResult<()> {
+        if write || !self.read_only {
+            self.batch("BEGIN")
+        } else {
+            self.batch("BEGIN READ ONLY")
+        }
+    }
+
+    fn is_broken(&self) -> bool {
+        self.client.is_closed()
+    }
+}

@@ -1,0 +1,275 @@
+//! Read-only queries for dashboards and notebooks, across accounts: accounts, events (by
+//! account, symbol, kind, time range), open positions, closed positions with their P/L and
+//! reasons.
+//!
+//! SQLite files are opened read-only; PostgreSQL sessions are read-only
+//! (`default_transaction_read_only`). A reader never migrates: a database without journal
+//! tables, or with a newer schema than this build knows, is an error.
+
+use crate::postgres::Postgres;
+use crate::schema;
+use crate::sql::{Sql, Val};
+use crate::sqlite::Sqlite;
+use crate::{JournalError, JournalResult, SyncMode, Target};
+
+/// The event kinds that end a position: closed by the manager, removed as closed outside it.
+pub const CLOSING_KINDS: &[&str] = &["closed", "removed"];
+
+/// Which events to read. Empty fields select everything.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    /// Only this account.
+    pub account: Option<String>,
+    /// Only this symbol (a hedge-mode key `SYMBOL@leg` matches its symbol too).
+    pub symbol: Option<String>,
+    /// Only these kinds.
+    pub kinds: Vec<String>,
+    /// Only at or after this time (naive local microseconds).
+    pub since_us: Option<i64>,
+    /// Only before this time.
+    pub until_us: Option<i64>,
+    /// At most this many: the newest ones (still returned oldest first).
+    pub limit: Option<i64>,
+}
+
+/// One event row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// Its account.
+    pub account: String,
+    /// Its number in the account.
+    pub seq: i64,
+    /// When (naive local microseconds).
+    pub time_us: i64,
+    /// Book key.
+    pub symbol: String,
+    /// Kind.
+    pub kind: String,
+    /// Reason.
+    pub reason: String,
+    /// P/L.
+    pub pnl: Option<f64>,
+    /// The whole event as JSON (the core's `Event`).
+    pub event: String,
+    /// The bot's attributes then (a JSON object), when known.
+    pub attributes: Option<String>,
+}
+
+/// One tracked position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionRecord {
+    /// Its account.
+    pub account: String,
+    /// Book key.
+    pub symbol: String,
+    /// Its fields as JSON (the core's `PositionState`).
+    pub state: String,
+    /// The bot's attributes (a JSON object), when known.
+    pub attributes: Option<String>,
+    /// The last event number written with it.
+    pub updated_seq: i64,
+    /// When it was last written (ISO text).
+    pub updated_at: String,
+}
+
+/// One account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountRecord {
+    /// Its name.
+    pub account: String,
+    /// The highest event number written.
+    pub last_seq: i64,
+    /// The manager that writes it (version, process, host).
+    pub writer: String,
+    /// When it was first written.
+    pub created_at: String,
+    /// When it was last written.
+    pub updated_at: String,
+    /// How many positions it tracks.
+    pub open_positions: i64,
+}
+
+/// A read-only connection to a journal.
+pub struct Reader {
+    db: Box<dyn Sql>,
+    target: Target,
+    version: i64,
+}
+
+fn text(v: Option<&Val>) -> String {
+    v.and_then(Val::as_text).unwrap_or("").to_owned()
+}
+
+impl Reader {
+    /// Opens the journal at `spec` (a path, `sqlite:///path` or `postgresql://...`).
+    pub fn open(spec: &str) -> JournalResult<Reader> {
+        Reader::open_target(Target::parse(spec)?)
+    }
+
+    /// Opens the journal at `target`.
+    pub fn open_target(target: Target) -> JournalResult<Reader> {
+        let mut db: Box<dyn Sql> = match &target {
+            Target::Sqlite(path) => Box::new(Sqlite::open_read_only(path)?),
+            Target::Postgres(url) => Box::new(Postgres::connect(url, SyncMode::Full, true)?),
+        };
+        let version = schema::version(db.as_mut())?;
+        if version == 0 {
+            return Err(JournalError::Database(format!(
+                "{} is not a position-manager-rs journal (it has no pmrs_migrations table)",
+                target.display()
+            )));
+        }
+        schema::check_not_newer(version)?;
+        Ok(Reader {
+            db,
+            target,
+            version,
+        })
+    }
+
+    /// The database, for messages (no password).
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> i64 {
+        self.version
+    }
+
+    /// Every account, by name.
+    pub fn accounts(&mut self) -> JournalResult<Vec<AccountRecord>> {
+        let rows = self.db.query(
+            "SELECT a.account, a.last_seq, a.writer, a.created_at, a.updated_at, \
+             (SELECT COUNT(*) FROM pmrs_positions p WHERE p.account = a.account) \
+             FROM pmrs_accounts a ORDER BY a.account",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccountRecord {
+                account: text(r.first()),
+                last_seq: r.get(1).and_then(Val::as_int).unwrap_or(0),
+                writer: text(r.get(2)),
+                created_at: text(r.get(3)),
+                updated_at: text(r.get(4)),
+                open_positions: r.get(5).and_then(Val::as_int).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// The events `filter` selects, oldest first (by time, then account and number).
+    pub fn events(&mut self, filter: &EventFilter) -> JournalResult<Vec<EventRecord>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut params: Vec<Val> = Vec::new();
+        let param = |v: Val, params: &mut Vec<Val>| {
+            params.push(v);
+            format!("?{}", params.len())
+        };
+        if let Some(a) = &filter.account {
+            let p = param(Val::text(a.as_str()), &mut params);
+            clauses.push(format!("account = {p}"));
+        }
+        if let Some(s) = &filter.symbol {
+            let exact = param(Val::text(s.as_str()), &mut params);
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let leg = param(Val::text(format!("{escaped}@%")), &mut params);
+            clauses.push(format!(
+                "(symbol = {exact} OR symbol LIKE {leg} ESCAPE '\\')"
+            ));
+        }
+        if !filter.kinds.is_empty() {
+            let list: Vec<String> = filter
+                .kinds
+                .iter()
+                .map(|k| param(Val::text(k.as_str()), &mut params))
+                .collect();
+            clauses.push(format!("kind IN ({})", list.join(", ")));
+        }
+        if let Some(t) = filter.since_us {
+            let p = param(Val::int(t), &mut params);
+            clauses.push(format!("time_us >= {p}"));
+        }
+        if let Some(t) = filter.until_us {
+            let p = param(Val::int(t), &mut params);
+            clauses.push(format!("time_us < {p}"));
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let columns = "account, seq, time_us, symbol, kind, reason, pnl, event, attributes";
+        let sql = match filter.limit {
+            Some(limit) => {
+                let p = param(Val::int(limit.max(0)), &mut params);
+                format!(
+                    "SELECT {columns} FROM (SELECT {columns} FROM pmrs_events {filter_sql} \
+                     ORDER BY time_us DESC, account DESC, seq DESC LIMIT {p}) newest \
+                     ORDER BY time_us, account, seq"
+                )
+            }
+            None => format!(
+                "SELECT {columns} FROM pmrs_events {filter_sql} ORDER BY time_us, account, seq"
+            ),
+        };
+        let rows = self.db.query(&sql, &params)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EventRecord {
+                account: text(r.first()),
+                seq: r.get(1).and_then(Val::as_int).unwrap_or(0),
+                time_us: r.get(2).and_then(Val::as_int).unwrap_or(0),
+                symbol: text(r.get(3)),
+                kind: text(r.get(4)),
+                reason: text(r.get(5)),
+                pnl: r.get(6).and_then(Val::as_real),
+                event: text(r.get(7)),
+                attributes: r.get(8).and_then(Val::as_text).map(str::to_owned),
+            })
+            .collect())
+    }
+
+    /// The positions that left the book (`closed` by the manager with its P/L, `removed` as
+    /// closed outside it) that `filter` selects (its kinds are ignored), oldest first.
+    pub fn closed_positions(&mut self, filter: &EventFilter) -> JournalResult<Vec<EventRecord>> {
+        let mut f = filter.clone();
+        f.kinds = CLOSING_KINDS.iter().map(|k| (*k).to_owned()).collect();
+        self.events(&f)
+    }
+
+    /// The tracked positions of `account` (all accounts when `None`), by account, then in book
+    /// order.
+    pub fn open_positions(&mut self, account: Option<&str>) -> JournalResult<Vec<PositionRecord>> {
+        let columns = "account, symbol, state, attributes, updated_seq, updated_at";
+        let rows = match account {
+            Some(a) => self.db.query(
+                &format!(
+                    "SELECT {columns} FROM pmrs_positions WHERE account = ?1 \
+                     ORDER BY account, book_order, symbol"
+                ),
+                &[Val::text(a)],
+            )?,
+            None => self.db.query(
+                &format!(
+                    "SELECT {columns} FROM pmrs_positions ORDER BY account, book_order, symbol"
+                ),
+                &[],
+            )?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| PositionRecord {
+                account: text(r.first()),
+                symbol: text(r.get(1)),
+                state: text(r.get(2)),
+                attributes: r.get(3).and_then(Val::as_text).map(str::to_owned),
+                updated_seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
+                updated_at: text(r.get(5)),
+            })
+            .collect())
+    }
+}

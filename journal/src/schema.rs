@@ -1,0 +1,171 @@
+//! The journal's tables, created and upgraded by numbered migrations.
+//!
+//! `pmrs_migrations` lists the migrations applied (version, description, when). A writer
+//! applies the missing ones in order, in one transaction, under a lock (SQLite's write lock;
+//! PostgreSQL's advisory lock [`MIGRATION_LOCK`]) so that managers starting together migrate
+//! once. A journal whose version is newer than [`VERSION`] is refused, never written.
+//!
+//! Version 1 (see docs/journal.md for the columns):
+//! - `pmrs_accounts`: one row per account: the last event number written, the writer's
+//!   fencing epoch and identity;
+//! - `pmrs_events`: every event, `(account, seq)` unique, with query columns and the whole
+//!   event as JSON;
+//! - `pmrs_positions`: the book: one row per tracked position (every field as JSON, the bot's
+//!   attributes as JSON, query columns);
+//! - `pmrs_tombstones`: positions removed as closed outside the manager, restorable.
+
+use crate::sql::{transaction, Dialect, Sql, Val};
+use crate::{iso, JournalError, JournalResult};
+
+/// The newest schema version this build knows (and writes).
+pub const VERSION: i64 = 1;
+
+/// The PostgreSQL advisory lock key held while migrating.
+pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
+
+/// One migration: its version, what it does, and its statements in a dialect.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: fn(Dialect) -> String,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "accounts, events, positions, tombstones",
+    sql: v1,
+}];
+
+fn v1(d: Dialect) -> String {
+    let (int, real) = (d.int(), d.real());
+    format!(
+        "
+CREATE TABLE pmrs_accounts (
+    account      TEXT PRIMARY KEY,
+    last_seq     {int} NOT NULL DEFAULT 0,
+    writer_epoch {int} NOT NULL DEFAULT 0,
+    writer       TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE pmrs_events (
+    account     TEXT NOT NULL,
+    seq         {int} NOT NULL,
+    time_us     {int} NOT NULL,
+    time        TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    pnl         {real},
+    side        TEXT NOT NULL,
+    entry_price {real},
+    amount      {real},
+    leverage    {real},
+    order_id    TEXT,
+    event       TEXT NOT NULL,
+    attributes  TEXT,
+    written_at  TEXT NOT NULL,
+    PRIMARY KEY (account, seq)
+);
+CREATE INDEX pmrs_events_by_symbol ON pmrs_events (account, symbol, seq);
+CREATE INDEX pmrs_events_by_kind ON pmrs_events (account, kind, seq);
+CREATE INDEX pmrs_events_by_time ON pmrs_events (time_us);
+CREATE TABLE pmrs_positions (
+    account       TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    book_order    {int} NOT NULL,
+    side          TEXT NOT NULL,
+    entry_price   {real},
+    amount        {real},
+    leverage      {real},
+    stop_loss     {real},
+    take_profit   {real},
+    entry_time_us {int} NOT NULL,
+    state         TEXT NOT NULL,
+    attributes    TEXT,
+    updated_seq   {int} NOT NULL,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+CREATE TABLE pmrs_tombstones (
+    account       TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    removed_seq   {int} NOT NULL,
+    removed_at_us {int} NOT NULL,
+    state         TEXT NOT NULL,
+    attributes    TEXT,
+    PRIMARY KEY (account, symbol)
+);
+"
+    )
+}
+
+fn create_migrations_table(d: Dialect) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS pmrs_migrations (
+            version     {} PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at  TEXT NOT NULL
+        );",
+        d.int()
+    )
+}
+
+/// The version of the journal's schema (0: no journal tables at all).
+pub fn version(db: &mut dyn Sql) -> JournalResult<i64> {
+    let exists = match db.dialect() {
+        Dialect::Sqlite => db.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pmrs_migrations'",
+            &[],
+        )?,
+        Dialect::Postgres => db.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'pmrs_migrations' \
+             AND table_schema = ANY (current_schemas(false))",
+            &[],
+        )?,
+    };
+    if exists.is_empty() {
+        return Ok(0);
+    }
+    let rows = db.query("SELECT MAX(version) FROM pmrs_migrations", &[])?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Val::as_int)
+        .unwrap_or(0))
+}
+
+/// A schema newer than this build's is an error naming both versions.
+pub fn check_not_newer(found: i64) -> JournalResult<()> {
+    if found > VERSION {
+        return Err(JournalError::Database(format!(
+            "the journal's schema is version {found}, newer than this position-manager-rs \
+             supports (version {VERSION}); upgrade position-manager-rs to use it"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates or upgrades the schema to [`VERSION`]; returns the version it was at before.
+pub fn migrate(db: &mut dyn Sql, now_us: i64) -> JournalResult<i64> {
+    let d = db.dialect();
+    transaction(db, true, |db| {
+        if d == Dialect::Postgres {
+            db.execute(
+                "SELECT pg_advisory_xact_lock(?1)",
+                &[Val::int(MIGRATION_LOCK)],
+            )?;
+        }
+        db.batch(&create_migrations_table(d))?;
+        let found = version(db)?;
+        check_not_newer(found)?;
+        for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+            db.batch(&(m.sql)(d))?;
+            db.execute(
+                "INSERT INTO pmrs_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+                &[Val::int(m.version), Val::text(m.description), Val::text(iso(now_us))],
+            )?;
+        }
+        Ok(found)
+    })
+}

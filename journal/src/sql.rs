@@ -1,0 +1,147 @@
+//! The few SQL operations the journal needs, over SQLite and PostgreSQL alike.
+//!
+//! Statements are written once with `?1`, `?2`, ... placeholders (PostgreSQL gets `$1`, `$2`,
+//! ...) and typed values ([`Val`]), so NULLs carry their column's type as PostgreSQL requires.
+
+use crate::JournalResult;
+
+/// A parameter or a column value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// A 64-bit integer (`INTEGER` / `BIGINT`), or NULL.
+    Int(Option<i64>),
+    /// A float (`REAL` / `DOUBLE PRECISION`), or NULL.
+    Real(Option<f64>),
+    /// Text, or NULL.
+    Text(Option<String>),
+}
+
+impl Val {
+    /// Text.
+    pub fn text(s: impl Into<String>) -> Val {
+        Val::Text(Some(s.into()))
+    }
+
+    /// An integer.
+    pub fn int(i: i64) -> Val {
+        Val::Int(Some(i))
+    }
+
+    /// The value as an integer (NULL, or another type: `None`).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => *i,
+            _ => None,
+        }
+    }
+
+    /// The value as a float (an integer converts).
+    pub fn as_real(&self) -> Option<f64> {
+        match self {
+            Val::Real(r) => *r,
+            Val::Int(Some(i)) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Val::Text(t) => t.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Owned text, or an empty string.
+    pub fn into_text(self) -> String {
+        match self {
+            Val::Text(Some(t)) => t,
+            _ => String::new(),
+        }
+    }
+}
+
+/// The database behind a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Dialect {
+    /// The integer column type.
+    pub fn int(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INTEGER",
+            Dialect::Postgres => "BIGINT",
+        }
+    }
+
+    /// The float column type.
+    pub fn real(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "REAL",
+            Dialect::Postgres => "DOUBLE PRECISION",
+        }
+    }
+
+    /// The two-argument maximum function.
+    pub fn greatest(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "max",
+            Dialect::Postgres => "GREATEST",
+        }
+    }
+
+    /// `sql` with `?N` placeholders in this dialect's spelling.
+    pub fn placeholders(self, sql: &str) -> String {
+        match self {
+            Dialect::Sqlite => sql.to_owned(),
+            Dialect::Postgres => sql.replace('?', "$"),
+        }
+    }
+}
+
+/// One connection, driven statement by statement.
+pub trait Sql: Send {
+    /// Which database it is.
+    fn dialect(&self) -> Dialect;
+    /// Runs statements without parameters (DDL, `BEGIN`, `COMMIT`, settings).
+    fn batch(&mut self, sql: &str) -> JournalResult<()>;
+    /// Runs one statement; returns the rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Val]) -> JournalResult<u64>;
+    /// Runs one query; returns its rows.
+    fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>>;
+    /// Starts a transaction; `write` takes the write lock at once (SQLite `BEGIN IMMEDIATE`)
+    /// or, when false, makes it read-only where the database can say so.
+    fn begin(&mut self, write: bool) -> JournalResult<()>;
+    /// Whether the connection is known to be broken (PostgreSQL: reconnect before the next
+    /// use).
+    fn is_broken(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
+pub fn transaction<T>(
+    db: &mut dyn Sql,
+    write: bool,
+    f: impl FnOnce(&mut dyn Sql) -> JournalResult<T>,
+) -> JournalResult<T> {
+    db.begin(write)?;
+    match f(db) {
+        Ok(v) => match db.batch("COMMIT") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                drop(db.batch("ROLLBACK"));
+                Err(e)
+            }
+        },
+        Err(e) => {
+            drop(db.batch("ROLLBACK"));
+            Err(e)
+        }
+    }
+}

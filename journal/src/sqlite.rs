@@ -1,0 +1,139 @@
+//! SQLite through `rusqlite` (SQLite compiled in): WAL mode, a busy timeout so that several
+//! processes share one file, `BEGIN IMMEDIATE` for writes (no lock upgrades, so no deadlock
+//! between two writers), `synchronous` from the [`SyncMode`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::sql::{Dialect, Sql, Val};
+use crate::{JournalError, JournalResult, SyncMode};
+
+/// How long a statement waits for another process's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An SQLite connection.
+pub struct Sqlite {
+    conn: Connection,
+}
+
+fn err(e: rusqlite::Error) -> JournalError {
+    JournalError::Database(format!("SQLite: {e}"))
+}
+
+impl Sqlite {
+    /// Opens (creating it when missing) the journal file at `path` for writing.
+    pub fn open(path: &Path, sync: SyncMode) -> JournalResult<Sqlite> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| {
+                JournalError::Database(format!("cannot use {} as a journal: {e}", path.display()))
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Database(format!(
+                "cannot put the journal {} in WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        let sync = match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Off => "OFF",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+            .map_err(err)?;
+        Ok(Sqlite { conn })
+    }
+
+    /// Opens an existing journal file read-only.
+    pub fn open_read_only(path: &Path) -> JournalResult<Sqlite> {
+        if !path.exists() {
+            return Err(JournalError::Database(format!(
+                "no journal at {}: the file does not exist",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        Ok(Sqlite { conn })
+    }
+}
+
+fn to_sql(v: &Val) -> ToSqlOutput<'_> {
+    match v {
+        Val::Int(Some(i)) => ToSqlOutput::Owned(SqliteValue::Integer(*i)),
+        Val::Real(Some(r)) => ToSqlOutput::Owned(SqliteValue::Real(*r)),
+        Val::Text(Some(t)) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+        _ => ToSqlOutput::Owned(SqliteValue::Null),
+    }
+}
+
+fn bind(params: &[Val]) -> Vec<ToSqlOutput<'_>> {
+    params.iter().map(to_sql).collect()
+}
+
+impl Sql for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn batch(&mut self, sql: &str) -> JournalResult<()> {
+        self.conn.execute_batch(sql).map_err(err)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Val]) -> JournalResult<u64> {
+        let bound = bind(params);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(bound.iter()))
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
+        let bound = bind(params);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(bound.iter()))
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i).map_err(err)? {
+                    ValueRef::Null => Val::Text(None),
+                    ValueRef::Integer(i) => Val::Int(Some(i)),
+                    ValueRef::Real(r) => Val::Real(Some(r)),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Val::Text(Some(String::from_utf8_lossy(t).into_owned()))
+                    }
+                });
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self, write: bool) -> JournalResult<()> {
+        self.batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })
+    }
+}

@@ -1,0 +1,480 @@
+//! The journal's writes and its start-up read, over any [`Sql`] connection.
+//!
+//! - [`claim`]: makes an account this writer's (a new fencing epoch: a writer that claimed it
+//!   earlier can no longer write it) and reads back its book, tombstones and newest events, all
+//!   in one transaction;
+//! - [`write`]: one [`Batch`] (events, the rows of the book they change) in one transaction,
+//!   only while this writer's epoch is the account's. Events are inserted once: writing the same
+//!   event again (a retry after a commit whose answer was lost) changes nothing.
+
+use std::collections::BTreeMap;
+
+use position_manager_core::clock::Timestamp;
+use position_manager_core::events::Event;
+use position_manager_core::persist::Extra;
+use position_manager_core::position::PositionState;
+
+use crate::sql::{transaction, Sql, Val};
+use crate::{iso, JournalError, JournalResult};
+
+/// One event as a row of `pmrs_events`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventWrite {
+    /// The event's number in its account.
+    pub seq: i64,
+    /// When it happened (naive local microseconds).
+    pub time_us: i64,
+    /// The book key.
+    pub symbol: String,
+    /// Its kind (`closed`, `removed`, ...).
+    pub kind: String,
+    /// Its reason.
+    pub reason: String,
+    /// Realised P/L (closes).
+    pub pnl: Option<f64>,
+    /// The position's side then.
+    pub side: String,
+    /// Its entry price then.
+    pub entry_price: Option<f64>,
+    /// Its size then.
+    pub amount: Option<f64>,
+    /// Its leverage then.
+    pub leverage: Option<f64>,
+    /// The client order id behind it, if any.
+    pub order_id: Option<String>,
+    /// The whole event as JSON.
+    pub event: String,
+    /// The bot's attributes of the position then (a JSON object), when known.
+    pub attributes: Option<String>,
+}
+
+impl EventWrite {
+    /// The row of `event`; `order_id` when the event carries one.
+    pub fn new(event: &Event, attributes: Option<String>, order_id: Option<String>) -> Self {
+        let p = &event.position;
+        EventWrite {
+            seq: i64::try_from(event.seq).unwrap_or(i64::MAX),
+            time_us: event.time.0,
+            symbol: event.symbol.clone(),
+            kind: event.kind.name().to_owned(),
+            reason: event.reason.clone(),
+            pnl: event.pnl,
+            side: p.side.clone(),
+            entry_price: Some(p.entry_price),
+            amount: Some(p.amount),
+            leverage: Some(p.leverage),
+            order_id,
+            event: serde_json::to_string(event).unwrap_or_default(),
+            attributes,
+        }
+    }
+}
+
+/// One tracked position as a row of `pmrs_positions`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionWrite {
+    /// Place in the book's order (the event number that put it there).
+    pub book_order: i64,
+    /// Its fields.
+    pub state: PositionState,
+    /// Its fields as JSON.
+    pub state_json: String,
+    /// The bot's attributes (a JSON object); `None` keeps what the row has.
+    pub attributes: Option<String>,
+    /// The last event number written with it.
+    pub updated_seq: i64,
+}
+
+impl PositionWrite {
+    /// The row of `state` with `attributes`.
+    pub fn new(state: PositionState, attributes: Option<String>, seq: i64) -> Self {
+        PositionWrite {
+            book_order: seq,
+            state_json: serde_json::to_string(&state).unwrap_or_default(),
+            state,
+            attributes,
+            updated_seq: seq,
+        }
+    }
+}
+
+/// One tombstone as a row of `pmrs_tombstones`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TombWrite {
+    /// The `removed` event's number.
+    pub removed_seq: i64,
+    /// When it was removed.
+    pub removed_at_us: i64,
+    /// Its last state as JSON.
+    pub state_json: String,
+    /// The bot's attributes then.
+    pub attributes: Option<String>,
+}
+
+/// A change of one key's row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowOp<T> {
+    /// Insert or update it.
+    Upsert(T),
+    /// Delete it.
+    Delete,
+}
+
+/// Everything written in one transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Events, in order.
+    pub events: Vec<EventWrite>,
+    /// The book's rows by key (the last change of a key wins).
+    pub positions: BTreeMap<String, RowOp<PositionWrite>>,
+    /// Tombstones by key.
+    pub tombstones: BTreeMap<String, RowOp<TombWrite>>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.positions.is_empty() && self.tombstones.is_empty()
+    }
+
+    /// Appends `later` (its row changes replace this batch's for the same keys).
+    pub fn merge(&mut self, later: Batch) {
+        self.events.extend(later.events);
+        self.positions.extend(later.positions);
+        self.tombstones.extend(later.tombstones);
+    }
+
+    fn max_seq(&self) -> i64 {
+        self.events.iter().map(|e| e.seq).max().unwrap_or(0)
+    }
+}
+
+/// A position read back at start.
+#[derive(Debug)]
+pub struct RestoredPosition {
+    /// Its book key.
+    pub symbol: String,
+    /// Its fields.
+    pub state: PositionState,
+    /// The bot's attributes.
+    pub extra: Extra,
+}
+
+/// A tombstone read back at start.
+#[derive(Debug)]
+pub struct RestoredTombstone {
+    /// Its book key.
+    pub symbol: String,
+    /// Its last state.
+    pub state: PositionState,
+    /// The bot's attributes.
+    pub extra: Extra,
+    /// When it was removed.
+    pub removed_at: Timestamp,
+}
+
+/// What an account holds, read when a writer claims it.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// This writer's fencing epoch.
+    pub epoch: i64,
+    /// The highest event number the account has.
+    pub last_seq: u64,
+    /// The book, in order.
+    pub positions: Vec<RestoredPosition>,
+    /// The tombstones, oldest removal first.
+    pub tombstones: Vec<RestoredTombstone>,
+    /// The newest events (at most the history asked for), oldest first.
+    pub events: Vec<Event>,
+    /// Rows that could not be read back (a later version's data, a damaged value): what and
+    /// why. They stay in the journal.
+    pub unreadable: Vec<String>,
+}
+
+fn parse_extra(text: Option<&str>) -> Result<Extra, String> {
+    match text {
+        None | Some("") => Ok(Extra::new()),
+        Some(t) => serde_json::from_str::<Extra>(t).map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_state(text: &str) -> Result<PositionState, String> {
+    let state: PositionState = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    position_manager_core::persist::validate_state(&state)?;
+    Ok(state)
+}
+
+/// Claims `account` for a writer named `writer` and reads it back (see the module docs).
+pub fn claim(
+    db: &mut dyn Sql,
+    account: &str,
+    writer: &str,
+    history: usize,
+    now_us: i64,
+) -> JournalResult<Restored> {
+    transaction(db, true, |db| {
+        let now = Val::text(iso(now_us));
+        db.execute(
+            "INSERT INTO pmrs_accounts (account, created_at, updated_at) VALUES (?1, ?2, ?2) \
+             ON CONFLICT (account) DO NOTHING",
+            &[Val::text(account), now.clone()],
+        )?;
+        let rows = db.query(
+            "UPDATE pmrs_accounts SET writer_epoch = writer_epoch + 1, writer = ?1, \
+             updated_at = ?2 WHERE account = ?3 RETURNING writer_epoch, last_seq",
+            &[Val::text(writer), now, Val::text(account)],
+        )?;
+        let row = rows.first().ok_or_else(|| {
+            JournalError::Database(format!("account {account:?} vanished while claimed"))
+        })?;
+        let mut out = Restored {
+            epoch: row.first().and_then(Val::as_int).unwrap_or(0),
+            last_seq: row.get(1).and_then(Val::as_int).unwrap_or(0).max(0) as u64,
+            ..Restored::default()
+        };
+        let max_seq = db.query(
+            "SELECT MAX(seq) FROM pmrs_events WHERE account = ?1",
+            &[Val::text(account)],
+        )?;
+        if let Some(m) = max_seq
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Val::as_int)
+        {
+            out.last_seq = out.last_seq.max(m.max(0) as u64);
+        }
+        for row in db.query(
+            "SELECT symbol, state, attributes FROM pmrs_positions WHERE account = ?1 \
+             ORDER BY book_order, symbol",
+            &[Val::text(account)],
+        )? {
+            let mut it = row.into_iter();
+            let symbol = it.next().map(Val::into_text).unwrap_or_default();
+            let state = it.next().map(Val::into_text).unwrap_or_default();
+            let attributes = it.next();
+            match (
+                parse_state(&state),
+                parse_extra(attributes.as_ref().and_then(Val::as_text)),
+            ) {
+                (Ok(state), Ok(extra)) => out.positions.push(RestoredPosition {
+                    symbol,
+                    state,
+                    extra,
+                }),
+                (Err(e), _) | (_, Err(e)) => {
+                    out.unreadable.push(format!("position {symbol:?}: {e}"));
+                }
+            }
+        }
+        for row in db.query(
+            "SELECT symbol, state, attributes, removed_at_us FROM pmrs_tombstones \
+             WHERE account = ?1 ORDER BY removed_seq",
+            &[Val::text(account)],
+        )? {
+            let mut it = row.into_iter();
+            let symbol = it.next().map(Val::into_text).unwrap_or_default();
+            let state = it.next().map(Val::into_text).unwrap_or_default();
+            let attributes = it.next();
+            let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
+            match (
+                parse_state(&state),
+                parse_extra(attributes.as_ref().and_then(Val::as_text)),
+            ) {
+                (Ok(state), Ok(extra)) => out.tombstones.push(RestoredTombstone {
+                    symbol,
+                    state,
+                    extra,
+                    removed_at: Timestamp(removed_at),
+                }),
+                (Err(e), _) | (_, Err(e)) => {
+                    out.unreadable.push(format!("tombstone {symbol:?}: {e}"));
+                }
+            }
+        }
+        if history > 0 {
+            let limit = i64::try_from(history).unwrap_or(i64::MAX);
+            let mut events = Vec::new();
+            for row in db.query(
+                "SELECT seq, event FROM pmrs_events WHERE account = ?1 ORDER BY seq DESC LIMIT ?2",
+                &[Val::text(account), Val::int(limit)],
+            )? {
+                let seq = row.first().and_then(Val::as_int).unwrap_or(0);
+                let text = row.get(1).and_then(Val::as_text).unwrap_or("");
+                match serde_json::from_str::<Event>(text) {
+                    Ok(e) => events.push(e),
+                    Err(e) => out.unreadable.push(format!("event {seq}: {e}")),
+                }
+            }
+            events.reverse();
+            out.events = events;
+        }
+        Ok(out)
+    })
+}
+
+fn opt_real(v: f64) -> Val {
+    // NaN is no number to a query (SQLite stores it as NULL anyway).
+    Val::Real(v.is_finite().then_some(v))
+}
+
+/// Rows per multi-row upsert of the book (one round trip each; 14 parameters a row stays far
+/// below both databases' parameter limits).
+const UPSERT_ROWS: usize = 200;
+
+/// Inserts or updates the book rows of `rows` in one statement.
+fn upsert_positions(
+    db: &mut dyn Sql,
+    acct: &Val,
+    now: &Val,
+    rows: &[(&String, &PositionWrite)],
+) -> JournalResult<()> {
+    const COLUMNS: usize = 14;
+    let mut values = Vec::with_capacity(rows.len());
+    let mut params = Vec::with_capacity(rows.len() * COLUMNS);
+    for (i, (symbol, p)) in rows.iter().enumerate() {
+        let base = i * COLUMNS;
+        let marks: Vec<String> = (1..=COLUMNS).map(|c| format!("?{}", base + c)).collect();
+        values.push(format!("({})", marks.join(", ")));
+        let s = &p.state;
+        params.extend([
+            acct.clone(),
+            Val::text(symbol.as_str()),
+            Val::int(p.book_order),
+            Val::text(s.side.as_str()),
+            opt_real(s.entry_price),
+            opt_real(s.amount),
+            opt_real(s.leverage),
+            opt_real(s.stop_loss),
+            Val::Real(s.take_profit.filter(|v| v.is_finite())),
+            Val::int(s.entry_time.0),
+            Val::text(p.state_json.as_str()),
+            Val::Text(p.attributes.clone()),
+            Val::int(p.updated_seq),
+            now.clone(),
+        ]);
+    }
+    db.execute(
+        &format!(
+            "INSERT INTO pmrs_positions (account, symbol, book_order, side, entry_price, amount, \
+             leverage, stop_loss, take_profit, entry_time_us, state, attributes, updated_seq, \
+             updated_at) VALUES {} \
+             ON CONFLICT (account, symbol) DO UPDATE SET side = excluded.side, \
+             entry_price = excluded.entry_price, amount = excluded.amount, \
+             leverage = excluded.leverage, stop_loss = excluded.stop_loss, \
+             take_profit = excluded.take_profit, entry_time_us = excluded.entry_time_us, \
+             state = excluded.state, \
+             attributes = COALESCE(excluded.attributes, pmrs_positions.attributes), \
+             updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
+            values.join(", ")
+        ),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// Writes `batch` for `account` in one transaction, if `epoch` is still the account's.
+pub fn write(
+    db: &mut dyn Sql,
+    account: &str,
+    epoch: i64,
+    batch: &Batch,
+    now_us: i64,
+) -> JournalResult<()> {
+    let greatest = db.dialect().greatest();
+    transaction(db, true, |db| {
+        let now = Val::text(iso(now_us));
+        let acct = Val::text(account);
+        let n = db.execute(
+            &format!(
+                "UPDATE pmrs_accounts SET last_seq = {greatest}(last_seq, ?1), updated_at = ?2 \
+                 WHERE account = ?3 AND writer_epoch = ?4"
+            ),
+            &[
+                Val::int(batch.max_seq()),
+                now.clone(),
+                acct.clone(),
+                Val::int(epoch),
+            ],
+        )?;
+        if n == 0 {
+            return Err(JournalError::Fenced(format!(
+                "account {account:?} was claimed by another manager (a newer writer); this \
+                 manager no longer writes it"
+            )));
+        }
+        for e in &batch.events {
+            db.execute(
+                "INSERT INTO pmrs_events (account, seq, time_us, time, symbol, kind, reason, pnl, \
+                 side, entry_price, amount, leverage, order_id, event, attributes, written_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                 ON CONFLICT (account, seq) DO NOTHING",
+                &[
+                    acct.clone(),
+                    Val::int(e.seq),
+                    Val::int(e.time_us),
+                    Val::text(iso(e.time_us)),
+                    Val::text(e.symbol.as_str()),
+                    Val::text(e.kind.as_str()),
+                    Val::text(e.reason.as_str()),
+                    Val::Real(e.pnl.filter(|v| v.is_finite())),
+                    Val::text(e.side.as_str()),
+                    Val::Real(e.entry_price.filter(|v| v.is_finite())),
+                    Val::Real(e.amount.filter(|v| v.is_finite())),
+                    Val::Real(e.leverage.filter(|v| v.is_finite())),
+                    Val::Text(e.order_id.clone()),
+                    Val::text(e.event.as_str()),
+                    Val::Text(e.attributes.clone()),
+                    now.clone(),
+                ],
+            )?;
+        }
+        let upserts: Vec<(&String, &PositionWrite)> = batch
+            .positions
+            .iter()
+            .filter_map(|(symbol, op)| match op {
+                RowOp::Upsert(p) => Some((symbol, p)),
+                RowOp::Delete => None,
+            })
+            .collect();
+        for chunk in upserts.chunks(UPSERT_ROWS) {
+            upsert_positions(db, &acct, &now, chunk)?;
+        }
+        for (symbol, op) in &batch.positions {
+            if let RowOp::Delete = op {
+                db.execute(
+                    "DELETE FROM pmrs_positions WHERE account = ?1 AND symbol = ?2",
+                    &[acct.clone(), Val::text(symbol.as_str())],
+                )?;
+            }
+        }
+        for (symbol, op) in &batch.tombstones {
+            match op {
+                RowOp::Upsert(t) => {
+                    db.execute(
+                        "INSERT INTO pmrs_tombstones (account, symbol, removed_seq, \
+                         removed_at_us, state, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT (account, symbol) DO UPDATE SET \
+                         removed_seq = excluded.removed_seq, \
+                         removed_at_us = excluded.removed_at_us, state = excluded.state, \
+                         attributes = excluded.attributes",
+                        &[
+                            acct.clone(),
+                            Val::text(symbol.as_str()),
+                            Val::int(t.removed_seq),
+                            Val::int(t.removed_at_us),
+                            Val::text(t.state_json.as_str()),
+                            Val::Text(t.attributes.clone()),
+                        ],
+                    )?;
+                }
+                RowOp::Delete => {
+                    db.execute(
+                        "DELETE FROM pmrs_tombstones WHERE account = ?1 AND symbol = ?2",
+                        &[acct.clone(), Val::text(symbol.as_str())],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    })
+}

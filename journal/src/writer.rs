@@ -1,0 +1,191 @@
+//! The writer a journaled manager holds: one connection, one account, one transaction per
+//! write.
+//!
+//! A write that fails is not dropped: its events and row changes stay queued in order and are
+//! written, first, in the transaction of the next write that succeeds (events are inserted
+//! once, so a write whose commit did happen but whose answer was lost is harmless to repeat).
+//! A PostgreSQL connection found broken is re-opened before the next write. Once another
+//! manager has claimed the account ([`JournalError::Fenced`]), this writer writes nothing
+//! more.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::postgres::Postgres;
+use crate::schema;
+use crate::sql::Sql;
+use crate::sqlite::Sqlite;
+use crate::store::{self, Batch, Restored, RowOp};
+use crate::{JournalError, JournalResult, SyncMode, Target};
+
+/// Events kept queued at most while the database cannot be written; beyond that the oldest
+/// are dropped with an error log (a journal down for that long is a lost cause anyway).
+pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
+
+/// Connects to `target` for writing.
+pub fn connect(target: &Target, sync: SyncMode) -> JournalResult<Box<dyn Sql>> {
+    Ok(match target {
+        Target::Sqlite(path) => Box::new(Sqlite::open(path, sync)?),
+        Target::Postgres(url) => Box::new(Postgres::connect(url, sync, false)?),
+    })
+}
+
+/// What a write did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Everything queued is in the database (`recovered`: earlier failed writes were among it).
+    Done {
+        /// Whether queued writes from earlier failures were written too.
+        recovered: bool,
+    },
+    /// Nothing to write.
+    Nothing,
+}
+
+/// The writer (see the module docs).
+pub struct Writer {
+    target: Target,
+    sync: SyncMode,
+    account: String,
+    epoch: i64,
+    db: Option<Box<dyn Sql>>,
+    queued: Batch,
+    queued_writes: usize,
+    dropped: usize,
+    /// A hash of each tracked row as last written (state and attributes), to write only the
+    /// rows that changed at a checkpoint.
+    written: HashMap<String, u64>,
+}
+
+impl Writer {
+    /// Connects, migrates the schema, claims `account` and reads it back (its newest `history`
+    /// events). Every failure here is an error: a journal that cannot be written is refused
+    /// before the manager starts.
+    pub fn open(
+        target: Target,
+        sync: SyncMode,
+        account: &str,
+        history: usize,
+        now_us: i64,
+    ) -> JournalResult<(Writer, Restored)> {
+        if account.is_empty() {
+            return Err(JournalError::Config(
+                "account must be a non-empty string, got ''".to_owned(),
+            ));
+        }
+        let mut db = connect(&target, sync)?;
+        schema::migrate(db.as_mut(), now_us)?;
+        let restored = store::claim(
+            db.as_mut(),
+            account,
+            &crate::writer_identity(),
+            history,
+            now_us,
+        )?;
+        let writer = Writer {
+            target,
+            sync,
+            account: account.to_owned(),
+            epoch: restored.epoch,
+            db: Some(db),
+            queued: Batch::default(),
+            queued_writes: 0,
+            dropped: 0,
+            written: HashMap::new(),
+        };
+        Ok((writer, restored))
+    }
+
+    /// The account written.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The database, for messages (no password).
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// How many events wait in the queue for a write that succeeds.
+    pub fn queued_events(&self) -> usize {
+        self.queued.events.len()
+    }
+
+    /// Whether the row of `symbol` with this content hash was already written.
+    pub fn unchanged(&self, symbol: &str, hash: u64) -> bool {
+        self.written.get(symbol) == Some(&hash)
+    }
+
+    /// Writes `batch` after everything still queued, in one transaction. On failure the whole
+    /// is kept queued for the next write and the error returned.
+    pub fn write(&mut self, batch: Batch, now_us: i64) -> JournalResult<Written> {
+        let recovering = !self.queued.is_empty();
+        self.queued.merge(batch);
+        if self.queued.is_empty() {
+            return Ok(Written::Nothing);
+        }
+        self.queued_writes += 1;
+        if self.queued.events.len() > MAX_QUEUED_EVENTS {
+            let over = self.queued.events.len() - MAX_QUEUED_EVENTS;
+            self.queued.events.drain(..over);
+            self.dropped += over;
+            log::error!(
+                target: "TradingBot",
+                "Journal {}: {} queued events dropped after the database failed for {} writes",
+                self.target.display(),
+                self.dropped,
+                self.queued_writes
+            );
+        }
+        let result = self.try_write(now_us);
+        match result {
+            Ok(()) => {
+                for (symbol, op) in std::mem::take(&mut self.queued).positions {
+                    match op {
+                        RowOp::Upsert(p) => {
+                            if p.attributes.is_some() {
+                                self.written.insert(
+                                    symbol,
+                                    row_hash(&p.state_json, p.attributes.as_deref()),
+                                );
+                            } else {
+                                self.written.remove(&symbol);
+                            }
+                        }
+                        RowOp::Delete => {
+                            self.written.remove(&symbol);
+                        }
+                    }
+                }
+                self.queued_writes = 0;
+                Ok(Written::Done {
+                    recovered: recovering,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_write(&mut self, now_us: i64) -> JournalResult<()> {
+        if self.db.as_ref().is_none_or(|db| db.is_broken()) {
+            self.db = None;
+            self.db = Some(connect(&self.target, self.sync)?);
+        }
+        let Some(db) = self.db.as_mut() else {
+            return Err(JournalError::Database("no connection".to_owned()));
+        };
+        let result = store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
+        if result.is_err() && db.is_broken() {
+            self.db = None;
+        }
+        result
+    }
+}
+
+/// The content hash of a tracked row (its state and attributes as written).
+pub fn row_hash(state_json: &str, attributes: Option<&str>) -> u64 {
+    let mut h = DefaultHasher::new();
+    state_json.hash(&mut h);
+    attributes.hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,325 @@
+//! The journal's storage against SQLite (always) and PostgreSQL (when `PMRS_TEST_POSTGRES_URL`
+//! names a server; under `CI=true` a missing server fails instead of skipping).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use position_manager_core::clock::Timestamp;
+use position_manager_core::events::{Event, EventKind, EventLog};
+use position_manager_core::position::PositionState;
+use position_manager_journal::reader::{EventFilter, Reader};
+use position_manager_journal::store::{Batch, EventWrite, PositionWrite, RowOp, TombWrite};
+use position_manager_journal::writer::Writer;
+use position_manager_journal::{JournalError, SyncMode, Target};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(tag: &str) -> String {
+    format!(
+        "{tag}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh, empty database on the test server, or `None` (skipped) when there is none.
+fn postgres_db() -> Option<String> {
+    let Ok(base) = std::env::var("PMRS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but PMRS_TEST_POSTGRES_URL is not set: the PostgreSQL tests cannot run"
+        );
+        eprintln!("PMRS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
+        return None;
+    };
+    let name = unique("pmrs_store");
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("test server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+    Some(format!("{prefix}/{name}"))
+}
+
+fn sqlite_db() -> String {
+    let dir = std::env::temp_dir().join(unique("pmrs-journal"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("journal.db").to_string_lossy().into_owned()
+}
+
+/// Every database a test runs on.
+fn databases() -> Vec<String> {
+    let mut out = vec![sqlite_db()];
+    out.extend(postgres_db());
+    out
+}
+
+fn state(symbol: &str, entry: f64) -> PositionState {
+    PositionState::new(
+        symbol,
+        "long",
+        entry,
+        2.0,
+        10.0,
+        entry * 0.95,
+        Some(entry * 1.2),
+        Timestamp(1_700_000_000_000_000),
+    )
+}
+
+fn events(n: usize, symbol: &str) -> Vec<Event> {
+    let log = EventLog::new(0);
+    (0..n)
+        .map(|i| {
+            log.record(
+                Timestamp(1_700_000_000_000_000 + i as i64 * 1_000_000),
+                symbol,
+                if i % 2 == 0 {
+                    EventKind::Added
+                } else {
+                    EventKind::Closed
+                },
+                "test",
+                (i % 2 == 1).then_some(1.5),
+                state(symbol, 100.0),
+            )
+        })
+        .collect()
+}
+
+fn open(spec: &str, account: &str) -> (Writer, position_manager_journal::store::Restored) {
+    Writer::open(
+        Target::parse(spec).unwrap(),
+        SyncMode::Full,
+        account,
+        100,
+        1_700_000_000_000_000,
+    )
+    .unwrap()
+}
+
+fn batch_of(events: &[Event]) -> Batch {
+    let mut b = Batch::default();
+    for e in events {
+        b.events.push(EventWrite::new(
+            e,
+            Some("{\"strategy\":\"x\"}".into()),
+            None,
+        ));
+    }
+    b
+}
+
+#[test]
+fn a_new_writer_reads_back_book_tombstones_and_history() {
+    for db in databases() {
+        let (mut w, restored) = open(&db, "main");
+        assert_eq!((restored.epoch, restored.last_seq), (1, 0), "{db}");
+        let evs = events(3, "BTC/USDT:USDT");
+        let mut b = batch_of(&evs);
+        b.positions.insert(
+            "BTC/USDT:USDT".into(),
+            RowOp::Upsert(PositionWrite::new(
+                state("BTC/USDT:USDT", 50_000.0),
+                Some("{\"strategy\":\"breakout\",\"big\":100000000000000000000000}".into()),
+                1,
+            )),
+        );
+        b.tombstones.insert(
+            "ETH/USDT:USDT".into(),
+            RowOp::Upsert(TombWrite {
+                removed_seq: 2,
+                removed_at_us: 1_700_000_001_000_000,
+                state_json: serde_json::to_string(&state("ETH/USDT:USDT", 3000.0)).unwrap(),
+                attributes: None,
+            }),
+        );
+        w.write(b, 1_700_000_000_000_000).unwrap();
+        drop(w);
+        let (_w2, r) = open(&db, "main");
+        assert_eq!((r.epoch, r.last_seq), (2, 3), "{db}");
+        assert_eq!(r.events, evs, "{db}");
+        assert_eq!(r.positions.len(), 1);
+        assert_eq!(r.positions[0].state, state("BTC/USDT:USDT", 50_000.0));
+        assert_eq!(
+            r.positions[0].extra["big"].get(),
+            "100000000000000000000000",
+            "attributes are kept as the exact JSON text"
+        );
+        assert_eq!(r.tombstones.len(), 1);
+        assert_eq!(r.tombstones[0].removed_at, Timestamp(1_700_000_001_000_000));
+        assert!(r.unreadable.is_empty());
+        // Another account in the same database is empty.
+        let (_w3, other) = open(&db, "other");
+        assert_eq!(
+            (other.epoch, other.last_seq, other.positions.len()),
+            (1, 0, 0)
+        );
+    }
+}
+
+#[test]
+fn a_newer_writer_fences_the_older_one_and_queued_writes_are_kept() {
+    for db in databases() {
+        let (mut old, _) = open(&db, "acct");
+        let (mut new, _) = open(&db, "acct");
+        let evs = events(2, "X/USDT:USDT");
+        let err = old.write(batch_of(&evs[..1]), 0).unwrap_err();
+        assert!(matches!(err, JournalError::Fenced(_)), "{db}: {err}");
+        assert_eq!(old.queued_events(), 1, "a failed write stays queued");
+        new.write(batch_of(&evs), 0).unwrap();
+        assert_eq!(new.queued_events(), 0);
+        let mut reader = Reader::open(&db).unwrap();
+        assert_eq!(reader.events(&EventFilter::default()).unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn writing_the_same_event_twice_stores_it_once() {
+    for db in databases() {
+        let (mut w, _) = open(&db, "a");
+        let evs = events(2, "X/USDT:USDT");
+        w.write(batch_of(&evs), 0).unwrap();
+        w.write(batch_of(&evs), 0).unwrap();
+        let mut reader = Reader::open(&db).unwrap();
+        let got = reader.events(&EventFilter::default()).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{db}"
+        );
+    }
+}
+
+#[test]
+fn the_reader_filters_events_and_lists_positions_and_accounts() {
+    for db in databases() {
+        let (mut a, _) = open(&db, "a");
+        let (mut b, _) = open(&db, "b");
+        a.write(batch_of(&events(4, "BTC/USDT:USDT")), 0).unwrap();
+        let mut hedge = batch_of(&events(2, "ETH/USDT:USDT@long"));
+        hedge.positions.insert(
+            "ETH/USDT:USDT@long".into(),
+            RowOp::Upsert(PositionWrite::new(state("ETH/USDT:USDT", 3000.0), None, 1)),
+        );
+        b.write(hedge, 0).unwrap();
+        let mut r = Reader::open(&db).unwrap();
+        assert_eq!(r.schema_version(), 1);
+        let accounts = r.accounts().unwrap();
+        assert_eq!(
+            accounts
+                .iter()
+                .map(|x| (x.account.as_str(), x.last_seq, x.open_positions))
+                .collect::<Vec<_>>(),
+            vec![("a", 4, 0), ("b", 2, 1)],
+            "{db}"
+        );
+        let f = |account: Option<&str>, symbol: Option<&str>, kinds: &[&str]| EventFilter {
+            account: account.map(str::to_owned),
+            symbol: symbol.map(str::to_owned),
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            ..EventFilter::default()
+        };
+        assert_eq!(r.events(&f(None, None, &[])).unwrap().len(), 6);
+        assert_eq!(r.events(&f(Some("a"), None, &[])).unwrap().len(), 4);
+        assert_eq!(
+            r.events(&f(None, Some("ETH/USDT:USDT"), &[]))
+                .unwrap()
+                .len(),
+            2,
+            "a symbol matches its hedge-mode legs"
+        );
+        assert_eq!(r.events(&f(None, Some("ETH"), &[])).unwrap().len(), 0);
+        assert_eq!(r.events(&f(Some("a"), None, &["closed"])).unwrap().len(), 2);
+        let closed = r.closed_positions(&f(Some("a"), None, &[])).unwrap();
+        assert!(closed
+            .iter()
+            .all(|e| e.kind == "closed" && e.pnl == Some(1.5)));
+        let ranged = r
+            .events(&EventFilter {
+                account: Some("a".into()),
+                since_us: Some(1_700_000_001_000_000),
+                until_us: Some(1_700_000_003_000_000),
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert_eq!(ranged.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        let newest = r
+            .events(&EventFilter {
+                account: Some("a".into()),
+                limit: Some(2),
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+        let open = r.open_positions(None).unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].symbol, "ETH/USDT:USDT@long");
+        assert!(r.open_positions(Some("a")).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_journal_from_a_newer_version_is_refused_and_a_plain_database_is_no_journal() {
+    for db in databases() {
+        drop(open(&db, "a"));
+        let mut raw =
+            position_manager_journal::writer::connect(&Target::parse(&db).unwrap(), SyncMode::Full)
+                .unwrap();
+        raw.execute(
+            "INSERT INTO pmrs_migrations (version, description, applied_at) VALUES (99, 'x', 'y')",
+            &[],
+        )
+        .unwrap();
+        let err = Writer::open(Target::parse(&db).unwrap(), SyncMode::Full, "a", 1, 0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("version 99, newer"), "{err}");
+        let err = Reader::open(&db).err().unwrap();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+    let plain = sqlite_db();
+    rusqlite::Connection::open(&plain)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER)")
+        .unwrap();
+    let err = Reader::open(&plain).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("not a position-manager-rs journal"),
+        "{err}"
+    );
+    let missing = format!("{}.missing", sqlite_db());
+    assert!(Reader::open(&missing).is_err());
+}
+
+#[test]
+fn writers_of_many_accounts_write_concurrently_without_losing_or_doubling_an_event() {
+    for db in databases() {
+        let threads = 6;
+        let per_thread = 40;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let db = db.clone();
+                s.spawn(move || {
+                    let account = format!("acct{t}");
+                    let (mut w, _) = open(&db, &account);
+                    for e in events(per_thread, "BTC/USDT:USDT") {
+                        w.write(batch_of(std::slice::from_ref(&e)), 0).unwrap();
+                    }
+                });
+            }
+        });
+        let mut r = Reader::open(&db).unwrap();
+        for a in r.accounts().unwrap() {
+            let evs = r
+                .events(&EventFilter {
+                    account: Some(a.account.clone()),
+                    ..EventFilter::default()
+                })
+                .unwrap();
+            let seqs: Vec<i64> = evs.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (1..=per_thread as i64).collect::<Vec<_>>(), "{db}");
+        }
+        assert_eq!(r.accounts().unwrap().len(), threads);
+    }
+}

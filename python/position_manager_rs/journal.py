@@ -1,0 +1,174 @@
+"""Read a journal: the events and positions that managers wrote with ``journal=``.
+
+``Journal(url)`` opens a journal read-only — a file path or ``sqlite:///path`` (SQLite), or a
+``postgresql://`` URL — and answers across every account in it::
+
+    from position_manager_rs import Journal
+
+    with Journal("journal.db") as journal:
+        journal.accounts()                                    # who writes here
+        journal.open_positions(account="main").to_pandas()    # the book, attributes included
+        journal.closed_positions(since=datetime(2025, 3, 1))  # what closed, P/L and reason
+        journal.events(symbol="BTC/USDT:USDT", kind="removed")
+
+Every query returns :class:`Records`: a ``list`` of dicts with a ``to_pandas()`` method. Times
+are naive local ``datetime`` objects, as in ``manager.events``; ``since``/``until`` take the
+same (an aware ``datetime`` is converted to local time first). See docs/journal.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from os import PathLike
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ._core import JournalError, _JournalReader
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Journal", "JournalError", "Records"]
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+class Records(list):
+    """Query results: a list of dicts, one per row, with :meth:`to_pandas`."""
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a ``pandas.DataFrame`` (needs pandas); nested dicts stay as values."""
+        import pandas
+
+        return pandas.DataFrame.from_records(list(self))
+
+
+def _micros(name: str, value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(
+            f"{name} must be a datetime or None, got {value!r} ({type(value).__name__})"
+        )
+    if value.tzinfo is not None:
+        value = value.astimezone().replace(tzinfo=None)
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _name(name: str, value: str | None) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _limit(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"limit must be an int or None, got {value!r} ({type(value).__name__})")
+    if not 0 <= value <= 2**62:
+        raise ValueError(f"limit must be >= 0, got {value!r}")
+    return value
+
+
+def _kinds(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    kinds = [value] if isinstance(value, str) else list(value)
+    for k in kinds:
+        if not isinstance(k, str):
+            raise TypeError(f"kind must be a str or an iterable of str, got {value!r}")
+    return kinds
+
+
+class Journal:
+    """A read-only view of a journal across accounts (see the module documentation)."""
+
+    def __init__(self, url: str | PathLike[str]) -> None:
+        self._reader = _JournalReader(url)
+
+    @property
+    def url(self) -> str:
+        """The database (a PostgreSQL URL without its password)."""
+        return self._reader.url
+
+    @property
+    def schema_version(self) -> int:
+        """The journal's schema version (docs/journal.md, Schema)."""
+        return self._reader.schema_version
+
+    def accounts(self) -> Records:
+        """Every account: ``account``, ``last_seq``, ``open_positions``, ``writer``,
+        ``created_at``, ``updated_at``."""
+        return Records(self._reader.accounts())
+
+    def events(
+        self,
+        account: str | None = None,
+        symbol: str | None = None,
+        kind: str | Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> Records:
+        """Events, oldest first: the fields of ``manager.events`` plus ``account`` and
+        ``attributes`` (the bot's attributes of the position then, or None).
+
+        ``symbol`` also matches hedge-mode keys (``SYMBOL@long``); ``kind`` is one kind or
+        several; ``since`` is inclusive, ``until`` exclusive; ``limit`` keeps the newest.
+        """
+        return Records(
+            self._reader.events(
+                _name("account", account),
+                _name("symbol", symbol),
+                _kinds(kind),
+                _micros("since", since),
+                _micros("until", until),
+                _limit(limit),
+            )
+        )
+
+    def closed_positions(
+        self,
+        account: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> Records:
+        """Positions that left the book, oldest first: ``kind`` ``closed`` (by the manager, with
+        its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on the exchange, by
+        hand), with ``reason``, the position's last fields and the bot's ``attributes``."""
+        return Records(
+            self._reader.closed_positions(
+                _name("account", account),
+                _name("symbol", symbol),
+                _micros("since", since),
+                _micros("until", until),
+                _limit(limit),
+            )
+        )
+
+    def open_positions(self, account: str | None = None) -> Records:
+        """The tracked positions as last journaled: ``account``, ``symbol``, every position
+        field, ``attributes``, ``updated_seq``, ``updated_at``."""
+        return Records(self._reader.open_positions(_name("account", account)))
+
+    def close(self) -> None:
+        """Closes the connection (queries then raise ValueError)."""
+        self._reader.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.url!r})"

@@ -1,0 +1,60 @@
+"""Databases for the journal tests: SQLite files, and fresh PostgreSQL databases on the test
+server ``.ci/postgres`` starts (``PMRS_TEST_POSTGRES_URL``).
+
+Without that variable the PostgreSQL tests are skipped, unless ``CI=true``: then they fail, so
+CI can never pass with the PostgreSQL half unrun.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ENV = "PMRS_TEST_POSTGRES_URL"
+_counter = itertools.count()
+
+
+def postgres_base() -> str:
+    """The test server's URL; skips (locally) or fails (CI=true) when there is none."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {POSTGRES_ENV} is not set: the PostgreSQL tests cannot run")
+        pytest.skip(f"{POSTGRES_ENV} is not set (bash .ci/postgres start sets it)")
+    return base
+
+
+def fresh_postgres(tag: str) -> str:
+    """A new, empty database on the test server; its URL."""
+    base = postgres_base()
+    name = f"pmrs_{tag}_{os.getpid()}_{next(_counter)}"
+    subprocess.run(
+        ["psql", base, "-qX", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {name}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def psql(url: str, sql: str) -> str:
+    """Runs ``sql`` on ``url``; returns psql's unaligned output."""
+    done = subprocess.run(
+        ["psql", url, "-qXAt", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout.strip()
+
+
+def journal_url(kind: str, tmp_path: Path, tag: str) -> str:
+    """A fresh journal location of ``kind`` ('sqlite' or 'postgres')."""
+    if kind == "sqlite":
+        return str(tmp_path / f"{tag}.db")
+    return fresh_postgres(tag)

@@ -1,0 +1,417 @@
+"""The journal (issue 15) through Python, on SQLite and PostgreSQL: restart restores the book,
+the bot's attributes and the history; every event is written once, before the call returns;
+a database that fails later is logged and evented and never stops the manager; the reader."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest.mock import Mock
+
+import pytest
+from journal_helpers import journal_url, psql
+
+from position_manager_rs import (
+    Journal,
+    JournalError,
+    PaperExchange,
+    Position,
+    PositionManager,
+)
+
+BTC = "BTC/USDT:USDT"
+ETH = "ETH/USDT:USDT"
+NO_CLIENT: Any = object()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return journal_url(request.param, tmp_path, "j")
+
+
+def run_sql(url: str, sql: str) -> None:
+    if url.startswith("postgresql://"):
+        psql(url, sql)
+    else:
+        with sqlite3.connect(url) as db:
+            db.executescript(sql)
+
+
+def seqs(events: Sequence[Mapping[str, Any]]) -> list[int]:
+    return [e["seq"] for e in events]
+
+
+def test_a_restarted_manager_gets_back_its_book_attributes_tombstones_and_history(url: str) -> None:
+    paper = PaperExchange(seed=3, volatility=0.0003)
+    pm = PositionManager(paper, clock=paper.clock, journal=url, account="bot-1")
+    assert pm.open_position(BTC, "BUY", 5, 10)
+    assert pm.open_position(ETH, "SELL", 3, 5)
+    pm.positions[BTC].strategy = "breakout"  # set after open_position returned
+    pm.positions[ETH].market_regime = {"trend": "down", "score": 10**30}
+    for _ in range(5):
+        paper.advance(3)
+        list(pm.update_positions())  # trailing stops move; the cycle's end journals them
+    paper.close_externally(ETH)
+    list(pm.update_positions())  # ETH removed: a tombstone
+    before = {s: p.to_dict() for s, p in pm.positions.items()}
+    history = pm.events
+    assert [e["kind"] for e in history][:2] == ["opened", "opened"]
+    del pm
+
+    again = PositionManager(paper, clock=paper.clock, journal=url, account="bot-1")
+    assert {s: p.to_dict() for s, p in again.positions.items()} == before
+    assert again.positions[BTC].strategy == "breakout"
+    events = again.events
+    assert events[: len(history)] == history
+    assert [e["kind"] for e in events[len(history) :]] == ["loaded"]
+    assert events[-1]["reason"] == "journal"
+    assert seqs(events) == list(range(1, len(events) + 1))
+    assert again.journal_status == {
+        "journal": again.journal_status["journal"],  # type: ignore[index]
+        "account": "bot-1",
+        "journal_sync": "full",
+        "queued_events": 0,
+    }
+    with Journal(url) as journal:
+        closed = journal.closed_positions(account="bot-1")
+        assert [(c["symbol"], c["kind"]) for c in closed] == [(ETH, "removed")]
+        assert closed[0]["attributes"] == {"market_regime": {"trend": "down", "score": 10**30}}
+        assert [p["symbol"] for p in journal.open_positions("bot-1")] == [BTC]
+
+
+def test_every_event_is_in_the_journal_before_the_call_returns(url: str) -> None:
+    pm = PositionManager(NO_CLIENT, journal=url, account="a")
+    journal = Journal(url)
+    for i in range(5):
+        pm.positions[f"S{i}/USDT:USDT"] = Position(f"S{i}/USDT:USDT", "long", 100, 1, 10, 95, 110)
+        assert seqs(journal.events(account="a")) == list(range(1, i + 2))
+    pm.modify_position_targets("S0/USDT:USDT", 96.0, 120.0)
+    del pm.positions["S1/USDT:USDT"]
+    kinds = [e["kind"] for e in journal.events(account="a")]
+    assert kinds[-2:] == ["targets_changed", "untracked"]
+    open_rows = journal.open_positions("a")
+    assert [r["symbol"] for r in open_rows] == [f"S{i}/USDT:USDT" for i in (0, 2, 3, 4)]
+    assert open_rows[0]["stop_loss"] == 96.0 and open_rows[0]["take_profit"] == 120.0
+    assert journal.events(account="a") == [dict(e, account="a", attributes={}) for e in pm.events]
+
+
+def test_attributes_set_after_an_event_reach_the_journal_with_the_close(url: str) -> None:
+    paper = PaperExchange(seed=5)
+    pm = PositionManager(paper, clock=paper.clock, journal=url)
+    assert pm.open_position(BTC, "BUY", 2, 10)
+    pm.positions[BTC].rl_strategy = "ppo-7"  # no event, no cycle in between
+    paper.advance(2)
+    pnl = pm.close_position(BTC, "take_profit")
+    assert pnl is not None
+    closed = Journal(url).closed_positions()
+    assert len(closed) == 1
+    row = closed[0]
+    assert (row["account"], row["kind"], row["reason"]) == ("default", "closed", "take_profit")
+    assert row["pnl"] == pytest.approx(pnl)
+    assert row["attributes"] == {"rl_strategy": "ppo-7"}
+    assert Journal(url).open_positions() == []
+
+
+def test_journal_position_writes_attributes_at_once(url: str) -> None:
+    pm = PositionManager(NO_CLIENT, journal=url)
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[BTC].strategy = "mean_reversion"
+    assert Journal(url).open_positions()[0]["attributes"] == {}
+    assert pm.journal_position(BTC) is True
+    assert Journal(url).open_positions()[0]["attributes"] == {"strategy": "mean_reversion"}
+    assert pm.journal_position("NOPE") is False
+    pm.positions[BTC].stop_loss = 97.0
+    assert pm.journal_checkpoint() is True
+    assert Journal(url).open_positions()[0]["stop_loss"] == 97.0
+
+
+def test_hedge_mode_legs_are_journaled_and_restored_under_their_keys(url: str) -> None:
+    paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
+    pm = PositionManager(paper, clock=paper.clock, position_mode="hedge", journal=url)
+    assert pm.open_position(BTC, "BUY", 5, 10)
+    assert pm.open_position(BTC, "SELL", 3, 10)
+    pm.positions[f"{BTC}@short"].strategy = "hedge"
+    # A plain symbol names its one tracked leg only; with both legs tracked it names none.
+    assert pm.journal_position(BTC) is False
+    assert pm.journal_position(f"{BTC}@short") is True
+    before = {k: p.to_dict() for k, p in pm.positions.items()}
+    assert sorted(before) == [f"{BTC}@long", f"{BTC}@short"]
+    assert pm.close_position(f"{BTC}@long", "manual") is not None
+    assert pm.journal_position(BTC) is True  # now the short leg
+    del pm
+
+    again = PositionManager(paper, clock=paper.clock, position_mode="hedge", journal=url)
+    assert {k: p.to_dict() for k, p in again.positions.items()} == {
+        f"{BTC}@short": before[f"{BTC}@short"]
+    }
+    assert again.positions[f"{BTC}@short"].strategy == "hedge"
+    assert again.positions[f"{BTC}@short"].side == "short"
+    list(again.update_positions())  # the venue still holds the short leg: nothing is removed
+    assert list(again.positions) == [f"{BTC}@short"]
+    with Journal(url) as journal:
+        assert [(c["symbol"], c["kind"]) for c in journal.closed_positions()] == [
+            (f"{BTC}@long", "closed")
+        ]
+        assert [p["symbol"] for p in journal.open_positions()] == [f"{BTC}@short"]
+
+
+def test_a_failing_database_is_logged_evented_and_caught_up_never_raised(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Mock()
+    client.get_open_positions.return_value = [{"symbol": BTC, "side": "long", "contracts": 1}]
+    client.get_ticker.return_value = {"last": 100.0}
+    client.get_ohlcv.return_value = []
+    pm = PositionManager(client, journal=url, account="a")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    run_sql(url, "ALTER TABLE pmrs_events RENAME TO pmrs_events_away")
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        pm.modify_position_targets(BTC, 96.0, None)  # cannot be written: queued
+        assert list(pm.update_positions()) == []  # the cycle runs as usual
+        pm.positions[ETH] = Position(ETH, "long", 10, 1, 10, 9, 11)
+    failures = [e for e in pm.events if e["kind"] == "journal_failed"]
+    assert len(failures) == 1, "one journal_failed event per outage"
+    assert "pmrs_events" in failures[0]["reason"]
+    assert any("Journal write failed" in r.getMessage() for r in caplog.records)
+    assert pm.journal_status["queued_events"] >= 3  # type: ignore[index]
+    assert pm.journal_checkpoint() is False
+    run_sql(url, "ALTER TABLE pmrs_events_away RENAME TO pmrs_events")
+    assert pm.journal_checkpoint() is True
+    assert pm.journal_status["queued_events"] == 0  # type: ignore[index]
+    written = Journal(url).events(account="a")
+    assert seqs(written) == seqs(pm.events) == list(range(1, len(pm.events) + 1))
+    assert {r["symbol"] for r in Journal(url).open_positions("a")} == {BTC, ETH}
+
+
+def test_a_second_manager_on_the_same_account_takes_it_over(url: str) -> None:
+    first = PositionManager(NO_CLIENT, journal=url, account="shared")
+    first.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    second = PositionManager(NO_CLIENT, journal=url, account="shared")
+    assert list(second.positions) == [BTC]
+    first.positions[ETH] = Position(ETH, "long", 10, 1, 10, 9, 11)  # fenced: not written
+    assert [e["kind"] for e in first.events][-1] == "journal_failed"
+    assert "claimed by another manager" in first.events[-1]["reason"]
+    del second.positions[BTC]
+    rows = Journal(url).events(account="shared")
+    assert [r["kind"] for r in rows] == ["added", "loaded", "untracked"]
+
+
+def test_threads_inside_one_manager_lose_and_double_no_event(url: str) -> None:
+    pm = PositionManager(NO_CLIENT, journal=url, journal_sync="normal")
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(15):
+                symbol = f"T{t}X{i}/USDT:USDT"
+                pm.positions[symbol] = Position(symbol, "long", 100, 1, 10, 95, 110)
+                if i % 3 == 0:
+                    del pm.positions[symbol]
+                else:
+                    pm.modify_position_targets(symbol, 96.0, None)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive(), "deadlock"
+    assert not errors
+    journal = Journal(url)
+    written = journal.events(account="default")
+    assert sorted(seqs(written)) == seqs(pm.events) == list(range(1, 4 * 15 * 2 + 1))
+    assert {r["symbol"] for r in journal.open_positions()} == set(pm.positions)
+
+
+def test_several_managers_share_one_database(url: str) -> None:
+    managers = [PositionManager(NO_CLIENT, journal=url, account=f"acct-{i}") for i in range(3)]
+
+    def work(pm: PositionManager) -> None:
+        for i in range(10):
+            pm.positions[f"S{i}/USDT:USDT"] = Position(
+                f"S{i}/USDT:USDT", "long", 100, 1, 10, 95, 110
+            )
+
+    threads = [threading.Thread(target=work, args=(pm,)) for pm in managers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+        assert not t.is_alive()
+    journal = Journal(url)
+    accounts = journal.accounts()
+    assert [(a["account"], a["last_seq"], a["open_positions"]) for a in accounts] == [
+        (f"acct-{i}", 10, 10) for i in range(3)
+    ]
+    assert len(journal.events()) == 30
+    assert len(journal.open_positions()) == 30
+
+
+def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
+    pm = PositionManager(NO_CLIENT, journal=url, account="main")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
+    del pm.positions[ETH]
+    journal = Journal(url)
+    assert journal.schema_version == 1
+    assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
+    assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
+    assert journal.events(account="other") == []
+    assert len(journal.events(limit=1)) == 1 and journal.events(limit=1)[0]["kind"] == "untracked"
+    t0 = pm.events[0]["time"]
+    assert len(journal.events(since=t0)) == 3
+    assert journal.events(until=t0) == []
+    assert len(journal.events(until=t0 + timedelta(days=1))) == 3
+    frame = journal.events().to_pandas()
+    assert list(frame["kind"]) == ["added", "added", "untracked"]
+    positions = journal.open_positions().to_pandas()
+    assert list(positions["symbol"]) == [BTC] and positions["side"][0] == "long"
+    with pytest.raises(TypeError, match="since must be a datetime"):
+        journal.events(since="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limit must be an int"):
+        journal.events(limit=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        journal.events(limit=-1)
+    journal.close()
+    with pytest.raises(ValueError, match="closed"):
+        journal.events()
+
+
+def test_load_state_migrates_a_state_file_into_an_empty_journal(tmp_path: Path) -> None:
+    url = str(tmp_path / "j.db")
+    old = PositionManager(NO_CLIENT)
+    old.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    old.positions[BTC].strategy = "grid"
+    old.save_state(tmp_path / "state.json")
+    pm = PositionManager(NO_CLIENT, journal=url)
+    assert pm.load_state(tmp_path / "state.json") == 1
+    again = PositionManager(NO_CLIENT, journal=url)
+    assert again.positions[BTC].strategy == "grid"
+    with pytest.raises(ValueError, match="needs an empty manager"):
+        again.load_state(tmp_path / "state.json")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"journal": 3}, TypeError, "journal must be a str"),
+        ({"journal": "mysql://db/x"}, ValueError, 'scheme "mysql" is not supported'),
+        ({"journal": "sqlite://x.db"}, ValueError, "sqlite:///relative/path"),
+        ({"journal": ""}, ValueError, "journal must be"),
+        ({"journal": "postgresql://h:notaport/db"}, ValueError, "not a valid PostgreSQL URL"),
+        ({"account": "a"}, ValueError, "account needs journal="),
+        ({"journal_sync": "full"}, ValueError, "journal_sync needs journal="),
+        ({"journal": "J", "account": ""}, ValueError, "account must be a non-empty name"),
+        ({"journal": "J", "account": 5}, TypeError, "account must be a str, got 5"),
+        ({"journal": "J", "account": "a\nb"}, ValueError, "control characters"),
+        ({"journal": "J", "journal_sync": "fast"}, ValueError, "'full', 'normal' or 'off'"),
+        ({"journal": "J", "journal_sync": 1}, TypeError, "journal_sync must be"),
+    ],
+)
+def test_bad_journal_arguments_name_the_argument(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    if kwargs.get("journal") == "J":
+        kwargs["journal"] = str(tmp_path / "j.db")
+    with pytest.raises(error, match=match):
+        PositionManager(NO_CLIENT, **kwargs)
+
+
+def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        PositionManager(NO_CLIENT, journal=str(tmp_path / "no" / "such" / "dir" / "j.db"))
+    (tmp_path / "text.db").write_text("not a database at all, just some text" * 100)
+    with pytest.raises(JournalError):
+        PositionManager(NO_CLIENT, journal=tmp_path / "text.db")
+    with pytest.raises(JournalError, match="cannot connect"):
+        PositionManager(NO_CLIENT, journal="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(JournalError, match="not a position-manager-rs journal"):
+        sqlite3.connect(tmp_path / "plain.db").executescript("CREATE TABLE t (x)")
+        Journal(tmp_path / "plain.db")
+    with pytest.raises(JournalError, match="does not exist"):
+        Journal(tmp_path / "missing.db")
+    assert isinstance(JournalError("x"), OSError)
+
+
+def test_a_newer_schema_is_refused(url: str) -> None:
+    PositionManager(NO_CLIENT, journal=url)
+    run_sql(
+        url,
+        "INSERT INTO pmrs_migrations (version, description, applied_at) VALUES (2, 'x', 'y')",
+    )
+    with pytest.raises(JournalError, match="version 2, newer"):
+        PositionManager(NO_CLIENT, journal=url)
+    with pytest.raises(JournalError, match="newer"):
+        Journal(url)
+
+
+def test_sqlite_urls_and_wal_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pm = PositionManager(NO_CLIENT, journal="sqlite:///rel.db", account="x")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    assert (tmp_path / "rel.db").exists()
+    mode = sqlite3.connect(tmp_path / "rel.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert len(Journal(f"sqlite:///{tmp_path}/rel.db").events()) == 1
+    assert Journal("rel.db").accounts()[0]["account"] == "x"
+
+
+def test_journal_times_are_the_event_times(tmp_path: Path) -> None:
+    url = str(tmp_path / "j.db")
+    pm = PositionManager(NO_CLIENT, journal=url)
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    (row,) = Journal(url).events()
+    assert isinstance(row["time"], datetime) and row["time"] == pm.events[0]["time"]
+
+
+def listing_client(*entries: dict[str, Any]) -> Mock:
+    client = Mock()
+    client.get_open_positions.return_value = list(entries)
+    client.get_ticker.return_value = {"last": 100.0}
+    client.get_ohlcv.return_value = []
+    return client
+
+
+def test_a_tombstone_survives_a_restart_and_the_same_position_comes_back(url: str) -> None:
+    entry = {"symbol": BTC, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    client = listing_client(entry)
+    pm = PositionManager(client, journal=url)
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[BTC].strategy = "grid"
+    client.get_open_positions.return_value = []  # closed outside the bot: a tombstone
+    list(pm.update_positions())
+    assert [e["kind"] for e in pm.events] == ["added", "removed"]
+    del pm
+
+    client.get_open_positions.return_value = [entry]  # the very same position, listed again
+    again = PositionManager(client, journal=url)
+    assert list(again.positions) == []
+    list(again.update_positions())
+    assert [(e["kind"], e["reason"]) for e in again.events][-1] == ("restored", "reported_again")
+    assert again.positions[BTC].strategy == "grid"
+    assert [r["symbol"] for r in Journal(url).open_positions()] == [BTC]
+
+
+def test_a_restored_book_is_reconciled_as_usual(url: str) -> None:
+    eth = {"symbol": ETH, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    client = listing_client(eth)
+    pm = PositionManager(client, journal=url, account="r")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[ETH] = Position(ETH, "long", 100, 1, 10, 95, 110)
+    del pm
+    # While the bot was down, BTC was closed on the exchange.
+    again = PositionManager(client, journal=url, account="r")
+    assert list(again.positions) == [BTC, ETH]
+    list(again.update_positions())
+    assert list(again.positions) == [ETH]
+    assert (again.events[-1]["kind"], again.events[-1]["symbol"]) == ("removed", BTC)
+    closed = Journal(url).closed_positions(account="r")
+    assert [(c["symbol"], c["kind"]) for c in closed] == [(BTC, "removed")]
+    assert [r["symbol"] for r in Journal(url).open_positions("r")] == [ETH]
