@@ -16,12 +16,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from unittest.mock import Mock
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from position_manager_rs import Position
 
 # pytest's own fixture for testing plugins (tests/test_pytest_plugin.py runs the package's).
 pytest_plugins = ["pytester"]
+
+# Every hypothesis test is derandomized unless PMRS_LONG=1 asks for long random runs: a test
+# module that forgets to say so still runs the same examples in CI on every machine. Settings a
+# test gives explicitly still win.
+settings.register_profile("pmrs-fixed", derandomize=True)
+if os.environ.get("PMRS_LONG") != "1":
+    settings.load_profile("pmrs-fixed")
 
 _UNSET: Any = object()
 
