@@ -12,11 +12,10 @@ Kept deliberately small; anything specific to one test module lives in that modu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 from unittest.mock import Mock
-
-import os
 
 import pytest
 from hypothesis import settings
