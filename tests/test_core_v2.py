@@ -602,3 +602,94 @@ def test_11_a_slow_ticker_changes_no_decision() -> None:
     assert fast_calls.count("get_open_positions") == 1  # the close reused the cycle's list
     assert slow_calls == fast_calls
     assert slow_events == fast_events
+
+
+# =========================================================================================
+# 12. An order answer whose `filled` is garbage is verified, never read as "filled as asked"
+# =========================================================================================
+
+UNREADABLE_FILLED = [
+    pytest.param(-1.0, id="negative"),
+    pytest.param(float("nan"), id="nan"),
+    pytest.param(float("inf"), id="inf"),
+    pytest.param("5", id="str"),
+    pytest.param(True, id="bool"),
+]
+
+
+def garbled(answer: Any, filled: Any) -> Any:
+    return dict(answer, filled=filled, status="closed")
+
+
+@pytest.mark.parametrize("filled", UNREADABLE_FILLED)
+@pytest.mark.parametrize("executed", [True, False], ids=["executed", "not-executed"])
+def test_12_a_market_open_with_a_garbled_fill_is_verified(filled: Any, executed: bool) -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+
+    def create(symbol: str, side: str, amount: float, leverage: Any, **kw: Any) -> Any:
+        venue.on_create_market_order = None
+        if executed:
+            answer = venue.create_market_order(symbol, side, 4.0, leverage)  # a partial fill
+            venue.calls.pop()  # one order, recorded once
+        else:
+            answer = {"id": "x1", "symbol": symbol, "status": "closed", "amount": amount}
+        return garbled(answer, filled)
+
+    venue.on_create_market_order = create
+    assert pm.open_position(BTC, "BUY", 10.0, 10, 0.05) is executed
+    assert len(venue.order_calls()) == 1
+    if executed:  # tracked with what the venue holds, not the requested 10
+        assert pm.positions[BTC].amount == 4.0 == venue.contracts(BTC)
+    else:
+        assert BTC not in pm.positions and venue.contracts(BTC) == 0.0
+
+
+@pytest.mark.parametrize("filled", UNREADABLE_FILLED)
+def test_12_a_limit_open_whose_fill_status_is_garbled_tracks_only_what_the_venue_holds(
+    filled: Any,
+) -> None:
+    """The fault-injection run (seed 16) that found it: the limit order rests unfilled, the
+    fill status says 'closed' with filled -1; the manager tracked a short the venue never had,
+    then sent a reduce-only order to it."""
+    venue = Venue()
+    venue.limit_fill = 0.0
+    pm = make_manager(venue)
+    garbage = iter([True])
+
+    def wait(order_id: Any, symbol: str, **kw: Any) -> Any:
+        with venue._lock:
+            order = dict(venue.orders[order_id])
+        return garbled(order, filled) if next(garbage, False) else order
+
+    venue.on_wait_for_order_fill = wait
+    pm.open_position(BTC, "SELL", 1.0, 3, 0.05, use_limit=True)
+    held = venue.contracts(BTC)
+    tracked = pm.positions[BTC].amount if BTC in pm.positions else 0.0
+    assert tracked == held  # never a position the venue does not hold
+    pm.scale_out_position(BTC, 0.1)
+    assert venue.contracts(BTC) == pytest.approx(max(held - 0.1, 0.0) if held else 0.0)
+    for _ in range(2):
+        cycle(pm)
+    assert (BTC in pm.positions) == (venue.contracts(BTC) > 0)
+
+
+@pytest.mark.parametrize("filled", UNREADABLE_FILLED)
+def test_12_a_scale_out_with_a_garbled_fill_reduces_the_book_by_what_was_sold(
+    filled: Any,
+) -> None:
+    venue = Venue()
+    pm = make_manager(venue)
+    p = tracked_long(venue, pm)
+
+    def create(symbol: str, side: str, amount: float, leverage: Any, **kw: Any) -> Any:
+        venue.on_create_market_order = None
+        answer = venue.create_market_order(symbol, side, 1.0, leverage, **kw)  # sold 1, not 4
+        venue.calls.pop()
+        return garbled(answer, filled)
+
+    venue.on_create_market_order = create
+    pm.scale_out_position(BTC, 4.0)
+    assert venue.contracts(BTC) == 9.0
+    assert p.amount == 9.0
+    assert len(venue.order_calls(reduce_only=True)) == 1

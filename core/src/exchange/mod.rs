@@ -318,6 +318,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_filled_is_unreadable_and_silence_is_not() {
+        let report = |filled: Field| OrderReport {
+            filled,
+            ..OrderReport::with_id("o1")
+        };
+        for bad in [
+            Field::Number(-1.0),
+            Field::Number(f64::NAN),
+            Field::Number(f64::INFINITY),
+            Field::Text("5".into()),
+            Field::Bool(true),
+        ] {
+            assert!(report(bad.clone()).filled_unreadable(), "{bad:?}");
+            assert_eq!(report(bad).filled(), None);
+        }
+        for silent in [Field::Absent, Field::Null] {
+            assert!(!report(silent).filled_unreadable());
+        }
+        assert!(!report(Field::Int(0)).filled_unreadable());
+        assert_eq!(report(Field::Number(2.5)).filled(), Some(2.5));
+    }
+
+    #[test]
     fn ticker_price_must_be_positive_and_finite() {
         let t = |f: Field| TickerAnswer::Ticker { last: f }.valid_price();
         assert_eq!(t(Field::Number(1.5)), Some(1.5));

@@ -181,6 +181,14 @@ impl OrderReport {
         real_number(&self.filled).filter(|f| *f >= 0.0)
     }
 
+    /// True when the answer has a `filled` value that is not a usable amount (negative, NaN,
+    /// infinite, a string, a bool, ...). Such an answer does not say what the order did: it is
+    /// verified against the exchange like a lost one, never read as "filled as requested".
+    /// An absent or `None` `filled` is silence, read as the original did.
+    pub fn filled_unreadable(&self) -> bool {
+        !matches!(self.filled, Field::Absent | Field::Null) && self.filled().is_none()
+    }
+
     /// The average fill price when the answer states a usable one (finite, > 0).
     pub fn average(&self) -> Option<f64> {
         real_number(&self.average).filter(|p| *p > 0.0)

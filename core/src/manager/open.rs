@@ -591,7 +591,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// What an order answer says was filled (see the module notes); `None` when it is not
-    /// definitive (falsy, not a dict): the exchange must be asked.
+    /// definitive (falsy, not a dict, a `filled` that is not a usable amount): the exchange must
+    /// be asked.
     fn fill_of(
         &self,
         symbol: &str,
@@ -603,6 +604,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let OrderAnswer::Report(report) = answer else {
             return None;
         };
+        if report.filled_unreadable() {
+            return None;
+        }
         let filled = report.filled();
         if filled == Some(0.0) && report.is_final() {
             // Final with nothing filled: rejected or cancelled, nothing was opened.
@@ -755,7 +759,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
             )
         });
         let status = self.order_status(symbol, &id)?;
-        if let Some(st) = status.as_ref().filter(|st| st.is_closed()) {
+        if let Some(st) = status
+            .as_ref()
+            .filter(|st| st.is_closed() && !st.filled_unreadable())
+        {
             self.log(Channel::Position, Level::Info, || {
                 "  Limit order filled successfully".to_owned()
             });

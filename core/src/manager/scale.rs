@@ -44,11 +44,15 @@ enum Answered {
     Nothing,
 }
 
-/// Reads an order answer: `None` when it is not definitive (falsy, not a dict).
+/// Reads an order answer: `None` when it is not definitive (falsy, not a dict, or a `filled`
+/// that is not a usable amount).
 fn answered(answer: &OrderAnswer, requested: f64) -> Option<Answered> {
     let OrderAnswer::Report(report) = answer else {
         return None;
     };
+    if report.filled_unreadable() {
+        return None;
+    }
     if report.filled() == Some(0.0) && report.is_final() {
         return Some(Answered::Nothing);
     }

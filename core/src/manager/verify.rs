@@ -51,7 +51,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(
             match caught(self.exchange().get_order_by_client_id(id, symbol))? {
                 Ok(OrderLookup::NotFound) => Lookup::NotPlaced,
-                Ok(OrderLookup::Found(report)) if report.is_final() => Lookup::Final(report),
+                Ok(OrderLookup::Found(report))
+                    if report.is_final() && !report.filled_unreadable() =>
+                {
+                    Lookup::Final(report)
+                }
                 Ok(other) => {
                     self.log(Channel::Main, Level::Warn, || {
                         format!("Order {id} for {symbol} is not final yet ({other:?}); checking the position list")
