@@ -237,6 +237,7 @@ impl RawOptions<'_, '_> {
             )?,
             tombstone_ttl_seconds: ttl,
             position_mode: mode_arg(self.position_mode)?,
+            max_concurrent_calls: defaults.max_concurrent_calls,
         };
         config.validate().map_err(PmError)?;
         Ok(config)

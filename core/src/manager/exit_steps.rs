@@ -17,10 +17,10 @@
 use log::Level;
 
 use super::exit_rules::{AdvancedExitRequest, SmartExitAnswer};
-use super::lists::ListRead;
 use super::messages::Channel;
 use super::methods::Methods;
 use super::scale::ScaleOut;
+use super::update::Examine;
 use super::Manager;
 use crate::book::SharedPosition;
 use crate::error::{CoreError, CoreResult};
@@ -48,9 +48,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<StepEnd> {
-        let now = self.now();
+        let now = at.now;
         let r = methods.leveraged_pnl(price, false)?;
         let (data, side, entry_time) = {
             let p = position.lock();
@@ -108,9 +108,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Info, || {
                     format!("  ✓ Closing position: {reason}")
                 });
-                Ok(StepEnd::Finished(
-                    self.close_in_cycle(symbol, &reason, snapshot)?,
-                ))
+                Ok(StepEnd::Finished(self.close_in_cycle(symbol, &reason, at)?))
             }
             ExitDecision::MoveStop {
                 price: stop,
@@ -246,9 +244,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<StepEnd> {
-        let now = self.now();
+        let now = at.now;
         let pnl = methods.leveraged_pnl(price, false)?;
         let (minutes, side) = {
             let p = position.lock();
@@ -284,9 +282,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_fixed(answer.confidence, 2)
             );
             self.log(Channel::Position, Level::Info, || format!("  🧠 {text}"));
-            return Ok(StepEnd::Finished(
-                self.close_in_cycle(symbol, &text, snapshot)?,
-            ));
+            return Ok(StepEnd::Finished(self.close_in_cycle(symbol, &text, at)?));
         }
         if answer.score > 30.0 {
             self.log(Channel::Position, Level::Debug, || {
