@@ -13,7 +13,9 @@ use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::events::Event;
 use crate::exchange::{BatchTicker, Field, Ohlcv, TickerAnswer};
-use crate::manager::testing::{interrupt, listed, manager, network_error, BatchScript, Fake};
+use crate::manager::testing::{
+    interrupt, listed, manager, manager_as_configured, network_error, BatchScript, Fake,
+};
 use crate::manager::{Manager, ManagerConfig};
 use crate::position::PositionState;
 use crate::test_support::{capture_logs, proptest_config, Record};
@@ -444,4 +446,63 @@ fn no_read_starts_after_an_interruption_and_the_cycle_ends_there() {
         .filter(|r| r.2 == "  ✓ Position still open and healthy")
         .count();
     assert_eq!(examined, 3);
+}
+
+/// A manager like `setup`'s whose ticker retries pause `delay` seconds.
+fn with_pauses(scenario: &Scenario, workers: usize, delay: f64) -> (Fake, Manager<u32>) {
+    let fake = fake_for(scenario, false, Duration::ZERO);
+    let config = ManagerConfig {
+        max_concurrent_calls: workers,
+        ticker_retry_delays: vec![delay, delay],
+        ..ManagerConfig::default()
+    };
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(T0));
+    let m = manager_as_configured(&fake, config, clock);
+    for i in 0..scenario.specs.len() {
+        let sym = symbol(i);
+        let p = PositionState::new(&sym, "long", 100.0, 1.0, 10.0, 95.0, Some(110.0), T0);
+        m.book().insert(&sym, share(p), i as u32);
+    }
+    (fake, m)
+}
+
+#[test]
+fn a_close_cuts_pauses_short_and_the_retries_go_on_where_they_stopped() {
+    // Position 0 closes (stop hit); position 1's first ticker attempt fails, so its reader
+    // is pausing when the close is handed over.
+    let mut s = healthy(3);
+    s.specs[0].price = 94.0;
+    s.specs[1].ticker = TickerFault::MissingOnce;
+    let (fake, m) = with_pauses(&s, 1, 0.2);
+    let plain = vec![run_cycle(&m, &fake)];
+    let plain_reads = fake.calls();
+    let (fake, m) = with_pauses(&s, 3, 0.2);
+    let concurrent = vec![run_cycle(&m, &fake)];
+    assert_eq!(concurrent, plain);
+    let mut reads = fake.calls();
+    let mut expected = plain_reads;
+    reads.sort();
+    expected.sort();
+    assert_eq!(reads, expected, "the same calls, none repeated");
+    assert_eq!(concurrent[0].steps.len(), 1);
+}
+
+#[test]
+fn a_close_does_not_wait_for_a_long_pause_between_ticker_attempts() {
+    let mut s = healthy(2);
+    s.specs[0].price = 94.0;
+    s.specs[1].ticker = TickerFault::MissingOnce;
+    let (fake, m) = with_pauses(&s, 2, 30.0);
+    fake.0.lock().read_delay = Duration::from_millis(20); // position 1's reader is pausing
+    let mut cycle = m.begin_update();
+    let started = std::time::Instant::now();
+    let closed = m.next_closed(&mut cycle).unwrap().unwrap();
+    assert_eq!(closed.symbol, symbol(0));
+    // A hang detector, not a benchmark: the 30 s pause was cut short.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    cycle.finish_without_work();
 }

@@ -40,20 +40,41 @@ impl Attempt {
     }
 }
 
+/// How the ticker attempts ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum TickerEnd {
+    /// A valid price.
+    Price(f64),
+    /// Every attempt failed.
+    NoPrice,
+    /// A pause between attempts was cut short (the reads were cancelled); the attempts so far
+    /// are noted, the next one is still to be made.
+    CutShort,
+}
+
 /// `get_ticker(symbol)` with the original's retries: one more attempt than `delays`, pausing
-/// `delays[i]` after failed attempt `i`. `note` hears of each failed attempt as it happens.
-/// `Ok(None)` when no attempt gave a valid price; only an interruption is an error.
+/// `delays[i]` after failed attempt `i`, starting after `done` attempts already made (and
+/// failed). `note` hears of each failed attempt as it happens; `pause(seconds)` waits and says
+/// whether it waited the whole time. Only an interruption is an error.
 pub(super) fn ticker_with_retries(
     exchange: &dyn Exchange,
     delays: &[f64],
     symbol: &str,
+    done: usize,
     note: &mut dyn FnMut(Attempt),
-) -> CoreResult<Option<f64>> {
-    for attempt in 0..=delays.len() {
+    pause: &mut dyn FnMut(f64) -> CoreResult<bool>,
+) -> CoreResult<TickerEnd> {
+    for attempt in done..=delays.len() {
+        let delay = attempt.checked_sub(1).and_then(|i| delays.get(i));
+        if let Some(delay) = delay.filter(|d| **d > 0.0) {
+            if !pause(*delay)? {
+                return Ok(TickerEnd::CutShort);
+            }
+        }
         match super::caught(exchange.get_ticker(symbol))? {
             Ok(answer) => {
                 if let Some(p) = answer.valid_price() {
-                    return Ok(Some(p));
+                    return Ok(TickerEnd::Price(p));
                 }
                 note(match answer {
                     TickerAnswer::Missing => Attempt::Missing,
@@ -62,13 +83,8 @@ pub(super) fn ticker_with_retries(
             }
             Err(e) => note(Attempt::ApiError(e.kind_name().to_owned())),
         }
-        if let Some(delay) = delays.get(attempt) {
-            if *delay > 0.0 {
-                super::caught(exchange.pause(*delay))?.ok();
-            }
-        }
     }
-    Ok(None)
+    Ok(TickerEnd::NoPrice)
 }
 
 /// How one position's reads ended.
@@ -86,6 +102,9 @@ pub(super) enum FetchEnd {
     },
     /// A ticker call (or a pause between attempts) raised an interruption.
     Interrupted(CoreError),
+    /// The reads were cancelled in a pause between ticker attempts: they go on from there
+    /// (the next attempt after the pause) when read again, or where the position is examined.
+    CutShort,
 }
 
 /// One position's reads made ahead of its examination (on a worker thread).
@@ -93,6 +112,9 @@ pub(super) enum FetchEnd {
 pub(super) struct Fetched {
     /// The failed ticker attempts, in order.
     pub(super) attempts: Vec<Attempt>,
+    /// The `get_ticker` calls made (the failed attempts and the one that answered or raised,
+    /// if any; none for a batched price).
+    pub(super) ticker_calls: usize,
     /// How the reads ended.
     pub(super) end: FetchEnd,
 }
@@ -106,30 +128,56 @@ impl Fetched {
             _ => None,
         }
     }
+
+    /// Whether these reads are complete (not cut short in a pause).
+    pub(super) fn is_complete(&self) -> bool {
+        !matches!(self.end, FetchEnd::CutShort)
+    }
 }
 
 /// The reads for one position, in the sequential cycle's order: the price (`batch` when the
-/// batched answer had it, else `get_ticker` with retries), then, with a price, the candles.
+/// batched answer had it, else `get_ticker` with retries, after the failed `attempts` an
+/// earlier read made), then, with a price, the candles. `pause` waits between attempts (see
+/// [`ticker_with_retries`]).
 pub(super) fn prefetch(
     exchange: &dyn Exchange,
     delays: &[f64],
     symbol: &str,
     batch: Option<f64>,
+    mut attempts: Vec<Attempt>,
+    pause: &mut dyn FnMut(f64) -> CoreResult<bool>,
 ) -> Fetched {
-    let mut attempts = Vec::new();
     let price = match batch {
-        Some(p) => Ok(Some(p)),
-        None => ticker_with_retries(exchange, delays, symbol, &mut |a| attempts.push(a)),
+        Some(p) => Ok(TickerEnd::Price(p)),
+        None => {
+            let done = attempts.len();
+            ticker_with_retries(
+                exchange,
+                delays,
+                symbol,
+                done,
+                &mut |a| attempts.push(a),
+                pause,
+            )
+        }
     };
+    // The failed attempts, plus the call that answered a price or raised.
+    let answered = batch.is_none() && matches!(price, Ok(TickerEnd::Price(_)) | Err(_));
+    let ticker_calls = attempts.len() + usize::from(answered);
     let end = match price {
         Err(e) => FetchEnd::Interrupted(e),
-        Ok(None) => FetchEnd::NoPrice,
-        Ok(Some(price)) => FetchEnd::Priced {
+        Ok(TickerEnd::NoPrice) => FetchEnd::NoPrice,
+        Ok(TickerEnd::CutShort) => FetchEnd::CutShort,
+        Ok(TickerEnd::Price(price)) => FetchEnd::Priced {
             price,
             ohlcv: exchange.get_ohlcv(symbol, CANDLE_TIMEFRAME, CANDLE_LIMIT),
         },
     };
-    Fetched { attempts, end }
+    Fetched {
+        attempts,
+        ticker_calls,
+        end,
+    }
 }
 
 /// The candles the cycle asks for: `get_ohlcv(symbol, timeframe='1h', limit=100)`.

@@ -334,17 +334,8 @@ pub fn network_error() -> CoreError {
 
 /// A manager over `fake` with no retry pauses and a manual clock at T0.
 pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
-    let config = ManagerConfig {
-        ticker_retry_delays: vec![0.0, 0.0],
-        ..config
-    };
-    Manager::new(
-        Arc::new(fake.clone()),
-        config,
-        Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000))),
-        Arc::new(Counter(Mutex::new(0))),
-    )
-    .expect("valid config")
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    manager_with_clock(fake, config, clock)
 }
 
 /// A manager over `fake` reading time from `clock` (no retry pauses).
@@ -357,6 +348,15 @@ pub fn manager_with_clock(
         ticker_retry_delays: vec![0.0, 0.0],
         ..config
     };
+    manager_as_configured(fake, config, clock)
+}
+
+/// A manager over `fake` with `config` exactly as given (retry pauses included).
+pub fn manager_as_configured(
+    fake: &Fake,
+    config: ManagerConfig,
+    clock: Arc<ManualClock>,
+) -> Manager<u32> {
     Manager::new(
         Arc::new(fake.clone()),
         config,

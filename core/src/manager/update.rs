@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use log::Level;
 
 use super::exit_steps::StepEnd;
-use super::fetch::{FetchEnd, Fetched, CANDLE_LIMIT, CANDLE_TIMEFRAME};
+use super::fetch::{FetchEnd, Fetched, TickerEnd, CANDLE_LIMIT, CANDLE_TIMEFRAME};
 use super::lists::ListRead;
 use super::messages::{leverage_text, py_set_repr, Channel, RULE};
 use super::methods::Methods;
@@ -156,12 +156,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     return Ok(Some(closed));
                 }
             }
-            while cycle.next < cycle.keys.len() {
-                let key = cycle.keys[cycle.next].clone();
+            while let Some(key) = cycle.keys.get(cycle.next) {
                 cycle.next += 1;
-                let batch = cycle.prices.get(key.symbol()).copied();
+                let batch = cycle.prices.get(Key::market_of(key.as_str())).copied();
                 let source = Source::Live { batch };
-                if let Some(closed) = self.update_one(&key, cycle.snapshot.as_ref(), source)? {
+                if let Some(closed) = self.update_one(key, cycle.snapshot.as_ref(), source)? {
                     return Ok(Some(closed));
                 }
             }
@@ -191,8 +190,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let mut symbols: Vec<&str> = Vec::with_capacity(keys.len());
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         for key in keys {
-            if seen.insert(key.symbol()) {
-                symbols.push(key.symbol());
+            let market = Key::market_of(key.as_str());
+            if seen.insert(market) {
+                symbols.push(market);
             }
         }
         let answer = match self.exchange().get_tickers(&symbols) {
@@ -281,14 +281,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let mut price_seen = None;
         let methods = self.methods(&position, &handle);
-        let update = self.update_position(
-            symbol,
-            &position,
-            &methods,
-            snapshot,
-            &mut price_seen,
-            source,
-        );
+        let update =
+            self.update_position(key, &position, &methods, snapshot, &mut price_seen, source);
         match update {
             Ok(Some(pnl)) => Ok(Some(Closed {
                 symbol: symbol.to_owned(),
@@ -307,24 +301,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The per-position step. `Ok(Some(pnl))` when it closed the position.
     fn update_position(
         &self,
-        symbol: &str,
+        key: &Key,
         position: &SharedPosition,
         methods: &Methods<'_>,
         snapshot: Option<&ListRead>,
         price_seen: &mut Option<f64>,
         source: Source,
     ) -> Result<Option<f64>, CoreError> {
-        let (side, entry, amount, leverage, entry_time) = {
+        let symbol = key.as_str();
+        let (entry, amount, leverage, entry_time) = {
             let p = position.lock();
-            (
-                p.side.to_uppercase(),
-                p.entry_price,
-                p.amount,
-                p.leverage,
-                p.entry_time,
-            )
+            (p.entry_price, p.amount, p.leverage, p.entry_time)
         };
         self.log(Channel::Position, Level::Info, || {
+            // The lock is released before the record is emitted.
+            let side = position.lock().side.to_uppercase();
             format!("\n--- Position: {symbol} ({side}) ---")
         });
         if self.log_enabled(Channel::Position, Level::Debug) {
@@ -343,8 +334,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
 
         // The book key names a leg in hedge mode; the exchange is asked about the symbol.
-        let market = Key::parse(symbol);
-        let (price, candles) = self.obtain_price(market.symbol(), source)?;
+        let market = Key::market_of(symbol);
+        let (price, candles) = self.obtain_price(market, source)?;
         let price = match price {
             PriceFetch::Price(p) => p,
             PriceFetch::Failed => {
@@ -417,7 +408,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             None => self
                 .exchange()
-                .get_ohlcv(market.symbol(), CANDLE_TIMEFRAME, CANDLE_LIMIT),
+                .get_ohlcv(market, CANDLE_TIMEFRAME, CANDLE_LIMIT),
         };
         let ohlcv = match caught(candles)? {
             Err(e) => {
@@ -469,8 +460,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// The price for `market` from `source`, and the candles when they were read ahead. The
-    /// failed attempts of a read made ahead are logged now, each where the sequential cycle
-    /// would have made its call (an interruption waiting then ends the cycle there).
+    /// failed attempts of a read made ahead are logged now, and wherever the sequential cycle
+    /// would have made a ticker call an interruption waiting ends the cycle as it would there.
     fn obtain_price(
         &self,
         market: &str,
@@ -478,17 +469,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
     ) -> CoreResult<(PriceFetch, Option<CoreResult<Ohlcv>>)> {
         let fetched = match source {
             Source::Live { batch: Some(p) } => return Ok((PriceFetch::Price(p), None)),
-            Source::Live { batch: None } => return Ok((self.fetch_price(market)?, None)),
+            Source::Live { batch: None } => return Ok((self.fetch_price(market, 0)?, None)),
             Source::Fetched(fetched) => fetched,
         };
-        for (i, attempt) in fetched.attempts.iter().enumerate() {
+        for call in 0..fetched.ticker_calls {
             self.exchange().check_interrupt()?;
-            self.log(Channel::Position, Level::Debug, || attempt.message(i + 1));
+            if let Some(attempt) = fetched.attempts.get(call) {
+                self.log(Channel::Position, Level::Debug, || {
+                    attempt.message(call + 1)
+                });
+            }
         }
         match fetched.end {
             FetchEnd::Interrupted(e) => Err(e),
             FetchEnd::NoPrice => Ok((PriceFetch::Failed, None)),
             FetchEnd::Priced { price, ohlcv } => Ok((PriceFetch::Price(price), Some(ohlcv))),
+            // Cut short in a pause (no worker took it up again): go on here, in order.
+            FetchEnd::CutShort => Ok((self.fetch_price(market, fetched.attempts.len())?, None)),
         }
     }
 
@@ -543,21 +540,30 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// The ticker with the original's retries (attempts = pauses + 1), each failed attempt
-    /// logged as it happens.
-    fn fetch_price(&self, symbol: &str) -> CoreResult<PriceFetch> {
-        let delays = &self.config().ticker_retry_delays;
-        let mut n = 0;
-        let price = super::fetch::ticker_with_retries(
-            self.exchange().as_ref(),
-            delays,
+    /// The ticker with the original's retries (attempts = pauses + 1), after `done` failed
+    /// attempts already made, each failed attempt logged as it happens.
+    fn fetch_price(&self, symbol: &str, done: usize) -> CoreResult<PriceFetch> {
+        let exchange = self.exchange().as_ref();
+        let mut n = done;
+        let end = super::fetch::ticker_with_retries(
+            exchange,
+            &self.config().ticker_retry_delays,
             symbol,
+            done,
             &mut |attempt| {
                 n += 1;
                 self.log(Channel::Position, Level::Debug, || attempt.message(n));
             },
+            &mut |seconds| {
+                // A pause that fails otherwise than by an interruption just ends early.
+                caught(exchange.pause(seconds))?.ok();
+                Ok(true)
+            },
         )?;
-        Ok(price.map_or(PriceFetch::Failed, PriceFetch::Price))
+        Ok(match end {
+            TickerEnd::Price(p) => PriceFetch::Price(p),
+            TickerEnd::NoPrice | TickerEnd::CutShort => PriceFetch::Failed,
+        })
     }
 
     /// The original's per-position error handler, with its fallback trailing update. Unlike the
