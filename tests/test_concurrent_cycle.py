@@ -15,7 +15,6 @@ import functools
 import logging
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,13 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
-from helpers_clients import DEFAULT_PRICE, FakeExchange, make_manager, make_position
+from helpers_clients import (
+    DEFAULT_PRICE,
+    FakeExchange,
+    assert_ctrl_c_ends,
+    make_manager,
+    make_position,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import book_problems
@@ -422,17 +427,23 @@ BAD_ENTRIES: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "entry", "why"), BAD_ENTRIES, ids=[b[0] for b in BAD_ENTRIES])
-def test_an_unusable_entry_is_warned_and_its_price_asked_per_symbol(
-    caplog: pytest.LogCaptureFixture, name: str, entry: Any, why: str
-) -> None:
+def batched_cycle(entry_of_a: Any) -> Batched:
+    """One cycle over A and B on a batched client whose entry for A is ``entry_of_a``."""
     client = Batched()
-    client.batch_entries["A/USDT:USDT"] = entry
+    client.batch_entries["A/USDT:USDT"] = entry_of_a
     pm = make_manager(client)
     for s in ("A/USDT:USDT", "B/USDT:USDT"):
         client.open(s)
         pm.positions[s] = make_position(s)
     assert list(pm.update_positions()) == []
+    return client
+
+
+@pytest.mark.parametrize(("name", "entry", "why"), BAD_ENTRIES, ids=[b[0] for b in BAD_ENTRIES])
+def test_an_unusable_entry_is_warned_and_its_price_asked_per_symbol(
+    caplog: pytest.LogCaptureFixture, name: str, entry: Any, why: str
+) -> None:
+    client = batched_cycle(entry)
     assert [a for a, _ in client.calls_of("get_ticker")] == [("A/USDT:USDT",)]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
@@ -444,13 +455,7 @@ def test_an_unusable_entry_is_warned_and_its_price_asked_per_symbol(
 def test_an_entry_left_out_is_asked_per_symbol_without_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = Batched()
-    client.batch_entries["A/USDT:USDT"] = _DEFAULT
-    pm = make_manager(client)
-    for s in ("A/USDT:USDT", "B/USDT:USDT"):
-        client.open(s)
-        pm.positions[s] = make_position(s)
-    assert list(pm.update_positions()) == []
+    client = batched_cycle(_DEFAULT)
     assert [a for a, _ in client.calls_of("get_ticker")] == [("A/USDT:USDT",)]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert (
@@ -601,28 +606,15 @@ def test_an_interruption_a_logging_handler_raises_ends_the_cycle_where_a_sequent
     assert outcomes[1] == outcomes[0]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_during_a_concurrent_cycle_reaches_the_bot_promptly() -> None:
     """Readers pausing between ticker attempts (60 s here) stop at once when Ctrl+C ends the
     cycle."""
-    assert threading.current_thread() is threading.main_thread()
     client = Scripted()
     pm = tracked(client, 4, max_concurrent_calls=4, ticker_retry_delays=(60.0, 60.0))
     for i in range(4):
         client.ticker_script[symbol(i)] = [None, None, None]
-
-    def interrupt() -> None:
-        time.sleep(0.3)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    killer = threading.Thread(target=interrupt)
-    started = time.monotonic()
-    killer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            list(pm.update_positions())
-    finally:
-        killer.join(10)
-    assert time.monotonic() - started < 5.0
+    assert_ctrl_c_ends(lambda: list(pm.update_positions()), after=0.3, within=5.0)
     assert len(pm.positions) == 4 and not book_problems(pm)
 
 

@@ -73,6 +73,20 @@ class _Base(Dialect):
                 return m.symbol
         raise VenueRefusal("symbol", f"unknown market {market_id}")
 
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        """One market's ticker in the venue's format (dialects with a tickers endpoint)."""
+        raise NotImplementedError
+
+    def every_ticker(self, venue: FakeVenue) -> list[Payload]:
+        """Every listed market's ticker, as a tickers request without a symbol answers."""
+        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+
+    def ticker_or_all(self, venue: FakeVenue, r: Request, param: str) -> Payload:
+        """The ticker of the market ``r`` names in ``param``, or every market's (a list)."""
+        if param not in r.params:
+            return self.every_ticker(venue)
+        return self._ticker(venue, r.params[param])
+
 
 # ============================================================================ Binance USD-M
 
@@ -153,11 +167,7 @@ class Binance(_Base):
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
         """One symbol's 24 h ticker, or every symbol's (a list) without ``symbol``."""
-        if "symbol" not in r.params:
-            return [
-                self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()
-            ]
-        return self._ticker(venue, r.params["symbol"])
+        return self.ticker_or_all(venue, r, "symbol")
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -544,11 +554,8 @@ class Bybit(_Base):
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
         """One symbol's ticker, or the whole category's without ``symbol``."""
-        if "symbol" in r.params:
-            ids = [r.params["symbol"]]
-        else:
-            ids = [self.market_id(m.base) for m in venue.ledger.markets.values()]
-        return {"category": "linear", "list": [self._ticker(venue, i) for i in ids]}
+        rows = self.ticker_or_all(venue, r, "symbol")
+        return {"category": "linear", "list": rows if isinstance(rows, list) else [rows]}
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -783,7 +790,7 @@ class Okx(_Base):
         """Every instrument of ``instType`` (only ``SWAP`` is listed here)."""
         if r.params.get("instType") != "SWAP":
             return []
-        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+        return self.every_ticker(venue)
 
     def _ticker(self, venue: FakeVenue, inst_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, inst_id)])
@@ -1039,7 +1046,7 @@ class Bitget(_Base):
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
         """Every contract of ``productType``."""
         self._product(r)
-        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+        return self.every_ticker(venue)
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -1279,10 +1286,9 @@ class Gate(_Base):
         ]  # fmt: skip
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
-        """One contract's ticker, or every contract's without ``contract``."""
-        if "contract" in r.params:
-            return [self._ticker(venue, r.params["contract"])]
-        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+        """One contract's ticker (a list of one), or every contract's without ``contract``."""
+        rows = self.ticker_or_all(venue, r, "contract")
+        return rows if isinstance(rows, list) else [rows]
 
     def _ticker(self, venue: FakeVenue, contract: str) -> Payload:
         p = _s(venue.ledger.prices[self._contract(venue, contract)])
@@ -1530,11 +1536,7 @@ class BingX(_Base):
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
         """One symbol's ticker, or every symbol's (a list) without ``symbol``."""
-        if "symbol" not in r.params:
-            return [
-                self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()
-            ]
-        return self._ticker(venue, r.params["symbol"])
+        return self.ticker_or_all(venue, r, "symbol")
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -1982,11 +1984,7 @@ class Mexc(_Base):
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
         """One contract's ticker, or every contract's (a list) without ``symbol``."""
-        if "symbol" not in r.params:
-            return [
-                self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()
-            ]
-        return self._ticker(venue, r.params["symbol"])
+        return self.ticker_or_all(venue, r, "symbol")
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = venue.ledger.prices[self.symbol_of(venue, market_id)]

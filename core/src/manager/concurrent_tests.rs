@@ -207,6 +207,15 @@ fn run_cycle(m: &Manager<u32>, fake: &Fake) -> Outcome {
     }
 }
 
+/// Tracks one healthy long per spec of `scenario` (entry 100, stop 95, target 110).
+fn track_all(m: &Manager<u32>, scenario: &Scenario) {
+    for i in 0..scenario.specs.len() {
+        let sym = symbol(i);
+        let p = PositionState::new(&sym, "long", 100.0, 1.0, 10.0, 95.0, Some(110.0), T0);
+        m.book().insert(&sym, share(p), i as u32);
+    }
+}
+
 /// A manager with `workers` over the fake for `scenario`, tracking one healthy long per spec
 /// (entry 100, stop 95, target 110).
 fn setup(
@@ -223,11 +232,7 @@ fn setup(
             ..ManagerConfig::default()
         },
     );
-    for i in 0..scenario.specs.len() {
-        let sym = symbol(i);
-        let p = PositionState::new(&sym, "long", 100.0, 1.0, 10.0, 95.0, Some(110.0), T0);
-        m.book().insert(&sym, share(p), i as u32);
-    }
+    track_all(&m, scenario);
     (fake, m)
 }
 
@@ -458,11 +463,7 @@ fn with_pauses(scenario: &Scenario, workers: usize, delay: f64) -> (Fake, Manage
     };
     let clock = std::sync::Arc::new(crate::clock::ManualClock::new(T0));
     let m = manager_as_configured(&fake, config, clock);
-    for i in 0..scenario.specs.len() {
-        let sym = symbol(i);
-        let p = PositionState::new(&sym, "long", 100.0, 1.0, 10.0, 95.0, Some(110.0), T0);
-        m.book().insert(&sym, share(p), i as u32);
-    }
+    track_all(&m, scenario);
     (fake, m)
 }
 
