@@ -507,3 +507,47 @@ fn a_close_does_not_wait_for_a_long_pause_between_ticker_attempts() {
     );
     cycle.finish_without_work();
 }
+
+/// A clock that counts its readings.
+struct CountingClock(std::sync::atomic::AtomicUsize);
+
+impl crate::clock::Clock for CountingClock {
+    fn now(&self) -> Timestamp {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        T0
+    }
+}
+
+/// Clock readings of one cycle over `n` healthy positions (candles, no exit, no event).
+fn clock_reads(n: usize, workers: usize) -> usize {
+    let s = healthy(n);
+    let fake = fake_for(&s, true, Duration::ZERO);
+    let clock = std::sync::Arc::new(CountingClock(std::sync::atomic::AtomicUsize::new(0)));
+    let m = Manager::new(
+        std::sync::Arc::new(fake.clone()),
+        ManagerConfig {
+            max_concurrent_calls: workers,
+            ..ManagerConfig::default()
+        },
+        clock.clone(),
+        std::sync::Arc::new(crate::manager::testing::Counter::default()),
+    )
+    .unwrap();
+    track_all(&m, &s);
+    let before = clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let out = run_cycle(&m, &fake);
+    assert!(out.steps.is_empty() && out.events.is_empty());
+    clock.0.load(std::sync::atomic::Ordering::SeqCst) - before
+}
+
+#[test]
+fn the_clock_is_read_once_per_examined_position() {
+    for workers in [1, 4] {
+        let (five, ten) = (clock_reads(5, workers), clock_reads(10, workers));
+        assert_eq!(
+            ten - five,
+            5,
+            "{workers} workers: {five} and {ten} readings"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::exchange::{
 use crate::format::py_repr_float;
 
 /// Handles are plain numbers in core tests.
+#[derive(Default)]
 pub struct Counter(Mutex<u32>);
 
 impl HandleFactory<u32> for Counter {
