@@ -177,7 +177,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     .name("pmrs-cycle-read".to_owned())
                     .stack_size(WORKER_STACK)
                     .spawn_scoped(scope, move || {
-                        work(exchange, delays, keys, prices, jobs, sender)
+                        // A panic (a bug) must not cross into the caller through the scope:
+                        // the reads it did not deliver are made on the caller's thread.
+                        let run = || work(exchange, delays, keys, prices, jobs, sender);
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
                     });
                 if started.is_err() {
                     break; // the caller's thread reads what no worker takes

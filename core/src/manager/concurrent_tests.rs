@@ -551,3 +551,14 @@ fn the_clock_is_read_once_per_examined_position() {
         );
     }
 }
+
+#[test]
+fn a_worker_that_panics_leaves_its_reads_to_the_callers_thread() {
+    let s = healthy(4);
+    let plain = run(&s, false, 1, Duration::ZERO);
+    let (fake, m) = setup(&s, false, 2, Duration::ZERO);
+    fake.0.lock().panic_once = Some(symbol(1));
+    let first = run_cycle(&m, &fake);
+    let second = run_cycle(&m, &fake);
+    assert_eq!(without_logs(vec![first, second]), without_logs(plain));
+}

@@ -71,6 +71,8 @@ pub struct FakeState {
     pub read_delay: Duration,
     /// Reads in progress, and the most there ever were at once.
     pub in_flight: (usize, usize),
+    /// `get_ohlcv` of this symbol panics once (a bug in a client binding).
+    pub panic_once: Option<String>,
 }
 
 /// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
@@ -171,6 +173,11 @@ impl Exchange for Fake {
         self.delay();
         let mut s = self.0.lock();
         s.calls.push(format!("get_ohlcv {symbol}"));
+        if s.panic_once.as_deref() == Some(symbol) {
+            s.panic_once = None;
+            drop(s);
+            panic!("get_ohlcv {symbol} panicked");
+        }
         if let Some(answer) = s.ohlcv_script.get_mut(symbol).and_then(VecDeque::pop_front) {
             return answer;
         }
