@@ -75,6 +75,8 @@ lint: check-cargo $(VENV)/.dev
 bench: dev
 	$(PY) benches/bench_update.py
 	$(PY) benches/bench_adaptive.py
+	$(PY) benches/bench_cold.py
+	$(PY) benches/bench_latency.py
 
 $(WHEEL_VENV)/.ready:
 	python3 -m venv $(WHEEL_VENV)

@@ -14,8 +14,8 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
-    Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
-    OrderLookup, OrderReport, RawEntry, RawPosition, TickerAnswer,
+    BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
+    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, TickerAnswer,
 };
 use position_manager_core::key::Side;
 
@@ -29,6 +29,8 @@ struct Current {
     /// `position_legs = True`: the client takes the leg an order is for (`side=`,
     /// `position_side=`).
     position_legs: bool,
+    /// The client has a `get_tickers` method of its own (batched prices).
+    batch_tickers: bool,
 }
 
 /// The bot's client object; replaceable (`manager.client = other`).
@@ -44,6 +46,39 @@ fn declares(client: &Bound<'_, PyAny>, name: &str) -> bool {
         .is_ok_and(|v| v.is(pyo3::types::PyBool::new(client.py(), true).to_owned()))
 }
 
+/// Whether `client` has a method `name` of its own: found by `inspect.getattr_static` (on the
+/// instance or its class, never through `__getattr__`, so a `Mock`'s automatic attributes and
+/// a proxy's forwarded ones do not count) and callable.
+fn has_own_method(client: &Bound<'_, PyAny>, name: &str) -> bool {
+    let py = client.py();
+    let found = py.import(intern!(py, "inspect")).and_then(|inspect| {
+        inspect.call_method1(intern!(py, "getattr_static"), (client, name, py.None()))
+    });
+    match found {
+        Ok(v) if !v.is_none() => client.getattr(name).is_ok_and(|m| m.is_callable()),
+        _ => false,
+    }
+}
+
+/// One requested symbol's entry of a `get_tickers` answer (a mapping).
+fn batch_entry(answer: &Bound<'_, PyAny>, symbol: &str) -> PyResult<BatchTicker> {
+    let py = answer.py();
+    let key = pyo3::types::PyString::new(py, symbol);
+    let Some(entry) = get_key(answer, &key)? else {
+        return Ok(BatchTicker::Missing);
+    };
+    if entry.is_none() || !entry.is_truthy()? {
+        return Ok(BatchTicker::Missing);
+    }
+    if !is_mapping(&entry) {
+        return Ok(BatchTicker::NotAMapping(type_name(&entry)));
+    }
+    Ok(BatchTicker::Ticker {
+        symbol: field(get_key(&entry, intern!(py, "symbol"))?),
+        last: field(get_key(&entry, intern!(py, "last"))?),
+    })
+}
+
 impl PyClient {
     /// Wraps the client.
     pub fn new(py: Python<'_>, client: Py<PyAny>) -> Self {
@@ -55,10 +90,12 @@ impl PyClient {
     fn current(py: Python<'_>, client: Py<PyAny>) -> Current {
         let client_order_ids = declares(client.bind(py), "client_order_ids");
         let position_legs = declares(client.bind(py), "position_legs");
+        let batch_tickers = has_own_method(client.bind(py), "get_tickers");
         Current {
             client: Arc::new(client),
             client_order_ids,
             position_legs,
+            batch_tickers,
         }
     }
 
@@ -465,6 +502,28 @@ impl Exchange for PyClient {
             let answer = c.call_method1(intern!(c.py(), "get_market_limits"), (symbol,))?;
             market_limits(&answer)
         })
+    }
+
+    fn get_tickers(&self, symbols: &[&str]) -> Option<CoreResult<Vec<BatchTicker>>> {
+        if !self.current.read().batch_tickers {
+            return None;
+        }
+        Some(self.call(|c| {
+            let py = c.py();
+            let asked = PyList::new(py, symbols)?;
+            let answer = c.call_method1(intern!(py, "get_tickers"), (asked,))?;
+            if !is_mapping(&answer) {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "get_tickers answered {}, not a dict of tickers",
+                    crate::convert::describe(&answer)
+                )));
+            }
+            symbols.iter().map(|s| batch_entry(&answer, s)).collect()
+        }))
+    }
+
+    fn check_interrupt(&self) -> CoreResult<()> {
+        crate::logging::attach_clean(crate::logging::interruption)
     }
 
     fn client_order_ids(&self) -> bool {

@@ -255,8 +255,8 @@ fn read_smart_answer(answer: &Bound<'_, PyAny>) -> Result<SmartExitAnswer, Strin
         should_exit,
         confidence: num("confidence", &confidence_value)?,
         score: num("score", &score_value)?,
-        score_text: printed("score", &score_value)?,
-        reason_text: printed("reason_text", &reason_value)?,
+        score_text: Some(printed("score", &score_value)?),
+        reason_text: printed("reason_text", &reason_value)?.into(),
     })
 }
 

@@ -262,7 +262,7 @@ impl PySmartExitOptimizer {
         d.set_item("confidence", s.confidence)?;
         d.set_item("score", s.score)?;
         d.set_item("reasons", PyList::new(py, &s.reasons)?)?;
-        d.set_item("reason_text", s.reason_text)?;
+        d.set_item("reason_text", s.reason_text.as_ref())?;
         Ok(d)
     }
 

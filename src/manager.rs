@@ -147,6 +147,7 @@ impl CustomMethods for PyMethods {
 ///
 /// PositionManager(client, trailing_stop_percentage=0.02, *, missing_confirmations=1,
 ///                 ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0,
+///                 max_concurrent_calls=1,
 ///                 logger_name='TradingBot', position_logger_name='TradingBot.Position',
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
@@ -159,7 +160,10 @@ impl CustomMethods for PyMethods {
 /// `advanced_exit_strategy` and `smart_exit_optimizer` replace the built-in exit rules
 /// (`AdvancedExitStrategy`, `SmartExitOptimizer`) with your own objects, called with the
 /// original's call shapes. `position_mode='hedge'` tracks a symbol's long and short legs on their
-/// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `clock` is a `ManualClock` the manager reads
+/// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `max_concurrent_calls` (1 to 64) lets an update
+/// cycle make up to that many candle and ticker requests at once from worker threads (the
+/// client must then take calls from several threads); a client with `get_tickers(symbols)`
+/// gets every price of a cycle in one call. `clock` is a `ManualClock` the manager reads
 /// time from instead of the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
 /// book to a database under `account` and restores them at start (docs/journal.md).
@@ -192,6 +196,7 @@ impl PyPositionManager {
         missing_confirmations = Opt::Default,
         ticker_retry_delays = Opt::Default,
         snapshot_reuse_seconds = Opt::Default,
+        max_concurrent_calls = Opt::Default,
         logger_name = Opt::Default,
         position_logger_name = Opt::Default,
         order_logger_name = Opt::Default,
@@ -207,7 +212,7 @@ impl PyPositionManager {
         account = None,
         journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -216,6 +221,7 @@ impl PyPositionManager {
         missing_confirmations: Opt<'_>,
         ticker_retry_delays: Opt<'_>,
         snapshot_reuse_seconds: Opt<'_>,
+        max_concurrent_calls: Opt<'_>,
         logger_name: Opt<'_>,
         position_logger_name: Opt<'_>,
         order_logger_name: Opt<'_>,
@@ -239,6 +245,7 @@ impl PyPositionManager {
             missing_confirmations: missing_confirmations.given(),
             ticker_retry_delays: ticker_retry_delays.given(),
             snapshot_reuse_seconds: snapshot_reuse_seconds.given(),
+            max_concurrent_calls: max_concurrent_calls.given(),
             logger_name: logger_name.given(),
             position_logger_name: position_logger_name.given(),
             order_logger_name: order_logger_name.given(),

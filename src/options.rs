@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
-use position_manager_core::manager::config::MAX_TICKER_RETRIES;
+use position_manager_core::manager::config::{MAX_CONCURRENT_CALLS, MAX_TICKER_RETRIES};
 use position_manager_core::manager::{Loggers, ManagerConfig};
 use position_manager_core::reconcile::Mode;
 
@@ -143,6 +143,7 @@ pub struct RawOptions<'a, 'py> {
     pub missing_confirmations: Option<&'a Bound<'py, PyAny>>,
     pub ticker_retry_delays: Option<&'a Bound<'py, PyAny>>,
     pub snapshot_reuse_seconds: Option<&'a Bound<'py, PyAny>>,
+    pub max_concurrent_calls: Option<&'a Bound<'py, PyAny>>,
     pub logger_name: Option<&'a Bound<'py, PyAny>>,
     pub position_logger_name: Option<&'a Bound<'py, PyAny>>,
     pub order_logger_name: Option<&'a Bound<'py, PyAny>>,
@@ -237,6 +238,14 @@ impl RawOptions<'_, '_> {
             )?,
             tombstone_ttl_seconds: ttl,
             position_mode: mode_arg(self.position_mode)?,
+            max_concurrent_calls: match self.max_concurrent_calls {
+                None => defaults.max_concurrent_calls,
+                Some(v) => {
+                    let max = i64::try_from(MAX_CONCURRENT_CALLS).unwrap_or(i64::MAX);
+                    let n = int_arg("max_concurrent_calls", v, 1, max)?;
+                    usize::try_from(n).unwrap_or(1)
+                }
+            },
         };
         config.validate().map_err(PmError)?;
         Ok(config)
@@ -247,7 +256,7 @@ impl RawOptions<'_, '_> {
 ///
 /// Attributes: `trailing_stop_percentage` (as given; the manager's current value is
 /// `manager.trailing_stop_percentage`), `missing_confirmations`, `ticker_retry_delays` (a
-/// tuple), `snapshot_reuse_seconds`, `logger_name`, `position_logger_name`,
+/// tuple), `snapshot_reuse_seconds`, `max_concurrent_calls`, `logger_name`, `position_logger_name`,
 /// `order_logger_name`, `event_history`, `tombstone_limit`, `missing_grace_seconds`,
 /// `tombstone_ttl_seconds` (None: no expiry). `to_dict()` gives them as a dict, so
 /// `PositionManager(client, **manager.config.to_dict())` builds a manager with the same options.
@@ -286,6 +295,11 @@ impl PyManagerConfig {
     #[getter]
     fn snapshot_reuse_seconds(&self) -> f64 {
         self.config.snapshot_reuse_seconds
+    }
+    /// Reads of an update cycle (candles, un-batched tickers) in flight at once.
+    #[getter]
+    fn max_concurrent_calls(&self) -> usize {
+        self.config.max_concurrent_calls
     }
     /// The main logger's name.
     #[getter]
@@ -339,6 +353,7 @@ impl PyManagerConfig {
         d.set_item("missing_confirmations", self.missing_confirmations())?;
         d.set_item("ticker_retry_delays", self.ticker_retry_delays(py)?)?;
         d.set_item("snapshot_reuse_seconds", self.snapshot_reuse_seconds())?;
+        d.set_item("max_concurrent_calls", self.max_concurrent_calls())?;
         d.set_item("logger_name", self.logger_name())?;
         d.set_item("position_logger_name", self.position_logger_name())?;
         d.set_item("order_logger_name", self.order_logger_name())?;

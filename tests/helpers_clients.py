@@ -6,7 +6,9 @@ thread-safe, keep their own exchange-side position set, and can be told to misbe
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 import traceback
@@ -317,6 +319,27 @@ class FakeExchange:
             "amount": {"min": self.min_amount, "max": None, "step": self.amount_step},
             "cost": {"min": None, "max": None},
         }
+
+
+def assert_ctrl_c_ends(fn: Callable[[], Any], after: float = 0.3, within: float = 5.0) -> None:
+    """Sends this process SIGINT ``after`` seconds into ``fn()`` (run on the main thread) and
+    checks that ``fn`` ended with ``KeyboardInterrupt`` less than ``within`` seconds after it
+    started."""
+    assert threading.current_thread() is threading.main_thread()
+
+    def interrupt() -> None:
+        time.sleep(after)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    started = time.monotonic()
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fn()
+    finally:
+        killer.join(10)
+    assert time.monotonic() - started < within
 
 
 def run_with_timeout(fn: Callable[[], Any], timeout: float = 10.0, what: str = "call") -> Any:

@@ -157,6 +157,23 @@ def test_a_call_that_outlives_call_timeout_is_an_unknown_outcome(
     run(body, venue)
 
 
+def test_batched_prices_and_concurrent_candles_through_the_loop(venue: FakeBinanceUsdm) -> None:
+    symbols = [BTC, "ETH/USDT:USDT", "SOL/USDT:USDT"]
+    for symbol in symbols:
+        venue.open_position(symbol, "long", 1.0)
+
+    async def body(exchange: Any) -> None:
+        manager = PositionManager(AsyncCcxtClient(exchange), max_concurrent_calls=3)
+        assert await manager.async_existing_positions() == len(symbols)
+        before = len(venue.requests_to("/fapi/v1/ticker/24hr"))
+        assert [item async for item in manager.aupdate_positions()] == []
+        tickers = venue.requests_to("/fapi/v1/ticker/24hr")[before:]
+        assert [r.params.get("symbol") for r in tickers] == [None]  # one request, every price
+        assert len(venue.requests_to("/fapi/v1/klines")) == len(symbols)
+
+    run(body, venue)
+
+
 def test_construction_is_checked() -> None:
     with pytest.raises(TypeError, match="use CcxtClient"):
         AsyncCcxtClient(ccxt.binanceusdm())

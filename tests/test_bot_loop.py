@@ -207,6 +207,20 @@ def test_free_running_threads_keep_the_invariants() -> None:
     assert result.stats.monitor_runs > 0
 
 
+def test_concurrent_reads_keep_the_invariants() -> None:
+    """The bot's own client (no get_tickers) read from four worker threads per cycle, under the
+    scripted faults (which calls a "next 3 calls fail" fault hits now depends on the threads,
+    so the figures are not the sequential run's; the guarantees are)."""
+    result = run(BotRun(seed=3, ticks=240, manager_options={"max_concurrent_calls": 4}))
+    assert result.stats.errors == [] and result.stats.dashboard_errors == []
+    assert result.book_problems == []
+    assert result.orders_twice == []
+    assert result.left_open == []
+    assert result.opened_on_top == []
+    assert result.book_vs_venue == []
+    assert result.stats.monitor_runs > 0
+
+
 # --------------------------------------------------------------------------- the long soak
 
 

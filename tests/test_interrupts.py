@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from helpers_clients import FakeExchange, make_manager, make_position
+from helpers_clients import FakeExchange, assert_ctrl_c_ends, make_manager, make_position
 from reliability_helpers import book_problems
 
 from position_manager_rs import PositionManager
@@ -242,22 +239,8 @@ def test_exceptions_are_still_handled_as_before() -> None:
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_a_real_sigint_during_a_long_cycle_reaches_the_bot_promptly() -> None:
     """The ticker retry pauses (60 s here) wake up for signals: Ctrl+C ends the cycle at once."""
-    assert threading.current_thread() is threading.main_thread()
     exchange = FakeExchange()
     pm = tracked(exchange, BTC, ticker_retry_delays=(60.0, 60.0))
     exchange.on_get_ticker = lambda symbol: None  # every attempt fails: the cycle pauses
-
-    def interrupt() -> None:
-        time.sleep(0.3)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    killer = threading.Thread(target=interrupt)
-    started = time.monotonic()
-    killer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            list(pm.update_positions())
-    finally:
-        killer.join(10)
-    assert time.monotonic() - started < 5.0
+    assert_ctrl_c_ends(lambda: list(pm.update_positions()), after=0.3, within=5.0)
     assert BTC in pm.positions and not book_problems(pm)

@@ -395,6 +395,61 @@ def test_a_flat_hedge_account_in_auto_mode(venue_name: str) -> None:
 # --------------------------------------------------------------------------- with the manager
 
 
+# --------------------------------------------------------------------------- batched prices
+
+
+def test_every_price_comes_in_one_request(one_way: tuple[FakeVenue, CcxtClient]) -> None:
+    venue, client = one_way
+    symbols = [m.symbol for m in venue.ledger.markets.values()]
+    venue.ledger.prices[symbols[0]] *= 1.01  # not a price the markets were loaded with
+    client.get_open_positions()  # markets loaded: what follows is the tickers request alone
+    before = len(venue.requests)
+    tickers = client.get_tickers([*symbols, "NOPE/USDT:USDT"])
+    assert len(venue.requests) - before == 1
+    assert {s: t["last"] for s, t in tickers.items()} == {
+        s: pytest.approx(venue.ledger.prices[s]) for s in symbols
+    }
+    assert all(t["symbol"] == s for s, t in tickers.items())
+
+
+class _CountingClient(CcxtClient):
+    """A ``CcxtClient`` that counts its per-symbol ticker calls."""
+
+    ticker_calls = 0
+
+    def get_ticker(self, symbol: str) -> dict[str, Any] | None:
+        self.ticker_calls += 1
+        return super().get_ticker(symbol)
+
+
+def test_a_concurrent_batched_cycle_is_the_sequential_one(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    venue, client = one_way
+    for m in venue.ledger.markets.values():
+        venue.ledger.open(m.symbol, "long", 4 * m.lot, m.price)
+    fast_client = _CountingClient(client.exchange, sleep=lambda s: None)
+    managers = [PositionManager(client), PositionManager(fast_client, max_concurrent_calls=4)]
+    for manager in managers:
+        assert manager.sync_existing_positions() == len(venue.ledger.markets)
+    first = next(iter(venue.ledger.markets.values()))
+    stop_before = managers[1].positions[first.symbol].stop_loss
+    venue.ledger.prices[first.symbol] *= 1.001  # the stop trails up (no profit target yet)
+    caplog.clear()
+    fast_client.ticker_calls = 0  # (the syncs asked for the current prices)
+    with caplog.at_level(logging.WARNING):
+        for manager in managers:
+            assert list(manager.update_positions()) == []
+    assert fast_client.ticker_calls == 0  # every price came from the batch
+    assert not [r for r in caplog.records if "price" in r.getMessage()]
+    plain, fast = ({s: p.to_dict() for s, p in m.positions.items()} for m in managers)
+    for state in (*plain.values(), *fast.values()):
+        for timed in ("entry_time", "last_pnl_time", "profit_velocity", "profit_acceleration"):
+            del state[timed]  # each manager's own import and update times
+    assert fast == plain
+    assert managers[1].positions[first.symbol].stop_loss > stop_before
+
+
 def test_manager_finds_an_open_whose_answer_was_lost(
     one_way: tuple[FakeVenue, CcxtClient],
 ) -> None:

@@ -73,6 +73,20 @@ class _Base(Dialect):
                 return m.symbol
         raise VenueRefusal("symbol", f"unknown market {market_id}")
 
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        """One market's ticker in the venue's format (dialects with a tickers endpoint)."""
+        raise NotImplementedError
+
+    def every_ticker(self, venue: FakeVenue) -> list[Payload]:
+        """Every listed market's ticker, as a tickers request without a symbol answers."""
+        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+
+    def ticker_or_all(self, venue: FakeVenue, r: Request, param: str) -> Payload:
+        """The ticker of the market ``r`` names in ``param``, or every market's (a list)."""
+        if param not in r.params:
+            return self.every_ticker(venue)
+        return self._ticker(venue, r.params[param])
+
 
 # ============================================================================ Binance USD-M
 
@@ -152,9 +166,12 @@ class Binance(_Base):
         return {"timezone": "UTC", "serverTime": now_ms(), "assets": [], "symbols": symbols}
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["symbol"])
-        p = _s(venue.ledger.prices[symbol])
-        return {"symbol": r.params["symbol"], "lastPrice": p, "openPrice": p, "highPrice": p,
+        """One symbol's 24 h ticker, or every symbol's (a list) without ``symbol``."""
+        return self.ticker_or_all(venue, r, "symbol")
+
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
+        return {"symbol": market_id, "lastPrice": p, "openPrice": p, "highPrice": p,
                 "lowPrice": p, "volume": "10", "quoteVolume": "100", "closeTime": now_ms(),
                 "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": p}  # fmt: skip
 
@@ -536,16 +553,19 @@ class Bybit(_Base):
                 "smpGroup": 0, "isMasterTrader": False, "spotHedgingStatus": "OFF"}  # fmt: skip
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["symbol"])
-        p = _s(venue.ledger.prices[symbol])
-        row = {"symbol": r.params["symbol"], "lastPrice": p, "indexPrice": p, "markPrice": p,
+        """One symbol's ticker, or the whole category's without ``symbol``."""
+        rows = self.ticker_or_all(venue, r, "symbol")
+        return {"category": "linear", "list": rows if isinstance(rows, list) else [rows]}
+
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
+        return {"symbol": market_id, "lastPrice": p, "indexPrice": p, "markPrice": p,
                "prevPrice24h": p, "price24hPcnt": "0", "highPrice24h": p, "lowPrice24h": p,
                "prevPrice1h": p, "openInterest": "100", "openInterestValue": "1000",
                "turnover24h": "1000", "volume24h": "10", "fundingRate": "0.0001",
                "nextFundingTime": str(now_ms() + 3_600_000), "predictedDeliveryPrice": "",
                "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0", "ask1Size": "1",
                "bid1Price": p, "ask1Price": p, "bid1Size": "1", "basis": ""}  # fmt: skip
-        return {"category": "linear", "list": [row]}
 
     def kline(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self.symbol_of(venue, r.params["symbol"])
@@ -764,12 +784,20 @@ class Okx(_Base):
                  "ip": "", "label": "bot", "perm": "read_only,trade"}]  # fmt: skip
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["instId"])
-        p = _s(venue.ledger.prices[symbol])
-        return [{"instType": "SWAP", "instId": r.params["instId"], "last": p, "lastSz": "1",
-                 "askPx": p, "askSz": "10", "bidPx": p, "bidSz": "10", "open24h": p,
-                 "high24h": p, "low24h": p, "volCcy24h": "10", "vol24h": "1000",
-                 "sodUtc0": p, "sodUtc8": p, "ts": str(now_ms())}]  # fmt: skip
+        return [self._ticker(venue, r.params["instId"])]
+
+    def tickers(self, venue: FakeVenue, r: Request) -> Payload:
+        """Every instrument of ``instType`` (only ``SWAP`` is listed here)."""
+        if r.params.get("instType") != "SWAP":
+            return []
+        return self.every_ticker(venue)
+
+    def _ticker(self, venue: FakeVenue, inst_id: str) -> Payload:
+        p = _s(venue.ledger.prices[self.symbol_of(venue, inst_id)])
+        return {"instType": "SWAP", "instId": inst_id, "last": p, "lastSz": "1",
+                "askPx": p, "askSz": "10", "bidPx": p, "bidSz": "10", "open24h": p,
+                "high24h": p, "low24h": p, "volCcy24h": "10", "vol24h": "1000",
+                "sodUtc0": p, "sodUtc8": p, "ts": str(now_ms())}  # fmt: skip
 
     def candles(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self.symbol_of(venue, r.params["instId"])
@@ -914,6 +942,7 @@ class Okx(_Base):
         ("GET", "/api/v5/public/instruments"): lambda v, r: v.dialect.instruments(v, r),
         ("GET", "/api/v5/account/config"): lambda v, r: v.dialect.config(v, r),
         ("GET", "/api/v5/market/ticker"): lambda v, r: v.dialect.ticker(v, r),
+        ("GET", "/api/v5/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
         ("GET", "/api/v5/market/candles"): lambda v, r: v.dialect.candles(v, r),
         ("GET", "/api/v5/account/positions"): lambda v, r: v.dialect.positions(v, r),
         ("POST", "/api/v5/account/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
@@ -1012,15 +1041,22 @@ class Bitget(_Base):
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
         self._product(r)
-        symbol = self.symbol_of(venue, r.params["symbol"])
-        p = _s(venue.ledger.prices[symbol])
-        return [{"symbol": r.params["symbol"], "lastPr": p, "askPr": p, "bidPr": p,
-                 "bidSz": "1", "askSz": "1", "high24h": p, "low24h": p, "ts": str(now_ms()),
-                 "change24h": "0", "baseVolume": "10", "quoteVolume": "100",
-                 "usdtVolume": "100", "openUtc": p, "changeUtc24h": "0", "indexPrice": p,
-                 "fundingRate": "0.0001", "holdingAmount": "100", "deliveryStartTime": None,
-                 "deliveryTime": None, "deliveryStatus": "", "open24h": p,
-                 "markPrice": p}]  # fmt: skip
+        return [self._ticker(venue, r.params["symbol"])]
+
+    def tickers(self, venue: FakeVenue, r: Request) -> Payload:
+        """Every contract of ``productType``."""
+        self._product(r)
+        return self.every_ticker(venue)
+
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
+        return {"symbol": market_id, "lastPr": p, "askPr": p, "bidPr": p,
+                "bidSz": "1", "askSz": "1", "high24h": p, "low24h": p, "ts": str(now_ms()),
+                "change24h": "0", "baseVolume": "10", "quoteVolume": "100",
+                "usdtVolume": "100", "openUtc": p, "changeUtc24h": "0", "indexPrice": p,
+                "fundingRate": "0.0001", "holdingAmount": "100", "deliveryStartTime": None,
+                "deliveryTime": None, "deliveryStatus": "", "open24h": p,
+                "markPrice": p}  # fmt: skip
 
     def candles(self, venue: FakeVenue, r: Request) -> Payload:
         self._product(r)
@@ -1150,6 +1186,7 @@ class Bitget(_Base):
         ("GET", "/api/v3/account/settings"): lambda v, r: v.dialect.uta_settings(v, r),
         ("GET", "/api/v2/mix/market/contracts"): lambda v, r: v.dialect.contracts(v, r),
         ("GET", "/api/v2/mix/market/ticker"): lambda v, r: v.dialect.ticker(v, r),
+        ("GET", "/api/v2/mix/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
         ("GET", "/api/v2/mix/market/candles"): lambda v, r: v.dialect.candles(v, r),
         ("GET", "/api/v2/mix/position/all-position"): lambda v, r: v.dialect.positions(v, r),
         ("POST", "/api/v2/mix/account/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
@@ -1249,14 +1286,18 @@ class Gate(_Base):
         ]  # fmt: skip
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self._contract(venue, r.params["contract"])
-        p = _s(venue.ledger.prices[symbol])
-        return [{"contract": r.params["contract"], "last": p, "change_percentage": "0",
+        """One contract's ticker (a list of one), or every contract's without ``contract``."""
+        rows = self.ticker_or_all(venue, r, "contract")
+        return rows if isinstance(rows, list) else [rows]
+
+    def _ticker(self, venue: FakeVenue, contract: str) -> Payload:
+        p = _s(venue.ledger.prices[self._contract(venue, contract)])
+        return {"contract": contract, "last": p, "change_percentage": "0",
                  "total_size": "1000", "low_24h": p, "high_24h": p, "volume_24h": "100",
                  "volume_24h_btc": "1", "volume_24h_usd": "1000", "volume_24h_base": "1",
                  "volume_24h_quote": "1000", "volume_24h_settle": "1000", "mark_price": p,
                  "funding_rate": "0.0001", "funding_rate_indicative": "0.0001",
-                 "index_price": p, "highest_bid": p, "lowest_ask": p}]  # fmt: skip
+                 "index_price": p, "highest_bid": p, "lowest_ask": p}  # fmt: skip
 
     def candlesticks(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self._contract(venue, r.params["contract"])
@@ -1494,9 +1535,12 @@ class BingX(_Base):
         ]  # fmt: skip
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["symbol"])
-        p = _s(venue.ledger.prices[symbol])
-        return {"symbol": r.params["symbol"], "priceChange": "0", "priceChangePercent": "0",
+        """One symbol's ticker, or every symbol's (a list) without ``symbol``."""
+        return self.ticker_or_all(venue, r, "symbol")
+
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
+        return {"symbol": market_id, "priceChange": "0", "priceChangePercent": "0",
                 "lastPrice": p, "lastQty": "1", "highPrice": p, "lowPrice": p,
                 "volume": "10", "quoteVolume": "100", "openPrice": p,
                 "openTime": now_ms() - 86_400_000, "closeTime": now_ms(), "bidPrice": p,
@@ -1939,9 +1983,12 @@ class Mexc(_Base):
         ]  # fmt: skip
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["symbol"])
-        p = venue.ledger.prices[symbol]
-        return {"contractId": 1, "symbol": r.params["symbol"], "lastPrice": p, "bid1": p,
+        """One contract's ticker, or every contract's (a list) without ``symbol``."""
+        return self.ticker_or_all(venue, r, "symbol")
+
+    def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
+        p = venue.ledger.prices[self.symbol_of(venue, market_id)]
+        return {"contractId": 1, "symbol": market_id, "lastPrice": p, "bid1": p,
                 "ask1": p, "volume24": 1000, "amount24": 100000, "holdVol": 1000,
                 "lower24Price": p, "high24Price": p, "riseFallRate": 0, "riseFallValue": 0,
                 "indexPrice": p, "fairPrice": p, "fundingRate": 0.0001, "maxBidPrice": p * 1.1,
@@ -2157,13 +2204,24 @@ class Htx(_Base):
         return {"status": "ok", "data": rows, "ts": now_ms()}
 
     def merged(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["contract_code"])
-        p = venue.ledger.prices[symbol]
-        tick = {"amount": "10", "ask": [p, 1], "bid": [p, 1], "close": _s(p), "count": 10,
-                "high": _s(p), "id": now_ms() // 1000, "low": _s(p), "open": _s(p),
-                "trade_turnover": "1000", "ts": now_ms(), "vol": "100"}  # fmt: skip
+        tick = self._tick(venue, r.params["contract_code"])
         return {"ch": f"market.{r.params['contract_code']}.detail.merged", "status": "ok",
                 "tick": tick, "ts": now_ms()}  # fmt: skip
+
+    def batch_merged(self, venue: FakeVenue, r: Request) -> Payload:
+        """Every contract's merged ticker (``business_type`` swap), each with its code."""
+        ticks = [
+            {**self._tick(venue, self.market_id(m.base)), "contract_code": self.market_id(m.base),
+             "business_type": "swap", "number_of": "10"}
+            for m in venue.ledger.markets.values()
+        ]  # fmt: skip
+        return {"status": "ok", "ticks": ticks, "ts": now_ms()}
+
+    def _tick(self, venue: FakeVenue, contract_code: str) -> Payload:
+        p = venue.ledger.prices[self.symbol_of(venue, contract_code)]
+        return {"amount": "10", "ask": [p, 1], "bid": [p, 1], "close": _s(p), "count": 10,
+                "high": _s(p), "id": now_ms() // 1000, "low": _s(p), "open": _s(p),
+                "trade_turnover": "1000", "ts": now_ms(), "vol": "100"}  # fmt: skip
 
     def kline(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self.symbol_of(venue, r.params["contract_code"])
@@ -2292,6 +2350,9 @@ class Htx(_Base):
             v, r
         ),
         ("GET", "/linear-swap-ex/market/detail/merged"): lambda v, r: v.dialect.merged(v, r),
+        ("GET", "/linear-swap-ex/market/detail/batch_merged"): lambda v, r: v.dialect.batch_merged(
+            v, r
+        ),
         ("GET", "/linear-swap-ex/market/history/kline"): lambda v, r: v.dialect.kline(v, r),
         ("GET", "/v5/position/mode"): lambda v, r: v.dialect.position_mode(v, r),
         ("GET", "/v5/trade/position/opens"): lambda v, r: v.dialect.positions(v, r),

@@ -7,7 +7,7 @@
 //! The clock is an input: the manager holds an `Arc<dyn Clock>`, and positions created outside a
 //! manager read [`now`], the process-wide clock, which tests can freeze ([`freeze`]).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A naive local point in time, in microseconds since 1970-01-01 00:00:00 (no time zone).
@@ -54,17 +54,46 @@ pub trait Clock: Send + Sync {
 }
 
 /// The machine's local wall clock (what the original's `datetime.now()` returns).
+///
+/// The local time's offset from UTC is looked up once per UTC second and kept (the lookup, in
+/// the time-zone rules, costs more than reading the clock); time-zone transitions fall on whole
+/// seconds, so the time read is the same as looking the offset up every time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
+/// The last UTC second whose offset was looked up and that offset, packed: the second in the
+/// high bits, the offset (seconds, biased to be positive) in the low [`OFFSET_BITS`].
+static LAST_OFFSET: AtomicU64 = AtomicU64::new(0);
+const OFFSET_BITS: u32 = 20;
+const OFFSET_BIAS: i64 = 1 << (OFFSET_BITS - 1);
+
+/// The local offset from UTC (seconds) at `utc`, from the one-entry cache of its second.
+fn local_offset(utc: &chrono::DateTime<chrono::Utc>) -> i64 {
+    use chrono::{Offset, TimeZone};
+    let second = utc.timestamp();
+    let packed = LAST_OFFSET.load(Ordering::Relaxed);
+    // 0 is "nothing cached" (the epoch's first second is never read twice in practice).
+    if packed != 0 && (packed >> OFFSET_BITS) as i64 == second {
+        return (packed & ((1 << OFFSET_BITS) - 1)) as i64 - OFFSET_BIAS;
+    }
+    let offset = i64::from(
+        chrono::Local
+            .offset_from_utc_datetime(&utc.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    );
+    // Offsets are within a day; seconds fit the high bits until the year 559 000.
+    if (0..=(i64::MAX >> OFFSET_BITS)).contains(&second) && offset.abs() < OFFSET_BIAS {
+        let packed = ((second as u64) << OFFSET_BITS) | (offset + OFFSET_BIAS) as u64;
+        LAST_OFFSET.store(packed, Ordering::Relaxed);
+    }
+    offset
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Timestamp(
-            chrono::Local::now()
-                .naive_local()
-                .and_utc()
-                .timestamp_micros(),
-        )
+        let utc = chrono::Utc::now();
+        Timestamp(utc.timestamp_micros() + local_offset(&utc) * 1_000_000)
     }
 }
 
@@ -174,6 +203,22 @@ mod tests {
         assert_eq!(c.now(), Timestamp(1_500_000));
         c.set(Timestamp(7));
         assert_eq!(c.now(), Timestamp(7));
+    }
+
+    #[test]
+    fn the_system_clock_reads_local_time_as_chrono_does() {
+        for _ in 0..3 {
+            let before = chrono::Local::now()
+                .naive_local()
+                .and_utc()
+                .timestamp_micros();
+            let ours = SystemClock.now().0;
+            let after = chrono::Local::now()
+                .naive_local()
+                .and_utc()
+                .timestamp_micros();
+            assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+        }
     }
 
     #[test]

@@ -138,6 +138,15 @@ impl Key {
         Key::net(text)
     }
 
+    /// The symbol [`Key::parse`] reads from `text`, without building the key (the update
+    /// cycle asks the exchange about this symbol for every key it examines).
+    pub fn market_of(text: &str) -> &str {
+        match text.rsplit_once(LEG_SEPARATOR) {
+            Some((symbol, side)) if !symbol.is_empty() && Side::parse(side).is_some() => symbol,
+            _ => text,
+        }
+    }
+
     /// The symbol.
     pub fn symbol(&self) -> &str {
         self.text.get(..self.symbol_len).unwrap_or(&self.text)
@@ -209,6 +218,22 @@ impl fmt::Display for Key {
 mod tests {
     use super::*;
     use crate::symbol_map::KeyMap;
+
+    #[test]
+    fn market_of_is_the_parsed_keys_symbol() {
+        for text in [
+            "BTC/USDT:USDT",
+            "BTC/USDT:USDT@long",
+            "BTC/USDT:USDT@short",
+            "BTC@other",
+            "@long",
+            "A@long@short",
+            "",
+            "x@",
+        ] {
+            assert_eq!(Key::market_of(text), Key::parse(text).symbol(), "{text:?}");
+        }
+    }
 
     #[test]
     fn one_way_keys_are_the_symbol() {

@@ -23,6 +23,70 @@ pub fn load_fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {}: {e}", path.display()))
 }
 
+/// One record the capture logger saw: target, level, message.
+pub type Record = (String, log::Level, String);
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<Record>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+struct CaptureLogger;
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        CAPTURED.with(|c| {
+            if let Some(records) = c.borrow_mut().as_mut() {
+                records.push((
+                    record.target().to_owned(),
+                    record.level(),
+                    record.args().to_string(),
+                ));
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// Runs `f` and returns what it logged on this thread (every level), with `f`'s result. The
+/// capture logger is installed for the whole test process on first use; records of other
+/// threads, and of this one outside `capture_logs`, are dropped.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<Record>) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        static LOGGER: CaptureLogger = CaptureLogger;
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let records = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, records)
+}
+
+/// A proptest configuration for CI: `cases` cases from a fixed seed (a run replays exactly),
+/// no regression files; `PMRS_LONG=1` runs 40 times as many cases from a random seed.
+pub fn proptest_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let long = std::env::var("PMRS_LONG").is_ok_and(|v| v == "1");
+    Config {
+        cases: if long { cases * 40 } else { cases },
+        rng_seed: if long {
+            RngSeed::Random
+        } else {
+            RngSeed::Fixed(seed)
+        },
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,6 +195,7 @@ class PositionManager:
         missing_confirmations: int = 1,
         ticker_retry_delays: Iterable[float] = (0.5, 1.0),
         snapshot_reuse_seconds: float = 5.0,
+        max_concurrent_calls: int = 1,
         logger_name: str = "TradingBot",
         position_logger_name: str = "TradingBot.Position",
         order_logger_name: str = "TradingBot.Order",
@@ -343,6 +344,8 @@ class ManagerConfig:
     def ticker_retry_delays(self) -> tuple[float, ...]: ...
     @property
     def snapshot_reuse_seconds(self) -> float: ...
+    @property
+    def max_concurrent_calls(self) -> int: ...
     @property
     def logger_name(self) -> str: ...
     @property

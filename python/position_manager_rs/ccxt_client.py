@@ -77,7 +77,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from .protocols import DuplicateClientOrderId
@@ -337,6 +337,18 @@ def entry_side(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _tickers_group(market: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The markets one ``fetch_tickers`` request may hold together with ``market``: the same
+    type, linear/inverse sub-type and settle currency (Hyperliquid's HIP-3 markets apart)."""
+    return (
+        market.get("type"),
+        market.get("linear"),
+        market.get("inverse"),
+        market.get("settle"),
+        bool(_info(market).get("hip3")),
+    )
+
+
 def _leg_of(side: str, reduce_only: bool, position_side: str | None) -> str:
     """The leg an order acts on: ``position_side`` when given (checked against ``side``), else
     the one ``side`` opens or reduces ('buy' opens long and reduces short)."""
@@ -445,6 +457,7 @@ class CcxtClient:
         self._sent_ids: OrderedDict[str, float] = OrderedDict()  # client order id -> sent at
         self._ids_lock = threading.Lock()
         self._state_lock = threading.Lock()
+        self._markets_lock = threading.Lock()
         self._symbol_hedged: dict[str, bool] = {}  # from the venue's entries, per symbol
         self._account_hedged: bool | None = None  # from the latest entry that said
         self._venue_mode: bool | None = None  # from fetch_position_mode
@@ -1047,21 +1060,81 @@ class CcxtClient:
             "form until the markets reload"
         )
 
+    def _loaded_markets(self) -> Any:
+        """The exchange's markets, loaded first if they are not yet (``load_markets``), at most
+        one load at a time: reads may come from several threads at once
+        (``max_concurrent_calls``), and ccxt's ``load_markets`` is not safe to run twice at
+        once (a read meanwhile can see half-built market maps)."""
+        markets = getattr(self.exchange, "markets", None)
+        if markets:
+            return markets
+        load = getattr(self.exchange, "load_markets", None)
+        if not callable(load):
+            return markets
+        with self._markets_lock:
+            markets = getattr(self.exchange, "markets", None)
+            return markets if markets else load()
+
     def get_ticker(self, symbol: str) -> dict[str, Any] | None:
         """The ccxt unified ticker of ``symbol`` (``fetch_ticker``; ``last`` is the price).
 
         Raises on failure.
         """
+        self._loaded_markets()
         ticker = self.exchange.fetch_ticker(symbol)
         if ticker is None:
             return None
         return dict(ticker)
+
+    def get_tickers(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The ccxt unified tickers of ``symbols``, ``{symbol: ticker}``, in as few requests as
+        the venue allows (``fetch_tickers``): one per kind of market asked about.
+
+        ccxt picks the endpoint from the first symbol of the list (Binance, Bitget, Gate, HTX,
+        BingX, KuCoin, Hyperliquid) or refuses a list that mixes market types (Bybit, and
+        ``market_symbols`` where a class asks for one type), so symbols go in one request per
+        market type, linear/inverse sub-type and settle currency (and Hyperliquid's HIP-3
+        markets apart). Symbols the markets do not know, and any the answer leaves out, are
+        not in the answer: the manager asks ``get_ticker`` for those. ``{}`` without a request
+        when the exchange has no ``fetchTickers``. A failed request for one kind of market is
+        logged and its symbols left out; raises when every request failed.
+        """
+        asked = list(dict.fromkeys(s for s in symbols if isinstance(s, str)))
+        if not asked or not self._has("fetchTickers"):
+            return {}
+        markets = self._loaded_markets()
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for symbol in asked:
+            market = markets.get(symbol) if isinstance(markets, Mapping) else None
+            if isinstance(market, Mapping):
+                groups.setdefault(_tickers_group(market), []).append(symbol)
+        answer: dict[str, dict[str, Any]] = {}
+        failure: Exception | None = None
+        for group in groups.values():
+            try:
+                tickers = self.exchange.fetch_tickers(group)
+            except Exception as e:
+                failure = failure or e
+                self.logger.warning(
+                    f"Could not fetch the tickers of {len(group)} symbol(s) in one request "
+                    f"({type(e).__name__}: {e}); they are asked one by one"
+                )
+                continue
+            if isinstance(tickers, Mapping):
+                for symbol in group:
+                    ticker = tickers.get(symbol)
+                    if isinstance(ticker, Mapping):
+                        answer[symbol] = dict(ticker)
+        if failure is not None and not answer:
+            raise failure
+        return answer
 
     def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
         """Candles ``[timestamp_ms, open, high, low, close, volume]``, oldest first.
 
         ``fetch_ohlcv(symbol, timeframe, limit=limit)``; raises on failure.
         """
+        self._loaded_markets()
         candles = self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
         return list(candles) if candles is not None else []
 

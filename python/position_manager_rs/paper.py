@@ -84,6 +84,7 @@ _UNKNOWN_MARKET = (100.0, 1.0, 10000.0)
 CLIENT_METHODS: tuple[str, ...] = (
     "get_open_positions",
     "get_ticker",
+    "get_tickers",
     "get_ohlcv",
     "create_market_order",
     "create_limit_order",
@@ -1218,22 +1219,43 @@ class PaperExchange:
                 return [dict(p, info=dict(p["info"])) for p in self._lagged_list]
             return [self._position_dict(p) for p in self._positions.values()]
 
+    def _ticker(self, symbol: Any) -> dict[str, Any] | None:
+        m = self._markets.get(symbol) if isinstance(symbol, str) else None
+        if m is None:
+            return None
+        half = m.price * self.spread / 2.0
+        return {
+            "symbol": symbol,
+            "last": m.price,
+            "bid": round(m.price - half, m.decimals + 2),
+            "ask": round(m.price + half, m.decimals + 2),
+            "timestamp": self._now_ms(),
+            "datetime": _iso(self.time),
+        }
+
     def get_ticker(self, symbol: str) -> dict[str, Any] | None:
         """``{'symbol', 'last', 'bid', 'ask', 'timestamp', 'datetime'}``; None if unknown."""
         with self._lock:
             self._enter("get_ticker", (symbol,), {})
-            m = self._markets.get(symbol) if isinstance(symbol, str) else None
-            if m is None:
-                return None
-            half = m.price * self.spread / 2.0
-            return {
-                "symbol": symbol,
-                "last": m.price,
-                "bid": round(m.price - half, m.decimals + 2),
-                "ask": round(m.price + half, m.decimals + 2),
-                "timestamp": self._now_ms(),
-                "datetime": _iso(self.time),
-            }
+            return self._ticker(symbol)
+
+    def get_tickers(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The tickers of ``symbols`` in one call, ``{symbol: ticker}`` (each as
+        :meth:`get_ticker` answers it, all at the same instant); unknown symbols are left out.
+
+        Recorded in ``calls`` as ``('get_tickers', (symbols_as_a_list,), {})``; raises after
+        :meth:`fail_next` ``('get_tickers')``. The manager asks it once per update cycle for
+        every price (and ``get_ticker`` only for symbols it leaves out).
+        """
+        with self._lock:
+            asked = list(symbols)
+            self._enter("get_tickers", (asked,), {})
+            answer = {}
+            for symbol in asked:
+                ticker = self._ticker(symbol)
+                if ticker is not None:
+                    answer[symbol] = ticker
+            return answer
 
     def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[list[float]]:
         """The last ``limit`` hourly candles ``[ts_ms, open, high, low, close, volume]``.

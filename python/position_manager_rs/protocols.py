@@ -23,13 +23,25 @@ Position legs (optional): a client whose class has ``position_legs = True`` prom
 side='long'|'short')`` closes that leg only, and that ``create_market_order(..., reduce_only=True,
 is_critical=True, position_side='long'|'short')`` reduces that leg only. The manager names the
 leg only on such a client (``getattr(client, "position_legs", False) is True``).
+
+Batched prices (optional): a client with a ``get_tickers(symbols)`` method of its own (found by
+``inspect.getattr_static`` on the instance or its class, so a ``Mock``'s made-up attributes do
+not count) is asked once per update cycle for every price: ``symbols`` is a list, each symbol
+once, and the answer a dict ``{symbol: ticker}`` whose tickers carry ``last`` as
+``get_ticker``'s do. Symbols it leaves out, or answers with something unusable, are asked
+``get_ticker`` as before (see ``BatchTickersClient``).
+
+Threads: with ``PositionManager(..., max_concurrent_calls=N)`` and N > 1, ``get_ticker`` and
+``get_ohlcv`` are called from up to N worker threads at once, so they must be thread-safe; every
+other method is called from the thread that iterates ``update_positions()`` (or calls the
+manager), as with the default of 1.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DuplicateClientOrderId", "ExchangeClient", "TradingClient"]
+__all__ = ["BatchTickersClient", "DuplicateClientOrderId", "ExchangeClient", "TradingClient"]
 
 
 class DuplicateClientOrderId(Exception):
@@ -76,6 +88,23 @@ class ExchangeClient(Protocol):
     ) -> list[list[float]]: ...
 
     def close_position(self, symbol: str) -> bool: ...
+
+
+@runtime_checkable
+class BatchTickersClient(ExchangeClient, Protocol):
+    """An ``ExchangeClient`` that also answers every price at once (optional; ``CcxtClient``,
+    ``AsyncCcxtClient`` and ``PaperExchange`` do).
+
+    * ``get_tickers(symbols)`` -> ``{symbol: ticker}``, each ticker a dict with ``last`` (float
+      > 0) and, if it says, its ``symbol``. Called as ``get_tickers([symbol, ...])`` once per
+      update cycle, before the first position is examined. A symbol left out (or answered
+      ``None``) is asked ``get_ticker(symbol)`` with the retries; an unusable entry (not a dict,
+      another symbol's ticker, ``last`` not a finite number > 0) is warned about and asked the
+      same way; a call that raises or answers something else than a dict is warned about and
+      every price is asked per symbol. It never makes the manager lose a position.
+    """
+
+    def get_tickers(self, symbols: list[str]) -> dict[str, dict[str, Any]]: ...
 
 
 @runtime_checkable

@@ -228,6 +228,24 @@ impl TickerAnswer {
     }
 }
 
+/// One requested symbol's entry in a `get_tickers(symbols)` answer (see
+/// [`Exchange::get_tickers`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BatchTicker {
+    /// The answer has no entry for the symbol, or a falsy one (`None`, `{}`).
+    Missing,
+    /// A ticker mapping.
+    Ticker {
+        /// `ticker.get('symbol')`: the symbol the ticker says it is for ([`Field::Absent`] when
+        /// it does not say).
+        symbol: Field,
+        /// `ticker.get('last')`.
+        last: Field,
+    },
+    /// An entry that is not a mapping; carries its type name.
+    NotAMapping(String),
+}
+
 /// Candles `[timestamp_ms, open, high, low, close, volume]` from `get_ohlcv`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ohlcv {
@@ -287,6 +305,20 @@ pub trait Exchange: Send + Sync {
         Err(CoreError::Type(
             "this client cannot look orders up by client order id".to_owned(),
         ))
+    }
+    /// `get_tickers(symbols)`: every price in one call, when the client has the method
+    /// (`None`, the default: it has not, and the cycle asks `get_ticker` per symbol). The answer
+    /// has one entry per requested symbol, in the order asked; an answer that is not a mapping
+    /// is an error (like an exception the client raised), and the cycle then asks per symbol.
+    fn get_tickers(&self, _symbols: &[&str]) -> Option<CoreResult<Vec<BatchTicker>>> {
+        None
+    }
+    /// Whether the caller has asked the manager to stop: an interruption that is waiting (the
+    /// binding: a Ctrl+C, or one a logging handler raised), as the start of a client call would
+    /// raise it. The update cycle asks while it waits for calls made on other threads and where
+    /// a sequential cycle would have made a call, so it ends where a sequential one would.
+    fn check_interrupt(&self) -> CoreResult<()> {
+        Ok(())
     }
     /// Waits `seconds` between retries (the original's ticker back-off). The binding wakes up
     /// for signals meanwhile, so an interrupt ends the wait with [`CoreError::Interrupted`].

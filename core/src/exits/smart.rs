@@ -30,8 +30,9 @@ pub struct SmartExitSignal {
     pub score: f64,
     /// The reasons that scored, in rule order.
     pub reasons: Vec<&'static str>,
-    /// `", ".join(reasons)`, or `"no clear exit signal"`.
-    pub reason_text: String,
+    /// `", ".join(reasons)`, or `"no clear exit signal"` (borrowed when nothing scored: the
+    /// common case costs no allocation).
+    pub reason_text: std::borrow::Cow<'static, str>,
 }
 
 /// `should_exit_early(**inputs)`, side-agnostic exactly as the original (spec §6 item 13):
@@ -101,9 +102,9 @@ pub fn should_exit_early(inputs: &SmartExitInputs) -> SmartExitSignal {
     // Python's min(ratio, 1.0): the first argument unless the second is smaller.
     let confidence = if 1.0 < ratio { 1.0 } else { ratio };
     let reason_text = if reasons.is_empty() {
-        "no clear exit signal".to_string()
+        std::borrow::Cow::Borrowed("no clear exit signal")
     } else {
-        reasons.join(", ")
+        std::borrow::Cow::Owned(reasons.join(", "))
     };
     SmartExitSignal {
         should_exit: score >= 50.0,

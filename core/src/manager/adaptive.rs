@@ -15,6 +15,7 @@ use super::messages::Channel;
 use super::methods::Methods;
 use super::Manager;
 use crate::book::SharedPosition;
+use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::exchange::Ohlcv;
 use crate::format::py_fixed;
@@ -62,8 +63,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         MarketInputs::from_candles(&candles).ok_or(Simple::IndicatorsFailed)
     }
 
-    /// Step 7: market inputs, trailing stop and take profit. Returns the inputs the exit steps
-    /// use (the defaults on the simple path).
+    /// Step 7: market inputs, trailing stop and take profit (at `now`, the examination's
+    /// clock reading). Returns the inputs the exit steps use (the defaults on the simple path).
     pub(super) fn market_step(
         &self,
         symbol: &str,
@@ -71,6 +72,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         methods: &Methods<'_>,
         price: f64,
         ohlcv: &Ohlcv,
+        now: Timestamp,
     ) -> CoreResult<MarketInputs> {
         let trailing = self.trailing_stop_percentage();
         let market = match self.market_inputs(symbol, ohlcv) {
@@ -122,7 +124,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let now = self.now();
         let inputs = TakeProfitInputs {
             momentum: market.momentum,
             trend_strength: market.trend_strength,

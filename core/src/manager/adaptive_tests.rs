@@ -433,8 +433,8 @@ fn hold_answer() -> SmartExitAnswer {
         should_exit: false,
         confidence: 0.0,
         score: 0.0,
-        score_text: "0".into(),
-        reason_text: String::new(),
+        score_text: Some("0".into()),
+        reason_text: "".into(),
     }
 }
 
@@ -524,7 +524,7 @@ fn a_smart_rule_error_holds_and_a_confident_answer_closes() {
             should_exit: true,
             confidence: 0.8,
             score: 80.0,
-            score_text: "80".into(),
+            score_text: Some("80".into()),
             reason_text: "mine".into(),
         }),
     })));

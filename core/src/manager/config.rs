@@ -29,6 +29,10 @@ pub struct ManagerConfig {
     /// One position per symbol (one-way, the original's), or a long and a short leg per symbol
     /// tracked independently (hedge mode: book keys `SYMBOL@long`, `SYMBOL@short`).
     pub position_mode: crate::reconcile::Mode,
+    /// How many of the cycle's candle (and un-batched ticker) requests may be in flight at
+    /// once, each from its own worker thread; 1 (the original) makes them one after another.
+    /// Their answers are applied in the book's order whatever the setting.
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for ManagerConfig {
@@ -44,6 +48,7 @@ impl Default for ManagerConfig {
             missing_grace_seconds: 0.0,
             tombstone_ttl_seconds: 86_400.0,
             position_mode: crate::reconcile::Mode::OneWay,
+            max_concurrent_calls: 1,
         }
     }
 }
@@ -57,6 +62,9 @@ pub const MAX_TICKER_RETRY_DELAY: f64 = 3_600.0;
 /// The longest duration option (seconds, about 31 years): times stay far inside the range of
 /// microsecond timestamps.
 pub const MAX_SECONDS: f64 = 1e9;
+/// The largest `max_concurrent_calls`: beyond a few dozen requests at once a venue's rate
+/// limits, not the round trips, bound a cycle.
+pub const MAX_CONCURRENT_CALLS: usize = 64;
 /// The largest `event_capacity` and `tombstone_limit`.
 pub const MAX_COUNT: usize = 1_000_000_000;
 
@@ -133,6 +141,12 @@ impl ManagerConfig {
         if t != f64::INFINITY {
             seconds("tombstone_ttl_seconds", t)?;
         }
+        let n = self.max_concurrent_calls;
+        if !(1..=MAX_CONCURRENT_CALLS).contains(&n) {
+            return Err(CoreError::Value(format!(
+                "max_concurrent_calls must be an int from 1 to {MAX_CONCURRENT_CALLS}, got {n}"
+            )));
+        }
         count("event_history", self.event_capacity)?;
         count("tombstone_limit", self.tombstone_limit)?;
         Ok(())
@@ -162,6 +176,7 @@ mod tests {
                 c.tombstone_ttl_seconds = f64::INFINITY;
                 c.event_capacity = MAX_COUNT;
                 c.tombstone_limit = 0;
+                c.max_concurrent_calls = MAX_CONCURRENT_CALLS;
             }),
             Ok(())
         );
@@ -206,6 +221,14 @@ mod tests {
             (
                 |c| c.tombstone_ttl_seconds = 1e300,
                 "tombstone_ttl_seconds must be a number of seconds from 0 to 1e9, got 1e+300",
+            ),
+            (
+                |c| c.max_concurrent_calls = 0,
+                "max_concurrent_calls must be an int from 1 to 64, got 0",
+            ),
+            (
+                |c| c.max_concurrent_calls = 65,
+                "max_concurrent_calls must be an int from 1 to 64, got 65",
             ),
             (
                 |c| c.event_capacity = MAX_COUNT + 1,

@@ -60,10 +60,11 @@ pub struct SmartExitAnswer {
     pub confidence: f64,
     /// `sig['score']`.
     pub score: f64,
-    /// `str(sig['score'])`, as the DEBUG line prints it.
-    pub score_text: String,
+    /// `str(sig['score'])`, as the DEBUG line prints it; `None`: Python's `str()` of `score`
+    /// as a float (the built-in rules' score, printed only when the line is logged).
+    pub score_text: Option<String>,
     /// `sig['reason_text']`.
-    pub reason_text: String,
+    pub reason_text: std::borrow::Cow<'static, str>,
 }
 
 /// A caller-supplied `SmartExitOptimizer`.

@@ -17,10 +17,10 @@
 use log::Level;
 
 use super::exit_rules::{AdvancedExitRequest, SmartExitAnswer};
-use super::lists::ListRead;
 use super::messages::Channel;
 use super::methods::Methods;
 use super::scale::ScaleOut;
+use super::update::Examine;
 use super::Manager;
 use crate::book::SharedPosition;
 use crate::error::{CoreError, CoreResult};
@@ -48,11 +48,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<StepEnd> {
-        let now = self.now();
+        let now = at.now;
         let r = methods.leveraged_pnl(price, false)?;
-        let (data, side, entry_time) = {
+        let (data, entry_time) = {
             let p = position.lock();
             let data = PositionData {
                 side_is_long: p.is_long(),
@@ -68,13 +68,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 take_profit: p.take_profit,
                 targets_taken: targets_taken(p.partial_exits_taken),
             };
-            (data, p.side.clone(), p.entry_time)
+            (data, p.entry_time)
         };
         let market_data = market.market_data();
 
         let decision = match self.exit_rules().advanced() {
             None => self.builtin_advanced_exit(&data, &market_data)?,
             Some(rule) => {
+                // The side text only for a caller-supplied rule (a copy per position otherwise).
+                let side = position.lock().side.clone();
                 let request = AdvancedExitRequest {
                     symbol,
                     side: &side,
@@ -108,9 +110,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Info, || {
                     format!("  ✓ Closing position: {reason}")
                 });
-                Ok(StepEnd::Finished(
-                    self.close_in_cycle(symbol, &reason, snapshot)?,
-                ))
+                Ok(StepEnd::Finished(self.close_in_cycle(symbol, &reason, at)?))
             }
             ExitDecision::MoveStop {
                 price: stop,
@@ -246,23 +246,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
         methods: &Methods<'_>,
         price: f64,
         market: &MarketInputs,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<StepEnd> {
-        let now = self.now();
+        let now = at.now;
         let pnl = methods.leveraged_pnl(price, false)?;
-        let (minutes, side) = {
+        let (inputs, is_long) = {
             let p = position.lock();
-            (now.minutes_since(p.entry_time), p.side.clone())
+            let minutes = now.minutes_since(p.entry_time);
+            (market.smart_exit_inputs(pnl, minutes, &p.side), p.is_long())
         };
-        let inputs = market.smart_exit_inputs(pnl, minutes, &side);
         let answer = match self.exit_rules().smart() {
             None => {
-                let s = should_exit_early_for_side(&inputs, side == "long");
+                let s = should_exit_early_for_side(&inputs, is_long);
                 SmartExitAnswer {
                     should_exit: s.should_exit,
                     confidence: s.confidence,
                     score: s.score,
-                    score_text: py_repr_float(s.score),
+                    score_text: None,
                     reason_text: s.reason_text,
                 }
             }
@@ -284,15 +284,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_fixed(answer.confidence, 2)
             );
             self.log(Channel::Position, Level::Info, || format!("  🧠 {text}"));
-            return Ok(StepEnd::Finished(
-                self.close_in_cycle(symbol, &text, snapshot)?,
-            ));
+            return Ok(StepEnd::Finished(self.close_in_cycle(symbol, &text, at)?));
         }
         if answer.score > 30.0 {
             self.log(Channel::Position, Level::Debug, || {
+                let score = answer
+                    .score_text
+                    .clone()
+                    .unwrap_or_else(|| py_repr_float(answer.score));
                 format!(
-                    "  🧠 Smart exit score: {} (watching: {})",
-                    answer.score_text, answer.reason_text
+                    "  🧠 Smart exit score: {score} (watching: {})",
+                    answer.reason_text
                 )
             });
         }

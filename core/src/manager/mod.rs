@@ -2,7 +2,8 @@
 //!
 //! - [`update`]: the update cycle (`update_positions()`), driven one step at a time, with its
 //!   adaptive steps (market inputs from candles, advanced and smart exits) and [`exit_rules`]
-//!   (built-in or caller-supplied exit rules);
+//!   (built-in or caller-supplied exit rules); [`fetch`] (its reads: batched prices, the
+//!   ticker retries, candles) and `concurrent` (those reads made ahead on worker threads);
 //! - [`lists`]: reading the exchange's position list and applying it to the book (the planner's
 //!   actions, corroboration, imports, the events and logs of what changed);
 //! - [`close`]: `close_position` with the original safeguard and log blocks;
@@ -20,9 +21,11 @@
 
 mod adaptive;
 pub mod close;
+mod concurrent;
 pub mod config;
 pub mod exit_rules;
 mod exit_steps;
+pub mod fetch;
 mod ids;
 mod imports;
 pub mod lists;

@@ -1,7 +1,8 @@
 //! A scripted fake exchange and helpers for the manager's tests.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -10,12 +11,13 @@ use crate::book::SharedPosition;
 use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{
-    Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
-    OrderReport, RawEntry, RawPosition, TickerAnswer,
+    BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
+    OrderId, OrderReport, RawEntry, RawPosition, TickerAnswer,
 };
 use crate::format::py_repr_float;
 
 /// Handles are plain numbers in core tests.
+#[derive(Default)]
 pub struct Counter(Mutex<u32>);
 
 impl HandleFactory<u32> for Counter {
@@ -55,6 +57,32 @@ pub struct FakeState {
     pub ohlcv: std::collections::HashMap<String, Ohlcv>,
     /// Declares `position_legs` (orders name their leg).
     pub legs: bool,
+    /// Per-symbol prices (over `price`).
+    pub prices: HashMap<String, f64>,
+    /// Scripted `get_ticker` answers per symbol, used before the price.
+    pub ticker_script: HashMap<String, VecDeque<CoreResult<TickerAnswer>>>,
+    /// Scripted `get_ohlcv` answers per symbol, used before `ohlcv`.
+    pub ohlcv_script: HashMap<String, VecDeque<CoreResult<Ohlcv>>>,
+    /// Declares `get_tickers` when set: how it answers.
+    pub batch: Option<BatchScript>,
+    /// What `check_interrupt` raises next (once).
+    pub pending_interrupt: Option<CoreError>,
+    /// How long every `get_ticker`, `get_tickers` and `get_ohlcv` call takes (no lock held).
+    pub read_delay: Duration,
+    /// Reads in progress, and the most there ever were at once.
+    pub in_flight: (usize, usize),
+    /// `get_ohlcv` of this symbol panics once (a bug in a client binding).
+    pub panic_once: Option<String>,
+}
+
+/// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
+/// override, else a ticker at the symbol's price, else nothing.
+#[derive(Default)]
+pub struct BatchScript {
+    /// Errors the next calls raise.
+    pub failures: VecDeque<CoreError>,
+    /// Entries that replace a symbol's ticker.
+    pub overrides: HashMap<String, BatchTicker>,
 }
 
 /// A fake exchange.
@@ -65,6 +93,35 @@ impl Fake {
     pub fn calls(&self) -> Vec<String> {
         self.0.lock().calls.clone()
     }
+
+    /// Waits the read delay, if any (no lock held), counting the reads in progress.
+    fn delay(&self) {
+        let delay = {
+            let mut s = self.0.lock();
+            s.in_flight.0 += 1;
+            s.in_flight.1 = s.in_flight.1.max(s.in_flight.0);
+            s.read_delay
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        self.0.lock().in_flight.0 -= 1;
+    }
+}
+
+impl FakeState {
+    /// The price `get_ticker` answers for `symbol`.
+    fn price_of(&self, symbol: &str) -> Option<f64> {
+        self.prices.get(symbol).copied().or(self.price)
+    }
+}
+
+/// An interruption as the binding reports a `KeyboardInterrupt`.
+pub fn interrupt() -> CoreError {
+    CoreError::Interrupted(crate::error::Interrupt::new(
+        Arc::new("KeyboardInterrupt"),
+        "KeyboardInterrupt",
+    ))
 }
 
 pub fn listed(symbol: &str, side: &str, contracts: f64, entry: f64) -> RawEntry {
@@ -94,9 +151,17 @@ impl Exchange for Fake {
     }
 
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {
+        self.delay();
         let mut s = self.0.lock();
         s.calls.push(format!("get_ticker {symbol}"));
-        Ok(match s.price {
+        if let Some(answer) = s
+            .ticker_script
+            .get_mut(symbol)
+            .and_then(VecDeque::pop_front)
+        {
+            return answer;
+        }
+        Ok(match s.price_of(symbol) {
             Some(p) => TickerAnswer::Ticker {
                 last: Field::Number(p),
             },
@@ -105,9 +170,49 @@ impl Exchange for Fake {
     }
 
     fn get_ohlcv(&self, symbol: &str, _timeframe: &str, _limit: u32) -> CoreResult<Ohlcv> {
+        self.delay();
         let mut s = self.0.lock();
         s.calls.push(format!("get_ohlcv {symbol}"));
+        if s.panic_once.as_deref() == Some(symbol) {
+            s.panic_once = None;
+            drop(s);
+            panic!("get_ohlcv {symbol} panicked");
+        }
+        if let Some(answer) = s.ohlcv_script.get_mut(symbol).and_then(VecDeque::pop_front) {
+            return answer;
+        }
         Ok(s.ohlcv.get(symbol).cloned().unwrap_or_default())
+    }
+
+    fn get_tickers(&self, symbols: &[&str]) -> Option<CoreResult<Vec<BatchTicker>>> {
+        self.0.lock().batch.as_ref()?;
+        self.delay();
+        let mut s = self.0.lock();
+        s.calls.push(format!("get_tickers {}", symbols.join(",")));
+        let prices: Vec<Option<f64>> = symbols.iter().map(|sym| s.price_of(sym)).collect();
+        let batch = s.batch.as_mut()?;
+        if let Some(e) = batch.failures.pop_front() {
+            return Some(Err(e));
+        }
+        Some(Ok(symbols
+            .iter()
+            .zip(prices)
+            .map(|(sym, price)| match (batch.overrides.get(*sym), price) {
+                (Some(entry), _) => entry.clone(),
+                (None, Some(p)) => BatchTicker::Ticker {
+                    symbol: Field::Text((*sym).to_owned()),
+                    last: Field::Number(p),
+                },
+                (None, None) => BatchTicker::Missing,
+            })
+            .collect()))
+    }
+
+    fn check_interrupt(&self) -> CoreResult<()> {
+        match self.0.lock().pending_interrupt.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn close_position(
@@ -237,17 +342,8 @@ pub fn network_error() -> CoreError {
 
 /// A manager over `fake` with no retry pauses and a manual clock at T0.
 pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
-    let config = ManagerConfig {
-        ticker_retry_delays: vec![0.0, 0.0],
-        ..config
-    };
-    Manager::new(
-        Arc::new(fake.clone()),
-        config,
-        Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000))),
-        Arc::new(Counter(Mutex::new(0))),
-    )
-    .expect("valid config")
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    manager_with_clock(fake, config, clock)
 }
 
 /// A manager over `fake` reading time from `clock` (no retry pauses).
@@ -260,6 +356,15 @@ pub fn manager_with_clock(
         ticker_retry_delays: vec![0.0, 0.0],
         ..config
     };
+    manager_as_configured(fake, config, clock)
+}
+
+/// A manager over `fake` with `config` exactly as given (retry pauses included).
+pub fn manager_as_configured(
+    fake: &Fake,
+    config: ManagerConfig,
+    clock: Arc<ManualClock>,
+) -> Manager<u32> {
     Manager::new(
         Arc::new(fake.clone()),
         config,

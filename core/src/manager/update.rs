@@ -9,16 +9,28 @@
 //! lists; B) take the list of symbols; C) per symbol: price (with retries), candles and market
 //! inputs, adaptive trailing stop and take profit ([`super::adaptive`]), advanced exit and smart
 //! exit ([`super::exit_steps`]), `should_close`, close; D) closing separator.
+//!
+//! Two options change how phase C reads, never what it decides ([`super::fetch`],
+//! [`super::concurrent`]): a client with `get_tickers` gives every price in one call at the
+//! start of phase C, and `max_concurrent_calls` > 1 makes the reads ahead of the examination on
+//! worker threads. Positions are examined in the book's order either way, with the same inputs,
+//! so the decisions, events and log lines are the sequential cycle's. The clock is read once
+//! per examined position (its "now" for every rule and record of that examination).
+
+use std::collections::HashMap;
 
 use log::Level;
 
 use super::exit_steps::StepEnd;
+use super::fetch::{FetchEnd, Fetched, TickerEnd, CANDLE_LIMIT, CANDLE_TIMEFRAME};
 use super::lists::ListRead;
 use super::messages::{leverage_text, py_set_repr, Channel, RULE};
 use super::methods::Methods;
 use super::{caught, Manager};
 use crate::book::SharedPosition;
+use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
+use crate::exchange::Ohlcv;
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent};
 use crate::key::Key;
 use crate::reconcile::Purpose;
@@ -45,9 +57,16 @@ enum Stage {
 #[derive(Debug)]
 pub struct UpdateCycle {
     stage: Stage,
-    keys: Vec<Key>,
-    next: usize,
-    snapshot: Option<ListRead>,
+    /// The keys phase B took, in the book's order.
+    pub(super) keys: Vec<Key>,
+    /// The index of the next key to examine.
+    pub(super) next: usize,
+    /// The cycle's position list, when it was usable.
+    pub(super) snapshot: Option<ListRead>,
+    /// Prices the batched `get_tickers` call gave, by symbol.
+    pub(super) prices: HashMap<String, f64>,
+    /// Reads made ahead by worker threads, by key index (`max_concurrent_calls` > 1).
+    pub(super) fetched: Vec<Option<Fetched>>,
 }
 
 impl UpdateCycle {
@@ -68,6 +87,27 @@ enum PriceFetch {
     Failed,
 }
 
+/// Where a position's reads come from when it is examined.
+pub(super) enum Source {
+    /// Made now, in the original's order; the price is `batch` when the batched answer had it.
+    Live {
+        /// The price from the batched answer.
+        batch: Option<f64>,
+    },
+    /// Made ahead on a worker thread.
+    Fetched(Fetched),
+}
+
+/// What the steps after the reads share about one examination: the cycle's position list (for
+/// closes) and the examination's one clock reading.
+#[derive(Clone, Copy)]
+pub(super) struct Examine<'a> {
+    /// The cycle's position list, when it was usable.
+    pub(super) snapshot: Option<&'a ListRead>,
+    /// "Now" for every rule and record of this examination.
+    pub(super) now: Timestamp,
+}
+
 impl<H: Clone + Send + Sync> Manager<H> {
     /// A new cycle; no work is done until [`Manager::next_closed`] is called.
     pub fn begin_update(&self) -> UpdateCycle {
@@ -76,6 +116,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             keys: Vec::new(),
             next: 0,
             snapshot: None,
+            prices: HashMap::new(),
+            fetched: Vec::new(),
         }
     }
 
@@ -104,13 +146,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                 });
                 self.log(Channel::Position, Level::Info, || RULE.to_owned());
+                cycle.prices = self.batch_prices(&cycle.keys)?;
             }
         }
         if cycle.stage == Stage::Positions {
-            while cycle.next < cycle.keys.len() {
-                let key = cycle.keys[cycle.next].clone();
+            let workers = self.config().max_concurrent_calls;
+            if workers > 1 {
+                if let Some(closed) = self.examine_concurrently(cycle, workers)? {
+                    return Ok(Some(closed));
+                }
+            }
+            while let Some(key) = cycle.keys.get(cycle.next) {
                 cycle.next += 1;
-                if let Some(closed) = self.update_one(&key, cycle.snapshot.as_ref())? {
+                let batch = cycle.prices.get(Key::market_of(key.as_str())).copied();
+                let source = Source::Live { batch };
+                if let Some(closed) = self.update_one(key, cycle.snapshot.as_ref(), source)? {
                     return Ok(Some(closed));
                 }
             }
@@ -131,6 +181,48 @@ impl<H: Clone + Send + Sync> Manager<H> {
             out.push(c);
         }
         Ok(out)
+    }
+
+    /// The batched prices for `keys`' symbols: one `get_tickers` call when the client has it
+    /// (none otherwise). A failed call or unusable entries are a warning; those symbols are then
+    /// asked per symbol. Only an interruption is an error.
+    fn batch_prices(&self, keys: &[Key]) -> CoreResult<HashMap<String, f64>> {
+        let mut symbols: Vec<&str> = Vec::with_capacity(keys.len());
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        for key in keys {
+            let market = Key::market_of(key.as_str());
+            if seen.insert(market) {
+                symbols.push(market);
+            }
+        }
+        let answer = match self.exchange().get_tickers(&symbols) {
+            None => return Ok(HashMap::new()),
+            Some(answer) => caught(answer)?,
+        };
+        let read = match answer {
+            Ok(entries) => super::fetch::read_batch(&symbols, &entries),
+            Err(e) => {
+                let kind = e.kind_name().to_owned();
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Batched prices failed ({kind}: {e}), asking get_ticker per symbol this cycle")
+                });
+                return Ok(HashMap::new());
+            }
+        };
+        if let Some(warning) = super::fetch::unusable_warning(&read.unusable) {
+            self.log(Channel::Main, Level::Warn, || warning);
+        }
+        if !read.missing.is_empty() {
+            self.log(Channel::Main, Level::Debug, || {
+                format!(
+                    "Batched prices: no entry for {} of {} symbol(s), asking get_ticker for them: {}",
+                    read.missing.len(),
+                    symbols.len(),
+                    read.missing.join(", ")
+                )
+            });
+        }
+        Ok(read.prices)
     }
 
     /// Phase A: one `get_open_positions()` (two when it shows none of the tracked positions);
@@ -169,15 +261,29 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(Some(list))
     }
 
-    /// Phase C for one key.
-    fn update_one(&self, key: &Key, snapshot: Option<&ListRead>) -> CoreResult<Option<Closed<H>>> {
+    /// Phase C for one key. A position no longer in the book is skipped silently — but an
+    /// interruption its reads met ahead of time ends the cycle here all the same (never
+    /// swallowed).
+    pub(super) fn update_one(
+        &self,
+        key: &Key,
+        snapshot: Option<&ListRead>,
+        source: Source,
+    ) -> CoreResult<Option<Closed<H>>> {
         let symbol = key.as_str();
         let Some((position, handle)) = self.book().get(symbol) else {
+            if let Source::Fetched(f) = &source {
+                if let Some(e) = f.interruption() {
+                    return Err(e.clone());
+                }
+            }
             return Ok(None);
         };
         let mut price_seen = None;
         let methods = self.methods(&position, &handle);
-        match self.update_position(symbol, &position, &methods, snapshot, &mut price_seen) {
+        let update =
+            self.update_position(key, &position, &methods, snapshot, &mut price_seen, source);
+        match update {
             Ok(Some(pnl)) => Ok(Some(Closed {
                 symbol: symbol.to_owned(),
                 pnl,
@@ -195,23 +301,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The per-position step. `Ok(Some(pnl))` when it closed the position.
     fn update_position(
         &self,
-        symbol: &str,
+        key: &Key,
         position: &SharedPosition,
         methods: &Methods<'_>,
         snapshot: Option<&ListRead>,
         price_seen: &mut Option<f64>,
+        source: Source,
     ) -> Result<Option<f64>, CoreError> {
-        let (side, entry, amount, leverage, entry_time) = {
+        let symbol = key.as_str();
+        let (entry, amount, leverage, entry_time) = {
             let p = position.lock();
-            (
-                p.side.to_uppercase(),
-                p.entry_price,
-                p.amount,
-                p.leverage,
-                p.entry_time,
-            )
+            (p.entry_price, p.amount, p.leverage, p.entry_time)
         };
         self.log(Channel::Position, Level::Info, || {
+            // The lock is released before the record is emitted.
+            let side = position.lock().side.to_uppercase();
             format!("\n--- Position: {symbol} ({side}) ---")
         });
         if self.log_enabled(Channel::Position, Level::Debug) {
@@ -229,7 +333,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        let price = match self.fetch_price(Key::parse(symbol).symbol())? {
+        // The book key names a leg in hedge mode; the exchange is asked about the symbol.
+        let market = Key::market_of(symbol);
+        let (price, candles) = self.obtain_price(market, source)?;
+        let price = match price {
             PriceFetch::Price(p) => p,
             PriceFetch::Failed => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -292,9 +399,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
 
-        // The book key names a leg in hedge mode; the exchange is asked about the symbol.
-        let market = Key::parse(symbol);
-        let ohlcv = match caught(self.exchange().get_ohlcv(market.symbol(), "1h", 100))? {
+        let candles = match candles {
+            Some(read) => {
+                // Where the sequential cycle would call get_ohlcv: an interruption waiting
+                // (a logging handler's, a Ctrl+C) ends the cycle here as it would there.
+                self.exchange().check_interrupt()?;
+                read
+            }
+            None => self
+                .exchange()
+                .get_ohlcv(market, CANDLE_TIMEFRAME, CANDLE_LIMIT),
+        };
+        let ohlcv = match caught(candles)? {
             Err(e) => {
                 // Only errors the client lets through reach this branch (ccxt AuthenticationError
                 // with the original client); the original then checks the simple exits only.
@@ -307,12 +423,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 let trailing = self.trailing_stop_percentage();
                 methods.update_trailing_stop(price, trailing, 0.03, 0.0)?;
-                return self.check_exit_and_close(symbol, position, methods, price, snapshot);
+                let at = Examine {
+                    snapshot,
+                    now: self.now(),
+                };
+                return self.check_exit_and_close(symbol, position, methods, price, at);
             }
             Ok(ohlcv) => ohlcv,
         };
+        // The one clock reading of this examination.
+        let at = Examine {
+            snapshot,
+            now: self.now(),
+        };
         // Step 7: market inputs of this position only (defaults without usable candles).
-        let market = self.market_step(symbol, position, methods, price, &ohlcv)?;
+        let market = self.market_step(symbol, position, methods, price, &ohlcv, at.now)?;
         drop(ohlcv);
 
         if !self.book().holds(symbol, position) {
@@ -322,16 +447,46 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(None);
         }
         if let StepEnd::Finished(pnl) =
-            self.advanced_exit_step(symbol, position, methods, price, &market, snapshot)?
+            self.advanced_exit_step(symbol, position, methods, price, &market, at)?
         {
             return Ok(pnl);
         }
         if let StepEnd::Finished(pnl) =
-            self.smart_exit_step(symbol, position, methods, price, &market, snapshot)?
+            self.smart_exit_step(symbol, position, methods, price, &market, at)?
         {
             return Ok(pnl);
         }
-        self.check_exit_and_close(symbol, position, methods, price, snapshot)
+        self.check_exit_and_close(symbol, position, methods, price, at)
+    }
+
+    /// The price for `market` from `source`, and the candles when they were read ahead. The
+    /// failed attempts of a read made ahead are logged now, and wherever the sequential cycle
+    /// would have made a ticker call an interruption waiting ends the cycle as it would there.
+    fn obtain_price(
+        &self,
+        market: &str,
+        source: Source,
+    ) -> CoreResult<(PriceFetch, Option<CoreResult<Ohlcv>>)> {
+        let fetched = match source {
+            Source::Live { batch: Some(p) } => return Ok((PriceFetch::Price(p), None)),
+            Source::Live { batch: None } => return Ok((self.fetch_price(market, 0)?, None)),
+            Source::Fetched(fetched) => fetched,
+        };
+        for call in 0..fetched.ticker_calls {
+            self.exchange().check_interrupt()?;
+            if let Some(attempt) = fetched.attempts.get(call) {
+                self.log(Channel::Position, Level::Debug, || {
+                    attempt.message(call + 1)
+                });
+            }
+        }
+        match fetched.end {
+            FetchEnd::Interrupted(e) => Err(e),
+            FetchEnd::NoPrice => Ok((PriceFetch::Failed, None)),
+            FetchEnd::Priced { price, ohlcv } => Ok((PriceFetch::Price(price), Some(ohlcv))),
+            // Cut short in a pause (no worker took it up again): go on here, in order.
+            FetchEnd::CutShort => Ok((self.fetch_price(market, fetched.attempts.len())?, None)),
+        }
     }
 
     /// A close decided inside the cycle, reusing the cycle's position list when it is fresh by
@@ -340,10 +495,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         symbol: &str,
         reason: &str,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<Option<f64>> {
-        let now = self.now();
-        let fresh = snapshot
+        let now = at.now;
+        let fresh = at
+            .snapshot
             .filter(|s| now.seconds_since(s.taken_at) < self.config().snapshot_reuse_seconds);
         Ok(self.close_with(symbol, reason, fresh)?.pnl())
     }
@@ -355,9 +511,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         position: &SharedPosition,
         methods: &Methods<'_>,
         price: f64,
-        snapshot: Option<&ListRead>,
+        at: Examine<'_>,
     ) -> CoreResult<Option<f64>> {
-        let now = self.now();
+        let now = at.now;
         let (close, reason) = match methods {
             Methods::Builtin(p) => {
                 let mut p = p.lock();
@@ -375,7 +531,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.log(Channel::Position, Level::Info, || {
                 format!("  ✓ Closing position: {reason}")
             });
-            self.close_in_cycle(symbol, &reason, snapshot)
+            self.close_in_cycle(symbol, &reason, at)
         } else {
             self.log(Channel::Position, Level::Info, || {
                 "  ✓ Position still open and healthy".to_owned()
@@ -384,45 +540,30 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// The ticker with the original's retries: attempts = pauses + 1.
-    fn fetch_price(&self, symbol: &str) -> CoreResult<PriceFetch> {
-        let delays = &self.config().ticker_retry_delays;
-        for attempt in 0..=delays.len() {
-            let n = attempt + 1;
-            match caught(self.exchange().get_ticker(symbol))? {
-                Ok(answer) => {
-                    if let Some(p) = answer.valid_price() {
-                        return Ok(PriceFetch::Price(p));
-                    }
-                    match answer {
-                        crate::exchange::TickerAnswer::Missing => {
-                            self.log(Channel::Position, Level::Debug, || {
-                                format!("  Attempt {n}: API returned None")
-                            });
-                        }
-                        crate::exchange::TickerAnswer::Ticker { last } => {
-                            self.log(Channel::Position, Level::Debug, || {
-                                format!(
-                                    "  Attempt {n}: Invalid price in ticker: {}",
-                                    last.display()
-                                )
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.log(Channel::Position, Level::Debug, || {
-                        format!("  Attempt {n}: API error: {}", e.kind_name())
-                    });
-                }
-            }
-            if let Some(delay) = delays.get(attempt) {
-                if *delay > 0.0 {
-                    caught(self.exchange().pause(*delay))?.ok();
-                }
-            }
-        }
-        Ok(PriceFetch::Failed)
+    /// The ticker with the original's retries (attempts = pauses + 1), after `done` failed
+    /// attempts already made, each failed attempt logged as it happens.
+    fn fetch_price(&self, symbol: &str, done: usize) -> CoreResult<PriceFetch> {
+        let exchange = self.exchange().as_ref();
+        let mut n = done;
+        let end = super::fetch::ticker_with_retries(
+            exchange,
+            &self.config().ticker_retry_delays,
+            symbol,
+            done,
+            &mut |attempt| {
+                n += 1;
+                self.log(Channel::Position, Level::Debug, || attempt.message(n));
+            },
+            &mut |seconds| {
+                // A pause that fails otherwise than by an interruption just ends early.
+                caught(exchange.pause(seconds))?.ok();
+                Ok(true)
+            },
+        )?;
+        Ok(match end {
+            TickerEnd::Price(p) => PriceFetch::Price(p),
+            TickerEnd::NoPrice | TickerEnd::CutShort => PriceFetch::Failed,
+        })
     }
 
     /// The original's per-position error handler, with its fallback trailing update. Unlike the
