@@ -418,3 +418,6 @@ mod drift_tests;
 
 #[cfg(test)]
 mod hedge_tests;
+
+#[cfg(test)]
+mod focused_tests;

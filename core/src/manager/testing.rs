@@ -11,7 +11,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{
     Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId,
-    OrderReport, RawEntry, RawPosition, TickerAnswer,
+    OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer, WholeList,
 };
 use crate::format::py_repr_float;
 
@@ -55,6 +55,9 @@ pub struct FakeState {
     pub ohlcv: std::collections::HashMap<String, Ohlcv>,
     /// Declares `position_legs` (orders name their leg).
     pub legs: bool,
+    /// `get_open_positions_for` answers as the binding does: only the symbol's entries (and
+    /// entries without a usable symbol), the whole answer on demand (a `whole` call).
+    pub partial_reads: bool,
 }
 
 /// A fake exchange.
@@ -91,6 +94,31 @@ impl Exchange for Fake {
             Some(answer) => answer,
             None => Ok(s.positions.clone()),
         }
+    }
+
+    fn get_open_positions_for(&self, symbol: &str) -> CoreResult<SymbolEntries> {
+        let all = self.get_open_positions()?;
+        if !self.0.lock().partial_reads {
+            return Ok(SymbolEntries::whole(all));
+        }
+        let entries = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| match e {
+                RawEntry::Position(raw) => raw.symbol().is_none_or(|s| s == symbol),
+                RawEntry::NotAMapping(_) => true,
+            })
+            .map(|(i, e)| (i, e.clone()))
+            .collect();
+        let state = self.0.clone();
+        Ok(SymbolEntries {
+            entries,
+            total: all.len(),
+            whole: Some(WholeList::new(move || {
+                state.lock().calls.push("whole".into());
+                Ok(all)
+            })),
+        })
     }
 
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {
