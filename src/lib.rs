@@ -26,6 +26,7 @@ mod client;
 mod clock;
 mod convert;
 mod errors;
+mod event_dicts;
 mod exit_bridge;
 mod exits;
 mod journal;

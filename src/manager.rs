@@ -19,12 +19,13 @@ use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
 
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
-use crate::convert::{describe, number, number_or, to_datetime, truthy};
+use crate::convert::{describe, number, number_or, truthy};
 use crate::errors::PmError;
+use crate::event_dicts::{event_dict, events_list};
 use crate::exit_bridge::ExitObjects;
 use crate::logging::{detached, refresh_for, run, run_plain, PyLoggers};
 use crate::options::{Opt, PyManagerConfig, RawOptions};
-use crate::position::{state_dict, PyPosition};
+use crate::position::PyPosition;
 use crate::update_iter::UpdateIter;
 use crate::view::PositionsView;
 
@@ -679,15 +680,31 @@ impl PyPositionManager {
     /// The history of changes to the book, oldest first: dicts with `seq`, `time`, `symbol`,
     /// `kind` ('removed', 'restored', 'imported', 'closed', 'added', 'untracked', ...),
     /// `reason`, `pnl` and `position` (the position's fields at that moment).
+    ///
+    /// Each read converts the whole history (up to `event_history` events; other Python threads
+    /// keep running meanwhile). To follow it, read only what is new: `events_since(seq)`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let core = &self.core;
-        let events = detached(py, || core.events().all());
-        let items = events
-            .iter()
-            .map(|e| event_dict(py, e))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        let events = detached(py, || core.events().snapshot());
+        events_list(py, &events)
+    }
+
+    /// The events recorded after event number `seq`, oldest first, as dicts like `events`: pass
+    /// the `seq` of the last event you have (0 for the whole history) to read only what is new.
+    /// Its cost is that of the events returned. The history keeps the newest `event_history`
+    /// events: when the first event returned is not `seq + 1`, older ones were dropped
+    /// meanwhile. `seq` is an int >= 0.
+    fn events_since<'py>(
+        &self,
+        py: Python<'py>,
+        seq: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let seq = crate::options::int_arg("seq", seq, 0, i64::MAX)?;
+        let seq = u64::try_from(seq).unwrap_or(0);
+        let core = &self.core;
+        let events = detached(py, || core.events().since(seq));
+        events_list(py, &events)
     }
 
     /// Calls `callback(event)` for every event from now on, as it happens (after the change,
@@ -794,37 +811,4 @@ fn target(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(f64,
         Some(v) if !v.is_none() => Ok(Some((positive(name, v)?, arg_text(v)?))),
         _ => Ok(None),
     }
-}
-
-/// One event as a dict.
-pub fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("seq", e.seq)?;
-    d.set_item("time", to_datetime(e.time)?)?;
-    d.set_item("symbol", &e.symbol)?;
-    d.set_item("kind", e.kind.name())?;
-    d.set_item("reason", &e.reason)?;
-    d.set_item("pnl", e.pnl)?;
-    d.set_item("position", state_dict(py, &e.position)?)?;
-    let evidence = match &e.evidence {
-        None => None,
-        Some(ev) => {
-            let x = PyDict::new(py);
-            x.set_item("last_price", ev.last_price)?;
-            x.set_item("liquidation_price", ev.liquidation_price)?;
-            x.set_item("mark_price", ev.mark_price)?;
-            x.set_item("stop_loss", ev.stop_loss)?;
-            x.set_item("take_profit", ev.take_profit)?;
-            x.set_item("missing", ev.missing)?;
-            x.set_item("exchange_side", ev.exchange_side.as_deref())?;
-            x.set_item("exchange_contracts", ev.exchange_contracts)?;
-            x.set_item("previous_amount", ev.previous_amount)?;
-            x.set_item("previous_entry_price", ev.previous_entry_price)?;
-            x.set_item("price_at_removal", ev.price_at_removal)?;
-            Some(x)
-        }
-    };
-    d.set_item("evidence", evidence)?;
-    d.set_item("order_id", e.order_id.as_deref())?;
-    Ok(d)
 }
