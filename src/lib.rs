@@ -22,6 +22,7 @@
     clippy::unimplemented
 )]
 
+mod book_dict;
 mod client;
 mod clock;
 mod convert;

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
 use position_manager_core::manager::methods::CustomMethods;
 use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
+use position_manager_core::reconcile::Mode;
 
+use crate::book_dict::Found;
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
 use crate::convert::{describe, number, number_or, truthy};
@@ -181,6 +183,9 @@ pub struct PyPositionManager {
     callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
     clock: Option<Py<PyManualClock>>,
     journal: Option<crate::journal::Attached>,
+    /// `manager.positions`: one view per manager, so its dict copy of the book is shared by
+    /// every read.
+    view: Py<PositionsView>,
 }
 
 #[pymethods]
@@ -268,6 +273,7 @@ impl PyPositionManager {
             Some(args) => Some(crate::journal::attach(py, &core, &loggers, args)?),
             None => None,
         };
+        let view = Py::new(py, PositionsView::new(core.clone()))?;
         Ok(PyPositionManager {
             core,
             client: pyclient,
@@ -277,6 +283,7 @@ impl PyPositionManager {
             callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
             clock,
             journal,
+            view,
         })
     }
 
@@ -388,12 +395,12 @@ impl PyPositionManager {
     /// `get`, `keys`, `values`, `items`, `pop`, `clear`, `update`, `len`, iteration). Assigning
     /// a dict replaces every tracked position.
     #[getter]
-    fn positions(&self) -> PositionsView {
-        PositionsView::new(self.core.clone())
+    fn positions(&self, py: Python<'_>) -> Py<PositionsView> {
+        self.view.clone_ref(py)
     }
     #[setter]
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let view = PositionsView::new(self.core.clone());
+        let view = self.view.get();
         let items = crate::view::position_items(value)?;
         view.clear_all(py)?;
         for (symbol, position) in items {
@@ -422,35 +429,44 @@ impl PyPositionManager {
     }
 
     /// Number of tracked positions.
-    fn get_open_positions_count(&self, py: Python<'_>) -> usize {
-        let core = &self.core;
-        detached(py, || core.open_positions_count())
+    fn get_open_positions_count(&self, py: Python<'_>) -> PyResult<usize> {
+        self.view.get().count(py)
     }
 
     /// The tracked `Position` for `symbol` (the live object, as the original), or None. In hedge
     /// mode name a leg (`'BTC/USDT:USDT@long'`); a plain symbol gives its only tracked leg
     /// (None when both are tracked).
-    fn get_position(&self, py: Python<'_>, symbol: &str) -> Option<Py<PyPosition>> {
+    fn get_position<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.find(py, symbol)? {
+            Found::Hit(p) => return Ok(Some(p)),
+            Found::Miss => return Ok(None),
+            Found::Ask => {}
+        }
+        let symbol = symbol.to_string_lossy();
         let core = &self.core;
-        detached(py, || core.lookup(symbol)).map(|(_, h)| h.clone_ref(py))
+        Ok(detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any()))
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
     fn get_all_positions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let core = &self.core;
-        let entries = detached(py, || core.book().entries());
-        let d = PyDict::new(py);
-        for (key, _, handle) in entries {
-            d.set_item(key.as_str(), handle.clone_ref(py))?;
-        }
-        Ok(d)
+        self.view.get().dict(py)?.copy()
     }
 
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
-    fn has_position(&self, py: Python<'_>, symbol: &str) -> bool {
+    fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
+        if self.core.config().position_mode == Mode::OneWay {
+            if let Some(known) = self.view.get().holds(py, symbol.as_any())? {
+                return Ok(known);
+            }
+        }
+        let symbol = symbol.to_string_lossy();
         let core = &self.core;
-        detached(py, || core.tracks(symbol))
+        Ok(detached(py, || core.tracks(&symbol)))
     }
 
     /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and
@@ -784,6 +800,17 @@ impl PyPositionManager {
             names.len(),
             names.join(", ")
         )
+    }
+}
+
+impl PyPositionManager {
+    /// A one-way book answers a symbol by its key alone: look it up in the view's dict. In hedge
+    /// mode a plain symbol names the leg it holds, which only the core resolves.
+    fn find<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyString>) -> PyResult<Found<'py>> {
+        if self.core.config().position_mode != Mode::OneWay {
+            return Ok(Found::Ask);
+        }
+        self.view.get().find(py, symbol.as_any())
     }
 }
 

@@ -1,5 +1,6 @@
-"""Cheap reads: ``events_since(seq)`` reads only what is new; a full ``manager.events`` read lets
-other threads run.
+"""Cheap reads: ``manager.positions`` and the small accessors answer from a dict copy of the book
+that is rebuilt only after the book changed, and always agree with the book; ``events_since(seq)``
+reads only what is new; a full ``manager.events`` read lets other threads run.
 
 Speed is measured in ``benches/bench_reads.py`` (docs/benchmarks.md), never asserted here.
 """
@@ -16,7 +17,176 @@ from helpers_clients import FakeExchange, make_manager, make_position
 
 from position_manager_rs import PositionManager
 
-A = "A/USDT:USDT"
+A, B, C = "A/USDT:USDT", "B/USDT:USDT", "C/USDT:USDT"
+
+
+def assert_reads_agree(pm: PositionManager, expected: dict[str, Any]) -> None:
+    """Every read of the book gives `expected` (symbol -> the very Position object)."""
+    view = pm.positions
+    assert pm.get_all_positions() == expected
+    assert list(view) == list(expected) == view.keys() == list(pm.get_all_positions())
+    assert view.values() == list(expected.values())
+    assert view.items() == list(expected.items())
+    assert dict(view) == expected and view.copy() == expected and view == expected
+    assert len(view) == len(expected) == pm.get_open_positions_count()
+    assert bool(view) == bool(expected)
+    for symbol, position in expected.items():
+        assert symbol in view and pm.has_position(symbol)
+        assert view[symbol] is position and view.get(symbol) is position
+        assert pm.get_position(symbol) is position
+    for missing in ("NOT/USDT:USDT", ""):
+        assert missing not in view and not pm.has_position(missing)
+        assert view.get(missing) is None and pm.get_position(missing) is None
+        with pytest.raises(KeyError):
+            view[missing]
+
+
+def test_every_read_follows_every_change_of_the_book() -> None:
+    exchange = FakeExchange()
+    pm = make_manager(exchange)
+    assert_reads_agree(pm, {})
+    a, b, c = make_position(A), make_position(B), make_position(C)
+    pm.positions[A] = a
+    assert_reads_agree(pm, {A: a})
+    pm.positions.update({B: b, C: c})
+    assert_reads_agree(pm, {A: a, B: b, C: c})
+    a2 = make_position(A)
+    pm.positions[A] = a2  # a replacement keeps its place
+    assert_reads_agree(pm, {A: a2, B: b, C: c})
+    del pm.positions[B]
+    assert_reads_agree(pm, {A: a2, C: c})
+    assert pm.positions.pop(C) is c
+    assert_reads_agree(pm, {A: a2})
+    # Changes the core makes on its own: an update cycle removes what the exchange no longer
+    # lists, a close removes, an open and a sync add.
+    exchange.open(B)
+    pm.positions[B] = b
+    list(pm.update_positions())  # A is not listed: removed
+    assert_reads_agree(pm, {B: b})
+    assert pm.close_position(B) is not None
+    assert_reads_agree(pm, {})
+    assert pm.open_position(A, "BUY", 1.0, 10)
+    opened = pm.positions[A]
+    assert_reads_agree(pm, {A: opened})
+    exchange.open(C)
+    assert pm.sync_existing_positions() == 1
+    assert_reads_agree(pm, {A: opened, C: pm.positions[C]})
+    pm.positions.clear()
+    assert_reads_agree(pm, {})
+    pm.positions = {B: b}
+    assert_reads_agree(pm, {B: b})
+
+
+def test_the_positions_attribute_is_one_object_and_copies_are_new_dicts() -> None:
+    pm = make_manager(FakeExchange())
+    a = make_position(A)
+    pm.positions[A] = a
+    assert pm.positions is pm.positions
+    first = pm.get_all_positions()
+    first[B] = make_position(B)  # the caller's own dict
+    del first[A]
+    assert pm.get_all_positions() == {A: a}
+    assert pm.get_all_positions() is not pm.get_all_positions()
+    copied = pm.positions.copy()
+    copied.clear()
+    assert pm.positions.copy() == {A: a}
+    keys = pm.positions.keys()
+    keys.append("X")  # a list of its own
+    assert pm.positions.keys() == [A]
+
+
+def test_iteration_goes_on_over_the_book_it_started_with() -> None:
+    pm = make_manager(FakeExchange())
+    positions = {s: make_position(s) for s in (A, B, C)}
+    pm.positions.update(positions)
+    seen = []
+    for symbol in pm.positions:
+        seen.append(symbol)
+        del pm.positions[symbol]  # changing the book meanwhile never raises
+        pm.positions["X" + symbol] = make_position("X" + symbol)
+    assert seen == [A, B, C]
+    assert list(pm.positions) == ["X" + s for s in (A, B, C)]
+    items = iter(pm.positions.items())
+    pm.positions.clear()
+    assert [s for s, _ in items] == ["X" + s for s in (A, B, C)]
+
+
+def test_keys_that_are_not_plain_str_are_answered_as_before() -> None:
+    pm = make_manager(FakeExchange())
+    a = make_position(A)
+    pm.positions[A] = a
+
+    class Text(str):
+        pass
+
+    for key in (1, None, 2.5, b"A/USDT:USDT", (A,)):
+        assert key not in pm.positions
+        assert pm.positions.get(key) is None
+        with pytest.raises(KeyError):
+            pm.positions[key]
+    assert Text(A) in pm.positions and pm.positions[Text(A)] is a
+    assert pm.has_position(Text(A)) and pm.get_position(Text(A)) is a
+    # A key with a lone surrogate is stored with U+FFFD in place of its bytes, and found by
+    # either spelling.
+    odd = make_position("D")
+    pm.positions["D\udc80"] = odd
+    assert list(pm.positions) == [A, "D\ufffd\ufffd\ufffd"]
+    for key in ("D\udc80", "D\ufffd\ufffd\ufffd"):
+        assert key in pm.positions and pm.positions[key] is odd
+        assert pm.has_position(key) and pm.get_position(key) is odd
+    for key in ("D", "D\ufffd", "E\udc80"):
+        assert key not in pm.positions and pm.get_position(key) is None
+    with pytest.raises(TypeError):
+        pm.get_position(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        pm.has_position(None)  # type: ignore[arg-type]
+
+
+def test_hedge_mode_reads_resolve_a_plain_symbol_to_its_leg() -> None:
+    pm = make_manager(FakeExchange(), position_mode="hedge")
+    long_leg = make_position(A)
+    pm.positions[A + "@long"] = long_leg
+    assert pm.get_position(A) is long_leg and pm.has_position(A)
+    assert A not in pm.positions  # the view is keyed by leg
+    short_leg = make_position(A, side="short")
+    pm.positions[A + "@short"] = short_leg
+    assert pm.get_position(A) is None and pm.has_position(A)  # two legs: name one
+    assert pm.get_position(A + "@short") is short_leg
+    assert pm.get_open_positions_count() == 2
+
+
+def test_reads_from_many_threads_while_the_book_changes() -> None:
+    pm = make_manager(FakeExchange())
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                snapshot = pm.get_all_positions()
+                for symbol in pm.positions:
+                    pm.positions.get(symbol)
+                assert all(isinstance(s, str) for s in snapshot)
+                assert pm.get_open_positions_count() >= 0
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(300):
+            symbol = f"S{i % 17}"
+            pm.positions[symbol] = make_position(symbol)
+            if i % 3 == 0:
+                pm.positions.pop(f"S{(i * 7) % 17}", None)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a reader hung"
+    assert errors == []
+    assert_reads_agree(pm, {s: pm.positions[s] for s in pm.positions.keys()})
 
 
 # -- events -------------------------------------------------------------------------------------

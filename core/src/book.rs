@@ -23,6 +23,7 @@
 //! is released.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -338,6 +339,9 @@ struct Inner<H> {
     next_order: u64,
     /// The last well-formed list read for the book as a whole (not a verification read).
     last_list: Option<Arc<Snapshot>>,
+    /// Bumped whenever a tracked entry enters or leaves (shared with [`Book`], which reads it
+    /// without the lock).
+    generation: Arc<AtomicU64>,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
     two_legs: Vec<String>,
 }
@@ -347,6 +351,7 @@ struct Inner<H> {
 pub struct Book<H> {
     inner: Mutex<Inner<H>>,
     tombstone_limit: usize,
+    generation: Arc<AtomicU64>,
 }
 
 fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
@@ -360,6 +365,7 @@ fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
 impl<H: Clone> Book<H> {
     /// An empty book keeping at most `tombstone_limit` tombstones.
     pub fn new(tombstone_limit: usize) -> Self {
+        let generation = Arc::new(AtomicU64::new(0));
         Book {
             inner: Mutex::new(Inner {
                 slots: KeyMap::default(),
@@ -370,8 +376,10 @@ impl<H: Clone> Book<H> {
                 next_order: 0,
                 last_list: None,
                 two_legs: Vec::new(),
+                generation: generation.clone(),
             }),
             tombstone_limit,
+            generation,
         }
     }
 
@@ -382,6 +390,28 @@ impl<H: Clone> Book<H> {
     }
 
     // ---------------------------------------------------------------- reads (tracked only)
+
+    /// A number that changes whenever a tracked entry enters or leaves the book (an insert, a
+    /// replacement, a removal, a restore, `clear`), read without taking the lock: a copy of the
+    /// tracked handles made at one generation (see [`Book::handles`]) is still the book's as
+    /// long as the generation has not changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Every tracked (key, handle) in insertion order, and the generation they belong to.
+    pub fn handles(&self) -> (u64, Vec<(Key, H)>) {
+        let inner = self.inner.lock();
+        let handles = inner
+            .order
+            .values()
+            .filter_map(|k| match inner.slots.get(k) {
+                Some(Slot::Tracked(t)) => Some((k.clone(), t.handle.clone())),
+                _ => None,
+            })
+            .collect();
+        (inner.generation.load(Ordering::Acquire), handles)
+    }
 
     /// The position and handle tracked under `key`.
     pub fn get(&self, key: &str) -> Option<(SharedPosition, H)> {
@@ -595,6 +625,7 @@ impl<H: Clone> Book<H> {
         }
         inner.tracked = 0;
         inner.tombstones = 0;
+        inner.generation.fetch_add(1, Ordering::Release);
         let rest = Displaced {
             slots: inner.slots.drain().map(|(_, s)| s).collect(),
         };
@@ -1235,6 +1266,7 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.insert(t.order, key.clone());
             inner.tracked += 1;
+            inner.generation.fetch_add(1, Ordering::Release);
         }
         Slot::Tombstoned(_) => inner.tombstones += 1,
         _ => {}
@@ -1257,6 +1289,7 @@ fn forget_counts<H>(inner: &mut Inner<H>, slot: &Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.remove(&t.order);
             inner.tracked -= 1;
+            inner.generation.fetch_add(1, Ordering::Release);
         }
         Slot::Tombstoned(_) => inner.tombstones -= 1,
         _ => {}

@@ -43,6 +43,40 @@ fn keys(book: &Book<u32>) -> Vec<String> {
 }
 
 #[test]
+fn the_generation_changes_with_every_change_of_what_is_tracked() {
+    let book: Book<u32> = Book::new(10);
+    let mut last = book.generation();
+    let mut changed = |book: &Book<u32>, expected: bool| {
+        let now = book.generation();
+        assert_eq!(now != last, expected, "generation {last} -> {now}");
+        let (at, handles) = book.handles();
+        assert_eq!(at, now);
+        assert_eq!(handles.len(), book.len());
+        last = now;
+    };
+    book.insert("A", pos("A", 1.0), 1);
+    changed(&book, true);
+    book.insert("A", pos("A", 1.0), 2); // a replacement: another handle under the key
+    changed(&book, true);
+    assert_eq!(book.handles().1, [(Key::net("A"), 2)]);
+    book.touch("A", &book.get("A").unwrap().0);
+    book.set_size("A", &book.get("A").unwrap().0, 2.0, None);
+    changed(&book, false);
+    apply(&book, vec![listed("A", "long", 2.0, 100.0)], Purpose::Cycle);
+    changed(&book, false);
+    apply(&book, vec![], Purpose::Cycle); // removed: a tombstone now
+    changed(&book, true);
+    apply(&book, vec![listed("A", "long", 2.0, 100.0)], Purpose::Cycle); // restored
+    changed(&book, true);
+    book.remove("A");
+    changed(&book, true);
+    book.insert("B", pos("B", 1.0), 3);
+    changed(&book, true);
+    book.clear();
+    changed(&book, true);
+}
+
+#[test]
 fn keeps_dict_order_and_a_replacements_place() {
     let book: Book<u32> = Book::new(10);
     book.insert("A", pos("A", 1.0), 1);
