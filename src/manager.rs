@@ -154,8 +154,8 @@ impl CustomMethods for PyMethods {
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
-///                 tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway',
-///                 journal=None, account=None, journal_sync=None)
+///                 tombstone_ttl_seconds=86400.0, history_points=32, clock=None,
+///                 position_mode='oneway', journal=None, account=None, journal_sync=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
 /// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
@@ -164,6 +164,8 @@ impl CustomMethods for PyMethods {
 /// original's call shapes. `position_mode='hedge'` tracks a symbol's long and short legs on their
 /// own, keyed `'SYMBOL@long'` / `'SYMBOL@short'`. `clock` is a `ManualClock` the manager reads
 /// time from instead of the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
+/// `history_points` is how many of its last updates each position keeps in `position.history`
+/// (for tables and plots; 40 bytes each).
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
 /// book to a database under `account` and restores them at start (docs/journal.md).
 #[pyclass(
@@ -207,13 +209,14 @@ impl PyPositionManager {
         smart_exit_optimizer = None,
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
+        history_points = Opt::Default,
         clock = None,
         position_mode = Opt::Default,
         journal = None,
         account = None,
         journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -231,6 +234,7 @@ impl PyPositionManager {
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
         missing_grace_seconds: Opt<'_>,
         tombstone_ttl_seconds: Opt<'_>,
+        history_points: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         position_mode: Opt<'_>,
         journal: Option<&Bound<'_, PyAny>>,
@@ -252,6 +256,7 @@ impl PyPositionManager {
             tombstone_limit: tombstone_limit.given(),
             missing_grace_seconds: missing_grace_seconds.given(),
             tombstone_ttl_seconds: tombstone_ttl_seconds.given(),
+            history_points: history_points.given(),
             position_mode: position_mode.given(),
         }
         .config()?;

@@ -342,6 +342,8 @@ struct Inner<H> {
     /// Bumped whenever a tracked entry enters or leaves (shared with [`Book`], which reads it
     /// without the lock).
     generation: Arc<AtomicU64>,
+    /// Price-history points each tracked position keeps (set on it when it becomes tracked).
+    history_points: usize,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
     two_legs: Vec<String>,
 }
@@ -377,9 +379,22 @@ impl<H: Clone> Book<H> {
                 last_list: None,
                 two_legs: Vec::new(),
                 generation: generation.clone(),
+                history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
             }),
             tombstone_limit,
             generation,
+        }
+    }
+
+    /// Every tracked position keeps at most `points` points of price history (those tracked now
+    /// and those tracked from now on).
+    pub fn set_history_points(&self, points: usize) {
+        let mut inner = self.inner.lock();
+        inner.history_points = points;
+        for slot in inner.slots.values() {
+            if let Slot::Tracked(t) = slot {
+                t.position.lock().history.set_limit(points);
+            }
         }
     }
 
@@ -1267,6 +1282,7 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
             inner.order.insert(t.order, key.clone());
             inner.tracked += 1;
             inner.generation.fetch_add(1, Ordering::Release);
+            t.position.lock().history.set_limit(inner.history_points);
         }
         Slot::Tombstoned(_) => inner.tombstones += 1,
         _ => {}

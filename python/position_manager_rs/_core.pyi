@@ -204,6 +204,7 @@ class PositionManager:
         smart_exit_optimizer: Any = None,
         missing_grace_seconds: float = 0.0,
         tombstone_ttl_seconds: float | None = 86400.0,
+        history_points: int = 32,
         clock: ManualClock | None = None,
         position_mode: Literal["oneway", "hedge"] = "oneway",
         journal: str | PathLike[str] | PathLike[bytes] | bytes | None = None,
@@ -358,6 +359,8 @@ class ManagerConfig:
     def missing_grace_seconds(self) -> float: ...
     @property
     def tombstone_ttl_seconds(self) -> float | None: ...
+    @property
+    def history_points(self) -> int: ...
     @property
     def position_mode(self) -> Literal["oneway", "hedge"]: ...
     def to_dict(self) -> dict[str, Any]: ...

@@ -29,6 +29,9 @@ pub struct ManagerConfig {
     /// One position per symbol (one-way, the original's), or a long and a short leg per symbol
     /// tracked independently (hedge mode: book keys `SYMBOL@long`, `SYMBOL@short`).
     pub position_mode: crate::reconcile::Mode,
+    /// Price-history points each position keeps (`position.history`, for tables and plots):
+    /// its last updates.
+    pub history_points: usize,
 }
 
 impl Default for ManagerConfig {
@@ -44,6 +47,7 @@ impl Default for ManagerConfig {
             missing_grace_seconds: 0.0,
             tombstone_ttl_seconds: 86_400.0,
             position_mode: crate::reconcile::Mode::OneWay,
+            history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
         }
     }
 }
@@ -59,6 +63,8 @@ pub const MAX_TICKER_RETRY_DELAY: f64 = 3_600.0;
 pub const MAX_SECONDS: f64 = 1e9;
 /// The largest `event_capacity` and `tombstone_limit`.
 pub const MAX_COUNT: usize = 1_000_000_000;
+/// The largest `history_points`.
+pub use crate::position::history::MAX_HISTORY_POINTS;
 
 /// Checks a trailing-stop distance (the option and later assignments): a finite fraction of
 /// the price in [0, 1).
@@ -135,6 +141,12 @@ impl ManagerConfig {
         }
         count("event_history", self.event_capacity)?;
         count("tombstone_limit", self.tombstone_limit)?;
+        let h = self.history_points;
+        if !(1..=MAX_HISTORY_POINTS).contains(&h) {
+            return Err(CoreError::Value(format!(
+                "history_points must be an int from 1 to {MAX_HISTORY_POINTS}, got {h}"
+            )));
+        }
         Ok(())
     }
 }
@@ -162,6 +174,7 @@ mod tests {
                 c.tombstone_ttl_seconds = f64::INFINITY;
                 c.event_capacity = MAX_COUNT;
                 c.tombstone_limit = 0;
+                c.history_points = MAX_HISTORY_POINTS;
             }),
             Ok(())
         );
@@ -206,6 +219,14 @@ mod tests {
             (
                 |c| c.tombstone_ttl_seconds = 1e300,
                 "tombstone_ttl_seconds must be a number of seconds from 0 to 1e9, got 1e+300",
+            ),
+            (
+                |c| c.history_points = 0,
+                "history_points must be an int from 1 to 1000000, got 0",
+            ),
+            (
+                |c| c.history_points = MAX_HISTORY_POINTS + 1,
+                "history_points must be an int from 1 to 1000000, got 1000001",
             ),
             (
                 |c| c.event_capacity = MAX_COUNT + 1,

@@ -101,9 +101,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         handles: Arc<dyn HandleFactory<H>>,
     ) -> CoreResult<Self> {
         config.validate()?;
+        let book = Book::new(config.tombstone_limit);
+        book.set_history_points(config.history_points);
         Ok(Manager {
             exchange,
-            book: Book::new(config.tombstone_limit),
+            book,
             events: EventLog::new(config.event_capacity),
             clock,
             handles,
