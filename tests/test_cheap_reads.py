@@ -119,11 +119,12 @@ def test_keys_that_are_not_plain_str_are_answered_as_before() -> None:
     class Text(str):
         pass
 
-    for key in (1, None, 2.5, b"A/USDT:USDT", (A,)):
-        assert key not in pm.positions
-        assert pm.positions.get(key) is None
+    others: list[Any] = [1, None, 2.5, b"A/USDT:USDT", (A,)]
+    for other in others:
+        assert other not in pm.positions
+        assert pm.positions.get(other) is None
         with pytest.raises(KeyError):
-            pm.positions[key]
+            pm.positions[other]
     assert Text(A) in pm.positions and pm.positions[Text(A)] is a
     assert pm.has_position(Text(A)) and pm.get_position(Text(A)) is a
     # A key with a lone surrogate is stored with U+FFFD in place of its bytes, and found by
@@ -131,11 +132,11 @@ def test_keys_that_are_not_plain_str_are_answered_as_before() -> None:
     odd = make_position("D")
     pm.positions["D\udc80"] = odd
     assert list(pm.positions) == [A, "D\ufffd\ufffd\ufffd"]
-    for key in ("D\udc80", "D\ufffd\ufffd\ufffd"):
-        assert key in pm.positions and pm.positions[key] is odd
-        assert pm.has_position(key) and pm.get_position(key) is odd
-    for key in ("D", "D\ufffd", "E\udc80"):
-        assert key not in pm.positions and pm.get_position(key) is None
+    for spelling in ("D\udc80", "D\ufffd\ufffd\ufffd"):
+        assert spelling in pm.positions and pm.positions[spelling] is odd
+        assert pm.has_position(spelling) and pm.get_position(spelling) is odd
+    for missing in ("D", "D\ufffd", "E\udc80"):
+        assert missing not in pm.positions and pm.get_position(missing) is None
     with pytest.raises(TypeError):
         pm.get_position(1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -272,5 +273,7 @@ def test_a_full_events_read_lets_other_threads_run() -> None:
     assert not thread.is_alive()
     assert len(events) == 10_000 and events[-1]["seq"] == 10_000
     quarter = (end - start) / 4
-    ran = [any(start + i * quarter < t < start + (i + 1) * quarter for t in ticks) for i in range(4)]
+    ran = [
+        any(start + i * quarter < t < start + (i + 1) * quarter for t in ticks) for i in range(4)
+    ]
     assert ran == [True] * 4, f"the other thread ran in these quarters of the read only: {ran}"

@@ -26,9 +26,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def main_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == MAIN and r.levelno == logging.WARNING
+        r.getMessage() for r in caplog.records if r.name == MAIN and r.levelno == logging.WARNING
     ]
 
 

@@ -97,9 +97,7 @@ def bot_logging(handler_level: int = logging.INFO) -> Collect:
 
 def manager() -> tuple[PositionManager, FakeExchange]:
     exchange = FakeExchange()
-    pm = make_manager(
-        exchange, logger_name=MAIN, position_logger_name=POS, order_logger_name=ORD
-    )
+    pm = make_manager(exchange, logger_name=MAIN, position_logger_name=POS, order_logger_name=ORD)
     for symbol in ("A", "B"):
         exchange.open(symbol)
         pm.positions[symbol] = make_position(symbol)
@@ -186,7 +184,7 @@ def test_without_handlers_only_what_the_last_resort_prints_is_built(built: Built
     assert built.at(logging.DEBUG) == [] and built.at(logging.INFO) == []
     assert (MAIN, logging.WARNING) in built.records
     old = logging.lastResort
-    logging.lastResort = None  # type: ignore[assignment]
+    logging.lastResort = None
     try:
         built.clear()
         cycle(pm)
