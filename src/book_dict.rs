@@ -62,11 +62,6 @@ impl BookDict {
         self.with_current(py, core, |b| b.dict.bind(py).clone())
     }
 
-    /// The number of tracked positions.
-    pub fn len(&self, py: Python<'_>, core: &CoreManager) -> PyResult<usize> {
-        self.with_current(py, core, |b| b.dict.bind(py).len())
-    }
-
     /// `key`'s position by dict lookup, for a key that is exactly a `str`.
     pub fn get<'py>(
         &self,

@@ -434,8 +434,8 @@ impl PyPositionManager {
     }
 
     /// Number of tracked positions.
-    fn get_open_positions_count(&self, py: Python<'_>) -> PyResult<usize> {
-        self.view.get().count(py)
+    fn get_open_positions_count(&self) -> usize {
+        self.view.get().count()
     }
 
     /// The tracked `Position` for `symbol` (the live object, as the original), or None. In hedge

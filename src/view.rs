@@ -101,9 +101,9 @@ impl PositionsView {
         self.dict.get(py, &self.core, key)
     }
 
-    /// Number of tracked positions.
-    pub fn count(&self, py: Python<'_>) -> PyResult<usize> {
-        self.dict.len(py, &self.core)
+    /// Number of tracked positions (one atomic load).
+    pub fn count(&self) -> usize {
+        self.core.book().len_now()
     }
 
     /// Whether `key` is tracked by a dict lookup (`None`: the dict cannot tell).
@@ -189,8 +189,8 @@ impl PositionsView {
 
 #[pymethods]
 impl PositionsView {
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        self.count(py)
+    fn __len__(&self) -> usize {
+        self.count()
     }
 
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -238,8 +238,8 @@ impl PositionsView {
         Ok(self.dict(py)?.into_any().try_iter()?.into_any())
     }
 
-    fn __bool__(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.__len__(py)? > 0)
+    fn __bool__(&self) -> bool {
+        self.count() > 0
     }
 
     /// Tracked symbols (a snapshot list).

@@ -23,7 +23,7 @@
 //! is released.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -342,6 +342,8 @@ struct Inner<H> {
     /// Bumped whenever a tracked entry enters or leaves (shared with [`Book`], which reads it
     /// without the lock).
     generation: Arc<AtomicU64>,
+    /// `tracked`, for readers without the lock (shared with [`Book`]).
+    published_len: Arc<AtomicUsize>,
     /// Price-history points each tracked position keeps (set on it when it becomes tracked).
     history_points: usize,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
@@ -354,6 +356,7 @@ pub struct Book<H> {
     inner: Mutex<Inner<H>>,
     tombstone_limit: usize,
     generation: Arc<AtomicU64>,
+    published_len: Arc<AtomicUsize>,
 }
 
 fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
@@ -368,6 +371,7 @@ impl<H: Clone> Book<H> {
     /// An empty book keeping at most `tombstone_limit` tombstones.
     pub fn new(tombstone_limit: usize) -> Self {
         let generation = Arc::new(AtomicU64::new(0));
+        let published_len = Arc::new(AtomicUsize::new(0));
         Book {
             inner: Mutex::new(Inner {
                 slots: KeyMap::default(),
@@ -379,10 +383,12 @@ impl<H: Clone> Book<H> {
                 last_list: None,
                 two_legs: Vec::new(),
                 generation: generation.clone(),
+                published_len: published_len.clone(),
                 history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
             }),
             tombstone_limit,
             generation,
+            published_len,
         }
     }
 
@@ -412,6 +418,11 @@ impl<H: Clone> Book<H> {
     /// long as the generation has not changed.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// The number of tracked positions, read without taking the lock (as [`Book::len`]).
+    pub fn len_now(&self) -> usize {
+        self.published_len.load(Ordering::Acquire)
     }
 
     /// Every tracked (key, handle) in insertion order, and the generation they belong to.
@@ -640,6 +651,7 @@ impl<H: Clone> Book<H> {
         }
         inner.tracked = 0;
         inner.tombstones = 0;
+        inner.published_len.store(0, Ordering::Release);
         inner.generation.fetch_add(1, Ordering::Release);
         let rest = Displaced {
             slots: inner.slots.drain().map(|(_, s)| s).collect(),
@@ -1281,6 +1293,7 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.insert(t.order, key.clone());
             inner.tracked += 1;
+            inner.published_len.store(inner.tracked, Ordering::Release);
             inner.generation.fetch_add(1, Ordering::Release);
             t.position.lock().history.set_limit(inner.history_points);
         }
@@ -1305,6 +1318,7 @@ fn forget_counts<H>(inner: &mut Inner<H>, slot: &Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.remove(&t.order);
             inner.tracked -= 1;
+            inner.published_len.store(inner.tracked, Ordering::Release);
             inner.generation.fetch_add(1, Ordering::Release);
         }
         Slot::Tombstoned(_) => inner.tombstones -= 1,

@@ -52,6 +52,7 @@ fn the_generation_changes_with_every_change_of_what_is_tracked() {
         let (at, handles) = book.handles();
         assert_eq!(at, now);
         assert_eq!(handles.len(), book.len());
+        assert_eq!(book.len_now(), book.len());
         last = now;
     };
     book.insert("A", pos("A", 1.0), 1);
