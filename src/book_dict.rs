@@ -52,6 +52,20 @@ pub enum Found<'py> {
     Ask,
 }
 
+impl<'py> Found<'py> {
+    /// The position the dict found, or — when it cannot tell — what `ask` (the book) answers.
+    pub fn or_ask(
+        self,
+        ask: impl FnOnce() -> Option<Bound<'py, PyAny>>,
+    ) -> Option<Bound<'py, PyAny>> {
+        match self {
+            Found::Hit(position) => Some(position),
+            Found::Miss => None,
+            Found::Ask => ask(),
+        }
+    }
+}
+
 impl BookDict {
     /// The dict of the book's current tracked positions (do not change it).
     pub fn current<'py>(

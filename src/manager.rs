@@ -446,14 +446,11 @@ impl PyPositionManager {
         py: Python<'py>,
         symbol: &Bound<'py, PyString>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match self.find(py, symbol)? {
-            Found::Hit(p) => return Ok(Some(p)),
-            Found::Miss => return Ok(None),
-            Found::Ask => {}
-        }
-        let symbol = symbol.to_string_lossy();
-        let core = &self.core;
-        Ok(detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any()))
+        Ok(self.find(py, symbol)?.or_ask(|| {
+            let symbol = symbol.to_string_lossy();
+            let core = &self.core;
+            detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
+        }))
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).

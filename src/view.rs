@@ -173,17 +173,11 @@ impl PositionsView {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match self.find(py, key)? {
-            Found::Hit(p) => return Ok(Some(p)),
-            Found::Miss => return Ok(None),
-            Found::Ask => {}
-        }
-        let Ok(s) = key.cast::<PyString>() else {
-            return Ok(None);
-        };
-        let symbol = s.to_string_lossy().into_owned();
-        let core = &self.core;
-        Ok(detached(py, || core.book().get(&symbol)).map(|(_, h)| h.bind(py).clone().into_any()))
+        Ok(self.find(py, key)?.or_ask(|| {
+            let symbol = key.cast::<PyString>().ok()?.to_string_lossy().into_owned();
+            let core = &self.core;
+            detached(py, || core.book().get(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
+        }))
     }
 }
 
