@@ -1326,53 +1326,84 @@ fn forget_counts<H>(inner: &mut Inner<H>, slot: &Slot<H>) {
     }
 }
 
+/// One key as the planner sees it; `own` reads the position (under its lock) only when asked.
+fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
+    let phase = match slot {
+        Slot::Tracked(t) => Phase::Tracked(TrackedView {
+            seq: t.seq,
+            touched: t.touched,
+            missing: t.missing,
+            missing_since: t.missing_since,
+            own: if own {
+                own_fingerprint(&t.position.lock())
+            } else {
+                None
+            },
+            busy: match &t.activity {
+                Activity::Idle => Busy::Idle,
+                Activity::Order(_) => Busy::Order,
+                Activity::Unknown(u) => Busy::Unknown {
+                    op: u.op,
+                    at: u.at,
+                    before: u.before,
+                },
+            },
+            predecessor: t.predecessor.as_ref().map(|p| &p.view),
+        }),
+        Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
+        Slot::Closed(c) => Phase::Closed {
+            at: c.at,
+            own: c.own,
+            closed_time: c.closed_time,
+        },
+        Slot::Opening(o) => Phase::Opening {
+            unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
+        },
+    };
+    KeyView { key, phase }
+}
+
+/// Every key in the planner's order: tracked keys in dict order first, then the others.
+fn views_in<H>(inner: &Inner<H>, own: bool) -> impl Iterator<Item = KeyView<'_>> {
+    let tracked = inner
+        .order
+        .values()
+        .filter_map(move |k| match inner.slots.get(k.as_str()) {
+            Some(slot @ Slot::Tracked(_)) => Some(view_of(k, slot, own)),
+            _ => None,
+        });
+    let others = (inner.slots.len() > inner.tracked)
+        .then(|| {
+            inner
+                .slots
+                .iter()
+                .filter(|(_, s)| !matches!(s, Slot::Tracked(_)))
+                .map(move |(k, s)| view_of(k, s, own))
+        })
+        .into_iter()
+        .flatten();
+    tracked.chain(others)
+}
+
 fn plan_in<H>(inner: &Inner<H>, cx: &Context<'_>) -> Plan {
-    // Tracked keys in dict order first, then the others.
-    let mut views: Vec<KeyView<'_>> = Vec::with_capacity(inner.slots.len());
-    for k in inner.order.values() {
-        if let Some(Slot::Tracked(t)) = inner.slots.get(k.as_str()) {
-            let own = own_fingerprint(&t.position.lock());
-            views.push(KeyView {
-                key: k,
-                phase: Phase::Tracked(TrackedView {
-                    seq: t.seq,
-                    touched: t.touched,
-                    missing: t.missing,
-                    missing_since: t.missing_since,
-                    own,
-                    busy: match &t.activity {
-                        Activity::Idle => Busy::Idle,
-                        Activity::Order(_) => Busy::Order,
-                        Activity::Unknown(u) => Busy::Unknown {
-                            op: u.op,
-                            at: u.at,
-                            before: u.before,
-                        },
-                    },
-                    predecessor: t.predecessor.as_ref().map(|p| &p.view),
-                }),
-            });
-        }
-    }
-    if inner.slots.len() > inner.tracked {
-        for (k, s) in &inner.slots {
-            let phase = match s {
-                Slot::Tracked(_) => continue,
-                Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
-                Slot::Closed(c) => Phase::Closed {
-                    at: c.at,
-                    own: c.own,
-                    closed_time: c.closed_time,
-                },
-                Slot::Opening(o) => Phase::Opening {
-                    unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
-                },
-            };
-            views.push(KeyView { key: k, phase });
-        }
-    }
     let known = |k: &str| inner.slots.contains_key(k);
-    reconcile::plan(&views, &known, cx)
+    match cx.focus {
+        // Only the focus can change: one position is read, and the rest of the book only when
+        // whether the list is blind to all of it is in question.
+        Some(focus) => {
+            let views: Vec<KeyView<'_>> = inner
+                .slots
+                .get_key_value(focus.as_str())
+                .map(|(k, s)| view_of(k, s, true))
+                .into_iter()
+                .collect();
+            reconcile::plan_with(&views, || views_in(inner, false), &known, cx)
+        }
+        None => {
+            let views: Vec<KeyView<'_>> = views_in(inner, true).collect();
+            reconcile::plan(&views, &known, cx)
+        }
+    }
 }
 
 #[cfg(test)]

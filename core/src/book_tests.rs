@@ -407,3 +407,54 @@ fn sizes_changed_by_the_manager_are_not_undone_by_an_older_list() {
     assert!(book.apply_list(&cx).0.is_empty());
     assert_eq!(p.lock().amount, 2.0);
 }
+
+#[test]
+fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
+    let book: Book<u32> = Book::new(10);
+    for (i, s) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+        book.insert(s, pos(s, 1.0), i as u32);
+    }
+    // A tombstone (E removed by a list without it), a close awaiting its list (D).
+    apply(
+        &book,
+        ["A", "B", "C", "D"]
+            .iter()
+            .map(|s| listed(s, "long", 1.0, 100.0))
+            .collect(),
+        Purpose::Cycle,
+    );
+    let d = book.get("D").unwrap().0;
+    assert!(book.closed("D", &d, Timestamp(5)));
+    let mut no_symbol = RawPosition::with_symbol("");
+    no_symbol.symbol = Field::Null;
+    let lists: Vec<Vec<RawEntry>> = vec![
+        vec![],
+        vec![listed("B", "long", 1.0, 100.0)],
+        vec![listed("X", "long", 1.0, 100.0)],
+        vec![
+            listed("A", "long", 2.0, 100.0),
+            listed("E", "long", 1.0, 100.0),
+        ],
+        vec![listed("A", "short", 1.0, 100.0)],
+        vec![RawEntry::Position(Box::new(no_symbol))],
+    ];
+    for entries in lists {
+        let snap = Snapshot::read(entries, book.mark());
+        for focus in ["A", "B", "D", "E", "Z"].map(Key::net) {
+            for purpose in [Purpose::Verify, Purpose::Cycle, Purpose::Reconcile] {
+                let cx = Context {
+                    snapshot: &snap,
+                    policy: Policy::default(),
+                    now: Timestamp(10),
+                    purpose,
+                    focus: Some(&focus),
+                };
+                let inner = book.inner.lock();
+                let views: Vec<KeyView<'_>> = views_in(&inner, true).collect();
+                let known = |k: &str| inner.slots.contains_key(k);
+                let everything = reconcile::plan(&views, &known, &cx);
+                assert_eq!(plan_in(&inner, &cx), everything, "{focus} {purpose:?}");
+            }
+        }
+    }
+}
