@@ -792,6 +792,9 @@ fn fields_from(d: &Bound<'_, PyDict>) -> PyResult<PositionState> {
     }
     let mut history = position_manager_core::position::history::PriceHistory::default();
     let points: Vec<(i64, f64, f64, Option<f64>)> = get(d, "history")?;
+    // A copy keeps every point its original kept (a manager's `history_points` may be above the
+    // default); a manager tracking the copy sets its own bound.
+    history.set_limit(points.len().max(history.limit()));
     for (time, price, stop_loss, take_profit) in points {
         history.push(position_manager_core::position::history::PricePoint {
             time: clock::Timestamp(time),
