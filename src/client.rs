@@ -10,12 +10,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
-    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, TickerAnswer,
+    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer,
+    WholeList,
 };
 use position_manager_core::key::Side;
 
@@ -310,20 +311,75 @@ fn market_limits(answer: &Bound<'_, PyAny>) -> PyResult<Option<MarketLimits>> {
     }))
 }
 
+/// The items of a `get_open_positions()` answer. Only a real list (or tuple) is an answer: a
+/// None, a Mock or a dict is not, and must never be read as "no positions".
+fn listed_items<'py>(answer: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    if let Ok(l) = answer.cast::<PyList>() {
+        Ok(l.to_tuple())
+    } else if let Ok(t) = answer.cast::<PyTuple>() {
+        Ok(t.clone())
+    } else {
+        Err(not_iterable(answer))
+    }
+}
+
+/// Whether a list item may be `symbol`'s entry, or names no usable symbol: then it is read in
+/// full. A plain dict whose `'symbol'` is a plain, non-empty str other than `symbol` is not
+/// read further (the full read would file it under that other symbol).
+fn concerns(item: &Bound<'_, PyAny>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
+    let Ok(d) = item.cast::<PyDict>() else {
+        return Ok(true);
+    };
+    match d.get_item(intern!(item.py(), "symbol"))? {
+        Some(s) if s.is_exact_instance_of::<PyString>() => Ok(s.eq(symbol)? || s.len()? == 0),
+        _ => Ok(true),
+    }
+}
+
 impl Exchange for PyClient {
     fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>> {
         self.call(|c| {
             let answer = c.call_method0(intern!(c.py(), "get_open_positions"))?;
-            // Only a real list (or tuple) is an answer: a None, a Mock or a dict is not, and
-            // must never be read as "no positions".
-            let items: Vec<Bound<'_, PyAny>> = if let Ok(l) = answer.cast::<PyList>() {
-                l.iter().collect()
-            } else if let Ok(t) = answer.cast::<PyTuple>() {
-                t.iter().collect()
-            } else {
-                return Err(not_iterable(&answer));
-            };
-            items.iter().map(raw_position).collect()
+            listed_items(&answer)?
+                .iter()
+                .map(|i| raw_position(&i))
+                .collect()
+        })
+    }
+
+    fn get_open_positions_for(&self, symbol: &str) -> CoreResult<SymbolEntries> {
+        // A book key holds U+FFFD where its symbol had a lone surrogate (the full read converts
+        // symbols that way): such a key is looked up by a full read.
+        if symbol.contains('\u{FFFD}') {
+            return self.get_open_positions().map(SymbolEntries::whole);
+        }
+        self.call(|c| {
+            let py = c.py();
+            let answer = c.call_method0(intern!(py, "get_open_positions"))?;
+            let items = listed_items(&answer)?;
+            let wanted = PyString::new(py, symbol);
+            let mut entries = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                if concerns(&item, &wanted)? {
+                    entries.push((index, raw_position(&item)?));
+                }
+            }
+            let total = items.len();
+            let items = items.unbind();
+            Ok(SymbolEntries {
+                entries,
+                total,
+                whole: Some(WholeList::new(move || {
+                    crate::logging::attach_clean(|py| {
+                        items
+                            .bind(py)
+                            .iter()
+                            .map(|i| raw_position(&i))
+                            .collect::<PyResult<Vec<_>>>()
+                            .map_err(|e| exchange_error(py, &e))
+                    })
+                })),
+            })
         })
     }
 

@@ -24,10 +24,11 @@ use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError as CoreJournalError, SyncMode, Target};
 
 use crate::convert::{describe, to_datetime};
+use crate::event_dicts::event_dict;
 use crate::logging::{
     attach_clean, defer_interrupt, detached, is_interrupt, refresh_for, run, run_plain, PyLoggers,
 };
-use crate::manager::{event_dict, CoreManager, Handle};
+use crate::manager::{CoreManager, Handle};
 use crate::persist::{extra_of, path_arg, Json};
 use crate::position::{state_dict, PyPosition};
 

@@ -22,10 +22,12 @@
     clippy::unimplemented
 )]
 
+mod book_dict;
 mod client;
 mod clock;
 mod convert;
 mod errors;
+mod event_dicts;
 mod exit_bridge;
 mod exits;
 mod journal;

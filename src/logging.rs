@@ -2,7 +2,9 @@
 //!
 //! pyo3-log caches loggers and their levels; a logging configuration made after import (pytest's
 //! `caplog`, a notebook) would not be seen. So the cache is reset at the start of every public
-//! manager call ([`refresh`]), which costs one level lookup per logger per call.
+//! manager call ([`refresh`]), and the levels the manager's loggers would emit — logger levels
+//! and the levels of the handlers the records would reach — are read again into the core's
+//! level gates ([`refresh_for`]): a record no handler would emit is never built.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -69,9 +71,10 @@ impl PyLoggers {
     }
 }
 
-/// [`refresh`], then reads which levels the manager's three loggers emit right now
-/// (`Logger.isEnabledFor`, so `logging.disable` and handler-less parents count) into the core's
-/// level gates. A record below its gate then costs one atomic load.
+/// [`refresh`], then reads which levels the manager's three loggers emit right now into the
+/// core's level gates: what `Logger.isEnabledFor` lets through (logger levels,
+/// `logging.disable`), narrowed to what some handler on the logger's propagation chain would
+/// take (handler levels). A record below its gate is never built: it costs one atomic load.
 pub fn refresh_for(py: Python<'_>, core: &CoreManager, loggers: &PyLoggers) {
     refresh();
     for (channel, logger) in [
@@ -79,7 +82,13 @@ pub fn refresh_for(py: Python<'_>, core: &CoreManager, loggers: &PyLoggers) {
         (Channel::Position, &loggers.position),
         (Channel::Order, &loggers.order),
     ] {
-        let filter = most_verbose_enabled(logger.bind(py)).unwrap_or(LevelFilter::Trace);
+        let logger = logger.bind(py);
+        let enabled = most_verbose_enabled(logger).unwrap_or(LevelFilter::Trace);
+        // When the handlers cannot be read for sure, every enabled record is built, as before.
+        let filter = match handled_levels(logger) {
+            Ok(Some(handled)) => enabled.min(handled),
+            _ => enabled,
+        };
         core.level_gates().set(channel, filter);
     }
 }
@@ -99,6 +108,68 @@ fn most_verbose_enabled(logger: &Bound<'_, PyAny>) -> PyResult<LevelFilter> {
         }
     }
     Ok(LevelFilter::Off)
+}
+
+/// The most verbose level some handler would emit for a record of `logger`, as
+/// `Logger.callHandlers` decides: the lowest handler level on the logger and on its parents
+/// up to the first with `propagate` false; `logging.lastResort`'s level when there is no
+/// handler at all. `None` when that is not the whole story: the logger has filters (they see
+/// every enabled record and may change it), its class handles records its own way, or there
+/// is no handler and no `lastResort`.
+fn handled_levels(logger: &Bound<'_, PyAny>) -> PyResult<Option<LevelFilter>> {
+    let py = logger.py();
+    let logging = py.import(pyo3::intern!(py, "logging"))?;
+    let base = logging.getattr(pyo3::intern!(py, "Logger"))?;
+    let class = logger.get_type();
+    for method in [
+        pyo3::intern!(py, "handle"),
+        pyo3::intern!(py, "callHandlers"),
+    ] {
+        if !class.getattr(method)?.is(&base.getattr(method)?) {
+            return Ok(None);
+        }
+    }
+    if logger.getattr(pyo3::intern!(py, "filters"))?.is_truthy()? {
+        return Ok(None);
+    }
+    let mut lowest: Option<i64> = None;
+    let mut current = logger.clone();
+    loop {
+        for handler in current.getattr(pyo3::intern!(py, "handlers"))?.try_iter()? {
+            let level: i64 = handler?.getattr(pyo3::intern!(py, "level"))?.extract()?;
+            lowest = Some(lowest.map_or(level, |l| l.min(level)));
+        }
+        if !current
+            .getattr(pyo3::intern!(py, "propagate"))?
+            .is_truthy()?
+        {
+            break;
+        }
+        let parent = current.getattr(pyo3::intern!(py, "parent"))?;
+        if parent.is_none() {
+            break;
+        }
+        current = parent;
+    }
+    let lowest = match lowest {
+        Some(level) => level,
+        None => {
+            let last_resort = logging.getattr(pyo3::intern!(py, "lastResort"))?;
+            if last_resort.is_none() {
+                return Ok(None);
+            }
+            last_resort.getattr(pyo3::intern!(py, "level"))?.extract()?
+        }
+    };
+    // A record at Python level `p` is emitted when `p >= lowest`.
+    Ok(Some(match lowest {
+        l if l <= 5 => LevelFilter::Trace,
+        l if l <= 10 => LevelFilter::Debug,
+        l if l <= 20 => LevelFilter::Info,
+        l if l <= 30 => LevelFilter::Warn,
+        l if l <= 40 => LevelFilter::Error,
+        _ => LevelFilter::Off,
+    }))
 }
 
 /// Re-reads Python's logging configuration (levels, handlers) for this package's records.

@@ -9,22 +9,25 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
 use position_manager_core::manager::methods::CustomMethods;
 use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
+use position_manager_core::reconcile::Mode;
 
+use crate::book_dict::Found;
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
-use crate::convert::{describe, number, number_or, to_datetime, truthy};
+use crate::convert::{describe, number, number_or, truthy};
 use crate::errors::PmError;
+use crate::event_dicts::{event_dict, events_list};
 use crate::exit_bridge::ExitObjects;
 use crate::logging::{detached, refresh_for, run, run_plain, PyLoggers};
 use crate::options::{Opt, PyManagerConfig, RawOptions};
-use crate::position::{state_dict, PyPosition};
+use crate::position::PyPosition;
 use crate::update_iter::UpdateIter;
 use crate::view::PositionsView;
 
@@ -152,8 +155,8 @@ impl CustomMethods for PyMethods {
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
-///                 tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway',
-///                 journal=None, account=None, journal_sync=None)
+///                 tombstone_ttl_seconds=86400.0, history_points=32, clock=None,
+///                 position_mode='oneway', journal=None, account=None, journal_sync=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
 /// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
@@ -165,6 +168,8 @@ impl CustomMethods for PyMethods {
 /// client must then take calls from several threads); a client with `get_tickers(symbols)`
 /// gets every price of a cycle in one call. `clock` is a `ManualClock` the manager reads
 /// time from instead of the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
+/// `history_points` is how many of its last updates each position keeps in `position.history`
+/// (for tables and plots; 40 bytes each).
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
 /// book to a database under `account` and restores them at start (docs/journal.md).
 #[pyclass(
@@ -184,6 +189,9 @@ pub struct PyPositionManager {
     callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
     clock: Option<Py<PyManualClock>>,
     journal: Option<crate::journal::Attached>,
+    /// `manager.positions`: one view per manager, so its dict copy of the book is shared by
+    /// every read.
+    view: Py<PositionsView>,
 }
 
 #[pymethods]
@@ -206,13 +214,14 @@ impl PyPositionManager {
         smart_exit_optimizer = None,
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
+        history_points = Opt::Default,
         clock = None,
         position_mode = Opt::Default,
         journal = None,
         account = None,
         journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -231,6 +240,7 @@ impl PyPositionManager {
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
         missing_grace_seconds: Opt<'_>,
         tombstone_ttl_seconds: Opt<'_>,
+        history_points: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         position_mode: Opt<'_>,
         journal: Option<&Bound<'_, PyAny>>,
@@ -253,6 +263,7 @@ impl PyPositionManager {
             tombstone_limit: tombstone_limit.given(),
             missing_grace_seconds: missing_grace_seconds.given(),
             tombstone_ttl_seconds: tombstone_ttl_seconds.given(),
+            history_points: history_points.given(),
             position_mode: position_mode.given(),
         }
         .config()?;
@@ -274,6 +285,7 @@ impl PyPositionManager {
             Some(args) => Some(crate::journal::attach(py, &core, &loggers, args)?),
             None => None,
         };
+        let view = Py::new(py, PositionsView::new(core.clone()))?;
         Ok(PyPositionManager {
             core,
             client: pyclient,
@@ -283,6 +295,7 @@ impl PyPositionManager {
             callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
             clock,
             journal,
+            view,
         })
     }
 
@@ -394,12 +407,12 @@ impl PyPositionManager {
     /// `get`, `keys`, `values`, `items`, `pop`, `clear`, `update`, `len`, iteration). Assigning
     /// a dict replaces every tracked position.
     #[getter]
-    fn positions(&self) -> PositionsView {
-        PositionsView::new(self.core.clone())
+    fn positions(&self, py: Python<'_>) -> Py<PositionsView> {
+        self.view.clone_ref(py)
     }
     #[setter]
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let view = PositionsView::new(self.core.clone());
+        let view = self.view.get();
         let items = crate::view::position_items(value)?;
         view.clear_all(py)?;
         for (symbol, position) in items {
@@ -428,35 +441,41 @@ impl PyPositionManager {
     }
 
     /// Number of tracked positions.
-    fn get_open_positions_count(&self, py: Python<'_>) -> usize {
-        let core = &self.core;
-        detached(py, || core.open_positions_count())
+    fn get_open_positions_count(&self) -> usize {
+        self.view.get().count()
     }
 
     /// The tracked `Position` for `symbol` (the live object, as the original), or None. In hedge
     /// mode name a leg (`'BTC/USDT:USDT@long'`); a plain symbol gives its only tracked leg
     /// (None when both are tracked).
-    fn get_position(&self, py: Python<'_>, symbol: &str) -> Option<Py<PyPosition>> {
-        let core = &self.core;
-        detached(py, || core.lookup(symbol)).map(|(_, h)| h.clone_ref(py))
+    fn get_position<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(self.find(py, symbol)?.or_ask(|| {
+            let symbol = symbol.to_string_lossy();
+            let core = &self.core;
+            detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
+        }))
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
     fn get_all_positions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let core = &self.core;
-        let entries = detached(py, || core.book().entries());
-        let d = PyDict::new(py);
-        for (key, _, handle) in entries {
-            d.set_item(key.as_str(), handle.clone_ref(py))?;
-        }
-        Ok(d)
+        self.view.get().dict(py)?.copy()
     }
 
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
-    fn has_position(&self, py: Python<'_>, symbol: &str) -> bool {
+    fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
+        if self.core.config().position_mode == Mode::OneWay {
+            if let Some(known) = self.view.get().holds(py, symbol.as_any())? {
+                return Ok(known);
+            }
+        }
+        let symbol = symbol.to_string_lossy();
         let core = &self.core;
-        detached(py, || core.tracks(symbol))
+        Ok(detached(py, || core.tracks(&symbol)))
     }
 
     /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and
@@ -686,15 +705,31 @@ impl PyPositionManager {
     /// The history of changes to the book, oldest first: dicts with `seq`, `time`, `symbol`,
     /// `kind` ('removed', 'restored', 'imported', 'closed', 'added', 'untracked', ...),
     /// `reason`, `pnl` and `position` (the position's fields at that moment).
+    ///
+    /// Each read converts the whole history (up to `event_history` events; other Python threads
+    /// keep running meanwhile). To follow it, read only what is new: `events_since(seq)`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let core = &self.core;
-        let events = detached(py, || core.events().all());
-        let items = events
-            .iter()
-            .map(|e| event_dict(py, e))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        let events = detached(py, || core.events().snapshot());
+        events_list(py, &events)
+    }
+
+    /// The events recorded after event number `seq`, oldest first, as dicts like `events`: pass
+    /// the `seq` of the last event you have (0 for the whole history) to read only what is new.
+    /// Its cost is that of the events returned. The history keeps the newest `event_history`
+    /// events: when the first event returned is not `seq + 1`, older ones were dropped
+    /// meanwhile. `seq` is an int >= 0.
+    fn events_since<'py>(
+        &self,
+        py: Python<'py>,
+        seq: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let seq = crate::options::int_arg("seq", seq, 0, i64::MAX)?;
+        let seq = u64::try_from(seq).unwrap_or(0);
+        let core = &self.core;
+        let events = detached(py, || core.events().since(seq));
+        events_list(py, &events)
     }
 
     /// Calls `callback(event)` for every event from now on, as it happens (after the change,
@@ -777,6 +812,17 @@ impl PyPositionManager {
     }
 }
 
+impl PyPositionManager {
+    /// A one-way book answers a symbol by its key alone: look it up in the view's dict. In hedge
+    /// mode a plain symbol names the leg it holds, which only the core resolves.
+    fn find<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyString>) -> PyResult<Found<'py>> {
+        if self.core.config().position_mode != Mode::OneWay {
+            return Ok(Found::Ask);
+        }
+        self.view.get().find(py, symbol.as_any())
+    }
+}
+
 /// `str(value)`: how the original printed an argument in its messages.
 fn arg_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(value.str()?.to_string())
@@ -801,37 +847,4 @@ fn target(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(f64,
         Some(v) if !v.is_none() => Ok(Some((positive(name, v)?, arg_text(v)?))),
         _ => Ok(None),
     }
-}
-
-/// One event as a dict.
-pub fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("seq", e.seq)?;
-    d.set_item("time", to_datetime(e.time)?)?;
-    d.set_item("symbol", &e.symbol)?;
-    d.set_item("kind", e.kind.name())?;
-    d.set_item("reason", &e.reason)?;
-    d.set_item("pnl", e.pnl)?;
-    d.set_item("position", state_dict(py, &e.position)?)?;
-    let evidence = match &e.evidence {
-        None => None,
-        Some(ev) => {
-            let x = PyDict::new(py);
-            x.set_item("last_price", ev.last_price)?;
-            x.set_item("liquidation_price", ev.liquidation_price)?;
-            x.set_item("mark_price", ev.mark_price)?;
-            x.set_item("stop_loss", ev.stop_loss)?;
-            x.set_item("take_profit", ev.take_profit)?;
-            x.set_item("missing", ev.missing)?;
-            x.set_item("exchange_side", ev.exchange_side.as_deref())?;
-            x.set_item("exchange_contracts", ev.exchange_contracts)?;
-            x.set_item("previous_amount", ev.previous_amount)?;
-            x.set_item("previous_entry_price", ev.previous_entry_price)?;
-            x.set_item("price_at_removal", ev.price_at_removal)?;
-            Some(x)
-        }
-    };
-    d.set_item("evidence", evidence)?;
-    d.set_item("order_id", e.order_id.as_deref())?;
-    Ok(d)
 }

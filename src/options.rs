@@ -151,6 +151,7 @@ pub struct RawOptions<'a, 'py> {
     pub tombstone_limit: Option<&'a Bound<'py, PyAny>>,
     pub missing_grace_seconds: Option<&'a Bound<'py, PyAny>>,
     pub tombstone_ttl_seconds: Option<&'a Bound<'py, PyAny>>,
+    pub history_points: Option<&'a Bound<'py, PyAny>>,
     pub position_mode: Option<&'a Bound<'py, PyAny>>,
 }
 
@@ -246,6 +247,19 @@ impl RawOptions<'_, '_> {
                     usize::try_from(n).unwrap_or(1)
                 }
             },
+            history_points: match self.history_points {
+                None => defaults.history_points,
+                Some(v) => {
+                    let max = position_manager_core::manager::config::MAX_HISTORY_POINTS;
+                    let n = int_arg(
+                        "history_points",
+                        v,
+                        1,
+                        i64::try_from(max).unwrap_or(i64::MAX),
+                    )?;
+                    usize::try_from(n).unwrap_or(max)
+                }
+            },
         };
         config.validate().map_err(PmError)?;
         Ok(config)
@@ -258,7 +272,8 @@ impl RawOptions<'_, '_> {
 /// `manager.trailing_stop_percentage`), `missing_confirmations`, `ticker_retry_delays` (a
 /// tuple), `snapshot_reuse_seconds`, `max_concurrent_calls`, `logger_name`, `position_logger_name`,
 /// `order_logger_name`, `event_history`, `tombstone_limit`, `missing_grace_seconds`,
-/// `tombstone_ttl_seconds` (None: no expiry). `to_dict()` gives them as a dict, so
+/// `tombstone_ttl_seconds` (None: no expiry), `history_points`, `position_mode`. `to_dict()`
+/// gives them as a dict, so
 /// `PositionManager(client, **manager.config.to_dict())` builds a manager with the same options.
 /// The client and the exit-rule objects are the manager's own attributes.
 #[pyclass(name = "ManagerConfig", module = "position_manager_rs", frozen, eq)]
@@ -337,6 +352,11 @@ impl PyManagerConfig {
         let t = self.config.tombstone_ttl_seconds;
         t.is_finite().then_some(t)
     }
+    /// Price-history points each position keeps (`position.history`): its last updates.
+    #[getter]
+    fn history_points(&self) -> usize {
+        self.config.history_points
+    }
     /// `'oneway'` (one position per symbol) or `'hedge'` (a long and a short leg per symbol).
     #[getter]
     fn position_mode(&self) -> &'static str {
@@ -361,6 +381,7 @@ impl PyManagerConfig {
         d.set_item("tombstone_limit", self.tombstone_limit())?;
         d.set_item("missing_grace_seconds", self.missing_grace_seconds())?;
         d.set_item("tombstone_ttl_seconds", self.tombstone_ttl_seconds())?;
+        d.set_item("history_points", self.history_points())?;
         d.set_item("position_mode", self.position_mode())?;
         Ok(d)
     }

@@ -792,6 +792,9 @@ fn fields_from(d: &Bound<'_, PyDict>) -> PyResult<PositionState> {
     }
     let mut history = position_manager_core::position::history::PriceHistory::default();
     let points: Vec<(i64, f64, f64, Option<f64>)> = get(d, "history")?;
+    // A copy keeps every point its original kept (a manager's `history_points` may be above the
+    // default); a manager tracking the copy sets its own bound.
+    history.set_limit(points.len().max(history.limit()));
     for (time, price, stop_loss, take_profit) in points {
         history.push(position_manager_core::position::history::PricePoint {
             time: clock::Timestamp(time),
@@ -830,27 +833,48 @@ fn fields_from(d: &Bound<'_, PyDict>) -> PyResult<PositionState> {
 /// A position state as a dict of its attributes.
 pub fn state_dict<'py>(py: Python<'py>, p: &PositionState) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("symbol", &p.symbol)?;
-    d.set_item("side", &p.side)?;
-    d.set_item("entry_price", p.entry_price)?;
-    d.set_item("amount", p.amount)?;
-    d.set_item("leverage", int_if_whole(py, p.leverage)?)?;
-    d.set_item("stop_loss", p.stop_loss)?;
-    d.set_item("take_profit", p.take_profit)?;
-    d.set_item("highest_price", p.highest_price)?;
-    d.set_item("lowest_price", p.lowest_price)?;
-    d.set_item("entry_time", to_datetime(p.entry_time)?)?;
-    d.set_item("trailing_stop_activated", p.trailing_stop_activated)?;
-    d.set_item("max_favorable_excursion", p.max_favorable_excursion)?;
-    d.set_item("initial_stop_loss", p.initial_stop_loss)?;
-    d.set_item("initial_take_profit", p.initial_take_profit)?;
-    d.set_item("last_pnl", p.last_pnl)?;
-    d.set_item("last_pnl_time", to_datetime(p.last_pnl_time)?)?;
-    d.set_item("profit_velocity", p.profit_velocity)?;
-    d.set_item("breakeven_moved", p.breakeven_moved)?;
-    d.set_item("profit_acceleration", p.profit_acceleration)?;
-    d.set_item("partial_exits_taken", p.partial_exits_taken)?;
-    d.set_item("entry_price_estimated", p.entry_price_estimated)?;
-    d.set_item("contract_size", p.contract_size)?;
+    d.set_item(pyo3::intern!(py, "symbol"), &p.symbol)?;
+    d.set_item(pyo3::intern!(py, "side"), &p.side)?;
+    d.set_item(pyo3::intern!(py, "entry_price"), p.entry_price)?;
+    d.set_item(pyo3::intern!(py, "amount"), p.amount)?;
+    d.set_item(pyo3::intern!(py, "leverage"), int_if_whole(py, p.leverage)?)?;
+    d.set_item(pyo3::intern!(py, "stop_loss"), p.stop_loss)?;
+    d.set_item(pyo3::intern!(py, "take_profit"), p.take_profit)?;
+    d.set_item(pyo3::intern!(py, "highest_price"), p.highest_price)?;
+    d.set_item(pyo3::intern!(py, "lowest_price"), p.lowest_price)?;
+    d.set_item(pyo3::intern!(py, "entry_time"), to_datetime(p.entry_time)?)?;
+    d.set_item(
+        pyo3::intern!(py, "trailing_stop_activated"),
+        p.trailing_stop_activated,
+    )?;
+    d.set_item(
+        pyo3::intern!(py, "max_favorable_excursion"),
+        p.max_favorable_excursion,
+    )?;
+    d.set_item(pyo3::intern!(py, "initial_stop_loss"), p.initial_stop_loss)?;
+    d.set_item(
+        pyo3::intern!(py, "initial_take_profit"),
+        p.initial_take_profit,
+    )?;
+    d.set_item(pyo3::intern!(py, "last_pnl"), p.last_pnl)?;
+    d.set_item(
+        pyo3::intern!(py, "last_pnl_time"),
+        to_datetime(p.last_pnl_time)?,
+    )?;
+    d.set_item(pyo3::intern!(py, "profit_velocity"), p.profit_velocity)?;
+    d.set_item(pyo3::intern!(py, "breakeven_moved"), p.breakeven_moved)?;
+    d.set_item(
+        pyo3::intern!(py, "profit_acceleration"),
+        p.profit_acceleration,
+    )?;
+    d.set_item(
+        pyo3::intern!(py, "partial_exits_taken"),
+        p.partial_exits_taken,
+    )?;
+    d.set_item(
+        pyo3::intern!(py, "entry_price_estimated"),
+        p.entry_price_estimated,
+    )?;
+    d.set_item(pyo3::intern!(py, "contract_size"), p.contract_size)?;
     Ok(d)
 }

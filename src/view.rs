@@ -1,14 +1,18 @@
 //! `manager.positions`: a live, thread-safe dict-like view of the book.
 //!
-//! Reads return the same `Position` objects the book holds; writes go to the book (and are events,
-//! so nothing leaves the book unrecorded). Iteration works on a snapshot of the keys, so another
-//! thread changing the book never raises "changed size during iteration".
+//! Reads return the same `Position` objects the book holds, answered from the dict copy of the
+//! book the view keeps ([`BookDict`]: rebuilt only after the book changed, so reads cost what a
+//! dict read costs); writes go to the book (and are events, so nothing leaves the book
+//! unrecorded). Iteration works on a snapshot, so another thread changing the book never raises
+//! "changed size during iteration".
 
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::book_dict::{BookDict, Found};
 
 use position_manager_core::events::EventKind;
 
@@ -27,6 +31,7 @@ use crate::position::PyPosition;
 )]
 pub struct PositionsView {
     core: Arc<CoreManager>,
+    dict: BookDict,
 }
 
 /// Reads `(symbol, Position)` pairs from a mapping or an iterable of pairs, checking types.
@@ -80,7 +85,30 @@ fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosi
 impl PositionsView {
     /// A view of `core`'s book.
     pub fn new(core: Arc<CoreManager>) -> Self {
-        PositionsView { core }
+        PositionsView {
+            core,
+            dict: BookDict::default(),
+        }
+    }
+
+    /// The book's tracked positions as a dict (shared: do not change it).
+    pub fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.dict.current(py, &self.core)
+    }
+
+    /// `key`'s Position by a dict lookup when it can tell (see [`BookDict::get`]).
+    pub fn find<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
+        self.dict.get(py, &self.core, key)
+    }
+
+    /// Number of tracked positions (one atomic load).
+    pub fn count(&self) -> usize {
+        self.core.book().len_now()
+    }
+
+    /// Whether `key` is tracked by a dict lookup (`None`: the dict cannot tell).
+    pub fn holds(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
+        self.dict.contains(py, &self.core, key)
     }
 
     /// Inserts or replaces `symbol` (an `added` event; a replaced position gets `untracked`).
@@ -140,41 +168,38 @@ impl PositionsView {
         Ok(())
     }
 
-    fn entries(&self, py: Python<'_>) -> Vec<(String, Handle)> {
-        let core = &self.core;
-        detached(py, || core.book().entries())
-            .into_iter()
-            .map(|(k, _, h)| (k.as_str().to_owned(), h))
-            .collect()
-    }
-
-    fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> Option<Py<PyPosition>> {
-        let symbol = key.cast::<PyString>().ok()?.to_string_lossy().into_owned();
-        let core = &self.core;
-        detached(py, || core.book().get(&symbol)).map(|(_, h)| h.clone_ref(py))
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(self.find(py, key)?.or_ask(|| {
+            let symbol = key.cast::<PyString>().ok()?.to_string_lossy().into_owned();
+            let core = &self.core;
+            detached(py, || core.book().get(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
+        }))
     }
 }
 
 #[pymethods]
 impl PositionsView {
-    fn __len__(&self, py: Python<'_>) -> usize {
-        let core = &self.core;
-        detached(py, || core.book().len())
+    fn __len__(&self) -> usize {
+        self.count()
     }
 
-    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> bool {
-        match key.cast::<PyString>() {
-            Ok(s) => {
-                let symbol = s.to_string_lossy().into_owned();
-                let core = &self.core;
-                detached(py, || core.book().contains(&symbol))
-            }
-            Err(_) => false,
+    fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match self.holds(py, key)? {
+            Some(known) => Ok(known),
+            None => Ok(self.lookup(py, key)?.is_some()),
         }
     }
 
-    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyPosition>> {
-        self.lookup(py, key)
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.lookup(py, key)?
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
@@ -203,56 +228,41 @@ impl PositionsView {
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(PyList::new(py, self.keys_vec(py))?
-            .into_any()
-            .try_iter()?
-            .into_any())
+        // The dict is never changed once built: iterating it is iterating a snapshot.
+        Ok(self.dict(py)?.into_any().try_iter()?.into_any())
     }
 
-    fn __bool__(&self, py: Python<'_>) -> bool {
-        self.__len__(py) > 0
+    fn __bool__(&self) -> bool {
+        self.count() > 0
     }
 
     /// Tracked symbols (a snapshot list).
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.keys_vec(py))
+        Ok(self.dict(py)?.keys())
     }
 
     /// Tracked Position objects (a snapshot list).
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items: Vec<Py<PyPosition>> = self
-            .entries(py)
-            .into_iter()
-            .map(|(_, h)| h.clone_ref(py))
-            .collect();
-        PyList::new(py, items)
+        Ok(self.dict(py)?.values())
     }
 
     /// `(symbol, Position)` pairs (a snapshot list).
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items = self
-            .entries(py)
-            .into_iter()
-            .map(|(s, h)| {
-                PyTuple::new(
-                    py,
-                    [
-                        s.into_pyobject(py)?.into_any(),
-                        h.clone_ref(py).into_bound(py).into_any(),
-                    ],
-                )
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        Ok(self.dict(py)?.items())
     }
 
     /// The Position for `key`, or `default`.
     #[pyo3(signature = (key, default=None))]
-    fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>, default: Option<Py<PyAny>>) -> Py<PyAny> {
-        match self.lookup(py, key) {
-            Some(p) => p.into_any(),
-            None => default.unwrap_or_else(|| py.None()),
-        }
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.lookup(py, key)? {
+            Some(p) => p,
+            None => default.unwrap_or_else(|| py.None().into_bound(py)),
+        })
     }
 
     /// Removes `key` and returns its Position; `default` if given and missing, else KeyError.
@@ -277,7 +287,7 @@ impl PositionsView {
     /// Removes and returns the last inserted `(symbol, Position)`; KeyError when empty.
     fn popitem(&self, py: Python<'_>) -> PyResult<(String, Py<PyPosition>)> {
         loop {
-            let Some(last) = self.keys_vec(py).pop() else {
+            let Some(last) = self.keys_vec(py)?.pop() else {
                 return Err(PyKeyError::new_err("popitem(): positions is empty"));
             };
             if let Some(p) = self.take(py, &last, "popped")? {
@@ -319,9 +329,9 @@ impl PositionsView {
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         default: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyPosition>> {
-        if let Some(p) = self.lookup(py, key) {
-            return Ok(p);
+    ) -> PyResult<Py<PyAny>> {
+        if let Some(p) = self.lookup(py, key)? {
+            return Ok(p.unbind());
         }
         let symbol = key_arg(key)?;
         let value = default.ok_or_else(|| {
@@ -343,21 +353,18 @@ impl PositionsView {
             r.map(drop).map_err(drop)
         })?;
         match outcome {
-            Ok(()) => Ok(position),
+            Ok(()) => Ok(position.into_any()),
             // Inserted by another thread meanwhile: return what is there, as dict.setdefault.
             Err(()) => self
-                .lookup(py, key)
+                .lookup(py, key)?
+                .map(Bound::unbind)
                 .ok_or_else(|| PyKeyError::new_err(symbol)),
         }
     }
 
     /// A plain dict copy {symbol: Position}.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for (s, h) in self.entries(py) {
-            d.set_item(s, h.clone_ref(py))?;
-        }
-        Ok(d)
+        self.dict(py)?.copy()
     }
 
     /// `copy.copy`, `copy.deepcopy` and pickle give a plain dict {symbol: Position} (the same
@@ -387,11 +394,7 @@ impl PositionsView {
 }
 
 impl PositionsView {
-    fn keys_vec(&self, py: Python<'_>) -> Vec<String> {
-        let core = &self.core;
-        detached(py, || core.book().keys())
-            .into_iter()
-            .map(|k| k.as_str().to_owned())
-            .collect()
+    fn keys_vec(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.dict(py)?.keys().extract()
     }
 }

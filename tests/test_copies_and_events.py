@@ -81,6 +81,23 @@ def test_a_position_copies_with_its_fields_history_and_attributes(copier: Any) -
     assert original.stop_loss != 1.0 and original.strategy == "breakout"
 
 
+@pytest.mark.parametrize(
+    "copier",
+    [copy.copy, copy.deepcopy, lambda p: pickle.loads(pickle.dumps(p))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_copy_keeps_a_history_longer_than_the_default(copier: Any) -> None:
+    client = FakeExchange([{"symbol": BTC, "contracts": 1.0, "side": "long"}])
+    pm = PositionManager(client, 0.02, ticker_retry_delays=(), history_points=100)
+    original = make_position(BTC)
+    pm.positions[BTC] = original
+    for i in range(60):
+        client.prices[BTC] = 100.0 + (i % 5) / 1000  # no exit: the position stays open
+        assert list(pm.update_positions()) == []
+    assert len(original.history) == 60
+    assert copier(original).history == original.history
+
+
 def test_copy_shares_attribute_values_and_deepcopy_does_not() -> None:
     p = worked()
     shallow, deep = copy.copy(p), copy.deepcopy(p)

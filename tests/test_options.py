@@ -59,6 +59,11 @@ BAD_OPTIONS: list[tuple[str, Any, type[Exception], str]] = [
     ("tombstone_ttl_seconds", -5, ValueError, "tombstone_ttl_seconds must be a number of seconds"),
     ("tombstone_ttl_seconds", 1e300, ValueError, "from 0 to 1e9, got 1e+300"),
     ("tombstone_ttl_seconds", "1", TypeError, "tombstone_ttl_seconds must be a number, got '1'"),
+    ("history_points", 0, ValueError, "history_points must be an int from 1 to 1000000, got 0"),
+    ("history_points", 10**6 + 1, ValueError, "history_points must be an int from 1 to 1000000"),
+    ("history_points", True, TypeError, "history_points must be an int, not a bool, got True"),
+    ("history_points", "32", TypeError, "history_points must be an int, got '32'"),
+    ("history_points", None, TypeError, "history_points must be an int, got None"),
     ("logger_name", 1, TypeError, "logger_name must be a str, got 1 (int)"),
     ("position_logger_name", None, TypeError, "position_logger_name must be a str, got None"),
     ("order_logger_name", "a\ud800", ValueError, "order_logger_name must be a str without lone"),
@@ -135,6 +140,7 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         tombstone_limit=7,
         missing_grace_seconds=30,
         tombstone_ttl_seconds=600,
+        history_points=64,
     )
     config = pm.config
     assert isinstance(config, ManagerConfig)
@@ -151,6 +157,7 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         "tombstone_limit": 7,
         "missing_grace_seconds": 30.0,
         "tombstone_ttl_seconds": 600.0,
+        "history_points": 64,
         "position_mode": "oneway",
     }
     assert repr(config).startswith("ManagerConfig(trailing_stop_percentage=0.03, ")
@@ -179,6 +186,7 @@ def test_the_defaults_reproduce_the_original() -> None:
         "tombstone_limit": 1000,
         "missing_grace_seconds": 0.0,
         "tombstone_ttl_seconds": 86400.0,
+        "history_points": 32,
         "position_mode": "oneway",
     }
 

@@ -17,11 +17,13 @@ START = datetime(2026, 1, 5, 12, 0, 0)
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
 
-def _manager_after_cycles(prices: list[float]) -> tuple[PositionManager, FakeExchange]:
+def _manager_after_cycles(
+    prices: list[float], **options: Any
+) -> tuple[PositionManager, FakeExchange]:
     exchange = FakeExchange()
     exchange.open(BTC)
     exchange.open(ETH, side="short")
-    pm = make_manager(exchange)
+    pm = make_manager(exchange, **options)
     pm.positions[BTC] = make_position(BTC)
     pm.positions[ETH] = make_position(ETH, side="short")
     for price in prices:
@@ -47,10 +49,32 @@ def test_each_cycle_adds_a_history_point() -> None:
 
 
 def test_history_is_bounded() -> None:
-    pm, _ = _manager_after_cycles([100.0 + (i % 10) / 100 for i in range(505)])
+    prices = [100.0 + (i % 10) / 100 for i in range(505)]
+    pm, _ = _manager_after_cycles(prices)
+    history = pm.positions[BTC].history
+    assert len(history) == 32 == pm.config.history_points  # the default: the last 32 updates
+    assert [p[1] for p in history] == prices[-32:]
+    pm, _ = _manager_after_cycles(prices, history_points=500)  # opting in to more
     history = pm.positions[BTC].history
     assert len(history) == 500
     assert history[0][1] == 100.05
+
+
+def test_each_position_keeps_the_managers_history_points() -> None:
+    pm, exchange = _manager_after_cycles([100.0 + i / 100 for i in range(40)], history_points=1)
+    assert [len(pm.positions[s].history) for s in (BTC, ETH)] == [1, 1]
+    assert pm.to_records()[0]["last_price"] == 100.39  # the last point is always kept
+    # A position assigned later, with the history it had, is held to the same bound.
+    other = make_position("X")
+    other_pm, _ = _manager_after_cycles([100.0 + i / 100 for i in range(40)])
+    moved = other_pm.positions[BTC]
+    assert len(moved.history) == 32
+    pm.positions["X"] = moved
+    assert len(moved.history) == 1 and moved.history[0][1] == 100.39
+    pm.positions["Y"] = other
+    exchange.open("Y")
+    list(pm.update_positions())
+    assert len(other.history) == 1
 
 
 def test_records() -> None:

@@ -23,6 +23,7 @@
 //! is released.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -338,6 +339,13 @@ struct Inner<H> {
     next_order: u64,
     /// The last well-formed list read for the book as a whole (not a verification read).
     last_list: Option<Arc<Snapshot>>,
+    /// Bumped whenever a tracked entry enters or leaves (shared with [`Book`], which reads it
+    /// without the lock).
+    generation: Arc<AtomicU64>,
+    /// `tracked`, for readers without the lock (shared with [`Book`]).
+    published_len: Arc<AtomicUsize>,
+    /// Price-history points each tracked position keeps (set on it when it becomes tracked).
+    history_points: usize,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
     two_legs: Vec<String>,
 }
@@ -347,6 +355,8 @@ struct Inner<H> {
 pub struct Book<H> {
     inner: Mutex<Inner<H>>,
     tombstone_limit: usize,
+    generation: Arc<AtomicU64>,
+    published_len: Arc<AtomicUsize>,
 }
 
 fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
@@ -360,6 +370,8 @@ fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
 impl<H: Clone> Book<H> {
     /// An empty book keeping at most `tombstone_limit` tombstones.
     pub fn new(tombstone_limit: usize) -> Self {
+        let generation = Arc::new(AtomicU64::new(0));
+        let published_len = Arc::new(AtomicUsize::new(0));
         Book {
             inner: Mutex::new(Inner {
                 slots: KeyMap::default(),
@@ -370,8 +382,25 @@ impl<H: Clone> Book<H> {
                 next_order: 0,
                 last_list: None,
                 two_legs: Vec::new(),
+                generation: generation.clone(),
+                published_len: published_len.clone(),
+                history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
             }),
             tombstone_limit,
+            generation,
+            published_len,
+        }
+    }
+
+    /// Every tracked position keeps at most `points` points of price history (those tracked now
+    /// and those tracked from now on).
+    pub fn set_history_points(&self, points: usize) {
+        let mut inner = self.inner.lock();
+        inner.history_points = points;
+        for slot in inner.slots.values() {
+            if let Slot::Tracked(t) = slot {
+                t.position.lock().history.set_limit(points);
+            }
         }
     }
 
@@ -382,6 +411,33 @@ impl<H: Clone> Book<H> {
     }
 
     // ---------------------------------------------------------------- reads (tracked only)
+
+    /// A number that changes whenever a tracked entry enters or leaves the book (an insert, a
+    /// replacement, a removal, a restore, `clear`), read without taking the lock: a copy of the
+    /// tracked handles made at one generation (see [`Book::handles`]) is still the book's as
+    /// long as the generation has not changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The number of tracked positions, read without taking the lock (as [`Book::len`]).
+    pub fn len_now(&self) -> usize {
+        self.published_len.load(Ordering::Acquire)
+    }
+
+    /// Every tracked (key, handle) in insertion order, and the generation they belong to.
+    pub fn handles(&self) -> (u64, Vec<(Key, H)>) {
+        let inner = self.inner.lock();
+        let handles = inner
+            .order
+            .values()
+            .filter_map(|k| match inner.slots.get(k) {
+                Some(Slot::Tracked(t)) => Some((k.clone(), t.handle.clone())),
+                _ => None,
+            })
+            .collect();
+        (inner.generation.load(Ordering::Acquire), handles)
+    }
 
     /// The position and handle tracked under `key`.
     pub fn get(&self, key: &str) -> Option<(SharedPosition, H)> {
@@ -595,6 +651,8 @@ impl<H: Clone> Book<H> {
         }
         inner.tracked = 0;
         inner.tombstones = 0;
+        inner.published_len.store(0, Ordering::Release);
+        inner.generation.fetch_add(1, Ordering::Release);
         let rest = Displaced {
             slots: inner.slots.drain().map(|(_, s)| s).collect(),
         };
@@ -1235,6 +1293,9 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.insert(t.order, key.clone());
             inner.tracked += 1;
+            inner.published_len.store(inner.tracked, Ordering::Release);
+            inner.generation.fetch_add(1, Ordering::Release);
+            t.position.lock().history.set_limit(inner.history_points);
         }
         Slot::Tombstoned(_) => inner.tombstones += 1,
         _ => {}
@@ -1257,59 +1318,92 @@ fn forget_counts<H>(inner: &mut Inner<H>, slot: &Slot<H>) {
         Slot::Tracked(t) => {
             inner.order.remove(&t.order);
             inner.tracked -= 1;
+            inner.published_len.store(inner.tracked, Ordering::Release);
+            inner.generation.fetch_add(1, Ordering::Release);
         }
         Slot::Tombstoned(_) => inner.tombstones -= 1,
         _ => {}
     }
 }
 
+/// One key as the planner sees it; `own` reads the position (under its lock) only when asked.
+fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
+    let phase = match slot {
+        Slot::Tracked(t) => Phase::Tracked(TrackedView {
+            seq: t.seq,
+            touched: t.touched,
+            missing: t.missing,
+            missing_since: t.missing_since,
+            own: if own {
+                own_fingerprint(&t.position.lock())
+            } else {
+                None
+            },
+            busy: match &t.activity {
+                Activity::Idle => Busy::Idle,
+                Activity::Order(_) => Busy::Order,
+                Activity::Unknown(u) => Busy::Unknown {
+                    op: u.op,
+                    at: u.at,
+                    before: u.before,
+                },
+            },
+            predecessor: t.predecessor.as_ref().map(|p| &p.view),
+        }),
+        Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
+        Slot::Closed(c) => Phase::Closed {
+            at: c.at,
+            own: c.own,
+            closed_time: c.closed_time,
+        },
+        Slot::Opening(o) => Phase::Opening {
+            unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
+        },
+    };
+    KeyView { key, phase }
+}
+
+/// Every key in the planner's order: tracked keys in dict order first, then the others.
+fn views_in<H>(inner: &Inner<H>, own: bool) -> impl Iterator<Item = KeyView<'_>> {
+    let tracked = inner
+        .order
+        .values()
+        .filter_map(move |k| match inner.slots.get(k.as_str()) {
+            Some(slot @ Slot::Tracked(_)) => Some(view_of(k, slot, own)),
+            _ => None,
+        });
+    let others = (inner.slots.len() > inner.tracked)
+        .then(|| {
+            inner
+                .slots
+                .iter()
+                .filter(|(_, s)| !matches!(s, Slot::Tracked(_)))
+                .map(move |(k, s)| view_of(k, s, own))
+        })
+        .into_iter()
+        .flatten();
+    tracked.chain(others)
+}
+
 fn plan_in<H>(inner: &Inner<H>, cx: &Context<'_>) -> Plan {
-    // Tracked keys in dict order first, then the others.
-    let mut views: Vec<KeyView<'_>> = Vec::with_capacity(inner.slots.len());
-    for k in inner.order.values() {
-        if let Some(Slot::Tracked(t)) = inner.slots.get(k.as_str()) {
-            let own = own_fingerprint(&t.position.lock());
-            views.push(KeyView {
-                key: k,
-                phase: Phase::Tracked(TrackedView {
-                    seq: t.seq,
-                    touched: t.touched,
-                    missing: t.missing,
-                    missing_since: t.missing_since,
-                    own,
-                    busy: match &t.activity {
-                        Activity::Idle => Busy::Idle,
-                        Activity::Order(_) => Busy::Order,
-                        Activity::Unknown(u) => Busy::Unknown {
-                            op: u.op,
-                            at: u.at,
-                            before: u.before,
-                        },
-                    },
-                    predecessor: t.predecessor.as_ref().map(|p| &p.view),
-                }),
-            });
-        }
-    }
-    if inner.slots.len() > inner.tracked {
-        for (k, s) in &inner.slots {
-            let phase = match s {
-                Slot::Tracked(_) => continue,
-                Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
-                Slot::Closed(c) => Phase::Closed {
-                    at: c.at,
-                    own: c.own,
-                    closed_time: c.closed_time,
-                },
-                Slot::Opening(o) => Phase::Opening {
-                    unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
-                },
-            };
-            views.push(KeyView { key: k, phase });
-        }
-    }
     let known = |k: &str| inner.slots.contains_key(k);
-    reconcile::plan(&views, &known, cx)
+    match cx.focus {
+        // Only the focus can change: one position is read, and the rest of the book only when
+        // whether the list is blind to all of it is in question.
+        Some(focus) => {
+            let views: Vec<KeyView<'_>> = inner
+                .slots
+                .get_key_value(focus.as_str())
+                .map(|(k, s)| view_of(k, s, true))
+                .into_iter()
+                .collect();
+            reconcile::plan_with(&views, || views_in(inner, false), &known, cx)
+        }
+        None => {
+            let views: Vec<KeyView<'_>> = views_in(inner, true).collect();
+            reconcile::plan(&views, &known, cx)
+        }
+    }
 }
 
 #[cfg(test)]

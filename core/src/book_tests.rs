@@ -43,6 +43,41 @@ fn keys(book: &Book<u32>) -> Vec<String> {
 }
 
 #[test]
+fn the_generation_changes_with_every_change_of_what_is_tracked() {
+    let book: Book<u32> = Book::new(10);
+    let mut last = book.generation();
+    let mut changed = |book: &Book<u32>, expected: bool| {
+        let now = book.generation();
+        assert_eq!(now != last, expected, "generation {last} -> {now}");
+        let (at, handles) = book.handles();
+        assert_eq!(at, now);
+        assert_eq!(handles.len(), book.len());
+        assert_eq!(book.len_now(), book.len());
+        last = now;
+    };
+    book.insert("A", pos("A", 1.0), 1);
+    changed(&book, true);
+    book.insert("A", pos("A", 1.0), 2); // a replacement: another handle under the key
+    changed(&book, true);
+    assert_eq!(book.handles().1, [(Key::net("A"), 2)]);
+    book.touch("A", &book.get("A").unwrap().0);
+    book.set_size("A", &book.get("A").unwrap().0, 2.0, None);
+    changed(&book, false);
+    apply(&book, vec![listed("A", "long", 2.0, 100.0)], Purpose::Cycle);
+    changed(&book, false);
+    apply(&book, vec![], Purpose::Cycle); // removed: a tombstone now
+    changed(&book, true);
+    apply(&book, vec![listed("A", "long", 2.0, 100.0)], Purpose::Cycle); // restored
+    changed(&book, true);
+    book.remove("A");
+    changed(&book, true);
+    book.insert("B", pos("B", 1.0), 3);
+    changed(&book, true);
+    book.clear();
+    changed(&book, true);
+}
+
+#[test]
 fn keeps_dict_order_and_a_replacements_place() {
     let book: Book<u32> = Book::new(10);
     book.insert("A", pos("A", 1.0), 1);
@@ -371,4 +406,55 @@ fn sizes_changed_by_the_manager_are_not_undone_by_an_older_list() {
     };
     assert!(book.apply_list(&cx).0.is_empty());
     assert_eq!(p.lock().amount, 2.0);
+}
+
+#[test]
+fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
+    let book: Book<u32> = Book::new(10);
+    for (i, s) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+        book.insert(s, pos(s, 1.0), i as u32);
+    }
+    // A tombstone (E removed by a list without it), a close awaiting its list (D).
+    apply(
+        &book,
+        ["A", "B", "C", "D"]
+            .iter()
+            .map(|s| listed(s, "long", 1.0, 100.0))
+            .collect(),
+        Purpose::Cycle,
+    );
+    let d = book.get("D").unwrap().0;
+    assert!(book.closed("D", &d, Timestamp(5)));
+    let mut no_symbol = RawPosition::with_symbol("");
+    no_symbol.symbol = Field::Null;
+    let lists: Vec<Vec<RawEntry>> = vec![
+        vec![],
+        vec![listed("B", "long", 1.0, 100.0)],
+        vec![listed("X", "long", 1.0, 100.0)],
+        vec![
+            listed("A", "long", 2.0, 100.0),
+            listed("E", "long", 1.0, 100.0),
+        ],
+        vec![listed("A", "short", 1.0, 100.0)],
+        vec![RawEntry::Position(Box::new(no_symbol))],
+    ];
+    for entries in lists {
+        let snap = Snapshot::read(entries, book.mark());
+        for focus in ["A", "B", "D", "E", "Z"].map(Key::net) {
+            for purpose in [Purpose::Verify, Purpose::Cycle, Purpose::Reconcile] {
+                let cx = Context {
+                    snapshot: &snap,
+                    policy: Policy::default(),
+                    now: Timestamp(10),
+                    purpose,
+                    focus: Some(&focus),
+                };
+                let inner = book.inner.lock();
+                let views: Vec<KeyView<'_>> = views_in(&inner, true).collect();
+                let known = |k: &str| inner.slots.contains_key(k);
+                let everything = reconcile::plan(&views, &known, &cx);
+                assert_eq!(plan_in(&inner, &cx), everything, "{focus} {purpose:?}");
+            }
+        }
+    }
 }

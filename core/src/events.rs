@@ -1,6 +1,7 @@
 //! What happened to the book: a bounded, ordered history of events.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,10 @@ pub struct Evidence {
 }
 
 /// The bounded event history; the oldest events are dropped beyond `capacity`.
+///
+/// Events are kept behind `Arc`s, so a reader copies the history out under the lock in
+/// microseconds ([`EventLog::snapshot`], [`EventLog::since`]) and converts it without holding
+/// anything: recording never waits for a reader.
 #[derive(Debug)]
 pub struct EventLog {
     inner: Mutex<LogInner>,
@@ -143,7 +148,8 @@ pub struct EventLog {
 
 #[derive(Debug)]
 struct LogInner {
-    events: VecDeque<Event>,
+    /// Oldest first; sequence numbers strictly increasing.
+    events: VecDeque<Arc<Event>>,
     capacity: usize,
     next_seq: u64,
 }
@@ -200,10 +206,14 @@ impl EventLog {
         };
         inner.next_seq += 1;
         if inner.capacity > 0 {
-            if inner.events.len() == inner.capacity {
-                inner.events.pop_front();
-            }
-            inner.events.push_back(event.clone());
+            let dropped = if inner.events.len() == inner.capacity {
+                inner.events.pop_front()
+            } else {
+                None
+            };
+            inner.events.push_back(Arc::new(event.clone()));
+            drop(inner);
+            drop(dropped);
         }
         event
     }
@@ -215,7 +225,7 @@ impl EventLog {
         let mut inner = self.inner.lock();
         let capacity = inner.capacity;
         let skip = events.len().saturating_sub(capacity);
-        let mut kept: VecDeque<Event> = events.into_iter().skip(skip).collect();
+        let mut kept: VecDeque<Arc<Event>> = events.into_iter().skip(skip).map(Arc::new).collect();
         kept.extend(inner.events.drain(..));
         while kept.len() > capacity {
             kept.pop_front();
@@ -229,20 +239,22 @@ impl EventLog {
         self.inner.lock().next_seq
     }
 
-    /// All kept events, oldest first.
+    /// All kept events, oldest first (copies).
     pub fn all(&self) -> Vec<Event> {
+        self.snapshot().iter().map(|e| Event::clone(e)).collect()
+    }
+
+    /// All kept events, oldest first, shared: the lock is held only to copy the `Arc`s.
+    pub fn snapshot(&self) -> Vec<Arc<Event>> {
         self.inner.lock().events.iter().cloned().collect()
     }
 
-    /// Events with a sequence number greater than `seq`, oldest first.
-    pub fn since(&self, seq: u64) -> Vec<Event> {
-        self.inner
-            .lock()
-            .events
-            .iter()
-            .filter(|e| e.seq > seq)
-            .cloned()
-            .collect()
+    /// Kept events with a sequence number greater than `seq`, oldest first, shared (found by
+    /// binary search: the cost is that of the events returned).
+    pub fn since(&self, seq: u64) -> Vec<Arc<Event>> {
+        let inner = self.inner.lock();
+        let start = inner.events.partition_point(|e| e.seq <= seq);
+        inner.events.range(start..).cloned().collect()
     }
 
     /// Number of kept events.
@@ -270,5 +282,23 @@ mod tests {
         let all = log.all();
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(log.since(2).len(), 1);
+    }
+
+    #[test]
+    fn since_returns_the_events_after_a_sequence_number() {
+        let log = EventLog::new(5);
+        let p = PositionState::new("X", "long", 1.0, 1.0, 1.0, 0.9, None, Timestamp(0));
+        for i in 0..8 {
+            log.record(Timestamp(i), "X", EventKind::Added, "r", None, p.clone());
+        }
+        // Kept: 4..=8.
+        let seqs = |v: Vec<Arc<Event>>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(log.since(0)), [4, 5, 6, 7, 8]);
+        assert_eq!(seqs(log.since(5)), [6, 7, 8]);
+        assert_eq!(seqs(log.since(8)), Vec::<u64>::new());
+        assert_eq!(seqs(log.since(u64::MAX)), Vec::<u64>::new());
+        assert_eq!(seqs(log.snapshot()), [4, 5, 6, 7, 8]);
+        // Shared, not copied.
+        assert!(Arc::ptr_eq(&log.snapshot()[0], &log.since(3)[0]));
     }
 }

@@ -385,45 +385,71 @@ pub struct Context<'a> {
 /// whether the book has any state for a key (untracked listed symbols are imported only when it
 /// has none). Deterministic: the same inputs give the same plan.
 pub fn plan(views: &[KeyView<'_>], known: &dyn Fn(&str) -> bool, cx: &Context<'_>) -> Plan {
-    let snap = cx.snapshot;
+    plan_with(views, || views.iter().copied(), known, cx)
+}
+
+/// [`plan`] for a book whose keys that can change are `views` (every key, or for a read with a
+/// focus at least the focus), with `all` giving every key of the book in book order. `all` is
+/// asked for only when a change rests on an absence: then whether the list is blind to every
+/// position the manager believes open decides on corroboration. Its views need no `own`
+/// fingerprint (only their phases' marks are read), so a focused plan over a large book reads
+/// one position.
+pub fn plan_with<'a, I>(
+    views: &[KeyView<'_>],
+    all: impl FnOnce() -> I,
+    known: &dyn Fn(&str) -> bool,
+    cx: &Context<'_>,
+) -> Plan
+where
+    I: Iterator<Item = KeyView<'a>>,
+{
     let mut out = Plan::default();
     let mut absence_based = false;
-    let mut believed_open = 0usize;
-    let mut believed_seen = 0usize;
     for view in views {
-        let seen = snap.seen(view.key);
-        if let Some(reach) = believed_open_at(&view.phase) {
-            if reach <= snap.requested_at {
-                believed_open += 1;
-                // Listed in any form, on any leg: the list is not blind to it.
-                if snap.lists(view.key.symbol()) {
-                    believed_seen += 1;
-                }
-            }
-        }
         if cx.focus.is_some_and(|f| f != view.key) {
             continue;
         }
-        let before = out.actions.len();
-        match view.phase {
-            Phase::Tracked(t) => plan_tracked(view.key, t, seen, cx, &mut out.actions),
-            Phase::Tombstoned(tomb) => plan_tombstone(view.key, tomb, seen, cx, &mut out.actions),
-            Phase::Closed {
-                at,
-                own,
-                closed_time,
-            } => plan_closed(view.key, at, own, closed_time, seen, cx, &mut out.actions),
-            Phase::Opening { unknown } => {
-                plan_opening(view.key, unknown, seen, snap, &mut out.actions)
-            }
-        }
-        absence_based |= out.actions[before..].iter().any(rests_on_absence);
+        absence_based |= plan_key(view, cx, &mut out.actions);
     }
     if cx.purpose.imports() {
         plan_imports(known, cx, &mut out.actions);
     }
-    out.needs_corroboration = absence_based && believed_open > 0 && believed_seen == 0;
+    out.needs_corroboration = absence_based && is_blind(all(), cx.snapshot);
     out
+}
+
+/// What the list calls for on one key; true when a change rests on an absence.
+fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> bool {
+    let snap = cx.snapshot;
+    let seen = snap.seen(view.key);
+    let before = actions.len();
+    match view.phase {
+        Phase::Tracked(t) => plan_tracked(view.key, t, seen, cx, actions),
+        Phase::Tombstoned(tomb) => plan_tombstone(view.key, tomb, seen, cx, actions),
+        Phase::Closed {
+            at,
+            own,
+            closed_time,
+        } => plan_closed(view.key, at, own, closed_time, seen, cx, actions),
+        Phase::Opening { unknown } => plan_opening(view.key, unknown, seen, snap, actions),
+    }
+    actions[before..].iter().any(rests_on_absence)
+}
+
+/// Whether the list shows none of the keys believed open on the exchange within its reach, and
+/// there is at least one.
+fn is_blind<'a>(views: impl Iterator<Item = KeyView<'a>>, snap: &Snapshot) -> bool {
+    let mut believed_open = false;
+    for view in views {
+        if believed_open_at(&view.phase).is_some_and(|reach| reach <= snap.requested_at) {
+            believed_open = true;
+            // Listed in any form, on any leg: the list is not blind to it.
+            if snap.lists(view.key.symbol()) {
+                return false;
+            }
+        }
+    }
+    believed_open
 }
 
 /// The book mark from which a key counts as believed open on the exchange (tracked, closed by

@@ -143,13 +143,25 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads one answer; `requested_at` is the book's mark before the call.
     pub fn read(entries: Vec<RawEntry>, requested_at: u64) -> Snapshot {
+        let total = entries.len();
+        Snapshot::read_indexed(entries.into_iter().enumerate(), total, requested_at)
+    }
+
+    /// Reads some entries of an answer of `total` entries, each with its place in the answer (a
+    /// list read for one symbol: [`crate::exchange::SymbolEntries`]). What it says about a
+    /// symbol whose entries are all here is what the whole answer says.
+    pub fn read_indexed(
+        entries: impl IntoIterator<Item = (usize, RawEntry)>,
+        total: usize,
+        requested_at: u64,
+    ) -> Snapshot {
         let mut snap = Snapshot {
             well_formed: true,
             requested_at,
-            entries: entries.len(),
+            entries: total,
             ..Snapshot::default()
         };
-        for (index, entry) in entries.into_iter().enumerate() {
+        for (index, entry) in entries {
             match entry {
                 RawEntry::NotAMapping(type_name) => {
                     snap.well_formed = false;

@@ -195,6 +195,52 @@ pub enum RawEntry {
     NotAMapping(String),
 }
 
+/// One `get_open_positions()` answer read for one symbol ([`Exchange::get_open_positions_for`]).
+#[derive(Debug)]
+pub struct SymbolEntries {
+    /// The entries read in full, with their place in the answer: every entry for the symbol, and
+    /// every entry that names no usable symbol (it may be the symbol's, and it keeps the list
+    /// from proving anything absent). Other symbols' entries may be here too.
+    pub entries: Vec<(usize, RawEntry)>,
+    /// Number of entries in the answer.
+    pub total: usize,
+    /// Reads the whole answer in full — the same answer, no second request — for a decision
+    /// that needs every entry. `None` when `entries` already is the whole answer.
+    pub whole: Option<WholeList>,
+}
+
+impl SymbolEntries {
+    /// A whole answer, every entry read.
+    pub fn whole(entries: Vec<RawEntry>) -> Self {
+        SymbolEntries {
+            total: entries.len(),
+            entries: entries.into_iter().enumerate().collect(),
+            whole: None,
+        }
+    }
+}
+
+/// Reads the rest of an answer on demand (see [`SymbolEntries::whole`]).
+pub struct WholeList(Box<dyn FnOnce() -> CoreResult<Vec<RawEntry>> + Send>);
+
+impl WholeList {
+    /// A reader of the whole answer.
+    pub fn new(read: impl FnOnce() -> CoreResult<Vec<RawEntry>> + Send + 'static) -> Self {
+        WholeList(Box::new(read))
+    }
+
+    /// Every entry of the answer, read in full.
+    pub fn read(self) -> CoreResult<Vec<RawEntry>> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for WholeList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WholeList(..)")
+    }
+}
+
 /// What `get_ticker(symbol)` answered.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TickerAnswer {
@@ -261,6 +307,13 @@ pub struct Ohlcv {
 pub trait Exchange: Send + Sync {
     /// `get_open_positions()`: the open positions, or an error when the answer is not a list.
     fn get_open_positions(&self) -> CoreResult<Vec<RawEntry>>;
+    /// `get_open_positions()` read for one symbol (a close's or an order's check): an
+    /// implementation may read only `symbol`'s entries in full, and the rest of the same answer
+    /// when asked ([`SymbolEntries::whole`]). The default reads every entry.
+    fn get_open_positions_for(&self, symbol: &str) -> CoreResult<SymbolEntries> {
+        let _ = symbol;
+        self.get_open_positions().map(SymbolEntries::whole)
+    }
     /// `get_ticker(symbol)`.
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer>;
     /// `get_ohlcv(symbol, timeframe=..., limit=...)`.

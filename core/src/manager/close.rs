@@ -149,8 +149,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(None);
             }
         }
-        // As the original, a list that cannot be read ends the close with its error lines.
-        let mut list = self.read_list()??;
+        // As the original, a list that cannot be read ends the close with its error lines. Only
+        // this symbol's entries are read in full (the original scanned for its symbol too).
+        let mut list = self.read_list_for(key)??;
         let report = self.apply_list(
             &mut list,
             crate::reconcile::Purpose::Verify,

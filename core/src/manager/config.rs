@@ -33,6 +33,9 @@ pub struct ManagerConfig {
     /// once, each from its own worker thread; 1 (the original) makes them one after another.
     /// Their answers are applied in the book's order whatever the setting.
     pub max_concurrent_calls: usize,
+    /// Price-history points each position keeps (`position.history`, for tables and plots):
+    /// its last updates.
+    pub history_points: usize,
 }
 
 impl Default for ManagerConfig {
@@ -49,6 +52,7 @@ impl Default for ManagerConfig {
             tombstone_ttl_seconds: 86_400.0,
             position_mode: crate::reconcile::Mode::OneWay,
             max_concurrent_calls: 1,
+            history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
         }
     }
 }
@@ -67,6 +71,8 @@ pub const MAX_SECONDS: f64 = 1e9;
 pub const MAX_CONCURRENT_CALLS: usize = 64;
 /// The largest `event_capacity` and `tombstone_limit`.
 pub const MAX_COUNT: usize = 1_000_000_000;
+/// The largest `history_points`.
+pub use crate::position::history::MAX_HISTORY_POINTS;
 
 /// Checks a trailing-stop distance (the option and later assignments): a finite fraction of
 /// the price in [0, 1).
@@ -149,6 +155,12 @@ impl ManagerConfig {
         }
         count("event_history", self.event_capacity)?;
         count("tombstone_limit", self.tombstone_limit)?;
+        let h = self.history_points;
+        if !(1..=MAX_HISTORY_POINTS).contains(&h) {
+            return Err(CoreError::Value(format!(
+                "history_points must be an int from 1 to {MAX_HISTORY_POINTS}, got {h}"
+            )));
+        }
         Ok(())
     }
 }
@@ -177,6 +189,7 @@ mod tests {
                 c.event_capacity = MAX_COUNT;
                 c.tombstone_limit = 0;
                 c.max_concurrent_calls = MAX_CONCURRENT_CALLS;
+                c.history_points = MAX_HISTORY_POINTS;
             }),
             Ok(())
         );
@@ -229,6 +242,14 @@ mod tests {
             (
                 |c| c.max_concurrent_calls = 65,
                 "max_concurrent_calls must be an int from 1 to 64, got 65",
+            ),
+            (
+                |c| c.history_points = 0,
+                "history_points must be an int from 1 to 1000000, got 0",
+            ),
+            (
+                |c| c.history_points = MAX_HISTORY_POINTS + 1,
+                "history_points must be an int from 1 to 1000000, got 1000001",
             ),
             (
                 |c| c.event_capacity = MAX_COUNT + 1,

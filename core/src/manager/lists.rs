@@ -10,6 +10,12 @@
 //! A list that shows none of the positions the manager believes open, and would act on their
 //! absence, is read a second time first (rule 7): the bot's own client answers `[]` on any
 //! failure, and one such answer must not untrack live positions.
+//!
+//! A read for one position (a close's check, an order's verification: [`Manager::read_list_for`])
+//! reads only that symbol's entries, and entries that name no symbol, in full: what the list
+//! says about that position is then exact. Whether the list is blind to every position the
+//! manager believes open needs the other entries too; when that question comes up the rest of
+//! the same answer is read (no second request) before anything is decided.
 
 use std::sync::Arc;
 
@@ -22,7 +28,7 @@ use crate::book::{Applied, Reported, Touched};
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::events::{EventKind, Evidence};
-use crate::exchange::TickerAnswer;
+use crate::exchange::{TickerAnswer, WholeList};
 use crate::format::{format_price, py_repr_float};
 use crate::key::Key;
 use crate::reconcile::{judge_removal, Context, Mode, Op, Purpose, Resolution};
@@ -35,6 +41,16 @@ pub struct ListRead {
     pub snapshot: Arc<Snapshot>,
     /// When it was read.
     pub taken_at: Timestamp,
+    /// For a list read for one symbol: the rest of the same answer, read when a decision needs
+    /// every entry (then `snapshot` becomes the whole list's).
+    rest: Option<Arc<parking_lot::Mutex<Option<WholeList>>>>,
+}
+
+impl ListRead {
+    /// Whether `snapshot` holds only some of the answer's entries (a read for one symbol).
+    pub fn is_partial(&self) -> bool {
+        self.rest.is_some()
+    }
 }
 
 /// What applying a list did, for the caller's own log lines and return values.
@@ -61,7 +77,55 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Ok(entries) => Ok(ListRead {
                 snapshot: Arc::new(Snapshot::read(entries, mark)),
                 taken_at: self.now(),
+                rest: None,
             }),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Reads the exchange's list for `key`: its symbol's entries (and entries that name no
+    /// symbol) in full, the rest only if [`Manager::apply_list`] needs it. Errors as
+    /// [`Manager::read_list`].
+    pub(crate) fn read_list_for(&self, key: &Key) -> CoreResult<CoreResult<ListRead>> {
+        let mark = self.book().mark();
+        Ok(
+            match caught(self.exchange().get_open_positions_for(key.symbol()))? {
+                Ok(found) => Ok(ListRead {
+                    snapshot: Arc::new(Snapshot::read_indexed(found.entries, found.total, mark)),
+                    taken_at: self.now(),
+                    rest: found
+                        .whole
+                        .map(|w| Arc::new(parking_lot::Mutex::new(Some(w)))),
+                }),
+                Err(e) => Err(e),
+            },
+        )
+    }
+
+    /// Whether `list` shows none of the positions the manager believes open while some change
+    /// it calls for rests on an absence (see [`crate::reconcile::Plan::needs_corroboration`]).
+    fn needs_corroboration(&self, list: &ListRead, purpose: Purpose, focus: Option<&Key>) -> bool {
+        let cx = Context {
+            snapshot: &list.snapshot,
+            policy: self.policy(),
+            now: self.now(),
+            purpose,
+            focus,
+        };
+        self.book().plan(&cx).needs_corroboration
+    }
+
+    /// Reads the rest of a partial list's answer into its snapshot. `Ok(Err(..))`: it could not
+    /// be read.
+    fn complete(&self, list: &mut ListRead) -> CoreResult<CoreResult<()>> {
+        let Some(whole) = list.rest.take().and_then(|r| r.lock().take()) else {
+            return Ok(Ok(()));
+        };
+        Ok(match caught(whole.read())? {
+            Ok(entries) => {
+                list.snapshot = Arc::new(Snapshot::read(entries, list.snapshot.requested_at));
+                Ok(())
+            }
             Err(e) => Err(e),
         })
     }
@@ -77,20 +141,28 @@ impl<H: Clone + Send + Sync> Manager<H> {
         focus: Option<&Key>,
         removal_reason: &'static str,
     ) -> CoreResult<ListReport> {
+        let mut needs_second_read = self.needs_corroboration(list, purpose, focus);
+        // A partial list is exact about its focus only: anything else, or the question whether
+        // the list is blind (only the other entries can tell), needs the whole answer.
+        let exact = purpose == Purpose::Verify && focus.is_some() && !needs_second_read;
+        if list.is_partial() && !exact {
+            if let Err(e) = self.complete(list)? {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Could not read the position list ({e}); keeping every position this time"
+                    )
+                });
+                return Ok(ListReport {
+                    uncorroborated: true,
+                    ..ListReport::default()
+                });
+            }
+            needs_second_read = self.needs_corroboration(list, purpose, focus);
+        }
         for warning in &list.snapshot.warnings {
             self.log(Channel::Main, Level::Warn, || warning.clone());
         }
         let policy = self.policy();
-        let needs_second_read = {
-            let cx = Context {
-                snapshot: &list.snapshot,
-                policy,
-                now: self.now(),
-                purpose,
-                focus,
-            };
-            self.book().plan(&cx).needs_corroboration
-        };
         if needs_second_read {
             self.log(Channel::Main, Level::Warn, || {
                 "Exchange position list shows none of the tracked positions; reading it again before acting on it".to_owned()
@@ -488,9 +560,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// One read of the list for an operation on `key` (an open's or an order's verification): a
     /// [`Purpose::Verify`] apply, corroborated like any other. The list is `None` when it could
-    /// not be read, corroborated, or is malformed.
+    /// not be read, corroborated, or is malformed; it may hold only `key`'s symbol
+    /// ([`Manager::read_list_for`]).
     pub(crate) fn verify_read(&self, key: &Key) -> CoreResult<(Option<ListRead>, ListReport)> {
-        let mut list = match self.read_list()? {
+        let mut list = match self.read_list_for(key)? {
             Ok(list) => list,
             Err(e) => {
                 self.log(Channel::Main, Level::Warn, || {

@@ -104,9 +104,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         handles: Arc<dyn HandleFactory<H>>,
     ) -> CoreResult<Self> {
         config.validate()?;
+        let book = Book::new(config.tombstone_limit);
+        book.set_history_points(config.history_points);
         Ok(Manager {
             exchange,
-            book: Book::new(config.tombstone_limit),
+            book,
             events: EventLog::new(config.event_capacity),
             clock,
             handles,
@@ -421,3 +423,6 @@ mod drift_tests;
 
 #[cfg(test)]
 mod hedge_tests;
+
+#[cfg(test)]
+mod focused_tests;

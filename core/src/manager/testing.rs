@@ -12,7 +12,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
-    OrderId, OrderReport, RawEntry, RawPosition, TickerAnswer,
+    OrderId, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer, WholeList,
 };
 use crate::format::py_repr_float;
 
@@ -73,6 +73,9 @@ pub struct FakeState {
     pub in_flight: (usize, usize),
     /// `get_ohlcv` of this symbol panics once (a bug in a client binding).
     pub panic_once: Option<String>,
+    /// `get_open_positions_for` answers as the binding does: only the symbol's entries (and
+    /// entries without a usable symbol), the whole answer on demand (a `whole` call).
+    pub partial_reads: bool,
 }
 
 /// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
@@ -148,6 +151,31 @@ impl Exchange for Fake {
             Some(answer) => answer,
             None => Ok(s.positions.clone()),
         }
+    }
+
+    fn get_open_positions_for(&self, symbol: &str) -> CoreResult<SymbolEntries> {
+        let all = self.get_open_positions()?;
+        if !self.0.lock().partial_reads {
+            return Ok(SymbolEntries::whole(all));
+        }
+        let entries = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| match e {
+                RawEntry::Position(raw) => raw.symbol().is_none_or(|s| s == symbol),
+                RawEntry::NotAMapping(_) => true,
+            })
+            .map(|(i, e)| (i, e.clone()))
+            .collect();
+        let state = self.0.clone();
+        Ok(SymbolEntries {
+            entries,
+            total: all.len(),
+            whole: Some(WholeList::new(move || {
+                state.lock().calls.push("whole".into());
+                Ok(all)
+            })),
+        })
     }
 
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {

@@ -1,0 +1,279 @@
+"""Cheap reads: ``manager.positions`` and the small accessors answer from a dict copy of the book
+that is rebuilt only after the book changed, and always agree with the book; ``events_since(seq)``
+reads only what is new; a full ``manager.events`` read lets other threads run.
+
+Speed is measured in ``benches/bench_reads.py`` (docs/benchmarks.md), never asserted here.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+from helpers_clients import FakeExchange, make_manager, make_position
+
+from position_manager_rs import PositionManager
+
+A, B, C = "A/USDT:USDT", "B/USDT:USDT", "C/USDT:USDT"
+
+
+def assert_reads_agree(pm: PositionManager, expected: dict[str, Any]) -> None:
+    """Every read of the book gives `expected` (symbol -> the very Position object)."""
+    view = pm.positions
+    assert pm.get_all_positions() == expected
+    assert list(view) == list(expected) == view.keys() == list(pm.get_all_positions())
+    assert view.values() == list(expected.values())
+    assert view.items() == list(expected.items())
+    assert dict(view) == expected and view.copy() == expected and view == expected
+    assert len(view) == len(expected) == pm.get_open_positions_count()
+    assert bool(view) == bool(expected)
+    for symbol, position in expected.items():
+        assert symbol in view and pm.has_position(symbol)
+        assert view[symbol] is position and view.get(symbol) is position
+        assert pm.get_position(symbol) is position
+    for missing in ("NOT/USDT:USDT", ""):
+        assert missing not in view and not pm.has_position(missing)
+        assert view.get(missing) is None and pm.get_position(missing) is None
+        with pytest.raises(KeyError):
+            view[missing]
+
+
+def test_every_read_follows_every_change_of_the_book() -> None:
+    exchange = FakeExchange()
+    pm = make_manager(exchange)
+    assert_reads_agree(pm, {})
+    a, b, c = make_position(A), make_position(B), make_position(C)
+    pm.positions[A] = a
+    assert_reads_agree(pm, {A: a})
+    pm.positions.update({B: b, C: c})
+    assert_reads_agree(pm, {A: a, B: b, C: c})
+    a2 = make_position(A)
+    pm.positions[A] = a2  # a replacement keeps its place
+    assert_reads_agree(pm, {A: a2, B: b, C: c})
+    del pm.positions[B]
+    assert_reads_agree(pm, {A: a2, C: c})
+    assert pm.positions.pop(C) is c
+    assert_reads_agree(pm, {A: a2})
+    # Changes the core makes on its own: an update cycle removes what the exchange no longer
+    # lists, a close removes, an open and a sync add.
+    exchange.open(B)
+    pm.positions[B] = b
+    list(pm.update_positions())  # A is not listed: removed
+    assert_reads_agree(pm, {B: b})
+    assert pm.close_position(B) is not None
+    assert_reads_agree(pm, {})
+    assert pm.open_position(A, "BUY", 1.0, 10)
+    opened = pm.positions[A]
+    assert_reads_agree(pm, {A: opened})
+    exchange.open(C)
+    assert pm.sync_existing_positions() == 1
+    assert_reads_agree(pm, {A: opened, C: pm.positions[C]})
+    pm.positions.clear()
+    assert_reads_agree(pm, {})
+    pm.positions = {B: b}
+    assert_reads_agree(pm, {B: b})
+
+
+def test_the_positions_attribute_is_one_object_and_copies_are_new_dicts() -> None:
+    pm = make_manager(FakeExchange())
+    a = make_position(A)
+    pm.positions[A] = a
+    assert pm.positions is pm.positions
+    first = pm.get_all_positions()
+    first[B] = make_position(B)  # the caller's own dict
+    del first[A]
+    assert pm.get_all_positions() == {A: a}
+    assert pm.get_all_positions() is not pm.get_all_positions()
+    copied = pm.positions.copy()
+    copied.clear()
+    assert pm.positions.copy() == {A: a}
+    keys = pm.positions.keys()
+    keys.append("X")  # a list of its own
+    assert pm.positions.keys() == [A]
+
+
+def test_iteration_goes_on_over_the_book_it_started_with() -> None:
+    pm = make_manager(FakeExchange())
+    positions = {s: make_position(s) for s in (A, B, C)}
+    pm.positions.update(positions)
+    seen = []
+    for symbol in pm.positions:
+        seen.append(symbol)
+        del pm.positions[symbol]  # changing the book meanwhile never raises
+        pm.positions["X" + symbol] = make_position("X" + symbol)
+    assert seen == [A, B, C]
+    assert list(pm.positions) == ["X" + s for s in (A, B, C)]
+    items = iter(pm.positions.items())
+    pm.positions.clear()
+    assert [s for s, _ in items] == ["X" + s for s in (A, B, C)]
+
+
+def test_keys_that_are_not_plain_str_are_answered_as_before() -> None:
+    pm = make_manager(FakeExchange())
+    a = make_position(A)
+    pm.positions[A] = a
+
+    class Text(str):
+        pass
+
+    others: list[Any] = [1, None, 2.5, b"A/USDT:USDT", (A,)]
+    for other in others:
+        assert other not in pm.positions
+        assert pm.positions.get(other) is None
+        with pytest.raises(KeyError):
+            pm.positions[other]
+    assert Text(A) in pm.positions and pm.positions[Text(A)] is a
+    assert pm.has_position(Text(A)) and pm.get_position(Text(A)) is a
+    # A key with a lone surrogate is stored with U+FFFD in place of its bytes, and found by
+    # either spelling.
+    odd = make_position("D")
+    pm.positions["D\udc80"] = odd
+    assert list(pm.positions) == [A, "D\ufffd\ufffd\ufffd"]
+    for spelling in ("D\udc80", "D\ufffd\ufffd\ufffd"):
+        assert spelling in pm.positions and pm.positions[spelling] is odd
+        assert pm.has_position(spelling) and pm.get_position(spelling) is odd
+    for missing in ("D", "D\ufffd", "E\udc80"):
+        assert missing not in pm.positions and pm.get_position(missing) is None
+    with pytest.raises(TypeError):
+        pm.get_position(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        pm.has_position(None)  # type: ignore[arg-type]
+
+
+def test_hedge_mode_reads_resolve_a_plain_symbol_to_its_leg() -> None:
+    pm = make_manager(FakeExchange(), position_mode="hedge")
+    long_leg = make_position(A)
+    pm.positions[A + "@long"] = long_leg
+    assert pm.get_position(A) is long_leg and pm.has_position(A)
+    assert A not in pm.positions  # the view is keyed by leg
+    short_leg = make_position(A, side="short")
+    pm.positions[A + "@short"] = short_leg
+    assert pm.get_position(A) is None and pm.has_position(A)  # two legs: name one
+    assert pm.get_position(A + "@short") is short_leg
+    assert pm.get_open_positions_count() == 2
+
+
+def test_reads_from_many_threads_while_the_book_changes() -> None:
+    pm = make_manager(FakeExchange())
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                snapshot = pm.get_all_positions()
+                for symbol in pm.positions:
+                    pm.positions.get(symbol)
+                assert all(isinstance(s, str) for s in snapshot)
+                assert pm.get_open_positions_count() >= 0
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(300):
+            symbol = f"S{i % 17}"
+            pm.positions[symbol] = make_position(symbol)
+            if i % 3 == 0:
+                pm.positions.pop(f"S{(i * 7) % 17}", None)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a reader hung"
+    assert errors == []
+    assert_reads_agree(pm, {s: pm.positions[s] for s in pm.positions.keys()})
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def _events_manager(n: int, **options: Any) -> PositionManager:
+    pm = make_manager(FakeExchange(), **options)
+    pm.positions[A] = make_position(A)
+    for i in range(n - 1):  # one 'added' event, then targets_changed events
+        assert pm.modify_position_targets(A, 90.0 + (i % 5), None)
+    return pm
+
+
+def test_events_since_reads_only_what_is_new() -> None:
+    pm = _events_manager(5)
+    everything = pm.events
+    assert [e["seq"] for e in everything] == [1, 2, 3, 4, 5]
+    assert pm.events_since(0) == everything
+    assert pm.events_since(3) == everything[3:]
+    assert pm.events_since(5) == [] and pm.events_since(10**6) == []
+    pm.modify_position_targets(A, 80.0, None)
+    new = pm.events_since(5)
+    assert [(e["seq"], e["kind"]) for e in new] == [(6, "targets_changed")]
+    assert new[0]["position"]["stop_loss"] == 80.0
+
+
+def test_events_since_says_when_older_events_were_dropped() -> None:
+    pm = _events_manager(12, event_history=5)
+    assert [e["seq"] for e in pm.events_since(2)] == [8, 9, 10, 11, 12]  # 3..7 were dropped
+    assert pm.events_since(9) == pm.events[-3:]
+    assert _events_manager(3, event_history=0).events_since(0) == []
+
+
+@pytest.mark.parametrize(
+    ("seq", "error", "message"),
+    [
+        (-1, ValueError, "seq must be an int from 0 to 9223372036854775807, got -1"),
+        (2**64, ValueError, "seq must be an int from 0 to"),
+        ("x", TypeError, "seq must be an int, got 'x'"),
+        (True, TypeError, "seq must be an int, not a bool, got True"),
+        (1.5, TypeError, "seq must be an int, got 1.5"),
+        (None, TypeError, "seq must be an int, got None"),
+    ],
+)
+def test_events_since_names_a_bad_seq_and_its_value(
+    seq: Any, error: type[Exception], message: str
+) -> None:
+    pm = _events_manager(2)
+    with pytest.raises(error) as info:
+        pm.events_since(seq)
+    assert type(info.value) is error and message in str(info.value)
+
+
+def test_a_full_events_read_lets_other_threads_run() -> None:
+    """While a full read of 10 000 events converts them, another Python thread keeps running
+    (the read lets go of the interpreter every few milliseconds). Counted, not timed: the other
+    thread records when it ran, and it must have run in each quarter of the read (a read that
+    kept the interpreter while converting lets it run only while the events are copied out,
+    at the start)."""
+    pm = _events_manager(10_000)
+    ticks: list[float] = []
+    stop = threading.Event()
+    running = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            running.set()
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    thread = threading.Thread(target=ticker, daemon=True)
+    thread.start()
+    try:
+        assert running.wait(10)
+        start = time.perf_counter()
+        events = pm.events
+        end = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        sys.setswitchinterval(old)
+    assert not thread.is_alive()
+    assert len(events) == 10_000 and events[-1]["seq"] == 10_000
+    quarter = (end - start) / 4
+    ran = [
+        any(start + i * quarter < t < start + (i + 1) * quarter for t in ticks) for i in range(4)
+    ]
+    assert ran == [True] * 4, f"the other thread ran in these quarters of the read only: {ran}"
