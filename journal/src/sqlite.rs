@@ -14,6 +14,29 @@ use crate::{JournalError, JournalResult, SyncMode};
 /// How long a statement waits for another process's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Puts the file in WAL mode (it stays so) and answers the mode now in force.
+///
+/// Switching a new file's mode takes an exclusive lock, and SQLite answers "database is locked"
+/// at once (without its busy handler) when another connection holds a lock meanwhile, as when
+/// several bots open one new journal together. So the switch is retried, every 5 ms, for as
+/// long as any statement would wait ([`BUSY_TIMEOUT`]).
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// An SQLite connection.
 pub struct Sqlite {
     conn: Connection,
@@ -36,11 +59,9 @@ impl Sqlite {
             JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| {
-                JournalError::Database(format!("cannot use {} as a journal: {e}", path.display()))
-            })?;
+        let mode = wal_mode(&conn).map_err(|e| {
+            JournalError::Database(format!("cannot use {} as a journal: {e}", path.display()))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(JournalError::Database(format!(
                 "cannot put the journal {} in WAL mode (journal_mode is {mode})",

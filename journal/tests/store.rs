@@ -323,3 +323,38 @@ fn writers_of_many_accounts_write_concurrently_without_losing_or_doubling_an_eve
         assert_eq!(r.accounts().unwrap().len(), threads);
     }
 }
+
+/// Several writers opening a new SQLite journal file at the same moment (bots started
+/// together): each one opens it. Turning a new file to WAL takes an exclusive lock for which
+/// SQLite does not wait on its busy handler, so an open that met another's switch used to fail
+/// with "database is locked".
+#[test]
+fn writers_opening_a_new_sqlite_file_at_once_all_open_it() {
+    const WRITERS: usize = 6;
+    for round in 0..25 {
+        let spec = sqlite_db();
+        let barrier = std::sync::Barrier::new(WRITERS);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|i| {
+                    let (spec, barrier) = (&spec, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        Writer::open(
+                            Target::parse(spec).unwrap(),
+                            SyncMode::Full,
+                            &format!("acct-{i}"),
+                            100,
+                            1_700_000_000_000_000,
+                        )
+                        .map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let got = h.join().expect("no panic");
+                assert!(got.is_ok(), "round {round}: {got:?}");
+            }
+        });
+    }
+}
