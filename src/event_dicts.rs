@@ -22,6 +22,9 @@ use crate::position::state_dict;
 /// How long a conversion keeps the interpreter before it lets other threads run.
 pub const HOLD: Duration = Duration::from_millis(2);
 
+/// How long a conversion leaves the interpreter free each time it lets other threads run.
+const YIELD_PAUSE: Duration = Duration::from_micros(50);
+
 /// Events as a list of dicts (oldest first), converted a few milliseconds at a time.
 pub fn events_list<'py>(py: Python<'py>, events: &[Arc<Event>]) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
@@ -29,8 +32,10 @@ pub fn events_list<'py>(py: Python<'py>, events: &[Arc<Event>]) -> PyResult<Boun
     for (i, e) in events.iter().enumerate() {
         list.append(event_dict(py, e)?)?;
         if i % 16 == 15 && held_since.elapsed() >= HOLD {
-            // Other threads waiting for the interpreter take it here.
-            detached(py, || ());
+            // Other threads waiting for the interpreter take it here: the pause lets one of
+            // them wake and take it (released and retaken at once, CPython would hand it
+            // straight back to this thread).
+            detached(py, || std::thread::sleep(YIELD_PAUSE));
             py.check_signals()?;
             held_since = Instant::now();
         }

@@ -710,8 +710,10 @@ impl PyPositionManager {
     /// keep running meanwhile). To follow it, read only what is new: `events_since(seq)`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let core = &self.core;
-        let events = detached(py, || core.events().snapshot());
+        // The history's lock guards only a copy of pointers (no Python runs under it), so it is
+        // taken attached: detaching for microseconds in a reading loop would keep other threads
+        // from the interpreter (CPython hands it back to a thread that releases it briefly).
+        let events = self.core.events().snapshot();
         events_list(py, &events)
     }
 
@@ -727,8 +729,7 @@ impl PyPositionManager {
     ) -> PyResult<Bound<'py, PyList>> {
         let seq = crate::options::int_arg("seq", seq, 0, i64::MAX)?;
         let seq = u64::try_from(seq).unwrap_or(0);
-        let core = &self.core;
-        let events = detached(py, || core.events().since(seq));
+        let events = self.core.events().since(seq);
         events_list(py, &events)
     }
 
