@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::book_dict::{BookDict, Found};
 
@@ -236,19 +237,20 @@ impl PositionsView {
         self.count() > 0
     }
 
-    /// Tracked symbols (a snapshot list).
-    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        Ok(self.dict(py)?.keys())
+    /// Tracked symbols: a `dict_keys` view of a snapshot of the book (it does not change
+    /// afterwards), as the original's `positions.keys()`.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.dict(py)?.call_method0(intern!(py, "keys"))
     }
 
-    /// Tracked Position objects (a snapshot list).
-    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        Ok(self.dict(py)?.values())
+    /// Tracked Position objects: a `dict_values` view of a snapshot of the book.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.dict(py)?.call_method0(intern!(py, "values"))
     }
 
-    /// `(symbol, Position)` pairs (a snapshot list).
-    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        Ok(self.dict(py)?.items())
+    /// `(symbol, Position)` pairs: a `dict_items` view of a snapshot of the book.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.dict(py)?.call_method0(intern!(py, "items"))
     }
 
     /// The Position for `key`, or `default`.

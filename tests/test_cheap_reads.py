@@ -24,9 +24,14 @@ def assert_reads_agree(pm: PositionManager, expected: dict[str, Any]) -> None:
     """Every read of the book gives `expected` (symbol -> the very Position object)."""
     view = pm.positions
     assert pm.get_all_positions() == expected
-    assert list(view) == list(expected) == view.keys() == list(pm.get_all_positions())
-    assert view.values() == list(expected.values())
-    assert view.items() == list(expected.items())
+    assert list(view) == list(expected) == list(view.keys()) == list(pm.get_all_positions())
+    assert view.keys() == expected.keys() and view.items() == expected.items()
+    assert list(view.values()) == list(expected.values())
+    assert list(view.items()) == list(expected.items())
+    # dict views, as the original's positions.keys()/values()/items()
+    assert type(view.keys()) is type({}.keys())
+    assert type(view.values()) is type({}.values())
+    assert type(view.items()) is type({}.items())
     assert dict(view) == expected and view.copy() == expected and view == expected
     assert len(view) == len(expected) == pm.get_open_positions_count()
     assert bool(view) == bool(expected)
@@ -91,8 +96,9 @@ def test_the_positions_attribute_is_one_object_and_copies_are_new_dicts() -> Non
     copied.clear()
     assert pm.positions.copy() == {A: a}
     keys = pm.positions.keys()
-    keys.append("X")  # a list of its own
-    assert pm.positions.keys() == [A]
+    pm.positions[C] = make_position(C)  # a view taken before a change keeps its snapshot
+    assert list(keys) == [A]
+    assert list(pm.positions.keys()) == [A, C]
 
 
 def test_iteration_goes_on_over_the_book_it_started_with() -> None:
