@@ -77,6 +77,9 @@ impl PyLoggers {
 /// take (handler levels). A record below its gate is never built: it costs one atomic load.
 pub fn refresh_for(py: Python<'_>, core: &CoreManager, loggers: &PyLoggers) {
     refresh();
+    // The manager's loggers share their parents (`TradingBot.Position` propagates to
+    // `TradingBot`): each logger of the chains is read once per refresh.
+    let mut chains = Chains::new(py);
     for (channel, logger) in [
         (Channel::Main, &loggers.main),
         (Channel::Position, &loggers.position),
@@ -85,8 +88,8 @@ pub fn refresh_for(py: Python<'_>, core: &CoreManager, loggers: &PyLoggers) {
         let logger = logger.bind(py);
         let enabled = most_verbose_enabled(logger).unwrap_or(LevelFilter::Trace);
         // When the handlers cannot be read for sure, every enabled record is built, as before.
-        let filter = match handled_levels(logger) {
-            Ok(Some(handled)) => enabled.min(handled),
+        let filter = match chains.as_mut().map(|c| c.handled_levels(logger)) {
+            Ok(Ok(Some(handled))) => enabled.min(handled),
             _ => enabled,
         };
         core.level_gates().set(channel, filter);
@@ -110,66 +113,110 @@ fn most_verbose_enabled(logger: &Bound<'_, PyAny>) -> PyResult<LevelFilter> {
     Ok(LevelFilter::Off)
 }
 
-/// The most verbose level some handler would emit for a record of `logger`, as
-/// `Logger.callHandlers` decides: the lowest handler level on the logger and on its parents
-/// up to the first with `propagate` false; `logging.lastResort`'s level when there is no
-/// handler at all. `None` when that is not the whole story: the logger has filters (they see
-/// every enabled record and may change it), its class handles records its own way, or there
-/// is no handler and no `lastResort`.
-fn handled_levels(logger: &Bound<'_, PyAny>) -> PyResult<Option<LevelFilter>> {
-    let py = logger.py();
-    let logging = py.import(pyo3::intern!(py, "logging"))?;
-    let base = logging.getattr(pyo3::intern!(py, "Logger"))?;
-    let class = logger.get_type();
-    for method in [
-        pyo3::intern!(py, "handle"),
-        pyo3::intern!(py, "callHandlers"),
-    ] {
-        if !class.getattr(method)?.is(&base.getattr(method)?) {
+/// What one refresh has read of Python's logging: the `logging` module, its `Logger` class, and
+/// the lowest handler level of each logger's propagation chain read so far.
+struct Chains<'py> {
+    logging: Bound<'py, PyModule>,
+    base: Bound<'py, PyAny>,
+    /// (logger, the lowest handler level on it and its propagation chain; `None`: no handler)
+    seen: Vec<(Bound<'py, PyAny>, Option<i64>)>,
+}
+
+impl<'py> Chains<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let logging = py.import(pyo3::intern!(py, "logging"))?;
+        let base = logging.getattr(pyo3::intern!(py, "Logger"))?;
+        Ok(Chains {
+            logging,
+            base,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The most verbose level some handler would emit for a record of `logger`, as
+    /// `Logger.callHandlers` decides: the lowest handler level on the logger and on its parents
+    /// up to the first with `propagate` false; `logging.lastResort`'s level when there is no
+    /// handler at all. `None` when that is not the whole story: the logger has filters (they
+    /// see every enabled record and may change it), its class handles records its own way, or
+    /// there is no handler and no `lastResort`.
+    fn handled_levels(&mut self, logger: &Bound<'py, PyAny>) -> PyResult<Option<LevelFilter>> {
+        let py = logger.py();
+        let class = logger.get_type();
+        if !class.is(&self.base) {
+            for method in [
+                pyo3::intern!(py, "handle"),
+                pyo3::intern!(py, "callHandlers"),
+            ] {
+                if !class.getattr(method)?.is(&self.base.getattr(method)?) {
+                    return Ok(None);
+                }
+            }
+        }
+        if logger.getattr(pyo3::intern!(py, "filters"))?.is_truthy()? {
             return Ok(None);
         }
-    }
-    if logger.getattr(pyo3::intern!(py, "filters"))?.is_truthy()? {
-        return Ok(None);
-    }
-    let mut lowest: Option<i64> = None;
-    let mut current = logger.clone();
-    loop {
-        for handler in current.getattr(pyo3::intern!(py, "handlers"))?.try_iter()? {
-            let level: i64 = handler?.getattr(pyo3::intern!(py, "level"))?.extract()?;
-            lowest = Some(lowest.map_or(level, |l| l.min(level)));
-        }
-        if !current
-            .getattr(pyo3::intern!(py, "propagate"))?
-            .is_truthy()?
-        {
-            break;
-        }
-        let parent = current.getattr(pyo3::intern!(py, "parent"))?;
-        if parent.is_none() {
-            break;
-        }
-        current = parent;
-    }
-    let lowest = match lowest {
-        Some(level) => level,
-        None => {
-            let last_resort = logging.getattr(pyo3::intern!(py, "lastResort"))?;
-            if last_resort.is_none() {
-                return Ok(None);
+        let lowest = match self.chain_lowest(logger)? {
+            Some(level) => level,
+            None => {
+                let last_resort = self.logging.getattr(pyo3::intern!(py, "lastResort"))?;
+                if last_resort.is_none() {
+                    return Ok(None);
+                }
+                last_resort.getattr(pyo3::intern!(py, "level"))?.extract()?
             }
-            last_resort.getattr(pyo3::intern!(py, "level"))?.extract()?
+        };
+        // A record at Python level `p` is emitted when `p >= lowest`.
+        Ok(Some(match lowest {
+            l if l <= 5 => LevelFilter::Trace,
+            l if l <= 10 => LevelFilter::Debug,
+            l if l <= 20 => LevelFilter::Info,
+            l if l <= 30 => LevelFilter::Warn,
+            l if l <= 40 => LevelFilter::Error,
+            _ => LevelFilter::Off,
+        }))
+    }
+
+    /// The lowest handler level on `logger` and, while `propagate` holds, its parents (`None`:
+    /// no handler on the chain). Each logger is read once: a chain met again is remembered.
+    fn chain_lowest(&mut self, logger: &Bound<'py, PyAny>) -> PyResult<Option<i64>> {
+        let py = logger.py();
+        let mut walked: Vec<(Bound<'py, PyAny>, Option<i64>)> = Vec::new();
+        let mut current = logger.clone();
+        let mut rest: Option<i64> = None;
+        loop {
+            if let Some((_, known)) = self.seen.iter().find(|(l, _)| l.is(&current)) {
+                rest = *known;
+                break;
+            }
+            let mut own: Option<i64> = None;
+            for handler in current.getattr(pyo3::intern!(py, "handlers"))?.try_iter()? {
+                let level: i64 = handler?.getattr(pyo3::intern!(py, "level"))?.extract()?;
+                own = Some(own.map_or(level, |l| l.min(level)));
+            }
+            let parent = if current
+                .getattr(pyo3::intern!(py, "propagate"))?
+                .is_truthy()?
+            {
+                Some(current.getattr(pyo3::intern!(py, "parent"))?)
+            } else {
+                None
+            };
+            walked.push((current, own));
+            match parent {
+                Some(p) if !p.is_none() => current = p,
+                _ => break,
+            }
         }
-    };
-    // A record at Python level `p` is emitted when `p >= lowest`.
-    Ok(Some(match lowest {
-        l if l <= 5 => LevelFilter::Trace,
-        l if l <= 10 => LevelFilter::Debug,
-        l if l <= 20 => LevelFilter::Info,
-        l if l <= 30 => LevelFilter::Warn,
-        l if l <= 40 => LevelFilter::Error,
-        _ => LevelFilter::Off,
-    }))
+        // Fold from the end of the chain back to `logger`, remembering each logger's answer.
+        for (l, own) in walked.into_iter().rev() {
+            rest = match (own, rest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.seen.push((l, rest));
+        }
+        Ok(rest)
+    }
 }
 
 /// Re-reads Python's logging configuration (levels, handlers) for this package's records.
