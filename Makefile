@@ -77,6 +77,7 @@ bench: dev
 	$(PY) benches/bench_adaptive.py
 	$(PY) benches/bench_cold.py
 	$(PY) benches/bench_latency.py
+	$(PY) benches/bench_reads.py
 
 $(WHEEL_VENV)/.ready:
 	python3 -m venv $(WHEEL_VENV)
