@@ -35,6 +35,7 @@ import tracemalloc
 from functools import partial
 from typing import Any, Callable
 
+from bench_update import PrecomputedClient
 from cycle_timing import time_cycles
 
 from position_manager_rs import Position, PositionManager, __version__
@@ -57,25 +58,13 @@ def entry(symbol: str) -> dict[str, Any]:
     }
 
 
-class ListingClient:
-    """Prebuilt answers: the cheapest client a bot could have."""
+class ListingClient(PrecomputedClient):
+    """`bench_update.py`'s prebuilt client, listing ccxt-like unified entries (contract size,
+    mark and liquidation prices) as a bot's client does."""
 
     def __init__(self, symbols: list[str]) -> None:
-        self.listed = [entry(s) for s in symbols]
-        self.ticker = {"last": PRICE}
-        self.candles: list[list[float]] = []
-
-    def get_open_positions(self) -> list[dict[str, Any]]:
-        return self.listed
-
-    def get_ticker(self, symbol: str) -> dict[str, float]:
-        return self.ticker
-
-    def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[list[float]]:
-        return self.candles
-
-    def close_position(self, symbol: str) -> bool:
-        return True
+        super().__init__(symbols, PRICE)
+        self._positions = [entry(s) for s in symbols]
 
 
 def symbols(n: int) -> list[str]:
