@@ -83,6 +83,39 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
+    /// Sends a scale order and reads its answer: the fill when the answer says it
+    /// (`Ok(Ok(_))`), else what checking the exchange found (`settle_scale`). An interruption
+    /// marks the key's outcome unknown (nothing more is sent for it until it is settled) and
+    /// ends the call; an order the client never sent is an error as it came.
+    fn send_scale_order(
+        &self,
+        key: &Key,
+        position: &SharedPosition,
+        order: &MarketOrder<'_>,
+        unknown: impl Fn() -> Unknown,
+        label: &str,
+    ) -> CoreResult<Result<Answered, Option<Resolution>>> {
+        let symbol = key.as_str();
+        let answer = match self.exchange().create_market_order(order) {
+            Err(e) if e.is_interrupt() => {
+                self.book().set_unknown(symbol, position, unknown());
+                return Err(e);
+            }
+            Err(e) if e.is_unsent() => return Err(e),
+            Ok(a) => answered(&a, order.amount),
+            Err(e) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("{label} order for {symbol} failed: {e}; checking the exchange")
+                });
+                None
+            }
+        };
+        match answer {
+            Some(a) => Ok(Ok(a)),
+            None => self.settle_scale(key, position, unknown(), order.amount),
+        }
+    }
+
     /// Lost or unreadable answer of a scale order: by its client id, else by one list.
     fn settle_scale(
         &self,
@@ -172,7 +205,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(current_price),
             target_bit: 0,
         };
-        let answer = self.exchange().create_market_order(&MarketOrder {
+        let order = MarketOrder {
             symbol: key.symbol(),
             side: OrderSide::opening(is_long),
             amount: additional,
@@ -180,29 +213,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
             reduce_only: false,
             client_order_id: order_id.as_deref(),
             position_side: self.leg_of(position),
-        });
-        let answer = match answer {
-            Err(e) if e.is_interrupt() => {
-                self.book().set_unknown(symbol, position, unknown());
-                return Err(e);
-            }
-            Err(e) if e.is_unsent() => return Err(e),
-            Ok(a) => answered(&a, additional),
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!("Scale-in order for {symbol} failed: {e}; checking the exchange")
-                });
-                None
-            }
         };
-        let answer = match answer {
-            Some(a) => a,
-            None => match self.settle_scale(key, position, unknown(), additional)? {
-                Ok(a) => a,
-                Err(resolution) => {
-                    return Ok(matches!(resolution, Some(Resolution::Executed { .. })));
-                }
-            },
+        let answer = match self.send_scale_order(key, position, &order, unknown, "Scale-in")? {
+            Ok(a) => a,
+            Err(resolution) => {
+                return Ok(matches!(resolution, Some(Resolution::Executed { .. })));
+            }
         };
         let (added, price) = match answer {
             Answered::Nothing => return Ok(false),
@@ -436,7 +452,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(price),
             target_bit,
         };
-        let answer = self.exchange().create_market_order(&MarketOrder {
+        let order = MarketOrder {
             symbol: key.symbol(),
             side: OrderSide::closing(is_long),
             amount,
@@ -444,36 +460,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
             reduce_only: true,
             client_order_id: order_id.as_deref(),
             position_side: self.leg_of(position),
-        });
-        let answer = match answer {
-            Err(e) if e.is_interrupt() => {
-                self.book().set_unknown(symbol, position, unknown());
-                return Err(e);
-            }
-            Err(e) if e.is_unsent() => return Err(e),
-            Ok(a) => answered(&a, amount),
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!("Scale-out order for {symbol} failed: {e}; checking the exchange")
-                });
-                None
-            }
         };
-        let answer = match answer {
-            Some(a) => a,
-            None => match self.settle_scale(key, position, unknown(), amount)? {
-                Ok(a) => a,
-                Err(resolution) => {
-                    let rf = position.lock().leveraged_pnl(price, true);
-                    return Ok(match resolution {
-                        Some(Resolution::Executed { .. } | Resolution::Closed) => {
-                            ScaleOut::Done(rf)
-                        }
-                        Some(Resolution::NotExecuted) => ScaleOut::NotDone,
-                        None => ScaleOut::Unknown,
-                    });
-                }
-            },
+        let answer = match self.send_scale_order(key, position, &order, unknown, "Scale-out")? {
+            Ok(a) => a,
+            Err(resolution) => {
+                let rf = position.lock().leveraged_pnl(price, true);
+                return Ok(match resolution {
+                    Some(Resolution::Executed { .. } | Resolution::Closed) => ScaleOut::Done(rf),
+                    Some(Resolution::NotExecuted) => ScaleOut::NotDone,
+                    None => ScaleOut::Unknown,
+                });
+            }
         };
         let closed = match answer {
             Answered::Nothing => return Ok(ScaleOut::NotDone),
