@@ -523,14 +523,7 @@ class CcxtClient:
                 self.exchange.load_markets()  # some classes (Binance) need them and do not load
             answer = self.exchange.fetch_position_mode(symbol)
         except Exception as e:
-            with self._state_lock:
-                first = not self._mode_warned
-                self._mode_warned = True
-            if first:
-                self.logger.warning(
-                    f"Could not read the position mode for {symbol}: {type(e).__name__}: {e}; "
-                    "assuming one-way (set CcxtClient(position_mode=...) to say)"
-                )
+            self._mode_unreadable(e, f" for {symbol}")
             return False
         hedged = answer.get("hedged") if isinstance(answer, Mapping) else None
         if not isinstance(hedged, bool):
@@ -539,19 +532,23 @@ class CcxtClient:
             self._venue_mode = hedged
         return hedged
 
+    def _mode_unreadable(self, e: Exception, what: str) -> None:
+        """Warns, once per client, that the account's position mode could not be read."""
+        with self._state_lock:
+            first = not self._mode_warned
+            self._mode_warned = True
+        if first:
+            self.logger.warning(
+                f"Could not read the position mode{what}: {type(e).__name__}: {e}; "
+                "assuming one-way (set CcxtClient(position_mode=...) to say)"
+            )
+
     def _htx_position_mode(self) -> bool:
         """HTX (v5): the account's ``position_mode`` (``dual_side``: hedge mode), asked once."""
         try:
             response = self.exchange.contractPrivateGetV5PositionMode()
         except Exception as e:
-            with self._state_lock:
-                first = not self._mode_warned
-                self._mode_warned = True
-            if first:
-                self.logger.warning(
-                    f"Could not read the position mode: {type(e).__name__}: {e}; assuming "
-                    "one-way (set CcxtClient(position_mode=...) to say)"
-                )
+            self._mode_unreadable(e, "")
             return False
         data = response.get("data") if isinstance(response, Mapping) else None
         mode = data.get("position_mode") if isinstance(data, Mapping) else None
@@ -567,14 +564,7 @@ class CcxtClient:
         try:
             entries = self.exchange.fetch_positions([symbol])
         except Exception as e:
-            with self._state_lock:
-                first = not self._mode_warned
-                self._mode_warned = True
-            if first:
-                self.logger.warning(
-                    f"Could not read the position mode for {symbol}: {type(e).__name__}: {e}; "
-                    "assuming one-way (set CcxtClient(position_mode=...) to say)"
-                )
+            self._mode_unreadable(e, f" for {symbol}")
             return False
         modes = {
             entry_hedged(e)
