@@ -276,16 +276,16 @@ class Binance(_Base):
         return self._order(venue, venue.ledger.cancel(o.id))
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/fapi/v1/exchangeInfo"): lambda v, r: v.dialect.exchange_info(v, r),
-        ("GET", "/fapi/v1/ticker/24hr"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/fapi/v1/klines"): lambda v, r: v.dialect.klines(v, r),
-        ("GET", "/fapi/v1/leverageBracket"): lambda v, r: v.dialect.brackets(v, r),
-        ("GET", "/fapi/v3/positionRisk"): lambda v, r: v.dialect.positions(v, r),
-        ("GET", "/fapi/v1/positionSide/dual"): lambda v, r: v.dialect.dual(v, r),
-        ("POST", "/fapi/v1/leverage"): lambda v, r: v.dialect.leverage(v, r),
-        ("POST", "/fapi/v1/order"): lambda v, r: v.dialect.new_order(v, r),
-        ("GET", "/fapi/v1/order"): lambda v, r: v.dialect.query_order(v, r),
-        ("DELETE", "/fapi/v1/order"): lambda v, r: v.dialect.cancel_order(v, r),
+        ("GET", "/fapi/v1/exchangeInfo"): "exchange_info",
+        ("GET", "/fapi/v1/ticker/24hr"): "ticker",
+        ("GET", "/fapi/v1/klines"): "klines",
+        ("GET", "/fapi/v1/leverageBracket"): "brackets",
+        ("GET", "/fapi/v3/positionRisk"): "positions",
+        ("GET", "/fapi/v1/positionSide/dual"): "dual",
+        ("POST", "/fapi/v1/leverage"): "leverage",
+        ("POST", "/fapi/v1/order"): "new_order",
+        ("GET", "/fapi/v1/order"): "query_order",
+        ("DELETE", "/fapi/v1/order"): "cancel_order",
     }
 
 
@@ -453,20 +453,20 @@ class KuCoin(_Base):
         }  # fmt: skip
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/api/ua/v1/account/mode"): lambda v, r: v.dialect.account_mode(v, r),
+        ("GET", "/api/ua/v1/account/mode"): "account_mode",
         ("GET", "/api/v3/margin/symbols"): lambda v, r: {"timestamp": now_ms(), "items": []},
         ("GET", "/api/v1/isolated/symbols"): lambda v, r: [],
         ("GET", "/api/v1/hf/accounts/opened"): lambda v, r: False,
-        ("GET", "/api/v1/contracts/active"): lambda v, r: v.dialect.contracts(v, r),
-        ("GET", "/api/v2/position/getPositionMode"): lambda v, r: v.dialect.position_mode(v, r),
-        ("GET", "/api/v1/ticker"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/api/v1/kline/query"): lambda v, r: v.dialect.klines(v, r),
-        ("GET", "/api/v1/positions"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/api/v2/changeCrossUserLeverage"): lambda v, r: v.dialect.leverage(v, r),
-        ("POST", "/api/v1/orders"): lambda v, r: v.dialect.new_order(v, r),
-        ("GET", "/api/v1/orders/byClientOid"): lambda v, r: v.dialect.order_by_client_oid(v, r),
-        ("GET", "/api/v1/orders/*"): lambda v, r: v.dialect.order(v, r),
-        ("DELETE", "/api/v1/orders/*"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/api/v1/contracts/active"): "contracts",
+        ("GET", "/api/v2/position/getPositionMode"): "position_mode",
+        ("GET", "/api/v1/ticker"): "ticker",
+        ("GET", "/api/v1/kline/query"): "klines",
+        ("GET", "/api/v1/positions"): "positions",
+        ("POST", "/api/v2/changeCrossUserLeverage"): "leverage",
+        ("POST", "/api/v1/orders"): "new_order",
+        ("GET", "/api/v1/orders/byClientOid"): "order_by_client_oid",
+        ("GET", "/api/v1/orders/*"): "order",
+        ("DELETE", "/api/v1/orders/*"): "cancel",
     }
 
 
@@ -689,16 +689,16 @@ class Bybit(_Base):
         return {"orderId": f"bb-{o.id}", "orderLinkId": o.client_id or ""}
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/v5/market/instruments-info"): lambda v, r: v.dialect.instruments(v, r),
-        ("GET", "/v5/user/query-api"): lambda v, r: v.dialect.query_api(v, r),
-        ("GET", "/v5/account/info"): lambda v, r: v.dialect.account_info(v, r),
-        ("GET", "/v5/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
-        ("GET", "/v5/market/kline"): lambda v, r: v.dialect.kline(v, r),
-        ("GET", "/v5/position/list"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/v5/position/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
-        ("POST", "/v5/order/create"): lambda v, r: v.dialect.create(v, r),
-        ("GET", "/v5/order/realtime"): lambda v, r: v.dialect.realtime(v, r),
-        ("POST", "/v5/order/cancel"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/v5/market/instruments-info"): "instruments",
+        ("GET", "/v5/user/query-api"): "query_api",
+        ("GET", "/v5/account/info"): "account_info",
+        ("GET", "/v5/market/tickers"): "tickers",
+        ("GET", "/v5/market/kline"): "kline",
+        ("GET", "/v5/position/list"): "positions",
+        ("POST", "/v5/position/set-leverage"): "set_leverage",
+        ("POST", "/v5/order/create"): "create",
+        ("GET", "/v5/order/realtime"): "realtime",
+        ("POST", "/v5/order/cancel"): "cancel",
     }
 
 
@@ -939,16 +939,16 @@ class Okx(_Base):
                  "ts": str(now_ms())}]  # fmt: skip
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/api/v5/public/instruments"): lambda v, r: v.dialect.instruments(v, r),
-        ("GET", "/api/v5/account/config"): lambda v, r: v.dialect.config(v, r),
-        ("GET", "/api/v5/market/ticker"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/api/v5/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
-        ("GET", "/api/v5/market/candles"): lambda v, r: v.dialect.candles(v, r),
-        ("GET", "/api/v5/account/positions"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/api/v5/account/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
-        ("POST", "/api/v5/trade/batch-orders"): lambda v, r: v.dialect.batch(v, r),
-        ("GET", "/api/v5/trade/order"): lambda v, r: v.dialect.order(v, r),
-        ("POST", "/api/v5/trade/cancel-order"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/api/v5/public/instruments"): "instruments",
+        ("GET", "/api/v5/account/config"): "config",
+        ("GET", "/api/v5/market/ticker"): "ticker",
+        ("GET", "/api/v5/market/tickers"): "tickers",
+        ("GET", "/api/v5/market/candles"): "candles",
+        ("GET", "/api/v5/account/positions"): "positions",
+        ("POST", "/api/v5/account/set-leverage"): "set_leverage",
+        ("POST", "/api/v5/trade/batch-orders"): "batch",
+        ("GET", "/api/v5/trade/order"): "order",
+        ("POST", "/api/v5/trade/cancel-order"): "cancel",
     }
 
 
@@ -1183,16 +1183,16 @@ class Bitget(_Base):
         return {"orderId": o.id, "clientOid": o.client_id or f"auto-{o.id}"}
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/api/v3/account/settings"): lambda v, r: v.dialect.uta_settings(v, r),
-        ("GET", "/api/v2/mix/market/contracts"): lambda v, r: v.dialect.contracts(v, r),
-        ("GET", "/api/v2/mix/market/ticker"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/api/v2/mix/market/tickers"): lambda v, r: v.dialect.tickers(v, r),
-        ("GET", "/api/v2/mix/market/candles"): lambda v, r: v.dialect.candles(v, r),
-        ("GET", "/api/v2/mix/position/all-position"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/api/v2/mix/account/set-leverage"): lambda v, r: v.dialect.set_leverage(v, r),
-        ("POST", "/api/v2/mix/order/place-order"): lambda v, r: v.dialect.place(v, r),
-        ("GET", "/api/v2/mix/order/detail"): lambda v, r: v.dialect.detail(v, r),
-        ("POST", "/api/v2/mix/order/cancel-order"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/api/v3/account/settings"): "uta_settings",
+        ("GET", "/api/v2/mix/market/contracts"): "contracts",
+        ("GET", "/api/v2/mix/market/ticker"): "ticker",
+        ("GET", "/api/v2/mix/market/tickers"): "tickers",
+        ("GET", "/api/v2/mix/market/candles"): "candles",
+        ("GET", "/api/v2/mix/position/all-position"): "positions",
+        ("POST", "/api/v2/mix/account/set-leverage"): "set_leverage",
+        ("POST", "/api/v2/mix/order/place-order"): "place",
+        ("GET", "/api/v2/mix/order/detail"): "detail",
+        ("POST", "/api/v2/mix/order/cancel-order"): "cancel",
     }
 
 
@@ -1457,21 +1457,17 @@ class Gate(_Base):
         return self._order(venue, o)
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/api/v4/account/detail"): lambda v, r: v.dialect.account_detail(v, r),
-        ("GET", "/api/v4/futures/usdt/contracts"): lambda v, r: v.dialect.contracts(v, r),
+        ("GET", "/api/v4/account/detail"): "account_detail",
+        ("GET", "/api/v4/futures/usdt/contracts"): "contracts",
         ("GET", "/api/v4/futures/btc/contracts"): lambda v, r: [],  # no BTC-settled ones here
-        ("GET", "/api/v4/futures/usdt/tickers"): lambda v, r: v.dialect.tickers(v, r),
-        ("GET", "/api/v4/futures/usdt/candlesticks"): lambda v, r: v.dialect.candlesticks(v, r),
-        ("GET", "/api/v4/futures/usdt/positions"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/api/v4/futures/usdt/positions/*/leverage"): lambda v, r: v.dialect.leverage(
-            v, r
-        ),
-        ("POST", "/api/v4/futures/usdt/dual_comp/positions/*/leverage"): (
-            lambda v, r: v.dialect.dual_leverage(v, r)
-        ),
-        ("POST", "/api/v4/futures/usdt/orders"): lambda v, r: v.dialect.create(v, r),
-        ("GET", "/api/v4/futures/usdt/orders/*"): lambda v, r: v.dialect.order(v, r),
-        ("DELETE", "/api/v4/futures/usdt/orders/*"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/api/v4/futures/usdt/tickers"): "tickers",
+        ("GET", "/api/v4/futures/usdt/candlesticks"): "candlesticks",
+        ("GET", "/api/v4/futures/usdt/positions"): "positions",
+        ("POST", "/api/v4/futures/usdt/positions/*/leverage"): "leverage",
+        ("POST", "/api/v4/futures/usdt/dual_comp/positions/*/leverage"): ("dual_leverage"),
+        ("POST", "/api/v4/futures/usdt/orders"): "create",
+        ("GET", "/api/v4/futures/usdt/orders/*"): "order",
+        ("DELETE", "/api/v4/futures/usdt/orders/*"): "cancel",
     }
 
 
@@ -1660,17 +1656,17 @@ class BingX(_Base):
         return {"order": self._order(venue, o)}
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/openApi/swap/v2/quote/contracts"): lambda v, r: v.dialect.contracts(v, r),
+        ("GET", "/openApi/swap/v2/quote/contracts"): "contracts",
         ("GET", "/openApi/cswap/v1/market/contracts"): lambda v, r: [],  # no coin-M here
         ("GET", "/openApi/spot/v1/common/symbols"): lambda v, r: {"symbols": []},  # no spot
-        ("GET", "/openApi/swap/v2/quote/ticker"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/openApi/swap/v3/quote/klines"): lambda v, r: v.dialect.klines(v, r),
-        ("GET", "/openApi/swap/v1/positionSide/dual"): lambda v, r: v.dialect.dual(v, r),
-        ("GET", "/openApi/swap/v2/user/positions"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/openApi/swap/v2/trade/leverage"): lambda v, r: v.dialect.leverage(v, r),
-        ("POST", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.create(v, r),
-        ("GET", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.query(v, r),
-        ("DELETE", "/openApi/swap/v2/trade/order"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/openApi/swap/v2/quote/ticker"): "ticker",
+        ("GET", "/openApi/swap/v3/quote/klines"): "klines",
+        ("GET", "/openApi/swap/v1/positionSide/dual"): "dual",
+        ("GET", "/openApi/swap/v2/user/positions"): "positions",
+        ("POST", "/openApi/swap/v2/trade/leverage"): "leverage",
+        ("POST", "/openApi/swap/v2/trade/order"): "create",
+        ("GET", "/openApi/swap/v2/trade/order"): "query",
+        ("DELETE", "/openApi/swap/v2/trade/order"): "cancel",
     }
 
 
@@ -1902,8 +1898,8 @@ class Hyperliquid(_Base):
         return "success"
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("POST", "/info"): lambda v, r: v.dialect.info(v, r),
-        ("POST", "/exchange"): lambda v, r: v.dialect.exchange(v, r),
+        ("POST", "/info"): "info",
+        ("POST", "/exchange"): "exchange",
     }
 
 
@@ -2116,21 +2112,17 @@ class Mexc(_Base):
         return rows
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/api/v3/exchangeInfo"): lambda v, r: v.dialect.spot_info(v, r),
-        ("GET", "/api/v1/contract/detail"): lambda v, r: v.dialect.detail(v, r),
-        ("GET", "/api/v1/contract/ticker"): lambda v, r: v.dialect.ticker(v, r),
-        ("GET", "/api/v1/contract/kline/*"): lambda v, r: v.dialect.kline(v, r),
-        ("GET", "/api/v1/private/position/position_mode"): lambda v, r: v.dialect.position_mode(
-            v, r
-        ),
-        ("GET", "/api/v1/private/position/open_positions"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/api/v1/private/position/change_leverage"): (
-            lambda v, r: v.dialect.change_leverage(v, r)
-        ),
-        ("POST", "/api/v1/private/order/create"): lambda v, r: v.dialect.create(v, r),
-        ("GET", "/api/v1/private/order/get/*"): lambda v, r: v.dialect.get(v, r),
-        ("GET", "/api/v1/private/order/external/*/*"): lambda v, r: v.dialect.external(v, r),
-        ("POST", "/api/v1/private/order/cancel"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/api/v3/exchangeInfo"): "spot_info",
+        ("GET", "/api/v1/contract/detail"): "detail",
+        ("GET", "/api/v1/contract/ticker"): "ticker",
+        ("GET", "/api/v1/contract/kline/*"): "kline",
+        ("GET", "/api/v1/private/position/position_mode"): "position_mode",
+        ("GET", "/api/v1/private/position/open_positions"): "positions",
+        ("POST", "/api/v1/private/position/change_leverage"): ("change_leverage"),
+        ("POST", "/api/v1/private/order/create"): "create",
+        ("GET", "/api/v1/private/order/get/*"): "get",
+        ("GET", "/api/v1/private/order/external/*/*"): "external",
+        ("POST", "/api/v1/private/order/cancel"): "cancel",
     }
 
 
@@ -2346,20 +2338,16 @@ class Htx(_Base):
         return {"order_id": o.id, "client_order_id": o.client_id or o.id}
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
-        ("GET", "/linear-swap-api/v1/swap_contract_info"): lambda v, r: v.dialect.contract_info(
-            v, r
-        ),
-        ("GET", "/linear-swap-ex/market/detail/merged"): lambda v, r: v.dialect.merged(v, r),
-        ("GET", "/linear-swap-ex/market/detail/batch_merged"): lambda v, r: v.dialect.batch_merged(
-            v, r
-        ),
-        ("GET", "/linear-swap-ex/market/history/kline"): lambda v, r: v.dialect.kline(v, r),
-        ("GET", "/v5/position/mode"): lambda v, r: v.dialect.position_mode(v, r),
-        ("GET", "/v5/trade/position/opens"): lambda v, r: v.dialect.positions(v, r),
-        ("POST", "/v5/position/lever"): lambda v, r: v.dialect.lever(v, r),
-        ("POST", "/v5/trade/order"): lambda v, r: v.dialect.create(v, r),
-        ("GET", "/v5/trade/order"): lambda v, r: v.dialect.order(v, r),
-        ("POST", "/v5/trade/cancel_order"): lambda v, r: v.dialect.cancel(v, r),
+        ("GET", "/linear-swap-api/v1/swap_contract_info"): "contract_info",
+        ("GET", "/linear-swap-ex/market/detail/merged"): "merged",
+        ("GET", "/linear-swap-ex/market/detail/batch_merged"): "batch_merged",
+        ("GET", "/linear-swap-ex/market/history/kline"): "kline",
+        ("GET", "/v5/position/mode"): "position_mode",
+        ("GET", "/v5/trade/position/opens"): "positions",
+        ("POST", "/v5/position/lever"): "lever",
+        ("POST", "/v5/trade/order"): "create",
+        ("GET", "/v5/trade/order"): "order",
+        ("POST", "/v5/trade/cancel_order"): "cancel",
     }
 
 

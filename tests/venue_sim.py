@@ -295,8 +295,9 @@ class Dialect:
 
     #: ccxt class name
     ccxt_name = ""
-    #: (method, path) -> handler(venue, request) -> payload
-    routes: ClassVar[dict[tuple[str, str], Callable[[FakeVenue, Request], Payload]]] = {}
+    #: (method, path) -> the name of the dialect's method that answers it (called as
+    #: ``method(venue, request)``), or a handler(venue, request) -> payload
+    routes: ClassVar[dict[tuple[str, str], str | Callable[[FakeVenue, Request], Payload]]] = {}
     #: the positions route (for faults)
     positions_route = ""
     order_route = ""
@@ -481,16 +482,18 @@ class FakeVenue:
         """The handler of ``request``: its exact path, else a pattern whose ``*`` segments stand
         for one path segment each (an id: ``/orders/*``, ``/positions/*/leverage``)."""
         handler = self.dialect.routes.get((request.method, request.path))
-        if handler is not None:
-            return handler
-        segments = request.path.split("/")
-        for (method, pattern), candidate in self.dialect.routes.items():
-            parts = pattern.split("/")
-            if method != request.method or "*" not in parts or len(parts) != len(segments):
-                continue
-            if all(p in ("*", seg) for p, seg in zip(parts, segments)):
-                return candidate
-        return None
+        if handler is None:
+            segments = request.path.split("/")
+            for (method, pattern), candidate in self.dialect.routes.items():
+                parts = pattern.split("/")
+                if method != request.method or "*" not in parts or len(parts) != len(segments):
+                    continue
+                if all(p in ("*", seg) for p, seg in zip(parts, segments)):
+                    handler = candidate
+                    break
+        if isinstance(handler, str):
+            return getattr(self.dialect, handler)
+        return handler
 
     def _fault_answer(self, fault: _Fault) -> tuple[int, Payload]:
         if fault.body is not None:
