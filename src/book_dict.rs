@@ -128,7 +128,12 @@ impl BookDict {
                 return Ok(f(b));
             }
         }
-        let (generation, handles) = detached(py, || core.book().handles());
+        // Taken attached when the book's lock is free, waited for detached otherwise (as
+        // `PyPositionManager::events_after` explains).
+        let (generation, handles) = match core.book().try_handles() {
+            Some(read) => read,
+            None => detached(py, || core.book().handles()),
+        };
         let dict = PyDict::new(py);
         let mut replacement_char = false;
         for (key, handle) in handles {

@@ -710,11 +710,7 @@ impl PyPositionManager {
     /// keep running meanwhile). To follow it, read only what is new: `events_since(seq)`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        // The history's lock guards only a copy of pointers (no Python runs under it), so it is
-        // taken attached: detaching for microseconds in a reading loop would keep other threads
-        // from the interpreter (CPython hands it back to a thread that releases it briefly).
-        let events = self.core.events().snapshot();
-        events_list(py, &events)
+        events_list(py, &self.events_after(py, 0))
     }
 
     /// The events recorded after event number `seq`, oldest first, as dicts like `events`: pass
@@ -729,8 +725,7 @@ impl PyPositionManager {
     ) -> PyResult<Bound<'py, PyList>> {
         let seq = crate::options::int_arg("seq", seq, 0, i64::MAX)?;
         let seq = u64::try_from(seq).unwrap_or(0);
-        let events = self.core.events().since(seq);
-        events_list(py, &events)
+        events_list(py, &self.events_after(py, seq))
     }
 
     /// Calls `callback(event)` for every event from now on, as it happens (after the change,
@@ -821,6 +816,18 @@ impl PyPositionManager {
             return Ok(Found::Ask);
         }
         self.view.get().find(py, symbol.as_any())
+    }
+
+    /// The events after `seq`, copied out of the history as shared pointers. The history's lock
+    /// is taken attached when it is free (no Python ever runs under it), and waited for
+    /// detached only when another thread holds it (DESIGN rule 2): detaching for microseconds
+    /// on every read would keep other threads from the interpreter, since CPython hands it
+    /// straight back to a thread that releases it that briefly.
+    fn events_after(&self, py: Python<'_>, seq: u64) -> Vec<Arc<Event>> {
+        let events = self.core.events();
+        events
+            .try_since(seq)
+            .unwrap_or_else(|| detached(py, || events.since(seq)))
     }
 }
 

@@ -427,16 +427,13 @@ impl<H: Clone> Book<H> {
 
     /// Every tracked (key, handle) in insertion order, and the generation they belong to.
     pub fn handles(&self) -> (u64, Vec<(Key, H)>) {
-        let inner = self.inner.lock();
-        let handles = inner
-            .order
-            .values()
-            .filter_map(|k| match inner.slots.get(k) {
-                Some(Slot::Tracked(t)) => Some((k.clone(), t.handle.clone())),
-                _ => None,
-            })
-            .collect();
-        (inner.generation.load(Ordering::Acquire), handles)
+        handles_in(&self.inner.lock())
+    }
+
+    /// [`Book::handles`] if the book's lock is free right now, `None` if another thread holds
+    /// it (a caller attached to the Python interpreter must not block on it: DESIGN rule 2).
+    pub fn try_handles(&self) -> Option<(u64, Vec<(Key, H)>)> {
+        self.inner.try_lock().map(|inner| handles_in(&inner))
     }
 
     /// The position and handle tracked under `key`.
@@ -1227,6 +1224,19 @@ impl<H: Clone> Book<H> {
         put_slot(inner, key, Slot::Tombstoned(Tombstone::new(entry, now)));
         evicted
     }
+}
+
+/// Every tracked (key, handle) in insertion order, and the generation they belong to.
+fn handles_in<H: Clone>(inner: &Inner<H>) -> (u64, Vec<(Key, H)>) {
+    let handles = inner
+        .order
+        .values()
+        .filter_map(|k| match inner.slots.get(k) {
+            Some(Slot::Tracked(t)) => Some((k.clone(), t.handle.clone())),
+            _ => None,
+        })
+        .collect();
+    (inner.generation.load(Ordering::Acquire), handles)
 }
 
 fn holds_in<H>(inner: &Inner<H>, key: &str, position: &SharedPosition) -> bool {

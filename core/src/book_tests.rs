@@ -78,6 +78,23 @@ fn the_generation_changes_with_every_change_of_what_is_tracked() {
 }
 
 #[test]
+fn try_handles_answers_only_while_the_lock_is_free() {
+    let book: Book<u32> = Book::new(10);
+    book.insert("A", pos("A", 1.0), 1);
+    book.insert("B", pos("B", 1.0), 2);
+    let held = book.inner.lock();
+    assert!(book.try_handles().is_none());
+    drop(held);
+    let (generation, handles) = book.try_handles().expect("the lock is free");
+    assert_eq!(generation, book.generation());
+    let got: Vec<(String, u32)> = handles
+        .into_iter()
+        .map(|(k, h)| (k.as_str().to_owned(), h))
+        .collect();
+    assert_eq!(got, [("A".to_owned(), 1), ("B".to_owned(), 2)]);
+}
+
+#[test]
 fn keeps_dict_order_and_a_replacements_place() {
     let book: Book<u32> = Book::new(10);
     book.insert("A", pos("A", 1.0), 1);

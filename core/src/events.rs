@@ -246,15 +246,20 @@ impl EventLog {
 
     /// All kept events, oldest first, shared: the lock is held only to copy the `Arc`s.
     pub fn snapshot(&self) -> Vec<Arc<Event>> {
-        self.inner.lock().events.iter().cloned().collect()
+        self.since(0)
     }
 
     /// Kept events with a sequence number greater than `seq`, oldest first, shared (found by
     /// binary search: the cost is that of the events returned).
     pub fn since(&self, seq: u64) -> Vec<Arc<Event>> {
-        let inner = self.inner.lock();
-        let start = inner.events.partition_point(|e| e.seq <= seq);
-        inner.events.range(start..).cloned().collect()
+        events_after(&self.inner.lock(), seq)
+    }
+
+    /// [`EventLog::since`] if the history's lock is free right now, `None` if another thread
+    /// holds it (a caller that must not block, e.g. one attached to the Python interpreter,
+    /// then waits for it its own way).
+    pub fn try_since(&self, seq: u64) -> Option<Vec<Arc<Event>>> {
+        self.inner.try_lock().map(|inner| events_after(&inner, seq))
     }
 
     /// Number of kept events.
@@ -266,6 +271,12 @@ impl EventLog {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The events after `seq` (sequence numbers increase along the history).
+fn events_after(inner: &LogInner, seq: u64) -> Vec<Arc<Event>> {
+    let start = inner.events.partition_point(|e| e.seq <= seq);
+    inner.events.range(start..).cloned().collect()
 }
 
 #[cfg(test)]
@@ -300,5 +311,19 @@ mod tests {
         assert_eq!(seqs(log.snapshot()), [4, 5, 6, 7, 8]);
         // Shared, not copied.
         assert!(Arc::ptr_eq(&log.snapshot()[0], &log.since(3)[0]));
+    }
+
+    #[test]
+    fn try_since_answers_only_while_the_lock_is_free() {
+        let log = EventLog::new(5);
+        let p = PositionState::new("X", "long", 1.0, 1.0, 1.0, 0.9, None, Timestamp(0));
+        for i in 0..3 {
+            log.record(Timestamp(i), "X", EventKind::Added, "r", None, p.clone());
+        }
+        let held = log.inner.lock();
+        assert!(log.try_since(0).is_none());
+        drop(held);
+        let seqs = |v: Vec<Arc<Event>>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(log.try_since(1).map(seqs), Some(vec![2, 3]));
     }
 }
