@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
 use position_manager_core::events::Event;
+use position_manager_core::key::{Key, Leg, Side};
 use position_manager_core::manager::methods::CustomMethods;
 use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
 use position_manager_core::reconcile::Mode;
@@ -453,7 +454,10 @@ impl PyPositionManager {
         py: Python<'py>,
         symbol: &Bound<'py, PyString>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.find(py, symbol)?.or_ask(|| {
+        let Some(found) = self.find(py, symbol)? else {
+            return Ok(None); // both legs of a plain symbol: name one
+        };
+        Ok(found.or_ask(|| {
             let symbol = symbol.to_string_lossy();
             let core = &self.core;
             detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
@@ -468,10 +472,10 @@ impl PyPositionManager {
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
     fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
-        if self.core.config().position_mode == Mode::OneWay {
-            if let Some(known) = self.view.get().holds(py, symbol.as_any())? {
-                return Ok(known);
-            }
+        match self.find(py, symbol)? {
+            None | Some(Found::Hit(_)) => return Ok(true), // None: both legs tracked
+            Some(Found::Miss) => return Ok(false),
+            Some(Found::Ask) => {}
         }
         let symbol = symbol.to_string_lossy();
         let core = &self.core;
@@ -809,13 +813,43 @@ impl PyPositionManager {
 }
 
 impl PyPositionManager {
-    /// A one-way book answers a symbol by its key alone: look it up in the view's dict. In hedge
-    /// mode a plain symbol names the leg it holds, which only the core resolves.
-    fn find<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyString>) -> PyResult<Found<'py>> {
-        if self.core.config().position_mode != Mode::OneWay {
-            return Ok(Found::Ask);
+    /// What `symbol` names, read from the view's dict (no lock, the interpreter held):
+    /// `Some(found)`, or `None` in hedge mode when `symbol` is a plain symbol with both legs
+    /// tracked (then the caller must name one). A one-way book answers by the key alone. In
+    /// hedge mode a leg key (`SYMBOL@long`) names itself and a plain symbol its one tracked leg,
+    /// else itself, as `Manager::resolve_key` decides; all of it is read from one snapshot of
+    /// the book. A key that is not exactly a `str`, or not valid UTF-8, is asked of the core.
+    fn find<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Found<'py>>> {
+        let view = self.view.get();
+        if self.core.config().position_mode == Mode::OneWay {
+            return view.find(py, symbol.as_any()).map(Some);
         }
-        self.view.get().find(py, symbol.as_any())
+        let text = match symbol.to_cow() {
+            Ok(text) if symbol.is_exact_instance_of::<PyString>() => text,
+            _ => return Ok(Some(Found::Ask)),
+        };
+        let dict = view.dict(py)?;
+        let found = |key: &str| -> PyResult<Found<'py>> {
+            Ok(match dict.get_item(key)? {
+                Some(position) => Found::Hit(position),
+                None => Found::Miss,
+            })
+        };
+        let key = Key::parse(&text);
+        if key.leg() != Leg::Net {
+            return found(key.as_str()).map(Some);
+        }
+        let long = found(Key::hedge(&text, Side::Long).as_str())?;
+        let short = found(Key::hedge(&text, Side::Short).as_str())?;
+        Ok(match (long, short) {
+            (Found::Hit(_), Found::Hit(_)) => None,
+            (Found::Hit(leg), _) | (_, Found::Hit(leg)) => Some(Found::Hit(leg)),
+            _ => Some(found(&text)?),
+        })
     }
 
     /// The events after `seq`, copied out of the history as shared pointers. The history's lock

@@ -160,6 +160,54 @@ def test_hedge_mode_reads_resolve_a_plain_symbol_to_its_leg() -> None:
     assert pm.get_position(A) is None and pm.has_position(A)  # two legs: name one
     assert pm.get_position(A + "@short") is short_leg
     assert pm.get_open_positions_count() == 2
+    # A leg key names itself; a plain symbol with no leg tracked names nothing.
+    del pm.positions[A + "@long"]
+    assert pm.get_position(A) is short_leg and pm.has_position(A)
+    assert pm.get_position(A + "@long") is None and not pm.has_position(A + "@long")
+    assert pm.get_position(B) is None and not pm.has_position(B)
+    assert not pm.has_position(B + "@short")
+    # Keys that are not plain str, or not valid UTF-8, are asked of the core: same answers.
+
+    class Text(str):
+        pass
+
+    assert pm.get_position(Text(A)) is short_leg and pm.has_position(Text(A + "@short"))
+    assert pm.get_position("\udc80") is None and not pm.has_position("\udc80")
+
+
+def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
+    """has_position/get_position in hedge mode answer from the view's dict, holding the
+    interpreter: a thread waiting for it gets no turn while they run (with a 1 s switch
+    interval, it could only get one if a read released the interpreter)."""
+    pm = make_manager(FakeExchange(), position_mode="hedge")
+    pm.positions[A + "@long"] = make_position(A)
+    pm.get_position(A)  # the dict is built once here
+    turns = 0
+    stop = threading.Event()
+
+    def spinner() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+
+    thread = threading.Thread(target=spinner, daemon=True)
+    old = sys.getswitchinterval()
+    try:
+        thread.start()
+        time.sleep(0.02)  # the spinner runs; this thread takes the interpreter back
+        sys.setswitchinterval(1.0)
+        before = turns
+        for _ in range(200):
+            assert pm.has_position(A) and pm.get_position(A) is not None
+            assert not pm.has_position(B) and pm.get_position(B) is None
+            if turns != before:
+                break
+        during = turns - before
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        thread.join(timeout=5)
+    assert during == 0, f"the spinner ran {during} times while the reads held the interpreter"
 
 
 def test_reads_from_many_threads_while_the_book_changes() -> None:
