@@ -192,10 +192,12 @@ def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
 
     thread = threading.Thread(target=spinner, daemon=True)
     old = sys.getswitchinterval()
+    # Set before the spinner first waits for the interpreter: a waiting thread forces a switch
+    # after the interval it read when it began to wait.
+    sys.setswitchinterval(1.0)
     try:
         thread.start()
-        time.sleep(0.02)  # the spinner runs; this thread takes the interpreter back
-        sys.setswitchinterval(1.0)
+        time.sleep(0.02)  # the spinner runs; this thread takes the interpreter back (<= 1 s)
         before = turns
         for _ in range(200):
             assert pm.has_position(A) and pm.get_position(A) is not None
