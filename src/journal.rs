@@ -270,12 +270,13 @@ impl Attached {
     /// `manager.journal_status`.
     pub fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let journal = &self.journal;
-        let queued = detached(py, || journal.queued_events());
+        let (queued, fenced) = detached(py, || (journal.queued_events(), journal.is_fenced()));
         let d = PyDict::new(py);
         d.set_item("journal", &self.target)?;
         d.set_item("account", &self.account)?;
         d.set_item("journal_sync", self.sync.name())?;
         d.set_item("queued_events", queued)?;
+        d.set_item("fenced", fenced)?;
         Ok(d)
     }
 }

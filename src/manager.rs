@@ -301,8 +301,9 @@ impl PyPositionManager {
     }
 
     /// The journal this manager writes (`journal=`): a dict with `journal` (the database,
-    /// without a password), `account`, `journal_sync` and `queued_events` (events a failing
-    /// database has not taken yet; written first by the next write that succeeds), or None.
+    /// without a password), `account`, `journal_sync`, `queued_events` (events a failing
+    /// database has not taken yet; written first by the next write that succeeds) and `fenced`
+    /// (True once a newer manager claimed the account: this one writes nothing more), or None.
     #[getter]
     fn journal_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         self.journal.as_ref().map(|j| j.status(py)).transpose()

@@ -26,6 +26,7 @@ from position_manager_rs import (
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"
+SOL = "SOL/USDT:USDT"
 NO_CLIENT: Any = object()
 
 
@@ -76,6 +77,7 @@ def test_a_restarted_manager_gets_back_its_book_attributes_tombstones_and_histor
         "account": "bot-1",
         "journal_sync": "full",
         "queued_events": 0,
+        "fenced": False,
     }
     with Journal(url) as journal:
         closed = journal.closed_positions(account="bot-1")
@@ -188,14 +190,30 @@ def test_a_failing_database_is_logged_evented_and_caught_up_never_raised(
     assert {r["symbol"] for r in Journal(url).open_positions("a")} == {BTC, ETH}
 
 
-def test_a_second_manager_on_the_same_account_takes_it_over(url: str) -> None:
+def test_a_second_manager_on_the_same_account_takes_it_over(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     first = PositionManager(NO_CLIENT, journal=url, account="shared")
     first.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
     second = PositionManager(NO_CLIENT, journal=url, account="shared")
     assert list(second.positions) == [BTC]
-    first.positions[ETH] = Position(ETH, "long", 10, 1, 10, 9, 11)  # fenced: not written
-    assert [e["kind"] for e in first.events][-1] == "journal_failed"
-    assert "claimed by another manager" in first.events[-1]["reason"]
+    assert first.journal_status["fenced"] is False  # type: ignore[index]
+    with caplog.at_level(logging.DEBUG, logger="TradingBot"):
+        first.positions[ETH] = Position(ETH, "long", 10, 1, 10, 9, 11)  # fenced: not written
+        assert [e["kind"] for e in first.events][-1] == "journal_failed"
+        assert "claimed by another manager" in first.events[-1]["reason"]
+        # Fencing is for good: logged and evented once, nothing queued, nothing retried.
+        first.positions[SOL] = Position(SOL, "short", 20, 1, 10, 21, 19)
+        first.modify_position_targets(ETH, 8.5, 12)
+        del first.positions[SOL]
+        assert first.journal_checkpoint() is False
+    journal_logs = [r for r in caplog.records if "Journal" in r.getMessage()]
+    claimed = [(r.levelname, "claimed by another manager" in r.getMessage()) for r in journal_logs]
+    assert claimed == [("ERROR", True)]
+    assert [e["kind"] for e in first.events].count("journal_failed") == 1
+    assert first.journal_status["fenced"] is True  # type: ignore[index]
+    assert first.journal_status["queued_events"] == 0
+    assert second.journal_status["fenced"] is False
     del second.positions[BTC]
     rows = Journal(url).events(account="shared")
     assert [r["kind"] for r in rows] == ["added", "loaded", "untracked"]

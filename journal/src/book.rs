@@ -16,7 +16,8 @@
 //! - **A failure** is logged on the manager's main logger and recorded as one `journal_failed`
 //!   event per outage (the event is journaled too once writes succeed again); what failed stays
 //!   queued in the writer and is written first by the next write that succeeds. Nothing stops:
-//!   the manager's call returns as usual.
+//!   the manager's call returns as usual. Losing the account to a newer writer (fencing) is
+//!   permanent: it is logged and evented once, and nothing more is written or logged.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones and book are put
 //!   into an empty manager, each position recorded as a `loaded` event (reason `journal`).
 
@@ -200,6 +201,11 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         self.writer.lock().queued_events()
     }
 
+    /// Whether a newer manager claimed the account (this one writes nothing more).
+    pub fn is_fenced(&self) -> bool {
+        self.writer.lock().is_fenced()
+    }
+
     /// Writes the bot's attributes and the current state of the tracked position `symbol` now
     /// (without waiting for its next event or the end of the cycle). False when not tracked.
     pub fn write_position(&self, symbol: &str) -> Result<bool, JournalError> {
@@ -259,12 +265,20 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             Err(e) => {
                 let queued = self.writer.lock().queued_events();
                 let first = !self.failing.swap(true, Ordering::Relaxed);
+                let fenced = matches!(e, JournalError::Fenced(_));
                 if first {
                     self.log(manager, Level::Error, || {
-                        format!(
-                            "Journal write failed ({queued} event(s) queued in memory, retried \
-                             with the next write): {e}"
-                        )
+                        if fenced {
+                            format!(
+                                "Journal write failed: {e}. From now on this manager's events \
+                                 stay in memory only (manager.events)"
+                            )
+                        } else {
+                            format!(
+                                "Journal write failed ({queued} event(s) queued in memory, \
+                                 retried with the next write): {e}"
+                            )
+                        }
                     });
                     if !is_failure_event {
                         manager.record(
@@ -275,7 +289,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                             None,
                         );
                     }
-                } else {
+                } else if !fenced {
                     self.log(manager, Level::Warn, || {
                         format!("Journal write failed again ({queued} event(s) queued): {e}")
                     });

@@ -6,7 +6,8 @@
 //! once, so a write whose commit did happen but whose answer was lost is harmless to repeat).
 //! A PostgreSQL connection found broken is re-opened before the next write. Once another
 //! manager has claimed the account ([`JournalError::Fenced`]), this writer writes nothing
-//! more.
+//! more: what it had queued is dropped (it can never be written by this writer) and every later
+//! write is refused at once, without a round trip to the database.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -52,6 +53,8 @@ pub struct Writer {
     queued: Batch,
     queued_writes: usize,
     dropped: usize,
+    /// Why the account is no longer this writer's, once another writer claimed it.
+    fenced: Option<String>,
     /// A hash of each tracked row as last written (state and attributes), to write only the
     /// rows that changed at a checkpoint.
     written: HashMap<String, u64>,
@@ -91,6 +94,7 @@ impl Writer {
             queued: Batch::default(),
             queued_writes: 0,
             dropped: 0,
+            fenced: None,
             written: HashMap::new(),
         };
         Ok((writer, restored))
@@ -111,14 +115,23 @@ impl Writer {
         self.queued.events.len()
     }
 
+    /// Whether another writer claimed the account (then this one writes nothing more).
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.is_some()
+    }
+
     /// Whether the row of `symbol` with this content hash was already written.
     pub fn unchanged(&self, symbol: &str, hash: u64) -> bool {
         self.written.get(symbol) == Some(&hash)
     }
 
     /// Writes `batch` after everything still queued, in one transaction. On failure the whole
-    /// is kept queued for the next write and the error returned.
+    /// is kept queued for the next write and the error returned; once fenced, `batch` is
+    /// dropped and [`JournalError::Fenced`] returned without touching the database.
     pub fn write(&mut self, batch: Batch, now_us: i64) -> JournalResult<Written> {
+        if let Some(why) = &self.fenced {
+            return Err(JournalError::Fenced(why.clone()));
+        }
         let recovering = !self.queued.is_empty();
         self.queued.merge(batch);
         if self.queued.is_empty() {
@@ -161,6 +174,13 @@ impl Writer {
                 Ok(Written::Done {
                     recovered: recovering,
                 })
+            }
+            Err(JournalError::Fenced(why)) => {
+                // Permanent: the newer writer owns the account's history from its claim on.
+                self.queued = Batch::default();
+                self.queued_writes = 0;
+                self.fenced = Some(why.clone());
+                Err(JournalError::Fenced(why))
             }
             Err(e) => Err(e),
         }

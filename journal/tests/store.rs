@@ -157,19 +157,57 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
     }
 }
 
+/// Runs `sql` on `db` through a connection of its own.
+fn run_sql(db: &str, sql: &str) {
+    if db.starts_with("postgresql://") {
+        let mut client = postgres::Client::connect(db, postgres::NoTls).unwrap();
+        client.batch_execute(sql).unwrap();
+    } else {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+}
+
 #[test]
-fn a_newer_writer_fences_the_older_one_and_queued_writes_are_kept() {
+fn a_newer_writer_fences_the_older_one_for_good() {
     for db in databases() {
         let (mut old, _) = open(&db, "acct");
         let (mut new, _) = open(&db, "acct");
-        let evs = events(2, "X/USDT:USDT");
+        let evs = events(3, "X/USDT:USDT");
+        assert!(!old.is_fenced());
         let err = old.write(batch_of(&evs[..1]), 0).unwrap_err();
         assert!(matches!(err, JournalError::Fenced(_)), "{db}: {err}");
-        assert_eq!(old.queued_events(), 1, "a failed write stays queued");
-        new.write(batch_of(&evs), 0).unwrap();
-        assert_eq!(new.queued_events(), 0);
+        assert!(old.is_fenced());
+        assert_eq!(
+            old.queued_events(),
+            0,
+            "{db}: what a fenced writer queued can never be written by it"
+        );
+        new.write(batch_of(&evs[..2]), 0).unwrap();
+        // From now on the old writer does not even ask the database: with its tables gone, a
+        // write that asked would fail with a database error, not as fenced.
+        run_sql(
+            &db,
+            "ALTER TABLE pmrs_accounts RENAME TO pmrs_accounts_away",
+        );
+        let err = old.write(batch_of(&evs[2..]), 0).unwrap_err();
+        assert!(matches!(err, JournalError::Fenced(_)), "{db}: {err}");
+        assert_eq!(old.queued_events(), 0, "{db}");
+        run_sql(
+            &db,
+            "ALTER TABLE pmrs_accounts_away RENAME TO pmrs_accounts",
+        );
+        new.write(batch_of(&evs[2..]), 0).unwrap();
         let mut reader = Reader::open(&db).unwrap();
-        assert_eq!(reader.events(&EventFilter::default()).unwrap().len(), 2);
+        let seqs: Vec<i64> = reader
+            .events(&EventFilter::default())
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3], "{db}: only the newer writer's events");
     }
 }
 
