@@ -499,9 +499,15 @@ impl PyPositionManager {
         let s = number("stop_loss_percentage", stop_loss_percentage)?;
         let (at, lt, st) = (text(amount)?, text(leverage)?, text(stop_loss_percentage)?);
         let core = &self.core;
-        Ok(detached(py, || {
-            core.validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
-        }))
+        // The book's lock is taken attached when free, waited for detached only when another
+        // thread holds it (see `events_after`).
+        Ok(core
+            .try_validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
+            .unwrap_or_else(|| {
+                detached(py, || {
+                    core.validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
+                })
+            }))
     }
 
     /// Runs one update cycle lazily, yielding `(symbol, pnl, position)` for each position it
@@ -801,15 +807,19 @@ impl PyPositionManager {
         crate::presentation::call(slf.py(), "manager_html", (slf,))
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let core = &self.core;
-        let keys = detached(py, || core.book().keys());
-        let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // The keys of the view's dict: the tracked positions in book order, read without
+        // releasing the interpreter.
+        let dict = self.view.get().dict(py)?;
+        let mut names = Vec::with_capacity(dict.len());
+        for key in dict.keys() {
+            names.push(key.cast_into::<PyString>()?.to_string_lossy().into_owned());
+        }
+        Ok(format!(
             "PositionManager({} position(s): {})",
             names.len(),
             names.join(", ")
-        )
+        ))
     }
 }
 

@@ -7,10 +7,11 @@ Speed is measured in ``benches/bench_reads.py`` (docs/benchmarks.md), never asse
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from helpers_clients import FakeExchange, make_manager, make_position
@@ -175,13 +176,9 @@ def test_hedge_mode_reads_resolve_a_plain_symbol_to_its_leg() -> None:
     assert pm.get_position("\udc80") is None and not pm.has_position("\udc80")
 
 
-def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
-    """has_position/get_position in hedge mode answer from the view's dict, holding the
-    interpreter: a thread waiting for it gets no turn while they run (with a 1 s switch
-    interval, it could only get one if a read released the interpreter)."""
-    pm = make_manager(FakeExchange(), position_mode="hedge")
-    pm.positions[A + "@long"] = make_position(A)
-    pm.get_position(A)  # the dict is built once here
+def turns_of_another_thread_during(reads: Callable[[], None], repeat: int = 200) -> int:
+    """How many times a spinning thread ran while ``reads`` was called ``repeat`` times. With a
+    1 s switch interval it can only run if a read released the interpreter."""
     turns = 0
     stop = threading.Event()
 
@@ -199,9 +196,8 @@ def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
         thread.start()
         time.sleep(0.02)  # the spinner runs; this thread takes the interpreter back (<= 1 s)
         before = turns
-        for _ in range(200):
-            assert pm.has_position(A) and pm.get_position(A) is not None
-            assert not pm.has_position(B) and pm.get_position(B) is None
+        for _ in range(repeat):
+            reads()
             if turns != before:
                 break
         during = turns - before
@@ -209,6 +205,44 @@ def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
         sys.setswitchinterval(old)
         stop.set()
         thread.join(timeout=5)
+    return during
+
+
+def test_hedge_mode_reads_do_not_release_the_interpreter() -> None:
+    """has_position/get_position in hedge mode answer from the view's dict, holding the
+    interpreter: a thread waiting for it gets no turn while they run."""
+    pm = make_manager(FakeExchange(), position_mode="hedge")
+    pm.positions[A + "@long"] = make_position(A)
+    pm.get_position(A)  # the dict is built once here
+
+    def reads() -> None:
+        assert pm.has_position(A) and pm.get_position(A) is not None
+        assert not pm.has_position(B) and pm.get_position(B) is None
+
+    during = turns_of_another_thread_during(reads)
+    assert during == 0, f"the spinner ran {during} times while the reads held the interpreter"
+
+
+@pytest.mark.parametrize("mode", ["oneway", "hedge"])
+def test_repr_and_validation_do_not_release_the_interpreter(mode: str) -> None:
+    """repr(manager) reads the view's dict; validate_position_parameters takes the book's lock
+    attached when it is free: neither lets another thread run."""
+    pm = make_manager(FakeExchange(), position_mode=mode)
+    key = A + "@long" if mode == "hedge" else A
+    pm.positions[key] = make_position(A)
+    pm.positions[C] = make_position(C)
+    assert repr(pm) == f"PositionManager(2 position(s): {key}, {C})"
+
+    def reads() -> None:
+        assert repr(pm).startswith("PositionManager(2 position(s)")
+        assert pm.validate_position_parameters(B, 1.0, 10, 0.05) == (True, "Valid parameters")
+        assert pm.validate_position_parameters(C, 1.0, 10, 0.05) == (
+            False,
+            f"Position for {C} already exists",
+        )
+        assert pm.validate_position_parameters(B, 0, 10, 0.05)[0] is False
+
+    during = turns_of_another_thread_during(reads)
     assert during == 0, f"the spinner ran {during} times while the reads held the interpreter"
 
 
@@ -316,6 +350,13 @@ def test_a_full_events_read_lets_other_threads_run() -> None:
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     thread = threading.Thread(target=ticker, daemon=True)
+    # No garbage collection during the read: the read's allocations can trigger a full
+    # collection, which stops every thread for as long as the heap takes to scan (15 ms seen
+    # with the whole test file's objects alive) whatever the read does; what is tested here
+    # is the read's own letting go.
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
     thread.start()
     try:
         assert running.wait(10)
@@ -326,6 +367,8 @@ def test_a_full_events_read_lets_other_threads_run() -> None:
         stop.set()
         thread.join(timeout=30)
         sys.setswitchinterval(old)
+        if collecting:
+            gc.enable()
     assert not thread.is_alive()
     assert len(events) == 10_000 and events[-1]["seq"] == 10_000
     quarter = (end - start) / 4

@@ -519,6 +519,17 @@ impl<H: Clone> Book<H> {
         )
     }
 
+    /// Whether `key` is tracked or has an open in flight (what a new open of it must not meet).
+    pub fn occupied(&self, key: &str) -> bool {
+        occupied_in(&self.inner.lock(), key)
+    }
+
+    /// [`Book::occupied`] if the book's lock is free right now, `None` if another thread holds
+    /// it (a caller attached to the Python interpreter must not block on it: DESIGN rule 2).
+    pub fn try_occupied(&self, key: &str) -> Option<bool> {
+        self.inner.try_lock().map(|inner| occupied_in(&inner, key))
+    }
+
     /// Number of tombstones kept (flipped-away predecessors not counted).
     pub fn tombstone_count(&self) -> usize {
         self.inner.lock().tombstones
@@ -1237,6 +1248,13 @@ fn handles_in<H: Clone>(inner: &Inner<H>) -> (u64, Vec<(Key, H)>) {
         })
         .collect();
     (inner.generation.load(Ordering::Acquire), handles)
+}
+
+fn occupied_in<H>(inner: &Inner<H>, key: &str) -> bool {
+    matches!(
+        inner.slots.get(key),
+        Some(Slot::Tracked(_) | Slot::Opening(Opening { unknown: None }))
+    )
 }
 
 fn holds_in<H>(inner: &Inner<H>, key: &str, position: &SharedPosition) -> bool {

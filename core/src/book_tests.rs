@@ -95,6 +95,35 @@ fn try_handles_answers_only_while_the_lock_is_free() {
 }
 
 #[test]
+fn occupied_means_tracked_or_opening_and_the_try_form_never_waits() {
+    let book: Book<u32> = Book::new(10);
+    let a = Key::net("A");
+    assert!(!book.occupied("A"));
+    assert_eq!(book.begin_open(&a, true), Ok(()));
+    assert!(book.occupied("A"));
+    book.end_open(&a);
+    assert!(!book.occupied("A"));
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    assert!(book.occupied("A") && !book.occupied("B"));
+    let held = book.inner.lock();
+    assert_eq!(
+        book.try_occupied("A"),
+        None,
+        "the lock is held: no answer, no wait"
+    );
+    drop(held);
+    assert_eq!(book.try_occupied("A"), Some(true));
+    assert_eq!(book.try_occupied("B"), Some(false));
+    book.bury("A", &p, Timestamp(1)).unwrap();
+    assert_eq!(
+        book.try_occupied("A"),
+        Some(false),
+        "a tombstone is no position"
+    );
+}
+
+#[test]
 fn keeps_dict_order_and_a_replacements_place() {
     let book: Book<u32> = Book::new(10);
     book.insert("A", pos("A", 1.0), 1);

@@ -369,33 +369,58 @@ impl<H: Clone + Send + Sync> Manager<H> {
         leverage: (f64, &str),
         stop_loss_percentage: (f64, &str),
     ) -> (bool, String) {
-        if !(amount.0 > 0.0 && amount.0.is_finite()) {
-            return (
-                false,
-                format!("Invalid amount: {} (must be positive)", amount.1),
-            );
+        match parameter_problem(amount, leverage, stop_loss_percentage) {
+            Some(problem) => (false, problem),
+            None => occupancy_answer(symbol, self.book.occupied(symbol)),
         }
-        if !(1.0..=125.0).contains(&leverage.0) {
-            return (
-                false,
-                format!(
-                    "Invalid leverage: {}x (must be between 1 and 125)",
-                    leverage.1
-                ),
-            );
+    }
+
+    /// [`Manager::validate_position_parameters`] without waiting for the book's lock: `None`
+    /// when the numbers are valid and another thread holds the lock right now (then ask the
+    /// blocking form from a thread that may wait).
+    pub fn try_validate_position_parameters(
+        &self,
+        symbol: &str,
+        amount: (f64, &str),
+        leverage: (f64, &str),
+        stop_loss_percentage: (f64, &str),
+    ) -> Option<(bool, String)> {
+        match parameter_problem(amount, leverage, stop_loss_percentage) {
+            Some(problem) => Some((false, problem)),
+            None => Some(occupancy_answer(symbol, self.book.try_occupied(symbol)?)),
         }
-        if !(stop_loss_percentage.0 > 0.0 && stop_loss_percentage.0 < 1.0) {
-            return (
-                false,
-                format!(
-                    "Invalid stop loss percentage: {} (must be between 0 and 1)",
-                    stop_loss_percentage.1
-                ),
-            );
-        }
-        if self.book.contains(symbol) || self.book.open_in_flight(symbol) {
-            return (false, format!("Position for {symbol} already exists"));
-        }
+    }
+}
+
+/// The first of `validate_position_parameters`' number checks that fails, as its message.
+fn parameter_problem(
+    amount: (f64, &str),
+    leverage: (f64, &str),
+    stop_loss_percentage: (f64, &str),
+) -> Option<String> {
+    if !(amount.0 > 0.0 && amount.0.is_finite()) {
+        return Some(format!("Invalid amount: {} (must be positive)", amount.1));
+    }
+    if !(1.0..=125.0).contains(&leverage.0) {
+        return Some(format!(
+            "Invalid leverage: {}x (must be between 1 and 125)",
+            leverage.1
+        ));
+    }
+    if !(stop_loss_percentage.0 > 0.0 && stop_loss_percentage.0 < 1.0) {
+        return Some(format!(
+            "Invalid stop loss percentage: {} (must be between 0 and 1)",
+            stop_loss_percentage.1
+        ));
+    }
+    None
+}
+
+/// `validate_position_parameters`' answer once the numbers passed.
+fn occupancy_answer(symbol: &str, occupied: bool) -> (bool, String) {
+    if occupied {
+        (false, format!("Position for {symbol} already exists"))
+    } else {
         (true, "Valid parameters".to_owned())
     }
 }
