@@ -28,6 +28,18 @@ def postgres_base() -> str:
     return base
 
 
+def postgres_ca() -> str:
+    """The PEM file of the authority that signed the test server's TLS certificate (for the
+    name localhost); skips or fails like postgres_base()."""
+    postgres_base()
+    ca = os.environ.get("PMRS_TEST_POSTGRES_CA")
+    if not ca:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but PMRS_TEST_POSTGRES_CA is not set: the TLS test cannot run")
+        pytest.skip("PMRS_TEST_POSTGRES_CA is not set (bash .ci/postgres start sets it)")
+    return ca
+
+
 def fresh_postgres(tag: str) -> str:
     """A new, empty database on the test server; its URL."""
     base = postgres_base()

@@ -14,7 +14,7 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
-from journal_helpers import journal_url, psql
+from journal_helpers import journal_url, postgres_ca, psql
 
 from position_manager_rs import (
     Journal,
@@ -324,6 +324,7 @@ def test_load_state_migrates_a_state_file_into_an_empty_journal(tmp_path: Path) 
         ({"journal": "sqlite://x.db"}, ValueError, "sqlite:///relative/path"),
         ({"journal": ""}, ValueError, "journal must be"),
         ({"journal": "postgresql://h:notaport/db"}, ValueError, "not a valid PostgreSQL URL"),
+        ({"journal": "postgresql://h/db?sslmode=strict"}, ValueError, 'got "strict"'),
         ({"account": "a"}, ValueError, "account needs journal="),
         ({"journal_sync": "full"}, ValueError, "journal_sync needs journal="),
         ({"journal": "J", "account": ""}, ValueError, "account must be a non-empty name"),
@@ -340,6 +341,25 @@ def test_bad_journal_arguments_name_the_argument(
         kwargs["journal"] = str(tmp_path / "j.db")
     with pytest.raises(error, match=match):
         PositionManager(NO_CLIENT, **kwargs)
+
+
+def test_a_journal_over_verified_tls(tmp_path: Path) -> None:
+    """A DATABASE_URL with libpq's TLS options works as psql would take it: the test server's
+    certificate names localhost and is signed by the authority PMRS_TEST_POSTGRES_CA names."""
+    ca = postgres_ca()
+    base = journal_url("postgres", tmp_path, "tls").replace("127.0.0.1", "localhost", 1)
+    url = f"{base}?sslmode=verify-full&sslrootcert={ca}"
+    pm = PositionManager(NO_CLIENT, journal=url, account="tls")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    assert pm.journal_status["journal"] == url  # type: ignore[index]
+    assert psql(url, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "t"
+    with Journal(url) as journal:
+        assert [p["symbol"] for p in journal.open_positions("tls")] == [BTC]
+    other = Path(ca).with_name("other-ca.pem")
+    with pytest.raises(JournalError, match="UnknownIssuer"):
+        PositionManager(NO_CLIENT, journal=f"{base}?sslmode=verify-ca&sslrootcert={other}")
+    with pytest.raises(JournalError, match=r'not valid for name "127\.0\.0\.1"'):
+        Journal(url.replace("localhost", "127.0.0.1", 1))
 
 
 def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:

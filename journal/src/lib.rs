@@ -13,7 +13,8 @@
 //!   retried, a fencing epoch per account;
 //! - [`book`]: [`book::BookJournal`], the manager's [`EventJournal`] hook over a writer (which
 //!   rows an event changes, the book's state at the end of each cycle, restoring at start);
-//! - [`reader`]: the read-only [`reader::Reader`] for dashboards and notebooks.
+//! - [`reader`]: the read-only [`reader::Reader`] for dashboards and notebooks;
+//! - [`tls`]: TLS for PostgreSQL with libpq's `sslmode` meanings (rustls).
 //!
 //! [`EventJournal`]: position_manager_core::journal_hook::EventJournal
 
@@ -25,6 +26,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod store;
 pub mod target;
+pub mod tls;
 pub mod writer;
 
 use std::fmt;

@@ -1,11 +1,12 @@
-//! PostgreSQL through the synchronous `postgres` client (no TLS: a loopback server, a Unix
-//! socket or a trusted network). `synchronous_commit` follows the [`SyncMode`]; a broken
-//! connection is reported as such and re-opened by the writer before its next write.
+//! PostgreSQL through the synchronous `postgres` client, over TLS as the URL's `sslmode` asks
+//! ([`crate::tls`]). `synchronous_commit` follows the [`SyncMode`]; a broken connection is
+//! reported as such and re-opened by the writer before its next write.
 
 use std::collections::HashMap;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::sql::{Dialect, Sql, Val};
 use crate::target::redact;
@@ -27,7 +28,16 @@ fn err(e: postgres::Error) -> JournalError {
     // The server's own message (SQLSTATE and text) when there is one.
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The causes too: "error performing TLS handshake" alone does not say why.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
     };
     JournalError::Database(format!("PostgreSQL: {text}"))
 }
@@ -35,7 +45,8 @@ fn err(e: postgres::Error) -> JournalError {
 impl Postgres {
     /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only.
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        let (crate_url, tls) = crate::tls::split(url)?;
+        let mut config: postgres::Config = crate_url.parse().map_err(|e| {
             JournalError::Config(format!("journal is not a valid PostgreSQL URL ({e})"))
         })?;
         if config.get_connect_timeout().is_none() {
@@ -44,7 +55,11 @@ impl Postgres {
         if config.get_application_name().is_none() {
             config.application_name("position-manager-rs");
         }
-        let mut client = config.connect(NoTls).map_err(|e| {
+        let connected = match crate::tls::client_config(&tls)? {
+            None => config.connect(NoTls),
+            Some(tls) => config.connect(MakeRustlsConnect::new(tls)),
+        };
+        let mut client = connected.map_err(|e| {
             JournalError::Database(format!(
                 "cannot connect to the journal {}: {}",
                 redact(url),

@@ -45,7 +45,8 @@ impl Target {
             ));
         }
         if spec.starts_with("postgresql://") || spec.starts_with("postgres://") {
-            spec.parse::<postgres::Config>()
+            let (url, _) = crate::tls::split(spec)?;
+            url.parse::<postgres::Config>()
                 .map_err(|e| bad(&format!("is not a valid PostgreSQL URL ({e})")))?;
             return Ok(Target::Postgres(spec.to_owned()));
         }

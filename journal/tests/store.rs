@@ -1,8 +1,6 @@
 //! The journal's storage against SQLite (always) and PostgreSQL (when `PMRS_TEST_POSTGRES_URL`
 //! names a server; under `CI=true` a missing server fails instead of skipping).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
 use position_manager_core::position::PositionState;
@@ -11,34 +9,9 @@ use position_manager_journal::store::{Batch, EventWrite, PositionWrite, RowOp, T
 use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError, SyncMode, Target};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+mod common;
 
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A fresh, empty database on the test server, or `None` (skipped) when there is none.
-fn postgres_db() -> Option<String> {
-    let Ok(base) = std::env::var("PMRS_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but PMRS_TEST_POSTGRES_URL is not set: the PostgreSQL tests cannot run"
-        );
-        eprintln!("PMRS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
-        return None;
-    };
-    let name = unique("pmrs_store");
-    let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
-    Some(format!("{prefix}/{name}"))
-}
+use common::{postgres_db, unique};
 
 fn sqlite_db() -> String {
     let dir = std::env::temp_dir().join(unique("pmrs-journal"));
