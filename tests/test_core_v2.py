@@ -561,36 +561,6 @@ def test_9_contract_size_from_the_open_and_in_the_close_log(
     assert f"({format_pnl_usd(usd)})" in line, line
 
 
-class CountingClient:
-    """A PaperExchange whose position-list reads are counted."""
-
-    def __init__(self, paper: PaperExchange) -> None:
-        self.paper = paper
-        self.list_reads = 0
-
-    def get_open_positions(self) -> Any:
-        self.list_reads += 1
-        return self.paper.get_open_positions()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.paper, name)
-
-
-def test_9_opening_a_symbol_again_reads_no_list_for_its_contract_size() -> None:
-    paper = PaperExchange(seed=2, volatility=0.0)
-    client = CountingClient(paper)
-    pm = make_manager(client)
-    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
-    assert client.list_reads == 1  # the first open of BTC reads its contract size
-    assert pm.close_position(BTC, "manual") is not None
-    cycle(pm)  # the close is confirmed: BTC is neither tracked nor remembered
-    assert BTC not in pm.positions and paper.positions() == []
-    client.list_reads = 0
-    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
-    assert client.list_reads == 0, "the contract size was read again"
-    assert pm.positions[BTC].contract_size == 0.001
-
-
 # =========================================================================================
 # 10. The liquidation reason fires on the exchange's evidence
 # =========================================================================================

@@ -22,7 +22,7 @@
 //! (removed entries, replaced handles) are returned to the caller, who drops them after the lock
 //! is released.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -348,15 +348,7 @@ struct Inner<H> {
     history_points: usize,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
     two_legs: Vec<String>,
-    /// The contract size the exchange last reported for each symbol opened so far, so that
-    /// opening a symbol again needs no list read to learn it (at most
-    /// [`MAX_KNOWN_CONTRACT_SIZES`] symbols).
-    contract_sizes: HashMap<String, f64>,
 }
-
-/// Symbols whose contract size the book remembers at most (a bot trades far fewer; beyond it
-/// the memory is started afresh rather than grown).
-pub const MAX_KNOWN_CONTRACT_SIZES: usize = 10_000;
 
 /// The book. `H` is the caller's handle type; it is cloned out on reads.
 #[derive(Debug)]
@@ -390,7 +382,6 @@ impl<H: Clone> Book<H> {
                 next_order: 0,
                 last_list: None,
                 two_legs: Vec::new(),
-                contract_sizes: HashMap::new(),
                 generation: generation.clone(),
                 published_len: published_len.clone(),
                 history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
@@ -578,38 +569,15 @@ impl<H: Clone> Book<H> {
             .collect()
     }
 
-    /// The contract size the last well-formed list reported for `key`'s symbol, else the one
-    /// remembered for it ([`Book::remember_contract_size`]).
+    /// The contract size the last well-formed list reported for `key`'s symbol.
     pub fn listed_contract_size(&self, key: &Key) -> Option<f64> {
-        let (list, known) = {
-            let inner = self.inner.lock();
-            let known = inner.contract_sizes.get(key.symbol()).copied();
-            (inner.last_list.clone(), known)
-        };
-        let listed = list.and_then(|list| {
-            let presence = list.symbols.get(key.symbol())?;
-            presence
-                .long
-                .as_ref()
-                .and_then(|l| l.contract_size)
-                .or_else(|| presence.short.as_ref().and_then(|l| l.contract_size))
-        });
-        listed.or(known)
-    }
-
-    /// Remembers the contract size the exchange reported for `symbol` (a finite size > 0).
-    pub fn remember_contract_size(&self, symbol: &str, size: f64) {
-        if !(size.is_finite() && size > 0.0) {
-            return;
-        }
-        let mut inner = self.inner.lock();
-        if inner.contract_sizes.get(symbol) == Some(&size) {
-            return;
-        }
-        if inner.contract_sizes.len() >= MAX_KNOWN_CONTRACT_SIZES {
-            inner.contract_sizes.clear();
-        }
-        inner.contract_sizes.insert(symbol.to_owned(), size);
+        let list = self.inner.lock().last_list.clone()?;
+        let presence = list.symbols.get(key.symbol())?;
+        presence
+            .long
+            .as_ref()
+            .and_then(|l| l.contract_size)
+            .or_else(|| presence.short.as_ref().and_then(|l| l.contract_size))
     }
 
     /// Remembers `snapshot` as the last well-formed list of the whole book (an open of a

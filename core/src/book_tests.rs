@@ -124,38 +124,6 @@ fn occupied_means_tracked_or_opening_and_the_try_form_never_waits() {
 }
 
 #[test]
-fn a_remembered_contract_size_answers_when_the_last_list_does_not() {
-    let book: Book<u32> = Book::new(10);
-    let btc = Key::net("BTC/USDT:USDT");
-    assert_eq!(book.listed_contract_size(&btc), None);
-    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        book.remember_contract_size("BTC/USDT:USDT", bad);
-        assert_eq!(book.listed_contract_size(&btc), None, "{bad}");
-    }
-    book.remember_contract_size("BTC/USDT:USDT", 0.001);
-    assert_eq!(book.listed_contract_size(&btc), Some(0.001));
-    assert_eq!(
-        book.listed_contract_size(&Key::hedge("BTC/USDT:USDT", Side::Short)),
-        Some(0.001),
-        "a symbol's size, whichever leg"
-    );
-    // The last list, when it shows the symbol, comes first.
-    let mut raw = RawPosition::with_symbol("BTC/USDT:USDT");
-    raw.side = Field::Text("long".into());
-    raw.contracts = Field::Number(1.0);
-    raw.entry_price = Field::Number(100.0);
-    raw.contract_size = Field::Number(0.01);
-    let entry = RawEntry::Position(Box::new(raw));
-    book.note_list(Arc::new(Snapshot::read(vec![entry], book.mark())));
-    assert_eq!(book.listed_contract_size(&btc), Some(0.01));
-    // Bounded: past the limit the memory starts afresh.
-    for i in 0..MAX_KNOWN_CONTRACT_SIZES {
-        book.remember_contract_size(&format!("S{i}/USDT:USDT"), 1.0);
-    }
-    assert_eq!(book.inner.lock().contract_sizes.len(), 1);
-}
-
-#[test]
 fn keeps_dict_order_and_a_replacements_place() {
     let book: Book<u32> = Book::new(10);
     book.insert("A", pos("A", 1.0), 1);

@@ -517,25 +517,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(true)
     }
 
-    /// The contract size of `key`'s symbol: from the last list or the size remembered from an
-    /// earlier open of the symbol, else from one list read right after the fill (the position
-    /// is then listed; a list that lags tells nothing). What it finds is remembered, so opening
-    /// the symbol again needs no read for it.
+    /// The contract size of `key`'s symbol: from the last list, else from one list read right
+    /// after the fill (the position is then listed; a list that lags tells nothing).
     fn contract_size_after_open(&self, key: &Key) -> CoreResult<Option<f64>> {
-        let size = match self.book().listed_contract_size(key) {
-            Some(size) => Some(size),
-            None => match self.read_list()? {
-                Ok(list) => match list.snapshot.seen(key) {
-                    Seen::Listed(l) => l.contract_size,
-                    _ => None,
-                },
-                Err(_) => None,
-            },
-        };
-        if let Some(size) = size {
-            self.book().remember_contract_size(key.symbol(), size);
+        if let Some(size) = self.book().listed_contract_size(key) {
+            return Ok(Some(size));
         }
-        Ok(size)
+        Ok(match self.read_list()? {
+            Ok(list) => match list.snapshot.seen(key) {
+                Seen::Listed(l) => l.contract_size,
+                _ => None,
+            },
+            Err(_) => None,
+        })
     }
 
     /// A market order that opens (or tops up) `key`, and how it ended. An answer that is not
