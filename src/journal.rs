@@ -400,6 +400,17 @@ impl PyJournalReader {
         self.version
     }
 
+    /// Starts a snapshot: the queries that follow read one committed state (use
+    /// `Journal.snapshot()`).
+    fn _begin_snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |r| r.begin_snapshot())
+    }
+
+    /// Ends the snapshot `_begin_snapshot` started (nothing when none is open).
+    fn _end_snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |r| r.end_snapshot())
+    }
+
     /// Closes the connection.
     fn close(&self, py: Python<'_>) {
         let old = detached(py, || self.reader.lock().take());

@@ -302,6 +302,34 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
         journal.events()
 
 
+def test_a_snapshot_reads_one_committed_state(url: str) -> None:
+    pm = PositionManager(NO_CLIENT, journal=url, account="snap")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    with Journal(url) as journal:
+        with journal.snapshot() as same:
+            assert same is journal
+            events = journal.events(account="snap")
+            # A manager commits a close and an open between the two reads ...
+            del pm.positions[BTC]
+            pm.positions[ETH] = Position(ETH, "long", 10, 1, 10, 9, 11)
+            # ... and the snapshot sees neither: the book and the events agree.
+            assert [p["symbol"] for p in journal.open_positions("snap")] == [BTC]
+            assert journal.events(account="snap") == events
+            assert [a["last_seq"] for a in journal.accounts()] == [len(events)]
+            with pytest.raises(ValueError, match="already open"):
+                with journal.snapshot():
+                    pass
+        # After the block every query reads the journal as it is now.
+        assert [p["symbol"] for p in journal.open_positions("snap")] == [ETH]
+        assert len(journal.events(account="snap")) == len(events) + 2
+        # A block left by an exception ends its snapshot too.
+        with pytest.raises(KeyError):
+            with journal.snapshot():
+                raise KeyError("x")
+        pm.positions[SOL] = Position(SOL, "short", 20, 1, 10, 21, 19)
+        assert [p["symbol"] for p in journal.open_positions("snap")] == [ETH, SOL]
+
+
 def test_load_state_migrates_a_state_file_into_an_empty_journal(tmp_path: Path) -> None:
     url = str(tmp_path / "j.db")
     old = PositionManager(NO_CLIENT)

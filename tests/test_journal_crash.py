@@ -94,9 +94,10 @@ def wait_for_sessions_to_end(url: str) -> None:
 
     A client killed by SIGKILL leaves its server session behind for a moment: the server has
     not yet noticed the closed socket, or is still committing the COMMIT the client sent just
-    before it died. Until that session ends, a transaction of the dead writer may still land,
-    and a check made of two reads (the events, then the book) could see it between them. The
-    journal is consistent at every commit; this waits for the last one.
+    before it died. Until that session ends, a transaction of the dead writer may still land
+    after the check has read the journal (the check reads one snapshot, so it is consistent
+    either way), and the next child would then restore a book the check never saw. This waits
+    for the dead writer's last commit.
     """
     deadline = time.monotonic() + STEP_TIMEOUT
     others = (
@@ -120,7 +121,7 @@ def check(
     would read the whole history again each time). The test still makes a full check every
     ``FULL_CHECK_EVERY`` kills and after the last one.
     """
-    with Journal(url) as journal:
+    with Journal(url) as journal, journal.snapshot():
         (row,) = [a for a in journal.accounts() if a["account"] == account]
         first = 1 if before is None else before[0] + 1
         last = row["last_seq"]

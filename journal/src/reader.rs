@@ -8,7 +8,7 @@
 
 use crate::postgres::Postgres;
 use crate::schema;
-use crate::sql::{Sql, Val};
+use crate::sql::{Dialect, Sql, Val};
 use crate::sqlite::Sqlite;
 use crate::{JournalError, JournalResult, SyncMode, Target};
 
@@ -94,6 +94,8 @@ pub struct Reader {
     db: Box<dyn Sql>,
     target: Target,
     version: i64,
+    /// Whether a snapshot is open ([`Reader::begin_snapshot`]).
+    in_snapshot: bool,
 }
 
 fn text(v: Option<&Val>) -> String {
@@ -124,7 +126,39 @@ impl Reader {
             db,
             target,
             version,
+            in_snapshot: false,
         })
+    }
+
+    /// Makes the queries that follow, until [`Reader::end_snapshot`], read one committed state
+    /// of the journal: what managers commit meanwhile is not seen (PostgreSQL: a
+    /// `REPEATABLE READ` read-only transaction; SQLite: one read transaction, a WAL snapshot).
+    /// A snapshot already open is a configuration error.
+    pub fn begin_snapshot(&mut self) -> JournalResult<()> {
+        if self.in_snapshot {
+            return Err(JournalError::Config(
+                "a snapshot of this journal is already open".to_owned(),
+            ));
+        }
+        self.db.batch(match self.db.dialect() {
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            Dialect::Sqlite => "BEGIN DEFERRED",
+        })?;
+        // Both take the snapshot at the first read, so take it now.
+        if let Err(e) = self.db.query("SELECT COUNT(*) FROM pmrs_accounts", &[]) {
+            drop(self.db.batch("ROLLBACK"));
+            return Err(e);
+        }
+        self.in_snapshot = true;
+        Ok(())
+    }
+
+    /// Ends the snapshot [`Reader::begin_snapshot`] opened (nothing when none is open).
+    pub fn end_snapshot(&mut self) -> JournalResult<()> {
+        if !std::mem::take(&mut self.in_snapshot) {
+            return Ok(());
+        }
+        self.db.batch("COMMIT")
     }
 
     /// The database, for messages (no password).

@@ -18,7 +18,8 @@ same (an aware ``datetime`` is converted to local time first). See docs/journal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from os import PathLike
 from types import TracebackType
@@ -154,6 +155,28 @@ class Journal:
         """The tracked positions as last journaled: ``account``, ``symbol``, every position
         field, ``attributes``, ``updated_seq``, ``updated_at``."""
         return Records(self._reader.open_positions(_name("account", account)))
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Journal]:
+        """Makes the queries inside the ``with`` block read one committed state of the journal.
+
+        Without it every query reads the journal as it is at that moment, so a manager writing
+        meanwhile may commit between two of them (the events read before a close, the book
+        after it). Inside it, what managers commit is not seen until the block ends::
+
+            with journal.snapshot():
+                events = journal.events(account="main")
+                book = journal.open_positions(account="main")  # the same moment as the events
+
+        Keep the block short: PostgreSQL holds back the cleanup of old row versions and SQLite
+        the checkpoint of its write-ahead log while it is open. A snapshot inside another is a
+        ValueError.
+        """
+        self._reader._begin_snapshot()
+        try:
+            yield self
+        finally:
+            self._reader._end_snapshot()
 
     def close(self) -> None:
         """Closes the connection (queries then raise ValueError)."""
