@@ -129,14 +129,20 @@ pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
         (SslMode::VerifyFull, _) => Check::ChainAndName,
     };
     let verifier: Arc<dyn ServerCertVerifier> = match check {
-        Check::Nothing => Arc::new(AnyCertificate(provider.clone())),
+        Check::Nothing => Arc::new(Verifier {
+            provider: provider.clone(),
+            chain: None,
+        }),
         Check::Chain | Check::ChainAndName => {
             let roots = trusted(tls.roots.as_ref().unwrap_or(&Roots::System))?;
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| tls_error(&format!("cannot use the trusted certificates: {e}")))?;
             if check == Check::Chain {
-                Arc::new(ChainOnly(webpki))
+                Arc::new(Verifier {
+                    provider: provider.clone(),
+                    chain: Some(webpki),
+                })
             } else {
                 webpki
             }
@@ -197,66 +203,26 @@ fn read_pem(path: &Path) -> JournalResult<Vec<CertificateDer<'static>>> {
         .map_err(|e| tls_error(&format!("cannot read sslrootcert {}: {e}", path.display())))
 }
 
-/// `sslmode=prefer`/`require` without a root file: the connection is encrypted, the server
-/// not authenticated (libpq's meaning). Handshake signatures are still verified.
-struct AnyCertificate(Arc<CryptoProvider>);
+/// The certificate check of `sslmode` `prefer`/`require` (none: the connection is encrypted,
+/// the server not authenticated, libpq's meaning) and `verify-ca` (the chain must lead to a
+/// trusted authority; the name is not checked). Handshake signatures are verified either way.
+/// `verify-full` uses rustls' own verifier.
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    /// The chain check of `verify-ca`; `None` checks nothing.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+}
 
-impl fmt::Debug for AnyCertificate {
+impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AnyCertificate")
+        f.write_str(match self.chain {
+            None => "Verifier(nothing)",
+            Some(_) => "Verifier(chain)",
+        })
     }
 }
 
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `sslmode=verify-ca`: the chain must lead to a trusted authority; the name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -265,10 +231,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // The chain was verified before the name (webpki checks the name last).
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -283,7 +249,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -292,11 +263,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
