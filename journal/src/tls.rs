@@ -313,6 +313,73 @@ mod tests {
         assert_eq!(tls.roots, Some(Roots::System));
     }
 
+    use proptest::prelude::*;
+
+    const MODES: [(&str, SslMode, &str); 6] = [
+        ("disable", SslMode::Disable, "disable"),
+        ("allow", SslMode::Prefer, "prefer"),
+        ("prefer", SslMode::Prefer, "prefer"),
+        ("require", SslMode::Require, "require"),
+        ("verify-ca", SslMode::VerifyCa, "require"),
+        ("verify-full", SslMode::VerifyFull, "require"),
+    ];
+
+    proptest! {
+        // A fixed seed and no regression files: CI replays the same cases.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_7150),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever else the query holds, in whatever order: the other options reach the crate
+        /// unchanged and in order, sslmode is the last one and mapped, sslrootcert is taken
+        /// out and decoded.
+        #[test]
+        fn split_keeps_other_options_and_takes_out_its_own(
+            others in proptest::collection::vec(("[a-z_]{1,12}", "[A-Za-z0-9%._-]{0,12}"), 0..6),
+            mode in proptest::option::of(0..MODES.len()),
+            root in proptest::option::of("[a-z/._-]{1,20}"),
+            mode_at in 0usize..7,
+            root_at in 0usize..8,
+        ) {
+            let others: Vec<(String, String)> = others
+                .into_iter()
+                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .collect();
+            let mut pairs: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if let Some(m) = mode {
+                pairs.insert(mode_at.min(pairs.len()), format!("sslmode={}", MODES[m].0));
+            }
+            if let Some(r) = &root {
+                let encoded = r.replace('/', "%2F");
+                pairs.insert(root_at.min(pairs.len()), format!("sslrootcert={encoded}"));
+            }
+            let url = if pairs.is_empty() {
+                "postgresql://u@h:5432/db".to_owned()
+            } else {
+                format!("postgresql://u@h:5432/db?{}", pairs.join("&"))
+            };
+            let (crate_url, tls) = split(&url).unwrap();
+            let (mode_expected, passed) = match mode {
+                Some(m) => (MODES[m].1, MODES[m].2),
+                None => (SslMode::Prefer, "prefer"),
+            };
+            prop_assert_eq!(tls.mode, mode_expected);
+            let root_expected = root.as_ref().map(|r| Roots::File(PathBuf::from(r)));
+            prop_assert_eq!(tls.roots, root_expected);
+            if pairs.is_empty() {
+                prop_assert_eq!(crate_url, url);
+            } else {
+                let mut kept: Vec<String> =
+                    others.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                kept.push(format!("sslmode={passed}"));
+                prop_assert_eq!(crate_url, format!("postgresql://u@h:5432/db?{}", kept.join("&")));
+            }
+        }
+    }
+
     #[test]
     fn an_unknown_sslmode_is_named() {
         let err = split("postgres://h/db?sslmode=strict").unwrap_err();

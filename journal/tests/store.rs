@@ -185,6 +185,33 @@ fn a_newer_writer_fences_the_older_one_for_good() {
 }
 
 #[test]
+fn a_snapshot_reads_one_committed_state() {
+    for db in databases() {
+        let (mut w, _) = open(&db, "a");
+        let evs = events(3, "X/USDT:USDT");
+        w.write(batch_of(&evs[..1]), 0).unwrap();
+        let mut reader = Reader::open(&db).unwrap();
+        let count = |r: &mut Reader| r.events(&EventFilter::default()).unwrap().len();
+        reader.begin_snapshot().unwrap();
+        assert_eq!(count(&mut reader), 1, "{db}");
+        w.write(batch_of(&evs[1..2]), 0).unwrap();
+        assert_eq!(
+            count(&mut reader),
+            1,
+            "{db}: a commit after the snapshot is not seen"
+        );
+        assert_eq!(reader.accounts().unwrap()[0].last_seq, 1, "{db}");
+        let err = reader.begin_snapshot().unwrap_err();
+        assert!(matches!(err, JournalError::Config(_)), "{db}: {err}");
+        reader.end_snapshot().unwrap();
+        assert_eq!(count(&mut reader), 2, "{db}: seen once the snapshot ended");
+        reader.end_snapshot().unwrap(); // none open: nothing to do
+        w.write(batch_of(&evs[2..]), 0).unwrap();
+        assert_eq!(count(&mut reader), 3, "{db}");
+    }
+}
+
+#[test]
 fn writing_the_same_event_twice_stores_it_once() {
     for db in databases() {
         let (mut w, _) = open(&db, "a");
