@@ -28,18 +28,21 @@ fn err(e: postgres::Error) -> JournalError {
     // The server's own message (SQLSTATE and text) when there is one.
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => {
-            // The causes too: "error performing TLS handshake" alone does not say why.
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                text.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            text
-        }
+        None => describe(&e),
     };
     JournalError::Database(format!("PostgreSQL: {text}"))
+}
+
+/// `e` with its causes: the client's own text names only the kind ("error performing TLS
+/// handshake", "invalid connection string"), its causes say why.
+pub fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 impl Postgres {
@@ -47,7 +50,10 @@ impl Postgres {
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
         let (crate_url, tls) = crate::tls::split(url)?;
         let mut config: postgres::Config = crate_url.parse().map_err(|e| {
-            JournalError::Config(format!("journal is not a valid PostgreSQL URL ({e})"))
+            JournalError::Config(format!(
+                "journal is not a valid PostgreSQL URL ({})",
+                describe(&e)
+            ))
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));

@@ -46,8 +46,12 @@ impl Target {
         }
         if spec.starts_with("postgresql://") || spec.starts_with("postgres://") {
             let (url, _) = crate::tls::split(spec)?;
-            url.parse::<postgres::Config>()
-                .map_err(|e| bad(&format!("is not a valid PostgreSQL URL ({e})")))?;
+            url.parse::<postgres::Config>().map_err(|e| {
+                bad(&format!(
+                    "is not a valid PostgreSQL URL ({})",
+                    crate::postgres::describe(&e)
+                ))
+            })?;
             return Ok(Target::Postgres(spec.to_owned()));
         }
         if let Some((scheme, _)) = spec.split_once("://") {

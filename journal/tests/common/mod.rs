@@ -12,16 +12,23 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
-/// A fresh, empty database on the test server, or `None` (skipped) when there is none.
-pub fn postgres_db() -> Option<String> {
-    let Ok(base) = std::env::var("PMRS_TEST_POSTGRES_URL") else {
+/// The test server's setting `var` (`.ci/postgres start` sets them), or `None`: the tests
+/// that need it are skipped, unless `CI=true`, where a missing one fails.
+pub fn test_server_env(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok();
+    if value.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but PMRS_TEST_POSTGRES_URL is not set: the PostgreSQL tests cannot run"
+            "CI=true but {var} is not set: the tests that need it cannot run"
         );
-        eprintln!("PMRS_TEST_POSTGRES_URL is not set: PostgreSQL part skipped");
-        return None;
-    };
+        eprintln!("{var} is not set: the tests that need it are skipped");
+    }
+    value
+}
+
+/// A fresh, empty database on the test server, or `None` (skipped) when there is none.
+pub fn postgres_db() -> Option<String> {
+    let base = test_server_env("PMRS_TEST_POSTGRES_URL")?;
     let name = unique("pmrs_store");
     let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("test server");
     admin
