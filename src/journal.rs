@@ -406,9 +406,15 @@ impl PyJournalReader {
         self.with(py, |r| r.begin_snapshot())
     }
 
-    /// Ends the snapshot `_begin_snapshot` started (nothing when none is open).
+    /// Ends the snapshot `_begin_snapshot` started (nothing when none is open, or when the
+    /// journal was closed meanwhile: closing ended it, and an error here would hide the
+    /// exception that is leaving the `with` block).
     fn _end_snapshot(&self, py: Python<'_>) -> PyResult<()> {
-        self.with(py, |r| r.end_snapshot())
+        detached(py, || match self.reader.lock().as_mut() {
+            Some(r) => r.end_snapshot(),
+            None => Ok(()),
+        })
+        .map_err(to_py)
     }
 
     /// Closes the connection.

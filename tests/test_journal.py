@@ -328,6 +328,12 @@ def test_a_snapshot_reads_one_committed_state(url: str) -> None:
                 raise KeyError("x")
         pm.positions[SOL] = Position(SOL, "short", 20, 1, 10, 21, 19)
         assert [p["symbol"] for p in journal.open_positions("snap")] == [ETH, SOL]
+        # Closing the journal inside the block ends the snapshot; the block's own exception
+        # is the one that leaves it.
+        with pytest.raises(KeyError, match="inside"):
+            with journal.snapshot():
+                journal.close()
+                raise KeyError("inside")
 
 
 def test_load_state_migrates_a_state_file_into_an_empty_journal(tmp_path: Path) -> None:
@@ -380,7 +386,13 @@ def test_a_journal_over_verified_tls(tmp_path: Path) -> None:
     pm = PositionManager(NO_CLIENT, journal=url, account="tls")
     pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
     assert pm.journal_status["journal"] == url  # type: ignore[index]
-    assert psql(url, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "t"
+    # The manager's own session (not psql's) is encrypted.
+    sessions = psql(
+        url,
+        "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+        "WHERE a.datname = current_database() AND a.application_name = 'position-manager-rs'",
+    )
+    assert sessions == "1|t", sessions
     with Journal(url) as journal:
         assert [p["symbol"] for p in journal.open_positions("tls")] == [BTC]
     other = Path(ca).with_name("other-ca.pem")
