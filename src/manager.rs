@@ -156,8 +156,9 @@ impl CustomMethods for PyMethods {
 ///                 order_logger_name='TradingBot.Order', event_history=10000,
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
-///                 tombstone_ttl_seconds=86400.0, history_points=32, clock=None,
-///                 position_mode='oneway', journal=None, account=None, journal_sync=None)
+///                 tombstone_ttl_seconds=86400.0, reopen_hold_seconds=0.0,
+///                 history_points=32, clock=None, position_mode='oneway', journal=None,
+///                 account=None, journal_sync=None)
 ///
 /// `client` is the bot's exchange client (see `position_manager_rs.ExchangeClient`). Options
 /// after `*` go beyond the original; their defaults reproduce it (docs/configuration.md).
@@ -170,7 +171,10 @@ impl CustomMethods for PyMethods {
 /// gets every price of a cycle in one call. `clock` is a `ManualClock` the manager reads
 /// time from instead of the process-wide clock (a `PaperExchange`'s `paper.clock`: paper time).
 /// `history_points` is how many of its last updates each position keeps in `position.history`
-/// (for tables and plots; 40 bytes each).
+/// (for tables and plots; 40 bytes each). `reopen_hold_seconds` refuses, for that long, to open
+/// again a symbol that a position list showing no position at all untracked while the lists
+/// still show none (a client answering `[]` for failed reads cannot then get a second position
+/// opened on top of a live one).
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
 /// book to a database under `account` and restores them at start (docs/journal.md).
 #[pyclass(
@@ -215,6 +219,7 @@ impl PyPositionManager {
         smart_exit_optimizer = None,
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
+        reopen_hold_seconds = Opt::Default,
         history_points = Opt::Default,
         clock = None,
         position_mode = Opt::Default,
@@ -222,7 +227,7 @@ impl PyPositionManager {
         account = None,
         journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, reopen_hold_seconds=0.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -241,6 +246,7 @@ impl PyPositionManager {
         smart_exit_optimizer: Option<&Bound<'_, PyAny>>,
         missing_grace_seconds: Opt<'_>,
         tombstone_ttl_seconds: Opt<'_>,
+        reopen_hold_seconds: Opt<'_>,
         history_points: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         position_mode: Opt<'_>,
@@ -266,6 +272,7 @@ impl PyPositionManager {
             tombstone_ttl_seconds: tombstone_ttl_seconds.given(),
             history_points: history_points.given(),
             position_mode: position_mode.given(),
+            reopen_hold_seconds: reopen_hold_seconds.given(),
         }
         .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;

@@ -153,6 +153,7 @@ pub struct RawOptions<'a, 'py> {
     pub tombstone_ttl_seconds: Option<&'a Bound<'py, PyAny>>,
     pub history_points: Option<&'a Bound<'py, PyAny>>,
     pub position_mode: Option<&'a Bound<'py, PyAny>>,
+    pub reopen_hold_seconds: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// `position_mode`: `'oneway'` (the default, the original's) or `'hedge'`.
@@ -260,6 +261,11 @@ impl RawOptions<'_, '_> {
                     usize::try_from(n).unwrap_or(max)
                 }
             },
+            reopen_hold_seconds: number_arg(
+                "reopen_hold_seconds",
+                self.reopen_hold_seconds,
+                defaults.reopen_hold_seconds,
+            )?,
         };
         config.validate().map_err(PmError)?;
         Ok(config)
@@ -272,7 +278,8 @@ impl RawOptions<'_, '_> {
 /// `manager.trailing_stop_percentage`), `missing_confirmations`, `ticker_retry_delays` (a
 /// tuple), `snapshot_reuse_seconds`, `max_concurrent_calls`, `logger_name`, `position_logger_name`,
 /// `order_logger_name`, `event_history`, `tombstone_limit`, `missing_grace_seconds`,
-/// `tombstone_ttl_seconds` (None: no expiry), `history_points`, `position_mode`. `to_dict()`
+/// `tombstone_ttl_seconds` (None: no expiry), `history_points`, `position_mode`,
+/// `reopen_hold_seconds`. `to_dict()`
 /// gives them as a dict, so
 /// `PositionManager(client, **manager.config.to_dict())` builds a manager with the same options.
 /// The client and the exit-rule objects are the manager's own attributes.
@@ -357,6 +364,12 @@ impl PyManagerConfig {
     fn history_points(&self) -> usize {
         self.config.history_points
     }
+    /// Seconds `open_position` refuses a key that a list showing no position untracked, while
+    /// the lists still show none (0: never).
+    #[getter]
+    fn reopen_hold_seconds(&self) -> f64 {
+        self.config.reopen_hold_seconds
+    }
     /// `'oneway'` (one position per symbol) or `'hedge'` (a long and a short leg per symbol).
     #[getter]
     fn position_mode(&self) -> &'static str {
@@ -383,6 +396,7 @@ impl PyManagerConfig {
         d.set_item("tombstone_ttl_seconds", self.tombstone_ttl_seconds())?;
         d.set_item("history_points", self.history_points())?;
         d.set_item("position_mode", self.position_mode())?;
+        d.set_item("reopen_hold_seconds", self.reopen_hold_seconds())?;
         Ok(d)
     }
 

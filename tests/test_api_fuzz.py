@@ -166,6 +166,7 @@ OPTIONS = [
     "tombstone_limit",
     "missing_grace_seconds",
     "tombstone_ttl_seconds",
+    "reopen_hold_seconds",
 ]
 
 

@@ -224,41 +224,65 @@ def test_concurrent_reads_keep_the_invariants() -> None:
 # --------------------------------------------------------------------------- the long soak
 
 
+def soak_run(seed: int, lockstep_mode: bool, options: dict[str, Any]) -> RunResult:
+    """One seed of the long soak: random faults (about 0.08 a tick), manual closes and partial
+    reductions, 1 500 ticks lockstep or 400 free running; ``options`` go to the manager."""
+    import random
+
+    ticks = 1500 if lockstep_mode else 400
+    faults: list[Fault] = random_faults(random.Random(seed), ticks, rate=0.08)
+    bot = BotRun(
+        seed=seed,
+        ticks=ticks,
+        lockstep=lockstep_mode,
+        faults=faults,
+        config=BotConfig(tick_interval=0.01),
+        event_rates={"manual_close": 0.005, "partial_reduction": 0.005},
+        manager_options=options,
+    )
+    result = run(bot, deadline=240.0)
+    assert result.stats.errors == [] and result.stats.dashboard_errors == []
+    assert result.book_problems == []
+    assert result.orders_twice == []
+    assert result.book_vs_venue == [], (seed, result.book_vs_venue)
+    return result
+
+
+#: ``reopen_hold_seconds`` for the soak runs that set it: five ticks of paper time.
+HOLD = 300.0
+
+
+def test_the_soaks_opens_on_top_are_refused_with_a_reopen_hold() -> None:
+    """The two opens on top of the lockstep soak (seeds 3 and 7: four or more failed reads in a
+    row around one symbol) happen without a hold and not with one; the rest holds either way."""
+    for seed in (3, 7):
+        plain = soak_run(seed, True, {})
+        assert len(plain.opened_on_top) == 1, (seed, plain.opened_on_top)
+        held = soak_run(seed, True, {"reopen_hold_seconds": HOLD})
+        assert held.opened_on_top == [], (seed, held.opened_on_top)
+        assert held.left_open == plain.left_open
+
+
 @pytest.mark.skipif(not LONG, reason="long run: PMRS_LONG=1")
 @pytest.mark.parametrize(
-    ("lockstep_mode", "workers"),
-    [(True, 1), (True, 4), (False, 1)],
-    ids=["lockstep", "lockstep-4-workers", "free"],
+    ("lockstep_mode", "workers", "hold"),
+    [(True, 1, 0.0), (True, 4, 0.0), (False, 1, 0.0), (True, 1, HOLD), (False, 1, HOLD)],
+    ids=["lockstep", "lockstep-4-workers", "free", "lockstep-hold", "free-hold"],
 )
-def test_long_randomized_soak(lockstep_mode: bool, workers: int) -> None:
+def test_long_randomized_soak(lockstep_mode: bool, workers: int, hold: float) -> None:
     """Random fault schedules and random venue events over several seeds; prints the figures.
 
     Asserted for every run: no exception reached the bot, no deadlock, a consistent book, no
     order twice for one intent, and the book equal to the venue after the final sync. The other
     figures (opens on top, left open, unmanaged) are printed for the report: against a client
     that lies four times in a row, or answers True for a close it never sent at shutdown, they
-    are not zero (docs/reliability.md says why). ``workers`` is ``max_concurrent_calls``.
+    are not zero (docs/reliability.md says why). ``workers`` is ``max_concurrent_calls``;
+    ``hold`` is ``reopen_hold_seconds``.
     """
-    import random
-
     totals: dict[str, Any] = {}
     for seed in seeds(list(range(1, 9))):
-        ticks = 1500 if lockstep_mode else 400
-        faults: list[Fault] = random_faults(random.Random(seed), ticks, rate=0.08)
-        bot = BotRun(
-            seed=seed,
-            ticks=ticks,
-            lockstep=lockstep_mode,
-            faults=faults,
-            config=BotConfig(tick_interval=0.01),
-            event_rates={"manual_close": 0.005, "partial_reduction": 0.005},
-            manager_options={"max_concurrent_calls": workers},
-        )
-        result = run(bot, deadline=240.0)
-        assert result.stats.errors == [] and result.stats.dashboard_errors == []
-        assert result.book_problems == []
-        assert result.orders_twice == []
-        assert result.book_vs_venue == [], (seed, result.book_vs_venue)
+        options = {"max_concurrent_calls": workers, "reopen_hold_seconds": hold}
+        result = soak_run(seed, lockstep_mode, options)
         for key, value in result.figures().items():
             if key == "seed" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue

@@ -56,6 +56,10 @@ BAD_OPTIONS: list[tuple[str, Any, type[Exception], str]] = [
     ("max_concurrent_calls", None, TypeError, "max_concurrent_calls must be an int, got None"),
     ("missing_grace_seconds", 1e10, ValueError, "missing_grace_seconds must be a number of"),
     ("missing_grace_seconds", False, TypeError, "missing_grace_seconds must be a number, not a"),
+    ("reopen_hold_seconds", -1, ValueError, "reopen_hold_seconds must be a number of seconds from"),
+    ("reopen_hold_seconds", float("inf"), ValueError, "from 0 to 1e9, got inf"),
+    ("reopen_hold_seconds", "60", TypeError, "reopen_hold_seconds must be a number, got '60'"),
+    ("reopen_hold_seconds", None, TypeError, "reopen_hold_seconds must be a number, got None"),
     ("tombstone_ttl_seconds", -5, ValueError, "tombstone_ttl_seconds must be a number of seconds"),
     ("tombstone_ttl_seconds", 1e300, ValueError, "from 0 to 1e9, got 1e+300"),
     ("tombstone_ttl_seconds", "1", TypeError, "tombstone_ttl_seconds must be a number, got '1'"),
@@ -141,6 +145,7 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         missing_grace_seconds=30,
         tombstone_ttl_seconds=600,
         history_points=64,
+        reopen_hold_seconds=90,
     )
     config = pm.config
     assert isinstance(config, ManagerConfig)
@@ -159,6 +164,7 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         "tombstone_ttl_seconds": 600.0,
         "history_points": 64,
         "position_mode": "oneway",
+        "reopen_hold_seconds": 90.0,
     }
     assert repr(config).startswith("ManagerConfig(trailing_stop_percentage=0.03, ")
     # Read-only.
@@ -188,6 +194,7 @@ def test_the_defaults_reproduce_the_original() -> None:
         "tombstone_ttl_seconds": 86400.0,
         "history_points": 32,
         "position_mode": "oneway",
+        "reopen_hold_seconds": 0.0,
     }
 
 

@@ -216,6 +216,7 @@ class PositionManager:
         smart_exit_optimizer: Any = None,
         missing_grace_seconds: float = 0.0,
         tombstone_ttl_seconds: float | None = 86400.0,
+        reopen_hold_seconds: float = 0.0,
         history_points: int = 32,
         clock: ManualClock | None = None,
         position_mode: Literal["oneway", "hedge"] = "oneway",
@@ -377,6 +378,8 @@ class ManagerConfig:
     def history_points(self) -> int: ...
     @property
     def position_mode(self) -> Literal["oneway", "hedge"]: ...
+    @property
+    def reopen_hold_seconds(self) -> float: ...
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object, /) -> bool: ...
 

@@ -36,6 +36,11 @@ pub struct ManagerConfig {
     /// Price-history points each position keeps (`position.history`, for tables and plots):
     /// its last updates.
     pub history_points: usize,
+    /// After a list that showed no live position at all untracked a position, `open_position`
+    /// for its key is refused for this many seconds while the lists still show nothing (an
+    /// empty answer cannot be told from a client that answers `[]` for a failed read); 0 (the
+    /// original) opens at once. A list showing any live position ends every hold.
+    pub reopen_hold_seconds: f64,
 }
 
 impl Default for ManagerConfig {
@@ -53,6 +58,7 @@ impl Default for ManagerConfig {
             position_mode: crate::reconcile::Mode::OneWay,
             max_concurrent_calls: 1,
             history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
+            reopen_hold_seconds: 0.0,
         }
     }
 }
@@ -143,6 +149,7 @@ impl ManagerConfig {
         }
         seconds("snapshot_reuse_seconds", self.snapshot_reuse_seconds)?;
         seconds("missing_grace_seconds", self.missing_grace_seconds)?;
+        seconds("reopen_hold_seconds", self.reopen_hold_seconds)?;
         let t = self.tombstone_ttl_seconds;
         if t != f64::INFINITY {
             seconds("tombstone_ttl_seconds", t)?;
@@ -190,6 +197,7 @@ mod tests {
                 c.tombstone_limit = 0;
                 c.max_concurrent_calls = MAX_CONCURRENT_CALLS;
                 c.history_points = MAX_HISTORY_POINTS;
+                c.reopen_hold_seconds = MAX_SECONDS;
             }),
             Ok(())
         );
@@ -230,6 +238,10 @@ mod tests {
             (
                 |c| c.missing_grace_seconds = -1.0,
                 "missing_grace_seconds must be a number of seconds from 0 to 1e9, got -1.0",
+            ),
+            (
+                |c| c.reopen_hold_seconds = f64::NAN,
+                "reopen_hold_seconds must be a number of seconds from 0 to 1e9, got nan",
             ),
             (
                 |c| c.tombstone_ttl_seconds = 1e300,

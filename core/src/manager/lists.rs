@@ -58,6 +58,8 @@ impl ListRead {
 pub struct ListReport {
     /// Keys removed as closed outside the manager (not flips).
     pub removed: Vec<Key>,
+    /// Keys whose close by the manager this list confirmed (it no longer lists them).
+    pub confirmed: Vec<Key>,
     /// Positions imported or restored by imports.
     pub imported: usize,
     /// Positions restored from a tombstone or an unconfirmed close.
@@ -210,6 +212,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for change in applied {
             self.report_change(change, list, purpose, removal_reason, &mut report)?;
         }
+        self.note_for_holds(list, report.removed.iter().chain(&report.confirmed));
         Ok(report)
     }
 
@@ -303,6 +306,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Main, Level::Debug, || {
                     format!("Close of {key} confirmed: the exchange no longer lists it")
                 });
+                report.confirmed.push(key);
             }
             Applied::CloseUnconfirmed { at, contracts } => {
                 report.restored += 1;

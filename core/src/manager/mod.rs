@@ -26,6 +26,7 @@ pub mod config;
 pub mod exit_rules;
 mod exit_steps;
 pub mod fetch;
+pub mod hold;
 mod ids;
 mod imports;
 pub mod lists;
@@ -89,6 +90,8 @@ pub struct Manager<H> {
     ids: ids::ClientIds,
     /// Writes every event and the book's state to a database (`journal=`), if set.
     journal: parking_lot::RwLock<Option<Arc<dyn EventJournal>>>,
+    /// Keys not to open again yet (`reopen_hold_seconds`, [`hold`]).
+    holds: hold::ReopenHolds,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -119,6 +122,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             exit_rules: exit_rules::ExitRules::default(),
             ids: ids::ClientIds::new(),
             journal: parking_lot::RwLock::new(None),
+            holds: hold::ReopenHolds::default(),
         })
     }
 
@@ -451,3 +455,6 @@ mod hedge_tests;
 
 #[cfg(test)]
 mod focused_tests;
+
+#[cfg(test)]
+mod hold_tests;

@@ -150,8 +150,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         };
         // Reserve, checking the exchange first when the book remembers something about the
-        // symbol (at most one check: a symbol still in doubt after it is not opened).
+        // symbol or its re-open is held (at most one check: a symbol still in doubt after it is
+        // not opened).
         let mut checked = false;
+        if self.reopen_hold_left(&key).is_some() {
+            checked = true;
+            if let Some(done) = self.check_before_open(&key)? {
+                return Ok(done);
+            }
+        }
         loop {
             match self.book().begin_open(&key, true) {
                 Ok(()) => break,
@@ -246,6 +253,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if report.uncorroborated || !list.snapshot.well_formed {
             self.log_invalid(&format!(
                 "Position for {symbol} cannot be verified against the exchange; not opening"
+            ));
+            return Ok(Some(false));
+        }
+        if let Some(left) = self.reopen_hold_left(key) {
+            // Only lists that showed no live position were read since it was untracked (one
+            // that showed any ends the hold): they cannot be told from failed reads.
+            let hold = self.config().reopen_hold_seconds;
+            self.log_invalid(&format!(
+                "Position for {symbol} was untracked on a position list that showed no position, and the exchange still lists none; not opening it again for {} more seconds (reopen_hold_seconds={}: an empty list cannot be told from a failed read)",
+                py_repr_float((left * 10.0).ceil() / 10.0),
+                py_repr_float(hold)
             ));
             return Ok(Some(false));
         }

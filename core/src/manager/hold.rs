@@ -1,0 +1,182 @@
+//! The re-open hold (`reopen_hold_seconds`): after a list that showed no live position at all
+//! untracked a position, its key is not opened again while the lists keep showing nothing, for
+//! a while.
+//!
+//! Why time: the bot's own client answers `[]` for any failed read, so an empty list cannot be
+//! told from a failure by looking at it. The manager reads a list that would untrack every
+//! position it believes open twice before acting (rule 7), and reads it twice more before it
+//! opens a symbol it remembers; a client that fails four times in a row around one symbol still
+//! gets a live position untracked and a second one opened on top of it (docs/reliability.md,
+//! "opened on top"). Failures come in runs that end; a real close stays closed. Holding the
+//! re-open for a while lets the run end first: the next list that shows the position restores it
+//! (its tombstone), and the open is refused instead of netting against a live position.
+//!
+//! The manager's own closes count too: a close the client reported done and that a list showing
+//! nothing then confirmed is held like a removal (the bot's client answers `True` for closes it
+//! never sent).
+//!
+//! What ends a hold early: any list that shows a live position (a client that answers a real
+//! list is not failing, so the absence it shows is believed). What it costs: after a real close
+//! of the account's only position(s), re-entering the same symbol waits up to the hold.
+//!
+//! The holds live in memory only (a restarted manager holds nothing).
+
+use std::collections::HashMap;
+
+use super::lists::ListRead;
+use super::Manager;
+use crate::clock::Timestamp;
+use crate::key::Key;
+
+/// Keys untracked on lists that showed no live position, with when that list was read.
+#[derive(Debug, Default)]
+pub struct ReopenHolds {
+    held: parking_lot::Mutex<HashMap<Key, Timestamp>>,
+}
+
+/// What one applied list says for the holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListSight {
+    /// The answer showed at least one live position: the client answered for real.
+    Live,
+    /// The whole answer showed no live position (empty, or phantom entries only).
+    Blind,
+    /// Neither can be told (a partial read with no live entry of its own).
+    Unknown,
+}
+
+/// Seconds left of a hold that started at `since`, at `now`, for holds of `hold` seconds
+/// (`None`: over). A clock that went backwards counts as no time passed.
+pub fn hold_left(since: Timestamp, now: Timestamp, hold: f64) -> Option<f64> {
+    let elapsed = now.seconds_since(since).max(0.0);
+    (elapsed < hold).then_some(hold - elapsed)
+}
+
+impl ReopenHolds {
+    /// Notes one applied list read at `at`: a [`ListSight::Live`] list ends every hold; a
+    /// [`ListSight::Blind`] one holds the keys that left the book on it (`left`) from `at`.
+    pub fn note<'a>(
+        &self,
+        sight: ListSight,
+        left: impl IntoIterator<Item = &'a Key>,
+        at: Timestamp,
+    ) {
+        match sight {
+            ListSight::Live => self.held.lock().clear(),
+            ListSight::Blind => {
+                let mut keys = left.into_iter().peekable();
+                if keys.peek().is_some() {
+                    let mut held = self.held.lock();
+                    for key in keys {
+                        held.insert(key.clone(), at);
+                    }
+                }
+            }
+            ListSight::Unknown => {}
+        }
+    }
+
+    /// Seconds left on `key`'s hold at `now` (`None`: not held). Holds that are over are
+    /// dropped.
+    pub fn left(&self, key: &Key, now: Timestamp, hold: f64) -> Option<f64> {
+        let mut held = self.held.lock();
+        held.retain(|_, since| hold_left(*since, now, hold).is_some());
+        held.get(key).and_then(|since| hold_left(*since, now, hold))
+    }
+
+    /// How many keys are held (expired ones included until the next [`ReopenHolds::left`]).
+    pub fn len(&self) -> usize {
+        self.held.lock().len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// Notes an applied list for the holds: `left` are the keys that left the book on it
+    /// (removed as closed outside the manager, or the manager's own closes it confirmed).
+    /// Nothing when `reopen_hold_seconds` is 0.
+    pub(crate) fn note_for_holds<'a>(
+        &self,
+        list: &ListRead,
+        left: impl IntoIterator<Item = &'a Key>,
+    ) {
+        if self.config().reopen_hold_seconds <= 0.0 {
+            return;
+        }
+        let snapshot = &list.snapshot;
+        let sight = if !snapshot.symbols.is_empty() {
+            ListSight::Live
+        } else if snapshot.entries == 0 || !list.is_partial() {
+            ListSight::Blind
+        } else {
+            ListSight::Unknown
+        };
+        self.holds.note(sight, left, list.taken_at);
+    }
+
+    /// Seconds left before `key` may be opened again (`None`: it may).
+    pub(crate) fn reopen_hold_left(&self, key: &Key) -> Option<f64> {
+        let hold = self.config().reopen_hold_seconds;
+        if hold <= 0.0 {
+            return None;
+        }
+        self.holds.left(key, self.now(), hold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(seconds: f64) -> Timestamp {
+        Timestamp(0).plus_seconds(seconds)
+    }
+
+    #[test]
+    fn a_blind_list_holds_what_it_removed_and_a_live_one_ends_every_hold() {
+        let holds = ReopenHolds::default();
+        let (a, b) = (Key::net("A/USDT:USDT"), Key::net("B/USDT:USDT"));
+        holds.note(ListSight::Blind, &[a.clone()], at(100.0));
+        holds.note(ListSight::Unknown, &[b.clone()], at(100.0));
+        assert_eq!(holds.left(&a, at(130.0), 60.0), Some(30.0));
+        assert_eq!(holds.left(&b, at(130.0), 60.0), None);
+        holds.note(ListSight::Blind, [], at(150.0));
+        assert_eq!(holds.left(&a, at(150.0), 60.0), Some(10.0));
+        holds.note(ListSight::Live, [], at(151.0));
+        assert_eq!(holds.left(&a, at(151.0), 60.0), None);
+        assert!(holds.is_empty());
+    }
+
+    #[test]
+    fn a_hold_ends_after_its_seconds_and_is_dropped() {
+        let holds = ReopenHolds::default();
+        let a = Key::net("A/USDT:USDT");
+        holds.note(ListSight::Blind, &[a.clone()], at(0.0));
+        assert_eq!(holds.left(&a, at(59.5), 60.0), Some(0.5));
+        assert_eq!(holds.left(&a, at(60.0), 60.0), None);
+        assert_eq!(holds.len(), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// A hold is never longer than its setting, never negative, and counts down with the
+        /// clock; a clock that went back holds for the whole setting.
+        #[test]
+        fn holds_count_down(since in 0.0f64..1e6, dt in -1e3f64..1e4, hold in 0.0f64..1e4) {
+            let left = hold_left(at(since), at(since + dt), hold);
+            match left {
+                Some(l) => {
+                    prop_assert!(l > 0.0 && l <= hold);
+                    prop_assert!((l - (hold - dt.max(0.0))).abs() < 1e-3);
+                }
+                None => prop_assert!(dt.max(0.0) >= hold - 1e-3),
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `reopen_hold_seconds` against a client that answers `[]` for failed reads (the bot's own):
+//! four empty answers in a row untrack a live position; with the hold, the open that follows is
+//! refused instead of netting against it, and the next real list restores the position.
+
+use std::sync::Arc;
+
+use super::testing::{listed, manager_with_clock, Fake};
+use super::{Manager, ManagerConfig, OpenRequest};
+use crate::clock::{ManualClock, Timestamp};
+use crate::events::EventKind;
+
+fn request(symbol: &str) -> OpenRequest<'_> {
+    OpenRequest {
+        symbol,
+        signal: "BUY",
+        amount: (1.0, "1"),
+        leverage: (10.0, "10"),
+        stop_loss_percentage: (0.05, "0.05"),
+        use_limit: false,
+        limit_offset: 0.001,
+    }
+}
+
+/// A manager holding re-opens for `hold` seconds (with `tombstones` kept), that opened BTC: the
+/// venue lists it from then on.
+fn holding_btc(hold: f64, tombstones: usize) -> (Fake, Manager<u32>, Arc<ManualClock>) {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.price = Some(100.0);
+        s.close_ok = true;
+    }
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    let config = ManagerConfig {
+        reopen_hold_seconds: hold,
+        tombstone_limit: tombstones,
+        ..ManagerConfig::default()
+    };
+    let m = manager_with_clock(&fake, config, clock.clone());
+    assert!(m.open_position(&request("BTC")).unwrap());
+    fake.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    (fake, m, clock)
+}
+
+/// The next `n` list reads answer `[]` (failed reads, as the bot's client reports them).
+fn lie(fake: &Fake, n: usize) {
+    let mut s = fake.0.lock();
+    for _ in 0..n {
+        s.scripted.push_back(Ok(vec![]));
+    }
+}
+
+fn orders(fake: &Fake) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| c.starts_with("create_market_order"))
+        .count()
+}
+
+fn count(m: &Manager<u32>, kind: EventKind) -> usize {
+    m.events().all().iter().filter(|e| e.kind == kind).count()
+}
+
+#[test]
+fn without_a_hold_four_empty_answers_open_a_second_position_on_top() {
+    // The defect the option removes, as the original and the default behave.
+    let (fake, m, _) = holding_btc(0.0, 1_000);
+    lie(&fake, 4);
+    m.update_all().unwrap();
+    assert!(!m.book().contains("BTC"), "two empty answers untracked it");
+    assert!(m.open_position(&request("BTC")).unwrap());
+    assert_eq!(
+        orders(&fake),
+        2,
+        "a second order went out for a live position"
+    );
+}
+
+#[test]
+fn four_empty_answers_do_not_open_on_top_while_held_and_the_truth_restores_it() {
+    let (fake, m, _) = holding_btc(120.0, 1_000);
+    lie(&fake, 4);
+    m.update_all().unwrap();
+    assert!(!m.book().contains("BTC"));
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 1, "no second order");
+    assert!(
+        fake.0.lock().scripted.is_empty(),
+        "the open read the list twice"
+    );
+    // The failures are over: the next list shows the position, which comes back as it was.
+    m.update_all().unwrap();
+    assert!(m.book().contains("BTC"));
+    assert_eq!(count(&m, EventKind::Restored), 1);
+    assert!(
+        m.holds.is_empty(),
+        "a list showing a live position ends every hold"
+    );
+}
+
+#[test]
+fn the_hold_holds_without_tombstones() {
+    // With no tombstone the book remembers nothing: the hold alone makes the open look first.
+    let (fake, m, _) = holding_btc(120.0, 0);
+    lie(&fake, 4);
+    m.update_all().unwrap();
+    assert_eq!(m.book().tombstone_count(), 0);
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 1);
+    // The truth lists it: the open imports it instead of ordering.
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert!(m.book().contains("BTC"));
+    assert_eq!(orders(&fake), 1);
+}
+
+#[test]
+fn a_real_close_can_be_reopened_once_the_hold_is_over() {
+    let (fake, m, clock) = holding_btc(120.0, 1_000);
+    fake.0.lock().positions.clear(); // closed by hand on the venue
+    m.update_all().unwrap();
+    assert!(!m.book().contains("BTC"));
+    clock.advance(119.0);
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 1);
+    clock.advance(1.0);
+    assert!(m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 2);
+    assert!(m.book().contains("BTC"));
+}
+
+#[test]
+fn a_list_showing_another_live_position_ends_the_hold() {
+    let (fake, m, _) = holding_btc(120.0, 1_000);
+    fake.0.lock().positions.clear();
+    m.update_all().unwrap();
+    // Another position is listed now: the client answers real lists, BTC's absence is believed.
+    fake.0.lock().positions = vec![listed("ETH", "short", 2.0, 50.0)];
+    assert!(m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 2);
+}
+
+#[test]
+fn only_the_keys_a_blind_list_untracked_are_held() {
+    let (fake, m, _) = holding_btc(120.0, 1_000);
+    fake.0.lock().positions.clear();
+    m.update_all().unwrap();
+    assert!(
+        m.open_position(&request("ETH")).unwrap(),
+        "ETH was never untracked"
+    );
+    assert_eq!(orders(&fake), 2);
+}
+
+#[test]
+fn a_close_never_sent_and_confirmed_by_empty_answers_is_held_too() {
+    // The bot's client answers True for a close it could not send; two empty answers then
+    // "confirm" it. Without the hold the next open would go on top of the position still held.
+    let (fake, m, _) = holding_btc(120.0, 1_000);
+    m.close_position("BTC", "manual").unwrap();
+    assert!(!m.book().contains("BTC"));
+    lie(&fake, 4);
+    m.update_all().unwrap();
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 1);
+    // The failures are over: the next open finds it listed and imports it, sending nothing.
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert!(m.book().contains("BTC"));
+    assert_eq!(orders(&fake), 1);
+}

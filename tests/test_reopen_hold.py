@@ -1,0 +1,106 @@
+"""``reopen_hold_seconds`` against the bot's own client, which answers ``[]`` for a failed read.
+
+Four failed reads in a row — the cycle's list and its immediate re-read, then the two reads
+``open_position`` makes before opening a symbol it remembers — look exactly like a position
+closed on the venue. Without a hold the bot's next ``open_position`` puts a second position on
+top of the live one (the venue then holds twice the size); with one it is refused, and the next
+real list restores the position as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from bot_sim import BotLikeClient
+
+from position_manager_rs import PaperExchange, PositionManager
+
+SYMBOL = "BTC/USDT:USDT"
+
+
+def venue(hold: float) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = PositionManager(
+        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
+    )
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
+    return paper, client, pm
+
+
+def held_contracts(paper: PaperExchange) -> float:
+    position = paper.position(SYMBOL)
+    return 0.0 if position is None else float(position["contracts"])
+
+
+def four_failed_reads_then_an_open(paper: PaperExchange, pm: PositionManager) -> bool:
+    paper.fail_next("get_open_positions", times=4)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(SYMBOL), "two failed reads in a row untrack it"
+    return pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
+
+
+def test_without_a_hold_the_open_goes_on_top_of_the_live_position() -> None:
+    paper, client, pm = venue(0.0)
+    assert four_failed_reads_then_an_open(paper, pm) is True
+    assert held_contracts(paper) == 6.0, "the venue holds the symbol twice"
+    assert client.calls["create_market_order"] == 2
+
+
+def test_a_hold_refuses_the_open_and_the_next_real_list_restores_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper, client, pm = venue(300.0)
+    position = pm.get_position(SYMBOL)
+    with caplog.at_level(logging.ERROR, logger="TradingBot"):
+        assert four_failed_reads_then_an_open(paper, pm) is False
+    assert held_contracts(paper) == 3.0
+    assert client.calls["create_market_order"] == 1
+    assert client.failures["get_open_positions"] == 4
+    messages = [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
+    assert (
+        "Invalid position parameters: Position for BTC/USDT:USDT was untracked on a position "
+        "list that showed no position, and the exchange still lists none; not opening it again "
+        "for 300.0 more seconds (reopen_hold_seconds=300.0: an empty list cannot be told from "
+        "a failed read)"
+    ) in messages
+    # The failures are over: the same object comes back, with its state.
+    paper.advance()
+    assert list(pm.update_positions()) == []
+    assert pm.get_position(SYMBOL) is position
+    assert [e["kind"] for e in pm.events if e["symbol"] == SYMBOL][-2:] == ["removed", "restored"]
+    # Tracked again: a new open is refused as a duplicate, nothing sent.
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    assert client.calls["create_market_order"] == 1
+
+
+def test_a_real_close_can_be_reopened_when_the_hold_is_over() -> None:
+    paper, client, pm = venue(300.0)
+    assert paper.close_externally(SYMBOL)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(SYMBOL)
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    paper.advance(4)  # 240 s of paper time
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    paper.advance()  # 300 s
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
+    assert held_contracts(paper) == 3.0
+    assert client.calls["create_market_order"] == 2
+
+
+def test_a_list_showing_another_position_ends_the_hold() -> None:
+    paper, client, pm = venue(300.0)
+    assert paper.close_externally(SYMBOL)
+    assert list(pm.update_positions()) == []
+    # Another position, opened by hand, is listed: the client answers real lists again.
+    paper.create_market_order("ETH/USDT:USDT", "sell", 2, 10)
+    assert list(pm.update_positions()) == []
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
+    assert client.calls["create_market_order"] == 2
+
+
+def test_the_hold_is_in_the_configuration() -> None:
+    _, _, pm = venue(300.0)
+    assert pm.config.reopen_hold_seconds == 300.0
+    assert pm.config.to_dict()["reopen_hold_seconds"] == 300.0
