@@ -141,8 +141,8 @@ mod tests {
     fn a_blind_list_holds_what_it_removed_and_a_live_one_ends_every_hold() {
         let holds = ReopenHolds::default();
         let (a, b) = (Key::net("A/USDT:USDT"), Key::net("B/USDT:USDT"));
-        holds.note(ListSight::Blind, &[a.clone()], at(100.0));
-        holds.note(ListSight::Unknown, &[b.clone()], at(100.0));
+        holds.note(ListSight::Blind, [&a], at(100.0));
+        holds.note(ListSight::Unknown, [&b], at(100.0));
         assert_eq!(holds.left(&a, at(130.0), 60.0), Some(30.0));
         assert_eq!(holds.left(&b, at(130.0), 60.0), None);
         holds.note(ListSight::Blind, [], at(150.0));
@@ -156,7 +156,7 @@ mod tests {
     fn a_hold_ends_after_its_seconds_and_is_dropped() {
         let holds = ReopenHolds::default();
         let a = Key::net("A/USDT:USDT");
-        holds.note(ListSight::Blind, &[a.clone()], at(0.0));
+        holds.note(ListSight::Blind, [&a], at(0.0));
         assert_eq!(holds.left(&a, at(59.5), 60.0), Some(0.5));
         assert_eq!(holds.left(&a, at(60.0), 60.0), None);
         assert_eq!(holds.len(), 0);
