@@ -40,6 +40,17 @@ def postgres_ca() -> str:
     return ca
 
 
+def client_certificate_role() -> tuple[str, Path]:
+    """The test server's ``pmrs_cert`` role, which logs in only with the client certificate
+    beside the authority's (``client.crt``, ``client.key``) over TLS: its URL with no options,
+    by the name ``localhost``, to its own database, and that directory."""
+    ca = Path(postgres_ca())
+    server, _ = postgres_base().rsplit("/", 1)
+    url = server.replace("postgres@127.0.0.1", "pmrs_cert@localhost", 1) + "/pmrs_cert"
+    assert "pmrs_cert@localhost" in url, url
+    return url, ca.parent
+
+
 def fresh_postgres(tag: str) -> str:
     """A new, empty database on the test server; its URL."""
     base = postgres_base()

@@ -14,7 +14,7 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
-from journal_helpers import journal_url, postgres_ca, psql
+from journal_helpers import client_certificate_role, journal_url, postgres_ca, psql
 
 from position_manager_rs import (
     Journal,
@@ -400,6 +400,34 @@ def test_a_journal_over_verified_tls(tmp_path: Path) -> None:
         PositionManager(NO_CLIENT, journal=f"{base}?sslmode=verify-ca&sslrootcert={other}")
     with pytest.raises(JournalError, match=r'not valid for name "127\.0\.0\.1"'):
         Journal(url.replace("localhost", "127.0.0.1", 1))
+
+
+def test_a_journal_logging_in_with_a_client_certificate() -> None:
+    """A server that admits a role by its client certificate only (``cert`` authentication):
+    ``sslcert`` and ``sslkey`` as libpq takes them."""
+    role, tls = client_certificate_role()
+    verified = f"sslmode=verify-full&sslrootcert={tls / 'ca.pem'}"
+    identity = f"sslcert={tls / 'client.crt'}&sslkey={tls / 'client.key'}"
+    url = f"{role}?{verified}&{identity}"
+    account = f"cert-{datetime.now().timestamp()}"
+    pm = PositionManager(NO_CLIENT, journal=url, account=account)
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    # The manager's own session: the certificate's role, its name, encrypted.
+    sessions = psql(
+        url,
+        "SELECT a.usename, s.client_dn, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s "
+        "USING (pid) WHERE a.datname = current_database() "
+        "AND a.application_name = 'position-manager-rs'",
+    )
+    assert sessions == "pmrs_cert|/CN=pmrs_cert|t", sessions
+    with Journal(url) as journal:
+        assert [p["symbol"] for p in journal.open_positions(account)] == [BTC]
+    with pytest.raises(JournalError, match="requires a valid client certificate"):
+        Journal(f"{role}?{verified}")
+    with pytest.raises(ValueError, match="sslkey needs sslcert"):
+        PositionManager(NO_CLIENT, journal=f"{role}?sslkey={tls / 'client.key'}")
+    with pytest.raises(ValueError, match="does not go with sslcert"):
+        Journal(f"{role}?{verified}&sslcert={tls / 'client.crt'}&sslkey={tls / 'server.key'}")
 
 
 def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:

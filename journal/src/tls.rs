@@ -10,11 +10,16 @@
 //! | `verify-full` | always | signed by a trusted authority and naming the host |
 //!
 //! The trusted authorities are the PEM file `sslrootcert` names, or the system's certificate
-//! store when it is absent or `system`. TLS is rustls with the ring provider: no system OpenSSL,
-//! so the portable wheel needs none. Client certificates (`sslcert`, `sslkey`) are not supported.
+//! store when it is absent or `system`. A server that asks for a client certificate (`cert`
+//! authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one
+//! `sslcert` names (a PEM chain, the client's certificate first) with the key `sslkey` names (an
+//! unencrypted PEM key: PKCS#8, PKCS#1 or SEC1); both or neither, and only when given (libpq
+//! also looks in `~/.postgresql/`; this does not). TLS is rustls with the ring provider: no
+//! system OpenSSL, so the portable wheel needs none.
 //!
 //! The `postgres` crate knows `sslmode` `disable`, `prefer` and `require` only, and no
-//! `sslrootcert`: [`split`] takes both out of the URL and hands the crate what it understands.
+//! `sslrootcert`, `sslcert` or `sslkey`: [`split`] takes them out of the URL and hands the crate
+//! what it understands.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,7 +30,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -69,6 +74,15 @@ pub enum Roots {
     File(PathBuf),
 }
 
+/// The client's certificate chain and key, PEM files (`sslcert`, `sslkey`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert {
+    /// `sslcert`: the client's certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// `sslkey`: its private key, unencrypted.
+    pub key: PathBuf,
+}
+
 /// A URL's TLS settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tls {
@@ -76,20 +90,26 @@ pub struct Tls {
     pub mode: SslMode,
     /// `sslrootcert`, if given.
     pub roots: Option<Roots>,
+    /// `sslcert` and `sslkey`, if given.
+    pub client: Option<ClientCert>,
 }
 
 /// Splits `url` into the URL the `postgres` crate is given (its `sslmode` one it knows, no
-/// `sslrootcert`) and the TLS settings. An `sslmode` libpq does not know is a configuration
-/// error naming it.
+/// `sslrootcert`, `sslcert` or `sslkey`) and the TLS settings. An `sslmode` libpq does not know,
+/// and `sslcert` without `sslkey` or the other way round, are configuration errors naming them.
 pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     let mut tls = Tls {
         mode: SslMode::Prefer,
         roots: None,
+        client: None,
     };
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_owned(), tls));
     };
     let mut kept: Vec<&str> = Vec::new();
+    // An empty value is not given (libpq's meaning: its default).
+    let mut client_cert: Option<PathBuf> = None;
+    let mut client_key: Option<PathBuf> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode_str(value).decode_utf8_lossy();
@@ -108,9 +128,25 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
                     path => Roots::File(PathBuf::from(path)),
                 });
             }
+            "sslcert" => client_cert = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
+            "sslkey" => client_key = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
             _ => kept.push(pair),
         }
     }
+    tls.client = match (client_cert, client_key) {
+        (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(tls_error(
+                "sslcert needs sslkey (the file with the certificate's private key)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(tls_error(
+                "sslkey needs sslcert (the file with the client certificate)",
+            ))
+        }
+    };
     kept.push(match tls.mode {
         SslMode::Disable => "sslmode=disable",
         SslMode::Prefer => "sslmode=prefer",
@@ -148,12 +184,37 @@ pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
             }
         }
     };
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(&e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let config = match &tls.client {
+        None => builder.with_no_client_auth(),
+        Some(client) => {
+            let chain = read_pem("sslcert", &client.cert)?;
+            if chain.is_empty() {
+                return Err(tls_error(&format!(
+                    "sslcert {} holds no certificate",
+                    client.cert.display()
+                )));
+            }
+            let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| {
+                tls_error(&format!(
+                    "cannot read sslkey {}: {e} (an unencrypted PEM key is needed: PKCS#8, \
+                     PKCS#1 or SEC1)",
+                    client.key.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                tls_error(&format!(
+                    "sslkey {} does not go with sslcert {}: {e}",
+                    client.key.display(),
+                    client.cert.display()
+                ))
+            })?
+        }
+    };
     Ok(Some(config))
 }
 
@@ -173,7 +234,7 @@ fn trusted(roots: &Roots) -> JournalResult<Arc<RootCertStore>> {
     let mut store = RootCertStore::empty();
     match roots {
         Roots::File(path) => {
-            for cert in read_pem(path)? {
+            for cert in read_pem("sslrootcert", path)? {
                 store
                     .add(cert)
                     .map_err(|e| tls_error(&format!("sslrootcert {}: {e}", path.display())))?;
@@ -197,10 +258,11 @@ fn trusted(roots: &Roots) -> JournalResult<Arc<RootCertStore>> {
     Ok(Arc::new(store))
 }
 
-fn read_pem(path: &Path) -> JournalResult<Vec<CertificateDer<'static>>> {
+/// The certificates of the PEM file `path` (the URL option `option` names it).
+fn read_pem(option: &str, path: &Path) -> JournalResult<Vec<CertificateDer<'static>>> {
     CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| tls_error(&format!("cannot read sslrootcert {}: {e}", path.display())))
+        .map_err(|e| tls_error(&format!("cannot read {option} {}: {e}", path.display())))
 }
 
 /// The certificate check of `sslmode` `prefer`/`require` (none: the connection is encrypted,
@@ -311,6 +373,67 @@ mod tests {
         }
         let (_, tls) = split("postgres://h/db?sslrootcert=system").unwrap();
         assert_eq!(tls.roots, Some(Roots::System));
+        let (url, tls) =
+            split("postgres://h/db?sslcert=%2Fc%2Fclient.crt&sslmode=verify-full&sslkey=k.pem")
+                .unwrap();
+        assert_eq!(url, "postgres://h/db?sslmode=require");
+        assert_eq!(
+            tls.client,
+            Some(ClientCert {
+                cert: PathBuf::from("/c/client.crt"),
+                key: PathBuf::from("k.pem")
+            })
+        );
+        let (_, tls) = split("postgres://h/db?sslcert=&sslkey=").unwrap();
+        assert_eq!(tls.client, None, "empty values are not given");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_the_other_way_round() {
+        for (url, named) in [
+            ("postgres://h/db?sslcert=c.pem", "sslcert needs sslkey"),
+            (
+                "postgres://h/db?sslkey=k.pem&sslcert=",
+                "sslkey needs sslcert",
+            ),
+        ] {
+            match split(url) {
+                Err(JournalError::Config(m)) => assert!(m.contains(named), "{url}: {m}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn client_certificate_files_that_are_missing_or_empty_are_named() {
+        let dir = std::env::temp_dir().join(format!("pmrs-tls-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let with = |cert: &Path, key: &Path| Tls {
+            mode: SslMode::Require,
+            roots: None,
+            client: Some(ClientCert {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            }),
+        };
+        let missing = Path::new("/nonexistent/client.crt");
+        let err = client_config(&with(missing, &empty)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot read sslcert /nonexistent/client.crt"),
+            "{err}"
+        );
+        let err = client_config(&with(&empty, &empty)).unwrap_err();
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        // Without TLS no certificate is read (libpq's meaning).
+        assert!(client_config(&Tls {
+            mode: SslMode::Disable,
+            ..with(missing, missing)
+        })
+        .unwrap()
+        .is_none());
     }
 
     use proptest::prelude::*;
@@ -334,8 +457,8 @@ mod tests {
         })]
 
         /// Whatever else the query holds, in whatever order: the other options reach the crate
-        /// unchanged and in order, sslmode is the last one and mapped, sslrootcert is taken
-        /// out and decoded.
+        /// unchanged and in order, sslmode is the last one and mapped, sslrootcert, sslcert
+        /// and sslkey are taken out and decoded.
         #[test]
         fn split_keeps_other_options_and_takes_out_its_own(
             others in proptest::collection::vec(("[a-z_]{1,12}", "[A-Za-z0-9%._-]{0,12}"), 0..6),
@@ -343,10 +466,13 @@ mod tests {
             root in proptest::option::of("[a-z/._-]{1,20}"),
             mode_at in 0usize..7,
             root_at in 0usize..8,
+            client in proptest::option::of(("[a-z/._-]{1,20}", "[a-z/._-]{1,20}")),
+            cert_at in 0usize..9,
+            key_at in 0usize..10,
         ) {
             let others: Vec<(String, String)> = others
                 .into_iter()
-                .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+                .filter(|(k, _)| !matches!(k.as_str(), "sslmode" | "sslrootcert" | "sslcert" | "sslkey"))
                 .collect();
             let mut pairs: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
             if let Some(m) = mode {
@@ -355,6 +481,11 @@ mod tests {
             if let Some(r) = &root {
                 let encoded = r.replace('/', "%2F");
                 pairs.insert(root_at.min(pairs.len()), format!("sslrootcert={encoded}"));
+            }
+            if let Some((cert, key)) = &client {
+                let cert = cert.replace('/', "%2F");
+                pairs.insert(cert_at.min(pairs.len()), format!("sslcert={cert}"));
+                pairs.insert(key_at.min(pairs.len()), format!("sslkey={key}"));
             }
             let url = if pairs.is_empty() {
                 "postgresql://u@h:5432/db".to_owned()
@@ -369,6 +500,11 @@ mod tests {
             prop_assert_eq!(tls.mode, mode_expected);
             let root_expected = root.as_ref().map(|r| Roots::File(PathBuf::from(r)));
             prop_assert_eq!(tls.roots, root_expected);
+            let client_expected = client.as_ref().map(|(c, k)| ClientCert {
+                cert: PathBuf::from(c),
+                key: PathBuf::from(k),
+            });
+            prop_assert_eq!(tls.client, client_expected);
             if pairs.is_empty() {
                 prop_assert_eq!(crate_url, url);
             } else {
@@ -394,6 +530,7 @@ mod tests {
         let missing = Tls {
             mode: SslMode::VerifyFull,
             roots: Some(Roots::File(PathBuf::from("/nonexistent/ca.pem"))),
+            client: None,
         };
         let err = client_config(&missing).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
@@ -404,6 +541,7 @@ mod tests {
         let err = client_config(&Tls {
             mode: SslMode::VerifyCa,
             roots: Some(Roots::File(empty)),
+            client: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("holds no certificate"), "{err}");
@@ -413,12 +551,18 @@ mod tests {
     fn modes_without_a_check_need_no_certificates() {
         assert!(client_config(&Tls {
             mode: SslMode::Disable,
-            roots: None
+            roots: None,
+            client: None,
         })
         .unwrap()
         .is_none());
         for mode in [SslMode::Prefer, SslMode::Require] {
-            assert!(client_config(&Tls { mode, roots: None }).unwrap().is_some());
+            let tls = Tls {
+                mode,
+                roots: None,
+                client: None,
+            };
+            assert!(client_config(&tls).unwrap().is_some());
         }
     }
 }

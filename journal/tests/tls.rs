@@ -1,7 +1,9 @@
 //! PostgreSQL over TLS, against the test server `.ci/postgres` starts: TLS on, its certificate
 //! signed by a throwaway authority (`PMRS_TEST_POSTGRES_CA`) for the name `localhost` only,
 //! and a second authority (`other-ca.pem` beside it) that signed nothing. Each `sslmode` must do
-//! what libpq does with the same URL (the `psql` answers are in the comments).
+//! what libpq does with the same URL (the `psql` answers are in the comments). The role
+//! `pmrs_cert` logs in only with the client certificate `client.crt` (key `client.key`, beside
+//! the authority), over TLS, to its database `pmrs_cert`.
 
 use std::path::Path;
 
@@ -125,10 +127,15 @@ fn bad_tls_settings_are_configuration_errors_naming_them() {
     for (url, named) in [
         ("postgresql://h/db?sslmode=verify", "\"verify\""),
         ("postgresql://h/db?sslmode=", "\"\""),
-        // The postgres client's own reason, not just the URL repeated.
+        // The postgres client's own reason, not just the URL repeated (encrypted client keys
+        // are not supported).
+        (
+            "postgresql://h/db?sslpassword=secret",
+            "unknown option `sslpassword`",
+        ),
         (
             "postgresql://h/db?sslcert=/client.pem",
-            "unknown option `sslcert`",
+            "sslcert needs sslkey",
         ),
     ] {
         match Target::parse(url) {
@@ -142,4 +149,97 @@ fn bad_tls_settings_are_configuration_errors_naming_them() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("connected with a missing root file"),
     }
+}
+
+/// The `pmrs_cert` role's URL (no options) and the directory of the test server's certificates.
+fn cert_role() -> Option<(String, std::path::PathBuf)> {
+    let base = test_server_env("PMRS_TEST_POSTGRES_URL")?;
+    let ca = test_server_env("PMRS_TEST_POSTGRES_CA")?;
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database");
+    let url = format!(
+        "{}/pmrs_cert",
+        server.replacen("postgres@127.0.0.1", "pmrs_cert@localhost", 1)
+    );
+    assert!(url.contains("pmrs_cert@localhost"), "{url}");
+    Some((
+        url,
+        Path::new(&ca).parent().expect("a directory").to_owned(),
+    ))
+}
+
+#[test]
+fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let Some((url, dir)) = cert_role() else {
+        return;
+    };
+    let file = |name: &str| dir.join(name).display().to_string();
+    let verified = format!("sslmode=verify-full&sslrootcert={}", file("ca.pem"));
+    let identity = |key: &str| format!("sslcert={}&sslkey={}", file("client.crt"), file(key));
+    // psql: logged in as pmrs_cert, ssl = t, client_dn = /CN=pmrs_cert.
+    let mut pg = Postgres::connect(
+        &format!("{url}?{verified}&{}", identity("client.key")),
+        SyncMode::Full,
+        false,
+    )
+    .unwrap();
+    let rows = pg
+        .query(
+            "SELECT current_user::text, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![Val::text("pmrs_cert"), Val::text("/CN=pmrs_cert")]]
+    );
+    // Also under prefer, which checks nothing of the server's.
+    assert_eq!(
+        encrypted(&format!("{url}?{}", identity("client.key"))),
+        Ok(true)
+    );
+    // psql without the certificate: "connection requires a valid client certificate".
+    refused(
+        &format!("{url}?{verified}"),
+        "connection requires a valid client certificate",
+    );
+    // psql with sslmode=disable: pg_hba.conf rejects it (the certificate is not even read).
+    refused(
+        &format!("{url}?sslmode=disable&{}", identity("client.key")),
+        "rejects connection",
+    );
+    // A key that is not the certificate's is told before connecting.
+    match Postgres::connect(
+        &format!("{url}?{verified}&{}", identity("server.key")),
+        SyncMode::Full,
+        false,
+    ) {
+        Err(JournalError::Config(m)) => assert!(m.contains("does not go with sslcert"), "{m}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("connected with another certificate's key"),
+    }
+}
+
+#[test]
+fn a_journal_over_a_client_certificate_writes_and_reads_back() {
+    let Some((url, dir)) = cert_role() else {
+        return;
+    };
+    let file = |name: &str| dir.join(name).display().to_string();
+    let url = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+        file("ca.pem"),
+        file("client.crt"),
+        file("client.key")
+    );
+    let account = format!("cert-{}", std::process::id());
+    let target = Target::parse(&url).unwrap();
+    let (_writer, restored) =
+        Writer::open(target, SyncMode::Full, &account, 10, 1_700_000_000_000_000).unwrap();
+    assert_eq!(restored.last_seq, 0);
+    let mut reader = position_manager_journal::reader::Reader::open(&url).unwrap();
+    assert!(reader
+        .accounts()
+        .unwrap()
+        .iter()
+        .any(|a| a.account == account));
 }
