@@ -15,6 +15,10 @@
 //! nothing then confirmed is held like a removal (the bot's client answers `True` for closes it
 //! never sent).
 //!
+//! The guarantee (`hold_tests.rs`, a property over random bot steps and failure runs): while a
+//! position stays open on the venue and every run of failed reads lasts less than the hold, no
+//! open order is sent for its key again.
+//!
 //! What ends a hold early: any list that shows a live position (a client that answers a real
 //! list is not failing, so the absence it shows is believed). What it costs: after a real close
 //! of the account's only position(s), re-entering the same symbol waits up to the hold.
@@ -163,7 +167,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #![proptest_config(crate::test_support::proptest_config(256, 0x401D_0001))]
 
         /// A hold is never longer than its setting, never negative, and counts down with the
         /// clock; a clock that went back holds for the whole setting.

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use proptest::prelude::*;
+
 use super::testing::{listed, manager_with_clock, Fake};
 use super::{Manager, ManagerConfig, OpenRequest};
 use crate::clock::{ManualClock, Timestamp};
@@ -166,4 +168,68 @@ fn a_close_never_sent_and_confirmed_by_empty_answers_is_held_too() {
     assert!(!m.open_position(&request("BTC")).unwrap());
     assert!(m.book().contains("BTC"));
     assert_eq!(orders(&fake), 1);
+}
+
+/// What the bot does at one step of the property below (the clock then moves 10 s).
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Cycle,
+    Open,
+    CycleThenOpen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        Just(Step::Cycle),
+        Just(Step::Open),
+        Just(Step::CycleThenOpen)
+    ]
+}
+
+proptest! {
+    #![proptest_config(crate::test_support::proptest_config(128, 0x401D_0002))]
+
+    /// The hold's guarantee: while BTC stays open on the venue and every run of failed reads
+    /// (all `[]`, as the bot's client answers) lasts less than the hold, no open order is sent
+    /// for it again, whatever the bot does when — and once the reads are answered again, one
+    /// cycle tracks it. Runs of failures are windows of steps, 10 s apart, during which every
+    /// read fails, with at least one answered step between two; the hold is 100 s, a window at
+    /// most 90 s.
+    #[test]
+    fn failures_shorter_than_the_hold_never_open_on_top(
+        steps in proptest::collection::vec(step(), 1..60),
+        runs in proptest::collection::vec((1usize..8, 1usize..10), 0..6),
+    ) {
+        let (fake, m, clock) = holding_btc(100.0, 1_000);
+        // (answered steps before it, failing steps) -> failing windows [start, end).
+        let mut windows = Vec::new();
+        let mut at = 0;
+        for (gap, len) in runs {
+            windows.push(at + gap..at + gap + len);
+            at += gap + len;
+        }
+        let failing = |at: usize| windows.iter().any(|w| w.contains(&at));
+        for (at, step) in steps.iter().enumerate() {
+            {
+                let mut s = fake.0.lock();
+                s.scripted.clear();
+                if failing(at) {
+                    s.scripted.extend((0..16).map(|_| Ok(vec![])));
+                }
+            }
+            if matches!(step, Step::Cycle | Step::CycleThenOpen) {
+                m.update_all().unwrap();
+            }
+            if matches!(step, Step::Open | Step::CycleThenOpen) {
+                m.open_position(&request("BTC")).unwrap();
+            }
+            prop_assert_eq!(orders(&fake), 1, "a second open at step {}: {:?}", at, step);
+            clock.advance(10.0);
+        }
+        fake.0.lock().scripted.clear();
+        m.update_all().unwrap();
+        m.open_position(&request("BTC")).unwrap();
+        prop_assert!(m.book().contains("BTC"));
+        prop_assert_eq!(orders(&fake), 1);
+    }
 }
