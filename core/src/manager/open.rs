@@ -153,7 +153,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // symbol or its re-open is held (at most one check: a symbol still in doubt after it is
         // not opened).
         let mut checked = false;
-        if self.reopen_hold_left(&key).is_some() {
+        if !self.book().contains(key.as_str()) && self.reopen_hold_left(&key).is_some() {
             checked = true;
             if let Some(done) = self.check_before_open(&key)? {
                 return Ok(done);
