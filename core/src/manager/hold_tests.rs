@@ -233,3 +233,37 @@ proptest! {
         prop_assert_eq!(orders(&fake), 1);
     }
 }
+
+#[test]
+fn in_hedge_mode_the_hold_is_per_leg() {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.price = Some(100.0);
+        s.close_ok = true;
+        s.legs = true;
+        s.positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    }
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    let config = ManagerConfig {
+        reopen_hold_seconds: 120.0,
+        position_mode: crate::reconcile::Mode::Hedge,
+        ..ManagerConfig::default()
+    };
+    let m = manager_with_clock(&fake, config, clock);
+    assert_eq!(m.sync_existing_positions().unwrap(), 1);
+    lie(&fake, 4);
+    m.update_all().unwrap();
+    assert!(!m.book().contains("BTC@long"));
+    // The long leg is held: no second long on top of the live one.
+    assert!(!m.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 0);
+    // The short leg was never untracked: it is not held, and opens.
+    let short = OpenRequest {
+        signal: "SELL",
+        ..request("BTC")
+    };
+    assert!(m.open_position(&short).unwrap());
+    assert_eq!(orders(&fake), 1);
+    assert!(m.book().contains("BTC@short"));
+}
