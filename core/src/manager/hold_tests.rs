@@ -267,3 +267,29 @@ fn in_hedge_mode_the_hold_is_per_leg() {
     assert_eq!(orders(&fake), 1);
     assert!(m.book().contains("BTC@short"));
 }
+
+#[test]
+fn an_open_racing_the_removal_finds_the_hold() {
+    // The exchange reported a liquidation price, so the removal's reason reads a ticker: the
+    // bot's trader opens in that moment, after the book dropped the key and before the cycle
+    // has logged a line about it.
+    let (fake, m, _) = holding_btc(120.0, 1_000);
+    let mut entry = listed("BTC", "long", 1.0, 100.0);
+    if let crate::exchange::RawEntry::Position(raw) = &mut entry {
+        raw.liquidation_price = crate::exchange::Field::Number(50.0);
+    }
+    fake.0.lock().positions = vec![entry];
+    m.update_all().unwrap(); // the book learns the liquidation price
+    let m = Arc::new(m);
+    let opened = Arc::new(parking_lot::Mutex::new(None));
+    {
+        let (m, opened) = (m.clone(), opened.clone());
+        fake.0.lock().during_ticker = Some(Box::new(move || {
+            *opened.lock() = Some(m.open_position(&request("BTC")).unwrap());
+        }));
+    }
+    lie(&fake, 6);
+    m.update_all().unwrap();
+    assert_eq!(*opened.lock(), Some(false), "the racing open was refused");
+    assert_eq!(orders(&fake), 1);
+}

@@ -58,8 +58,6 @@ impl ListRead {
 pub struct ListReport {
     /// Keys removed as closed outside the manager (not flips).
     pub removed: Vec<Key>,
-    /// Keys whose close by the manager this list confirmed (it no longer lists them).
-    pub confirmed: Vec<Key>,
     /// Positions imported or restored by imports.
     pub imported: usize,
     /// Positions restored from a tombstone or an unconfirmed close.
@@ -202,6 +200,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let (applied, displaced) = self.book().apply_list(&cx);
         drop(displaced);
+        // Before anything calls out (a log record, a ticker read): an open racing this list
+        // must find the hold as soon as the book no longer holds the key.
+        self.note_for_holds(
+            list,
+            applied.iter().filter_map(|change| match change {
+                Applied::Removed {
+                    at,
+                    flipped_to: None,
+                    ..
+                } => Some(&at.key),
+                Applied::CloseConfirmed { key } => Some(key),
+                _ => None,
+            }),
+        );
         if purpose != Purpose::Verify {
             self.book().note_list(list.snapshot.clone());
             if policy.mode == Mode::OneWay && list.snapshot.well_formed {
@@ -212,7 +224,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for change in applied {
             self.report_change(change, list, purpose, removal_reason, &mut report)?;
         }
-        self.note_for_holds(list, report.removed.iter().chain(&report.confirmed));
         Ok(report)
     }
 
@@ -306,7 +317,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Main, Level::Debug, || {
                     format!("Close of {key} confirmed: the exchange no longer lists it")
                 });
-                report.confirmed.push(key);
             }
             Applied::CloseUnconfirmed { at, contracts } => {
                 report.restored += 1;

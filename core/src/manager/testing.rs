@@ -43,6 +43,8 @@ pub struct FakeState {
     pub during_close: Option<Box<dyn FnMut() + Send>>,
     /// Runs inside `create_market_order`, before it answers.
     pub during_order: Option<Box<dyn FnMut() + Send>>,
+    /// Runs inside the next `get_ticker` (once), before it answers.
+    pub during_ticker: Option<Box<dyn FnMut() + Send>>,
     /// Scripted answers of `create_market_order`; then a full fill at `price`.
     pub market_answers: VecDeque<CoreResult<OrderAnswer>>,
     /// Scripted answers of `create_limit_order`; then an open order with an id.
@@ -180,6 +182,10 @@ impl Exchange for Fake {
 
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer> {
         self.delay();
+        let hook = self.0.lock().during_ticker.take();
+        if let Some(mut f) = hook {
+            f();
+        }
         let mut s = self.0.lock();
         s.calls.push(format!("get_ticker {symbol}"));
         if let Some(answer) = s
