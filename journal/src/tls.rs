@@ -344,6 +344,24 @@ impl ServerCertVerifier for Verifier {
 mod tests {
     use super::*;
 
+    /// Settings with `mode` and nothing else.
+    fn bare(mode: SslMode) -> Tls {
+        Tls {
+            mode,
+            roots: None,
+            client: None,
+        }
+    }
+
+    /// An empty file named `.pem`, in a directory of this test process's own.
+    fn empty_pem() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pmrs-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        empty
+    }
+
     #[test]
     fn split_maps_libpq_modes_and_takes_out_the_root_file() {
         let (url, tls) = split("postgresql://u@h/db").unwrap();
@@ -406,17 +424,13 @@ mod tests {
 
     #[test]
     fn client_certificate_files_that_are_missing_or_empty_are_named() {
-        let dir = std::env::temp_dir().join(format!("pmrs-tls-client-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "").unwrap();
+        let empty = empty_pem();
         let with = |cert: &Path, key: &Path| Tls {
-            mode: SslMode::Require,
-            roots: None,
             client: Some(ClientCert {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
             }),
+            ..bare(SslMode::Require)
         };
         let missing = Path::new("/nonexistent/client.crt");
         let err = client_config(&with(missing, &empty)).unwrap_err();
@@ -528,20 +542,14 @@ mod tests {
     #[test]
     fn a_root_file_that_is_missing_or_empty_is_a_configuration_error() {
         let missing = Tls {
-            mode: SslMode::VerifyFull,
             roots: Some(Roots::File(PathBuf::from("/nonexistent/ca.pem"))),
-            client: None,
+            ..bare(SslMode::VerifyFull)
         };
         let err = client_config(&missing).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
-        let dir = std::env::temp_dir().join(format!("pmrs-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "").unwrap();
         let err = client_config(&Tls {
-            mode: SslMode::VerifyCa,
-            roots: Some(Roots::File(empty)),
-            client: None,
+            roots: Some(Roots::File(empty_pem())),
+            ..bare(SslMode::VerifyCa)
         })
         .unwrap_err();
         assert!(err.to_string().contains("holds no certificate"), "{err}");
@@ -549,20 +557,9 @@ mod tests {
 
     #[test]
     fn modes_without_a_check_need_no_certificates() {
-        assert!(client_config(&Tls {
-            mode: SslMode::Disable,
-            roots: None,
-            client: None,
-        })
-        .unwrap()
-        .is_none());
+        assert!(client_config(&bare(SslMode::Disable)).unwrap().is_none());
         for mode in [SslMode::Prefer, SslMode::Require] {
-            let tls = Tls {
-                mode,
-                roots: None,
-                client: None,
-            };
-            assert!(client_config(&tls).unwrap().is_some());
+            assert!(client_config(&bare(mode)).unwrap().is_some());
         }
     }
 }

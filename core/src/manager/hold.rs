@@ -68,12 +68,9 @@ impl ReopenHolds {
         match sight {
             ListSight::Live => self.held.lock().clear(),
             ListSight::Blind => {
-                let mut keys = left.into_iter().peekable();
-                if keys.peek().is_some() {
-                    let mut held = self.held.lock();
-                    for key in keys {
-                        held.insert(key.clone(), at);
-                    }
+                let mut held = self.held.lock();
+                for key in left {
+                    held.insert(key.clone(), at);
                 }
             }
             ListSight::Unknown => {}
