@@ -430,6 +430,26 @@ def test_a_journal_logging_in_with_a_client_certificate() -> None:
         Journal(f"{role}?{verified}&sslcert={tls / 'client.crt'}&sslkey={tls / 'server.key'}")
 
 
+def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:
+    """libpq takes a password in the user info or as the option ``password``: neither is shown
+    (the test server trusts loopback, so the password given is simply not needed)."""
+    base = journal_url("postgres", tmp_path, "secret")
+    url = base.replace("postgres@", "postgres:hunter2@", 1) + "?password=s3cr3t&connect_timeout=5"
+    assert "hunter2@" in url
+    pm = PositionManager(NO_CLIENT, journal=url, account="secret")
+    shown = pm.journal_status["journal"]  # type: ignore[index]
+    assert "hunter2" not in shown and "s3cr3t" not in shown, shown
+    assert "postgres:***@" in shown and "password=***" in shown, shown
+    with Journal(url) as journal:
+        assert "hunter2" not in repr(journal) and "s3cr3t" not in repr(journal)
+    with pytest.raises(JournalError) as refused:
+        PositionManager(
+            NO_CLIENT, journal="postgresql://bot:hunter2@127.0.0.1:1/db?password=s3cr3t"
+        )
+    message = str(refused.value)
+    assert "cannot connect" in message and "hunter2" not in message and "s3cr3t" not in message
+
+
 def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot open the journal"):
         PositionManager(NO_CLIENT, journal=str(tmp_path / "no" / "such" / "dir" / "j.db"))

@@ -77,25 +77,49 @@ impl Target {
     }
 }
 
-/// `url` with the password part of its user info replaced by `***`.
+/// `url` with its passwords replaced by `***`: the one in its user info, and the values of the
+/// query options `password` and `sslpassword` (libpq takes a password either way).
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = match user.split_once(':') {
-                Some((name, _)) => format!("{name}:***"),
-                None => user.to_owned(),
-            };
-            format!("{scheme}://{user}@{host}{tail}")
-        }
+    let mut out = match url.split_once("://") {
         None => url.to_owned(),
+        Some((scheme, rest)) => {
+            let (authority, tail) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match authority.rsplit_once('@') {
+                Some((user, host)) => {
+                    let user = match user.split_once(':') {
+                        Some((name, _)) => format!("{name}:***"),
+                        None => user.to_owned(),
+                    };
+                    format!("{scheme}://{user}@{host}{tail}")
+                }
+                None => url.to_owned(),
+            }
+        }
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                let name = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+                if matches!(name.as_ref(), "password" | "sslpassword") {
+                    format!("{key}=***")
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 /// How durable a journal write is when the call that recorded it returns.
@@ -171,6 +195,14 @@ mod tests {
             "postgresql://bot:***@db:5432/trades"
         );
         assert_eq!(redact("postgresql://db/trades"), "postgresql://db/trades");
+        assert_eq!(
+            redact("postgresql://bot:secret@db/trades?password=also&sslmode=require&pass%77ord=x"),
+            "postgresql://bot:***@db/trades?password=***&sslmode=require&pass%77ord=***"
+        );
+        assert_eq!(
+            redact("postgresql://db/t?application_name=a@b&sslpassword=k&user=bot"),
+            "postgresql://db/t?application_name=a@b&sslpassword=***&user=bot"
+        );
         assert_eq!(SyncMode::parse("normal").unwrap(), SyncMode::Normal);
         assert!(SyncMode::parse("FULL").is_err());
     }
