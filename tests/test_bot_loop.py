@@ -18,6 +18,7 @@ turns once per tick); a short free-running run checks the same invariants with r
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -227,8 +228,6 @@ def test_concurrent_reads_keep_the_invariants() -> None:
 def soak_run(seed: int, lockstep_mode: bool, options: dict[str, Any]) -> RunResult:
     """One seed of the long soak: random faults (about 0.08 a tick), manual closes and partial
     reductions, 1 500 ticks lockstep or 400 free running; ``options`` go to the manager."""
-    import random
-
     ticks = 1500 if lockstep_mode else 400
     faults: list[Fault] = random_faults(random.Random(seed), ticks, rate=0.08)
     bot = BotRun(
@@ -253,8 +252,9 @@ HOLD = 300.0
 
 
 def test_the_soaks_opens_on_top_are_refused_with_a_reopen_hold() -> None:
-    """The two opens on top of the lockstep soak (seeds 3 and 7: four or more failed reads in a
-    row around one symbol) happen without a hold and not with one; the rest holds either way."""
+    """The two opens on top of the lockstep soak happen without a hold and not with one; the
+    rest holds either way. Seed 3: four failed reads in a row around one symbol. Seed 7: a close
+    the client answered True without sending, "confirmed" by two empty answers."""
     for seed in (3, 7):
         plain = soak_run(seed, True, {})
         assert len(plain.opened_on_top) == 1, (seed, plain.opened_on_top)

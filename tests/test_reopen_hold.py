@@ -98,9 +98,3 @@ def test_a_list_showing_another_position_ends_the_hold() -> None:
     assert list(pm.update_positions()) == []
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
     assert client.calls["create_market_order"] == 2
-
-
-def test_the_hold_is_in_the_configuration() -> None:
-    _, _, pm = venue(300.0)
-    assert pm.config.reopen_hold_seconds == 300.0
-    assert pm.config.to_dict()["reopen_hold_seconds"] == 300.0

@@ -8,7 +8,10 @@
 //! Anything else with a `scheme://` is refused, so a typo never becomes a file named
 //! `mysql:/...`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
 
 use crate::{JournalError, JournalResult};
 
@@ -77,6 +80,16 @@ impl Target {
     }
 }
 
+/// One `name=value` option of a URL's query: its name and value percent-decoded (a pair
+/// without `=` has an empty value). What [`redact`] and [`crate::tls::split`] both read.
+pub(crate) fn query_option(pair: &str) -> (Cow<'_, str>, Cow<'_, str>) {
+    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    (
+        percent_decode_str(name).decode_utf8_lossy(),
+        percent_decode_str(value).decode_utf8_lossy(),
+    )
+}
+
 /// `url` with its passwords replaced by `***`: the one in its user info, and the values of the
 /// query options `password` and `sslpassword` (libpq takes a password either way).
 pub fn redact(url: &str) -> String {
@@ -106,14 +119,12 @@ pub fn redact(url: &str) -> String {
     if let Some(query) = query {
         let pairs: Vec<String> = query
             .split('&')
-            .map(|pair| {
-                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-                let name = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-                if matches!(name.as_ref(), "password" | "sslpassword") {
-                    format!("{key}=***")
-                } else {
-                    pair.to_owned()
+            .map(|pair| match query_option(pair).0.as_ref() {
+                "password" | "sslpassword" => {
+                    let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    format!("{raw_name}=***")
                 }
+                _ => pair.to_owned(),
             })
             .collect();
         out.push('?');

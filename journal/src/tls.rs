@@ -25,7 +25,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use percent_encoding::percent_decode_str;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -111,9 +110,8 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     let mut client_cert: Option<PathBuf> = None;
     let mut client_key: Option<PathBuf> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode_str(value).decode_utf8_lossy();
-        match percent_decode_str(key).decode_utf8_lossy().as_ref() {
+        let (name, value) = crate::target::query_option(pair);
+        match name.as_ref() {
             "sslmode" => {
                 tls.mode = SslMode::parse(&value).ok_or_else(|| {
                     JournalError::Config(format!(

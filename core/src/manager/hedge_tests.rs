@@ -5,17 +5,15 @@ use std::sync::Arc;
 use crate::events::EventKind;
 use crate::exchange::RawEntry;
 use crate::manager::close::CloseOutcome;
-use crate::manager::testing::{listed, manager, Fake};
+use crate::manager::testing::{listed, manager, open_request, priced, Fake};
 use crate::manager::{ManagerConfig, OpenRequest};
 use crate::reconcile::Mode;
 
 fn fake(entries: Vec<RawEntry>, legs: bool) -> Fake {
-    let fake = Fake::default();
+    let fake = priced(100.0);
     {
         let mut s = fake.0.lock();
         s.positions = entries;
-        s.price = Some(100.0);
-        s.close_ok = true;
         s.legs = legs;
     }
     fake
@@ -147,13 +145,9 @@ fn opening_the_other_leg_opens_its_own_key_and_names_it() {
     let m = manager(&f, hedge());
     m.sync_existing_positions().unwrap();
     let request = OpenRequest {
-        symbol: "A",
-        signal: "BUY",
         amount: (2.0, "2.0"),
         leverage: (5.0, "5"),
-        stop_loss_percentage: (0.05, "0.05"),
-        use_limit: false,
-        limit_offset: 0.001,
+        ..open_request("A", "BUY")
     };
     assert!(m.open_position(&request).unwrap());
     assert_eq!(keys(&m), ["A@short", "A@long"]);

@@ -6,32 +6,19 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::testing::{listed, manager_with_clock, Fake};
+use super::testing::{listed, manager_with_clock, open_request, priced, Fake};
 use super::{Manager, ManagerConfig, OpenRequest};
 use crate::clock::{ManualClock, Timestamp};
 use crate::events::EventKind;
 
 fn request(symbol: &str) -> OpenRequest<'_> {
-    OpenRequest {
-        symbol,
-        signal: "BUY",
-        amount: (1.0, "1"),
-        leverage: (10.0, "10"),
-        stop_loss_percentage: (0.05, "0.05"),
-        use_limit: false,
-        limit_offset: 0.001,
-    }
+    open_request(symbol, "BUY")
 }
 
 /// A manager holding re-opens for `hold` seconds (with `tombstones` kept), that opened BTC: the
 /// venue lists it from then on.
 fn holding_btc(hold: f64, tombstones: usize) -> (Fake, Manager<u32>, Arc<ManualClock>) {
-    let fake = Fake::default();
-    {
-        let mut s = fake.0.lock();
-        s.price = Some(100.0);
-        s.close_ok = true;
-    }
+    let fake = priced(100.0);
     let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
     let config = ManagerConfig {
         reopen_hold_seconds: hold,
@@ -52,6 +39,14 @@ fn lie(fake: &Fake, n: usize) {
     }
 }
 
+/// Four failed reads in a row: the cycle's list and its re-read untrack BTC; the next two are
+/// left for the open that follows.
+fn four_failed_reads(fake: &Fake, m: &Manager<u32>) {
+    lie(fake, 4);
+    m.update_all().unwrap();
+    assert!(!m.book().contains("BTC"), "two empty answers untracked it");
+}
+
 fn orders(fake: &Fake) -> usize {
     fake.calls()
         .iter()
@@ -67,9 +62,7 @@ fn count(m: &Manager<u32>, kind: EventKind) -> usize {
 fn without_a_hold_four_empty_answers_open_a_second_position_on_top() {
     // The defect the option removes, as the original and the default behave.
     let (fake, m, _) = holding_btc(0.0, 1_000);
-    lie(&fake, 4);
-    m.update_all().unwrap();
-    assert!(!m.book().contains("BTC"), "two empty answers untracked it");
+    four_failed_reads(&fake, &m);
     assert!(m.open_position(&request("BTC")).unwrap());
     assert_eq!(
         orders(&fake),
@@ -81,9 +74,7 @@ fn without_a_hold_four_empty_answers_open_a_second_position_on_top() {
 #[test]
 fn four_empty_answers_do_not_open_on_top_while_held_and_the_truth_restores_it() {
     let (fake, m, _) = holding_btc(120.0, 1_000);
-    lie(&fake, 4);
-    m.update_all().unwrap();
-    assert!(!m.book().contains("BTC"));
+    four_failed_reads(&fake, &m);
     assert!(!m.open_position(&request("BTC")).unwrap());
     assert_eq!(orders(&fake), 1, "no second order");
     assert!(
@@ -104,8 +95,7 @@ fn four_empty_answers_do_not_open_on_top_while_held_and_the_truth_restores_it() 
 fn the_hold_holds_without_tombstones() {
     // With no tombstone the book remembers nothing: the hold alone makes the open look first.
     let (fake, m, _) = holding_btc(120.0, 0);
-    lie(&fake, 4);
-    m.update_all().unwrap();
+    four_failed_reads(&fake, &m);
     assert_eq!(m.book().tombstone_count(), 0);
     assert!(!m.open_position(&request("BTC")).unwrap());
     assert_eq!(orders(&fake), 1);
@@ -236,11 +226,9 @@ proptest! {
 
 #[test]
 fn in_hedge_mode_the_hold_is_per_leg() {
-    let fake = Fake::default();
+    let fake = priced(100.0);
     {
         let mut s = fake.0.lock();
-        s.price = Some(100.0);
-        s.close_ok = true;
         s.legs = true;
         s.positions = vec![listed("BTC", "long", 1.0, 100.0)];
     }

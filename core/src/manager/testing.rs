@@ -121,6 +121,30 @@ impl FakeState {
     }
 }
 
+/// A fake that prices every symbol at `price` and answers closes `True`.
+pub fn priced(price: f64) -> Fake {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.price = Some(price);
+        s.close_ok = true;
+    }
+    fake
+}
+
+/// `open_position(symbol, signal, 1, 10, 0.05)` with a market order.
+pub fn open_request<'a>(symbol: &'a str, signal: &'a str) -> super::OpenRequest<'a> {
+    super::OpenRequest {
+        symbol,
+        signal,
+        amount: (1.0, "1"),
+        leverage: (10.0, "10"),
+        stop_loss_percentage: (0.05, "0.05"),
+        use_limit: false,
+        limit_offset: 0.001,
+    }
+}
+
 /// An interruption as the binding reports a `KeyboardInterrupt`.
 pub fn interrupt() -> CoreError {
     CoreError::Interrupted(crate::error::Interrupt::new(

@@ -4,30 +4,20 @@
 
 use std::sync::Arc;
 
-use super::testing::{listed, manager, network_error, report, Fake};
+use super::testing::{listed, manager, network_error, open_request, priced, report, Fake};
 use super::{Manager, ManagerConfig, OpenRequest};
 use crate::events::EventKind;
 use crate::exchange::{MarketLimits, OrderAnswer};
 
 fn fake(price: f64) -> Fake {
-    let fake = Fake::default();
-    {
-        let mut s = fake.0.lock();
-        s.price = Some(price);
-        s.close_ok = true;
-    }
-    fake
+    priced(price)
 }
 
 fn request<'a>(symbol: &'a str, signal: &'a str, amount: f64, use_limit: bool) -> OpenRequest<'a> {
     OpenRequest {
-        symbol,
-        signal,
         amount: (amount, "2"),
-        leverage: (10.0, "10"),
-        stop_loss_percentage: (0.05, "0.05"),
         use_limit,
-        limit_offset: 0.001,
+        ..open_request(symbol, signal)
     }
 }
 
