@@ -5,7 +5,10 @@ a database that fails later is logged and evented and never stops the manager; t
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -424,10 +427,86 @@ def test_a_journal_logging_in_with_a_client_certificate() -> None:
         assert [p["symbol"] for p in journal.open_positions(account)] == [BTC]
     with pytest.raises(JournalError, match="requires a valid client certificate"):
         Journal(f"{role}?{verified}")
-    with pytest.raises(ValueError, match="sslkey needs sslcert"):
+    with pytest.raises(ValueError, match=r"sslkey .* has no certificate to go with it"):
         PositionManager(NO_CLIENT, journal=f"{role}?sslkey={tls / 'client.key'}")
     with pytest.raises(ValueError, match="does not go with sslcert"):
         Journal(f"{role}?{verified}&sslcert={tls / 'client.crt'}&sslkey={tls / 'server.key'}")
+
+
+_WHO_AM_I = """
+import sys
+from position_manager_rs import Journal
+try:
+    with Journal(sys.argv[1]) as journal:
+        journal.accounts()
+    print("logged in")
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+def test_a_journal_finds_its_certificates_where_libpq_looks(tmp_path: Path) -> None:
+    """With no ``sslrootcert``, ``sslcert`` or ``sslkey`` in the URL, the files libpq reads from
+    ``~/.postgresql/`` are used (``root.crt``, ``postgresql.crt``, ``postgresql.key``), and a key
+    others may read, or a certificate without its key, is refused — what ``psql`` does with the
+    same home directory and URL (each run in a process of its own, with ``HOME`` set)."""
+    role, tls = client_certificate_role()
+    url = f"{role}?sslmode=verify-full"  # the system's store does not know the test authority
+    home = tmp_path / "home"
+    dot = home / ".postgresql"
+    dot.mkdir(parents=True)
+    (dot / "root.crt").write_bytes((tls / "ca.pem").read_bytes())
+    (dot / "postgresql.crt").write_bytes((tls / "client.crt").read_bytes())
+    key = dot / "postgresql.key"
+    key.write_bytes((tls / "client.key").read_bytes())
+    key.chmod(0o600)
+    env = {**os.environ, "HOME": str(home)}
+
+    def ours() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _WHO_AM_I, url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def theirs() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["psql", url, "-qXAt", "-c", "SELECT current_user"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert ours() == "logged in"
+    assert theirs().stdout.strip() == "pmrs_cert"
+    # Permissions: others may never read the key; its group may if root owns it (this test's
+    # files are its user's; CI runs as root). Both decide alike, before connecting.
+    for mode in (0o644, 0o604, 0o640, 0o660, 0o400, 0o600):
+        key.chmod(mode)
+        mine, psqls = ours(), theirs()
+        if psqls.returncode == 0:
+            assert mine == "logged in", (oct(mode), mine)
+        else:
+            assert "group or world access" in psqls.stderr, (oct(mode), psqls.stderr)
+            assert mine.startswith("ValueError") and f"sslkey {key}" in mine, (oct(mode), mine)
+            assert f"permissions {mode:04o}" in mine and "chmod 6" in mine, mine
+    key.chmod(0o644)
+    assert "group or world access" in theirs().stderr, "refused whoever owns it"
+    key.chmod(0o600)
+    # The certificate without its key.
+    key.unlink()
+    mine = ours()
+    assert mine.startswith("ValueError") and "needs its private key" in mine, mine
+    assert "not private key file" in theirs().stderr
+    # Without the certificate neither logs in (the key is never looked at).
+    (dot / "postgresql.crt").unlink()
+    assert "requires a valid client certificate" in ours()
+    assert "requires a valid client certificate" in theirs().stderr
 
 
 def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:

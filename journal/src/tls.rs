@@ -9,19 +9,23 @@
 //! | `verify-ca` | always | signed by a trusted authority |
 //! | `verify-full` | always | signed by a trusted authority and naming the host |
 //!
-//! The trusted authorities are the PEM file `sslrootcert` names, or the system's certificate
-//! store when it is absent or `system`. A server that asks for a client certificate (`cert`
-//! authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one
-//! `sslcert` names (a PEM chain, the client's certificate first) with the key `sslkey` names (an
-//! unencrypted PEM key: PKCS#8, PKCS#1 or SEC1); both or neither, and only when given (libpq
-//! also looks in `~/.postgresql/`; this does not). TLS is rustls with the ring provider: no
-//! system OpenSSL, so the portable wheel needs none.
+//! The trusted authorities are the PEM file `sslrootcert` names; when it names none, libpq's
+//! `~/.postgresql/root.crt` if that file exists (which makes `require` check the chain, as
+//! libpq does), else the system's certificate store (where libpq would refuse the verify modes);
+//! `sslrootcert=system` is the system's store. A server that asks for a client certificate
+//! (`cert` authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one
+//! `sslcert` names, else `~/.postgresql/postgresql.crt` if it exists (a PEM chain, the client's
+//! certificate first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (an
+//! unencrypted PEM key: PKCS#8, PKCS#1 or SEC1). As libpq, the key file must be a regular file
+//! that other users cannot read (see [`key_access_problem`]). TLS is rustls with the ring
+//! provider: no system OpenSSL, so the portable wheel needs none.
 //!
 //! The `postgres` crate knows `sslmode` `disable`, `prefer` and `require` only, and no
 //! `sslrootcert`, `sslcert` or `sslkey`: [`split`] takes them out of the URL and hands the crate
 //! what it understands.
 
 use std::fmt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,33 +86,40 @@ pub struct ClientCert {
     pub key: PathBuf,
 }
 
-/// A URL's TLS settings.
+/// A URL's TLS settings, as given (the files libpq would look for in `~/.postgresql/` are
+/// found when connecting: [`client_config`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tls {
     /// `sslmode`.
     pub mode: SslMode,
     /// `sslrootcert`, if given.
     pub roots: Option<Roots>,
-    /// `sslcert` and `sslkey`, if given.
-    pub client: Option<ClientCert>,
+    /// `sslcert`, if given.
+    pub cert: Option<PathBuf>,
+    /// `sslkey`, if given.
+    pub key: Option<PathBuf>,
 }
 
+/// The files libpq reads from `~/.postgresql/` when the URL names none.
+const DEFAULT_ROOTS: &str = "root.crt";
+const DEFAULT_CERT: &str = "postgresql.crt";
+const DEFAULT_KEY: &str = "postgresql.key";
+
 /// Splits `url` into the URL the `postgres` crate is given (its `sslmode` one it knows, no
-/// `sslrootcert`, `sslcert` or `sslkey`) and the TLS settings. An `sslmode` libpq does not know,
-/// and `sslcert` without `sslkey` or the other way round, are configuration errors naming them.
+/// `sslrootcert`, `sslcert` or `sslkey`) and the TLS settings. An `sslmode` libpq does not know
+/// is a configuration error naming it.
 pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     let mut tls = Tls {
         mode: SslMode::Prefer,
         roots: None,
-        client: None,
+        cert: None,
+        key: None,
     };
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_owned(), tls));
     };
     let mut kept: Vec<&str> = Vec::new();
     // An empty value is not given (libpq's meaning: its default).
-    let mut client_cert: Option<PathBuf> = None;
-    let mut client_key: Option<PathBuf> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = crate::target::query_option(pair);
         match name.as_ref() {
@@ -126,25 +137,11 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
                     path => Roots::File(PathBuf::from(path)),
                 });
             }
-            "sslcert" => client_cert = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
-            "sslkey" => client_key = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
+            "sslcert" => tls.cert = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
+            "sslkey" => tls.key = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
             _ => kept.push(pair),
         }
     }
-    tls.client = match (client_cert, client_key) {
-        (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(tls_error(
-                "sslcert needs sslkey (the file with the certificate's private key)",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(tls_error(
-                "sslkey needs sslcert (the file with the client certificate)",
-            ))
-        }
-    };
     kept.push(match tls.mode {
         SslMode::Disable => "sslmode=disable",
         SslMode::Prefer => "sslmode=prefer",
@@ -153,10 +150,21 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     Ok((format!("{base}?{}", kept.join("&")), tls))
 }
 
-/// The rustls configuration for `tls` (`None` for `sslmode=disable`).
+/// The rustls configuration for `tls` (`None` for `sslmode=disable`), with the files libpq
+/// would read from `~/.postgresql/` where the URL names none.
 pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
+    configure(tls, std::env::home_dir().as_deref())
+}
+
+/// [`client_config`], with `home` as the user's home directory.
+fn configure(tls: &Tls, home: Option<&Path>) -> JournalResult<Option<ClientConfig>> {
+    if tls.mode == SslMode::Disable {
+        // Without TLS no file is read (libpq's meaning).
+        return Ok(None);
+    }
+    let files = Files::find(tls, home)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let check = match (tls.mode, &tls.roots) {
+    let check = match (tls.mode, &files.roots) {
         (SslMode::Disable, _) => return Ok(None),
         (SslMode::Prefer, _) | (SslMode::Require, None) => Check::Nothing,
         (SslMode::Require | SslMode::VerifyCa, _) => Check::Chain,
@@ -168,7 +176,7 @@ pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
             chain: None,
         }),
         Check::Chain | Check::ChainAndName => {
-            let roots = trusted(tls.roots.as_ref().unwrap_or(&Roots::System))?;
+            let roots = trusted(files.roots.as_ref().unwrap_or(&Roots::System))?;
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| tls_error(&format!("cannot use the trusted certificates: {e}")))?;
@@ -187,7 +195,7 @@ pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
         .map_err(|e| tls_error(&e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match &tls.client {
+    let config = match &files.client {
         None => builder.with_no_client_auth(),
         Some(client) => {
             let chain = read_pem("sslcert", &client.cert)?;
@@ -214,6 +222,135 @@ pub fn client_config(tls: &Tls) -> JournalResult<Option<ClientConfig>> {
         }
     };
     Ok(Some(config))
+}
+
+/// The files a connection uses: those the URL names, else libpq's in `~/.postgresql/`.
+struct Files {
+    /// The trusted authorities; `None`: none named and no `root.crt` (the system's store for
+    /// the verify modes, nothing checked under `require`).
+    roots: Option<Roots>,
+    /// The client certificate and its key, when there is a certificate.
+    client: Option<ClientCert>,
+}
+
+impl Files {
+    /// libpq's rules: a default file is used when it exists; a named root or certificate file
+    /// must exist (libpq skips a named certificate that does not; a typo is better named);
+    /// a certificate needs its key, and the key must pass [`check_key_file`]. A key named with
+    /// no certificate at all is an error too (libpq ignores it; it can only be a mistake).
+    fn find(tls: &Tls, home: Option<&Path>) -> JournalResult<Files> {
+        let dir = home.map(|h| h.join(".postgresql"));
+        let default = |name: &str| -> JournalResult<Option<PathBuf>> {
+            match &dir {
+                Some(dir) => present(&dir.join(name)),
+                None => Ok(None),
+            }
+        };
+        let roots = match &tls.roots {
+            Some(roots) => Some(roots.clone()),
+            None => default(DEFAULT_ROOTS)?.map(Roots::File),
+        };
+        let cert = match &tls.cert {
+            Some(cert) => Some(cert.clone()),
+            None => default(DEFAULT_CERT)?,
+        };
+        let client = match (cert, &tls.key) {
+            (None, None) => None,
+            (None, Some(key)) => {
+                return Err(tls_error(&format!(
+                    "sslkey {} has no certificate to go with it: name the client certificate \
+                     with sslcert{}",
+                    key.display(),
+                    match &dir {
+                        Some(dir) => format!(" (there is no {})", dir.join(DEFAULT_CERT).display()),
+                        None => String::new(),
+                    }
+                )))
+            }
+            (Some(cert), key) => {
+                if let Err(e) = std::fs::metadata(&cert) {
+                    return Err(tls_error(&format!(
+                        "cannot read sslcert {}: {e}",
+                        cert.display()
+                    )));
+                }
+                let key = match (key, &dir) {
+                    (Some(key), _) => key.clone(),
+                    (None, Some(dir)) => dir.join(DEFAULT_KEY),
+                    (None, None) => {
+                        return Err(tls_error(&format!(
+                            "sslcert {} needs sslkey (the file with the certificate's private \
+                             key)",
+                            cert.display()
+                        )))
+                    }
+                };
+                check_key_file(&cert, &key)?;
+                Some(ClientCert { cert, key })
+            }
+        };
+        Ok(Files { roots, client })
+    }
+}
+
+/// `path` if the file exists, `None` if it (or a directory on its way) does not; another
+/// failure to look (no permission) is an error naming it.
+fn present(path: &Path) -> JournalResult<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(Some(path.to_owned())),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e) => Err(tls_error(&format!(
+            "cannot look for {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The private key `key` of the certificate `cert` must be a regular file others cannot read,
+/// as libpq requires ([`key_access_problem`]; a key others can read is no longer private).
+fn check_key_file(cert: &Path, key: &Path) -> JournalResult<()> {
+    let meta = std::fs::metadata(key).map_err(|e| {
+        tls_error(&format!(
+            "sslcert {} needs its private key, and sslkey {} cannot be read: {e}",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(tls_error(&format!(
+            "sslkey {} is not a regular file",
+            key.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(why) = key_access_problem(meta.uid(), meta.mode()) {
+            return Err(tls_error(&format!("sslkey {}: {why}", key.display())));
+        }
+    }
+    Ok(())
+}
+
+/// Why a key file owned by the user id `owner` with permission bits `mode` is refused (libpq's
+/// rule, checked against `psql`): a file of root's may give its group read access (`0640` at
+/// most: a key shared through a group), any other file must give the group and others nothing
+/// (`0600` at most).
+#[cfg_attr(not(unix), allow(dead_code))]
+fn key_access_problem(owner: u32, mode: u32) -> Option<String> {
+    let (forbidden, limit) = if owner == 0 {
+        (0o037, "0640")
+    } else {
+        (0o077, "0600")
+    };
+    (mode & forbidden != 0).then(|| {
+        format!(
+            "other users may read or change the key (permissions {:04o}); make it {limit} or \
+             less (chmod {})",
+            mode & 0o7777,
+            &limit[1..]
+        )
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -347,7 +484,8 @@ mod tests {
         Tls {
             mode,
             roots: None,
-            client: None,
+            cert: None,
+            key: None,
         }
     }
 
@@ -357,6 +495,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "").unwrap();
+        // Private, so it may stand for a key too.
+        set_mode(&empty, 0o600);
         empty
     }
 
@@ -393,29 +533,215 @@ mod tests {
             split("postgres://h/db?sslcert=%2Fc%2Fclient.crt&sslmode=verify-full&sslkey=k.pem")
                 .unwrap();
         assert_eq!(url, "postgres://h/db?sslmode=require");
-        assert_eq!(
-            tls.client,
-            Some(ClientCert {
-                cert: PathBuf::from("/c/client.crt"),
-                key: PathBuf::from("k.pem")
-            })
-        );
+        assert_eq!(tls.cert, Some(PathBuf::from("/c/client.crt")));
+        assert_eq!(tls.key, Some(PathBuf::from("k.pem")));
         let (_, tls) = split("postgres://h/db?sslcert=&sslkey=").unwrap();
-        assert_eq!(tls.client, None, "empty values are not given");
+        assert_eq!(
+            (tls.cert, tls.key),
+            (None, None),
+            "empty values are not given"
+        );
+        // One without the other is for the connection to settle (libpq's defaults).
+        let (_, tls) = split("postgres://h/db?sslcert=c.pem").unwrap();
+        assert_eq!((tls.cert, tls.key), (Some(PathBuf::from("c.pem")), None));
+    }
+
+    /// A home directory of this test's own, with `files` in its `.postgresql/` (key files
+    /// `0600`).
+    fn home_with(files: &[&str]) -> tempfile::TempDir {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".postgresql");
+        std::fs::create_dir(&dir).unwrap();
+        for name in files {
+            let path = dir.join(name);
+            std::fs::write(&path, "").unwrap();
+            set_mode(&path, 0o600);
+        }
+        home
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        #[cfg(not(unix))]
+        let _ = (path, mode);
+    }
+
+    fn config_error(tls: &Tls, home: Option<&Path>) -> String {
+        match Files::find(tls, home) {
+            Err(JournalError::Config(m)) => m,
+            Err(e) => panic!("not a configuration error: {e}"),
+            Ok(files) => panic!("accepted: {:?} {:?}", files.roots, files.client),
+        }
     }
 
     #[test]
-    fn a_client_certificate_needs_its_key_and_the_other_way_round() {
-        for (url, named) in [
-            ("postgres://h/db?sslcert=c.pem", "sslcert needs sslkey"),
-            (
-                "postgres://h/db?sslkey=k.pem&sslcert=",
-                "sslkey needs sslcert",
-            ),
+    fn files_not_named_are_read_from_the_home_directory_as_libpq_reads_them() {
+        let require = bare(SslMode::Require);
+        // Nothing there, or no home: no roots, no client certificate.
+        for home in [Some(home_with(&[])), None] {
+            let files = Files::find(&require, home.as_ref().map(|h| h.path())).unwrap();
+            assert_eq!((files.roots, files.client), (None, None));
+        }
+        let home = home_with(&[DEFAULT_ROOTS, DEFAULT_CERT, DEFAULT_KEY]);
+        let dir = home.path().join(".postgresql");
+        let files = Files::find(&require, Some(home.path())).unwrap();
+        assert_eq!(files.roots, Some(Roots::File(dir.join("root.crt"))));
+        assert_eq!(
+            files.client,
+            Some(ClientCert {
+                cert: dir.join("postgresql.crt"),
+                key: dir.join("postgresql.key"),
+            })
+        );
+        // What the URL names wins, file by file.
+        let named = home_with(&["ca.pem", "me.crt", "me.key"]);
+        let own = named.path().join(".postgresql");
+        let files = Files::find(
+            &Tls {
+                roots: Some(Roots::System),
+                cert: Some(own.join("me.crt")),
+                ..bare(SslMode::VerifyFull)
+            },
+            Some(home.path()),
+        )
+        .unwrap();
+        assert_eq!(files.roots, Some(Roots::System));
+        assert_eq!(
+            files.client.map(|c| (c.cert, c.key)),
+            Some((own.join("me.crt"), dir.join("postgresql.key")))
+        );
+        let files = Files::find(
+            &Tls {
+                key: Some(own.join("me.key")),
+                ..require.clone()
+            },
+            Some(home.path()),
+        )
+        .unwrap();
+        assert_eq!(files.client.map(|c| c.key), Some(own.join("me.key")));
+        // A root file alone: require then checks the chain (as libpq), nothing else is read.
+        let roots_only = home_with(&[DEFAULT_ROOTS]);
+        let files = Files::find(&require, Some(roots_only.path())).unwrap();
+        assert!(matches!(files.roots, Some(Roots::File(_))));
+        assert_eq!(files.client, None);
+        // Without TLS nothing is read at all.
+        let broken = home_with(&[DEFAULT_CERT]);
+        assert!(configure(&bare(SslMode::Disable), Some(broken.path()))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_key_its_certificate() {
+        // The default certificate without the default key: the key's path is named.
+        let home = home_with(&[DEFAULT_CERT]);
+        let m = config_error(&bare(SslMode::Prefer), Some(home.path()));
+        assert!(
+            m.contains("needs its private key")
+                && m.contains(".postgresql/postgresql.key")
+                && m.contains("cannot be read"),
+            "{m}"
+        );
+        // A named certificate and no home to find a key in.
+        let cert = home.path().join(".postgresql").join(DEFAULT_CERT);
+        let m = config_error(
+            &Tls {
+                cert: Some(cert.clone()),
+                ..bare(SslMode::Require)
+            },
+            None,
+        );
+        assert!(m.contains("needs sslkey"), "{m}");
+        // A named certificate that does not exist is named, not skipped.
+        let m = config_error(
+            &Tls {
+                cert: Some(PathBuf::from("/nonexistent/client.crt")),
+                key: Some(cert.clone()),
+                ..bare(SslMode::Require)
+            },
+            None,
+        );
+        assert!(
+            m.contains("cannot read sslcert /nonexistent/client.crt"),
+            "{m}"
+        );
+        // A key with no certificate anywhere.
+        let empty = home_with(&[]);
+        let key = Tls {
+            key: Some(PathBuf::from("k.pem")),
+            ..bare(SslMode::Require)
+        };
+        let m = config_error(&key, Some(empty.path()));
+        assert!(
+            m.contains("sslkey k.pem has no certificate") && m.contains("postgresql.crt"),
+            "{m}"
+        );
+        assert!(config_error(&key, None).contains("has no certificate"));
+    }
+
+    #[test]
+    fn a_key_file_must_be_private_and_regular() {
+        let home = home_with(&[DEFAULT_CERT, DEFAULT_KEY]);
+        let dir = home.path().join(".postgresql");
+        let tls = bare(SslMode::Require);
+        assert!(Files::find(&tls, Some(home.path()))
+            .unwrap()
+            .client
+            .is_some());
+        #[cfg(unix)]
+        for (mode, shown) in [(0o644, "0644"), (0o604, "0604"), (0o660, "0660")] {
+            set_mode(&dir.join(DEFAULT_KEY), mode);
+            let m = config_error(&tls, Some(home.path()));
+            assert!(
+                m.contains("postgresql.key")
+                    && m.contains(&format!("permissions {shown}"))
+                    && m.contains("chmod 6"),
+                "{m}"
+            );
+        }
+        set_mode(&dir.join(DEFAULT_KEY), 0o400);
+        assert!(
+            Files::find(&tls, Some(home.path())).is_ok(),
+            "read-only for its owner"
+        );
+        let m = config_error(
+            &Tls {
+                key: Some(dir.clone()),
+                ..tls.clone()
+            },
+            Some(home.path()),
+        );
+        assert!(m.contains("is not a regular file"), "{m}");
+    }
+
+    #[test]
+    fn key_permissions_follow_libpqs_rule() {
+        for (owner, mode, refused) in [
+            (1000, 0o100600, false),
+            (1000, 0o400, false),
+            (1000, 0o700, false),
+            (1000, 0o640, true),
+            (1000, 0o604, true),
+            (1000, 0o610, true),
+            (0, 0o600, false),
+            (0, 0o640, false),
+            (0, 0o660, true),
+            (0, 0o650, true),
+            (0, 0o644, true),
         ] {
-            match split(url) {
-                Err(JournalError::Config(m)) => assert!(m.contains(named), "{url}: {m}"),
-                other => panic!("{url}: {other:?}"),
+            let problem = key_access_problem(owner, mode);
+            assert_eq!(
+                problem.is_some(),
+                refused,
+                "owner {owner} mode {mode:o}: {problem:?}"
+            );
+            if let Some(why) = problem {
+                let limit = if owner == 0 { "chmod 640" } else { "chmod 600" };
+                assert!(why.contains(limit), "{why}");
             }
         }
     }
@@ -424,10 +750,8 @@ mod tests {
     fn client_certificate_files_that_are_missing_or_empty_are_named() {
         let empty = empty_pem();
         let with = |cert: &Path, key: &Path| Tls {
-            client: Some(ClientCert {
-                cert: cert.to_owned(),
-                key: key.to_owned(),
-            }),
+            cert: Some(cert.to_owned()),
+            key: Some(key.to_owned()),
             ..bare(SslMode::Require)
         };
         let missing = Path::new("/nonexistent/client.crt");
@@ -512,11 +836,8 @@ mod tests {
             prop_assert_eq!(tls.mode, mode_expected);
             let root_expected = root.as_ref().map(|r| Roots::File(PathBuf::from(r)));
             prop_assert_eq!(tls.roots, root_expected);
-            let client_expected = client.as_ref().map(|(c, k)| ClientCert {
-                cert: PathBuf::from(c),
-                key: PathBuf::from(k),
-            });
-            prop_assert_eq!(tls.client, client_expected);
+            prop_assert_eq!(tls.cert, client.as_ref().map(|(c, _)| PathBuf::from(c)));
+            prop_assert_eq!(tls.key, client.as_ref().map(|(_, k)| PathBuf::from(k)));
             if pairs.is_empty() {
                 prop_assert_eq!(crate_url, url);
             } else {
