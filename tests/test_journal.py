@@ -17,7 +17,13 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
-from journal_helpers import client_certificate_role, journal_url, postgres_ca, psql
+from journal_helpers import (
+    client_certificate_role,
+    journal_url,
+    postgres_base,
+    postgres_ca,
+    psql,
+)
 
 from position_manager_rs import (
     Journal,
@@ -433,12 +439,15 @@ def test_a_journal_logging_in_with_a_client_certificate() -> None:
         Journal(f"{role}?{verified}&sslcert={tls / 'client.crt'}&sslkey={tls / 'server.key'}")
 
 
+# Opens a manager with the journal argv[1] (creating it if need be); prints "logged in" or the
+# error, and logs warnings to stderr.
 _WHO_AM_I = """
+import logging
 import sys
-from position_manager_rs import Journal
+from position_manager_rs import PositionManager
+logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
 try:
-    with Journal(sys.argv[1]) as journal:
-        journal.accounts()
+    PositionManager(object(), journal=sys.argv[1], account="whoami")
     print("logged in")
 except Exception as e:
     print(type(e).__name__, e)
@@ -507,6 +516,71 @@ def test_a_journal_finds_its_certificates_where_libpq_looks(tmp_path: Path) -> N
     (dot / "postgresql.crt").unlink()
     assert "requires a valid client certificate" in ours()
     assert "requires a valid client certificate" in theirs().stderr
+
+
+def test_a_journal_finds_its_password_where_libpq_looks(tmp_path: Path) -> None:
+    """A URL without a password (a role that needs one, ``PMRS_TEST_POSTGRES_PASSWORD``, with a
+    ``:`` and a ``\\`` in it): ``PGPASSWORD``, else ``~/.pgpass`` (``PGPASSFILE`` elsewhere), as
+    ``psql`` finds it — both run in processes with the same ``HOME`` and environment."""
+    server, _ = postgres_base().rsplit("/", 1)
+    url = server.replace("postgres@", "pmrs_pw@", 1) + "/pmrs_pw"
+    password = os.environ.get("PMRS_TEST_POSTGRES_PASSWORD")
+    assert password, "bash .ci/postgres start sets PMRS_TEST_POSTGRES_PASSWORD"
+    home = tmp_path / "home"
+    home.mkdir()
+    pgpass = home / ".pgpass"
+    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
+    env["HOME"] = str(home)
+
+    def ours(**extra: str) -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _WHO_AM_I, url],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), done.stderr
+
+    def theirs(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # No password anywhere: both refused.
+    assert "password" in ours()[0]
+    assert "no password supplied" in theirs().stderr
+    # PGPASSWORD.
+    assert ours(PGPASSWORD=password)[0] == "logged in"
+    assert theirs(PGPASSWORD=password).stdout.strip() == "pmrs_pw"
+    # ~/.pgpass, escaped, private.
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    pgpass.write_text(f"127.0.0.1:{port}:pmrs_pw:pmrs_pw:{escaped}\n")
+    pgpass.chmod(0o600)
+    assert ours() == ("logged in", "")
+    assert theirs().stdout.strip() == "pmrs_pw"
+    # PGPASSWORD comes before the file.
+    assert "password authentication failed" in ours(PGPASSWORD="wrong")[0]
+    assert "password authentication failed" in theirs(PGPASSWORD="wrong").stderr
+    # PGPASSFILE names another file.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("*:*:*:*:wrong\n")
+    elsewhere.chmod(0o600)
+    assert "password authentication failed" in ours(PGPASSFILE=str(elsewhere))[0]
+    # Others may read it: not used, with a warning naming the file.
+    pgpass.chmod(0o644)
+    said, logged = ours()
+    assert "password" in said and said != "logged in", said
+    assert f"TradingBot WARNING Journal password file {pgpass}" in logged, logged
+    assert "permissions 0644; make it 0600" in logged, logged
+    psqls = theirs()
+    assert "has group or world access" in psqls.stderr and "no password supplied" in psqls.stderr
 
 
 def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:

@@ -45,16 +45,34 @@ pub fn describe(e: &postgres::Error) -> String {
     text
 }
 
+/// What a journal URL asks for: the `postgres` crate's configuration (without the options it
+/// does not know), the TLS settings and the URL's `passfile=`. A URL the crate cannot read is
+/// a configuration error saying why.
+pub(crate) fn parse_url(
+    url: &str,
+) -> JournalResult<(
+    postgres::Config,
+    crate::tls::Tls,
+    Option<std::path::PathBuf>,
+)> {
+    let (url, passfile) = crate::passfile::take(url);
+    let (crate_url, tls) = crate::tls::split(&url)?;
+    let config = crate_url.parse().map_err(|e| {
+        JournalError::Config(format!(
+            "journal is not a valid PostgreSQL URL ({}), got {:?}",
+            describe(&e),
+            redact(&url)
+        ))
+    })?;
+    Ok((config, tls, passfile))
+}
+
 impl Postgres {
-    /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only.
+    /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only. A
+    /// password the URL leaves out is looked for where libpq looks ([`crate::passfile`]).
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
-        let (crate_url, tls) = crate::tls::split(url)?;
-        let mut config: postgres::Config = crate_url.parse().map_err(|e| {
-            JournalError::Config(format!(
-                "journal is not a valid PostgreSQL URL ({})",
-                describe(&e)
-            ))
-        })?;
+        let (mut config, tls, passfile) = parse_url(url)?;
+        crate::passfile::fill(&mut config, passfile, &crate::passfile::ProcessEnvironment);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }

@@ -27,7 +27,8 @@ pub enum Target {
 impl Target {
     /// Reads a journal URL or a file path.
     pub fn parse(spec: &str) -> JournalResult<Target> {
-        let bad = |why: &str| JournalError::Config(format!("journal {why}, got {spec:?}"));
+        let bad =
+            |why: &str| JournalError::Config(format!("journal {why}, got {:?}", redact(spec)));
         if spec.is_empty() {
             return Err(bad(
                 "must be a file path, sqlite:///path or postgresql://...",
@@ -48,13 +49,7 @@ impl Target {
             ));
         }
         if spec.starts_with("postgresql://") || spec.starts_with("postgres://") {
-            let (url, _) = crate::tls::split(spec)?;
-            url.parse::<postgres::Config>().map_err(|e| {
-                bad(&format!(
-                    "is not a valid PostgreSQL URL ({})",
-                    crate::postgres::describe(&e)
-                ))
-            })?;
+            crate::postgres::parse_url(spec)?;
             return Ok(Target::Postgres(spec.to_owned()));
         }
         if let Some((scheme, _)) = spec.split_once("://") {

@@ -1,0 +1,434 @@
+//! The password a PostgreSQL URL leaves out, found where libpq finds it, so a `DATABASE_URL`
+//! that `psql` logs in with needs no password added for this package either:
+//!
+//! 1. the URL's own (user info `user:password@`, or the option `password=`);
+//! 2. the environment variable `PGPASSWORD`;
+//! 3. the password file: the URL option `passfile=`, else `PGPASSFILE`, else `~/.pgpass`.
+//!
+//! The password file holds lines `host:port:database:user:password`; each of the first four
+//! fields is a value or `*` (anything), `\:` and `\\` stand for `:` and `\`, and lines starting
+//! with `#` are comments. The first line matching the connection wins. Its host is matched as
+//! the URL names it (a Unix socket directory is matched as `localhost` when it is the default
+//! one, `/var/run/postgresql` or `/tmp`), its port as digits (5432 when not given), the
+//! database defaults to the user's name. A URL naming several hosts uses the first host with an
+//! entry. As libpq, a file that is not a regular file, or that the group or others may access,
+//! is ignored with a warning (on the `TradingBot` logger): make it `0600`.
+
+use std::borrow::Cow;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use postgres::config::Host;
+
+/// The socket directories a host of `localhost` stands for in a password file (libpq matches
+/// its build's default socket directory: Debian's, and the upstream default).
+const DEFAULT_SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+/// PostgreSQL's port when a URL names none.
+const DEFAULT_PORT: u16 = 5432;
+
+/// `url` without its `passfile=` options, and the file the last one names (an empty value is
+/// not given, libpq's meaning). The `postgres` crate does not know the option.
+pub fn take(url: &str) -> (Cow<'_, str>, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (Cow::Borrowed(url), None);
+    };
+    let mut file = None;
+    let mut kept = Vec::new();
+    let mut taken = false;
+    for pair in query.split('&') {
+        let (name, value) = crate::target::query_option(pair);
+        if name == "passfile" {
+            taken = true;
+            file = (!value.is_empty()).then(|| PathBuf::from(value.as_ref()));
+        } else {
+            kept.push(pair);
+        }
+    }
+    if !taken {
+        return (Cow::Borrowed(url), None);
+    }
+    let url = match kept.iter().any(|p| !p.is_empty()) {
+        true => format!("{base}?{}", kept.join("&")),
+        false => base.to_owned(),
+    };
+    (Cow::Owned(url), file)
+}
+
+/// Where the environment is read from: the process's, or a test's.
+pub trait Environment {
+    /// The variable `name`, when set and not empty.
+    fn var(&self, name: &str) -> Option<String>;
+    /// The user's home directory.
+    fn home(&self) -> Option<PathBuf>;
+}
+
+/// The process's environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        std::env::home_dir()
+    }
+}
+
+/// Gives `config` the password libpq would use when the URL has none (see the module
+/// documentation); `passfile` is the URL's `passfile=` option.
+pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn Environment) {
+    if config.get_password().is_some() {
+        return;
+    }
+    if let Some(password) = env.var("PGPASSWORD") {
+        config.password(password);
+        return;
+    }
+    let Some(user) = config.get_user().map(str::to_owned) else {
+        // The connection fails for want of a user anyway, and says so.
+        return;
+    };
+    let file = passfile
+        .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
+        .or_else(|| env.home().map(|home| home.join(".pgpass")));
+    let Some(text) = file.as_deref().and_then(read_private) else {
+        return;
+    };
+    let dbname = config.get_dbname().unwrap_or(&user).to_owned();
+    let ports = config.get_ports();
+    let found = config.get_hosts().iter().enumerate().find_map(|(i, host)| {
+        let port = ports
+            .get(i)
+            .or_else(|| ports.first())
+            .copied()
+            .unwrap_or(DEFAULT_PORT);
+        let host = match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(dir) => socket_host(dir),
+        };
+        password_for(&text, &host, port, &dbname, &user)
+    });
+    if let Some(password) = found {
+        config.password(password);
+    }
+}
+
+/// How a password file names the Unix socket directory `dir`.
+fn socket_host(dir: &Path) -> String {
+    match dir.to_str() {
+        Some(d) if DEFAULT_SOCKET_DIRS.contains(&d.trim_end_matches('/')) => "localhost".to_owned(),
+        _ => dir.to_string_lossy().into_owned(),
+    }
+}
+
+/// The password file at `path`, unless it is missing (silently), or not a regular file or open
+/// to the group or others (a warning each, as libpq gives).
+fn read_private(path: &Path) -> Option<String> {
+    let warn = |why: &str| {
+        log::warn!(
+            target: "TradingBot",
+            "Journal password file {}: {why}; it is not used",
+            path.display()
+        );
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return None
+        }
+        Err(e) => {
+            warn(&format!("cannot be read ({e})"));
+            return None;
+        }
+    };
+    if !meta.is_file() {
+        warn("is not a regular file");
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            warn(&format!(
+                "the group or others may access it (permissions {:04o}; make it 0600)",
+                mode & 0o7777
+            ));
+            return None;
+        }
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            warn(&format!("cannot be read ({e})"));
+            None
+        }
+    }
+}
+
+/// The password of the first line of the password file `text` matching the connection.
+pub fn password_for(text: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+    let port = port.to_string();
+    let wanted = [host, port.as_str(), dbname, user];
+    text.lines()
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .find_map(|line| {
+            let (fields, password) = parse_line(line)?;
+            fields
+                .iter()
+                .zip(wanted)
+                .all(|(field, want)| field.as_deref().is_none_or(|f| f == want))
+                .then_some(password)
+        })
+}
+
+/// A password file line's four matching fields (`None`: `*`, anything) and its password,
+/// de-escaped; `None` for a line with fewer than five fields. The password ends at an
+/// unescaped `:` or the line's end. An escaped `\*` is a literal star.
+fn parse_line(line: &str) -> Option<([Option<String>; 4], String)> {
+    let mut fields: Vec<Option<String>> = Vec::with_capacity(4);
+    let mut current = String::new();
+    let mut escaped_any = false;
+    let mut chars = line.chars();
+    loop {
+        match chars.next() {
+            Some('\\') => {
+                escaped_any = true;
+                current.push(chars.next().unwrap_or('\\'));
+            }
+            Some(':') if fields.len() < 4 => {
+                let wildcard = current == "*" && !escaped_any;
+                fields.push((!wildcard).then(|| std::mem::take(&mut current)));
+                current.clear();
+                escaped_any = false;
+            }
+            Some(':') | None => break,
+            Some(c) => current.push(c),
+        }
+    }
+    let fields: [Option<String>; 4] = fields.try_into().ok()?;
+    Some((fields, current))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passfile_options_are_taken_out_of_the_url() {
+        assert_eq!(
+            take("postgres://u@h/db"),
+            (Cow::Borrowed("postgres://u@h/db"), None)
+        );
+        assert_eq!(
+            take("postgres://u@h/db?sslmode=require&connect_timeout=5"),
+            (
+                Cow::Borrowed("postgres://u@h/db?sslmode=require&connect_timeout=5"),
+                None
+            )
+        );
+        let (url, file) = take("postgres://u@h/db?passfile=%2Fetc%2Fbot.pgpass&sslmode=require");
+        assert_eq!(url, "postgres://u@h/db?sslmode=require");
+        assert_eq!(file, Some(PathBuf::from("/etc/bot.pgpass")));
+        let (url, file) = take("postgres://u@h/db?passfile=");
+        assert_eq!((url.as_ref(), file), ("postgres://u@h/db", None));
+    }
+
+    const FILE: &str = "\
+# comment:*:*:*:nope
+db.example.com:5432:trading:bot:first
+*:5433:*:bot:on 5433
+localhost:*:*:bot:s3c\\:r\\\\et
+*:*:*:*:fallback:ignored after a colon
+short:line
+";
+
+    #[test]
+    fn the_first_matching_line_gives_the_password() {
+        let find = |host, port, db, user| password_for(FILE, host, port, db, user);
+        assert_eq!(
+            find("db.example.com", 5432, "trading", "bot").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find("db.example.com", 5433, "trading", "bot").as_deref(),
+            Some("on 5433")
+        );
+        assert_eq!(
+            find("localhost", 5432, "x", "bot").as_deref(),
+            Some("s3c:r\\et")
+        );
+        assert_eq!(
+            find("db.example.com", 5432, "other", "bot").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(find("# comment", 0, "*", "*").as_deref(), Some("fallback"));
+        assert_eq!(
+            password_for("h:1:d:u", "h", 1, "d", "u"),
+            None,
+            "four fields"
+        );
+        assert_eq!(
+            password_for("h:1:d:u:", "h", 1, "d", "u").as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            password_for("h\\:x:1:d:u:p", "h:x", 1, "d", "u").as_deref(),
+            Some("p")
+        );
+        assert_eq!(
+            password_for("h:1:d:u:p\r\n", "h", 1, "d", "u").as_deref(),
+            Some("p")
+        );
+        assert_eq!(
+            password_for("\\*:1:d:u:p", "h", 1, "d", "u"),
+            None,
+            "a literal star"
+        );
+        assert_eq!(
+            password_for("\\*:1:d:u:p", "*", 1, "d", "u").as_deref(),
+            Some("p")
+        );
+        assert_eq!(password_for("", "h", 1, "d", "u"), None);
+    }
+
+    struct Fake {
+        vars: Vec<(&'static str, String)>,
+        home: Option<PathBuf>,
+    }
+
+    impl Environment for Fake {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        }
+        fn home(&self) -> Option<PathBuf> {
+            self.home.clone()
+        }
+    }
+
+    fn private(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+    }
+
+    fn password(url: &str, passfile: Option<PathBuf>, env: &Fake) -> Option<Vec<u8>> {
+        let mut config: postgres::Config = url.parse().unwrap();
+        fill(&mut config, passfile, env);
+        config.get_password().map(<[u8]>::to_vec)
+    }
+
+    #[test]
+    fn the_url_then_pgpassword_then_the_file_as_libpq_looks() {
+        let home = tempfile::tempdir().unwrap();
+        private(&home.path().join(".pgpass"), "*:*:*:bot:from home\n", 0o600);
+        let other = home.path().join("other.pgpass");
+        private(&other, "*:*:*:bot:from other\n", 0o600);
+        let mut env = Fake {
+            vars: vec![],
+            home: Some(home.path().to_owned()),
+        };
+        let url = "postgresql://bot@db/trading";
+        assert_eq!(password(url, None, &env), Some(b"from home".to_vec()));
+        assert_eq!(
+            password("postgresql://bot:given@db/trading", None, &env),
+            Some(b"given".to_vec())
+        );
+        assert_eq!(
+            password("postgresql://bot@db/trading?password=opt", None, &env),
+            Some(b"opt".to_vec())
+        );
+        env.vars.push(("PGPASSFILE", other.display().to_string()));
+        assert_eq!(password(url, None, &env), Some(b"from other".to_vec()));
+        // The URL's passfile= comes before PGPASSFILE.
+        let third = home.path().join("third");
+        private(&third, "db:5432:trading:bot:third\n", 0o600);
+        assert_eq!(password(url, Some(third), &env), Some(b"third".to_vec()));
+        env.vars.push(("PGPASSWORD", "from env".to_owned()));
+        assert_eq!(password(url, None, &env), Some(b"from env".to_vec()));
+        // No user: nothing to match (the connection says what is missing).
+        assert_eq!(
+            password(
+                "postgresql://db/trading",
+                None,
+                &Fake {
+                    vars: vec![],
+                    home: Some(home.path().to_owned())
+                }
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn hosts_ports_and_databases_are_matched_as_libpq_matches_them() {
+        let home = tempfile::tempdir().unwrap();
+        private(
+            &home.path().join(".pgpass"),
+            "b.example:6000:bot:bot:second host\nlocalhost:5432:bot:bot:socket\n",
+            0o600,
+        );
+        let env = Fake {
+            vars: vec![],
+            home: Some(home.path().to_owned()),
+        };
+        // The database defaults to the user's name; the first host with an entry wins.
+        assert_eq!(
+            password("postgresql://bot@a.example:5999,b.example:6000", None, &env),
+            Some(b"second host".to_vec())
+        );
+        // The default socket directory is matched as localhost, another one by its path.
+        assert_eq!(
+            password("postgresql://bot@%2Fvar%2Frun%2Fpostgresql", None, &env),
+            Some(b"socket".to_vec())
+        );
+        assert_eq!(password("postgresql://bot@%2Fsrv%2Fpg", None, &env), None);
+        assert_eq!(
+            password("postgresql://bot@localhost:5433", None, &env),
+            None
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_may_read_is_not_used() {
+        let home = tempfile::tempdir().unwrap();
+        let file = home.path().join(".pgpass");
+        let env = Fake {
+            vars: vec![],
+            home: Some(home.path().to_owned()),
+        };
+        for (mode, used) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o660, false),
+        ] {
+            private(&file, "*:*:*:*:pw\n", mode);
+            assert_eq!(
+                password("postgresql://bot@db/x", None, &env).is_some(),
+                used,
+                "mode {mode:o}"
+            );
+        }
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(
+            password("postgresql://bot@db/x", None, &env),
+            None,
+            "a directory"
+        );
+    }
+}
