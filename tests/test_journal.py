@@ -583,6 +583,80 @@ def test_a_journal_finds_its_password_where_libpq_looks(tmp_path: Path) -> None:
     assert "has group or world access" in psqls.stderr and "no password supplied" in psqls.stderr
 
 
+def test_a_journal_completes_its_url_from_the_environment_as_libpq_does(tmp_path: Path) -> None:
+    """``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGDATABASE`` and the ``PGSSL*`` variables fill in
+    what the URL leaves out, and a URL with no host uses the default Unix socket: the package
+    and ``psql`` run side by side in processes with the same environment and URL."""
+    base = postgres_base()
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    ca = Path(postgres_ca())
+    socket_dir = os.environ.get("PMRS_TEST_POSTGRES_DIR")
+    assert socket_dir, "bash .ci/postgres start sets PMRS_TEST_POSTGRES_DIR"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    clean["HOME"] = str(tmp_path)  # no ~/.pgpass, no ~/.postgresql
+
+    def both(url: str, **env: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        full = {**clean, **env}
+        mine = subprocess.run(
+            [sys.executable, "-c", _WHO_AM_I, url],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert mine.returncode == 0, mine.stderr
+        theirs = subprocess.run(
+            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user || ' ' || current_database()"],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return mine.stdout.strip(), theirs
+
+    server = {"PGPORT": port, "PGUSER": "postgres", "PGDATABASE": "pmrs_test"}
+    # Everything from the environment: the socket directory, port, user and database.
+    mine, theirs = both("postgresql://", PGHOST=socket_dir, **server)
+    assert mine == "logged in", mine
+    assert theirs.stdout.strip() == "postgres pmrs_test", theirs.stderr
+    # What the URL gives wins: a database that does not exist, named in the URL.
+    mine, theirs = both("postgresql:///pmrs_none", PGHOST=socket_dir, **server)
+    assert 'database "pmrs_none" does not exist' in mine, mine
+    assert 'database "pmrs_none" does not exist' in theirs.stderr, theirs.stderr
+    # TLS from the environment: verified for the name localhost, refused for 127.0.0.1.
+    tls = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(ca), **server}
+    mine, theirs = both("postgresql://", PGHOST="localhost", **tls)
+    assert mine == "logged in", mine
+    assert theirs.returncode == 0, theirs.stderr
+    mine, theirs = both("postgresql://", PGHOST="127.0.0.1", **tls)
+    assert "certificate not valid for name" in mine, mine
+    assert theirs.returncode != 0 and "127.0.0.1" in theirs.stderr, theirs.stderr
+    mine, theirs = both("postgresql://?sslmode=disable", PGHOST="127.0.0.1", **tls)
+    assert mine == "logged in" and theirs.returncode == 0, (mine, theirs.stderr)
+    # An authority that signed nothing: both refuse the chain.
+    other = {**tls, "PGSSLMODE": "verify-ca", "PGSSLROOTCERT": str(ca.parent / "other-ca.pem")}
+    mine, theirs = both("postgresql://", PGHOST="localhost", **other)
+    assert "UnknownIssuer" in mine, mine
+    assert theirs.returncode != 0 and "certificate verify failed" in theirs.stderr, theirs.stderr
+    # A variable libpq refuses is named.
+    mine, _ = both("postgresql://", PGHOST="localhost", **{**server, "PGSSLMODE": "strict"})
+    assert mine.startswith("ValueError") and "PGSSLMODE" in mine and "strict" in mine, mine
+    # No host anywhere: the default Unix socket directory, /var/run/postgresql if it holds the
+    # server's socket, else /run/postgresql, else /tmp (psql's own build looks in one of them
+    # only, so only the package is run here).
+    link = Path("/tmp") / f".s.PGSQL.{port}"
+    assert not link.exists(), link
+    url = f"postgresql:///pmrs_test?port={port}&user=postgres"
+    mine, _ = both(url)
+    assert "the server's socket was looked for in /var/run/postgresql" in mine, mine
+    link.symlink_to(Path(socket_dir) / f".s.PGSQL.{port}")
+    try:
+        mine, _ = both(url)
+        assert mine == "logged in", mine
+    finally:
+        link.unlink()
+
+
 def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:
     """libpq takes a password in the user info or as the option ``password``: neither is shown
     (the test server trusts loopback, so the password given is simply not needed)."""

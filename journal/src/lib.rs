@@ -19,6 +19,7 @@
 //! [`EventJournal`]: position_manager_core::journal_hook::EventJournal
 
 pub mod book;
+pub mod environment;
 pub mod passfile;
 pub mod postgres;
 pub mod reader;

@@ -8,8 +8,8 @@
 //! The password file holds lines `host:port:database:user:password`; each of the first four
 //! fields is a value or `*` (anything), `\:` and `\\` stand for `:` and `\`, and lines starting
 //! with `#` are comments. The first line matching the connection wins. Its host is matched as
-//! the URL names it (a Unix socket directory is matched as `localhost` when it is the default
-//! one, `/var/run/postgresql` or `/tmp`), its port as digits (5432 when not given), the
+//! the URL names it (a Unix socket directory is matched as `localhost` when it is one of the
+//! default ones, [`SOCKET_DIRS`]), its port as digits (5432 when not given), the
 //! database defaults to the user's name. A URL naming several hosts uses the first host with an
 //! entry. As libpq, a file that is not a regular file, or that the group or others may access,
 //! is ignored with a warning (on the `TradingBot` logger): make it `0600`.
@@ -20,12 +20,7 @@ use std::path::{Path, PathBuf};
 
 use postgres::config::Host;
 
-/// The socket directories a host of `localhost` stands for in a password file (libpq matches
-/// its build's default socket directory: Debian's, and the upstream default).
-const DEFAULT_SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
-
-/// PostgreSQL's port when a URL names none.
-const DEFAULT_PORT: u16 = 5432;
+use crate::environment::{Environment, DEFAULT_PORT, SOCKET_DIRS};
 
 /// `url` without its `passfile=` options, and the file the last one names (an empty value is
 /// not given, libpq's meaning). The `postgres` crate does not know the option.
@@ -55,27 +50,6 @@ pub fn take(url: &str) -> (Cow<'_, str>, Option<PathBuf>) {
     (Cow::Owned(url), file)
 }
 
-/// Where the environment is read from: the process's, or a test's.
-pub trait Environment {
-    /// The variable `name`, when set and not empty.
-    fn var(&self, name: &str) -> Option<String>;
-    /// The user's home directory.
-    fn home(&self) -> Option<PathBuf>;
-}
-
-/// The process's environment.
-pub struct ProcessEnvironment;
-
-impl Environment for ProcessEnvironment {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-
-    fn home(&self) -> Option<PathBuf> {
-        std::env::home_dir()
-    }
-}
-
 /// Gives `config` the password libpq would use when the URL has none (see the module
 /// documentation); `passfile` is the URL's `passfile=` option.
 pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn Environment) {
@@ -87,7 +61,7 @@ pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn 
         return;
     }
     let Some(user) = config.get_user().map(str::to_owned) else {
-        // The connection fails for want of a user anyway, and says so.
+        // No user even from the system: the connection says what is missing.
         return;
     };
     let file = passfile
@@ -118,7 +92,7 @@ pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn 
 /// How a password file names the Unix socket directory `dir`.
 fn socket_host(dir: &Path) -> String {
     match dir.to_str() {
-        Some(d) if DEFAULT_SOCKET_DIRS.contains(&d.trim_end_matches('/')) => "localhost".to_owned(),
+        Some(d) if SOCKET_DIRS.contains(&d.trim_end_matches('/')) => "localhost".to_owned(),
         _ => dir.to_string_lossy().into_owned(),
     }
 }
@@ -216,6 +190,7 @@ fn parse_line(line: &str) -> Option<([Option<String>; 4], String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::environment::testing::FakeEnvironment;
 
     #[test]
     fn passfile_options_are_taken_out_of_the_url() {
@@ -295,23 +270,6 @@ short:line
         assert_eq!(password_for("", "h", 1, "d", "u"), None);
     }
 
-    struct Fake {
-        vars: Vec<(&'static str, String)>,
-        home: Option<PathBuf>,
-    }
-
-    impl Environment for Fake {
-        fn var(&self, name: &str) -> Option<String> {
-            self.vars
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.clone())
-        }
-        fn home(&self) -> Option<PathBuf> {
-            self.home.clone()
-        }
-    }
-
     fn private(path: &Path, text: &str, mode: u32) {
         std::fs::write(path, text).unwrap();
         #[cfg(unix)]
@@ -323,7 +281,7 @@ short:line
         let _ = mode;
     }
 
-    fn password(url: &str, passfile: Option<PathBuf>, env: &Fake) -> Option<Vec<u8>> {
+    fn password(url: &str, passfile: Option<PathBuf>, env: &FakeEnvironment) -> Option<Vec<u8>> {
         let mut config: postgres::Config = url.parse().unwrap();
         fill(&mut config, passfile, env);
         config.get_password().map(<[u8]>::to_vec)
@@ -335,9 +293,9 @@ short:line
         private(&home.path().join(".pgpass"), "*:*:*:bot:from home\n", 0o600);
         let other = home.path().join("other.pgpass");
         private(&other, "*:*:*:bot:from other\n", 0o600);
-        let mut env = Fake {
-            vars: vec![],
+        let mut env = FakeEnvironment {
             home: Some(home.path().to_owned()),
+            ..FakeEnvironment::default()
         };
         let url = "postgresql://bot@db/trading";
         assert_eq!(password(url, None, &env), Some(b"from home".to_vec()));
@@ -358,17 +316,11 @@ short:line
         env.vars.push(("PGPASSWORD", "from env".to_owned()));
         assert_eq!(password(url, None, &env), Some(b"from env".to_vec()));
         // No user: nothing to match (the connection says what is missing).
-        assert_eq!(
-            password(
-                "postgresql://db/trading",
-                None,
-                &Fake {
-                    vars: vec![],
-                    home: Some(home.path().to_owned())
-                }
-            ),
-            None
-        );
+        let nobody = FakeEnvironment {
+            home: Some(home.path().to_owned()),
+            ..FakeEnvironment::default()
+        };
+        assert_eq!(password("postgresql://db/trading", None, &nobody), None);
     }
 
     #[test]
@@ -379,9 +331,9 @@ short:line
             "b.example:6000:bot:bot:second host\nlocalhost:5432:bot:bot:socket\n",
             0o600,
         );
-        let env = Fake {
-            vars: vec![],
+        let env = FakeEnvironment {
             home: Some(home.path().to_owned()),
+            ..FakeEnvironment::default()
         };
         // The database defaults to the user's name; the first host with an entry wins.
         assert_eq!(
@@ -405,9 +357,9 @@ short:line
     fn a_file_others_may_read_is_not_used() {
         let home = tempfile::tempdir().unwrap();
         let file = home.path().join(".pgpass");
-        let env = Fake {
-            vars: vec![],
+        let env = FakeEnvironment {
             home: Some(home.path().to_owned()),
+            ..FakeEnvironment::default()
         };
         for (mode, used) in [
             (0o600, true),

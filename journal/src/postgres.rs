@@ -3,13 +3,16 @@
 //! reported as such and re-opened by the writer before its next write.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::environment::{Environment, ProcessEnvironment};
 use crate::sql::{Dialect, Sql, Val};
 use crate::target::redact;
+use crate::tls::Tls;
 use crate::{JournalError, JournalResult, SyncMode};
 
 /// A PostgreSQL connection.
@@ -45,47 +48,51 @@ pub fn describe(e: &postgres::Error) -> String {
     text
 }
 
-/// What a journal URL asks for: the `postgres` crate's configuration (without the options it
-/// does not know), the TLS settings and the URL's `passfile=`. A URL the crate cannot read is
-/// a configuration error saying why.
+/// What a journal URL asks for, completed from the environment as libpq completes it
+/// ([`crate::environment`]): the `postgres` crate's configuration (without the options it does
+/// not know), the TLS settings, the URL's `passfile=`, and the Unix socket directory chosen when
+/// no host was given at all. A URL the crate cannot read is a configuration error saying why.
 pub(crate) fn parse_url(
     url: &str,
-) -> JournalResult<(
-    postgres::Config,
-    crate::tls::Tls,
-    Option<std::path::PathBuf>,
-)> {
+    env: &dyn Environment,
+) -> JournalResult<(postgres::Config, Tls, Option<PathBuf>, Option<PathBuf>)> {
     let (url, passfile) = crate::passfile::take(url);
+    let url = crate::environment::with_url_options(&url, env)?;
     let (crate_url, tls) = crate::tls::split(&url)?;
-    let config = crate_url.parse().map_err(|e| {
+    let mut config: postgres::Config = crate_url.parse().map_err(|e| {
         JournalError::Config(format!(
             "journal is not a valid PostgreSQL URL ({}), got {:?}",
             describe(&e),
             redact(&url)
         ))
     })?;
-    Ok((config, tls, passfile))
+    let socket = crate::environment::fill(&mut config, env)?;
+    Ok((config, tls, passfile, socket))
 }
 
 impl Postgres {
-    /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only. A
-    /// password the URL leaves out is looked for where libpq looks ([`crate::passfile`]).
+    /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only.
+    /// What the URL leaves out is taken where libpq takes it: the environment
+    /// ([`crate::environment`]) and the password file ([`crate::passfile`]).
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
-        let (mut config, tls, passfile) = parse_url(url)?;
-        crate::passfile::fill(&mut config, passfile, &crate::passfile::ProcessEnvironment);
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("position-manager-rs");
-        }
+        let env = ProcessEnvironment;
+        let (mut config, tls, passfile, socket) = parse_url(url, &env)?;
+        crate::passfile::fill(&mut config, passfile, &env);
         let connected = match crate::tls::client_config(&tls)? {
             None => config.connect(NoTls),
             Some(tls) => config.connect(MakeRustlsConnect::new(tls)),
         };
         let mut client = connected.map_err(|e| {
+            // The crate's error does not say where it looked when the URL named no host.
+            let looked = match &socket {
+                Some(dir) => format!(
+                    " (no host given: the server's socket was looked for in {})",
+                    dir.display()
+                ),
+                None => String::new(),
+            };
             JournalError::Database(format!(
-                "cannot connect to the journal {}: {}",
+                "cannot connect to the journal {}{looked}: {}",
                 redact(url),
                 err(e)
             ))

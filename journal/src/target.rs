@@ -49,7 +49,7 @@ impl Target {
             ));
         }
         if spec.starts_with("postgresql://") || spec.starts_with("postgres://") {
-            crate::postgres::parse_url(spec)?;
+            crate::postgres::parse_url(spec, &crate::environment::ProcessEnvironment)?;
             return Ok(Target::Postgres(spec.to_owned()));
         }
         if let Some((scheme, _)) = spec.split_once("://") {

@@ -17,8 +17,11 @@
 //! `sslcert` names, else `~/.postgresql/postgresql.crt` if it exists (a PEM chain, the client's
 //! certificate first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (an
 //! unencrypted PEM key: PKCS#8, PKCS#1 or SEC1). As libpq, the key file must be a regular file
-//! that other users cannot read (see [`key_access_problem`]). TLS is rustls with the ring
+//! that other users cannot read (`0600`, or `0640` when root owns it). TLS is rustls with the ring
 //! provider: no system OpenSSL, so the portable wheel needs none.
+//!
+//! Options the URL does not give come from `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
+//! `PGSSLKEY` ([`crate::environment`]).
 //!
 //! The `postgres` crate knows `sslmode` `disable`, `prefer` and `require` only, and no
 //! `sslrootcert`, `sslcert` or `sslkey`: [`split`] takes them out of the URL and hands the crate
@@ -56,7 +59,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(text: &str) -> Option<SslMode> {
+    /// The mode libpq's name `text` stands for.
+    pub(crate) fn parse(text: &str) -> Option<SslMode> {
         Some(match text {
             "disable" => SslMode::Disable,
             "allow" | "prefer" => SslMode::Prefer,

@@ -1,0 +1,444 @@
+//! What libpq takes from the environment when a PostgreSQL URL leaves it out, so a journal URL
+//! behaves as `psql` does with the same URL in the same environment:
+//!
+//! | variable | fills in |
+//! |---|---|
+//! | `PGHOST` | the hosts (comma-separated; one starting with `/` is a Unix socket directory) |
+//! | `PGHOSTADDR` | the hosts' IP addresses (comma-separated) |
+//! | `PGPORT` | the ports (comma-separated) |
+//! | `PGUSER` | the user (else the operating system's user name, as libpq) |
+//! | `PGDATABASE` | the database (else the user's name) |
+//! | `PGAPPNAME` | `application_name` (else `position-manager-rs`) |
+//! | `PGCONNECT_TIMEOUT` | the connect timeout in seconds (else 10 s) |
+//! | `PGOPTIONS` | `options` (server settings, `-c name=value`) |
+//! | `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the TLS options ([`crate::tls`]) |
+//! | `PGPASSWORD`, `PGPASSFILE` | the password ([`crate::passfile`]) |
+//!
+//! A URL with neither host nor `PGHOST` connects to the Unix socket of the default directory,
+//! as libpq does: `/var/run/postgresql` (Debian's), `/run/postgresql` or `/tmp`, the first one
+//! holding the server's socket file (`.s.PGSQL.<port>`), else `/var/run/postgresql`. An empty
+//! variable is not set. A value libpq would refuse is a configuration error naming the variable.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postgres::config::Host;
+
+use crate::{JournalError, JournalResult};
+
+/// Where the environment is read from: the process's, or a test's.
+pub trait Environment {
+    /// The variable `name`, when set and not empty.
+    fn var(&self, name: &str) -> Option<String>;
+    /// The user's home directory.
+    fn home(&self) -> Option<PathBuf>;
+    /// The operating system's name for the user running the process.
+    fn user_name(&self) -> Option<String>;
+    /// Whether the file `path` exists (a socket file, for the default host).
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// The process's environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        std::env::home_dir()
+    }
+
+    fn user_name(&self) -> Option<String> {
+        whoami::username().ok()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// The directories libpq builds look for the server's Unix socket in, first the default.
+pub const SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
+/// PostgreSQL's port when nothing names one.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// The URL-level options the environment gives (the TLS ones [`crate::tls::split`] reads).
+const URL_OPTIONS: [(&str, &str); 4] = [
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+];
+
+/// `url` with the TLS options it does not give taken from the environment (a query option
+/// given empty counts as given, libpq's meaning). A `PGSSLMODE` libpq does not know is a
+/// configuration error naming it.
+pub fn with_url_options<'a>(url: &'a str, env: &dyn Environment) -> JournalResult<Cow<'a, str>> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let given: Vec<Cow<'_, str>> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| crate::target::query_option(pair).0)
+        .collect();
+    let added: Vec<String> = URL_OPTIONS
+        .iter()
+        .filter(|(option, _)| !given.iter().any(|g| g == option))
+        .filter_map(|(option, var)| Some((option, var, env.var(var)?)))
+        .map(|(option, var, value)| {
+            if *var == "PGSSLMODE" && crate::tls::SslMode::parse(&value).is_none() {
+                return Err(invalid(var, &value));
+            }
+            let encoded = percent_encoding::utf8_percent_encode(&value, QUERY_VALUE);
+            Ok(format!("{option}={encoded}"))
+        })
+        .collect::<JournalResult<_>>()?;
+    if added.is_empty() {
+        return Ok(Cow::Borrowed(url));
+    }
+    let joiner = match (url.contains('?'), query.is_empty() || query.ends_with('&')) {
+        (false, _) => "?",
+        (true, true) => "",
+        (true, false) => "&",
+    };
+    Ok(Cow::Owned(format!("{url}{joiner}{}", added.join("&"))))
+}
+
+/// What must be percent-encoded in a query value.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'=')
+    .add(b'?');
+
+/// Fills what `config` lacks from the environment and libpq's defaults (see the module
+/// documentation): hosts, addresses, ports, user, database, application name, connect timeout
+/// and options. Returns the socket directory it chose when no host was given at all (for the
+/// connection error, which would not name it).
+pub fn fill(
+    config: &mut postgres::Config,
+    env: &dyn Environment,
+) -> JournalResult<Option<PathBuf>> {
+    if config
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, Host::Tcp(name) if name.is_empty()))
+    {
+        // libpq reads `postgresql://:5433/db` as the default host; the postgres crate cannot
+        // be given "no host" after its parse, so this is told rather than dialled as "".
+        return Err(JournalError::Config(
+            "journal URL has an empty host (as in postgresql://:5433/db): name the host, or \
+             leave the host part out for the default Unix socket (postgresql:///db?port=5433)"
+                .to_owned(),
+        ));
+    }
+    if config.get_hosts().is_empty() {
+        if let Some(hosts) = env.var("PGHOST") {
+            for host in hosts.split(',') {
+                config.host(host.trim());
+            }
+        }
+    }
+    if config.get_hostaddrs().is_empty() {
+        if let Some(addrs) = env.var("PGHOSTADDR") {
+            for addr in addrs.split(',') {
+                let ip = addr
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("PGHOSTADDR", &addrs))?;
+                config.hostaddr(ip);
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(ports) = env.var("PGPORT") {
+            for port in ports.split(',') {
+                let port = port.trim().parse().map_err(|_| invalid("PGPORT", &ports))?;
+                config.port(port);
+            }
+        }
+    }
+    if config.get_user().is_none() {
+        if let Some(user) = env.var("PGUSER").or_else(|| env.user_name()) {
+            config.user(&user);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(db) = env.var("PGDATABASE") {
+            config.dbname(&db);
+        }
+    }
+    if config.get_application_name().is_none() {
+        let name = env.var("PGAPPNAME");
+        config.application_name(name.as_deref().unwrap_or("position-manager-rs"));
+    }
+    if config.get_connect_timeout().is_none() {
+        let seconds = match env.var("PGCONNECT_TIMEOUT") {
+            // libpq: 0 or less waits for ever, and at least 2 s otherwise.
+            Some(text) => match text.trim().parse::<i64>() {
+                Ok(s) if s <= 0 => None,
+                Ok(s) => Some(s.max(2) as u64),
+                Err(_) => return Err(invalid("PGCONNECT_TIMEOUT", &text)),
+            },
+            None => Some(10),
+        };
+        if let Some(seconds) = seconds {
+            config.connect_timeout(Duration::from_secs(seconds));
+        }
+    }
+    if config.get_options().is_none() {
+        if let Some(options) = env.var("PGOPTIONS") {
+            config.options(&options);
+        }
+    }
+    if !config.get_hosts().is_empty() || !config.get_hostaddrs().is_empty() {
+        return Ok(None);
+    }
+    let port = config.get_ports().first().copied().unwrap_or(DEFAULT_PORT);
+    let socket = format!(".s.PGSQL.{port}");
+    let dir = SOCKET_DIRS
+        .iter()
+        .map(Path::new)
+        .find(|dir| env.exists(&dir.join(&socket)))
+        .unwrap_or(Path::new(SOCKET_DIRS[0]))
+        .to_owned();
+    config.host_path(&dir);
+    Ok(Some(dir))
+}
+
+fn invalid(var: &str, value: &str) -> JournalError {
+    JournalError::Config(format!(
+        "journal: the environment variable {var} is not valid, got {value:?}"
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// An environment of a test's own.
+    #[derive(Default)]
+    pub struct FakeEnvironment {
+        pub vars: Vec<(&'static str, String)>,
+        pub home: Option<PathBuf>,
+        pub user: Option<String>,
+        pub files: Vec<PathBuf>,
+    }
+
+    impl FakeEnvironment {
+        /// With the variable `name` set to `value` (a later one wins).
+        pub fn with(mut self, name: &'static str, value: &str) -> Self {
+            self.vars.insert(0, (name, value.to_owned()));
+            self
+        }
+    }
+
+    impl Environment for FakeEnvironment {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars
+                .iter()
+                .find(|(n, v)| *n == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        }
+        fn home(&self) -> Option<PathBuf> {
+            self.home.clone()
+        }
+        fn user_name(&self) -> Option<String> {
+            self.user.clone()
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.iter().any(|f| f == path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::FakeEnvironment;
+    use super::*;
+
+    fn filled(url: &str, env: &FakeEnvironment) -> (postgres::Config, Option<PathBuf>) {
+        let mut config: postgres::Config = url.parse().unwrap();
+        let socket = fill(&mut config, env).unwrap();
+        (config, socket)
+    }
+
+    #[test]
+    fn the_environment_fills_only_what_the_url_leaves_out() {
+        let env = FakeEnvironment {
+            user: Some("osuser".into()),
+            ..FakeEnvironment::default()
+        }
+        .with("PGHOST", "db1.example, /srv/pg")
+        .with("PGPORT", "6001,6002")
+        .with("PGUSER", "envuser")
+        .with("PGDATABASE", "envdb")
+        .with("PGAPPNAME", "bot")
+        .with("PGCONNECT_TIMEOUT", "7")
+        .with("PGOPTIONS", "-c statement_timeout=5s");
+        let (c, socket) = filled("postgresql://", &env);
+        assert_eq!(socket, None);
+        assert_eq!(
+            c.get_hosts(),
+            &[
+                Host::Tcp("db1.example".into()),
+                Host::Unix(PathBuf::from("/srv/pg"))
+            ]
+        );
+        assert_eq!(c.get_ports(), &[6001, 6002]);
+        assert_eq!(c.get_user(), Some("envuser"));
+        assert_eq!(c.get_dbname(), Some("envdb"));
+        assert_eq!(c.get_application_name(), Some("bot"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(7)));
+        assert_eq!(c.get_options(), Some("-c statement_timeout=5s"));
+        // Everything the URL gives stays.
+        let (c, _) = filled(
+            "postgresql://u@h:1/d?application_name=a&connect_timeout=3&options=-c%20x%3D1",
+            &env,
+        );
+        assert_eq!(c.get_hosts(), &[Host::Tcp("h".into())]);
+        assert_eq!(c.get_ports(), &[1]);
+        assert_eq!(
+            (c.get_user(), c.get_dbname(), c.get_application_name()),
+            (Some("u"), Some("d"), Some("a"))
+        );
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(c.get_options(), Some("-c x=1"));
+        // Nothing in the environment: libpq's defaults and ours.
+        let bare = FakeEnvironment {
+            user: Some("osuser".into()),
+            ..FakeEnvironment::default()
+        };
+        let (c, socket) = filled("postgresql://", &bare);
+        assert_eq!(c.get_user(), Some("osuser"));
+        assert_eq!(c.get_dbname(), None, "the server takes the user's name");
+        assert_eq!(c.get_application_name(), Some("position-manager-rs"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(10)));
+        assert_eq!(socket, Some(PathBuf::from("/var/run/postgresql")));
+        assert_eq!(
+            c.get_hosts(),
+            &[Host::Unix(PathBuf::from("/var/run/postgresql"))]
+        );
+    }
+
+    #[test]
+    fn the_default_socket_is_the_first_directory_holding_the_servers() {
+        let env = FakeEnvironment {
+            files: vec![
+                PathBuf::from("/tmp/.s.PGSQL.5432"),
+                PathBuf::from("/run/postgresql/.s.PGSQL.5433"),
+            ],
+            ..FakeEnvironment::default()
+        };
+        assert_eq!(
+            filled("postgresql:///db", &env).1,
+            Some(PathBuf::from("/tmp"))
+        );
+        assert_eq!(
+            filled("postgresql:///db?port=5433", &env).1,
+            Some(PathBuf::from("/run/postgresql"))
+        );
+        let mut empty: postgres::Config = "postgresql://u@:5433/db".parse().unwrap();
+        match fill(&mut empty, &env) {
+            Err(JournalError::Config(m)) => assert!(m.contains("empty host"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let env = env.with("PGPORT", "5433");
+        assert_eq!(
+            filled("postgresql:///db", &env).1,
+            Some(PathBuf::from("/run/postgresql"))
+        );
+        // A host address alone is a host.
+        let (c, socket) = filled("postgresql:///db?hostaddr=127.0.0.1", &env);
+        assert_eq!((socket, c.get_hosts().len()), (None, 0));
+    }
+
+    #[test]
+    fn timeouts_follow_libpq() {
+        for (given, expected) in [("0", None), ("-3", None), ("1", Some(2)), ("30", Some(30))] {
+            let env = FakeEnvironment::default().with("PGCONNECT_TIMEOUT", given);
+            let (c, _) = filled("postgresql://h/d", &env);
+            assert_eq!(
+                c.get_connect_timeout(),
+                expected.map(Duration::from_secs).as_ref(),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_libpq_would_refuse_name_their_variable() {
+        for (var, value) in [
+            ("PGPORT", "54x2"),
+            ("PGPORT", "70000"),
+            ("PGHOSTADDR", "db.example"),
+            ("PGCONNECT_TIMEOUT", "soon"),
+        ] {
+            let env = FakeEnvironment::default().with(var, value);
+            let mut config: postgres::Config = "postgresql://".parse().unwrap();
+            match fill(&mut config, &env) {
+                Err(JournalError::Config(m)) => {
+                    assert!(m.contains(var) && m.contains(value), "{m}")
+                }
+                other => panic!("{var}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tls_options_come_from_the_environment_unless_the_url_gives_them() {
+        let env = FakeEnvironment::default()
+            .with("PGSSLMODE", "verify-full")
+            .with("PGSSLROOTCERT", "/etc/my ca&more.pem")
+            .with("PGSSLCERT", "");
+        assert_eq!(
+            with_url_options("postgresql://h/d", &env).unwrap(),
+            "postgresql://h/d?sslmode=verify-full&sslrootcert=/etc/my%20ca%26more.pem"
+        );
+        assert_eq!(
+            with_url_options("postgresql://h/d?sslmode=disable", &env).unwrap(),
+            "postgresql://h/d?sslmode=disable&sslrootcert=/etc/my%20ca%26more.pem"
+        );
+        assert_eq!(
+            with_url_options("postgresql://h/d?sslmode=&sslrootcert=", &env).unwrap(),
+            "postgresql://h/d?sslmode=&sslrootcert=",
+            "given empty is given"
+        );
+        assert_eq!(
+            with_url_options("postgresql://h/d?", &env).unwrap(),
+            "postgresql://h/d?sslmode=verify-full&sslrootcert=/etc/my%20ca%26more.pem"
+        );
+        let (_, tls) =
+            crate::tls::split(&with_url_options("postgresql://h/d", &env).unwrap()).unwrap();
+        assert_eq!(tls.mode, crate::tls::SslMode::VerifyFull);
+        assert_eq!(
+            tls.roots,
+            Some(crate::tls::Roots::File(PathBuf::from(
+                "/etc/my ca&more.pem"
+            )))
+        );
+        let nothing = FakeEnvironment::default();
+        assert!(matches!(
+            with_url_options("postgresql://h/d", &nothing),
+            Ok(Cow::Borrowed(_))
+        ));
+        let bad = FakeEnvironment::default().with("PGSSLMODE", "strict");
+        match with_url_options("postgresql://h/d", &bad) {
+            Err(JournalError::Config(m)) => {
+                assert!(m.contains("PGSSLMODE") && m.contains("strict"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            with_url_options("postgresql://h/d?sslmode=require", &bad).is_ok(),
+            "not read"
+        );
+    }
+}
