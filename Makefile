@@ -2,7 +2,7 @@
 #   make demo    - build, install and run a paper-trading session (python -m position_manager_rs demo)
 #   make verify  - build, install and run the cleanup scenarios (examples/verify_cleanup.py)
 #   make test    - build, then cargo tests, pytest and every lint gate (what CI runs)
-#   make lint    - rustfmt, clippy, ruff, mypy, stubtest
+#   make lint    - rustfmt, clippy, rustdoc, ruff, mypy, stubtest
 #   make bench   - benchmarks (see docs/benchmarks.md)
 #   make dev     - (re)build and install the package into .venv, with the dev tools
 #   make wheel   - a portable wheel in dist/ (abi3, manylinux2014, stripped; zig from PyPI)
@@ -67,6 +67,7 @@ test: dev
 lint: check-cargo $(VENV)/.dev
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items
 	$(VENV)/bin/ruff check python tests benches examples
 	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy python tests benches examples

@@ -10,6 +10,10 @@
 //! [`logging`] (records to Python's `logging`), [`testing`] (clock control for tests), [`clock`]
 //! (`ManualClock`, a manager's own clock).
 
+// These crates' documentation is for the people who maintain them (`cargo doc
+// --document-private-items`, checked by `make lint`): linking a private module or item is how it
+// points a reader at the code.
+#![allow(rustdoc::private_intra_doc_links)]
 // No panic reachable from Python (DESIGN rule 9): the binding neither unwraps nor indexes
 // unchecked; every value from Python is converted with an error that names it.
 #![deny(

@@ -23,7 +23,7 @@ pub(super) enum Attempt {
     Missing,
     /// A ticker without a usable `last`: "Invalid price in ticker: ...".
     InvalidPrice(String),
-    /// The call raised: "API error: <type name>".
+    /// The call raised: "API error: `<type name>`".
     ApiError(String),
 }
 
