@@ -31,7 +31,8 @@ struct Built {
     generation: u64,
     dict: Py<PyDict>,
     /// Some key holds U+FFFD, the character a lone surrogate becomes when a Python key is
-    /// converted: then a key not in the dict may still name a book key (see [`BookDict::get`]).
+    /// converted: then a key with a lone surrogate may still name a book key (see
+    /// [`BookDict::get`]).
     replacement_char: bool,
 }
 
@@ -47,21 +48,14 @@ pub enum Found<'py> {
     Hit(Bound<'py, PyAny>),
     /// No tracked position has that key.
     Miss,
-    /// The dict cannot tell (a key that is not exactly a `str`, or one that may have lost
-    /// characters in conversion): ask the book.
-    Ask,
 }
 
 impl<'py> Found<'py> {
-    /// The position the dict found, or — when it cannot tell — what `ask` (the book) answers.
-    pub fn or_ask(
-        self,
-        ask: impl FnOnce() -> Option<Bound<'py, PyAny>>,
-    ) -> Option<Bound<'py, PyAny>> {
+    /// The position found, if any.
+    pub fn position(self) -> Option<Bound<'py, PyAny>> {
         match self {
             Found::Hit(position) => Some(position),
             Found::Miss => None,
-            Found::Ask => ask(),
         }
     }
 }
@@ -76,44 +70,59 @@ impl BookDict {
         self.with_current(py, core, |b| b.dict.bind(py).clone())
     }
 
-    /// `key`'s position by dict lookup, for a key that is exactly a `str`.
+    /// `key`'s position by dict lookup. A key that is not a `str` names nothing. A `str`
+    /// subclass is looked up by its text, and a key with a lone surrogate by the text the book
+    /// keeps for it (U+FFFD in place of each byte), so every `str` is answered from the dict
+    /// with the interpreter held, never by waiting for the book's lock.
     pub fn get<'py>(
         &self,
         py: Python<'py>,
         core: &CoreManager,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Found<'py>> {
-        if !key.is_exact_instance_of::<PyString>() {
-            return Ok(Found::Ask);
-        }
+        let Ok(text) = key.cast::<PyString>() else {
+            return Ok(Found::Miss);
+        };
         self.with_current(py, core, |b| {
-            Ok(match b.dict.bind(py).get_item(key)? {
+            let dict = b.dict.bind(py);
+            if key.is_exact_instance_of::<PyString>() {
+                if let Some(position) = dict.get_item(key)? {
+                    return Ok(Found::Hit(position));
+                }
+                // Only a key with a lone surrogate can still name a book key, and only one
+                // holding U+FFFD.
+                if !b.replacement_char || text.to_cow().is_ok() {
+                    return Ok(Found::Miss);
+                }
+            }
+            Ok(match dict.get_item(text.to_string_lossy().as_ref())? {
                 Some(position) => Found::Hit(position),
-                // A key with a lone surrogate is converted with U+FFFD in its place: it can only
-                // name a book key that holds U+FFFD.
-                None if b.replacement_char => Found::Ask,
                 None => Found::Miss,
             })
         })?
     }
 
-    /// Whether `key` is tracked, by dict lookup (`None`: ask the book, as for [`BookDict::get`]).
+    /// Whether `key` is tracked, by dict lookup (as [`BookDict::get`]).
     pub fn contains(
         &self,
         py: Python<'_>,
         core: &CoreManager,
         key: &Bound<'_, PyAny>,
-    ) -> PyResult<Option<bool>> {
-        if !key.is_exact_instance_of::<PyString>() {
-            return Ok(None);
+    ) -> PyResult<bool> {
+        if key.is_exact_instance_of::<PyString>() {
+            // The common case at a dict's cost: no position object is handed out.
+            let known = self.with_current(py, core, |b| {
+                Ok::<_, PyErr>(match b.dict.bind(py).contains(key)? {
+                    true => Some(true),
+                    false if b.replacement_char => None,
+                    false => Some(false),
+                })
+            })??;
+            if let Some(known) = known {
+                return Ok(known);
+            }
         }
-        self.with_current(py, core, |b| {
-            Ok(match b.dict.bind(py).contains(key)? {
-                true => Some(true),
-                false if b.replacement_char => None,
-                false => Some(false),
-            })
-        })?
+        Ok(matches!(self.get(py, core, key)?, Found::Hit(_)))
     }
 
     fn with_current<'py, T>(

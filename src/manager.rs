@@ -465,11 +465,7 @@ impl PyPositionManager {
         let Some(found) = self.find(py, symbol)? else {
             return Ok(None); // both legs of a plain symbol: name one
         };
-        Ok(found.or_ask(|| {
-            let symbol = symbol.to_string_lossy();
-            let core = &self.core;
-            detached(py, || core.lookup(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
-        }))
+        Ok(found.position())
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
@@ -480,14 +476,10 @@ impl PyPositionManager {
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
     fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
-        match self.find(py, symbol)? {
-            None | Some(Found::Hit(_)) => return Ok(true), // None: both legs tracked
-            Some(Found::Miss) => return Ok(false),
-            Some(Found::Ask) => {}
-        }
-        let symbol = symbol.to_string_lossy();
-        let core = &self.core;
-        Ok(detached(py, || core.tracks(&symbol)))
+        Ok(match self.find(py, symbol)? {
+            None | Some(Found::Hit(_)) => true, // None: both legs tracked
+            Some(Found::Miss) => false,
+        })
     }
 
     /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and
@@ -836,7 +828,8 @@ impl PyPositionManager {
     /// tracked (then the caller must name one). A one-way book answers by the key alone. In
     /// hedge mode a leg key (`SYMBOL@long`) names itself and a plain symbol its one tracked leg,
     /// else itself, as `Manager::resolve_key` decides; all of it is read from one snapshot of
-    /// the book. A key that is not exactly a `str`, or not valid UTF-8, is asked of the core.
+    /// the book. A `str` subclass is read by its text, a key with a lone surrogate by the text
+    /// the book keeps for it.
     fn find<'py>(
         &self,
         py: Python<'py>,
@@ -846,10 +839,8 @@ impl PyPositionManager {
         if self.core.config().position_mode == Mode::OneWay {
             return view.find(py, symbol.as_any()).map(Some);
         }
-        let text = match symbol.to_cow() {
-            Ok(text) if symbol.is_exact_instance_of::<PyString>() => text,
-            _ => return Ok(Some(Found::Ask)),
-        };
+        // The text the book keeps for it (a lone surrogate becomes U+FFFD, as in every key).
+        let text = symbol.to_string_lossy();
         let dict = view.dict(py)?;
         let found = |key: &str| -> PyResult<Found<'py>> {
             Ok(match dict.get_item(key)? {

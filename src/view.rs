@@ -18,7 +18,7 @@ use crate::book_dict::{BookDict, Found};
 use position_manager_core::events::EventKind;
 
 use crate::convert::{describe, is_mapping};
-use crate::logging::{detached, run_plain};
+use crate::logging::run_plain;
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -107,8 +107,8 @@ impl PositionsView {
         self.core.book().len_now()
     }
 
-    /// Whether `key` is tracked by a dict lookup (`None`: the dict cannot tell).
-    pub fn holds(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
+    /// Whether `key` is tracked, by a dict lookup.
+    pub fn holds(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.dict.contains(py, &self.core, key)
     }
 
@@ -174,11 +174,7 @@ impl PositionsView {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.find(py, key)?.or_ask(|| {
-            let symbol = key.cast::<PyString>().ok()?.to_string_lossy().into_owned();
-            let core = &self.core;
-            detached(py, || core.book().get(&symbol)).map(|(_, h)| h.bind(py).clone().into_any())
-        }))
+        Ok(self.find(py, key)?.position())
     }
 }
 
@@ -189,10 +185,7 @@ impl PositionsView {
     }
 
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        match self.holds(py, key)? {
-            Some(known) => Ok(known),
-            None => Ok(self.lookup(py, key)?.is_some()),
-        }
+        self.holds(py, key)
     }
 
     fn __getitem__<'py>(
