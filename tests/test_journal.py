@@ -441,6 +441,32 @@ def test_a_journal_logging_in_with_a_client_certificate() -> None:
 
 # Opens a manager with the journal argv[1] (creating it if need be); prints "logged in" or the
 # error, and logs warnings to stderr.
+def test_an_encrypted_client_key_with_its_passphrase(tmp_path: Path) -> None:
+    """A client key OpenSSL encrypted with a passphrase, given as ``sslpassword``: the manager
+    logs in with it, and the passphrase is shown nowhere."""
+    role, tls = client_certificate_role()
+    key = tmp_path / "client.enc.key"
+    encrypt = ["openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout", "pass:s3cret"]
+    subprocess.run(
+        [*encrypt, "-in", str(tls / "client.key"), "-out", str(key)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    key.chmod(0o600)
+    url = (
+        f"{role}?sslmode=verify-full&sslrootcert={tls / 'ca.pem'}"
+        f"&sslcert={tls / 'client.crt'}&sslkey={key}&sslpassword=s3cret"
+    )
+    pm = PositionManager(NO_CLIENT, journal=url, account="encrypted")
+    shown = pm.journal_status["journal"]  # type: ignore[index]
+    assert "s3cret" not in shown and "sslpassword=***" in shown, shown
+    with pytest.raises(ValueError, match="cannot be opened with the sslpassword given"):
+        PositionManager(NO_CLIENT, journal=url.replace("s3cret", "wrong"), account="encrypted")
+    with pytest.raises(ValueError, match="give its passphrase with sslpassword"):
+        Journal(url.replace("&sslpassword=s3cret", ""))
+
+
 _WHO_AM_I = """
 import logging
 import sys

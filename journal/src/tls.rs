@@ -15,8 +15,8 @@
 //! `sslrootcert=system` is the system's store. A server that asks for a client certificate
 //! (`cert` authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one
 //! `sslcert` names, else `~/.postgresql/postgresql.crt` if it exists (a PEM chain, the client's
-//! certificate first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (an
-//! unencrypted PEM key: PKCS#8, PKCS#1 or SEC1). As libpq, the key file must be a regular file
+//! certificate first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (a PEM
+//! key: PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 opened with `sslpassword`). As libpq, the key file must be a regular file
 //! that other users cannot read (`0600`, or `0640` when root owns it). TLS is rustls with the ring
 //! provider: no system OpenSSL, so the portable wheel needs none.
 //!
@@ -24,8 +24,8 @@
 //! `PGSSLKEY` ([`crate::environment`]).
 //!
 //! The `postgres` crate knows `sslmode` `disable`, `prefer` and `require` only, and no
-//! `sslrootcert`, `sslcert` or `sslkey`: [`split`] takes them out of the URL and hands the crate
-//! what it understands.
+//! `sslrootcert`, `sslcert`, `sslkey` or `sslpassword`: [`split`] takes them out of the URL and
+//! hands the crate what it understands.
 
 use std::fmt;
 use std::io::ErrorKind;
@@ -36,7 +36,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -102,6 +102,8 @@ pub struct Tls {
     pub cert: Option<PathBuf>,
     /// `sslkey`, if given.
     pub key: Option<PathBuf>,
+    /// `sslpassword`, if given: the passphrase of an encrypted `sslkey`.
+    pub key_password: Option<String>,
 }
 
 /// The files libpq reads from `~/.postgresql/` when the URL names none.
@@ -110,7 +112,7 @@ const DEFAULT_CERT: &str = "postgresql.crt";
 const DEFAULT_KEY: &str = "postgresql.key";
 
 /// Splits `url` into the URL the `postgres` crate is given (its `sslmode` one it knows, no
-/// `sslrootcert`, `sslcert` or `sslkey`) and the TLS settings. An `sslmode` libpq does not know
+/// `sslrootcert`, `sslcert`, `sslkey` or `sslpassword`) and the TLS settings. An `sslmode` libpq does not know
 /// is a configuration error naming it.
 pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     let mut tls = Tls {
@@ -118,6 +120,7 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
         roots: None,
         cert: None,
         key: None,
+        key_password: None,
     };
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_owned(), tls));
@@ -143,6 +146,7 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
             }
             "sslcert" => tls.cert = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
             "sslkey" => tls.key = (!value.is_empty()).then(|| PathBuf::from(value.as_ref())),
+            "sslpassword" => tls.key_password = (!value.is_empty()).then(|| value.into_owned()),
             _ => kept.push(pair),
         }
     }
@@ -209,13 +213,7 @@ fn configure(tls: &Tls, home: Option<&Path>) -> JournalResult<Option<ClientConfi
                     client.cert.display()
                 )));
             }
-            let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| {
-                tls_error(&format!(
-                    "cannot read sslkey {}: {e} (an unencrypted PEM key is needed: PKCS#8, \
-                     PKCS#1 or SEC1)",
-                    client.key.display()
-                ))
-            })?;
+            let key = read_key(&client.key, tls.key_password.as_deref())?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 tls_error(&format!(
                     "sslkey {} does not go with sslcert {}: {e}",
@@ -397,6 +395,55 @@ fn trusted(roots: &Roots) -> JournalResult<Arc<RootCertStore>> {
     Ok(Arc::new(store))
 }
 
+/// The private key in the PEM file `path` (`sslkey`): unencrypted (PKCS#8, PKCS#1 or SEC1), or
+/// an encrypted PKCS#8 key (`BEGIN ENCRYPTED PRIVATE KEY`: what OpenSSL 3 writes when asked
+/// for a passphrase; PBES2 with AES-CBC and PBKDF2 or scrypt) opened with `password`
+/// (`sslpassword`).
+fn read_key(path: &Path, password: Option<&str>) -> JournalResult<PrivateKeyDer<'static>> {
+    let cannot = |why: &dyn fmt::Display| {
+        tls_error(&format!("cannot read sslkey {}: {why}", path.display()))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| cannot(&e))?;
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let Some(password) = password else {
+            return Err(tls_error(&format!(
+                "sslkey {} is encrypted: give its passphrase with sslpassword",
+                path.display()
+            )));
+        };
+        let (label, der) =
+            pkcs8::der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| cannot(&e))?;
+        if label != "ENCRYPTED PRIVATE KEY" {
+            return Err(cannot(&format!(
+                "a PEM block {label:?} where a key was expected"
+            )));
+        }
+        let encrypted =
+            pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| cannot(&e))?;
+        let key = encrypted.decrypt(password).map_err(|_| {
+            tls_error(&format!(
+                "sslkey {} cannot be opened with the sslpassword given (a wrong passphrase, \
+                 or a cipher other than AES-CBC with PBKDF2 or scrypt)",
+                path.display()
+            ))
+        })?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.as_bytes().to_vec(),
+        )));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(cannot(
+            &"it is encrypted in OpenSSL's old format, which is not supported; convert it \
+              with openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW",
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
+        cannot(&format!(
+            "{e} (a PEM key is needed: PKCS#8, PKCS#1 or SEC1, or an encrypted PKCS#8 one)"
+        ))
+    })
+}
+
 /// The certificates of the PEM file `path` (the URL option `option` names it).
 fn read_pem(option: &str, path: &Path) -> JournalResult<Vec<CertificateDer<'static>>> {
     CertificateDer::pem_file_iter(path)
@@ -490,6 +537,7 @@ mod tests {
             roots: None,
             cert: None,
             key: None,
+            key_password: None,
         }
     }
 
@@ -812,7 +860,7 @@ mod tests {
         ) {
             let others: Vec<(String, String)> = others
                 .into_iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "sslmode" | "sslrootcert" | "sslcert" | "sslkey"))
+                .filter(|(k, _)| !matches!(k.as_str(), "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslpassword"))
                 .collect();
             let mut pairs: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
             if let Some(m) = mode {

@@ -127,11 +127,10 @@ fn bad_tls_settings_are_configuration_errors_naming_them() {
     for (url, named) in [
         ("postgresql://h/db?sslmode=verify", "\"verify\""),
         ("postgresql://h/db?sslmode=", "\"\""),
-        // The postgres client's own reason, not just the URL repeated (encrypted client keys
-        // are not supported).
+        // The postgres client's own reason, not just the URL repeated.
         (
-            "postgresql://h/db?sslpassword=secret",
-            "unknown option `sslpassword`",
+            "postgresql://h/db?sslcompression=1",
+            "unknown option `sslcompression`",
         ),
     ] {
         match Target::parse(url) {
@@ -224,6 +223,124 @@ fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
         Err(JournalError::Config(m)) => assert!(m.contains("does not go with sslcert"), "{m}"),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("connected with another certificate's key"),
+    }
+}
+
+/// `openssl` with `args`, in `dir`; panics with its error when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The session's user through `psql` (never prompting), or its error.
+fn psql_user(url: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-w", "-qXAt", "-c", "SELECT current_user"])
+        .output()
+        .expect("psql runs");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn an_encrypted_client_key_is_opened_with_sslpassword_as_psql_opens_it() {
+    let Some((url, dir)) = cert_role() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = dir.join("client.key").display().to_string();
+    // What OpenSSL 3 writes for a key with a passphrase (PBES2, AES-256-CBC, PBKDF2), and the
+    // same with scrypt.
+    for (name, extra) in [("pbkdf2.key", &[][..]), ("scrypt.key", &["-scrypt"][..])] {
+        let mut args = vec![
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:s3cret",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-in", &key, "-out", name]);
+        openssl(tmp.path(), &args);
+    }
+    openssl(
+        tmp.path(),
+        &[
+            "rsa",
+            "-aes256",
+            "-traditional",
+            "-passout",
+            "pass:s3cret",
+            "-in",
+            &key,
+            "-out",
+            "old.key",
+        ],
+    );
+    for name in ["pbkdf2.key", "scrypt.key", "old.key"] {
+        let path = tmp.path().join(name);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    let with = |name: &str, password: Option<&str>| {
+        let mut u = format!(
+            "{url}?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            dir.join("ca.pem").display(),
+            dir.join("client.crt").display(),
+            tmp.path().join(name).display()
+        );
+        if let Some(p) = password {
+            u.push_str(&format!("&sslpassword={p}"));
+        }
+        u
+    };
+    for name in ["pbkdf2.key", "scrypt.key"] {
+        let right = with(name, Some("s3cret"));
+        assert_eq!(encrypted(&right), Ok(true), "{name}");
+        assert_eq!(psql_user(&right).as_deref(), Ok("pmrs_cert"), "{name}");
+        // A wrong passphrase: both refuse before connecting.
+        let wrong = with(name, Some("nope"));
+        match Postgres::connect(&wrong, SyncMode::Full, false) {
+            Err(JournalError::Config(m)) => {
+                assert!(
+                    m.contains("cannot be opened with the sslpassword given"),
+                    "{m}"
+                )
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("{name}: opened with a wrong passphrase"),
+        }
+        let theirs = psql_user(&wrong).expect_err("psql opened it");
+        assert!(
+            theirs.contains("could not load private key file"),
+            "{theirs}"
+        );
+    }
+    // No passphrase: libpq would ask on a terminal; this says what is missing.
+    match Postgres::connect(&with("pbkdf2.key", None), SyncMode::Full, false) {
+        Err(JournalError::Config(m)) => {
+            assert!(m.contains("give its passphrase with sslpassword"), "{m}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // OpenSSL's old encrypted format: psql opens it, this names the conversion.
+    let old = with("old.key", Some("s3cret"));
+    assert_eq!(psql_user(&old).as_deref(), Ok("pmrs_cert"));
+    match Postgres::connect(&old, SyncMode::Full, false) {
+        Err(JournalError::Config(m)) => assert!(m.contains("openssl pkcs8 -topk8"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
     }
 }
 
