@@ -126,19 +126,6 @@ pub fn fill(
     config: &mut postgres::Config,
     env: &dyn Environment,
 ) -> JournalResult<Option<PathBuf>> {
-    if config
-        .get_hosts()
-        .iter()
-        .any(|h| matches!(h, Host::Tcp(name) if name.is_empty()))
-    {
-        // libpq reads `postgresql://:5433/db` as the default host; the postgres crate cannot
-        // be given "no host" after its parse, so this is told rather than dialled as "".
-        return Err(JournalError::Config(
-            "journal URL has an empty host (as in postgresql://:5433/db): name the host, or \
-             leave the host part out for the default Unix socket (postgresql:///db?port=5433)"
-                .to_owned(),
-        ));
-    }
     if config.get_hosts().is_empty() {
         if let Some(hosts) = env.var("PGHOST") {
             for host in hosts.split(',') {
@@ -197,6 +184,21 @@ pub fn fill(
         if let Some(options) = env.var("PGOPTIONS") {
             config.options(&options);
         }
+    }
+    if config
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, Host::Tcp(name) if name.is_empty()))
+    {
+        // libpq reads an empty host (`postgresql://:5433/db`, `PGHOST=a,,b`) as the default
+        // one; the postgres crate cannot be given "no host" for it, so this is told rather than
+        // dialled as "".
+        return Err(JournalError::Config(
+            "journal has an empty host name (in the URL, as in postgresql://:5433/db, or in \
+             PGHOST): name the host, or leave the host out for the default Unix socket \
+             (postgresql:///db?port=5433)"
+                .to_owned(),
+        ));
     }
     if !config.get_hosts().is_empty() || !config.get_hostaddrs().is_empty() {
         return Ok(None);
@@ -345,10 +347,18 @@ mod tests {
             filled("postgresql:///db?port=5433", &env).1,
             Some(PathBuf::from("/run/postgresql"))
         );
-        let mut empty: postgres::Config = "postgresql://u@:5433/db".parse().unwrap();
-        match fill(&mut empty, &env) {
-            Err(JournalError::Config(m)) => assert!(m.contains("empty host"), "{m}"),
-            other => panic!("{other:?}"),
+        for (url, pghost) in [
+            ("postgresql://u@:5433/db", "h"),
+            ("postgresql:///db", "a,,b"),
+        ] {
+            let mut empty: postgres::Config = url.parse().unwrap();
+            match fill(
+                &mut empty,
+                &FakeEnvironment::default().with("PGHOST", pghost),
+            ) {
+                Err(JournalError::Config(m)) => assert!(m.contains("empty host"), "{m}"),
+                other => panic!("{url} {pghost}: {other:?}"),
+            }
         }
         let env = env.with("PGPORT", "5433");
         assert_eq!(

@@ -9,10 +9,11 @@
 //! fields is a value or `*` (anything), `\:` and `\\` stand for `:` and `\`, and lines starting
 //! with `#` are comments. The first line matching the connection wins. Its host is matched as
 //! the URL names it (a Unix socket directory is matched as `localhost` when it is one of the
-//! default ones, [`SOCKET_DIRS`]), its port as digits (5432 when not given), the
-//! database defaults to the user's name. A URL naming several hosts uses the first host with an
-//! entry. As libpq, a file that is not a regular file, or that the group or others may access,
-//! is ignored with a warning (on the `TradingBot` logger): make it `0600`.
+//! default ones, [`SOCKET_DIRS`]; an address given alone, by its text), its port as digits
+//! (5432 when not given); the database defaults to the user's name. A URL naming several hosts
+//! uses the first host with an entry. As libpq, a file that is not a regular file, or that the
+//! group or others may access, is ignored with a warning (on the `TradingBot` logger): make it
+//! `0600`.
 
 use std::borrow::Cow;
 use std::io::ErrorKind;
@@ -72,17 +73,28 @@ pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn 
     };
     let dbname = config.get_dbname().unwrap_or(&user).to_owned();
     let ports = config.get_ports();
-    let found = config.get_hosts().iter().enumerate().find_map(|(i, host)| {
+    // Each host as libpq names it for the file: its name, else (addresses alone) the address.
+    let hosts: Vec<String> = match config.get_hosts() {
+        [] => config
+            .get_hostaddrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        hosts => hosts
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) => socket_host(dir),
+            })
+            .collect(),
+    };
+    let found = hosts.iter().enumerate().find_map(|(i, host)| {
         let port = ports
             .get(i)
             .or_else(|| ports.first())
             .copied()
             .unwrap_or(DEFAULT_PORT);
-        let host = match host {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(dir) => socket_host(dir),
-        };
-        password_for(&text, &host, port, &dbname, &user)
+        password_for(&text, host, port, &dbname, &user)
     });
     if let Some(password) = found {
         config.password(password);
@@ -346,6 +358,16 @@ short:line
             Some(b"socket".to_vec())
         );
         assert_eq!(password("postgresql://bot@%2Fsrv%2Fpg", None, &env), None);
+        // An address alone is matched by its text.
+        private(
+            &home.path().join(".pgpass"),
+            "10.0.0.7:5432:bot:bot:by address\n",
+            0o600,
+        );
+        assert_eq!(
+            password("postgresql://bot@?hostaddr=10.0.0.7", None, &env),
+            Some(b"by address".to_vec())
+        );
         assert_eq!(
             password("postgresql://bot@localhost:5433", None, &env),
             None

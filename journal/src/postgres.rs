@@ -49,13 +49,21 @@ pub fn describe(e: &postgres::Error) -> String {
 }
 
 /// What a journal URL asks for, completed from the environment as libpq completes it
-/// ([`crate::environment`]): the `postgres` crate's configuration (without the options it does
-/// not know), the TLS settings, the URL's `passfile=`, and the Unix socket directory chosen when
-/// no host was given at all. A URL the crate cannot read is a configuration error saying why.
-pub(crate) fn parse_url(
-    url: &str,
-    env: &dyn Environment,
-) -> JournalResult<(postgres::Config, Tls, Option<PathBuf>, Option<PathBuf>)> {
+/// ([`crate::environment`]).
+pub(crate) struct ParsedUrl {
+    /// The `postgres` crate's configuration (without the options it does not know).
+    pub config: postgres::Config,
+    /// The TLS settings.
+    pub tls: Tls,
+    /// The URL's `passfile=`.
+    pub passfile: Option<PathBuf>,
+    /// The Unix socket directory chosen when no host was given at all.
+    pub socket: Option<PathBuf>,
+}
+
+/// Reads `url` into a [`ParsedUrl`]. A URL the crate cannot read is a configuration error
+/// saying why.
+pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<ParsedUrl> {
     let (url, passfile) = crate::passfile::take(url);
     let url = crate::environment::with_url_options(&url, env)?;
     let (crate_url, tls) = crate::tls::split(&url)?;
@@ -67,7 +75,12 @@ pub(crate) fn parse_url(
         ))
     })?;
     let socket = crate::environment::fill(&mut config, env)?;
-    Ok((config, tls, passfile, socket))
+    Ok(ParsedUrl {
+        config,
+        tls,
+        passfile,
+        socket,
+    })
 }
 
 impl Postgres {
@@ -76,7 +89,12 @@ impl Postgres {
     /// ([`crate::environment`]) and the password file ([`crate::passfile`]).
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
         let env = ProcessEnvironment;
-        let (mut config, tls, passfile, socket) = parse_url(url, &env)?;
+        let ParsedUrl {
+            mut config,
+            tls,
+            passfile,
+            socket,
+        } = parse_url(url, &env)?;
         crate::passfile::fill(&mut config, passfile, &env);
         let connected = match crate::tls::client_config(&tls)? {
             None => config.connect(NoTls),
