@@ -683,6 +683,61 @@ def test_a_journal_completes_its_url_from_the_environment_as_libpq_does(tmp_path
         link.unlink()
 
 
+def test_a_journal_url_naming_a_service_as_libpq_reads_it(tmp_path: Path) -> None:
+    """``service=NAME`` (or ``PGSERVICE``) takes the options the URL leaves out from the service
+    file (``PGSERVICEFILE`` here), before the environment: the package and ``psql`` side by
+    side, with the same file, environment and URL."""
+    base = postgres_base()
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    socket_dir = os.environ.get("PMRS_TEST_POSTGRES_DIR")
+    assert socket_dir, "bash .ci/postgres start sets PMRS_TEST_POSTGRES_DIR"
+    services = tmp_path / "services.conf"
+    services.write_text(
+        "# the test server\n"
+        f"[pmrs]\nhost={socket_dir}\nport={port}\nuser=postgres\ndbname=pmrs_test\n\n"
+        "[nowhere]\nhost=127.0.0.1\nport=1\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(HOME=str(tmp_path), PGSERVICEFILE=str(services), PGSYSCONFDIR=str(tmp_path))
+
+    def both(url: str, **extra: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        full = {**env, **extra}
+        mine = subprocess.run(
+            [sys.executable, "-c", _WHO_AM_I, url],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert mine.returncode == 0, mine.stderr
+        theirs = subprocess.run(
+            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user || ' ' || current_database()"],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return mine.stdout.strip(), theirs
+
+    for url, extra in [
+        ("postgresql://?service=pmrs", {}),
+        ("postgresql://", {"PGSERVICE": "pmrs"}),
+        # The service comes before the environment.
+        ("postgresql://?service=pmrs", {"PGDATABASE": "pmrs_none", "PGHOST": "127.0.0.1"}),
+    ]:
+        mine, theirs = both(url, **extra)
+        assert mine == "logged in", (url, extra, mine)
+        assert theirs.stdout.strip() == "postgres pmrs_test", (url, extra, theirs.stderr)
+    # The URL comes before the service.
+    mine, theirs = both("postgresql:///pmrs_none?service=pmrs")
+    assert 'database "pmrs_none" does not exist' in mine, mine
+    assert 'database "pmrs_none" does not exist' in theirs.stderr, theirs.stderr
+    # A service no file defines: both refuse, naming it.
+    mine, theirs = both("postgresql://?service=absent")
+    assert mine.startswith("ValueError") and '"absent" is defined in no service file' in mine, mine
+    assert 'definition of service "absent" not found' in theirs.stderr, theirs.stderr
+
+
 def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:
     """libpq takes a password in the user info or as the option ``password``: neither is shown
     (the test server trusts loopback, so the password given is simply not needed)."""

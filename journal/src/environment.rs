@@ -13,6 +13,7 @@
 //! | `PGOPTIONS` | `options` (server settings, `-c name=value`) |
 //! | `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the TLS options ([`crate::tls`]) |
 //! | `PGPASSWORD`, `PGPASSFILE` | the password ([`crate::passfile`]) |
+//! | `PGSERVICE`, `PGSERVICEFILE`, `PGSYSCONFDIR` | a service's options ([`crate::service`]) |
 //!
 //! A URL with neither host nor `PGHOST` connects to the Unix socket of the default directory,
 //! as libpq does: `/var/run/postgresql` (Debian's), `/run/postgresql` or `/tmp`, the first one
@@ -108,7 +109,7 @@ pub fn with_url_options<'a>(url: &'a str, env: &dyn Environment) -> JournalResul
 }
 
 /// What must be percent-encoded in a query value.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')

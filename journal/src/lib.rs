@@ -29,6 +29,7 @@ pub mod passfile;
 pub mod postgres;
 pub mod reader;
 pub mod schema;
+pub mod service;
 pub mod sql;
 pub mod sqlite;
 pub mod store;

@@ -64,7 +64,8 @@ pub(crate) struct ParsedUrl {
 /// Reads `url` into a [`ParsedUrl`]. A URL the crate cannot read is a configuration error
 /// saying why.
 pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<ParsedUrl> {
-    let (url, passfile) = crate::passfile::take(url);
+    let url = crate::service::resolve(url, env)?;
+    let (url, passfile) = crate::passfile::take(&url);
     let url = crate::environment::with_url_options(&url, env)?;
     let (crate_url, tls) = crate::tls::split(&url)?;
     let mut config: postgres::Config = crate_url.parse().map_err(|e| {
