@@ -152,7 +152,9 @@ fn section(text: &str, name: &str, file: &Path) -> JournalResult<Option<Vec<(Str
             return Err(bad("an option before any [section]"));
         }
         if !OPTIONS.contains(&key) {
-            return Err(bad(&format!("{key:?} is not a connection option")));
+            return Err(bad(&format!(
+                "{key:?} is not a connection option (or not one this package supports)"
+            )));
         }
         if let Some(options) = found.as_mut() {
             options.push((key.to_owned(), value.trim().to_owned()));
