@@ -479,6 +479,44 @@ except Exception as e:
     print(type(e).__name__, e)
 """
 
+#: What ``theirs`` asks by default: who psql logged in as, and where.
+WHO_AND_WHERE = "SELECT current_user || ' ' || current_database()"
+
+
+def ours(url: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """A manager with the journal ``url``, in a process of its own with the environment ``env``:
+    what it printed ("logged in" or the error) and what it logged."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WHO_AM_I, url],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def theirs(
+    url: str, env: Mapping[str, str], sql: str = WHO_AND_WHERE
+) -> subprocess.CompletedProcess[str]:
+    """``psql`` (never asking for a password) running ``sql`` on ``url`` with the environment
+    ``env``."""
+    return subprocess.run(
+        ["psql", url, "-w", "-qXAt", "-c", sql],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def without_pg_variables(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any ``PG*`` variable, ``HOME`` set to ``home``, and
+    ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return {**env, "HOME": str(home), **extra}
+
 
 def test_a_journal_finds_its_certificates_where_libpq_looks(tmp_path: Path) -> None:
     """With no ``sslrootcert``, ``sslcert`` or ``sslkey`` in the URL, the files libpq reads from
@@ -495,35 +533,15 @@ def test_a_journal_finds_its_certificates_where_libpq_looks(tmp_path: Path) -> N
     key = dot / "postgresql.key"
     key.write_bytes((tls / "client.key").read_bytes())
     key.chmod(0o600)
-    env = {**os.environ, "HOME": str(home)}
+    env = without_pg_variables(home)
 
-    def ours() -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", _WHO_AM_I, url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def theirs() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["psql", url, "-qXAt", "-c", "SELECT current_user"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert ours() == "logged in"
-    assert theirs().stdout.strip() == "pmrs_cert"
+    assert ours(url, env)[0] == "logged in"
+    assert theirs(url, env).stdout.strip() == "pmrs_cert pmrs_cert"
     # Permissions: others may never read the key; its group may if root owns it (this test's
     # files are its user's; CI runs as root). Both decide alike, before connecting.
     for mode in (0o644, 0o604, 0o640, 0o660, 0o400, 0o600):
         key.chmod(mode)
-        mine, psqls = ours(), theirs()
+        mine, psqls = ours(url, env)[0], theirs(url, env)
         if psqls.returncode == 0:
             assert mine == "logged in", (oct(mode), mine)
         else:
@@ -531,17 +549,17 @@ def test_a_journal_finds_its_certificates_where_libpq_looks(tmp_path: Path) -> N
             assert mine.startswith("ValueError") and f"sslkey {key}" in mine, (oct(mode), mine)
             assert f"permissions {mode:04o}" in mine and "chmod 6" in mine, mine
     key.chmod(0o644)
-    assert "group or world access" in theirs().stderr, "refused whoever owns it"
+    assert "group or world access" in theirs(url, env).stderr, "refused whoever owns it"
     key.chmod(0o600)
     # The certificate without its key.
     key.unlink()
-    mine = ours()
+    mine = ours(url, env)[0]
     assert mine.startswith("ValueError") and "needs its private key" in mine, mine
-    assert "not private key file" in theirs().stderr
+    assert "not private key file" in theirs(url, env).stderr
     # Without the certificate neither logs in (the key is never looked at).
     (dot / "postgresql.crt").unlink()
-    assert "requires a valid client certificate" in ours()
-    assert "requires a valid client certificate" in theirs().stderr
+    assert "requires a valid client certificate" in ours(url, env)[0]
+    assert "requires a valid client certificate" in theirs(url, env).stderr
 
 
 def test_a_journal_finds_its_password_where_libpq_looks(tmp_path: Path) -> None:
@@ -555,57 +573,36 @@ def test_a_journal_finds_its_password_where_libpq_looks(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     pgpass = home / ".pgpass"
-    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
-    env["HOME"] = str(home)
-
-    def ours(**extra: str) -> tuple[str, str]:
-        done = subprocess.run(
-            [sys.executable, "-c", _WHO_AM_I, url],
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip(), done.stderr
-
-    def theirs(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user"],
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    env = without_pg_variables(home)
 
     # No password anywhere: both refused.
-    assert "password" in ours()[0]
-    assert "no password supplied" in theirs().stderr
+    assert "password" in ours(url, env)[0]
+    assert "no password supplied" in theirs(url, env).stderr
     # PGPASSWORD.
-    assert ours(PGPASSWORD=password)[0] == "logged in"
-    assert theirs(PGPASSWORD=password).stdout.strip() == "pmrs_pw"
+    assert ours(url, {**env, "PGPASSWORD": password})[0] == "logged in"
+    assert theirs(url, {**env, "PGPASSWORD": password}).stdout.strip() == "pmrs_pw pmrs_pw"
     # ~/.pgpass, escaped, private.
     escaped = password.replace("\\", "\\\\").replace(":", "\\:")
     port = url.rsplit(":", 1)[1].split("/")[0]
     pgpass.write_text(f"127.0.0.1:{port}:pmrs_pw:pmrs_pw:{escaped}\n")
     pgpass.chmod(0o600)
-    assert ours() == ("logged in", "")
-    assert theirs().stdout.strip() == "pmrs_pw"
+    assert ours(url, env) == ("logged in", "")
+    assert theirs(url, env).stdout.strip() == "pmrs_pw pmrs_pw"
     # PGPASSWORD comes before the file.
-    assert "password authentication failed" in ours(PGPASSWORD="wrong")[0]
-    assert "password authentication failed" in theirs(PGPASSWORD="wrong").stderr
+    assert "password authentication failed" in ours(url, {**env, "PGPASSWORD": "wrong"})[0]
+    assert "password authentication failed" in theirs(url, {**env, "PGPASSWORD": "wrong"}).stderr
     # PGPASSFILE names another file.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text("*:*:*:*:wrong\n")
     elsewhere.chmod(0o600)
-    assert "password authentication failed" in ours(PGPASSFILE=str(elsewhere))[0]
+    assert "password authentication failed" in ours(url, {**env, "PGPASSFILE": str(elsewhere)})[0]
     # Others may read it: not used, with a warning naming the file.
     pgpass.chmod(0o644)
-    said, logged = ours()
+    said, logged = ours(url, env)
     assert "password" in said and said != "logged in", said
     assert f"TradingBot WARNING Journal password file {pgpass}" in logged, logged
     assert "permissions 0644; make it 0600" in logged, logged
-    psqls = theirs()
+    psqls = theirs(url, env)
     assert "has group or world access" in psqls.stderr and "no password supplied" in psqls.stderr
 
 
@@ -618,52 +615,36 @@ def test_a_journal_completes_its_url_from_the_environment_as_libpq_does(tmp_path
     ca = Path(postgres_ca())
     socket_dir = os.environ.get("PMRS_TEST_POSTGRES_DIR")
     assert socket_dir, "bash .ci/postgres start sets PMRS_TEST_POSTGRES_DIR"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    clean["HOME"] = str(tmp_path)  # no ~/.pgpass, no ~/.postgresql
+    clean = without_pg_variables(tmp_path)  # no ~/.pgpass, no ~/.postgresql
 
     def both(url: str, **env: str) -> tuple[str, subprocess.CompletedProcess[str]]:
         full = {**clean, **env}
-        mine = subprocess.run(
-            [sys.executable, "-c", _WHO_AM_I, url],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert mine.returncode == 0, mine.stderr
-        theirs = subprocess.run(
-            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user || ' ' || current_database()"],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return mine.stdout.strip(), theirs
+        return ours(url, full)[0], theirs(url, full)
 
     server = {"PGPORT": port, "PGUSER": "postgres", "PGDATABASE": "pmrs_test"}
     # Everything from the environment: the socket directory, port, user and database.
-    mine, theirs = both("postgresql://", PGHOST=socket_dir, **server)
+    mine, psqls = both("postgresql://", PGHOST=socket_dir, **server)
     assert mine == "logged in", mine
-    assert theirs.stdout.strip() == "postgres pmrs_test", theirs.stderr
+    assert psqls.stdout.strip() == "postgres pmrs_test", psqls.stderr
     # What the URL gives wins: a database that does not exist, named in the URL.
-    mine, theirs = both("postgresql:///pmrs_none", PGHOST=socket_dir, **server)
+    mine, psqls = both("postgresql:///pmrs_none", PGHOST=socket_dir, **server)
     assert 'database "pmrs_none" does not exist' in mine, mine
-    assert 'database "pmrs_none" does not exist' in theirs.stderr, theirs.stderr
+    assert 'database "pmrs_none" does not exist' in psqls.stderr, psqls.stderr
     # TLS from the environment: verified for the name localhost, refused for 127.0.0.1.
     tls = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(ca), **server}
-    mine, theirs = both("postgresql://", PGHOST="localhost", **tls)
+    mine, psqls = both("postgresql://", PGHOST="localhost", **tls)
     assert mine == "logged in", mine
-    assert theirs.returncode == 0, theirs.stderr
-    mine, theirs = both("postgresql://", PGHOST="127.0.0.1", **tls)
+    assert psqls.returncode == 0, psqls.stderr
+    mine, psqls = both("postgresql://", PGHOST="127.0.0.1", **tls)
     assert "certificate not valid for name" in mine, mine
-    assert theirs.returncode != 0 and "127.0.0.1" in theirs.stderr, theirs.stderr
-    mine, theirs = both("postgresql://?sslmode=disable", PGHOST="127.0.0.1", **tls)
-    assert mine == "logged in" and theirs.returncode == 0, (mine, theirs.stderr)
+    assert psqls.returncode != 0 and "127.0.0.1" in psqls.stderr, psqls.stderr
+    mine, psqls = both("postgresql://?sslmode=disable", PGHOST="127.0.0.1", **tls)
+    assert mine == "logged in" and psqls.returncode == 0, (mine, psqls.stderr)
     # An authority that signed nothing: both refuse the chain.
     other = {**tls, "PGSSLMODE": "verify-ca", "PGSSLROOTCERT": str(ca.parent / "other-ca.pem")}
-    mine, theirs = both("postgresql://", PGHOST="localhost", **other)
+    mine, psqls = both("postgresql://", PGHOST="localhost", **other)
     assert "UnknownIssuer" in mine, mine
-    assert theirs.returncode != 0 and "certificate verify failed" in theirs.stderr, theirs.stderr
+    assert psqls.returncode != 0 and "certificate verify failed" in psqls.stderr, psqls.stderr
     # A variable libpq refuses is named.
     mine, _ = both("postgresql://", PGHOST="localhost", **{**server, "PGSSLMODE": "strict"})
     assert mine.startswith("ValueError") and "PGSSLMODE" in mine and "strict" in mine, mine
@@ -697,27 +678,11 @@ def test_a_journal_url_naming_a_service_as_libpq_reads_it(tmp_path: Path) -> Non
         f"[pmrs]\nhost={socket_dir}\nport={port}\nuser=postgres\ndbname=pmrs_test\n\n"
         "[nowhere]\nhost=127.0.0.1\nport=1\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(HOME=str(tmp_path), PGSERVICEFILE=str(services), PGSYSCONFDIR=str(tmp_path))
+    env = without_pg_variables(tmp_path, PGSERVICEFILE=str(services), PGSYSCONFDIR=str(tmp_path))
 
     def both(url: str, **extra: str) -> tuple[str, subprocess.CompletedProcess[str]]:
         full = {**env, **extra}
-        mine = subprocess.run(
-            [sys.executable, "-c", _WHO_AM_I, url],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert mine.returncode == 0, mine.stderr
-        theirs = subprocess.run(
-            ["psql", url, "-w", "-qXAt", "-c", "SELECT current_user || ' ' || current_database()"],
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return mine.stdout.strip(), theirs
+        return ours(url, full)[0], theirs(url, full)
 
     for url, extra in [
         ("postgresql://?service=pmrs", {}),
@@ -725,17 +690,17 @@ def test_a_journal_url_naming_a_service_as_libpq_reads_it(tmp_path: Path) -> Non
         # The service comes before the environment.
         ("postgresql://?service=pmrs", {"PGDATABASE": "pmrs_none", "PGHOST": "127.0.0.1"}),
     ]:
-        mine, theirs = both(url, **extra)
+        mine, psqls = both(url, **extra)
         assert mine == "logged in", (url, extra, mine)
-        assert theirs.stdout.strip() == "postgres pmrs_test", (url, extra, theirs.stderr)
+        assert psqls.stdout.strip() == "postgres pmrs_test", (url, extra, psqls.stderr)
     # The URL comes before the service.
-    mine, theirs = both("postgresql:///pmrs_none?service=pmrs")
+    mine, psqls = both("postgresql:///pmrs_none?service=pmrs")
     assert 'database "pmrs_none" does not exist' in mine, mine
-    assert 'database "pmrs_none" does not exist' in theirs.stderr, theirs.stderr
+    assert 'database "pmrs_none" does not exist' in psqls.stderr, psqls.stderr
     # A service no file defines: both refuse, naming it.
-    mine, theirs = both("postgresql://?service=absent")
+    mine, psqls = both("postgresql://?service=absent")
     assert mine.startswith("ValueError") and '"absent" is defined in no service file' in mine, mine
-    assert 'definition of service "absent" not found' in theirs.stderr, theirs.stderr
+    assert 'definition of service "absent" not found' in psqls.stderr, psqls.stderr
 
 
 def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:

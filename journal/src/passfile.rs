@@ -253,33 +253,19 @@ short:line
             Some("fallback")
         );
         assert_eq!(find("# comment", 0, "*", "*").as_deref(), Some("fallback"));
-        assert_eq!(
-            password_for("h:1:d:u", "h", 1, "d", "u"),
-            None,
-            "four fields"
-        );
-        assert_eq!(
-            password_for("h:1:d:u:", "h", 1, "d", "u").as_deref(),
-            Some("")
-        );
-        assert_eq!(
-            password_for("h\\:x:1:d:u:p", "h:x", 1, "d", "u").as_deref(),
-            Some("p")
-        );
-        assert_eq!(
-            password_for("h:1:d:u:p\r\n", "h", 1, "d", "u").as_deref(),
-            Some("p")
-        );
-        assert_eq!(
-            password_for("\\*:1:d:u:p", "h", 1, "d", "u"),
-            None,
-            "a literal star"
-        );
-        assert_eq!(
-            password_for("\\*:1:d:u:p", "*", 1, "d", "u").as_deref(),
-            Some("p")
-        );
-        assert_eq!(password_for("", "h", 1, "d", "u"), None);
+        // (file, host, port, database, user, password)
+        for (file, host, port, db, user, expected) in [
+            ("h:1:d:u", "h", 1, "d", "u", None), // four fields
+            ("h:1:d:u:", "h", 1, "d", "u", Some("")),
+            ("h\\:x:1:d:u:p", "h:x", 1, "d", "u", Some("p")),
+            ("h:1:d:u:p\r\n", "h", 1, "d", "u", Some("p")),
+            ("\\*:1:d:u:p", "h", 1, "d", "u", None), // a literal star
+            ("\\*:1:d:u:p", "*", 1, "d", "u", Some("p")),
+            ("", "h", 1, "d", "u", None),
+        ] {
+            let found = password_for(file, host, port, db, user);
+            assert_eq!(found.as_deref(), expected, "{file:?}");
+        }
     }
 
     fn private(path: &Path, text: &str, mode: u32) {
