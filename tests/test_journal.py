@@ -596,12 +596,12 @@ def test_a_journal_finds_its_password_where_libpq_looks(tmp_path: Path) -> None:
     elsewhere.write_text("*:*:*:*:wrong\n")
     elsewhere.chmod(0o600)
     assert "password authentication failed" in ours(url, {**env, "PGPASSFILE": str(elsewhere)})[0]
-    # Others may read it: not used, with a warning naming the file.
+    # Others may read it: not used, and the refusal says so (nothing is logged).
     pgpass.chmod(0o644)
     said, logged = ours(url, env)
-    assert "password" in said and said != "logged in", said
-    assert f"TradingBot WARNING Journal password file {pgpass}" in logged, logged
-    assert "permissions 0644; make it 0600" in logged, logged
+    assert said.startswith("JournalError") and "password missing" in said, said
+    assert f"the password file {pgpass} was not used" in said, said
+    assert "permissions 0644; make it 0600" in said and logged == "", (said, logged)
     psqls = theirs(url, env)
     assert "has group or world access" in psqls.stderr and "no password supplied" in psqls.stderr
 

@@ -12,8 +12,8 @@
 //! default ones, [`SOCKET_DIRS`]; an address given alone, by its text), its port as digits
 //! (5432 when not given); the database defaults to the user's name. A URL naming several hosts
 //! uses the first host with an entry. As libpq, a file that is not a regular file, or that the
-//! group or others may access, is ignored with a warning (on the `TradingBot` logger): make it
-//! `0600`.
+//! group or others may access, is not used: make it `0600`. libpq warns; here the connection's
+//! error says why, should the connection fail without it.
 
 use std::borrow::Cow;
 use std::io::ErrorKind;
@@ -52,24 +52,32 @@ pub fn take(url: &str) -> (Cow<'_, str>, Option<PathBuf>) {
 }
 
 /// Gives `config` the password libpq would use when the URL has none (see the module
-/// documentation); `passfile` is the URL's `passfile=` option.
-pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn Environment) {
+/// documentation); `passfile` is the URL's `passfile=` option. Returns why a password file
+/// that exists was not used, for the connection's error should it fail (libpq warns; this
+/// logs nothing, since a connection may be opened with the journal's lock held).
+pub fn fill(
+    config: &mut postgres::Config,
+    passfile: Option<PathBuf>,
+    env: &dyn Environment,
+) -> Option<String> {
     if config.get_password().is_some() {
-        return;
+        return None;
     }
     if let Some(password) = env.var("PGPASSWORD") {
         config.password(password);
-        return;
+        return None;
     }
     let Some(user) = config.get_user().map(str::to_owned) else {
         // No user even from the system: the connection says what is missing.
-        return;
+        return None;
     };
     let file = passfile
         .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
-        .or_else(|| env.home().map(|home| home.join(".pgpass")));
-    let Some(text) = file.as_deref().and_then(read_private) else {
-        return;
+        .or_else(|| env.home().map(|home| home.join(".pgpass")))?;
+    let text = match read_private(&file) {
+        Ok(Some(text)) => text,
+        Ok(None) => return None,
+        Err(why) => return Some(format!("the password file {} {why}", file.display())),
     };
     let dbname = config.get_dbname().unwrap_or(&user).to_owned();
     let ports = config.get_ports();
@@ -99,6 +107,7 @@ pub fn fill(config: &mut postgres::Config, passfile: Option<PathBuf>, env: &dyn 
     if let Some(password) = found {
         config.password(password);
     }
+    None
 }
 
 /// How a password file names the Unix socket directory `dir`.
@@ -109,49 +118,34 @@ fn socket_host(dir: &Path) -> String {
     }
 }
 
-/// The password file at `path`, unless it is missing (silently), or not a regular file or open
-/// to the group or others (a warning each, as libpq gives).
-fn read_private(path: &Path) -> Option<String> {
-    let warn = |why: &str| {
-        log::warn!(
-            target: "TradingBot",
-            "Journal password file {}: {why}; it is not used",
-            path.display()
-        );
-    };
+/// The password file at `path`: `Ok(None)` when it is missing, `Err(why)` when it is not used:
+/// not a regular file, open to the group or others (as libpq), or unreadable.
+fn read_private(path: &Path) -> Result<Option<String>, String> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-            return None
+            return Ok(None)
         }
-        Err(e) => {
-            warn(&format!("cannot be read ({e})"));
-            return None;
-        }
+        Err(e) => return Err(format!("cannot be read ({e})")),
     };
     if !meta.is_file() {
-        warn("is not a regular file");
-        return None;
+        return Err("is not a regular file".to_owned());
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
-            warn(&format!(
-                "the group or others may access it (permissions {:04o}; make it 0600)",
+            return Err(format!(
+                "was not used: the group or others may access it (permissions {:04o}; make it \
+                 0600)",
                 mode & 0o7777
             ));
-            return None;
         }
     }
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(e) => {
-            warn(&format!("cannot be read ({e})"));
-            None
-        }
-    }
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|e| format!("cannot be read ({e})"))
 }
 
 /// The password of the first line of the password file `text` matching the connection.
@@ -281,7 +275,7 @@ short:line
 
     fn password(url: &str, passfile: Option<PathBuf>, env: &FakeEnvironment) -> Option<Vec<u8>> {
         let mut config: postgres::Config = url.parse().unwrap();
-        fill(&mut config, passfile, env);
+        let _ = fill(&mut config, passfile, env);
         config.get_password().map(<[u8]>::to_vec)
     }
 
@@ -362,12 +356,17 @@ short:line
 
     #[cfg(unix)]
     #[test]
-    fn a_file_others_may_read_is_not_used() {
+    fn a_file_others_may_read_is_not_used_and_says_why() {
         let home = tempfile::tempdir().unwrap();
         let file = home.path().join(".pgpass");
         let env = FakeEnvironment {
             home: Some(home.path().to_owned()),
             ..FakeEnvironment::default()
+        };
+        let fill_with = || {
+            let mut config: postgres::Config = "postgresql://bot@db/x".parse().unwrap();
+            let why = fill(&mut config, None, &env);
+            (config.get_password().is_some(), why)
         };
         for (mode, used) in [
             (0o600, true),
@@ -377,18 +376,21 @@ short:line
             (0o660, false),
         ] {
             private(&file, "*:*:*:*:pw\n", mode);
-            assert_eq!(
-                password("postgresql://bot@db/x", None, &env).is_some(),
-                used,
-                "mode {mode:o}"
-            );
+            let (found, why) = fill_with();
+            assert_eq!(found, used, "mode {mode:o}");
+            match why {
+                None => assert!(used, "mode {mode:o}"),
+                Some(why) => assert!(
+                    why.contains(&format!("{} was not used", file.display()))
+                        && why.contains(&format!("permissions {mode:04o}")),
+                    "{why}"
+                ),
+            }
         }
         std::fs::remove_file(&file).unwrap();
+        assert_eq!(fill_with(), (false, None), "no file: nothing to say");
         std::fs::create_dir(&file).unwrap();
-        assert_eq!(
-            password("postgresql://bot@db/x", None, &env),
-            None,
-            "a directory"
-        );
+        let (found, why) = fill_with();
+        assert!(!found && why.is_some_and(|w| w.contains("is not a regular file")));
     }
 }

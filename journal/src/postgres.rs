@@ -96,7 +96,7 @@ impl Postgres {
             passfile,
             socket,
         } = parse_url(url, &env)?;
-        crate::passfile::fill(&mut config, passfile, &env);
+        let unused_passfile = crate::passfile::fill(&mut config, passfile, &env);
         let connected = match crate::tls::client_config(&tls)? {
             None => config.connect(NoTls),
             Some(tls) => config.connect(MakeRustlsConnect::new(tls)),
@@ -110,8 +110,12 @@ impl Postgres {
                 ),
                 None => String::new(),
             };
+            let passfile = match &unused_passfile {
+                Some(why) => format!(" ({why})"),
+                None => String::new(),
+            };
             JournalError::Database(format!(
-                "cannot connect to the journal {}{looked}: {}",
+                "cannot connect to the journal {}{looked}: {}{passfile}",
                 redact(url),
                 err(e)
             ))

@@ -112,7 +112,14 @@ fn a_password_file_is_read_as_psql_reads_it() {
     let psql = theirs(&with_file).expect_err("psql logged in");
     assert!(psql.contains("has group or world access"), "psql: {psql}");
     assert!(psql.contains("no password supplied"), "psql: {psql}");
-    assert!(mine.contains("password missing"), "ours: {mine}");
+    assert!(
+        mine.contains("password missing")
+            && mine.contains(&format!(
+                "the password file {} was not used",
+                file.display()
+            )),
+        "ours: {mine}"
+    );
     // The URL's own password comes first.
     write_private(&file, "*:*:*:*:wrong\n", 0o600);
     let encoded: String = password
