@@ -187,6 +187,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             return Ok(false);
         };
         let result = self.writer.lock().write(Batch::default(), manager.now().0);
+        self.tell_notice(&manager);
         let ok = result.is_ok();
         if let Some((symbol, position, _)) = manager.book().entries().into_iter().next() {
             self.report(&manager, result.clone(), symbol.as_str(), &position, false);
@@ -243,6 +244,14 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         result.map(|_| true)
     }
 
+    /// Logs what the writer asked to (with the writer's lock released first).
+    fn tell_notice(&self, manager: &Manager<H>) {
+        let notice = self.writer.lock().take_notice();
+        if let Some(notice) = notice {
+            self.log(manager, Level::Error, || notice);
+        }
+    }
+
     fn report(
         &self,
         manager: &Manager<H>,
@@ -251,6 +260,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         position: &SharedPosition,
         is_failure_event: bool,
     ) {
+        self.tell_notice(manager);
         match result {
             Ok(Written::Done { recovered: true }) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
@@ -417,6 +427,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             drop(old);
         }
         drop(entries);
+        self.tell_notice(&manager);
         if let Some((symbol, position, _, _)) = rows.first() {
             self.report(&manager, result, symbol, position, false);
         } else if result.is_ok() {

@@ -53,6 +53,10 @@ pub struct Writer {
     queued: Batch,
     queued_writes: usize,
     dropped: usize,
+    /// The most events kept queued while the database fails ([`MAX_QUEUED_EVENTS`]).
+    max_queued: usize,
+    /// What the owner should log once it holds no lock (events dropped from the queue).
+    notice: Option<String>,
     /// Why the account is no longer this writer's, once another writer claimed it.
     fenced: Option<String>,
     /// A hash of each tracked row as last written (state and attributes), to write only the
@@ -94,10 +98,26 @@ impl Writer {
             queued: Batch::default(),
             queued_writes: 0,
             dropped: 0,
+            max_queued: MAX_QUEUED_EVENTS,
+            notice: None,
             fenced: None,
             written: HashMap::new(),
         };
         Ok((writer, restored))
+    }
+
+    /// Keeps at most `events` events queued while the database fails (the oldest are dropped
+    /// first; [`MAX_QUEUED_EVENTS`] by default).
+    pub fn with_queue_limit(mut self, events: usize) -> Writer {
+        self.max_queued = events;
+        self
+    }
+
+    /// What happened that the owner should log (events dropped from the queue), once: the
+    /// writer logs nothing itself, since it runs under its owner's lock and a log record runs
+    /// Python (DESIGN rule 1).
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
     }
 
     /// The account written.
@@ -138,17 +158,16 @@ impl Writer {
             return Ok(Written::Nothing);
         }
         self.queued_writes += 1;
-        if self.queued.events.len() > MAX_QUEUED_EVENTS {
-            let over = self.queued.events.len() - MAX_QUEUED_EVENTS;
+        if self.queued.events.len() > self.max_queued {
+            let over = self.queued.events.len() - self.max_queued;
             self.queued.events.drain(..over);
             self.dropped += over;
-            log::error!(
-                target: "TradingBot",
+            self.notice = Some(format!(
                 "Journal {}: {} queued events dropped after the database failed for {} writes",
                 self.target.display(),
                 self.dropped,
                 self.queued_writes
-            );
+            ));
         }
         let result = self.try_write(now_us);
         match result {

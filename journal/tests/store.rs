@@ -396,3 +396,27 @@ fn writers_opening_a_new_sqlite_file_at_once_all_open_it() {
         });
     }
 }
+
+#[test]
+fn events_dropped_from_a_full_queue_are_told_to_the_owner_not_logged_under_its_lock() {
+    let db = sqlite_db();
+    let (writer, _) = open(&db, "full");
+    let mut writer = writer.with_queue_limit(3);
+    // The database fails from now on: every write queues its events.
+    run_sql(&db, "DROP TABLE pmrs_events");
+    let now = 1_700_000_000_000_000;
+    assert!(writer
+        .write(batch_of(&events(2, "BTC/USDT:USDT")), now)
+        .is_err());
+    assert_eq!((writer.queued_events(), writer.take_notice()), (2, None));
+    assert!(writer
+        .write(batch_of(&events(2, "ETH/USDT:USDT")), now)
+        .is_err());
+    assert_eq!(writer.queued_events(), 3, "the oldest event dropped");
+    let notice = writer.take_notice().expect("a notice");
+    assert!(
+        notice.contains("1 queued events dropped after the database failed for 2 writes"),
+        "{notice}"
+    );
+    assert_eq!(writer.take_notice(), None, "told once");
+}
