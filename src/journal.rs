@@ -373,8 +373,8 @@ impl PyJournalReader {
 
 #[pymethods]
 impl PyJournalReader {
-    /// Opens the journal at `url` (a file path, `sqlite:///path` or `postgresql://...`)
-    /// read-only.
+    /// Opens the journal at `url` (a file path, `sqlite:///path` or `postgresql://...`, a
+    /// PostgreSQL URL completed as `psql` completes it) read-only.
     #[new]
     fn new(py: Python<'_>, url: &Bound<'_, PyAny>) -> PyResult<Self> {
         let target = target_arg("url", url)?;

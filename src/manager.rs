@@ -175,8 +175,10 @@ impl CustomMethods for PyMethods {
 /// again a symbol that a position list showing no position at all untracked while the lists
 /// still show none (a client answering `[]` for failed reads cannot then get a second position
 /// opened on top of a live one).
-/// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL) writes every event and the
-/// book to a database under `account` and restores them at start (docs/journal.md).
+/// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL, completed as `psql`
+/// completes it: `PG*` variables, `~/.pgpass`, service files, `~/.postgresql/`) writes every
+/// event and the book to a database under `account` and restores them at start
+/// (docs/journal.md).
 #[pyclass(
     name = "PositionManager",
     module = "position_manager_rs",

@@ -1,7 +1,8 @@
 """Read a journal: the events and positions that managers wrote with ``journal=``.
 
 ``Journal(url)`` opens a journal read-only — a file path or ``sqlite:///path`` (SQLite), or a
-``postgresql://`` URL — and answers across every account in it::
+``postgresql://`` URL, completed as ``psql`` completes it (``PG*`` variables, ``~/.pgpass``,
+service files) — and answers across every account in it::
 
     from position_manager_rs import Journal
 
