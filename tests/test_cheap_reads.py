@@ -189,6 +189,12 @@ def turns_of_another_thread_during(reads: Callable[[], None], repeat: int = 200)
 
     thread = threading.Thread(target=spinner, daemon=True)
     old = sys.getswitchinterval()
+    # No garbage collection meanwhile: a collection runs the finalizers of whatever earlier
+    # tests left behind (a manager whose journal closes, a socket), which may let go of the
+    # interpreter whatever the reads do; what is tested here is the reads' own letting go.
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
     # Set before the spinner first waits for the interpreter: a waiting thread forces a switch
     # after the interval it read when it began to wait.
     sys.setswitchinterval(1.0)
@@ -205,6 +211,8 @@ def turns_of_another_thread_during(reads: Callable[[], None], repeat: int = 200)
         sys.setswitchinterval(old)
         stop.set()
         thread.join(timeout=5)
+        if collecting:
+            gc.enable()
     return during
 
 
