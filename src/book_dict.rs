@@ -42,24 +42,6 @@ pub struct BookDict {
     built: ArcSwapOption<Built>,
 }
 
-/// What a lookup by a Python key found.
-pub enum Found<'py> {
-    /// The position under that key.
-    Hit(Bound<'py, PyAny>),
-    /// No tracked position has that key.
-    Miss,
-}
-
-impl<'py> Found<'py> {
-    /// The position found, if any.
-    pub fn position(self) -> Option<Bound<'py, PyAny>> {
-        match self {
-            Found::Hit(position) => Some(position),
-            Found::Miss => None,
-        }
-    }
-}
-
 impl BookDict {
     /// The dict of the book's current tracked positions (do not change it).
     pub fn current<'py>(
@@ -79,26 +61,23 @@ impl BookDict {
         py: Python<'py>,
         core: &CoreManager,
         key: &Bound<'py, PyAny>,
-    ) -> PyResult<Found<'py>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Ok(text) = key.cast::<PyString>() else {
-            return Ok(Found::Miss);
+            return Ok(None);
         };
         self.with_current(py, core, |b| {
             let dict = b.dict.bind(py);
             if key.is_exact_instance_of::<PyString>() {
                 if let Some(position) = dict.get_item(key)? {
-                    return Ok(Found::Hit(position));
+                    return Ok(Some(position));
                 }
                 // Only a key with a lone surrogate can still name a book key, and only one
                 // holding U+FFFD.
                 if !b.replacement_char || text.to_cow().is_ok() {
-                    return Ok(Found::Miss);
+                    return Ok(None);
                 }
             }
-            Ok(match dict.get_item(text.to_string_lossy().as_ref())? {
-                Some(position) => Found::Hit(position),
-                None => Found::Miss,
-            })
+            dict.get_item(text.to_string_lossy().as_ref())
         })?
     }
 
@@ -122,7 +101,7 @@ impl BookDict {
                 return Ok(known);
             }
         }
-        Ok(matches!(self.get(py, core, key)?, Found::Hit(_)))
+        Ok(self.get(py, core, key)?.is_some())
     }
 
     fn with_current<'py, T>(

@@ -19,7 +19,6 @@ use position_manager_core::manager::methods::CustomMethods;
 use position_manager_core::manager::{HandleFactory, Manager, OpenRequest};
 use position_manager_core::reconcile::Mode;
 
-use crate::book_dict::Found;
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
 use crate::convert::{describe, number, number_or, truthy};
@@ -464,10 +463,10 @@ impl PyPositionManager {
         py: Python<'py>,
         symbol: &Bound<'py, PyString>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(found) = self.find(py, symbol)? else {
-            return Ok(None); // both legs of a plain symbol: name one
-        };
-        Ok(found.position())
+        Ok(match self.find(py, symbol)? {
+            Named::Position(position) => Some(position),
+            Named::Nothing | Named::BothLegs => None, // both legs of a plain symbol: name one
+        })
     }
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
@@ -478,10 +477,7 @@ impl PyPositionManager {
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
     fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
-        Ok(match self.find(py, symbol)? {
-            None | Some(Found::Hit(_)) => true, // None: both legs tracked
-            Some(Found::Miss) => false,
-        })
+        Ok(!matches!(self.find(py, symbol)?, Named::Nothing))
     }
 
     /// `(ok, message)`: amount > 0, 1 <= leverage <= 125, 0 < stop_loss_percentage < 1, and
@@ -824,42 +820,44 @@ impl PyPositionManager {
     }
 }
 
+/// What a symbol names in the book (`PyPositionManager::find`).
+enum Named<'py> {
+    /// A tracked position: the key's, or in hedge mode a plain symbol's one tracked leg.
+    Position(Bound<'py, PyAny>),
+    /// Nothing tracked under it.
+    Nothing,
+    /// In hedge mode, a plain symbol with both legs tracked: the caller must name one.
+    BothLegs,
+}
+
 impl PyPositionManager {
-    /// What `symbol` names, read from the view's dict (no lock, the interpreter held):
-    /// `Some(found)`, or `None` in hedge mode when `symbol` is a plain symbol with both legs
-    /// tracked (then the caller must name one). A one-way book answers by the key alone. In
-    /// hedge mode a leg key (`SYMBOL@long`) names itself and a plain symbol its one tracked leg,
-    /// else itself, as `Manager::resolve_key` decides; all of it is read from one snapshot of
-    /// the book. A `str` subclass is read by its text, a key with a lone surrogate by the text
-    /// the book keeps for it.
-    fn find<'py>(
-        &self,
-        py: Python<'py>,
-        symbol: &Bound<'py, PyString>,
-    ) -> PyResult<Option<Found<'py>>> {
+    /// What `symbol` names, read from the view's dict (no lock, the interpreter held). A
+    /// one-way book answers by the key alone. In hedge mode a leg key (`SYMBOL@long`) names
+    /// itself and a plain symbol its one tracked leg, else itself, as `Manager::resolve_key`
+    /// decides; all of it is read from one snapshot of the book. A `str` subclass is read by its
+    /// text, a key with a lone surrogate by the text the book keeps for it.
+    fn find<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyString>) -> PyResult<Named<'py>> {
         let view = self.view.get();
+        let named = |found: Option<Bound<'py, PyAny>>| match found {
+            Some(position) => Named::Position(position),
+            None => Named::Nothing,
+        };
         if self.core.config().position_mode == Mode::OneWay {
-            return view.find(py, symbol.as_any()).map(Some);
+            return view.find(py, symbol.as_any()).map(named);
         }
         // The text the book keeps for it (a lone surrogate becomes U+FFFD, as in every key).
         let text = symbol.to_string_lossy();
         let dict = view.dict(py)?;
-        let found = |key: &str| -> PyResult<Found<'py>> {
-            Ok(match dict.get_item(key)? {
-                Some(position) => Found::Hit(position),
-                None => Found::Miss,
-            })
-        };
         let key = Key::parse(&text);
         if key.leg() != Leg::Net {
-            return found(key.as_str()).map(Some);
+            return dict.get_item(key.as_str()).map(named);
         }
-        let long = found(Key::hedge(&text, Side::Long).as_str())?;
-        let short = found(Key::hedge(&text, Side::Short).as_str())?;
+        let long = dict.get_item(Key::hedge(&text, Side::Long).as_str())?;
+        let short = dict.get_item(Key::hedge(&text, Side::Short).as_str())?;
         Ok(match (long, short) {
-            (Found::Hit(_), Found::Hit(_)) => None,
-            (Found::Hit(leg), _) | (_, Found::Hit(leg)) => Some(Found::Hit(leg)),
-            _ => Some(found(&text)?),
+            (Some(_), Some(_)) => Named::BothLegs,
+            (Some(leg), None) | (None, Some(leg)) => Named::Position(leg),
+            (None, None) => named(dict.get_item(text.as_ref())?),
         })
     }
 

@@ -13,7 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::book_dict::{BookDict, Found};
+use crate::book_dict::BookDict;
 
 use position_manager_core::events::EventKind;
 
@@ -97,8 +97,12 @@ impl PositionsView {
         self.dict.current(py, &self.core)
     }
 
-    /// `key`'s Position by a dict lookup when it can tell (see [`BookDict::get`]).
-    pub fn find<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
+    /// `key`'s Position, by a dict lookup (see [`BookDict::get`]).
+    pub fn find<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.dict.get(py, &self.core, key)
     }
 
@@ -168,14 +172,6 @@ impl PositionsView {
         drop(removed);
         Ok(())
     }
-
-    fn lookup<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.find(py, key)?.position())
-    }
 }
 
 #[pymethods]
@@ -193,7 +189,7 @@ impl PositionsView {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.lookup(py, key)?
+        self.find(py, key)?
             .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
     }
 
@@ -254,7 +250,7 @@ impl PositionsView {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.lookup(py, key)? {
+        Ok(match self.find(py, key)? {
             Some(p) => p,
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         })
@@ -325,7 +321,7 @@ impl PositionsView {
         key: &Bound<'_, PyAny>,
         default: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        if let Some(p) = self.lookup(py, key)? {
+        if let Some(p) = self.find(py, key)? {
             return Ok(p.unbind());
         }
         let symbol = key_arg(key)?;
@@ -351,7 +347,7 @@ impl PositionsView {
             Ok(()) => Ok(position.into_any()),
             // Inserted by another thread meanwhile: return what is there, as dict.setdefault.
             Err(()) => self
-                .lookup(py, key)?
+                .find(py, key)?
                 .map(Bound::unbind)
                 .ok_or_else(|| PyKeyError::new_err(symbol)),
         }

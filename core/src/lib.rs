@@ -5,7 +5,8 @@
 //!
 //! Layout (one concern per module):
 //! - [`clock`]: timestamps as naive local microseconds and the clock the core reads them from;
-//! - [`format`](mod@format): the original's `format_price` / `format_pnl_usd` and Python-style number text;
+//! - [`format`](mod@format): the original's `format_price` / `format_pnl_usd` and Python-style
+//!   number text;
 //! - [`levels`]: support/resistance levels shared by the position math and the market analysis;
 //! - [`position`]: one position's state and its pure math (P/L, trailing stop, take-profit, exits);
 //! - [`exchange`]: the `Exchange` trait the manager talks to and the typed answers it gets;

@@ -240,11 +240,13 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             writer.write(batch, manager.now().0)
         };
         drop(handle);
+        self.tell_notice(&manager);
         self.report(&manager, result.clone(), symbol, &position, false);
         result.map(|_| true)
     }
 
-    /// Logs what the writer asked to (with the writer's lock released first).
+    /// Logs what the writer asked to (with the writer's lock released first): called once
+    /// after each write.
     fn tell_notice(&self, manager: &Manager<H>) {
         let notice = self.writer.lock().take_notice();
         if let Some(notice) = notice {
@@ -260,7 +262,6 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         position: &SharedPosition,
         is_failure_event: bool,
     ) {
-        self.tell_notice(manager);
         match result {
             Ok(Written::Done { recovered: true }) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
@@ -380,6 +381,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         };
         drop(old);
         drop(handle);
+        self.tell_notice(&manager);
         self.report(
             &manager,
             result,

@@ -226,6 +226,23 @@ fn invalid(var: &str, value: &str) -> JournalError {
 pub(crate) mod testing {
     use super::*;
 
+    /// Sets `path`'s permission bits (Unix; nothing elsewhere).
+    pub fn set_mode(path: &Path, mode: u32) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        #[cfg(not(unix))]
+        let _ = (path, mode);
+    }
+
+    /// Writes `text` to `path` with the permission bits `mode`.
+    pub fn write_with_mode(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).unwrap();
+        set_mode(path, mode);
+    }
+
     /// An environment of a test's own.
     #[derive(Default)]
     pub struct FakeEnvironment {

@@ -196,7 +196,7 @@ fn parse_line(line: &str) -> Option<([Option<String>; 4], String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environment::testing::FakeEnvironment;
+    use crate::environment::testing::{write_with_mode, FakeEnvironment};
 
     #[test]
     fn passfile_options_are_taken_out_of_the_url() {
@@ -229,27 +229,35 @@ short:line
 
     #[test]
     fn the_first_matching_line_gives_the_password() {
-        let find = |host, port, db, user| password_for(FILE, host, port, db, user);
-        assert_eq!(
-            find("db.example.com", 5432, "trading", "bot").as_deref(),
-            Some("first")
-        );
-        assert_eq!(
-            find("db.example.com", 5433, "trading", "bot").as_deref(),
-            Some("on 5433")
-        );
-        assert_eq!(
-            find("localhost", 5432, "x", "bot").as_deref(),
-            Some("s3c:r\\et")
-        );
-        assert_eq!(
-            find("db.example.com", 5432, "other", "bot").as_deref(),
-            Some("fallback")
-        );
-        assert_eq!(find("# comment", 0, "*", "*").as_deref(), Some("fallback"));
         // (file, host, port, database, user, password)
         for (file, host, port, db, user, expected) in [
-            ("h:1:d:u", "h", 1, "d", "u", None), // four fields
+            (
+                FILE,
+                "db.example.com",
+                5432,
+                "trading",
+                "bot",
+                Some("first"),
+            ),
+            (
+                FILE,
+                "db.example.com",
+                5433,
+                "trading",
+                "bot",
+                Some("on 5433"),
+            ),
+            (FILE, "localhost", 5432, "x", "bot", Some("s3c:r\\et")),
+            (
+                FILE,
+                "db.example.com",
+                5432,
+                "other",
+                "bot",
+                Some("fallback"),
+            ),
+            (FILE, "# comment", 0, "*", "*", Some("fallback")), // comments are skipped
+            ("h:1:d:u", "h", 1, "d", "u", None),                // four fields
             ("h:1:d:u:", "h", 1, "d", "u", Some("")),
             ("h\\:x:1:d:u:p", "h:x", 1, "d", "u", Some("p")),
             ("h:1:d:u:p\r\n", "h", 1, "d", "u", Some("p")),
@@ -262,17 +270,6 @@ short:line
         }
     }
 
-    fn private(path: &Path, text: &str, mode: u32) {
-        std::fs::write(path, text).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-    }
-
     fn password(url: &str, passfile: Option<PathBuf>, env: &FakeEnvironment) -> Option<Vec<u8>> {
         let mut config: postgres::Config = url.parse().unwrap();
         let _ = fill(&mut config, passfile, env);
@@ -282,9 +279,9 @@ short:line
     #[test]
     fn the_url_then_pgpassword_then_the_file_as_libpq_looks() {
         let home = tempfile::tempdir().unwrap();
-        private(&home.path().join(".pgpass"), "*:*:*:bot:from home\n", 0o600);
+        write_with_mode(&home.path().join(".pgpass"), "*:*:*:bot:from home\n", 0o600);
         let other = home.path().join("other.pgpass");
-        private(&other, "*:*:*:bot:from other\n", 0o600);
+        write_with_mode(&other, "*:*:*:bot:from other\n", 0o600);
         let mut env = FakeEnvironment {
             home: Some(home.path().to_owned()),
             ..FakeEnvironment::default()
@@ -303,7 +300,7 @@ short:line
         assert_eq!(password(url, None, &env), Some(b"from other".to_vec()));
         // The URL's passfile= comes before PGPASSFILE.
         let third = home.path().join("third");
-        private(&third, "db:5432:trading:bot:third\n", 0o600);
+        write_with_mode(&third, "db:5432:trading:bot:third\n", 0o600);
         assert_eq!(password(url, Some(third), &env), Some(b"third".to_vec()));
         env.vars.push(("PGPASSWORD", "from env".to_owned()));
         assert_eq!(password(url, None, &env), Some(b"from env".to_vec()));
@@ -318,7 +315,7 @@ short:line
     #[test]
     fn hosts_ports_and_databases_are_matched_as_libpq_matches_them() {
         let home = tempfile::tempdir().unwrap();
-        private(
+        write_with_mode(
             &home.path().join(".pgpass"),
             "b.example:6000:bot:bot:second host\nlocalhost:5432:bot:bot:socket\n",
             0o600,
@@ -339,7 +336,7 @@ short:line
         );
         assert_eq!(password("postgresql://bot@%2Fsrv%2Fpg", None, &env), None);
         // An address alone is matched by its text.
-        private(
+        write_with_mode(
             &home.path().join(".pgpass"),
             "10.0.0.7:5432:bot:bot:by address\n",
             0o600,
@@ -375,7 +372,7 @@ short:line
             (0o604, false),
             (0o660, false),
         ] {
-            private(&file, "*:*:*:*:pw\n", mode);
+            write_with_mode(&file, "*:*:*:*:pw\n", mode);
             let (found, why) = fill_with();
             assert_eq!(found, used, "mode {mode:o}");
             match why {

@@ -3,9 +3,9 @@
 //! - [`claim`]: makes an account this writer's (a new fencing epoch: a writer that claimed it
 //!   earlier can no longer write it) and reads back its book, tombstones and newest events, all
 //!   in one transaction;
-//! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change) in one transaction,
-//!   only while this writer's epoch is the account's. Events are inserted once: writing the same
-//!   event again (a retry after a commit whose answer was lost) changes nothing.
+//! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change) in one
+//!   transaction, only while this writer's epoch is the account's. Events are inserted once:
+//!   writing the same event again (a retry after a commit whose answer was lost) changes nothing.
 
 use std::collections::BTreeMap;
 

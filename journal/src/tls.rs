@@ -10,15 +10,15 @@
 //! | `verify-full` | always | signed by a trusted authority and naming the host |
 //!
 //! The trusted authorities are the PEM file `sslrootcert` names; when it names none, libpq's
-//! `~/.postgresql/root.crt` if that file exists (which makes `require` check the chain, as
-//! libpq does), else the system's certificate store (where libpq would refuse the verify modes);
-//! `sslrootcert=system` is the system's store. A server that asks for a client certificate
-//! (`cert` authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one
-//! `sslcert` names, else `~/.postgresql/postgresql.crt` if it exists (a PEM chain, the client's
-//! certificate first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (a PEM
-//! key: PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 opened with `sslpassword`). As libpq, the key file must be a regular file
-//! that other users cannot read (`0600`, or `0640` when root owns it). TLS is rustls with the ring
-//! provider: no system OpenSSL, so the portable wheel needs none.
+//! `~/.postgresql/root.crt` if that file exists (which makes `require` check the chain, as libpq
+//! does), else the system's certificate store (where libpq would refuse the verify modes);
+//! `sslrootcert=system` is the system's store. A server that asks for a client certificate (`cert`
+//! authentication, or `clientcert=verify-ca`/`verify-full` in `pg_hba.conf`) gets the one `sslcert`
+//! names, else `~/.postgresql/postgresql.crt` if it exists (a PEM chain, the client's certificate
+//! first), with the key `sslkey` names, else `~/.postgresql/postgresql.key` (a PEM key: PKCS#8,
+//! PKCS#1 or SEC1, or encrypted PKCS#8 opened with `sslpassword`). As libpq, the key file must be a
+//! regular file that other users cannot read (`0600`, or `0640` when root owns it). TLS is rustls
+//! with the ring provider: no system OpenSSL, so the portable wheel needs none.
 //!
 //! Options the URL does not give come from `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
 //! `PGSSLKEY` ([`crate::environment`]).
@@ -112,8 +112,8 @@ const DEFAULT_CERT: &str = "postgresql.crt";
 const DEFAULT_KEY: &str = "postgresql.key";
 
 /// Splits `url` into the URL the `postgres` crate is given (its `sslmode` one it knows, no
-/// `sslrootcert`, `sslcert`, `sslkey` or `sslpassword`) and the TLS settings. An `sslmode` libpq does not know
-/// is a configuration error naming it.
+/// `sslrootcert`, `sslcert`, `sslkey` or `sslpassword`) and the TLS settings. An `sslmode` libpq
+/// does not know is a configuration error naming it.
 pub fn split(url: &str) -> JournalResult<(String, Tls)> {
     let mut tls = Tls {
         mode: SslMode::Prefer,
@@ -529,6 +529,7 @@ impl ServerCertVerifier for Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::environment::testing::{set_mode, write_with_mode};
 
     /// Settings with `mode` and nothing else.
     fn bare(mode: SslMode) -> Tls {
@@ -546,9 +547,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pmrs-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "").unwrap();
         // Private, so it may stand for a key too.
-        set_mode(&empty, 0o600);
+        write_with_mode(&empty, "", 0o600);
         empty
     }
 
@@ -605,21 +605,9 @@ mod tests {
         let dir = home.path().join(".postgresql");
         std::fs::create_dir(&dir).unwrap();
         for name in files {
-            let path = dir.join(name);
-            std::fs::write(&path, "").unwrap();
-            set_mode(&path, 0o600);
+            write_with_mode(&dir.join(name), "", 0o600);
         }
         home
-    }
-
-    fn set_mode(path: &Path, mode: u32) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = (path, mode);
     }
 
     fn config_error(tls: &Tls, home: Option<&Path>) -> String {
@@ -860,7 +848,12 @@ mod tests {
         ) {
             let others: Vec<(String, String)> = others
                 .into_iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslpassword"))
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslpassword"
+                    )
+                })
                 .collect();
             let mut pairs: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
             if let Some(m) = mode {
