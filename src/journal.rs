@@ -525,4 +525,27 @@ impl PyJournalReader {
         }
         PyList::new(py, items)
     }
+
+    /// The re-open holds as dicts: `account`, `symbol`, `held_since`.
+    #[pyo3(signature = (account=None))]
+    fn reopen_holds<'py>(
+        &self,
+        py: Python<'py>,
+        account: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.with(py, |r| r.reopen_holds(account.as_deref()))?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                let since =
+                    to_datetime(position_manager_core::clock::Timestamp(row.held_since_us))?;
+                let d = PyDict::new(py);
+                d.set_item("account", &row.account)?;
+                d.set_item("symbol", &row.symbol)?;
+                d.set_item("held_since", since)?;
+                Ok(d)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
 }

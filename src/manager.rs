@@ -173,7 +173,7 @@ impl CustomMethods for PyMethods {
 /// (for tables and plots; 40 bytes each). `reopen_hold_seconds` refuses, for that long, to open
 /// again a symbol that a position list showing no position at all untracked while the lists
 /// still show none (a client answering `[]` for failed reads cannot then get a second position
-/// opened on top of a live one).
+/// opened on top of a live one); with a `journal` the holds survive a restart.
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL, completed as `psql`
 /// completes it: `PG*` variables, `~/.pgpass`, service files, `~/.postgresql/`) writes every
 /// event and the book to a database under `account` and restores them at start

@@ -17,6 +17,7 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
+from bot_sim import BotLikeClient
 from journal_helpers import (
     client_certificate_role,
     journal_url,
@@ -287,7 +288,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 1
+    assert journal.schema_version == 2
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -741,11 +742,14 @@ def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: 
 
 def test_a_newer_schema_is_refused(url: str) -> None:
     PositionManager(NO_CLIENT, journal=url)
+    with Journal(url) as journal:
+        newer = journal.schema_version + 1
     run_sql(
         url,
-        "INSERT INTO pmrs_migrations (version, description, applied_at) VALUES (2, 'x', 'y')",
+        "INSERT INTO pmrs_migrations (version, description, applied_at) "
+        f"VALUES ({newer}, 'x', 'y')",
     )
-    with pytest.raises(JournalError, match="version 2, newer"):
+    with pytest.raises(JournalError, match=f"version {newer}, newer"):
         PositionManager(NO_CLIENT, journal=url)
     with pytest.raises(JournalError, match="newer"):
         Journal(url)
@@ -814,3 +818,96 @@ def test_a_restored_book_is_reconciled_as_usual(url: str) -> None:
     closed = Journal(url).closed_positions(account="r")
     assert [(c["symbol"], c["kind"]) for c in closed] == [(BTC, "removed")]
     assert [r["symbol"] for r in Journal(url).open_positions("r")] == [ETH]
+
+
+def hold_rows(url: str, account: str) -> list[tuple[str, datetime]]:
+    """The journal's re-open holds of ``account``: (key, when the hold started)."""
+    with Journal(url) as journal:
+        return [(h["symbol"], h["held_since"]) for h in journal.reopen_holds(account)]
+
+
+def holding_manager(client: BotLikeClient, url: str, hold: float) -> PositionManager:
+    """A manager of account ``h`` over the bot-like ``client``, holding re-opens ``hold`` s."""
+    return PositionManager(
+        client,
+        clock=client.paper.clock,
+        ticker_retry_delays=(),
+        reopen_hold_seconds=hold,
+        journal=url,
+        account="h",
+    )
+
+
+def test_a_reopen_hold_survives_a_restart_of_the_bot(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The bot's own client answers [] for a failed read: two in a row untrack a live position
+    # and hold its re-open. The bot then dies and restarts while the reads still fail; without
+    # the journaled hold the restarted manager's open would go on top of the live position.
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+
+    def manager() -> PositionManager:
+        return holding_manager(client, url, 300.0)
+
+    pm = manager()
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    assert hold_rows(url, "h") == []
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(BTC)
+    [(key, started)] = hold_rows(url, "h")
+    assert (key, started) == (BTC, paper.clock.now())
+    del pm
+
+    paper.clock.advance(200.0)
+    paper.fail_next("get_open_positions", times=2)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        again = manager()
+        assert again.open_position(BTC, "BUY", 3, 10, 0.05) is False
+    messages = [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
+    assert (
+        'Journal: restored 0 positions and 2 events of account "h"; not opening again yet '
+        f"(reopen_hold_seconds): {BTC}"
+    ) in messages
+    assert any("not opening it again for 100.0 more seconds" in m for m in messages), messages
+    assert client.calls["create_market_order"] == 1, "no second order after the restart"
+    venue = paper.position(BTC)
+    assert venue is not None and venue["contracts"] == 3.0, "held once, not twice"
+    assert hold_rows(url, "h") == [(BTC, started)], "the hold kept its start"
+
+    # The reads work again: the live list restores the position and ends the hold.
+    paper.advance()
+    assert list(again.update_positions()) == []
+    assert again.has_position(BTC)
+    assert hold_rows(url, "h") == []
+    del again
+    third = manager()
+    assert third.has_position(BTC)
+    assert third.open_position(BTC, "BUY", 3, 10, 0.05) is False, "tracked: a duplicate"
+    assert client.calls["create_market_order"] == 1
+
+
+def test_holds_over_or_not_kept_are_dropped_from_the_journal_at_restart(url: str) -> None:
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+
+    def opened_and_closed_by_hand(hold: float) -> list[str]:
+        """Opens BTC under a manager holding for ``hold`` s, closes it on the venue and runs a
+        cycle; returns the keys the journal then holds."""
+        pm = holding_manager(client, url, hold)
+        assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+        assert paper.close_externally(BTC)
+        assert list(pm.update_positions()) == []
+        return [k for k, _ in hold_rows(url, "h")]
+
+    assert opened_and_closed_by_hand(60.0) == [BTC]
+    # Restarted without holds: the journal's hold is dropped (at once), the symbol opens, and
+    # nothing more is written.
+    assert opened_and_closed_by_hand(0.0) == []
+    assert opened_and_closed_by_hand(60.0) == [BTC]
+    # Restarted once the hold is over: dropped too, and the real close can be re-entered.
+    paper.clock.advance(61.0)
+    late = holding_manager(client, url, 60.0)
+    assert hold_rows(url, "h") == []
+    assert late.open_position(BTC, "BUY", 3, 10, 0.05) is True

@@ -1,8 +1,9 @@
 //! The hook a durable journal implements (the `position-manager-journal` crate does, for
 //! SQLite and PostgreSQL): the manager tells it about every event right after the event is
-//! stored in memory, and asks it to write the book's state at the end of every update cycle.
+//! stored in memory, asks it to write the book's state at the end of every update cycle, and
+//! tells it when the re-open holds (`reopen_hold_seconds`) changed.
 //!
-//! Both calls are made with no lock held, on the thread that made the change, before the
+//! The calls are made with no lock held, on the thread that made the change, before the
 //! operation that made it returns; an implementation that cannot write reports the failure
 //! itself (a log record and a `journal_failed` event) and never panics or blocks the manager
 //! beyond its own write.
@@ -18,4 +19,8 @@ pub trait EventJournal: Send + Sync {
 
     /// Writes the tracked positions whose state changed since they were last written.
     fn checkpoint(&self);
+
+    /// Writes the manager's re-open holds ([`crate::manager::Manager::reopen_holds`]) as they
+    /// are now, replacing those written before: called after every change of the held set.
+    fn holds_changed(&self);
 }

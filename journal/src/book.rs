@@ -18,8 +18,12 @@
 //!   queued in the writer and is written first by the next write that succeeds. Nothing stops:
 //!   the manager's call returns as usual. Losing the account to a newer writer (fencing) is
 //!   permanent: it is logged and evented once, and nothing more is written or logged.
+//! - **The re-open holds** ([`EventJournal::holds_changed`], after every change of the held
+//!   set): the manager's holds as they are when the writer's lock is taken, replacing the
+//!   account's rows, so two changes racing each other always leave the newer set written.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones and book are put
-//!   into an empty manager, each position recorded as a `loaded` event (reason `journal`).
+//!   into an empty manager, each position recorded as a `loaded` event (reason `journal`), and
+//!   its re-open holds that are not over are taken back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +40,9 @@ use position_manager_core::manager::{Channel, Manager};
 use position_manager_core::persist::Extra;
 use position_manager_core::position::PositionState;
 
-use crate::store::{Batch, EventWrite, PositionWrite, Restored, RowOp, TombWrite};
+use position_manager_core::key::Key;
+
+use crate::store::{Batch, EventWrite, HoldWrite, PositionWrite, Restored, RowOp, TombWrite};
 use crate::writer::{row_hash, Writer, Written};
 use crate::JournalError;
 
@@ -54,8 +60,11 @@ pub struct BookJournal<H> {
     extra: ExtraFn<H>,
     /// The last handle seen per key, to read the attributes of a position that left the book.
     handles: Mutex<HashMap<String, H>>,
-    /// Whether the last write failed (one `journal_failed` event per outage).
+    /// Whether the last write failed (an `ERROR` for the first failure of an outage, then
+    /// `WARNING`s).
     failing: AtomicBool,
+    /// Whether this outage's `journal_failed` event was recorded (one per outage).
+    failure_evented: AtomicBool,
 }
 
 fn attributes_json(extra: Option<Extra>) -> Option<String> {
@@ -84,6 +93,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             last_seq,
             positions,
             tombstones,
+            holds,
             events,
             unreadable,
             ..
@@ -114,12 +124,20 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             let handle = make(&p.symbol, &p.extra, &position)?;
             staged.push((p.symbol, position, handle));
         }
+        // Holds over by now, or all of them when the manager holds nothing, leave the journal.
+        let found = holds.len();
+        let held = manager
+            .restore_reopen_holds(holds.into_iter().map(|h| (Key::parse(&h.symbol), h.since)));
+        if held.len() != found {
+            cleanup.holds = Some(hold_rows(&held));
+        }
         let journal = Arc::new(BookJournal {
             manager: Arc::downgrade(manager),
             writer: Mutex::new(writer),
             extra,
             handles: Mutex::new(HashMap::new()),
             failing: AtomicBool::new(false),
+            failure_evented: AtomicBool::new(false),
         });
         manager.events().restore(events, last_seq.saturating_add(1));
         manager.set_journal(Some(journal.clone()));
@@ -165,8 +183,17 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         let count = loaded.len();
         let account = journal.writer.lock().account().to_owned();
         journal.log(manager, Level::Info, || {
+            let holds = if held.is_empty() {
+                String::new()
+            } else {
+                let keys: Vec<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
+                format!(
+                    "; not opening again yet (reopen_hold_seconds): {}",
+                    keys.join(", ")
+                )
+            };
             format!(
-                "Journal: restored {count} positions and {} events of account {account:?}",
+                "Journal: restored {count} positions and {} events of account {account:?}{holds}",
                 manager.events().len()
             )
         });
@@ -188,13 +215,18 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         };
         let result = self.writer.lock().write(Batch::default(), manager.now().0);
         self.tell_notice(&manager);
-        let ok = result.is_ok();
-        if let Some((symbol, position, _)) = manager.book().entries().into_iter().next() {
-            self.report(&manager, result.clone(), symbol.as_str(), &position, false);
-        } else if ok {
-            self.failing.store(false, Ordering::Relaxed);
-        }
+        self.report_for_the_book(&manager, result.clone());
         result.map(|_| true)
+    }
+
+    /// [`BookJournal::report`] for a write of no one position: a failure event goes on the
+    /// book's first position (with an empty book the failure is logged, with no event).
+    fn report_for_the_book(&self, manager: &Manager<H>, result: Result<Written, JournalError>) {
+        let first = manager.book().entries().into_iter().next();
+        let on = first
+            .as_ref()
+            .map(|(symbol, position, _)| (symbol.as_str(), position));
+        self.report(manager, result, on, false);
     }
 
     /// How many events wait for the database.
@@ -241,7 +273,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         };
         drop(handle);
         self.tell_notice(&manager);
-        self.report(&manager, result.clone(), symbol, &position, false);
+        self.report(&manager, result.clone(), Some((symbol, &position)), false);
         result.map(|_| true)
     }
 
@@ -258,12 +290,12 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         &self,
         manager: &Manager<H>,
         result: Result<Written, JournalError>,
-        symbol: &str,
-        position: &SharedPosition,
+        on: Option<(&str, &SharedPosition)>,
         is_failure_event: bool,
     ) {
         match result {
             Ok(Written::Done { recovered: true }) => {
+                self.failure_evented.store(false, Ordering::Relaxed);
                 if self.failing.swap(false, Ordering::Relaxed) {
                     self.log(manager, Level::Warn, || {
                         "Journal writes resumed: every queued event is written".to_owned()
@@ -271,6 +303,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 }
             }
             Ok(_) => {
+                self.failure_evented.store(false, Ordering::Relaxed);
                 self.failing.store(false, Ordering::Relaxed);
             }
             Err(e) => {
@@ -291,7 +324,15 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                             )
                         }
                     });
-                    if !is_failure_event {
+                } else if !fenced {
+                    self.log(manager, Level::Warn, || {
+                        format!("Journal write failed again ({queued} event(s) queued): {e}")
+                    });
+                }
+                // The outage's one event goes on the first position a failed write was about
+                // (a write about no position, such as the holds' with an empty book, has none).
+                if let (false, Some((symbol, position))) = (is_failure_event, on) {
+                    if !self.failure_evented.swap(true, Ordering::Relaxed) {
                         manager.record(
                             symbol,
                             position,
@@ -300,17 +341,39 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                             None,
                         );
                     }
-                } else if !fenced {
-                    self.log(manager, Level::Warn, || {
-                        format!("Journal write failed again ({queued} event(s) queued): {e}")
-                    });
                 }
             }
         }
     }
 }
 
+/// The rows of `held` (keys with when their holds started).
+fn hold_rows(held: &[(Key, position_manager_core::clock::Timestamp)]) -> Vec<HoldWrite> {
+    held.iter()
+        .map(|(key, since)| HoldWrite {
+            symbol: key.as_str().to_owned(),
+            held_since_us: since.0,
+        })
+        .collect()
+}
+
 impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
+    fn holds_changed(&self) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let result = {
+            let mut writer = self.writer.lock();
+            let batch = Batch {
+                holds: Some(hold_rows(&manager.reopen_holds())),
+                ..Batch::default()
+            };
+            writer.write(batch, manager.now().0)
+        };
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+    }
+
     fn record(&self, event: &Event, position: &SharedPosition) {
         let Some(manager) = self.manager.upgrade() else {
             return;
@@ -385,8 +448,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         self.report(
             &manager,
             result,
-            key,
-            position,
+            Some((key, position)),
             event.kind == EventKind::JournalFailed,
         );
     }
@@ -430,10 +492,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         }
         drop(entries);
         self.tell_notice(&manager);
-        if let Some((symbol, position, _, _)) = rows.first() {
-            self.report(&manager, result, symbol, position, false);
-        } else if result.is_ok() {
-            self.failing.store(false, Ordering::Relaxed);
-        }
+        let on = rows
+            .first()
+            .map(|(symbol, position, _, _)| (symbol.as_str(), position));
+        self.report(&manager, result, on, false);
     }
 }

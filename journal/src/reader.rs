@@ -72,6 +72,17 @@ pub struct PositionRecord {
     pub updated_at: String,
 }
 
+/// One re-open hold (`reopen_hold_seconds`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// Its account.
+    pub account: String,
+    /// The held book key.
+    pub symbol: String,
+    /// When its hold started (naive local microseconds).
+    pub held_since_us: i64,
+}
+
 /// One account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountRecord {
@@ -278,22 +289,12 @@ impl Reader {
     /// The tracked positions of `account` (all accounts when `None`), by account, then in book
     /// order.
     pub fn open_positions(&mut self, account: Option<&str>) -> JournalResult<Vec<PositionRecord>> {
-        let columns = "account, symbol, state, attributes, updated_seq, updated_at";
-        let rows = match account {
-            Some(a) => self.db.query(
-                &format!(
-                    "SELECT {columns} FROM pmrs_positions WHERE account = ?1 \
-                     ORDER BY account, book_order, symbol"
-                ),
-                &[Val::text(a)],
-            )?,
-            None => self.db.query(
-                &format!(
-                    "SELECT {columns} FROM pmrs_positions ORDER BY account, book_order, symbol"
-                ),
-                &[],
-            )?,
-        };
+        let rows = self.rows_of(
+            "account, symbol, state, attributes, updated_seq, updated_at",
+            "pmrs_positions",
+            "account, book_order, symbol",
+            account,
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| PositionRecord {
@@ -303,6 +304,50 @@ impl Reader {
                 attributes: r.get(3).and_then(Val::as_text).map(str::to_owned),
                 updated_seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
                 updated_at: text(r.get(5)),
+            })
+            .collect())
+    }
+
+    /// `columns` of `table`'s rows of `account` (every account's when `None`), in `order`.
+    fn rows_of(
+        &mut self,
+        columns: &str,
+        table: &str,
+        order: &str,
+        account: Option<&str>,
+    ) -> JournalResult<Vec<Vec<Val>>> {
+        match account {
+            Some(a) => self.db.query(
+                &format!("SELECT {columns} FROM {table} WHERE account = ?1 ORDER BY {order}"),
+                &[Val::text(a)],
+            ),
+            None => self.db.query(
+                &format!("SELECT {columns} FROM {table} ORDER BY {order}"),
+                &[],
+            ),
+        }
+    }
+
+    /// The re-open holds of `account` (all accounts when `None`) as last written, by account
+    /// and key. A hold is over `reopen_hold_seconds` after it started (the setting is the
+    /// manager's, not in the journal); the manager drops those over when it next writes its
+    /// holds or starts. A version 1 journal has none.
+    pub fn reopen_holds(&mut self, account: Option<&str>) -> JournalResult<Vec<HoldRecord>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows_of(
+            "account, symbol, held_since_us",
+            "pmrs_holds",
+            "account, symbol",
+            account,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| HoldRecord {
+                account: text(r.first()),
+                symbol: text(r.get(1)),
+                held_since_us: r.get(2).and_then(Val::as_int).unwrap_or(0),
             })
             .collect())
     }

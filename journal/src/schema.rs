@@ -13,12 +13,16 @@
 //! - `pmrs_positions`: the book: one row per tracked position (every field as JSON, the bot's
 //!   attributes as JSON, query columns);
 //! - `pmrs_tombstones`: positions removed as closed outside the manager, restorable.
+//!
+//! Version 2:
+//! - `pmrs_holds`: the re-open holds (`reopen_hold_seconds`): one row per held key with when
+//!   its hold started, the whole set rewritten at each change.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -30,11 +34,32 @@ struct Migration {
     sql: fn(Dialect) -> String,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, events, positions, tombstones",
-    sql: v1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, events, positions, tombstones",
+        sql: v1,
+    },
+    Migration {
+        version: 2,
+        description: "re-open holds",
+        sql: v2,
+    },
+];
+
+fn v2(d: Dialect) -> String {
+    format!(
+        "
+CREATE TABLE pmrs_holds (
+    account       TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    held_since_us {} NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+",
+        d.int()
+    )
+}
 
 fn v1(d: Dialect) -> String {
     let (int, real) = (d.int(), d.real());

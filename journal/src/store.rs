@@ -1,10 +1,10 @@
 //! The journal's writes and its start-up read, over any [`Sql`] connection.
 //!
 //! - [`claim`]: makes an account this writer's (a new fencing epoch: a writer that claimed it
-//!   earlier can no longer write it) and reads back its book, tombstones and newest events, all
-//!   in one transaction;
-//! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change) in one
-//!   transaction, only while this writer's epoch is the account's. Events are inserted once:
+//!   earlier can no longer write it) and reads back its book, tombstones, re-open holds and
+//!   newest events, all in one transaction;
+//! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change, the re-open
+//!   holds) in one transaction, only while this writer's epoch is the account's. Events are inserted once:
 //!   writing the same event again (a retry after a commit whose answer was lost) changes nothing.
 
 use std::collections::BTreeMap;
@@ -111,6 +111,15 @@ pub struct TombWrite {
     pub attributes: Option<String>,
 }
 
+/// One re-open hold as a row of `pmrs_holds`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldWrite {
+    /// The held book key.
+    pub symbol: String,
+    /// When its hold started (naive local microseconds).
+    pub held_since_us: i64,
+}
+
 /// A change of one key's row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowOp<T> {
@@ -129,12 +138,17 @@ pub struct Batch {
     pub positions: BTreeMap<String, RowOp<PositionWrite>>,
     /// Tombstones by key.
     pub tombstones: BTreeMap<String, RowOp<TombWrite>>,
+    /// The account's re-open holds, replacing every row it has (`None`: unchanged).
+    pub holds: Option<Vec<HoldWrite>>,
 }
 
 impl Batch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.positions.is_empty() && self.tombstones.is_empty()
+        self.events.is_empty()
+            && self.positions.is_empty()
+            && self.tombstones.is_empty()
+            && self.holds.is_none()
     }
 
     /// Appends `later` (its row changes replace this batch's for the same keys).
@@ -142,6 +156,9 @@ impl Batch {
         self.events.extend(later.events);
         self.positions.extend(later.positions);
         self.tombstones.extend(later.tombstones);
+        if later.holds.is_some() {
+            self.holds = later.holds;
+        }
     }
 
     fn max_seq(&self) -> i64 {
@@ -173,6 +190,15 @@ pub struct RestoredTombstone {
     pub removed_at: Timestamp,
 }
 
+/// A re-open hold read back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredHold {
+    /// The held book key.
+    pub symbol: String,
+    /// When its hold started.
+    pub since: Timestamp,
+}
+
 /// What an account holds, read when a writer claims it.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -184,6 +210,8 @@ pub struct Restored {
     pub positions: Vec<RestoredPosition>,
     /// The tombstones, oldest removal first.
     pub tombstones: Vec<RestoredTombstone>,
+    /// The re-open holds, by key (over or not: the manager decides with its setting).
+    pub holds: Vec<RestoredHold>,
     /// The newest events (at most the history asked for), oldest first.
     pub events: Vec<Event>,
     /// Rows that could not be read back (a later version's data, a damaged value): what and
@@ -290,6 +318,18 @@ pub fn claim(
                     out.unreadable.push(format!("tombstone {symbol:?}: {e}"));
                 }
             }
+        }
+        for row in db.query(
+            "SELECT symbol, held_since_us FROM pmrs_holds WHERE account = ?1 ORDER BY symbol",
+            &[Val::text(account)],
+        )? {
+            let mut it = row.into_iter();
+            let symbol = it.next().map(Val::into_text).unwrap_or_default();
+            let since = it.next().and_then(|v| v.as_int()).unwrap_or(0);
+            out.holds.push(RestoredHold {
+                symbol,
+                since: Timestamp(since),
+            });
         }
         if history > 0 {
             let limit = i64::try_from(history).unwrap_or(i64::MAX);
@@ -473,6 +513,22 @@ pub fn write(
                         &[acct.clone(), Val::text(symbol.as_str())],
                     )?;
                 }
+            }
+        }
+        if let Some(holds) = &batch.holds {
+            db.execute(
+                "DELETE FROM pmrs_holds WHERE account = ?1",
+                std::slice::from_ref(&acct),
+            )?;
+            for h in holds {
+                db.execute(
+                    "INSERT INTO pmrs_holds (account, symbol, held_since_us) VALUES (?1, ?2, ?3)",
+                    &[
+                        acct.clone(),
+                        Val::text(h.symbol.as_str()),
+                        Val::int(h.held_since_us),
+                    ],
+                )?;
             }
         }
         Ok(())

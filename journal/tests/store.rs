@@ -4,8 +4,10 @@
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
 use position_manager_core::position::PositionState;
-use position_manager_journal::reader::{EventFilter, Reader};
-use position_manager_journal::store::{Batch, EventWrite, PositionWrite, RowOp, TombWrite};
+use position_manager_journal::reader::{EventFilter, HoldRecord, Reader};
+use position_manager_journal::store::{
+    Batch, EventWrite, HoldWrite, PositionWrite, RestoredHold, RowOp, TombWrite,
+};
 use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError, SyncMode, Target};
 
@@ -241,7 +243,7 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
         );
         b.write(hedge, 0).unwrap();
         let mut r = Reader::open(&db).unwrap();
-        assert_eq!(r.schema_version(), 1);
+        assert_eq!(r.schema_version(), 2);
         let accounts = r.accounts().unwrap();
         assert_eq!(
             accounts
@@ -293,6 +295,139 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].symbol, "ETH/USDT:USDT@long");
         assert!(r.open_positions(Some("a")).unwrap().is_empty());
+    }
+}
+
+/// A batch setting the account's holds to `rows` (key, start).
+fn holds(rows: &[(&str, i64)]) -> Batch {
+    Batch {
+        holds: Some(
+            rows.iter()
+                .map(|(symbol, since)| HoldWrite {
+                    symbol: (*symbol).to_owned(),
+                    held_since_us: *since,
+                })
+                .collect(),
+        ),
+        ..Batch::default()
+    }
+}
+
+fn restored_holds(rows: &[(&str, i64)]) -> Vec<RestoredHold> {
+    rows.iter()
+        .map(|(symbol, since)| RestoredHold {
+            symbol: (*symbol).to_owned(),
+            since: Timestamp(*since),
+        })
+        .collect()
+}
+
+#[test]
+fn each_write_of_the_holds_replaces_the_accounts_set_and_a_restart_reads_it_back() {
+    for db in databases() {
+        let (mut w, r) = open(&db, "main");
+        assert!(r.holds.is_empty(), "{db}");
+        let b = holds(&[("BTC/USDT:USDT", 10), ("ETH/USDT:USDT@long", 20)]);
+        w.write(b, 0).unwrap();
+        // Another account's holds are its own.
+        let (mut other, _) = open(&db, "other");
+        let b = holds(&[("SOL/USDT:USDT", 5)]);
+        other.write(b, 0).unwrap();
+        // A batch without holds leaves them as they are.
+        w.write(batch_of(&events(1, "BTC/USDT:USDT")), 0).unwrap();
+        drop(w);
+        let (mut w, r) = open(&db, "main");
+        assert_eq!(
+            r.holds,
+            restored_holds(&[("BTC/USDT:USDT", 10), ("ETH/USDT:USDT@long", 20)]),
+            "{db}"
+        );
+        // The next set replaces the whole of it; an empty set leaves no row.
+        let b = holds(&[("ETH/USDT:USDT@long", 30)]);
+        w.write(b, 0).unwrap();
+        drop(w);
+        let (mut w, r) = open(&db, "main");
+        assert_eq!(
+            r.holds,
+            restored_holds(&[("ETH/USDT:USDT@long", 30)]),
+            "{db}"
+        );
+        let b = holds(&[]);
+        w.write(b, 0).unwrap();
+        drop(w);
+        assert!(open(&db, "main").1.holds.is_empty(), "{db}");
+        assert_eq!(
+            open(&db, "other").1.holds,
+            restored_holds(&[("SOL/USDT:USDT", 5)]),
+            "{db}"
+        );
+    }
+}
+
+#[test]
+fn queued_batches_keep_the_newest_set_of_holds() {
+    let mut queued = holds(&[("A", 1), ("B", 2)]);
+    queued.merge(batch_of(&events(1, "A")));
+    assert_eq!(
+        queued.holds,
+        holds(&[("A", 1), ("B", 2)]).holds,
+        "no holds: unchanged"
+    );
+    queued.merge(holds(&[]));
+    assert_eq!(
+        queued.holds,
+        Some(vec![]),
+        "the newer set wins, even an empty one"
+    );
+    assert!(Batch::default().is_empty());
+    assert!(!holds(&[]).is_empty(), "clearing the holds is a write");
+}
+
+#[test]
+fn a_version_1_journal_is_upgraded_with_its_data_kept() {
+    for db in databases() {
+        let (mut w, _) = open(&db, "main");
+        let evs = events(2, "BTC/USDT:USDT");
+        w.write(batch_of(&evs), 0).unwrap();
+        drop(w);
+        // Back to exactly what version 1 created.
+        run_sql(
+            &db,
+            "DROP TABLE pmrs_holds; DELETE FROM pmrs_migrations WHERE version = 2",
+        );
+        let mut reader = Reader::open(&db).unwrap();
+        assert_eq!(reader.schema_version(), 1, "{db}");
+        assert_eq!(
+            reader.reopen_holds(None).unwrap(),
+            vec![],
+            "version 1 has no holds"
+        );
+        drop(reader);
+        let (mut w, r) = open(&db, "main");
+        assert_eq!((r.last_seq, r.events.clone()), (2, evs), "{db}");
+        assert!(r.holds.is_empty());
+        let b = holds(&[("BTC/USDT:USDT", 7)]);
+        w.write(b, 0).unwrap();
+        drop(w);
+        let mut reader = Reader::open(&db).unwrap();
+        assert_eq!(reader.schema_version(), 2, "{db}");
+        let held = HoldRecord {
+            account: "main".to_owned(),
+            symbol: "BTC/USDT:USDT".to_owned(),
+            held_since_us: 7,
+        };
+        assert_eq!(
+            reader.reopen_holds(Some("main")).unwrap(),
+            vec![held.clone()]
+        );
+        assert_eq!(reader.reopen_holds(None).unwrap(), vec![held]);
+        assert_eq!(reader.reopen_holds(Some("other")).unwrap(), vec![]);
+        drop(reader);
+        assert_eq!(
+            open(&db, "main").1.holds,
+            restored_holds(&[("BTC/USDT:USDT", 7)]),
+            "{db}"
+        );
     }
 }
 

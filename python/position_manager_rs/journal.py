@@ -11,6 +11,7 @@ service files) — and answers across every account in it::
         journal.open_positions(account="main").to_pandas()    # the book, attributes included
         journal.closed_positions(since=datetime(2025, 3, 1))  # what closed, P/L and reason
         journal.events(symbol="BTC/USDT:USDT", kind="removed")
+        journal.reopen_holds(account="main")                  # symbols not to open again yet
 
 Every query returns :class:`Records`: a ``list`` of dicts with a ``to_pandas()`` method. Times
 are naive local ``datetime`` objects, as in ``manager.events``; ``since``/``until`` take the
@@ -156,6 +157,13 @@ class Journal:
         """The tracked positions as last journaled: ``account``, ``symbol``, every position
         field, ``attributes``, ``updated_seq``, ``updated_at``."""
         return Records(self._reader.open_positions(_name("account", account)))
+
+    def reopen_holds(self, account: str | None = None) -> Records:
+        """The re-open holds (``reopen_hold_seconds``) as last journaled: ``account``,
+        ``symbol`` (the book key), ``held_since`` (when the hold started, a naive local
+        ``datetime``). A hold is over ``reopen_hold_seconds`` after ``held_since``; the
+        manager drops those that are over the next time it writes its holds or starts."""
+        return Records(self._reader.reopen_holds(_name("account", account)))
 
     @contextmanager
     def snapshot(self) -> Iterator[Journal]:

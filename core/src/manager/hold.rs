@@ -23,7 +23,11 @@
 //! list is not failing, so the absence it shows is believed). What it costs: after a real close
 //! of the account's only position(s), re-entering the same symbol waits up to the hold.
 //!
-//! The holds live in memory only (a restarted manager holds nothing).
+//! The holds live in memory and, when the manager has a journal, in the journal too: every
+//! change of the held set is written as it happens (the journal takes the set as it is when it
+//! writes, under its own lock, so two lists applied at once never leave an older set written
+//! last), and a restarted manager takes back the holds that are not over yet. Without a journal a
+//! restarted manager holds nothing.
 
 use std::collections::HashMap;
 
@@ -59,21 +63,52 @@ pub fn hold_left(since: Timestamp, now: Timestamp, hold: f64) -> Option<f64> {
 impl ReopenHolds {
     /// Notes one applied list read at `at`: a [`ListSight::Live`] list ends every hold; a
     /// [`ListSight::Blind`] one holds the keys that left the book on it (`left`) from `at`.
+    /// Returns whether the held set changed.
     pub fn note<'a>(
         &self,
         sight: ListSight,
         left: impl IntoIterator<Item = &'a Key>,
         at: Timestamp,
-    ) {
+    ) -> bool {
         match sight {
-            ListSight::Live => self.held.lock().clear(),
+            ListSight::Live => {
+                let mut held = self.held.lock();
+                let changed = !held.is_empty();
+                held.clear();
+                changed
+            }
             ListSight::Blind => {
                 let mut held = self.held.lock();
+                let mut changed = false;
                 for key in left {
-                    held.insert(key.clone(), at);
+                    changed |= held.insert(key.clone(), at) != Some(at);
                 }
+                changed
             }
-            ListSight::Unknown => {}
+            ListSight::Unknown => false,
+        }
+    }
+
+    /// The held keys with when each hold started, by key (expired holds included until the
+    /// next [`ReopenHolds::left`] drops them).
+    pub fn snapshot(&self) -> Vec<(Key, Timestamp)> {
+        let mut held: Vec<(Key, Timestamp)> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(key, since)| (key.clone(), *since))
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        held
+    }
+
+    /// Takes back holds kept elsewhere (a journal), each from when it started; a key already
+    /// held keeps the later start.
+    pub fn restore(&self, holds: impl IntoIterator<Item = (Key, Timestamp)>) {
+        let mut held = self.held.lock();
+        for (key, since) in holds {
+            let start = held.entry(key).or_insert(since);
+            *start = (*start).max(since);
         }
     }
 
@@ -94,14 +129,15 @@ impl ReopenHolds {
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Notes an applied list for the holds: `left` are the keys that left the book on it
     /// (removed as closed outside the manager, or the manager's own closes it confirmed).
-    /// Nothing when `reopen_hold_seconds` is 0.
+    /// Nothing when `reopen_hold_seconds` is 0. Returns whether the held set changed (the
+    /// journal, if any, is then to be told: [`Manager::journal_holds`]).
     pub(crate) fn note_for_holds<'a>(
         &self,
         list: &ListRead,
         left: impl IntoIterator<Item = &'a Key>,
-    ) {
+    ) -> bool {
         if self.config().reopen_hold_seconds <= 0.0 {
-            return;
+            return false;
         }
         let snapshot = &list.snapshot;
         let sight = if !snapshot.symbols.is_empty() {
@@ -111,7 +147,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         } else {
             ListSight::Unknown
         };
-        self.holds.note(sight, left, list.taken_at);
+        self.holds.note(sight, left, list.taken_at)
     }
 
     /// Seconds left before `key` may be opened again (`None`: it may).
@@ -121,6 +157,47 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return None;
         }
         self.holds.left(key, self.now(), hold)
+    }
+
+    /// The re-open holds that are not over, with when each started, by key (empty when
+    /// `reopen_hold_seconds` is 0). What a journal writes.
+    pub fn reopen_holds(&self) -> Vec<(Key, Timestamp)> {
+        let hold = self.config().reopen_hold_seconds;
+        if hold <= 0.0 {
+            return Vec::new();
+        }
+        let now = self.now();
+        let mut held = self.holds.snapshot();
+        held.retain(|(_, since)| hold_left(*since, now, hold).is_some());
+        held
+    }
+
+    /// Takes back re-open holds kept by a journal (each key with when its hold started); those
+    /// already over, and all of them when `reopen_hold_seconds` is 0, are left out. Returns the
+    /// holds taken.
+    pub fn restore_reopen_holds(
+        &self,
+        holds: impl IntoIterator<Item = (Key, Timestamp)>,
+    ) -> Vec<(Key, Timestamp)> {
+        let hold = self.config().reopen_hold_seconds;
+        if hold <= 0.0 {
+            return Vec::new();
+        }
+        let now = self.now();
+        let kept: Vec<(Key, Timestamp)> = holds
+            .into_iter()
+            .filter(|(_, since)| hold_left(*since, now, hold).is_some())
+            .collect();
+        self.holds.restore(kept.iter().cloned());
+        kept
+    }
+
+    /// Tells the journal, if any, that the held set changed (called with no lock held).
+    pub(crate) fn journal_holds(&self) {
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            journal.holds_changed();
+        }
     }
 }
 
@@ -137,13 +214,25 @@ mod tests {
     fn a_blind_list_holds_what_it_removed_and_a_live_one_ends_every_hold() {
         let holds = ReopenHolds::default();
         let (a, b) = (Key::net("A/USDT:USDT"), Key::net("B/USDT:USDT"));
-        holds.note(ListSight::Blind, [&a], at(100.0));
-        holds.note(ListSight::Unknown, [&b], at(100.0));
+        assert!(holds.note(ListSight::Blind, [&a], at(100.0)), "a change");
+        assert!(!holds.note(ListSight::Unknown, [&b], at(100.0)));
+        assert!(
+            !holds.note(ListSight::Blind, [&a], at(100.0)),
+            "the same hold again"
+        );
+        assert_eq!(holds.snapshot(), vec![(a.clone(), at(100.0))]);
         assert_eq!(holds.left(&a, at(130.0), 60.0), Some(30.0));
         assert_eq!(holds.left(&b, at(130.0), 60.0), None);
-        holds.note(ListSight::Blind, [], at(150.0));
+        assert!(!holds.note(ListSight::Blind, [], at(150.0)));
         assert_eq!(holds.left(&a, at(150.0), 60.0), Some(10.0));
-        holds.note(ListSight::Live, [], at(151.0));
+        assert!(
+            holds.note(ListSight::Live, [], at(151.0)),
+            "every hold ended"
+        );
+        assert!(
+            !holds.note(ListSight::Live, [], at(152.0)),
+            "nothing left to end"
+        );
         assert_eq!(holds.left(&a, at(151.0), 60.0), None);
         assert!(holds.is_empty());
     }

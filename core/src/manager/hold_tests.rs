@@ -281,3 +281,112 @@ fn an_open_racing_the_removal_finds_the_hold() {
     assert_eq!(*opened.lock(), Some(false), "the racing open was refused");
     assert_eq!(orders(&fake), 1);
 }
+
+/// A journal that only counts the calls telling it the holds changed.
+#[derive(Default)]
+struct HoldsJournal {
+    told: std::sync::atomic::AtomicUsize,
+}
+
+impl HoldsJournal {
+    fn told(&self) -> usize {
+        self.told.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl crate::journal_hook::EventJournal for HoldsJournal {
+    fn record(&self, _: &crate::events::Event, _: &crate::book::SharedPosition) {}
+    fn checkpoint(&self) {}
+    fn holds_changed(&self) {
+        self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn keys(m: &Manager<u32>) -> Vec<String> {
+    m.reopen_holds()
+        .into_iter()
+        .map(|(key, _)| key.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_journal_is_told_each_change_of_the_held_set_and_only_then() {
+    let (fake, m, clock) = holding_btc(120.0, 1_000);
+    let journal = Arc::new(HoldsJournal::default());
+    m.set_journal(Some(journal.clone()));
+    m.update_all().unwrap();
+    assert_eq!(
+        journal.told(),
+        0,
+        "a live list with nothing held changes nothing"
+    );
+    four_failed_reads(&fake, &m);
+    assert_eq!((journal.told(), keys(&m)), (1, vec!["BTC".to_owned()]));
+    assert!(
+        !m.open_position(&request("BTC")).unwrap(),
+        "its reads were blind too"
+    );
+    clock.advance(1.0);
+    lie(&fake, 1);
+    m.update_all().unwrap();
+    assert_eq!(
+        journal.told(),
+        1,
+        "a blind list that untracked nothing more"
+    );
+    m.update_all().unwrap(); // the truth: BTC is listed again
+    assert_eq!(
+        (journal.told(), keys(&m)),
+        (2, vec![]),
+        "a live list ended the hold"
+    );
+    m.update_all().unwrap();
+    assert_eq!(journal.told(), 2);
+}
+
+#[test]
+fn no_hold_setting_tells_the_journal_nothing() {
+    let (fake, m, _) = holding_btc(0.0, 1_000);
+    let journal = Arc::new(HoldsJournal::default());
+    m.set_journal(Some(journal.clone()));
+    four_failed_reads(&fake, &m);
+    m.update_all().unwrap();
+    assert_eq!(journal.told(), 0);
+    assert!(m.reopen_holds().is_empty());
+}
+
+#[test]
+fn a_restarted_manager_takes_back_the_holds_not_over_from_when_they_started() {
+    let (fake, m, clock) = holding_btc(120.0, 0);
+    four_failed_reads(&fake, &m);
+    let held = m.reopen_holds();
+    let started = held[0].1;
+    drop(m);
+    // The restarted bot, 100 s later, with the venue's answers still failing.
+    clock.advance(100.0);
+    let config = ManagerConfig {
+        reopen_hold_seconds: 120.0,
+        tombstone_limit: 0,
+        ..ManagerConfig::default()
+    };
+    let again = manager_with_clock(&fake, config.clone(), clock.clone());
+    let taken = again.restore_reopen_holds(held.clone());
+    assert_eq!(taken, held);
+    assert_eq!(
+        again.reopen_hold_left(&crate::key::Key::net("BTC")),
+        Some(20.0)
+    );
+    lie(&fake, 2);
+    assert!(!again.open_position(&request("BTC")).unwrap());
+    assert_eq!(orders(&fake), 1, "no second order after the restart");
+    // A key held already keeps the later start.
+    again.restore_reopen_holds([(crate::key::Key::net("BTC"), Timestamp(started.0 - 1))]);
+    assert_eq!(again.reopen_holds()[0].1, started);
+    // Restarted once the hold is over, or without holds: nothing is taken back.
+    clock.advance(20.0);
+    let late = manager_with_clock(&fake, config, clock.clone());
+    assert!(late.restore_reopen_holds(held.clone()).is_empty());
+    let unheld = manager_with_clock(&fake, ManagerConfig::default(), clock);
+    assert!(unheld.restore_reopen_holds(held).is_empty());
+    assert!(unheld.reopen_holds().is_empty());
+}

@@ -202,7 +202,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         drop(displaced);
         // Before anything calls out (a log record, a ticker read): an open racing this list
         // must find the hold as soon as the book no longer holds the key.
-        self.note_for_holds(
+        let holds_changed = self.note_for_holds(
             list,
             applied.iter().filter_map(|change| match change {
                 Applied::Removed {
@@ -214,6 +214,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 _ => None,
             }),
         );
+        if holds_changed {
+            // Before the removals' events: a process that dies between the two keeps the
+            // hold (a hold over a key still in the journal's book changes nothing).
+            self.journal_holds();
+        }
         if purpose != Purpose::Verify {
             self.book().note_list(list.snapshot.clone());
             if policy.mode == Mode::OneWay && list.snapshot.well_formed {
