@@ -911,3 +911,30 @@ def test_holds_over_or_not_kept_are_dropped_from_the_journal_at_restart(url: str
     late = holding_manager(client, url, 60.0)
     assert hold_rows(url, "h") == []
     assert late.open_position(BTC, "BUY", 3, 10, 0.05) is True
+
+
+def test_holds_a_failing_database_could_not_take_are_written_when_it_is_back(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = holding_manager(client, url, 300.0)
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    run_sql(url, "ALTER TABLE pmrs_holds RENAME TO pmrs_holds_away")
+    assert paper.close_externally(BTC)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        # The holds are written first, when the book is already empty: that failure is logged
+        # and has no position to hang an event on; the removal's failure carries the outage's
+        # one event.
+        assert list(pm.update_positions()) == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("Journal write failed" in m and "pmrs_holds" in m for m in errors), errors
+    failures = [e for e in pm.events if e["kind"] == "journal_failed"]
+    assert [(e["symbol"], "pmrs_holds" in e["reason"]) for e in failures] == [(BTC, True)]
+    assert pm.journal_checkpoint() is False
+    run_sql(url, "ALTER TABLE pmrs_holds_away RENAME TO pmrs_holds")
+    assert pm.journal_checkpoint() is True
+    assert [k for k, _ in hold_rows(url, "h")] == [BTC]
+    written = Journal(url).events(account="h")
+    assert [e["kind"] for e in written] == [e["kind"] for e in pm.events]
+    assert [e["kind"] for e in pm.events] == ["opened", "removed", "journal_failed"]
