@@ -288,7 +288,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 2
+    assert journal.schema_version == 3
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -826,6 +826,16 @@ def hold_rows(url: str, account: str) -> list[tuple[str, datetime]]:
         return [(h["symbol"], h["held_since"]) for h in journal.reopen_holds(account)]
 
 
+def bot_with_btc(url: str, hold: float) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    """A paper venue, the bot's client over it, and a manager (``holding_manager``) that
+    opened 3 BTC."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = holding_manager(client, url, hold)
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    return paper, client, pm
+
+
 def holding_manager(client: BotLikeClient, url: str, hold: float) -> PositionManager:
     """A manager of account ``h`` over the bot-like ``client``, holding re-opens ``hold`` s."""
     return PositionManager(
@@ -916,10 +926,7 @@ def test_holds_over_or_not_kept_are_dropped_from_the_journal_at_restart(url: str
 def test_holds_a_failing_database_could_not_take_are_written_when_it_is_back(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-    pm = holding_manager(client, url, 300.0)
-    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    paper, _, pm = bot_with_btc(url, 300.0)
     run_sql(url, "ALTER TABLE pmrs_holds RENAME TO pmrs_holds_away")
     assert paper.close_externally(BTC)
     with caplog.at_level(logging.WARNING, logger="TradingBot"):
@@ -938,3 +945,66 @@ def test_holds_a_failing_database_could_not_take_are_written_when_it_is_back(
     written = Journal(url).events(account="h")
     assert [e["kind"] for e in written] == [e["kind"] for e in pm.events]
     assert [e["kind"] for e in pm.events] == ["opened", "removed", "journal_failed"]
+
+
+def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_restart(
+    url: str,
+) -> None:
+    # Shutdown with CLOSE_POSITIONS_ON_SHUTDOWN: the bot's client answers True for a close whose
+    # re-read failed, without sending it. The close awaits a list to confirm it, but the bot
+    # exits first; the restarted bot's sync must find the very same position (stops, targets,
+    # attributes), not import a new one.
+    paper, client, pm = bot_with_btc(url, 0.0)
+    pm.positions[BTC].strategy = "breakout"
+    assert pm.modify_position_targets(BTC, 80_000.0, 120_000.0)
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None, "booked as closed"
+    assert client.closes_without_order == 1 and paper.position(BTC) is not None
+    assert not pm.has_position(BTC)
+    assert Journal(url).open_positions("h") == []
+    del pm
+
+    again = holding_manager(client, url, 0.0)
+    assert not again.has_position(BTC), "awaiting confirmation, not tracked"
+    assert again.sync_existing_positions() == 1, "the one position, tracked again"
+    position = again.positions[BTC]
+    assert (position.strategy, position.stop_loss, position.take_profit) == (
+        "breakout",
+        80_000.0,
+        120_000.0,
+    )
+    assert [(e["kind"], e["reason"]) for e in again.events][-1] == (
+        "close_unconfirmed",
+        "still_listed",
+    )
+    assert [e["kind"] for e in again.events].count("imported") == 0
+    del again
+    third = holding_manager(client, url, 0.0)
+    assert third.positions[BTC].strategy == "breakout"
+
+
+def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a_restart(
+    url: str,
+) -> None:
+    paper, client, pm = bot_with_btc(url, 0.0)
+    assert pm.open_position(ETH, "BUY", 3, 10, 0.05) is True
+    assert pm.close_position(BTC, "manual") is not None  # sent: the venue closed it
+    assert paper.position(BTC) is None
+    assert list(pm.update_positions()) == []  # the list confirms BTC's close
+    assert pm.close_position(ETH, "manual") is not None  # closed, not yet confirmed
+    del pm
+    # Someone opens BTC by hand (same side) while the bot is down.
+    paper.create_market_order(BTC, "buy", 2, 10)
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 1
+    # BTC's confirmed close left nothing behind: the hand-opened position is a new one.
+    assert [(e["kind"], e["symbol"]) for e in again.events][-1] == ("imported", BTC)
+    assert again.positions[BTC].amount == 2.0
+    # ETH's close is confirmed by the first list after the restart: nothing comes back.
+    assert not again.has_position(ETH)
+    assert "close_unconfirmed" not in [e["kind"] for e in again.events]
+    del again
+    third = holding_manager(client, url, 0.0)
+    assert list(third.positions) == [BTC]
+    assert third.sync_existing_positions() == 0
+    assert list(third.positions) == [BTC]

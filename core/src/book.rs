@@ -530,6 +530,21 @@ impl<H: Clone> Book<H> {
         self.inner.try_lock().map(|inner| occupied_in(&inner, key))
     }
 
+    /// When the manager closed `key` if the book holds it as a close awaiting confirmation —
+    /// of `position` when given, of any position otherwise.
+    pub fn awaiting_close(
+        &self,
+        key: &str,
+        position: Option<&SharedPosition>,
+    ) -> Option<Timestamp> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Closed(c)) if position.is_none_or(|p| Arc::ptr_eq(&c.entry.position, p)) => {
+                Some(c.closed_time)
+            }
+            _ => None,
+        }
+    }
+
     /// Number of tombstones kept (flipped-away predecessors not counted).
     pub fn tombstone_count(&self) -> usize {
         self.inner.lock().tombstones

@@ -1,7 +1,8 @@
 //! The hook a durable journal implements (the `position-manager-journal` crate does, for
 //! SQLite and PostgreSQL): the manager tells it about every event right after the event is
 //! stored in memory, asks it to write the book's state at the end of every update cycle, and
-//! tells it when the re-open holds (`reopen_hold_seconds`) changed.
+//! tells it when the re-open holds (`reopen_hold_seconds`) changed and when closes awaiting
+//! confirmation were confirmed (neither is an event).
 //!
 //! The calls are made with no lock held, on the thread that made the change, before the
 //! operation that made it returns; an implementation that cannot write reports the failure
@@ -10,6 +11,7 @@
 
 use crate::book::SharedPosition;
 use crate::events::Event;
+use crate::key::Key;
 
 /// A durable journal of a manager's events and book (see the module documentation).
 pub trait EventJournal: Send + Sync {
@@ -19,6 +21,10 @@ pub trait EventJournal: Send + Sync {
 
     /// Writes the tracked positions whose state changed since they were last written.
     fn checkpoint(&self);
+
+    /// The manager's closes of `keys` awaiting confirmation were settled (a list confirmed
+    /// them): forgets those the book no longer holds as awaiting confirmation.
+    fn closes_settled(&self, keys: &[Key]);
 
     /// Writes the manager's re-open holds ([`crate::manager::Manager::reopen_holds`]) as they
     /// are now, replacing those written before: called after every change of the held set.

@@ -18,14 +18,20 @@
 //!   queued in the writer and is written first by the next write that succeeds. Nothing stops:
 //!   the manager's call returns as usual. Losing the account to a newer writer (fencing) is
 //!   permanent: it is logged and evented once, and nothing more is written or logged.
+//! - **A close awaiting confirmation** (the manager's close the client reported done, which
+//!   waits for a list to confirm it): its row is written with its `closed` event (the position's
+//!   state and attributes then) and deleted with the event that ends it (`close_unconfirmed`,
+//!   or a new position under its key) or, as a list confirming a close is no event, when the
+//!   manager tells [`EventJournal::closes_settled`]. Each is decided by the book as it is when
+//!   the writer's lock is taken.
 //! - **The re-open holds** ([`EventJournal::holds_changed`], after every change of the held
 //!   set): the manager's holds as they are when the writer's lock is taken, replacing the
 //!   account's rows, so two changes racing each other always leave the newer set written.
-//! - **Start** ([`BookJournal::start`]): the account's history, tombstones and book are put
-//!   into an empty manager, each position recorded as a `loaded` event (reason `journal`), and
-//!   its re-open holds that are not over are taken back.
+//! - **Start** ([`BookJournal::start`]): the account's history, tombstones, closes awaiting
+//!   confirmation and book are put into an empty manager, each position recorded as a `loaded`
+//!   event (reason `journal`), and its re-open holds that are not over are taken back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -93,30 +99,57 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             last_seq,
             positions,
             tombstones,
+            closing,
             holds,
             events,
             unreadable,
             ..
         } = restored;
-        // Tombstones beyond the manager's limit or age are dropped from the journal too.
         let config = manager.config();
         let now = manager.now();
-        let keep_from = tombstones.len().saturating_sub(config.tombstone_limit);
+        let expired = |at: position_manager_core::clock::Timestamp| {
+            now.seconds_since(at) > config.tombstone_ttl_seconds
+        };
         let mut cleanup = Batch::default();
+        // A key's newest state wins: a tracked position over a close awaiting confirmation,
+        // that over a tombstone. Closes awaiting confirmation expire as tombstones do.
+        let tracked: HashSet<&str> = positions.iter().map(|p| p.symbol.as_str()).collect();
+        let mut awaiting = Vec::new();
+        for c in closing {
+            if tracked.contains(c.symbol.as_str()) || expired(c.removed_at) {
+                cleanup.closing.insert(c.symbol, RowOp::Delete);
+            } else {
+                awaiting.push(c);
+            }
+        }
+        let newer: HashSet<&str> = awaiting
+            .iter()
+            .map(|c| c.symbol.as_str())
+            .chain(tracked.iter().copied())
+            .collect();
+        // Tombstones beyond the manager's limit or age are dropped from the journal too.
+        let keep_from = tombstones.len().saturating_sub(config.tombstone_limit);
         let mut buried = Vec::new();
         for (i, t) in tombstones.into_iter().enumerate() {
-            let expired = now.seconds_since(t.removed_at) > config.tombstone_ttl_seconds;
-            if i < keep_from || expired {
+            if i < keep_from || expired(t.removed_at) || newer.contains(t.symbol.as_str()) {
                 cleanup.tombstones.insert(t.symbol, RowOp::Delete);
             } else {
                 buried.push(t);
             }
         }
+        drop(newer);
+        drop(tracked);
         let mut staged_tombs = Vec::with_capacity(buried.len());
         for t in buried {
             let position = share(t.state);
             let handle = make(&t.symbol, &t.extra, &position)?;
             staged_tombs.push((t.symbol, position, handle, t.removed_at));
+        }
+        let mut staged_closes = Vec::with_capacity(awaiting.len());
+        for c in awaiting {
+            let position = share(c.state);
+            let handle = make(&c.symbol, &c.extra, &position)?;
+            staged_closes.push((c.symbol, position, handle, c.removed_at));
         }
         let mut staged = Vec::with_capacity(positions.len());
         for p in positions {
@@ -159,7 +192,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             let result = journal.writer.lock().write(cleanup, now.0);
             if let Err(e) = result {
                 journal.log(manager, Level::Warn, || {
-                    format!("Journal: could not drop expired tombstones: {e}")
+                    format!("Journal: could not drop expired or superseded rows: {e}")
                 });
             }
         }
@@ -170,6 +203,13 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             drop(displaced);
             let buried = manager.book().bury(&symbol, &position, removed_at);
             drop(buried);
+        }
+        // Each close awaiting confirmation waits again for a list: one that no longer shows the
+        // position confirms it; one that still does tracks it again (`close_unconfirmed`).
+        for (symbol, position, handle, closed_at) in staged_closes {
+            let displaced = manager.book().insert(&symbol, position.clone(), handle);
+            drop(displaced);
+            manager.book().closed(&symbol, &position, closed_at);
         }
         let mut loaded = Vec::with_capacity(staged.len());
         for (symbol, position, handle) in staged {
@@ -358,6 +398,24 @@ fn hold_rows(held: &[(Key, position_manager_core::clock::Timestamp)]) -> Vec<Hol
 }
 
 impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
+    fn closes_settled(&self, keys: &[Key]) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            for key in keys {
+                if manager.book().awaiting_close(key.as_str(), None).is_none() {
+                    batch.closing.insert(key.as_str().to_owned(), RowOp::Delete);
+                }
+            }
+            writer.write(batch, manager.now().0)
+        };
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+    }
+
     fn holds_changed(&self) {
         let Some(manager) = self.manager.upgrade() else {
             return;
@@ -397,17 +455,19 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             attributes.clone(),
             event.order_id.clone(),
         ));
-        match event.kind {
+        let kept = |at: i64| {
+            RowOp::Upsert(TombWrite {
+                removed_seq: seq,
+                removed_at_us: at,
+                state_json: serde_json::to_string(&event.position).unwrap_or_default(),
+                attributes: attributes.clone(),
+            })
+        };
+        // Whether the event may start or end a close awaiting confirmation of its key.
+        let closing = match event.kind {
             EventKind::Removed => {
-                batch.tombstones.insert(
-                    key.to_owned(),
-                    RowOp::Upsert(TombWrite {
-                        removed_seq: seq,
-                        removed_at_us: event.time.0,
-                        state_json: serde_json::to_string(&event.position).unwrap_or_default(),
-                        attributes: attributes.clone(),
-                    }),
-                );
+                batch.tombstones.insert(key.to_owned(), kept(event.time.0));
+                false
             }
             EventKind::Restored
             | EventKind::Opened
@@ -415,11 +475,22 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             | EventKind::Added
             | EventKind::Loaded => {
                 batch.tombstones.insert(key.to_owned(), RowOp::Delete);
+                true
             }
-            _ => {}
-        }
+            EventKind::Closed | EventKind::CloseUnconfirmed => true,
+            _ => false,
+        };
         let (result, present, absent) = {
             let mut writer = self.writer.lock();
+            if closing {
+                // As the book is now: awaiting confirmation with this position, or with none.
+                let book = manager.book();
+                if let Some(closed_at) = book.awaiting_close(key, Some(position)) {
+                    batch.closing.insert(key.to_owned(), kept(closed_at.0));
+                } else if book.awaiting_close(key, None).is_none() {
+                    batch.closing.insert(key.to_owned(), RowOp::Delete);
+                }
+            }
             let present = manager.book().holds(key, position);
             let absent = !present && !manager.book().contains(key);
             if present {

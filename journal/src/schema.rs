@@ -17,12 +17,16 @@
 //! Version 2:
 //! - `pmrs_holds`: the re-open holds (`reopen_hold_seconds`): one row per held key with when
 //!   its hold started, the whole set rewritten at each change.
+//!
+//! Version 3:
+//! - `pmrs_closing`: positions the manager closed whose close no list has confirmed yet,
+//!   restorable (a list that still shows one after a restart tracks it again as it was).
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -45,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "re-open holds",
         sql: v2,
     },
+    Migration {
+        version: 3,
+        description: "closes awaiting confirmation",
+        sql: v3,
+    },
 ];
 
 fn v2(d: Dialect) -> String {
@@ -58,6 +67,23 @@ CREATE TABLE pmrs_holds (
 );
 ",
         d.int()
+    )
+}
+
+fn v3(d: Dialect) -> String {
+    let int = d.int();
+    format!(
+        "
+CREATE TABLE pmrs_closing (
+    account      TEXT NOT NULL,
+    symbol       TEXT NOT NULL,
+    closed_seq   {int} NOT NULL,
+    closed_at_us {int} NOT NULL,
+    state        TEXT NOT NULL,
+    attributes   TEXT,
+    PRIMARY KEY (account, symbol)
+);
+"
     )
 }
 

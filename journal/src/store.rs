@@ -1,8 +1,8 @@
 //! The journal's writes and its start-up read, over any [`Sql`] connection.
 //!
 //! - [`claim`]: makes an account this writer's (a new fencing epoch: a writer that claimed it
-//!   earlier can no longer write it) and reads back its book, tombstones, re-open holds and
-//!   newest events, all in one transaction;
+//!   earlier can no longer write it) and reads back its book, tombstones, closes awaiting
+//!   confirmation, re-open holds and newest events, all in one transaction;
 //! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change, the re-open
 //!   holds) in one transaction, only while this writer's epoch is the account's. Events are inserted once:
 //!   writing the same event again (a retry after a commit whose answer was lost) changes nothing.
@@ -98,7 +98,8 @@ impl PositionWrite {
     }
 }
 
-/// One tombstone as a row of `pmrs_tombstones`.
+/// One tombstone as a row of `pmrs_tombstones`, or one close awaiting confirmation as a row of
+/// `pmrs_closing` (its `closed_seq` and `closed_at_us`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TombWrite {
     /// The `removed` event's number.
@@ -138,6 +139,8 @@ pub struct Batch {
     pub positions: BTreeMap<String, RowOp<PositionWrite>>,
     /// Tombstones by key.
     pub tombstones: BTreeMap<String, RowOp<TombWrite>>,
+    /// Closes awaiting confirmation by key.
+    pub closing: BTreeMap<String, RowOp<TombWrite>>,
     /// The account's re-open holds, replacing every row it has (`None`: unchanged).
     pub holds: Option<Vec<HoldWrite>>,
 }
@@ -148,6 +151,7 @@ impl Batch {
         self.events.is_empty()
             && self.positions.is_empty()
             && self.tombstones.is_empty()
+            && self.closing.is_empty()
             && self.holds.is_none()
     }
 
@@ -156,6 +160,7 @@ impl Batch {
         self.events.extend(later.events);
         self.positions.extend(later.positions);
         self.tombstones.extend(later.tombstones);
+        self.closing.extend(later.closing);
         if later.holds.is_some() {
             self.holds = later.holds;
         }
@@ -177,7 +182,7 @@ pub struct RestoredPosition {
     pub extra: Extra,
 }
 
-/// A tombstone read back at start.
+/// A tombstone, or a close awaiting confirmation, read back at start.
 #[derive(Debug)]
 pub struct RestoredTombstone {
     /// Its book key.
@@ -186,7 +191,7 @@ pub struct RestoredTombstone {
     pub state: PositionState,
     /// The bot's attributes.
     pub extra: Extra,
-    /// When it was removed.
+    /// When it was removed (closed, for a close awaiting confirmation).
     pub removed_at: Timestamp,
 }
 
@@ -210,6 +215,8 @@ pub struct Restored {
     pub positions: Vec<RestoredPosition>,
     /// The tombstones, oldest removal first.
     pub tombstones: Vec<RestoredTombstone>,
+    /// The closes awaiting confirmation, oldest first.
+    pub closing: Vec<RestoredTombstone>,
     /// The re-open holds, by key (over or not: the manager decides with its setting).
     pub holds: Vec<RestoredHold>,
     /// The newest events (at most the history asked for), oldest first.
@@ -230,6 +237,120 @@ fn parse_state(text: &str) -> Result<PositionState, String> {
     let state: PositionState = serde_json::from_str(text).map_err(|e| e.to_string())?;
     position_manager_core::persist::validate_state(&state)?;
     Ok(state)
+}
+
+/// The tables of positions kept out of the book, restorable with their state and attributes.
+#[derive(Clone, Copy, Debug)]
+enum Kept {
+    /// `pmrs_tombstones`: removed as closed outside the manager.
+    Tombstones,
+    /// `pmrs_closing`: closed by the manager, awaiting a list to confirm it.
+    Closing,
+}
+
+impl Kept {
+    /// The table, its event-number column and its time column.
+    fn columns(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kept::Tombstones => ("pmrs_tombstones", "removed_seq", "removed_at_us"),
+            Kept::Closing => ("pmrs_closing", "closed_seq", "closed_at_us"),
+        }
+    }
+
+    /// What a row is, for messages.
+    fn what(self) -> &'static str {
+        match self {
+            Kept::Tombstones => "tombstone",
+            Kept::Closing => "close awaiting confirmation",
+        }
+    }
+}
+
+/// Reads a row's `symbol, state, attributes` columns: the symbol, and the position's fields and
+/// attributes or why they cannot be read.
+fn read_position(
+    columns: &mut impl Iterator<Item = Val>,
+) -> (String, Result<(PositionState, Extra), String>) {
+    let symbol = columns.next().map(Val::into_text).unwrap_or_default();
+    let state = columns.next().map(Val::into_text).unwrap_or_default();
+    let attributes = columns.next();
+    let read = parse_state(&state).and_then(|state| {
+        Ok((
+            state,
+            parse_extra(attributes.as_ref().and_then(Val::as_text))?,
+        ))
+    });
+    (symbol, read)
+}
+
+/// The rows of `table` of `account`, oldest first; unreadable ones are named in `unreadable`.
+fn read_kept(
+    db: &mut dyn Sql,
+    table: Kept,
+    account: &str,
+    unreadable: &mut Vec<String>,
+) -> JournalResult<Vec<RestoredTombstone>> {
+    let (name, seq, at) = table.columns();
+    let mut out = Vec::new();
+    for row in db.query(
+        &format!(
+            "SELECT symbol, state, attributes, {at} FROM {name} WHERE account = ?1 ORDER BY {seq}"
+        ),
+        &[Val::text(account)],
+    )? {
+        let mut it = row.into_iter();
+        let (symbol, read) = read_position(&mut it);
+        let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
+        match read {
+            Ok((state, extra)) => out.push(RestoredTombstone {
+                symbol,
+                state,
+                extra,
+                removed_at: Timestamp(removed_at),
+            }),
+            Err(e) => unreadable.push(format!("{} {symbol:?}: {e}", table.what())),
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the row changes `rows` to `table` for the account `acct`.
+fn write_kept(
+    db: &mut dyn Sql,
+    table: Kept,
+    acct: &Val,
+    rows: &BTreeMap<String, RowOp<TombWrite>>,
+) -> JournalResult<()> {
+    let (name, seq, at) = table.columns();
+    for (symbol, op) in rows {
+        match op {
+            RowOp::Upsert(t) => {
+                db.execute(
+                    &format!(
+                        "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account, symbol) DO UPDATE \
+                         SET {seq} = excluded.{seq}, {at} = excluded.{at}, \
+                         state = excluded.state, attributes = excluded.attributes"
+                    ),
+                    &[
+                        acct.clone(),
+                        Val::text(symbol.as_str()),
+                        Val::int(t.removed_seq),
+                        Val::int(t.removed_at_us),
+                        Val::text(t.state_json.as_str()),
+                        Val::Text(t.attributes.clone()),
+                    ],
+                )?;
+            }
+            RowOp::Delete => {
+                db.execute(
+                    &format!("DELETE FROM {name} WHERE account = ?1 AND symbol = ?2"),
+                    &[acct.clone(), Val::text(symbol.as_str())],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Claims `account` for a writer named `writer` and reads it back (see the module docs).
@@ -276,49 +397,18 @@ pub fn claim(
              ORDER BY book_order, symbol",
             &[Val::text(account)],
         )? {
-            let mut it = row.into_iter();
-            let symbol = it.next().map(Val::into_text).unwrap_or_default();
-            let state = it.next().map(Val::into_text).unwrap_or_default();
-            let attributes = it.next();
-            match (
-                parse_state(&state),
-                parse_extra(attributes.as_ref().and_then(Val::as_text)),
-            ) {
-                (Ok(state), Ok(extra)) => out.positions.push(RestoredPosition {
+            let (symbol, read) = read_position(&mut row.into_iter());
+            match read {
+                Ok((state, extra)) => out.positions.push(RestoredPosition {
                     symbol,
                     state,
                     extra,
                 }),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.unreadable.push(format!("position {symbol:?}: {e}"));
-                }
+                Err(e) => out.unreadable.push(format!("position {symbol:?}: {e}")),
             }
         }
-        for row in db.query(
-            "SELECT symbol, state, attributes, removed_at_us FROM pmrs_tombstones \
-             WHERE account = ?1 ORDER BY removed_seq",
-            &[Val::text(account)],
-        )? {
-            let mut it = row.into_iter();
-            let symbol = it.next().map(Val::into_text).unwrap_or_default();
-            let state = it.next().map(Val::into_text).unwrap_or_default();
-            let attributes = it.next();
-            let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
-            match (
-                parse_state(&state),
-                parse_extra(attributes.as_ref().and_then(Val::as_text)),
-            ) {
-                (Ok(state), Ok(extra)) => out.tombstones.push(RestoredTombstone {
-                    symbol,
-                    state,
-                    extra,
-                    removed_at: Timestamp(removed_at),
-                }),
-                (Err(e), _) | (_, Err(e)) => {
-                    out.unreadable.push(format!("tombstone {symbol:?}: {e}"));
-                }
-            }
-        }
+        out.tombstones = read_kept(db, Kept::Tombstones, account, &mut out.unreadable)?;
+        out.closing = read_kept(db, Kept::Closing, account, &mut out.unreadable)?;
         for row in db.query(
             "SELECT symbol, held_since_us FROM pmrs_holds WHERE account = ?1 ORDER BY symbol",
             &[Val::text(account)],
@@ -487,34 +577,8 @@ pub fn write(
                 )?;
             }
         }
-        for (symbol, op) in &batch.tombstones {
-            match op {
-                RowOp::Upsert(t) => {
-                    db.execute(
-                        "INSERT INTO pmrs_tombstones (account, symbol, removed_seq, \
-                         removed_at_us, state, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (account, symbol) DO UPDATE SET \
-                         removed_seq = excluded.removed_seq, \
-                         removed_at_us = excluded.removed_at_us, state = excluded.state, \
-                         attributes = excluded.attributes",
-                        &[
-                            acct.clone(),
-                            Val::text(symbol.as_str()),
-                            Val::int(t.removed_seq),
-                            Val::int(t.removed_at_us),
-                            Val::text(t.state_json.as_str()),
-                            Val::Text(t.attributes.clone()),
-                        ],
-                    )?;
-                }
-                RowOp::Delete => {
-                    db.execute(
-                        "DELETE FROM pmrs_tombstones WHERE account = ?1 AND symbol = ?2",
-                        &[acct.clone(), Val::text(symbol.as_str())],
-                    )?;
-                }
-            }
-        }
+        write_kept(db, Kept::Tombstones, &acct, &batch.tombstones)?;
+        write_kept(db, Kept::Closing, &acct, &batch.closing)?;
         if let Some(holds) = &batch.holds {
             db.execute(
                 "DELETE FROM pmrs_holds WHERE account = ?1",

@@ -5,6 +5,7 @@ use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
 use position_manager_core::position::PositionState;
 use position_manager_journal::reader::{EventFilter, HoldRecord, Reader};
+use position_manager_journal::schema::VERSION;
 use position_manager_journal::store::{
     Batch, EventWrite, HoldWrite, PositionWrite, RestoredHold, RowOp, TombWrite,
 };
@@ -243,7 +244,7 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
         );
         b.write(hedge, 0).unwrap();
         let mut r = Reader::open(&db).unwrap();
-        assert_eq!(r.schema_version(), 2);
+        assert_eq!(r.schema_version(), VERSION);
         let accounts = r.accounts().unwrap();
         assert_eq!(
             accounts
@@ -365,6 +366,54 @@ fn each_write_of_the_holds_replaces_the_accounts_set_and_a_restart_reads_it_back
 }
 
 #[test]
+fn closes_awaiting_confirmation_are_kept_by_key_until_deleted() {
+    for db in databases() {
+        let (mut w, r) = open(&db, "main");
+        assert!(r.closing.is_empty(), "{db}");
+        let closing = |symbol: &str, seq: i64, at: i64| TombWrite {
+            removed_seq: seq,
+            removed_at_us: at,
+            state_json: serde_json::to_string(&state(symbol, 100.0)).unwrap(),
+            attributes: Some("{\"strategy\":\"grid\"}".into()),
+        };
+        let mut b = batch_of(&events(2, "BTC/USDT:USDT"));
+        for (symbol, seq, at) in [("BTC/USDT:USDT", 2, 20), ("ETH/USDT:USDT@short", 1, 10)] {
+            b.closing
+                .insert(symbol.into(), RowOp::Upsert(closing(symbol, seq, at)));
+        }
+        w.write(b, 0).unwrap();
+        drop(w);
+        let (mut w, r) = open(&db, "main");
+        let read: Vec<(&str, Timestamp, &str)> = r
+            .closing
+            .iter()
+            .map(|c| (c.symbol.as_str(), c.removed_at, c.extra["strategy"].get()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("ETH/USDT:USDT@short", Timestamp(10), "\"grid\""),
+                ("BTC/USDT:USDT", Timestamp(20), "\"grid\"")
+            ],
+            "{db}: oldest close first"
+        );
+        assert_eq!(r.closing[1].state, state("BTC/USDT:USDT", 100.0));
+        assert!(r.tombstones.is_empty() && r.positions.is_empty(), "{db}");
+        let mut b = Batch::default();
+        b.closing.insert("BTC/USDT:USDT".into(), RowOp::Delete);
+        w.write(b, 0).unwrap();
+        drop(w);
+        let symbols: Vec<String> = open(&db, "main")
+            .1
+            .closing
+            .into_iter()
+            .map(|c| c.symbol)
+            .collect();
+        assert_eq!(symbols, vec!["ETH/USDT:USDT@short".to_owned()], "{db}");
+    }
+}
+
+#[test]
 fn queued_batches_keep_the_newest_set_of_holds() {
     let mut queued = holds(&[("A", 1), ("B", 2)]);
     queued.merge(batch_of(&events(1, "A")));
@@ -383,51 +432,81 @@ fn queued_batches_keep_the_newest_set_of_holds() {
     assert!(!holds(&[]).is_empty(), "clearing the holds is a write");
 }
 
+/// SQL that takes a current journal back to exactly what `version` created.
+fn back_to_version(version: i64) -> String {
+    let newer: &[(i64, &str)] = &[(2, "pmrs_holds"), (3, "pmrs_closing")];
+    let mut sql: Vec<String> = newer
+        .iter()
+        .filter(|(v, _)| *v > version)
+        .map(|(_, table)| format!("DROP TABLE {table}"))
+        .collect();
+    sql.push(format!(
+        "DELETE FROM pmrs_migrations WHERE version > {version}"
+    ));
+    sql.join("; ")
+}
+
 #[test]
-fn a_version_1_journal_is_upgraded_with_its_data_kept() {
+fn older_journals_are_upgraded_with_their_data_kept() {
+    assert_eq!(VERSION, 3, "a new version needs its own case here");
     for db in databases() {
-        let (mut w, _) = open(&db, "main");
-        let evs = events(2, "BTC/USDT:USDT");
-        w.write(batch_of(&evs), 0).unwrap();
-        drop(w);
-        // Back to exactly what version 1 created.
-        run_sql(
-            &db,
-            "DROP TABLE pmrs_holds; DELETE FROM pmrs_migrations WHERE version = 2",
-        );
-        let mut reader = Reader::open(&db).unwrap();
-        assert_eq!(reader.schema_version(), 1, "{db}");
-        assert_eq!(
-            reader.reopen_holds(None).unwrap(),
-            vec![],
-            "version 1 has no holds"
-        );
-        drop(reader);
-        let (mut w, r) = open(&db, "main");
-        assert_eq!((r.last_seq, r.events.clone()), (2, evs), "{db}");
-        assert!(r.holds.is_empty());
-        let b = holds(&[("BTC/USDT:USDT", 7)]);
-        w.write(b, 0).unwrap();
-        drop(w);
-        let mut reader = Reader::open(&db).unwrap();
-        assert_eq!(reader.schema_version(), 2, "{db}");
-        let held = HoldRecord {
-            account: "main".to_owned(),
-            symbol: "BTC/USDT:USDT".to_owned(),
-            held_since_us: 7,
-        };
-        assert_eq!(
-            reader.reopen_holds(Some("main")).unwrap(),
-            vec![held.clone()]
-        );
-        assert_eq!(reader.reopen_holds(None).unwrap(), vec![held]);
-        assert_eq!(reader.reopen_holds(Some("other")).unwrap(), vec![]);
-        drop(reader);
-        assert_eq!(
-            open(&db, "main").1.holds,
-            restored_holds(&[("BTC/USDT:USDT", 7)]),
-            "{db}"
-        );
+        for from in [1, 2] {
+            let account = format!("from-{from}");
+            let (mut w, _) = open(&db, &account);
+            let evs = events(2, "BTC/USDT:USDT");
+            w.write(batch_of(&evs), 0).unwrap();
+            if from >= 2 {
+                w.write(holds(&[("ETH/USDT:USDT", 3)]), 0).unwrap();
+            }
+            drop(w);
+            run_sql(&db, &back_to_version(from));
+            let mut reader = Reader::open(&db).unwrap();
+            assert_eq!(reader.schema_version(), from, "{db}");
+            let kept_holds = if from >= 2 {
+                vec![HoldRecord {
+                    account: account.clone(),
+                    symbol: "ETH/USDT:USDT".to_owned(),
+                    held_since_us: 3,
+                }]
+            } else {
+                vec![]
+            };
+            assert_eq!(
+                reader.reopen_holds(Some(&account)).unwrap(),
+                kept_holds,
+                "{db}"
+            );
+            drop(reader);
+            let (mut w, r) = open(&db, &account);
+            assert_eq!((r.last_seq, r.events.clone()), (2, evs), "{db} from {from}");
+            assert_eq!(r.holds.len(), kept_holds.len());
+            w.write(holds(&[("BTC/USDT:USDT", 7)]), 0).unwrap();
+            let mut b = Batch::default();
+            b.closing.insert(
+                "SOL/USDT:USDT".into(),
+                RowOp::Upsert(TombWrite {
+                    removed_seq: 2,
+                    removed_at_us: 9,
+                    state_json: serde_json::to_string(&state("SOL/USDT:USDT", 10.0)).unwrap(),
+                    attributes: None,
+                }),
+            );
+            w.write(b, 0).unwrap();
+            drop(w);
+            let mut reader = Reader::open(&db).unwrap();
+            assert_eq!(reader.schema_version(), VERSION, "{db}");
+            let held = HoldRecord {
+                account: account.clone(),
+                symbol: "BTC/USDT:USDT".to_owned(),
+                held_since_us: 7,
+            };
+            assert_eq!(reader.reopen_holds(Some(&account)).unwrap(), vec![held]);
+            assert_eq!(reader.reopen_holds(Some("other")).unwrap(), vec![]);
+            drop(reader);
+            let r = open(&db, &account).1;
+            assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");
+            assert_eq!(r.closing.len(), 1, "{db}");
+        }
     }
 }
 

@@ -219,6 +219,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             // hold (a hold over a key still in the journal's book changes nothing).
             self.journal_holds();
         }
+        let settled: Vec<Key> = applied
+            .iter()
+            .filter_map(|change| match change {
+                Applied::CloseConfirmed { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if !settled.is_empty() {
+            self.journal_closes_settled(&settled);
+        }
         if purpose != Purpose::Verify {
             self.book().note_list(list.snapshot.clone());
             if policy.mode == Mode::OneWay && list.snapshot.well_formed {
