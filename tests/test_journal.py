@@ -948,7 +948,7 @@ def test_holds_a_failing_database_could_not_take_are_written_when_it_is_back(
 
 
 def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_restart(
-    url: str,
+    url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Shutdown with CLOSE_POSITIONS_ON_SHUTDOWN: the bot's client answers True for a close whose
     # re-read failed, without sending it. The close awaits a list to confirm it, but the bot
@@ -964,7 +964,12 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     assert Journal(url).open_positions("h") == []
     del pm
 
-    again = holding_manager(client, url, 0.0)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        again = holding_manager(client, url, 0.0)
+    assert (
+        'Journal: restored 0 positions and 3 events of account "h"; 1 close(s) awaiting '
+        "confirmation by the next position list"
+    ) in [r.getMessage() for r in caplog.records]
     assert not again.has_position(BTC), "awaiting confirmation, not tracked"
     assert again.sync_existing_positions() == 1, "the one position, tracked again"
     position = again.positions[BTC]

@@ -39,14 +39,14 @@ use log::Level;
 use parking_lot::Mutex;
 
 use position_manager_core::book::{share, SharedPosition};
+use position_manager_core::clock::Timestamp;
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::events::{Event, EventKind};
 use position_manager_core::journal_hook::EventJournal;
+use position_manager_core::key::Key;
 use position_manager_core::manager::{Channel, Manager};
 use position_manager_core::persist::Extra;
 use position_manager_core::position::PositionState;
-
-use position_manager_core::key::Key;
 
 use crate::store::{Batch, EventWrite, HoldWrite, PositionWrite, Restored, RowOp, TombWrite};
 use crate::writer::{row_hash, Writer, Written};
@@ -107,9 +107,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         } = restored;
         let config = manager.config();
         let now = manager.now();
-        let expired = |at: position_manager_core::clock::Timestamp| {
-            now.seconds_since(at) > config.tombstone_ttl_seconds
-        };
+        let expired = |at: Timestamp| now.seconds_since(at) > config.tombstone_ttl_seconds;
         let mut cleanup = Batch::default();
         // A key's newest state wins: a tracked position over a close awaiting confirmation,
         // that over a tombstone. Closes awaiting confirmation expire as tombstones do.
@@ -145,6 +143,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             let handle = make(&t.symbol, &t.extra, &position)?;
             staged_tombs.push((t.symbol, position, handle, t.removed_at));
         }
+        let awaiting_count = awaiting.len();
         let mut staged_closes = Vec::with_capacity(awaiting.len());
         for c in awaiting {
             let position = share(c.state);
@@ -223,6 +222,13 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         let count = loaded.len();
         let account = journal.writer.lock().account().to_owned();
         journal.log(manager, Level::Info, || {
+            let closes = if awaiting_count == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {awaiting_count} close(s) awaiting confirmation by the next position list"
+                )
+            };
             let holds = if held.is_empty() {
                 String::new()
             } else {
@@ -233,7 +239,8 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 )
             };
             format!(
-                "Journal: restored {count} positions and {} events of account {account:?}{holds}",
+                "Journal: restored {count} positions and {} events of account \
+                 {account:?}{closes}{holds}",
                 manager.events().len()
             )
         });
@@ -388,7 +395,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
 }
 
 /// The rows of `held` (keys with when their holds started).
-fn hold_rows(held: &[(Key, position_manager_core::clock::Timestamp)]) -> Vec<HoldWrite> {
+fn hold_rows(held: &[(Key, Timestamp)]) -> Vec<HoldWrite> {
     held.iter()
         .map(|(key, since)| HoldWrite {
             symbol: key.as_str().to_owned(),
@@ -469,11 +476,12 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 batch.tombstones.insert(key.to_owned(), kept(event.time.0));
                 false
             }
-            EventKind::Restored
-            | EventKind::Opened
-            | EventKind::Imported
-            | EventKind::Added
-            | EventKind::Loaded => {
+            // At start, a restored position's key has no close awaiting confirmation left.
+            EventKind::Loaded => {
+                batch.tombstones.insert(key.to_owned(), RowOp::Delete);
+                false
+            }
+            EventKind::Restored | EventKind::Opened | EventKind::Imported | EventKind::Added => {
                 batch.tombstones.insert(key.to_owned(), RowOp::Delete);
                 true
             }
