@@ -4,6 +4,7 @@ a database that fails later is logged and evented and never stops the manager; t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -45,12 +46,35 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return journal_url(request.param, tmp_path, "j")
 
 
+def sqlite_in_child(path: str | Path, sql: str) -> list[list[Any]]:
+    """Runs ``sql`` on the SQLite file ``path`` in a child process; returns the last
+    statement's rows. Never in this process: its SQLite copy and the package's would release
+    each other's file locks (docs/journal.md)."""
+    code = (
+        "import json, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1])\n"
+        "*init, last = [s for s in sys.argv[2].split(';') if s.strip()]\n"
+        "for s in init: db.execute(s)\n"
+        "rows = db.execute(last).fetchall()\n"
+        "db.commit(); db.close()\n"
+        "print(json.dumps(rows))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), sql],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    rows: list[list[Any]] = json.loads(done.stdout)
+    return rows
+
+
 def run_sql(url: str, sql: str) -> None:
     if url.startswith("postgresql://"):
         psql(url, sql)
     else:
-        with sqlite3.connect(url) as db:
-            db.executescript(sql)
+        sqlite_in_child(url, sql)
 
 
 def seqs(events: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -760,8 +784,7 @@ def test_sqlite_urls_and_wal_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     pm = PositionManager(NO_CLIENT, journal="sqlite:///rel.db", account="x")
     pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
     assert (tmp_path / "rel.db").exists()
-    mode = sqlite3.connect(tmp_path / "rel.db").execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    assert sqlite_in_child(tmp_path / "rel.db", "PRAGMA journal_mode") == [["wal"]]
     assert len(Journal(f"sqlite:///{tmp_path}/rel.db").events()) == 1
     assert Journal("rel.db").accounts()[0]["account"] == "x"
 
