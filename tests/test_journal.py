@@ -70,6 +70,15 @@ def sqlite_in_child(path: str | Path, sql: str) -> list[list[Any]]:
     return rows
 
 
+def closing_rows(url: str, account: str) -> list[str]:
+    """The keys of ``account``'s closes awaiting confirmation in the journal (no reader query
+    has them)."""
+    sql = f"SELECT symbol FROM pmrs_closing WHERE account = '{account}' ORDER BY symbol"
+    if url.startswith("postgresql://"):
+        return psql(url, sql).splitlines()
+    return [row[0] for row in sqlite_in_child(url, sql)]
+
+
 def run_sql(url: str, sql: str) -> None:
     if url.startswith("postgresql://"):
         psql(url, sql)
@@ -985,6 +994,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     assert client.closes_without_order == 1 and paper.position(BTC) is not None
     assert not pm.has_position(BTC)
     assert Journal(url).open_positions("h") == []
+    assert closing_rows(url, "h") == [BTC]
     del pm
 
     with caplog.at_level(logging.INFO, logger="TradingBot"):
@@ -1006,6 +1016,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
         "still_listed",
     )
     assert [e["kind"] for e in again.events].count("imported") == 0
+    assert closing_rows(url, "h") == [], "tracked again: the close is over"
     del again
     third = holding_manager(client, url, 0.0)
     assert third.positions[BTC].strategy == "breakout"
@@ -1020,6 +1031,7 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert paper.position(BTC) is None
     assert list(pm.update_positions()) == []  # the list confirms BTC's close
     assert pm.close_position(ETH, "manual") is not None  # closed, not yet confirmed
+    assert closing_rows(url, "h") == [ETH]
     del pm
     # Someone opens BTC by hand (same side) while the bot is down.
     paper.create_market_order(BTC, "buy", 2, 10)
@@ -1031,6 +1043,7 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     # ETH's close is confirmed by the first list after the restart: nothing comes back.
     assert not again.has_position(ETH)
     assert "close_unconfirmed" not in [e["kind"] for e in again.events]
+    assert closing_rows(url, "h") == [], "confirmed after the restart"
     del again
     third = holding_manager(client, url, 0.0)
     assert list(third.positions) == [BTC]

@@ -413,8 +413,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             let mut writer = self.writer.lock();
             let mut batch = Batch::default();
             for key in keys {
-                if manager.book().awaiting_close(key.as_str(), None).is_none() {
-                    batch.closing.insert(key.as_str().to_owned(), RowOp::Delete);
+                let key = key.as_str();
+                if writer.has_closing_row(key) && manager.book().awaiting_close(key, None).is_none()
+                {
+                    batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }
             }
             writer.write(batch, manager.now().0)
@@ -495,7 +497,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 let book = manager.book();
                 if let Some(closed_at) = book.awaiting_close(key, Some(position)) {
                     batch.closing.insert(key.to_owned(), kept(closed_at.0));
-                } else if book.awaiting_close(key, None).is_none() {
+                } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }
             }

@@ -9,7 +9,7 @@
 //! more: what it had queued is dropped (it can never be written by this writer) and every later
 //! write is refused at once, without a round trip to the database.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::postgres::Postgres;
@@ -62,6 +62,9 @@ pub struct Writer {
     /// A hash of each tracked row as last written (state and attributes), to write only the
     /// rows that changed at a checkpoint.
     written: HashMap<String, u64>,
+    /// The keys whose close awaiting confirmation has a row, written or queued (so that only
+    /// those are ever deleted: most events cannot end a close, and need no statement for it).
+    closing: HashSet<String>,
 }
 
 impl Writer {
@@ -89,6 +92,7 @@ impl Writer {
             history,
             now_us,
         )?;
+        let closing = restored.closing.iter().map(|c| c.symbol.clone()).collect();
         let writer = Writer {
             target,
             sync,
@@ -102,6 +106,7 @@ impl Writer {
             notice: None,
             fenced: None,
             written: HashMap::new(),
+            closing,
         };
         Ok((writer, restored))
     }
@@ -145,6 +150,11 @@ impl Writer {
         self.written.get(symbol) == Some(&hash)
     }
 
+    /// Whether `symbol` has a close awaiting confirmation in the journal (written or queued).
+    pub fn has_closing_row(&self, symbol: &str) -> bool {
+        self.closing.contains(symbol)
+    }
+
     /// Writes `batch` after everything still queued, in one transaction. On failure the whole
     /// is kept queued for the next write and the error returned; once fenced, `batch` is
     /// dropped and [`JournalError::Fenced`] returned without touching the database.
@@ -153,6 +163,12 @@ impl Writer {
             return Err(JournalError::Fenced(why.clone()));
         }
         let recovering = !self.queued.is_empty();
+        for (symbol, op) in &batch.closing {
+            match op {
+                RowOp::Upsert(_) => self.closing.insert(symbol.clone()),
+                RowOp::Delete => self.closing.remove(symbol),
+            };
+        }
         self.queued.merge(batch);
         if self.queued.is_empty() {
             return Ok(Written::Nothing);
