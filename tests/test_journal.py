@@ -70,10 +70,10 @@ def sqlite_in_child(path: str | Path, sql: str) -> list[list[Any]]:
     return rows
 
 
-def closing_rows(url: str, account: str) -> list[str]:
-    """The keys of ``account``'s closes awaiting confirmation in the journal (no reader query
-    has them)."""
-    sql = f"SELECT symbol FROM pmrs_closing WHERE account = '{account}' ORDER BY symbol"
+def journal_keys(url: str, account: str, table: str = "pmrs_closing") -> list[str]:
+    """The keys of ``account``'s rows in the journal's ``table``: by default its closes
+    awaiting confirmation, which no reader query returns."""
+    sql = f"SELECT symbol FROM {table} WHERE account = '{account}' ORDER BY symbol"
     if url.startswith("postgresql://"):
         return psql(url, sql).splitlines()
     return [row[0] for row in sqlite_in_child(url, sql)]
@@ -994,7 +994,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     assert client.closes_without_order == 1 and paper.position(BTC) is not None
     assert not pm.has_position(BTC)
     assert Journal(url).open_positions("h") == []
-    assert closing_rows(url, "h") == [BTC]
+    assert journal_keys(url, "h") == [BTC]
     del pm
 
     with caplog.at_level(logging.INFO, logger="TradingBot"):
@@ -1016,7 +1016,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
         "still_listed",
     )
     assert [e["kind"] for e in again.events].count("imported") == 0
-    assert closing_rows(url, "h") == [], "tracked again: the close is over"
+    assert journal_keys(url, "h") == [], "tracked again: the close is over"
     del again
     third = holding_manager(client, url, 0.0)
     assert third.positions[BTC].strategy == "breakout"
@@ -1031,7 +1031,7 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert paper.position(BTC) is None
     assert list(pm.update_positions()) == []  # the list confirms BTC's close
     assert pm.close_position(ETH, "manual") is not None  # closed, not yet confirmed
-    assert closing_rows(url, "h") == [ETH]
+    assert journal_keys(url, "h") == [ETH]
     del pm
     # Someone opens BTC by hand (same side) while the bot is down.
     paper.create_market_order(BTC, "buy", 2, 10)
@@ -1043,9 +1043,53 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     # ETH's close is confirmed by the first list after the restart: nothing comes back.
     assert not again.has_position(ETH)
     assert "close_unconfirmed" not in [e["kind"] for e in again.events]
-    assert closing_rows(url, "h") == [], "confirmed after the restart"
+    assert journal_keys(url, "h") == [], "confirmed after the restart"
     del again
     third = holding_manager(client, url, 0.0)
     assert list(third.positions) == [BTC]
     assert third.sync_existing_positions() == 0
     assert list(third.positions) == [BTC]
+
+
+def test_at_start_a_keys_newest_row_wins(url: str) -> None:
+    # Rows that should not coexist, made by hand: BTC tracked and closing, ETH closing and
+    # tombstoned. A tracked position is newer than a close, a close newer than a tombstone.
+    btc = {"symbol": BTC, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    eth = {"symbol": ETH, "side": "long", "contracts": 1.0, "entryPrice": 100.0, "leverage": 10}
+    client = listing_client(btc, eth)
+    pm = PositionManager(client, journal=url, account="n")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[ETH] = Position(ETH, "long", 100, 1, 10, 95, 110)
+    pm.positions[ETH].strategy = "grid"
+    client.get_open_positions.return_value = [btc]
+    list(pm.update_positions())  # ETH closed outside: a tombstone
+    del pm
+    run_sql(
+        url,
+        "INSERT INTO pmrs_closing (account, symbol, closed_seq, closed_at_us, state, attributes) "
+        "SELECT account, symbol, updated_seq, entry_time_us, state, attributes "
+        f"FROM pmrs_positions WHERE account = 'n' AND symbol = '{BTC}'; "
+        "INSERT INTO pmrs_closing (account, symbol, closed_seq, closed_at_us, state, attributes) "
+        "SELECT account, symbol, removed_seq, removed_at_us, state, attributes "
+        f"FROM pmrs_tombstones WHERE account = 'n' AND symbol = '{ETH}'",
+    )
+    assert journal_keys(url, "n") == [BTC, ETH]
+    assert journal_keys(url, "n", "pmrs_tombstones") == [ETH]
+
+    client.get_open_positions.return_value = [btc, eth]
+    again = PositionManager(client, journal=url, account="n")
+    assert list(again.positions) == [BTC]
+    assert journal_keys(url, "n") == [ETH], "BTC's close row lost to its tracked row"
+    assert journal_keys(url, "n", "pmrs_tombstones") == [], "ETH's tombstone lost to its close"
+    again.sync_existing_positions()
+    # ETH came back as the close it was, not as the tombstone (reported_again).
+    assert [(e["kind"], e["reason"]) for e in again.events if e["symbol"] == ETH][-1] == (
+        "close_unconfirmed",
+        "still_listed",
+    )
+    assert again.positions[ETH].strategy == "grid"
+    assert journal_keys(url, "n") == []
+    del again
+    assert Journal(url).closed_positions(account="n")[-1]["kind"] == "removed"
+    third = PositionManager(client, journal=url, account="n")
+    assert list(third.positions) == [BTC, ETH]
