@@ -135,8 +135,6 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 buried.push(t);
             }
         }
-        drop(newer);
-        drop(tracked);
         let mut staged_tombs = Vec::with_capacity(buried.len());
         for t in buried {
             let position = share(t.state);
@@ -267,9 +265,15 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
     }
 
     /// [`BookJournal::report`] for a write of no one position: a failure event goes on the
-    /// book's first position (with an empty book the failure is logged, with no event).
+    /// book's first position (with an empty book the failure is logged, with no event). The
+    /// book is only read on a failure: these writes (flushes, holds, confirmed closes) succeed
+    /// far more often than not, and reading it copies every entry.
     fn report_for_the_book(&self, manager: &Manager<H>, result: Result<Written, JournalError>) {
-        let first = manager.book().entries().into_iter().next();
+        let first = if result.is_err() {
+            manager.book().entries().into_iter().next()
+        } else {
+            None
+        };
         let on = first
             .as_ref()
             .map(|(symbol, position, _)| (symbol.as_str(), position));
