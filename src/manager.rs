@@ -689,8 +689,9 @@ impl PyPositionManager {
     /// Saves every tracked position to `path` (a str or os.PathLike) as a versioned JSON state
     /// file, atomically: the previous file stays intact until the new one is complete on disk.
     /// Each position's fields and its own JSON-serialisable attributes (`strategy`, ...) are
-    /// saved; others are skipped with one warning on the `TradingBot` logger naming them.
-    /// Returns the number of positions saved. Raises `StateFileError` (a ValueError) for a
+    /// saved; others are skipped with one warning on the `TradingBot` logger naming them. What
+    /// the manager remembers of positions it no longer tracks is saved too: tombstones, closes
+    /// awaiting confirmation and re-open holds. Returns the number of tracked positions saved. Raises `StateFileError` (a ValueError) for a
     /// position that could not be loaded back (e.g. a NaN price) and OSError when the file
     /// cannot be written. See docs/persistence.md.
     fn save_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -701,7 +702,9 @@ impl PyPositionManager {
     /// `Position` objects with every saved field and attribute, each a 'loaded' event); returns
     /// how many. All or nothing: a corrupt, truncated, newer-version or invalid file raises
     /// `StateFileError` (a ValueError) and loads nothing; a missing file raises
-    /// FileNotFoundError; a manager that already tracks positions raises ValueError.
+    /// FileNotFoundError; a manager that already tracks positions raises ValueError. The
+    /// file's tombstones, closes awaiting confirmation and re-open holds come back as they were
+    /// (those over by now are left out), so the first list restores or confirms them.
     ///
     /// Restart: `pm = PositionManager(client); pm.load_state(path); pm.reconcile_positions()`
     /// (or just run `update_positions()`): positions the exchange still lists keep their state,

@@ -20,7 +20,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreError;
 use position_manager_core::manager::state::SavedExtra;
-use position_manager_core::persist::{json_text, lock_target, SavedPosition};
+use position_manager_core::persist::{json_text, lock_target, Extra};
 
 use crate::convert::describe;
 use crate::errors::PmError;
@@ -200,9 +200,9 @@ pub fn load_state(
     refresh_for(py, core, loggers);
     let mut pending: Option<PyErr> = None;
     let result = detached(py, || {
-        core.load_state(&path, |saved, position| {
+        core.load_state(&path, |symbol, extra, position| {
             attach_clean(|py| {
-                new_position(py, &json, &path, saved, position).map_err(|e| {
+                new_position(py, &json, &path, symbol, extra, position).map_err(|e| {
                     pending = Some(e);
                     interrupted()
                 })
@@ -212,25 +212,27 @@ pub fn load_state(
     finish(result, pending)
 }
 
-/// A fresh `Position` over the loaded state, with the saved attributes in its `__dict__`.
+/// A fresh `Position` over the loaded state of `symbol`, with its saved attributes in its
+/// `__dict__`.
 fn new_position(
     py: Python<'_>,
     json: &Json,
     path: &Path,
-    saved: &SavedPosition,
+    symbol: &str,
+    extra: &Extra,
     position: &SharedPosition,
 ) -> PyResult<Handle> {
     let object = Py::new(py, PyPosition::from_shared(position.clone()))?;
     let bound = object.bind(py);
     let attributes = bound.getattr(pyo3::intern!(py, "__dict__"))?;
     let attributes = attributes.cast::<PyDict>()?;
-    for (name, text) in &saved.extra {
+    for (name, text) in extra {
         let value = json.loads.bind(py).call1((text.get(),)).map_err(|e| {
             if attribute_failure(py, &e) {
                 crate::errors::StateFileError::new_err(format!(
                     "{}: cannot restore attribute {name:?} of {}: {e}",
                     path.display(),
-                    saved.symbol
+                    symbol
                 ))
             } else {
                 e

@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from reliability_helpers import book_problems
@@ -808,6 +809,8 @@ class BotRun:
         options.update(manager_options or {})
         self.options = options
         self.turn_timeout = turn_timeout
+        # Where the manager's state is saved once the bot has shut down (None: not saved).
+        self.save_state_to: Path | None = None
         self.fault_log: list[str] = []
         self._unmanaged_since: dict[tuple[str, str, int], int] = {}
         self._unmanaged_seen: set[tuple[str, str, int]] = set()
@@ -886,6 +889,8 @@ class BotRun:
         diffs = compare_book_and_venue(pm, paper)
         problems = book_problems(pm)
         bot.shutdown()
+        if self.save_state_to is not None:
+            pm.save_state(self.save_state_to)
         left = [f"{p['symbol']} {p['side']} {p['contracts']}" for p in paper.positions()]
         twice, on_top, partials, executed = ledger(paper, client)
         return RunResult(

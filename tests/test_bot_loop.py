@@ -305,17 +305,26 @@ def test_long_randomized_soak(lockstep_mode: bool, workers: int, hold: float) ->
     )
 
 
-def test_a_restart_tracks_what_the_soaks_shutdown_left_open_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept_by", ["journal", "state_file"])
+def test_a_restart_tracks_what_the_soaks_shutdown_left_open_as_it_was(
+    tmp_path: Path, kept_by: str
+) -> None:
     """The lockstep soak's seed 1 leaves 3 positions open after its shutdown: the bot's client
-    answered True for closes it never sent. With a journal, the restarted bot's start-up sync
-    tracks each again as it was (its stops and the bot's attributes), not as a new import."""
-    bot = soak_bot(1, True, {"journal": str(tmp_path / "soak.db"), "account": "soak"})
+    answered True for closes it never sent. With a journal, or a state file saved after the
+    shutdown, the restarted bot's start-up sync tracks each again as it was (its stops and the
+    bot's attributes), not as a new import."""
+    journaled = {"journal": str(tmp_path / "soak.db"), "account": "soak"}
+    bot = soak_bot(1, True, journaled if kept_by == "journal" else {})
+    if kept_by == "state_file":
+        bot.save_state_to = tmp_path / "state.json"
     result = checked_soak(run(bot, deadline=240.0))
     left = {entry.split()[0] for entry in result.left_open}
     assert len(left) == 3, result.left_open
     # The venue's time is paper time, long before today: keep its closes from expiring.
     options = {**bot.options, "tombstone_ttl_seconds": 1e9}
     again = PositionManager(bot.client, 0.02, **options)
+    if kept_by == "state_file":
+        again.load_state(tmp_path / "state.json")
     restarted = len(again.events)
     assert not left & set(again.positions), "closed, awaiting a list"
     again.sync_existing_positions()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot_sim import BotLikeClient
 from helpers_clients import (
     FakeExchange,
     Workers,
@@ -33,7 +34,7 @@ from helpers_clients import (
     run_with_timeout,
 )
 
-from position_manager_rs import Position, PositionManager, StateFileError
+from position_manager_rs import PaperExchange, Position, PositionManager, StateFileError
 
 # A client these tests never call: the manager only keeps its book here.
 NO_CLIENT: Any = object()
@@ -509,3 +510,150 @@ def test_saves_while_other_threads_change_the_book_always_load(tmp_path: Path) -
     workers.start()
     workers.join(30.0)
     assert len(counts) == 40 and temp_files(tmp_path) == []
+
+
+# -- what a restart must not forget: tombstones, closes awaiting confirmation, re-open holds ----
+
+
+def bots_manager(client: BotLikeClient, hold: float = 0.0) -> PositionManager:
+    """A manager over the bot's own client (it answers ``[]`` for a failed read and ``True``
+    for a close whose re-read failed, without sending it), on the paper venue's clock."""
+    return PositionManager(
+        client, clock=client.paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
+    )
+
+
+def bot_with_btc(hold: float = 0.0) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    """The bot's client over a paper venue, and a manager that opened 3 BTC (``A``)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = bots_manager(client, hold)
+    assert pm.open_position(A, "BUY", 3, 10, 0.05) is True
+    return paper, client, pm
+
+
+def loaded(
+    client: BotLikeClient, path: Path, caplog: pytest.LogCaptureFixture, hold: float = 0.0
+) -> tuple[PositionManager, list[str]]:
+    """A restarted manager that loaded ``path``, and the ``TradingBot`` messages it logged."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        pm = bots_manager(client, hold)
+        pm.load_state(path)
+    return pm, [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
+
+
+def test_a_close_the_bots_client_never_sent_is_tracked_again_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Shutdown with CLOSE_POSITIONS_ON_SHUTDOWN: the bot's client answers True for a close whose
+    # re-read failed, without sending it. The bot saves its state and exits; the restarted bot's
+    # sync must find the very same position (stops, targets, attributes), not import a new one.
+    paper, client, pm = bot_with_btc()
+    pm.positions[A].strategy = "breakout"
+    assert pm.modify_position_targets(A, 80_000.0, 120_000.0)
+    client.close_reread_fails_next()
+    assert pm.close_position(A, "shutdown") is not None, "booked as closed"
+    assert client.closes_without_order == 1 and paper.position(A) is not None
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 0, "no tracked position"
+    assert [c["symbol"] for c in json.loads(path.read_text())["closing"]] == [A]
+
+    again, messages = loaded(client, path, caplog)
+    assert (
+        f"Loaded 0 positions from {path}; 1 close(s) awaiting confirmation by the next "
+        "position list"
+    ) in messages
+    assert not again.has_position(A), "awaiting confirmation, not tracked"
+    assert again.sync_existing_positions() == 1, "the one position, tracked again"
+    position = again.positions[A]
+    assert (position.strategy, position.stop_loss, position.take_profit) == (
+        "breakout",
+        80_000.0,
+        120_000.0,
+    )
+    assert [(e["kind"], e["reason"]) for e in again.events] == [
+        ("close_unconfirmed", "still_listed")
+    ]
+    assert client.calls["create_market_order"] == 1, "nothing sent again"
+
+
+def test_a_confirmed_close_is_not_saved_and_an_unconfirmed_one_is_confirmed_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paper, client, pm = bot_with_btc()
+    assert pm.close_position(A, "manual") is not None  # sent: the venue closed it
+    assert paper.position(A) is None
+    unconfirmed, confirmed = tmp_path / "unconfirmed.json", tmp_path / "confirmed.json"
+    pm.save_state(unconfirmed)
+    assert [c["symbol"] for c in json.loads(unconfirmed.read_text())["closing"]] == [A]
+    assert list(pm.update_positions()) == []  # the list confirms the close
+    pm.save_state(confirmed)
+    assert "closing" not in json.loads(confirmed.read_text()), "confirmed: nothing to remember"
+
+    # Restarted from the file saved before the confirmation: the first list confirms it, and
+    # nothing comes back; the symbol can be traded again.
+    again, _ = loaded(client, unconfirmed, caplog)
+    assert again.sync_existing_positions() == 0
+    assert not again.has_position(A) and list(again.events) == []
+    assert again.open_position(A, "BUY", 1, 10, 0.05) is True
+    assert client.calls["create_market_order"] == 2, "the first open, and this one"
+
+
+def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two failed reads (the bot's client answers []) untrack a live position: a tombstone. The
+    # bot saves and restarts; when the reads work again, the position is restored with its
+    # stops and the bot's attributes, not imported with fresh ones.
+    paper, client, pm = bot_with_btc()
+    pm.positions[A].strategy = "breakout"
+    assert pm.modify_position_targets(A, 80_000.0, 120_000.0)
+    assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(A)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    [tomb] = json.loads(path.read_text())["tombstones"]
+    assert (tomb["symbol"], tomb["listed"]["side"], tomb["listed"]["contracts"]) == (A, "long", 3)
+
+    again, messages = loaded(client, path, caplog)
+    assert (
+        f"Loaded 0 positions from {path}; 1 removed position(s) remembered (restored if "
+        "listed again)"
+    ) in messages
+    assert again.sync_existing_positions() == 1
+    position = again.positions[A]
+    assert (position.strategy, position.stop_loss, position.take_profit) == (
+        "breakout",
+        80_000.0,
+        120_000.0,
+    )
+    assert [e["kind"] for e in again.events] == ["restored"]
+
+
+def test_a_reopen_hold_survives_a_restart_from_the_state_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same failed reads with reopen_hold_seconds: the bot restarts 200 s later while the
+    # reads still fail; without the saved hold its open would go on top of the live position.
+    paper, client, pm = bot_with_btc(hold=300.0)
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(A)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    [hold] = json.loads(path.read_text())["holds"]
+    assert hold["symbol"] == A
+
+    paper.clock.advance(200.0)
+    again, messages = loaded(client, path, caplog, hold=300.0)
+    assert any(m.endswith(f"; not opening again yet (reopen_hold_seconds): {A}") for m in messages)
+    paper.fail_next("get_open_positions", times=2)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        assert again.open_position(A, "BUY", 3, 10, 0.05) is False
+    assert "not opening it again for 100.0 more seconds" in caplog.text
+    assert client.calls["create_market_order"] == 1, "no second order after the restart"
+    venue = paper.position(A)
+    assert venue is not None and venue["contracts"] == 3.0, "held once, not twice"

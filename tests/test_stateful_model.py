@@ -9,7 +9,8 @@ symbol); a listed position takes the exchange's size (in a cycle and in a sync);
 what the exchange lists and the book lacks; a removed position listed again with its own or its
 last listed size comes back; ``open_position`` for a symbol the book remembers (a tombstone) or
 that the last list showed untracked checks the list first and restores or imports instead of
-ordering; a saved and loaded book is the same book (with fresh miss counters). Prices stay at 100
+ordering; a saved and loaded book is the same book (with fresh miss counters), and remembers
+the same removed positions and unconfirmed closes. Prices stay at 100
 so no exit rule fires.
 """
 
@@ -214,10 +215,11 @@ class BookMatchesModel(RuleBasedStateMachine):
         self.pm = make_manager(self.exchange, missing_confirmations=CONFIRMATIONS)
         assert self.pm.load_state(path) == len(self.model)
         self.missing = dict.fromkeys(self.model, 0)
-        self.buried.clear()  # tombstones are not saved
-        self.last_listed.clear()  # nor what the exchange last reported
+        # Tombstones (with what the exchange last listed for each) and closes awaiting
+        # confirmation are saved and loaded; what the exchange last reported for a tracked
+        # position and the last list are not.
+        self.last_listed.clear()
         self.last_list = set()
-        self.closed.clear()
 
     def teardown(self) -> None:
         unfreeze_clock()

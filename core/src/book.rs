@@ -149,6 +149,32 @@ pub struct ClosedSlot<H> {
     pub closed_time: Timestamp,
 }
 
+/// A position the book remembers without tracking it (a tombstone or a close awaiting
+/// confirmation), as [`Book::contents`] gives it and [`Book::put_back_tombstone`] /
+/// [`Book::put_back_close`] take it.
+#[derive(Debug)]
+pub struct KeptEntry<H> {
+    /// The key.
+    pub key: Key,
+    /// Its state as it was when it left the book.
+    pub position: SharedPosition,
+    /// Its handle.
+    pub handle: H,
+    /// When it was removed (a tombstone) or closed.
+    pub at: Timestamp,
+    /// What the exchange last listed for it (tombstones).
+    pub listed: Option<Fingerprint>,
+}
+
+/// What the book remembers of positions it no longer tracks, oldest first.
+#[derive(Debug)]
+pub struct Remembered<H> {
+    /// Removed as closed outside the manager, restorable.
+    pub tombstones: Vec<KeptEntry<H>>,
+    /// Closed by the manager, awaiting confirmation by a list.
+    pub closing: Vec<KeptEntry<H>>,
+}
+
 /// What an `open_position` asked for (to track the position when an unknown outcome resolves).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenIntent {
@@ -488,6 +514,103 @@ impl<H: Clone> Book<H> {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Every tracked (key, position, handle) in insertion order, and what the book remembers of
+    /// positions it no longer tracks (tombstones and the manager's closes awaiting confirmation),
+    /// all read under one lock: no key is in two of them. What a state file saves.
+    pub fn contents(&self) -> (Vec<(Key, SharedPosition, H)>, Remembered<H>) {
+        let inner = self.inner.lock();
+        let tracked = inner
+            .order
+            .values()
+            .filter_map(|k| match inner.slots.get(k) {
+                Some(Slot::Tracked(t)) => Some((k.clone(), t.position.clone(), t.handle.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut remembered = Remembered {
+            tombstones: Vec::new(),
+            closing: Vec::new(),
+        };
+        for (key, slot) in inner.slots.iter() {
+            let (list, entry, at, listed) = match slot {
+                Slot::Tombstoned(t) => (
+                    &mut remembered.tombstones,
+                    &t.entry,
+                    t.view.removed_at,
+                    t.view.reported,
+                ),
+                Slot::Closed(c) => (&mut remembered.closing, &c.entry, c.closed_time, None),
+                _ => continue,
+            };
+            list.push(KeptEntry {
+                key: key.clone(),
+                position: entry.position.clone(),
+                handle: entry.handle.clone(),
+                at,
+                listed,
+            });
+        }
+        // Oldest first (ties by key): the order a restore must put tombstones back in, so the
+        // book's limit evicts the same ones.
+        for list in [&mut remembered.tombstones, &mut remembered.closing] {
+            list.sort_by(|a, b| {
+                a.at.cmp(&b.at)
+                    .then_with(|| a.key.as_str().cmp(b.key.as_str()))
+            });
+        }
+        (tracked, remembered)
+    }
+
+    /// Puts a remembered tombstone back under its key, if the book has nothing for that key;
+    /// gives it back otherwise. Returns the older tombstones the book's limit evicted.
+    pub fn put_back_tombstone(&self, kept: KeptEntry<H>) -> Result<Displaced<H>, KeptEntry<H>> {
+        let mut inner = self.inner.lock();
+        if inner.slots.contains_key(kept.key.as_str()) {
+            return Err(kept);
+        }
+        let KeptEntry {
+            key,
+            position,
+            handle,
+            at,
+            listed,
+        } = kept;
+        let mut entry = new_tracked(&mut inner, &key, position, handle, None);
+        entry.reported.fingerprint = listed;
+        Ok(self.push_tombstone(&mut inner, &key, entry, at))
+    }
+
+    /// Puts a remembered close of the manager's back under its key, awaiting confirmation by
+    /// the next list, if the book has nothing for that key; gives it back otherwise.
+    pub fn put_back_close(&self, kept: KeptEntry<H>) -> Result<(), KeptEntry<H>> {
+        let mut inner = self.inner.lock();
+        if inner.slots.contains_key(kept.key.as_str()) {
+            return Err(kept);
+        }
+        let KeptEntry {
+            key,
+            position,
+            handle,
+            at,
+            ..
+        } = kept;
+        let entry = new_tracked(&mut inner, &key, position, handle, None);
+        inner.next_seq += 1;
+        let mark = inner.next_seq;
+        let own = own_fingerprint(&entry.position.lock());
+        put_slot(
+            &mut inner,
+            &key,
+            Slot::Closed(ClosedSlot {
+                entry,
+                at: mark,
+                own,
+                closed_time: at,
+            }),
+        );
+        Ok(())
     }
 
     /// The order activity of `key`'s tracked entry.

@@ -8,13 +8,20 @@
 //!   "writer": "position-manager-rs 0.1.0",
 //!   "positions": [
 //!     {"symbol": "BTC/USDT:USDT", "state": {...PositionState...}, "extra": {"strategy": "breakout"}}
-//!   ]
+//!   ],
+//!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...}}],
+//!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000}],
+//!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}]
 //! }
 //! ```
 //!
-//! - Positions are in book order; tombstones are not saved. `state` is [`PositionState`] as serde
-//!   writes it (timestamps are naive local microseconds); `extra` holds the caller's own
-//!   attributes, each kept as the exact JSON text the caller produced ([`RawValue`]).
+//! - Positions are in book order. `state` is [`PositionState`] as serde writes it (timestamps
+//!   are naive local microseconds); `extra` holds the caller's own attributes, each kept as the
+//!   exact JSON text the caller produced ([`RawValue`]).
+//! - What the manager remembers of positions it no longer tracks ([`SavedKept`]: tombstones and
+//!   closes awaiting confirmation, oldest first) and its re-open holds ([`SavedHold`]) follow,
+//!   each section only when not empty: a file with nothing remembered is byte for byte what
+//!   earlier versions wrote, and those read the sections as unknown fields (ignored).
 //! - Writing ([`save`]): the whole file is serialised in memory first, written to a temporary file
 //!   in the target's directory (`.<name>.tmp-<pid>-<n>`), `fsync`ed, renamed over the target, and
 //!   the directory is `fsync`ed (unix). A reader — or a process started after a crash at any
@@ -77,11 +84,7 @@ impl Clone for SavedPosition {
         SavedPosition {
             symbol: self.symbol.clone(),
             state: self.state.clone(),
-            extra: self
-                .extra
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_owned()))
-                .collect(),
+            extra: clone_extra(&self.extra),
         }
     }
 }
@@ -90,13 +93,87 @@ impl PartialEq for SavedPosition {
     fn eq(&self, other: &Self) -> bool {
         self.symbol == other.symbol
             && self.state == other.state
-            && self.extra.len() == other.extra.len()
-            && self
-                .extra
-                .iter()
-                .zip(&other.extra)
-                .all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+            && same_extra(&self.extra, &other.extra)
     }
+}
+
+// `Box<RawValue>` is neither `Clone` nor `PartialEq`: both go through its JSON text.
+fn clone_extra(extra: &Extra) -> Extra {
+    extra
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_owned()))
+        .collect()
+}
+
+fn same_extra(a: &Extra, b: &Extra) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+}
+
+/// What the exchange last listed for a removed position: the side, size and entry price that
+/// identify it if it is listed again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedListing {
+    /// `long` or `short`.
+    pub side: String,
+    /// Size in contracts (> 0).
+    pub contracts: f64,
+    /// Entry price (> 0).
+    pub entry_price: f64,
+}
+
+/// A position the manager no longer tracks but still remembers: a tombstone (removed as closed
+/// outside the manager, restored if the exchange lists the very same position again) or a close
+/// of the manager's awaiting confirmation by a position list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedKept {
+    /// The book key.
+    pub symbol: String,
+    /// The position's fields as they were when it left the book.
+    pub state: PositionState,
+    /// The caller's JSON-serialisable attributes.
+    #[serde(default)]
+    pub extra: Extra,
+    /// When it was removed (a tombstone) or closed (a close awaiting confirmation), naive local
+    /// microseconds.
+    pub at: Timestamp,
+    /// What the exchange last listed for it (tombstones; absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<SavedListing>,
+}
+
+impl Clone for SavedKept {
+    fn clone(&self) -> Self {
+        SavedKept {
+            symbol: self.symbol.clone(),
+            state: self.state.clone(),
+            extra: clone_extra(&self.extra),
+            at: self.at,
+            listed: self.listed.clone(),
+        }
+    }
+}
+
+impl PartialEq for SavedKept {
+    fn eq(&self, other: &Self) -> bool {
+        self.symbol == other.symbol
+            && self.state == other.state
+            && same_extra(&self.extra, &other.extra)
+            && self.at == other.at
+            && self.listed == other.listed
+    }
+}
+
+/// A re-open hold (`reopen_hold_seconds`): the key, and when the hold started (naive local
+/// microseconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedHold {
+    /// The book key.
+    pub symbol: String,
+    /// When the hold started.
+    pub since: Timestamp,
 }
 
 /// A whole state file.
@@ -114,6 +191,15 @@ pub struct StateFile {
     pub writer: String,
     /// The tracked positions, in book order.
     pub positions: Vec<SavedPosition>,
+    /// The tombstones, oldest removal first (absent in files written before they were saved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tombstones: Vec<SavedKept>,
+    /// The manager's closes awaiting confirmation, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closing: Vec<SavedKept>,
+    /// The re-open holds that were not over when the file was saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<SavedHold>,
 }
 
 impl StateFile {
@@ -125,22 +211,55 @@ impl StateFile {
             saved_at: iso_time(saved_at),
             writer: format!("position-manager-rs {}", env!("CARGO_PKG_VERSION")),
             positions,
+            tombstones: Vec::new(),
+            closing: Vec::new(),
+            holds: Vec::new(),
         }
     }
 
     /// Checks every value (finite prices, amount > 0, unique symbols, ...); the message names
     /// the position and the field.
     pub fn validate(&self) -> Result<(), String> {
+        // One key, one entry: a tracked position, a tombstone and a close never share a key.
         let mut seen = std::collections::HashSet::new();
+        let mut key = |what: &str, i: usize, symbol: &str| {
+            if symbol.is_empty() {
+                Err(format!("{what} {i}: symbol must not be empty"))
+            } else if !seen.insert(symbol.to_owned()) {
+                Err(format!(
+                    "{what} {i} ({symbol:?}): symbol appears more than once"
+                ))
+            } else {
+                Ok(())
+            }
+        };
         for (i, p) in self.positions.iter().enumerate() {
-            let at = || format!("position {i} ({:?})", p.symbol);
-            if p.symbol.is_empty() {
-                return Err(format!("position {i}: symbol must not be empty"));
+            key("position", i, &p.symbol)?;
+            validate_state(&p.state).map_err(|m| format!("position {i} ({:?}): {m}", p.symbol))?;
+        }
+        for (what, kept) in [("tombstone", &self.tombstones), ("closing", &self.closing)] {
+            for (i, k) in kept.iter().enumerate() {
+                key(what, i, &k.symbol)?;
+                let at = || format!("{what} {i} ({:?})", k.symbol);
+                validate_state(&k.state).map_err(|m| format!("{}: {m}", at()))?;
+                check_time("at", k.at).map_err(|m| format!("{}: {m}", at()))?;
+                if let Some(l) = &k.listed {
+                    validate_listing(l).map_err(|m| format!("{}: listed.{m}", at()))?;
+                }
             }
-            if !seen.insert(p.symbol.as_str()) {
-                return Err(format!("{}: symbol appears more than once", at()));
+        }
+        let mut held = std::collections::HashSet::new();
+        for (i, h) in self.holds.iter().enumerate() {
+            if h.symbol.is_empty() {
+                return Err(format!("hold {i}: symbol must not be empty"));
             }
-            validate_state(&p.state).map_err(|m| format!("{}: {m}", at()))?;
+            if !held.insert(h.symbol.as_str()) {
+                return Err(format!(
+                    "hold {i} ({:?}): symbol appears more than once",
+                    h.symbol
+                ));
+            }
+            check_time("since", h.since).map_err(|m| format!("hold {i} ({:?}): {m}", h.symbol))?;
         }
         Ok(())
     }
@@ -283,16 +402,6 @@ pub fn validate_state(p: &PositionState) -> Result<(), String> {
     fn opt_price(name: &str, v: Option<f64>) -> Result<(), String> {
         v.map_or(Ok(()), |x| price(name, x))
     }
-    fn time(name: &str, t: Timestamp) -> Result<(), String> {
-        // Python's datetime covers the years 1..=9999.
-        const MIN: i64 = -62_135_596_800_000_000; // 0001-01-01 00:00:00
-        const MAX: i64 = 253_402_300_799_999_999; // 9999-12-31 23:59:59.999999
-        if (MIN..=MAX).contains(&t.0) {
-            Ok(())
-        } else {
-            Err(format!("{name} is out of the datetime range, got {}", t.0))
-        }
-    }
     if p.symbol.is_empty() {
         return Err("state.symbol must not be empty".to_owned());
     }
@@ -318,8 +427,32 @@ pub fn validate_state(p: &PositionState) -> Result<(), String> {
             p.partial_exits_taken
         ));
     }
-    time("entry_time", p.entry_time)?;
-    time("last_pnl_time", p.last_pnl_time)?;
+    check_time("entry_time", p.entry_time)?;
+    check_time("last_pnl_time", p.last_pnl_time)?;
+    Ok(())
+}
+
+/// Checks that `t` is a time Python's `datetime` can show (the years 1 to 9999).
+fn check_time(name: &str, t: Timestamp) -> Result<(), String> {
+    const MIN: i64 = -62_135_596_800_000_000; // 0001-01-01 00:00:00
+    const MAX: i64 = 253_402_300_799_999_999; // 9999-12-31 23:59:59.999999
+    if (MIN..=MAX).contains(&t.0) {
+        Ok(())
+    } else {
+        Err(format!("{name} is out of the datetime range, got {}", t.0))
+    }
+}
+
+/// Checks what the exchange last listed for a tombstone; the message names the field.
+pub fn validate_listing(l: &SavedListing) -> Result<(), String> {
+    if l.side != "long" && l.side != "short" {
+        return Err(format!("side must be 'long' or 'short', got {:?}", l.side));
+    }
+    for (name, v) in [("contracts", l.contracts), ("entry_price", l.entry_price)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("{name} must be a finite number > 0, got {v}"));
+        }
+    }
     Ok(())
 }
 
@@ -733,5 +866,121 @@ mod tests {
         assert_eq!(leftover_temp_files(&path), expected);
         assert!(other.exists());
         fs::remove_dir_all(d).unwrap();
+    }
+
+    /// `sample(3)` with one tombstone, one close and two holds.
+    fn remembering() -> StateFile {
+        let mut file = sample(3);
+        let kept = |symbol: &str, i: usize, listed: Option<SavedListing>| {
+            let p = position(symbol, i);
+            SavedKept {
+                symbol: p.symbol,
+                state: p.state,
+                extra: p.extra,
+                at: Timestamp(1_735_689_000_000_000 + i as i64),
+                listed,
+            }
+        };
+        file.tombstones = vec![kept(
+            "T/USDT:USDT",
+            7,
+            Some(SavedListing {
+                side: "short".into(),
+                contracts: 7.5,
+                entry_price: 100.7,
+            }),
+        )];
+        file.closing = vec![kept("C/USDT:USDT", 8, None)];
+        file.holds = vec![
+            SavedHold {
+                symbol: "H/USDT:USDT".into(),
+                since: Timestamp(1_735_689_500_000_000),
+            },
+            SavedHold {
+                symbol: "S0/USDT:USDT".into(),
+                since: Timestamp(1_735_689_500_000_001),
+            },
+        ];
+        file
+    }
+
+    #[test]
+    fn the_remembered_sections_round_trip_and_older_files_read_without_them() {
+        let d = dir("kept");
+        let path = d.join("state.json");
+        let file = remembering();
+        save(&path, &file).unwrap();
+        assert_eq!(load(&path).unwrap(), file);
+        // Empty sections are not written: such a file is what versions before them wrote, and
+        // it reads with none.
+        let mut plain = file.clone();
+        plain.tombstones.clear();
+        plain.closing.clear();
+        plain.holds.clear();
+        let bytes = plain.to_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for section in ["tombstones", "closing", "holds"] {
+            assert!(!text.contains(section), "{section} in {text}");
+        }
+        assert_eq!(StateFile::from_bytes(&bytes, "f").unwrap(), plain);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn the_remembered_sections_are_validated() {
+        type Case = (fn(&mut StateFile), &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                |f| f.tombstones[0].symbol = f.positions[1].symbol.clone(),
+                "tombstone 0 (\"S1/USDT:USDT\"): symbol appears more than once",
+            ),
+            (
+                |f| f.closing[0].symbol = f.tombstones[0].symbol.clone(),
+                "closing 0 (\"T/USDT:USDT\"): symbol appears more than once",
+            ),
+            (|f| f.closing[0].symbol.clear(), "closing 0: symbol must not be empty"),
+            (
+                |f| f.tombstones[0].state.amount = -2.0,
+                "tombstone 0 (\"T/USDT:USDT\"): amount must be a finite number > 0, got -2",
+            ),
+            (
+                |f| f.closing[0].at = Timestamp(i64::MIN),
+                "closing 0 (\"C/USDT:USDT\"): at is out of the datetime range",
+            ),
+            (
+                |f| {
+                    if let Some(l) = f.tombstones[0].listed.as_mut() {
+                        l.side = "both".into();
+                    }
+                },
+                "tombstone 0 (\"T/USDT:USDT\"): listed.side must be 'long' or 'short', got \"both\"",
+            ),
+            (
+                |f| {
+                    if let Some(l) = f.tombstones[0].listed.as_mut() {
+                        l.contracts = 0.0;
+                    }
+                },
+                "listed.contracts must be a finite number > 0, got 0",
+            ),
+            (
+                |f| f.holds[1].symbol = f.holds[0].symbol.clone(),
+                "hold 1 (\"H/USDT:USDT\"): symbol appears more than once",
+            ),
+            (|f| f.holds[0].symbol.clear(), "hold 0: symbol must not be empty"),
+            (
+                |f| f.holds[0].since = Timestamp(i64::MAX),
+                "hold 0 (\"H/USDT:USDT\"): since is out of the datetime range",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let mut file = remembering();
+            edit(&mut file);
+            let bytes = serde_json::to_vec(&file).unwrap();
+            let m = StateFile::from_bytes(&bytes, "f").unwrap_err().to_string();
+            assert!(m.contains(expected), "{m} lacks {expected}");
+        }
+        // A hold may name a tracked key (it is about opening, not tracking).
+        assert!(remembering().validate().is_ok());
     }
 }

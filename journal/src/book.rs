@@ -38,7 +38,7 @@ use std::sync::{Arc, Weak};
 use log::Level;
 use parking_lot::Mutex;
 
-use position_manager_core::book::{share, SharedPosition};
+use position_manager_core::book::{share, KeptEntry, Remembered, SharedPosition};
 use position_manager_core::clock::Timestamp;
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::events::{Event, EventKind};
@@ -135,18 +135,26 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 buried.push(t);
             }
         }
-        let mut staged_tombs = Vec::with_capacity(buried.len());
-        for t in buried {
-            let position = share(t.state);
-            let handle = make(&t.symbol, &t.extra, &position)?;
-            staged_tombs.push((t.symbol, position, handle, t.removed_at));
-        }
         let awaiting_count = awaiting.len();
-        let mut staged_closes = Vec::with_capacity(awaiting.len());
-        for c in awaiting {
-            let position = share(c.state);
-            let handle = make(&c.symbol, &c.extra, &position)?;
-            staged_closes.push((c.symbol, position, handle, c.removed_at));
+        let mut remembered = Remembered {
+            tombstones: Vec::with_capacity(buried.len()),
+            closing: Vec::with_capacity(awaiting.len()),
+        };
+        for (rows, into) in [
+            (buried, &mut remembered.tombstones),
+            (awaiting, &mut remembered.closing),
+        ] {
+            for row in rows {
+                let position = share(row.state);
+                let handle = make(&row.symbol, &row.extra, &position)?;
+                into.push(KeptEntry {
+                    key: Key::parse(&row.symbol),
+                    position,
+                    handle,
+                    at: row.removed_at,
+                    listed: None,
+                });
+            }
         }
         let mut staged = Vec::with_capacity(positions.len());
         for p in positions {
@@ -193,21 +201,9 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 });
             }
         }
-        for (symbol, position, handle, removed_at) in staged_tombs {
-            let displaced = manager
-                .book()
-                .insert(&symbol, position.clone(), handle.clone());
-            drop(displaced);
-            let buried = manager.book().bury(&symbol, &position, removed_at);
-            drop(buried);
-        }
         // Each close awaiting confirmation waits again for a list: one that no longer shows the
         // position confirms it; one that still does tracks it again (`close_unconfirmed`).
-        for (symbol, position, handle, closed_at) in staged_closes {
-            let displaced = manager.book().insert(&symbol, position.clone(), handle);
-            drop(displaced);
-            manager.book().closed(&symbol, &position, closed_at);
-        }
+        manager.restore_remembered(remembered);
         let mut loaded = Vec::with_capacity(staged.len());
         for (symbol, position, handle) in staged {
             let displaced = manager.book().insert(&symbol, position.clone(), handle);

@@ -8,11 +8,15 @@ use std::path::Path;
 use log::Level;
 
 use super::{Channel, Manager};
-use crate::book::{share, SharedPosition};
+use crate::book::{share, KeptEntry, Remembered, SharedPosition};
+use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
-use crate::key::Key;
-use crate::persist::{self, Extra, SavedPosition, StateFile};
+use crate::key::{Key, Side};
+use crate::persist::{
+    self, validate_listing, Extra, SavedHold, SavedKept, SavedListing, SavedPosition, StateFile,
+};
+use crate::reconcile::Fingerprint;
 
 /// The reason on `loaded` events.
 pub const LOADED_REASON: &str = "state_file";
@@ -27,7 +31,9 @@ pub struct SavedExtra {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Saves every tracked position, in book order, to `path` atomically; returns how many.
+    /// Saves the book to `path` atomically: every tracked position in book order, the
+    /// tombstones and the closes awaiting confirmation (oldest first), and the re-open holds not
+    /// over; returns how many tracked positions it saved.
     ///
     /// `extra(symbol, handle)` gives each position's own attributes; it is called with no lock
     /// held. Attributes it reports as skipped are named in one warning on the main logger. A
@@ -38,22 +44,46 @@ impl<H: Clone + Send + Sync> Manager<H> {
     where
         F: FnMut(&str, &H) -> CoreResult<SavedExtra>,
     {
-        let entries = self.book.entries();
-        let mut positions = Vec::with_capacity(entries.len());
+        let (entries, remembered) = self.book.contents();
         let mut skipped = Vec::new();
-        for (symbol, position, handle) in &entries {
+        let mut attributes = |symbol: &Key, handle: &H| -> CoreResult<Extra> {
             let SavedExtra { values, skipped: s } = extra(symbol.as_str(), handle)?;
             if !s.is_empty() {
                 skipped.push(format!("{symbol} ({})", s.join(", ")));
             }
-            let state = position.lock().snapshot();
+            Ok(values)
+        };
+        let mut positions = Vec::with_capacity(entries.len());
+        for (symbol, position, handle) in &entries {
+            let values = attributes(symbol, handle)?;
             positions.push(SavedPosition {
                 symbol: symbol.to_string(),
-                state,
+                state: position.lock().snapshot(),
                 extra: values,
             });
         }
         drop(entries);
+        let mut kept = |list: Vec<KeptEntry<H>>| -> CoreResult<Vec<SavedKept>> {
+            let mut out = Vec::with_capacity(list.len());
+            for k in list {
+                let values = attributes(&k.key, &k.handle)?;
+                out.push(SavedKept {
+                    symbol: k.key.to_string(),
+                    state: k.position.lock().snapshot(),
+                    extra: values,
+                    at: k.at,
+                    // Only a hint for recognising the position: one a file could not carry
+                    // (an entry price of 0) is left out rather than failing the save.
+                    listed: k
+                        .listed
+                        .map(saved_listing)
+                        .filter(|l| validate_listing(l).is_ok()),
+                });
+            }
+            Ok(out)
+        };
+        let tombstones = kept(remembered.tombstones)?;
+        let closing = kept(remembered.closing)?;
         if !skipped.is_empty() {
             self.log(Channel::Main, Level::Warn, || {
                 format!(
@@ -63,32 +93,67 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
         let count = positions.len();
-        persist::save(path, &StateFile::new(self.now(), positions))?;
+        let mut file = StateFile::new(self.now(), positions);
+        file.tombstones = tombstones;
+        file.closing = closing;
+        file.holds = self
+            .reopen_holds()
+            .into_iter()
+            .map(|(key, since)| SavedHold {
+                symbol: key.to_string(),
+                since,
+            })
+            .collect();
+        persist::save(path, &file)?;
         self.log(Channel::Main, Level::Debug, || {
             format!("Saved {count} positions to {}", path.display())
         });
         Ok(count)
     }
 
-    /// Fills an empty book from the state file at `path`; returns how many positions it loaded.
+    /// Fills an empty book from the state file at `path`; returns how many tracked positions it
+    /// loaded.
     ///
     /// All or nothing: the file is read, checked and validated completely, then
-    /// `attach(saved, position)` makes each handle (called with no lock held; an error stops the
-    /// load before anything is tracked), and only then are the positions put into the book, each
-    /// recorded as a `loaded` event. A book that is not empty is refused
-    /// ([`CoreError::Value`]) before the file is read.
+    /// `attach(symbol, extra, position)` makes each handle (called with no lock held; an error
+    /// stops the load before anything is tracked), and only then are the positions put into the
+    /// book, each recorded as a `loaded` event. The file's tombstones and closes awaiting
+    /// confirmation are put back as they were (those older than `tombstone_ttl_seconds` are
+    /// left out), and its re-open holds that are not over are taken back. A book that is not
+    /// empty is refused ([`CoreError::Value`]) before the file is read.
     pub fn load_state<F>(&self, path: &Path, mut attach: F) -> CoreResult<usize>
     where
-        F: FnMut(&SavedPosition, &SharedPosition) -> CoreResult<H>,
+        F: FnMut(&str, &Extra, &SharedPosition) -> CoreResult<H>,
     {
         self.ensure_empty_for_load()?;
         let file = persist::load(path)?;
         let mut staged = Vec::with_capacity(file.positions.len());
         for saved in &file.positions {
             let position = share(saved.state.clone());
-            let handle = attach(saved, &position)?;
+            let handle = attach(&saved.symbol, &saved.extra, &position)?;
             staged.push((saved.symbol.as_str(), position, handle));
         }
+        let now = self.now();
+        let ttl = self.config().tombstone_ttl_seconds;
+        let mut stage_kept = |list: &[SavedKept]| -> CoreResult<Vec<KeptEntry<H>>> {
+            let mut out = Vec::with_capacity(list.len());
+            for k in list.iter().filter(|k| now.seconds_since(k.at) <= ttl) {
+                let position = share(k.state.clone());
+                let handle = attach(&k.symbol, &k.extra, &position)?;
+                out.push(KeptEntry {
+                    key: Key::parse(&k.symbol),
+                    position,
+                    handle,
+                    at: k.at,
+                    listed: k.listed.as_ref().and_then(listing_fingerprint),
+                });
+            }
+            Ok(out)
+        };
+        let remembered = Remembered {
+            tombstones: stage_kept(&file.tombstones)?,
+            closing: stage_kept(&file.closing)?,
+        };
         self.ensure_empty_for_load()?;
         let mut inserted: Vec<(&str, SharedPosition)> = Vec::with_capacity(staged.len());
         for (symbol, position, handle) in staged {
@@ -117,14 +182,55 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 }
             }
         }
+        let (tombstones, closes) = self.restore_remembered(remembered);
+        let held =
+            self.restore_reopen_holds(file.holds.iter().map(|h| (Key::parse(&h.symbol), h.since)));
+        if !held.is_empty() {
+            self.journal_holds();
+        }
         for (symbol, position) in &inserted {
             self.record(symbol, position, EventKind::Loaded, LOADED_REASON, None);
         }
         let count = inserted.len();
         self.log(Channel::Main, Level::Info, || {
-            format!("Loaded {count} positions from {}", path.display())
+            format!(
+                "Loaded {count} positions from {}{}",
+                path.display(),
+                remembered_summary(tombstones, closes, &held)
+            )
         });
         Ok(count)
+    }
+
+    /// Puts back the tombstones and the closes awaiting confirmation a state file or a journal
+    /// kept, each only where the book has nothing for its key (what it holds now is newer) and
+    /// none older than `tombstone_ttl_seconds`; tombstones beyond `tombstone_limit` evict the
+    /// oldest, as in a running manager. Each close waits again for a list: one that no longer
+    /// shows the position confirms it, one that still does tracks it again
+    /// (`close_unconfirmed`). Returns how many tombstones and closes were put back.
+    pub fn restore_remembered(&self, remembered: Remembered<H>) -> (usize, usize) {
+        let now = self.now();
+        let ttl = self.config().tombstone_ttl_seconds;
+        let fresh = |k: &KeptEntry<H>| now.seconds_since(k.at) <= ttl;
+        let Remembered {
+            mut tombstones,
+            closing,
+        } = remembered;
+        tombstones.sort_by_key(|k| k.at);
+        let mut buried = 0;
+        for kept in tombstones.into_iter().filter(fresh) {
+            if let Ok(evicted) = self.book.put_back_tombstone(kept) {
+                buried += 1;
+                drop(evicted);
+            }
+        }
+        let mut closes = 0;
+        for kept in closing.into_iter().filter(fresh) {
+            if self.book.put_back_close(kept).is_ok() {
+                closes += 1;
+            }
+        }
+        (buried.min(self.book.tombstone_count()), closes)
     }
 
     fn ensure_empty_for_load(&self) -> CoreResult<()> {
@@ -147,6 +253,45 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 }
 
+fn saved_listing(f: Fingerprint) -> SavedListing {
+    SavedListing {
+        side: f.side.as_str().to_owned(),
+        contracts: f.contracts,
+        entry_price: f.entry_price,
+    }
+}
+
+fn listing_fingerprint(l: &SavedListing) -> Option<Fingerprint> {
+    Some(Fingerprint {
+        side: Side::parse(&l.side)?,
+        contracts: l.contracts,
+        entry_price: l.entry_price,
+    })
+}
+
+/// What a load put back besides the tracked positions, for its log line ("" when nothing).
+fn remembered_summary(tombstones: usize, closes: usize, held: &[(Key, Timestamp)]) -> String {
+    let mut out = String::new();
+    if closes > 0 {
+        out.push_str(&format!(
+            "; {closes} close(s) awaiting confirmation by the next position list"
+        ));
+    }
+    if tombstones > 0 {
+        out.push_str(&format!(
+            "; {tombstones} removed position(s) remembered (restored if listed again)"
+        ));
+    }
+    if !held.is_empty() {
+        let keys: Vec<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
+        out.push_str(&format!(
+            "; not opening again yet (reopen_hold_seconds): {}",
+            keys.join(", ")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -158,7 +303,8 @@ mod tests {
     use super::*;
     use crate::book::SharedPosition;
     use crate::clock::Timestamp;
-    use crate::manager::testing::{listed, manager, Fake};
+    use crate::clock::{Clock, ManualClock};
+    use crate::manager::testing::{listed, manager, manager_with_clock, priced, Fake};
     use crate::manager::ManagerConfig;
     use crate::position::PositionState;
 
@@ -217,8 +363,8 @@ mod tests {
         let fresh = manager(&fake, ManagerConfig::default());
         let mut seen = Vec::new();
         let n = fresh
-            .load_state(&path, |saved, _| {
-                seen.push(saved.extra["handle"].get().to_owned());
+            .load_state(&path, |_, extra, _| {
+                seen.push(extra["handle"].get().to_owned());
                 Ok(100 + seen.len() as u32)
             })
             .unwrap();
@@ -245,7 +391,7 @@ mod tests {
 
         fake.0.lock().positions = vec![listed("A/USDT:USDT", "long", 2.0, 100.0)];
         let fresh = manager(&fake, ManagerConfig::default());
-        fresh.load_state(&path, |_, _| Ok(7)).unwrap();
+        fresh.load_state(&path, |_, _, _| Ok(7)).unwrap();
         fresh.reconcile_positions().unwrap();
         assert_eq!(fresh.book().keys(), vec!["A/USDT:USDT"]);
         let (p, _) = fresh.book().get("A/USDT:USDT").unwrap();
@@ -271,20 +417,20 @@ mod tests {
         m.save_state(&path, |_, _| Ok(SavedExtra::default()))
             .unwrap();
 
-        let err = m.load_state(&path, |_, _| Ok(0)).unwrap_err();
+        let err = m.load_state(&path, |_, _, _| Ok(0)).unwrap_err();
         assert!(matches!(&err, CoreError::Value(msg) if msg.contains("needs an empty manager")));
 
         let fresh = manager(&fake, ManagerConfig::default());
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, &text[..text.len() / 2]).unwrap();
-        let err = fresh.load_state(&path, |_, _| Ok(0)).unwrap_err();
+        let err = fresh.load_state(&path, |_, _, _| Ok(0)).unwrap_err();
         assert!(matches!(&err, CoreError::State(msg) if msg.contains("truncated")));
         assert!(fresh.book().is_empty() && fresh.events().is_empty());
 
         // A handle that cannot be made stops the load before anything is tracked.
         fs::write(&path, &text).unwrap();
         let err = fresh
-            .load_state(&path, |_, _| Err(CoreError::Value("no handle".into())))
+            .load_state(&path, |_, _, _| Err(CoreError::Value("no handle".into())))
             .unwrap_err();
         assert_eq!(err, CoreError::Value("no handle".into()));
         assert!(fresh.book().is_empty() && fresh.events().is_empty());
@@ -303,8 +449,8 @@ mod tests {
 
         let fresh = manager(&fake, ManagerConfig::default());
         let err = fresh
-            .load_state(&path, |saved, _| {
-                if saved.symbol == "B/USDT:USDT" {
+            .load_state(&path, |symbol, _, _| {
+                if symbol == "B/USDT:USDT" {
                     // Another thread assigns B while the handles are being made.
                     track(&fresh, "B/USDT:USDT", "long", 9);
                 }
@@ -314,6 +460,160 @@ mod tests {
         assert!(err.to_string().contains("needs an empty manager"), "{err}");
         assert_eq!(fresh.book().keys(), vec!["B/USDT:USDT"]);
         assert!(fresh.events().is_empty());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A manager that tracks `A` (listed by the fake), remembers `T` as a tombstone (the list
+    /// showed it at 2.5 contracts before it went), awaits the confirmation of its close of `C`,
+    /// and holds re-opens of `H` — all started at `T0` — with its handles 1, 2 and 3.
+    fn remembering(fake: &Fake, clock: Arc<ManualClock>) -> Manager<u32> {
+        let m = manager_with_clock(fake, holding(), clock.clone());
+        track(&m, "A/USDT:USDT", "long", 1);
+        let t = track(&m, "T/USDT:USDT", "long", 2);
+        fake.0.lock().positions = vec![
+            listed("A/USDT:USDT", "long", 2.0, 100.0),
+            listed("T/USDT:USDT", "long", 2.0, 100.0),
+        ];
+        m.reconcile_positions().unwrap();
+        let t0 = clock.now();
+        assert!(m.book().bury("T/USDT:USDT", &t, t0).is_some());
+        let c = track(&m, "C/USDT:USDT", "short", 3);
+        assert!(m.book().closed("C/USDT:USDT", &c, t0));
+        m.restore_reopen_holds([(Key::parse("H/USDT:USDT"), t0)]);
+        m
+    }
+
+    fn holding() -> ManagerConfig {
+        ManagerConfig {
+            reopen_hold_seconds: 300.0,
+            ..ManagerConfig::default()
+        }
+    }
+
+    #[test]
+    fn tombstones_closes_and_holds_survive_a_save_and_load() {
+        let path = temp_path("remembered");
+        let fake = priced(100.0);
+        let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+        let t0 = clock.now();
+        let m = remembering(&fake, clock.clone());
+        let (_, before) = m.book().contents();
+        let listing = before.tombstones[0].listed;
+        assert!(
+            listing.is_some(),
+            "the list's fingerprint is kept with the tombstone"
+        );
+        assert_eq!(m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap(), 1);
+
+        clock.advance(100.0);
+        let fresh = manager_with_clock(&fake, holding(), clock.clone());
+        let mut made = Vec::new();
+        let n = fresh
+            .load_state(&path, |symbol, extra, _| {
+                made.push((symbol.to_owned(), extra["handle"].get().to_owned()));
+                Ok(10 + made.len() as u32)
+            })
+            .unwrap();
+        assert_eq!(n, 1, "the count is of tracked positions");
+        assert_eq!(
+            made,
+            [
+                ("A/USDT:USDT", "1"),
+                ("T/USDT:USDT", "2"),
+                ("C/USDT:USDT", "3")
+            ]
+            .map(|(s, h)| (s.to_owned(), h.to_owned()))
+        );
+        assert_eq!(fresh.book().keys(), vec!["A/USDT:USDT"]);
+        let (_, after) = fresh.book().contents();
+        let kept = |r: &[KeptEntry<u32>]| -> Vec<(String, u32, Timestamp)> {
+            r.iter()
+                .map(|k| (k.key.to_string(), k.handle, k.at))
+                .collect()
+        };
+        assert_eq!(kept(&after.tombstones), [("T/USDT:USDT".into(), 12, t0)]);
+        assert_eq!(after.tombstones[0].listed, listing);
+        assert_eq!(kept(&after.closing), [("C/USDT:USDT".into(), 13, t0)]);
+        assert_eq!(
+            fresh.reopen_holds(),
+            vec![(Key::parse("H/USDT:USDT"), t0)],
+            "the hold keeps its start: 200 s are left, not 300"
+        );
+        let kinds: Vec<_> = fresh.events().all().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Loaded],
+            "only tracked positions are loaded"
+        );
+
+        // The next list: T is listed again as it was (restored, with its handle), C too (the
+        // close did not happen: tracked again, its handle kept).
+        fake.0.lock().positions = vec![
+            listed("A/USDT:USDT", "long", 2.0, 100.0),
+            listed("T/USDT:USDT", "long", 2.0, 100.0),
+            listed("C/USDT:USDT", "short", 2.0, 100.0),
+        ];
+        fresh.reconcile_positions().unwrap();
+        let kinds: Vec<_> = fresh.events().all().iter().map(|e| e.kind).collect();
+        assert!(kinds.contains(&EventKind::Restored), "{kinds:?}");
+        assert!(kinds.contains(&EventKind::CloseUnconfirmed), "{kinds:?}");
+        assert!(!kinds.contains(&EventKind::Imported), "{kinds:?}");
+        assert_eq!(fresh.book().get("T/USDT:USDT").unwrap().1, 12);
+        assert_eq!(fresh.book().get("C/USDT:USDT").unwrap().1, 13);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn what_is_over_by_the_load_is_left_out() {
+        let path = temp_path("over");
+        let fake = priced(100.0);
+        let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+        let m = remembering(&fake, clock.clone());
+        m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap();
+
+        // The hold (300 s) is over, the tombstone and the close are not (one day).
+        clock.advance(301.0);
+        let fresh = manager_with_clock(&fake, holding(), clock.clone());
+        fresh.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        assert!(fresh.reopen_holds().is_empty());
+        assert_eq!(fresh.book().tombstone_count(), 1);
+        assert!(fresh.book().awaiting_close("C/USDT:USDT", None).is_some());
+
+        // A day later, neither is kept.
+        clock.advance(86_400.0);
+        let later = manager_with_clock(&fake, holding(), clock.clone());
+        later.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        let (tracked, remembered) = later.book().contents();
+        assert_eq!(tracked.len(), 1);
+        assert!(remembered.tombstones.is_empty() && remembered.closing.is_empty());
+
+        // A manager that keeps no tombstones and holds nothing takes neither.
+        let none = manager_with_clock(
+            &fake,
+            ManagerConfig {
+                tombstone_limit: 0,
+                ..ManagerConfig::default()
+            },
+            clock,
+        );
+        none.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        assert_eq!(none.book().tombstone_count(), 0);
+        assert!(none.reopen_holds().is_empty());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_file_without_the_remembered_sections_is_the_same_file_as_before() {
+        // Nothing remembered: the file has exactly the fields older versions wrote.
+        let path = temp_path("plain");
+        let fake = Fake::default();
+        let m = manager(&fake, ManagerConfig::default());
+        track(&m, "A/USDT:USDT", "long", 1);
+        m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        for absent in ["tombstones", "closing", "holds"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
