@@ -19,7 +19,7 @@ use position_manager_core::events::Event;
 use position_manager_core::persist::Extra;
 use position_manager_core::position::PositionState;
 use position_manager_journal::book::{BookJournal, ExtraFn};
-use position_manager_journal::reader::{EventFilter, EventRecord, Reader};
+use position_manager_journal::reader::{EventFilter, EventRecord, KeptRecord, Reader};
 use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError as CoreJournalError, SyncMode, Target};
 
@@ -291,6 +291,50 @@ pub struct PyJournalReader {
     version: i64,
 }
 
+/// A position row as a dict: `account`, `symbol` (the book key) and every field of its state
+/// (an unreadable state gives the two keys alone).
+fn position_record<'py>(
+    py: Python<'py>,
+    account: &str,
+    symbol: &str,
+    state: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("account", account)?;
+    d.set_item("symbol", symbol)?;
+    if let Ok(state) = serde_json::from_str::<PositionState>(state) {
+        for (k, v) in state_dict(py, &state)?.iter() {
+            if k.extract::<String>().ok().as_deref() != Some("symbol") {
+                d.set_item(k, v)?;
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Tombstone or closing rows as dicts, their sequence number and time named `{what}_seq` and
+/// `{what}_at`.
+fn kept_records<'py>(
+    py: Python<'py>,
+    rows: &[KeptRecord],
+    what: &str,
+) -> PyResult<Bound<'py, PyList>> {
+    let items = rows
+        .iter()
+        .map(|row| {
+            let d = position_record(py, &row.account, &row.symbol, &row.state)?;
+            d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
+            d.set_item(format!("{what}_seq"), row.seq)?;
+            d.set_item(
+                format!("{what}_at"),
+                to_datetime(position_manager_core::clock::Timestamp(row.at_us))?,
+            )?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
+}
+
 fn loads<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
     match text {
         None => Ok(py.None().into_bound(py)),
@@ -508,22 +552,37 @@ impl PyJournalReader {
         let rows = self.with(py, |r| r.open_positions(account.as_deref()))?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            let d = PyDict::new(py);
-            d.set_item("account", &row.account)?;
-            d.set_item("symbol", &row.symbol)?;
-            if let Ok(state) = serde_json::from_str::<PositionState>(&row.state) {
-                for (k, v) in state_dict(py, &state)?.iter() {
-                    if k.extract::<String>().ok().as_deref() != Some("symbol") {
-                        d.set_item(k, v)?;
-                    }
-                }
-            }
+            let d = position_record(py, &row.account, &row.symbol, &row.state)?;
             d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
             d.set_item("updated_seq", row.updated_seq)?;
             d.set_item("updated_at", &row.updated_at)?;
             items.push(d);
         }
         PyList::new(py, items)
+    }
+
+    /// The tombstones as dicts: `account`, `symbol`, every position field, `attributes`,
+    /// `removed_seq`, `removed_at`.
+    #[pyo3(signature = (account=None))]
+    fn tombstones<'py>(
+        &self,
+        py: Python<'py>,
+        account: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.with(py, |r| r.tombstones(account.as_deref()))?;
+        kept_records(py, &rows, "removed")
+    }
+
+    /// The closes awaiting confirmation as dicts: `account`, `symbol`, every position field,
+    /// `attributes`, `closed_seq`, `closed_at`.
+    #[pyo3(signature = (account=None))]
+    fn closing_positions<'py>(
+        &self,
+        py: Python<'py>,
+        account: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.with(py, |r| r.closing_positions(account.as_deref()))?;
+        kept_records(py, &rows, "closed")
     }
 
     /// The re-open holds as dicts: `account`, `symbol`, `held_since`.

@@ -71,8 +71,8 @@ def sqlite_in_child(path: str | Path, sql: str) -> list[list[Any]]:
 
 
 def journal_keys(url: str, account: str, table: str = "pmrs_closing") -> list[str]:
-    """The keys of ``account``'s rows in the journal's ``table``: by default its closes
-    awaiting confirmation, which no reader query returns."""
+    """The keys of ``account``'s rows in the journal's ``table`` (by default its closes
+    awaiting confirmation), read with SQL rather than through the reader."""
     sql = f"SELECT symbol FROM {table} WHERE account = '{account}' ORDER BY symbol"
     if url.startswith("postgresql://"):
         return psql(url, sql).splitlines()
@@ -1049,6 +1049,52 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert list(third.positions) == [BTC]
     assert third.sync_existing_positions() == 0
     assert list(third.positions) == [BTC]
+
+
+def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) -> None:
+    paper, client, pm = bot_with_btc(url, 0.0)
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    pm.positions[BTC].strategy = "breakout"
+    assert pm.modify_position_targets(BTC, 80_000.0, 120_000.0)
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None  # answered True, never sent
+    assert paper.close_externally(ETH)
+    assert list(pm.update_positions()) == []  # BTC still listed: tracked again; ETH removed
+    assert pm.has_position(BTC) and not pm.has_position(ETH)
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None
+    closed = [e for e in pm.events if e["kind"] == "closed"][-1]
+    removed = [e for e in pm.events if e["kind"] == "removed"][-1]
+
+    with Journal(url) as journal:
+        [closing] = journal.closing_positions("h")
+        [tomb] = journal.tombstones(account="h")
+        assert journal.closing_positions("other") == [] and journal.tombstones("other") == []
+        assert [r["symbol"] for r in journal.closing_positions()] == [BTC]
+        frame = journal.tombstones().to_pandas()
+    assert (closing["account"], closing["symbol"], closing["side"], closing["amount"]) == (
+        "h",
+        BTC,
+        "long",
+        3.0,
+    )
+    assert (closing["stop_loss"], closing["take_profit"]) == (80_000.0, 120_000.0)
+    assert closing["attributes"] == {"strategy": "breakout"}
+    assert (closing["closed_seq"], closing["closed_at"]) == (closed["seq"], closed["time"])
+    assert (tomb["symbol"], tomb["amount"], tomb["attributes"]) == (ETH, 2.0, {})
+    assert (tomb["removed_seq"], tomb["removed_at"]) == (removed["seq"], removed["time"])
+    assert list(frame["symbol"]) == [ETH]
+    assert journal_keys(url, "h") == [BTC] and journal_keys(url, "h", "pmrs_tombstones") == [ETH]
+
+    # A new ETH supersedes its tombstone, and the next list ends BTC's close (the venue still
+    # lists it: tracked again): both queries are empty.
+    assert pm.open_position(ETH, "BUY", 1, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    assert pm.has_position(BTC)
+    with Journal(url) as journal:
+        assert journal.closing_positions("h") == []
+        assert journal.tombstones("h") == []
 
 
 def test_at_start_a_keys_newest_row_wins(url: str) -> None:

@@ -72,6 +72,25 @@ pub struct PositionRecord {
     pub updated_at: String,
 }
 
+/// A position the manager remembers without tracking it, as last journaled: a tombstone
+/// (removed as closed outside the manager, restored if listed again) or a close awaiting
+/// confirmation by a position list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptRecord {
+    /// The manager's account.
+    pub account: String,
+    /// The book key.
+    pub symbol: String,
+    /// The position's state as JSON.
+    pub state: String,
+    /// The bot's attributes as a JSON object, if any.
+    pub attributes: Option<String>,
+    /// The event sequence number of its removal or close.
+    pub seq: i64,
+    /// When it was removed or closed (naive local microseconds).
+    pub at_us: i64,
+}
+
 /// One re-open hold (`reopen_hold_seconds`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HoldRecord {
@@ -326,6 +345,50 @@ impl Reader {
                 &[],
             ),
         }
+    }
+
+    /// The tombstones of `account` (all accounts when `None`): positions removed as closed
+    /// outside the manager that a restarted manager restores if the exchange lists them again;
+    /// by account, oldest removal first. A manager drops those older than its
+    /// `tombstone_ttl_seconds` or beyond its `tombstone_limit` when it starts.
+    pub fn tombstones(&mut self, account: Option<&str>) -> JournalResult<Vec<KeptRecord>> {
+        self.kept("pmrs_tombstones", "removed_seq", "removed_at_us", account)
+    }
+
+    /// The closes awaiting confirmation of `account` (all accounts when `None`): positions the
+    /// manager closed (the client said so) that no position list has confirmed closed yet; by
+    /// account, oldest first. A version 1 or 2 journal has none.
+    pub fn closing_positions(&mut self, account: Option<&str>) -> JournalResult<Vec<KeptRecord>> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        self.kept("pmrs_closing", "closed_seq", "closed_at_us", account)
+    }
+
+    fn kept(
+        &mut self,
+        table: &str,
+        seq: &str,
+        at: &str,
+        account: Option<&str>,
+    ) -> JournalResult<Vec<KeptRecord>> {
+        let rows = self.rows_of(
+            &format!("account, symbol, state, attributes, {seq}, {at}"),
+            table,
+            &format!("account, {at}, symbol"),
+            account,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| KeptRecord {
+                account: text(r.first()),
+                symbol: text(r.get(1)),
+                state: text(r.get(2)),
+                attributes: r.get(3).and_then(Val::as_text).map(str::to_owned),
+                seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
+                at_us: r.get(5).and_then(Val::as_int).unwrap_or(0),
+            })
+            .collect())
     }
 
     /// The re-open holds of `account` (all accounts when `None`) as last written, by account

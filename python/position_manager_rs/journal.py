@@ -12,6 +12,8 @@ service files) — and answers across every account in it::
         journal.closed_positions(since=datetime(2025, 3, 1))  # what closed, P/L and reason
         journal.events(symbol="BTC/USDT:USDT", kind="removed")
         journal.reopen_holds(account="main")                  # symbols not to open again yet
+        journal.closing_positions(account="main")             # closes no list has confirmed
+        journal.tombstones(account="main")                    # removed, restored if listed again
 
 Every query returns :class:`Records`: a ``list`` of dicts with a ``to_pandas()`` method. Times
 are naive local ``datetime`` objects, as in ``manager.events``; ``since``/``until`` take the
@@ -164,6 +166,24 @@ class Journal:
         ``datetime``). A hold is over ``reopen_hold_seconds`` after ``held_since``; the
         manager drops those that are over the next time it writes its holds or starts."""
         return Records(self._reader.reopen_holds(_name("account", account)))
+
+    def closing_positions(self, account: str | None = None) -> Records:
+        """The closes awaiting confirmation: positions the manager closed (its client said so)
+        that no position list has shown gone yet. A restarted manager puts each back; its first
+        list forgets it (confirmed) or tracks the very position again (``close_unconfirmed``).
+        Each row: ``account``, ``symbol``, every position field as at the close, ``attributes``,
+        ``closed_seq`` (the ``closed`` event's ``seq``), ``closed_at``; oldest first. A journal
+        older than schema version 3 has none."""
+        return Records(self._reader.closing_positions(_name("account", account)))
+
+    def tombstones(self, account: str | None = None) -> Records:
+        """The tombstones: positions removed as closed outside the manager, which a restarted
+        manager restores (same state and attributes) if the exchange lists the very same
+        position again. Each row: ``account``, ``symbol``, every position field as at the
+        removal, ``attributes``, ``removed_seq`` (the ``removed`` event's ``seq``),
+        ``removed_at``; oldest first. The manager drops those older than
+        ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""
+        return Records(self._reader.tombstones(_name("account", account)))
 
     @contextmanager
     def snapshot(self) -> Iterator[Journal]:
