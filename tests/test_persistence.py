@@ -657,3 +657,61 @@ def test_a_reopen_hold_survives_a_restart_from_the_state_file(
     assert client.calls["create_market_order"] == 1, "no second order after the restart"
     venue = paper.position(A)
     assert venue is not None and venue["contracts"] == 3.0, "held once, not twice"
+
+
+def test_hedge_mode_legs_are_remembered_under_their_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two legs of one symbol: the long one closed by the manager, then two empty answers: they
+    # untrack the short one (a tombstone) and "confirm" the long one's close — both may be
+    # failed reads, so both legs are held. After a restart from the state file, with the reads
+    # still empty, neither leg is opened again on top; once the venue answers, the short leg
+    # comes back as it was and the holds end.
+    paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper,
+            clock=paper.clock,
+            position_mode="hedge",
+            reopen_hold_seconds=300.0,
+            ticker_retry_delays=(),
+        )
+
+    long_key, short_key = f"{A}@long", f"{A}@short"
+    pm = manager()
+    assert pm.open_position(A, "BUY", 5, 10) and pm.open_position(A, "SELL", 3, 10)
+    assert list(pm.update_positions()) == []
+    pm.positions[short_key].strategy = "hedge"
+    assert pm.close_position(long_key, "manual") is not None
+    paper.answer_empty_next(2)
+    assert list(pm.update_positions()) == []
+    assert list(pm.positions) == []
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 0
+    saved = json.loads(path.read_text())
+    assert [t["symbol"] for t in saved["tombstones"]] == [short_key]
+    assert sorted(h["symbol"] for h in saved["holds"]) == [long_key, short_key]
+    assert "closing" not in saved, "the empty answers ended the long leg's close"
+
+    paper.clock.advance(60.0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        again = manager()
+        again.load_state(path)
+        paper.answer_empty_next(8)
+        assert again.open_position(A, "SELL", 3, 10) is False, "held: not on top"
+        assert again.open_position(A, "BUY", 5, 10) is False, "held too"
+    assert f"(reopen_hold_seconds): {long_key}, {short_key}" in caplog.text
+    assert paper.position(A, "long") is None
+    short = paper.position(A, "short")
+    assert short is not None and short["contracts"] == 3.0, "held once, not twice"
+
+    # The venue answers again (the empty answers the opens did not use are spent here).
+    assert any(paper.get_open_positions() for _ in range(8))
+    assert list(again.update_positions()) == []
+    assert list(again.positions) == [short_key]
+    assert again.positions[short_key].strategy == "hedge"
+    assert again.positions[short_key].amount == 3.0
+    assert "restored" in [e["kind"] for e in again.events if e["symbol"] == short_key]
+    assert again.open_position(A, "BUY", 2, 10) is True, "a live list ended the holds"
