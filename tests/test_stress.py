@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import threading
 import time
@@ -145,7 +146,8 @@ def book_reading_handler() -> Iterator[BookReadingHandler]:
 def test_concurrent_operations_keep_the_book_consistent(
     book_reading_handler: BookReadingHandler,
 ) -> None:
-    seed = random.randrange(1_000_000)
+    # One seed in CI (the threads' interleaving still varies); a new one each long run.
+    seed = random.randrange(1_000_000) if os.environ.get("PMRS_LONG") == "1" else 877_695
     exchange = ChaosExchange(seed)
     pm = make_manager(exchange, event_history=1_000_000)
     book_reading_handler.pm = pm
@@ -266,13 +268,17 @@ def test_concurrent_operations_keep_the_book_consistent(
     assert closed == []
     final = [e for e in pm.events if e["seq"] > last_seq]
     restored = {e["symbol"] for e in final if e["kind"] == "restored"}
-    assert restored <= reported - set(tracked_before), (seed, final)
+    # A churned symbol re-listed with the other side: the old position is removed
+    # (`side_flipped`) and the exchange's one imported — or, when the exchange's one is the
+    # position that flip replaced earlier (its predecessor), that one is restored.
+    flipped = {e["symbol"] for e in final if e["reason"] == "side_flipped"}
+    assert restored <= reported, (seed, final)
+    assert restored & set(tracked_before) <= flipped, (seed, final)
+    for symbol in restored & flipped:
+        assert pm.positions[symbol].side == exchange.positions[symbol]["side"], (seed, final)
     # A churned symbol re-listed with another size since the last applied snapshot is brought in
     # line with the exchange now, as an event. Anchors only ever change size through the
     # manager's own orders, so they never need it (a stale snapshot must not resize them).
-    # Likewise a churned symbol re-listed with the other side: the old position is removed
-    # (`side_flipped`) and the exchange's one imported.
-    flipped = {e["symbol"] for e in final if e["reason"] == "side_flipped"}
     assert not flipped & set(ANCHORS), (seed, final)
     imported = {e["symbol"] for e in final if e["kind"] == "imported"}
     assert imported <= flipped, (seed, final)
