@@ -313,17 +313,21 @@ fn position_record<'py>(
 }
 
 /// Tombstone or closing rows as dicts, their sequence number and time named `{what}_seq` and
-/// `{what}_at`.
+/// `{what}_at`, with `listed` (a dict or `None`) when `with_listing`.
 fn kept_records<'py>(
     py: Python<'py>,
     rows: &[KeptRecord],
     what: &str,
+    with_listing: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let items = rows
         .iter()
         .map(|row| {
             let d = position_record(py, &row.account, &row.symbol, &row.state)?;
             d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
+            if with_listing {
+                d.set_item("listed", loads(py, row.listed.as_deref())?)?;
+            }
             d.set_item(format!("{what}_seq"), row.seq)?;
             d.set_item(
                 format!("{what}_at"),
@@ -562,7 +566,7 @@ impl PyJournalReader {
     }
 
     /// The tombstones as dicts: `account`, `symbol`, every position field, `attributes`,
-    /// `removed_seq`, `removed_at`.
+    /// `listed`, `removed_seq`, `removed_at`.
     #[pyo3(signature = (account=None))]
     fn tombstones<'py>(
         &self,
@@ -570,7 +574,7 @@ impl PyJournalReader {
         account: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
         let rows = self.with(py, |r| r.tombstones(account.as_deref()))?;
-        kept_records(py, &rows, "removed")
+        kept_records(py, &rows, "removed", true)
     }
 
     /// The closes awaiting confirmation as dicts: `account`, `symbol`, every position field,
@@ -582,7 +586,7 @@ impl PyJournalReader {
         account: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
         let rows = self.with(py, |r| r.closing_positions(account.as_deref()))?;
-        kept_records(py, &rows, "closed")
+        kept_records(py, &rows, "closed", false)
     }
 
     /// The re-open holds as dicts: `account`, `symbol`, `held_since`.

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from position_manager_rs import Position, PositionManager
+from position_manager_rs import PaperExchange, Position, PositionManager
 from position_manager_rs.events import Event
 
 DEFAULT_PRICE = 100.0
@@ -409,3 +409,32 @@ class Workers:
 def events_of(pm: PositionManager, symbol: str | None = None) -> list[Event]:
     """The manager's events, optionally only those of ``symbol``."""
     return [e for e in pm.events if symbol is None or e["symbol"] == symbol]
+
+
+class PaperWithoutAverage(PaperExchange):
+    """A paper venue whose order answers carry no average fill price, as some venues' answers
+    do: the manager then books the price it saw before the order as the entry, which differs
+    from the venue's own entry by the fill's slippage. Only what the venue last *listed*
+    identifies such a position when it is listed again after a removal."""
+
+    def create_market_order(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        order = super().create_market_order(*args, **kwargs)
+        return None if order is None else {k: v for k, v in order.items() if k != "average"}
+
+
+def removed_with_an_estimated_entry(
+    pm: PositionManager, paper: PaperExchange, symbol: str
+) -> tuple[float, float]:
+    """Opens ``symbol`` on ``pm`` (over a :class:`PaperWithoutAverage`), lets one cycle see the
+    venue list it, then two empty answers untrack it (a tombstone); returns the manager's entry
+    and the venue's, which differ."""
+    assert pm.open_position(symbol, "BUY", 3, 10, 0.05) is True
+    pm.positions[symbol].strategy = "breakout"
+    assert list(pm.update_positions()) == []
+    own = pm.positions[symbol].entry_price
+    venue = paper.position(symbol)
+    assert venue is not None and abs(venue["entryPrice"] - own) > 1e-4 * own, (own, venue)
+    paper.answer_empty_next(2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(symbol)
+    return own, float(venue["entryPrice"])

@@ -19,6 +19,7 @@ from unittest.mock import Mock
 
 import pytest
 from bot_sim import BotLikeClient
+from helpers_clients import PaperWithoutAverage, removed_with_an_estimated_entry
 from journal_helpers import (
     client_certificate_role,
     journal_url,
@@ -321,7 +322,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 3
+    assert journal.schema_version == 4
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -1095,6 +1096,34 @@ def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) 
     with Journal(url) as journal:
         assert journal.closing_positions("h") == []
         assert journal.tombstones("h") == []
+
+
+def test_a_removed_position_whose_entry_was_estimated_is_restored_after_a_restart(
+    url: str,
+) -> None:
+    # The order's answer had no average price: the manager's entry is the price it saw, not the
+    # venue's. Only what the venue last listed identifies the position when two empty answers
+    # untracked it and it is listed again — the journal must keep that with the tombstone.
+    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="e"
+        )
+
+    pm = manager()
+    own, venue = removed_with_an_estimated_entry(pm, paper, BTC)
+    [tomb] = Journal(url).tombstones("e")
+    assert tomb["listed"] == {"side": "long", "contracts": 3.0, "entry_price": venue}
+    del pm
+
+    again = manager()
+    assert again.sync_existing_positions() == 1
+    kinds = [e["kind"] for e in again.events if e["symbol"] == BTC]
+    assert kinds[-1] == "restored" and "imported" not in kinds, kinds
+    position = again.positions[BTC]
+    assert (position.strategy, position.entry_price) == ("breakout", own)
+    assert Journal(url).tombstones("e") == []
 
 
 def test_at_start_a_keys_newest_row_wins(url: str) -> None:

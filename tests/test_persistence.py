@@ -27,10 +27,12 @@ import pytest
 from bot_sim import BotLikeClient
 from helpers_clients import (
     FakeExchange,
+    PaperWithoutAverage,
     Workers,
     events_of,
     make_manager,
     make_position,
+    removed_with_an_estimated_entry,
     run_with_timeout,
 )
 
@@ -715,3 +717,25 @@ def test_hedge_mode_legs_are_remembered_under_their_keys(
     assert again.positions[short_key].amount == 3.0
     assert "restored" in [e["kind"] for e in again.events if e["symbol"] == short_key]
     assert again.open_position(A, "BUY", 2, 10) is True, "a live list ended the holds"
+
+
+def test_a_removed_position_whose_entry_was_estimated_comes_back_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # The order's answer had no average price: the manager's entry is the price it saw, not the
+    # venue's. Only what the venue last listed identifies the position when two empty answers
+    # untracked it and it is listed again — the state file must keep that too.
+    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+    pm = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    own, venue = removed_with_an_estimated_entry(pm, paper, A)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    [tomb] = json.loads(path.read_text())["tombstones"]
+    assert tomb["listed"]["entry_price"] == venue
+
+    again = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    again.load_state(path)
+    assert again.sync_existing_positions() == 1
+    assert [e["kind"] for e in again.events] == ["restored"], "the same position, not a new one"
+    position = again.positions[A]
+    assert (position.strategy, position.entry_price) == ("breakout", own)

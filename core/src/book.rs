@@ -668,6 +668,17 @@ impl<H: Clone> Book<H> {
         }
     }
 
+    /// What the exchange last listed for `position` if the book keeps it as `key`'s tombstone
+    /// (what identifies it besides its own state, when the list reported it).
+    pub fn tombstone_listing(&self, key: &str, position: &SharedPosition) -> Option<Fingerprint> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tombstoned(t)) if Arc::ptr_eq(&t.entry.position, position) => {
+                t.view.reported
+            }
+            _ => None,
+        }
+    }
+
     /// Number of tombstones kept (flipped-away predecessors not counted).
     pub fn tombstone_count(&self) -> usize {
         self.inner.lock().tombstones

@@ -47,7 +47,9 @@ use serde_json::value::RawValue;
 
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
+use crate::key::Side;
 use crate::position::PositionState;
+use crate::reconcile::Fingerprint;
 
 /// The `format` every state file carries.
 pub const FORMAT: &str = "position-manager-rs/state";
@@ -122,6 +124,26 @@ pub struct SavedListing {
     pub contracts: f64,
     /// Entry price (> 0).
     pub entry_price: f64,
+}
+
+impl SavedListing {
+    /// What `f` identifies, as written.
+    pub fn of(f: Fingerprint) -> Self {
+        SavedListing {
+            side: f.side.as_str().to_owned(),
+            contracts: f.contracts,
+            entry_price: f.entry_price,
+        }
+    }
+
+    /// The fingerprint it describes (`None` for a side other than `long`/`short`).
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        Some(Fingerprint {
+            side: Side::parse(&self.side)?,
+            contracts: self.contracts,
+            entry_price: self.entry_price,
+        })
+    }
 }
 
 /// A position the manager no longer tracks but still remembers: a tombstone (removed as closed

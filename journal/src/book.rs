@@ -45,7 +45,7 @@ use position_manager_core::events::{Event, EventKind};
 use position_manager_core::journal_hook::EventJournal;
 use position_manager_core::key::Key;
 use position_manager_core::manager::{Channel, Manager};
-use position_manager_core::persist::Extra;
+use position_manager_core::persist::{Extra, SavedListing};
 use position_manager_core::position::PositionState;
 
 use crate::store::{Batch, EventWrite, HoldWrite, PositionWrite, Restored, RowOp, TombWrite};
@@ -152,7 +152,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                     position,
                     handle,
                     at: row.removed_at,
-                    listed: None,
+                    listed: row.listed,
                 });
             }
         }
@@ -464,18 +464,25 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             attributes.clone(),
             event.order_id.clone(),
         ));
-        let kept = |at: i64| {
+        let kept = |at: i64, listed: Option<String>| {
             RowOp::Upsert(TombWrite {
                 removed_seq: seq,
                 removed_at_us: at,
                 state_json: serde_json::to_string(&event.position).unwrap_or_default(),
                 attributes: attributes.clone(),
+                listed,
             })
         };
         // Whether the event may start or end a close awaiting confirmation of its key.
         let closing = match event.kind {
             EventKind::Removed => {
-                batch.tombstones.insert(key.to_owned(), kept(event.time.0));
+                let listed = manager
+                    .book()
+                    .tombstone_listing(key, position)
+                    .and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok());
+                batch
+                    .tombstones
+                    .insert(key.to_owned(), kept(event.time.0, listed));
                 false
             }
             // At start, a restored position's key has no close awaiting confirmation left.
@@ -496,7 +503,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 // As the book is now: awaiting confirmation with this position, or with none.
                 let book = manager.book();
                 if let Some(closed_at) = book.awaiting_close(key, Some(position)) {
-                    batch.closing.insert(key.to_owned(), kept(closed_at.0));
+                    batch
+                        .closing
+                        .insert(key.to_owned(), kept(closed_at.0, None));
                 } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }

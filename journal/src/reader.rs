@@ -89,6 +89,9 @@ pub struct KeptRecord {
     pub seq: i64,
     /// When it was removed or closed (naive local microseconds).
     pub at_us: i64,
+    /// What the exchange last listed for it, as JSON (`side`, `contracts`, `entry_price`):
+    /// tombstones written by schema version 4 on, when the list reported it.
+    pub listed: Option<String>,
 }
 
 /// One re-open hold (`reopen_hold_seconds`).
@@ -352,7 +355,14 @@ impl Reader {
     /// by account, oldest removal first. A manager drops those older than its
     /// `tombstone_ttl_seconds` or beyond its `tombstone_limit` when it starts.
     pub fn tombstones(&mut self, account: Option<&str>) -> JournalResult<Vec<KeptRecord>> {
-        self.kept("pmrs_tombstones", "removed_seq", "removed_at_us", account)
+        let listed = if self.version >= 4 { "listed" } else { "NULL" };
+        self.kept(
+            "pmrs_tombstones",
+            "removed_seq",
+            "removed_at_us",
+            listed,
+            account,
+        )
     }
 
     /// The closes awaiting confirmation of `account` (all accounts when `None`): positions the
@@ -362,7 +372,13 @@ impl Reader {
         if self.version < 3 {
             return Ok(Vec::new());
         }
-        self.kept("pmrs_closing", "closed_seq", "closed_at_us", account)
+        self.kept(
+            "pmrs_closing",
+            "closed_seq",
+            "closed_at_us",
+            "NULL",
+            account,
+        )
     }
 
     fn kept(
@@ -370,10 +386,11 @@ impl Reader {
         table: &str,
         seq: &str,
         at: &str,
+        listed: &str,
         account: Option<&str>,
     ) -> JournalResult<Vec<KeptRecord>> {
         let rows = self.rows_of(
-            &format!("account, symbol, state, attributes, {seq}, {at}"),
+            &format!("account, symbol, state, attributes, {seq}, {at}, {listed}"),
             table,
             &format!("account, {at}, symbol"),
             account,
@@ -387,6 +404,7 @@ impl Reader {
                 attributes: r.get(3).and_then(Val::as_text).map(str::to_owned),
                 seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
                 at_us: r.get(5).and_then(Val::as_int).unwrap_or(0),
+                listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
             })
             .collect())
     }

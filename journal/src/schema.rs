@@ -21,12 +21,17 @@
 //! Version 3:
 //! - `pmrs_closing`: positions the manager closed whose close no list has confirmed yet,
 //!   restorable (a list that still shows one after a restart tracks it again as it was).
+//!
+//! Version 4:
+//! - `pmrs_tombstones.listed`: what the exchange last listed for the position (side, size and
+//!   entry price as JSON), which identifies it when the manager's own entry price differs from
+//!   the exchange's (an entry estimated from the ticker when the order's answer had no average).
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -54,7 +59,16 @@ const MIGRATIONS: &[Migration] = &[
         description: "closes awaiting confirmation",
         sql: v3,
     },
+    Migration {
+        version: 4,
+        description: "what the exchange last listed for each tombstone",
+        sql: v4,
+    },
 ];
+
+fn v4(_: Dialect) -> String {
+    "ALTER TABLE pmrs_tombstones ADD COLUMN listed TEXT;".to_owned()
+}
 
 fn v2(d: Dialect) -> String {
     format!(

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::Event;
-use position_manager_core::persist::Extra;
+use position_manager_core::persist::{validate_listing, Extra, SavedListing};
 use position_manager_core::position::PositionState;
+use position_manager_core::reconcile::Fingerprint;
 
 use crate::sql::{transaction, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
@@ -110,6 +111,8 @@ pub struct TombWrite {
     pub state_json: String,
     /// The bot's attributes then.
     pub attributes: Option<String>,
+    /// What the exchange last listed for it, as JSON (tombstones; a close has none).
+    pub listed: Option<String>,
 }
 
 /// One re-open hold as a row of `pmrs_holds`.
@@ -193,6 +196,8 @@ pub struct RestoredTombstone {
     pub extra: Extra,
     /// When it was removed (closed, for a close awaiting confirmation).
     pub removed_at: Timestamp,
+    /// What the exchange last listed for it (tombstones written from version 4 on).
+    pub listed: Option<Fingerprint>,
 }
 
 /// A re-open hold read back at start.
@@ -257,6 +262,11 @@ impl Kept {
         }
     }
 
+    /// Whether its rows have a `listed` column (what the exchange last listed).
+    fn has_listing(self) -> bool {
+        matches!(self, Kept::Tombstones)
+    }
+
     /// What a row is, for messages.
     fn what(self) -> &'static str {
         match self {
@@ -291,22 +301,33 @@ fn read_kept(
     unreadable: &mut Vec<String>,
 ) -> JournalResult<Vec<RestoredTombstone>> {
     let (name, seq, at) = table.columns();
+    let more = if table.has_listing() { ", listed" } else { "" };
     let mut out = Vec::new();
     for row in db.query(
         &format!(
-            "SELECT symbol, state, attributes, {at} FROM {name} WHERE account = ?1 ORDER BY {seq}"
+            "SELECT symbol, state, attributes, {at}{more} FROM {name} WHERE account = ?1 \
+             ORDER BY {seq}"
         ),
         &[Val::text(account)],
     )? {
         let mut it = row.into_iter();
         let (symbol, read) = read_position(&mut it);
         let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
+        // Only a hint for recognising the position: one that cannot be read is left out.
+        let listed = it
+            .next()
+            .as_ref()
+            .and_then(Val::as_text)
+            .and_then(|t| serde_json::from_str::<SavedListing>(t).ok())
+            .filter(|l| validate_listing(l).is_ok())
+            .and_then(|l| l.fingerprint());
         match read {
             Ok((state, extra)) => out.push(RestoredTombstone {
                 symbol,
                 state,
                 extra,
                 removed_at: Timestamp(removed_at),
+                listed,
             }),
             Err(e) => unreadable.push(format!("{} {symbol:?}: {e}", table.what())),
         }
@@ -325,21 +346,29 @@ fn write_kept(
     for (symbol, op) in rows {
         match op {
             RowOp::Upsert(t) => {
+                let mut values = vec![
+                    acct.clone(),
+                    Val::text(symbol.as_str()),
+                    Val::int(t.removed_seq),
+                    Val::int(t.removed_at_us),
+                    Val::text(t.state_json.as_str()),
+                    Val::Text(t.attributes.clone()),
+                ];
+                let (more, placeholders, updates) = if table.has_listing() {
+                    values.push(Val::Text(t.listed.clone()));
+                    (", listed", ", ?7", ", listed = excluded.listed")
+                } else {
+                    ("", "", "")
+                };
                 db.execute(
                     &format!(
-                        "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account, symbol) DO UPDATE \
+                        "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes{more}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6{placeholders}) \
+                         ON CONFLICT (account, symbol) DO UPDATE \
                          SET {seq} = excluded.{seq}, {at} = excluded.{at}, \
-                         state = excluded.state, attributes = excluded.attributes"
+                         state = excluded.state, attributes = excluded.attributes{updates}"
                     ),
-                    &[
-                        acct.clone(),
-                        Val::text(symbol.as_str()),
-                        Val::int(t.removed_seq),
-                        Val::int(t.removed_at_us),
-                        Val::text(t.state_json.as_str()),
-                        Val::Text(t.attributes.clone()),
-                    ],
+                    &values,
                 )?;
             }
             RowOp::Delete => {

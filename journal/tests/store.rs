@@ -3,7 +3,9 @@
 
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
+use position_manager_core::key::Side;
 use position_manager_core::position::PositionState;
+use position_manager_core::reconcile::Fingerprint;
 use position_manager_journal::reader::{EventFilter, HoldRecord, Reader};
 use position_manager_journal::schema::VERSION;
 use position_manager_journal::store::{
@@ -107,6 +109,9 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
                 removed_at_us: 1_700_000_001_000_000,
                 state_json: serde_json::to_string(&state("ETH/USDT:USDT", 3000.0)).unwrap(),
                 attributes: None,
+                listed: Some(
+                    "{\"side\":\"short\",\"contracts\":2.5,\"entry_price\":3001.25}".into(),
+                ),
             }),
         );
         w.write(b, 1_700_000_000_000_000).unwrap();
@@ -123,6 +128,15 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
         );
         assert_eq!(r.tombstones.len(), 1);
         assert_eq!(r.tombstones[0].removed_at, Timestamp(1_700_000_001_000_000));
+        assert_eq!(
+            r.tombstones[0].listed,
+            Some(Fingerprint {
+                side: Side::Short,
+                contracts: 2.5,
+                entry_price: 3001.25
+            }),
+            "{db}: what the exchange last listed"
+        );
         assert!(r.unreadable.is_empty());
         // Another account in the same database is empty.
         let (_w3, other) = open(&db, "other");
@@ -375,6 +389,7 @@ fn closes_awaiting_confirmation_are_kept_by_key_until_deleted() {
             removed_at_us: at,
             state_json: serde_json::to_string(&state(symbol, 100.0)).unwrap(),
             attributes: Some("{\"strategy\":\"grid\"}".into()),
+            listed: None,
         };
         let mut b = batch_of(&events(2, "BTC/USDT:USDT"));
         for (symbol, seq, at) in [("BTC/USDT:USDT", 2, 20), ("ETH/USDT:USDT@short", 1, 10)] {
@@ -434,11 +449,15 @@ fn queued_batches_keep_the_newest_set_of_holds() {
 
 /// SQL that takes a current journal back to exactly what `version` created.
 fn back_to_version(version: i64) -> String {
-    let newer: &[(i64, &str)] = &[(2, "pmrs_holds"), (3, "pmrs_closing")];
+    let newer: &[(i64, &str)] = &[
+        (2, "DROP TABLE pmrs_holds"),
+        (3, "DROP TABLE pmrs_closing"),
+        (4, "ALTER TABLE pmrs_tombstones DROP COLUMN listed"),
+    ];
     let mut sql: Vec<String> = newer
         .iter()
         .filter(|(v, _)| *v > version)
-        .map(|(_, table)| format!("DROP TABLE {table}"))
+        .map(|(_, undo)| (*undo).to_owned())
         .collect();
     sql.push(format!(
         "DELETE FROM pmrs_migrations WHERE version > {version}"
@@ -448,13 +467,29 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 3, "a new version needs its own case here");
+    assert_eq!(VERSION, 4, "a new version needs its own case here");
+    let tombstone = |listed: Option<&str>| {
+        let mut b = Batch::default();
+        b.tombstones.insert(
+            "XRP/USDT:USDT".into(),
+            RowOp::Upsert(TombWrite {
+                removed_seq: 1,
+                removed_at_us: 5,
+                state_json: serde_json::to_string(&state("XRP/USDT:USDT", 1.0)).unwrap(),
+                attributes: None,
+                listed: listed.map(str::to_owned),
+            }),
+        );
+        b
+    };
+    let listing = "{\"side\":\"long\",\"contracts\":1.0,\"entry_price\":1.5}";
     for db in databases() {
-        for from in [1, 2] {
+        for from in [1, 2, 3] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
             w.write(batch_of(&evs), 0).unwrap();
+            w.write(tombstone(Some(listing)), 0).unwrap();
             if from >= 2 {
                 w.write(holds(&[("ETH/USDT:USDT", 3)]), 0).unwrap();
             }
@@ -476,10 +511,23 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 kept_holds,
                 "{db}"
             );
+            let [old_tomb] = &reader.tombstones(Some(&account)).unwrap()[..] else {
+                panic!("{db}: one tombstone");
+            };
+            assert_eq!(
+                (old_tomb.symbol.as_str(), &old_tomb.listed),
+                ("XRP/USDT:USDT", &None)
+            );
             drop(reader);
             let (mut w, r) = open(&db, &account);
             assert_eq!((r.last_seq, r.events.clone()), (2, evs), "{db} from {from}");
             assert_eq!(r.holds.len(), kept_holds.len());
+            assert_eq!(r.tombstones.len(), 1, "{db}: kept");
+            assert_eq!(
+                r.tombstones[0].listed, None,
+                "{db}: not known before version 4"
+            );
+            w.write(tombstone(Some(listing)), 0).unwrap();
             w.write(holds(&[("BTC/USDT:USDT", 7)]), 0).unwrap();
             let mut b = Batch::default();
             b.closing.insert(
@@ -489,6 +537,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                     removed_at_us: 9,
                     state_json: serde_json::to_string(&state("SOL/USDT:USDT", 10.0)).unwrap(),
                     attributes: None,
+                    listed: None,
                 }),
             );
             w.write(b, 0).unwrap();
@@ -502,6 +551,8 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             };
             assert_eq!(reader.reopen_holds(Some(&account)).unwrap(), vec![held]);
             assert_eq!(reader.reopen_holds(Some("other")).unwrap(), vec![]);
+            let tombs = reader.tombstones(Some(&account)).unwrap();
+            assert_eq!(tombs[0].listed.as_deref(), Some(listing), "{db}");
             drop(reader);
             let r = open(&db, &account).1;
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");

@@ -180,7 +180,9 @@ class Journal:
         """The tombstones: positions removed as closed outside the manager, which a restarted
         manager restores (same state and attributes) if the exchange lists the very same
         position again. Each row: ``account``, ``symbol``, every position field as at the
-        removal, ``attributes``, ``removed_seq`` (the ``removed`` event's ``seq``),
+        removal, ``attributes``, ``listed`` (what the exchange last listed for it: ``side``,
+        ``contracts``, ``entry_price``; ``None`` when unknown), ``removed_seq`` (the
+        ``removed`` event's ``seq``),
         ``removed_at``; oldest first. The manager drops those older than
         ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""
         return Records(self._reader.tombstones(_name("account", account)))

@@ -12,11 +12,10 @@ use crate::book::{share, KeptEntry, Remembered, SharedPosition};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
-use crate::key::{Key, Side};
+use crate::key::Key;
 use crate::persist::{
     self, validate_listing, Extra, SavedHold, SavedKept, SavedListing, SavedPosition, StateFile,
 };
-use crate::reconcile::Fingerprint;
 
 /// The reason on `loaded` events.
 pub const LOADED_REASON: &str = "state_file";
@@ -76,7 +75,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     // (an entry price of 0) is left out rather than failing the save.
                     listed: k
                         .listed
-                        .map(saved_listing)
+                        .map(SavedListing::of)
                         .filter(|l| validate_listing(l).is_ok()),
                 });
             }
@@ -145,7 +144,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     position,
                     handle,
                     at: k.at,
-                    listed: k.listed.as_ref().and_then(listing_fingerprint),
+                    listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
                 });
             }
             Ok(out)
@@ -251,22 +250,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         )))
     }
-}
-
-fn saved_listing(f: Fingerprint) -> SavedListing {
-    SavedListing {
-        side: f.side.as_str().to_owned(),
-        contracts: f.contracts,
-        entry_price: f.entry_price,
-    }
-}
-
-fn listing_fingerprint(l: &SavedListing) -> Option<Fingerprint> {
-    Some(Fingerprint {
-        side: Side::parse(&l.side)?,
-        contracts: l.contracts,
-        entry_price: l.entry_price,
-    })
 }
 
 /// What a load put back besides the tracked positions, for its log line ("" when nothing).
