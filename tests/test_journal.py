@@ -910,8 +910,8 @@ def test_a_reopen_hold_survives_a_restart_of_the_bot(
         assert again.open_position(BTC, "BUY", 3, 10, 0.05) is False
     messages = [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
     assert (
-        'Journal: restored 0 positions and 2 events of account "h"; not opening again yet '
-        f"(reopen_hold_seconds): {BTC}"
+        'Journal: restored 0 positions and 2 events of account "h"; 1 removed position(s) '
+        f"remembered (restored if listed again); not opening again yet (reopen_hold_seconds): {BTC}"
     ) in messages
     assert any("not opening it again for 100.0 more seconds" in m for m in messages), messages
     assert client.calls["create_market_order"] == 1, "no second order after the restart"

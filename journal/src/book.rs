@@ -44,6 +44,7 @@ use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::events::{Event, EventKind};
 use position_manager_core::journal_hook::EventJournal;
 use position_manager_core::key::Key;
+use position_manager_core::manager::state::remembered_summary;
 use position_manager_core::manager::{Channel, Manager};
 use position_manager_core::persist::{Extra, SavedListing};
 use position_manager_core::position::PositionState;
@@ -135,7 +136,6 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 buried.push(t);
             }
         }
-        let awaiting_count = awaiting.len();
         let mut remembered = Remembered {
             tombstones: Vec::with_capacity(buried.len()),
             closing: Vec::with_capacity(awaiting.len()),
@@ -203,7 +203,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         }
         // Each close awaiting confirmation waits again for a list: one that no longer shows the
         // position confirms it; one that still does tracks it again (`close_unconfirmed`).
-        manager.restore_remembered(remembered);
+        let (buried, closes) = manager.restore_remembered(remembered);
         let mut loaded = Vec::with_capacity(staged.len());
         for (symbol, position, handle) in staged {
             let displaced = manager.book().insert(&symbol, position.clone(), handle);
@@ -216,26 +216,10 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         let count = loaded.len();
         let account = journal.writer.lock().account().to_owned();
         journal.log(manager, Level::Info, || {
-            let closes = if awaiting_count == 0 {
-                String::new()
-            } else {
-                format!(
-                    "; {awaiting_count} close(s) awaiting confirmation by the next position list"
-                )
-            };
-            let holds = if held.is_empty() {
-                String::new()
-            } else {
-                let keys: Vec<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
-                format!(
-                    "; not opening again yet (reopen_hold_seconds): {}",
-                    keys.join(", ")
-                )
-            };
             format!(
-                "Journal: restored {count} positions and {} events of account \
-                 {account:?}{closes}{holds}",
-                manager.events().len()
+                "Journal: restored {count} positions and {} events of account {account:?}{}",
+                manager.events().len(),
+                remembered_summary(buried, closes, &held)
             )
         });
         Ok(journal)

@@ -252,8 +252,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 }
 
-/// What a load put back besides the tracked positions, for its log line ("" when nothing).
-fn remembered_summary(tombstones: usize, closes: usize, held: &[(Key, Timestamp)]) -> String {
+/// What a start put back besides the tracked positions (tombstones, closes awaiting
+/// confirmation, re-open holds), for its log line: `""` when nothing, else `"; ..."` parts.
+pub fn remembered_summary(tombstones: usize, closes: usize, held: &[(Key, Timestamp)]) -> String {
     let mut out = String::new();
     if closes > 0 {
         out.push_str(&format!(
