@@ -546,7 +546,7 @@ impl PyJournalReader {
         PyList::new(py, items)
     }
 
-    /// The tracked positions as dicts: `account`, every position field, `attributes`.
+    /// The tracked positions as dicts: `account`, every position field, `attributes`, `listed`.
     #[pyo3(signature = (account=None))]
     fn open_positions<'py>(
         &self,
@@ -558,6 +558,7 @@ impl PyJournalReader {
         for row in &rows {
             let d = position_record(py, &row.account, &row.symbol, &row.state)?;
             d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
+            d.set_item("listed", loads(py, row.listed.as_deref())?)?;
             d.set_item("updated_seq", row.updated_seq)?;
             d.set_item("updated_at", &row.updated_at)?;
             items.push(d);

@@ -422,19 +422,40 @@ class PaperWithoutAverage(PaperExchange):
         return None if order is None else {k: v for k, v in order.items() if k != "average"}
 
 
-def removed_with_an_estimated_entry(
+def listed_with_an_estimated_entry(
     pm: PositionManager, paper: PaperExchange, symbol: str
 ) -> tuple[float, float]:
-    """Opens ``symbol`` on ``pm`` (over a :class:`PaperWithoutAverage`), lets one cycle see the
-    venue list it, then two empty answers untrack it (a tombstone); returns the manager's entry
-    and the venue's, which differ."""
+    """Opens ``symbol`` on ``pm`` (over a :class:`PaperWithoutAverage`) with a ``strategy``
+    attribute and lets one cycle see the venue list it; returns the manager's entry and the
+    venue's, which differ."""
     assert pm.open_position(symbol, "BUY", 3, 10, 0.05) is True
     pm.positions[symbol].strategy = "breakout"
     assert list(pm.update_positions()) == []
     own = pm.positions[symbol].entry_price
     venue = paper.position(symbol)
     assert venue is not None and abs(venue["entryPrice"] - own) > 1e-4 * own, (own, venue)
+    return own, float(venue["entryPrice"])
+
+
+def removed_with_an_estimated_entry(
+    pm: PositionManager, paper: PaperExchange, symbol: str
+) -> tuple[float, float]:
+    """:func:`listed_with_an_estimated_entry`, then two empty answers untrack the position (a
+    tombstone)."""
+    own, venue = listed_with_an_estimated_entry(pm, paper, symbol)
     paper.answer_empty_next(2)
     assert list(pm.update_positions()) == []
     assert not pm.has_position(symbol)
-    return own, float(venue["entryPrice"])
+    return own, venue
+
+
+def untracked_by_empty_answers_then_back(pm: PositionManager, paper: PaperExchange) -> list[str]:
+    """A restarted ``pm`` whose first cycle gets two empty answers (the venue still holds its
+    positions: they are untracked), then a real list; returns the kinds of the events both
+    cycles recorded."""
+    before = len(pm.events)
+    paper.answer_empty_next(2)
+    assert list(pm.update_positions()) == []
+    assert list(pm.positions) == []
+    assert list(pm.update_positions()) == []
+    return [e["kind"] for e in pm.events[before:]]

@@ -19,7 +19,12 @@ from unittest.mock import Mock
 
 import pytest
 from bot_sim import BotLikeClient
-from helpers_clients import PaperWithoutAverage, removed_with_an_estimated_entry
+from helpers_clients import (
+    PaperWithoutAverage,
+    listed_with_an_estimated_entry,
+    removed_with_an_estimated_entry,
+    untracked_by_empty_answers_then_back,
+)
 from journal_helpers import (
     client_certificate_role,
     journal_url,
@@ -322,7 +327,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 4
+    assert journal.schema_version == 5
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -1124,6 +1129,32 @@ def test_a_removed_position_whose_entry_was_estimated_is_restored_after_a_restar
     position = again.positions[BTC]
     assert (position.strategy, position.entry_price) == ("breakout", own)
     assert Journal(url).tombstones("e") == []
+
+
+def test_a_restored_position_whose_entry_was_estimated_survives_empty_answers_after_a_restart(
+    url: str,
+) -> None:
+    # The same position, tracked when the bot stops: after the restart, the first sync's
+    # answers are empty (an outage during the restart) and untrack it before any list showed
+    # it again; what the lists before the restart had shown must still identify it.
+    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="e"
+        )
+
+    pm = manager()
+    own, venue = listed_with_an_estimated_entry(pm, paper, BTC)
+    [row] = Journal(url).open_positions("e")
+    assert row["listed"] == {"side": "long", "contracts": 3.0, "entry_price": venue}
+    del pm
+
+    again = manager()
+    kinds = untracked_by_empty_answers_then_back(again, paper)
+    assert kinds == ["removed", "restored"], "the same position, not a new one"
+    position = again.positions[BTC]
+    assert (position.strategy, position.entry_price) == ("breakout", own)
 
 
 def test_at_start_a_keys_newest_row_wins(url: str) -> None:

@@ -30,10 +30,12 @@ from helpers_clients import (
     PaperWithoutAverage,
     Workers,
     events_of,
+    listed_with_an_estimated_entry,
     make_manager,
     make_position,
     removed_with_an_estimated_entry,
     run_with_timeout,
+    untracked_by_empty_answers_then_back,
 )
 
 from position_manager_rs import PaperExchange, Position, PositionManager, StateFileError
@@ -737,5 +739,26 @@ def test_a_removed_position_whose_entry_was_estimated_comes_back_after_a_restart
     again.load_state(path)
     assert again.sync_existing_positions() == 1
     assert [e["kind"] for e in again.events] == ["restored"], "the same position, not a new one"
+    position = again.positions[A]
+    assert (position.strategy, position.entry_price) == ("breakout", own)
+
+
+def test_a_restored_position_whose_entry_was_estimated_survives_empty_answers_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # The same position, tracked when the state is saved: after the restart, the first sync's
+    # answers are empty (an outage during the restart) and untrack it before any list showed
+    # it again; what the saving manager's lists had shown must still identify it.
+    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+    pm = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    own, venue = listed_with_an_estimated_entry(pm, paper, A)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    assert json.loads(path.read_text())["positions"][0]["listed"]["entry_price"] == venue
+
+    again = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    again.load_state(path)
+    kinds = untracked_by_empty_answers_then_back(again, paper)
+    assert kinds == ["removed", "restored"], "the same position, not a new one"
     position = again.positions[A]
     assert (position.strategy, position.entry_price) == ("breakout", own)

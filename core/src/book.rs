@@ -149,8 +149,8 @@ pub struct ClosedSlot<H> {
     pub closed_time: Timestamp,
 }
 
-/// A position the book remembers without tracking it (a tombstone or a close awaiting
-/// confirmation), as [`Book::contents`] gives it and [`Book::put_back_tombstone`] /
+/// A position as [`Book::contents`] gives it — tracked, or remembered without being tracked (a
+/// tombstone or a close awaiting confirmation) — and as [`Book::put_back_tombstone`] /
 /// [`Book::put_back_close`] take it.
 #[derive(Debug)]
 pub struct KeptEntry<H> {
@@ -160,9 +160,9 @@ pub struct KeptEntry<H> {
     pub position: SharedPosition,
     /// Its handle.
     pub handle: H,
-    /// When it was removed (a tombstone) or closed.
+    /// When it was removed (a tombstone) or closed (unused for a tracked entry).
     pub at: Timestamp,
-    /// What the exchange last listed for it (tombstones).
+    /// What the exchange last listed for it (not for a close).
     pub listed: Option<Fingerprint>,
 }
 
@@ -516,16 +516,23 @@ impl<H: Clone> Book<H> {
             .collect()
     }
 
-    /// Every tracked (key, position, handle) in insertion order, and what the book remembers of
+    /// Every tracked entry in insertion order (its `at` unused), and what the book remembers of
     /// positions it no longer tracks (tombstones and the manager's closes awaiting confirmation),
-    /// all read under one lock: no key is in two of them. What a state file saves.
-    pub fn contents(&self) -> (Vec<(Key, SharedPosition, H)>, Remembered<H>) {
+    /// all read under one lock: no key is in two of them. Each with what the exchange last
+    /// listed for it. What a state file saves.
+    pub fn contents(&self) -> (Vec<KeptEntry<H>>, Remembered<H>) {
         let inner = self.inner.lock();
         let tracked = inner
             .order
             .values()
             .filter_map(|k| match inner.slots.get(k) {
-                Some(Slot::Tracked(t)) => Some((k.clone(), t.position.clone(), t.handle.clone())),
+                Some(Slot::Tracked(t)) => Some(KeptEntry {
+                    key: k.clone(),
+                    position: t.position.clone(),
+                    handle: t.handle.clone(),
+                    at: Timestamp(0),
+                    listed: t.reported.fingerprint,
+                }),
                 _ => None,
             })
             .collect();
@@ -625,6 +632,24 @@ impl<H: Clone> Book<H> {
     pub fn reported(&self, key: &str) -> Option<Reported> {
         match self.inner.lock().slots.get(key) {
             Some(Slot::Tracked(t)) => Some(t.reported),
+            _ => None,
+        }
+    }
+
+    /// Sets what the exchange last listed for `key`'s tracked entry if it holds `position` (a
+    /// position restored at start, with the listing its journal or state file kept).
+    pub fn set_listing(&self, key: &str, position: &SharedPosition, listed: Option<Fingerprint>) {
+        if let Some(Slot::Tracked(t)) = self.inner.lock().slots.get_mut(key) {
+            if Arc::ptr_eq(&t.position, position) {
+                t.reported.fingerprint = listed;
+            }
+        }
+    }
+
+    /// What the exchange last listed for `key`'s tracked entry if it holds `position`.
+    pub fn listing(&self, key: &str, position: &SharedPosition) -> Option<Fingerprint> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position) => t.reported.fingerprint,
             _ => None,
         }
     }

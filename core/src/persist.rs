@@ -20,8 +20,10 @@
 //!   exact JSON text the caller produced ([`RawValue`]).
 //! - What the manager remembers of positions it no longer tracks ([`SavedKept`]: tombstones and
 //!   closes awaiting confirmation, oldest first) and its re-open holds ([`SavedHold`]) follow,
-//!   each section only when not empty: a file with nothing remembered is byte for byte what
-//!   earlier versions wrote, and those read the sections as unknown fields (ignored).
+//!   each section only when not empty; a position carries `listed` (what the exchange last
+//!   listed for it, [`SavedListing`]) only once a list showed it. A file with none of these is
+//!   byte for byte what earlier versions wrote, and those read them as unknown fields
+//!   (ignored).
 //! - Writing ([`save`]): the whole file is serialised in memory first, written to a temporary file
 //!   in the target's directory (`.<name>.tmp-<pid>-<n>`), `fsync`ed, renamed over the target, and
 //!   the directory is `fsync`ed (unix). A reader — or a process started after a crash at any
@@ -79,6 +81,9 @@ pub struct SavedPosition {
     /// `__dict__`).
     #[serde(default)]
     pub extra: Extra,
+    /// What the exchange last listed for it (absent when no list has shown its entry yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<SavedListing>,
 }
 
 impl Clone for SavedPosition {
@@ -87,6 +92,7 @@ impl Clone for SavedPosition {
             symbol: self.symbol.clone(),
             state: self.state.clone(),
             extra: clone_extra(&self.extra),
+            listed: self.listed.clone(),
         }
     }
 }
@@ -96,6 +102,7 @@ impl PartialEq for SavedPosition {
         self.symbol == other.symbol
             && self.state == other.state
             && same_extra(&self.extra, &other.extra)
+            && self.listed == other.listed
     }
 }
 
@@ -257,7 +264,11 @@ impl StateFile {
         };
         for (i, p) in self.positions.iter().enumerate() {
             key("position", i, &p.symbol)?;
-            validate_state(&p.state).map_err(|m| format!("position {i} ({:?}): {m}", p.symbol))?;
+            let at = || format!("position {i} ({:?})", p.symbol);
+            validate_state(&p.state).map_err(|m| format!("{}: {m}", at()))?;
+            if let Some(l) = &p.listed {
+                validate_listing(l).map_err(|m| format!("{}: listed.{m}", at()))?;
+            }
         }
         for (what, kept) in [("tombstone", &self.tombstones), ("closing", &self.closing)] {
             for (i, k) in kept.iter().enumerate() {
@@ -574,10 +585,17 @@ mod tests {
         extra.insert("strategy".into(), raw("\"breakout\""));
         extra.insert("n".into(), raw("123456789012345678901234567890"));
         extra.insert("nested".into(), raw("{\"a\": [1, 2.5, null, true]}"));
+        // Odd positions were listed by the exchange (a short at its own entry price).
+        let listed = (i % 2 == 1).then(|| SavedListing {
+            side: "short".into(),
+            contracts: 0.5 + i as f64,
+            entry_price: 100.05 + i as f64 * 0.1,
+        });
         SavedPosition {
             symbol: symbol.to_owned(),
             state,
             extra,
+            listed,
         }
     }
 
@@ -634,7 +652,9 @@ mod tests {
     #[test]
     fn corrupt_json_names_the_path_and_the_position() {
         let mut bytes = sample(2).to_bytes().unwrap();
-        let at = bytes.len() / 2;
+        // The first comma of the second half (never inside one of the sample's strings).
+        let half = bytes.len() / 2;
+        let at = half + bytes[half..].iter().position(|b| *b == b',').unwrap();
         bytes[at] = b'#';
         let err = StateFile::from_bytes(&bytes, "/x/state.json").unwrap_err();
         let m = err.to_string();
@@ -988,6 +1008,14 @@ mod tests {
             (
                 |f| f.holds[1].symbol = f.holds[0].symbol.clone(),
                 "hold 1 (\"H/USDT:USDT\"): symbol appears more than once",
+            ),
+            (
+                |f| {
+                    if let Some(l) = f.positions[1].listed.as_mut() {
+                        l.entry_price = 0.0;
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): listed.entry_price must be a finite number > 0",
             ),
             (|f| f.holds[0].symbol.clear(), "hold 0: symbol must not be empty"),
             (

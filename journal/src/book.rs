@@ -48,6 +48,7 @@ use position_manager_core::manager::state::remembered_summary;
 use position_manager_core::manager::{Channel, Manager};
 use position_manager_core::persist::{Extra, SavedListing};
 use position_manager_core::position::PositionState;
+use position_manager_core::reconcile::Fingerprint;
 
 use crate::store::{Batch, EventWrite, HoldWrite, PositionWrite, Restored, RowOp, TombWrite};
 use crate::writer::{row_hash, Writer, Written};
@@ -76,6 +77,11 @@ pub struct BookJournal<H> {
 
 fn attributes_json(extra: Option<Extra>) -> Option<String> {
     extra.and_then(|e| serde_json::to_string(&e).ok())
+}
+
+/// What the exchange last listed for a position, as its `listed` column holds it.
+fn listing_json(listed: Option<Fingerprint>) -> Option<String> {
+    listed.and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok())
 }
 
 impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
@@ -160,7 +166,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         for p in positions {
             let position = share(p.state);
             let handle = make(&p.symbol, &p.extra, &position)?;
-            staged.push((p.symbol, position, handle));
+            staged.push((p.symbol, position, handle, p.listed));
         }
         // Holds over by now, or all of them when the manager holds nothing, leave the journal.
         let found = holds.len();
@@ -205,9 +211,10 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         // position confirms it; one that still does tracks it again (`close_unconfirmed`).
         let (buried, closes) = manager.restore_remembered(remembered);
         let mut loaded = Vec::with_capacity(staged.len());
-        for (symbol, position, handle) in staged {
+        for (symbol, position, handle, listed) in staged {
             let displaced = manager.book().insert(&symbol, position.clone(), handle);
             drop(displaced);
+            manager.book().set_listing(&symbol, &position, listed);
             loaded.push((symbol, position));
         }
         for (symbol, position) in &loaded {
@@ -291,14 +298,12 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             let mut batch = Batch::default();
             if manager.book().holds(symbol, &position) {
                 let seq = manager.events().next_seq().saturating_sub(1);
-                batch.positions.insert(
-                    symbol.to_owned(),
-                    RowOp::Upsert(PositionWrite::new(
-                        state,
-                        attributes,
-                        i64::try_from(seq).unwrap_or(i64::MAX),
-                    )),
-                );
+                let row =
+                    PositionWrite::new(state, attributes, i64::try_from(seq).unwrap_or(i64::MAX))
+                        .listed(listing_json(manager.book().listing(symbol, &position)));
+                batch
+                    .positions
+                    .insert(symbol.to_owned(), RowOp::Upsert(row));
             }
             writer.write(batch, manager.now().0)
         };
@@ -460,10 +465,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         // Whether the event may start or end a close awaiting confirmation of its key.
         let closing = match event.kind {
             EventKind::Removed => {
-                let listed = manager
-                    .book()
-                    .tombstone_listing(key, position)
-                    .and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok());
+                let listed = listing_json(manager.book().tombstone_listing(key, position));
                 batch
                     .tombstones
                     .insert(key.to_owned(), kept(event.time.0, listed));
@@ -497,10 +499,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             let present = manager.book().holds(key, position);
             let absent = !present && !manager.book().contains(key);
             if present {
-                batch.positions.insert(
-                    key.to_owned(),
-                    RowOp::Upsert(PositionWrite::new(state, attributes, seq)),
-                );
+                let row = PositionWrite::new(state, attributes, seq)
+                    .listed(listing_json(manager.book().listing(key, position)));
+                batch.positions.insert(key.to_owned(), RowOp::Upsert(row));
             } else if absent {
                 batch.positions.insert(key.to_owned(), RowOp::Delete);
             }
@@ -547,8 +548,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 if !manager.book().holds(symbol, position) {
                     continue;
                 }
-                let write = PositionWrite::new(state.clone(), attributes.clone(), seq);
-                if writer.unchanged(symbol, row_hash(&write.state_json, attributes.as_deref())) {
+                let write = PositionWrite::new(state.clone(), attributes.clone(), seq)
+                    .listed(listing_json(manager.book().listing(symbol, position)));
+                if writer.unchanged(symbol, row_hash(&write)) {
                     continue;
                 }
                 batch.positions.insert(symbol.clone(), RowOp::Upsert(write));

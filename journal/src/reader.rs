@@ -70,6 +70,9 @@ pub struct PositionRecord {
     pub updated_seq: i64,
     /// When it was last written (ISO text).
     pub updated_at: String,
+    /// What the exchange last listed for it, as JSON (`side`, `contracts`, `entry_price`):
+    /// rows written by schema version 5 on, once a list reported its entry.
+    pub listed: Option<String>,
 }
 
 /// A position the manager remembers without tracking it, as last journaled: a tombstone
@@ -311,8 +314,9 @@ impl Reader {
     /// The tracked positions of `account` (all accounts when `None`), by account, then in book
     /// order.
     pub fn open_positions(&mut self, account: Option<&str>) -> JournalResult<Vec<PositionRecord>> {
+        let listed = if self.version >= 5 { "listed" } else { "NULL" };
         let rows = self.rows_of(
-            "account, symbol, state, attributes, updated_seq, updated_at",
+            &format!("account, symbol, state, attributes, updated_seq, updated_at, {listed}"),
             "pmrs_positions",
             "account, book_order, symbol",
             account,
@@ -326,6 +330,7 @@ impl Reader {
                 attributes: r.get(3).and_then(Val::as_text).map(str::to_owned),
                 updated_seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
                 updated_at: text(r.get(5)),
+                listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
             })
             .collect())
     }

@@ -26,12 +26,16 @@
 //! - `pmrs_tombstones.listed`: what the exchange last listed for the position (side, size and
 //!   entry price as JSON), which identifies it when the manager's own entry price differs from
 //!   the exchange's (an entry estimated from the ticker when the order's answer had no average).
+//!
+//! Version 5:
+//! - `pmrs_positions.listed`: the same for each tracked position, so a position restored at
+//!   start and untracked before any list showed it again keeps what identifies it.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -64,10 +68,19 @@ const MIGRATIONS: &[Migration] = &[
         description: "what the exchange last listed for each tombstone",
         sql: v4,
     },
+    Migration {
+        version: 5,
+        description: "what the exchange last listed for each tracked position",
+        sql: v5,
+    },
 ];
 
 fn v4(_: Dialect) -> String {
     "ALTER TABLE pmrs_tombstones ADD COLUMN listed TEXT;".to_owned()
+}
+
+fn v5(_: Dialect) -> String {
+    "ALTER TABLE pmrs_positions ADD COLUMN listed TEXT;".to_owned()
 }
 
 fn v2(d: Dialect) -> String {

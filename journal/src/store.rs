@@ -82,6 +82,8 @@ pub struct PositionWrite {
     pub state_json: String,
     /// The bot's attributes (a JSON object); `None` keeps what the row has.
     pub attributes: Option<String>,
+    /// What the exchange last listed for it, as JSON (`None`: no list has shown its entry yet).
+    pub listed: Option<String>,
     /// The last event number written with it.
     pub updated_seq: i64,
 }
@@ -94,8 +96,14 @@ impl PositionWrite {
             state_json: serde_json::to_string(&state).unwrap_or_default(),
             state,
             attributes,
+            listed: None,
             updated_seq: seq,
         }
+    }
+
+    /// The same row with what the exchange last listed for the position.
+    pub fn listed(self, listed: Option<String>) -> Self {
+        PositionWrite { listed, ..self }
     }
 }
 
@@ -183,6 +191,8 @@ pub struct RestoredPosition {
     pub state: PositionState,
     /// The bot's attributes.
     pub extra: Extra,
+    /// What the exchange last listed for it (rows written from version 5 on).
+    pub listed: Option<Fingerprint>,
 }
 
 /// A tombstone, or a close awaiting confirmation, read back at start.
@@ -293,6 +303,17 @@ fn read_position(
     (symbol, read)
 }
 
+/// A `listed` column's value: only a hint for recognising a position, so one that cannot be
+/// read is left out.
+fn read_listing(column: Option<Val>) -> Option<Fingerprint> {
+    column
+        .as_ref()
+        .and_then(Val::as_text)
+        .and_then(|t| serde_json::from_str::<SavedListing>(t).ok())
+        .filter(|l| validate_listing(l).is_ok())
+        .and_then(|l| l.fingerprint())
+}
+
 /// The rows of `table` of `account`, oldest first; unreadable ones are named in `unreadable`.
 fn read_kept(
     db: &mut dyn Sql,
@@ -313,14 +334,7 @@ fn read_kept(
         let mut it = row.into_iter();
         let (symbol, read) = read_position(&mut it);
         let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
-        // Only a hint for recognising the position: one that cannot be read is left out.
-        let listed = it
-            .next()
-            .as_ref()
-            .and_then(Val::as_text)
-            .and_then(|t| serde_json::from_str::<SavedListing>(t).ok())
-            .filter(|l| validate_listing(l).is_ok())
-            .and_then(|l| l.fingerprint());
+        let listed = read_listing(it.next());
         match read {
             Ok((state, extra)) => out.push(RestoredTombstone {
                 symbol,
@@ -422,16 +436,19 @@ pub fn claim(
             out.last_seq = out.last_seq.max(m.max(0) as u64);
         }
         for row in db.query(
-            "SELECT symbol, state, attributes FROM pmrs_positions WHERE account = ?1 \
+            "SELECT symbol, state, attributes, listed FROM pmrs_positions WHERE account = ?1 \
              ORDER BY book_order, symbol",
             &[Val::text(account)],
         )? {
-            let (symbol, read) = read_position(&mut row.into_iter());
+            let mut it = row.into_iter();
+            let (symbol, read) = read_position(&mut it);
+            let listed = read_listing(it.next());
             match read {
                 Ok((state, extra)) => out.positions.push(RestoredPosition {
                     symbol,
                     state,
                     extra,
+                    listed,
                 }),
                 Err(e) => out.unreadable.push(format!("position {symbol:?}: {e}")),
             }
@@ -476,7 +493,7 @@ fn opt_real(v: f64) -> Val {
     Val::Real(v.is_finite().then_some(v))
 }
 
-/// Rows per multi-row upsert of the book (one round trip each; 14 parameters a row stays far
+/// Rows per multi-row upsert of the book (one round trip each; 15 parameters a row stays far
 /// below both databases' parameter limits).
 const UPSERT_ROWS: usize = 200;
 
@@ -487,7 +504,7 @@ fn upsert_positions(
     now: &Val,
     rows: &[(&String, &PositionWrite)],
 ) -> JournalResult<()> {
-    const COLUMNS: usize = 14;
+    const COLUMNS: usize = 15;
     let mut values = Vec::with_capacity(rows.len());
     let mut params = Vec::with_capacity(rows.len() * COLUMNS);
     for (i, (symbol, p)) in rows.iter().enumerate() {
@@ -510,20 +527,22 @@ fn upsert_positions(
             Val::Text(p.attributes.clone()),
             Val::int(p.updated_seq),
             now.clone(),
+            Val::Text(p.listed.clone()),
         ]);
     }
     db.execute(
         &format!(
             "INSERT INTO pmrs_positions (account, symbol, book_order, side, entry_price, amount, \
              leverage, stop_loss, take_profit, entry_time_us, state, attributes, updated_seq, \
-             updated_at) VALUES {} \
+             updated_at, listed) VALUES {} \
              ON CONFLICT (account, symbol) DO UPDATE SET side = excluded.side, \
              entry_price = excluded.entry_price, amount = excluded.amount, \
              leverage = excluded.leverage, stop_loss = excluded.stop_loss, \
              take_profit = excluded.take_profit, entry_time_us = excluded.entry_time_us, \
              state = excluded.state, \
              attributes = COALESCE(excluded.attributes, pmrs_positions.attributes), \
-             updated_seq = excluded.updated_seq, updated_at = excluded.updated_at",
+             updated_seq = excluded.updated_seq, updated_at = excluded.updated_at, \
+             listed = excluded.listed",
             values.join(", ")
         ),
         &params,

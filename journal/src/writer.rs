@@ -16,7 +16,7 @@ use crate::postgres::Postgres;
 use crate::schema;
 use crate::sql::Sql;
 use crate::sqlite::Sqlite;
-use crate::store::{self, Batch, Restored, RowOp};
+use crate::store::{self, Batch, PositionWrite, Restored, RowOp};
 use crate::{JournalError, JournalResult, SyncMode, Target};
 
 /// Events kept queued at most while the database cannot be written; beyond that the oldest
@@ -192,10 +192,7 @@ impl Writer {
                     match op {
                         RowOp::Upsert(p) => {
                             if p.attributes.is_some() {
-                                self.written.insert(
-                                    symbol,
-                                    row_hash(&p.state_json, p.attributes.as_deref()),
-                                );
+                                self.written.insert(symbol, row_hash(&p));
                             } else {
                                 self.written.remove(&symbol);
                             }
@@ -237,10 +234,11 @@ impl Writer {
     }
 }
 
-/// The content hash of a tracked row (its state and attributes as written).
-pub fn row_hash(state_json: &str, attributes: Option<&str>) -> u64 {
+/// The content hash of a tracked row (its state, attributes and listing as written).
+pub fn row_hash(p: &PositionWrite) -> u64 {
     let mut h = DefaultHasher::new();
-    state_json.hash(&mut h);
-    attributes.hash(&mut h);
+    p.state_json.hash(&mut h);
+    p.attributes.hash(&mut h);
+    p.listed.hash(&mut h);
     h.finish()
 }

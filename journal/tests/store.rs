@@ -96,11 +96,16 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
         let mut b = batch_of(&evs);
         b.positions.insert(
             "BTC/USDT:USDT".into(),
-            RowOp::Upsert(PositionWrite::new(
-                state("BTC/USDT:USDT", 50_000.0),
-                Some("{\"strategy\":\"breakout\",\"big\":100000000000000000000000}".into()),
-                1,
-            )),
+            RowOp::Upsert(
+                PositionWrite::new(
+                    state("BTC/USDT:USDT", 50_000.0),
+                    Some("{\"strategy\":\"breakout\",\"big\":100000000000000000000000}".into()),
+                    1,
+                )
+                .listed(Some(
+                    "{\"side\":\"long\",\"contracts\":1.0,\"entry_price\":50010.5}".into(),
+                )),
+            ),
         );
         b.tombstones.insert(
             "ETH/USDT:USDT".into(),
@@ -121,6 +126,15 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
         assert_eq!(r.events, evs, "{db}");
         assert_eq!(r.positions.len(), 1);
         assert_eq!(r.positions[0].state, state("BTC/USDT:USDT", 50_000.0));
+        assert_eq!(
+            r.positions[0].listed,
+            Some(Fingerprint {
+                side: Side::Long,
+                contracts: 1.0,
+                entry_price: 50_010.5
+            }),
+            "{db}: what the exchange last listed"
+        );
         assert_eq!(
             r.positions[0].extra["big"].get(),
             "100000000000000000000000",
@@ -453,6 +467,7 @@ fn back_to_version(version: i64) -> String {
         (2, "DROP TABLE pmrs_holds"),
         (3, "DROP TABLE pmrs_closing"),
         (4, "ALTER TABLE pmrs_tombstones DROP COLUMN listed"),
+        (5, "ALTER TABLE pmrs_positions DROP COLUMN listed"),
     ];
     let mut sql: Vec<String> = newer
         .iter()
@@ -467,7 +482,7 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 4, "a new version needs its own case here");
+    assert_eq!(VERSION, 5, "a new version needs its own case here");
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
         b.tombstones.insert(
@@ -483,13 +498,30 @@ fn older_journals_are_upgraded_with_their_data_kept() {
         b
     };
     let listing = "{\"side\":\"long\",\"contracts\":1.0,\"entry_price\":1.5}";
+    let position = |listed: Option<&str>| {
+        let mut b = Batch::default();
+        b.positions.insert(
+            "ADA/USDT:USDT".into(),
+            RowOp::Upsert(
+                PositionWrite::new(state("ADA/USDT:USDT", 1.0), None, 2)
+                    .listed(listed.map(str::to_owned)),
+            ),
+        );
+        b
+    };
+    let fingerprint = Fingerprint {
+        side: Side::Long,
+        contracts: 1.0,
+        entry_price: 1.5,
+    };
     for db in databases() {
-        for from in [1, 2, 3] {
+        for from in [1, 2, 3, 4] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
             w.write(batch_of(&evs), 0).unwrap();
             w.write(tombstone(Some(listing)), 0).unwrap();
+            w.write(position(Some(listing)), 0).unwrap();
             if from >= 2 {
                 w.write(holds(&[("ETH/USDT:USDT", 3)]), 0).unwrap();
             }
@@ -514,9 +546,10 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             let [old_tomb] = &reader.tombstones(Some(&account)).unwrap()[..] else {
                 panic!("{db}: one tombstone");
             };
+            let kept_listing = (from >= 4).then(|| listing.to_owned());
             assert_eq!(
                 (old_tomb.symbol.as_str(), &old_tomb.listed),
-                ("XRP/USDT:USDT", &None)
+                ("XRP/USDT:USDT", &kept_listing)
             );
             drop(reader);
             let (mut w, r) = open(&db, &account);
@@ -524,10 +557,17 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             assert_eq!(r.holds.len(), kept_holds.len());
             assert_eq!(r.tombstones.len(), 1, "{db}: kept");
             assert_eq!(
-                r.tombstones[0].listed, None,
+                r.tombstones[0].listed,
+                (from >= 4).then_some(fingerprint),
                 "{db}: not known before version 4"
             );
+            assert_eq!(r.positions.len(), 1, "{db}: kept");
+            assert_eq!(
+                r.positions[0].listed, None,
+                "{db}: not known before version 5"
+            );
             w.write(tombstone(Some(listing)), 0).unwrap();
+            w.write(position(Some(listing)), 0).unwrap();
             w.write(holds(&[("BTC/USDT:USDT", 7)]), 0).unwrap();
             let mut b = Batch::default();
             b.closing.insert(
@@ -555,6 +595,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             assert_eq!(tombs[0].listed.as_deref(), Some(listing), "{db}");
             drop(reader);
             let r = open(&db, &account).1;
+            assert_eq!(r.positions[0].listed, Some(fingerprint), "{db}");
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");
             assert_eq!(r.closing.len(), 1, "{db}");
         }

@@ -157,7 +157,9 @@ class Journal:
 
     def open_positions(self, account: str | None = None) -> Records:
         """The tracked positions as last journaled: ``account``, ``symbol``, every position
-        field, ``attributes``, ``updated_seq``, ``updated_at``."""
+        field, ``attributes``, ``listed`` (what the exchange last listed for it: ``side``,
+        ``contracts``, ``entry_price``; ``None`` before a list showed its entry),
+        ``updated_seq``, ``updated_at``."""
         return Records(self._reader.open_positions(_name("account", account)))
 
     def reopen_holds(self, account: str | None = None) -> Records:

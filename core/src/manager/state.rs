@@ -16,6 +16,7 @@ use crate::key::Key;
 use crate::persist::{
     self, validate_listing, Extra, SavedHold, SavedKept, SavedListing, SavedPosition, StateFile,
 };
+use crate::reconcile::Fingerprint;
 
 /// The reason on `loaded` events.
 pub const LOADED_REASON: &str = "state_file";
@@ -52,16 +53,22 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             Ok(values)
         };
+        // What the exchange last listed is only a hint for recognising a position: one a file
+        // could not carry (an entry price of 0) is left out rather than failing the save.
+        let listing = |f: Option<Fingerprint>| {
+            f.map(SavedListing::of)
+                .filter(|l| validate_listing(l).is_ok())
+        };
         let mut positions = Vec::with_capacity(entries.len());
-        for (symbol, position, handle) in &entries {
-            let values = attributes(symbol, handle)?;
+        for k in entries {
+            let values = attributes(&k.key, &k.handle)?;
             positions.push(SavedPosition {
-                symbol: symbol.to_string(),
-                state: position.lock().snapshot(),
+                symbol: k.key.to_string(),
+                state: k.position.lock().snapshot(),
                 extra: values,
+                listed: listing(k.listed),
             });
         }
-        drop(entries);
         let mut kept = |list: Vec<KeptEntry<H>>| -> CoreResult<Vec<SavedKept>> {
             let mut out = Vec::with_capacity(list.len());
             for k in list {
@@ -71,12 +78,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     state: k.position.lock().snapshot(),
                     extra: values,
                     at: k.at,
-                    // Only a hint for recognising the position: one a file could not carry
-                    // (an entry price of 0) is left out rather than failing the save.
-                    listed: k
-                        .listed
-                        .map(SavedListing::of)
-                        .filter(|l| validate_listing(l).is_ok()),
+                    listed: listing(k.listed),
                 });
             }
             Ok(out)
@@ -130,7 +132,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for saved in &file.positions {
             let position = share(saved.state.clone());
             let handle = attach(&saved.symbol, &saved.extra, &position)?;
-            staged.push((saved.symbol.as_str(), position, handle));
+            let listed = saved.listed.as_ref().and_then(SavedListing::fingerprint);
+            staged.push((saved.symbol.as_str(), position, handle, listed));
         }
         let now = self.now();
         let ttl = self.config().tombstone_ttl_seconds;
@@ -155,13 +158,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         self.ensure_empty_for_load()?;
         let mut inserted: Vec<(&str, SharedPosition)> = Vec::with_capacity(staged.len());
-        for (symbol, position, handle) in staged {
+        for (symbol, position, handle, listed) in staged {
             match self
                 .book
                 .insert_if_free(&Key::parse(symbol), position.clone(), handle)
             {
                 Ok(buried) => {
                     drop(buried);
+                    self.book.set_listing(symbol, &position, listed);
                     inserted.push((symbol, position));
                 }
                 Err(given_back) => {
