@@ -422,6 +422,18 @@ class PaperWithoutAverage(PaperExchange):
         return None if order is None else {k: v for k, v in order.items() if k != "average"}
 
 
+def estimated_entry_venue() -> PaperWithoutAverage:
+    """A :class:`PaperWithoutAverage` whose fills slip by up to 1 %."""
+    return PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+
+
+def assert_the_same_position(pm: PositionManager, symbol: str, entry_price: float) -> None:
+    """``pm`` tracks ``symbol`` as the position :func:`listed_with_an_estimated_entry` opened:
+    its attribute and the manager's own entry, not an import's."""
+    position = pm.positions[symbol]
+    assert (position.strategy, position.entry_price) == ("breakout", entry_price)
+
+
 def listed_with_an_estimated_entry(
     pm: PositionManager, paper: PaperExchange, symbol: str
 ) -> tuple[float, float]:

@@ -20,7 +20,8 @@ from unittest.mock import Mock
 import pytest
 from bot_sim import BotLikeClient
 from helpers_clients import (
-    PaperWithoutAverage,
+    assert_the_same_position,
+    estimated_entry_venue,
     listed_with_an_estimated_entry,
     removed_with_an_estimated_entry,
     untracked_by_empty_answers_then_back,
@@ -1103,13 +1104,15 @@ def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) 
         assert journal.tombstones("h") == []
 
 
-def test_a_removed_position_whose_entry_was_estimated_is_restored_after_a_restart(
-    url: str,
+@pytest.mark.parametrize("untracked", ["before", "after"])
+def test_a_position_whose_entry_was_estimated_is_restored_after_a_restart(
+    url: str, untracked: str
 ) -> None:
     # The order's answer had no average price: the manager's entry is the price it saw, not the
-    # venue's. Only what the venue last listed identifies the position when two empty answers
-    # untracked it and it is listed again — the journal must keep that with the tombstone.
-    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+    # venue's. Only what the venue last listed identifies the position once empty answers
+    # untracked it — before the restart (a tombstone) or right after it, before any list showed
+    # it again (a restored position) — so the journal must keep that with either row.
+    paper = estimated_entry_venue()
 
     def manager() -> PositionManager:
         return PositionManager(
@@ -1117,44 +1120,25 @@ def test_a_removed_position_whose_entry_was_estimated_is_restored_after_a_restar
         )
 
     pm = manager()
-    own, venue = removed_with_an_estimated_entry(pm, paper, BTC)
-    [tomb] = Journal(url).tombstones("e")
-    assert tomb["listed"] == {"side": "long", "contracts": 3.0, "entry_price": venue}
-    del pm
-
-    again = manager()
-    assert again.sync_existing_positions() == 1
-    kinds = [e["kind"] for e in again.events if e["symbol"] == BTC]
-    assert kinds[-1] == "restored" and "imported" not in kinds, kinds
-    position = again.positions[BTC]
-    assert (position.strategy, position.entry_price) == ("breakout", own)
-    assert Journal(url).tombstones("e") == []
-
-
-def test_a_restored_position_whose_entry_was_estimated_survives_empty_answers_after_a_restart(
-    url: str,
-) -> None:
-    # The same position, tracked when the bot stops: after the restart, the first sync's
-    # answers are empty (an outage during the restart) and untrack it before any list showed
-    # it again; what the lists before the restart had shown must still identify it.
-    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
-
-    def manager() -> PositionManager:
-        return PositionManager(
-            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="e"
-        )
-
-    pm = manager()
-    own, venue = listed_with_an_estimated_entry(pm, paper, BTC)
-    [row] = Journal(url).open_positions("e")
+    if untracked == "before":
+        own, venue = removed_with_an_estimated_entry(pm, paper, BTC)
+        [row] = Journal(url).tombstones("e")
+    else:
+        own, venue = listed_with_an_estimated_entry(pm, paper, BTC)
+        [row] = Journal(url).open_positions("e")
     assert row["listed"] == {"side": "long", "contracts": 3.0, "entry_price": venue}
     del pm
 
     again = manager()
-    kinds = untracked_by_empty_answers_then_back(again, paper)
-    assert kinds == ["removed", "restored"], "the same position, not a new one"
-    position = again.positions[BTC]
-    assert (position.strategy, position.entry_price) == ("breakout", own)
+    kinds: list[str]
+    if untracked == "before":
+        assert again.sync_existing_positions() == 1
+        kinds = [e["kind"] for e in again.events if e["symbol"] == BTC]
+    else:
+        kinds = untracked_by_empty_answers_then_back(again, paper)
+    assert kinds[-1] == "restored" and "imported" not in kinds, kinds
+    assert_the_same_position(again, BTC, own)
+    assert Journal(url).tombstones("e") == []
 
 
 def test_at_start_a_keys_newest_row_wins(url: str) -> None:

@@ -27,8 +27,9 @@ import pytest
 from bot_sim import BotLikeClient
 from helpers_clients import (
     FakeExchange,
-    PaperWithoutAverage,
     Workers,
+    assert_the_same_position,
+    estimated_entry_venue,
     events_of,
     listed_with_an_estimated_entry,
     make_manager,
@@ -721,44 +722,34 @@ def test_hedge_mode_legs_are_remembered_under_their_keys(
     assert again.open_position(A, "BUY", 2, 10) is True, "a live list ended the holds"
 
 
-def test_a_removed_position_whose_entry_was_estimated_comes_back_after_a_restart(
-    tmp_path: Path,
+@pytest.mark.parametrize("untracked", ["before", "after"])
+def test_a_position_whose_entry_was_estimated_is_restored_after_a_restart(
+    tmp_path: Path, untracked: str
 ) -> None:
     # The order's answer had no average price: the manager's entry is the price it saw, not the
-    # venue's. Only what the venue last listed identifies the position when two empty answers
-    # untracked it and it is listed again — the state file must keep that too.
-    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
+    # venue's. Only what the venue last listed identifies the position once empty answers
+    # untracked it — before the save (a tombstone) or right after the restart, before any list
+    # showed it again (a loaded position) — so the state file must keep that with either.
+    paper = estimated_entry_venue()
     pm = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
-    own, venue = removed_with_an_estimated_entry(pm, paper, A)
     path = tmp_path / "state.json"
-    pm.save_state(path)
-    [tomb] = json.loads(path.read_text())["tombstones"]
-    assert tomb["listed"]["entry_price"] == venue
+    if untracked == "before":
+        own, venue = removed_with_an_estimated_entry(pm, paper, A)
+        pm.save_state(path)
+        [saved] = json.loads(path.read_text())["tombstones"]
+    else:
+        own, venue = listed_with_an_estimated_entry(pm, paper, A)
+        pm.save_state(path)
+        [saved] = json.loads(path.read_text())["positions"]
+    assert saved["listed"] == {"side": "long", "contracts": 3.0, "entry_price": venue}
 
     again = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
     again.load_state(path)
-    assert again.sync_existing_positions() == 1
-    assert [e["kind"] for e in again.events] == ["restored"], "the same position, not a new one"
-    position = again.positions[A]
-    assert (position.strategy, position.entry_price) == ("breakout", own)
-
-
-def test_a_restored_position_whose_entry_was_estimated_survives_empty_answers_after_a_restart(
-    tmp_path: Path,
-) -> None:
-    # The same position, tracked when the state is saved: after the restart, the first sync's
-    # answers are empty (an outage during the restart) and untrack it before any list showed
-    # it again; what the saving manager's lists had shown must still identify it.
-    paper = PaperWithoutAverage(seed=3, volatility=0.0, slippage=0.01)
-    pm = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
-    own, venue = listed_with_an_estimated_entry(pm, paper, A)
-    path = tmp_path / "state.json"
-    pm.save_state(path)
-    assert json.loads(path.read_text())["positions"][0]["listed"]["entry_price"] == venue
-
-    again = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
-    again.load_state(path)
-    kinds = untracked_by_empty_answers_then_back(again, paper)
-    assert kinds == ["removed", "restored"], "the same position, not a new one"
-    position = again.positions[A]
-    assert (position.strategy, position.entry_price) == ("breakout", own)
+    kinds: list[str]
+    if untracked == "before":
+        assert again.sync_existing_positions() == 1
+        kinds = [e["kind"] for e in again.events]
+    else:
+        kinds = untracked_by_empty_answers_then_back(again, paper)
+    assert kinds[-1] == "restored" and "imported" not in kinds, kinds
+    assert_the_same_position(again, A, own)

@@ -574,18 +574,7 @@ impl<H: Clone> Book<H> {
     /// gives it back otherwise. Returns the older tombstones the book's limit evicted.
     pub fn put_back_tombstone(&self, kept: KeptEntry<H>) -> Result<Displaced<H>, KeptEntry<H>> {
         let mut inner = self.inner.lock();
-        if inner.slots.contains_key(kept.key.as_str()) {
-            return Err(kept);
-        }
-        let KeptEntry {
-            key,
-            position,
-            handle,
-            at,
-            listed,
-        } = kept;
-        let mut entry = new_tracked(&mut inner, &key, position, handle, None);
-        entry.reported.fingerprint = listed;
+        let (key, entry, at) = entry_if_free(&mut inner, kept)?;
         Ok(self.push_tombstone(&mut inner, &key, entry, at))
     }
 
@@ -593,28 +582,18 @@ impl<H: Clone> Book<H> {
     /// the next list, if the book has nothing for that key; gives it back otherwise.
     pub fn put_back_close(&self, kept: KeptEntry<H>) -> Result<(), KeptEntry<H>> {
         let mut inner = self.inner.lock();
-        if inner.slots.contains_key(kept.key.as_str()) {
-            return Err(kept);
-        }
-        let KeptEntry {
-            key,
-            position,
-            handle,
-            at,
-            ..
-        } = kept;
-        let entry = new_tracked(&mut inner, &key, position, handle, None);
+        let (key, entry, closed_time) = entry_if_free(&mut inner, kept)?;
         inner.next_seq += 1;
-        let mark = inner.next_seq;
+        let at = inner.next_seq;
         let own = own_fingerprint(&entry.position.lock());
         put_slot(
             &mut inner,
             &key,
             Slot::Closed(ClosedSlot {
                 entry,
-                at: mark,
+                at,
                 own,
-                closed_time: at,
+                closed_time,
             }),
         );
         Ok(())
@@ -940,8 +919,10 @@ impl<H: Clone> Book<H> {
         true
     }
 
-    /// Removes `key` as closed outside the manager (a close that found it gone) and keeps it as
-    /// a tombstone. Returns the position and handle if it was tracked as `position`.
+    /// Removes `key` as closed outside the manager and keeps it as a tombstone, outside any
+    /// list (tests make tombstones this way). Returns the position and handle if it was
+    /// tracked as `position`.
+    #[cfg(test)]
     pub fn bury(
         &self,
         key: &str,
@@ -1409,6 +1390,27 @@ impl<H: Clone> Book<H> {
         put_slot(inner, key, Slot::Tombstoned(Tombstone::new(entry, now)));
         evicted
     }
+}
+
+/// A fresh entry (with its listing) for a remembered position whose key the book has nothing
+/// for, with its key and time; the position back otherwise.
+fn entry_if_free<H>(
+    inner: &mut Inner<H>,
+    kept: KeptEntry<H>,
+) -> Result<(Key, Tracked<H>, Timestamp), KeptEntry<H>> {
+    if inner.slots.contains_key(kept.key.as_str()) {
+        return Err(kept);
+    }
+    let KeptEntry {
+        key,
+        position,
+        handle,
+        at,
+        listed,
+    } = kept;
+    let mut entry = new_tracked(inner, &key, position, handle, None);
+    entry.reported.fingerprint = listed;
+    Ok((key, entry, at))
 }
 
 /// Every tracked (key, handle) in insertion order, and the generation they belong to.
