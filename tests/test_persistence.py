@@ -8,7 +8,11 @@
   ``ValueError``) naming the file and leaves the manager empty; a missing file raises
   ``FileNotFoundError``; loading into a manager that tracks positions raises ``ValueError``;
 * the write is atomic: an invalid state or an I/O failure leaves the previous file as it was, and
-  no temporary file stays behind.
+  no temporary file stays behind;
+* a restart remembers what the saving manager knew of positions it did not track — tombstones,
+  closes awaiting confirmation, re-open holds — with the bot's own client, in hedge mode (also
+  through a journal), and for positions whose entry the manager estimated (what the exchange last
+  listed identifies them).
 
 The crash test (SIGKILL while saving) is tests/test_crash_safety.py.
 """
@@ -39,7 +43,7 @@ from helpers_clients import (
     untracked_by_empty_answers_then_back,
 )
 
-from position_manager_rs import PaperExchange, Position, PositionManager, StateFileError
+from position_manager_rs import Journal, PaperExchange, Position, PositionManager, StateFileError
 
 # A client these tests never call: the manager only keeps its book here.
 NO_CLIENT: Any = object()
@@ -664,23 +668,28 @@ def test_a_reopen_hold_survives_a_restart_from_the_state_file(
     assert venue is not None and venue["contracts"] == 3.0, "held once, not twice"
 
 
+@pytest.mark.parametrize("kept_by", ["state_file", "journal"])
 def test_hedge_mode_legs_are_remembered_under_their_keys(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kept_by: str
 ) -> None:
     # Two legs of one symbol: the long one closed by the manager, then two empty answers: they
     # untrack the short one (a tombstone) and "confirm" the long one's close — both may be
-    # failed reads, so both legs are held. After a restart from the state file, with the reads
-    # still empty, neither leg is opened again on top; once the venue answers, the short leg
-    # comes back as it was and the holds end.
+    # failed reads, so both legs are held. After a restart from the state file (or the
+    # journal), with the reads still empty, neither leg is opened again on top; once the venue
+    # answers, the short leg comes back as it was and the holds end.
     paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
+    journal = str(tmp_path / "journal.db")
+    path = tmp_path / "state.json"
 
     def manager() -> PositionManager:
+        kept: dict[str, Any] = {"journal": journal} if kept_by == "journal" else {}
         return PositionManager(
             paper,
             clock=paper.clock,
             position_mode="hedge",
             reopen_hold_seconds=300.0,
             ticker_retry_delays=(),
+            **kept,
         )
 
     long_key, short_key = f"{A}@long", f"{A}@short"
@@ -692,18 +701,26 @@ def test_hedge_mode_legs_are_remembered_under_their_keys(
     paper.answer_empty_next(2)
     assert list(pm.update_positions()) == []
     assert list(pm.positions) == []
-    path = tmp_path / "state.json"
-    assert pm.save_state(path) == 0
-    saved = json.loads(path.read_text())
-    assert [t["symbol"] for t in saved["tombstones"]] == [short_key]
-    assert sorted(h["symbol"] for h in saved["holds"]) == [long_key, short_key]
-    assert "closing" not in saved, "the empty answers ended the long leg's close"
+    if kept_by == "state_file":
+        assert pm.save_state(path) == 0
+        saved = json.loads(path.read_text())
+        tombstones, holds = saved["tombstones"], saved["holds"]
+        closing = saved.get("closing", [])
+    else:
+        with Journal(journal) as reader:
+            tombstones, holds = reader.tombstones(), reader.reopen_holds()
+            closing = reader.closing_positions()
+    assert [t["symbol"] for t in tombstones] == [short_key]
+    assert sorted(h["symbol"] for h in holds) == [long_key, short_key]
+    assert closing == [], "the empty answers ended the long leg's close"
+    del pm
 
     paper.clock.advance(60.0)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="TradingBot"):
         again = manager()
-        again.load_state(path)
+        if kept_by == "state_file":
+            again.load_state(path)
         paper.answer_empty_next(8)
         assert again.open_position(A, "SELL", 3, 10) is False, "held: not on top"
         assert again.open_position(A, "BUY", 5, 10) is False, "held too"
