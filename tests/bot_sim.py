@@ -313,6 +313,51 @@ class BotLikeClient:
         return False
 
 
+# ============================================================================ restarts
+
+RESTART_SYMBOL = "BTC/USDT:USDT"
+
+
+def bots_manager(client: BotLikeClient, hold: float = 0.0, **options: Any) -> PositionManager:
+    """A manager over the bot's own ``client`` on its paper venue's clock, holding re-opens for
+    ``hold`` seconds; ``options`` go to the manager (``journal=``, ``account=``, ...)."""
+    return PositionManager(
+        client,
+        clock=client.paper.clock,
+        ticker_retry_delays=(),
+        reopen_hold_seconds=hold,
+        **options,
+    )
+
+
+def bot_with_btc(
+    hold: float = 0.0, **options: Any
+) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    """A paper venue, the bot's client over it, and a :func:`bots_manager` that opened 3
+    ``RESTART_SYMBOL``."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = bots_manager(client, hold, **options)
+    assert pm.open_position(RESTART_SYMBOL, "BUY", 3, 10, 0.05) is True
+    return paper, client, pm
+
+
+def with_breakout_targets(pm: PositionManager, symbol: str) -> None:
+    """Gives ``symbol``'s position what only this manager knows: a ``strategy`` attribute and
+    moved targets (a new import would have neither); :func:`assert_as_it_was` checks them."""
+    pm.positions[symbol].strategy = "breakout"
+    assert pm.modify_position_targets(symbol, 80_000.0, 120_000.0)
+
+
+def assert_as_it_was(position: Any) -> None:
+    """``position`` is the one :func:`with_breakout_targets` marked, not a new import."""
+    assert (position.strategy, position.stop_loss, position.take_profit) == (
+        "breakout",
+        80_000.0,
+        120_000.0,
+    )
+
+
 # ============================================================================ the bot
 
 

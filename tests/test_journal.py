@@ -18,7 +18,13 @@ from typing import Any
 from unittest.mock import Mock
 
 import pytest
-from bot_sim import BotLikeClient
+from bot_sim import (
+    BotLikeClient,
+    assert_as_it_was,
+    bot_with_btc,
+    bots_manager,
+    with_breakout_targets,
+)
 from helpers_clients import (
     assert_the_same_position,
     estimated_entry_venue,
@@ -865,26 +871,10 @@ def hold_rows(url: str, account: str) -> list[tuple[str, datetime]]:
         return [(h["symbol"], h["held_since"]) for h in journal.reopen_holds(account)]
 
 
-def bot_with_btc(url: str, hold: float) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
-    """A paper venue, the bot's client over it, and a manager (``holding_manager``) that
-    opened 3 BTC."""
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-    pm = holding_manager(client, url, hold)
-    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
-    return paper, client, pm
-
-
 def holding_manager(client: BotLikeClient, url: str, hold: float) -> PositionManager:
-    """A manager of account ``h`` over the bot-like ``client``, holding re-opens ``hold`` s."""
-    return PositionManager(
-        client,
-        clock=client.paper.clock,
-        ticker_retry_delays=(),
-        reopen_hold_seconds=hold,
-        journal=url,
-        account="h",
-    )
+    """A :func:`bots_manager` of account ``h`` journaling to ``url``, holding re-opens ``hold``
+    s."""
+    return bots_manager(client, hold, journal=url, account="h")
 
 
 def test_a_reopen_hold_survives_a_restart_of_the_bot(
@@ -965,7 +955,7 @@ def test_holds_over_or_not_kept_are_dropped_from_the_journal_at_restart(url: str
 def test_holds_a_failing_database_could_not_take_are_written_when_it_is_back(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    paper, _, pm = bot_with_btc(url, 300.0)
+    paper, _, pm = bot_with_btc(300.0, journal=url, account="h")
     run_sql(url, "ALTER TABLE pmrs_holds RENAME TO pmrs_holds_away")
     assert paper.close_externally(BTC)
     with caplog.at_level(logging.WARNING, logger="TradingBot"):
@@ -993,9 +983,8 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     # re-read failed, without sending it. The close awaits a list to confirm it, but the bot
     # exits first; the restarted bot's sync must find the very same position (stops, targets,
     # attributes), not import a new one.
-    paper, client, pm = bot_with_btc(url, 0.0)
-    pm.positions[BTC].strategy = "breakout"
-    assert pm.modify_position_targets(BTC, 80_000.0, 120_000.0)
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    with_breakout_targets(pm, BTC)
     client.close_reread_fails_next()
     assert pm.close_position(BTC, "shutdown") is not None, "booked as closed"
     assert client.closes_without_order == 1 and paper.position(BTC) is not None
@@ -1012,12 +1001,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     ) in [r.getMessage() for r in caplog.records]
     assert not again.has_position(BTC), "awaiting confirmation, not tracked"
     assert again.sync_existing_positions() == 1, "the one position, tracked again"
-    position = again.positions[BTC]
-    assert (position.strategy, position.stop_loss, position.take_profit) == (
-        "breakout",
-        80_000.0,
-        120_000.0,
-    )
+    assert_as_it_was(again.positions[BTC])
     assert [(e["kind"], e["reason"]) for e in again.events][-1] == (
         "close_unconfirmed",
         "still_listed",
@@ -1032,7 +1016,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
 def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a_restart(
     url: str,
 ) -> None:
-    paper, client, pm = bot_with_btc(url, 0.0)
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
     assert pm.open_position(ETH, "BUY", 3, 10, 0.05) is True
     assert pm.close_position(BTC, "manual") is not None  # sent: the venue closed it
     assert paper.position(BTC) is None
@@ -1059,11 +1043,10 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
 
 
 def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) -> None:
-    paper, client, pm = bot_with_btc(url, 0.0)
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
     assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
     assert list(pm.update_positions()) == []
-    pm.positions[BTC].strategy = "breakout"
-    assert pm.modify_position_targets(BTC, 80_000.0, 120_000.0)
+    with_breakout_targets(pm, BTC)
     client.close_reread_fails_next()
     assert pm.close_position(BTC, "shutdown") is not None  # answered True, never sent
     assert paper.close_externally(ETH)

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_sim import BotLikeClient
+from bot_sim import (
+    BotLikeClient,
+    assert_as_it_was,
+    bot_with_btc,
+    bots_manager,
+    with_breakout_targets,
+)
 from helpers_clients import (
     FakeExchange,
     Workers,
@@ -524,23 +530,6 @@ def test_saves_while_other_threads_change_the_book_always_load(tmp_path: Path) -
 # -- what a restart must not forget: tombstones, closes awaiting confirmation, re-open holds ----
 
 
-def bots_manager(client: BotLikeClient, hold: float = 0.0) -> PositionManager:
-    """A manager over the bot's own client (it answers ``[]`` for a failed read and ``True``
-    for a close whose re-read failed, without sending it), on the paper venue's clock."""
-    return PositionManager(
-        client, clock=client.paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
-    )
-
-
-def bot_with_btc(hold: float = 0.0) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
-    """The bot's client over a paper venue, and a manager that opened 3 BTC (``A``)."""
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-    pm = bots_manager(client, hold)
-    assert pm.open_position(A, "BUY", 3, 10, 0.05) is True
-    return paper, client, pm
-
-
 def loaded(
     client: BotLikeClient, path: Path, caplog: pytest.LogCaptureFixture, hold: float = 0.0
 ) -> tuple[PositionManager, list[str]]:
@@ -559,8 +548,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_after_a_restart(
     # re-read failed, without sending it. The bot saves its state and exits; the restarted bot's
     # sync must find the very same position (stops, targets, attributes), not import a new one.
     paper, client, pm = bot_with_btc()
-    pm.positions[A].strategy = "breakout"
-    assert pm.modify_position_targets(A, 80_000.0, 120_000.0)
+    with_breakout_targets(pm, A)
     client.close_reread_fails_next()
     assert pm.close_position(A, "shutdown") is not None, "booked as closed"
     assert client.closes_without_order == 1 and paper.position(A) is not None
@@ -575,12 +563,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_after_a_restart(
     ) in messages
     assert not again.has_position(A), "awaiting confirmation, not tracked"
     assert again.sync_existing_positions() == 1, "the one position, tracked again"
-    position = again.positions[A]
-    assert (position.strategy, position.stop_loss, position.take_profit) == (
-        "breakout",
-        80_000.0,
-        120_000.0,
-    )
+    assert_as_it_was(again.positions[A])
     assert [(e["kind"], e["reason"]) for e in again.events] == [
         ("close_unconfirmed", "still_listed")
     ]
@@ -616,8 +599,7 @@ def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_
     # bot saves and restarts; when the reads work again, the position is restored with its
     # stops and the bot's attributes, not imported with fresh ones.
     paper, client, pm = bot_with_btc()
-    pm.positions[A].strategy = "breakout"
-    assert pm.modify_position_targets(A, 80_000.0, 120_000.0)
+    with_breakout_targets(pm, A)
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
     paper.fail_next("get_open_positions", times=2)
     assert list(pm.update_positions()) == []
@@ -633,12 +615,7 @@ def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_
         "listed again)"
     ) in messages
     assert again.sync_existing_positions() == 1
-    position = again.positions[A]
-    assert (position.strategy, position.stop_loss, position.take_profit) == (
-        "breakout",
-        80_000.0,
-        120_000.0,
-    )
+    assert_as_it_was(again.positions[A])
     assert [e["kind"] for e in again.events] == ["restored"]
 
 

@@ -149,8 +149,12 @@ pub struct ClosedSlot<H> {
     pub closed_time: Timestamp,
 }
 
-/// A position as [`Book::contents`] gives it — tracked, or remembered without being tracked (a
-/// tombstone or a close awaiting confirmation) — and as [`Book::put_back_tombstone`] /
+/// A tracked position as [`Book::contents`] gives it: key, state, handle, and what the exchange
+/// last listed for it.
+pub type TrackedEntry<H> = (Key, SharedPosition, H, Option<Fingerprint>);
+
+/// A position the book remembers without tracking it (a tombstone or a close awaiting
+/// confirmation), as [`Book::contents`] gives it and [`Book::put_back_tombstone`] /
 /// [`Book::put_back_close`] take it.
 #[derive(Debug)]
 pub struct KeptEntry<H> {
@@ -160,7 +164,7 @@ pub struct KeptEntry<H> {
     pub position: SharedPosition,
     /// Its handle.
     pub handle: H,
-    /// When it was removed (a tombstone) or closed (unused for a tracked entry).
+    /// When it was removed (a tombstone) or closed.
     pub at: Timestamp,
     /// What the exchange last listed for it (not for a close).
     pub listed: Option<Fingerprint>,
@@ -516,23 +520,22 @@ impl<H: Clone> Book<H> {
             .collect()
     }
 
-    /// Every tracked entry in insertion order (its `at` unused), and what the book remembers of
+    /// Every tracked entry in insertion order, and what the book remembers of
     /// positions it no longer tracks (tombstones and the manager's closes awaiting confirmation),
     /// all read under one lock: no key is in two of them. Each with what the exchange last
     /// listed for it. What a state file saves.
-    pub fn contents(&self) -> (Vec<KeptEntry<H>>, Remembered<H>) {
+    pub fn contents(&self) -> (Vec<TrackedEntry<H>>, Remembered<H>) {
         let inner = self.inner.lock();
         let tracked = inner
             .order
             .values()
             .filter_map(|k| match inner.slots.get(k) {
-                Some(Slot::Tracked(t)) => Some(KeptEntry {
-                    key: k.clone(),
-                    position: t.position.clone(),
-                    handle: t.handle.clone(),
-                    at: Timestamp(0),
-                    listed: t.reported.fingerprint,
-                }),
+                Some(Slot::Tracked(t)) => Some((
+                    k.clone(),
+                    t.position.clone(),
+                    t.handle.clone(),
+                    t.reported.fingerprint,
+                )),
                 _ => None,
             })
             .collect();

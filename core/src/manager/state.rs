@@ -60,13 +60,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 .filter(|l| validate_listing(l).is_ok())
         };
         let mut positions = Vec::with_capacity(entries.len());
-        for k in entries {
-            let values = attributes(&k.key, &k.handle)?;
+        for (key, position, handle, listed) in entries {
+            let values = attributes(&key, &handle)?;
             positions.push(SavedPosition {
-                symbol: k.key.to_string(),
-                state: k.position.lock().snapshot(),
+                symbol: key.to_string(),
+                state: position.lock().snapshot(),
                 extra: values,
-                listed: listing(k.listed),
+                listed: listing(listed),
             });
         }
         let mut kept = |list: Vec<KeptEntry<H>>| -> CoreResult<Vec<SavedKept>> {
@@ -210,7 +210,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// none older than `tombstone_ttl_seconds`; tombstones beyond `tombstone_limit` evict the
     /// oldest, as in a running manager. Each close waits again for a list: one that no longer
     /// shows the position confirms it, one that still does tracks it again
-    /// (`close_unconfirmed`). Returns how many tombstones and closes were put back.
+    /// (`close_unconfirmed`). Returns how many tombstones the book keeps more than before, and
+    /// how many closes were put back.
     pub fn restore_remembered(&self, remembered: Remembered<H>) -> (usize, usize) {
         let now = self.now();
         let ttl = self.config().tombstone_ttl_seconds;
@@ -220,12 +221,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             closing,
         } = remembered;
         tombstones.sort_by_key(|k| k.at);
-        let mut buried = 0;
+        let before = self.book.tombstone_count();
         for kept in tombstones.into_iter().filter(fresh) {
-            if let Ok(evicted) = self.book.put_back_tombstone(kept) {
-                buried += 1;
-                drop(evicted);
-            }
+            // What the book's limit evicted, or an entry whose key is taken: dropped here, with
+            // no lock held.
+            drop(self.book.put_back_tombstone(kept));
         }
         let mut closes = 0;
         for kept in closing.into_iter().filter(fresh) {
@@ -233,7 +233,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 closes += 1;
             }
         }
-        (buried.min(self.book.tombstone_count()), closes)
+        let buried = self.book.tombstone_count().saturating_sub(before);
+        (buried, closes)
     }
 
     fn ensure_empty_for_load(&self) -> CoreResult<()> {
