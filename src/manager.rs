@@ -704,7 +704,8 @@ impl PyPositionManager {
     /// `StateFileError` (a ValueError) and loads nothing; a missing file raises
     /// FileNotFoundError; a manager that already tracks positions raises ValueError. The
     /// file's tombstones, closes awaiting confirmation and re-open holds come back as they were
-    /// (those over by now are left out), so the first list restores or confirms them.
+    /// (those over by now are left out), so the first list restores or confirms them. With a
+    /// journal (an empty account), all of it is journaled before this returns.
     ///
     /// Restart: `pm = PositionManager(client); pm.load_state(path); pm.reconcile_positions()`
     /// (or just run `update_positions()`): positions the exchange still lists keep their state,

@@ -406,6 +406,56 @@ def test_load_state_migrates_a_state_file_into_an_empty_journal(tmp_path: Path) 
         again.load_state(tmp_path / "state.json")
 
 
+def test_a_state_files_tombstone_and_close_are_journaled_by_the_load(
+    url: str, tmp_path: Path
+) -> None:
+    # A bot moving from a state file to a journal. The file remembers a position the bot's
+    # failed reads untracked (ETH) and a close its client answered True without sending (BTC).
+    # The load journals both at once: a restart from the journal before either's next event
+    # still finds both positions as they were, not as new imports.
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = bots_manager(client)
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    pm.positions[ETH].strategy = "grid"
+    assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(ETH)
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    with_breakout_targets(pm, BTC)
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None  # answered True, never sent
+    assert paper.position(BTC) is not None and paper.position(ETH) is not None
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 0
+
+    moved = holding_manager(client, url, 0.0)
+    assert moved.load_state(path) == 0
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+        [closing] = journal.closing_positions("h")
+    assert (tomb["symbol"], tomb["attributes"], tomb["listed"]["contracts"]) == (
+        ETH,
+        {"strategy": "grid"},
+        2.0,
+    )
+    assert (closing["symbol"], closing["attributes"]) == (BTC, {"strategy": "breakout"})
+    assert (closing["stop_loss"], closing["take_profit"]) == (80_000.0, 120_000.0)
+    del moved
+
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 2
+    assert [(e["kind"], e["symbol"]) for e in again.events] == [
+        ("restored", ETH),
+        ("close_unconfirmed", BTC),
+    ]
+    assert again.positions[ETH].strategy == "grid"
+    assert_as_it_was(again.positions[BTC])
+    assert journal_keys(url, "h") == [] and journal_keys(url, "h", "pmrs_tombstones") == []
+    assert client.calls["create_market_order"] == 2, "the two opens, nothing sent again"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -170,6 +170,23 @@ pub struct KeptEntry<H> {
     pub listed: Option<Fingerprint>,
 }
 
+/// How the book remembers a position it no longer tracks ([`Book::remembers`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Remembrance {
+    /// As a tombstone: removed as closed outside the manager, restorable.
+    Tombstone {
+        /// When it was removed.
+        removed_at: Timestamp,
+        /// What the exchange last listed for it.
+        listed: Option<Fingerprint>,
+    },
+    /// As a close of the manager's awaiting confirmation by a list.
+    Closing {
+        /// When it was closed.
+        closed_at: Timestamp,
+    },
+}
+
 /// What the book remembers of positions it no longer tracks, oldest first.
 #[derive(Debug)]
 pub struct Remembered<H> {
@@ -681,6 +698,24 @@ impl<H: Clone> Book<H> {
         match self.inner.lock().slots.get(key) {
             Some(Slot::Tombstoned(t)) if Arc::ptr_eq(&t.entry.position, position) => {
                 t.view.reported
+            }
+            _ => None,
+        }
+    }
+
+    /// How the book remembers `position` under `key` without tracking it, if it does.
+    pub fn remembers(&self, key: &str, position: &SharedPosition) -> Option<Remembrance> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tombstoned(t)) if Arc::ptr_eq(&t.entry.position, position) => {
+                Some(Remembrance::Tombstone {
+                    removed_at: t.view.removed_at,
+                    listed: t.view.reported,
+                })
+            }
+            Some(Slot::Closed(c)) if Arc::ptr_eq(&c.entry.position, position) => {
+                Some(Remembrance::Closing {
+                    closed_at: c.closed_time,
+                })
             }
             _ => None,
         }

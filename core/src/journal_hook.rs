@@ -1,8 +1,9 @@
 //! The hook a durable journal implements (the `position-manager-journal` crate does, for
 //! SQLite and PostgreSQL): the manager tells it about every event right after the event is
 //! stored in memory, asks it to write the book's state at the end of every update cycle, and
-//! tells it when the re-open holds (`reopen_hold_seconds`) changed and when closes awaiting
-//! confirmation were confirmed (neither is an event).
+//! tells it when the re-open holds (`reopen_hold_seconds`) changed, when closes awaiting
+//! confirmation were confirmed, and when a state file's remembered positions were put back (none
+//! of them is an event).
 //!
 //! The calls are made with no lock held, on the thread that made the change, before the
 //! operation that made it returns; an implementation that cannot write reports the failure
@@ -29,4 +30,9 @@ pub trait EventJournal: Send + Sync {
     /// Writes the manager's re-open holds ([`crate::manager::Manager::reopen_holds`]) as they
     /// are now, replacing those written before: called after every change of the held set.
     fn holds_changed(&self);
+
+    /// The book took back remembered positions under `keys` (a state file's tombstones and
+    /// closes awaiting confirmation, put back by `load_state`): writes the rows of those the book
+    /// still remembers as it does now, so a restart from the journal remembers them too.
+    fn remembered(&self, keys: &[Key]);
 }

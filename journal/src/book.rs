@@ -27,6 +27,9 @@
 //! - **The re-open holds** ([`EventJournal::holds_changed`], after every change of the held
 //!   set): the manager's holds as they are when the writer's lock is taken, replacing the
 //!   account's rows, so two changes racing each other always leave the newer set written.
+//! - **A state file's remembered positions** ([`EventJournal::remembered`], after `load_state`
+//!   put its tombstones and closes awaiting confirmation back): their rows, as the book holds
+//!   them when the writer's lock is taken, in one transaction.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones, closes awaiting
 //!   confirmation and book are put into an empty manager, each position recorded as a `loaded`
 //!   event (reason `journal`), and its re-open holds that are not over are taken back.
@@ -38,7 +41,7 @@ use std::sync::{Arc, Weak};
 use log::Level;
 use parking_lot::Mutex;
 
-use position_manager_core::book::{share, KeptEntry, Remembered, SharedPosition};
+use position_manager_core::book::{share, KeptEntry, Remembered, Remembrance, SharedPosition};
 use position_manager_core::clock::Timestamp;
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::events::{Event, EventKind};
@@ -426,6 +429,65 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             };
             writer.write(batch, manager.now().0)
         };
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+    }
+
+    fn remembered(&self, keys: &[Key]) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let wanted: HashSet<&str> = keys.iter().map(Key::as_str).collect();
+        let (tracked, remembered) = manager.book().contents();
+        drop(tracked);
+        // The attributes and states are read with no lock held.
+        let rows: Vec<(KeptEntry<H>, Option<String>, String)> = remembered
+            .tombstones
+            .into_iter()
+            .chain(remembered.closing)
+            .filter(|k| wanted.contains(k.key.as_str()))
+            .map(|k| {
+                let attributes = attributes_json((self.extra)(&k.handle));
+                let state_json =
+                    serde_json::to_string(&k.position.lock().snapshot()).unwrap_or_default();
+                (k, attributes, state_json)
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            for (kept, attributes, state_json) in &rows {
+                let key = kept.key.as_str();
+                // As the book is now: a cycle may have restored or confirmed it meanwhile (its
+                // event's write, under this lock, is then the newer one).
+                let (table, removed_at, listed) =
+                    match manager.book().remembers(key, &kept.position) {
+                        Some(Remembrance::Tombstone { removed_at, listed }) => {
+                            (&mut batch.tombstones, removed_at, listing_json(listed))
+                        }
+                        Some(Remembrance::Closing { closed_at }) => {
+                            (&mut batch.closing, closed_at, None)
+                        }
+                        None => continue,
+                    };
+                table.insert(
+                    key.to_owned(),
+                    RowOp::Upsert(TombWrite {
+                        removed_seq: seq,
+                        removed_at_us: removed_at.0,
+                        state_json: state_json.clone(),
+                        attributes: attributes.clone(),
+                        listed,
+                    }),
+                );
+            }
+            writer.write(batch, manager.now().0)
+        };
+        drop(rows);
         self.tell_notice(&manager);
         self.report_for_the_book(&manager, result);
     }

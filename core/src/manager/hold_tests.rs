@@ -298,6 +298,7 @@ impl crate::journal_hook::EventJournal for HoldsJournal {
     fn record(&self, _: &crate::events::Event, _: &crate::book::SharedPosition) {}
     fn checkpoint(&self) {}
     fn closes_settled(&self, _: &[crate::key::Key]) {}
+    fn remembered(&self, _: &[crate::key::Key]) {}
     fn holds_changed(&self) {
         self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }

@@ -360,6 +360,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
+    /// Tells the journal, if any, that the book took back remembered positions under `keys`
+    /// (called with no lock held).
+    pub(crate) fn journal_remembered(&self, keys: &[Key]) {
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            journal.remembered(keys);
+        }
+    }
+
     /// Sets (or clears) the callback told about every event as it is recorded.
     pub fn set_event_sink(&self, sink: Option<EventSink>) {
         let old = std::mem::replace(&mut *self.event_sink.write(), sink);

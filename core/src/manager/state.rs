@@ -120,7 +120,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// stops the load before anything is tracked), and only then are the positions put into the
     /// book, each recorded as a `loaded` event. The file's tombstones and closes awaiting
     /// confirmation are put back as they were (those older than `tombstone_ttl_seconds` are
-    /// left out), and its re-open holds that are not over are taken back. A book that is not
+    /// left out; a journal, if any, is told to write them), and its re-open holds that are not
+    /// over are taken back. A book that is not
     /// empty is refused ([`CoreError::Value`]) before the file is read.
     pub fn load_state<F>(&self, path: &Path, mut attach: F) -> CoreResult<usize>
     where
@@ -185,7 +186,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 }
             }
         }
+        let remembered_keys: Vec<Key> = remembered
+            .tombstones
+            .iter()
+            .chain(&remembered.closing)
+            .map(|k| k.key.clone())
+            .collect();
         let (tombstones, closes) = self.restore_remembered(remembered);
+        if tombstones + closes > 0 {
+            self.journal_remembered(&remembered_keys);
+        }
         let held =
             self.restore_reopen_holds(file.holds.iter().map(|h| (Key::parse(&h.symbol), h.since)));
         if !held.is_empty() {
@@ -549,6 +559,49 @@ mod tests {
         assert!(!kinds.contains(&EventKind::Imported), "{kinds:?}");
         assert_eq!(fresh.book().get("T/USDT:USDT").unwrap().1, 12);
         assert_eq!(fresh.book().get("C/USDT:USDT").unwrap().1, 13);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A journal that keeps what the manager told it of remembered positions put back.
+    #[derive(Default)]
+    struct RememberingJournal(parking_lot::Mutex<Vec<Vec<String>>>);
+
+    impl crate::journal_hook::EventJournal for RememberingJournal {
+        fn record(&self, _: &crate::events::Event, _: &SharedPosition) {}
+        fn checkpoint(&self) {}
+        fn closes_settled(&self, _: &[Key]) {}
+        fn holds_changed(&self) {}
+        fn remembered(&self, keys: &[Key]) {
+            let keys = keys.iter().map(|k| k.as_str().to_owned()).collect();
+            self.0.lock().push(keys);
+        }
+    }
+
+    #[test]
+    fn a_journal_is_told_of_the_remembered_positions_a_load_put_back() {
+        let path = temp_path("journaled");
+        let fake = priced(100.0);
+        let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+        remembering(&fake, clock.clone())
+            .save_state(&path, |_, h| Ok(extra_of(*h)))
+            .unwrap();
+        let fresh = manager_with_clock(&fake, holding(), clock.clone());
+        let journal = Arc::new(RememberingJournal::default());
+        fresh.set_journal(Some(journal.clone()));
+        fresh.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        assert_eq!(
+            *journal.0.lock(),
+            vec![vec!["T/USDT:USDT".to_owned(), "C/USDT:USDT".to_owned()]],
+            "once, with the tombstone and the close"
+        );
+
+        // Nothing put back (all over by now): nothing to tell.
+        clock.advance(2.0 * 86_400.0);
+        let later = manager_with_clock(&fake, holding(), clock);
+        let journal = Arc::new(RememberingJournal::default());
+        later.set_journal(Some(journal.clone()));
+        later.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        assert!(journal.0.lock().is_empty());
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
