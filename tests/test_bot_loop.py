@@ -273,6 +273,16 @@ def test_the_soaks_opens_on_top_are_refused_with_a_reopen_hold() -> None:
         assert held.left_open == plain.left_open
 
 
+def test_a_position_reduced_while_untracked_has_no_target_taken_twice() -> None:
+    """Lockstep soak seed 20 (about 1 s): two failed reads untrack a position whose first two
+    targets were taken, and a manual reduction shrinks it meanwhile. It used to come back as a
+    new import, and the manager took its first targets again on the same venue position (four
+    partial reductions of one position). The list showing it reduced, with its entry, now
+    restores it with its targets taken."""
+    result = soak_run(20, True, {})
+    assert result.partials_beyond_targets == []
+
+
 @pytest.mark.skipif(not LONG, reason="long run: PMRS_LONG=1")
 @pytest.mark.parametrize(
     ("lockstep_mode", "workers", "hold"),

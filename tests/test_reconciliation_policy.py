@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from bot_sim import assert_as_it_was, bot_with_btc, with_breakout_targets
 from helpers_clients import FakeExchange, make_manager, make_position
 
 from position_manager_rs import PositionManager
@@ -84,6 +85,63 @@ def test_a_partial_external_close_resizes_the_book(caplog: pytest.LogCaptureFixt
         f"Position {BTC} size changed on the exchange: 1.0 -> 0.4 contracts; "
         "tracking the exchange's size"
     ) in [r.getMessage() for r in caplog.records]
+
+
+def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by the bot-level soak (seed 20): the bot's client answered [] twice, which untracked
+    # a live position whose first target was taken; someone reduced it by hand meanwhile. The
+    # next list showed it smaller with the same side and entry. It used to be imported as new:
+    # targets, stops and the bot's attributes lost, and the first targets taken again on the
+    # same venue position. It is now that position, restored, with the exchange's size.
+    caplog.set_level(logging.INFO, logger="TradingBot")
+    paper, _, pm = bot_with_btc()
+    with_breakout_targets(pm, BTC)
+    position = pm.positions[BTC]
+    position.partial_exits_taken = 1
+    assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(BTC)
+    assert paper.reduce_externally(BTC, 1)
+    assert list(pm.update_positions()) == []
+
+    assert pm.positions[BTC] is position
+    assert_as_it_was(position)
+    assert (position.amount, position.partial_exits_taken) == (2.0, 1)
+    assert kinds(pm)[-3:] == [
+        ("removed", "closed_externally"),
+        ("restored", "reported_again"),
+        ("resized", "size_changed_externally"),
+    ]
+    evidence = pm.events[-1]["evidence"]
+    assert evidence is not None and evidence["previous_amount"] == 3.0
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"Restored position {BTC}: the exchange reports it again with the same side and entry, "
+        "reduced while it was not tracked; keeping its state"
+    ) in messages
+    assert (
+        f"Position {BTC} size changed on the exchange: 3.0 -> 2.0 contracts; "
+        "tracking the exchange's size"
+    ) in messages
+
+
+def test_a_position_listed_again_with_another_entry_is_a_new_one() -> None:
+    # The same side and fewer contracts, but another entry price: not a reduction of the
+    # removed position (a reduction leaves the entry as it was), so it is imported.
+    paper, _, pm = bot_with_btc()
+    with_breakout_targets(pm, BTC)
+    assert list(pm.update_positions()) == []
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert paper.close_externally(BTC)
+    paper.set_price(BTC, 91_000.0)
+    paper.create_market_order(BTC, "buy", 2, 10)  # by hand
+    assert pm.sync_existing_positions() == 1
+    assert kinds(pm)[-1] == ("imported", "sync")
+    assert pm.positions[BTC].amount == 2.0 and not hasattr(pm.positions[BTC], "strategy")
 
 
 def test_a_side_flip_replaces_the_position() -> None:

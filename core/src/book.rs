@@ -308,6 +308,8 @@ pub enum Applied<H> {
     Restored {
         /// The position.
         at: Touched<H>,
+        /// Whether it was reduced while not tracked (an [`Applied::Resized`] follows).
+        reduced: bool,
     },
     /// A listed position to import (needs a price and a handle: the caller does it).
     Import {
@@ -1245,6 +1247,7 @@ impl<H: Clone> Book<H> {
                         let entry = revive(inner, &key, back);
                         applied.push(Applied::Restored {
                             at: touched(&key, &entry),
+                            reduced: false,
                         });
                         put_tracked(inner, &key, entry);
                     }
@@ -1262,12 +1265,25 @@ impl<H: Clone> Book<H> {
                     }
                 }
             }
-            Action::Restore { key } => {
+            Action::Restore { key, reduced_to } => {
                 if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
                     let entry = revive(inner, &key, tomb.entry);
+                    let previous = reduced_to.map(|contracts| {
+                        let mut p = entry.position.lock();
+                        (std::mem::replace(&mut p.amount, contracts), contracts)
+                    });
                     applied.push(Applied::Restored {
                         at: touched(&key, &entry),
+                        reduced: previous.is_some(),
                     });
+                    if let Some((previous, contracts)) = previous {
+                        applied.push(Applied::Resized {
+                            at: touched(&key, &entry),
+                            previous,
+                            contracts,
+                            entry_change: None,
+                        });
+                    }
                     put_tracked(inner, &key, entry);
                 }
             }

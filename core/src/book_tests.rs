@@ -163,7 +163,7 @@ fn a_removed_position_is_restored_as_the_same_object() {
         ],
         Purpose::Cycle,
     );
-    assert!(matches!(&applied[..], [Applied::Restored { at }] if at.key == "ETH"));
+    assert!(matches!(&applied[..], [Applied::Restored { at, reduced: false }] if at.key == "ETH"));
     let (p, h) = book.get("ETH").unwrap();
     assert!(Arc::ptr_eq(&p, &eth));
     assert_eq!(h, 2);
@@ -182,6 +182,37 @@ fn the_tombstone_holds_the_managers_own_last_state() {
     let applied = apply(&book, vec![listed("A", "long", 3.0, 100.0)], Purpose::Cycle);
     assert!(matches!(&applied[..], [Applied::Restored { .. }]));
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+}
+
+#[test]
+fn a_tombstone_reduced_while_untracked_is_restored_with_the_exchanges_size() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 4.0);
+    book.insert("A", p.clone(), 1);
+    apply(&book, vec![listed("A", "long", 4.0, 100.0)], Purpose::Cycle);
+    p.lock().partial_exits_taken = 3; // two targets taken
+    apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
+    assert!(!book.contains("A"));
+    // Reduced by hand to 1 contract meanwhile: the same side and entry.
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(
+        matches!(
+            &applied[..],
+            [
+                Applied::Restored { reduced: true, .. },
+                Applied::Resized { previous, contracts, entry_change: None, .. }
+            ] if *previous == 4.0 && *contracts == 1.0
+        ),
+        "{applied:?}"
+    );
+    let (back, handle) = book.get("A").unwrap();
+    assert!(Arc::ptr_eq(&back, &p) && handle == 1);
+    assert_eq!(p.lock().amount, 1.0);
+    assert_eq!(
+        p.lock().partial_exits_taken,
+        3,
+        "the targets taken stay taken"
+    );
 }
 
 #[test]

@@ -57,6 +57,19 @@ impl Fingerprint {
                 .entry_price
                 .is_none_or(|p| close_enough(self.entry_price, p, PRICE_TOLERANCE))
     }
+
+    /// Whether a listed entry is this position reduced: same side and the same entry price
+    /// (which the list must report, and a reduction leaves as it was), fewer contracts. Not
+    /// when the list's side is an assumption.
+    pub fn reduced_to(&self, listed: &Listed) -> bool {
+        !listed.side_assumed
+            && self.side == listed.side
+            && listed.contracts < self.contracts
+            && !close_enough(self.contracts, listed.contracts, SIZE_TOLERANCE)
+            && listed
+                .entry_price
+                .is_some_and(|p| close_enough(self.entry_price, p, PRICE_TOLERANCE))
+    }
 }
 
 /// Whether one-way or hedge-mode keys are in use.
@@ -176,6 +189,13 @@ impl TombView {
         self.own.is_some_and(|f| f.matches(listed))
             || self.reported.is_some_and(|f| f.matches(listed))
     }
+
+    /// Whether `listed` is this position again, reduced while the manager did not track it (by
+    /// hand, or a partial liquidation): see [`Fingerprint::reduced_to`].
+    pub fn reduced_to(&self, listed: &Listed) -> bool {
+        self.own.is_some_and(|f| f.reduced_to(listed))
+            || self.reported.is_some_and(|f| f.reduced_to(listed))
+    }
 }
 
 /// A tracked position, as the planner sees it.
@@ -291,10 +311,13 @@ pub enum Action {
         /// The listed side is the position this one replaced: restore it.
         restore_predecessor: bool,
     },
-    /// A tombstoned position is listed again, unchanged: put it back.
+    /// A tombstoned position is listed again, unchanged or reduced meanwhile: put it back.
     Restore {
         /// The key.
         key: Key,
+        /// The exchange's size when the position was reduced while it was not tracked (same
+        /// side and entry, fewer contracts): the restored position takes it.
+        reduced_to: Option<f64>,
     },
     /// A listed position the book does not track: import it.
     Import {
@@ -344,7 +367,7 @@ impl Action {
             | Action::CountMiss { key, .. }
             | Action::Remove { key, .. }
             | Action::Flip { key, .. }
-            | Action::Restore { key }
+            | Action::Restore { key, .. }
             | Action::Import { key }
             | Action::CloseConfirmed { key }
             | Action::CloseUnconfirmed { key, .. }
@@ -624,8 +647,18 @@ fn plan_tombstone(
     actions: &mut Vec<Action>,
 ) {
     if let Seen::Listed(l) = seen {
-        if tomb.matches(l) {
-            actions.push(Action::Restore { key: key.clone() });
+        let reduced_to = if tomb.matches(l) {
+            Some(None)
+        } else if tomb.reduced_to(l) {
+            Some(Some(l.contracts))
+        } else {
+            None
+        };
+        if let Some(reduced_to) = reduced_to {
+            actions.push(Action::Restore {
+                key: key.clone(),
+                reduced_to,
+            });
             return;
         }
         if cx.purpose.imports() {

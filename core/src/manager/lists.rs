@@ -298,13 +298,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     report.removed.push(at.key);
                 }
             },
-            Applied::Restored { at } => {
+            Applied::Restored { at, reduced } => {
                 report.restored += 1;
                 let key = &at.key;
                 self.log(Channel::Main, Level::Info, || {
-                    format!(
-                        "Restored position {key}: the exchange reports it again unchanged, keeping its state"
-                    )
+                    if reduced {
+                        format!(
+                            "Restored position {key}: the exchange reports it again with the same side and entry, reduced while it was not tracked; keeping its state"
+                        )
+                    } else {
+                        format!(
+                            "Restored position {key}: the exchange reports it again unchanged, keeping its state"
+                        )
+                    }
                 });
                 self.record(
                     key.as_str(),
