@@ -262,15 +262,25 @@ HOLD = 300.0
 
 
 def test_the_soaks_opens_on_top_are_refused_with_a_reopen_hold() -> None:
-    """The two opens on top of the lockstep soak happen without a hold and not with one; the
-    rest holds either way. Seed 3: four failed reads in a row around one symbol. Seed 7: a close
-    the client answered True without sending, "confirmed" by two empty answers."""
-    for seed in (3, 7):
-        plain = soak_run(seed, True, {})
-        assert len(plain.opened_on_top) == 1, (seed, plain.opened_on_top)
-        held = soak_run(seed, True, {"reopen_hold_seconds": HOLD})
-        assert held.opened_on_top == [], (seed, held.opened_on_top)
-        assert held.left_open == plain.left_open
+    """Seed 3: four failed reads in a row around one symbol open on top without a hold, and not
+    with one; the rest holds either way."""
+    plain = soak_run(3, True, {})
+    assert len(plain.opened_on_top) == 1, plain.opened_on_top
+    held = soak_run(3, True, {"reopen_hold_seconds": HOLD})
+    assert held.opened_on_top == [], held.opened_on_top
+    assert held.left_open == plain.left_open
+
+
+def test_a_close_confirmed_by_failed_reads_is_remembered_and_nothing_opens_on_top() -> None:
+    """Seed 7: an emergency stop's close the client answered True without sending it, then
+    "confirmed" by two empty answers (failed reads of the bot's client). The manager used to
+    forget the close, and the next open netted a second position against the live one, unless
+    ``reopen_hold_seconds`` held it. A close confirmed by an empty answer is now remembered as a
+    tombstone: the next open reads the list first, finds the very same position and restores
+    it. Nothing opens on top, with or without the hold."""
+    for options in ({}, {"reopen_hold_seconds": HOLD}):
+        result = soak_run(7, True, options)
+        assert result.opened_on_top == [], (options, result.opened_on_top)
 
 
 def test_a_position_reduced_while_untracked_has_no_target_taken_twice() -> None:

@@ -1092,6 +1092,35 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert list(third.positions) == [BTC]
 
 
+def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str) -> None:
+    # The bot's client answered True for a close it never sent, then [] twice: the close looks
+    # confirmed, but an empty answer may be a failed read, so it is kept as a tombstone — in
+    # the journal too, in the transaction that ends the close. The restarted bot's first list
+    # finds the very same position: restored as it was, not imported.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    with_breakout_targets(pm, BTC)
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None
+    assert journal_keys(url, "h") == [BTC]
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+    assert journal_keys(url, "h") == [], "the close is over"
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+    assert (tomb["symbol"], tomb["attributes"], tomb["stop_loss"]) == (
+        BTC,
+        {"strategy": "breakout"},
+        80_000.0,
+    )
+    del pm
+
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 1
+    assert_as_it_was(again.positions[BTC])
+    assert [e["kind"] for e in again.events][-1] == "restored"
+    assert journal_keys(url, "h", "pmrs_tombstones") == []
+
+
 def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) -> None:
     paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
     assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True

@@ -128,6 +128,43 @@ def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
     ) in messages
 
 
+def test_a_close_confirmed_by_failed_reads_is_that_position_when_listed_again() -> None:
+    # Found by the bot-level soak (seeds 7 and 22): the bot's client answers True for a close
+    # whose re-read failed, sending nothing, then [] twice. The close looked confirmed and was
+    # forgotten: the bot's next open netted a second position against the live one, and the
+    # next sync imported it as new (targets taken again). An empty answer cannot tell a closed
+    # position from a failed read, so the close is now remembered as a tombstone.
+    paper, client, pm = bot_with_btc()
+    with_breakout_targets(pm, BTC)
+    assert list(pm.update_positions()) == []
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "stop_loss") is not None
+    assert client.closes_without_order == 1 and paper.position(BTC) is not None
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []  # "confirmed" by two empty answers
+    assert not pm.has_position(BTC)
+
+    # The bot opens BTC again: the manager reads the list first and finds that very position.
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is False
+    assert_as_it_was(pm.positions[BTC])
+    assert kinds(pm)[-1] == ("restored", "reported_again")
+    assert client.calls["create_market_order"] == 1, "the first open only: nothing on top"
+    held = paper.position(BTC)
+    assert held is not None and held["contracts"] == 3.0
+
+
+def test_a_close_confirmed_by_a_list_showing_other_positions_is_forgotten() -> None:
+    # A list that shows other positions is a real answer: the close is over, and a position
+    # opened on the symbol afterwards is a new one.
+    paper, _, pm = bot_with_btc()
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    assert pm.close_position(BTC, "manual") is not None
+    assert list(pm.update_positions()) == []
+    paper.create_market_order(BTC, "buy", 3, 10)  # by hand, the very same size and price
+    assert pm.sync_existing_positions() == 1
+    assert kinds(pm)[-1] == ("imported", "sync")
+
+
 def test_a_position_listed_again_with_another_entry_is_a_new_one() -> None:
     # The same side and fewer contracts, but another entry price: not a reduction of the
     # removed position (a reduction leaves the entry as it was), so it is imported.

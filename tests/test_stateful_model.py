@@ -7,11 +7,13 @@ The model is a plain re-statement of the rules (DESIGN.md, docs/architecture.md)
 (an empty list counts, a failed call does not; a close's own check of the list counts for its
 symbol); a listed position takes the exchange's size (in a cycle and in a sync); a sync imports
 what the exchange lists and the book lacks; a removed position listed again with its own or its
-last listed size comes back; ``open_position`` for a symbol the book remembers (a tombstone) or
-that the last list showed untracked checks the list first and restores or imports instead of
-ordering; a saved and loaded book is the same book (with fresh miss counters), and remembers
-the same removed positions and unconfirmed closes. Prices stay at 100
-so no exit rule fires.
+last listed size comes back, and so does one listed with fewer contracts (reduced meanwhile: the
+entry price, always 100 here, is the same), with the listed size; a close of the manager's that
+an empty list confirmed is remembered as a removed position; ``open_position`` for a symbol the
+book remembers (a tombstone) or that the last list showed untracked checks the list first and
+restores or imports instead of ordering; a saved and loaded book is the same book (with fresh
+miss counters), and remembers the same removed positions and unconfirmed closes. Prices stay at
+100 so no exit rule fires.
 """
 
 from __future__ import annotations
@@ -47,15 +49,17 @@ class BookMatchesModel(RuleBasedStateMachine):
         self.model: dict[str, float] = {}  # symbol -> amount the book must hold
         self.missing: dict[str, int] = {}
         # Removed as closed externally: symbol -> (size last listed, book amount); the very same
-        # size listed again restores the position (DESIGN rule 5).
+        # size listed again restores the position (DESIGN rule 5), and so does a smaller one
+        # (the same position reduced meanwhile: same side and entry), taking the listed size.
         self.buried: dict[str, tuple[float, float]] = {}
         self.last_listed: dict[str, float] = {}
         # Symbols the last list of the whole book showed (a cycle's, a sync's, an open's check).
         self.last_list: set[str] = set()
-        # Closed by the manager, not yet confirmed by a list: symbol -> amount at the close. The
-        # first list after the close that lists the symbol again brings it back
-        # (close_unconfirmed, with the exchange's size); one that does not confirms it.
-        self.closed: dict[str, float] = {}
+        # Closed by the manager, not yet confirmed by a list: symbol -> (size last listed, book
+        # amount) at the close. The first list after the close that lists the symbol again
+        # brings it back (close_unconfirmed, with the exchange's size); one that does not
+        # confirms it, and an empty one (a failed read looks the same) keeps it as removed.
+        self.closed: dict[str, tuple[float, float]] = {}
         self.dir = tempfile.mkdtemp(prefix="pmrs-model-")
 
     # -- the model's rules ------------------------------------------------------------------
@@ -68,10 +72,22 @@ class BookMatchesModel(RuleBasedStateMachine):
         for symbol in list(self.closed):
             if only is not None and symbol != only:
                 continue
-            del self.closed[symbol]
+            kept = self.closed.pop(symbol)
             if symbol in listed:
                 self._track(symbol, listed[symbol])
                 self.last_listed[symbol] = listed[symbol]
+            elif not listed:
+                self.buried[symbol] = kept
+
+    @staticmethod
+    def _restores(buried: tuple[float, float], contracts: float | None) -> float | None:
+        """The amount a removed position comes back with when ``contracts`` are listed."""
+        seen, amount = buried
+        if contracts is None:
+            return None
+        if contracts in buried:
+            return amount
+        return contracts if contracts < max(seen, amount) else None
 
     def _apply_list(self, listed: dict[str, float]) -> None:
         for symbol in list(self.model):
@@ -86,10 +102,11 @@ class BookMatchesModel(RuleBasedStateMachine):
                     self.buried[symbol] = (seen, self.model[symbol])
                     del self.model[symbol]
                     del self.missing[symbol]
-        for symbol, (seen, amount) in list(self.buried.items()):
-            if symbol not in self.model and listed.get(symbol) in (seen, amount):
+        for symbol, buried in list(self.buried.items()):
+            back = self._restores(buried, listed.get(symbol))
+            if symbol not in self.model and back is not None:
                 del self.buried[symbol]
-                self.model[symbol] = amount
+                self.model[symbol] = back
                 self.missing[symbol] = 0
         self._closed_list(listed)
         self.last_list = set(listed)
@@ -106,8 +123,9 @@ class BookMatchesModel(RuleBasedStateMachine):
                 self.missing[symbol] = 0
                 continue
             buried = self.buried.get(symbol)
-            if buried is not None and contracts in buried:
-                self._track(symbol, buried[1])  # restored, not imported
+            back = None if buried is None else self._restores(buried, contracts)
+            if back is not None:
+                self._track(symbol, back)  # restored, not imported
             else:
                 self._track(symbol, contracts)
             self.last_listed[symbol] = contracts
@@ -147,7 +165,8 @@ class BookMatchesModel(RuleBasedStateMachine):
         pnl = self.pm.close_position(symbol)
         if symbol in self.model and listed:
             assert pnl is not None
-            self.closed[symbol] = self.model[symbol]
+            amount = self.model[symbol]
+            self.closed[symbol] = (self.last_listed.get(symbol, amount), amount)
             del self.model[symbol]
             self.missing.pop(symbol, None)
             self.last_listed.pop(symbol, None)

@@ -322,6 +322,8 @@ pub enum Applied<H> {
     CloseConfirmed {
         /// The key.
         key: Key,
+        /// Kept as a tombstone (the confirming answer was empty).
+        remembered: bool,
     },
     /// A close of the manager's is contradicted: the position is tracked again.
     CloseUnconfirmed {
@@ -563,23 +565,11 @@ impl<H: Clone> Book<H> {
             closing: Vec::new(),
         };
         for (key, slot) in inner.slots.iter() {
-            let (list, entry, at, listed) = match slot {
-                Slot::Tombstoned(t) => (
-                    &mut remembered.tombstones,
-                    &t.entry,
-                    t.view.removed_at,
-                    t.view.reported,
-                ),
-                Slot::Closed(c) => (&mut remembered.closing, &c.entry, c.closed_time, None),
-                _ => continue,
-            };
-            list.push(KeptEntry {
-                key: key.clone(),
-                position: entry.position.clone(),
-                handle: entry.handle.clone(),
-                at,
-                listed,
-            });
+            match kept_of(key, slot) {
+                Some((Remembrance::Tombstone { .. }, kept)) => remembered.tombstones.push(kept),
+                Some((Remembrance::Closing { .. }, kept)) => remembered.closing.push(kept),
+                None => {}
+            }
         }
         // Oldest first (ties by key): the order a restore must put tombstones back in, so the
         // book's limit evicts the same ones.
@@ -590,6 +580,16 @@ impl<H: Clone> Book<H> {
             });
         }
         (tracked, remembered)
+    }
+
+    /// `key`'s entry if the book remembers it without tracking it (a tombstone or a close
+    /// awaiting confirmation), as [`Book::contents`] gives it, and how.
+    pub fn remembered_entry(&self, key: &Key) -> Option<(Remembrance, KeptEntry<H>)> {
+        let inner = self.inner.lock();
+        inner
+            .slots
+            .get_key_value(key.as_str())
+            .and_then(|(key, slot)| kept_of(key, slot))
     }
 
     /// Puts a remembered tombstone back under its key, if the book has nothing for that key;
@@ -1293,11 +1293,23 @@ impl<H: Clone> Book<H> {
                     after_flip: false,
                 });
             }
-            Action::CloseConfirmed { key } => {
-                if let Some(slot @ Slot::Closed(_)) = take_slot(inner, &key) {
-                    out.push(slot);
-                    applied.push(Applied::CloseConfirmed { key });
+            Action::CloseConfirmed { key, remember } => {
+                if !matches!(inner.slots.get(key.as_str()), Some(Slot::Closed(_))) {
+                    return;
                 }
+                let Some(Slot::Closed(c)) = take_slot(inner, &key) else {
+                    return;
+                };
+                if remember {
+                    out.slots
+                        .extend(self.push_tombstone(inner, &key, c.entry, cx.now).slots);
+                } else {
+                    out.push(Slot::Closed(c));
+                }
+                applied.push(Applied::CloseConfirmed {
+                    key,
+                    remembered: remember && self.tombstone_limit > 0,
+                });
             }
             Action::CloseUnconfirmed { key, contracts } => {
                 if let Some(Slot::Closed(c)) = take_slot(inner, &key) {
@@ -1444,6 +1456,38 @@ impl<H: Clone> Book<H> {
         put_slot(inner, key, Slot::Tombstoned(Tombstone::new(entry, now)));
         evicted
     }
+}
+
+/// A remembered (tombstoned or closed) slot as a [`KeptEntry`], and how it is remembered.
+fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntry<H>)> {
+    let (how, entry, at, listed) = match slot {
+        Slot::Tombstoned(t) => (
+            Remembrance::Tombstone {
+                removed_at: t.view.removed_at,
+                listed: t.view.reported,
+            },
+            &t.entry,
+            t.view.removed_at,
+            t.view.reported,
+        ),
+        Slot::Closed(c) => (
+            Remembrance::Closing {
+                closed_at: c.closed_time,
+            },
+            &c.entry,
+            c.closed_time,
+            None,
+        ),
+        _ => return None,
+    };
+    let kept = KeptEntry {
+        key: key.clone(),
+        position: entry.position.clone(),
+        handle: entry.handle.clone(),
+        at,
+        listed,
+    };
+    Some((how, kept))
 }
 
 /// A fresh entry (with its listing) for a remembered position whose key the book has nothing

@@ -235,12 +235,66 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     // Closed again and confirmed by absence: gone for good.
     assert!(book.closed("A", &p, Timestamp(2)));
     let applied = apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
-    assert!(matches!(&applied[..], [Applied::CloseConfirmed { .. }]));
+    assert!(matches!(
+        &applied[..],
+        [Applied::CloseConfirmed {
+            remembered: false,
+            ..
+        }]
+    ));
     let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
     assert!(
         applied.is_empty(),
         "a confirmed close is forgotten: {applied:?}"
     );
+}
+
+#[test]
+fn a_close_confirmed_by_an_empty_answer_is_remembered_as_a_tombstone() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(book.closed("A", &p, Timestamp(1)));
+    // An empty answer (a failed read of the bot's client looks the same) confirms the close...
+    let applied = apply(&book, vec![], Purpose::Cycle);
+    assert!(
+        matches!(
+            &applied[..],
+            [Applied::CloseConfirmed {
+                remembered: true,
+                ..
+            }]
+        ),
+        "{applied:?}"
+    );
+    assert!(!book.contains("A") && book.awaiting_close("A", None).is_none());
+    assert_eq!(book.tombstone_count(), 1);
+    assert!(matches!(
+        book.remembered_entry(&Key::net("A")),
+        Some((Remembrance::Tombstone { .. }, kept)) if kept.handle == 1
+    ));
+    // ... but the very same position listed again is that position, restored.
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::Restored { reduced: false, .. }]
+    ));
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+
+    // A book that keeps no tombstones forgets it.
+    let none: Book<u32> = Book::new(0);
+    none.insert("A", p.clone(), 1);
+    assert!(none.closed("A", &p, Timestamp(1)));
+    let applied = apply(&none, vec![], Purpose::Cycle);
+    assert!(matches!(
+        &applied[..],
+        [Applied::CloseConfirmed {
+            remembered: false,
+            ..
+        }]
+    ));
+    assert_eq!(none.tombstone_count(), 0);
 }
 
 #[test]

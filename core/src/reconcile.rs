@@ -324,10 +324,17 @@ pub enum Action {
         /// The key.
         key: Key,
     },
-    /// A close of the manager's is confirmed by absence: forget it.
+    /// A close of the manager's is confirmed by absence: forget it — or, when the answer was
+    /// empty, keep it as a tombstone (see [`Action::CloseConfirmed::remember`]).
     CloseConfirmed {
         /// The key.
         key: Key,
+        /// The answer had no entry at all. The bot's own client answers `[]` for a failed read,
+        /// so an empty answer cannot tell a closed position from a failure, the same evidence
+        /// that makes a tracked position a tombstone: the closed one becomes a tombstone too,
+        /// restored if the very same position is listed again (a close the client answered
+        /// `True` without sending it, "confirmed" by failed reads).
+        remember: bool,
     },
     /// A close of the manager's is contradicted (the position is still listed): restore it,
     /// with the exchange's size when it differs.
@@ -369,7 +376,7 @@ impl Action {
             | Action::Flip { key, .. }
             | Action::Restore { key, .. }
             | Action::Import { key }
-            | Action::CloseConfirmed { key }
+            | Action::CloseConfirmed { key, .. }
             | Action::CloseUnconfirmed { key, .. }
             | Action::Resolve { key, .. }
             | Action::ResolveOpen { key, .. }
@@ -685,7 +692,10 @@ fn plan_closed(
     if decided {
         match seen {
             Seen::Absent => {
-                actions.push(Action::CloseConfirmed { key: key.clone() });
+                actions.push(Action::CloseConfirmed {
+                    key: key.clone(),
+                    remember: snap.entries == 0,
+                });
                 return;
             }
             Seen::Listed(l) if own.is_none_or(|o| l.side_assumed || o.side == l.side) => {
@@ -700,7 +710,10 @@ fn plan_closed(
             }
             Seen::Listed(_) => {
                 // Our position is gone; the symbol now holds another one.
-                actions.push(Action::CloseConfirmed { key: key.clone() });
+                actions.push(Action::CloseConfirmed {
+                    key: key.clone(),
+                    remember: false,
+                });
                 if cx.purpose.imports() {
                     actions.push(Action::Import { key: key.clone() });
                 }

@@ -312,6 +312,7 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
         6,
     );
     let absent = Snapshot::read(vec![entry("X", "long", 1.0, 1.0)], 6);
+    let empty = Snapshot::read(vec![], 6);
     let stale = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 4);
     let p = Policy::default();
     assert_eq!(
@@ -323,7 +324,19 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
     );
     assert_eq!(
         plan(&views, &nothing_known, &cx(&absent, Purpose::Cycle, p)).actions,
-        vec![Action::CloseConfirmed { key: btc.clone() }]
+        vec![Action::CloseConfirmed {
+            key: btc.clone(),
+            remember: false
+        }]
+    );
+    // An empty answer (the bot's client answers `[]` for a failed read) confirms it too, but
+    // the close is remembered as a tombstone.
+    assert_eq!(
+        plan(&views, &nothing_known, &cx(&empty, Purpose::Cycle, p)).actions,
+        vec![Action::CloseConfirmed {
+            key: btc.clone(),
+            remember: true
+        }]
     );
     assert!(
         plan(&views, &nothing_known, &cx(&stale, Purpose::Cycle, p))

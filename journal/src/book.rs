@@ -235,6 +235,24 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         Ok(journal)
     }
 
+    /// What the book remembers under `keys` (tombstones, closes awaiting confirmation), each
+    /// with its attributes and its state as JSON, read with no lock held.
+    fn kept_rows(&self, manager: &Manager<H>, keys: &[Key]) -> Vec<KeptRow<H>> {
+        keys.iter()
+            .filter_map(|key| manager.book().remembered_entry(key))
+            .map(|(_, kept)| {
+                let attributes = attributes_json((self.extra)(&kept.handle));
+                let state_json =
+                    serde_json::to_string(&kept.position.lock().snapshot()).unwrap_or_default();
+                KeptRow {
+                    kept,
+                    attributes,
+                    state_json,
+                }
+            })
+            .collect()
+    }
+
     fn log(&self, manager: &Manager<H>, level: Level, message: impl FnOnce() -> String) {
         manager
             .config()
@@ -386,6 +404,45 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
     }
 }
 
+/// A remembered position's row, read for a write ([`BookJournal::kept_rows`]).
+struct KeptRow<H> {
+    kept: KeptEntry<H>,
+    attributes: Option<String>,
+    state_json: String,
+}
+
+/// Puts `rows` into `batch` as the book remembers them now (a tombstone row, or a closing one),
+/// numbered with the last event's number; those the book no longer remembers as read are left
+/// out (a change since, whose own write under the writer's lock is the newer one). Called with
+/// the writer's lock held.
+fn put_kept_rows<H: Clone + Send + Sync + 'static>(
+    manager: &Manager<H>,
+    rows: &[KeptRow<H>],
+    batch: &mut Batch,
+) {
+    let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
+    for row in rows {
+        let key = row.kept.key.as_str();
+        let (table, at, listed) = match manager.book().remembers(key, &row.kept.position) {
+            Some(Remembrance::Tombstone { removed_at, listed }) => {
+                (&mut batch.tombstones, removed_at, listing_json(listed))
+            }
+            Some(Remembrance::Closing { closed_at }) => (&mut batch.closing, closed_at, None),
+            None => continue,
+        };
+        table.insert(
+            key.to_owned(),
+            RowOp::Upsert(TombWrite {
+                removed_seq: seq,
+                removed_at_us: at.0,
+                state_json: row.state_json.clone(),
+                attributes: row.attributes.clone(),
+                listed,
+            }),
+        );
+    }
+}
+
 /// The rows of `held` (keys with when their holds started).
 fn hold_rows(held: &[(Key, Timestamp)]) -> Vec<HoldWrite> {
     held.iter()
@@ -401,6 +458,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
+        // Closes confirmed by an empty answer are kept as tombstones: their rows go with the
+        // deletions, in one transaction.
+        let rows = self.kept_rows(&manager, keys);
         let result = {
             let mut writer = self.writer.lock();
             let mut batch = Batch::default();
@@ -411,8 +471,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }
             }
+            put_kept_rows(&manager, &rows, &mut batch);
             writer.write(batch, manager.now().0)
         };
+        drop(rows);
         self.tell_notice(&manager);
         self.report_for_the_book(&manager, result);
     }
@@ -437,54 +499,14 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        let wanted: HashSet<&str> = keys.iter().map(Key::as_str).collect();
-        let (tracked, remembered) = manager.book().contents();
-        drop(tracked);
-        // The attributes and states are read with no lock held.
-        let rows: Vec<(KeptEntry<H>, Option<String>, String)> = remembered
-            .tombstones
-            .into_iter()
-            .chain(remembered.closing)
-            .filter(|k| wanted.contains(k.key.as_str()))
-            .map(|k| {
-                let attributes = attributes_json((self.extra)(&k.handle));
-                let state_json =
-                    serde_json::to_string(&k.position.lock().snapshot()).unwrap_or_default();
-                (k, attributes, state_json)
-            })
-            .collect();
+        let rows = self.kept_rows(&manager, keys);
         if rows.is_empty() {
             return;
         }
-        let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
         let result = {
             let mut writer = self.writer.lock();
             let mut batch = Batch::default();
-            for (kept, attributes, state_json) in &rows {
-                let key = kept.key.as_str();
-                // As the book is now: a cycle may have restored or confirmed it meanwhile (its
-                // event's write, under this lock, is then the newer one).
-                let (table, removed_at, listed) =
-                    match manager.book().remembers(key, &kept.position) {
-                        Some(Remembrance::Tombstone { removed_at, listed }) => {
-                            (&mut batch.tombstones, removed_at, listing_json(listed))
-                        }
-                        Some(Remembrance::Closing { closed_at }) => {
-                            (&mut batch.closing, closed_at, None)
-                        }
-                        None => continue,
-                    };
-                table.insert(
-                    key.to_owned(),
-                    RowOp::Upsert(TombWrite {
-                        removed_seq: seq,
-                        removed_at_us: removed_at.0,
-                        state_json: state_json.clone(),
-                        attributes: attributes.clone(),
-                        listed,
-                    }),
-                );
-            }
+            put_kept_rows(&manager, &rows, &mut batch);
             writer.write(batch, manager.now().0)
         };
         drop(rows);

@@ -210,7 +210,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     flipped_to: None,
                     ..
                 } => Some(&at.key),
-                Applied::CloseConfirmed { key } => Some(key),
+                Applied::CloseConfirmed { key, .. } => Some(key),
                 _ => None,
             }),
         );
@@ -222,7 +222,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let settled: Vec<Key> = applied
             .iter()
             .filter_map(|change| match change {
-                Applied::CloseConfirmed { key } => Some(key.clone()),
+                Applied::CloseConfirmed { key, .. } => Some(key.clone()),
                 _ => None,
             })
             .collect();
@@ -334,9 +334,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     }),
                 }
             }
-            Applied::CloseConfirmed { key } => {
+            Applied::CloseConfirmed { key, remembered } => {
                 self.log(Channel::Main, Level::Debug, || {
-                    format!("Close of {key} confirmed: the exchange no longer lists it")
+                    if remembered {
+                        format!(
+                            "Close of {key} confirmed by an empty position list: remembered, and restored if the exchange lists the very same position again"
+                        )
+                    } else {
+                        format!("Close of {key} confirmed: the exchange no longer lists it")
+                    }
                 });
             }
             Applied::CloseUnconfirmed { at, contracts } => {
