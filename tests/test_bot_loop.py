@@ -293,6 +293,23 @@ def test_a_position_reduced_while_untracked_has_no_target_taken_twice() -> None:
     assert result.partials_beyond_targets == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/reliability.md): one list that lags the venue resolves a lost "
+    "order answer as not executed",
+)
+def test_a_lagging_list_does_not_undo_a_partial_exit_whose_answer_was_lost() -> None:
+    """Lockstep soak seed 116 (about 1 s). A first-target partial exit's answer is lost after
+    the venue executed it, and the position lists lag by three reads: the list that resolves
+    the unknown outcome still shows the size from before the order, so it is resolved as not
+    executed and the target released. The next list shows the smaller size (adopted as a size
+    change outside the manager), and the first target is taken again on the same venue
+    position: four partial reductions. One list cannot tell a lagging venue from an order that
+    did not execute; see the design note in docs/reliability.md."""
+    result = soak_run(116, True, {})
+    assert result.partials_beyond_targets == []
+
+
 @pytest.mark.skipif(not LONG, reason="long run: PMRS_LONG=1")
 @pytest.mark.parametrize(
     ("lockstep_mode", "workers", "hold"),
