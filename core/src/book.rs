@@ -707,20 +707,9 @@ impl<H: Clone> Book<H> {
 
     /// How the book remembers `position` under `key` without tracking it, if it does.
     pub fn remembers(&self, key: &str, position: &SharedPosition) -> Option<Remembrance> {
-        match self.inner.lock().slots.get(key) {
-            Some(Slot::Tombstoned(t)) if Arc::ptr_eq(&t.entry.position, position) => {
-                Some(Remembrance::Tombstone {
-                    removed_at: t.view.removed_at,
-                    listed: t.view.reported,
-                })
-            }
-            Some(Slot::Closed(c)) if Arc::ptr_eq(&c.entry.position, position) => {
-                Some(Remembrance::Closing {
-                    closed_at: c.closed_time,
-                })
-            }
-            _ => None,
-        }
+        let inner = self.inner.lock();
+        let (how, entry) = remembrance_of(inner.slots.get(key)?)?;
+        Arc::ptr_eq(&entry.position, position).then_some(how)
     }
 
     /// Number of tombstones kept (flipped-away predecessors not counted).
@@ -1458,27 +1447,33 @@ impl<H: Clone> Book<H> {
     }
 }
 
-/// A remembered (tombstoned or closed) slot as a [`KeptEntry`], and how it is remembered.
-fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntry<H>)> {
-    let (how, entry, at, listed) = match slot {
-        Slot::Tombstoned(t) => (
+/// How `slot` remembers a position it does not track (a tombstone, a close awaiting
+/// confirmation), with the entry as it was.
+fn remembrance_of<H>(slot: &Slot<H>) -> Option<(Remembrance, &Tracked<H>)> {
+    match slot {
+        Slot::Tombstoned(t) => Some((
             Remembrance::Tombstone {
                 removed_at: t.view.removed_at,
                 listed: t.view.reported,
             },
             &t.entry,
-            t.view.removed_at,
-            t.view.reported,
-        ),
-        Slot::Closed(c) => (
+        )),
+        Slot::Closed(c) => Some((
             Remembrance::Closing {
                 closed_at: c.closed_time,
             },
             &c.entry,
-            c.closed_time,
-            None,
-        ),
-        _ => return None,
+        )),
+        _ => None,
+    }
+}
+
+/// A remembered slot as a [`KeptEntry`], and how it is remembered.
+fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntry<H>)> {
+    let (how, entry) = remembrance_of(slot)?;
+    let (at, listed) = match how {
+        Remembrance::Tombstone { removed_at, listed } => (removed_at, listed),
+        Remembrance::Closing { closed_at } => (closed_at, None),
     };
     let kept = KeptEntry {
         key: key.clone(),

@@ -743,14 +743,21 @@ proptest! {
                     prop_assert!(matches!(phase, None | Some(GenPhase::Tombstoned(_)) | Some(GenPhase::Closed(..))));
                     prop_assert!(matches!(c.purpose, Purpose::Sync | Purpose::Reconcile));
                 }
-                Action::Restore { .. } => {
+                Action::Restore { reduced_to, .. } => {
                     let Some(GenPhase::Tombstoned(f)) = phase else {
                         return Err(TestCaseError::fail(format!("{action:?} without a tombstone")));
                     };
                     let Seen::Listed(l) = snap.seen(key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an unlisted key")));
                     };
-                    prop_assert!(f.matches(l) || f.reduced_to(l));
+                    match reduced_to {
+                        None => prop_assert!(f.matches(l)),
+                        Some(c) => prop_assert!(f.reduced_to(l) && *c == l.contracts),
+                    }
+                }
+                Action::CloseConfirmed { remember, .. } => {
+                    // Remembered exactly when the answer was empty (a failed read looks so).
+                    prop_assert_eq!(*remember, snap.entries == 0);
                 }
                 _ => {}
             }

@@ -121,8 +121,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// book, each recorded as a `loaded` event. The file's tombstones and closes awaiting
     /// confirmation are put back as they were (those older than `tombstone_ttl_seconds` are
     /// left out; a journal, if any, is told to write them), and its re-open holds that are not
-    /// over are taken back. A book that is not
-    /// empty is refused ([`CoreError::Value`]) before the file is read.
+    /// over are taken back. A book that is not empty is refused ([`CoreError::Value`]) before
+    /// the file is read.
     pub fn load_state<F>(&self, path: &Path, mut attach: F) -> CoreResult<usize>
     where
         F: FnMut(&str, &Extra, &SharedPosition) -> CoreResult<H>,
