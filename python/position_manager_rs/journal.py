@@ -179,13 +179,14 @@ class Journal:
         return Records(self._reader.closing_positions(_name("account", account)))
 
     def tombstones(self, account: str | None = None) -> Records:
-        """The tombstones: positions removed as closed outside the manager, which a restarted
-        manager restores (same state and attributes) if the exchange lists the very same
-        position again. Each row: ``account``, ``symbol``, every position field as at the
-        removal, ``attributes``, ``listed`` (what the exchange last listed for it: ``side``,
-        ``contracts``, ``entry_price``; ``None`` when unknown), ``removed_seq`` (the
-        ``removed`` event's ``seq``),
-        ``removed_at``; oldest first. The manager drops those older than
+        """The tombstones: positions removed as closed outside the manager (and closes of the
+        manager's that only an empty answer confirmed), which a restarted manager restores
+        (same state and attributes) if the exchange lists the very same position again. Each
+        row: ``account``, ``symbol``, every position field as at the removal, ``attributes``,
+        ``listed`` (what the exchange last listed for it: ``side``, ``contracts``,
+        ``entry_price``; ``None`` when unknown), ``removed_seq`` (the ``removed`` event's
+        ``seq``; otherwise the last event's ``seq`` when the row was written), ``removed_at``;
+        oldest first. The manager drops those older than
         ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""
         return Records(self._reader.tombstones(_name("account", account)))
 
