@@ -342,6 +342,13 @@ def bot_with_btc(
     return paper, client, pm
 
 
+def cycle_on_failed_reads(pm: PositionManager, paper: PaperExchange) -> None:
+    """One update cycle whose list and its re-read both fail: the bot's client answers ``[]``
+    twice, which untracks every position and "confirms" every close awaiting confirmation."""
+    paper.fail_next("get_open_positions", times=2)
+    assert list(pm.update_positions()) == []
+
+
 def with_breakout_targets(pm: PositionManager, symbol: str) -> None:
     """Gives ``symbol``'s position what only this manager knows: a ``strategy`` attribute and
     moved targets (a new import would have neither); :func:`assert_as_it_was` checks them."""

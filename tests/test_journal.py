@@ -23,6 +23,7 @@ from bot_sim import (
     assert_as_it_was,
     bot_with_btc,
     bots_manager,
+    cycle_on_failed_reads,
     with_breakout_targets,
 )
 from helpers_clients import (
@@ -419,8 +420,7 @@ def test_a_state_files_tombstone_and_close_are_journaled_by_the_load(
     assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
     pm.positions[ETH].strategy = "grid"
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(ETH)
     assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
     with_breakout_targets(pm, BTC)
@@ -942,8 +942,7 @@ def test_a_reopen_hold_survives_a_restart_of_the_bot(
     pm = manager()
     assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
     assert hold_rows(url, "h") == []
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(BTC)
     [(key, started)] = hold_rows(url, "h")
     assert (key, started) == (BTC, paper.clock.now())
@@ -1102,8 +1101,7 @@ def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str)
     client.close_reread_fails_next()
     assert pm.close_position(BTC, "shutdown") is not None
     assert journal_keys(url, "h") == [BTC]
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert journal_keys(url, "h") == [], "the close is over"
     with Journal(url) as journal:
         [tomb] = journal.tombstones("h")

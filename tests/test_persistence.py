@@ -33,6 +33,7 @@ from bot_sim import (
     assert_as_it_was,
     bot_with_btc,
     bots_manager,
+    cycle_on_failed_reads,
     with_breakout_targets,
 )
 from helpers_clients import (
@@ -601,8 +602,7 @@ def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_
     paper, client, pm = bot_with_btc()
     with_breakout_targets(pm, A)
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(A)
     path = tmp_path / "state.json"
     pm.save_state(path)
@@ -625,8 +625,7 @@ def test_a_reopen_hold_survives_a_restart_from_the_state_file(
     # The same failed reads with reopen_hold_seconds: the bot restarts 200 s later while the
     # reads still fail; without the saved hold its open would go on top of the live position.
     paper, client, pm = bot_with_btc(hold=300.0)
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(A)
     path = tmp_path / "state.json"
     pm.save_state(path)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from bot_sim import assert_as_it_was, bot_with_btc, with_breakout_targets
+from bot_sim import assert_as_it_was, bot_with_btc, cycle_on_failed_reads, with_breakout_targets
 from helpers_clients import FakeExchange, make_manager, make_position
 
 from position_manager_rs import PositionManager
@@ -101,8 +101,7 @@ def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
     position = pm.positions[BTC]
     position.partial_exits_taken = 1
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(BTC)
     assert paper.reduce_externally(BTC, 1)
     assert list(pm.update_positions()) == []
@@ -140,8 +139,7 @@ def test_a_close_confirmed_by_failed_reads_is_that_position_when_listed_again() 
     client.close_reread_fails_next()
     assert pm.close_position(BTC, "stop_loss") is not None
     assert client.closes_without_order == 1 and paper.position(BTC) is not None
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []  # "confirmed" by two empty answers
+    cycle_on_failed_reads(pm, paper)  # "confirmed" by two empty answers
     assert not pm.has_position(BTC)
 
     # The bot opens BTC again: the manager reads the list first and finds that very position.
@@ -171,8 +169,7 @@ def test_a_position_listed_again_with_another_entry_is_a_new_one() -> None:
     paper, _, pm = bot_with_btc()
     with_breakout_targets(pm, BTC)
     assert list(pm.update_positions()) == []
-    paper.fail_next("get_open_positions", times=2)
-    assert list(pm.update_positions()) == []
+    cycle_on_failed_reads(pm, paper)
     assert paper.close_externally(BTC)
     paper.set_price(BTC, 91_000.0)
     paper.create_market_order(BTC, "buy", 2, 10)  # by hand

@@ -170,15 +170,26 @@ fn a_removed_position_is_restored_as_the_same_object() {
     assert_eq!(book.tombstone_count(), 0);
 }
 
+/// `A`, tracked with handle 1 and listed at 4 contracts @ 100.
+fn a_listed(book: &Book<u32>) -> SharedPosition {
+    let p = pos("A", 4.0);
+    book.insert("A", p.clone(), 1);
+    apply(book, vec![listed("A", "long", 4.0, 100.0)], Purpose::Cycle);
+    p
+}
+
+/// A list that shows another position only: `A` is removed (a tombstone).
+fn a_unlisted(book: &Book<u32>) {
+    apply(book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
+    assert!(!book.contains("A"));
+}
+
 #[test]
 fn the_tombstone_holds_the_managers_own_last_state() {
     let book: Book<u32> = Book::new(10);
-    let p = pos("A", 4.0);
-    book.insert("A", p.clone(), 1);
-    apply(&book, vec![listed("A", "long", 4.0, 100.0)], Purpose::Cycle);
+    let p = a_listed(&book);
     p.lock().amount = 3.0; // a partial exit of the manager's
-    apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
-    assert!(!book.contains("A"));
+    a_unlisted(&book);
     let applied = apply(&book, vec![listed("A", "long", 3.0, 100.0)], Purpose::Cycle);
     assert!(matches!(&applied[..], [Applied::Restored { .. }]));
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
@@ -187,12 +198,9 @@ fn the_tombstone_holds_the_managers_own_last_state() {
 #[test]
 fn a_tombstone_reduced_while_untracked_is_restored_with_the_exchanges_size() {
     let book: Book<u32> = Book::new(10);
-    let p = pos("A", 4.0);
-    book.insert("A", p.clone(), 1);
-    apply(&book, vec![listed("A", "long", 4.0, 100.0)], Purpose::Cycle);
+    let p = a_listed(&book);
     p.lock().partial_exits_taken = 3; // two targets taken
-    apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
-    assert!(!book.contains("A"));
+    a_unlisted(&book);
     // Reduced by hand to 1 contract meanwhile: the same side and entry.
     let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
     assert!(
