@@ -156,6 +156,7 @@ impl CustomMethods for PyMethods {
 ///                 tombstone_limit=1000, advanced_exit_strategy=None,
 ///                 smart_exit_optimizer=None, missing_grace_seconds=0.0,
 ///                 tombstone_ttl_seconds=86400.0, reopen_hold_seconds=0.0,
+///                 outcome_confirmations=2, outcome_grace_seconds=0.0,
 ///                 history_points=32, clock=None, position_mode='oneway', journal=None,
 ///                 account=None, journal_sync=None)
 ///
@@ -174,6 +175,9 @@ impl CustomMethods for PyMethods {
 /// again a symbol that a position list showing no position at all untracked while the lists
 /// still show none (a client answering `[]` for failed reads cannot then get a second position
 /// opened on top of a live one); with a `journal` the holds survive a restart.
+/// `outcome_confirmations` (lists in a row) and `outcome_grace_seconds` (seconds, at least)
+/// decide when an order whose answer was lost is taken as not executed, because a venue's
+/// position list can lag its fills; until then nothing more is sent for the position.
 /// `journal` (a file path, `sqlite:///path` or a `postgresql://` URL, completed as `psql`
 /// completes it: `PG*` variables, `~/.pgpass`, service files, `~/.postgresql/`) writes every
 /// event and the book to a database under `account` and restores them at start
@@ -221,6 +225,8 @@ impl PyPositionManager {
         missing_grace_seconds = Opt::Default,
         tombstone_ttl_seconds = Opt::Default,
         reopen_hold_seconds = Opt::Default,
+        outcome_confirmations = Opt::Default,
+        outcome_grace_seconds = Opt::Default,
         history_points = Opt::Default,
         clock = None,
         position_mode = Opt::Default,
@@ -228,7 +234,7 @@ impl PyPositionManager {
         account = None,
         journal_sync = None
     ),
-    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, reopen_hold_seconds=0.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
+    text_signature = "(client, trailing_stop_percentage=0.02, *, missing_confirmations=1, ticker_retry_delays=(0.5, 1.0), snapshot_reuse_seconds=5.0, max_concurrent_calls=1, logger_name='TradingBot', position_logger_name='TradingBot.Position', order_logger_name='TradingBot.Order', event_history=10000, tombstone_limit=1000, advanced_exit_strategy=None, smart_exit_optimizer=None, missing_grace_seconds=0.0, tombstone_ttl_seconds=86400.0, reopen_hold_seconds=0.0, outcome_confirmations=2, outcome_grace_seconds=0.0, history_points=32, clock=None, position_mode='oneway', journal=None, account=None, journal_sync=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -248,6 +254,8 @@ impl PyPositionManager {
         missing_grace_seconds: Opt<'_>,
         tombstone_ttl_seconds: Opt<'_>,
         reopen_hold_seconds: Opt<'_>,
+        outcome_confirmations: Opt<'_>,
+        outcome_grace_seconds: Opt<'_>,
         history_points: Opt<'_>,
         clock: Option<&Bound<'_, PyAny>>,
         position_mode: Opt<'_>,
@@ -274,6 +282,8 @@ impl PyPositionManager {
             history_points: history_points.given(),
             position_mode: position_mode.given(),
             reopen_hold_seconds: reopen_hold_seconds.given(),
+            outcome_confirmations: outcome_confirmations.given(),
+            outcome_grace_seconds: outcome_grace_seconds.given(),
         }
         .config()?;
         let (core_clock, clock) = crate::clock::manager_clock(clock)?;

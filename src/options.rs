@@ -154,6 +154,8 @@ pub struct RawOptions<'a, 'py> {
     pub history_points: Option<&'a Bound<'py, PyAny>>,
     pub position_mode: Option<&'a Bound<'py, PyAny>>,
     pub reopen_hold_seconds: Option<&'a Bound<'py, PyAny>>,
+    pub outcome_confirmations: Option<&'a Bound<'py, PyAny>>,
+    pub outcome_grace_seconds: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// `position_mode`: `'oneway'` (the default, the original's) or `'hedge'`.
@@ -180,14 +182,19 @@ impl RawOptions<'_, '_> {
     /// The core's settings: types checked here, ranges by [`ManagerConfig::validate`].
     pub fn config(&self) -> PyResult<ManagerConfig> {
         let defaults = ManagerConfig::default();
-        let missing_confirmations = match self.missing_confirmations {
-            None => defaults.missing_confirmations,
-            Some(v) => {
-                let max = position_manager_core::manager::config::MAX_CONFIRMATIONS;
-                let n = int_arg("missing_confirmations", v, 1, i64::from(max))?;
-                u32::try_from(n).unwrap_or(max)
-            }
+        let confirmations = |name: &str, value: Option<&Bound<'_, PyAny>>, default: u32| {
+            let Some(v) = value else {
+                return Ok(default);
+            };
+            let max = position_manager_core::manager::config::MAX_CONFIRMATIONS;
+            let n = int_arg(name, v, 1, i64::from(max))?;
+            PyResult::Ok(u32::try_from(n).unwrap_or(max))
         };
+        let missing_confirmations = confirmations(
+            "missing_confirmations",
+            self.missing_confirmations,
+            defaults.missing_confirmations,
+        )?;
         // None (or inf, as before) keeps tombstones until the size limit evicts them.
         let ttl = match self.tombstone_ttl_seconds {
             Some(v) if v.is_none() => f64::INFINITY,
@@ -266,6 +273,16 @@ impl RawOptions<'_, '_> {
                 self.reopen_hold_seconds,
                 defaults.reopen_hold_seconds,
             )?,
+            outcome_confirmations: confirmations(
+                "outcome_confirmations",
+                self.outcome_confirmations,
+                defaults.outcome_confirmations,
+            )?,
+            outcome_grace_seconds: number_arg(
+                "outcome_grace_seconds",
+                self.outcome_grace_seconds,
+                defaults.outcome_grace_seconds,
+            )?,
         };
         config.validate().map_err(PmError)?;
         Ok(config)
@@ -279,7 +296,7 @@ impl RawOptions<'_, '_> {
 /// tuple), `snapshot_reuse_seconds`, `max_concurrent_calls`, `logger_name`, `position_logger_name`,
 /// `order_logger_name`, `event_history`, `tombstone_limit`, `missing_grace_seconds`,
 /// `tombstone_ttl_seconds` (None: no expiry), `history_points`, `position_mode`,
-/// `reopen_hold_seconds`. `to_dict()`
+/// `reopen_hold_seconds`, `outcome_confirmations`, `outcome_grace_seconds`. `to_dict()`
 /// gives them as a dict, so
 /// `PositionManager(client, **manager.config.to_dict())` builds a manager with the same options.
 /// The client and the exit-rule objects are the manager's own attributes.
@@ -370,6 +387,18 @@ impl PyManagerConfig {
     fn reopen_hold_seconds(&self) -> f64 {
         self.config.reopen_hold_seconds
     }
+    /// Lists in a row that must show an order whose answer was lost did nothing before it is
+    /// taken as not executed (and omit a position the manager's own open filled, until one
+    /// shows it, before it is removed).
+    #[getter]
+    fn outcome_confirmations(&self) -> u32 {
+        self.config.outcome_confirmations
+    }
+    /// Seconds, at least, between the first of those lists and the deciding one.
+    #[getter]
+    fn outcome_grace_seconds(&self) -> f64 {
+        self.config.outcome_grace_seconds
+    }
     /// `'oneway'` (one position per symbol) or `'hedge'` (a long and a short leg per symbol).
     #[getter]
     fn position_mode(&self) -> &'static str {
@@ -397,6 +426,8 @@ impl PyManagerConfig {
         d.set_item("history_points", self.history_points())?;
         d.set_item("position_mode", self.position_mode())?;
         d.set_item("reopen_hold_seconds", self.reopen_hold_seconds())?;
+        d.set_item("outcome_confirmations", self.outcome_confirmations())?;
+        d.set_item("outcome_grace_seconds", self.outcome_grace_seconds())?;
         Ok(d)
     }
 

@@ -334,11 +334,13 @@ def bot_with_btc(
     hold: float = 0.0, **options: Any
 ) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
     """A paper venue, the bot's client over it, and a :func:`bots_manager` that opened 3
-    ``RESTART_SYMBOL``."""
+    ``RESTART_SYMBOL`` and ran one cycle whose list showed it (until a list has shown a fill,
+    one list's absence does not untrack it: ``outcome_confirmations``)."""
     paper = PaperExchange(seed=1, volatility=0.0)
     client = BotLikeClient(paper)
     pm = bots_manager(client, hold, **options)
     assert pm.open_position(RESTART_SYMBOL, "BUY", 3, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
     return paper, client, pm
 
 

@@ -296,21 +296,36 @@ def test_a_position_reduced_while_untracked_has_no_target_taken_twice() -> None:
     assert result.partials_beyond_targets == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/reliability.md): one list that lags the venue resolves a lost "
-    "order answer as not executed",
-)
 def test_a_lagging_list_does_not_undo_a_partial_exit_whose_answer_was_lost() -> None:
     """Lockstep soak seed 116 (about 1 s). A first-target partial exit's answer is lost after
-    the venue executed it, and the position lists lag by three reads: the list that resolves
-    the unknown outcome still shows the size from before the order, so it is resolved as not
-    executed and the target released. The next list shows the smaller size (adopted as a size
-    change outside the manager), and the first target is taken again on the same venue
-    position: four partial reductions. One list cannot tell a lagging venue from an order that
-    did not execute; see the design note in docs/reliability.md."""
+    the venue executed it, and the position lists lag by three reads. The list read right after
+    the order still shows the size from before it. That used to settle the order as not
+    executed, release the target and take it again once the list caught up: four partial
+    reductions of one position. Now "not executed" takes ``outcome_confirmations`` lists in a
+    row (2 by default), and the next list shows the reduction."""
     result = soak_run(116, True, {})
     assert result.partials_beyond_targets == []
+
+
+def test_a_fill_a_lagging_list_omits_is_not_opened_again() -> None:
+    """Lockstep soak seed 137: the lists lag an open the manager made and tracked. One list
+    without it used to untrack it, and the bot opened the symbol again on top of it. A fill no
+    list has shown yet is now untracked only after ``outcome_confirmations`` lists omit it."""
+    for options in ({}, {"reopen_hold_seconds": HOLD}):
+        result = soak_run(137, True, options)
+        assert result.opened_on_top == [], (options, result.opened_on_top)
+
+
+def test_a_list_lagging_longer_than_the_confirmations_takes_a_grace() -> None:
+    """Lockstep soak seed 44: an open's answer is lost and the lists lag by three reads, one
+    more than the default two confirmations, so the open is taken as not placed and sent again
+    on top of the one that filled. ``outcome_grace_seconds`` (here one paper tick) or more
+    confirmations cover a venue whose list lags longer."""
+    plain = soak_run(44, True, {})
+    assert len(plain.opened_on_top) == 1, plain.opened_on_top
+    for options in ({"outcome_grace_seconds": 60.0}, {"outcome_confirmations": 4}):
+        result = soak_run(44, True, options)
+        assert result.opened_on_top == [], (options, result.opened_on_top)
 
 
 @pytest.mark.skipif(not LONG, reason="long run: PMRS_LONG=1")

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from bot_sim import BotLikeClient
 from helpers_clients import FakeExchange, exchange_entry, make_manager, make_position
 
 from position_manager_rs import PaperExchange, Position, PositionManager, format_pnl_usd
@@ -461,6 +462,86 @@ def test_7e_a_lost_close_answer_is_resolved_by_a_re_read() -> None:
     assert BTC not in pm.positions and venue.contracts(BTC) == 0.0
     assert ("closed", "manual") in kinds(pm, BTC)
     assert len(venue.calls_of("close_position")) == 1
+
+
+# A venue's position list can lag its fills (PaperExchange.lag_positions_next: the next lists
+# show the positions as they were). One list showing the state from before an order cannot tell
+# that lag from an order that did nothing; "not executed" takes `outcome_confirmations` lists in
+# a row (default 2). Each test also runs with one confirmation, where the lag sends a second
+# order: that is what the option guards.
+
+LAGGING = [({}, 1), ({"outcome_confirmations": 1}, 2)]
+
+
+def bots_venue(**options: Any) -> tuple[PaperExchange, PositionManager]:
+    """A paper venue behind the bot's own client (no client order ids: a lost answer can only
+    be settled by the position list)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    pm = PositionManager(
+        BotLikeClient(paper), 0.02, clock=paper.clock, ticker_retry_delays=(), **options
+    )
+    return paper, pm
+
+
+def market_orders(paper: PaperExchange) -> int:
+    return len(paper.calls_of("create_market_order"))
+
+
+@pytest.mark.parametrize(("options", "partial_orders"), LAGGING)
+def test_7g_a_lost_partial_exit_behind_a_lagging_list_is_taken_once(
+    options: dict[str, Any], partial_orders: int
+) -> None:
+    paper, pm = bots_venue(**options)
+    assert pm.open_position(BTC, "BUY", 100, 10, 0.05) is True
+    assert cycle(pm) == []  # listed
+    entry = pm.positions[BTC].entry_price
+    paper.set_price(BTC, entry * 1.0026)  # +2.6 % ROI at 10x: the first profit target (25 %)
+    # The cycle's own list and the one read after the lost answer show the 100 contracts.
+    paper.lag_positions_next(2)
+    paper.lose_answer_next("create_market_order")
+    for _ in range(3):
+        cycle(pm)
+    assert market_orders(paper) - 1 == partial_orders
+    if partial_orders == 1:
+        assert paper.position(BTC)["contracts"] == 75.0
+        assert pm.positions[BTC].amount == 75.0
+        assert [k for k, _ in kinds(pm, BTC)].count("partial_close") == 1
+
+
+@pytest.mark.parametrize(("options", "open_orders"), LAGGING)
+def test_7g_a_lost_open_behind_a_lagging_list_is_not_sent_again(
+    options: dict[str, Any], open_orders: int
+) -> None:
+    paper, pm = bots_venue(**options)
+    # The list read after the order, and the second read an absence takes, show no position.
+    paper.lag_positions_next(2)
+    paper.lose_answer_next("create_market_order")
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is False
+    pm.open_position(BTC, "BUY", 10, 10, 0.05)  # the bot retries
+    assert market_orders(paper) == open_orders
+    assert paper.position(BTC)["contracts"] == 10.0 * open_orders
+    if open_orders == 1:
+        assert pm.positions[BTC].amount == 10.0
+
+
+@pytest.mark.parametrize("options", [{}, {"outcome_confirmations": 1}])
+def test_7g_a_fill_a_lagging_list_omits_stays_tracked(options: dict[str, Any]) -> None:
+    paper, pm = bots_venue(**options)
+    # The open's own read, the cycle's list and the second read an absence takes show the
+    # venue before the open.
+    paper.lag_positions_next(3)
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
+    assert cycle(pm) == []
+    if options:
+        # One list's absence (read twice) untracks the fill the venue holds.
+        assert not pm.has_position(BTC)
+        assert kinds(pm, BTC)[-1] == ("removed", "closed_externally")
+        return
+    assert pm.has_position(BTC)
+    assert cycle(pm) == []  # the list shows it now
+    assert pm.has_position(BTC)
+    assert [k for k, _ in kinds(pm, BTC)] == ["opened"]
+    assert market_orders(paper) == 1 and paper.position(BTC)["contracts"] == 10.0
 
 
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")

@@ -340,10 +340,15 @@ def vanish_after_a_cycle_at(
     side: str, last: float, liquidation: float | None, stop: float, take_profit: float
 ) -> PositionManager:
     """A position seen by one cycle at price ``last`` (its close refused, if it wanted one),
-    then gone from the venue by the next one."""
+    then gone from the venue by the next one.
+
+    A falsy close answer is not definitive; with ``outcome_confirmations=1`` the one list the
+    close reads after it (still showing the position) settles it as not executed, so the vanish
+    is the venue's doing. Under the default (2) the vanish settles the close as executed:
+    :func:`test_B13_a_vanish_right_after_an_uncertain_close_is_that_close`."""
     exchange = FakeExchange()
     exchange.open(BTC, side=side, contracts=1.0, liquidationPrice=liquidation)
-    pm = make_manager(exchange)
+    pm = make_manager(exchange, outcome_confirmations=1)
     pm.positions[BTC] = Position(BTC, side, 100.0, 1.0, 1, stop, take_profit)
     exchange.on_get_ticker = lambda symbol: {"last": last}
     exchange.on_close_position = lambda symbol: False
@@ -428,6 +433,34 @@ def test_B13_stop_filled_on_the_exchange(side: str, last: float, reason: str) ->
     stop, tp = (95.0, 115.0) if side == "long" else (105.0, 85.0)
     pm = vanish_after_a_cycle_at(side, last, None, stop, tp)
     assert kinds(pm, BTC)[-1] == ("removed", reason)
+
+
+@pytest.mark.parametrize(("side", "last"), [("long", 94.0), ("short", 106.0)])
+def test_B13_a_vanish_right_after_an_uncertain_close_is_that_close(side: str, last: float) -> None:
+    """The default ``outcome_confirmations=2``: the stop's close is answered falsy (not
+    definitive), and the one list read after it still shows the position: a list lagging the
+    fill looks the same, so the outcome stays unknown and nothing more is sent. The next list
+    shows it gone: the close went through (``closed`` with its reason), not a stop the venue
+    filled."""
+    stop, tp = (95.0, 115.0) if side == "long" else (105.0, 85.0)
+    exchange = FakeExchange()
+    exchange.open(BTC, side=side, contracts=1.0)
+    pm = make_manager(exchange)
+    pm.positions[BTC] = Position(BTC, side, 100.0, 1.0, 1, stop, tp)
+    exchange.on_get_ticker = lambda symbol: {"last": last}
+    exchange.on_close_position = lambda symbol: False
+    cycle(pm)
+    assert BTC in pm.positions
+    assert kinds(pm, BTC)[-1] == ("outcome_unknown", "close")
+    cycle(pm)
+    # A second list showing it: not executed; the close is sent again, and again unknown.
+    assert kinds(pm, BTC)[-1] == ("outcome_unknown", "close")
+    assert len(exchange.calls_of("close_position")) == 2
+    exchange.drop(BTC)
+    cycle(pm)
+    assert BTC not in pm.positions
+    assert kinds(pm, BTC)[-1] == ("closed", "stop_loss")
+    assert len(exchange.calls_of("close_position")) == 2
 
 
 def test_B14_partial_external_reduce() -> None:

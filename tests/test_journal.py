@@ -941,6 +941,7 @@ def test_a_reopen_hold_survives_a_restart_of_the_bot(
 
     pm = manager()
     assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    assert list(pm.update_positions()) == []  # listed once
     assert hold_rows(url, "h") == []
     cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(BTC)
@@ -985,6 +986,7 @@ def test_holds_over_or_not_kept_are_dropped_from_the_journal_at_restart(url: str
         cycle; returns the keys the journal then holds."""
         pm = holding_manager(client, url, hold)
         assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+        assert list(pm.update_positions()) == []  # listed once
         assert paper.close_externally(BTC)
         assert list(pm.update_positions()) == []
         return [k for k, _ in hold_rows(url, "h")]

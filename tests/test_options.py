@@ -60,6 +60,12 @@ BAD_OPTIONS: list[tuple[str, Any, type[Exception], str]] = [
     ("reopen_hold_seconds", float("inf"), ValueError, "from 0 to 1e9, got inf"),
     ("reopen_hold_seconds", "60", TypeError, "reopen_hold_seconds must be a number, got '60'"),
     ("reopen_hold_seconds", None, TypeError, "reopen_hold_seconds must be a number, got None"),
+    ("outcome_confirmations", 0, ValueError, "outcome_confirmations must be an int from 1 to"),
+    ("outcome_confirmations", 2.0, TypeError, "outcome_confirmations must be an int, got 2.0"),
+    ("outcome_confirmations", True, TypeError, "outcome_confirmations must be an int, not a bool"),
+    ("outcome_grace_seconds", -1, ValueError, "outcome_grace_seconds must be a number of seconds"),
+    ("outcome_grace_seconds", float("nan"), ValueError, "from 0 to 1e9, got nan"),
+    ("outcome_grace_seconds", "5", TypeError, "outcome_grace_seconds must be a number, got '5'"),
     ("tombstone_ttl_seconds", -5, ValueError, "tombstone_ttl_seconds must be a number of seconds"),
     ("tombstone_ttl_seconds", 1e300, ValueError, "from 0 to 1e9, got 1e+300"),
     ("tombstone_ttl_seconds", "1", TypeError, "tombstone_ttl_seconds must be a number, got '1'"),
@@ -146,6 +152,8 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         tombstone_ttl_seconds=600,
         history_points=64,
         reopen_hold_seconds=90,
+        outcome_confirmations=3,
+        outcome_grace_seconds=2.5,
     )
     config = pm.config
     assert isinstance(config, ManagerConfig)
@@ -165,6 +173,8 @@ def test_config_shows_the_options_the_manager_was_built_with() -> None:
         "history_points": 64,
         "position_mode": "oneway",
         "reopen_hold_seconds": 90.0,
+        "outcome_confirmations": 3,
+        "outcome_grace_seconds": 2.5,
     }
     assert repr(config).startswith("ManagerConfig(trailing_stop_percentage=0.03, ")
     # Read-only.
@@ -195,6 +205,11 @@ def test_the_defaults_reproduce_the_original() -> None:
         "history_points": 32,
         "position_mode": "oneway",
         "reopen_hold_seconds": 0.0,
+        # Governs what the original never did (settling orders whose answer was lost), and a
+        # fill no list has shown yet, which the original dropped on one list's absence
+        # (docs/differences.md).
+        "outcome_confirmations": 2,
+        "outcome_grace_seconds": 0.0,
     }
 
 

@@ -35,14 +35,19 @@ def test_bot_trade_execution_flow() -> None:
 
 
 def test_bot_trade_execution_flow_when_the_exchange_lists_nothing() -> None:
-    """The original's setting: the exchange never lists the position. The close sends nothing,
-    untracks it as closed externally (the original safeguard) and returns ``None``."""
+    """The original's setting: the exchange never lists the position. The close sends nothing
+    and returns ``None``. The original untracked it at once as closed externally; a fill of the
+    manager's own that no list has shown yet is untracked only when ``outcome_confirmations``
+    lists (2) omit it, since a list can lag the fill — so the second close untracks it."""
     exchange = FakeExchange()
     exchange.set_price(SYMBOL, 50000.0)
     exchange.on_get_open_positions = list
     manager = make_manager(exchange)
 
     assert manager.open_position(SYMBOL, "BUY", 0.1, 10, 0.05) is True
+    assert manager.close_position(SYMBOL) is None
+    assert manager.has_position(SYMBOL), "one list's absence after the fill"
+    assert [e["kind"] for e in manager.events] == ["opened"]
     assert manager.close_position(SYMBOL) is None
     assert not manager.has_position(SYMBOL)
     assert exchange.calls_of("close_position") == []

@@ -26,6 +26,9 @@ def venue(hold: float) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
         client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
     )
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
+    # A live position the lists have shown (a fill no list has shown yet is not untracked by
+    # one list's absence: outcome_confirmations).
+    assert list(pm.update_positions()) == []
     return paper, client, pm
 
 

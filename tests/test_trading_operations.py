@@ -367,7 +367,16 @@ def test_a_misbehaving_client_never_breaks_an_operation(
         assert held(exchange) <= 1.0
         assert isinstance(result, bool)
         assert (SYM in pm.positions) is result
-        assert [e["kind"] for e in pm.events] == (["opened"] if result else [])
+        # An order call that misbehaved may have placed the order: the one list read after it
+        # (showing nothing) cannot tell a list lagging the fill from an order that did not
+        # execute, so the outcome stays unknown (outcome_confirmations=2) and the symbol
+        # reserved; an answer that says no order was placed ends the open.
+        uncertain = step == "create_market_order" or (
+            step == "create_limit_order" and behaviour == "raises"
+        )
+        assert [e["kind"] for e in pm.events] == (
+            ["opened"] if result else ["outcome_unknown"] if uncertain else []
+        )
         if result:
             assert 0 < pm.positions[SYM].amount <= 1.0
     elif operation == "scale_in":

@@ -33,7 +33,7 @@ use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
     self, Action, Busy, Context, Fingerprint, KeyView, Op, Phase, Plan, Resolution, TombView,
-    TrackedView,
+    TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
 use crate::symbol_map::KeyMap;
@@ -76,6 +76,9 @@ pub struct Unknown {
     /// A profit target claimed for the order (bit of `partial_exits_taken`), released if the
     /// order turns out not to have executed.
     pub target_bit: i64,
+    /// Lists so far that showed the size from before the order (see
+    /// [`Policy::outcome_confirmations`](crate::reconcile::Policy::outcome_confirmations)).
+    pub unseen: Unseen,
 }
 
 /// A tracked position's order activity.
@@ -110,6 +113,8 @@ pub struct Tracked<H> {
     pub activity: Activity,
     /// The position a side flip replaced, restorable.
     pub predecessor: Option<Box<Tombstone<H>>>,
+    /// The manager's own open filled it and no list has shown it since.
+    pub unlisted_fill: bool,
     order: u64,
 }
 
@@ -218,6 +223,8 @@ pub struct OpenIntent {
 pub struct Opening {
     /// `Some` once the outcome is unknown: the book mark after the answer, and the intent.
     pub unknown: Option<(u64, OpenIntent)>,
+    /// Lists so far that did not show the position the open asked for.
+    pub unseen: Unseen,
 }
 
 /// One key's state.
@@ -343,6 +350,16 @@ pub enum Applied<H> {
         resolution: Resolution,
         /// Size before the resolution was applied.
         previous: f64,
+    },
+    /// A list showed no effect of an order whose answer was lost (or no position for an open
+    /// whose answer was lost), not yet enough to take it as not executed.
+    Unseen {
+        /// The key.
+        key: Key,
+        /// The order (`None`: an open).
+        op: Option<Op>,
+        /// Lists so far.
+        lists: u32,
     },
     /// An open with an unknown outcome is resolved: `found` → the caller tracks the position.
     OpenResolved {
@@ -664,7 +681,7 @@ impl<H: Clone> Book<H> {
     pub fn open_in_flight(&self, key: &str) -> bool {
         matches!(
             self.inner.lock().slots.get(key),
-            Some(Slot::Opening(Opening { unknown: None }))
+            Some(Slot::Opening(Opening { unknown: None, .. }))
         )
     }
 
@@ -1041,7 +1058,14 @@ impl<H: Clone> Book<H> {
         {
             return Err(OpenRefusal::Verify);
         }
-        put_slot(&mut inner, key, Slot::Opening(Opening { unknown: None }));
+        put_slot(
+            &mut inner,
+            key,
+            Slot::Opening(Opening {
+                unknown: None,
+                unseen: Unseen::default(),
+            }),
+        );
         Ok(())
     }
 
@@ -1068,8 +1092,16 @@ impl<H: Clone> Book<H> {
     }
 
     /// Tracks the position an open produced (or an unknown open resolved to). Whatever the key
-    /// held (its reservation; a position the bot assigned meanwhile) is returned.
-    pub fn finish_open(&self, key: &Key, position: SharedPosition, handle: H) -> Displaced<H> {
+    /// held (its reservation; a position the bot assigned meanwhile) is returned. `filled`:
+    /// the open's own answer said it filled, and no list has shown the position yet (its
+    /// removal then also waits for the outcome rules, [`TrackedView::unlisted_fill`]).
+    pub fn finish_open(
+        &self,
+        key: &Key,
+        position: SharedPosition,
+        handle: H,
+        filled: bool,
+    ) -> Displaced<H> {
         let mut inner = self.inner.lock();
         let mut out = Displaced::default();
         let order = match inner.slots.get(key.as_str()) {
@@ -1079,7 +1111,8 @@ impl<H: Clone> Book<H> {
         if let Some(old) = take_slot(&mut inner, key) {
             out.push(old);
         }
-        let entry = new_tracked(&mut inner, key, position, handle, order);
+        let mut entry = new_tracked(&mut inner, key, position, handle, order);
+        entry.unlisted_fill = filled;
         put_tracked(&mut inner, key, entry);
         out
     }
@@ -1089,6 +1122,7 @@ impl<H: Clone> Book<H> {
         match self.inner.lock().slots.get(key) {
             Some(Slot::Opening(Opening {
                 unknown: Some((_, intent)),
+                ..
             })) => Some(intent.clone()),
             _ => None,
         }
@@ -1140,6 +1174,7 @@ impl<H: Clone> Book<H> {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = 0;
                     t.missing_since = None;
+                    t.unlisted_fill = false;
                     if let Seen::Listed(l) = seen {
                         t.reported.liquidation_price = l.liquidation_price;
                         t.reported.mark_price = l.mark_price;
@@ -1313,6 +1348,27 @@ impl<H: Clone> Book<H> {
                     put_tracked(inner, &key, entry);
                 }
             }
+            Action::Unseen { key, unseen } => {
+                let op = match inner.slots.get_mut(key.as_str()) {
+                    Some(Slot::Tracked(Tracked {
+                        activity: Activity::Unknown(u),
+                        ..
+                    })) => {
+                        u.unseen = unseen;
+                        Some(u.op)
+                    }
+                    Some(Slot::Opening(o)) if o.unknown.is_some() => {
+                        o.unseen = unseen;
+                        None
+                    }
+                    _ => return,
+                };
+                applied.push(Applied::Unseen {
+                    key,
+                    op,
+                    lists: unseen.lists,
+                });
+            }
             Action::Resolve { key, resolution } => {
                 let unknown = match inner.slots.get_mut(key.as_str()) {
                     Some(Slot::Tracked(t)) => {
@@ -1368,6 +1424,7 @@ impl<H: Clone> Book<H> {
                 let intent = match inner.slots.get(key.as_str()) {
                     Some(Slot::Opening(Opening {
                         unknown: Some((_, intent)),
+                        ..
                     })) => intent.clone(),
                     _ => return,
                 };
@@ -1522,7 +1579,7 @@ fn handles_in<H: Clone>(inner: &Inner<H>) -> (u64, Vec<(Key, H)>) {
 fn occupied_in<H>(inner: &Inner<H>, key: &str) -> bool {
     matches!(
         inner.slots.get(key),
-        Some(Slot::Tracked(_) | Slot::Opening(Opening { unknown: None }))
+        Some(Slot::Tracked(_) | Slot::Opening(Opening { unknown: None, .. }))
     )
 }
 
@@ -1562,6 +1619,7 @@ fn new_tracked<H>(
         reported: Reported::default(),
         activity: Activity::Idle,
         predecessor: None,
+        unlisted_fill: false,
         order,
     }
 }
@@ -1643,9 +1701,11 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
                     op: u.op,
                     at: u.at,
                     before: u.before,
+                    unseen: u.unseen,
                 },
             },
             predecessor: t.predecessor.as_ref().map(|p| &p.view),
+            unlisted_fill: t.unlisted_fill,
         }),
         Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
         Slot::Closed(c) => Phase::Closed {
@@ -1655,6 +1715,7 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
         },
         Slot::Opening(o) => Phase::Opening {
             unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),
+            unseen: o.unseen,
         },
     };
     KeyView { key, phase }

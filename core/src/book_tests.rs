@@ -325,6 +325,7 @@ fn one_order_per_position_and_unknown_outcomes_block_the_next() {
         reason: "scale_out".into(),
         price: Some(100.0),
         target_bit: 1,
+        unseen: Default::default(),
     };
     let at = book.set_unknown("A", &p, unknown);
     assert!(matches!(
@@ -371,6 +372,7 @@ fn a_target_claimed_for_an_order_that_did_nothing_is_released() {
         reason: "target".into(),
         price: None,
         target_bit: 0b10,
+        unseen: Default::default(),
     };
     book.set_unknown("A", &p, unknown);
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);

@@ -17,7 +17,11 @@
 //!   position (side, size and entry price) again; so is one a side flip replaced;
 //! - a close the manager made waits for a list requested after it: absent confirms it, the same
 //!   position still listed restores it (`close_unconfirmed`);
-//! - an order whose outcome is unknown is resolved by the first list requested after it;
+//! - an order whose outcome is unknown is resolved by the first list requested after it that
+//!   shows its effect (executed, closed); that it did nothing (the exchange holds what it held
+//!   before, an open's position is not listed) needs `outcome_confirmations` lists in a row over
+//!   at least `outcome_grace_seconds`, because a venue's list can lag its fills; a position the
+//!   manager's own open filled is removed only on as much absence until a list has shown it;
 //! - a list that shows none of the positions the manager believes open, and would act on their
 //!   absence, must be corroborated by a second read before it is acted on.
 
@@ -93,6 +97,14 @@ pub struct Policy {
     pub tombstone_ttl_seconds: f64,
     /// The key scheme.
     pub mode: Mode,
+    /// Lists in a row, requested after an order whose answer was lost, that must show it did
+    /// nothing before it is taken as not executed; a position the manager's own open filled
+    /// must be missing from at least as many before it is removed, until a list has shown it
+    /// (>= 1). One list cannot tell a venue whose list lags its fills from an order that did
+    /// not execute.
+    pub outcome_confirmations: u32,
+    /// And at least this many seconds between the first of those lists and the deciding one.
+    pub outcome_grace_seconds: f64,
 }
 
 impl Default for Policy {
@@ -102,6 +114,8 @@ impl Default for Policy {
             missing_grace_seconds: 0.0,
             tombstone_ttl_seconds: f64::INFINITY,
             mode: Mode::OneWay,
+            outcome_confirmations: 1,
+            outcome_grace_seconds: 0.0,
         }
     }
 }
@@ -153,6 +167,33 @@ impl Op {
     }
 }
 
+/// Lists, requested after an order, that did not show its effect so far (in a row).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Unseen {
+    /// How many.
+    pub lists: u32,
+    /// When the first of them was applied.
+    pub since: Option<Timestamp>,
+}
+
+impl Unseen {
+    /// With one more such list applied at `now`, and whether that is enough under `policy` to
+    /// take the order as having done nothing.
+    pub fn next(self, policy: &Policy, now: Timestamp) -> (Unseen, bool) {
+        let lists = self.lists.saturating_add(1);
+        let since = self.since.unwrap_or(now);
+        let enough = lists >= policy.outcome_confirmations.max(1)
+            && now.seconds_since(since) >= policy.outcome_grace_seconds;
+        (
+            Unseen {
+                lists,
+                since: Some(since),
+            },
+            enough,
+        )
+    }
+}
+
 /// A tracked position's order activity, as the planner sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Busy {
@@ -169,6 +210,8 @@ pub enum Busy {
         at: u64,
         /// The position's size before the order.
         before: f64,
+        /// Lists so far that showed the size from before the order.
+        unseen: Unseen,
     },
 }
 
@@ -215,6 +258,10 @@ pub struct TrackedView<'a> {
     pub busy: Busy,
     /// The position a side flip replaced, restorable.
     pub predecessor: Option<&'a TombView>,
+    /// The manager's own open filled it and no list has shown it yet: its absence may be a list
+    /// that lags the fill, so removing it takes `outcome_confirmations` and
+    /// `outcome_grace_seconds` too.
+    pub unlisted_fill: bool,
 }
 
 /// One book key's state, as the planner sees it.
@@ -237,6 +284,8 @@ pub enum Phase<'a> {
     Opening {
         /// `(book mark after the answer, side)` once the outcome is unknown.
         unknown: Option<(u64, Side)>,
+        /// Lists so far that did not show the position asked for.
+        unseen: Unseen,
     },
 }
 
@@ -344,6 +393,15 @@ pub enum Action {
         /// The exchange's size, when it differs from the book's last one.
         contracts: Option<f64>,
     },
+    /// A list shows no effect of an order whose answer was lost (the size from before it; for
+    /// an open, no position), not yet in enough lists or over long enough to take it as not
+    /// executed: counted; nothing more is sent for the position meanwhile.
+    Unseen {
+        /// The key.
+        key: Key,
+        /// The count, and when it began.
+        unseen: Unseen,
+    },
     /// An order with an unknown outcome is resolved.
     Resolve {
         /// The key.
@@ -372,6 +430,7 @@ impl Action {
             Action::Confirm { key }
             | Action::Resize { key, .. }
             | Action::CountMiss { key, .. }
+            | Action::Unseen { key, .. }
             | Action::Remove { key, .. }
             | Action::Flip { key, .. }
             | Action::Restore { key, .. }
@@ -461,7 +520,9 @@ fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> 
             own,
             closed_time,
         } => plan_closed(view.key, at, own, closed_time, seen, cx, actions),
-        Phase::Opening { unknown } => plan_opening(view.key, unknown, seen, snap, actions),
+        Phase::Opening { unknown, unseen } => {
+            plan_opening(view.key, unknown, unseen, seen, cx, actions)
+        }
     }
     actions[before..].iter().any(rests_on_absence)
 }
@@ -490,6 +551,7 @@ fn believed_open_at(phase: &Phase<'_>) -> Option<u64> {
         Phase::Closed { at, .. } => Some(*at),
         Phase::Opening {
             unknown: Some((at, _)),
+            ..
         } => Some(*at),
         _ => None,
     }
@@ -508,12 +570,21 @@ fn rests_on_absence(action: &Action) -> bool {
     )
 }
 
-/// The next miss of a tracked position: a removal once often and long enough.
+/// The next miss of a tracked position: a removal once often and long enough (for a fill of
+/// the manager's own no list has shown yet, also by the outcome rules).
 fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
+    let p = &cx.policy;
     let missing = t.missing.saturating_add(1);
     let since = t.missing_since.unwrap_or(cx.now);
-    let enough = missing >= cx.policy.missing_confirmations.max(1)
-        && cx.now.seconds_since(since) >= cx.policy.missing_grace_seconds;
+    let (count, grace) = if t.unlisted_fill {
+        (
+            p.missing_confirmations.max(p.outcome_confirmations),
+            p.missing_grace_seconds.max(p.outcome_grace_seconds),
+        )
+    } else {
+        (p.missing_confirmations, p.missing_grace_seconds)
+    };
+    let enough = missing >= count.max(1) && cx.now.seconds_since(since) >= grace;
     (missing, since, enough)
 }
 
@@ -538,13 +609,33 @@ fn plan_tracked(
             }
             return;
         }
-        Busy::Unknown { op, at, before } => {
+        Busy::Unknown {
+            op,
+            at,
+            before,
+            unseen,
+        } => {
             if snap.well_formed && snap.requested_at >= at {
-                if let Some(resolution) = resolve(op, before, t.own, seen) {
-                    actions.push(Action::Resolve {
+                match resolve(op, before, t.own, seen) {
+                    Some(Resolution::NotExecuted) => {
+                        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+                        actions.push(if enough {
+                            Action::Resolve {
+                                key: key.clone(),
+                                resolution: Resolution::NotExecuted,
+                            }
+                        } else {
+                            Action::Unseen {
+                                key: key.clone(),
+                                unseen,
+                            }
+                        });
+                    }
+                    Some(resolution) => actions.push(Action::Resolve {
                         key: key.clone(),
                         resolution,
-                    });
+                    }),
+                    None => {}
                 }
             } else if seen != Seen::Absent {
                 actions.push(Action::Confirm { key: key.clone() });
@@ -730,10 +821,12 @@ fn plan_closed(
 fn plan_opening(
     key: &Key,
     unknown: Option<(u64, Side)>,
+    unseen: Unseen,
     seen: Seen<'_>,
-    snap: &Snapshot,
+    cx: &Context<'_>,
     actions: &mut Vec<Action>,
 ) {
+    let snap = cx.snapshot;
     let Some((at, side)) = unknown else { return };
     if !snap.well_formed || snap.requested_at < at {
         return;
@@ -743,6 +836,16 @@ fn plan_opening(
         Seen::Listed(l) => l.side == side,
         Seen::Present | Seen::BothLegs => return,
     };
+    if !found {
+        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+        if !enough {
+            actions.push(Action::Unseen {
+                key: key.clone(),
+                unseen,
+            });
+            return;
+        }
+    }
     actions.push(Action::ResolveOpen {
         key: key.clone(),
         found,

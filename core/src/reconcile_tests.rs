@@ -46,6 +46,7 @@ fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
         own: Some(own),
         busy: Busy::Idle,
         predecessor: None,
+        unlisted_fill: false,
     }
 }
 
@@ -355,6 +356,7 @@ fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
             op: Op::ScaleOut,
             at: 5,
             before,
+            unseen: Unseen::default(),
         };
         [KeyView {
             key: &btc,
@@ -386,6 +388,204 @@ fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
         plan(&view(1.0), &nothing_known, &cx(&earlier, Purpose::Cycle, p)).actions,
         vec![Action::Confirm { key: btc.clone() }],
         "a list requested before the answer cannot tell"
+    );
+}
+
+/// A list that lags the venue shows the position as it was before an order whose answer was
+/// lost: "not executed" takes `outcome_confirmations` such lists in a row, over at least
+/// `outcome_grace_seconds`; an effect (a smaller size, the position gone) decides at once.
+#[test]
+fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
+    let btc = Key::net("BTC");
+    let view = |unseen| {
+        let mut t = tracked(1, 0, fp(Side::Long, 1.0, 100.0));
+        t.busy = Busy::Unknown {
+            op: Op::ScaleOut,
+            at: 5,
+            before: 1.0,
+            unseen,
+        };
+        [KeyView {
+            key: &btc,
+            phase: Phase::Tracked(t),
+        }]
+    };
+    let p = Policy {
+        outcome_confirmations: 3,
+        outcome_grace_seconds: 10.0,
+        ..Policy::default()
+    };
+    let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
+    let at = |now: Timestamp| Context {
+        now,
+        ..cx(&same, Purpose::Cycle, p)
+    };
+    let counted = |lists, since| {
+        vec![Action::Unseen {
+            key: btc.clone(),
+            unseen: Unseen {
+                lists,
+                since: Some(since),
+            },
+        }]
+    };
+    let first = plan(&view(Unseen::default()), &nothing_known, &at(NOW));
+    assert_eq!(first.actions, counted(1, NOW));
+    assert!(!first.needs_corroboration);
+    let one = Unseen {
+        lists: 1,
+        since: Some(NOW),
+    };
+    let later = NOW.plus_seconds(4.0);
+    assert_eq!(
+        plan(&view(one), &nothing_known, &at(later)).actions,
+        counted(2, NOW)
+    );
+    let two = Unseen {
+        lists: 2,
+        since: Some(NOW),
+    };
+    assert_eq!(
+        plan(&view(two), &nothing_known, &at(later)).actions,
+        counted(3, NOW),
+        "enough lists, but not yet over the grace"
+    );
+    let not_executed = vec![Action::Resolve {
+        key: btc.clone(),
+        resolution: Resolution::NotExecuted,
+    }];
+    let after_grace = NOW.plus_seconds(10.0);
+    assert_eq!(
+        plan(&view(two), &nothing_known, &at(after_grace)).actions,
+        not_executed
+    );
+    // The effect shows: decided at once, whatever was counted.
+    let reduced = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
+    assert_eq!(
+        plan(&view(two), &nothing_known, &cx(&reduced, Purpose::Cycle, p)).actions,
+        vec![Action::Resolve {
+            key: btc.clone(),
+            resolution: Resolution::Executed {
+                contracts: 0.5,
+                entry_price: Some(100.0)
+            }
+        }]
+    );
+    let gone = Snapshot::read(vec![entry("ETH", "long", 1.0, 10.0)], 6);
+    assert_eq!(
+        plan(
+            &view(Unseen::default()),
+            &nothing_known,
+            &cx(&gone, Purpose::Cycle, p)
+        )
+        .actions,
+        vec![Action::Resolve {
+            key: btc.clone(),
+            resolution: Resolution::Closed
+        }]
+    );
+    // A malformed list, or one requested before the answer, counts nothing.
+    let early = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 4);
+    assert_eq!(
+        plan(&view(one), &nothing_known, &cx(&early, Purpose::Cycle, p)).actions,
+        vec![Action::Confirm { key: btc.clone() }]
+    );
+}
+
+/// An open whose answer was lost is taken as not placed only on the
+/// `outcome_confirmations`-th list in a row without its position; a list showing it decides.
+#[test]
+fn an_unknown_open_is_not_found_only_after_the_outcome_confirmations() {
+    let btc = Key::net("BTC");
+    let view = |lists: u32| {
+        [KeyView {
+            key: &btc,
+            phase: Phase::Opening {
+                unknown: Some((5, Side::Long)),
+                unseen: Unseen {
+                    lists,
+                    since: (lists > 0).then_some(NOW),
+                },
+            },
+        }]
+    };
+    let p = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let empty = Snapshot::read(vec![], 6);
+    let first = plan(&view(0), &nothing_known, &cx(&empty, Purpose::Verify, p));
+    assert_eq!(
+        first.actions,
+        vec![Action::Unseen {
+            key: btc.clone(),
+            unseen: Unseen {
+                lists: 1,
+                since: Some(NOW)
+            }
+        }]
+    );
+    assert!(!first.needs_corroboration, "counting rests on nothing");
+    let second = plan(&view(1), &nothing_known, &cx(&empty, Purpose::Verify, p));
+    assert_eq!(
+        second.actions,
+        vec![Action::ResolveOpen {
+            key: btc.clone(),
+            found: false
+        }]
+    );
+    assert!(second.needs_corroboration, "an empty answer is read twice");
+    let listed = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
+    assert_eq!(
+        plan(&view(0), &nothing_known, &cx(&listed, Purpose::Verify, p)).actions,
+        vec![Action::ResolveOpen {
+            key: btc.clone(),
+            found: true
+        }]
+    );
+}
+
+/// A position the manager's own open filled, which no list has shown yet, is removed only on
+/// as much absence as an unknown outcome needs; once listed, the removal rules alone apply.
+#[test]
+fn a_fill_no_list_has_shown_is_removed_only_after_the_outcome_confirmations() {
+    let btc = Key::net("BTC");
+    let p = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let other = Snapshot::read(vec![entry("ETH", "long", 1.0, 10.0)], 6);
+    let view = |missing: u32, unlisted_fill: bool| {
+        let mut t = tracked(1, missing, long1());
+        t.unlisted_fill = unlisted_fill;
+        [KeyView {
+            key: &btc,
+            phase: Phase::Tracked(t),
+        }]
+    };
+    let cycle = cx(&other, Purpose::Cycle, p);
+    assert_eq!(
+        plan(&view(0, true), &nothing_known, &cycle).actions,
+        vec![Action::CountMiss {
+            key: btc.clone(),
+            missing: 1,
+            since: NOW
+        }]
+    );
+    assert_eq!(
+        plan(&view(1, true), &nothing_known, &cycle).actions,
+        vec![Action::Remove {
+            key: btc.clone(),
+            missing: 2
+        }]
+    );
+    assert_eq!(
+        plan(&view(0, false), &nothing_known, &cycle).actions,
+        vec![Action::Remove {
+            key: btc.clone(),
+            missing: 1
+        }],
+        "a position a list has shown goes at once under missing_confirmations=1"
     );
 }
 
@@ -504,10 +704,14 @@ enum GenPhase {
         busy: u8,
         unknown_at: u64,
         pred: Option<Fingerprint>,
+        /// Lists that already showed no effect of the unknown order.
+        unseen: u32,
+        unlisted_fill: bool,
     },
     Tombstoned(Fingerprint),
     Closed(u64, Fingerprint),
-    Opening(Option<(u64, Side)>),
+    /// The unknown open, and lists that already did not show it.
+    Opening(Option<(u64, Side)>, u32),
 }
 
 fn fingerprint() -> impl Strategy<Value = Fingerprint> {
@@ -516,13 +720,17 @@ fn fingerprint() -> impl Strategy<Value = Fingerprint> {
 
 fn gen_phase() -> impl Strategy<Value = GenPhase> {
     prop_oneof![
-        4 => (0..12u64, 0..12u64, 0..3u32, fingerprint(), 0..3u8, 0..12u64, proptest::option::of(fingerprint()))
-            .prop_map(|(seq, touched, missing, own, busy, unknown_at, pred)| GenPhase::Tracked {
-                seq, touched, missing, own, busy, unknown_at, pred
+        4 => (
+            (0..12u64, 0..12u64, 0..3u32, fingerprint()),
+            (0..3u8, 0..12u64, proptest::option::of(fingerprint()), 0..3u32, any::<bool>()),
+        )
+            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill))| {
+                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill }
             }),
         1 => fingerprint().prop_map(GenPhase::Tombstoned),
         1 => (0..12u64, fingerprint()).prop_map(|(at, f)| GenPhase::Closed(at, f)),
-        1 => proptest::option::of((0..12u64, side())).prop_map(GenPhase::Opening),
+        1 => (proptest::option::of((0..12u64, side())), 0..3u32)
+            .prop_map(|(u, unseen)| GenPhase::Opening(u, unseen)),
     ]
 }
 
@@ -532,6 +740,7 @@ struct Case {
     entries: Vec<GenEntry>,
     requested_at: u64,
     missing_confirmations: u32,
+    outcome_confirmations: u32,
     purpose: Purpose,
     focus: Option<usize>,
 }
@@ -541,7 +750,7 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(proptest::option::of(gen_phase()), 4),
         proptest::collection::vec(gen_entry(), 0..7),
         0..12u64,
-        1..4u32,
+        (1..4u32, 1..4u32),
         prop_oneof![
             Just(Purpose::Cycle),
             Just(Purpose::Sync),
@@ -551,15 +760,30 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::option::of(0..4usize),
     )
         .prop_map(
-            |(book, entries, requested_at, missing_confirmations, purpose, focus)| Case {
+            |(
+                book,
+                entries,
+                requested_at,
+                (missing_confirmations, outcome_confirmations),
+                purpose,
+                focus,
+            )| Case {
                 book,
                 entries,
                 requested_at,
                 missing_confirmations,
+                outcome_confirmations,
                 purpose,
                 focus,
             },
         )
+}
+
+fn unseen_of(lists: u32) -> Unseen {
+    Unseen {
+        lists,
+        since: (lists > 0).then_some(NOW),
+    }
 }
 
 /// The case's views (built over keys and tombstone views it owns) and the plan.
@@ -600,6 +824,8 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     busy,
                     unknown_at,
                     pred,
+                    unseen,
+                    unlisted_fill,
                 } => Phase::Tracked(TrackedView {
                     seq: *seq,
                     touched: *touched,
@@ -613,9 +839,11 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                             op: Op::ScaleOut,
                             at: *unknown_at,
                             before: own.contracts,
+                            unseen: unseen_of(*unseen),
                         },
                     },
                     predecessor: pred.map(|_| tomb),
+                    unlisted_fill: *unlisted_fill,
                 }),
                 GenPhase::Tombstoned(_) => Phase::Tombstoned(tomb),
                 GenPhase::Closed(at, f) => Phase::Closed {
@@ -623,7 +851,10 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     own: Some(*f),
                     closed_time: NOW,
                 },
-                GenPhase::Opening(u) => Phase::Opening { unknown: *u },
+                GenPhase::Opening(u, unseen) => Phase::Opening {
+                    unknown: *u,
+                    unseen: unseen_of(*unseen),
+                },
             },
         })
         .collect();
@@ -633,6 +864,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
         snapshot: &snap,
         policy: Policy {
             missing_confirmations: c.missing_confirmations,
+            outcome_confirmations: c.outcome_confirmations,
             ..Policy::default()
         },
         now: NOW,
@@ -693,6 +925,10 @@ proptest! {
                     prop_assert!(*seq <= snap.requested_at, "{action:?} out of reach");
                     prop_assert_eq!(*missing, before + 1);
                     prop_assert!(*missing >= c.missing_confirmations);
+                    // A fill of the manager's own no list has shown yet: the outcome rules too.
+                    if let Some(GenPhase::Tracked { unlisted_fill: true, .. }) = phase_of(&keys, key) {
+                        prop_assert!(*missing >= c.outcome_confirmations, "{action:?} of an unlisted fill");
+                    }
                     prop_assert!(c.purpose != Purpose::Sync, "sync removed {:?}", action);
                     if matches!(action, Action::Remove { .. }) {
                         prop_assert_eq!(snap.seen(key), Seen::Absent);
@@ -764,6 +1000,41 @@ proptest! {
         }
     }
 
+    /// An order whose answer was lost is taken as not executed (an open as not found) only on
+    /// the `outcome_confirmations`-th list in a row that shows no effect of it; the lists before
+    /// are counted, one at a time, and change nothing else.
+    #[test]
+    fn not_executed_needs_the_outcome_confirmations(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for action in &plan.actions {
+            let key = action.key();
+            let before = match phase_of(&keys, key) {
+                Some(GenPhase::Tracked { busy: 2.., unseen, .. }) => Some(*unseen),
+                Some(GenPhase::Opening(Some(_), unseen)) => Some(*unseen),
+                _ => None,
+            };
+            match action {
+                Action::Resolve { resolution: Resolution::NotExecuted, .. }
+                | Action::ResolveOpen { found: false, .. } => {
+                    let Some(before) = before else {
+                        return Err(TestCaseError::fail(format!("{action:?} without an unknown order")));
+                    };
+                    prop_assert!(before + 1 >= c.outcome_confirmations, "{action:?} after {before} lists");
+                }
+                Action::Unseen { unseen, .. } => {
+                    let Some(before) = before else {
+                        return Err(TestCaseError::fail(format!("{action:?} without an unknown order")));
+                    };
+                    prop_assert!(snap.well_formed);
+                    prop_assert_eq!(unseen.lists, before + 1);
+                    prop_assert!(unseen.lists < c.outcome_confirmations);
+                    prop_assert_eq!(plan.actions.iter().filter(|a| a.key() == key).count(), 1);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A verification read acts on its own key only; the second read is asked for exactly when
     /// the list shows none of the positions believed open and something rests on an absence.
     #[test]
@@ -781,7 +1052,7 @@ proptest! {
             .filter(|(_, p)| match p {
                 GenPhase::Tracked { seq, .. } => *seq <= snap.requested_at,
                 GenPhase::Closed(at, _) => *at <= snap.requested_at,
-                GenPhase::Opening(Some((at, _))) => *at <= snap.requested_at,
+                GenPhase::Opening(Some((at, _)), _) => *at <= snap.requested_at,
                 _ => false,
             })
             .map(|(k, _)| k)

@@ -220,6 +220,8 @@ class PositionManager:
         missing_grace_seconds: float = 0.0,
         tombstone_ttl_seconds: float | None = 86400.0,
         reopen_hold_seconds: float = 0.0,
+        outcome_confirmations: int = 2,
+        outcome_grace_seconds: float = 0.0,
         history_points: int = 32,
         clock: ManualClock | None = None,
         position_mode: Literal["oneway", "hedge"] = "oneway",
@@ -383,6 +385,10 @@ class ManagerConfig:
     def position_mode(self) -> Literal["oneway", "hedge"]: ...
     @property
     def reopen_hold_seconds(self) -> float: ...
+    @property
+    def outcome_confirmations(self) -> int: ...
+    @property
+    def outcome_grace_seconds(self) -> float: ...
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object, /) -> bool: ...
 

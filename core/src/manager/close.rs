@@ -273,6 +273,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             reason: reason.to_owned(),
             price: Some(price),
             target_bit: 0,
+            unseen: Default::default(),
         };
         let leg = self.leg_of(position);
         let answer = self

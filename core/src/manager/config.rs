@@ -41,7 +41,19 @@ pub struct ManagerConfig {
     /// empty answer cannot be told from a client that answers `[]` for a failed read); 0 (the
     /// original) opens at once. A list showing any live position ends every hold.
     pub reopen_hold_seconds: f64,
+    /// Lists in a row, requested after an order whose answer was lost, that must show the
+    /// order did nothing before it is taken as not executed (its profit target released, an
+    /// open's symbol freed); a position the manager's own open filled is removed only after at
+    /// least as many lists omitted it, until one has shown it. A venue's position list can lag
+    /// its fills: one list that shows the position as it was cannot tell that lag from an order
+    /// that did not execute.
+    pub outcome_confirmations: u32,
+    /// And at least this many seconds between the first of those lists and the deciding one.
+    pub outcome_grace_seconds: f64,
 }
+
+/// The default `outcome_confirmations`.
+pub const DEFAULT_OUTCOME_CONFIRMATIONS: u32 = 2;
 
 impl Default for ManagerConfig {
     fn default() -> Self {
@@ -59,6 +71,8 @@ impl Default for ManagerConfig {
             max_concurrent_calls: 1,
             history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
             reopen_hold_seconds: 0.0,
+            outcome_confirmations: DEFAULT_OUTCOME_CONFIRMATIONS,
+            outcome_grace_seconds: 0.0,
         }
     }
 }
@@ -131,6 +145,12 @@ impl ManagerConfig {
                 "missing_confirmations must be an int from 1 to {MAX_CONFIRMATIONS}, got {m}"
             )));
         }
+        let o = self.outcome_confirmations;
+        if !(1..=MAX_CONFIRMATIONS).contains(&o) {
+            return Err(CoreError::Value(format!(
+                "outcome_confirmations must be an int from 1 to {MAX_CONFIRMATIONS}, got {o}"
+            )));
+        }
         let delays = &self.ticker_retry_delays;
         if delays.len() > MAX_TICKER_RETRIES {
             return Err(CoreError::Value(format!(
@@ -150,6 +170,7 @@ impl ManagerConfig {
         seconds("snapshot_reuse_seconds", self.snapshot_reuse_seconds)?;
         seconds("missing_grace_seconds", self.missing_grace_seconds)?;
         seconds("reopen_hold_seconds", self.reopen_hold_seconds)?;
+        seconds("outcome_grace_seconds", self.outcome_grace_seconds)?;
         let t = self.tombstone_ttl_seconds;
         if t != f64::INFINITY {
             seconds("tombstone_ttl_seconds", t)?;
@@ -198,6 +219,8 @@ mod tests {
                 c.max_concurrent_calls = MAX_CONCURRENT_CALLS;
                 c.history_points = MAX_HISTORY_POINTS;
                 c.reopen_hold_seconds = MAX_SECONDS;
+                c.outcome_confirmations = MAX_CONFIRMATIONS;
+                c.outcome_grace_seconds = MAX_SECONDS;
             }),
             Ok(())
         );
@@ -218,6 +241,14 @@ mod tests {
             (
                 |c| c.missing_confirmations = 0,
                 "missing_confirmations must be an int from 1 to 1000000, got 0",
+            ),
+            (
+                |c| c.outcome_confirmations = 0,
+                "outcome_confirmations must be an int from 1 to 1000000, got 0",
+            ),
+            (
+                |c| c.outcome_grace_seconds = -0.5,
+                "outcome_grace_seconds must be a number of seconds from 0 to 1e9, got -0.5",
             ),
             (
                 |c| c.ticker_retry_delays = vec![0.5, 1e20],

@@ -28,6 +28,8 @@ fn holding_btc(hold: f64, tombstones: usize) -> (Fake, Manager<u32>, Arc<ManualC
     let m = manager_with_clock(&fake, config, clock.clone());
     assert!(m.open_position(&request("BTC")).unwrap());
     fake.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    // Listed once: a fill no list has shown yet is not removed by one list's absence.
+    m.update_all().unwrap();
     (fake, m, clock)
 }
 

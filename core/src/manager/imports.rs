@@ -248,7 +248,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if self.book().open_intent(key.as_str()).is_none() {
             return Ok(false); // resolved elsewhere meanwhile
         }
-        drop(self.book().finish_open(key, position.clone(), handle));
+        drop(
+            self.book()
+                .finish_open(key, position.clone(), handle, false),
+        );
         let symbol = key.as_str();
         self.log(Channel::Main, Level::Warn, || {
             format!(

@@ -66,6 +66,9 @@ pub struct ListReport {
     pub uncorroborated: bool,
     /// Orders with an unknown outcome this list resolved.
     pub resolved: Vec<(Key, Resolution)>,
+    /// Orders with an unknown outcome whose effect this list did not show, not yet enough to
+    /// take them as not executed.
+    pub unseen: Vec<Key>,
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
@@ -374,6 +377,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             } => {
                 self.report_resolution(&at, &unknown, resolution, previous);
                 report.resolved.push((at.key, resolution));
+            }
+            Applied::Unseen { key, op, lists } => {
+                let needed = self.config().outcome_confirmations;
+                let what = op.map_or("open", Op::name);
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange does not show the {what} order for {key} whose answer was lost ({lists}/{needed}); its list may lag the fill, so nothing more is sent for it until it does or the order is confirmed not executed"
+                    )
+                });
+                report.unseen.push(key);
             }
             Applied::OpenResolved { key, intent, found } => {
                 if found {

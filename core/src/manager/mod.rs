@@ -173,6 +173,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             missing_grace_seconds: self.config.missing_grace_seconds,
             tombstone_ttl_seconds: self.config.tombstone_ttl_seconds,
             mode: self.config.position_mode,
+            outcome_confirmations: self.config.outcome_confirmations,
+            outcome_grace_seconds: self.config.outcome_grace_seconds,
         }
     }
 

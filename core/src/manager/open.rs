@@ -486,7 +486,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(false);
             }
         };
-        let displaced = self.book().finish_open(key, position.clone(), handle);
+        let displaced = self.book().finish_open(key, position.clone(), handle, true);
         if let Some(old) = displaced.replaced() {
             // Only a direct assignment by the bot can get here while the symbol is reserved;
             // the replaced position leaves the book, so it is an event.
@@ -679,18 +679,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Lookup::Unknown => {}
         }
         self.book().open_unknown(key, intent.clone());
-        self.verify_read(key)?;
+        let (_, report) = self.verify_read(key)?;
         if self.book().contains(key.as_str()) {
             return Ok(Placed::Tracked);
         }
         if self.book().open_intent(key.as_str()).is_none() {
             return Ok(Placed::Failed);
         }
-        self.log(Channel::Main, Level::Warn, || {
-            format!(
-                "The outcome of the open order for {key} is unknown and the exchange cannot be read; no second order is sent for it until the exchange tells"
-            )
-        });
+        if !report.unseen.contains(key) {
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "The outcome of the open order for {key} is unknown and the exchange cannot be read; no second order is sent for it until the exchange tells"
+                )
+            });
+        }
         let provisional = self.opened_state(key, intent, amount, fallback_price);
         self.record_full(
             key.as_str(),

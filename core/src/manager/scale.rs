@@ -204,6 +204,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             reason: "scale_in".to_owned(),
             price: Some(current_price),
             target_bit: 0,
+            unseen: Default::default(),
         };
         let order = MarketOrder {
             symbol: key.symbol(),
@@ -451,6 +452,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             reason: reason.to_owned(),
             price: Some(price),
             target_bit,
+            unseen: Default::default(),
         };
         let order = MarketOrder {
             symbol: key.symbol(),

@@ -82,10 +82,24 @@ fn a_rejected_market_order_opens_nothing() {
         .market_answers
         .push_back(Ok(report(Some("2"), "canceled", Some(0.0), None)));
     let m = manager(&f, ManagerConfig::default());
+    let orders = |f: &Fake| {
+        f.calls()
+            .iter()
+            .filter(|c| c.starts_with("create_market_order"))
+            .count()
+    };
+    // No answer: one list without the position cannot tell a lagging list from an order that
+    // did not execute, so the outcome stays unknown and the symbol reserved.
     assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
+    let kinds: Vec<_> = m.events().all().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::OutcomeUnknown]);
+    assert_eq!(orders(&f), 1);
+    // The next open reads the list again: still nothing, so the first order did not execute;
+    // its own order is then sent and rejected.
     assert!(!m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
+    assert_eq!(orders(&f), 2);
     assert!(m.book().is_empty());
-    assert!(m.events().is_empty());
+    assert_eq!(m.events().all().len(), 1);
 }
 
 #[test]

@@ -10,11 +10,14 @@
 //!    never placed;
 //! 2. otherwise the position is marked "outcome unknown" in the book and the exchange's list is
 //!    read once: the planner compares the listed size with the size before the order and
-//!    resolves it (executed, not executed, closed).
+//!    resolves it (executed, closed) — but a list showing the size from before the order
+//!    proves "not executed" only when `outcome_confirmations` lists in a row (over at least
+//!    `outcome_grace_seconds`) show it, because a venue's list can lag its fills.
 //!
-//! If neither tells (the list cannot be read either), the position stays "outcome unknown": an
-//! `outcome_unknown` event is recorded, no order is sent for it, and the first list requested
-//! later — the next update cycle's, a sync's, a retry's own check — resolves it.
+//! If neither tells (the list cannot be read, or does not show the order's effect yet), the
+//! position stays "outcome unknown": an `outcome_unknown` event is recorded, no order is sent
+//! for it, and later lists — the next update cycle's, a sync's, a retry's own check — resolve
+//! it.
 
 use log::Level;
 
@@ -95,12 +98,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(Some(resolution));
         }
         if let Some(Activity::Unknown(_)) = self.book().activity(key.as_str()) {
-            self.log(Channel::Main, Level::Warn, || {
-                format!(
-                    "The outcome of the {} order for {key} is unknown and the exchange cannot be read; sending nothing more for it until the exchange tells",
-                    op.name()
-                )
-            });
+            if !report.unseen.contains(key) {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The outcome of the {} order for {key} is unknown and the exchange cannot be read; sending nothing more for it until the exchange tells",
+                        op.name()
+                    )
+                });
+            }
             let amount = position.lock().amount;
             self.record_full(
                 key.as_str(),
