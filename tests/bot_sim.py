@@ -351,6 +351,24 @@ def cycle_on_failed_reads(pm: PositionManager, paper: PaperExchange) -> None:
     assert list(pm.update_positions()) == []
 
 
+def lost_scale_out_on_failed_reads(pm: PositionManager, paper: PaperExchange, symbol: str) -> None:
+    """A scale-out of one contract of ``symbol`` that the venue executes and whose answer is
+    lost (``None``), after which the lists read to settle it fail (the bot's client answers
+    ``[]`` twice): the order is taken to have closed the position."""
+    place = paper.create_market_order
+
+    def executes_then_reads_fail(*args: Any, **kwargs: Any) -> Any:
+        paper.fail_next("get_open_positions", times=2)
+        return place(*args, **kwargs)
+
+    paper.lose_answer_next("create_market_order", answer_none=True)
+    paper.create_market_order = executes_then_reads_fail  # type: ignore[method-assign]
+    try:
+        pm.scale_out_position(symbol, 1)
+    finally:
+        del paper.create_market_order
+
+
 def with_breakout_targets(pm: PositionManager, symbol: str) -> None:
     """Gives ``symbol``'s position what only this manager knows: a ``strategy`` attribute and
     moved targets (a new import would have neither); :func:`assert_as_it_was` checks them."""

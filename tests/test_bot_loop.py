@@ -307,6 +307,16 @@ def test_a_lagging_list_does_not_undo_a_partial_exit_whose_answer_was_lost() -> 
     assert result.partials_beyond_targets == []
 
 
+def test_a_position_a_lost_order_closed_by_failed_reads_has_no_target_taken_twice() -> None:
+    """Lockstep soak seed 76: a second-target partial exit's answer is lost after the venue
+    executed it, and the lists read to settle it are failed reads (``[]`` twice). The order
+    was taken to have closed the position, which was forgotten; the next sync imported the
+    live rest as new, and its targets were taken again (four partial reductions). An empty
+    answer now keeps the position as a tombstone, restored reduced by the next list."""
+    result = soak_run(76, True, {})
+    assert result.partials_beyond_targets == []
+
+
 def test_a_fill_a_lagging_list_omits_is_not_opened_again() -> None:
     """Lockstep soak seed 137: the lists lag an open the manager made and tracked. One list
     without it used to untrack it, and the bot opened the symbol again on top of it. A fill no

@@ -24,6 +24,7 @@ from bot_sim import (
     bot_with_btc,
     bots_manager,
     cycle_on_failed_reads,
+    lost_scale_out_on_failed_reads,
     with_breakout_targets,
 )
 from helpers_clients import (
@@ -1119,6 +1120,33 @@ def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str)
     assert_as_it_was(again.positions[BTC])
     assert [e["kind"] for e in again.events][-1] == "restored"
     assert journal_keys(url, "h", "pmrs_tombstones") == []
+
+
+def test_a_position_a_lost_order_closed_by_failed_reads_is_journaled_as_a_tombstone(
+    url: str,
+) -> None:
+    # A scale-out's answer is lost and the lists read to settle it fail: the order is taken to
+    # have closed the position, which is kept as a tombstone — in the journal too, in the
+    # transaction of the close's event. The restarted bot's first list finds it, reduced.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    with_breakout_targets(pm, BTC)
+    lost_scale_out_on_failed_reads(pm, paper, BTC)
+    assert not pm.has_position(BTC)
+    assert journal_keys(url, "h") == []
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+    assert (tomb["symbol"], tomb["attributes"], tomb["amount"]) == (
+        BTC,
+        {"strategy": "breakout"},
+        3.0,
+    )
+    del pm
+
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 1
+    assert_as_it_was(again.positions[BTC])
+    assert again.positions[BTC].amount == 2.0
+    assert [e["kind"] for e in again.events][-2:] == ["restored", "resized"]
 
 
 def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) -> None:

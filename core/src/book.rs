@@ -350,6 +350,8 @@ pub enum Applied<H> {
         resolution: Resolution,
         /// Size before the resolution was applied.
         previous: f64,
+        /// A `Closed` resolution by an empty answer kept the position as a tombstone.
+        remembered: bool,
     },
     /// A list showed no effect of an order whose answer was lost (or no position for an open
     /// whose answer was lost), not yet enough to take it as not executed.
@@ -1369,7 +1371,11 @@ impl<H: Clone> Book<H> {
                     lists: unseen.lists,
                 });
             }
-            Action::Resolve { key, resolution } => {
+            Action::Resolve {
+                key,
+                resolution,
+                remember,
+            } => {
                 let unknown = match inner.slots.get_mut(key.as_str()) {
                     Some(Slot::Tracked(t)) => {
                         match std::mem::replace(&mut t.activity, Activity::Idle) {
@@ -1408,9 +1414,16 @@ impl<H: Clone> Book<H> {
                     Resolution::Closed => {}
                 }
                 let at = touched(&key, t);
+                let mut remembered = false;
                 if resolution == Resolution::Closed {
-                    if let Some(slot) = take_slot(inner, &key) {
-                        out.push(slot);
+                    match take_slot(inner, &key) {
+                        Some(Slot::Tracked(entry)) if remember => {
+                            remembered = self.tombstone_limit > 0;
+                            out.slots
+                                .extend(self.push_tombstone(inner, &key, entry, cx.now).slots);
+                        }
+                        Some(slot) => out.push(slot),
+                        None => {}
                     }
                 }
                 applied.push(Applied::Resolved {
@@ -1418,6 +1431,7 @@ impl<H: Clone> Book<H> {
                     unknown,
                     resolution,
                     previous,
+                    remembered,
                 });
             }
             Action::ResolveOpen { key, found } => {

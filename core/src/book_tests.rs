@@ -357,6 +357,62 @@ fn one_order_per_position_and_unknown_outcomes_block_the_next() {
     );
 }
 
+/// An order with an unknown outcome taken to have closed its position by an empty answer (what
+/// a failed read of the bot's client looks like) keeps the position as a tombstone: the list
+/// that shows it again, reduced by the order, restores the same position with the exchange's
+/// size. By a list showing other positions it is forgotten.
+#[test]
+fn a_position_an_unknown_order_closed_by_an_empty_answer_is_remembered() {
+    for (entries, remembered) in [
+        (vec![], true),
+        (vec![listed("B", "long", 1.0, 100.0)], false),
+    ] {
+        let book: Book<u32> = Book::new(10);
+        let p = pos("A", 4.0);
+        book.insert("A", p.clone(), 1);
+        book.begin_order("A", &p, Op::ScaleOut).unwrap();
+        p.lock().partial_exits_taken = 1; // the manager claims the target before the order
+        let unknown = Unknown {
+            op: Op::ScaleOut,
+            at: 0,
+            before: 4.0,
+            client_order_id: None,
+            reason: "scale_out".into(),
+            price: Some(100.0),
+            target_bit: 1,
+            unseen: Default::default(),
+        };
+        book.set_unknown("A", &p, unknown);
+        let applied = apply(&book, entries, Purpose::Cycle);
+        assert!(matches!(
+            &applied[..],
+            [Applied::Resolved { resolution: Resolution::Closed, remembered: r, .. }] if *r == remembered
+        ));
+        assert!(!book.contains("A"));
+        assert_eq!(book.tombstone_count(), usize::from(remembered));
+        let applied = apply(&book, vec![listed("A", "long", 3.0, 100.0)], Purpose::Cycle);
+        if remembered {
+            assert!(matches!(
+                &applied[..],
+                [
+                    Applied::Restored { reduced: true, .. },
+                    Applied::Resized { .. }
+                ]
+            ));
+            let (again, _) = book.get("A").unwrap();
+            assert!(Arc::ptr_eq(&again, &p));
+            assert_eq!(p.lock().amount, 3.0);
+            assert_eq!(
+                p.lock().partial_exits_taken,
+                1,
+                "the claimed target stays taken"
+            );
+        } else {
+            assert!(applied.is_empty(), "a cycle list imports nothing");
+        }
+    }
+}
+
 #[test]
 fn a_target_claimed_for_an_order_that_did_nothing_is_released() {
     let book: Book<u32> = Book::new(10);

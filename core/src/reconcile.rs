@@ -408,6 +408,11 @@ pub enum Action {
         key: Key,
         /// How it turned out.
         resolution: Resolution,
+        /// For [`Resolution::Closed`]: the answer had no entry at all, which is also what a
+        /// failed read of the bot's own client looks like; the position is kept as a tombstone
+        /// (restored if the very same position, or it reduced, is listed again) instead of being
+        /// forgotten, as [`Action::CloseConfirmed::remember`].
+        remember: bool,
     },
     /// An open with an unknown outcome is resolved: the position was found (track it) or not.
     ResolveOpen {
@@ -623,6 +628,7 @@ fn plan_tracked(
                             Action::Resolve {
                                 key: key.clone(),
                                 resolution: Resolution::NotExecuted,
+                                remember: false,
                             }
                         } else {
                             Action::Unseen {
@@ -634,6 +640,7 @@ fn plan_tracked(
                     Some(resolution) => actions.push(Action::Resolve {
                         key: key.clone(),
                         resolution,
+                        remember: resolution == Resolution::Closed && snap.entries == 0,
                     }),
                     None => {}
                 }

@@ -372,7 +372,8 @@ fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
             resolution: Resolution::Executed {
                 contracts: 0.5,
                 entry_price: Some(100.0)
-            }
+            },
+            remember: false,
         }]
     );
     let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
@@ -380,7 +381,8 @@ fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
         plan(&view(1.0), &nothing_known, &cx(&same, Purpose::Cycle, p)).actions,
         vec![Action::Resolve {
             key: btc.clone(),
-            resolution: Resolution::NotExecuted
+            resolution: Resolution::NotExecuted,
+            remember: false,
         }]
     );
     let earlier = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 4);
@@ -453,6 +455,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
     let not_executed = vec![Action::Resolve {
         key: btc.clone(),
         resolution: Resolution::NotExecuted,
+        remember: false,
     }];
     let after_grace = NOW.plus_seconds(10.0);
     assert_eq!(
@@ -468,7 +471,8 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
             resolution: Resolution::Executed {
                 contracts: 0.5,
                 entry_price: Some(100.0)
-            }
+            },
+            remember: false,
         }]
     );
     let gone = Snapshot::read(vec![entry("ETH", "long", 1.0, 10.0)], 6);
@@ -481,9 +485,27 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
         .actions,
         vec![Action::Resolve {
             key: btc.clone(),
-            resolution: Resolution::Closed
+            resolution: Resolution::Closed,
+            remember: false,
         }]
     );
+    // An empty answer is what a failed read of the bot's client looks like: the position is
+    // kept as a tombstone (and the list, blind to it, is read again first).
+    let empty = Snapshot::read(vec![], 6);
+    let closed_by_empty = plan(
+        &view(Unseen::default()),
+        &nothing_known,
+        &cx(&empty, Purpose::Cycle, p),
+    );
+    assert_eq!(
+        closed_by_empty.actions,
+        vec![Action::Resolve {
+            key: btc.clone(),
+            resolution: Resolution::Closed,
+            remember: true,
+        }]
+    );
+    assert!(closed_by_empty.needs_corroboration);
     // A malformed list, or one requested before the answer, counts nothing.
     let early = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 4);
     assert_eq!(
@@ -994,6 +1016,13 @@ proptest! {
                 Action::CloseConfirmed { remember, .. } => {
                     // Remembered exactly when the answer was empty (a failed read looks so).
                     prop_assert_eq!(*remember, snap.entries == 0);
+                }
+                Action::Resolve { resolution, remember, .. } => {
+                    // So is a position an order with an unknown outcome is taken to have closed.
+                    prop_assert_eq!(
+                        *remember,
+                        *resolution == Resolution::Closed && snap.entries == 0
+                    );
                 }
                 _ => {}
             }

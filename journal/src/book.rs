@@ -564,7 +564,17 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 batch.tombstones.insert(key.to_owned(), RowOp::Delete);
                 true
             }
-            EventKind::Closed | EventKind::CloseUnconfirmed => true,
+            EventKind::Closed | EventKind::CloseUnconfirmed => {
+                // A close settled by an empty answer keeps the position as a tombstone.
+                if let Some(Remembrance::Tombstone { listed, .. }) =
+                    manager.book().remembers(key, position)
+                {
+                    batch
+                        .tombstones
+                        .insert(key.to_owned(), kept(event.time.0, listing_json(listed)));
+                }
+                true
+            }
             _ => false,
         };
         let (result, present, absent) = {

@@ -374,8 +374,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 unknown,
                 resolution,
                 previous,
+                remembered,
             } => {
-                self.report_resolution(&at, &unknown, resolution, previous);
+                self.report_resolution(&at, &unknown, resolution, previous, remembered);
                 report.resolved.push((at.key, resolution));
             }
             Applied::Unseen { key, op, lists } => {
@@ -565,6 +566,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         unknown: &crate::book::Unknown,
         resolution: Resolution,
         previous: f64,
+        remembered: bool,
     ) {
         let key = &at.key;
         let order_id = unknown.client_order_id.as_deref();
@@ -584,6 +586,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Main, Level::Warn, || match resolution {
             Resolution::NotExecuted => format!(
                 "The {op} order for {key} whose answer was lost did not go through; nothing changed"
+            ),
+            Resolution::Closed if remembered => format!(
+                "The {op} order for {key} whose answer was lost closed the position (an empty position list); remembered, and restored if the exchange lists the very same position again"
             ),
             Resolution::Closed => format!(
                 "The {op} order for {key} whose answer was lost closed the position (the exchange no longer lists it)"
