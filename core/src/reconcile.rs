@@ -107,6 +107,10 @@ pub struct Policy {
     pub outcome_grace_seconds: f64,
 }
 
+/// The plainest policy: one list decides everything (removals, outcomes), no grace, nothing
+/// expires. The planner's own tests start from it; a manager builds its policy from
+/// [`ManagerConfig`](crate::manager::ManagerConfig), whose defaults differ
+/// (`outcome_confirmations` 2, `tombstone_ttl_seconds` a day).
 impl Default for Policy {
     fn default() -> Self {
         Policy {
