@@ -1094,6 +1094,15 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert list(third.positions) == [BTC]
 
 
+def restarted_with_btc_restored(client: BotLikeClient, url: str) -> PositionManager:
+    """The bot restarted on account ``h`` of ``url``: its start-up sync finds BTC, the journal's
+    tombstone, and restores it as it was (not a new import)."""
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 1
+    assert_as_it_was(again.positions[BTC])
+    return again
+
+
 def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str) -> None:
     # The bot's client answered True for a close it never sent, then [] twice: the close looks
     # confirmed, but an empty answer may be a failed read, so it is kept as a tombstone — in
@@ -1115,9 +1124,7 @@ def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str)
     )
     del pm
 
-    again = holding_manager(client, url, 0.0)
-    assert again.sync_existing_positions() == 1
-    assert_as_it_was(again.positions[BTC])
+    again = restarted_with_btc_restored(client, url)
     assert [e["kind"] for e in again.events][-1] == "restored"
     assert journal_keys(url, "h", "pmrs_tombstones") == []
 
@@ -1142,9 +1149,7 @@ def test_a_position_a_lost_order_closed_by_failed_reads_is_journaled_as_a_tombst
     )
     del pm
 
-    again = holding_manager(client, url, 0.0)
-    assert again.sync_existing_positions() == 1
-    assert_as_it_was(again.positions[BTC])
+    again = restarted_with_btc_restored(client, url)
     assert again.positions[BTC].amount == 2.0
     assert [e["kind"] for e in again.events][-2:] == ["restored", "resized"]
 
