@@ -531,19 +531,25 @@ def test_7g_a_lost_open_behind_a_lagging_list_is_not_sent_again(
 
 
 @pytest.mark.parametrize("options", [{}, {"outcome_confirmations": 1}])
-def test_7g_a_fill_a_lagging_list_omits_stays_tracked(options: dict[str, Any]) -> None:
+def test_7g_a_fill_a_lagging_list_omits_stays_tracked(
+    options: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     paper, pm = bots_venue(**options)
     # The open's own read, the cycle's list and the second read an absence takes show the
     # venue before the open.
     paper.lag_positions_next(3)
     assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
-    assert cycle(pm) == []
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert cycle(pm) == []
     if options:
         # One list's absence (read twice) untracks the fill the venue holds.
         assert not pm.has_position(BTC)
         assert kinds(pm, BTC)[-1] == ("removed", "closed_externally")
         return
     assert pm.has_position(BTC)
+    assert f"Position {BTC} not reported by the exchange (1/2); keeping it until confirmed" in (
+        caplog.messages
+    )
     assert cycle(pm) == []  # the list shows it now
     assert pm.has_position(BTC)
     assert [k for k, _ in kinds(pm, BTC)] == ["opened"]

@@ -35,6 +35,7 @@ def main(demo_output: str) -> int:
     manager = pm.PositionManager(paper, 0.02, ticker_retry_delays=(), clock=paper.clock)
     assert manager.open_position("BTC/USDT:USDT", "BUY", 10, 5, 0.03)
     assert manager.positions["BTC/USDT:USDT"].entry_time == datetime(2026, 1, 1)
+    assert list(manager.update_positions()) == []  # the exchange lists it
     paper.close_externally("BTC/USDT:USDT")
     assert list(manager.update_positions()) == []
     assert manager.events[-1]["reason"] == "closed_externally"

@@ -299,6 +299,8 @@ pub enum Applied<H> {
         key: Key,
         /// Misses so far.
         missing: u32,
+        /// Misses in a row its removal needs.
+        needed: u32,
     },
     /// Removed: it is a tombstone now.
     Removed {
@@ -1230,7 +1232,12 @@ impl<H: Clone> Book<H> {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = missing;
                     t.missing_since = Some(since);
-                    applied.push(Applied::Pending { key, missing });
+                    let needed = cx.policy.removal_needs(t.unlisted_fill).0;
+                    applied.push(Applied::Pending {
+                        key,
+                        missing,
+                        needed,
+                    });
                 }
             }
             Action::Remove { key, missing } => {

@@ -107,6 +107,23 @@ pub struct Policy {
     pub outcome_grace_seconds: f64,
 }
 
+impl Policy {
+    /// How many lists in a row must omit a tracked position, over at least how many seconds,
+    /// before it is removed: the removal rules, and for a fill of the manager's own that no
+    /// list has shown yet (`unlisted_fill`) the outcome rules too, whichever asks more.
+    pub fn removal_needs(&self, unlisted_fill: bool) -> (u32, f64) {
+        let (count, grace) = if unlisted_fill {
+            (
+                self.missing_confirmations.max(self.outcome_confirmations),
+                self.missing_grace_seconds.max(self.outcome_grace_seconds),
+            )
+        } else {
+            (self.missing_confirmations, self.missing_grace_seconds)
+        };
+        (count.max(1), grace)
+    }
+}
+
 /// The plainest policy: one list decides everything (removals, outcomes), no grace, nothing
 /// expires. The planner's own tests start from it; a manager builds its policy from
 /// [`ManagerConfig`](crate::manager::ManagerConfig), whose defaults differ
@@ -582,18 +599,10 @@ fn rests_on_absence(action: &Action) -> bool {
 /// The next miss of a tracked position: a removal once often and long enough (for a fill of
 /// the manager's own no list has shown yet, also by the outcome rules).
 fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
-    let p = &cx.policy;
     let missing = t.missing.saturating_add(1);
     let since = t.missing_since.unwrap_or(cx.now);
-    let (count, grace) = if t.unlisted_fill {
-        (
-            p.missing_confirmations.max(p.outcome_confirmations),
-            p.missing_grace_seconds.max(p.outcome_grace_seconds),
-        )
-    } else {
-        (p.missing_confirmations, p.missing_grace_seconds)
-    };
-    let enough = missing >= count.max(1) && cx.now.seconds_since(since) >= grace;
+    let (count, grace) = cx.policy.removal_needs(t.unlisted_fill);
+    let enough = missing >= count && cx.now.seconds_since(since) >= grace;
     (missing, since, enough)
 }
 

@@ -260,8 +260,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 contracts,
                 entry_change,
             } => self.report_resize(&at, previous, contracts, entry_change),
-            Applied::Pending { key, missing } => {
-                let needed = self.config().missing_confirmations;
+            Applied::Pending {
+                key,
+                missing,
+                needed,
+            } => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
                         "Position {key} not reported by the exchange ({missing}/{needed}); keeping it until confirmed"
