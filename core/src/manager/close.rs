@@ -9,8 +9,10 @@
 //!   (`close_unconfirmed`);
 //! - a close whose outcome is unknown (the client raised, or answered falsy: the bot's client
 //!   does both after a timeout that may have closed it) is resolved against the exchange before
-//!   the call returns — by the order's client id where the client takes them, else by one list:
-//!   gone means closed (the P/L is returned), still there means not closed.
+//!   the call returns — by the order's client id where the client takes them, else by a list:
+//!   gone means closed (the P/L is returned); still there means not closed only once
+//!   `outcome_confirmations` lists in a row show it (a list can lag the fill), and until then
+//!   the outcome stays unknown and nothing more is sent for the position.
 
 use log::Level;
 
