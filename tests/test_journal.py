@@ -1094,6 +1094,15 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert list(third.positions) == [BTC]
 
 
+def breakout_btc_tombstone(url: str) -> dict[str, Any]:
+    """The journal's one tombstone of account ``h``: BTC, with the bot's ``breakout`` attribute
+    (:func:`with_breakout_targets`)."""
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+    assert (tomb["symbol"], tomb["attributes"]) == (BTC, {"strategy": "breakout"})
+    return tomb
+
+
 def restarted_with_btc_restored(client: BotLikeClient, url: str) -> PositionManager:
     """The bot restarted on account ``h`` of ``url``: its start-up sync finds BTC, the journal's
     tombstone, and restores it as it was (not a new import)."""
@@ -1115,13 +1124,7 @@ def test_a_close_confirmed_by_failed_reads_is_journaled_as_a_tombstone(url: str)
     assert journal_keys(url, "h") == [BTC]
     cycle_on_failed_reads(pm, paper)
     assert journal_keys(url, "h") == [], "the close is over"
-    with Journal(url) as journal:
-        [tomb] = journal.tombstones("h")
-    assert (tomb["symbol"], tomb["attributes"], tomb["stop_loss"]) == (
-        BTC,
-        {"strategy": "breakout"},
-        80_000.0,
-    )
+    assert breakout_btc_tombstone(url)["stop_loss"] == 80_000.0
     del pm
 
     again = restarted_with_btc_restored(client, url)
@@ -1140,13 +1143,7 @@ def test_a_position_a_lost_order_closed_by_failed_reads_is_journaled_as_a_tombst
     lost_scale_out_on_failed_reads(pm, paper, BTC)
     assert not pm.has_position(BTC)
     assert journal_keys(url, "h") == []
-    with Journal(url) as journal:
-        [tomb] = journal.tombstones("h")
-    assert (tomb["symbol"], tomb["attributes"], tomb["amount"]) == (
-        BTC,
-        {"strategy": "breakout"},
-        3.0,
-    )
+    assert breakout_btc_tombstone(url)["amount"] == 3.0
     del pm
 
     again = restarted_with_btc_restored(client, url)

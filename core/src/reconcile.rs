@@ -188,7 +188,8 @@ impl Op {
     }
 }
 
-/// Lists, requested after an order, that did not show its effect so far (in a row).
+/// A run of lists in a row that did not show something: an order's effect (requested after
+/// it), or — for the removal rules — a tracked position.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Unseen {
     /// How many.
@@ -201,10 +202,22 @@ impl Unseen {
     /// With one more such list applied at `now`, and whether that is enough under `policy` to
     /// take the order as having done nothing.
     pub fn next(self, policy: &Policy, now: Timestamp) -> (Unseen, bool) {
+        self.one_more(
+            (
+                policy.outcome_confirmations.max(1),
+                policy.outcome_grace_seconds,
+            ),
+            now,
+        )
+    }
+
+    /// The run with one more list applied at `now`, and whether it now holds `needs.0` lists
+    /// over at least `needs.1` seconds: the one rule of "an absence that lasts", for removals
+    /// (a run of misses) and for unknown outcomes alike.
+    fn one_more(self, needs: (u32, f64), now: Timestamp) -> (Unseen, bool) {
         let lists = self.lists.saturating_add(1);
         let since = self.since.unwrap_or(now);
-        let enough = lists >= policy.outcome_confirmations.max(1)
-            && now.seconds_since(since) >= policy.outcome_grace_seconds;
+        let enough = lists >= needs.0 && now.seconds_since(since) >= needs.1;
         (
             Unseen {
                 lists,
@@ -599,11 +612,12 @@ fn rests_on_absence(action: &Action) -> bool {
 /// The next miss of a tracked position: a removal once often and long enough (for a fill of
 /// the manager's own no list has shown yet, also by the outcome rules).
 fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
-    let missing = t.missing.saturating_add(1);
-    let since = t.missing_since.unwrap_or(cx.now);
-    let (count, grace) = cx.policy.removal_needs(t.unlisted_fill);
-    let enough = missing >= count && cx.now.seconds_since(since) >= grace;
-    (missing, since, enough)
+    let misses = Unseen {
+        lists: t.missing,
+        since: t.missing_since,
+    };
+    let (misses, enough) = misses.one_more(cx.policy.removal_needs(t.unlisted_fill), cx.now);
+    (misses.lists, misses.since.unwrap_or(cx.now), enough)
 }
 
 fn plan_tracked(

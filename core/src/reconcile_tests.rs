@@ -347,6 +347,21 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
     );
 }
 
+/// What a list that settles `key`'s order with an unknown outcome calls for.
+fn resolves(key: &Key, resolution: Resolution, remember: bool) -> Vec<Action> {
+    vec![Action::Resolve {
+        key: key.clone(),
+        resolution,
+        remember,
+    }]
+}
+
+/// A 1-contract order that took half of it, as a list at entry 100 shows it.
+const HALF_EXECUTED: Resolution = Resolution::Executed {
+    contracts: 0.5,
+    entry_price: Some(100.0),
+};
+
 #[test]
 fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
     let btc = Key::net("BTC");
@@ -367,23 +382,12 @@ fn an_unknown_order_is_resolved_by_the_first_list_after_it() {
     let reduced = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
     assert_eq!(
         plan(&view(1.0), &nothing_known, &cx(&reduced, Purpose::Cycle, p)).actions,
-        vec![Action::Resolve {
-            key: btc.clone(),
-            resolution: Resolution::Executed {
-                contracts: 0.5,
-                entry_price: Some(100.0)
-            },
-            remember: false,
-        }]
+        resolves(&btc, HALF_EXECUTED, false)
     );
     let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
     assert_eq!(
         plan(&view(1.0), &nothing_known, &cx(&same, Purpose::Cycle, p)).actions,
-        vec![Action::Resolve {
-            key: btc.clone(),
-            resolution: Resolution::NotExecuted,
-            remember: false,
-        }]
+        resolves(&btc, Resolution::NotExecuted, false)
     );
     let earlier = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 4);
     assert_eq!(
@@ -452,11 +456,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
         counted(3, NOW),
         "enough lists, but not yet over the grace"
     );
-    let not_executed = vec![Action::Resolve {
-        key: btc.clone(),
-        resolution: Resolution::NotExecuted,
-        remember: false,
-    }];
+    let not_executed = resolves(&btc, Resolution::NotExecuted, false);
     let after_grace = NOW.plus_seconds(10.0);
     assert_eq!(
         plan(&view(two), &nothing_known, &at(after_grace)).actions,
@@ -466,14 +466,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
     let reduced = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
     assert_eq!(
         plan(&view(two), &nothing_known, &cx(&reduced, Purpose::Cycle, p)).actions,
-        vec![Action::Resolve {
-            key: btc.clone(),
-            resolution: Resolution::Executed {
-                contracts: 0.5,
-                entry_price: Some(100.0)
-            },
-            remember: false,
-        }]
+        resolves(&btc, HALF_EXECUTED, false)
     );
     let gone = Snapshot::read(vec![entry("ETH", "long", 1.0, 10.0)], 6);
     assert_eq!(
@@ -483,11 +476,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
             &cx(&gone, Purpose::Cycle, p)
         )
         .actions,
-        vec![Action::Resolve {
-            key: btc.clone(),
-            resolution: Resolution::Closed,
-            remember: false,
-        }]
+        resolves(&btc, Resolution::Closed, false)
     );
     // An empty answer is what a failed read of the bot's client looks like: the position is
     // kept as a tombstone (and the list, blind to it, is read again first).
@@ -499,11 +488,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
     );
     assert_eq!(
         closed_by_empty.actions,
-        vec![Action::Resolve {
-            key: btc.clone(),
-            resolution: Resolution::Closed,
-            remember: true,
-        }]
+        resolves(&btc, Resolution::Closed, true)
     );
     assert!(closed_by_empty.needs_corroboration);
     // A malformed list, or one requested before the answer, counts nothing.
