@@ -510,6 +510,7 @@ impl PyJournalReader {
             since_us,
             until_us,
             limit,
+            without_retracted: false,
         };
         let rows = self.with(py, |r| r.events(&filter))?;
         let items = rows
@@ -519,7 +520,8 @@ impl PyJournalReader {
         PyList::new(py, items)
     }
 
-    /// Positions that left the book (closed by the manager, removed as closed outside it).
+    /// Positions that left the book (closed by the manager, removed as closed outside it); a close
+    /// a later list contradicted (`close_unconfirmed`) is not one of them.
     #[pyo3(signature = (account=None, symbol=None, since_us=None, until_us=None, limit=None))]
     fn closed_positions<'py>(
         &self,
@@ -533,10 +535,10 @@ impl PyJournalReader {
         let filter = EventFilter {
             account,
             symbol,
-            kinds: Vec::new(),
             since_us,
             until_us,
             limit,
+            ..EventFilter::default()
         };
         let rows = self.with(py, |r| r.closed_positions(&filter))?;
         let items = rows

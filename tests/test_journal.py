@@ -1196,6 +1196,43 @@ def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) 
         assert journal.tombstones("h") == []
 
 
+def test_a_close_a_list_contradicted_is_not_a_closed_position(url: str) -> None:
+    # The bot's client answers True for a close whose re-read failed, without sending it: the
+    # manager records `closed` with its P/L, and a later list that still shows the very position
+    # tracks it again (`close_unconfirmed`). The position's one real end is the later close.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    client.close_reread_fails_next()
+    assert pm.close_position(BTC, "shutdown") is not None  # answered True, never sent
+    for _ in range(3):
+        if pm.has_position(BTC):
+            break
+        assert list(pm.update_positions()) == []
+    assert pm.has_position(BTC), "tracked again"
+    assert pm.close_position(ETH, "manual") is not None
+    assert pm.close_position(BTC, "take_profit") is not None
+    assert paper.position(BTC) is None and paper.position(ETH) is None
+    assert [e["kind"] for e in pm.events if e["symbol"] == BTC][-3:] == [
+        "closed",
+        "close_unconfirmed",
+        "closed",
+    ]
+
+    with Journal(url) as journal:
+        closed = journal.closed_positions("h")
+        logged = journal.events("h", kind="closed")
+        newest = journal.closed_positions("h", limit=1)
+        btc_only = journal.closed_positions("h", symbol=BTC)
+    assert [(c["symbol"], c["reason"]) for c in closed] == [(ETH, "manual"), (BTC, "take_profit")]
+    assert [(e["symbol"], e["reason"]) for e in logged] == [
+        (BTC, "shutdown"),
+        (ETH, "manual"),
+        (BTC, "take_profit"),
+    ], "the event log keeps the close that was taken back"
+    assert [c["reason"] for c in newest] == ["take_profit"]
+    assert [c["reason"] for c in btc_only] == ["take_profit"]
+
+
 @pytest.mark.parametrize("untracked", ["before", "after"])
 def test_a_position_whose_entry_was_estimated_is_restored_after_a_restart(
     url: str, untracked: str

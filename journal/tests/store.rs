@@ -328,6 +328,110 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
 }
 
 /// A batch setting the account's holds to `rows` (key, start).
+/// `kinds` of `(symbol, kind, reason)` recorded one second apart in one event log.
+fn events_of(kinds: &[(&str, EventKind, &str)]) -> Vec<Event> {
+    let log = EventLog::new(0);
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (symbol, kind, reason))| {
+            log.record(
+                Timestamp(1_700_000_000_000_000 + i as i64 * 1_000_000),
+                symbol,
+                *kind,
+                reason,
+                (*kind == EventKind::Closed).then_some(-0.5),
+                state(symbol, 100.0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_close_a_later_list_contradicted_is_not_a_closed_position() {
+    use EventKind::{Added, CloseUnconfirmed, Closed, Removed};
+    for db in databases() {
+        let (mut a, _) = open(&db, "a");
+        let (mut b, _) = open(&db, "b");
+        a.write(
+            batch_of(&events_of(&[
+                ("BTC", Added, "open"),
+                ("BTC", Closed, "shutdown"), // taken back by the list after it
+                ("ETH", Added, "open"),
+                ("BTC", CloseUnconfirmed, "still_listed"),
+                ("ETH", Closed, "manual"), // another key's close stands
+                ("BTC", Closed, "take_profit"),
+                ("SOL", Added, "open"),
+                ("SOL", Removed, "closed_externally"),
+            ])),
+            0,
+        )
+        .unwrap();
+        // Account b's close of BTC is not taken back by account a's list.
+        b.write(
+            batch_of(&events_of(&[
+                ("BTC", Added, "open"),
+                ("BTC", Closed, "stop_loss"),
+            ])),
+            0,
+        )
+        .unwrap();
+        let mut r = Reader::open(&db).unwrap();
+        let ends = |r: &mut Reader, filter: EventFilter| -> Vec<(String, String, String)> {
+            r.closed_positions(&filter)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.account, e.symbol, e.reason))
+                .collect()
+        };
+        let end = |a: &str, s: &str, r: &str| (a.to_owned(), s.to_owned(), r.to_owned());
+        assert_eq!(
+            ends(&mut r, EventFilter::default()),
+            vec![
+                end("b", "BTC", "stop_loss"),
+                end("a", "ETH", "manual"),
+                end("a", "BTC", "take_profit"),
+                end("a", "SOL", "closed_externally"),
+            ],
+            "{db}"
+        );
+        let btc_of_a = EventFilter {
+            account: Some("a".into()),
+            symbol: Some("BTC".into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(
+            ends(&mut r, btc_of_a.clone()),
+            vec![end("a", "BTC", "take_profit")],
+            "{db}"
+        );
+        // The event log itself keeps the close that was taken back.
+        let logged = r
+            .events(&EventFilter {
+                kinds: vec!["closed".into()],
+                ..btc_of_a
+            })
+            .unwrap();
+        assert_eq!(
+            logged.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
+            ["shutdown", "take_profit"],
+            "{db}"
+        );
+        let newest = EventFilter {
+            limit: Some(2),
+            ..EventFilter::default()
+        };
+        assert_eq!(
+            ends(&mut r, newest),
+            vec![
+                end("a", "BTC", "take_profit"),
+                end("a", "SOL", "closed_externally"),
+            ],
+            "{db}"
+        );
+    }
+}
+
 fn holds(rows: &[(&str, i64)]) -> Batch {
     Batch {
         holds: Some(

@@ -144,7 +144,11 @@ class Journal:
     ) -> Records:
         """Positions that left the book, oldest first: ``kind`` ``closed`` (by the manager, with
         its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on the exchange, by
-        hand), with ``reason``, the position's last fields and the bot's ``attributes``."""
+        hand), with ``reason``, the position's last fields and the bot's ``attributes``.
+
+        A ``closed`` event that a later ``close_unconfirmed`` of the same key took back (a list
+        still showed the very position, so it was tracked again) is left out: it was not the
+        position's end. :meth:`events` still shows it."""
         return Records(
             self._reader.closed_positions(
                 _name("account", account),
