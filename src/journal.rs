@@ -510,7 +510,7 @@ impl PyJournalReader {
             since_us,
             until_us,
             limit,
-            without_retracted: false,
+            without_taken_back: false,
         };
         let rows = self.with(py, |r| r.events(&filter))?;
         let items = rows
@@ -520,8 +520,8 @@ impl PyJournalReader {
         PyList::new(py, items)
     }
 
-    /// Positions that left the book (closed by the manager, removed as closed outside it); a close
-    /// a later list contradicted (`close_unconfirmed`) is not one of them.
+    /// Positions that left the book (closed by the manager, removed as closed outside it); an end
+    /// a later list took back (`close_unconfirmed`, `restored`) is not one of them.
     #[pyo3(signature = (account=None, symbol=None, since_us=None, until_us=None, limit=None))]
     fn closed_positions<'py>(
         &self,

@@ -1233,6 +1233,46 @@ def test_a_close_a_list_contradicted_is_not_a_closed_position(url: str) -> None:
     assert [c["reason"] for c in btc_only] == ["take_profit"]
 
 
+def test_a_removal_a_later_list_took_back_is_not_a_closed_position(url: str) -> None:
+    # Two failed reads of the bot's client (`[]` twice) untrack a live position (`removed`); the
+    # next list shows the very position and restores it (`restored`). Its one real end is the
+    # close that follows; the same holds for a close "confirmed" by failed reads and restored.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    cycle_on_failed_reads(pm, paper)
+    assert not pm.has_position(BTC)
+    assert list(pm.update_positions()) == []
+    assert pm.has_position(BTC), "restored"
+    assert pm.close_position(BTC, "manual") is not None
+    cycle_on_failed_reads(pm, paper)  # confirms the close by an empty answer: remembered
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    client.close_reread_fails_next()
+    assert pm.close_position(ETH, "shutdown") is not None  # answered True, never sent
+    cycle_on_failed_reads(pm, paper)  # "confirmed" by failed reads: remembered
+    assert list(pm.update_positions()) == []  # lists ETH as it was: restored
+    assert pm.has_position(ETH)
+    assert pm.close_position(ETH, "take_profit") is not None
+    assert paper.position(BTC) is None and paper.position(ETH) is None
+    assert [e["kind"] for e in pm.events if e["symbol"] == BTC] == [
+        "opened",
+        "removed",
+        "restored",
+        "closed",
+    ]
+    assert [e["kind"] for e in pm.events if e["symbol"] == ETH] == [
+        "opened",
+        "closed",
+        "restored",
+        "closed",
+    ]
+
+    with Journal(url) as journal:
+        closed = journal.closed_positions("h")
+    assert [(c["symbol"], c["kind"], c["reason"]) for c in closed] == [
+        (BTC, "closed", "manual"),
+        (ETH, "closed", "take_profit"),
+    ]
+
+
 @pytest.mark.parametrize("untracked", ["before", "after"])
 def test_a_position_whose_entry_was_estimated_is_restored_after_a_restart(
     url: str, untracked: str

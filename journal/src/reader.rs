@@ -30,22 +30,29 @@ pub struct EventFilter {
     pub until_us: Option<i64>,
     /// At most this many: the newest ones (still returned oldest first).
     pub limit: Option<i64>,
-    /// Leave out the `closed` events a later `close_unconfirmed` of the same key took back (see
-    /// [`RETRACTED`]).
-    pub without_retracted: bool,
+    /// Leave out the position ends a later event of the same key took back (see
+    /// [`TAKEN_BACK`]).
+    pub without_taken_back: bool,
 }
 
-/// Whether the row in hand (of `pmrs_events`) is a `closed` event that a later
-/// `close_unconfirmed` of the same account and key took back: a list showed the very position
-/// still open after the client reported the close (the bot's client answers `True` for a close
-/// it never sent), so it was tracked again. The position has one `closed` (or `removed`) event
-/// per real end; a retracted one is kept in the log, but is not a close.
-pub const RETRACTED: &str = "kind = 'closed' AND EXISTS (\
+/// Whether the row in hand (of `pmrs_events`) is a position's end (`closed`, `removed`) that the
+/// key's next event of its life took back: `close_unconfirmed` (a list still showed the very
+/// position after the client reported the close — the bot's client answers `True` for a close it
+/// never sent) or `restored` (a list showed the very position again after failed reads, which
+/// the bot's client answers `[]`, untracked it or "confirmed" its close). Either way the position
+/// lived on; its real end, if any, comes later. The event log keeps both. (A side flip's
+/// removal is never taken back: a `restored` after it is the flip back bringing the other side's
+/// position back, not this one.)
+pub const TAKEN_BACK: &str = "kind IN ('closed', 'removed') AND reason <> 'side_flipped' \
+     AND EXISTS (\
      SELECT 1 FROM pmrs_events u WHERE u.account = pmrs_events.account \
-     AND u.symbol = pmrs_events.symbol AND u.kind = 'close_unconfirmed' \
+     AND u.symbol = pmrs_events.symbol \
+     AND (u.kind = 'restored' OR (u.kind = 'close_unconfirmed' AND pmrs_events.kind = 'closed')) \
      AND u.seq > pmrs_events.seq AND NOT EXISTS (\
      SELECT 1 FROM pmrs_events c WHERE c.account = u.account AND c.symbol = u.symbol \
-     AND c.kind = 'closed' AND c.seq > pmrs_events.seq AND c.seq < u.seq))";
+     AND c.kind IN ('closed', 'removed', 'close_unconfirmed', 'restored', 'opened', \
+     'imported', 'added', 'loaded', 'untracked') \
+     AND c.seq > pmrs_events.seq AND c.seq < u.seq))";
 
 /// One event row.
 #[derive(Clone, Debug, PartialEq)]
@@ -282,8 +289,8 @@ impl Reader {
             let p = param(Val::int(t), &mut params);
             clauses.push(format!("time_us < {p}"));
         }
-        if filter.without_retracted {
-            clauses.push(format!("NOT ({RETRACTED})"));
+        if filter.without_taken_back {
+            clauses.push(format!("NOT ({TAKEN_BACK})"));
         }
         let filter_sql = if clauses.is_empty() {
             String::new()
@@ -322,13 +329,13 @@ impl Reader {
     }
 
     /// The positions that left the book (`closed` by the manager with its P/L, `removed` as
-    /// closed outside it) that `filter` selects (its kinds are ignored), oldest first. A close a
-    /// later list contradicted (`close_unconfirmed`: the position was tracked again) is not one
-    /// of them.
+    /// closed outside it) that `filter` selects (its kinds are ignored), oldest first. An end a
+    /// later list took back (`close_unconfirmed`, `restored`: the very position was tracked
+    /// again) is not one of them.
     pub fn closed_positions(&mut self, filter: &EventFilter) -> JournalResult<Vec<EventRecord>> {
         let mut f = filter.clone();
         f.kinds = CLOSING_KINDS.iter().map(|k| (*k).to_owned()).collect();
-        f.without_retracted = true;
+        f.without_taken_back = true;
         self.events(&f)
     }
 

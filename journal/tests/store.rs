@@ -348,8 +348,8 @@ fn events_of(kinds: &[(&str, EventKind, &str)]) -> Vec<Event> {
 }
 
 #[test]
-fn a_close_a_later_list_contradicted_is_not_a_closed_position() {
-    use EventKind::{Added, CloseUnconfirmed, Closed, Removed};
+fn an_end_a_later_list_took_back_is_not_a_closed_position() {
+    use EventKind::{Added, CloseUnconfirmed, Closed, Imported, Removed, Restored};
     for db in databases() {
         let (mut a, _) = open(&db, "a");
         let (mut b, _) = open(&db, "b");
@@ -363,6 +363,14 @@ fn a_close_a_later_list_contradicted_is_not_a_closed_position() {
                 ("BTC", Closed, "take_profit"),
                 ("SOL", Added, "open"),
                 ("SOL", Removed, "closed_externally"),
+                ("XRP", Added, "open"),
+                ("XRP", Removed, "closed_externally"), // failed reads: restored next
+                ("XRP", Restored, "reported_again"),
+                ("DOT", Added, "open"),
+                ("DOT", Removed, "side_flipped"), // a flip: the new side imported
+                ("DOT", Imported, "side_flipped"),
+                ("DOT", Removed, "side_flipped"), // and back: the old side restored
+                ("DOT", Restored, "reported_again"),
             ])),
             0,
         )
@@ -392,6 +400,8 @@ fn a_close_a_later_list_contradicted_is_not_a_closed_position() {
                 end("a", "ETH", "manual"),
                 end("a", "BTC", "take_profit"),
                 end("a", "SOL", "closed_externally"),
+                end("a", "DOT", "side_flipped"),
+                end("a", "DOT", "side_flipped"),
             ],
             "{db}"
         );
@@ -424,8 +434,8 @@ fn a_close_a_later_list_contradicted_is_not_a_closed_position() {
         assert_eq!(
             ends(&mut r, newest),
             vec![
-                end("a", "BTC", "take_profit"),
-                end("a", "SOL", "closed_externally"),
+                end("a", "DOT", "side_flipped"),
+                end("a", "DOT", "side_flipped"),
             ],
             "{db}"
         );

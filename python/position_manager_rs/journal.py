@@ -146,9 +146,10 @@ class Journal:
         its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on the exchange, by
         hand), with ``reason``, the position's last fields and the bot's ``attributes``.
 
-        A ``closed`` event that a later ``close_unconfirmed`` of the same key took back (a list
-        still showed the very position, so it was tracked again) is left out: it was not the
-        position's end. :meth:`events` still shows it."""
+        An end that the key's next event of its life took back is left out: a ``closed``
+        followed by ``close_unconfirmed``, or a ``closed`` or ``removed`` followed by
+        ``restored`` (a list showed the very position again, so it lived on). :meth:`events`
+        still shows both."""
         return Records(
             self._reader.closed_positions(
                 _name("account", account),
