@@ -344,6 +344,21 @@ def bot_with_btc(
     return paper, client, pm
 
 
+def venue_position_ends(paper: PaperExchange) -> int:
+    """How many positions ended on the venue, from its history: closed by a fill, by hand,
+    reduced to nothing by hand, or liquidated."""
+    ends = 0
+    for entry in paper.history:
+        kind, details = entry["kind"], entry["details"]
+        if (
+            kind in ("manual_close", "liquidation")
+            or (kind == "partial_reduction" and details.get("remaining", 1) <= EPS)
+            or (kind == "fill" and details.get("position") is None)
+        ):
+            ends += 1
+    return ends
+
+
 def cycle_on_failed_reads(pm: PositionManager, paper: PaperExchange) -> None:
     """One update cycle whose list and its re-read both fail: the bot's client answers ``[]``
     twice, which untracks every position and "confirms" every close awaiting confirmation."""

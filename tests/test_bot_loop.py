@@ -32,11 +32,12 @@ from bot_sim import (
     ledger,
     random_faults,
     scripted_faults,
+    venue_position_ends,
 )
 from helpers_clients import run_with_timeout
 from reliability_helpers import LONG, seeds
 
-from position_manager_rs import PaperExchange, PositionManager
+from position_manager_rs import Journal, PaperExchange, PositionManager
 
 #: The soak's seeds (``PMRS_SEED`` chooses others: a sweep over hundreds takes minutes per mode).
 SOAK_SEEDS = seeds(list(range(1, 9)))
@@ -294,6 +295,23 @@ def test_a_position_reduced_while_untracked_has_no_target_taken_twice() -> None:
     restores it with its targets taken."""
     result = soak_run(20, True, {})
     assert result.partials_beyond_targets == []
+
+
+def test_the_journals_closed_positions_are_the_venues_position_ends(tmp_path: Path) -> None:
+    """Lockstep soak seed 2 with a journal (about 1 s). The bot's client untracks positions on
+    failed reads and answers True for closes it never sent; the lists after restore them or
+    track them again. The journal's event log keeps every such end (156), but
+    ``closed_positions()`` lists only those no later event took back: exactly the 103 positions
+    the venue saw end. Before the ends taken back were left out it listed all 156."""
+    path = tmp_path / "journal.db"
+    bot = soak_bot(2, True, {"journal": str(path), "account": "soak"})
+    result = checked_soak(run(bot, deadline=240.0))
+    assert result.left_open == []
+    with Journal(path) as journal:
+        logged = journal.events("soak", kind=["closed", "removed"])
+        closed = journal.closed_positions("soak")
+    assert len(logged) > len(closed), "the run has ends that were taken back"
+    assert len(closed) == venue_position_ends(bot.paper)
 
 
 def test_a_lagging_list_does_not_undo_a_partial_exit_whose_answer_was_lost() -> None:
