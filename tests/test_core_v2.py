@@ -556,6 +556,76 @@ def test_7g_a_fill_a_lagging_list_omits_stays_tracked(
     assert market_orders(paper) == 1 and held(paper) == 10.0
 
 
+def stopped_out(paper: PaperExchange, pm: PositionManager) -> None:
+    """BTC listed and tracked, then its price far below the stop: the next cycle closes it."""
+    assert pm.open_position(BTC, "BUY", 100, 10, 0.05) is True
+    assert cycle(pm) == []  # listed
+    paper.set_price(BTC, pm.positions[BTC].entry_price * 0.94)
+
+
+@pytest.mark.parametrize(("lagging", "taken_back"), [(1, False), (2, True)])
+def test_7h_a_filled_close_behind_a_lagging_list_is_not_taken_back(
+    lagging: int, taken_back: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A client that takes client order ids: the close order is looked up when a list still
+    # shows the position. Filled: the list lags, and it takes `outcome_confirmations` (2) lists
+    # in a row to believe it. The stop cycle's own list lags too.
+    paper = PaperExchange(seed=1, volatility=0.0)
+    pm = make_manager(paper, clock=paper.clock)
+    stopped_out(paper, pm)
+    paper.lag_positions_next(1 + lagging)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert [s for s, _, _ in cycle(pm)] == [BTC]
+        assert paper.position(BTC) is None
+        for _ in range(3):
+            assert cycle(pm) == []
+    assert (
+        f"The exchange still lists {BTC} though its close order filled (1/2); its list lags the "
+        "fill, so it is tracked again only if the next lists show it too"
+    ) in caplog.messages
+    assert len(paper.calls_of("get_order_by_client_id")) == 1
+    assert not pm.has_position(BTC)
+    assert len(paper.calls_of("close_position")) == 1, "one close order"
+    if taken_back:
+        # Lagging longer than the confirmations: tracked again, then removed (as before).
+        assert [k for k, _ in kinds(pm, BTC)] == [
+            "opened",
+            "closed",
+            "close_unconfirmed",
+            "removed",
+        ]
+        return
+    assert [k for k, _ in kinds(pm, BTC)] == ["opened", "closed"]
+
+
+class ClosesWithoutSending(PaperExchange):
+    """A paper venue whose next ``close_position`` answers True without sending anything, as the
+    bot's client does when its re-read fails, but that takes client order ids."""
+
+    skip_close = 0
+
+    def close_position(self, symbol: str, *args: Any, **kwargs: Any) -> bool:
+        if self.skip_close:
+            self.skip_close -= 1
+            return True
+        return super().close_position(symbol, *args, **kwargs)
+
+
+def test_7h_a_named_close_the_venue_never_got_is_tracked_again_at_once() -> None:
+    # The lookup finds no such order: the list that still shows the position is believed at
+    # once, and the next cycle's stop closes it for real.
+    paper = ClosesWithoutSending(seed=1, volatility=0.0)
+    pm = make_manager(paper, clock=paper.clock)
+    stopped_out(paper, pm)
+    paper.skip_close = 1
+    assert [s for s, _, _ in cycle(pm)] == [BTC]
+    assert paper.position(BTC) is not None, "nothing was sent"
+    assert [s for s, _, _ in cycle(pm)] == [BTC]  # tracked again, and its stop closes it
+    assert paper.position(BTC) is None
+    assert [k for k, _ in kinds(pm, BTC)] == ["opened", "closed", "close_unconfirmed", "closed"]
+    assert len(paper.calls_of("get_order_by_client_id")) == 1
+
+
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 

@@ -32,8 +32,8 @@ use crate::clock::Timestamp;
 use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
-    self, Action, Busy, Context, Fingerprint, KeyView, Op, Phase, Plan, Resolution, TombView,
-    TrackedView, Unseen,
+    self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Op, Phase, Plan, Policy,
+    Resolution, TombView, TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
 use crate::symbol_map::KeyMap;
@@ -152,6 +152,24 @@ pub struct ClosedSlot<H> {
     pub own: Option<Fingerprint>,
     /// When it was closed.
     pub closed_time: Timestamp,
+    /// The close order's client id, when the client takes them: a list that still shows the
+    /// position is checked against the order before it is believed.
+    pub order_id: Option<String>,
+    /// The close order is known to have filled (its lookup said so).
+    pub filled: bool,
+    /// Lists so far that still showed it as it was once the order was known filled.
+    pub unseen: Unseen,
+}
+
+impl<H> ClosedSlot<H> {
+    /// What a list that still shows the position as it was proves.
+    fn check(&self) -> CloseCheck {
+        match (self.filled, &self.order_id) {
+            (true, _) => CloseCheck::Filled,
+            (false, Some(_)) => CloseCheck::Lookup,
+            (false, None) => CloseCheck::List,
+        }
+    }
 }
 
 /// A tracked position as [`Book::contents`] gives it: key, state, handle, and what the exchange
@@ -354,6 +372,23 @@ pub enum Applied<H> {
         previous: f64,
         /// A `Closed` resolution by an empty answer kept the position as a tombstone.
         remembered: bool,
+    },
+    /// A list still showed the very position after a close whose order carries a client id: the
+    /// caller looks the order up ([`Book::close_filled`] if it filled, else
+    /// [`Book::unconfirm_close`]).
+    VerifyClose {
+        /// The key.
+        key: Key,
+        /// The close order's client id.
+        order_id: String,
+    },
+    /// A list still showed the very position after a close whose order is known filled, not yet
+    /// in enough lists to believe it: it stays closed, awaiting confirmation.
+    StillListed {
+        /// The key.
+        key: Key,
+        /// Lists so far.
+        lists: u32,
     },
     /// A list showed no effect of an order whose answer was lost (or no position for an open
     /// whose answer was lost), not yet enough to take it as not executed.
@@ -637,6 +672,9 @@ impl<H: Clone> Book<H> {
                 at,
                 own,
                 closed_time,
+                order_id: None,
+                filled: false,
+                unseen: Unseen::default(),
             }),
         );
         Ok(())
@@ -941,9 +979,17 @@ impl<H: Clone> Book<H> {
     }
 
     /// The manager closed `key` (the client said so): the position leaves the tracked book and
-    /// waits for a list requested after now to confirm it. False when `key` no longer holds
-    /// `position` (then nothing changes).
-    pub fn closed(&self, key: &str, position: &SharedPosition, now: Timestamp) -> bool {
+    /// waits for a list requested after now to confirm it. `order_id` is the close order's
+    /// client id (when the client takes them); `filled` says its fill is known (looked up).
+    /// False when `key` no longer holds `position` (then nothing changes).
+    pub fn closed(
+        &self,
+        key: &str,
+        position: &SharedPosition,
+        now: Timestamp,
+        order_id: Option<&str>,
+        filled: bool,
+    ) -> bool {
         let mut inner = self.inner.lock();
         if !holds_in(&inner, key, position) {
             return false;
@@ -964,9 +1010,55 @@ impl<H: Clone> Book<H> {
                 at,
                 own,
                 closed_time: now,
+                order_id: order_id.map(str::to_owned),
+                filled,
+                unseen: Unseen::default(),
             }),
         );
         true
+    }
+
+    /// The close of `key` whose order is `order_id` is known to have filled, and a list applied
+    /// at `now` still showed the position as it was: that list is the first of the run
+    /// `policy.outcome_confirmations` asks for ([`Applied::StillListed`]), or enough on its own
+    /// ([`Applied::CloseUnconfirmed`]). `None` when `key` no longer waits on that order.
+    pub fn close_filled(
+        &self,
+        key: &Key,
+        order_id: &str,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Option<Applied<H>> {
+        let mut inner = self.inner.lock();
+        let Some(Slot::Closed(c)) = inner.slots.get_mut(key.as_str()) else {
+            return None;
+        };
+        if c.order_id.as_deref() != Some(order_id) {
+            return None;
+        }
+        c.filled = true;
+        let (unseen, enough) = Unseen::default().next(policy, now);
+        if enough {
+            return unconfirm(&mut inner, key.clone(), None);
+        }
+        c.unseen = unseen;
+        Some(Applied::StillListed {
+            key: key.clone(),
+            lists: unseen.lists,
+        })
+    }
+
+    /// The close of `key` whose order is `order_id` did not fill (or its lookup could not tell):
+    /// the list that still showed the position is believed, and it is tracked again
+    /// ([`Applied::CloseUnconfirmed`]). `None` when `key` no longer waits on that order.
+    pub fn unconfirm_close(&self, key: &Key, order_id: &str) -> Option<Applied<H>> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key.as_str()) {
+            Some(Slot::Closed(c)) if c.order_id.as_deref() == Some(order_id) => {
+                unconfirm(&mut inner, key.clone(), None)
+            }
+            _ => None,
+        }
     }
 
     /// Removes `key` as closed outside the manager and keeps it as a tombstone, outside any
@@ -1345,16 +1437,15 @@ impl<H: Clone> Book<H> {
                 });
             }
             Action::CloseUnconfirmed { key, contracts } => {
-                if let Some(Slot::Closed(c)) = take_slot(inner, &key) {
-                    let entry = revive(inner, &key, c.entry);
-                    if let Some(size) = contracts {
-                        entry.position.lock().amount = size;
-                    }
-                    applied.push(Applied::CloseUnconfirmed {
-                        at: touched(&key, &entry),
-                        contracts,
-                    });
-                    put_tracked(inner, &key, entry);
+                applied.extend(unconfirm(inner, key, contracts));
+            }
+            Action::VerifyClose { key } => {
+                if let Some(Slot::Closed(ClosedSlot {
+                    order_id: Some(id), ..
+                })) = inner.slots.get(key.as_str())
+                {
+                    let order_id = id.clone();
+                    applied.push(Applied::VerifyClose { key, order_id });
                 }
             }
             Action::Unseen { key, unseen } => {
@@ -1369,6 +1460,14 @@ impl<H: Clone> Book<H> {
                     Some(Slot::Opening(o)) if o.unknown.is_some() => {
                         o.unseen = unseen;
                         None
+                    }
+                    Some(Slot::Closed(c)) => {
+                        c.unseen = unseen;
+                        applied.push(Applied::StillListed {
+                            key,
+                            lists: unseen.lists,
+                        });
+                        return;
                     }
                     _ => return,
                 };
@@ -1659,6 +1758,28 @@ fn revive<H>(inner: &mut Inner<H>, _key: &Key, entry: Tracked<H>) -> Tracked<H> 
     }
 }
 
+/// A close contradicted: the closed entry of `key` is tracked again (the very same object), with
+/// the exchange's size when it differs.
+fn unconfirm<H: Clone>(
+    inner: &mut Inner<H>,
+    key: Key,
+    contracts: Option<f64>,
+) -> Option<Applied<H>> {
+    let Some(Slot::Closed(c)) = take_slot(inner, &key) else {
+        return None;
+    };
+    let entry = revive(inner, &key, c.entry);
+    if let Some(size) = contracts {
+        entry.position.lock().amount = size;
+    }
+    let applied = Applied::CloseUnconfirmed {
+        at: touched(&key, &entry),
+        contracts,
+    };
+    put_tracked(inner, &key, entry);
+    Some(applied)
+}
+
 fn put_tracked<H>(inner: &mut Inner<H>, key: &Key, entry: Tracked<H>) {
     put_slot(inner, key, Slot::Tracked(entry));
 }
@@ -1733,6 +1854,8 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             at: c.at,
             own: c.own,
             closed_time: c.closed_time,
+            check: c.check(),
+            unseen: c.unseen,
         },
         Slot::Opening(o) => Phase::Opening {
             unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),

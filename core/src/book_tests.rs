@@ -27,10 +27,24 @@ fn listed(symbol: &str, side: &str, contracts: f64, price: f64) -> RawEntry {
 
 /// Applies a list read at the book's current mark (a cycle's, unless said otherwise).
 fn apply(book: &Book<u32>, entries: Vec<RawEntry>, purpose: Purpose) -> Vec<Applied<u32>> {
+    apply_under(book, Policy::default(), entries, purpose)
+}
+
+/// Applies a cycle's list read at the book's current mark under `policy`.
+fn apply_with(book: &Book<u32>, policy: Policy, entries: Vec<RawEntry>) -> Vec<Applied<u32>> {
+    apply_under(book, policy, entries, Purpose::Cycle)
+}
+
+fn apply_under(
+    book: &Book<u32>,
+    policy: Policy,
+    entries: Vec<RawEntry>,
+    purpose: Purpose,
+) -> Vec<Applied<u32>> {
     let snap = Snapshot::read(entries, book.mark());
     let cx = Context {
         snapshot: &snap,
-        policy: Policy::default(),
+        policy,
         now: Timestamp(10),
         purpose,
         focus: None,
@@ -228,7 +242,7 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 7);
-    assert!(book.closed("A", &p, Timestamp(1)));
+    assert!(book.closed("A", &p, Timestamp(1), None, false));
     assert!(!book.contains("A") && book.is_empty());
     // Still listed after the close: the very same object comes back.
     let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
@@ -241,7 +255,7 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     ));
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
     // Closed again and confirmed by absence: gone for good.
-    assert!(book.closed("A", &p, Timestamp(2)));
+    assert!(book.closed("A", &p, Timestamp(2), None, false));
     let applied = apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
     assert!(matches!(
         &applied[..],
@@ -258,12 +272,71 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
 }
 
 #[test]
+fn a_named_close_still_listed_waits_for_its_lookup() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 7);
+    assert!(book.closed("A", &p, Timestamp(1), Some("c1"), false));
+    let key = Key::parse("A");
+    let two = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    // Still listed: the order is to be looked up; nothing changes yet.
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(
+        matches!(&applied[..], [Applied::VerifyClose { order_id, .. }] if order_id == "c1"),
+        "{applied:?}"
+    );
+    assert!(!book.contains("A"));
+    // Another order's answer changes nothing.
+    assert!(book
+        .close_filled(&key, "other", &two, Timestamp(2))
+        .is_none());
+    assert!(book.unconfirm_close(&key, "other").is_none());
+    // Filled: that list was the first of two.
+    let first = book.close_filled(&key, "c1", &two, Timestamp(2));
+    assert!(
+        matches!(first, Some(Applied::StillListed { lists: 1, .. })),
+        "{first:?}"
+    );
+    assert!(!book.contains("A"));
+    let applied = apply_with(&book, two, vec![listed("A", "long", 1.0, 100.0)]);
+    assert!(
+        matches!(
+            &applied[..],
+            [Applied::CloseUnconfirmed {
+                contracts: None,
+                ..
+            }]
+        ),
+        "{applied:?}"
+    );
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+    // Closed again, and the lookup finds the order did not fill: tracked again at once.
+    assert!(book.closed("A", &p, Timestamp(3), Some("c2"), false));
+    apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    let back = book.unconfirm_close(&key, "c2");
+    assert!(
+        matches!(
+            back,
+            Some(Applied::CloseUnconfirmed {
+                contracts: None,
+                ..
+            })
+        ),
+        "{back:?}"
+    );
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+}
+
+#[test]
 fn a_close_confirmed_by_an_empty_answer_is_remembered_as_a_tombstone() {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 1);
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
-    assert!(book.closed("A", &p, Timestamp(1)));
+    assert!(book.closed("A", &p, Timestamp(1), None, false));
     // An empty answer (a failed read of the bot's client looks the same) confirms the close...
     let applied = apply(&book, vec![], Purpose::Cycle);
     assert!(
@@ -293,7 +366,7 @@ fn a_close_confirmed_by_an_empty_answer_is_remembered_as_a_tombstone() {
     // A book that keeps no tombstones forgets it.
     let none: Book<u32> = Book::new(0);
     none.insert("A", p.clone(), 1);
-    assert!(none.closed("A", &p, Timestamp(1)));
+    assert!(none.closed("A", &p, Timestamp(1), None, false));
     let applied = apply(&none, vec![], Purpose::Cycle);
     assert!(matches!(
         &applied[..],
@@ -551,7 +624,7 @@ fn an_import_never_overwrites_what_the_manager_did_meanwhile() {
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 2);
     let requested_before_close = book.mark();
-    book.closed("A", &p, Timestamp(1));
+    book.closed("A", &p, Timestamp(1), None, false);
     assert!(
         book.insert_import(&a, pos("A", 1.0), 3, requested_before_close)
             .is_err(),
@@ -621,7 +694,7 @@ fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
         Purpose::Cycle,
     );
     let d = book.get("D").unwrap().0;
-    assert!(book.closed("D", &d, Timestamp(5)));
+    assert!(book.closed("D", &d, Timestamp(5), None, false));
     let mut no_symbol = RawPosition::with_symbol("");
     no_symbol.symbol = Field::Null;
     let lists: Vec<Vec<RawEntry>> = vec![

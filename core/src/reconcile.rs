@@ -16,7 +16,9 @@
 //! - a removed position is restored — same object — when a later list shows the very same
 //!   position (side, size and entry price) again; so is one a side flip replaced;
 //! - a close the manager made waits for a list requested after it: absent confirms it, the same
-//!   position still listed restores it (`close_unconfirmed`);
+//!   position still listed restores it (`close_unconfirmed`) — unless the close order carries a
+//!   client id: then it is looked up first, and once known filled the list is taken to lag it
+//!   until `outcome_confirmations` lists in a row show the position;
 //! - an order whose outcome is unknown is resolved by the first list requested after it that
 //!   shows its effect (executed, closed); that it did nothing (the exchange holds what it held
 //!   before, an open's position is not listed) needs `outcome_confirmations` lists in a row over
@@ -188,6 +190,21 @@ impl Op {
     }
 }
 
+/// What a list that still shows the very position after one of the manager's closes (same side,
+/// same size) proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCheck {
+    /// That the close did not happen: the client's answer is all there is (the bot's own client
+    /// answers `True` for a close it never sent), so the position is tracked again at once.
+    List,
+    /// Nothing yet: the close order carries a client id, so it is looked up first (rule 7) — a
+    /// filled order means the list lags the fill.
+    Lookup,
+    /// Nothing yet: the close order is known to have filled, so the list lags; it is believed
+    /// only once `outcome_confirmations` lists in a row (over `outcome_grace_seconds`) show it.
+    Filled,
+}
+
 /// A run of lists in a row that did not show something: an order's effect (requested after
 /// it), or — for the removal rules — a tracked position.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -313,6 +330,10 @@ pub enum Phase<'a> {
         own: Option<Fingerprint>,
         /// When it was closed.
         closed_time: Timestamp,
+        /// What a list that still shows it as it was proves.
+        check: CloseCheck,
+        /// Lists so far that showed it as it was after its order was known filled.
+        unseen: Unseen,
     },
     /// An `open_position` is in flight (`unknown: None`), or its order's outcome is unknown.
     Opening {
@@ -427,9 +448,17 @@ pub enum Action {
         /// The exchange's size, when it differs from the book's last one.
         contracts: Option<f64>,
     },
+    /// A close whose order carries a client id is contradicted by the very position still listed
+    /// as it was ([`CloseCheck::Lookup`]): the caller looks the order up before believing the
+    /// list (filled: the list lags; otherwise the close did not happen).
+    VerifyClose {
+        /// The key.
+        key: Key,
+    },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
-    /// an open, no position), not yet in enough lists or over long enough to take it as not
-    /// executed: counted; nothing more is sent for the position meanwhile.
+    /// an open, no position) — or still shows the very position after a close whose order is
+    /// known filled — not yet in enough lists or over long enough to take it as not executed:
+    /// counted; nothing more is sent for the position meanwhile.
     Unseen {
         /// The key.
         key: Key,
@@ -476,6 +505,7 @@ impl Action {
             | Action::Import { key }
             | Action::CloseConfirmed { key, .. }
             | Action::CloseUnconfirmed { key, .. }
+            | Action::VerifyClose { key }
             | Action::Resolve { key, .. }
             | Action::ResolveOpen { key, .. }
             | Action::Expire { key } => key,
@@ -558,7 +588,21 @@ fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> 
             at,
             own,
             closed_time,
-        } => plan_closed(view.key, at, own, closed_time, seen, cx, actions),
+            check,
+            unseen,
+        } => plan_closed(
+            view.key,
+            ClosedView {
+                at,
+                own,
+                closed_time,
+                check,
+                unseen,
+            },
+            seen,
+            cx,
+            actions,
+        ),
         Phase::Opening { unknown, unseen } => {
             plan_opening(view.key, unknown, unseen, seen, cx, actions)
         }
@@ -803,15 +847,29 @@ fn plan_tombstone(
     }
 }
 
-fn plan_closed(
-    key: &Key,
+/// [`Phase::Closed`]'s fields.
+struct ClosedView {
     at: u64,
     own: Option<Fingerprint>,
     closed_time: Timestamp,
+    check: CloseCheck,
+    unseen: Unseen,
+}
+
+fn plan_closed(
+    key: &Key,
+    closed: ClosedView,
     seen: Seen<'_>,
     cx: &Context<'_>,
     actions: &mut Vec<Action>,
 ) {
+    let ClosedView {
+        at,
+        own,
+        closed_time,
+        check,
+        unseen,
+    } = closed;
     let snap = cx.snapshot;
     let decided = snap.well_formed && snap.requested_at >= at;
     if decided {
@@ -827,6 +885,26 @@ fn plan_closed(
                 let contracts = own
                     .filter(|o| !close_enough(o.contracts, l.contracts, SIZE_TOLERANCE))
                     .map(|_| l.contracts);
+                if contracts.is_none() {
+                    // The very position as it was: the close did nothing, or the list lags it.
+                    match check {
+                        CloseCheck::List => {}
+                        CloseCheck::Lookup => {
+                            actions.push(Action::VerifyClose { key: key.clone() });
+                            return;
+                        }
+                        CloseCheck::Filled => {
+                            let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+                            if !enough {
+                                actions.push(Action::Unseen {
+                                    key: key.clone(),
+                                    unseen,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                }
                 actions.push(Action::CloseUnconfirmed {
                     key: key.clone(),
                     contracts,

@@ -300,6 +300,8 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
         at,
         own: Some(long1()),
         closed_time: NOW,
+        check: CloseCheck::List,
+        unseen: Unseen::default(),
     };
     let views = [KeyView {
         key: &btc,
@@ -345,6 +347,80 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
             .is_empty(),
         "a list requested before the close tells nothing about it"
     );
+}
+
+/// A list that still shows the very position after a close: believed at once when the close's
+/// order is unnamed, looked up first when it carries a client id, and counted once the order is
+/// known filled (the list lags it). Absence and another size settle every kind at once.
+#[test]
+fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
+    let btc = Key::net("BTC");
+    let view = |check, unseen| {
+        [KeyView {
+            key: &btc,
+            phase: Phase::Closed {
+                at: 5,
+                own: Some(long1()),
+                closed_time: NOW,
+                check,
+                unseen,
+            },
+        }]
+    };
+    let p = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
+    let smaller = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
+    let absent = Snapshot::read(vec![entry("X", "long", 1.0, 1.0)], 6);
+    let actions = |check, unseen, snap| {
+        plan(
+            &view(check, unseen),
+            &nothing_known,
+            &cx(snap, Purpose::Cycle, p),
+        )
+        .actions
+    };
+    let unconfirmed = |contracts| {
+        vec![Action::CloseUnconfirmed {
+            key: btc.clone(),
+            contracts,
+        }]
+    };
+    let none = Unseen::default();
+    let one = Unseen {
+        lists: 1,
+        since: Some(NOW),
+    };
+    assert_eq!(actions(CloseCheck::List, none, &same), unconfirmed(None));
+    assert_eq!(
+        actions(CloseCheck::Lookup, none, &same),
+        vec![Action::VerifyClose { key: btc.clone() }]
+    );
+    assert_eq!(
+        actions(CloseCheck::Filled, none, &same),
+        vec![Action::Unseen {
+            key: btc.clone(),
+            unseen: one
+        }]
+    );
+    assert_eq!(actions(CloseCheck::Filled, one, &same), unconfirmed(None));
+    for check in [CloseCheck::List, CloseCheck::Lookup, CloseCheck::Filled] {
+        assert_eq!(
+            actions(check, one, &smaller),
+            unconfirmed(Some(0.5)),
+            "{check:?}"
+        );
+        assert_eq!(
+            actions(check, one, &absent),
+            vec![Action::CloseConfirmed {
+                key: btc.clone(),
+                remember: false
+            }],
+            "{check:?}"
+        );
+    }
 }
 
 /// What a list that settles `key`'s order with an unknown outcome calls for.
@@ -716,13 +792,23 @@ enum GenPhase {
         unlisted_fill: bool,
     },
     Tombstoned(Fingerprint),
-    Closed(u64, Fingerprint),
+    /// The close's mark, its own fingerprint, what a list still showing it proves, and lists that
+    /// already showed it after its order was known filled.
+    Closed(u64, Fingerprint, CloseCheck, u32),
     /// The unknown open, and lists that already did not show it.
     Opening(Option<(u64, Side)>, u32),
 }
 
 fn fingerprint() -> impl Strategy<Value = Fingerprint> {
     (side(), contracts()).prop_map(|(s, c)| fp(s, c, 100.0))
+}
+
+fn close_check() -> impl Strategy<Value = CloseCheck> {
+    prop_oneof![
+        Just(CloseCheck::List),
+        Just(CloseCheck::Lookup),
+        Just(CloseCheck::Filled)
+    ]
 }
 
 fn gen_phase() -> impl Strategy<Value = GenPhase> {
@@ -735,7 +821,8 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
                 GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill }
             }),
         1 => fingerprint().prop_map(GenPhase::Tombstoned),
-        1 => (0..12u64, fingerprint()).prop_map(|(at, f)| GenPhase::Closed(at, f)),
+        1 => (0..12u64, fingerprint(), close_check(), 0..3u32)
+            .prop_map(|(at, f, check, unseen)| GenPhase::Closed(at, f, check, unseen)),
         1 => (proptest::option::of((0..12u64, side())), 0..3u32)
             .prop_map(|(u, unseen)| GenPhase::Opening(u, unseen)),
     ]
@@ -853,10 +940,12 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     unlisted_fill: *unlisted_fill,
                 }),
                 GenPhase::Tombstoned(_) => Phase::Tombstoned(tomb),
-                GenPhase::Closed(at, f) => Phase::Closed {
+                GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
                     at: *at,
                     own: Some(*f),
                     closed_time: NOW,
+                    check: *check,
+                    unseen: unseen_of(*unseen),
                 },
                 GenPhase::Opening(u, unseen) => Phase::Opening {
                     unknown: *u,
@@ -1014,6 +1103,32 @@ proptest! {
         }
     }
 
+    /// A close whose order carries a client id is never contradicted by a list alone: a list
+    /// that still shows the very position asks for the order's lookup, and nothing else is done
+    /// for that key; only a close whose order is unnamed is looked up never.
+    #[test]
+    fn a_named_close_is_looked_up_before_a_list_contradicts_it(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for action in &plan.actions {
+            let key = action.key();
+            let check = match phase_of(&keys, key) {
+                Some(GenPhase::Closed(_, _, check, _)) => Some(*check),
+                _ => None,
+            };
+            match action {
+                Action::VerifyClose { .. } => {
+                    prop_assert_eq!(check, Some(CloseCheck::Lookup));
+                    prop_assert!(snap.well_formed);
+                    prop_assert_eq!(plan.actions.iter().filter(|a| a.key() == key).count(), 1);
+                }
+                Action::CloseUnconfirmed { contracts: None, .. } => {
+                    prop_assert_ne!(check, Some(CloseCheck::Lookup));
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// An order whose answer was lost is taken as not executed (an open as not found) only on
     /// the `outcome_confirmations`-th list in a row that shows no effect of it; the lists before
     /// are counted, one at a time, and change nothing else.
@@ -1025,14 +1140,19 @@ proptest! {
             let before = match phase_of(&keys, key) {
                 Some(GenPhase::Tracked { busy: 2.., unseen, .. }) => Some(*unseen),
                 Some(GenPhase::Opening(Some(_), unseen)) => Some(*unseen),
+                Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen)) => Some(*unseen),
                 _ => None,
             };
+            // A close whose order is known filled, contradicted by the very position as it was,
+            // counts like an order that did nothing; one listed at another size is restored at
+            // once, and so is any close the list alone decides.
+            let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled, _)));
             let counts = matches!(
                 action,
                 Action::Resolve { resolution: Resolution::NotExecuted, .. }
                     | Action::ResolveOpen { found: false, .. }
                     | Action::Unseen { .. }
-            );
+            ) || (filled_close && matches!(action, Action::CloseUnconfirmed { contracts: None, .. }));
             if !counts {
                 continue;
             }
@@ -1070,7 +1190,7 @@ proptest! {
             .iter()
             .filter(|(_, p)| match p {
                 GenPhase::Tracked { seq, .. } => *seq <= snap.requested_at,
-                GenPhase::Closed(at, _) => *at <= snap.requested_at,
+                GenPhase::Closed(at, ..) => *at <= snap.requested_at,
                 GenPhase::Opening(Some((at, _)), _) => *at <= snap.requested_at,
                 _ => false,
             })

@@ -6,7 +6,9 @@
 //! - one close (or other reducing order) per position at a time: never a second close order;
 //! - a close the client reports is verified by the next list requested after it (rule 7): the
 //!   position waits as "closed, awaiting confirmation"; a list that still shows it restores it
-//!   (`close_unconfirmed`);
+//!   (`close_unconfirmed`) — after looking the close order up when it carries a client id: a
+//!   filled order means the list lags, and the position stays closed until
+//!   `outcome_confirmations` lists in a row show it;
 //! - a close whose outcome is unknown (the client raised, or answered falsy: the bot's client
 //!   does both after a timeout that may have closed it) is resolved against the exchange before
 //!   the call returns — by the order's client id where the client takes them, else by a list:
@@ -335,7 +337,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // The exchange close succeeded: the P/L is returned even if another thread untracked or
         // replaced the entry meanwhile (§6.4); only this very position leaves the book, and waits
         // for a list requested after now to confirm it.
-        self.book().closed(symbol, position, self.now());
+        self.book()
+            .closed(symbol, position, self.now(), order_id.as_deref(), false);
         self.record_full(
             symbol,
             position,
@@ -360,8 +363,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
         match self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())? {
             Lookup::NotPlaced => return Ok(CloseOutcome::Failed),
             Lookup::Final(report) if report.filled().is_some_and(|f| f > 0.0) => {
-                // Filled: closed as far as the order says; the next list confirms it.
-                self.book().closed(symbol, position, self.now());
+                // Filled: closed as far as the order says; the next list confirms it (a list
+                // that still shows it lags the fill).
+                self.book().closed(
+                    symbol,
+                    position,
+                    self.now(),
+                    unknown.client_order_id.as_deref(),
+                    true,
+                );
                 self.record_full(
                     symbol,
                     position,

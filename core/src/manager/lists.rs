@@ -23,6 +23,7 @@ use log::Level;
 
 use super::imports::{Flavour, Import};
 use super::messages::Channel;
+use super::verify::Lookup;
 use super::{caught, Manager};
 use crate::book::{Applied, Reported, Touched};
 use crate::clock::Timestamp;
@@ -381,6 +382,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
             } => {
                 self.report_resolution(&at, &unknown, resolution, previous, remembered);
                 report.resolved.push((at.key, resolution));
+            }
+            Applied::VerifyClose { key, order_id } => {
+                // Rule 7: the client reported the close; the order says whether it filled
+                // before the list that still shows the position is believed.
+                let filled = match self.lookup_order(Some(&order_id), key.symbol())? {
+                    Lookup::Final(report) => report.filled().is_some_and(|f| f > 0.0),
+                    Lookup::NotPlaced | Lookup::Unknown => false,
+                };
+                let settled = if filled {
+                    self.book()
+                        .close_filled(&key, &order_id, &self.policy(), self.now())
+                } else {
+                    self.book().unconfirm_close(&key, &order_id)
+                };
+                if let Some(change) = settled {
+                    self.report_change(change, list, purpose, removal_reason, report)?;
+                }
+            }
+            Applied::StillListed { key, lists } => {
+                let needed = self.config().outcome_confirmations;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange still lists {key} though its close order filled ({lists}/{needed}); its list lags the fill, so it is tracked again only if the next lists show it too"
+                    )
+                });
             }
             Applied::Unseen { key, op, lists } => {
                 let needed = self.config().outcome_confirmations;

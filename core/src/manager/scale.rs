@@ -505,7 +505,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let kind = if remaining <= DUST {
             // The reduce-only order took everything: the position is closed (and waits for a
             // list to confirm it).
-            self.book().closed(symbol, position, self.now());
+            self.book()
+                .closed(symbol, position, self.now(), order_id.as_deref(), false);
             EventKind::Closed
         } else {
             EventKind::PartialClose
