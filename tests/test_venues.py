@@ -10,7 +10,8 @@ one stays), the requested leverage landing on the venue (cross accounts stay cro
 round trips), fills and look-ups without warnings, client order ids in the venue's form and
 found again, cancels, refusals that are rejections and not unknown outcomes, markets listed after
 start, and a ``PositionManager`` driven through sync, cycles, a vanished position, an empty
-list, errors, open/close round trips and an order whose answer was lost, in both modes. Every
+list, errors, open/close round trips and an order whose answer was lost, in both modes, and a
+close behind a position list that lags it (looked up by its client order id, not taken back). Every
 test of the matrix runs on every venue (about 30 per venue, some 17 s for the module).
 """
 
@@ -503,6 +504,32 @@ def test_manager_one_way_open_and_close_round_trip(
     pnl = manager.close_position(m.symbol)
     assert isinstance(pnl, float)
     assert venue.ledger.held() == [] and m.symbol not in manager.positions
+
+
+def test_manager_a_close_behind_a_lagging_list_is_looked_up_not_taken_back(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first list after the close still shows the position (the venue's list lags the
+    # fill): the manager looks the close order up by its client id through the venue's order
+    # endpoint, finds it filled and waits; the next list confirms the close. Nothing is sent
+    # again and the close stands as the position's one end.
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client)
+    assert manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert list(manager.update_positions()) == []  # listed
+    shown = venue.legs_now()
+    assert isinstance(manager.close_position(m.symbol), float)
+    assert venue.ledger.held() == []
+    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
+    venue.lag_positions_next(1, shown)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert list(manager.update_positions()) == []
+    assert m.symbol not in manager.positions, "the filled close is not taken back"
+    assert any("though its close order filled (1/2)" in r for r in caplog.messages)
+    assert list(manager.update_positions()) == []  # the list shows it gone
+    assert [e["kind"] for e in manager.events] == ["opened", "closed"]
+    assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders, "nothing sent again"
 
 
 def _hedge_book(venue: FakeVenue, client: CcxtClient) -> tuple[Market, Any]:

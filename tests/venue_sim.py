@@ -17,7 +17,8 @@ This module holds what they share:
   recorded in ``venue.unexpected``.
 * Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
   ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
-  ``answer_empty_positions(n)``.
+  ``answer_empty_positions(n)``, ``lag_positions_next(n)`` (the positions route shows the legs as
+  they are now for the next ``n`` reads, whatever fills meanwhile).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -361,6 +362,7 @@ class FakeVenue:
         self.unexpected: list[Request] = []
         self.faults: list[_Fault] = []
         self.empty_positions = 0
+        self._lagged: tuple[int, dict[tuple[str, str], Leg]] = (0, {})
         self.listed_late: set[str] = set()  # symbols the venue lists that ccxt has not loaded
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -438,6 +440,19 @@ class FakeVenue:
         with self.ledger.lock:
             self.empty_positions = n
 
+    def legs_now(self) -> dict[tuple[str, str], Leg]:
+        """A copy of the ledger's legs as they are now (for :meth:`lag_positions_next`)."""
+        with self.ledger.lock:
+            return {k: replace(v) for k, v in self.ledger.legs.items()}
+
+    def lag_positions_next(
+        self, n: int = 1, legs: dict[tuple[str, str], Leg] | None = None
+    ) -> None:
+        """The next ``n`` position reads show ``legs`` (default: the legs as they are now),
+        whatever fills meanwhile: a venue whose position list lags its fills."""
+        with self.ledger.lock:
+            self._lagged = (n, self.legs_now() if legs is None else legs)
+
     def take_empty(self) -> bool:
         """Whether this positions answer is to be empty (counts one down)."""
         with self.ledger.lock:
@@ -472,10 +487,18 @@ class FakeVenue:
             if handler is None:
                 self.unexpected.append(request)
                 return 404, {"error": f"no route {request.method} {request.path}"}
+            lagged, then = self._lagged
+            lag = lagged > 0 and self.dialect.is_positions(request)
+            if lag:
+                self._lagged = (lagged - 1, then)
+                now, self.ledger.legs = self.ledger.legs, {k: replace(v) for k, v in then.items()}
             try:
                 answer = 200, self.dialect.ok(handler(self, request))
             except VenueRefusal as refusal:
                 answer = self.dialect.error(refusal)
+            finally:
+                if lag:
+                    self.ledger.legs = now
             return answer if lost is None else self._fault_answer(lost)
 
     def _route(self, request: Request) -> Callable[[FakeVenue, Request], Payload] | None:
