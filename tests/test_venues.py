@@ -553,6 +553,26 @@ def test_manager_hedge_tracks_both_legs_and_closes_one(
     assert list(manager.positions) == [f"{m.symbol}@short"]
 
 
+def test_manager_hedge_a_legs_close_behind_a_lagging_list_is_not_taken_back(
+    hedge: tuple[FakeVenue, CcxtClient],
+) -> None:
+    # Hedge mode: the long leg's close, then a list that still shows both legs. The close order
+    # is looked up (filled): the long leg stays closed, the short leg stays tracked.
+    venue, client = hedge
+    m, manager = _hedge_book(venue, client)
+    long_leg, short_leg = f"{m.symbol}@long", f"{m.symbol}@short"
+    shown = venue.legs_now()
+    assert isinstance(manager.close_position(long_leg), float)
+    venue.lag_positions_next(1, shown)
+    assert list(manager.update_positions()) == []
+    assert list(manager.positions) == [short_leg]
+    assert list(manager.update_positions()) == []
+    assert list(manager.positions) == [short_leg]
+    assert [(e["symbol"], e["kind"]) for e in manager.events][-1] == (long_leg, "closed")
+    assert "close_unconfirmed" not in [e["kind"] for e in manager.events]
+    assert venue.ledger.size(m.symbol, "short") == pytest.approx(3 * m.lot)
+
+
 def test_manager_hedge_one_leg_vanishing_removes_only_that_leg(
     hedge: tuple[FakeVenue, CcxtClient],
 ) -> None:
