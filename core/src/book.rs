@@ -373,7 +373,7 @@ pub enum Applied<H> {
         /// A `Closed` resolution by an empty answer kept the position as a tombstone.
         remembered: bool,
     },
-    /// A list still showed the very position after a close whose order carries a client id: the
+    /// A list still showed the position after a close whose order carries a client id: the
     /// caller looks the order up ([`Book::close_filled`] if it filled, else
     /// [`Book::unconfirm_close`]).
     VerifyClose {
@@ -381,6 +381,8 @@ pub enum Applied<H> {
         key: Key,
         /// The close order's client id.
         order_id: String,
+        /// The listed size, when it differs from the book's last one.
+        contracts: Option<f64>,
     },
     /// A list still showed the very position after a close whose order is known filled, not yet
     /// in enough lists to believe it: it stays closed, awaiting confirmation.
@@ -1019,13 +1021,15 @@ impl<H: Clone> Book<H> {
     }
 
     /// The close of `key` whose order is `order_id` is known to have filled, and a list applied
-    /// at `now` still showed the position as it was: that list is the first of the run
-    /// `policy.outcome_confirmations` asks for ([`Applied::StillListed`]), or enough on its own
-    /// ([`Applied::CloseUnconfirmed`]). `None` when `key` no longer waits on that order.
+    /// at `now` still showed the position (at `contracts` when that differs from the book's
+    /// size): that list is the first of the run `policy.outcome_confirmations` asks for
+    /// ([`Applied::StillListed`]), or enough on its own ([`Applied::CloseUnconfirmed`]). `None`
+    /// when `key` no longer waits on that order.
     pub fn close_filled(
         &self,
         key: &Key,
         order_id: &str,
+        contracts: Option<f64>,
         policy: &Policy,
         now: Timestamp,
     ) -> Option<Applied<H>> {
@@ -1039,7 +1043,7 @@ impl<H: Clone> Book<H> {
         c.filled = true;
         let (unseen, enough) = Unseen::default().next(policy, now);
         if enough {
-            return unconfirm(&mut inner, key.clone(), None);
+            return unconfirm(&mut inner, key.clone(), contracts);
         }
         c.unseen = unseen;
         Some(Applied::StillListed {
@@ -1049,13 +1053,19 @@ impl<H: Clone> Book<H> {
     }
 
     /// The close of `key` whose order is `order_id` did not fill (or its lookup could not tell):
-    /// the list that still showed the position is believed, and it is tracked again
-    /// ([`Applied::CloseUnconfirmed`]). `None` when `key` no longer waits on that order.
-    pub fn unconfirm_close(&self, key: &Key, order_id: &str) -> Option<Applied<H>> {
+    /// the list that still showed the position (at `contracts` when that differs from the
+    /// book's size) is believed, and it is tracked again ([`Applied::CloseUnconfirmed`]). `None`
+    /// when `key` no longer waits on that order.
+    pub fn unconfirm_close(
+        &self,
+        key: &Key,
+        order_id: &str,
+        contracts: Option<f64>,
+    ) -> Option<Applied<H>> {
         let mut inner = self.inner.lock();
         match inner.slots.get(key.as_str()) {
             Some(Slot::Closed(c)) if c.order_id.as_deref() == Some(order_id) => {
-                unconfirm(&mut inner, key.clone(), None)
+                unconfirm(&mut inner, key.clone(), contracts)
             }
             _ => None,
         }
@@ -1439,13 +1449,17 @@ impl<H: Clone> Book<H> {
             Action::CloseUnconfirmed { key, contracts } => {
                 applied.extend(unconfirm(inner, key, contracts));
             }
-            Action::VerifyClose { key } => {
+            Action::VerifyClose { key, contracts } => {
                 if let Some(Slot::Closed(ClosedSlot {
                     order_id: Some(id), ..
                 })) = inner.slots.get(key.as_str())
                 {
                     let order_id = id.clone();
-                    applied.push(Applied::VerifyClose { key, order_id });
+                    applied.push(Applied::VerifyClose {
+                        key,
+                        order_id,
+                        contracts,
+                    });
                 }
             }
             Action::Unseen { key, unseen } => {

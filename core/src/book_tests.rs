@@ -291,11 +291,11 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     assert!(!book.contains("A"));
     // Another order's answer changes nothing.
     assert!(book
-        .close_filled(&key, "other", &two, Timestamp(2))
+        .close_filled(&key, "other", None, &two, Timestamp(2))
         .is_none());
-    assert!(book.unconfirm_close(&key, "other").is_none());
+    assert!(book.unconfirm_close(&key, "other", None).is_none());
     // Filled: that list was the first of two.
-    let first = book.close_filled(&key, "c1", &two, Timestamp(2));
+    let first = book.close_filled(&key, "c1", None, &two, Timestamp(2));
     assert!(
         matches!(first, Some(Applied::StillListed { lists: 1, .. })),
         "{first:?}"
@@ -316,7 +316,7 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     // Closed again, and the lookup finds the order did not fill: tracked again at once.
     assert!(book.closed("A", &p, Timestamp(3), Some("c2"), false));
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
-    let back = book.unconfirm_close(&key, "c2");
+    let back = book.unconfirm_close(&key, "c2", None);
     assert!(
         matches!(
             back,

@@ -16,9 +16,10 @@
 //! - a removed position is restored — same object — when a later list shows the very same
 //!   position (side, size and entry price) again; so is one a side flip replaced;
 //! - a close the manager made waits for a list requested after it: absent confirms it, the same
-//!   position still listed restores it (`close_unconfirmed`) — unless the close order carries a
-//!   client id: then it is looked up first, and once known filled the list is taken to lag it
-//!   until `outcome_confirmations` lists in a row show the position;
+//!   position still listed restores it (`close_unconfirmed`, with the listed size) — unless the
+//!   close order carries a client id: then it is looked up first, and once known filled the list
+//!   is taken to lag it (at whatever size) until `outcome_confirmations` lists in a row show the
+//!   position;
 //! - an order whose outcome is unknown is resolved by the first list requested after it that
 //!   shows its effect (executed, closed); that it did nothing (the exchange holds what it held
 //!   before, an open's position is not listed) needs `outcome_confirmations` lists in a row over
@@ -190,8 +191,8 @@ impl Op {
     }
 }
 
-/// What a list that still shows the very position after one of the manager's closes (same side,
-/// same size) proves.
+/// What a list that still shows the position (same side) after one of the manager's closes
+/// proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseCheck {
     /// That the close did not happen: the client's answer is all there is (the bot's own client
@@ -448,12 +449,14 @@ pub enum Action {
         /// The exchange's size, when it differs from the book's last one.
         contracts: Option<f64>,
     },
-    /// A close whose order carries a client id is contradicted by the very position still listed
-    /// as it was ([`CloseCheck::Lookup`]): the caller looks the order up before believing the
-    /// list (filled: the list lags; otherwise the close did not happen).
+    /// A close whose order carries a client id is contradicted by the position still listed
+    /// ([`CloseCheck::Lookup`]): the caller looks the order up before believing the list
+    /// (filled: the list lags; otherwise the close did not happen).
     VerifyClose {
         /// The key.
         key: Key,
+        /// The exchange's size, when it differs from the book's last one.
+        contracts: Option<f64>,
     },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
     /// an open, no position) — or still shows the very position after a close whose order is
@@ -505,7 +508,7 @@ impl Action {
             | Action::Import { key }
             | Action::CloseConfirmed { key, .. }
             | Action::CloseUnconfirmed { key, .. }
-            | Action::VerifyClose { key }
+            | Action::VerifyClose { key, .. }
             | Action::Resolve { key, .. }
             | Action::ResolveOpen { key, .. }
             | Action::Expire { key } => key,
@@ -875,9 +878,13 @@ fn plan_closed(
     if decided {
         match seen {
             Seen::Absent => {
+                // An empty answer may be a failed read of the bot's own client, whose `True`
+                // may cover a close it never sent: that close is remembered. A named close's
+                // order was accepted under its id (its outcome is looked up if a list shows the
+                // position again): remembered, a list that lags it would restore it.
                 actions.push(Action::CloseConfirmed {
                     key: key.clone(),
-                    remember: snap.entries == 0,
+                    remember: snap.entries == 0 && check == CloseCheck::List,
                 });
                 return;
             }
@@ -885,23 +892,26 @@ fn plan_closed(
                 let contracts = own
                     .filter(|o| !close_enough(o.contracts, l.contracts, SIZE_TOLERANCE))
                     .map(|_| l.contracts);
-                if contracts.is_none() {
-                    // The very position as it was: the close did nothing, or the list lags it.
-                    match check {
-                        CloseCheck::List => {}
-                        CloseCheck::Lookup => {
-                            actions.push(Action::VerifyClose { key: key.clone() });
+                // The position still listed: the close did nothing (or part of it), or the list
+                // lags it — at the size it had then, which may be from before an earlier partial
+                // exit, so another size proves nothing more than the same one.
+                match check {
+                    CloseCheck::List => {}
+                    CloseCheck::Lookup => {
+                        actions.push(Action::VerifyClose {
+                            key: key.clone(),
+                            contracts,
+                        });
+                        return;
+                    }
+                    CloseCheck::Filled => {
+                        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+                        if !enough {
+                            actions.push(Action::Unseen {
+                                key: key.clone(),
+                                unseen,
+                            });
                             return;
-                        }
-                        CloseCheck::Filled => {
-                            let (unseen, enough) = unseen.next(&cx.policy, cx.now);
-                            if !enough {
-                                actions.push(Action::Unseen {
-                                    key: key.clone(),
-                                    unseen,
-                                });
-                                return;
-                            }
                         }
                     }
                 }

@@ -349,9 +349,10 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
     );
 }
 
-/// A list that still shows the very position after a close: believed at once when the close's
-/// order is unnamed, looked up first when it carries a client id, and counted once the order is
-/// known filled (the list lags it). Absence and another size settle every kind at once.
+/// A list that still shows the position after a close: believed at once when the close's order
+/// is unnamed, looked up first when it carries a client id, and counted once the order is known
+/// filled (the list lags it) — at whatever size, since a lagging list can show the size from
+/// before an earlier partial exit. Absence settles every kind at once.
 #[test]
 fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
     let btc = Key::net("BTC");
@@ -396,7 +397,24 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
     assert_eq!(actions(CloseCheck::List, none, &same), unconfirmed(None));
     assert_eq!(
         actions(CloseCheck::Lookup, none, &same),
-        vec![Action::VerifyClose { key: btc.clone() }]
+        vec![Action::VerifyClose {
+            key: btc.clone(),
+            contracts: None
+        }]
+    );
+    assert_eq!(
+        actions(CloseCheck::Lookup, none, &smaller),
+        vec![Action::VerifyClose {
+            key: btc.clone(),
+            contracts: Some(0.5)
+        }]
+    );
+    assert_eq!(
+        actions(CloseCheck::Filled, none, &smaller),
+        vec![Action::Unseen {
+            key: btc.clone(),
+            unseen: one
+        }]
     );
     assert_eq!(
         actions(CloseCheck::Filled, none, &same),
@@ -406,12 +424,31 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
         }]
     );
     assert_eq!(actions(CloseCheck::Filled, one, &same), unconfirmed(None));
-    for check in [CloseCheck::List, CloseCheck::Lookup, CloseCheck::Filled] {
+    assert_eq!(
+        actions(CloseCheck::List, none, &smaller),
+        unconfirmed(Some(0.5))
+    );
+    assert_eq!(
+        actions(CloseCheck::Filled, one, &smaller),
+        unconfirmed(Some(0.5))
+    );
+    // An empty answer confirms every close; only an unnamed one is remembered as a tombstone.
+    let empty = Snapshot::read(vec![], 6);
+    for (check, remember) in [
+        (CloseCheck::List, true),
+        (CloseCheck::Lookup, false),
+        (CloseCheck::Filled, false),
+    ] {
         assert_eq!(
-            actions(check, one, &smaller),
-            unconfirmed(Some(0.5)),
+            actions(check, none, &empty),
+            vec![Action::CloseConfirmed {
+                key: btc.clone(),
+                remember
+            }],
             "{check:?}"
         );
+    }
+    for check in [CloseCheck::List, CloseCheck::Lookup, CloseCheck::Filled] {
         assert_eq!(
             actions(check, one, &absent),
             vec![Action::CloseConfirmed {
@@ -1088,8 +1125,10 @@ proptest! {
                     }
                 }
                 Action::CloseConfirmed { remember, .. } => {
-                    // Remembered exactly when the answer was empty (a failed read looks so).
-                    prop_assert_eq!(*remember, snap.entries == 0);
+                    // Remembered exactly when the answer was empty (a failed read looks so) and
+                    // the close's order is unnamed (a named one was accepted under its id).
+                    let unnamed = matches!(phase, Some(GenPhase::Closed(_, _, CloseCheck::List, _)));
+                    prop_assert_eq!(*remember, snap.entries == 0 && unnamed);
                 }
                 Action::Resolve { resolution, remember, .. } => {
                     // So is a position an order with an unknown outcome is taken to have closed.
@@ -1104,8 +1143,8 @@ proptest! {
     }
 
     /// A close whose order carries a client id is never contradicted by a list alone: a list
-    /// that still shows the very position asks for the order's lookup, and nothing else is done
-    /// for that key; only a close whose order is unnamed is looked up never.
+    /// that still shows the position asks for the order's lookup, and nothing else is done for
+    /// that key; a close whose order is unnamed is never looked up.
     #[test]
     fn a_named_close_is_looked_up_before_a_list_contradicts_it(c in case()) {
         let (snap, plan, keys) = run_case(&c);
@@ -1121,7 +1160,7 @@ proptest! {
                     prop_assert!(snap.well_formed);
                     prop_assert_eq!(plan.actions.iter().filter(|a| a.key() == key).count(), 1);
                 }
-                Action::CloseUnconfirmed { contracts: None, .. } => {
+                Action::CloseUnconfirmed { .. } => {
                     prop_assert_ne!(check, Some(CloseCheck::Lookup));
                 }
                 _ => {}
@@ -1143,16 +1182,16 @@ proptest! {
                 Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen)) => Some(*unseen),
                 _ => None,
             };
-            // A close whose order is known filled, contradicted by the very position as it was,
-            // counts like an order that did nothing; one listed at another size is restored at
-            // once, and so is any close the list alone decides.
+            // A close whose order is known filled, contradicted by the position still listed (at
+            // any size), counts like an order that did nothing; a close the list alone decides
+            // is restored at once.
             let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled, _)));
             let counts = matches!(
                 action,
                 Action::Resolve { resolution: Resolution::NotExecuted, .. }
                     | Action::ResolveOpen { found: false, .. }
                     | Action::Unseen { .. }
-            ) || (filled_close && matches!(action, Action::CloseUnconfirmed { contracts: None, .. }));
+            ) || (filled_close && matches!(action, Action::CloseUnconfirmed { .. }));
             if !counts {
                 continue;
             }

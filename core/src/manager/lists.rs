@@ -383,7 +383,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.report_resolution(&at, &unknown, resolution, previous, remembered);
                 report.resolved.push((at.key, resolution));
             }
-            Applied::VerifyClose { key, order_id } => {
+            Applied::VerifyClose {
+                key,
+                order_id,
+                contracts,
+            } => {
                 // Rule 7: the client reported the close; the order says whether it filled
                 // before the list that still shows the position is believed.
                 let filled = match self.lookup_order(Some(&order_id), key.symbol())? {
@@ -391,10 +395,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     Lookup::NotPlaced | Lookup::Unknown => false,
                 };
                 let settled = if filled {
+                    let (policy, now) = (self.policy(), self.now());
                     self.book()
-                        .close_filled(&key, &order_id, &self.policy(), self.now())
+                        .close_filled(&key, &order_id, contracts, &policy, now)
                 } else {
-                    self.book().unconfirm_close(&key, &order_id)
+                    self.book().unconfirm_close(&key, &order_id, contracts)
                 };
                 if let Some(change) = settled {
                     self.report_change(change, list, purpose, removal_reason, report)?;
