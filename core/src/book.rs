@@ -157,12 +157,12 @@ pub struct ClosedSlot<H> {
     pub order_id: Option<String>,
     /// The close order is known to have filled (its lookup said so).
     pub filled: bool,
-    /// Lists so far that still showed it as it was once the order was known filled.
+    /// Lists so far that still showed it once the order was known filled.
     pub unseen: Unseen,
 }
 
 impl<H> ClosedSlot<H> {
-    /// What a list that still shows the position as it was proves.
+    /// What a list that still shows the position proves.
     fn check(&self) -> CloseCheck {
         match (self.filled, &self.order_id) {
             (true, _) => CloseCheck::Filled,
@@ -384,8 +384,8 @@ pub enum Applied<H> {
         /// The listed size, when it differs from the book's last one.
         contracts: Option<f64>,
     },
-    /// A list still showed the very position after a close whose order is known filled, not yet
-    /// in enough lists to believe it: it stays closed, awaiting confirmation.
+    /// A list still showed the position after a close whose order is known filled, not yet in
+    /// enough lists to believe it: it stays closed, awaiting confirmation.
     StillListed {
         /// The key.
         key: Key,

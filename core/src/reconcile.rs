@@ -331,9 +331,9 @@ pub enum Phase<'a> {
         own: Option<Fingerprint>,
         /// When it was closed.
         closed_time: Timestamp,
-        /// What a list that still shows it as it was proves.
+        /// What a list that still shows it proves.
         check: CloseCheck,
-        /// Lists so far that showed it as it was after its order was known filled.
+        /// Lists so far that still showed it after its order was known filled.
         unseen: Unseen,
     },
     /// An `open_position` is in flight (`unknown: None`), or its order's outcome is unknown.
@@ -459,7 +459,7 @@ pub enum Action {
         contracts: Option<f64>,
     },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
-    /// an open, no position) — or still shows the very position after a close whose order is
+    /// an open, no position) — or still shows the position after a close whose order is
     /// known filled — not yet in enough lists or over long enough to take it as not executed:
     /// counted; nothing more is sent for the position meanwhile.
     Unseen {
