@@ -697,19 +697,14 @@ fn plan_tracked(
             if snap.well_formed && snap.requested_at >= at {
                 match resolve(op, before, t.own, seen) {
                     Some(Resolution::NotExecuted) => {
-                        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
-                        actions.push(if enough {
-                            Action::Resolve {
+                        let counting = still_counting(key, unseen, cx, actions);
+                        if !counting {
+                            actions.push(Action::Resolve {
                                 key: key.clone(),
                                 resolution: Resolution::NotExecuted,
                                 remember: false,
-                            }
-                        } else {
-                            Action::Unseen {
-                                key: key.clone(),
-                                unseen,
-                            }
-                        });
+                            });
+                        }
                     }
                     Some(resolution) => actions.push(Action::Resolve {
                         key: key.clone(),
@@ -905,12 +900,7 @@ fn plan_closed(
                         return;
                     }
                     CloseCheck::Filled => {
-                        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
-                        if !enough {
-                            actions.push(Action::Unseen {
-                                key: key.clone(),
-                                unseen,
-                            });
+                        if still_counting(key, unseen, cx, actions) {
                             return;
                         }
                     }
@@ -940,6 +930,20 @@ fn plan_closed(
     }
 }
 
+/// One more list that does not settle `key`'s order as having done nothing: counted
+/// ([`Action::Unseen`], true) while the run is shorter than `outcome_confirmations` lists over
+/// `outcome_grace_seconds`; false (nothing pushed) once it is long enough to settle it.
+fn still_counting(key: &Key, unseen: Unseen, cx: &Context<'_>, actions: &mut Vec<Action>) -> bool {
+    let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+    if !enough {
+        actions.push(Action::Unseen {
+            key: key.clone(),
+            unseen,
+        });
+    }
+    !enough
+}
+
 fn plan_opening(
     key: &Key,
     unknown: Option<(u64, Side)>,
@@ -958,15 +962,8 @@ fn plan_opening(
         Seen::Listed(l) => l.side == side,
         Seen::Present | Seen::BothLegs => return,
     };
-    if !found {
-        let (unseen, enough) = unseen.next(&cx.policy, cx.now);
-        if !enough {
-            actions.push(Action::Unseen {
-                key: key.clone(),
-                unseen,
-            });
-            return;
-        }
+    if !found && still_counting(key, unseen, cx, actions) {
+        return;
     }
     actions.push(Action::ResolveOpen {
         key: key.clone(),
