@@ -344,19 +344,23 @@ def bot_with_btc(
     return paper, client, pm
 
 
+def ended_outside(entry: dict[str, Any]) -> bool:
+    """Whether a venue history entry ended a position without an order: closed or reduced to
+    nothing by hand, or liquidated."""
+    kind, details = entry["kind"], entry["details"]
+    return kind in ("manual_close", "liquidation") or (
+        kind == "partial_reduction" and details.get("remaining", 1) <= EPS
+    )
+
+
 def venue_position_ends(paper: PaperExchange) -> int:
-    """How many positions ended on the venue, from its history: closed by a fill, by hand,
-    reduced to nothing by hand, or liquidated."""
-    ends = 0
-    for entry in paper.history:
-        kind, details = entry["kind"], entry["details"]
-        if (
-            kind in ("manual_close", "liquidation")
-            or (kind == "partial_reduction" and details.get("remaining", 1) <= EPS)
-            or (kind == "fill" and details.get("position") is None)
-        ):
-            ends += 1
-    return ends
+    """How many positions ended on the venue, from its history: closed by a fill, or
+    :func:`ended_outside` an order."""
+    return sum(
+        ended_outside(entry)
+        or (entry["kind"] == "fill" and entry["details"].get("position") is None)
+        for entry in paper.history
+    )
 
 
 def cycle_on_failed_reads(pm: PositionManager, paper: PaperExchange) -> None:
@@ -1046,9 +1050,7 @@ def ledger(
     executed = 0
     for entry in paper.history:
         kind, symbol, d = entry["kind"], entry["symbol"], entry["details"]
-        if kind in ("manual_close", "liquidation") or (
-            kind == "partial_reduction" and d.get("remaining", 1) <= EPS
-        ):
+        if ended_outside(entry):
             instance.pop(symbol, None)
             continue
         if kind != "fill":

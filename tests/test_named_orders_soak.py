@@ -28,14 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_sim import venue_position_ends
+from bot_sim import ended_outside, venue_position_ends
 from reliability_helpers import LONG, seeds
 
 from position_manager_rs import Journal, PaperExchange, PositionManager
 
 pytestmark = pytest.mark.timeout(300)
-
-EPS = 1e-9
 
 
 @dataclass
@@ -87,6 +85,7 @@ def run_named(
     for _ in range(ticks):
         paper.step()
         draw = rng.random()
+        verdict.faults += draw < 0.09
         if draw < 0.04:
             paper.lag_positions_next(rng.choice((1, 1, 2)))
         elif draw < 0.06:
@@ -96,9 +95,6 @@ def run_named(
             paper.fail_next("get_open_positions", times=rng.choice((1, 2)))
         elif draw < 0.09:
             paper.answer_empty_next(rng.choice((1, 2)))
-        else:
-            verdict.faults -= 1
-        verdict.faults += 1
         for symbol in paper.symbols:
             if not pm.has_position(symbol) and rng.random() < 0.05:
                 signal = rng.choice(("BUY", "SELL"))
@@ -126,9 +122,7 @@ def run_named(
                 verdict.second_closes.append(where)
             else:
                 verdict.after_outside_close.append(where)
-        if kind in ("manual_close", "liquidation") or (
-            kind == "partial_reduction" and details.get("remaining", 1) <= EPS
-        ):
+        if ended_outside(entry):
             held[symbol], ended_by_us[symbol] = False, False
         if kind != "fill":
             continue

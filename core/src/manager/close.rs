@@ -360,9 +360,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         rf: f64,
     ) -> CoreResult<CloseOutcome> {
         let symbol = key.as_str();
-        match self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())? {
+        let lookup = self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())?;
+        match lookup {
             Lookup::NotPlaced => return Ok(CloseOutcome::Failed),
-            Lookup::Final(report) if report.filled().is_some_and(|f| f > 0.0) => {
+            _ if lookup.filled() => {
                 // Filled: closed as far as the order says; the next list confirms it (a list
                 // that still shows it lags the fill).
                 self.book().closed(

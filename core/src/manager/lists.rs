@@ -23,7 +23,6 @@ use log::Level;
 
 use super::imports::{Flavour, Import};
 use super::messages::Channel;
-use super::verify::Lookup;
 use super::{caught, Manager};
 use crate::book::{Applied, Reported, Touched};
 use crate::clock::Timestamp;
@@ -390,11 +389,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             } => {
                 // Rule 7: the client reported the close; the order says whether it filled
                 // before the list that still shows the position is believed.
-                let filled = match self.lookup_order(Some(&order_id), key.symbol())? {
-                    Lookup::Final(report) => report.filled().is_some_and(|f| f > 0.0),
-                    Lookup::NotPlaced | Lookup::Unknown => false,
-                };
-                let settled = if filled {
+                let lookup = self.lookup_order(Some(&order_id), key.symbol())?;
+                let settled = if lookup.filled() {
                     let (policy, now) = (self.policy(), self.now());
                     self.book()
                         .close_filled(&key, &order_id, contracts, &policy, now)

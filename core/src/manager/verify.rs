@@ -41,6 +41,13 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+impl Lookup {
+    /// The venue reports the order final with something filled: a reducing order did reduce.
+    pub(crate) fn filled(&self) -> bool {
+        matches!(self, Lookup::Final(report) if report.filled().is_some_and(|f| f > 0.0))
+    }
+}
+
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Asks the client for the order `client_order_id` (when there is one).
     pub(crate) fn lookup_order(
