@@ -1,0 +1,268 @@
+"""A seeded random run of the manager through ``CcxtClient`` and each venue's real ccxt class.
+
+``test_named_orders_soak.py`` drives a ``PaperExchange`` used directly as the client. This run
+puts the whole stack between the manager and the venue instead: ``CcxtClient``, the venue's
+real ccxt exchange class, its REST paths and its documented payloads (``venue_sim`` and
+``venue_dialects``), in one-way and in hedge mode, for every venue. The venue's faults are drawn
+at random: position lists that lag the fills, order answers lost after the order went out
+(a gateway timeout), orders and other requests refused before they act (HTTP 503 and 429, on
+any route the venue serves), failed and empty position reads. Its own events are closes and
+reductions by hand. Prices walk. A small bot opens keys it does not hold, closes some by hand,
+runs an update cycle every tick and now and then a sync; at the end it closes what it holds and
+runs calm cycles.
+
+What must hold, judged on the venue's ledger:
+* no opening order fills on a symbol (one-way) or leg (hedge) the venue already holds: an open
+  is sent once per intent, whatever answers were lost;
+* no reduce-only order or close finds nothing to reduce after the manager's own close ended the
+  position: no close is sent twice (after a close by hand it is only counted: the manager still
+  protects a position the lists have not yet shown gone);
+* the venue is flat after the shutdown and the book is empty;
+* the journal's ``closed_positions()`` are exactly the position ends the venue saw;
+* no exception reaches the bot, and the client asks the venue for no path it does not serve.
+
+CI runs one seed per venue and mode; ``PMRS_LONG=1`` runs seeds 1-10 with more ticks;
+``PMRS_SEED=a,b,...`` names them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import LONG, seeds
+from venue_dialects import DIALECTS
+from venue_sim import FakeVenue, Ledger, VenueRefusal
+
+from position_manager_rs import Journal, ManualClock, PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
+
+pytestmark = pytest.mark.timeout(600 if LONG else 120)
+
+TICKS = 400 if LONG else 120
+LEGS = ("long", "short")
+
+#: ``outcome_grace_seconds``: one tick of the manager's clock (see test_named_orders_soak.py).
+GRACE = 60.0
+
+
+@dataclass
+class Verdict:
+    on_top: list[str] = field(default_factory=list)
+    second_closes: list[str] = field(default_factory=list)
+    after_outside_close: list[str] = field(default_factory=list)
+    # Reduce-only orders refused while the leg was still held (larger than what it holds).
+    refused_held: list[str] = field(default_factory=list)
+    venue_ends: int = 0
+    closed_positions: int = 0
+    left_open: list[str] = field(default_factory=list)
+    book_left: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    fills: int = 0
+    faults: int = 0
+    lookups: int = 0
+    restarts: int = 0
+
+
+class RecordingLedger(Ledger):
+    """The venue's ledger, noting every fill, every refusal of a reduce-only order, every end of
+    a position (a leg going from held to flat) and who ended it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tick = 0
+        self.verdict = Verdict()
+        # The bot's scale-in in progress, as (symbol, leg): its one opening fill is no open on
+        # top; a second one is an order twice for one intent.
+        self.scaling_in: tuple[str, str] | None = None
+        self.scale_in_fills = 0
+        # (symbol, leg) -> whether the position's last end was the manager's own order.
+        self.ended_by_us: dict[tuple[str, str], bool] = {}
+
+    def _sizes(self, symbol: str) -> dict[str, float]:
+        return {leg: self.size(symbol, leg) for leg in LEGS}
+
+    def _ends(self, symbol: str, before: dict[str, float], ours: bool) -> None:
+        for leg in LEGS:
+            if before[leg] > 0 and self.size(symbol, leg) == 0:
+                self.verdict.venue_ends += 1
+                self.ended_by_us[(symbol, leg)] = ours
+
+    def place(self, symbol: str, side: str, amount: float, **kwargs: Any) -> Any:
+        with self.lock:
+            before = self._sizes(symbol)
+            where = f"t{self.tick} {symbol} {side} {amount} {kwargs.get('leg')} {before}"
+            reduce_only = bool(kwargs.get("reduce_only"))
+            try:
+                order = super().place(symbol, side, amount, **kwargs)
+            except VenueRefusal as refusal:
+                leg = kwargs.get("leg")
+                legs = (leg,) if self.hedge and leg in LEGS else LEGS
+                if refusal.reason == "reduce":
+                    if any(before[one] for one in legs):
+                        self.verdict.refused_held.append(where)
+                    elif all(self.ended_by_us.get((symbol, one), True) for one in legs):
+                        self.verdict.second_closes.append(where)
+                    else:
+                        self.verdict.after_outside_close.append(where)
+                raise
+            if order.status == "closed":
+                self.verdict.fills += 1
+                held = before[order.leg] if self.hedge else max(before.values())
+                if not reduce_only and held > 0:
+                    if self.scaling_in == (symbol, order.leg) and not self.scale_in_fills:
+                        self.scale_in_fills += 1
+                    else:
+                        self.verdict.on_top.append(where)
+                self._ends(symbol, before, ours=True)
+            return order
+
+    def by_hand(self, rng: random.Random) -> None:
+        """Closes or halves (in whole lots) one held leg now and then, as a person would."""
+        with self.lock:
+            for symbol, leg, held in self.held():
+                draw = rng.random()
+                if draw >= 0.008:
+                    continue
+                before = self._sizes(symbol)
+                lot = self.markets[symbol].lot
+                half = math.floor(held.contracts / lot / 2) * lot
+                if draw < 0.004 or half <= 0:
+                    self.remove(symbol, leg)
+                else:
+                    held.contracts = round(held.contracts - half, 10)
+                self._ends(symbol, before, ours=False)
+
+    def walk(self, rng: random.Random) -> None:
+        with self.lock:
+            for symbol in self.prices:
+                self.prices[symbol] *= math.exp(rng.gauss(0.0, 0.004))
+
+
+def arm_fault(venue: FakeVenue, rng: random.Random) -> bool:
+    dialect = venue.dialect
+    draw = rng.random()
+    if draw < 0.04:
+        venue.lag_positions_next(rng.choice((1, 1, 2)))
+    elif draw < 0.06:
+        venue.lose_next_order_answer()
+    elif draw < 0.07:
+        venue.fail_next(dialect.order_route, 1, status=rng.choice((429, 503)))
+    elif draw < 0.09:
+        venue.fail_next(dialect.positions_route, rng.choice((1, 2)), status=rng.choice((429, 503)))
+    elif draw < 0.10:
+        venue.answer_empty_positions(rng.choice((1, 2)))
+    elif draw < 0.12:
+        paths = sorted({path for _method, path in dialect.routes if "*" not in path})
+        venue.fail_next(rng.choice(paths), 1, status=503)
+    else:
+        return False
+    return True
+
+
+def run_venue(name: str, hedge: bool, seed: int, journal: Path, ticks: int = TICKS) -> Verdict:
+    rng = random.Random(f"{name} {hedge} {seed}")
+    dialect = DIALECTS[name]()
+    ledger = RecordingLedger(dialect.markets, hedge=hedge)
+    verdict = ledger.verdict
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    with FakeVenue(dialect, ledger) as venue:
+        clock = ManualClock(datetime(2026, 12, 1))
+
+        def start() -> PositionManager:
+            """The bot's process starting: a new exchange object, client and manager over the
+            same journal, and the start-up sync."""
+            client = CcxtClient(venue.make_exchange(), sleep=lambda s: None, position_mode=mode)
+            manager = PositionManager(
+                client,
+                0.02,
+                clock=clock,
+                ticker_retry_delays=(),
+                position_mode="hedge" if hedge else "oneway",
+                outcome_grace_seconds=GRACE,
+                journal=str(journal),
+                account=name,
+            )
+            manager.sync_existing_positions()
+            return manager
+
+        pm = start()
+        keys = [
+            (market.symbol, leg) for market in dialect.markets for leg in (LEGS if hedge else ("",))
+        ]
+        for tick in range(ticks):
+            ledger.tick = tick
+            clock.advance(60)
+            ledger.walk(rng)
+            ledger.by_hand(rng)
+            verdict.faults += arm_fault(venue, rng)
+            for symbol, leg in keys:
+                key = f"{symbol}@{leg}" if leg else symbol
+                if not pm.has_position(key) and rng.random() < 0.06:
+                    signal = {"long": "BUY", "short": "SELL"}.get(leg) or rng.choice(
+                        ("BUY", "SELL")
+                    )
+                    lots = rng.choice((2, 3, 5))
+                    pm.open_position(symbol, signal, lots * ledger.markets[symbol].lot, 5, 0.03)
+            if pm.positions and rng.random() < 0.03:
+                pm.close_position(rng.choice(sorted(pm.positions)), "manual")
+            if pm.positions and rng.random() < 0.03:
+                key = rng.choice(sorted(pm.positions))
+                symbol = key.partition("@")[0]
+                lots = rng.choice((1, 2))
+                position = pm.positions[key]
+                ledger.scaling_in, ledger.scale_in_fills = (symbol, position.side), 0
+                pm.scale_in_position(key, lots * ledger.markets[symbol].lot, ledger.prices[symbol])
+                ledger.scaling_in = None
+            list(pm.update_positions())
+            if tick % 10 == 9:
+                pm.sync_existing_positions()
+            if rng.random() < 0.01:
+                verdict.restarts += 1
+                del pm
+                pm = start()
+        # Shutdown: close what is held, then calm cycles (the faults armed last have run out).
+        ledger.tick = ticks
+        for _ in range(4):
+            for key in sorted(pm.positions):
+                pm.close_position(key, "shutdown")
+            clock.advance(60)
+            list(pm.update_positions())
+            pm.sync_existing_positions()
+        verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
+        verdict.book_left = sorted(pm.positions)
+        verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
+        verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
+    with Journal(journal) as reader:
+        verdict.closed_positions = len(reader.closed_positions(name))
+    print(f"\nvenue soak: {name} {'hedge' if hedge else 'one-way'} seed {seed}: {verdict}")
+    return verdict
+
+
+CASES = [
+    (name, hedge)
+    for name in sorted(DIALECTS)
+    for hedge in (False, True)
+    if not hedge or DIALECTS[name].has_hedge_mode
+]
+
+
+@pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
+@pytest.mark.parametrize(
+    ("name", "hedge"), CASES, ids=[f"{n}-{'hedge' if h else 'oneway'}" for n, h in CASES]
+)
+def test_the_whole_stack_through_a_venues_faults(
+    name: str, hedge: bool, seed: int, tmp_path: Path
+) -> None:
+    verdict = run_venue(name, hedge, seed, tmp_path / "journal.db")
+    assert verdict.on_top == []
+    assert verdict.second_closes == []
+    assert verdict.left_open == [] and verdict.book_left == []
+    assert verdict.unexpected == []
+    assert verdict.closed_positions == verdict.venue_ends
+    assert verdict.faults > 0 and verdict.fills > 0, "the run exercised the venue"
