@@ -595,7 +595,9 @@ impl PyPositionManager {
 
     /// Adds `additional_amount` contracts to a tracked position with a market order; the entry
     /// becomes the weighted average with `current_price` (or the fill the order reports).
-    /// Returns True when the book was updated.
+    /// The exchange's list is read first: a position it no longer lists is untracked as closed
+    /// externally and nothing is sent (an order would open a new position), and a list that
+    /// cannot be read sends nothing either. Returns True when the book was updated.
     fn scale_in_position(
         &self,
         py: Python<'_>,

@@ -333,7 +333,7 @@ STEPS = {
         "get_open_positions",
         "create_market_order",
     ],
-    "scale_in": ["create_market_order"],
+    "scale_in": ["get_open_positions", "create_market_order"],
     "scale_out": ["get_market_limits", "get_ticker", "create_market_order"],
 }
 
@@ -470,6 +470,7 @@ def test_scale_in_messages_and_missing_position(logs: pytest.LogCaptureFixture) 
     pm = make_manager(exchange)
     assert pm.scale_in_position(SYM, 1.0, 110.0) is False
     assert messages(logs, MAIN)[-1] == f"No position found for {SYM} to scale into"
+    exchange.open(SYM, contracts=1.0, entry_price=100.0)
     pm.positions[SYM] = make_position(SYM, amount=1.0)
     assert pm.scale_in_position(SYM, 1, 110.0) is True
     assert messages(logs, MAIN)[-1] == (
@@ -478,10 +479,34 @@ def test_scale_in_messages_and_missing_position(logs: pytest.LogCaptureFixture) 
     assert events_of(pm)[-1]["kind"] == "scaled_in"
 
 
+def test_a_scale_in_of_a_position_closed_by_hand_sends_nothing(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # Closed by hand since the last list: the scale-in reads the list first, finds the position
+    # gone and untracks it as closed externally. An order would have opened a new position,
+    # which the book would have taken for the old one.
+    exchange = exchange_at(110.0)
+    exchange.open(SYM, contracts=1.0, entry_price=100.0)
+    exchange.set_price("ETH/USDT:USDT", 10.0)
+    exchange.open("ETH/USDT:USDT", contracts=1.0, entry_price=10.0)
+    pm = make_manager(exchange)
+    assert pm.sync_existing_positions() == 2
+    del exchange.positions[SYM]
+    assert pm.scale_in_position(SYM, 1.0, 110.0) is False
+    assert SYM not in pm.positions and held(exchange) == 0.0
+    assert exchange.calls_of("create_market_order") == []
+    assert [(e["kind"], e["reason"]) for e in pm.events][-1] == ("removed", "closed_externally")
+    assert messages(logs, MAIN)[-1] == (
+        f"Position {SYM} not found on exchange (already closed externally), removing from "
+        "tracking; not scaling in"
+    )
+
+
 def test_a_position_closed_during_scale_in_is_not_resurrected(
     logs: pytest.LogCaptureFixture,
 ) -> None:
     exchange = exchange_at(110.0)
+    exchange.open(SYM, contracts=1.0, entry_price=100.0)
     pm = make_manager(exchange)
     pm.positions[SYM] = make_position(SYM, amount=1.0)
 
@@ -653,8 +678,11 @@ def test_target_arguments_are_checked(method: str) -> None:
 
 def test_a_monitoring_only_client_without_order_methods(logs: pytest.LogCaptureFixture) -> None:
     class Monitor:
+        def __init__(self) -> None:
+            self.listed: list[dict[str, Any]] = []
+
         def get_open_positions(self) -> list[dict[str, Any]]:
-            return []
+            return self.listed
 
         def get_ticker(self, symbol: str) -> dict[str, Any]:
             return {"last": 100.0}
@@ -665,11 +693,14 @@ def test_a_monitoring_only_client_without_order_methods(logs: pytest.LogCaptureF
         def close_position(self, symbol: str) -> bool:
             return True
 
-    pm = make_manager(Monitor())
+    monitor = Monitor()
+    pm = make_manager(monitor)
     assert pm.open_position(SYM, "BUY", 1.0, 10) is False
     assert "create_market_order" in messages(logs, MAIN)[-1]
     assert messages(logs, MAIN)[-1].startswith("Error opening position: ")
+    monitor.listed = [{"symbol": SYM, "contracts": 2.0, "side": "long", "entryPrice": 100.0}]
     pm.positions[SYM] = make_position(SYM, amount=2.0)
     assert pm.scale_in_position(SYM, 1.0, 100.0) is False
+    assert "create_market_order" in messages(logs, MAIN)[-1]
     assert pm.scale_out_position(SYM, 1.0) is None
     assert pm.positions[SYM].amount == 2.0

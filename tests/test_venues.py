@@ -532,6 +532,32 @@ def test_manager_a_close_behind_a_lagging_list_is_looked_up_not_taken_back(
     assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders, "nothing sent again"
 
 
+def test_manager_a_partial_exit_behind_a_lagging_list_keeps_its_size(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The manager's own scale-out fills (4 -> 3 lots); the next list still shows 4 (the
+    # venue's list lags the fill). The book keeps 3 and its entry (counted, with a warning) and
+    # the next list, which shows 3, ends the wait: no resize back and forth, no event for it.
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client, ticker_retry_delays=())
+    assert manager.open_position(m.symbol, "BUY", 4 * m.lot, 5, 0.02)
+    assert list(manager.update_positions()) == []
+    shown = venue.legs_now()
+    entry = manager.positions[m.symbol].entry_price
+    assert manager.scale_out_position(m.symbol, m.lot, "partial") is not None
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    venue.lag_positions_next(1, shown)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert list(manager.update_positions()) == []
+    position = manager.positions[m.symbol]
+    assert (position.amount, position.entry_price) == (pytest.approx(3 * m.lot), entry)
+    assert any("its size before the manager's own order (1/2)" in r for r in caplog.messages)
+    assert list(manager.update_positions()) == []
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+    assert [e["kind"] for e in manager.events] == ["opened", "partial_close"]
+
+
 def _hedge_book(venue: FakeVenue, client: CcxtClient) -> tuple[Market, Any]:
     m = market(venue)
     venue.ledger.open(m.symbol, "long", 5 * m.lot, m.price)

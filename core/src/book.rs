@@ -115,7 +115,24 @@ pub struct Tracked<H> {
     pub predecessor: Option<Box<Tombstone<H>>>,
     /// The manager's own open filled it and no list has shown it since.
     pub unlisted_fill: bool,
+    /// Sizes it had before the manager's own orders changed it, since a list last showed its
+    /// size: a list that shows one of them may lag those fills.
+    pub fill_lag: FillLag,
     order: u64,
+}
+
+/// At most this many sizes from before the manager's own fills are remembered per position
+/// (older ones are dropped: a list lagging further than that is believed).
+pub const FILL_LAG_SIZES: usize = 8;
+
+/// The sizes a tracked position had before the manager's own scale orders filled, since a list
+/// last showed its current size, and the lists so far that showed one of them instead.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FillLag {
+    /// The sizes before each fill, oldest first (at most [`FILL_LAG_SIZES`]).
+    pub sizes: Vec<f64>,
+    /// Lists in a row that showed one of them.
+    pub unseen: Unseen,
 }
 
 /// A position removed as closed outside the manager, kept so the very same position can be
@@ -399,6 +416,18 @@ pub enum Applied<H> {
         key: Key,
         /// The order (`None`: an open).
         op: Option<Op>,
+        /// Lists so far.
+        lists: u32,
+    },
+    /// A list showed a tracked position at a size it had before one of the manager's own
+    /// filled orders, not yet in enough lists to believe it: the book keeps its size.
+    SizeLags {
+        /// The key.
+        key: Key,
+        /// The listed size.
+        listed: f64,
+        /// The book's size.
+        book: f64,
         /// Lists so far.
         lists: u32,
     },
@@ -968,14 +997,24 @@ impl<H: Clone> Book<H> {
     }
 
     /// Marks `key`'s size as just changed by the manager: lists requested before must not
-    /// resize it.
-    pub fn touch(&self, key: &str, position: &SharedPosition) {
+    /// resize it. `before` is its size before the manager's order: when the position's size
+    /// differs from it now (the order filled), a later list that still shows `before` may lag
+    /// the fill, and is believed only as the outcome rules say ([`TrackedView::lagged_sizes`]).
+    pub fn touch(&self, key: &str, position: &SharedPosition, before: f64) {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let mark = inner.next_seq;
         if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) {
             if Arc::ptr_eq(&t.position, position) {
                 t.touched = mark;
+                let now = t.position.lock().amount;
+                if !reconcile::close_enough(now, before, reconcile::SIZE_TOLERANCE) {
+                    let sizes = &mut t.fill_lag.sizes;
+                    if sizes.len() == FILL_LAG_SIZES {
+                        sizes.remove(0);
+                    }
+                    sizes.push(before);
+                }
             }
         }
     }
@@ -1282,6 +1321,12 @@ impl<H: Clone> Book<H> {
                     t.missing_since = None;
                     t.unlisted_fill = false;
                     if let Seen::Listed(l) = seen {
+                        let own = t.position.lock().amount;
+                        if !l.side_assumed
+                            && reconcile::close_enough(own, l.contracts, reconcile::SIZE_TOLERANCE)
+                        {
+                            t.fill_lag = FillLag::default();
+                        }
                         t.reported.liquidation_price = l.liquidation_price;
                         t.reported.mark_price = l.mark_price;
                         if !l.side_assumed {
@@ -1310,6 +1355,7 @@ impl<H: Clone> Book<H> {
                             return; // changed meanwhile (Python wrote it)
                         }
                         p.amount = contracts;
+                        t.fill_lag = FillLag::default();
                         let change = entry_price
                             .filter(|e| *e != p.entry_price)
                             .map(|e| (p.entry_price, e));
@@ -1481,6 +1527,18 @@ impl<H: Clone> Book<H> {
                             key,
                             lists: unseen.lists,
                         });
+                        return;
+                    }
+                    Some(Slot::Tracked(t)) => {
+                        t.fill_lag.unseen = unseen;
+                        if let Seen::Listed(l) = snap.seen(&key) {
+                            applied.push(Applied::SizeLags {
+                                listed: l.contracts,
+                                book: t.position.lock().amount,
+                                key,
+                                lists: unseen.lists,
+                            });
+                        }
                         return;
                     }
                     _ => return,
@@ -1754,6 +1812,7 @@ fn new_tracked<H>(
         activity: Activity::Idle,
         predecessor: None,
         unlisted_fill: false,
+        fill_lag: FillLag::default(),
         order,
     }
 }
@@ -1768,6 +1827,7 @@ fn revive<H>(inner: &mut Inner<H>, _key: &Key, entry: Tracked<H>) -> Tracked<H> 
         missing: 0,
         missing_since: None,
         activity: Activity::Idle,
+        fill_lag: FillLag::default(),
         ..entry
     }
 }
@@ -1862,6 +1922,8 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             },
             predecessor: t.predecessor.as_ref().map(|p| &p.view),
             unlisted_fill: t.unlisted_fill,
+            lagged_sizes: &t.fill_lag.sizes,
+            lag_unseen: t.fill_lag.unseen,
         }),
         Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
         Slot::Closed(c) => Phase::Closed {

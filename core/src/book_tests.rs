@@ -74,7 +74,7 @@ fn the_generation_changes_with_every_change_of_what_is_tracked() {
     book.insert("A", pos("A", 1.0), 2); // a replacement: another handle under the key
     changed(&book, true);
     assert_eq!(book.handles().1, [(Key::net("A"), 2)]);
-    book.touch("A", &book.get("A").unwrap().0);
+    book.touch("A", &book.get("A").unwrap().0, 1.0);
     book.set_size("A", &book.get("A").unwrap().0, 2.0, None);
     changed(&book, false);
     apply(&book, vec![listed("A", "long", 2.0, 100.0)], Purpose::Cycle);
@@ -665,7 +665,7 @@ fn sizes_changed_by_the_manager_are_not_undone_by_an_older_list() {
     book.insert("A", p.clone(), 1);
     let before = book.mark();
     p.lock().amount = 2.0;
-    book.touch("A", &p);
+    book.touch("A", &p, 1.0);
     let snap = Snapshot::read(vec![listed("A", "long", 1.0, 100.0)], before);
     let cx = Context {
         snapshot: &snap,
@@ -727,4 +727,82 @@ fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
             }
         }
     }
+}
+
+/// The manager's defaults: two lists settle an outcome.
+const TWO: Policy = Policy {
+    outcome_confirmations: 2,
+    missing_confirmations: 1,
+    missing_grace_seconds: 0.0,
+    tombstone_ttl_seconds: f64::INFINITY,
+    mode: crate::reconcile::Mode::OneWay,
+    outcome_grace_seconds: 0.0,
+};
+
+/// The manager's own scale order filled (1 -> 2 contracts); a list requested later still shows
+/// 1 contract. It may lag the fill, so it resizes the position only once the outcome rules'
+/// `outcome_confirmations` lists in a row show it.
+#[test]
+fn a_later_list_showing_the_size_before_the_managers_fill_waits_for_the_outcome_rules() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    p.lock().amount = 2.0;
+    book.touch("A", &p, 1.0);
+    let lagging = || vec![listed("A", "long", 1.0, 100.0)];
+    let applied = apply_with(&book, TWO, lagging());
+    assert!(
+        matches!(&applied[..], [Applied::SizeLags { listed, book: b, lists: 1, .. }] if *listed == 1.0 && *b == 2.0),
+        "{applied:?}"
+    );
+    assert_eq!(p.lock().amount, 2.0);
+    let applied = apply_with(&book, TWO, lagging());
+    assert!(
+        matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 1.0),
+        "{applied:?}"
+    );
+    assert_eq!(p.lock().amount, 1.0);
+}
+
+/// Once a list shows the size the manager's fill left, an older size is news again: a later
+/// list showing it resizes at once (a reduction by hand, say). So does a size that was never
+/// the position's, and a wait ends with any list showing the book's size.
+#[test]
+fn a_list_showing_the_fills_size_ends_the_wait() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 1);
+    p.lock().amount = 3.0;
+    book.touch("A", &p, 1.0);
+    assert!(apply_with(&book, TWO, vec![listed("A", "long", 3.0, 100.0)]).is_empty());
+    let applied = apply_with(&book, TWO, vec![listed("A", "long", 1.0, 100.0)]);
+    assert!(
+        matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 1.0),
+        "{applied:?}"
+    );
+
+    p.lock().amount = 2.0;
+    book.touch("A", &p, 1.0);
+    let applied = apply_with(&book, TWO, vec![listed("A", "long", 5.0, 100.0)]);
+    assert!(
+        matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 5.0),
+        "{applied:?}"
+    );
+
+    p.lock().amount = 4.0;
+    book.touch("A", &p, 5.0);
+    p.lock().amount = 3.0;
+    book.touch("A", &p, 4.0);
+    // A list lagging both fills shows 5; then one lagging only the last shows 4: both counted
+    // in one run, so the second is believed.
+    let applied = apply_with(&book, TWO, vec![listed("A", "long", 5.0, 100.0)]);
+    assert!(
+        matches!(&applied[..], [Applied::SizeLags { lists: 1, .. }]),
+        "{applied:?}"
+    );
+    let applied = apply_with(&book, TWO, vec![listed("A", "long", 4.0, 100.0)]);
+    assert!(
+        matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 4.0),
+        "{applied:?}"
+    );
 }

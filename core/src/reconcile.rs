@@ -314,6 +314,12 @@ pub struct TrackedView<'a> {
     /// that lags the fill, so removing it takes `outcome_confirmations` and
     /// `outcome_grace_seconds` too.
     pub unlisted_fill: bool,
+    /// Sizes it had before the manager's own filled scale orders, since a list last showed its
+    /// size: a list showing one of them may lag those fills, so it resizes the position only
+    /// once `outcome_confirmations` lists in a row (over `outcome_grace_seconds`) show it.
+    pub lagged_sizes: &'a [f64],
+    /// Lists so far (in a row) that showed one of `lagged_sizes`.
+    pub lag_unseen: Unseen,
 }
 
 /// One book key's state, as the planner sees it.
@@ -460,8 +466,10 @@ pub enum Action {
     },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
     /// an open, no position) — or still shows the position after a close whose order is
-    /// known filled — not yet in enough lists or over long enough to take it as not executed:
-    /// counted; nothing more is sent for the position meanwhile.
+    /// known filled, or shows a tracked position at a size from before one of the manager's
+    /// own filled scale orders — not yet in enough lists or over long enough to believe it:
+    /// counted; for a lost answer nothing more is sent for the position meanwhile, and a
+    /// lagging size does not resize it.
     Unseen {
         /// The key.
         key: Key,
@@ -748,6 +756,14 @@ fn plan_tracked(
             let fresh = in_reach && t.touched <= snap.requested_at;
             if fresh && !l.side_assumed && !close_enough(own.contracts, l.contracts, SIZE_TOLERANCE)
             {
+                // The size from before one of the manager's own fills: the list may lag it.
+                let lags = t
+                    .lagged_sizes
+                    .iter()
+                    .any(|s| close_enough(*s, l.contracts, SIZE_TOLERANCE));
+                if lags && still_counting(key, t.lag_unseen, cx, actions) {
+                    return;
+                }
                 actions.push(Action::Resize {
                     key: key.clone(),
                     contracts: l.contracts,

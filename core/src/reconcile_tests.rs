@@ -47,6 +47,8 @@ fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
         busy: Busy::Idle,
         predecessor: None,
         unlisted_fill: false,
+        lagged_sizes: &[],
+        lag_unseen: Unseen::default(),
     }
 }
 
@@ -824,9 +826,11 @@ enum GenPhase {
         busy: u8,
         unknown_at: u64,
         pred: Option<Fingerprint>,
-        /// Lists that already showed no effect of the unknown order.
+        /// Lists that already showed no effect of the unknown order (or, idle, a lagged size).
         unseen: u32,
         unlisted_fill: bool,
+        /// Sizes from before the manager's own fills that no list has shown superseded.
+        lagged: Vec<f64>,
     },
     Tombstoned(Fingerprint),
     /// The close's mark, its own fingerprint, what a list still showing it proves, and lists that
@@ -853,9 +857,10 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
         4 => (
             (0..12u64, 0..12u64, 0..3u32, fingerprint()),
             (0..3u8, 0..12u64, proptest::option::of(fingerprint()), 0..3u32, any::<bool>()),
+            proptest::collection::vec(contracts(), 0..3),
         )
-            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill))| {
-                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill }
+            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged)| {
+                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged }
             }),
         1 => fingerprint().prop_map(GenPhase::Tombstoned),
         1 => (0..12u64, fingerprint(), close_check(), 0..3u32)
@@ -957,6 +962,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     pred,
                     unseen,
                     unlisted_fill,
+                    lagged,
                 } => Phase::Tracked(TrackedView {
                     seq: *seq,
                     touched: *touched,
@@ -975,6 +981,8 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     },
                     predecessor: pred.map(|_| tomb),
                     unlisted_fill: *unlisted_fill,
+                    lagged_sizes: lagged,
+                    lag_unseen: unseen_of(*unseen),
                 }),
                 GenPhase::Tombstoned(_) => Phase::Tombstoned(tomb),
                 GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
@@ -1076,6 +1084,13 @@ proptest! {
                     };
                     prop_assert!(*seq <= snap.requested_at && *touched <= snap.requested_at);
                     prop_assert!(*busy == 0 || (*busy == 1 && c.purpose == Purpose::Verify));
+                    // A size from before the manager's own fill: only with the outcome rules.
+                    let Some(GenPhase::Tracked { lagged, unseen, .. }) = phase_of(&keys, key) else { unreachable!() };
+                    if let Action::Resize { contracts, .. } = action {
+                        if lagged.iter().any(|s| close_enough(*s, *contracts, SIZE_TOLERANCE)) {
+                            prop_assert!(unseen + 1 >= c.outcome_confirmations, "{action:?} of a lagged size");
+                        }
+                    }
                 }
                 Action::CloseConfirmed { .. } | Action::ResolveOpen { found: false, .. } => {
                     prop_assert!(snap.well_formed);
@@ -1085,6 +1100,38 @@ proptest! {
                     prop_assert_eq!(snap.seen(key), Seen::Absent);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A list showing a tracked position at a size from before one of the manager's own fills
+    /// (and not at the book's size) resizes it only when it makes `outcome_confirmations` such
+    /// lists in a row; until then it is counted, and the book keeps its size.
+    #[test]
+    fn a_size_from_before_an_own_fill_waits_for_the_outcome_rules(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for (key, phase) in &keys {
+            let GenPhase::Tracked { seq, touched, own, busy: 0, unseen, lagged, .. } = phase else {
+                continue;
+            };
+            let Seen::Listed(l) = snap.seen(key) else { continue };
+            if l.side_assumed
+                || l.side != own.side
+                || *seq > snap.requested_at
+                || *touched > snap.requested_at
+                || close_enough(l.contracts, own.contracts, SIZE_TOLERANCE)
+                || !lagged.iter().any(|s| close_enough(*s, l.contracts, SIZE_TOLERANCE))
+            {
+                continue;
+            }
+            let resized = plan.actions.iter().any(|a| matches!(a, Action::Resize { key: k, .. } if k == key));
+            let counted = plan.actions.iter().any(
+                |a| matches!(a, Action::Unseen { key: k, unseen: u } if k == key && u.lists == unseen + 1),
+            );
+            if unseen + 1 >= c.outcome_confirmations {
+                prop_assert!(resized && !counted, "{:?}", plan.actions);
+            } else {
+                prop_assert!(counted && !resized, "{:?}", plan.actions);
             }
         }
     }
@@ -1177,7 +1224,8 @@ proptest! {
         for action in &plan.actions {
             let key = action.key();
             let before = match phase_of(&keys, key) {
-                Some(GenPhase::Tracked { busy: 2.., unseen, .. }) => Some(*unseen),
+                // Idle: a list showing a size from before the manager's own fill is counted too.
+                Some(GenPhase::Tracked { unseen, .. }) => Some(*unseen),
                 Some(GenPhase::Opening(Some(_), unseen)) => Some(*unseen),
                 Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen)) => Some(*unseen),
                 _ => None,
@@ -1200,10 +1248,14 @@ proptest! {
             };
             match action {
                 Action::Unseen { unseen, .. } => {
-                    prop_assert!(snap.well_formed);
+                    // An idle position's lagging size counts from any list that could resize it
+                    // (one whose entry for it is usable), and is confirmed besides.
+                    let idle = matches!(phase_of(&keys, key), Some(GenPhase::Tracked { busy: 0..=1, .. }));
+                    prop_assert!(snap.well_formed || idle);
                     prop_assert_eq!(unseen.lists, before + 1);
                     prop_assert!(unseen.lists < c.outcome_confirmations);
-                    prop_assert_eq!(plan.actions.iter().filter(|a| a.key() == key).count(), 1);
+                    let actions = plan.actions.iter().filter(|a| a.key() == key).count();
+                    prop_assert_eq!(actions, if idle { 2 } else { 1 });
                 }
                 _ => prop_assert!(
                     before + 1 >= c.outcome_confirmations,

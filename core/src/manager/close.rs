@@ -50,6 +50,18 @@ pub enum CloseOutcome {
     Closed(f64),
 }
 
+/// Why an order for a tracked position must not go out: what the list read for it showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unlisted {
+    /// The exchange no longer lists it: removed as closed externally.
+    AlreadyClosed,
+    /// It left the book meanwhile (or the key holds another position now).
+    NotTracked,
+    /// The list could not confirm it (unusable, uncorroborated, or an absence not yet
+    /// confirmed under the removal rules): kept, nothing sent.
+    Unverified,
+}
+
 impl CloseOutcome {
     /// The original's return value: the P/L for a close, `None` otherwise.
     pub fn pnl(&self) -> Option<f64> {
@@ -129,16 +141,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.log(Channel::Position, Level::Info, || format!("{RULE}\n"));
     }
 
-    /// Whether the exchange lists `key` right now, by the cycle's fresh list when it could see
-    /// this entry, else by a list read for it (which also applies what it shows about the key:
-    /// an absence removes it as closed externally, under the removal rules). `Ok(None)`: the
-    /// close must not go on (the outcome is returned).
-    fn listed_for_close(
+    /// Whether the exchange lists `key` right now, before an order for it goes out (a close, a
+    /// scale-in), by the cycle's fresh list when it could see this entry, else by a list read
+    /// for it (which also applies what it shows about the key: an absence removes it as closed
+    /// externally, under the removal rules). `Ok(Some(_))`: the order must not go out, and why;
+    /// `doing` names it in the log ("closing", "scaling in").
+    pub(crate) fn listed_before_order(
         &self,
         key: &Key,
         position: &SharedPosition,
         fresh: Option<&ListRead>,
-    ) -> CoreResult<Option<CloseOutcome>> {
+        doing: &str,
+    ) -> CoreResult<Option<Unlisted>> {
         let symbol = key.as_str();
         // A fresh list from this cycle is enough, but only for an entry the list could see: one
         // inserted after it was requested (re-added after a close, say) needs a list of its own
@@ -153,8 +167,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(None);
             }
         }
-        // As the original, a list that cannot be read ends the close with its error lines. Only
-        // this symbol's entries are read in full (the original scanned for its symbol too).
+        // As the original's close, a list that cannot be read ends the operation with its error
+        // lines. Only this symbol's entries are read in full (the original scanned for its
+        // symbol too).
         let mut list = self.read_list_for(key)??;
         let report = self.apply_list(
             &mut list,
@@ -162,33 +177,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Some(key),
             "closed_externally",
         )?;
-        if report.removed.iter().any(|k| k == key) || !self.book().holds(symbol, position) {
-            if report.removed.iter().any(|k| k == key) {
-                self.log_already_closed(symbol);
-                return Ok(Some(CloseOutcome::AlreadyClosed));
-            }
-            return Ok(Some(CloseOutcome::NotTracked));
+        if report.removed.iter().any(|k| k == key) {
+            return Ok(Some(Unlisted::AlreadyClosed));
+        }
+        if !self.book().holds(symbol, position) {
+            return Ok(Some(Unlisted::NotTracked));
         }
         let list = (!report.uncorroborated && list.snapshot.well_formed).then_some(list);
         let Some(list) = list else {
-            if report.uncorroborated {
-                return Ok(Some(CloseOutcome::Unverified));
+            if !report.uncorroborated {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Cannot verify {symbol} on exchange (no usable position list), keeping it and not {doing} this time"
+                    )
+                });
             }
-            self.log(Channel::Main, Level::Warn, || {
-                format!(
-                    "Cannot verify {symbol} on exchange (no usable position list), keeping it and not closing this time"
-                )
-            });
-            return Ok(Some(CloseOutcome::Unverified));
+            return Ok(Some(Unlisted::Unverified));
         };
         if list.snapshot.seen(key) == Seen::Absent {
             // Missing, but one list is not enough evidence under this policy.
             self.log(Channel::Main, Level::Warn, || {
                 format!(
-                    "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not closing this time"
+                    "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not {doing} this time"
                 )
             });
-            return Ok(Some(CloseOutcome::Unverified));
+            return Ok(Some(Unlisted::Unverified));
         }
         Ok(None)
     }
@@ -202,8 +215,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
         fresh: Option<&ListRead>,
     ) -> CoreResult<CloseOutcome> {
         let symbol = key.as_str();
-        if let Some(outcome) = self.listed_for_close(key, position, fresh)? {
-            return Ok(outcome);
+        if let Some(unlisted) = self.listed_before_order(key, position, fresh, "closing")? {
+            return Ok(match unlisted {
+                Unlisted::AlreadyClosed => {
+                    self.log_already_closed(symbol);
+                    CloseOutcome::AlreadyClosed
+                }
+                Unlisted::NotTracked => CloseOutcome::NotTracked,
+                Unlisted::Unverified => CloseOutcome::Unverified,
+            });
         }
 
         let (side, entry, entry_time, amount) = {

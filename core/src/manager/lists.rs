@@ -409,6 +409,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                 });
             }
+            Applied::SizeLags {
+                key,
+                listed,
+                book,
+                lists,
+            } => {
+                let needed = self.config().outcome_confirmations;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange lists {key} at {}, its size before the manager's own order ({lists}/{needed}); its list may lag the fill, so the book keeps {} unless the next lists show it too",
+                        py_repr_float(listed),
+                        py_repr_float(book)
+                    )
+                });
+            }
             Applied::Unseen { key, op, lists } => {
                 let needed = self.config().outcome_confirmations;
                 let what = op.map_or("open", Op::name);

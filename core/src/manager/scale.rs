@@ -11,6 +11,7 @@
 
 use log::Level;
 
+use super::close::Unlisted;
 use super::messages::Channel;
 use super::verify::Lookup;
 use super::{caught, Manager};
@@ -163,14 +164,38 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if !self.resolve_before_trading(&key, &position)? {
             return Ok(false);
         }
+        // The exchange must still list it: adding to a position closed by hand or liquidated
+        // since the last list would open a new one, which the book would then take for the
+        // old one (its stops, targets and the bot's attributes).
+        let listed = match self.listed_before_order(&key, &position, None, "scaling in") {
+            Err(e) if e.is_interrupt() => return Err(e),
+            Err(e) => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!("Error scaling into position {symbol}: {e}")
+                });
+                return Ok(false);
+            }
+            Ok(listed) => listed,
+        };
+        match listed {
+            None => {}
+            Some(Unlisted::AlreadyClosed) => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!("Position {symbol} not found on exchange (already closed externally), removing from tracking; not scaling in")
+                });
+                return Ok(false);
+            }
+            Some(Unlisted::NotTracked | Unlisted::Unverified) => return Ok(false),
+        }
         // No close of this position may run while our order is out (and no list may resize it
         // before the book has the new size), nor may we trade a position a close already took.
         if !self.begin_scale(symbol, &position, Op::ScaleIn) {
             return Ok(false);
         }
+        let before = position.lock().amount;
         let outcome = self.scale_in_tracked(&key, &position, additional, current_price);
         self.book().end_order(symbol, &position);
-        self.book().touch(symbol, &position);
+        self.book().touch(symbol, &position, before);
         match outcome {
             Ok(done) => Ok(done),
             Err(e) if e.is_interrupt() => Err(e),
@@ -396,10 +421,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if !self.begin_scale(symbol, &position, Op::ScaleOut) {
             return Ok(ScaleOut::NotDone);
         }
+        let before = position.lock().amount;
         let outcome =
             self.scale_out_tracked(&key, &position, (amount, &amount_text), reason, target_bit);
         self.book().end_order(symbol, &position);
-        self.book().touch(symbol, &position);
+        self.book().touch(symbol, &position, before);
         match outcome {
             Ok(out) => Ok(out),
             Err(e) if e.is_interrupt() => Err(e),

@@ -291,6 +291,7 @@ fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
         m.now(),
     ));
     m.book().insert("BTC", p.clone(), 1);
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 50000.0)];
     assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
     assert_eq!(
         {
@@ -451,4 +452,33 @@ fn targets_change_without_crashing_on_a_missing_take_profit() {
         kinds(&m),
         [EventKind::TargetsChanged, EventKind::TargetsChanged]
     );
+}
+
+/// A scale-in reads the list first: a position the exchange no longer lists (closed by hand
+/// since the last list) is removed as closed externally and nothing is sent — an order would
+/// open a new position, which the book would take for the old one. A list that cannot be read
+/// sends nothing either, and keeps the position.
+#[test]
+fn scale_in_of_a_position_the_exchange_no_longer_lists_sends_nothing() {
+    let f = fake(51000.0);
+    let m = manager(&f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        50000.0,
+        1.0,
+        10.0,
+        49000.0,
+        Some(52000.0),
+        m.now(),
+    ));
+    m.book().insert("BTC", p.clone(), 1);
+    f.0.lock().scripted.push_back(Err(network_error()));
+    assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
+    assert!(m.book().contains("BTC"));
+    f.0.lock().positions = vec![listed("ETH", "long", 1.0, 3000.0)];
+    assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
+    assert!(!m.book().contains("BTC"));
+    assert_eq!(kinds(&m), [EventKind::Removed]);
+    assert_eq!(orders(&f), Vec::<String>::new());
 }
