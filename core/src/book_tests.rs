@@ -729,15 +729,13 @@ fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
     }
 }
 
-/// The manager's defaults: two lists settle an outcome.
-const TWO: Policy = Policy {
-    outcome_confirmations: 2,
-    missing_confirmations: 1,
-    missing_grace_seconds: 0.0,
-    tombstone_ttl_seconds: f64::INFINITY,
-    mode: crate::reconcile::Mode::OneWay,
-    outcome_grace_seconds: 0.0,
-};
+/// The manager's default count: two lists settle an outcome.
+fn two() -> Policy {
+    Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    }
+}
 
 /// The manager's own scale order filled (1 -> 2 contracts); a list requested later still shows
 /// 1 contract. It may lag the fill, so it resizes the position only once the outcome rules'
@@ -750,13 +748,13 @@ fn a_later_list_showing_the_size_before_the_managers_fill_waits_for_the_outcome_
     p.lock().amount = 2.0;
     book.touch("A", &p, 1.0);
     let lagging = || vec![listed("A", "long", 1.0, 100.0)];
-    let applied = apply_with(&book, TWO, lagging());
+    let applied = apply_with(&book, two(), lagging());
     assert!(
         matches!(&applied[..], [Applied::SizeLags { listed, book: b, lists: 1, .. }] if *listed == 1.0 && *b == 2.0),
         "{applied:?}"
     );
     assert_eq!(p.lock().amount, 2.0);
-    let applied = apply_with(&book, TWO, lagging());
+    let applied = apply_with(&book, two(), lagging());
     assert!(
         matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 1.0),
         "{applied:?}"
@@ -774,8 +772,8 @@ fn a_list_showing_the_fills_size_ends_the_wait() {
     book.insert("A", p.clone(), 1);
     p.lock().amount = 3.0;
     book.touch("A", &p, 1.0);
-    assert!(apply_with(&book, TWO, vec![listed("A", "long", 3.0, 100.0)]).is_empty());
-    let applied = apply_with(&book, TWO, vec![listed("A", "long", 1.0, 100.0)]);
+    assert!(apply_with(&book, two(), vec![listed("A", "long", 3.0, 100.0)]).is_empty());
+    let applied = apply_with(&book, two(), vec![listed("A", "long", 1.0, 100.0)]);
     assert!(
         matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 1.0),
         "{applied:?}"
@@ -783,7 +781,7 @@ fn a_list_showing_the_fills_size_ends_the_wait() {
 
     p.lock().amount = 2.0;
     book.touch("A", &p, 1.0);
-    let applied = apply_with(&book, TWO, vec![listed("A", "long", 5.0, 100.0)]);
+    let applied = apply_with(&book, two(), vec![listed("A", "long", 5.0, 100.0)]);
     assert!(
         matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 5.0),
         "{applied:?}"
@@ -795,12 +793,12 @@ fn a_list_showing_the_fills_size_ends_the_wait() {
     book.touch("A", &p, 4.0);
     // A list lagging both fills shows 5; then one lagging only the last shows 4: both counted
     // in one run, so the second is believed.
-    let applied = apply_with(&book, TWO, vec![listed("A", "long", 5.0, 100.0)]);
+    let applied = apply_with(&book, two(), vec![listed("A", "long", 5.0, 100.0)]);
     assert!(
         matches!(&applied[..], [Applied::SizeLags { lists: 1, .. }]),
         "{applied:?}"
     );
-    let applied = apply_with(&book, TWO, vec![listed("A", "long", 4.0, 100.0)]);
+    let applied = apply_with(&book, two(), vec![listed("A", "long", 4.0, 100.0)]);
     assert!(
         matches!(&applied[..], [Applied::Resized { contracts, .. }] if *contracts == 4.0),
         "{applied:?}"

@@ -273,13 +273,8 @@ fn an_open_during_a_cleanup_fetch_survives_that_cleanup() {
     assert!(m.book().contains("SOL"));
 }
 
-#[test]
-fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
-    let f = fake(51000.0);
-    f.0.lock()
-        .market_answers
-        .push_back(Ok(report(Some("1"), "closed", None, None)));
-    let m = manager(&f, ManagerConfig::default());
+/// A long of 1 BTC at 50 000 (stop 49 000, take profit 52 000), tracked by `m`.
+fn tracked_btc_long(m: &Manager<u32>) -> crate::book::SharedPosition {
     let p = crate::book::share(crate::position::PositionState::new(
         "BTC",
         "long",
@@ -291,6 +286,17 @@ fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
         m.now(),
     ));
     m.book().insert("BTC", p.clone(), 1);
+    p
+}
+
+#[test]
+fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
+    let f = fake(51000.0);
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", None, None)));
+    let m = manager(&f, ManagerConfig::default());
+    let p = tracked_btc_long(&m);
     f.0.lock().positions = vec![listed("BTC", "long", 1.0, 50000.0)];
     assert!(m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
     assert_eq!(
@@ -462,17 +468,7 @@ fn targets_change_without_crashing_on_a_missing_take_profit() {
 fn scale_in_of_a_position_the_exchange_no_longer_lists_sends_nothing() {
     let f = fake(51000.0);
     let m = manager(&f, ManagerConfig::default());
-    let p = crate::book::share(crate::position::PositionState::new(
-        "BTC",
-        "long",
-        50000.0,
-        1.0,
-        10.0,
-        49000.0,
-        Some(52000.0),
-        m.now(),
-    ));
-    m.book().insert("BTC", p.clone(), 1);
+    tracked_btc_long(&m);
     f.0.lock().scripted.push_back(Err(network_error()));
     assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
     assert!(m.book().contains("BTC"));
