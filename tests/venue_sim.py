@@ -436,6 +436,14 @@ class FakeVenue:
         with self.ledger.lock:
             self.faults.append(_Fault(self.dialect.order_route, n, status, None, after=True))
 
+    def calm(self) -> None:
+        """Disarms every fault not yet used up (a fault armed on a route waits for its next
+        request, however late that comes)."""
+        with self.ledger.lock:
+            self.faults.clear()
+            self.empty_positions = 0
+            self._lagged = (0, {})
+
     def answer_empty_positions(self, n: int = 1) -> None:
         with self.ledger.lock:
             self.empty_positions = n
