@@ -1321,9 +1321,15 @@ impl<H: Clone> Book<H> {
                     t.missing_since = None;
                     t.unlisted_fill = false;
                     if let Seen::Listed(l) = seen {
-                        let own = t.position.lock().amount;
-                        if !l.side_assumed
-                            && reconcile::close_enough(own, l.contracts, reconcile::SIZE_TOLERANCE)
+                        // Only a position with a fill to wait for reads its size (the cycle's
+                        // hot path stays as it was).
+                        if !t.fill_lag.sizes.is_empty()
+                            && !l.side_assumed
+                            && reconcile::close_enough(
+                                t.position.lock().amount,
+                                l.contracts,
+                                reconcile::SIZE_TOLERANCE,
+                            )
                         {
                             t.fill_lag = FillLag::default();
                         }
