@@ -344,6 +344,25 @@ def bot_with_btc(
     return paper, client, pm
 
 
+@dataclass
+class SoakVerdict:
+    """What a randomized run over a venue that takes client order ids found, judged on the
+    venue's side (``test_named_orders_soak.py``, ``test_venue_soak.py``)."""
+
+    # Opening fills on a position the venue already held.
+    on_top: list[str] = field(default_factory=list)
+    # Reduce-only orders and closes that found no position after the manager's own close.
+    second_closes: list[str] = field(default_factory=list)
+    # The same after the venue closed the position itself (by hand, liquidation): the manager
+    # still protected a position that lists could still show or had not yet shown missing.
+    after_outside_close: list[str] = field(default_factory=list)
+    venue_ends: int = 0
+    closed_positions: int = 0
+    left_open: list[str] = field(default_factory=list)
+    lookups: int = 0
+    faults: int = 0
+
+
 def ended_outside(entry: dict[str, Any]) -> bool:
     """Whether a venue history entry ended a position without an order: closed or reduced to
     nothing by hand, or liquidated."""

@@ -23,12 +23,11 @@ What must hold, judged on the venue's side (with ``outcome_grace_seconds`` of on
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_sim import ended_outside, venue_position_ends
+from bot_sim import SoakVerdict, ended_outside, venue_position_ends
 from reliability_helpers import LONG, seeds
 
 from position_manager_rs import Journal, PaperExchange, PositionManager
@@ -36,19 +35,7 @@ from position_manager_rs import Journal, PaperExchange, PositionManager
 pytestmark = pytest.mark.timeout(300)
 
 
-@dataclass
-class Verdict:
-    on_top: list[str] = field(default_factory=list)
-    # Reduce-only orders and closes that found no position after the manager's own close.
-    second_closes: list[str] = field(default_factory=list)
-    # The same after the venue closed the position itself (by hand, liquidation): the manager
-    # still protected a position that lists could still show or had not yet shown missing.
-    after_outside_close: list[str] = field(default_factory=list)
-    venue_ends: int = 0
-    closed_positions: int = 0
-    left_open: list[str] = field(default_factory=list)
-    lookups: int = 0
-    faults: int = 0
+Verdict = SoakVerdict
 
 
 class ClosesCounted(PaperExchange):

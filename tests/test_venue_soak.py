@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot_sim import SoakVerdict
 from reliability_helpers import LONG, seeds
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Ledger, VenueRefusal
@@ -52,20 +53,12 @@ GRACE = 60.0
 
 
 @dataclass
-class Verdict:
-    on_top: list[str] = field(default_factory=list)
-    second_closes: list[str] = field(default_factory=list)
-    after_outside_close: list[str] = field(default_factory=list)
+class Verdict(SoakVerdict):
     # Reduce-only orders refused while the leg was still held (larger than what it holds).
     refused_held: list[str] = field(default_factory=list)
-    venue_ends: int = 0
-    closed_positions: int = 0
-    left_open: list[str] = field(default_factory=list)
     book_left: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     fills: int = 0
-    faults: int = 0
-    lookups: int = 0
     restarts: int = 0
 
 
