@@ -614,4 +614,31 @@ impl PyJournalReader {
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }
+
+    /// The orders in flight as dicts: `account`, `symbol`, `kind` (`open`, `close`,
+    /// `scale_in`, `scale_out`), `client_order_id`, `sent_at`, `intent` (what the order was
+    /// meant to do: a dict).
+    #[pyo3(signature = (account=None))]
+    fn orders_in_flight<'py>(
+        &self,
+        py: Python<'py>,
+        account: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.with(py, |r| r.orders_in_flight(account.as_deref()))?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                let sent = to_datetime(position_manager_core::clock::Timestamp(row.sent_at_us))?;
+                let d = PyDict::new(py);
+                d.set_item("account", &row.account)?;
+                d.set_item("symbol", &row.symbol)?;
+                d.set_item("kind", &row.kind)?;
+                d.set_item("client_order_id", &row.client_order_id)?;
+                d.set_item("sent_at", sent)?;
+                d.set_item("intent", loads(py, Some(&row.intent))?)?;
+                Ok(d)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
 }

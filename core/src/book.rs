@@ -758,6 +758,17 @@ impl<H: Clone> Book<H> {
         )
     }
 
+    /// Whether `key` has an order the manager sent whose outcome the book has not taken in: an
+    /// open in flight or with an unknown outcome, or a tracked position with an order in
+    /// flight or with an unknown outcome (what a journal keeps an order's row for).
+    pub fn order_pending(&self, key: &str) -> bool {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Opening(_)) => true,
+            Some(Slot::Tracked(t)) => !matches!(t.activity, Activity::Idle),
+            _ => false,
+        }
+    }
+
     /// Whether `key` is tracked or has an open in flight (what a new open of it must not meet).
     pub fn occupied(&self, key: &str) -> bool {
         occupied_in(&self.inner.lock(), key)

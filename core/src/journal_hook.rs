@@ -1,7 +1,8 @@
 //! The hook a durable journal implements (the `position-manager-journal` crate does, for
 //! SQLite and PostgreSQL): the manager tells it about every event right after the event is
 //! stored in memory, asks it to write the book's state at the end of every update cycle, and
-//! tells it when the re-open holds (`reopen_hold_seconds`) changed, when closes awaiting
+//! tells it about every order right before it goes out and when the call that sent it is over,
+//! and tells it when the re-open holds (`reopen_hold_seconds`) changed, when closes awaiting
 //! confirmation were confirmed, and when a state file's remembered positions were put back (none
 //! of them is an event).
 //!
@@ -13,6 +14,7 @@
 use crate::book::SharedPosition;
 use crate::events::Event;
 use crate::key::Key;
+use crate::manager::in_flight::SentOrder;
 
 /// A durable journal of a manager's events and book (see the module documentation).
 pub trait EventJournal: Send + Sync {
@@ -35,4 +37,14 @@ pub trait EventJournal: Send + Sync {
     /// closes awaiting confirmation, put back by `load_state`): writes the rows of those the book
     /// still remembers as it does now, so a restart from the journal remembers them too.
     fn remembered(&self, keys: &[Key]);
+
+    /// Writes that `order` for `key` is about to go out (called right before the client call):
+    /// a restart that finds it still written takes it back as an order with an unknown outcome
+    /// ([`crate::manager::Manager::restore_orders`]). It replaces any earlier row of `key`.
+    fn order_sent(&self, key: &Key, order: &SentOrder);
+
+    /// The call that sent orders for `keys` is over: deletes the row of each key whose order
+    /// the book no longer has in flight or with an unknown outcome
+    /// ([`crate::book::Book::order_pending`]).
+    fn orders_settled(&self, keys: &[Key]);
 }

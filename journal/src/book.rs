@@ -30,9 +30,16 @@
 //! - **A state file's remembered positions** ([`EventJournal::remembered`], after `load_state`
 //!   put its tombstones and closes awaiting confirmation back): their rows, as the book holds
 //!   them when the writer's lock is taken, in one transaction.
+//! - **An order** ([`EventJournal::order_sent`], right before the client call): its row,
+//!   replacing the key's; [`EventJournal::orders_settled`] (the end of the call that sent it, a
+//!   list that resolved an unknown outcome) and every checkpoint delete the rows of keys the
+//!   book no longer has an order pending for — by the order's reference, so an older order's
+//!   settle never deletes a newer one's row.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones, closes awaiting
 //!   confirmation and book are put into an empty manager, each position recorded as a `loaded`
-//!   event (reason `journal`), and its re-open holds that are not over are taken back.
+//!   event (reason `journal`), its re-open holds that are not over are taken back, and its orders
+//!   in flight are taken back as orders with unknown outcomes
+//!   ([`Manager::restore_orders`]; rows whose result the book holds are deleted).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,13 +54,16 @@ use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::events::{Event, EventKind};
 use position_manager_core::journal_hook::EventJournal;
 use position_manager_core::key::Key;
+use position_manager_core::manager::in_flight::SentOrder;
 use position_manager_core::manager::state::remembered_summary;
 use position_manager_core::manager::{Channel, Manager};
 use position_manager_core::persist::{Extra, SavedListing};
 use position_manager_core::position::PositionState;
 use position_manager_core::reconcile::Fingerprint;
 
-use crate::store::{Batch, EventWrite, HoldWrite, PositionWrite, Restored, RowOp, TombWrite};
+use crate::store::{
+    Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, Restored, RowOp, TombWrite,
+};
 use crate::writer::{row_hash, Writer, Written};
 use crate::JournalError;
 
@@ -111,6 +121,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             tombstones,
             closing,
             holds,
+            orders,
             events,
             unreadable,
             ..
@@ -222,6 +233,34 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         }
         for (symbol, position) in &loaded {
             manager.record(symbol, position, EventKind::Loaded, JOURNAL_REASON, None);
+        }
+        // Orders whose outcome the last manager had not taken in: each waits again for the
+        // exchange to tell (rows whose result the book already holds are dropped).
+        let references: HashMap<String, String> = orders
+            .iter()
+            .map(|o| (o.symbol.clone(), o.order.reference.clone()))
+            .collect();
+        let taken_back = manager.restore_orders(
+            orders
+                .into_iter()
+                .map(|o| (Key::parse(&o.symbol), o.order))
+                .collect(),
+        );
+        if !taken_back.stale.is_empty() {
+            let mut stale = Batch::default();
+            for key in &taken_back.stale {
+                if let Some(reference) = references.get(key.as_str()) {
+                    stale
+                        .orders
+                        .insert(key.as_str().to_owned(), OrderOp::Delete(reference.clone()));
+                }
+            }
+            let result = journal.writer.lock().write(stale, now.0);
+            if let Err(e) = result {
+                journal.log(manager, Level::Warn, || {
+                    format!("Journal: could not drop the rows of orders already settled: {e}")
+                });
+            }
         }
         let count = loaded.len();
         let account = journal.writer.lock().account().to_owned();
@@ -453,7 +492,68 @@ fn hold_rows(held: &[(Key, Timestamp)]) -> Vec<HoldWrite> {
         .collect()
 }
 
+/// Deletes, in `batch`, the order rows of `keys` (all the writer has, when `None`) whose order
+/// the book no longer has in flight or with an unknown outcome. Called with the writer's lock
+/// held: an order sent meanwhile writes its row after this, replacing whatever is left.
+fn settle_orders<H: Clone + Send + Sync + 'static>(
+    manager: &Manager<H>,
+    writer: &Writer,
+    keys: Option<&[Key]>,
+    batch: &mut Batch,
+) {
+    let rows: Vec<(String, String)> = match keys {
+        None => writer.order_rows(),
+        Some(keys) => keys
+            .iter()
+            .filter_map(|k| {
+                writer
+                    .order_row(k.as_str())
+                    .map(|r| (k.as_str().to_owned(), r.to_owned()))
+            })
+            .collect(),
+    };
+    for (key, reference) in rows {
+        if !manager.book().order_pending(&key) {
+            batch.orders.insert(key, OrderOp::Delete(reference));
+        }
+    }
+}
+
 impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
+    fn order_sent(&self, key: &Key, order: &SentOrder) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            batch.orders.insert(
+                key.as_str().to_owned(),
+                OrderOp::Upsert(OrderWrite::new(order)),
+            );
+            writer.write(batch, manager.now().0)
+        };
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+    }
+
+    fn orders_settled(&self, keys: &[Key]) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let result = {
+            let mut writer = self.writer.lock();
+            let mut batch = Batch::default();
+            settle_orders(&manager, &writer, Some(keys), &mut batch);
+            if batch.is_empty() {
+                return;
+            }
+            writer.write(batch, manager.now().0)
+        };
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+    }
+
     fn closes_settled(&self, keys: &[Key]) {
         let Some(manager) = self.manager.upgrade() else {
             return;
@@ -649,6 +749,8 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 }
                 batch.positions.insert(symbol.clone(), RowOp::Upsert(write));
             }
+            // Orders whose outcome a list resolved since their call ended.
+            settle_orders(&manager, &writer, None, &mut batch);
             writer.write(batch, manager.now().0)
         };
         {

@@ -130,6 +130,23 @@ pub struct HoldRecord {
     pub held_since_us: i64,
 }
 
+/// One order in flight: sent by the manager, its outcome not yet taken in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// Its account.
+    pub account: String,
+    /// The book key it is for.
+    pub symbol: String,
+    /// `open`, `close`, `scale_in` or `scale_out`.
+    pub kind: String,
+    /// The client order id it carried, if any.
+    pub client_order_id: Option<String>,
+    /// When it was sent (naive local microseconds).
+    pub sent_at_us: i64,
+    /// What it was meant to do, as JSON.
+    pub intent: String,
+}
+
 /// One account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountRecord {
@@ -462,6 +479,32 @@ impl Reader {
                 account: text(r.first()),
                 symbol: text(r.get(1)),
                 held_since_us: r.get(2).and_then(Val::as_int).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// The orders in flight (sent, their outcome not yet taken in: a restarted manager takes
+    /// each back as an order with an unknown outcome), by account and key. A journal before
+    /// version 6 has none.
+    pub fn orders_in_flight(&mut self, account: Option<&str>) -> JournalResult<Vec<OrderRecord>> {
+        if self.version < 6 {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows_of(
+            "account, symbol, kind, client_order_id, sent_at_us, intent",
+            "pmrs_orders",
+            "account, symbol",
+            account,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OrderRecord {
+                account: text(r.first()),
+                symbol: text(r.get(1)),
+                kind: text(r.get(2)),
+                client_order_id: r.get(3).and_then(Val::as_text).map(str::to_owned),
+                sent_at_us: r.get(4).and_then(Val::as_int).unwrap_or(0),
+                intent: text(r.get(5)),
             })
             .collect())
     }

@@ -30,12 +30,17 @@
 //! Version 5:
 //! - `pmrs_positions.listed`: the same for each tracked position, so a position restored at
 //!   start and untracked before any list showed it again keeps what identifies it.
+//!
+//! Version 6:
+//! - `pmrs_orders`: the orders the manager sent whose outcome it has not taken in yet, one row
+//!   per key (written before the order goes out, deleted once its outcome is known), so a
+//!   restart takes each back as an order with an unknown outcome instead of sending it again.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -73,7 +78,31 @@ const MIGRATIONS: &[Migration] = &[
         description: "what the exchange last listed for each tracked position",
         sql: v5,
     },
+    Migration {
+        version: 6,
+        description: "orders in flight",
+        sql: v6,
+    },
 ];
+
+fn v6(d: Dialect) -> String {
+    format!(
+        "
+CREATE TABLE pmrs_orders (
+    account         TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    reference       TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    client_order_id TEXT,
+    sent_at_us      {} NOT NULL,
+    sent_at         TEXT NOT NULL,
+    intent          TEXT NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+",
+        d.int()
+    )
+}
 
 fn v4(_: Dialect) -> String {
     "ALTER TABLE pmrs_tombstones ADD COLUMN listed TEXT;".to_owned()

@@ -2,15 +2,16 @@
 //!
 //! - [`claim`]: makes an account this writer's (a new fencing epoch: a writer that claimed it
 //!   earlier can no longer write it) and reads back its book, tombstones, closes awaiting
-//!   confirmation, re-open holds and newest events, all in one transaction;
+//!   confirmation, re-open holds, orders in flight and newest events, all in one transaction;
 //! - [`write`](fn@write): one [`Batch`] (events, the rows of the book they change, the re-open
-//!   holds) in one transaction, only while this writer's epoch is the account's. Events are inserted once:
+//!   holds, the orders in flight) in one transaction, only while this writer's epoch is the account's. Events are inserted once:
 //!   writing the same event again (a retry after a commit whose answer was lost) changes nothing.
 
 use std::collections::BTreeMap;
 
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::Event;
+use position_manager_core::manager::in_flight::{SentIntent, SentOrder};
 use position_manager_core::persist::{validate_listing, Extra, SavedListing};
 use position_manager_core::position::PositionState;
 use position_manager_core::reconcile::Fingerprint;
@@ -132,6 +133,44 @@ pub struct HoldWrite {
     pub held_since_us: i64,
 }
 
+/// One order in flight as a row of `pmrs_orders` (the manager's [`SentOrder`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderWrite {
+    /// The order's identity ([`SentOrder::reference`]): a delete names it, so the delete of an
+    /// older order never removes a newer one's row.
+    pub reference: String,
+    /// `open`, `close`, `scale_in` or `scale_out`.
+    pub kind: String,
+    /// The client order id it carried, if any.
+    pub client_order_id: Option<String>,
+    /// When it was sent (naive local microseconds).
+    pub sent_at_us: i64,
+    /// What it was meant to do, as JSON ([`SentIntent`]).
+    pub intent_json: String,
+}
+
+impl OrderWrite {
+    /// The row of `order`.
+    pub fn new(order: &SentOrder) -> Self {
+        OrderWrite {
+            reference: order.reference.clone(),
+            kind: order.intent.kind().to_owned(),
+            client_order_id: order.intent.client_order_id().map(str::to_owned),
+            sent_at_us: order.sent_at.0,
+            intent_json: serde_json::to_string(&order.intent).unwrap_or_default(),
+        }
+    }
+}
+
+/// A change of one key's order row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OrderOp {
+    /// Insert it, replacing the key's row.
+    Upsert(OrderWrite),
+    /// Delete the key's row if it is this order's (by [`OrderWrite::reference`]).
+    Delete(String),
+}
+
 /// A change of one key's row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowOp<T> {
@@ -154,6 +193,8 @@ pub struct Batch {
     pub closing: BTreeMap<String, RowOp<TombWrite>>,
     /// The account's re-open holds, replacing every row it has (`None`: unchanged).
     pub holds: Option<Vec<HoldWrite>>,
+    /// Orders in flight by key.
+    pub orders: BTreeMap<String, OrderOp>,
 }
 
 impl Batch {
@@ -164,6 +205,7 @@ impl Batch {
             && self.tombstones.is_empty()
             && self.closing.is_empty()
             && self.holds.is_none()
+            && self.orders.is_empty()
     }
 
     /// Appends `later` (its row changes replace this batch's for the same keys).
@@ -174,6 +216,18 @@ impl Batch {
         self.closing.extend(later.closing);
         if later.holds.is_some() {
             self.holds = later.holds;
+        }
+        for (symbol, op) in later.orders {
+            // The delete of an older order must not drop a newer order's queued row (the
+            // newer row replaced the older one anyway).
+            let superseded = matches!(
+                (self.orders.get(&symbol), &op),
+                (Some(OrderOp::Upsert(newer)), OrderOp::Delete(reference))
+                    if newer.reference != *reference
+            );
+            if !superseded {
+                self.orders.insert(symbol, op);
+            }
         }
     }
 
@@ -219,6 +273,15 @@ pub struct RestoredHold {
     pub since: Timestamp,
 }
 
+/// An order in flight read back at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredOrder {
+    /// Its book key.
+    pub symbol: String,
+    /// The order.
+    pub order: SentOrder,
+}
+
 /// What an account holds, read when a writer claims it.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -234,6 +297,8 @@ pub struct Restored {
     pub closing: Vec<RestoredTombstone>,
     /// The re-open holds, by key (over or not: the manager decides with its setting).
     pub holds: Vec<RestoredHold>,
+    /// The orders in flight, oldest first.
+    pub orders: Vec<RestoredOrder>,
     /// The newest events (at most the history asked for), oldest first.
     pub events: Vec<Event>,
     /// Rows that could not be read back (a later version's data, a damaged value): what and
@@ -467,6 +532,7 @@ pub fn claim(
                 since: Timestamp(since),
             });
         }
+        out.orders = read_orders(db, account, &mut out.unreadable)?;
         if history > 0 {
             let limit = i64::try_from(history).unwrap_or(i64::MAX);
             let mut events = Vec::new();
@@ -486,6 +552,85 @@ pub fn claim(
         }
         Ok(out)
     })
+}
+
+/// The account's orders in flight, oldest first; a row whose intent cannot be read back, or
+/// holds numbers no order could have, goes to `unreadable` (and stays in the journal).
+fn read_orders(
+    db: &mut dyn Sql,
+    account: &str,
+    unreadable: &mut Vec<String>,
+) -> JournalResult<Vec<RestoredOrder>> {
+    let mut out = Vec::new();
+    for row in db.query(
+        "SELECT symbol, reference, sent_at_us, intent FROM pmrs_orders WHERE account = ?1 \
+         ORDER BY sent_at_us, symbol",
+        &[Val::text(account)],
+    )? {
+        let mut it = row.into_iter();
+        let symbol = it.next().map(Val::into_text).unwrap_or_default();
+        let reference = it.next().map(Val::into_text).unwrap_or_default();
+        let sent_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
+        let text = it.next().map(Val::into_text).unwrap_or_default();
+        let intent = serde_json::from_str::<SentIntent>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|intent| intent.validate().map(|()| intent));
+        match intent {
+            Ok(intent) => out.push(RestoredOrder {
+                symbol,
+                order: SentOrder {
+                    reference,
+                    sent_at: Timestamp(sent_at),
+                    intent,
+                },
+            }),
+            Err(e) => unreadable.push(format!("order in flight {symbol:?}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the order row changes `rows` for the account `acct`.
+fn write_orders(
+    db: &mut dyn Sql,
+    acct: &Val,
+    rows: &BTreeMap<String, OrderOp>,
+) -> JournalResult<()> {
+    for (symbol, op) in rows {
+        match op {
+            OrderOp::Upsert(o) => {
+                db.execute(
+                    "INSERT INTO pmrs_orders (account, symbol, reference, kind, client_order_id, \
+                     sent_at_us, sent_at, intent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (account, symbol) DO UPDATE SET reference = excluded.reference, \
+                     kind = excluded.kind, client_order_id = excluded.client_order_id, \
+                     sent_at_us = excluded.sent_at_us, sent_at = excluded.sent_at, \
+                     intent = excluded.intent",
+                    &[
+                        acct.clone(),
+                        Val::text(symbol.as_str()),
+                        Val::text(o.reference.as_str()),
+                        Val::text(o.kind.as_str()),
+                        Val::Text(o.client_order_id.clone()),
+                        Val::int(o.sent_at_us),
+                        Val::text(iso(o.sent_at_us)),
+                        Val::text(o.intent_json.as_str()),
+                    ],
+                )?;
+            }
+            OrderOp::Delete(reference) => {
+                db.execute(
+                    "DELETE FROM pmrs_orders WHERE account = ?1 AND symbol = ?2 AND reference = ?3",
+                    &[
+                        acct.clone(),
+                        Val::text(symbol.as_str()),
+                        Val::text(reference.as_str()),
+                    ],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn opt_real(v: f64) -> Val {
@@ -627,6 +772,7 @@ pub fn write(
         }
         write_kept(db, Kept::Tombstones, &acct, &batch.tombstones)?;
         write_kept(db, Kept::Closing, &acct, &batch.closing)?;
+        write_orders(db, &acct, &batch.orders)?;
         if let Some(holds) = &batch.holds {
             db.execute(
                 "DELETE FROM pmrs_holds WHERE account = ?1",

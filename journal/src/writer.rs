@@ -16,7 +16,7 @@ use crate::postgres::Postgres;
 use crate::schema;
 use crate::sql::Sql;
 use crate::sqlite::Sqlite;
-use crate::store::{self, Batch, PositionWrite, Restored, RowOp};
+use crate::store::{self, Batch, OrderOp, PositionWrite, Restored, RowOp};
 use crate::{JournalError, JournalResult, SyncMode, Target};
 
 /// Events kept queued at most while the database cannot be written; beyond that the oldest
@@ -65,6 +65,9 @@ pub struct Writer {
     /// The keys whose close awaiting confirmation has a row, written or queued (so that only
     /// those are ever deleted: most events cannot end a close, and need no statement for it).
     closing: HashSet<String>,
+    /// The reference of each key's order in flight with a row, written or queued (so that a
+    /// settle deletes only rows that exist, and only the order's own).
+    orders: HashMap<String, String>,
 }
 
 impl Writer {
@@ -93,6 +96,11 @@ impl Writer {
             now_us,
         )?;
         let closing = restored.closing.iter().map(|c| c.symbol.clone()).collect();
+        let orders = restored
+            .orders
+            .iter()
+            .map(|o| (o.symbol.clone(), o.order.reference.clone()))
+            .collect();
         let writer = Writer {
             target,
             sync,
@@ -107,6 +115,7 @@ impl Writer {
             fenced: None,
             written: HashMap::new(),
             closing,
+            orders,
         };
         Ok((writer, restored))
     }
@@ -155,6 +164,19 @@ impl Writer {
         self.closing.contains(symbol)
     }
 
+    /// The reference of the order in flight `symbol` has a row for (written or queued), if any.
+    pub fn order_row(&self, symbol: &str) -> Option<&str> {
+        self.orders.get(symbol).map(String::as_str)
+    }
+
+    /// The keys with an order in flight row (written or queued), each with its reference.
+    pub fn order_rows(&self) -> Vec<(String, String)> {
+        self.orders
+            .iter()
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect()
+    }
+
     /// Writes `batch` after everything still queued, in one transaction. On failure the whole
     /// is kept queued for the next write and the error returned; once fenced, `batch` is
     /// dropped and [`JournalError::Fenced`] returned without touching the database.
@@ -168,6 +190,18 @@ impl Writer {
                 RowOp::Upsert(_) => self.closing.insert(symbol.clone()),
                 RowOp::Delete => self.closing.remove(symbol),
             };
+        }
+        for (symbol, op) in &batch.orders {
+            match op {
+                OrderOp::Upsert(o) => {
+                    self.orders.insert(symbol.clone(), o.reference.clone());
+                }
+                OrderOp::Delete(reference) => {
+                    if self.orders.get(symbol) == Some(reference) {
+                        self.orders.remove(symbol);
+                    }
+                }
+            }
         }
         self.queued.merge(batch);
         if self.queued.is_empty() {

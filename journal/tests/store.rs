@@ -4,12 +4,15 @@
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
 use position_manager_core::key::Side;
+use position_manager_core::manager::in_flight::{SentIntent, SentOrder};
 use position_manager_core::position::PositionState;
 use position_manager_core::reconcile::Fingerprint;
+use position_manager_core::reconcile::Op;
 use position_manager_journal::reader::{EventFilter, HoldRecord, Reader};
 use position_manager_journal::schema::VERSION;
 use position_manager_journal::store::{
-    Batch, EventWrite, HoldWrite, PositionWrite, RestoredHold, RowOp, TombWrite,
+    Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, RestoredHold, RowOp,
+    TombWrite,
 };
 use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError, SyncMode, Target};
@@ -582,6 +585,7 @@ fn back_to_version(version: i64) -> String {
         (3, "DROP TABLE pmrs_closing"),
         (4, "ALTER TABLE pmrs_tombstones DROP COLUMN listed"),
         (5, "ALTER TABLE pmrs_positions DROP COLUMN listed"),
+        (6, "DROP TABLE pmrs_orders"),
     ];
     let mut sql: Vec<String> = newer
         .iter()
@@ -596,7 +600,7 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 5, "a new version needs its own case here");
+    assert_eq!(VERSION, 6, "a new version needs its own case here");
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
         b.tombstones.insert(
@@ -629,7 +633,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
         entry_price: 1.5,
     };
     for db in databases() {
-        for from in [1, 2, 3, 4] {
+        for from in [1, 2, 3, 4, 5] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
@@ -677,7 +681,8 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             );
             assert_eq!(r.positions.len(), 1, "{db}: kept");
             assert_eq!(
-                r.positions[0].listed, None,
+                r.positions[0].listed,
+                (from >= 5).then_some(fingerprint),
                 "{db}: not known before version 5"
             );
             w.write(tombstone(Some(listing)), 0).unwrap();
@@ -695,6 +700,8 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 }),
             );
             w.write(b, 0).unwrap();
+            w.write(order_batch("SOL/USDT:USDT", &open_order("r1", 4)), 0)
+                .unwrap();
             drop(w);
             let mut reader = Reader::open(&db).unwrap();
             assert_eq!(reader.schema_version(), VERSION, "{db}");
@@ -712,8 +719,149 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             assert_eq!(r.positions[0].listed, Some(fingerprint), "{db}");
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");
             assert_eq!(r.closing.len(), 1, "{db}");
+            assert_eq!(r.orders.len(), 1, "{db}: written after the upgrade");
         }
     }
+}
+
+fn open_order(reference: &str, sent_at: i64) -> SentOrder {
+    SentOrder {
+        reference: reference.to_owned(),
+        sent_at: Timestamp(sent_at),
+        intent: SentIntent::Open {
+            side: Side::Short,
+            amount: 2.0,
+            leverage: 5.0,
+            stop_loss_percentage: 0.02,
+            price: 100.0,
+            client_order_id: Some(reference.to_owned()),
+        },
+    }
+}
+
+fn close_order(reference: &str, sent_at: i64) -> SentOrder {
+    SentOrder {
+        reference: reference.to_owned(),
+        sent_at: Timestamp(sent_at),
+        intent: SentIntent::Change {
+            op: Op::Close,
+            before: 3.0,
+            client_order_id: None,
+            reason: "stop_loss".to_owned(),
+            price: Some(95.0),
+            target_bit: 0,
+        },
+    }
+}
+
+fn order_batch(symbol: &str, order: &SentOrder) -> Batch {
+    let mut b = Batch::default();
+    b.orders
+        .insert(symbol.into(), OrderOp::Upsert(OrderWrite::new(order)));
+    b
+}
+
+fn delete_order(symbol: &str, reference: &str) -> Batch {
+    let mut b = Batch::default();
+    b.orders
+        .insert(symbol.into(), OrderOp::Delete(reference.to_owned()));
+    b
+}
+
+#[test]
+fn orders_in_flight_are_kept_by_key_and_deleted_only_by_their_own_reference() {
+    for db in databases() {
+        let (mut w, r) = open(&db, "main");
+        assert!(r.orders.is_empty(), "{db}");
+        w.write(order_batch("BTC/USDT:USDT", &open_order("a", 20)), 0)
+            .unwrap();
+        w.write(order_batch("ETH/USDT:USDT@long", &close_order("b", 10)), 0)
+            .unwrap();
+        assert_eq!(w.order_row("BTC/USDT:USDT"), Some("a"));
+        drop(w);
+        let (mut w, r) = open(&db, "main");
+        let read: Vec<(&str, &SentOrder)> = r
+            .orders
+            .iter()
+            .map(|o| (o.symbol.as_str(), &o.order))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("ETH/USDT:USDT@long", &close_order("b", 10)),
+                ("BTC/USDT:USDT", &open_order("a", 20)),
+            ],
+            "{db}: every field back, oldest first"
+        );
+        assert_eq!(
+            w.order_row("ETH/USDT:USDT@long"),
+            Some("b"),
+            "{db}: known at open"
+        );
+        // A newer order of the key replaces the row; the older order's delete leaves it.
+        w.write(order_batch("BTC/USDT:USDT", &open_order("c", 30)), 0)
+            .unwrap();
+        w.write(delete_order("BTC/USDT:USDT", "a"), 0).unwrap();
+        assert_eq!(w.order_row("BTC/USDT:USDT"), Some("c"), "{db}");
+        w.write(delete_order("ETH/USDT:USDT@long", "b"), 0).unwrap();
+        assert_eq!(w.order_row("ETH/USDT:USDT@long"), None, "{db}");
+        drop(w);
+        let r = open(&db, "main").1;
+        let left: Vec<(&str, &str)> = r
+            .orders
+            .iter()
+            .map(|o| (o.symbol.as_str(), o.order.reference.as_str()))
+            .collect();
+        assert_eq!(left, vec![("BTC/USDT:USDT", "c")], "{db}");
+    }
+}
+
+#[test]
+fn an_order_row_that_cannot_be_trusted_is_left_unread_and_reported() {
+    for db in databases() {
+        let (mut w, _) = open(&db, "main");
+        w.write(order_batch("BTC/USDT:USDT", &open_order("a", 1)), 0)
+            .unwrap();
+        w.write(order_batch("ETH/USDT:USDT", &open_order("b", 2)), 0)
+            .unwrap();
+        w.write(order_batch("SOL/USDT:USDT", &open_order("c", 3)), 0)
+            .unwrap();
+        drop(w);
+        run_sql(
+            &db,
+            "UPDATE pmrs_orders SET intent = '{\"kind\":\"open\"}' WHERE symbol = 'BTC/USDT:USDT'; \
+             UPDATE pmrs_orders SET intent = REPLACE(intent, '\"amount\":2.0', '\"amount\":-2.0') \
+             WHERE symbol = 'ETH/USDT:USDT'",
+        );
+        let r = open(&db, "main").1;
+        let read: Vec<&str> = r.orders.iter().map(|o| o.symbol.as_str()).collect();
+        assert_eq!(read, vec!["SOL/USDT:USDT"], "{db}");
+        assert_eq!(r.unreadable.len(), 2, "{db}: {:?}", r.unreadable);
+        assert!(
+            r.unreadable[1].contains("amount must be a finite number above 0, got -2"),
+            "{db}: {:?}",
+            r.unreadable
+        );
+    }
+}
+
+#[test]
+fn a_queued_delete_of_an_older_order_never_drops_a_newer_orders_row() {
+    let mut queued = order_batch("A", &open_order("new", 2));
+    queued.merge(delete_order("A", "old"));
+    assert_eq!(
+        queued.orders.get("A"),
+        Some(&OrderOp::Upsert(OrderWrite::new(&open_order("new", 2)))),
+        "the newer row stays queued"
+    );
+    queued.merge(delete_order("A", "new"));
+    assert_eq!(
+        queued.orders.get("A"),
+        Some(&OrderOp::Delete("new".to_owned()))
+    );
+    queued.merge(order_batch("A", &open_order("newer", 3)));
+    assert!(matches!(queued.orders.get("A"), Some(OrderOp::Upsert(o)) if o.reference == "newer"));
+    assert!(!delete_order("A", "x").is_empty());
 }
 
 #[test]

@@ -14,6 +14,7 @@ service files) — and answers across every account in it::
         journal.reopen_holds(account="main")                  # symbols not to open again yet
         journal.closing_positions(account="main")             # closes no list has confirmed
         journal.tombstones(account="main")                    # removed, restored if listed again
+        journal.orders_in_flight(account="main")              # sent, outcome not yet known
 
 Every query returns :class:`Records`: a ``list`` of dicts with a ``to_pandas()`` method. Times
 are naive local ``datetime`` objects, as in ``manager.events``; ``since``/``until`` take the
@@ -194,6 +195,19 @@ class Journal:
         oldest first. The manager drops those older than
         ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""
         return Records(self._reader.tombstones(_name("account", account)))
+
+    def orders_in_flight(self, account: str | None = None) -> Records:
+        """The orders in flight: orders a manager sent whose outcome it has not taken in yet
+        (written before each order goes out, deleted once its outcome is known). A manager
+        restarted over the journal takes each back as an order with an unknown outcome and
+        sends nothing more for its key until the exchange tells. Each row: ``account``,
+        ``symbol`` (the book key), ``kind`` (``open``, ``close``, ``scale_in``, ``scale_out``),
+        ``client_order_id`` (``None`` when the client takes none), ``sent_at``, ``intent`` (a
+        dict: what the order was meant to do — an open's ``side``, ``amount``, ``leverage``,
+        ``stop_loss_percentage``, ``price``; a change's ``op``, ``before``, ``reason``,
+        ``price``, ``target_bit``); by account and key. A journal older than schema version 6
+        has none."""
+        return Records(self._reader.orders_in_flight(_name("account", account)))
 
     @contextmanager
     def snapshot(self) -> Iterator[Journal]:

@@ -18,6 +18,7 @@
 
 use log::Level;
 
+use super::in_flight::SentIntent;
 use super::lists::ListRead;
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
 use super::methods::Methods;
@@ -121,6 +122,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let methods = self.methods(&position, &handle);
         let outcome = self.close_tracked(&key, reason, &position, &methods, fresh);
         self.book().end_order(symbol, &position);
+        self.journal_orders_settled(std::slice::from_ref(&key));
         match outcome {
             Ok(outcome) => Ok(outcome),
             Err(e) if e.is_interrupt() => Err(e),
@@ -300,6 +302,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             unseen: Default::default(),
         };
         let leg = self.leg_of(position);
+        self.journal_order_sent(key, || SentIntent::change(&unknown()));
         let answer = self
             .exchange()
             .close_position(key.symbol(), order_id.as_deref(), leg);

@@ -238,9 +238,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.report_two_legs(&list.snapshot);
             }
         }
+        // Orders whose unknown outcome this list resolved: a journal's rows of them go.
+        let orders_over: Vec<Key> = applied
+            .iter()
+            .filter_map(|change| match change {
+                Applied::Resolved { at, .. } => Some(at.key.clone()),
+                Applied::OpenResolved { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
         let mut report = ListReport::default();
         for change in applied {
             self.report_change(change, list, purpose, removal_reason, &mut report)?;
+        }
+        if !orders_over.is_empty() {
+            self.journal_orders_settled(&orders_over);
         }
         Ok(report)
     }

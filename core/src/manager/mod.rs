@@ -29,6 +29,7 @@ pub mod fetch;
 pub mod hold;
 mod ids;
 mod imports;
+pub mod in_flight;
 pub mod lists;
 pub mod messages;
 pub mod methods;
@@ -478,3 +479,6 @@ mod focused_tests;
 
 #[cfg(test)]
 mod hold_tests;
+
+#[cfg(test)]
+mod in_flight_tests;

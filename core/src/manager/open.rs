@@ -24,6 +24,7 @@
 
 use log::Level;
 
+use super::in_flight::{SentIntent, SettleOnDrop};
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
 use super::verify::Lookup;
 use super::{caught, Manager};
@@ -149,6 +150,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(false);
             }
         };
+        // A journal's row of an order sent for the key goes once the call is over and the book
+        // took its outcome in (whichever way the call returns).
+        let _settle = SettleOnDrop::new(self, &key);
         // Reserve, checking the exchange first when the book remembers something about the
         // symbol or its re-open is held (at most one check: a symbol still in doubt after it is
         // not opened).
@@ -566,6 +570,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             client_order_id: order_id.clone(),
             ..intent.clone()
         };
+        self.journal_order_sent(key, || SentIntent::open(&intent));
         let answer = self.exchange().create_market_order(&MarketOrder {
             symbol,
             side,
@@ -736,6 +741,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             client_order_id: order_id.clone(),
             ..intent.clone()
         };
+        self.journal_order_sent(key, || SentIntent::open(&limit_intent));
         let placed = match self.exchange().create_limit_order(&LimitOrder {
             symbol,
             side,

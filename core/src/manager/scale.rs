@@ -12,6 +12,7 @@
 use log::Level;
 
 use super::close::Unlisted;
+use super::in_flight::SentIntent;
 use super::messages::Channel;
 use super::verify::Lookup;
 use super::{caught, Manager};
@@ -97,6 +98,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         label: &str,
     ) -> CoreResult<Result<Answered, Option<Resolution>>> {
         let symbol = key.as_str();
+        self.journal_order_sent(key, || SentIntent::change(&unknown()));
         let answer = match self.exchange().create_market_order(order) {
             Err(e) if e.is_interrupt() => {
                 self.book().set_unknown(symbol, position, unknown());
@@ -196,6 +198,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let outcome = self.scale_in_tracked(&key, &position, additional, current_price);
         self.book().end_order(symbol, &position);
         self.book().touch(symbol, &position, before);
+        self.journal_orders_settled(std::slice::from_ref(&key));
         match outcome {
             Ok(done) => Ok(done),
             Err(e) if e.is_interrupt() => Err(e),
@@ -426,6 +429,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             self.scale_out_tracked(&key, &position, (amount, &amount_text), reason, target_bit);
         self.book().end_order(symbol, &position);
         self.book().touch(symbol, &position, before);
+        self.journal_orders_settled(std::slice::from_ref(&key));
         match outcome {
             Ok(out) => Ok(out),
             Err(e) if e.is_interrupt() => Err(e),

@@ -571,6 +571,8 @@ mod tests {
         fn checkpoint(&self) {}
         fn closes_settled(&self, _: &[Key]) {}
         fn holds_changed(&self) {}
+        fn order_sent(&self, _: &Key, _: &crate::manager::in_flight::SentOrder) {}
+        fn orders_settled(&self, _: &[Key]) {}
         fn remembered(&self, keys: &[Key]) {
             let keys = keys.iter().map(|k| k.as_str().to_owned()).collect();
             self.0.lock().push(keys);

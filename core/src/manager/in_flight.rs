@@ -1,0 +1,369 @@
+//! Orders in flight across a restart.
+//!
+//! With a journal, every order the manager sends is written *before* it goes out
+//! ([`EventJournal::order_sent`]): what it was meant to do (an open's side, size, leverage and
+//! stop distance; a close's or scale order's kind, the size before it, its reason and price)
+//! and its client order id. The row goes once the order's outcome is known and the book has
+//! taken it in ([`EventJournal::orders_settled`], at the end of the call that sent it, and at
+//! every checkpoint for outcomes a later list resolved).
+//!
+//! A manager restarted over the journal while such a row is left — the process was killed
+//! (or stopped) with the order out and its answer not in, or its outcome was still unknown —
+//! takes the order back as an order with an unknown outcome ([`Manager::restore_orders`]):
+//! an open keeps its key reserved (no second open is sent for it; a list that shows the
+//! position tracks it with the open's stop and target, one that does not show it for
+//! `outcome_confirmations` lists over `outcome_grace_seconds` releases it); a close or scale
+//! order of a restored position holds that position (nothing more is sent for it) until a list
+//! tells what the order did. Without the row, a restarted bot whose list lags the fill would
+//! open the same position a second time, or close it twice.
+//!
+//! [`EventJournal::order_sent`]: crate::journal_hook::EventJournal::order_sent
+//! [`EventJournal::orders_settled`]: crate::journal_hook::EventJournal::orders_settled
+
+use log::Level;
+use serde::{Deserialize, Serialize};
+
+use super::messages::Channel;
+use super::Manager;
+use crate::book::{OpenIntent, Unknown};
+use crate::clock::Timestamp;
+use crate::events::{EventKind, Evidence};
+use crate::format::py_repr_float;
+use crate::key::{Key, Side};
+use crate::reconcile::Op;
+
+/// An order the manager sent, as the journal keeps it until its outcome is known.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentOrder {
+    /// The order's identity in the journal: its client order id when it carries one, else an
+    /// id of the same form made for the journal only.
+    pub reference: String,
+    /// When the manager sent it (its clock).
+    pub sent_at: Timestamp,
+    /// What it was meant to do.
+    pub intent: SentIntent,
+}
+
+/// What a sent order was meant to do (enough to finish it once its outcome is known).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SentIntent {
+    /// An `open_position` order (market, limit, or a limit's market top-up).
+    Open {
+        /// The side asked for.
+        side: Side,
+        /// Contracts asked for.
+        amount: f64,
+        /// Leverage asked for.
+        leverage: f64,
+        /// Stop distance (fraction of the entry).
+        stop_loss_percentage: f64,
+        /// The price the manager saw when it sent the order.
+        price: f64,
+        /// The client order id the order carried, if any.
+        client_order_id: Option<String>,
+    },
+    /// A close, scale-in, scale-out or partial exit of a tracked position.
+    Change {
+        /// The order (`close`, `scale_in` or `scale_out`).
+        #[serde(with = "op_name")]
+        op: Op,
+        /// The position's size before it.
+        before: f64,
+        /// The client order id the order carried, if any.
+        client_order_id: Option<String>,
+        /// The reason it was sent with.
+        reason: String,
+        /// The price the manager saw when it sent it.
+        price: Option<f64>,
+        /// The profit target it claimed (bit of `partial_exits_taken`), 0 for none.
+        target_bit: i64,
+    },
+}
+
+impl SentIntent {
+    /// An open's intent.
+    pub fn open(intent: &OpenIntent) -> Self {
+        SentIntent::Open {
+            side: intent.side,
+            amount: intent.amount,
+            leverage: intent.leverage,
+            stop_loss_percentage: intent.stop_loss_percentage,
+            price: intent.price,
+            client_order_id: intent.client_order_id.clone(),
+        }
+    }
+
+    /// A close's or scale order's intent (what the book would keep if its outcome were unknown).
+    pub fn change(unknown: &Unknown) -> Self {
+        SentIntent::Change {
+            op: unknown.op,
+            before: unknown.before,
+            client_order_id: unknown.client_order_id.clone(),
+            reason: unknown.reason.clone(),
+            price: unknown.price,
+            target_bit: unknown.target_bit,
+        }
+    }
+
+    /// `open`, `close`, `scale_in` or `scale_out`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SentIntent::Open { .. } => "open",
+            SentIntent::Change { op, .. } => op.name(),
+        }
+    }
+
+    /// The client order id the order carried, if any.
+    pub fn client_order_id(&self) -> Option<&str> {
+        match self {
+            SentIntent::Open {
+                client_order_id, ..
+            }
+            | SentIntent::Change {
+                client_order_id, ..
+            } => client_order_id.as_deref(),
+        }
+    }
+
+    /// The numbers a restored order will be trusted with: finite, sizes and prices above zero,
+    /// a leverage of at least 1 and a stop distance in (0, 1). `Err` names the first that is
+    /// not (a damaged or hand-edited row).
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be a finite number above 0, got {v}"))
+            }
+        };
+        match self {
+            SentIntent::Open {
+                amount,
+                leverage,
+                stop_loss_percentage,
+                price,
+                ..
+            } => {
+                positive("amount", *amount)?;
+                positive("price", *price)?;
+                if !(leverage.is_finite() && *leverage >= 1.0) {
+                    return Err(format!(
+                        "leverage must be a finite number of at least 1, got {leverage}"
+                    ));
+                }
+                if !(stop_loss_percentage.is_finite()
+                    && *stop_loss_percentage > 0.0
+                    && *stop_loss_percentage < 1.0)
+                {
+                    return Err(format!(
+                        "stop_loss_percentage must be between 0 and 1, got {stop_loss_percentage}"
+                    ));
+                }
+                Ok(())
+            }
+            SentIntent::Change { before, price, .. } => {
+                positive("before", *before)?;
+                match price {
+                    Some(p) => positive("price", *p),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// [`Op`] by its name in events and logs (`close`, `scale_in`, `scale_out`).
+mod op_name {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::reconcile::Op;
+
+    pub(super) fn serialize<S: Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(op.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Op, D::Error> {
+        let name = String::deserialize(d)?;
+        [Op::Close, Op::ScaleIn, Op::ScaleOut]
+            .into_iter()
+            .find(|op| op.name() == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown order kind {name:?}")))
+    }
+}
+
+/// What [`Manager::restore_orders`] did with the orders a journal kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoredOrders {
+    /// Opens whose key is reserved again with an unknown outcome.
+    pub opens: usize,
+    /// Closes and scale orders whose restored position now waits for their outcome.
+    pub changes: usize,
+    /// Keys whose row is stale (the book already holds the order's result: a tracked position
+    /// for an open, no tracked position for a change): the journal deletes them.
+    pub stale: Vec<Key>,
+}
+
+impl<H: Clone + Send + Sync> Manager<H> {
+    /// Tells the journal, if any, that an order for `key` is about to go out (called with no
+    /// lock held, right before the client call). Without a journal this costs nothing.
+    pub(crate) fn journal_order_sent(&self, key: &Key, intent: impl FnOnce() -> SentIntent) {
+        let journal = self.journal.read().clone();
+        let Some(journal) = journal else { return };
+        let intent = intent();
+        let reference = intent
+            .client_order_id()
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.ids.next());
+        journal.order_sent(
+            key,
+            &SentOrder {
+                reference,
+                sent_at: self.now(),
+                intent,
+            },
+        );
+    }
+
+    /// Tells the journal, if any, that the calls that sent orders for `keys` are over (or a list
+    /// resolved their unknown outcomes): the rows of those whose outcome the book took in go
+    /// (called with no lock held).
+    pub(crate) fn journal_orders_settled(&self, keys: &[Key]) {
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            journal.orders_settled(keys);
+        }
+    }
+
+    /// Takes back the orders a journal kept for an empty-handed restart (see the module docs):
+    /// each open reserves its key with an unknown outcome (an `outcome_unknown` event, reason
+    /// `open`), each change of a tracked position holds that position until a list resolves it
+    /// (an `outcome_unknown` event with the order's kind as reason), each logged as a warning.
+    /// Rows whose result the book already holds are returned as stale.
+    pub fn restore_orders(&self, orders: Vec<(Key, SentOrder)>) -> RestoredOrders {
+        let mut out = RestoredOrders::default();
+        for (key, order) in orders {
+            let symbol = key.as_str();
+            let kind = order.intent.kind();
+            let id = order
+                .intent
+                .client_order_id()
+                .map(|id| format!(", client order id {id}"))
+                .unwrap_or_default();
+            match order.intent {
+                SentIntent::Open {
+                    side,
+                    amount,
+                    leverage,
+                    stop_loss_percentage,
+                    price,
+                    client_order_id,
+                } => {
+                    if self.book().begin_open(&key, false).is_err() {
+                        out.stale.push(key);
+                        continue;
+                    }
+                    let intent = OpenIntent {
+                        side,
+                        amount,
+                        leverage,
+                        stop_loss_percentage,
+                        price,
+                        client_order_id,
+                    };
+                    self.book().open_unknown(&key, intent.clone());
+                    out.opens += 1;
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Journal: the open order for {symbol} ({} {} contracts{id}) sent at {} had no known outcome when the last manager stopped; no second order is sent for {symbol} until the exchange tells",
+                            side.as_str(),
+                            py_repr_float(amount),
+                            order.sent_at.format_seconds()
+                        )
+                    });
+                    let provisional = self.opened_state(&key, &intent, amount, price);
+                    self.record_full(
+                        symbol,
+                        &provisional,
+                        EventKind::OutcomeUnknown,
+                        "open",
+                        None,
+                        None,
+                        intent.client_order_id.as_deref(),
+                    );
+                }
+                SentIntent::Change {
+                    op,
+                    before,
+                    client_order_id,
+                    reason,
+                    price,
+                    target_bit,
+                } => {
+                    let Some((position, _handle)) = self.book().get(symbol) else {
+                        out.stale.push(key);
+                        continue;
+                    };
+                    let unknown = Unknown {
+                        op,
+                        at: 0,
+                        before,
+                        client_order_id,
+                        reason,
+                        price,
+                        target_bit,
+                        unseen: Default::default(),
+                    };
+                    let order_id = unknown.client_order_id.clone();
+                    self.book().set_unknown(symbol, &position, unknown);
+                    out.changes += 1;
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Journal: the {kind} order for {symbol}{id} sent at {} had no known outcome when the last manager stopped; nothing more is sent for {symbol} until the exchange tells",
+                            order.sent_at.format_seconds()
+                        )
+                    });
+                    let amount = position.lock().amount;
+                    self.record_full(
+                        symbol,
+                        &position,
+                        EventKind::OutcomeUnknown,
+                        kind,
+                        None,
+                        Some(Evidence {
+                            previous_amount: Some(amount),
+                            ..Evidence::default()
+                        }),
+                        order_id.as_deref(),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Tells the journal, when dropped, that the call that sent orders for a key is over
+/// ([`Manager::journal_orders_settled`]): held by `open_position` from the moment its key is
+/// known, so every way out of it (a resolved earlier open, a failure, an interruption) settles.
+pub(crate) struct SettleOnDrop<'m, H: Clone + Send + Sync> {
+    manager: &'m Manager<H>,
+    key: Key,
+}
+
+impl<'m, H: Clone + Send + Sync> SettleOnDrop<'m, H> {
+    /// Settles `key` when dropped.
+    pub(crate) fn new(manager: &'m Manager<H>, key: &Key) -> Self {
+        SettleOnDrop {
+            manager,
+            key: key.clone(),
+        }
+    }
+}
+
+impl<H: Clone + Send + Sync> Drop for SettleOnDrop<'_, H> {
+    fn drop(&mut self) {
+        self.manager
+            .journal_orders_settled(std::slice::from_ref(&self.key));
+    }
+}

@@ -1,0 +1,68 @@
+"""A one-symbol-per-position futures venue kept in a JSON file, so it outlives the process that
+trades on it (tests/order_crash_child.py is killed mid-order; the test reads on after it).
+
+Positions are ccxt-shaped dicts (``symbol``, ``side``, ``contracts``, ``entryPrice``,
+``leverage``). Every change rewrites the file atomically (``os.replace``); each order is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class FileVenue:
+    def __init__(self, path: str | Path, price: float = 100.0) -> None:
+        self.path = Path(path)
+        self.price = price
+        if not self.path.exists():
+            self._save({"positions": {}, "orders": 0})
+
+    def _load(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.path.read_text())
+        return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+    def positions(self) -> list[dict[str, Any]]:
+        return [dict(p) for p in self._load()["positions"].values()]
+
+    @property
+    def orders(self) -> int:
+        """Orders the venue took (fills and closes)."""
+        return int(self._load()["orders"])
+
+    def fill(self, symbol: str, side: str, amount: float, leverage: float) -> None:
+        """A market order: opens or adds to ``symbol`` (a sell opens a short)."""
+        data = self._load()
+        data["orders"] += 1
+        held = data["positions"].get(symbol)
+        wanted = "long" if side == "buy" else "short"
+        if held is None:
+            data["positions"][symbol] = {
+                "symbol": symbol,
+                "side": wanted,
+                "contracts": amount,
+                "entryPrice": self.price,
+                "leverage": leverage,
+            }
+        elif held["side"] == wanted:
+            held["contracts"] += amount
+        else:
+            held["contracts"] -= amount
+            if held["contracts"] <= 1e-12:
+                del data["positions"][symbol]
+        self._save(data)
+
+    def close(self, symbol: str) -> bool:
+        """Closes ``symbol``; False when there is nothing to close."""
+        data = self._load()
+        data["orders"] += 1
+        found = data["positions"].pop(symbol, None) is not None
+        self._save(data)
+        return found
