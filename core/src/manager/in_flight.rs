@@ -259,6 +259,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     price,
                     client_order_id,
                 } => {
+                    // The open went out after any tombstone of its key was found gone (the
+                    // crashed manager's open superseded it; its journal row outlived it).
+                    drop(self.book().forget_tombstone(&key));
                     if self.book().begin_open(&key, false).is_err() {
                         out.stale.push(key);
                         continue;

@@ -183,6 +183,22 @@ fn close_sent(before: f64) -> SentOrder {
     }
 }
 
+/// BTC long, `amount` contracts at 100, tracked.
+fn tracked(m: &Manager<u32>, amount: f64) -> SharedPosition {
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        100.0,
+        amount,
+        10.0,
+        95.0,
+        Some(130.0),
+        m.now(),
+    ));
+    m.book().insert("BTC", p.clone(), 1);
+    p
+}
+
 fn kinds(m: &Manager<u32>) -> Vec<(EventKind, String)> {
     m.events()
         .all()
@@ -250,17 +266,7 @@ fn a_restored_open_the_lists_never_show_is_released_by_the_outcome_rules() {
 fn a_restored_close_holds_its_position_until_a_list_tells() {
     let f = priced(90.0);
     let m = manager(&f, ManagerConfig::default());
-    let p = crate::book::share(crate::position::PositionState::new(
-        "BTC",
-        "long",
-        100.0,
-        3.0,
-        10.0,
-        95.0,
-        Some(130.0),
-        m.now(),
-    ));
-    m.book().insert("BTC", p.clone(), 1);
+    tracked(&m, 3.0);
     let back = m.restore_orders(vec![(Key::parse("BTC"), close_sent(3.0))]);
     assert_eq!((back.opens, back.changes), (0, 1));
     assert!(matches!(
@@ -284,6 +290,22 @@ fn a_restored_close_holds_its_position_until_a_list_tells() {
         kinds(&m)
     );
     assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_restored_open_supersedes_a_tombstone_of_its_key() {
+    // The crashed manager had removed BTC as closed outside it, then opened BTC again; the
+    // journal still held the tombstone's row when it died.
+    let f = priced(100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let old = tracked(&m, 3.0);
+    f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
+    m.update_all().unwrap();
+    assert!(m.book().remembers("BTC", &old).is_some(), "a tombstone");
+    let back = m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1"))]);
+    assert_eq!((back.opens, back.stale.len()), (1, 0));
+    assert!(m.book().order_pending("BTC"));
+    assert!(m.book().remembers("BTC", &old).is_none(), "superseded");
 }
 
 #[test]
