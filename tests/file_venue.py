@@ -66,3 +66,44 @@ class FileVenue:
         found = data["positions"].pop(symbol, None) is not None
         self._save(data)
         return found
+
+
+class FileVenueClient:
+    """The bot's client shape (spec §4: positional ``create_market_order`` and
+    ``close_position(symbol)``) over a ``FileVenue``: prices are the venue's, there are no
+    candles, and each order is handed to ``_market`` / ``_close``."""
+
+    def __init__(self, venue: FileVenue) -> None:
+        self.venue = venue
+
+    def get_open_positions(self) -> list[dict[str, Any]]:
+        return self.venue.positions()
+
+    def get_ticker(self, symbol: str, priority: Any = None) -> dict[str, Any]:
+        return {"last": self.venue.price}
+
+    def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
+        return []
+
+    def create_market_order(
+        self,
+        symbol: str,
+        side: str,
+        amount: float,
+        leverage: int = 10,
+        max_slippage: float = 0.01,
+        validate_depth: bool = True,
+        reduce_only: bool = False,
+        is_critical: bool = False,
+    ) -> dict[str, Any] | None:
+        return self._market(symbol, side, float(amount), float(leverage))
+
+    def close_position(self, symbol: str) -> bool:
+        return self._close(symbol)
+
+    def _market(self, symbol: str, side: str, amount: float, leverage: float) -> Any:
+        self.venue.fill(symbol, side, amount, leverage)
+        return {"status": "closed", "filled": amount}
+
+    def _close(self, symbol: str) -> bool:
+        return self.venue.close(symbol)

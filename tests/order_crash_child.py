@@ -19,49 +19,27 @@ import sys
 import time
 from typing import Any
 
-from file_venue import FileVenue
+from file_venue import FileVenue, FileVenueClient
 
 from position_manager_rs import PositionManager
 
 BTC = "BTC/USDT:USDT"
 
 
-class HangingClient:
-    """The bot's client shape over a ``FileVenue``; an order is taken, then never answered."""
-
-    def __init__(self, venue: FileVenue) -> None:
-        self.venue = venue
-
-    def get_open_positions(self) -> list[dict[str, Any]]:
-        return self.venue.positions()
-
-    def get_ticker(self, symbol: str, priority: Any = None) -> dict[str, Any]:
-        return {"last": self.venue.price}
-
-    def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
-        return []
+class HangingClient(FileVenueClient):
+    """A ``FileVenueClient`` whose orders are taken by the venue, then never answered."""
 
     def _hang(self) -> None:
         sys.stdout.write("sent\n")
         sys.stdout.flush()
         time.sleep(600)
 
-    def create_market_order(
-        self,
-        symbol: str,
-        side: str,
-        amount: float,
-        leverage: int = 10,
-        max_slippage: float = 0.01,
-        validate_depth: bool = True,
-        reduce_only: bool = False,
-        is_critical: bool = False,
-    ) -> dict[str, Any] | None:
-        self.venue.fill(symbol, side, float(amount), float(leverage))
+    def _market(self, symbol: str, side: str, amount: float, leverage: float) -> Any:
+        self.venue.fill(symbol, side, amount, leverage)
         self._hang()
         return None
 
-    def close_position(self, symbol: str) -> bool:
+    def _close(self, symbol: str) -> bool:
         self.venue.close(symbol)
         self._hang()
         return False

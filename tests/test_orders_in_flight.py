@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from file_venue import FileVenue
+from file_venue import FileVenue, FileVenueClient
 from journal_helpers import journal_url
 from test_journal_crash import read_until, wait_for_sessions_to_end
 
@@ -41,12 +41,12 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return journal_url(request.param, tmp_path, "orders")
 
 
-class LaggingClient:
+class LaggingClient(FileVenueClient):
     """The restarted bot's client: while ``lagging``, its position lists show the venue as it
     was before the crash (``stale``); every order it sends is counted and done on the venue."""
 
     def __init__(self, venue: FileVenue, stale: list[dict[str, Any]], lagging: bool) -> None:
-        self.venue = venue
+        super().__init__(venue)
         self.stale = stale
         self.lagging = lagging
         self.sent: list[str] = []
@@ -56,30 +56,13 @@ class LaggingClient:
             return [dict(p) for p in self.stale]
         return self.venue.positions()
 
-    def get_ticker(self, symbol: str, priority: Any = None) -> dict[str, Any]:
-        return {"last": self.venue.price}
-
-    def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
-        return []
-
-    def create_market_order(
-        self,
-        symbol: str,
-        side: str,
-        amount: float,
-        leverage: int = 10,
-        max_slippage: float = 0.01,
-        validate_depth: bool = True,
-        reduce_only: bool = False,
-        is_critical: bool = False,
-    ) -> dict[str, Any]:
+    def _market(self, symbol: str, side: str, amount: float, leverage: float) -> Any:
         self.sent.append(f"{side} {symbol} {amount}")
-        self.venue.fill(symbol, side, float(amount), float(leverage))
-        return {"id": str(len(self.sent)), "status": "closed", "filled": amount}
+        return super()._market(symbol, side, amount, leverage)
 
-    def close_position(self, symbol: str) -> bool:
+    def _close(self, symbol: str) -> bool:
         self.sent.append(f"close {symbol}")
-        return self.venue.close(symbol)
+        return super()._close(symbol)
 
 
 def crash_mid_order(url: str, venue: Path, scenario: str, tmp_path: Path) -> None:
