@@ -237,7 +237,7 @@ pub struct Remembered<H> {
 }
 
 /// What an `open_position` asked for (to track the position when an unknown outcome resolves).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OpenIntent {
     /// The side asked for.
     pub side: Side,

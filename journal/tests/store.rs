@@ -1,6 +1,7 @@
 //! The journal's storage against SQLite (always) and PostgreSQL (when `PMRS_TEST_POSTGRES_URL`
 //! names a server; under `CI=true` a missing server fails instead of skipping).
 
+use position_manager_core::book::OpenIntent;
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{Event, EventKind, EventLog};
 use position_manager_core::key::Side;
@@ -728,14 +729,14 @@ fn open_order(reference: &str, sent_at: i64) -> SentOrder {
     SentOrder {
         reference: reference.to_owned(),
         sent_at: Timestamp(sent_at),
-        intent: SentIntent::Open {
+        intent: SentIntent::Open(OpenIntent {
             side: Side::Short,
             amount: 2.0,
             leverage: 5.0,
             stop_loss_percentage: 0.02,
             price: 100.0,
             client_order_id: Some(reference.to_owned()),
-        },
+        }),
     }
 }
 

@@ -29,7 +29,7 @@ use crate::book::{OpenIntent, Unknown};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Evidence};
 use crate::format::py_repr_float;
-use crate::key::{Key, Side};
+use crate::key::Key;
 use crate::reconcile::Op;
 
 /// An order the manager sent, as the journal keeps it until its outcome is known.
@@ -48,21 +48,9 @@ pub struct SentOrder {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SentIntent {
-    /// An `open_position` order (market, limit, or a limit's market top-up).
-    Open {
-        /// The side asked for.
-        side: Side,
-        /// Contracts asked for.
-        amount: f64,
-        /// Leverage asked for.
-        leverage: f64,
-        /// Stop distance (fraction of the entry).
-        stop_loss_percentage: f64,
-        /// The price the manager saw when it sent the order.
-        price: f64,
-        /// The client order id the order carried, if any.
-        client_order_id: Option<String>,
-    },
+    /// An `open_position` order (market, limit, or a limit's market top-up): what the open
+    /// asked for, as the book keeps it for an open whose outcome is unknown.
+    Open(OpenIntent),
     /// A close, scale-in, scale-out or partial exit of a tracked position.
     Change {
         /// The order (`close`, `scale_in` or `scale_out`).
@@ -84,14 +72,7 @@ pub enum SentIntent {
 impl SentIntent {
     /// An open's intent.
     pub fn open(intent: &OpenIntent) -> Self {
-        SentIntent::Open {
-            side: intent.side,
-            amount: intent.amount,
-            leverage: intent.leverage,
-            stop_loss_percentage: intent.stop_loss_percentage,
-            price: intent.price,
-            client_order_id: intent.client_order_id.clone(),
-        }
+        SentIntent::Open(intent.clone())
     }
 
     /// A close's or scale order's intent (what the book would keep if its outcome were unknown).
@@ -117,9 +98,9 @@ impl SentIntent {
     /// The client order id the order carried, if any.
     pub fn client_order_id(&self) -> Option<&str> {
         match self {
-            SentIntent::Open {
+            SentIntent::Open(OpenIntent {
                 client_order_id, ..
-            }
+            })
             | SentIntent::Change {
                 client_order_id, ..
             } => client_order_id.as_deref(),
@@ -138,13 +119,13 @@ impl SentIntent {
             }
         };
         match self {
-            SentIntent::Open {
+            SentIntent::Open(OpenIntent {
                 amount,
                 leverage,
                 stop_loss_percentage,
                 price,
                 ..
-            } => {
+            }) => {
                 positive("amount", *amount)?;
                 positive("price", *price)?;
                 if !(leverage.is_finite() && *leverage >= 1.0) {
@@ -251,14 +232,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 .map(|id| format!(", client order id {id}"))
                 .unwrap_or_default();
             match order.intent {
-                SentIntent::Open {
-                    side,
-                    amount,
-                    leverage,
-                    stop_loss_percentage,
-                    price,
-                    client_order_id,
-                } => {
+                SentIntent::Open(intent) => {
                     // The open went out after any tombstone of its key was found gone (the
                     // crashed manager's open superseded it; its journal row outlived it).
                     drop(self.book().forget_tombstone(&key));
@@ -266,34 +240,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         out.stale.push(key);
                         continue;
                     }
-                    let intent = OpenIntent {
-                        side,
-                        amount,
-                        leverage,
-                        stop_loss_percentage,
-                        price,
-                        client_order_id,
-                    };
                     self.book().open_unknown(&key, intent.clone());
                     out.opens += 1;
                     self.log(Channel::Main, Level::Warn, || {
                         format!(
                             "Journal: the open order for {symbol} ({} {} contracts{id}) sent at {} had no known outcome when the last manager stopped; no second order is sent for {symbol} until the exchange tells",
-                            side.as_str(),
-                            py_repr_float(amount),
+                            intent.side.as_str(),
+                            py_repr_float(intent.amount),
                             order.sent_at.format_seconds()
                         )
                     });
-                    let provisional = self.opened_state(&key, &intent, amount, price);
-                    self.record_full(
-                        symbol,
-                        &provisional,
-                        EventKind::OutcomeUnknown,
-                        "open",
-                        None,
-                        None,
-                        intent.client_order_id.as_deref(),
-                    );
+                    self.record_open_unknown(&key, &intent, intent.amount, intent.price);
                 }
                 SentIntent::Change {
                     op,

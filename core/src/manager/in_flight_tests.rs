@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use super::in_flight::{SentIntent, SentOrder};
 use super::testing::*;
 use super::{CloseOutcome, Manager, ManagerConfig};
-use crate::book::{Activity, SharedPosition};
+use crate::book::{Activity, OpenIntent, SharedPosition};
 use crate::events::{Event, EventKind};
 use crate::key::{Key, Side};
 use crate::reconcile::Op;
@@ -78,14 +78,14 @@ fn an_open_is_written_before_its_order_goes_out_and_settled_once_tracked() {
     assert_eq!(key.as_str(), "BTC");
     assert_eq!(
         order.intent,
-        SentIntent::Open {
+        SentIntent::Open(OpenIntent {
             side: Side::Long,
             amount: 1.0,
             leverage: 10.0,
             stop_loss_percentage: 0.05,
             price: 100.0,
             client_order_id: None,
-        }
+        })
     );
     assert_eq!(order.sent_at, m.now());
     assert!(order.reference.starts_with("pm"), "{}", order.reference);
@@ -157,14 +157,14 @@ fn open_sent(reference: &str) -> SentOrder {
     SentOrder {
         reference: reference.to_owned(),
         sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
-        intent: SentIntent::Open {
+        intent: SentIntent::Open(OpenIntent {
             side: Side::Long,
             amount: 2.0,
             leverage: 5.0,
             stop_loss_percentage: 0.1,
             price: 100.0,
             client_order_id: None,
-        },
+        }),
     }
 }
 
@@ -335,18 +335,14 @@ fn restored_intents_are_validated() {
         i.validate().unwrap_err()
     };
     let e = bad(&|i| {
-        if let SentIntent::Open { leverage, .. } = i {
-            *leverage = f64::NAN;
+        if let SentIntent::Open(open) = i {
+            open.leverage = f64::NAN;
         }
     });
     assert!(e.contains("leverage"), "{e}");
     let e = bad(&|i| {
-        if let SentIntent::Open {
-            stop_loss_percentage,
-            ..
-        } = i
-        {
-            *stop_loss_percentage = 1.5;
+        if let SentIntent::Open(open) = i {
+            open.stop_loss_percentage = 1.5;
         }
     });
     assert!(e.contains("stop_loss_percentage"), "{e}");

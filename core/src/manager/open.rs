@@ -698,7 +698,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 )
             });
         }
-        let provisional = self.opened_state(key, intent, amount, fallback_price);
+        self.record_open_unknown(key, intent, amount, fallback_price);
+        Ok(Placed::Unknown)
+    }
+
+    /// The `outcome_unknown` event (reason `open`) of an open whose outcome is unknown, on the
+    /// position it would have made: `amount` contracts at `price`, the intent's stop and target.
+    pub(crate) fn record_open_unknown(
+        &self,
+        key: &Key,
+        intent: &OpenIntent,
+        amount: f64,
+        price: f64,
+    ) {
+        let provisional = self.opened_state(key, intent, amount, price);
         self.record_full(
             key.as_str(),
             &provisional,
@@ -708,7 +721,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
             None,
             intent.client_order_id.as_deref(),
         );
-        Ok(Placed::Unknown)
     }
 
     /// The limit path: post-only order, wait, cancel, re-check, market fallback or top-up.
