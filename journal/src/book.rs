@@ -327,6 +327,26 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         self.report(manager, result, on, false);
     }
 
+    /// One write about no position in particular: `batch_of` builds the batch with the writer's
+    /// lock held (`None`: nothing to write, not even what failures left queued); the writer's
+    /// notice is then logged and the result reported ([`BookJournal::report_for_the_book`])
+    /// with the lock released.
+    fn write_for_the_book(
+        &self,
+        manager: &Manager<H>,
+        batch_of: impl FnOnce(&Writer) -> Option<Batch>,
+    ) {
+        let result = {
+            let mut writer = self.writer.lock();
+            let Some(batch) = batch_of(&writer) else {
+                return;
+            };
+            writer.write(batch, manager.now().0)
+        };
+        self.tell_notice(manager);
+        self.report_for_the_book(manager, result);
+    }
+
     /// How many events wait for the database.
     pub fn queued_events(&self) -> usize {
         self.writer.lock().queued_events()
@@ -524,34 +544,26 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        let result = {
-            let mut writer = self.writer.lock();
+        self.write_for_the_book(&manager, |_| {
             let mut batch = Batch::default();
             batch.orders.insert(
                 key.as_str().to_owned(),
                 OrderOp::Upsert(OrderWrite::new(order)),
             );
-            writer.write(batch, manager.now().0)
-        };
-        self.tell_notice(&manager);
-        self.report_for_the_book(&manager, result);
+            Some(batch)
+        });
     }
 
     fn orders_settled(&self, keys: &[Key]) {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        let result = {
-            let mut writer = self.writer.lock();
+        // Most calls settle nothing (no row for the key): no write at all then.
+        self.write_for_the_book(&manager, |writer| {
             let mut batch = Batch::default();
-            settle_orders(&manager, &writer, Some(keys), &mut batch);
-            if batch.is_empty() {
-                return;
-            }
-            writer.write(batch, manager.now().0)
-        };
-        self.tell_notice(&manager);
-        self.report_for_the_book(&manager, result);
+            settle_orders(&manager, writer, Some(keys), &mut batch);
+            (!batch.is_empty()).then_some(batch)
+        });
     }
 
     fn closes_settled(&self, keys: &[Key]) {
@@ -561,8 +573,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         // Closes confirmed by an empty answer are kept as tombstones: their rows go with the
         // deletions, in one transaction.
         let rows = self.kept_rows(&manager, keys);
-        let result = {
-            let mut writer = self.writer.lock();
+        self.write_for_the_book(&manager, |writer| {
             let mut batch = Batch::default();
             for key in keys {
                 let key = key.as_str();
@@ -572,27 +583,21 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 }
             }
             put_kept_rows(&manager, &rows, &mut batch);
-            writer.write(batch, manager.now().0)
-        };
+            Some(batch)
+        });
         drop(rows);
-        self.tell_notice(&manager);
-        self.report_for_the_book(&manager, result);
     }
 
     fn holds_changed(&self) {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        let result = {
-            let mut writer = self.writer.lock();
-            let batch = Batch {
+        self.write_for_the_book(&manager, |_| {
+            Some(Batch {
                 holds: Some(hold_rows(&manager.reopen_holds())),
                 ..Batch::default()
-            };
-            writer.write(batch, manager.now().0)
-        };
-        self.tell_notice(&manager);
-        self.report_for_the_book(&manager, result);
+            })
+        });
     }
 
     fn remembered(&self, keys: &[Key]) {
@@ -603,15 +608,12 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         if rows.is_empty() {
             return;
         }
-        let result = {
-            let mut writer = self.writer.lock();
+        self.write_for_the_book(&manager, |_| {
             let mut batch = Batch::default();
             put_kept_rows(&manager, &rows, &mut batch);
-            writer.write(batch, manager.now().0)
-        };
+            Some(batch)
+        });
         drop(rows);
-        self.tell_notice(&manager);
-        self.report_for_the_book(&manager, result);
     }
 
     fn record(&self, event: &Event, position: &SharedPosition) {
