@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 Payload = Any
@@ -352,6 +352,9 @@ class Dialect:
     mode_readable_when_flat = True
 
 
+_V = TypeVar("_V", bound="FakeVenue")
+
+
 class FakeVenue:
     """A ledger behind an HTTP server speaking ``dialect``. Context manager."""
 
@@ -367,7 +370,7 @@ class FakeVenue:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> FakeVenue:
+    def __enter__(self: _V) -> _V:
         venue = self
 
         class Handler(_Handler):
@@ -396,31 +399,7 @@ class FakeVenue:
 
     def make_exchange(self, module: Any = None, **config: Any) -> Any:
         """The real ccxt class of the dialect with dummy credentials, pointed at this venue."""
-        if module is None:
-            import ccxt  # type: ignore[import-untyped]
-
-            module = ccxt
-        options = {**self.dialect.options, **config.pop("options", {})}
-        exchange = getattr(module, self.dialect.ccxt_name)(
-            {
-                **self.dialect.credentials,
-                "enableRateLimit": False,
-                "timeout": 3000,
-                "options": options,
-                **config,
-            }
-        )
-        exchange.urls = {**exchange.urls, "api": self._point(exchange.urls["api"])}
-        self.dialect.prepare(exchange)
-        return exchange
-
-    def _point(self, urls: Any) -> Any:
-        if isinstance(urls, dict):
-            return {k: self._point(v) for k, v in urls.items()}
-        if isinstance(urls, str) and "://" in urls:
-            parts = urlsplit(urls)
-            return f"{self.base_url}/{parts.netloc}{parts.path}"
-        return urls
+        return make_exchange(self.dialect, self.base_url, module, **config)
 
     # ---- faults and inspection
 
@@ -532,6 +511,37 @@ class FakeVenue:
         if fault.status == 429:
             return self.dialect.rate_limited()
         return fault.status, f"<html><body>{fault.status} Bad Gateway</body></html>"
+
+
+def make_exchange(dialect: Dialect, base_url: str, module: Any = None, **config: Any) -> Any:
+    """The real ccxt class of ``dialect`` with dummy credentials, every API URL pointed at the
+    venue serving on ``base_url`` (also from another process: tests/venue_crash_child.py)."""
+    if module is None:
+        import ccxt  # type: ignore[import-untyped]
+
+        module = ccxt
+    options = {**dialect.options, **config.pop("options", {})}
+    exchange = getattr(module, dialect.ccxt_name)(
+        {
+            **dialect.credentials,
+            "enableRateLimit": False,
+            "timeout": 3000,
+            "options": options,
+            **config,
+        }
+    )
+    exchange.urls = {**exchange.urls, "api": _point(base_url, exchange.urls["api"])}
+    dialect.prepare(exchange)
+    return exchange
+
+
+def _point(base_url: str, urls: Any) -> Any:
+    if isinstance(urls, dict):
+        return {k: _point(base_url, v) for k, v in urls.items()}
+    if isinstance(urls, str) and "://" in urls:
+        parts = urlsplit(urls)
+        return f"{base_url}/{parts.netloc}{parts.path}"
+    return urls
 
 
 class _Handler(BaseHTTPRequestHandler):

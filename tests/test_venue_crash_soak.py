@@ -1,0 +1,311 @@
+"""The whole stack through a venue's faults, with the bot's process killed at any point.
+
+test_venue_soak.py restarts its manager between ticks, when no order is out. Here the bot runs
+in a child process (tests/venue_crash_child.py: ``CcxtClient``, the venue's real ccxt class, a
+journaled manager) and the venue (tests/venue_sim.py, each venue's dialect) runs in the test's
+process, so it outlives the bot. The test kills the child with SIGKILL at random:
+
+* **before an order**: the venue receives the order request and kills the child before it
+  takes the order (nothing happened; the journal has the order as sent);
+* **after an order**: the venue takes the order, then kills the child before it answers (the
+  order filled; the process died without learning it); the next 0-3 position lists lag that
+  fill, as a venue's list may;
+* **between ticks**, with nothing out.
+
+A new child starts over the journal at the next tick and goes on (the bot's draws depend only
+on the seed and the tick). Everything else is test_venue_soak.py's: the same venue faults (lists
+that lag the fills, lost answers, refusals, empty reads), closes and halvings by hand, prices
+that walk, and its bot, trading a little more often. At the end the test's own manager, over the same journal, closes what
+is held and runs calm cycles.
+
+What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
+
+* no open on top: an open is sent once per intent, also when the process that sent it died
+  before its answer and the next one's lists lag the fill;
+* no close sent twice (a reduce-only order or close that finds nothing after the manager's own
+  close ended the position);
+* the venue is flat after the shutdown, the book is empty and no order is left in flight;
+* the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
+  none twice, across the crashes.
+
+CI runs one seed per venue and mode; ``PMRS_LONG=1`` runs seeds 1-10 with more ticks;
+``PMRS_SEED=a,b,...`` names them.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import LONG, seeds
+from test_journal_crash import read_until
+from test_venue_soak import CASES, RecordingLedger, Verdict, arm_fault
+from venue_crash_child import GRACE, clock_at
+from venue_dialects import DIALECTS
+from venue_sim import FakeVenue, Request
+
+from position_manager_rs import Journal, ManualClock, PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
+
+pytestmark = [
+    pytest.mark.skipif(
+        sys.platform == "win32" or not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL"
+    ),
+    pytest.mark.timeout(900 if LONG else 180),
+]
+
+TICKS = 300 if LONG else 80
+CHILD = Path(__file__).with_name("venue_crash_child.py")
+#: Seconds a child may take for one tick (or to start) before the test fails.
+STEP_TIMEOUT = 60.0
+#: Chances, each tick, that the next order request kills the bot / that it is killed now.
+P_ORDER_CRASH = 0.06
+P_IDLE_CRASH = 0.02
+#: The line the restarted manager logs for each order a killed process left without an answer.
+RESTORED = "had no known outcome when the last manager stopped"
+
+
+@dataclass
+class CrashVerdict(Verdict):
+    killed_before_order: int = 0
+    killed_after_order: int = 0
+    killed_idle: int = 0
+    restored_orders: int = 0
+    left_in_flight: int = 0
+
+
+class CrashingVenue(FakeVenue):
+    """A ``FakeVenue`` that, when armed, kills the bot's process at its next order request:
+    before the ledger sees the order (``"before"``) or after the ledger took it, before the
+    answer goes out (``"after"``), the next ``lag_after`` position lists then showing the legs
+    as they were before that order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.armed: str | None = None
+        # Position reads that lag the order an "after" kill interrupted (0: none).
+        self.lag_after = 0
+        self.victim: subprocess.Popen[bytes] | None = None
+        self.killed: str | None = None
+
+    def _kill(self, how: str) -> None:
+        victim = self.victim
+        assert victim is not None
+        self.killed = how  # before the kill: the test's thread reads it once the child is gone
+        victim.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while victim.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def handle(self, request: Request) -> tuple[int, Any]:
+        how = self.armed
+        if how is None or self.victim is None or not self.dialect.is_order(request):
+            return super().handle(request)
+        self.armed = None
+        if how == "before":
+            self._kill(how)
+            return 503, "<html><body>503</body></html>"  # never read: the bot is dead
+        before = self.legs_now()
+        answer = super().handle(request)
+        self._kill(how)
+        if self.lag_after:
+            # The next process's lists lag the fill its predecessor died waiting for.
+            self.lag_positions_next(self.lag_after, before)
+        return answer
+
+
+class Child:
+    """One bot process and the lines it writes."""
+
+    def __init__(
+        self, venue: CrashingVenue, name: str, hedge: bool, journal: Path, seed: int, log: Path
+    ) -> None:
+        with log.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(CHILD),
+                    venue.base_url,
+                    name,
+                    "1" if hedge else "0",
+                    str(journal),
+                    str(seed),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=CHILD.parent,
+            )
+        venue.victim = self.proc
+        self.buf = bytearray()
+        assert self.read_line() == "ready", "the child did not start (see its log)"
+
+    def read_line(self) -> str | None:
+        """The next line, or ``None`` once the child is gone."""
+        assert self.proc.stdout is not None
+        read_until(self.proc.stdout.fileno(), self.buf, lambda b: b"\n" in b, STEP_TIMEOUT)
+        if b"\n" not in self.buf:
+            return None
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        self.buf[:] = rest
+        return line.decode()
+
+    def send(self, line: str) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.close()
+
+    def close(self) -> None:
+        self.proc.wait(STEP_TIMEOUT)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass
+
+
+def run_tick(child: Child, tick: int, ledger: RecordingLedger) -> bool:
+    """Runs ``tick`` in the child; False when the child died in it."""
+    if not child.send(f"tick {tick}"):
+        return False
+    while True:
+        line = child.read_line()
+        if line is None:
+            ledger.scaling_in = None
+            return False
+        if line.startswith("scale "):
+            _, symbol, leg = line.split(" ")
+            ledger.scaling_in, ledger.scale_in_fills = (symbol, leg), 0
+            child.send("ok")
+        elif line == "scaled":
+            ledger.scaling_in = None
+        elif line == f"done {tick}":
+            return True
+        else:
+            pytest.fail(f"unexpected line from the child: {line!r}")
+
+
+def shutdown(
+    venue: CrashingVenue, ledger: RecordingLedger, name: str, hedge: bool, journal: Path, ticks: int
+) -> PositionManager:
+    """The test's own manager over the journal: closes what is held, then calm cycles."""
+    dialect = venue.dialect
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    clock = ManualClock(clock_at(ticks))
+    client = CcxtClient(venue.make_exchange(), sleep=lambda s: None, position_mode=mode)
+    pm = PositionManager(
+        client,
+        0.02,
+        clock=clock,
+        ticker_retry_delays=(),
+        position_mode="hedge" if hedge else "oneway",
+        outcome_grace_seconds=GRACE,
+        journal=str(journal),
+        account=name,
+    )
+    pm.sync_existing_positions()
+    ledger.tick = ticks
+    for _ in range(4):
+        for key in sorted(pm.positions):
+            pm.close_position(key, "shutdown")
+        clock.advance(60)
+        list(pm.update_positions())
+        pm.sync_existing_positions()
+    return pm
+
+
+def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS) -> CrashVerdict:
+    rng = random.Random(f"crash {name} {hedge} {seed}")
+    dialect = DIALECTS[name]()
+    ledger = RecordingLedger(dialect.markets, hedge=hedge)
+    verdict = CrashVerdict()
+    ledger.verdict = verdict
+    journal = tmp / "journal.db"
+    log = tmp / "children.log"
+    with CrashingVenue(dialect, ledger) as venue:
+        child: Child | None = None
+        try:
+            for tick in range(ticks):
+                ledger.tick = tick
+                ledger.walk(rng)
+                ledger.by_hand(rng)
+                verdict.faults += arm_fault(venue, rng)
+                draw = rng.random()
+                if draw < P_ORDER_CRASH:
+                    venue.armed = rng.choice(("before", "after", "after"))
+                    venue.lag_after = rng.choice((0, 1, 2, 3))
+                elif draw < P_ORDER_CRASH + P_IDLE_CRASH and child is not None:
+                    child.kill()
+                    child = None
+                    verdict.killed_idle += 1
+                if child is None:
+                    verdict.restarts += 1
+                    child = Child(venue, name, hedge, journal, seed, log)
+                if not run_tick(child, tick, ledger):
+                    child.close()
+                    assert child.proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+                    assert venue.killed is not None, "the child died on its own"
+                    if venue.killed == "before":
+                        verdict.killed_before_order += 1
+                    else:
+                        verdict.killed_after_order += 1
+                    venue.killed = None
+                    child = None
+            venue.armed = None
+            if child is not None:
+                child.send("stop")
+                assert child.read_line() == "bye"
+                child.close()
+                assert child.proc.returncode == 0, log.read_text()[-3000:]
+                child = None
+        finally:
+            if child is not None and child.proc.poll() is None:
+                child.kill()
+        venue.victim = None
+        venue.calm()
+        pm = shutdown(venue, ledger, name, hedge, journal, ticks)
+        verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
+        verdict.book_left = sorted(pm.positions)
+        verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
+        verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
+        del pm
+    with Journal(journal) as reader:
+        verdict.closed_positions = len(reader.closed_positions(name))
+        verdict.left_in_flight = len(reader.orders_in_flight(name))
+    verdict.restored_orders = log.read_text(errors="replace").count(RESTORED)
+    print(f"\nvenue crash soak: {name} {'hedge' if hedge else 'one-way'} seed {seed}: {verdict}")
+    return verdict
+
+
+@pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
+@pytest.mark.parametrize(
+    ("name", "hedge"), CASES, ids=[f"{n}-{'hedge' if h else 'oneway'}" for n, h in CASES]
+)
+def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
+    name: str, hedge: bool, seed: int, tmp_path: Path
+) -> None:
+    verdict = run_crashes(name, hedge, seed, tmp_path)
+    assert verdict.on_top == []
+    assert verdict.second_closes == []
+    assert verdict.left_open == [] and verdict.book_left == []
+    assert verdict.left_in_flight == 0
+    assert verdict.unexpected == []
+    assert verdict.closed_positions == verdict.venue_ends
+    assert verdict.killed_after_order + verdict.killed_before_order > 0, "killed mid-order"
+    assert verdict.fills > 0 and verdict.faults > 0, "the run exercised the venue"
