@@ -79,6 +79,10 @@ pub struct Unknown {
     /// Lists so far that showed the size from before the order (see
     /// [`Policy::outcome_confirmations`](crate::reconcile::Policy::outcome_confirmations)).
     pub unseen: Unseen,
+    /// The venue reported the order filled when it was looked up by its client id, though no
+    /// list has shown its effect yet: lists that show the size from before it lag the fill and
+    /// never settle it as not executed.
+    pub filled: bool,
 }
 
 /// A tracked position's order activity.
@@ -430,6 +434,28 @@ pub enum Applied<H> {
         book: f64,
         /// Lists so far.
         lists: u32,
+    },
+    /// Enough lists did not show the position an open with an unknown outcome asked for, and
+    /// its order carries a client id: the key stays reserved while the caller asks the venue
+    /// for the order (and cancels it if it still rests) before releasing the key
+    /// ([`Book::drop_unknown_open`]) or tracking what it filled.
+    VerifyOpen {
+        /// The key.
+        key: Key,
+        /// The intent (its client order id is set).
+        intent: OpenIntent,
+    },
+    /// Enough lists showed a position as it was before an order with an unknown outcome, and
+    /// the order carries a client id: the position stays held while the caller asks the venue
+    /// for the order before taking it as not executed ([`Book::resolve_not_executed`]), or
+    /// notes that it filled ([`Book::note_unknown_filled`]).
+    VerifyChange {
+        /// The key.
+        key: Key,
+        /// The order.
+        op: Op,
+        /// Its client order id.
+        order_id: String,
     },
     /// An open with an unknown outcome is resolved: `found` → the caller tracks the position.
     OpenResolved {
@@ -1007,6 +1033,50 @@ impl<H: Clone> Book<H> {
         }
     }
 
+    /// Takes `key`'s order with an unknown outcome (client id `order_id`) as not executed, as a
+    /// list does once the outcome rules are met: the position is idle again and a profit target
+    /// the order claimed is released. `None` when the key no longer has that order pending.
+    pub fn resolve_not_executed(&self, key: &Key, order_id: &str) -> Option<Applied<H>> {
+        let mut inner = self.inner.lock();
+        inner.next_seq += 1;
+        let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) else {
+            return None;
+        };
+        let unknown = match &t.activity {
+            Activity::Unknown(u) if u.client_order_id.as_deref() == Some(order_id) => u.clone(),
+            _ => return None,
+        };
+        t.activity = Activity::Idle;
+        let previous = {
+            let mut p = t.position.lock();
+            if unknown.target_bit != 0 {
+                p.partial_exits_taken &= !unknown.target_bit;
+            }
+            p.amount
+        };
+        Some(Applied::Resolved {
+            at: touched(key, t),
+            unknown,
+            resolution: Resolution::NotExecuted,
+            previous,
+            remembered: false,
+        })
+    }
+
+    /// Notes that `key`'s order with an unknown outcome (client id `order_id`) filled, as the
+    /// venue reports it: lists showing the size from before it lag the fill, and only a list
+    /// that shows its effect (a new size, the position gone) settles it.
+    pub fn note_unknown_filled(&self, key: &Key, order_id: &str) {
+        let mut inner = self.inner.lock();
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+            if let Activity::Unknown(u) = &mut t.activity {
+                if u.client_order_id.as_deref() == Some(order_id) {
+                    u.filled = true;
+                }
+            }
+        }
+    }
+
     /// Marks `key`'s size as just changed by the manager: lists requested before must not
     /// resize it. `before` is its size before the manager's order: when the position's size
     /// differs from it now (the order filled), a later list that still shows `before` may lag
@@ -1571,6 +1641,29 @@ impl<H: Clone> Book<H> {
                 resolution,
                 remember,
             } => {
+                // A list that shows the position as it was before the order (an absent one
+                // leaves a scale-in to the removal rules, whatever it did).
+                let shown = !matches!(cx.snapshot.seen(&key), Seen::Absent);
+                if resolution == Resolution::NotExecuted && shown {
+                    if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
+                        if let Activity::Unknown(u) = &t.activity {
+                            let lists = u.unseen.lists;
+                            if u.filled {
+                                // The venue said it filled: the lists lag it.
+                                let op = Some(u.op);
+                                applied.push(Applied::Unseen { key, op, lists });
+                                return;
+                            }
+                            if let Some(order_id) = u.client_order_id.clone() {
+                                // Rule 7: the order itself says whether it went through
+                                // before the lists' silence is believed.
+                                let op = u.op;
+                                applied.push(Applied::VerifyChange { key, op, order_id });
+                                return;
+                            }
+                        }
+                    }
+                }
                 let unknown = match inner.slots.get_mut(key.as_str()) {
                     Some(Slot::Tracked(t)) => {
                         match std::mem::replace(&mut t.activity, Activity::Idle) {
@@ -1638,6 +1731,12 @@ impl<H: Clone> Book<H> {
                     _ => return,
                 };
                 if !found {
+                    if intent.client_order_id.is_some() {
+                        // Rule 7: the order itself says whether it went through before the
+                        // lists' silence is believed (a limit order may still rest).
+                        applied.push(Applied::VerifyOpen { key, intent });
+                        return;
+                    }
                     inner.slots.remove(key.as_str());
                 }
                 applied.push(Applied::OpenResolved { key, intent, found });

@@ -399,6 +399,7 @@ fn one_order_per_position_and_unknown_outcomes_block_the_next() {
         price: Some(100.0),
         target_bit: 1,
         unseen: Default::default(),
+        filled: false,
     };
     let at = book.set_unknown("A", &p, unknown);
     assert!(matches!(
@@ -454,6 +455,7 @@ fn a_position_an_unknown_order_closed_by_an_empty_answer_is_remembered() {
             price: Some(100.0),
             target_bit: 1,
             unseen: Default::default(),
+            filled: false,
         };
         book.set_unknown("A", &p, unknown);
         let applied = apply(&book, entries, Purpose::Cycle);
@@ -497,15 +499,41 @@ fn a_target_claimed_for_an_order_that_did_nothing_is_released() {
         op: Op::ScaleOut,
         at: 0,
         before: 1.0,
-        client_order_id: Some("pm1".into()),
+        client_order_id: None,
         reason: "target".into(),
         price: None,
         target_bit: 0b10,
         unseen: Default::default(),
+        filled: false,
     };
-    book.set_unknown("A", &p, unknown);
+    book.set_unknown("A", &p, unknown.clone());
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
     assert_eq!(p.lock().partial_exits_taken, 0);
+
+    // With a client id, the list leaves it to the caller to ask the venue first; taken as not
+    // executed then, the target is released too.
+    p.lock().partial_exits_taken = 0b10;
+    book.begin_order("A", &p, Op::ScaleOut).unwrap();
+    let unknown = Unknown {
+        client_order_id: Some("pm2".into()),
+        ..unknown
+    };
+    book.set_unknown("A", &p, unknown);
+    let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+    assert!(
+        matches!(&applied[..], [Applied::VerifyChange { order_id, .. }] if order_id == "pm2"),
+        "{applied:?}"
+    );
+    assert_eq!(
+        p.lock().partial_exits_taken,
+        0b10,
+        "held while the venue is asked"
+    );
+    assert!(book.resolve_not_executed(&Key::net("A"), "other").is_none());
+    let resolved = book.resolve_not_executed(&Key::net("A"), "pm2");
+    assert!(matches!(resolved, Some(Applied::Resolved { .. })));
+    assert_eq!(p.lock().partial_exits_taken, 0);
+    assert!(matches!(book.activity("A"), Some(Activity::Idle)));
 }
 
 #[test]

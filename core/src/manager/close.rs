@@ -300,6 +300,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(price),
             target_bit: 0,
             unseen: Default::default(),
+            filled: false,
         };
         let leg = self.leg_of(position);
         self.journal_order_sent(key, || SentIntent::change(&unknown()));
@@ -411,7 +412,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(CloseOutcome::Closed(rf));
             }
             Lookup::Final(_) => return Ok(CloseOutcome::Failed),
-            Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unknown => {}
         }
         Ok(match self.settle_by_list(key, position, unknown)? {
             Some(Resolution::Closed) => CloseOutcome::Closed(rf),

@@ -231,8 +231,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(false);
         };
         let entry = listed.entry_price.unwrap_or(intent.price);
-        let position = self.opened_state(key, intent, listed.contracts, entry);
-        if let Some(size) = listed.contract_size {
+        self.track_open_outcome(
+            key,
+            intent,
+            listed.contracts,
+            entry,
+            listed.contract_size,
+            false,
+        )
+    }
+
+    /// Tracks what an open with an unknown outcome turned out to have opened: `contracts` at
+    /// `entry`, with the intent's stop and target (an `opened` event, reason `open`). `unlisted`:
+    /// only the order says so, no list has shown it yet (its removal waits for the outcome
+    /// rules). False when the key was resolved elsewhere meanwhile.
+    pub(crate) fn track_open_outcome(
+        &self,
+        key: &Key,
+        intent: &OpenIntent,
+        contracts: f64,
+        entry: f64,
+        contract_size: Option<f64>,
+        unlisted: bool,
+    ) -> CoreResult<bool> {
+        let position = self.opened_state(key, intent, contracts, entry);
+        if let Some(size) = contract_size {
             position.lock().contract_size = size;
         }
         let handle = match self.handles.make(&position) {
@@ -250,13 +273,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         drop(
             self.book()
-                .finish_open(key, position.clone(), handle, false),
+                .finish_open(key, position.clone(), handle, unlisted),
         );
         let symbol = key.as_str();
         self.log(Channel::Main, Level::Warn, || {
             format!(
                 "Open of {symbol} whose answer was lost went through: tracking {} contracts @ {}",
-                py_repr_float(listed.contracts),
+                py_repr_float(contracts),
                 format_price(entry)
             )
         });

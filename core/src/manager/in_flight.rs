@@ -273,6 +273,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         price,
                         target_bit,
                         unseen: Default::default(),
+                        filled: false,
                     };
                     let order_id = unknown.client_order_id.clone();
                     self.book().set_unknown(symbol, &position, unknown);

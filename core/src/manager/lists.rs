@@ -243,7 +243,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .iter()
             .filter_map(|change| match change {
                 Applied::Resolved { at, .. } => Some(at.key.clone()),
-                Applied::OpenResolved { key, .. } => Some(key.clone()),
+                Applied::OpenResolved { key, .. }
+                | Applied::VerifyOpen { key, .. }
+                | Applied::VerifyChange { key, .. } => Some(key.clone()),
                 _ => None,
             })
             .collect();
@@ -445,6 +447,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                 });
                 report.unseen.push(key);
+            }
+            Applied::VerifyOpen { key, intent } => self.verify_open(&key, &intent)?,
+            Applied::VerifyChange { key, op, order_id } => {
+                if let Some(change) = self.verify_change(&key, op, &order_id)? {
+                    self.report_change(change, list, purpose, removal_reason, report)?;
+                }
             }
             Applied::OpenResolved { key, intent, found } => {
                 if found {

@@ -482,3 +482,6 @@ mod hold_tests;
 
 #[cfg(test)]
 mod in_flight_tests;
+
+#[cfg(test)]
+mod verify_tests;

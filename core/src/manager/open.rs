@@ -681,7 +681,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                     .unwrap_or(Placed::Failed));
             }
-            Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unknown => {}
         }
         self.book().open_unknown(key, intent.clone());
         let (_, report) = self.verify_read(key)?;
@@ -790,87 +790,100 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return self.without_order_id(key, intent, side, price, limit_price, false);
         };
 
-        self.log(Channel::Position, Level::Info, || {
-            format!(
-                "  Limit order placed, waiting for fill (Order ID: {})",
-                id.text()
-            )
-        });
-        let status = self.order_status(symbol, &id)?;
-        if let Some(st) = status
-            .as_ref()
-            .filter(|st| st.is_closed() && !st.filled_unreadable())
-        {
+        // From here the order may rest on the book: an interruption (Ctrl+C while it waits,
+        // say) leaves the open's outcome unknown, never the key free with the order resting.
+        let follow = || -> CoreResult<Placed> {
             self.log(Channel::Position, Level::Info, || {
-                "  Limit order filled successfully".to_owned()
+                format!(
+                    "  Limit order placed, waiting for fill (Order ID: {})",
+                    id.text()
+                )
             });
-            let filled = st
-                .filled()
-                .filter(|f| *f > 0.0)
-                .or(report.filled().filter(|f| *f > 0.0))
-                .unwrap_or(amount);
-            let fill_price = st.average().or(report.average()).unwrap_or(limit_price);
-            if filled != amount {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
-                        py_repr_float(filled),
-                        py_repr_float(amount)
-                    )
+            let status = self.order_status(symbol, &id)?;
+            if let Some(st) = status
+                .as_ref()
+                .filter(|st| st.is_closed() && !st.filled_unreadable())
+            {
+                self.log(Channel::Position, Level::Info, || {
+                    "  Limit order filled successfully".to_owned()
                 });
-            }
-            return Ok(Placed::Filled(Fill {
-                amount: filled,
-                price: fill_price,
-                order_id,
-            }));
-        }
-
-        // Not filled (yet): cancel, then find out what did fill before any market order.
-        let cancelled = match caught(self.exchange().cancel_order(&id, symbol))? {
-            Ok(c) => c,
-            Err(e) => {
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Cancelling limit order {} for {symbol} failed: {e}",
-                        id.text()
-                    )
-                });
-                false
-            }
-        };
-        let final_status = if cancelled {
-            // After a successful cancel the order is final, so its status is too.
-            self.order_status(symbol, &id)?
-                .filter(OrderReport::is_final)
-        } else {
-            None
-        }
-        .or(status.filter(OrderReport::is_final));
-        let limit_fill = |filled: f64, st: &OrderReport| Fill {
-            amount: filled,
-            price: st.average().or(report.average()).unwrap_or(limit_price),
-            order_id: order_id.clone(),
-        };
-        match final_status
-            .as_ref()
-            .and_then(|st| st.filled().map(|f| (f, st)))
-        {
-            Some((filled, st)) if cancelled || st.is_final() => {
-                if filled >= amount {
-                    self.log(Channel::Position, Level::Info, || {
-                        "  Limit order filled successfully".to_owned()
+                let filled = st
+                    .filled()
+                    .filter(|f| *f > 0.0)
+                    .or(report.filled().filter(|f| *f > 0.0))
+                    .unwrap_or(amount);
+                let fill_price = st.average().or(report.average()).unwrap_or(limit_price);
+                if filled != amount {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
+                            py_repr_float(filled),
+                            py_repr_float(amount)
+                        )
                     });
-                    Ok(Placed::Filled(limit_fill(filled, st)))
-                } else if filled > 0.0 {
-                    self.top_up(key, intent, side, amount, price, limit_fill(filled, st))
-                } else {
-                    self.log_limit_unfilled();
-                    self.market_fill(key, intent, side, amount, price)
+                }
+                return Ok(Placed::Filled(Fill {
+                    amount: filled,
+                    price: fill_price,
+                    order_id,
+                }));
+            }
+
+            // Not filled (yet): cancel, then find out what did fill before any market order.
+            let cancelled = match caught(self.exchange().cancel_order(&id, symbol))? {
+                Ok(c) => c,
+                Err(e) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Cancelling limit order {} for {symbol} failed: {e}",
+                            id.text()
+                        )
+                    });
+                    false
+                }
+            };
+            let final_status = if cancelled {
+                // After a successful cancel the order is final, so its status is too.
+                self.order_status(symbol, &id)?
+                    .filter(OrderReport::is_final)
+            } else {
+                None
+            }
+            .or(status.filter(OrderReport::is_final));
+            let limit_fill = |filled: f64, st: &OrderReport| Fill {
+                amount: filled,
+                price: st.average().or(report.average()).unwrap_or(limit_price),
+                order_id: order_id.clone(),
+            };
+            match final_status
+                .as_ref()
+                .and_then(|st| st.filled().map(|f| (f, st)))
+            {
+                Some((filled, st)) if cancelled || st.is_final() => {
+                    if filled >= amount {
+                        self.log(Channel::Position, Level::Info, || {
+                            "  Limit order filled successfully".to_owned()
+                        });
+                        Ok(Placed::Filled(limit_fill(filled, st)))
+                    } else if filled > 0.0 {
+                        self.top_up(key, intent, side, amount, price, limit_fill(filled, st))
+                    } else {
+                        self.log_limit_unfilled();
+                        self.market_fill(key, intent, side, amount, price)
+                    }
+                }
+                _ => {
+                    self.recheck_after_limit(key, intent, &id, cancelled, side, price, limit_price)
                 }
             }
-            _ => self.recheck_after_limit(key, intent, &id, cancelled, side, price, limit_price),
+        };
+        let followed = follow();
+        if matches!(&followed, Err(e) if e.is_interrupt())
+            && self.book().open_intent(key.as_str()).is_none()
+        {
+            self.book().open_unknown(key, limit_intent.clone());
         }
+        followed
     }
 
     /// `wait_for_order_fill` as a report; a failure or a non-dict answer is "unknown".

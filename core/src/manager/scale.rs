@@ -134,7 +134,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     return Ok(Ok(a));
                 }
             }
-            Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unknown => {}
         }
         Ok(Err(self.settle_by_list(key, position, unknown)?))
     }
@@ -233,6 +233,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(current_price),
             target_bit: 0,
             unseen: Default::default(),
+            filled: false,
         };
         let order = MarketOrder {
             symbol: key.symbol(),
@@ -483,6 +484,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             price: Some(price),
             target_bit,
             unseen: Default::default(),
+            filled: false,
         };
         let order = MarketOrder {
             symbol: key.symbol(),

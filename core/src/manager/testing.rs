@@ -12,7 +12,8 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
-    OrderId, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer, WholeList,
+    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer,
+    WholeList,
 };
 use crate::format::py_repr_float;
 
@@ -78,6 +79,10 @@ pub struct FakeState {
     /// `get_open_positions_for` answers as the binding does: only the symbol's entries (and
     /// entries without a usable symbol), the whole answer on demand (a `whole` call).
     pub partial_reads: bool,
+    /// Declares `client_order_ids` (orders carry client ids; the venue can be asked by them).
+    pub client_ids: bool,
+    /// Scripted answers of `get_order_by_client_id`; then "not found".
+    pub lookup_answers: VecDeque<CoreResult<OrderLookup>>,
 }
 
 /// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
@@ -373,6 +378,23 @@ impl Exchange for Fake {
 
     fn position_legs(&self) -> bool {
         self.0.lock().legs
+    }
+
+    fn client_order_ids(&self) -> bool {
+        self.0.lock().client_ids
+    }
+
+    fn get_order_by_client_id(
+        &self,
+        client_order_id: &str,
+        symbol: &str,
+    ) -> CoreResult<OrderLookup> {
+        let mut s = self.0.lock();
+        s.calls
+            .push(format!("get_order_by_client_id {client_order_id} {symbol}"));
+        s.lookup_answers
+            .pop_front()
+            .unwrap_or(Ok(OrderLookup::NotFound))
     }
 }
 

@@ -22,13 +22,13 @@
 use log::Level;
 
 use super::{caught, Manager};
-use crate::book::{Activity, SharedPosition, Unknown};
+use crate::book::{Activity, Applied, OpenIntent, SharedPosition, Unknown};
 use crate::error::CoreResult;
 use crate::events::{EventKind, Evidence};
 use crate::exchange::{OrderLookup, OrderReport};
 use crate::key::Key;
 use crate::manager::messages::Channel;
-use crate::reconcile::Resolution;
+use crate::reconcile::{Op, Resolution};
 
 /// What looking an order up by its client id said.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +37,10 @@ pub(crate) enum Lookup {
     Final(OrderReport),
     /// The venue never had the order.
     NotPlaced,
-    /// The lookup could not tell (no id, not final, failed, unreadable).
+    /// The venue has the order, not final yet (a limit order resting on the book, a market
+    /// order not yet processed), with the id it can be cancelled by.
+    Pending(OrderReport),
+    /// The lookup could not tell (no id, failed, unreadable, not final without an id).
     Unknown,
 }
 
@@ -70,7 +73,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     self.log(Channel::Main, Level::Warn, || {
                         format!("Order {id} for {symbol} is not final yet ({other:?}); checking the position list")
                     });
-                    Lookup::Unknown
+                    match other {
+                        OrderLookup::Found(report)
+                            if report.id.is_some() && !report.filled_unreadable() =>
+                        {
+                            Lookup::Pending(report)
+                        }
+                        _ => Lookup::Unknown,
+                    }
                 }
                 Err(e) => {
                     self.log(Channel::Main, Level::Warn, || {
@@ -145,8 +155,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         ) {
             return Ok(true);
         }
+        // An order the venue already said filled is not asked for again: only a list that
+        // shows its effect settles it.
         let id = match self.book().activity(key.as_str()) {
-            Some(Activity::Unknown(u)) => u.client_order_id,
+            Some(Activity::Unknown(u)) if !u.filled => u.client_order_id,
             _ => None,
         };
         if let Lookup::NotPlaced = self.lookup_order(id.as_deref(), key.symbol())? {
@@ -164,5 +176,111 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
         Ok(idle)
+    }
+
+    /// Enough lists did not show the position an open with an unknown outcome asked for, and
+    /// its order carries a client id: before the key is released, the venue is asked for the
+    /// order (rule 7). One that still rests on the book — a limit open whose process was killed
+    /// or whose wait was interrupted — is cancelled first, so it cannot fill once the key is
+    /// free and the bot opens it again. Then:
+    /// - nothing filled (or the venue never had it, or cannot tell): the key is released;
+    /// - something filled: what filled is tracked, with the open's stop and target (the lists
+    ///   lag it; the outcome rules guard its removal);
+    /// - it rests and could not be cancelled (or its end cannot be read after a cancel): the
+    ///   key stays reserved, nothing is sent for it, and the next list asks again.
+    pub(crate) fn verify_open(&self, key: &Key, intent: &OpenIntent) -> CoreResult<()> {
+        let symbol = key.symbol();
+        let id = intent.client_order_id.as_deref().unwrap_or_default();
+        let mut lookup = self.lookup_order(intent.client_order_id.as_deref(), symbol)?;
+        let mut rested = false;
+        if let Lookup::Pending(report) = &lookup {
+            rested = true;
+            if let Some(order_id) = report.id.clone() {
+                let cancelled = match caught(self.exchange().cancel_order(&order_id, symbol))? {
+                    Ok(cancelled) => cancelled,
+                    Err(e) => {
+                        self.log(Channel::Main, Level::Warn, || {
+                            format!("Cancelling open order {id} for {key} failed: {e}")
+                        });
+                        false
+                    }
+                };
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Open order {id} for {key} still rests on the exchange and no position is listed; {}",
+                        if cancelled { "cancelled it" } else { "the cancel did not go through" }
+                    )
+                });
+                lookup = self.lookup_order(intent.client_order_id.as_deref(), symbol)?;
+            }
+        }
+        if self.book().open_intent(key.as_str()).as_ref() != Some(intent) {
+            return Ok(()); // resolved elsewhere meanwhile
+        }
+        let filled = match &lookup {
+            Lookup::Final(report) => match report.filled() {
+                Some(filled) => filled,
+                None if report.is_closed() => intent.amount,
+                None => 0.0,
+            },
+            _ => 0.0,
+        };
+        match lookup {
+            Lookup::Final(report) if filled > 0.0 => {
+                let entry = report.average().unwrap_or(intent.price);
+                self.track_open_outcome(key, intent, filled, entry, None, true)?;
+            }
+            Lookup::Pending(_) | Lookup::Unknown if rested => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Open order {id} for {key} may still rest on the exchange; no second order is sent for {key} until it is gone"
+                    )
+                });
+            }
+            other => {
+                self.book().drop_unknown_open(key.as_str());
+                let why = match other {
+                    Lookup::NotPlaced => "the exchange has no such order",
+                    Lookup::Final(_) => "its order ended with nothing filled",
+                    _ => "the exchange lists no position",
+                };
+                self.log(Channel::Main, Level::Info, || {
+                    format!("Open of {key} with an unknown outcome did not go through: {why}")
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Enough lists showed a position as it was before its order with an unknown outcome, and
+    /// the order carries a client id: before that silence is taken as "not executed", the
+    /// venue is asked for the order (rule 7). A list can lag a fill by longer than the outcome
+    /// rules wait — a restarted process's lists, say — and taking a close that went through as
+    /// not executed sends a second one.
+    /// - Filled: noted; the position stays held (nothing is sent for it) until a list shows
+    ///   the order's effect.
+    /// - Not final yet: asked again at the next list.
+    /// - Never placed, ended with nothing filled, or the venue cannot tell: not executed, as
+    ///   the lists say (returned, for the caller to report like a list's resolution).
+    pub(crate) fn verify_change(
+        &self,
+        key: &Key,
+        op: Op,
+        order_id: &str,
+    ) -> CoreResult<Option<Applied<H>>> {
+        let what = op.name();
+        match self.lookup_order(Some(order_id), key.symbol())? {
+            lookup if lookup.filled() => {
+                self.book().note_unknown_filled(key, order_id);
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The {what} order {order_id} for {key} filled, the exchange says, though its lists still show the position as before; nothing more is sent for {key} until a list shows it"
+                    )
+                });
+                Ok(None)
+            }
+            Lookup::Pending(_) => Ok(None),
+            _ => Ok(self.book().resolve_not_executed(key, order_id)),
+        }
     }
 }

@@ -1,0 +1,337 @@
+//! Orders with an unknown outcome whose lists keep showing nothing of them (rule 7): before an
+//! open's key is released, its order is asked for by its client id and cancelled if it still
+//! rests; before a close or scale order is taken as not executed, it is asked for too.
+
+use super::in_flight::{SentIntent, SentOrder};
+use super::testing::*;
+use super::{CloseOutcome, Manager, ManagerConfig};
+use crate::book::{Activity, OpenIntent};
+use crate::events::EventKind;
+use crate::exchange::{OrderAnswer, OrderLookup};
+use crate::key::{Key, Side};
+use crate::reconcile::Op;
+
+const ID: &str = "pmrs-1";
+
+/// The venue's answer to a lookup: the order `v1` with `status` and `filled`.
+fn found(status: &str, filled: f64, average: Option<f64>) -> OrderLookup {
+    match report(Some("v1"), status, Some(filled), average) {
+        OrderAnswer::Report(r) => OrderLookup::Found(r),
+        _ => unreachable!("report() builds a report"),
+    }
+}
+
+/// A venue that takes client order ids; its lists show ETH only (never BTC).
+fn venue(lookups: Vec<OrderLookup>) -> Fake {
+    let f = priced(100.0);
+    {
+        let mut s = f.0.lock();
+        s.client_ids = true;
+        s.lookup_answers = lookups.into_iter().map(Ok).collect();
+        s.positions = vec![listed("ETH", "long", 1.0, 10.0)];
+    }
+    f
+}
+
+/// A manager that took back a limit open of BTC (long 2 at 100, 10 % stop) sent with `ID`,
+/// whose process died with the order out.
+fn restored(f: &Fake) -> Manager<u32> {
+    let m = manager(f, ManagerConfig::default());
+    let order = SentOrder {
+        reference: ID.to_owned(),
+        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
+        intent: SentIntent::Open(OpenIntent {
+            side: Side::Long,
+            amount: 2.0,
+            leverage: 5.0,
+            stop_loss_percentage: 0.1,
+            price: 100.0,
+            client_order_id: Some(ID.to_owned()),
+        }),
+    };
+    assert_eq!(m.restore_orders(vec![(Key::parse("BTC"), order)]).opens, 1);
+    m
+}
+
+/// Runs the cycles the outcome rules need before a silent list may release an open.
+fn cycles_until_release(m: &Manager<u32>) {
+    for _ in 0..crate::manager::config::DEFAULT_OUTCOME_CONFIRMATIONS {
+        m.update_all().unwrap();
+    }
+}
+
+fn venue_calls(f: &Fake) -> Vec<String> {
+    f.calls()
+        .into_iter()
+        .filter(|c| {
+            ["get_order_by_client_id", "cancel_order", "create_"]
+                .iter()
+                .any(|p| c.starts_with(p))
+        })
+        .collect()
+}
+
+#[test]
+fn a_resting_open_is_cancelled_before_its_key_is_released() {
+    let f = venue(vec![found("open", 0.0, None), found("canceled", 0.0, None)]);
+    let m = restored(&f);
+    cycles_until_release(&m);
+    assert_eq!(
+        venue_calls(&f),
+        [
+            format!("get_order_by_client_id {ID} BTC"),
+            "cancel_order v1 BTC".to_owned(),
+            format!("get_order_by_client_id {ID} BTC"),
+        ]
+    );
+    assert!(!m.book().order_pending("BTC"), "released once cancelled");
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+}
+
+#[test]
+fn a_resting_open_that_partly_filled_is_tracked_with_what_filled_and_its_stop() {
+    let f = venue(vec![
+        found("open", 0.5, Some(99.0)),
+        found("canceled", 0.5, Some(99.0)),
+    ]);
+    f.0.lock().price = Some(99.0); // no exit rule trades it meanwhile
+    let m = restored(&f);
+    cycles_until_release(&m);
+    let (p, _) = m.book().get("BTC").expect("tracked from the order");
+    let p = p.lock();
+    assert_eq!((p.amount, p.entry_price, p.leverage), (0.5, 99.0, 5.0));
+    assert!((p.stop_loss - 99.0 * 0.9).abs() < 1e-9, "{}", p.stop_loss);
+    drop(p);
+    assert!(!m.book().order_pending("BTC"));
+    assert!(
+        !venue_calls(&f).iter().any(|c| c.starts_with("create_")),
+        "nothing sent: {:?}",
+        f.calls()
+    );
+}
+
+#[test]
+fn a_resting_open_that_cannot_be_cancelled_keeps_its_key_and_is_asked_again() {
+    let resting = || found("open", 0.0, None);
+    let f = venue(vec![
+        resting(),
+        resting(),
+        resting(),
+        resting(),
+        resting(),
+        found("canceled", 0.0, None),
+    ]);
+    {
+        let mut s = f.0.lock();
+        s.cancel_answers.push_back(Ok(false));
+        s.cancel_answers.push_back(Ok(false));
+    }
+    let m = restored(&f);
+    cycles_until_release(&m);
+    assert!(m.book().order_pending("BTC"), "it may still fill");
+    // The bot's open reads the list, asks again, cannot cancel it either: nothing is sent.
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert!(m.book().order_pending("BTC"));
+    assert!(
+        !venue_calls(&f).iter().any(|c| c.starts_with("create_")),
+        "no second open while the first may rest: {:?}",
+        f.calls()
+    );
+    // The next list asks again; this cancel goes through.
+    m.update_all().unwrap();
+    assert!(!m.book().order_pending("BTC"));
+    assert_eq!(
+        venue_calls(&f)
+            .iter()
+            .filter(|c| c.starts_with("cancel_order"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn an_open_whose_order_filled_is_tracked_though_the_lists_lag_it() {
+    let f = venue(vec![found("closed", 2.0, Some(100.5))]);
+    let m = restored(&f);
+    cycles_until_release(&m);
+    let (p, _) = m.book().get("BTC").expect("tracked from the order");
+    let (amount, entry) = {
+        let p = p.lock();
+        (p.amount, p.entry_price)
+    };
+    assert_eq!((amount, entry), (2.0, 100.5));
+    assert!(!venue_calls(&f)
+        .iter()
+        .any(|c| c.starts_with("cancel_order")));
+    // The lists still lag: the fill is not dropped before the outcome rules say so.
+    m.update_all().unwrap();
+    assert!(m.book().get("BTC").is_some());
+}
+
+#[test]
+fn an_open_the_venue_never_had_is_released() {
+    let f = venue(vec![]); // every lookup: not found
+    let m = restored(&f);
+    cycles_until_release(&m);
+    assert!(!m.book().order_pending("BTC"));
+    assert_eq!(
+        venue_calls(&f),
+        [format!("get_order_by_client_id {ID} BTC")]
+    );
+}
+
+#[test]
+fn an_interrupted_limit_open_leaves_no_order_resting() {
+    let f = venue(vec![]);
+    let m = manager(&f, ManagerConfig::default());
+    // Ctrl+C while the limit order waits for its fill: the order rests on the book.
+    f.0.lock().fill_answers.push_back(Err(interrupt()));
+    let request = super::OpenRequest {
+        use_limit: true,
+        ..open_request("BTC", "BUY")
+    };
+    assert!(
+        m.open_position(&request).is_err(),
+        "the interrupt propagates"
+    );
+    assert!(m.book().order_pending("BTC"));
+    let sent = f
+        .calls()
+        .into_iter()
+        .find(|c| c.starts_with("create_limit_order"))
+        .expect("the limit order went out");
+    assert!(sent.starts_with("create_limit_order BTC buy"), "{sent}");
+    let id = m.book().open_intent("BTC").and_then(|i| i.client_order_id);
+    let id = id.expect("the order carried a client id");
+    {
+        let mut s = f.0.lock();
+        s.lookup_answers.push_back(Ok(found("open", 0.0, None)));
+        s.lookup_answers.push_back(Ok(found("canceled", 0.0, None)));
+    }
+    cycles_until_release(&m);
+    assert!(
+        f.calls().contains(&"cancel_order v1 BTC".to_owned()),
+        "cancelled: {:?}",
+        f.calls()
+    );
+    assert!(f
+        .calls()
+        .contains(&format!("get_order_by_client_id {id} BTC")));
+    assert!(!m.book().order_pending("BTC"));
+}
+
+/// A manager that tracks BTC long 3 at 100 and took back its close sent with `ID` (its process
+/// died with the close out); the lists show BTC at 3 whatever happened (they lag).
+fn restored_close(f: &Fake) -> Manager<u32> {
+    let m = manager(f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        100.0,
+        3.0,
+        10.0,
+        95.0,
+        Some(130.0),
+        m.now(),
+    ));
+    m.book().insert("BTC", p, 1);
+    let order = SentOrder {
+        reference: ID.to_owned(),
+        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
+        intent: SentIntent::Change {
+            op: Op::Close,
+            before: 3.0,
+            client_order_id: Some(ID.to_owned()),
+            reason: "stop_loss".to_owned(),
+            price: Some(94.0),
+            target_bit: 0,
+        },
+    };
+    assert_eq!(
+        m.restore_orders(vec![(Key::parse("BTC"), order)]).changes,
+        1
+    );
+    f.0.lock().positions = vec![listed("BTC", "long", 3.0, 100.0)];
+    m
+}
+
+fn closes_sent(f: &Fake) -> usize {
+    f.calls()
+        .iter()
+        .filter(|c| c.starts_with("close_position") || c.starts_with("create_market_order"))
+        .count()
+}
+
+#[test]
+fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
+    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
+    let m = restored_close(&f);
+    cycles_until_release(&m);
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    assert!(
+        matches!(m.book().activity("BTC"), Some(Activity::Unknown(u)) if u.filled),
+        "held: {:?}",
+        m.book().activity("BTC")
+    );
+    assert_eq!(
+        m.close_position("BTC", "manual").unwrap(),
+        CloseOutcome::Unverified
+    );
+    assert_eq!(closes_sent(&f), 0, "no second close: {:?}", f.calls());
+    let lookups = |f: &Fake| {
+        f.calls()
+            .iter()
+            .filter(|c| c.starts_with("get_order_by_client_id"))
+            .count()
+    };
+    assert_eq!(lookups(&f), 1, "asked once: the venue said it filled");
+    // The list catches up: closed once, with the close's reason.
+    f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
+    m.update_all().unwrap();
+    assert!(m.book().get("BTC").is_none());
+    let closed: Vec<_> = m
+        .events()
+        .all()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Closed)
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(closed, ["stop_loss"]);
+    assert_eq!(closes_sent(&f), 0);
+}
+
+#[test]
+fn a_close_the_venue_never_had_is_not_executed_and_may_be_sent() {
+    let f = venue(vec![]); // not found
+    let m = restored_close(&f);
+    cycles_until_release(&m);
+    assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
+    assert_eq!(
+        f.calls()
+            .iter()
+            .filter(|c| c.starts_with("get_order_by_client_id"))
+            .count(),
+        1
+    );
+    assert!(matches!(
+        m.close_position("BTC", "manual").unwrap(),
+        CloseOutcome::Closed(_)
+    ));
+    assert_eq!(closes_sent(&f), 1);
+}
+
+#[test]
+fn a_close_not_final_yet_is_asked_again_at_the_next_list() {
+    let f = venue(vec![found("open", 0.0, None), found("canceled", 0.0, None)]);
+    let m = restored_close(&f);
+    cycles_until_release(&m);
+    assert!(matches!(
+        m.book().activity("BTC"),
+        Some(Activity::Unknown(_))
+    ));
+    m.update_all().unwrap();
+    assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
+    assert_eq!(closes_sent(&f), 0);
+}
