@@ -1647,11 +1647,9 @@ impl<H: Clone> Book<H> {
                 if resolution == Resolution::NotExecuted && shown {
                     if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
                         if let Activity::Unknown(u) = &t.activity {
-                            let lists = u.unseen.lists;
                             if u.filled {
-                                // The venue said it filled: the lists lag it.
-                                let op = Some(u.op);
-                                applied.push(Applied::Unseen { key, op, lists });
+                                // The venue said it filled (logged once, when it said so):
+                                // the lists lag it, and only one showing its effect settles it.
                                 return;
                             }
                             if let Some(order_id) = u.client_order_id.clone() {
