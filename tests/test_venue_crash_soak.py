@@ -15,8 +15,10 @@ process, so it outlives the bot. The test kills the child with SIGKILL at random
 A new child starts over the journal at the next tick and goes on (the bot's draws depend only
 on the seed and the tick). Everything else is test_venue_soak.py's: the same venue faults (lists
 that lag the fills, lost answers, refusals, empty reads), closes and halvings by hand, prices
-that walk, and its bot, trading a little more often. At the end the test's own manager, over the same journal, closes what
-is held and runs calm cycles.
+that walk, and its bot, trading a little more often and opening three times in ten with a limit
+order first (a limit order resting on the venue's book fills when the price walks through it).
+At the end the test's own manager, over the same journal, closes what is held and runs calm
+cycles.
 
 What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 
@@ -24,7 +26,8 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
   before its answer and the next one's lists lag the fill;
 * no close sent twice (a reduce-only order or close that finds nothing after the manager's own
   close ended the position);
-* the venue is flat after the shutdown, the book is empty and no order is left in flight;
+* the venue is flat after the shutdown, the book is empty, no limit order is left resting on the
+  venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
   none twice, across the crashes.
 
@@ -39,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,35 @@ class CrashVerdict(Verdict):
     killed_idle: int = 0
     restored_orders: int = 0
     left_in_flight: int = 0
+    # Limit orders still resting on the venue after the shutdown.
+    left_resting: list[str] = field(default_factory=list)
+    # Resting limit orders the walk filled (an open the bot was killed waiting for, say).
+    resting_fills: int = 0
+
+
+class CrashLedger(RecordingLedger):
+    """The venue's ledger; a limit order resting on its book fills when the price walks
+    through it, counted like any fill (an opening fill on a held key is an open on top)."""
+
+    def fill_resting(self) -> None:
+        with self.lock:
+            for order in list(self.orders.values()):
+                if order.status != "open" or order.price is None:
+                    continue
+                last = self.prices[order.symbol]
+                if (last > order.price) if order.side == "buy" else (last < order.price):
+                    continue
+                before = self._sizes(order.symbol)
+                held = before[order.leg] if self.hedge else max(before.values())
+                self._fill(order, order.price)
+                assert isinstance(self.verdict, CrashVerdict)
+                self.verdict.resting_fills += 1
+                self.verdict.fills += 1
+                if not order.reduce_only and held > 0:
+                    self.verdict.on_top.append(
+                        f"t{self.tick} resting {order.symbol} {order.side} {order.amount} {before}"
+                    )
+                self._ends(order.symbol, before, ours=True)
 
 
 class CrashingVenue(FakeVenue):
@@ -233,7 +265,7 @@ def shutdown(
 def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS) -> CrashVerdict:
     rng = random.Random(f"crash {name} {hedge} {seed}")
     dialect = DIALECTS[name]()
-    ledger = RecordingLedger(dialect.markets, hedge=hedge)
+    ledger = CrashLedger(dialect.markets, hedge=hedge)
     verdict = CrashVerdict()
     ledger.verdict = verdict
     journal = tmp / "journal.db"
@@ -244,6 +276,7 @@ def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS
             for tick in range(ticks):
                 ledger.tick = tick
                 ledger.walk(rng)
+                ledger.fill_resting()
                 ledger.by_hand(rng)
                 verdict.faults += arm_fault(venue, rng)
                 draw = rng.random()
@@ -281,6 +314,11 @@ def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS
         venue.calm()
         pm = shutdown(venue, ledger, name, hedge, journal, ticks)
         verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
+        verdict.left_resting = [
+            f"{o.symbol} {o.side} {o.amount} @ {o.price}"
+            for o in ledger.orders_sent()
+            if o.status == "open"
+        ]
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
         verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
@@ -304,6 +342,7 @@ def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
     assert verdict.on_top == []
     assert verdict.second_closes == []
     assert verdict.left_open == [] and verdict.book_left == []
+    assert verdict.left_resting == [], "a limit order left resting can fill unmanaged"
     assert verdict.left_in_flight == 0
     assert verdict.unexpected == []
     assert verdict.closed_positions == verdict.venue_ends

@@ -8,9 +8,11 @@ with a manager journaled to ``JOURNAL`` (account: the dialect's name). It takes 
 stdin, one per line, and answers on stdout:
 
 - ``tick N``: sets the manager's clock to tick ``N`` (60 s a tick), runs the start-up sync if
-  this process has not yet, then one tick of the bot — test_venue_soak.py's bot, trading a little more often:
-  opens keys it does not hold, closes one now and then, scales one in now and then, runs an
-  update cycle and every tenth tick a sync. Before a scale-in it says ``scale SYMBOL LEG`` and
+  this process has not yet, then one tick of the bot — test_venue_soak.py's bot, trading a
+  little more often: opens keys it does not hold (three opens in ten with a limit order first,
+  which rests on the venue's book until it is cancelled or the price walks through it), closes
+  one now and then, scales one in now and then, runs an update cycle and every tenth tick a
+  sync. Before a scale-in it says ``scale SYMBOL LEG`` and
   waits for ``ok`` (the test's ledger then counts that one opening fill as no open on top);
   after it, ``scaled``. At the end of the tick: ``done N``.
 - ``stop``: exits (``bye``).
@@ -91,7 +93,8 @@ class Bot:
                         ("BUY", "SELL")
                     )
                     lots = rng.choice((2, 3, 5))
-                    pm.open_position(symbol, signal, lots * market.lot, 5, 0.03)
+                    limit = rng.random() < 0.3  # a post-only limit first, then market
+                    pm.open_position(symbol, signal, lots * market.lot, 5, 0.03, use_limit=limit)
         if pm.positions and rng.random() < 0.05:
             pm.close_position(rng.choice(sorted(pm.positions)), "manual")
         if pm.positions and rng.random() < 0.05:
