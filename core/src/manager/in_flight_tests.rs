@@ -207,13 +207,6 @@ fn kinds(m: &Manager<u32>) -> Vec<(EventKind, String)> {
         .collect()
 }
 
-fn orders_sent(f: &Fake) -> usize {
-    f.calls()
-        .iter()
-        .filter(|c| c.starts_with("create_market_order") || c.starts_with("close_position"))
-        .count()
-}
-
 #[test]
 fn a_restored_open_sends_no_second_order_and_tracks_what_the_list_shows_with_its_stop() {
     let f = priced(101.0);

@@ -398,6 +398,14 @@ impl Exchange for Fake {
     }
 }
 
+/// Market orders and closes the fake was sent (opens, closes, scale orders).
+pub fn orders_sent(f: &Fake) -> usize {
+    f.calls()
+        .iter()
+        .filter(|c| c.starts_with("create_market_order") || c.starts_with("close_position"))
+        .count()
+}
+
 /// An order report with the given fields (None = absent).
 pub fn report(
     id: Option<&str>,

@@ -255,13 +255,6 @@ fn restored_close(f: &Fake) -> Manager<u32> {
     m
 }
 
-fn closes_sent(f: &Fake) -> usize {
-    f.calls()
-        .iter()
-        .filter(|c| c.starts_with("close_position") || c.starts_with("create_market_order"))
-        .count()
-}
-
 #[test]
 fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
     let f = venue(vec![found("closed", 3.0, Some(94.0))]);
@@ -279,7 +272,7 @@ fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
         m.close_position("BTC", "manual").unwrap(),
         CloseOutcome::Unverified
     );
-    assert_eq!(closes_sent(&f), 0, "no second close: {:?}", f.calls());
+    assert_eq!(orders_sent(&f), 0, "no second close: {:?}", f.calls());
     let lookups = |f: &Fake| {
         f.calls()
             .iter()
@@ -299,7 +292,7 @@ fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
         .map(|e| e.reason)
         .collect();
     assert_eq!(closed, ["stop_loss"]);
-    assert_eq!(closes_sent(&f), 0);
+    assert_eq!(orders_sent(&f), 0);
 }
 
 #[test]
@@ -319,7 +312,7 @@ fn a_close_the_venue_never_had_is_not_executed_and_may_be_sent() {
         m.close_position("BTC", "manual").unwrap(),
         CloseOutcome::Closed(_)
     ));
-    assert_eq!(closes_sent(&f), 1);
+    assert_eq!(orders_sent(&f), 1);
 }
 
 #[test]
@@ -333,5 +326,5 @@ fn a_close_not_final_yet_is_asked_again_at_the_next_list() {
     ));
     m.update_all().unwrap();
     assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
-    assert_eq!(closes_sent(&f), 0);
+    assert_eq!(orders_sent(&f), 0);
 }
