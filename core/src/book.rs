@@ -81,7 +81,7 @@ pub struct Unknown {
     pub unseen: Unseen,
     /// The venue reported the order filled when it was looked up by its client id, though no
     /// list has shown its effect yet: lists that show the size from before it lag the fill and
-    /// never settle it as not executed.
+    /// never settle it as not executed ([`Book::note_unknown_filled`]).
     pub filled: bool,
 }
 
@@ -1064,14 +1064,19 @@ impl<H: Clone> Book<H> {
     }
 
     /// Notes that `key`'s order with an unknown outcome (client id `order_id`) filled, as the
-    /// venue reports it: lists showing the size from before it lag the fill, and only a list
-    /// that shows its effect (a new size, the position gone) settles it.
+    /// venue reports it: lists showing the size from before it lag the fill. A list that shows
+    /// its effect (a new size, the position gone) settles it; lists that keep showing the size
+    /// from before settle it only after the outcome rules have counted them once more, and then
+    /// as executed at the listed size (the position changed again after the fill), never as
+    /// not executed.
     pub fn note_unknown_filled(&self, key: &Key, order_id: &str) {
         let mut inner = self.inner.lock();
         if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
             if let Activity::Unknown(u) = &mut t.activity {
                 if u.client_order_id.as_deref() == Some(order_id) {
                     u.filled = true;
+                    // The outcome rules wait once more, from now, before a list is believed.
+                    u.unseen = Unseen::default();
                 }
             }
         }
@@ -1638,7 +1643,7 @@ impl<H: Clone> Book<H> {
             }
             Action::Resolve {
                 key,
-                resolution,
+                mut resolution,
                 remember,
             } => {
                 // A list that shows the position as it was before the order (an absent one
@@ -1648,11 +1653,16 @@ impl<H: Clone> Book<H> {
                     if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
                         if let Activity::Unknown(u) = &t.activity {
                             if u.filled {
-                                // The venue said it filled (logged once, when it said so):
-                                // the lists lag it, and only one showing its effect settles it.
-                                return;
-                            }
-                            if let Some(order_id) = u.client_order_id.clone() {
+                                // The venue said it filled, and the outcome rules have waited
+                                // once more since: the list's size is believed (something
+                                // changed the position after the fill), never "not executed".
+                                if let Seen::Listed(l) = cx.snapshot.seen(&key) {
+                                    resolution = Resolution::Executed {
+                                        contracts: l.contracts,
+                                        entry_price: l.entry_price,
+                                    };
+                                }
+                            } else if let Some(order_id) = u.client_order_id.clone() {
                                 // Rule 7: the order itself says whether it went through
                                 // before the lists' silence is believed.
                                 let op = u.op;

@@ -412,7 +412,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(CloseOutcome::Closed(rf));
             }
             Lookup::Final(_) => return Ok(CloseOutcome::Failed),
-            Lookup::Pending(_) | Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unreachable | Lookup::Unknown => {}
         }
         Ok(match self.settle_by_list(key, position, unknown)? {
             Some(Resolution::Closed) => CloseOutcome::Closed(rf),

@@ -681,7 +681,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                     .unwrap_or(Placed::Failed));
             }
-            Lookup::Pending(_) | Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unreachable | Lookup::Unknown => {}
         }
         self.book().open_unknown(key, intent.clone());
         let (_, report) = self.verify_read(key)?;
@@ -872,9 +872,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         self.market_fill(key, intent, side, amount, price)
                     }
                 }
-                _ => {
-                    self.recheck_after_limit(key, intent, &id, cancelled, side, price, limit_price)
-                }
+                _ => self.recheck_after_limit(
+                    key,
+                    intent,
+                    &limit_intent,
+                    &id,
+                    cancelled,
+                    price,
+                    limit_price,
+                ),
             }
         };
         let followed = follow();
@@ -978,14 +984,28 @@ impl<H: Clone + Send + Sync> Manager<H> {
         &self,
         key: &Key,
         intent: &OpenIntent,
+        limit_intent: &OpenIntent,
         id: &OrderId,
         cancelled: bool,
-        side: OrderSide,
         price: f64,
         limit_price: f64,
     ) -> CoreResult<Placed> {
         let amount = intent.amount;
+        let side = OrderSide::opening(intent.side == crate::key::Side::Long);
         let id_text = id.text();
+        // The limit order may still rest and fill, or have filled in part before a cancel whose
+        // end cannot be read. With a client order id its key stays reserved as an open with an
+        // unknown outcome: the lists, and a lookup before their silence is believed (which
+        // cancels the order if it still rests), settle it. Without one the open fails, as the
+        // original's did.
+        let may_rest = || -> Placed {
+            if limit_intent.client_order_id.is_none() {
+                return Placed::Failed;
+            }
+            self.book().open_unknown(key, limit_intent.clone());
+            self.record_open_unknown(key, limit_intent, amount, limit_price);
+            Placed::Unknown
+        };
         match self.held_on_exchange(key)? {
             Ok(Some(held)) => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -1014,7 +1034,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.log(Channel::Position, Level::Error, || {
                     "  ✗ Limit order could not be cancelled; no MARKET order sent".to_owned()
                 });
-                Ok(Placed::Failed)
+                Ok(may_rest())
             }
             Err(why) => {
                 self.log(Channel::Main, Level::Warn, || {
@@ -1022,7 +1042,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         "Cannot verify {key} on exchange after limit order {id_text} ({why}); not sending a market order"
                     )
                 });
-                Ok(Placed::Failed)
+                Ok(may_rest())
             }
         }
     }

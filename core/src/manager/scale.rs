@@ -134,7 +134,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     return Ok(Ok(a));
                 }
             }
-            Lookup::Pending(_) | Lookup::Unknown => {}
+            Lookup::Pending(_) | Lookup::Unreachable | Lookup::Unknown => {}
         }
         Ok(Err(self.settle_by_list(key, position, unknown)?))
     }

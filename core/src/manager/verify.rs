@@ -40,9 +40,31 @@ pub(crate) enum Lookup {
     /// The venue has the order, not final yet (a limit order resting on the book, a market
     /// order not yet processed), with the id it can be cancelled by.
     Pending(OrderReport),
-    /// The lookup could not tell (no id, failed, unreadable, not final without an id).
+    /// The venue could not be reached for it (a network error, a timeout, a 5xx, a rate
+    /// limit): it may answer the next time.
+    Unreachable,
+    /// The lookup could not tell (no id, unreadable, not final without an id, a client that
+    /// cannot tell).
     Unknown,
 }
+
+/// Exception types (ccxt's network family, Python's connection and timeout errors) that say
+/// the venue was not reached: asking again later may tell.
+const UNREACHABLE: &[&str] = &[
+    "NetworkError",
+    "DDoSProtection",
+    "RateLimitExceeded",
+    "ExchangeNotAvailable",
+    "OnMaintenance",
+    "RequestTimeout",
+    "InvalidNonce",
+    "TimeoutError",
+    "ConnectionError",
+    "ConnectionResetError",
+    "ConnectionRefusedError",
+    "ConnectionAbortedError",
+    "BrokenPipeError",
+];
 
 impl Lookup {
     /// The venue reports the order final with something filled: a reducing order did reduce.
@@ -86,7 +108,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     self.log(Channel::Main, Level::Warn, || {
                         format!("Could not look order {id} for {symbol} up: {e}")
                     });
-                    Lookup::Unknown
+                    if UNREACHABLE.contains(&e.kind_name()) {
+                        Lookup::Unreachable
+                    } else {
+                        Lookup::Unknown
+                    }
                 }
             },
         )
@@ -186,8 +212,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// - nothing filled (or the venue never had it, or cannot tell): the key is released;
     /// - something filled: what filled is tracked, with the open's stop and target (the lists
     ///   lag it; the outcome rules guard its removal);
-    /// - it rests and could not be cancelled (or its end cannot be read after a cancel): the
-    ///   key stays reserved, nothing is sent for it, and the next list asks again.
+    /// - it rests and could not be cancelled (or its end cannot be read after a cancel), or the
+    ///   venue could not be reached for it: the key stays reserved, nothing is sent for it,
+    ///   and the next list asks again.
     pub(crate) fn verify_open(&self, key: &Key, intent: &OpenIntent) -> CoreResult<()> {
         let symbol = key.symbol();
         let id = intent.client_order_id.as_deref().unwrap_or_default();
@@ -230,6 +257,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let entry = report.average().unwrap_or(intent.price);
                 self.track_open_outcome(key, intent, filled, entry, None, true)?;
             }
+            Lookup::Unreachable => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Open order {id} for {key} could not be looked up; no second order is sent for {key} until it can"
+                    )
+                });
+            }
             Lookup::Pending(_) | Lookup::Unknown if rested => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
@@ -259,7 +293,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// not executed sends a second one.
     /// - Filled: noted; the position stays held (nothing is sent for it) until a list shows
     ///   the order's effect.
-    /// - Not final yet: asked again at the next list.
+    /// - Not final yet, or the venue could not be reached: asked again at the next list.
     /// - Never placed, ended with nothing filled, or the venue cannot tell: not executed, as
     ///   the lists say (returned, for the caller to report like a list's resolution).
     pub(crate) fn verify_change(
@@ -279,7 +313,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 Ok(None)
             }
-            Lookup::Pending(_) => Ok(None),
+            Lookup::Pending(_) | Lookup::Unreachable => Ok(None),
             _ => Ok(self.book().resolve_not_executed(key, order_id)),
         }
     }

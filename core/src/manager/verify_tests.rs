@@ -2,10 +2,13 @@
 //! open's key is released, its order is asked for by its client id and cancelled if it still
 //! rests; before a close or scale order is taken as not executed, it is asked for too.
 
+use std::sync::Arc;
+
 use super::in_flight::{SentIntent, SentOrder};
 use super::testing::*;
 use super::{CloseOutcome, Manager, ManagerConfig};
 use crate::book::{Activity, OpenIntent};
+use crate::clock::{ManualClock, Timestamp};
 use crate::events::EventKind;
 use crate::exchange::{OrderAnswer, OrderLookup};
 use crate::key::{Key, Side};
@@ -223,7 +226,11 @@ fn an_interrupted_limit_open_leaves_no_order_resting() {
 /// A manager that tracks BTC long 3 at 100 and took back its close sent with `ID` (its process
 /// died with the close out); the lists show BTC at 3 whatever happened (they lag).
 fn restored_close(f: &Fake) -> Manager<u32> {
-    let m = manager(f, ManagerConfig::default());
+    restore_close(manager(f, ManagerConfig::default()), f)
+}
+
+/// `m` after taking back the close of [`restored_close`].
+fn restore_close(m: Manager<u32>, f: &Fake) -> Manager<u32> {
     let p = crate::book::share(crate::position::PositionState::new(
         "BTC",
         "long",
@@ -255,19 +262,38 @@ fn restored_close(f: &Fake) -> Manager<u32> {
     m
 }
 
-#[test]
-fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
-    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
-    let m = restored_close(&f);
-    cycles_until_release(&m);
-    for _ in 0..3 {
-        m.update_all().unwrap();
-    }
+/// A manager whose outcome rules wait a minute (`outcome_grace_seconds=60`) on `clock`.
+fn graced(f: &Fake, clock: &Arc<ManualClock>) -> Manager<u32> {
+    let config = ManagerConfig {
+        outcome_grace_seconds: 60.0,
+        ..ManagerConfig::default()
+    };
+    manager_with_clock(f, config, clock.clone())
+}
+
+/// Runs the lists of a first round of the outcome rules (a minute apart): the close is then
+/// looked up, and the venue says it filled.
+fn first_round(m: &Manager<u32>, clock: &ManualClock) {
+    m.update_all().unwrap();
+    clock.advance(61.0);
+    m.update_all().unwrap();
     assert!(
         matches!(m.book().activity("BTC"), Some(Activity::Unknown(u)) if u.filled),
         "held: {:?}",
         m.book().activity("BTC")
     );
+}
+
+#[test]
+fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
+    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    let m = restore_close(graced(&f, &clock), &f);
+    first_round(&m, &clock);
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    assert!(matches!(m.book().activity("BTC"), Some(Activity::Unknown(u)) if u.filled));
     assert_eq!(
         m.close_position("BTC", "manual").unwrap(),
         CloseOutcome::Unverified
@@ -293,6 +319,24 @@ fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
         .collect();
     assert_eq!(closed, ["stop_loss"]);
     assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_filled_change_the_lists_never_show_is_settled_at_the_listed_size_after_the_rules_wait_again() {
+    // The venue says the close filled, yet the lists keep showing the position at its size
+    // from before over a second round of the outcome rules: something changed the position
+    // after the fill (opened again by hand, say). The list is believed then — the position is
+    // managed at the listed size — and the key is not held forever.
+    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    let m = restore_close(graced(&f, &clock), &f);
+    first_round(&m, &clock);
+    m.update_all().unwrap();
+    clock.advance(61.0);
+    m.update_all().unwrap();
+    assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
+    let (p, _) = m.book().get("BTC").expect("still tracked");
+    assert_eq!(p.lock().amount, 3.0);
 }
 
 #[test]
@@ -325,6 +369,86 @@ fn a_close_not_final_yet_is_asked_again_at_the_next_list() {
         Some(Activity::Unknown(_))
     ));
     m.update_all().unwrap();
+    assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
+    assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_limit_open_whose_cancel_fails_keeps_its_key_until_the_order_is_gone() {
+    let f = venue(vec![]);
+    {
+        let mut s = f.0.lock();
+        // The order rests unfilled through the wait, and the cancel does not go through.
+        s.fill_answers
+            .push_back(Ok(report(Some("l2"), "open", Some(0.0), None)));
+        s.cancel_answers.push_back(Ok(false));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    let request = super::OpenRequest {
+        use_limit: true,
+        ..open_request("BTC", "BUY")
+    };
+    assert!(!m.open_position(&request).unwrap(), "nothing tracked");
+    assert!(m.book().order_pending("BTC"), "the order may still fill");
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(
+        orders_sent(&f),
+        0,
+        "no market order beside it: {:?}",
+        f.calls()
+    );
+    // The lists keep showing nothing: the order is asked for and cancelled, then the key is free.
+    {
+        let mut s = f.0.lock();
+        s.lookup_answers.push_back(Ok(found("open", 0.0, None)));
+        s.lookup_answers.push_back(Ok(found("canceled", 0.0, None)));
+    }
+    cycles_until_release(&m);
+    assert!(!m.book().order_pending("BTC"));
+    let cancels = f
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("cancel_order"))
+        .collect::<Vec<_>>();
+    assert_eq!(cancels, ["cancel_order l2 BTC", "cancel_order v1 BTC"]);
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+}
+
+#[test]
+fn an_open_whose_lookup_cannot_reach_the_venue_keeps_its_key_and_is_asked_again() {
+    let f = venue(vec![]);
+    {
+        let mut s = f.0.lock();
+        s.lookup_answers.push_back(Err(network_error()));
+        s.lookup_answers.push_back(Ok(found("canceled", 0.0, None)));
+    }
+    let m = restored(&f);
+    cycles_until_release(&m);
+    assert!(m.book().order_pending("BTC"), "it may still rest and fill");
+    assert_eq!(orders_sent(&f), 0);
+    // The bot's open reads the list, which asks again: this time the venue says the order
+    // ended unfilled, so the key is free and this open goes out.
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders_sent(&f), 1);
+    let lookups = f
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("get_order_by_client_id"))
+        .count();
+    assert_eq!(lookups, 2);
+}
+
+#[test]
+fn a_close_whose_lookup_cannot_reach_the_venue_stays_held() {
+    let f = venue(vec![]);
+    f.0.lock().lookup_answers.push_back(Err(network_error()));
+    let m = restored_close(&f);
+    cycles_until_release(&m);
+    assert!(matches!(
+        m.book().activity("BTC"),
+        Some(Activity::Unknown(_))
+    ));
+    m.update_all().unwrap(); // asked again: not found, so not executed
     assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
     assert_eq!(orders_sent(&f), 0);
 }
