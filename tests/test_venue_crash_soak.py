@@ -48,14 +48,14 @@ from typing import Any
 
 import pytest
 from reliability_helpers import LONG, seeds
+from soak_manager import soak_manager
 from test_journal_crash import read_until
 from test_venue_soak import CASES, RecordingLedger, Verdict, arm_fault
-from venue_crash_child import GRACE, clock_at
+from venue_crash_child import clock_at
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Request
 
 from position_manager_rs import Journal, ManualClock, PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = [
     pytest.mark.skipif(
@@ -237,20 +237,8 @@ def shutdown(
     venue: CrashingVenue, ledger: RecordingLedger, name: str, hedge: bool, journal: Path, ticks: int
 ) -> PositionManager:
     """The test's own manager over the journal: closes what is held, then calm cycles."""
-    dialect = venue.dialect
-    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
     clock = ManualClock(clock_at(ticks))
-    client = CcxtClient(venue.make_exchange(), sleep=lambda s: None, position_mode=mode)
-    pm = PositionManager(
-        client,
-        0.02,
-        clock=clock,
-        ticker_retry_delays=(),
-        position_mode="hedge" if hedge else "oneway",
-        outcome_grace_seconds=GRACE,
-        journal=str(journal),
-        account=name,
-    )
+    pm = soak_manager(venue.make_exchange(), venue.dialect, hedge, journal, name, clock)
     pm.sync_existing_positions()
     ledger.tick = ticks
     for _ in range(4):

@@ -37,19 +37,16 @@ from typing import Any
 import pytest
 from bot_sim import SoakVerdict
 from reliability_helpers import LONG, seeds
+from soak_manager import soak_manager
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Ledger, VenueRefusal
 
 from position_manager_rs import Journal, ManualClock, PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(600 if LONG else 120)
 
 TICKS = 400 if LONG else 120
 LEGS = ("long", "short")
-
-#: ``outcome_grace_seconds``: one tick of the manager's clock (see test_named_orders_soak.py).
-GRACE = 60.0
 
 
 @dataclass
@@ -163,24 +160,13 @@ def run_venue(name: str, hedge: bool, seed: int, journal: Path, ticks: int = TIC
     dialect = DIALECTS[name]()
     ledger = RecordingLedger(dialect.markets, hedge=hedge)
     verdict = ledger.verdict
-    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
     with FakeVenue(dialect, ledger) as venue:
         clock = ManualClock(datetime(2026, 12, 1))
 
         def start() -> PositionManager:
             """The bot's process starting: a new exchange object, client and manager over the
             same journal, and the start-up sync."""
-            client = CcxtClient(venue.make_exchange(), sleep=lambda s: None, position_mode=mode)
-            manager = PositionManager(
-                client,
-                0.02,
-                clock=clock,
-                ticker_retry_delays=(),
-                position_mode="hedge" if hedge else "oneway",
-                outcome_grace_seconds=GRACE,
-                journal=str(journal),
-                account=name,
-            )
+            manager = soak_manager(venue.make_exchange(), dialect, hedge, journal, name, clock)
             manager.sync_existing_positions()
             return manager
 

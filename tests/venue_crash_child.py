@@ -28,39 +28,21 @@ import os
 import random
 import sys
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import TextIO
 
+from soak_manager import soak_manager
 from venue_dialects import DIALECTS
 from venue_sim import make_exchange
 
-from position_manager_rs import ManualClock, PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
+from position_manager_rs import ManualClock
 
 START = datetime(2026, 12, 1)
 TICK_SECONDS = 60
-#: ``outcome_grace_seconds``: one tick (as test_venue_soak.py).
-GRACE = 60.0
 LEGS = ("long", "short")
 
 
 def clock_at(tick: int) -> datetime:
     return START + timedelta(seconds=TICK_SECONDS * (tick + 1))
-
-
-def build(base_url: str, name: str, hedge: bool, journal: str, clock: ManualClock) -> Any:
-    dialect = DIALECTS[name]()
-    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
-    client = CcxtClient(make_exchange(dialect, base_url), sleep=lambda s: None, position_mode=mode)
-    return PositionManager(
-        client,
-        0.02,
-        clock=clock,
-        ticker_retry_delays=(),
-        position_mode="hedge" if hedge else "oneway",
-        outcome_grace_seconds=GRACE,
-        journal=journal,
-        account=name,
-    )
 
 
 class Bot:
@@ -71,7 +53,9 @@ class Bot:
         self.out = out
         self.markets = {m.symbol: m for m in DIALECTS[self.name].markets}
         self.clock = ManualClock(START)
-        self.pm = build(self.base_url, self.name, self.hedge, self.journal, self.clock)
+        dialect = DIALECTS[self.name]()
+        exchange = make_exchange(dialect, self.base_url)
+        self.pm = soak_manager(exchange, dialect, self.hedge, self.journal, self.name, self.clock)
         self.synced = False
 
     def say(self, line: str) -> None:

@@ -1,0 +1,40 @@
+"""The bot's manager in the venue runs (tests/test_venue_soak.py, tests/test_venue_crash_soak.py
+and its child tests/venue_crash_child.py): ``CcxtClient`` over a venue's real ccxt class,
+journaled, on a manual clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from venue_sim import Dialect
+
+from position_manager_rs import ManualClock, PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
+
+#: ``outcome_grace_seconds``: one tick of the manager's clock (see test_named_orders_soak.py).
+GRACE = 60.0
+
+
+def soak_manager(
+    exchange: Any,
+    dialect: Dialect,
+    hedge: bool,
+    journal: str | Path,
+    account: str,
+    clock: ManualClock,
+) -> PositionManager:
+    """A manager over ``exchange`` (a ccxt object pointed at the venue) journaled to
+    ``journal`` under ``account``, in hedge or one-way mode."""
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    client = CcxtClient(exchange, sleep=lambda s: None, position_mode=mode)
+    return PositionManager(
+        client,
+        0.02,
+        clock=clock,
+        ticker_retry_delays=(),
+        position_mode="hedge" if hedge else "oneway",
+        outcome_grace_seconds=GRACE,
+        journal=str(journal),
+        account=account,
+    )
