@@ -292,7 +292,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// rules wait — a restarted process's lists, say — and taking a close that went through as
     /// not executed sends a second one.
     /// - Filled: noted; the position stays held (nothing is sent for it) until a list shows
-    ///   the order's effect.
+    ///   the order's effect, or until the outcome rules have counted lists showing the size
+    ///   from before once more (then the listed size is taken: the position changed again
+    ///   after the fill).
     /// - Not final yet, or the venue could not be reached: asked again at the next list.
     /// - Never placed, ended with nothing filled, or the venue cannot tell: not executed, as
     ///   the lists say (returned, for the caller to report like a list's resolution).
