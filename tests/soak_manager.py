@@ -1,6 +1,6 @@
 """The bot's manager in the venue runs (tests/test_venue_soak.py, tests/test_venue_crash_soak.py
 and its child tests/venue_crash_child.py): ``CcxtClient`` over a venue's real ccxt class,
-journaled, on a manual clock."""
+journaled, on a manual clock; and the bot's shutdown at the end of a run."""
 
 from __future__ import annotations
 
@@ -38,3 +38,15 @@ def soak_manager(
         journal=str(journal),
         account=account,
     )
+
+
+def shut_down(pm: PositionManager, clock: ManualClock) -> None:
+    """The bot's shutdown: it closes what it holds, then runs a calm cycle and a sync, four
+    rounds a minute apart (a close refused or unverified in one round is sent again in the
+    next)."""
+    for _ in range(4):
+        for key in sorted(pm.positions):
+            pm.close_position(key, "shutdown")
+        clock.advance(60)
+        list(pm.update_positions())
+        pm.sync_existing_positions()

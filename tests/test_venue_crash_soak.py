@@ -48,7 +48,7 @@ from typing import Any
 
 import pytest
 from reliability_helpers import LONG, seeds
-from soak_manager import soak_manager
+from soak_manager import shut_down, soak_manager
 from test_journal_crash import read_until
 from test_venue_soak import CASES, RecordingLedger, Verdict, arm_fault
 from venue_crash_child import clock_at
@@ -241,12 +241,7 @@ def shutdown(
     pm = soak_manager(venue.make_exchange(), venue.dialect, hedge, journal, name, clock)
     pm.sync_existing_positions()
     ledger.tick = ticks
-    for _ in range(4):
-        for key in sorted(pm.positions):
-            pm.close_position(key, "shutdown")
-        clock.advance(60)
-        list(pm.update_positions())
-        pm.sync_existing_positions()
+    shut_down(pm, clock)
     return pm
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from bot_sim import SoakVerdict
 from reliability_helpers import LONG, seeds
-from soak_manager import soak_manager
+from soak_manager import shut_down, soak_manager
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Ledger, VenueRefusal
 
@@ -212,12 +212,7 @@ def run_venue(name: str, hedge: bool, seed: int, journal: Path, ticks: int = TIC
         # kept the position, as it should).
         venue.calm()
         ledger.tick = ticks
-        for _ in range(4):
-            for key in sorted(pm.positions):
-                pm.close_position(key, "shutdown")
-            clock.advance(60)
-            list(pm.update_positions())
-            pm.sync_existing_positions()
+        shut_down(pm, clock)
         verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]

@@ -153,21 +153,6 @@ fn an_order_whose_outcome_stays_unknown_is_still_pending_when_its_call_settles()
     );
 }
 
-fn open_sent(reference: &str) -> SentOrder {
-    SentOrder {
-        reference: reference.to_owned(),
-        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
-        intent: SentIntent::Open(OpenIntent {
-            side: Side::Long,
-            amount: 2.0,
-            leverage: 5.0,
-            stop_loss_percentage: 0.1,
-            price: 100.0,
-            client_order_id: None,
-        }),
-    }
-}
-
 fn close_sent(before: f64) -> SentOrder {
     SentOrder {
         reference: "c1".to_owned(),
@@ -216,7 +201,7 @@ fn a_restored_open_sends_no_second_order_and_tracks_what_the_list_shows_with_its
         ..ManagerConfig::default()
     };
     let m = manager(&f, config);
-    let back = m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1"))]);
+    let back = m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1", None))]);
     assert_eq!((back.opens, back.changes, back.stale.len()), (1, 0, 0));
     assert_eq!(kinds(&m), [(EventKind::OutcomeUnknown, "open".to_owned())]);
     // The list lags the fill: the bot's opens of the same symbol send nothing.
@@ -243,7 +228,7 @@ fn a_restored_open_sends_no_second_order_and_tracks_what_the_list_shows_with_its
 fn a_restored_open_the_lists_never_show_is_released_by_the_outcome_rules() {
     let f = priced(100.0);
     let m = manager(&f, ManagerConfig::default());
-    m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1"))]);
+    m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1", None))]);
     f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
     let needed = crate::manager::config::DEFAULT_OUTCOME_CONFIRMATIONS as usize;
     for _ in 0..needed {
@@ -295,7 +280,7 @@ fn a_restored_open_supersedes_a_tombstone_of_its_key() {
     f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
     m.update_all().unwrap();
     assert!(m.book().remembers("BTC", &old).is_some(), "a tombstone");
-    let back = m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1"))]);
+    let back = m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1", None))]);
     assert_eq!((back.opens, back.stale.len()), (1, 0));
     assert!(m.book().order_pending("BTC"));
     assert!(m.book().remembers("BTC", &old).is_none(), "superseded");
@@ -307,7 +292,7 @@ fn rows_whose_result_the_book_holds_are_stale() {
     let m = manager(&f, ManagerConfig::default());
     assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
     let back = m.restore_orders(vec![
-        (Key::parse("BTC"), open_sent("r1")),
+        (Key::parse("BTC"), open_sent("r1", None)),
         (Key::parse("ETH"), close_sent(1.0)),
     ]);
     let stale: Vec<&str> = back.stale.iter().map(Key::as_str).collect();
@@ -320,10 +305,10 @@ fn rows_whose_result_the_book_holds_are_stale() {
 
 #[test]
 fn restored_intents_are_validated() {
-    assert!(open_sent("a").intent.validate().is_ok());
+    assert!(open_sent("a", None).intent.validate().is_ok());
     assert!(close_sent(1.0).intent.validate().is_ok());
     let bad = |f: &dyn Fn(&mut SentIntent)| {
-        let mut i = open_sent("a").intent;
+        let mut i = open_sent("a", None).intent;
         f(&mut i);
         i.validate().unwrap_err()
     };

@@ -398,6 +398,23 @@ impl Exchange for Fake {
     }
 }
 
+/// A journal's row of an open sent for BTC (long 2 at 100, 5x, 10 % stop) under `reference`,
+/// with `client_order_id`, as a killed process left it.
+pub fn open_sent(reference: &str, client_order_id: Option<&str>) -> super::in_flight::SentOrder {
+    super::in_flight::SentOrder {
+        reference: reference.to_owned(),
+        sent_at: Timestamp(1_735_689_000_000_000),
+        intent: super::in_flight::SentIntent::Open(crate::book::OpenIntent {
+            side: crate::key::Side::Long,
+            amount: 2.0,
+            leverage: 5.0,
+            stop_loss_percentage: 0.1,
+            price: 100.0,
+            client_order_id: client_order_id.map(str::to_owned),
+        }),
+    }
+}
+
 /// Market orders and closes the fake was sent (opens, closes, scale orders).
 pub fn orders_sent(f: &Fake) -> usize {
     f.calls()

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use super::in_flight::{SentIntent, SentOrder};
 use super::testing::*;
 use super::{CloseOutcome, Manager, ManagerConfig};
-use crate::book::{Activity, OpenIntent};
+use crate::book::Activity;
 use crate::clock::{ManualClock, Timestamp};
 use crate::events::EventKind;
 use crate::exchange::{OrderAnswer, OrderLookup};
-use crate::key::{Key, Side};
+use crate::key::Key;
 use crate::reconcile::Op;
 
 const ID: &str = "pmrs-1";
@@ -40,18 +40,7 @@ fn venue(lookups: Vec<OrderLookup>) -> Fake {
 /// whose process died with the order out.
 fn restored(f: &Fake) -> Manager<u32> {
     let m = manager(f, ManagerConfig::default());
-    let order = SentOrder {
-        reference: ID.to_owned(),
-        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
-        intent: SentIntent::Open(OpenIntent {
-            side: Side::Long,
-            amount: 2.0,
-            leverage: 5.0,
-            stop_loss_percentage: 0.1,
-            price: 100.0,
-            client_order_id: Some(ID.to_owned()),
-        }),
-    };
+    let order = open_sent(ID, Some(ID));
     assert_eq!(m.restore_orders(vec![(Key::parse("BTC"), order)]).opens, 1);
     m
 }
