@@ -638,13 +638,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let amount = match filled {
             Some(f) if f > 0.0 => {
                 if f != requested {
-                    self.log(Channel::Main, Level::Warn, || {
-                        format!(
-                            "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
-                            py_repr_float(f),
-                            py_repr_float(requested)
-                        )
-                    });
+                    self.log_partial_fill(symbol, f, requested);
                 }
                 f
             }
@@ -814,13 +808,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     .unwrap_or(amount);
                 let fill_price = st.average().or(report.average()).unwrap_or(limit_price);
                 if filled != amount {
-                    self.log(Channel::Main, Level::Warn, || {
-                        format!(
-                            "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
-                            py_repr_float(filled),
-                            py_repr_float(amount)
-                        )
-                    });
+                    self.log_partial_fill(symbol, filled, amount);
                 }
                 return Ok(Placed::Filled(Fill {
                     amount: filled,
@@ -909,6 +897,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 }
             },
         )
+    }
+
+    /// The warning for an order that filled another amount than it asked for.
+    fn log_partial_fill(&self, symbol: &str, filled: f64, requested: f64) {
+        self.log(Channel::Main, Level::Warn, || {
+            format!(
+                "Order for {symbol} filled {} of {} contracts; tracking the filled amount",
+                py_repr_float(filled),
+                py_repr_float(requested)
+            )
+        });
     }
 
     fn log_limit_unfilled(&self) {
