@@ -31,8 +31,11 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
   none twice, across the crashes.
 
-CI runs one seed per venue and mode; ``PMRS_LONG=1`` runs seeds 1-10 with more ticks;
-``PMRS_SEED=a,b,...`` names them.
+Each case runs with the journal in a SQLite file and in a PostgreSQL database on the test server
+(``.ci/postgres``; journal_helpers.py): a process killed mid-transaction must leave the server's
+journal as whole as the file's. CI runs one seed per venue, mode and journal; ``PMRS_LONG=1``
+runs seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k sqlite`` or
+``-k postgres`` picks one journal).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_helpers import journal_url
 from reliability_helpers import LONG, seeds
 from soak_manager import shut_down, soak_manager
 from test_journal_crash import read_until
@@ -157,7 +161,7 @@ class Child:
     """One bot process and the lines it writes."""
 
     def __init__(
-        self, venue: CrashingVenue, name: str, hedge: bool, journal: Path, seed: int, log: Path
+        self, venue: CrashingVenue, name: str, hedge: bool, journal: str, seed: int, log: Path
     ) -> None:
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
@@ -167,7 +171,7 @@ class Child:
                     venue.base_url,
                     name,
                     "1" if hedge else "0",
-                    str(journal),
+                    journal,
                     str(seed),
                 ],
                 stdin=subprocess.PIPE,
@@ -234,7 +238,7 @@ def run_tick(child: Child, tick: int, ledger: RecordingLedger) -> bool:
 
 
 def shutdown(
-    venue: CrashingVenue, ledger: RecordingLedger, name: str, hedge: bool, journal: Path, ticks: int
+    venue: CrashingVenue, ledger: RecordingLedger, name: str, hedge: bool, journal: str, ticks: int
 ) -> PositionManager:
     """The test's own manager over the journal: closes what is held, then calm cycles."""
     clock = ManualClock(clock_at(ticks))
@@ -245,13 +249,16 @@ def shutdown(
     return pm
 
 
-def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS) -> CrashVerdict:
+def run_crashes(
+    name: str, hedge: bool, seed: int, tmp: Path, journal: str, ticks: int = TICKS
+) -> CrashVerdict:
+    """One run over ``journal`` (a SQLite path or a PostgreSQL URL); ``tmp`` holds the
+    children's log."""
     rng = random.Random(f"crash {name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = CrashLedger(dialect.markets, hedge=hedge)
     verdict = CrashVerdict()
     ledger.verdict = verdict
-    journal = tmp / "journal.db"
     log = tmp / "children.log"
     with CrashingVenue(dialect, ledger) as venue:
         child: Child | None = None
@@ -310,18 +317,22 @@ def run_crashes(name: str, hedge: bool, seed: int, tmp: Path, ticks: int = TICKS
         verdict.closed_positions = len(reader.closed_positions(name))
         verdict.left_in_flight = len(reader.orders_in_flight(name))
     verdict.restored_orders = log.read_text(errors="replace").count(RESTORED)
-    print(f"\nvenue crash soak: {name} {'hedge' if hedge else 'one-way'} seed {seed}: {verdict}")
+    kind = "postgres" if journal.startswith("postgresql://") else "sqlite"
+    mode = "hedge" if hedge else "one-way"
+    print(f"\nvenue crash soak: {name} {mode} {kind} seed {seed}: {verdict}")
     return verdict
 
 
 @pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 @pytest.mark.parametrize(
     ("name", "hedge"), CASES, ids=[f"{n}-{'hedge' if h else 'oneway'}" for n, h in CASES]
 )
 def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
-    name: str, hedge: bool, seed: int, tmp_path: Path
+    name: str, hedge: bool, kind: str, seed: int, tmp_path: Path
 ) -> None:
-    verdict = run_crashes(name, hedge, seed, tmp_path)
+    journal = journal_url(kind, tmp_path, "crash")
+    verdict = run_crashes(name, hedge, seed, tmp_path, journal)
     assert verdict.on_top == []
     assert verdict.second_closes == []
     assert verdict.left_open == [] and verdict.book_left == []
