@@ -32,6 +32,8 @@ struct Current {
     position_legs: bool,
     /// The client has a `get_tickers` method of its own (batched prices).
     batch_tickers: bool,
+    /// `sized_closes = True`: `close_position` takes `contracts=` (the manager's size).
+    sized_closes: bool,
 }
 
 /// The bot's client object; replaceable (`manager.client = other`).
@@ -92,11 +94,13 @@ impl PyClient {
         let client_order_ids = declares(client.bind(py), "client_order_ids");
         let position_legs = declares(client.bind(py), "position_legs");
         let batch_tickers = has_own_method(client.bind(py), "get_tickers");
+        let sized_closes = declares(client.bind(py), "sized_closes");
         Current {
             client: Arc::new(client),
             client_order_ids,
             position_legs,
             batch_tickers,
+            sized_closes,
         }
     }
 
@@ -456,16 +460,20 @@ impl Exchange for PyClient {
         symbol: &str,
         client_order_id: Option<&str>,
         side: Option<Side>,
+        contracts: Option<f64>,
     ) -> CoreResult<bool> {
         self.call_order("close_position", |c| {
             let py = c.py();
-            let answer = if client_order_id.is_some() || side.is_some() {
+            let answer = if client_order_id.is_some() || side.is_some() || contracts.is_some() {
                 let kwargs = PyDict::new(py);
                 if let Some(id) = client_order_id {
                     kwargs.set_item(intern!(py, "client_order_id"), id)?;
                 }
                 if let Some(side) = side {
                     kwargs.set_item(intern!(py, "side"), side.as_str())?;
+                }
+                if let Some(contracts) = contracts {
+                    kwargs.set_item(intern!(py, "contracts"), contracts)?;
                 }
                 c.call_method(intern!(py, "close_position"), (symbol,), Some(&kwargs))?
             } else {
@@ -588,6 +596,10 @@ impl Exchange for PyClient {
 
     fn position_legs(&self) -> bool {
         self.current.read().position_legs
+    }
+
+    fn sized_closes(&self) -> bool {
+        self.current.read().sized_closes
     }
 
     fn get_order_by_client_id(

@@ -443,6 +443,38 @@ def test_close_position_is_false_when_the_close_is_rejected(
     assert venue.position_size(BTC) == 0.01
 
 
+def test_close_position_sends_at_most_the_managers_size(
+    venue: FakeBinanceUsdm, client: CcxtClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # contracts= is the manager's size (sized_closes): the list may lag a reduction that filled.
+    assert CcxtClient.sized_closes is True
+    venue.open_position(BTC, "long", 0.03, 49000.0)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        # 0.03 - 0.01 in floating point: rounded to the 0.001 step, never truncated to 0.019.
+        assert client.close_position(BTC, contracts=0.03 - 0.01) is True
+    assert venue.position_size(BTC) == pytest.approx(0.01)
+    assert f"Closing {BTC}: 0.02 contracts, the manager's size; the exchange lists 0.03" in (
+        caplog.text
+    )
+    venue.open_position(SOL, "short", 7, 150.0)
+    assert client.close_position(SOL, contracts=7.4) is True  # within half a lot: the list's
+    venue.open_position(ETH, "short", 0.25, 3100.0)
+    assert client.close_position(ETH, contracts=0.5) is True  # more than listed: the list's
+    sent = [(p["symbol"], p["quantity"]) for p in order_params(venue)]
+    assert sent == [("BTCUSDT", "0.02"), ("SOLUSDT", "7"), ("ETHUSDT", "0.25")]
+    assert venue.position_size(SOL) == 0.0 and venue.position_size(ETH) == 0.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "0.01"])
+def test_close_position_refuses_a_bad_size(
+    venue: FakeBinanceUsdm, client: CcxtClient, bad: Any
+) -> None:
+    venue.open_position(BTC, "long", 0.01)
+    with pytest.raises(ValueError, match=r"contracts must be None or a number > 0, got"):
+        client.close_position(BTC, contracts=bad)
+    assert order_params(venue) == [] and venue.position_size(BTC) == 0.01
+
+
 # --------------------------------------------------------------------------- with the manager
 
 

@@ -558,6 +558,44 @@ def test_manager_a_partial_exit_behind_a_lagging_list_keeps_its_size(
     assert [e["kind"] for e in manager.events] == ["opened", "partial_close"]
 
 
+def test_manager_a_close_behind_a_list_lagging_its_partial_exit_closes_what_is_left(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    # The manager's scale-out fills (4 -> 3 lots); the lists its stop-loss close reads still
+    # show 4. The close names the manager's size (sized_closes), so the venue takes it: one
+    # order, the venue flat. Sized from the lagging list it asked for 4 lots of a 3-lot
+    # position, the venue refused it and the position stayed open until a later close.
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client, ticker_retry_delays=())
+    assert manager.open_position(m.symbol, "BUY", 4 * m.lot, 5, 0.02)
+    assert list(manager.update_positions()) == []
+    shown = venue.legs_now()
+    assert manager.scale_out_position(m.symbol, m.lot, "partial") is not None
+    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
+    venue.lag_positions_next(2, shown)  # the manager's read and the client's
+    assert isinstance(manager.close_position(m.symbol, "stop_loss"), float)
+    assert venue.ledger.held() == []
+    assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders + 1
+    assert m.symbol not in manager.positions
+    assert [e["kind"] for e in manager.events] == ["opened", "partial_close", "closed"]
+
+
+def test_manager_hedge_a_legs_close_behind_a_list_lagging_its_partial_exit_closes_what_is_left(
+    hedge: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = hedge
+    m, manager = _hedge_book(venue, client)
+    long_leg = f"{m.symbol}@long"
+    shown = venue.legs_now()
+    assert manager.scale_out_position(long_leg, 2 * m.lot, "partial") is not None
+    venue.lag_positions_next(2, shown)
+    assert isinstance(manager.close_position(long_leg, "stop_loss"), float)
+    assert venue.ledger.size(m.symbol, "long") == 0
+    assert venue.ledger.size(m.symbol, "short") == pytest.approx(3 * m.lot)
+    assert list(manager.positions) == [f"{m.symbol}@short"]
+
+
 def _hedge_book(venue: FakeVenue, client: CcxtClient) -> tuple[Market, Any]:
     m = market(venue)
     venue.ledger.open(m.symbol, "long", 5 * m.lot, m.price)

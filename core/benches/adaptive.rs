@@ -154,6 +154,7 @@ impl Exchange for Prebuilt {
         _symbol: &str,
         _client_order_id: Option<&str>,
         _side: Option<position_manager_core::key::Side>,
+        _contracts: Option<f64>,
     ) -> CoreResult<bool> {
         Ok(false)
     }

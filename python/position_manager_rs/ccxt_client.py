@@ -78,6 +78,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any, Callable
 
 from .protocols import DuplicateClientOrderId
@@ -401,6 +402,10 @@ class CcxtClient:
     #: Capability flag read by the manager: ``close_position(symbol, side=...)`` closes one leg
     #: and ``create_market_order(..., reduce_only=True, position_side=...)`` reduces one leg.
     position_legs = True
+    #: Capability flag read by the manager: ``close_position(..., contracts=N)`` takes the
+    #: manager's size of the position, and never sends more than that when the fresh position
+    #: list shows more (a list that lags a reduction the manager saw fill).
+    sized_closes = True
 
     def __init__(
         self,
@@ -1267,7 +1272,11 @@ class CcxtClient:
         return self._place(symbol, "limit", side, amount, price, params, client_order_id)
 
     def close_position(
-        self, symbol: str, client_order_id: str | None = None, side: str | None = None
+        self,
+        symbol: str,
+        client_order_id: str | None = None,
+        side: str | None = None,
+        contracts: float | None = None,
     ) -> bool:
         """Close the open position of ``symbol`` (or its ``side`` leg) with a reduce-only order.
 
@@ -1279,9 +1288,22 @@ class CcxtClient:
         exchange accepted the order. Raises when the positions cannot be read or the order's
         outcome is unknown. The close order carries ``client_order_id`` when given (an id
         already sent raises ``DuplicateClientOrderId`` before anything is read or sent).
+
+        The order is for the listed size, or for ``contracts`` (the manager's size, rounded to
+        the market's amount step) when the list shows more than that by half a step or more:
+        a venue's list can lag a reduction that already filled, and a reduce-only order larger
+        than the position is refused by venues such as HTX and MEXC, which would leave the
+        whole position open until the next close.
         """
         if side not in (None, "long", "short"):
             raise ValueError(f"side must be None, 'long' or 'short', got {side!r}")
+        if contracts is not None and not (
+            isinstance(contracts, (int, float))
+            and not isinstance(contracts, bool)
+            and math.isfinite(contracts)
+            and contracts > 0
+        ):
+            raise ValueError(f"contracts must be None or a number > 0, got {contracts!r}")
         if client_order_id is not None:
             with self._ids_lock:
                 if client_order_id in self._sent_ids:
@@ -1303,6 +1325,7 @@ class CcxtClient:
         size = _number(position.get("contracts"))
         if size is None or size == 0:
             return False
+        amount = self._close_amount(symbol, named, abs(size), contracts)
         leg = str(position.get("side"))
         order_side = "sell" if leg == "long" else "buy"
         self._claim(client_order_id)
@@ -1310,7 +1333,7 @@ class CcxtClient:
         order = self._market(
             symbol,
             order_side,
-            abs(size),
+            amount,
             leverage if _number(leverage) else None,
             True,
             leg,
@@ -1318,6 +1341,35 @@ class CcxtClient:
             client_order_id,
         )
         return order is not None
+
+    def _close_amount(
+        self, symbol: str, named: str, listed: float, contracts: float | None
+    ) -> float:
+        """What a close of ``named`` sends: ``listed``, or the manager's ``contracts`` rounded
+        to the amount step when the list shows at least half a step more."""
+        if contracts is None:
+            return listed
+        try:
+            limits = self.get_market_limits(symbol)
+        except Exception as e:  # the markets are needed for the order anyway; ccxt will say
+            self.logger.debug(f"Amount step of {symbol} unknown ({e}); closing the listed size")
+            return listed
+        step = _number(((limits or {}).get("amount") or {}).get("step"))
+        if step is None or step <= 0:
+            step = None
+        if contracts > listed - (step / 2 if step else listed * 1e-9):
+            return listed
+        amount = contracts
+        if step is not None:
+            # Decimal: the lot count times the step without binary residue (ccxt truncates).
+            amount = float(round(contracts / step) * Decimal(repr(step)))
+        if amount <= 0:
+            return listed
+        self.logger.info(
+            f"Closing {named}: {amount} contracts, the manager's size; the exchange lists "
+            f"{listed} (its list may lag a reduction that filled)"
+        )
+        return amount
 
     def get_order_by_client_id(self, client_order_id: str, symbol: str) -> dict[str, Any] | None:
         """The order sent with ``client_order_id`` on ``symbol``; ``None`` if the exchange has none.

@@ -24,6 +24,12 @@ side='long'|'short')`` closes that leg only, and that ``create_market_order(...,
 is_critical=True, position_side='long'|'short')`` reduces that leg only. The manager names the
 leg only on such a client (``getattr(client, "position_legs", False) is True``).
 
+Sized closes (optional): a client whose class has ``sized_closes = True`` takes the keyword
+``contracts`` on ``close_position``: the manager's size of the position (a number > 0), to size
+the close with when the client's own position list shows more (a list that lags a reduction that
+filled). ``CcxtClient`` sends the listed size, or ``contracts`` when the list shows at least half
+an amount step more.
+
 Batched prices (optional): a client with a ``get_tickers(symbols)`` method of its own (found by
 ``inspect.getattr_static`` on the instance or its class, so a ``Mock``'s made-up attributes do
 not count) is asked once per update cycle for every price: ``symbols`` is a list, each symbol
@@ -159,7 +165,8 @@ class TradingClient(ExchangeClient, Protocol):
     * ``close_position(symbol, side='long'|'short')`` closes that leg and never the other
       (``False`` when that leg is not open); without ``side`` a symbol with two open legs is not
       closed (``False``). With client order ids: ``close_position(symbol,
-      client_order_id=ID, side=...)``.
+      client_order_id=ID, side=...)``; with ``sized_closes = True`` also ``contracts=N`` (the
+      manager's size; ``CcxtClient`` and ``AsyncCcxtClient`` declare it).
     * ``create_market_order(symbol, side, amount, leverage, reduce_only=True, is_critical=True,
       position_side='long'|'short')`` reduces that leg only ('sell' reduces 'long', 'buy'
       reduces 'short'; a mismatch raises ``ValueError`` and sends nothing). Opening orders

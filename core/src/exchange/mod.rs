@@ -318,13 +318,16 @@ pub trait Exchange: Send + Sync {
     fn get_ticker(&self, symbol: &str) -> CoreResult<TickerAnswer>;
     /// `get_ohlcv(symbol, timeframe=..., limit=...)`.
     fn get_ohlcv(&self, symbol: &str, timeframe: &str, limit: u32) -> CoreResult<Ohlcv>;
-    /// `close_position(symbol)` (with `client_order_id=` and `side=` for clients that take
-    /// them): whether the client reports the position closed.
+    /// `close_position(symbol)` (with `client_order_id=`, `side=` and `contracts=` for clients
+    /// that take them): whether the client reports the position closed. `contracts` is the
+    /// manager's size of the position, given only to clients whose [`Exchange::sized_closes`]
+    /// is true.
     fn close_position(
         &self,
         symbol: &str,
         client_order_id: Option<&str>,
         side: Option<crate::key::Side>,
+        contracts: Option<f64>,
     ) -> CoreResult<bool>;
     /// `create_market_order(...)` in the shape [`MarketOrder`] describes.
     fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer>;
@@ -346,6 +349,12 @@ pub trait Exchange: Send + Sync {
     /// `position_side=` on order methods): then the manager names the tracked position's leg in
     /// every order, so on an account in hedge mode a close reduces exactly that leg.
     fn position_legs(&self) -> bool {
+        false
+    }
+    /// Whether the client's `close_position` takes `contracts=`, the manager's size of the
+    /// position: then a close never asks for more than the manager knows is there, though the
+    /// client's own position list lags a reduction the manager saw fill.
+    fn sized_closes(&self) -> bool {
         false
     }
     /// `get_order_by_client_id(client_order_id, symbol)`: the order, or `NotFound` when the venue

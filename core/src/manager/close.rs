@@ -304,9 +304,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let leg = self.leg_of(position);
         self.journal_order_sent(key, || SentIntent::change(&unknown()));
-        let answer = self
-            .exchange()
-            .close_position(key.symbol(), order_id.as_deref(), leg);
+        let answer = self.exchange().close_position(
+            key.symbol(),
+            order_id.as_deref(),
+            leg,
+            self.close_size(position),
+        );
         let answer = match answer {
             Err(e) if e.is_interrupt() => {
                 // The order may be out: nothing more is sent until the exchange tells.

@@ -60,6 +60,8 @@ pub struct FakeState {
     pub ohlcv: std::collections::HashMap<String, Ohlcv>,
     /// Declares `position_legs` (orders name their leg).
     pub legs: bool,
+    /// Declares `sized_closes` (closes name the manager's size: `contracts=` in the call).
+    pub sized_closes: bool,
     /// Per-symbol prices (over `price`).
     pub prices: HashMap<String, f64>,
     /// Scripted `get_ticker` answers per symbol, used before the price.
@@ -282,14 +284,19 @@ impl Exchange for Fake {
         &self,
         symbol: &str,
         _client_order_id: Option<&str>,
-        _side: Option<crate::key::Side>,
+        side: Option<crate::key::Side>,
+        contracts: Option<f64>,
     ) -> CoreResult<bool> {
         let hook = {
             let mut s = self.0.lock();
-            s.calls.push(match _side {
+            let mut call = match side {
                 Some(side) => format!("close_position {symbol} side={side}"),
                 None => format!("close_position {symbol}"),
-            });
+            };
+            if let Some(contracts) = contracts {
+                call.push_str(&format!(" contracts={}", py_repr_float(contracts)));
+            }
+            s.calls.push(call);
             s.during_close.take()
         };
         if let Some(mut f) = hook {
@@ -378,6 +385,10 @@ impl Exchange for Fake {
 
     fn position_legs(&self) -> bool {
         self.0.lock().legs
+    }
+
+    fn sized_closes(&self) -> bool {
+        self.0.lock().sized_closes
     }
 
     fn client_order_ids(&self) -> bool {

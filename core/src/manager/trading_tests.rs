@@ -478,3 +478,47 @@ fn scale_in_of_a_position_the_exchange_no_longer_lists_sends_nothing() {
     assert_eq!(kinds(&m), [EventKind::Removed]);
     assert_eq!(orders(&f), Vec::<String>::new());
 }
+
+#[test]
+fn a_close_names_the_managers_size_to_clients_that_take_it_though_the_list_lags() {
+    for sized in [true, false] {
+        let f = fake(52000.0);
+        {
+            let mut s = f.0.lock();
+            s.sized_closes = sized;
+            // The list lags the scale-out below: it still shows the size from before.
+            s.positions = vec![listed("BTC", "long", 2.0, 50000.0)];
+        }
+        let m = manager(&f, ManagerConfig::default());
+        let p = crate::book::share(crate::position::PositionState::new(
+            "BTC",
+            "long",
+            50000.0,
+            2.0,
+            10.0,
+            49000.0,
+            Some(56000.0),
+            m.now(),
+        ));
+        m.book().insert("BTC", p.clone(), 1);
+        m.scale_out_position("BTC", (0.75, "0.75"), "partial_take_profit")
+            .unwrap();
+        assert_eq!(p.lock().amount, 1.25);
+        assert!(m
+            .close_position("BTC", "stop_loss")
+            .unwrap()
+            .pnl()
+            .is_some());
+        let closes: Vec<String> = f
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("close_position"))
+            .collect();
+        let expected = if sized {
+            "close_position BTC contracts=1.25"
+        } else {
+            "close_position BTC"
+        };
+        assert_eq!(closes, [expected], "sized_closes = {sized}");
+    }
+}
