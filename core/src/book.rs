@@ -29,6 +29,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
+use crate::exchange::OrderId;
 use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
@@ -264,6 +265,10 @@ pub struct Opening {
     pub unknown: Option<(u64, OpenIntent)>,
     /// Lists so far that did not show the position the open asked for.
     pub unseen: Unseen,
+    /// The exchange's id of an open's limit order that may still rest on the book, when the
+    /// order carries no client id (the bot's own client): what the order is cancelled and
+    /// read by before the key is released.
+    pub resting: Option<OrderId>,
 }
 
 /// One key's state.
@@ -436,14 +441,18 @@ pub enum Applied<H> {
         lists: u32,
     },
     /// Enough lists did not show the position an open with an unknown outcome asked for, and
-    /// its order carries a client id: the key stays reserved while the caller asks the venue
-    /// for the order (and cancels it if it still rests) before releasing the key
-    /// ([`Book::drop_unknown_open`]) or tracking what it filled.
+    /// its order carries a client id (or is a limit order known by the exchange's id that may
+    /// still rest): the key stays reserved while the caller asks the venue for the order (and
+    /// cancels it if it still rests) before releasing the key ([`Book::drop_unknown_open`]) or
+    /// tracking what it filled.
     VerifyOpen {
         /// The key.
         key: Key,
-        /// The intent (its client order id is set).
+        /// The intent.
         intent: OpenIntent,
+        /// The exchange's id of the limit order that may rest, when the intent has no client
+        /// order id.
+        resting: Option<OrderId>,
     },
     /// Enough lists showed a position as it was before an order with an unknown outcome, and
     /// the order carries a client id: the position stays held while the caller asks the venue
@@ -1295,6 +1304,7 @@ impl<H: Clone> Book<H> {
             Slot::Opening(Opening {
                 unknown: None,
                 unseen: Unseen::default(),
+                resting: None,
             }),
         );
         Ok(())
@@ -1313,11 +1323,24 @@ impl<H: Clone> Book<H> {
     /// The reserved open's outcome is unknown: keep the key reserved until a list (or a retry
     /// that reads one) tells. Returns the mark lists must be requested after.
     pub fn open_unknown(&self, key: &Key, intent: OpenIntent) -> u64 {
+        self.open_unknown_resting(key, intent, None)
+    }
+
+    /// [`Book::open_unknown`] for an open whose limit order may still rest on the book and
+    /// carries no client id: `resting` is the exchange's id of that order, which the lists'
+    /// silence is then checked against ([`Applied::VerifyOpen`]).
+    pub fn open_unknown_resting(
+        &self,
+        key: &Key,
+        intent: OpenIntent,
+        resting: Option<OrderId>,
+    ) -> u64 {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let at = inner.next_seq;
         if let Some(Slot::Opening(o)) = inner.slots.get_mut(key.as_str()) {
             o.unknown = Some((at, intent));
+            o.resting = resting;
         }
         at
     }
@@ -1731,18 +1754,23 @@ impl<H: Clone> Book<H> {
                 });
             }
             Action::ResolveOpen { key, found } => {
-                let intent = match inner.slots.get(key.as_str()) {
+                let (intent, resting) = match inner.slots.get(key.as_str()) {
                     Some(Slot::Opening(Opening {
                         unknown: Some((_, intent)),
+                        resting,
                         ..
-                    })) => intent.clone(),
+                    })) => (intent.clone(), resting.clone()),
                     _ => return,
                 };
                 if !found {
-                    if intent.client_order_id.is_some() {
+                    if intent.client_order_id.is_some() || resting.is_some() {
                         // Rule 7: the order itself says whether it went through before the
                         // lists' silence is believed (a limit order may still rest).
-                        applied.push(Applied::VerifyOpen { key, intent });
+                        applied.push(Applied::VerifyOpen {
+                            key,
+                            intent,
+                            resting,
+                        });
                         return;
                     }
                     inner.slots.remove(key.as_str());

@@ -448,7 +448,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 report.unseen.push(key);
             }
-            Applied::VerifyOpen { key, intent } => self.verify_open(&key, &intent)?,
+            Applied::VerifyOpen {
+                key,
+                intent,
+                resting,
+            } => self.verify_open(&key, &intent, resting.as_ref())?,
             Applied::VerifyChange { key, op, order_id } => {
                 if let Some(change) = self.verify_change(&key, op, &order_id)? {
                     self.report_change(change, list, purpose, removal_reason, report)?;

@@ -875,13 +875,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if matches!(&followed, Err(e) if e.is_interrupt())
             && self.book().open_intent(key.as_str()).is_none()
         {
-            self.book().open_unknown(key, limit_intent.clone());
+            let resting = limit_intent.client_order_id.is_none().then(|| id.clone());
+            self.book()
+                .open_unknown_resting(key, limit_intent.clone(), resting);
         }
         followed
     }
 
     /// `wait_for_order_fill` as a report; a failure or a non-dict answer is "unknown".
-    fn order_status(&self, symbol: &str, id: &OrderId) -> CoreResult<Option<OrderReport>> {
+    pub(super) fn order_status(
+        &self,
+        symbol: &str,
+        id: &OrderId,
+    ) -> CoreResult<Option<OrderReport>> {
         Ok(
             match caught(self.exchange().wait_for_order_fill(id, symbol))? {
                 Ok(OrderAnswer::Report(report)) => Some(report),
@@ -993,15 +999,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let side = OrderSide::opening(intent.side == crate::key::Side::Long);
         let id_text = id.text();
         // The limit order may still rest and fill, or have filled in part before a cancel whose
-        // end cannot be read. With a client order id its key stays reserved as an open with an
-        // unknown outcome: the lists, and a lookup before their silence is believed (which
-        // cancels the order if it still rests), settle it. Without one the open fails, as the
-        // original's did.
+        // end cannot be read. Its key stays reserved as an open with an unknown outcome: the
+        // lists, and a check of the order before their silence is believed (by its client id,
+        // or by the exchange's id on the bot's own client; it is cancelled if it still rests),
+        // settle it.
         let may_rest = || -> Placed {
-            if limit_intent.client_order_id.is_none() {
-                return Placed::Failed;
-            }
-            self.book().open_unknown(key, limit_intent.clone());
+            let resting = limit_intent.client_order_id.is_none().then(|| id.clone());
+            self.book()
+                .open_unknown_resting(key, limit_intent.clone(), resting);
             self.record_open_unknown(key, limit_intent, amount, limit_price);
             Placed::Unknown
         };

@@ -25,7 +25,7 @@ use super::{caught, Manager};
 use crate::book::{Activity, Applied, OpenIntent, SharedPosition, Unknown};
 use crate::error::CoreResult;
 use crate::events::{EventKind, Evidence};
-use crate::exchange::{OrderLookup, OrderReport};
+use crate::exchange::{OrderId, OrderLookup, OrderReport};
 use crate::key::Key;
 use crate::manager::messages::Channel;
 use crate::reconcile::{Op, Resolution};
@@ -215,32 +215,43 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// - it rests and could not be cancelled (or its end cannot be read after a cancel), or the
     ///   venue could not be reached for it: the key stays reserved, nothing is sent for it,
     ///   and the next list asks again.
-    pub(crate) fn verify_open(&self, key: &Key, intent: &OpenIntent) -> CoreResult<()> {
+    ///
+    /// A limit order without a client id (the bot's own client), whose cancel failed or whose
+    /// end could not be read, is known by the exchange's id (`resting`): it is cancelled
+    /// first, whatever its state (an order that filled or ended only refuses the cancel), then
+    /// its status is read (`wait_for_order_fill`), with the same outcomes.
+    pub(crate) fn verify_open(
+        &self,
+        key: &Key,
+        intent: &OpenIntent,
+        resting: Option<&OrderId>,
+    ) -> CoreResult<()> {
         let symbol = key.symbol();
-        let id = intent.client_order_id.as_deref().unwrap_or_default();
-        let mut lookup = self.lookup_order(intent.client_order_id.as_deref(), symbol)?;
-        let mut rested = false;
-        if let Lookup::Pending(report) = &lookup {
-            rested = true;
-            if let Some(order_id) = report.id.clone() {
-                let cancelled = match caught(self.exchange().cancel_order(&order_id, symbol))? {
-                    Ok(cancelled) => cancelled,
-                    Err(e) => {
-                        self.log(Channel::Main, Level::Warn, || {
-                            format!("Cancelling open order {id} for {key} failed: {e}")
-                        });
-                        false
-                    }
-                };
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Open order {id} for {key} still rests on the exchange and no position is listed; {}",
-                        if cancelled { "cancelled it" } else { "the cancel did not go through" }
-                    )
-                });
-                lookup = self.lookup_order(intent.client_order_id.as_deref(), symbol)?;
+        let (id, lookup, rested) = match (intent.client_order_id.as_deref(), resting) {
+            (None, Some(order_id)) => {
+                let (lookup, rested) = self.cancel_and_read(key, order_id)?;
+                (order_id.text().to_owned(), lookup, rested)
             }
-        }
+            (id, _) => {
+                let mut lookup = self.lookup_order(id, symbol)?;
+                let id = id.unwrap_or_default();
+                let mut rested = false;
+                if let Lookup::Pending(report) = &lookup {
+                    rested = true;
+                    if let Some(order_id) = report.id.clone() {
+                        let cancelled = self.cancel_open_order(key, id, &order_id)?;
+                        self.log(Channel::Main, Level::Warn, || {
+                            format!(
+                                "Open order {id} for {key} still rests on the exchange and no position is listed; {}",
+                                if cancelled { "cancelled it" } else { "the cancel did not go through" }
+                            )
+                        });
+                        lookup = self.lookup_order(Some(id), symbol)?;
+                    }
+                }
+                (id.to_owned(), lookup, rested)
+            }
+        };
         if self.book().open_intent(key.as_str()).as_ref() != Some(intent) {
             return Ok(()); // resolved elsewhere meanwhile
         }
@@ -284,6 +295,44 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
         Ok(())
+    }
+
+    /// `cancel_order` for an open's order `id` that may rest; false when it did not go through.
+    fn cancel_open_order(&self, key: &Key, id: &str, order_id: &OrderId) -> CoreResult<bool> {
+        Ok(
+            match caught(self.exchange().cancel_order(order_id, key.symbol()))? {
+                Ok(cancelled) => cancelled,
+                Err(e) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!("Cancelling open order {id} for {key} failed: {e}")
+                    });
+                    false
+                }
+            },
+        )
+    }
+
+    /// [`Manager::verify_open`] for a limit order known only by the exchange's id: cancels
+    /// it, then reads its status. Returns what the status says and whether the order may
+    /// still rest (its status says open, or cannot be read and the cancel did not go through).
+    fn cancel_and_read(&self, key: &Key, order_id: &OrderId) -> CoreResult<(Lookup, bool)> {
+        let id = order_id.text();
+        let cancelled = self.cancel_open_order(key, id, order_id)?;
+        let status = self.order_status(key.symbol(), order_id)?;
+        Ok(match status {
+            Some(report) if report.is_final() && !report.filled_unreadable() => {
+                if cancelled {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Open order {id} for {key} still rested on the exchange and no position is listed; cancelled it"
+                        )
+                    });
+                }
+                (Lookup::Final(report), false)
+            }
+            Some(report) if !report.filled_unreadable() => (Lookup::Pending(report), true),
+            _ => (Lookup::Unknown, !cancelled),
+        })
     }
 
     /// Enough lists showed a position as it was before its order with an unknown outcome, and

@@ -441,3 +441,160 @@ fn a_close_whose_lookup_cannot_reach_the_venue_stays_held() {
     assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
     assert_eq!(orders_sent(&f), 0);
 }
+
+// --- The bot's own client: no client ids, so a limit order that may rest is known by the
+// exchange's id (the limit answer's), cancelled and read by it before the key is free.
+
+/// A venue without client order ids (the bot's client); its lists show ETH only.
+fn bots_venue() -> Fake {
+    let f = venue(vec![]);
+    f.0.lock().client_ids = false;
+    f
+}
+
+/// A limit open of BTC whose order (`l2`) rests unfilled through the wait and whose cancel
+/// does not go through: the open fails and its key stays reserved.
+fn limit_open_left_resting(f: &Fake, m: &Manager<u32>) {
+    {
+        let mut s = f.0.lock();
+        s.fill_answers
+            .push_back(Ok(report(Some("l2"), "open", Some(0.0), None)));
+        s.cancel_answers.push_back(Ok(false));
+    }
+    let request = super::OpenRequest {
+        use_limit: true,
+        ..open_request("BTC", "BUY")
+    };
+    assert!(!m.open_position(&request).unwrap(), "nothing tracked");
+    assert!(m.book().order_pending("BTC"), "the order may still fill");
+    assert_eq!(m.book().open_intent("BTC").unwrap().client_order_id, None);
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders_sent(f), 0, "no order beside it: {:?}", f.calls());
+}
+
+/// The calls that cancel or read the order `l2`.
+fn order_calls(f: &Fake) -> Vec<String> {
+    f.calls()
+        .into_iter()
+        .filter(|c| c.starts_with("cancel_order") || c.starts_with("wait_for_order_fill"))
+        .collect()
+}
+
+#[test]
+fn the_bots_client_limit_open_whose_cancel_fails_is_cancelled_before_its_key_is_free() {
+    let f = bots_venue();
+    let m = manager(&f, ManagerConfig::default());
+    limit_open_left_resting(&f, &m);
+    // The lists keep showing nothing: the order is cancelled, then read (ended unfilled).
+    f.0.lock()
+        .fill_answers
+        .push_back(Ok(report(Some("l2"), "canceled", Some(0.0), None)));
+    cycles_until_release(&m);
+    assert!(!m.book().order_pending("BTC"));
+    assert_eq!(
+        order_calls(&f),
+        [
+            "wait_for_order_fill l2 BTC",
+            "cancel_order l2 BTC",
+            "cancel_order l2 BTC",
+            "wait_for_order_fill l2 BTC"
+        ]
+    );
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+}
+
+#[test]
+fn the_bots_client_limit_open_that_filled_after_its_failed_cancel_is_tracked() {
+    let f = bots_venue();
+    let m = manager(&f, ManagerConfig::default());
+    limit_open_left_resting(&f, &m);
+    // It filled meanwhile (the lists lag it): the cancel is refused, the status says filled.
+    {
+        let mut s = f.0.lock();
+        s.cancel_answers.push_back(Ok(false));
+        s.fill_answers
+            .push_back(Ok(report(Some("l2"), "closed", Some(2.0), Some(99.9))));
+    }
+    cycles_until_release(&m);
+    let (p, _) = m.book().get("BTC").expect("tracked from the order");
+    let p = p.lock().clone();
+    assert_eq!(
+        (p.side.as_str(), p.amount, p.entry_price),
+        ("long", 2.0, 99.9)
+    );
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn the_bots_client_limit_open_still_resting_keeps_its_key_and_is_cancelled_again() {
+    let f = bots_venue();
+    let m = manager(&f, ManagerConfig::default());
+    limit_open_left_resting(&f, &m);
+    // Each list that would release the key cancels and reads the order again: while the
+    // cancel fails and the order still rests, or its status cannot be read, the key stays.
+    {
+        let mut s = f.0.lock();
+        for i in 0..8 {
+            s.cancel_answers.push_back(Ok(false));
+            s.fill_answers.push_back(Ok(if i % 2 == 0 {
+                report(Some("l2"), "open", Some(0.0), None)
+            } else {
+                OrderAnswer::Missing
+            }));
+        }
+    }
+    cycles_until_release(&m);
+    m.update_all().unwrap();
+    m.update_all().unwrap();
+    assert!(m.book().order_pending("BTC"), "it may still rest");
+    let cancels = |f: &Fake| {
+        order_calls(f)
+            .iter()
+            .filter(|c| c.starts_with("cancel"))
+            .count()
+    };
+    assert!(
+        cancels(&f) >= 4,
+        "asked at every list: {:?}",
+        order_calls(&f)
+    );
+    assert_eq!(orders_sent(&f), 0);
+    // The cancel goes through and the order ended unfilled: the key is free.
+    {
+        let mut s = f.0.lock();
+        s.cancel_answers.clear();
+        s.fill_answers.clear();
+        s.fill_answers
+            .push_back(Ok(report(Some("l2"), "canceled", Some(0.0), None)));
+    }
+    m.update_all().unwrap();
+    assert!(!m.book().order_pending("BTC"));
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+}
+
+#[test]
+fn the_bots_client_interrupted_limit_open_leaves_no_order_resting() {
+    let f = bots_venue();
+    let m = manager(&f, ManagerConfig::default());
+    f.0.lock().fill_answers.push_back(Err(interrupt()));
+    let request = super::OpenRequest {
+        use_limit: true,
+        ..open_request("BTC", "BUY")
+    };
+    assert!(
+        m.open_position(&request).is_err(),
+        "the interrupt propagates"
+    );
+    assert!(m.book().order_pending("BTC"));
+    f.0.lock()
+        .fill_answers
+        .push_back(Ok(report(Some("l2"), "canceled", Some(0.0), None)));
+    cycles_until_release(&m);
+    assert!(
+        f.calls().contains(&"cancel_order l2 BTC".to_owned()),
+        "{:?}",
+        f.calls()
+    );
+    assert!(!m.book().order_pending("BTC"));
+}

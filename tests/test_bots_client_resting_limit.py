@@ -1,0 +1,91 @@
+"""A limit open on the bot's own client whose cancel did not go through (DESIGN rule 7).
+
+The bot's client (tests/bot_sim.py's ``BotLikeClient`` over a ``PaperExchange``) takes no client
+order ids and answers ``False`` for a cancel that failed. The original then gave up the open and
+left its post-only order resting on the venue: the bot's next open of the symbol went out beside
+it, and the resting order could fill onto that position later (an open on top, found for
+``CcxtClient`` by tests/test_venue_crash_soak.py). Now the open keeps its symbol reserved, and
+before the lists' silence frees it the order is cancelled and read by the venue's own id: what
+it filled is tracked, and only an order that ended is let go.
+"""
+
+from __future__ import annotations
+
+import pytest
+from bot_sim import BotLikeClient, bots_manager
+
+from position_manager_rs import PaperExchange, PositionManager
+
+SYM = "BTC/USDT:USDT"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def held(paper: PaperExchange) -> float:
+    position = paper.position(SYM)
+    return 0.0 if position is None else float(position["contracts"])
+
+
+def cycle(paper: PaperExchange, pm: PositionManager) -> None:
+    paper.advance()
+    assert list(pm.update_positions()) == []
+
+
+def a_limit_open_left_resting(
+    failed_cancels: int = 1,
+) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    """The bot's limit open of 3 BTC: its order rests below the price and the cancel after the
+    wait fails (and the next ``failed_cancels - 1`` too)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = bots_manager(client)
+    paper.fail_next("cancel_order", times=failed_cancels)
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05, True) is False
+    [order] = paper.open_orders(SYM)
+    assert (order["side"], order["amount"]) == ("buy", 3)
+    assert client.failures["cancel_order"] == 1, "the client answered False"
+    assert [e["kind"] for e in pm.events] == ["outcome_unknown"]
+    return paper, client, pm
+
+
+def test_the_resting_order_is_cancelled_before_the_bots_next_open_goes_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper, _, pm = a_limit_open_left_resting()
+    # The bot's next open reads the list (twice: it shows nothing of what is tracked), which
+    # is enough to stop waiting for the open: its order is cancelled first, then it goes out.
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is True
+    assert paper.open_orders(SYM) == [], "cancelled before the market order"
+    assert "still rested on the exchange and no position is listed; cancelled it" in caplog.text
+    paper.set_price(SYM, paper.price(SYM) * 0.99)  # through the old limit price
+    assert held(paper) == 3, "nothing filled on top"
+    cycle(paper, pm)
+    assert pm.positions[SYM].amount == 3
+
+
+def test_a_resting_order_that_cannot_be_cancelled_keeps_the_symbol_reserved() -> None:
+    paper, client, pm = a_limit_open_left_resting(failed_cancels=3)
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is False, "it may still fill"
+    cycle(paper, pm)
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is True, "cancelled at the third try"
+    assert client.failures["cancel_order"] == 3
+    paper.set_price(SYM, paper.price(SYM) * 0.99)
+    assert held(paper) == 3, "nothing filled on top"
+
+
+def test_a_resting_order_that_filled_meanwhile_is_tracked_not_opened_again() -> None:
+    paper, client, pm = a_limit_open_left_resting()
+    limit_price = paper.open_orders(SYM)[0]["price"]
+    paper.lag_positions_next(4)  # the lists lag what follows:
+    paper.set_price(SYM, limit_price * 0.999)  # the order fills
+    assert paper.open_orders(SYM) == []
+    # The bot's next open: its lists show nothing, the order's own status says it filled.
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is True, "the position is open, tracked"
+    assert client.calls["create_market_order"] == 0, "and no order went out for it"
+    p = pm.positions[SYM]
+    assert (p.side, p.amount, p.entry_price) == ("long", 3, limit_price)
+    cycle(paper, pm)
+    cycle(paper, pm)
+    assert held(paper) == 3, "one open, not two"
+    assert pm.positions[SYM].amount == 3
+    assert [e["kind"] for e in pm.events] == ["outcome_unknown", "opened"]
