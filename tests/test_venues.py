@@ -532,6 +532,20 @@ def test_manager_a_close_behind_a_lagging_list_is_looked_up_not_taken_back(
     assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders, "nothing sent again"
 
 
+def _scaled_out_by_one_lot(
+    venue: FakeVenue, client: CcxtClient
+) -> tuple[Market, PositionManager, Any]:
+    """A manager that opened 4 lots long, saw them listed and scaled out one lot; the venue's
+    legs as the list showed them before the scale-out (for ``lag_positions_next``)."""
+    m = market(venue)
+    manager = PositionManager(client, ticker_retry_delays=())
+    assert manager.open_position(m.symbol, "BUY", 4 * m.lot, 5, 0.02)
+    assert list(manager.update_positions()) == []
+    shown = venue.legs_now()
+    assert manager.scale_out_position(m.symbol, m.lot, "partial") is not None
+    return m, manager, shown
+
+
 def test_manager_a_partial_exit_behind_a_lagging_list_keeps_its_size(
     one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -539,13 +553,8 @@ def test_manager_a_partial_exit_behind_a_lagging_list_keeps_its_size(
     # venue's list lags the fill). The book keeps 3 and its entry (counted, with a warning) and
     # the next list, which shows 3, ends the wait: no resize back and forth, no event for it.
     venue, client = one_way
-    m = market(venue)
-    manager = PositionManager(client, ticker_retry_delays=())
-    assert manager.open_position(m.symbol, "BUY", 4 * m.lot, 5, 0.02)
-    assert list(manager.update_positions()) == []
-    shown = venue.legs_now()
+    m, manager, shown = _scaled_out_by_one_lot(venue, client)
     entry = manager.positions[m.symbol].entry_price
-    assert manager.scale_out_position(m.symbol, m.lot, "partial") is not None
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
     venue.lag_positions_next(1, shown)
     with caplog.at_level(logging.WARNING, logger="TradingBot"):
@@ -566,12 +575,7 @@ def test_manager_a_close_behind_a_list_lagging_its_partial_exit_closes_what_is_l
     # order, the venue flat. Sized from the lagging list it asked for 4 lots of a 3-lot
     # position, the venue refused it and the position stayed open until a later close.
     venue, client = one_way
-    m = market(venue)
-    manager = PositionManager(client, ticker_retry_delays=())
-    assert manager.open_position(m.symbol, "BUY", 4 * m.lot, 5, 0.02)
-    assert list(manager.update_positions()) == []
-    shown = venue.legs_now()
-    assert manager.scale_out_position(m.symbol, m.lot, "partial") is not None
+    m, manager, shown = _scaled_out_by_one_lot(venue, client)
     orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
     venue.lag_positions_next(2, shown)  # the manager's read and the client's
     assert isinstance(manager.close_position(m.symbol, "stop_loss"), float)

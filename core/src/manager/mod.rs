@@ -259,10 +259,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The size a close of `position` names (`contracts=`) when the client takes it, else
     /// `None` (the original call shape).
     pub(crate) fn close_size(&self, position: &SharedPosition) -> Option<f64> {
-        if !self.exchange.sized_closes() {
-            return None;
-        }
-        Some(position.lock().amount)
+        self.exchange.sized_closes().then(|| position.lock().amount)
     }
 
     /// A new client order id when the client takes them, else `None` (the bot's own client

@@ -317,15 +317,8 @@ fn scale_in_uses_the_original_arithmetic_and_the_reported_fill() {
     assert_eq!(kinds(&m), [EventKind::ScaledIn, EventKind::ScaledIn]);
 }
 
-#[test]
-fn scale_out_closes_part_and_records_it() {
-    let f = fake(52000.0);
-    f.0.lock().limits = Some(MarketLimits {
-        min_amount: Some(1.0),
-        amount_step: None,
-        problem: None,
-    });
-    let m = manager(&f, ManagerConfig::default());
+/// Tracks BTC long 2 at 50 000 (10x, stop 49 000, target 56 000).
+fn tracked_btc_long_2(m: &Manager<u32>) -> crate::book::SharedPosition {
     let p = crate::book::share(crate::position::PositionState::new(
         "BTC",
         "long",
@@ -337,6 +330,19 @@ fn scale_out_closes_part_and_records_it() {
         m.now(),
     ));
     m.book().insert("BTC", p.clone(), 1);
+    p
+}
+
+#[test]
+fn scale_out_closes_part_and_records_it() {
+    let f = fake(52000.0);
+    f.0.lock().limits = Some(MarketLimits {
+        min_amount: Some(1.0),
+        amount_step: None,
+        problem: None,
+    });
+    let m = manager(&f, ManagerConfig::default());
+    let p = tracked_btc_long_2(&m);
     let rf = m
         .scale_out_position("BTC", (1.0, "1.0"), "partial_take_profit")
         .unwrap();
@@ -490,17 +496,7 @@ fn a_close_names_the_managers_size_to_clients_that_take_it_though_the_list_lags(
             s.positions = vec![listed("BTC", "long", 2.0, 50000.0)];
         }
         let m = manager(&f, ManagerConfig::default());
-        let p = crate::book::share(crate::position::PositionState::new(
-            "BTC",
-            "long",
-            50000.0,
-            2.0,
-            10.0,
-            49000.0,
-            Some(56000.0),
-            m.now(),
-        ));
-        m.book().insert("BTC", p.clone(), 1);
+        let p = tracked_btc_long_2(&m);
         m.scale_out_position("BTC", (0.75, "0.75"), "partial_take_profit")
             .unwrap();
         assert_eq!(p.lock().amount, 1.25);

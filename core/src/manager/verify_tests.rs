@@ -172,21 +172,30 @@ fn an_open_the_venue_never_had_is_released() {
     );
 }
 
+/// A limit open of BTC long.
+fn limit_request() -> super::OpenRequest<'static> {
+    super::OpenRequest {
+        use_limit: true,
+        ..open_request("BTC", "BUY")
+    }
+}
+
+/// Ctrl+C while the limit open waits for its fill: the order rests on the book, the interrupt
+/// propagates and the key stays reserved.
+fn interrupted_limit_open(f: &Fake, m: &Manager<u32>) {
+    f.0.lock().fill_answers.push_back(Err(interrupt()));
+    assert!(
+        m.open_position(&limit_request()).is_err(),
+        "the interrupt propagates"
+    );
+    assert!(m.book().order_pending("BTC"));
+}
+
 #[test]
 fn an_interrupted_limit_open_leaves_no_order_resting() {
     let f = venue(vec![]);
     let m = manager(&f, ManagerConfig::default());
-    // Ctrl+C while the limit order waits for its fill: the order rests on the book.
-    f.0.lock().fill_answers.push_back(Err(interrupt()));
-    let request = super::OpenRequest {
-        use_limit: true,
-        ..open_request("BTC", "BUY")
-    };
-    assert!(
-        m.open_position(&request).is_err(),
-        "the interrupt propagates"
-    );
-    assert!(m.book().order_pending("BTC"));
+    interrupted_limit_open(&f, &m);
     let sent = f
         .calls()
         .into_iter()
@@ -362,30 +371,30 @@ fn a_close_not_final_yet_is_asked_again_at_the_next_list() {
     assert_eq!(orders_sent(&f), 0);
 }
 
-#[test]
-fn a_limit_open_whose_cancel_fails_keeps_its_key_until_the_order_is_gone() {
-    let f = venue(vec![]);
+/// A limit open of BTC whose order (`l2`) rests unfilled through the wait and whose cancel
+/// does not go through: the open fails, its key stays reserved and the bot's next open of BTC
+/// sends nothing.
+fn limit_open_left_resting(f: &Fake, m: &Manager<u32>) {
     {
         let mut s = f.0.lock();
-        // The order rests unfilled through the wait, and the cancel does not go through.
         s.fill_answers
             .push_back(Ok(report(Some("l2"), "open", Some(0.0), None)));
         s.cancel_answers.push_back(Ok(false));
     }
-    let m = manager(&f, ManagerConfig::default());
-    let request = super::OpenRequest {
-        use_limit: true,
-        ..open_request("BTC", "BUY")
-    };
-    assert!(!m.open_position(&request).unwrap(), "nothing tracked");
+    assert!(
+        !m.open_position(&limit_request()).unwrap(),
+        "nothing tracked"
+    );
     assert!(m.book().order_pending("BTC"), "the order may still fill");
     assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
-    assert_eq!(
-        orders_sent(&f),
-        0,
-        "no market order beside it: {:?}",
-        f.calls()
-    );
+    assert_eq!(orders_sent(f), 0, "no order beside it: {:?}", f.calls());
+}
+
+#[test]
+fn a_limit_open_whose_cancel_fails_keeps_its_key_until_the_order_is_gone() {
+    let f = venue(vec![]);
+    let m = manager(&f, ManagerConfig::default());
+    limit_open_left_resting(&f, &m);
     // The lists keep showing nothing: the order is asked for and cancelled, then the key is free.
     {
         let mut s = f.0.lock();
@@ -452,26 +461,6 @@ fn bots_venue() -> Fake {
     f
 }
 
-/// A limit open of BTC whose order (`l2`) rests unfilled through the wait and whose cancel
-/// does not go through: the open fails and its key stays reserved.
-fn limit_open_left_resting(f: &Fake, m: &Manager<u32>) {
-    {
-        let mut s = f.0.lock();
-        s.fill_answers
-            .push_back(Ok(report(Some("l2"), "open", Some(0.0), None)));
-        s.cancel_answers.push_back(Ok(false));
-    }
-    let request = super::OpenRequest {
-        use_limit: true,
-        ..open_request("BTC", "BUY")
-    };
-    assert!(!m.open_position(&request).unwrap(), "nothing tracked");
-    assert!(m.book().order_pending("BTC"), "the order may still fill");
-    assert_eq!(m.book().open_intent("BTC").unwrap().client_order_id, None);
-    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
-    assert_eq!(orders_sent(f), 0, "no order beside it: {:?}", f.calls());
-}
-
 /// The calls that cancel or read the order `l2`.
 fn order_calls(f: &Fake) -> Vec<String> {
     f.calls()
@@ -485,6 +474,11 @@ fn the_bots_client_limit_open_whose_cancel_fails_is_cancelled_before_its_key_is_
     let f = bots_venue();
     let m = manager(&f, ManagerConfig::default());
     limit_open_left_resting(&f, &m);
+    let intent = m.book().open_intent("BTC").unwrap();
+    assert_eq!(
+        intent.client_order_id, None,
+        "no client id: known by the exchange's id"
+    );
     // The lists keep showing nothing: the order is cancelled, then read (ended unfilled).
     f.0.lock()
         .fill_answers
@@ -577,16 +571,7 @@ fn the_bots_client_limit_open_still_resting_keeps_its_key_and_is_cancelled_again
 fn the_bots_client_interrupted_limit_open_leaves_no_order_resting() {
     let f = bots_venue();
     let m = manager(&f, ManagerConfig::default());
-    f.0.lock().fill_answers.push_back(Err(interrupt()));
-    let request = super::OpenRequest {
-        use_limit: true,
-        ..open_request("BTC", "BUY")
-    };
-    assert!(
-        m.open_position(&request).is_err(),
-        "the interrupt propagates"
-    );
-    assert!(m.book().order_pending("BTC"));
+    interrupted_limit_open(&f, &m);
     f.0.lock()
         .fill_answers
         .push_back(Ok(report(Some("l2"), "canceled", Some(0.0), None)));
