@@ -1347,7 +1347,7 @@ class CcxtClient:
     ) -> float:
         """What a close of ``named`` sends: ``listed``, or the manager's ``contracts`` rounded
         to the amount step when the list shows at least half a step more."""
-        if contracts is None:
+        if contracts is None or contracts >= listed:
             return listed
         try:
             limits = self.get_market_limits(symbol)
