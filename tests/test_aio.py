@@ -110,6 +110,19 @@ def test_open_and_close_round_trip(venue: FakeBinanceUsdm) -> None:
     run(body, venue)
 
 
+def test_a_sized_close_reads_the_amount_step_through_the_loop(venue: FakeBinanceUsdm) -> None:
+    # contracts= (the manager's size, below a list that lags it) is rounded to the market's
+    # step, which the client reads from the markets through the loop bridge.
+    async def body(exchange: Any) -> None:
+        client = AsyncCcxtClient(exchange)
+        assert client.sized_closes is True
+        venue.open_position(BTC, "long", 0.03, 49000.0)
+        assert await asyncio.to_thread(client.close_position, BTC, contracts=0.03 - 0.01) is True
+        assert venue.position_size(BTC) == pytest.approx(0.01)
+
+    run(body, venue)
+
+
 def test_the_async_iterator_is_lazy_and_yields_closes_one_at_a_time(
     venue: FakeBinanceUsdm,
 ) -> None:
