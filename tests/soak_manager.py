@@ -27,7 +27,14 @@ def soak_manager(
     """A manager over ``exchange`` (a ccxt object pointed at the venue) journaled to
     ``journal`` under ``account``, in hedge or one-way mode."""
     mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
-    client = CcxtClient(exchange, sleep=lambda s: None, position_mode=mode)
+    # The client's clock is the manager's (its not-found grace and its market reloads count in
+    # the run's minutes, not in how fast this machine runs them): the runs are deterministic.
+    client = CcxtClient(
+        exchange,
+        sleep=lambda s: None,
+        clock=lambda: clock.now().timestamp(),
+        position_mode=mode,
+    )
     return PositionManager(
         client,
         0.02,
