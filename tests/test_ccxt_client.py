@@ -597,6 +597,25 @@ def test_manager_close_position_closes_on_the_venue(
     )
 
 
+def test_manager_a_close_the_venue_refused_may_be_sent_again_at_once(
+    on_venue: FakeBinanceUsdm, client: CcxtClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The venue refuses the stop-loss close (nothing placed). The manager asks for the order
+    # before it sends anything more: the client knows it refused, so the answer is "no such
+    # order" at once and the next close goes out, instead of waiting for lists to tell.
+    manager = PositionManager(client)
+    manager.positions[BTC] = tracked()
+    refused = {"code": -4164, "msg": "Order's notional must be no smaller than 5.0"}
+    on_venue.fail_next(ORDER, status=400, method="POST", body=refused)
+    assert manager.close_position(BTC, "stop_loss") is None
+    assert BTC in manager.positions and on_venue.position_size(BTC) == 0.01
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        assert isinstance(manager.close_position(BTC, "stop_loss"), float)
+    assert on_venue.position_size(BTC) == 0.0 and BTC not in manager.positions
+    assert len(order_params(on_venue)) == 2
+    assert "outcome_unknown" not in [e["kind"] for e in manager.events]
+
+
 def test_manager_close_position_of_a_position_gone_from_the_venue_sends_nothing(
     on_venue: FakeBinanceUsdm, client: CcxtClient
 ) -> None:

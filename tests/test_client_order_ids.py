@@ -246,6 +246,22 @@ def test_ccxt_unknown_id_is_none_once_the_grace_is_over(
     assert client.get_order_by_client_id("young1", BTC) is None
 
 
+def test_ccxt_a_refused_orders_id_is_none_at_once(
+    venue: FakeBinanceUsdm, client: CcxtClient
+) -> None:
+    # The venue refused the order (nothing placed): its lookup says so at once, without a
+    # request, where the venue's "not found" would only count after the grace.
+    refused = {"code": -2022, "msg": "ReduceOnly Order is rejected."}
+    venue.open_position(BTC, "long", 0.01)
+    venue.fail_next(ORDER, status=400, method="POST", body=refused)
+    assert client.close_position(BTC, client_order_id="refused2") is False
+    lookups = len(venue.requests_to(ORDER, "GET"))
+    assert client.get_order_by_client_id("refused2", BTC) is None
+    assert len(venue.requests_to(ORDER, "GET")) == lookups, "no request"
+    with pytest.raises(DuplicateClientOrderId):
+        client.create_market_order(BTC, "sell", 0.01, 10, True, client_order_id="refused2")
+
+
 def test_ccxt_lookup_raises_when_it_cannot_tell(venue: FakeBinanceUsdm, client: CcxtClient) -> None:
     client.create_market_order(BTC, "buy", 0.01, 10, client_order_id="net1")
     venue.fail_next(ORDER, method="GET", status=503)

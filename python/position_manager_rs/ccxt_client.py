@@ -460,6 +460,9 @@ class CcxtClient:
         self.market_slippage = market_slippage
         self.markets_reload_seconds = float(markets_reload_seconds)
         self._sent_ids: OrderedDict[str, float] = OrderedDict()  # client order id -> sent at
+        # Client order ids of orders the exchange refused (nothing placed): a lookup of one
+        # answers None at once, where the venue might say "not found" only after the grace.
+        self._refused_ids: OrderedDict[str, None] = OrderedDict()
         self._ids_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._markets_lock = threading.Lock()
@@ -763,6 +766,11 @@ class CcxtClient:
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
                 )
+                if client_order_id is not None:
+                    with self._ids_lock:
+                        self._refused_ids[client_order_id] = None
+                        while len(self._refused_ids) > self.remembered_ids:
+                            self._refused_ids.popitem(last=False)
                 return None
             self.logger.error(
                 f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
@@ -1379,11 +1387,16 @@ class CcxtClient:
         ``clientOrderId``, ``symbol``, ``side``, ``amount``, ``filled``, ``average``, ``status``,
         ``reduceOnly``, ...). ``None`` only on the exchange's definitive "no such order" (ccxt
         ``OrderNotFound``) for an id this instance did not send within the last
-        ``not_found_grace`` seconds; raises on anything else (network error, an exchange
-        without ``fetchOrder``, an answer for another id): the caller cannot tell.
+        ``not_found_grace`` seconds, and at once, without a request, for an id whose order this
+        instance saw the exchange refuse (nothing was placed); raises on anything else (network
+        error, an exchange without ``fetchOrder``, an answer for another id): the caller cannot
+        tell.
         """
         if not isinstance(client_order_id, str) or not client_order_id:
             raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
+        with self._ids_lock:
+            if client_order_id in self._refused_ids:
+                return None
         if not self._has("fetchOrder"):
             raise NotImplementedError(f"{self!r}: the exchange cannot fetch orders")
         wire = self.venue_client_order_id(client_order_id)
