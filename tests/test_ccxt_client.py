@@ -12,14 +12,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
 import pytest
 from fake_venue import FakeBinanceUsdm, running_venue
+from hypothesis import given
+from hypothesis import strategies as st
 
 from position_manager_rs import Position, PositionManager
-from position_manager_rs.ccxt_client import CcxtClient, is_definitive_rejection
+from position_manager_rs.ccxt_client import CcxtClient, close_amount, is_definitive_rejection
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -463,6 +466,40 @@ def test_close_position_sends_at_most_the_managers_size(
     sent = [(p["symbol"], p["quantity"]) for p in order_params(venue)]
     assert sent == [("BTCUSDT", "0.02"), ("SOLUSDT", "7"), ("ETHUSDT", "0.25")]
     assert venue.position_size(SOL) == 0.0 and venue.position_size(ETH) == 0.0
+
+
+STEPS = [1.0, 0.1, 0.01, 0.001, 0.0001, 1e-8, 0.5, 5.0, 0.25, 100.0]
+
+
+@given(
+    listed_lots=st.integers(1, 10**6),
+    step=st.sampled_from(STEPS),
+    manager_lots=st.integers(1, 10**6),
+    noise=st.floats(-0.6, 0.6),
+)
+def test_close_amount_never_exceeds_the_list_and_keeps_whole_steps(
+    listed_lots: int, step: float, manager_lots: int, noise: float
+) -> None:
+    # The list's size is whole steps (as a venue shows it); the manager's may carry float noise
+    # from its own arithmetic (0.03 - 0.01) or be off the step by a fraction.
+    listed = float(Decimal(listed_lots) * Decimal(repr(step)))
+    contracts = abs(manager_lots + noise) * step or step
+    amount = close_amount(listed, contracts, step)
+    assert 0 < amount <= listed
+    if contracts > listed - step / 2:
+        assert amount == listed
+    else:
+        assert abs(amount - contracts) <= step / 2 * (1 + 1e-9)
+        # Written exactly as whole steps: ccxt's truncation to the precision keeps all of it.
+        assert Decimal(repr(amount)) % Decimal(repr(step)) == 0, (amount, step)
+
+
+def test_close_amount_without_a_step_is_the_managers_size_or_the_lists() -> None:
+    assert close_amount(3.0, 2.0, None) == 2.0
+    assert close_amount(3.0, 3.0 - 1e-12, None) == 3.0  # float noise: the list's
+    assert close_amount(3.0, 2.0, float("nan")) == 2.0
+    assert close_amount(3.0, 2.9, 0.25) == 3.0  # within half a step
+    assert close_amount(0.03, 0.03 - 0.01, 0.001) == 0.02
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "0.01"])

@@ -237,6 +237,25 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def close_amount(listed: float, contracts: float, step: float | None) -> float:
+    """The amount a close sends when the list shows ``listed`` and the manager ``contracts``
+    (both > 0), on a market whose amount step is ``step`` (``None`` or <= 0: unknown).
+
+    ``listed``, unless the list shows at least half a step more than ``contracts`` (a list that
+    lags a reduction): then ``contracts`` rounded to the nearest whole step, written exactly as
+    that many steps (ccxt truncates amounts to the precision, so a binary residue such as
+    0.019999999999999997 would lose a whole step). Never more than ``listed``, never 0.
+    """
+    usable = step is not None and math.isfinite(step) and step > 0
+    slack = step / 2 if usable and step is not None else listed * 1e-9
+    if contracts > listed - slack:
+        return listed
+    if not usable or step is None:
+        return contracts
+    amount = float(round(contracts / step) * Decimal(repr(step)))
+    return amount if 0 < amount <= listed else listed
+
+
 def is_async_exchange(exchange: Any) -> bool:
     """Whether ``exchange`` is an asyncio ccxt exchange (``ccxt.async_support``, ``ccxt.pro``).
 
@@ -1363,15 +1382,8 @@ class CcxtClient:
             self.logger.debug(f"Amount step of {symbol} unknown ({e}); closing the listed size")
             return listed
         step = _number(((limits or {}).get("amount") or {}).get("step"))
-        if step is None or step <= 0:
-            step = None
-        if contracts > listed - (step / 2 if step else listed * 1e-9):
-            return listed
-        amount = contracts
-        if step is not None:
-            # Decimal: the lot count times the step without binary residue (ccxt truncates).
-            amount = float(round(contracts / step) * Decimal(repr(step)))
-        if amount <= 0:
+        amount = close_amount(listed, contracts, step)
+        if amount == listed:
             return listed
         self.logger.info(
             f"Closing {named}: {amount} contracts, the manager's size; the exchange lists "
