@@ -87,6 +87,7 @@ __all__ = [
     "DEFINITIVE_REJECTIONS",
     "TERMINAL_ORDER_STATUSES",
     "CcxtClient",
+    "close_amount",
     "entry_hedged",
     "entry_side",
     "is_async_exchange",
