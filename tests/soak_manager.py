@@ -23,9 +23,11 @@ def soak_manager(
     journal: str | Path,
     account: str,
     clock: ManualClock,
+    workers: int = 1,
 ) -> PositionManager:
     """A manager over ``exchange`` (a ccxt object pointed at the venue) journaled to
-    ``journal`` under ``account``, in hedge or one-way mode."""
+    ``journal`` under ``account``, in hedge or one-way mode, reading prices and candles from
+    ``workers`` threads at once (``max_concurrent_calls``)."""
     mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
     # The client's clock is the manager's (its not-found grace and its market reloads count in
     # the run's minutes, not in how fast this machine runs them): the runs are deterministic.
@@ -42,6 +44,7 @@ def soak_manager(
         ticker_retry_delays=(),
         position_mode="hedge" if hedge else "oneway",
         outcome_grace_seconds=GRACE,
+        max_concurrent_calls=workers,
         journal=str(journal),
         account=account,
     )

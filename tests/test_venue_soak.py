@@ -155,7 +155,9 @@ def arm_fault(venue: FakeVenue, rng: random.Random) -> bool:
     return True
 
 
-def run_venue(name: str, hedge: bool, seed: int, journal: Path, ticks: int = TICKS) -> Verdict:
+def run_venue(
+    name: str, hedge: bool, seed: int, journal: Path, ticks: int = TICKS, workers: int = 1
+) -> Verdict:
     rng = random.Random(f"{name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = RecordingLedger(dialect.markets, hedge=hedge)
@@ -166,7 +168,8 @@ def run_venue(name: str, hedge: bool, seed: int, journal: Path, ticks: int = TIC
         def start() -> PositionManager:
             """The bot's process starting: a new exchange object, client and manager over the
             same journal, and the start-up sync."""
-            manager = soak_manager(venue.make_exchange(), dialect, hedge, journal, name, clock)
+            exchange = venue.make_exchange()
+            manager = soak_manager(exchange, dialect, hedge, journal, name, clock, workers)
             manager.sync_existing_positions()
             return manager
 
@@ -245,3 +248,21 @@ def test_the_whole_stack_through_a_venues_faults(
     assert verdict.unexpected == []
     assert verdict.closed_positions == verdict.venue_ends
     assert verdict.faults > 0 and verdict.fills > 0, "the run exercised the venue"
+
+
+@pytest.mark.parametrize(
+    ("name", "hedge"),
+    [("binanceusdm", True), ("okx", False), ("kucoinfutures", True), ("hyperliquid", False)],
+    ids=["binanceusdm-hedge", "okx-oneway", "kucoinfutures-hedge", "hyperliquid-oneway"],
+)
+def test_concurrent_reads_over_a_real_ccxt_class_give_the_sequential_run(
+    name: str, hedge: bool, tmp_path: Path
+) -> None:
+    """``max_concurrent_calls=4``: prices and candles are read from four threads at once on one
+    ccxt exchange object (``CcxtClient``'s documented thread use), through every fault of the
+    run. The run is deterministic, so it must be the sequential one, request for request:
+    the same fills, ends, lookups and verdict."""
+    sequential = run_venue(name, hedge, 1, tmp_path / "sequential.db")
+    concurrent = run_venue(name, hedge, 1, tmp_path / "concurrent.db", workers=4)
+    assert concurrent == sequential
+    assert sequential.fills > 0 and sequential.faults > 0
