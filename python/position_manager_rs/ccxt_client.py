@@ -247,11 +247,11 @@ def close_amount(listed: float, contracts: float, step: float | None) -> float:
     that many steps (ccxt truncates amounts to the precision, so a binary residue such as
     0.019999999999999997 would lose a whole step). Never more than ``listed``, never 0.
     """
-    usable = step is not None and math.isfinite(step) and step > 0
-    slack = step / 2 if usable and step is not None else listed * 1e-9
-    if contracts > listed - slack:
+    if step is not None and not (math.isfinite(step) and step > 0):
+        step = None
+    if contracts > listed - (step / 2 if step is not None else listed * 1e-9):
         return listed
-    if not usable or step is None:
+    if step is None:
         return contracts
     amount = float(round(contracts / step) * Decimal(repr(step)))
     return amount if 0 < amount <= listed else listed
