@@ -1338,10 +1338,15 @@ impl<H: Clone> Book<H> {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let at = inner.next_seq;
+        let mut replaced = resting;
         if let Some(Slot::Opening(o)) = inner.slots.get_mut(key.as_str()) {
             o.unknown = Some((at, intent));
-            o.resting = resting;
+            std::mem::swap(&mut o.resting, &mut replaced);
         }
+        drop(inner);
+        // The id it replaced (or the one not kept) may hold the client's id object: dropped
+        // with the lock released (rule 1).
+        drop(replaced);
         at
     }
 
@@ -1384,12 +1389,16 @@ impl<H: Clone> Book<H> {
 
     /// Forgets an open with an unknown outcome (resolved as not executed outside a list).
     pub fn drop_unknown_open(&self, key: &str) {
-        let mut inner = self.inner.lock();
-        if let Some(Slot::Opening(o)) = inner.slots.get(key) {
-            if o.unknown.is_some() {
-                inner.slots.remove(key);
+        let removed = {
+            let mut inner = self.inner.lock();
+            match inner.slots.get(key) {
+                Some(Slot::Opening(o)) if o.unknown.is_some() => inner.slots.remove(key),
+                _ => None,
             }
-        }
+        };
+        // Its `resting` id may hold the client's own id object: dropped with the lock released
+        // (rule 1).
+        drop(removed);
     }
 
     // ---------------------------------------------------------------- lists
