@@ -1323,18 +1323,19 @@ impl<H: Clone> Book<H> {
     /// The reserved open's outcome is unknown: keep the key reserved until a list (or a retry
     /// that reads one) tells. Returns the mark lists must be requested after.
     pub fn open_unknown(&self, key: &Key, intent: OpenIntent) -> u64 {
-        self.open_unknown_resting(key, intent, None)
+        self.open_unknown_with(key, intent, None)
     }
 
-    /// [`Book::open_unknown`] for an open whose limit order may still rest on the book and
-    /// carries no client id: `resting` is the exchange's id of that order, which the lists'
-    /// silence is then checked against ([`Applied::VerifyOpen`]).
-    pub fn open_unknown_resting(
-        &self,
-        key: &Key,
-        intent: OpenIntent,
-        resting: Option<OrderId>,
-    ) -> u64 {
+    /// [`Book::open_unknown`] for an open whose limit order `order_id` may still rest on the
+    /// exchange's book. Without a client order id in `intent` (the bot's own client) the key
+    /// keeps the exchange's id, which the lists' silence is then checked against
+    /// ([`Applied::VerifyOpen`]); with one, the lookup by client id does that.
+    pub fn open_unknown_limit(&self, key: &Key, intent: OpenIntent, order_id: &OrderId) -> u64 {
+        let resting = intent.client_order_id.is_none().then(|| order_id.clone());
+        self.open_unknown_with(key, intent, resting)
+    }
+
+    fn open_unknown_with(&self, key: &Key, intent: OpenIntent, resting: Option<OrderId>) -> u64 {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let at = inner.next_seq;

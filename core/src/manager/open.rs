@@ -875,9 +875,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if matches!(&followed, Err(e) if e.is_interrupt())
             && self.book().open_intent(key.as_str()).is_none()
         {
-            let resting = limit_intent.client_order_id.is_none().then(|| id.clone());
             self.book()
-                .open_unknown_resting(key, limit_intent.clone(), resting);
+                .open_unknown_limit(key, limit_intent.clone(), &id);
         }
         followed
     }
@@ -1004,9 +1003,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // or by the exchange's id on the bot's own client; it is cancelled if it still rests),
         // settle it.
         let may_rest = || -> Placed {
-            let resting = limit_intent.client_order_id.is_none().then(|| id.clone());
             self.book()
-                .open_unknown_resting(key, limit_intent.clone(), resting);
+                .open_unknown_limit(key, limit_intent.clone(), id);
             self.record_open_unknown(key, limit_intent, amount, limit_price);
             Placed::Unknown
         };

@@ -269,6 +269,17 @@ fn graced(f: &Fake, clock: &Arc<ManualClock>) -> Manager<u32> {
     manager_with_clock(f, config, clock.clone())
 }
 
+/// A manager with a minute's grace that took back BTC's close (`restore_close`), whose lists
+/// lag it, after a first round of the outcome rules: the close was looked up, and the venue
+/// said it filled.
+fn a_filled_close_looked_up() -> (Fake, Arc<ManualClock>, Manager<u32>) {
+    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
+    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+    let m = restore_close(graced(&f, &clock), &f);
+    first_round(&m, &clock);
+    (f, clock, m)
+}
+
 /// Runs the lists of a first round of the outcome rules (a minute apart): the close is then
 /// looked up, and the venue says it filled.
 fn first_round(m: &Manager<u32>, clock: &ManualClock) {
@@ -284,10 +295,7 @@ fn first_round(m: &Manager<u32>, clock: &ManualClock) {
 
 #[test]
 fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
-    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
-    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
-    let m = restore_close(graced(&f, &clock), &f);
-    first_round(&m, &clock);
+    let (f, _clock, m) = a_filled_close_looked_up();
     for _ in 0..3 {
         m.update_all().unwrap();
     }
@@ -325,10 +333,7 @@ fn a_filled_change_the_lists_never_show_is_settled_at_the_listed_size_after_the_
     // from before over a second round of the outcome rules: something changed the position
     // after the fill (opened again by hand, say). The list is believed then — the position is
     // managed at the listed size — and the key is not held forever.
-    let f = venue(vec![found("closed", 3.0, Some(94.0))]);
-    let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
-    let m = restore_close(graced(&f, &clock), &f);
-    first_round(&m, &clock);
+    let (_f, clock, m) = a_filled_close_looked_up();
     m.update_all().unwrap();
     clock.advance(61.0);
     m.update_all().unwrap();
