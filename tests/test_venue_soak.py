@@ -21,27 +21,42 @@ What must hold, judged on the venue's ledger:
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw;
 * no exception reaches the bot, and the client asks the venue for no path it does not serve.
 
+The bot is written once, as the calls it makes (a generator of ``soak_manager.Call``), and run
+two ways: as a synchronous bot over ``CcxtClient``, and as an asyncio bot over the venue's
+``ccxt.async_support`` class through ``AsyncCcxtClient`` and the manager's ``a`` methods, where
+every other lost order answer comes instead after the client stopped waiting (the bridge's
+``call_timeout``). The asyncio run must be the synchronous one: the same verdict, fills, ends
+and lookups, the same requests.
+
 CI runs one seed per venue and mode; ``PMRS_LONG=1`` runs seeds 1-10 with more ticks;
 ``PMRS_SEED=a,b,...`` names them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 import pytest
 from bot_sim import SoakVerdict
 from reliability_helpers import LONG, seeds
-from soak_manager import shut_down, soak_manager
+from soak_manager import Call, acall, call, shutdown_calls, soak_manager
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Ledger, VenueRefusal
 
 from position_manager_rs import Journal, ManualClock, PositionManager
+from position_manager_rs.aio import AsyncCcxtClient
+from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(600 if LONG else 120)
 
@@ -57,6 +72,11 @@ class Verdict(SoakVerdict):
     unexpected: list[str] = field(default_factory=list)
     fills: int = 0
     restarts: int = 0
+    # Every request the venue served, as "METHOD path", in order (not compared with ``==``: a
+    # run reading from several threads interleaves them), the manager's client ids masked.
+    requests: list[str] = field(default_factory=list, compare=False, repr=False)
+    # Orders the venue answered late (``answer_next_order_late``).
+    late: int = field(default=0, compare=False)
 
 
 class RecordingLedger(Ledger):
@@ -134,13 +154,29 @@ class RecordingLedger(Ledger):
                 self.prices[symbol] *= math.exp(rng.gauss(0.0, 0.004))
 
 
-def arm_fault(venue: FakeVenue, rng: random.Random) -> bool:
+#: An asyncio bot's ``AsyncCcxtClient(call_timeout=...)`` in the runs, and how late the venue
+#: answers the orders whose answers come too late for it (seconds). Below the exchange's own
+#: ``timeout`` (3 s) on purpose: the bridge's expiry, not ccxt's, is what these answers test
+#: (it cancels the request on the loop after the venue took the order).
+CALL_TIMEOUT = 1.0
+LATE = 1.5
+
+
+def arm_fault(
+    venue: FakeVenue, rng: random.Random, late_answers: bool = False, armed: int = 0
+) -> bool:
+    """Arms a fault now and then; ``armed``: how many so far. With ``late_answers`` every
+    other lost order answer is instead an answer later than ``CALL_TIMEOUT``: the venue acts
+    and answers, but the client has stopped waiting (the same draws either way)."""
     dialect = venue.dialect
     draw = rng.random()
     if draw < 0.04:
         venue.lag_positions_next(rng.choice((1, 1, 2)))
     elif draw < 0.06:
-        venue.lose_next_order_answer()
+        if late_answers and armed % 2:
+            venue.answer_next_order_late(LATE)
+        else:
+            venue.lose_next_order_answer()
     elif draw < 0.07:
         venue.fail_next(dialect.order_route, 1, status=rng.choice((429, 503)))
     elif draw < 0.09:
@@ -155,74 +191,175 @@ def arm_fault(venue: FakeVenue, rng: random.Random) -> bool:
     return True
 
 
+#: The bot's process starting: a new exchange object, client and manager over the same journal,
+#: and the start-up sync (the driver answers it with the new manager).
+START = Call("start")
+
+Program = Generator[Call, Any, PositionManager]
+
+
+def bot(
+    ledger: RecordingLedger,
+    venue: FakeVenue,
+    clock: ManualClock,
+    rng: random.Random,
+    ticks: int,
+    late_answers: bool = False,
+) -> Program:
+    """The bot's run, as the calls it makes that may reach the venue (its cheap reads of the
+    book it makes itself); it ends with its shutdown and gives back its last manager.
+    ``late_answers``: see :func:`arm_fault`."""
+    verdict = ledger.verdict
+    hedge = ledger.hedge
+    pm = yield START
+    keys = [
+        (market.symbol, leg)
+        for market in venue.dialect.markets
+        for leg in (LEGS if hedge else ("",))
+    ]
+    for tick in range(ticks):
+        ledger.tick = tick
+        clock.advance(60)
+        ledger.walk(rng)
+        ledger.by_hand(rng)
+        verdict.faults += arm_fault(venue, rng, late_answers, verdict.faults)
+        for symbol, leg in keys:
+            key = f"{symbol}@{leg}" if leg else symbol
+            if not pm.has_position(key) and rng.random() < 0.06:
+                signal = {"long": "BUY", "short": "SELL"}.get(leg) or rng.choice(("BUY", "SELL"))
+                lots = rng.choice((2, 3, 5))
+                amount = lots * ledger.markets[symbol].lot
+                yield Call("open_position", (symbol, signal, amount, 5, 0.03))
+        if pm.positions and rng.random() < 0.03:
+            yield Call("close_position", (rng.choice(sorted(pm.positions)), "manual"))
+        if pm.positions and rng.random() < 0.03:
+            key = rng.choice(sorted(pm.positions))
+            symbol = key.partition("@")[0]
+            lots = rng.choice((1, 2))
+            position = pm.positions[key]
+            ledger.scaling_in, ledger.scale_in_fills = (symbol, position.side), 0
+            amount = lots * ledger.markets[symbol].lot
+            yield Call("scale_in_position", (key, amount, ledger.prices[symbol]))
+            ledger.scaling_in = None
+        yield Call("update_positions")
+        if tick % 10 == 9:
+            yield Call("sync_existing_positions")
+        if rng.random() < 0.01:
+            verdict.restarts += 1
+            del pm  # the old process is gone before the new one opens the journal
+            pm = yield START
+    # Shutdown: close what is held, then calm cycles. Faults armed on routes the run rarely
+    # asks for (an account-type read after a restart, say) wait for their request however
+    # late: disarm them, so the calm is calm (bybit one-way seed 24 stacked four on the
+    # routes a close reads first, and every shutdown close failed — reported, and the book
+    # kept the position, as it should).
+    venue.calm()
+    ledger.tick = ticks
+    yield from shutdown_calls(pm, clock)
+    return pm
+
+
+def drive(program: Program, start: Callable[[], PositionManager]) -> PositionManager:
+    """A synchronous bot: ``start()`` for each :data:`START`, every other call made in turn."""
+    pm: PositionManager | None = None
+    answer: Any = None
+    while True:
+        try:
+            c = program.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        if c is START:
+            pm = None
+            pm = answer = start()
+        else:
+            assert pm is not None
+            answer = call(pm, c)
+
+
+async def drive_async(
+    program: Program, venue: FakeVenue, start: Callable[[Any], Awaitable[PositionManager]]
+) -> PositionManager:
+    """An asyncio bot: each :data:`START` closes the last ``ccxt.async_support`` exchange's
+    session (the old process is gone) and ``await start(exchange)`` on a new one; every other
+    call is the ``a`` method, awaited."""
+    exchange: Any = None
+    pm: PositionManager | None = None
+    answer: Any = None
+    try:
+        while True:
+            try:
+                c = program.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            if c is START:
+                pm = None
+                if exchange is not None:
+                    await exchange.close()
+                exchange = venue.make_exchange(module=ccxt_async)
+                pm = answer = await start(exchange)
+            else:
+                assert pm is not None
+                answer = await acall(pm, c)
+    finally:
+        if exchange is not None:
+            await exchange.close()
+
+
 def run_venue(
-    name: str, hedge: bool, seed: int, journal: Path, ticks: int = TICKS, workers: int = 1
+    name: str,
+    hedge: bool,
+    seed: int,
+    journal: Path,
+    ticks: int = TICKS,
+    workers: int = 1,
+    asynchronous: bool = False,
+    late_answers: bool = False,
 ) -> Verdict:
+    """One run; ``asynchronous``: the bot is an asyncio bot on ``ccxt.async_support`` through
+    ``AsyncCcxtClient`` (``call_timeout=CALL_TIMEOUT``) and the manager's ``a`` methods;
+    ``late_answers``: see :func:`arm_fault`."""
     rng = random.Random(f"{name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = RecordingLedger(dialect.markets, hedge=hedge)
     verdict = ledger.verdict
     with FakeVenue(dialect, ledger) as venue:
         clock = ManualClock(datetime(2026, 12, 1))
+        program = bot(ledger, venue, clock, rng, ticks, late_answers)
 
-        def start() -> PositionManager:
-            """The bot's process starting: a new exchange object, client and manager over the
-            same journal, and the start-up sync."""
-            exchange = venue.make_exchange()
-            manager = soak_manager(exchange, dialect, hedge, journal, name, clock, workers)
-            manager.sync_existing_positions()
-            return manager
+        def manager(exchange: Any, client_class: Any = CcxtClient) -> PositionManager:
+            return soak_manager(
+                exchange, dialect, hedge, journal, name, clock, workers, client_class
+            )
 
-        pm = start()
-        keys = [
-            (market.symbol, leg) for market in dialect.markets for leg in (LEGS if hedge else ("",))
-        ]
-        for tick in range(ticks):
-            ledger.tick = tick
-            clock.advance(60)
-            ledger.walk(rng)
-            ledger.by_hand(rng)
-            verdict.faults += arm_fault(venue, rng)
-            for symbol, leg in keys:
-                key = f"{symbol}@{leg}" if leg else symbol
-                if not pm.has_position(key) and rng.random() < 0.06:
-                    signal = {"long": "BUY", "short": "SELL"}.get(leg) or rng.choice(
-                        ("BUY", "SELL")
-                    )
-                    lots = rng.choice((2, 3, 5))
-                    pm.open_position(symbol, signal, lots * ledger.markets[symbol].lot, 5, 0.03)
-            if pm.positions and rng.random() < 0.03:
-                pm.close_position(rng.choice(sorted(pm.positions)), "manual")
-            if pm.positions and rng.random() < 0.03:
-                key = rng.choice(sorted(pm.positions))
-                symbol = key.partition("@")[0]
-                lots = rng.choice((1, 2))
-                position = pm.positions[key]
-                ledger.scaling_in, ledger.scale_in_fills = (symbol, position.side), 0
-                pm.scale_in_position(key, lots * ledger.markets[symbol].lot, ledger.prices[symbol])
-                ledger.scaling_in = None
-            list(pm.update_positions())
-            if tick % 10 == 9:
+        if asynchronous:
+
+            async def astart(exchange: Any) -> PositionManager:
+                pm = manager(exchange, partial(AsyncCcxtClient, call_timeout=CALL_TIMEOUT))
+                await pm.async_existing_positions()
+                return pm
+
+            pm = asyncio.run(drive_async(program, venue, astart))
+        else:
+
+            def start() -> PositionManager:
+                pm = manager(venue.make_exchange())
                 pm.sync_existing_positions()
-            if rng.random() < 0.01:
-                verdict.restarts += 1
-                del pm
-                pm = start()
-        # Shutdown: close what is held, then calm cycles. Faults armed on routes the run rarely
-        # asks for (an account-type read after a restart, say) wait for their request however
-        # late: disarm them, so the calm is calm (bybit one-way seed 24 stacked four on the
-        # routes a close reads first, and every shutdown close failed — reported, and the book
-        # kept the position, as it should).
-        venue.calm()
-        ledger.tick = ticks
-        shut_down(pm, clock)
+                return pm
+
+            pm = drive(program, start)
         verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
         verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
+        # The manager's client order ids are random per manager (and so in lookup paths).
+        verdict.late = sum(1 for r in venue.requests if r.late)
+        verdict.requests = [
+            f"{r.method} {re.sub(r'pm[0-9a-z]{6,}', '<client id>', r.path)}" for r in venue.requests
+        ]
     with Journal(journal) as reader:
         verdict.closed_positions = len(reader.closed_positions(name))
-    print(f"\nvenue soak: {name} {'hedge' if hedge else 'one-way'} seed {seed}: {verdict}")
+    flavour = "asyncio " if asynchronous else ""
+    print(f"\n{flavour}venue soak: {name} {'hedge' if hedge else 'one-way'} seed {seed}: {verdict}")
     return verdict
 
 
@@ -266,3 +403,29 @@ def test_concurrent_reads_over_a_real_ccxt_class_give_the_sequential_run(
     concurrent = run_venue(name, hedge, 1, tmp_path / "concurrent.db", workers=4)
     assert concurrent == sequential
     assert sequential.fills > 0 and sequential.faults > 0
+
+
+@pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
+@pytest.mark.parametrize(
+    ("name", "hedge"), CASES, ids=[f"{n}-{'hedge' if h else 'oneway'}" for n, h in CASES]
+)
+def test_an_asyncio_bot_gives_the_synchronous_run(
+    name: str, hedge: bool, seed: int, tmp_path: Path
+) -> None:
+    """The same bot as an asyncio bot: the venue's ``ccxt.async_support`` class (aiohttp)
+    through ``AsyncCcxtClient``, the manager's ``a`` methods awaited on the bot's loop, each
+    restart closing the old exchange's session. Every answer the venue loses, delays or refuses
+    reaches the manager through the loop bridge; the run must be the synchronous one, request
+    for request — the same fills, ends, lookups and verdict — and so pass what it passes."""
+    synchronous = run_venue(name, hedge, seed, tmp_path / "sync.db")
+    asynchronous = run_venue(
+        name, hedge, seed, tmp_path / "async.db", asynchronous=True, late_answers=True
+    )
+    assert asynchronous == synchronous
+    # ccxt's asyncio classes send some requests of one call at once (a market load reads its
+    # endpoints together), so they may arrive in another order: the same requests, each as
+    # many times.
+    assert Counter(asynchronous.requests) == Counter(synchronous.requests)
+    assert asynchronous.on_top == [] and asynchronous.second_closes == []
+    assert asynchronous.left_open == [] and asynchronous.book_left == []
+    assert asynchronous.faults > 0 and asynchronous.fills > 0

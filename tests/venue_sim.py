@@ -17,6 +17,8 @@ This module holds what they share:
   recorded in ``venue.unexpected``.
 * Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
   ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
+  ``answer_next_order_late(seconds, n)`` (the order is executed and answered, too late for a
+  client that stopped waiting),
   ``answer_empty_positions(n)``, ``lag_positions_next(n)`` (the positions route shows the legs as
   they are now for the next ``n`` reads, whatever fills meanwhile).
 """
@@ -280,6 +282,8 @@ class Request:
     path: str
     params: dict[str, Any]
     headers: dict[str, str]
+    # Seconds the answer waits before it is written (``answer_next_order_late``).
+    late: float = 0.0
 
 
 @dataclass
@@ -289,6 +293,7 @@ class _Fault:
     status: int
     body: Payload
     after: bool = False  # the venue acts, then the answer is this fault (a lost answer)
+    late: float = 0.0  # with ``after``: the venue acts and answers as usual, this late
 
 
 class Dialect:
@@ -415,6 +420,15 @@ class FakeVenue:
         with self.ledger.lock:
             self.faults.append(_Fault(self.dialect.order_route, n, status, None, after=True))
 
+    def answer_next_order_late(self, seconds: float, n: int = 1) -> None:
+        """The next ``n`` orders are executed and answered as usual, but ``seconds`` late: a
+        client that stops waiting sooner (its own timeout) never reads the answer, though the
+        order exists."""
+        with self.ledger.lock:
+            self.faults.append(
+                _Fault(self.dialect.order_route, n, 200, None, after=True, late=seconds)
+            )
+
     def calm(self) -> None:
         """Disarms every fault not yet used up (a fault armed on a route waits for its next
         request, however late that comes)."""
@@ -486,6 +500,9 @@ class FakeVenue:
             finally:
                 if lag:
                     self.ledger.legs = now
+            if lost is not None and lost.late:
+                request.late = lost.late
+                return answer
             return answer if lost is None else self._fault_answer(lost)
 
     def _route(self, request: Request) -> Callable[[FakeVenue, Request], Payload] | None:
@@ -570,6 +587,8 @@ class _Handler(BaseHTTPRequestHandler):
                 params.update(parse_qsl(raw, keep_blank_values=True))
         request = Request(self.command, host, "/" + path, params, dict(self.headers.items()))
         status, payload = self.venue.handle(request)
+        if request.late:
+            time.sleep(request.late)  # the client may be gone: _QuietServer drops the error
         if isinstance(payload, str):
             data, ctype = payload.encode(), "text/html"
         else:
