@@ -260,7 +260,8 @@ fn order_answer(answer: &Bound<'_, PyAny>) -> PyResult<OrderAnswer> {
 fn order_id<'py>(py: Python<'py>, id: &OrderId) -> PyResult<Bound<'py, PyAny>> {
     match id.token().downcast_ref::<Py<PyAny>>() {
         Some(obj) => Ok(obj.bind(py).clone()),
-        // An id made outside this client (tests of the core): pass its text.
+        // An id made outside this client (tests of the core, or one a journal kept for a
+        // restart): pass its text.
         None => Ok(pyo3::types::PyString::new(py, id.text()).into_any()),
     }
 }

@@ -11,8 +11,13 @@ it filled is tracked, and only an order that ended is let go.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
 import pytest
 from bot_sim import BotLikeClient, bots_manager
+from journal_helpers import journal_url
 
 from position_manager_rs import PaperExchange, PositionManager
 
@@ -32,13 +37,13 @@ def cycle(paper: PaperExchange, pm: PositionManager) -> None:
 
 
 def a_limit_open_left_resting(
-    failed_cancels: int = 1,
+    failed_cancels: int = 1, **options: Any
 ) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
     """The bot's limit open of 3 BTC: its order rests below the price and the cancel after the
-    wait fails (and the next ``failed_cancels - 1`` too)."""
+    wait fails (and the next ``failed_cancels - 1`` too); ``options`` go to the manager."""
     paper = PaperExchange(seed=1, volatility=0.0)
     client = BotLikeClient(paper)
-    pm = bots_manager(client)
+    pm = bots_manager(client, **options)
     paper.fail_next("cancel_order", times=failed_cancels)
     assert pm.open_position(SYM, "BUY", 3, 10, 0.05, True) is False
     [order] = paper.open_orders(SYM)
@@ -89,3 +94,31 @@ def test_a_resting_order_that_filled_meanwhile_is_tracked_not_opened_again() -> 
     assert held(paper) == 3, "one open, not two"
     assert pm.positions[SYM].amount == 3
     assert [e["kind"] for e in pm.events] == ["outcome_unknown", "opened"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_restart_cancels_the_resting_order_before_the_symbol_is_free(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The process dies while the order rests. The journal kept the open with the exchange's
+    id of its order, so the restarted manager cancels and reads it before the lists' silence
+    frees the symbol: the bot's next open does not go out beside it. (Before, the journal kept
+    the open without the id: the symbol was freed, the market open went out and the resting
+    order then filled on top of it.)"""
+    journal = journal_url(backend, tmp_path, "resting")
+    paper, client, pm = a_limit_open_left_resting(journal=journal, account="bot")
+    [order] = paper.open_orders(SYM)
+    del pm
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        again = bots_manager(client, journal=journal, account="bot")
+    assert (
+        f"Journal: the limit order {order['id']} opening {SYM} (long 3.0 contracts) may still "
+        "have rested on the exchange when the last manager stopped"
+    ) in caplog.text
+    assert again.sync_existing_positions() == 0
+    assert again.open_position(SYM, "BUY", 3, 10, 0.05) is True
+    assert paper.open_orders(SYM) == [], "cancelled before the market order"
+    paper.set_price(SYM, order["price"] * 0.99)  # through the old limit price
+    assert held(paper) == 3, "nothing filled on top"
+    cycle(paper, again)
+    assert again.positions[SYM].amount == 3

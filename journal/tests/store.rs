@@ -729,7 +729,7 @@ fn open_order(reference: &str, sent_at: i64) -> SentOrder {
     SentOrder {
         reference: reference.to_owned(),
         sent_at: Timestamp(sent_at),
-        intent: SentIntent::Open(OpenIntent {
+        intent: SentIntent::open(&OpenIntent {
             side: Side::Short,
             amount: 2.0,
             leverage: 5.0,

@@ -28,6 +28,7 @@ use super::Manager;
 use crate::book::{OpenIntent, Unknown};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Evidence};
+use crate::exchange::OrderId;
 use crate::format::py_repr_float;
 use crate::key::Key;
 use crate::reconcile::Op;
@@ -50,7 +51,17 @@ pub struct SentOrder {
 pub enum SentIntent {
     /// An `open_position` order (market, limit, or a limit's market top-up): what the open
     /// asked for, as the book keeps it for an open whose outcome is unknown.
-    Open(OpenIntent),
+    Open {
+        /// What the open asked for.
+        #[serde(flatten)]
+        intent: OpenIntent,
+        /// The exchange's id of the open's limit order when it may still rest on the exchange's
+        /// book and carries no client order id (the bot's own client, whose cancel failed): a
+        /// restart cancels and reads it by this id before the key is free again
+        /// ([`crate::book::Book::open_unknown_limit`]). Absent in rows of older versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resting_order_id: Option<String>,
+    },
     /// A close, scale-in, scale-out or partial exit of a tracked position.
     Change {
         /// The order (`close`, `scale_in` or `scale_out`).
@@ -72,7 +83,18 @@ pub enum SentIntent {
 impl SentIntent {
     /// An open's intent.
     pub fn open(intent: &OpenIntent) -> Self {
-        SentIntent::Open(intent.clone())
+        SentIntent::Open {
+            intent: intent.clone(),
+            resting_order_id: None,
+        }
+    }
+
+    /// An open's intent whose limit order `order_id` (the exchange's id) may still rest.
+    pub fn resting_open(intent: &OpenIntent, order_id: &str) -> Self {
+        SentIntent::Open {
+            intent: intent.clone(),
+            resting_order_id: Some(order_id.to_owned()),
+        }
     }
 
     /// A close's or scale order's intent (what the book would keep if its outcome were unknown).
@@ -98,9 +120,12 @@ impl SentIntent {
     /// The client order id the order carried, if any.
     pub fn client_order_id(&self) -> Option<&str> {
         match self {
-            SentIntent::Open(OpenIntent {
-                client_order_id, ..
-            })
+            SentIntent::Open {
+                intent: OpenIntent {
+                    client_order_id, ..
+                },
+                ..
+            }
             | SentIntent::Change {
                 client_order_id, ..
             } => client_order_id.as_deref(),
@@ -119,13 +144,17 @@ impl SentIntent {
             }
         };
         match self {
-            SentIntent::Open(OpenIntent {
-                amount,
-                leverage,
-                stop_loss_percentage,
-                price,
+            SentIntent::Open {
+                intent:
+                    OpenIntent {
+                        amount,
+                        leverage,
+                        stop_loss_percentage,
+                        price,
+                        ..
+                    },
                 ..
-            }) => {
+            } => {
                 positive("amount", *amount)?;
                 positive("price", *price)?;
                 if !(leverage.is_finite() && *leverage >= 1.0) {
@@ -232,7 +261,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 .map(|id| format!(", client order id {id}"))
                 .unwrap_or_default();
             match order.intent {
-                SentIntent::Open(intent) => {
+                SentIntent::Open {
+                    intent,
+                    resting_order_id,
+                } => {
                     // The open went out after any tombstone of its key was found gone (the
                     // crashed manager's open superseded it; its journal row outlived it).
                     drop(self.book().forget_tombstone(&key));
@@ -240,16 +272,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         out.stale.push(key);
                         continue;
                     }
-                    self.book().open_unknown(&key, intent.clone());
+                    let (side, amount) = (intent.side.as_str(), py_repr_float(intent.amount));
+                    let at = order.sent_at.format_seconds();
+                    match resting_order_id {
+                        Some(order_id) => {
+                            self.book().open_unknown_limit(
+                                &key,
+                                intent.clone(),
+                                &OrderId::from_text(order_id.as_str()),
+                            );
+                            self.log(Channel::Main, Level::Warn, || {
+                                format!(
+                                    "Journal: the limit order {order_id} opening {symbol} ({side} {amount} contracts) may still have rested on the exchange when the last manager stopped (left there at {at}); no second order is sent for {symbol} until it is cancelled and read"
+                                )
+                            });
+                        }
+                        None => {
+                            self.book().open_unknown(&key, intent.clone());
+                            self.log(Channel::Main, Level::Warn, || {
+                                format!(
+                                    "Journal: the open order for {symbol} ({side} {amount} contracts{id}) sent at {at} had no known outcome when the last manager stopped; no second order is sent for {symbol} until the exchange tells"
+                                )
+                            });
+                        }
+                    }
                     out.opens += 1;
-                    self.log(Channel::Main, Level::Warn, || {
-                        format!(
-                            "Journal: the open order for {symbol} ({} {} contracts{id}) sent at {} had no known outcome when the last manager stopped; no second order is sent for {symbol} until the exchange tells",
-                            intent.side.as_str(),
-                            py_repr_float(intent.amount),
-                            order.sent_at.format_seconds()
-                        )
-                    });
                     self.record_open_unknown(&key, &intent, intent.amount, intent.price);
                 }
                 SentIntent::Change {

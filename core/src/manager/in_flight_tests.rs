@@ -9,49 +9,9 @@ use super::in_flight::{SentIntent, SentOrder};
 use super::testing::*;
 use super::{CloseOutcome, Manager, ManagerConfig};
 use crate::book::{Activity, OpenIntent, SharedPosition};
-use crate::events::{Event, EventKind};
+use crate::events::EventKind;
 use crate::key::{Key, Side};
 use crate::reconcile::Op;
-
-/// A journal that keeps, in order, what the manager told it of orders, and which key the book
-/// still had pending when each settle came.
-#[derive(Default)]
-struct OrdersJournal {
-    log: Mutex<Vec<String>>,
-    sent: Mutex<Vec<(Key, SentOrder)>>,
-}
-
-impl OrdersJournal {
-    fn log(&self) -> Vec<String> {
-        self.log.lock().clone()
-    }
-}
-
-impl crate::journal_hook::EventJournal for OrdersJournal {
-    fn record(&self, _: &Event, _: &SharedPosition) {}
-    fn checkpoint(&self) {}
-    fn closes_settled(&self, _: &[Key]) {}
-    fn holds_changed(&self) {}
-    fn remembered(&self, _: &[Key]) {}
-    fn order_sent(&self, key: &Key, order: &SentOrder) {
-        self.log
-            .lock()
-            .push(format!("sent {key} {}", order.intent.kind()));
-        self.sent.lock().push((key.clone(), order.clone()));
-    }
-    fn orders_settled(&self, keys: &[Key]) {
-        for key in keys {
-            self.log.lock().push(format!("settled {key}"));
-        }
-    }
-}
-
-fn journaled(fake: &Fake) -> (Manager<u32>, Arc<OrdersJournal>) {
-    let m = manager(fake, ManagerConfig::default());
-    let journal = Arc::new(OrdersJournal::default());
-    m.set_journal(Some(journal.clone()));
-    (m, journal)
-}
 
 /// Runs inside the client's order call: what the journal held by then.
 fn seen_at_call(fake: &Fake, journal: &Arc<OrdersJournal>, close: bool) -> Arc<Mutex<Vec<String>>> {
@@ -78,7 +38,7 @@ fn an_open_is_written_before_its_order_goes_out_and_settled_once_tracked() {
     assert_eq!(key.as_str(), "BTC");
     assert_eq!(
         order.intent,
-        SentIntent::Open(OpenIntent {
+        SentIntent::open(&OpenIntent {
             side: Side::Long,
             amount: 1.0,
             leverage: 10.0,
@@ -313,14 +273,14 @@ fn restored_intents_are_validated() {
         i.validate().unwrap_err()
     };
     let e = bad(&|i| {
-        if let SentIntent::Open(open) = i {
-            open.leverage = f64::NAN;
+        if let SentIntent::Open { intent, .. } = i {
+            intent.leverage = f64::NAN;
         }
     });
     assert!(e.contains("leverage"), "{e}");
     let e = bad(&|i| {
-        if let SentIntent::Open(open) = i {
-            open.stop_loss_percentage = 1.5;
+        if let SentIntent::Open { intent, .. } = i {
+            intent.stop_loss_percentage = 1.5;
         }
     });
     assert!(e.contains("stop_loss_percentage"), "{e}");

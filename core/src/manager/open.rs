@@ -875,8 +875,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if matches!(&followed, Err(e) if e.is_interrupt())
             && self.book().open_intent(key.as_str()).is_none()
         {
-            self.book()
-                .open_unknown_limit(key, limit_intent.clone(), &id);
+            self.limit_open_unknown(key, &limit_intent, &id);
         }
         followed
     }
@@ -982,6 +981,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
         })
     }
 
+    /// Keeps `key` reserved as an open whose limit order `id` may still rest or fill
+    /// ([`crate::book::Book::open_unknown_limit`]). When the book keeps the exchange's id (the
+    /// order carries no client id: the bot's own client), the journal's row of the open is
+    /// written again with it, so a restart cancels and reads that order before the key is free
+    /// (called with no lock held).
+    fn limit_open_unknown(&self, key: &Key, limit_intent: &OpenIntent, id: &OrderId) {
+        if self
+            .book()
+            .open_unknown_limit(key, limit_intent.clone(), id)
+        {
+            self.journal_order_sent(key, || SentIntent::resting_open(limit_intent, id.text()));
+        }
+    }
+
     /// The cancel failed or the fill is unknown: decide from the exchange's position list.
     #[allow(clippy::too_many_arguments)]
     fn recheck_after_limit(
@@ -1003,8 +1016,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // or by the exchange's id on the bot's own client; it is cancelled if it still rests),
         // settle it.
         let may_rest = || -> Placed {
-            self.book()
-                .open_unknown_limit(key, limit_intent.clone(), id);
+            self.limit_open_unknown(key, limit_intent, id);
             self.record_open_unknown(key, limit_intent, amount, limit_price);
             Placed::Unknown
         };

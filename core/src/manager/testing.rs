@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::in_flight::SentOrder;
 use super::{HandleFactory, Manager, ManagerConfig};
 use crate::book::SharedPosition;
 use crate::clock::{ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
+use crate::events::Event;
 use crate::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
     OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer,
     WholeList,
 };
 use crate::format::py_repr_float;
+use crate::key::Key;
 
 /// Handles are plain numbers in core tests.
 #[derive(Default)]
@@ -415,7 +418,7 @@ pub fn open_sent(reference: &str, client_order_id: Option<&str>) -> super::in_fl
     super::in_flight::SentOrder {
         reference: reference.to_owned(),
         sent_at: Timestamp(1_735_689_000_000_000),
-        intent: super::in_flight::SentIntent::Open(crate::book::OpenIntent {
+        intent: super::in_flight::SentIntent::open(&crate::book::OpenIntent {
             side: crate::key::Side::Long,
             amount: 2.0,
             leverage: 5.0,
@@ -488,4 +491,47 @@ pub fn manager_as_configured(
         Arc::new(Counter(Mutex::new(0))),
     )
     .expect("valid config")
+}
+
+/// A journal that keeps, in order, what the manager told it of orders.
+#[derive(Default)]
+pub struct OrdersJournal {
+    /// What it was told, in order (`sent KEY KIND`, `settled KEY`).
+    pub log: Mutex<Vec<String>>,
+    /// The orders written, in order.
+    pub sent: Mutex<Vec<(Key, SentOrder)>>,
+}
+
+impl OrdersJournal {
+    /// A copy of [`OrdersJournal::log`].
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().clone()
+    }
+}
+
+impl crate::journal_hook::EventJournal for OrdersJournal {
+    fn record(&self, _: &Event, _: &SharedPosition) {}
+    fn checkpoint(&self) {}
+    fn closes_settled(&self, _: &[Key]) {}
+    fn holds_changed(&self) {}
+    fn remembered(&self, _: &[Key]) {}
+    fn order_sent(&self, key: &Key, order: &SentOrder) {
+        self.log
+            .lock()
+            .push(format!("sent {key} {}", order.intent.kind()));
+        self.sent.lock().push((key.clone(), order.clone()));
+    }
+    fn orders_settled(&self, keys: &[Key]) {
+        for key in keys {
+            self.log.lock().push(format!("settled {key}"));
+        }
+    }
+}
+
+/// A manager over `fake` with an [`OrdersJournal`].
+pub fn journaled(fake: &Fake) -> (Manager<u32>, Arc<OrdersJournal>) {
+    let m = manager(fake, ManagerConfig::default());
+    let journal = Arc::new(OrdersJournal::default());
+    m.set_journal(Some(journal.clone()));
+    (m, journal)
 }

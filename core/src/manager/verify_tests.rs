@@ -503,6 +503,67 @@ fn the_bots_client_limit_open_whose_cancel_fails_is_cancelled_before_its_key_is_
 }
 
 #[test]
+fn the_bots_client_resting_limit_is_journaled_with_the_exchanges_id_and_cancelled_after_a_restart()
+{
+    // The journal's row of the open is written again with the exchange's id once the order is
+    // left resting, and kept (the outcome is unknown).
+    let f = bots_venue();
+    let (m, journal) = journaled(&f);
+    limit_open_left_resting(&f, &m);
+    let rows = journal.sent.lock().clone();
+    let (key, row) = rows.last().expect("written").clone();
+    assert_eq!(key.as_str(), "BTC");
+    let SentIntent::Open {
+        intent,
+        resting_order_id,
+    } = &row.intent
+    else {
+        panic!("an open's row: {row:?}")
+    };
+    assert_eq!(resting_order_id.as_deref(), Some("l2"));
+    assert_eq!((intent.amount, intent.client_order_id.clone()), (1.0, None));
+    assert_eq!(
+        journal.log().last().map(String::as_str),
+        Some("settled BTC")
+    );
+    assert!(
+        m.book().order_pending("BTC"),
+        "so the journal keeps the row"
+    );
+    let json = serde_json::to_string(&row.intent).unwrap();
+    assert!(json.contains(r#""resting_order_id":"l2""#), "{json}");
+    let back: SentIntent = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, row.intent);
+    drop(m);
+
+    // The process died: a new manager takes the row back, and before the lists' silence frees
+    // the key the order is cancelled and read by that id, as the first manager would have.
+    let f = bots_venue();
+    let m = manager(&f, ManagerConfig::default());
+    assert_eq!(m.restore_orders(vec![(key, row)]).opens, 1);
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    f.0.lock()
+        .fill_answers
+        .push_back(Ok(report(Some("l2"), "canceled", Some(0.0), None)));
+    cycles_until_release(&m);
+    assert_eq!(
+        order_calls(&f),
+        ["cancel_order l2 BTC", "wait_for_order_fill l2 BTC"]
+    );
+    assert!(!m.book().order_pending("BTC"));
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+}
+
+#[test]
+fn a_journal_row_of_an_older_version_has_no_resting_order() {
+    let old = r#"{"kind":"open","side":"long","amount":2.0,"leverage":5.0,"stop_loss_percentage":0.1,"price":100.0,"client_order_id":null}"#;
+    let intent: SentIntent = serde_json::from_str(old).unwrap();
+    assert_eq!(intent, open_sent("r", None).intent);
+    let json = serde_json::to_string(&intent).unwrap();
+    assert!(!json.contains("resting_order_id"), "{json}");
+}
+
+#[test]
 fn the_bots_client_limit_open_that_filled_after_its_failed_cancel_is_tracked() {
     let f = bots_venue();
     let m = manager(&f, ManagerConfig::default());
