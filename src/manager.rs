@@ -703,7 +703,9 @@ impl PyPositionManager {
     /// Each position's fields and its own JSON-serialisable attributes (`strategy`, ...) are
     /// saved; others are skipped with one warning on the `TradingBot` logger naming them. What
     /// the manager remembers of positions it no longer tracks is saved too: tombstones, closes
-    /// awaiting confirmation and re-open holds. Returns the number of tracked positions saved. Raises `StateFileError` (a ValueError) for a
+    /// awaiting confirmation and re-open holds; and so are its orders whose outcome is unknown
+    /// (an open, close or scale order whose answer was lost or whose limit order may still
+    /// rest), which a load takes back as such. Returns the number of tracked positions saved. Raises `StateFileError` (a ValueError) for a
     /// position that could not be loaded back (e.g. a NaN price) and OSError when the file
     /// cannot be written. See docs/persistence.md.
     fn save_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -716,7 +718,9 @@ impl PyPositionManager {
     /// `StateFileError` (a ValueError) and loads nothing; a missing file raises
     /// FileNotFoundError; a manager that already tracks positions raises ValueError. The
     /// file's tombstones, closes awaiting confirmation and re-open holds come back as they were
-    /// (those over by now are left out), so the first list restores or confirms them. With a
+    /// (those over by now are left out), so the first list restores or confirms them; its
+    /// orders whose outcome was unknown come back as such (no second order goes out for them
+    /// until the exchange tells, as in the manager that saved). With a
     /// journal (an empty account), all of it is journaled before this returns.
     ///
     /// Restart: `pm = PositionManager(client); pm.load_state(path); pm.reconcile_positions()`

@@ -96,25 +96,49 @@ def test_a_resting_order_that_filled_meanwhile_is_tracked_not_opened_again() -> 
     assert [e["kind"] for e in pm.events] == ["outcome_unknown", "opened"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kept_in", ["sqlite", "postgres", "state_file", "state_file_to_journal"])
 def test_a_restart_cancels_the_resting_order_before_the_symbol_is_free(
-    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kept_in: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The process dies while the order rests. The journal kept the open with the exchange's
-    id of its order, so the restarted manager cancels and reads it before the lists' silence
-    frees the symbol: the bot's next open does not go out beside it. (Before, the journal kept
-    the open without the id: the symbol was freed, the market open went out and the resting
-    order then filled on top of it.)"""
-    journal = journal_url(backend, tmp_path, "resting")
-    paper, client, pm = a_limit_open_left_resting(journal=journal, account="bot")
+    """The process stops while the order rests. The journal (or the state file the bot saved)
+    kept the open with the exchange's id of its order, so the restarted manager cancels and
+    reads it before the lists' silence frees the symbol: the bot's next open does not go out
+    beside it. (Before, the journal kept the open without the id and a state file kept no
+    open at all: the symbol was freed, the market open went out and the resting order then
+    filled on top of it.)"""
+    if kept_in == "state_file":
+        paper, client, pm = a_limit_open_left_resting()
+        path = tmp_path / "state.json"
+        pm.save_state(path)
+        with caplog.at_level(logging.WARNING, logger="TradingBot"):
+            again = bots_manager(client)
+            again.load_state(path)
+        source, when = "load_state", "had no known outcome when the state was saved at"
+    elif kept_in == "state_file_to_journal":
+        # A bot moving from its state file to a journal: the load journals the order's row,
+        # so a restart from the journal right after still knows the order by its id.
+        paper, client, pm = a_limit_open_left_resting()
+        path = tmp_path / "state.json"
+        pm.save_state(path)
+        journal = str(tmp_path / "journal.db")
+        moved = bots_manager(client, journal=journal, account="bot")
+        assert moved.load_state(path) == 0
+        del moved
+        with caplog.at_level(logging.WARNING, logger="TradingBot"):
+            again = bots_manager(client, journal=journal, account="bot")
+        source, when = "Journal", "sent at"
+    else:
+        journal = journal_url(kept_in, tmp_path, "resting")
+        paper, client, pm = a_limit_open_left_resting(journal=journal, account="bot")
+        del pm
+        with caplog.at_level(logging.WARNING, logger="TradingBot"):
+            again = bots_manager(client, journal=journal, account="bot")
+        source, when = "Journal", "sent at"
     [order] = paper.open_orders(SYM)
-    del pm
-    with caplog.at_level(logging.WARNING, logger="TradingBot"):
-        again = bots_manager(client, journal=journal, account="bot")
     assert (
-        f"Journal: the limit order {order['id']} opening {SYM} (long 3.0 contracts) may still "
-        "have rested on the exchange when the last manager stopped"
+        f"{source}: the limit order {order['id']} opening {SYM} (long 3.0 contracts) {when}"
     ) in caplog.text
+    assert "and may still rest on the exchange" in caplog.text
     assert again.sync_existing_positions() == 0
     assert again.open_position(SYM, "BUY", 3, 10, 0.05) is True
     assert paper.open_orders(SYM) == [], "cancelled before the market order"

@@ -571,6 +571,55 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_after_a_restart(
     assert client.calls["create_market_order"] == 1, "nothing sent again"
 
 
+def test_an_open_whose_answer_was_lost_is_not_sent_again_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The open's order filled but its answer was lost, its lookup by client id could not reach
+    the venue, and the venue's lists lag the fill by minutes. The bot saves its state and
+    restarts: the file keeps the open with its unknown outcome, so the restarted manager's open
+    of the symbol sends nothing until the exchange tells, and the position is then tracked
+    with that open's stop. (Before, the file kept no order: the restarted bot's open went out
+    again, on top.)"""
+    paper = PaperExchange(seed=1, volatility=0.0)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), outcome_grace_seconds=300
+        )
+
+    pm = manager()
+    paper.lag_positions_next(6)
+    paper.lose_answer_next("create_market_order")
+    # Its lookup cannot reach the venue (a timeout) for a while.
+    paper.fail_next("get_order_by_client_id", times=3, error=TimeoutError)
+    assert pm.open_position(A, "BUY", 3, 10, 0.05) is False, "outcome unknown"
+    assert (paper.position(A) or {}).get("contracts") == 3, "the order filled"
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 0
+    [order] = json.loads(path.read_text())["orders"]
+    assert (order["symbol"], order["intent"]["kind"], order["intent"]["amount"]) == (A, "open", 3)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        again = manager()
+        assert again.load_state(path) == 0
+    assert (
+        f"Loaded 0 positions from {path}; 1 order(s) with an unknown outcome taken back"
+    ) in caplog.text
+    assert [(e["kind"], e["reason"]) for e in again.events] == [("outcome_unknown", "open")]
+    # The bot tries to open the symbol every minute while the lists lag: nothing goes out,
+    # and the position is tracked once the exchange tells (its lookup, or its list).
+    for _ in range(4):
+        assert again.open_position(A, "BUY", 3, 10, 0.05) is False
+        paper.advance(1)
+        assert list(again.update_positions()) == []
+    assert (paper.position(A) or {}).get("contracts") == 3, "no second order"
+    assert len(paper.calls_of("create_market_order")) == 1
+    p = again.positions[A]
+    assert (p.side, p.amount) == ("long", 3)
+    assert p.stop_loss == pytest.approx(p.entry_price * 0.95)
+
+
 def test_a_confirmed_close_is_not_saved_and_an_unconfirmed_one_is_confirmed_after_a_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

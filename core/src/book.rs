@@ -258,6 +258,21 @@ pub struct OpenIntent {
     pub client_order_id: Option<String>,
 }
 
+/// An order whose outcome the book has not taken in ([`Book::pending_orders`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PendingOrder {
+    /// An open with an unknown outcome: what it asked for, and the exchange's id of its limit
+    /// order when that may still rest and carries no client id.
+    Open {
+        /// What the open asked for.
+        intent: OpenIntent,
+        /// The exchange's id of its limit order that may still rest, if the book keeps one.
+        resting: Option<String>,
+    },
+    /// A tracked position's close or scale order with an unknown outcome.
+    Change(Unknown),
+}
+
 /// An `open_position` in flight, or one whose order's outcome is unknown.
 #[derive(Debug)]
 pub struct Opening {
@@ -702,6 +717,38 @@ impl<H: Clone> Book<H> {
             });
         }
         (tracked, remembered)
+    }
+
+    /// The orders whose outcome the book has not taken in, by key: opens with an unknown
+    /// outcome (with the exchange's id of a limit order that may still rest, when the book
+    /// keeps one) and tracked positions whose last order's outcome is unknown. Opens and
+    /// orders still in flight are not among them (their calls are not over).
+    pub fn pending_orders(&self) -> Vec<(Key, PendingOrder)> {
+        let inner = self.inner.lock();
+        let mut out: Vec<(Key, PendingOrder)> = inner
+            .slots
+            .iter()
+            .filter_map(|(key, slot)| {
+                let order = match slot {
+                    Slot::Opening(Opening {
+                        unknown: Some((_, intent)),
+                        resting,
+                        ..
+                    }) => PendingOrder::Open {
+                        intent: intent.clone(),
+                        resting: resting.as_ref().map(|id| id.text().to_owned()),
+                    },
+                    Slot::Tracked(Tracked {
+                        activity: Activity::Unknown(unknown),
+                        ..
+                    }) => PendingOrder::Change(unknown.clone()),
+                    _ => return None,
+                };
+                Some((key.clone(), order))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        out
     }
 
     /// `key`'s entry if the book remembers it without tracking it (a tombstone or a close

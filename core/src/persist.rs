@@ -11,7 +11,9 @@
 //!   ],
 //!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...}}],
 //!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000}],
-//!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}]
+//!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}],
+//!   "orders": [{"symbol": "SOL/USDT:USDT", "reference": "pm...", "at": 1735732800000000,
+//!               "intent": {"kind": "open", "side": "long", "amount": 2.0, ...}}]
 //! }
 //! ```
 //!
@@ -19,8 +21,9 @@
 //!   are naive local microseconds); `extra` holds the caller's own attributes, each kept as the
 //!   exact JSON text the caller produced ([`RawValue`]).
 //! - What the manager remembers of positions it no longer tracks ([`SavedKept`]: tombstones and
-//!   closes awaiting confirmation, oldest first) and its re-open holds ([`SavedHold`]) follow,
-//!   each section only when not empty; a position carries `listed` (what the exchange last
+//!   closes awaiting confirmation, oldest first), its re-open holds ([`SavedHold`]) and its
+//!   orders whose outcome was unknown when it saved ([`SavedOrder`]) follow, each section only
+//!   when not empty; a position carries `listed` (what the exchange last
 //!   listed for it, [`SavedListing`]) only once a list showed it. A file with none of these is
 //!   byte for byte what earlier versions wrote, and those read them as unknown fields
 //!   (ignored).
@@ -50,6 +53,7 @@ use serde_json::value::RawValue;
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::key::Side;
+use crate::manager::in_flight::SentIntent;
 use crate::position::PositionState;
 use crate::reconcile::Fingerprint;
 
@@ -205,6 +209,21 @@ pub struct SavedHold {
     pub since: Timestamp,
 }
 
+/// An order whose outcome the manager had not taken in when it saved (an open with an unknown
+/// outcome, or a tracked position's close or scale order): a load takes it back as such, so
+/// no second order goes out for it ([`crate::manager::Manager::restore_orders_from`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedOrder {
+    /// The book key.
+    pub symbol: String,
+    /// Its identity (its client order id, or an id of that form), as a journal row's.
+    pub reference: String,
+    /// When the file was saved with the order's outcome unknown.
+    pub at: Timestamp,
+    /// What it was meant to do (as a journal's `pmrs_orders` row keeps it).
+    pub intent: SentIntent,
+}
+
 /// A whole state file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StateFile {
@@ -229,6 +248,9 @@ pub struct StateFile {
     /// The re-open holds that were not over when the file was saved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<SavedHold>,
+    /// The orders whose outcome was unknown when the file was saved, by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<SavedOrder>,
 }
 
 impl StateFile {
@@ -243,6 +265,7 @@ impl StateFile {
             tombstones: Vec::new(),
             closing: Vec::new(),
             holds: Vec::new(),
+            orders: Vec::new(),
         }
     }
 
@@ -293,6 +316,25 @@ impl StateFile {
                 ));
             }
             check_time("since", h.since).map_err(|m| format!("hold {i} ({:?}): {m}", h.symbol))?;
+        }
+        // One order per key, as the manager sends them; a key may also be tracked (a close's
+        // order) or remembered.
+        let mut ordered = std::collections::HashSet::new();
+        for (i, o) in self.orders.iter().enumerate() {
+            let at = || format!("order {i} ({:?})", o.symbol);
+            if o.symbol.is_empty() {
+                return Err(format!("order {i}: symbol must not be empty"));
+            }
+            if !ordered.insert(o.symbol.as_str()) {
+                return Err(format!("{}: symbol appears more than once", at()));
+            }
+            if o.reference.is_empty() {
+                return Err(format!("{}: reference must not be empty", at()));
+            }
+            check_time("at", o.at).map_err(|m| format!("{}: {m}", at()))?;
+            o.intent
+                .validate()
+                .map_err(|m| format!("{}: intent: {m}", at()))?;
         }
         Ok(())
     }

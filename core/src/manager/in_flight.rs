@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::Channel;
 use super::Manager;
-use crate::book::{OpenIntent, Unknown};
+use crate::book::{OpenIntent, PendingOrder, Unknown};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Evidence};
 use crate::exchange::OrderId;
@@ -214,6 +214,32 @@ pub struct RestoredOrders {
     pub stale: Vec<Key>,
 }
 
+/// Where orders taken back after a restart were kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrdersFrom {
+    /// The journal's `pmrs_orders` rows (the time is when the order was sent).
+    Journal,
+    /// A state file's `orders` (the time is when the file was saved).
+    StateFile,
+}
+
+impl OrdersFrom {
+    /// The warning's source, and what it says of the order's time `at`.
+    fn told(self, at: Timestamp) -> (&'static str, String) {
+        let at = at.format_seconds();
+        match self {
+            OrdersFrom::Journal => (
+                "Journal",
+                format!("sent at {at} had no known outcome when the last manager stopped"),
+            ),
+            OrdersFrom::StateFile => (
+                "load_state",
+                format!("had no known outcome when the state was saved at {at}"),
+            ),
+        }
+    }
+}
+
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Tells the journal, if any, that an order for `key` is about to go out (called with no
     /// lock held, right before the client call). Without a journal this costs nothing.
@@ -235,6 +261,36 @@ impl<H: Clone + Send + Sync> Manager<H> {
         );
     }
 
+    /// The orders whose outcome the book has not taken in ([`crate::book::Book::pending_orders`])
+    /// as a journal would keep them, each dated `at` (a state file's save time): what a
+    /// restart must take back so that no second order goes out for them.
+    pub(crate) fn pending_sent_orders(&self, at: Timestamp) -> Vec<(Key, SentOrder)> {
+        self.book()
+            .pending_orders()
+            .into_iter()
+            .map(|(key, pending)| {
+                let intent = match pending {
+                    PendingOrder::Open {
+                        intent,
+                        resting: Some(id),
+                    } => SentIntent::resting_open(&intent, &id),
+                    PendingOrder::Open { intent, .. } => SentIntent::open(&intent),
+                    PendingOrder::Change(unknown) => SentIntent::change(&unknown),
+                };
+                let reference = intent
+                    .client_order_id()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| self.ids.next());
+                let order = SentOrder {
+                    reference,
+                    sent_at: at,
+                    intent,
+                };
+                (key, order)
+            })
+            .collect()
+    }
+
     /// Tells the journal, if any, that the calls that sent orders for `keys` are over (or a list
     /// resolved their unknown outcomes): the rows of those whose outcome the book took in go
     /// (called with no lock held).
@@ -251,6 +307,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// (an `outcome_unknown` event with the order's kind as reason), each logged as a warning.
     /// Rows whose result the book already holds are returned as stale.
     pub fn restore_orders(&self, orders: Vec<(Key, SentOrder)>) -> RestoredOrders {
+        self.restore_orders_from(orders, OrdersFrom::Journal)
+    }
+
+    /// [`Manager::restore_orders`] for orders kept by `from` (their warnings say where from).
+    pub fn restore_orders_from(
+        &self,
+        orders: Vec<(Key, SentOrder)>,
+        from: OrdersFrom,
+    ) -> RestoredOrders {
         let mut out = RestoredOrders::default();
         for (key, order) in orders {
             let symbol = key.as_str();
@@ -273,7 +338,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         continue;
                     }
                     let (side, amount) = (intent.side.as_str(), py_repr_float(intent.amount));
-                    let at = order.sent_at.format_seconds();
+                    let (source, when) = from.told(order.sent_at);
                     match resting_order_id {
                         Some(order_id) => {
                             self.book().open_unknown_limit(
@@ -283,7 +348,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                             );
                             self.log(Channel::Main, Level::Warn, || {
                                 format!(
-                                    "Journal: the limit order {order_id} opening {symbol} ({side} {amount} contracts) may still have rested on the exchange when the last manager stopped (left there at {at}); no second order is sent for {symbol} until it is cancelled and read"
+                                    "{source}: the limit order {order_id} opening {symbol} ({side} {amount} contracts) {when}, and may still rest on the exchange; no second order is sent for {symbol} until it is cancelled and read"
                                 )
                             });
                         }
@@ -291,7 +356,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                             self.book().open_unknown(&key, intent.clone());
                             self.log(Channel::Main, Level::Warn, || {
                                 format!(
-                                    "Journal: the open order for {symbol} ({side} {amount} contracts{id}) sent at {at} had no known outcome when the last manager stopped; no second order is sent for {symbol} until the exchange tells"
+                                    "{source}: the open order for {symbol} ({side} {amount} contracts{id}) {when}; no second order is sent for {symbol} until the exchange tells"
                                 )
                             });
                         }
@@ -326,9 +391,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     self.book().set_unknown(symbol, &position, unknown);
                     out.changes += 1;
                     self.log(Channel::Main, Level::Warn, || {
+                        let (source, when) = from.told(order.sent_at);
                         format!(
-                            "Journal: the {kind} order for {symbol}{id} sent at {} had no known outcome when the last manager stopped; nothing more is sent for {symbol} until the exchange tells",
-                            order.sent_at.format_seconds()
+                            "{source}: the {kind} order for {symbol}{id} {when}; nothing more is sent for {symbol} until the exchange tells"
                         )
                     });
                     let amount = position.lock().amount;

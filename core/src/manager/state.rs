@@ -7,6 +7,7 @@ use std::path::Path;
 
 use log::Level;
 
+use super::in_flight::{OrdersFrom, SentOrder};
 use super::{Channel, Manager};
 use crate::book::{share, KeptEntry, Remembered, SharedPosition};
 use crate::clock::Timestamp;
@@ -14,7 +15,8 @@ use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
 use crate::key::Key;
 use crate::persist::{
-    self, validate_listing, Extra, SavedHold, SavedKept, SavedListing, SavedPosition, StateFile,
+    self, validate_listing, Extra, SavedHold, SavedKept, SavedListing, SavedOrder, SavedPosition,
+    StateFile,
 };
 use crate::reconcile::Fingerprint;
 
@@ -32,8 +34,9 @@ pub struct SavedExtra {
 
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Saves the book to `path` atomically: every tracked position in book order, the
-    /// tombstones and the closes awaiting confirmation (oldest first), and the re-open holds not
-    /// over; returns how many tracked positions it saved.
+    /// tombstones and the closes awaiting confirmation (oldest first), the re-open holds not
+    /// over, and the orders whose outcome the book has not taken in
+    /// ([`crate::book::Book::pending_orders`]); returns how many tracked positions it saved.
     ///
     /// `extra(symbol, handle)` gives each position's own attributes; it is called with no lock
     /// held. Attributes it reports as skipped are named in one warning on the main logger. A
@@ -94,7 +97,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
         }
         let count = positions.len();
-        let mut file = StateFile::new(self.now(), positions);
+        let now = self.now();
+        let mut file = StateFile::new(now, positions);
         file.tombstones = tombstones;
         file.closing = closing;
         file.holds = self
@@ -103,6 +107,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .map(|(key, since)| SavedHold {
                 symbol: key.to_string(),
                 since,
+            })
+            .collect();
+        file.orders = self
+            .pending_sent_orders(now)
+            .into_iter()
+            .map(|(key, order)| SavedOrder {
+                symbol: key.to_string(),
+                reference: order.reference,
+                at: order.sent_at,
+                intent: order.intent,
             })
             .collect();
         persist::save(path, &file)?;
@@ -120,8 +134,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// stops the load before anything is tracked), and only then are the positions put into the
     /// book, each recorded as a `loaded` event. The file's tombstones and closes awaiting
     /// confirmation are put back as they were (those older than `tombstone_ttl_seconds` are
-    /// left out; a journal, if any, is told to write them), and its re-open holds that are not
-    /// over are taken back. A book that is not empty is refused ([`CoreError::Value`]) before
+    /// left out; a journal, if any, is told to write them), its re-open holds that are not
+    /// over are taken back, and its orders whose outcome was unknown are taken back as such
+    /// ([`Manager::restore_orders_from`]; a journal writes their rows). A book that is not empty is refused ([`CoreError::Value`]) before
     /// the file is read.
     pub fn load_state<F>(&self, path: &Path, mut attach: F) -> CoreResult<usize>
     where
@@ -204,12 +219,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for (symbol, position) in &inserted {
             self.record(symbol, position, EventKind::Loaded, LOADED_REASON, None);
         }
+        let orders = self.restore_saved_orders(&file.orders);
         let count = inserted.len();
         self.log(Channel::Main, Level::Info, || {
             format!(
-                "Loaded {count} positions from {}{}",
+                "Loaded {count} positions from {}{}{}",
                 path.display(),
-                remembered_summary(tombstones, closes, &held)
+                remembered_summary(tombstones, closes, &held),
+                orders_summary(orders)
             )
         });
         Ok(count)
@@ -247,6 +264,36 @@ impl<H: Clone + Send + Sync> Manager<H> {
         (buried, closes)
     }
 
+    /// Takes back a state file's orders whose outcome was unknown (after its positions are
+    /// tracked: a close's order holds its restored position), each with its warning and
+    /// `outcome_unknown` event; a journal, if any, writes each as its order row. Returns how
+    /// many were taken back (an open whose key is tracked, or a change of a position the file
+    /// did not track, is over and left out).
+    fn restore_saved_orders(&self, saved: &[SavedOrder]) -> usize {
+        if saved.is_empty() {
+            return 0;
+        }
+        let orders: Vec<(Key, SentOrder)> = saved
+            .iter()
+            .map(|o| {
+                let order = SentOrder {
+                    reference: o.reference.clone(),
+                    sent_at: o.at,
+                    intent: o.intent.clone(),
+                };
+                (Key::parse(&o.symbol), order)
+            })
+            .collect();
+        let back = self.restore_orders_from(orders.clone(), OrdersFrom::StateFile);
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            for (key, order) in orders.iter().filter(|(k, _)| !back.stale.contains(k)) {
+                journal.order_sent(key, order);
+            }
+        }
+        back.opens + back.changes
+    }
+
     fn ensure_empty_for_load(&self) -> CoreResult<()> {
         let keys = self.book.keys();
         if keys.is_empty() {
@@ -264,6 +311,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 ""
             }
         )))
+    }
+}
+
+/// The load's log line part for `orders` taken back: `""` when none.
+fn orders_summary(orders: usize) -> String {
+    if orders == 0 {
+        String::new()
+    } else {
+        format!("; {orders} order(s) with an unknown outcome taken back (nothing more is sent for them until the exchange tells)")
     }
 }
 
@@ -300,7 +356,7 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
-    use crate::book::SharedPosition;
+    use crate::book::{PendingOrder, SharedPosition, Unknown};
     use crate::clock::Timestamp;
     use crate::clock::{Clock, ManualClock};
     use crate::manager::testing::{listed, manager, manager_with_clock, priced, Fake};
@@ -655,9 +711,119 @@ mod tests {
         track(&m, "A/USDT:USDT", "long", 1);
         m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        for absent in ["tombstones", "closing", "holds"] {
+        for absent in ["tombstones", "closing", "holds", "orders"] {
             assert!(!text.contains(absent), "{absent} in {text}");
         }
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A manager that tracks `C` (its close's outcome unknown) and holds two opens whose
+    /// outcome is unknown: `O` (sent with a client id) and `R` (the bot's client's limit open
+    /// whose order `l7` may still rest).
+    fn with_orders_out(fake: &Fake) -> Manager<u32> {
+        use super::super::in_flight::SentIntent;
+        use crate::manager::testing::open_sent;
+        let m = manager(fake, ManagerConfig::default());
+        track(&m, "C/USDT:USDT", "long", 1);
+        let mut resting = open_sent("r", None);
+        if let SentIntent::Open { intent, .. } = &resting.intent {
+            resting.intent = SentIntent::resting_open(intent, "l7");
+        }
+        let close = SentOrder {
+            reference: "pmc1".to_owned(),
+            sent_at: Timestamp(1_735_689_000_000_000),
+            intent: SentIntent::Change {
+                op: crate::reconcile::Op::Close,
+                before: 2.0,
+                client_order_id: Some("pmc1".to_owned()),
+                reason: "stop_loss".to_owned(),
+                price: Some(94.0),
+                target_bit: 0,
+            },
+        };
+        let back = m.restore_orders(vec![
+            (Key::parse("O/USDT:USDT"), open_sent("pmo1", Some("pmo1"))),
+            (Key::parse("R/USDT:USDT"), resting),
+            (Key::parse("C/USDT:USDT"), close),
+        ]);
+        assert_eq!((back.opens, back.changes), (2, 1));
+        m
+    }
+
+    #[test]
+    fn orders_with_an_unknown_outcome_survive_a_save_and_load() {
+        let path = temp_path("orders");
+        let fake = priced(100.0);
+        let m = with_orders_out(&fake);
+        let pending = m.book().pending_orders();
+        assert_eq!(pending.len(), 3);
+        assert_eq!(m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""resting_order_id": "l7""#), "{text}");
+
+        // Lists may lag a fill by ten minutes on this venue (the outcome rules' grace).
+        let config = ManagerConfig {
+            outcome_grace_seconds: 600.0,
+            ..ManagerConfig::default()
+        };
+        let fresh = manager(&fake, config);
+        assert_eq!(fresh.load_state(&path, |_, _, _| Ok(9)).unwrap(), 1);
+        // The same orders as they were (an order's book mark is the new book's).
+        let unmarked = |orders: Vec<(Key, PendingOrder)>| -> Vec<(Key, PendingOrder)> {
+            orders
+                .into_iter()
+                .map(|(k, o)| match o {
+                    PendingOrder::Change(u) => (k, PendingOrder::Change(Unknown { at: 0, ..u })),
+                    open => (k, open),
+                })
+                .collect()
+        };
+        assert_eq!(unmarked(fresh.book().pending_orders()), unmarked(pending));
+        let unknown: Vec<_> = fresh
+            .events()
+            .all()
+            .iter()
+            .filter(|e| e.kind == EventKind::OutcomeUnknown)
+            .map(|e| (e.symbol.to_string(), e.reason.clone()))
+            .collect();
+        assert_eq!(
+            unknown,
+            [
+                ("C/USDT:USDT", "close"),
+                ("O/USDT:USDT", "open"),
+                ("R/USDT:USDT", "open")
+            ]
+            .map(|(s, r)| (s.to_owned(), r.to_owned()))
+        );
+        // Nothing goes out for them: the bot's opens of O and R send nothing.
+        for symbol in ["O/USDT:USDT", "R/USDT:USDT"] {
+            let request = crate::manager::testing::open_request(symbol, "BUY");
+            assert!(!fresh.open_position(&request).unwrap(), "{symbol}");
+        }
+        assert_eq!(crate::manager::testing::orders_sent(&fake), 0);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_saved_order_with_numbers_no_order_could_have_refuses_the_file() {
+        let path = temp_path("bad-order");
+        let fake = priced(100.0);
+        let m = with_orders_out(&fake);
+        m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replace(r#""leverage": 5.0"#, r#""leverage": 0.5"#),
+        )
+        .unwrap();
+        let fresh = manager(&fake, ManagerConfig::default());
+        let err = fresh.load_state(&path, |_, _, _| Ok(9)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"order 1 ("O/USDT:USDT"): intent: leverage must be a finite number of at least 1, got 0.5"#),
+            "{err}"
+        );
+        assert!(fresh.book().keys().is_empty(), "nothing loaded");
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
