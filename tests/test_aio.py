@@ -143,6 +143,37 @@ def test_the_async_iterator_is_lazy_and_yields_closes_one_at_a_time(
     run(body, venue)
 
 
+def test_a_close_made_after_its_await_was_cancelled_reaches_the_next_cycle(
+    venue: FakeBinanceUsdm,
+) -> None:
+    """The bot bounds its cycle with ``asyncio.wait_for``; the stop-loss close is answered late,
+    after the bound. The step runs on in its worker thread (it cannot be stopped), the close
+    goes through, and the next ``aupdate_positions()`` yields it first: the bot's loop body sees
+    every close. (Before, the cancelled await dropped it: the position was closed and booked,
+    and no cycle ever yielded it.)"""
+    venue.open_position(BTC, "long", 0.01, 50000.0, leverage=10)
+
+    async def body(exchange: Any) -> None:
+        manager = PositionManager(AsyncCcxtClient(exchange))
+        await manager.async_existing_positions()
+        manager.positions[BTC].stop_loss = 50500.0  # above the price: the cycle closes it
+        venue.delay_next("/fapi/v1/order", 1.0)
+
+        async def cycle() -> list[str]:
+            return [symbol async for symbol, _, _ in manager.aupdate_positions()]
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cycle(), timeout=0.3)
+        await asyncio.sleep(1.5)  # the step finishes in its thread: the order went through
+        assert venue.position_size(BTC) == 0.0
+        assert not manager.has_position(BTC)
+        assert await cycle() == [BTC], "delivered by the next cycle"
+        assert await cycle() == [], "once"
+        assert [e["kind"] for e in manager.events].count("closed") == 1
+
+    run(body, venue)
+
+
 def test_a_sync_call_on_the_loop_thread_raises_instead_of_hanging(
     venue: FakeBinanceUsdm,
 ) -> None:

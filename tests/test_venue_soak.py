@@ -399,11 +399,19 @@ def test_concurrent_reads_over_a_real_ccxt_class_give_the_sequential_run(
     """``max_concurrent_calls=4``: prices and candles are read from four threads at once on one
     ccxt exchange object (``CcxtClient``'s documented thread use), through every fault of the
     run. The run is deterministic, so it must be the sequential one, request for request:
-    the same fills, ends, lookups and verdict."""
+    the same fills, ends, lookups and verdict; and so must the asyncio bot's with four
+    workers."""
     sequential = run_venue(name, hedge, 1, tmp_path / "sequential.db")
     concurrent = run_venue(name, hedge, 1, tmp_path / "concurrent.db", workers=4)
     assert concurrent == sequential
     assert sequential.fills > 0 and sequential.faults > 0
+    # And as an asyncio bot: four worker threads submit their reads to the bot's one loop at
+    # once (``AsyncCcxtClient``), late answers included.
+    asynchronous = run_venue(
+        name, hedge, 1, tmp_path / "async.db", workers=4, asynchronous=True, late_answers=True
+    )
+    assert asynchronous == sequential
+    assert Counter(asynchronous.requests) == Counter(sequential.requests)
 
 
 @pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))

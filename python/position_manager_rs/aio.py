@@ -41,8 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import inspect
+import threading
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -178,6 +181,54 @@ class AsyncCcxtClient(CcxtClient):
 # --------------------------------------------------------------------------- manager methods
 
 
+#: Per manager, the closes a step made after the task awaiting it was cancelled: the next
+#: ``aupdate_positions()`` yields them first.
+_UNDELIVERED: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+_UNDELIVERED_LOCK = threading.Lock()
+
+
+class _Step:
+    """One advance of a cycle's iterator in a worker thread. The thread cannot be stopped once
+    it runs: if the task awaiting it is cancelled meanwhile (``asyncio.wait_for``, a shutdown),
+    the closed position it yields is kept for the manager's next ``aupdate_positions()`` instead
+    of being lost with the cancelled await."""
+
+    def __init__(self, manager: Any, iterator: Any) -> None:
+        self.manager = manager
+        self.iterator = iterator
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.returned = False
+        self.item: Any = _END
+
+    def run(self) -> Any:
+        item = next(self.iterator, _END)
+        with self.lock:
+            self.returned, self.item = True, item
+            if self.abandoned:
+                _keep(self.manager, item)
+        return item
+
+    def abandon(self) -> None:
+        """The awaiting task was cancelled: whatever this step yields (or yielded already,
+        without its task seeing it) is kept."""
+        with self.lock:
+            self.abandoned = True
+            if self.returned:
+                _keep(self.manager, self.item)
+
+
+def _keep(manager: Any, item: Any) -> None:
+    if item is not _END:
+        with _UNDELIVERED_LOCK:
+            _UNDELIVERED.setdefault(manager, []).append(item)
+
+
+def _undelivered(manager: Any) -> list[Any]:
+    with _UNDELIVERED_LOCK:
+        return _UNDELIVERED.pop(manager, [])
+
+
 async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
     """``async for symbol, pnl, position in manager.aupdate_positions()``.
 
@@ -185,10 +236,25 @@ async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
     nothing runs before the first ``__anext__``, and each closed position reaches the loop body
     before the next one is examined. Leaving the loop early leaves the rest of the cycle undone,
     exactly as breaking out of ``update_positions()`` does.
+
+    Cancelling the task that awaits a step (``asyncio.wait_for`` timing out, a shutdown) raises
+    ``CancelledError`` at once, but the step already running in its thread cannot be stopped:
+    it finishes, and a position it closed is yielded first by this manager's next
+    ``aupdate_positions()``, so the bot's loop body sees every close. A step not yet started
+    when its task is cancelled does not run.
     """
+    for item in _undelivered(self):
+        yield item
     iterator = self.update_positions()
+    loop = asyncio.get_running_loop()
     while True:
-        item: Any = await asyncio.to_thread(next, iterator, _END)
+        step = _Step(self, iterator)
+        call = functools.partial(contextvars.copy_context().run, step.run)
+        try:
+            item: Any = await loop.run_in_executor(None, call)
+        except asyncio.CancelledError:
+            step.abandon()
+            raise
         if item is _END:
             return
         yield item
