@@ -243,8 +243,8 @@ async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
     ``aupdate_positions()``, so the bot's loop body sees every close. A step not yet started
     when its task is cancelled does not run.
     """
-    for item in _undelivered(self):
-        yield item
+    for kept in _undelivered(self):
+        yield kept
     iterator = self.update_positions()
     loop = asyncio.get_running_loop()
     while True:
