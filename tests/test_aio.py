@@ -8,8 +8,10 @@ loop under ``asyncio.wait_for`` and pytest-timeout: a hang fails.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable
 from typing import Any, Callable
 
@@ -20,7 +22,7 @@ from fake_venue import FakeBinanceUsdm
 from venue_dialects import KuCoin
 from venue_sim import FakeVenue, Ledger
 
-from position_manager_rs import PositionManager
+from position_manager_rs import PaperExchange, PositionManager
 from position_manager_rs.aio import AsyncCcxtClient
 from position_manager_rs.ccxt_client import CcxtClient
 
@@ -172,6 +174,36 @@ def test_a_close_made_after_its_await_was_cancelled_reaches_the_next_cycle(
         assert [e["kind"] for e in manager.events].count("closed") == 1
 
     run(body, venue)
+
+
+def test_a_step_its_task_gave_up_before_it_started_does_not_run() -> None:
+    """The bot's loop runs its blocking work in a one-thread executor, busy when a cycle is
+    asked for; the bot gives up on the cycle before its step could start: the step never runs
+    (no read of the positions), and the next cycle runs as usual."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    manager = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    assert manager.open_position(BTC, "BUY", 1, 10, 0.05)
+    release = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        busy = loop.run_in_executor(None, release.wait, 10)
+        reads = len(paper.calls_of("get_open_positions"))
+
+        async def cycle() -> list[str]:
+            return [symbol async for symbol, _, _ in manager.aupdate_positions()]
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cycle(), timeout=0.2)
+        release.set()
+        await busy
+        await asyncio.sleep(0.1)
+        assert len(paper.calls_of("get_open_positions")) == reads, "the step never ran"
+        assert await cycle() == []
+        assert len(paper.calls_of("get_open_positions")) > reads
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
 
 
 def test_a_sync_call_on_the_loop_thread_raises_instead_of_hanging(
