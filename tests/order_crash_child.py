@@ -7,10 +7,14 @@ waits for its answer.
 ``SCENARIO``:
 
 - ``open``: opens BTC long, 2 contracts at 5x with a 10 % stop;
-- ``close``: tracks the venue's BTC position (the start-up sync), then closes it.
+- ``close``: tracks the venue's BTC position (the start-up sync), then closes it;
+- ``limit``: opens BTC long, 2 contracts, with a limit order first (``use_limit``), the bot's
+  client's way (no client order id): the order rests, and the process dies while it waits for
+  the fill.
 
 The venue takes the order (the file is rewritten), the client prints ``sent`` and then waits
-for the kill: the answer never comes, as when a process dies mid-request.
+for the kill: the answer never comes, as when a process dies mid-request (for ``limit``: the
+limit order's answer came; the wait for its fill never ends).
 """
 
 from __future__ import annotations
@@ -44,12 +48,20 @@ class HangingClient(FileVenueClient):
         self._hang()
         return False
 
+    def wait_for_order_fill(
+        self, order_id: str, symbol: str, timeout: int = 30, check_interval: int = 2
+    ) -> dict[str, Any] | None:
+        self._hang()
+        return None
+
 
 def main() -> None:
     url, account, path, scenario = sys.argv[1:5]
     pm = PositionManager(HangingClient(FileVenue(path)), journal=url, account=account)
     if scenario == "open":
         pm.open_position(BTC, "BUY", 2, 5, 0.1)
+    elif scenario == "limit":
+        pm.open_position(BTC, "BUY", 2, 5, 0.1, use_limit=True)
     else:
         pm.sync_existing_positions()
         sys.stdout.write("tracked\n")

@@ -148,6 +148,42 @@ def test_an_open_killed_mid_order_is_not_sent_again_and_is_tracked_with_its_stop
     assert third.positions[BTC].stop_loss == pytest.approx(90.0)
 
 
+def test_a_limit_open_killed_while_it_waits_is_cancelled_before_the_symbol_is_free(
+    url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bot's own client (no client order ids) opens with a limit order; the process dies
+    while it waits for the fill, the order resting. The journal's row carries the exchange's
+    id of the order (written as soon as the limit answer gave it), so the restarted bot cancels
+    and reads the order before the lists' silence frees the symbol: its next open does not go
+    out beside the resting order. (Before, the row had no id: the symbol was freed, the market
+    open went out, and the resting order filled on top once the price reached it.)"""
+    venue_file = tmp_path / "venue.json"
+    venue = FileVenue(venue_file)
+    crash_mid_order(url, venue_file, "limit", tmp_path)
+    [resting] = venue.resting()
+    assert venue.positions() == []
+    [row] = Journal(url).orders_in_flight("bot")
+    assert (row["symbol"], row["client_order_id"]) == (BTC, None)
+    assert row["intent"]["resting_order_id"] == resting
+
+    client = LaggingClient(venue, stale=[], lagging=False)
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        pm = PositionManager(client, journal=url, account="bot")
+    assert any(
+        f"Journal: the limit order {resting} opening {BTC} (long 2.0 contracts)" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
+    assert pm.sync_existing_positions() == 0
+    assert pm.open_position(BTC, "BUY", 2, 5, 0.1) is True
+    assert venue.resting() == [], "cancelled before the market order"
+    assert (venue.limit(resting) or {}).get("status") == "canceled"
+    venue.cross(99.0)  # through the old limit price
+    [held] = venue.positions()
+    assert held["contracts"] == 2.0, "nothing filled on top"
+    assert client.sent == ["buy BTC/USDT:USDT 2.0"]
+    assert Journal(url).orders_in_flight("bot") == [], "settled"
+
+
 def test_a_close_killed_mid_order_is_not_sent_again_and_ends_once(url: str, tmp_path: Path) -> None:
     venue_file = tmp_path / "venue.json"
     venue = FileVenue(venue_file)

@@ -1376,13 +1376,10 @@ impl<H: Clone> Book<H> {
     /// [`Book::open_unknown`] for an open whose limit order `order_id` may still rest on the
     /// exchange's book. Without a client order id in `intent` (the bot's own client) the key
     /// keeps the exchange's id, which the lists' silence is then checked against
-    /// ([`Applied::VerifyOpen`]); with one, the lookup by client id does that. Whether it kept
-    /// the exchange's id.
-    pub fn open_unknown_limit(&self, key: &Key, intent: OpenIntent, order_id: &OrderId) -> bool {
+    /// ([`Applied::VerifyOpen`]); with one, the lookup by client id does that.
+    pub fn open_unknown_limit(&self, key: &Key, intent: OpenIntent, order_id: &OrderId) -> u64 {
         let resting = intent.client_order_id.is_none().then(|| order_id.clone());
-        let kept = resting.is_some();
-        self.open_unknown_with(key, intent, resting);
-        kept
+        self.open_unknown_with(key, intent, resting)
     }
 
     fn open_unknown_with(&self, key: &Key, intent: OpenIntent, resting: Option<OrderId>) -> u64 {

@@ -786,6 +786,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
         // From here the order may rest on the book: an interruption (Ctrl+C while it waits,
         // say) leaves the open's outcome unknown, never the key free with the order resting.
+        // Without a client id (the bot's own client) the exchange's id is all that finds the
+        // order again: the journal's row of the open takes it now, so a process killed while it
+        // waits leaves a row a restart cancels and reads the order by.
+        if limit_intent.client_order_id.is_none() {
+            self.journal_order_sent(key, || SentIntent::resting_open(&limit_intent, id.text()));
+        }
         let follow = || -> CoreResult<Placed> {
             self.log(Channel::Position, Level::Info, || {
                 format!(
@@ -875,7 +881,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if matches!(&followed, Err(e) if e.is_interrupt())
             && self.book().open_intent(key.as_str()).is_none()
         {
-            self.limit_open_unknown(key, &limit_intent, &id);
+            self.book()
+                .open_unknown_limit(key, limit_intent.clone(), &id);
         }
         followed
     }
@@ -981,20 +988,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         })
     }
 
-    /// Keeps `key` reserved as an open whose limit order `id` may still rest or fill
-    /// ([`crate::book::Book::open_unknown_limit`]). When the book keeps the exchange's id (the
-    /// order carries no client id: the bot's own client), the journal's row of the open is
-    /// written again with it, so a restart cancels and reads that order before the key is free
-    /// (called with no lock held).
-    fn limit_open_unknown(&self, key: &Key, limit_intent: &OpenIntent, id: &OrderId) {
-        if self
-            .book()
-            .open_unknown_limit(key, limit_intent.clone(), id)
-        {
-            self.journal_order_sent(key, || SentIntent::resting_open(limit_intent, id.text()));
-        }
-    }
-
     /// The cancel failed or the fill is unknown: decide from the exchange's position list.
     #[allow(clippy::too_many_arguments)]
     fn recheck_after_limit(
@@ -1016,7 +1009,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // or by the exchange's id on the bot's own client; it is cancelled if it still rests),
         // settle it.
         let may_rest = || -> Placed {
-            self.limit_open_unknown(key, limit_intent, id);
+            self.book()
+                .open_unknown_limit(key, limit_intent.clone(), id);
             self.record_open_unknown(key, limit_intent, amount, limit_price);
             Placed::Unknown
         };

@@ -505,11 +505,17 @@ fn the_bots_client_limit_open_whose_cancel_fails_is_cancelled_before_its_key_is_
 #[test]
 fn the_bots_client_resting_limit_is_journaled_with_the_exchanges_id_and_cancelled_after_a_restart()
 {
-    // The journal's row of the open is written again with the exchange's id once the order is
-    // left resting, and kept (the outcome is unknown).
+    // The journal's row of the open is written again with the exchange's id as soon as the
+    // limit answer gives it (before the wait for the fill: a process killed there leaves it),
+    // and kept once the order is left resting (the outcome is unknown).
     let f = bots_venue();
     let (m, journal) = journaled(&f);
     limit_open_left_resting(&f, &m);
+    assert_eq!(
+        journal.log()[..3],
+        ["sent BTC open", "sent BTC open", "settled BTC"],
+        "the first row before the limit order, the second after its answer"
+    );
     let rows = journal.sent.lock().clone();
     let (key, row) = rows.last().expect("written").clone();
     assert_eq!(key.as_str(), "BTC");
