@@ -435,6 +435,15 @@ def test_the_whole_stack_through_a_venues_faults(
     assert verdict.faults > 0 and verdict.fills > 0, "the run exercised the venue"
 
 
+def together(name: str, hedge: bool, seed: int, tmp_path: Path) -> frozenset[str]:
+    """The routes the venue's asyncio exchange requests together with others, learned from a
+    first, 40-tick asyncio run of ``seed``."""
+    learned = run_venue(
+        name, hedge, seed, tmp_path / "learn.db", 40, asynchronous=True, late_answers=True
+    )
+    return frozenset(learned.together)
+
+
 @pytest.mark.parametrize(
     ("name", "hedge"),
     [("binanceusdm", True), ("okx", False), ("kucoinfutures", True), ("hyperliquid", False)],
@@ -447,15 +456,24 @@ def test_concurrent_reads_over_a_real_ccxt_class_give_the_sequential_run(
     ccxt exchange object (``CcxtClient``'s documented thread use), through every fault of the
     run. The run is deterministic, so it must be the sequential one, request for request:
     the same fills, ends, lookups and verdict; and so must the asyncio bot's with four
-    workers."""
-    sequential = run_venue(name, hedge, 1, tmp_path / "sequential.db")
-    concurrent = run_venue(name, hedge, 1, tmp_path / "concurrent.db", workers=4)
+    workers (all three sparing the routes an asyncio exchange requests together their 503s:
+    see ``test_an_asyncio_bot_gives_the_synchronous_run``)."""
+    spared = together(name, hedge, 1, tmp_path)
+    sequential = run_venue(name, hedge, 1, tmp_path / "sequential.db", spared=spared)
+    concurrent = run_venue(name, hedge, 1, tmp_path / "concurrent.db", workers=4, spared=spared)
     assert concurrent == sequential
     assert sequential.fills > 0 and sequential.faults > 0
     # And as an asyncio bot: four worker threads submit their reads to the bot's one loop at
     # once (``AsyncCcxtClient``), late answers included.
     asynchronous = run_venue(
-        name, hedge, 1, tmp_path / "async.db", workers=4, asynchronous=True, late_answers=True
+        name,
+        hedge,
+        1,
+        tmp_path / "async.db",
+        workers=4,
+        asynchronous=True,
+        late_answers=True,
+        spared=spared,
     )
     assert asynchronous == sequential
     assert asynchronous.orders == sequential.orders
@@ -483,10 +501,7 @@ def test_an_asyncio_bot_gives_the_synchronous_run(
     other fault, and those routes' failures in the other tests, stay). Should a route show up
     together only later in the run and meet a 503, the runs may trade differently: then each
     must still pass every check."""
-    learned = run_venue(
-        name, hedge, seed, tmp_path / "learn.db", 40, asynchronous=True, late_answers=True
-    )
-    spared = frozenset(learned.together)
+    spared = together(name, hedge, seed, tmp_path)
     synchronous = run_venue(name, hedge, seed, tmp_path / "sync.db", spared=spared)
     asynchronous = run_venue(
         name,
