@@ -258,7 +258,16 @@ pub struct OpenIntent {
     pub client_order_id: Option<String>,
 }
 
-/// An order whose outcome the book has not taken in ([`Book::pending_orders`]).
+impl OpenIntent {
+    /// Whether the open's order can be found again only by the exchange's id: it carries no
+    /// client order id (the bot's own client). Such a limit order that may still rest is kept
+    /// by that id, in the book and in a journal's row, to be cancelled and read by it.
+    pub fn known_by_exchange_id(&self) -> bool {
+        self.client_order_id.is_none()
+    }
+}
+
+/// An order whose outcome the book has not taken in ([`BookContents::pending`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PendingOrder {
     /// An open with an unknown outcome: what it asked for, and the exchange's id of its limit
@@ -271,6 +280,41 @@ pub enum PendingOrder {
     },
     /// A tracked position's close or scale order with an unknown outcome.
     Change(Unknown),
+}
+
+/// What [`Book::contents`] reads under one lock.
+#[derive(Debug)]
+pub struct BookContents<H> {
+    /// The tracked entries, in insertion order.
+    pub tracked: Vec<TrackedEntry<H>>,
+    /// Tombstones and closes awaiting confirmation, oldest first.
+    pub remembered: Remembered<H>,
+    /// The orders whose outcome the book has not taken in, by key: opens with an unknown
+    /// outcome (with the exchange's id of a limit order that may still rest, when the book
+    /// keeps one) and tracked positions whose last order's outcome is unknown. Opens and
+    /// orders still in flight are not among them (their calls are not over).
+    pub pending: Vec<(Key, PendingOrder)>,
+}
+
+/// `slot`'s order whose outcome the book has not taken in, if any (the exchange's id of a
+/// resting order as text: never the client's id object, so nothing of Python is copied under
+/// the book's lock).
+fn pending_of<H>(slot: &Slot<H>) -> Option<PendingOrder> {
+    match slot {
+        Slot::Opening(Opening {
+            unknown: Some((_, intent)),
+            resting,
+            ..
+        }) => Some(PendingOrder::Open {
+            intent: intent.clone(),
+            resting: resting.as_ref().map(|id| id.text().to_owned()),
+        }),
+        Slot::Tracked(Tracked {
+            activity: Activity::Unknown(unknown),
+            ..
+        }) => Some(PendingOrder::Change(unknown.clone())),
+        _ => None,
+    }
 }
 
 /// An `open_position` in flight, or one whose order's outcome is unknown.
@@ -678,11 +722,12 @@ impl<H: Clone> Book<H> {
             .collect()
     }
 
-    /// Every tracked entry in insertion order, and what the book remembers of
-    /// positions it no longer tracks (tombstones and the manager's closes awaiting confirmation),
-    /// all read under one lock: no key is in two of them. Each with what the exchange last
-    /// listed for it. What a state file saves.
-    pub fn contents(&self) -> (Vec<TrackedEntry<H>>, Remembered<H>) {
+    /// Every tracked entry in insertion order, what the book remembers of positions it no
+    /// longer tracks (tombstones and the manager's closes awaiting confirmation), and the orders
+    /// whose outcome it has not taken in, all read under one lock: no key is in two of the
+    /// first two, and an order's position or reservation is in the same picture. Each entry
+    /// with what the exchange last listed for it. What a state file saves.
+    pub fn contents(&self) -> BookContents<H> {
         let inner = self.inner.lock();
         let tracked = inner
             .order
@@ -701,13 +746,18 @@ impl<H: Clone> Book<H> {
             tombstones: Vec::new(),
             closing: Vec::new(),
         };
+        let mut pending = Vec::new();
         for (key, slot) in inner.slots.iter() {
             match kept_of(key, slot) {
                 Some((Remembrance::Tombstone { .. }, kept)) => remembered.tombstones.push(kept),
                 Some((Remembrance::Closing { .. }, kept)) => remembered.closing.push(kept),
                 None => {}
             }
+            if let Some(order) = pending_of(slot) {
+                pending.push((key.clone(), order));
+            }
         }
+        drop(inner);
         // Oldest first (ties by key): the order a restore must put tombstones back in, so the
         // book's limit evicts the same ones.
         for list in [&mut remembered.tombstones, &mut remembered.closing] {
@@ -716,39 +766,12 @@ impl<H: Clone> Book<H> {
                     .then_with(|| a.key.as_str().cmp(b.key.as_str()))
             });
         }
-        (tracked, remembered)
-    }
-
-    /// The orders whose outcome the book has not taken in, by key: opens with an unknown
-    /// outcome (with the exchange's id of a limit order that may still rest, when the book
-    /// keeps one) and tracked positions whose last order's outcome is unknown. Opens and
-    /// orders still in flight are not among them (their calls are not over).
-    pub fn pending_orders(&self) -> Vec<(Key, PendingOrder)> {
-        let inner = self.inner.lock();
-        let mut out: Vec<(Key, PendingOrder)> = inner
-            .slots
-            .iter()
-            .filter_map(|(key, slot)| {
-                let order = match slot {
-                    Slot::Opening(Opening {
-                        unknown: Some((_, intent)),
-                        resting,
-                        ..
-                    }) => PendingOrder::Open {
-                        intent: intent.clone(),
-                        resting: resting.as_ref().map(|id| id.text().to_owned()),
-                    },
-                    Slot::Tracked(Tracked {
-                        activity: Activity::Unknown(unknown),
-                        ..
-                    }) => PendingOrder::Change(unknown.clone()),
-                    _ => return None,
-                };
-                Some((key.clone(), order))
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        out
+        pending.sort_by(|a: &(Key, PendingOrder), b| a.0.as_str().cmp(b.0.as_str()));
+        BookContents {
+            tracked,
+            remembered,
+            pending,
+        }
     }
 
     /// `key`'s entry if the book remembers it without tracking it (a tombstone or a close
@@ -1378,7 +1401,7 @@ impl<H: Clone> Book<H> {
     /// keeps the exchange's id, which the lists' silence is then checked against
     /// ([`Applied::VerifyOpen`]); with one, the lookup by client id does that.
     pub fn open_unknown_limit(&self, key: &Key, intent: OpenIntent, order_id: &OrderId) -> u64 {
-        let resting = intent.client_order_id.is_none().then(|| order_id.clone());
+        let resting = intent.known_by_exchange_id().then(|| order_id.clone());
         self.open_unknown_with(key, intent, resting)
     }
 

@@ -261,12 +261,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
         );
     }
 
-    /// The orders whose outcome the book has not taken in ([`crate::book::Book::pending_orders`])
-    /// as a journal would keep them, each dated `at` (a state file's save time): what a
-    /// restart must take back so that no second order goes out for them.
-    pub(crate) fn pending_sent_orders(&self, at: Timestamp) -> Vec<(Key, SentOrder)> {
-        self.book()
-            .pending_orders()
+    /// The orders whose outcome the book had not taken in (`pending`, from
+    /// [`crate::book::Book::contents`]) as a journal would keep them, each dated `at` (a state
+    /// file's save time): what a restart must take back so that no second order goes out for
+    /// them.
+    pub(crate) fn pending_sent_orders(
+        &self,
+        pending: Vec<(Key, PendingOrder)>,
+        at: Timestamp,
+    ) -> Vec<(Key, SentOrder)> {
+        pending
             .into_iter()
             .map(|(key, pending)| {
                 let intent = match pending {

@@ -789,7 +789,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // Without a client id (the bot's own client) the exchange's id is all that finds the
         // order again: the journal's row of the open takes it now, so a process killed while it
         // waits leaves a row a restart cancels and reads the order by.
-        if limit_intent.client_order_id.is_none() {
+        if limit_intent.known_by_exchange_id() {
             self.journal_order_sent(key, || SentIntent::resting_open(&limit_intent, id.text()));
         }
         let follow = || -> CoreResult<Placed> {

@@ -9,7 +9,7 @@ use log::Level;
 
 use super::in_flight::{OrdersFrom, SentOrder};
 use super::{Channel, Manager};
-use crate::book::{share, KeptEntry, Remembered, SharedPosition};
+use crate::book::{share, BookContents, KeptEntry, Remembered, SharedPosition};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
@@ -36,7 +36,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// Saves the book to `path` atomically: every tracked position in book order, the
     /// tombstones and the closes awaiting confirmation (oldest first), the re-open holds not
     /// over, and the orders whose outcome the book has not taken in
-    /// ([`crate::book::Book::pending_orders`]); returns how many tracked positions it saved.
+    /// (all read from the book under one lock, [`crate::book::Book::contents`]); returns how
+    /// many tracked positions it saved.
     ///
     /// `extra(symbol, handle)` gives each position's own attributes; it is called with no lock
     /// held. Attributes it reports as skipped are named in one warning on the main logger. A
@@ -47,7 +48,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
     where
         F: FnMut(&str, &H) -> CoreResult<SavedExtra>,
     {
-        let (entries, remembered) = self.book.contents();
+        let BookContents {
+            tracked: entries,
+            remembered,
+            pending,
+        } = self.book.contents();
         let mut skipped = Vec::new();
         let mut attributes = |symbol: &Key, handle: &H| -> CoreResult<Extra> {
             let SavedExtra { values, skipped: s } = extra(symbol.as_str(), handle)?;
@@ -110,7 +115,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             })
             .collect();
         file.orders = self
-            .pending_sent_orders(now)
+            .pending_sent_orders(pending, now)
             .into_iter()
             .map(|(key, order)| SavedOrder {
                 symbol: key.to_string(),
@@ -552,7 +557,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
         let t0 = clock.now();
         let m = remembering(&fake, clock.clone());
-        let (_, before) = m.book().contents();
+        let before = m.book().contents().remembered;
         let listing = before.tombstones[0].listed;
         assert!(
             listing.is_some(),
@@ -580,7 +585,7 @@ mod tests {
             .map(|(s, h)| (s.to_owned(), h.to_owned()))
         );
         assert_eq!(fresh.book().keys(), vec!["A/USDT:USDT"]);
-        let (_, after) = fresh.book().contents();
+        let after = fresh.book().contents().remembered;
         let kept = |r: &[KeptEntry<u32>]| -> Vec<(String, u32, Timestamp)> {
             r.iter()
                 .map(|k| (k.key.to_string(), k.handle, k.at))
@@ -683,7 +688,11 @@ mod tests {
         clock.advance(86_400.0);
         let later = manager_with_clock(&fake, holding(), clock.clone());
         later.load_state(&path, |_, _, _| Ok(0)).unwrap();
-        let (tracked, remembered) = later.book().contents();
+        let BookContents {
+            tracked,
+            remembered,
+            ..
+        } = later.book().contents();
         assert_eq!(tracked.len(), 1);
         assert!(remembered.tombstones.is_empty() && remembered.closing.is_empty());
 
@@ -755,7 +764,7 @@ mod tests {
         let path = temp_path("orders");
         let fake = priced(100.0);
         let m = with_orders_out(&fake);
-        let pending = m.book().pending_orders();
+        let pending = m.book().contents().pending;
         assert_eq!(pending.len(), 3);
         assert_eq!(m.save_state(&path, |_, h| Ok(extra_of(*h))).unwrap(), 1);
         let text = fs::read_to_string(&path).unwrap();
@@ -778,7 +787,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(unmarked(fresh.book().pending_orders()), unmarked(pending));
+        assert_eq!(unmarked(fresh.book().contents().pending), unmarked(pending));
         let unknown: Vec<_> = fresh
             .events()
             .all()
