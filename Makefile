@@ -16,6 +16,14 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 # pip: no progress chatter, no "Ignoring ... markers" lines, no upgrade nagging.
 export PIP_QUIET := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Every pip install takes the exact versions CI last passed with (.ci/constraints.txt; rewritten by
+# `bash .ci/constraints`), so a fresh machine installs a tested set, not the day's releases.
+# UNPINNED=1 takes the newest releases within the ranges below instead.
+ifeq ($(UNPINNED),)
+export PIP_CONSTRAINT := $(abspath .ci/constraints.txt)
+else
+export PIP_CONSTRAINT :=
+endif
 
 # What builds the package, and what develops it (the "dev" extra of pyproject.toml; a test
 # keeps the two lists equal).
@@ -26,7 +34,7 @@ DEV_TOOLS := "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5
 WHEEL_VENV ?= .venv-wheel
 WHEEL_TOOLS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18"
 
-.PHONY: dev demo test lint bench verify build check-cargo wheel wheel-smoke clean
+.PHONY: dev demo test lint bench verify build check-cargo wheel wheel-smoke clean print-tools print-constraint
 
 check-cargo:
 	@command -v cargo >/dev/null 2>&1 || { \
@@ -95,6 +103,13 @@ wheel: check-cargo $(WHEEL_VENV)/.ready
 
 wheel-smoke:
 	bash .ci/wheel-smoke
+
+# The tool lists, quoted as above (for .ci/constraints), and the constraints file pip reads.
+print-tools:
+	@echo $(foreach tool,$(BUILD_TOOLS) $(DEV_TOOLS) $(WHEEL_TOOLS),'$(tool)')
+
+print-constraint:
+	@echo "$$PIP_CONSTRAINT"
 
 clean:
 	rm -rf $(VENV) $(WHEEL_VENV) target dist

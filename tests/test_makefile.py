@@ -102,3 +102,41 @@ def test_the_wheel_target_builds_a_portable_stripped_abi3_wheel() -> None:
     assert "ziglang" in " ".join(variable("WHEEL_TOOLS"))
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.index("make test") < ci.index("make wheel") < ci.index("make wheel-smoke")
+
+
+def pins() -> dict[str, str]:
+    """``.ci/constraints.txt`` as {normalized name: exact version}."""
+    found: dict[str, str] = {}
+    for line in (ROOT / ".ci" / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not an exact pin: {line!r}"
+            found[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return found
+
+
+def test_every_tool_make_installs_is_pinned_within_its_range() -> None:
+    from packaging.requirements import Requirement
+
+    pinned = pins()
+    for tool in variable("BUILD_TOOLS") + variable("DEV_TOOLS") + variable("WHEEL_TOOLS") + ["pip"]:
+        requirement = Requirement(tool)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pinned, f"{tool} is not in .ci/constraints.txt"
+        assert requirement.specifier.contains(pinned[name]), f"{tool}: pinned {pinned[name]}"
+
+
+def test_pip_installs_read_the_constraints_unless_unpinned() -> None:
+    def constraint(*flags: str) -> str:
+        result = subprocess.run(
+            ["make", "-s", "--no-print-directory", "-C", str(ROOT), *flags, "print-constraint"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in ENV.items() if k != "PIP_CONSTRAINT"},
+            check=True,
+        )
+        return result.stdout.strip()
+
+    assert constraint() == str(ROOT / ".ci" / "constraints.txt")
+    assert constraint("UNPINNED=1") == ""
