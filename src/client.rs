@@ -15,8 +15,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
-    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer,
-    WholeList,
+    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, StatusWait, SymbolEntries,
+    TickerAnswer, WholeList,
 };
 use position_manager_core::key::Side;
 
@@ -539,12 +539,17 @@ impl Exchange for PyClient {
         })
     }
 
-    fn wait_for_order_fill(&self, id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer> {
+    fn wait_for_order_fill(
+        &self,
+        id: &OrderId,
+        symbol: &str,
+        wait: StatusWait,
+    ) -> CoreResult<OrderAnswer> {
         self.call(|c| {
             let py = c.py();
             let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "timeout"), 10)?;
-            kwargs.set_item(intern!(py, "check_interval"), 2)?;
+            kwargs.set_item(intern!(py, "timeout"), wait.timeout())?;
+            kwargs.set_item(intern!(py, "check_interval"), wait.check_interval())?;
             let answer = c.call_method(
                 intern!(py, "wait_for_order_fill"),
                 (order_id(py, id)?, symbol),

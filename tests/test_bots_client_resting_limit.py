@@ -78,6 +78,55 @@ def test_a_resting_order_that_cannot_be_cancelled_keeps_the_symbol_reserved() ->
     assert held(paper) == 3, "nothing filled on top"
 
 
+class PollingBotClient(BotLikeClient):
+    """The bot's ``wait_for_order_fill`` as spec §4 describes it: it reads the order's status
+    every ``check_interval`` seconds until the order is closed with nothing remaining, cancelled
+    or expired, or ``timeout`` seconds have passed, then answers the last status. The seconds it
+    would sleep are counted (``waits``, one entry per call) instead of slept."""
+
+    def __init__(self, paper: PaperExchange) -> None:
+        super().__init__(paper)
+        self.waits: list[float] = []
+
+    def wait_for_order_fill(
+        self, order_id: str, symbol: str, timeout: int = 30, check_interval: int = 2
+    ) -> dict[str, Any] | None:
+        waited = 0.0
+        while True:
+            status = super().wait_for_order_fill(order_id, symbol, timeout, check_interval)
+            done = status is not None and (
+                status["status"] in ("canceled", "expired")
+                or (status["status"] == "closed" and not status["remaining"])
+            )
+            if status is None or done or waited >= timeout:
+                self.waits.append(waited)
+                return status
+            waited += check_interval
+
+
+def test_a_check_while_the_cancel_keeps_failing_waits_a_second_not_the_fills_ten() -> None:
+    """Each time the lists ask about the resting order, the manager cancels it and reads its
+    status. While the cancel keeps failing the order stays open, and a read with the open's
+    ``timeout=10`` held the update cycle (and every other position's exit checks) for 10 s each
+    time; the check asks for ``timeout=1, check_interval=1``."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = PollingBotClient(paper)
+    pm = bots_manager(client)
+    paper.fail_next("cancel_order", times=4)
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05, True) is False
+    assert client.waits == [10], "the open's own wait is the original's"
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is False, "it may still fill"
+    cycle(paper, pm)
+    cycle(paper, pm)
+    assert client.failures["cancel_order"] == 4
+    assert client.waits == [10, 1, 1, 1], "each check while the cancel fails: 1 s"
+    assert len(paper.open_orders(SYM)) == 1, "the order still rests; the symbol stays reserved"
+    assert pm.open_position(SYM, "BUY", 3, 10, 0.05) is True, "cancelled at the fifth try"
+    assert client.waits[-1] == 0, "a cancelled order answers at once"
+    paper.set_price(SYM, paper.price(SYM) * 0.99)
+    assert held(paper) == 3, "nothing filled on top"
+
+
 def test_a_resting_order_that_filled_meanwhile_is_tracked_not_opened_again() -> None:
     paper, client, pm = a_limit_open_left_resting()
     limit_price = paper.open_orders(SYM)[0]["price"]

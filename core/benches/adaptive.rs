@@ -19,7 +19,7 @@ use position_manager_core::clock::{ManualClock, Timestamp};
 use position_manager_core::error::CoreResult;
 use position_manager_core::exchange::{
     Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer, OrderId, RawEntry,
-    RawPosition, TickerAnswer,
+    RawPosition, StatusWait, TickerAnswer,
 };
 use position_manager_core::exits::{
     comprehensive_exit_signal, should_exit_early_for_side, PositionData,
@@ -164,7 +164,12 @@ impl Exchange for Prebuilt {
     fn create_limit_order(&self, _order: &LimitOrder<'_>) -> CoreResult<OrderAnswer> {
         Ok(OrderAnswer::Missing)
     }
-    fn wait_for_order_fill(&self, _id: &OrderId, _symbol: &str) -> CoreResult<OrderAnswer> {
+    fn wait_for_order_fill(
+        &self,
+        _id: &OrderId,
+        _symbol: &str,
+        _wait: StatusWait,
+    ) -> CoreResult<OrderAnswer> {
         Ok(OrderAnswer::Missing)
     }
     fn cancel_order(&self, _id: &OrderId, _symbol: &str) -> CoreResult<bool> {

@@ -132,7 +132,9 @@ class TradingClient(ExchangeClient, Protocol):
     * ``create_limit_order(symbol, side, amount, price, leverage, post_only=True)`` (only with
       ``open_position(..., use_limit=True)``).
     * ``wait_for_order_fill(order_id, symbol, timeout=10, check_interval=2)`` -> a status dict
-      (``status``, ``filled``, ``average``) or ``None``.
+      (``status``, ``filled``, ``average``) or ``None``: the limit open's wait for its fill;
+      ``timeout=1, check_interval=1`` to check an order a cancel was sent for (it should have
+      ended; a client that polls answers within a second or so either way).
     * ``cancel_order(order_id, symbol)`` -> truthy when cancelled.
     * ``get_market_limits(symbol)`` -> ``{'amount': {'min': ..., 'max': ..., 'step': ...},
       'cost': {...}}`` or ``None``; ``step`` (the lot size) is optional and, when given,

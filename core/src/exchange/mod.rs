@@ -9,7 +9,7 @@ mod orders;
 
 pub use orders::{
     LimitOrder, MarketLimits, MarketOrder, OrderAnswer, OrderId, OrderLookup, OrderReport,
-    OrderSide,
+    OrderSide, StatusWait,
 };
 
 use crate::error::{CoreError, CoreResult};
@@ -333,8 +333,14 @@ pub trait Exchange: Send + Sync {
     fn create_market_order(&self, order: &MarketOrder<'_>) -> CoreResult<OrderAnswer>;
     /// `create_limit_order(symbol, side, amount, price, leverage, post_only=True)`.
     fn create_limit_order(&self, order: &LimitOrder<'_>) -> CoreResult<OrderAnswer>;
-    /// `wait_for_order_fill(order_id, symbol, timeout=10, check_interval=2)`.
-    fn wait_for_order_fill(&self, order_id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer>;
+    /// `wait_for_order_fill(order_id, symbol, timeout=..., check_interval=...)`, with the
+    /// `timeout` and `check_interval` of `wait` (the original's 10 and 2 for [`StatusWait::Fill`]).
+    fn wait_for_order_fill(
+        &self,
+        order_id: &OrderId,
+        symbol: &str,
+        wait: StatusWait,
+    ) -> CoreResult<OrderAnswer>;
     /// `cancel_order(order_id, symbol)`: whether the client reports the order cancelled.
     fn cancel_order(&self, order_id: &OrderId, symbol: &str) -> CoreResult<bool>;
     /// `get_market_limits(symbol)`; `None` for a falsy answer (no limits known).

@@ -10,6 +10,36 @@ use std::sync::Arc;
 
 use super::Field;
 
+/// How long a `wait_for_order_fill` call may wait, as its `timeout` and `check_interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusWait {
+    /// A limit open waiting for its fill: the original's `timeout=10, check_interval=2`.
+    Fill,
+    /// A check of an order a cancel was sent for, made again each time the lists ask while the
+    /// cancel keeps failing: `timeout=1, check_interval=1`. A client that polls answers after
+    /// one read or two, so the check never holds an update cycle (and the exit checks of every
+    /// other position) for the fill's 10 s; an order that ended answers at once either way.
+    Check,
+}
+
+impl StatusWait {
+    /// The call's `timeout` (seconds).
+    pub fn timeout(self) -> u32 {
+        match self {
+            StatusWait::Fill => 10,
+            StatusWait::Check => 1,
+        }
+    }
+
+    /// The call's `check_interval` (seconds).
+    pub fn check_interval(self) -> u32 {
+        match self {
+            StatusWait::Fill => 2,
+            StatusWait::Check => 1,
+        }
+    }
+}
+
 /// An order id exactly as the client returned it. It is opaque to the core and handed back
 /// unchanged to `wait_for_order_fill` and `cancel_order`; `text` is its `str()` for log lines.
 #[derive(Clone)]

@@ -32,7 +32,7 @@ use crate::book::{OpenIntent, OpenRefusal};
 use crate::error::CoreResult;
 use crate::events::EventKind;
 use crate::exchange::{
-    LimitOrder, MarketOrder, OrderAnswer, OrderId, OrderReport, OrderSide, TickerAnswer,
+    LimitOrder, MarketOrder, OrderAnswer, OrderId, OrderReport, OrderSide, StatusWait, TickerAnswer,
 };
 use crate::format::{format_price, py_percent, py_repr_float};
 use crate::key::{Key, Side};
@@ -799,7 +799,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     id.text()
                 )
             });
-            let status = self.order_status(symbol, &id)?;
+            let status = self.order_status(symbol, &id, StatusWait::Fill)?;
             if let Some(st) = status
                 .as_ref()
                 .filter(|st| st.is_closed() && !st.filled_unreadable())
@@ -837,8 +837,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 }
             };
             let final_status = if cancelled {
-                // After a successful cancel the order is final, so its status is too.
-                self.order_status(symbol, &id)?
+                // After a successful cancel the order is final, so its status is too. The
+                // fill's wait, not a check: a venue slow to show the cancel still gets its
+                // time, so a part filled just before it is read, not topped up on top.
+                self.order_status(symbol, &id, StatusWait::Fill)?
                     .filter(OrderReport::is_final)
             } else {
                 None
@@ -887,14 +889,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
         followed
     }
 
-    /// `wait_for_order_fill` as a report; a failure or a non-dict answer is "unknown".
+    /// `wait_for_order_fill` (waiting as `wait` says) as a report; a failure or a non-dict
+    /// answer is "unknown".
     pub(super) fn order_status(
         &self,
         symbol: &str,
         id: &OrderId,
+        wait: StatusWait,
     ) -> CoreResult<Option<OrderReport>> {
         Ok(
-            match caught(self.exchange().wait_for_order_fill(id, symbol))? {
+            match caught(self.exchange().wait_for_order_fill(id, symbol, wait))? {
                 Ok(OrderAnswer::Report(report)) => Some(report),
                 Ok(_) => None,
                 Err(e) => {

@@ -14,8 +14,8 @@ use crate::error::{CoreError, CoreResult};
 use crate::events::Event;
 use crate::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
-    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, SymbolEntries, TickerAnswer,
-    WholeList,
+    OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, StatusWait, SymbolEntries,
+    TickerAnswer, WholeList,
 };
 use crate::format::py_repr_float;
 use crate::key::Key;
@@ -363,10 +363,23 @@ impl Exchange for Fake {
         }
     }
 
-    fn wait_for_order_fill(&self, order_id: &OrderId, symbol: &str) -> CoreResult<OrderAnswer> {
+    fn wait_for_order_fill(
+        &self,
+        order_id: &OrderId,
+        symbol: &str,
+        wait: StatusWait,
+    ) -> CoreResult<OrderAnswer> {
         let mut s = self.0.lock();
-        s.calls
-            .push(format!("wait_for_order_fill {} {symbol}", order_id.text()));
+        // A check (after a cancel) is marked; the fill's wait keeps the plain line.
+        let mark = if wait == StatusWait::Check {
+            " check"
+        } else {
+            ""
+        };
+        s.calls.push(format!(
+            "wait_for_order_fill {} {symbol}{mark}",
+            order_id.text()
+        ));
         match s.fill_answers.pop_front() {
             Some(answer) => answer,
             None => Ok(report(Some(order_id.text()), "closed", None, None)),

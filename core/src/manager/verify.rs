@@ -25,7 +25,7 @@ use super::{caught, Manager};
 use crate::book::{Activity, Applied, OpenIntent, SharedPosition, Unknown};
 use crate::error::CoreResult;
 use crate::events::{EventKind, Evidence};
-use crate::exchange::{OrderId, OrderLookup, OrderReport};
+use crate::exchange::{OrderId, OrderLookup, OrderReport, StatusWait};
 use crate::key::Key;
 use crate::manager::messages::Channel;
 use crate::reconcile::{Op, Resolution};
@@ -318,7 +318,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     fn cancel_and_read(&self, key: &Key, order_id: &OrderId) -> CoreResult<(Lookup, bool)> {
         let id = order_id.text();
         let cancelled = self.cancel_open_order(key, id, order_id)?;
-        let status = self.order_status(key.symbol(), order_id)?;
+        // A check, not the fill's wait: while the cancel keeps failing this runs each time the
+        // lists ask, and the 10 s the open waited would hold the cycle each time.
+        let status = self.order_status(key.symbol(), order_id, StatusWait::Check)?;
         Ok(match status {
             Some(report) if report.is_final() && !report.filled_unreadable() => {
                 if cancelled {

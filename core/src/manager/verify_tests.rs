@@ -493,10 +493,12 @@ fn the_bots_client_limit_open_whose_cancel_fails_is_cancelled_before_its_key_is_
     assert_eq!(
         order_calls(&f),
         [
+            // the open's wait for its fill: the original's 10 s
             "wait_for_order_fill l2 BTC",
             "cancel_order l2 BTC",
             "cancel_order l2 BTC",
-            "wait_for_order_fill l2 BTC"
+            // the check before the key is free: 1 s at most, never the fill's 10 s
+            "wait_for_order_fill l2 BTC check"
         ]
     );
     assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
@@ -554,7 +556,7 @@ fn the_bots_client_resting_limit_is_journaled_with_the_exchanges_id_and_cancelle
     cycles_until_release(&m);
     assert_eq!(
         order_calls(&f),
-        ["cancel_order l2 BTC", "wait_for_order_fill l2 BTC"]
+        ["cancel_order l2 BTC", "wait_for_order_fill l2 BTC check"]
     );
     assert!(!m.book().order_pending("BTC"));
     assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
