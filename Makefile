@@ -69,7 +69,7 @@ verify: build
 
 test: dev
 	cargo test --workspace
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 	$(MAKE) lint
 
 lint: check-cargo $(VENV)/.dev
