@@ -1,9 +1,10 @@
 """The whole stack through a venue's faults, with the bot's process killed at any point.
 
 test_venue_soak.py restarts its manager between ticks, when no order is out. Here the bot runs
-in a child process (tests/venue_crash_child.py: ``CcxtClient``, the venue's real ccxt class, a
-journaled manager) and the venue (tests/venue_sim.py, each venue's dialect) runs in the test's
-process, so it outlives the bot. The test kills the child with SIGKILL at random:
+in a child process (tests/venue_crash_child.py: a journaled manager over the venue's real ccxt
+class, as a synchronous or an asyncio bot: below) and the venue (tests/venue_sim.py, each
+venue's dialect) runs in the test's process, so it outlives the bot. The test kills the child
+with SIGKILL at random:
 
 * **before an order**: the venue receives the order request and kills the child before it
   takes the order (nothing happened; the journal has the order as sent);
@@ -20,6 +21,19 @@ order first (a limit order resting on the venue's book fills when the price walk
 At the end the test's own manager, over the same journal, closes what is held and runs calm
 cycles.
 
+The child runs one of two bots, its tick written once (venue_crash_child.py): a synchronous bot,
+or an **asyncio bot** — the venue's ``ccxt.async_support`` class (aiohttp) through
+``AsyncCcxtClient`` (``call_timeout`` 2 s), the manager's ``a`` methods awaited on its loop, its
+HTTP session closed only on ``stop`` (a kill leaves it as a dead process does). An asyncio run
+meets the same faults from the same draws, except that every other lost order answer comes
+instead 2.5 s late, after the client stopped waiting (test_venue_soak.arm_fault): the order was
+taken, its outcome is unknown to the bot. A late answer is never met on the order the venue
+kills the bot at after taking it: it would be late for a dead process — a lost answer, which the
+synchronous run has already, and no late answer tested — so the venue holds it for the next
+order, which the next process sends (``late_held`` counts them; a kill before an order leaves it
+armed anyway). Every late answer counted (``late``) thus meets a living bot, which must settle
+its order as sent once (the checks below) without ever reading the answer.
+
 What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 
 * no open on top: an open is sent once per intent, also when the process that sent it died
@@ -31,11 +45,17 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
   none twice, across the crashes.
 
+The asyncio bot's runs must pass all of it too.
+
 Each case runs with the journal in a SQLite file and in a PostgreSQL database on the test server
 (``.ci/postgres``; journal_helpers.py): a process killed mid-transaction must leave the server's
-journal as whole as the file's. CI runs one seed per venue, mode and journal; ``PMRS_LONG=1``
-runs seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k sqlite`` or
-``-k postgres`` picks one journal).
+journal as whole as the file's. CI runs one seed per venue, mode and journal with the
+synchronous bot; with the asyncio bot every other case over SQLite (all ten venues, both modes
+among them: ``ASYNC_CI_CASES``), and Bybit hedge over both journals, which must give the same
+verdict as each other and as the synchronous bot
+(``test_an_asyncio_bot_killed_gives_the_synchronous_run``). ``PMRS_LONG=1`` runs both bots on
+every case and journal, seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k
+sqlite`` or ``-k postgres`` picks one journal, ``-k asyncio`` or ``-k "not asyncio"`` one bot).
 """
 
 from __future__ import annotations
@@ -55,7 +75,8 @@ from journal_helpers import journal_url
 from reliability_helpers import LONG, seeds
 from soak_manager import shut_down, soak_manager
 from test_journal_crash import read_until
-from test_venue_soak import CASES, RecordingLedger, Verdict, arm_fault
+from test_venue_soak import CALL_TIMEOUT, CASES, LATE, RecordingLedger, Verdict, arm_fault
+from venue_crash_child import CALL_TIMEOUT as CHILD_CALL_TIMEOUT
 from venue_crash_child import clock_at
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Request
@@ -91,6 +112,10 @@ class CrashVerdict(Verdict):
     left_resting: list[str] = field(default_factory=list)
     # Resting limit orders the walk filled (an open the bot was killed waiting for, say).
     resting_fills: int = 0
+    # Scale-ins the bot announced (``scale SYMBOL LEG``).
+    scale_ins: int = 0
+    # Late answers armed on orders the venue killed the bot at, held for the next order.
+    late_held: int = field(default=0, compare=False)
 
 
 class CrashLedger(RecordingLedger):
@@ -134,6 +159,8 @@ class CrashingVenue(FakeVenue):
         # Set once the request that killed the child is fully handled (its lag armed): the
         # test's thread waits for it before the next tick, whose faults may arm lags too.
         self.kill_handled = threading.Event()
+        # Late answers held for the next order (see handle).
+        self.late_held = 0
 
     def _kill(self, how: str) -> None:
         victim = self.victim
@@ -155,7 +182,22 @@ class CrashingVenue(FakeVenue):
             self.kill_handled.set()
             return 503, "<html><body>503</body></html>"  # never read: the bot is dead
         before = self.legs_now()
-        answer = super().handle(request)
+        with self.ledger.lock:
+            # A late answer (asyncio runs) this order would meet waits for the next order
+            # instead: the process it would be late for dies before any answer (see the module
+            # docstring).
+            faults = self.faults
+            due = next(
+                (f for f in faults if f.remaining > 0 and self.dialect.matches(f.path, request)),
+                None,
+            )
+            if due is not None and due.late:
+                self.late_held += 1
+            self.faults = [f for f in faults if not f.late]
+            try:
+                answer = super().handle(request)
+            finally:
+                self.faults = faults
         self._kill(how)
         if self.lag_after:
             # The next process's lists lag the fill its predecessor died waiting for.
@@ -168,7 +210,14 @@ class Child:
     """One bot process and the lines it writes."""
 
     def __init__(
-        self, venue: CrashingVenue, name: str, hedge: bool, journal: str, seed: int, log: Path
+        self,
+        venue: CrashingVenue,
+        name: str,
+        hedge: bool,
+        journal: str,
+        seed: int,
+        log: Path,
+        driver: str = "sync",
     ) -> None:
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
@@ -180,6 +229,7 @@ class Child:
                     "1" if hedge else "0",
                     journal,
                     str(seed),
+                    driver,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -234,6 +284,8 @@ def run_tick(child: Child, tick: int, ledger: RecordingLedger) -> bool:
             return False
         if line.startswith("scale "):
             _, symbol, leg = line.split(" ")
+            assert isinstance(ledger.verdict, CrashVerdict)
+            ledger.verdict.scale_ins += 1
             ledger.scaling_in, ledger.scale_in_fills = (symbol, leg), 0
             child.send("ok")
         elif line == "scaled":
@@ -257,10 +309,20 @@ def shutdown(
 
 
 def run_crashes(
-    name: str, hedge: bool, seed: int, tmp: Path, journal: str, ticks: int = TICKS
+    name: str,
+    hedge: bool,
+    seed: int,
+    tmp: Path,
+    journal: str,
+    ticks: int = TICKS,
+    driver: str = "sync",
 ) -> CrashVerdict:
     """One run over ``journal`` (a SQLite path or a PostgreSQL URL); ``tmp`` holds the
-    children's log."""
+    children's log. ``driver``: the bot a child runs, ``"sync"`` or ``"asyncio"``
+    (venue_crash_child.py); an asyncio run answers every other lost order answer ``LATE``
+    seconds late instead, never on the order its bot is killed at (the module docstring)."""
+    asynchronous = driver == "asyncio"
+    assert CHILD_CALL_TIMEOUT == CALL_TIMEOUT < LATE
     rng = random.Random(f"crash {name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = CrashLedger(dialect.markets, hedge=hedge)
@@ -275,7 +337,7 @@ def run_crashes(
                 ledger.walk(rng)
                 ledger.fill_resting()
                 ledger.by_hand(rng)
-                verdict.faults += arm_fault(venue, rng)
+                verdict.faults += arm_fault(venue, rng, asynchronous, verdict.faults)
                 draw = rng.random()
                 if draw < P_ORDER_CRASH:
                     venue.armed = rng.choice(("before", "after", "after"))
@@ -286,7 +348,7 @@ def run_crashes(
                     verdict.killed_idle += 1
                 if child is None:
                     verdict.restarts += 1
-                    child = Child(venue, name, hedge, journal, seed, log)
+                    child = Child(venue, name, hedge, journal, seed, log, driver)
                 if not run_tick(child, tick, ledger):
                     child.close()
                     assert child.proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
@@ -323,6 +385,8 @@ def run_crashes(
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
         verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
+        verdict.late = sum(1 for r in venue.requests if r.late)
+        verdict.late_held = venue.late_held
         del pm
     with Journal(journal) as reader:
         verdict.closed_positions = len(reader.closed_positions(name))
@@ -330,20 +394,40 @@ def run_crashes(
     verdict.restored_orders = log.read_text(errors="replace").count(RESTORED)
     kind = "postgres" if journal.startswith("postgresql://") else "sqlite"
     mode = "hedge" if hedge else "one-way"
-    print(f"\nvenue crash soak: {name} {mode} {kind} seed {seed}: {verdict}")
+    flavour = "asyncio " if asynchronous else ""
+    print(f"\n{flavour}venue crash soak: {name} {mode} {kind} seed {seed}: {verdict}")
     return verdict
 
 
-@pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-@pytest.mark.parametrize(
-    ("name", "hedge"), CASES, ids=[f"{n}-{'hedge' if h else 'oneway'}" for n, h in CASES]
-)
-def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
-    name: str, hedge: bool, kind: str, seed: int, tmp_path: Path
-) -> None:
-    journal = journal_url(kind, tmp_path, "crash")
-    verdict = run_crashes(name, hedge, seed, tmp_path, journal)
+#: The bots a child runs (venue_crash_child.py).
+DRIVERS = ("sync", "asyncio")
+#: The asyncio bot's cases in CI, over SQLite: every other case (all ten venues, both modes
+#: among them), about 50 s; Bybit hedge runs over both journals in
+#: ``test_an_asyncio_bot_killed_gives_the_synchronous_run``. With ``PMRS_LONG=1``: every case,
+#: both journals, as the synchronous bot's.
+ASYNC_CI_CASES = CASES[::2]
+
+
+def crash_cases() -> list[Any]:
+    """(name, hedge, kind, driver): the synchronous bot's cases, every venue, mode and journal
+    (ids as before: ``bybit-hedge-sqlite``), and the asyncio bot's (``bybit-hedge-sqlite-asyncio``;
+    in CI :data:`ASYNC_CI_CASES` over SQLite)."""
+    cases = []
+    for name, hedge in CASES:
+        for kind in ("sqlite", "postgres"):
+            for driver in DRIVERS:
+                if driver == "asyncio" and not LONG:
+                    if (name, hedge) not in ASYNC_CI_CASES or kind != "sqlite":
+                        continue
+                case = f"{name}-{'hedge' if hedge else 'oneway'}-{kind}"
+                if driver != "sync":
+                    case += f"-{driver}"
+                cases.append(pytest.param(name, hedge, kind, driver, id=case))
+    return cases
+
+
+def assert_the_run_held(verdict: CrashVerdict) -> None:
+    """What every run must pass (the module docstring)."""
     assert verdict.on_top == []
     assert verdict.second_closes == []
     assert verdict.left_open == [] and verdict.book_left == []
@@ -353,6 +437,16 @@ def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
     assert verdict.closed_positions == verdict.venue_ends
     assert verdict.killed_after_order + verdict.killed_before_order > 0, "killed mid-order"
     assert verdict.fills > 0 and verdict.faults > 0, "the run exercised the venue"
+
+
+@pytest.mark.parametrize("seed", seeds(list(range(1, 11)) if LONG else [1]))
+@pytest.mark.parametrize(("name", "hedge", "kind", "driver"), crash_cases())
+def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
+    name: str, hedge: bool, kind: str, driver: str, seed: int, tmp_path: Path
+) -> None:
+    journal = journal_url(kind, tmp_path, "crash")
+    verdict = run_crashes(name, hedge, seed, tmp_path, journal, driver=driver)
+    assert_the_run_held(verdict)
 
 
 def test_a_run_is_the_same_over_either_journal(tmp_path: Path) -> None:
@@ -368,3 +462,27 @@ def test_a_run_is_the_same_over_either_journal(tmp_path: Path) -> None:
     sqlite, postgres = verdicts
     assert sqlite.restored_orders > 0 and sqlite.killed_after_order > 0
     assert sqlite == postgres
+
+
+def test_an_asyncio_bot_killed_gives_the_synchronous_run(tmp_path: Path) -> None:
+    """The same case as an asyncio bot, over SQLite and over PostgreSQL, and as the synchronous
+    bot over SQLite. The asyncio run is deterministic too (its late answers come 0.5 s after
+    its client stopped waiting, far more than anything else takes on loopback), so its two
+    journals must give the very same verdict, and each must pass every check. And in this case
+    (no late answer held for a killed order, no 503 on a route ccxt's asyncio class requests
+    together with others: test_venue_soak.py) the asyncio bot must trade exactly as the
+    synchronous one, each order answered too late for it looked up to the outcome the
+    synchronous bot's lost answer was: the same verdict, fills, ends and lookups."""
+    verdicts = {}
+    for driver, kind in (("asyncio", "sqlite"), ("asyncio", "postgres"), ("sync", "sqlite")):
+        path = tmp_path / f"{driver}-{kind}"
+        path.mkdir()
+        journal = journal_url(kind, path, "same")
+        verdicts[driver, kind] = run_crashes("bybit", True, 1, path, journal, driver=driver)
+    sqlite, postgres = verdicts["asyncio", "sqlite"], verdicts["asyncio", "postgres"]
+    assert sqlite.restored_orders > 0 and sqlite.killed_after_order > 0
+    assert sqlite.late > 0 and sqlite.late_held == 0, "late answers met by a living bot"
+    assert sqlite == postgres and sqlite.late == postgres.late
+    for verdict in (sqlite, postgres):
+        assert_the_run_held(verdict)
+    assert sqlite == verdicts["sync", "sqlite"], "the asyncio bot trades as the synchronous one"
