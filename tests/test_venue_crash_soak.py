@@ -187,10 +187,7 @@ class CrashingVenue(FakeVenue):
             # instead: the process it would be late for dies before any answer (see the module
             # docstring).
             faults = self.faults
-            due = next(
-                (f for f in faults if f.remaining > 0 and self.dialect.matches(f.path, request)),
-                None,
-            )
+            due = self.fault_for(request)
             if due is not None and due.late:
                 self.late_held += 1
             self.faults = [f for f in faults if not f.late]

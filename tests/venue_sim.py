@@ -472,18 +472,29 @@ class FakeVenue:
 
     # ---- dispatch
 
+    def fault_for(self, request: Request) -> _Fault | None:
+        """The armed fault ``request`` meets, if any: the first with requests left whose path
+        it matches (not used up by this)."""
+        with self.ledger.lock:
+            return next(
+                (
+                    f
+                    for f in self.faults
+                    if f.remaining > 0 and self.dialect.matches(f.path, request)
+                ),
+                None,
+            )
+
     def handle(self, request: Request) -> tuple[int, Payload]:
         with self.ledger.lock:
             self.requests.append(request)
             lost: _Fault | None = None
-            for fault in self.faults:
-                if fault.remaining <= 0 or not self.dialect.matches(fault.path, request):
-                    continue
+            fault = self.fault_for(request)
+            if fault is not None:
                 fault.remaining -= 1
-                if fault.after:
-                    lost = fault
-                    break
-                return self._fault_answer(fault)
+                if not fault.after:
+                    return self._fault_answer(fault)
+                lost = fault
             handler = self._route(request)
             if handler is None:
                 self.unexpected.append(request)
