@@ -77,7 +77,7 @@ from soak_manager import shut_down, soak_manager
 from test_journal_crash import read_until
 from test_venue_soak import CALL_TIMEOUT, CASES, LATE, RecordingLedger, Verdict, arm_fault
 from venue_crash_child import CALL_TIMEOUT as CHILD_CALL_TIMEOUT
-from venue_crash_child import clock_at
+from venue_crash_child import DRIVERS, clock_at
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Request
 
@@ -396,8 +396,6 @@ def run_crashes(
     return verdict
 
 
-#: The bots a child runs (venue_crash_child.py).
-DRIVERS = ("sync", "asyncio")
 #: The asyncio bot's cases in CI, over SQLite: every other case (all ten venues, both modes
 #: among them), about 50 s; Bybit hedge runs over both journals in
 #: ``test_an_asyncio_bot_killed_gives_the_synchronous_run``. With ``PMRS_LONG=1``: every case,
