@@ -691,8 +691,12 @@ class LoadRun:
        tick ``o``) that the book does not track, and the test did not untrack that symbol itself
        after ``o`` — or it did, but a sync or reconcile that started after that untrack has
        completed since (it had to import it again);
-    2. **stale after a cycle**: after one more update cycle on the quiet exchange, the book
-       still tracks a symbol the exchange does not hold;
+    2. **stale after a cycle**: after the update cycles on the quiet exchange that the
+       manager's removal rules ask for, the book still tracks a symbol the exchange does not
+       hold. That is one cycle for a position a list has shown, and ``outcome_confirmations``
+       (``missing_confirmations`` if larger) for one the manager's own open filled that no list
+       has shown yet: a worker can close it on the exchange before any list read, and one list
+       cannot tell that from a list lagging the fill (``Policy::removal_needs``);
     3. **missing after a sync**: after one more sync, the exchange holds a symbol the book does
        not track.
     """
@@ -848,7 +852,11 @@ class LoadRun:
                     f"untracked by the test at tick {untracked_at or '-'}"
                 )
         problems = book_problems(pm)
-        list(pm.update_positions())  # may close positions: both sides then drop them
+        # May close positions: both sides then drop them. A fresh fill no list has shown is
+        # untracked only after as many lists omit it as the removal rules ask for.
+        config = pm.config
+        for _ in range(max(config.missing_confirmations, config.outcome_confirmations)):
+            list(pm.update_positions())
         stale = sorted(set(pm.positions) - ex.symbols())
         pm.sync_existing_positions()
         missing = sorted(ex.symbols() - set(pm.positions))
