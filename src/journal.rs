@@ -13,10 +13,10 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use position_manager_core::book::SharedPosition;
+use position_manager_core::book::{SharedPosition, UnlistedFills};
 use position_manager_core::error::CoreError;
 use position_manager_core::events::Event;
-use position_manager_core::persist::Extra;
+use position_manager_core::persist::{validate_unlisted, Extra};
 use position_manager_core::position::PositionState;
 use position_manager_journal::book::{BookJournal, ExtraFn};
 use position_manager_journal::reader::{EventFilter, EventRecord, KeptRecord, Reader};
@@ -313,7 +313,8 @@ fn position_record<'py>(
 }
 
 /// Tombstone or closing rows as dicts, their sequence number and time named `{what}_seq` and
-/// `{what}_at`, with `listed` (a dict or `None`) when `with_listing`.
+/// `{what}_at`, with `listed` (a dict or `None`) when `with_listing`, the close order's
+/// `order_id` (a str or `None`) otherwise.
 fn kept_records<'py>(
     py: Python<'py>,
     rows: &[KeptRecord],
@@ -327,6 +328,8 @@ fn kept_records<'py>(
             d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
             if with_listing {
                 d.set_item("listed", loads(py, row.listed.as_deref())?)?;
+            } else {
+                d.set_item("order_id", row.order_id.as_deref())?;
             }
             d.set_item(format!("{what}_seq"), row.seq)?;
             d.set_item(
@@ -343,6 +346,21 @@ fn loads<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>
     match text {
         None => Ok(py.None().into_bound(py)),
         Some(t) => py.import("json")?.getattr("loads")?.call1((t,)),
+    }
+}
+
+/// An `unlisted_fills` column as a dict with both fields (`open`, `sizes_before`); `None` when
+/// nothing is unlisted, or when the text cannot be read (as the manager then takes it).
+fn unlisted_fills<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = text.and_then(|t| serde_json::from_str::<UnlistedFills>(t).ok());
+    match parsed.filter(|u| !u.is_empty() && validate_unlisted(u).is_ok()) {
+        None => Ok(py.None().into_bound(py)),
+        Some(u) => {
+            let d = PyDict::new(py);
+            d.set_item("open", u.open)?;
+            d.set_item("sizes_before", u.sizes_before)?;
+            Ok(d.into_any())
+        }
     }
 }
 
@@ -548,7 +566,8 @@ impl PyJournalReader {
         PyList::new(py, items)
     }
 
-    /// The tracked positions as dicts: `account`, every position field, `attributes`, `listed`.
+    /// The tracked positions as dicts: `account`, every position field, `attributes`, `listed`,
+    /// `unlisted_fills`.
     #[pyo3(signature = (account=None))]
     fn open_positions<'py>(
         &self,
@@ -561,6 +580,10 @@ impl PyJournalReader {
             let d = position_record(py, &row.account, &row.symbol, &row.state)?;
             d.set_item("attributes", loads(py, row.attributes.as_deref())?)?;
             d.set_item("listed", loads(py, row.listed.as_deref())?)?;
+            d.set_item(
+                "unlisted_fills",
+                unlisted_fills(py, row.unlisted_fills.as_deref())?,
+            )?;
             d.set_item("updated_seq", row.updated_seq)?;
             d.set_item("updated_at", &row.updated_at)?;
             items.push(d);
@@ -581,7 +604,7 @@ impl PyJournalReader {
     }
 
     /// The closes awaiting confirmation as dicts: `account`, `symbol`, every position field,
-    /// `attributes`, `closed_seq`, `closed_at`.
+    /// `attributes`, `order_id`, `closed_seq`, `closed_at`.
     #[pyo3(signature = (account=None))]
     fn closing_positions<'py>(
         &self,

@@ -29,9 +29,14 @@ from bot_sim import (
 )
 from helpers_clients import (
     assert_the_same_position,
+    closed_behind_a_lagging_list,
+    cycles_after_a_lagging_close,
+    cycles_behind_the_lagging_list,
     estimated_entry_venue,
     listed_with_an_estimated_entry,
+    opened_behind_a_lagging_list,
     removed_with_an_estimated_entry,
+    scaled_in_behind_a_lagging_list,
     untracked_by_empty_answers_then_back,
 )
 from journal_helpers import (
@@ -336,7 +341,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 6
+    assert journal.schema_version == 7
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -1352,3 +1357,77 @@ def test_at_start_a_keys_newest_row_wins(url: str) -> None:
     assert Journal(url).closed_positions(account="n")[-1]["kind"] == "removed"
     third = PositionManager(client, journal=url, account="n")
     assert list(third.positions) == [BTC, ETH]
+
+
+def test_a_fill_no_list_has_shown_is_weighed_after_a_restart_as_before_it(url: str) -> None:
+    # The bot's own client (no client order ids: only the lists tell). The venue's lists lag
+    # the open's fill; the bot stops before any list shows it. Before schema version 7 the
+    # restarted manager took the first lagging list's absence for a close by hand and untracked
+    # the position the venue held (its cycles never import: unmanaged until the bot's next sync,
+    # ten minutes later).
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+
+    def manager() -> PositionManager:
+        return bots_manager(client, journal=url, account="f")
+
+    pm = manager()
+    opened_behind_a_lagging_list(pm, paper, BTC)
+    [row] = Journal(url).open_positions("f")
+    assert row["unlisted_fills"] == {"open": True, "sizes_before": []}
+    del pm
+
+    again = manager()
+    assert cycles_behind_the_lagging_list(again, paper, BTC, 10.0) == []
+    assert [e["kind"] for e in again.events] == ["opened", "loaded"]
+    assert Journal(url).open_positions("f")[0]["unlisted_fills"] is None, "a list showed it"
+    assert len(paper.calls_of("create_market_order")) == 1
+
+
+def test_a_scale_in_no_list_has_shown_is_weighed_after_a_restart_as_before_it(url: str) -> None:
+    # The same for a scale-in's fill: a list that still shows the size from before it is
+    # counted before the position is resized back (before, the restarted manager resized it to
+    # the lagging size at once: a sized close would then leave the rest open).
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+
+    def manager() -> PositionManager:
+        return bots_manager(client, journal=url, account="s")
+
+    pm = manager()
+    scaled_in_behind_a_lagging_list(pm, paper, BTC)
+    [row] = Journal(url).open_positions("s")
+    assert row["unlisted_fills"] == {"open": False, "sizes_before": [10.0]}
+    del pm
+
+    again = manager()
+    assert cycles_behind_the_lagging_list(again, paper, BTC, 15.0) == []
+    assert Journal(url).open_positions("s")[0]["unlisted_fills"] is None, "a list showed it"
+
+
+def test_a_close_no_list_has_confirmed_is_looked_up_after_a_restart_as_before_it(url: str) -> None:
+    # A client that takes client order ids: the close filled, the venue's lists lag it, and
+    # the bot stops before any list confirms it. The close awaiting confirmation keeps its
+    # order's id (schema version 7), so the restarted manager looks the order up before it
+    # believes a list that still shows the position. Before, the lagging list put the position
+    # back at once (`close_unconfirmed`), and once the list caught up it was recorded `removed`
+    # (closed outside the manager, with a judged reason and P/L) instead of the manager's close.
+    paper = PaperExchange(seed=1, volatility=0.0)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="c"
+        )
+
+    pm = manager()
+    closed_behind_a_lagging_list(pm, paper, BTC)
+    [closed] = [e for e in pm.events if e["kind"] == "closed"]
+    [row] = Journal(url).closing_positions("c")
+    assert row["order_id"] == closed["order_id"] is not None
+    del pm
+
+    again = manager()
+    cycles_after_a_lagging_close(again, paper, BTC)
+    assert Journal(url).closing_positions("c") == [], "confirmed"
+    [ended] = Journal(url).closed_positions("c")
+    assert (ended["kind"], ended["reason"]) == ("closed", closed["reason"])

@@ -40,13 +40,18 @@ from helpers_clients import (
     FakeExchange,
     Workers,
     assert_the_same_position,
+    closed_behind_a_lagging_list,
+    cycles_after_a_lagging_close,
+    cycles_behind_the_lagging_list,
     estimated_entry_venue,
     events_of,
     listed_with_an_estimated_entry,
     make_manager,
     make_position,
+    opened_behind_a_lagging_list,
     removed_with_an_estimated_entry,
     run_with_timeout,
+    scaled_in_behind_a_lagging_list,
     untracked_by_empty_answers_then_back,
 )
 
@@ -797,3 +802,56 @@ def test_a_position_whose_entry_was_estimated_is_restored_after_a_restart(
         kinds = untracked_by_empty_answers_then_back(again, paper)
     assert kinds[-1] == "restored" and "imported" not in kinds, kinds
     assert_the_same_position(again, A, own)
+
+
+@pytest.mark.parametrize("fill", ["open", "scale_in"])
+def test_a_fill_no_list_has_shown_is_weighed_after_a_restart_as_before_it(
+    fill: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The venue's lists lag the manager's own fill (an open; a scale-in), and the bot saves
+    its state and restarts before any list shows it: the file keeps what no list has shown
+    (``unlisted_fills``), so the restarted manager's first lagging list is counted against the
+    outcome rules as the saving manager's would have been, not believed at once (the position
+    was untracked; the scale-in resized back)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = bots_manager(client)
+    unlisted: dict[str, object]
+    if fill == "open":
+        opened_behind_a_lagging_list(pm, paper, A)
+        amount, unlisted = 10.0, {"open": True}
+    else:
+        scaled_in_behind_a_lagging_list(pm, paper, A)
+        amount, unlisted = 15.0, {"sizes_before": [10.0]}
+    path = tmp_path / "state.json"
+    assert pm.save_state(path) == 1
+    [saved] = json.loads(path.read_text())["positions"]
+    assert saved["unlisted_fills"] == unlisted
+
+    again, _ = loaded(client, path, caplog)
+    assert cycles_behind_the_lagging_list(again, paper, A, amount) == []
+    again.save_state(path)
+    [saved] = json.loads(path.read_text())["positions"]
+    assert "unlisted_fills" not in saved, "a list showed it: the file is as earlier versions wrote"
+
+
+def test_a_close_no_list_has_confirmed_is_looked_up_after_a_restart_as_before_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A close whose order filled, saved before any list confirmed it while the venue's lists
+    lag it: the file keeps the close order's client id (``closing[].order_id``), so the loaded
+    manager looks the order up before it believes a list that still shows the position (before:
+    the position was tracked again at once, then recorded ``removed`` with a judged reason and
+    P/L once the list caught up)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    pm = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    closed_behind_a_lagging_list(pm, paper, A)
+    [closed] = [e for e in pm.events if e["kind"] == "closed"]
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+    [saved] = json.loads(path.read_text())["closing"]
+    assert saved["order_id"] == closed["order_id"] is not None
+
+    again = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
+    again.load_state(path)
+    cycles_after_a_lagging_close(again, paper, A)

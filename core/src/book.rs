@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::exchange::OrderId;
@@ -195,8 +196,60 @@ impl<H> ClosedSlot<H> {
 }
 
 /// A tracked position as [`Book::contents`] gives it: key, state, handle, and what the exchange
-/// last listed for it.
-pub type TrackedEntry<H> = (Key, SharedPosition, H, Option<Fingerprint>);
+/// has and has not shown of it.
+pub type TrackedEntry<H> = (Key, SharedPosition, H, Sighting);
+
+/// What the exchange has and has not shown of a tracked position beyond its state: what a
+/// journal or a state file keeps, so the first lists after a restart are weighed as they would
+/// have been before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sighting {
+    /// What the exchange last listed for it (`None`: no list has shown its entry yet).
+    pub listed: Option<Fingerprint>,
+    /// What the manager's own orders did to it that no list has shown yet.
+    pub unlisted: UnlistedFills,
+}
+
+/// What the manager's own orders did to a tracked position that no list has shown yet
+/// ([`Tracked::unlisted_fill`], [`FillLag::sizes`]): a list that omits the position, or shows a
+/// size from before those fills, may lag them, and is counted against the outcome rules before
+/// it is believed. Empty for a position a list has shown as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnlistedFills {
+    /// The manager's own open filled it and no list has shown it since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+    /// Its sizes before the manager's own scale orders filled, oldest first, since a list last
+    /// showed its size (at most [`FILL_LAG_SIZES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes_before: Vec<f64>,
+}
+
+impl UnlistedFills {
+    /// Nothing unlisted: a list has shown the position as it is.
+    pub fn is_empty(&self) -> bool {
+        !self.open && self.sizes_before.is_empty()
+    }
+
+    fn of<H>(t: &Tracked<H>) -> Self {
+        UnlistedFills {
+            open: t.unlisted_fill,
+            sizes_before: t.fill_lag.sizes.clone(),
+        }
+    }
+
+    /// Puts these back on a restored entry; the lists counted so far start again from none.
+    fn restore_on<H>(self, t: &mut Tracked<H>) {
+        t.unlisted_fill = self.open;
+        let mut sizes = self.sizes_before;
+        let extra = sizes.len().saturating_sub(FILL_LAG_SIZES);
+        sizes.drain(..extra);
+        t.fill_lag = FillLag {
+            sizes,
+            unseen: Unseen::default(),
+        };
+    }
+}
 
 /// A position the book remembers without tracking it (a tombstone or a close awaiting
 /// confirmation), as [`Book::contents`] gives it and [`Book::put_back_tombstone`] /
@@ -213,6 +266,10 @@ pub struct KeptEntry<H> {
     pub at: Timestamp,
     /// What the exchange last listed for it (not for a close).
     pub listed: Option<Fingerprint>,
+    /// A close's order client id, when its client takes them (not for a tombstone): a list
+    /// that still shows the position after a restart has the order looked up before it is
+    /// believed, as before the restart.
+    pub close_order_id: Option<String>,
 }
 
 /// How the book remembers a position it no longer tracks ([`Book::remembers`]).
@@ -737,7 +794,10 @@ impl<H: Clone> Book<H> {
                     k.clone(),
                     t.position.clone(),
                     t.handle.clone(),
-                    t.reported.fingerprint,
+                    Sighting {
+                        listed: t.reported.fingerprint,
+                        unlisted: UnlistedFills::of(t),
+                    },
                 )),
                 _ => None,
             })
@@ -788,15 +848,22 @@ impl<H: Clone> Book<H> {
     /// gives it back otherwise. Returns the older tombstones the book's limit evicted.
     pub fn put_back_tombstone(&self, kept: KeptEntry<H>) -> Result<Displaced<H>, KeptEntry<H>> {
         let mut inner = self.inner.lock();
-        let (key, entry, at) = entry_if_free(&mut inner, kept)?;
+        let FreeEntry { key, entry, at, .. } = entry_if_free(&mut inner, kept)?;
         Ok(self.push_tombstone(&mut inner, &key, entry, at))
     }
 
     /// Puts a remembered close of the manager's back under its key, awaiting confirmation by
-    /// the next list, if the book has nothing for that key; gives it back otherwise.
+    /// the next list (with its order's client id, when kept: a list that still shows the
+    /// position has the order looked up first), if the book has nothing for that key; gives it
+    /// back otherwise.
     pub fn put_back_close(&self, kept: KeptEntry<H>) -> Result<(), KeptEntry<H>> {
         let mut inner = self.inner.lock();
-        let (key, entry, closed_time) = entry_if_free(&mut inner, kept)?;
+        let FreeEntry {
+            key,
+            entry,
+            at: closed_time,
+            close_order_id,
+        } = entry_if_free(&mut inner, kept)?;
         inner.next_seq += 1;
         let at = inner.next_seq;
         let own = own_fingerprint(&entry.position.lock());
@@ -808,7 +875,7 @@ impl<H: Clone> Book<H> {
                 at,
                 own,
                 closed_time,
-                order_id: None,
+                order_id: close_order_id,
                 filled: false,
                 unseen: Unseen::default(),
             }),
@@ -832,21 +899,26 @@ impl<H: Clone> Book<H> {
         }
     }
 
-    /// Sets what the exchange last listed for `key`'s tracked entry if it holds `position` (a
-    /// position restored at start, with the listing its journal or state file kept).
-    pub fn set_listing(&self, key: &str, position: &SharedPosition, listed: Option<Fingerprint>) {
+    /// Sets what the exchange has and has not shown of `key`'s tracked entry if it holds
+    /// `position` (a position restored at start, with what its journal or state file kept).
+    pub fn restore_sighting(&self, key: &str, position: &SharedPosition, sighting: Sighting) {
         if let Some(Slot::Tracked(t)) = self.inner.lock().slots.get_mut(key) {
             if Arc::ptr_eq(&t.position, position) {
-                t.reported.fingerprint = listed;
+                t.reported.fingerprint = sighting.listed;
+                sighting.unlisted.restore_on(t);
             }
         }
     }
 
-    /// What the exchange last listed for `key`'s tracked entry if it holds `position`.
-    pub fn listing(&self, key: &str, position: &SharedPosition) -> Option<Fingerprint> {
+    /// What the exchange has and has not shown of `key`'s tracked entry if it holds
+    /// `position` (nothing when it does not).
+    pub fn sighting(&self, key: &str, position: &SharedPosition) -> Sighting {
         match self.inner.lock().slots.get(key) {
-            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position) => t.reported.fingerprint,
-            _ => None,
+            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position) => Sighting {
+                listed: t.reported.fingerprint,
+                unlisted: UnlistedFills::of(t),
+            },
+            _ => Sighting::default(),
         }
     }
 
@@ -896,6 +968,15 @@ impl<H: Clone> Book<H> {
             Some(Slot::Closed(c)) if position.is_none_or(|p| Arc::ptr_eq(&c.entry.position, p)) => {
                 Some(c.closed_time)
             }
+            _ => None,
+        }
+    }
+
+    /// The client id of the order that closed `position`, if the book holds it as `key`'s close
+    /// awaiting confirmation and its client takes ids.
+    pub fn close_order_id(&self, key: &str, position: &SharedPosition) -> Option<String> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Closed(c)) if Arc::ptr_eq(&c.entry.position, position) => c.order_id.clone(),
             _ => None,
         }
     }
@@ -1165,7 +1246,8 @@ impl<H: Clone> Book<H> {
     /// resize it. `before` is its size before the manager's order: when the position's size
     /// differs from it now (the order filled), a later list that still shows `before` may lag
     /// the fill, and is believed only as the outcome rules say ([`TrackedView::lagged_sizes`]).
-    pub fn touch(&self, key: &str, position: &SharedPosition, before: f64) {
+    /// True when it noted such a fill.
+    pub fn touch(&self, key: &str, position: &SharedPosition, before: f64) -> bool {
         let mut inner = self.inner.lock();
         inner.next_seq += 1;
         let mark = inner.next_seq;
@@ -1179,9 +1261,11 @@ impl<H: Clone> Book<H> {
                         sizes.remove(0);
                     }
                     sizes.push(before);
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// The manager closed `key` (the client said so): the position leaves the tracked book and
@@ -1956,12 +2040,17 @@ fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntr
         Remembrance::Tombstone { removed_at, listed } => (removed_at, listed),
         Remembrance::Closing { closed_at } => (closed_at, None),
     };
+    let close_order_id = match slot {
+        Slot::Closed(c) => c.order_id.clone(),
+        _ => None,
+    };
     let kept = KeptEntry {
         key: key.clone(),
         position: entry.position.clone(),
         handle: entry.handle.clone(),
         at,
         listed,
+        close_order_id,
     };
     Some((how, kept))
 }
@@ -1971,7 +2060,7 @@ fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntr
 fn entry_if_free<H>(
     inner: &mut Inner<H>,
     kept: KeptEntry<H>,
-) -> Result<(Key, Tracked<H>, Timestamp), KeptEntry<H>> {
+) -> Result<FreeEntry<H>, KeptEntry<H>> {
     if inner.slots.contains_key(kept.key.as_str()) {
         return Err(kept);
     }
@@ -1981,10 +2070,24 @@ fn entry_if_free<H>(
         handle,
         at,
         listed,
+        close_order_id,
     } = kept;
     let mut entry = new_tracked(inner, &key, position, handle, None);
     entry.reported.fingerprint = listed;
-    Ok((key, entry, at))
+    Ok(FreeEntry {
+        key,
+        entry,
+        at,
+        close_order_id,
+    })
+}
+
+/// A remembered position's fresh entry ([`entry_if_free`]).
+struct FreeEntry<H> {
+    key: Key,
+    entry: Tracked<H>,
+    at: Timestamp,
+    close_order_id: Option<String>,
 }
 
 /// Every tracked (key, handle) in insertion order, and the generation they belong to.

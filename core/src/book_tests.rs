@@ -832,3 +832,109 @@ fn a_list_showing_the_fills_size_ends_the_wait() {
         "{applied:?}"
     );
 }
+
+/// What no list has shown yet of the manager's own fills comes back with a restored entry (a
+/// restart from a journal or a state file): a fresh open's fill is untracked only after the
+/// outcome rules' lists omit it, a size from before a scale fill waits for them too, and the
+/// lists counted before the restart start again from none. At most [`FILL_LAG_SIZES`] sizes
+/// are taken back, the newest.
+#[test]
+fn what_no_list_has_shown_comes_back_with_a_restored_entry() {
+    let before: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    drop(before.finish_open(&Key::parse("A"), p.clone(), 1, true));
+    p.lock().amount = 2.0;
+    assert!(before.touch("A", &p, 1.0), "a fill");
+    assert!(!before.touch("A", &p, 2.0), "no fill: nothing to note");
+    let kept = before.sighting("A", &p);
+    assert_eq!(
+        kept.unlisted,
+        UnlistedFills {
+            open: true,
+            sizes_before: vec![1.0]
+        }
+    );
+    assert_eq!(before.sighting("A", &pos("A", 1.0)), Sighting::default());
+
+    let restored = |book: &Book<u32>| {
+        let q = pos("A", 2.0);
+        drop(book.insert("A", q.clone(), 1));
+        assert_eq!(
+            book.sighting("A", &q),
+            Sighting::default(),
+            "not restored yet"
+        );
+        book.restore_sighting("A", &q, kept.clone());
+        q
+    };
+    // Lists lagging the open: two omit it before it is untracked.
+    let after: Book<u32> = Book::new(10);
+    restored(&after);
+    let applied = apply_with(&after, two(), vec![]);
+    assert!(
+        after.contains("A"),
+        "one list cannot tell a lag from a close: {applied:?}"
+    );
+    apply_with(&after, two(), vec![]);
+    assert!(!after.contains("A"), "the second list is believed");
+    // A list lagging the scale fill: counted, not believed.
+    let after: Book<u32> = Book::new(10);
+    let q = restored(&after);
+    let applied = apply_with(&after, two(), vec![listed("A", "long", 1.0, 100.0)]);
+    assert!(
+        matches!(&applied[..], [Applied::SizeLags { lists: 1, .. }]),
+        "{applied:?}"
+    );
+    assert_eq!(q.lock().amount, 2.0);
+
+    let many: Book<u32> = Book::new(10);
+    let r = pos("B", 20.0);
+    drop(many.insert("B", r.clone(), 1));
+    let sizes: Vec<f64> = (1..=10).map(f64::from).collect();
+    many.restore_sighting(
+        "B",
+        &r,
+        Sighting {
+            listed: None,
+            unlisted: UnlistedFills {
+                open: false,
+                sizes_before: sizes.clone(),
+            },
+        },
+    );
+    assert_eq!(
+        many.sighting("B", &r).unlisted.sizes_before,
+        sizes[sizes.len() - FILL_LAG_SIZES..].to_vec()
+    );
+}
+
+/// A close's order id comes back with a restored close awaiting confirmation: a list that
+/// still shows the position has the order looked up first, as before the restart.
+#[test]
+fn a_restored_close_keeps_its_orders_id_for_the_lookup() {
+    let before: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    drop(before.insert("A", p.clone(), 7));
+    assert!(before.closed("A", &p, Timestamp(1), Some("c1"), false));
+    assert_eq!(before.close_order_id("A", &p).as_deref(), Some("c1"));
+    let (_, kept) = before.remembered_entry(&Key::parse("A")).unwrap();
+    assert_eq!(kept.close_order_id.as_deref(), Some("c1"));
+
+    let after: Book<u32> = Book::new(10);
+    let q = pos("A", 1.0);
+    let restored = KeptEntry {
+        position: q.clone(),
+        ..kept
+    };
+    assert!(after.put_back_close(restored).is_ok());
+    let applied = apply(
+        &after,
+        vec![listed("A", "long", 1.0, 100.0)],
+        Purpose::Cycle,
+    );
+    assert!(
+        matches!(&applied[..], [Applied::VerifyClose { order_id, .. }] if order_id == "c1"),
+        "{applied:?}"
+    );
+    assert!(!after.contains("A"), "held for the lookup");
+}

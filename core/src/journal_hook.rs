@@ -3,8 +3,8 @@
 //! stored in memory, asks it to write the book's state at the end of every update cycle, and
 //! tells it about every order right before it goes out and when the call that sent it is over,
 //! and tells it when the re-open holds (`reopen_hold_seconds`) changed, when closes awaiting
-//! confirmation were confirmed, and when a state file's remembered positions were put back (none
-//! of them is an event).
+//! confirmation were confirmed, when a state file's remembered positions were put back, and when
+//! the manager's own scale order changed a position's size (none of them is an event).
 //!
 //! The calls are made with no lock held, on the thread that made the change, before the
 //! operation that made it returns; an implementation that cannot write reports the failure
@@ -47,4 +47,14 @@ pub trait EventJournal: Send + Sync {
     /// the book no longer has in flight or with an unknown outcome
     /// ([`crate::book::Book::order_pending`]).
     fn orders_settled(&self, keys: &[Key]);
+
+    /// The manager's own order for `key` changed the tracked `position`'s size, and no list
+    /// has shown the new size yet: writes its row as it is now (its state, and what no list has
+    /// shown of it, [`crate::book::UnlistedFills`]) and settles `key`'s order row
+    /// ([`EventJournal::orders_settled`]) in one write, so that a restart weighs a list lagging
+    /// the fill as this manager would. The default only settles the order.
+    fn filled(&self, key: &Key, position: &SharedPosition) {
+        let _ = position;
+        self.orders_settled(std::slice::from_ref(key));
+    }
 }

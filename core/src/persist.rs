@@ -7,10 +7,11 @@
 //!   "saved_at": "2025-01-01T12:00:00.000000",
 //!   "writer": "position-manager-rs 0.1.0",
 //!   "positions": [
-//!     {"symbol": "BTC/USDT:USDT", "state": {...PositionState...}, "extra": {"strategy": "breakout"}}
+//!     {"symbol": "BTC/USDT:USDT", "state": {...PositionState...}, "extra": {"strategy": "breakout"}},
+//!     {"symbol": "ETH/USDT:USDT", "state": {...}, "extra": {}, "unlisted_fills": {"open": true}}
 //!   ],
 //!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...}}],
-//!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000}],
+//!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "order_id": "pm..."}],
 //!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}],
 //!   "orders": [{"symbol": "SOL/USDT:USDT", "reference": "pm...", "at": 1735732800000000,
 //!               "intent": {"kind": "open", "side": "long", "amount": 2.0, ...}}]
@@ -24,7 +25,9 @@
 //!   closes awaiting confirmation, oldest first), its re-open holds ([`SavedHold`]) and its
 //!   orders whose outcome was unknown when it saved ([`SavedOrder`]) follow, each section only
 //!   when not empty; a position carries `listed` (what the exchange last
-//!   listed for it, [`SavedListing`]) only once a list showed it. A file with none of these is
+//!   listed for it, [`SavedListing`]) only once a list showed it, and `unlisted_fills` (what
+//!   the manager's own orders did to it that no list has shown yet, [`UnlistedFills`]) only
+//!   while there is something. A file with none of these is
 //!   byte for byte what earlier versions wrote, and those read them as unknown fields
 //!   (ignored).
 //! - Writing ([`save`]): the whole file is serialised in memory first, written to a temporary file
@@ -50,6 +53,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::book::UnlistedFills;
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::key::Side;
@@ -88,6 +92,10 @@ pub struct SavedPosition {
     /// What the exchange last listed for it (absent when no list has shown its entry yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed: Option<SavedListing>,
+    /// What the manager's own orders did to it that no list has shown yet (absent when
+    /// nothing).
+    #[serde(default, skip_serializing_if = "UnlistedFills::is_empty")]
+    pub unlisted_fills: UnlistedFills,
 }
 
 impl Clone for SavedPosition {
@@ -97,6 +105,7 @@ impl Clone for SavedPosition {
             state: self.state.clone(),
             extra: clone_extra(&self.extra),
             listed: self.listed.clone(),
+            unlisted_fills: self.unlisted_fills.clone(),
         }
     }
 }
@@ -107,6 +116,7 @@ impl PartialEq for SavedPosition {
             && self.state == other.state
             && same_extra(&self.extra, &other.extra)
             && self.listed == other.listed
+            && self.unlisted_fills == other.unlisted_fills
     }
 }
 
@@ -175,6 +185,9 @@ pub struct SavedKept {
     /// What the exchange last listed for it (tombstones; absent when unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed: Option<SavedListing>,
+    /// The close order's client id (closes whose client takes them; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 impl Clone for SavedKept {
@@ -185,6 +198,7 @@ impl Clone for SavedKept {
             extra: clone_extra(&self.extra),
             at: self.at,
             listed: self.listed.clone(),
+            order_id: self.order_id.clone(),
         }
     }
 }
@@ -196,6 +210,7 @@ impl PartialEq for SavedKept {
             && same_extra(&self.extra, &other.extra)
             && self.at == other.at
             && self.listed == other.listed
+            && self.order_id == other.order_id
     }
 }
 
@@ -292,6 +307,8 @@ impl StateFile {
             if let Some(l) = &p.listed {
                 validate_listing(l).map_err(|m| format!("{}: listed.{m}", at()))?;
             }
+            validate_unlisted(&p.unlisted_fills)
+                .map_err(|m| format!("{}: unlisted_fills.{m}", at()))?;
         }
         for (what, kept) in [("tombstone", &self.tombstones), ("closing", &self.closing)] {
             for (i, k) in kept.iter().enumerate() {
@@ -301,6 +318,9 @@ impl StateFile {
                 check_time("at", k.at).map_err(|m| format!("{}: {m}", at()))?;
                 if let Some(l) = &k.listed {
                     validate_listing(l).map_err(|m| format!("{}: listed.{m}", at()))?;
+                }
+                if k.order_id.as_deref().is_some_and(str::is_empty) {
+                    return Err(format!("{}: order_id must not be empty", at()));
                 }
             }
         }
@@ -531,6 +551,21 @@ pub fn validate_listing(l: &SavedListing) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks what the manager's own orders did to a tracked position that no list has shown;
+/// the message names the field.
+pub fn validate_unlisted(u: &UnlistedFills) -> Result<(), String> {
+    match u
+        .sizes_before
+        .iter()
+        .find(|v| !(v.is_finite() && **v > 0.0))
+    {
+        Some(v) => Err(format!(
+            "sizes_before must hold finite numbers > 0, got {v}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `YYYY-mm-ddTHH:MM:SS.ffffff` of a naive timestamp.
 fn iso_time(t: Timestamp) -> String {
     match chrono::DateTime::from_timestamp_micros(t.0) {
@@ -633,11 +668,17 @@ mod tests {
             contracts: 0.5 + i as f64,
             entry_price: 100.05 + i as f64 * 0.1,
         });
+        // Every third carries what the manager's own orders did that no list has shown.
+        let unlisted_fills = UnlistedFills {
+            open: i % 3 == 0,
+            sizes_before: if i % 3 == 2 { vec![0.5, 1.25] } else { vec![] },
+        };
         SavedPosition {
             symbol: symbol.to_owned(),
             state,
             extra,
             listed,
+            unlisted_fills,
         }
     }
 
@@ -666,6 +707,9 @@ mod tests {
         assert!(text.contains("\"format\": \"position-manager-rs/state\""));
         assert!(text.contains("\"version\": 1"));
         assert!(text.contains("\"saved_at\": \"2025-01-01T00:00:00.000000\""));
+        // Only where there is something (positions 0, 2 and 3): the others are written as
+        // earlier versions wrote them.
+        assert_eq!(text.matches("\"unlisted_fills\"").count(), 3, "{text}");
         assert!(leftover_temp_files(&path).is_empty());
         // Saving again replaces the file.
         save(&path, &sample(2)).unwrap();
@@ -963,6 +1007,7 @@ mod tests {
                 extra: p.extra,
                 at: Timestamp(1_735_689_000_000_000 + i as i64),
                 listed,
+                order_id: None,
             }
         };
         file.tombstones = vec![kept(
@@ -974,7 +1019,10 @@ mod tests {
                 entry_price: 100.7,
             }),
         )];
-        file.closing = vec![kept("C/USDT:USDT", 8, None)];
+        file.closing = vec![SavedKept {
+            order_id: Some("pm1x2y3z".into()),
+            ..kept("C/USDT:USDT", 8, None)
+        }];
         file.holds = vec![
             SavedHold {
                 symbol: "H/USDT:USDT".into(),
@@ -1024,6 +1072,10 @@ mod tests {
             ),
             (|f| f.closing[0].symbol.clear(), "closing 0: symbol must not be empty"),
             (
+                |f| f.closing[0].order_id = Some(String::new()),
+                "closing 0 (\"C/USDT:USDT\"): order_id must not be empty",
+            ),
+            (
                 |f| f.tombstones[0].state.amount = -2.0,
                 "tombstone 0 (\"T/USDT:USDT\"): amount must be a finite number > 0, got -2",
             ),
@@ -1058,6 +1110,11 @@ mod tests {
                     }
                 },
                 "position 1 (\"S1/USDT:USDT\"): listed.entry_price must be a finite number > 0",
+            ),
+            (
+                |f| f.positions[2].unlisted_fills.sizes_before[1] = -1.0,
+                "position 2 (\"S2/USDT:USDT\"): unlisted_fills.sizes_before must hold finite \
+                 numbers > 0, got -1",
             ),
             (|f| f.holds[0].symbol.clear(), "hold 0: symbol must not be empty"),
             (

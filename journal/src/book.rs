@@ -173,6 +173,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                     handle,
                     at: row.removed_at,
                     listed: row.listed,
+                    close_order_id: row.order_id,
                 });
             }
         }
@@ -180,7 +181,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         for p in positions {
             let position = share(p.state);
             let handle = make(&p.symbol, &p.extra, &position)?;
-            staged.push((p.symbol, position, handle, p.listed));
+            staged.push((p.symbol, position, handle, p.sighting));
         }
         // Holds over by now, or all of them when the manager holds nothing, leave the journal.
         let found = holds.len();
@@ -225,10 +226,12 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         // position confirms it; one that still does tracks it again (`close_unconfirmed`).
         let (buried, closes) = manager.restore_remembered(remembered);
         let mut loaded = Vec::with_capacity(staged.len());
-        for (symbol, position, handle, listed) in staged {
+        for (symbol, position, handle, sighting) in staged {
             let displaced = manager.book().insert(&symbol, position.clone(), handle);
             drop(displaced);
-            manager.book().set_listing(&symbol, &position, listed);
+            manager
+                .book()
+                .restore_sighting(&symbol, &position, sighting);
             loaded.push((symbol, position));
         }
         for (symbol, position) in &loaded {
@@ -380,7 +383,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 let seq = manager.events().next_seq().saturating_sub(1);
                 let row =
                     PositionWrite::new(state, attributes, i64::try_from(seq).unwrap_or(i64::MAX))
-                        .listed(listing_json(manager.book().listing(symbol, &position)));
+                        .sighting(manager.book().sighting(symbol, &position));
                 batch
                     .positions
                     .insert(symbol.to_owned(), RowOp::Upsert(row));
@@ -482,11 +485,20 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
     let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
     for row in rows {
         let key = row.kept.key.as_str();
-        let (table, at, listed) = match manager.book().remembers(key, &row.kept.position) {
-            Some(Remembrance::Tombstone { removed_at, listed }) => {
-                (&mut batch.tombstones, removed_at, listing_json(listed))
-            }
-            Some(Remembrance::Closing { closed_at }) => (&mut batch.closing, closed_at, None),
+        let (table, at, listed, order_id) = match manager.book().remembers(key, &row.kept.position)
+        {
+            Some(Remembrance::Tombstone { removed_at, listed }) => (
+                &mut batch.tombstones,
+                removed_at,
+                listing_json(listed),
+                None,
+            ),
+            Some(Remembrance::Closing { closed_at }) => (
+                &mut batch.closing,
+                closed_at,
+                None,
+                row.kept.close_order_id.clone(),
+            ),
             None => continue,
         };
         table.insert(
@@ -497,6 +509,7 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
                 state_json: row.state_json.clone(),
                 attributes: row.attributes.clone(),
                 listed,
+                order_id,
             }),
         );
     }
@@ -562,6 +575,34 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         self.write_for_the_book(&manager, |writer| {
             let mut batch = Batch::default();
             settle_orders(&manager, writer, Some(keys), &mut batch);
+            (!batch.is_empty()).then_some(batch)
+        });
+    }
+
+    fn filled(&self, key: &Key, position: &SharedPosition) {
+        let Some(manager) = self.manager.upgrade() else {
+            return;
+        };
+        let symbol = key.as_str();
+        let state = position.lock().snapshot();
+        let sighting = manager.book().sighting(symbol, position);
+        let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
+        // The row without attributes keeps the ones it has; the order row goes in the same
+        // write, so a restart never finds the order settled without what its fill left.
+        self.write_for_the_book(&manager, |writer| {
+            let mut batch = Batch::default();
+            if manager.book().holds(symbol, position) {
+                let row = PositionWrite::new(state, None, seq).sighting(sighting);
+                batch
+                    .positions
+                    .insert(symbol.to_owned(), RowOp::Upsert(row));
+            }
+            settle_orders(
+                &manager,
+                writer,
+                Some(std::slice::from_ref(key)),
+                &mut batch,
+            );
             (!batch.is_empty()).then_some(batch)
         });
     }
@@ -639,13 +680,14 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             attributes.clone(),
             event.order_id.clone(),
         ));
-        let kept = |at: i64, listed: Option<String>| {
+        let kept = |at: i64, listed: Option<String>, order_id: Option<String>| {
             RowOp::Upsert(TombWrite {
                 removed_seq: seq,
                 removed_at_us: at,
                 state_json: serde_json::to_string(&event.position).unwrap_or_default(),
                 attributes: attributes.clone(),
                 listed,
+                order_id,
             })
         };
         // Whether the event may start or end a close awaiting confirmation of its key.
@@ -654,7 +696,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 let listed = listing_json(manager.book().tombstone_listing(key, position));
                 batch
                     .tombstones
-                    .insert(key.to_owned(), kept(event.time.0, listed));
+                    .insert(key.to_owned(), kept(event.time.0, listed, None));
                 false
             }
             // At start, a restored position's key has no close awaiting confirmation left.
@@ -671,9 +713,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 if let Some(Remembrance::Tombstone { listed, .. }) =
                     manager.book().remembers(key, position)
                 {
-                    batch
-                        .tombstones
-                        .insert(key.to_owned(), kept(event.time.0, listing_json(listed)));
+                    batch.tombstones.insert(
+                        key.to_owned(),
+                        kept(event.time.0, listing_json(listed), None),
+                    );
                 }
                 true
             }
@@ -685,9 +728,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 // As the book is now: awaiting confirmation with this position, or with none.
                 let book = manager.book();
                 if let Some(closed_at) = book.awaiting_close(key, Some(position)) {
+                    let order_id = book.close_order_id(key, position);
                     batch
                         .closing
-                        .insert(key.to_owned(), kept(closed_at.0, None));
+                        .insert(key.to_owned(), kept(closed_at.0, None, order_id));
                 } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }
@@ -696,7 +740,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             let absent = !present && !manager.book().contains(key);
             if present {
                 let row = PositionWrite::new(state, attributes, seq)
-                    .listed(listing_json(manager.book().listing(key, position)));
+                    .sighting(manager.book().sighting(key, position));
                 batch.positions.insert(key.to_owned(), RowOp::Upsert(row));
             } else if absent {
                 batch.positions.insert(key.to_owned(), RowOp::Delete);
@@ -745,7 +789,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                     continue;
                 }
                 let write = PositionWrite::new(state.clone(), attributes.clone(), seq)
-                    .listed(listing_json(manager.book().listing(symbol, position)));
+                    .sighting(manager.book().sighting(symbol, position));
                 if writer.unchanged(symbol, row_hash(&write)) {
                     continue;
                 }

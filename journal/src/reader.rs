@@ -95,6 +95,9 @@ pub struct PositionRecord {
     /// What the exchange last listed for it, as JSON (`side`, `contracts`, `entry_price`):
     /// rows written by schema version 5 on, once a list reported its entry.
     pub listed: Option<String>,
+    /// What the manager's own orders did to it that no list has shown yet, as JSON (`open`,
+    /// `sizes_before`): rows written by schema version 7 on, while there is something.
+    pub unlisted_fills: Option<String>,
 }
 
 /// A position the manager remembers without tracking it, as last journaled: a tombstone
@@ -117,6 +120,9 @@ pub struct KeptRecord {
     /// What the exchange last listed for it, as JSON (`side`, `contracts`, `entry_price`):
     /// tombstones written by schema version 4 on, when the list reported it.
     pub listed: Option<String>,
+    /// The close order's client id: closes written by schema version 7 on, when the client
+    /// takes ids.
+    pub order_id: Option<String>,
 }
 
 /// One re-open hold (`reopen_hold_seconds`).
@@ -360,8 +366,15 @@ impl Reader {
     /// order.
     pub fn open_positions(&mut self, account: Option<&str>) -> JournalResult<Vec<PositionRecord>> {
         let listed = if self.version >= 5 { "listed" } else { "NULL" };
+        let unlisted = if self.version >= 7 {
+            "unlisted_fills"
+        } else {
+            "NULL"
+        };
         let rows = self.rows_of(
-            &format!("account, symbol, state, attributes, updated_seq, updated_at, {listed}"),
+            &format!(
+                "account, symbol, state, attributes, updated_seq, updated_at, {listed}, {unlisted}"
+            ),
             "pmrs_positions",
             "account, book_order, symbol",
             account,
@@ -376,6 +389,7 @@ impl Reader {
                 updated_seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
                 updated_at: text(r.get(5)),
                 listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
+                unlisted_fills: r.get(7).and_then(Val::as_text).map(str::to_owned),
             })
             .collect())
     }
@@ -408,9 +422,8 @@ impl Reader {
         let listed = if self.version >= 4 { "listed" } else { "NULL" };
         self.kept(
             "pmrs_tombstones",
-            "removed_seq",
-            "removed_at_us",
-            listed,
+            ("removed_seq", "removed_at_us"),
+            (listed, "NULL"),
             account,
         )
     }
@@ -422,25 +435,30 @@ impl Reader {
         if self.version < 3 {
             return Ok(Vec::new());
         }
+        let order_id = if self.version >= 7 {
+            "order_id"
+        } else {
+            "NULL"
+        };
         self.kept(
             "pmrs_closing",
-            "closed_seq",
-            "closed_at_us",
-            "NULL",
+            ("closed_seq", "closed_at_us"),
+            ("NULL", order_id),
             account,
         )
     }
 
+    /// `table`'s rows with its `(seq, at)` columns and the `(listed, order_id)` column
+    /// expressions (`NULL` where the table or its version has none).
     fn kept(
         &mut self,
         table: &str,
-        seq: &str,
-        at: &str,
-        listed: &str,
+        (seq, at): (&str, &str),
+        (listed, order_id): (&str, &str),
         account: Option<&str>,
     ) -> JournalResult<Vec<KeptRecord>> {
         let rows = self.rows_of(
-            &format!("account, symbol, state, attributes, {seq}, {at}, {listed}"),
+            &format!("account, symbol, state, attributes, {seq}, {at}, {listed}, {order_id}"),
             table,
             &format!("account, {at}, symbol"),
             account,
@@ -455,6 +473,7 @@ impl Reader {
                 seq: r.get(4).and_then(Val::as_int).unwrap_or(0),
                 at_us: r.get(5).and_then(Val::as_int).unwrap_or(0),
                 listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
+                order_id: r.get(7).and_then(Val::as_text).map(str::to_owned),
             })
             .collect())
     }

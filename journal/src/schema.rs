@@ -35,12 +35,21 @@
 //! - `pmrs_orders`: the orders the manager sent whose outcome it has not taken in yet, one row
 //!   per key (written before the order goes out, deleted once its outcome is known), so a
 //!   restart takes each back as an order with an unknown outcome instead of sending it again.
+//!
+//! Version 7:
+//! - `pmrs_positions.unlisted_fills`: what the manager's own orders did to each tracked position
+//!   that no list has shown yet (its open filled; its sizes before its scale orders filled), as
+//!   JSON, so the first lists after a restart that lag those fills are counted against the
+//!   outcome rules before they untrack or resize it, as they would have been before it;
+//! - `pmrs_closing.order_id`: a close's order client id (when the client takes them), so a
+//!   list that still shows the position after a restart has the order looked up before it is
+//!   believed, as before the restart.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -83,7 +92,18 @@ const MIGRATIONS: &[Migration] = &[
         description: "orders in flight",
         sql: v6,
     },
+    Migration {
+        version: 7,
+        description: "what no list has shown yet of the manager's own fills and closes",
+        sql: v7,
+    },
 ];
+
+fn v7(_: Dialect) -> String {
+    "ALTER TABLE pmrs_positions ADD COLUMN unlisted_fills TEXT; \
+     ALTER TABLE pmrs_closing ADD COLUMN order_id TEXT;"
+        .to_owned()
+}
 
 fn v6(d: Dialect) -> String {
     format!(

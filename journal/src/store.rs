@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 
+use position_manager_core::book::{Sighting, UnlistedFills};
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::Event;
 use position_manager_core::manager::in_flight::{SentIntent, SentOrder};
-use position_manager_core::persist::{validate_listing, Extra, SavedListing};
+use position_manager_core::persist::{validate_listing, validate_unlisted, Extra, SavedListing};
 use position_manager_core::position::PositionState;
 use position_manager_core::reconcile::Fingerprint;
 
@@ -85,6 +86,9 @@ pub struct PositionWrite {
     pub attributes: Option<String>,
     /// What the exchange last listed for it, as JSON (`None`: no list has shown its entry yet).
     pub listed: Option<String>,
+    /// What the manager's own orders did to it that no list has shown yet, as JSON (`None`:
+    /// nothing).
+    pub unlisted_fills: Option<String>,
     /// The last event number written with it.
     pub updated_seq: i64,
 }
@@ -98,13 +102,22 @@ impl PositionWrite {
             state,
             attributes,
             listed: None,
+            unlisted_fills: None,
             updated_seq: seq,
         }
     }
 
-    /// The same row with what the exchange last listed for the position.
-    pub fn listed(self, listed: Option<String>) -> Self {
-        PositionWrite { listed, ..self }
+    /// The same row with what the exchange has and has not shown of the position.
+    pub fn sighting(self, sighting: Sighting) -> Self {
+        PositionWrite {
+            listed: sighting
+                .listed
+                .and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok()),
+            unlisted_fills: (!sighting.unlisted.is_empty())
+                .then(|| serde_json::to_string(&sighting.unlisted).ok())
+                .flatten(),
+            ..self
+        }
     }
 }
 
@@ -122,6 +135,8 @@ pub struct TombWrite {
     pub attributes: Option<String>,
     /// What the exchange last listed for it, as JSON (tombstones; a close has none).
     pub listed: Option<String>,
+    /// The close order's client id (closes whose client takes them; a tombstone has none).
+    pub order_id: Option<String>,
 }
 
 /// One re-open hold as a row of `pmrs_holds`.
@@ -245,8 +260,9 @@ pub struct RestoredPosition {
     pub state: PositionState,
     /// The bot's attributes.
     pub extra: Extra,
-    /// What the exchange last listed for it (rows written from version 5 on).
-    pub listed: Option<Fingerprint>,
+    /// What the exchange has and has not shown of it (`listed`: rows written from version 5
+    /// on; `unlisted`: from version 7 on).
+    pub sighting: Sighting,
 }
 
 /// A tombstone, or a close awaiting confirmation, read back at start.
@@ -262,6 +278,8 @@ pub struct RestoredTombstone {
     pub removed_at: Timestamp,
     /// What the exchange last listed for it (tombstones written from version 4 on).
     pub listed: Option<Fingerprint>,
+    /// The close order's client id (closes written from version 7 on).
+    pub order_id: Option<String>,
 }
 
 /// A re-open hold read back at start.
@@ -337,9 +355,21 @@ impl Kept {
         }
     }
 
-    /// Whether its rows have a `listed` column (what the exchange last listed).
-    fn has_listing(self) -> bool {
-        matches!(self, Kept::Tombstones)
+    /// Its one column beyond the state: a tombstone's `listed` (what the exchange last
+    /// listed, version 4), a close's `order_id` (its order's client id, version 7).
+    fn extra_column(self) -> &'static str {
+        match self {
+            Kept::Tombstones => "listed",
+            Kept::Closing => "order_id",
+        }
+    }
+
+    /// A row's value of [`Kept::extra_column`].
+    fn extra_value(self, row: &TombWrite) -> Option<String> {
+        match self {
+            Kept::Tombstones => row.listed.clone(),
+            Kept::Closing => row.order_id.clone(),
+        }
     }
 
     /// What a row is, for messages.
@@ -379,6 +409,17 @@ fn read_listing(column: Option<Val>) -> Option<Fingerprint> {
         .and_then(|l| l.fingerprint())
 }
 
+/// An `unlisted_fills` column's value: nothing when it cannot be read (the position is then
+/// weighed as one the lists have shown, as by a build before version 7).
+fn read_unlisted(column: Option<Val>) -> UnlistedFills {
+    column
+        .as_ref()
+        .and_then(Val::as_text)
+        .and_then(|t| serde_json::from_str::<UnlistedFills>(t).ok())
+        .filter(|u| validate_unlisted(u).is_ok())
+        .unwrap_or_default()
+}
+
 /// The rows of `table` of `account`, oldest first; unreadable ones are named in `unreadable`.
 fn read_kept(
     db: &mut dyn Sql,
@@ -387,11 +428,11 @@ fn read_kept(
     unreadable: &mut Vec<String>,
 ) -> JournalResult<Vec<RestoredTombstone>> {
     let (name, seq, at) = table.columns();
-    let more = if table.has_listing() { ", listed" } else { "" };
+    let more = table.extra_column();
     let mut out = Vec::new();
     for row in db.query(
         &format!(
-            "SELECT symbol, state, attributes, {at}{more} FROM {name} WHERE account = ?1 \
+            "SELECT symbol, state, attributes, {at}, {more} FROM {name} WHERE account = ?1 \
              ORDER BY {seq}"
         ),
         &[Val::text(account)],
@@ -399,7 +440,19 @@ fn read_kept(
         let mut it = row.into_iter();
         let (symbol, read) = read_position(&mut it);
         let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
-        let listed = read_listing(it.next());
+        let (listed, order_id) = match table {
+            Kept::Tombstones => (read_listing(it.next()), None),
+            // An id that is not text (or empty) is left out: the list then decides, as before
+            // version 7.
+            Kept::Closing => (
+                None,
+                it.next()
+                    .as_ref()
+                    .and_then(Val::as_text)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            ),
+        };
         match read {
             Ok((state, extra)) => out.push(RestoredTombstone {
                 symbol,
@@ -407,6 +460,7 @@ fn read_kept(
                 extra,
                 removed_at: Timestamp(removed_at),
                 listed,
+                order_id,
             }),
             Err(e) => unreadable.push(format!("{} {symbol:?}: {e}", table.what())),
         }
@@ -425,27 +479,24 @@ fn write_kept(
     for (symbol, op) in rows {
         match op {
             RowOp::Upsert(t) => {
-                let mut values = vec![
+                let values = vec![
                     acct.clone(),
                     Val::text(symbol.as_str()),
                     Val::int(t.removed_seq),
                     Val::int(t.removed_at_us),
                     Val::text(t.state_json.as_str()),
                     Val::Text(t.attributes.clone()),
+                    Val::Text(table.extra_value(t)),
                 ];
-                let (more, placeholders, updates) = if table.has_listing() {
-                    values.push(Val::Text(t.listed.clone()));
-                    (", listed", ", ?7", ", listed = excluded.listed")
-                } else {
-                    ("", "", "")
-                };
+                let more = table.extra_column();
                 db.execute(
                     &format!(
-                        "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes{more}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6{placeholders}) \
+                        "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes, \
+                         {more}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                          ON CONFLICT (account, symbol) DO UPDATE \
                          SET {seq} = excluded.{seq}, {at} = excluded.{at}, \
-                         state = excluded.state, attributes = excluded.attributes{updates}"
+                         state = excluded.state, attributes = excluded.attributes, \
+                         {more} = excluded.{more}"
                     ),
                     &values,
                 )?;
@@ -501,19 +552,22 @@ pub fn claim(
             out.last_seq = out.last_seq.max(m.max(0) as u64);
         }
         for row in db.query(
-            "SELECT symbol, state, attributes, listed FROM pmrs_positions WHERE account = ?1 \
-             ORDER BY book_order, symbol",
+            "SELECT symbol, state, attributes, listed, unlisted_fills FROM pmrs_positions \
+             WHERE account = ?1 ORDER BY book_order, symbol",
             &[Val::text(account)],
         )? {
             let mut it = row.into_iter();
             let (symbol, read) = read_position(&mut it);
-            let listed = read_listing(it.next());
+            let sighting = Sighting {
+                listed: read_listing(it.next()),
+                unlisted: read_unlisted(it.next()),
+            };
             match read {
                 Ok((state, extra)) => out.positions.push(RestoredPosition {
                     symbol,
                     state,
                     extra,
-                    listed,
+                    sighting,
                 }),
                 Err(e) => out.unreadable.push(format!("position {symbol:?}: {e}")),
             }
@@ -638,7 +692,7 @@ fn opt_real(v: f64) -> Val {
     Val::Real(v.is_finite().then_some(v))
 }
 
-/// Rows per multi-row upsert of the book (one round trip each; 15 parameters a row stays far
+/// Rows per multi-row upsert of the book (one round trip each; 16 parameters a row stays far
 /// below both databases' parameter limits).
 const UPSERT_ROWS: usize = 200;
 
@@ -649,7 +703,7 @@ fn upsert_positions(
     now: &Val,
     rows: &[(&String, &PositionWrite)],
 ) -> JournalResult<()> {
-    const COLUMNS: usize = 15;
+    const COLUMNS: usize = 16;
     let mut values = Vec::with_capacity(rows.len());
     let mut params = Vec::with_capacity(rows.len() * COLUMNS);
     for (i, (symbol, p)) in rows.iter().enumerate() {
@@ -673,13 +727,14 @@ fn upsert_positions(
             Val::int(p.updated_seq),
             now.clone(),
             Val::Text(p.listed.clone()),
+            Val::Text(p.unlisted_fills.clone()),
         ]);
     }
     db.execute(
         &format!(
             "INSERT INTO pmrs_positions (account, symbol, book_order, side, entry_price, amount, \
              leverage, stop_loss, take_profit, entry_time_us, state, attributes, updated_seq, \
-             updated_at, listed) VALUES {} \
+             updated_at, listed, unlisted_fills) VALUES {} \
              ON CONFLICT (account, symbol) DO UPDATE SET side = excluded.side, \
              entry_price = excluded.entry_price, amount = excluded.amount, \
              leverage = excluded.leverage, stop_loss = excluded.stop_loss, \
@@ -687,7 +742,7 @@ fn upsert_positions(
              state = excluded.state, \
              attributes = COALESCE(excluded.attributes, pmrs_positions.attributes), \
              updated_seq = excluded.updated_seq, updated_at = excluded.updated_at, \
-             listed = excluded.listed",
+             listed = excluded.listed, unlisted_fills = excluded.unlisted_fills",
             values.join(", ")
         ),
         &params,

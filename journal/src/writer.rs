@@ -268,11 +268,13 @@ impl Writer {
     }
 }
 
-/// The content hash of a tracked row (its state, attributes and listing as written).
+/// The content hash of a tracked row (its state, attributes, listing and unlisted fills as
+/// written).
 pub fn row_hash(p: &PositionWrite) -> u64 {
     let mut h = DefaultHasher::new();
     p.state_json.hash(&mut h);
     p.attributes.hash(&mut h);
     p.listed.hash(&mut h);
+    p.unlisted_fills.hash(&mut h);
     h.finish()
 }

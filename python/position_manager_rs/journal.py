@@ -165,7 +165,9 @@ class Journal:
         """The tracked positions as last journaled: ``account``, ``symbol``, every position
         field, ``attributes``, ``listed`` (what the exchange last listed for it: ``side``,
         ``contracts``, ``entry_price``; ``None`` before a list showed its entry),
-        ``updated_seq``, ``updated_at``."""
+        ``unlisted_fills`` (what the manager's own orders did to it that no list has shown
+        yet: ``{"open": bool, "sizes_before": [...]}``; ``None`` when nothing, and in a journal
+        older than schema version 7), ``updated_seq``, ``updated_at``."""
         return Records(self._reader.open_positions(_name("account", account)))
 
     def reopen_holds(self, account: str | None = None) -> Records:
@@ -180,7 +182,9 @@ class Journal:
         that no position list has shown gone yet. A restarted manager puts each back; its first
         list forgets it (confirmed) or tracks the very position again (``close_unconfirmed``).
         Each row: ``account``, ``symbol``, every position field as at the close, ``attributes``,
-        ``closed_seq`` (the ``closed`` event's ``seq``), ``closed_at``; oldest first. A journal
+        ``order_id`` (the close order's client id when the client takes them; ``None``
+        otherwise, and before schema version 7), ``closed_seq`` (the ``closed`` event's
+        ``seq``), ``closed_at``; oldest first. A journal
         older than schema version 3 has none."""
         return Records(self._reader.closing_positions(_name("account", account)))
 

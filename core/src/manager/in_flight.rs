@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::Channel;
 use super::Manager;
-use crate::book::{OpenIntent, PendingOrder, Unknown};
+use crate::book::{OpenIntent, PendingOrder, SharedPosition, Unknown};
 use crate::clock::Timestamp;
 use crate::events::{EventKind, Evidence};
 use crate::exchange::OrderId;
@@ -293,6 +293,22 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 (key, order)
             })
             .collect()
+    }
+
+    /// After a scale order's call for `key` (whose size was `before`): marks the position as just
+    /// changed by the manager ([`crate::book::Book::touch`]) and tells the journal, if any, that
+    /// the call is over — with the position's row when the order changed its size, so a restart
+    /// keeps what no list has shown of it yet (called with no lock held).
+    pub(crate) fn settle_scale_order(&self, key: &Key, position: &SharedPosition, before: f64) {
+        let filled = self.book().touch(key.as_str(), position, before);
+        let journal = self.journal.read().clone();
+        if let Some(journal) = journal {
+            if filled {
+                journal.filled(key, position);
+            } else {
+                journal.orders_settled(std::slice::from_ref(key));
+            }
+        }
     }
 
     /// Tells the journal, if any, that the calls that sent orders for `keys` are over (or a list

@@ -197,8 +197,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let before = position.lock().amount;
         let outcome = self.scale_in_tracked(&key, &position, additional, current_price);
         self.book().end_order(symbol, &position);
-        self.book().touch(symbol, &position, before);
-        self.journal_orders_settled(std::slice::from_ref(&key));
+        self.settle_scale_order(&key, &position, before);
         match outcome {
             Ok(done) => Ok(done),
             Err(e) if e.is_interrupt() => Err(e),
@@ -429,8 +428,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let outcome =
             self.scale_out_tracked(&key, &position, (amount, &amount_text), reason, target_bit);
         self.book().end_order(symbol, &position);
-        self.book().touch(symbol, &position, before);
-        self.journal_orders_settled(std::slice::from_ref(&key));
+        self.settle_scale_order(&key, &position, before);
         match outcome {
             Ok(out) => Ok(out),
             Err(e) if e.is_interrupt() => Err(e),

@@ -9,7 +9,7 @@ use log::Level;
 
 use super::in_flight::{OrdersFrom, SentOrder};
 use super::{Channel, Manager};
-use crate::book::{share, BookContents, KeptEntry, Remembered, SharedPosition};
+use crate::book::{share, BookContents, KeptEntry, Remembered, SharedPosition, Sighting};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
@@ -68,13 +68,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 .filter(|l| validate_listing(l).is_ok())
         };
         let mut positions = Vec::with_capacity(entries.len());
-        for (key, position, handle, listed) in entries {
+        for (key, position, handle, sighting) in entries {
             let values = attributes(&key, &handle)?;
             positions.push(SavedPosition {
                 symbol: key.to_string(),
                 state: position.lock().snapshot(),
                 extra: values,
-                listed: listing(listed),
+                listed: listing(sighting.listed),
+                unlisted_fills: sighting.unlisted,
             });
         }
         let mut kept = |list: Vec<KeptEntry<H>>| -> CoreResult<Vec<SavedKept>> {
@@ -87,6 +88,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     extra: values,
                     at: k.at,
                     listed: listing(k.listed),
+                    order_id: k.close_order_id,
                 });
             }
             Ok(out)
@@ -153,8 +155,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         for saved in &file.positions {
             let position = share(saved.state.clone());
             let handle = attach(&saved.symbol, &saved.extra, &position)?;
-            let listed = saved.listed.as_ref().and_then(SavedListing::fingerprint);
-            staged.push((saved.symbol.as_str(), position, handle, listed));
+            let sighting = Sighting {
+                listed: saved.listed.as_ref().and_then(SavedListing::fingerprint),
+                unlisted: saved.unlisted_fills.clone(),
+            };
+            staged.push((saved.symbol.as_str(), position, handle, sighting));
         }
         let now = self.now();
         let ttl = self.config().tombstone_ttl_seconds;
@@ -169,6 +174,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     handle,
                     at: k.at,
                     listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
+                    close_order_id: k.order_id.clone(),
                 });
             }
             Ok(out)
@@ -179,14 +185,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         self.ensure_empty_for_load()?;
         let mut inserted: Vec<(&str, SharedPosition)> = Vec::with_capacity(staged.len());
-        for (symbol, position, handle, listed) in staged {
+        for (symbol, position, handle, sighting) in staged {
             match self
                 .book
                 .insert_if_free(&Key::parse(symbol), position.clone(), handle)
             {
                 Ok(buried) => {
                     drop(buried);
-                    self.book.set_listing(symbol, &position, listed);
+                    self.book.restore_sighting(symbol, &position, sighting);
                     inserted.push((symbol, position));
                 }
                 Err(given_back) => {
