@@ -1359,12 +1359,16 @@ def test_at_start_a_keys_newest_row_wins(url: str) -> None:
     assert list(third.positions) == [BTC, ETH]
 
 
-def test_a_fill_no_list_has_shown_is_weighed_after_a_restart_as_before_it(url: str) -> None:
+@pytest.mark.parametrize("fill", ["open", "scale_in"])
+def test_a_fill_no_list_has_shown_is_weighed_after_a_restart_as_before_it(
+    url: str, fill: str
+) -> None:
     # The bot's own client (no client order ids: only the lists tell). The venue's lists lag
-    # the open's fill; the bot stops before any list shows it. Before schema version 7 the
-    # restarted manager took the first lagging list's absence for a close by hand and untracked
-    # the position the venue held (its cycles never import: unmanaged until the bot's next sync,
-    # ten minutes later).
+    # the manager's own fill (an open; a scale-in); the bot stops before any list shows it.
+    # Before schema version 7 the restarted manager believed the first lagging list: it
+    # untracked the open the venue held (its cycles never import: unmanaged until the bot's
+    # next sync, ten minutes later), or resized the scale-in back to the lagging size (a sized
+    # close would then leave the rest open).
     paper = PaperExchange(seed=1, volatility=0.0)
     client = BotLikeClient(paper)
 
@@ -1372,37 +1376,21 @@ def test_a_fill_no_list_has_shown_is_weighed_after_a_restart_as_before_it(url: s
         return bots_manager(client, journal=url, account="f")
 
     pm = manager()
-    opened_behind_a_lagging_list(pm, paper, BTC)
+    if fill == "open":
+        opened_behind_a_lagging_list(pm, paper, BTC)
+        amount, unlisted = 10.0, {"open": True, "sizes_before": []}
+    else:
+        scaled_in_behind_a_lagging_list(pm, paper, BTC)
+        amount, unlisted = 15.0, {"open": False, "sizes_before": [10.0]}
     [row] = Journal(url).open_positions("f")
-    assert row["unlisted_fills"] == {"open": True, "sizes_before": []}
+    assert row["unlisted_fills"] == unlisted
     del pm
 
     again = manager()
-    assert cycles_behind_the_lagging_list(again, paper, BTC, 10.0) == []
-    assert [e["kind"] for e in again.events] == ["opened", "loaded"]
+    assert cycles_behind_the_lagging_list(again, paper, BTC, amount) == []
+    assert [e["kind"] for e in again.events][-1] == "loaded"
     assert Journal(url).open_positions("f")[0]["unlisted_fills"] is None, "a list showed it"
-    assert len(paper.calls_of("create_market_order")) == 1
-
-
-def test_a_scale_in_no_list_has_shown_is_weighed_after_a_restart_as_before_it(url: str) -> None:
-    # The same for a scale-in's fill: a list that still shows the size from before it is
-    # counted before the position is resized back (before, the restarted manager resized it to
-    # the lagging size at once: a sized close would then leave the rest open).
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-
-    def manager() -> PositionManager:
-        return bots_manager(client, journal=url, account="s")
-
-    pm = manager()
-    scaled_in_behind_a_lagging_list(pm, paper, BTC)
-    [row] = Journal(url).open_positions("s")
-    assert row["unlisted_fills"] == {"open": False, "sizes_before": [10.0]}
-    del pm
-
-    again = manager()
-    assert cycles_behind_the_lagging_list(again, paper, BTC, 15.0) == []
-    assert Journal(url).open_positions("s")[0]["unlisted_fills"] is None, "a list showed it"
+    assert len(paper.calls_of("create_market_order")) == 1 + (fill == "scale_in")
 
 
 def test_a_close_no_list_has_confirmed_is_looked_up_after_a_restart_as_before_it(url: str) -> None:
