@@ -13,13 +13,14 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use position_manager_core::book::{SharedPosition, UnlistedFills};
+use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreError;
 use position_manager_core::events::Event;
-use position_manager_core::persist::{validate_unlisted, Extra};
+use position_manager_core::persist::Extra;
 use position_manager_core::position::PositionState;
 use position_manager_journal::book::{BookJournal, ExtraFn};
 use position_manager_journal::reader::{EventFilter, EventRecord, KeptRecord, Reader};
+use position_manager_journal::store::parse_unlisted;
 use position_manager_journal::writer::Writer;
 use position_manager_journal::{JournalError as CoreJournalError, SyncMode, Target};
 
@@ -352,8 +353,7 @@ fn loads<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>
 /// An `unlisted_fills` column as a dict with both fields (`open`, `sizes_before`); `None` when
 /// nothing is unlisted, or when the text cannot be read (as the manager then takes it).
 fn unlisted_fills<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
-    let parsed = text.and_then(|t| serde_json::from_str::<UnlistedFills>(t).ok());
-    match parsed.filter(|u| !u.is_empty() && validate_unlisted(u).is_ok()) {
+    match Some(parse_unlisted(text)).filter(|u| !u.is_empty()) {
         None => Ok(py.None().into_bound(py)),
         Some(u) => {
             let d = PyDict::new(py);

@@ -57,12 +57,12 @@ use position_manager_core::key::Key;
 use position_manager_core::manager::in_flight::SentOrder;
 use position_manager_core::manager::state::remembered_summary;
 use position_manager_core::manager::{Channel, Manager};
-use position_manager_core::persist::{Extra, SavedListing};
+use position_manager_core::persist::Extra;
 use position_manager_core::position::PositionState;
-use position_manager_core::reconcile::Fingerprint;
 
 use crate::store::{
-    Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, Restored, RowOp, TombWrite,
+    listing_json, Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, Restored,
+    RowOp, TombWrite,
 };
 use crate::writer::{row_hash, Writer, Written};
 use crate::JournalError;
@@ -90,11 +90,6 @@ pub struct BookJournal<H> {
 
 fn attributes_json(extra: Option<Extra>) -> Option<String> {
     extra.and_then(|e| serde_json::to_string(&e).ok())
-}
-
-/// What the exchange last listed for a position, as its `listed` column holds it.
-fn listing_json(listed: Option<Fingerprint>) -> Option<String> {
-    listed.and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok())
 }
 
 impl<H: Clone + Send + Sync + 'static> BookJournal<H> {

@@ -110,9 +110,7 @@ impl PositionWrite {
     /// The same row with what the exchange has and has not shown of the position.
     pub fn sighting(self, sighting: Sighting) -> Self {
         PositionWrite {
-            listed: sighting
-                .listed
-                .and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok()),
+            listed: listing_json(sighting.listed),
             unlisted_fills: (!sighting.unlisted.is_empty())
                 .then(|| serde_json::to_string(&sighting.unlisted).ok())
                 .flatten(),
@@ -409,15 +407,22 @@ fn read_listing(column: Option<Val>) -> Option<Fingerprint> {
         .and_then(|l| l.fingerprint())
 }
 
-/// An `unlisted_fills` column's value: nothing when it cannot be read (the position is then
-/// weighed as one the lists have shown, as by a build before version 7).
-fn read_unlisted(column: Option<Val>) -> UnlistedFills {
-    column
-        .as_ref()
-        .and_then(Val::as_text)
-        .and_then(|t| serde_json::from_str::<UnlistedFills>(t).ok())
+/// What the exchange last listed for a position, as a `listed` column holds it.
+pub fn listing_json(listed: Option<Fingerprint>) -> Option<String> {
+    listed.and_then(|f| serde_json::to_string(&SavedListing::of(f)).ok())
+}
+
+/// An `unlisted_fills` column's text as the manager takes it back: nothing when absent or when
+/// it cannot be read (the position is then weighed as one the lists have shown, as by a build
+/// before version 7).
+pub fn parse_unlisted(text: Option<&str>) -> UnlistedFills {
+    text.and_then(|t| serde_json::from_str::<UnlistedFills>(t).ok())
         .filter(|u| validate_unlisted(u).is_ok())
         .unwrap_or_default()
+}
+
+fn read_unlisted(column: Option<Val>) -> UnlistedFills {
+    parse_unlisted(column.as_ref().and_then(Val::as_text))
 }
 
 /// The rows of `table` of `account`, oldest first; unreadable ones are named in `unreadable`.
