@@ -768,7 +768,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             assert_eq!(r.positions[0].sighting.listed, Some(fingerprint), "{db}");
             assert_eq!(r.positions[0].sighting.unlisted, open_fill, "{db}");
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");
-            let closes: Vec<(&str, Option<&str>)> = r
+            let mut closes: Vec<(&str, Option<&str>)> = r
                 .closing
                 .iter()
                 .map(|c| (c.symbol.as_str(), c.order_id.as_deref()))
@@ -780,7 +780,6 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 expected.insert(0, ("DOT/USDT:USDT", None));
             }
             expected.sort();
-            let mut closes = closes;
             closes.sort();
             assert_eq!(closes, expected, "{db} from {from}");
             assert_eq!(r.orders.len(), 1, "{db}: written after the upgrade");

@@ -295,11 +295,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .collect()
     }
 
-    /// After a scale order's call for `key` (whose size was `before`): marks the position as just
-    /// changed by the manager ([`crate::book::Book::touch`]) and tells the journal, if any, that
-    /// the call is over — with the position's row when the order changed its size, so a restart
-    /// keeps what no list has shown of it yet (called with no lock held).
-    pub(crate) fn settle_scale_order(&self, key: &Key, position: &SharedPosition, before: f64) {
+    /// After a scale order's call for `key` (whose size was `before`): ends the order in the
+    /// book, marks the position as just changed by the manager ([`crate::book::Book::touch`])
+    /// and tells the journal, if any, that the call is over — with the position's row when the
+    /// order changed its size, so a restart keeps what no list has shown of it yet (called with
+    /// no lock held).
+    pub(crate) fn end_scale_order(&self, key: &Key, position: &SharedPosition, before: f64) {
+        self.book().end_order(key.as_str(), position);
         let filled = self.book().touch(key.as_str(), position, before);
         let journal = self.journal.read().clone();
         if let Some(journal) = journal {

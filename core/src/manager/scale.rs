@@ -196,8 +196,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         let before = position.lock().amount;
         let outcome = self.scale_in_tracked(&key, &position, additional, current_price);
-        self.book().end_order(symbol, &position);
-        self.settle_scale_order(&key, &position, before);
+        self.end_scale_order(&key, &position, before);
         match outcome {
             Ok(done) => Ok(done),
             Err(e) if e.is_interrupt() => Err(e),
@@ -427,8 +426,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let before = position.lock().amount;
         let outcome =
             self.scale_out_tracked(&key, &position, (amount, &amount_text), reason, target_bit);
-        self.book().end_order(symbol, &position);
-        self.settle_scale_order(&key, &position, before);
+        self.end_scale_order(&key, &position, before);
         match outcome {
             Ok(out) => Ok(out),
             Err(e) if e.is_interrupt() => Err(e),
