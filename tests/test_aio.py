@@ -298,11 +298,12 @@ def test_kucoin_futures_async_round_trip_in_hedge_mode() -> None:
         assert venue.unexpected == []
 
 
-@pytest.mark.parametrize("name", ["bybit", "bingx", "mexc", "htx"])
+@pytest.mark.parametrize("name", ["bybit", "bingx", "mexc", "htx", "gate"])
 def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
     """The client's own venue calls (Bybit orderLinkId, BingX and MEXC client-id look-ups, HTX's
-    position mode) are coroutines of the asyncio exchange too, bridged like ccxt's unified
-    methods: a flat hedge account's first order names its leg, its client id is found again."""
+    position mode, Gate's list of finished orders) are coroutines of the asyncio exchange too,
+    bridged like ccxt's unified methods: a flat hedge account's first order names its leg, its
+    client id is found again."""
     from venue_dialects import DIALECTS
 
     async def main(venue: FakeVenue) -> None:
@@ -319,6 +320,12 @@ def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
             assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
             found = await asyncio.to_thread(client.get_order_by_client_id, "pma1", m.symbol)
             assert found is not None and found["id"] == order["id"]
+            if dialect.client_id_window is not None:
+                dialect.client_id_window = 0.0  # Gate: no longer found by its id...
+                other = AsyncCcxtClient(exchange, position_mode=mode)
+                found = await asyncio.to_thread(other.get_order_by_client_id, "pma1", m.symbol)
+                assert found is not None and found["id"] == order["id"]  # ... but in the list
+                assert found["clientOrderId"] == "pma1"
         finally:
             await exchange.close()
 

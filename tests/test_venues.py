@@ -8,11 +8,12 @@ mode (Hyperliquid: one-way only). What is checked: the position list as the clie
 ``[]``), the leg each order names in hedge mode (a close takes exactly the tracked leg, the other
 one stays), the requested leverage landing on the venue (cross accounts stay cross, isolated
 round trips), fills and look-ups without warnings, client order ids in the venue's form and
-found again, cancels, refusals that are rejections and not unknown outcomes, markets listed after
-start, and a ``PositionManager`` driven through sync, cycles, a vanished position, an empty
-list, errors, open/close round trips and an order whose answer was lost, in both modes, and a
-close behind a position list that lags it (looked up by its client order id, not taken back). Every
-test of the matrix runs on every venue (about 30 per venue, some 17 s for the module).
+found again (Gate: among its finished orders once it no longer finds them by the id), cancels,
+refusals that are rejections and not unknown outcomes, markets listed after start, and a
+``PositionManager`` driven through sync, cycles, a vanished position, an empty list, errors,
+open/close round trips and an order whose answer was lost, in both modes, and a close behind a
+position list that lags it (looked up by its client order id, not taken back). Every test of
+the matrix runs on every venue (about 30 per venue, some 17 s for the module).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
 import pytest
-from venue_dialects import DIALECTS
+from venue_dialects import DIALECTS, Gate
 from venue_sim import FakeVenue, Market, running
 
 from position_manager_rs import PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
+from position_manager_rs.ccxt_client import FINISHED_ORDERS_PAGE, CcxtClient
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -334,31 +335,122 @@ def test_orders_are_found_by_their_client_order_id(
     assert client.close_position(m.symbol, client_order_id="pmq7a2") is True
     closing = client.get_order_by_client_id("pmq7a2", m.symbol)
     assert closing is not None and closing["status"] == "closed" and closing["side"] == "sell"
-    other = CcxtClient(client.exchange)  # an id this instance never sent: "not found" is None
-    if venue.dialect.client_id_window is None:
-        assert other.get_order_by_client_id("pmnever9", m.symbol) is None
-    else:  # the venue forgets client ids of finished orders: "not found" proves nothing
-        with pytest.raises(LookupError, match="cannot tell"):
-            other.get_order_by_client_id("pmnever9", m.symbol)
+    # An id this instance never sent: "not found" is None (on Gate, which forgets custom ids a
+    # minute after an order ends, once its list of finished orders, a page that is not full and
+    # so holds them all, does not have it either).
+    other = CcxtClient(client.exchange)
+    assert other.get_order_by_client_id("pmnever9", m.symbol) is None
 
 
-def test_a_client_order_id_the_venue_may_have_forgotten_is_not_evidence(
-    one_way: tuple[FakeVenue, CcxtClient],
-) -> None:
-    venue, client = one_way
+def finished_lists(venue: FakeVenue) -> list[dict[str, Any]]:
+    """The parameters of every read of the venue's list of finished orders (Gate)."""
+    return [
+        r.params
+        for r in venue.requests_to(venue.dialect.order_route, "GET")
+        if r.params.get("status") == "finished"
+    ]
+
+
+def forgetful(venue: FakeVenue, client: CcxtClient) -> tuple[CcxtClient, list[float], float, Gate]:
+    """A client on a clock of its own (``now[0]``), the venue's window and its dialect, for a
+    venue that finds an order by its client order id only for a while after it ends (Gate;
+    else the test is skipped)."""
     window = venue.dialect.client_id_window
     if window is None:
         pytest.skip("the venue finds orders by client order id at any time")
-    m = market(venue)
+    assert isinstance(venue.dialect, Gate)
     now = [1000.0]
-    timed = CcxtClient(client.exchange, clock=lambda: now[0])
-    assert timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmw1") is not None
+    return CcxtClient(client.exchange, clock=lambda: now[0]), now, window, venue.dialect
+
+
+def test_an_order_the_venue_no_longer_finds_by_its_id_is_found_among_its_finished_orders(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    timed, now, window, gate = forgetful(venue, client)
+    m = market(venue)
+    order = timed.create_market_order(m.symbol, "buy", 2 * m.lot, 5, client_order_id="pmw1")
+    assert order is not None
     found = timed.get_order_by_client_id("pmw1", m.symbol)
     assert found is not None and found["clientOrderId"] == "pmw1"
+    assert finished_lists(venue) == []  # found by its id: no list read
     venue.dialect.client_id_window = 0.0  # the venue has forgotten the id
     now[0] += window + 1
+    found = timed.get_order_by_client_id("pmw1", m.symbol)
+    assert found is not None
+    assert (found["id"], found["clientOrderId"], found["status"], found["side"]) == (
+        order["id"],
+        "pmw1",
+        "closed",
+        "buy",
+    )
+    assert found["filled"] == pytest.approx(2 * m.lot)
+    (read,) = finished_lists(venue)
+    assert (read["contract"], int(read["limit"])) == (
+        gate.market_id(m.base),
+        FINISHED_ORDERS_PAGE,
+    )
+    # Sent, but its request failed before the venue took it: not among the finished orders,
+    # and the page holds every finished order (it is not full): never placed.
+    venue.fail_next(venue.dialect.order_route, status=503)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmw2")
+    now[0] += window + 1
+    assert timed.get_order_by_client_id("pmw2", m.symbol) is None
+    # A resting order cancelled without fills leaves the list a while later: still None, and
+    # it changed no position.
+    resting = timed.create_limit_order(
+        m.symbol, "buy", m.lot, m.price * 0.5, 5, client_order_id="pmw3"
+    )
+    assert resting is not None and timed.cancel_order(resting["id"], m.symbol) is True
+    now[0] += window + 1
+    cancelled = timed.get_order_by_client_id("pmw3", m.symbol)  # listed for a while
+    assert cancelled is not None
+    assert (cancelled["status"], cancelled["filled"]) == ("canceled", 0)
+    gate.finished[resting["id"]] -= gate.zero_fill_window + 1
+    assert timed.get_order_by_client_id("pmw3", m.symbol) is None
+
+
+def test_a_full_page_of_finished_orders_proves_an_order_absent_only_if_it_reaches_back(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    timed, now, window, _gate = forgetful(venue, client)
+    m = market(venue)
+    venue.fail_next(venue.dialect.order_route, status=503)  # the order never reaches the book
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmgone1")
+    for _ in range(FINISHED_ORDERS_PAGE):  # then a page's worth of other orders
+        venue.ledger.place(m.symbol, "buy", m.lot, reduce_only=False, leg=None)
+    now[0] += window + 1
+    # The page is full and all of it came after the send: an older order might be on the next.
     with pytest.raises(LookupError, match="cannot tell"):
-        timed.get_order_by_client_id("pmw1", m.symbol)
+        timed.get_order_by_client_id("pmgone1", m.symbol)
+    with pytest.raises(LookupError, match="cannot tell"):  # nor for an id sent elsewhere
+        CcxtClient(client.exchange).get_order_by_client_id("pmgone1", m.symbol)
+    # The same page made an hour before the send: it holds every finished order since.
+    for o in venue.ledger.orders_sent():
+        o.created -= 3_600_000
+    assert timed.get_order_by_client_id("pmgone1", m.symbol) is None
+    # ... and only a minute before: the venue's clock may be behind ours, so it proves nothing.
+    for o in venue.ledger.orders_sent():
+        o.created += 3_600_000 - 30_000
+    with pytest.raises(LookupError, match="cannot tell"):
+        timed.get_order_by_client_id("pmgone1", m.symbol)
+
+
+def test_two_finished_orders_with_one_client_order_id_cannot_tell(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = one_way
+    timed, _now, _window, gate = forgetful(venue, client)
+    m = market(venue)
+    wire = timed.venue_client_order_id("pmdup1")
+    for _ in range(2):  # placed by another program with the same custom id
+        o = venue.ledger.place(m.symbol, "buy", m.lot, reduce_only=False, leg=None, client_id=wire)
+        gate.finished[o.id] = 0.0  # long finished: the venue no longer finds it by id
+    with pytest.raises(ValueError, match="cannot tell which"):
+        timed.get_order_by_client_id("pmdup1", m.symbol)
 
 
 def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:
@@ -463,6 +555,46 @@ def test_manager_finds_an_open_whose_answer_was_lost(
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
     assert len(venue.ledger.orders_sent()) == 1
     assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+
+
+def test_manager_finds_a_lost_open_the_venue_no_longer_finds_by_its_id(
+    one_way: tuple[FakeVenue, CcxtClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gate: the open is executed and its answer lost, and the look-up that settles it comes
+    more than a minute after the order ended, when the venue no longer finds it by its client
+    order id, while the position list lags the fill by two reads (``outcome_confirmations``).
+    The order is found among the finished orders and the position tracked; nothing is sent
+    twice. (Earlier builds could not tell, took the two lists for "not executed", and the bot's
+    next open went out on top.)"""
+    venue, client = one_way
+    timed, now, window, _gate = forgetful(venue, client)
+    m = market(venue)
+    manager = PositionManager(timed, ticker_retry_delays=())
+    # The venue forgets the id as soon as the order ends: the open's own look-up, at once,
+    # takes that "not found" for a venue that may not know the order yet (``not_found_grace``)
+    # and the outcome stays unknown; the next look-up comes a minute later.
+    venue.dialect.client_id_window = 0.0
+    venue.lose_next_order_answer()
+    venue.lag_positions_next(1_000, {})  # the lists do not show the fill yet
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert m.symbol not in manager.positions
+    assert any("may not know it yet" in r for r in caplog.messages)
+    assert any("whose answer was lost (1/2)" in r for r in caplog.messages)  # one list of two
+    now[0] += window + 1
+    venue.lag_positions_next(2, {})  # nor do the next two
+    tracked = []
+    for _ in range(3):
+        assert list(manager.update_positions()) == []
+        tracked.append(manager.get_position(m.symbol) is not None)
+        if not manager.has_position(m.symbol):  # the bot's guard before it opens the symbol
+            manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert len(venue.ledger.orders_sent()) == 1, "nothing opened on top"
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert tracked == [True, True, True]
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+    assert finished_lists(venue), "looked up among the finished orders"
 
 
 def test_manager_one_way_sync_cycles_vanish_and_errors(

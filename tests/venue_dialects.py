@@ -1211,7 +1211,9 @@ class Gate(_Base):
     negative size) and takes leverage on the ``dual_comp`` path only; a dual-mode reduce-only
     order reduces the leg its sign closes (negative: the long one). The list holds every
     contract, flat ones with size 0 (``holding=true``: only open ones). A custom id (``text``,
-    "t-...") finds an order while it is open and for ``client_id_window`` seconds after it ends.
+    "t-...") finds an order while it is open and for ``client_id_window`` seconds after it ends;
+    the list of finished orders keeps it (an order without fills leaves that list
+    ``zero_fill_window`` seconds after it was cancelled).
     """
 
     ccxt_name = "gate"
@@ -1220,6 +1222,9 @@ class Gate(_Base):
     order_route = "/api/v4/futures/usdt/orders"
     options: ClassVar[dict[str, Any]] = {"fetchMarkets": {"types": ["swap"]}}
     client_id_window = 60.0
+    # API v4, "List futures orders": a zero-fill order cannot be retrieved 10 minutes after
+    # its cancellation.
+    zero_fill_window = 600.0
     leg_from_sign = True
     labels: ClassVar[dict[str, tuple[int, str, str]]] = {
         "mode": (400, "INVALID_PARAM_VALUE", "order does not fit the position mode"),
@@ -1234,6 +1239,10 @@ class Gate(_Base):
 
     def market_id(self, base: str) -> str:
         return base + "_USDT"
+
+    def is_order(self, request: Request) -> bool:
+        # The list of orders is a GET on the same path.
+        return request.method == "POST" and request.path == self.order_route
 
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
@@ -1446,6 +1455,33 @@ class Gate(_Base):
             raise VenueRefusal("order", "order not found")
         return self._order(venue, o)
 
+    def orders(self, venue: FakeVenue, r: Request) -> Payload:
+        """The account's orders of one ``status`` (``open`` or ``finished``, required), newest
+        first; ``contract`` narrows them to one contract, ``limit`` (1-1000, default 100) and
+        ``offset`` page them. A finished order without fills is gone ``zero_fill_window``
+        seconds after it ended."""
+        p = r.params
+        status = p.get("status")
+        if status not in ("open", "finished"):
+            raise VenueRefusal("param", "status must be open or finished")
+        limit, offset = int(p.get("limit", 100)), int(p.get("offset", 0))
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise VenueRefusal("param", "invalid limit or offset")
+        contract = p.get("contract")
+        symbol = None if contract is None else self._contract(venue, contract)
+        now = now_ms() / 1000
+        rows = []
+        for o in sorted(venue.ledger.orders_sent(), key=lambda o: int(o.id), reverse=True):
+            if (symbol is not None and o.symbol != symbol) or o.status == "rejected":
+                continue
+            if (o.status == "open") != (status == "open"):
+                continue
+            done = self.finished.get(o.id)
+            if o.filled == 0 and done is not None and now - done > self.zero_fill_window:
+                continue
+            rows.append(self._order(venue, o))
+        return rows[offset : offset + limit]
+
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
         o = self._find(venue, r.path.rsplit("/", 1)[-1])
         if o is None:
@@ -1466,6 +1502,7 @@ class Gate(_Base):
         ("POST", "/api/v4/futures/usdt/positions/*/leverage"): "leverage",
         ("POST", "/api/v4/futures/usdt/dual_comp/positions/*/leverage"): ("dual_leverage"),
         ("POST", "/api/v4/futures/usdt/orders"): "create",
+        ("GET", "/api/v4/futures/usdt/orders"): "orders",
         ("GET", "/api/v4/futures/usdt/orders/*"): "order",
         ("DELETE", "/api/v4/futures/usdt/orders/*"): "cancel",
     }

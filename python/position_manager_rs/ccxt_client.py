@@ -58,9 +58,10 @@ does not know triggers one reload of the markets and is kept (warned once per sy
 unknown. Client order ids take the venue's form (Gate ``t-``, Hyperliquid a 128-bit hex cloid,
 HTX an integer, BingX lower case; answers carry the caller's id) and are looked up where the venue
 keeps them (Bybit ``orderLinkId``, BingX and MEXC by their own endpoints, since ccxt sends an
-order id of ``None`` there). Venue refusals ccxt leaves unmapped (OKX 51xxx, Bitget 22002,
-Hyperliquid per-order errors) are rejections; an order answer without an order id is an unknown
-outcome; MEXC side codes are unified to buy/sell.
+order id of ``None`` there; Gate, past the 60 s its look-up by custom id works for after an
+order ends, in the contract's list of finished orders). Venue refusals ccxt leaves unmapped
+(OKX 51xxx, Bitget 22002, Hyperliquid per-order errors) are rejections; an order answer without
+an order id is an unknown outcome; MEXC side codes are unified to buy/sell.
 
 A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
 ``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
@@ -156,13 +157,40 @@ def _venue_body(error: BaseException) -> Any:
 
 
 #: Venues that find an order by its client order id only while it is open and for this many
-#: seconds after it ends (Gate's custom ``text``): a later "not found" proves nothing.
+#: seconds after it ends (Gate's custom ``text``): a later "not found" proves nothing by itself,
+#: so the look-up then reads the venue's list of finished orders (see ``_finished_order``).
 _CLIENT_ID_WINDOWS: dict[str, float] = {"gate": 60.0, "gateio": 60.0}
+
+#: How many of a contract's newest finished orders that list read reads (Gate's default page;
+#: its maximum is 1,000).
+FINISHED_ORDERS_PAGE = 100
+
+#: Seconds the venue's clock may run behind ours: a page of finished orders proves an order
+#: absent only when it reaches this far further back than the order was sent.
+_CLOCK_SKEW = 60.0
 
 #: Venue refusal codes ccxt leaves unmapped (a bare ``ExchangeError``) that place nothing.
 _UNMAPPED_REFUSALS: dict[str, frozenset[str]] = {
     "bitget": frozenset({"22002"}),  # No position to close
 }
+
+
+def _page_covers(page: list[Mapping[str, Any]], sent_wall: float | None) -> bool:
+    """Whether a page of a contract's newest finished orders holds every finished order sent
+    since ``sent_wall`` (wall-clock seconds; ``None``: unknown): a page shorter than it could be
+    holds them all; a full one, those created since its oldest order, which must come
+    ``_CLOCK_SKEW`` before the send. An unreadable creation time proves nothing."""
+    if len(page) < FINISHED_ORDERS_PAGE:
+        return True
+    if sent_wall is None:
+        return False
+    oldest = math.inf
+    for row in page:
+        created = _number(row.get("create_time"))
+        if created is None or not math.isfinite(created):
+            return False
+        oldest = min(oldest, created)
+    return oldest <= sent_wall - _CLOCK_SKEW
 
 
 def _venue_refusal(venue: str, error: BaseException) -> bool:
@@ -479,7 +507,9 @@ class CcxtClient:
         self.margin_mode = margin_mode
         self.market_slippage = market_slippage
         self.markets_reload_seconds = float(markets_reload_seconds)
-        self._sent_ids: OrderedDict[str, float] = OrderedDict()  # client order id -> sent at
+        # client order id -> when it was sent, by ``clock`` and by the wall clock (what a venue's
+        # order times are compared with)
+        self._sent_ids: OrderedDict[str, tuple[float, float]] = OrderedDict()
         # Client order ids of orders the exchange refused (nothing placed): a lookup of one
         # answers None at once, where the venue might say "not found" only after the grace.
         self._refused_ids: OrderedDict[str, None] = OrderedDict()
@@ -754,7 +784,7 @@ class CcxtClient:
         with self._ids_lock:
             if client_order_id in self._sent_ids:
                 raise DuplicateClientOrderId(client_order_id)
-            self._sent_ids[client_order_id] = self.clock()
+            self._sent_ids[client_order_id] = (self.clock(), time.time())
             while len(self._sent_ids) > self.remembered_ids:
                 self._sent_ids.popitem(last=False)
 
@@ -865,6 +895,34 @@ class CcxtClient:
         if self.venue == "mexc":
             return self._unified_order(self._mexc_order_by_external_oid(wire, symbol))
         return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _finished_order(self, wire: str, symbol: str) -> tuple[Any, list[Mapping[str, Any]]]:
+        """Gate: the finished order of ``symbol`` whose custom id is ``wire`` among the contract's
+        ``FINISHED_ORDERS_PAGE`` newest finished orders (``GET /futures/{settle}/orders``,
+        ``status=finished``, which keeps an order's ``text`` for months where a look-up by it
+        works for 60 s after the order ends), or ``None``; and the page read. An order without
+        fills leaves that list 10 minutes after it was cancelled: it changed no position."""
+        exchange = self.exchange
+        exchange.load_markets()
+        market = exchange.market(symbol)
+        request = {
+            "settle": market["settleId"],
+            "contract": market["id"],
+            "status": "finished",
+            "limit": FINISHED_ORDERS_PAGE,
+        }
+        rows = exchange.privateFuturesGetSettleOrders(request)
+        if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
+            raise TypeError(f"/futures/{{settle}}/orders answered {rows!r}, not a list of orders")
+        matches = [row for row in rows if row.get("text") == wire]
+        if len(matches) > 1:
+            raise ValueError(
+                f"{len(matches)} finished orders of {symbol} carry the custom id {wire}: "
+                "cannot tell which one it was"
+            )
+        if not matches:
+            return None, rows
+        return exchange.parse_order(matches[0], market), rows
 
     def _mexc_order_by_external_oid(self, wire: str, symbol: str) -> Any:
         """MEXC futures: ccxt's ``fetch_order`` asks ``order/get/None`` when given a client id;
@@ -1404,6 +1462,13 @@ class CcxtClient:
         instance saw the exchange refuse (nothing was placed); raises on anything else (network
         error, an exchange without ``fetchOrder``, an answer for another id): the caller cannot
         tell.
+
+        Gate finds an order by its custom id only while it is open and for 60 s after it ends:
+        past that (or for an id this instance did not send) a "not found" is followed by a read of
+        the contract's ``FINISHED_ORDERS_PAGE`` newest finished orders, which keep the id. The
+        order found there is the answer; ``None`` when it is not there and the page holds every
+        finished order since the order was sent (a page that is not full, or one reaching back
+        to a minute before the send); else it raises (cannot tell).
         """
         if not isinstance(client_order_id, str) or not client_order_id:
             raise TypeError(f"client_order_id must be a non-empty str, got {client_order_id!r}")
@@ -1422,16 +1487,25 @@ class CcxtClient:
             order, missing = None, e
         if isinstance(order, Mapping) and order.get("id") is None and not order.get("status"):
             order = None  # a successful answer without an order in it (KuCoin: data null)
-        if order is None:
-            with self._ids_lock:
-                sent_at = self._sent_ids.get(client_order_id)
-            window = _CLIENT_ID_WINDOWS.get(self.venue)
-            if window is not None and (sent_at is None or self.clock() - sent_at >= window):
+        with self._ids_lock:
+            sent = self._sent_ids.get(client_order_id)
+        sent_at, sent_wall = sent if sent is not None else (None, None)
+        window = _CLIENT_ID_WINDOWS.get(self.venue)
+        if (
+            order is None
+            and window is not None
+            and (sent_at is None or self.clock() - sent_at >= window)
+        ):
+            order, page = self._finished_order(wire, symbol)
+            if order is None and not _page_covers(page, sent_wall):
                 raise LookupError(
                     f"order {client_order_id} on {symbol} not found by its client order id, "
                     f"which {self.venue} finds only while the order is open and for {window:.0f} "
-                    f"s after it ends: cannot tell ({missing or 'no order in the answer'})"
+                    f"s after it ends, nor among the {len(page)} newest finished orders of "
+                    f"{symbol}, which do not reach back to when it was sent: cannot tell "
+                    f"({missing or 'no order in the answer'})"
                 ) from missing
+        if order is None:
             if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
                 raise LookupError(
                     f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
