@@ -195,6 +195,45 @@ def test_journal_position_writes_attributes_at_once(url: str) -> None:
     assert Journal(url).open_positions()[0]["stop_loss"] == 97.0
 
 
+@pytest.mark.parametrize("legs", [("BUY",), ("BUY", "SELL")], ids=["one_leg", "both_legs"])
+def test_a_hedge_leg_is_journaled_when_opened_not_at_the_next_cycle(
+    url: str, legs: tuple[str, ...]
+) -> None:
+    # A bot killed right after open_position returned, before any update cycle: the restarted
+    # bot must hold the legs as they were (entry, stops, targets), also while the venue's list
+    # cannot be read. Earlier builds journaled a hedge leg's open under the plain symbol,
+    # which is no key of the book, so the leg's row was written only at the next cycle's end:
+    # the restarted bot held nothing and opened the leg again on top of the live one (or, with
+    # a list, imported it as a new position).
+    paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
+    pm = PositionManager(paper, clock=paper.clock, position_mode="hedge", journal=url)
+    for signal in legs:
+        assert pm.open_position(BTC, signal, 5 if signal == "BUY" else 3, 10)
+    keys = [f"{BTC}@long", f"{BTC}@short"][: len(legs)]
+    # An event names the book's key (docs/configuration.md, hedge mode).
+    assert [(e["kind"], e["symbol"]) for e in pm.events] == [("opened", k) for k in keys]
+    before = {k: p.to_dict() for k, p in pm.positions.items()}
+    with Journal(url) as journal:
+        assert [p["symbol"] for p in journal.open_positions()] == keys
+    del pm  # killed: no update cycle, no checkpoint
+
+    paper.fail_next("get_open_positions", 2)  # the restarted bot cannot read the list yet
+    again = PositionManager(paper, clock=paper.clock, position_mode="hedge", journal=url)
+    again.sync_existing_positions()
+    fills = len(paper.events(["fill"]))
+    for signal in legs:  # the bot's guard before it opens a leg
+        key = f"{BTC}@{'long' if signal == 'BUY' else 'short'}"
+        if not again.has_position(key):
+            again.open_position(BTC, signal, 5 if signal == "BUY" else 3, 10)
+    assert len(paper.events(["fill"])) == fills, "nothing opened on top"
+    list(again.update_positions())  # the list answers: the very legs, restored
+    assert {k: p.to_dict() for k, p in again.positions.items()} == before
+    assert [(e["kind"], e["symbol"]) for e in again.events] == [
+        *(("opened", k) for k in keys),
+        *(("loaded", k) for k in keys),
+    ]
+
+
 def test_hedge_mode_legs_are_journaled_and_restored_under_their_keys(url: str) -> None:
     paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
     pm = PositionManager(paper, clock=paper.clock, position_mode="hedge", journal=url)

@@ -151,6 +151,16 @@ fn opening_the_other_leg_opens_its_own_key_and_names_it() {
     };
     assert!(m.open_position(&request).unwrap());
     assert_eq!(keys(&m), ["A@short", "A@long"]);
+    // The event names the leg's key, as every other event of a leg does (the journal writes
+    // the position's row under the event's name).
+    let opened: Vec<_> = m
+        .events()
+        .all()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Opened)
+        .map(|e| e.symbol)
+        .collect();
+    assert_eq!(opened, ["A@long"]);
     assert!(f.calls().iter().any(
         |c| c.starts_with("create_market_order A buy 2.0") && c.ends_with("position_side=long")
     ));

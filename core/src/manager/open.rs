@@ -491,11 +491,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         };
         let displaced = self.book().finish_open(key, position.clone(), handle, true);
+        // Events name the book's key (in hedge mode `SYMBOL@long`, not the symbol the bot
+        // passed): the journal writes each event's position under its event's name.
         if let Some(old) = displaced.replaced() {
             // Only a direct assignment by the bot can get here while the symbol is reserved;
             // the replaced position leaves the book, so it is an event.
             self.record(
-                symbol,
+                key.as_str(),
                 &old.position,
                 EventKind::Untracked,
                 "replaced_by_open",
@@ -504,7 +506,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         drop(displaced);
         self.record_full(
-            symbol,
+            key.as_str(),
             &position,
             EventKind::Opened,
             "open",
