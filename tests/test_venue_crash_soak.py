@@ -70,8 +70,10 @@ journal as whole as the file's. CI runs one seed per venue, mode and journal wit
 synchronous bot; with the asyncio bot every other case over SQLite (all ten venues, both modes
 among them: ``ASYNC_CI_CASES``), and Bybit hedge over both journals, which must give the same
 verdict as each other and as the synchronous bot
-(``test_an_asyncio_bot_killed_gives_the_synchronous_run``). ``PMRS_LONG=1`` runs both bots on
-every case and journal, seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k
+(``test_an_asyncio_bot_killed_gives_the_synchronous_run``); the runs killed after answers on the
+other nine cases, over SQLite, as the synchronous bot (``ANSWERED_CI_CASES``). ``PMRS_LONG=1``
+runs both bots on every case and journal, and the runs killed after answers on every case over
+SQLite, seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k
 sqlite`` or ``-k postgres`` picks one journal, ``-k asyncio`` or ``-k "not asyncio"`` one bot).
 """
 

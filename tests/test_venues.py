@@ -363,6 +363,14 @@ def forgetful(venue: FakeVenue, client: CcxtClient) -> tuple[CcxtClient, list[fl
     return CcxtClient(client.exchange, clock=lambda: now[0]), now, window, venue.dialect
 
 
+def never_placed(venue: FakeVenue, client: CcxtClient, m: Market, client_order_id: str) -> None:
+    """``client`` sends a market order under ``client_order_id`` whose request fails before the
+    venue takes it (a 503 from its gateway): sent, never placed."""
+    venue.fail_next(venue.dialect.order_route, status=503)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        client.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id=client_order_id)
+
+
 def test_an_order_the_venue_no_longer_finds_by_its_id_is_found_among_its_finished_orders(
     one_way: tuple[FakeVenue, CcxtClient],
 ) -> None:
@@ -392,9 +400,7 @@ def test_an_order_the_venue_no_longer_finds_by_its_id_is_found_among_its_finishe
     )
     # Sent, but its request failed before the venue took it: not among the finished orders,
     # and the page holds every finished order (it is not full): never placed.
-    venue.fail_next(venue.dialect.order_route, status=503)
-    with pytest.raises(ccxt.ExchangeNotAvailable):
-        timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmw2")
+    never_placed(venue, timed, m, "pmw2")
     now[0] += window + 1
     assert timed.get_order_by_client_id("pmw2", m.symbol) is None
     # A resting order cancelled without fills leaves the list a while later: still None, and
@@ -417,9 +423,7 @@ def test_a_full_page_of_finished_orders_proves_an_order_absent_only_if_it_reache
     venue, client = one_way
     timed, now, window, _gate = forgetful(venue, client)
     m = market(venue)
-    venue.fail_next(venue.dialect.order_route, status=503)  # the order never reaches the book
-    with pytest.raises(ccxt.ExchangeNotAvailable):
-        timed.create_market_order(m.symbol, "buy", m.lot, 5, client_order_id="pmgone1")
+    never_placed(venue, timed, m, "pmgone1")
     for _ in range(FINISHED_ORDERS_PAGE):  # then a page's worth of other orders
         venue.ledger.place(m.symbol, "buy", m.lot, reduce_only=False, leg=None)
     now[0] += window + 1
