@@ -415,7 +415,7 @@ def run_crashes(
                     venue.armed = rng.choice(("before", "after", "after"))
                     venue.lag_after = rng.choice((0, 1, 2, 3))
                     # Half the "after" kills come once the answer is in, at the bot's next
-                    # request (a draw of its own: the run's other draws are earlier builds').
+                    # request (a draw of its own: the run's other draws stay the plain run's).
                     if (
                         answered
                         and venue.armed == "after"
@@ -426,11 +426,12 @@ def run_crashes(
                     child.kill()
                     child = None
                     verdict.killed_idle += 1
-                    # The next process's first lists may lag what the killed one had seen (a
-                    # draw of its own, so the run's other draws are those of earlier builds).
-                    lag = random.Random(f"idle lag {name} {hedge} {seed} t{tick}").choice((0, 1, 2))
-                    if answered and lag_the_restart(venue, journal, name, lag):
-                        verdict.lagged_restarts += 1
+                    if answered:
+                        # The next process's first lists may lag what the killed one had seen
+                        # (a draw of its own: the run's other draws stay the plain run's).
+                        draw_lag = random.Random(f"idle lag {name} {hedge} {seed} t{tick}")
+                        if lag_the_restart(venue, journal, name, draw_lag.choice((0, 1, 2))):
+                            verdict.lagged_restarts += 1
                 if child is None:
                     verdict.restarts += 1
                     child = Child(venue, name, hedge, journal, seed, log, driver)

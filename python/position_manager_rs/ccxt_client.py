@@ -1487,32 +1487,29 @@ class CcxtClient:
             order, missing = None, e
         if isinstance(order, Mapping) and order.get("id") is None and not order.get("status"):
             order = None  # a successful answer without an order in it (KuCoin: data null)
-        with self._ids_lock:
-            sent = self._sent_ids.get(client_order_id)
-        sent_at, sent_wall = sent if sent is not None else (None, None)
-        window = _CLIENT_ID_WINDOWS.get(self.venue)
-        if (
-            order is None
-            and window is not None
-            and (sent_at is None or self.clock() - sent_at >= window)
-        ):
-            order, page = self._finished_order(wire, symbol)
-            if order is None and not _page_covers(page, sent_wall):
-                raise LookupError(
-                    f"order {client_order_id} on {symbol} not found by its client order id, "
-                    f"which {self.venue} finds only while the order is open and for {window:.0f} "
-                    f"s after it ends, nor among the {len(page)} newest finished orders of "
-                    f"{symbol}, which do not reach back to when it was sent: cannot tell "
-                    f"({missing or 'no order in the answer'})"
-                ) from missing
         if order is None:
-            if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
-                raise LookupError(
-                    f"order {client_order_id} on {symbol} not found {self.clock() - sent_at:.1f} s "
-                    f"after it was sent: the exchange may not know it yet "
-                    f"({missing or 'no order in the answer'})"
-                ) from missing
-            return None
+            with self._ids_lock:
+                sent = self._sent_ids.get(client_order_id)
+            sent_at, sent_wall = sent if sent is not None else (None, None)
+            window = _CLIENT_ID_WINDOWS.get(self.venue)
+            if window is not None and (sent_at is None or self.clock() - sent_at >= window):
+                order, page = self._finished_order(wire, symbol)
+                if order is None and not _page_covers(page, sent_wall):
+                    raise LookupError(
+                        f"order {client_order_id} on {symbol} not found by its client order id, "
+                        f"which {self.venue} finds only while the order is open and for "
+                        f"{window:.0f} s after it ends, nor among the {len(page)} newest finished "
+                        f"orders of {symbol}, which do not reach back to when it was sent: cannot "
+                        f"tell ({missing or 'no order in the answer'})"
+                    ) from missing
+            if order is None:
+                if sent_at is not None and self.clock() - sent_at < self.not_found_grace:
+                    raise LookupError(
+                        f"order {client_order_id} on {symbol} not found "
+                        f"{self.clock() - sent_at:.1f} s after it was sent: the exchange may not "
+                        f"know it yet ({missing or 'no order in the answer'})"
+                    ) from missing
+                return None
         if not isinstance(order, Mapping):
             raise TypeError(f"fetch_order() answered {type(order).__name__}, not an order")
         answer = dict(order)
