@@ -15,7 +15,7 @@ use crate::exits::{should_exit_early, SmartExitInputs};
 use crate::manager::exit_rules::{
     AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
 };
-use crate::manager::testing::{manager, Fake};
+use crate::manager::testing::{events_of, manager, Fake};
 use crate::manager::{Manager, ManagerConfig};
 use crate::market::{validate_candles, MarketInputs};
 use crate::position::{PositionState, TakeProfitInputs};
@@ -250,12 +250,7 @@ fn each_profit_target_is_taken_once_and_recorded_as_a_partial_close() {
     );
     assert_eq!(p.lock().amount, 3.0);
     assert_eq!(p.lock().partial_exits_taken, 0b001);
-    let partials: Vec<_> = m
-        .events()
-        .all()
-        .into_iter()
-        .filter(|e| e.kind == EventKind::PartialClose)
-        .collect();
+    let partials = events_of(&m, EventKind::PartialClose);
     assert_eq!(partials.len(), 1);
     assert_eq!(partials[0].reason, "First target reached (3.00%)");
     assert_eq!(partials[0].position.partial_exits_taken, 0b001);

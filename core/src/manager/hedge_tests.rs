@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::events::EventKind;
 use crate::exchange::RawEntry;
 use crate::manager::close::CloseOutcome;
-use crate::manager::testing::{listed, manager, open_request, priced, Fake};
+use crate::manager::testing::{events_of, listed, manager, open_request, priced, Fake};
 use crate::manager::{ManagerConfig, OpenRequest};
 use crate::reconcile::Mode;
 
@@ -106,11 +106,8 @@ fn one_leg_vanishing_removes_only_that_leg() {
     f.0.lock().positions = vec![listed("A", "long", 5.0, 100.0)];
     m.update_all().unwrap();
     assert_eq!(keys(&m), ["A@long"]);
-    let removed: Vec<_> = m
-        .events()
-        .all()
+    let removed: Vec<_> = events_of(&m, EventKind::Removed)
         .into_iter()
-        .filter(|e| e.kind == EventKind::Removed)
         .map(|e| (e.symbol, e.reason))
         .collect();
     assert_eq!(
@@ -153,11 +150,8 @@ fn opening_the_other_leg_opens_its_own_key_and_names_it() {
     assert_eq!(keys(&m), ["A@short", "A@long"]);
     // The event names the leg's key, as every other event of a leg does (the journal writes
     // the position's row under the event's name).
-    let opened: Vec<_> = m
-        .events()
-        .all()
+    let opened: Vec<_> = events_of(&m, EventKind::Opened)
         .into_iter()
-        .filter(|e| e.kind == EventKind::Opened)
         .map(|e| e.symbol)
         .collect();
     assert_eq!(opened, ["A@long"]);
@@ -184,13 +178,7 @@ fn a_one_way_manager_reports_two_legs_once_while_they_last() {
         "neither leg is imported"
     );
     m.update_all().unwrap();
-    let reports = |m: &crate::manager::Manager<u32>| {
-        m.events()
-            .all()
-            .into_iter()
-            .filter(|e| e.kind == EventKind::TwoLegs)
-            .count()
-    };
+    let reports = |m: &crate::manager::Manager<u32>| events_of(m, EventKind::TwoLegs).len();
     assert_eq!(reports(&m), 1);
     f.0.lock().positions = vec![listed("A", "long", 5.0, 100.0)];
     m.sync_existing_positions().unwrap();

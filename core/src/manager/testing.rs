@@ -443,6 +443,15 @@ pub fn open_sent(reference: &str, client_order_id: Option<&str>) -> super::in_fl
 }
 
 /// Market orders and closes the fake was sent (opens, closes, scale orders).
+/// The events of `kind` the manager has recorded so far, oldest first.
+pub fn events_of(m: &Manager<u32>, kind: crate::events::EventKind) -> Vec<Event> {
+    m.events()
+        .all()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
 pub fn orders_sent(f: &Fake) -> usize {
     f.calls()
         .iter()

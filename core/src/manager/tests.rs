@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::testing::{listed, manager, network_error, Fake};
+use super::testing::{events_of, listed, manager, network_error, Fake};
 use super::{CloseOutcome, Manager, ManagerConfig};
 use crate::book::{share, SharedPosition};
 use crate::clock::Timestamp;
@@ -50,14 +50,6 @@ fn fake_with(entries: Vec<RawEntry>, price: Option<f64>) -> Fake {
 
 fn script(fake: &Fake, answer: crate::error::CoreResult<Vec<RawEntry>>) {
     fake.0.lock().scripted.push_back(answer);
-}
-
-fn events_of(m: &Manager<u32>, kind: EventKind) -> Vec<Event> {
-    m.events()
-        .all()
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .collect()
 }
 
 fn symbols_of(events: &[Event]) -> Vec<&str> {

@@ -316,11 +316,8 @@ fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
     f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
     m.update_all().unwrap();
     assert!(m.book().get("BTC").is_none());
-    let closed: Vec<_> = m
-        .events()
-        .all()
+    let closed: Vec<_> = events_of(&m, EventKind::Closed)
         .into_iter()
-        .filter(|e| e.kind == EventKind::Closed)
         .map(|e| e.reason)
         .collect();
     assert_eq!(closed, ["stop_loss"]);
