@@ -300,11 +300,11 @@ def test_kucoin_futures_async_round_trip_in_hedge_mode() -> None:
 
 @pytest.mark.parametrize("name", ["bybit", "bingx", "mexc", "htx", "gate"])
 def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
-    """The client's own venue calls (Bybit orderLinkId, BingX and MEXC client-id look-ups, HTX's
-    position mode, Gate's list of finished orders) are coroutines of the asyncio exchange too,
-    bridged like ccxt's unified methods: a flat hedge account's first order names its leg, its
-    client id is found again."""
-    from venue_dialects import DIALECTS
+    """The client's own venue calls (Bybit orderLinkId and order history, BingX and MEXC
+    client-id look-ups, HTX's position mode, Gate's list of finished orders) are coroutines of
+    the asyncio exchange too, bridged like ccxt's unified methods: a flat hedge account's first
+    order names its leg, its client id is found again."""
+    from venue_dialects import DIALECTS, Bybit
 
     async def main(venue: FakeVenue) -> None:
         exchange = venue.make_exchange(module=ccxt_async)
@@ -320,6 +320,10 @@ def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
             assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
             found = await asyncio.to_thread(client.get_order_by_client_id, "pma1", m.symbol)
             assert found is not None and found["id"] == order["id"]
+            if isinstance(dialect, Bybit):  # its realtime list forgets closed orders...
+                dialect.restart_service(venue)
+                found = await asyncio.to_thread(client.get_order_by_client_id, "pma1", m.symbol)
+                assert found is not None and found["id"] == order["id"]  # ... not its history
             if dialect.client_id_window is not None:
                 dialect.client_id_window = 0.0  # Gate: no longer found by its id...
                 other = AsyncCcxtClient(exchange, position_mode=mode)

@@ -24,7 +24,7 @@ from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
 import pytest
-from venue_dialects import DIALECTS, Gate
+from venue_dialects import DIALECTS, Bybit, Gate
 from venue_sim import FakeVenue, Market, running
 
 from position_manager_rs import PositionManager
@@ -359,8 +359,14 @@ def forgetful(venue: FakeVenue, client: CcxtClient) -> tuple[CcxtClient, list[fl
     if window is None:
         pytest.skip("the venue finds orders by client order id at any time")
     assert isinstance(venue.dialect, Gate)
+    timed, now = own_clock(client)
+    return timed, now, window, venue.dialect
+
+
+def own_clock(client: CcxtClient) -> tuple[CcxtClient, list[float]]:
+    """A client of ``client``'s exchange whose clock reads ``now[0]`` (the list returned)."""
     now = [1000.0]
-    return CcxtClient(client.exchange, clock=lambda: now[0]), now, window, venue.dialect
+    return CcxtClient(client.exchange, clock=lambda: now[0]), now
 
 
 def never_placed(venue: FakeVenue, client: CcxtClient, m: Market, client_order_id: str) -> None:
@@ -455,6 +461,69 @@ def test_two_finished_orders_with_one_client_order_id_cannot_tell(
         gate.finished[o.id] = 0.0  # long finished: the venue no longer finds it by id
     with pytest.raises(ValueError, match="cannot tell which"):
         timed.get_order_by_client_id("pmdup1", m.symbol)
+
+
+@pytest.fixture
+def bybit() -> Iterator[tuple[FakeVenue, CcxtClient, Bybit, list[float]]]:
+    """A one-way Bybit account and a client on a clock of its own (``now[0]``)."""
+    for venue, client in _start("bybit", hedge=False):
+        assert isinstance(venue.dialect, Bybit)
+        timed, now = own_clock(client)
+        yield venue, timed, venue.dialect, now
+
+
+def test_bybit_finds_a_closed_order_its_realtime_list_forgot_in_order_history(
+    bybit: tuple[FakeVenue, CcxtClient, Bybit, list[float]],
+) -> None:
+    # Bybit's /v5/order/realtime finds only the 500 most recent closed orders, and none after
+    # a restart of its service; /v5/order/history keeps them.
+    venue, client, dialect, now = bybit
+    m = market(venue)
+    order = client.create_market_order(m.symbol, "buy", 2 * m.lot, 5, client_order_id="pmb1")
+    assert order is not None
+    dialect.restart_service(venue)
+    now[0] += client.not_found_grace + 1
+    found = client.get_order_by_client_id("pmb1", m.symbol)
+    assert found is not None
+    assert (found["id"], found["clientOrderId"], found["status"]) == (order["id"], "pmb1", "closed")
+    assert found["filled"] == pytest.approx(2 * m.lot)
+    assert venue.requests_to("/v5/order/history", "GET"), "found in the order history"
+    never_placed(venue, client, m, "pmb2")  # in neither list: never placed
+    now[0] += client.not_found_grace + 1
+    assert client.get_order_by_client_id("pmb2", m.symbol) is None
+    dialect.realtime_closed = 0  # more than 500 closed orders since: the same
+    assert client.get_order_by_client_id("pmb1", m.symbol) is not None
+
+
+def test_manager_bybit_finds_a_lost_open_its_realtime_list_forgot(
+    bybit: tuple[FakeVenue, CcxtClient, Bybit, list[float]],
+) -> None:
+    """The open is executed, its answer lost, and Bybit's service restarts before the look-up
+    that settles it, while the position list lags the fill. The order is found in the order
+    history and tracked; nothing is sent twice. (Earlier builds took the realtime list's "not
+    found" for "never placed": the key was freed and the bot's next open went out on top.)"""
+    venue, client, dialect, now = bybit
+    m = market(venue)
+    manager = PositionManager(client, ticker_retry_delays=())
+    # The service restarts as the order fills: the realtime list keeps no closed order. The
+    # open's own look-up, at once, takes its "not found" for a venue that may not know the
+    # order yet (``not_found_grace``); the next one comes later.
+    dialect.realtime_closed = 0
+    venue.lose_next_order_answer()
+    venue.lag_positions_next(1_000, {})  # the lists do not show the fill yet
+    manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    now[0] += client.not_found_grace + 1
+    venue.lag_positions_next(2, {})  # nor do the next two (a read and its re-read)
+    tracked = []
+    for _ in range(3):
+        assert list(manager.update_positions()) == []
+        tracked.append(manager.get_position(m.symbol) is not None)
+        if not manager.has_position(m.symbol):  # the bot's guard before it opens the symbol
+            manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert len(venue.ledger.orders_sent()) == 1, "nothing opened on top"
+    assert tracked == [True, True, True]
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
 
 
 def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:

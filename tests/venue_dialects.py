@@ -676,8 +676,40 @@ class Bybit(_Base):
             return venue.ledger.find(client_id=link)
         return None
 
+    #: Closed orders ``/v5/order/realtime`` still finds: the account's most recent ones.
+    realtime_closed = 500
+    #: How long ``/v5/order/history`` keeps a cancelled order without fills (ms); its default
+    #: window, 7 days, is longer than any run.
+    history_unfilled_ms = 24 * 3_600_000
+
+    def __init__(self) -> None:
+        # Closed orders a restart of the venue's service cleared from ``/v5/order/realtime``.
+        self.cleared: set[str] = set()
+
+    def restart_service(self, venue: FakeVenue) -> None:
+        """What Bybit documents for a restart of its service: ``/v5/order/realtime`` forgets
+        every closed order (order history keeps them)."""
+        self.cleared.update(o.id for o in venue.ledger.orders_sent() if o.status != "open")
+
     def realtime(self, venue: FakeVenue, r: Request) -> Payload:
+        """Open orders, and the most recent ``realtime_closed`` closed ones not cleared."""
         o = self._lookup(venue, r.params)
+        if o is not None and o.status != "open":
+            closed = [c.id for c in venue.ledger.orders_sent() if c.status != "open"]
+            recent = closed[max(0, len(closed) - self.realtime_closed) :]
+            if o.id in self.cleared or o.id not in recent:
+                o = None
+        rows = [self._order(venue, o)] if o is not None else []
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    def history(self, venue: FakeVenue, r: Request) -> Payload:
+        """Closed orders: those with fills, and cancelled ones for ``history_unfilled_ms``."""
+        o = self._lookup(venue, r.params)
+        if o is not None and (
+            o.status == "open"
+            or (o.filled == 0 and now_ms() - o.created > self.history_unfilled_ms)
+        ):
+            o = None
         rows = [self._order(venue, o)] if o is not None else []
         return {"category": "linear", "list": rows, "nextPageCursor": ""}
 
@@ -698,6 +730,7 @@ class Bybit(_Base):
         ("POST", "/v5/position/set-leverage"): "set_leverage",
         ("POST", "/v5/order/create"): "create",
         ("GET", "/v5/order/realtime"): "realtime",
+        ("GET", "/v5/order/history"): "history",
         ("POST", "/v5/order/cancel"): "cancel",
     }
 

@@ -57,11 +57,12 @@ their cross leverage, dual-mode leverage goes to its ``dual_comp`` path; an entr
 does not know triggers one reload of the markets and is kept (warned once per symbol) if still
 unknown. Client order ids take the venue's form (Gate ``t-``, Hyperliquid a 128-bit hex cloid,
 HTX an integer, BingX lower case; answers carry the caller's id) and are looked up where the venue
-keeps them (Bybit ``orderLinkId``, BingX and MEXC by their own endpoints, since ccxt sends an
-order id of ``None`` there; Gate, past the 60 s its look-up by custom id works for after an
-order ends, in the contract's list of finished orders). Venue refusals ccxt leaves unmapped
-(OKX 51xxx, Bitget 22002, Hyperliquid per-order errors) are rejections; an order answer without
-an order id is an unknown outcome; MEXC side codes are unified to buy/sell.
+keeps them (Bybit ``orderLinkId`` in its realtime list, then its order history; BingX and MEXC
+by their own endpoints, since ccxt sends an order id of ``None`` there; Gate, past the 60 s its
+look-up by custom id works for after an order ends, in the contract's list of finished orders).
+Venue refusals ccxt leaves unmapped (OKX 51xxx, Bitget 22002, Hyperliquid per-order errors) are
+rejections; an order answer without an order id is an unknown outcome; MEXC side codes are
+unified to buy/sell.
 
 A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
 ``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
@@ -957,20 +958,28 @@ class CcxtClient:
 
     def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
         """Bybit: ccxt's ``fetch_order`` sends ``orderId=None`` when asked by client order id, so
-        ask ``/v5/order/realtime`` for the ``orderLinkId`` itself (open or recently closed)."""
+        ask ``/v5/order/realtime`` for the ``orderLinkId`` itself. That finds open orders and
+        only the account's 500 most recent closed ones, none of them after a restart of Bybit's
+        service (its v5 documentation); ``/v5/order/history`` keeps closed orders (those with
+        fills for 7 days by default, cancelled ones without fills for 24 hours) but may lag new
+        ones: an order neither finds is ``None``."""
         exchange = self.exchange
         exchange.load_markets()
         market = exchange.market(symbol)
         category = "inverse" if market.get("inverse") else "linear"
         request = {"category": category, "symbol": market["id"], "orderLinkId": wire}
-        response = exchange.privateGetV5OrderRealtime(request)
-        result = response.get("result") if isinstance(response, Mapping) else None
-        rows = result.get("list") if isinstance(result, Mapping) else None
-        if not isinstance(rows, list):
-            raise TypeError(f"/v5/order/realtime answered {response!r}, not an order list")
-        if not rows:
-            return None
-        return exchange.parse_order(rows[0], market)
+        for path, ask in (
+            ("/v5/order/realtime", exchange.privateGetV5OrderRealtime),
+            ("/v5/order/history", exchange.privateGetV5OrderHistory),
+        ):
+            response = ask(request)
+            result = response.get("result") if isinstance(response, Mapping) else None
+            rows = result.get("list") if isinstance(result, Mapping) else None
+            if not isinstance(rows, list):
+                raise TypeError(f"{path} answered {response!r}, not an order list")
+            if rows:
+                return exchange.parse_order(rows[0], market)
+        return None
 
     def _complete_fill(self, order: dict[str, Any], symbol: str) -> dict[str, Any]:
         """Fetch the order once when its creation answer lacks fill data; merge what came back."""
