@@ -463,6 +463,30 @@ def test_two_finished_orders_with_one_client_order_id_cannot_tell(
         timed.get_order_by_client_id("pmdup1", m.symbol)
 
 
+def open_behind_a_lost_answer(venue: FakeVenue, manager: PositionManager, m: Market) -> None:
+    """``manager`` opens 3 lots long; the venue fills them and loses the answer, and its
+    position lists do not show the fill until told otherwise."""
+    venue.lose_next_order_answer()
+    venue.lag_positions_next(1_000, {})
+    manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+
+
+def the_bot_holds_its_lost_open(venue: FakeVenue, manager: PositionManager, m: Market) -> None:
+    """Three cycles of a bot that opens the symbol whenever the manager holds none of it: the
+    open of :func:`open_behind_a_lost_answer` stays tracked at its 3 lots, none on top."""
+    tracked = []
+    for _ in range(3):
+        assert list(manager.update_positions()) == []
+        tracked.append(manager.get_position(m.symbol) is not None)
+        if not manager.has_position(m.symbol):  # the bot's guard before it opens the symbol
+            manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert len(venue.ledger.orders_sent()) == 1, "nothing opened on top"
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    assert tracked == [True, True, True]
+    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+
+
 @pytest.fixture
 def bybit() -> Iterator[tuple[FakeVenue, CcxtClient, Bybit, list[float]]]:
     """A one-way Bybit account and a client on a clock of its own (``now[0]``)."""
@@ -509,21 +533,10 @@ def test_manager_bybit_finds_a_lost_open_its_realtime_list_forgot(
     # open's own look-up, at once, takes its "not found" for a venue that may not know the
     # order yet (``not_found_grace``); the next one comes later.
     dialect.realtime_closed = 0
-    venue.lose_next_order_answer()
-    venue.lag_positions_next(1_000, {})  # the lists do not show the fill yet
-    manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
-    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+    open_behind_a_lost_answer(venue, manager, m)
     now[0] += client.not_found_grace + 1
     venue.lag_positions_next(2, {})  # nor do the next two (a read and its re-read)
-    tracked = []
-    for _ in range(3):
-        assert list(manager.update_positions()) == []
-        tracked.append(manager.get_position(m.symbol) is not None)
-        if not manager.has_position(m.symbol):  # the bot's guard before it opens the symbol
-            manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
-    assert len(venue.ledger.orders_sent()) == 1, "nothing opened on top"
-    assert tracked == [True, True, True]
-    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+    the_bot_holds_its_lost_open(venue, manager, m)
 
 
 def test_a_resting_order_is_cancelled_once(one_way: tuple[FakeVenue, CcxtClient]) -> None:
@@ -647,26 +660,14 @@ def test_manager_finds_a_lost_open_the_venue_no_longer_finds_by_its_id(
     # takes that "not found" for a venue that may not know the order yet (``not_found_grace``)
     # and the outcome stays unknown; the next look-up comes a minute later.
     venue.dialect.client_id_window = 0.0
-    venue.lose_next_order_answer()
-    venue.lag_positions_next(1_000, {})  # the lists do not show the fill yet
     with caplog.at_level(logging.INFO, logger="TradingBot"):
-        manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
-    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
+        open_behind_a_lost_answer(venue, manager, m)
     assert m.symbol not in manager.positions
     assert any("may not know it yet" in r for r in caplog.messages)
     assert any("whose answer was lost (1/2)" in r for r in caplog.messages)  # one list of two
     now[0] += window + 1
     venue.lag_positions_next(2, {})  # nor do the next two
-    tracked = []
-    for _ in range(3):
-        assert list(manager.update_positions()) == []
-        tracked.append(manager.get_position(m.symbol) is not None)
-        if not manager.has_position(m.symbol):  # the bot's guard before it opens the symbol
-            manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
-    assert len(venue.ledger.orders_sent()) == 1, "nothing opened on top"
-    assert venue.ledger.size(m.symbol, "long") == pytest.approx(3 * m.lot)
-    assert tracked == [True, True, True]
-    assert manager.positions[m.symbol].amount == pytest.approx(3 * m.lot)
+    the_bot_holds_its_lost_open(venue, manager, m)
     assert finished_lists(venue), "looked up among the finished orders"
 
 
