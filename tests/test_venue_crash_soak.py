@@ -71,9 +71,10 @@ synchronous bot; with the asyncio bot every other case over SQLite (all ten venu
 among them: ``ASYNC_CI_CASES``), and Bybit hedge over both journals, which must give the same
 verdict as each other and as the synchronous bot
 (``test_an_asyncio_bot_killed_gives_the_synchronous_run``); the runs killed after answers on the
-other nine cases, over SQLite, as the synchronous bot (``ANSWERED_CI_CASES``). ``PMRS_LONG=1``
-runs both bots on every case and journal, and the runs killed after answers on every case over
-SQLite, seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k
+other nine cases, over SQLite, as the synchronous bot (``ANSWERED_CI_CASES``), and the runs
+killed after answers that found a defect, at the length that found it (``DEFECT_RUNS``).
+``PMRS_LONG=1`` runs both bots on every case and journal, and the runs killed after answers on
+every case over SQLite, seeds 1-10 with more ticks; ``PMRS_SEED=a,b,...`` names them (``-k
 sqlite`` or ``-k postgres`` picks one journal, ``-k asyncio`` or ``-k "not asyncio"`` one bot).
 """
 
@@ -564,6 +565,30 @@ def test_the_bot_killed_after_an_answer_weighs_what_no_list_showed_as_before(
     assert_the_run_held(verdict)
     if seed == 1:  # every case's seed 1 (CI's) is killed after an answer or lagged after a kill
         assert verdict.killed_after_answer + verdict.lagged_restarts > 0, "the variant ran"
+
+
+#: Runs killed after answers that found a defect, pinned in CI at the length that found it:
+#: (venue, hedge, seed, ticks, the defect; reliability.md, "Defects these tests found").
+DEFECT_RUNS = [
+    ("gate", True, 3, 80, "a new hedge leg journaled only at the next cycle's end"),
+    ("htx", True, 2, 300, "a restored close without its order's id put back by a lagging list"),
+    ("kucoinfutures", True, 6, 300, "a lost scale-out settled as a close by a list lagging a fill"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "hedge", "seed", "ticks"),
+    [
+        pytest.param(name, hedge, seed, ticks, id=f"{name}-{'hedge' if hedge else 'oneway'}-{seed}")
+        for name, hedge, seed, ticks, _ in DEFECT_RUNS
+    ],
+)
+def test_a_run_that_found_a_defect_holds(
+    name: str, hedge: bool, seed: int, ticks: int, tmp_path: Path
+) -> None:
+    journal = journal_url("sqlite", tmp_path, "crash")
+    verdict = run_crashes(name, hedge, seed, tmp_path, journal, ticks=ticks, answered=True)
+    assert_the_run_held(verdict)
 
 
 def test_a_run_is_the_same_over_either_journal(tmp_path: Path) -> None:

@@ -675,6 +675,11 @@ fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
     (misses.lists, misses.since.unwrap_or(cx.now), enough)
 }
 
+/// The list was requested after the position was tracked (rule 4: only then can it remove it).
+fn in_reach(t: &TrackedView<'_>, cx: &Context<'_>) -> bool {
+    t.seq <= cx.snapshot.requested_at
+}
+
 fn plan_tracked(
     key: &Key,
     t: TrackedView<'_>,
@@ -703,7 +708,33 @@ fn plan_tracked(
             unseen,
         } => {
             if snap.well_formed && snap.requested_at >= at {
+                if seen != Seen::Absent && t.missing > 0 {
+                    // Lists that omitted it before (counted below) no longer count.
+                    actions.push(Action::Confirm { key: key.clone() });
+                }
                 match resolve(op, before, t.own, seen) {
+                    Some(Resolution::Closed) => {
+                        // The position gone after an exit: judged like a removal (the list may
+                        // lag a fill no list has shown; a scale-out of part of it closes
+                        // nothing), then settled as closed.
+                        if !in_reach(&t, cx) || !cx.purpose.removes() {
+                            return;
+                        }
+                        let (missing, since, enough) = next_miss(&t, cx);
+                        actions.push(if enough {
+                            Action::Resolve {
+                                key: key.clone(),
+                                resolution: Resolution::Closed,
+                                remember: snap.entries == 0,
+                            }
+                        } else {
+                            Action::CountMiss {
+                                key: key.clone(),
+                                missing,
+                                since,
+                            }
+                        });
+                    }
                     Some(Resolution::NotExecuted) => {
                         let counting = still_counting(key, unseen, cx, actions);
                         if !counting {
@@ -717,7 +748,7 @@ fn plan_tracked(
                     Some(resolution) => actions.push(Action::Resolve {
                         key: key.clone(),
                         resolution,
-                        remember: resolution == Resolution::Closed && snap.entries == 0,
+                        remember: false,
                     }),
                     None => {}
                 }
@@ -727,7 +758,7 @@ fn plan_tracked(
             return;
         }
     }
-    let in_reach = t.seq <= snap.requested_at;
+    let in_reach = in_reach(&t, cx);
     match seen {
         Seen::Listed(l) if !l.side_assumed && t.own.is_some_and(|own| own.side != l.side) => {
             // The symbol is listed on the other side only: decided like a removal (so only a

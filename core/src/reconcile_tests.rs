@@ -614,6 +614,106 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
     );
 }
 
+/// A list without the position settles a close or a scale-out whose answer was lost as having
+/// closed it only by the removal rules: `missing_confirmations` lists in a row, and for a fill
+/// of the manager's own that no list has shown yet the outcome rules too (a list that lags the
+/// fill omits the position whatever the order did; a scale-out of part of it never closes it).
+#[test]
+fn an_absence_settles_an_unknown_exit_only_by_the_removal_rules() {
+    let btc = Key::net("BTC");
+    let view = |op, missing, unlisted_fill| {
+        let mut t = tracked(1, missing, fp(Side::Long, 2.0, 100.0));
+        t.unlisted_fill = unlisted_fill;
+        t.busy = Busy::Unknown {
+            op,
+            at: 5,
+            before: 2.0,
+            unseen: Unseen::default(),
+        };
+        [KeyView {
+            key: &btc,
+            phase: Phase::Tracked(t),
+        }]
+    };
+    let p = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let gone = Snapshot::read(vec![entry("ETH", "long", 1.0, 10.0)], 6);
+    let first_miss = vec![Action::CountMiss {
+        key: btc.clone(),
+        missing: 1,
+        since: NOW,
+    }];
+    for op in [Op::ScaleOut, Op::Close] {
+        // Never listed: the first list without it may lag the fill.
+        assert_eq!(
+            plan(
+                &view(op, 0, true),
+                &nothing_known,
+                &cx(&gone, Purpose::Cycle, p)
+            )
+            .actions,
+            first_miss,
+            "{op:?}"
+        );
+        assert_eq!(
+            plan(
+                &view(op, 1, true),
+                &nothing_known,
+                &cx(&gone, Purpose::Cycle, p)
+            )
+            .actions,
+            resolves(&btc, Resolution::Closed, false),
+            "{op:?}"
+        );
+        // Listed before: one list is enough by default, as for a removal.
+        assert_eq!(
+            plan(
+                &view(op, 0, false),
+                &nothing_known,
+                &cx(&gone, Purpose::Cycle, p)
+            )
+            .actions,
+            resolves(&btc, Resolution::Closed, false),
+            "{op:?}"
+        );
+        let twice = Policy {
+            missing_confirmations: 2,
+            ..p
+        };
+        assert_eq!(
+            plan(
+                &view(op, 0, false),
+                &nothing_known,
+                &cx(&gone, Purpose::Cycle, twice)
+            )
+            .actions,
+            first_miss,
+            "{op:?}"
+        );
+        // `sync_existing_positions` removes nothing, so it settles no exit by an absence.
+        let synced = plan(
+            &view(op, 0, false),
+            &nothing_known,
+            &cx(&gone, Purpose::Sync, p),
+        );
+        assert!(
+            synced.actions.iter().all(|a| a.key() != &btc),
+            "{op:?}: {:?}",
+            synced.actions
+        );
+    }
+    // A list that shows it again clears what was counted.
+    let same = Snapshot::read(vec![entry("BTC", "long", 2.0, 100.0)], 6);
+    let shown = plan(
+        &view(Op::ScaleOut, 1, true),
+        &nothing_known,
+        &cx(&same, Purpose::Cycle, p),
+    );
+    assert_eq!(shown.actions[0], Action::Confirm { key: btc.clone() });
+}
+
 /// An open whose answer was lost is taken as not placed only on the
 /// `outcome_confirmations`-th list in a row without its position; a list showing it decides.
 #[test]
@@ -1096,8 +1196,31 @@ proptest! {
                     prop_assert!(snap.well_formed);
                 }
                 Action::Resolve { resolution: Resolution::Closed, .. } => {
+                    // An exit whose answer was lost settled by an absence: as a removal.
                     prop_assert!(snap.well_formed);
                     prop_assert_eq!(snap.seen(key), Seen::Absent);
+                    let Some(GenPhase::Tracked { seq, missing, unlisted_fill, .. }) = phase_of(&keys, key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    prop_assert!(*seq <= snap.requested_at, "{action:?} out of reach");
+                    prop_assert!(missing + 1 >= c.missing_confirmations, "{action:?} after {missing} misses");
+                    if *unlisted_fill {
+                        prop_assert!(missing + 1 >= c.outcome_confirmations, "{action:?} of an unlisted fill");
+                    }
+                    prop_assert!(c.purpose != Purpose::Sync, "sync settled {:?}", action);
+                }
+                Action::CountMiss { missing, .. } => {
+                    // Absent, or listed on the other side only.
+                    prop_assert!(snap.well_formed && c.purpose != Purpose::Sync, "{action:?}");
+                    let Some(GenPhase::Tracked { missing: before, own, .. }) = phase_of(&keys, key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    match snap.seen(key) {
+                        Seen::Absent => {}
+                        Seen::Listed(l) => prop_assert!(!l.side_assumed && l.side != own.side, "{action:?}"),
+                        other => return Err(TestCaseError::fail(format!("{action:?} of {other:?}"))),
+                    }
+                    prop_assert_eq!(*missing, before + 1);
                 }
                 _ => {}
             }
@@ -1115,7 +1238,10 @@ proptest! {
                 continue;
             };
             let Seen::Listed(l) = snap.seen(key) else { continue };
-            if l.side_assumed
+            // A verification read plans its own key only.
+            let elsewhere = c.purpose == Purpose::Verify && c.focus.is_some_and(|i| key.as_str() != SYMBOLS[i]);
+            if elsewhere
+                || l.side_assumed
                 || l.side != own.side
                 || *seq > snap.requested_at
                 || *touched > snap.requested_at
@@ -1254,8 +1380,10 @@ proptest! {
                     prop_assert!(snap.well_formed || idle);
                     prop_assert_eq!(unseen.lists, before + 1);
                     prop_assert!(unseen.lists < c.outcome_confirmations);
+                    // An unknown order's key is confirmed too when lists had omitted it.
+                    let missed = matches!(phase_of(&keys, key), Some(GenPhase::Tracked { missing: 1.., .. }));
                     let actions = plan.actions.iter().filter(|a| a.key() == key).count();
-                    prop_assert_eq!(actions, if idle { 2 } else { 1 });
+                    prop_assert_eq!(actions, if idle || missed { 2 } else { 1 });
                 }
                 _ => prop_assert!(
                     before + 1 >= c.outcome_confirmations,

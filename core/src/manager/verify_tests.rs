@@ -654,3 +654,74 @@ fn the_bots_client_interrupted_limit_open_leaves_no_order_resting() {
     );
     assert!(!m.book().order_pending("BTC"));
 }
+
+/// A manager that took back a scale-out of 1 of BTC's 2 contracts (its process died with the
+/// order out) on a fill of its own that no list has shown yet (the lists show ETH only).
+fn restored_scale_out_of_an_unlisted_fill(f: &Fake) -> Manager<u32> {
+    let m = manager(f, ManagerConfig::default());
+    let p = crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        100.0,
+        2.0,
+        10.0,
+        95.0,
+        Some(130.0),
+        m.now(),
+    ));
+    let _ = m.book().finish_open(&Key::parse("BTC"), p, 1, true);
+    let order = SentOrder {
+        reference: ID.to_owned(),
+        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
+        intent: SentIntent::Change {
+            op: Op::ScaleOut,
+            before: 2.0,
+            client_order_id: Some(ID.to_owned()),
+            reason: "scale_out".to_owned(),
+            price: Some(110.0),
+            target_bit: 0,
+        },
+    };
+    assert_eq!(
+        m.restore_orders(vec![(Key::parse("BTC"), order)]).changes,
+        1
+    );
+    m
+}
+
+#[test]
+fn a_list_that_lags_a_fill_does_not_settle_a_scale_out_of_it_as_a_close() {
+    // The list that omits BTC may lag the open's fill, and a scale-out of half of it closes
+    // nothing: the absence is judged by the removal rules (the outcome rules for an unlisted
+    // fill), and the list that shows the scale-out's effect settles it.
+    let f = venue(vec![]);
+    let m = restored_scale_out_of_an_unlisted_fill(&f);
+    m.update_all().unwrap();
+    assert!(
+        matches!(m.book().activity("BTC"), Some(Activity::Unknown(_))),
+        "held: {:?}",
+        m.book().activity("BTC")
+    );
+    assert!(events_of(&m, EventKind::Closed).is_empty());
+    f.0.lock().positions = vec![
+        listed("BTC", "long", 1.0, 100.0),
+        listed("ETH", "long", 1.0, 10.0),
+    ];
+    m.update_all().unwrap();
+    let (p, _) = m.book().get("BTC").expect("still tracked");
+    assert_eq!(p.lock().amount, 1.0);
+    assert!(events_of(&m, EventKind::Closed).is_empty());
+    assert_eq!(events_of(&m, EventKind::PartialClose).len(), 1);
+    assert_eq!(orders_sent(&f), 0);
+
+    // The lists never show it: closed on the outcome rules' count of lists, once.
+    let f = venue(vec![]);
+    let m = restored_scale_out_of_an_unlisted_fill(&f);
+    cycles_until_release(&m);
+    assert!(m.book().get("BTC").is_none());
+    let closed: Vec<_> = events_of(&m, EventKind::Closed)
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(closed, ["scale_out"]);
+}
