@@ -162,6 +162,13 @@ def _venue_body(error: BaseException) -> Any:
 #: so the look-up then reads the venue's list of finished orders (see ``_finished_order``).
 _CLIENT_ID_WINDOWS: dict[str, float] = {"gate": 60.0, "gateio": 60.0}
 
+#: Venues whose look-up by client order id answers an id they do not know with a success that
+#: holds no order (KuCoin futures: ``data`` null), which ccxt parses into an order without id
+#: or status. Elsewhere such an answer is not "no such order" (ccxt parses an HTX error whose
+#: code it does not map into that form; OKX's "not found" is its code 51603): the look-up cannot
+#: tell. (MEXC's look-up is the client's own, ``_mexc_order_by_external_oid``.)
+_EMPTY_ANSWER_IS_NOT_FOUND = frozenset({"kucoinfutures", "kucoin"})
+
 #: How many of a contract's newest finished orders that list read reads (Gate's default page;
 #: its maximum is 1,000).
 FINISHED_ORDERS_PAGE = 100
@@ -1469,8 +1476,10 @@ class CcxtClient:
         ``OrderNotFound``) for an id this instance did not send within the last
         ``not_found_grace`` seconds, and at once, without a request, for an id whose order this
         instance saw the exchange refuse (nothing was placed); raises on anything else (network
-        error, an exchange without ``fetchOrder``, an answer for another id): the caller cannot
-        tell.
+        error, an exchange without ``fetchOrder``, an answer for another id, a success without
+        an order on a venue whose "not found" is an error, such as an HTX error code ccxt does
+        not map): the caller cannot tell. KuCoin futures answers an unknown id with ``data``
+        null: that is its "no such order".
 
         Gate finds an order by its custom id only while it is open and for 60 s after it ends:
         past that (or for an id this instance did not send) a "not found" is followed by a read of
@@ -1495,7 +1504,13 @@ class CcxtClient:
                 raise
             order, missing = None, e
         if isinstance(order, Mapping) and order.get("id") is None and not order.get("status"):
-            order = None  # a successful answer without an order in it (KuCoin: data null)
+            # A successful answer without an order in it.
+            if self.venue not in _EMPTY_ANSWER_IS_NOT_FOUND:
+                raise LookupError(
+                    f"the look-up of order {client_order_id} on {symbol} by its client order id "
+                    f"answered no order and no error ccxt knows: cannot tell"
+                )
+            order = None
         if order is None:
             with self._ids_lock:
                 sent = self._sent_ids.get(client_order_id)
