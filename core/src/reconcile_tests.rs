@@ -645,64 +645,33 @@ fn an_absence_settles_an_unknown_exit_only_by_the_removal_rules() {
         missing: 1,
         since: NOW,
     }];
+    let twice = Policy {
+        missing_confirmations: 2,
+        ..p
+    };
     for op in [Op::ScaleOut, Op::Close] {
-        // Never listed: the first list without it may lag the fill.
-        assert_eq!(
+        let planned = |missing, unlisted_fill, purpose, policy| {
             plan(
-                &view(op, 0, true),
+                &view(op, missing, unlisted_fill),
                 &nothing_known,
-                &cx(&gone, Purpose::Cycle, p)
+                &cx(&gone, purpose, policy),
             )
-            .actions,
-            first_miss,
-            "{op:?}"
-        );
-        assert_eq!(
-            plan(
-                &view(op, 1, true),
-                &nothing_known,
-                &cx(&gone, Purpose::Cycle, p)
-            )
-            .actions,
-            resolves(&btc, Resolution::Closed, false),
-            "{op:?}"
-        );
-        // Listed before: one list is enough by default, as for a removal.
-        assert_eq!(
-            plan(
-                &view(op, 0, false),
-                &nothing_known,
-                &cx(&gone, Purpose::Cycle, p)
-            )
-            .actions,
-            resolves(&btc, Resolution::Closed, false),
-            "{op:?}"
-        );
-        let twice = Policy {
-            missing_confirmations: 2,
-            ..p
+            .actions
         };
+        // Never listed: the first list without it may lag the fill.
+        assert_eq!(planned(0, true, Purpose::Cycle, p), first_miss, "{op:?}");
+        let closed = resolves(&btc, Resolution::Closed, false);
+        assert_eq!(planned(1, true, Purpose::Cycle, p), closed, "{op:?}");
+        // Listed before: one list is enough by default, as for a removal.
+        assert_eq!(planned(0, false, Purpose::Cycle, p), closed, "{op:?}");
         assert_eq!(
-            plan(
-                &view(op, 0, false),
-                &nothing_known,
-                &cx(&gone, Purpose::Cycle, twice)
-            )
-            .actions,
+            planned(0, false, Purpose::Cycle, twice),
             first_miss,
             "{op:?}"
         );
         // `sync_existing_positions` removes nothing, so it settles no exit by an absence.
-        let synced = plan(
-            &view(op, 0, false),
-            &nothing_known,
-            &cx(&gone, Purpose::Sync, p),
-        );
-        assert!(
-            synced.actions.iter().all(|a| a.key() != &btc),
-            "{op:?}: {:?}",
-            synced.actions
-        );
+        let synced = planned(0, false, Purpose::Sync, p);
+        assert!(synced.iter().all(|a| a.key() != &btc), "{op:?}: {synced:?}");
     }
     // A list that shows it again clears what was counted.
     let same = Snapshot::read(vec![entry("BTC", "long", 2.0, 100.0)], 6);

@@ -221,6 +221,41 @@ fn an_interrupted_limit_open_leaves_no_order_resting() {
     assert!(!m.book().order_pending("BTC"));
 }
 
+/// BTC long `amount` at 100 (10x, stop 95, target 130).
+fn btc_long(m: &Manager<u32>, amount: f64) -> crate::book::SharedPosition {
+    crate::book::share(crate::position::PositionState::new(
+        "BTC",
+        "long",
+        100.0,
+        amount,
+        10.0,
+        95.0,
+        Some(130.0),
+        m.now(),
+    ))
+}
+
+/// `m` takes back BTC's `op` sent with `ID` at a size of `before` (its process died with the
+/// order out).
+fn restore_change(m: &Manager<u32>, op: Op, before: f64, reason: &str, price: f64) {
+    let order = SentOrder {
+        reference: ID.to_owned(),
+        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
+        intent: SentIntent::Change {
+            op,
+            before,
+            client_order_id: Some(ID.to_owned()),
+            reason: reason.to_owned(),
+            price: Some(price),
+            target_bit: 0,
+        },
+    };
+    assert_eq!(
+        m.restore_orders(vec![(Key::parse("BTC"), order)]).changes,
+        1
+    );
+}
+
 /// A manager that tracks BTC long 3 at 100 and took back its close sent with `ID` (its process
 /// died with the close out); the lists show BTC at 3 whatever happened (they lag).
 fn restored_close(f: &Fake) -> Manager<u32> {
@@ -229,33 +264,8 @@ fn restored_close(f: &Fake) -> Manager<u32> {
 
 /// `m` after taking back the close of [`restored_close`].
 fn restore_close(m: Manager<u32>, f: &Fake) -> Manager<u32> {
-    let p = crate::book::share(crate::position::PositionState::new(
-        "BTC",
-        "long",
-        100.0,
-        3.0,
-        10.0,
-        95.0,
-        Some(130.0),
-        m.now(),
-    ));
-    m.book().insert("BTC", p, 1);
-    let order = SentOrder {
-        reference: ID.to_owned(),
-        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
-        intent: SentIntent::Change {
-            op: Op::Close,
-            before: 3.0,
-            client_order_id: Some(ID.to_owned()),
-            reason: "stop_loss".to_owned(),
-            price: Some(94.0),
-            target_bit: 0,
-        },
-    };
-    assert_eq!(
-        m.restore_orders(vec![(Key::parse("BTC"), order)]).changes,
-        1
-    );
+    m.book().insert("BTC", btc_long(&m, 3.0), 1);
+    restore_change(&m, Op::Close, 3.0, "stop_loss", 94.0);
     f.0.lock().positions = vec![listed("BTC", "long", 3.0, 100.0)];
     m
 }
@@ -659,33 +669,10 @@ fn the_bots_client_interrupted_limit_open_leaves_no_order_resting() {
 /// order out) on a fill of its own that no list has shown yet (the lists show ETH only).
 fn restored_scale_out_of_an_unlisted_fill(f: &Fake) -> Manager<u32> {
     let m = manager(f, ManagerConfig::default());
-    let p = crate::book::share(crate::position::PositionState::new(
-        "BTC",
-        "long",
-        100.0,
-        2.0,
-        10.0,
-        95.0,
-        Some(130.0),
-        m.now(),
-    ));
-    let _ = m.book().finish_open(&Key::parse("BTC"), p, 1, true);
-    let order = SentOrder {
-        reference: ID.to_owned(),
-        sent_at: crate::clock::Timestamp(1_735_689_000_000_000),
-        intent: SentIntent::Change {
-            op: Op::ScaleOut,
-            before: 2.0,
-            client_order_id: Some(ID.to_owned()),
-            reason: "scale_out".to_owned(),
-            price: Some(110.0),
-            target_bit: 0,
-        },
-    };
-    assert_eq!(
-        m.restore_orders(vec![(Key::parse("BTC"), order)]).changes,
-        1
-    );
+    let _ = m
+        .book()
+        .finish_open(&Key::parse("BTC"), btc_long(&m, 2.0), 1, true);
+    restore_change(&m, Op::ScaleOut, 2.0, "scale_out", 110.0);
     m
 }
 
