@@ -2395,8 +2395,13 @@ class Htx(_Base):
         raise VenueRefusal("param", "order_id or client_order_id is required")
 
     def order(self, venue: FakeVenue, r: Request) -> Payload:
+        # The look-up's margin_mode (required; ccxt sends "cross" unless told) names the margin
+        # account the order is in: an isolated order is not found under cross (an assumption:
+        # the v5 documentation does not say; docs/ccxt-client.md).
         o = self._lookup(venue, r.params)
-        if o is None:
+        if o is None or r.params.get("margin_mode") != (
+            "cross" if venue.ledger.cross else "isolated"
+        ):
             raise VenueRefusal("order", "Order doesnt exist.")
         return self._order(venue, o)
 

@@ -852,12 +852,17 @@ class CcxtClient:
         return answer
 
     def _fetch_order(self, order_id: Any, symbol: str, params: dict[str, Any] | None = None) -> Any:
-        """``fetch_order`` with the venue's required params (Bybit: ``acknowledged``)."""
+        """``fetch_order`` with the venue's required params (Bybit: ``acknowledged``; HTX: the
+        margin mode the order was placed with)."""
         params = dict(params or {})
         if self.venue == "bybit":
             # ccxt refuses Bybit order look-ups unless told that only the last 500 orders are
             # visible; the manager looks up orders it has just sent.
             params["acknowledged"] = True
+        if self.margin_mode is not None and self.venue in ("htx", "huobi"):
+            # HTX's look-up names a margin mode, which ccxt sets to cross unless told: an
+            # isolated order is looked up under the mode it was placed with.
+            params["marginMode"] = self.margin_mode
         if params:
             return self._unified_order(self.exchange.fetch_order(order_id, symbol, params))
         return self._unified_order(self.exchange.fetch_order(order_id, symbol))
