@@ -676,7 +676,7 @@ fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
 }
 
 /// The list was requested after the position was tracked (rule 4: only then can it remove it).
-fn in_reach(t: &TrackedView<'_>, cx: &Context<'_>) -> bool {
+fn within_reach(t: &TrackedView<'_>, cx: &Context<'_>) -> bool {
     t.seq <= cx.snapshot.requested_at
 }
 
@@ -717,7 +717,7 @@ fn plan_tracked(
                         // The position gone after an exit: judged like a removal (the list may
                         // lag a fill no list has shown; a scale-out of part of it closes
                         // nothing), then settled as closed.
-                        if !in_reach(&t, cx) || !cx.purpose.removes() {
+                        if !within_reach(&t, cx) || !cx.purpose.removes() {
                             return;
                         }
                         let (missing, since, enough) = next_miss(&t, cx);
@@ -758,7 +758,7 @@ fn plan_tracked(
             return;
         }
     }
-    let in_reach = in_reach(&t, cx);
+    let in_reach = within_reach(&t, cx);
     match seen {
         Seen::Listed(l) if !l.side_assumed && t.own.is_some_and(|own| own.side != l.side) => {
             // The symbol is listed on the other side only: decided like a removal (so only a
