@@ -221,6 +221,14 @@ fn an_interrupted_limit_open_leaves_no_order_resting() {
     assert!(!m.book().order_pending("BTC"));
 }
 
+/// The reasons of `m`'s `closed` events, in order.
+fn closed_reasons(m: &Manager<u32>) -> Vec<String> {
+    events_of(m, EventKind::Closed)
+        .into_iter()
+        .map(|e| e.reason)
+        .collect()
+}
+
 /// BTC long `amount` at 100 (10x, stop 95, target 130).
 fn btc_long(m: &Manager<u32>, amount: f64) -> crate::book::SharedPosition {
     crate::book::share(crate::position::PositionState::new(
@@ -326,11 +334,7 @@ fn a_close_that_filled_is_not_taken_as_not_executed_while_the_lists_lag_it() {
     f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
     m.update_all().unwrap();
     assert!(m.book().get("BTC").is_none());
-    let closed: Vec<_> = events_of(&m, EventKind::Closed)
-        .into_iter()
-        .map(|e| e.reason)
-        .collect();
-    assert_eq!(closed, ["stop_loss"]);
+    assert_eq!(closed_reasons(&m), ["stop_loss"]);
     assert_eq!(orders_sent(&f), 0);
 }
 
@@ -689,7 +693,7 @@ fn a_list_that_lags_a_fill_does_not_settle_a_scale_out_of_it_as_a_close() {
         "held: {:?}",
         m.book().activity("BTC")
     );
-    assert!(events_of(&m, EventKind::Closed).is_empty());
+    assert!(closed_reasons(&m).is_empty());
     f.0.lock().positions = vec![
         listed("BTC", "long", 1.0, 100.0),
         listed("ETH", "long", 1.0, 10.0),
@@ -697,7 +701,7 @@ fn a_list_that_lags_a_fill_does_not_settle_a_scale_out_of_it_as_a_close() {
     m.update_all().unwrap();
     let (p, _) = m.book().get("BTC").expect("still tracked");
     assert_eq!(p.lock().amount, 1.0);
-    assert!(events_of(&m, EventKind::Closed).is_empty());
+    assert!(closed_reasons(&m).is_empty());
     assert_eq!(events_of(&m, EventKind::PartialClose).len(), 1);
     assert_eq!(orders_sent(&f), 0);
 
@@ -706,9 +710,5 @@ fn a_list_that_lags_a_fill_does_not_settle_a_scale_out_of_it_as_a_close() {
     let m = restored_scale_out_of_an_unlisted_fill(&f);
     cycles_until_release(&m);
     assert!(m.book().get("BTC").is_none());
-    let closed: Vec<_> = events_of(&m, EventKind::Closed)
-        .into_iter()
-        .map(|e| e.reason)
-        .collect();
-    assert_eq!(closed, ["scale_out"]);
+    assert_eq!(closed_reasons(&m), ["scale_out"]);
 }
