@@ -380,7 +380,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 7
+    assert journal.schema_version == 8
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -1109,7 +1109,7 @@ def test_a_close_the_bots_client_never_sent_is_tracked_again_as_it_was_after_a_r
     assert third.positions[BTC].strategy == "breakout"
 
 
-def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a_restart(
+def test_a_confirmed_close_keeps_only_its_end_and_an_unconfirmed_one_is_confirmed_after_a_restart(
     url: str,
 ) -> None:
     paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
@@ -1120,11 +1120,13 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert pm.close_position(ETH, "manual") is not None  # closed, not yet confirmed
     assert journal_keys(url, "h") == [ETH]
     del pm
-    # Someone opens BTC by hand (same side) while the bot is down.
+    # Someone opens BTC by hand (same side) while the bot is down, the price having moved.
+    paper.set_price(BTC, paper.price(BTC) * 1.02)
     paper.create_market_order(BTC, "buy", 2, 10)
     again = holding_manager(client, url, 0.0)
     assert again.sync_existing_positions() == 1
-    # BTC's confirmed close left nothing behind: the hand-opened position is a new one.
+    # BTC's confirmed close left only the position it ended (a list lagging the close would
+    # show that one): the hand-opened position, at another entry, is a new one.
     assert [(e["kind"], e["symbol"]) for e in again.events][-1] == ("imported", BTC)
     assert again.positions[BTC].amount == 2.0
     # ETH's close is confirmed by the first list after the restart: nothing comes back.
@@ -1136,6 +1138,46 @@ def test_a_confirmed_close_is_forgotten_and_an_unconfirmed_one_confirmed_after_a
     assert list(third.positions) == [BTC]
     assert third.sync_existing_positions() == 0
     assert list(third.positions) == [BTC]
+
+
+def test_a_confirmed_close_is_not_imported_again_from_a_lagging_list_after_a_restart(
+    url: str,
+) -> None:
+    # The crash runs' defect (Bybit hedge seed 5 killed after answers): the manager's close of
+    # BTC, sent under a client order id, filled; two empty answers confirmed it; the restarted
+    # bot's first list lagged the close and still showed BTC. Earlier builds forgot a close so
+    # confirmed, and the start-up sync imported BTC as a new position: one end journaled twice
+    # once the lists caught up. The journal keeps the position the close ended (`own_end`), so
+    # the lagging list is counted, not imported, and the next true list ends the count.
+    paper = PaperExchange(seed=1, volatility=0.0)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="h"
+        )
+
+    pm = manager()
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    # The close's own read of the list, then the restarted bot's first, show BTC as it is now.
+    paper.lag_positions_next(2)
+    assert pm.close_position(BTC, "manual") is not None
+    assert paper.position(BTC) is None, "the close filled"
+    paper.answer_empty_next(2)
+    assert list(pm.update_positions()) == []
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+    assert (tomb["symbol"], tomb["own_end"], tomb["amount"]) == (BTC, True, 3.0)
+    del pm
+
+    again = manager()
+    assert again.sync_existing_positions() == 0, "the lagging list imports nothing"
+    assert list(again.update_positions()) == []
+    assert not again.has_position(BTC)
+    assert [e["kind"] for e in again.events if e["symbol"] == BTC] == ["opened", "closed"]
+    with Journal(url) as journal:
+        assert [e["symbol"] for e in journal.closed_positions(account="h")] == [BTC]
+        assert [t["own_end"] for t in journal.tombstones("h")] == [True]
 
 
 def breakout_btc_tombstone(url: str) -> dict[str, Any]:

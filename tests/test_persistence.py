@@ -705,10 +705,11 @@ def test_hedge_mode_legs_are_remembered_under_their_keys(
     # Two legs of one symbol: the long one closed by the manager, then two empty answers: they
     # untrack the short one and "confirm" the long one's close — both may be failed reads, so
     # both legs are held. The short leg is remembered as a tombstone; the long leg's close was
-    # sent under a client order id and accepted, so it is not (a list lagging the close would
-    # otherwise restore it). After a restart from the state file (or the journal), with the
-    # reads still empty, neither leg is opened again on top; once the venue answers, the short
-    # leg comes back as it was and the holds end.
+    # sent under a client order id and accepted, so it is remembered as the end of the
+    # manager's own close (a list that shows it again may lag the close: it is tracked again
+    # only once the outcome rules' lists show it). After a restart from the state file (or the
+    # journal), with the reads still empty, neither leg is opened again on top; once the venue
+    # answers, the short leg comes back as it was and the holds end.
     paper = PaperExchange(seed=6, position_mode="hedge", volatility=0.0)
     journal = str(tmp_path / "journal.db")
     path = tmp_path / "state.json"
@@ -742,7 +743,10 @@ def test_hedge_mode_legs_are_remembered_under_their_keys(
         with Journal(journal) as reader:
             tombstones, holds = reader.tombstones(), reader.reopen_holds()
             closing = reader.closing_positions()
-    assert sorted(t["symbol"] for t in tombstones) == [short_key]
+    assert sorted((t["symbol"], t.get("own_end", False)) for t in tombstones) == [
+        (long_key, True),
+        (short_key, False),
+    ]
     assert sorted(h["symbol"] for h in holds) == [long_key, short_key]
     assert closing == [], "the empty answers ended the long leg's close"
     del pm

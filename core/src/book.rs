@@ -34,7 +34,7 @@ use crate::exchange::OrderId;
 use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
-    self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Op, Phase, Plan, Policy,
+    self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Op, OwnEnd, Phase, Plan, Policy,
     Resolution, TombView, TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
@@ -85,6 +85,20 @@ pub struct Unknown {
     /// list has shown its effect yet: lists that show the size from before it lag the fill and
     /// never settle it as not executed ([`Book::note_unknown_filled`]).
     pub filled: bool,
+}
+
+/// How the book keeps a position the manager's own order ended, once a list settled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndKept {
+    /// Not at all (`tombstone_limit` is 0).
+    Forgotten,
+    /// As a plain tombstone, restored by the first list that shows the very position again:
+    /// the settling answer was empty, which is also what a failed read of the bot's own client
+    /// looks like ([`crate::reconcile::Action::CloseConfirmed::doubtful`]).
+    Restorable,
+    /// As the manager's own end ([`OwnEnd`]): restored only once the outcome rules' lists show
+    /// it again; a list that shows it sooner may lag the order.
+    OwnEnd,
 }
 
 /// A tracked position's order activity.
@@ -141,24 +155,26 @@ pub struct FillLag {
     pub unseen: Unseen,
 }
 
-/// A position removed as closed outside the manager, kept so the very same position can be
-/// restored (identity, state and the bot's attributes).
+/// A position removed as closed outside the manager, or ended by the manager's own order, kept
+/// so the very same position can be restored (identity, state and the bot's attributes).
 #[derive(Debug)]
 pub struct Tombstone<H> {
     /// The entry as it was.
     pub entry: Tracked<H>,
     /// What identifies it: its own side, size and entry at removal (after the manager's partial
-    /// exits and scale-ins), what the exchange last listed, when it was removed.
+    /// exits and scale-ins), what the exchange last listed, when it was removed, and whether
+    /// the manager's own order ended it.
     pub view: TombView,
 }
 
 impl<H> Tombstone<H> {
-    fn new(entry: Tracked<H>, removed_at: Timestamp) -> Self {
+    fn new(entry: Tracked<H>, removed_at: Timestamp, own_end: Option<OwnEnd>) -> Self {
         let own = own_fingerprint(&entry.position.lock());
         let view = TombView {
             own,
             reported: entry.reported.fingerprint,
             removed_at,
+            own_end,
         };
         Tombstone { entry, view }
     }
@@ -270,17 +286,24 @@ pub struct KeptEntry<H> {
     /// that still shows the position after a restart has the order looked up before it is
     /// believed, as before the restart.
     pub close_order_id: Option<String>,
+    /// For a tombstone: the manager's own order ended it ([`OwnEnd`]); a list that shows it
+    /// again after a restart is weighed as before the restart (the lists counted so far start
+    /// again from none).
+    pub own_end: bool,
 }
 
 /// How the book remembers a position it no longer tracks ([`Book::remembers`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Remembrance {
-    /// As a tombstone: removed as closed outside the manager, restorable.
+    /// As a tombstone: removed as closed outside the manager (or ended by the manager's own
+    /// order), restorable.
     Tombstone {
         /// When it was removed.
         removed_at: Timestamp,
         /// What the exchange last listed for it.
         listed: Option<Fingerprint>,
+        /// The manager's own order ended it ([`OwnEnd`]).
+        own_end: bool,
     },
     /// As a close of the manager's awaiting confirmation by a list.
     Closing {
@@ -479,6 +502,17 @@ pub enum Applied<H> {
         at: Touched<H>,
         /// Whether it was reduced while not tracked (an [`Applied::Resized`] follows).
         reduced: bool,
+        /// The manager's own order had ended it ([`OwnEnd`]): enough lists showed it again to
+        /// believe them.
+        own_end: bool,
+    },
+    /// A list showed again the very position the manager's own order ended ([`OwnEnd`]), not
+    /// yet in enough lists to believe it: it stays ended (neither restored nor imported).
+    ListedAgain {
+        /// The key.
+        key: Key,
+        /// Lists so far.
+        lists: u32,
     },
     /// A listed position to import (needs a price and a handle: the caller does it).
     Import {
@@ -491,8 +525,8 @@ pub enum Applied<H> {
     CloseConfirmed {
         /// The key.
         key: Key,
-        /// Kept as a tombstone (the confirming answer was empty).
-        remembered: bool,
+        /// How the position is kept.
+        kept: EndKept,
     },
     /// A close of the manager's is contradicted: the position is tracked again.
     CloseUnconfirmed {
@@ -512,8 +546,8 @@ pub enum Applied<H> {
         resolution: Resolution,
         /// Size before the resolution was applied.
         previous: f64,
-        /// A `Closed` resolution by an empty answer kept the position as a tombstone.
-        remembered: bool,
+        /// How a `Closed` resolution kept the position ([`EndKept::Forgotten`] for the others).
+        kept: EndKept,
     },
     /// A list still showed the position after a close whose order carries a client id: the
     /// caller looks the order up ([`Book::close_filled`] if it filled, else
@@ -848,8 +882,9 @@ impl<H: Clone> Book<H> {
     /// gives it back otherwise. Returns the older tombstones the book's limit evicted.
     pub fn put_back_tombstone(&self, kept: KeptEntry<H>) -> Result<Displaced<H>, KeptEntry<H>> {
         let mut inner = self.inner.lock();
+        let own_end = kept.own_end.then(OwnEnd::default);
         let FreeEntry { key, entry, at, .. } = entry_if_free(&mut inner, kept)?;
-        Ok(self.push_tombstone(&mut inner, &key, entry, at))
+        Ok(self.push_tombstone(&mut inner, &key, entry, at, own_end))
     }
 
     /// Puts a remembered close of the manager's back under its key, awaiting confirmation by
@@ -1219,7 +1254,7 @@ impl<H: Clone> Book<H> {
             unknown,
             resolution: Resolution::NotExecuted,
             previous,
-            remembered: false,
+            kept: EndKept::Forgotten,
         })
     }
 
@@ -1378,7 +1413,7 @@ impl<H: Clone> Book<H> {
             return None;
         };
         let out = (t.position.clone(), t.handle.clone());
-        let evicted = self.push_tombstone(&mut inner, &key, t, now);
+        let evicted = self.push_tombstone(&mut inner, &key, t, now, None);
         Some((out.0, out.1, evicted))
     }
 
@@ -1429,6 +1464,17 @@ impl<H: Clone> Book<H> {
         let mut inner = self.inner.lock();
         match inner.slots.get(key.as_str()) {
             Some(Slot::Tombstoned(_)) => take_slot(&mut inner, key),
+            _ => None,
+        }
+    }
+
+    /// Drops `key`'s tombstone if the manager's own order ended it ([`OwnEnd`]): an open of the
+    /// key supersedes it, as it does any position it replaces; returned for dropping outside
+    /// the lock.
+    pub fn forget_own_end(&self, key: &Key) -> Option<Slot<H>> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(key.as_str()) {
+            Some(Slot::Tombstoned(t)) if t.view.own_end.is_some() => take_slot(&mut inner, key),
             _ => None,
         }
     }
@@ -1677,7 +1723,7 @@ impl<H: Clone> Book<H> {
                         flipped_to: None,
                     });
                     out.slots
-                        .extend(self.push_tombstone(inner, &key, t, cx.now).slots);
+                        .extend(self.push_tombstone(inner, &key, t, cx.now, None).slots);
                 }
             }
             Action::Flip {
@@ -1699,7 +1745,7 @@ impl<H: Clone> Book<H> {
                     reported: t.reported,
                     flipped_to: Some(new),
                 });
-                let tomb = Tombstone::new(t, cx.now);
+                let tomb = Tombstone::new(t, cx.now, None);
                 match predecessor {
                     Some(pred) if restore_predecessor => {
                         let mut back = pred.entry;
@@ -1708,6 +1754,7 @@ impl<H: Clone> Book<H> {
                         applied.push(Applied::Restored {
                             at: touched(&key, &entry),
                             reduced: false,
+                            own_end: false,
                         });
                         put_tracked(inner, &key, entry);
                     }
@@ -1716,8 +1763,10 @@ impl<H: Clone> Book<H> {
                             // Only one predecessor is kept: the older one is dropped.
                             out.push(Slot::Tracked(p.entry));
                         }
-                        out.slots
-                            .extend(self.push_tombstone(inner, &key, tomb.entry, cx.now).slots);
+                        out.slots.extend(
+                            self.push_tombstone(inner, &key, tomb.entry, cx.now, None)
+                                .slots,
+                        );
                         applied.push(Applied::Import {
                             key,
                             after_flip: true,
@@ -1727,6 +1776,7 @@ impl<H: Clone> Book<H> {
             }
             Action::Restore { key, reduced_to } => {
                 if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
+                    let own_end = tomb.view.own_end.is_some();
                     let entry = revive(inner, &key, tomb.entry);
                     let previous = reduced_to.map(|contracts| {
                         let mut p = entry.position.lock();
@@ -1735,6 +1785,7 @@ impl<H: Clone> Book<H> {
                     applied.push(Applied::Restored {
                         at: touched(&key, &entry),
                         reduced: previous.is_some(),
+                        own_end,
                     });
                     if let Some((previous, contracts)) = previous {
                         applied.push(Applied::Resized {
@@ -1753,23 +1804,16 @@ impl<H: Clone> Book<H> {
                     after_flip: false,
                 });
             }
-            Action::CloseConfirmed { key, remember } => {
+            Action::CloseConfirmed { key, doubtful } => {
                 if !matches!(inner.slots.get(key.as_str()), Some(Slot::Closed(_))) {
                     return;
                 }
                 let Some(Slot::Closed(c)) = take_slot(inner, &key) else {
                     return;
                 };
-                if remember {
-                    out.slots
-                        .extend(self.push_tombstone(inner, &key, c.entry, cx.now).slots);
-                } else {
-                    out.push(Slot::Closed(c));
-                }
-                applied.push(Applied::CloseConfirmed {
-                    key,
-                    remembered: remember && self.tombstone_limit > 0,
-                });
+                let (kept, evicted) = self.keep_end(inner, &key, c.entry, c.at, doubtful, cx.now);
+                out.slots.extend(evicted.slots);
+                applied.push(Applied::CloseConfirmed { key, kept });
             }
             Action::CloseUnconfirmed { key, contracts } => {
                 applied.extend(unconfirm(inner, key, contracts));
@@ -1808,6 +1852,22 @@ impl<H: Clone> Book<H> {
                         });
                         return;
                     }
+                    Some(Slot::Tombstoned(Tombstone {
+                        view:
+                            TombView {
+                                own_end: Some(end), ..
+                            },
+                        ..
+                    })) => {
+                        end.unseen = unseen;
+                        if unseen.lists > 0 {
+                            applied.push(Applied::ListedAgain {
+                                key,
+                                lists: unseen.lists,
+                            });
+                        }
+                        return;
+                    }
                     Some(Slot::Tracked(t)) => {
                         t.fill_lag.unseen = unseen;
                         if let Seen::Listed(l) = snap.seen(&key) {
@@ -1831,7 +1891,7 @@ impl<H: Clone> Book<H> {
             Action::Resolve {
                 key,
                 mut resolution,
-                remember,
+                doubtful,
             } => {
                 // A list that shows the position as it was before the order (an absent one
                 // leaves a scale-in to the removal rules, whatever it did).
@@ -1897,13 +1957,14 @@ impl<H: Clone> Book<H> {
                     Resolution::Closed => {}
                 }
                 let at = touched(&key, t);
-                let mut remembered = false;
+                let mut kept = EndKept::Forgotten;
                 if resolution == Resolution::Closed {
                     match take_slot(inner, &key) {
-                        Some(Slot::Tracked(entry)) if remember => {
-                            remembered = self.tombstone_limit > 0;
-                            out.slots
-                                .extend(self.push_tombstone(inner, &key, entry, cx.now).slots);
+                        Some(Slot::Tracked(entry)) => {
+                            let evicted;
+                            (kept, evicted) =
+                                self.keep_end(inner, &key, entry, unknown.at, doubtful, cx.now);
+                            out.slots.extend(evicted.slots);
                         }
                         Some(slot) => out.push(slot),
                         None => {}
@@ -1914,7 +1975,7 @@ impl<H: Clone> Book<H> {
                     unknown,
                     resolution,
                     previous,
-                    remembered,
+                    kept,
                 });
             }
             Action::ResolveOpen { key, found } => {
@@ -1979,12 +2040,37 @@ impl<H: Clone> Book<H> {
         Ok(Displaced::default())
     }
 
+    /// Keeps a position the manager's own order ended (settled at book mark `at`) as a
+    /// tombstone: a plain one when the settling answer was `doubtful`, else as its own end
+    /// ([`OwnEnd`]). Returns how it is kept and the older tombstones the limit evicted.
+    fn keep_end(
+        &self,
+        inner: &mut Inner<H>,
+        key: &Key,
+        entry: Tracked<H>,
+        at: u64,
+        doubtful: bool,
+        now: Timestamp,
+    ) -> (EndKept, Displaced<H>) {
+        let kept = match (self.tombstone_limit, doubtful) {
+            (0, _) => EndKept::Forgotten,
+            (_, true) => EndKept::Restorable,
+            (_, false) => EndKept::OwnEnd,
+        };
+        let own_end = (!doubtful).then_some(OwnEnd {
+            at,
+            unseen: Unseen::default(),
+        });
+        (kept, self.push_tombstone(inner, key, entry, now, own_end))
+    }
+
     fn push_tombstone(
         &self,
         inner: &mut Inner<H>,
         key: &Key,
         entry: Tracked<H>,
         now: Timestamp,
+        own_end: Option<OwnEnd>,
     ) -> Displaced<H> {
         let mut evicted = Displaced::default();
         if self.tombstone_limit == 0 {
@@ -2007,7 +2093,11 @@ impl<H: Clone> Book<H> {
                 None => break,
             }
         }
-        put_slot(inner, key, Slot::Tombstoned(Tombstone::new(entry, now)));
+        put_slot(
+            inner,
+            key,
+            Slot::Tombstoned(Tombstone::new(entry, now, own_end)),
+        );
         evicted
     }
 }
@@ -2020,6 +2110,7 @@ fn remembrance_of<H>(slot: &Slot<H>) -> Option<(Remembrance, &Tracked<H>)> {
             Remembrance::Tombstone {
                 removed_at: t.view.removed_at,
                 listed: t.view.reported,
+                own_end: t.view.own_end.is_some(),
             },
             &t.entry,
         )),
@@ -2037,7 +2128,9 @@ fn remembrance_of<H>(slot: &Slot<H>) -> Option<(Remembrance, &Tracked<H>)> {
 fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntry<H>)> {
     let (how, entry) = remembrance_of(slot)?;
     let (at, listed) = match how {
-        Remembrance::Tombstone { removed_at, listed } => (removed_at, listed),
+        Remembrance::Tombstone {
+            removed_at, listed, ..
+        } => (removed_at, listed),
         Remembrance::Closing { closed_at } => (closed_at, None),
     };
     let close_order_id = match slot {
@@ -2051,6 +2144,7 @@ fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntr
         at,
         listed,
         close_order_id,
+        own_end: matches!(how, Remembrance::Tombstone { own_end: true, .. }),
     };
     Some((how, kept))
 }
@@ -2071,6 +2165,7 @@ fn entry_if_free<H>(
         at,
         listed,
         close_order_id,
+        own_end: _,
     } = kept;
     let mut entry = new_tracked(inner, &key, position, handle, None);
     entry.reported.fingerprint = listed;

@@ -10,7 +10,8 @@
 //!     {"symbol": "BTC/USDT:USDT", "state": {...PositionState...}, "extra": {"strategy": "breakout"}},
 //!     {"symbol": "ETH/USDT:USDT", "state": {...}, "extra": {}, "unlisted_fills": {"open": true}}
 //!   ],
-//!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...}}],
+//!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...},
+//!                   "own_end": true}],
 //!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "order_id": "pm..."}],
 //!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}],
 //!   "orders": [{"symbol": "SOL/USDT:USDT", "reference": "pm...", "at": 1735732800000000,
@@ -188,6 +189,11 @@ pub struct SavedKept {
     /// The close order's client id (closes whose client takes them; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// For a tombstone: the manager's own order ended the position
+    /// ([`crate::reconcile::OwnEnd`]), so a list that shows it again is weighed by the outcome
+    /// rules before it is tracked again (absent when false; older files have none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_end: bool,
 }
 
 impl Clone for SavedKept {
@@ -199,6 +205,7 @@ impl Clone for SavedKept {
             at: self.at,
             listed: self.listed.clone(),
             order_id: self.order_id.clone(),
+            own_end: self.own_end,
         }
     }
 }
@@ -211,6 +218,7 @@ impl PartialEq for SavedKept {
             && self.at == other.at
             && self.listed == other.listed
             && self.order_id == other.order_id
+            && self.own_end == other.own_end
     }
 }
 
@@ -321,6 +329,9 @@ impl StateFile {
                 }
                 if k.order_id.as_deref().is_some_and(str::is_empty) {
                     return Err(format!("{}: order_id must not be empty", at()));
+                }
+                if k.own_end && what == "closing" {
+                    return Err(format!("{}: own_end is for tombstones only", at()));
                 }
             }
         }
@@ -1008,6 +1019,7 @@ mod tests {
                 at: Timestamp(1_735_689_000_000_000 + i as i64),
                 listed,
                 order_id: None,
+                own_end: false,
             }
         };
         file.tombstones = vec![kept(
@@ -1019,6 +1031,11 @@ mod tests {
                 entry_price: 100.7,
             }),
         )];
+        // A position the manager's own close ended, kept as such.
+        file.tombstones.push(SavedKept {
+            own_end: true,
+            ..kept("E/USDT:USDT", 9, None)
+        });
         file.closing = vec![SavedKept {
             order_id: Some("pm1x2y3z".into()),
             ..kept("C/USDT:USDT", 8, None)
@@ -1074,6 +1091,10 @@ mod tests {
             (
                 |f| f.closing[0].order_id = Some(String::new()),
                 "closing 0 (\"C/USDT:USDT\"): order_id must not be empty",
+            ),
+            (
+                |f| f.closing[0].own_end = true,
+                "closing 0 (\"C/USDT:USDT\"): own_end is for tombstones only",
             ),
             (
                 |f| f.tombstones[0].state.amount = -2.0,

@@ -276,6 +276,24 @@ pub struct TombView {
     pub reported: Option<Fingerprint>,
     /// When it was removed.
     pub removed_at: Timestamp,
+    /// `Some` when the manager's own order ended it (a close, or an exit whose outcome was
+    /// unknown, settled by lists), not an absence alone: see [`OwnEnd`].
+    pub own_end: Option<OwnEnd>,
+}
+
+/// What the book keeps of a position the manager's own order ended, once lists settled it
+/// ([`TombView::own_end`]). A list that shows the very position again may lag that order's
+/// fill (venues' position lists lag their fills by seconds to minutes), so it is neither
+/// imported as a new position nor restored at once: it is tracked again only once
+/// `outcome_confirmations` lists in a row (over `outcome_grace_seconds`) show it, the rule that
+/// settles any order's outcome. A different position listed under the key is imported as
+/// usual.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OwnEnd {
+    /// Book mark of the order's settlement: only a list requested later can tell.
+    pub at: u64,
+    /// Lists so far, in a row, that showed the very position again.
+    pub unseen: Unseen,
 }
 
 impl TombView {
@@ -435,17 +453,19 @@ pub enum Action {
         /// The key.
         key: Key,
     },
-    /// A close of the manager's is confirmed by absence: forget it — or, when the answer was
-    /// empty, keep it as a tombstone (see [`Action::CloseConfirmed::remember`]).
+    /// A close of the manager's is confirmed by absence: the position is kept as a tombstone
+    /// (see [`Action::CloseConfirmed::doubtful`]).
     CloseConfirmed {
         /// The key.
         key: Key,
-        /// The answer had no entry at all. The bot's own client answers `[]` for a failed read,
-        /// so an empty answer cannot tell a closed position from a failure, the same evidence
-        /// that makes a tracked position a tombstone: the closed one becomes a tombstone too,
-        /// restored if the very same position is listed again (a close the client answered
-        /// `True` without sending it, "confirmed" by failed reads).
-        remember: bool,
+        /// The answer had no entry at all and the close's order is unnamed. The bot's own client
+        /// answers `[]` for a failed read, so an empty answer cannot tell a closed position from
+        /// a failure, the same evidence that makes a tracked position a tombstone; and its
+        /// `True` may cover a close it never sent. Such a close is kept as a plain tombstone,
+        /// restored by the first list that shows the very same position again. Otherwise the
+        /// position is kept as the manager's own end ([`OwnEnd`]): a list showing it again may
+        /// lag the close, and is believed only as the outcome rules say.
+        doubtful: bool,
     },
     /// A close of the manager's is contradicted (the position is still listed): restore it,
     /// with the exchange's size when it differs.
@@ -483,10 +503,11 @@ pub enum Action {
         /// How it turned out.
         resolution: Resolution,
         /// For [`Resolution::Closed`]: the answer had no entry at all, which is also what a
-        /// failed read of the bot's own client looks like; the position is kept as a tombstone
-        /// (restored if the very same position, or it reduced, is listed again) instead of being
-        /// forgotten, as [`Action::CloseConfirmed::remember`].
-        remember: bool,
+        /// failed read of the bot's own client looks like; the position is kept as a plain
+        /// tombstone (restored if the very same position, or it reduced, is listed again), as
+        /// [`Action::CloseConfirmed::doubtful`]. Otherwise it is kept as the manager's own end
+        /// ([`OwnEnd`]).
+        doubtful: bool,
     },
     /// An open with an unknown outcome is resolved: the position was found (track it) or not.
     ResolveOpen {
@@ -725,7 +746,7 @@ fn plan_tracked(
                             Action::Resolve {
                                 key: key.clone(),
                                 resolution: Resolution::Closed,
-                                remember: snap.entries == 0,
+                                doubtful: snap.entries == 0,
                             }
                         } else {
                             Action::CountMiss {
@@ -741,14 +762,14 @@ fn plan_tracked(
                             actions.push(Action::Resolve {
                                 key: key.clone(),
                                 resolution: Resolution::NotExecuted,
-                                remember: false,
+                                doubtful: false,
                             });
                         }
                     }
                     Some(resolution) => actions.push(Action::Resolve {
                         key: key.clone(),
                         resolution,
-                        remember: false,
+                        doubtful: false,
                     }),
                     None => {}
                 }
@@ -867,25 +888,49 @@ fn plan_tombstone(
     cx: &Context<'_>,
     actions: &mut Vec<Action>,
 ) {
-    if let Seen::Listed(l) = seen {
-        let reduced_to = if tomb.matches(l) {
-            Some(None)
-        } else if tomb.reduced_to(l) {
-            Some(Some(l.contracts))
-        } else {
-            None
-        };
-        if let Some(reduced_to) = reduced_to {
-            actions.push(Action::Restore {
+    // A list requested before the manager's own order was settled shows what it ended.
+    let tells = tomb
+        .own_end
+        .is_none_or(|end| cx.snapshot.requested_at >= end.at);
+    match seen {
+        Seen::Listed(l) if tells => {
+            let reduced_to = if tomb.matches(l) {
+                Some(None)
+            } else if tomb.reduced_to(l) {
+                Some(Some(l.contracts))
+            } else {
+                None
+            };
+            if let Some(reduced_to) = reduced_to {
+                // The very position the manager's own order ended: the list may lag the order.
+                if let Some(end) = tomb.own_end {
+                    if still_counting(key, end.unseen, cx, actions) {
+                        return;
+                    }
+                }
+                actions.push(Action::Restore {
+                    key: key.clone(),
+                    reduced_to,
+                });
+                return;
+            }
+            if cx.purpose.imports() {
+                actions.push(Action::Import { key: key.clone() });
+                return;
+            }
+        }
+        // A list without it: those that showed it again no longer count.
+        Seen::Absent
+            if tells
+                && cx.snapshot.well_formed
+                && tomb.own_end.is_some_and(|end| end.unseen.lists > 0) =>
+        {
+            actions.push(Action::Unseen {
                 key: key.clone(),
-                reduced_to,
+                unseen: Unseen::default(),
             });
-            return;
         }
-        if cx.purpose.imports() {
-            actions.push(Action::Import { key: key.clone() });
-            return;
-        }
+        _ => {}
     }
     if expired(tomb.removed_at, cx) {
         actions.push(Action::Expire { key: key.clone() });
@@ -921,12 +966,13 @@ fn plan_closed(
         match seen {
             Seen::Absent => {
                 // An empty answer may be a failed read of the bot's own client, whose `True`
-                // may cover a close it never sent: that close is remembered. A named close's
-                // order was accepted under its id (its outcome is looked up if a list shows the
-                // position again): remembered, a list that lags it would restore it.
+                // may cover a close it never sent: that close is doubtful, restored by the
+                // first list that shows the position again. A named close's order was accepted
+                // under its id, and a non-empty answer is a real read: the position ended, and
+                // a list that shows it again may lag the close (see `OwnEnd`).
                 actions.push(Action::CloseConfirmed {
                     key: key.clone(),
-                    remember: snap.entries == 0 && check == CloseCheck::List,
+                    doubtful: snap.entries == 0 && check == CloseCheck::List,
                 });
                 return;
             }
@@ -962,7 +1008,7 @@ fn plan_closed(
                 // Our position is gone; the symbol now holds another one.
                 actions.push(Action::CloseConfirmed {
                     key: key.clone(),
-                    remember: false,
+                    doubtful: false,
                 });
                 if cx.purpose.imports() {
                     actions.push(Action::Import { key: key.clone() });

@@ -227,6 +227,7 @@ fn a_flip_back_restores_the_predecessor() {
         own: Some(long1()),
         reported: None,
         removed_at: NOW,
+        own_end: None,
     };
     let mut short = tracked(1, 0, fp(Side::Short, 2.0, 90.0));
     short.predecessor = Some(&pred);
@@ -256,6 +257,7 @@ fn only_the_very_same_position_is_restored() {
         own: Some(fp(Side::Long, 0.75, 100.0)),
         reported: Some(long1()),
         removed_at: NOW,
+        own_end: None,
     };
     let views = [KeyView {
         key: &btc,
@@ -331,16 +333,16 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
         plan(&views, &nothing_known, &cx(&absent, Purpose::Cycle, p)).actions,
         vec![Action::CloseConfirmed {
             key: btc.clone(),
-            remember: false
+            doubtful: false
         }]
     );
     // An empty answer (the bot's client answers `[]` for a failed read) confirms it too, but
-    // the close is remembered as a tombstone.
+    // the close is doubtful: a plain tombstone.
     assert_eq!(
         plan(&views, &nothing_known, &cx(&empty, Purpose::Cycle, p)).actions,
         vec![Action::CloseConfirmed {
             key: btc.clone(),
-            remember: true
+            doubtful: true
         }]
     );
     assert!(
@@ -434,9 +436,9 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
         actions(CloseCheck::Filled, one, &smaller),
         unconfirmed(Some(0.5))
     );
-    // An empty answer confirms every close; only an unnamed one is remembered as a tombstone.
+    // An empty answer confirms every close; only an unnamed one is doubtful.
     let empty = Snapshot::read(vec![], 6);
-    for (check, remember) in [
+    for (check, doubtful) in [
         (CloseCheck::List, true),
         (CloseCheck::Lookup, false),
         (CloseCheck::Filled, false),
@@ -445,7 +447,7 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
             actions(check, none, &empty),
             vec![Action::CloseConfirmed {
                 key: btc.clone(),
-                remember
+                doubtful
             }],
             "{check:?}"
         );
@@ -455,7 +457,7 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
             actions(check, one, &absent),
             vec![Action::CloseConfirmed {
                 key: btc.clone(),
-                remember: false
+                doubtful: false
             }],
             "{check:?}"
         );
@@ -463,11 +465,11 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
 }
 
 /// What a list that settles `key`'s order with an unknown outcome calls for.
-fn resolves(key: &Key, resolution: Resolution, remember: bool) -> Vec<Action> {
+fn resolves(key: &Key, resolution: Resolution, doubtful: bool) -> Vec<Action> {
     vec![Action::Resolve {
         key: key.clone(),
         resolution,
-        remember,
+        doubtful,
     }]
 }
 
@@ -901,7 +903,9 @@ enum GenPhase {
         /// Sizes from before the manager's own fills that no list has shown superseded.
         lagged: Vec<f64>,
     },
-    Tombstoned(Fingerprint),
+    /// Its own fingerprint, and for the manager's own end its mark and the lists that already
+    /// showed it again.
+    Tombstoned(Fingerprint, Option<(u64, u32)>),
     /// The close's mark, its own fingerprint, what a list still showing it proves, and lists that
     /// already showed it after its order was known filled.
     Closed(u64, Fingerprint, CloseCheck, u32),
@@ -931,7 +935,8 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
             .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged)| {
                 GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged }
             }),
-        1 => fingerprint().prop_map(GenPhase::Tombstoned),
+        1 => (fingerprint(), proptest::option::of((0..12u64, 0..3u32)))
+            .prop_map(|(f, end)| GenPhase::Tombstoned(f, end)),
         1 => (0..12u64, fingerprint(), close_check(), 0..3u32)
             .prop_map(|(at, f, check, unseen)| GenPhase::Closed(at, f, check, unseen)),
         1 => (proptest::option::of((0..12u64, side())), 0..3u32)
@@ -1004,14 +1009,22 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
         .iter()
         .map(|(_, p)| {
             let own = match p {
-                GenPhase::Tombstoned(f) => Some(*f),
+                GenPhase::Tombstoned(f, _) => Some(*f),
                 GenPhase::Tracked { pred, .. } => *pred,
+                _ => None,
+            };
+            let own_end = match p {
+                GenPhase::Tombstoned(_, end) => end.map(|(at, unseen)| OwnEnd {
+                    at,
+                    unseen: unseen_of(unseen),
+                }),
                 _ => None,
             };
             TombView {
                 own,
                 reported: None,
                 removed_at: NOW,
+                own_end,
             }
         })
         .collect();
@@ -1053,7 +1066,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     lagged_sizes: lagged,
                     lag_unseen: unseen_of(*unseen),
                 }),
-                GenPhase::Tombstoned(_) => Phase::Tombstoned(tomb),
+                GenPhase::Tombstoned(..) => Phase::Tombstoned(tomb),
                 GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
                     at: *at,
                     own: Some(*f),
@@ -1231,6 +1244,54 @@ proptest! {
         }
     }
 
+    /// A position the manager's own order ended is never imported again from a list that shows
+    /// it (a list that may lag that order), and is restored only by `outcome_confirmations`
+    /// such lists in a row, each requested after the order was settled; until then each is
+    /// counted, and a well-formed list without it starts the count again.
+    #[test]
+    fn an_own_end_is_tracked_again_only_by_the_outcome_rules(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for (key, phase) in &keys {
+            let GenPhase::Tombstoned(f, Some((at, unseen))) = phase else { continue };
+            if c.purpose == Purpose::Verify && c.focus.is_some_and(|i| key.as_str() != SYMBOLS[i]) {
+                continue;
+            }
+            let mine: Vec<&Action> = plan
+                .actions
+                .iter()
+                .filter(|a| a.key() == key && !matches!(a, Action::Expire { .. }))
+                .collect();
+            let restored = mine.iter().any(|a| matches!(a, Action::Restore { .. }));
+            let counted = mine.iter().any(
+                |a| matches!(a, Action::Unseen { unseen: u, .. } if u.lists == unseen + 1),
+            );
+            let reset = mine.iter().any(
+                |a| matches!(a, Action::Unseen { unseen: u, .. } if u.lists == 0),
+            );
+            if snap.requested_at < *at {
+                prop_assert!(mine.is_empty(), "a list from before the end: {:?}", mine);
+                continue;
+            }
+            match snap.seen(key) {
+                Seen::Listed(l) if f.matches(l) || f.reduced_to(l) => {
+                    prop_assert!(
+                        !mine.iter().any(|a| matches!(a, Action::Import { .. })),
+                        "imported: {:?}", mine
+                    );
+                    if unseen + 1 >= c.outcome_confirmations {
+                        prop_assert!(restored && !counted && mine.len() == 1, "{:?}", mine);
+                    } else {
+                        prop_assert!(counted && !restored && mine.len() == 1, "{:?}", mine);
+                    }
+                }
+                Seen::Absent if snap.well_formed && *unseen > 0 => {
+                    prop_assert!(reset && mine.len() == 1, "{:?}", mine);
+                }
+                _ => prop_assert!(!restored && !counted && !reset, "{:?}", mine),
+            }
+        }
+    }
+
     /// A busy key (an order in flight, not the verifying operation's own) only confirms; an
     /// unusable listing never resizes, flips or imports; an import is only for a key the book
     /// does not know; a restore only for the very same position.
@@ -1251,11 +1312,11 @@ proptest! {
                 }
                 Action::Import { .. } => {
                     prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
-                    prop_assert!(matches!(phase, None | Some(GenPhase::Tombstoned(_)) | Some(GenPhase::Closed(..))));
+                    prop_assert!(matches!(phase, None | Some(GenPhase::Tombstoned(..)) | Some(GenPhase::Closed(..))));
                     prop_assert!(matches!(c.purpose, Purpose::Sync | Purpose::Reconcile));
                 }
                 Action::Restore { reduced_to, .. } => {
-                    let Some(GenPhase::Tombstoned(f)) = phase else {
+                    let Some(GenPhase::Tombstoned(f, _)) = phase else {
                         return Err(TestCaseError::fail(format!("{action:?} without a tombstone")));
                     };
                     let Seen::Listed(l) = snap.seen(key) else {
@@ -1266,16 +1327,16 @@ proptest! {
                         Some(c) => prop_assert!(f.reduced_to(l) && *c == l.contracts),
                     }
                 }
-                Action::CloseConfirmed { remember, .. } => {
-                    // Remembered exactly when the answer was empty (a failed read looks so) and
+                Action::CloseConfirmed { doubtful, .. } => {
+                    // Doubtful exactly when the answer was empty (a failed read looks so) and
                     // the close's order is unnamed (a named one was accepted under its id).
                     let unnamed = matches!(phase, Some(GenPhase::Closed(_, _, CloseCheck::List, _)));
-                    prop_assert_eq!(*remember, snap.entries == 0 && unnamed);
+                    prop_assert_eq!(*doubtful, snap.entries == 0 && unnamed);
                 }
-                Action::Resolve { resolution, remember, .. } => {
+                Action::Resolve { resolution, doubtful, .. } => {
                     // So is a position an order with an unknown outcome is taken to have closed.
                     prop_assert_eq!(
-                        *remember,
+                        *doubtful,
                         *resolution == Resolution::Closed && snap.entries == 0
                     );
                 }
@@ -1318,6 +1379,10 @@ proptest! {
         let (snap, plan, keys) = run_case(&c);
         for action in &plan.actions {
             let key = action.key();
+            if let Some(GenPhase::Tombstoned(..)) = phase_of(&keys, key) {
+                // The manager's own end: `an_own_end_is_tracked_again_only_by_the_outcome_rules`.
+                continue;
+            }
             let before = match phase_of(&keys, key) {
                 // Idle: a list showing a size from before the manager's own fill is counted too.
                 Some(GenPhase::Tracked { unseen, .. }) => Some(*unseen),

@@ -169,6 +169,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                     at: row.removed_at,
                     listed: row.listed,
                     close_order_id: row.order_id,
+                    own_end: row.own_end,
                 });
             }
         }
@@ -480,22 +481,28 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
     let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
     for row in rows {
         let key = row.kept.key.as_str();
-        let (table, at, listed, order_id) = match manager.book().remembers(key, &row.kept.position)
-        {
-            Some(Remembrance::Tombstone { removed_at, listed }) => (
-                &mut batch.tombstones,
-                removed_at,
-                listing_json(listed),
-                None,
-            ),
-            Some(Remembrance::Closing { closed_at }) => (
-                &mut batch.closing,
-                closed_at,
-                None,
-                row.kept.close_order_id.clone(),
-            ),
-            None => continue,
-        };
+        let (table, at, listed, order_id, own_end) =
+            match manager.book().remembers(key, &row.kept.position) {
+                Some(Remembrance::Tombstone {
+                    removed_at,
+                    listed,
+                    own_end,
+                }) => (
+                    &mut batch.tombstones,
+                    removed_at,
+                    listing_json(listed),
+                    None,
+                    own_end,
+                ),
+                Some(Remembrance::Closing { closed_at }) => (
+                    &mut batch.closing,
+                    closed_at,
+                    None,
+                    row.kept.close_order_id.clone(),
+                    false,
+                ),
+                None => continue,
+            };
         table.insert(
             key.to_owned(),
             RowOp::Upsert(TombWrite {
@@ -505,6 +512,7 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
                 attributes: row.attributes.clone(),
                 listed,
                 order_id,
+                own_end,
             }),
         );
     }
@@ -675,7 +683,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             attributes.clone(),
             event.order_id.clone(),
         ));
-        let kept = |at: i64, listed: Option<String>, order_id: Option<String>| {
+        let kept = |at: i64, listed: Option<String>, order_id: Option<String>, own_end: bool| {
             RowOp::Upsert(TombWrite {
                 removed_seq: seq,
                 removed_at_us: at,
@@ -683,6 +691,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 attributes: attributes.clone(),
                 listed,
                 order_id,
+                own_end,
             })
         };
         // Whether the event may start or end a close awaiting confirmation of its key.
@@ -691,7 +700,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 let listed = listing_json(manager.book().tombstone_listing(key, position));
                 batch
                     .tombstones
-                    .insert(key.to_owned(), kept(event.time.0, listed, None));
+                    .insert(key.to_owned(), kept(event.time.0, listed, None, false));
                 false
             }
             // At start, a restored position's key has no close awaiting confirmation left.
@@ -704,13 +713,14 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 true
             }
             EventKind::Closed | EventKind::CloseUnconfirmed => {
-                // A close settled by an empty answer keeps the position as a tombstone.
-                if let Some(Remembrance::Tombstone { listed, .. }) =
-                    manager.book().remembers(key, position)
+                // A close settled by a list keeps the position as a tombstone.
+                if let Some(Remembrance::Tombstone {
+                    listed, own_end, ..
+                }) = manager.book().remembers(key, position)
                 {
                     batch.tombstones.insert(
                         key.to_owned(),
-                        kept(event.time.0, listing_json(listed), None),
+                        kept(event.time.0, listing_json(listed), None, own_end),
                     );
                 }
                 true
@@ -726,7 +736,7 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                     let order_id = book.close_order_id(key, position);
                     batch
                         .closing
-                        .insert(key.to_owned(), kept(closed_at.0, None, order_id));
+                        .insert(key.to_owned(), kept(closed_at.0, None, order_id, false));
                 } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }

@@ -123,6 +123,10 @@ pub struct KeptRecord {
     /// The close order's client id: closes written by schema version 7 on, when the client
     /// takes ids.
     pub order_id: Option<String>,
+    /// A tombstone of a position the manager's own order ended (written by schema version 8
+    /// on): a list that shows it again is weighed by the outcome rules before the manager
+    /// tracks it again. False for a close awaiting confirmation.
+    pub own_end: bool,
 }
 
 /// One re-open hold (`reopen_hold_seconds`).
@@ -420,10 +424,11 @@ impl Reader {
     /// `tombstone_ttl_seconds` or beyond its `tombstone_limit` when it starts.
     pub fn tombstones(&mut self, account: Option<&str>) -> JournalResult<Vec<KeptRecord>> {
         let listed = if self.version >= 4 { "listed" } else { "NULL" };
+        let own_end = if self.version >= 8 { "own_end" } else { "NULL" };
         self.kept(
             "pmrs_tombstones",
             ("removed_seq", "removed_at_us"),
-            (listed, "NULL"),
+            (listed, "NULL", own_end),
             account,
         )
     }
@@ -443,22 +448,24 @@ impl Reader {
         self.kept(
             "pmrs_closing",
             ("closed_seq", "closed_at_us"),
-            ("NULL", order_id),
+            ("NULL", order_id, "NULL"),
             account,
         )
     }
 
-    /// `table`'s rows with its `(seq, at)` columns and the `(listed, order_id)` column
-    /// expressions (`NULL` where the table or its version has none).
+    /// `table`'s rows with its `(seq, at)` columns and the `(listed, order_id, own_end)`
+    /// column expressions (`NULL` where the table or its version has none).
     fn kept(
         &mut self,
         table: &str,
         (seq, at): (&str, &str),
-        (listed, order_id): (&str, &str),
+        (listed, order_id, own_end): (&str, &str, &str),
         account: Option<&str>,
     ) -> JournalResult<Vec<KeptRecord>> {
         let rows = self.rows_of(
-            &format!("account, symbol, state, attributes, {seq}, {at}, {listed}, {order_id}"),
+            &format!(
+                "account, symbol, state, attributes, {seq}, {at}, {listed}, {order_id}, {own_end}"
+            ),
             table,
             &format!("account, {at}, symbol"),
             account,
@@ -474,6 +481,7 @@ impl Reader {
                 at_us: r.get(5).and_then(Val::as_int).unwrap_or(0),
                 listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
                 order_id: r.get(7).and_then(Val::as_text).map(str::to_owned),
+                own_end: r.get(8).and_then(Val::as_int).is_some_and(|v| v != 0),
             })
             .collect())
     }

@@ -44,12 +44,18 @@
 //! - `pmrs_closing.order_id`: a close's order client id (when the client takes them), so a
 //!   list that still shows the position after a restart has the order looked up before it is
 //!   believed, as before the restart.
+//!
+//! Version 8:
+//! - `pmrs_tombstones.own_end`: 1 for a tombstone of a position the manager's own order ended
+//!   (a close, or an exit whose answer was lost, settled by lists), so that after a restart a
+//!   list that shows it again — which may lag that order — is weighed by the outcome rules
+//!   before the position is tracked again, as before the restart.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -97,7 +103,19 @@ const MIGRATIONS: &[Migration] = &[
         description: "what no list has shown yet of the manager's own fills and closes",
         sql: v7,
     },
+    Migration {
+        version: 8,
+        description: "tombstones of positions the manager's own orders ended",
+        sql: v8,
+    },
 ];
+
+fn v8(d: Dialect) -> String {
+    format!(
+        "ALTER TABLE pmrs_tombstones ADD COLUMN own_end {};",
+        d.int()
+    )
+}
 
 fn v7(_: Dialect) -> String {
     "ALTER TABLE pmrs_positions ADD COLUMN unlisted_fills TEXT; \

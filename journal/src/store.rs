@@ -135,6 +135,9 @@ pub struct TombWrite {
     pub listed: Option<String>,
     /// The close order's client id (closes whose client takes them; a tombstone has none).
     pub order_id: Option<String>,
+    /// A tombstone of a position the manager's own order ended
+    /// ([`position_manager_core::reconcile::OwnEnd`]; a close has none).
+    pub own_end: bool,
 }
 
 /// One re-open hold as a row of `pmrs_holds`.
@@ -278,6 +281,8 @@ pub struct RestoredTombstone {
     pub listed: Option<Fingerprint>,
     /// The close order's client id (closes written from version 7 on).
     pub order_id: Option<String>,
+    /// The manager's own order ended it (tombstones written from version 8 on).
+    pub own_end: bool,
 }
 
 /// A re-open hold read back at start.
@@ -353,20 +358,24 @@ impl Kept {
         }
     }
 
-    /// Its one column beyond the state: a tombstone's `listed` (what the exchange last
-    /// listed, version 4), a close's `order_id` (its order's client id, version 7).
-    fn extra_column(self) -> &'static str {
+    /// Its columns beyond the state: a tombstone's `listed` (what the exchange last listed,
+    /// version 4) and `own_end` (the manager's own order ended it, version 8), a close's
+    /// `order_id` (its order's client id, version 7).
+    fn extra_columns(self) -> &'static str {
         match self {
-            Kept::Tombstones => "listed",
+            Kept::Tombstones => "listed, own_end",
             Kept::Closing => "order_id",
         }
     }
 
-    /// A row's value of [`Kept::extra_column`].
-    fn extra_value(self, row: &TombWrite) -> Option<String> {
+    /// A row's values of [`Kept::extra_columns`].
+    fn extra_values(self, row: &TombWrite) -> Vec<Val> {
         match self {
-            Kept::Tombstones => row.listed.clone(),
-            Kept::Closing => row.order_id.clone(),
+            Kept::Tombstones => vec![
+                Val::Text(row.listed.clone()),
+                Val::int(i64::from(row.own_end)),
+            ],
+            Kept::Closing => vec![Val::Text(row.order_id.clone())],
         }
     }
 
@@ -433,7 +442,7 @@ fn read_kept(
     unreadable: &mut Vec<String>,
 ) -> JournalResult<Vec<RestoredTombstone>> {
     let (name, seq, at) = table.columns();
-    let more = table.extra_column();
+    let more = table.extra_columns();
     let mut out = Vec::new();
     for row in db.query(
         &format!(
@@ -445,8 +454,14 @@ fn read_kept(
         let mut it = row.into_iter();
         let (symbol, read) = read_position(&mut it);
         let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
-        let (listed, order_id) = match table {
-            Kept::Tombstones => (read_listing(it.next()), None),
+        let (listed, order_id, own_end) = match table {
+            // A flag that is not an integer is taken as unset: a plain tombstone, as before
+            // version 8.
+            Kept::Tombstones => (
+                read_listing(it.next()),
+                None,
+                it.next().and_then(|v| v.as_int()).is_some_and(|v| v != 0),
+            ),
             // An id that is not text (or empty) is left out: the list then decides, as before
             // version 7.
             Kept::Closing => (
@@ -456,6 +471,7 @@ fn read_kept(
                     .and_then(Val::as_text)
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned),
+                false,
             ),
         };
         match read {
@@ -466,6 +482,7 @@ fn read_kept(
                 removed_at: Timestamp(removed_at),
                 listed,
                 order_id,
+                own_end,
             }),
             Err(e) => unreadable.push(format!("{} {symbol:?}: {e}", table.what())),
         }
@@ -484,24 +501,31 @@ fn write_kept(
     for (symbol, op) in rows {
         match op {
             RowOp::Upsert(t) => {
-                let values = vec![
+                let mut values = vec![
                     acct.clone(),
                     Val::text(symbol.as_str()),
                     Val::int(t.removed_seq),
                     Val::int(t.removed_at_us),
                     Val::text(t.state_json.as_str()),
                     Val::Text(t.attributes.clone()),
-                    Val::Text(table.extra_value(t)),
                 ];
-                let more = table.extra_column();
+                values.extend(table.extra_values(t));
+                let more = table.extra_columns();
+                let placeholders: Vec<String> =
+                    (1..=values.len()).map(|i| format!("?{i}")).collect();
+                let updates: Vec<String> = more
+                    .split(", ")
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
                 db.execute(
                     &format!(
                         "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes, \
-                         {more}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         {more}) VALUES ({}) \
                          ON CONFLICT (account, symbol) DO UPDATE \
                          SET {seq} = excluded.{seq}, {at} = excluded.{at}, \
-                         state = excluded.state, attributes = excluded.attributes, \
-                         {more} = excluded.{more}"
+                         state = excluded.state, attributes = excluded.attributes, {}",
+                        placeholders.join(", "),
+                        updates.join(", ")
                     ),
                     &values,
                 )?;

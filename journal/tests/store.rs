@@ -123,6 +123,7 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
                     "{\"side\":\"short\",\"contracts\":2.5,\"entry_price\":3001.25}".into(),
                 ),
                 order_id: None,
+                own_end: true,
             }),
         );
         w.write(b, 1_700_000_000_000_000).unwrap();
@@ -164,6 +165,10 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
                 entry_price: 3001.25
             }),
             "{db}: what the exchange last listed"
+        );
+        assert!(
+            r.tombstones[0].own_end,
+            "{db}: ended by the manager's own order"
         );
         assert!(r.unreadable.is_empty());
         // Another account in the same database is empty.
@@ -534,6 +539,7 @@ fn closes_awaiting_confirmation_are_kept_by_key_until_deleted() {
             listed: None,
             // The close's order client id (one of them was sent without).
             order_id: (seq == 2).then(|| format!("pm-close-{seq}")),
+            own_end: false,
         };
         let mut b = batch_of(&events(2, "BTC/USDT:USDT"));
         for (symbol, seq, at) in [("BTC/USDT:USDT", 2, 20), ("ETH/USDT:USDT@short", 1, 10)] {
@@ -616,6 +622,7 @@ fn back_to_version(version: i64) -> String {
             "ALTER TABLE pmrs_positions DROP COLUMN unlisted_fills; \
              ALTER TABLE pmrs_closing DROP COLUMN order_id",
         ),
+        (8, "ALTER TABLE pmrs_tombstones DROP COLUMN own_end"),
     ];
     // Newest first, as a downgrade would undo them.
     let mut sql: Vec<String> = newer
@@ -632,7 +639,7 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 7, "a new version needs its own case here");
+    assert_eq!(VERSION, 8, "a new version needs its own case here");
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
         b.tombstones.insert(
@@ -644,6 +651,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 attributes: None,
                 listed: listed.map(str::to_owned),
                 order_id: None,
+                own_end: true,
             }),
         );
         b
@@ -659,6 +667,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 attributes: None,
                 listed: None,
                 order_id: Some(order_id.to_owned()),
+                own_end: false,
             }),
         );
         b
@@ -687,7 +696,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
         entry_price: 1.5,
     };
     for db in databases() {
-        for from in [1, 2, 3, 4, 5, 6] {
+        for from in [1, 2, 3, 4, 5, 6, 7] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
@@ -721,8 +730,8 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             };
             let kept_listing = (from >= 4).then(|| listing.to_owned());
             assert_eq!(
-                (old_tomb.symbol.as_str(), &old_tomb.listed),
-                ("XRP/USDT:USDT", &kept_listing)
+                (old_tomb.symbol.as_str(), &old_tomb.listed, old_tomb.own_end),
+                ("XRP/USDT:USDT", &kept_listing, false)
             );
             drop(reader);
             let (mut w, r) = open(&db, &account);
@@ -734,15 +743,23 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 (from >= 4).then_some(fingerprint),
                 "{db}: not known before version 4"
             );
+            assert!(
+                !r.tombstones[0].own_end,
+                "{db}: a plain tombstone before version 8"
+            );
             assert_eq!(r.positions.len(), 1, "{db}: kept");
             assert_eq!(
                 r.positions[0].sighting.listed,
                 (from >= 5).then_some(fingerprint),
                 "{db}: not known before version 5"
             );
+            let kept_unlisted = if from >= 7 {
+                open_fill.clone()
+            } else {
+                UnlistedFills::default()
+            };
             assert_eq!(
-                r.positions[0].sighting.unlisted,
-                UnlistedFills::default(),
+                r.positions[0].sighting.unlisted, kept_unlisted,
                 "{db}: not known before version 7"
             );
             w.write(tombstone(Some(listing)), 0).unwrap();
@@ -763,8 +780,10 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             assert_eq!(reader.reopen_holds(Some("other")).unwrap(), vec![]);
             let tombs = reader.tombstones(Some(&account)).unwrap();
             assert_eq!(tombs[0].listed.as_deref(), Some(listing), "{db}");
+            assert!(tombs[0].own_end, "{db}: written after the upgrade");
             drop(reader);
             let r = open(&db, &account).1;
+            assert!(r.tombstones[0].own_end, "{db}: written after the upgrade");
             assert_eq!(r.positions[0].sighting.listed, Some(fingerprint), "{db}");
             assert_eq!(r.positions[0].sighting.unlisted, open_fill, "{db}");
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");
@@ -777,7 +796,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             // then, as before version 7); one written since with it.
             let mut expected = vec![("SOL/USDT:USDT", Some("pm-sol"))];
             if from >= 3 {
-                expected.insert(0, ("DOT/USDT:USDT", None));
+                expected.insert(0, ("DOT/USDT:USDT", (from >= 7).then_some("pm-dot")));
             }
             expected.sort();
             closes.sort();

@@ -13,7 +13,7 @@ service files) — and answers across every account in it::
         journal.events(symbol="BTC/USDT:USDT", kind="removed")
         journal.reopen_holds(account="main")                  # symbols not to open again yet
         journal.closing_positions(account="main")             # closes no list has confirmed
-        journal.tombstones(account="main")                    # removed, restored if listed again
+        journal.tombstones(account="main")                    # removed or ended, restorable
         journal.orders_in_flight(account="main")              # sent, outcome not yet known
 
 Every query returns :class:`Records`: a ``list`` of dicts with a ``to_pandas()`` method. Times
@@ -189,12 +189,15 @@ class Journal:
         return Records(self._reader.closing_positions(_name("account", account)))
 
     def tombstones(self, account: str | None = None) -> Records:
-        """The tombstones: positions removed as closed outside the manager (and closes of the
-        manager's that only an empty answer confirmed), which a restarted manager restores
-        (same state and attributes) if the exchange lists the very same position again. Each
-        row: ``account``, ``symbol``, every position field as at the removal, ``attributes``,
-        ``listed`` (what the exchange last listed for it: ``side``, ``contracts``,
-        ``entry_price``; ``None`` when unknown), ``removed_seq`` (the ``removed`` event's
+        """The tombstones: positions removed as closed outside the manager, and positions the
+        manager's own closes ended once a list confirmed them, which a restarted manager
+        restores (same state and attributes) if the exchange lists the very same position
+        again. Each row: ``account``, ``symbol``, every position field as at the removal,
+        ``attributes``, ``listed`` (what the exchange last listed for it: ``side``,
+        ``contracts``, ``entry_price``; ``None`` when unknown), ``own_end`` (``True`` for a
+        position the manager's own order ended: a list showing it again may lag the close, so
+        it is restored only once ``outcome_confirmations`` lists show it; ``False`` in a
+        journal before schema version 8), ``removed_seq`` (the ``removed`` event's
         ``seq``; otherwise the last event's ``seq`` when the row was written), ``removed_at``;
         oldest first. The manager drops those older than
         ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""

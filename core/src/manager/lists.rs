@@ -24,7 +24,7 @@ use log::Level;
 use super::imports::{Flavour, Import};
 use super::messages::Channel;
 use super::{caught, Manager};
-use crate::book::{Applied, Reported, Touched};
+use crate::book::{Applied, EndKept, Reported, Touched};
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
 use crate::events::{EventKind, Evidence};
@@ -318,11 +318,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     report.removed.push(at.key);
                 }
             },
-            Applied::Restored { at, reduced } => {
+            Applied::Restored {
+                at,
+                reduced,
+                own_end,
+            } => {
                 report.restored += 1;
                 let key = &at.key;
+                let needed = self.config().outcome_confirmations;
                 self.log(Channel::Main, Level::Info, || {
-                    if reduced {
+                    if own_end {
+                        format!(
+                            "Restored position {key}: {needed} position list(s) in a row show again the position the manager's own order ended; the order did not end it after all, keeping its state"
+                        )
+                    } else if reduced {
                         format!(
                             "Restored position {key}: the exchange reports it again with the same side and entry, reduced while it was not tracked; keeping its state"
                         )
@@ -354,15 +363,25 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     }),
                 }
             }
-            Applied::CloseConfirmed { key, remembered } => {
-                self.log(Channel::Main, Level::Debug, || {
-                    if remembered {
-                        format!(
-                            "Close of {key} confirmed by an empty position list: remembered, and restored if the exchange lists the very same position again"
-                        )
-                    } else {
+            Applied::CloseConfirmed { key, kept } => {
+                self.log(Channel::Main, Level::Debug, || match kept {
+                    EndKept::Restorable => format!(
+                        "Close of {key} confirmed by an empty position list: remembered, and restored if the exchange lists the very same position again"
+                    ),
+                    EndKept::OwnEnd => format!(
+                        "Close of {key} confirmed: the exchange no longer lists it; remembered, so a list that lags the close does not track it again"
+                    ),
+                    EndKept::Forgotten => {
                         format!("Close of {key} confirmed: the exchange no longer lists it")
                     }
+                });
+            }
+            Applied::ListedAgain { key, lists } => {
+                let needed = self.config().outcome_confirmations;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange lists {key} again, the very position the manager's own order ended ({lists}/{needed}); its list may lag the order, so it is tracked again only if the next lists show it too"
+                    )
                 });
             }
             Applied::CloseUnconfirmed { at, contracts } => {
@@ -391,9 +410,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 unknown,
                 resolution,
                 previous,
-                remembered,
+                kept,
             } => {
-                self.report_resolution(&at, &unknown, resolution, previous, remembered);
+                self.report_resolution(&at, &unknown, resolution, previous, kept);
                 report.resolved.push((at.key, resolution));
             }
             Applied::VerifyClose {
@@ -635,7 +654,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         unknown: &crate::book::Unknown,
         resolution: Resolution,
         previous: f64,
-        remembered: bool,
+        kept: EndKept,
     ) {
         let key = &at.key;
         let order_id = unknown.client_order_id.as_deref();
@@ -656,7 +675,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Resolution::NotExecuted => format!(
                 "The {op} order for {key} whose answer was lost did not go through; nothing changed"
             ),
-            Resolution::Closed if remembered => format!(
+            Resolution::Closed if kept == EndKept::Restorable => format!(
                 "The {op} order for {key} whose answer was lost closed the position (an empty position list); remembered, and restored if the exchange lists the very same position again"
             ),
             Resolution::Closed => format!(

@@ -491,3 +491,6 @@ mod in_flight_tests;
 
 #[cfg(test)]
 mod verify_tests;
+
+#[cfg(test)]
+mod own_end_tests;

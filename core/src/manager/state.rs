@@ -89,6 +89,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     at: k.at,
                     listed: listing(k.listed),
                     order_id: k.close_order_id,
+                    own_end: k.own_end,
                 });
             }
             Ok(out)
@@ -175,6 +176,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     at: k.at,
                     listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
                     close_order_id: k.order_id.clone(),
+                    own_end: k.own_end,
                 });
             }
             Ok(out)
