@@ -573,6 +573,9 @@ DEFECT_RUNS = [
     ("gate", True, 3, 80, "a new hedge leg journaled only at the next cycle's end"),
     ("htx", True, 2, 300, "a restored close without its order's id put back by a lagging list"),
     ("kucoinfutures", True, 6, 300, "a lost scale-out settled as a close by a list lagging a fill"),
+    ("bybit", True, 5, 300, "a named close's end imported again after a restart by a lagging list"),
+    ("bitget", True, 15, 300, "a named close's end imported again by a list lagging the close"),
+    ("gate", True, 16, 300, "a named close's end imported again after a restart by a lagging list"),
 ]
 
 
