@@ -1468,13 +1468,19 @@ impl<H: Clone> Book<H> {
         }
     }
 
-    /// Drops `key`'s tombstone if the manager's own order ended it ([`OwnEnd`]): an open of the
-    /// key supersedes it, as it does any position it replaces; returned for dropping outside
-    /// the lock.
+    /// Drops `key`'s tombstone if the manager's own order ended it ([`OwnEnd`]) and no list
+    /// has shown it since: an open of the key supersedes it, as it does any position it
+    /// replaces. One that a list showed again stays (the open reads the list first, and that
+    /// list counts as the next one). Returned for dropping outside the lock.
     pub fn forget_own_end(&self, key: &Key) -> Option<Slot<H>> {
         let mut inner = self.inner.lock();
         match inner.slots.get(key.as_str()) {
-            Some(Slot::Tombstoned(t)) if t.view.own_end.is_some() => take_slot(&mut inner, key),
+            Some(Slot::Tombstoned(Tombstone {
+                view: TombView {
+                    own_end: Some(end), ..
+                },
+                ..
+            })) if end.unseen.lists == 0 => take_slot(&mut inner, key),
             _ => None,
         }
     }

@@ -164,7 +164,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
         // The position the manager's own close last ended under the key was confirmed gone by
-        // a list: the open needs no check for it (as before it was kept) and supersedes it.
+        // a list, and none has shown it since: the open needs no check for it (as before it
+        // was kept) and supersedes it.
         drop(self.book().forget_own_end(&key));
         loop {
             match self.book().begin_open(&key, true) {

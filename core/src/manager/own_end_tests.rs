@@ -215,3 +215,27 @@ fn an_open_after_a_confirmed_close_reads_no_list_first() {
     );
     assert!(m.book().contains("BTC") && !kept_as_own_end(&m));
 }
+
+#[test]
+fn an_open_after_a_list_showed_the_ended_position_again_reads_the_list_and_imports_nothing() {
+    // The list the open reads may lag the close too: it counts as the next list, so two in a
+    // row track the very position again (no order sent); it is never imported as a new one.
+    let clock = clock();
+    let (fake, m) = closed_btc(true, &clock);
+    m.update_all().unwrap();
+    answer(&fake, 1, vec![btc(), eth()]);
+    m.update_all().unwrap();
+    assert!(kept_as_own_end(&m));
+    answer(&fake, 1, vec![btc(), eth()]);
+    let orders = |f: &Fake| {
+        f.calls()
+            .iter()
+            .filter(|c| c.starts_with("create_"))
+            .count()
+    };
+    let before = orders(&fake);
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders(&fake), before, "nothing sent");
+    assert_eq!(count(&m, EventKind::Imported), 0);
+    assert_eq!(count(&m, EventKind::Restored), 1);
+}
