@@ -9,7 +9,11 @@ symbol); a listed position takes the exchange's size (in a cycle and in a sync);
 what the exchange lists and the book lacks; a removed position listed again with its own or its
 last listed size comes back, and so does one listed with fewer contracts (reduced meanwhile: the
 entry price, always 100 here, is the same), with the listed size; a close of the manager's that
-an empty list confirmed is remembered as a removed position; ``open_position`` for a symbol the
+an empty list confirmed is remembered as a removed position, and one a list showing other
+positions confirmed as the manager's own end: a list that shows that very position again (or it
+reduced) is counted, and only ``OUTCOME_CONFIRMATIONS`` such lists in a row restore it (a list
+without it starts the count again; a sync imports any other listing of the symbol, and an open
+supersedes it while no list has shown it again); ``open_position`` for a symbol the
 book remembers (a tombstone) or that the last list showed untracked checks the list first and
 restores or imports instead of ordering; a saved and loaded book is the same book (with fresh
 miss counters), and remembers the same removed positions and unconfirmed closes. Prices stay at
@@ -32,6 +36,8 @@ from position_manager_rs.testing import freeze_clock, unfreeze_clock
 
 SYMBOLS = [f"S{i}/USDT:USDT" for i in range(4)]
 CONFIRMATIONS = 2
+#: The manager's default `outcome_confirmations`.
+OUTCOME_CONFIRMATIONS = 2
 LONG = os.environ.get("PMRS_LONG") == "1"
 
 
@@ -60,6 +66,9 @@ class BookMatchesModel(RuleBasedStateMachine):
         # brings it back (close_unconfirmed, with the exchange's size); one that does not
         # confirms it, and an empty one (a failed read looks the same) keeps it as removed.
         self.closed: dict[str, tuple[float, float]] = {}
+        # Confirmed by a list that showed other positions: the manager's own end, symbol ->
+        # (its sizes as for `buried`, lists in a row that showed it again).
+        self.ended: dict[str, tuple[tuple[float, float], int]] = {}
         self.dir = tempfile.mkdtemp(prefix="pmrs-model-")
 
     # -- the model's rules ------------------------------------------------------------------
@@ -67,6 +76,7 @@ class BookMatchesModel(RuleBasedStateMachine):
         self.model[symbol] = amount
         self.missing[symbol] = 0
         self.buried.pop(symbol, None)  # a new position supersedes the tombstone
+        self.ended.pop(symbol, None)
 
     def _closed_list(self, listed: dict[str, float], only: str | None = None) -> None:
         for symbol in list(self.closed):
@@ -78,6 +88,35 @@ class BookMatchesModel(RuleBasedStateMachine):
                 self.last_listed[symbol] = listed[symbol]
             elif not listed:
                 self.buried[symbol] = kept
+            else:
+                self.ended[symbol] = (kept, 0)
+
+    def _ended_list(
+        self, listed: dict[str, float], imports: bool, only: str | None = None
+    ) -> set[str]:
+        """What a list does to the manager's own ends: the very position (or it reduced) is
+        counted and restored at the count; a list without it starts the count again; another
+        listing of the symbol is imported by a sync, left alone by a cycle. Returns the listed
+        symbols it decided on."""
+        decided = set()
+        for symbol, (kept, lists) in list(self.ended.items()):
+            if only is not None and symbol != only:
+                continue
+            contracts = listed.get(symbol)
+            back = self._restores(kept, contracts)
+            if contracts is not None:
+                decided.add(symbol)
+            if contracts is None:
+                self.ended[symbol] = (kept, 0)
+            elif back is not None:
+                if lists + 1 >= OUTCOME_CONFIRMATIONS:
+                    self._track(symbol, back)
+                else:
+                    self.ended[symbol] = (kept, lists + 1)
+            elif imports:
+                self._track(symbol, contracts)
+                self.last_listed[symbol] = contracts
+        return decided
 
     @staticmethod
     def _restores(buried: tuple[float, float], contracts: float | None) -> float | None:
@@ -108,19 +147,22 @@ class BookMatchesModel(RuleBasedStateMachine):
                 del self.buried[symbol]
                 self.model[symbol] = back
                 self.missing[symbol] = 0
+        self._ended_list(listed, imports=False)
         self._closed_list(listed)
         self.last_list = set(listed)
 
     def _sync_list(self, listed: dict[str, float], only: str | None = None) -> None:
         """A sync's list (or an open's check of one symbol): listed positions take the
         exchange's size, removed ones listed again come back, untracked ones are imported."""
+        decided = self._ended_list(listed, imports=True, only=only)
         self._closed_list(listed, only)
         for symbol, contracts in listed.items():
-            if only is not None and symbol != only:
+            if (only is not None and symbol != only) or symbol in decided:
                 continue
             if symbol in self.model:
                 self.model[symbol] = contracts
                 self.missing[symbol] = 0
+                self.last_listed[symbol] = contracts
                 continue
             buried = self.buried.get(symbol)
             back = None if buried is None else self._restores(buried, contracts)
@@ -139,8 +181,14 @@ class BookMatchesModel(RuleBasedStateMachine):
     def open(self, symbol: str, amount: float) -> None:
         was_tracked = symbol in self.model
         held = self._held()
+        if not was_tracked and self.ended.get(symbol, ((0.0, 0.0), 1))[1] == 0:
+            # The manager's own end no list has shown again: the open supersedes it unchecked.
+            del self.ended[symbol]
         checks = not was_tracked and (
-            symbol in self.buried or symbol in self.last_list or symbol in self.closed
+            symbol in self.ended
+            or symbol in self.buried
+            or symbol in self.last_list
+            or symbol in self.closed
         )
         ok = self.pm.open_position(symbol, "BUY", amount, 10)
         if was_tracked:
@@ -153,6 +201,7 @@ class BookMatchesModel(RuleBasedStateMachine):
                 assert not ok
                 return
             self.buried.pop(symbol, None)  # gone for good: a new position supersedes it
+            self.ended.pop(symbol, None)
         assert ok
         # The book holds what the order filled (an untracked position the venue already had is
         # netted there; the next list brings the book to the venue's size).
@@ -162,11 +211,13 @@ class BookMatchesModel(RuleBasedStateMachine):
     @rule(symbol=st.sampled_from(SYMBOLS))
     def close(self, symbol: str) -> None:
         listed = symbol in self.exchange.positions
+        held = self._held()
         pnl = self.pm.close_position(symbol)
         if symbol in self.model and listed:
             assert pnl is not None
-            amount = self.model[symbol]
-            self.closed[symbol] = (self.last_listed.get(symbol, amount), amount)
+            # The close's own read of the list gives the position the exchange's size first.
+            amount = held[symbol]
+            self.closed[symbol] = (amount, amount)
             del self.model[symbol]
             self.missing.pop(symbol, None)
             self.last_listed.pop(symbol, None)
@@ -234,6 +285,8 @@ class BookMatchesModel(RuleBasedStateMachine):
         self.pm = make_manager(self.exchange, missing_confirmations=CONFIRMATIONS)
         assert self.pm.load_state(path) == len(self.model)
         self.missing = dict.fromkeys(self.model, 0)
+        # The manager's own ends are saved, their counts start again from none.
+        self.ended = {s: (kept, 0) for s, (kept, _) in self.ended.items()}
         # Tombstones (with what the exchange last listed for each) and closes awaiting
         # confirmation are saved and loaded; what the exchange last reported for a tracked
         # position and the last list are not.
