@@ -361,10 +361,10 @@ impl Kept {
     /// Its columns beyond the state: a tombstone's `listed` (what the exchange last listed,
     /// version 4) and `own_end` (the manager's own order ended it, version 8), a close's
     /// `order_id` (its order's client id, version 7).
-    fn extra_columns(self) -> &'static str {
+    fn extra_columns(self) -> &'static [&'static str] {
         match self {
-            Kept::Tombstones => "listed, own_end",
-            Kept::Closing => "order_id",
+            Kept::Tombstones => &["listed", "own_end"],
+            Kept::Closing => &["order_id"],
         }
     }
 
@@ -442,7 +442,7 @@ fn read_kept(
     unreadable: &mut Vec<String>,
 ) -> JournalResult<Vec<RestoredTombstone>> {
     let (name, seq, at) = table.columns();
-    let more = table.extra_columns();
+    let more = table.extra_columns().join(", ");
     let mut out = Vec::new();
     for row in db.query(
         &format!(
@@ -513,17 +513,16 @@ fn write_kept(
                 let more = table.extra_columns();
                 let placeholders: Vec<String> =
                     (1..=values.len()).map(|i| format!("?{i}")).collect();
-                let updates: Vec<String> = more
-                    .split(", ")
-                    .map(|c| format!("{c} = excluded.{c}"))
-                    .collect();
+                let updates: Vec<String> =
+                    more.iter().map(|c| format!("{c} = excluded.{c}")).collect();
                 db.execute(
                     &format!(
                         "INSERT INTO {name} (account, symbol, {seq}, {at}, state, attributes, \
-                         {more}) VALUES ({}) \
+                         {}) VALUES ({}) \
                          ON CONFLICT (account, symbol) DO UPDATE \
                          SET {seq} = excluded.{seq}, {at} = excluded.{at}, \
                          state = excluded.state, attributes = excluded.attributes, {}",
+                        more.join(", "),
                         placeholders.join(", "),
                         updates.join(", ")
                     ),
