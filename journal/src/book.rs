@@ -614,8 +614,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        // Closes confirmed by an empty answer are kept as tombstones: their rows go with the
-        // deletions, in one transaction.
+        // A confirmed close keeps its position as a tombstone (an own end, or a plain one when
+        // only an empty answer confirmed an unnamed close): its row goes with the deletion, in
+        // one transaction.
         let rows = self.kept_rows(&manager, keys);
         self.write_for_the_book(&manager, |writer| {
             let mut batch = Batch::default();

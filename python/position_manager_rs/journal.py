@@ -180,7 +180,8 @@ class Journal:
     def closing_positions(self, account: str | None = None) -> Records:
         """The closes awaiting confirmation: positions the manager closed (its client said so)
         that no position list has shown gone yet. A restarted manager puts each back; its first
-        list forgets it (confirmed) or tracks the very position again (``close_unconfirmed``).
+        list confirms it (the position it ended then kept as a tombstone, see
+        :meth:`tombstones`) or tracks the very position again (``close_unconfirmed``).
         Each row: ``account``, ``symbol``, every position field as at the close, ``attributes``,
         ``order_id`` (the close order's client id when the client takes them; ``None``
         otherwise, and before schema version 7), ``closed_seq`` (the ``closed`` event's
