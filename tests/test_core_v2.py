@@ -17,13 +17,15 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bot_sim import BotLikeClient
 from helpers_clients import FakeExchange, exchange_entry, make_manager, make_position
+from journal_helpers import journal_url
 
-from position_manager_rs import PaperExchange, Position, PositionManager, format_pnl_usd
+from position_manager_rs import Journal, PaperExchange, Position, PositionManager, format_pnl_usd
 from position_manager_rs.testing import FrozenClock, frozen_clock
 
 pytestmark = pytest.mark.timeout(60)
@@ -244,6 +246,57 @@ def test_2_a_side_flip_needs_the_confirmations_and_the_original_comes_back() -> 
         if e["symbol"] == BTC and e["kind"] == "imported" and e["position"]["side"] == "long"
     ]
     assert imported_longs == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "state_file"])
+def test_2_a_flip_back_after_a_restart_restores_the_original_and_ends_once(
+    kind: str, tmp_path: Path
+) -> None:
+    # A list lagging a side flip shows the replaced position again: a flip back restores it
+    # (the same object, its stops and attributes), and the journal counts one end for the one
+    # the venue saw. Across a restart too: a journal (schema 9) or a state file keeps the
+    # replaced position with the one that replaced it. Earlier builds imported it as a new
+    # position after a restart, and counted every flip's `removed` as an end (three here).
+    path = tmp_path / "state.json"
+    url = None if kind == "state_file" else journal_url(kind, tmp_path, "flip")
+    options: dict[str, Any] = {} if url is None else {"journal": url, "account": "f"}
+    venue = Venue()
+    pm = make_manager(venue, **options)
+    tracked_long(venue, pm)
+    cycle(pm)
+    long_listed = copy.deepcopy(venue.positions[BTC])
+    venue.positions[BTC] = exchange_entry(BTC, "short", 4.0, 100.0, 10)  # flipped by hand
+    cycle(pm)
+    assert pm.positions[BTC].side == "short"
+    if url is None:
+        pm.save_state(path)
+    del pm
+
+    again = make_manager(venue, **options)
+    if url is None:
+        assert again.load_state(path) == 1
+    short = again.positions[BTC]
+    venue.script = [[long_listed]]  # the restarted bot's first list lags the flip
+    cycle(again)
+    original = again.positions[BTC]
+    assert (original.side, original.amount, original.strategy) == ("long", 10.0, "breakout")
+    cycle(again)  # the truth again
+    assert again.positions.get(BTC) is short
+    assert kinds(again, BTC)[-4:] == [
+        ("removed", "side_flipped"),
+        ("restored", "side_flipped"),
+        ("removed", "side_flipped"),
+        ("restored", "side_flipped"),
+    ]
+    imported = [e["position"]["side"] for e in again.events if e["kind"] == "imported"]
+    assert imported == ([] if url is None else ["short"]), "no import after the restart"
+    del again, short, original
+    if url is not None:
+        with Journal(url) as journal:
+            ends = journal.closed_positions(account="f")
+        assert [(e["kind"], e["reason"], e["side"]) for e in ends] == [
+            ("removed", "side_flipped", "long")
+        ]
 
 
 # =========================================================================================

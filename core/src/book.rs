@@ -369,6 +369,9 @@ pub struct BookContents<H> {
     pub tracked: Vec<TrackedEntry<H>>,
     /// Tombstones and closes awaiting confirmation, oldest first.
     pub remembered: Remembered<H>,
+    /// The positions side flips replaced, each under the key of the tracked position it is
+    /// the predecessor of ([`Tracked::predecessor`]), in the tracked entries' order.
+    pub predecessors: Vec<KeptEntry<H>>,
     /// The orders whose outcome the book has not taken in, by key: opens with an unknown
     /// outcome (with the exchange's id of a limit order that may still rest, when the book
     /// keeps one) and tracked positions whose last order's outcome is unknown. Opens and
@@ -505,6 +508,9 @@ pub enum Applied<H> {
         /// The manager's own order had ended it ([`OwnEnd`]): enough lists showed it again to
         /// believe them.
         own_end: bool,
+        /// A side flip had replaced it, and the list shows its side again unchanged (a flip
+        /// back): it takes the place of the position the flip brought.
+        flipped_back: bool,
     },
     /// A list showed again the very position the manager's own order ended ([`OwnEnd`]), not
     /// yet in enough lists to believe it: it stays ended (neither restored nor imported).
@@ -820,19 +826,23 @@ impl<H: Clone> Book<H> {
     /// with what the exchange last listed for it. What a state file saves.
     pub fn contents(&self) -> BookContents<H> {
         let inner = self.inner.lock();
+        let mut predecessors = Vec::new();
         let tracked = inner
             .order
             .values()
             .filter_map(|k| match inner.slots.get(k) {
-                Some(Slot::Tracked(t)) => Some((
-                    k.clone(),
-                    t.position.clone(),
-                    t.handle.clone(),
-                    Sighting {
-                        listed: t.reported.fingerprint,
-                        unlisted: UnlistedFills::of(t),
-                    },
-                )),
+                Some(Slot::Tracked(t)) => {
+                    predecessors.extend(predecessor_kept(k, t));
+                    Some((
+                        k.clone(),
+                        t.position.clone(),
+                        t.handle.clone(),
+                        Sighting {
+                            listed: t.reported.fingerprint,
+                            unlisted: UnlistedFills::of(t),
+                        },
+                    ))
+                }
                 _ => None,
             })
             .collect();
@@ -864,6 +874,7 @@ impl<H: Clone> Book<H> {
         BookContents {
             tracked,
             remembered,
+            predecessors,
             pending,
         }
     }
@@ -876,6 +887,56 @@ impl<H: Clone> Book<H> {
             .slots
             .get_key_value(key.as_str())
             .and_then(|(key, slot)| kept_of(key, slot))
+    }
+
+    /// The position a side flip replaced, kept as the predecessor of `key`'s tracked entry if
+    /// that entry holds `position` (a flip back restores it), as a state file or a journal
+    /// keeps it.
+    pub fn predecessor_of(&self, key: &Key, position: &SharedPosition) -> Option<KeptEntry<H>> {
+        match self.inner.lock().slots.get(key.as_str()) {
+            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position) => {
+                predecessor_kept(key, t)
+            }
+            _ => None,
+        }
+    }
+
+    /// The position of `key`'s tracked entry's predecessor, if it has one.
+    pub fn predecessor_position(&self, key: &str) -> Option<SharedPosition> {
+        match self.inner.lock().slots.get(key) {
+            Some(Slot::Tracked(t)) => t.predecessor.as_ref().map(|p| p.entry.position.clone()),
+            _ => None,
+        }
+    }
+
+    /// Puts a remembered predecessor back (a state file's or a journal's): the position a side
+    /// flip replaced, kept with `key`'s tracked entry if that entry holds `of` and has none, so
+    /// a flip back restores it as before the restart; gives it back otherwise.
+    pub fn put_back_predecessor(
+        &self,
+        kept: KeptEntry<H>,
+        of: &SharedPosition,
+    ) -> Result<(), KeptEntry<H>> {
+        let mut inner = self.inner.lock();
+        match inner.slots.get(kept.key.as_str()) {
+            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, of) && t.predecessor.is_none() => {}
+            _ => return Err(kept),
+        }
+        let KeptEntry {
+            key,
+            position,
+            handle,
+            at,
+            listed,
+            ..
+        } = kept;
+        let mut entry = new_tracked(&mut inner, &key, position, handle, None);
+        entry.reported.fingerprint = listed;
+        let tomb = Tombstone::new(entry, at, None);
+        if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+            t.predecessor = Some(Box::new(tomb));
+        }
+        Ok(())
     }
 
     /// Puts a remembered tombstone back under its key, if the book has nothing for that key;
@@ -1761,6 +1822,7 @@ impl<H: Clone> Book<H> {
                             at: touched(&key, &entry),
                             reduced: false,
                             own_end: false,
+                            flipped_back: true,
                         });
                         put_tracked(inner, &key, entry);
                     }
@@ -1792,6 +1854,7 @@ impl<H: Clone> Book<H> {
                         at: touched(&key, &entry),
                         reduced: previous.is_some(),
                         own_end,
+                        flipped_back: false,
                     });
                     if let Some((previous, contracts)) = previous {
                         applied.push(Applied::Resized {
@@ -2153,6 +2216,19 @@ fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntr
         own_end: matches!(how, Remembrance::Tombstone { own_end: true, .. }),
     };
     Some((how, kept))
+}
+
+/// `t`'s predecessor (the position a side flip replaced) as a kept entry under `key`.
+fn predecessor_kept<H: Clone>(key: &Key, t: &Tracked<H>) -> Option<KeptEntry<H>> {
+    t.predecessor.as_ref().map(|p| KeptEntry {
+        key: key.clone(),
+        position: p.entry.position.clone(),
+        handle: p.entry.handle.clone(),
+        at: p.view.removed_at,
+        listed: p.view.reported,
+        close_order_id: None,
+        own_end: false,
+    })
 }
 
 /// A fresh entry (with its listing) for a remembered position whose key the book has nothing

@@ -8,7 +8,8 @@
 //!   "writer": "position-manager-rs 0.1.0",
 //!   "positions": [
 //!     {"symbol": "BTC/USDT:USDT", "state": {...PositionState...}, "extra": {"strategy": "breakout"}},
-//!     {"symbol": "ETH/USDT:USDT", "state": {...}, "extra": {}, "unlisted_fills": {"open": true}}
+//!     {"symbol": "ETH/USDT:USDT", "state": {...}, "extra": {}, "unlisted_fills": {"open": true},
+//!      "predecessor": {"symbol": "ETH/USDT:USDT", "state": ..., "extra": ..., "at": ..., "listed": {...}}}
 //!   ],
 //!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...},
 //!                   "own_end": true}],
@@ -28,7 +29,8 @@
 //!   when not empty; a position carries `listed` (what the exchange last
 //!   listed for it, [`SavedListing`]) only once a list showed it, and `unlisted_fills` (what
 //!   the manager's own orders did to it that no list has shown yet, [`UnlistedFills`]) only
-//!   while there is something. A file with none of these is
+//!   while there is something, and `predecessor` (the position a side flip replaced with it,
+//!   restored by a flip back) only when it has one. A file with none of these is
 //!   byte for byte what earlier versions wrote, and those read them as unknown fields
 //!   (ignored).
 //! - Writing ([`save`]): the whole file is serialised in memory first, written to a temporary file
@@ -97,6 +99,11 @@ pub struct SavedPosition {
     /// nothing).
     #[serde(default, skip_serializing_if = "UnlistedFills::is_empty")]
     pub unlisted_fills: UnlistedFills,
+    /// The position a side flip replaced with this one, kept so that a list showing it again
+    /// unchanged (a flip back) restores it (its `symbol` is this position's; absent when none;
+    /// older files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predecessor: Option<Box<SavedKept>>,
 }
 
 impl Clone for SavedPosition {
@@ -107,6 +114,7 @@ impl Clone for SavedPosition {
             extra: clone_extra(&self.extra),
             listed: self.listed.clone(),
             unlisted_fills: self.unlisted_fills.clone(),
+            predecessor: self.predecessor.clone(),
         }
     }
 }
@@ -118,6 +126,7 @@ impl PartialEq for SavedPosition {
             && same_extra(&self.extra, &other.extra)
             && self.listed == other.listed
             && self.unlisted_fills == other.unlisted_fills
+            && self.predecessor == other.predecessor
     }
 }
 
@@ -317,22 +326,22 @@ impl StateFile {
             }
             validate_unlisted(&p.unlisted_fills)
                 .map_err(|m| format!("{}: unlisted_fills.{m}", at()))?;
+            if let Some(k) = &p.predecessor {
+                let at = || format!("{}: predecessor", at());
+                if k.symbol != p.symbol {
+                    return Err(format!(
+                        "{}: symbol must be the position's, got {:?}",
+                        at(),
+                        k.symbol
+                    ));
+                }
+                validate_kept(k, "predecessor").map_err(|m| format!("{}: {m}", at()))?;
+            }
         }
         for (what, kept) in [("tombstone", &self.tombstones), ("closing", &self.closing)] {
             for (i, k) in kept.iter().enumerate() {
                 key(what, i, &k.symbol)?;
-                let at = || format!("{what} {i} ({:?})", k.symbol);
-                validate_state(&k.state).map_err(|m| format!("{}: {m}", at()))?;
-                check_time("at", k.at).map_err(|m| format!("{}: {m}", at()))?;
-                if let Some(l) = &k.listed {
-                    validate_listing(l).map_err(|m| format!("{}: listed.{m}", at()))?;
-                }
-                if k.order_id.as_deref().is_some_and(str::is_empty) {
-                    return Err(format!("{}: order_id must not be empty", at()));
-                }
-                if k.own_end && what == "closing" {
-                    return Err(format!("{}: own_end is for tombstones only", at()));
-                }
+                validate_kept(k, what).map_err(|m| format!("{what} {i} ({:?}): {m}", k.symbol))?;
             }
         }
         let mut held = std::collections::HashSet::new();
@@ -549,6 +558,26 @@ fn check_time(name: &str, t: Timestamp) -> Result<(), String> {
     }
 }
 
+/// Checks a remembered position (`what`: a `tombstone`, a `closing` entry, a `predecessor`);
+/// the message names the field.
+fn validate_kept(k: &SavedKept, what: &str) -> Result<(), String> {
+    validate_state(&k.state)?;
+    check_time("at", k.at)?;
+    if let Some(l) = &k.listed {
+        validate_listing(l).map_err(|m| format!("listed.{m}"))?;
+    }
+    if k.order_id.is_some() && what == "predecessor" {
+        return Err("order_id is for closes awaiting confirmation only".to_owned());
+    }
+    if k.order_id.as_deref().is_some_and(str::is_empty) {
+        return Err("order_id must not be empty".to_owned());
+    }
+    if k.own_end && what != "tombstone" {
+        return Err("own_end is for tombstones only".to_owned());
+    }
+    Ok(())
+}
+
 /// Checks what the exchange last listed for a tombstone; the message names the field.
 pub fn validate_listing(l: &SavedListing) -> Result<(), String> {
     if l.side != "long" && l.side != "short" {
@@ -690,6 +719,7 @@ mod tests {
             extra,
             listed,
             unlisted_fills,
+            predecessor: None,
         }
     }
 
@@ -1007,7 +1037,7 @@ mod tests {
         fs::remove_dir_all(d).unwrap();
     }
 
-    /// `sample(3)` with one tombstone, one close and two holds.
+    /// `sample(3)` with one tombstone, one close, two holds and a predecessor of position 1.
     fn remembering() -> StateFile {
         let mut file = sample(3);
         let kept = |symbol: &str, i: usize, listed: Option<SavedListing>| {
@@ -1040,6 +1070,16 @@ mod tests {
             order_id: Some("pm1x2y3z".into()),
             ..kept("C/USDT:USDT", 8, None)
         }];
+        // The long a side flip replaced with position 1 (a short).
+        file.positions[1].predecessor = Some(Box::new(kept(
+            "S1/USDT:USDT",
+            4,
+            Some(SavedListing {
+                side: "long".into(),
+                contracts: 4.5,
+                entry_price: 100.4,
+            }),
+        )));
         file.holds = vec![
             SavedHold {
                 symbol: "H/USDT:USDT".into(),
@@ -1066,9 +1106,10 @@ mod tests {
         plain.tombstones.clear();
         plain.closing.clear();
         plain.holds.clear();
+        plain.positions[1].predecessor = None;
         let bytes = plain.to_bytes().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        for section in ["tombstones", "closing", "holds"] {
+        for section in ["tombstones", "closing", "holds", "predecessor"] {
             assert!(!text.contains(section), "{section} in {text}");
         }
         assert_eq!(StateFile::from_bytes(&bytes, "f").unwrap(), plain);
@@ -1136,6 +1177,49 @@ mod tests {
                 |f| f.positions[2].unlisted_fills.sizes_before[1] = -1.0,
                 "position 2 (\"S2/USDT:USDT\"): unlisted_fills.sizes_before must hold finite \
                  numbers > 0, got -1",
+            ),
+            (
+                |f| {
+                    if let Some(k) = f.positions[1].predecessor.as_mut() {
+                        k.symbol = "S0/USDT:USDT".into();
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): predecessor: symbol must be the position's, \
+                 got \"S0/USDT:USDT\"",
+            ),
+            (
+                |f| {
+                    if let Some(k) = f.positions[1].predecessor.as_mut() {
+                        k.state.amount = -2.0;
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): predecessor: amount must be a finite number > 0, \
+                 got -2",
+            ),
+            (
+                |f| {
+                    if let Some(k) = f.positions[1].predecessor.as_mut() {
+                        k.own_end = true;
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): predecessor: own_end is for tombstones only",
+            ),
+            (
+                |f| {
+                    if let Some(k) = f.positions[1].predecessor.as_mut() {
+                        k.order_id = Some("pm1".into());
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): predecessor: order_id is for closes awaiting \
+                 confirmation only",
+            ),
+            (
+                |f| {
+                    if let Some(k) = f.positions[1].predecessor.as_mut() {
+                        k.at = Timestamp(i64::MAX);
+                    }
+                },
+                "position 1 (\"S1/USDT:USDT\"): predecessor: at is out of the datetime range",
             ),
             (|f| f.holds[0].symbol.clear(), "hold 0: symbol must not be empty"),
             (

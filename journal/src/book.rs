@@ -10,6 +10,11 @@
 //!   held) from the position's handle: the book's, or, once it left the book (a close), the
 //!   last handle seen for it, so attributes set after `open_position` returned reach the
 //!   journal with the close at the latest.
+//! - **The position a side flip replaced** (kept with the tracked position that replaced it, so
+//!   a flip back restores it): its row is written, replaced or deleted with every event that
+//!   begins or ends a life of its key (a flip's `removed` and `imported`, a flip back's
+//!   `restored`, ...), as the book holds it when the writer's lock is taken; its attributes are
+//!   read before, with no lock held.
 //! - **A checkpoint** ([`EventJournal::checkpoint`], the end of every update cycle): the tracked
 //!   positions whose state or attributes changed since last written (moved stops, new highs,
 //!   new attributes), in one transaction.
@@ -36,7 +41,8 @@
 //!   book no longer has an order pending for — by the order's reference, so an older order's
 //!   settle never deletes a newer one's row.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones, closes awaiting
-//!   confirmation and book are put into an empty manager, each position recorded as a `loaded`
+//!   confirmation and book (each position with the one a side flip replaced with it, if any)
+//!   are put into an empty manager, each position recorded as a `loaded`
 //!   event (reason `journal`), its re-open holds that are not over are taken back, and its orders
 //!   in flight are taken back as orders with unknown outcomes
 //!   ([`Manager::restore_orders`]; rows whose result the book holds are deleted).
@@ -115,6 +121,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             positions,
             tombstones,
             closing,
+            predecessors,
             holds,
             orders,
             events,
@@ -173,11 +180,33 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 });
             }
         }
+        // The positions side flips replaced go with the tracked positions that replaced them
+        // (whatever their age, as in a running manager); one whose key is not tracked is over.
+        let mut replaced = HashMap::with_capacity(predecessors.len());
+        for row in predecessors {
+            if !tracked.contains(row.symbol.as_str()) {
+                cleanup.predecessors.insert(row.symbol, RowOp::Delete);
+                continue;
+            }
+            let position = share(row.state);
+            let handle = make(&row.symbol, &row.extra, &position)?;
+            let kept = KeptEntry {
+                key: Key::parse(&row.symbol),
+                position,
+                handle,
+                at: row.removed_at,
+                listed: row.listed,
+                close_order_id: None,
+                own_end: false,
+            };
+            replaced.insert(row.symbol, kept);
+        }
         let mut staged = Vec::with_capacity(positions.len());
         for p in positions {
             let position = share(p.state);
             let handle = make(&p.symbol, &p.extra, &position)?;
-            staged.push((p.symbol, position, handle, p.sighting));
+            let predecessor = replaced.remove(&p.symbol);
+            staged.push((p.symbol, position, handle, p.sighting, predecessor));
         }
         // Holds over by now, or all of them when the manager holds nothing, leave the journal.
         let found = holds.len();
@@ -222,12 +251,15 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         // position confirms it; one that still does tracks it again (`close_unconfirmed`).
         let (buried, closes) = manager.restore_remembered(remembered);
         let mut loaded = Vec::with_capacity(staged.len());
-        for (symbol, position, handle, sighting) in staged {
+        for (symbol, position, handle, sighting, predecessor) in staged {
             let displaced = manager.book().insert(&symbol, position.clone(), handle);
             drop(displaced);
             manager
                 .book()
                 .restore_sighting(&symbol, &position, sighting);
+            if let Some(kept) = predecessor {
+                drop(manager.book().put_back_predecessor(kept, &position));
+            }
             loaded.push((symbol, position));
         }
         for (symbol, position) in &loaded {
@@ -289,6 +321,32 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 }
             })
             .collect()
+    }
+
+    /// The position a side flip replaced with `key`'s tracked one, as read now (none when the
+    /// key tracks nothing or its position replaced none): its position, for the check under the
+    /// writer's lock, and its row, numbered `seq`. Read with no lock held.
+    fn predecessor_row(&self, manager: &Manager<H>, key: &str, seq: i64) -> PredecessorRead {
+        let key = Key::parse(key);
+        let kept = manager
+            .book()
+            .get(key.as_str())
+            .and_then(|(position, _)| manager.book().predecessor_of(&key, &position));
+        kept.map(|k| {
+            let attributes = attributes_json((self.extra)(&k.handle));
+            let state_json =
+                serde_json::to_string(&k.position.lock().snapshot()).unwrap_or_default();
+            let row = TombWrite {
+                removed_seq: seq,
+                removed_at_us: k.at.0,
+                state_json,
+                attributes,
+                listed: listing_json(k.listed),
+                order_id: None,
+                own_end: false,
+            };
+            (k.position, row)
+        })
     }
 
     fn log(&self, manager: &Manager<H>, level: Level, message: impl FnOnce() -> String) {
@@ -518,6 +576,52 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
     }
 }
 
+/// The position a side flip replaced with a key's tracked one, as read with no lock held: its
+/// position and its row ([`BookJournal::predecessor_row`]).
+type PredecessorRead = Option<(SharedPosition, TombWrite)>;
+
+/// Whether `kind` begins or ends a tracked life of its key (what can change the position a side
+/// flip replaced with the key's tracked one).
+fn life_event(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Removed
+            | EventKind::Restored
+            | EventKind::Imported
+            | EventKind::Opened
+            | EventKind::Added
+            | EventKind::Closed
+            | EventKind::CloseUnconfirmed
+            | EventKind::Untracked
+            | EventKind::Loaded
+    )
+}
+
+/// Puts `key`'s predecessor row into `batch` as read (`read`), if the book still holds that
+/// very predecessor (or none, as read): a row, or the deletion of the key's row. When the book
+/// changed since it was read, nothing: the change's own event writes it. Called with the
+/// writer's lock held.
+fn put_predecessor_row<H: Clone + Send + Sync + 'static>(
+    manager: &Manager<H>,
+    writer: &Writer,
+    key: &str,
+    read: PredecessorRead,
+    batch: &mut Batch,
+) {
+    let now = manager.book().predecessor_position(key);
+    match (read, now) {
+        (Some((read, row)), Some(now)) if Arc::ptr_eq(&read, &now) => {
+            batch
+                .predecessors
+                .insert(key.to_owned(), RowOp::Upsert(row));
+        }
+        (None, None) if writer.has_predecessor_row(key) => {
+            batch.predecessors.insert(key.to_owned(), RowOp::Delete);
+        }
+        _ => {}
+    }
+}
+
 /// The rows of `held` (keys with when their holds started).
 fn hold_rows(held: &[(Key, Timestamp)]) -> Vec<HoldWrite> {
     held.iter()
@@ -684,6 +788,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             attributes.clone(),
             event.order_id.clone(),
         ));
+        // A life event may have changed the position a side flip replaced with the key's
+        // tracked one: read it (and its attributes) now, with no lock held.
+        let predecessor = life_event(event.kind).then(|| self.predecessor_row(&manager, key, seq));
         let kept = |at: i64, listed: Option<String>, order_id: Option<String>, own_end: bool| {
             RowOp::Upsert(TombWrite {
                 removed_seq: seq,
@@ -741,6 +848,9 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }
+            }
+            if let Some(read) = predecessor {
+                put_predecessor_row(&manager, &writer, key, read, &mut batch);
             }
             let present = manager.book().holds(key, position);
             let absent = !present && !manager.book().contains(key);

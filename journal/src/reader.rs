@@ -35,24 +35,56 @@ pub struct EventFilter {
     pub without_taken_back: bool,
 }
 
-/// Whether the row in hand (of `pmrs_events`) is a position's end (`closed`, `removed`) that the
-/// key's next event of its life took back: `close_unconfirmed` (a list still showed the very
-/// position after the client reported the close — the bot's client answers `True` for a close it
-/// never sent) or `restored` (a list showed the very position again after failed reads, which
-/// the bot's client answers `[]`, untracked it or "confirmed" its close). Either way the position
-/// lived on; its real end, if any, comes later. The event log keeps both. (A side flip's
-/// removal is never taken back: a `restored` after it is the flip back bringing the other side's
-/// position back, not this one.)
-pub const TAKEN_BACK: &str = "kind IN ('closed', 'removed') AND reason <> 'side_flipped' \
-     AND EXISTS (\
-     SELECT 1 FROM pmrs_events u WHERE u.account = pmrs_events.account \
-     AND u.symbol = pmrs_events.symbol \
-     AND (u.kind = 'restored' OR (u.kind = 'close_unconfirmed' AND pmrs_events.kind = 'closed')) \
-     AND u.seq > pmrs_events.seq AND NOT EXISTS (\
-     SELECT 1 FROM pmrs_events c WHERE c.account = u.account AND c.symbol = u.symbol \
-     AND c.kind IN ('closed', 'removed', 'close_unconfirmed', 'restored', 'opened', \
-     'imported', 'added', 'loaded', 'untracked') \
-     AND c.seq > pmrs_events.seq AND c.seq < u.seq))";
+/// The kinds that begin or end a tracked life of a key (what [`TAKEN_BACK`] looks between).
+macro_rules! life_kinds {
+    () => {
+        "('closed', 'removed', 'close_unconfirmed', 'restored', 'opened', 'imported', 'added', \
+         'loaded', 'untracked')"
+    };
+}
+
+/// Whether the row in hand (of `pmrs_events`) is a position's end (`closed`, `removed`) that a
+/// later event took back: the very position lived on, and its real end, if any, comes later.
+/// The event log keeps both. Two ways:
+/// - the key's next event of its life is `close_unconfirmed` (a list still showed the very
+///   position after the client reported the close — the bot's client answers `True` for a
+///   close it never sent) or a `restored` (a list showed the very position again after failed
+///   reads, which the bot's client answers `[]`, untracked it or "confirmed" its close);
+/// - a side flip's `removed` whose next flip on the key is a flip back to it: the side the flip
+///   brought is itself removed as flipped, and a `restored` with reason `side_flipped` brings
+///   this position back (a list that lagged the flip, or the flip undone). In between, the
+///   key's life events are the new side's arrival (`imported`, or a flip back's `restored`),
+///   its removal, and any `loaded` of restarts. (That `restored` is the other side's position
+///   coming back, not the new side's: it takes back no end of that one.)
+pub const TAKEN_BACK: &str = concat!(
+    "kind IN ('closed', 'removed') AND (EXISTS (",
+    "SELECT 1 FROM pmrs_events u WHERE u.account = pmrs_events.account ",
+    "AND u.symbol = pmrs_events.symbol ",
+    "AND ((u.kind = 'restored' AND u.reason <> 'side_flipped') ",
+    "OR (u.kind = 'close_unconfirmed' AND pmrs_events.kind = 'closed')) ",
+    "AND u.seq > pmrs_events.seq AND NOT EXISTS (",
+    "SELECT 1 FROM pmrs_events c WHERE c.account = u.account AND c.symbol = u.symbol ",
+    "AND c.kind IN ",
+    life_kinds!(),
+    " AND c.seq > pmrs_events.seq AND c.seq < u.seq)) ",
+    "OR (pmrs_events.kind = 'removed' AND pmrs_events.reason = 'side_flipped' AND EXISTS (",
+    "SELECT 1 FROM pmrs_events u WHERE u.account = pmrs_events.account ",
+    "AND u.symbol = pmrs_events.symbol ",
+    "AND u.kind = 'restored' AND u.reason = 'side_flipped' AND u.seq > pmrs_events.seq ",
+    "AND (SELECT COUNT(*) FROM pmrs_events c WHERE c.account = u.account ",
+    "AND c.symbol = u.symbol AND c.kind = 'removed' ",
+    "AND c.seq > pmrs_events.seq AND c.seq < u.seq) = 1 ",
+    "AND (SELECT COUNT(*) FROM pmrs_events c WHERE c.account = u.account ",
+    "AND c.symbol = u.symbol AND c.kind IN ('imported', 'restored') ",
+    "AND c.seq > pmrs_events.seq AND c.seq < u.seq) = 1 ",
+    "AND NOT EXISTS (SELECT 1 FROM pmrs_events c WHERE c.account = u.account ",
+    "AND c.symbol = u.symbol AND c.kind IN ",
+    life_kinds!(),
+    " ",
+    "AND c.seq > pmrs_events.seq AND c.seq < u.seq ",
+    "AND NOT (c.kind IN ('imported', 'restored', 'loaded') ",
+    "OR (c.kind = 'removed' AND c.reason = 'side_flipped'))))))"
+);
 
 /// One event row.
 #[derive(Clone, Debug, PartialEq)]

@@ -50,12 +50,19 @@
 //!   (a close, or an exit whose answer was lost, settled by lists), so that after a restart a
 //!   list that shows it again — which may lag that order — is weighed by the outcome rules
 //!   before the position is tracked again, as before the restart.
+//!
+//! Version 9:
+//! - `pmrs_predecessors`: for a tracked position that replaced another in a side flip, the
+//!   position it replaced (its state and attributes, when it was removed, what the exchange last
+//!   listed for it), one row per key, so that after a restart a list that shows it again
+//!   unchanged (a list lagging the flip) restores it as before the restart instead of importing
+//!   it as a new position.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -108,7 +115,30 @@ const MIGRATIONS: &[Migration] = &[
         description: "tombstones of positions the manager's own orders ended",
         sql: v8,
     },
+    Migration {
+        version: 9,
+        description: "the positions side flips replaced",
+        sql: v9,
+    },
 ];
+
+fn v9(d: Dialect) -> String {
+    let int = d.int();
+    format!(
+        "
+CREATE TABLE pmrs_predecessors (
+    account       TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    removed_seq   {int} NOT NULL,
+    removed_at_us {int} NOT NULL,
+    state         TEXT NOT NULL,
+    attributes    TEXT,
+    listed        TEXT,
+    PRIMARY KEY (account, symbol)
+);
+"
+    )
+}
 
 fn v8(d: Dialect) -> String {
     format!(

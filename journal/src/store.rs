@@ -207,6 +207,9 @@ pub struct Batch {
     pub tombstones: BTreeMap<String, RowOp<TombWrite>>,
     /// Closes awaiting confirmation by key.
     pub closing: BTreeMap<String, RowOp<TombWrite>>,
+    /// The positions side flips replaced, by the key of the tracked position that replaced
+    /// each (schema version 9).
+    pub predecessors: BTreeMap<String, RowOp<TombWrite>>,
     /// The account's re-open holds, replacing every row it has (`None`: unchanged).
     pub holds: Option<Vec<HoldWrite>>,
     /// Orders in flight by key.
@@ -220,6 +223,7 @@ impl Batch {
             && self.positions.is_empty()
             && self.tombstones.is_empty()
             && self.closing.is_empty()
+            && self.predecessors.is_empty()
             && self.holds.is_none()
             && self.orders.is_empty()
     }
@@ -230,6 +234,7 @@ impl Batch {
         self.positions.extend(later.positions);
         self.tombstones.extend(later.tombstones);
         self.closing.extend(later.closing);
+        self.predecessors.extend(later.predecessors);
         if later.holds.is_some() {
             self.holds = later.holds;
         }
@@ -316,6 +321,9 @@ pub struct Restored {
     pub tombstones: Vec<RestoredTombstone>,
     /// The closes awaiting confirmation, oldest first.
     pub closing: Vec<RestoredTombstone>,
+    /// The positions side flips replaced, by the key of the tracked position that replaced
+    /// each (none before version 9).
+    pub predecessors: Vec<RestoredTombstone>,
     /// The re-open holds, by key (over or not: the manager decides with its setting).
     pub holds: Vec<RestoredHold>,
     /// The orders in flight, oldest first.
@@ -347,6 +355,8 @@ enum Kept {
     Tombstones,
     /// `pmrs_closing`: closed by the manager, awaiting a list to confirm it.
     Closing,
+    /// `pmrs_predecessors`: replaced by a side flip, kept with the position that replaced it.
+    Predecessors,
 }
 
 impl Kept {
@@ -355,16 +365,18 @@ impl Kept {
         match self {
             Kept::Tombstones => ("pmrs_tombstones", "removed_seq", "removed_at_us"),
             Kept::Closing => ("pmrs_closing", "closed_seq", "closed_at_us"),
+            Kept::Predecessors => ("pmrs_predecessors", "removed_seq", "removed_at_us"),
         }
     }
 
     /// Its columns beyond the state: a tombstone's `listed` (what the exchange last listed,
     /// version 4) and `own_end` (the manager's own order ended it, version 8), a close's
-    /// `order_id` (its order's client id, version 7).
+    /// `order_id` (its order's client id, version 7), a predecessor's `listed` (version 9).
     fn extra_columns(self) -> &'static [&'static str] {
         match self {
             Kept::Tombstones => &["listed", "own_end"],
             Kept::Closing => &["order_id"],
+            Kept::Predecessors => &["listed"],
         }
     }
 
@@ -376,6 +388,7 @@ impl Kept {
                 Val::int(i64::from(row.own_end)),
             ],
             Kept::Closing => vec![Val::Text(row.order_id.clone())],
+            Kept::Predecessors => vec![Val::Text(row.listed.clone())],
         }
     }
 
@@ -384,6 +397,7 @@ impl Kept {
         match self {
             Kept::Tombstones => "tombstone",
             Kept::Closing => "close awaiting confirmation",
+            Kept::Predecessors => "position a side flip replaced",
         }
     }
 }
@@ -473,6 +487,7 @@ fn read_kept(
                     .map(str::to_owned),
                 false,
             ),
+            Kept::Predecessors => (read_listing(it.next()), None, false),
         };
         match read {
             Ok((state, extra)) => out.push(RestoredTombstone {
@@ -602,6 +617,7 @@ pub fn claim(
         }
         out.tombstones = read_kept(db, Kept::Tombstones, account, &mut out.unreadable)?;
         out.closing = read_kept(db, Kept::Closing, account, &mut out.unreadable)?;
+        out.predecessors = read_kept(db, Kept::Predecessors, account, &mut out.unreadable)?;
         for row in db.query(
             "SELECT symbol, held_since_us FROM pmrs_holds WHERE account = ?1 ORDER BY symbol",
             &[Val::text(account)],
@@ -855,6 +871,7 @@ pub fn write(
         }
         write_kept(db, Kept::Tombstones, &acct, &batch.tombstones)?;
         write_kept(db, Kept::Closing, &acct, &batch.closing)?;
+        write_kept(db, Kept::Predecessors, &acct, &batch.predecessors)?;
         write_orders(db, &acct, &batch.orders)?;
         if let Some(holds) = &batch.holds {
             db.execute(

@@ -65,6 +65,9 @@ pub struct Writer {
     /// The keys whose close awaiting confirmation has a row, written or queued (so that only
     /// those are ever deleted: most events cannot end a close, and need no statement for it).
     closing: HashSet<String>,
+    /// The keys whose tracked position has a predecessor row (the position a side flip
+    /// replaced), written or queued: only those are ever deleted.
+    predecessors: HashSet<String>,
     /// The reference of each key's order in flight with a row, written or queued (so that a
     /// settle deletes only rows that exist, and only the order's own).
     orders: HashMap<String, String>,
@@ -96,6 +99,11 @@ impl Writer {
             now_us,
         )?;
         let closing = restored.closing.iter().map(|c| c.symbol.clone()).collect();
+        let predecessors = restored
+            .predecessors
+            .iter()
+            .map(|c| c.symbol.clone())
+            .collect();
         let orders = restored
             .orders
             .iter()
@@ -115,6 +123,7 @@ impl Writer {
             fenced: None,
             written: HashMap::new(),
             closing,
+            predecessors,
             orders,
         };
         Ok((writer, restored))
@@ -164,6 +173,11 @@ impl Writer {
         self.closing.contains(symbol)
     }
 
+    /// Whether `symbol` has a predecessor row in the journal (written or queued).
+    pub fn has_predecessor_row(&self, symbol: &str) -> bool {
+        self.predecessors.contains(symbol)
+    }
+
     /// The reference of the order in flight `symbol` has a row for (written or queued), if any.
     pub fn order_row(&self, symbol: &str) -> Option<&str> {
         self.orders.get(symbol).map(String::as_str)
@@ -185,11 +199,16 @@ impl Writer {
             return Err(JournalError::Fenced(why.clone()));
         }
         let recovering = !self.queued.is_empty();
-        for (symbol, op) in &batch.closing {
-            match op {
-                RowOp::Upsert(_) => self.closing.insert(symbol.clone()),
-                RowOp::Delete => self.closing.remove(symbol),
-            };
+        for (rows, keys) in [
+            (&batch.closing, &mut self.closing),
+            (&batch.predecessors, &mut self.predecessors),
+        ] {
+            for (symbol, op) in rows {
+                match op {
+                    RowOp::Upsert(_) => keys.insert(symbol.clone()),
+                    RowOp::Delete => keys.remove(symbol),
+                };
+            }
         }
         for (symbol, op) in &batch.orders {
             match op {

@@ -368,7 +368,7 @@ fn events_of(kinds: &[(&str, EventKind, &str)]) -> Vec<Event> {
 
 #[test]
 fn an_end_a_later_list_took_back_is_not_a_closed_position() {
-    use EventKind::{Added, CloseUnconfirmed, Closed, Imported, Removed, Restored};
+    use EventKind::{Added, CloseUnconfirmed, Closed, Imported, Loaded, Opened, Removed, Restored};
     for db in databases() {
         let (mut a, _) = open(&db, "a");
         let (mut b, _) = open(&db, "b");
@@ -388,8 +388,31 @@ fn an_end_a_later_list_took_back_is_not_a_closed_position() {
                 ("DOT", Added, "open"),
                 ("DOT", Removed, "side_flipped"), // a flip: the new side imported
                 ("DOT", Imported, "side_flipped"),
-                ("DOT", Removed, "side_flipped"), // and back: the old side restored
-                ("DOT", Restored, "reported_again"),
+                ("DOT", Loaded, "journal"),        // (a restart)
+                ("DOT", Removed, "side_flipped"),  // and back: the old side restored, so the
+                ("DOT", Restored, "side_flipped"), // first removal is taken back
+                ("ADA", Added, "open"),
+                ("ADA", Removed, "side_flipped"), // a list lagging a flip: flipped back
+                ("ADA", Imported, "side_flipped"),
+                ("ADA", Removed, "side_flipped"), // (taken back by the flip after it)
+                ("ADA", Restored, "side_flipped"),
+                ("ADA", Removed, "side_flipped"), // and again: the one end of the three
+                ("ADA", Restored, "side_flipped"),
+                ("LTC", Added, "open"),
+                ("LTC", Removed, "side_flipped"), // a flip, and a flip to another position:
+                ("LTC", Imported, "side_flipped"), // two ends
+                ("LTC", Removed, "side_flipped"),
+                ("LTC", Imported, "side_flipped"),
+                ("AVAX", Added, "open"),
+                ("AVAX", Removed, "side_flipped"), // its new side not imported, and then
+                ("AVAX", Restored, "reported_again"), // the flipped-away position listed again
+                ("XLM", Added, "open"),
+                ("XLM", Removed, "side_flipped"), // a flip, then the new side's own life:
+                ("XLM", Imported, "side_flipped"), // the flip back after it takes back
+                ("XLM", Closed, "manual"),        // none of the ends before
+                ("XLM", Opened, "open"),
+                ("XLM", Removed, "side_flipped"),
+                ("XLM", Restored, "side_flipped"),
             ])),
             0,
         )
@@ -420,7 +443,12 @@ fn an_end_a_later_list_took_back_is_not_a_closed_position() {
                 end("a", "BTC", "take_profit"),
                 end("a", "SOL", "closed_externally"),
                 end("a", "DOT", "side_flipped"),
-                end("a", "DOT", "side_flipped"),
+                end("a", "ADA", "side_flipped"),
+                end("a", "LTC", "side_flipped"),
+                end("a", "LTC", "side_flipped"),
+                end("a", "XLM", "side_flipped"),
+                end("a", "XLM", "manual"),
+                end("a", "XLM", "side_flipped"),
             ],
             "{db}"
         );
@@ -452,10 +480,7 @@ fn an_end_a_later_list_took_back_is_not_a_closed_position() {
         };
         assert_eq!(
             ends(&mut r, newest),
-            vec![
-                end("a", "DOT", "side_flipped"),
-                end("a", "DOT", "side_flipped"),
-            ],
+            vec![end("a", "XLM", "manual"), end("a", "XLM", "side_flipped")],
             "{db}"
         );
     }
@@ -623,6 +648,7 @@ fn back_to_version(version: i64) -> String {
              ALTER TABLE pmrs_closing DROP COLUMN order_id",
         ),
         (8, "ALTER TABLE pmrs_tombstones DROP COLUMN own_end"),
+        (9, "DROP TABLE pmrs_predecessors"),
     ];
     // Newest first, as a downgrade would undo them.
     let mut sql: Vec<String> = newer
@@ -639,7 +665,7 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 8, "a new version needs its own case here");
+    assert_eq!(VERSION, 9, "a new version needs its own case here");
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
         b.tombstones.insert(
@@ -674,6 +700,23 @@ fn older_journals_are_upgraded_with_their_data_kept() {
     };
     let listing = "{\"side\":\"long\",\"contracts\":1.0,\"entry_price\":1.5}";
     let unlisted = "{\"open\":true}";
+    // The position a side flip replaced with the tracked ADA.
+    let predecessor = || {
+        let mut b = Batch::default();
+        b.predecessors.insert(
+            "ADA/USDT:USDT".into(),
+            RowOp::Upsert(TombWrite {
+                removed_seq: 2,
+                removed_at_us: 8,
+                state_json: serde_json::to_string(&state("ADA/USDT:USDT", 2.0)).unwrap(),
+                attributes: Some("{\"strategy\":\"breakout\"}".to_owned()),
+                listed: Some(listing.to_owned()),
+                order_id: None,
+                own_end: false,
+            }),
+        );
+        b
+    };
     let position = |listed: Option<&str>| {
         let mut b = Batch::default();
         b.positions.insert(
@@ -696,7 +739,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
         entry_price: 1.5,
     };
     for db in databases() {
-        for from in [1, 2, 3, 4, 5, 6, 7] {
+        for from in [1, 2, 3, 4, 5, 6, 7, 8] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
@@ -731,7 +774,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             let kept_listing = (from >= 4).then(|| listing.to_owned());
             assert_eq!(
                 (old_tomb.symbol.as_str(), &old_tomb.listed, old_tomb.own_end),
-                ("XRP/USDT:USDT", &kept_listing, false)
+                ("XRP/USDT:USDT", &kept_listing, from >= 8)
             );
             drop(reader);
             let (mut w, r) = open(&db, &account);
@@ -743,11 +786,13 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 (from >= 4).then_some(fingerprint),
                 "{db}: not known before version 4"
             );
-            assert!(
-                !r.tombstones[0].own_end,
+            assert_eq!(
+                r.tombstones[0].own_end,
+                from >= 8,
                 "{db}: a plain tombstone before version 8"
             );
             assert_eq!(r.positions.len(), 1, "{db}: kept");
+            assert!(r.predecessors.is_empty(), "{db}: none before version 9");
             assert_eq!(
                 r.positions[0].sighting.listed,
                 (from >= 5).then_some(fingerprint),
@@ -768,6 +813,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             w.write(close("SOL/USDT:USDT", "pm-sol"), 0).unwrap();
             w.write(order_batch("SOL/USDT:USDT", &open_order("r1", 4)), 0)
                 .unwrap();
+            w.write(predecessor(), 0).unwrap();
             drop(w);
             let mut reader = Reader::open(&db).unwrap();
             assert_eq!(reader.schema_version(), VERSION, "{db}");
@@ -802,6 +848,26 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             closes.sort();
             assert_eq!(closes, expected, "{db} from {from}");
             assert_eq!(r.orders.len(), 1, "{db}: written after the upgrade");
+            let [replaced] = &r.predecessors[..] else {
+                panic!("{db}: one predecessor written after the upgrade");
+            };
+            assert_eq!(
+                (
+                    replaced.symbol.as_str(),
+                    replaced.state.amount,
+                    replaced.removed_at,
+                    replaced.listed,
+                    replaced.extra["strategy"].get()
+                ),
+                (
+                    "ADA/USDT:USDT",
+                    2.0,
+                    Timestamp(8),
+                    Some(fingerprint),
+                    "\"breakout\""
+                ),
+                "{db}"
+            );
         }
     }
 }

@@ -60,7 +60,7 @@ EventReason = Literal[
     "liquidation",
     "stop_filled_on_exchange",
     "take_profit_filled_on_exchange",
-    "side_flipped",
+    "side_flipped",  # also imported (the new side) and restored (a flip back)
     "orphaned",
     # imported, restored, resized
     "sync",

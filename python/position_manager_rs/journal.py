@@ -147,10 +147,12 @@ class Journal:
         its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on the exchange, by
         hand), with ``reason``, the position's last fields and the bot's ``attributes``.
 
-        An end that the key's next event of its life took back is left out: a ``closed``
-        followed by ``close_unconfirmed``, or a ``closed`` or ``removed`` followed by
-        ``restored`` (a list showed the very position again, so it lived on). :meth:`events`
-        still shows both."""
+        An end that a later event took back is left out: a ``closed`` followed (as the key's
+        next event of its life) by ``close_unconfirmed``, or a ``closed`` or ``removed``
+        followed by ``restored`` (a list showed the very position again, so it lived on); and a
+        side flip's ``removed`` (reason ``side_flipped``) that a flip back undid (the side the
+        flip brought removed in turn and this position ``restored`` with reason
+        ``side_flipped``: a list that lagged the flip). :meth:`events` still shows them all."""
         return Records(
             self._reader.closed_positions(
                 _name("account", account),

@@ -181,6 +181,105 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
     );
 }
 
+#[test]
+fn a_flip_back_restores_the_replaced_position_and_names_the_flip() {
+    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let old = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", old.clone(), 1);
+    m.update_all().unwrap();
+    let short = m.book().get("BTC").unwrap().0;
+    // A list lagging the flip shows the long again, then the short is listed again.
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    m.update_all().unwrap();
+    assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &old));
+    f.0.lock().positions = vec![listed("BTC", "short", 3.0, 100.0)];
+    m.update_all().unwrap();
+    assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &short));
+    let kinds: Vec<_> = m
+        .events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone(), e.position.side.clone()))
+        .collect();
+    let flip = |kind, side: &str| (kind, "side_flipped".to_owned(), side.to_owned());
+    assert_eq!(
+        kinds,
+        [
+            flip(EventKind::Removed, "long"),
+            flip(EventKind::Imported, "short"),
+            flip(EventKind::Removed, "short"),
+            flip(EventKind::Restored, "long"),
+            flip(EventKind::Removed, "long"),
+            flip(EventKind::Restored, "short"),
+        ]
+    );
+}
+
+#[test]
+fn a_flip_back_after_a_restart_from_a_state_file_restores_the_replaced_position() {
+    let path = super::testing::temp_path("flip");
+    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    m.book()
+        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
+    m.update_all().unwrap();
+    m.save_state(&path, |_, _| Ok(Default::default())).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.matches("\"predecessor\"").count(), 1, "{text}");
+    drop(m);
+
+    let fresh = manager(&f, ManagerConfig::default());
+    // Handles by side: the short tracked, the long kept as its predecessor.
+    let loaded = fresh
+        .load_state(&path, |_, _, p| {
+            Ok(if p.lock().side == "long" { 20 } else { 30 })
+        })
+        .unwrap();
+    assert_eq!(loaded, 1);
+    let (short, handle) = fresh.book().get("BTC").unwrap();
+    assert_eq!(handle, 30);
+    let kept = fresh
+        .book()
+        .predecessor_of(&crate::key::Key::net("BTC"), &short)
+        .expect("the predecessor is back");
+    assert_eq!(
+        (kept.position.lock().side.as_str(), kept.handle),
+        ("long", 20)
+    );
+    // A list lagging the flip shows the long again: the very position comes back.
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    fresh.update_all().unwrap();
+    let (long, handle) = fresh.book().get("BTC").unwrap();
+    assert!(Arc::ptr_eq(&long, &kept.position));
+    assert_eq!(handle, 20);
+    let kinds: Vec<_> = fresh
+        .events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Loaded, "state_file".to_owned()),
+            (EventKind::Removed, "side_flipped".to_owned()),
+            (EventKind::Restored, "side_flipped".to_owned()),
+        ]
+    );
+    // Saved again, the short is the long's predecessor now.
+    fresh
+        .save_state(&path, |_, _| Ok(Default::default()))
+        .unwrap();
+    let file = crate::persist::load(&path).unwrap();
+    let saved = file.positions[0].predecessor.as_ref().unwrap();
+    assert_eq!(
+        (saved.state.side.as_str(), saved.state.amount),
+        ("short", 3.0)
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
 fn vanish_with(
     side: &str,
     last_price: f64,

@@ -322,12 +322,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 at,
                 reduced,
                 own_end,
+                flipped_back,
             } => {
                 report.restored += 1;
                 let key = &at.key;
                 let needed = self.config().outcome_confirmations;
                 self.log(Channel::Main, Level::Info, || {
-                    if own_end {
+                    if flipped_back {
+                        format!(
+                            "Restored position {key}: the exchange reports again, unchanged, the side the flip replaced; keeping its state"
+                        )
+                    } else if own_end {
                         format!(
                             "Restored position {key}: {needed} position list(s) in a row show again the position the manager's own order ended; the order did not end it after all, keeping its state"
                         )
@@ -341,11 +346,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         )
                     }
                 });
+                // A flip back's `restored` names the flip: the journal's `closed_positions()`
+                // takes back the flip's `removed` of this very position by it.
+                let reason = if flipped_back {
+                    "side_flipped"
+                } else {
+                    "reported_again"
+                };
                 self.record(
                     key.as_str(),
                     &at.position,
                     EventKind::Restored,
-                    "reported_again",
+                    reason,
                     None,
                 );
             }

@@ -6,10 +6,11 @@
 //! a restart).
 
 use std::fs;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::testing::{events_of, listed, manager_with_clock, open_request, priced, Fake};
+use super::testing::{
+    events_of, listed, manager_with_clock, open_request, priced, temp_path, Fake,
+};
 use super::{CloseOutcome, Manager, ManagerConfig};
 use crate::book::Remembrance;
 use crate::clock::{ManualClock, Timestamp};
@@ -160,13 +161,6 @@ fn a_different_position_on_the_key_is_imported_at_once() {
     assert_eq!(m.sync_existing_positions().unwrap(), 1);
     assert_eq!(m.book().get("BTC").unwrap().0.lock().amount, 3.0);
     assert_eq!(count(&m, EventKind::Imported), 1);
-}
-
-fn temp_path(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pmrs-own-end-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d.join("state.json")
 }
 
 #[test]

@@ -51,6 +51,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let BookContents {
             tracked: entries,
             remembered,
+            predecessors,
             pending,
         } = self.book.contents();
         let mut skipped = Vec::new();
@@ -76,6 +77,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 extra: values,
                 listed: listing(sighting.listed),
                 unlisted_fills: sighting.unlisted,
+                predecessor: None,
             });
         }
         let mut kept = |list: Vec<KeptEntry<H>>| -> CoreResult<Vec<SavedKept>> {
@@ -96,6 +98,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let tombstones = kept(remembered.tombstones)?;
         let closing = kept(remembered.closing)?;
+        // Each position a side flip replaced goes with the position that replaced it.
+        let mut replaced: std::collections::HashMap<String, SavedKept> = kept(predecessors)?
+            .into_iter()
+            .map(|k| (k.symbol.clone(), k))
+            .collect();
+        for p in &mut positions {
+            p.predecessor = replaced.remove(&p.symbol).map(Box::new);
+        }
         if !skipped.is_empty() {
             self.log(Channel::Main, Level::Warn, || {
                 format!(
@@ -164,22 +174,32 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         let now = self.now();
         let ttl = self.config().tombstone_ttl_seconds;
-        let mut stage_kept = |list: &[SavedKept]| -> CoreResult<Vec<KeptEntry<H>>> {
-            let mut out = Vec::with_capacity(list.len());
-            for k in list.iter().filter(|k| now.seconds_since(k.at) <= ttl) {
-                let position = share(k.state.clone());
-                let handle = attach(&k.symbol, &k.extra, &position)?;
-                out.push(KeptEntry {
-                    key: Key::parse(&k.symbol),
-                    position,
-                    handle,
-                    at: k.at,
-                    listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
-                    close_order_id: k.order_id.clone(),
-                    own_end: k.own_end,
-                });
+        let mut stage = |k: &SavedKept| -> CoreResult<KeptEntry<H>> {
+            let position = share(k.state.clone());
+            let handle = attach(&k.symbol, &k.extra, &position)?;
+            Ok(KeptEntry {
+                key: Key::parse(&k.symbol),
+                position,
+                handle,
+                at: k.at,
+                listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
+                close_order_id: k.order_id.clone(),
+                own_end: k.own_end,
+            })
+        };
+        // The positions side flips replaced, each kept with the position that replaced it (as
+        // in a running manager, whatever their age).
+        let mut predecessors = Vec::new();
+        for (i, saved) in file.positions.iter().enumerate() {
+            if let Some(k) = &saved.predecessor {
+                predecessors.push((i, stage(k)?));
             }
-            Ok(out)
+        }
+        let mut stage_kept = |list: &[SavedKept]| -> CoreResult<Vec<KeptEntry<H>>> {
+            list.iter()
+                .filter(|k| now.seconds_since(k.at) <= ttl)
+                .map(&mut stage)
+                .collect()
         };
         let remembered = Remembered {
             tombstones: stage_kept(&file.tombstones)?,
@@ -212,6 +232,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
                         path.display()
                     )));
                 }
+            }
+        }
+        for (i, kept) in predecessors {
+            // Every position was inserted above (the load stops otherwise).
+            if let Some((_, position)) = inserted.get(i) {
+                drop(self.book.put_back_predecessor(kept, position));
             }
         }
         let remembered_keys: Vec<Key> = remembered
@@ -363,7 +389,6 @@ pub fn remembered_summary(tombstones: usize, closes: usize, held: &[(Key, Timest
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use serde_json::value::RawValue;
@@ -372,16 +397,9 @@ mod tests {
     use crate::book::{PendingOrder, SharedPosition, Unknown};
     use crate::clock::Timestamp;
     use crate::clock::{Clock, ManualClock};
-    use crate::manager::testing::{listed, manager, manager_with_clock, priced, Fake};
+    use crate::manager::testing::{listed, manager, manager_with_clock, priced, temp_path, Fake};
     use crate::manager::ManagerConfig;
     use crate::position::PositionState;
-
-    fn temp_path(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pmrs-state-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d.join("state.json")
-    }
 
     fn track(m: &Manager<u32>, symbol: &str, side: &str, handle: u32) -> SharedPosition {
         let mut state = PositionState::new(

@@ -482,6 +482,16 @@ pub fn network_error() -> CoreError {
 }
 
 /// A manager over `fake` with no retry pauses and a manual clock at T0.
+/// A fresh state file path in a directory of its own (removed first if a run left it).
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("pmrs-state-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d.join("state.json")
+}
+
 pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
     let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
     manager_with_clock(fake, config, clock)
