@@ -138,6 +138,8 @@ pub struct Tracked<H> {
     /// Sizes it had before the manager's own orders changed it, since a list last showed its
     /// size: a list that shows one of them may lag those fills.
     pub fill_lag: FillLag,
+    /// Lists in a row that showed its predecessor again (a list lagging the flip shows it).
+    pub flip_back: Unseen,
     order: u64,
 }
 
@@ -517,6 +519,16 @@ pub enum Applied<H> {
     ListedAgain {
         /// The key.
         key: Key,
+        /// Lists so far.
+        lists: u32,
+    },
+    /// A list showed again the position a side flip replaced with the tracked one, not yet in
+    /// enough lists to believe it (it may lag the flip): the tracked one stays.
+    FlipBackListed {
+        /// The key.
+        key: Key,
+        /// The side listed (the replaced position's).
+        side: Side,
         /// Lists so far.
         lists: u32,
     },
@@ -1842,6 +1854,18 @@ impl<H: Clone> Book<H> {
                     }
                 }
             }
+            Action::FlipBack { key, unseen } => {
+                if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
+                    t.flip_back = unseen;
+                    if let (true, Seen::Listed(l)) = (unseen.lists > 0, snap.seen(&key)) {
+                        applied.push(Applied::FlipBackListed {
+                            key,
+                            side: l.side,
+                            lists: unseen.lists,
+                        });
+                    }
+                }
+            }
             Action::Restore { key, reduced_to } => {
                 if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
                     let own_end = tomb.view.own_end.is_some();
@@ -2325,6 +2349,7 @@ fn new_tracked<H>(
         predecessor: None,
         unlisted_fill: false,
         fill_lag: FillLag::default(),
+        flip_back: Unseen::default(),
         order,
     }
 }
@@ -2340,6 +2365,7 @@ fn revive<H>(inner: &mut Inner<H>, _key: &Key, entry: Tracked<H>) -> Tracked<H> 
         missing_since: None,
         activity: Activity::Idle,
         fill_lag: FillLag::default(),
+        flip_back: Unseen::default(),
         ..entry
     }
 }
@@ -2436,6 +2462,7 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             unlisted_fill: t.unlisted_fill,
             lagged_sizes: &t.fill_lag.sizes,
             lag_unseen: t.fill_lag.unseen,
+            flip_back: t.flip_back,
         }),
         Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
         Slot::Closed(c) => Phase::Closed {

@@ -338,6 +338,10 @@ pub struct TrackedView<'a> {
     pub lagged_sizes: &'a [f64],
     /// Lists so far (in a row) that showed one of `lagged_sizes`.
     pub lag_unseen: Unseen,
+    /// Lists so far (in a row) that showed `predecessor` again: a list lagging the flip shows
+    /// the very position it replaced, so it comes back only once `outcome_confirmations` lists
+    /// in a row (over `outcome_grace_seconds`) show it.
+    pub flip_back: Unseen,
 }
 
 /// One book key's state, as the planner sees it.
@@ -440,6 +444,16 @@ pub enum Action {
         /// The listed side is the position this one replaced: restore it.
         restore_predecessor: bool,
     },
+    /// The position a side flip replaced is listed again instead of the one that replaced it,
+    /// not yet in enough lists to believe it (the list may lag the flip): counted, nothing
+    /// changes; a list showing the tracked side (or not showing the key) starts the count
+    /// again.
+    FlipBack {
+        /// The key.
+        key: Key,
+        /// The count, and when it began.
+        unseen: Unseen,
+    },
     /// A tombstoned position is listed again, unchanged or reduced meanwhile: put it back.
     Restore {
         /// The key.
@@ -533,6 +547,7 @@ impl Action {
             | Action::Unseen { key, .. }
             | Action::Remove { key, .. }
             | Action::Flip { key, .. }
+            | Action::FlipBack { key, .. }
             | Action::Restore { key, .. }
             | Action::Import { key }
             | Action::CloseConfirmed { key, .. }
@@ -788,13 +803,17 @@ fn plan_tracked(
                 return;
             }
             let (missing, since, enough) = next_miss(&t, cx);
-            if enough {
+            let back = t.predecessor.is_some_and(|p| p.matches(l));
+            // The very position the flip replaced: a list lagging the flip shows it, so the
+            // outcome rules' lists must show it too before it comes back.
+            let believed = !back || !still_flipping_back(key, t.flip_back, cx, actions);
+            if enough && believed {
                 actions.push(Action::Flip {
                     key: key.clone(),
                     missing,
-                    restore_predecessor: t.predecessor.is_some_and(|p| p.matches(l)),
+                    restore_predecessor: back,
                 });
-            } else {
+            } else if !enough {
                 actions.push(Action::CountMiss {
                     key: key.clone(),
                     missing,
@@ -804,6 +823,12 @@ fn plan_tracked(
         }
         Seen::Listed(l) => {
             actions.push(Action::Confirm { key: key.clone() });
+            if t.flip_back.lists > 0 {
+                actions.push(Action::FlipBack {
+                    key: key.clone(),
+                    unseen: Unseen::default(),
+                });
+            }
             let Some(own) = t.own else { return };
             let fresh = in_reach && t.touched <= snap.requested_at;
             if fresh && !l.side_assumed && !close_enough(own.contracts, l.contracts, SIZE_TOLERANCE)
@@ -826,6 +851,12 @@ fn plan_tracked(
         }
         Seen::Present | Seen::BothLegs => actions.push(Action::Confirm { key: key.clone() }),
         Seen::Absent => {
+            if snap.well_formed && t.flip_back.lists > 0 {
+                actions.push(Action::FlipBack {
+                    key: key.clone(),
+                    unseen: Unseen::default(),
+                });
+            }
             if !snap.well_formed || !in_reach || !cx.purpose.removes() {
                 return;
             }
@@ -1021,6 +1052,25 @@ fn plan_closed(
     if expired(closed_time, cx) {
         actions.push(Action::Expire { key: key.clone() });
     }
+}
+
+/// One more list that shows the position a side flip replaced with `key`'s tracked one:
+/// counted ([`Action::FlipBack`], true) while the run is shorter than `outcome_confirmations`
+/// lists over `outcome_grace_seconds`; false (nothing pushed) once it is long enough to believe.
+fn still_flipping_back(
+    key: &Key,
+    unseen: Unseen,
+    cx: &Context<'_>,
+    actions: &mut Vec<Action>,
+) -> bool {
+    let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+    if !enough {
+        actions.push(Action::FlipBack {
+            key: key.clone(),
+            unseen,
+        });
+    }
+    !enough
 }
 
 /// One more list that does not settle `key`'s order as having done nothing: counted

@@ -49,6 +49,7 @@ fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
         unlisted_fill: false,
         lagged_sizes: &[],
         lag_unseen: Unseen::default(),
+        flip_back: Unseen::default(),
     }
 }
 
@@ -220,33 +221,57 @@ fn a_side_flip_is_decided_like_a_removal() {
 }
 
 #[test]
-fn a_flip_back_restores_the_predecessor() {
+fn a_flip_back_restores_the_predecessor_after_the_outcome_rules_lists() {
     let btc = Key::net("BTC");
-    let snap = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 10);
+    let long_listed = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 10);
+    let short_listed = Snapshot::read(vec![entry("BTC", "short", 2.0, 90.0)], 10);
     let pred = TombView {
         own: Some(long1()),
         reported: None,
         removed_at: NOW,
         own_end: None,
     };
-    let mut short = tracked(1, 0, fp(Side::Short, 2.0, 90.0));
-    short.predecessor = Some(&pred);
-    let views = [KeyView {
-        key: &btc,
-        phase: Phase::Tracked(short),
-    }];
-    let plan = plan(
-        &views,
-        &nothing_known,
-        &cx(&snap, Purpose::Cycle, Policy::default()),
-    );
+    let policy = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let planned = |lists: u32, snap: &Snapshot| {
+        let mut short = tracked(1, 0, fp(Side::Short, 2.0, 90.0));
+        short.predecessor = Some(&pred);
+        short.flip_back = unseen_of(lists);
+        let views = [KeyView {
+            key: &btc,
+            phase: Phase::Tracked(short),
+        }];
+        plan(&views, &nothing_known, &cx(snap, Purpose::Cycle, policy)).actions
+    };
+    // The first list showing the replaced long may lag the flip: counted.
     assert_eq!(
-        plan.actions,
+        planned(0, &long_listed),
+        vec![Action::FlipBack {
+            key: btc.clone(),
+            unseen: unseen_of(1)
+        }]
+    );
+    // The second in a row: the flip was undone, the long comes back.
+    assert_eq!(
+        planned(1, &long_listed),
         vec![Action::Flip {
-            key: btc,
+            key: btc.clone(),
             missing: 1,
             restore_predecessor: true
         }]
+    );
+    // The short listed again starts the count over.
+    assert_eq!(
+        planned(1, &short_listed),
+        vec![
+            Action::Confirm { key: btc.clone() },
+            Action::FlipBack {
+                key: btc,
+                unseen: Unseen::default()
+            }
+        ]
     );
 }
 
@@ -1065,6 +1090,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     unlisted_fill: *unlisted_fill,
                     lagged_sizes: lagged,
                     lag_unseen: unseen_of(*unseen),
+                    flip_back: unseen_of(*unseen),
                 }),
                 GenPhase::Tombstoned(..) => Phase::Tombstoned(tomb),
                 GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
@@ -1248,6 +1274,50 @@ proptest! {
     /// it (a list that may lag that order), and is restored only by `outcome_confirmations`
     /// such lists in a row, each requested after the order was settled; until then each is
     /// counted, and a well-formed list without it starts the count again.
+    /// The position a side flip replaced comes back (a flip back) only once
+    /// `outcome_confirmations` lists in a row show it: a list lagging the flip shows it. Until
+    /// then it is counted, and a list showing the tracked side, or a well-formed one without the
+    /// key, starts the count again.
+    #[test]
+    fn a_flip_back_is_believed_only_by_the_outcome_rules(c in case()) {
+        let (snap, plan, keys) = run_case(&c);
+        for action in &plan.actions {
+            let key = action.key();
+            let Some(GenPhase::Tracked { pred, unseen, own, .. }) = phase_of(&keys, key) else {
+                prop_assert!(
+                    !matches!(action, Action::FlipBack { .. } | Action::Flip { .. }),
+                    "{action:?} of an untracked key"
+                );
+                continue;
+            };
+            let seen = snap.seen(key);
+            let back = matches!(seen, Seen::Listed(l) if pred.is_some_and(|p| p.matches(l)));
+            match action {
+                Action::Flip { restore_predecessor, .. } => {
+                    prop_assert_eq!(*restore_predecessor, back);
+                    if back {
+                        prop_assert!(unseen + 1 >= c.outcome_confirmations, "{action:?}");
+                    }
+                }
+                Action::FlipBack { unseen: u, .. } if u.lists > 0 => {
+                    prop_assert!(back, "{action:?} of another listing");
+                    prop_assert_eq!(u.lists, unseen + 1);
+                    prop_assert!(u.lists < c.outcome_confirmations);
+                }
+                Action::FlipBack { .. } => {
+                    prop_assert!(*unseen > 0);
+                    let restarts = match seen {
+                        Seen::Listed(l) => l.side == own.side,
+                        Seen::Absent => snap.well_formed,
+                        _ => false,
+                    };
+                    prop_assert!(restarts, "{action:?} with {seen:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn an_own_end_is_tracked_again_only_by_the_outcome_rules(c in case()) {
         let (snap, plan, keys) = run_case(&c);

@@ -52,7 +52,7 @@ macro_rules! life_kinds {
 ///   reads, which the bot's client answers `[]`, untracked it or "confirmed" its close);
 /// - a side flip's `removed` whose next flip on the key is a flip back to it: the side the flip
 ///   brought is itself removed as flipped, and a `restored` with reason `side_flipped` brings
-///   this position back (a list that lagged the flip, or the flip undone). In between, the
+///   this position back (the flip undone: `outcome_confirmations` lists showed it). In between, the
 ///   key's life events are the new side's arrival (`imported`, or a flip back's `restored`),
 ///   its removal, and any `loaded` of restarts. (That `restored` is the other side's position
 ///   coming back, not the new side's: it takes back no end of that one.)

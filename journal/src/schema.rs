@@ -54,9 +54,9 @@
 //! Version 9:
 //! - `pmrs_predecessors`: for a tracked position that replaced another in a side flip, the
 //!   position it replaced (its state and attributes, when it was removed, what the exchange last
-//!   listed for it), one row per key, so that after a restart a list that shows it again
-//!   unchanged (a list lagging the flip) restores it as before the restart instead of importing
-//!   it as a new position.
+//!   listed for it), one row per key, so that after a restart lists that show it again
+//!   unchanged restore it as before the restart (once `outcome_confirmations` of them in a row
+//!   do) instead of importing it as a new position.
 
 use crate::sql::{transaction, Dialect, Sql, Val};
 use crate::{iso, JournalError, JournalResult};

@@ -152,7 +152,7 @@ class Journal:
         followed by ``restored`` (a list showed the very position again, so it lived on); and a
         side flip's ``removed`` (reason ``side_flipped``) that a flip back undid (the side the
         flip brought removed in turn and this position ``restored`` with reason
-        ``side_flipped``: a list that lagged the flip). :meth:`events` still shows them all."""
+        ``side_flipped``: the flip undone). :meth:`events` still shows them all."""
         return Records(
             self._reader.closed_positions(
                 _name("account", account),

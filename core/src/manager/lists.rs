@@ -396,6 +396,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     )
                 });
             }
+            Applied::FlipBackListed { key, side, lists } => {
+                let needed = self.config().outcome_confirmations;
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange lists {key} {side} again, the very position a side flip replaced ({lists}/{needed}); its list may lag the flip, so it comes back only if the next lists show it too"
+                    )
+                });
+            }
             Applied::CloseUnconfirmed { at, contracts } => {
                 report.restored += 1;
                 let key = &at.key;
