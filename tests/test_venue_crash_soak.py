@@ -32,11 +32,12 @@ believed, by design).
 
 A new child starts over the journal at the next tick and goes on (the bot's draws depend only
 on the seed and the tick). Everything else is test_venue_soak.py's: the same venue faults (lists
-that lag the fills, lost answers, refusals, empty reads), closes and halvings by hand, prices
-that walk, and its bot, trading a little more often and opening three times in ten with a limit
-order first (a limit order resting on the venue's book fills when the price walks through it).
-At the end the test's own manager, over the same journal, closes what is held and runs calm
-cycles.
+that lag the fills, lost answers, refusals, empty reads), closes and halvings by hand and, in
+one-way mode, reversals by hand (a held position closed and the other side opened at once;
+after half of them a list at the next tick still shows the old side), prices that walk, and its
+bot, trading a little more often and opening three times in ten with a limit order first (a
+limit order resting on the venue's book fills when the price walks through it). At the end the
+test's own manager, over the same journal, closes what is held and runs calm cycles.
 
 The child runs one of two bots, its tick written once (venue_crash_child.py): a synchronous bot,
 or an **asyncio bot** — the venue's ``ccxt.async_support`` class (aiohttp) through
@@ -56,7 +57,8 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 * no open on top: an open is sent once per intent, also when the process that sent it died
   before its answer and the next one's lists lag the fill;
 * no close sent twice (a reduce-only order or close that finds nothing after the manager's own
-  close ended the position);
+  close ended the position; one sized for the side a reversal by hand ended is a close after an
+  outside change);
 * the venue is flat after the shutdown, the book is empty, no limit order is left resting on the
   venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
@@ -409,7 +411,7 @@ def run_crashes(
                 ledger.tick = tick
                 ledger.walk(rng)
                 ledger.fill_resting()
-                ledger.by_hand(rng)
+                ledger.by_hand(rng, venue)
                 verdict.faults += arm_fault(venue, rng, asynchronous, verdict.faults)
                 draw = rng.random()
                 if draw < P_ORDER_CRASH:

@@ -7,16 +7,19 @@ real ccxt exchange class, its REST paths and its documented payloads (``venue_si
 at random: position lists that lag the fills, order answers lost after the order went out
 (a gateway timeout), orders and other requests refused before they act (HTTP 503 and 429, on
 any route the venue serves), failed and empty position reads. Its own events are closes and
-reductions by hand. Prices walk. A small bot opens keys it does not hold, closes some by hand,
-runs an update cycle every tick and now and then a sync; at the end it closes what it holds and
-runs calm cycles.
+reductions by hand and, in one-way mode, reversals by hand (a held position closed and the other
+side opened at once on the symbol, as a person or another bot on the account would; after half
+of them a list at the next tick still shows the old side, lagging the flip): the manager must
+see the flip, track the new side, and count the old side's end once. Prices walk. A small bot
+opens keys it does not hold, closes some by hand, runs an update cycle every tick and now and
+then a sync; at the end it closes what it holds and runs calm cycles.
 
 What must hold, judged on the venue's ledger:
 * no opening order fills on a symbol (one-way) or leg (hedge) the venue already holds: an open
   is sent once per intent, whatever answers were lost;
 * no reduce-only order or close finds nothing to reduce after the manager's own close ended the
-  position: no close is sent twice (after a close by hand it is only counted: the manager still
-  protects a position the lists have not yet shown gone);
+  position: no close is sent twice (after a close or reversal by hand it is only counted: the
+  manager still protects a position the lists have not yet shown gone or flipped);
 * the venue is flat after the shutdown and the book is empty;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw;
 * no exception reaches the bot, and the client asks the venue for no path it does not serve.
@@ -39,7 +42,7 @@ import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -52,7 +55,7 @@ from bot_sim import SoakVerdict
 from reliability_helpers import LONG, seeds
 from soak_manager import Call, acall, call, shutdown_calls, soak_manager
 from venue_dialects import DIALECTS
-from venue_sim import FakeVenue, Ledger, VenueRefusal
+from venue_sim import FakeVenue, Ledger, Leg, VenueRefusal
 
 from position_manager_rs import Journal, ManualClock, PositionManager
 from position_manager_rs.aio import AsyncCcxtClient
@@ -62,6 +65,10 @@ pytestmark = pytest.mark.timeout(600 if LONG else 120)
 
 TICKS = 400 if LONG else 120
 LEGS = ("long", "short")
+#: The reversals by hand (one-way mode, ``RecordingLedger.by_hand``), by a held leg's draw of
+#: the tick: (below, the new side's size in the old one's, whether a list at the next tick
+#: lags it): 0.2 % of draws each, 0.8 % in all.
+REVERSALS = ((0.010, 1, False), (0.012, 1, True), (0.014, 2, False), (0.016, 2, True))
 
 
 @dataclass
@@ -72,6 +79,10 @@ class Verdict(SoakVerdict):
     unexpected: list[str] = field(default_factory=list)
     fills: int = 0
     restarts: int = 0
+    # Reversals by hand (one-way mode: ``RecordingLedger.by_hand``), and the lists that showed
+    # the old side again a tick later.
+    flips: int = 0
+    lagged_flips: int = 0
     # Every order the venue took, in order: what it was and how it ended (not compared with
     # ``==``, which the concurrent runs use: the tests compare it on its own).
     orders: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -98,6 +109,10 @@ class RecordingLedger(Ledger):
         self.scale_in_fills = 0
         # (symbol, leg) -> whether the position's last end was the manager's own order.
         self.ended_by_us: dict[tuple[str, str], bool] = {}
+        # One-way: the reversals by hand of this tick a list at the next one is to lag, by
+        # symbol: the old leg, a copy of it, and the new side's leg and a copy of it as the
+        # reversal opened it.
+        self.flipped: dict[str, tuple[str, Leg, Leg, Leg]] = {}
 
     def _sizes(self, symbol: str) -> dict[str, float]:
         return {leg: self.size(symbol, leg) for leg in LEGS}
@@ -108,6 +123,14 @@ class RecordingLedger(Ledger):
                 self.verdict.venue_ends += 1
                 self.ended_by_us[(symbol, leg)] = ours
 
+    def _scaling_in(self, symbol: str, leg: str) -> bool:
+        """Whether an opening fill on ``leg`` of ``symbol`` is the bot's scale-in in progress.
+        One-way mode: the symbol's (the bot may scale in on the side a reversal by hand ended,
+        its list not showing the reversal yet: the fill reduces the new side, once)."""
+        if self.scaling_in is None:
+            return False
+        return self.scaling_in == (symbol, leg) or (not self.hedge and self.scaling_in[0] == symbol)
+
     def place(self, symbol: str, side: str, amount: float, **kwargs: Any) -> Any:
         with self.lock:
             before = self._sizes(symbol)
@@ -117,7 +140,13 @@ class RecordingLedger(Ledger):
                 order = super().place(symbol, side, amount, **kwargs)
             except VenueRefusal as refusal:
                 leg = kwargs.get("leg")
-                legs = (leg,) if self.hedge and leg in LEGS else LEGS
+                # The leg the order would reduce: the one it names (hedge mode), or the one its
+                # side reduces (one-way: a sell reduces a long), so that a close sized for a
+                # side a reversal by hand ended is judged on that side, not on the new one.
+                if self.hedge:
+                    legs = (leg,) if leg in LEGS else LEGS
+                else:
+                    legs = ("long",) if side == "sell" else ("short",)
                 if refusal.reason == "reduce":
                     if any(before[one] for one in legs):
                         self.verdict.refused_held.append(where)
@@ -130,28 +159,65 @@ class RecordingLedger(Ledger):
                 self.verdict.fills += 1
                 held = before[order.leg] if self.hedge else max(before.values())
                 if not reduce_only and held > 0:
-                    if self.scaling_in == (symbol, order.leg) and not self.scale_in_fills:
+                    if self._scaling_in(symbol, order.leg) and not self.scale_in_fills:
                         self.scale_in_fills += 1
                     else:
                         self.verdict.on_top.append(where)
                 self._ends(symbol, before, ours=True)
             return order
 
-    def by_hand(self, rng: random.Random) -> None:
-        """Closes or halves (in whole lots) one held leg now and then, as a person would."""
+    def by_hand(self, rng: random.Random, venue: FakeVenue | None = None) -> None:
+        """Closes, halves (in whole lots) or, in one-way mode, reverses one held leg now and
+        then, as a person would: one draw a held leg a tick, the same draws in either mode.
+        Below 0.004 a close; below 0.008 a halving (a close under two lots); one-way mode only,
+        below 0.016 a reversal (:data:`REVERSALS`): the position closed and the other side
+        opened at once, at the symbol's price, of the same size or twice it (the old side's
+        end is one by hand); after half of them ``venue``'s next list, at the next tick, still
+        shows the old side if the new one is as the reversal left it (a list lagging a flip
+        the manager has seen: ``lagged_flips``). Hedge mode leaves every draw from 0.008 up
+        alone, as it always did."""
         with self.lock:
+            self._lag_the_flips(venue)
             for symbol, leg, held in self.held():
                 draw = rng.random()
-                if draw >= 0.008:
+                if draw >= (0.008 if self.hedge else REVERSALS[-1][0]):
                     continue
                 before = self._sizes(symbol)
                 lot = self.markets[symbol].lot
                 half = math.floor(held.contracts / lot / 2) * lot
-                if draw < 0.004 or half <= 0:
+                if draw >= 0.008:
+                    _, times, lagged = next(r for r in REVERSALS if draw < r[0])
+                    lots = max(1, round(held.contracts / lot)) * times
+                    other = "short" if leg == "long" else "long"
+                    self.open(symbol, other, round(lots * lot, 10), self.prices[symbol])
+                    self.verdict.flips += 1
+                    if lagged:
+                        new = self.legs[(symbol, other)]
+                        self.flipped[symbol] = (leg, replace(held), new, replace(new))
+                elif draw < 0.004 or half <= 0:
                     self.remove(symbol, leg)
                 else:
                     held.contracts = round(held.contracts - half, 10)
                 self._ends(symbol, before, ours=False)
+
+    def _lag_the_flips(self, venue: FakeVenue | None) -> None:
+        """``venue``'s next position list shows the old side of each reversal of the last tick
+        that asked for it (``flipped``), if the new side is still as the reversal left it:
+        the rest as it is now."""
+        flipped, self.flipped = self.flipped, {}
+        if venue is None or not flipped:
+            return
+        legs = venue.legs_now()
+        lagged = 0
+        for symbol, (leg, old, new, opened) in flipped.items():
+            other = "short" if leg == "long" else "long"
+            if self.legs.get((symbol, other)) is new and new == opened:
+                del legs[(symbol, other)]
+                legs[(symbol, leg)] = old
+                lagged += 1
+        if lagged:
+            self.verdict.lagged_flips += lagged
+            venue.lag_positions_next(1, legs)
 
     def walk(self, rng: random.Random) -> None:
         with self.lock:
@@ -241,7 +307,7 @@ def bot(
         ledger.tick = tick
         clock.advance(60)
         ledger.walk(rng)
-        ledger.by_hand(rng)
+        ledger.by_hand(rng, venue)
         verdict.faults += arm_fault(
             venue, rng, late_answers, verdict.faults, verdict.route_faults, spared
         )
