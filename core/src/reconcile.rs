@@ -716,6 +716,11 @@ fn within_reach(t: &TrackedView<'_>, cx: &Context<'_>) -> bool {
     t.seq <= cx.snapshot.requested_at
 }
 
+/// Whether `l` lists the tracked position's symbol on the other side (a side flip, if it lasts).
+fn listed_flipped(t: &TrackedView<'_>, l: &Listed) -> bool {
+    !l.side_assumed && t.own.is_some_and(|own| own.side != l.side)
+}
+
 fn plan_tracked(
     key: &Key,
     t: TrackedView<'_>,
@@ -736,6 +741,15 @@ fn plan_tracked(
                 actions.push(Action::Confirm { key: key.clone() });
             }
             return;
+        }
+        Busy::Unknown { at, .. }
+            if snap.well_formed
+                && snap.requested_at >= at
+                && matches!(seen, Seen::Listed(l) if listed_flipped(&t, l)) =>
+        {
+            // Listed on the other side only, after the answer was lost: whatever the order
+            // did, the tracked side is gone (one way holds one side, and no order of the
+            // manager's turns it). Decided as a side flip below, as for an idle position.
         }
         Busy::Unknown {
             op,
@@ -796,7 +810,7 @@ fn plan_tracked(
     }
     let in_reach = within_reach(&t, cx);
     match seen {
-        Seen::Listed(l) if !l.side_assumed && t.own.is_some_and(|own| own.side != l.side) => {
+        Seen::Listed(l) if listed_flipped(&t, l) => {
             // The symbol is listed on the other side only: decided like a removal (so only a
             // well-formed list can make it).
             if !snap.well_formed || !in_reach || !cx.purpose.removes() || key.leg() != Leg::Net {

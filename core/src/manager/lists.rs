@@ -238,11 +238,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.report_two_legs(&list.snapshot);
             }
         }
-        // Orders whose unknown outcome this list resolved: a journal's rows of them go.
+        // Orders whose unknown outcome this list resolved (or made moot: a side flip replaced
+        // the position) — a journal's rows of them go.
         let orders_over: Vec<Key> = applied
             .iter()
             .filter_map(|change| match change {
-                Applied::Resolved { at, .. } => Some(at.key.clone()),
+                Applied::Resolved { at, .. }
+                | Applied::Removed {
+                    at,
+                    flipped_to: Some(_),
+                    ..
+                } => Some(at.key.clone()),
                 Applied::OpenResolved { key, .. }
                 | Applied::VerifyOpen { key, .. }
                 | Applied::VerifyChange { key, .. } => Some(key.clone()),

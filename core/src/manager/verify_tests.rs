@@ -712,3 +712,54 @@ fn a_list_that_lags_a_fill_does_not_settle_a_scale_out_of_it_as_a_close() {
     assert!(m.book().get("BTC").is_none());
     assert_eq!(closed_reasons(&m), ["scale_out"]);
 }
+
+#[test]
+fn a_side_flip_replaces_a_position_whose_order_has_an_unknown_outcome() {
+    // The venue crash run killed after answers (bingx one-way seed 1, long): a scale-out's
+    // answer was lost, and meanwhile the position was reversed by hand. Lists showing the
+    // symbol on the other side only were left alone while the outcome was unknown (the
+    // resolution compares sizes on the tracked side), so the flip was never seen; the next
+    // reversal back brought the tracked side again, taken for the old position, and two ends
+    // went unrecorded. Whatever the order did, the tracked side is gone: a side flip.
+    for op in [Op::ScaleOut, Op::Close, Op::ScaleIn] {
+        let f = venue(vec![]);
+        let m = manager(&f, ManagerConfig::default());
+        let old = btc_long(&m, 2.0);
+        let _ = m
+            .book()
+            .finish_open(&Key::parse("BTC"), old.clone(), 1, false);
+        restore_change(&m, op, 2.0, "exit", 110.0);
+        f.0.lock().positions = vec![
+            listed("BTC", "short", 3.0, 100.0),
+            listed("ETH", "long", 1.0, 10.0),
+        ];
+        m.update_all().unwrap();
+        let (p, _) = m
+            .book()
+            .get("BTC")
+            .unwrap_or_else(|| panic!("{op:?}: BTC not tracked"));
+        assert!(!Arc::ptr_eq(&p, &old), "{op:?}");
+        let listed = {
+            let state = p.lock();
+            (state.side.clone(), state.amount)
+        };
+        assert_eq!(listed, ("short".to_owned(), 3.0), "{op:?}");
+        assert!(matches!(m.book().activity("BTC"), Some(Activity::Idle)));
+        let kinds: Vec<_> = m
+            .events()
+            .all()
+            .iter()
+            .filter(|e| e.symbol == "BTC")
+            .map(|e| (e.kind, e.reason.clone()))
+            .collect();
+        assert_eq!(
+            kinds[kinds.len() - 2..],
+            [
+                (EventKind::Removed, "side_flipped".to_owned()),
+                (EventKind::Imported, "side_flipped".to_owned())
+            ],
+            "{op:?}: {kinds:?}"
+        );
+        assert_eq!(orders_sent(&f), 0, "{op:?}");
+    }
+}
