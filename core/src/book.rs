@@ -934,16 +934,7 @@ impl<H: Clone> Book<H> {
             Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, of) && t.predecessor.is_none() => {}
             _ => return Err(kept),
         }
-        let KeptEntry {
-            key,
-            position,
-            handle,
-            at,
-            listed,
-            ..
-        } = kept;
-        let mut entry = new_tracked(&mut inner, &key, position, handle, None);
-        entry.reported.fingerprint = listed;
+        let FreeEntry { key, entry, at, .. } = fresh_entry(&mut inner, kept);
         let tomb = Tombstone::new(entry, at, None);
         if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
             t.predecessor = Some(Box::new(tomb));
@@ -2264,6 +2255,11 @@ fn entry_if_free<H>(
     if inner.slots.contains_key(kept.key.as_str()) {
         return Err(kept);
     }
+    Ok(fresh_entry(inner, kept))
+}
+
+/// A fresh entry (with its listing) for a remembered position, with its key and time.
+fn fresh_entry<H>(inner: &mut Inner<H>, kept: KeptEntry<H>) -> FreeEntry<H> {
     let KeptEntry {
         key,
         position,
@@ -2275,15 +2271,15 @@ fn entry_if_free<H>(
     } = kept;
     let mut entry = new_tracked(inner, &key, position, handle, None);
     entry.reported.fingerprint = listed;
-    Ok(FreeEntry {
+    FreeEntry {
         key,
         entry,
         at,
         close_order_id,
-    })
+    }
 }
 
-/// A remembered position's fresh entry ([`entry_if_free`]).
+/// A remembered position's fresh entry ([`fresh_entry`]).
 struct FreeEntry<H> {
     key: Key,
     entry: Tracked<H>,

@@ -1077,26 +1077,33 @@ fn still_flipping_back(
     cx: &Context<'_>,
     actions: &mut Vec<Action>,
 ) -> bool {
-    let (unseen, enough) = unseen.next(&cx.policy, cx.now);
-    if !enough {
-        actions.push(Action::FlipBack {
-            key: key.clone(),
-            unseen,
-        });
-    }
-    !enough
+    counting(unseen, cx, actions, |unseen| Action::FlipBack {
+        key: key.clone(),
+        unseen,
+    })
 }
 
 /// One more list that does not settle `key`'s order as having done nothing: counted
 /// ([`Action::Unseen`], true) while the run is shorter than `outcome_confirmations` lists over
 /// `outcome_grace_seconds`; false (nothing pushed) once it is long enough to settle it.
 fn still_counting(key: &Key, unseen: Unseen, cx: &Context<'_>, actions: &mut Vec<Action>) -> bool {
+    counting(unseen, cx, actions, |unseen| Action::Unseen {
+        key: key.clone(),
+        unseen,
+    })
+}
+
+/// One more list in the run `unseen` under the outcome rules: while the run is too short, the
+/// action `count` makes of it is pushed and true returned.
+fn counting(
+    unseen: Unseen,
+    cx: &Context<'_>,
+    actions: &mut Vec<Action>,
+    count: impl FnOnce(Unseen) -> Action,
+) -> bool {
     let (unseen, enough) = unseen.next(&cx.policy, cx.now);
     if !enough {
-        actions.push(Action::Unseen {
-            key: key.clone(),
-            unseen,
-        });
+        actions.push(count(unseen));
     }
     !enough
 }

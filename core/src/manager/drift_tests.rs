@@ -27,6 +27,15 @@ fn fake(entries: Vec<RawEntry>, price: f64) -> Fake {
     fake
 }
 
+/// The kinds and reasons of `m`'s events, oldest first.
+fn kinds(m: &super::Manager<u32>) -> Vec<(EventKind, String)> {
+    m.events()
+        .all()
+        .iter()
+        .map(|e| (e.kind, e.reason.clone()))
+        .collect()
+}
+
 fn position(symbol: &str, side: &str, amount: f64, stop: f64, tp: f64) -> SharedPosition {
     share(PositionState::new(
         symbol,
@@ -153,12 +162,7 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
     let old = position("BTC", "long", 1.0, 95.0, 115.0);
     m.book().insert("BTC", old.clone(), 1);
     m.update_all().unwrap();
-    let events: Vec<_> = m
-        .events()
-        .all()
-        .iter()
-        .map(|e| (e.kind, e.reason.clone()))
-        .collect();
+    let events = kinds(&m);
     let (now, _) = m
         .book()
         .get("BTC")
@@ -166,14 +170,8 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
     assert!(!Arc::ptr_eq(&now, &old));
     assert_eq!(now.lock().side, "short");
     assert_eq!(now.lock().amount, 3.0);
-    let kinds: Vec<_> = m
-        .events()
-        .all()
-        .iter()
-        .map(|e| (e.kind, e.reason.clone()))
-        .collect();
     assert_eq!(
-        kinds,
+        events,
         [
             (EventKind::Removed, "side_flipped".to_owned()),
             (EventKind::Imported, "side_flipped".to_owned())
@@ -265,14 +263,8 @@ fn a_flip_back_after_a_restart_from_a_state_file_restores_the_replaced_position(
     let (long, handle) = fresh.book().get("BTC").unwrap();
     assert!(Arc::ptr_eq(&long, &kept.position));
     assert_eq!(handle, 20);
-    let kinds: Vec<_> = fresh
-        .events()
-        .all()
-        .iter()
-        .map(|e| (e.kind, e.reason.clone()))
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&fresh),
         [
             (EventKind::Loaded, "state_file".to_owned()),
             (EventKind::Removed, "side_flipped".to_owned()),
