@@ -138,7 +138,7 @@ pub struct Tracked<H> {
     /// Sizes it had before the manager's own orders changed it, since a list last showed its
     /// size: a list that shows one of them may lag those fills.
     pub fill_lag: FillLag,
-    /// Lists in a row that showed its predecessor again (a list lagging the flip shows it).
+    /// Lists in a row that showed its predecessor's side again (a list lagging the flip does).
     pub flip_back: Unseen,
     order: u64,
 }
@@ -522,12 +522,12 @@ pub enum Applied<H> {
         /// Lists so far.
         lists: u32,
     },
-    /// A list showed again the position a side flip replaced with the tracked one, not yet in
+    /// A list showed again the side a flip replaced with the tracked position, not yet in
     /// enough lists to believe it (it may lag the flip): the tracked one stays.
     FlipBackListed {
         /// The key.
         key: Key,
-        /// The side listed (the replaced position's).
+        /// The side listed (the replaced position's side).
         side: Side,
         /// Lists so far.
         lists: u32,
@@ -1801,10 +1801,10 @@ impl<H: Clone> Book<H> {
                 missing,
                 restore_predecessor,
             } => {
-                let new = match snap.seen(&key) {
-                    Seen::Listed(l) => (l.side, l.contracts),
-                    _ => return,
+                let Seen::Listed(listed) = snap.seen(&key) else {
+                    return;
                 };
+                let new = (listed.side, listed.contracts);
                 let Some(Slot::Tracked(mut t)) = take_slot(inner, &key) else {
                     return;
                 };
@@ -1818,15 +1818,12 @@ impl<H: Clone> Book<H> {
                 let tomb = Tombstone::new(t, cx.now, None);
                 match predecessor {
                     Some(pred) if restore_predecessor => {
+                        // Listed reduced (not the very same): it comes back at the listed size.
+                        let reduced_to = (!pred.view.matches(listed)).then_some(listed.contracts);
                         let mut back = pred.entry;
                         back.predecessor = Some(Box::new(tomb));
                         let entry = revive(inner, &key, back);
-                        applied.push(Applied::Restored {
-                            at: touched(&key, &entry),
-                            reduced: false,
-                            own_end: false,
-                            flipped_back: true,
-                        });
+                        restored(&key, &entry, reduced_to, (false, true), applied);
                         put_tracked(inner, &key, entry);
                     }
                     other => {
@@ -1861,24 +1858,7 @@ impl<H: Clone> Book<H> {
                 if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
                     let own_end = tomb.view.own_end.is_some();
                     let entry = revive(inner, &key, tomb.entry);
-                    let previous = reduced_to.map(|contracts| {
-                        let mut p = entry.position.lock();
-                        (std::mem::replace(&mut p.amount, contracts), contracts)
-                    });
-                    applied.push(Applied::Restored {
-                        at: touched(&key, &entry),
-                        reduced: previous.is_some(),
-                        own_end,
-                        flipped_back: false,
-                    });
-                    if let Some((previous, contracts)) = previous {
-                        applied.push(Applied::Resized {
-                            at: touched(&key, &entry),
-                            previous,
-                            contracts,
-                            entry_change: None,
-                        });
-                    }
+                    restored(&key, &entry, reduced_to, (own_end, false), applied);
                     put_tracked(inner, &key, entry);
                 }
             }
@@ -2347,6 +2327,36 @@ fn new_tracked<H>(
         fill_lag: FillLag::default(),
         flip_back: Unseen::default(),
         order,
+    }
+}
+
+/// Reports `entry`, back in the book under `key`: [`Applied::Restored`] (with `(own_end,
+/// flipped_back)`), and when it comes back `reduced_to` the listed size, that size taken and an
+/// [`Applied::Resized`] after it.
+fn restored<H: Clone>(
+    key: &Key,
+    entry: &Tracked<H>,
+    reduced_to: Option<f64>,
+    (own_end, flipped_back): (bool, bool),
+    applied: &mut Vec<Applied<H>>,
+) {
+    let previous = reduced_to.map(|contracts| {
+        let mut p = entry.position.lock();
+        (std::mem::replace(&mut p.amount, contracts), contracts)
+    });
+    applied.push(Applied::Restored {
+        at: touched(key, entry),
+        reduced: previous.is_some(),
+        own_end,
+        flipped_back,
+    });
+    if let Some((previous, contracts)) = previous {
+        applied.push(Applied::Resized {
+            at: touched(key, entry),
+            previous,
+            contracts,
+            entry_change: None,
+        });
     }
 }
 

@@ -338,9 +338,9 @@ pub struct TrackedView<'a> {
     pub lagged_sizes: &'a [f64],
     /// Lists so far (in a row) that showed one of `lagged_sizes`.
     pub lag_unseen: Unseen,
-    /// Lists so far (in a row) that showed `predecessor` again: a list lagging the flip shows
-    /// the very position it replaced, so it comes back only once `outcome_confirmations` lists
-    /// in a row (over `outcome_grace_seconds`) show it.
+    /// Lists so far (in a row) that showed the side `predecessor` was on again: a list lagging
+    /// the flip shows it, so that side is believed only once `outcome_confirmations` lists in a
+    /// row (over `outcome_grace_seconds`) show it.
     pub flip_back: Unseen,
 }
 
@@ -435,7 +435,8 @@ pub enum Action {
     },
     /// Listed on the other side only, often and long enough: the tracked position is removed
     /// (`side_flipped`) and the listed one takes its place — restored from the predecessor
-    /// when it is the very position a flip replaced, else imported.
+    /// when it is the very position a flip replaced (or it reduced: then at the listed size),
+    /// else imported.
     Flip {
         /// The key.
         key: Key,
@@ -444,10 +445,9 @@ pub enum Action {
         /// The listed side is the position this one replaced: restore it.
         restore_predecessor: bool,
     },
-    /// The position a side flip replaced is listed again instead of the one that replaced it,
-    /// not yet in enough lists to believe it (the list may lag the flip): counted, nothing
-    /// changes; a list showing the tracked side (or not showing the key) starts the count
-    /// again.
+    /// The side a flip replaced is listed again instead of the position that replaced it, not
+    /// yet in enough lists to believe it (the list may lag the flip): counted, nothing changes;
+    /// a list showing the tracked side (or not showing the key) starts the count again.
     FlipBack {
         /// The key.
         key: Key,
@@ -817,10 +817,16 @@ fn plan_tracked(
                 return;
             }
             let (missing, since, enough) = next_miss(&t, cx);
-            let back = t.predecessor.is_some_and(|p| p.matches(l));
-            // The very position the flip replaced: a list lagging the flip shows it, so the
-            // outcome rules' lists must show it too before it comes back.
-            let believed = !back || !still_flipping_back(key, t.flip_back, cx, actions);
+            // The tracked position replaced another in a flip, and the list shows that side
+            // again: a list lagging the flip does — with the replaced position as it was, or as
+            // an order of the manager's whose outcome it did not know changed it — so the
+            // outcome rules' lists must show it too. Believed, the very position the flip
+            // replaced (or it reduced) comes back; another is imported.
+            let back = t
+                .predecessor
+                .is_some_and(|p| p.matches(l) || p.reduced_to(l));
+            let counted = t.predecessor.is_some();
+            let believed = !counted || !still_flipping_back(key, t.flip_back, cx, actions);
             if enough && believed {
                 actions.push(Action::Flip {
                     key: key.clone(),
@@ -1068,7 +1074,7 @@ fn plan_closed(
     }
 }
 
-/// One more list that shows the position a side flip replaced with `key`'s tracked one:
+/// One more list that shows the side a flip replaced with `key`'s tracked position:
 /// counted ([`Action::FlipBack`], true) while the run is shorter than `outcome_confirmations`
 /// lists over `outcome_grace_seconds`; false (nothing pushed) once it is long enough to believe.
 fn still_flipping_back(

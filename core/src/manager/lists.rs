@@ -335,8 +335,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let needed = self.config().outcome_confirmations;
                 self.log(Channel::Main, Level::Info, || {
                     if flipped_back {
+                        let how = if reduced { "reduced meanwhile" } else { "unchanged" };
                         format!(
-                            "Restored position {key}: the exchange reports again, unchanged, the side the flip replaced; keeping its state"
+                            "Restored position {key}: {needed} position list(s) in a row show again the position a side flip replaced ({how}); the flip was undone, keeping its state"
                         )
                     } else if own_end {
                         format!(
@@ -406,7 +407,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let needed = self.config().outcome_confirmations;
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
-                        "The exchange lists {key} {side} again, the very position a side flip replaced ({lists}/{needed}); its list may lag the flip, so it comes back only if the next lists show it too"
+                        "The exchange lists {key} {side} again, the side a flip replaced ({lists}/{needed}); its list may lag the flip, so it is believed only if the next lists show it too"
                     )
                 });
             }
