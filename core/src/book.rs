@@ -2465,6 +2465,10 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
                 },
             },
             predecessor: t.predecessor.as_ref().map(|p| &p.view),
+            predecessor_unsettled: t
+                .predecessor
+                .as_ref()
+                .is_some_and(|p| matches!(p.entry.activity, Activity::Unknown(_))),
             unlisted_fill: t.unlisted_fill,
             lagged_sizes: &t.fill_lag.sizes,
             lag_unseen: t.fill_lag.unseen,

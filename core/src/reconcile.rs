@@ -328,6 +328,10 @@ pub struct TrackedView<'a> {
     pub busy: Busy,
     /// The position a side flip replaced, restorable.
     pub predecessor: Option<&'a TombView>,
+    /// An order of the manager's for `predecessor` had an unknown outcome when the flip
+    /// replaced it: what it did to that position is not known, so a list lagging the flip can
+    /// show that side at any size and entry.
+    pub predecessor_unsettled: bool,
     /// The manager's own open filled it and no list has shown it yet: its absence may be a list
     /// that lags the fill, so removing it takes `outcome_confirmations` and
     /// `outcome_grace_seconds` too.
@@ -817,15 +821,15 @@ fn plan_tracked(
                 return;
             }
             let (missing, since, enough) = next_miss(&t, cx);
-            // The tracked position replaced another in a flip, and the list shows that side
-            // again: a list lagging the flip does — with the replaced position as it was, or as
-            // an order of the manager's whose outcome it did not know changed it — so the
-            // outcome rules' lists must show it too. Believed, the very position the flip
-            // replaced (or it reduced) comes back; another is imported.
+            // The tracked position replaced another in a flip, and the list shows that very
+            // position again (or it reduced), or — when an order of the manager's for it had an
+            // unknown outcome — that side at all: a list lagging the flip does, so the outcome
+            // rules' lists must show it too. Believed, the very position (or it reduced) comes
+            // back; another is imported. Any other listing is a new reversal: a flip at once.
             let back = t
                 .predecessor
                 .is_some_and(|p| p.matches(l) || p.reduced_to(l));
-            let counted = t.predecessor.is_some();
+            let counted = back || (t.predecessor.is_some() && t.predecessor_unsettled);
             let believed = !counted || !still_flipping_back(key, t.flip_back, cx, actions);
             if enough && believed {
                 actions.push(Action::Flip {

@@ -763,3 +763,31 @@ fn a_side_flip_replaces_a_position_whose_order_has_an_unknown_outcome() {
         assert_eq!(orders_sent(&f), 0, "{op:?}");
     }
 }
+
+#[test]
+fn a_list_lagging_a_flip_with_the_replaced_side_changed_by_an_unknown_order_is_counted() {
+    // The venue crash run killed after answers (mexc one-way seed 10): a scale-in's answer was
+    // lost, the position was reversed by hand, and the list lagging the reversal showed the old
+    // side grown by that scale-in (another size and entry). Taken for a new position, it was
+    // imported, and the next true list flipped again: an end too many. When an order of the
+    // manager's for the replaced position had an unknown outcome, any listing of its side is
+    // counted first.
+    let f = venue(vec![]);
+    let m = manager(&f, ManagerConfig::default());
+    let _ = m
+        .book()
+        .finish_open(&Key::parse("BTC"), btc_long(&m, 2.0), 1, false);
+    restore_change(&m, Op::ScaleIn, 2.0, "scale_in", 100.0);
+    let eth = listed("ETH", "long", 1.0, 10.0);
+    f.0.lock().positions = vec![listed("BTC", "short", 3.0, 100.0), eth.clone()];
+    m.update_all().unwrap();
+    let short = m.book().get("BTC").unwrap().0;
+    f.0.lock().positions = vec![listed("BTC", "long", 3.0, 100.5), eth.clone()];
+    m.update_all().unwrap();
+    f.0.lock().positions = vec![listed("BTC", "short", 3.0, 100.0), eth];
+    m.update_all().unwrap();
+    assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &short));
+    let imported = events_of(&m, EventKind::Imported);
+    assert_eq!(imported.len(), 1, "only the flip's short: {imported:?}");
+    assert_eq!(orders_sent(&f), 0);
+}
