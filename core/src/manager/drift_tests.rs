@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::testing::{listed, manager, manager_with_clock, Fake};
-use super::ManagerConfig;
+use super::{Manager, ManagerConfig};
 use crate::book::{share, SharedPosition};
 use crate::clock::{ManualClock, Timestamp};
 use crate::events::EventKind;
@@ -27,8 +27,22 @@ fn fake(entries: Vec<RawEntry>, price: f64) -> Fake {
     fake
 }
 
+/// A manager that tracked BTC long 1 (stops 95 / 115) and took the short 3 at 100 the list now
+/// shows in its place (a side flip): the fake, the manager, the long and the short.
+fn flipped() -> (Fake, Manager<u32>, SharedPosition, SharedPosition) {
+    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let old = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", old.clone(), 1);
+    m.update_all().unwrap();
+    let short = m.book().get("BTC").map(|(p, _)| p).unwrap_or_else(|| {
+        panic!("not tracked: {:?}", kinds(&m));
+    });
+    (f, m, old, short)
+}
+
 /// The kinds and reasons of `m`'s events, oldest first.
-fn kinds(m: &super::Manager<u32>) -> Vec<(EventKind, String)> {
+fn kinds(m: &Manager<u32>) -> Vec<(EventKind, String)> {
     m.events()
         .all()
         .iter()
@@ -157,16 +171,8 @@ fn a_size_the_manager_is_changing_is_not_resized_from_an_older_snapshot() {
 
 #[test]
 fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
-    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
-    let m = manager(&f, ManagerConfig::default());
-    let old = position("BTC", "long", 1.0, 95.0, 115.0);
-    m.book().insert("BTC", old.clone(), 1);
-    m.update_all().unwrap();
+    let (_f, m, old, now) = flipped();
     let events = kinds(&m);
-    let (now, _) = m
-        .book()
-        .get("BTC")
-        .unwrap_or_else(|| panic!("not tracked: {events:?}"));
     assert!(!Arc::ptr_eq(&now, &old));
     assert_eq!(now.lock().side, "short");
     assert_eq!(now.lock().amount, 3.0);
@@ -181,13 +187,8 @@ fn a_side_flip_closes_the_old_position_and_imports_the_new_one() {
 
 #[test]
 fn a_flip_back_takes_the_outcome_rules_lists_and_names_the_flip() {
-    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
-    let m = manager(&f, ManagerConfig::default());
-    let old = position("BTC", "long", 1.0, 95.0, 115.0);
-    m.book().insert("BTC", old.clone(), 1);
-    m.update_all().unwrap();
-    let short = m.book().get("BTC").unwrap().0;
-    let tracked = |m: &super::Manager<u32>| m.book().get("BTC").unwrap().0;
+    let (f, m, old, short) = flipped();
+    let tracked = |m: &Manager<u32>| m.book().get("BTC").unwrap().0;
     // A list lagging the flip shows the long again: counted, nothing changes; the short listed
     // again starts the count over.
     let long = || vec![listed("BTC", "long", 1.0, 100.0)];
@@ -230,12 +231,7 @@ fn a_list_lagging_a_flip_with_the_replaced_position_reduced_is_counted_too() {
     // showed the old side reduced by that exit. Taken for a new position, it was imported, and
     // the next true list flipped again: an end too many. A reduced listing of the replaced
     // position is weighed as the very one; believed, it comes back at the listed size.
-    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
-    let m = manager(&f, ManagerConfig::default());
-    let old = position("BTC", "long", 1.0, 95.0, 115.0);
-    m.book().insert("BTC", old.clone(), 1);
-    m.update_all().unwrap();
-    let short = m.book().get("BTC").unwrap().0;
+    let (f, m, old, short) = flipped();
     f.0.lock().positions = vec![listed("BTC", "long", 0.5, 100.0)];
     m.update_all().unwrap();
     assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &short));
@@ -266,11 +262,7 @@ fn another_position_on_the_replaced_side_is_a_new_reversal_at_once() {
     // flip, it was never tracked before the hand closed it: an end lost. The replaced
     // position's side is counted only when it is that very position (or it reduced), or when
     // an order of the manager's for it had an unknown outcome.
-    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
-    let m = manager(&f, ManagerConfig::default());
-    m.book()
-        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all().unwrap();
+    let (f, m, _, _) = flipped();
     f.0.lock().positions = vec![listed("BTC", "long", 2.0, 100.4)];
     m.update_all().unwrap();
     let (now, _) = m.book().get("BTC").unwrap();
@@ -291,11 +283,7 @@ fn another_position_on_the_replaced_side_is_a_new_reversal_at_once() {
 #[test]
 fn a_flip_back_after_a_restart_from_a_state_file_restores_the_replaced_position() {
     let path = super::testing::temp_path("flip");
-    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
-    let m = manager(&f, ManagerConfig::default());
-    m.book()
-        .insert("BTC", position("BTC", "long", 1.0, 95.0, 115.0), 1);
-    m.update_all().unwrap();
+    let (f, m, _, _) = flipped();
     m.save_state(&path, |_, _| Ok(Default::default())).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.matches("\"predecessor\"").count(), 1, "{text}");
