@@ -901,14 +901,11 @@ impl<H: Clone> Book<H> {
             .and_then(|(key, slot)| kept_of(key, slot))
     }
 
-    /// The position a side flip replaced, kept as the predecessor of `key`'s tracked entry if
-    /// that entry holds `position` (a flip back restores it), as a state file or a journal
-    /// keeps it.
-    pub fn predecessor_of(&self, key: &Key, position: &SharedPosition) -> Option<KeptEntry<H>> {
-        match self.inner.lock().slots.get(key.as_str()) {
-            Some(Slot::Tracked(t)) if Arc::ptr_eq(&t.position, position) => {
-                predecessor_kept(key, t)
-            }
+    /// The position a side flip replaced, kept as the predecessor of `key`'s tracked entry (a
+    /// flip back restores it), as a state file or a journal keeps it.
+    pub fn predecessor_of(&self, key: &str) -> Option<KeptEntry<H>> {
+        match self.inner.lock().slots.get_key_value(key) {
+            Some((key, Slot::Tracked(t))) => predecessor_kept(key, t),
             _ => None,
         }
     }

@@ -68,7 +68,7 @@ use position_manager_core::position::PositionState;
 
 use crate::store::{
     listing_json, Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, Restored,
-    RowOp, TombWrite,
+    RestoredTombstone, RowOp, TombWrite,
 };
 use crate::writer::{row_hash, Writer, Written};
 use crate::JournalError;
@@ -167,17 +167,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             (awaiting, &mut remembered.closing),
         ] {
             for row in rows {
-                let position = share(row.state);
-                let handle = make(&row.symbol, &row.extra, &position)?;
-                into.push(KeptEntry {
-                    key: Key::parse(&row.symbol),
-                    position,
-                    handle,
-                    at: row.removed_at,
-                    listed: row.listed,
-                    close_order_id: row.order_id,
-                    own_end: row.own_end,
-                });
+                into.push(kept_entry(row, &mut make)?);
             }
         }
         // The positions side flips replaced go with the tracked positions that replaced them
@@ -188,18 +178,8 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 cleanup.predecessors.insert(row.symbol, RowOp::Delete);
                 continue;
             }
-            let position = share(row.state);
-            let handle = make(&row.symbol, &row.extra, &position)?;
-            let kept = KeptEntry {
-                key: Key::parse(&row.symbol),
-                position,
-                handle,
-                at: row.removed_at,
-                listed: row.listed,
-                close_order_id: None,
-                own_end: false,
-            };
-            replaced.insert(row.symbol, kept);
+            let symbol = row.symbol.clone();
+            replaced.insert(symbol, kept_entry(row, &mut make)?);
         }
         let mut staged = Vec::with_capacity(positions.len());
         for p in positions {
@@ -327,12 +307,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
     /// key tracks nothing or its position replaced none): its position, for the check under the
     /// writer's lock, and its row, numbered `seq`. Read with no lock held.
     fn predecessor_row(&self, manager: &Manager<H>, key: &str, seq: i64) -> PredecessorRead {
-        let key = Key::parse(key);
-        let kept = manager
-            .book()
-            .get(key.as_str())
-            .and_then(|(position, _)| manager.book().predecessor_of(&key, &position));
-        kept.map(|k| {
+        manager.book().predecessor_of(key).map(|k| {
             let attributes = attributes_json((self.extra)(&k.handle));
             let state_json =
                 serde_json::to_string(&k.position.lock().snapshot()).unwrap_or_default();
@@ -574,6 +549,25 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
             }),
         );
     }
+}
+
+/// A remembered row read back at start as the book keeps it, its handle made by `make` (with no
+/// lock held).
+fn kept_entry<H>(
+    row: RestoredTombstone,
+    make: &mut impl FnMut(&str, &Extra, &SharedPosition) -> CoreResult<H>,
+) -> CoreResult<KeptEntry<H>> {
+    let position = share(row.state);
+    let handle = make(&row.symbol, &row.extra, &position)?;
+    Ok(KeptEntry {
+        key: Key::parse(&row.symbol),
+        position,
+        handle,
+        at: row.removed_at,
+        listed: row.listed,
+        close_order_id: row.order_id,
+        own_end: row.own_end,
+    })
 }
 
 /// The position a side flip replaced with a key's tracked one, as read with no lock held: its

@@ -301,7 +301,7 @@ fn a_flip_back_after_a_restart_from_a_state_file_restores_the_replaced_position(
     assert_eq!(handle, 30);
     let kept = fresh
         .book()
-        .predecessor_of(&crate::key::Key::net("BTC"), &short)
+        .predecessor_of("BTC")
         .expect("the predecessor is back");
     assert_eq!(
         (kept.position.lock().side.as_str(), kept.handle),
