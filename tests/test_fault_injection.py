@@ -18,7 +18,10 @@ tests/test_fault_injection.py`` replays it. ``PMRS_LONG=1`` runs more seeds and 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
+import re
 import threading
 import time
 import traceback
@@ -336,11 +339,35 @@ def test_random_operations_under_faults_in_every_client_method(seed: int) -> Non
 
 # --------------------------------------------------------------------------- threads + faults
 
+_MAY_STILL_REST = re.compile(r"^Open order (.+) for (.+) may still rest on the exchange; ")
+
+
+@contextlib.contextmanager
+def blocked_opens() -> Iterator[dict[str, str]]:
+    """``{symbol: order id}`` of every open the manager warns may still rest on the exchange
+    while the block runs (its key stays reserved until the order is shown gone)."""
+    found: dict[str, str] = {}
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            match = _MAY_STILL_REST.match(record.getMessage())
+            if match:
+                found[match.group(2)] = match.group(1)
+
+    handler = Catch(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield found
+    finally:
+        root.removeHandler(handler)
+
 
 @pytest.mark.parametrize("seed", THREADED_SEEDS)
 def test_threads_under_faults_raise_nothing_and_converge(seed: int) -> None:
     """Four threads of random operations under faults: nothing raises, nothing hangs (deadline
-    joins), and once the faults stop the book converges to the exchange.
+    joins), and once the faults stop the book converges to the exchange — except where a limit
+    open's answer carried an id the exchange never issued (see ``blocked_opens``).
 
     Double close orders are *not* asserted here: two threads closing the same position at once
     can both send one (see ``test_two_concurrent_closes_send_one_close_order``)."""
@@ -381,10 +408,18 @@ def test_threads_under_faults_raise_nothing_and_converge(seed: int) -> None:
     workers.start()
     workers.join(240.0 if LONG else 60.0)
     exchange.faults_on = False
-    for _ in range(2):
-        list(pm.update_positions())
-    pm.sync_existing_positions()
-    assert set(pm.positions) == exchange.symbols(), seed
+    with blocked_opens() as blocked:
+        for _ in range(2):
+            list(pm.update_positions())
+        pm.sync_existing_positions()
+    untracked = exchange.symbols() - set(pm.positions)
+    assert not set(pm.positions) - exchange.symbols(), seed
+    # The one exception, by design (rule 7): a limit open whose answer carried an id the client
+    # garbled (``ORDER_GARBAGE``) keeps its symbol reserved, since the manager cannot prove that
+    # order gone, so a position held there is not imported meanwhile. Only ids the exchange
+    # never issued may do that: a real order's id is looked up once the faults stop.
+    assert untracked <= set(blocked), (untracked, blocked, seed)
+    assert all(order_id not in exchange.orders for order_id in blocked.values()), (blocked, seed)
     assert not book_problems(pm), (book_problems(pm), seed)
     assert sum(counts.values()) == 4 * per_thread
 
