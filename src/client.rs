@@ -34,6 +34,9 @@ struct Current {
     batch_tickers: bool,
     /// `sized_closes = True`: `close_position` takes `contracts=` (the manager's size).
     sized_closes: bool,
+    /// The client has a `watch_symbols` method of its own (its lists cover the markets it is
+    /// told of).
+    watches_symbols: bool,
 }
 
 /// The bot's client object; replaceable (`manager.client = other`).
@@ -95,12 +98,14 @@ impl PyClient {
         let position_legs = declares(client.bind(py), "position_legs");
         let batch_tickers = has_own_method(client.bind(py), "get_tickers");
         let sized_closes = declares(client.bind(py), "sized_closes");
+        let watches_symbols = has_own_method(client.bind(py), "watch_symbols");
         Current {
             client: Arc::new(client),
             client_order_ids,
             position_legs,
             batch_tickers,
             sized_closes,
+            watches_symbols,
         }
     }
 
@@ -590,6 +595,22 @@ impl Exchange for PyClient {
             }
             symbols.iter().map(|s| batch_entry(&answer, s)).collect()
         }))
+    }
+
+    fn watches_symbols(&self) -> bool {
+        self.current.read().watches_symbols
+    }
+
+    fn watch_symbols(&self, symbols: &[&str]) -> CoreResult<()> {
+        if !self.watches_symbols() {
+            return Ok(());
+        }
+        self.call(|c| {
+            let py = c.py();
+            let told = PyList::new(py, symbols)?;
+            c.call_method1(intern!(py, "watch_symbols"), (told,))?;
+            Ok(())
+        })
     }
 
     fn check_interrupt(&self) -> CoreResult<()> {

@@ -38,7 +38,7 @@ use crate::reconcile::{
     Resolution, TombView, TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
-use crate::symbol_map::KeyMap;
+use crate::symbol_map::{KeyMap, SymbolMap};
 
 /// A position's state, shared between the book, the Python object and the manager.
 pub type SharedPosition = Arc<Mutex<PositionState>>;
@@ -689,6 +689,11 @@ struct Inner<H> {
     history_points: usize,
     /// Symbols last reported as listed with two legs in one-way mode (reported once a run).
     two_legs: Vec<String>,
+    /// Symbols of every key that entered the book, when the client wants to be told of them
+    /// ([`Book::start_telling`]); `None`: it does not.
+    told: Option<SymbolMap<()>>,
+    /// Of those, the ones not yet taken by [`Book::take_untold`], in the order they came.
+    untold: Vec<String>,
 }
 
 /// The book. `H` is the caller's handle type; it is cloned out on reads.
@@ -723,6 +728,8 @@ impl<H: Clone> Book<H> {
                 next_order: 0,
                 last_list: None,
                 two_legs: Vec::new(),
+                told: None,
+                untold: Vec::new(),
                 generation: generation.clone(),
                 published_len: published_len.clone(),
                 history_points: crate::position::history::DEFAULT_HISTORY_POINTS,
@@ -742,6 +749,49 @@ impl<H: Clone> Book<H> {
             if let Slot::Tracked(t) = slot {
                 t.position.lock().history.set_limit(points);
             }
+        }
+    }
+
+    /// From now on the symbol of every key that enters the book is kept, once, for
+    /// [`Book::take_untold`]; the symbols of every key in it now are kept at once (a client that
+    /// is told which markets to list, [`crate::exchange::Exchange::watches_symbols`]: a new
+    /// client is told everything again).
+    pub fn start_telling(&self) {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let mut told = SymbolMap::default();
+        inner.untold.clear();
+        for key in inner.slots.keys() {
+            if told.insert(key.symbol().to_owned(), ()).is_none() {
+                inner.untold.push(key.symbol().to_owned());
+            }
+        }
+        inner.told = Some(told);
+    }
+
+    /// Stops keeping symbols for [`Book::take_untold`] (a client that is not told).
+    pub fn stop_telling(&self) {
+        let mut inner = self.inner.lock();
+        inner.told = None;
+        inner.untold = Vec::new();
+    }
+
+    /// The symbols kept since the last call ([`Book::start_telling`]), each once.
+    pub fn take_untold(&self) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        if inner.untold.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut inner.untold)
+    }
+
+    /// Keeps `symbols` for the next [`Book::take_untold`] again (telling them failed).
+    pub fn untell(&self, symbols: Vec<String>) {
+        let mut inner = self.inner.lock();
+        if inner.told.is_some() {
+            let mut symbols = symbols;
+            symbols.append(&mut inner.untold);
+            inner.untold = symbols;
         }
     }
 
@@ -2411,6 +2461,12 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
         }
         Slot::Tombstoned(_) => inner.tombstones += 1,
         _ => {}
+    }
+    if let Some(told) = inner.told.as_mut() {
+        if !told.contains_key(key.symbol()) {
+            told.insert(key.symbol().to_owned(), ());
+            inner.untold.push(key.symbol().to_owned());
+        }
     }
     if let Some(old) = inner.slots.insert(key.clone(), slot) {
         // Callers take the old slot out first; keep the counts right if one did not.

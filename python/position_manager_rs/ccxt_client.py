@@ -406,6 +406,86 @@ def _tickers_group(market: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+#: A venue's position lists (see ``list_scope``): what ccxt's ``fetch_positions()`` reads when
+#: given nothing. Venues missing here answer every market in that one list (Binance USD-M, OKX,
+#: KuCoin, MEXC).
+_DEFAULT_SCOPES: dict[str, tuple[Any, ...]] = {
+    "bybit": ("linear", "USDT"),
+    "bitget": ("USDT-FUTURES", "USDT"),
+    "gate": ("swap", "usdt"),
+    "gateio": ("swap", "usdt"),
+    "htx": ("linear",),
+    "huobi": ("linear",),
+    "bingx": ("linear",),
+    "hyperliquid": ("dex", None),
+}
+#: Bitget's product type of a settle currency (its demo-trading currencies apart, every other
+#: currency is coin-margined).
+_BITGET_PRODUCTS = {
+    "USDT": "USDT-FUTURES",
+    "USDC": "USDC-FUTURES",
+    "SUSDT": "SUSDT-FUTURES",
+    "SUSDC": "SUSDC-FUTURES",
+    "SBTC": "SCOIN-FUTURES",
+    "SETH": "SCOIN-FUTURES",
+    "SEOS": "SCOIN-FUTURES",
+}
+#: Entries in a full page of Bybit's position list (what ccxt asks for; Bybit's maximum).
+BYBIT_POSITIONS_PAGE = 200
+#: Pages of one Bybit position list read at most before the list is called unreadable.
+_BYBIT_MAX_PAGES = 50
+
+
+def list_scope(
+    venue: str, market: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The position list of ``venue`` that holds the positions of ``market`` (a ccxt market):
+    ``(key, params)``, where ``params`` make ccxt's ``fetch_positions(None, params)`` read that
+    list; ``None`` when one list holds every market of the venue, or ``market`` is no contract.
+
+    ccxt reads one list when asked for every position, and on some venues that list holds one
+    kind of market only: Bybit linear USDT (USDC-settled and inverse markets are other lists),
+    Bitget USDT-FUTURES (USDC-FUTURES, COIN-FUTURES per margin coin), Gate USDT-settled
+    perpetuals (BTC-settled ones and delivery futures), HTX and BingX linear (inverse), and
+    Hyperliquid's main dex (each HIP-3 dex). ``_DEFAULT_SCOPES`` names the list ccxt reads
+    by default.
+    """
+    if venue not in _DEFAULT_SCOPES or not market.get("contract", True):
+        return None
+    settle = market.get("settle")
+    settle_id = market.get("settleId") or settle
+    if venue == "bybit":
+        if market.get("inverse"):
+            return ("inverse",), {"subType": "inverse"}
+        return ("linear", settle_id), {"subType": "linear", "settleCoin": settle_id}
+    if venue == "bitget":
+        product = _BITGET_PRODUCTS.get(str(settle), "COIN-FUTURES")
+        params: dict[str, Any] = {"productType": product}
+        if product.endswith("COIN-FUTURES"):
+            params["marginCoin"] = settle_id
+        return (product, settle_id), params
+    if venue in ("gate", "gateio"):
+        kind = "future" if market.get("type") == "future" else "swap"
+        code = str(settle_id).lower()
+        return (kind, code), {"type": kind, "settle": code}
+    if venue in ("htx", "huobi", "bingx"):
+        if not market.get("inverse"):
+            return ("linear",), {"subType": "linear"}
+        if venue == "bingx":
+            return ("inverse",), {"subType": "inverse"}
+        kind = "future" if market.get("type") == "future" else "swap"
+        return ("inverse", kind), {"subType": "inverse", "type": kind}
+    # hyperliquid: a HIP-3 dex's markets are named "<dex>:<coin>"
+    base = market.get("baseName")
+    dex = base.split(":", 1)[0] if isinstance(base, str) and ":" in base else None
+    return ("dex", dex), ({"dex": dex} if dex is not None else {})
+
+
+def _scope_name(key: tuple[Any, ...]) -> str:
+    """A position list's key in words (``('linear', 'USDC')`` -> ``'linear USDC'``)."""
+    return " ".join(str(part) for part in key if part is not None)
+
+
 def _leg_of(side: str, reduce_only: bool, position_side: str | None) -> str:
     """The leg an order acts on: ``position_side`` when given (checked against ``side``), else
     the one ``side`` opens or reduces ('buy' opens long and reduces short)."""
@@ -531,6 +611,12 @@ class CcxtClient:
         self._warned_unknown: set[str] = set()
         self._mode_warned = False
         self._markets_reloaded_at: float | None = None
+        # Position lists read besides the venue's default one (``list_scope``): key -> params,
+        # in the order first needed; symbols whose list is known; symbols told of before ccxt
+        # had their market (placed when it has).
+        self._scopes: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._scoped: set[str] = set()
+        self._unscoped: set[str] = set()
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", None) or type(self.exchange).__name__
@@ -1016,8 +1102,123 @@ class CcxtClient:
 
     # ------------------------------------------------------------------ reads
 
+    def watch_symbols(self, symbols: Iterable[str]) -> None:
+        """Makes every position list read from now on cover ``symbols``' markets.
+
+        On venues where ccxt's ``fetch_positions()`` reads one kind of market only (see
+        ``list_scope``: Bybit, Bitget, Gate, HTX, BingX, Hyperliquid), ``get_open_positions``
+        reads the venue's default list plus the list of every market this client has been
+        given a symbol of — by any method, or by this one. The manager calls it with the
+        symbols it tracks before it reads a list (a position restored from a journal or a
+        state file, or one the bot assigned, is then listed where it is); call it yourself to
+        have positions opened by hand in other markets imported. A symbol ccxt has no market
+        for yet is placed once the markets know it. Raises ``TypeError`` when ``symbols`` is
+        not an iterable of strings.
+        """
+        if isinstance(symbols, str) or not isinstance(symbols, Iterable):
+            raise TypeError(f"symbols must be an iterable of str, got {symbols!r}")
+        asked = list(symbols)
+        for symbol in asked:
+            if not isinstance(symbol, str):
+                raise TypeError(f"symbols must be an iterable of str, got {symbol!r} in it")
+        if self.venue not in _DEFAULT_SCOPES:
+            return
+        self._loaded_markets()
+        for symbol in asked:
+            self._note(symbol)
+
+    def _note(self, symbol: Any) -> None:
+        """Makes the position lists cover ``symbol``'s market from now on (``watch_symbols``)."""
+        if symbol in self._scoped or not isinstance(symbol, str):
+            return
+        venue = self.venue
+        if venue not in _DEFAULT_SCOPES:
+            return
+        markets = getattr(self.exchange, "markets", None)
+        market = markets.get(symbol) if isinstance(markets, Mapping) else None
+        scope = list_scope(venue, market) if isinstance(market, Mapping) else None
+        with self._state_lock:
+            if not isinstance(market, Mapping):
+                self._unscoped.add(symbol)
+                return
+            self._unscoped.discard(symbol)
+            self._scoped.add(symbol)
+            if scope is None or scope[0] == _DEFAULT_SCOPES[venue] or scope[0] in self._scopes:
+                return
+            self._scopes[scope[0]] = scope[1]
+        self.logger.info(
+            f"Position lists now also read {venue}'s {_scope_name(scope[0])} positions "
+            f"(for {symbol})"
+        )
+
+    def _place_unscoped(self) -> None:
+        """Notes the symbols told of before ccxt had their markets, for those it has now."""
+        if not self._unscoped:
+            return
+        markets = getattr(self.exchange, "markets", None)
+        if not isinstance(markets, Mapping):
+            return
+        with self._state_lock:
+            ready = [s for s in self._unscoped if s in markets]
+        for symbol in ready:
+            self._note(symbol)
+
+    def _lists(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The ``fetch_positions`` params of every position list to read (``{}``: ccxt's
+        default one, asked with no arguments): all of them, or the one holding ``symbol``."""
+        if symbol is not None:
+            self._note(symbol)
+            markets = getattr(self.exchange, "markets", None)
+            market = markets.get(symbol) if isinstance(markets, Mapping) else None
+            scope = list_scope(self.venue, market) if isinstance(market, Mapping) else None
+            if scope is not None and scope[0] != _DEFAULT_SCOPES[self.venue]:
+                return [scope[1]]
+            if scope is not None or isinstance(market, Mapping):
+                return [{}]
+        self._place_unscoped()
+        with self._state_lock:
+            return [{}, *(dict(params) for params in self._scopes.values())]
+
+    def _fetch_list(self, params: dict[str, Any]) -> list[Any]:
+        """One position list's entries (``fetch_positions``), every page of it (Bybit pages
+        hold 200 entries and name the next one); raises when it cannot be read whole."""
+        answer = (
+            self.exchange.fetch_positions(None, params)
+            if params
+            else self.exchange.fetch_positions()
+        )
+        if not isinstance(answer, (list, tuple)):
+            raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
+        entries = list(answer)
+        page = entries
+        pages = 1
+        while self.venue == "bybit" and len(page) >= BYBIT_POSITIONS_PAGE:
+            first = page[0] if isinstance(page[0], Mapping) else {}
+            cursor = _info(first).get("nextPageCursor")
+            if not cursor:
+                break
+            if pages >= _BYBIT_MAX_PAGES:
+                raise RuntimeError(
+                    f"Bybit's position list still had more pages after {pages} pages of "
+                    f"{BYBIT_POSITIONS_PAGE}: not read whole"
+                )
+            page_answer = self.exchange.fetch_positions(None, {**params, "cursor": cursor})
+            if not isinstance(page_answer, (list, tuple)):
+                raise TypeError(
+                    f"fetch_positions() answered {type(page_answer).__name__}, not a list"
+                )
+            page = list(page_answer)
+            entries.extend(page)
+            pages += 1
+        return entries
+
     def get_open_positions(self) -> list[dict[str, Any]]:
         """Open positions as ccxt unified position dicts (``exchange.fetch_positions()``).
+
+        On venues whose ccxt list holds one kind of market (see ``list_scope``), every list
+        the positions may be in is read — the default one, and that of every market this
+        client was given a symbol of (``watch_symbols``) — and a failure of any of them fails
+        the whole read; a Bybit list is read page by page to its end.
 
         Every entry carries ``side`` ('long'/'short') and ``hedged`` (a bool, see
         ``entry_hedged``); in hedge mode a symbol may have two entries, one per leg. Entries
@@ -1029,10 +1230,14 @@ class CcxtClient:
         failure — including an answer that is not a list or an entry whose size is not a number
         — and never answers ``[]`` for an error: an empty list means "no open position".
         """
-        entries = self._read_entries()
+        return self._open_positions(None)
+
+    def _open_positions(self, symbol: str | None) -> list[dict[str, Any]]:
+        """``get_open_positions``, from every list or from the one holding ``symbol``."""
+        entries = self._read_entries(symbol)
         if self._unknown_entries(entries) and self._may_reload_markets():
             self.exchange.load_markets(True)
-            entries = self._read_entries()
+            entries = self._read_entries(symbol)
         positions: list[dict[str, Any]] = []
         for entry in entries:
             size = self._size(entry)
@@ -1043,11 +1248,10 @@ class CcxtClient:
             positions.append(entry)
         return positions
 
-    def _read_entries(self) -> list[dict[str, Any]]:
-        """One ``fetch_positions()`` answer, checked and normalised; notes each symbol's mode."""
-        answer = self.exchange.fetch_positions()
-        if not isinstance(answer, (list, tuple)):
-            raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
+    def _read_entries(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The entries of every position list (or of the one holding ``symbol``), checked and
+        normalised; notes each symbol's mode."""
+        answer = [raw for params in self._lists(symbol) for raw in self._fetch_list(params)]
         entries: list[dict[str, Any]] = []
         for raw in answer:
             if not isinstance(raw, Mapping):
@@ -1183,6 +1387,7 @@ class CcxtClient:
         Raises on failure.
         """
         self._loaded_markets()
+        self._note(symbol)
         ticker = self.exchange.fetch_ticker(symbol)
         if ticker is None:
             return None
@@ -1209,6 +1414,7 @@ class CcxtClient:
         for symbol in asked:
             market = markets.get(symbol) if isinstance(markets, Mapping) else None
             if isinstance(market, Mapping):
+                self._note(symbol)
                 groups.setdefault(_tickers_group(market), []).append(symbol)
         answer: dict[str, dict[str, Any]] = {}
         failure: Exception | None = None
@@ -1237,6 +1443,7 @@ class CcxtClient:
         ``fetch_ohlcv(symbol, timeframe, limit=limit)``; raises on failure.
         """
         self._loaded_markets()
+        self._note(symbol)
         candles = self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
         return list(candles) if candles is not None else []
 
@@ -1252,6 +1459,7 @@ class CcxtClient:
         market = markets.get(symbol) if isinstance(markets, Mapping) else None
         if not isinstance(market, Mapping):
             return None
+        self._note(symbol)
         limits = market.get("limits") or {}
         amount = limits.get("amount") or {}
         cost = limits.get("cost") or {}
@@ -1324,6 +1532,7 @@ class CcxtClient:
         hedged: bool | None,
         client_order_id: str | None,
     ) -> dict[str, Any] | None:
+        self._note(symbol)
         if hedged is None:
             hedged = self.is_hedged(symbol)
         if not reduce_only:
@@ -1371,6 +1580,7 @@ class CcxtClient:
         """
         leg = _leg_of(side, reduce_only, position_side)
         self._claim(client_order_id)
+        self._note(symbol)
         if not reduce_only:
             self._set_leverage(symbol, leverage, leg)
         params = self._order_params(symbol, reduce_only, leg, leverage, self.is_hedged(symbol))
@@ -1415,7 +1625,7 @@ class CcxtClient:
             with self._ids_lock:
                 if client_order_id in self._sent_ids:
                     raise DuplicateClientOrderId(client_order_id)
-        legs = [p for p in self.get_open_positions() if p.get("symbol") == symbol]
+        legs = [p for p in self._open_positions(symbol) if p.get("symbol") == symbol]
         if side is not None:
             legs = [p for p in legs if p.get("side") == side]
         named = f"{symbol} {side}" if side is not None else symbol

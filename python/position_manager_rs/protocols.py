@@ -37,6 +37,16 @@ once, and the answer a dict ``{symbol: ticker}`` whose tickers carry ``last`` as
 ``get_ticker``'s do. Symbols it leaves out, or answers with something unusable, are asked
 ``get_ticker`` as before (see ``BatchTickersClient``).
 
+Listed symbols (optional): a client with a ``watch_symbols(symbols)`` method of its own (found
+as ``get_tickers`` is) is told, before every position list the manager reads, each symbol that
+entered the book since it was last told (a list, each symbol once per client; all of them again
+after ``manager.client = other``): positions the bot assigned or a restart loaded from a journal
+or a state file included. Its ``get_open_positions()`` must then cover those symbols' markets
+(``CcxtClient`` reads the venue's list for each kind of market it was told of: Bybit's USDC and
+inverse positions are not in its default list). An exception fails that list read: the manager
+keeps every position, as for a failed ``get_open_positions()``, and tells those symbols again
+before the next one.
+
 Threads: with ``PositionManager(..., max_concurrent_calls=N)`` and N > 1, ``get_ticker`` and
 ``get_ohlcv`` are called from up to N worker threads at once, so they must be thread-safe; every
 other method is called from the thread that iterates ``update_positions()`` (or calls the
@@ -47,7 +57,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["BatchTickersClient", "DuplicateClientOrderId", "ExchangeClient", "TradingClient"]
+__all__ = [
+    "BatchTickersClient",
+    "DuplicateClientOrderId",
+    "ExchangeClient",
+    "SymbolWatchingClient",
+    "TradingClient",
+]
 
 
 class DuplicateClientOrderId(Exception):
@@ -94,6 +110,20 @@ class ExchangeClient(Protocol):
     ) -> list[list[float]]: ...
 
     def close_position(self, symbol: str) -> bool: ...
+
+
+@runtime_checkable
+class SymbolWatchingClient(ExchangeClient, Protocol):
+    """An ``ExchangeClient`` whose position lists cover the markets it is told of (optional;
+    ``CcxtClient`` and ``AsyncCcxtClient`` are).
+
+    * ``watch_symbols(symbols)``: from now on every ``get_open_positions()`` answer covers the
+      positions of ``symbols``' markets. Called with a list of new symbols before the manager
+      reads a list (see the module docstring); it answers nothing, and an exception fails that
+      list read without losing a position.
+    """
+
+    def watch_symbols(self, symbols: list[str]) -> None: ...
 
 
 @runtime_checkable

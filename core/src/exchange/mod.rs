@@ -381,6 +381,19 @@ pub trait Exchange: Send + Sync {
     fn get_tickers(&self, _symbols: &[&str]) -> Option<CoreResult<Vec<BatchTicker>>> {
         None
     }
+    /// Whether the client wants to be told which symbols the manager holds positions in
+    /// ([`Exchange::watch_symbols`]): a client whose position list covers only the markets it
+    /// knows of (the binding: a client with a `watch_symbols` method of its own).
+    fn watches_symbols(&self) -> bool {
+        false
+    }
+    /// `watch_symbols(symbols)`: from now on the client's position lists must cover these
+    /// symbols' markets. Asked, before a list is read, with every symbol that entered the book
+    /// since the client was last told (each once per client), only of clients whose
+    /// [`Exchange::watches_symbols`] is true. An error fails the list read it came before.
+    fn watch_symbols(&self, _symbols: &[&str]) -> CoreResult<()> {
+        Ok(())
+    }
     /// Whether the caller has asked the manager to stop: an interruption that is waiting (the
     /// binding: a Ctrl+C, or one a logging handler raised), as the start of a client call would
     /// raise it. The update cycle asks while it waits for calls made on other threads and where

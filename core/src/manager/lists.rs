@@ -75,6 +75,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// Reads the exchange's list once; the book's mark is taken just before the request. An
     /// interruption passes up; any other failure is `Ok(Err(..))`.
     pub(crate) fn read_list(&self) -> CoreResult<CoreResult<ListRead>> {
+        if let Err(e) = self.tell_symbols()? {
+            return Ok(Err(e));
+        }
         let mark = self.book().mark();
         Ok(match caught(self.exchange().get_open_positions())? {
             Ok(entries) => Ok(ListRead {
@@ -90,6 +93,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// symbol) in full, the rest only if [`Manager::apply_list`] needs it. Errors as
     /// [`Manager::read_list`].
     pub(crate) fn read_list_for(&self, key: &Key) -> CoreResult<CoreResult<ListRead>> {
+        if let Err(e) = self.tell_symbols()? {
+            return Ok(Err(e));
+        }
         let mark = self.book().mark();
         Ok(
             match caught(self.exchange().get_open_positions_for(key.symbol()))? {
@@ -103,6 +109,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 Err(e) => Err(e),
             },
         )
+    }
+
+    /// Tells a client that lists only the markets it knows of every symbol that entered the
+    /// book since it was last told ([`Exchange::watch_symbols`]), so the list about to be read
+    /// covers them. An interruption passes up; a failure is `Ok(Err(..))`, and those symbols
+    /// are told again before the next list.
+    fn tell_symbols(&self) -> CoreResult<CoreResult<()>> {
+        let symbols = self.book().take_untold();
+        if symbols.is_empty() {
+            return Ok(Ok(()));
+        }
+        let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        let told = self.exchange().watch_symbols(&names);
+        if told.is_err() {
+            self.book().untell(symbols);
+        }
+        caught(told)
     }
 
     /// Whether `list` shows none of the positions the manager believes open while some change

@@ -110,6 +110,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
         config.validate()?;
         let book = Book::new(config.tombstone_limit);
         book.set_history_points(config.history_points);
+        if exchange.watches_symbols() {
+            book.start_telling();
+        }
         Ok(Manager {
             exchange,
             book,
@@ -145,6 +148,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The exchange.
     pub fn exchange(&self) -> &Arc<dyn Exchange> {
         &self.exchange
+    }
+
+    /// The client behind [`Manager::exchange`] was replaced: a client that is told which
+    /// symbols the book holds ([`Exchange::watches_symbols`]) is told all of them again before
+    /// its first list.
+    pub fn client_replaced(&self) {
+        if self.exchange.watches_symbols() {
+            self.book.start_telling();
+        } else {
+            self.book.stop_telling();
+        }
     }
 
     /// The current time of the manager's clock.
@@ -494,3 +508,6 @@ mod verify_tests;
 
 #[cfg(test)]
 mod own_end_tests;
+
+#[cfg(test)]
+mod watch_tests;

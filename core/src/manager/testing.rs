@@ -88,6 +88,14 @@ pub struct FakeState {
     pub client_ids: bool,
     /// Scripted answers of `get_order_by_client_id`; then "not found".
     pub lookup_answers: VecDeque<CoreResult<OrderLookup>>,
+    /// Declares `watch_symbols` when set: its scripted answers (then `Ok`). Lists then show the
+    /// positions of `scoped` symbols only once told of them (a venue whose default list holds
+    /// one kind of market).
+    pub watch: Option<VecDeque<CoreResult<()>>>,
+    /// Symbols whose positions are listed only once `watch_symbols` named them.
+    pub scoped: std::collections::HashSet<String>,
+    /// Symbols `watch_symbols` named so far.
+    pub told: std::collections::HashSet<String>,
 }
 
 /// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
@@ -183,10 +191,35 @@ impl Exchange for Fake {
             f();
         }
         let mut s = self.0.lock();
-        match s.scripted.pop_front() {
+        let answer = match s.scripted.pop_front() {
             Some(answer) => answer,
             None => Ok(s.positions.clone()),
+        };
+        let hidden = |e: &RawEntry| match e {
+            RawEntry::Position(raw) => raw
+                .symbol()
+                .is_some_and(|sym| s.scoped.contains(sym) && !s.told.contains(sym)),
+            RawEntry::NotAMapping(_) => false,
+        };
+        answer.map(|entries| entries.into_iter().filter(|e| !hidden(e)).collect())
+    }
+
+    fn watches_symbols(&self) -> bool {
+        self.0.lock().watch.is_some()
+    }
+
+    fn watch_symbols(&self, symbols: &[&str]) -> CoreResult<()> {
+        let mut s = self.0.lock();
+        s.calls.push(format!("watch_symbols {}", symbols.join(",")));
+        let answer = s
+            .watch
+            .as_mut()
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Ok(()));
+        if answer.is_ok() {
+            s.told.extend(symbols.iter().map(|sym| (*sym).to_owned()));
         }
+        answer
     }
 
     fn get_open_positions_for(&self, symbol: &str) -> CoreResult<SymbolEntries> {

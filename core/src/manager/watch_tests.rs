@@ -1,0 +1,194 @@
+//! A client whose position lists cover only the markets it was told of (`watch_symbols`: a
+//! ccxt venue whose default list holds one kind of market, such as Bybit's USDT-settled one):
+//! the manager tells it every symbol that enters the book before it reads a list, once per
+//! client, so a position in another kind of market is never taken for gone.
+
+use std::collections::VecDeque;
+
+use super::testing::{listed, manager, network_error, Fake};
+use super::ManagerConfig;
+use crate::book::{share, SharedPosition};
+use crate::clock::Timestamp;
+use crate::events::EventKind;
+use crate::position::PositionState;
+
+const T0: Timestamp = Timestamp(1_735_689_600_000_000);
+/// A symbol of the kind of market the client's default list does not hold.
+const USDC: &str = "BTC/USDC:USDC";
+const USDT: &str = "ETH/USDT:USDT";
+
+fn position(symbol: &str) -> SharedPosition {
+    share(PositionState::new(
+        symbol,
+        "long",
+        100.0,
+        1.0,
+        10.0,
+        95.0,
+        Some(115.0),
+        T0,
+    ))
+}
+
+/// A fake that lists a USDC and a USDT long, the USDC one only once told of it; `watches`:
+/// whether it declares `watch_symbols`.
+fn scoped_fake(watches: bool) -> Fake {
+    let fake = Fake::default();
+    {
+        let mut s = fake.0.lock();
+        s.positions = vec![
+            listed(USDC, "long", 1.0, 100.0),
+            listed(USDT, "long", 1.0, 100.0),
+        ];
+        s.price = Some(100.0);
+        s.close_ok = true;
+        s.scoped.insert(USDC.to_owned());
+        s.watch = watches.then(VecDeque::new);
+    }
+    fake
+}
+
+fn removals(m: &super::Manager<u32>) -> Vec<String> {
+    m.events()
+        .all()
+        .iter()
+        .filter(|e| e.kind == EventKind::Removed)
+        .map(|e| e.symbol.clone())
+        .collect()
+}
+
+fn told(f: &Fake) -> Vec<String> {
+    f.calls()
+        .into_iter()
+        .filter(|c| c.starts_with("watch_symbols"))
+        .collect()
+}
+
+#[test]
+fn a_position_the_default_list_does_not_hold_stays_tracked() {
+    let f = scoped_fake(true);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDC, position(USDC), 1);
+    m.book().insert(USDT, position(USDT), 2);
+    for _ in 0..5 {
+        m.update_all().unwrap();
+    }
+    assert!(m.book().contains(USDC), "{:?}", removals(&m));
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+    // Told once, before the first list, of both symbols (in the order they came).
+    assert_eq!(told(&f), [format!("watch_symbols {USDC},{USDT}")]);
+    let calls = f.calls();
+    let first_list = calls.iter().position(|c| c == "get_open_positions");
+    assert_eq!(first_list, Some(1), "{calls:?}");
+}
+
+#[test]
+fn without_being_told_the_same_client_loses_it() {
+    // The failure the telling prevents: the same lists, a client that is never told.
+    let f = scoped_fake(false);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDC, position(USDC), 1);
+    for _ in 0..5 {
+        m.update_all().unwrap();
+    }
+    assert_eq!(removals(&m), [USDC.to_owned()]);
+    assert!(told(&f).is_empty());
+}
+
+#[test]
+fn a_symbol_that_enters_later_is_told_before_the_next_list() {
+    let f = scoped_fake(true);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDT, position(USDT), 2);
+    m.update_all().unwrap();
+    m.book().insert(USDC, position(USDC), 1);
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+    assert_eq!(
+        told(&f),
+        [
+            format!("watch_symbols {USDT}"),
+            format!("watch_symbols {USDC}")
+        ]
+    );
+}
+
+#[test]
+fn a_sync_imports_what_it_was_told_of_and_a_close_reads_after_telling() {
+    let f = scoped_fake(true);
+    let m = manager(&f, ManagerConfig::default());
+    // Nothing tracked, nothing told: the sync sees the default list only.
+    assert_eq!(m.sync_existing_positions().unwrap(), 1);
+    assert!(!m.book().contains(USDC));
+    // The bot assigns the USDC position; a close checks it against a list read after telling
+    // (of it and of the USDT position the sync imported).
+    m.book().insert(USDC, position(USDC), 1);
+    let outcome = m.close_position(USDC, "manual").unwrap();
+    assert!(outcome.pnl().is_some(), "{outcome:?}");
+    let calls = f.calls();
+    let told_at = calls
+        .iter()
+        .position(|c| c.starts_with("watch_symbols") && c.contains(USDC))
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    let closed_at = calls
+        .iter()
+        .position(|c| c.starts_with("close_position"))
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert!(told_at < closed_at, "{calls:?}");
+}
+
+#[test]
+fn a_failed_telling_fails_the_read_and_is_told_again() {
+    let f = scoped_fake(true);
+    f.0.lock().watch = Some(VecDeque::from([Err(network_error())]));
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDC, position(USDC), 1);
+    m.update_all().unwrap();
+    // The list was not read: nothing decided on it.
+    assert!(!f.calls().iter().any(|c| c == "get_open_positions"));
+    assert!(m.book().contains(USDC));
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+    assert_eq!(told(&f).len(), 2, "told again after the failure");
+}
+
+#[test]
+fn a_new_client_is_told_everything_again() {
+    let f = scoped_fake(true);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDC, position(USDC), 1);
+    m.update_all().unwrap();
+    f.0.lock().told.clear(); // the replacing client knows nothing yet
+    m.client_replaced();
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+    assert_eq!(told(&f).len(), 2);
+}
+
+#[test]
+fn positions_loaded_from_a_state_file_are_told_before_the_first_list() {
+    let path = super::testing::temp_path("watch");
+    let f = scoped_fake(true);
+    let m = manager(&f, ManagerConfig::default());
+    m.book().insert(USDC, position(USDC), 1);
+    m.update_all().unwrap();
+    m.save_state(&path, |_, _| Ok(Default::default())).unwrap();
+    drop(m);
+
+    let restarted = scoped_fake(true);
+    let fresh = manager(&restarted, ManagerConfig::default());
+    assert_eq!(fresh.load_state(&path, |_, _, _| Ok(7)).unwrap(), 1);
+    for _ in 0..3 {
+        fresh.update_all().unwrap();
+    }
+    assert!(fresh.book().contains(USDC));
+    assert!(removals(&fresh).is_empty(), "{:?}", removals(&fresh));
+    assert_eq!(told(&restarted), [format!("watch_symbols {USDC}")]);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
