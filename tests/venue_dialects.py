@@ -6,11 +6,19 @@ documented format — the field names and envelopes of the venue's REST API refe
 or hedge mode, and refuses what the venue refuses (an order without its leg in hedge mode, a
 reduce-only order that would not reduce) with the venue's error body. Entries of a symbol in
 ``venue.listed_late`` are listed under a market id ccxt did not load (a listing after start).
+
+``SCOPES`` (opt-in, at the end) holds, for the venues whose position list covers one scope of
+markets at a time (Bybit, Bitget, Gate, HTX, BingX, Hyperliquid), one market of a second
+scope and how ccxt reads that scope's list; ``scoped(key)`` builds the dialect and markets
+with it. Without it every dialect lists exactly its default ``markets``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from venue_sim import (
     COIN_MARKETS,
@@ -49,6 +57,10 @@ def _late(venue: FakeVenue, symbol: str) -> bool:
     return symbol in venue.listed_late
 
 
+class Bare(dict[str, Any]):
+    """An answer the venue sends as it is, without its usual envelope (``Dialect.ok``)."""
+
+
 class _Base(Dialect):
     markets = COIN_MARKETS
     #: unified symbol -> venue market id
@@ -59,32 +71,57 @@ class _Base(Dialect):
         base = symbol.split("/")[0]
         if _late(venue, symbol):
             return self.late_id(base)
-        return self.market_id(base)
+        market = venue.ledger.markets.get(symbol)
+        return self.market_id(base) if market is None else self.market_id_of(market)
 
     def market_id(self, base: str) -> str:
         raise NotImplementedError
+
+    def market_id_of(self, market: Market) -> str:
+        """The venue id of ``market``: ``market_id`` of its base; a dialect whose markets of
+        another scope (``SCOPES``) have ids of their own overrides this for them."""
+        return self.market_id(market.base)
 
     def late_id(self, base: str) -> str:
         return self.market_id("NEW" + base)
 
     def symbol_of(self, venue: FakeVenue, market_id: str) -> str:
         for m in venue.ledger.markets.values():
-            if self.market_id(m.base) == market_id:
+            if self.market_id_of(m) == market_id:
                 return m.symbol
         raise VenueRefusal("symbol", f"unknown market {market_id}")
+
+    def market_of(self, venue: FakeVenue, market_id: str) -> Market:
+        return venue.ledger.markets[self.symbol_of(venue, market_id)]
+
+    def symbol_in(self, venue: FakeVenue, market_id: str, inverse: bool) -> str:
+        """The symbol of ``market_id`` on a route of linear (``inverse`` False) or of
+        coin-margined markets: a market of the other kind is unknown there."""
+        symbol = self.symbol_of(venue, market_id)
+        if venue.ledger.markets[symbol].inverse != inverse:
+            raise VenueRefusal("symbol", f"unknown market {market_id}")
+        return symbol
+
+    def of_kind(self, venue: FakeVenue, inverse: bool) -> list[Market]:
+        return [m for m in venue.ledger.markets.values() if m.inverse == inverse]
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         """One market's ticker in the venue's format (dialects with a tickers endpoint)."""
         raise NotImplementedError
 
-    def every_ticker(self, venue: FakeVenue) -> list[Payload]:
-        """Every listed market's ticker, as a tickers request without a symbol answers."""
-        return [self._ticker(venue, self.market_id(m.base)) for m in venue.ledger.markets.values()]
+    def every_ticker(self, venue: FakeVenue, markets: list[Market] | None = None) -> list[Payload]:
+        """Every listed market's ticker (of ``markets`` when given: one scope's), as a tickers
+        request without a symbol answers."""
+        listed = list(venue.ledger.markets.values()) if markets is None else markets
+        return [self._ticker(venue, self.market_id_of(m)) for m in listed]
 
-    def ticker_or_all(self, venue: FakeVenue, r: Request, param: str) -> Payload:
-        """The ticker of the market ``r`` names in ``param``, or every market's (a list)."""
+    def ticker_or_all(
+        self, venue: FakeVenue, r: Request, param: str, markets: list[Market] | None = None
+    ) -> Payload:
+        """The ticker of the market ``r`` names in ``param``, or every market's (a list; of
+        ``markets`` when given)."""
         if param not in r.params:
-            return self.every_ticker(venue)
+            return self.every_ticker(venue, markets)
         return self._ticker(venue, r.params[param])
 
 
@@ -482,6 +519,13 @@ class Bybit(_Base):
     One-way mode is ``positionIdx`` 0; hedge mode names the leg with ``positionIdx`` 1 (long) or
     2 (short) on every entry and every order. A position list by ``settleCoin`` holds only open
     positions (Bybit lists zero-size entries only when asked for one ``symbol``).
+
+    Every request names its ``category``. ``linear`` holds the USDT perpetuals (``BTCUSDT``) and,
+    when a ledger has them (``SCOPES``), USDC ones (``BTCPERP``, settled in USDC); ``inverse``
+    holds coin-margined perpetuals (``BTCUSD``, contracts of 1 USD). A linear position list
+    without ``symbol`` needs ``settleCoin`` and lists that coin's positions only; an inverse one
+    lists the inverse positions. Lists come in pages of ``limit`` entries (1-200, default 20)
+    with an opaque ``nextPageCursor`` while more follow, passed back as ``cursor``.
     """
 
     ccxt_name = "bybit"
@@ -501,6 +545,29 @@ class Bybit(_Base):
     def market_id(self, base: str) -> str:
         return base + "USDT"
 
+    def market_id_of(self, market: Market) -> str:
+        if market.inverse:
+            return market.base + "USD"
+        if market.settle_coin == "USDC":
+            return market.base + "PERP"
+        return self.market_id(market.base)
+
+    @staticmethod
+    def category_of(market: Market) -> str:
+        return "inverse" if market.inverse else "linear"
+
+    def _categories(self, venue: FakeVenue) -> set[str]:
+        """The categories of the ledger's markets (``linear`` alone unless a scope adds one)."""
+        return {"linear"} | {self.category_of(m) for m in venue.ledger.markets.values()}
+
+    def _in(self, venue: FakeVenue, category: Any) -> list[Market]:
+        return [m for m in venue.ledger.markets.values() if self.category_of(m) == category]
+
+    def _check_category(self, venue: FakeVenue, symbol: str, r: Request) -> None:
+        """A symbol is found in its own category only."""
+        if self.category_of(venue.ledger.markets[symbol]) != r.params.get("category"):
+            raise VenueRefusal("symbol", "params error: symbol invalid")
+
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
 
@@ -518,13 +585,15 @@ class Bybit(_Base):
                      "retExtInfo": {}, "time": now_ms()}  # fmt: skip
 
     def instruments(self, venue: FakeVenue, r: Request) -> Payload:
+        category = r.params.get("category", "linear")
         if r.params.get("status") == "PreLaunch":
-            return {"category": "linear", "list": [], "nextPageCursor": ""}
+            return {"category": category, "list": [], "nextPageCursor": ""}
         rows = [
             {
-                "symbol": self.market_id(m.base), "contractType": "LinearPerpetual",
-                "status": "Trading", "baseCoin": m.base, "quoteCoin": "USDT",
-                "settleCoin": "USDT", "launchTime": "1584230400000", "deliveryTime": "0",
+                "symbol": self.market_id_of(m),
+                "contractType": "InversePerpetual" if m.inverse else "LinearPerpetual",
+                "status": "Trading", "baseCoin": m.base, "quoteCoin": m.quote,
+                "settleCoin": m.settle_coin, "launchTime": "1584230400000", "deliveryTime": "0",
                 "deliveryFeeRate": "", "priceScale": "2",
                 "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00",
                                    "leverageStep": "0.01"},
@@ -535,9 +604,9 @@ class Bybit(_Base):
                 "unifiedMarginTrade": True, "fundingInterval": 480, "copyTrading": "both",
                 "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
             }
-            for m in venue.ledger.markets.values()
+            for m in self._in(venue, category)
         ]  # fmt: skip
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+        return {"category": category, "list": rows, "nextPageCursor": ""}
 
     def query_api(self, venue: FakeVenue, r: Request) -> Payload:
         return {"id": "13770661", "note": "bot", "apiKey": "key", "readOnly": 0, "secret": "",
@@ -554,8 +623,11 @@ class Bybit(_Base):
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
         """One symbol's ticker, or the whole category's without ``symbol``."""
-        rows = self.ticker_or_all(venue, r, "symbol")
-        return {"category": "linear", "list": rows if isinstance(rows, list) else [rows]}
+        category = r.params.get("category")
+        if "symbol" in r.params:
+            self._check_category(venue, self.symbol_of(venue, r.params["symbol"]), r)
+        rows = self.ticker_or_all(venue, r, "symbol", self._in(venue, category))
+        return {"category": category, "list": rows if isinstance(rows, list) else [rows]}
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -569,19 +641,26 @@ class Bybit(_Base):
 
     def kline(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self.symbol_of(venue, r.params["symbol"])
+        self._check_category(venue, symbol, r)
         minutes = int(r.params.get("interval", 60))
         rows = _candles(venue, symbol, int(r.params.get("limit", 200)), minutes * 60_000)
         newest_first = [[str(t), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v * c)]
                         for t, o, h, lo, c, v in reversed(rows)]  # fmt: skip
-        return {"category": "linear", "symbol": r.params["symbol"], "list": newest_first}
+        return {"category": r.params.get("category"), "symbol": r.params["symbol"],
+                "list": newest_first}  # fmt: skip
 
     def positions(self, venue: FakeVenue, r: Request) -> Payload:
-        if r.params.get("settleCoin") != "USDT" and "symbol" not in r.params:
+        category = r.params.get("category")
+        if category not in ("linear", "inverse"):
+            raise VenueRefusal("param", "params error: category invalid")
+        settle = r.params.get("settleCoin")
+        if category == "linear" and settle is None and "symbol" not in r.params:
             raise VenueRefusal("param", "symbol or settleCoin is required")
         ledger = venue.ledger
         rows = []
         if "symbol" in r.params:  # one symbol: an entry per leg, open or not
             symbol = self.symbol_of(venue, r.params["symbol"])
+            self._check_category(venue, symbol, r)
             for leg in ("long", "short") if ledger.hedge else ("",):
                 side = leg or (ledger.held_leg(symbol) or "")
                 found = ledger.legs.get((symbol, side))
@@ -589,8 +668,30 @@ class Bybit(_Base):
                 rows.append(self._position(venue, symbol, side, size, entry))
         elif not venue.take_empty():
             for symbol, leg, held in ledger.held():
+                market = ledger.markets[symbol]
+                if self.category_of(market) != category:
+                    continue
+                if settle is not None and market.settle_coin != settle:
+                    continue
                 rows.append(self._position(venue, symbol, leg, held.contracts, held.entry))
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+        return self._page(r, category, rows)
+
+    def _page(self, r: Request, category: Any, rows: list[Any]) -> Payload:
+        """One page of ``rows``: ``limit`` entries (1-200, default 20) from ``cursor`` on, with
+        ``nextPageCursor`` while more follow ('' on the last page)."""
+        limit = int(r.params.get("limit", 20))
+        if not 1 <= limit <= 200:
+            raise VenueRefusal("param", "params error: limit invalid")
+        cursor = unquote(str(r.params.get("cursor") or ""))  # sent back raw or decoded
+        start = 0
+        if cursor:
+            head, _, offset = cursor.partition(":")
+            if head != "page" or not offset.isdigit():
+                raise VenueRefusal("param", "params error: cursor invalid")
+            start = int(offset)
+        end = start + limit
+        more = f"page%3A{end}" if end < len(rows) else ""
+        return {"category": category, "list": rows[start:end], "nextPageCursor": more}
 
     def _position(self, venue: FakeVenue, symbol: str, leg: str, size: float, entry: float) -> Any:
         """A position entry; ``leg`` '' with size 0 is one-way's flat placeholder (side '')."""
@@ -615,6 +716,7 @@ class Bybit(_Base):
 
     def set_leverage(self, venue: FakeVenue, r: Request) -> Payload:
         symbol = self.symbol_of(venue, r.params["symbol"])
+        self._check_category(venue, symbol, r)
         buy, sell = float(r.params["buyLeverage"]), float(r.params["sellLeverage"])
         if venue.ledger.lev(symbol, "long") == buy and venue.ledger.lev(symbol, "short") == sell:
             raise VenueRefusal("leverage", "leverage not modified")
@@ -624,9 +726,10 @@ class Bybit(_Base):
 
     def create(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        if p.get("category") != "linear":
+        if p.get("category") not in self._categories(venue):
             raise VenueRefusal("param", "category only support linear")
         symbol = self.symbol_of(venue, p["symbol"])
+        self._check_category(venue, symbol, r)
         idx = int(p.get("positionIdx", 0))
         if (idx != 0) != venue.ledger.hedge:
             raise VenueRefusal("mode", "position idx not match position mode")
@@ -668,13 +771,20 @@ class Bybit(_Base):
         }  # fmt: skip
 
     def _lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        """The order ``p`` names, in the category ``p`` names (an order of another category is
+        not found there)."""
         order_id, link = p.get("orderId"), p.get("orderLinkId")
+        found = None
         if order_id:
             found = venue.ledger.find(order_id.removeprefix("bb-"))
-            return found if found is not None and str(order_id).startswith("bb-") else None
-        if link:
-            return venue.ledger.find(client_id=link)
-        return None
+            if not str(order_id).startswith("bb-"):
+                found = None
+        elif link:
+            found = venue.ledger.find(client_id=link)
+        if found is not None and "category" in p:
+            if self.category_of(venue.ledger.markets[found.symbol]) != p["category"]:
+                return None
+        return found
 
     #: Closed orders ``/v5/order/realtime`` still finds: the account's most recent ones.
     realtime_closed = 500
@@ -700,7 +810,8 @@ class Bybit(_Base):
             if o.id in self.cleared or o.id not in recent:
                 o = None
         rows = [self._order(venue, o)] if o is not None else []
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+        return {"category": r.params.get("category", "linear"), "list": rows,
+                "nextPageCursor": ""}  # fmt: skip
 
     def history(self, venue: FakeVenue, r: Request) -> Payload:
         """Closed orders: those with fills, and cancelled ones for ``history_unfilled_ms``."""
@@ -711,7 +822,8 @@ class Bybit(_Base):
         ):
             o = None
         rows = [self._order(venue, o)] if o is not None else []
-        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+        return {"category": r.params.get("category", "linear"), "list": rows,
+                "nextPageCursor": ""}  # fmt: skip
 
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
         o = self._lookup(venue, r.params)
@@ -998,6 +1110,12 @@ class Bitget(_Base):
     ``reduceOnly`` YES/NO; hedge mode (``hedge_mode``) takes ``tradeSide`` open/close with
     ``side`` naming the position's direction (closing a long is ``buy`` + ``close``). Entries
     carry ``holdSide`` and ``posMode``; only open positions are listed.
+
+    Every request names its ``productType``: USDT-FUTURES (``BTCUSDT``), and where a ledger has
+    them (``SCOPES``) USDC-FUTURES (``BTCPERP``, margined in USDC) and COIN-FUTURES
+    (``BTCUSD``, margined in the base coin). The position list of a product needs the matching
+    ``marginCoin`` (USDT, USDC, or the coin) and lists that product's positions only. A product
+    the ledger has no market of is refused (a simplification: Bitget answers an empty list).
     """
 
     ccxt_name = "bitget"
@@ -1024,6 +1142,20 @@ class Bitget(_Base):
     def market_id(self, base: str) -> str:
         return base + "USDT"
 
+    def market_id_of(self, market: Market) -> str:
+        if market.inverse:
+            return market.base + "USD"
+        if market.settle_coin == "USDC":
+            return market.base + "PERP"
+        return self.market_id(market.base)
+
+    @staticmethod
+    def product_of(market: Market) -> str:
+        return "COIN-FUTURES" if market.inverse else f"{market.settle_coin}-FUTURES"
+
+    def _of_product(self, venue: FakeVenue, product: str) -> list[Market]:
+        return [m for m in venue.ledger.markets.values() if self.product_of(m) == product]
+
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
 
@@ -1038,9 +1170,21 @@ class Bitget(_Base):
         return 429, {"code": "429", "msg": "Too Many Requests", "requestTime": now_ms(),
                      "data": None}  # fmt: skip
 
-    def _product(self, r: Request) -> None:
-        if r.params.get("productType", "").upper() != "USDT-FUTURES":
+    def _product(self, venue: FakeVenue, r: Request) -> str:
+        """The request's ``productType``: one the ledger has markets of, and the product of the
+        market ``symbol`` names (when it names one the ledger knows)."""
+        product = str(r.params.get("productType", "")).upper()
+        if not self._of_product(venue, product):
             raise VenueRefusal("param", "Parameter productType error")
+        market_id = r.params.get("symbol")
+        if market_id:
+            try:
+                market = self.market_of(venue, market_id)
+            except VenueRefusal:
+                return product  # the handler refuses the unknown symbol itself
+            if self.product_of(market) != product:
+                raise VenueRefusal("param", "Parameter productType error")
+        return product
 
     def uta_settings(self, venue: FakeVenue, r: Request) -> Payload:
         """The unified-account settings: a classic account is refused (ccxt asks to tell the
@@ -1050,16 +1194,14 @@ class Bitget(_Base):
     def contracts(self, venue: FakeVenue, r: Request) -> Payload:
         if r.params.get("productType") not in self.PRODUCTS:
             raise VenueRefusal("param", "Parameter productType error")
-        if r.params["productType"] != "USDT-FUTURES":
-            return []
         rows = []
-        for m in venue.ledger.markets.values():
+        for m in self._of_product(venue, r.params["productType"]):
             places = len(_s(m.lot).partition(".")[2])
             rows.append({
-                "symbol": self.market_id(m.base), "baseCoin": m.base, "quoteCoin": "USDT",
+                "symbol": self.market_id_of(m), "baseCoin": m.base, "quoteCoin": m.quote,
                 "buyLimitPriceRatio": "0.9", "sellLimitPriceRatio": "0.9",
                 "feeRateUpRatio": "0.1", "makerFeeRate": "0.0004", "takerFeeRate": "0.0006",
-                "openCostUpRatio": "0.1", "supportMarginCoins": ["USDT"],
+                "openCostUpRatio": "0.1", "supportMarginCoins": [m.settle_coin],
                 "minTradeNum": _s(m.lot), "priceEndStep": "1", "volumePlace": str(places),
                 "pricePlace": "1", "sizeMultiplier": _s(m.lot), "symbolType": "perpetual",
                 "minTradeUSDT": "5", "maxSymbolOrderNum": "999999",
@@ -1073,13 +1215,12 @@ class Bitget(_Base):
         return rows
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
-        self._product(r)
+        self._product(venue, r)
         return [self._ticker(venue, r.params["symbol"])]
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
         """Every contract of ``productType``."""
-        self._product(r)
-        return self.every_ticker(venue)
+        return self.every_ticker(venue, self._of_product(venue, self._product(venue, r)))
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -1092,7 +1233,7 @@ class Bitget(_Base):
                 "markPrice": p}  # fmt: skip
 
     def candles(self, venue: FakeVenue, r: Request) -> Payload:
-        self._product(r)
+        self._product(venue, r)
         symbol = self.symbol_of(venue, r.params["symbol"])
         minutes = {"1m": 1, "5m": 5, "15m": 15, "1H": 60, "4H": 240, "1D": 1440}[
             r.params["granularity"]
@@ -1102,19 +1243,23 @@ class Bitget(_Base):
                 for t, o, h, lo, c, v in rows]  # fmt: skip
 
     def positions(self, venue: FakeVenue, r: Request) -> Payload:
-        self._product(r)
-        if r.params.get("marginCoin", "").upper() != "USDT":
+        product = self._product(venue, r)
+        coin = str(r.params.get("marginCoin", "")).upper()
+        listed = {m.symbol for m in self._of_product(venue, product) if m.settle_coin == coin}
+        if not listed:
             raise VenueRefusal("param", "Parameter marginCoin error")
         if venue.take_empty():
             return []
         ledger = venue.ledger
         rows = []
         for symbol, leg, held in ledger.held():
+            if symbol not in listed:
+                continue
             mark = ledger.prices[symbol]
             lev = ledger.lev(symbol, leg)
             signed = held.contracts if leg == "long" else -held.contracts
             rows.append({
-                "marginCoin": "USDT", "symbol": self.mid(venue, symbol), "holdSide": leg,
+                "marginCoin": coin, "symbol": self.mid(venue, symbol), "holdSide": leg,
                 "openDelegateSize": "0", "marginSize": _s(held.contracts * held.entry / lev),
                 "available": _s(held.contracts), "locked": "0", "total": _s(held.contracts),
                 "leverage": _s(lev), "achievedProfits": "0", "openPriceAvg": _s(held.entry),
@@ -1129,7 +1274,7 @@ class Bitget(_Base):
 
     def set_leverage(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        self._product(r)
+        self._product(venue, r)
         symbol = self.symbol_of(venue, p["symbol"])
         ledger = venue.ledger
         hold = p.get("holdSide")
@@ -1138,15 +1283,19 @@ class Bitget(_Base):
         leg = hold if (hold in ("long", "short") and not ledger.cross) else None
         ledger.set_lev(symbol, float(p["leverage"]), leg)
         lev = p["leverage"]
-        return {"symbol": p["symbol"], "marginCoin": "USDT", "longLeverage": lev,
+        coin = ledger.markets[symbol].settle_coin
+        return {"symbol": p["symbol"], "marginCoin": coin, "longLeverage": lev,
                 "shortLeverage": lev, "crossMarginLeverage": lev,
                 "marginMode": "crossed" if ledger.cross else "isolated"}  # fmt: skip
 
     def place(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        self._product(r)
+        self._product(venue, r)
         symbol = self.symbol_of(venue, p["symbol"])
         ledger = venue.ledger
+        coin = p.get("marginCoin")
+        if coin is not None and str(coin).upper() != ledger.markets[symbol].settle_coin:
+            raise VenueRefusal("param", "Parameter marginCoin error")
         if p.get("marginMode") != ("crossed" if ledger.cross else "isolated"):
             raise VenueRefusal("margin", "The margin mode cannot be changed")
         trade_side = str(p.get("tradeSide", "")).lower()
@@ -1182,7 +1331,7 @@ class Bitget(_Base):
             "fee": "0", "price": _s(o.price) if o.price else "",
             "priceAvg": _s(o.average) if o.filled and o.average else "", "state": state,
             "side": side, "force": "gtc", "totalProfits": "0", "posSide":
-            o.leg if ledger.hedge else "net", "marginCoin": "USDT",
+            o.leg if ledger.hedge else "net", "marginCoin": ledger.markets[o.symbol].settle_coin,
             "presetStopSurplusPrice": "", "presetStopLossPrice": "",
             "quoteVolume": _s(o.filled * (o.average or 0)), "orderType": o.kind,
             "leverage": _s(ledger.lev(o.symbol, o.leg)),
@@ -1201,14 +1350,14 @@ class Bitget(_Base):
         raise VenueRefusal("param", "orderId or clientOid is required")
 
     def detail(self, venue: FakeVenue, r: Request) -> Payload:
-        self._product(r)
+        self._product(venue, r)
         o = self._lookup(venue, r.params)
         if o is None:
             raise VenueRefusal("order", "order not found")
         return self._order(venue, o)
 
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
-        self._product(r)
+        self._product(venue, r)
         o = self._lookup(venue, r.params)
         if o is None or o.status != "open":
             raise VenueRefusal("cancel", "The order does not exist")
@@ -1247,6 +1396,11 @@ class Gate(_Base):
     "t-...") finds an order while it is open and for ``client_id_window`` seconds after it ends;
     the list of finished orders keeps it (an order without fills leaves that list
     ``zero_fill_window`` seconds after it was cancelled).
+
+    Every path names its settle currency (``/futures/{settle}/...``): ``usdt`` for the USDT
+    contracts, ``btc`` for BTC-settled (inverse) ones such as ``BTC_USD`` where a ledger has them
+    (``SCOPES``; ``quanto_multiplier`` "0": a contract is 1 USD). A path of one settle currency
+    knows only that currency's contracts, positions and orders.
     """
 
     ccxt_name = "gate"
@@ -1273,9 +1427,32 @@ class Gate(_Base):
     def market_id(self, base: str) -> str:
         return base + "_USDT"
 
+    def market_id_of(self, market: Market) -> str:
+        if market.inverse:
+            return f"{market.base}_{market.quote}"
+        return self.market_id(market.base)
+
+    @staticmethod
+    def settle_of(r: Request) -> str:
+        """The settle currency a path names (``/api/v4/futures/{settle}/...``)."""
+        return r.path.split("/")[4]
+
+    def _settled(self, venue: FakeVenue, r: Request) -> list[Market]:
+        settle = self.settle_of(r)
+        return [m for m in venue.ledger.markets.values() if m.settle_coin.lower() == settle]
+
+    def _on_path(self, venue: FakeVenue, symbol: str, r: Request) -> str:
+        """``symbol``, refused as unknown on a path of another settle currency."""
+        if venue.ledger.markets[symbol].settle_coin.lower() != self.settle_of(r):
+            raise VenueRefusal("symbol", "contract not found")
+        return symbol
+
     def is_order(self, request: Request) -> bool:
         # The list of orders is a GET on the same path.
-        return request.method == "POST" and request.path == self.order_route
+        return request.method == "POST" and request.path in (
+            self.order_route,
+            "/api/v4/futures/btc/orders",
+        )
 
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
@@ -1304,8 +1481,9 @@ class Gate(_Base):
     def contracts(self, venue: FakeVenue, r: Request) -> Payload:
         return [
             {
-                "name": self.market_id(m.base), "type": "direct",
-                "quanto_multiplier": _s(m.contract_size), "ref_discount_rate": "0",
+                "name": self.market_id_of(m), "type": "inverse" if m.inverse else "direct",
+                "quanto_multiplier": "0" if m.inverse else _s(m.contract_size),
+                "ref_discount_rate": "0",
                 "order_price_deviate": "0.5", "maintenance_rate": "0.005",
                 "mark_type": "index", "last_price": _s(venue.ledger.prices[m.symbol]),
                 "mark_price": _s(venue.ledger.prices[m.symbol]),
@@ -1324,12 +1502,14 @@ class Gate(_Base):
                 "enable_bonus": True, "enable_credit": True, "create_time": 1669688556,
                 "funding_cap_ratio": "0.75", "status": "trading", "launch_time": 1609899548,
             }
-            for m in venue.ledger.markets.values()
+            for m in self._settled(venue, r)
         ]  # fmt: skip
 
     def tickers(self, venue: FakeVenue, r: Request) -> Payload:
         """One contract's ticker (a list of one), or every contract's without ``contract``."""
-        rows = self.ticker_or_all(venue, r, "contract")
+        if "contract" in r.params:
+            self._on_path(venue, self._contract(venue, r.params["contract"]), r)
+        rows = self.ticker_or_all(venue, r, "contract", self._settled(venue, r))
         return rows if isinstance(rows, list) else [rows]
 
     def _ticker(self, venue: FakeVenue, contract: str) -> Payload:
@@ -1342,7 +1522,7 @@ class Gate(_Base):
                  "index_price": p, "highest_bid": p, "lowest_ask": p}  # fmt: skip
 
     def candlesticks(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self._contract(venue, r.params["contract"])
+        symbol = self._on_path(venue, self._contract(venue, r.params["contract"]), r)
         minutes = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}[
             r.params.get("interval", "5m")
         ]
@@ -1382,12 +1562,15 @@ class Gate(_Base):
         if venue.take_empty():
             return []
         ledger = venue.ledger
+        settled = {m.symbol for m in self._settled(venue, r)}
         # Without holding=true Gate lists every contract's position record, flat ones too.
-        self.touched.update(s for s in ledger.markets if s not in venue.listed_late)
+        self.touched.update(s for s in settled if s not in venue.listed_late)
         for symbol, _leg, _held in ledger.held():
             self.touched.add(symbol)
         rows = []
         for symbol in sorted(self.touched):
+            if symbol not in settled:
+                continue  # another settle currency's
             if ledger.hedge:
                 rows += [self._position(venue, symbol, "long"),
                          self._position(venue, symbol, "short")]  # fmt: skip
@@ -1414,14 +1597,14 @@ class Gate(_Base):
         self.touched.add(symbol)
 
     def leverage(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self._contract(venue, r.path.split("/")[-2])
+        symbol = self._on_path(venue, self._contract(venue, r.path.split("/")[-2]), r)
         if venue.ledger.hedge:
             raise VenueRefusal("dual", "dual mode")
         self._set_leverage(venue, symbol, r.params)
         return self._position(venue, symbol, venue.ledger.held_leg(symbol) or "long")
 
     def dual_leverage(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self._contract(venue, r.path.split("/")[-2])
+        symbol = self._on_path(venue, self._contract(venue, r.path.split("/")[-2]), r)
         if not venue.ledger.hedge:
             raise VenueRefusal("mode", "not in dual mode")
         self._set_leverage(venue, symbol, r.params)
@@ -1429,7 +1612,7 @@ class Gate(_Base):
 
     def create(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        symbol = self._contract(venue, p["contract"])
+        symbol = self._on_path(venue, self._contract(venue, p["contract"]), r)
         ledger = venue.ledger
         size = int(p["size"])
         if size == 0:
@@ -1471,7 +1654,16 @@ class Gate(_Base):
             "stp_act": "-", "amend_text": "-", "biz_info": "-",
         }  # fmt: skip
 
-    def _find(self, venue: FakeVenue, key: str) -> Order | None:
+    def _find(self, venue: FakeVenue, key: str, r: Request | None = None) -> Order | None:
+        """The order of ``key`` (its id, or its custom id "t-..."); on a path of another settle
+        currency than its contract's, none."""
+        found = self._find_any(venue, key)
+        if found is not None and r is not None:
+            if venue.ledger.markets[found.symbol].settle_coin.lower() != self.settle_of(r):
+                return None
+        return found
+
+    def _find_any(self, venue: FakeVenue, key: str) -> Order | None:
         if key.startswith("t-"):
             o = venue.ledger.find(client_id=key)
             if o is None:
@@ -1483,7 +1675,7 @@ class Gate(_Base):
         return venue.ledger.find(key)
 
     def order(self, venue: FakeVenue, r: Request) -> Payload:
-        o = self._find(venue, r.path.rsplit("/", 1)[-1])
+        o = self._find(venue, r.path.rsplit("/", 1)[-1], r)
         if o is None:
             raise VenueRefusal("order", "order not found")
         return self._order(venue, o)
@@ -1501,11 +1693,16 @@ class Gate(_Base):
         if not 1 <= limit <= 1000 or offset < 0:
             raise VenueRefusal("param", "invalid limit or offset")
         contract = p.get("contract")
-        symbol = None if contract is None else self._contract(venue, contract)
+        symbol = None
+        if contract is not None:
+            symbol = self._on_path(venue, self._contract(venue, contract), r)
+        settled = {m.symbol for m in self._settled(venue, r)}
         now = now_ms() / 1000
         rows = []
         for o in sorted(venue.ledger.orders_sent(), key=lambda o: int(o.id), reverse=True):
             if (symbol is not None and o.symbol != symbol) or o.status == "rejected":
+                continue
+            if o.symbol not in settled:
                 continue
             if (o.status == "open") != (status == "open"):
                 continue
@@ -1516,7 +1713,7 @@ class Gate(_Base):
         return rows[offset : offset + limit]
 
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
-        o = self._find(venue, r.path.rsplit("/", 1)[-1])
+        o = self._find(venue, r.path.rsplit("/", 1)[-1], r)
         if o is None:
             raise VenueRefusal("order", "order not found")
         if o.status != "open":
@@ -1525,19 +1722,27 @@ class Gate(_Base):
         self.finished[o.id] = now_ms() / 1000
         return self._order(venue, o)
 
+    #: The routes of one settle currency's contracts (``/api/v4/futures/{settle}...``).
+    SETTLED = (
+        ("GET", "/tickers", "tickers"),
+        ("GET", "/candlesticks", "candlesticks"),
+        ("GET", "/positions", "positions"),
+        ("POST", "/positions/*/leverage", "leverage"),
+        ("POST", "/dual_comp/positions/*/leverage", "dual_leverage"),
+        ("POST", "/orders", "create"),
+        ("GET", "/orders", "orders"),
+        ("GET", "/orders/*", "order"),
+        ("DELETE", "/orders/*", "cancel"),
+    )
     routes: ClassVar[dict[tuple[str, str], Any]] = {
         ("GET", "/api/v4/account/detail"): "account_detail",
         ("GET", "/api/v4/futures/usdt/contracts"): "contracts",
-        ("GET", "/api/v4/futures/btc/contracts"): lambda v, r: [],  # no BTC-settled ones here
-        ("GET", "/api/v4/futures/usdt/tickers"): "tickers",
-        ("GET", "/api/v4/futures/usdt/candlesticks"): "candlesticks",
-        ("GET", "/api/v4/futures/usdt/positions"): "positions",
-        ("POST", "/api/v4/futures/usdt/positions/*/leverage"): "leverage",
-        ("POST", "/api/v4/futures/usdt/dual_comp/positions/*/leverage"): ("dual_leverage"),
-        ("POST", "/api/v4/futures/usdt/orders"): "create",
-        ("GET", "/api/v4/futures/usdt/orders"): "orders",
-        ("GET", "/api/v4/futures/usdt/orders/*"): "order",
-        ("DELETE", "/api/v4/futures/usdt/orders/*"): "cancel",
+        ("GET", "/api/v4/futures/btc/contracts"): "contracts",  # none unless a scope's
+        **{(m, f"/api/v4/futures/usdt{path}"): handler for m, path, handler in SETTLED},
+    }
+    #: BTC-settled contracts' routes: served only where a scope adds them (``scoped``).
+    scope_routes: ClassVar[dict[tuple[str, str], Any]] = {
+        (m, f"/api/v4/futures/btc{path}"): handler for m, path, handler in SETTLED
     }
 
 
@@ -1553,6 +1758,14 @@ class BingX(_Base):
     Orders name ``positionSide`` BOTH in one-way mode, LONG/SHORT in hedge mode (the account's
     ``dualSidePosition``); sizes are in coins. Position entries carry the direction in
     ``positionSide`` in both modes and say which mode with ``onlyOnePosition`` (true: one-way).
+
+    Where a ledger has them (``SCOPES``), coin-margined perpetuals (``BTC-USD``, contracts of
+    ``minTickSize`` USD) are served on ``/openApi/cswap/v1`` only, and the swap v2 routes know
+    none of them: its ``user/positions`` lists them and nothing else. Its order answer is the
+    order itself, without the envelope (as BingX documents "Trade order" and ccxt reads it);
+    its entries are modelled on the USD-M ones (``onlyOnePosition`` included: the coin-M page
+    shows no example), and an order's custom id is read as ``clientOrderID`` (what ccxt
+    sends) or ``clientOrderId`` (what that page names).
     """
 
     ccxt_name = "bingx"
@@ -1572,10 +1785,22 @@ class BingX(_Base):
     def market_id(self, base: str) -> str:
         return base + "-USDT"
 
+    def market_id_of(self, market: Market) -> str:
+        if market.inverse:
+            return f"{market.base}-{market.quote}"
+        return self.market_id(market.base)
+
+    @staticmethod
+    def coin_m(r: Request) -> bool:
+        """Whether ``r`` is on the coin-margined routes (``/openApi/cswap``)."""
+        return r.path.startswith("/openApi/cswap/")
+
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
 
     def ok(self, payload: Payload) -> Payload:
+        if isinstance(payload, Bare):
+            return dict(payload)
         return {"code": 0, "msg": "", "data": payload}
 
     def error(self, refusal: VenueRefusal) -> tuple[int, Payload]:
@@ -1597,12 +1822,23 @@ class BingX(_Base):
                 "ensureTrigger": True, "triggerFeeRate": "0.00050000", "brokerState": False,
                 "launchTime": 1586275200000, "maintainTime": 0, "offTime": 0,
             }
-            for i, m in enumerate(venue.ledger.markets.values())
+            for i, m in enumerate(self.of_kind(venue, inverse=False))
+        ]  # fmt: skip
+
+    def coin_contracts(self, venue: FakeVenue, r: Request) -> Payload:
+        return [
+            {"symbol": self.market_id_of(m), "pricePrecision": 1,
+             "minTickSize": _s(m.contract_size), "minTradeValue": _s(m.contract_size),
+             "minQty": _s(m.lot), "status": 1, "timeOnline": 1586275200000}
+            for m in self.of_kind(venue, inverse=True)
         ]  # fmt: skip
 
     def ticker(self, venue: FakeVenue, r: Request) -> Payload:
         """One symbol's ticker, or every symbol's (a list) without ``symbol``."""
-        return self.ticker_or_all(venue, r, "symbol")
+        inverse = self.coin_m(r)
+        if "symbol" in r.params:
+            self.symbol_in(venue, r.params["symbol"], inverse)
+        return self.ticker_or_all(venue, r, "symbol", self.of_kind(venue, inverse))
 
     def _ticker(self, venue: FakeVenue, market_id: str) -> Payload:
         p = _s(venue.ledger.prices[self.symbol_of(venue, market_id)])
@@ -1613,7 +1849,7 @@ class BingX(_Base):
                 "bidQty": "1", "askPrice": p, "askQty": "1"}  # fmt: skip
 
     def klines(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["symbol"])
+        symbol = self.symbol_in(venue, r.params["symbol"], self.coin_m(r))
         minutes = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}[
             r.params["interval"]
         ]
@@ -1625,17 +1861,24 @@ class BingX(_Base):
         return {"dualSidePosition": "true" if venue.ledger.hedge else "false"}
 
     def positions(self, venue: FakeVenue, r: Request) -> Payload:
+        """The positions of the route's kind (USD-M, or on cswap coin-M), of ``symbol`` when
+        given."""
         if venue.take_empty():
             return []
         ledger = venue.ledger
+        inverse = self.coin_m(r)
+        wanted = r.params.get("symbol")
         rows = []
         for symbol, leg, held in ledger.held():
+            market = ledger.markets[symbol]
+            if market.inverse != inverse or (wanted and self.mid(venue, symbol) != wanted):
+                continue
             mark = ledger.prices[symbol]
             lev = ledger.lev(symbol, leg)
             signed = held.contracts if leg == "long" else -held.contracts
             rows.append({
                 "positionId": f"{symbol}-{leg}", "symbol": self.mid(venue, symbol),
-                "currency": "USDT", "positionAmt": _s(held.contracts),
+                "currency": market.settle_coin, "positionAmt": _s(held.contracts),
                 "availableAmt": _s(held.contracts), "positionSide": leg.upper(),
                 "isolated": not ledger.cross, "avgPrice": _s(held.entry),
                 "initialMargin": _s(held.contracts * held.entry / lev),
@@ -1650,7 +1893,7 @@ class BingX(_Base):
 
     def leverage(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        symbol = self.symbol_of(venue, p["symbol"])
+        symbol = self.symbol_in(venue, p["symbol"], self.coin_m(r))
         side = p.get("side")
         if side not in ("LONG", "SHORT", "BOTH") or (side == "BOTH") == venue.ledger.hedge:
             raise VenueRefusal("mode", "side does not fit the position mode")
@@ -1660,7 +1903,8 @@ class BingX(_Base):
 
     def create(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        symbol = self.symbol_of(venue, p["symbol"])
+        inverse = self.coin_m(r)
+        symbol = self.symbol_in(venue, p["symbol"], inverse)
         ledger = venue.ledger
         position_side = p.get("positionSide", "BOTH")
         if (position_side == "BOTH") == ledger.hedge:
@@ -1671,6 +1915,8 @@ class BingX(_Base):
             leg is not None and (leg == "long") != (side == "buy")
         )
         cid = p.get("clientOrderID")
+        if inverse and not cid:
+            cid = p.get("clientOrderId")
         if cid and ledger.find(client_id=cid.lower()) is not None:
             raise VenueRefusal("client_id", "duplicate")
         order = ledger.place(
@@ -1678,6 +1924,13 @@ class BingX(_Base):
             kind=p["type"].lower(), price=float(p["price"]) if p.get("price") else None,
             client_id=cid.lower() if cid else None,  # BingX keeps client ids in lower case
         )  # fmt: skip
+        if inverse:  # the order itself, no envelope
+            return Bare(
+                orderId=int(order.id), symbol=p["symbol"], positionSide=position_side,
+                side=p["side"], type=p["type"], price=float(p.get("price") or 0),
+                quantity=float(p["quantity"]), stopPrice=0, workingType="MARK_PRICE",
+                timeInForce="", clientOrderId=order.client_id or "",
+            )  # fmt: skip
         return {
             "order": {
                 "symbol": p["symbol"],
@@ -1712,14 +1965,21 @@ class BingX(_Base):
             return venue.ledger.find(client_id=p["clientOrderId"].lower())
         raise VenueRefusal("param", "orderId or clientOrderId is required")
 
-    def query(self, venue: FakeVenue, r: Request) -> Payload:
+    def _routed(self, venue: FakeVenue, r: Request) -> Order | None:
+        """The order ``r`` names, if it is of the route's kind (USD-M, or on cswap coin-M)."""
         o = self._lookup(venue, r.params)
+        if o is not None and venue.ledger.markets[o.symbol].inverse != self.coin_m(r):
+            return None
+        return o
+
+    def query(self, venue: FakeVenue, r: Request) -> Payload:
+        o = self._routed(venue, r)
         if o is None:
             raise VenueRefusal("order", "order not exist")
         return {"order": self._order(venue, o)}
 
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
-        o = self._lookup(venue, r.params)
+        o = self._routed(venue, r)
         if o is None or o.status != "open":
             raise VenueRefusal("cancel", "order not exist")
         venue.ledger.cancel(o.id)
@@ -1727,7 +1987,7 @@ class BingX(_Base):
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
         ("GET", "/openApi/swap/v2/quote/contracts"): "contracts",
-        ("GET", "/openApi/cswap/v1/market/contracts"): lambda v, r: [],  # no coin-M here
+        ("GET", "/openApi/cswap/v1/market/contracts"): "coin_contracts",  # a scope's only
         ("GET", "/openApi/spot/v1/common/symbols"): lambda v, r: {"symbols": []},  # no spot
         ("GET", "/openApi/swap/v2/quote/ticker"): "ticker",
         ("GET", "/openApi/swap/v3/quote/klines"): "klines",
@@ -1737,6 +1997,16 @@ class BingX(_Base):
         ("POST", "/openApi/swap/v2/trade/order"): "create",
         ("GET", "/openApi/swap/v2/trade/order"): "query",
         ("DELETE", "/openApi/swap/v2/trade/order"): "cancel",
+    }
+    #: Coin-margined perpetuals' routes: served only where a scope adds them (``scoped``).
+    scope_routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/openApi/cswap/v1/market/ticker"): "ticker",
+        ("GET", "/openApi/cswap/v1/market/klines"): "klines",
+        ("GET", "/openApi/cswap/v1/user/positions"): "positions",
+        ("POST", "/openApi/cswap/v1/trade/leverage"): "leverage",
+        ("POST", "/openApi/cswap/v1/trade/order"): "create",
+        ("GET", "/openApi/cswap/v1/trade/orderDetail"): "query",
+        ("DELETE", "/openApi/cswap/v1/trade/cancelOrder"): "cancel",
     }
 
 
@@ -1753,6 +2023,11 @@ class Hyperliquid(_Base):
     limit orders at a price bounding the slippage; an order answers per order in ``statuses``
     (``filled``, ``resting`` or ``error``). Client order ids (``cloid``) are 128-bit hex strings.
     Signatures are not checked here.
+
+    Where a ledger has them (``SCOPES``), markets of a HIP-3 dex (``Market.dex``; coin names
+    ``dex:NAME``, asset ids from 110000 for the first dex, 120000 for the second, ...) are
+    listed by ``perpDexs`` and ``metaAndAssetCtxs`` with that ``dex``; ``clearinghouseState``
+    lists the positions of the dex it names (none: the main dex) and no other.
     """
 
     ccxt_name = "hyperliquid"
@@ -1771,6 +2046,26 @@ class Hyperliquid(_Base):
 
     def market_id(self, base: str) -> str:
         return base  # the coin name; ccxt's market id is its index in the universe
+
+    def market_id_of(self, market: Market) -> str:
+        if market.dex:  # "XYZ-XYZ100" on dex "xyz": the coin "xyz:XYZ100"
+            return f"{market.dex}:{market.base.partition('-')[2]}"
+        return self.market_id(market.base)
+
+    @staticmethod
+    def dexes(venue: FakeVenue) -> list[str]:
+        """The HIP-3 dexes of the ledger's markets, in the order ``perpDexs`` lists them."""
+        return sorted({m.dex for m in venue.ledger.markets.values() if m.dex})
+
+    @staticmethod
+    def on_dex(venue: FakeVenue, dex: str) -> list[Market]:
+        return [m for m in venue.ledger.markets.values() if m.dex == dex]
+
+    def _dex(self, venue: FakeVenue, r: Request) -> str:
+        dex = str(r.params.get("dex") or "")
+        if dex and dex not in self.dexes(venue):
+            raise VenueRefusal("param", f"Failed to deserialize the JSON body: dex {dex}")
+        return dex
 
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
@@ -1793,7 +2088,14 @@ class Hyperliquid(_Base):
         return 429, "null"
 
     def _asset(self, venue: FakeVenue, index: int) -> str:
-        markets = list(venue.ledger.markets)
+        """The symbol of asset ``index``: the main dex's position in its universe, or a HIP-3
+        dex's 100000 + 10000 * (its place among the dexes, from 1) + its position."""
+        markets = [m.symbol for m in self.on_dex(venue, "")]
+        if index >= 110000:
+            place, index = divmod(index - 100000, 10000)
+            dexes = self.dexes(venue)
+            markets = [m.symbol for m in self.on_dex(venue, dexes[place - 1])] if (
+                place <= len(dexes)) else []  # fmt: skip
         if not 0 <= index < len(markets):
             raise VenueRefusal("symbol", f"Invalid asset {index}")
         return markets[index]
@@ -1803,9 +2105,15 @@ class Hyperliquid(_Base):
     def info(self, venue: FakeVenue, r: Request) -> Payload:
         kind = r.params.get("type")
         if kind == "metaAndAssetCtxs":
-            return self.meta(venue)
+            return self.meta(venue, self._dex(venue, r))
         if kind == "clearinghouseState":
-            return self.clearinghouse(venue)
+            return self.clearinghouse(venue, self._dex(venue, r))
+        if kind == "perpDexs":
+            return [None] + [
+                {"name": dex, "fullName": dex.upper(), "deployer": "0x" + "33" * 20,
+                 "oracleUpdater": None, "feeRecipient": None, "assetToStreamingOiCap": []}
+                for dex in self.dexes(venue)
+            ]  # fmt: skip
         if kind == "candleSnapshot":
             return self.candles(venue, r.params["req"])
         if kind == "orderStatus":
@@ -1814,24 +2122,31 @@ class Hyperliquid(_Base):
             return "disabled"
         raise VenueRefusal("param", f"Failed to deserialize the JSON body: type {kind}")
 
-    def meta(self, venue: FakeVenue) -> Payload:
+    def meta(self, venue: FakeVenue, dex: str = "") -> Payload:
+        """The universe and asset contexts of ``dex`` ('': the main dex)."""
         universe, ctxs = [], []
-        for m in venue.ledger.markets.values():
+        for m in self.on_dex(venue, dex):
             decimals = len(_s(m.lot).partition(".")[2])
-            universe.append({"szDecimals": decimals, "name": m.base, "maxLeverage": 50,
-                             "marginTableId": 50})  # fmt: skip
+            universe.append({"szDecimals": decimals, "name": self.market_id_of(m),
+                             "maxLeverage": 50, "marginTableId": 50})  # fmt: skip
             p = _s(venue.ledger.prices[m.symbol])
             ctxs.append({"funding": "0.0000125", "openInterest": "1000", "prevDayPx": p,
                          "dayNtlVlm": "1000000", "premium": "0.0", "oraclePx": p,
                          "markPx": p, "midPx": p, "impactPxs": [p, p],
                          "dayBaseVlm": "100"})  # fmt: skip
-        return [{"universe": universe, "marginTables": []}, ctxs]
+        meta: dict[str, Any] = {"universe": universe, "marginTables": []}
+        if dex:
+            meta["collateralToken"] = 0
+        return [meta, ctxs]
 
-    def clearinghouse(self, venue: FakeVenue) -> Payload:
+    def clearinghouse(self, venue: FakeVenue, dex: str = "") -> Payload:
+        """The account's positions on ``dex`` ('': the main dex) and on no other."""
         ledger = venue.ledger
         rows = []
         if not venue.take_empty():
             for symbol, leg, held in ledger.held():
+                if ledger.markets[symbol].dex != dex:
+                    continue
                 mark = ledger.prices[symbol]
                 signed = held.contracts if leg == "long" else -held.contracts
                 lev = ledger.lev(symbol, leg)
@@ -2211,6 +2526,18 @@ class Htx(_Base):
     (``dual_side``, which ``v5/position/mode`` answers). Leverage is set per contract and margin
     mode on ``v5/position/lever``. Client order ids are integers. An error answers ``code`` with
     a ``message`` (ccxt raises only for the codes it maps).
+
+    Where a ledger has them (``SCOPES``), coin-margined swaps (``BTC-USD``, contracts of
+    ``contract_size`` USD) trade on the v1 ``swap-api`` (``{"status": "ok", "data", "ts"}``,
+    errors ``{"status": "error", "err_code", "err_msg"}``) with market data on ``swap-ex``:
+    ``swap_position_info`` lists them and nothing else, and the v5 and ``linear-swap`` routes
+    know none of them. Their orders name ``offset`` (open/close) and ``direction``; in the
+    ledger an order with offset ``close`` is reduce-only and the ledger's own mode applies (HTX
+    holds coin-margined legs two-way; a one-way ledger nets them: simplified). Every order
+    type fills at once at the last price (limit: if it crosses). Loading the inverse markets
+    also asks for the coin-margined futures (``api/v1/contract_contract_info``), which ccxt
+    refuses to find empty: one quarterly contract per inverse market is listed there, for
+    the listing only (it cannot be traded here).
     """
 
     ccxt_name = "htx"
@@ -2234,6 +2561,11 @@ class Htx(_Base):
 
     def market_id(self, base: str) -> str:
         return base + "-USDT"
+
+    def market_id_of(self, market: Market) -> str:
+        if market.inverse:
+            return f"{market.base}-{market.quote}"
+        return self.market_id(market.base)
 
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
@@ -2261,21 +2593,24 @@ class Htx(_Base):
                 "business_type": "swap", "pair": self.market_id(m.base),
                 "contract_type": "swap", "trade_partition": "USDT",
             }
-            for m in venue.ledger.markets.values()
+            for m in self.of_kind(venue, inverse=False)
         ]  # fmt: skip
         return {"status": "ok", "data": rows, "ts": now_ms()}
 
     def merged(self, venue: FakeVenue, r: Request) -> Payload:
+        self.symbol_in(venue, r.params["contract_code"], r.path.startswith("/swap-ex"))
         tick = self._tick(venue, r.params["contract_code"])
         return {"ch": f"market.{r.params['contract_code']}.detail.merged", "status": "ok",
                 "tick": tick, "ts": now_ms()}  # fmt: skip
 
     def batch_merged(self, venue: FakeVenue, r: Request) -> Payload:
-        """Every contract's merged ticker (``business_type`` swap), each with its code."""
+        """Every contract's merged ticker (``business_type`` swap), each with its code (on
+        ``swap-ex``: the coin-margined swaps')."""
+        inverse = r.path.startswith("/swap-ex")
         ticks = [
-            {**self._tick(venue, self.market_id(m.base)), "contract_code": self.market_id(m.base),
+            {**self._tick(venue, self.market_id_of(m)), "contract_code": self.market_id_of(m),
              "business_type": "swap", "number_of": "10"}
-            for m in venue.ledger.markets.values()
+            for m in self.of_kind(venue, inverse)
         ]  # fmt: skip
         return {"status": "ok", "ticks": ticks, "ts": now_ms()}
 
@@ -2286,7 +2621,7 @@ class Htx(_Base):
                 "trade_turnover": "1000", "ts": now_ms(), "vol": "100"}  # fmt: skip
 
     def kline(self, venue: FakeVenue, r: Request) -> Payload:
-        symbol = self.symbol_of(venue, r.params["contract_code"])
+        symbol = self.symbol_in(venue, r.params["contract_code"], r.path.startswith("/swap-ex"))
         minutes = {"1min": 1, "5min": 5, "15min": 15, "30min": 30, "60min": 60, "4hour": 240,
                    "1day": 1440}[r.params["period"]]  # fmt: skip
         rows = _candles(venue, symbol, int(r.params.get("size", 150)), minutes * 60_000)
@@ -2306,6 +2641,8 @@ class Htx(_Base):
         rows = []
         for symbol, leg, held in ledger.held():
             m = ledger.markets[symbol]
+            if m.inverse:
+                continue  # listed by swap_position_info only
             mark = ledger.prices[symbol]
             lev = ledger.lev(symbol, leg)
             signed = held.contracts if leg == "long" else -held.contracts
@@ -2328,7 +2665,7 @@ class Htx(_Base):
 
     def lever(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        symbol = self.symbol_of(venue, p["contract_code"])
+        symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
         if p.get("margin_mode") != ("cross" if venue.ledger.cross else "isolated"):
             raise VenueRefusal("margin", "margin_mode does not fit the position")
         venue.ledger.set_lev(symbol, float(p["lever_rate"]))
@@ -2337,7 +2674,7 @@ class Htx(_Base):
 
     def create(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
-        symbol = self.symbol_of(venue, p["contract_code"])
+        symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
         ledger = venue.ledger
         if p.get("margin_mode") != ("cross" if ledger.cross else "isolated"):
             raise VenueRefusal("margin", "margin_mode does not fit the position")
@@ -2399,6 +2736,8 @@ class Htx(_Base):
         # account the order is in: an isolated order is not found under cross (an assumption:
         # the v5 documentation does not say; docs/ccxt-client.md).
         o = self._lookup(venue, r.params)
+        if o is not None and venue.ledger.markets[o.symbol].inverse:
+            o = None  # a coin-margined swap's: swap_order_info finds it
         if o is None or r.params.get("margin_mode") != (
             "cross" if venue.ledger.cross else "isolated"
         ):
@@ -2407,10 +2746,166 @@ class Htx(_Base):
 
     def cancel(self, venue: FakeVenue, r: Request) -> Payload:
         o = self._lookup(venue, r.params)
+        if o is not None and venue.ledger.markets[o.symbol].inverse:
+            o = None
         if o is None or o.status != "open":
             raise VenueRefusal("cancel", "The order does not exist.")
         venue.ledger.cancel(o.id)
         return {"order_id": o.id, "client_order_id": o.client_id or o.id}
+
+    # ---- coin-margined swaps (v1 swap-api), where a ledger has them
+
+    def _v1(self, answer: Callable[[], Payload]) -> Payload:
+        """``answer()`` in the v1 envelope; a refusal as v1's error body."""
+        try:
+            data = answer()
+        except VenueRefusal as refusal:
+            code, msg = self.codes.get(refusal.reason, (1000, refusal.message))
+            return {"status": "error", "err_code": code, "err_msg": msg, "ts": now_ms()}
+        return {"status": "ok", "data": data, "ts": now_ms()}
+
+    def swap_contract_info(self, venue: FakeVenue, r: Request) -> Payload:
+        rows = [
+            {"symbol": m.base, "contract_code": self.market_id_of(m),
+             "contract_size": m.contract_size, "price_tick": 0.1, "delivery_time": "",
+             "create_date": "20200325", "contract_status": 1,
+             "settlement_date": "1641110400000"}
+            for m in self.of_kind(venue, inverse=True)
+        ]  # fmt: skip
+        return self._v1(lambda: rows)
+
+    #: The listed-only quarterly contract's delivery (2100-01-01 08:00 UTC).
+    QUARTER = ("21000101", "4102473600000")
+
+    def future_contract_info(self, venue: FakeVenue, r: Request) -> Payload:
+        day, at = self.QUARTER
+        rows = [
+            {"symbol": m.base, "contract_code": f"{m.base}{day[2:]}",
+             "contract_type": "quarter", "contract_size": m.contract_size, "price_tick": 0.01,
+             "delivery_date": day, "delivery_time": at, "create_date": "20250101",
+             "contract_status": 1, "settlement_time": at}
+            for m in self.of_kind(venue, inverse=True)
+        ]  # fmt: skip
+        return self._v1(lambda: rows)
+
+    def swap_lever(self, venue: FakeVenue, r: Request) -> Payload:
+        def answer() -> Payload:
+            p = r.params
+            symbol = self.symbol_in(venue, p["contract_code"], inverse=True)
+            venue.ledger.set_lev(symbol, float(p["lever_rate"]))
+            return {"contract_code": p["contract_code"], "lever_rate": int(p["lever_rate"])}
+
+        return self._v1(answer)
+
+    def swap_order(self, venue: FakeVenue, r: Request) -> Payload:
+        def answer() -> Payload:
+            p = r.params
+            symbol = self.symbol_in(venue, p["contract_code"], inverse=True)
+            ledger = venue.ledger
+            offset, side = p.get("offset"), p.get("direction")
+            if offset not in ("open", "close") or side not in ("buy", "sell"):
+                raise VenueRefusal("param", "offset and direction are required")
+            cid = p.get("client_order_id")
+            if cid is not None and (not str(cid).isdigit() or not 0 < int(cid) < 2**63):
+                raise VenueRefusal("client_id", "client_order_id must be a positive integer")
+            if cid is not None and ledger.find(client_id=str(cid)) is not None:
+                raise VenueRefusal("client_id", "duplicate client_order_id")
+            reduce = offset == "close"
+            leg = None
+            if ledger.hedge:  # two-way: the direction and offset name the leg
+                leg = "long" if (side == "buy") != reduce else "short"
+            kind = "limit" if p.get("order_price_type") in ("limit", "post_only") else "market"
+            order = ledger.place(
+                symbol, side, float(p["volume"]), reduce_only=reduce, leg=leg, kind=kind,
+                price=float(p["price"]) if kind == "limit" else None,
+                client_id=str(cid) if cid is not None else None,
+                leverage=float(p.get("lever_rate") or 1),
+            )  # fmt: skip
+            order.extra["offset"] = offset
+            placed: dict[str, Any] = {"order_id": int(order.id), "order_id_str": order.id}
+            if cid is not None:
+                placed["client_order_id"] = int(cid)
+            return placed
+
+        return self._v1(answer)
+
+    def _v1_order(self, venue: FakeVenue, o: Order) -> Payload:
+        m = venue.ledger.markets[o.symbol]
+        status = {"open": 3, "closed": 6, "canceled": 7}[o.status]
+        return {
+            "symbol": m.base, "contract_code": self.mid(venue, o.symbol),
+            "volume": o.amount, "price": o.price or 0, "order_price_type": o.kind,
+            "order_type": 1, "direction": o.side,
+            "offset": o.extra.get("offset", "close" if o.reduce_only else "open"),
+            "lever_rate": int(o.leverage or 1), "order_id": int(o.id), "order_id_str": o.id,
+            "client_order_id": int(o.client_id) if o.client_id else None,
+            "created_at": o.created, "canceled_at": 0, "trade_volume": o.filled,
+            "trade_turnover": o.filled * m.contract_size, "fee": 0,
+            "trade_avg_price": o.average, "margin_frozen": 0, "profit": 0, "status": status,
+            "order_source": "api", "fee_asset": m.settle_coin, "liquidation_type": "0",
+            "margin_asset": m.settle_coin, "margin_mode": "cross",
+            "margin_account": self.mid(venue, o.symbol), "is_tpsl": 0, "real_profit": 0,
+        }  # fmt: skip
+
+    def _v1_lookup(self, venue: FakeVenue, p: dict[str, Any]) -> Order | None:
+        self.symbol_in(venue, p["contract_code"], inverse=True)
+        o = self._lookup(venue, p)
+        if o is not None and self.mid(venue, o.symbol) != p["contract_code"]:
+            return None
+        return o
+
+    def swap_order_info(self, venue: FakeVenue, r: Request) -> Payload:
+        def answer() -> Payload:
+            o = self._v1_lookup(venue, r.params)
+            if o is None:
+                raise VenueRefusal("order", "Order doesnt exist.")
+            return [self._v1_order(venue, o)]
+
+        return self._v1(answer)
+
+    def swap_cancel(self, venue: FakeVenue, r: Request) -> Payload:
+        def answer() -> Payload:
+            o = self._v1_lookup(venue, r.params)
+            if o is None or o.status != "open":
+                key = r.params.get("order_id") or r.params.get("client_order_id")
+                code, msg = self.codes["cancel"]
+                return {"errors": [{"order_id": str(key), "err_code": code, "err_msg": msg}],
+                        "successes": ""}  # fmt: skip
+            venue.ledger.cancel(o.id)
+            return {"errors": [], "successes": o.id}
+
+        return self._v1(answer)
+
+    def swap_positions(self, venue: FakeVenue, r: Request) -> Payload:
+        """The coin-margined swap positions (of ``contract_code`` when given), nothing else."""
+
+        def answer() -> Payload:
+            if venue.take_empty():
+                return []
+            ledger = venue.ledger
+            wanted = r.params.get("contract_code")
+            rows = []
+            for symbol, leg, held in ledger.held():
+                m = ledger.markets[symbol]
+                if not m.inverse or (wanted and self.mid(venue, symbol) != wanted):
+                    continue
+                mark = ledger.prices[symbol]
+                lev = ledger.lev(symbol, leg)
+                signed = held.contracts if leg == "long" else -held.contracts
+                margin = held.contracts * m.contract_size / mark / lev
+                rows.append({
+                    "symbol": m.base, "contract_code": self.mid(venue, symbol),
+                    "volume": held.contracts, "available": held.contracts, "frozen": 0,
+                    "cost_open": held.entry, "cost_hold": held.entry,
+                    "profit_unreal": signed * m.contract_size * (1 / held.entry - 1 / mark),
+                    "profit_rate": 0, "profit": 0, "position_margin": margin,
+                    "lever_rate": int(lev), "direction": "buy" if leg == "long" else "sell",
+                    "last_price": mark, "adjust_factor": 0.01, "margin_asset": m.settle_coin,
+                    "margin_mode": "cross", "margin_account": self.mid(venue, symbol),
+                })  # fmt: skip
+            return rows
+
+        return self._v1(answer)
 
     routes: ClassVar[dict[tuple[str, str], Any]] = {
         ("GET", "/linear-swap-api/v1/swap_contract_info"): "contract_info",
@@ -2424,6 +2919,122 @@ class Htx(_Base):
         ("GET", "/v5/trade/order"): "order",
         ("POST", "/v5/trade/cancel_order"): "cancel",
     }
+    #: Coin-margined swaps' routes: served only where a scope adds them (``scoped``).
+    scope_routes: ClassVar[dict[tuple[str, str], Any]] = {
+        ("GET", "/swap-api/v1/swap_contract_info"): "swap_contract_info",
+        ("GET", "/api/v1/contract_contract_info"): "future_contract_info",
+        ("GET", "/swap-ex/market/detail/merged"): "merged",
+        ("GET", "/swap-ex/market/detail/batch_merged"): "batch_merged",
+        ("GET", "/swap-ex/market/history/kline"): "kline",
+        ("POST", "/swap-api/v1/swap_switch_lever_rate"): "swap_lever",
+        ("POST", "/swap-api/v1/swap_order"): "swap_order",
+        ("POST", "/swap-api/v1/swap_order_info"): "swap_order_info",
+        ("POST", "/swap-api/v1/swap_cancel"): "swap_cancel",
+        ("POST", "/swap-api/v1/swap_position_info"): "swap_positions",
+    }
 
 
 DIALECTS["htx"] = Htx
+
+
+# ============================================================================ position scopes
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One market of a venue's second position scope (opt-in: no default ``markets`` has one).
+
+    The venue lists it, prices it and trades it like its default markets, but its positions
+    appear only in the position list of its own scope, which ccxt reads with
+    ``fetch_positions(None, params)``, and never in the default one (``fetch_positions()``);
+    a default list request never lists it. ``route`` and ``default_route`` are fault routes
+    (``FakeVenue.fail_next``) that match only that scope's list request and only the default
+    one. ``options``: the ccxt options the venue's markets of that scope need to be loaded.
+    """
+
+    key: str
+    venue: str  # the ``DIALECTS`` key
+    market: Market
+    params: dict[str, Any]
+    route: str
+    default_route: str
+    options: dict[str, Any] = field(default_factory=dict)
+    #: The path its orders are created on, when it is not the dialect's ``order_route``.
+    order_route: str = ""
+
+
+def _btc_usd(contract_size: float = 1.0, lot: float = 1.0) -> Market:
+    """BTC/USD:BTC, a coin-margined perpetual (``contract_size``: USD per contract)."""
+    return Market("BTC", 50000.0, contract_size, lot, "USD", settle="BTC", inverse=True)
+
+
+SCOPES: dict[str, Scope] = {
+    s.key: s
+    for s in (
+        Scope(
+            "bybit-usdc", "bybit", Market("BTC", 50000.0, lot=0.001, quote="USDC"),
+            {"subType": "linear", "settleCoin": "USDC"},
+            "/v5/position/list?settleCoin=USDC", "/v5/position/list?settleCoin=USDT",
+        ),
+        Scope(
+            "bybit-inverse", "bybit", _btc_usd(),
+            {"subType": "inverse"},
+            "/v5/position/list?category=inverse",
+            "/v5/position/list?category=linear&settleCoin=USDT",
+            {"fetchMarkets": {"types": ["linear", "inverse"]}},
+        ),
+        Scope(
+            "bitget-usdc", "bitget", Market("BTC", 50000.0, lot=0.001, quote="USDC"),
+            {"productType": "USDC-FUTURES"},
+            "/api/v2/mix/position/all-position?productType=USDC-FUTURES",
+            "/api/v2/mix/position/all-position?productType=USDT-FUTURES",
+        ),
+        Scope(
+            "bitget-coin", "bitget", _btc_usd(lot=0.001),
+            {"productType": "COIN-FUTURES", "marginCoin": "BTC"},
+            "/api/v2/mix/position/all-position?productType=COIN-FUTURES",
+            "/api/v2/mix/position/all-position?productType=USDT-FUTURES",
+        ),
+        Scope(
+            "gate-btc", "gate", _btc_usd(),
+            {"type": "swap", "settle": "btc"},
+            "/api/v4/futures/btc/positions", "/api/v4/futures/usdt/positions",
+            order_route="/api/v4/futures/btc/orders",
+        ),
+        Scope(
+            "htx-inverse", "htx", _btc_usd(100.0),
+            {"subType": "inverse", "type": "swap"},
+            "/swap-api/v1/swap_position_info", "/v5/trade/position/opens",
+            {"fetchMarkets": {"types": {"spot": False, "linear": True, "inverse": True}}},
+            "/swap-api/v1/swap_order",
+        ),
+        Scope(
+            "bingx-inverse", "bingx", _btc_usd(100.0),
+            {"subType": "inverse"},
+            "/openApi/cswap/v1/user/positions", "/openApi/swap/v2/user/positions",
+            order_route="/openApi/cswap/v1/trade/order",
+        ),
+        Scope(
+            "hyperliquid-hip3", "hyperliquid",
+            Market("XYZ-XYZ100", 25000.0, lot=0.01, quote="USDC", dex="xyz"),
+            {"dex": "xyz"},
+            "/info?type=clearinghouseState&dex=xyz", "/info?type=clearinghouseState&dex=",
+            {"fetchMarkets": {"types": ["swap", "hip3"]}},
+        ),
+    )
+}  # fmt: skip
+
+
+def scoped(key: str) -> tuple[Dialect, tuple[Market, ...], Scope]:
+    """The dialect of ``SCOPES[key]``'s venue, with the ccxt options its scope needs and the
+    routes only a second scope uses (``scope_routes``: kept out of the default ``routes``,
+    whose paths seeded runs draw faults from), and the markets of a ledger that holds the
+    scope's market after the venue's default ones."""
+    scope = SCOPES[key]
+    base = DIALECTS[scope.venue]
+    extra = {
+        "options": {**base.options, **scope.options},
+        "routes": {**base.routes, **getattr(base, "scope_routes", {})},
+    }
+    dialect: Dialect = type(f"{base.__name__}Scoped", (base,), extra)()
+    return dialect, (*dialect.markets, scope.market), scope

@@ -15,7 +15,8 @@ This module holds what they share:
   ``http://127.0.0.1:PORT/<original host>/<original path>``, so requests keep their venue paths
   and nothing can leave the machine; a path the dialect does not serve answers 404 and is
   recorded in ``venue.unexpected``.
-* Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body),
+* Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body; a route
+  may name request parameters, ``path?key=value``, to fail one scope of a shared path),
   ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
   ``answer_next_order_late(seconds, n)`` (the order is executed and answered, too late for a
   client that stopped waiting),
@@ -44,17 +45,33 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Market:
-    """One linear USDT perpetual as the ledger sees it (sizes in contracts of ``contract_size``)."""
+    """One perpetual as the ledger sees it (sizes in contracts of ``contract_size``).
+
+    By default a linear perpetual settled in its quote currency (USDT). The last three fields
+    describe a market of another *position scope*, one a venue lists only when its position
+    list is asked for that scope (``venue_dialects.SCOPES``; no default market sets them):
+    ``settle`` a settle currency other than the quote (an inverse market's coin), ``inverse``
+    a coin-margined market, ``dex`` a Hyperliquid HIP-3 dex. The ledger's P/L stays linear for
+    every market (``contract_size`` is whatever the venue states, e.g. USD per contract for an
+    inverse one): the fakes keep, list and close such positions; they do not model coin P/L.
+    """
 
     base: str
     price: float
     contract_size: float = 1.0
     lot: float = 1.0  # contracts per lot (minimum order and step)
-    quote: str = "USDT"  # also the settle currency
+    quote: str = "USDT"  # also the settle currency unless ``settle`` says otherwise
+    settle: str = ""  # the settle currency when it is not the quote ('' : the quote)
+    inverse: bool = False  # coin-margined (settled in ``settle``, the base coin)
+    dex: str = ""  # Hyperliquid: the HIP-3 dex the market is listed on ('' : the main dex)
+
+    @property
+    def settle_coin(self) -> str:
+        return self.settle or self.quote
 
     @property
     def symbol(self) -> str:
-        return f"{self.base}/{self.quote}:{self.quote}"
+        return f"{self.base}/{self.quote}:{self.settle_coin}"
 
 
 @dataclass
@@ -336,7 +353,15 @@ class Dialect:
         return request.path == self.positions_route
 
     def matches(self, route: str, request: Request) -> bool:
-        """Whether a fault armed on ``route`` applies to ``request``."""
+        """Whether a fault armed on ``route`` applies to ``request``. A route may name request
+        parameters after a ``?`` (``/v5/position/list?settleCoin=USDC``): the fault then applies
+        only to requests on that route that carry those values (one scope of a shared route)."""
+        if "?" in route:
+            path, _, query = route.partition("?")
+            wanted = parse_qsl(query, keep_blank_values=True)
+            return self.matches(path, request) and all(
+                str(request.params.get(key) or "") == value for key, value in wanted
+            )  # an empty value: the parameter is absent or empty
         if route == self.order_route:
             return self.is_order(request)
         if route == self.positions_route:
@@ -414,11 +439,16 @@ class FakeVenue:
         with self.ledger.lock:
             self.faults.append(_Fault(path, n, status, body))
 
-    def lose_next_order_answer(self, n: int = 1, status: int = 504) -> None:
+    def lose_next_order_answer(
+        self, n: int = 1, status: int = 504, route: str | None = None
+    ) -> None:
         """The next ``n`` orders are executed, then answered with ``status`` (a gateway timeout
-        page): the order exists, its answer is lost."""
+        page): the order exists, its answer is lost. ``route``: orders created on another path
+        than the dialect's ``order_route`` (a second position scope's)."""
         with self.ledger.lock:
-            self.faults.append(_Fault(self.dialect.order_route, n, status, None, after=True))
+            self.faults.append(
+                _Fault(route or self.dialect.order_route, n, status, None, after=True)
+            )
 
     def answer_next_order_late(self, seconds: float, n: int = 1) -> None:
         """The next ``n`` orders are executed and answered as usual, but ``seconds`` late: a
