@@ -835,6 +835,13 @@ class CcxtClient:
         """The ccxt params of an order: reduce-only, the leg in hedge mode, venue extras."""
         params: dict[str, Any] = {"reduceOnly": True} if reduce_only else {}
         venue = self.venue
+        if venue in ("htx", "huobi") and self._is_inverse(symbol):
+            # HTX's coin-margined contracts (v1 API): every order names whether it opens or
+            # closes, and carries the leverage (ccxt sends 1 without it); no margin mode.
+            params["offset"] = "close" if reduce_only else "open"
+            if _number(leverage):
+                params["lever_rate"] = int(float(leverage))
+            return params
         if hedged:
             if venue == "mexc":
                 params["side"] = _MEXC_SIDES[(reduce_only, leg)]
@@ -857,6 +864,12 @@ class CcxtClient:
         if venue == "mexc" and self.margin_mode == "isolated" and _number(leverage):
             params["leverage"] = leverage  # MEXC: an isolated order carries its leverage
         return params
+
+    def _is_inverse(self, symbol: str) -> bool:
+        """Whether ``symbol`` is a coin-margined (inverse) market, as ccxt's markets say."""
+        markets = getattr(self.exchange, "markets", None)
+        market = markets.get(symbol) if isinstance(markets, Mapping) else None
+        return isinstance(market, Mapping) and bool(market.get("inverse"))
 
     def _market_price(self, symbol: str, side: str) -> float | None:
         """The price a market order carries on venues that need one (the ticker's)."""
@@ -1041,17 +1054,22 @@ class CcxtClient:
 
     def _bingx_order_by_client_id(self, wire: str, symbol: str) -> Any:
         """BingX: ccxt's ``fetch_order`` sends ``orderId=None`` next to the client id, so ask
-        ``/openApi/swap/v2/trade/order`` for the ``clientOrderId`` alone."""
+        ``/openApi/swap/v2/trade/order`` (coin-margined markets:
+        ``/openApi/cswap/v1/trade/orderDetail``) for the ``clientOrderId`` alone."""
         exchange = self.exchange
         exchange.load_markets()
         market = exchange.market(symbol)
-        response = exchange.swapV2PrivateGetTradeOrder(
-            {"symbol": market["id"], "clientOrderId": wire}
-        )
+        request = {"symbol": market["id"], "clientOrderId": wire}
+        if market.get("inverse"):
+            path = "/openApi/cswap/v1/trade/orderDetail"
+            response = exchange.cswapV1PrivateGetTradeOrderDetail(request)
+        else:
+            path = "/openApi/swap/v2/trade/order"
+            response = exchange.swapV2PrivateGetTradeOrder(request)
         data = response.get("data") if isinstance(response, Mapping) else None
         order = data.get("order", data) if isinstance(data, Mapping) else None
         if not isinstance(order, Mapping):
-            raise TypeError(f"/openApi/swap/v2/trade/order answered {response!r}, not an order")
+            raise TypeError(f"{path} answered {response!r}, not an order")
         return exchange.parse_order(order, market)
 
     def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
@@ -1167,6 +1185,7 @@ class CcxtClient:
         """The ``fetch_positions`` params of every position list to read (``{}``: ccxt's
         default one, asked with no arguments): all of them, or the one holding ``symbol``."""
         if symbol is not None:
+            self._loaded_markets()
             self._note(symbol)
             markets = getattr(self.exchange, "markets", None)
             market = markets.get(symbol) if isinstance(markets, Mapping) else None
