@@ -61,6 +61,17 @@ class Bare(dict[str, Any]):
     """An answer the venue sends as it is, without its usual envelope (``Dialect.ok``)."""
 
 
+def _joined_id(market: Market, default: str, joint: str, usdc: str | None = None) -> str:
+    """A venue id of ``market`` for venues that join base and quote: ``default`` for a USDT
+    market; ``BASE<joint>USD`` for a coin-margined one; ``BASE<usdc>`` for a USDC-settled one
+    (when the venue names those so: Bybit's and Bitget's ``BTCPERP``)."""
+    if market.inverse:
+        return f"{market.base}{joint}{market.quote}"
+    if usdc is not None and market.settle_coin == "USDC":
+        return market.base + usdc
+    return default
+
+
 class _Base(Dialect):
     markets = COIN_MARKETS
     #: unified symbol -> venue market id
@@ -546,11 +557,7 @@ class Bybit(_Base):
         return base + "USDT"
 
     def market_id_of(self, market: Market) -> str:
-        if market.inverse:
-            return market.base + "USD"
-        if market.settle_coin == "USDC":
-            return market.base + "PERP"
-        return self.market_id(market.base)
+        return _joined_id(market, self.market_id(market.base), "", "PERP")
 
     @staticmethod
     def category_of(market: Market) -> str:
@@ -1143,11 +1150,7 @@ class Bitget(_Base):
         return base + "USDT"
 
     def market_id_of(self, market: Market) -> str:
-        if market.inverse:
-            return market.base + "USD"
-        if market.settle_coin == "USDC":
-            return market.base + "PERP"
-        return self.market_id(market.base)
+        return _joined_id(market, self.market_id(market.base), "", "PERP")
 
     @staticmethod
     def product_of(market: Market) -> str:
@@ -1786,9 +1789,7 @@ class BingX(_Base):
         return base + "-USDT"
 
     def market_id_of(self, market: Market) -> str:
-        if market.inverse:
-            return f"{market.base}-{market.quote}"
-        return self.market_id(market.base)
+        return _joined_id(market, self.market_id(market.base), "-")
 
     @staticmethod
     def coin_m(r: Request) -> bool:
@@ -2563,9 +2564,7 @@ class Htx(_Base):
         return base + "-USDT"
 
     def market_id_of(self, market: Market) -> str:
-        if market.inverse:
-            return f"{market.base}-{market.quote}"
-        return self.market_id(market.base)
+        return _joined_id(market, self.market_id(market.base), "-")
 
     def prepare(self, exchange: Any) -> None:
         exchange.has = {**exchange.has, "fetchCurrencies": False}
