@@ -26,22 +26,27 @@ e. a failed request of the second scope makes the list raise (never a partial li
 f. Bybit: a default scope of 250 positions comes in two pages (200 a page, ``nextPageCursor``)
    and the client lists all 250, where ccxt's one request sees 200;
 g. an open there whose answer is lost is looked up by its client order id where the venue
-   keeps that scope's orders: tracked once, never sent again.
+   keeps that scope's orders: tracked once, never sent again;
+h. the same through ``ccxt.async_support`` and ``AsyncCcxtClient``: a manager over a fresh
+   client keeps an assigned position there through its a-methods' cycles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
+import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 import pytest
 from venue_dialects import DIALECTS, SCOPES, Scope, scoped
 from venue_sim import FakeVenue, Ledger, Market
 
-from position_manager_rs import PositionManager
+from position_manager_rs import Position, PositionManager
+from position_manager_rs.aio import AsyncCcxtClient
 from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -361,3 +366,31 @@ def test_g_an_open_whose_answer_was_lost_is_found_by_its_client_order_id(key: st
         assert removals(manager, m.symbol) == []
         assert manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02) is False
         assert len([o for o in w.venue.ledger.orders_sent() if o.symbol == m.symbol]) == 1
+
+
+# --------------------------------------------------------------------------- h. asyncio
+
+
+def test_h_an_asyncio_manager_keeps_an_assigned_position_there(key: str) -> None:
+    """No call of the client names the symbol before the first list: the manager's telling
+    reaches ``AsyncCcxtClient`` (a ``CcxtClient`` whose exchange calls run on the loop)."""
+    with world(key) as w:
+        m = w.market
+        w.hold(m, 4, "short")
+
+        async def main() -> None:
+            exchange = w.venue.make_exchange(module=ccxt_async)
+            try:
+                manager = PositionManager(AsyncCcxtClient(exchange), ticker_retry_delays=())
+                manager.positions[m.symbol] = Position(
+                    m.symbol, "short", m.price, 4 * m.lot, 5, m.price * 1.05, m.price * 0.85
+                )
+                for _ in range(3):
+                    async for _closed in manager.aupdate_positions():
+                        pass
+                assert m.symbol in manager.positions, manager.events
+                assert removals(manager, m.symbol) == []
+            finally:
+                await exchange.close()
+
+        asyncio.run(asyncio.wait_for(main(), timeout=30))
