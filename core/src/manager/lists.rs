@@ -113,9 +113,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// Tells a client that lists only the markets it knows of every symbol that entered the
     /// book since it was last told ([`crate::exchange::Exchange::watch_symbols`]), so the list
-    /// about to be read covers them. An interruption passes up; a failure is `Ok(Err(..))`,
-    /// and those symbols are told again before the next list.
+    /// about to be read covers them. While one thread tells, another's list read waits (the
+    /// symbols it would have to tell are being told). An interruption passes up; a failure is
+    /// `Ok(Err(..))`, and those symbols are told again before the next list.
     fn tell_symbols(&self) -> CoreResult<CoreResult<()>> {
+        if !self.exchange().watches_symbols() {
+            return Ok(Ok(()));
+        }
+        let _telling = self.telling.lock();
         let symbols = self.book().take_untold();
         if symbols.is_empty() {
             return Ok(Ok(()));

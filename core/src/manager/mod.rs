@@ -93,6 +93,10 @@ pub struct Manager<H> {
     journal: parking_lot::RwLock<Option<Arc<dyn EventJournal>>>,
     /// Keys not to open again yet (`reopen_hold_seconds`, [`hold`]).
     holds: hold::ReopenHolds,
+    /// Held while symbols are told to the client ([`Exchange::watch_symbols`]): a list read on
+    /// another thread waits until they are told, so no list misses a market being added.
+    /// Reentrant: a client's `watch_symbols` may call back into the manager.
+    telling: parking_lot::ReentrantMutex<()>,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -127,6 +131,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             ids: ids::ClientIds::new(),
             journal: parking_lot::RwLock::new(None),
             holds: hold::ReopenHolds::default(),
+            telling: parking_lot::ReentrantMutex::new(()),
         })
     }
 

@@ -96,6 +96,8 @@ pub struct FakeState {
     pub scoped: std::collections::HashSet<String>,
     /// Symbols `watch_symbols` named so far.
     pub told: std::collections::HashSet<String>,
+    /// Runs inside `watch_symbols` (no lock held), before the symbols count as told.
+    pub during_watch: Option<Box<dyn FnMut() + Send>>,
 }
 
 /// How the fake's `get_tickers` answers: scripted failures first, then per symbol the
@@ -209,6 +211,10 @@ impl Exchange for Fake {
     }
 
     fn watch_symbols(&self, symbols: &[&str]) -> CoreResult<()> {
+        let hook = self.0.lock().during_watch.take();
+        if let Some(mut f) = hook {
+            f();
+        }
         let mut s = self.0.lock();
         s.calls.push(format!("watch_symbols {}", symbols.join(",")));
         let answer = s

@@ -192,3 +192,51 @@ fn positions_loaded_from_a_state_file_are_told_before_the_first_list() {
     assert_eq!(told(&restarted), [format!("watch_symbols {USDC}")]);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[test]
+fn a_list_read_while_another_thread_tells_waits_for_the_telling() {
+    let f = scoped_fake(true);
+    let m = std::sync::Arc::new(manager(&f, ManagerConfig::default()));
+    m.book().insert(USDC, position(USDC), 1);
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    f.0.lock().during_watch = Some(Box::new(move || {
+        entered_tx.send(()).unwrap();
+        // Held until the other thread has started its list read.
+        let _ = go_rx.recv_timeout(std::time::Duration::from_millis(300));
+    }));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<&str>();
+    let run = |name: &'static str,
+               work: fn(&super::Manager<u32>) -> crate::error::CoreResult<()>| {
+        let (m, done) = (m.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            work(&m).unwrap();
+            done.send(name).unwrap();
+        });
+    };
+    run("teller", |m| m.update_all().map(|_| ()));
+    entered_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the telling started");
+    run("reader", |m| m.sync_existing_positions().map(|_| ()));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    go_tx.send(()).unwrap();
+    // Both end (a deadlock fails the test instead of hanging it).
+    for _ in 0..2 {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("both threads end");
+    }
+    // Every list was read after the telling: each showed the USDC position.
+    let calls = f.calls();
+    let told_at = calls
+        .iter()
+        .position(|c| c.starts_with("watch_symbols"))
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    let first_list = calls
+        .iter()
+        .position(|c| c == "get_open_positions")
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert!(told_at < first_list, "{calls:?}");
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+}
