@@ -530,6 +530,12 @@ class CcxtClient:
     market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
     position entry names a market ccxt does not know.
+
+    Position lists (``list_scope``): where a venue lists some kinds of market apart (Bybit's
+    USDC-settled and inverse markets, Bitget's USDC- and coin-margined ones, Gate's BTC-settled
+    ones, HTX's and BingX's coin-margined ones, Hyperliquid's HIP-3 dexes), every read covers
+    the kinds of market the client was given a symbol of; the manager names the symbols it
+    holds through ``watch_symbols``.
     """
 
     #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
