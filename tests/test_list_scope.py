@@ -185,6 +185,26 @@ def test_watch_symbols_adds_each_list_once() -> None:
     ]
 
 
+def test_every_position_list_reads_each_kind_of_market_the_markets_hold() -> None:
+    exchange = ScopedExchange(held_lists())
+    exchange.markets["ETH/USDC:USDC"] = market("ETH/USDC:USDC")  # a second USDC market
+    client = CcxtClient(exchange, every_position_list=True)
+    assert symbols(client.get_open_positions()) == {m["symbol"] for m in (USDT, USDC, INVERSE)}
+    assert exchange.requests == [
+        None,
+        {"subType": "linear", "settleCoin": "USDC"},
+        {"subType": "inverse"},
+    ]
+    client.get_open_positions()
+    assert len(exchange.requests) == 6  # every read reads the three lists again
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_every_position_list_must_be_a_bool(bad: Any) -> None:
+    with pytest.raises(TypeError, match="every_position_list must be a bool"):
+        CcxtClient(ScopedExchange(held_lists()), every_position_list=bad)
+
+
 @pytest.mark.parametrize("bad", ["BTC/USDC:USDC", None, 7, [USDC["symbol"], 1], [b"BTC"]])
 def test_watch_symbols_refuses_what_is_not_symbols(bad: Any) -> None:
     client = CcxtClient(ScopedExchange(held_lists()))

@@ -217,6 +217,21 @@ def test_b_a_client_told_of_the_symbol_lists_its_scope(key: str) -> None:
         assert held(client.get_open_positions()) == sorted([w.default.symbol, w.market.symbol])
 
 
+def test_b_a_client_reading_every_list_lists_it_unasked(key: str) -> None:
+    """``every_position_list=True``: a fresh client, told nothing, reads every kind of market
+    the venue's loaded markets hold, so a sync imports a position opened there by hand."""
+    with world(key) as w:
+        w.hold(w.market)
+        w.hold(w.default)
+        client = CcxtClient(w.exchange(), sleep=lambda s: None, every_position_list=True)
+        assert held(client.get_open_positions()) == sorted([w.default.symbol, w.market.symbol])
+        manager = PositionManager(
+            CcxtClient(w.exchange(), sleep=lambda s: None, every_position_list=True),
+            ticker_retry_delays=(),
+        )
+        assert manager.sync_existing_positions() == 2
+
+
 def test_b_close_position_closes_it_from_its_own_scope(key: str) -> None:
     with world(key) as w:
         w.hold(w.market)

@@ -2930,7 +2930,13 @@ class Htx(_Base):
         ("POST", "/swap-api/v1/swap_order_info"): "swap_order_info",
         ("POST", "/swap-api/v1/swap_cancel"): "swap_cancel",
         ("POST", "/swap-api/v1/swap_position_info"): "swap_positions",
+        # The coin-margined futures' list: their contract is listed for loading only, never held.
+        ("POST", "/api/v1/contract_position_info"): "future_positions",
     }
+
+    def future_positions(self, venue: FakeVenue, r: Request) -> Payload:
+        """The coin-margined futures positions: none (the ledger holds none of them)."""
+        return self._v1(lambda: [])
 
 
 DIALECTS["htx"] = Htx

@@ -535,7 +535,9 @@ class CcxtClient:
     USDC-settled and inverse markets, Bitget's USDC- and coin-margined ones, Gate's BTC-settled
     ones, HTX's and BingX's coin-margined ones, Hyperliquid's HIP-3 dexes), every read covers
     the kinds of market the client was given a symbol of; the manager names the symbols it
-    holds through ``watch_symbols``.
+    holds through ``watch_symbols``. ``every_position_list=True`` reads, at every read, the
+    list of every kind of market the loaded markets hold (one request each: a sync then
+    imports positions opened by hand anywhere, at that cost per read).
     """
 
     #: Capability flag read by the manager: the order methods accept ``client_order_id=...`` and
@@ -562,6 +564,7 @@ class CcxtClient:
         margin_mode: str | None = None,
         market_slippage: float | None = None,
         markets_reload_seconds: float = 60.0,
+        every_position_list: bool = False,
     ) -> None:
         if is_async_exchange(exchange):
             raise TypeError(
@@ -587,6 +590,8 @@ class CcxtClient:
             raise ValueError(
                 f"market_slippage must be None or a fraction in (0, 1), got {market_slippage!r}"
             )
+        if not isinstance(every_position_list, bool):
+            raise TypeError(f"every_position_list must be a bool, got {every_position_list!r}")
         if not (isinstance(markets_reload_seconds, (int, float)) and markets_reload_seconds >= 0):
             raise ValueError(
                 f"markets_reload_seconds must be a number >= 0, got {markets_reload_seconds!r}"
@@ -601,6 +606,7 @@ class CcxtClient:
         self.margin_mode = margin_mode
         self.market_slippage = market_slippage
         self.markets_reload_seconds = float(markets_reload_seconds)
+        self.every_position_list = every_position_list
         # client order id -> when it was sent, by ``clock`` and by the wall clock (what a venue's
         # order times are compared with)
         self._sent_ids: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -623,6 +629,7 @@ class CcxtClient:
         self._scopes: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._scoped: set[str] = set()
         self._unscoped: set[str] = set()
+        self._markets_seen: Any = None  # the markets ``every_position_list`` last looked at
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", None) or type(self.exchange).__name__
@@ -1201,8 +1208,30 @@ class CcxtClient:
             if scope is not None or isinstance(market, Mapping):
                 return [{}]
         self._place_unscoped()
+        if self.every_position_list:
+            self._note_every_market()
         with self._state_lock:
             return [{}, *(dict(params) for params in self._scopes.values())]
+
+    def _note_every_market(self) -> None:
+        """``every_position_list``: the lists of every kind of market the loaded markets hold
+        are read from now on (one market of each kind is noted; markets loaded later are
+        looked at when they are)."""
+        venue = self.venue
+        if venue not in _DEFAULT_SCOPES:
+            return
+        markets = self._loaded_markets()
+        if not isinstance(markets, Mapping) or markets is self._markets_seen:
+            return
+        kinds: dict[tuple[Any, ...], str] = {}
+        for symbol, market in list(markets.items()):
+            if isinstance(market, Mapping) and isinstance(symbol, str):
+                scope = list_scope(venue, market)
+                if scope is not None:
+                    kinds.setdefault(scope[0], symbol)
+        for symbol in kinds.values():
+            self._note(symbol)
+        self._markets_seen = markets
 
     def _fetch_list(self, params: dict[str, Any]) -> list[Any]:
         """One position list's entries (``fetch_positions``), every page of it (Bybit pages
