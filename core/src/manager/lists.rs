@@ -26,7 +26,7 @@ use super::messages::Channel;
 use super::{caught, Manager};
 use crate::book::{Applied, EndKept, Reported, Touched};
 use crate::clock::Timestamp;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::events::{EventKind, Evidence};
 use crate::exchange::{TickerAnswer, WholeList};
 use crate::format::{format_price, py_repr_float};
@@ -120,7 +120,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if !self.exchange().watches_symbols() {
             return Ok(Ok(()));
         }
-        let _telling = self.telling.lock();
+        let Some(_telling) = self.telling.try_lock_for(self.telling_wait) else {
+            return Ok(Err(CoreError::Exchange {
+                kind: "TimeoutError".to_owned(),
+                message: format!(
+                    "another thread was still telling the client which symbols to list after {} s",
+                    self.telling_wait.as_secs_f64()
+                ),
+            }));
+        };
         let symbols = self.book().take_untold();
         if symbols.is_empty() {
             return Ok(Ok(()));

@@ -97,6 +97,9 @@ pub struct Manager<H> {
     /// another thread waits until they are told, so no list misses a market being added.
     /// Reentrant: a client's `watch_symbols` may call back into the manager.
     telling: parking_lot::ReentrantMutex<()>,
+    /// How long a list read waits for another thread's telling before it fails (the manager
+    /// then keeps every position, as for any failed read).
+    telling_wait: std::time::Duration,
 }
 
 /// A callback told about every event (see [`Manager::set_event_sink`]).
@@ -132,6 +135,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             journal: parking_lot::RwLock::new(None),
             holds: hold::ReopenHolds::default(),
             telling: parking_lot::ReentrantMutex::new(()),
+            telling_wait: std::time::Duration::from_secs(60),
         })
     }
 

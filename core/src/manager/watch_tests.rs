@@ -240,3 +240,49 @@ fn a_list_read_while_another_thread_tells_waits_for_the_telling() {
     assert!(told_at < first_list, "{calls:?}");
     assert!(removals(&m).is_empty(), "{:?}", removals(&m));
 }
+
+#[test]
+fn a_telling_that_never_ends_fails_the_other_threads_read_and_keeps_everything() {
+    let f = scoped_fake(true);
+    let mut m = manager(&f, ManagerConfig::default());
+    m.telling_wait = std::time::Duration::from_millis(100);
+    let m = std::sync::Arc::new(m);
+    m.book().insert(USDC, position(USDC), 1);
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    f.0.lock().during_watch = Some(Box::new(move || {
+        entered_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(10));
+    }));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    {
+        let (m, done) = (m.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            m.update_all().unwrap();
+            done.send(()).unwrap();
+        });
+    }
+    entered_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the telling started");
+    // The other thread's read gives up after the wait: nothing read, nothing removed.
+    let lists_before = f
+        .calls()
+        .iter()
+        .filter(|c| *c == "get_open_positions")
+        .count();
+    m.update_all().unwrap();
+    assert_eq!(
+        f.calls()
+            .iter()
+            .filter(|c| *c == "get_open_positions")
+            .count(),
+        lists_before
+    );
+    assert!(m.book().contains(USDC));
+    release_tx.send(()).unwrap();
+    done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the telling thread ends");
+    assert!(removals(&m).is_empty(), "{:?}", removals(&m));
+}
