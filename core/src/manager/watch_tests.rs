@@ -193,18 +193,28 @@ fn positions_loaded_from_a_state_file_are_told_before_the_first_list() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// Makes the fake's next `watch_symbols` say it has begun (the receiver) and then wait for the
+/// sender, at most `longest`: a telling another thread can be made to race.
+fn hold_the_telling(
+    f: &Fake,
+    longest: std::time::Duration,
+) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    f.0.lock().during_watch = Some(Box::new(move || {
+        entered_tx.send(()).unwrap();
+        let _ = go_rx.recv_timeout(longest);
+    }));
+    (entered_rx, go_tx)
+}
+
 #[test]
 fn a_list_read_while_another_thread_tells_waits_for_the_telling() {
     let f = scoped_fake(true);
     let m = std::sync::Arc::new(manager(&f, ManagerConfig::default()));
     m.book().insert(USDC, position(USDC), 1);
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    f.0.lock().during_watch = Some(Box::new(move || {
-        entered_tx.send(()).unwrap();
-        // Held until the other thread has started its list read.
-        let _ = go_rx.recv_timeout(std::time::Duration::from_millis(300));
-    }));
+    // Held until the other thread has started its list read.
+    let (entered_rx, go_tx) = hold_the_telling(&f, std::time::Duration::from_millis(300));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<&str>();
     let run = |name: &'static str,
                work: fn(&super::Manager<u32>) -> crate::error::CoreResult<()>| {
@@ -248,12 +258,7 @@ fn a_telling_that_never_ends_fails_the_other_threads_read_and_keeps_everything()
     m.telling_wait = std::time::Duration::from_millis(100);
     let m = std::sync::Arc::new(m);
     m.book().insert(USDC, position(USDC), 1);
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    f.0.lock().during_watch = Some(Box::new(move || {
-        entered_tx.send(()).unwrap();
-        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(10));
-    }));
+    let (entered_rx, release_tx) = hold_the_telling(&f, std::time::Duration::from_secs(10));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     {
         let (m, done) = (m.clone(), done_tx.clone());
