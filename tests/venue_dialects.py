@@ -1396,7 +1396,8 @@ class Gate(_Base):
     negative size) and takes leverage on the ``dual_comp`` path only; a dual-mode reduce-only
     order reduces the leg its sign closes (negative: the long one). The list holds every
     contract, flat ones with size 0 (``holding=true``: only open ones). A custom id (``text``,
-    "t-...") finds an order while it is open and for ``client_id_window`` seconds after it ends;
+    "t-...") finds an order while it is open and for less than ``client_id_window`` seconds after
+    it ends (0: not once it has ended, even in the same millisecond);
     the list of finished orders keeps it (an order without fills leaves that list
     ``zero_fill_window`` seconds after it was cancelled).
 
@@ -1672,7 +1673,7 @@ class Gate(_Base):
             if o is None:
                 return None
             done = self.finished.get(o.id)
-            if done is not None and now_ms() / 1000 - done > self.client_id_window:
+            if done is not None and now_ms() / 1000 - done >= self.client_id_window:
                 return None  # a custom id finds a finished order for a short while only
             return o
         return venue.ledger.find(key)
