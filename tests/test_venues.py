@@ -1019,10 +1019,109 @@ def test_kucoin_opens_at_the_requested_leverage_on_an_isolated_position() -> Non
         assert client.create_market_order(m.symbol, "buy", 2, 7) is not None
         (sent,) = venue.requests_to("/api/v1/orders", "POST")
         assert sent.params["leverage"] == 7  # ccxt alone sends 1
+        assert sent.params["marginMode"] == "ISOLATED"  # the symbol's, read from the venue
         assert venue.ledger.lev(m.symbol, "long") == 7.0
-        assert venue.requests_to("/api/v2/changeCrossUserLeverage", "POST")[-1].params[
-            "leverage"
-        ] in (7, "7")
+        # An isolated position takes the order's leverage: no cross leverage is set.
+        assert venue.requests_to("/api/v2/changeCrossUserLeverage", "POST") == []
+
+
+KUCOIN_MARGIN_ROUTE = "/api/v2/position/getMarginMode"
+
+
+@pytest.mark.parametrize("cross", [True, False], ids=["cross", "isolated"])
+def test_kucoin_every_order_names_the_symbols_margin_mode(cross: bool) -> None:
+    """KuCoin takes an order that names no margin mode as ISOLATED and refuses it on a cross
+    symbol (330005): every order names the symbol's mode, read from the venue once per symbol,
+    or from its position entry. (Earlier builds named none: on a cross account every order,
+    opens and closes, was refused.)"""
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        venue.ledger.cross = cross
+        client = CcxtClient(exchange)
+        m = market(venue)
+        wire = "CROSS" if cross else "ISOLATED"
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 5) is not None
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None  # scale-in
+        assert client.close_position(m.symbol) is True
+        sent = venue.requests_to(venue.dialect.order_route, "POST")
+        assert [o.params.get("marginMode") for o in sent] == [wire] * 3
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 1  # asked once
+        assert venue.ledger.size(m.symbol, "long") == 0
+        # A fresh client (a restart) closing a position it has not placed: the mode comes from
+        # the position's entry, without asking.
+        venue.ledger.open(m.symbol, "short", 3 * m.lot, m.price)
+        assert CcxtClient(exchange).close_position(m.symbol) is True
+        assert venue.requests_to(venue.dialect.order_route, "POST")[-1].params["marginMode"] == wire
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 1
+        assert venue.ledger.size(m.symbol, "short") == 0
+
+
+def test_kucoin_a_margin_mode_switched_on_the_venue_is_read_again_after_its_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        client = CcxtClient(exchange)
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
+        assert client.close_position(m.symbol) is True
+        venue.ledger.cross = False  # switched to isolated by hand while flat
+        with caplog.at_level(logging.ERROR, logger="TradingBot"):
+            assert client.create_market_order(m.symbol, "buy", m.lot, 5) is None  # refused
+        assert any("330005" in r for r in caplog.messages)
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
+        assert venue.requests_to(venue.dialect.order_route, "POST")[-1].params["marginMode"] == (
+            "ISOLATED"
+        )
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 2
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(m.lot)
+
+
+@pytest.mark.parametrize("cross", [True, False], ids=["cross", "isolated"])
+def test_kucoin_an_unreadable_margin_mode_names_none(
+    cross: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The venue's default then decides: an isolated symbol takes the order, a cross one
+    refuses it (a rejection, nothing held); the next order asks again."""
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        venue.ledger.cross = cross
+        client = CcxtClient(exchange)
+        m = market(venue)
+        venue.fail_next(KUCOIN_MARGIN_ROUTE, status=503)
+        with caplog.at_level(logging.WARNING, logger="TradingBot"):
+            order = client.create_market_order(m.symbol, "buy", m.lot, 5)
+        assert any(f"Could not read the margin mode of {m.symbol}" in r for r in caplog.messages)
+        (sent,) = venue.requests_to(venue.dialect.order_route, "POST")
+        assert "marginMode" not in sent.params
+        assert (order is None) is cross
+        assert venue.ledger.size(m.symbol, "long") == (0 if cross else pytest.approx(m.lot))
+        assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 2
+
+
+def test_kucoin_a_configured_margin_mode_is_named_without_asking() -> None:
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        client = CcxtClient(exchange, margin_mode="cross")
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "sell", m.lot, 5) is not None
+        (sent,) = venue.requests_to(venue.dialect.order_route, "POST")
+        assert sent.params["marginMode"] == "CROSS"
+        assert venue.requests_to(KUCOIN_MARGIN_ROUTE) == []
+
+
+def test_manager_kucoin_isolated_account_round_trip_without_a_configured_mode() -> None:
+    """The manager over an isolated KuCoin account, ``margin_mode`` not set: it opens at the
+    requested leverage, syncs and closes."""
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        venue.ledger.cross = False
+        m = market(venue)
+        manager = PositionManager(CcxtClient(exchange), ticker_retry_delays=())
+        assert manager.open_position(m.symbol, "SELL", 3 * m.lot, 4, 0.02)
+        assert venue.ledger.size(m.symbol, "short") == pytest.approx(3 * m.lot)
+        assert venue.ledger.lev(m.symbol, "short") == 4.0
+        restarted = PositionManager(CcxtClient(exchange), ticker_retry_delays=())
+        assert restarted.sync_existing_positions() == 1
+        assert restarted.close_position(m.symbol, "manual") is not None
+        assert venue.ledger.size(m.symbol, "short") == 0
+        assert restarted.positions == {}
 
 
 def test_htx_an_error_answer_ccxt_passes_through_is_an_unknown_outcome() -> None:

@@ -344,7 +344,12 @@ DIALECTS: dict[str, type[Dialect]] = {"binanceusdm": Binance}
 
 
 class KuCoin(_Base):
-    """KuCoin futures (classic account): envelope ``{"code": "200000", "data": ...}``."""
+    """KuCoin futures (classic account): envelope ``{"code": "200000", "data": ...}``.
+
+    A symbol's margin mode is the account's (``ledger.cross``); an order names its own in
+    ``marginMode`` and KuCoin takes ``ISOLATED`` when it names none: an order whose mode is not
+    the symbol's is refused with 330005 (ccxt issue 25592), and ``/api/v2/position/
+    getMarginMode`` tells the symbol's mode."""
 
     ccxt_name = "kucoinfutures"
     markets = CONTRACT_MARKETS
@@ -353,6 +358,10 @@ class KuCoin(_Base):
     credentials: ClassVar[dict[str, Any]] = {"apiKey": "key", "secret": "secret", "password": "pw"}
     codes: ClassVar[dict[str, tuple[str, str]]] = {
         "mode": ("330011", "the order's position side does not match the current position mode"),
+        "margin": (
+            "330005",
+            "The order's margin mode does not match the selected one. Please switch and try again.",
+        ),
         "reduce": ("300009", "No open positions to close."),
         "amount": ("100001", "The quantity is invalid."),
         "symbol": ("100001", "Contract parameter invalid."),
@@ -442,9 +451,16 @@ class KuCoin(_Base):
         venue.ledger.set_lev(symbol, float(r.params["leverage"]))
         return True
 
+    def margin_mode(self, venue: FakeVenue, r: Request) -> Payload:
+        self.symbol_of(venue, r.params["symbol"])
+        mode = "CROSS" if venue.ledger.cross else "ISOLATED"
+        return {"symbol": r.params["symbol"], "marginMode": mode}
+
     def new_order(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
         symbol = self.symbol_of(venue, p["symbol"])
+        if (p.get("marginMode", "ISOLATED") == "CROSS") != venue.ledger.cross:
+            raise VenueRefusal("margin", "the order's margin mode is not the symbol's")
         position_side = p.get("positionSide", "BOTH")
         if venue.ledger.hedge and position_side == "BOTH":
             raise VenueRefusal("mode", "positionSide needed")
@@ -507,6 +523,7 @@ class KuCoin(_Base):
         ("GET", "/api/v1/hf/accounts/opened"): lambda v, r: False,
         ("GET", "/api/v1/contracts/active"): "contracts",
         ("GET", "/api/v2/position/getPositionMode"): "position_mode",
+        ("GET", "/api/v2/position/getMarginMode"): "margin_mode",
         ("GET", "/api/v1/ticker"): "ticker",
         ("GET", "/api/v1/kline/query"): "klines",
         ("GET", "/api/v1/positions"): "positions",

@@ -326,6 +326,11 @@ _HEDGED_PARAM_VENUES = frozenset(
 _MODE_FROM_SYMBOL_LIST = frozenset({"bybit"})
 #: Venues without a hedge mode: every entry is one-way.
 _ONE_WAY_VENUES = frozenset({"hyperliquid"})
+# Venues where a symbol has a margin mode of its own and an order naming another one is
+# refused, with a default the venue takes when the order names none (KuCoin futures: ISOLATED,
+# refused with 330005 on a cross symbol; ccxt issue 25592): every order names the symbol's.
+_SYMBOL_MARGIN_VENUES = frozenset({"kucoinfutures", "kucoin"})
+_MARGIN_MODE_REFUSAL = "330005"  # KuCoin: the order's margin mode is not the symbol's
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
 _PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
 #: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
@@ -526,7 +531,9 @@ class CcxtClient:
     the venue: no guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the
     venue's) is passed to leverage changes and to orders where the venue takes it (OKX, Bitget,
     MEXC and HTX orders carry it, closes included: set it on an isolated account there, ccxt's
-    default is cross). ``market_slippage`` bounds
+    default is cross). KuCoin orders always name the symbol's mode: ``margin_mode``, else the
+    symbol's position entry's, else the venue's answer (``fetch_margin_mode``, once per
+    symbol). ``market_slippage`` bounds
     market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
     position entry names a market ccxt does not know.
@@ -743,7 +750,9 @@ class CcxtClient:
             self._symbol_hedged.setdefault(symbol, hedged)
         return hedged
 
-    def _leverage_params(self, symbol: str, leverage: Any, leg: str) -> list[dict[str, Any]]:
+    def _leverage_params(
+        self, symbol: str, leverage: Any, leg: str, margin: str | None
+    ) -> list[dict[str, Any]]:
         """The ``set_leverage`` params per call the venue needs (one call per dict)."""
         venue = self.venue
         if venue == "bingx":
@@ -756,7 +765,7 @@ class CcxtClient:
             return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
         if venue == "bitget" and self.margin_mode == "isolated" and self.is_hedged(symbol):
             return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
-        if venue in ("kucoinfutures", "kucoin") and self.margin_mode == "isolated":
+        if venue in _SYMBOL_MARGIN_VENUES and margin == "isolated":
             return []  # ccxt sets cross leverage only; an isolated order carries its leverage
         if self.margin_mode is not None and venue in (
             "okx",
@@ -768,14 +777,47 @@ class CcxtClient:
             return [{"marginMode": self.margin_mode}]
         return [{}]
 
-    def _set_leverage(self, symbol: str, leverage: Any, leg: str) -> None:
+    def _symbol_margin_mode(self, symbol: str) -> str | None:
+        """The margin mode an order on ``symbol`` names where the venue refuses an order in
+        another mode than the symbol's (``_SYMBOL_MARGIN_VENUES``): ``margin_mode`` when set;
+        else what the symbol's position entry said; else the venue's answer to
+        ``fetch_margin_mode`` (asked once per symbol, and again after a refusal of the mode);
+        ``None`` (the order names none: the venue's default) when it cannot be read."""
+        if self.margin_mode is not None:
+            return self.margin_mode
+        with self._state_lock:
+            cross = self._cross.get(symbol)
+        if cross is None and self._has("fetchMarginMode"):
+            try:
+                answer = self.exchange.fetch_margin_mode(symbol)
+            except Exception as e:
+                self.logger.warning(
+                    f"Could not read the margin mode of {symbol} ({type(e).__name__}: {e}); "
+                    "the order names none (the venue's default)"
+                )
+                return None
+            mode = answer.get("marginMode") if isinstance(answer, Mapping) else None
+            if mode not in ("cross", "isolated"):
+                self.logger.warning(
+                    f"The margin mode of {symbol} reads {answer!r}; the order names none "
+                    "(the venue's default)"
+                )
+                return None
+            cross = mode == "cross"
+            with self._state_lock:
+                self._cross.setdefault(symbol, cross)
+        if cross is None:
+            return None
+        return "cross" if cross else "isolated"
+
+    def _set_leverage(self, symbol: str, leverage: Any, leg: str, margin: str | None) -> None:
         """Best-effort leverage change before an opening order: a failure is only logged."""
         if leverage is None or not self._has("setLeverage"):
             return
         if self.venue in ("gate", "gateio"):
             self._gate_set_leverage(symbol, leverage)
             return
-        for params in self._leverage_params(symbol, leverage, leg):
+        for params in self._leverage_params(symbol, leverage, leg, margin):
             try:
                 if params:
                     self.exchange.set_leverage(leverage, symbol, params)
@@ -837,6 +879,16 @@ class CcxtClient:
             request["leverage"] = str(leverage)
         exchange.privateFuturesPostSettleDualCompPositionsContractLeverage(request)
 
+    def _order_setup(
+        self, symbol: str, reduce_only: bool, leg: str, leverage: Any, hedged: bool
+    ) -> dict[str, Any]:
+        """Before an order: the symbol's margin mode read where orders must name it, the
+        leverage set for an opening order; the order's ccxt params."""
+        margin = self._symbol_margin_mode(symbol) if self.venue in _SYMBOL_MARGIN_VENUES else None
+        if not reduce_only:
+            self._set_leverage(symbol, leverage, leg, margin)
+        return self._order_params(symbol, reduce_only, leg, leverage, hedged, margin)
+
     def _order_params(
         self,
         symbol: str,
@@ -844,8 +896,10 @@ class CcxtClient:
         leg: str,
         leverage: Any,
         hedged: bool,
+        margin: str | None,
     ) -> dict[str, Any]:
-        """The ccxt params of an order: reduce-only, the leg in hedge mode, venue extras."""
+        """The ccxt params of an order: reduce-only, the leg in hedge mode, venue extras;
+        ``margin``: the symbol's margin mode where orders must name it (``_order_setup``)."""
         params: dict[str, Any] = {"reduceOnly": True} if reduce_only else {}
         venue = self.venue
         if venue in ("htx", "huobi") and self._is_inverse(symbol):
@@ -870,6 +924,8 @@ class CcxtClient:
         if venue in ("kucoinfutures", "kucoin") and leverage is not None:
             # The order body's leverage is what an isolated position gets (ccxt sends 1).
             params["leverage"] = leverage
+        if venue in _SYMBOL_MARGIN_VENUES and margin is not None:
+            params["marginMode"] = margin
         if self.margin_mode is not None and venue in ("okx", "bitget", "mexc", "htx", "huobi"):
             # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
             # openType), closes included.
@@ -936,6 +992,10 @@ class CcxtClient:
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
                 )
+                if self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
+                    with self._state_lock:
+                        # The symbol's mode was changed on the venue: read it again next time.
+                        self._cross.pop(symbol, None)
                 if client_order_id is not None:
                     with self._ids_lock:
                         self._refused_ids[client_order_id] = None
@@ -1341,6 +1401,11 @@ class CcxtClient:
             elif isinstance(symbol, str) and info.get("leverage") is not None:
                 with self._state_lock:
                     self._cross[symbol] = False
+        if self.venue in _SYMBOL_MARGIN_VENUES and isinstance(symbol, str):
+            mode = entry.get("marginMode")
+            if mode in ("cross", "isolated"):
+                with self._state_lock:
+                    self._cross[symbol] = mode == "cross"
         if self.venue == "bingx":
             # BingX lists the direction in positionSide in both modes; onlyOnePosition says
             # which mode (true: one-way). Without it, the account's setting decides.
@@ -1589,9 +1654,7 @@ class CcxtClient:
         self._note(symbol)
         if hedged is None:
             hedged = self.is_hedged(symbol)
-        if not reduce_only:
-            self._set_leverage(symbol, leverage, leg)
-        params = self._order_params(symbol, reduce_only, leg, leverage, hedged)
+        params = self._order_setup(symbol, reduce_only, leg, leverage, hedged)
         price: float | None = None
         if self.venue in _PRICED_MARKET_ORDER_VENUES:
             try:
@@ -1635,9 +1698,7 @@ class CcxtClient:
         leg = _leg_of(side, reduce_only, position_side)
         self._claim(client_order_id)
         self._note(symbol)
-        if not reduce_only:
-            self._set_leverage(symbol, leverage, leg)
-        params = self._order_params(symbol, reduce_only, leg, leverage, self.is_hedged(symbol))
+        params = self._order_setup(symbol, reduce_only, leg, leverage, self.is_hedged(symbol))
         if post_only:
             params["postOnly"] = True
         return self._place(symbol, "limit", side, amount, price, params, client_order_id)
