@@ -996,15 +996,16 @@ class Okx(_Base):
         pos = size if (ledger.hedge or leg == "long") else -size
         signed = size if leg == "long" else -size
         upl = signed * (mark - entry) * m.contract_size
+        cross = ledger.cross_of(symbol, leg)
         return {
             "adl": "1", "availPos": _s(size), "avgPx": _s(entry), "cTime": str(now_ms() - 1000),
             "ccy": "USDT", "deltaBS": "", "deltaPA": "", "gammaBS": "", "gammaPA": "",
-            "imr": _s(size * m.contract_size * mark / lev) if ledger.cross else "",
+            "imr": _s(size * m.contract_size * mark / lev) if cross else "",
             "instId": self.mid(venue, symbol), "instType": "SWAP", "interest": "",
             "idxPx": _s(mark), "last": _s(mark), "usdPx": "", "bePx": _s(entry),
             "lever": _s(lev), "liab": "", "liabCcy": "", "liqPx": "", "markPx": _s(mark),
-            "margin": "" if ledger.cross else _s(size * m.contract_size * entry / lev),
-            "mgnMode": "cross" if ledger.cross else "isolated", "mgnRatio": "",
+            "margin": "" if cross else _s(size * m.contract_size * entry / lev),
+            "mgnMode": "cross" if cross else "isolated", "mgnRatio": "",
             "mmr": _s(size * m.contract_size * mark * 0.004),
             "notionalUsd": _s(size * m.contract_size * mark), "optVal": "",
             "pendingCloseOrdLiabVal": "", "pos": _s(pos), "posCcy": "", "posId": "1",
@@ -1028,7 +1029,8 @@ class Okx(_Base):
             raise VenueRefusal("param", "Parameter mgnMode error")
         if mode == "isolated" and ledger.hedge and pos_side not in ("long", "short"):
             raise VenueRefusal("mode", "Parameter posSide error")
-        if (mode == "cross") != ledger.cross:
+        named = pos_side if ledger.hedge and pos_side in ("long", "short") else None
+        if (mode == "cross") != ledger.cross_of(symbol, named):
             raise VenueRefusal("param", "the margin mode does not match the position's")
         leg = pos_side if pos_side in ("long", "short") and not ledger.cross else None
         ledger.set_lev(symbol, float(p["lever"]), leg)
@@ -1039,14 +1041,15 @@ class Okx(_Base):
         (p,) = r.params["_body"]
         symbol = self.symbol_of(venue, p["instId"])
         ledger = venue.ledger
-        if p.get("tdMode") != ("cross" if ledger.cross else "isolated"):
-            raise VenueRefusal("td_mode", "Parameter tdMode error")
         pos_side = p.get("posSide", "net" if not ledger.hedge else "")
         if ledger.hedge and pos_side not in ("long", "short"):
             raise VenueRefusal("mode", "Parameter posSide error")
         if not ledger.hedge and pos_side != "net":
             raise VenueRefusal("mode", "Parameter posSide error")
         leg = pos_side if ledger.hedge else None
+        # tdMode names the position the order acts on: a cross and an isolated one are apart.
+        if p.get("tdMode") != ("cross" if ledger.cross_of(symbol, leg) else "isolated"):
+            raise VenueRefusal("td_mode", "Parameter tdMode error")
         side = p["side"]
         reduce = _truthy(p.get("reduceOnly")) or (
             leg is not None and (leg == "long") != (side == "buy")
@@ -1283,7 +1286,7 @@ class Bitget(_Base):
                 "openDelegateSize": "0", "marginSize": _s(held.contracts * held.entry / lev),
                 "available": _s(held.contracts), "locked": "0", "total": _s(held.contracts),
                 "leverage": _s(lev), "achievedProfits": "0", "openPriceAvg": _s(held.entry),
-                "marginMode": "crossed" if ledger.cross else "isolated",
+                "marginMode": "crossed" if ledger.cross_of(symbol, leg) else "isolated",
                 "posMode": "hedge_mode" if ledger.hedge else "one_way_mode",
                 "unrealizedPL": _s(signed * (mark - held.entry)), "liquidationPrice": "0",
                 "keepMarginRate": "0.004", "markPrice": _s(mark), "marginRatio": "0.01",
@@ -1298,9 +1301,10 @@ class Bitget(_Base):
         symbol = self.symbol_of(venue, p["symbol"])
         ledger = venue.ledger
         hold = p.get("holdSide")
-        if not ledger.cross and ledger.hedge and hold not in ("long", "short"):
+        cross = ledger.cross_of(symbol, hold if hold in ("long", "short") else None)
+        if not cross and ledger.hedge and hold not in ("long", "short"):
             raise VenueRefusal("param", "holdSide is required in isolated hedge mode")
-        leg = hold if (hold in ("long", "short") and not ledger.cross) else None
+        leg = hold if (hold in ("long", "short") and not cross) else None
         ledger.set_lev(symbol, float(p["leverage"]), leg)
         lev = p["leverage"]
         coin = ledger.markets[symbol].settle_coin
@@ -1316,8 +1320,6 @@ class Bitget(_Base):
         coin = p.get("marginCoin")
         if coin is not None and str(coin).upper() != ledger.markets[symbol].settle_coin:
             raise VenueRefusal("param", "Parameter marginCoin error")
-        if p.get("marginMode") != ("crossed" if ledger.cross else "isolated"):
-            raise VenueRefusal("margin", "The margin mode cannot be changed")
         trade_side = str(p.get("tradeSide", "")).lower()
         side = p["side"]
         if ledger.hedge:
@@ -1328,6 +1330,8 @@ class Bitget(_Base):
             side = side if not reduce else ("sell" if side == "buy" else "buy")
         else:
             leg, reduce = None, p.get("reduceOnly") == "YES"
+        if p.get("marginMode") != ("crossed" if ledger.cross_of(symbol, leg) else "isolated"):
+            raise VenueRefusal("margin", "The margin mode cannot be changed")
         cid = p.get("clientOid")
         if cid and venue.ledger.find(client_id=cid) is not None:
             raise VenueRefusal("client_id", "Duplicate clientOid")
@@ -2424,7 +2428,7 @@ class Mexc(_Base):
             rows.append({
                 "positionId": 1_000 + len(rows), "symbol": self.mid(venue, symbol),
                 "positionType": 1 if leg == "long" else 2,
-                "openType": 2 if ledger.cross else 1, "state": 1,
+                "openType": 2 if ledger.cross_of(symbol, leg) else 1, "state": 1,
                 "holdVol": held.contracts, "frozenVol": 0, "closeVol": 0,
                 "holdAvgPrice": held.entry, "openAvgPrice": held.entry,
                 "closeAvgPrice": 0, "liquidatePrice": 0,
@@ -2439,9 +2443,12 @@ class Mexc(_Base):
         p = r.params
         symbol = self.symbol_of(venue, p["symbol"])
         open_type, position_type = int(p["openType"]), int(p["positionType"])
-        if (open_type == 2) != venue.ledger.cross or position_type not in (1, 2):
+        if position_type not in (1, 2):
             raise VenueRefusal("param", "openType or positionType does not fit the position")
         leg: str | None = "long" if position_type == 1 else "short"
+        named = leg if venue.ledger.hedge else None
+        if (open_type == 2) != venue.ledger.cross_of(symbol, named):
+            raise VenueRefusal("param", "openType or positionType does not fit the position")
         if venue.ledger.cross and not venue.ledger.hedge:
             leg = None  # one leverage per symbol in one-way cross
         venue.ledger.set_lev(symbol, float(p["leverage"]), leg)
@@ -2454,14 +2461,15 @@ class Mexc(_Base):
         mode = int(p.get("positionMode", 1 if ledger.hedge else 2))
         if (mode == 1) != ledger.hedge:
             raise VenueRefusal("mode", "positionMode does not fit the account")
-        if (int(p["openType"]) == 2) != ledger.cross:
-            raise VenueRefusal("param", "openType does not fit the position")
         if int(p["openType"]) == 1 and not p.get("leverage"):
             raise VenueRefusal("isolated", "leverage is required")
         code = int(p["side"])
         side = "buy" if code in (1, 2) else "sell"
         reduce = code in (2, 4)
         leg = {1: "long", 4: "long", 3: "short", 2: "short"}[code] if ledger.hedge else None
+        cross = ledger.cross_of(symbol, leg)
+        if (int(p["openType"]) == 2) != cross:
+            raise VenueRefusal("param", "openType does not fit the position")
         ext = p.get("externalOid")
         if ext and ledger.find(client_id=ext) is not None:
             raise VenueRefusal("client_id", "Repeated request")
@@ -2472,7 +2480,7 @@ class Mexc(_Base):
             leverage=float(p["leverage"]) if p.get("leverage") else None,
         )  # fmt: skip
         order.extra["code"] = code
-        if not reduce and p.get("leverage") and not ledger.cross:
+        if not reduce and p.get("leverage") and not cross:
             ledger.set_lev(symbol, float(p["leverage"]), order.leg)
         return {"orderId": order.id, "ts": now_ms()}
 
@@ -2668,7 +2676,7 @@ class Htx(_Base):
                 "contract_code": self.mid(venue, symbol),
                 "position_side": leg if ledger.hedge else "both",
                 "direction": "buy" if leg == "long" else "sell",
-                "margin_mode": "cross" if ledger.cross else "isolated",
+                "margin_mode": "cross" if ledger.cross_of(symbol, leg) else "isolated",
                 "open_avg_price": _s(held.entry), "volume": _s(held.contracts),
                 "available": _s(held.contracts), "lever_rate": int(lev),
                 "adl_risk_percent": 1, "liquidation_price": "0", "margin": _s(margin),
@@ -2683,7 +2691,7 @@ class Htx(_Base):
     def lever(self, venue: FakeVenue, r: Request) -> Payload:
         p = r.params
         symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
-        if p.get("margin_mode") != ("cross" if venue.ledger.cross else "isolated"):
+        if p.get("margin_mode") != ("cross" if venue.ledger.cross_of(symbol) else "isolated"):
             raise VenueRefusal("margin", "margin_mode does not fit the position")
         venue.ledger.set_lev(symbol, float(p["lever_rate"]))
         return {"contract_code": p["contract_code"], "margin_mode": p["margin_mode"],
@@ -2693,8 +2701,6 @@ class Htx(_Base):
         p = r.params
         symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
         ledger = venue.ledger
-        if p.get("margin_mode") != ("cross" if ledger.cross else "isolated"):
-            raise VenueRefusal("margin", "margin_mode does not fit the position")
         position_side = p.get("position_side", "both")
         if (position_side == "both") == ledger.hedge or position_side not in (
             "both",
@@ -2709,6 +2715,9 @@ class Htx(_Base):
             raise VenueRefusal("client_id", "duplicate client_order_id")
         side = p["side"]
         leg = None if position_side == "both" else position_side
+        cross = ledger.cross_of(symbol, leg)
+        if p.get("margin_mode") != ("cross" if cross else "isolated"):
+            raise VenueRefusal("margin", "margin_mode does not fit the position")
         reduce = bool(p.get("reduce_only")) and str(p.get("reduce_only")) != "0"
         reduce = reduce or (leg is not None and (leg == "long") != (side == "buy"))
         kind = "market" if p.get("type") == "market" else "limit"
@@ -2717,6 +2726,7 @@ class Htx(_Base):
             price=float(p["price"]) if kind == "limit" else None,
             client_id=str(cid) if cid is not None else None,
         )  # fmt: skip
+        order.extra["cross"] = cross  # the margin account it is in
         return {"order_id": order.id, "client_order_id": order.client_id or order.id}
 
     def _order(self, venue: FakeVenue, o: Order) -> Payload:
@@ -2729,7 +2739,7 @@ class Htx(_Base):
             "contract_code": self.mid(venue, o.symbol),
             "position_side": o.leg if ledger.hedge else "both", "price_match": None,
             "order_id": o.id, "client_order_id": o.client_id or o.id,
-            "margin_mode": "cross" if ledger.cross else "isolated",
+            "margin_mode": "cross" if o.extra.get("cross", ledger.cross) else "isolated",
             "lever_rate": int(ledger.lev(o.symbol, o.leg)), "order_source": "api",
             "reduce_only": o.reduce_only, "time_in_force": "gtc", "tp_trigger_price": "",
             "tp_order_price": "", "tp_type": "0", "sl_trigger_price": "",
@@ -2756,7 +2766,7 @@ class Htx(_Base):
         if o is not None and venue.ledger.markets[o.symbol].inverse:
             o = None  # a coin-margined swap's: swap_order_info finds it
         if o is None or r.params.get("margin_mode") != (
-            "cross" if venue.ledger.cross else "isolated"
+            "cross" if o.extra.get("cross", venue.ledger.cross) else "isolated"
         ):
             raise VenueRefusal("order", "Order doesnt exist.")
         return self._order(venue, o)

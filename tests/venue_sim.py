@@ -79,6 +79,9 @@ class Leg:
     contracts: float  # > 0
     entry: float
     opened: int = field(default_factory=now_ms)
+    # The position's own margin mode (True: cross) where it is not the account's (``None``):
+    # one opened by hand in the other mode (``Ledger.open(..., cross=...)``).
+    cross: bool | None = None
 
 
 @dataclass
@@ -125,14 +128,37 @@ class Ledger:
 
     # ---- controls (tests)
 
-    def open(self, symbol: str, leg: str, contracts: float, entry: float | None = None) -> None:
-        """A position as if opened earlier (one-way: replaces the symbol's position)."""
+    def open(
+        self,
+        symbol: str,
+        leg: str,
+        contracts: float,
+        entry: float | None = None,
+        *,
+        cross: bool | None = None,
+    ) -> None:
+        """A position as if opened earlier (one-way: replaces the symbol's position);
+        ``cross``: its margin mode when it is not the account's (``self.cross``)."""
         with self.lock:
             if not self.hedge:
                 self.legs.pop((symbol, "long"), None)
                 self.legs.pop((symbol, "short"), None)
             price = entry if entry is not None else self.prices[symbol]
-            self.legs[(symbol, leg)] = Leg(float(contracts), float(price))
+            self.legs[(symbol, leg)] = Leg(float(contracts), float(price), cross=cross)
+
+    def cross_of(self, symbol: str, leg: str | None = None) -> bool:
+        """Whether the position an order on ``symbol`` acts on is in cross margin: the named
+        leg's (one-way, ``None``: the held one's) own mode, else the account's. Venues that
+        name a margin mode in every order (OKX, Bitget, MEXC, HTX) refuse one in another mode
+        than the position's."""
+        with self.lock:
+            held = self.legs.get((symbol, leg)) if leg is not None else None
+            if held is None and leg is None:
+                one = self.held_leg(symbol)
+                held = self.legs.get((symbol, one)) if one is not None else None
+            if held is not None and held.cross is not None:
+                return held.cross
+            return self.cross
 
     def remove(self, symbol: str, leg: str | None = None) -> None:
         with self.lock:
@@ -259,6 +285,7 @@ class Ledger:
             net = self.size(symbol, "long") - self.size(symbol, "short")
             old = self.legs.get((symbol, "long")) or self.legs.get((symbol, "short"))
             new = round(net + signed, 10)
+            own_mode = old.cross if old is not None else None
             entry = price
             if old is not None and net != 0 and (net > 0) == (signed > 0):
                 entry = (abs(net) * old.entry + qty * price) / abs(new)
@@ -267,7 +294,9 @@ class Ledger:
             self.legs.pop((symbol, "long"), None)
             self.legs.pop((symbol, "short"), None)
             if new != 0:
-                self.legs[(symbol, "long" if new > 0 else "short")] = Leg(abs(new), entry)
+                self.legs[(symbol, "long" if new > 0 else "short")] = Leg(
+                    abs(new), entry, cross=own_mode
+                )
         order.status = "closed"
         order.filled = qty
         order.average = price

@@ -331,6 +331,10 @@ _ONE_WAY_VENUES = frozenset({"hyperliquid"})
 # refused with 330005 on a cross symbol; ccxt issue 25592): every order names the symbol's.
 _SYMBOL_MARGIN_VENUES = frozenset({"kucoinfutures", "kucoin"})
 _MARGIN_MODE_REFUSAL = "330005"  # KuCoin: the order's margin mode is not the symbol's
+# Venues where every order names a margin mode and acts only on a position in that mode (OKX
+# tdMode, Bitget marginMode, MEXC openType, HTX margin_mode): an order on a listed position
+# names the position's own mode, a new position the client's ``margin_mode``.
+_ORDER_MARGIN_VENUES = frozenset({"okx", "bitget", "mexc", "htx", "huobi"})
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
 _PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
 #: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
@@ -356,6 +360,12 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("positionIdx", {"1": "long", "2": "short"}),
     ("position_side", {"long": "long", "short": "short"}),
 )
+
+
+def _margin_of(entry: Mapping[str, Any]) -> str | None:
+    """The margin mode ccxt parsed from a position entry ('cross'/'isolated'), else ``None``."""
+    mode = entry.get("marginMode")
+    return mode if mode in ("cross", "isolated") else None
 
 
 def _info(entry: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -530,11 +540,12 @@ class CcxtClient:
     leverage change — else one-way), ``'hedge'`` or ``'oneway'`` (the account's mode, as set on
     the venue: no guessing). ``margin_mode`` (``'cross'``/``'isolated'``, default: the
     venue's) is passed to leverage changes and to orders where the venue takes it (OKX, Bitget,
-    MEXC and HTX orders carry it, closes included: set it on an isolated account there, ccxt's
-    default is cross). KuCoin orders always name the symbol's mode: ``margin_mode``, else the
-    symbol's position entry's, else the venue's answer (``fetch_margin_mode``, once per
-    symbol). ``market_slippage`` bounds
-    market orders on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
+    MEXC and HTX orders carry it: set it on an isolated account there, ccxt's default is
+    cross); an order on a position the latest list showed in the other mode (opened by hand)
+    names that position's mode instead, so it acts on it. KuCoin orders always name the
+    symbol's mode: ``margin_mode``, else the symbol's position entry's, else the venue's
+    answer (``fetch_margin_mode``, once per symbol). ``market_slippage`` bounds market orders
+    on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
     position entry names a market ccxt does not know.
 
@@ -627,6 +638,11 @@ class CcxtClient:
         self._account_hedged: bool | None = None  # from the latest entry that said
         self._venue_mode: bool | None = None  # from fetch_position_mode
         self._cross: dict[str, bool] = {}  # symbol -> its entry says cross margin
+        # (symbol, leg) -> the margin mode of the position the latest list read showed there
+        # (``_ORDER_MARGIN_VENUES``), and the mode each order was sent in, by client order id
+        # and by order id (HTX: its look-ups name it).
+        self._listed_margin: dict[tuple[str, str], str] = {}
+        self._order_margins: OrderedDict[str, str] = OrderedDict()
         self._warned_unknown: set[str] = set()
         self._mode_warned = False
         self._markets_reloaded_at: float | None = None
@@ -757,24 +773,20 @@ class CcxtClient:
         venue = self.venue
         if venue == "bingx":
             return [{"side": leg.upper() if self.is_hedged(symbol) else "BOTH"}]
+        # The mode of the position the order opens or adds to (``_order_setup``).
+        mode = margin if venue in _ORDER_MARGIN_VENUES else self.margin_mode
         if venue == "mexc":
-            open_type = 1 if self.margin_mode == "isolated" else 2
+            open_type = 1 if mode == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
-        if venue == "okx" and self.margin_mode == "isolated":
+        if venue == "okx" and mode == "isolated":
             # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
             return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
-        if venue == "bitget" and self.margin_mode == "isolated" and self.is_hedged(symbol):
+        if venue == "bitget" and mode == "isolated" and self.is_hedged(symbol):
             return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
         if venue in _SYMBOL_MARGIN_VENUES and margin == "isolated":
             return []  # ccxt sets cross leverage only; an isolated order carries its leverage
-        if self.margin_mode is not None and venue in (
-            "okx",
-            "hyperliquid",
-            "kucoinfutures",
-            "htx",
-            "huobi",
-        ):
-            return [{"marginMode": self.margin_mode}]
+        if mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures", "htx", "huobi"):
+            return [{"marginMode": mode}]
         return [{}]
 
     def _symbol_margin_mode(self, symbol: str) -> str | None:
@@ -880,11 +892,27 @@ class CcxtClient:
         exchange.privateFuturesPostSettleDualCompPositionsContractLeverage(request)
 
     def _order_setup(
-        self, symbol: str, reduce_only: bool, leg: str, leverage: Any, hedged: bool
+        self,
+        symbol: str,
+        reduce_only: bool,
+        leg: str,
+        leverage: Any,
+        hedged: bool,
+        margin: str | None = None,
     ) -> dict[str, Any]:
-        """Before an order: the symbol's margin mode read where orders must name it, the
-        leverage set for an opening order; the order's ccxt params."""
-        margin = self._symbol_margin_mode(symbol) if self.venue in _SYMBOL_MARGIN_VENUES else None
+        """Before an order: the margin mode it names where orders name one (``margin``, the
+        mode of the position it acts on when the caller knows it), the leverage set for an
+        opening order; the order's ccxt params."""
+        if self.venue in _SYMBOL_MARGIN_VENUES:
+            margin = self._symbol_margin_mode(symbol)
+        elif self.venue in _ORDER_MARGIN_VENUES:
+            if margin is None:
+                with self._state_lock:
+                    margin = self._listed_margin.get((symbol, leg))
+            if margin is None:
+                margin = self.margin_mode
+        else:
+            margin = None
         if not reduce_only:
             self._set_leverage(symbol, leverage, leg, margin)
         return self._order_params(symbol, reduce_only, leg, leverage, hedged, margin)
@@ -926,11 +954,11 @@ class CcxtClient:
             params["leverage"] = leverage
         if venue in _SYMBOL_MARGIN_VENUES and margin is not None:
             params["marginMode"] = margin
-        if self.margin_mode is not None and venue in ("okx", "bitget", "mexc", "htx", "huobi"):
+        if margin is not None and venue in _ORDER_MARGIN_VENUES:
             # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
             # openType), closes included.
-            params["marginMode"] = self.margin_mode
-        if venue == "mexc" and self.margin_mode == "isolated" and _number(leverage):
+            params["marginMode"] = margin
+        if venue == "mexc" and margin == "isolated" and _number(leverage):
             params["leverage"] = leverage  # MEXC: an isolated order carries its leverage
         return params
 
@@ -978,6 +1006,9 @@ class CcxtClient:
         wire = None if client_order_id is None else self.venue_client_order_id(client_order_id)
         if wire is not None:
             params = {**params, "clientOrderId": wire}
+        margin = params.get("marginMode") if self.venue in ("htx", "huobi") else None
+        if client_order_id is not None and isinstance(margin, str):
+            self._remember_margin(client_order_id, margin)
         try:
             order = self.exchange.create_order(symbol, order_type, side, amount, price, params)
         except Exception as e:
@@ -1021,20 +1052,41 @@ class CcxtClient:
         answer = dict(self._unified_order(order))
         if answer.get("clientOrderId") in (None, wire):
             answer["clientOrderId"] = client_order_id
+        if isinstance(margin, str):
+            self._remember_margin(str(order["id"]), margin)
         return answer
 
-    def _fetch_order(self, order_id: Any, symbol: str, params: dict[str, Any] | None = None) -> Any:
+    def _remember_margin(self, key: str, margin: str) -> None:
+        """Notes the margin mode an order (its client order id or id) was sent in."""
+        with self._ids_lock:
+            self._order_margins[key] = margin
+            while len(self._order_margins) > 2 * self.remembered_ids:
+                self._order_margins.popitem(last=False)
+
+    def _fetch_order(
+        self,
+        order_id: Any,
+        symbol: str,
+        params: dict[str, Any] | None = None,
+        margin: str | None = None,
+    ) -> Any:
         """``fetch_order`` with the venue's required params (Bybit: ``acknowledged``; HTX: the
-        margin mode the order was placed with)."""
+        margin mode the order was placed with: ``margin``, else the one noted for ``order_id``
+        when this instance sent it, else ``margin_mode``)."""
         params = dict(params or {})
         if self.venue == "bybit":
             # ccxt refuses Bybit order look-ups unless told that only the last 500 orders are
             # visible; the manager looks up orders it has just sent.
             params["acknowledged"] = True
-        if self.margin_mode is not None and self.venue in ("htx", "huobi"):
+        if self.venue in ("htx", "huobi"):
             # HTX's look-up names a margin mode, which ccxt sets to cross unless told: an
             # isolated order is looked up under the mode it was placed with.
-            params["marginMode"] = self.margin_mode
+            if margin is None and order_id is not None:
+                with self._ids_lock:
+                    margin = self._order_margins.get(str(order_id))
+            margin = margin or self.margin_mode
+            if margin is not None:
+                params["marginMode"] = margin
         if params:
             return self._unified_order(self.exchange.fetch_order(order_id, symbol, params))
         return self._unified_order(self.exchange.fetch_order(order_id, symbol))
@@ -1070,7 +1122,7 @@ class CcxtClient:
             return str(int(digest[:13], 16) + 1)
         return client_order_id
 
-    def _fetch_by_client_id(self, wire: str, symbol: str) -> Any:
+    def _fetch_by_client_id(self, wire: str, symbol: str, client_order_id: str) -> Any:
         """The venue's order with client order id ``wire`` (its own form); ``None`` or ccxt's
         ``OrderNotFound`` when it has none."""
         if self.venue == "bybit":
@@ -1079,7 +1131,27 @@ class CcxtClient:
             return self._bingx_order_by_client_id(wire, symbol)
         if self.venue == "mexc":
             return self._unified_order(self._mexc_order_by_external_oid(wire, symbol))
+        if self.venue in ("htx", "huobi") and not self._is_inverse(symbol):
+            return self._htx_order_by_client_id(wire, symbol, client_order_id)
         return self._fetch_order(None, symbol, {"clientOrderId": wire})
+
+    def _htx_order_by_client_id(self, wire: str, symbol: str, client_order_id: str) -> Any:
+        """HTX: the look-up names the margin mode the order was sent in. An order this instance
+        did not send (a restart) or whose mode it no longer remembers is asked for under
+        ``margin_mode`` (ccxt's cross unless set) and, if "not found" there, under the other
+        mode: a position in another mode than the client's is acted on in its own."""
+        with self._ids_lock:
+            known = self._order_margins.get(client_order_id)
+        if known is not None:
+            return self._fetch_order(None, symbol, {"clientOrderId": wire}, known)
+        first = self.margin_mode or "cross"
+        try:
+            return self._fetch_order(None, symbol, {"clientOrderId": wire}, first)
+        except Exception as e:
+            if not _is_ccxt_error(e, "OrderNotFound"):
+                raise
+        other = "isolated" if first == "cross" else "cross"
+        return self._fetch_order(None, symbol, {"clientOrderId": wire}, other)
 
     def _finished_order(self, wire: str, symbol: str) -> tuple[Any, list[Mapping[str, Any]]]:
         """Gate: the finished order of ``symbol`` whose custom id is ``wire`` among the contract's
@@ -1360,7 +1432,27 @@ class CcxtClient:
             if self._is_unknown(entry):
                 self._warn_unknown(entry)
             positions.append(entry)
+        if self.venue in _ORDER_MARGIN_VENUES:
+            self._note_margins(symbol, positions)
         return positions
+
+    def _note_margins(self, symbol: str | None, positions: list[dict[str, Any]]) -> None:
+        """Notes the margin mode of each listed position (every list read, or ``symbol``'s):
+        the mode later orders on it name."""
+        listed = {
+            (p["symbol"], p["side"]): mode
+            for p in positions
+            if isinstance(p.get("symbol"), str) and (mode := _margin_of(p)) is not None
+        }
+        with self._state_lock:
+            if symbol is None:
+                self._listed_margin = listed
+            else:
+                for leg in ("long", "short"):
+                    self._listed_margin.pop((symbol, leg), None)
+                self._listed_margin.update(
+                    (key, mode) for key, mode in listed.items() if key[0] == symbol
+                )
 
     def _read_entries(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """The entries of every position list (or of the one holding ``symbol``), checked and
@@ -1650,11 +1742,12 @@ class CcxtClient:
         leg: str,
         hedged: bool | None,
         client_order_id: str | None,
+        margin: str | None = None,
     ) -> dict[str, Any] | None:
         self._note(symbol)
         if hedged is None:
             hedged = self.is_hedged(symbol)
-        params = self._order_setup(symbol, reduce_only, leg, leverage, hedged)
+        params = self._order_setup(symbol, reduce_only, leg, leverage, hedged, margin)
         price: float | None = None
         if self.venue in _PRICED_MARKET_ORDER_VENUES:
             try:
@@ -1771,7 +1864,11 @@ class CcxtClient:
             leg,
             bool(position.get("hedged")) or self.is_hedged(symbol),
             client_order_id,
+            _margin_of(position),
         )
+        if order is not None and amount >= abs(size):
+            with self._state_lock:  # closed: a new position there takes ``margin_mode``
+                self._listed_margin.pop((symbol, leg), None)
         return order is not None
 
     def _close_amount(
@@ -1828,7 +1925,7 @@ class CcxtClient:
         wire = self.venue_client_order_id(client_order_id)
         missing: Exception | None = None
         try:
-            order = self._fetch_by_client_id(wire, symbol)
+            order = self._fetch_by_client_id(wire, symbol, client_order_id)
         except Exception as e:
             if not _is_ccxt_error(e, "OrderNotFound"):
                 raise
