@@ -195,3 +195,31 @@ def test_htx_a_restarted_client_finds_an_order_in_the_other_mode_by_its_client_i
         # pmclose1: the sender's fill read (its own mode), the restarted client's two asks;
         # pmnever1: both modes.
         assert asked == [other, own, other, own, other]
+
+
+@pytest.mark.parametrize("account_cross", [True, False], ids=["cross-account", "isolated-account"])
+def test_hyperliquid_adds_to_a_position_in_the_other_mode_at_its_own_mode(
+    account_cross: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hyperliquid's leverage change before an order names cross or isolated and cannot switch
+    the mode of an open position: before a scale-in on a position in the other mode than the
+    client's it names the position's mode, so the leverage is set and no warning logged.
+    (Earlier builds named the client's: "Cannot switch leverage type with open position.")"""
+    with running(DIALECTS["hyperliquid"]()) as (venue, exchange):
+        venue.ledger.cross = account_cross
+        m = next(iter(venue.ledger.markets.values()))
+        venue.ledger.open(m.symbol, "long", 4 * m.lot, m.price, cross=not account_cross)
+        client = CcxtClient(exchange, margin_mode=None if account_cross else "isolated")
+        manager = PositionManager(client, ticker_retry_delays=())
+        assert manager.sync_existing_positions() == 1
+        caplog.set_level(logging.WARNING, logger="TradingBot")
+        assert manager.scale_in_position(m.symbol, 2 * m.lot, m.price) is True
+        assert [r.getMessage() for r in caplog.records if "leverage" in r.getMessage()] == []
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(6 * m.lot)
+        assert venue.ledger.cross_of(m.symbol, "long") is (not account_cross)
+        actions = [
+            r.params["action"]
+            for r in venue.requests_to("/exchange", "POST")
+            if r.params.get("action", {}).get("type") == "updateLeverage"
+        ]
+        assert [a["isCross"] for a in actions] == [not account_cross]

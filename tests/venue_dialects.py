@@ -2176,8 +2176,8 @@ class Hyperliquid(_Base):
                 value = held.contracts * mark
                 position = {
                     "coin": self.mid(venue, symbol), "szi": _s(signed),
-                    "leverage": {"type": "cross" if ledger.cross else "isolated",
-                                 "value": int(lev)},
+                    "leverage": {"type": "cross" if ledger.cross_of(symbol, leg)
+                                 else "isolated", "value": int(lev)},
                     "entryPx": _s(held.entry), "positionValue": _s(value),
                     "unrealizedPnl": _s(signed * (mark - held.entry)),
                     "returnOnEquity": "0", "liquidationPx": None,
@@ -2238,7 +2238,7 @@ class Hyperliquid(_Base):
             return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
         if kind == "updateLeverage":
             symbol = self._asset(venue, int(action["asset"]))
-            if bool(action["isCross"]) != venue.ledger.cross:
+            if bool(action["isCross"]) != venue.ledger.cross_of(symbol):
                 held = [leg for s, leg, _h in venue.ledger.held() if s == symbol]
                 if held:
                     raise VenueRefusal("margin", "Cannot switch leverage type with open position.")

@@ -335,6 +335,9 @@ _MARGIN_MODE_REFUSAL = "330005"  # KuCoin: the order's margin mode is not the sy
 # tdMode, Bitget marginMode, MEXC openType, HTX margin_mode): an order on a listed position
 # names the position's own mode, a new position the client's ``margin_mode``.
 _ORDER_MARGIN_VENUES = frozenset({"okx", "bitget", "mexc", "htx", "huobi"})
+# Venues whose leverage change names a margin mode and cannot switch a position's (Hyperliquid's
+# updateLeverage ``isCross``): the change before an order on a listed position names its mode.
+_LEVERAGE_MARGIN_VENUES = _ORDER_MARGIN_VENUES | {"hyperliquid"}
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
 _PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
 #: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
@@ -639,7 +642,7 @@ class CcxtClient:
         self._venue_mode: bool | None = None  # from fetch_position_mode
         self._cross: dict[str, bool] = {}  # symbol -> its entry says cross margin
         # (symbol, leg) -> the margin mode of the position the latest list read showed there
-        # (``_ORDER_MARGIN_VENUES``), and the mode each order was sent in, by client order id
+        # (``_LEVERAGE_MARGIN_VENUES``), and the mode each order was sent in, by client order id
         # and by order id (HTX: its look-ups name it).
         self._listed_margin: dict[tuple[str, str], str] = {}
         self._order_margins: OrderedDict[str, str] = OrderedDict()
@@ -774,7 +777,7 @@ class CcxtClient:
         if venue == "bingx":
             return [{"side": leg.upper() if self.is_hedged(symbol) else "BOTH"}]
         # The mode of the position the order opens or adds to (``_order_setup``).
-        mode = margin if venue in _ORDER_MARGIN_VENUES else self.margin_mode
+        mode = margin if venue in _LEVERAGE_MARGIN_VENUES else self.margin_mode
         if venue == "mexc":
             open_type = 1 if mode == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
@@ -905,7 +908,7 @@ class CcxtClient:
         opening order; the order's ccxt params."""
         if self.venue in _SYMBOL_MARGIN_VENUES:
             margin = self._symbol_margin_mode(symbol)
-        elif self.venue in _ORDER_MARGIN_VENUES:
+        elif self.venue in _LEVERAGE_MARGIN_VENUES:
             if margin is None:
                 with self._state_lock:
                     margin = self._listed_margin.get((symbol, leg))
@@ -1432,7 +1435,7 @@ class CcxtClient:
             if self._is_unknown(entry):
                 self._warn_unknown(entry)
             positions.append(entry)
-        if self.venue in _ORDER_MARGIN_VENUES:
+        if self.venue in _LEVERAGE_MARGIN_VENUES:
             self._note_margins(symbol, positions)
         return positions
 
