@@ -3,13 +3,15 @@
 OKX (``tdMode``), Bitget (``marginMode``), MEXC (``openType``) and HTX (``margin_mode``) take the
 margin mode in each order, and an order in another mode than the position it acts on does not
 touch that position (OKX and HTX keep a cross and an isolated position apart, so such an order
-reduces nothing or opens a second position; Bitget and MEXC refuse it; the fakes refuse it). ``CcxtClient``'s ``margin_mode`` (default: ccxt's, cross) is the account's
-mode for new positions; a position opened by hand in the other mode, or left by an earlier run
-with another setting, is closed, reduced and added to in its own mode, as its position entry
-says. (Earlier builds sent every order in the client's mode: such a position could be neither
-closed nor reduced, so its stop loss never took effect.) The fake venues (``venue_sim``,
+reduces nothing or opens a second position; Bitget and MEXC refuse it; the fakes refuse it).
+``CcxtClient``'s ``margin_mode`` (default: ccxt's, cross) is the account's mode for new
+positions; a position opened by hand in the other mode, or left by an earlier run with another
+setting, is closed, reduced and added to in its own mode, as its position entry says. (Earlier
+builds sent every order in the client's mode: such a position could be neither closed nor
+reduced, so its stop loss never took effect.) The fake venues (``venue_sim``,
 ``Ledger.open(..., cross=...)``) give such a position its own mode and refuse an order in another
-one, as the venues do; see docs/ccxt-client.md, "Margin mode".
+one, as the venues do; see docs/ccxt-client.md, "Margin mode". Hyperliquid names the mode in its
+leverage change only, which cannot switch an open position's.
 """
 
 from __future__ import annotations
