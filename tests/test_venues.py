@@ -1055,24 +1055,49 @@ def test_kucoin_every_order_names_the_symbols_margin_mode(cross: bool) -> None:
         assert venue.ledger.size(m.symbol, "short") == 0
 
 
-def test_kucoin_a_margin_mode_switched_on_the_venue_is_read_again_after_its_refusal(
+def test_kucoin_a_margin_mode_switched_on_the_venue_is_learnt_from_its_refusal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The symbol's mode is switched by hand while flat: the next order, in the mode the
+    client knew, is refused (330005, a rejection: nothing placed), and the one after names
+    the other mode, the symbol's, without asking again."""
     with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
         client = CcxtClient(exchange)
         m = market(venue)
         assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
         assert client.close_position(m.symbol) is True
         venue.ledger.cross = False  # switched to isolated by hand while flat
-        with caplog.at_level(logging.ERROR, logger="TradingBot"):
+        with caplog.at_level(logging.WARNING, logger="TradingBot"):
             assert client.create_market_order(m.symbol, "buy", m.lot, 5) is None  # refused
         assert any("330005" in r for r in caplog.messages)
+        assert any(
+            f"{m.symbol} is in isolated margin on the exchange" in r for r in caplog.messages
+        )
         assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
         assert venue.requests_to(venue.dialect.order_route, "POST")[-1].params["marginMode"] == (
             "ISOLATED"
         )
-        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 2
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 1
         assert venue.ledger.size(m.symbol, "long") == pytest.approx(m.lot)
+
+
+def test_kucoin_a_position_is_closed_in_its_own_mode_whatever_margin_mode_says() -> None:
+    """``margin_mode='cross'`` on a symbol that KuCoin holds in isolated margin: the close of
+    its position names the position's mode and goes through at once; an open that names the
+    configured mode is refused once, and the next names the symbol's."""
+    with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
+        venue.ledger.cross = False
+        m = market(venue)
+        venue.ledger.open(m.symbol, "long", 3 * m.lot, m.price)
+        assert CcxtClient(exchange, margin_mode="cross").close_position(m.symbol) is True
+        assert venue.ledger.size(m.symbol, "long") == 0
+        client = CcxtClient(exchange, margin_mode="cross")
+        assert client.create_market_order(m.symbol, "sell", m.lot, 5) is None
+        assert client.create_market_order(m.symbol, "sell", m.lot, 5) is not None
+        modes = [o.params["marginMode"] for o in venue.requests_to(venue.dialect.order_route)]
+        assert modes == ["ISOLATED", "CROSS", "ISOLATED"]
+        assert venue.ledger.size(m.symbol, "short") == pytest.approx(m.lot)
+        assert venue.requests_to(KUCOIN_MARGIN_ROUTE) == []
 
 
 @pytest.mark.parametrize("cross", [True, False], ids=["cross", "isolated"])

@@ -546,7 +546,8 @@ class CcxtClient:
     MEXC and HTX orders carry it: set it on an isolated account there, ccxt's default is
     cross); an order on a position the latest list showed in the other mode (opened by hand)
     names that position's mode instead, so it acts on it. KuCoin orders always name the
-    symbol's mode: ``margin_mode``, else the symbol's position entry's, else the venue's
+    symbol's mode (KuCoin refuses any other): as the venue last told it (a position entry,
+    ``fetch_margin_mode``, a refusal of the other mode), else ``margin_mode``, else the venue's
     answer (``fetch_margin_mode``, once per symbol). ``market_slippage`` bounds market orders
     on venues that need a price for them (Hyperliquid; default: ccxt's 5 %).
     ``markets_reload_seconds``: at most one reload of the markets per this many seconds when a
@@ -777,7 +778,9 @@ class CcxtClient:
         if venue == "bingx":
             return [{"side": leg.upper() if self.is_hedged(symbol) else "BOTH"}]
         # The mode of the position the order opens or adds to (``_order_setup``).
-        mode = margin if venue in _LEVERAGE_MARGIN_VENUES else self.margin_mode
+        mode = (
+            margin if venue in _LEVERAGE_MARGIN_VENUES | _SYMBOL_MARGIN_VENUES else self.margin_mode
+        )
         if venue == "mexc":
             open_type = 1 if mode == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
@@ -794,14 +797,16 @@ class CcxtClient:
 
     def _symbol_margin_mode(self, symbol: str) -> str | None:
         """The margin mode an order on ``symbol`` names where the venue refuses an order in
-        another mode than the symbol's (``_SYMBOL_MARGIN_VENUES``): ``margin_mode`` when set;
-        else what the symbol's position entry said; else the venue's answer to
-        ``fetch_margin_mode`` (asked once per symbol, and again after a refusal of the mode);
-        ``None`` (the order names none: the venue's default) when it cannot be read."""
-        if self.margin_mode is not None:
-            return self.margin_mode
+        another mode than the symbol's (``_SYMBOL_MARGIN_VENUES``): the symbol's mode as the
+        venue last told it (a position entry, an answer of ``fetch_margin_mode``, or a refusal
+        of the other mode); else ``margin_mode`` when set; else the venue's answer to
+        ``fetch_margin_mode`` (asked once per symbol); ``None`` (the order names none: the
+        venue's default) when it cannot be read. The venue's word comes first: it refuses an
+        order in any other mode, closes included."""
         with self._state_lock:
             cross = self._cross.get(symbol)
+        if cross is None and self.margin_mode is not None:
+            return self.margin_mode
         if cross is None and self._has("fetchMarginMode"):
             try:
                 answer = self.exchange.fetch_margin_mode(symbol)
@@ -907,7 +912,7 @@ class CcxtClient:
         mode of the position it acts on when the caller knows it), the leverage set for an
         opening order; the order's ccxt params."""
         if self.venue in _SYMBOL_MARGIN_VENUES:
-            margin = self._symbol_margin_mode(symbol)
+            margin = margin or self._symbol_margin_mode(symbol)
         elif self.venue in _LEVERAGE_MARGIN_VENUES:
             if margin is None:
                 with self._state_lock:
@@ -1026,10 +1031,23 @@ class CcxtClient:
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
                 )
-                if self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
+                named = params.get("marginMode")
+                if (
+                    self.venue in _SYMBOL_MARGIN_VENUES
+                    and _MARGIN_MODE_REFUSAL in str(e)
+                    and named in ("cross", "isolated")
+                ):
+                    # Refused for naming another mode than the symbol's (changed on the venue,
+                    # or ``margin_mode`` set to the other one): the symbol's is the other.
                     with self._state_lock:
-                        # The symbol's mode was changed on the venue: read it again next time.
-                        self._cross.pop(symbol, None)
+                        self._cross[symbol] = named != "cross"
+                    self.logger.warning(
+                        f"{symbol} is in {'isolated' if named == 'cross' else 'cross'} margin on "
+                        f"the exchange, not {named}: its next orders name that mode"
+                    )
+                elif self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
+                    with self._state_lock:
+                        self._cross.pop(symbol, None)  # read the symbol's mode again
                 if client_order_id is not None:
                     with self._ids_lock:
                         self._refused_ids[client_order_id] = None
