@@ -63,6 +63,10 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
   venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
   none twice, across the crashes.
+* no request is refused for the margin mode it names when the last position list showed the
+  position it acts on in its mode (the venues that keep one per position see reversals by hand
+  in the other mode: ``RecordingLedger.margin_per_position``; a list lagging such a reversal
+  can still have an order refused, counted apart).
 
 The asyncio bot's runs must pass all of it too.
 
@@ -97,7 +101,15 @@ from journal_helpers import journal_url
 from reliability_helpers import LONG, seeds
 from soak_manager import shut_down, soak_manager
 from test_journal_crash import read_until
-from test_venue_soak import CALL_TIMEOUT, CASES, LATE, RecordingLedger, Verdict, arm_fault
+from test_venue_soak import (
+    CALL_TIMEOUT,
+    CASES,
+    LATE,
+    RecordingLedger,
+    Verdict,
+    arm_fault,
+    note_margin_refusals,
+)
 from venue_crash_child import CALL_TIMEOUT as CHILD_CALL_TIMEOUT
 from venue_crash_child import DRIVERS, clock_at
 from venue_dialects import DIALECTS
@@ -400,7 +412,9 @@ def run_crashes(
     assert CHILD_CALL_TIMEOUT == CALL_TIMEOUT < LATE
     rng = random.Random(f"crash {name} {hedge} {seed}")
     dialect = DIALECTS[name]()
-    ledger = CrashLedger(dialect.markets, hedge=hedge)
+    ledger = CrashLedger(
+        dialect.markets, hedge=hedge, margin_per_position=dialect.margin_per_position
+    )
     verdict = CrashVerdict()
     ledger.verdict = verdict
     log = tmp / "children.log"
@@ -478,6 +492,7 @@ def run_crashes(
         ]
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
+        note_margin_refusals(venue, verdict)
         verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
         verdict.late = sum(1 for r in venue.requests if r.late)
         verdict.late_held = venue.late_held
@@ -526,6 +541,7 @@ def assert_the_run_held(verdict: CrashVerdict) -> None:
     assert verdict.left_resting == [], "a limit order left resting can fill unmanaged"
     assert verdict.left_in_flight == 0
     assert verdict.unexpected == []
+    assert verdict.margin_refusals == []
     assert verdict.closed_positions == verdict.venue_ends
     mid_order = verdict.killed_after_order + verdict.killed_before_order
     assert mid_order + verdict.killed_after_answer > 0, "killed mid-order"

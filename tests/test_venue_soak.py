@@ -10,7 +10,9 @@ any route the venue serves), failed and empty position reads. Its own events are
 reductions by hand and, in one-way mode, reversals by hand (a held position closed and the other
 side opened at once on the symbol, as a person or another bot on the account would; after half
 of them a list at the next tick still shows the old side, lagging the flip): the manager must
-see the flip, track the new side, and count the old side's end once. Prices walk. A small bot
+see the flip, track the new side, and count the old side's end once; on the venues that keep a
+margin mode per position every other reversal opens the new side in the other mode than the
+account's, which the manager must then act on in its own. Prices walk. A small bot
 opens keys it does not hold, closes some by hand, runs an update cycle every tick and now and
 then a sync; at the end it closes what it holds and runs calm cycles.
 
@@ -22,6 +24,8 @@ What must hold, judged on the venue's ledger:
   manager still protects a position the lists have not yet shown gone or flipped);
 * the venue is flat after the shutdown and the book is empty;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw;
+* no request is refused for the margin mode it names when the last position list showed the
+  position it acts on in that position's mode;
 * no exception reaches the bot, and the client asks the venue for no path it does not serve.
 
 The bot is written once, as the calls it makes (a generator of ``soak_manager.Call``), and run
@@ -83,6 +87,15 @@ class Verdict(SoakVerdict):
     # the old side again a tick later.
     flips: int = 0
     lagged_flips: int = 0
+    # Reversals whose new side was opened in the other margin mode than the account's; the
+    # venue's refusals of a request for the margin mode it named although the last position
+    # list showed the position it acts on in its mode (none may happen), and of those whose
+    # position that list did not show so (a list lagging a reversal by hand: the manager
+    # acts on what it was shown, and the venue refuses, as it refuses a close of a side a
+    # reversal ended).
+    other_mode_flips: int = 0
+    margin_refusals: list[str] = field(default_factory=list)
+    margin_refusals_unlisted: int = 0
     # Every order the venue took, in order: what it was and how it ended (not compared with
     # ``==``, which the concurrent runs use: the tests compare it on its own).
     orders: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -99,8 +112,11 @@ class RecordingLedger(Ledger):
     """The venue's ledger, noting every fill, every refusal of a reduce-only order, every end of
     a position (a leg going from held to flat) and who ended it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, margin_per_position: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The venue keeps a margin mode per position (``Dialect.margin_per_position``): every
+        # other reversal by hand, from the first, opens the new side in the other mode.
+        self.margin_per_position = margin_per_position
         self.tick = 0
         self.verdict = Verdict()
         # The bot's scale-in in progress, as (symbol, leg): its one opening fill is no open on
@@ -168,7 +184,8 @@ class RecordingLedger(Ledger):
 
     def by_hand(self, rng: random.Random, venue: FakeVenue | None = None) -> None:
         """Closes, halves (in whole lots) or, in one-way mode, reverses one held leg now and
-        then, as a person would: one draw a held leg a tick, the same draws in either mode.
+        then, as a person would: one draw a held leg a tick, the same draws in either mode (and
+        whatever the margin modes: see ``margin_per_position``).
         Below 0.004 a close; below 0.008 a halving (a close under two lots); one-way mode only,
         below 0.016 a reversal (:data:`REVERSALS`): the position closed and the other side
         opened at once, at the symbol's price, of the same size or twice it (the old side's
@@ -189,7 +206,13 @@ class RecordingLedger(Ledger):
                     _, times, lagged = next(r for r in REVERSALS if draw < r[0])
                     lots = max(1, round(held.contracts / lot)) * times
                     other = "short" if leg == "long" else "long"
-                    self.open(symbol, other, round(lots * lot, 10), self.prices[symbol])
+                    cross = None
+                    if self.margin_per_position and self.verdict.flips % 2 == 0:
+                        cross = not self.cross
+                        self.verdict.other_mode_flips += 1
+                    self.open(
+                        symbol, other, round(lots * lot, 10), self.prices[symbol], cross=cross
+                    )
                     self.verdict.flips += 1
                     if lagged:
                         new = self.legs[(symbol, other)]
@@ -223,6 +246,13 @@ class RecordingLedger(Ledger):
         with self.lock:
             for symbol in self.prices:
                 self.prices[symbol] *= math.exp(rng.gauss(0.0, 0.004))
+
+
+def note_margin_refusals(venue: FakeVenue, verdict: Verdict) -> None:
+    """The requests ``venue`` refused for the margin mode they named (an order, or a leverage
+    change, in another mode than the position's), as :class:`Verdict` keeps them."""
+    verdict.margin_refusals = list(venue.margin_refused)
+    verdict.margin_refusals_unlisted = len(venue.margin_refused_unlisted)
 
 
 #: An asyncio bot's ``AsyncCcxtClient(call_timeout=...)`` in the runs, and how late the venue
@@ -433,7 +463,9 @@ def run_venue(
     ``late_answers``, ``spared``: see :func:`arm_fault`."""
     rng = random.Random(f"{name} {hedge} {seed}")
     dialect = DIALECTS[name]()
-    ledger = RecordingLedger(dialect.markets, hedge=hedge)
+    ledger = RecordingLedger(
+        dialect.markets, hedge=hedge, margin_per_position=dialect.margin_per_position
+    )
     verdict = ledger.verdict
     with FakeVenue(dialect, ledger) as venue:
         clock = ManualClock(datetime(2026, 12, 1))
@@ -463,6 +495,7 @@ def run_venue(
         verdict.left_open = [f"{s} {leg} {p.contracts}" for s, leg, p in ledger.held()]
         verdict.book_left = sorted(pm.positions)
         verdict.unexpected = [f"{r.method} {r.path}" for r in venue.unexpected]
+        note_margin_refusals(venue, verdict)
         verdict.lookups = sum(1 for r in venue.requests if r.method == "GET" and "order" in r.path)
         verdict.late = sum(1 for r in venue.requests if r.late)
         verdict.orders = [
@@ -497,6 +530,7 @@ def test_the_whole_stack_through_a_venues_faults(
     assert verdict.second_closes == []
     assert verdict.left_open == [] and verdict.book_left == []
     assert verdict.unexpected == []
+    assert verdict.margin_refusals == []
     assert verdict.closed_positions == verdict.venue_ends
     assert verdict.faults > 0 and verdict.fills > 0, "the run exercised the venue"
 
@@ -589,6 +623,6 @@ def test_an_asyncio_bot_gives_the_synchronous_run(
     for run in (synchronous, asynchronous):
         assert run.on_top == [] and run.second_closes == []
         assert run.left_open == [] and run.book_left == []
-        assert run.unexpected == []
+        assert run.unexpected == [] and run.margin_refusals == []
         assert run.closed_positions == run.venue_ends
     assert asynchronous.faults > 0 and asynchronous.fills > 0

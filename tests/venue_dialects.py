@@ -885,6 +885,7 @@ class Okx(_Base):
     own ``sCode``/``sMsg``. Sizes are contracts of ``ctVal`` coins.
     """
 
+    margin_per_position = True
     ccxt_name = "okx"
     markets = CONTRACT_MARKETS
     positions_route = "/api/v5/account/positions"
@@ -1049,7 +1050,7 @@ class Okx(_Base):
         leg = pos_side if ledger.hedge else None
         # tdMode names the position the order acts on: a cross and an isolated one are apart.
         if p.get("tdMode") != ("cross" if ledger.cross_of(symbol, leg) else "isolated"):
-            raise VenueRefusal("td_mode", "Parameter tdMode error")
+            raise VenueRefusal("td_mode", "Parameter tdMode error", ledger.margin_key(symbol, leg))
         side = p["side"]
         reduce = _truthy(p.get("reduceOnly")) or (
             leg is not None and (leg == "long") != (side == "buy")
@@ -1145,6 +1146,7 @@ class Bitget(_Base):
     the ledger has no market of is refused (a simplification: Bitget answers an empty list).
     """
 
+    margin_per_position = True
     ccxt_name = "bitget"
     positions_route = "/api/v2/mix/position/all-position"
     order_route = "/api/v2/mix/order/place-order"
@@ -1331,7 +1333,8 @@ class Bitget(_Base):
         else:
             leg, reduce = None, p.get("reduceOnly") == "YES"
         if p.get("marginMode") != ("crossed" if ledger.cross_of(symbol, leg) else "isolated"):
-            raise VenueRefusal("margin", "The margin mode cannot be changed")
+            key = ledger.margin_key(symbol, leg)
+            raise VenueRefusal("margin", "The margin mode cannot be changed", key)
         cid = p.get("clientOid")
         if cid and venue.ledger.find(client_id=cid) is not None:
             raise VenueRefusal("client_id", "Duplicate clientOid")
@@ -2241,7 +2244,11 @@ class Hyperliquid(_Base):
             if bool(action["isCross"]) != venue.ledger.cross_of(symbol):
                 held = [leg for s, leg, _h in venue.ledger.held() if s == symbol]
                 if held:
-                    raise VenueRefusal("margin", "Cannot switch leverage type with open position.")
+                    raise VenueRefusal(
+                        "margin",
+                        "Cannot switch leverage type with open position.",
+                        venue.ledger.margin_key(symbol),
+                    )
                 venue.ledger.cross = bool(action["isCross"])
             venue.ledger.set_lev(symbol, float(action["leverage"]))
             return {"status": "ok", "response": {"type": "default"}}
@@ -2328,6 +2335,7 @@ class Mexc(_Base):
     through the API for most accounts since 2022; the documented format is what is served.)
     """
 
+    margin_per_position = True
     ccxt_name = "mexc"
     markets = CONTRACT_MARKETS
     positions_route = "/api/v1/private/position/open_positions"
@@ -2340,6 +2348,7 @@ class Mexc(_Base):
         "symbol": (1001, "Contract does not exist"),
         "client_id": (603, "Repeated request"),
         "isolated": (600, "leverage is required for isolated orders"),
+        "margin": (600, "openType does not fit the position"),
     }
 
     def market_id(self, base: str) -> str:
@@ -2469,7 +2478,8 @@ class Mexc(_Base):
         leg = {1: "long", 4: "long", 3: "short", 2: "short"}[code] if ledger.hedge else None
         cross = ledger.cross_of(symbol, leg)
         if (int(p["openType"]) == 2) != cross:
-            raise VenueRefusal("param", "openType does not fit the position")
+            key = ledger.margin_key(symbol, leg)
+            raise VenueRefusal("margin", "openType does not fit the position", key)
         ext = p.get("externalOid")
         if ext and ledger.find(client_id=ext) is not None:
             raise VenueRefusal("client_id", "Repeated request")
@@ -2567,6 +2577,7 @@ class Htx(_Base):
     the listing only (it cannot be traded here).
     """
 
+    margin_per_position = True
     ccxt_name = "htx"
     markets = CONTRACT_MARKETS
     positions_route = "/v5/trade/position/opens"
@@ -2692,7 +2703,8 @@ class Htx(_Base):
         p = r.params
         symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
         if p.get("margin_mode") != ("cross" if venue.ledger.cross_of(symbol) else "isolated"):
-            raise VenueRefusal("margin", "margin_mode does not fit the position")
+            key = venue.ledger.margin_key(symbol)
+            raise VenueRefusal("margin", "margin_mode does not fit the position", key)
         venue.ledger.set_lev(symbol, float(p["lever_rate"]))
         return {"contract_code": p["contract_code"], "margin_mode": p["margin_mode"],
                 "lever_rate": int(p["lever_rate"])}  # fmt: skip
@@ -2717,7 +2729,8 @@ class Htx(_Base):
         leg = None if position_side == "both" else position_side
         cross = ledger.cross_of(symbol, leg)
         if p.get("margin_mode") != ("cross" if cross else "isolated"):
-            raise VenueRefusal("margin", "margin_mode does not fit the position")
+            key = ledger.margin_key(symbol, leg)
+            raise VenueRefusal("margin", "margin_mode does not fit the position", key)
         reduce = bool(p.get("reduce_only")) and str(p.get("reduce_only")) != "0"
         reduce = reduce or (leg is not None and (leg == "long") != (side == "buy"))
         kind = "market" if p.get("type") == "market" else "limit"

@@ -106,10 +106,13 @@ class Order:
 class VenueRefusal(Exception):
     """The venue refuses the request: the dialect turns it into its own error body."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, key: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.reason = reason  # a key of the dialect's error table
         self.message = message
+        # A refusal for the margin mode named: the position (symbol, leg) whose mode it is not
+        # (``None``: a flat symbol, the account's mode).
+        self.key = key
 
 
 class Ledger:
@@ -145,6 +148,13 @@ class Ledger:
                 self.legs.pop((symbol, "short"), None)
             price = entry if entry is not None else self.prices[symbol]
             self.legs[(symbol, leg)] = Leg(float(contracts), float(price), cross=cross)
+
+    def margin_key(self, symbol: str, leg: str | None = None) -> tuple[str, str] | None:
+        """The position whose margin mode an order on ``symbol`` must name: the named leg
+        (one-way, ``None``: the held one) if held, else ``None`` (the account's mode)."""
+        with self.lock:
+            one = leg if leg is not None else self.held_leg(symbol)
+            return (symbol, one) if one is not None and (symbol, one) in self.legs else None
 
     def cross_of(self, symbol: str, leg: str | None = None) -> bool:
         """Whether the position an order on ``symbol`` acts on is in cross margin: the named
@@ -409,6 +419,10 @@ class Dialect:
     #: Whether a flat account's hedge mode can be read (``CcxtClient(position_mode='auto')``
     #: names the legs from the first order); otherwise the user sets ``position_mode='hedge'``.
     mode_readable_when_flat = True
+    #: Whether a position has a margin mode of its own that every order names, so one opened
+    #: by hand in the other mode than the account's sits beside the bot's (OKX, Bitget, MEXC,
+    #: HTX; ``Ledger.open(..., cross=...)``).
+    margin_per_position = False
 
 
 _V = TypeVar("_V", bound="FakeVenue")
@@ -422,6 +436,15 @@ class FakeVenue:
         self.ledger = ledger
         self.requests: list[Request] = []
         self.unexpected: list[Request] = []
+        # Every refusal the venue answered: (method, path, the reason's key).
+        self.refusals: list[tuple[str, str, str]] = []
+        # The legs the last read of ``positions_route`` showed (lagging or not), and the requests
+        # refused for the margin mode they named although that read showed the position they
+        # act on in the mode it is in (what the client can know: a defect), apart from those
+        # the read could not have told (a list lagging a change by hand).
+        self.last_listed: dict[tuple[str, str], Leg] = {}
+        self.margin_refused: list[str] = []
+        self.margin_refused_unlisted: list[str] = []
         self.faults: list[_Fault] = []
         self.empty_positions = 0
         self._lagged: tuple[int, dict[tuple[str, str], Leg]] = (0, {})
@@ -521,6 +544,22 @@ class FakeVenue:
                 return True
             return False
 
+    def _note_margin_refusal(self, request: Request, refusal: VenueRefusal) -> None:
+        where = f"{request.method} {request.path} {refusal.key}"
+        key = refusal.key
+        held = self.ledger.legs.get(key) if key is not None else None
+        shown = self.last_listed.get(key) if key is not None else None
+        mode = self.ledger.cross
+        if (
+            held is not None
+            and shown is not None
+            and (shown.cross if shown.cross is not None else mode)
+            == (held.cross if held.cross is not None else mode)
+        ):
+            self.margin_refused.append(where)
+        else:
+            self.margin_refused_unlisted.append(where)
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         with self.ledger.lock:
             return [
@@ -565,7 +604,12 @@ class FakeVenue:
                 now, self.ledger.legs = self.ledger.legs, {k: replace(v) for k, v in then.items()}
             try:
                 answer = 200, self.dialect.ok(handler(self, request))
+                if request.method == "GET" and request.path == self.dialect.positions_route:
+                    self.last_listed = {k: replace(v) for k, v in self.ledger.legs.items()}
             except VenueRefusal as refusal:
+                self.refusals.append((request.method, request.path, refusal.reason))
+                if refusal.reason in ("margin", "td_mode"):
+                    self._note_margin_refusal(request, refusal)
                 answer = self.dialect.error(refusal)
             finally:
                 if lag:
