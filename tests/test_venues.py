@@ -1104,8 +1104,9 @@ def test_kucoin_a_position_is_closed_in_its_own_mode_whatever_margin_mode_says()
 def test_kucoin_an_unreadable_margin_mode_names_none(
     cross: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The venue's default then decides: an isolated symbol takes the order, a cross one
-    refuses it (a rejection, nothing held); the next order asks again."""
+    """The venue's default then decides: an isolated symbol takes the order (and the next
+    order asks again), a cross one refuses it (a rejection, nothing held), which tells the
+    symbol's mode: the next order names CROSS without asking."""
     with running(DIALECTS["kucoinfutures"]()) as (venue, exchange):
         venue.ledger.cross = cross
         client = CcxtClient(exchange)
@@ -1119,7 +1120,9 @@ def test_kucoin_an_unreadable_margin_mode_names_none(
         assert (order is None) is cross
         assert venue.ledger.size(m.symbol, "long") == (0 if cross else pytest.approx(m.lot))
         assert client.create_market_order(m.symbol, "buy", m.lot, 5) is not None
-        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == 2
+        wire = "CROSS" if cross else "ISOLATED"
+        assert venue.requests_to(venue.dialect.order_route, "POST")[-1].params["marginMode"] == wire
+        assert len(venue.requests_to(KUCOIN_MARGIN_ROUTE)) == (1 if cross else 2)
 
 
 def test_kucoin_a_configured_margin_mode_is_named_without_asking() -> None:

@@ -331,6 +331,7 @@ _ONE_WAY_VENUES = frozenset({"hyperliquid"})
 # refused with 330005 on a cross symbol; ccxt issue 25592): every order names the symbol's.
 _SYMBOL_MARGIN_VENUES = frozenset({"kucoinfutures", "kucoin"})
 _MARGIN_MODE_REFUSAL = "330005"  # KuCoin: the order's margin mode is not the symbol's
+_SYMBOL_MARGIN_DEFAULT = "isolated"  # KuCoin: the mode of an order that names none
 # Venues where every order names a margin mode and acts only on a position in that mode (OKX
 # tdMode, Bitget marginMode, MEXC openType, HTX margin_mode): an order on a listed position
 # names the position's own mode, a new position the client's ``margin_mode``.
@@ -338,6 +339,8 @@ _ORDER_MARGIN_VENUES = frozenset({"okx", "bitget", "mexc", "htx", "huobi"})
 # Venues whose leverage change names a margin mode and cannot switch a position's (Hyperliquid's
 # updateLeverage ``isCross``): the change before an order on a listed position names its mode.
 _LEVERAGE_MARGIN_VENUES = _ORDER_MARGIN_VENUES | {"hyperliquid"}
+#: Venues whose orders carry ``marginMode`` (the two kinds above).
+_NAMED_MARGIN_VENUES = _ORDER_MARGIN_VENUES | _SYMBOL_MARGIN_VENUES
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
 _PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
 #: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
@@ -777,22 +780,19 @@ class CcxtClient:
         venue = self.venue
         if venue == "bingx":
             return [{"side": leg.upper() if self.is_hedged(symbol) else "BOTH"}]
-        # The mode of the position the order opens or adds to (``_order_setup``).
-        mode = (
-            margin if venue in _LEVERAGE_MARGIN_VENUES | _SYMBOL_MARGIN_VENUES else self.margin_mode
-        )
+        # ``margin``: the mode of the position the order opens or adds to (``_order_setup``).
         if venue == "mexc":
-            open_type = 1 if mode == "isolated" else 2
+            open_type = 1 if margin == "isolated" else 2
             return [{"openType": open_type, "positionType": 1 if leg == "long" else 2}]
-        if venue == "okx" and mode == "isolated":
+        if venue == "okx" and margin == "isolated":
             # OKX keeps an isolated leverage per leg: posSide long/short, or net (one-way).
             return [{"marginMode": "isolated", "posSide": leg if self.is_hedged(symbol) else "net"}]
-        if venue == "bitget" and mode == "isolated" and self.is_hedged(symbol):
+        if venue == "bitget" and margin == "isolated" and self.is_hedged(symbol):
             return [{"holdSide": leg}]  # Bitget: an isolated hedge-mode leg's own leverage
         if venue in _SYMBOL_MARGIN_VENUES and margin == "isolated":
             return []  # ccxt sets cross leverage only; an isolated order carries its leverage
-        if mode is not None and venue in ("okx", "hyperliquid", "kucoinfutures", "htx", "huobi"):
-            return [{"marginMode": mode}]
+        if margin is not None and venue in ("okx", "hyperliquid", "kucoinfutures", "htx", "huobi"):
+            return [{"marginMode": margin}]
         return [{}]
 
     def _symbol_margin_mode(self, symbol: str) -> str | None:
@@ -801,8 +801,8 @@ class CcxtClient:
         venue last told it (a position entry, an answer of ``fetch_margin_mode``, or a refusal
         of the other mode); else ``margin_mode`` when set; else the venue's answer to
         ``fetch_margin_mode`` (asked once per symbol); ``None`` (the order names none: the
-        venue's default) when it cannot be read. The venue's word comes first: it refuses an
-        order in any other mode, closes included."""
+        venue's default, ``_SYMBOL_MARGIN_DEFAULT``) when it cannot be read. The venue's word
+        comes first: it refuses an order in any other mode, closes included."""
         with self._state_lock:
             cross = self._cross.get(symbol)
         if cross is None and self.margin_mode is not None:
@@ -960,11 +960,9 @@ class CcxtClient:
         if venue in ("kucoinfutures", "kucoin") and leverage is not None:
             # The order body's leverage is what an isolated position gets (ccxt sends 1).
             params["leverage"] = leverage
-        if venue in _SYMBOL_MARGIN_VENUES and margin is not None:
-            params["marginMode"] = margin
-        if margin is not None and venue in _ORDER_MARGIN_VENUES:
+        if margin is not None and venue in _NAMED_MARGIN_VENUES:
             # Every order names the margin mode of the position it acts on (OKX tdMode, MEXC
-            # openType), closes included.
+            # openType, KuCoin the symbol's), closes included.
             params["marginMode"] = margin
         if venue == "mexc" and margin == "isolated" and _number(leverage):
             params["leverage"] = leverage  # MEXC: an isolated order carries its leverage
@@ -1031,23 +1029,16 @@ class CcxtClient:
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
                     f"{type(e).__name__}: {e}"
                 )
-                named = params.get("marginMode")
-                if (
-                    self.venue in _SYMBOL_MARGIN_VENUES
-                    and _MARGIN_MODE_REFUSAL in str(e)
-                    and named in ("cross", "isolated")
-                ):
-                    # Refused for naming another mode than the symbol's (changed on the venue,
-                    # or ``margin_mode`` set to the other one): the symbol's is the other.
+                if self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
+                    # Refused for its margin mode (the one it named, or the venue's default when
+                    # it named none): the symbol's is the other one.
+                    named = params.get("marginMode") or _SYMBOL_MARGIN_DEFAULT
                     with self._state_lock:
                         self._cross[symbol] = named != "cross"
                     self.logger.warning(
                         f"{symbol} is in {'isolated' if named == 'cross' else 'cross'} margin on "
                         f"the exchange, not {named}: its next orders name that mode"
                     )
-                elif self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
-                    with self._state_lock:
-                        self._cross.pop(symbol, None)  # read the symbol's mode again
                 if client_order_id is not None:
                     with self._ids_lock:
                         self._refused_ids[client_order_id] = None
@@ -1515,8 +1506,8 @@ class CcxtClient:
                 with self._state_lock:
                     self._cross[symbol] = False
         if self.venue in _SYMBOL_MARGIN_VENUES and isinstance(symbol, str):
-            mode = entry.get("marginMode")
-            if mode in ("cross", "isolated"):
+            mode = _margin_of(entry)
+            if mode is not None:
                 with self._state_lock:
                     self._cross[symbol] = mode == "cross"
         if self.venue == "bingx":
