@@ -435,10 +435,10 @@ impl PyPositionManager {
     #[setter]
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let view = self.view.get();
-        let items = crate::view::position_items(value)?;
+        let items = view.assigned_keys(py, crate::view::position_items(value)?)?;
         view.clear_all(py)?;
-        for (symbol, position) in items {
-            view.insert(py, &symbol, position)?;
+        for (key, position) in items {
+            view.insert_at(py, &key, position)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -35,13 +35,24 @@ pub struct PositionsView {
     dict: BookDict,
 }
 
-/// Reads `(symbol, Position)` pairs from a mapping or an iterable of pairs, checking types.
+/// Reads `(symbol, Position)` pairs from a mapping, an object with `keys()` and `[]` (as
+/// `dict.update` reads it) or an iterable of pairs, checking types.
 pub fn position_items(value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Py<PyPosition>)>> {
     let py = value.py();
     let pairs: Vec<Bound<'_, PyAny>> = if is_mapping(value) {
         value
             .call_method0("items")?
             .try_iter()?
+            .collect::<PyResult<_>>()?
+    } else if value.hasattr(intern!(py, "keys"))? {
+        value
+            .call_method0(intern!(py, "keys"))?
+            .try_iter()?
+            .map(|k| {
+                let k = k?;
+                let v = value.get_item(&k)?;
+                Ok(PyTuple::new(py, [k, v])?.into_any())
+            })
             .collect::<PyResult<_>>()?
     } else {
         value
@@ -116,8 +127,50 @@ impl PositionsView {
         self.dict.contains(py, &self.core, key)
     }
 
+    /// The book key `position` assigned under `symbol` takes
+    /// ([`position_manager_core::manager::Manager::assigned_key`]); `ValueError` for a key of the
+    /// other position mode or, in hedge mode, of the other leg.
+    pub fn assigned_key(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        position: &Py<PyPosition>,
+    ) -> PyResult<String> {
+        let side = position.bind(py).get().inner.lock().side.clone();
+        self.core
+            .assigned_key(symbol, &side)
+            .map(|k| k.as_str().to_owned())
+            .map_err(|m| PyValueError::new_err(format!("positions[{symbol:?}]: {m}")))
+    }
+
     /// Inserts or replaces `symbol` (an `added` event; a replaced position gets `untracked`).
+    /// In hedge mode a plain symbol is stored under the leg of the position's side; a key of the
+    /// other mode or leg is refused (`ValueError`, nothing changed).
     pub fn insert(&self, py: Python<'_>, symbol: &str, position: Py<PyPosition>) -> PyResult<()> {
+        let key = self.assigned_key(py, symbol, &position)?;
+        self.insert_at(py, &key, position)
+    }
+
+    /// The book key of each pair ([`PositionsView::assigned_key`]), all checked before any is
+    /// inserted.
+    pub fn assigned_keys(
+        &self,
+        py: Python<'_>,
+        items: Vec<(String, Py<PyPosition>)>,
+    ) -> PyResult<Vec<(String, Py<PyPosition>)>> {
+        items
+            .into_iter()
+            .map(|(symbol, position)| Ok((self.assigned_key(py, &symbol, &position)?, position)))
+            .collect()
+    }
+
+    /// [`PositionsView::insert`] under a key [`PositionsView::assigned_key`] gave.
+    pub fn insert_at(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        position: Py<PyPosition>,
+    ) -> PyResult<()> {
         PyPosition::note_overrides(position.bind(py));
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position);
@@ -143,9 +196,12 @@ impl PositionsView {
     }
 
     /// Removes `symbol`, recording an `untracked` event; returns the Position if it was there.
+    /// In hedge mode a plain symbol names its one tracked leg (none when both are tracked).
     fn take(&self, py: Python<'_>, symbol: &str, reason: &str) -> PyResult<Option<Py<PyPosition>>> {
         let core = &self.core;
         let removed = run_plain(py, || {
+            let key = core.resolve_key(symbol).ok()?;
+            let symbol = key.as_str();
             let e = core.book().remove(symbol)?;
             core.record(symbol, &e.position, EventKind::Untracked, reason, None);
             Some(e)
@@ -264,6 +320,12 @@ impl PositionsView {
         key: &Bound<'_, PyAny>,
         default: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<PyAny>> {
+        if default.len() > 1 {
+            return Err(PyTypeError::new_err(format!(
+                "pop expected at most 2 arguments, got {}",
+                default.len() + 1
+            )));
+        }
         let taken = match key.cast::<PyString>() {
             Ok(s) => self.take(py, &s.to_string_lossy(), "popped")?,
             Err(_) => None,
@@ -307,8 +369,9 @@ impl PositionsView {
         if let Some(k) = kwargs {
             items.extend(position_items(k.as_any())?);
         }
-        for (symbol, position) in items {
-            self.insert(py, &symbol, position)?;
+        let keyed = self.assigned_keys(py, items)?;
+        for (key, position) in keyed {
+            self.insert_at(py, &key, position)?;
         }
         Ok(())
     }
@@ -331,6 +394,7 @@ impl PositionsView {
             )
         })?;
         let position = position_arg(py, value)?;
+        let symbol = self.assigned_key(py, &symbol, &position)?;
         PyPosition::note_overrides(position.bind(py));
         let core = &self.core;
         let shared = position.get().inner.clone();

@@ -269,14 +269,16 @@ def test_repr_and_validation_do_not_release_the_interpreter(mode: str) -> None:
     key = A + "@long" if mode == "hedge" else A
     pm.positions[key] = make_position(A)
     pm.positions[C] = make_position(C)
-    assert repr(pm) == f"PositionManager(2 position(s): {key}, {C})"
+    # In hedge mode a plain symbol is stored under the leg of the position's side.
+    c_key = C + "@long" if mode == "hedge" else C
+    assert repr(pm) == f"PositionManager(2 position(s): {key}, {c_key})"
 
     def reads() -> None:
         assert repr(pm).startswith("PositionManager(2 position(s)")
         assert pm.validate_position_parameters(B, 1.0, 10, 0.05) == (True, "Valid parameters")
-        assert pm.validate_position_parameters(C, 1.0, 10, 0.05) == (
+        assert pm.validate_position_parameters(c_key, 1.0, 10, 0.05) == (
             False,
-            f"Position for {C} already exists",
+            f"Position for {c_key} already exists",
         )
         assert pm.validate_position_parameters(B, 0, 10, 0.05)[0] is False
 

@@ -492,50 +492,26 @@ fn json_kind(first: Option<u8>) -> &'static str {
 }
 
 /// Checks one position's values; the message names the field and the value.
+///
+/// It refuses what a running manager cannot hold — an empty symbol, a side other than `'long'`
+/// or `'short'`, a contract size that is not a finite number > 0, a negative count of partial
+/// exits, a time outside Python's `datetime` range — because the `Position` setters refuse it
+/// too. The prices, sizes and figures are not range-checked: assigning them is not (as in the
+/// original), so a manager can hold a NaN stop or a negative target, and a state it held must
+/// come back as it was ([`crate::position::json_float`] writes the non-finite ones).
 pub fn validate_state(p: &PositionState) -> Result<(), String> {
-    fn finite(name: &str, v: f64) -> Result<(), String> {
-        if v.is_finite() {
-            Ok(())
-        } else {
-            Err(format!("{name} must be a finite number, got {v}"))
-        }
-    }
-    fn positive(name: &str, v: f64) -> Result<(), String> {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{name} must be a finite number > 0, got {v}"))
-        }
-    }
-    fn price(name: &str, v: f64) -> Result<(), String> {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{name} must be a finite price >= 0, got {v}"))
-        }
-    }
-    fn opt_price(name: &str, v: Option<f64>) -> Result<(), String> {
-        v.map_or(Ok(()), |x| price(name, x))
-    }
     if p.symbol.is_empty() {
         return Err("state.symbol must not be empty".to_owned());
     }
     if p.side != "long" && p.side != "short" {
         return Err(format!("side must be 'long' or 'short', got {:?}", p.side));
     }
-    positive("entry_price", p.entry_price)?;
-    positive("amount", p.amount)?;
-    positive("leverage", p.leverage)?;
-    price("stop_loss", p.stop_loss)?;
-    opt_price("take_profit", p.take_profit)?;
-    opt_price("highest_price", p.highest_price)?;
-    opt_price("lowest_price", p.lowest_price)?;
-    price("initial_stop_loss", p.initial_stop_loss)?;
-    opt_price("initial_take_profit", p.initial_take_profit)?;
-    finite("max_favorable_excursion", p.max_favorable_excursion)?;
-    finite("last_pnl", p.last_pnl)?;
-    finite("profit_velocity", p.profit_velocity)?;
-    finite("profit_acceleration", p.profit_acceleration)?;
+    if !(p.contract_size.is_finite() && p.contract_size > 0.0) {
+        return Err(format!(
+            "contract_size must be a finite number > 0, got {}",
+            p.contract_size
+        ));
+    }
     if p.partial_exits_taken < 0 {
         return Err(format!(
             "partial_exits_taken must be >= 0, got {}",
@@ -838,7 +814,7 @@ mod tests {
             (
                 "\"amount\": 0.5",
                 "\"amount\": \"0.5\"",
-                "invalid type: string \"0.5\", expected f64",
+                "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"0.5\"",
             ),
             ("\"amount\": 0.5,", "", "missing field `amount`"),
             (
@@ -866,34 +842,19 @@ mod tests {
         type Case = (fn(&mut SavedPosition), &'static str, bool);
         let cases: Vec<Case> = vec![
             (
-                |p| p.state.amount = 0.0,
-                "amount must be a finite number > 0, got 0",
+                |p| p.state.contract_size = 0.0,
+                "contract_size must be a finite number > 0, got 0",
                 true,
             ),
             (
-                |p| p.state.amount = -1.0,
-                "amount must be a finite number > 0, got -1",
+                |p| p.state.contract_size = -1.0,
+                "contract_size must be a finite number > 0, got -1",
                 true,
             ),
             (
-                |p| p.state.entry_price = f64::NAN,
-                "entry_price must be a finite number > 0",
+                |p| p.state.contract_size = f64::INFINITY,
+                "contract_size must be a finite number > 0, got inf",
                 false,
-            ),
-            (
-                |p| p.state.stop_loss = f64::INFINITY,
-                "stop_loss must be a finite price >= 0",
-                false,
-            ),
-            (
-                |p| p.state.take_profit = Some(-5.0),
-                "take_profit must be a finite price >= 0",
-                true,
-            ),
-            (
-                |p| p.state.leverage = 0.0,
-                "leverage must be a finite number > 0",
-                true,
             ),
             (
                 |p| p.state.partial_exits_taken = -1,
@@ -937,6 +898,70 @@ mod tests {
             assert!(leftover_temp_files(&path).is_empty());
         }
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn every_value_an_assignment_can_give_saves_and_loads_back() {
+        // `Position` setters do not range-check prices, sizes and figures (as the original), so
+        // a running manager can hold these; a state it held must come back as it was.
+        let d = dir("assignable");
+        let path = d.join("state.json");
+        let mut file = sample(2);
+        let s = &mut file.positions[1].state;
+        s.stop_loss = f64::NAN;
+        s.take_profit = Some(-5.0);
+        s.highest_price = Some(f64::INFINITY);
+        s.initial_take_profit = Some(f64::NEG_INFINITY);
+        s.amount = 0.0;
+        s.entry_price = -1.0;
+        s.leverage = 0.0;
+        s.max_favorable_excursion = f64::INFINITY;
+        s.last_pnl = f64::NAN;
+        s.profit_velocity = f64::NEG_INFINITY;
+        file.tombstones.push(SavedKept {
+            symbol: "N/USDT:USDT".into(),
+            state: file.positions[1].state.clone(),
+            extra: Extra::new(),
+            at: file.positions[1].state.entry_time,
+            listed: None,
+            order_id: None,
+            own_end: false,
+        });
+        save(&path, &file).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"stop_loss\": \"NaN\""), "{text}");
+        assert!(text.contains("\"highest_price\": \"Infinity\""), "{text}");
+        let back = load(&path).unwrap();
+        let bits = |s: &PositionState| {
+            [
+                s.stop_loss,
+                s.take_profit.unwrap(),
+                s.highest_price.unwrap(),
+                s.initial_take_profit.unwrap(),
+                s.amount,
+                s.entry_price,
+                s.leverage,
+                s.max_favorable_excursion,
+                s.last_pnl,
+                s.profit_velocity,
+            ]
+            .map(f64::to_bits)
+        };
+        let saved = &file.positions[1].state;
+        assert_eq!(bits(&back.positions[1].state), bits(saved));
+        assert_eq!(bits(&back.tombstones[0].state), bits(saved));
+        assert_eq!(back.positions[0], file.positions[0]);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_null_number_from_an_earlier_version_reads_as_nan() {
+        // Earlier versions wrote a NaN or infinite stop as `null`, which could not be read.
+        let good = String::from_utf8(sample(1).to_bytes().unwrap()).unwrap();
+        let old = good.replacen("\"stop_loss\": 95.0", "\"stop_loss\": null", 1);
+        assert_ne!(old, good);
+        let file = StateFile::from_bytes(old.as_bytes(), "f").unwrap();
+        assert!(file.positions[0].state.stop_loss.is_nan());
     }
 
     #[test]
@@ -1138,8 +1163,8 @@ mod tests {
                 "closing 0 (\"C/USDT:USDT\"): own_end is for tombstones only",
             ),
             (
-                |f| f.tombstones[0].state.amount = -2.0,
-                "tombstone 0 (\"T/USDT:USDT\"): amount must be a finite number > 0, got -2",
+                |f| f.tombstones[0].state.contract_size = -2.0,
+                "tombstone 0 (\"T/USDT:USDT\"): contract_size must be a finite number > 0, got -2",
             ),
             (
                 |f| f.closing[0].at = Timestamp(i64::MIN),
@@ -1190,11 +1215,11 @@ mod tests {
             (
                 |f| {
                     if let Some(k) = f.positions[1].predecessor.as_mut() {
-                        k.state.amount = -2.0;
+                        k.state.contract_size = -2.0;
                     }
                 },
-                "position 1 (\"S1/USDT:USDT\"): predecessor: amount must be a finite number > 0, \
-                 got -2",
+                "position 1 (\"S1/USDT:USDT\"): predecessor: contract_size must be a finite \
+                 number > 0, got -2",
             ),
             (
                 |f| {

@@ -128,6 +128,19 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             unreadable,
             ..
         } = restored;
+        let keys = positions
+            .iter()
+            .map(|p| p.symbol.as_str())
+            .chain(tombstones.iter().map(|t| t.symbol.as_str()))
+            .chain(closing.iter().map(|c| c.symbol.as_str()))
+            .chain(predecessors.iter().map(|p| p.symbol.as_str()))
+            .chain(holds.iter().map(|h| h.symbol.as_str()))
+            .chain(orders.iter().map(|o| o.symbol.as_str()));
+        if let Some(why) = manager.misfit_saved_key(keys) {
+            return Err(CoreError::Value(format!(
+                "the journal was not taken back: {why}"
+            )));
+        }
         let config = manager.config();
         let now = manager.now();
         let expired = |at: Timestamp| now.seconds_since(at) > config.tombstone_ttl_seconds;

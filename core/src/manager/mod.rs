@@ -237,6 +237,36 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
+    /// The book key a position assigned under `text` (`manager.positions[text] = position`)
+    /// takes, `side` being the position's side: in one-way mode the symbol itself, and a leg key
+    /// (`SYMBOL@long`) is refused; in hedge mode the leg of `side` (a plain symbol names it), and
+    /// a leg key of the other side is refused. A key of the other mode would never match what
+    /// the lists show: the position would be imported a second time and closed twice.
+    pub fn assigned_key(&self, text: &str, side: &str) -> Result<Key, String> {
+        let parsed = Key::parse(text);
+        if self.config.position_mode == Mode::OneWay {
+            if parsed.leg() != crate::key::Leg::Net {
+                return Err(format!(
+                    "{text:?} is a hedge-mode key, but this manager is in one-way mode \
+                     (position_mode='oneway'): assign the position under {:?}",
+                    parsed.symbol()
+                ));
+            }
+            return Ok(Key::net(text));
+        }
+        let Some(side) = Side::parse(side) else {
+            return Err(format!("side must be 'long' or 'short', got {side:?}"));
+        };
+        match parsed.leg().side() {
+            None => Ok(Key::hedge(text, side)),
+            Some(leg) if leg == side => Ok(parsed),
+            Some(leg) => Err(format!(
+                "{text:?} names the {leg} leg, but the position is a {side}: assign it under {:?}",
+                Key::hedge(parsed.symbol(), side).as_str()
+            )),
+        }
+    }
+
     /// The position and handle `text` names ([`Manager::resolve_key`]).
     pub fn lookup(&self, text: &str) -> Option<(SharedPosition, H)> {
         let key = self.resolve_key(text).ok()?;
@@ -254,10 +284,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The key an open of `symbol` for `side` takes: the symbol in one-way mode, its leg in
     /// hedge mode (`Err` when `symbol` names the other leg).
     pub(crate) fn open_key(&self, symbol: &str, side: Side) -> Result<Key, String> {
+        let named = Key::parse(symbol);
         if self.config.position_mode == Mode::OneWay {
+            if named.leg() != crate::key::Leg::Net {
+                return Err(format!(
+                    "Invalid symbol: {symbol} is a hedge-mode key, but this manager is in \
+                     one-way mode (position_mode='oneway')"
+                ));
+            }
             return Ok(Key::net(symbol));
         }
-        let named = Key::parse(symbol);
         match named.leg().side() {
             Some(leg) if leg != side => Err(format!(
                 "Invalid symbol: {symbol} names the {leg} leg, the signal opens a {side}"

@@ -162,6 +162,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
     {
         self.ensure_empty_for_load()?;
         let file = persist::load(path)?;
+        let keys = file
+            .positions
+            .iter()
+            .map(|p| p.symbol.as_str())
+            .chain(file.tombstones.iter().map(|k| k.symbol.as_str()))
+            .chain(file.closing.iter().map(|k| k.symbol.as_str()))
+            .chain(file.holds.iter().map(|h| h.symbol.as_str()))
+            .chain(file.orders.iter().map(|o| o.symbol.as_str()));
+        if let Some(why) = self.misfit_saved_key(keys) {
+            return Err(CoreError::Value(format!(
+                "load_state: {} was not loaded: {why}",
+                path.display()
+            )));
+        }
         let mut staged = Vec::with_capacity(file.positions.len());
         for saved in &file.positions {
             let position = share(saved.state.clone());
@@ -331,6 +345,31 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         }
         back.opens + back.changes
+    }
+
+    /// Why a saved key cannot be taken back by this manager, or `None` when every key of `keys`
+    /// fits its `position_mode`: a leg key (`SYMBOL@long`) in one-way mode, or a plain symbol in
+    /// hedge mode. Such a key never matches what the lists show (its position would be tracked
+    /// twice, once as saved and once imported, and closed twice), so a file or journal written in
+    /// the other mode is refused whole; it says which option to pass.
+    pub fn misfit_saved_key<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        let hedge = self.config().position_mode == crate::reconcile::Mode::Hedge;
+        let misfit = keys
+            .into_iter()
+            .find(|k| (Key::parse(k).leg() == crate::key::Leg::Net) == hedge)?;
+        Some(if hedge {
+            format!(
+                "it holds the one-way key {misfit:?}, but this manager is in hedge mode \
+                 (position_mode='hedge'); create the PositionManager with \
+                 position_mode='oneway' (the default) to take it back"
+            )
+        } else {
+            format!(
+                "it holds the hedge-mode key {misfit:?}, but this manager is in one-way mode \
+                 (position_mode='oneway'); create the PositionManager with \
+                 position_mode='hedge' to take it back"
+            )
+        })
     }
 
     fn ensure_empty_for_load(&self) -> CoreResult<()> {

@@ -7,6 +7,7 @@
 
 pub mod exit_check;
 pub mod history;
+pub mod json_float;
 pub mod take_profit;
 pub mod targets;
 pub mod trailing;
@@ -28,38 +29,51 @@ pub struct PositionState {
     /// `'long'` or `'short'` by convention; anything but `'long'` behaves as a short.
     pub side: String,
     /// Average entry price.
+    #[serde(with = "json_float")]
     pub entry_price: f64,
     /// Size in contracts (lots).
+    #[serde(with = "json_float")]
     pub amount: f64,
     /// Leverage (a float: exchanges report fractional leverage).
+    #[serde(with = "json_float")]
     pub leverage: f64,
     /// Stop-loss price.
+    #[serde(with = "json_float")]
     pub stop_loss: f64,
     /// Take-profit price, if any.
+    #[serde(with = "json_float::option")]
     pub take_profit: Option<f64>,
     /// Highest price seen (longs only).
+    #[serde(with = "json_float::option")]
     pub highest_price: Option<f64>,
     /// Lowest price seen (shorts only).
+    #[serde(with = "json_float::option")]
     pub lowest_price: Option<f64>,
     /// When the position was created (naive local time).
     pub entry_time: Timestamp,
     /// Whether the trailing stop has moved the stop at least once.
     pub trailing_stop_activated: bool,
     /// Maximum favourable excursion (mixes unleveraged and leveraged values, as the original).
+    #[serde(with = "json_float")]
     pub max_favorable_excursion: f64,
     /// Stop loss given at creation.
+    #[serde(with = "json_float")]
     pub initial_stop_loss: f64,
     /// Take profit given at creation.
+    #[serde(with = "json_float::option")]
     pub initial_take_profit: Option<f64>,
     /// Leveraged P/L at the last take-profit update.
+    #[serde(with = "json_float")]
     pub last_pnl: f64,
     /// Time of the last take-profit update.
     pub last_pnl_time: Timestamp,
     /// Change of leveraged P/L per hour.
+    #[serde(with = "json_float")]
     pub profit_velocity: f64,
     /// Whether `move_to_breakeven` has moved the stop.
     pub breakeven_moved: bool,
     /// The original's "profit acceleration" (reproduced formula, see the spec).
+    #[serde(with = "json_float")]
     pub profit_acceleration: f64,
     /// Profit targets already taken by partial exits.
     pub partial_exits_taken: i64,
