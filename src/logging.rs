@@ -252,7 +252,9 @@ pub fn defer_interrupt(e: PyErr) {
     });
 }
 
-fn take_deferred() -> Option<PyErr> {
+/// Takes the interruption deferred on this thread, if any (a manager call raises it before it
+/// returns: [`run`] does, and so must every call that runs the core without it).
+pub fn take_deferred() -> Option<PyErr> {
     DEFERRED.with(|d| d.borrow_mut().take())
 }
 

@@ -510,13 +510,12 @@ impl PyPositionManager {
         let core = &self.core;
         // The book's lock is taken attached when free, waited for detached only when another
         // thread holds it (see `events_after`).
-        Ok(core
-            .try_validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
-            .unwrap_or_else(|| {
-                detached(py, || {
-                    core.validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
-                })
-            }))
+        match core.try_validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st)) {
+            Some(answer) => Ok(answer),
+            None => run_plain(py, || {
+                core.validate_position_parameters(symbol, (a, &at), (l, &lt), (s, &st))
+            }),
+        }
     }
 
     /// Runs one update cycle lazily, yielding `(symbol, pnl, position)` for each position it
@@ -674,14 +673,14 @@ impl PyPositionManager {
         let tp = target("new_take_profit", new_take_profit)?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
-        Ok(detached(py, || {
+        run_plain(py, || {
             core.safe_update_position_targets(
                 symbol,
                 sl.as_ref().map(|(v, t)| (*v, t.as_str())),
                 tp.as_ref().map(|(v, t)| (*v, t.as_str())),
                 reason,
             )
-        }))
+        })
     }
 
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit

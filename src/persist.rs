@@ -24,7 +24,7 @@ use position_manager_core::persist::{json_text, lock_target, Extra};
 
 use crate::convert::describe;
 use crate::errors::PmError;
-use crate::logging::{attach_clean, detached, refresh_for, PyLoggers};
+use crate::logging::{attach_clean, detached, refresh_for, take_deferred, PyLoggers};
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -112,9 +112,13 @@ fn interrupted() -> CoreError {
 
 /// The result of a core call whose callbacks may have kept a Python exception aside.
 fn finish<T>(result: Result<T, CoreError>, pending: Option<PyErr>) -> PyResult<T> {
-    match (result, pending) {
-        (Err(_), Some(e)) => Err(e),
-        (result, _) => result.map_err(|e| PmError(e).into()),
+    // An interruption a logging handler or an event callback raised during the save or load
+    // leaves with this call (DESIGN rule 8), not with some later one.
+    let deferred = take_deferred();
+    match (result, pending, deferred) {
+        (Err(_), Some(e), _) => Err(e),
+        (_, _, Some(e)) => Err(e),
+        (result, _, None) => result.map_err(|e| PmError(e).into()),
     }
 }
 

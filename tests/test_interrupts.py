@@ -191,6 +191,57 @@ def test_an_interrupt_in_a_logging_handler_leaves_the_call(kind: type[BaseExcept
     assert list(pm.update_positions()) == []
 
 
+CALLS_THAT_LOG = {
+    "safe_update_position_targets": lambda pm, path: pm.safe_update_position_targets(
+        BTC, new_stop_loss=96.0
+    ),
+    "safe_update_position_targets(missing)": lambda pm, path: pm.safe_update_position_targets(
+        "X/USDT:USDT", new_stop_loss=96.0
+    ),
+    "save_state": lambda pm, path: pm.save_state(path),
+    "load_state": lambda pm, path: PositionManager(FakeExchange()).load_state(path),
+}
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+@pytest.mark.parametrize("call", list(CALLS_THAT_LOG))
+def test_an_interrupt_in_a_logging_handler_leaves_that_very_call(
+    call: str, kind: type[BaseException], tmp_path: Any
+) -> None:
+    # These calls ran the core without taking back an interruption a handler deferred: it came
+    # out of a later, unrelated call, or was lost with the thread (found 2026-12-06).
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    path = tmp_path / "state.json"
+    pm.save_state(path)
+
+    class Raising(logging.Handler):
+        fired = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if not self.fired:
+                self.fired = True
+                raise kind("stop")
+
+    handler = Raising()
+    logger = logging.getLogger("TradingBot")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(kind):
+            CALLS_THAT_LOG[call](pm, path)
+        assert handler.fired
+        # Nothing is left pending: the next calls are clean.
+        assert pm.get_open_positions_count() == 1
+        assert list(pm.update_positions()) == []
+        assert pm.reconcile_positions() == 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert set(pm.positions) == {BTC} and not book_problems(pm)
+
+
 @pytest.mark.parametrize("kind", INTERRUPTS)
 def test_an_interrupt_in_an_event_callback_leaves_the_call(kind: type[BaseException]) -> None:
     exchange = FakeExchange()
