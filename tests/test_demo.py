@@ -198,3 +198,54 @@ def test_the_managers_realized_total_is_the_venues_minus_fees() -> None:
     fees = 0.0012 * sum(entry_value.values())
     assert paper.realized_pnl == pytest.approx(0.6 + 1.8 - 3.75)
     assert total == pytest.approx(paper.realized_pnl - fees, rel=1e-9)
+
+
+@pytest.mark.parametrize("extra", [[], ["-vv"]], ids=["plain", "verbose"])
+def test_a_reader_that_closes_early_ends_the_demo_quietly(extra: list[str]) -> None:
+    # `python -m position_manager_rs demo | head -1`: the demo writes far more than a pipe
+    # buffer holds (2000 cycles), so it is still writing when the reader goes away. With -vv
+    # the manager's log records (written by a logging handler) meet the closed pipe first.
+    command = [sys.executable, "-m", "position_manager_rs", "demo", "--speed", "0", "--no-color"]
+    proc = subprocess.Popen(
+        [*command, "--cycles", "2000", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # the reader is done
+        err = proc.stderr.read()
+        returncode = proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:  # pragma: no cover - only when the demo hangs
+            proc.kill()
+            proc.wait()
+    assert first.startswith(b"position_manager_rs demo: paper exchange")
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+    assert err == b""
+    assert returncode == 141  # 128 + SIGPIPE, as a tool killed by SIGPIPE reports
+
+
+def test_main_turns_a_broken_pipe_into_exit_141_and_lets_interrupts_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from position_manager_rs import __main__ as cli
+
+    class ClosedPipe(io.StringIO):  # no fileno(): main leaves the process's stdout alone
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["demo", "--speed", "0", "--no-color", "--cycles", "1"]) == 141
+
+    for exc in (KeyboardInterrupt, SystemExit):
+
+        def interrupted(args: object, out: object = None, exc: type = exc) -> int:
+            raise exc()
+
+        monkeypatch.setattr(cli, "run_demo", interrupted)
+        with pytest.raises(exc):
+            cli.main(["demo"])

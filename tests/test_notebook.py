@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,48 @@ def test_the_notebook_executes_and_shows_the_views() -> None:
         isinstance(s, str) and s.startswith('<div class="pmrs">') and "Position " in s
         for s in shown
     )
+
+
+# -- the manager's HTML caption ---------------------------------------------------------------
+
+NO_CLIENT: Any = object()  # the caption tests never call the exchange
+_CAPTION = re.compile(r"<caption>PositionManager — (\d+) open position\(s\), (\d+) event\(s\)")
+
+
+def _caption_counts(manager: Any) -> tuple[int, int]:
+    match = _CAPTION.search(manager._repr_html_())
+    assert match, "no caption"
+    return int(match.group(1)), int(match.group(2))
+
+
+def _churn(manager: Any, times: int) -> None:
+    """Two events (added, untracked) per time, then one position left open (one more event)."""
+    from position_manager_rs import Position
+
+    position = Position("BTC/USDT:USDT", "long", 100.0, 1.0, 10, 90.0)
+    for _ in range(times):
+        manager.positions["BTC/USDT:USDT"] = position
+        del manager.positions["BTC/USDT:USDT"]
+    manager.positions["BTC/USDT:USDT"] = position
+
+
+@pytest.mark.parametrize(
+    ("history", "times", "kept"),
+    [(10, 0, 1), (10, 3, 7), (10, 4, 9), (10, 5, 10), (10, 40, 10), (1, 3, 1), (0, 3, 0)],
+)
+def test_the_html_caption_counts_the_kept_events_exactly(
+    history: int, times: int, kept: int
+) -> None:
+    # The count shown is len(manager.events): the events kept, the older ones dropped (any
+    # faster way of counting them must show the same number).
+    from position_manager_rs import PositionManager
+
+    logging.disable(logging.CRITICAL)
+    try:
+        manager = PositionManager(NO_CLIENT, event_history=history)
+        assert _caption_counts(manager) == (0, 0)
+        _churn(manager, times)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert len(manager.events) == kept
+    assert _caption_counts(manager) == (1, kept)

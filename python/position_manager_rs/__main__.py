@@ -637,6 +637,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OutHandler(logging.StreamHandler):
+    """``--verbose``'s handler. A reader that went away (``demo -v | head -1``) is not a
+    "--- Logging error ---" traceback per record: the record is dropped, and the demo's own
+    next line meets the same BrokenPipeError and ends the demo quietly (see ``main``)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            return
+        super().handleError(record)
+
+
 def _configure_logging(verbose: int, capture: logging.Handler, out: TextIO) -> Callable[[], None]:
     """Routes the manager's ``TradingBot*`` records; returns a function undoing it."""
     logger = logging.getLogger("TradingBot")
@@ -644,7 +655,7 @@ def _configure_logging(verbose: int, capture: logging.Handler, out: TextIO) -> C
     logger.handlers = []
     logger.propagate = False
     if verbose:
-        handler = logging.StreamHandler(out)
+        handler = _OutHandler(out)
         handler.setFormatter(logging.Formatter("        log    %(name)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
@@ -684,11 +695,38 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         restore()
 
 
+#: Exit status when the reader of stdout went away (``demo | head -1``): 128 + SIGPIPE, what
+#: the shell reports for a tool the default SIGPIPE action ended (``yes | head -1``). Not 0:
+#: the demo did not run to its end, and ``set -o pipefail`` scripts see that as they do for
+#: any other tool in such a pipeline.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Points the process's stdout at ``os.devnull``, so that the interpreter's final flush of
+    what ``sys.stdout`` still buffers does not raise (and print) a second BrokenPipeError."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (an embedding, a test's stream)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m position_manager_rs``; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return run_demo(args)
+        try:
+            return run_demo(args)
+        except BrokenPipeError:
+            # The reader closed the pipe: stop quietly, as a CLI does. Only this error is
+            # caught; KeyboardInterrupt and SystemExit go through.
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
