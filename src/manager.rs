@@ -742,6 +742,16 @@ impl PyPositionManager {
         events_list(py, &self.events_after(py, 0))
     }
 
+    /// How many events the history keeps now (`len(manager.events)` without converting them).
+    #[getter]
+    fn event_count(&self, py: Python<'_>) -> usize {
+        let events = self.core.events();
+        // Taken attached when free, waited for detached only when another thread holds it.
+        events
+            .try_len()
+            .unwrap_or_else(|| detached(py, || events.len()))
+    }
+
     /// The events recorded after event number `seq`, oldest first, as dicts like `events`: pass
     /// the `seq` of the last event you have (0 for the whole history) to read only what is new.
     /// Its cost is that of the events returned. The history keeps the newest `event_history`

@@ -267,6 +267,12 @@ impl EventLog {
         self.inner.lock().events.len()
     }
 
+    /// [`EventLog::len`] if the history's lock is free right now, `None` if another thread
+    /// holds it (see [`EventLog::try_since`]).
+    pub fn try_len(&self) -> Option<usize> {
+        self.inner.try_lock().map(|inner| inner.events.len())
+    }
+
     /// Whether no event is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -161,9 +161,10 @@ def manager_html(manager: PositionManager) -> str:
         )
     if not rows:
         rows.append(f'<tr><td class="l muted" colspan="{len(COLUMNS)}">no open positions</td></tr>')
-    events = manager.events
+    # Counted, not converted: converting the history costs ~65 ms at its default 10 000 events.
     caption = (
-        f"PositionManager — {len(records)} open position(s), {len(events)} event(s) in history"
+        f"PositionManager — {len(records)} open position(s), "
+        f"{manager.event_count} event(s) in history"
     )
     return (
         f'<div class="pmrs">{_STYLE}<table><caption>{html.escape(caption)}</caption>'
