@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -518,8 +519,10 @@ def test_reduce_only_limit_is_capped_at_the_position_when_it_fills() -> None:
     p.set_price(BTC, 96000.0)
     assert p.position(BTC) is None  # closed, never flipped to a short
     status = p.wait_for_order_fill(order["id"], BTC)
-    assert status is not None
-    assert (status["status"], status["filled"], status["remaining"]) == ("canceled", 2.0, 3.0)
+    assert status is not None  # capped at what it could reduce, as a crossing one is
+    assert (status["status"], status["filled"], status["remaining"]) == ("closed", 2.0, 0.0)
+    assert status["amount"] == 2.0
+    assert p.events(["order_canceled"]) == []
     assert p.realized_pnl == pytest.approx(5000.0 * 2 * 0.001)
 
     p.create_market_order(BTC, "sell", 3, 10)  # a 3-lot short at 96000
@@ -718,7 +721,7 @@ def test_random_transient_empty_and_exception() -> None:
     failing = 0
     for call in (
         p.get_open_positions,
-        lambda: p.get_ticker(BTC),
+        lambda: p.get_tickers([BTC]),
         lambda: p.get_ohlcv(BTC),
         lambda: p.close_position(BTC),
     ):
@@ -878,3 +881,289 @@ def test_manager_stop_loss_closes_on_the_venue(paper: PaperExchange) -> None:
     assert closed[0][1] < 0
     assert paper.position(ETH) is None
     assert ETH not in manager.positions
+
+
+# ---------------------------------------------------------------------------- audit fixes
+def test_close_position_closes_a_position_of_any_size() -> None:
+    # Above max_amount: built from several orders.
+    p = PaperExchange(volatility=0.0, max_amount=10)
+    p.create_market_order(BTC, "buy", 10, 10)
+    p.create_market_order(BTC, "buy", 10, 10)
+    assert p.close_position(BTC) is True
+    assert p.position(BTC) is None
+    assert p.history[-1]["kind"] == "fill" and p.history[-1]["details"]["contracts"] == 20.0
+    # Below min_amount: the dust an auto-deleveraging left.
+    p = PaperExchange(volatility=0.0, min_amount=5)
+    p.create_market_order(BTC, "sell", 5, 10)
+    p.reduce_externally(BTC, 3)
+    assert p.close_position(BTC, client_order_id="close-dust") is True
+    assert p.position(BTC) is None
+    order = p.get_order_by_client_id("close-dust", BTC)
+    assert order is not None
+    assert (order["status"], order["amount"], order["filled"]) == ("closed", 2.0, 2.0)
+    assert p.events(["order_rejected"]) == []
+    # Ordinary orders still follow the size rules.
+    p.create_market_order(BTC, "buy", 5, 10)
+    p.reduce_externally(BTC, 3)
+    assert p.create_market_order(BTC, "sell", 2, 10, reduce_only=True) is None
+    assert "below the minimum" in p.history[-1]["details"]["reason"]
+
+
+def test_the_manager_closes_a_dust_position() -> None:
+    p = PaperExchange(volatility=0.0, min_amount=5)
+    manager = PositionManager(p, 0.02, clock=p.clock, ticker_retry_delays=())
+    assert manager.open_position(BTC, "BUY", 5, 10, 0.03)
+    p.reduce_externally(BTC, 3)
+    list(manager.update_positions())
+    manager.close_position(BTC, "test")
+    assert p.position(BTC) is None
+
+
+def test_made_up_client_ids_never_take_an_id_in_use() -> None:
+    p = PaperExchange(volatility=0.0)
+    mine = p.create_market_order(BTC, "buy", 3, 10, client_order_id="auto-paper-2")
+    other = p.create_market_order(ETH, "buy", 1, 10)  # order paper-2, no client id
+    assert mine is not None and other is not None
+    assert other["id"] == "paper-2" and other["clientOrderId"] != "auto-paper-2"
+    assert p.get_order_by_client_id("auto-paper-2", BTC)["id"] == mine["id"]  # type: ignore[index]
+    assert p.get_order_by_client_id(other["clientOrderId"], ETH)["id"] == "paper-2"  # type: ignore[index]
+    # Deterministic: the same calls make up the same id.
+    again = PaperExchange(volatility=0.0)
+    again.create_market_order(BTC, "buy", 3, 10, client_order_id="auto-paper-2")
+    assert again.create_market_order(ETH, "buy", 1, 10)["clientOrderId"] == other["clientOrderId"]  # type: ignore[index]
+    # A made-up id that would collide a second time is skipped too.
+    p.create_market_order(BTC, "buy", 1, 10, client_order_id="auto-paper-5")
+    p.create_market_order(BTC, "buy", 1, 10, client_order_id="auto-paper-5.1")
+    fifth = p.create_market_order(BTC, "buy", 1, 10)
+    assert fifth is not None and fifth["id"] == "paper-5"
+    assert fifth["clientOrderId"] not in ("auto-paper-5", "auto-paper-5.1")
+    assert p.get_order_by_client_id(fifth["clientOrderId"], BTC)["id"] == "paper-5"  # type: ignore[index]
+    assert p.get_order_by_client_id("auto-paper-5", BTC)["id"] == "paper-3"  # type: ignore[index]
+
+
+def test_random_exceptions_hit_the_cycle_methods_and_do_not_pile_up() -> None:
+    p = PaperExchange(seed=3, volatility=0.0, event_rates={"exception": 1.0})
+    p.advance(40)  # 40 random failures drawn, nobody calls
+    calls = {
+        "get_open_positions": p.get_open_positions,
+        "get_tickers": lambda: p.get_tickers([BTC]),
+        "get_ohlcv": lambda: p.get_ohlcv(BTC),
+        "close_position": lambda: p.close_position(BTC),
+    }
+    raised = []
+    for method, call in calls.items():
+        for _ in range(3):
+            try:
+                call()
+            except PaperExchangeError:
+                raised.append(method)
+    assert sorted(raised) == sorted(calls)  # one pending failure per method, no more
+    for _ in range(3):
+        assert p.get_ticker(BTC) is not None  # the per-symbol fallback is left alone
+
+
+def test_the_manager_cycle_meets_random_price_failures() -> None:
+    p = PaperExchange(seed=3, volatility=0.0, event_rates={"exception": 1.0})
+    manager = PositionManager(p, 0.02, clock=p.clock, ticker_retry_delays=())
+    assert manager.open_position(BTC, "BUY", 10, 10, 0.03)
+    for _ in range(40):
+        p.step()
+        list(manager.update_positions())
+    raised = {e["details"]["method"] for e in p.events(["exception"])}
+    assert "get_tickers" in raised and "get_ticker" not in raised
+    assert len(p.calls_of("get_ticker")) >= 1  # the cycle fell back to get_ticker
+    for _ in range(30):
+        assert p.get_ticker(BTC) is not None  # nothing piled up for the bot
+
+
+def test_random_history_entries_say_random() -> None:
+    p = PaperExchange(seed=1, volatility=0.0, event_rates={"transient_empty": 1.0})
+    p.create_market_order(BTC, "buy", 5, 10)
+    p.step()
+    p.answer_empty_next()
+    assert p.get_open_positions() == [] and p.get_open_positions() == []
+    assert [e["details"].get("random") for e in p.events(["transient_empty"])] == [True, None]
+    p = PaperExchange(seed=1, volatility=0.0, event_rates={"exception": 1.0})
+    p.step()
+    calls = {
+        "get_open_positions": p.get_open_positions,
+        "get_tickers": lambda: p.get_tickers([BTC]),
+        "get_ohlcv": lambda: p.get_ohlcv(BTC),
+        "close_position": lambda: p.close_position(BTC),
+    }
+    failed = []
+    for method, call in calls.items():
+        try:
+            call()
+        except PaperExchangeError:
+            failed.append(method)
+    assert len(failed) == 1  # the random one
+    p.fail_next(failed[0])  # a scripted one
+    with pytest.raises(PaperExchangeError):
+        calls[failed[0]]()
+    assert [e["details"].get("random") for e in p.events(["exception"])] == [True, None]
+
+
+@pytest.mark.parametrize(("maintenance_margin", "leverage"), [(0.01, 125), (0.01, 100), (0.1, 10)])
+def test_leverage_is_capped_by_the_maintenance_margin(
+    maintenance_margin: float, leverage: int
+) -> None:
+    p = PaperExchange(volatility=0.0, maintenance_margin=maintenance_margin)
+    assert p.create_market_order(BTC, "buy", 10, leverage) is None
+    assert p.create_limit_order(BTC, "sell", 10, 95000.0, leverage) is None
+    reasons = [e["details"]["reason"] for e in p.events(["order_rejected"])]
+    assert len(reasons) == 2
+    for reason in reasons:
+        assert f"leverage {float(leverage)}" in reason
+        assert f"maintenance margin {maintenance_margin}" in reason
+    assert p.positions() == [] and p.step() == []
+    # Below the cap the liquidation price is on the losing side of the entry.
+    below = round(1 / maintenance_margin) - 1
+    assert p.create_market_order(BTC, "buy", 10, below) is not None
+    assert p.position(BTC)["liquidationPrice"] < 90000.0  # type: ignore[index]
+    assert p.step() == [] and p.position(BTC) is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"contract_size": math.nan}, ValueError, "contract_size"),
+        ({"contract_size": math.inf}, ValueError, "contract_size"),
+        ({"contract_size": {BTC: math.nan}}, ValueError, "contract_size"),
+        ({"contract_size": {BTC: "1"}}, TypeError, "contract_size"),
+        ({"contract_size": "1"}, TypeError, "contract_size"),
+        ({"contract_size": 0}, ValueError, "contract_size"),
+        ({"min_amount": math.nan}, ValueError, "min_amount"),
+        ({"amount_step": math.nan}, ValueError, "amount_step"),
+        ({"max_amount": math.nan}, ValueError, "max_amount"),
+        ({"max_amount": math.inf}, ValueError, "max_amount"),
+        ({"min_amount": "1"}, TypeError, "min_amount"),
+        ({"min_amount": 5, "max_amount": 2}, ValueError, "max_amount"),
+        ({"tick_seconds": math.nan}, ValueError, "tick_seconds"),
+        ({"tick_seconds": math.inf}, ValueError, "tick_seconds"),
+        ({"tick_seconds": None}, TypeError, "tick_seconds"),
+        ({"prices": {BTC: math.nan}}, ValueError, "prices"),
+        ({"prices": {BTC: math.inf}}, ValueError, "prices"),
+        ({"prices": {BTC: "90000"}}, TypeError, "prices"),
+        ({"prices": [BTC]}, TypeError, "prices"),
+        ({"start_time": math.nan}, ValueError, "start_time"),
+        ({"start_time": "2026-01-01"}, TypeError, "start_time"),
+        ({"volatility": "0.1"}, TypeError, "volatility"),
+        ({"volatility": math.nan}, ValueError, "volatility"),
+        ({"maintenance_margin": None}, TypeError, "maintenance_margin"),
+        ({"slippage": "0"}, TypeError, "slippage"),
+        ({"spread": math.nan}, ValueError, "spread"),
+        ({"partial_fill_fraction": "1"}, TypeError, "partial_fill_fraction"),
+        ({"event_rates": {"exception": "0.5"}}, TypeError, "event_rates"),
+        ({"event_rates": {"exception": math.nan}}, ValueError, "event_rates"),
+        ({"symbols": BTC}, TypeError, "symbols"),
+        ({"symbols": [BTC, 3]}, TypeError, "symbols"),
+        ({"wait_ticks": 2.7}, TypeError, "wait_ticks"),
+        ({"history_candles": None}, TypeError, "history_candles"),
+        ({"history_candles": 10.5}, TypeError, "history_candles"),
+        ({"history_candles": True}, TypeError, "history_candles"),
+    ],
+)
+def test_bad_constructor_options_name_the_option_and_the_value(
+    options: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error) as info:
+        PaperExchange(**options)
+    message = str(info.value)
+    assert named in message
+    value = next(iter(options.values())) if len(options) == 1 else options[named]
+    if isinstance(value, Mapping):
+        value = next(iter(value.values()))
+    elif isinstance(value, list):
+        value = value[-1]  # the element that is no symbol
+    assert repr(value) in message or str(value) in message
+
+
+@pytest.mark.parametrize("n", [1.5, "2", None, True])
+def test_advance_needs_an_int(n: Any) -> None:
+    p = PaperExchange(seed=1)
+    with pytest.raises(TypeError, match=r"\bn must be an int") as info:
+        p.advance(n)
+    assert repr(n) in str(info.value)
+    assert p.time == DEFAULT_START_TIME
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        lambda p: p.fail_next("get_ticker", 1.5),
+        lambda p: p.answer_empty_next("1"),
+        lambda p: p.lag_positions_next(None),
+        lambda p: p.lose_answer_next("close_position", 2.0),
+    ],
+)
+def test_times_must_be_an_int(arm: Any) -> None:
+    p = PaperExchange(seed=1)
+    with pytest.raises(TypeError, match=r"\btimes must be an int"):
+        arm(p)
+    assert p.get_ticker(BTC) is not None and p.get_open_positions() == []
+
+
+@pytest.mark.parametrize("error", ["exchange down", 42, int, object()])
+def test_fail_next_checks_the_error_when_armed(error: Any) -> None:
+    p = PaperExchange(seed=1)
+    with pytest.raises(TypeError, match=r"\berror must be None, an exception") as info:
+        p.fail_next("get_ticker", error=error)
+    assert repr(error) in str(info.value)
+    assert p.get_ticker(BTC) is not None  # nothing was armed
+
+
+def test_set_price_refuses_a_price_that_rounds_to_zero() -> None:
+    p = PaperExchange(seed=1, volatility=0.0)
+    p.create_market_order(BTC, "buy", 10, 10)
+    with pytest.raises(ValueError, match=r"price.*0\.01") as info:
+        p.set_price(BTC, 0.01)  # BTC has one decimal
+    assert "price" in str(info.value)
+    assert p.price(BTC) == 90000.0 and p.events(["price_jump"]) == []
+    assert p.set_price(BTC, 0.05)[0]["details"]["new"] == 0.1  # rounds up to one tick
+    with pytest.raises(TypeError, match="symbol"):
+        p.set_price(["x"], 1)  # type: ignore[arg-type]
+
+
+def test_events_refuses_a_single_string() -> None:
+    p = PaperExchange(seed=1, volatility=0.0)
+    p.create_market_order(BTC, "buy", 1, 10)
+    with pytest.raises(TypeError, match=r"kinds.*'fill'"):
+        p.events("fill")
+    assert len(p.events(["fill"])) == 1 and len(p.events(("fill",))) == 1
+
+
+def test_a_resting_reduce_only_limit_larger_than_the_position_ends_closed() -> None:
+    p = PaperExchange(seed=1, volatility=0.0)
+    p.create_market_order(BTC, "buy", 5, 10)
+    order = p.create_limit_order(
+        BTC, "sell", 8, 95000.0, 10, reduce_only=True, client_order_id="tp"
+    )
+    assert order is not None and order["status"] == "open"
+    added = p.set_price(BTC, 96000.0)
+    assert [e["kind"] for e in added] == ["price_jump", "fill"]
+    assert added[1]["details"]["contracts"] == 5.0
+    status = p.get_order_by_client_id("tp", BTC)
+    assert status is not None
+    assert (status["status"], status["amount"], status["filled"], status["remaining"]) == (
+        "closed",
+        5.0,
+        5.0,
+        0.0,
+    )
+    assert p.position(BTC) is None
+
+
+def test_a_resting_reduce_only_limit_in_parts_ends_closed() -> None:
+    p = PaperExchange(seed=1, volatility=0.0, partial_fill_fraction=0.5)
+    p.create_market_order(BTC, "buy", 5, 10)
+    order = p.create_limit_order(BTC, "sell", 8, 95000.0, 10, reduce_only=True)
+    assert order is not None
+    p.set_price(BTC, 96000.0)  # fills 4 of 8, one contract left
+    assert p.position(BTC)["contracts"] == 1.0  # type: ignore[index]
+    assert p.wait_for_order_fill(order["id"], BTC)["status"] == "open"  # type: ignore[index]
+    added = p.set_price(BTC, 96500.0)
+    assert [e["kind"] for e in added] == ["price_jump", "fill"]
+    status = p.wait_for_order_fill(order["id"], BTC)
+    assert status is not None
+    assert (status["status"], status["amount"], status["filled"]) == ("closed", 5.0, 5.0)

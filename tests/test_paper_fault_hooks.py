@@ -137,3 +137,17 @@ def test_empty_answers_and_failures_take_precedence_over_the_lag(paper: PaperExc
 
 def test_the_new_kinds_are_external_events() -> None:
     assert {"answer_lost", "stale_positions"} <= EXTERNAL_EVENT_KINDS
+
+
+@pytest.mark.parametrize("error", ["timeout", 42, dict, TimeoutError()])
+def test_lose_answer_next_checks_the_error_when_armed(paper: PaperExchange, error: object) -> None:
+    if isinstance(error, BaseException):  # an instance is fine
+        paper.lose_answer_next("create_market_order", error=error)
+        with pytest.raises(TimeoutError):
+            paper.create_market_order(BTC, "buy", 1, 10)
+        return
+    with pytest.raises(TypeError, match=r"\berror must be None, an exception") as info:
+        paper.lose_answer_next("create_market_order", error=error)  # type: ignore[arg-type]
+    assert repr(error) in str(info.value)
+    assert paper.create_market_order(BTC, "buy", 1, 10) is not None  # nothing was armed
+    assert paper.events(["answer_lost"]) == []

@@ -378,3 +378,23 @@ def test_manager_hedge_mode_on_the_paper_venue() -> None:
     assert isinstance(manager.close_position(f"{BTC}@long"), float)
     assert paper.positions() == []
     assert paper.calls_of("close_position")[-1][1].get("side") == "long"
+
+
+def test_a_lagging_list_names_legs_as_held_does() -> None:
+    paper = PaperExchange(seed=1, volatility=0.0, position_mode="hedge")
+    paper.create_market_order(BTC, "buy", 2, 10)
+    paper.create_market_order(BTC, "sell", 2, 10)
+    paper.lag_positions_next()
+    assert paper.close_position(BTC, side="short")
+    assert len(paper.get_open_positions()) == 2  # the lagging list
+    (stale,) = paper.events(["stale_positions"])
+    assert stale["details"] == {"shown": [f"{BTC}@long", f"{BTC}@short"], "held": [f"{BTC}@long"]}
+
+
+def test_close_position_closes_a_leg_of_any_size() -> None:
+    paper = PaperExchange(seed=1, volatility=0.0, position_mode="hedge", min_amount=5)
+    paper.create_market_order(BTC, "buy", 5, 10)
+    paper.create_market_order(BTC, "sell", 5, 10)
+    paper.reduce_externally(BTC, 4, side="long")
+    assert paper.close_position(BTC, side="long") is True
+    assert legs(paper) == [(BTC, "short", 5.0, True)]

@@ -204,3 +204,30 @@ def test_a_position_made_by_hand_can_join_paper_time() -> None:
     paper.create_market_order(BTC, "buy", 10, 5)
     paper.advance(25)
     assert [s for s, _, _ in manager.update_positions()] == [BTC]
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"start_time": float("nan")}, ValueError),
+        ({"start_time": float("inf")}, ValueError),
+        ({"start_time": 1e20}, ValueError),
+        ({"start_time": "1767225600"}, TypeError),
+        ({"tick_seconds": float("inf")}, ValueError),
+        ({"tick_seconds": float("nan")}, ValueError),
+    ],
+)
+def test_paper_time_options_are_checked(options: dict[str, Any], error: type[Exception]) -> None:
+    ((name, value),) = options.items()
+    with pytest.raises(error, match=name) as info:
+        PaperExchange(**options)
+    assert repr(value) in str(info.value)
+
+
+def test_advance_takes_an_int_and_leaves_the_clock_otherwise() -> None:
+    paper = PaperExchange(seed=1, tick_seconds=60)
+    with pytest.raises(TypeError, match=r"n must be an int, got 1\.5"):
+        paper.advance(1.5)  # type: ignore[arg-type]
+    assert paper.clock.now() == PAPER_START
+    paper.advance(2)
+    assert paper.clock.now() == PAPER_START + timedelta(minutes=2)

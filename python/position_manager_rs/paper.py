@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import numbers
 import random
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -126,13 +127,22 @@ EXTERNAL_EVENT_KINDS: frozenset[str] = frozenset(
     }
 )
 
-# Methods a random 'exception' event picks from (the ones the manager's update cycle calls).
-_RANDOM_FAILURE_METHODS = ("get_open_positions", "get_ticker", "get_ohlcv", "close_position")
+# Methods a random 'exception' event picks from (the ones the manager's update cycle calls; it
+# reads the prices with get_tickers and falls back to get_ticker per symbol when that fails).
+_RANDOM_FAILURE_METHODS = ("get_open_positions", "get_tickers", "get_ohlcv", "close_position")
 
 _HOUR = 3600.0
 _EPS = 1e-9
 
 ErrorSpec = Union[BaseException, type[BaseException], None]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One armed failure of a client method: ``fail_next``'s (scripted) or a random event's."""
+
+    error: ErrorSpec
+    random: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,45 @@ def _as_float(value: Any) -> float | None:
     return x
 
 
+def _number_arg(
+    name: str, value: Any, rule: str = "", ok: Callable[[float], bool] | None = None
+) -> float:
+    """``value`` as a finite float for which ``ok`` holds (``rule`` says what it needs, e.g.
+    ``"> 0"``); ``TypeError`` (not a number) or ``ValueError`` (NaN, infinite, breaks the rule)
+    naming ``name`` and the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    x = float(value)
+    if not math.isfinite(x):
+        need = f"a finite number {rule}" if rule else "a finite number"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+    if ok is not None and not ok(x):
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return x
+
+
+def _int_arg(name: str, value: Any, *, low: int = 0) -> int:
+    """``value`` as an int >= ``low``; ``TypeError`` (not an int, a bool included) or
+    ``ValueError`` (too small) naming ``name`` and the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_error_spec(error: Any) -> None:
+    """``TypeError`` unless ``error`` is None, an exception instance or an exception class."""
+    if error is None or isinstance(error, BaseException):
+        return
+    if isinstance(error, type) and issubclass(error, BaseException):
+        return
+    raise TypeError(
+        "error must be None, an exception instance or an exception class, "
+        f"got {error!r} ({type(error).__name__})"
+    )
+
+
 class PaperExchange:
     """A deterministic, simulated futures exchange implementing the bot's exchange-client methods.
 
@@ -261,10 +310,12 @@ class PaperExchange:
     * ``tick_seconds`` (60.0): simulated seconds per tick.
     * ``history_candles`` (200): closed hourly candles generated before the start.
     * ``min_amount`` (1.0), ``amount_step`` (1.0), ``max_amount`` (1e6): order size rules in
-      contracts; an order breaking them is rejected (``None``).
+      contracts; an order breaking them is rejected (``None``). :meth:`close_position` closes a
+      position of any size.
     * ``contract_size``: one number for every symbol or a mapping per symbol (default: KuCoin-like
       lots, e.g. 0.001 BTC, 0.01 ETH, 0.1 SOL, 10 XRP; 1.0 for unknown symbols).
-    * ``maintenance_margin`` (0.005): maintenance margin rate used for liquidation prices.
+    * ``maintenance_margin`` (0.005): maintenance margin rate used for liquidation prices; an
+      order's leverage must stay below ``1 / maintenance_margin`` (rejected otherwise).
     * ``event_rates``: probabilities per step of random venue events, keys from
       :data:`RANDOM_EVENT_KINDS` (``manual_close``, ``partial_reduction``, ``transient_empty``,
       ``exception``). Default: none.
@@ -283,6 +334,10 @@ class PaperExchange:
       clock=paper.clock)``, so that entry times, ages, profit velocity and the 24 h rules
       follow paper time.
     * ``position_mode`` ('oneway'): 'hedge' holds a long and a short leg per symbol (see below).
+
+    An option of the wrong type raises ``TypeError`` and one out of range (sizes, prices and
+    ticks must be finite numbers > 0) ``ValueError``, naming the option and the value;
+    ``symbols`` must be a sequence of symbols, not one str.
 
     State you can read: ``time`` (simulated epoch seconds), ``datetime``, ``clock``, ``symbols``,
     ``history`` (everything the venue did, see :meth:`step`), ``calls`` (every client call as
@@ -334,55 +389,87 @@ class PaperExchange:
     ) -> None:
         if position_mode not in ("oneway", "hedge"):
             raise ValueError(f"position_mode must be 'oneway' or 'hedge', got {position_mode!r}")
-        if volatility < 0 or not math.isfinite(volatility):
-            raise ValueError(f"volatility must be >= 0, got {volatility!r}")
-        if tick_seconds <= 0:
-            raise ValueError(f"tick_seconds must be > 0, got {tick_seconds!r}")
-        if history_candles < 0:
-            raise ValueError(f"history_candles must be >= 0, got {history_candles!r}")
-        if amount_step <= 0 or min_amount <= 0 or max_amount < min_amount:
-            raise ValueError("need amount_step > 0 and 0 < min_amount <= max_amount")
-        if not 0 <= maintenance_margin < 1:
-            raise ValueError(f"maintenance_margin must be in [0, 1), got {maintenance_margin!r}")
-        if not 0 <= slippage < 1 or not 0 <= spread < 1:
-            raise ValueError("slippage and spread must be in [0, 1)")
-        if not 0 < partial_fill_fraction <= 1:
+        volatility = _number_arg("volatility", volatility, ">= 0", lambda x: x >= 0)
+        tick_seconds = _number_arg("tick_seconds", tick_seconds, "> 0", lambda x: x > 0)
+        history_candles = _int_arg("history_candles", history_candles)
+        amount_step = _number_arg("amount_step", amount_step, "> 0", lambda x: x > 0)
+        min_amount = _number_arg("min_amount", min_amount, "> 0", lambda x: x > 0)
+        max_amount = _number_arg(
+            "max_amount", max_amount, f">= min_amount ({min_amount})", lambda x: x >= min_amount
+        )
+        maintenance_margin = _number_arg(
+            "maintenance_margin", maintenance_margin, "in [0, 1)", lambda x: 0 <= x < 1
+        )
+        slippage = _number_arg("slippage", slippage, "in [0, 1)", lambda x: 0 <= x < 1)
+        spread = _number_arg("spread", spread, "in [0, 1)", lambda x: 0 <= x < 1)
+        partial_fill_fraction = _number_arg(
+            "partial_fill_fraction", partial_fill_fraction, "in (0, 1]", lambda x: 0 < x <= 1
+        )
+        wait_ticks = _int_arg("wait_ticks", wait_ticks)
+        if start_time is None:
+            start_time = DEFAULT_START_TIME
+        start_time = _number_arg("start_time", start_time)
+        try:
+            start_clock = _naive_utc(start_time)
+        except (OverflowError, OSError, ValueError):
             raise ValueError(
-                f"partial_fill_fraction must be in (0, 1], got {partial_fill_fraction}"
-            )
-        if wait_ticks < 0:
-            raise ValueError(f"wait_ticks must be >= 0, got {wait_ticks!r}")
+                f"start_time must be epoch seconds a datetime can show, got {start_time!r}"
+            ) from None
         if clock is not None and not isinstance(clock, ManualClock):
             raise TypeError(
                 f"clock must be a position_manager_rs.ManualClock or None, got {clock!r} "
                 f"({type(clock).__name__})"
             )
+        if event_rates is not None and not isinstance(event_rates, Mapping):
+            raise TypeError(
+                f"event_rates must be a mapping of event kind to probability or None, "
+                f"got {event_rates!r}"
+            )
         rates = dict(event_rates or {})
         for kind, rate in rates.items():
             if kind not in RANDOM_EVENT_KINDS:
                 raise ValueError(f"unknown event kind {kind!r}; known: {RANDOM_EVENT_KINDS}")
-            if not 0 <= rate <= 1:
-                raise ValueError(f"event rate for {kind!r} must be in [0, 1], got {rate!r}")
+            rates[kind] = _number_arg(
+                f"event_rates[{kind!r}]", rate, "in [0, 1]", lambda x: 0 <= x <= 1
+            )
+        if isinstance(symbols, (str, bytes)) or (
+            symbols is not None and not isinstance(symbols, Iterable)
+        ):
+            raise TypeError(
+                f"symbols must be a sequence of symbols (e.g. ['BTC/USDT:USDT']) or None, "
+                f"got {symbols!r}"
+            )
+        if prices is not None and not isinstance(prices, Mapping):
+            raise TypeError(f"prices must be a mapping of symbol to price or None, got {prices!r}")
+        if (
+            contract_size is not None
+            and not isinstance(contract_size, Mapping)
+            and (isinstance(contract_size, bool) or not isinstance(contract_size, numbers.Real))
+        ):
+            raise TypeError(
+                "contract_size must be a number, a mapping of symbol to number or None, "
+                f"got {contract_size!r} ({type(contract_size).__name__})"
+            )
 
         self.seed = seed
         #: 'oneway' or 'hedge' (see the class docstring).
         self.position_mode = position_mode
         self.hedge = position_mode == "hedge"
-        self.volatility = float(volatility)
-        self.tick_seconds = float(tick_seconds)
-        self.min_amount = float(min_amount)
-        self.amount_step = float(amount_step)
-        self.max_amount = float(max_amount)
-        self.maintenance_margin = float(maintenance_margin)
+        self.volatility = volatility
+        self.tick_seconds = tick_seconds
+        self.min_amount = min_amount
+        self.amount_step = amount_step
+        self.max_amount = max_amount
+        self.maintenance_margin = maintenance_margin
         self.event_rates: dict[str, float] = rates
-        self.slippage = float(slippage)
-        self.spread = float(spread)
-        self.partial_fill_fraction = float(partial_fill_fraction)
-        self.wait_ticks = int(wait_ticks)
-        self.time: float = float(DEFAULT_START_TIME if start_time is None else start_time)
+        self.slippage = slippage
+        self.spread = spread
+        self.partial_fill_fraction = partial_fill_fraction
+        self.wait_ticks = wait_ticks
+        self.time: float = start_time
         #: The clock this venue drives: set to the simulated time now and on every tick.
-        self.clock: ManualClock = ManualClock(_naive_utc(self.time)) if clock is None else clock
-        self.clock.set(_naive_utc(self.time))
+        self.clock: ManualClock = ManualClock(start_clock) if clock is None else clock
+        self.clock.set(start_clock)
         self.history: list[dict[str, Any]] = []
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self.realized_pnl = 0.0
@@ -394,8 +481,8 @@ class PaperExchange:
         self._orders: dict[str, _Order] = {}  # every order, for status look-ups
         self._open_orders: dict[str, _Order] = {}  # the resting ones, oldest first
         self._order_seq = 0
-        self._failures: dict[str, deque[ErrorSpec]] = {}
-        self._empty_answers = 0
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._empty_answers: deque[bool] = deque()  # one per armed empty answer: random?
         self._client_ids: dict[str, str] = {}  # client order id -> order id
         self._lost_answers: dict[str, deque[_LostAnswer]] = {}
         self._lagged_answers = 0
@@ -409,19 +496,33 @@ class PaperExchange:
             raise ValueError("at least one symbol is needed")
         self._markets: dict[str, _Market] = {}
         for symbol in names:
-            if not isinstance(symbol, str) or not symbol:
+            if not isinstance(symbol, str):
+                raise TypeError(
+                    f"symbols must be str symbols, got {symbol!r} ({type(symbol).__name__})"
+                )
+            if not symbol:
                 raise ValueError(f"invalid symbol {symbol!r}")
             base_price, size, volume = _KNOWN_MARKETS.get(symbol, _UNKNOWN_MARKET)
             if prices is not None and symbol in prices:
-                base_price = float(prices[symbol])
+                base_price = _number_arg(
+                    f"prices[{symbol!r}]", prices[symbol], "> 0", lambda x: x > 0
+                )
             if isinstance(contract_size, Mapping):
-                size = float(contract_size.get(symbol, size))
+                if symbol in contract_size:
+                    size = _number_arg(
+                        f"contract_size[{symbol!r}]",
+                        contract_size[symbol],
+                        "> 0",
+                        lambda x: x > 0,
+                    )
             elif contract_size is not None:
-                size = float(contract_size)
-            if base_price <= 0 or size <= 0:
-                raise ValueError(f"{symbol}: price and contract size must be > 0")
+                size = _number_arg("contract_size", contract_size, "> 0", lambda x: x > 0)
+            if round(base_price, _price_decimals(base_price)) <= 0:
+                raise ValueError(
+                    f"prices[{symbol!r}] must be a price > 0 at its decimals, got {base_price!r}"
+                )
             self._markets[symbol] = self._new_market(symbol, base_price, size, volume)
-        self._build_history(int(history_candles))
+        self._build_history(history_candles)
 
     # ------------------------------------------------------------------ set-up helpers
     def _new_market(self, symbol: str, price: float, size: float, volume: float) -> _Market:
@@ -490,14 +591,16 @@ class PaperExchange:
         self.calls.append((method, args, kwargs))
         pending = self._failures.get(method)
         if pending:
-            spec = pending.popleft()
+            failure = pending.popleft()
+            spec = failure.error
             if isinstance(spec, BaseException):
                 error: BaseException = spec
             elif spec is None:
                 error = PaperExchangeError(f"simulated {method} failure")
             else:
                 error = spec(f"simulated {method} failure")
-            self._record("exception", None, method=method, error=repr(error))
+            extra = {"random": True} if failure.random else {}
+            self._record("exception", None, method=method, error=repr(error), **extra)
             raise error
 
     def _round_amount(self, amount: float) -> float:
@@ -555,8 +658,19 @@ class PaperExchange:
         raise DuplicateClientOrderId(client_order_id, used_by)
 
     def _register(self, order: _Order, client_order_id: str | None) -> None:
-        """Files a new order under its id and its client order id (made up when not given)."""
-        order.client_order_id = client_order_id or f"auto-{order.id}"
+        """Files a new order under its id and its client order id.
+
+        Without one the venue makes one up, ``auto-<order id>``, or ``auto-<order id>.<k>`` with
+        the smallest ``k`` >= 1 that is free when a client already took that id: a made-up id
+        never collides with one in use (and the same calls always make up the same id).
+        """
+        if not client_order_id:
+            client_order_id = f"auto-{order.id}"
+            k = 0
+            while client_order_id in self._client_ids:
+                k += 1
+                client_order_id = f"auto-{order.id}.{k}"
+        order.client_order_id = client_order_id
         self._orders[order.id] = order
         self._client_ids[order.client_order_id] = order.id
 
@@ -783,18 +897,35 @@ class PaperExchange:
         )
 
     def _validate_order(
-        self, method: str, symbol: Any, side: Any, amount: Any, leverage: Any
+        self,
+        method: str,
+        symbol: Any,
+        side: Any,
+        amount: Any,
+        leverage: Any,
+        check_amount: bool = True,
     ) -> str | None:
+        """Why an order is invalid, or None. ``check_amount=False`` (a ``close_position`` order,
+        which closes the whole position whatever its size) skips the size rules."""
         if not isinstance(symbol, str) or symbol not in self._markets:
             return f"unknown symbol {symbol!r}"
         if side not in ("buy", "sell"):
             return f"side must be 'buy' or 'sell', got {side!r}"
-        problem = self._amount_problem(amount)
-        if problem:
-            return problem
+        if check_amount:
+            problem = self._amount_problem(amount)
+            if problem:
+                return problem
         lev = _as_float(leverage)
         if lev is None or not 1 <= lev <= 125:
             return f"leverage must be between 1 and 125, got {leverage!r}"
+        if self.maintenance_margin >= 1.0 / lev:
+            # The liquidation price would lie at or beyond the entry (on the winning side):
+            # venues cap the leverage at what the maintenance margin leaves room for.
+            return (
+                f"leverage {lev} too high for the maintenance margin {self.maintenance_margin}: "
+                f"leverage must stay below 1 / maintenance margin"
+                f" = {1.0 / self.maintenance_margin:g}"
+            )
         return None
 
     def _move_price(self, m: _Market) -> None:
@@ -838,7 +969,11 @@ class PaperExchange:
                         "order_canceled", m.symbol, id=order.id, reason="nothing to reduce"
                     )
                     continue
-                qty = min(qty, cap)
+                if qty >= cap - _EPS:
+                    # This fill takes the whole position: the order is capped at what it could
+                    # reduce (as one crossing when placed is) and ends 'closed' with it.
+                    qty = cap
+                    order.amount = round(order.filled + cap, 10)
             self._fill(order, qty, order.price)
         for pos in self._legs_of(m.symbol):
             liq = self._liquidation_price(pos)
@@ -910,13 +1045,15 @@ class PaperExchange:
         )
         return True
 
-    def _arm_failure(self, method: str, times: int, error: ErrorSpec) -> None:
+    def _arm_failure(
+        self, method: str, times: int, error: ErrorSpec, is_random: bool = False
+    ) -> None:
         if method not in CLIENT_METHODS:
             raise ValueError(f"unknown client method {method!r}; known: {CLIENT_METHODS}")
-        if times < 0:
-            raise ValueError(f"times must be >= 0, got {times!r}")
+        times = _int_arg("times", times)
+        _check_error_spec(error)
         queue = self._failures.setdefault(method, deque())
-        queue.extend([error] * times)
+        queue.extend([_Failure(error, is_random)] * times)
 
     def _random_events(self) -> None:
         rng = self._event_rng
@@ -945,9 +1082,11 @@ class PaperExchange:
                         pos.symbol, qty, "partial_reduction", pos.side, random=True
                     )
             elif kind == "transient_empty":
-                self._empty_answers += 1
-            else:  # exception
-                self._arm_failure(rng.choice(_RANDOM_FAILURE_METHODS), 1, None)
+                self._empty_answers.append(True)
+            else:  # exception: armed unless a random one of that method is still pending
+                method = rng.choice(_RANDOM_FAILURE_METHODS)
+                if not any(f.random for f in self._failures.get(method, ())):
+                    self._arm_failure(method, 1, None, is_random=True)
 
     # ------------------------------------------------------------------ simulated time
     @property
@@ -990,9 +1129,11 @@ class PaperExchange:
             return self.history[start:]
 
     def advance(self, n: int = 1) -> list[dict[str, Any]]:
-        """Runs :meth:`step` ``n`` times; returns all the history entries they added."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n!r}")
+        """Runs :meth:`step` ``n`` times; returns all the history entries they added.
+
+        ``n`` must be an int >= 0 (``TypeError`` / ``ValueError`` otherwise).
+        """
+        n = _int_arg("n", n)
         out: list[dict[str, Any]] = []
         for _ in range(n):
             out.extend(self.step())
@@ -1006,13 +1147,17 @@ class PaperExchange:
         fill and a position whose liquidation price lies beyond the new price is liquidated
         (so pick a price between a stop and the liquidation price to test a stop, beyond the
         liquidation price to test a liquidation). Returns the history entries added.
-        Raises ``ValueError`` for an unknown symbol or a price <= 0.
+        Raises ``ValueError`` for an unknown symbol or a price that is not > 0 at the market's
+        decimals (one that rounds to 0), ``TypeError`` for a price that is not a number.
         """
         with self._lock:
             m = self._market(symbol)
-            p = _as_float(price)
-            if p is None or p <= 0:
-                raise ValueError(f"price must be a number > 0, got {price!r}")
+            p = _number_arg("price", price, "> 0", lambda x: x > 0)
+            if round(p, m.decimals) <= 0:
+                raise ValueError(
+                    f"price must be > 0 at {symbol}'s {m.decimals} decimals, got {price!r} "
+                    f"(rounds to 0)"
+                )
             start = len(self.history)
             old = m.price
             m.price = round(p, m.decimals)
@@ -1072,9 +1217,10 @@ class PaperExchange:
         """Makes the next ``times`` calls of client method ``method_name`` raise.
 
         ``error`` is an exception instance (raised as is), an exception class (instantiated
-        with a message) or None for a :class:`PaperExchangeError`. Each raise is recorded as
-        ``exception``. ``method_name`` must be one of :data:`CLIENT_METHODS` (``ValueError``
-        otherwise). Failures queue up: calling this twice arms both.
+        with a message) or None for a :class:`PaperExchangeError` (``TypeError`` otherwise,
+        when armed). Each raise is recorded as ``exception``. ``method_name`` must be one of
+        :data:`CLIENT_METHODS` (``ValueError`` otherwise) and ``times`` an int >= 0. Failures
+        queue up: calling this twice arms both.
         """
         with self._lock:
             self._arm_failure(method_name, times, error)
@@ -1084,12 +1230,12 @@ class PaperExchange:
 
         The positions stay open on the venue: this is the transient empty list real venues
         give under load. Each empty answer is recorded as ``transient_empty``. An armed
-        ``fail_next('get_open_positions')`` takes precedence over it.
+        ``fail_next('get_open_positions')`` takes precedence over it. ``times`` must be an
+        int >= 0.
         """
-        if times < 0:
-            raise ValueError(f"times must be >= 0, got {times!r}")
+        times = _int_arg("times", times)
         with self._lock:
-            self._empty_answers += times
+            self._empty_answers.extend([False] * times)
 
     def lose_answer_next(
         self,
@@ -1106,15 +1252,17 @@ class PaperExchange:
         ``TimeoutError``: the request timed out after the venue took it) — or, with
         ``answer_none=True``, returns None (a client that turns every failure into None). Each
         lost answer is recorded as ``answer_lost`` with the answer the venue gave. Only the
-        acting methods of :data:`ANSWER_LOSS_METHODS` (``ValueError`` otherwise). A failure armed
-        with :meth:`fail_next` raises first (before acting) and leaves this armed.
+        acting methods of :data:`ANSWER_LOSS_METHODS` (``ValueError`` otherwise); ``times`` must
+        be an int >= 0 and ``error`` None, an exception instance or an exception class
+        (``TypeError`` otherwise). A failure armed with :meth:`fail_next` raises first (before
+        acting) and leaves this armed.
         """
         if method_name not in ANSWER_LOSS_METHODS:
             raise ValueError(
                 f"{method_name!r} cannot lose an answer; acting methods: {ANSWER_LOSS_METHODS}"
             )
-        if times < 0:
-            raise ValueError(f"times must be >= 0, got {times!r}")
+        times = _int_arg("times", times)
+        _check_error_spec(error)
         with self._lock:
             queue = self._lost_answers.setdefault(method_name, deque())
             queue.extend([_LostAnswer(error, bool(answer_none))] * times)
@@ -1126,15 +1274,17 @@ class PaperExchange:
         repeat the positions of this moment: the lagging position list of a busy venue. Each
         lagged answer is recorded as ``stale_positions``. ``fail_next`` and
         :meth:`answer_empty_next` take precedence over it. Calling it again re-takes the picture.
+        ``times`` must be an int >= 0.
         """
-        if times < 0:
-            raise ValueError(f"times must be >= 0, got {times!r}")
+        times = _int_arg("times", times)
         with self._lock:
             self._lagged_list = [self._position_dict(p) for p in self._positions.values()]
             self._lagged_answers += times
 
     # ------------------------------------------------------------------ inspection helpers
     def _market(self, symbol: str) -> _Market:
+        if not isinstance(symbol, str):
+            raise TypeError(f"symbol must be a str, got {symbol!r} ({type(symbol).__name__})")
         m = self._markets.get(symbol)
         if m is None:
             raise ValueError(f"unknown symbol {symbol!r}")
@@ -1181,7 +1331,12 @@ class PaperExchange:
             return [(a, k) for name, a, k in self.calls if name == method]
 
     def events(self, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """The ``history`` entries, only those of ``kinds`` when given."""
+        """The ``history`` entries, only those of ``kinds`` (a collection of kinds, e.g.
+        ``['fill']``; a single str raises ``TypeError``) when given."""
+        if isinstance(kinds, (str, bytes)):
+            raise TypeError(
+                f"kinds must be a collection of history kinds (e.g. [{kinds!r}]), got {kinds!r}"
+            )
         with self._lock:
             if kinds is None:
                 return list(self.history)
@@ -1204,18 +1359,17 @@ class PaperExchange:
         """
         with self._lock:
             self._enter("get_open_positions", (), {})
-            if self._empty_answers > 0:
-                self._empty_answers -= 1
-                self._record("transient_empty", None, hidden=self._held_names())
+            if self._empty_answers:
+                extra = {"random": True} if self._empty_answers.popleft() else {}
+                self._record("transient_empty", None, hidden=self._held_names(), **extra)
                 return []
             if self._lagged_answers > 0:
                 self._lagged_answers -= 1
-                self._record(
-                    "stale_positions",
-                    None,
-                    shown=[p["symbol"] for p in self._lagged_list],
-                    held=self._held_names(),
-                )
+                shown = [
+                    f"{p['symbol']}@{p['side']}" if self.hedge else p["symbol"]
+                    for p in self._lagged_list
+                ]
+                self._record("stale_positions", None, shown=shown, held=self._held_names())
                 return [dict(p, info=dict(p["info"])) for p in self._lagged_list]
             return [self._position_dict(p) for p in self._positions.values()]
 
@@ -1297,7 +1451,9 @@ class PaperExchange:
 
         Returns None (recorded as ``order_rejected`` with the reason) for an unknown symbol, a
         side other than 'buy'/'sell', an amount below ``min_amount``, above ``max_amount`` or
-        not a multiple of ``amount_step``, a leverage outside 1..125, or a reduce-only order
+        not a multiple of ``amount_step``, a leverage outside 1..125 or not below
+        ``1 / maintenance_margin`` (the liquidation price would not be on the losing side of the
+        entry: venues cap the leverage by their maintenance margin), or a reduce-only order
         with no position to reduce or on the wrong side. ``is_critical`` is accepted and
         ignored.
 
@@ -1334,9 +1490,16 @@ class PaperExchange:
         reduce_only: bool,
         client_order_id: Any = None,
         position_side: str | None = None,
+        whole_position: bool = False,
     ) -> dict[str, Any] | None:
+        """Places and fills a market order. ``whole_position=True`` (``close_position``'s
+        reduce-only order) fills exactly the position's contracts whatever the size rules say:
+        a position bigger than ``max_amount`` (several orders) or smaller than ``min_amount``
+        (left by a reduction) is closed all the same."""
         self._check_duplicate("create_market_order", symbol, client_order_id)
-        problem = self._validate_order("create_market_order", symbol, side, amount, leverage)
+        problem = self._validate_order(
+            "create_market_order", symbol, side, amount, leverage, not whole_position
+        )
         if problem is None:
             problem = self._client_id_problem(client_order_id)
         leg = self._order_leg(side, reduce_only, position_side)
@@ -1351,7 +1514,7 @@ class PaperExchange:
         if reduce_only:
             cap = self._reduce_cap(symbol, side, leg)
             assert cap is not None
-            qty = min(qty, cap)
+            qty = cap if whole_position else min(qty, cap)
         m = self._markets[symbol]
         price = m.price
         if self.slippage > 0:
@@ -1549,6 +1712,11 @@ class PaperExchange:
     ) -> bool:
         """Closes ``symbol``'s whole position with a reduce-only market order.
 
+        The order is for exactly the position's contracts, whatever its size: the order size
+        rules (``min_amount``, ``max_amount``, ``amount_step``) do not apply to it, so a position
+        built from several orders above ``max_amount`` or a rest below ``min_amount`` left by a
+        reduction closes all the same.
+
         True when it was closed; **False when there is no position** (or the order was
         rejected): it never reports a close that did not happen. Failures injected into
         ``create_market_order`` do not apply here (only ``fail_next('close_position')``).
@@ -1582,6 +1750,7 @@ class PaperExchange:
                 True,
                 client_order_id,
                 pos.side if self.hedge else None,
+                whole_position=True,
             )
             closed = order is not None and (symbol, pos.side) not in self._positions
             return self._deliver("close_position", closed)
