@@ -80,8 +80,8 @@ fn batch_entry(answer: &Bound<'_, PyAny>, symbol: &str) -> PyResult<BatchTicker>
         return Ok(BatchTicker::NotAMapping(type_name(&entry)));
     }
     Ok(BatchTicker::Ticker {
-        symbol: field(get_key(&entry, intern!(py, "symbol"))?),
-        last: field(get_key(&entry, intern!(py, "last"))?),
+        symbol: field(get_key(&entry, intern!(py, "symbol"))?)?,
+        last: field(get_key(&entry, intern!(py, "last"))?)?,
     })
 }
 
@@ -179,62 +179,75 @@ fn raw_position(item: &Bound<'_, PyAny>) -> PyResult<RawEntry> {
     }
     let info = get_key(item, intern!(py, "info"))?;
     let real_leverage = match info {
-        Some(i) if is_mapping(&i) => field(get_key(&i, intern!(py, "realLeverage"))?),
+        Some(i) if is_mapping(&i) => field(get_key(&i, intern!(py, "realLeverage"))?)?,
         _ => position_manager_core::exchange::Field::Absent,
     };
     Ok(RawEntry::Position(Box::new(RawPosition {
-        symbol: field(get_key(item, intern!(py, "symbol"))?),
-        contracts: field(get_key(item, intern!(py, "contracts"))?),
-        side: field(get_key(item, intern!(py, "side"))?),
-        entry_price: field(get_key(item, intern!(py, "entryPrice"))?),
-        leverage: field(get_key(item, intern!(py, "leverage"))?),
+        symbol: field(get_key(item, intern!(py, "symbol"))?)?,
+        contracts: field(get_key(item, intern!(py, "contracts"))?)?,
+        side: field(get_key(item, intern!(py, "side"))?)?,
+        entry_price: field(get_key(item, intern!(py, "entryPrice"))?)?,
+        leverage: field(get_key(item, intern!(py, "leverage"))?)?,
         real_leverage,
-        contract_size: field(get_key(item, intern!(py, "contractSize"))?),
-        liquidation_price: field(get_key(item, intern!(py, "liquidationPrice"))?),
-        mark_price: field(get_key(item, intern!(py, "markPrice"))?),
+        contract_size: field(get_key(item, intern!(py, "contractSize"))?)?,
+        liquidation_price: field(get_key(item, intern!(py, "liquidationPrice"))?)?,
+        mark_price: field(get_key(item, intern!(py, "markPrice"))?)?,
     })))
 }
 
 /// One value of a candle: a float, or any other number (an int timestamp); never a string.
-fn candle_value(v: &Bound<'_, PyAny>) -> Option<f64> {
+/// An interrupt raised while reading it (a number type's `__float__`) leaves as it came.
+fn candle_value(v: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
     if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
-        return Some(f.value());
+        return Ok(Some(f.value()));
     }
     if v.is_instance_of::<pyo3::types::PyString>() {
-        return None;
+        return Ok(None);
     }
     if let Ok(i) = v.cast::<pyo3::types::PyInt>() {
         // Millisecond timestamps: an exact i64 read is much cheaper than int -> float.
         if let Ok(i) = i.extract::<i64>() {
-            return Some(i as f64);
+            return Ok(Some(i as f64));
         }
     }
-    v.extract::<f64>().ok()
+    crate::convert::unless_passing(v.py(), v.extract::<f64>())
 }
 
 /// A candle row: a list or tuple of exactly six numbers (the original's six-column frame
-/// rejects any other width). Lists and tuples are read by index without iterator objects:
-/// this runs for 100 candles per position per cycle.
-fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
+/// rejects any other width), `None` otherwise. Lists and tuples are read by index without
+/// iterator objects: this runs for 100 candles per position per cycle.
+fn candle_row(row: &Bound<'_, PyAny>) -> PyResult<Option<[f64; 6]>> {
     let mut out = [0.0; 6];
     if let Ok(list) = row.cast::<PyList>() {
         if list.len() != 6 {
-            return None;
+            return Ok(None);
         }
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = candle_value(&list.get_item(i).ok()?)?;
+            let Ok(item) = list.get_item(i) else {
+                return Ok(None);
+            };
+            let Some(x) = candle_value(&item)? else {
+                return Ok(None);
+            };
+            *slot = x;
         }
     } else if let Ok(t) = row.cast::<PyTuple>() {
         if t.len() != 6 {
-            return None;
+            return Ok(None);
         }
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = candle_value(&t.get_item(i).ok()?)?;
+            let Ok(item) = t.get_item(i) else {
+                return Ok(None);
+            };
+            let Some(x) = candle_value(&item)? else {
+                return Ok(None);
+            };
+            *slot = x;
         }
     } else {
-        return None;
+        return Ok(None);
     }
-    Some(out)
+    Ok(Some(out))
 }
 
 /// An order answer: falsy → missing; a mapping → its fields; anything else → opaque.
@@ -255,9 +268,9 @@ fn order_answer(answer: &Bound<'_, PyAny>) -> PyResult<OrderAnswer> {
     };
     Ok(OrderAnswer::Report(OrderReport {
         id,
-        status: field(get_key(answer, intern!(py, "status"))?),
-        filled: field(get_key(answer, intern!(py, "filled"))?),
-        average: field(get_key(answer, intern!(py, "average"))?),
+        status: field(get_key(answer, intern!(py, "status"))?)?,
+        filled: field(get_key(answer, intern!(py, "filled"))?)?,
+        average: field(get_key(answer, intern!(py, "average"))?)?,
     }))
 }
 
@@ -299,7 +312,7 @@ fn market_limits(answer: &Bound<'_, PyAny>) -> PyResult<Option<MarketLimits>> {
         None => return Ok(Some(problem("no 'amount' limits".to_owned()))),
     };
     let number = |key: &Bound<'_, pyo3::types::PyString>| -> PyResult<Result<Option<f64>, String>> {
-        Ok(match field(get_key(&amount, key)?) {
+        Ok(match field(get_key(&amount, key)?)? {
             Field::Absent | Field::Null => Ok(None),
             Field::Int(i) => Ok(Some(i as f64)),
             Field::Number(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
@@ -407,7 +420,7 @@ impl Exchange for PyClient {
                     type_name(&t)
                 )));
             };
-            Ok(TickerAnswer::Ticker { last: field(last) })
+            Ok(TickerAnswer::Ticker { last: field(last)? })
         })
     }
 
@@ -425,7 +438,8 @@ impl Exchange for PyClient {
             if let Ok(l) = answer.cast::<PyList>() {
                 out.rows.reserve_exact(l.len());
             }
-            let mut read = |i: usize, row: &Bound<'_, PyAny>| match candle_row(row) {
+            let mut read = |i: usize, row: &Bound<'_, PyAny>| -> PyResult<bool> {
+                Ok(match candle_row(row)? {
                 Some(r) => {
                     out.rows.push(r);
                     true
@@ -438,19 +452,20 @@ impl Exchange for PyClient {
                     out.rows.clear();
                     false
                 }
+                })
             };
             if let Ok(l) = answer.cast::<PyList>() {
                 let n = l.len();
                 for i in 0..n {
                     // A list the client mutates meanwhile may shrink: stop at its end.
                     let Ok(row) = l.get_item(i) else { break };
-                    if !read(i, &row) {
+                    if !read(i, &row)? {
                         break;
                     }
                 }
             } else if let Ok(t) = answer.cast::<PyTuple>() {
                 for (i, row) in t.iter().enumerate() {
-                    if !read(i, &row) {
+                    if !read(i, &row)? {
                         break;
                     }
                 }

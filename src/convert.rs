@@ -56,6 +56,24 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// A real-number argument: int, float, or anything with `__float__` except strings and bools
 /// (`True` is no number of contracts or seconds). An int too large for a float is a
 /// `ValueError` naming the argument.
+/// Whether a Python exception met while reading a value must leave as it came rather than mark
+/// the value unreadable: an interrupt or an exit is no `Exception` (DESIGN rule 8), and a
+/// `MemoryError` is the process's problem, not the value's.
+pub fn passes_through(py: Python<'_>, e: &PyErr) -> bool {
+    !e.is_instance_of::<pyo3::exceptions::PyException>(py)
+        || e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py)
+}
+
+/// `Ok(None)` for an exception that only makes a value unreadable, `Err` for one that must pass
+/// through ([`passes_through`]).
+pub fn unless_passing<T>(py: Python<'_>, r: PyResult<T>) -> PyResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if passes_through(py, &e) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(f.value());
@@ -74,20 +92,16 @@ pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
             ))
         });
     }
-    if !value.is_instance_of::<PyString>() && value.hasattr("__float__").unwrap_or(false) {
-        match value
+    let py = value.py();
+    if !value.is_instance_of::<PyString>()
+        && unless_passing(py, value.hasattr("__float__"))?.unwrap_or(false)
+    {
+        // An interrupt (or MemoryError) inside __float__ leaves as it came.
+        let read = value
             .call_method0("__float__")
-            .and_then(|f| f.extract::<f64>())
-        {
-            Ok(x) => return Ok(x),
-            // An interrupt (or MemoryError) inside __float__ leaves as it came.
-            Err(e)
-                if !e.is_instance_of::<pyo3::exceptions::PyException>(value.py())
-                    || e.is_instance_of::<pyo3::exceptions::PyMemoryError>(value.py()) =>
-            {
-                return Err(e)
-            }
-            Err(_) => {}
+            .and_then(|f| f.extract::<f64>());
+        if let Some(x) = unless_passing(py, read)? {
+            return Ok(x);
         }
     }
     Err(PyTypeError::new_err(format!(
@@ -206,42 +220,47 @@ pub fn int_if_whole(py: Python<'_>, x: f64) -> PyResult<Py<PyAny>> {
     }
 }
 
-/// One value of a client answer as a [`Field`].
-pub fn field(value: Option<Bound<'_, PyAny>>) -> Field {
+/// One value of a client answer as a [`Field`]. A value that cannot be read is
+/// [`Field::Other`]; an interrupt, an exit or a `MemoryError` raised while reading it (inside a
+/// number type's `__float__`, say) leaves as it came ([`passes_through`]).
+pub fn field(value: Option<Bound<'_, PyAny>>) -> PyResult<Field> {
     let Some(v) = value else {
-        return Field::Absent;
+        return Ok(Field::Absent);
     };
     if v.is_none() {
-        return Field::Null;
+        return Ok(Field::Null);
     }
     if let Ok(b) = v.cast::<PyBool>() {
-        return Field::Bool(b.is_true());
+        return Ok(Field::Bool(b.is_true()));
     }
     if let Ok(f) = v.cast::<PyFloat>() {
-        return Field::Number(f.value());
+        return Ok(Field::Number(f.value()));
     }
     if v.is_instance_of::<PyInt>() {
-        return match v.extract::<i64>() {
+        return Ok(match v.extract::<i64>() {
             Ok(i) => Field::Int(i),
             Err(_) => Field::Number(v.extract::<f64>().unwrap_or(f64::NAN)),
-        };
+        });
     }
     if let Ok(s) = v.cast::<PyString>() {
-        return Field::Text(s.to_string_lossy().into_owned());
+        return Ok(Field::Text(s.to_string_lossy().into_owned()));
     }
+    let py = v.py();
     // numpy scalars and the like.
-    if v.hasattr("__float__").unwrap_or(false) && !v.hasattr("__getitem__").unwrap_or(false) {
-        if let Ok(x) = v.call_method0("__float__").and_then(|f| f.extract::<f64>()) {
-            return Field::Number(x);
+    let has = |name: &str| -> PyResult<bool> {
+        Ok(unless_passing(py, v.hasattr(name))?.unwrap_or(false))
+    };
+    if has("__float__")? && !has("__getitem__")? {
+        let read = v.call_method0("__float__").and_then(|f| f.extract::<f64>());
+        if let Some(x) = unless_passing(py, read)? {
+            return Ok(Field::Number(x));
         }
     }
-    Field::Other {
-        text: v
-            .str()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|_| "<unprintable>".to_owned()),
+    let text = unless_passing(py, v.str().map(|s| s.to_string()))?;
+    Ok(Field::Other {
+        text: text.unwrap_or_else(|| "<unprintable>".to_owned()),
         type_name: type_name(&v),
-    }
+    })
 }
 
 /// `mapping.get(key)` for a dict (fast path) or any object with a `get` method; `None` when the

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -295,3 +297,153 @@ def test_a_real_sigint_during_a_long_cycle_reaches_the_bot_promptly() -> None:
     exchange.on_get_ticker = lambda symbol: None  # every attempt fails: the cycle pauses
     assert_ctrl_c_ends(lambda: list(pm.update_positions()), after=0.3, within=5.0)
     assert BTC in pm.positions and not book_problems(pm)
+
+
+class _InterruptedNumber:
+    """A number type whose ``__float__`` is interrupted (Ctrl+C or sys.exit while it runs)."""
+
+    def __init__(self, kind: type[BaseException]) -> None:
+        self.kind = kind
+        self.reads = 0
+
+    def __float__(self) -> float:
+        self.reads += 1
+        raise self.kind("interrupted inside __float__")
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+@pytest.mark.parametrize("where", ["ticker last", "candle close", "listed entry price"])
+def test_an_interrupt_while_an_answer_is_read_leaves_the_call(
+    where: str, kind: type[BaseException]
+) -> None:
+    # The answers' conversions took it for an unreadable value: the cycle went on and the
+    # interruption was lost (found 2026-12-06; the arguments' conversion already passed it on).
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    number = _InterruptedNumber(kind)
+    if where == "ticker last":
+        exchange.on_get_ticker = lambda symbol: {"symbol": symbol, "last": number}
+    elif where == "candle close":
+        hour = 3_600_000
+        exchange.on_get_ohlcv = lambda *a, **k: [
+            [1_700_000_000_000 + i * hour, 100.0, 101.0, 99.0, number if i == 5 else 100.0, 1.0]
+            for i in range(100)
+        ]
+    else:
+        exchange.positions[BTC]["entryPrice"] = number
+        pm.positions.clear()
+    with pytest.raises(kind):
+        if where == "listed entry price":
+            pm.sync_existing_positions()
+        else:
+            list(pm.update_positions())
+    assert number.reads == 1 and not book_problems(pm)
+
+
+# --------------------------------------------------------------------------- reads made ahead
+
+
+def _read_ahead_raises(kind: type[BaseException]) -> tuple[FakeExchange, PositionManager]:
+    """Three positions, three workers: A closes (its price below the stop, its reads the
+    slowest), and C's candles, read ahead while A is examined, raise ``kind``."""
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC, ETH, "SOL/USDT:USDT", max_concurrent_calls=3)
+
+    def ticker(symbol: str) -> dict[str, Any]:
+        if symbol == BTC:
+            time.sleep(0.2)  # C's reads are over before A is examined
+            return {"symbol": symbol, "last": 90.0}
+        return {"symbol": symbol, "last": 100.0}
+
+    def candles(symbol: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if symbol == "SOL/USDT:USDT":
+            raise kind("raised in a read made ahead")
+        return []
+
+    exchange.on_get_ticker = ticker
+    exchange.on_get_ohlcv = candles
+    return exchange, pm
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_closing_a_cycle_raises_what_a_read_made_ahead_met(kind: type[BaseException]) -> None:
+    # The sequential cycle would not have read C yet; the concurrent one did, and the client
+    # raised in that call. Closing the cycle after A's close dropped it (found 2026-12-06).
+    _, pm = _read_ahead_raises(kind)
+    cycle = pm.update_positions()
+    assert next(cycle)[0] == BTC
+    with pytest.raises(kind, match="read made ahead"):
+        cycle.close()
+    cycle.close()  # once
+    assert set(pm.positions) == {ETH, "SOL/USDT:USDT"} and not book_problems(pm)
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_a_cycle_left_by_break_hands_what_a_read_ahead_met_to_the_next_call(
+    kind: type[BaseException],
+) -> None:
+    exchange, pm = _read_ahead_raises(kind)
+    for symbol, _, _ in pm.update_positions():
+        assert symbol == BTC
+        break
+    with pytest.raises(kind, match="read made ahead"):
+        pm.reconcile_positions()
+    exchange.on_get_ohlcv = None
+    assert pm.reconcile_positions() == 0  # once
+
+
+def test_closing_a_cycle_while_its_step_runs_is_refused_as_for_a_generator() -> None:
+    # close() gave up silently: the cycle went on and sent more closes (found 2026-12-06).
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    cycle = pm.update_positions()
+    seen: list[BaseException] = []
+
+    def ticker(symbol: str) -> dict[str, Any]:
+        try:
+            cycle.close()
+        except ValueError as e:
+            seen.append(e)
+        return {"symbol": symbol, "last": 100.0}
+
+    exchange.on_get_ticker = ticker
+    assert list(cycle) == []
+    assert [str(e) for e in seen] == ["generator already executing"]
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_interrupt_a_cancelled_async_step_met_is_raised_by_the_next_cycle(
+    kind: type[BaseException],
+) -> None:
+    # The step runs on in its thread after its task was cancelled; the interruption it met
+    # went into an executor future nobody read (found 2026-12-06).
+    import asyncio
+
+    import position_manager_rs.aio  # noqa: F401  (adds aupdate_positions)
+
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    raised = threading.Event()
+
+    def candles(*args: Any, **kwargs: Any) -> list[Any]:
+        time.sleep(0.3)
+        raised.set()
+        raise kind("after the cancel")
+
+    exchange.on_get_ohlcv = candles
+
+    async def cycle() -> list[str]:
+        return [symbol async for symbol, _, _ in pm.aupdate_positions()]
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cycle(), timeout=0.05)
+        assert await asyncio.to_thread(raised.wait, 10)
+        await asyncio.sleep(0.1)  # the step has returned
+        exchange.on_get_ohlcv = None
+        with pytest.raises(kind, match="after the cancel"):
+            await cycle()
+        assert await cycle() == []  # once
+
+    asyncio.run(main())
+    assert set(pm.positions) == {BTC} and not book_problems(pm)

@@ -187,11 +187,19 @@ _UNDELIVERED: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDiction
 _UNDELIVERED_LOCK = threading.Lock()
 
 
+class _Raised:
+    """An interruption (``KeyboardInterrupt``, ``SystemExit``, any ``BaseException`` that is not an
+    ``Exception``) a step met after the task awaiting it was cancelled."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class _Step:
     """One advance of a cycle's iterator in a worker thread. The thread cannot be stopped once
     it runs: if the task awaiting it is cancelled meanwhile (``asyncio.wait_for``, a shutdown),
-    the closed position it yields is kept for the manager's next ``aupdate_positions()`` instead
-    of being lost with the cancelled await."""
+    the closed position it yields — or the interruption it raises — is kept for the manager's
+    next ``aupdate_positions()`` instead of being lost with the cancelled await."""
 
     def __init__(self, manager: Any, iterator: Any) -> None:
         self.manager = manager
@@ -202,12 +210,21 @@ class _Step:
         self.item: Any = _END
 
     def run(self) -> Any:
-        item = next(self.iterator, _END)
+        try:
+            item = next(self.iterator, _END)
+        except Exception:
+            raise
+        except BaseException as e:  # an interruption: raised here, kept if nobody awaits it
+            self._returned(_Raised(e))
+            raise
+        self._returned(item)
+        return item
+
+    def _returned(self, item: Any) -> None:
         with self.lock:
             self.returned, self.item = True, item
             if self.abandoned:
                 _keep(self.manager, item)
-        return item
 
     def abandon(self) -> None:
         """The awaiting task was cancelled: whatever this step yields (or yielded already,
@@ -222,6 +239,12 @@ def _keep(manager: Any, item: Any) -> None:
     if item is not _END:
         with _UNDELIVERED_LOCK:
             _UNDELIVERED.setdefault(manager, []).append(item)
+
+
+def _keep_first(manager: Any, items: list[Any]) -> None:
+    if items:
+        with _UNDELIVERED_LOCK:
+            _UNDELIVERED[manager] = items + _UNDELIVERED.get(manager, [])
 
 
 def _undelivered(manager: Any) -> list[Any]:
@@ -240,10 +263,17 @@ async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
     Cancelling the task that awaits a step (``asyncio.wait_for`` timing out, a shutdown) raises
     ``CancelledError`` at once, but the step already running in its thread cannot be stopped:
     it finishes, and a position it closed is yielded first by this manager's next
-    ``aupdate_positions()``, so the bot's loop body sees every close. A step not yet started
+    ``aupdate_positions()``, so the bot's loop body sees every close; an interruption it raises
+    (``KeyboardInterrupt``, ``SystemExit``) is raised by that next call. A step not yet started
     when its task is cancelled does not run.
     """
-    for kept in _undelivered(self):
+    kept_items = _undelivered(self)
+    for i, kept in enumerate(kept_items):
+        if isinstance(kept, _Raised):
+            # An interruption a cancelled step met: raised as it came (what came after it
+            # waits for the next call).
+            _keep_first(self, kept_items[i + 1 :])
+            raise kept.error
         yield kept
     iterator = self.update_positions()
     loop = asyncio.get_running_loop()

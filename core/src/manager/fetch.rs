@@ -129,6 +129,15 @@ impl Fetched {
         }
     }
 
+    /// The interruption these reads met, if any, taken out of them.
+    pub(super) fn into_interruption(self) -> Option<CoreError> {
+        match self.end {
+            FetchEnd::Interrupted(e) => Some(e),
+            FetchEnd::Priced { ohlcv: Err(e), .. } if e.is_interrupt() => Some(e),
+            _ => None,
+        }
+    }
+
     /// Whether these reads are complete (not cut short in a pause).
     pub(super) fn is_complete(&self) -> bool {
         !matches!(self.end, FetchEnd::CutShort)

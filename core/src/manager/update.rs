@@ -76,8 +76,16 @@ impl UpdateCycle {
     }
 
     /// Ends the cycle where it stands (generator `close()`); the rest waits for the next cycle.
-    pub fn finish_without_work(&mut self) {
+    /// Returns an interruption that a read made ahead (`max_concurrent_calls` > 1) met for a
+    /// position the cycle did not examine: the client raised it in a call the manager made, so
+    /// it must not be lost with the reads (DESIGN rule 8), though the sequential cycle would
+    /// not have made that call yet.
+    pub fn finish_without_work(&mut self) -> Option<CoreError> {
         self.stage = Stage::Done;
+        self.fetched
+            .drain(..)
+            .flatten()
+            .find_map(super::fetch::Fetched::into_interruption)
     }
 }
 
