@@ -830,6 +830,7 @@ UNREADABLE_FILLED = [
     pytest.param(float("inf"), id="inf"),
     pytest.param("5", id="str"),
     pytest.param(True, id="bool"),
+    pytest.param(50.0, id="more-than-ordered"),  # no order fills more than it asked for
 ]
 
 
@@ -909,3 +910,30 @@ def test_12_a_scale_out_with_a_garbled_fill_reduces_the_book_by_what_was_sold(
     assert venue.contracts(BTC) == 9.0
     assert p.amount == 9.0
     assert len(venue.order_calls(reduce_only=True)) == 1
+
+
+def test_12_a_cycles_partial_exit_answered_as_more_than_ordered_keeps_the_position() -> None:
+    """The audit's case (2026-12-06): the first profit target sells 25 of 100 contracts, the
+    answer says 125 were filled. Believed, the partial exit was taken for a whole close: the
+    position was untracked (a false `closed` event, the count 0, so the bot's monitor stopped)
+    while the venue held 75."""
+    from helpers_clients import FakeExchange
+
+    exchange = FakeExchange()
+    exchange.open("A/USDT:USDT", contracts=100.0, entry_price=100.0)
+    pm = make_manager(exchange)
+    assert pm.sync_existing_positions() == 1
+
+    def sell(symbol: str, side: str, amount: float, leverage: Any, **kw: Any) -> Any:
+        exchange.on_create_market_order = None
+        order = exchange.create_market_order(symbol, side, amount, leverage, **kw)
+        exchange.on_create_market_order = sell
+        return dict(order, filled=order["filled"] * 5)
+
+    exchange.on_create_market_order = sell
+    exchange.set_price("A/USDT:USDT", 100.26)  # +2.6 % at 10x: the first profit target
+    assert list(pm.update_positions()) == []
+    assert exchange.positions["A/USDT:USDT"]["contracts"] == 75.0
+    assert pm.get_open_positions_count() == 1
+    assert pm.positions["A/USDT:USDT"].amount == 75.0
+    assert "closed" not in [e["kind"] for e in pm.events]  # one sell of 25: 75 left

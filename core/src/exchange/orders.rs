@@ -219,6 +219,16 @@ impl OrderReport {
         !matches!(self.filled, Field::Absent | Field::Null) && self.filled().is_none()
     }
 
+    /// True when the answer reports more filled than the `requested` contracts (beyond a
+    /// rounding error): no order fills more than it asked for, so the answer is as unusable as
+    /// an unreadable `filled` and is verified against the exchange like a lost one (believed,
+    /// a partial exit reported as a whole close untracked a position the venue still held).
+    pub fn overfilled(&self, requested: f64) -> bool {
+        requested.is_finite()
+            && requested > 0.0
+            && self.filled().is_some_and(|f| f > requested * (1.0 + 1e-9))
+    }
+
     /// The average fill price when the answer states a usable one (finite, > 0).
     pub fn average(&self) -> Option<f64> {
         real_number(&self.average).filter(|p| *p > 0.0)

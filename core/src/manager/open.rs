@@ -633,7 +633,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let OrderAnswer::Report(report) = answer else {
             return None;
         };
-        if report.filled_unreadable() {
+        if report.filled_unreadable() || report.overfilled(requested) {
             return None;
         }
         let filled = report.filled();
@@ -808,7 +808,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             let status = self.order_status(symbol, &id, StatusWait::Fill)?;
             if let Some(st) = status
                 .as_ref()
-                .filter(|st| st.is_closed() && !st.filled_unreadable())
+                .filter(|st| st.is_closed() && !st.filled_unreadable() && !st.overfilled(amount))
             {
                 self.log(Channel::Position, Level::Info, || {
                     "  Limit order filled successfully".to_owned()
@@ -859,6 +859,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             };
             match final_status
                 .as_ref()
+                .filter(|st| !st.overfilled(amount))
                 .and_then(|st| st.filled().map(|f| (f, st)))
             {
                 Some((filled, st)) if cancelled || st.is_final() => {

@@ -52,7 +52,7 @@ fn answered(answer: &OrderAnswer, requested: f64) -> Option<Answered> {
     let OrderAnswer::Report(report) = answer else {
         return None;
     };
-    if report.filled_unreadable() {
+    if report.filled_unreadable() || report.overfilled(requested) {
         return None;
     }
     if report.filled() == Some(0.0) && report.is_final() {
