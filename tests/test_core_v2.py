@@ -583,6 +583,27 @@ def test_7g_a_lost_open_behind_a_lagging_list_is_not_sent_again(
         assert pm.positions[BTC].amount == 10.0
 
 
+@pytest.mark.parametrize(("options", "open_orders"), [({}, 2), ({"outcome_confirmations": 3}, 1)])
+def test_7g_with_another_position_held_the_limit_is_a_lag_as_long_as_the_confirmations(
+    options: dict[str, Any], open_orders: int
+) -> None:
+    """The test above holds at a lag of two lists with the default only because the account
+    holds nothing else: an empty list is read twice, so the lag uses up a read for free. With
+    another position held (an audit's case, 2026-12-06) two lagging lists are the two
+    confirmations, and the bot's retry opens on top; one more confirmation (or a grace, or a
+    client with order ids) holds. Pinned so the documented limit stays the real one."""
+    paper, pm = bots_venue(**options)
+    assert pm.open_position(ETH, "BUY", 10, 10, 0.05) is True
+    assert cycle(pm) == []  # ETH listed and tracked
+    paper.lag_positions_next(2)
+    paper.lose_answer_next("create_market_order")
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is False
+    pm.open_position(BTC, "BUY", 10, 10, 0.05)  # the bot retries
+    pm.open_position(BTC, "BUY", 10, 10, 0.05)  # and again
+    assert market_orders(paper) - 1 == open_orders
+    assert held(paper) == 10.0 * open_orders
+
+
 @pytest.mark.parametrize("options", [{}, {"outcome_confirmations": 1}])
 def test_7g_a_fill_a_lagging_list_omits_stays_tracked(
     options: dict[str, Any], caplog: pytest.LogCaptureFixture
