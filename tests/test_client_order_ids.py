@@ -370,6 +370,7 @@ def test_ccxt_without_an_id_no_client_order_id_param_is_added(
 
     client.exchange.create_order = spy
     client.create_market_order(BTC, "buy", 0.01, 10)
-    assert calls == [{}]
+    # Nothing but ccxt's retries turned off (an order is never re-sent by ccxt).
+    assert calls == [{"maxRetriesOnFailure": 0}]
     client.create_market_order(BTC, "buy", 0.01, 10, client_order_id="p1")
-    assert calls[-1] == {"clientOrderId": "p1"}
+    assert calls[-1] == {"clientOrderId": "p1", "maxRetriesOnFailure": 0}

@@ -18,6 +18,7 @@ This module holds what they share:
 * Faults: ``fail_next(route, n, status, body)`` (an HTTP error or a venue error body; a route
   may name request parameters, ``path?key=value``, to fail one scope of a shared path),
   ``lose_next_order_answer(n)`` (the order is executed, its answer lost),
+  ``answer_next_order_with(body)`` (the order is executed, then answered with ``body``),
   ``answer_next_order_late(seconds, n)`` (the order is executed and answered, too late for a
   client that stopped waiting),
   ``answer_empty_positions(n)``, ``lag_positions_next(n)`` (the positions route shows the legs as
@@ -501,6 +502,12 @@ class FakeVenue:
             self.faults.append(
                 _Fault(route or self.dialect.order_route, n, status, None, after=True)
             )
+
+    def answer_next_order_with(self, body: Payload, status: int = 200, n: int = 1) -> None:
+        """The next ``n`` orders are executed, then answered with ``body`` (the venue's own
+        answer for an order whose outcome it does not know, such as OKX ``51149``)."""
+        with self.ledger.lock:
+            self.faults.append(_Fault(self.dialect.order_route, n, status, body, after=True))
 
     def answer_next_order_late(self, seconds: float, n: int = 1) -> None:
         """The next ``n`` orders are executed and answered as usual, but ``seconds`` late: a

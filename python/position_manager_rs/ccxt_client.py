@@ -61,12 +61,19 @@ keeps them (Bybit ``orderLinkId`` in its realtime list, then its order history; 
 by their own endpoints, since ccxt sends an order id of ``None`` there; Gate, past the 60 s its
 look-up by custom id works for after an order ends, in the contract's list of finished orders).
 Venue refusals ccxt leaves unmapped (OKX 51xxx, Bitget 22002, Hyperliquid per-order errors) are
-rejections; an order answer without an order id is an unknown outcome; MEXC side codes are
-unified to buy/sell.
+rejections; a venue's own "outcome unknown" codes (OKX 51149, KuCoin 408000, Bybit 170146 and
+170035; ccxt maps some to a rejection class) and an order answer without an order id are
+unknown outcomes; a venue's refusal of a client order id it holds (Bybit 110072, Bitget 40757,
+HTX 1067, MEXC 603) raises ``DuplicateClientOrderId``; MEXC side codes are unified to buy/sell.
 
 A ``ccxt.async_support`` exchange is refused with a ``TypeError``: use
-``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own: use ccxt's
-options for those (``enableRateLimit``, ``timeout``).
+``position_manager_rs.aio.AsyncCcxtClient``. The adapter adds no retries of its own. ccxt's
+``maxRetriesOnFailure`` option (it re-sends a request that failed with a timeout or a 5xx)
+applies to reads only: every order and cancel is sent with it at 0 (in its params, or in ccxt's
+options of the venue's order paths where the params do not reach the request: OKX, Hyperliquid,
+MEXC cancels), since a re-sent order whose answer was lost would be a second order; an unknown
+outcome is looked up by its client order id instead. ccxt's ``timeout`` bounds one HTTP
+request, and one call of the adapter may make several.
 """
 
 from __future__ import annotations
@@ -182,6 +189,65 @@ _UNMAPPED_REFUSALS: dict[str, frozenset[str]] = {
     "bitget": frozenset({"22002"}),  # No position to close
 }
 
+#: Venue codes answering an order whose outcome is unknown: the venue may have placed it. ccxt
+#: maps some of them to a rejection class, or they fall under a venue's refusal codes
+#: (``_venue_refusal``); they are checked first, so such an order raises (unknown outcome) and
+#: its client order id is looked up, never taken as refused. Read in ccxt 4.5.90's exception
+#: maps of the ten venues (docs/ccxt-client.md) for codes about an order whose message says
+#: timeout, try again, busy or status unknown; left out, as refusals that place nothing: Bybit
+#: 176018/176019 ("Settlement in progress", "Liquidation in progress"), MEXC 513 ("Invalid
+#: request, please try again later": MEXC's request outside its time window), and codes of
+#: cancels (Bybit 170147 "Order cancellation timeout": ``cancel_order`` answers False on any
+#: failure anyway) or of earn and transfer products.
+_UNKNOWN_OUTCOMES: dict[str, frozenset[str]] = {
+    # sCode 51149 "Order timed out. Please try again." (OKX's error code list; not in ccxt's
+    # map, so it fell under the 51xxx refusals; NautilusTrader's OKX adapter takes it for an
+    # unknown outcome).
+    "okx": frozenset({"51149"}),
+    # 408000 "Network timeout, please try again later" (ccxt: BadRequest).
+    "kucoinfutures": frozenset({"408000"}),
+    "kucoin": frozenset({"408000"}),
+    # 170146 "Order creation timeout" (ccxt: InvalidOrder); 170035 "Submitted to the system
+    # for processing!" (ccxt: BadRequest).
+    "bybit": frozenset({"170146", "170035"}),
+}
+
+#: Venue codes refusing an order for its client order id, which the venue already holds, that
+#: ccxt maps to a plain rejection or leaves unmapped (``is_duplicate_client_order_id`` reads
+#: the message of the others): such an order may exist, so the refusal raises
+#: ``DuplicateClientOrderId`` (never ``None``).
+_DUPLICATE_ID_CODES: dict[str, frozenset[str]] = {
+    "bybit": frozenset({"110072"}),  # "OrderLinkedID is duplicate" (ccxt: InvalidOrder)
+    # 40757 "Duplicate clientOid" (not in ccxt's map: ExchangeError)
+    "bitget": frozenset({"40757"}),
+    # 1067 "The client_order_id field is invalid. Please re-enter." (ccxt: InvalidOrder): the
+    # client always sends a well-formed id (a positive 52-bit integer), so on an order that
+    # carries one the code is its refusal as used.
+    "htx": frozenset({"1067"}),
+    "huobi": frozenset({"1067"}),
+    "mexc": frozenset({"603"}),  # "Repeated request" (ccxt: BadRequest)
+}
+
+#: The ccxt params of every order-placing and cancel call: ccxt's ``fetch2`` re-sends a request
+#: that failed with an ``OperationFailed`` (a timeout, a 5xx) as often as its
+#: ``maxRetriesOnFailure`` option says, read from the request's params first (and taken out of
+#: them before the request is signed): an order whose answer was lost would be sent again, with
+#: the same client order id (Binance takes a filled order's id again), without a look-up. The
+#: client looks an unknown outcome up itself; ccxt's retries apply to reads only.
+_NO_RETRIES: dict[str, Any] = {"maxRetriesOnFailure": 0}
+#: Venues whose ccxt class does not hand the params of an order or a cancel to ``fetch2`` as
+#: the request's own: OKX sends a list of orders (``trade/batch-orders``; the param would reach
+#: OKX inside the order and ``fetch2`` would read the exchange-wide option), Hyperliquid builds
+#: a signed action from them (``exchange``), MEXC cancels with a list of ids (``order/cancel``).
+#: There the retries are turned off with ccxt's own per-endpoint option,
+#: ``exchange.options[path]['maxRetriesOnFailure'] = 0``, which ``fetch2`` reads before the
+#: exchange-wide one; the client sets it on the venue's order and cancel paths before each call.
+_NO_RETRY_PATHS: dict[str, tuple[str, ...]] = {
+    "okx": ("trade/batch-orders", "trade/order", "trade/cancel-order"),
+    "hyperliquid": ("exchange",),
+    "mexc": ("order/create", "order/cancel"),
+}
+
 
 def _page_covers(page: list[Mapping[str, Any]], sent_wall: float | None) -> bool:
     """Whether a page of a contract's newest finished orders holds every finished order sent
@@ -207,7 +273,8 @@ def _venue_refusal(venue: str, error: BaseException) -> bool:
     OKX: a batch answer ``code`` 1 whose orders each carry a trade-rule ``sCode`` (51xxx: no
     position in that direction, lot size, ...); ccxt maps only some of those. Hyperliquid: an
     ``ok`` answer whose every order status is an ``error``. Bitget: the codes of
-    ``_UNMAPPED_REFUSALS``.
+    ``_UNMAPPED_REFUSALS``. The venues' "outcome unknown" codes (``_UNKNOWN_OUTCOMES``: OKX
+    51149) are no refusals: ``_venue_unknown_outcome`` is asked first.
     """
     if not _is_ccxt_error(error, "ExchangeError"):
         return False
@@ -232,13 +299,46 @@ def _venue_refusal(venue: str, error: BaseException) -> bool:
     return str(body.get("code")) in _UNMAPPED_REFUSALS.get(venue, frozenset())
 
 
-def is_duplicate_client_order_id(error: BaseException) -> bool:
+def _venue_codes(error: BaseException) -> set[str]:
+    """The error codes of the venue answer ccxt quotes in ``error``'s message: its ``code``
+    (Bybit ``retCode``, HTX v1 ``err_code``) and each order's ``sCode`` (OKX)."""
+    body = _venue_body(error)
+    if not isinstance(body, Mapping):
+        return set()
+    codes = {
+        str(body[key])
+        for key in ("code", "retCode", "ret_code", "err_code", "err-code")
+        if body.get(key) is not None
+    }
+    data = body.get("data")
+    for one in data if isinstance(data, list) else ():
+        if isinstance(one, Mapping) and one.get("sCode") is not None:
+            codes.add(str(one["sCode"]))
+    return codes
+
+
+def _venue_unknown_outcome(venue: str, error: BaseException) -> bool:
+    """Whether a ccxt error answering an order is one of the venue's codes meaning "outcome
+    unknown" (``_UNKNOWN_OUTCOMES``), whatever class ccxt raised for it."""
+    known = _UNKNOWN_OUTCOMES.get(venue)
+    if not known or not _is_ccxt_error(error, "BaseError"):
+        return False
+    return not known.isdisjoint(_venue_codes(error))
+
+
+def is_duplicate_client_order_id(error: BaseException, venue: str | None = None) -> bool:
     """Whether ``error`` is an exchange's refusal of a client order id it has already seen.
 
     ccxt's ``DuplicateOrderId``, or a ccxt ``InvalidOrder``/``BadRequest`` whose message says
-    so (Binance USD-M ``-4116 ClientOrderId is duplicated``, mapped by ccxt to ``InvalidOrder``).
+    so (Binance USD-M ``-4116 ClientOrderId is duplicated``, mapped by ccxt to ``InvalidOrder``;
+    Bybit ``110072 OrderLinkedID is duplicate``), or, given the ccxt id of the ``venue`` that
+    answered, a ccxt error carrying one of that venue's codes for it (``_DUPLICATE_ID_CODES``:
+    Bybit 110072, Bitget 40757, HTX 1067, MEXC 603).
     """
     if _is_ccxt_error(error, "DuplicateOrderId"):
+        return True
+    codes = _DUPLICATE_ID_CODES.get(venue or "")
+    if codes and _is_ccxt_error(error, "BaseError") and not codes.isdisjoint(_venue_codes(error)):
         return True
     if not is_definitive_rejection(error):
         return False
@@ -247,6 +347,8 @@ def is_duplicate_client_order_id(error: BaseException) -> bool:
         "clientorderid" in text
         or "client order id" in text
         or "clientoid" in text
+        or "orderlinkedid" in text
+        or "orderlinkid" in text
         or "-4116" in text
     )
 
@@ -1016,9 +1118,19 @@ class CcxtClient:
         if client_order_id is not None and isinstance(margin, str):
             self._remember_margin(client_order_id, margin)
         try:
-            order = self.exchange.create_order(symbol, order_type, side, amount, price, params)
+            order = self.exchange.create_order(
+                symbol, order_type, side, amount, price, self._no_retries(params)
+            )
         except Exception as e:
-            if client_order_id is not None and is_duplicate_client_order_id(e):
+            if _venue_unknown_outcome(self.venue, e):
+                # The venue's own "outcome unknown" (OKX 51149, KuCoin 408000, ...), whatever
+                # class ccxt gave it: the order may exist, so its id is not noted as refused.
+                self.logger.error(
+                    f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
+                    f"(the venue's answer says so: {type(e).__name__}: {e})"
+                )
+                raise
+            if client_order_id is not None and is_duplicate_client_order_id(e, self.venue):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol}: client order id "
                     f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
@@ -1039,11 +1151,7 @@ class CcxtClient:
                         f"{symbol} is in {'isolated' if named == 'cross' else 'cross'} margin on "
                         f"the exchange, not {named}: its next orders name that mode"
                     )
-                if client_order_id is not None:
-                    with self._ids_lock:
-                        self._refused_ids[client_order_id] = None
-                        while len(self._refused_ids) > self.remembered_ids:
-                            self._refused_ids.popitem(last=False)
+                self._note_refused(client_order_id)
                 return None
             self.logger.error(
                 f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
@@ -1067,6 +1175,31 @@ class CcxtClient:
         if isinstance(margin, str):
             self._remember_margin(str(order["id"]), margin)
         return answer
+
+    def _no_retries(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` of an order-placing or cancel call, with ccxt's retries turned off
+        (``_NO_RETRIES``): in the params, or, where the venue's class does not pass them to
+        the request (``_NO_RETRY_PATHS``), in ccxt's options of the venue's order paths."""
+        paths = _NO_RETRY_PATHS.get(self.venue)
+        if paths is None:
+            return {**params, **_NO_RETRIES}
+        options = getattr(self.exchange, "options", None)
+        if isinstance(options, dict):
+            for path in paths:
+                own = options.get(path)
+                if own is None or (isinstance(own, dict) and own.get("maxRetriesOnFailure") != 0):
+                    options[path] = {**(own or {}), **_NO_RETRIES}
+        return params
+
+    def _note_refused(self, client_order_id: str | None) -> None:
+        """Notes that the order of ``client_order_id`` was not placed (refused by the venue, or
+        never sent): its look-up answers ``None`` at once."""
+        if client_order_id is None:
+            return
+        with self._ids_lock:
+            self._refused_ids[client_order_id] = None
+            while len(self._refused_ids) > self.remembered_ids:
+                self._refused_ids.popitem(last=False)
 
     def _remember_margin(self, key: str, margin: str) -> None:
         """Notes the margin mode an order (its client order id or id) was sent in."""
@@ -1771,6 +1904,7 @@ class CcxtClient:
                 self.logger.error(
                     f"Market order {side} {amount} {symbol} not sent: no price to bound it with"
                 )
+                self._note_refused(client_order_id)  # nothing was sent: "never placed" at once
                 return None
             if self.market_slippage is not None:
                 params["slippage"] = self.market_slippage
@@ -2028,7 +2162,11 @@ class CcxtClient:
         ``False``; check the order's status to learn what happened to it.
         """
         try:
-            self.exchange.cancel_order(order_id, symbol)
+            params = self._no_retries({})
+            if params:
+                self.exchange.cancel_order(order_id, symbol, params)
+            else:
+                self.exchange.cancel_order(order_id, symbol)
         except Exception as e:
             self.logger.warning(
                 f"Could not cancel order {order_id} on {symbol}: {type(e).__name__}: {e}"
