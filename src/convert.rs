@@ -74,6 +74,18 @@ pub fn unless_passing<T>(py: Python<'_>, r: PyResult<T>) -> PyResult<Option<T>> 
     }
 }
 
+/// Whether `value` is numpy's bool (`numpy.True_`): it has `__float__`, so it would pass for
+/// the number 1 where a `bool` is refused (an order of one contract was sent for
+/// `amount=numpy.True_`; found by an audit on 2026-12-06). Read by type name and module, so
+/// numpy is not imported.
+fn is_numpy_bool(value: &Bound<'_, PyAny>) -> bool {
+    let kind = value.get_type();
+    let named = kind
+        .name()
+        .is_ok_and(|n| matches!(n.to_string_lossy().as_ref(), "bool" | "bool_"));
+    named && kind.module().is_ok_and(|m| m.to_string_lossy() == "numpy")
+}
+
 pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(f.value());
@@ -91,6 +103,12 @@ pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
                 describe(value)
             ))
         });
+    }
+    if is_numpy_bool(value) {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a number, not a bool, got {}",
+            describe(value)
+        )));
     }
     let py = value.py();
     if !value.is_instance_of::<PyString>()

@@ -274,3 +274,21 @@ def test_position_method_arguments_must_be_finite_and_not_bools() -> None:
         p.partial_exits_taken = -1
     p.partial_exits_taken = 5
     assert p.partial_exits_taken == 5
+
+
+def test_numpys_bool_is_no_number_either() -> None:
+    # numpy.True_ has __float__: it passed for 1.0 where True is refused, and an order of one
+    # contract was sent for amount=numpy.True_ (found by an audit, 2026-12-06).
+    np = pytest.importorskip("numpy")
+    for flag in (np.True_, np.False_):
+        with pytest.raises(TypeError, match=r"snapshot_reuse_seconds must be a number, not a bool"):
+            PositionManager(object(), snapshot_reuse_seconds=flag)
+        with pytest.raises(TypeError, match=r"entry_price must be a number, not a bool"):
+            Position("BTC/USDT:USDT", "long", flag, 1.0, 10, 90.0)
+    exchange = FakeExchange()
+    pm = PositionManager(exchange)
+    with pytest.raises(TypeError, match=r"amount must be a number, not a bool"):
+        pm.open_position("BTC/USDT:USDT", "BUY", np.True_, 10)
+    assert [c for c in exchange.calls if c[0] == "create_market_order"] == []
+    # numpy's numbers stay numbers.
+    assert Position("BTC/USDT:USDT", "long", np.float64(100.0), np.int64(2), 10, 90.0).amount == 2
