@@ -374,6 +374,21 @@ def test_several_managers_share_one_database(url: str) -> None:
     assert len(journal.open_positions()) == 30
 
 
+def test_the_readers_symbol_filter_matches_the_symbol_and_its_legs_exactly(url: str) -> None:
+    # SQLite's LIKE ignores ASCII case: the legs' match also took another symbol's legs that
+    # differ only in case, on SQLite and not on PostgreSQL (found by an audit, 2026-12-06).
+    pm = PositionManager(NO_CLIENT, journal=url, account="h", position_mode="hedge")
+    lower = BTC.lower()
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    pm.positions[lower] = Position(lower, "short", 100, 1, 10, 105, 90)
+    pm.positions["BTC/USDT:USDT_X"] = Position("BTC/USDT:USDT_X", "long", 100, 1, 10, 95, 110)
+    journal = Journal(url)
+    assert [e["symbol"] for e in journal.events(symbol=BTC)] == [f"{BTC}@long"]
+    assert [e["symbol"] for e in journal.events(symbol=lower)] == [f"{lower}@short"]
+    assert journal.events(symbol="BTC/USDT:USDT_") == []
+    assert journal.events(symbol="BTC/USDT:USDT%") == []
+
+
 def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm = PositionManager(NO_CLIENT, journal=url, account="main")
     pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)

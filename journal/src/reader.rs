@@ -6,6 +6,8 @@
 //! (`default_transaction_read_only`). A reader never migrates: a database without journal
 //! tables, or with a newer schema than this build knows, is an error.
 
+use position_manager_core::key::{Key, Side};
+
 use crate::postgres::Postgres;
 use crate::schema;
 use crate::sql::{Dialect, Sql, Val};
@@ -322,15 +324,18 @@ impl Reader {
             clauses.push(format!("account = {p}"));
         }
         if let Some(s) = &filter.symbol {
-            let exact = param(Val::text(s.as_str()), &mut params);
-            let escaped = s
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let leg = param(Val::text(format!("{escaped}@%")), &mut params);
-            clauses.push(format!(
-                "(symbol = {exact} OR symbol LIKE {leg} ESCAPE '\\')"
-            ));
+            // The symbol and its two hedge-mode keys, compared exactly: SQLite's LIKE ignores
+            // ASCII case where PostgreSQL's does not, so `LIKE 'BTC/USDT:USDT@%'` also matched
+            // `btc/usdt:usdt@long` on SQLite only (found by an audit on 2026-12-06).
+            let keys: Vec<String> = [
+                Key::net(s),
+                Key::hedge(s, Side::Long),
+                Key::hedge(s, Side::Short),
+            ]
+            .iter()
+            .map(|k| param(Val::text(k.as_str()), &mut params))
+            .collect();
+            clauses.push(format!("symbol IN ({})", keys.join(", ")));
         }
         if !filter.kinds.is_empty() {
             let list: Vec<String> = filter
