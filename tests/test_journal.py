@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -1517,3 +1518,23 @@ def test_a_close_no_list_has_confirmed_is_looked_up_after_a_restart_as_before_it
     assert Journal(url).closing_positions("c") == [], "confirmed"
     [ended] = Journal(url).closed_positions("c")
     assert (ended["kind"], ended["reason"]) == ("closed", closed["reason"])
+
+
+def test_an_error_from_a_damaged_journal_names_the_database(tmp_path: Path) -> None:
+    # Errors met after the file was opened (a damaged page while migrating or restoring, a
+    # file that is not a database when read) named no file (found by an audit, 2026-12-06).
+    path = tmp_path / "journal.db"
+    pm = PositionManager(NO_CLIENT, journal=str(path), account="a")
+    for i in range(50):
+        pm.positions[f"S{i}/USDT:USDT"] = Position(f"S{i}/USDT:USDT", "long", 100, 1, 10, 95)
+    del pm
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 : 4096 * 4] = b"\xab" * (4096 * 2)
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(JournalError, match=f"^sqlite:{re.escape(str(damaged))}: SQLite: "):
+        PositionManager(NO_CLIENT, journal=str(damaged), account="a")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database" * 1000)
+    with pytest.raises(JournalError, match=re.escape(str(garbage))):
+        Journal(str(garbage))
