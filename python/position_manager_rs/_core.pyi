@@ -205,7 +205,7 @@ class PositionManager:
     def __new__(
         cls,
         client: ExchangeClient,
-        trailing_stop_percentage: float = 0.02,
+        trailing_stop_percentage: float | None = 0.02,
         *,
         missing_confirmations: int = 1,
         ticker_retry_delays: Iterable[float] = (0.5, 1.0),
