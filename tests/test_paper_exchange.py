@@ -941,15 +941,20 @@ def test_made_up_client_ids_never_take_an_id_in_use() -> None:
     assert p.get_order_by_client_id("auto-paper-5", BTC)["id"] == "paper-3"  # type: ignore[index]
 
 
-def test_random_exceptions_hit_the_cycle_methods_and_do_not_pile_up() -> None:
-    p = PaperExchange(seed=3, volatility=0.0, event_rates={"exception": 1.0})
-    p.advance(40)  # 40 random failures drawn, nobody calls
-    calls = {
+def random_failure_targets(p: PaperExchange) -> dict[str, Any]:
+    """A call of each method a random 'exception' event may arm, by name."""
+    return {
         "get_open_positions": p.get_open_positions,
         "get_tickers": lambda: p.get_tickers([BTC]),
         "get_ohlcv": lambda: p.get_ohlcv(BTC),
         "close_position": lambda: p.close_position(BTC),
     }
+
+
+def test_random_exceptions_hit_the_cycle_methods_and_do_not_pile_up() -> None:
+    p = PaperExchange(seed=3, volatility=0.0, event_rates={"exception": 1.0})
+    p.advance(40)  # 40 random failures drawn, nobody calls
+    calls = random_failure_targets(p)
     raised = []
     for method, call in calls.items():
         for _ in range(3):
@@ -985,12 +990,7 @@ def test_random_history_entries_say_random() -> None:
     assert [e["details"].get("random") for e in p.events(["transient_empty"])] == [True, None]
     p = PaperExchange(seed=1, volatility=0.0, event_rates={"exception": 1.0})
     p.step()
-    calls = {
-        "get_open_positions": p.get_open_positions,
-        "get_tickers": lambda: p.get_tickers([BTC]),
-        "get_ohlcv": lambda: p.get_ohlcv(BTC),
-        "close_position": lambda: p.close_position(BTC),
-    }
+    calls = random_failure_targets(p)
     failed = []
     for method, call in calls.items():
         try:
