@@ -477,7 +477,25 @@ impl PyPositionManager {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         Ok(match self.find(py, symbol)? {
             Named::Position(position) => Some(position),
-            Named::Nothing | Named::BothLegs => None, // both legs of a plain symbol: name one
+            Named::Nothing => None,
+            Named::BothLegs => {
+                // Both legs of a plain symbol: None, with the warning the other calls give
+                // that take a symbol (it was silent; found by an audit on 2026-12-06).
+                let text = symbol.to_string_lossy().into_owned();
+                refresh_for(py, &self.core, &self.loggers);
+                let core = &self.core;
+                run_plain(py, || {
+                    if let Err(why) = core.resolve_key(&text) {
+                        core.config().loggers.emit(
+                            core.level_gates(),
+                            position_manager_core::manager::Channel::Main,
+                            log::Level::Warn,
+                            || why,
+                        );
+                    }
+                })?;
+                None
+            }
         })
     }
 

@@ -208,3 +208,80 @@ def test_pop_takes_at_most_one_default_as_dict_pop() -> None:
     with pytest.raises(TypeError, match="pop expected at most 2 arguments, got 4"):
         pm.positions.pop("X", 1, 2, 3)
     assert pm.positions.pop("X", 1) == 1
+
+
+# --------------------------------------------------------------------------- hedge legs
+
+
+class _Relay:
+    """A hedge-mode paper venue whose position lists can be rewritten."""
+
+    position_legs = True
+
+    def __init__(self, paper: Any) -> None:
+        self.paper = paper
+        self.rewrite: Any = None
+
+    def get_open_positions(self) -> list[dict[str, Any]]:
+        listed = self.paper.get_open_positions()
+        return self.rewrite(listed) if self.rewrite else listed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.paper, name)
+
+
+def _hedge_venue() -> Any:
+    from position_manager_rs import PaperExchange
+
+    return PaperExchange(seed=1, position_mode="hedge", volatility=0.0)
+
+
+def test_an_entry_without_a_side_is_no_evidence_against_a_tracked_short_leg() -> None:
+    # Taken as a long (the original's reading), the entry made the short leg absent: the short
+    # was removed as closed outside, and a close of it sent nothing (found by an audit).
+    paper = _hedge_venue()
+    paper.create_market_order(S, "sell", 10, 5)
+    relay = _Relay(paper)
+    pm = PositionManager(relay, 0.02, position_mode="hedge", clock=paper.clock)
+    assert pm.sync_existing_positions() == 1
+    relay.rewrite = lambda listed: [{k: v for k, v in e.items() if k != "side"} for e in listed]
+    assert pm.reconcile_positions() == 0
+    assert list(pm.positions) == [f"{S}@short"]
+    assert pm.close_position(f"{S}@short") is not None
+    assert paper.positions() == []
+    assert [e["kind"] for e in pm.events] == ["imported", "closed"]
+
+
+def test_a_side_assigned_against_its_leg_is_put_back_before_any_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # position.side set to the other side made a close of the long reduce the short, and the
+    # real long was untracked (found by an audit): a leg's side is its key's.
+    paper = _hedge_venue()
+    pm = PositionManager(paper, 0.02, position_mode="hedge", clock=paper.clock)
+    assert pm.open_position(S, "BUY", 10, 5, 0.03)
+    assert pm.open_position(S, "SELL", 6, 4, 0.03)
+    long = pm.positions[f"{S}@long"]
+    long.side = "short"
+    assert pm.close_position(f"{S}@long") is not None
+    assert [(p["side"], p["contracts"]) for p in paper.positions()] == [("short", 6.0)]
+    assert long.side == "long" and list(pm.positions) == [f"{S}@short"]
+    assert any("is the long leg; it stays a long" in m for m in caplog.messages)
+    short = pm.positions[f"{S}@short"]
+    short.side = "long"
+    assert list(pm.update_positions()) == []  # the cycle puts it back too
+    assert short.side == "short"
+    assert pm.scale_out_position(f"{S}@short", 2) is not None
+    assert [(p["side"], p["contracts"]) for p in paper.positions()] == [("short", 4.0)]
+
+
+def test_get_position_of_a_plain_symbol_with_both_legs_warns_as_the_other_calls(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper = _hedge_venue()
+    pm = PositionManager(paper, 0.02, position_mode="hedge", clock=paper.clock)
+    assert pm.open_position(S, "BUY", 10, 5, 0.03)
+    assert pm.open_position(S, "SELL", 6, 4, 0.03)
+    caplog.clear()
+    assert pm.get_position(S) is None
+    assert f"Position {S} has two legs; name one: {S}@long or {S}@short" in caplog.messages

@@ -106,6 +106,15 @@ impl Presence {
                 match usable {
                     Some(l) if !l.side_assumed => Seen::Listed(l),
                     Some(_) => Seen::Present,
+                    // An entry without a side is kept as a long (the original's reading), but it
+                    // may be this short leg: no evidence of its absence either (a tracked short
+                    // was removed as closed outside, and a close of it sent nothing; found by an
+                    // audit on 2026-12-06).
+                    None if leg == Leg::Short
+                        && self.long.as_ref().is_some_and(|l| l.side_assumed) =>
+                    {
+                        Seen::Present
+                    }
                     None => Seen::Absent,
                 }
             }
@@ -545,6 +554,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(snap.seen(&Key::hedge("A", Side::Long)), Seen::Present);
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Short)), Seen::Present);
+        // Beside an entry that names its side, the other leg is absent as ever.
+        let named = Snapshot::read(vec![raw("A", text("long"), Field::Number(1.0))], 1);
+        assert_eq!(named.seen(&Key::hedge("A", Side::Short)), Seen::Absent);
     }
 
     #[test]

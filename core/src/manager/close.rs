@@ -217,6 +217,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         fresh: Option<&ListRead>,
     ) -> CoreResult<CloseOutcome> {
         let symbol = key.as_str();
+        self.bind_leg_side(key, position);
         if let Some(unlisted) = self.listed_before_order(key, position, fresh, "closing")? {
             return Ok(match unlisted {
                 Unlisted::AlreadyClosed => {

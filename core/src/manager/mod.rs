@@ -307,6 +307,30 @@ impl<H: Clone + Send + Sync> Manager<H> {
         self.exchange.position_legs().then_some(side)
     }
 
+    /// Keeps a hedge-mode position on the side of its key: a leg's side is its key's
+    /// (`SYMBOL@long` is a long). A `position.side` assigned the other side made the manager's
+    /// close and scale orders act on the other leg, and untracked the real one (found by an audit
+    /// on 2026-12-06): the side is put back, with an ERROR, before anything is decided or sent.
+    /// Nothing to do in one-way mode, where the side is the position's own.
+    pub(crate) fn bind_leg_side(&self, key: &Key, position: &SharedPosition) {
+        let Some(side) = key.leg().side() else {
+            return;
+        };
+        let was = {
+            let mut p = position.lock();
+            if crate::key::Side::parse(&p.side) == Some(side) {
+                return;
+            }
+            std::mem::replace(&mut p.side, side.as_str().to_owned())
+        };
+        self.log(Channel::Main, log::Level::Error, || {
+            format!(
+                "Position {key}: its side was set to {was:?}, but {key} is the {side} leg; it \
+                 stays a {side} (a leg's side is its key's: track another side under its own key)"
+            )
+        });
+    }
+
     /// The leg to name in an order for `position` (its own side), when the client takes it.
     pub(crate) fn leg_of(&self, position: &SharedPosition) -> Option<crate::key::Side> {
         if !self.exchange.position_legs() {

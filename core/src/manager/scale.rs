@@ -217,6 +217,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         current_price: f64,
     ) -> CoreResult<bool> {
         let symbol = key.as_str();
+        self.bind_leg_side(key, position);
         let (is_long, leverage, before) = {
             let p = position.lock();
             (p.is_long(), p.leverage, p.amount)
@@ -454,6 +455,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         target_bit: i64,
     ) -> CoreResult<ScaleOut> {
         let symbol = key.as_str();
+        self.bind_leg_side(key, position);
         let ticker = self.exchange().get_ticker(key.symbol())?;
         let price = match (&ticker, ticker.valid_price()) {
             (TickerAnswer::Missing, _) => return Ok(ScaleOut::NotDone),

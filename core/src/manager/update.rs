@@ -287,6 +287,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             return Ok(None);
         };
+        self.bind_leg_side(key, &position);
         let mut price_seen = None;
         let methods = self.methods(&position, &handle);
         let update =
