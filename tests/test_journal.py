@@ -42,6 +42,7 @@ from helpers_clients import (
 )
 from journal_helpers import (
     client_certificate_role,
+    fresh_postgres,
     journal_url,
     postgres_base,
     postgres_ca,
@@ -1538,3 +1539,30 @@ def test_an_error_from_a_damaged_journal_names_the_database(tmp_path: Path) -> N
     garbage.write_bytes(b"not a database" * 1000)
     with pytest.raises(JournalError, match=re.escape(str(garbage))):
         Journal(str(garbage))
+
+
+def test_an_order_row_is_written_before_the_order_after_the_server_ended_the_session() -> None:
+    # The writer noticed a session the server had ended (a restart, a failover, an idle
+    # timeout) only when a write failed on it, and queued that write for the next call: the
+    # order's row reached the journal after the order went out (a process killed meanwhile left
+    # nothing to stop a second order) and every such call was an outage (found by an audit).
+    url = fresh_postgres("ended")
+    paper = PaperExchange(seed=1)
+    rows_while_out: list[list[str]] = []
+    send = paper.create_market_order
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        with Journal(url) as journal:
+            rows_while_out.append([r["symbol"] for r in journal.orders_in_flight(account="a")])
+        return send(*args, **kwargs)
+
+    paper.create_market_order = spy  # type: ignore[method-assign]
+    pm = PositionManager(paper, clock=paper.clock, journal=url, account="a")
+    psql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'position-manager-rs' AND pid <> pg_backend_pid()",
+    )
+    assert pm.open_position(BTC, "BUY", 1, 10)
+    assert rows_while_out == [[BTC]]
+    assert "journal_failed" not in [e["kind"] for e in pm.events]

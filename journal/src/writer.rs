@@ -271,19 +271,34 @@ impl Writer {
         }
     }
 
+    /// One write of the queue. A session the server ended meanwhile (a restart, a failover,
+    /// `idle_session_timeout`, a pooler) shows only when a write fails on it: the write is then
+    /// made once more at once on a new session (writes are idempotent), not left queued until
+    /// the next call — an order's row would then reach the journal after the order went out,
+    /// and a process killed meanwhile would leave nothing to stop a second order (found by an
+    /// audit on 2026-12-06).
     fn try_write(&mut self, now_us: i64) -> JournalResult<()> {
-        if self.db.as_ref().is_none_or(|db| db.is_broken()) {
-            self.db = None;
-            self.db = Some(connect(&self.target, self.sync)?);
+        let mut fresh = false;
+        loop {
+            if self.db.as_ref().is_none_or(|db| db.is_broken()) {
+                self.db = None;
+                self.db = Some(connect(&self.target, self.sync)?);
+                fresh = true;
+            }
+            let Some(db) = self.db.as_mut() else {
+                return Err(JournalError::Database("no connection".to_owned()));
+            };
+            let result =
+                store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
+            if result.is_err() && db.is_broken() {
+                self.db = None;
+                if !fresh {
+                    fresh = true;
+                    continue;
+                }
+            }
+            return result;
         }
-        let Some(db) = self.db.as_mut() else {
-            return Err(JournalError::Database("no connection".to_owned()));
-        };
-        let result = store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
-        if result.is_err() && db.is_broken() {
-            self.db = None;
-        }
-        result
     }
 }
 
