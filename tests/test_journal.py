@@ -1566,3 +1566,35 @@ def test_an_order_row_is_written_before_the_order_after_the_server_ended_the_ses
     assert pm.open_position(BTC, "BUY", 1, 10)
     assert rows_while_out == [[BTC]]
     assert "journal_failed" not in [e["kind"] for e in pm.events]
+
+
+def test_a_manager_fenced_during_an_outage_says_so_and_what_it_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The fencing was reported only as the first failure of an outage: found while writes were
+    # already failing it was neither logged nor evented, and the queued events were dropped
+    # without a word (found by an audit, 2026-12-06).
+    url = fresh_postgres("fenced")
+    name = url.rsplit("/", 1)[1]
+    older = PositionManager(NO_CLIENT, journal=url, account="bot")
+    older.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    base = postgres_base()
+    psql(base, f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    psql(
+        base,
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+    )
+    try:
+        older.modify_position_targets(BTC, 96.0, None)  # fails and stays queued: an outage
+    finally:
+        psql(base, f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    newer = PositionManager(NO_CLIENT, journal=url, account="bot")  # the bot restarted elsewhere
+    caplog.clear()
+    older.modify_position_targets(BTC, 97.0, None)
+    assert older.journal_status["fenced"] is True and older.journal_status["queued_events"] == 0
+    reasons = [e["reason"] for e in older.events if e["kind"] == "journal_failed"]
+    assert len(reasons) == 2 and "claimed by another manager" in reasons[1], reasons
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("claimed by another manager" in m for m in errors), errors
+    assert any("queued by earlier failed writes were not written" in m for m in errors), errors
+    assert len(newer.positions) == 1

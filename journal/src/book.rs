@@ -92,6 +92,8 @@ pub struct BookJournal<H> {
     failing: AtomicBool,
     /// Whether this outage's `journal_failed` event was recorded (one per outage).
     failure_evented: AtomicBool,
+    /// Whether being fenced was reported (once: it ends the journal for this manager).
+    fence_reported: AtomicBool,
 }
 
 fn attributes_json(extra: Option<Extra>) -> Option<String> {
@@ -215,6 +217,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             handles: Mutex::new(HashMap::new()),
             failing: AtomicBool::new(false),
             failure_evented: AtomicBool::new(false),
+            fence_reported: AtomicBool::new(false),
         });
         manager.events().restore(events, last_seq.saturating_add(1));
         manager.set_journal(Some(journal.clone()));
@@ -469,8 +472,16 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
             }
             Err(e) => {
                 let queued = self.writer.lock().queued_events();
-                let first = !self.failing.swap(true, Ordering::Relaxed);
                 let fenced = matches!(e, JournalError::Fenced(_));
+                // Being fenced is its own transition, logged and evented once whatever the
+                // outage it ends: found while writes were already failing it went unsaid, and
+                // the queued events were dropped without a word (found by an audit on
+                // 2026-12-06).
+                let fenced_now = fenced && !self.fence_reported.swap(true, Ordering::Relaxed);
+                if fenced_now {
+                    self.failure_evented.store(false, Ordering::Relaxed);
+                }
+                let first = !self.failing.swap(true, Ordering::Relaxed) || fenced_now;
                 if first {
                     self.log(manager, Level::Error, || {
                         if fenced {

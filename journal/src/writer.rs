@@ -199,6 +199,7 @@ impl Writer {
             return Err(JournalError::Fenced(why.clone()));
         }
         let recovering = !self.queued.is_empty();
+        let queued_before = self.queued.events.len();
         for (rows, keys) in [
             (&batch.closing, &mut self.closing),
             (&batch.predecessors, &mut self.predecessors),
@@ -262,6 +263,17 @@ impl Writer {
             }
             Err(JournalError::Fenced(why)) => {
                 // Permanent: the newer writer owns the account's history from its claim on.
+                // What earlier failed writes had queued (this write's own events are the
+                // fenced write's, reported with it).
+                let dropped = queued_before.min(self.queued.events.len());
+                if dropped > 0 {
+                    self.notice = Some(format!(
+                        "Journal {}: {dropped} event(s) queued by earlier failed writes were \
+                         not written (the account was taken over meanwhile); they stay in \
+                         manager.events",
+                        self.target.display()
+                    ));
+                }
                 self.queued = Batch::default();
                 self.queued_writes = 0;
                 self.fenced = Some(why.clone());
