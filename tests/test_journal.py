@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -1591,10 +1592,61 @@ def test_a_manager_fenced_during_an_outage_says_so_and_what_it_dropped(
     newer = PositionManager(NO_CLIENT, journal=url, account="bot")  # the bot restarted elsewhere
     caplog.clear()
     older.modify_position_targets(BTC, 97.0, None)
-    assert older.journal_status["fenced"] is True and older.journal_status["queued_events"] == 0
+    status = older.journal_status
+    assert status is not None and status["fenced"] is True and status["queued_events"] == 0
     reasons = [e["reason"] for e in older.events if e["kind"] == "journal_failed"]
     assert len(reasons) == 2 and "claimed by another manager" in reasons[1], reasons
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("claimed by another manager" in m for m in errors), errors
     assert any("queued by earlier failed writes were not written" in m for m in errors), errors
     assert len(newer.positions) == 1
+
+
+def test_a_journal_write_does_not_wait_on_another_sessions_lock() -> None:
+    # A query someone left open on the journal's rows held every manager call that writes for
+    # as long as it ran, Ctrl+C included (found by an audit, 2026-12-06): a write waits at most
+    # lock_timeout, fails, stays queued and goes out with the next write.
+    url = fresh_postgres("locked")
+    pm = PositionManager(NO_CLIENT, journal=url, account="a")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    holder = subprocess.Popen(
+        [
+            "psql",
+            url,
+            "-qX",
+            "-c",
+            "BEGIN; SELECT 1 FROM pmrs_accounts FOR UPDATE; SELECT pg_sleep(60); COMMIT;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            psql(
+                url,
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'pmrs_accounts' AND l.granted AND l.mode = 'RowShareLock'",
+            )
+            == "0"
+        ):
+            assert time.monotonic() < deadline, "the lock was never taken"
+            time.sleep(0.05)
+        assert pm.modify_position_targets(BTC, 96.0, None)
+        # The call came back while the other session still holds its lock (a hang detector,
+        # not a benchmark: the lock is held for 60 s, a write waits at most 5 s).
+        assert holder.poll() is None
+        assert (pm.journal_status or {}).get("queued_events", 0) >= 1
+        assert [e["kind"] for e in pm.events][-1] == "journal_failed"
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        # The server runs the holder's pg_sleep to its end unless told.
+        psql(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        )
+    pm.modify_position_targets(BTC, 97.0, None)
+    assert (pm.journal_status or {}).get("queued_events") == 0
+    assert Journal(url).open_positions(account="a")[0]["stop_loss"] == 97.0

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
@@ -76,12 +77,39 @@ pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<Parse
         ))
     })?;
     let socket = crate::environment::fill(&mut config, env)?;
+    dead_peer_defaults(&mut config, &url);
     Ok(ParsedUrl {
         config,
         tls,
         passfile,
         socket,
     })
+}
+
+/// How soon a connection whose network went silent is given up, unless the URL says otherwise
+/// (`keepalives_idle`, `tcp_user_timeout`): the operating system's defaults wait about two hours
+/// for an idle connection and about fifteen minutes for unacknowledged data, and a manager call
+/// writing the journal waited that long (found by an audit on 2026-12-06). A write that fails
+/// this way is queued and retried, as after any failure.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// See [`KEEPALIVE_IDLE`]: data unacknowledged this long ends the connection.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn dead_peer_defaults(config: &mut postgres::Config, url: &str) {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let named = |key: &str| {
+        query
+            .split('&')
+            .any(|pair| crate::target::query_option(pair).0 == key)
+    };
+    if !named("keepalives_idle") {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+        config.keepalives_interval(Duration::from_secs(10));
+        config.keepalives_retries(3);
+    }
+    if !named("tcp_user_timeout") {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
 }
 
 impl Postgres {
