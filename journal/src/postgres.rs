@@ -97,18 +97,29 @@ pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn dead_peer_defaults(config: &mut postgres::Config, url: &str) {
     let query = url.split_once('?').map_or("", |(_, q)| q);
-    let named = |key: &str| {
+    let option = |key: &str| {
         query
             .split('&')
-            .any(|pair| crate::target::query_option(pair).0 == key)
+            .map(crate::target::query_option)
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.into_owned())
     };
-    if !named("keepalives_idle") {
+    if option("keepalives_idle").is_none() {
         config.keepalives_idle(KEEPALIVE_IDLE);
         config.keepalives_interval(Duration::from_secs(10));
         config.keepalives_retries(3);
     }
-    if !named("tcp_user_timeout") {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    match option("tcp_user_timeout") {
+        None => {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        // libpq reads it in milliseconds, the driver in seconds: libpq's reading, as for every
+        // option a URL shares with psql.
+        Some(value) => {
+            if let Ok(ms) = value.trim().parse::<u64>() {
+                config.tcp_user_timeout(Duration::from_millis(ms));
+            }
+        }
     }
 }
 
@@ -274,5 +285,32 @@ impl Sql for Postgres {
 
     fn is_broken(&self) -> bool {
         self.client.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::testing::FakeEnvironment;
+
+    #[test]
+    fn a_silent_network_is_given_up_in_about_a_minute_unless_the_url_says_otherwise() {
+        let env = FakeEnvironment::default();
+        let parsed = parse_url("postgresql://u@h:5432/d", &env).unwrap();
+        assert_eq!(parsed.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(
+            parsed.config.get_tcp_user_timeout(),
+            Some(&TCP_USER_TIMEOUT)
+        );
+        let own = "postgresql://u@h:5432/d?keepalives_idle=300&tcp_user_timeout=5000";
+        let parsed = parse_url(own, &env).unwrap();
+        assert_eq!(
+            parsed.config.get_keepalives_idle(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parsed.config.get_tcp_user_timeout(),
+            Some(&Duration::from_millis(5000))
+        );
     }
 }
