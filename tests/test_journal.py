@@ -1650,3 +1650,34 @@ def test_a_journal_write_does_not_wait_on_another_sessions_lock() -> None:
     pm.modify_position_targets(BTC, 97.0, None)
     assert (pm.journal_status or {}).get("queued_events") == 0
     assert Journal(url).open_positions(account="a")[0]["stop_loss"] == 97.0
+
+
+def test_the_readers_order_is_the_same_on_both_databases(tmp_path: Path) -> None:
+    # PostgreSQL ordered accounts and symbols by the database's collation ('Zeta' after 'beta'
+    # in en-US), SQLite by their bytes (found by an audit, 2026-12-06): a dashboard over either
+    # saw a different order, and a `limit` could keep different rows.
+    name = f"pmrs_icu_{os.getpid()}"
+    base = postgres_base()
+    psql(
+        base,
+        f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+        "LOCALE 'C.UTF-8'",
+    )
+    urls = [base.rsplit("/", 1)[0] + "/" + name, str(tmp_path / "j.db")]
+    for url in urls:
+        for account in ("beta", "Zeta", "alpha"):
+            pm = PositionManager(NO_CLIENT, journal=url, account=account)
+            for symbol in ("eth/usdt:usdt", "BTC/USDT:USDT", "ada/usdt:usdt"):
+                pm.positions[symbol] = Position(symbol, "long", 100, 1, 10, 95, 110)
+            del pm
+    answers = []
+    for url in urls:
+        with Journal(url) as journal:
+            answers.append(
+                (
+                    [a["account"] for a in journal.accounts()],
+                    [(p["account"], p["symbol"]) for p in journal.open_positions()],
+                )
+            )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == ["Zeta", "alpha", "beta"]  # by their bytes

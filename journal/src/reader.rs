@@ -293,9 +293,12 @@ impl Reader {
     /// Every account, by name.
     pub fn accounts(&mut self) -> JournalResult<Vec<AccountRecord>> {
         let rows = self.db.query(
-            "SELECT a.account, a.last_seq, a.writer, a.created_at, a.updated_at, \
+            &format!(
+                "SELECT a.account, a.last_seq, a.writer, a.created_at, a.updated_at, \
              (SELECT COUNT(*) FROM pmrs_positions p WHERE p.account = a.account) \
-             FROM pmrs_accounts a ORDER BY a.account",
+             FROM pmrs_accounts a ORDER BY {}",
+                self.ordered("a.account")
+            ),
             &[],
         )?;
         Ok(rows
@@ -367,12 +370,14 @@ impl Reader {
                 let p = param(Val::int(limit.max(0)), &mut params);
                 format!(
                     "SELECT {columns} FROM (SELECT {columns} FROM pmrs_events {filter_sql} \
-                     ORDER BY time_us DESC, account DESC, seq DESC LIMIT {p}) newest \
-                     ORDER BY time_us, account, seq"
+                     ORDER BY {} LIMIT {p}) newest ORDER BY {}",
+                    self.ordered("time_us DESC, account DESC, seq DESC"),
+                    self.ordered("time_us, account, seq"),
                 )
             }
             None => format!(
-                "SELECT {columns} FROM pmrs_events {filter_sql} ORDER BY time_us, account, seq"
+                "SELECT {columns} FROM pmrs_events {filter_sql} ORDER BY {}",
+                self.ordered("time_us, account, seq")
             ),
         };
         let rows = self.db.query(&sql, &params)?;
@@ -435,6 +440,30 @@ impl Reader {
             .collect())
     }
 
+    /// `order` (comma-separated terms) with its text columns (`account`, `symbol`) compared by
+    /// their bytes on PostgreSQL, as SQLite compares them: by the database's collation the two
+    /// databases listed accounts and symbols in different orders, and with a `limit` could keep
+    /// different rows (found by an audit on 2026-12-06).
+    fn ordered(&self, order: &str) -> String {
+        if self.db.dialect() != Dialect::Postgres {
+            return order.to_owned();
+        }
+        order
+            .split(',')
+            .map(|term| {
+                let term = term.trim();
+                let (column, rest) = term.split_once(' ').unwrap_or((term, ""));
+                let text = matches!(column, "account" | "a.account" | "symbol");
+                match (text, rest) {
+                    (true, "") => format!("{column} COLLATE \"C\""),
+                    (true, rest) => format!("{column} COLLATE \"C\" {rest}"),
+                    (false, _) => term.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `columns` of `table`'s rows of `account` (every account's when `None`), in `order`.
     fn rows_of(
         &mut self,
@@ -443,6 +472,7 @@ impl Reader {
         order: &str,
         account: Option<&str>,
     ) -> JournalResult<Vec<Vec<Val>>> {
+        let order = self.ordered(order);
         match account {
             Some(a) => self.db.query(
                 &format!("SELECT {columns} FROM {table} WHERE account = ?1 ORDER BY {order}"),
