@@ -199,9 +199,8 @@ pub fn attach(
     let shown = target.display();
     let history = core.config().event_capacity;
     let now = core.now().0;
-    let (writer, restored) =
-        detached(py, || Writer::open(target, sync, &account, history, now))
-            .map_err(to_py_at(&shown))?;
+    let (writer, restored) = detached(py, || Writer::open(target, sync, &account, history, now))
+        .map_err(to_py_at(&shown))?;
     let json = Arc::new(Json::new(py)?);
     let reader = json.clone();
     let extra: ExtraFn<Handle> = Arc::new(move |handle: &Handle| {
@@ -434,15 +433,21 @@ fn closed_record<'py>(py: Python<'py>, r: &EventRecord) -> PyResult<Bound<'py, P
 }
 
 impl PyJournalReader {
+    /// Runs the query `f`; once more on a new session when the server had ended this one
+    /// ([`Reader::reconnect_if_ended`]).
     fn with<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut Reader) -> Result<T, CoreJournalError> + Send,
+        f: impl Fn(&mut Reader) -> Result<T, CoreJournalError> + Send + Sync,
     ) -> PyResult<T> {
         detached(py, || {
             let mut guard = self.reader.lock();
             match guard.as_mut() {
-                Some(r) => f(r).map_err(Some),
+                Some(r) => match f(r) {
+                    Err(_) if r.reconnect_if_ended() => f(r),
+                    other => other,
+                }
+                .map_err(Some),
                 None => Err(None),
             }
         })

@@ -1681,3 +1681,21 @@ def test_the_readers_order_is_the_same_on_both_databases(tmp_path: Path) -> None
             )
     assert answers[0] == answers[1]
     assert answers[0][0] == ["Zeta", "alpha", "beta"]  # by their bytes
+
+
+def test_a_reader_whose_session_the_server_ended_reads_on_a_new_one() -> None:
+    # The reader never reconnected: after a server restart or an idle timeout every query
+    # failed until the dashboard rebuilt it (found by an audit, 2026-12-06).
+    url = fresh_postgres("reader")
+    pm = PositionManager(NO_CLIENT, journal=url, account="a")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    journal = Journal(url)
+    assert len(journal.open_positions()) == 1
+    psql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'position-manager-rs' AND pid <> pg_backend_pid()",
+    )
+    assert len(journal.open_positions()) == 1
+    assert [a["account"] for a in journal.accounts()] == ["a"]
+    journal.close()

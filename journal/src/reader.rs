@@ -280,6 +280,24 @@ impl Reader {
         self.db.batch("COMMIT")
     }
 
+    /// Re-opens the connection when the server ended it (a restart, a failover, an idle
+    /// timeout) and no snapshot is open: `true` when it did, so a query that failed on it can
+    /// be made again (a reader never recovered: every query failed until it was rebuilt; found
+    /// by an audit on 2026-12-06). Inside a snapshot the error stands: a new session would not
+    /// read the same committed state.
+    pub fn reconnect_if_ended(&mut self) -> bool {
+        if self.in_snapshot || !self.db.is_broken() {
+            return false;
+        }
+        match Reader::open_target(self.target.clone()) {
+            Ok(fresh) => {
+                *self = fresh;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The database, for messages (no password).
     pub fn target(&self) -> &Target {
         &self.target
