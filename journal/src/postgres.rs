@@ -69,6 +69,7 @@ pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<Parse
     let (url, passfile) = crate::passfile::take(&url);
     let url = crate::environment::with_url_options(&url, env)?;
     let (crate_url, tls) = crate::tls::split(&url)?;
+    let crate_url = libpq_only_options(&crate_url)?;
     let mut config: postgres::Config = crate_url.parse().map_err(|e| {
         JournalError::Config(format!(
             "journal is not a valid PostgreSQL URL ({}), got {:?}",
@@ -83,6 +84,52 @@ pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<Parse
         tls,
         passfile,
         socket,
+    })
+}
+
+/// `url` with the libpq options the driver does not know taken out or renamed, so that a URL
+/// `psql` takes works here too (such a URL was refused as having an unknown option; found by an
+/// audit on 2026-12-06): `gssencmode` (GSSAPI encryption is not offered: `disable`, `allow` or
+/// `prefer` connect without it, `require` is refused), `keepalives_count` (the driver's
+/// `keepalives_retries`), `fallback_application_name` (the application name when none is
+/// given), and `sslsni` and `sslcompression`, which change nothing here (the TLS layer always
+/// sends the host name, and no TLS library offers compression any more).
+fn libpq_only_options(url: &str) -> JournalResult<String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok(url.to_owned());
+    };
+    let mut kept: Vec<String> = Vec::new();
+    let mut fallback_name = None;
+    let mut named = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = crate::target::query_option(pair);
+        match name.as_ref() {
+            "gssencmode" => match value.as_ref() {
+                "" | "disable" | "allow" | "prefer" => {}
+                other => {
+                    return Err(JournalError::Config(format!(
+                        "journal gssencmode={other:?} is not supported: GSSAPI encryption is not \
+                         offered (use disable or prefer, and sslmode for encryption)"
+                    )))
+                }
+            },
+            "keepalives_count" => kept.push(format!("keepalives_retries={}", value)),
+            "fallback_application_name" => fallback_name = Some(pair.to_owned()),
+            "sslsni" | "sslcompression" => {}
+            other => {
+                named |= other == "application_name";
+                kept.push(pair.to_owned());
+            }
+        }
+    }
+    if let (false, Some(pair)) = (named, fallback_name) {
+        let value = pair.split_once('=').map_or("", |(_, v)| v);
+        kept.push(format!("application_name={value}"));
+    }
+    Ok(if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     })
 }
 
@@ -106,7 +153,11 @@ fn dead_peer_defaults(config: &mut postgres::Config, url: &str) {
     };
     if option("keepalives_idle").is_none() {
         config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if option("keepalives_interval").is_none() {
         config.keepalives_interval(Duration::from_secs(10));
+    }
+    if option("keepalives_count").is_none() && option("keepalives_retries").is_none() {
         config.keepalives_retries(3);
     }
     match option("tcp_user_timeout") {
@@ -292,6 +343,29 @@ impl Sql for Postgres {
 mod tests {
     use super::*;
     use crate::environment::testing::FakeEnvironment;
+
+    #[test]
+    fn libpq_options_the_driver_does_not_know_are_taken_as_libpq_takes_them() {
+        let env = FakeEnvironment::default();
+        let url = "postgresql://u@h:5432/d?gssencmode=disable&keepalives_count=7&sslsni=1\
+                   &sslcompression=0&fallback_application_name=dash";
+        let parsed = parse_url(url, &env).unwrap();
+        assert_eq!(parsed.config.get_keepalives_retries(), Some(7));
+        assert_eq!(parsed.config.get_application_name(), Some("dash"));
+        let own = "postgresql://u@h/d?fallback_application_name=dash&application_name=bot";
+        assert_eq!(
+            parse_url(own, &env).unwrap().config.get_application_name(),
+            Some("bot")
+        );
+        let err = parse_url("postgresql://u@h/d?gssencmode=require", &env)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("gssencmode=\"require\" is not supported"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_silent_network_is_given_up_in_about_a_minute_unless_the_url_says_otherwise() {

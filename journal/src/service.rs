@@ -20,7 +20,7 @@ use crate::{JournalError, JournalResult};
 const SYSCONFDIR: &str = "/etc/postgresql-common";
 
 /// The connection options a service file may give (libpq's names).
-const OPTIONS: [&str; 21] = [
+const OPTIONS: [&str; 27] = [
     "host",
     "hostaddr",
     "port",
@@ -42,6 +42,12 @@ const OPTIONS: [&str; 21] = [
     "channel_binding",
     "load_balance_hosts",
     "tcp_user_timeout",
+    "keepalives_interval",
+    "keepalives_count",
+    "gssencmode",
+    "fallback_application_name",
+    "sslsni",
+    "sslcompression",
 ];
 
 /// `url` with its `service=` option resolved: the option taken out and the service's options

@@ -129,8 +129,8 @@ fn bad_tls_settings_are_configuration_errors_naming_them() {
         ("postgresql://h/db?sslmode=", "\"\""),
         // The postgres client's own reason, not just the URL repeated.
         (
-            "postgresql://h/db?sslcompression=1",
-            "unknown option `sslcompression`",
+            "postgresql://h/db?frobnicate=1",
+            "unknown option `frobnicate`",
         ),
     ] {
         match Target::parse(url) {
