@@ -1699,3 +1699,24 @@ def test_a_reader_whose_session_the_server_ended_reads_on_a_new_one() -> None:
     assert len(journal.open_positions()) == 1
     assert [a["account"] for a in journal.accounts()] == ["a"]
     journal.close()
+
+
+def test_a_role_with_only_dml_on_a_current_journal_starts_a_manager() -> None:
+    # A role a DBA grants a bot (DML on the journal's tables, no CREATE on the schema:
+    # PostgreSQL 15's default for public) could not start a manager on a journal already at
+    # this version, since every start ran CREATE TABLE IF NOT EXISTS (found by an audit).
+    url = fresh_postgres("dml")
+    PositionManager(NO_CLIENT, journal=url, account="a")  # the owner creates the schema
+    role = f"pmrs_dml_{os.getpid()}"
+    psql(
+        url,
+        f"DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN; END IF; END$$; "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    )
+    as_role = url.replace("postgres@", f"{role}@", 1)
+    pm = PositionManager(NO_CLIENT, journal=as_role, account="a")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    assert (pm.journal_status or {}).get("queued_events") == 0
+    assert len(Journal(as_role).open_positions(account="a")) == 1

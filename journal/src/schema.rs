@@ -324,6 +324,16 @@ pub fn check_not_newer(found: i64) -> JournalResult<()> {
 /// Creates or upgrades the schema to [`VERSION`]; returns the version it was at before.
 pub fn migrate(db: &mut dyn Sql, now_us: i64) -> JournalResult<i64> {
     let d = db.dialect();
+    // A journal already at this build's version needs no DDL, nor the lock that orders it:
+    // a role without the CREATE privilege (PostgreSQL 15's default on `public`) can then use
+    // a journal an owner migrated (it was refused, since PostgreSQL checks the privilege of
+    // `CREATE TABLE IF NOT EXISTS` before the table's existence; found by an audit on
+    // 2026-12-06).
+    let current = version(db)?;
+    check_not_newer(current)?;
+    if MIGRATIONS.iter().all(|m| m.version <= current) {
+        return Ok(current);
+    }
     transaction(db, true, |db| {
         if d == Dialect::Postgres {
             db.execute(
