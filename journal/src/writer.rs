@@ -300,8 +300,7 @@ impl Writer {
             let Some(db) = self.db.as_mut() else {
                 return Err(JournalError::Database("no connection".to_owned()));
             };
-            let result =
-                store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
+            let result = store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
             if result.is_err() && db.is_broken() {
                 self.db = None;
                 if !fresh {
