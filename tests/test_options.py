@@ -282,7 +282,7 @@ def test_numpys_bool_is_no_number_either() -> None:
     np = pytest.importorskip("numpy")
     for flag in (np.True_, np.False_):
         with pytest.raises(TypeError, match=r"snapshot_reuse_seconds must be a number, not a bool"):
-            PositionManager(object(), snapshot_reuse_seconds=flag)
+            PositionManager(FakeExchange(), snapshot_reuse_seconds=flag)
         with pytest.raises(TypeError, match=r"entry_price must be a number, not a bool"):
             Position("BTC/USDT:USDT", "long", flag, 1.0, 10, 90.0)
     exchange = FakeExchange()
