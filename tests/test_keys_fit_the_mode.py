@@ -285,3 +285,35 @@ def test_get_position_of_a_plain_symbol_with_both_legs_warns_as_the_other_calls(
     caplog.clear()
     assert pm.get_position(S) is None
     assert f"Position {S} has two legs; name one: {S}@long or {S}@short" in caplog.messages
+
+
+def test_a_one_way_manager_on_a_hedge_account_judges_its_position_by_its_own_leg() -> None:
+    # With a symbol listed with both legs, the tracked position's own listing was ignored: a
+    # close the bot's client answered True without sending was never found unconfirmed (the
+    # very position stayed live and unmanaged), and a reduction by hand was never seen (found
+    # by an audit, 2026-12-06).
+    paper = _hedge_venue()
+
+    class Lying(_Relay):
+        lie = False
+        position_legs = False  # the bot's own client's call shapes
+
+        def close_position(self, symbol: str, **kwargs: Any) -> bool:
+            if self.lie:
+                self.lie = False
+                return True  # answered True, nothing sent
+            return bool(self.paper.close_position(symbol, **kwargs))
+
+    client = Lying(paper)
+    pm = PositionManager(client, 0.02, clock=paper.clock, ticker_retry_delays=())
+    assert pm.open_position(S, "BUY", 10, 5, 0.05)
+    paper.create_market_order(S, "sell", 6, 5)  # a short leg opened by hand beside it
+    assert list(pm.update_positions()) == []
+    paper.reduce_externally(S, 4, side="long")
+    assert list(pm.update_positions()) == []
+    assert pm.positions[S].amount == 6.0  # the reduction is seen
+    client.lie = True
+    assert pm.close_position(S) is not None
+    assert list(pm.update_positions()) == []
+    assert [(k, p.side, p.amount) for k, p in pm.positions.items()] == [(S, "long", 6.0)]
+    assert [e["kind"] for e in pm.events][-1] == "close_unconfirmed"

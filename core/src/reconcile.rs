@@ -630,7 +630,18 @@ where
 /// What the list calls for on one key; true when a change rests on an absence.
 fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> bool {
     let snap = cx.snapshot;
-    let seen = snap.seen(view.key);
+    let seen = match (snap.seen(view.key), &view.phase) {
+        // A one-way key of a symbol listed with both legs (a one-way manager on an account in
+        // hedge mode): a position of a known side is judged by its own side's leg. Taken as
+        // bare presence, a close the client answered True without sending was never found
+        // unconfirmed while the list kept showing the very position, and a reduction by hand
+        // was never seen (found by an audit on 2026-12-06).
+        (Seen::BothLegs, Phase::Tracked(TrackedView { own: Some(own), .. }))
+        | (Seen::BothLegs, Phase::Closed { own: Some(own), .. }) => {
+            snap.seen(&Key::hedge(view.key.symbol(), own.side))
+        }
+        (seen, _) => seen,
+    };
     let before = actions.len();
     match view.phase {
         Phase::Tracked(t) => plan_tracked(view.key, t, seen, cx, actions),
