@@ -74,7 +74,7 @@ def _limit(value: int | None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"limit must be an int or None, got {value!r} ({type(value).__name__})")
     if not 0 <= value <= 2**62:
-        raise ValueError(f"limit must be >= 0, got {value!r}")
+        raise ValueError(f"limit must be an int from 0 to 2**62, got {value!r}")
     return value
 
 
