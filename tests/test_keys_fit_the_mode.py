@@ -236,6 +236,15 @@ def _hedge_venue() -> Any:
     return PaperExchange(seed=1, position_mode="hedge", volatility=0.0)
 
 
+def _both_legs() -> tuple[Any, PositionManager]:
+    """A hedge-mode paper venue and manager holding a long of 10 and a short of 6."""
+    paper = _hedge_venue()
+    pm = PositionManager(paper, 0.02, position_mode="hedge", clock=paper.clock)
+    assert pm.open_position(S, "BUY", 10, 5, 0.03)
+    assert pm.open_position(S, "SELL", 6, 4, 0.03)
+    return paper, pm
+
+
 def test_an_entry_without_a_side_is_no_evidence_against_a_tracked_short_leg() -> None:
     # Taken as a long (the original's reading), the entry made the short leg absent: the short
     # was removed as closed outside, and a close of it sent nothing (found by an audit).
@@ -257,10 +266,7 @@ def test_a_side_assigned_against_its_leg_is_put_back_before_any_order(
 ) -> None:
     # position.side set to the other side made a close of the long reduce the short, and the
     # real long was untracked (found by an audit): a leg's side is its key's.
-    paper = _hedge_venue()
-    pm = PositionManager(paper, 0.02, position_mode="hedge", clock=paper.clock)
-    assert pm.open_position(S, "BUY", 10, 5, 0.03)
-    assert pm.open_position(S, "SELL", 6, 4, 0.03)
+    paper, pm = _both_legs()
     long = pm.positions[f"{S}@long"]
     long.side = "short"
     assert pm.close_position(f"{S}@long") is not None
@@ -278,10 +284,7 @@ def test_a_side_assigned_against_its_leg_is_put_back_before_any_order(
 def test_get_position_of_a_plain_symbol_with_both_legs_warns_as_the_other_calls(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    paper = _hedge_venue()
-    pm = PositionManager(paper, 0.02, position_mode="hedge", clock=paper.clock)
-    assert pm.open_position(S, "BUY", 10, 5, 0.03)
-    assert pm.open_position(S, "SELL", 6, 4, 0.03)
+    paper, pm = _both_legs()
     caplog.clear()
     assert pm.get_position(S) is None
     assert f"Position {S} has two legs; name one: {S}@long or {S}@short" in caplog.messages
