@@ -284,7 +284,7 @@ def test_a_side_assigned_against_its_leg_is_put_back_before_any_order(
 def test_get_position_of_a_plain_symbol_with_both_legs_warns_as_the_other_calls(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    paper, pm = _both_legs()
+    _, pm = _both_legs()
     caplog.clear()
     assert pm.get_position(S) is None
     assert f"Position {S} has two legs; name one: {S}@long or {S}@short" in caplog.messages
