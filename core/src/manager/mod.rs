@@ -102,6 +102,14 @@ pub struct Manager<H> {
     telling_wait: std::time::Duration,
 }
 
+/// Why a key does not fit a manager's position mode ([`Manager::key_for_side`]).
+enum Misfit {
+    /// A hedge-mode leg key (the parsed key) in one-way mode.
+    LegInOneWay(Key),
+    /// In hedge mode, a leg key (the parsed key) of the other side (the leg's).
+    OtherLeg(Key, Side),
+}
+
 /// A callback told about every event (see [`Manager::set_event_sink`]).
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -237,34 +245,42 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// The book key a position assigned under `text` (`manager.positions[text] = position`)
-    /// takes, `side` being the position's side: in one-way mode the symbol itself, and a leg key
-    /// (`SYMBOL@long`) is refused; in hedge mode the leg of `side` (a plain symbol names it), and
-    /// a leg key of the other side is refused. A key of the other mode would never match what
-    /// the lists show: the position would be imported a second time and closed twice.
-    pub fn assigned_key(&self, text: &str, side: &str) -> Result<Key, String> {
+    /// The book key a position of `side` named by `text` takes in this manager's mode: in
+    /// one-way mode the symbol itself, and a leg key (`SYMBOL@long`) does not fit; in hedge mode
+    /// the leg of `side` (a plain symbol names it), and a leg key of the other side does not
+    /// fit. A key of the other mode would never match what the lists show: the position would
+    /// be imported a second time and closed twice. One rule for assignments
+    /// ([`Manager::assigned_key`]) and opens ([`Manager::open_key`]), each wording its refusal.
+    fn key_for_side(&self, text: &str, side: Side) -> Result<Key, Misfit> {
         let parsed = Key::parse(text);
-        if self.config.position_mode == Mode::OneWay {
-            if parsed.leg() != crate::key::Leg::Net {
-                return Err(format!(
-                    "{text:?} is a hedge-mode key, but this manager is in one-way mode \
-                     (position_mode='oneway'): assign the position under {:?}",
-                    parsed.symbol()
-                ));
-            }
-            return Ok(Key::net(text));
+        match (self.config.position_mode, parsed.leg().side()) {
+            (Mode::OneWay, None) => Ok(Key::net(text)),
+            (Mode::OneWay, Some(_)) => Err(Misfit::LegInOneWay(parsed)),
+            (Mode::Hedge, None) => Ok(Key::hedge(text, side)),
+            (Mode::Hedge, Some(leg)) if leg == side => Ok(parsed),
+            (Mode::Hedge, Some(leg)) => Err(Misfit::OtherLeg(parsed, leg)),
         }
+    }
+
+    /// The book key a position assigned under `text` (`manager.positions[text] = position`)
+    /// takes, `side` being the position's side ([`Manager::key_for_side`]); the message of a
+    /// key that does not fit says which to use.
+    pub fn assigned_key(&self, text: &str, side: &str) -> Result<Key, String> {
         let Some(side) = Side::parse(side) else {
             return Err(format!("side must be 'long' or 'short', got {side:?}"));
         };
-        match parsed.leg().side() {
-            None => Ok(Key::hedge(text, side)),
-            Some(leg) if leg == side => Ok(parsed),
-            Some(leg) => Err(format!(
+        self.key_for_side(text, side)
+            .map_err(|misfit| match misfit {
+                Misfit::LegInOneWay(parsed) => format!(
+                    "{text:?} is a hedge-mode key, but this manager is in one-way mode \
+                 (position_mode='oneway'): assign the position under {:?}",
+                    parsed.symbol()
+                ),
+                Misfit::OtherLeg(parsed, leg) => format!(
                 "{text:?} names the {leg} leg, but the position is a {side}: assign it under {:?}",
                 Key::hedge(parsed.symbol(), side).as_str()
-            )),
-        }
+            ),
+            })
     }
 
     /// The position and handle `text` names ([`Manager::resolve_key`]).
@@ -284,22 +300,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The key an open of `symbol` for `side` takes: the symbol in one-way mode, its leg in
     /// hedge mode (`Err` when `symbol` names the other leg).
     pub(crate) fn open_key(&self, symbol: &str, side: Side) -> Result<Key, String> {
-        let named = Key::parse(symbol);
-        if self.config.position_mode == Mode::OneWay {
-            if named.leg() != crate::key::Leg::Net {
-                return Err(format!(
-                    "Invalid symbol: {symbol} is a hedge-mode key, but this manager is in \
-                     one-way mode (position_mode='oneway')"
-                ));
-            }
-            return Ok(Key::net(symbol));
-        }
-        match named.leg().side() {
-            Some(leg) if leg != side => Err(format!(
-                "Invalid symbol: {symbol} names the {leg} leg, the signal opens a {side}"
-            )),
-            _ => Ok(Key::hedge(named.symbol(), side)),
-        }
+        self.key_for_side(symbol, side)
+            .map_err(|misfit| match misfit {
+                Misfit::LegInOneWay(_) => format!(
+                    "Invalid symbol: {symbol} is a hedge-mode key, but this manager is in one-way \
+                 mode (position_mode='oneway')"
+                ),
+                Misfit::OtherLeg(_, leg) => {
+                    format!(
+                        "Invalid symbol: {symbol} names the {leg} leg, the signal opens a {side}"
+                    )
+                }
+            })
     }
 
     /// The leg to name in an order for a position of `side`, when the client takes it.
