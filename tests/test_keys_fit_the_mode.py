@@ -170,13 +170,17 @@ def test_a_key_of_the_other_leg_or_mode_is_refused_and_nothing_changes() -> None
     assert len(oneway.positions) == 0 and oneway.events == []
 
 
-def test_a_one_way_manager_opens_no_hedge_mode_key() -> None:
+def test_a_one_way_manager_opens_no_hedge_mode_key(caplog: pytest.LogCaptureFixture) -> None:
     ex = venue()
     ex.positions.clear()
     pm = PositionManager(ex)
     assert pm.open_position(f"{S}@long", "BUY", 1.0, 10) is False
+    assert f"Invalid symbol: {S}@long is a hedge-mode key" in caplog.text
+    hedge = PositionManager(ex, position_mode="hedge")
+    assert hedge.open_position(f"{S}@short", "BUY", 1.0, 10) is False
+    assert f"Invalid symbol: {S}@short names the short leg, the signal opens a long" in caplog.text
     assert [c for c in ex.calls if c[0] == "create_market_order"] == []
-    assert len(pm.positions) == 0
+    assert len(pm.positions) == 0 and len(hedge.positions) == 0
 
 
 # --------------------------------------------------------------------------- the dict protocol
