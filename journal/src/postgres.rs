@@ -133,6 +133,13 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
     })
 }
 
+/// A journal write's `BEGIN`: it waits at most 5 s for another session's lock and runs at most
+/// 60 s (a query someone left open on the journal's rows held a manager call for as long as it
+/// ran, Ctrl+C included; found by an audit on 2026-12-06), and then fails, stays queued and is
+/// retried with the next write. One round trip, for this transaction only.
+const BOUNDED_WRITE: &str =
+    "BEGIN; SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '60s'";
+
 /// How soon a connection whose network went silent is given up, unless the URL says otherwise
 /// (`keepalives_idle`, `tcp_user_timeout`): the operating system's defaults wait about two hours
 /// for an idle connection and about fifteen minutes for unacknowledged data, and a manager call
@@ -332,6 +339,10 @@ impl Sql for Postgres {
         } else {
             self.batch("BEGIN READ ONLY")
         }
+    }
+
+    fn begin_bounded_write(&mut self) -> JournalResult<()> {
+        self.batch(BOUNDED_WRITE)
     }
 
     fn is_broken(&self) -> bool {

@@ -117,6 +117,12 @@ pub trait Sql: Send {
     /// Starts a transaction; `write` takes the write lock at once (SQLite `BEGIN IMMEDIATE`)
     /// or, when false, makes it read-only where the database can say so.
     fn begin(&mut self, write: bool) -> JournalResult<()>;
+    /// Starts a write transaction that waits only so long for other sessions' locks and runs
+    /// only so long (PostgreSQL: `lock_timeout`, `statement_timeout` for this transaction, set
+    /// in the same round trip as its `BEGIN`); elsewhere [`Sql::begin`]`(true)`.
+    fn begin_bounded_write(&mut self) -> JournalResult<()> {
+        self.begin(true)
+    }
     /// Whether the connection is known to be broken (PostgreSQL: reconnect before the next
     /// use).
     fn is_broken(&self) -> bool {
@@ -131,6 +137,22 @@ pub fn transaction<T>(
     f: impl FnOnce(&mut dyn Sql) -> JournalResult<T>,
 ) -> JournalResult<T> {
     db.begin(write)?;
+    commit_or_roll_back(db, f)
+}
+
+/// [`transaction`] for a write bounded in time ([`Sql::begin_bounded_write`]).
+pub fn bounded_write<T>(
+    db: &mut dyn Sql,
+    f: impl FnOnce(&mut dyn Sql) -> JournalResult<T>,
+) -> JournalResult<T> {
+    db.begin_bounded_write()?;
+    commit_or_roll_back(db, f)
+}
+
+fn commit_or_roll_back<T>(
+    db: &mut dyn Sql,
+    f: impl FnOnce(&mut dyn Sql) -> JournalResult<T>,
+) -> JournalResult<T> {
     match f(db) {
         Ok(v) => match db.batch("COMMIT") {
             Ok(()) => Ok(v),

@@ -17,7 +17,7 @@ use position_manager_core::persist::{validate_listing, validate_unlisted, Extra,
 use position_manager_core::position::PositionState;
 use position_manager_core::reconcile::Fingerprint;
 
-use crate::sql::{transaction, Dialect, Sql, Val};
+use crate::sql::{bounded_write, transaction, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// One event as a row of `pmrs_events`.
@@ -794,11 +794,6 @@ fn upsert_positions(
     Ok(())
 }
 
-/// The PostgreSQL settings of a journal write's transaction: how long it may wait for a lock,
-/// and how long it may run.
-pub const WRITE_TIMEOUTS: &str =
-    "SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '60s'";
-
 /// Writes `batch` for `account` in one transaction, if `epoch` is still the account's.
 pub fn write(
     db: &mut dyn Sql,
@@ -808,14 +803,7 @@ pub fn write(
     now_us: i64,
 ) -> JournalResult<()> {
     let greatest = db.dialect().greatest();
-    transaction(db, true, |db| {
-        if db.dialect() == Dialect::Postgres {
-            // A write never waits long on another session's locks (a query someone left open
-            // on the journal's rows held a manager call for as long as it ran, Ctrl+C included;
-            // found by an audit on 2026-12-06): it fails, stays queued and is retried with the
-            // next write. For this transaction only.
-            db.batch(WRITE_TIMEOUTS)?;
-        }
+    bounded_write(db, |db| {
         let now = Val::text(iso(now_us));
         let acct = Val::text(account);
         let n = db.execute(
