@@ -103,6 +103,12 @@ impl PyPosition {
     fn with_mut<R>(&self, py: Python<'_>, f: impl FnOnce(&mut PositionState) -> R) -> R {
         f(&mut self.inner.lock_py_attached(py))
     }
+
+    /// The position's side, read as every attribute is (the lock waited for detached when
+    /// another thread holds it).
+    pub(crate) fn side_text(&self, py: Python<'_>) -> String {
+        self.with(py, |p| p.side.clone())
+    }
 }
 
 #[pymethods]

@@ -136,7 +136,7 @@ impl PositionsView {
         symbol: &str,
         position: &Py<PyPosition>,
     ) -> PyResult<String> {
-        let side = position.bind(py).get().inner.lock().side.clone();
+        let side = position.bind(py).get().side_text(py);
         self.core
             .assigned_key(symbol, &side)
             .map(|k| k.as_str().to_owned())
