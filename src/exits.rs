@@ -137,7 +137,7 @@ impl PyAdvancedExitStrategy {
     ) -> PyResult<(bool, String, Option<f64>)> {
         let (position, market) = read_inputs(position_data, market_data)?;
         crate::logging::refresh();
-        let (stop, decision) = py.detach(|| {
+        let (stop, decision) = crate::interpreter_exit::detach_or_stay(py, || {
             let stop = breakeven_plus_stop(&position);
             let decision = comprehensive_exit_signal(&position, &market);
             (stop, decision)
@@ -253,7 +253,7 @@ impl PySmartExitOptimizer {
                 return error_answer(py);
             }
         };
-        let s = py.detach(|| match is_long {
+        let s = crate::interpreter_exit::detach_or_stay(py, || match is_long {
             None => should_exit_early(&inputs),
             Some(long) => should_exit_early_for_side(&inputs, long),
         });

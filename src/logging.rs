@@ -301,6 +301,9 @@ pub fn attach_clean<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
 /// while the core ran without the interpreter, ends the call here.
 pub fn interruption(py: Python<'_>) -> CoreResult<()> {
     settle_pending(py);
+    if crate::interpreter_exit::exiting_elsewhere() {
+        return Err(interrupted(py, &crate::interpreter_exit::exit_error()));
+    }
     if let Some(e) = take_deferred() {
         return Err(interrupted(py, &e));
     }
@@ -330,13 +333,14 @@ pub fn interruptible_pause(seconds: f64) -> CoreResult<()> {
     }
 }
 
-/// Runs `f` detached from the interpreter (reads that neither log nor call out).
+/// Runs `f` detached from the interpreter (reads that neither log nor call out; attached while
+/// the interpreter exits: [`crate::interpreter_exit::detach_or_stay`]).
 pub fn detached<T, F>(py: Python<'_>, f: F) -> T
 where
     F: pyo3::marker::Ungil + FnOnce() -> T,
     T: pyo3::marker::Ungil,
 {
-    let out = py.detach(f);
+    let out = crate::interpreter_exit::detach_or_stay(py, f);
     settle_pending(py);
     out
 }
@@ -344,12 +348,14 @@ where
 /// Runs a core operation detached from the interpreter and turns its result into Python's: an
 /// interruption it met — in a client call, a logging handler, an event callback — is raised as
 /// it came (after the operation left the book consistent); other errors are converted once.
+/// While the interpreter exits, on a thread other than the exit's, `f` is not run and
+/// `SystemExit` is raised ([`crate::interpreter_exit`]).
 pub fn run<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
     F: Send + FnOnce() -> CoreResult<T>,
     T: Send,
 {
-    let out = py.detach(f);
+    let out = crate::interpreter_exit::detach(py, f)?;
     settle_pending(py);
     let deferred = take_deferred();
     match out {

@@ -407,7 +407,7 @@ impl PyPositionManager {
     fn set_client(&self, py: Python<'_>, client: Py<PyAny>) {
         self.client.set(py, client);
         // The book's lock is waited for detached (rule 2).
-        py.detach(|| self.core.client_replaced());
+        crate::interpreter_exit::detach_or_stay(py, || self.core.client_replaced());
     }
 
     /// Base trailing-stop distance (fraction of price).

@@ -191,7 +191,9 @@ impl PyVolumeProfile {
         };
         let num_bins = usize::try_from(num_bins).unwrap_or(0);
         let profile = match candles_arg(df)? {
-            Some(c) if num_bins > 0 => py.detach(|| volume_profile(&c, num_bins)),
+            Some(c) if num_bins > 0 => {
+                crate::interpreter_exit::detach_or_stay(py, || volume_profile(&c, num_bins))
+            }
             _ => None,
         };
         profile_dict(py, profile.as_ref())

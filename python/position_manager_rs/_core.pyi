@@ -43,6 +43,7 @@ __all__ = [
     "_clock_now",
     "_freeze_clock",
     "_unfreeze_clock",
+    "_wait_for_manager_calls",
     "format_pnl_usd",
     "format_price",
     "refresh_logging",
@@ -355,6 +356,9 @@ def _advance_clock(seconds: float) -> None: ...
 def _unfreeze_clock() -> None: ...
 def _clock_now() -> datetime: ...
 def _clock_is_frozen() -> bool: ...
+def _wait_for_manager_calls() -> None:
+    """The package's ``atexit`` callback (registered at import): waits until no other thread is
+    inside a manager call (at most 30 s; Ctrl+C ends the wait)."""
 
 @final
 class ManagerConfig:
