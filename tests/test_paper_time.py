@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from position_manager_rs import ManualClock, PaperExchange, Position, PositionManager
+from position_manager_rs._core import _clock_is_frozen
 from position_manager_rs.paper import DEFAULT_START_TIME
-from position_manager_rs.testing import frozen_clock
+from position_manager_rs.testing import freeze_clock, frozen_clock, unfreeze_clock
 
 BTC = "BTC/USDT:USDT"
 PAPER_START = datetime(2026, 1, 1)  # DEFAULT_START_TIME as a naive UTC datetime
@@ -231,3 +232,29 @@ def test_advance_takes_an_int_and_leaves_the_clock_otherwise() -> None:
     assert paper.clock.now() == PAPER_START
     paper.advance(2)
     assert paper.clock.now() == PAPER_START + timedelta(minutes=2)
+
+
+# ------------------------------------------- the process-wide clock (position_manager_rs.testing)
+
+
+def test_leaving_a_nested_frozen_clock_puts_the_outer_freeze_back() -> None:
+    # Leaving the inner block used to unfreeze the clock, under the outer block's feet (found
+    # by an audit): the outer handle then raised "the clock is not frozen".
+    with frozen_clock(datetime(2025, 1, 1)) as outer:
+        outer.advance(minutes=5)
+        with frozen_clock(datetime(2030, 6, 6)) as inner:
+            assert inner.now() == datetime(2030, 6, 6)
+        assert _clock_is_frozen()
+        assert outer.now() == datetime(2025, 1, 1, 0, 5)
+        with pytest.raises(KeyError), frozen_clock(datetime(2031, 1, 1)):
+            raise KeyError("an error leaving the inner block")
+        assert outer.advance(60) == datetime(2025, 1, 1, 0, 6)
+    assert not _clock_is_frozen()
+    # a freeze by freeze_clock() is put back too
+    clock = freeze_clock(datetime(2026, 2, 2))
+    try:
+        with frozen_clock(datetime(2040, 1, 1)):
+            pass
+        assert _clock_is_frozen() and clock.now() == datetime(2026, 2, 2)
+    finally:
+        unfreeze_clock()

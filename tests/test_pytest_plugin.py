@@ -105,6 +105,43 @@ def test_markers_configure_the_fixtures_and_each_test_gets_fresh_ones(
     result.assert_outcomes(passed=5)
 
 
+def test_the_frozen_clock_fixture_survives_a_helper_that_freezes_the_clock(
+    pytester: pytest.Pytester,
+) -> None:
+    # A bot's helper using testing.frozen_clock inside a test with the fixture used to leave
+    # the clock unfrozen: the fixture's advance() then raised "the clock is not frozen" (found
+    # by an audit).
+    pytester.makepyfile(
+        test_helper="""
+        from datetime import datetime, timedelta
+
+        from position_manager_rs import Position
+        from position_manager_rs import testing
+
+
+        def position_built_at(at):
+            with testing.frozen_clock(at):
+                return Position("BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 115.0)
+
+
+        def test_fixture_then_helper(frozen_clock):
+            frozen_clock.advance(minutes=30)
+            p = position_built_at(datetime(2024, 6, 1))
+            assert p.entry_time == datetime(2024, 6, 1)
+            assert frozen_clock.now() == datetime(2025, 1, 1, 0, 30)
+            assert frozen_clock.advance(hours=2) == datetime(2025, 1, 1, 2, 30)
+
+
+        def test_released_after_the_test():
+            from position_manager_rs._core import _clock_is_frozen
+
+            assert not _clock_is_frozen()
+        """
+    )
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=2)
+
+
 def test_bad_marker_arguments_are_errors(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_bad="""

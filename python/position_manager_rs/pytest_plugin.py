@@ -14,7 +14,8 @@ Installed with the package and loaded by pytest automatically (disable it with
   ``frozen_clock`` marker gives a naive datetime) for the test, then released; yields the
   :class:`~position_manager_rs.testing.FrozenClock` handle (``now()``, ``set()``,
   ``advance()``). ``Position`` objects a test builds itself and managers without a ``clock=``
-  read this clock.
+  read this clock. A ``with testing.frozen_clock(...)`` block inside the test (in a helper,
+  say) puts the fixture's frozen time back when it ends.
 
 See docs/paper-exchange.md for an example.
 """
@@ -27,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from . import PaperExchange, PositionManager
-from .testing import FrozenClock, freeze_clock, unfreeze_clock
+from . import PaperExchange, PositionManager, testing
+from .testing import FrozenClock
 
 __all__ = ["FROZEN_START", "frozen_clock", "paper_exchange", "paper_manager"]
 
@@ -80,8 +81,5 @@ def frozen_clock(request: pytest.FixtureRequest) -> Iterator[FrozenClock]:
     start = options.pop("start", args[0] if args else FROZEN_START)
     if options or len(args) > 1:
         raise TypeError("the frozen_clock marker takes one argument: start")
-    clock = freeze_clock(start)
-    try:
+    with testing.frozen_clock(start) as clock:
         yield clock
-    finally:
-        unfreeze_clock()

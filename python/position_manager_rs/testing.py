@@ -12,7 +12,9 @@ To make tests and fixture replays deterministic, freeze that clock::
         p.update_take_profit(101.0)
 
 The clock is process-wide: while frozen, every ``Position`` and ``PositionManager`` in the process
-sees it. Leaving the ``with`` block lets it follow the system clock again.
+sees it. Leaving the ``with`` block puts it back as it was when the block began: following the
+system clock again, or, when the block is nested in another freeze (an outer ``frozen_clock``
+block, the ``frozen_clock`` pytest fixture, ``freeze_clock``), frozen at the time it showed then.
 
 Simulations and notebooks that drive time themselves (e.g. with ``PaperExchange``) can freeze it
 without a ``with`` block: ``clock = freeze_clock(start)`` ... ``unfreeze_clock()``.
@@ -75,9 +77,18 @@ def unfreeze_clock() -> None:
 
 @contextmanager
 def frozen_clock(start: datetime | None = None) -> Iterator[FrozenClock]:
-    """Freezes the clock at ``start`` (default: now) for the duration of the ``with`` block."""
-    freeze_clock(start)
+    """Freezes the clock at ``start`` (default: now) for the duration of the ``with`` block.
+
+    On leaving the block the clock is put back as it was when the block began: frozen at the
+    time it showed then (an enclosing freeze, e.g. an outer block or the ``frozen_clock``
+    fixture), or following the system clock.
+    """
+    outer = _core._clock_now() if _core._clock_is_frozen() else None
+    clock = freeze_clock(start)
     try:
-        yield FrozenClock()
+        yield clock
     finally:
-        _core._unfreeze_clock()
+        if outer is None:
+            _core._unfreeze_clock()
+        else:
+            _core._freeze_clock(outer)
