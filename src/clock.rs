@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 
 use position_manager_core::clock::{self, Clock, ManualClock, Timestamp};
 
-use crate::convert::{describe, from_datetime, number, to_datetime};
+use crate::convert::{describe, finite, from_datetime, to_datetime};
 
 /// A clock that shows a fixed time until it is set or advanced: simulated ("paper") time for a
 /// `PositionManager` (`PositionManager(client, clock=clock)`).
@@ -37,19 +37,6 @@ impl PyManualClock {
     /// The clock as the core reads it.
     pub fn core_clock(&self) -> Arc<dyn Clock> {
         self.inner.clone()
-    }
-}
-
-/// A finite number of seconds (ValueError naming `name` otherwise).
-fn finite(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
-    let v = number(name, value)?;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(PyValueError::new_err(format!(
-            "{name} must be a finite number, got {}",
-            describe(value)
-        )))
     }
 }
 
@@ -88,37 +75,9 @@ impl PyManualClock {
         hours: Option<&Bound<'_, PyAny>>,
         delta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<chrono::NaiveDateTime> {
-        let mut total = 0.0;
-        for (name, value, scale) in [
-            ("seconds", seconds, 1.0),
-            ("minutes", minutes, 60.0),
-            ("hours", hours, 3600.0),
-        ] {
-            if let Some(v) = value {
-                total += finite(name, v)? * scale;
-            }
-        }
-        if let Some(d) = delta.filter(|d| !d.is_none()) {
-            let span: chrono::TimeDelta = d.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "delta must be a datetime.timedelta, got {}",
-                    describe(d)
-                ))
-            })?;
-            total += span.as_seconds_f64();
-        }
-        // Out of datetime's range (or not finite): an error, and the clock stays where it was.
-        let now = self.inner.now();
-        let _in_range: Timestamp = (total.abs() < 1e12)
-            .then(|| now.0.checked_add((total * 1e6).round() as i64))
-            .flatten()
-            .map(Timestamp)
-            .filter(|t| in_datetime_range(*t))
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "advancing the clock by {total} s leaves the datetime range"
-                ))
-            })?;
+        let total = advance_seconds(seconds, minutes, hours, delta)?;
+        // Out of datetime's range: an error, and the clock stays where it was.
+        advanced(self.inner.now(), total)?;
         self.inner.advance(total); // atomic: concurrent advances add up
         to_datetime(self.inner.now())
     }
@@ -129,6 +88,54 @@ impl PyManualClock {
             Err(_) => format!("ManualClock(<{} us>)", self.inner.now().0),
         }
     }
+}
+
+/// The seconds `advance(seconds=None, *, minutes=None, hours=None, delta=None)` moves a clock
+/// by: `seconds + 60 * minutes + 3600 * hours` plus `delta` (a `timedelta`). Each argument is
+/// checked first (a TypeError or ValueError naming it and the value). What `ManualClock.advance`
+/// and the frozen process-wide clock's `advance` (`position_manager_rs.testing`) both read.
+pub fn advance_seconds(
+    seconds: Option<&Bound<'_, PyAny>>,
+    minutes: Option<&Bound<'_, PyAny>>,
+    hours: Option<&Bound<'_, PyAny>>,
+    delta: Option<&Bound<'_, PyAny>>,
+) -> PyResult<f64> {
+    let mut total = 0.0;
+    for (name, value, scale) in [
+        ("seconds", seconds, 1.0),
+        ("minutes", minutes, 60.0),
+        ("hours", hours, 3600.0),
+    ] {
+        if let Some(v) = value {
+            total += finite(name, v)? * scale;
+        }
+    }
+    if let Some(d) = delta.filter(|d| !d.is_none()) {
+        let span: chrono::TimeDelta = d.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "delta must be a datetime.timedelta, got {}",
+                describe(d)
+            ))
+        })?;
+        total += span.as_seconds_f64();
+    }
+    Ok(total)
+}
+
+/// `now` moved by `total` seconds, or a ValueError when that leaves the range of Python's
+/// `datetime` (or `total` is not finite): a clock checks this before it moves, so a refused
+/// advance leaves it where it was.
+pub fn advanced(now: Timestamp, total: f64) -> PyResult<Timestamp> {
+    (total.abs() < 1e12)
+        .then(|| now.0.checked_add((total * 1e6).round() as i64))
+        .flatten()
+        .map(Timestamp)
+        .filter(|t| in_datetime_range(*t))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "advancing the clock by {total} s leaves the datetime range"
+            ))
+        })
 }
 
 /// Whether `t` is a time Python's `datetime` can hold (years 1 to 9999).

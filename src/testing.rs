@@ -1,5 +1,6 @@
 //! Clock control for tests and fixture replay (`position_manager_rs.testing`).
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use position_manager_core::clock;
@@ -13,23 +14,28 @@ fn _freeze_clock(at: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// Moves the frozen clock by `seconds` (a finite number, at most 1e11 either way); raises
-/// RuntimeError if it is not frozen.
+/// Moves the frozen clock by `seconds + 60 * minutes + 3600 * hours` (plus `delta`, a
+/// `timedelta`) and returns the new time, as `ManualClock.advance` does: each argument is
+/// checked first (TypeError/ValueError naming it and the value); RuntimeError if the clock is
+/// not frozen; ValueError if the move would leave the range of `datetime`, the clock staying
+/// where it was.
 #[pyfunction]
-fn _advance_clock(seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-    let seconds = crate::convert::finite("seconds", seconds)?;
-    if seconds.abs() > 1e11 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "seconds must be at most 1e11 either way, got {seconds}"
-        )));
+#[pyo3(signature = (seconds = None, *, minutes = None, hours = None, delta = None))]
+fn _advance_clock(
+    seconds: Option<&Bound<'_, PyAny>>,
+    minutes: Option<&Bound<'_, PyAny>>,
+    hours: Option<&Bound<'_, PyAny>>,
+    delta: Option<&Bound<'_, PyAny>>,
+) -> PyResult<chrono::NaiveDateTime> {
+    let total = crate::clock::advance_seconds(seconds, minutes, hours, delta)?;
+    if !clock::is_frozen() {
+        return Err(PyRuntimeError::new_err("the clock is not frozen"));
     }
-    if clock::advance_frozen(seconds) {
-        Ok(())
-    } else {
-        Err(pyo3::exceptions::PyRuntimeError::new_err(
-            "the clock is not frozen",
-        ))
+    crate::clock::advanced(clock::now(), total)?;
+    if !clock::advance_frozen(total) {
+        return Err(PyRuntimeError::new_err("the clock is not frozen"));
     }
+    to_datetime(clock::now())
 }
 
 /// Lets the clock follow the system clock again.

@@ -5,6 +5,7 @@ the time rules (profit velocity, take-profit age factors, the 24 h exit) behave 
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -258,3 +259,49 @@ def test_leaving_a_nested_frozen_clock_puts_the_outer_freeze_back() -> None:
         assert _clock_is_frozen() and clock.now() == datetime(2026, 2, 2)
     finally:
         unfreeze_clock()
+
+
+def test_the_frozen_clock_refuses_to_leave_the_datetime_range_and_stays_put() -> None:
+    # advance() past the year 9999 raised but moved the clock all the same, after which
+    # now(), new positions and manager.events raised (found by an audit).
+    start = datetime(9999, 12, 30)
+    with frozen_clock(start) as clock:
+        with pytest.raises(ValueError, match="leaves the datetime range"):
+            clock.advance(hours=72)
+        assert clock.now() == start
+        manager = PositionManager(NO_CLIENT)
+        manager.positions[BTC] = Position(BTC, "long", 100.0, 1.0, 10, 95.0, 115.0)
+        assert manager.positions[BTC].entry_time == start
+        assert manager.events[-1]["time"] == start
+        clock.set(datetime(1, 1, 1))
+        with pytest.raises(ValueError, match="leaves the datetime range"):
+            clock.advance(delta=timedelta(microseconds=-1))
+        assert clock.now() == datetime(1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda c: c.advance("60"), TypeError, "seconds must be a number, got '60' (str)"),
+        (lambda c: c.advance(True), TypeError, "seconds must be a number, not a bool"),
+        (lambda c: c.advance(minutes=float("nan")), ValueError, "minutes must be a finite number"),
+        (lambda c: c.advance(hours=float("inf")), ValueError, "hours must be a finite number"),
+        (
+            lambda c: c.advance(delta=5),
+            TypeError,
+            "delta must be a datetime.timedelta, got 5 (int)",
+        ),
+    ],
+)
+def test_the_frozen_clock_names_a_bad_argument_and_stays_put(
+    call: Any, error: type[Exception], message: str
+) -> None:
+    # As ManualClock.advance: advance("5") used to fail on a str concatenation, delta=5 with
+    # an AttributeError, minutes=nan named "seconds", advance(True) moved the clock a second.
+    with frozen_clock(PAPER_START) as clock:
+        with pytest.raises(error, match=re.escape(message)):
+            call(clock)
+        assert clock.now() == PAPER_START
+        assert clock.advance(1.5, minutes=1, hours=1, delta=timedelta(days=-1)) == datetime(
+            2025, 12, 31, 1, 1, 1, 500000
+        )

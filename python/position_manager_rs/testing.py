@@ -44,18 +44,21 @@ class FrozenClock:
 
     def advance(
         self,
-        seconds: float = 0.0,
+        seconds: float | None = None,
         *,
-        minutes: float = 0.0,
-        hours: float = 0.0,
+        minutes: float | None = None,
+        hours: float | None = None,
         delta: timedelta | None = None,
     ) -> datetime:
-        """Moves the clock forward (negative values move it back); returns the new time."""
-        total = seconds + 60.0 * minutes + 3600.0 * hours
-        if delta is not None:
-            total += delta.total_seconds()
-        _core._advance_clock(total)
-        return self.now()
+        """Moves the clock by ``seconds + 60 * minutes + 3600 * hours`` (plus ``delta``);
+        negative values move it back. Returns the new time.
+
+        As ``ManualClock.advance``: a wrong argument is a ``TypeError`` or ``ValueError``
+        naming it and the value, and a move out of ``datetime``'s range (years 1 to 9999) a
+        ``ValueError``; either way the clock stays where it was. ``RuntimeError`` if the clock
+        is not frozen.
+        """
+        return _core._advance_clock(seconds, minutes=minutes, hours=hours, delta=delta)
 
 
 def freeze_clock(start: datetime | None = None) -> FrozenClock:
