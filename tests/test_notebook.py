@@ -139,3 +139,102 @@ def test_the_html_caption_does_not_convert_the_event_history() -> None:
     converted.clear()
     assert _caption_counts(manager) == (1, 1000)
     assert sum(converted) <= 1, converted  # at most the newest event, not the history
+
+
+# -- one position's P/L that cannot be had ------------------------------------------------------
+
+BTC = "BTC/USDT:USDT"
+ETH = "ETH/USDT:USDT"
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (RuntimeError("model offline"), "get_leveraged_pnl raised RuntimeError: model offline"),
+        ("n/a", "get_leveraged_pnl returned str, not a number"),
+        (None, "get_leveraged_pnl returned NoneType, not a number"),
+    ],
+)
+def test_a_position_whose_pnl_fails_does_not_hide_the_others(answer: Any, why: str) -> None:
+    # A subclass's get_leveraged_pnl that raised (or answered a str) made the manager's
+    # _repr_html_ (and to_records() when it raised) fail for the whole table (found by an
+    # audit): that cell is now "unavailable", with the reason, and its record's pnl None.
+    from helpers_clients import FakeExchange, make_manager
+
+    from position_manager_rs import Position
+
+    class Odd(Position):
+        answer: Any = None
+        broken = False
+
+        def get_leveraged_pnl(self, current_price: float, include_fees: object = False) -> float:
+            if not Odd.broken:
+                return super().get_leveraged_pnl(current_price, include_fees)
+            if isinstance(Odd.answer, BaseException):
+                raise Odd.answer
+            return Odd.answer
+
+    exchange = FakeExchange()
+    exchange.open(BTC, contracts=1.0)
+    exchange.open(ETH, contracts=1.0)
+    exchange.prices[ETH] = 100.3  # +3 % leveraged: no exit rule fires
+    manager = make_manager(exchange)
+    odd = Odd(BTC, "long", 100.0, 1.0, 10, 95.0, 115.0)
+    manager.positions[BTC] = odd
+    manager.positions[ETH] = Position(ETH, "long", 100.0, 1.0, 10, 95.0, 115.0)
+    logging.disable(logging.CRITICAL)
+    try:
+        list(manager.update_positions())
+    finally:
+        logging.disable(logging.NOTSET)
+    Odd.answer, Odd.broken = answer, True
+
+    table = manager._repr_html_()
+    unavailable = f'<td class="muted" title="{why}">unavailable</td>'
+    assert table.count(unavailable) == 1, table
+    assert '<td class="up">+3.00%</td>' in table  # ETH's row is whole
+    assert unavailable in odd._repr_html_()
+    records = {r["symbol"]: r for r in manager.to_records()}
+    assert records[BTC]["pnl"] is None and records[BTC]["last_price"] == 100.0
+    assert records[ETH]["pnl"] == pytest.approx(0.03)
+    # An interruption is not a failure to display: it goes through.
+    Odd.answer = KeyboardInterrupt()
+    for view in (manager._repr_html_, manager.to_records, odd._repr_html_):
+        with pytest.raises(KeyboardInterrupt):
+            view()
+
+
+# -- a position's card in paper time ----------------------------------------------------------
+
+
+def _card_age(html: str) -> str:
+    match = re.search(r'<th class="l">age</th><td>([^<]*)</td>', html)
+    assert match, html
+    return match.group(1)
+
+
+def test_a_positions_card_ages_by_its_managers_clock() -> None:
+    # The card read the process clock while the manager's table read the manager's clock=:
+    # in paper time the table said 30m and the card 339d (found by an audit).
+    from datetime import datetime, timedelta
+
+    from position_manager_rs import PaperExchange, Position, PositionManager
+    from position_manager_rs.testing import frozen_clock
+
+    with frozen_clock(datetime(2030, 1, 1)) as process_clock:
+        paper = PaperExchange(seed=1, volatility=0.0)
+        manager = PositionManager(paper, 0.02, clock=paper.clock, ticker_retry_delays=())
+        assert manager.open_position(BTC, "BUY", 1, 10, 0.03)
+        paper.advance(30)
+        list(manager.update_positions())
+        position = manager.positions[BTC]
+        assert manager.to_records()[0]["age"] == timedelta(minutes=30)
+        assert "<td>30m</td></tr>" in manager._repr_html_()
+        assert _card_age(position._repr_html_()) == "30m"
+        # A position no manager holds ages by the process clock, as before.
+        loose = Position(ETH, "long", 100.0, 1.0, 10, 95.0, 115.0)
+        process_clock.advance(hours=2)
+        assert _card_age(loose._repr_html_()) == "2h 00m"
+        # ... and so does one its manager let go of.
+        del manager.positions[BTC]
+        assert _card_age(position._repr_html_()) == "1461d 02h"  # paper 2026 seen from 2030

@@ -8,6 +8,7 @@ matplotlib are optional; the functions that need them say so when they are missi
 from __future__ import annotations
 
 import html
+import numbers
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -44,19 +45,43 @@ def _now() -> datetime:
     return _core._clock_now()
 
 
-def position_record(
-    position: Position, symbol: str | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """One position as a flat dict: the columns of the manager's table plus ``updated``.
+def _position_now(position: Position) -> datetime:
+    # The clock of the manager whose book holds the position (its ``clock=``: paper time), as
+    # the manager's table reads it; the process-wide clock for a position no manager holds.
+    now = _core.PositionsView._owner_now(position)
+    return _now() if now is None else now
 
-    ``last_price`` and ``updated`` come from the position's history (the last update cycle that
-    priced it); ``pnl`` is the leveraged P/L fraction at that price, before fees (``None`` when
-    the position was never priced); ``age`` is a ``timedelta`` since ``entry_time``.
+
+def _leveraged_pnl(position: Position, price: float) -> tuple[float | None, str | None]:
+    """The leveraged P/L at ``price`` and, when it is unavailable, why.
+
+    A subclass's ``get_leveraged_pnl`` may raise or answer something that is not a number:
+    then the P/L is ``None`` and the reason says what happened, so one such position does not
+    take the whole table down. ``KeyboardInterrupt`` and ``SystemExit`` still propagate.
     """
-    now = _now() if now is None else now
+    try:
+        pnl = position.get_leveraged_pnl(price)
+    except Exception as e:
+        try:
+            text = str(e)
+        except Exception:
+            text = "<unprintable>"
+        if len(text) > 200:
+            text = text[:200] + "..."
+        return None, f"get_leveraged_pnl raised {type(e).__name__}: {text}"
+    if isinstance(pnl, bool) or not isinstance(pnl, numbers.Real):
+        return None, f"get_leveraged_pnl returned {type(pnl).__name__}, not a number"
+    return float(pnl), None
+
+
+def _record(
+    position: Position, symbol: str | None, now: datetime
+) -> tuple[dict[str, Any], str | None]:
+    # The record and, when its P/L is unavailable although the position was priced, why.
     last = position.history[-1] if position.history else None
     last_price = None if last is None else last[1]
-    return {
+    pnl, problem = (None, None) if last_price is None else _leveraged_pnl(position, last_price)
+    record = {
         "symbol": position.symbol if symbol is None else symbol,
         "side": position.side,
         "entry_price": position.entry_price,
@@ -65,18 +90,41 @@ def position_record(
         "stop_loss": position.stop_loss,
         "take_profit": position.take_profit,
         "last_price": last_price,
-        "pnl": None if last_price is None else position.get_leveraged_pnl(last_price),
+        "pnl": pnl,
         "age": now - position.entry_time,
         "updated": None if last is None else last[0],
     }
+    return record, problem
+
+
+def position_record(
+    position: Position, symbol: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """One position as a flat dict: the columns of the manager's table plus ``updated``.
+
+    ``last_price`` and ``updated`` come from the position's history (the last update cycle that
+    priced it); ``pnl`` is the leveraged P/L fraction at that price, before fees, as a float:
+    ``None`` when the position was never priced, and ``None`` too when it is unavailable — the
+    position's own ``get_leveraged_pnl`` (a subclass's override) raised an ``Exception`` or
+    answered something that is not a real number (the HTML views show such a cell as
+    "unavailable", with the reason). ``age`` is a ``timedelta`` since ``entry_time``, by
+    ``now`` (default: the clock of the manager holding the position, else the process-wide
+    clock).
+    """
+    return _record(position, symbol, _position_now(position) if now is None else now)[0]
 
 
 def manager_records(manager: PositionManager) -> list[dict[str, Any]]:
     """Every tracked position as a record (see ``position_record``), in book order; ages by
-    the manager's own clock (``manager.clock``, e.g. paper time) when it has one."""
+    the manager's own clock (``manager.clock``, e.g. paper time) when it has one. A position
+    whose P/L is unavailable has ``pnl`` ``None``; the others are unaffected."""
+    return [r for r, _ in _manager_records(manager)]
+
+
+def _manager_records(manager: PositionManager) -> list[tuple[dict[str, Any], str | None]]:
     clock = manager.clock
     now = _now() if clock is None else clock.now()
-    return [position_record(p, s, now) for s, p in manager.get_all_positions().items()]
+    return [_record(p, s, now) for s, p in manager.get_all_positions().items()]
 
 
 def _pandas() -> Any:
@@ -125,7 +173,9 @@ def _age(delta: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _pnl_cell(pnl: float | None) -> str:
+def _pnl_cell(pnl: float | None, problem: str | None = None) -> str:
+    if problem is not None:
+        return f'<td class="muted" title="{html.escape(problem)}">unavailable</td>'
     if pnl is None:
         return '<td class="muted">—</td>'
     css = "up" if pnl > 0 else "down" if pnl < 0 else ""
@@ -138,13 +188,13 @@ def _leverage(x: float) -> str:
 
 def manager_html(manager: PositionManager) -> str:
     """The manager as an HTML table (what Jupyter shows for ``manager``)."""
-    records = manager_records(manager)
+    records = _manager_records(manager)
     head = "".join(
         f'<th class="{"l" if c in ("symbol", "side") else ""}">{c.replace("_", " ")}</th>'
         for c in COLUMNS
     )
     rows = []
-    for r in records:
+    for r, problem in records:
         rows.append(
             "<tr>"
             f'<td class="l">{html.escape(r["symbol"])}</td>'
@@ -155,7 +205,7 @@ def manager_html(manager: PositionManager) -> str:
             f"<td>{_price(r['stop_loss'])}</td>"
             f"<td>{_price(r['take_profit'])}</td>"
             f"<td>{_price(r['last_price'])}</td>"
-            f"{_pnl_cell(r['pnl'])}"
+            f"{_pnl_cell(r['pnl'], problem)}"
             f"<td>{_age(r['age'])}</td>"
             "</tr>"
         )
@@ -173,8 +223,9 @@ def manager_html(manager: PositionManager) -> str:
 
 
 def position_html(position: Position) -> str:
-    """One position as a small HTML table (what Jupyter shows for a ``Position``)."""
-    r = position_record(position)
+    """One position as a small HTML table (what Jupyter shows for a ``Position``); its age by
+    the clock of the manager holding it, as the manager's table shows it."""
+    r, problem = _record(position, None, _position_now(position))
     fields = [
         ("side", html.escape(r["side"])),
         ("entry price", _price(r["entry_price"])),
@@ -188,7 +239,7 @@ def position_html(position: Position) -> str:
     ]
     body = "".join(f'<tr><th class="l">{k}</th><td>{v}</td></tr>' for k, v in fields)
     pnl = r["pnl"]
-    pnl_row = f'<tr><th class="l">P/L</th>{_pnl_cell(pnl)}</tr>'
+    pnl_row = f'<tr><th class="l">P/L</th>{_pnl_cell(pnl, problem)}</tr>'
     title = html.escape(f"Position {r['symbol']}")
     return (
         f'<div class="pmrs">{_STYLE}<table><caption>{title}</caption>'
