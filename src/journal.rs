@@ -60,7 +60,7 @@ fn to_py(e: CoreJournalError) -> PyErr {
 /// which one failed (a damaged file's "database disk image is malformed" named none; found by
 /// an audit on 2026-12-06).
 fn to_py_at(shown: &str) -> impl Fn(CoreJournalError) -> PyErr + '_ {
-    let named = shown.strip_prefix("sqlite:").unwrap_or(shown);
+    let named = shown.strip_prefix("sqlite:///").unwrap_or(shown);
     move |e| match e {
         CoreJournalError::Database(m) if !m.contains(named) => {
             JournalError::new_err(format!("{shown}: {m}"))
@@ -85,7 +85,7 @@ fn target_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Target> {
                 describe(value)
             ))
         })?;
-        return Target::parse(&text).map_err(to_py);
+        return Target::parse_arg(name, &text).map_err(to_py);
     }
     let path = path_arg(value).map_err(|e| {
         if e.is_instance_of::<PyTypeError>(value.py()) {
@@ -545,7 +545,7 @@ impl PyJournalReader {
         let filter = EventFilter {
             account,
             symbol,
-            kinds: kinds.unwrap_or_default(),
+            kinds,
             since_us,
             until_us,
             limit,

@@ -925,6 +925,60 @@ def test_sqlite_urls_and_wal_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert Journal("rel.db").accounts()[0]["account"] == "x"
 
 
+def test_a_journals_url_opens_it_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # url (and repr) read sqlite:/tmp/..., a form Journal() refused (found by an audit): it is
+    # now sqlite:/// and the path, which it accepts (as journal_status["journal"]).
+    monkeypatch.chdir(tmp_path)
+    pm = PositionManager(NO_CLIENT, journal=str(tmp_path / "j.db"), account="x")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    absolute = f"sqlite:///{tmp_path}/j.db"
+    assert absolute.startswith("sqlite:////")
+    assert pm.journal_status["journal"] == absolute  # type: ignore[index]
+    specs: list[tuple[str | Path, str]] = [
+        (str(tmp_path / "j.db"), absolute),
+        (tmp_path / "j.db", absolute),
+        (absolute, absolute),
+        ("j.db", "sqlite:///j.db"),
+        ("sqlite:///j.db", "sqlite:///j.db"),
+    ]
+    for spec, url in specs:
+        with Journal(spec) as journal:
+            assert journal.url == url
+            assert repr(journal) == f"Journal({url!r})"
+            with Journal(journal.url) as again:
+                assert again.accounts()[0]["account"] == "x"
+
+
+def test_no_kind_selects_no_event(tmp_path: Path) -> None:
+    # events(kind=[]) returned every event (found by an audit): no kind asked, none selected.
+    url = str(tmp_path / "j.db")
+    pm = PositionManager(NO_CLIENT, journal=url, account="x")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    del pm.positions[BTC]
+    with Journal(url) as journal:
+        kinds = [e["kind"] for e in journal.events()]
+        assert len(kinds) == 2
+        assert [e["kind"] for e in journal.events(kind=kinds[0])] == kinds[:1]
+        assert journal.events(kind=[]) == []
+        assert journal.events(kind=()) == []
+        assert journal.events(kind=iter([]), account="x") == []
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("", '^url must be a file path, sqlite:///path or postgresql://..., got ""$'),
+        ("sqlite://x.db", "^url must spell an SQLite file sqlite:///relative/path"),
+        ("mysql://db/x", '^url scheme "mysql" is not supported'),
+        ("postgresql://h:notaport/db", "^url is not a valid PostgreSQL URL"),
+    ],
+)
+def test_a_bad_journal_url_names_the_argument_url(url: str, match: str) -> None:
+    # Journal("") said "journal must be ...": the parameter is url (found by an audit).
+    with pytest.raises(ValueError, match=match):
+        Journal(url)
+
+
 def test_journal_times_are_the_event_times(tmp_path: Path) -> None:
     url = str(tmp_path / "j.db")
     pm = PositionManager(NO_CLIENT, journal=url)
@@ -1535,7 +1589,7 @@ def test_an_error_from_a_damaged_journal_names_the_database(tmp_path: Path) -> N
     data[4096 * 2 : 4096 * 4] = b"\xab" * (4096 * 2)
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(bytes(data))
-    with pytest.raises(JournalError, match=f"^sqlite:{re.escape(str(damaged))}: SQLite: "):
+    with pytest.raises(JournalError, match=f"^sqlite:///{re.escape(str(damaged))}: SQLite: "):
         PositionManager(NO_CLIENT, journal=str(damaged), account="a")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database" * 1000)

@@ -17,15 +17,15 @@ use crate::{JournalError, JournalResult, SyncMode, Target};
 /// The event kinds that end a position: closed by the manager, removed as closed outside it.
 pub const CLOSING_KINDS: &[&str] = &["closed", "removed"];
 
-/// Which events to read. Empty fields select everything.
+/// Which events to read. A field left `None` selects everything.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
     /// Only this account.
     pub account: Option<String>,
     /// Only this symbol (a hedge-mode key `SYMBOL@leg` matches its symbol too).
     pub symbol: Option<String>,
-    /// Only these kinds.
-    pub kinds: Vec<String>,
+    /// Only these kinds (`Some` of an empty list selects no event).
+    pub kinds: Option<Vec<String>>,
     /// Only at or after this time (naive local microseconds).
     pub since_us: Option<i64>,
     /// Only before this time.
@@ -358,13 +358,17 @@ impl Reader {
             .collect();
             clauses.push(format!("symbol IN ({})", keys.join(", ")));
         }
-        if !filter.kinds.is_empty() {
-            let list: Vec<String> = filter
-                .kinds
-                .iter()
-                .map(|k| param(Val::text(k.as_str()), &mut params))
-                .collect();
-            clauses.push(format!("kind IN ({})", list.join(", ")));
+        match &filter.kinds {
+            None => {}
+            // No kind asked for selects nothing (it selected everything: found by an audit).
+            Some(kinds) if kinds.is_empty() => clauses.push("1 = 0".to_owned()),
+            Some(kinds) => {
+                let list: Vec<String> = kinds
+                    .iter()
+                    .map(|k| param(Val::text(k.as_str()), &mut params))
+                    .collect();
+                clauses.push(format!("kind IN ({})", list.join(", ")));
+            }
         }
         if let Some(t) = filter.since_us {
             let p = param(Val::int(t), &mut params);
@@ -421,7 +425,7 @@ impl Reader {
     /// again) is not one of them.
     pub fn closed_positions(&mut self, filter: &EventFilter) -> JournalResult<Vec<EventRecord>> {
         let mut f = filter.clone();
-        f.kinds = CLOSING_KINDS.iter().map(|k| (*k).to_owned()).collect();
+        f.kinds = Some(CLOSING_KINDS.iter().map(|k| (*k).to_owned()).collect());
         f.without_taken_back = true;
         self.events(&f)
     }

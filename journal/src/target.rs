@@ -66,10 +66,25 @@ impl Target {
         Ok(Target::Sqlite(PathBuf::from(spec)))
     }
 
-    /// The target for messages, without a password.
+    /// [`Target::parse`] of the argument `name` (a manager's `journal=`, a reader's `url`): a
+    /// refusal names that argument rather than "journal".
+    pub fn parse_arg(name: &str, spec: &str) -> JournalResult<Target> {
+        Target::parse(spec).map_err(|e| match e {
+            JournalError::Config(m) => JournalError::Config(match m.strip_prefix("journal ") {
+                Some(rest) => format!("{name} {rest}"),
+                None => m,
+            }),
+            other => other,
+        })
+    }
+
+    /// The target as [`Target::parse`] reads it back, without a password: for messages and a
+    /// reader's `url`. An SQLite file is `sqlite:///` and its path (`sqlite:////tmp/j.db` for
+    /// `/tmp/j.db`; a relative path stays relative); a PostgreSQL URL has its passwords
+    /// replaced by `***` ([`redact`]).
     pub fn display(&self) -> String {
         match self {
-            Target::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Target::Sqlite(p) => format!("sqlite:///{}", p.display()),
             Target::Postgres(url) => redact(url),
         }
     }
@@ -190,6 +205,14 @@ mod tests {
             Target::parse("postgresql://u:p@127.0.0.1:5432/db").unwrap(),
             Target::Postgres(_)
         ));
+        for spec in ["j.db", "/tmp/j.db", "sqlite:///j.db", "sqlite:////tmp/j.db"] {
+            let target = Target::parse(spec).unwrap();
+            assert_eq!(Target::parse(&target.display()).unwrap(), target, "{spec}");
+        }
+        assert_eq!(
+            Target::parse("/tmp/j.db").unwrap().display(),
+            "sqlite:////tmp/j.db"
+        );
         for bad in ["", "sqlite://j.db", "sqlite:///", "mysql://x/y", "a\0b"] {
             assert!(
                 matches!(Target::parse(bad), Err(JournalError::Config(_))),
@@ -209,6 +232,16 @@ mod tests {
             redact("postgresql://db/t?application_name=a@b&sslpassword=k&user=bot"),
             "postgresql://db/t?application_name=a@b&sslpassword=***&user=bot"
         );
+        for (spec, start) in [
+            ("", "url must be a file path"),
+            ("sqlite://j.db", "url must spell an SQLite file"),
+            ("mysql://x/y", "url scheme \"mysql\" is not supported"),
+        ] {
+            match Target::parse_arg("url", spec) {
+                Err(JournalError::Config(m)) => assert!(m.starts_with(start), "{spec}: {m}"),
+                other => panic!("{spec}: {other:?}"),
+            }
+        }
         assert_eq!(SyncMode::parse("normal").unwrap(), SyncMode::Normal);
         assert!(SyncMode::parse("FULL").is_err());
     }

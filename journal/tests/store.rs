@@ -304,7 +304,7 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
         let f = |account: Option<&str>, symbol: Option<&str>, kinds: &[&str]| EventFilter {
             account: account.map(str::to_owned),
             symbol: symbol.map(str::to_owned),
-            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            kinds: (!kinds.is_empty()).then(|| kinds.iter().map(|k| (*k).to_owned()).collect()),
             ..EventFilter::default()
         };
         assert_eq!(r.events(&f(None, None, &[])).unwrap().len(), 6);
@@ -318,6 +318,14 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
         );
         assert_eq!(r.events(&f(None, Some("ETH"), &[])).unwrap().len(), 0);
         assert_eq!(r.events(&f(Some("a"), None, &["closed"])).unwrap().len(), 2);
+        let no_kind = EventFilter {
+            kinds: Some(Vec::new()),
+            ..EventFilter::default()
+        };
+        assert!(
+            r.events(&no_kind).unwrap().is_empty(),
+            "no kind selects no event"
+        );
         let closed = r.closed_positions(&f(Some("a"), None, &[])).unwrap();
         assert!(closed
             .iter()
@@ -465,7 +473,7 @@ fn an_end_a_later_list_took_back_is_not_a_closed_position() {
         // The event log itself keeps the close that was taken back.
         let logged = r
             .events(&EventFilter {
-                kinds: vec!["closed".into()],
+                kinds: Some(vec!["closed".into()]),
                 ..btc_of_a
             })
             .unwrap();

@@ -96,7 +96,10 @@ class Journal:
 
     @property
     def url(self) -> str:
-        """The database (a PostgreSQL URL without its password)."""
+        """The database, spelt as ``Journal(url)`` accepts it: ``sqlite:///`` and the file's
+        path (``sqlite:////abs/j.db``; a relative path stays relative), or the PostgreSQL URL
+        with its passwords replaced by ``***`` (give the password again to reopen it, or keep
+        it in ``PGPASSWORD`` / ``~/.pgpass``, which a URL without one reads)."""
         return self._reader.url
 
     @property
@@ -122,7 +125,8 @@ class Journal:
         ``attributes`` (the bot's attributes of the position then, or None).
 
         ``symbol`` also matches hedge-mode keys (``SYMBOL@long``); ``kind`` is one kind or
-        several; ``since`` is inclusive, ``until`` exclusive; ``limit`` keeps the newest.
+        several (an empty list selects none); ``since`` is inclusive, ``until`` exclusive;
+        ``limit`` keeps the newest.
         """
         return Records(
             self._reader.events(
