@@ -17,6 +17,17 @@ BAD: list[tuple[list[bytes], str]] = [
     ([b"--speed", b"fast"], "argument --speed: not a number: 'fast'"),
     ([b"--symbols", b"BTC/USDT:USDT,\xff\xfe"], "argument --symbols: symbols must be UTF-8 text"),
     ([b"--symbols", b",,"], "argument --symbols: give at least one symbol"),
+    # A hedge-mode key was accepted: every open then failed in the one-way demo and it exited
+    # 0 (found by an audit).
+    (
+        [b"--symbols", b"BTC/USDT:USDT@long"],
+        "argument --symbols: 'BTC/USDT:USDT@long' is a hedge-mode key (SYMBOL@long / "
+        "SYMBOL@short); the demo runs in one-way mode: give the symbol itself ('BTC/USDT:USDT')",
+    ),
+    (
+        [b"--symbols", b"ETH/USDT:USDT,BTC/USDT:USDT@short"],
+        "argument --symbols: 'BTC/USDT:USDT@short' is a hedge-mode key",
+    ),
     ([b"--cycles", b"0"], "argument --cycles: must be from 1 to 100000"),
     ([b"--cycles", b"99999999999999999999999"], "argument --cycles: must be from 1 to 100000"),
     ([b"--cycles", b"1.5"], "argument --cycles: not an int: '1.5'"),

@@ -549,6 +549,15 @@ def _symbols(text: str) -> list[str]:
         raise argparse.ArgumentTypeError("give at least one symbol")
     if len(set(symbols)) != len(symbols):
         raise argparse.ArgumentTypeError("symbols must be distinct")
+    for symbol in symbols:
+        market, at, leg = symbol.rpartition("@")
+        if at and market and leg in ("long", "short"):
+            # The demo's manager runs in one-way mode (it has no hedge option): such a key is
+            # refused by every open, and the demo ran on with nothing open.
+            raise argparse.ArgumentTypeError(
+                f"{symbol!r} is a hedge-mode key (SYMBOL@long / SYMBOL@short); the demo runs "
+                f"in one-way mode: give the symbol itself ({market!r})"
+            )
     return symbols
 
 
@@ -600,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--symbols",
         type=_symbols,
         default=list(DEFAULT_SYMBOLS),
-        help="comma-separated ccxt symbols (default: %(default)s)",
+        help="comma-separated ccxt symbols, not hedge-mode keys (default: %(default)s)",
     )
     demo.add_argument(
         "--cycles",
