@@ -6,9 +6,7 @@
 //! unrecorded). Iteration works on a snapshot, so another thread changing the book never raises
 //! "changed size during iteration".
 
-use std::sync::{Arc, LazyLock, Weak};
-
-use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -17,11 +15,10 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::book_dict::BookDict;
 
-use position_manager_core::clock::Timestamp;
 use position_manager_core::events::EventKind;
 
 use crate::convert::{describe, is_mapping};
-use crate::logging::{detached, run_plain};
+use crate::logging::run_plain;
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -97,50 +94,9 @@ fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosi
         })
 }
 
-/// Every manager's core (each made one view), held weakly: where a `Position` finds the manager
-/// whose book holds it ([`owner_now`]). Replaced copy-on-write when a manager is made, read
-/// without a lock.
-static CORES: LazyLock<ArcSwap<Vec<Weak<CoreManager>>>> =
-    LazyLock::new(|| ArcSwap::from_pointee(Vec::new()));
-
-/// Adds `core` to [`CORES`], dropping the cores of managers that are gone.
-fn register_core(core: &Arc<CoreManager>) {
-    let weak = Arc::downgrade(core);
-    CORES.rcu(|cores| {
-        let mut kept: Vec<Weak<CoreManager>> = cores
-            .iter()
-            .filter(|c| c.strong_count() > 0)
-            .cloned()
-            .collect();
-        kept.push(weak.clone());
-        kept
-    });
-}
-
-/// The time of the clock of the manager whose book holds `position` (this very object): its
-/// `clock=`, or the process-wide clock. `None` when no manager holds it. Reads the books
-/// detached (their locks are never waited for while attached).
-pub fn owner_now(position: &Bound<'_, PyPosition>) -> Option<Timestamp> {
-    let target = position.as_ptr() as usize;
-    detached(position.py(), move || {
-        CORES
-            .load()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find_map(|core| {
-                let (_, handles) = core.book().handles();
-                handles
-                    .iter()
-                    .any(|(_, h)| h.as_ptr() as usize == target)
-                    .then(|| core.now())
-            })
-    })
-}
-
 impl PositionsView {
     /// A view of `core`'s book.
     pub fn new(core: Arc<CoreManager>) -> Self {
-        register_core(&core);
         PositionsView {
             core,
             dict: BookDict::default(),
@@ -276,17 +232,6 @@ impl PositionsView {
 
 #[pymethods]
 impl PositionsView {
-    /// The time of the clock of the manager whose book holds `position` (this very object),
-    /// or None when no manager holds it (or it is no Position): what a position's notebook
-    /// card ages it by, as the manager's table does.
-    #[staticmethod]
-    fn _owner_now(position: &Bound<'_, PyAny>) -> PyResult<Option<chrono::NaiveDateTime>> {
-        match position.cast::<PyPosition>() {
-            Ok(p) => owner_now(p).map(crate::convert::to_datetime).transpose(),
-            Err(_) => Ok(None),
-        }
-    }
-
     fn __len__(&self) -> usize {
         self.count()
     }

@@ -202,39 +202,3 @@ def test_a_position_whose_pnl_fails_does_not_hide_the_others(answer: Any, why: s
     for view in (manager._repr_html_, manager.to_records, odd._repr_html_):
         with pytest.raises(KeyboardInterrupt):
             view()
-
-
-# -- a position's card in paper time ----------------------------------------------------------
-
-
-def _card_age(html: str) -> str:
-    match = re.search(r'<th class="l">age</th><td>([^<]*)</td>', html)
-    assert match, html
-    return match.group(1)
-
-
-def test_a_positions_card_ages_by_its_managers_clock() -> None:
-    # The card read the process clock while the manager's table read the manager's clock=:
-    # in paper time the table said 30m and the card 339d (found by an audit).
-    from datetime import datetime, timedelta
-
-    from position_manager_rs import PaperExchange, Position, PositionManager
-    from position_manager_rs.testing import frozen_clock
-
-    with frozen_clock(datetime(2030, 1, 1)) as process_clock:
-        paper = PaperExchange(seed=1, volatility=0.0)
-        manager = PositionManager(paper, 0.02, clock=paper.clock, ticker_retry_delays=())
-        assert manager.open_position(BTC, "BUY", 1, 10, 0.03)
-        paper.advance(30)
-        list(manager.update_positions())
-        position = manager.positions[BTC]
-        assert manager.to_records()[0]["age"] == timedelta(minutes=30)
-        assert "<td>30m</td></tr>" in manager._repr_html_()
-        assert _card_age(position._repr_html_()) == "30m"
-        # A position no manager holds ages by the process clock, as before.
-        loose = Position(ETH, "long", 100.0, 1.0, 10, 95.0, 115.0)
-        process_clock.advance(hours=2)
-        assert _card_age(loose._repr_html_()) == "2h 00m"
-        # ... and so does one its manager let go of.
-        del manager.positions[BTC]
-        assert _card_age(position._repr_html_()) == "1461d 02h"  # paper 2026 seen from 2030

@@ -45,13 +45,6 @@ def _now() -> datetime:
     return _core._clock_now()
 
 
-def _position_now(position: Position) -> datetime:
-    # The clock of the manager whose book holds the position (its ``clock=``: paper time), as
-    # the manager's table reads it; the process-wide clock for a position no manager holds.
-    now = _core.PositionsView._owner_now(position)
-    return _now() if now is None else now
-
-
 def _leveraged_pnl(position: Position, price: float) -> tuple[float | None, str | None]:
     """The leveraged P/L at ``price`` and, when it is unavailable, why.
 
@@ -108,10 +101,9 @@ def position_record(
     position's own ``get_leveraged_pnl`` (a subclass's override) raised an ``Exception`` or
     answered something that is not a real number (the HTML views show such a cell as
     "unavailable", with the reason). ``age`` is a ``timedelta`` since ``entry_time``, by
-    ``now`` (default: the clock of the manager holding the position, else the process-wide
-    clock).
+    ``now`` (default: the process-wide clock; ``manager_records`` passes the manager's own).
     """
-    return _record(position, symbol, _position_now(position) if now is None else now)[0]
+    return _record(position, symbol, _now() if now is None else now)[0]
 
 
 def manager_records(manager: PositionManager) -> list[dict[str, Any]]:
@@ -225,7 +217,7 @@ def manager_html(manager: PositionManager) -> str:
 def position_html(position: Position) -> str:
     """One position as a small HTML table (what Jupyter shows for a ``Position``); its age by
     the clock of the manager holding it, as the manager's table shows it."""
-    r, problem = _record(position, None, _position_now(position))
+    r, problem = _record(position, None, _now())
     fields = [
         ("side", html.escape(r["side"])),
         ("entry price", _price(r["entry_price"])),
