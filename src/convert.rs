@@ -32,10 +32,20 @@ const REPR_MAX: usize = 200;
 
 /// `repr(value)` (at most [`REPR_MAX`] characters) and its type, for error messages.
 pub fn describe(value: &Bound<'_, PyAny>) -> String {
-    let mut repr = value
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "<unprintable>".to_owned());
+    described(value.repr().map(|r| r.to_string()).ok(), value)
+}
+
+/// [`describe`] for a value a user's code returned, where the text goes into a warning rather
+/// than an exception: an interrupt, an exit or a `MemoryError` raised by its `repr()` leaves as
+/// it came ([`passes_through`]) instead of printing as `<unprintable>`.
+pub fn describe_checked(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let repr = unless_passing(value.py(), value.repr().map(|r| r.to_string()))?;
+    Ok(described(repr, value))
+}
+
+/// [`describe`]'s text from a repr (`None`: it could not be read).
+fn described(repr: Option<String>, value: &Bound<'_, PyAny>) -> String {
+    let mut repr = repr.unwrap_or_else(|| "<unprintable>".to_owned());
     if let Some((cut, _)) = repr.char_indices().nth(REPR_MAX) {
         repr.truncate(cut);
         repr.push_str("...");
@@ -53,9 +63,6 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "object".to_owned())
 }
 
-/// A real-number argument: int, float, or anything with `__float__` except strings and bools
-/// (`True` is no number of contracts or seconds). An int too large for a float is a
-/// `ValueError` naming the argument.
 /// Whether a Python exception met while reading a value must leave as it came rather than mark
 /// the value unreadable: an interrupt or an exit is no `Exception` (DESIGN rule 8), and a
 /// `MemoryError` is the process's problem, not the value's.
@@ -86,6 +93,9 @@ fn is_numpy_bool(value: &Bound<'_, PyAny>) -> bool {
     named && kind.module().is_ok_and(|m| m.to_string_lossy() == "numpy")
 }
 
+/// A real-number argument: int, float, or anything with `__float__` except strings and bools
+/// (`True` is no number of contracts or seconds). An int too large for a float is a
+/// `ValueError` naming the argument.
 pub fn number(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(f.value());

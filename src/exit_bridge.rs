@@ -24,19 +24,88 @@ use position_manager_core::manager::exit_rules::{
     AdvancedExitRequest, AdvancedExitRule, OriginalExitSignal, SmartExitAnswer, SmartExitRule,
 };
 
-use crate::convert::{describe, get_key, int_if_whole, number, to_datetime};
+use crate::convert::{
+    describe, describe_checked, get_key, int_if_whole, number, passes_through, to_datetime,
+    unless_passing,
+};
 use crate::exits::{PyAdvancedExitStrategy, PySmartExitOptimizer};
 use crate::manager::CoreManager;
 
-/// `"TypeName: message"` of a Python exception.
-fn exception_text(py: Python<'_>, e: &PyErr) -> String {
+/// `"TypeName: message"` of a Python exception. An interruption raised by its `str()` leaves as
+/// it came (the only error this returns); any other failure leaves the message empty.
+fn exception_text(py: Python<'_>, e: &PyErr) -> PyResult<String> {
     let kind = e
         .get_type(py)
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".to_owned());
-    let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
-    format!("{kind}: {message}")
+    let message = match e.value(py).str() {
+        Ok(s) => s.to_string(),
+        Err(failed) if crate::logging::is_interrupt(py, &failed) => return Err(failed),
+        Err(_) => String::new(),
+    };
+    Ok(format!("{kind}: {message}"))
+}
+
+/// Why an exit object's answer could not be used.
+enum Unread {
+    /// It breaks the contract (docs/exit-objects.md): the warning's text.
+    Bad(String),
+    /// Reading it raised an exception that leaves as it came ([`passes_through`]): an
+    /// interrupt, an exit (DESIGN rule 8) or a `MemoryError`.
+    Passing(PyErr),
+}
+
+/// For `?` on what [`unless_passing`], [`describe_checked`] and [`exception_text`] return: the
+/// only errors they give are ones that pass through.
+impl From<PyErr> for Unread {
+    fn from(e: PyErr) -> Self {
+        Unread::Passing(e)
+    }
+}
+
+impl Unread {
+    /// The core's error: an interruption to raise as it came, or the text of the warning the
+    /// core logs before holding.
+    fn into_core(self, py: Python<'_>, method: &str) -> CoreError {
+        match self {
+            Unread::Bad(text) => CoreError::Value(text),
+            Unread::Passing(e) => {
+                raised_while(py, &e, &format!("{method}'s answer could not be read:"))
+            }
+        }
+    }
+}
+
+/// The core's error for an exception `e` met `doing` something: an interruption as it came
+/// ([`crate::logging::interrupted`]), anything else the warning's text `"{doing} TypeName:
+/// message"`.
+fn raised_while(py: Python<'_>, e: &PyErr, doing: &str) -> CoreError {
+    if crate::logging::is_interrupt(py, e) {
+        return crate::logging::interrupted(py, e);
+    }
+    match exception_text(py, e) {
+        Ok(text) => CoreError::Value(format!("{doing} {text}")),
+        Err(interruption) => crate::logging::interrupted(py, &interruption),
+    }
+}
+
+/// A warning's text, unless building it met an exception that passes through.
+fn bad(text: PyResult<String>) -> Unread {
+    match text {
+        Ok(text) => Unread::Bad(text),
+        Err(e) => Unread::Passing(e),
+    }
+}
+
+/// What an exception met while reading an answer makes of it: one that passes through leaves as
+/// it came; any other makes the answer unusable, in the words of `text` (which gets the
+/// exception's `"TypeName: message"`).
+fn unread(py: Python<'_>, e: PyErr, text: impl FnOnce(String) -> PyResult<String>) -> Unread {
+    if passes_through(py, &e) {
+        return Unread::Passing(e);
+    }
+    bad(exception_text(py, &e).and_then(text))
 }
 
 /// A user's advanced exit strategy object.
@@ -85,59 +154,79 @@ const SMART_METHOD: &str = "should_exit_early()";
 /// The keys the manager reads from a `should_exit_early` answer.
 const SMART_KEYS: &str = "should_exit, confidence, score and reason_text";
 
+/// How many items of an advanced strategy's answer are read at most: one more than expected, so
+/// that a longer answer (an endless iterator too) is told from a good one without reading it
+/// all.
+const SIGNAL_ITEMS_READ: usize = 4;
+
 /// Reads `(should_exit, reason, action)`: a sequence of three items (not a string); `action`
 /// None or a finite number > 0. An unusable answer is described: which method, what came back,
-/// what was expected.
-fn read_signal(answer: &Bound<'_, PyAny>) -> Result<OriginalExitSignal, String> {
+/// what was expected. An interruption raised while it is read leaves as it came.
+fn read_signal(answer: &Bound<'_, PyAny>) -> Result<OriginalExitSignal, Unread> {
     let py = answer.py();
     let not_a_tuple = || {
-        format!(
-            "{ADVANCED_METHOD} returned {}, expected a tuple (should_exit, reason, action)",
-            describe(answer)
-        )
+        bad(describe_checked(answer).map(|d| {
+            format!(
+                "{ADVANCED_METHOD} returned {d}, expected a tuple (should_exit, reason, action)"
+            )
+        }))
     };
     if answer.is_instance_of::<PyString>() || answer.is_instance_of::<PyDict>() || answer.is_none()
     {
         return Err(not_a_tuple());
     }
-    let items: Vec<Bound<'_, PyAny>> = answer
-        .try_iter()
-        .map_err(|_| not_a_tuple())?
-        .collect::<PyResult<Vec<_>>>()
-        .map_err(|e| {
-            format!(
-                "{ADVANCED_METHOD} returned {}, whose items cannot be read: {}",
-                describe(answer),
-                exception_text(py, &e)
-            )
-        })?;
+    let items_read = match answer.try_iter() {
+        Ok(items) => items,
+        Err(e) if passes_through(py, &e) => return Err(Unread::Passing(e)),
+        Err(_) => return Err(not_a_tuple()),
+    };
+    let mut items = Vec::with_capacity(SIGNAL_ITEMS_READ);
+    for item in items_read.take(SIGNAL_ITEMS_READ) {
+        items.push(item.map_err(|e| {
+            unread(py, e, |t| {
+                describe_checked(answer).map(|d| {
+                    format!("{ADVANCED_METHOD} returned {d}, whose items cannot be read: {t}")
+                })
+            })
+        })?);
+    }
     let count = items.len();
     let [exit, reason, action] = <[Bound<'_, PyAny>; 3]>::try_from(items).map_err(|_| {
-        format!(
-            "{ADVANCED_METHOD} returned {count} item(s), {}, expected 3: (should_exit, reason, \
-             action)",
-            describe(answer)
-        )
+        let count = if count < SIGNAL_ITEMS_READ {
+            format!("{count} item(s)")
+        } else {
+            "more than 3 items".to_owned()
+        };
+        bad(describe_checked(answer).map(|d| {
+            format!(
+                "{ADVANCED_METHOD} returned {count}, {d}, expected 3: (should_exit, reason, action)"
+            )
+        }))
     })?;
     let should_exit = exit.is_truthy().map_err(|e| {
-        format!(
-            "{ADVANCED_METHOD} returned should_exit {}, whose truth value cannot be read: {}",
-            describe(&exit),
-            exception_text(py, &e)
-        )
+        unread(py, e, |t| {
+            describe_checked(&exit).map(|d| {
+                format!(
+                    "{ADVANCED_METHOD} returned should_exit {d}, whose truth value cannot be \
+                     read: {t}"
+                )
+            })
+        })
     })?;
     let reason = reason.str().map(|s| s.to_string()).map_err(|e| {
-        format!(
-            "{ADVANCED_METHOD} returned a reason that str() cannot print: {}",
-            exception_text(py, &e)
-        )
+        unread(py, e, |t| {
+            Ok(format!(
+                "{ADVANCED_METHOD} returned a reason that str() cannot print: {t}"
+            ))
+        })
     })?;
     let bad_action = || {
-        format!(
-            "{ADVANCED_METHOD} returned action {}, expected None (hold) or a number > 0 (a \
-             fraction to sell, or a stop price)",
-            describe(&action)
-        )
+        bad(describe_checked(&action).map(|d| {
+            format!(
+                "{ADVANCED_METHOD} returned action {d}, expected None (hold) or a number > 0 (a \
+                 fraction to sell, or a stop price)"
+            )
+        }))
     };
     let action = if action.is_none() {
         None
@@ -148,6 +237,7 @@ fn read_signal(answer: &Bound<'_, PyAny>) -> Result<OriginalExitSignal, String> 
             Ok(v) if v.is_finite() && v > 0.0 => Some(v),
             // A full exit ignores its action, as the original did.
             Ok(_) if should_exit => None,
+            Err(e) if passes_through(py, &e) => return Err(Unread::Passing(e)),
             _ => return Err(bad_action()),
         }
     };
@@ -172,14 +262,8 @@ impl AdvancedExitRule for PyAdvancedRule {
                     .call_method1(intern!(py, "get_comprehensive_exit_signal"), args)
             };
             match call() {
-                Ok(answer) => read_signal(&answer).map_err(CoreError::Value),
-                Err(e) if crate::logging::is_interrupt(py, &e) => {
-                    Err(crate::logging::interrupted(py, &e))
-                }
-                Err(e) => Err(CoreError::Value(format!(
-                    "{ADVANCED_METHOD} raised {}",
-                    exception_text(py, &e)
-                ))),
+                Ok(answer) => read_signal(&answer).map_err(|u| u.into_core(py, ADVANCED_METHOD)),
+                Err(e) => Err(raised_while(py, &e, &format!("{ADVANCED_METHOD} raised"))),
             }
         })
     }
@@ -192,61 +276,64 @@ struct PySmartRule {
 
 /// Reads the answer dict: `should_exit` (truthiness), `confidence`, `score` and `reason_text`
 /// (a dict, or a mapping with `get`). An unusable answer is described: which method, which
-/// key, what came back, what was expected.
-fn read_smart_answer(answer: &Bound<'_, PyAny>) -> Result<SmartExitAnswer, String> {
+/// key, what came back, what was expected. An interruption raised while it is read leaves as
+/// it came.
+fn read_smart_answer(answer: &Bound<'_, PyAny>) -> Result<SmartExitAnswer, Unread> {
     let py = answer.py();
-    let is_mapping =
-        answer.is_instance_of::<PyDict>() || answer.hasattr(intern!(py, "get")).unwrap_or(false);
+    let is_mapping = answer.is_instance_of::<PyDict>()
+        || unless_passing(py, answer.hasattr(intern!(py, "get")))?.unwrap_or(false);
     if !is_mapping || answer.is_instance_of::<PyString>() {
-        return Err(format!(
-            "{SMART_METHOD} returned {}, expected a dict with {SMART_KEYS}",
-            describe(answer)
-        ));
+        return Err(bad(describe_checked(answer).map(|d| {
+            format!("{SMART_METHOD} returned {d}, expected a dict with {SMART_KEYS}")
+        })));
     }
-    let key = |k: &str| -> Result<Bound<'_, PyAny>, String> {
+    let key = |k: &str| -> Result<Bound<'_, PyAny>, Unread> {
         match get_key(answer, &PyString::new(py, k)) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => {
-                let keys = answer
-                    .cast::<PyDict>()
-                    .ok()
-                    .and_then(|d| d.keys().repr().ok())
-                    .map(|r| format!(" (its keys: {r})"))
-                    .unwrap_or_default();
-                Err(format!(
+                let keys = match answer.cast::<PyDict>() {
+                    Ok(d) => unless_passing(py, d.keys().repr())?
+                        .map(|r| format!(" (its keys: {r})"))
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                Err(Unread::Bad(format!(
                     "{SMART_METHOD} returned a dict without '{k}'{keys}, expected {SMART_KEYS}"
-                ))
+                )))
             }
-            Err(e) => Err(format!(
-                "{SMART_METHOD} answer's get('{k}') raised {}",
-                exception_text(py, &e)
-            )),
+            Err(e) => Err(unread(py, e, |t| {
+                Ok(format!("{SMART_METHOD} answer's get('{k}') raised {t}"))
+            })),
         }
     };
-    let num = |k: &str, v: &Bound<'_, PyAny>| -> Result<f64, String> {
+    let num = |k: &str, v: &Bound<'_, PyAny>| -> Result<f64, Unread> {
         match number(k, v) {
             Ok(x) if !v.is_instance_of::<PyBool>() => Ok(x),
-            _ => Err(format!(
-                "{SMART_METHOD} returned {k} {}, expected a number",
-                describe(v)
-            )),
+            Err(e) if passes_through(py, &e) => Err(Unread::Passing(e)),
+            _ => Err(bad(describe_checked(v).map(|d| {
+                format!("{SMART_METHOD} returned {k} {d}, expected a number")
+            }))),
         }
     };
-    let printed = |k: &str, v: &Bound<'_, PyAny>| -> Result<String, String> {
+    let printed = |k: &str, v: &Bound<'_, PyAny>| -> Result<String, Unread> {
         v.str().map(|s| s.to_string()).map_err(|e| {
-            format!(
-                "{SMART_METHOD} returned a {k} that str() cannot print: {}",
-                exception_text(py, &e)
-            )
+            unread(py, e, |t| {
+                Ok(format!(
+                    "{SMART_METHOD} returned a {k} that str() cannot print: {t}"
+                ))
+            })
         })
     };
     let exit_value = key("should_exit")?;
     let should_exit = exit_value.is_truthy().map_err(|e| {
-        format!(
-            "{SMART_METHOD} returned should_exit {}, whose truth value cannot be read: {}",
-            describe(&exit_value),
-            exception_text(py, &e)
-        )
+        unread(py, e, |t| {
+            describe_checked(&exit_value).map(|d| {
+                format!(
+                    "{SMART_METHOD} returned should_exit {d}, whose truth value cannot be read: \
+                     {t}"
+                )
+            })
+        })
     })?;
     let confidence_value = key("confidence")?;
     let score_value = key("score")?;
@@ -287,14 +374,8 @@ impl SmartExitRule for PySmartRule {
                 )
             };
             match call() {
-                Ok(answer) => read_smart_answer(&answer).map_err(CoreError::Value),
-                Err(e) if crate::logging::is_interrupt(py, &e) => {
-                    Err(crate::logging::interrupted(py, &e))
-                }
-                Err(e) => Err(CoreError::Value(format!(
-                    "{SMART_METHOD} raised {}",
-                    exception_text(py, &e)
-                ))),
+                Ok(answer) => read_smart_answer(&answer).map_err(|u| u.into_core(py, SMART_METHOD)),
+                Err(e) => Err(raised_while(py, &e, &format!("{SMART_METHOD} raised"))),
             }
         })
     }

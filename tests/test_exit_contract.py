@@ -287,6 +287,26 @@ class NoTruth:
         return "NoTruth()"
 
 
+class Endless:
+    """An answer that never ends (``itertools.repeat(False)`` returned by mistake); it counts
+    the items read, and ends a read that goes on past 1000 items instead of eating memory."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __iter__(self) -> Endless:
+        return self
+
+    def __next__(self) -> bool:
+        self.reads += 1
+        if self.reads > 1000:
+            raise RuntimeError("read on and on")
+        return False
+
+    def __repr__(self) -> str:
+        return "Endless()"
+
+
 BAD_ADVANCED = [
     (RuntimeError("feed down"), "get_comprehensive_exit_signal() raised RuntimeError: feed down"),
     (None, f"get_comprehensive_exit_signal() returned None (NoneType), {EXPECT_TUPLE}"),
@@ -296,6 +316,16 @@ BAD_ADVANCED = [
     (
         (True, "too short"),
         "get_comprehensive_exit_signal() returned 2 item(s), (True, 'too short') (tuple), "
+        "expected 3: (should_exit, reason, action)",
+    ),
+    (
+        (False, "x", None, 1.0),
+        "get_comprehensive_exit_signal() returned more than 3 items, (False, 'x', None, 1.0) "
+        "(tuple), expected 3: (should_exit, reason, action)",
+    ),
+    (
+        Endless(),
+        "get_comprehensive_exit_signal() returned more than 3 items, Endless() (Endless), "
         "expected 3: (should_exit, reason, action)",
     ),
     (
@@ -340,6 +370,15 @@ def test_a_bad_advanced_answer_is_one_warning_saying_what_was_wrong(
     run = run_advanced(answer)
     assert warnings(caplog) == [ADVANCED + why]
     assert run.closed == [] and run.client.orders == [] and run.pm.positions[S] is run.position
+
+
+def test_an_answer_is_read_no_further_than_one_item_past_three() -> None:
+    # The whole answer was collected first: an endless one (an audit returned
+    # itertools.repeat(False)) ate memory until the process aborted.
+    answer = Endless()
+    run = run_advanced(answer)
+    assert answer.reads == 4
+    assert run.closed == [] and run.pm.positions[S] is run.position
 
 
 BAD_SMART = [

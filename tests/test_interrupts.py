@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from helpers_clients import FakeExchange, assert_ctrl_c_ends, make_manager, make_position
 from reliability_helpers import book_problems
+from test_exit_strategies import HOLD, Recorder
 
 from position_manager_rs import PositionManager
 from position_manager_rs.testing import frozen_clock
@@ -277,6 +279,149 @@ def test_an_interrupt_in_a_user_exit_object_leaves_the_cycle(kind: type[BaseExce
     pm.advanced_exit_strategy = Strategy()
     with pytest.raises(kind):
         list(pm.update_positions())
+    assert set(pm.positions) == {BTC} and not book_problems(pm)
+
+
+class _Interrupting:
+    """A value of an exit object's answer whose ``where`` (``__bool__``, ``__str__``,
+    ``__float__``, ``__repr__``, ``__iter__`` or ``get``) is interrupted; the others answer.
+    Its number is NaN: as an action it is unusable, so that its ``repr`` is read."""
+
+    def __init__(self, kind: type[BaseException], where: str) -> None:
+        self.kind = kind
+        self.where = where
+
+    def _reached(self, name: str) -> None:
+        if name == self.where:
+            raise self.kind(f"interrupted in {name}")
+
+    def __bool__(self) -> bool:
+        self._reached("__bool__")
+        return False
+
+    def __str__(self) -> str:
+        self._reached("__str__")
+        return "text"
+
+    def __float__(self) -> float:
+        self._reached("__float__")
+        return float("nan")
+
+    def __repr__(self) -> str:
+        self._reached("__repr__")
+        return "_Interrupting()"
+
+    def __iter__(self) -> Iterator[Any]:
+        self._reached("__iter__")
+        return iter((False, "hold", None))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._reached("get")
+        return HOLD.get(key, default)
+
+
+class _Lookup:
+    """An object whose attribute lookup (its own ``__getattr__``) is interrupted."""
+
+    def __init__(self, kind: type[BaseException]) -> None:
+        self.kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.kind(f"interrupted looking up {name}")
+
+
+class _UnprintableError(Exception):
+    """An error whose ``str()`` is interrupted."""
+
+    def __init__(self, kind: type[BaseException]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __str__(self) -> str:
+        raise self.kind("interrupted printing the error")
+
+
+def _items_then(kind: type[BaseException]) -> Iterator[Any]:
+    yield False
+    raise kind("interrupted while the items are read")
+
+
+def _interrupting(kind: type[BaseException], where: str) -> Any:
+    return _Interrupting(kind, where)
+
+
+# What each exit object answers, by where the interruption comes while the answer is read.
+_ANSWERS: dict[str, Any] = {
+    "advanced: its items": _items_then,
+    "advanced: its __iter__": lambda kind: _interrupting(kind, "__iter__"),
+    "advanced: should_exit's __bool__": lambda kind: (_interrupting(kind, "__bool__"), "r", None),
+    "advanced: reason's __str__": lambda kind: (False, _interrupting(kind, "__str__"), None),
+    "advanced: action's __float__": lambda kind: (False, "r", _interrupting(kind, "__float__")),
+    "advanced: an unusable action's __repr__": lambda kind: (
+        False,
+        "r",
+        _interrupting(kind, "__repr__"),
+    ),
+    "advanced: str() of its error": _UnprintableError,
+    "smart: its get": lambda kind: _interrupting(kind, "get"),
+    "smart: looking up its get": _Lookup,
+    "smart: should_exit's __bool__": lambda kind: {
+        **HOLD,
+        "should_exit": _interrupting(kind, "__bool__"),
+    },
+    "smart: confidence's __float__": lambda kind: {
+        **HOLD,
+        "confidence": _interrupting(kind, "__float__"),
+    },
+    "smart: reason_text's __str__": lambda kind: {
+        **HOLD,
+        "reason_text": _interrupting(kind, "__str__"),
+    },
+    "smart: a key's __repr__ (a key is missing)": lambda kind: {
+        _interrupting(kind, "__repr__"): 1,
+        "should_exit": False,
+    },
+    "smart: str() of its error": _UnprintableError,
+}
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+@pytest.mark.parametrize("where", list(_ANSWERS))
+def test_an_interrupt_while_an_exit_objects_answer_is_read_leaves_the_cycle(
+    where: str, kind: type[BaseException]
+) -> None:
+    # Reading the answer took it for an unusable one: one warning, the position held and the
+    # interruption was lost (found by an audit; the client answers' readers already passed it).
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    answer = _ANSWERS[where](kind)
+    if where.startswith("advanced"):
+        pm.advanced_exit_strategy = Recorder(advanced=answer)
+    else:
+        pm.smart_exit_optimizer = Recorder(smart=answer)
+    with pytest.raises(kind):
+        list(pm.update_positions())
+    assert set(pm.positions) == {BTC} and not book_problems(pm)
+    assert not exchange.calls_of("close_position") and not exchange.calls_of("create_order")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_a_real_sigint_while_an_exit_objects_answer_is_read_reaches_the_bot() -> None:
+    class SlowTruth:
+        """A lazily computed should_exit whose truth value takes a while: Ctrl+C lands in it."""
+
+        def __bool__(self) -> bool:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5.0)
+            return False
+
+    exchange = FakeExchange()
+    pm = tracked(exchange, BTC)
+    pm.advanced_exit_strategy = Recorder(advanced=(SlowTruth(), "model says hold", None))
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(pm.update_positions())
+    assert time.monotonic() - started < 5.0
     assert set(pm.positions) == {BTC} and not book_problems(pm)
 
 
