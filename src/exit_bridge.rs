@@ -25,8 +25,7 @@ use position_manager_core::manager::exit_rules::{
 };
 
 use crate::convert::{
-    describe, describe_checked, get_key, int_if_whole, number, passes_through, to_datetime,
-    unless_passing,
+    describe_checked, get_key, int_if_whole, number, passes_through, to_datetime, unless_passing,
 };
 use crate::exits::{PyAdvancedExitStrategy, PySmartExitOptimizer};
 use crate::manager::CoreManager;
@@ -397,11 +396,13 @@ fn object_or_builtin<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
 ) -> PyResult<Py<PyAny>> {
     match value {
         Some(v) if !v.is_none() => {
-            let callable = v.getattr(method).map(|m| m.is_callable()).unwrap_or(false);
+            // An interruption while the method is looked up (a `__getattr__` of its own)
+            // leaves as it came; only a missing or unreadable method is the TypeError.
+            let callable = unless_passing(py, v.getattr(method))?.is_some_and(|m| m.is_callable());
             if !callable {
                 return Err(PyTypeError::new_err(format!(
                     "{name} must have a {method}() method, got {}",
-                    describe(v)
+                    describe_checked(v)?
                 )));
             }
             Ok(v.clone().unbind())

@@ -425,6 +425,22 @@ def test_a_real_sigint_while_an_exit_objects_answer_is_read_reaches_the_bot() ->
     assert set(pm.positions) == {BTC} and not book_problems(pm)
 
 
+@pytest.mark.parametrize("kind", INTERRUPTS)
+@pytest.mark.parametrize("option", ["advanced_exit_strategy", "smart_exit_optimizer"])
+def test_an_interrupt_while_an_exit_objects_method_is_looked_up_leaves(
+    option: str, kind: type[BaseException]
+) -> None:
+    # It became the TypeError of an object without the method (found by an audit).
+    options: dict[str, Any] = {option: _Lookup(kind)}
+    with pytest.raises(kind):
+        PositionManager(FakeExchange(), **options)
+    pm = make_manager(FakeExchange())
+    builtin = type(getattr(pm, option))
+    with pytest.raises(kind):
+        setattr(pm, option, _Lookup(kind))
+    assert type(getattr(pm, option)) is builtin
+
+
 def test_exceptions_are_still_handled_as_before() -> None:
     """Only interruptions pass through: an ordinary exception is the client's failure."""
     exchange = FakeExchange()
