@@ -76,18 +76,66 @@ impl PyMethods {
     }
 }
 
+/// How many items of an overridden `should_close`'s answer are read at most: one more than the
+/// two of `(close, reason)`, so that a longer answer (an endless iterator too) is refused
+/// without reading it all.
+const SHOULD_CLOSE_ITEMS_READ: usize = 3;
+
+/// An overridden `should_close`'s answer as the original unpacked it, `close, reason =
+/// position.should_close(price)`: any sequence of exactly two items (a tuple, a list, ...), but
+/// not a string, bytes or a dict, whose items are characters or keys. Anything else is a
+/// `TypeError`, the position's error for this cycle.
+fn close_answer(answer: &Bound<'_, PyAny>) -> PyResult<(bool, String)> {
+    let refused = |what: String| {
+        PyTypeError::new_err(format!(
+            "should_close() returned {what}, expected a tuple (close, reason)"
+        ))
+    };
+    if answer.is_instance_of::<PyString>()
+        || answer.is_instance_of::<pyo3::types::PyBytes>()
+        || answer.is_instance_of::<PyDict>()
+    {
+        return Err(refused(describe(answer)));
+    }
+    let items = match answer.try_iter() {
+        Ok(items) => items,
+        Err(e) if crate::convert::passes_through(answer.py(), &e) => return Err(e),
+        Err(_) => return Err(refused(describe(answer))),
+    };
+    let read = items
+        .take(SHOULD_CLOSE_ITEMS_READ)
+        .collect::<PyResult<Vec<_>>>()?;
+    let count = read.len();
+    let [close, reason] = <[Bound<'_, PyAny>; 2]>::try_from(read).map_err(|_| {
+        let count = if count < SHOULD_CLOSE_ITEMS_READ {
+            format!("{count} item(s)")
+        } else {
+            "more than 2 items".to_owned()
+        };
+        refused(format!("{count}, {}", describe(answer)))
+    })?;
+    Ok((close.is_truthy()?, reason.str()?.to_string()))
+}
+
+/// An overridden P/L method's answer: a number, not a `bool` (nor numpy's), as every number the
+/// manager reads ([`number`]). Anything else is a `TypeError`, the position's error for this
+/// cycle.
+fn pnl_answer(method: &str, answer: &Bound<'_, PyAny>) -> PyResult<f64> {
+    number(&format!("{method}'s answer"), answer)
+}
+
 impl CustomMethods for PyMethods {
     fn get_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
         self.call(|p| {
-            p.call_method1("get_pnl", (current_price, include_fees))?
-                .extract()
+            let answer = p.call_method1("get_pnl", (current_price, include_fees))?;
+            pnl_answer("get_pnl()", &answer)
         })
     }
 
     fn get_leveraged_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
         self.call(|p| {
-            p.call_method1("get_leveraged_pnl", (current_price, include_fees))?
-                .extract()
+            let answer = p.call_method1("get_leveraged_pnl", (current_price, include_fees))?;
+            pnl_answer("get_leveraged_pnl()", &answer)
         })
     }
 
@@ -136,11 +184,7 @@ impl CustomMethods for PyMethods {
     }
 
     fn should_close(&self, current_price: f64) -> CoreResult<(bool, String)> {
-        self.call(|p| {
-            let answer = p.call_method1("should_close", (current_price,))?;
-            let (close, reason): (Bound<'_, PyAny>, Bound<'_, PyAny>) = answer.extract()?;
-            Ok((close.is_truthy()?, reason.str()?.to_string()))
-        })
+        self.call(|p| close_answer(&p.call_method1("should_close", (current_price,))?))
     }
 }
 

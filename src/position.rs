@@ -75,7 +75,9 @@ pub fn overrides(object: &Bound<'_, PyAny>, method: &str) -> bool {
 /// `get_pnl` (as the original's methods read the P/L through `self`); `None` otherwise.
 fn leveraged_override(slf: &Bound<'_, PyPosition>, price: f64) -> PyResult<Option<f64>> {
     if overrides(slf.as_any(), "get_leveraged_pnl") || overrides(slf.as_any(), "get_pnl") {
-        let r: f64 = slf.call_method1("get_leveraged_pnl", (price,))?.extract()?;
+        let answer = slf.call_method1("get_leveraged_pnl", (price,))?;
+        // A number, not a bool, as the manager reads an override's P/L.
+        let r = number("get_leveraged_pnl()'s answer", &answer)?;
         return Ok(Some(r));
     }
     Ok(None)

@@ -8,6 +8,7 @@ and the close's returned P/L. Positions whose class overrides none of them run t
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -158,3 +159,89 @@ def test_a_subclass_without_overrides_behaves_as_position() -> None:
     assert list(pm_sub.update_positions()) == [] and list(pm_base.update_positions()) == []
     assert (sub.stop_loss, sub.take_profit) == (base.stop_loss, base.take_profit)
     assert sub.note == "mine"
+
+
+class Answers(Position):
+    """Its should_close answers whatever was put in ``answer``."""
+
+    answer: Any = None
+
+    def should_close(self, current_price: float) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [[True, "my_own_exit"], iter([True, "my_own_exit"]), (x for x in (True, "my_own_exit"))],
+    ids=["list", "iterator", "generator"],
+)
+def test_should_close_may_answer_any_sequence_of_two(answer: Any) -> None:
+    # Only a tuple was taken: a list was the position's error every cycle and it was never
+    # closed (found by an audit). The original unpacked it: close, reason = should_close(price).
+    _exchange, pm, position = setup(Answers)
+    position.answer = answer
+    [(symbol, _pnl, closed)] = list(pm.update_positions())
+    assert symbol == BTC and closed is position
+    assert [e["reason"] for e in pm.events if e["kind"] == "closed"] == ["my_own_exit"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "what"),
+    [
+        ("no", "'no' (str)"),
+        (b"no", "b'no' (bytes)"),
+        ({True: 1, "x": 2}, "{True: 1, 'x': 2} (dict)"),
+        (None, "None (NoneType)"),
+        ((True,), "1 item(s), (True,) (tuple)"),
+        ((True, "x", None), "more than 2 items, (True, 'x', None) (tuple)"),
+        (itertools.repeat(True), "more than 2 items, repeat(True) (repeat)"),
+    ],
+    ids=["str", "bytes", "dict", "None", "one", "three", "endless"],
+)
+def test_any_other_should_close_answer_is_the_positions_error(
+    caplog: pytest.LogCaptureFixture, answer: Any, what: str
+) -> None:
+    exchange, pm, position = setup(Answers)
+    position.answer = answer
+    caplog.set_level(logging.ERROR, logger="TradingBot")
+    assert list(pm.update_positions()) == []
+    expected = f"should_close() returned {what}, expected a tuple (close, reason)"
+    assert any(expected in r.getMessage() for r in caplog.records), expected
+    assert pm.positions[BTC] is position and not exchange.calls_of("close_position")
+
+
+def _bools() -> list[Any]:
+    numpy = pytest.importorskip("numpy")
+    return [True, numpy.True_]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["bool", "numpy.bool_"])
+def test_an_overridden_pnl_that_answers_a_bool_is_the_positions_error(
+    caplog: pytest.LogCaptureFixture, which: int
+) -> None:
+    # True was taken for a P/L of 1.0 (100 %): the position was closed with that P/L (found by
+    # an audit). A bool is no number anywhere else either.
+    answer = _bools()[which]
+
+    class BoolPnl(Position):
+        def get_pnl(self, current_price: float, include_fees: object = False) -> Any:
+            return answer
+
+        def should_close(self, current_price: float) -> tuple[bool, str]:
+            return True, "my_own_exit"
+
+    class BoolLeveragedPnl(Position):
+        def get_leveraged_pnl(self, current_price: float, include_fees: object = False) -> Any:
+            return answer
+
+    exchange, pm, position = setup(BoolPnl)
+    caplog.set_level(logging.ERROR, logger="TradingBot")
+    assert list(pm.update_positions()) == []
+    assert any(
+        "get_pnl()'s answer must be a number, not a bool" in r.getMessage() for r in caplog.records
+    )
+    assert pm.positions[BTC] is position and not exchange.calls_of("close_position")
+    with pytest.raises(
+        TypeError, match=r"get_leveraged_pnl\(\)'s answer must be a number, not a bool"
+    ):
+        long_position(BoolLeveragedPnl).should_close(100.0)
