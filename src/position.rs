@@ -4,13 +4,14 @@
 //! Python is what the manager sees and vice versa. Instances have a `__dict__`, so the bot's own
 //! attributes (`strategy`, `rl_strategy`, ...) can be set and read back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 use position_manager_core::book::SharedPosition;
 use position_manager_core::clock;
@@ -20,7 +21,7 @@ use position_manager_core::position::{PositionState, TakeProfitInputs};
 
 use crate::convert::{
     finite, finite_or, from_datetime, int_if_whole, number, opt_number, positive_arg, price_arg,
-    side_arg, text, to_datetime, truthy,
+    side_arg, text, to_datetime, truthy, unless_passing,
 };
 use crate::errors::PmError;
 
@@ -46,6 +47,154 @@ pub struct PyPosition {
     /// Set when the object is put into a manager's book: its class (a subclass) overrides one
     /// of the methods the update cycle calls, so the cycle calls them through Python.
     pub(crate) overrides: AtomicBool,
+    /// Where its fields come from: [`READY`], [`FRESH`] or [`UNSET`].
+    init: AtomicU8,
+}
+
+/// The fields were set by the constructor's arguments (by `__init__`, or by `__new__` with no
+/// `__init__` to follow), restored, or made by a manager.
+const READY: u8 = 0;
+/// `__new__` has just set the fields from its arguments: the `__init__` that `type.__call__`
+/// runs next with the same arguments has nothing left to do, unless the class has an
+/// `__init__` of its own.
+const FRESH: u8 = 1;
+/// Placeholders: the class has an `__init__` of its own, whose arguments are not a position's,
+/// and that `__init__` has not called `super().__init__(...)` (yet).
+const UNSET: u8 = 2;
+
+/// The constructor's parameters, in order; all but the last are required.
+const PARAMETERS: [&str; 7] = [
+    "symbol",
+    "side",
+    "entry_price",
+    "amount",
+    "leverage",
+    "stop_loss",
+    "take_profit",
+];
+
+/// How many of [`PARAMETERS`] are required.
+const REQUIRED: usize = 6;
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b', and 'c'`: a list of parameter names as pyo3's messages
+/// print it.
+fn parameter_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, second] => format!("{first} and {second}"),
+        [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
+    }
+}
+
+/// The required arguments of the constructor, in order, then `take_profit` if given.
+type BoundArguments<'py> = ([Bound<'py, PyAny>; REQUIRED], Option<Bound<'py, PyAny>>);
+
+/// The constructor's arguments bound to [`PARAMETERS`], as pyo3's own argument parsing binds
+/// them and with its messages (`Position.__new__() missing 1 required positional argument:
+/// 'stop_loss'`): `Position(...)` takes `*args, **kwargs` so that a subclass's `__init__` may
+/// take arguments of its own, and its errors stay the ones pyo3 gave before. `function` names
+/// the method in the messages.
+fn bind_arguments<'py>(
+    function: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<BoundArguments<'py>> {
+    let mut bound: [Option<Bound<'py, PyAny>>; 7] = Default::default();
+    if args.len() > PARAMETERS.len() {
+        let given = args.len();
+        let was = if given == 1 { "was" } else { "were" };
+        return Err(PyTypeError::new_err(format!(
+            "{function} takes from {REQUIRED} to {} positional arguments but {given} {was} given",
+            PARAMETERS.len()
+        )));
+    }
+    for (slot, arg) in bound.iter_mut().zip(args.iter()) {
+        *slot = Some(arg);
+    }
+    for (name, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
+        let index = name
+            .cast::<PyString>()
+            .ok()
+            .and_then(|n| PARAMETERS.iter().position(|p| *p == n.to_string_lossy()));
+        match index.and_then(|i| bound.get_mut(i)) {
+            Some(slot) => {
+                if slot.replace(value).is_some() {
+                    return Err(PyTypeError::new_err(format!(
+                        "{function} got multiple values for argument '{name}'"
+                    )));
+                }
+            }
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "{function} got an unexpected keyword argument '{name}'"
+                )))
+            }
+        }
+    }
+    let missing: Vec<&str> = PARAMETERS
+        .iter()
+        .zip(&bound)
+        .take(REQUIRED)
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    let [symbol, side, entry_price, amount, leverage, stop_loss, take_profit] = bound;
+    match (symbol, side, entry_price, amount, leverage, stop_loss) {
+        (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) => {
+            Ok(([a, b, c, d, e, f], take_profit))
+        }
+        _ => {
+            let arguments = if missing.len() == 1 {
+                "argument"
+            } else {
+                "arguments"
+            };
+            Err(PyTypeError::new_err(format!(
+                "{function} missing {} required positional {arguments}: {}",
+                missing.len(),
+                parameter_list(&missing)
+            )))
+        }
+    }
+}
+
+/// A position's fields from the constructor's arguments (see `Position.__new__`).
+fn state_from(
+    function: &str,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PositionState> {
+    let ([symbol, side, entry_price, amount, leverage, stop_loss], take_profit) =
+        bind_arguments(function, args, kwargs)?;
+    let symbol = text("symbol", &symbol)?;
+    let side = side_arg("side", &side)?;
+    let take_profit = match take_profit {
+        Some(tp) if !tp.is_none() => Some(price_arg("take_profit", &tp)?),
+        _ => None,
+    };
+    Ok(PositionState::new(
+        symbol,
+        side,
+        positive_arg("entry_price", &entry_price)?,
+        positive_arg("amount", &amount)?,
+        positive_arg("leverage", &leverage)?,
+        price_arg("stop_loss", &stop_loss)?,
+        take_profit,
+        clock::now(),
+    ))
+}
+
+/// Whether `cls` (`Position` or a subclass) has an `__init__` other than `Position`'s.
+fn init_overridden(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = cls.py();
+    let base = py.get_type::<PyPosition>();
+    if cls.is(&base) {
+        return Ok(false);
+    }
+    let name = pyo3::intern!(py, "__init__");
+    Ok(!cls.getattr(name)?.is(&base.getattr(name)?))
 }
 
 /// The original's methods a subclass may override, as the update cycle and a close call them.
@@ -86,10 +235,21 @@ fn leveraged_override(slf: &Bound<'_, PyPosition>, price: f64) -> PyResult<Optio
 impl PyPosition {
     /// Wraps existing shared state (used when the manager creates positions).
     pub fn from_shared(inner: SharedPosition) -> Self {
+        Self::with_fields(inner, READY)
+    }
+
+    fn with_fields(inner: SharedPosition, init: u8) -> Self {
         PyPosition {
             inner,
             overrides: AtomicBool::new(false),
+            init: AtomicU8::new(init),
         }
+    }
+
+    /// Whether the fields are placeholders: the object's class has an `__init__` of its own
+    /// that never called `super().__init__(...)`.
+    pub fn unset(&self) -> bool {
+        self.init.load(Ordering::Acquire) == UNSET
     }
 
     /// Notes whether `object`'s class overrides any of [`OVERRIDABLE`] (when it enters a book).
@@ -120,34 +280,64 @@ impl PyPosition {
     /// `side` is 'long' or 'short' (anything else is a ValueError: the original treated it as a
     /// short); prices are in quote currency, `amount` in contracts. Numbers must be finite;
     /// `entry_price`, `amount` and `leverage` > 0, `stop_loss` and `take_profit` >= 0.
+    ///
+    /// A subclass may have an `__init__` of its own, with arguments of its own, that calls
+    /// `super().__init__(symbol, side, entry_price, amount, leverage, stop_loss, take_profit)`
+    /// as with the original class: that call sets the fields.
     #[new]
-    #[pyo3(signature = (symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None))]
+    #[classmethod]
+    #[pyo3(
+        signature = (*args, **kwargs),
+        text_signature = "(symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None)"
+    )]
     fn new(
-        symbol: &Bound<'_, PyAny>,
-        side: &Bound<'_, PyAny>,
-        entry_price: &Bound<'_, PyAny>,
-        amount: &Bound<'_, PyAny>,
-        leverage: &Bound<'_, PyAny>,
-        stop_loss: &Bound<'_, PyAny>,
-        take_profit: Option<&Bound<'_, PyAny>>,
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let symbol = text("symbol", symbol)?;
-        let side = side_arg("side", side)?;
-        let take_profit = match take_profit {
-            Some(tp) if !tp.is_none() => Some(price_arg("take_profit", tp)?),
-            _ => None,
-        };
-        let state = PositionState::new(
-            symbol,
-            side,
-            positive_arg("entry_price", entry_price)?,
-            positive_arg("amount", amount)?,
-            positive_arg("leverage", leverage)?,
-            price_arg("stop_loss", stop_loss)?,
-            take_profit,
-            clock::now(),
-        );
-        Ok(PyPosition::from_shared(Arc::new(Mutex::new(state))))
+        const NEW: &str = "Position.__new__()";
+        let fields = |state| Self::with_fields(Arc::new(Mutex::new(state)), FRESH);
+        if !init_overridden(cls)? {
+            return Ok(fields(state_from(NEW, args, kwargs)?));
+        }
+        // The arguments are the subclass's own __init__'s; it sets the fields with
+        // super().__init__(...). They are still taken when they are a position's (a subclass
+        // whose own __new__ passes them on); an interruption while they are read leaves.
+        Ok(
+            match unless_passing(cls.py(), state_from(NEW, args, kwargs))? {
+                Some(state) => fields(state),
+                None => {
+                    let placeholder =
+                        PositionState::new("", "long", 1.0, 1.0, 1.0, 0.0, None, clock::now());
+                    Self::with_fields(Arc::new(Mutex::new(placeholder)), UNSET)
+                }
+            },
+        )
+    }
+
+    /// Sets the fields from the constructor's arguments, checked as `Position(...)` checks
+    /// them: what a subclass's own `__init__` calls as `super().__init__(symbol, side,
+    /// entry_price, amount, leverage, stop_loss, take_profit)`.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __init__(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let me = slf.get();
+        let fresh = me
+            .init
+            .compare_exchange(FRESH, READY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        // Run by type.__call__ right after __new__ with the same arguments (Position, or a
+        // subclass without an __init__ of its own): the fields are set already.
+        if fresh && !init_overridden(&slf.get_type())? {
+            return Ok(());
+        }
+        let state = state_from("Position.__init__()", args, kwargs)?;
+        me.with_mut(slf.py(), |p| *p = state);
+        me.init.store(READY, Ordering::Release);
+        Ok(())
     }
 
     /// Unified symbol, e.g. 'BTC/USDT:USDT'.
@@ -642,6 +832,7 @@ impl PyPosition {
         }
         let restored = fields_from(&fields)?;
         *slf.get().inner.lock_py_attached(py) = restored;
+        slf.get().init.store(READY, Ordering::Release);
         slf.getattr(pyo3::intern!(py, "__dict__"))?
             .call_method1(pyo3::intern!(py, "update"), (attributes,))?;
         Ok(())

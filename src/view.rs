@@ -83,15 +83,22 @@ fn key_arg(key: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosition>> {
-    value
-        .cast::<PyPosition>()
-        .map(|p| p.clone().unbind())
-        .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "positions values must be Position objects, got {}",
-                describe(value)
-            ))
-        })
+    let position = value.cast::<PyPosition>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "positions values must be Position objects, got {}",
+            describe(value)
+        ))
+    })?;
+    if position.get().unset() {
+        // Its class's own __init__ never set the fields: placeholders are no position to track.
+        return Err(PyTypeError::new_err(format!(
+            "positions values must be initialized Position objects: {}'s __init__ did not \
+             call super().__init__(symbol, side, entry_price, amount, leverage, stop_loss, \
+             take_profit)",
+            crate::convert::type_name(value)
+        )));
+    }
+    Ok(position.clone().unbind())
 }
 
 impl PositionsView {

@@ -18,7 +18,7 @@ import pytest
 from helpers_clients import FakeExchange, make_manager
 from reliability_helpers import candles
 
-from position_manager_rs import Position
+from position_manager_rs import Position, PositionManager
 from position_manager_rs.testing import frozen_clock
 
 BTC = "BTC/USDT:USDT"
@@ -245,3 +245,101 @@ def test_an_overridden_pnl_that_answers_a_bool_is_the_positions_error(
         TypeError, match=r"get_leveraged_pnl\(\)'s answer must be a number, not a bool"
     ):
         long_position(BoolLeveragedPnl).should_close(100.0)
+
+
+class Tagged(Position):
+    """The usual way a bot subclasses the original: an __init__ of its own, with arguments of
+    its own, that calls super().__init__ with the position's."""
+
+    def __init__(
+        self,
+        symbol: str,
+        side: str,
+        entry_price: float,
+        amount: float,
+        leverage: float,
+        stop_loss: float,
+        take_profit: float | None = None,
+        *,
+        strategy: str = "default",
+    ) -> None:
+        super().__init__(symbol, side, entry_price, amount, leverage, stop_loss, take_profit)
+        self.strategy = strategy
+
+
+class ByKeyword(Position):
+    """Takes its own argument first and passes the position's on by keyword."""
+
+    def __init__(self, strategy: str, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.strategy = strategy
+
+
+class Normalised(Position):
+    """Passes super().__init__ other values than it was given."""
+
+    def __init__(self, symbol: str, side: str, *rest: Any) -> None:
+        super().__init__(symbol.upper(), side.lower(), *rest)
+
+
+FIELDS: dict[str, Any] = {
+    "symbol": BTC,
+    "side": "long",
+    "entry_price": 100.0,
+    "amount": 1.0,
+    "leverage": 10,
+    "stop_loss": 95.0,
+    "take_profit": 115.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "strategy"),
+    [
+        (lambda: Tagged(BTC, "long", 100.0, 1.0, 10, 95.0, 115.0), "default"),
+        (lambda: Tagged(BTC, "long", 100.0, 1.0, 10, 95.0, 115.0, strategy="rl"), "rl"),
+        (lambda: ByKeyword("rl", **FIELDS), "rl"),
+        (lambda: Normalised("btc/usdt:usdt", "LONG", 100.0, 1.0, 10, 95.0, 115.0), None),
+    ],
+    ids=["own-init", "own-keyword", "core-by-keyword", "other-values"],
+)
+def test_a_subclass_with_an_init_of_its_own_gets_what_it_passes_to_super(
+    make: Any, strategy: str | None
+) -> None:
+    # Position.__new__ read the subclass's arguments as its own and refused them; then
+    # super().__init__(...) reached object.__init__ (found by an audit).
+    p = make()
+    assert p.to_dict() == long_position().to_dict()
+    assert getattr(p, "strategy", None) == strategy
+
+
+def test_a_subclass_with_an_init_of_its_own_works_in_a_cycle() -> None:
+    exchange, pm, position = setup(Tagged, price=90.0)
+    assert position.strategy == "default"
+    [(symbol, _pnl, closed)] = list(pm.update_positions())
+    assert symbol == BTC and closed is position and exchange.calls_of("close_position")
+
+
+def test_super_init_checks_its_arguments_as_the_constructor_does() -> None:
+    missing = r"^Position\.__init__\(\) missing 1 required positional argument: 'stop_loss'$"
+    with pytest.raises(TypeError, match=missing):
+        Normalised("btc", "long", 100.0, 1.0, 10)
+    with pytest.raises(ValueError, match=r"^side must be 'long' or 'short', got 'sideways'"):
+        Normalised("btc", "sideways", 100.0, 1.0, 10, 95.0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stategy'"):
+        ByKeyword("rl", **{**FIELDS, "stategy": "misspelt"})
+
+
+class NeverInitialised(Position):
+    """An __init__ of its own that forgets super().__init__(...)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+
+def test_a_position_whose_init_never_called_super_is_refused_by_the_book() -> None:
+    p = NeverInitialised({"symbol": BTC})
+    pm = PositionManager(FakeExchange())
+    with pytest.raises(TypeError, match=r"NeverInitialised's __init__ did not call super\(\)"):
+        pm.positions[BTC] = p
+    assert BTC not in pm.positions

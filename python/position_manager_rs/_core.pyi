@@ -63,6 +63,17 @@ class Position:
         stop_loss: SupportsFloat,
         take_profit: SupportsFloat | None = None,
     ) -> Position: ...
+    # What a subclass's own __init__ calls: super().__init__(symbol, side, ...).
+    def __init__(
+        self,
+        symbol: str,
+        side: str,
+        entry_price: SupportsFloat,
+        amount: SupportsFloat,
+        leverage: SupportsFloat,
+        stop_loss: SupportsFloat,
+        take_profit: SupportsFloat | None = None,
+    ) -> None: ...
     symbol: str
     side: str
     entry_price: float
