@@ -13,6 +13,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, Callable
 
 import ccxt  # type: ignore[import-untyped]
@@ -296,6 +297,34 @@ def test_kucoin_futures_async_round_trip_in_hedge_mode() -> None:
         venue.ledger.open(BTC, "short", 3, 50000.0)
         asyncio.run(asyncio.wait_for(main(venue), timeout=20))
         assert venue.unexpected == []
+
+
+@pytest.mark.timeout(300)
+def test_the_async_cycle_types_as_an_async_generator(tmp_path: Path) -> None:
+    """A bot ends a cycle early with ``aclose()`` (the counterpart of ``close()``): the stub types
+    ``aupdate_positions()`` as the async generator it is. (It said ``AsyncIterator``, which has
+    no ``aclose``: mypy refused correct code.)"""
+    from test_stubs import mypy_errors
+
+    errors = mypy_errors(
+        tmp_path,
+        """\
+        import contextlib
+
+        from position_manager_rs import PositionManager
+
+
+        async def bot(manager: PositionManager) -> None:
+            cycle = manager.aupdate_positions()
+            async for symbol, pnl, position in cycle:
+                break
+            await cycle.aclose()
+            async with contextlib.aclosing(manager.aupdate_positions()) as c:
+                async for item in c:
+                    break
+        """,
+    )
+    assert errors == []
 
 
 @pytest.mark.parametrize("name", ["bybit", "bingx", "mexc", "htx", "gate"])

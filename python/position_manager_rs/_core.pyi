@@ -1,7 +1,7 @@
 """Type stubs of `position_manager_rs._core` (hand-written; checked by mypy.stubtest)."""
 
 from collections.abc import (
-    AsyncIterator,
+    AsyncGenerator,
     Callable,
     ItemsView,
     Iterable,
@@ -322,7 +322,7 @@ class PositionManager:
     ) -> bool: ...
     # asyncio (position_manager_rs.aio, installed by the package): the methods above in a
     # worker thread.
-    def aupdate_positions(self) -> AsyncIterator[tuple[str, float, Position]]: ...
+    def aupdate_positions(self) -> AsyncGenerator[tuple[str, float, Position]]: ...
     async def aopen_position(
         self,
         symbol: str,

@@ -7,7 +7,7 @@ Two pieces:
   unknown outcomes raise, legs named in hedge mode) whose exchange calls are submitted to the
   bot's running event loop (``asyncio.run_coroutine_threadsafe``) and waited for, at most
   ``call_timeout`` seconds, from the thread the manager runs in.
-* The manager's ``a``-prefixed methods: ``aupdate_positions()`` (an async iterator), and
+* The manager's ``a``-prefixed methods: ``aupdate_positions()`` (an async generator), and
   ``aopen_position``, ``aclose_position``, ``ascale_in_position``, ``ascale_out_position``,
   ``async_existing_positions`` (``a`` + ``sync_existing_positions``), ``areconcile_positions``.
   Each runs the synchronous method in a worker thread (``asyncio.to_thread``), so the loop keeps
@@ -46,7 +46,7 @@ import functools
 import inspect
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .ccxt_client import CcxtClient, is_async_exchange
@@ -252,7 +252,7 @@ def _undelivered(manager: Any) -> list[Any]:
         return _UNDELIVERED.pop(manager, [])
 
 
-async def aupdate_positions(self: Any) -> AsyncIterator[tuple[str, float, Any]]:
+async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any], None]:
     """``async for symbol, pnl, position in manager.aupdate_positions()``.
 
     The synchronous ``update_positions()`` iterator, advanced one item per worker-thread call:
