@@ -219,6 +219,29 @@ def test_a_sync_call_on_the_loop_thread_raises_instead_of_hanging(
     run(body, venue)
 
 
+def test_a_sync_call_on_the_loop_thread_raises_while_a_worker_loads_the_markets(
+    venue: FakeBinanceUsdm,
+) -> None:
+    """A worker thread loads the markets (the client's markets lock held, the load waiting for
+    the loop) when the bot makes a synchronous call on the loop's thread: it raises at once, and
+    the worker's read goes through. (Before, the mistaken call waited on the markets lock,
+    blocking the loop: the load could not run, the worker's read timed out after
+    ``call_timeout`` and only then did the loop-thread call raise.)"""
+
+    async def body(exchange: Any) -> None:
+        client = AsyncCcxtClient(exchange, call_timeout=3.0)
+        venue.delay_next("/fapi/v1/exchangeInfo", 0.5)
+        worker = asyncio.ensure_future(asyncio.to_thread(client.get_ticker, BTC))
+        while not client._markets_lock.locked():
+            await asyncio.sleep(0.005)
+        with pytest.raises(RuntimeError, match="event loop's own thread"):
+            client.get_ticker(BTC)
+        ticker = await worker
+        assert ticker is not None and ticker["last"] == 50000.0
+
+    run(body, venue)
+
+
 def test_a_call_that_outlives_call_timeout_is_an_unknown_outcome(
     venue: FakeBinanceUsdm, caplog: pytest.LogCaptureFixture
 ) -> None:

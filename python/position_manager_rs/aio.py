@@ -104,19 +104,27 @@ class _LoopBridge:
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._exchange, name, value)
 
-    def _run(self, coroutine: Any, name: str) -> Any:
-        loop: asyncio.AbstractEventLoop = self._loop
+    def _refuse_on_the_loop(self, name: str) -> None:
+        """Raises ``RuntimeError`` on the loop's own thread, where waiting for the loop (for a call
+        of ``name``, or for a lock a worker holds while it waits for the loop) would block it."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            coroutine.close()
+        if running is self._loop:
             raise RuntimeError(
                 f"AsyncCcxtClient: exchange.{name}() called on the event loop's own thread, where "
                 "waiting for it would block the loop forever; call the manager's a-methods "
                 "(await manager.aclose_position(...), async for ... in manager.aupdate_positions())"
             )
+
+    def _run(self, coroutine: Any, name: str) -> Any:
+        loop: asyncio.AbstractEventLoop = self._loop
+        try:
+            self._refuse_on_the_loop(name)
+        except RuntimeError:
+            coroutine.close()
+            raise
         if loop.is_closed():
             coroutine.close()
             raise RuntimeError(f"AsyncCcxtClient: the event loop is closed ({name})")
@@ -172,6 +180,14 @@ class AsyncCcxtClient(CcxtClient):
     def __repr__(self) -> str:
         name = getattr(self.async_exchange, "id", None) or type(self.async_exchange).__name__
         return f"AsyncCcxtClient({name})"
+
+    def _loaded_markets(self) -> Any:
+        # On the loop's own thread, refused before CcxtClient waits for its markets lock: a
+        # worker holding it waits for the loop to load the markets, so waiting for the lock
+        # there would block the loop until that load timed out.
+        if not getattr(self.exchange, "markets", None):
+            self.exchange._refuse_on_the_loop("load_markets")
+        return super()._loaded_markets()
 
     async def aclose(self) -> None:
         """Closes the exchange's HTTP session (``await exchange.close()``)."""
