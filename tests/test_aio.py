@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -389,3 +391,79 @@ def test_venue_specific_calls_run_through_the_loop(name: str) -> None:
     with FakeVenue(dialect, Ledger(dialect.markets, hedge=True)) as venue:
         asyncio.run(asyncio.wait_for(main(venue), timeout=20))
         assert venue.unexpected == []
+
+
+# --------------------------------------------------------------- steps whose task was cancelled
+
+
+def _tracked_fake(*symbols: str, **options: Any) -> tuple[Any, PositionManager]:
+    """``helpers_clients.FakeExchange`` holding ``symbols``, tracked at entry 100, stop 95."""
+    from helpers_clients import FakeExchange, make_manager, make_position
+
+    exchange = FakeExchange()
+    pm = make_manager(exchange, **options)
+    for symbol in symbols:
+        exchange.open(symbol, contracts=1.0)
+        pm.positions[symbol] = make_position(symbol, amount=1.0, entry_price=100.0, stop_loss=95.0)
+    return exchange, pm
+
+
+async def _kept_for(pm: PositionManager, n: int) -> None:
+    """Waits until ``n`` things are kept for ``pm``'s next cycle (steps whose task was cancelled
+    returned)."""
+    import position_manager_rs.aio as aio
+
+    while len(aio._UNDELIVERED.get(pm, [])) < n:
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["break", "raise", "cancel"])
+def test_closes_kept_from_cancelled_steps_each_reach_a_loop_body(how: str) -> None:
+    """Two cycles bounded by ``asyncio.wait_for`` are cancelled while their stop-loss closes are
+    answered late: both closes are kept. The next cycle yields the first and the bot leaves its
+    loop body (``break``, an exception, a cancel): the second is yielded by a later cycle.
+    (Before, the next cycle took both out at once, and the second was never yielded.)"""
+    eth = "ETH/USDT:USDT"
+    exchange, pm = _tracked_fake(BTC, eth)
+    exchange.set_price(BTC, 90.0)  # below the stop: both close
+    exchange.set_price(eth, 90.0)
+
+    def slow_close(symbol: str) -> bool:
+        time.sleep(0.5)  # answered after the cycle's bound
+        exchange.drop(symbol)
+        return True
+
+    exchange.on_close_position = slow_close
+
+    async def cycle() -> list[str]:
+        return [symbol async for symbol, _, _ in pm.aupdate_positions()]
+
+    async def main() -> None:
+        for _ in range(2):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(cycle(), timeout=0.15)
+        await _kept_for(pm, 2)
+        seen: list[str] = []
+
+        async def body() -> None:
+            async for symbol, _, _ in pm.aupdate_positions():
+                seen.append(symbol)
+                if how == "break":
+                    break
+                if how == "raise":
+                    raise RuntimeError("the bot's loop body failed")
+                await asyncio.sleep(5)  # "cancel": the bound below fires meanwhile
+
+        with pytest.raises((RuntimeError, asyncio.TimeoutError)) if how != "break" else _nothing():
+            await asyncio.wait_for(body(), timeout=0.3)
+        seen += await cycle()
+        seen += await cycle()
+        assert sorted(seen) == sorted([BTC, eth]), "each close reaches a loop body, once"
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+    assert [e["kind"] for e in pm.events].count("closed") == 2
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield

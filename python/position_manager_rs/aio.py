@@ -257,15 +257,17 @@ def _keep(manager: Any, item: Any) -> None:
             _UNDELIVERED.setdefault(manager, []).append(item)
 
 
-def _keep_first(manager: Any, items: list[Any]) -> None:
-    if items:
-        with _UNDELIVERED_LOCK:
-            _UNDELIVERED[manager] = items + _UNDELIVERED.get(manager, [])
-
-
-def _undelivered(manager: Any) -> list[Any]:
+def _next_undelivered(manager: Any) -> Any:
+    """The first thing kept for ``manager`` (taken out), or ``_END``: one at a time, so a loop
+    body that leaves after the first leaves the rest for the next cycle."""
     with _UNDELIVERED_LOCK:
-        return _UNDELIVERED.pop(manager, [])
+        kept = _UNDELIVERED.get(manager)
+        if not kept:
+            return _END
+        item = kept.pop(0)
+        if not kept:
+            del _UNDELIVERED[manager]
+        return item
 
 
 async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any], None]:
@@ -283,13 +285,13 @@ async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any],
     (``KeyboardInterrupt``, ``SystemExit``) is raised by that next call. A step not yet started
     when its task is cancelled does not run.
     """
-    kept_items = _undelivered(self)
-    for i, kept in enumerate(kept_items):
+    while (kept := _next_undelivered(self)) is not _END:
         if isinstance(kept, _Raised):
             # An interruption a cancelled step met: raised as it came (what came after it
             # waits for the next call).
-            _keep_first(self, kept_items[i + 1 :])
             raise kept.error
+        # Taken out just before it is yielded: a loop body that leaves (break, an exception, a
+        # cancel) after this one leaves the others for the next cycle.
         yield kept
     iterator = self.update_positions()
     loop = asyncio.get_running_loop()
