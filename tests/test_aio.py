@@ -179,10 +179,15 @@ def test_a_close_made_after_its_await_was_cancelled_reaches_the_next_cycle(
     run(body, venue)
 
 
-def test_a_step_its_task_gave_up_before_it_started_does_not_run() -> None:
-    """The bot's loop runs its blocking work in a one-thread executor, busy when a cycle is
-    asked for; the bot gives up on the cycle before its step could start: the step never runs
-    (no read of the positions), and the next cycle runs as usual."""
+def test_a_step_its_task_gave_up_before_it_started_does_not_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The manager calls' threads are all busy when a cycle is asked for (here: one thread);
+    the bot gives up on the cycle before its step could start: the step never runs (no read of
+    the positions), and the next cycle runs as usual."""
+    import position_manager_rs.aio as aio
+
+    monkeypatch.setattr(aio, "_MAX_WORKERS", 1)
     paper = PaperExchange(seed=1, volatility=0.0)
     manager = PositionManager(paper, clock=paper.clock, ticker_retry_delays=())
     assert manager.open_position(BTC, "BUY", 1, 10, 0.05)
@@ -190,8 +195,7 @@ def test_a_step_its_task_gave_up_before_it_started_does_not_run() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
-        busy = loop.run_in_executor(None, release.wait, 10)
+        busy = loop.run_in_executor(aio._executor(loop), release.wait, 10)
         reads = len(paper.calls_of("get_open_positions"))
 
         async def cycle() -> list[str]:
@@ -207,6 +211,33 @@ def test_a_step_its_task_gave_up_before_it_started_does_not_run() -> None:
         assert len(paper.calls_of("get_open_positions")) > reads
 
     asyncio.run(asyncio.wait_for(main(), timeout=20))
+
+
+def test_manager_calls_leave_the_loops_default_executor_to_host_name_lookups(
+    venue: FakeBinanceUsdm,
+) -> None:
+    """aiohttp looks host names up in the loop's default executor (``loop.getaddrinfo``). The
+    a-methods wait for the loop in threads of their own, so even a loop whose default executor
+    has one thread reaches a venue named ``localhost``. (They ran in that default executor:
+    with its threads taken by manager calls waiting for the loop, a look-up waited for a thread
+    that waited for it, until ccxt's timeout; here the one sync found nothing.)"""
+    from urllib.parse import urlsplit
+
+    venue.open_position(BTC, "long", 0.01, 50000.0, leverage=10)
+
+    async def body(exchange: Any) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        by_name = venue.base_url.replace("127.0.0.1", "localhost")
+        exchange.urls = {
+            **exchange.urls,
+            "api": {k: by_name + urlsplit(v).path for k, v in exchange.urls["api"].items()},
+        }
+        manager = PositionManager(AsyncCcxtClient(exchange))
+        assert await manager.async_existing_positions() == 1
+        assert BTC in manager.positions
+
+    run(body, venue)
 
 
 def test_a_sync_call_on_the_loop_thread_raises_instead_of_hanging(

@@ -10,10 +10,12 @@ Two pieces:
 * The manager's ``a``-prefixed methods: ``aupdate_positions()`` (an async generator), and
   ``aopen_position``, ``aclose_position``, ``ascale_in_position``, ``ascale_out_position``,
   ``async_existing_positions`` (``a`` + ``sync_existing_positions``), ``areconcile_positions``.
-  Each runs the synchronous method in a worker thread (``asyncio.to_thread``), so the loop keeps
-  serving while the manager waits for the venue; ``aupdate_positions`` advances the synchronous
-  iterator one item per worker call, so it is as lazy as ``update_positions()`` (each closed
-  position reaches the loop body before the next one is examined).
+  Each runs the synchronous method in a worker thread (the manager calls' own executor, one per
+  loop: not the loop's default executor, which aiohttp's host-name look-ups need while these
+  calls wait for the loop), so the loop keeps serving while the manager waits for the venue;
+  ``aupdate_positions`` advances the synchronous iterator one item per worker call, so it is as
+  lazy as ``update_positions()`` (each closed position reaches the loop body before the next
+  one is examined).
 
 ::
 
@@ -196,6 +198,51 @@ class AsyncCcxtClient(CcxtClient):
 
 # --------------------------------------------------------------------------- manager methods
 
+#: Threads the manager's calls run in, per event loop. Not the loop's default executor: a call
+#: waits for the loop (each exchange call runs there), and aiohttp's host-name lookup runs in
+#: the default executor (``loop.getaddrinfo``), so calls filling it would wait for lookups
+#: waiting for them. The threads wait for the venue, not the CPU: many, created on demand.
+_MAX_WORKERS = 64
+_EXECUTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, concurrent.futures.Executor] = (
+    weakref.WeakKeyDictionary()
+)
+_SHARED: list[concurrent.futures.ThreadPoolExecutor] = []
+_EXECUTORS_LOCK = threading.Lock()
+
+
+def _new_executor() -> concurrent.futures.ThreadPoolExecutor:
+    # Not daemon threads: at interpreter exit concurrent.futures lets a call in progress finish
+    # (an exchange call on a closed loop is refused at once, a waiting one ends by call_timeout)
+    # and ends the idle threads.
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=_MAX_WORKERS, thread_name_prefix="position-manager"
+    )
+
+
+def _executor(loop: asyncio.AbstractEventLoop) -> concurrent.futures.Executor:
+    """The executor of the manager calls made from ``loop``, shared by its managers; shut down
+    (its idle threads end) when the loop is gone."""
+    with _EXECUTORS_LOCK:
+        try:
+            executor = _EXECUTORS.get(loop)
+        except TypeError:  # a loop that takes no weak reference: one executor for all of them
+            if not _SHARED:
+                _SHARED.append(_new_executor())
+            return _SHARED[0]
+        if executor is None:
+            new = _new_executor()
+            _EXECUTORS[loop] = new
+            weakref.finalize(loop, new.shutdown, wait=False)
+            executor = new
+        return executor
+
+
+async def _in_worker(func: Any, *args: Any) -> Any:
+    """``func(*args)`` in a thread of the manager calls' executor, in this task's context."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, func, *args)
+    return await loop.run_in_executor(_executor(loop), call)
+
 
 #: Per manager, the closes a step made after the task awaiting it was cancelled: the next
 #: ``aupdate_positions()`` yields them first.
@@ -299,7 +346,7 @@ async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any],
         step = _Step(self, iterator)
         call = functools.partial(contextvars.copy_context().run, step.run)
         try:
-            item: Any = await loop.run_in_executor(None, call)
+            item: Any = await loop.run_in_executor(_executor(loop), call)
         except asyncio.CancelledError:
             step.abandon()
             raise
@@ -320,7 +367,7 @@ async def aopen_position(
 ) -> bool:
     """``await manager.aopen_position(...)``: ``open_position`` in a worker thread."""
     return bool(
-        await asyncio.to_thread(
+        await _in_worker(
             self.open_position,
             symbol,
             signal,
@@ -335,7 +382,7 @@ async def aopen_position(
 
 async def aclose_position(self: Any, symbol: str, reason: str = "manual") -> float | None:
     """``await manager.aclose_position(...)``: ``close_position`` in a worker thread."""
-    result: float | None = await asyncio.to_thread(self.close_position, symbol, reason)
+    result: float | None = await _in_worker(self.close_position, symbol, reason)
     return result
 
 
@@ -343,16 +390,14 @@ async def ascale_in_position(
     self: Any, symbol: str, additional_amount: float, current_price: float
 ) -> bool:
     """``await manager.ascale_in_position(...)``: ``scale_in_position`` in a worker thread."""
-    return bool(
-        await asyncio.to_thread(self.scale_in_position, symbol, additional_amount, current_price)
-    )
+    return bool(await _in_worker(self.scale_in_position, symbol, additional_amount, current_price))
 
 
 async def ascale_out_position(
     self: Any, symbol: str, amount_to_close: float, reason: str = "scale_out"
 ) -> float | None:
     """``await manager.ascale_out_position(...)``: ``scale_out_position`` in a worker thread."""
-    result: float | None = await asyncio.to_thread(
+    result: float | None = await _in_worker(
         self.scale_out_position, symbol, amount_to_close, reason
     )
     return result
@@ -360,12 +405,12 @@ async def ascale_out_position(
 
 async def async_existing_positions(self: Any) -> int:
     """``await manager.async_existing_positions()``: ``sync_existing_positions`` in a thread."""
-    return int(await asyncio.to_thread(self.sync_existing_positions))
+    return int(await _in_worker(self.sync_existing_positions))
 
 
 async def areconcile_positions(self: Any) -> int:
     """``await manager.areconcile_positions()``: ``reconcile_positions`` in a worker thread."""
-    return int(await asyncio.to_thread(self.reconcile_positions))
+    return int(await _in_worker(self.reconcile_positions))
 
 
 #: The methods installed on ``PositionManager`` (``position_manager_rs/__init__.py``).
