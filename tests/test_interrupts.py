@@ -608,3 +608,82 @@ def test_an_interrupt_a_cancelled_async_step_met_is_raised_by_the_next_cycle(
 
     asyncio.run(main())
     assert set(pm.positions) == {BTC} and not book_problems(pm)
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_closing_an_async_cycle_raises_what_a_read_made_ahead_met(
+    kind: type[BaseException],
+) -> None:
+    # aclose() closed nothing: the iterator was dropped later on some other thread, whose
+    # next manager call raised it instead (found 2026-12-07).
+    import asyncio
+
+    import position_manager_rs.aio  # noqa: F401  (adds aupdate_positions)
+
+    exchange, pm = _read_ahead_raises(kind)
+
+    async def main() -> None:
+        cycle = pm.aupdate_positions()
+        assert (await cycle.__anext__())[0] == BTC
+        exchange.on_get_ohlcv = None
+        with pytest.raises(kind, match="read made ahead"):
+            await cycle.aclose()
+        await cycle.aclose()  # once
+        assert await pm.areconcile_positions() == 0
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+    assert set(pm.positions) == {ETH, "SOL/USDT:USDT"} and not book_problems(pm)
+    pm.reconcile_positions()  # nothing left on this thread either
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_an_async_cycle_left_by_break_hands_what_a_read_ahead_met_to_the_next_a_method(
+    kind: type[BaseException],
+) -> None:
+    # The loop's finalizer dropped the iterator on its own thread: no a-method raised it, a
+    # later sync call on the loop's thread did (found 2026-12-07).
+    import asyncio
+
+    import position_manager_rs.aio  # noqa: F401  (adds aupdate_positions)
+
+    exchange, pm = _read_ahead_raises(kind)
+
+    async def main() -> None:
+        async for symbol, _, _ in pm.aupdate_positions():
+            assert symbol == BTC
+            break
+        exchange.on_get_ohlcv = None
+        with pytest.raises(kind, match="read made ahead"):
+            await pm.areconcile_positions()
+        assert await pm.areconcile_positions() == 0  # once
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+    pm.reconcile_positions()  # nothing left on this thread either
+
+
+@pytest.mark.parametrize("kind", INTERRUPTS)
+def test_a_cancelled_async_step_hands_what_a_read_ahead_met_to_the_next_a_method(
+    kind: type[BaseException],
+) -> None:
+    # The step yielding A's close is abandoned; its iterator, left open, was dropped on an
+    # executor thread, which kept the interruption for whatever ran there next (found
+    # 2026-12-07).
+    import asyncio
+
+    import position_manager_rs.aio as aio
+
+    exchange, pm = _read_ahead_raises(kind)
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):  # the step yields A's close after 0.2 s
+            await asyncio.wait_for(pm.aupdate_positions().__anext__(), timeout=0.05)
+        while not any(isinstance(k, aio._Raised) for k in aio._UNDELIVERED.get(pm, [])):
+            await asyncio.sleep(0.01)
+        exchange.on_get_ohlcv = None
+        with pytest.raises(kind, match="read made ahead"):
+            await pm.areconcile_positions()
+        assert [s async for s, _, _ in pm.aupdate_positions()] == [BTC]  # A's close, kept
+        assert await pm.areconcile_positions() == 0
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+    pm.reconcile_positions()

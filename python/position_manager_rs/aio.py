@@ -238,64 +238,92 @@ def _executor(loop: asyncio.AbstractEventLoop) -> concurrent.futures.Executor:
 
 
 async def _in_worker(func: Any, *args: Any) -> Any:
-    """``func(*args)`` in a thread of the manager calls' executor, in this task's context."""
+    """``func(*args)`` in a thread of the manager calls' executor, in this task's context, after
+    raising an interruption kept for the manager (``func``'s ``__self__``)."""
+    await _raise_kept(func.__self__)
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, func, *args)
     return await loop.run_in_executor(_executor(loop), call)
 
 
-#: Per manager, the closes a step made after the task awaiting it was cancelled: the next
-#: ``aupdate_positions()`` yields them first.
+#: Per manager, the closes a step made after the task awaiting it was cancelled, and the
+#: interruptions nobody was there to receive: the next ``aupdate_positions()`` yields (or
+#: raises) them first, in order; any other a-method raises the first interruption.
 _UNDELIVERED: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 _UNDELIVERED_LOCK = threading.Lock()
+#: Per manager, the closes of cycles the bot left that are running in a worker thread.
+_CLOSING: weakref.WeakKeyDictionary[Any, set[concurrent.futures.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Raised:
     """An interruption (``KeyboardInterrupt``, ``SystemExit``, any ``BaseException`` that is not an
-    ``Exception``) a step met after the task awaiting it was cancelled."""
+    ``Exception``) a step met, to be raised by whoever receives it."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
 
 class _Step:
-    """One advance of a cycle's iterator in a worker thread. The thread cannot be stopped once
-    it runs: if the task awaiting it is cancelled meanwhile (``asyncio.wait_for``, a shutdown),
-    the closed position it yields — or the interruption it raises — is kept for the manager's
-    next ``aupdate_positions()`` instead of being lost with the cancelled await."""
+    """One advance (``next``) or the close of a cycle's iterator, in a worker thread. The thread
+    cannot be stopped once it runs: if the task awaiting it is cancelled meanwhile
+    (``asyncio.wait_for``, a shutdown), the closed position it yields — or the interruption it
+    raises — is kept for the manager's next ``aupdate_positions()`` instead of being lost with
+    the cancelled await, and the iterator is closed after it on the same thread."""
 
-    def __init__(self, manager: Any, iterator: Any) -> None:
+    def __init__(self, manager: Any, iterator: Any, closing: bool = False) -> None:
         self.manager = manager
         self.iterator = iterator
+        self.closing = closing
         self.lock = threading.Lock()
         self.abandoned = False
         self.returned = False
-        self.item: Any = _END
+        self.result: Any = _END
 
     def run(self) -> Any:
+        """The item yielded (``_END`` at the end), or a ``_Raised``."""
+        result: Any
         try:
-            item = next(self.iterator, _END)
+            if self.closing:
+                self.iterator.close()
+                result = _END
+            else:
+                result = next(self.iterator, _END)
         except Exception:
             raise
-        except BaseException as e:  # an interruption: raised here, kept if nobody awaits it
-            self._returned(_Raised(e))
-            raise
-        self._returned(item)
-        return item
-
-    def _returned(self, item: Any) -> None:
+        except BaseException as e:  # an interruption: to the awaiting task, or kept
+            result = _Raised(e)
         with self.lock:
-            self.returned, self.item = True, item
-            if self.abandoned:
-                _keep(self.manager, item)
+            self.returned, self.result = True, result
+            abandoned = self.abandoned
+            if abandoned:
+                _keep(self.manager, result)
+        if abandoned:
+            self._close_after()
+        return result
 
     def abandon(self) -> None:
         """The awaiting task was cancelled: whatever this step yields (or yielded already,
-        without its task seeing it) is kept."""
+        without its task seeing it) is kept, and the cycle is closed after it."""
         with self.lock:
             self.abandoned = True
-            if self.returned:
-                _keep(self.manager, self.item)
+            if not self.returned:
+                return  # run() keeps what it returns and closes the cycle
+            _keep(self.manager, self.result)
+        self._close_after()
+
+    def _close_after(self) -> None:
+        """Closes the iterator after an abandoned advance that left the cycle open (an
+        interruption a read made ahead met is kept)."""
+        if self.closing or self.result is _END or isinstance(self.result, _Raised):
+            return
+        try:
+            self.iterator.close()
+        except Exception:
+            pass  # "already executing" cannot happen: this step was its last user
+        except BaseException as e:
+            _keep(self.manager, _Raised(e))
 
 
 def _keep(manager: Any, item: Any) -> None:
@@ -317,42 +345,105 @@ def _next_undelivered(manager: Any) -> Any:
         return item
 
 
+async def _settled(manager: Any) -> None:
+    """Before an a-method runs: a cycle the bot left (``break``) is closed by the loop a moment
+    later, in a task of its own (the async generator's finalizer); waits for that close, so
+    that an interruption it raises (a read made ahead met it) is raised by this call."""
+    for _ in range(2):  # the finalizer's task starts two loop iterations after the break
+        await asyncio.sleep(0)
+    with _UNDELIVERED_LOCK:
+        closing = list(_CLOSING.get(manager, ()))
+    if closing:
+        await asyncio.wait([asyncio.wrap_future(f) for f in closing])
+
+
+async def _raise_kept(manager: Any) -> None:
+    """Raises the first interruption kept for ``manager`` (closes stay for the next cycle)."""
+    await _settled(manager)
+    with _UNDELIVERED_LOCK:
+        kept = _UNDELIVERED.get(manager, [])
+        for i, item in enumerate(kept):
+            if isinstance(item, _Raised):
+                del kept[i]
+                if not kept:
+                    del _UNDELIVERED[manager]
+                raise item.error
+
+
+def _closed_by_the_loop() -> bool:
+    """Whether the current task is the loop closing an async generator on its own (the
+    finalizer of one the bot dropped, ``shutdown_asyncgens``): nobody receives what it raises."""
+    task = asyncio.current_task()
+    return task is not None and type(task.get_coro()).__name__ == "async_generator_athrow"
+
+
+async def _advance(
+    loop: asyncio.AbstractEventLoop, step: _Step, executor: concurrent.futures.Executor
+) -> Any:
+    future = executor.submit(contextvars.copy_context().run, step.run)
+    if step.closing:
+        with _UNDELIVERED_LOCK:
+            _CLOSING.setdefault(step.manager, set()).add(future)
+
+        def done(f: concurrent.futures.Future[Any]) -> None:
+            with _UNDELIVERED_LOCK:
+                _CLOSING.get(step.manager, set()).discard(f)
+
+        future.add_done_callback(done)
+    try:
+        result = await asyncio.wrap_future(future, loop=loop)
+    except asyncio.CancelledError:
+        step.abandon()
+        raise
+    if isinstance(result, _Raised) and not step.abandoned:  # an abandoned step kept it
+        raise result.error
+    return result
+
+
 async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any], None]:
     """``async for symbol, pnl, position in manager.aupdate_positions()``.
 
     The synchronous ``update_positions()`` iterator, advanced one item per worker-thread call:
     nothing runs before the first ``__anext__``, and each closed position reaches the loop body
     before the next one is examined. Leaving the loop early leaves the rest of the cycle undone,
-    exactly as breaking out of ``update_positions()`` does.
+    exactly as breaking out of ``update_positions()`` does; the cycle is closed in a worker
+    thread, and an interruption a read made ahead met (``max_concurrent_calls`` > 1) is raised
+    by ``await cycle.aclose()``, or, after a ``break``, by the manager's next a-method.
 
     Cancelling the task that awaits a step (``asyncio.wait_for`` timing out, a shutdown) raises
     ``CancelledError`` at once, but the step already running in its thread cannot be stopped:
     it finishes, and a position it closed is yielded first by this manager's next
     ``aupdate_positions()``, so the bot's loop body sees every close; an interruption it raises
-    (``KeyboardInterrupt``, ``SystemExit``) is raised by that next call. A step not yet started
-    when its task is cancelled does not run.
+    (``KeyboardInterrupt``, ``SystemExit``) is raised by the manager's next a-method. A step not
+    yet started when its task is cancelled does not run.
     """
+    await _settled(self)
     while (kept := _next_undelivered(self)) is not _END:
         if isinstance(kept, _Raised):
-            # An interruption a cancelled step met: raised as it came (what came after it
-            # waits for the next call).
+            # An interruption nobody received: raised as it came (what came after it waits
+            # for the next call).
             raise kept.error
         # Taken out just before it is yielded: a loop body that leaves (break, an exception, a
         # cancel) after this one leaves the others for the next cycle.
         yield kept
     iterator = self.update_positions()
     loop = asyncio.get_running_loop()
-    while True:
-        step = _Step(self, iterator)
-        call = functools.partial(contextvars.copy_context().run, step.run)
-        try:
-            item: Any = await loop.run_in_executor(_executor(loop), call)
-        except asyncio.CancelledError:
-            step.abandon()
-            raise
-        if item is _END:
-            return
-        yield item
+    executor = _executor(loop)
+    at_yield = False
+    try:
+        while True:
+            item = await _advance(loop, _Step(self, iterator), executor)
+            if item is _END:
+                return
+            at_yield = True
+            yield item
+            at_yield = False
+    finally:
+        if at_yield:  # left at a yield (aclose(), a break): the cycle is closed in a thread
+            step = _Step(self, iterator, closing=True)
+            if _closed_by_the_loop():
+                step.abandon()  # nobody awaits this close: what it raises is kept
+            await _advance(loop, step, executor)
 
 
 async def aopen_position(
