@@ -16,6 +16,15 @@ pyo3::create_exception!(
      names the file and, for JSON defects, the line and column."
 );
 
+pyo3::create_exception!(
+    position_manager_rs,
+    StepAbandoned,
+    pyo3::exceptions::PyBaseException,
+    "Ends an update step its caller gave up on (the asyncio API, when the task awaiting the step \
+     was cancelled) at the step's next client call, as a Ctrl+C would: nothing more is sent for \
+     the step. A BaseException, so it passes through as an interruption; the asyncio API drops it."
+);
+
 /// Wraps a core error so `?` converts it (the orphan rule forbids `From<CoreError> for PyErr`).
 pub struct PmError(pub CoreError);
 

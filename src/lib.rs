@@ -81,6 +81,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "StateFileError",
         m.py().get_type::<errors::StateFileError>(),
     )?;
+    m.add("_StepAbandoned", m.py().get_type::<errors::StepAbandoned>())?;
     m.add_class::<exits::PyAdvancedExitStrategy>()?;
     m.add_class::<exits::PySmartExitOptimizer>()?;
     m.add_class::<clock::PyManualClock>()?;

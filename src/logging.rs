@@ -7,6 +7,7 @@
 //! level gates ([`refresh_for`]): a record no handler would emit is never built.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use log::LevelFilter;
@@ -233,6 +234,26 @@ thread_local! {
     /// event callback): raised at this thread's next client call, and at the end of the manager
     /// call at the latest.
     static DEFERRED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+    /// The given-up flag of the update step this thread is running ([`serving_step`]).
+    static STEP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (an update step on this thread) with `abandoned` as its given-up flag: once set,
+/// the step's next client call on this thread ends it ([`interruption`]).
+pub fn serving_step<T>(abandoned: &Arc<AtomicBool>, f: impl FnOnce() -> T) -> T {
+    let before = STEP.with(|s| s.replace(Some(abandoned.clone())));
+    let out = f();
+    STEP.with(|s| *s.borrow_mut() = before);
+    out
+}
+
+/// Whether the update step this thread runs was given up by its caller.
+fn step_abandoned() -> bool {
+    STEP.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    })
 }
 
 /// Whether `e` must end the manager call (DESIGN rule 8): a `BaseException` that is not an
@@ -303,6 +324,14 @@ pub fn interruption(py: Python<'_>) -> CoreResult<()> {
     settle_pending(py);
     if crate::interpreter_exit::exiting_elsewhere() {
         return Err(interrupted(py, &crate::interpreter_exit::exit_error()));
+    }
+    if step_abandoned() {
+        return Err(interrupted(
+            py,
+            &crate::errors::StepAbandoned::new_err(
+                "the task awaiting this update step was cancelled",
+            ),
+        ));
     }
     if let Some(e) = take_deferred() {
         return Err(interrupted(py, &e));

@@ -1,5 +1,6 @@
 //! The iterator `update_positions()` returns: one core step per `__next__`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -9,7 +10,8 @@ use pyo3::prelude::*;
 use position_manager_core::error::CoreError;
 use position_manager_core::manager::UpdateCycle;
 
-use crate::logging::{defer_interrupt, interrupt_error, refresh_for, run, PyLoggers};
+use crate::errors::StepAbandoned;
+use crate::logging::{defer_interrupt, interrupt_error, refresh_for, run, serving_step, PyLoggers};
 use crate::manager::CoreManager;
 use crate::position::PyPosition;
 
@@ -21,6 +23,8 @@ pub struct UpdateIter {
     core: Arc<CoreManager>,
     loggers: Arc<PyLoggers>,
     cycle: Mutex<Option<UpdateCycle>>,
+    /// Set by `_abandon()`: the running step stops at its next client call.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl UpdateIter {
@@ -30,6 +34,7 @@ impl UpdateIter {
             core,
             loggers,
             cycle: Mutex::new(None),
+            abandoned: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -56,12 +61,31 @@ impl UpdateIter {
         if cycle.is_done() {
             return Ok(None);
         }
-        let closed = run(py, || core.next_closed(cycle)).inspect_err(|_| {
-            // The cycle ends with the interruption it raises: other reads made ahead are
-            // dropped with it (one Ctrl+C is one KeyboardInterrupt).
-            drop(cycle.finish_without_work());
-        })?;
+        let closed = match serving_step(&self.abandoned, || run(py, || core.next_closed(cycle))) {
+            Ok(closed) => closed,
+            Err(e) => {
+                // The cycle ends with the interruption it raises: other reads made ahead are
+                // dropped with it (one Ctrl+C is one KeyboardInterrupt) — unless the step was
+                // given up (`_abandon`): then an interruption a read made ahead met is the one
+                // raised, so that it is not lost with the step nobody waits for.
+                let handed = cycle.finish_without_work();
+                return Err(match handed {
+                    Some(CoreError::Interrupted(i)) if e.is_instance_of::<StepAbandoned>(py) => {
+                        interrupt_error(py, &i)
+                    }
+                    _ => e,
+                });
+            }
+        };
         Ok(closed.map(|c| (c.symbol, c.pnl, c.handle.clone_ref(py))))
+    }
+
+    /// Gives up the step running now (or the next one) on behalf of its caller: it stops at its
+    /// next client call on the stepping thread, as at a Ctrl+C, raising `_StepAbandoned` (the
+    /// asyncio API calls this when the task awaiting a step is cancelled; what the step already
+    /// did stands, and nothing more is sent for it).
+    fn _abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
     }
 
     /// Stops the cycle; positions not examined yet are left for the next cycle. Raises

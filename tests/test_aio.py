@@ -152,10 +152,11 @@ def test_a_close_made_after_its_await_was_cancelled_reaches_the_next_cycle(
     venue: FakeBinanceUsdm,
 ) -> None:
     """The bot bounds its cycle with ``asyncio.wait_for``; the stop-loss close is answered late,
-    after the bound. The step runs on in its worker thread (it cannot be stopped), the close
-    goes through, and the next ``aupdate_positions()`` yields it first: the bot's loop body sees
-    every close. (Before, the cancelled await dropped it: the position was closed and booked,
-    and no cycle ever yielded it.)"""
+    after the bound. The close order in flight answers in its worker thread (a step given up
+    stops at its next client call, not inside one), the close goes through, and the next
+    ``aupdate_positions()`` yields it first: the bot's loop body sees every close. (Before,
+    the cancelled await dropped it: the position was closed and booked, and no cycle ever
+    yielded it.)"""
     venue.open_position(BTC, "long", 0.01, 50000.0, leverage=10)
 
     async def body(exchange: Any) -> None:
@@ -498,3 +499,59 @@ def test_closes_kept_from_cancelled_steps_each_reach_a_loop_body(how: str) -> No
 @contextlib.contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def test_a_cancelled_step_sends_nothing_more() -> None:
+    """The bot's task is cancelled (a Ctrl+C under ``asyncio.run``, a ``wait_for`` bound) while a
+    step reads position after position: the step stops at its next client call, as a
+    synchronous cycle stops at a Ctrl+C — no further read, and no close for the position below
+    its stop further down the book. (Before, the step read every remaining position in its
+    thread and sent that close about 5 s after the cancel.) The next cycle closes it."""
+    from position_manager_rs import Position
+
+    symbols = [f"C{i}/USDT:USDT" for i in range(12)]
+    reads: list[str] = []
+    closes: list[str] = []
+    slow = threading.Event()
+    slow.set()
+
+    class Client:
+        def get_open_positions(self) -> list[dict[str, Any]]:
+            return [
+                {"symbol": s, "side": "long", "contracts": 1.0, "entryPrice": 100.0}
+                for s in symbols
+                if s not in closes
+            ]
+
+        def get_ticker(self, symbol: str) -> dict[str, Any]:
+            reads.append(symbol)
+            if slow.is_set():
+                time.sleep(0.1)
+            return {"symbol": symbol, "last": 90.0 if symbol == symbols[-1] else 100.0}
+
+        def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
+            return []
+
+        def close_position(self, symbol: str) -> bool:
+            closes.append(symbol)
+            return True
+
+    manager = PositionManager(Client(), 0.02, ticker_retry_delays=())
+    for s in symbols:
+        manager.positions[s] = Position(s, "long", 100.0, 1.0, 10, 95.0, 200.0)
+
+    async def cycle() -> list[str]:
+        return [symbol async for symbol, _, _ in manager.aupdate_positions()]
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(cycle(), timeout=0.25)
+        await asyncio.sleep(0.5)  # the step's read in flight answers; nothing after it
+        assert 2 <= len(reads) <= 4, reads
+        assert closes == []
+        assert manager.get_open_positions_count() == len(symbols)
+        slow.clear()
+        assert await asyncio.wait_for(cycle(), timeout=10) == [symbols[-1]]
+        assert closes == [symbols[-1]]
+
+    asyncio.run(main())

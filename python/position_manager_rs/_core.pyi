@@ -37,6 +37,7 @@ __all__ = [
     "UpdateIterator",
     "VolumeProfile",
     "_JournalReader",
+    "_StepAbandoned",
     "__version__",
     "_advance_clock",
     "_clock_is_frozen",
@@ -174,6 +175,9 @@ class _JournalReader:
 class StateFileError(ValueError):
     """A state file that cannot be loaded, or a state that cannot be saved."""
 
+class _StepAbandoned(BaseException):
+    """Ends an update step its caller gave up on (the asyncio API drops it)."""
+
 @final
 class PositionsView:
     """Live, thread-safe mapping {symbol: Position} of the tracked positions."""
@@ -209,6 +213,7 @@ class UpdateIterator:
     def __iter__(self) -> UpdateIterator: ...
     def __next__(self) -> tuple[str, float, Position]: ...
     def close(self) -> None: ...
+    def _abandon(self) -> None: ...
 
 @disjoint_base
 class PositionManager:

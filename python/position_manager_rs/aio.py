@@ -51,6 +51,7 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from ._core import _StepAbandoned
 from .ccxt_client import CcxtClient, is_async_exchange
 
 __all__ = [
@@ -266,11 +267,13 @@ class _Raised:
 
 
 class _Step:
-    """One advance (``next``) or the close of a cycle's iterator, in a worker thread. The thread
-    cannot be stopped once it runs: if the task awaiting it is cancelled meanwhile
-    (``asyncio.wait_for``, a shutdown), the closed position it yields — or the interruption it
-    raises — is kept for the manager's next ``aupdate_positions()`` instead of being lost with
-    the cancelled await, and the iterator is closed after it on the same thread."""
+    """One advance (``next``) or the close of a cycle's iterator, in a worker thread. If the
+    task awaiting it is cancelled meanwhile (``asyncio.wait_for``, a Ctrl+C, a shutdown), the
+    advance stops at its next client call, as a synchronous cycle stops at a Ctrl+C (nothing
+    more is sent for it; what it did stands); the closed position it yielded — or the
+    interruption it raised — is kept for the manager's next ``aupdate_positions()`` instead of
+    being lost with the cancelled await, and the iterator is closed after it on the same
+    thread."""
 
     def __init__(self, manager: Any, iterator: Any, closing: bool = False) -> None:
         self.manager = manager
@@ -292,6 +295,8 @@ class _Step:
                 result = next(self.iterator, _END)
         except Exception:
             raise
+        except _StepAbandoned:
+            result = _END  # given up by abandon(): the step ended at a client call
         except BaseException as e:  # an interruption: to the awaiting task, or kept
             result = _Raised(e)
         with self.lock:
@@ -309,6 +314,10 @@ class _Step:
         with self.lock:
             self.abandoned = True
             if not self.returned:
+                if not self.closing:
+                    # The step stops at its next client call, as at a Ctrl+C: nothing more is
+                    # sent for a cycle nobody waits for (what it did already stands).
+                    self.iterator._abandon()
                 return  # run() keeps what it returns and closes the cycle
             _keep(self.manager, self.result)
         self._close_after()
@@ -411,9 +420,11 @@ async def aupdate_positions(self: Any) -> AsyncGenerator[tuple[str, float, Any],
     by ``await cycle.aclose()``, or, after a ``break``, by the manager's next a-method.
 
     Cancelling the task that awaits a step (``asyncio.wait_for`` timing out, a shutdown) raises
-    ``CancelledError`` at once, but the step already running in its thread cannot be stopped:
-    it finishes, and a position it closed is yielded first by this manager's next
-    ``aupdate_positions()``, so the bot's loop body sees every close; an interruption it raises
+    ``CancelledError`` at once; the step already running in its thread stops at its next
+    client call, as a synchronous cycle stops at a Ctrl+C (a call in flight answers first, and
+    nothing more is sent for the step), and a position it closed is yielded first by this
+    manager's next ``aupdate_positions()``, so the bot's loop body sees every close; an
+    interruption it raises
     (``KeyboardInterrupt``, ``SystemExit``) is raised by the manager's next a-method. A step not
     yet started when its task is cancelled does not run.
     """
