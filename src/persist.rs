@@ -20,11 +20,14 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreError;
 use position_manager_core::manager::state::SavedExtra;
-use position_manager_core::persist::{json_text, lock_target, Extra};
+use position_manager_core::persist::{json_text, lock_target, with_lock_wait, Extra};
 
 use crate::convert::describe;
 use crate::errors::PmError;
-use crate::logging::{attach_clean, detached, refresh_for, take_deferred, PyLoggers};
+use crate::logging::{
+    attach_clean, detached, interrupted as interruption_error, refresh_for, take_deferred,
+    PyLoggers,
+};
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -132,19 +135,34 @@ pub fn save_state(
     let path = path_arg(path)?;
     let json = Json::new(py)?;
     refresh_for(py, core, loggers);
+    let log_target = core.config().loggers.main.clone();
     let mut pending: Option<PyErr> = None;
     let result = detached(py, || {
         let _one_save_at_a_time = lock_target(&path);
-        core.save_state(&path, |_, handle| {
-            attach_clean(|py| {
-                extra_of(py, &json, handle).map_err(|e| {
-                    pending = Some(e);
-                    interrupted()
+        with_lock_wait(&log_target, signals_while_waiting, || {
+            core.save_state(&path, |_, handle| {
+                attach_clean(|py| {
+                    extra_of(py, &json, handle).map_err(|e| {
+                        pending = Some(e);
+                        interrupted()
+                    })
                 })
             })
         })
     });
     finish(result, pending)
+}
+
+/// Between attempts to take another process's lock on the state file's directory: a signal
+/// (Ctrl+C) that arrived meanwhile, or an interruption a logging handler raised earlier in the
+/// save, ends the save there, before anything is written, and is raised as it came.
+fn signals_while_waiting() -> Result<(), CoreError> {
+    attach_clean(|py| {
+        if let Some(e) = take_deferred() {
+            return Err(interruption_error(py, &e));
+        }
+        py.check_signals().map_err(|e| interruption_error(py, &e))
+    })
 }
 
 /// The JSON-serialisable attributes of a position object; names of the others as skipped.

@@ -5,6 +5,7 @@ text can carry, and interrupts during a save or a load.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -14,11 +15,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_clients import Workers, make_position, run_with_timeout
+from helpers_clients import Workers, assert_ctrl_c_ends, make_position, run_with_timeout
 
 from position_manager_rs import PositionManager
 
@@ -141,6 +144,68 @@ def test_two_processes_saving_one_file_both_succeed_and_it_always_loads(tmp_path
     assert loads > 0
     assert len(loaded(path).positions) == 20
     assert temp_files(tmp_path) == []
+
+
+# ----------------------------------------------------------------- a directory locked by another
+
+# How long a save waits for another holder of its directory's lock (docs/persistence.md).
+DIR_LOCK_WAIT = 3.0
+
+
+@contextlib.contextmanager
+def dir_locked(directory: Path) -> Iterator[None]:
+    """Holds an exclusive flock on ``directory`` through a descriptor of its own, as
+    ``flock -n <directory> python bot.py`` does for the bot's whole life (a flock belongs to the
+    open file, so it conflicts with the save's own lock in this process too)."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs flock")
+def test_a_directory_locked_for_good_is_saved_into_after_a_bounded_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.json"
+    pm = manager_with(A)
+    with dir_locked(tmp_path), caplog.at_level(logging.WARNING, logger="TradingBot"):
+        started = time.monotonic()
+        saved = run_with_timeout(
+            lambda: pm.save_state(path), 30.0, "save_state into a locked directory"
+        )
+        took = time.monotonic() - started
+    assert saved == 1
+    assert DIR_LOCK_WAIT <= took < 30.0
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "TradingBot" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1, warnings
+    assert f"the directory {tmp_path} stays locked by another process" in warnings[0]
+    assert f"saving {path} without the cross-process lock" in warnings[0]
+    assert len(loaded(path).positions) == 1
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs flock and SIGINT")
+def test_ctrl_c_while_waiting_for_a_locked_directory_ends_the_save(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    manager_with(A).save_state(path)
+    before = path.read_bytes()
+    pm = manager_with(A, "ETH/USDT:USDT")
+    with dir_locked(tmp_path):
+        # Well before the wait would run out: the save ends with the KeyboardInterrupt.
+        assert_ctrl_c_ends(lambda: pm.save_state(path), after=0.5, within=DIR_LOCK_WAIT - 0.5)
+    assert path.read_bytes() == before  # nothing written
+    assert temp_files(tmp_path) == []
+    assert pm.save_state(path) == 2  # the next save works
+    assert len(loaded(path).positions) == 2
 
 
 # --------------------------------------------------------------------------- symlinks, modes

@@ -70,7 +70,10 @@ pub const FORMAT: &str = "position-manager-rs/state";
 /// The state-file version this build writes, and the newest it reads.
 pub const VERSION: u64 = 1;
 
-pub use files::{leftover_temp_files, lock_target, resolve_target, TargetLock, MAX_LINKS};
+pub use files::{
+    leftover_temp_files, lock_target, resolve_target, with_lock_wait, TargetLock, DIR_LOCK_WAIT,
+    MAX_LINKS,
+};
 
 /// The caller's own attributes of a position: name → JSON text, kept verbatim.
 pub type Extra = BTreeMap<String, Box<RawValue>>;

@@ -7,7 +7,11 @@
 //! - **Ordering.** Saves of one target are serialised: in this process by a re-entrant lock per
 //!   canonical target ([`lock_target`]; the binding holds it around the whole save, book snapshot
 //!   included, so a save that completes later also read the book later), across processes by an
-//!   exclusive `flock` on the target's directory for the write and the rename.
+//!   exclusive `flock` on the target's directory for the write and the rename. That lock is
+//!   waited for at most [`DIR_LOCK_WAIT`] (non-blocking attempts with short pauses); a directory
+//!   locked longer (e.g. by `flock -n <dir> python bot.py`, which holds it for the bot's whole
+//!   life) is saved into without it, with a warning. The caller can have the wait check for
+//!   interruptions ([`with_lock_wait`]).
 //! - **Permissions.** A replaced file keeps its mode (and, where the process may, its owner and
 //!   group); a new file is created `0600` (owner only: it holds trading state).
 //! - **Temporary names** always fit the file system's 255-byte limit: `.<name>.tmp-<pid>-<n>`, or
@@ -19,6 +23,7 @@
 //! with an explicit mode is all the creation needs. Locking is `flock` through `rustix`
 //! (safe bindings).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -26,7 +31,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{ArcReentrantMutexGuard, Mutex, RawMutex, RawThreadId, ReentrantMutex};
 
@@ -42,6 +47,15 @@ const NAME_MAX: usize = 255;
 /// A temporary file whose writer cannot be checked for life (no `/proc`) counts as left over
 /// once it is this old.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// The longest a save waits for another process's lock on the target's directory before it
+/// goes on without it (with a warning). A save holds that lock for milliseconds (write, `fsync`,
+/// rename), so only a lock held for another purpose lasts this long.
+pub const DIR_LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// The first and the longest pause between two attempts to take the directory lock.
+const DIR_LOCK_FIRST_PAUSE: Duration = Duration::from_millis(1);
+const DIR_LOCK_MAX_PAUSE: Duration = Duration::from_millis(10);
 
 /// Distinguishes temporary files of successive saves of one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -260,25 +274,103 @@ fn temp_prefix(name: &OsStr) -> Vec<u8> {
     out
 }
 
+/// What a save on this thread does while it waits for the directory lock (see
+/// [`with_lock_wait`]).
+struct LockWait {
+    check: Box<dyn FnMut() -> CoreResult<()>>,
+    log_target: String,
+}
+
+thread_local! {
+    static LOCK_WAIT: RefCell<Option<LockWait>> = const { RefCell::new(None) };
+}
+
+/// Puts back the [`LockWait`] a scope replaced or took, however the scope ends.
+struct PutBack(Option<LockWait>);
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        LOCK_WAIT.with(|w| *w.borrow_mut() = previous);
+    }
+}
+
+/// Runs `f` (a save on this thread) with `check` called between attempts to take the
+/// cross-process lock of the target's directory: an error it returns (an interruption, e.g.
+/// Ctrl+C) ends the wait and the save with that error, before anything is written. The warning
+/// of a save that goes on without the lock is logged with `log_target` as its target (the
+/// binding passes the manager's main logger). Without it, the wait checks nothing and logs
+/// under this module's path.
+pub fn with_lock_wait<T>(
+    log_target: &str,
+    check: impl FnMut() -> CoreResult<()> + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    let wait = LockWait {
+        check: Box::new(check),
+        log_target: log_target.to_owned(),
+    };
+    let _restore = PutBack(LOCK_WAIT.with(|w| w.replace(Some(wait))));
+    f()
+}
+
 /// The cross-process lock: an exclusive `flock` on the target's directory, held for the write
 /// and the rename (released when the descriptor closes). Best effort: where the directory
 /// cannot be opened or locked (permissions, a file system without locks) the save goes on with
-/// the in-process lock only.
+/// the in-process lock only, and so it does, with a warning, when another process holds the
+/// lock for longer than [`DIR_LOCK_WAIT`].
 struct DirLock(#[allow(dead_code)] Option<File>);
 
 impl DirLock {
+    /// Takes the lock of `dir` for a save of `target`; an error only from the caller's check
+    /// (see [`with_lock_wait`]).
     #[cfg(unix)]
-    fn acquire(dir: &Path) -> DirLock {
+    fn acquire(dir: &Path, target: &Path) -> CoreResult<DirLock> {
         use rustix::fs::{flock, FlockOperation};
-        match File::open(dir) {
-            Ok(f) if flock(&f, FlockOperation::LockExclusive).is_ok() => DirLock(Some(f)),
-            _ => DirLock(None),
+        use rustix::io::Errno;
+        let Ok(f) = File::open(dir) else {
+            return Ok(DirLock(None));
+        };
+        // The check may run Python code that saves again: it is taken out while it runs (a
+        // nested save waits without it) and put back after.
+        let mut wait = PutBack(LOCK_WAIT.with(|w| w.borrow_mut().take()));
+        let deadline = Instant::now() + DIR_LOCK_WAIT;
+        let mut pause = DIR_LOCK_FIRST_PAUSE;
+        loop {
+            match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(DirLock(Some(f))),
+                Err(e) if e == Errno::WOULDBLOCK || e == Errno::INTR => {}
+                // No locks on this file system (ENOLCK, EOPNOTSUPP, ...): best effort.
+                Err(_) => return Ok(DirLock(None)),
+            }
+            if let Some(w) = wait.0.as_mut() {
+                (w.check)()?;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let message = format!(
+                    "save_state: the directory {} stays locked by another process (flock) after \
+                     {} s: saving {} without the cross-process lock (a wrapper such as \
+                     `flock -n <that directory>` holds it for the process's life: lock another \
+                     file instead)",
+                    dir.display(),
+                    DIR_LOCK_WAIT.as_secs_f64(),
+                    target.display()
+                );
+                match wait.0.as_ref() {
+                    Some(w) => log::warn!(target: &w.log_target, "{message}"),
+                    None => log::warn!("{message}"),
+                }
+                return Ok(DirLock(None));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(DIR_LOCK_MAX_PAUSE);
         }
     }
 
     #[cfg(not(unix))]
-    fn acquire(_dir: &Path) -> DirLock {
-        DirLock(None)
+    fn acquire(_dir: &Path, _target: &Path) -> CoreResult<DirLock> {
+        Ok(DirLock(None))
     }
 }
 
@@ -291,7 +383,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
     let _in_process = lock_target(path);
     let target = resolve_target(path)?;
     let (dir, name) = split(&target)?;
-    let _cross_process = DirLock::acquire(&dir);
+    let _cross_process = DirLock::acquire(&dir, &target)?;
     let existing = match fs::symlink_metadata(&target) {
         Ok(m) if m.is_file() => Some(m),
         Ok(m) => return Err(not_regular(ACTION, &target, &m)),
@@ -554,6 +646,87 @@ mod tests {
         let _held = lock_target(&d.join("state.json"));
         // Re-entrant on the same thread.
         let _again = lock_target(&d.join("sub/../state.json"));
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Holds an exclusive `flock` on `dir` through a descriptor of its own, as another process
+    /// would (flock locks belong to the open file, so this conflicts with a save's lock).
+    #[cfg(unix)]
+    fn hold_dir_lock(dir: &Path) -> File {
+        use rustix::fs::{flock, FlockOperation};
+        let f = File::open(dir).unwrap();
+        flock(&f, FlockOperation::NonBlockingLockExclusive).unwrap();
+        f
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_locked_by_someone_else_is_saved_into_after_a_bounded_wait() {
+        let d = dir("flocked");
+        let path = d.join("state.json");
+        let held = hold_dir_lock(&d);
+        let started = Instant::now();
+        write_atomic(&path, b"saved").unwrap();
+        let took = started.elapsed();
+        assert!(took >= DIR_LOCK_WAIT, "{took:?}");
+        assert!(took < DIR_LOCK_WAIT + Duration::from_secs(20), "{took:?}");
+        assert_eq!(fs::read(&path).unwrap(), b"saved");
+        assert!(leftover_temp_files(&path).is_empty());
+        // Once released, a save takes the lock at once.
+        drop(held);
+        let started = Instant::now();
+        write_atomic(&path, b"again").unwrap();
+        assert!(started.elapsed() < DIR_LOCK_WAIT);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_interruption_while_waiting_ends_the_save_before_anything_is_written() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let d = dir("flock-check");
+        let path = d.join("state.json");
+        let checks = Rc::new(Cell::new(0u32));
+        // Not contended: the check is never called.
+        let counted = checks.clone();
+        with_lock_wait(
+            "test",
+            move || {
+                counted.set(counted.get() + 1);
+                Ok(())
+            },
+            || write_atomic(&path, b"first"),
+        )
+        .unwrap();
+        assert_eq!(checks.get(), 0);
+        // Contended: the check's error ends the save at once, the file as it was.
+        let _held = hold_dir_lock(&d);
+        let counted = checks.clone();
+        let started = Instant::now();
+        let err = with_lock_wait(
+            "test",
+            move || {
+                counted.set(counted.get() + 1);
+                if counted.get() >= 3 {
+                    Err(CoreError::Value("stop".to_owned()))
+                } else {
+                    Ok(())
+                }
+            },
+            || write_atomic(&path, b"second"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, CoreError::Value(m) if m == "stop"),
+            "{err:?}"
+        );
+        assert_eq!(checks.get(), 3);
+        assert!(started.elapsed() < DIR_LOCK_WAIT, "{:?}", started.elapsed());
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert!(leftover_temp_files(&path).is_empty());
+        // The scope's check is gone after it.
+        assert!(LOCK_WAIT.with(|w| w.borrow().is_none()));
         fs::remove_dir_all(d).unwrap();
     }
 }
