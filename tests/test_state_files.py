@@ -6,6 +6,7 @@ text can carry, and interrupts during a save or a load.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -244,6 +245,64 @@ def test_an_existing_file_keeps_its_mode_and_a_new_one_is_owner_only(tmp_path: P
         assert len(loaded(shared).positions) == 1
         shared.chmod(0o600)
         shared.unlink()
+
+
+# --------------------------------------------------------------------------- failed saves
+
+TOO_LARGE = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from position_manager_rs import Position, PositionManager
+    pm = PositionManager(object())
+    p = Position("BTC/USDT:USDT", "long", 100.0, 1.0, 5, 95.0, 110.0)
+    p.payload = "x" * 100_000
+    pm.positions[p.symbol] = p
+    # Writes beyond 4 KiB fail with EFBIG (as a full disk fails with ENOSPC).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    try:
+        pm.save_state(sys.argv[1])
+    except OSError as e:
+        print(e.errno, e.filename, e.strerror, sep="\\n")
+    """
+)
+
+
+def test_a_failed_save_names_the_path_it_was_given(tmp_path: Path) -> None:
+    """Not the temporary file it was writing (that one is only detail in the message)."""
+    pm = manager_with(A)
+    missing = tmp_path / "nope" / "state.json"
+    with pytest.raises(FileNotFoundError) as info:
+        pm.save_state(missing)
+    assert info.value.filename == str(missing)
+    assert "cannot save the state (cannot create the temporary file " in str(info.value)
+    # Through a symlink whose target's directory is gone: the link, as given.
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "gone" / "real.json")
+    with pytest.raises(FileNotFoundError) as info:
+        pm.save_state(link)
+    assert info.value.filename == str(link)
+    assert sorted(os.listdir(tmp_path)) == ["link.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_a_save_that_cannot_write_names_the_path_it_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    script = tmp_path / "too_large.py"
+    script.write_text(TOO_LARGE)
+    out = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    errno_text, filename, strerror = out.stdout.splitlines()
+    assert int(errno_text) == errno.EFBIG
+    assert filename == str(path)
+    assert strerror.startswith("cannot save the state (cannot write the temporary file "), strerror
+    assert strerror.endswith(": File too large"), strerror
+    assert sorted(os.listdir(tmp_path)) == ["too_large.py"]  # no file, no temporary file
 
 
 # --------------------------------------------------------------------------- not regular files

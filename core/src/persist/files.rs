@@ -117,8 +117,13 @@ pub fn resolve_target(path: &Path) -> CoreResult<PathBuf> {
     for _ in 0..=MAX_LINKS {
         match fs::symlink_metadata(&current) {
             Ok(m) if m.file_type().is_symlink() => {
-                let link = fs::read_link(&current)
-                    .map_err(|e| io_error("cannot read the symlink", &current, &e))?;
+                let link = fs::read_link(&current).map_err(|e| {
+                    let action = format!(
+                        "cannot save the state (cannot read the symlink {})",
+                        current.display()
+                    );
+                    io_error(&action, path, &e)
+                })?;
                 current = match current.parent() {
                     Some(dir) if link.is_relative() => dir.join(link),
                     _ => link,
@@ -378,17 +383,27 @@ impl DirLock {
 /// temporary file in the same directory: write, fsync, rename over the target, fsync the
 /// directory. Leftover temporary files of earlier, interrupted saves to the same target are
 /// removed first.
+///
+/// Every error names `path` as the caller gave it; the step that failed (the temporary file, a
+/// symlink's target, the directory) is in the message.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
-    const ACTION: &str = "cannot save the state";
     let _in_process = lock_target(path);
     let target = resolve_target(path)?;
     let (dir, name) = split(&target)?;
     let _cross_process = DirLock::acquire(&dir, &target)?;
+    // "cannot save the state", with the symlink's target when the path is a link.
+    let action = if target == path {
+        "cannot save the state".to_owned()
+    } else {
+        format!("cannot save the state (its target {})", target.display())
+    };
+    let failed =
+        |step: &str, e: &io::Error| io_error(&format!("cannot save the state ({step})"), path, e);
     let existing = match fs::symlink_metadata(&target) {
         Ok(m) if m.is_file() => Some(m),
-        Ok(m) => return Err(not_regular(ACTION, &target, &m)),
+        Ok(m) => return Err(not_regular(&action, path, &m)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_error(ACTION, &target, &e)),
+        Err(e) => return Err(io_error(&action, path, &e)),
     };
     let prefix = temp_prefix(&name);
     remove_leftovers(&dir, &prefix);
@@ -404,25 +419,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
+        let temp_step = |step: &str| format!("{step} the temporary file {}", temp.display());
         let mut f = options
             .open(&temp)
-            .map_err(|e| io_error("cannot create a temporary state file", &temp, &e))?;
+            .map_err(|e| failed(&temp_step("cannot create"), &e))?;
         if let Some(m) = &existing {
             keep_owner_and_mode(&f, m)
-                .map_err(|e| io_error("cannot set the temporary file's mode", &temp, &e))?;
+                .map_err(|e| failed(&temp_step("cannot set the mode of"), &e))?;
         }
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
-            .map_err(|e| io_error("cannot write the temporary state file", &temp, &e))?;
+            .map_err(|e| failed(&temp_step("cannot write"), &e))?;
         drop(f);
-        fs::rename(&temp, &target)
-            .map_err(|e| io_error("cannot replace the state file", &target, &e))
+        fs::rename(&temp, &target).map_err(|e| {
+            failed(
+                &format!(
+                    "cannot rename the temporary file {} over {}",
+                    temp.display(),
+                    target.display()
+                ),
+                &e,
+            )
+        })
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    sync_dir(&dir).map_err(|e| io_error("cannot sync the state file's directory", &dir, &e))
+    sync_dir(&dir).map_err(|e| failed(&format!("cannot sync the directory {}", dir.display()), &e))
 }
 
 /// Gives the new file the replaced file's owner and group (where the process may: a failure
@@ -727,6 +751,56 @@ mod tests {
         assert!(leftover_temp_files(&path).is_empty());
         // The scope's check is gone after it.
         assert!(LOCK_WAIT.with(|w| w.borrow().is_none()));
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_names_the_path_it_was_given() {
+        let d = dir("names");
+        // No such directory: the temporary file cannot be created.
+        let path = d.join("nope/state.json");
+        let err = write_atomic(&path, b"x").unwrap_err();
+        match &err {
+            CoreError::Io {
+                errno: Some(2),
+                message,
+                path: named,
+            } => {
+                assert_eq!(named, &path.display().to_string());
+                assert!(
+                    message.starts_with("cannot save the state (cannot create the temporary file "),
+                    "{message}"
+                );
+                assert!(message.contains(".state.json.tmp-"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Through a symlink: the link's path, with its target in the message.
+        #[cfg(unix)]
+        {
+            let link = d.join("link.json");
+            fs::create_dir(d.join("taken")).unwrap();
+            std::os::unix::fs::symlink("taken", &link).unwrap();
+            let err = write_atomic(&link, b"x").unwrap_err();
+            match &err {
+                CoreError::Io {
+                    errno: Some(21),
+                    message,
+                    path: named,
+                } => {
+                    assert_eq!(named, &link.display().to_string());
+                    let target = d.join("taken");
+                    assert_eq!(
+                        message,
+                        &format!(
+                            "cannot save the state (its target {}): Is a directory",
+                            target.display()
+                        )
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         fs::remove_dir_all(d).unwrap();
     }
 }
