@@ -7,6 +7,7 @@
 //! of restored positions. Database work runs detached from the interpreter; Python runs only in
 //! the attribute and object callbacks, with no lock held.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
@@ -30,7 +31,7 @@ use crate::logging::{
     attach_clean, defer_interrupt, detached, is_interrupt, refresh_for, run, run_plain, PyLoggers,
 };
 use crate::manager::{CoreManager, Handle};
-use crate::persist::{extra_of, path_arg, Json};
+use crate::persist::{bytes_path, extra_of, path_arg, Json};
 use crate::position::{state_dict, PyPosition};
 
 pyo3::create_exception!(
@@ -76,16 +77,15 @@ pub struct JournalArgs {
     sync: SyncMode,
 }
 
-/// A journal target from a `str` (a path or a URL) or an `os.PathLike` (a path).
+/// A journal target from a `str` (a path or a URL) or an `os.PathLike` (a path). A `str` that
+/// is not valid UTF-8 text is a file name as Python carries one that is not UTF-8 (surrogate
+/// escapes, as `os.listdir` and `os.fsdecode` return): see [`escaped_target`].
 fn target_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(s) = value.cast::<PyString>() {
-        let text = s.extract::<String>().map_err(|_| {
-            PyValueError::new_err(format!(
-                "{name} must be a file path or a URL, got {}",
-                describe(value)
-            ))
-        })?;
-        return Target::parse_arg(name, &text).map_err(to_py);
+        return match s.extract::<String>() {
+            Ok(text) => Target::parse_arg(name, &text).map_err(to_py),
+            Err(_) => escaped_target(name, value),
+        };
     }
     let path = path_arg(value).map_err(|e| {
         if e.is_instance_of::<PyTypeError>(value.py()) {
@@ -99,6 +99,29 @@ fn target_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Target> {
         }
     })?;
     Ok(Target::Sqlite(path))
+}
+
+/// A `str` with surrogate escapes (see [`target_arg`]): read as its text would be — a file
+/// path, or an `sqlite:///` URL; a NUL, an unknown scheme or `sqlite:` without `///` refused
+/// alike — with the path taken from its bytes (`os.fsencode`), as the same name given as
+/// `bytes` or `pathlib.Path` is. A `postgresql://` URL must be text; a `str` that no file name
+/// can be (a lone surrogate outside the escapes) is refused naming the argument and the value.
+fn escaped_target(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Target> {
+    let refused = |why: &str| {
+        PyValueError::new_err(format!(
+            "{name} must be a file path or a URL{why}, got {}",
+            describe(value)
+        ))
+    };
+    let path: PathBuf = value.extract().map_err(|_| refused(""))?;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    match Target::parse_arg(name, &String::from_utf8_lossy(bytes)).map_err(to_py)? {
+        Target::Sqlite(_) => Ok(Target::Sqlite(match bytes.strip_prefix(b"sqlite:///") {
+            Some(rest) => bytes_path(rest),
+            None => path,
+        })),
+        Target::Postgres(_) => Err(refused(" (a postgresql:// URL is UTF-8 text)")),
+    }
 }
 
 /// `value` unless it is missing or None.

@@ -90,14 +90,16 @@ pub(crate) fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     Ok(path)
 }
 
+/// The path whose name is `bytes` (on unix exactly; elsewhere read as UTF-8, lossily).
 #[cfg(unix)]
-fn bytes_path(bytes: &[u8]) -> PathBuf {
+pub(crate) fn bytes_path(bytes: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
 }
 
+/// The path whose name is `bytes` (on unix exactly; elsewhere read as UTF-8, lossily).
 #[cfg(not(unix))]
-fn bytes_path(bytes: &[u8]) -> PathBuf {
+pub(crate) fn bytes_path(bytes: &[u8]) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
 }
 

@@ -979,6 +979,41 @@ def test_a_bad_journal_url_names_the_argument_url(url: str, match: str) -> None:
         Journal(url)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="non-UTF-8 file names are a POSIX matter")
+def test_a_non_utf8_str_journal_path_is_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file name that is not UTF-8, as the ``str`` ``os.listdir`` gives it (surrogate
+    escapes), is a journal path as the same name as ``bytes`` or ``Path`` is; after
+    ``sqlite:///`` too. What a path or a URL cannot be is still refused, naming the argument."""
+    raw = os.fsencode(tmp_path) + b"/k\xfe.db"
+    name = os.fsdecode(raw)
+    pm = PositionManager(NO_CLIENT, journal=name, account="x")
+    pm.positions[BTC] = Position(BTC, "long", 100, 1, 10, 95, 110)
+    status = pm.journal_status
+    assert status is not None and status["journal"] == f"sqlite:///{tmp_path}/k\ufffd.db"
+    del pm
+    assert os.path.exists(raw) and sorted(os.listdir(tmp_path))[0] == "k\udcfe.db"
+    assert Journal(Path(name)).accounts()[0]["account"] == "x"
+    assert len(Journal(name).events()) == 1
+    monkeypatch.chdir(tmp_path)
+    assert len(Journal("sqlite:///" + os.fsdecode(b"k\xfe.db")).events()) == 1
+    # Refused as the same text in UTF-8 would be.
+    with pytest.raises(ValueError, match="journal must not contain a NUL byte"):
+        PositionManager(NO_CLIENT, journal=name + "\0")
+    with pytest.raises(ValueError, match="sqlite:///relative/path"):
+        PositionManager(NO_CLIENT, journal="sqlite:" + name)
+    with pytest.raises(ValueError, match='scheme "mysql" is not supported'):
+        PositionManager(NO_CLIENT, journal="mysql://h/" + os.fsdecode(b"\xfe"))
+    # No file name has a lone surrogate outside the escapes.
+    with pytest.raises(ValueError, match=r"journal must be a file path or a URL, got '/x\\ud800'"):
+        PositionManager(NO_CLIENT, journal="/x\ud800")
+    with pytest.raises(ValueError, match="url must be a file path or a URL"):
+        Journal("/x\ud800")
+    # One database, under the name as given (no second one under a lossy name).
+    assert all(n.startswith("k\udcfe.db") for n in os.listdir(tmp_path)), os.listdir(tmp_path)
+
+
 def test_journal_times_are_the_event_times(tmp_path: Path) -> None:
     url = str(tmp_path / "j.db")
     pm = PositionManager(NO_CLIENT, journal=url)
