@@ -615,7 +615,7 @@ def test_closing_an_async_cycle_raises_what_a_read_made_ahead_met(
     kind: type[BaseException],
 ) -> None:
     # aclose() closed nothing: the iterator was dropped later on some other thread, whose
-    # next manager call raised it instead (found 2026-12-07).
+    # next manager call raised it instead (found 2026-12-06).
     import asyncio
 
     import position_manager_rs.aio  # noqa: F401  (adds aupdate_positions)
@@ -641,7 +641,7 @@ def test_an_async_cycle_left_by_break_hands_what_a_read_ahead_met_to_the_next_a_
     kind: type[BaseException],
 ) -> None:
     # The loop's finalizer dropped the iterator on its own thread: no a-method raised it, a
-    # later sync call on the loop's thread did (found 2026-12-07).
+    # later sync call on the loop's thread did (found 2026-12-06).
     import asyncio
 
     import position_manager_rs.aio  # noqa: F401  (adds aupdate_positions)
@@ -667,7 +667,7 @@ def test_a_cancelled_async_step_hands_what_a_read_ahead_met_to_the_next_a_method
 ) -> None:
     # The step yielding A's close is abandoned; its iterator, left open, was dropped on an
     # executor thread, which kept the interruption for whatever ran there next (found
-    # 2026-12-07).
+    # 2026-12-06).
     import asyncio
 
     import position_manager_rs.aio as aio
