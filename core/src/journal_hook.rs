@@ -1,7 +1,8 @@
 //! The hook a durable journal implements (the `position-manager-journal` crate does, for
 //! SQLite and PostgreSQL): the manager tells it about every event right after the event is
 //! stored in memory, asks it to write the book's state at the end of every update cycle, and
-//! tells it about every order right before it goes out and when the call that sent it is over,
+//! tells it about every order right before it goes out (an order that adds exposure is not sent
+//! when its row cannot be written) and when the call that sent it is over,
 //! and tells it when the re-open holds (`reopen_hold_seconds`) changed, when closes awaiting
 //! confirmation were confirmed, when a state file's remembered positions were put back, and when
 //! the manager's own scale order changed a position's size (none of them is an event).
@@ -41,7 +42,21 @@ pub trait EventJournal: Send + Sync {
     /// Writes that `order` for `key` is about to go out (called right before the client call):
     /// a restart that finds it still written takes it back as an order with an unknown outcome
     /// ([`crate::manager::Manager::restore_orders`]). It replaces any earlier row of `key`.
-    fn order_sent(&self, key: &Key, order: &SentOrder);
+    ///
+    /// `Err(why)` when the row could not be written (the implementation has reported the
+    /// failure itself). The manager then does not send an order that adds exposure
+    /// ([`SentIntent::adds_exposure`](crate::manager::in_flight::SentIntent::adds_exposure)), and
+    /// the implementation must not keep that row queued for a later write (the order never went
+    /// out); an order that only reduces is sent anyway, and its row stays queued like any failed
+    /// write.
+    fn order_sent(&self, key: &Key, order: &SentOrder) -> Result<(), String>;
+
+    /// `order`, whose row [`EventJournal::order_sent`] could not write, was not sent (it adds
+    /// exposure): the row must not reach the journal later (a restart would wait for an order
+    /// that never went out). The default does nothing.
+    fn order_not_sent(&self, key: &Key, order: &SentOrder) {
+        let _ = (key, order);
+    }
 
     /// The call that sent orders for `keys` is over: deletes the row of each key whose order
     /// the book no longer has in flight or with an unknown outcome

@@ -36,9 +36,11 @@
 //!   put its tombstones and closes awaiting confirmation back): their rows, as the book holds
 //!   them when the writer's lock is taken, in one transaction.
 //! - **An order** ([`EventJournal::order_sent`], right before the client call): its row,
-//!   replacing the key's; [`EventJournal::orders_settled`] (the end of the call that sent it, a
-//!   list that resolved an unknown outcome) and every checkpoint delete the rows of keys the
-//!   book no longer has an order pending for — by the order's reference, so an older order's
+//!   replacing the key's (when it cannot be written, an order that adds exposure is not sent
+//!   and its row leaves the queue, [`EventJournal::order_not_sent`]; one that reduces is sent
+//!   and its row stays queued); [`EventJournal::orders_settled`] (the end of the call that sent
+//!   it, a list that resolved an unknown outcome) and every checkpoint delete the rows of keys
+//!   the book no longer has an order pending for — by the order's reference, so an older order's
 //!   settle never deletes a newer one's row.
 //! - **Start** ([`BookJournal::start`]): the account's history, tombstones, closes awaiting
 //!   confirmation and book (each position with the one a side flip replaced with it, if any)
@@ -678,18 +680,36 @@ fn settle_orders<H: Clone + Send + Sync + 'static>(
 }
 
 impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
-    fn order_sent(&self, key: &Key, order: &SentOrder) {
+    fn order_sent(&self, key: &Key, order: &SentOrder) -> Result<(), String> {
+        let Some(manager) = self.manager.upgrade() else {
+            return Ok(());
+        };
+        // An order that adds exposure is not sent when its row cannot be written: its row must
+        // then leave the queue ([`BookJournal::order_not_sent`]).
+        let result = self.writer.lock().write_order(
+            key.as_str(),
+            OrderWrite::new(order),
+            order.intent.adds_exposure(),
+            manager.now().0,
+        );
+        let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        self.tell_notice(&manager);
+        self.report_for_the_book(&manager, result);
+        outcome
+    }
+
+    fn order_not_sent(&self, key: &Key, order: &SentOrder) {
         let Some(manager) = self.manager.upgrade() else {
             return;
         };
-        self.write_for_the_book(&manager, |_| {
-            let mut batch = Batch::default();
-            batch.orders.insert(
-                key.as_str().to_owned(),
-                OrderOp::Upsert(OrderWrite::new(order)),
-            );
-            Some(batch)
-        });
+        let result =
+            self.writer
+                .lock()
+                .withdraw_order(key.as_str(), &order.reference, manager.now().0);
+        if let Some(result) = result {
+            self.tell_notice(&manager);
+            self.report_for_the_book(&manager, result);
+        }
     }
 
     fn orders_settled(&self, keys: &[Key]) {

@@ -16,7 +16,7 @@ use crate::postgres::Postgres;
 use crate::schema;
 use crate::sql::Sql;
 use crate::sqlite::Sqlite;
-use crate::store::{self, Batch, OrderOp, PositionWrite, Restored, RowOp};
+use crate::store::{self, Batch, OrderOp, OrderWrite, PositionWrite, Restored, RowOp};
 use crate::{JournalError, JournalResult, SyncMode, Target};
 
 /// Events kept queued at most while the database cannot be written; beyond that the oldest
@@ -71,6 +71,16 @@ pub struct Writer {
     /// The reference of each key's order in flight with a row, written or queued (so that a
     /// settle deletes only rows that exist, and only the order's own).
     orders: HashMap<String, String>,
+    /// Per key, the order row whose write failed and that may not be sent
+    /// ([`Writer::write_order`]): what the queue and [`Writer::orders`] held before it, to put
+    /// back if the order is withdrawn ([`Writer::withdraw_order`]).
+    unsent: HashMap<String, Unsent>,
+}
+/// An order row whose write failed, with what it replaced ([`Writer::withdraw_order`]).
+struct Unsent {
+    reference: String,
+    queued: Option<OrderOp>,
+    row: Option<String>,
 }
 
 impl Writer {
@@ -125,6 +135,7 @@ impl Writer {
             closing,
             predecessors,
             orders,
+            unsent: HashMap::new(),
         };
         Ok((writer, restored))
     }
@@ -281,6 +292,74 @@ impl Writer {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes `order`'s row for `symbol` (replacing the key's) after everything queued, as
+    /// [`Writer::write`]. With `withdrawable` (an order that is not sent when its row cannot be
+    /// written), a failure remembers what the row replaced, so that
+    /// [`Writer::withdraw_order`] can take it back out.
+    pub fn write_order(
+        &mut self,
+        symbol: &str,
+        order: OrderWrite,
+        withdrawable: bool,
+        now_us: i64,
+    ) -> JournalResult<Written> {
+        let before = Unsent {
+            reference: order.reference.clone(),
+            queued: self.queued.orders.get(symbol).cloned(),
+            row: self.orders.get(symbol).cloned(),
+        };
+        let mut batch = Batch::default();
+        batch
+            .orders
+            .insert(symbol.to_owned(), OrderOp::Upsert(order));
+        let result = self.write(batch, now_us);
+        if withdrawable && result.is_err() && self.fenced.is_none() {
+            self.unsent.insert(symbol.to_owned(), before);
+        } else {
+            self.unsent.remove(symbol);
+        }
+        result
+    }
+
+    /// The order `reference` of `symbol`, whose row [`Writer::write_order`] could not write,
+    /// was not sent: its row leaves the queue, which holds again what it held before for the
+    /// key (a journal never gets the row of an order that never went out). If a later write
+    /// wrote it meanwhile, its deletion is written instead (`Some`: that write's result).
+    pub fn withdraw_order(
+        &mut self,
+        symbol: &str,
+        reference: &str,
+        now_us: i64,
+    ) -> Option<JournalResult<Written>> {
+        let unsent = self.unsent.remove(symbol)?;
+        if unsent.reference != reference {
+            return None;
+        }
+        let queued_here = matches!(
+            self.queued.orders.get(symbol),
+            Some(OrderOp::Upsert(o)) if o.reference == reference
+        );
+        if queued_here {
+            match unsent.queued {
+                Some(op) => self.queued.orders.insert(symbol.to_owned(), op),
+                None => self.queued.orders.remove(symbol),
+            };
+            match unsent.row {
+                Some(r) => self.orders.insert(symbol.to_owned(), r),
+                None => self.orders.remove(symbol),
+            };
+            return None;
+        }
+        if self.orders.get(symbol).map(String::as_str) != Some(reference) {
+            return None;
+        }
+        let mut batch = Batch::default();
+        batch
+            .orders
+            .insert(symbol.to_owned(), OrderOp::Delete(reference.to_owned()));
+        Some(self.write(batch, now_us))
     }
 
     /// One write of the queue. A session the server ended meanwhile (a restart, a failover,

@@ -304,7 +304,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             filled: false,
         };
         let leg = self.leg_of(position);
-        self.journal_order_sent(key, || SentIntent::change(&unknown()));
+        // A close only reduces: it goes out even when its row cannot be written (logged).
+        drop(self.journal_order_sent(key, || SentIntent::change(&unknown())));
         let answer = self.exchange().close_position(
             key.symbol(),
             order_id.as_deref(),

@@ -301,7 +301,13 @@ impl crate::journal_hook::EventJournal for HoldsJournal {
     fn checkpoint(&self) {}
     fn closes_settled(&self, _: &[crate::key::Key]) {}
     fn remembered(&self, _: &[crate::key::Key]) {}
-    fn order_sent(&self, _: &crate::key::Key, _: &crate::manager::in_flight::SentOrder) {}
+    fn order_sent(
+        &self,
+        _: &crate::key::Key,
+        _: &crate::manager::in_flight::SentOrder,
+    ) -> Result<(), String> {
+        Ok(())
+    }
     fn orders_settled(&self, _: &[crate::key::Key]) {}
     fn holds_changed(&self) {
         self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -109,6 +109,16 @@ impl SentIntent {
         }
     }
 
+    /// Whether the order adds exposure (an open, a scale-in): such an order is not sent when
+    /// its row cannot be written first. A close or scale-out only reduces: it is sent anyway
+    /// (a stop never waits for a database).
+    pub fn adds_exposure(&self) -> bool {
+        match self {
+            SentIntent::Open { .. } => true,
+            SentIntent::Change { op, .. } => *op == Op::ScaleIn,
+        }
+    }
+
     /// `open`, `close`, `scale_in` or `scale_out`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -243,15 +253,72 @@ impl OrdersFrom {
 impl<H: Clone + Send + Sync> Manager<H> {
     /// Tells the journal, if any, that an order for `key` is about to go out (called with no
     /// lock held, right before the client call). Without a journal this costs nothing.
-    pub(crate) fn journal_order_sent(&self, key: &Key, intent: impl FnOnce() -> SentIntent) {
+    ///
+    /// `Ok(())` when the order may go out: its row is written, or it only reduces exposure
+    /// (it goes out anyway, with an `ERROR` that it is not journaled: a stop never waits for a
+    /// database). `Err(why)` when it adds exposure (an open, a scale-in) and its row could not
+    /// be written: the caller must not send it (an `ERROR` says so, naming the journal's
+    /// failure), so that a process killed after sending never leaves an order the restart
+    /// knows nothing of (DESIGN rule 7).
+    pub(crate) fn journal_order_sent(
+        &self,
+        key: &Key,
+        intent: impl FnOnce() -> SentIntent,
+    ) -> Result<(), String> {
         let journal = self.journal.read().clone();
-        let Some(journal) = journal else { return };
+        let Some(journal) = journal else {
+            return Ok(());
+        };
         let intent = intent();
+        let adds = intent.adds_exposure();
+        let kind = intent.kind();
         let reference = intent
             .client_order_id()
             .map(str::to_owned)
             .unwrap_or_else(|| self.ids.next());
-        journal.order_sent(
+        let order = SentOrder {
+            reference,
+            sent_at: self.now(),
+            intent,
+        };
+        let written = journal.order_sent(key, &order);
+        if written.is_err() && adds {
+            journal.order_not_sent(key, &order);
+        }
+        drop(journal);
+        match written {
+            Ok(()) => Ok(()),
+            Err(why) if adds => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!(
+                        "Journal failed: the {kind} order for {key} could not be written before it goes out ({why}); nothing was sent"
+                    )
+                });
+                Err(why)
+            }
+            Err(why) => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!(
+                        "Journal failed: the {kind} order for {key} is sent anyway but is not journaled ({why}); a restart before the journal recovers does not know of it"
+                    )
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Manager::journal_order_sent`] for an order that is already out (the row of an open's
+    /// limit order, rewritten with the exchange's id): a failure can only be logged.
+    pub(crate) fn journal_order_out(&self, key: &Key, intent: impl FnOnce() -> SentIntent) {
+        let journal = self.journal.read().clone();
+        let Some(journal) = journal else { return };
+        let intent = intent();
+        let kind = intent.kind();
+        let reference = intent
+            .client_order_id()
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.ids.next());
+        let written = journal.order_sent(
             key,
             &SentOrder {
                 reference,
@@ -259,6 +326,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 intent,
             },
         );
+        drop(journal);
+        if let Err(why) = written {
+            self.log(Channel::Main, Level::Error, || {
+                format!(
+                    "Journal failed: the row of the {kind} order for {key}, already out, could not be updated ({why})"
+                )
+            });
+        }
     }
 
     /// The orders whose outcome the book had not taken in (`pending`, from

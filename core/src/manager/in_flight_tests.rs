@@ -290,3 +290,33 @@ fn restored_intents_are_validated() {
         .unwrap_err()
         .contains("before"));
 }
+
+#[test]
+fn an_order_that_adds_is_not_sent_without_its_row_one_that_reduces_is() {
+    use std::sync::atomic::Ordering;
+    let f = priced(100.0);
+    let (m, journal) = journaled(&f);
+    journal.failing.store(true, Ordering::Relaxed);
+    // An open whose row cannot be written is refused as an invalid open is: no order.
+    assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders_sent(&f), 0);
+    assert!(!m.book().contains("BTC") && !m.book().is_opening("BTC"));
+    assert_eq!(
+        journal.log(),
+        ["failed BTC open", "not sent BTC", "settled BTC"]
+    );
+    // Tracked: a scale-in is refused, a close goes out anyway.
+    journal.failing.store(false, Ordering::Relaxed);
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+    assert_eq!(orders_sent(&f), 1);
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    journal.failing.store(true, Ordering::Relaxed);
+    assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 100.0).unwrap());
+    assert_eq!(orders_sent(&f), 1, "no scale-in order");
+    assert_eq!(m.book().get("BTC").unwrap().0.lock().amount, 1.0);
+    assert!(matches!(
+        m.close_position("BTC", "stop_loss").unwrap(),
+        CloseOutcome::Closed(_)
+    ));
+    assert_eq!(orders_sent(&f), 2, "the close went out");
+}

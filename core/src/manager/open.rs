@@ -576,7 +576,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             client_order_id: order_id.clone(),
             ..intent.clone()
         };
-        self.journal_order_sent(key, || SentIntent::open(&intent));
+        if self
+            .journal_order_sent(key, || SentIntent::open(&intent))
+            .is_err()
+        {
+            // Not sent: an order the journal has no row of must not add exposure.
+            return Ok(Placed::Failed);
+        }
         let answer = self.exchange().create_market_order(&MarketOrder {
             symbol,
             side,
@@ -753,7 +759,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             client_order_id: order_id.clone(),
             ..intent.clone()
         };
-        self.journal_order_sent(key, || SentIntent::open(&limit_intent));
+        if self
+            .journal_order_sent(key, || SentIntent::open(&limit_intent))
+            .is_err()
+        {
+            // Not sent: an order the journal has no row of must not add exposure.
+            return Ok(Placed::Failed);
+        }
         let placed = match self.exchange().create_limit_order(&LimitOrder {
             symbol,
             side,
@@ -796,7 +808,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // order again: the journal's row of the open takes it now, so a process killed while it
         // waits leaves a row a restart cancels and reads the order by.
         if limit_intent.known_by_exchange_id() {
-            self.journal_order_sent(key, || SentIntent::resting_open(&limit_intent, id.text()));
+            self.journal_order_out(key, || SentIntent::resting_open(&limit_intent, id.text()));
         }
         let follow = || -> CoreResult<Placed> {
             self.log(Channel::Position, Level::Info, || {

@@ -98,7 +98,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         label: &str,
     ) -> CoreResult<Result<Answered, Option<Resolution>>> {
         let symbol = key.as_str();
-        self.journal_order_sent(key, || SentIntent::change(&unknown()));
+        if self
+            .journal_order_sent(key, || SentIntent::change(&unknown()))
+            .is_err()
+        {
+            // A scale-in whose row could not be written is not sent (a scale-out always is).
+            return Ok(Ok(Answered::Nothing));
+        }
         let answer = match self.exchange().create_market_order(order) {
             Err(e) if e.is_interrupt() => {
                 self.book().set_unknown(symbol, position, unknown());

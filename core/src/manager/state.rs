@@ -341,7 +341,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let journal = self.journal.read().clone();
         if let Some(journal) = journal {
             for (key, order) in orders.iter().filter(|(k, _)| !back.stale.contains(k)) {
-                journal.order_sent(key, order);
+                // A failure is reported by the journal; the row stays queued.
+                drop(journal.order_sent(key, order));
             }
         }
         back.opens + back.changes
@@ -697,7 +698,13 @@ mod tests {
         fn checkpoint(&self) {}
         fn closes_settled(&self, _: &[Key]) {}
         fn holds_changed(&self) {}
-        fn order_sent(&self, _: &Key, _: &crate::manager::in_flight::SentOrder) {}
+        fn order_sent(
+            &self,
+            _: &Key,
+            _: &crate::manager::in_flight::SentOrder,
+        ) -> Result<(), String> {
+            Ok(())
+        }
         fn orders_settled(&self, _: &[Key]) {}
         fn remembered(&self, keys: &[Key]) {
             let keys = keys.iter().map(|k| k.as_str().to_owned()).collect();

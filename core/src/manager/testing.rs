@@ -571,6 +571,8 @@ pub struct OrdersJournal {
     pub log: Mutex<Vec<String>>,
     /// The orders written, in order.
     pub sent: Mutex<Vec<(Key, SentOrder)>>,
+    /// When set, every order row fails to be written (`failed KEY KIND`, `not sent KEY`).
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 impl OrdersJournal {
@@ -586,11 +588,21 @@ impl crate::journal_hook::EventJournal for OrdersJournal {
     fn closes_settled(&self, _: &[Key]) {}
     fn holds_changed(&self) {}
     fn remembered(&self, _: &[Key]) {}
-    fn order_sent(&self, key: &Key, order: &SentOrder) {
+    fn order_sent(&self, key: &Key, order: &SentOrder) -> Result<(), String> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            self.log
+                .lock()
+                .push(format!("failed {key} {}", order.intent.kind()));
+            return Err("database is locked".to_owned());
+        }
         self.log
             .lock()
             .push(format!("sent {key} {}", order.intent.kind()));
         self.sent.lock().push((key.clone(), order.clone()));
+        Ok(())
+    }
+    fn order_not_sent(&self, key: &Key, _: &SentOrder) {
+        self.log.lock().push(format!("not sent {key}"));
     }
     fn orders_settled(&self, keys: &[Key]) {
         for key in keys {
