@@ -308,13 +308,21 @@ impl Attached {
     /// `manager.journal_status`.
     pub fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let journal = &self.journal;
-        let (queued, fenced) = detached(py, || (journal.queued_events(), journal.is_fenced()));
+        // Read without the writer's lock: never waits behind a write waiting for the database.
+        let (queued, fenced, failing) = detached(py, || {
+            (
+                journal.queued_events(),
+                journal.is_fenced(),
+                journal.is_failing(),
+            )
+        });
         let d = PyDict::new(py);
         d.set_item("journal", &self.target)?;
         d.set_item("account", &self.account)?;
         d.set_item("journal_sync", self.sync.name())?;
         d.set_item("queued_events", queued)?;
         d.set_item("fenced", fenced)?;
+        d.set_item("failing", failing)?;
         Ok(d)
     }
 }

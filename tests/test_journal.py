@@ -144,6 +144,7 @@ def test_a_restarted_manager_gets_back_its_book_attributes_tombstones_and_histor
         "journal_sync": "full",
         "queued_events": 0,
         "fenced": False,
+        "failing": False,
     }
     with Journal(url) as journal:
         closed = journal.closed_positions(account="bot-1")

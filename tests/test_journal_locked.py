@@ -5,6 +5,9 @@ tool, a long transaction in a shell, another program).
   written: a process killed after sending it would leave the restart nothing to stop a second
   order (DESIGN rule 7). An order that only reduces (a close) goes out anyway, logged as not
   journaled: a stop never waits for a database.
+- An outage costs one bounded wait (5 s), not one per write: once a write failed, the later
+  writes of the outage (the cycle's other events, the ``journal_failed`` event's own write, an
+  open's order row) barely wait; ``journal_status`` never waits behind a write.
 
 The lock is held by another process (``LOCKER``: Python's own sqlite3, ``BEGIN IMMEDIATE``)
 until the test tells it to let go, or for at most ``HOLD`` seconds.
@@ -16,6 +19,8 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,3 +186,65 @@ def test_an_open_refused_for_its_row_logs_why_and_a_close_still_goes_out(
     assert client.sent.count(f"buy {BTC} 1.0") == 1
     assert pm.journal_checkpoint() is True
     assert Journal(str(journal)).orders_in_flight("bot") == []
+
+
+def test_an_outage_costs_one_bounded_wait_and_the_status_never_waits(tmp_path: Path) -> None:
+    """The auditor's t02/t05: a cycle removing three positions while another process holds the
+    journal locked took 120 s (30 s per write), an open 100 s, and ``journal_status`` read by
+    another thread meanwhile waited behind the writer."""
+    journal = tmp_path / "journal.db"
+    venue = FileVenue(tmp_path / "venue.json")
+    client = CountingClient(venue)
+    pm = PositionManager(client, journal=str(journal), account="bot")
+    symbols = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+    for symbol in [*symbols, "ADA/USDT:USDT"]:
+        assert pm.open_position(symbol, "BUY", 1, 5, 0.1) is True
+    for symbol in symbols:
+        venue.close(symbol)  # closed outside the manager: the next cycle removes them
+    took: dict[str, float] = {}
+
+    def cycle() -> None:
+        start = time.monotonic()
+        # Two cycles: a position missing from one list is kept until the next confirms it.
+        for _ in range(2):
+            assert list(pm.update_positions()) == []
+        took["cycle"] = time.monotonic() - start
+
+    with locked(journal):
+        worker = threading.Thread(target=cycle, daemon=True)
+        worker.start()
+        time.sleep(1.0)  # the cycle's first write waits for the lock meanwhile
+        start = time.monotonic()
+        status = pm.journal_status
+        took["status"] = time.monotonic() - start
+        worker.join(TIMEOUT)
+        assert not worker.is_alive()
+        assert took["status"] < 2.5, took  # an atomic read; the writer waits 5 s meanwhile
+        assert status is not None and status["fenced"] is False
+        # One bounded wait (5 s) for the whole outage, not 5 s per write.
+        assert took["cycle"] < 20.0, took
+        assert not any(pm.has_position(s) for s in symbols)
+        kinds = [e["kind"] for e in pm.events]
+        assert kinds.count("removed") == 3 and kinds.count("journal_failed") == 1, kinds
+        status = pm.journal_status
+        assert status is not None
+        assert status["failing"] is True and status["queued_events"] >= 4, status
+        # An open during an outage already known is refused promptly.
+        start = time.monotonic()
+        assert pm.open_position("XRP/USDT:USDT", "BUY", 1, 5, 0.1) is False
+        assert time.monotonic() - start < 3.0
+        assert pm.journal_checkpoint() is False
+    # The lock is gone: everything queued is written, nothing was lost.
+    assert pm.journal_checkpoint() is True
+    status = pm.journal_status
+    assert status is not None
+    assert (status["failing"], status["queued_events"]) == (False, 0)
+    with Journal(str(journal)) as reader:
+        written = [e["kind"] for e in reader.events(account="bot")]
+    assert written.count("removed") == 3 and written.count("journal_failed") == 1, written
+    assert reader_positions(journal) == ["ADA/USDT:USDT"]
+
+
+def reader_positions(journal: Path) -> list[str]:
+    with Journal(str(journal)) as reader:
+        return [r["symbol"] for r in reader.open_positions(account="bot")]

@@ -72,7 +72,7 @@ use crate::store::{
     listing_json, Batch, EventWrite, HoldWrite, OrderOp, OrderWrite, PositionWrite, Restored,
     RestoredTombstone, RowOp, TombWrite,
 };
-use crate::writer::{row_hash, Writer, Written};
+use crate::writer::{row_hash, Writer, WriterStatus, Written};
 use crate::JournalError;
 
 /// The reason on the `loaded` events of positions restored from the journal.
@@ -86,6 +86,9 @@ pub type ExtraFn<H> = Arc<dyn Fn(&H) -> Option<Extra> + Send + Sync>;
 pub struct BookJournal<H> {
     manager: Weak<Manager<H>>,
     writer: Mutex<Writer>,
+    /// What the writer reports, read without its lock (a status read never waits behind a
+    /// write's wait for a database lock).
+    status: Arc<WriterStatus>,
     extra: ExtraFn<H>,
     /// The last handle seen per key, to read the attributes of a position that left the book.
     handles: Mutex<HashMap<String, H>>,
@@ -212,9 +215,11 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         if held.len() != found {
             cleanup.holds = Some(hold_rows(&held));
         }
+        let status = writer.status();
         let journal = Arc::new(BookJournal {
             manager: Arc::downgrade(manager),
             writer: Mutex::new(writer),
+            status,
             extra,
             handles: Mutex::new(HashMap::new()),
             failing: AtomicBool::new(false),
@@ -397,14 +402,19 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         self.report_for_the_book(manager, result);
     }
 
-    /// How many events wait for the database.
+    /// How many events wait for the database (as of the last write: never waits behind one).
     pub fn queued_events(&self) -> usize {
-        self.writer.lock().queued_events()
+        self.status.queued_events()
     }
 
     /// Whether a newer manager claimed the account (this one writes nothing more).
     pub fn is_fenced(&self) -> bool {
-        self.writer.lock().is_fenced()
+        self.status.is_fenced()
+    }
+
+    /// Whether the journal is failing: its last write failed (or it was fenced).
+    pub fn is_failing(&self) -> bool {
+        self.status.is_failing() || self.status.is_fenced()
     }
 
     /// Writes the bot's attributes and the current state of the tracked position `symbol` now
@@ -473,7 +483,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 self.failing.store(false, Ordering::Relaxed);
             }
             Err(e) => {
-                let queued = self.writer.lock().queued_events();
+                let queued = self.status.queued_events();
                 let fenced = matches!(e, JournalError::Fenced(_));
                 // Being fenced is its own transition, logged and evented once whatever the
                 // outage it ends: found while writes were already failing it went unsaid, and

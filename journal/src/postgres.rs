@@ -23,6 +23,8 @@ pub struct Postgres {
     read_only: bool,
     /// Prepared statements by text: a statement costs one round trip, not two.
     statements: HashMap<String, Statement>,
+    /// How long a write waits for another session's lock ([`Sql::set_lock_wait`]).
+    lock_wait: Duration,
 }
 
 /// Statements kept prepared at most (the journal uses a few dozen).
@@ -133,12 +135,20 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
     })
 }
 
-/// A journal write's `BEGIN`: it waits at most 5 s for another session's lock and runs at most
-/// 60 s (a query someone left open on the journal's rows held a manager call for as long as it
-/// ran, Ctrl+C included; found by an audit on 2026-12-06), and then fails, stays queued and is
-/// retried with the next write. One round trip, for this transaction only.
-const BOUNDED_WRITE: &str =
-    "BEGIN; SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '60s'";
+/// How long a journal write waits for another session's lock ([`bounded_write`]) unless the
+/// writer set another wait ([`Sql::set_lock_wait`]).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A journal write's `BEGIN`: it waits at most `lock_wait` ([`LOCK_TIMEOUT`], shorter while
+/// the journal is failing) for another session's lock and runs at most 60 s (a query someone
+/// left open on the journal's rows held a manager call for as long as it ran, Ctrl+C included;
+/// found by an audit on 2026-12-06), and then fails, stays queued and is retried with the next
+/// write. One round trip, for this transaction only.
+fn bounded_write(lock_wait: Duration) -> String {
+    // `lock_timeout = 0` would mean no limit: at least 1 ms.
+    let ms = lock_wait.as_millis().max(1);
+    format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL statement_timeout = '60s'")
+}
 
 /// How soon a connection whose network went silent is given up, unless the URL says otherwise
 /// (`keepalives_idle`, `tcp_user_timeout`): the operating system's defaults wait about two hours
@@ -232,6 +242,7 @@ impl Postgres {
             url: url.to_owned(),
             read_only,
             statements: HashMap::new(),
+            lock_wait: LOCK_TIMEOUT,
         })
     }
 
@@ -342,7 +353,12 @@ impl Sql for Postgres {
     }
 
     fn begin_bounded_write(&mut self) -> JournalResult<()> {
-        self.batch(BOUNDED_WRITE)
+        self.batch(&bounded_write(self.lock_wait))
+    }
+
+    fn set_lock_wait(&mut self, wait: Duration) -> JournalResult<()> {
+        self.lock_wait = wait;
+        Ok(())
     }
 
     fn is_broken(&self) -> bool {

@@ -123,6 +123,14 @@ pub trait Sql: Send {
     fn begin_bounded_write(&mut self) -> JournalResult<()> {
         self.begin(true)
     }
+    /// How long the next writes wait for another session's or process's lock before they fail
+    /// (SQLite: the busy timeout; PostgreSQL: the write transaction's `lock_timeout`). The
+    /// writer shortens it while the journal is failing, so that an outage costs one bounded
+    /// wait, not one per write ([`crate::writer`]).
+    fn set_lock_wait(&mut self, wait: std::time::Duration) -> JournalResult<()> {
+        let _ = wait;
+        Ok(())
+    }
     /// Whether the connection is known to be broken (PostgreSQL: reconnect before the next
     /// use).
     fn is_broken(&self) -> bool {

@@ -11,8 +11,13 @@ use rusqlite::{Connection, OpenFlags};
 use crate::sql::{Dialect, Sql, Val};
 use crate::{JournalError, JournalResult, SyncMode};
 
-/// How long a statement waits for another process's write lock before failing.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statement waits for another process's write lock before failing: 5 s, as a
+/// PostgreSQL journal write waits for another session's lock (`lock_timeout`). Several managers
+/// sharing one file hold the lock for milliseconds per write; a lock held for longer is someone
+/// else's (a backup, an open shell transaction), and a manager call must not wait on it long. A
+/// failed write stays queued, and while the journal is failing the writer waits only
+/// [`crate::writer::OUTAGE_LOCK_WAIT`] (one bounded wait per outage).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Puts the file in WAL mode (it stays so) and answers the mode now in force.
 ///
@@ -156,5 +161,9 @@ impl Sql for Sqlite {
 
     fn begin(&mut self, write: bool) -> JournalResult<()> {
         self.batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })
+    }
+
+    fn set_lock_wait(&mut self, wait: Duration) -> JournalResult<()> {
+        self.conn.busy_timeout(wait).map_err(err)
     }
 }

@@ -8,9 +8,19 @@
 //! manager has claimed the account ([`JournalError::Fenced`]), this writer writes nothing
 //! more: what it had queued is dropped (it can never be written by this writer) and every later
 //! write is refused at once, without a round trip to the database.
+//!
+//! An outage costs one bounded wait, not one per write: a write waits for another process's or
+//! session's lock at most [`LOCK_WAIT`]; once a write has failed, every later write of the same
+//! outage waits only [`OUTAGE_LOCK_WAIT`] (it succeeds as soon as the lock is free, and queues
+//! otherwise), until one succeeds. What the owner reports (queued events, fenced, failing) is
+//! published in a [`WriterStatus`] readable without the writer's lock, so a status read never
+//! waits behind a write.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::postgres::Postgres;
 use crate::schema;
@@ -22,6 +32,42 @@ use crate::{JournalError, JournalResult, SyncMode, Target};
 /// Events kept queued at most while the database cannot be written; beyond that the oldest
 /// are dropped with an error log (a journal down for that long is a lost cause anyway).
 pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
+
+/// How long a write waits for another process's (SQLite) or session's (PostgreSQL) lock while
+/// the journal works: 5 s on both ([`crate::sqlite::BUSY_TIMEOUT`],
+/// [`crate::postgres::LOCK_TIMEOUT`]).
+pub const LOCK_WAIT: Duration = crate::sqlite::BUSY_TIMEOUT;
+
+/// How long a write waits for a lock once a write of the same outage has failed: long enough
+/// for another manager's ordinary write on a shared database (milliseconds), short enough that
+/// a cycle of many events during an outage is not held by it.
+pub const OUTAGE_LOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// What a writer's owner reports, published after every write and read without the writer's
+/// lock ([`Writer::status`]).
+#[derive(Debug, Default)]
+pub struct WriterStatus {
+    queued_events: AtomicUsize,
+    fenced: AtomicBool,
+    failing: AtomicBool,
+}
+
+impl WriterStatus {
+    /// How many events wait in the queue (as of the last write).
+    pub fn queued_events(&self) -> usize {
+        self.queued_events.load(Ordering::Relaxed)
+    }
+
+    /// Whether another writer claimed the account.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last write failed (the journal is failing until a write succeeds).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
 
 /// Connects to `target` for writing.
 pub fn connect(target: &Target, sync: SyncMode) -> JournalResult<Box<dyn Sql>> {
@@ -75,7 +121,12 @@ pub struct Writer {
     /// ([`Writer::write_order`]): what the queue and [`Writer::orders`] held before it, to put
     /// back if the order is withdrawn ([`Writer::withdraw_order`]).
     unsent: HashMap<String, Unsent>,
+    /// Whether the last write failed: later writes wait only [`OUTAGE_LOCK_WAIT`].
+    failing: bool,
+    /// What the owner reports, readable without the writer's lock.
+    status: Arc<WriterStatus>,
 }
+
 /// An order row whose write failed, with what it replaced ([`Writer::withdraw_order`]).
 struct Unsent {
     reference: String,
@@ -136,6 +187,8 @@ impl Writer {
             predecessors,
             orders,
             unsent: HashMap::new(),
+            failing: false,
+            status: Arc::new(WriterStatus::default()),
         };
         Ok((writer, restored))
     }
@@ -162,6 +215,17 @@ impl Writer {
     /// The database, for messages (no password).
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// What the owner reports, published after every write and readable without the writer's
+    /// lock.
+    pub fn status(&self) -> Arc<WriterStatus> {
+        self.status.clone()
+    }
+
+    /// Whether the last write failed.
+    pub fn is_failing(&self) -> bool {
+        self.failing
     }
 
     /// How many events wait in the queue for a write that succeeds.
@@ -206,6 +270,29 @@ impl Writer {
     /// is kept queued for the next write and the error returned; once fenced, `batch` is
     /// dropped and [`JournalError::Fenced`] returned without touching the database.
     pub fn write(&mut self, batch: Batch, now_us: i64) -> JournalResult<Written> {
+        let result = self.write_queue(batch, now_us);
+        match &result {
+            Ok(Written::Done { .. }) => self.failing = false,
+            Ok(Written::Nothing) => {}
+            Err(_) => self.failing = true,
+        }
+        self.publish();
+        result
+    }
+
+    /// Publishes what the owner reports ([`Writer::status`]).
+    fn publish(&self) {
+        let status = &self.status;
+        status
+            .queued_events
+            .store(self.queued.events.len(), Ordering::Relaxed);
+        status
+            .fenced
+            .store(self.fenced.is_some(), Ordering::Relaxed);
+        status.failing.store(self.failing, Ordering::Relaxed);
+    }
+
+    fn write_queue(&mut self, batch: Batch, now_us: i64) -> JournalResult<Written> {
         if let Some(why) = &self.fenced {
             return Err(JournalError::Fenced(why.clone()));
         }
@@ -379,6 +466,12 @@ impl Writer {
             let Some(db) = self.db.as_mut() else {
                 return Err(JournalError::Database("no connection".to_owned()));
             };
+            // One bounded wait per outage: once a write failed, the next ones barely wait.
+            db.set_lock_wait(if self.failing {
+                OUTAGE_LOCK_WAIT
+            } else {
+                LOCK_WAIT
+            })?;
             let result = store::write(db.as_mut(), &self.account, self.epoch, &self.queued, now_us);
             if result.is_err() && db.is_broken() {
                 self.db = None;
