@@ -42,6 +42,26 @@ fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
     }
 }
 
+/// Creates `path` empty, readable and writable by its owner only (`0600`), when nothing is
+/// there: it holds trading state, as a state file does, and SQLite gives the `-wal` and `-shm`
+/// files the database file's permissions. A file already there keeps its mode. Any failure
+/// (a missing directory, no permission) is left for SQLite's open to report.
+fn create_owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path),
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// An SQLite connection.
 pub struct Sqlite {
     conn: Connection,
@@ -52,8 +72,10 @@ fn err(e: rusqlite::Error) -> JournalError {
 }
 
 impl Sqlite {
-    /// Opens (creating it when missing) the journal file at `path` for writing.
+    /// Opens (creating it when missing) the journal file at `path` for writing. A missing file
+    /// is created owner-only first ([`create_owner_only`]).
     pub fn open(path: &Path, sync: SyncMode) -> JournalResult<Sqlite> {
+        create_owner_only(path);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
