@@ -40,3 +40,46 @@ def test_a_new_journal_and_its_wal_and_shm_are_owner_only_an_existing_one_keeps_
     again = PositionManager(FakeExchange(), journal=str(path), account="bot")
     assert again.journal_checkpoint() is True
     assert mode(path) == 0o640
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced", "moved"])
+def test_a_journal_file_taken_away_under_a_running_manager_fails_loudly(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal file deleted, replaced or moved while the manager writes to it: the writes went
+    on into the file no path names any more, ``journal_checkpoint()`` said True and a restart
+    found nothing (found by an audit). Now every write fails, loudly: the journal reports itself
+    failing, and an open is not sent without its order row; a relative path still names its
+    file after a change of working directory."""
+    import logging
+
+    from position_manager_rs import Position
+
+    monkeypatch.chdir(tmp_path)
+    client = FakeExchange()
+    pm = PositionManager(client, journal="journal.db", account="bot")
+    pm.positions["BTC/USDT:USDT"] = Position("BTC/USDT:USDT", "long", 100, 1, 10, 95, 110)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert pm.journal_checkpoint() is True  # the relative path is the file it opened
+
+    path = tmp_path / "journal.db"
+    if how == "deleted":
+        path.unlink()
+    elif how == "replaced":
+        path.unlink()
+        path.write_bytes(b"")
+    else:
+        path.rename(tmp_path / "journal-old.db")
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        pm.positions["ETH/USDT:USDT"] = Position("ETH/USDT:USDT", "long", 10, 1, 10, 9, 11)
+        assert pm.journal_checkpoint() is False
+        assert not pm.open_position("SOL/USDT:USDT", "BUY", 1, 10, 0.05)
+    status = pm.journal_status
+    assert status is not None and status["failing"] is True
+    failed = [e for e in pm.events if e["kind"] == "journal_failed"]
+    phrase = "was replaced by another file" if how == "replaced" else "was deleted or moved away"
+    assert len(failed) == 1 and f"the journal file {path} {phrase}" in failed[0]["reason"]
+    assert not [c for c in client.calls if c[0] == "create_market_order"], "nothing sent"
+    assert any("nothing was sent" in r.getMessage() for r in caplog.records)

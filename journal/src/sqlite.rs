@@ -2,7 +2,7 @@
 //! processes share one file, `BEGIN IMMEDIATE` for writes (no lock upgrades, so no deadlock
 //! between two writers), `synchronous` from the [`SyncMode`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
@@ -65,6 +65,33 @@ fn create_owner_only(path: &Path) {
 /// An SQLite connection.
 pub struct Sqlite {
     conn: Connection,
+    /// The file written, and which file it was when opened ([`FileId`]): a write first checks
+    /// that the path still names it ([`Sqlite::check_file`]).
+    path: PathBuf,
+    opened: Option<FileId>,
+}
+
+/// Which file a path names (device and inode on Unix): a file deleted, replaced or moved while
+/// a manager writes to it shows as a different or missing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    /// The file `path` names now (`Err` with the I/O error's kind when it cannot be read).
+    fn of(path: &Path) -> Result<Option<FileId>, std::io::ErrorKind> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path)
+                .map(|m| Some(FileId(m.dev(), m.ino())))
+                .map_err(|e| e.kind())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Ok(None)
+        }
+    }
 }
 
 fn err(e: rusqlite::Error) -> JournalError {
@@ -102,7 +129,38 @@ impl Sqlite {
         };
         conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
             .map_err(err)?;
-        Ok(Sqlite { conn })
+        // Absolute as of now: a relative path names the same file after the process changes
+        // its working directory (SQLite keeps the file open), and so must the check.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        Ok(Sqlite {
+            conn,
+            opened: FileId::of(&path).ok().flatten(),
+            path,
+        })
+    }
+
+    /// Whether the journal's path still names the file this connection writes. A file deleted,
+    /// replaced or moved while the manager runs takes every later write with it (they would be
+    /// lost at a restart, which opens the path): each write fails instead, so the journal
+    /// reports itself failing (and an order that adds exposure is not sent without its row).
+    fn check_file(&self) -> JournalResult<()> {
+        let Some(opened) = self.opened else {
+            return Ok(());
+        };
+        let why = match FileId::of(&self.path) {
+            Ok(Some(now)) if now == opened => return Ok(()),
+            Ok(None) => return Ok(()),
+            Err(std::io::ErrorKind::NotFound) => "was deleted or moved away",
+            Ok(Some(_)) => "was replaced by another file",
+            // Another failure to read the path (a permission changed): SQLite reports it.
+            Err(_) => return Ok(()),
+        };
+        Err(JournalError::Database(format!(
+            "the journal file {} {why} while this manager wrote to it: what it writes now would \
+             not be found at a restart, so nothing more is written (restart the manager with \
+             the journal at a path it can keep)",
+            self.path.display()
+        )))
     }
 
     /// Opens an existing journal file read-only.
@@ -121,7 +179,11 @@ impl Sqlite {
             JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        Ok(Sqlite { conn })
+        Ok(Sqlite {
+            conn,
+            path: path.to_owned(),
+            opened: None,
+        })
     }
 }
 
@@ -182,6 +244,9 @@ impl Sql for Sqlite {
     }
 
     fn begin(&mut self, write: bool) -> JournalResult<()> {
+        if write {
+            self.check_file()?;
+        }
         self.batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })
     }
 
