@@ -265,30 +265,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         key: &Key,
         intent: impl FnOnce() -> SentIntent,
     ) -> Result<(), String> {
-        let journal = self.journal.read().clone();
-        let Some(journal) = journal else {
+        let Some((order, written)) = self.write_order_row(key, intent, true) else {
             return Ok(());
         };
-        let intent = intent();
-        let adds = intent.adds_exposure();
-        let kind = intent.kind();
-        let reference = intent
-            .client_order_id()
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.ids.next());
-        let order = SentOrder {
-            reference,
-            sent_at: self.now(),
-            intent,
-        };
-        let written = journal.order_sent(key, &order);
-        if written.is_err() && adds {
-            journal.order_not_sent(key, &order);
-        }
-        drop(journal);
+        let kind = order.intent.kind();
         match written {
             Ok(()) => Ok(()),
-            Err(why) if adds => {
+            Err(why) if order.intent.adds_exposure() => {
                 self.log(Channel::Main, Level::Error, || {
                     format!(
                         "Journal failed: the {kind} order for {key} could not be written before it goes out ({why}); nothing was sent"
@@ -310,30 +293,45 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// [`Manager::journal_order_sent`] for an order that is already out (the row of an open's
     /// limit order, rewritten with the exchange's id): a failure can only be logged.
     pub(crate) fn journal_order_out(&self, key: &Key, intent: impl FnOnce() -> SentIntent) {
-        let journal = self.journal.read().clone();
-        let Some(journal) = journal else { return };
+        let Some((order, Err(why))) = self.write_order_row(key, intent, false) else {
+            return;
+        };
+        let kind = order.intent.kind();
+        self.log(Channel::Main, Level::Error, || {
+            format!(
+                "Journal failed: the row of the {kind} order for {key}, already out, could not be updated ({why})"
+            )
+        });
+    }
+
+    /// Writes the row of the order `intent()` describes for `key` (its reference: the client
+    /// order id, or a new one) and answers the order with the write's result; `None` without a
+    /// journal. With `before_sending`, a failed row of an order that adds exposure is taken
+    /// back out of the journal's queue
+    /// ([`crate::journal_hook::EventJournal::order_not_sent`]): that order is not sent. The
+    /// journal is let go of before the caller logs.
+    fn write_order_row(
+        &self,
+        key: &Key,
+        intent: impl FnOnce() -> SentIntent,
+        before_sending: bool,
+    ) -> Option<(SentOrder, Result<(), String>)> {
+        let journal = self.journal.read().clone()?;
         let intent = intent();
-        let kind = intent.kind();
         let reference = intent
             .client_order_id()
             .map(str::to_owned)
             .unwrap_or_else(|| self.ids.next());
-        let written = journal.order_sent(
-            key,
-            &SentOrder {
-                reference,
-                sent_at: self.now(),
-                intent,
-            },
-        );
-        drop(journal);
-        if let Err(why) = written {
-            self.log(Channel::Main, Level::Error, || {
-                format!(
-                    "Journal failed: the row of the {kind} order for {key}, already out, could not be updated ({why})"
-                )
-            });
+        let order = SentOrder {
+            reference,
+            sent_at: self.now(),
+            intent,
+        };
+        let written = journal.order_sent(key, &order);
+        if before_sending && written.is_err() && order.intent.adds_exposure() {
+            journal.order_not_sent(key, &order);
         }
+        Some((order, written))
     }
 
     /// The orders whose outcome the book had not taken in (`pending`, from
