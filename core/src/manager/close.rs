@@ -279,7 +279,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
             format!("  Exit Price: {}", format_price(price))
         });
 
-        let figures = CloseFigures::at(position, methods, price, self.now())?;
+        // A subclass's P/L override that fails must not keep the position open: the close goes
+        // on with the built-in figures (an interruption still ends the call).
+        let figures = match CloseFigures::at(position, methods, price, self.now()) {
+            Ok(figures) => figures,
+            Err(e) if !e.is_interrupt() => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "P/L of {symbol} from its own methods failed ({e}); closing with the built-in P/L"
+                    )
+                });
+                CloseFigures::at(position, &Methods::Builtin(position), price, self.now())?
+            }
+            Err(e) => return Err(e),
+        };
         self.log_pnl_lines(&figures, true);
         self.log(Channel::Position, Level::Info, || {
             format!(
