@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -363,6 +366,37 @@ def run_with_timeout(fn: Callable[[], Any], timeout: float = 10.0, what: str = "
     if "error" in result:
         raise result["error"]
     return result.get("value")
+
+
+# The address space a child run by ``run_memory_limited`` may use: ample for the interpreter and
+# the module, far below what an allocation sized by hostile input would ask for.
+CHILD_MEMORY_LIMIT = 4 << 30
+
+MEMORY_LIMITED_PRELUDE = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+"""
+
+
+def run_memory_limited(code: str, timeout: float = 120.0) -> str:
+    """Runs ``code`` in a child interpreter under a 4 GiB address-space limit and a timeout.
+
+    An input that would make the extension abort (a failed allocation, a panic) kills only the
+    child; the test then fails on its exit status (134 for an abort) with its output. Returns
+    the child's standard output, which the code prints its findings to.
+    """
+    source = MEMORY_LIMITED_PRELUDE.format(limit=CHILD_MEMORY_LIMIT) + textwrap.dedent(code)
+    out = subprocess.run(
+        [sys.executable, "-c", source],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, (
+        f"the child exited with status {out.returncode}\n"
+        f"stdout:\n{out.stdout[-3000:]}\nstderr:\n{out.stderr[-3000:]}"
+    )
+    return out.stdout
 
 
 class Workers:

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_clients import Workers, assert_ctrl_c_ends, make_position, run_with_timeout
+from helpers_clients import (
+    Workers,
+    assert_ctrl_c_ends,
+    make_position,
+    run_memory_limited,
+    run_with_timeout,
+)
 
 from position_manager_rs import PositionManager
 
@@ -344,6 +350,39 @@ def test_a_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="character device"):
         manager_with(A).save_state(link)
     assert link.is_symlink()
+
+
+# --------------------------------------------------------------------------- huge files
+
+HUGE_FILE = """
+import os, sys
+from position_manager_rs import PositionManager, StateFileError
+path = {path!r}
+with open(path, "wb") as f:
+    f.truncate({size})  # sparse: no disk used, but its size is what a read would allocate
+pm = PositionManager(object())
+try:
+    pm.load_state(path)
+except StateFileError as e:
+    print("StateFileError", e)
+print(len(pm.positions), len(pm.events))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs sparse files and RLIMIT_AS")
+@pytest.mark.parametrize("size", [(1 << 30) + 1, 1 << 40], ids=["1GiB+1", "1TiB"])
+def test_a_state_file_above_the_size_limit_is_refused_without_allocating(
+    tmp_path: Path, size: int
+) -> None:
+    # Before: the whole claimed size was allocated up front, and 1 TiB aborted the process.
+    path = tmp_path / "state.json"
+    out = run_memory_limited(HUGE_FILE.format(path=str(path), size=size))
+    refusal, counts = out.splitlines()
+    assert refusal == (
+        f"StateFileError {path}: the state file is {size} bytes, above the limit of "
+        "1073741824 bytes (1 GiB); it was not read"
+    )
+    assert counts == "0 0"
 
 
 # --------------------------------------------------------------------------- file names

@@ -57,6 +57,12 @@ pub const DIR_LOCK_WAIT: Duration = Duration::from_secs(3);
 const DIR_LOCK_FIRST_PAUSE: Duration = Duration::from_millis(1);
 const DIR_LOCK_MAX_PAUSE: Duration = Duration::from_millis(10);
 
+/// The largest state file a load reads: 1 GiB. A saved position is well under 4 KiB, so this
+/// holds hundreds of thousands of positions with all their extra attributes, far beyond any real
+/// book; a larger file is refused (`StateFileError`) before anything is allocated for it, so a
+/// corrupt, sparse or hostile file cannot exhaust memory.
+pub const MAX_STATE_FILE_BYTES: u64 = 1 << 30;
+
 /// Distinguishes temporary files of successive saves of one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -204,9 +210,34 @@ pub fn read_regular(path: &Path) -> CoreResult<Vec<u8>> {
     if !meta.is_file() {
         return Err(not_regular(ACTION, path, &meta));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)
+    let too_large = |size: u64| {
+        CoreError::State(format!(
+            "{}: the state file is {size} bytes, above the limit of {MAX_STATE_FILE_BYTES} \
+             bytes (1 GiB); it was not read",
+            path.display()
+        ))
+    };
+    if meta.len() > MAX_STATE_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // The size is only a hint (the file may grow while it is read): reserve fallibly and read
+    // at most one byte past the limit, so neither the claimed size nor the real one can make
+    // an allocation abort.
+    let mut bytes = Vec::new();
+    let hint = usize::try_from(meta.len()).unwrap_or(0);
+    bytes.try_reserve_exact(hint).map_err(|_| {
+        CoreError::State(format!(
+            "{}: the state file is {hint} bytes and there is not enough memory to read it",
+            path.display()
+        ))
+    })?;
+    let read = (&mut file)
+        .take(MAX_STATE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| io_error(ACTION, path, &e))?;
+    if read as u64 > MAX_STATE_FILE_BYTES {
+        return Err(too_large(read as u64));
+    }
     Ok(bytes)
 }
 
