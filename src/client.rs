@@ -16,7 +16,7 @@ use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
     BatchTicker, Exchange, Field, LimitOrder, MarketLimits, MarketOrder, Ohlcv, OrderAnswer,
     OrderId, OrderLookup, OrderReport, RawEntry, RawPosition, StatusWait, SymbolEntries,
-    TickerAnswer, WholeList,
+    TickerAnswer, WholeList, MAX_CANDLES, MAX_POSITION_ENTRIES,
 };
 use position_manager_core::key::Side;
 
@@ -336,10 +336,26 @@ fn market_limits(answer: &Bound<'_, PyAny>) -> PyResult<Option<MarketLimits>> {
 
 /// The items of a `get_open_positions()` answer. Only a real list (or tuple) is an answer: a
 /// None, a Mock or a dict is not, and must never be read as "no positions".
+///
+/// A list longer than [`MAX_POSITION_ENTRIES`] is not a usable answer either (a `ValueError`,
+/// taken as an answer that is not a list: nothing is removed, a warning says why); its length
+/// is checked before anything of it is copied or read.
 fn listed_items<'py>(answer: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let too_long = |n: usize| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "get_open_positions() answered {n} entries, more than the {MAX_POSITION_ENTRIES} \
+             an answer may have; it is not used"
+        ))
+    };
     if let Ok(l) = answer.cast::<PyList>() {
+        if l.len() > MAX_POSITION_ENTRIES {
+            return Err(too_long(l.len()));
+        }
         Ok(l.to_tuple())
     } else if let Ok(t) = answer.cast::<PyTuple>() {
+        if t.len() > MAX_POSITION_ENTRIES {
+            return Err(too_long(t.len()));
+        }
         Ok(t.clone())
     } else {
         Err(not_iterable(answer))
@@ -435,9 +451,22 @@ impl Exchange for PyClient {
             if answer.is_none() {
                 return Ok(out);
             }
-            if let Ok(l) = answer.cast::<PyList>() {
-                out.rows.reserve_exact(l.len());
-            }
+            // Only the last MAX_CANDLES rows are read (the manager uses the most recent ones).
+            let len = if let Ok(l) = answer.cast::<PyList>() {
+                l.len()
+            } else if let Ok(t) = answer.cast::<PyTuple>() {
+                t.len()
+            } else {
+                0
+            };
+            let first = len.saturating_sub(MAX_CANDLES);
+            out.skipped = first;
+            out.rows.try_reserve_exact(len - first).map_err(|_| {
+                pyo3::exceptions::PyMemoryError::new_err(format!(
+                    "cannot allocate memory for {} candles",
+                    len - first
+                ))
+            })?;
             let mut read = |i: usize, row: &Bound<'_, PyAny>| -> PyResult<bool> {
                 Ok(match candle_row(row)? {
                 Some(r) => {
@@ -455,8 +484,7 @@ impl Exchange for PyClient {
                 })
             };
             if let Ok(l) = answer.cast::<PyList>() {
-                let n = l.len();
-                for i in 0..n {
+                for i in first..len {
                     // A list the client mutates meanwhile may shrink: stop at its end.
                     let Ok(row) = l.get_item(i) else { break };
                     if !read(i, &row)? {
@@ -464,7 +492,8 @@ impl Exchange for PyClient {
                     }
                 }
             } else if let Ok(t) = answer.cast::<PyTuple>() {
-                for (i, row) in t.iter().enumerate() {
+                for i in first..len {
+                    let Ok(row) = t.get_item(i) else { break };
                     if !read(i, &row)? {
                         break;
                     }

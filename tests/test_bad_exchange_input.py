@@ -12,7 +12,13 @@ from typing import Any, Callable
 from unittest.mock import Mock
 
 import pytest
-from helpers_clients import FakeExchange, exchange_entry, make_manager, make_position
+from helpers_clients import (
+    FakeExchange,
+    exchange_entry,
+    make_manager,
+    make_position,
+    run_memory_limited,
+)
 
 from position_manager_rs import Position, PositionManager
 
@@ -72,6 +78,9 @@ BAD_LISTS: list[tuple[str, Callable[[], Any]]] = [
     ("int symbol", lambda: [exchange_entry(5)]),
     ("Mock entries", lambda: [Mock(), Mock()]),
     ("garbage mixed with other symbols", lambda: [exchange_entry("C"), "junk", None]),
+    # One entry more than MAX_POSITION_ENTRIES (100 000): not a usable answer, though every
+    # entry is well-formed (before, it was read in full and removed B).
+    ("longer than the cap", lambda: [exchange_entry("A")] * 100_001),
 ]
 BAD_LIST_IDS = [name for name, _ in BAD_LISTS]
 
@@ -114,6 +123,49 @@ def test_reconcile_and_sync_keep_positions(name: str, answer: Callable[[], Any])
     for s, p in book.items():
         assert pm.positions[s] is p
     assert not [e for e in pm.events if e["kind"] == "removed"]
+
+
+def test_a_list_longer_than_the_cap_is_named_in_the_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exchange = FakeExchange()
+    exchange.on_get_open_positions = lambda: [exchange_entry("A")] * 100_001
+    pm, book = tracked_pair(exchange)
+    assert list(pm.update_positions()) == []
+    assert_book_intact(pm, book)
+    assert any(
+        "get_open_positions() answered 100001 entries, more than the 100000 an answer may have" in w
+        for w in warnings(caplog)
+    ), warnings(caplog)
+
+
+HUGE_POSITION_LIST = """
+import logging
+from position_manager_rs import Position, PositionManager
+entry = {"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0, "leverage": 10}
+answer = [entry] * 30_000_000  # 240 MB here; an owned record per entry was gigabytes
+class Client:
+    def get_open_positions(self): return answer
+    def get_ticker(self, s): return {"last": 100.0}
+    def get_ohlcv(self, s, timeframe="1h", limit=100): return []
+    def close_position(self, s): return True
+records = []
+class Keep(logging.Handler):
+    def emit(self, record): records.append(record.getMessage())
+logging.getLogger("TradingBot").addHandler(Keep())
+pm = PositionManager(Client(), ticker_retry_delays=())
+b = Position("B", "long", 100.0, 1.0, 10, 95.0, 110.0)
+pm.positions["B"] = b
+print(pm.sync_existing_positions(), list(pm.update_positions()), pm.positions.get("B") is b)
+print(any("answered 30000000 entries" in r for r in records))
+"""
+
+
+def test_a_huge_position_list_is_refused_without_reading_it() -> None:
+    # Before: every entry was converted (gigabytes) and the process aborted, or the B-less list
+    # removed B.
+    out = run_memory_limited(HUGE_POSITION_LIST)
+    assert out.splitlines() == ["0 [] True", "True"]
 
 
 def test_well_formed_answer_omitting_a_symbol_does_remove_it(
@@ -365,6 +417,54 @@ def test_bad_ohlcv_still_updates_the_position(
         assert mentioning, warnings(caplog)
     else:
         assert not warnings(caplog)
+
+
+CANDLE = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
+
+
+def test_only_the_last_candles_of_a_long_answer_are_read(caplog: pytest.LogCaptureFixture) -> None:
+    # MAX_CANDLES (10 000) rows are read, the last ones: the unreadable first row of 10 001 is
+    # never looked at (before, it made the whole answer unusable).
+    exchange = FakeExchange()
+    exchange.open("A", leverage=1)
+    exchange.on_get_ohlcv = lambda s, **k: [["bad"]] + [CANDLE] * 10_000
+    pm = make_manager(exchange)
+    a = make_position("A", leverage=1)
+    pm.positions["A"] = a
+    assert list(pm.update_positions()) == []
+    assert pm.positions["A"] is a
+    assert warnings(caplog) == [
+        "OHLCV data for A had 10001 candles, more than the 10000 read: using its last 10000"
+    ]
+
+
+HUGE_CANDLE_LIST = """
+import logging
+from position_manager_rs import Position, PositionManager
+row = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
+candles = [row] * 60_000_000  # 480 MB here; the rows copied were 2.9 GB, twice
+class Client:
+    def get_open_positions(self):
+        return [{"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0}]
+    def get_ticker(self, s): return {"last": 100.0}
+    def get_ohlcv(self, s, timeframe="1h", limit=100): return candles
+    def close_position(self, s): return True
+records = []
+class Keep(logging.Handler):
+    def emit(self, record): records.append(record.getMessage())
+logging.getLogger("TradingBot").addHandler(Keep())
+pm = PositionManager(Client(), ticker_retry_delays=())
+a = Position("A", "long", 100.0, 1.0, 10, 95.0, 110.0)
+pm.positions["A"] = a
+print(list(pm.update_positions()), pm.positions.get("A") is a)
+print(any("had 60000000 candles" in r for r in records))
+"""
+
+
+def test_a_huge_candle_list_costs_only_its_last_rows() -> None:
+    # Before: the process aborted (a failed allocation, exit status 134).
+    out = run_memory_limited(HUGE_CANDLE_LIST)
+    assert out.splitlines() == ["[] True", "True"]
 
 
 def test_raising_ohlcv_warning_text(caplog: pytest.LogCaptureFixture) -> None:

@@ -209,6 +209,7 @@ fn bench_cycle(c: &mut Criterion) {
             ohlcv: Ohlcv {
                 rows: rows.clone(),
                 problem: None,
+                skipped: 0,
             },
         };
         let manager = Manager::new(

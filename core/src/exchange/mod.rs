@@ -292,6 +292,17 @@ pub enum BatchTicker {
     NotAMapping(String),
 }
 
+/// The most candles of one `get_ohlcv` answer that are read: its last 10 000 rows. The manager
+/// asks for `limit=100` and uses the most recent rows, so this is a hundred times what it can
+/// use; the rows before them are skipped (counted in [`Ohlcv::skipped`], with a warning), so an
+/// answer of millions of rows costs neither memory nor time.
+pub const MAX_CANDLES: usize = 10_000;
+
+/// The most entries a `get_open_positions()` answer may have: 100 000. No account holds that
+/// many positions; a longer answer is not a usable list (an error, as an answer that is not a
+/// list: nothing is removed and a warning names it) and none of its entries is read.
+pub const MAX_POSITION_ENTRIES: usize = 100_000;
+
 /// Candles `[timestamp_ms, open, high, low, close, volume]` from `get_ohlcv`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ohlcv {
@@ -299,6 +310,9 @@ pub struct Ohlcv {
     pub rows: Vec<[f64; 6]>,
     /// Why some rows could not be read, if any could not (the data is then not used).
     pub problem: Option<String>,
+    /// Rows of the answer before its last [`MAX_CANDLES`] that were not read (0 for an answer
+    /// of at most that many rows).
+    pub skipped: usize,
 }
 
 /// The exchange operations the manager needs. Implemented over the bot's Python client by the

@@ -17,7 +17,7 @@ use super::Manager;
 use crate::book::SharedPosition;
 use crate::clock::Timestamp;
 use crate::error::CoreResult;
-use crate::exchange::Ohlcv;
+use crate::exchange::{Ohlcv, MAX_CANDLES};
 use crate::format::py_fixed;
 use crate::market::{validate_candles, MarketInputs, MIN_CANDLES};
 use crate::position::TakeProfitInputs;
@@ -55,6 +55,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         if let Some(problem) = &ohlcv.problem {
             return Err(malformed(problem));
+        }
+        if ohlcv.skipped > 0 {
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "OHLCV data for {symbol} had {} candles, more than the {MAX_CANDLES} read: \
+                     using its last {}",
+                    ohlcv.skipped + ohlcv.rows.len(),
+                    ohlcv.rows.len()
+                )
+            });
         }
         if ohlcv.rows.len() < MIN_CANDLES {
             return Err(Simple::NoMarketData);

@@ -44,6 +44,7 @@ fn candles(closes: &[f64], volume: impl Fn(usize) -> f64) -> Ohlcv {
     Ohlcv {
         rows,
         problem: None,
+        skipped: 0,
     }
 }
 
@@ -181,10 +182,12 @@ fn malformed_or_short_candle_lists_take_the_simple_path() {
     let short = Ohlcv {
         rows: good.rows[..49].to_vec(),
         problem: None,
+        skipped: 0,
     };
     let unreadable = Ohlcv {
         rows: Vec::new(),
         problem: Some("candle #3 is not numbers".into()),
+        skipped: 0,
     };
     for ohlcv in [nan, inverted, negative, short, unreadable] {
         let (fake, m) = setup(&["BTC"], 101.0);

@@ -86,6 +86,7 @@ fn uptrend() -> Ohlcv {
     Ohlcv {
         rows,
         problem: None,
+        skipped: 0,
     }
 }
 
@@ -127,6 +128,7 @@ fn fake_for(scenario: &Scenario, batch: bool, delay: Duration) -> Fake {
             CandleFault::Lies => Ok(Ohlcv {
                 rows: vec![[0.0, f64::NAN, 1.0, 2.0, 3.0, -1.0]; 60],
                 problem: None,
+                skipped: 0,
             }),
             CandleFault::Interrupt => Err(interrupt()),
         };
