@@ -38,6 +38,7 @@ from helpers_clients import (
     listed_with_an_estimated_entry,
     opened_behind_a_lagging_list,
     removed_with_an_estimated_entry,
+    run_memory_limited,
     scaled_in_behind_a_lagging_list,
     untracked_by_empty_answers_then_back,
 )
@@ -546,6 +547,60 @@ def test_bad_journal_arguments_name_the_argument(
         kwargs["journal"] = str(tmp_path / "j.db")
     with pytest.raises(error, match=match):
         PositionManager(NO_CLIENT, **kwargs)
+
+
+TLS_FILES_REFUSED = """
+import os, sys
+from position_manager_rs import Journal, PositionManager
+tmp = {tmp!r}
+key, cert, big = tmp + "/key.pem", tmp + "/cert.pem", tmp + "/big.pem"
+for path, size in ((key, 1 << 40), (big, (16 << 20) + 1)):
+    with open(path, "wb") as f:
+        f.truncate(size)  # sparse: no disk used
+with open(cert, "w") as f:
+    f.write("not a certificate")
+small_key = tmp + "/small.key"
+with open(small_key, "w") as f:
+    f.write("not a key")
+os.chmod(key, 0o600)
+os.chmod(small_key, 0o600)
+base = "postgresql://u@127.0.0.1:1/db?"
+for query in (
+    "sslmode=verify-full&sslrootcert=/dev/zero",
+    "sslmode=verify-ca&sslrootcert=" + big,
+    f"sslmode=require&sslcert=/dev/zero&sslkey={{small_key}}",
+    f"sslmode=require&sslcert={{big}}&sslkey={{small_key}}",
+    f"sslmode=require&sslcert={{cert}}&sslkey={{key}}",
+):
+    for make in (Journal, lambda url: PositionManager(object(), journal=url)):
+        try:
+            make(base + query)
+            print("accepted", query)
+        except ValueError as e:
+            print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero and sparse files")
+def test_tls_files_that_are_not_regular_or_too_large_are_refused_by_name(tmp_path: Path) -> None:
+    """sslrootcert, sslcert and sslkey name a regular file of at most 16 MiB: /dev/zero (endless)
+    and sparse files just above the limit are refused before they are read, naming the option
+    and the file. Before, /dev/zero was read until the process aborted (exit 134)."""
+    out = run_memory_limited(TLS_FILES_REFUSED.format(tmp=str(tmp_path)))
+    big, key = tmp_path / "big.pem", tmp_path / "key.pem"
+    too_large = "bytes, more than the 16777216 a certificate or key file may have"
+    expected = [
+        "journal TLS: sslrootcert /dev/zero is not a regular file",
+        f"journal TLS: sslrootcert {big} is 16777217 {too_large}",
+        "journal TLS: sslcert /dev/zero is not a regular file",
+        f"journal TLS: sslcert {big} is 16777217 {too_large}",
+        f"journal TLS: sslkey {key} is 1099511627776 {too_large}",
+    ]
+    lines = out.splitlines()
+    assert len(lines) == 2 * len(expected), out
+    for i, want in enumerate(expected):
+        for line in lines[2 * i : 2 * i + 2]:
+            assert line.startswith("ValueError ") and want in line, (want, line)
 
 
 def test_a_journal_over_verified_tls(tmp_path: Path) -> None:

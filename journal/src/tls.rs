@@ -28,7 +28,7 @@
 //! hands the crate what it understands.
 
 use std::fmt;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -308,8 +308,64 @@ fn present(path: &Path) -> JournalResult<Option<PathBuf>> {
     }
 }
 
-/// The private key `key` of the certificate `cert` must be a regular file others cannot read,
-/// as libpq requires ([`key_access_problem`]; a key others can read is no longer private).
+/// The largest certificate or key file read: 16 MiB. A PEM certificate takes a few KiB and a
+/// system's whole bundle of authorities well under 1 MiB; a larger file is refused before it
+/// is read, so a wrong or hostile path cannot exhaust memory.
+pub const MAX_TLS_FILE_BYTES: u64 = 16 << 20;
+
+/// The file `path` that the URL option `option` names must be a regular file (a FIFO or a
+/// device such as `/dev/zero` is never read) of at most [`MAX_TLS_FILE_BYTES`].
+fn check_tls_file(option: &str, path: &Path, meta: &std::fs::Metadata) -> JournalResult<()> {
+    if !meta.is_file() {
+        return Err(tls_error(&format!(
+            "{option} {} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_TLS_FILE_BYTES {
+        return Err(tls_error(&format!(
+            "{option} {} is {} bytes, more than the {MAX_TLS_FILE_BYTES} a certificate or key \
+             file may have",
+            path.display(),
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of the file `path` that the URL option `option` names, after [`check_tls_file`]
+/// (on the open file too: it is opened without blocking, in case it was swapped for a FIFO);
+/// at most [`MAX_TLS_FILE_BYTES`] are read, so a file that grows meanwhile is refused too.
+fn read_tls_file(option: &str, path: &Path) -> JournalResult<Vec<u8>> {
+    let cannot = |why: &dyn fmt::Display| {
+        tls_error(&format!("cannot read {option} {}: {why}", path.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    check_tls_file(option, path, &meta)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options.open(path).map_err(|e| cannot(&e))?;
+    check_tls_file(option, path, &file.metadata().map_err(|e| cannot(&e))?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TLS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > MAX_TLS_FILE_BYTES {
+        return Err(cannot(&format!(
+            "it grew beyond the {MAX_TLS_FILE_BYTES} bytes a certificate or key file may have"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The private key `key` of the certificate `cert` must be a regular file ([`check_tls_file`])
+/// others cannot read, as libpq requires ([`key_access_problem`]; a key others can read is no
+/// longer private).
 fn check_key_file(cert: &Path, key: &Path) -> JournalResult<()> {
     let meta = std::fs::metadata(key).map_err(|e| {
         tls_error(&format!(
@@ -318,12 +374,7 @@ fn check_key_file(cert: &Path, key: &Path) -> JournalResult<()> {
             key.display()
         ))
     })?;
-    if !meta.is_file() {
-        return Err(tls_error(&format!(
-            "sslkey {} is not a regular file",
-            key.display()
-        )));
-    }
+    check_tls_file("sslkey", key, &meta)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -403,7 +454,8 @@ fn read_key(path: &Path, password: Option<&str>) -> JournalResult<PrivateKeyDer<
     let cannot = |why: &dyn fmt::Display| {
         tls_error(&format!("cannot read sslkey {}: {why}", path.display()))
     };
-    let text = std::fs::read_to_string(path).map_err(|e| cannot(&e))?;
+    let text = String::from_utf8(read_tls_file("sslkey", path)?)
+        .map_err(|_| cannot(&"stream did not contain valid UTF-8"))?;
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let Some(password) = password else {
             return Err(tls_error(&format!(
@@ -444,10 +496,12 @@ fn read_key(path: &Path, password: Option<&str>) -> JournalResult<PrivateKeyDer<
     })
 }
 
-/// The certificates of the PEM file `path` (the URL option `option` names it).
+/// The certificates of the PEM file `path` (the URL option `option` names it), read by
+/// [`read_tls_file`] and parsed from its bytes.
 fn read_pem(option: &str, path: &Path) -> JournalResult<Vec<CertificateDer<'static>>> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let bytes = read_tls_file(option, path)?;
+    CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_error(&format!("cannot read {option} {}: {e}", path.display())))
 }
 
