@@ -831,6 +831,11 @@ impl PyPosition {
             )));
         }
         let restored = fields_from(&fields)?;
+        // What the setters and load_state refuse is refused here too (one set of rules: the
+        // state file's), before anything of the position changes.
+        position_manager_core::persist::validate_state(&restored).map_err(|m| {
+            pyo3::exceptions::PyValueError::new_err(format!("pickled Position state: {m}"))
+        })?;
         *slf.get().inner.lock_py_attached(py) = restored;
         slf.get().init.store(READY, Ordering::Release);
         slf.getattr(pyo3::intern!(py, "__dict__"))?

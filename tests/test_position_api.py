@@ -530,3 +530,34 @@ def test_docstrings_and_help() -> None:
     text = pydoc.render_doc(Position, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
     assert "update_trailing_stop" in text
     assert "take_profit" in text
+
+
+I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("entry_time", I64_MAX, "entry_time is out of the datetime range"),
+        ("entry_time", I64_MIN, "entry_time is out of the datetime range"),
+        ("last_pnl_time", I64_MIN, "last_pnl_time is out of the datetime range"),
+        ("contract_size", 0.0, "contract_size must be a finite number > 0, got 0"),
+        ("contract_size", -1.0, "contract_size must be a finite number > 0, got -1"),
+        ("contract_size", float("nan"), "contract_size must be a finite number > 0, got NaN"),
+        ("symbol", "", "symbol must not be empty"),
+        ("side", "LONG", "side must be 'long' or 'short', got \"LONG\""),
+        ("partial_exits_taken", -1, "partial_exits_taken must be >= 0, got -1"),
+    ],
+)
+def test_setstate_refuses_what_the_setters_refuse(field: str, value: Any, message: str) -> None:
+    # Before, __setstate__ took these: then save_state failed every time and manager.events
+    # raised. It checks what load_state checks, and changes nothing when it refuses.
+    original = long_position()
+    make, args, (fmt, fields, attributes) = original.__reduce__()
+    copy = make(*args)
+    copy.__setstate__((fmt, dict(fields), attributes))
+    before = copy.to_dict()
+    with pytest.raises(ValueError, match="pickled Position state: ") as info:
+        copy.__setstate__((fmt, {**fields, field: value}, attributes))
+    assert message in str(info.value)
+    assert copy.to_dict() == before
