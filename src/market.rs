@@ -1,7 +1,7 @@
 //! `VolumeProfile`: the original's volume-profile analyzer over the core's market module, and the
 //! candle input conversion (a pandas DataFrame or a list of `[ts, open, high, low, close, volume]`).
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -18,9 +18,46 @@ const MAX_BINS: i64 = 100_000;
 
 const COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
 
+/// The most candles a `df` argument may have: 1 000 000 (ten years of 5-minute candles; the
+/// manager's own computations use 100). More is a `ValueError` naming `df`, raised as soon as
+/// the row after the limit is read, so an endless iterable (or a frame whose `tolist()` never
+/// ends) is refused instead of exhausting memory.
+pub const MAX_CANDLE_ROWS: usize = 1_000_000;
+
+/// How [`too_many_candles`]'s message begins.
+const TOO_MANY: &str = "df must have at most";
+
+/// The error for a `df` with more than [`MAX_CANDLE_ROWS`] rows.
+fn too_many_candles(data: &Bound<'_, PyAny>) -> PyErr {
+    PyValueError::new_err(format!(
+        "{TOO_MANY} {MAX_CANDLE_ROWS} candles, got more: {}",
+        describe(data)
+    ))
+}
+
+/// Whether `e` is [`candles_arg`]'s refusal of the argument itself (too many rows), which a
+/// method that answers its "no result" value for unusable data raises all the same.
+pub fn is_refusal(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyValueError>(py)
+        && e.value(py)
+            .str()
+            .is_ok_and(|m| m.to_string().starts_with(TOO_MANY))
+}
+
+/// One row of a sequence of rows: exactly six numbers, `None` otherwise. The row's length is
+/// checked before its values are read (a row claiming a huge length is never allocated for).
+fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
+    if row.len().ok()? != 6 {
+        return None;
+    }
+    let values: Vec<f64> = row.extract().ok()?;
+    <[f64; 6]>::try_from(values).ok()
+}
+
 /// Candles from a pandas DataFrame (columns timestamp, open, high, low, close, volume) or from
 /// a sequence of rows. `Ok(None)` when the data cannot be used (non-numeric or insane values),
-/// which the original's methods answer with their "no result" value.
+/// which the original's methods answer with their "no result" value; a `ValueError` for more
+/// than [`MAX_CANDLE_ROWS`] rows (or values in a column).
 pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
     let rows: Vec<[f64; 6]> = if data.hasattr("columns")? {
         let mut columns: Vec<Vec<f64>> = Vec::with_capacity(6);
@@ -28,6 +65,9 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
             let values = data.get_item(*name)?.call_method0("tolist")?;
             let mut out = Vec::new();
             for v in values.try_iter()? {
+                if out.len() == MAX_CANDLE_ROWS {
+                    return Err(too_many_candles(data));
+                }
                 let v = v?;
                 // Timestamps are not used by any computation; datetime values are fine.
                 out.push(if i == 0 {
@@ -65,14 +105,13 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
                 describe(data)
             ))
         })? {
+            if rows.len() == MAX_CANDLE_ROWS {
+                return Err(too_many_candles(data));
+            }
             let row = row?;
-            let values: Vec<f64> = match row.extract() {
-                Ok(v) => v,
-                Err(_) => return Ok(None),
-            };
-            match <[f64; 6]>::try_from(values) {
-                Ok(r) => rows.push(r),
-                Err(_) => return Ok(None),
+            match candle_row(&row) {
+                Some(r) => rows.push(r),
+                None => return Ok(None),
             }
         }
         rows
@@ -177,7 +216,8 @@ impl PyVolumeProfile {
     /// `{'poc', 'vah', 'val', 'volume_nodes': [{'price', 'volume', 'strength'}], 'total_volume'}`
     /// from a DataFrame (or list) of candles; `{'poc': None, 'vah': None, 'val': None,
     /// 'volume_nodes': []}` with fewer than 20 rows, a flat series, unusable data or
-    /// `num_bins=0`. `num_bins` is an int from 0 to 100000.
+    /// `num_bins=0`. `num_bins` is an int from 0 to 100000. `df` may have at most 1 000 000
+    /// candles (ValueError beyond; an endless iterable is refused so).
     #[pyo3(signature = (df, num_bins=None), text_signature = "(self, df, num_bins=50)")]
     fn calculate_volume_profile<'py>(
         &self,

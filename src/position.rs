@@ -769,6 +769,8 @@ impl PyPosition {
 
     /// Pulls the take profit toward a strong volume level ahead (resistance for a long,
     /// support for a short) from a DataFrame (or list) of at least 20 candles; True if changed.
+    /// `df` may have at most 1 000 000 candles (ValueError beyond; an endless iterable is
+    /// refused so).
     fn adjust_take_profit_with_volume_profile(
         &self,
         py: Python<'_>,
@@ -777,8 +779,11 @@ impl PyPosition {
     ) -> PyResult<bool> {
         let price = finite("current_price", current_price)?;
         // The original answers False for any data it cannot use.
-        let Ok(Some(candles)) = crate::market::candles_arg(df) else {
-            return Ok(false);
+        // (More candles than it may read is refused, not answered False.)
+        let candles = match crate::market::candles_arg(df) {
+            Ok(Some(candles)) => candles,
+            Err(e) if crate::market::is_refusal(py, &e) => return Err(e),
+            _ => return Ok(false),
         };
         Ok(self.with_mut(py, |p| {
             position_manager_core::market::volume_profile::adjust_take_profit_with_volume_profile(

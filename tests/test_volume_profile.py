@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from golden import load
+from helpers_clients import run_memory_limited
 
 from position_manager_rs import Position
 from position_manager_rs._core import VolumeProfile
@@ -80,3 +81,53 @@ def test_unusable_data_gives_no_profile() -> None:
         "resistance": None,
         "strength": 0.0,
     }
+
+
+ROW = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
+TOO_MANY = "df must have at most 1000000 candles, got more: "
+
+
+def test_more_candles_than_the_limit_are_refused_naming_df() -> None:
+    # One row more than the 1 000 000 a df may have (a list of one repeated row is cheap here).
+    # Before, it was read in full and answered.
+    rows = [ROW] * 1_000_001
+    with pytest.raises(ValueError, match=TOO_MANY):
+        VolumeProfile().calculate_volume_profile(rows)
+    p = Position("S", "long", 100.0, 1.0, 5, 95.0, 110.0)
+    with pytest.raises(ValueError, match=TOO_MANY):
+        p.adjust_take_profit_with_volume_profile(100.0, rows)
+    assert p.take_profit == 110.0
+
+
+ENDLESS = """
+import itertools
+from position_manager_rs import Position, VolumeProfile
+row = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
+class Column:
+    def tolist(self): return itertools.repeat(100.0)
+class Frame:
+    columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    def __getitem__(self, key): return Column()
+class HugeRow:  # claims a length no list could have
+    def __len__(self): return 2**62
+    def __getitem__(self, i): return 1.0
+p = Position("S", "long", 100.0, 1.0, 5, 95.0, 110.0)
+for call in (
+    lambda: VolumeProfile().calculate_volume_profile(itertools.repeat(row)),
+    lambda: VolumeProfile().calculate_volume_profile(Frame()),
+    lambda: p.adjust_take_profit_with_volume_profile(100.0, itertools.repeat(row)),
+    lambda: p.adjust_take_profit_with_volume_profile(100.0, Frame()),
+):
+    try:
+        print("returned", call())
+    except ValueError as e:
+        print("ValueError", str(e)[:47])
+print(VolumeProfile().calculate_volume_profile([HugeRow()] * 30)["poc"])
+print(p.adjust_take_profit_with_volume_profile(100.0, [HugeRow()] * 30))
+"""
+
+
+def test_an_endless_df_is_refused_not_read_until_memory_runs_out() -> None:
+    # Before: the process aborted (a failed allocation, exit status 134).
+    out = run_memory_limited(ENDLESS)
+    assert out.splitlines() == ["ValueError " + TOO_MANY.strip()] * 4 + ["None", "False"]
