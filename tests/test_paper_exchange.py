@@ -187,6 +187,29 @@ def test_invalid_constructor_options_raise(options: dict[str, Any]) -> None:
         PaperExchange(**options)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"volatility": 10.0}, "volatility must be in [0, 1), got 10.0"),
+        ({"volatility": 1.0}, "volatility must be in [0, 1), got 1.0"),
+        ({"volatility": 1e308}, "volatility must be in [0, 1), got 1e+308"),
+        (
+            {"volatility": 0.9, "tick_seconds": 0.001},
+            "volatility must be lower for tick_seconds=0.001 and history_candles=200 (the "
+            "simulated history's prices leave the range of a float), got 0.9",
+        ),
+    ],
+)
+def test_a_volatility_the_price_walk_cannot_take_is_refused_by_name(
+    options: dict[str, Any], message: str
+) -> None:
+    # Before: a bare ZeroDivisionError (the history's walk underflowed to 0 and was divided by),
+    # or an exchange whose candles were NaN.
+    with pytest.raises(ValueError) as info:
+        PaperExchange(**options)
+    assert str(info.value) == message
+
+
 # ---------------------------------------------------------------------------- market data
 def test_ticker_shape(paper: PaperExchange) -> None:
     t = paper.get_ticker(BTC)

@@ -168,7 +168,7 @@ def test_bad_marker_arguments_are_errors(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*TypeError: the paper_exchange marker takes keyword options only*",
-            "*ValueError: volatility must be >= 0, got -1.0*",
+            "*ValueError: volatility must be in [[]0, 1), got -1.0*",
             "*TypeError: start must be a naive datetime*",
         ],
         consecutive=False,

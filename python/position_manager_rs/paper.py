@@ -306,7 +306,9 @@ class PaperExchange:
       ``/USDT:USDT``).
     * ``prices``: start prices per symbol (defaults: realistic prices for known symbols, 100.0
       otherwise). A symbol given here but not in ``symbols`` is listed too.
-    * ``volatility`` (0.004): standard deviation of the log return per tick.
+    * ``volatility`` (0.004): standard deviation of the log return per tick, in ``[0, 1)``;
+      ``ValueError`` too for one so high for ``tick_seconds`` and ``history_candles`` that the
+      simulated history's prices would leave the range of a float.
     * ``tick_seconds`` (60.0): simulated seconds per tick.
     * ``history_candles`` (200): closed hourly candles generated before the start.
     * ``min_amount`` (1.0), ``amount_step`` (1.0), ``max_amount`` (1e6): order size rules in
@@ -389,7 +391,9 @@ class PaperExchange:
     ) -> None:
         if position_mode not in ("oneway", "hedge"):
             raise ValueError(f"position_mode must be 'oneway' or 'hedge', got {position_mode!r}")
-        volatility = _number_arg("volatility", volatility, ">= 0", lambda x: x >= 0)
+        # A log return whose standard deviation is 100 % or more per tick is no market (and its
+        # price walk leaves the range of a float within a few candles).
+        volatility = _number_arg("volatility", volatility, "in [0, 1)", lambda x: 0 <= x < 1)
         tick_seconds = _number_arg("tick_seconds", tick_seconds, "> 0", lambda x: x > 0)
         history_candles = _int_arg("history_candles", history_candles)
         amount_step = _number_arg("amount_step", amount_step, "> 0", lambda x: x > 0)
@@ -555,6 +559,14 @@ class PaperExchange:
                     low = min(low, p)
                 vol = m.hourly_volume * math.exp(rng.gauss(0.0, 0.4))
                 raw.append([o, h, low, p, vol])
+            if not (0.0 < p < math.inf):
+                # The walk's drift (-sigma**2 / 2 per step) took it out of the floats over this
+                # many candles: refused rather than divided by zero.
+                raise ValueError(
+                    f"volatility must be lower for tick_seconds={self.tick_seconds!r} and "
+                    f"history_candles={count!r} (the simulated history's prices leave the range "
+                    f"of a float), got {self.volatility!r}"
+                )
             scale = m.price / p  # the last candle closes at the start price
             for i, (o, h, low, c, vol) in enumerate(raw):
                 ts = int((hour_start - (count - i) * _HOUR) * 1000)
