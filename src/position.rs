@@ -1005,6 +1005,12 @@ fn fields_from(d: &Bound<'_, PyDict>) -> PyResult<PositionState> {
     // default); a manager tracking the copy sets its own bound.
     history.set_limit(points.len().max(history.limit()));
     for (time, price, stop_loss, take_profit) in points {
+        // A time the `history` attribute could not show as a datetime is refused by the rule
+        // the state file's times follow.
+        position_manager_core::persist::check_time("history time", clock::Timestamp(time))
+            .map_err(|m| {
+                pyo3::exceptions::PyValueError::new_err(format!("pickled Position state: {m}"))
+            })?;
         history.push(position_manager_core::position::history::PricePoint {
             time: clock::Timestamp(time),
             price,

@@ -547,6 +547,7 @@ I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
         ("symbol", "", "symbol must not be empty"),
         ("side", "LONG", "side must be 'long' or 'short', got \"LONG\""),
         ("partial_exits_taken", -1, "partial_exits_taken must be >= 0, got -1"),
+        ("history", [(I64_MIN, 1.0, 1.0, None)], "history time is out of the datetime range"),
     ],
 )
 def test_setstate_refuses_what_the_setters_refuse(field: str, value: Any, message: str) -> None:

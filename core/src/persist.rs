@@ -526,8 +526,9 @@ pub fn validate_state(p: &PositionState) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that `t` is a time Python's `datetime` can show (the years 1 to 9999).
-fn check_time(name: &str, t: Timestamp) -> Result<(), String> {
+/// Checks that `t` is a time Python's `datetime` can show (the years 1 to 9999); the message
+/// names the field `name`.
+pub fn check_time(name: &str, t: Timestamp) -> Result<(), String> {
     const MIN: i64 = -62_135_596_800_000_000; // 0001-01-01 00:00:00
     const MAX: i64 = 253_402_300_799_999_999; // 9999-12-31 23:59:59.999999
     if (MIN..=MAX).contains(&t.0) {
