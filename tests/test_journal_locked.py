@@ -24,11 +24,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from file_venue import FileVenue, FileVenueClient
+from file_venue import FileVenue
 from test_journal_crash import read_until
+from test_orders_in_flight import LaggingClient
 
 from position_manager_rs import Journal, PositionManager
 
@@ -78,26 +78,6 @@ def locked(path: Path) -> Iterator[None]:
                 locker.wait(TIMEOUT)
 
 
-class CountingClient(FileVenueClient):
-    """Every order is counted and done on the venue; lists show ``stale`` while ``lagging``."""
-
-    def __init__(self, venue: FileVenue, lagging: bool = False) -> None:
-        super().__init__(venue)
-        self.lagging = lagging
-        self.sent: list[str] = []
-
-    def get_open_positions(self) -> list[dict[str, Any]]:
-        return [] if self.lagging else self.venue.positions()
-
-    def _market(self, symbol: str, side: str, amount: float, leverage: float) -> Any:
-        self.sent.append(f"{side} {symbol} {amount}")
-        return super()._market(symbol, side, amount, leverage)
-
-    def _close(self, symbol: str) -> bool:
-        self.sent.append(f"close {symbol}")
-        return super()._close(symbol)
-
-
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == level]
 
@@ -141,7 +121,7 @@ def test_an_open_whose_row_cannot_be_written_is_not_sent_and_a_restart_sends_it_
     assert venue.orders == 0, "nothing was sent without its row"
     assert Journal(str(journal)).orders_in_flight("bot") == [], "no row of an unsent order"
 
-    client = CountingClient(venue, lagging=True)
+    client = LaggingClient(venue, [], lagging=True)
     pm = PositionManager(client, journal=str(journal), account="bot")
     pm.sync_existing_positions()
     assert pm.open_position(BTC, "BUY", 2, 5, 0.1) is True
@@ -157,7 +137,7 @@ def test_an_open_refused_for_its_row_logs_why_and_a_close_still_goes_out(
 ) -> None:
     journal = tmp_path / "journal.db"
     venue = FileVenue(tmp_path / "venue.json")
-    client = CountingClient(venue)
+    client = LaggingClient(venue, [], lagging=False)
     pm = PositionManager(client, journal=str(journal), account="bot")
     assert pm.open_position("ETH/USDT:USDT", "BUY", 1, 5, 0.1) is True
     events_before = len(pm.events)
@@ -194,7 +174,7 @@ def test_an_outage_costs_one_bounded_wait_and_the_status_never_waits(tmp_path: P
     another thread meanwhile waited behind the writer."""
     journal = tmp_path / "journal.db"
     venue = FileVenue(tmp_path / "venue.json")
-    client = CountingClient(venue)
+    client = LaggingClient(venue, [], lagging=False)
     pm = PositionManager(client, journal=str(journal), account="bot")
     symbols = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
     for symbol in [*symbols, "ADA/USDT:USDT"]:
