@@ -139,26 +139,37 @@ def test_a_list_longer_than_the_cap_is_named_in_the_warning(
     ), warnings(caplog)
 
 
-HUGE_POSITION_LIST = """
+# A child's client answers ``positions`` and ``candles`` (set by the script before it), and
+# the TradingBot records it logs are kept in ``records``.
+HUGE_ANSWER_CHILD = """
 import logging
 from position_manager_rs import Position, PositionManager
-entry = {"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0, "leverage": 10}
-answer = [entry] * 30_000_000  # 240 MB here; an owned record per entry was gigabytes
 class Client:
-    def get_open_positions(self): return answer
+    def get_open_positions(self): return positions
     def get_ticker(self, s): return {"last": 100.0}
-    def get_ohlcv(self, s, timeframe="1h", limit=100): return []
+    def get_ohlcv(self, s, timeframe="1h", limit=100): return candles
     def close_position(self, s): return True
 records = []
 class Keep(logging.Handler):
     def emit(self, record): records.append(record.getMessage())
 logging.getLogger("TradingBot").addHandler(Keep())
 pm = PositionManager(Client(), ticker_retry_delays=())
+"""
+
+HUGE_POSITION_LIST = (
+    """
+entry = {"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0, "leverage": 10}
+positions = [entry] * 30_000_000  # 240 MB here; an owned record per entry was gigabytes
+candles = []
+"""
+    + HUGE_ANSWER_CHILD
+    + """
 b = Position("B", "long", 100.0, 1.0, 10, 95.0, 110.0)
 pm.positions["B"] = b
 print(pm.sync_existing_positions(), list(pm.update_positions()), pm.positions.get("B") is b)
 print(any("answered 30000000 entries" in r for r in records))
 """
+)
 
 
 def test_a_huge_position_list_is_refused_without_reading_it() -> None:
@@ -438,27 +449,20 @@ def test_only_the_last_candles_of_a_long_answer_are_read(caplog: pytest.LogCaptu
     ]
 
 
-HUGE_CANDLE_LIST = """
-import logging
-from position_manager_rs import Position, PositionManager
+HUGE_CANDLE_LIST = (
+    """
 row = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
 candles = [row] * 60_000_000  # 480 MB here; the rows copied were 2.9 GB, twice
-class Client:
-    def get_open_positions(self):
-        return [{"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0}]
-    def get_ticker(self, s): return {"last": 100.0}
-    def get_ohlcv(self, s, timeframe="1h", limit=100): return candles
-    def close_position(self, s): return True
-records = []
-class Keep(logging.Handler):
-    def emit(self, record): records.append(record.getMessage())
-logging.getLogger("TradingBot").addHandler(Keep())
-pm = PositionManager(Client(), ticker_retry_delays=())
+positions = [{"symbol": "A", "contracts": 1.0, "side": "long", "entryPrice": 100.0}]
+"""
+    + HUGE_ANSWER_CHILD
+    + """
 a = Position("A", "long", 100.0, 1.0, 10, 95.0, 110.0)
 pm.positions["A"] = a
 print(list(pm.update_positions()), pm.positions.get("A") is a)
 print(any("had 60000000 candles" in r for r in records))
 """
+)
 
 
 def test_a_huge_candle_list_costs_only_its_last_rows() -> None:
