@@ -21,7 +21,7 @@ use position_manager_core::reconcile::Mode;
 
 use crate::client::PyClient;
 use crate::clock::PyManualClock;
-use crate::convert::{describe, number, number_or, truthy};
+use crate::convert::{describe, describe_checked, number, number_or, truthy};
 use crate::errors::PmError;
 use crate::event_dicts::{event_dict, events_list};
 use crate::exit_bridge::ExitObjects;
@@ -95,47 +95,41 @@ fn close_answer(answer: &Bound<'_, PyAny>) -> PyResult<(bool, String)> {
         || answer.is_instance_of::<pyo3::types::PyBytes>()
         || answer.is_instance_of::<PyDict>()
     {
-        return Err(refused(describe(answer)));
+        return Err(refused(describe_checked(answer)?));
     }
     let items = match answer.try_iter() {
         Ok(items) => items,
         Err(e) if crate::convert::passes_through(answer.py(), &e) => return Err(e),
-        Err(_) => return Err(refused(describe(answer))),
+        Err(_) => return Err(refused(describe_checked(answer)?)),
     };
     let read = items
         .take(SHOULD_CLOSE_ITEMS_READ)
         .collect::<PyResult<Vec<_>>>()?;
     let count = read.len();
-    let [close, reason] = <[Bound<'_, PyAny>; 2]>::try_from(read).map_err(|_| {
+    let Ok([close, reason]) = <[Bound<'_, PyAny>; 2]>::try_from(read) else {
         let count = if count < SHOULD_CLOSE_ITEMS_READ {
             format!("{count} item(s)")
         } else {
             "more than 2 items".to_owned()
         };
-        refused(format!("{count}, {}", describe(answer)))
-    })?;
+        return Err(refused(format!("{count}, {}", describe_checked(answer)?)));
+    };
     Ok((close.is_truthy()?, reason.str()?.to_string()))
-}
-
-/// An overridden P/L method's answer: a number, not a `bool` (nor numpy's), as every number the
-/// manager reads ([`number`]). Anything else is a `TypeError`, the position's error for this
-/// cycle.
-fn pnl_answer(method: &str, answer: &Bound<'_, PyAny>) -> PyResult<f64> {
-    number(&format!("{method}'s answer"), answer)
 }
 
 impl CustomMethods for PyMethods {
     fn get_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
         self.call(|p| {
             let answer = p.call_method1("get_pnl", (current_price, include_fees))?;
-            pnl_answer("get_pnl()", &answer)
+            // A number, not a `bool` (nor numpy's), as every number the manager reads.
+            number("get_pnl()'s answer", &answer)
         })
     }
 
     fn get_leveraged_pnl(&self, current_price: f64, include_fees: bool) -> CoreResult<f64> {
         self.call(|p| {
             let answer = p.call_method1("get_leveraged_pnl", (current_price, include_fees))?;
-            pnl_answer("get_leveraged_pnl()", &answer)
+            number("get_leveraged_pnl()'s answer", &answer)
         })
     }
 

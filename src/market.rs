@@ -11,7 +11,7 @@ use position_manager_core::market::volume_profile::{
 };
 use position_manager_core::market::{validate_candles, Candle};
 
-use crate::convert::{describe, get_key, number};
+use crate::convert::{describe, get_key, number, unless_passing};
 
 /// The most price bins a volume profile may have (the original's default is 50).
 const MAX_BINS: i64 = 100_000;
@@ -45,13 +45,15 @@ pub fn is_refusal(py: Python<'_>, e: &PyErr) -> bool {
 }
 
 /// One row of a sequence of rows: exactly six numbers, `None` otherwise. The row's length is
-/// checked before its values are read (a row claiming a huge length is never allocated for).
-fn candle_row(row: &Bound<'_, PyAny>) -> Option<[f64; 6]> {
-    if row.len().ok()? != 6 {
-        return None;
+/// checked before its values are read (a row claiming a huge length is never allocated for);
+/// an interruption raised while it is read passes through (DESIGN rule 8).
+fn candle_row(row: &Bound<'_, PyAny>) -> PyResult<Option<[f64; 6]>> {
+    let py = row.py();
+    if unless_passing(py, row.len())? != Some(6) {
+        return Ok(None);
     }
-    let values: Vec<f64> = row.extract().ok()?;
-    <[f64; 6]>::try_from(values).ok()
+    let values: Option<Vec<f64>> = unless_passing(py, row.extract())?;
+    Ok(values.and_then(|v| <[f64; 6]>::try_from(v).ok()))
 }
 
 /// Candles from a pandas DataFrame (columns timestamp, open, high, low, close, volume) or from
@@ -70,13 +72,11 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
                 }
                 let v = v?;
                 // Timestamps are not used by any computation; datetime values are fine.
-                out.push(if i == 0 {
-                    v.extract::<f64>().unwrap_or(0.0)
-                } else {
-                    match v.extract::<f64>() {
-                        Ok(x) => x,
-                        Err(_) => return Ok(None),
-                    }
+                let x = unless_passing(data.py(), v.extract::<f64>())?;
+                out.push(match x {
+                    Some(x) => x,
+                    None if i == 0 => 0.0,
+                    None => return Ok(None),
                 });
             }
             columns.push(out);
@@ -109,7 +109,7 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
                 return Err(too_many_candles(data));
             }
             let row = row?;
-            match candle_row(&row) {
+            match candle_row(&row)? {
                 Some(r) => rows.push(r),
                 None => return Ok(None),
             }

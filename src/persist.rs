@@ -24,10 +24,7 @@ use position_manager_core::persist::{json_text, lock_target, with_lock_wait, Ext
 
 use crate::convert::describe;
 use crate::errors::PmError;
-use crate::logging::{
-    attach_clean, detached, interrupted as interruption_error, refresh_for, take_deferred,
-    PyLoggers,
-};
+use crate::logging::{attach_clean, detached, refresh_for, take_deferred, PyLoggers};
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
 
@@ -159,12 +156,7 @@ pub fn save_state(
 /// (Ctrl+C) that arrived meanwhile, or an interruption a logging handler raised earlier in the
 /// save, ends the save there, before anything is written, and is raised as it came.
 fn signals_while_waiting() -> Result<(), CoreError> {
-    attach_clean(|py| {
-        if let Some(e) = take_deferred() {
-            return Err(interruption_error(py, &e));
-        }
-        py.check_signals().map_err(|e| interruption_error(py, &e))
-    })
+    attach_clean(crate::logging::interruption)
 }
 
 /// The JSON-serialisable attributes of a position object; names of the others as skipped.

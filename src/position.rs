@@ -782,7 +782,11 @@ impl PyPosition {
         // (More candles than it may read is refused, not answered False.)
         let candles = match crate::market::candles_arg(df) {
             Ok(Some(candles)) => candles,
-            Err(e) if crate::market::is_refusal(py, &e) => return Err(e),
+            Err(e)
+                if crate::market::is_refusal(py, &e) || crate::convert::passes_through(py, &e) =>
+            {
+                return Err(e)
+            }
             _ => return Ok(false),
         };
         Ok(self.with_mut(py, |p| {

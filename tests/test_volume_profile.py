@@ -83,6 +83,40 @@ def test_unusable_data_gives_no_profile() -> None:
     }
 
 
+@pytest.mark.parametrize("where", ["__len__", "__float__", "column"])
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_while_the_candles_are_read_passes_through(
+    where: str, kind: type[BaseException]
+) -> None:
+    # A row's own __len__ or __float__ (or a frame's column) raising KeyboardInterrupt was
+    # taken for unusable data: "no profile" / False, the Ctrl+C lost (found by review).
+    class Row(list[Any]):
+        def __len__(self) -> int:
+            raise kind("in __len__")
+
+    class Price:  # not a float subclass: a float's own value is read without __float__
+        def __float__(self) -> float:
+            raise kind("in __float__")
+
+    class Frame:
+        columns = ("timestamp", "open", "high", "low", "close", "volume")
+
+        def __getitem__(self, name: str) -> Any:
+            raise kind("in the column")
+
+    row = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
+    df: Any = {
+        "__len__": [Row(row)] * 30,
+        "__float__": [[1.7e12, Price(), 101.0, 99.0, 100.0, 5.0]] * 30,
+        "column": Frame(),
+    }[where]
+    with pytest.raises(kind):
+        VolumeProfile().calculate_volume_profile(df)
+    p = Position("S", "long", 100.0, 1.0, 5, 95.0, 110.0)
+    with pytest.raises(kind):
+        p.adjust_take_profit_with_volume_profile(100.0, df)
+
+
 ROW = [1.7e12, 100.0, 101.0, 99.0, 100.0, 5.0]
 TOO_MANY = "df must have at most 1000000 candles, got more: "
 
