@@ -223,11 +223,6 @@ impl Writer {
         self.status.clone()
     }
 
-    /// Whether the last write failed.
-    pub fn is_failing(&self) -> bool {
-        self.failing
-    }
-
     /// How many events wait in the queue for a write that succeeds.
     pub fn queued_events(&self) -> usize {
         self.queued.events.len()

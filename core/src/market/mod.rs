@@ -81,13 +81,9 @@ const FIELDS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"
 /// negative. The timestamp is truncated to whole milliseconds. Candles whose open or close lie
 /// outside `[low, high]` are accepted, as the original accepts them.
 pub fn validate_candles<R: AsRef<[f64]>>(rows: &[R]) -> Result<Vec<Candle>, CandleError> {
-    // One allocation of the right size (collecting into a `Result` cannot know the length),
-    // made fallibly: a length the caller could not allocate for is an error, not an abort.
-    let mut out = Vec::new();
-    out.try_reserve_exact(rows.len()).map_err(|_| CandleError {
-        row: 0,
-        reason: format!("cannot allocate memory for {} candles", rows.len()),
-    })?;
+    // One allocation of the right size (collecting into a `Result` cannot know the length); the
+    // callers hold `rows` already and cap them (the binding: `MAX_CANDLES`, `MAX_CANDLE_ROWS`).
+    let mut out = Vec::with_capacity(rows.len());
     for (row, values) in rows.iter().enumerate() {
         out.push(validate_row(row, values.as_ref())?);
     }
