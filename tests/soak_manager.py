@@ -19,6 +19,14 @@ from position_manager_rs.ccxt_client import CcxtClient
 #: ``outcome_grace_seconds``: one tick of the manager's clock (see test_named_orders_soak.py).
 GRACE = 60.0
 
+#: ``reopen_hold_seconds``: five ticks. The venues answer ``[]`` for lists that are not empty
+#: (``FakeVenue.answer_empty_positions``, armed for one or two lists, and now and then armed again
+#: on the next tick), as a bot that meets that sets the hold (docs/configuration.md): without
+#: one, four such answers in a row untrack a live position and the bot's next open of it goes on
+#: top, as documented and pinned in tests/test_reopen_hold.py (BingX hedge seed 52 of the long
+#: venue run did just that). Longer than any run of empty answers the faults arm.
+HOLD = 300.0
+
 
 def soak_manager(
     exchange: Any,
@@ -50,6 +58,7 @@ def soak_manager(
         ticker_retry_delays=(),
         position_mode="hedge" if hedge else "oneway",
         outcome_grace_seconds=GRACE,
+        reopen_hold_seconds=HOLD,
         max_concurrent_calls=workers,
         journal=str(journal),
         account=account,

@@ -4,17 +4,22 @@ Four failed reads in a row — the cycle's list and its immediate re-read, then 
 ``open_position`` makes before opening a symbol it remembers — look exactly like a position
 closed on the venue. Without a hold the bot's next ``open_position`` puts a second position on
 top of the live one (the venue then holds twice the size); with one it is refused, and the next
-real list restores the position as it was.
+real list restores the position as it was. The same holds for a venue that answers ``[]``
+itself (HTTP 200) through ``CcxtClient`` over its real ccxt class.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import pytest
 from bot_sim import BotLikeClient
+from venue_dialects import DIALECTS
+from venue_sim import running
 
-from position_manager_rs import PaperExchange, PositionManager
+from position_manager_rs import ManualClock, PaperExchange, PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -101,3 +106,70 @@ def test_a_list_showing_another_position_ends_the_hold() -> None:
     assert list(pm.update_positions()) == []
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is True
     assert client.calls["create_market_order"] == 2
+
+
+# --------------------------------------------------------------------------- over a real venue
+
+
+def venue_empty_answers_then_an_open(name: str, hedge: bool, hold: float) -> tuple[bool, float]:
+    """A real ccxt class over a fake venue in ``name``'s dialect that answers four position
+    lists with ``[]`` (HTTP 200) while it holds a position the manager tracks — a venue's own
+    glitch, which ``CcxtClient`` cannot tell from an empty account — then the bot's open of the
+    same position: whether it was sent, and what the venue holds then."""
+    dialect = DIALECTS[name]()
+    mode = "hedge" if hedge and not dialect.mode_readable_when_flat else "auto"
+    with running(dialect, hedge=hedge) as (venue, exchange):
+        clock = ManualClock(datetime(2026, 12, 1))
+        client = CcxtClient(
+            exchange,
+            sleep=lambda s: None,
+            position_mode=mode,
+            clock=lambda: clock.now().timestamp(),
+        )
+        pm = PositionManager(
+            client,
+            0.02,
+            clock=clock,
+            ticker_retry_delays=(),
+            position_mode="hedge" if hedge else "oneway",
+            reopen_hold_seconds=hold,
+        )
+        market = next(iter(venue.ledger.markets.values()))
+        amount = 3 * market.lot
+        key = f"{market.symbol}@short" if hedge else market.symbol
+        assert pm.open_position(market.symbol, "SELL", amount, 5, 0.05) is True
+        clock.advance(60)
+        assert list(pm.update_positions()) == []  # listed: a live position the lists showed
+        venue.answer_empty_positions(4)
+        clock.advance(60)
+        assert list(pm.update_positions()) == []
+        assert not pm.has_position(key), "two empty answers in a row untrack it"
+        opened = pm.open_position(market.symbol, "SELL", amount, 5, 0.05)
+        held = venue.ledger.size(market.symbol, "short")
+        assert venue.empty_positions == 0, "the open read the last two empty answers"
+        if not opened:
+            # The venue answers for real again: the next cycle restores the position.
+            clock.advance(60)
+            assert list(pm.update_positions()) == []
+            assert pm.has_position(key)
+            assert [e["kind"] for e in pm.events if e["symbol"] == key][-2:] == [
+                "removed",
+                "restored",
+            ]
+        return opened, held / amount
+
+
+#: BingX in hedge mode (the long venue run's seed 52 met this there), Binance USD-M one-way.
+VENUE_CASES = [("bingx", True), ("binanceusdm", False)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("name", "hedge"), VENUE_CASES)
+def test_without_a_hold_a_venues_empty_answers_put_an_open_on_top(name: str, hedge: bool) -> None:
+    assert venue_empty_answers_then_an_open(name, hedge, 0.0) == (True, 2.0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("name", "hedge"), VENUE_CASES)
+def test_a_hold_refuses_the_open_over_a_venues_empty_answers(name: str, hedge: bool) -> None:
+    assert venue_empty_answers_then_an_open(name, hedge, 300.0) == (False, 1.0)
