@@ -446,10 +446,11 @@ def test_close_position_is_false_when_the_close_is_rejected(
     assert venue.position_size(BTC) == 0.01
 
 
-def test_close_position_sends_at_most_the_managers_size(
+def test_close_position_sends_the_managers_size(
     venue: FakeBinanceUsdm, client: CcxtClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # contracts= is the manager's size (sized_closes): the list may lag a reduction that filled.
+    # contracts= is the manager's size (sized_closes): the list may lag a reduction that filled,
+    # or an increase (the manager's scale-in).
     assert CcxtClient.sized_closes is True
     venue.open_position(BTC, "long", 0.03, 49000.0)
     with caplog.at_level(logging.INFO, logger="TradingBot"):
@@ -462,9 +463,25 @@ def test_close_position_sends_at_most_the_managers_size(
     venue.open_position(SOL, "short", 7, 150.0)
     assert client.close_position(SOL, contracts=7.4) is True  # within half a lot: the list's
     venue.open_position(ETH, "short", 0.25, 3100.0)
-    assert client.close_position(ETH, contracts=0.5) is True  # more than listed: the list's
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        # More than listed: the manager's size. Had the list been right (a reduction by hand
+        # between the manager's read and this one), the venue refuses a reduce-only order
+        # larger than the position: nothing is placed, the manager keeps the position and its
+        # next read shows the smaller size.
+        assert client.close_position(ETH, contracts=0.5) is False
+    assert (
+        f"Closing {ETH}: 0.5 contracts, the manager's size; the exchange lists 0.25 (its list "
+        "may lag an increase that filled)"
+    ) in caplog.text
+    assert venue.position_size(ETH) == -0.25
+    assert client.close_position(ETH, contracts=0.25) is True
     sent = [(p["symbol"], p["quantity"]) for p in order_params(venue)]
-    assert sent == [("BTCUSDT", "0.02"), ("SOLUSDT", "7"), ("ETHUSDT", "0.25")]
+    assert sent == [
+        ("BTCUSDT", "0.02"),
+        ("SOLUSDT", "7"),
+        ("ETHUSDT", "0.5"),
+        ("ETHUSDT", "0.25"),
+    ]
     assert venue.position_size(SOL) == 0.0 and venue.position_size(ETH) == 0.0
 
 
@@ -477,7 +494,7 @@ STEPS = [1.0, 0.1, 0.01, 0.001, 0.0001, 1e-8, 0.5, 5.0, 0.25, 100.0]
     manager_lots=st.integers(1, 10**6),
     noise=st.floats(-0.6, 0.6),
 )
-def test_close_amount_never_exceeds_the_list_and_keeps_whole_steps(
+def test_close_amount_is_the_list_or_the_managers_size_in_whole_steps(
     listed_lots: int, step: float, manager_lots: int, noise: float
 ) -> None:
     # The list's size is whole steps (as a venue shows it); the manager's may carry float noise
@@ -485,8 +502,8 @@ def test_close_amount_never_exceeds_the_list_and_keeps_whole_steps(
     listed = float(Decimal(listed_lots) * Decimal(repr(step)))
     contracts = abs(manager_lots + noise) * step or step
     amount = close_amount(listed, contracts, step)
-    assert 0 < amount <= listed
-    if contracts > listed - step / 2:
+    assert amount > 0
+    if abs(contracts - listed) < step / 2:
         assert amount == listed
     else:
         assert abs(amount - contracts) <= step / 2 * (1 + 1e-9)
@@ -497,9 +514,13 @@ def test_close_amount_never_exceeds_the_list_and_keeps_whole_steps(
 def test_close_amount_without_a_step_is_the_managers_size_or_the_lists() -> None:
     assert close_amount(3.0, 2.0, None) == 2.0
     assert close_amount(3.0, 3.0 - 1e-12, None) == 3.0  # float noise: the list's
+    assert close_amount(3.0, 3.0 + 1e-12, None) == 3.0
     assert close_amount(3.0, 2.0, float("nan")) == 2.0
     assert close_amount(3.0, 2.9, 0.25) == 3.0  # within half a step
     assert close_amount(0.03, 0.03 - 0.01, 0.001) == 0.02
+    # A list lagging the manager's own scale-in shows less: the manager's size goes out.
+    assert close_amount(0.005, 0.005 + 0.005, 0.001) == 0.01
+    assert close_amount(3.0, 4.0, None) == 4.0
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "0.01"])

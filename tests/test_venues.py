@@ -919,6 +919,48 @@ def test_manager_a_close_behind_a_list_lagging_its_partial_exit_closes_what_is_l
     assert [e["kind"] for e in manager.events] == ["opened", "partial_close", "closed"]
 
 
+def test_manager_a_close_behind_a_list_lagging_its_scale_in_closes_all_of_it(
+    one_way: tuple[FakeVenue, CcxtClient],
+) -> None:
+    # The manager's scale-in fills (3 -> 5 lots); the lists its close reads still show 3. The
+    # close names the manager's size and the client sends it: one order, the venue flat. Sized
+    # from the lagging list it closed 3 lots, the manager took the position for closed (its P/L
+    # returned to the bot) and the 2 scaled-in lots stayed open, unmanaged, until later lists
+    # brought them back as a position closed unconfirmed.
+    venue, client = one_way
+    m = market(venue)
+    manager = PositionManager(client, ticker_retry_delays=())
+    assert manager.open_position(m.symbol, "BUY", 3 * m.lot, 5, 0.02)
+    assert list(manager.update_positions()) == []
+    venue.lag_positions_next(3)  # the scale-in's own check, the manager's read and the client's
+    assert manager.scale_in_position(m.symbol, 2 * m.lot, m.price) is True
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(5 * m.lot)
+    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
+    assert isinstance(manager.close_position(m.symbol, "stop_loss"), float)
+    assert venue.ledger.held() == []
+    assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders + 1
+    assert m.symbol not in manager.positions
+    assert list(manager.update_positions()) == []
+    assert m.symbol not in manager.positions
+    assert [e["kind"] for e in manager.events] == ["opened", "scaled_in", "closed"]
+
+
+def test_manager_hedge_a_legs_close_behind_a_list_lagging_its_scale_in_closes_all_of_it(
+    hedge: tuple[FakeVenue, CcxtClient],
+) -> None:
+    venue, client = hedge
+    m, manager = _hedge_book(venue, client)
+    long_leg = f"{m.symbol}@long"
+    venue.lag_positions_next(3)
+    assert manager.scale_in_position(long_leg, 2 * m.lot, m.price) is True
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(7 * m.lot)
+    assert isinstance(manager.close_position(long_leg, "stop_loss"), float)
+    assert venue.ledger.size(m.symbol, "long") == 0
+    assert venue.ledger.size(m.symbol, "short") == pytest.approx(3 * m.lot)
+    assert list(manager.update_positions()) == []
+    assert list(manager.positions) == [f"{m.symbol}@short"]
+
+
 def test_manager_hedge_a_legs_close_behind_a_list_lagging_its_partial_exit_closes_what_is_left(
     hedge: tuple[FakeVenue, CcxtClient],
 ) -> None:

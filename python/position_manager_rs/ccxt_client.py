@@ -380,19 +380,21 @@ def close_amount(listed: float, contracts: float, step: float | None) -> float:
     """The amount a close sends when the list shows ``listed`` and the manager ``contracts``
     (both > 0), on a market whose amount step is ``step`` (``None`` or <= 0: unknown).
 
-    ``listed``, unless the list shows at least half a step more than ``contracts`` (a list that
-    lags a reduction): then ``contracts`` rounded to the nearest whole step, written exactly as
-    that many steps (ccxt truncates amounts to the precision, so a binary residue such as
-    0.019999999999999997 would lose a whole step). Never more than ``listed``, never 0.
+    ``listed`` when the two are within half a step (without a step: within a billionth of the
+    list's size); otherwise ``contracts``, the manager's size, rounded to the nearest whole step
+    and written exactly as that many steps (ccxt truncates amounts to the precision, so a binary
+    residue such as 0.019999999999999997 would lose a whole step). The list lags the manager's
+    own fills either way: a reduction (it shows more) or an increase (a scale-in: it shows less).
+    Never 0.
     """
     if step is not None and not (math.isfinite(step) and step > 0):
         step = None
-    if contracts > listed - (step / 2 if step is not None else listed * 1e-9):
+    if abs(contracts - listed) < (step / 2 if step is not None else listed * 1e-9):
         return listed
     if step is None:
         return contracts
     amount = float(round(contracts / step) * Decimal(repr(step)))
-    return amount if 0 < amount <= listed else listed
+    return amount if amount > 0 else listed
 
 
 def is_async_exchange(exchange: Any) -> bool:
@@ -1961,10 +1963,15 @@ class CcxtClient:
         already sent raises ``DuplicateClientOrderId`` before anything is read or sent).
 
         The order is for the listed size, or for ``contracts`` (the manager's size, rounded to
-        the market's amount step) when the list shows more than that by half a step or more:
-        a venue's list can lag a reduction that already filled, and a reduce-only order larger
-        than the position is refused by venues such as HTX and MEXC, which would leave the
-        whole position open until the next close.
+        the market's amount step) when the list differs from that by half a step or more: a
+        venue's list can lag a reduction that already filled (a reduce-only order larger than
+        the position is refused by venues such as HTX and MEXC, which would leave the whole
+        position open until the next close), or the manager's own scale-in (closing the listed
+        size would leave the scaled-in contracts open, unmanaged, while the manager takes the
+        position for closed). Were the list right after all (a reduction by hand between the
+        manager's read and this one), a venue that refuses a reduce-only order larger than the
+        position refuses it: nothing is placed, ``False``, and the manager's next read sizes
+        the next close.
         """
         if side not in (None, "long", "short"):
             raise ValueError(f"side must be None, 'long' or 'short', got {side!r}")
@@ -2021,8 +2028,8 @@ class CcxtClient:
         self, symbol: str, named: str, listed: float, contracts: float | None
     ) -> float:
         """What a close of ``named`` sends: ``listed``, or the manager's ``contracts`` rounded
-        to the amount step when the list shows at least half a step more."""
-        if contracts is None or contracts >= listed:
+        to the amount step when the list shows at least half a step more or less."""
+        if contracts is None or contracts == listed:
             return listed
         try:
             limits = self.get_market_limits(symbol)
@@ -2033,9 +2040,10 @@ class CcxtClient:
         amount = close_amount(listed, contracts, step)
         if amount == listed:
             return listed
+        lag = "a reduction" if amount < listed else "an increase"
         self.logger.info(
             f"Closing {named}: {amount} contracts, the manager's size; the exchange lists "
-            f"{listed} (its list may lag a reduction that filled)"
+            f"{listed} (its list may lag {lag} that filled)"
         )
         return amount
 
