@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,6 +118,24 @@ def test_position_html() -> None:
     assert f"Position {BTC}" in page
     assert '<td class="down">-2.00%</td>' in page
     assert "<td>1</td>" in page  # history points
+
+
+def test_html_shows_meme_coin_sizes_and_prices_in_full() -> None:
+    # Twelve million contracts at a hundred-thousandth of a dollar: the table showed the amount
+    # as 1.23457e+07 and the entry and stop both as 0.000012 (the log lines' price format).
+    pm = make_manager(FakeExchange())
+    pepe = "PEPE/USDT:USDT"
+    pm.positions[pepe] = make_position(
+        pepe, entry_price=0.00001234, amount=12345678.0, stop_loss=0.00001172, take_profit=0.0000142
+    )
+    cells = set(re.findall(r"<td[^>]*>([^<]*)</td>", pm._repr_html_()))
+    assert {"12345678", "0.00001234", "0.00001172", "0.0000142"} <= cells
+    card = set(re.findall(r"<td[^>]*>([^<]*)</td>", pm.positions[pepe]._repr_html_()))
+    assert {"12345678", "0.00001234", "0.00001172"} <= card
+    # Ordinary prices keep the log lines' format; an amount's float residue is left out.
+    pm.positions[BTC] = make_position(BTC, entry_price=50000.0, amount=0.1 + 0.2)
+    cells = set(re.findall(r"<td[^>]*>([^<]*)</td>", pm._repr_html_()))
+    assert {"50000.00", "0.3"} <= cells
 
 
 def test_to_pandas() -> None:

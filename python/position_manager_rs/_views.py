@@ -8,8 +8,10 @@ matplotlib are optional; the functions that need them say so when they are missi
 from __future__ import annotations
 
 import html
+import math
 import numbers
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -149,8 +151,25 @@ _STYLE = (
 )
 
 
+def _plain(x: float) -> str:
+    """``x`` to 12 significant digits (a float's arithmetic residue, 0.30000000000000004, left
+    out), without an exponent: 12345678, 0.00001234."""
+    if not math.isfinite(x):
+        return str(x)
+    text = format(Decimal(f"{x:.12g}"), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _price(x: float | None) -> str:
-    return "—" if x is None else html.escape(_core.format_price(x))
+    """The log lines' price format, unless it loses the figure's fourth significant digit (a
+    coin priced below a cent: 0.00001234 and 0.00001172 would both read 0.000012); then the
+    price in full."""
+    if x is None:
+        return "—"
+    text = _core.format_price(x)
+    if math.isfinite(x) and x != 0 and abs(float(text) - x) > abs(x) * 5e-4:
+        text = _plain(x)
+    return html.escape(text)
 
 
 def _age(delta: timedelta) -> str:
@@ -192,7 +211,7 @@ def manager_html(manager: PositionManager) -> str:
             f'<td class="l">{html.escape(r["symbol"])}</td>'
             f'<td class="l">{html.escape(r["side"])}</td>'
             f"<td>{_price(r['entry_price'])}</td>"
-            f"<td>{r['amount']:g}</td>"
+            f"<td>{_plain(r['amount'])}</td>"
             f"<td>{_leverage(r['leverage'])}</td>"
             f"<td>{_price(r['stop_loss'])}</td>"
             f"<td>{_price(r['take_profit'])}</td>"
@@ -221,7 +240,7 @@ def position_html(position: Position) -> str:
     fields = [
         ("side", html.escape(r["side"])),
         ("entry price", _price(r["entry_price"])),
-        ("amount", f"{r['amount']:g}"),
+        ("amount", _plain(r["amount"])),
         ("leverage", _leverage(r["leverage"])),
         ("stop loss", _price(r["stop_loss"])),
         ("take profit", _price(r["take_profit"])),
