@@ -24,24 +24,35 @@ const COLUMNS: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume
 /// ends) is refused instead of exhausting memory.
 pub const MAX_CANDLE_ROWS: usize = 1_000_000;
 
-/// How [`too_many_candles`]'s message begins.
-const TOO_MANY: &str = "df must have at most";
-
-/// The error for a `df` with more than [`MAX_CANDLE_ROWS`] rows.
-fn too_many_candles(data: &Bound<'_, PyAny>) -> PyErr {
-    PyValueError::new_err(format!(
-        "{TOO_MANY} {MAX_CANDLE_ROWS} candles, got more: {}",
-        describe(data)
-    ))
+/// Why [`candles_arg`] gave no candles other than unusable data.
+pub enum CandlesArgError {
+    /// The argument itself is refused (more than [`MAX_CANDLE_ROWS`] rows): a `ValueError`
+    /// naming `df`, raised even by a method that answers "no result" for unusable data.
+    TooMany(PyErr),
+    /// Reading the argument raised (an interruption among them, which passes through).
+    Read(PyErr),
 }
 
-/// Whether `e` is [`candles_arg`]'s refusal of the argument itself (too many rows), which a
-/// method that answers its "no result" value for unusable data raises all the same.
-pub fn is_refusal(py: Python<'_>, e: &PyErr) -> bool {
-    e.is_instance_of::<PyValueError>(py)
-        && e.value(py)
-            .str()
-            .is_ok_and(|m| m.to_string().starts_with(TOO_MANY))
+impl From<PyErr> for CandlesArgError {
+    fn from(e: PyErr) -> Self {
+        Self::Read(e)
+    }
+}
+
+impl From<CandlesArgError> for PyErr {
+    fn from(e: CandlesArgError) -> Self {
+        match e {
+            CandlesArgError::TooMany(e) | CandlesArgError::Read(e) => e,
+        }
+    }
+}
+
+/// The error for a `df` with more than [`MAX_CANDLE_ROWS`] rows.
+fn too_many_candles(data: &Bound<'_, PyAny>) -> CandlesArgError {
+    CandlesArgError::TooMany(PyValueError::new_err(format!(
+        "df must have at most {MAX_CANDLE_ROWS} candles, got more: {}",
+        describe(data)
+    )))
 }
 
 /// One row of a sequence of rows: exactly six numbers, `None` otherwise. The row's length is
@@ -59,8 +70,9 @@ fn candle_row(row: &Bound<'_, PyAny>) -> PyResult<Option<[f64; 6]>> {
 /// Candles from a pandas DataFrame (columns timestamp, open, high, low, close, volume) or from
 /// a sequence of rows. `Ok(None)` when the data cannot be used (non-numeric or insane values),
 /// which the original's methods answer with their "no result" value; a `ValueError` for more
-/// than [`MAX_CANDLE_ROWS`] rows (or values in a column).
-pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
+/// than [`MAX_CANDLE_ROWS`] rows (or values in a column), told apart from other errors by
+/// [`CandlesArgError`].
+pub fn candles_arg(data: &Bound<'_, PyAny>) -> Result<Option<Vec<Candle>>, CandlesArgError> {
     let rows: Vec<[f64; 6]> = if data.hasattr("columns")? {
         let mut columns: Vec<Vec<f64>> = Vec::with_capacity(6);
         for (i, name) in COLUMNS.iter().enumerate() {
@@ -100,10 +112,10 @@ pub fn candles_arg(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Candle>>> {
     } else {
         let mut rows = Vec::new();
         for row in data.try_iter().map_err(|_| {
-            PyTypeError::new_err(format!(
+            CandlesArgError::Read(PyTypeError::new_err(format!(
                 "expected a DataFrame or a list of candles, got {}",
                 describe(data)
-            ))
+            )))
         })? {
             if rows.len() == MAX_CANDLE_ROWS {
                 return Err(too_many_candles(data));

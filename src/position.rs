@@ -782,8 +782,9 @@ impl PyPosition {
         // (More candles than it may read is refused, not answered False.)
         let candles = match crate::market::candles_arg(df) {
             Ok(Some(candles)) => candles,
-            Err(e)
-                if crate::market::is_refusal(py, &e) || crate::convert::passes_through(py, &e) =>
+            Err(crate::market::CandlesArgError::TooMany(e)) => return Err(e),
+            Err(crate::market::CandlesArgError::Read(e))
+                if crate::convert::passes_through(py, &e) =>
             {
                 return Err(e)
             }
