@@ -364,25 +364,25 @@ impl PyPosition {
         Ok(())
     }
 
-    /// Average entry price.
+    /// Average entry price: a finite number > 0 (assigning anything else is a ValueError).
     #[getter]
     fn entry_price(&self, py: Python<'_>) -> f64 {
         self.with(py, |p| p.entry_price)
     }
     #[setter]
     fn set_entry_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = number("entry_price", value)?;
+        let v = positive_arg("entry_price", value)?;
         self.with_mut(py, |p| p.entry_price = v);
         Ok(())
     }
-    /// Size in contracts.
+    /// Size in contracts: a finite number > 0 (assigning anything else is a ValueError).
     #[getter]
     fn amount(&self, py: Python<'_>) -> f64 {
         self.with(py, |p| p.amount)
     }
     #[setter]
     fn set_amount(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = number("amount", value)?;
+        let v = positive_arg("amount", value)?;
         self.with_mut(py, |p| p.amount = v);
         Ok(())
     }
@@ -403,7 +403,7 @@ impl PyPosition {
         self.with_mut(py, |p| p.contract_size = v);
         Ok(())
     }
-    /// Stop-loss price.
+    /// Stop-loss price (any number may be assigned, as in the original: a NaN stop never acts).
     #[getter]
     fn stop_loss(&self, py: Python<'_>) -> f64 {
         self.with(py, |p| p.stop_loss)
@@ -555,7 +555,8 @@ impl PyPosition {
         Ok(())
     }
 
-    /// Leverage; an int when whole (as the original's), else a float.
+    /// Leverage; an int when whole (as the original's), else a float. A finite number > 0
+    /// (assigning anything else is a ValueError: 0 made every update divide by zero).
     #[getter]
     fn leverage(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let l = self.with(py, |p| p.leverage);
@@ -563,7 +564,7 @@ impl PyPosition {
     }
     #[setter]
     fn set_leverage(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = number("leverage", value)?;
+        let v = positive_arg("leverage", value)?;
         self.with_mut(py, |p| p.leverage = v);
         Ok(())
     }

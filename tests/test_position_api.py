@@ -7,6 +7,7 @@ values, argument type errors that name the argument, ``repr``, and docstrings.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import pydoc
 import subprocess
@@ -408,6 +409,48 @@ def test_setter_type_error_names_the_attribute(name: str, bad: Any) -> None:
     assert name in str(info.value)
     assert repr(bad) in str(info.value)
     assert getattr(p, name) == before  # unchanged
+
+
+SETTER_OUT_OF_RANGE = [
+    ("entry_price", 0.0, "a finite number > 0"),
+    ("entry_price", -1.0, "a finite number > 0"),
+    ("amount", float("nan"), "a finite number > 0"),
+    ("amount", 0, "a finite number > 0"),
+    ("amount", float("inf"), "a finite number > 0"),
+    ("leverage", 0, "a finite number > 0"),
+    ("leverage", -5.0, "a finite number > 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "rule"),
+    SETTER_OUT_OF_RANGE,
+    ids=[f"{n}={b!r}" for n, b, _ in SETTER_OUT_OF_RANGE],
+)
+def test_setters_refuse_what_the_manager_cannot_trade_with(name: str, bad: Any, rule: str) -> None:
+    # Assigned, a NaN amount made every close fail ("contracts must be None or a number > 0")
+    # and leverage 0 made every update divide by zero: the stop never acted (§6.17 again).
+    p = long_position()
+    before = getattr(p, name)
+    with pytest.raises(ValueError) as info:
+        setattr(p, name, bad)
+    assert f"{name} must be {rule}, got {bad!r}" in str(info.value)
+    assert getattr(p, name) == before
+
+
+def test_setters_take_what_the_original_computes() -> None:
+    # Stops and targets take any number, as in the original (a NaN stop from an indicator
+    # still warming up, a short's target below 0); whole and fractional leverage.
+    p = long_position()
+    p.take_profit = -10.0
+    p.take_profit = None
+    p.stop_loss = math.nan
+    p.initial_stop_loss = -math.inf
+    p.leverage = 7.5
+    p.leverage = 20
+    p.amount = 1e-9
+    assert (p.take_profit, p.leverage, p.amount) == (None, 20, 1e-9)
+    assert math.isnan(p.stop_loss)
 
 
 def test_aware_datetime_is_rejected() -> None:

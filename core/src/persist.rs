@@ -499,9 +499,10 @@ fn json_kind(first: Option<u8>) -> &'static str {
 /// It refuses what a running manager cannot hold — an empty symbol, a side other than `'long'`
 /// or `'short'`, a contract size that is not a finite number > 0, a negative count of partial
 /// exits, a time outside Python's `datetime` range — because the `Position` setters refuse it
-/// too. The prices, sizes and figures are not range-checked: assigning them is not (as in the
-/// original), so a manager can hold a NaN stop or a negative target, and a state it held must
-/// come back as it was ([`crate::position::json_float`] writes the non-finite ones).
+/// too. The prices, sizes and figures are not range-checked: before 2026-12-06 the setters took
+/// any number (as the original), so a state saved then may hold a NaN stop or a zero leverage,
+/// and a state a manager held must come back as it was ([`crate::position::json_float`] writes
+/// the non-finite ones). A short's target the original computes may be below 0.
 pub fn validate_state(p: &PositionState) -> Result<(), String> {
     if p.symbol.is_empty() {
         return Err("state.symbol must not be empty".to_owned());
