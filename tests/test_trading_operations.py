@@ -226,6 +226,19 @@ def test_a_partial_limit_fill_is_topped_up_by_the_remainder_only() -> None:
     assert p.entry_price == (1.0 * 99.9 + 3.0 * 100.0) / 4.0
 
 
+def test_a_top_up_leaves_the_float_residue_of_its_subtraction_out() -> None:
+    # 0.009 ordered, 0.0079999... filled: the remainder is one lot of 0.001, not
+    # 0.0010000000000000009 (or 0.0009999999999999992, which ccxt truncates to 0 and refuses:
+    # the position was left a lot short).
+    exchange = exchange_at(100.0)
+    exchange.limit_fill = 8 / 9
+    pm = make_manager(exchange)
+
+    assert pm.open_position(SYM, "BUY", 0.009, 10, 0.05, True) is True
+
+    assert [a for a, _ in exchange.calls_of("create_market_order")] == [(SYM, "buy", 0.001, 10)]
+
+
 def test_an_unfilled_limit_order_is_cancelled_then_replaced_by_a_market_order(
     logs: pytest.LogCaptureFixture,
 ) -> None:

@@ -595,7 +595,8 @@ impl CloseFigures {
             ),
         };
         let p = position.lock();
-        // Contract multiplier included (§6.23): USD figures are right for lot-based venues.
+        // Contract multiplier included (§6.23); the leverage factor is the original's (so the
+        // figures are the leverage times the quote-currency P/L; see differences.md 6.23).
         let value = p.amount * p.entry_price * p.contract_size;
         let pnl_usd = u * value * p.leverage;
         let fees_usd = value * crate::position::ROUND_TRIP_FEE * p.leverage;

@@ -963,7 +963,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         price: f64,
         partial: Fill,
     ) -> CoreResult<Placed> {
-        let remainder = amount - partial.amount;
+        // To 12 significant digits: 0.009 − 0.008 is 0.0009999999999999992 in floating point,
+        // which a client truncating to the amount step (ccxt) sends as 0 — refused — or a whole
+        // step short.
+        let remainder = significant(amount - partial.amount, 12);
         self.log(Channel::Position, Level::Warn, || {
             format!(
                 "  Limit order partially filled ({} of {} contracts), cancelled; MARKET order for the remaining {}",
@@ -1127,6 +1130,47 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 Ok(Placed::Failed)
             }
+        }
+    }
+}
+
+/// `x` rounded to `digits` significant decimal digits (a float's arithmetic residue left out);
+/// `x` itself when it is not finite or is 0.
+pub(crate) fn significant(x: f64, digits: usize) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.*e}", digits.saturating_sub(1))
+        .parse()
+        .unwrap_or(x)
+}
+
+#[cfg(test)]
+mod significant_tests {
+    use super::significant;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_subtractions_residue_is_left_out() {
+        assert_eq!(significant(0.009 - 0.008, 12), 0.001);
+        assert_eq!(significant(0.009 - 0.002, 12), 0.007);
+        assert_eq!(significant(50000.6 - 0.3, 12), 50000.3);
+        assert_eq!(significant(0.0, 12), 0.0);
+        assert!(significant(f64::NAN, 12).is_nan());
+        assert_eq!(significant(f64::INFINITY, 12), f64::INFINITY);
+    }
+
+    proptest! {
+        /// Whole lots of any step stay those lots, however the float arithmetic reached them.
+        #[test]
+        fn whole_lots_survive(lots in 1u64..10_000_000, exp in -8i32..3, filled in 0u64..10_000_000) {
+            let step = 10f64.powi(exp);
+            let filled = filled % lots;
+            let exact = (lots - filled) as f64 * step;
+            let computed = lots as f64 * step - filled as f64 * step;
+            let snapped = significant(computed, 12);
+            prop_assert!((snapped - exact).abs() <= exact * 1e-11, "{computed} -> {snapped}, want {exact}");
+            prop_assert!(snapped > 0.0);
         }
     }
 }

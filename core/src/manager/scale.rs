@@ -24,8 +24,18 @@ use crate::format::{format_price, py_fixed, py_percent, py_repr_float};
 use crate::key::Key;
 use crate::reconcile::{Op, Resolution};
 
-/// Remaining sizes at or below this are "nothing left" (float dust from subtraction).
+/// Remaining sizes at or below this are "nothing left" (float dust from subtraction), or at or
+/// below [`DUST_FRACTION`] of the size before the scale-out, whichever is larger.
 const DUST: f64 = 1e-12;
+
+/// Float dust relative to the size: 50000.6 − 50000.6 computed from sums leaves 7e-12, above
+/// [`DUST`], and the manager's own full exit was then recorded as a close by someone else.
+const DUST_FRACTION: f64 = 1e-9;
+
+/// Whether `remaining` contracts after a scale-out of a position of `before` are nothing left.
+fn is_dust(remaining: f64, before: f64) -> bool {
+    remaining <= DUST.max(before.abs() * DUST_FRACTION)
+}
 
 /// How a scale-out ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -521,10 +531,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             return Ok(ScaleOut::NotDone);
         }
-        let remaining = {
+        let (remaining, before) = {
             let mut p = position.lock();
+            let before = p.amount;
             p.amount -= closed;
-            p.amount
+            (p.amount, before)
         };
         let closed_text = if closed == amount {
             amount_text.to_owned()
@@ -538,7 +549,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 py_repr_float(remaining)
             )
         });
-        let kind = if remaining <= DUST {
+        let kind = if is_dust(remaining, before) {
             // The reduce-only order took everything: the position is closed (and waits for a
             // list to confirm it).
             self.book()
@@ -557,5 +568,20 @@ impl<H: Clone + Send + Sync> Manager<H> {
             order_id.as_deref(),
         );
         Ok(ScaleOut::Done(rf))
+    }
+}
+
+#[cfg(test)]
+mod dust_tests {
+    use super::is_dust;
+
+    #[test]
+    fn dust_is_relative_to_the_size_and_never_a_lot() {
+        let before = 50000.3 + 0.3;
+        assert!(is_dust(before - 50000.6, before));
+        assert!(is_dust(1e-12, 0.001));
+        assert!(!is_dust(0.001, 0.002));
+        assert!(!is_dust(0.1, 50000.6));
+        assert!(!is_dust(1e-8, 1.0));
     }
 }
