@@ -910,13 +910,19 @@ def test_manager_a_close_behind_a_list_lagging_its_partial_exit_closes_what_is_l
     # position, the venue refused it and the position stayed open until a later close.
     venue, client = one_way
     m, manager, shown = _scaled_out_by_one_lot(venue, client)
-    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
     venue.lag_positions_next(2, shown)  # the manager's read and the client's
-    assert isinstance(manager.close_position(m.symbol, "stop_loss"), float)
+    closes_in_one_order(venue, manager, m.symbol)
+    assert [e["kind"] for e in manager.events] == ["opened", "partial_close", "closed"]
+
+
+def closes_in_one_order(venue: FakeVenue, manager: PositionManager, symbol: str) -> None:
+    """``manager``'s stop-loss close of ``symbol`` goes out as one order and leaves the venue
+    flat and the book without it."""
+    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
+    assert isinstance(manager.close_position(symbol, "stop_loss"), float)
     assert venue.ledger.held() == []
     assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders + 1
-    assert m.symbol not in manager.positions
-    assert [e["kind"] for e in manager.events] == ["opened", "partial_close", "closed"]
+    assert symbol not in manager.positions
 
 
 def test_manager_a_close_behind_a_list_lagging_its_scale_in_closes_all_of_it(
@@ -935,11 +941,7 @@ def test_manager_a_close_behind_a_list_lagging_its_scale_in_closes_all_of_it(
     venue.lag_positions_next(3)  # the scale-in's own check, the manager's read and the client's
     assert manager.scale_in_position(m.symbol, 2 * m.lot, m.price) is True
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(5 * m.lot)
-    orders = len(venue.requests_to(venue.dialect.order_route, "POST"))
-    assert isinstance(manager.close_position(m.symbol, "stop_loss"), float)
-    assert venue.ledger.held() == []
-    assert len(venue.requests_to(venue.dialect.order_route, "POST")) == orders + 1
-    assert m.symbol not in manager.positions
+    closes_in_one_order(venue, manager, m.symbol)
     assert list(manager.update_positions()) == []
     assert m.symbol not in manager.positions
     assert [e["kind"] for e in manager.events] == ["opened", "scaled_in", "closed"]
