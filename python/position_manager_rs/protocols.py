@@ -26,9 +26,9 @@ leg only on such a client (``getattr(client, "position_legs", False) is True``).
 
 Sized closes (optional): a client whose class has ``sized_closes = True`` takes the keyword
 ``contracts`` on ``close_position``: the manager's size of the position (a number > 0), to size
-the close with when the client's own position list shows more (a list that lags a reduction that
-filled). ``CcxtClient`` sends the listed size, or ``contracts`` when the list shows at least half
-an amount step more.
+the close with when the client's own position list shows another size (a list that lags a
+reduction or a scale-in of the manager's that filled). ``CcxtClient`` sends the listed size, or
+``contracts`` when the list differs from it by at least half an amount step.
 
 Batched prices (optional): a client with a ``get_tickers(symbols)`` method of its own (found by
 ``inspect.getattr_static`` on the instance or its class, so a ``Mock``'s made-up attributes do
