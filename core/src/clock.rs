@@ -6,6 +6,19 @@
 //!
 //! The clock is an input: the manager holds an `Arc<dyn Clock>`, and positions created outside a
 //! manager read [`now`], the process-wide clock, which tests can freeze ([`freeze`]).
+//!
+//! A clock gives two readings:
+//! - [`Clock::now`], the time the original exposes: entry times, ages and the 24 h exit rules,
+//!   events' and logs' times. Naive local wall time, so a DST change, another `TZ` or an NTP
+//!   step moves it by as much.
+//! - [`Clock::timer`], the frame every *safety timer* measures and keeps its times in: re-open
+//!   holds, the removal and outcome graces, tombstone and unconfirmed-close lifetimes, the reuse
+//!   of a fresh position list. For [`SystemClock`] (and the process-wide clock unless frozen)
+//!   it is UTC read once, at first use, and advanced by the monotonic clock since: no DST or
+//!   time-zone jump and no wall-clock step inside a process, and comparable across restarts
+//!   and machines in any time zone (UTC). Clocks that are moved by hand ([`ManualClock`], the
+//!   frozen process-wide clock) have one frame: their `timer` is their `now`, so paper time and
+//!   deterministic tests see the same time in both.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,6 +64,13 @@ impl Timestamp {
 pub trait Clock: Send + Sync {
     /// The current naive local time.
     fn now(&self) -> Timestamp;
+
+    /// The current time in the frame safety timers measure durations in (see the module docs):
+    /// only differences of two readings (and readings kept across restarts, such as a
+    /// journaled hold) mean anything. By default the clock's [`Clock::now`].
+    fn timer(&self) -> Timestamp {
+        self.now()
+    }
 }
 
 /// The machine's local wall clock (what the original's `datetime.now()` returns).
@@ -90,10 +110,29 @@ fn local_offset(utc: &chrono::DateTime<chrono::Utc>) -> i64 {
     offset
 }
 
+/// The timer's anchor: the monotonic instant of the first timer reading and the UTC time
+/// (microseconds since the Unix epoch) read then.
+static TIMER_ANCHOR: std::sync::OnceLock<(std::time::Instant, i64)> = std::sync::OnceLock::new();
+
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let utc = chrono::Utc::now();
         Timestamp(utc.timestamp_micros() + local_offset(&utc) * 1_000_000)
+    }
+
+    /// UTC at the process's first timer reading, advanced by the monotonic clock since
+    /// ([`std::time::Instant`]): a DST change, another `TZ` or a wall-clock step (NTP, a user
+    /// setting the date) never moves it inside a process. Between processes it is as good as
+    /// the machine's UTC clock when each read it first.
+    fn timer(&self) -> Timestamp {
+        let (start, utc) = *TIMER_ANCHOR.get_or_init(|| {
+            (
+                std::time::Instant::now(),
+                chrono::Utc::now().timestamp_micros(),
+            )
+        });
+        let elapsed = i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX);
+        Timestamp(utc.saturating_add(elapsed))
     }
 }
 
@@ -142,6 +181,12 @@ impl Clock for GlobalClock {
     fn now(&self) -> Timestamp {
         now()
     }
+
+    /// The frozen time while frozen (one frame, as [`ManualClock`]); else
+    /// [`SystemClock::timer`].
+    fn timer(&self) -> Timestamp {
+        timer()
+    }
 }
 
 /// The current time of the process-wide clock.
@@ -150,6 +195,16 @@ pub fn now() -> Timestamp {
         Timestamp(FROZEN_MICROS.load(Ordering::SeqCst))
     } else {
         SystemClock.now()
+    }
+}
+
+/// The current timer reading of the process-wide clock ([`Clock::timer`]): the frozen time
+/// while frozen, else the system clock's timer (UTC, advanced monotonically).
+pub fn timer() -> Timestamp {
+    if FROZEN.load(Ordering::SeqCst) {
+        Timestamp(FROZEN_MICROS.load(Ordering::SeqCst))
+    } else {
+        SystemClock.timer()
     }
 }
 
@@ -219,6 +274,41 @@ mod tests {
                 .timestamp_micros();
             assert!(before <= ours && ours <= after, "{before} {ours} {after}");
         }
+    }
+
+    #[test]
+    fn a_manual_clock_has_one_frame() {
+        let c = ManualClock::new(Timestamp(5_000_000));
+        assert_eq!(c.timer(), c.now());
+        c.advance(-3600.0);
+        assert_eq!(c.timer(), Timestamp(5_000_000 - 3_600_000_000));
+    }
+
+    #[test]
+    fn the_system_timer_is_utc_and_never_goes_back() {
+        let mut last = SystemClock.timer();
+        for _ in 0..1000 {
+            let utc = chrono::Utc::now().timestamp_micros();
+            let t = SystemClock.timer();
+            assert!(t >= last, "monotonic: {last:?} then {t:?}");
+            // UTC, not local time: within a second of the machine's UTC clock (the anchor and
+            // the monotonic clock drift apart only by what NTP slews meanwhile).
+            assert!((t.0 - utc).abs() < 1_000_000, "{t:?} vs UTC {utc}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn the_global_timer_follows_the_frozen_clock() {
+        // The only test in this crate that freezes the process-wide clock.
+        freeze(Timestamp(42_000_000));
+        assert_eq!(GlobalClock.timer(), Timestamp(42_000_000));
+        assert!(advance_frozen(-10.0));
+        assert_eq!(GlobalClock.timer(), GlobalClock.now());
+        assert_eq!(timer(), Timestamp(32_000_000));
+        unfreeze();
+        let utc = chrono::Utc::now().timestamp_micros();
+        assert!((GlobalClock.timer().0 - utc).abs() < 1_000_000);
     }
 
     #[test]

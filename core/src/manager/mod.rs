@@ -178,9 +178,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
-    /// The current time of the manager's clock.
+    /// The current time of the manager's clock (naive local time: entry times, ages, the 24 h
+    /// rules, events' times).
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The manager's clock's timer reading ([`crate::clock::Clock::timer`]): what every safety
+    /// timer measures and keeps its times in (re-open holds, the removal and outcome graces,
+    /// tombstone and unconfirmed-close lifetimes, `snapshot_reuse_seconds`).
+    pub fn timer(&self) -> Timestamp {
+        self.clock.timer()
     }
 
     /// The current base trailing distance.
