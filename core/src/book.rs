@@ -125,7 +125,8 @@ pub struct Tracked<H> {
     pub touched: u64,
     /// Lists in a row that did not show it.
     pub missing: u32,
-    /// When the first of those lists was applied.
+    /// When the first of those lists was applied (the manager's timer reading,
+    /// [`crate::clock::Clock::timer`]).
     pub missing_since: Option<Timestamp>,
     /// What the exchange last reported for it.
     pub reported: Reported,
@@ -280,7 +281,8 @@ pub struct KeptEntry<H> {
     pub position: SharedPosition,
     /// Its handle.
     pub handle: H,
-    /// When it was removed (a tombstone) or closed.
+    /// When it was removed (a tombstone) or closed: the manager's timer reading
+    /// ([`crate::clock::Clock::timer`]), what `tombstone_ttl_seconds` is measured from.
     pub at: Timestamp,
     /// What the exchange last listed for it (not for a close).
     pub listed: Option<Fingerprint>,
@@ -300,7 +302,7 @@ pub enum Remembrance {
     /// As a tombstone: removed as closed outside the manager (or ended by the manager's own
     /// order), restorable.
     Tombstone {
-        /// When it was removed.
+        /// When it was removed (timer reading, [`crate::clock::Clock::timer`]).
         removed_at: Timestamp,
         /// What the exchange last listed for it.
         listed: Option<Fingerprint>,
@@ -309,7 +311,7 @@ pub enum Remembrance {
     },
     /// As a close of the manager's awaiting confirmation by a list.
     Closing {
-        /// When it was closed.
+        /// When it was closed (timer reading, [`crate::clock::Clock::timer`]).
         closed_at: Timestamp,
     },
 }
@@ -1416,8 +1418,10 @@ impl<H: Clone> Book<H> {
 
     /// The manager closed `key` (the client said so): the position leaves the tracked book and
     /// waits for a list requested after now to confirm it. `order_id` is the close order's
-    /// client id (when the client takes them); `filled` says its fill is known (looked up).
-    /// False when `key` no longer holds `position` (then nothing changes).
+    /// client id (when the client takes them); `filled` says its fill is known (looked up);
+    /// `now` is the manager's timer reading ([`crate::clock::Clock::timer`]), what the close's
+    /// `tombstone_ttl_seconds` is measured from. False when `key` no longer holds `position`
+    /// (then nothing changes).
     pub fn closed(
         &self,
         key: &str,
@@ -1455,7 +1459,7 @@ impl<H: Clone> Book<H> {
     }
 
     /// The close of `key` whose order is `order_id` is known to have filled, and a list applied
-    /// at `now` still showed the position (at `contracts` when that differs from the book's
+    /// at timer reading `now` still showed the position (at `contracts` when that differs from the book's
     /// size): that list is the first of the run `policy.outcome_confirmations` asks for
     /// ([`Applied::StillListed`]), or enough on its own ([`Applied::CloseUnconfirmed`]). `None`
     /// when `key` no longer waits on that order.
@@ -1840,7 +1844,7 @@ impl<H: Clone> Book<H> {
                         flipped_to: None,
                     });
                     out.slots
-                        .extend(self.push_tombstone(inner, &key, t, cx.now, None).slots);
+                        .extend(self.push_tombstone(inner, &key, t, cx.timer, None).slots);
                 }
             }
             Action::Flip {
@@ -1862,7 +1866,7 @@ impl<H: Clone> Book<H> {
                     reported: t.reported,
                     flipped_to: Some(new),
                 });
-                let tomb = Tombstone::new(t, cx.now, None);
+                let tomb = Tombstone::new(t, cx.timer, None);
                 match predecessor {
                     Some(pred) if restore_predecessor => {
                         // Listed reduced (not the very same): it comes back at the listed size.
@@ -1879,7 +1883,7 @@ impl<H: Clone> Book<H> {
                             out.push(Slot::Tracked(p.entry));
                         }
                         out.slots.extend(
-                            self.push_tombstone(inner, &key, tomb.entry, cx.now, None)
+                            self.push_tombstone(inner, &key, tomb.entry, cx.timer, None)
                                 .slots,
                         );
                         applied.push(Applied::Import {
@@ -1922,7 +1926,7 @@ impl<H: Clone> Book<H> {
                 let Some(Slot::Closed(c)) = take_slot(inner, &key) else {
                     return;
                 };
-                let (kept, evicted) = self.keep_end(inner, &key, c.entry, c.at, doubtful, cx.now);
+                let (kept, evicted) = self.keep_end(inner, &key, c.entry, c.at, doubtful, cx.timer);
                 out.slots.extend(evicted.slots);
                 applied.push(Applied::CloseConfirmed { key, kept });
             }
@@ -2074,7 +2078,7 @@ impl<H: Clone> Book<H> {
                         Some(Slot::Tracked(entry)) => {
                             let evicted;
                             (kept, evicted) =
-                                self.keep_end(inner, &key, entry, unknown.at, doubtful, cx.now);
+                                self.keep_end(inner, &key, entry, unknown.at, doubtful, cx.timer);
                             out.slots.extend(evicted.slots);
                         }
                         Some(slot) => out.push(slot),

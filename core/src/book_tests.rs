@@ -45,7 +45,7 @@ fn apply_under(
     let cx = Context {
         snapshot: &snap,
         policy,
-        now: Timestamp(10),
+        timer: Timestamp(10),
         purpose,
         focus: None,
     };
@@ -439,7 +439,7 @@ fn one_order_per_position_and_unknown_outcomes_block_the_next() {
     let cx = Context {
         snapshot: &snap,
         policy: Policy::default(),
-        now: Timestamp(10),
+        timer: Timestamp(10),
         purpose: Purpose::Cycle,
         focus: None,
     };
@@ -721,7 +721,7 @@ fn tombstones_are_bounded_and_expire() {
             tombstone_ttl_seconds: 1.0,
             ..Policy::default()
         },
-        now: Timestamp(2_500_000),
+        timer: Timestamp(2_500_000),
         purpose: Purpose::Cycle,
         focus: None,
     };
@@ -742,7 +742,7 @@ fn sizes_changed_by_the_manager_are_not_undone_by_an_older_list() {
     let cx = Context {
         snapshot: &snap,
         policy: Policy::default(),
-        now: Timestamp(10),
+        timer: Timestamp(10),
         purpose: Purpose::Cycle,
         focus: None,
     };
@@ -787,7 +787,7 @@ fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
                 let cx = Context {
                     snapshot: &snap,
                     policy: Policy::default(),
-                    now: Timestamp(10),
+                    timer: Timestamp(10),
                     purpose,
                     focus: Some(&focus),
                 };

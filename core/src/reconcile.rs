@@ -212,13 +212,13 @@ pub enum CloseCheck {
 pub struct Unseen {
     /// How many.
     pub lists: u32,
-    /// When the first of them was applied.
+    /// When the first of them was applied (the manager's timer reading, [`Context::timer`]).
     pub since: Option<Timestamp>,
 }
 
 impl Unseen {
-    /// With one more such list applied at `now`, and whether that is enough under `policy` to
-    /// take the order as having done nothing.
+    /// With one more such list applied at timer reading `now`, and whether that is enough under
+    /// `policy` to take the order as having done nothing.
     pub fn next(self, policy: &Policy, now: Timestamp) -> (Unseen, bool) {
         self.one_more(
             (
@@ -229,13 +229,14 @@ impl Unseen {
         )
     }
 
-    /// The run with one more list applied at `now`, and whether it now holds `needs.0` lists
-    /// over at least `needs.1` seconds: the one rule of "an absence that lasts", for removals
-    /// (a run of misses) and for unknown outcomes alike.
+    /// The run with one more list applied at timer reading `now`, and whether it now holds
+    /// `needs.0` lists over at least `needs.1` seconds: the one rule of "an absence that lasts",
+    /// for removals (a run of misses) and for unknown outcomes alike. A reading before the run
+    /// began (only a clock moved back by hand goes back) counts as no time passed.
     fn one_more(self, needs: (u32, f64), now: Timestamp) -> (Unseen, bool) {
         let lists = self.lists.saturating_add(1);
         let since = self.since.unwrap_or(now);
-        let enough = lists >= needs.0 && now.seconds_since(since) >= needs.1;
+        let enough = lists >= needs.0 && now.seconds_since(since).max(0.0) >= needs.1;
         (
             Unseen {
                 lists,
@@ -274,7 +275,7 @@ pub struct TombView {
     pub own: Option<Fingerprint>,
     /// What the exchange last listed for it.
     pub reported: Option<Fingerprint>,
-    /// When it was removed.
+    /// When it was removed (the manager's timer reading, [`Context::timer`]).
     pub removed_at: Timestamp,
     /// `Some` when the manager's own order ended it (a close, or an exit whose outcome was
     /// unknown, settled by lists), not an absence alone: see [`OwnEnd`].
@@ -320,7 +321,7 @@ pub struct TrackedView<'a> {
     pub touched: u64,
     /// Lists in a row that did not show it.
     pub missing: u32,
-    /// When the first of those lists was applied.
+    /// When the first of those lists was applied (timer reading, [`Context::timer`]).
     pub missing_since: Option<Timestamp>,
     /// Its own side, size and entry (`None` when its side is neither long nor short).
     pub own: Option<Fingerprint>,
@@ -361,7 +362,7 @@ pub enum Phase<'a> {
         at: u64,
         /// Its last own state.
         own: Option<Fingerprint>,
-        /// When it was closed.
+        /// When it was closed (timer reading, [`Context::timer`]).
         closed_time: Timestamp,
         /// What a list that still shows it proves.
         check: CloseCheck,
@@ -427,7 +428,7 @@ pub enum Action {
         key: Key,
         /// Misses so far.
         missing: u32,
-        /// When the run of misses began.
+        /// When the run of misses began (timer reading, [`Context::timer`]).
         since: Timestamp,
     },
     /// Missing often and long enough: removed; it becomes a tombstone.
@@ -581,8 +582,11 @@ pub struct Context<'a> {
     pub snapshot: &'a Snapshot,
     /// The rules.
     pub policy: Policy,
-    /// The manager's clock when the list is applied.
-    pub now: Timestamp,
+    /// The manager's timer reading ([`crate::clock::Clock::timer`]) when the list is applied:
+    /// every duration the plan weighs (the removal and outcome graces, tombstone lifetimes) and
+    /// every time it keeps ([`Unseen::since`], [`Action::CountMiss::since`], a tombstone's
+    /// removal) is in that frame, never in the local wall-clock time a DST change moves.
+    pub timer: Timestamp,
     /// What the list was read for.
     pub purpose: Purpose,
     /// For a read inside an operation: the one key it is about; nothing else changes (and, for
@@ -722,8 +726,8 @@ fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
         lists: t.missing,
         since: t.missing_since,
     };
-    let (misses, enough) = misses.one_more(cx.policy.removal_needs(t.unlisted_fill), cx.now);
-    (misses.lists, misses.since.unwrap_or(cx.now), enough)
+    let (misses, enough) = misses.one_more(cx.policy.removal_needs(t.unlisted_fill), cx.timer);
+    (misses.lists, misses.since.unwrap_or(cx.timer), enough)
 }
 
 /// The list was requested after the position was tracked (rule 4: only then can it remove it).
@@ -944,7 +948,7 @@ fn resolve(op: Op, before: f64, own: Option<Fingerprint>, seen: Seen<'_>) -> Opt
 
 fn expired(since: Timestamp, cx: &Context<'_>) -> bool {
     let ttl = cx.policy.tombstone_ttl_seconds;
-    ttl.is_finite() && cx.now.seconds_since(since) > ttl
+    ttl.is_finite() && cx.timer.seconds_since(since) > ttl
 }
 
 fn plan_tombstone(
@@ -1122,7 +1126,7 @@ fn counting(
     actions: &mut Vec<Action>,
     count: impl FnOnce(Unseen) -> Action,
 ) -> bool {
-    let (unseen, enough) = unseen.next(&cx.policy, cx.now);
+    let (unseen, enough) = unseen.next(&cx.policy, cx.timer);
     if !enough {
         actions.push(count(unseen));
     }

@@ -58,7 +58,7 @@ fn cx<'a>(snapshot: &'a Snapshot, purpose: Purpose, policy: Policy) -> Context<'
     Context {
         snapshot,
         policy,
-        now: NOW,
+        timer: NOW,
         purpose,
         focus: None,
     }
@@ -595,7 +595,7 @@ fn not_executed_takes_the_outcome_confirmations_and_their_grace() {
     };
     let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
     let at = |now: Timestamp| Context {
-        now,
+        timer: now,
         ..cx(&same, Purpose::Cycle, p)
     };
     let counted = |lists, since| {
@@ -1153,7 +1153,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
             outcome_confirmations: c.outcome_confirmations,
             ..Policy::default()
         },
-        now: NOW,
+        timer: NOW,
         purpose: c.purpose,
         focus: if c.purpose == Purpose::Verify {
             focus_key.as_ref()

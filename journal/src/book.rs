@@ -150,7 +150,9 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         }
         let config = manager.config();
         let now = manager.now();
-        let expired = |at: Timestamp| now.seconds_since(at) > config.tombstone_ttl_seconds;
+        // Tombstones' and closes' times are timer readings, as their lifetime.
+        let timer = manager.timer();
+        let expired = |at: Timestamp| timer.seconds_since(at) > config.tombstone_ttl_seconds;
         let mut cleanup = Batch::default();
         // A key's newest state wins: a tracked position over a close awaiting confirmation,
         // that over a tombstone. Closes awaiting confirmation expire as tombstones do.

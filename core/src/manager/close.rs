@@ -380,7 +380,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // replaced the entry meanwhile (§6.4); only this very position leaves the book, and waits
         // for a list requested after now to confirm it.
         self.book()
-            .closed(symbol, position, self.now(), order_id.as_deref(), false);
+            .closed(symbol, position, self.timer(), order_id.as_deref(), false);
         self.record_full(
             symbol,
             position,
@@ -411,7 +411,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 self.book().closed(
                     symbol,
                     position,
-                    self.now(),
+                    self.timer(),
                     unknown.client_order_id.as_deref(),
                     true,
                 );

@@ -510,21 +510,31 @@ fn a_close_does_not_wait_for_a_long_pause_between_ticker_attempts() {
     assert!(cycle.finish_without_work().is_none());
 }
 
-/// A clock that counts its readings.
-struct CountingClock(std::sync::atomic::AtomicUsize);
+/// A clock that counts its readings of each kind (local time, timer).
+#[derive(Default)]
+struct CountingClock(
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicUsize,
+);
 
 impl crate::clock::Clock for CountingClock {
     fn now(&self) -> Timestamp {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         T0
     }
+
+    fn timer(&self) -> Timestamp {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        T0
+    }
 }
 
-/// Clock readings of one cycle over `n` healthy positions (candles, no exit, no event).
-fn clock_reads(n: usize, workers: usize) -> usize {
+/// Clock readings (local time, timer) of one cycle over `n` healthy positions (candles, no
+/// exit, no event).
+fn clock_reads(n: usize, workers: usize) -> (usize, usize) {
     let s = healthy(n);
     let fake = fake_for(&s, true, Duration::ZERO);
-    let clock = std::sync::Arc::new(CountingClock(std::sync::atomic::AtomicUsize::new(0)));
+    let clock = std::sync::Arc::new(CountingClock::default());
     let m = Manager::new(
         std::sync::Arc::new(fake.clone()),
         ManagerConfig {
@@ -536,20 +546,29 @@ fn clock_reads(n: usize, workers: usize) -> usize {
     )
     .unwrap();
     track_all(&m, &s);
-    let before = clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    let read = || {
+        (
+            clock.0.load(std::sync::atomic::Ordering::SeqCst),
+            clock.1.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    };
+    let before = read();
     let out = run_cycle(&m, &fake);
     assert!(out.steps.is_empty() && out.events.is_empty());
-    clock.0.load(std::sync::atomic::Ordering::SeqCst) - before
+    let after = read();
+    (after.0 - before.0, after.1 - before.1)
 }
 
 #[test]
 fn the_clock_is_read_once_per_examined_position() {
     for workers in [1, 4] {
         let (five, ten) = (clock_reads(5, workers), clock_reads(10, workers));
+        // One reading of each kind: the local time for the rules, the timer for the freshness
+        // of the cycle's list.
         assert_eq!(
-            ten - five,
-            5,
-            "{workers} workers: {five} and {ten} readings"
+            (ten.0 - five.0, ten.1 - five.1),
+            (5, 5),
+            "{workers} workers: {five:?} and {ten:?} readings"
         );
     }
 }

@@ -28,6 +28,10 @@
 //! writes, under its own lock, so two lists applied at once never leave an older set written
 //! last), and a restarted manager takes back the holds that are not over yet. Without a journal a
 //! restarted manager holds nothing.
+//!
+//! Every time here is the manager's timer reading ([`crate::clock::Clock::timer`]): for the
+//! system clock UTC advanced monotonically, so neither a DST change nor a restart under another
+//! `TZ` shortens or stretches a hold.
 
 use std::collections::HashMap;
 
@@ -36,7 +40,8 @@ use super::Manager;
 use crate::clock::Timestamp;
 use crate::key::Key;
 
-/// Keys untracked on lists that showed no live position, with when that list was read.
+/// Keys untracked on lists that showed no live position, with when that list was read (timer
+/// readings).
 #[derive(Debug, Default)]
 pub struct ReopenHolds {
     held: parking_lot::Mutex<HashMap<Key, Timestamp>>,
@@ -53,8 +58,12 @@ pub enum ListSight {
     Unknown,
 }
 
-/// Seconds left of a hold that started at `since`, at `now`, for holds of `hold` seconds
-/// (`None`: over). A clock that went backwards counts as no time passed.
+/// Seconds left of a hold that started at `since`, at `now` (timer readings), for holds of
+/// `hold` seconds (`None`: over). A reading before `since` counts as the hold having just
+/// started (the whole `hold` is left): the hold runs `hold` seconds from when the timer passes
+/// `since` again. Only a clock moved back by hand (a `ManualClock`) goes back inside a process;
+/// a hold restored with a start after the restarted manager's reading is taken back as starting
+/// then ([`Manager::restore_reopen_holds`]), so it never lasts more than `hold` from the restart.
 pub fn hold_left(since: Timestamp, now: Timestamp, hold: f64) -> Option<f64> {
     let elapsed = now.seconds_since(since).max(0.0);
     (elapsed < hold).then_some(hold - elapsed)
@@ -156,25 +165,27 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if hold <= 0.0 {
             return None;
         }
-        self.holds.left(key, self.now(), hold)
+        self.holds.left(key, self.timer(), hold)
     }
 
-    /// The re-open holds that are not over, with when each started, by key (empty when
-    /// `reopen_hold_seconds` is 0). What a journal writes.
+    /// The re-open holds that are not over, with when each started (timer readings), by key
+    /// (empty when `reopen_hold_seconds` is 0). What a journal writes.
     pub fn reopen_holds(&self) -> Vec<(Key, Timestamp)> {
         let hold = self.config().reopen_hold_seconds;
         if hold <= 0.0 {
             return Vec::new();
         }
-        let now = self.now();
+        let now = self.timer();
         let mut held = self.holds.snapshot();
         held.retain(|(_, since)| hold_left(*since, now, hold).is_some());
         held
     }
 
-    /// Takes back re-open holds kept by a journal (each key with when its hold started); those
-    /// already over, and all of them when `reopen_hold_seconds` is 0, are left out. Returns the
-    /// holds taken.
+    /// Takes back re-open holds kept by a journal or a state file (each key with when its hold
+    /// started, a timer reading); those already over, and all of them when
+    /// `reopen_hold_seconds` is 0, are left out. A start later than the manager's timer reading
+    /// now (the machine's clock was set back between the two processes) is taken back as now,
+    /// so the hold lasts at most its setting from here. Returns the holds taken.
     pub fn restore_reopen_holds(
         &self,
         holds: impl IntoIterator<Item = (Key, Timestamp)>,
@@ -183,9 +194,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if hold <= 0.0 {
             return Vec::new();
         }
-        let now = self.now();
+        let now = self.timer();
         let kept: Vec<(Key, Timestamp)> = holds
             .into_iter()
+            .map(|(key, since)| (key, since.min(now)))
             .filter(|(_, since)| hold_left(*since, now, hold).is_some())
             .collect();
         self.holds.restore(kept.iter().cloned());

@@ -34,12 +34,13 @@ use crate::key::Key;
 use crate::reconcile::{judge_removal, Context, Mode, Op, Purpose, Resolution};
 use crate::snapshot::Snapshot;
 
-/// A list read by the manager, with when it was read (the manager's clock).
+/// A list read by the manager, with when it was read (the manager's timer).
 #[derive(Clone, Debug)]
 pub struct ListRead {
     /// The list.
     pub snapshot: Arc<Snapshot>,
-    /// When it was read.
+    /// When it was read: the manager's timer reading ([`crate::clock::Clock::timer`]), what a
+    /// re-open hold starts from and `snapshot_reuse_seconds` is measured from.
     pub taken_at: Timestamp,
     /// For a list read for one symbol: the rest of the same answer, read when a decision needs
     /// every entry (then `snapshot` becomes the whole list's).
@@ -82,7 +83,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(match caught(self.exchange().get_open_positions())? {
             Ok(entries) => Ok(ListRead {
                 snapshot: Arc::new(Snapshot::read(entries, mark)),
-                taken_at: self.now(),
+                taken_at: self.timer(),
                 rest: None,
             }),
             Err(e) => Err(e),
@@ -101,7 +102,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             match caught(self.exchange().get_open_positions_for(key.symbol()))? {
                 Ok(found) => Ok(ListRead {
                     snapshot: Arc::new(Snapshot::read_indexed(found.entries, found.total, mark)),
-                    taken_at: self.now(),
+                    taken_at: self.timer(),
                     rest: found
                         .whole
                         .map(|w| Arc::new(parking_lot::Mutex::new(Some(w)))),
@@ -147,7 +148,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let cx = Context {
             snapshot: &list.snapshot,
             policy: self.policy(),
-            now: self.now(),
+            timer: self.timer(),
             purpose,
             focus,
         };
@@ -233,7 +234,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let cx = Context {
             snapshot: &list.snapshot,
             policy,
-            now: self.now(),
+            timer: self.timer(),
             purpose,
             focus,
         };
@@ -487,9 +488,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 // before the list that still shows the position is believed.
                 let lookup = self.lookup_order(Some(&order_id), key.symbol())?;
                 let settled = if lookup.filled() {
-                    let (policy, now) = (self.policy(), self.now());
+                    let (policy, timer) = (self.policy(), self.timer());
                     self.book()
-                        .close_filled(&key, &order_id, contracts, &policy, now)
+                        .close_filled(&key, &order_id, contracts, &policy, timer)
                 } else {
                     self.book().unconfirm_close(&key, &order_id, contracts)
                 };

@@ -600,3 +600,6 @@ mod own_end_tests;
 
 #[cfg(test)]
 mod watch_tests;
+
+#[cfg(test)]
+mod timer_tests;

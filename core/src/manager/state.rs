@@ -186,7 +186,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             };
             staged.push((saved.symbol.as_str(), position, handle, sighting));
         }
-        let now = self.now();
+        let now = self.timer();
         let ttl = self.config().tombstone_ttl_seconds;
         let mut stage = |k: &SavedKept| -> CoreResult<KeptEntry<H>> {
             let position = share(k.state.clone());
@@ -293,7 +293,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// (`close_unconfirmed`). Returns how many tombstones the book keeps more than before, and
     /// how many closes were put back.
     pub fn restore_remembered(&self, remembered: Remembered<H>) -> (usize, usize) {
-        let now = self.now();
+        let now = self.timer();
         let ttl = self.config().tombstone_ttl_seconds;
         let fresh = |k: &KeptEntry<H>| now.seconds_since(k.at) <= ttl;
         let Remembered {

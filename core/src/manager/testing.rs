@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::in_flight::SentOrder;
 use super::{HandleFactory, Manager, ManagerConfig};
 use crate::book::SharedPosition;
-use crate::clock::{ManualClock, Timestamp};
+use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::error::{CoreError, CoreResult};
 use crate::events::Event;
 use crate::exchange::{
@@ -555,6 +555,63 @@ pub fn manager_as_configured(
     config: ManagerConfig,
     clock: Arc<ManualClock>,
 ) -> Manager<u32> {
+    Manager::new(
+        Arc::new(fake.clone()),
+        config,
+        clock,
+        Arc::new(Counter(Mutex::new(0))),
+    )
+    .expect("valid config")
+}
+
+/// A clock whose two readings part as the system clock's do: its timer moves only by
+/// [`WallClock::advance`]; its local time moves with it and also by [`WallClock::step`] (a DST
+/// change, another `TZ`, a wall-clock step), which leaves the timer alone.
+#[derive(Debug)]
+pub struct WallClock {
+    timer: ManualClock,
+    offset_micros: std::sync::atomic::AtomicI64,
+}
+
+impl WallClock {
+    /// A clock whose timer and local time both show `start`.
+    pub fn new(start: Timestamp) -> Self {
+        WallClock {
+            timer: ManualClock::new(start),
+            offset_micros: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Real time passes: both readings move by `seconds`.
+    pub fn advance(&self, seconds: f64) {
+        self.timer.advance(seconds);
+    }
+
+    /// The local time alone jumps by `seconds` (+3600: a spring-forward; -3600: a fall-back).
+    pub fn step(&self, seconds: f64) {
+        let delta = (seconds * 1e6).round() as i64;
+        self.offset_micros
+            .fetch_add(delta, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for WallClock {
+    fn now(&self) -> Timestamp {
+        let offset = self.offset_micros.load(std::sync::atomic::Ordering::SeqCst);
+        Timestamp(self.timer.now().0 + offset)
+    }
+
+    fn timer(&self) -> Timestamp {
+        self.timer.now()
+    }
+}
+
+/// A manager over `fake` with `config` (no retry pauses) reading time from any clock.
+pub fn manager_on(fake: &Fake, config: ManagerConfig, clock: Arc<dyn Clock>) -> Manager<u32> {
+    let config = ManagerConfig {
+        ticker_retry_delays: vec![0.0, 0.0],
+        ..config
+    };
     Manager::new(
         Arc::new(fake.clone()),
         config,

@@ -114,6 +114,8 @@ pub(super) struct Examine<'a> {
     pub(super) snapshot: Option<&'a ListRead>,
     /// "Now" for every rule and record of this examination.
     pub(super) now: Timestamp,
+    /// The manager's timer reading taken with `now` (what the list's freshness is measured in).
+    pub(super) timer: Timestamp,
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
@@ -435,6 +437,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let at = Examine {
                     snapshot,
                     now: self.now(),
+                    timer: self.timer(),
                 };
                 return self.check_exit_and_close(symbol, position, methods, price, at);
             }
@@ -444,6 +447,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let at = Examine {
             snapshot,
             now: self.now(),
+            timer: self.timer(),
         };
         // Step 7: market inputs of this position only (defaults without usable candles).
         let market = self.market_step(symbol, position, methods, price, &ohlcv, at.now)?;
@@ -499,17 +503,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// A close decided inside the cycle, reusing the cycle's position list when it is fresh by
-    /// the manager's clock (never by how long a call took).
+    /// the manager's timer (never by how long a call took).
     pub(super) fn close_in_cycle(
         &self,
         symbol: &str,
         reason: &str,
         at: Examine<'_>,
     ) -> CoreResult<Option<f64>> {
-        let now = at.now;
+        let timer = at.timer;
         let fresh = at
             .snapshot
-            .filter(|s| now.seconds_since(s.taken_at) < self.config().snapshot_reuse_seconds);
+            .filter(|s| timer.seconds_since(s.taken_at) < self.config().snapshot_reuse_seconds);
         Ok(self.close_with(symbol, reason, fresh)?.pnl())
     }
 
