@@ -332,7 +332,12 @@ impl Reader {
             .collect())
     }
 
-    /// The events `filter` selects, oldest first (by time, then account and number).
+    /// The events `filter` selects, oldest first: an account's events in the order its manager
+    /// recorded them (their `seq`), whatever their times say (a DST fall-back or a clock set
+    /// back gives later events earlier times); several accounts' events are merged by time,
+    /// each event's time taken as the latest of its account's selected events up to it (so
+    /// each account's own order is kept), then by account and `seq`. `limit` keeps the last
+    /// `limit` events of that order. `since_us`/`until_us` select by each event's own time.
     pub fn events(&mut self, filter: &EventFilter) -> JournalResult<Vec<EventRecord>> {
         let mut clauses: Vec<String> = Vec::new();
         let mut params: Vec<Val> = Vec::new();
@@ -387,19 +392,25 @@ impl Reader {
             format!("WHERE {}", clauses.join(" AND "))
         };
         let columns = "account, seq, time_us, symbol, kind, reason, pnl, event, attributes";
+        // `run_us`: the latest time among the account's selected events up to this one, which
+        // never decreases along an account's `seq`.
+        let selected = format!(
+            "SELECT {columns}, MAX(time_us) OVER (PARTITION BY account ORDER BY seq \
+             ROWS UNBOUNDED PRECEDING) AS run_us FROM pmrs_events {filter_sql}"
+        );
         let sql = match filter.limit {
             Some(limit) => {
                 let p = param(Val::int(limit.max(0)), &mut params);
                 format!(
-                    "SELECT {columns} FROM (SELECT {columns} FROM pmrs_events {filter_sql} \
+                    "SELECT {columns} FROM (SELECT {columns}, run_us FROM ({selected}) s \
                      ORDER BY {} LIMIT {p}) newest ORDER BY {}",
-                    self.ordered("time_us DESC, account DESC, seq DESC"),
-                    self.ordered("time_us, account, seq"),
+                    self.ordered("run_us DESC, account DESC, seq DESC"),
+                    self.ordered("run_us, account, seq"),
                 )
             }
             None => format!(
-                "SELECT {columns} FROM pmrs_events {filter_sql} ORDER BY {}",
-                self.ordered("time_us, account, seq")
+                "SELECT {columns} FROM ({selected}) s ORDER BY {}",
+                self.ordered("run_us, account, seq")
             ),
         };
         let rows = self.db.query(&sql, &params)?;

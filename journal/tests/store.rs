@@ -354,6 +354,92 @@ fn the_reader_filters_events_and_lists_positions_and_accounts() {
     }
 }
 
+/// Events of `symbol` recorded in this order at these times (seconds after 1_700_000_000).
+fn events_at(symbol: &str, log: &EventLog, seconds: &[i64]) -> Vec<Event> {
+    seconds
+        .iter()
+        .map(|s| {
+            log.record(
+                Timestamp((1_700_000_000 + s) * 1_000_000),
+                symbol,
+                EventKind::Closed,
+                "test",
+                Some(1.0),
+                state(symbol, 100.0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn events_come_in_the_order_recorded_after_a_clock_went_back() {
+    // The audit's dst_journal_order.py: an hour's fall-back gives the later events earlier
+    // times. An account's events keep their order; `limit` keeps the last recorded ones.
+    for db in databases() {
+        let (mut a, _) = open(&db, "a");
+        let (mut b, _) = open(&db, "b");
+        let log = EventLog::new(0);
+        // Recorded 1, 2 at 3600 s and 3601 s; the clock falls back an hour: 3, 4 at 2 s, 3 s.
+        a.write(
+            batch_of(&events_at("BTC/USDT:USDT", &log, &[3600, 3601, 2, 3])),
+            0,
+        )
+        .unwrap();
+        // Another account, whose events fall between by time.
+        let other = EventLog::new(0);
+        b.write(
+            batch_of(&events_at("ETH/USDT:USDT", &other, &[1000, 4000])),
+            0,
+        )
+        .unwrap();
+        let mut r = Reader::open(&db).unwrap();
+        let seqs = |r: &mut Reader, account: Option<&str>, limit: Option<i64>| {
+            r.events(&EventFilter {
+                account: account.map(str::to_owned),
+                limit,
+                ..EventFilter::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|e| (e.account.clone(), e.seq))
+            .collect::<Vec<_>>()
+        };
+        let of_a = |seqs: &[i64]| -> Vec<(String, i64)> {
+            seqs.iter().map(|s| ("a".to_owned(), *s)).collect()
+        };
+        assert_eq!(seqs(&mut r, Some("a"), None), of_a(&[1, 2, 3, 4]), "{db}");
+        assert_eq!(seqs(&mut r, Some("a"), Some(1)), of_a(&[4]), "{db}");
+        assert_eq!(seqs(&mut r, Some("a"), Some(3)), of_a(&[2, 3, 4]), "{db}");
+        let closed = r
+            .closed_positions(&EventFilter {
+                account: Some("a".into()),
+                limit: Some(1),
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert_eq!(closed.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4]);
+        // Across accounts: merged by time, each account's order kept (a's 3 and 4 come after
+        // its 2, at 3601 s: after b's 1 at 1000 s, before b's 2 at 4000 s).
+        let b_ = |s: i64| ("b".to_owned(), s);
+        let a_ = |s: i64| ("a".to_owned(), s);
+        assert_eq!(
+            seqs(&mut r, None, None),
+            vec![b_(1), a_(1), a_(2), a_(3), a_(4), b_(2)],
+            "{db}"
+        );
+        assert_eq!(seqs(&mut r, None, Some(2)), vec![a_(4), b_(2)], "{db}");
+        // `since`/`until` select by each event's own time.
+        let early = r
+            .events(&EventFilter {
+                account: Some("a".into()),
+                until_us: Some(1_700_000_100_000_000),
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert_eq!(early.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+    }
+}
+
 /// A batch setting the account's holds to `rows` (key, start).
 /// `kinds` of `(symbol, kind, reason)` recorded one second apart in one event log.
 fn events_of(kinds: &[(&str, EventKind, &str)]) -> Vec<Event> {

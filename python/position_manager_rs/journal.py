@@ -124,9 +124,12 @@ class Journal:
         """Events, oldest first: the fields of ``manager.events`` plus ``account`` and
         ``attributes`` (the bot's attributes of the position then, or None).
 
-        ``symbol`` also matches hedge-mode keys (``SYMBOL@long``); ``kind`` is one kind or
-        several (an empty list selects none); ``since`` is inclusive, ``until`` exclusive;
-        ``limit`` keeps the newest.
+        An account's events come in the order its manager recorded them (``seq``), whatever
+        their ``time`` says (a DST fall-back gives an hour's later events earlier times);
+        several accounts' events are merged by time, each account's order kept. ``symbol``
+        also matches hedge-mode keys (``SYMBOL@long``); ``kind`` is one kind or several (an
+        empty list selects none); ``since`` (inclusive) and ``until`` (exclusive) select by
+        each event's own ``time``; ``limit`` keeps the newest (the last recorded).
         """
         return Records(
             self._reader.events(
@@ -147,9 +150,11 @@ class Journal:
         until: datetime | None = None,
         limit: int | None = None,
     ) -> Records:
-        """Positions that left the book, oldest first: ``kind`` ``closed`` (by the manager, with
-        its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on the exchange, by
-        hand), with ``reason``, the position's last fields and the bot's ``attributes``.
+        """Positions that left the book, oldest first (in the order recorded, as
+        :meth:`events`; ``limit`` keeps the last recorded): ``kind`` ``closed`` (by the
+        manager, with its ``pnl``) or ``removed`` (closed outside it: liquidation, a stop on
+        the exchange, by hand), with ``reason``, the position's last fields and the bot's
+        ``attributes``.
 
         An end that a later event took back is left out: a ``closed`` followed (as the key's
         next event of its life) by ``close_unconfirmed``, or a ``closed`` or ``removed``
