@@ -15,6 +15,7 @@
 //!                   "own_end": true}],
 //!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "order_id": "pm..."}],
 //!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}],
+//!   "timer_frame": true,
 //!   "orders": [{"symbol": "SOL/USDT:USDT", "reference": "pm...", "at": 1735732800000000,
 //!               "intent": {"kind": "open", "side": "long", "amount": 2.0, ...}}]
 //! }
@@ -33,6 +34,14 @@
 //!   restored by a flip back) only when it has one. A file with none of these is
 //!   byte for byte what earlier versions wrote, and those read them as unknown fields
 //!   (ignored).
+//! - The times of what the manager remembers and holds (`at` of tombstones, closes and
+//!   predecessors, `since` of holds) are its clock's timer readings
+//!   ([`crate::clock::Clock::timer`]: UTC microseconds for the system clock), not local time,
+//!   and `"timer_frame": true` says so (written whenever the file has any). A file without it
+//!   (written by an earlier build, which kept local times) has those times moved into the timer
+//!   frame when loaded, by the loading clock's current difference between its two readings
+//!   (the local UTC offset for the system clock; nothing for a manual or frozen clock): exact
+//!   when the file is loaded under the time zone and DST period it was written in.
 //! - Writing ([`save`]): the whole file is serialised in memory first, written to a temporary file
 //!   in the target's directory (`.<name>.tmp-<pid>-<n>`), `fsync`ed, renamed over the target, and
 //!   the directory is `fsync`ed (unix). A reader — or a process started after a crash at any
@@ -286,6 +295,11 @@ pub struct StateFile {
     /// The orders whose outcome was unknown when the file was saved, by key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<SavedOrder>,
+    /// The times of tombstones, closes, predecessors and holds are timer readings (see the
+    /// module docs); absent (false) in files of earlier builds, which kept local times, and
+    /// when the file has none of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timer_frame: bool,
 }
 
 impl StateFile {
@@ -301,6 +315,7 @@ impl StateFile {
             closing: Vec::new(),
             holds: Vec::new(),
             orders: Vec::new(),
+            timer_frame: false,
         }
     }
 

@@ -127,6 +127,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 since,
             })
             .collect();
+        file.timer_frame = !(file.tombstones.is_empty()
+            && file.closing.is_empty()
+            && file.holds.is_empty()
+            && file.positions.iter().all(|p| p.predecessor.is_none()));
         file.orders = self
             .pending_sent_orders(pending, now)
             .into_iter()
@@ -161,7 +165,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
         F: FnMut(&str, &Extra, &SharedPosition) -> CoreResult<H>,
     {
         self.ensure_empty_for_load()?;
-        let file = persist::load(path)?;
+        let mut file = persist::load(path)?;
+        if !file.timer_frame {
+            self.to_timer_frame(&mut file);
+        }
         let keys = file
             .positions
             .iter()
@@ -283,6 +290,25 @@ impl<H: Clone + Send + Sync> Manager<H> {
             )
         });
         Ok(count)
+    }
+
+    /// Moves the times a state file of an earlier build kept in local time (tombstones',
+    /// closes' and predecessors' `at`, holds' `since`) into the timer frame, by the clock's
+    /// current difference between its two readings (see [`crate::persist`]).
+    fn to_timer_frame(&self, file: &mut persist::StateFile) {
+        let shift = self.timer().0 - self.now().0;
+        let moved = |t: Timestamp| Timestamp(t.0.saturating_add(shift));
+        for k in file.tombstones.iter_mut().chain(file.closing.iter_mut()) {
+            k.at = moved(k.at);
+        }
+        for p in file.positions.iter_mut() {
+            if let Some(k) = p.predecessor.as_deref_mut() {
+                k.at = moved(k.at);
+            }
+        }
+        for h in file.holds.iter_mut() {
+            h.since = moved(h.since);
+        }
     }
 
     /// Puts back the tombstones and the closes awaiting confirmation a state file or a journal

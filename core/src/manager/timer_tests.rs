@@ -219,3 +219,30 @@ fn a_restored_hold_that_starts_after_now_lasts_at_most_its_setting() {
     clock.advance(300.0);
     assert_eq!(m.reopen_hold_left(&btc), None);
 }
+
+#[test]
+fn a_state_file_of_an_earlier_build_has_its_local_times_moved_to_the_timer() {
+    // Earlier builds kept holds' and tombstones' times in local time (here UTC-5): loaded under
+    // the same time zone, each keeps what was left of it.
+    use crate::persist::{self, SavedHold, StateFile};
+    let f = priced(100.0);
+    let clock = Arc::new(WallClock::new(T0));
+    clock.step(-5.0 * 3600.0);
+    let m = manager_on(&f, holding(3600.0), clock.clone());
+    let mut file = StateFile::new(m.now(), Vec::new());
+    file.holds = vec![SavedHold {
+        symbol: "BTC".to_owned(),
+        since: m.now().plus_seconds(-10.0),
+    }];
+    assert!(!file.timer_frame, "as an earlier build wrote it");
+    let path = super::testing::temp_path("timer-old-file");
+    persist::save(&path, &file).unwrap();
+    m.load_state(&path, |_, _, _| Ok(1)).unwrap();
+    assert_eq!(m.reopen_hold_left(&Key::net("BTC")), Some(3590.0));
+    // What this build writes says its frame, and is read back as it is.
+    m.save_state(&path, |_, _| Ok(super::state::SavedExtra::default()))
+        .unwrap();
+    let saved = persist::load(&path).unwrap();
+    assert!(saved.timer_frame);
+    assert_eq!(saved.holds[0].since, T0.plus_seconds(-10.0));
+}
