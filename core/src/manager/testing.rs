@@ -491,6 +491,11 @@ pub fn events_of(m: &Manager<u32>, kind: crate::events::EventKind) -> Vec<Event>
         .collect()
 }
 
+/// The kinds of `m`'s events, oldest first.
+pub fn kinds(m: &Manager<u32>) -> Vec<crate::events::EventKind> {
+    m.events().all().iter().map(|e| e.kind).collect()
+}
+
 pub fn orders_sent(f: &Fake) -> usize {
     f.calls()
         .iter()

@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-use super::testing::{listed, manager_on, open_request, open_sent, priced, Fake, WallClock};
+use super::testing::{kinds, listed, manager_on, open_request, open_sent, priced, Fake, WallClock};
 use super::{Manager, ManagerConfig};
 use crate::book::share;
 use crate::clock::Timestamp;
-use crate::events::EventKind;
 use crate::key::Key;
 use crate::position::PositionState;
 
@@ -47,10 +46,6 @@ fn market_orders(fake: &Fake) -> usize {
         .iter()
         .filter(|c| c.starts_with("create_market_order"))
         .count()
-}
-
-fn kinds(m: &Manager<u32>) -> Vec<EventKind> {
-    m.events().all().iter().map(|e| e.kind).collect()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::testing::{listed, manager, network_error, open_request, priced, report, Fake};
+use super::testing::{kinds, listed, manager, network_error, open_request, priced, report, Fake};
 use super::{Manager, ManagerConfig, OpenRequest};
 use crate::events::EventKind;
 use crate::exchange::{MarketLimits, OrderAnswer};
@@ -26,10 +26,6 @@ fn orders(fake: &Fake) -> Vec<String> {
         .into_iter()
         .filter(|c| c.starts_with("create_"))
         .collect()
-}
-
-fn kinds(m: &Manager<u32>) -> Vec<EventKind> {
-    m.events().all().iter().map(|e| e.kind).collect()
 }
 
 #[test]
