@@ -883,6 +883,31 @@ impl<H: Clone> Book<H> {
             .collect()
     }
 
+    /// Calls `f` with every handle the book holds: those of tracked entries, tombstones, closes
+    /// awaiting confirmation and the predecessors (side flips) any of them keeps. For a caller
+    /// that must account for the objects behind the handles without waiting (a garbage
+    /// collector's traversal): the book's lock is only tried, never waited for. Returns false,
+    /// without calling `f`, when another thread holds it; `f` must not call into the book.
+    pub fn try_visit_handles(&self, mut f: impl FnMut(&H)) -> bool {
+        let Some(inner) = self.inner.try_lock() else {
+            return false;
+        };
+        for slot in inner.slots.values() {
+            let entry = match slot {
+                Slot::Opening(_) => continue,
+                Slot::Tracked(t) => t,
+                Slot::Tombstoned(t) => &t.entry,
+                Slot::Closed(c) => &c.entry,
+            };
+            let mut next = Some(entry);
+            while let Some(t) = next {
+                f(&t.handle);
+                next = t.predecessor.as_deref().map(|p| &p.entry);
+            }
+        }
+        true
+    }
+
     /// Every tracked entry in insertion order, what the book remembers of positions it no
     /// longer tracks (tombstones and the manager's closes awaiting confirmation), and the orders
     /// whose outcome it has not taken in, all read under one lock: no key is in two of the

@@ -404,6 +404,18 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
         self.report_for_the_book(manager, result);
     }
 
+    /// Calls `f` with the handle the journal keeps of each position that left the book (to
+    /// read its attributes later). Only tries the lock, never waits for it: returns false,
+    /// without calling `f`, when another thread holds it (see
+    /// [`position_manager_core::book::Book::try_visit_handles`]).
+    pub fn try_visit_handles(&self, mut f: impl FnMut(&H)) -> bool {
+        let Some(handles) = self.handles.try_lock() else {
+            return false;
+        };
+        handles.values().for_each(&mut f);
+        true
+    }
+
     /// How many events wait for the database (as of the last write: never waits behind one).
     pub fn queued_events(&self) -> usize {
         self.status.queued_events()
