@@ -20,8 +20,10 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use pyo3::PyTraverseError;
 
 use crate::logging::detached;
 use crate::manager::CoreManager;
@@ -143,5 +145,17 @@ impl BookDict {
         });
         drop(replaced);
         Ok(out)
+    }
+}
+
+impl BookDict {
+    /// Reports the published dict to the garbage collector (it holds the positions). It is
+    /// only published with the interpreter held, so a collection sees the same dict in all its
+    /// passes.
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(built) = self.built.load().as_ref() {
+            visit.call(&built.dict)?;
+        }
+        Ok(())
     }
 }

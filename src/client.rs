@@ -8,9 +8,11 @@
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::PyTraverseError;
 
 use position_manager_core::error::{CoreError, CoreResult};
 use position_manager_core::exchange::{
@@ -112,6 +114,16 @@ impl PyClient {
     /// The current client object.
     pub fn get(&self) -> Arc<Py<PyAny>> {
         self.current.read().client.clone()
+    }
+
+    /// Reports the client object to the garbage collector (see src/gc.rs). The lock is only
+    /// written with the interpreter held and no Python running, so a collection finds it free
+    /// for reading.
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(current) = self.current.try_read() {
+            visit.call(&*current.client)?;
+        }
+        Ok(())
     }
 
     /// Replaces the client object.

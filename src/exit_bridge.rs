@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use pyo3::exceptions::PyTypeError;
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 use position_manager_core::error::CoreError;
 use pyo3::types::{PyBool, PyDict, PyString};
@@ -380,10 +382,11 @@ impl SmartExitRule for PySmartRule {
     }
 }
 
-/// The manager's two exit-rule objects (what its attributes return).
+/// The manager's two exit-rule objects (what its attributes return), each with the rule the
+/// core runs for it when it is the user's own (which holds the object too).
 pub struct ExitObjects {
-    advanced: RwLock<Py<PyAny>>,
-    smart: RwLock<Py<PyAny>>,
+    advanced: RwLock<(Py<PyAny>, Option<Arc<PyAdvancedRule>>)>,
+    smart: RwLock<(Py<PyAny>, Option<Arc<PySmartRule>>)>,
 }
 
 /// `value`, or a new built-in instance when it is None; a non-None value must have `method`.
@@ -420,8 +423,8 @@ impl ExitObjects {
         smart: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let objects = ExitObjects {
-            advanced: RwLock::new(py.None()),
-            smart: RwLock::new(py.None()),
+            advanced: RwLock::new((py.None(), None)),
+            smart: RwLock::new((py.None(), None)),
         };
         objects.set_advanced(py, core, advanced)?;
         objects.set_smart(py, core, smart)?;
@@ -430,12 +433,12 @@ impl ExitObjects {
 
     /// The advanced exit strategy object.
     pub fn advanced(&self, py: Python<'_>) -> Py<PyAny> {
-        self.advanced.read().clone_ref(py)
+        self.advanced.read().0.clone_ref(py)
     }
 
     /// The smart exit optimizer object.
     pub fn smart(&self, py: Python<'_>) -> Py<PyAny> {
-        self.smart.read().clone_ref(py)
+        self.smart.read().0.clone_ref(py)
     }
 
     /// Replaces the advanced exit strategy (None: a new built-in one) and tells `core` which
@@ -457,15 +460,15 @@ impl ExitObjects {
             .bind(py)
             .get_type()
             .is(py.get_type::<PyAdvancedExitStrategy>());
-        let rule: Option<Arc<dyn AdvancedExitRule>> = if builtin {
-            None
-        } else {
-            Some(Arc::new(PyAdvancedRule {
+        let rule = (!builtin).then(|| {
+            Arc::new(PyAdvancedRule {
                 object: object.clone_ref(py),
-            }))
-        };
-        let old_rule = core.exit_rules().set_advanced(rule);
-        let old = std::mem::replace(&mut *self.advanced.write(), object);
+            })
+        });
+        let old_rule = core
+            .exit_rules()
+            .set_advanced(rule.clone().map(|r| r as Arc<dyn AdvancedExitRule>));
+        let old = std::mem::replace(&mut *self.advanced.write(), (object, rule));
         // Dropped here, with no lock held (they may own Python objects).
         drop((old_rule, old));
         Ok(())
@@ -490,16 +493,32 @@ impl ExitObjects {
             .bind(py)
             .get_type()
             .is(py.get_type::<PySmartExitOptimizer>());
-        let rule: Option<Arc<dyn SmartExitRule>> = if builtin {
-            None
-        } else {
-            Some(Arc::new(PySmartRule {
+        let rule = (!builtin).then(|| {
+            Arc::new(PySmartRule {
                 object: object.clone_ref(py),
-            }))
-        };
-        let old_rule = core.exit_rules().set_smart(rule);
-        let old = std::mem::replace(&mut *self.smart.write(), object);
+            })
+        });
+        let old_rule = core
+            .exit_rules()
+            .set_smart(rule.clone().map(|r| r as Arc<dyn SmartExitRule>));
+        let old = std::mem::replace(&mut *self.smart.write(), (object, rule));
         drop((old_rule, old));
+        Ok(())
+    }
+
+    /// Reports the objects to the garbage collector: each attribute's object and the rule's
+    /// reference to it. The locks are only written with the interpreter held and no Python
+    /// running, so a collection finds them free (or, when it runs on the thread that holds one,
+    /// held in every pass: reported in none).
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(advanced) = self.advanced.try_read() {
+            visit.call(&advanced.0)?;
+            visit.call(advanced.1.as_ref().map(|r| &r.object))?;
+        }
+        if let Some(smart) = self.smart.try_read() {
+            visit.call(&smart.0)?;
+            visit.call(smart.1.as_ref().map(|r| &r.object))?;
+        }
         Ok(())
     }
 }

@@ -290,6 +290,11 @@ fn restored_position(
 }
 
 impl Attached {
+    /// The journal itself (the view reports the handles it keeps to the garbage collector).
+    pub fn book_journal(&self) -> Arc<BookJournal<Handle>> {
+        self.journal.clone()
+    }
+
     /// `manager.journal_position(symbol)`.
     pub fn write_position(&self, py: Python<'_>, symbol: &str) -> PyResult<bool> {
         let journal = &self.journal;

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::PyTraverseError;
 
 use position_manager_core::book::SharedPosition;
 use position_manager_core::error::CoreResult;
@@ -29,7 +31,7 @@ use crate::logging::{detached, refresh_for, run, run_plain, PyLoggers};
 use crate::options::{Opt, PyManagerConfig, RawOptions};
 use crate::position::PyPosition;
 use crate::update_iter::UpdateIter;
-use crate::view::PositionsView;
+use crate::view::{Callbacks, Held, PositionsView};
 
 /// The handle the book keeps per position: the Python `Position` object. The `Arc` lets the core
 /// copy handles around without touching reference counts of Python objects.
@@ -233,8 +235,8 @@ pub struct PyPositionManager {
     client: Arc<PyClient>,
     loggers: Arc<PyLoggers>,
     positions_lock: Py<PyAny>,
-    exits: ExitObjects,
-    callbacks: Arc<parking_lot::Mutex<Vec<Py<PyAny>>>>,
+    exits: Arc<ExitObjects>,
+    callbacks: Callbacks,
     clock: Option<Py<PyManualClock>>,
     journal: Option<crate::journal::Attached>,
     /// `manager.positions`: one view per manager, so its dict copy of the book is shared by
@@ -335,25 +337,50 @@ impl PyPositionManager {
         )
         .map_err(PmError)?;
         let loggers = Arc::new(PyLoggers::new(py, &core)?);
-        let exits = ExitObjects::new(py, &core, advanced_exit_strategy, smart_exit_optimizer)?;
+        let exits = Arc::new(ExitObjects::new(
+            py,
+            &core,
+            advanced_exit_strategy,
+            smart_exit_optimizer,
+        )?);
         let threading = py.import("threading")?;
         let core = Arc::new(core);
         let journal = match journal {
             Some(args) => Some(crate::journal::attach(py, &core, &loggers, args)?),
             None => None,
         };
-        let view = Py::new(py, PositionsView::new(core.clone()))?;
+        let callbacks = Callbacks::default();
+        let held = Held {
+            client: pyclient.clone(),
+            callbacks: callbacks.clone(),
+            exits: exits.clone(),
+            journal: journal.as_ref().map(crate::journal::Attached::book_journal),
+        };
+        let view = Py::new(py, PositionsView::new(core.clone(), held))?;
         Ok(PyPositionManager {
             core,
             client: pyclient,
             loggers,
             positions_lock: threading.call_method0("Lock")?.unbind(),
             exits,
-            callbacks: Arc::new(parking_lot::Mutex::new(Vec::new())),
+            callbacks,
             clock,
             journal,
             view,
         })
+    }
+
+    /// Reports to the garbage collector the Python objects the manager holds itself: its view
+    /// (which reports everything the core holds: the client, the callbacks, the exit objects,
+    /// the positions; see src/gc.rs), its clock and its lock. Its `__dict__` is reported (and
+    /// cleared) by pyo3. There is no `__clear__`: what could hold a cycle is cleared by the
+    /// view's (the callbacks) or is the bot's own objects, whose `__dict__`s the collector
+    /// clears; the manager stays usable until it is freed.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.view)?;
+        visit.call(&self.clock)?;
+        visit.call(&self.positions_lock)?;
+        Ok(())
     }
 
     /// The journal this manager writes (`journal=`): a dict with `journal` (the database,
@@ -580,8 +607,12 @@ impl PyPositionManager {
     /// market's indicators, runs the advanced exit (partial exits at profit targets are events,
     /// not yielded) and the smart exit, checks the stop and target, and closes. Consume it with
     /// `for` or `list(...)`; nothing happens before iteration starts.
-    fn update_positions(&self) -> UpdateIter {
-        UpdateIter::new(self.core.clone(), self.loggers.clone())
+    fn update_positions(&self, py: Python<'_>) -> UpdateIter {
+        UpdateIter::new(
+            self.core.clone(),
+            self.loggers.clone(),
+            self.view.clone_ref(py),
+        )
     }
 
     /// Closes `symbol` on the exchange and stops tracking it; returns the leveraged P/L after
@@ -825,7 +856,9 @@ impl PyPositionManager {
 
     /// Calls `callback(event)` for every event from now on, as it happens (after the change,
     /// with no lock held; `event` is a dict as in `events`). Returns `callback`, so it can be
-    /// used as a decorator. An exception from the callback is logged and ignored.
+    /// used as a decorator. An exception from the callback is logged and ignored. Each call
+    /// registers once more (a callback registered twice is called twice); `off_event(callback)`
+    /// removes one registration.
     fn on_event(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<Py<PyAny>> {
         if !callback.bind(py).is_callable() {
             return Err(PyTypeError::new_err(format!(
@@ -873,6 +906,39 @@ impl PyPositionManager {
             self.core.set_event_sink(Some(sink));
         }
         Ok(callback)
+    }
+
+    /// Removes one registration of `callback` made by `on_event` (the oldest one equal to it:
+    /// `==`, so `manager.off_event(self.handle)` removes `manager.on_event(self.handle)`'s
+    /// bound method). Returns True when one was removed, False when none was registered.
+    fn off_event(&self, py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<bool> {
+        // Compared outside the lock: `==` may run Python code (which may register or remove
+        // callbacks itself); the lock is never held while Python runs.
+        let registered: Vec<Py<PyAny>> = self
+            .callbacks
+            .lock_py_attached(py)
+            .iter()
+            .map(|c| c.clone_ref(py))
+            .collect();
+        let mut found = None;
+        for c in registered {
+            if c.bind(py).eq(callback)? {
+                found = Some(c);
+                break;
+            }
+        }
+        let Some(found) = found else {
+            return Ok(false);
+        };
+        let removed = {
+            let mut callbacks = self.callbacks.lock_py_attached(py);
+            callbacks
+                .iter()
+                .position(|c| c.is(&found))
+                .map(|i| callbacks.remove(i))
+        };
+        // Dropped with no lock held.
+        Ok(removed.is_some())
     }
 
     /// The tracked positions as a list of dicts (symbol, side, entry_price, amount, leverage,

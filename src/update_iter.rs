@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 use position_manager_core::error::CoreError;
 use position_manager_core::manager::UpdateCycle;
@@ -14,6 +16,7 @@ use crate::errors::StepAbandoned;
 use crate::logging::{defer_interrupt, interrupt_error, refresh_for, run, serving_step, PyLoggers};
 use crate::manager::CoreManager;
 use crate::position::PyPosition;
+use crate::view::PositionsView;
 
 /// One update cycle, run lazily: each `next()` advances until a position closes and yields
 /// `(symbol, pnl, position)`. Like a generator: no work before iteration starts, and each item
@@ -25,22 +28,31 @@ pub struct UpdateIter {
     cycle: Mutex<Option<UpdateCycle>>,
     /// Set by `_abandon()`: the running step stops at its next client call.
     abandoned: Arc<AtomicBool>,
+    /// The manager's view: the core's Python objects stay reachable for the garbage collector
+    /// while this iterator can still use the core (src/gc.rs).
+    view: Py<PositionsView>,
 }
 
 impl UpdateIter {
     /// A cycle over `core` that has not started.
-    pub fn new(core: Arc<CoreManager>, loggers: Arc<PyLoggers>) -> Self {
+    pub fn new(core: Arc<CoreManager>, loggers: Arc<PyLoggers>, view: Py<PositionsView>) -> Self {
         UpdateIter {
             core,
             loggers,
             cycle: Mutex::new(None),
             abandoned: Arc::new(AtomicBool::new(false)),
+            view,
         }
     }
 }
 
 #[pymethods]
 impl UpdateIter {
+    /// Reports the manager's view to the garbage collector (see src/gc.rs).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.view)
+    }
+
     fn __iter__(slf: Py<Self>) -> Py<Self> {
         slf
     }

@@ -8,16 +8,25 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::PyTraverseError;
 
 use crate::book_dict::BookDict;
 
 use position_manager_core::events::EventKind;
 
+use position_manager_journal::book::BookJournal;
+
+use crate::client::PyClient;
 use crate::convert::{describe, is_mapping};
+use crate::exit_bridge::ExitObjects;
+use crate::gc::HandleCache;
 use crate::logging::run_plain;
 use crate::manager::{CoreManager, Handle};
 use crate::position::PyPosition;
@@ -33,6 +42,26 @@ use crate::position::PyPosition;
 pub struct PositionsView {
     core: Arc<CoreManager>,
     dict: BookDict,
+    /// The other Python objects the core holds, which this view reports to the garbage
+    /// collector (src/gc.rs).
+    held: Held,
+    /// The book's handles this view reports during the current collection.
+    handles: Mutex<HandleCache>,
+}
+
+/// The `on_event` callbacks, shared by the manager, its view and the core's event sink.
+pub type Callbacks = Arc<Mutex<Vec<Py<PyAny>>>>;
+
+/// What the core holds besides the book, as the view reports it to the garbage collector.
+pub struct Held {
+    /// The bot's client (the core calls it).
+    pub client: Arc<PyClient>,
+    /// The `on_event` callbacks (the core's event sink calls them).
+    pub callbacks: Callbacks,
+    /// The exit rule objects (the core runs the user's own).
+    pub exits: Arc<ExitObjects>,
+    /// The journal (it keeps the handles of positions that left the book).
+    pub journal: Option<Arc<BookJournal<Handle>>>,
 }
 
 /// Reads `(symbol, Position)` pairs from a mapping, an object with `keys()` and `[]` (as
@@ -102,12 +131,19 @@ fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosi
 }
 
 impl PositionsView {
-    /// A view of `core`'s book.
-    pub fn new(core: Arc<CoreManager>) -> Self {
+    /// A view of `core`'s book; `held` is what else the core holds.
+    pub fn new(core: Arc<CoreManager>, held: Held) -> Self {
         PositionsView {
             core,
             dict: BookDict::default(),
+            held,
+            handles: Mutex::new(HandleCache::default()),
         }
+    }
+
+    /// The `on_event` callbacks.
+    pub fn callbacks(&self) -> &Callbacks {
+        &self.held.callbacks
     }
 
     /// The book's tracked positions as a dict (shared: do not change it).
@@ -239,6 +275,51 @@ impl PositionsView {
 
 #[pymethods]
 impl PositionsView {
+    /// Reports to the garbage collector every Python object the manager's core holds (see
+    /// src/gc.rs): the dict copy of the book, the client, the exit rule objects, the `on_event`
+    /// callbacks and the positions the book and the journal keep. Nothing here waits or calls
+    /// into Python: a lock that is held is skipped (its objects are then kept this time).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.dict.traverse(&visit)?;
+        self.held.client.traverse(&visit)?;
+        self.held.exits.traverse(&visit)?;
+        // Only ever held with the interpreter and no Python running (see `on_event`), so a
+        // collection finds it free, or held in all its passes by a thread waiting for the
+        // interpreter.
+        if let Some(callbacks) = self.held.callbacks.try_lock() {
+            for callback in callbacks.iter() {
+                visit.call(callback)?;
+            }
+        }
+        // Only collections use it, and they run one at a time.
+        if let Some(mut cache) = self.handles.try_lock() {
+            let core = &self.core;
+            let journal = &self.held.journal;
+            cache.visit(&visit, |f| {
+                core.book().try_visit_handles(&mut *f)
+                    && journal
+                        .as_ref()
+                        .is_none_or(|j| j.try_visit_handles(&mut *f))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Called by the garbage collector on a view in a cycle: drops the `on_event` callbacks
+    /// (the manager stays usable: later events reach no callback). The rest stays: the client,
+    /// the exit objects and the positions are the bot's objects, whose own `__dict__`s the
+    /// collector clears, and the book must keep its positions for as long as the manager may
+    /// still be called (a finalizer may call it).
+    fn __clear__(&self) {
+        // Never waited for: a thread may hold it while it waits for the interpreter.
+        let dropped = self
+            .held
+            .callbacks
+            .try_lock()
+            .map(|mut c| std::mem::take(&mut *c));
+        drop(dropped);
+    }
+
     fn __len__(&self) -> usize {
         self.count()
     }
