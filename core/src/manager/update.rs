@@ -114,8 +114,6 @@ pub(super) struct Examine<'a> {
     pub(super) snapshot: Option<&'a ListRead>,
     /// "Now" for every rule and record of this examination.
     pub(super) now: Timestamp,
-    /// The manager's timer reading taken with `now` (what the list's freshness is measured in).
-    pub(super) timer: Timestamp,
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
@@ -437,7 +435,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let at = Examine {
                     snapshot,
                     now: self.now(),
-                    timer: self.timer(),
                 };
                 return self.check_exit_and_close(symbol, position, methods, price, at);
             }
@@ -447,7 +444,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let at = Examine {
             snapshot,
             now: self.now(),
-            timer: self.timer(),
         };
         // Step 7: market inputs of this position only (defaults without usable candles).
         let market = self.market_step(symbol, position, methods, price, &ohlcv, at.now)?;
@@ -503,14 +499,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// A close decided inside the cycle, reusing the cycle's position list when it is fresh by
-    /// the manager's timer (never by how long a call took).
+    /// the manager's timer, read here (a close is rare: the examination of a position that
+    /// stays open reads the clock once), never by how long a call took.
     pub(super) fn close_in_cycle(
         &self,
         symbol: &str,
         reason: &str,
         at: Examine<'_>,
     ) -> CoreResult<Option<f64>> {
-        let timer = at.timer;
+        let timer = self.timer();
         let fresh = at
             .snapshot
             .filter(|s| timer.seconds_since(s.taken_at) < self.config().snapshot_reuse_seconds);
