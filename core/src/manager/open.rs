@@ -1136,7 +1136,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
 /// `x` rounded to `digits` significant decimal digits (a float's arithmetic residue left out);
 /// `x` itself when it is not finite or is 0.
-pub(crate) fn significant(x: f64, digits: usize) -> f64 {
+fn significant(x: f64, digits: usize) -> f64 {
     if !x.is_finite() || x == 0.0 {
         return x;
     }

@@ -22,19 +22,17 @@ use crate::events::EventKind;
 use crate::exchange::{MarketOrder, OrderAnswer, OrderSide, TickerAnswer};
 use crate::format::{format_price, py_fixed, py_percent, py_repr_float};
 use crate::key::Key;
-use crate::reconcile::{Op, Resolution};
+use crate::reconcile::{close_enough, Op, Resolution, SIZE_TOLERANCE};
 
-/// Remaining sizes at or below this are "nothing left" (float dust from subtraction), or at or
-/// below [`DUST_FRACTION`] of the size before the scale-out, whichever is larger.
+/// Remaining sizes at or below this are "nothing left" (float dust from subtraction).
 const DUST: f64 = 1e-12;
 
-/// Float dust relative to the size: 50000.6 − 50000.6 computed from sums leaves 7e-12, above
-/// [`DUST`], and the manager's own full exit was then recorded as a close by someone else.
-const DUST_FRACTION: f64 = 1e-9;
-
-/// Whether `remaining` contracts after a scale-out of a position of `before` are nothing left.
+/// Whether `remaining` contracts after a scale-out of a position of `before` are nothing left:
+/// at most [`DUST`], or what closed is the size before within [`SIZE_TOLERANCE`] (relative:
+/// 50000.6 − 50000.6 computed from sums leaves 7e-12, above [`DUST`], and the manager's own
+/// full exit was then recorded as a close by someone else).
 fn is_dust(remaining: f64, before: f64) -> bool {
-    remaining <= DUST.max(before.abs() * DUST_FRACTION)
+    remaining <= DUST || close_enough(before - remaining, before, SIZE_TOLERANCE)
 }
 
 /// How a scale-out ended.
