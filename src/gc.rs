@@ -15,8 +15,9 @@
 //! reported in one pass must be reported in the next ones, or one that is still in use could be
 //! taken for garbage. The book's handles sit behind locks that threads running detached take at
 //! any time, so they are not read in every traversal: the first traversal of a collection reads
-//! them (locks only tried; when one is held the previous list is kept) into a list of weak
-//! references ([`HandleCache`]), and every traversal of that collection reports that list.
+//! them (locks only tried; when one is held, none is reported that collection) into a list the
+//! collection pins ([`PINNED`], let go at its end), and every traversal of that collection
+//! reports that list.
 //! A collection is told from the next by [`epoch`], which a `gc.callbacks` entry bumps at the
 //! start and the end of each. Skipping is safe (a cycle is then freed by a later collection);
 //! reporting a reference the object does not own never happens.
@@ -39,10 +40,18 @@ pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Relaxed)
 }
 
-/// The `gc.callbacks` entry: marks a collection's start or end.
+/// The handles read during the current collection, held strongly until it ends, so that every
+/// pass of one collection reports the same objects, each through a reference someone really
+/// holds (a thread running detached may drop the book's own reference meanwhile).
+static PINNED: parking_lot::Mutex<Vec<Handle>> = parking_lot::Mutex::new(Vec::new());
+
+/// The `gc.callbacks` entry: marks a collection's start or end, and lets go of the handles the
+/// last collection pinned (dropped after the lock is released, with the interpreter held).
 #[pyfunction]
 fn gc_phase(_phase: &Bound<'_, PyAny>, _info: &Bound<'_, PyAny>) {
     EPOCH.fetch_add(1, Ordering::Relaxed);
+    let pinned = std::mem::take(&mut *PINNED.lock());
+    drop(pinned);
 }
 
 /// Adds the callback to `gc.callbacks` (once, at import). Without it (removed by the program)
@@ -57,7 +66,8 @@ pub fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The handles a view reports during one collection (weak: it keeps no position alive).
+/// The handles a view reports during one collection (weak: the collection's strong references
+/// are in [`PINNED`]).
 #[derive(Default)]
 pub struct HandleCache {
     epoch: u64,
@@ -67,8 +77,9 @@ pub struct HandleCache {
 impl HandleCache {
     /// Reports the handles of this collection: read first with `read` (which calls its
     /// argument with each handle and returns false when a lock was busy) when this is the
-    /// collection's first traversal; a handle seen twice (the book and the journal share one)
-    /// is reported once.
+    /// collection's first traversal, and pinned until the collection ends; a handle seen twice
+    /// (the book and the journal share one) is reported once. When a lock was busy, nothing is
+    /// reported this collection (a cycle through these positions is freed by a later one).
     pub fn visit(
         &mut self,
         visit: &PyVisit<'_>,
@@ -77,19 +88,23 @@ impl HandleCache {
         let now = epoch();
         if self.epoch != now {
             self.epoch = now;
-            let mut fresh: Vec<Weak<Py<PyPosition>>> = Vec::new();
-            let complete = read(&mut |h: &Handle| fresh.push(Arc::downgrade(h)));
-            if complete {
-                fresh.sort_by_key(Weak::as_ptr);
-                fresh.dedup_by(|a, b| Weak::ptr_eq(a, b));
-                // The old list's weak references are dropped: no Python object is touched.
-                self.handles = fresh;
+            // The old list's weak references are dropped: no Python object is touched.
+            self.handles = Vec::new();
+            let mut fresh: Vec<Handle> = Vec::new();
+            if read(&mut |h: &Handle| fresh.push(h.clone())) {
+                fresh.sort_by_key(Arc::as_ptr);
+                fresh.dedup_by(|a, b| Arc::ptr_eq(a, b));
+                // Only collections take it, one at a time: never busy here; if it were, the
+                // handles would not be reported (and the clones dropped without the
+                // interpreter: pyo3 defers it).
+                if let Some(mut pinned) = PINNED.try_lock() {
+                    self.handles = fresh.iter().map(Arc::downgrade).collect();
+                    pinned.extend(fresh);
+                }
             }
         }
         for weak in &self.handles {
-            // A handle dropped meanwhile is not reported (its object's last reference is on
-            // its way out); the strong reference taken here is dropped without the
-            // interpreter (pyo3 defers it).
+            // Pinned for this collection: every upgrade succeeds.
             if let Some(handle) = weak.upgrade() {
                 visit.call(&*handle)?;
             }

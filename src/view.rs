@@ -141,11 +141,6 @@ impl PositionsView {
         }
     }
 
-    /// The `on_event` callbacks.
-    pub fn callbacks(&self) -> &Callbacks {
-        &self.held.callbacks
-    }
-
     /// The book's tracked positions as a dict (shared: do not change it).
     pub fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.dict.current(py, &self.core)
