@@ -14,9 +14,9 @@
 //! - [`Clock::timer`], the frame every *safety timer* measures and keeps its times in: re-open
 //!   holds, the removal and outcome graces, tombstone and unconfirmed-close lifetimes, the reuse
 //!   of a fresh position list. For [`SystemClock`] (and the process-wide clock unless frozen)
-//!   it is UTC read once, at first use, and advanced by the monotonic clock since: no DST or
-//!   time-zone jump and no wall-clock step inside a process, and comparable across restarts
-//!   and machines in any time zone (UTC). Clocks that are moved by hand ([`ManualClock`], the
+//!   it is UTC that never goes below an earlier reading in the process: no DST or time-zone
+//!   jump, no step back inside a process, suspended time counted, and comparable across
+//!   restarts and machines in any time zone (UTC). Clocks that are moved by hand ([`ManualClock`], the
 //!   frozen process-wide clock) have one frame: their `timer` is their `now`, so paper time and
 //!   deterministic tests see the same time in both.
 
@@ -110,9 +110,9 @@ fn local_offset(utc: &chrono::DateTime<chrono::Utc>) -> i64 {
     offset
 }
 
-/// The timer's anchor: the monotonic instant of the first timer reading and the UTC time
-/// (microseconds since the Unix epoch) read then.
-static TIMER_ANCHOR: std::sync::OnceLock<(std::time::Instant, i64)> = std::sync::OnceLock::new();
+/// The latest timer reading (UTC microseconds since the Unix epoch), which no later reading
+/// goes below.
+static TIMER_LAST: AtomicI64 = AtomicI64::new(i64::MIN);
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
@@ -120,19 +120,15 @@ impl Clock for SystemClock {
         Timestamp(utc.timestamp_micros() + local_offset(&utc) * 1_000_000)
     }
 
-    /// UTC at the process's first timer reading, advanced by the monotonic clock since
-    /// ([`std::time::Instant`]): a DST change, another `TZ` or a wall-clock step (NTP, a user
-    /// setting the date) never moves it inside a process. Between processes it is as good as
-    /// the machine's UTC clock when each read it first.
+    /// UTC, never below an earlier reading in this process: a DST change or another `TZ` never
+    /// moves it, a wall-clock step back (NTP, a user setting the date) holds it until UTC
+    /// catches up, and time the machine spends suspended counts (a monotonic clock anchored
+    /// once would fall behind UTC by every suspend, and a time kept across a restart would then
+    /// look that much older). Comparable between processes and machines as UTC is.
     fn timer(&self) -> Timestamp {
-        let (start, utc) = *TIMER_ANCHOR.get_or_init(|| {
-            (
-                std::time::Instant::now(),
-                chrono::Utc::now().timestamp_micros(),
-            )
-        });
-        let elapsed = i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX);
-        Timestamp(utc.saturating_add(elapsed))
+        let utc = chrono::Utc::now().timestamp_micros();
+        let last = TIMER_LAST.fetch_max(utc, Ordering::Relaxed);
+        Timestamp(utc.max(last))
     }
 }
 
@@ -191,21 +187,20 @@ impl Clock for GlobalClock {
 
 /// The current time of the process-wide clock.
 pub fn now() -> Timestamp {
-    if FROZEN.load(Ordering::SeqCst) {
-        Timestamp(FROZEN_MICROS.load(Ordering::SeqCst))
-    } else {
-        SystemClock.now()
-    }
+    frozen().unwrap_or_else(|| SystemClock.now())
 }
 
 /// The current timer reading of the process-wide clock ([`Clock::timer`]): the frozen time
-/// while frozen, else the system clock's timer (UTC, advanced monotonically).
+/// while frozen, else the system clock's timer (UTC, never going back).
 pub fn timer() -> Timestamp {
-    if FROZEN.load(Ordering::SeqCst) {
-        Timestamp(FROZEN_MICROS.load(Ordering::SeqCst))
-    } else {
-        SystemClock.timer()
-    }
+    frozen().unwrap_or_else(|| SystemClock.timer())
+}
+
+/// The frozen time, while the process-wide clock is frozen.
+fn frozen() -> Option<Timestamp> {
+    FROZEN
+        .load(Ordering::SeqCst)
+        .then(|| Timestamp(FROZEN_MICROS.load(Ordering::SeqCst)))
 }
 
 /// Freezes the process-wide clock at `t` (or moves a frozen clock to `t`).
@@ -291,8 +286,7 @@ mod tests {
             let utc = chrono::Utc::now().timestamp_micros();
             let t = SystemClock.timer();
             assert!(t >= last, "monotonic: {last:?} then {t:?}");
-            // UTC, not local time: within a second of the machine's UTC clock (the anchor and
-            // the monotonic clock drift apart only by what NTP slews meanwhile).
+            // UTC, not local time: within a second of the machine's UTC clock.
             assert!((t.0 - utc).abs() < 1_000_000, "{t:?} vs UTC {utc}");
             last = t;
         }

@@ -30,7 +30,7 @@
 //! restarted manager holds nothing.
 //!
 //! Every time here is the manager's timer reading ([`crate::clock::Clock::timer`]): for the
-//! system clock UTC advanced monotonically, so neither a DST change nor a restart under another
+//! system clock UTC that never goes back, so neither a DST change nor a restart under another
 //! `TZ` shortens or stretches a hold.
 
 use std::collections::HashMap;
