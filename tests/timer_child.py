@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bot_sim import BotLikeClient
 
-from position_manager_rs import PaperExchange, PositionManager
+from position_manager_rs import Journal, PaperExchange, PositionManager
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -51,7 +51,13 @@ def main() -> None:
         if phase == "state-write":
             pm.save_state(where)
         if phase != "tz-jump":
-            print(json.dumps({"held": True}))
+            # What the restart will take back: the hold as the journal or the file keeps it.
+            if journal is not None:
+                with Journal(where) as reader:
+                    kept = [h["symbol"] for h in reader.reopen_holds("h")]
+            else:
+                kept = [h["symbol"] for h in json.loads(Path(where).read_text())["holds"]]
+            print(json.dumps({"held": kept == [SYMBOL]}))
             return
         os.environ["TZ"] = where
         time.tzset()
