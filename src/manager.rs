@@ -882,6 +882,10 @@ impl PyPositionManager {
                         .iter()
                         .map(|c| c.clone_ref(py))
                         .collect();
+                    // Every callback removed (`off_event`): nothing to convert the event for.
+                    if listeners.is_empty() {
+                        return;
+                    }
                     let Ok(record) = event_dict(py, event) else {
                         return;
                     };
