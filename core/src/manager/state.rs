@@ -313,7 +313,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// Puts back the tombstones and the closes awaiting confirmation a state file or a journal
     /// kept, each only where the book has nothing for its key (what it holds now is newer) and
-    /// none older than `tombstone_ttl_seconds`; tombstones beyond `tombstone_limit` evict the
+    /// none older than `tombstone_ttl_seconds` (a time after the timer's now counts as now);
+    /// tombstones beyond `tombstone_limit` evict the
     /// oldest, as in a running manager. Each close waits again for a list: one that no longer
     /// shows the position confirms it, one that still does tracks it again
     /// (`close_unconfirmed`). Returns how many tombstones the book keeps more than before, and
@@ -322,10 +323,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
         let now = self.timer();
         let ttl = self.config().tombstone_ttl_seconds;
         let fresh = |k: &KeptEntry<H>| now.seconds_since(k.at) <= ttl;
+        // A time later than now (the machine's clock was set back between the two processes)
+        // is taken as now, as a hold's start is: each lives at most its TTL from here.
+        let clamped = |mut k: KeptEntry<H>| {
+            k.at = k.at.min(now);
+            k
+        };
         let Remembered {
-            mut tombstones,
+            tombstones,
             closing,
         } = remembered;
+        let mut tombstones: Vec<_> = tombstones.into_iter().map(clamped).collect();
         tombstones.sort_by_key(|k| k.at);
         let before = self.book.tombstone_count();
         for kept in tombstones.into_iter().filter(fresh) {
@@ -334,7 +342,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             drop(self.book.put_back_tombstone(kept));
         }
         let mut closes = 0;
-        for kept in closing.into_iter().filter(fresh) {
+        for kept in closing.into_iter().map(clamped).filter(fresh) {
             if self.book.put_back_close(kept).is_ok() {
                 closes += 1;
             }
@@ -806,6 +814,53 @@ mod tests {
         none.load_state(&path, |_, _, _| Ok(0)).unwrap();
         assert_eq!(none.book().tombstone_count(), 0);
         assert!(none.reopen_holds().is_empty());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn what_a_process_ahead_of_this_one_kept_lives_its_ttl_from_the_load() {
+        // The saving process's timer read an hour later than this one's (the clock was set
+        // back between the two): the kept times are taken as the load's now, so a TTL of
+        // 600 s ends 600 s after the load, not an hour and 600 s after it.
+        let path = temp_path("ahead");
+        let fake = priced(100.0);
+        let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
+        remembering(&fake, clock.clone())
+            .save_state(&path, |_, h| Ok(extra_of(*h)))
+            .unwrap();
+        clock.advance(-3_600.0);
+        let config = ManagerConfig {
+            tombstone_ttl_seconds: 600.0,
+            ..holding()
+        };
+        let fresh = manager_with_clock(&fake, config, clock.clone());
+        fresh.load_state(&path, |_, _, _| Ok(0)).unwrap();
+        let remembered = fresh.book().contents().remembered;
+        let at = |r: &[KeptEntry<u32>]| r.iter().map(|k| k.at).collect::<Vec<_>>();
+        assert_eq!(at(&remembered.tombstones), [clock.now()]);
+        assert_eq!(at(&remembered.closing), [clock.now()]);
+        assert_eq!(fresh.reopen_holds()[0].1, clock.now());
+
+        clock.advance(601.0);
+        fake.0.lock().positions = vec![listed("A/USDT:USDT", "long", 2.0, 100.0)];
+        fresh.reconcile_positions().unwrap();
+        // T's tombstone is over; the list confirmed C's close, which leaves its own end, dated
+        // now.
+        let left = fresh.book().contents().remembered;
+        let keys = |r: &[KeptEntry<u32>]| {
+            r.iter()
+                .map(|k| (k.key.to_string(), k.at))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&left.tombstones),
+            [("C/USDT:USDT".to_owned(), clock.now())]
+        );
+        assert!(left.closing.is_empty());
+        assert!(
+            fresh.reopen_holds().is_empty(),
+            "the hold (300 s) is over too"
+        );
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
