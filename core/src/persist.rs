@@ -319,6 +319,20 @@ impl StateFile {
         }
     }
 
+    /// Every time the file keeps in the timer frame: tombstones', closes' and predecessors'
+    /// `at`, holds' `since`. The one list of them, for marking a file ([`StateFile::timer_frame`])
+    /// and for moving an earlier build's local times into the frame.
+    pub fn timer_times(&mut self) -> impl Iterator<Item = &mut Timestamp> {
+        let kept = self.tombstones.iter_mut().chain(self.closing.iter_mut());
+        let predecessors = self
+            .positions
+            .iter_mut()
+            .filter_map(|p| p.predecessor.as_deref_mut());
+        kept.chain(predecessors)
+            .map(|k| &mut k.at)
+            .chain(self.holds.iter_mut().map(|h| &mut h.since))
+    }
+
     /// Checks every value (finite prices, amount > 0, unique symbols, ...); the message names
     /// the position and the field.
     pub fn validate(&self) -> Result<(), String> {

@@ -127,10 +127,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 since,
             })
             .collect();
-        file.timer_frame = !(file.tombstones.is_empty()
-            && file.closing.is_empty()
-            && file.holds.is_empty()
-            && file.positions.iter().all(|p| p.predecessor.is_none()));
+        let any_timer_time = file.timer_times().next().is_some();
+        file.timer_frame = any_timer_time;
         file.orders = self
             .pending_sent_orders(pending, now)
             .into_iter()
@@ -297,17 +295,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// current difference between its two readings (see [`crate::persist`]).
     fn to_timer_frame(&self, file: &mut persist::StateFile) {
         let shift = self.timer().0 - self.now().0;
-        let moved = |t: Timestamp| Timestamp(t.0.saturating_add(shift));
-        for k in file.tombstones.iter_mut().chain(file.closing.iter_mut()) {
-            k.at = moved(k.at);
-        }
-        for p in file.positions.iter_mut() {
-            if let Some(k) = p.predecessor.as_deref_mut() {
-                k.at = moved(k.at);
-            }
-        }
-        for h in file.holds.iter_mut() {
-            h.since = moved(h.since);
+        for t in file.timer_times() {
+            *t = Timestamp(t.0.saturating_add(shift));
         }
     }
 
