@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::testing::{listed, manager_with_clock, open_request, priced, Fake};
+use super::testing::{lie, listed, manager_with_clock, market_orders, open_request, priced, Fake};
 use super::{Manager, ManagerConfig, OpenRequest};
 use crate::clock::{ManualClock, Timestamp};
 use crate::events::EventKind;
@@ -33,27 +33,12 @@ fn holding_btc(hold: f64, tombstones: usize) -> (Fake, Manager<u32>, Arc<ManualC
     (fake, m, clock)
 }
 
-/// The next `n` list reads answer `[]` (failed reads, as the bot's client reports them).
-fn lie(fake: &Fake, n: usize) {
-    let mut s = fake.0.lock();
-    for _ in 0..n {
-        s.scripted.push_back(Ok(vec![]));
-    }
-}
-
 /// Four failed reads in a row: the cycle's list and its re-read untrack BTC; the next two are
 /// left for the open that follows.
 fn four_failed_reads(fake: &Fake, m: &Manager<u32>) {
     lie(fake, 4);
     m.update_all().unwrap();
     assert!(!m.book().contains("BTC"), "two empty answers untracked it");
-}
-
-fn orders(fake: &Fake) -> usize {
-    fake.calls()
-        .iter()
-        .filter(|c| c.starts_with("create_market_order"))
-        .count()
 }
 
 fn count(m: &Manager<u32>, kind: EventKind) -> usize {
@@ -67,7 +52,7 @@ fn without_a_hold_four_empty_answers_open_a_second_position_on_top() {
     four_failed_reads(&fake, &m);
     assert!(m.open_position(&request("BTC")).unwrap());
     assert_eq!(
-        orders(&fake),
+        market_orders(&fake),
         2,
         "a second order went out for a live position"
     );
@@ -78,7 +63,7 @@ fn four_empty_answers_do_not_open_on_top_while_held_and_the_truth_restores_it() 
     let (fake, m, _) = holding_btc(120.0, 1_000);
     four_failed_reads(&fake, &m);
     assert!(!m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 1, "no second order");
+    assert_eq!(market_orders(&fake), 1, "no second order");
     assert!(
         fake.0.lock().scripted.is_empty(),
         "the open read the list twice"
@@ -100,11 +85,11 @@ fn the_hold_holds_without_tombstones() {
     four_failed_reads(&fake, &m);
     assert_eq!(m.book().tombstone_count(), 0);
     assert!(!m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
     // The truth lists it: the open imports it instead of ordering.
     assert!(!m.open_position(&request("BTC")).unwrap());
     assert!(m.book().contains("BTC"));
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
 }
 
 #[test]
@@ -115,10 +100,10 @@ fn a_real_close_can_be_reopened_once_the_hold_is_over() {
     assert!(!m.book().contains("BTC"));
     clock.advance(119.0);
     assert!(!m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
     clock.advance(1.0);
     assert!(m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 2);
+    assert_eq!(market_orders(&fake), 2);
     assert!(m.book().contains("BTC"));
 }
 
@@ -130,7 +115,7 @@ fn a_list_showing_another_live_position_ends_the_hold() {
     // Another position is listed now: the client answers real lists, BTC's absence is believed.
     fake.0.lock().positions = vec![listed("ETH", "short", 2.0, 50.0)];
     assert!(m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 2);
+    assert_eq!(market_orders(&fake), 2);
 }
 
 #[test]
@@ -142,7 +127,7 @@ fn only_the_keys_a_blind_list_untracked_are_held() {
         m.open_position(&request("ETH")).unwrap(),
         "ETH was never untracked"
     );
-    assert_eq!(orders(&fake), 2);
+    assert_eq!(market_orders(&fake), 2);
 }
 
 #[test]
@@ -155,11 +140,11 @@ fn a_close_never_sent_and_confirmed_by_empty_answers_is_held_too() {
     lie(&fake, 4);
     m.update_all().unwrap();
     assert!(!m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
     // The failures are over: the next open finds it listed and imports it, sending nothing.
     assert!(!m.open_position(&request("BTC")).unwrap());
     assert!(m.book().contains("BTC"));
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
 }
 
 /// What the bot does at one step of the property below (the clock then moves 10 s).
@@ -215,14 +200,14 @@ proptest! {
             if matches!(step, Step::Open | Step::CycleThenOpen) {
                 m.open_position(&request("BTC")).unwrap();
             }
-            prop_assert_eq!(orders(&fake), 1, "a second open at step {}: {:?}", at, step);
+            prop_assert_eq!(market_orders(&fake), 1, "a second open at step {}: {:?}", at, step);
             clock.advance(10.0);
         }
         fake.0.lock().scripted.clear();
         m.update_all().unwrap();
         m.open_position(&request("BTC")).unwrap();
         prop_assert!(m.book().contains("BTC"));
-        prop_assert_eq!(orders(&fake), 1);
+        prop_assert_eq!(market_orders(&fake), 1);
     }
 }
 
@@ -247,14 +232,14 @@ fn in_hedge_mode_the_hold_is_per_leg() {
     assert!(!m.book().contains("BTC@long"));
     // The long leg is held: no second long on top of the live one.
     assert!(!m.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 0);
+    assert_eq!(market_orders(&fake), 0);
     // The short leg was never untracked: it is not held, and opens.
     let short = OpenRequest {
         signal: "SELL",
         ..request("BTC")
     };
     assert!(m.open_position(&short).unwrap());
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
     assert!(m.book().contains("BTC@short"));
 }
 
@@ -281,7 +266,7 @@ fn an_open_racing_the_removal_finds_the_hold() {
     lie(&fake, 6);
     m.update_all().unwrap();
     assert_eq!(*opened.lock(), Some(false), "the racing open was refused");
-    assert_eq!(orders(&fake), 1);
+    assert_eq!(market_orders(&fake), 1);
 }
 
 /// A journal that only counts the calls telling it the holds changed.
@@ -390,7 +375,7 @@ fn a_restarted_manager_takes_back_the_holds_not_over_from_when_they_started() {
     );
     lie(&fake, 2);
     assert!(!again.open_position(&request("BTC")).unwrap());
-    assert_eq!(orders(&fake), 1, "no second order after the restart");
+    assert_eq!(market_orders(&fake), 1, "no second order after the restart");
     // A key held already keeps the later start.
     again.restore_reopen_holds([(crate::key::Key::net("BTC"), Timestamp(started.0 - 1))]);
     assert_eq!(again.reopen_holds()[0].1, started);

@@ -496,6 +496,23 @@ pub fn kinds(m: &Manager<u32>) -> Vec<crate::events::EventKind> {
     m.events().all().iter().map(|e| e.kind).collect()
 }
 
+/// The next `n` list reads answer `[]` (failed reads, as the bot's client reports them).
+pub fn lie(fake: &Fake, n: usize) {
+    let mut s = fake.0.lock();
+    for _ in 0..n {
+        s.scripted.push_back(Ok(vec![]));
+    }
+}
+
+/// How many market orders (opens, scale-ins) `f` was sent.
+pub fn market_orders(f: &Fake) -> usize {
+    f.calls()
+        .iter()
+        .filter(|c| c.starts_with("create_market_order"))
+        .count()
+}
+
+/// How many orders `f` was sent: market orders and closes.
 pub fn orders_sent(f: &Fake) -> usize {
     f.calls()
         .iter()
@@ -545,7 +562,7 @@ pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
 pub fn manager_with_clock(
     fake: &Fake,
     config: ManagerConfig,
-    clock: Arc<ManualClock>,
+    clock: Arc<dyn Clock>,
 ) -> Manager<u32> {
     let config = ManagerConfig {
         ticker_retry_delays: vec![0.0, 0.0],
@@ -558,7 +575,7 @@ pub fn manager_with_clock(
 pub fn manager_as_configured(
     fake: &Fake,
     config: ManagerConfig,
-    clock: Arc<ManualClock>,
+    clock: Arc<dyn Clock>,
 ) -> Manager<u32> {
     Manager::new(
         Arc::new(fake.clone()),
@@ -609,21 +626,6 @@ impl Clock for WallClock {
     fn timer(&self) -> Timestamp {
         self.timer.now()
     }
-}
-
-/// A manager over `fake` with `config` (no retry pauses) reading time from any clock.
-pub fn manager_on(fake: &Fake, config: ManagerConfig, clock: Arc<dyn Clock>) -> Manager<u32> {
-    let config = ManagerConfig {
-        ticker_retry_delays: vec![0.0, 0.0],
-        ..config
-    };
-    Manager::new(
-        Arc::new(fake.clone()),
-        config,
-        clock,
-        Arc::new(Counter(Mutex::new(0))),
-    )
-    .expect("valid config")
 }
 
 /// A journal that keeps, in order, what the manager told it of orders.

@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use super::testing::{kinds, listed, manager_on, open_request, open_sent, priced, Fake, WallClock};
+use super::testing::{
+    kinds, lie, listed, manager_with_clock, market_orders, open_request, open_sent, priced, Fake,
+    WallClock,
+};
 use super::{Manager, ManagerConfig};
 use crate::book::share;
 use crate::clock::Timestamp;
@@ -19,7 +22,7 @@ const T0: Timestamp = Timestamp(1_735_689_600_000_000);
 fn opened_btc(config: ManagerConfig) -> (Fake, Manager<u32>, Arc<WallClock>) {
     let fake = priced(100.0);
     let clock = Arc::new(WallClock::new(T0));
-    let m = manager_on(&fake, config, clock.clone());
+    let m = manager_with_clock(&fake, config, clock.clone());
     assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
     fake.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
     m.update_all().unwrap();
@@ -31,21 +34,6 @@ fn holding(hold: f64) -> ManagerConfig {
         reopen_hold_seconds: hold,
         ..ManagerConfig::default()
     }
-}
-
-/// The next `n` list reads answer `[]` (failed reads, as the bot's client reports them).
-fn lie(fake: &Fake, n: usize) {
-    let mut s = fake.0.lock();
-    for _ in 0..n {
-        s.scripted.push_back(Ok(vec![]));
-    }
-}
-
-fn market_orders(fake: &Fake) -> usize {
-    fake.calls()
-        .iter()
-        .filter(|c| c.starts_with("create_market_order"))
-        .count()
 }
 
 #[test]
@@ -129,7 +117,7 @@ fn a_fall_back_does_not_hold_the_outcome_grace_an_hour() {
         ..ManagerConfig::default()
     };
     let clock = Arc::new(WallClock::new(T0));
-    let m = manager_on(&f, config, clock.clone());
+    let m = manager_with_clock(&f, config, clock.clone());
     m.restore_orders(vec![(Key::parse("BTC"), open_sent("r1", None))]);
     f.0.lock().positions = vec![listed("ETH", "long", 1.0, 10.0)];
     m.update_all().unwrap();
@@ -152,7 +140,7 @@ fn tombstones_live_their_ttl_in_timer_seconds() {
         ..ManagerConfig::default()
     };
     let clock = Arc::new(WallClock::new(T0));
-    let m = manager_on(&f, config, clock.clone());
+    let m = manager_with_clock(&f, config, clock.clone());
     let p = share(PositionState::new(
         "BTC",
         "long",
@@ -192,7 +180,7 @@ fn a_state_file_keeps_its_holds_across_a_restart_under_another_time_zone() {
         .unwrap();
     clock.advance(1.0);
     clock.step(5.0 * 3600.0);
-    let fresh = manager_on(&fake, holding(3600.0), clock.clone());
+    let fresh = manager_with_clock(&fake, holding(3600.0), clock.clone());
     fresh.load_state(&path, |_, _, _| Ok(1)).unwrap();
     assert_eq!(fresh.reopen_hold_left(&Key::net("BTC")), Some(3599.0));
     assert!(!fresh.open_position(&open_request("BTC", "BUY")).unwrap());
@@ -206,7 +194,7 @@ fn a_restored_hold_that_starts_after_now_lasts_at_most_its_setting() {
     // is taken back as starting now, never held longer than its setting from here.
     let f = priced(100.0);
     let clock = Arc::new(WallClock::new(T0));
-    let m = manager_on(&f, holding(300.0), clock.clone());
+    let m = manager_with_clock(&f, holding(300.0), clock.clone());
     let btc = Key::net("BTC");
     let kept = m.restore_reopen_holds([(btc.clone(), T0.plus_seconds(7200.0))]);
     assert_eq!(kept, vec![(btc.clone(), T0)]);
@@ -223,7 +211,7 @@ fn a_state_file_of_an_earlier_build_has_its_local_times_moved_to_the_timer() {
     let f = priced(100.0);
     let clock = Arc::new(WallClock::new(T0));
     clock.step(-5.0 * 3600.0);
-    let m = manager_on(&f, holding(3600.0), clock.clone());
+    let m = manager_with_clock(&f, holding(3600.0), clock.clone());
     let mut file = StateFile::new(m.now(), Vec::new());
     file.holds = vec![SavedHold {
         symbol: "BTC".to_owned(),
