@@ -14,6 +14,7 @@ use crate::environment::{Environment, ProcessEnvironment};
 use crate::sql::{Dialect, Sql, Val};
 use crate::target::redact;
 use crate::tls::Tls;
+use crate::writer::LOCK_WAIT;
 use crate::{JournalError, JournalResult, SyncMode};
 
 /// A PostgreSQL connection.
@@ -135,11 +136,8 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
     })
 }
 
-/// How long a journal write waits for another session's lock ([`bounded_write`]) unless the
-/// writer set another wait ([`Sql::set_lock_wait`]).
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A journal write's `BEGIN`: it waits at most `lock_wait` ([`LOCK_TIMEOUT`], shorter while
+/// A journal write's `BEGIN`: it waits at most `lock_wait` ([`LOCK_WAIT`] unless the writer set another
+/// wait with [`Sql::set_lock_wait`]: shorter while
 /// the journal is failing) for another session's lock and runs at most 60 s (a query someone
 /// left open on the journal's rows held a manager call for as long as it ran, Ctrl+C included;
 /// found by an audit on 2026-12-06), and then fails, stays queued and is retried with the next
@@ -242,7 +240,7 @@ impl Postgres {
             url: url.to_owned(),
             read_only,
             statements: HashMap::new(),
-            lock_wait: LOCK_TIMEOUT,
+            lock_wait: LOCK_WAIT,
         })
     }
 

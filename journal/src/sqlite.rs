@@ -9,24 +9,17 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::sql::{Dialect, Sql, Val};
+use crate::writer::LOCK_WAIT;
 use crate::{JournalError, JournalResult, SyncMode};
-
-/// How long a statement waits for another process's write lock before failing: 5 s, as a
-/// PostgreSQL journal write waits for another session's lock (`lock_timeout`). Several managers
-/// sharing one file hold the lock for milliseconds per write; a lock held for longer is someone
-/// else's (a backup, an open shell transaction), and a manager call must not wait on it long. A
-/// failed write stays queued, and while the journal is failing the writer waits only
-/// [`crate::writer::OUTAGE_LOCK_WAIT`] (one bounded wait per outage).
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Puts the file in WAL mode (it stays so) and answers the mode now in force.
 ///
 /// Switching a new file's mode takes an exclusive lock, and SQLite answers "database is locked"
 /// at once (without its busy handler) when another connection holds a lock meanwhile, as when
 /// several bots open one new journal together. So the switch is retried, every 5 ms, for as
-/// long as any statement would wait ([`BUSY_TIMEOUT`]).
+/// long as any statement would wait ([`LOCK_WAIT`]).
 fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -112,7 +105,7 @@ impl Sqlite {
         .map_err(|e| {
             JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
         })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.busy_timeout(LOCK_WAIT).map_err(err)?;
         let mode = wal_mode(&conn).map_err(|e| {
             JournalError::Database(format!("cannot use {} as a journal: {e}", path.display()))
         })?;
@@ -178,7 +171,7 @@ impl Sqlite {
         .map_err(|e| {
             JournalError::Database(format!("cannot open the journal {}: {e}", path.display()))
         })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.busy_timeout(LOCK_WAIT).map_err(err)?;
         Ok(Sqlite {
             conn,
             path: path.to_owned(),

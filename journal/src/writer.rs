@@ -33,10 +33,13 @@ use crate::{JournalError, JournalResult, SyncMode, Target};
 /// are dropped with an error log (a journal down for that long is a lost cause anyway).
 pub const MAX_QUEUED_EVENTS: usize = 1_000_000;
 
-/// How long a write waits for another process's (SQLite) or session's (PostgreSQL) lock while
-/// the journal works: 5 s on both ([`crate::sqlite::BUSY_TIMEOUT`],
-/// [`crate::postgres::LOCK_TIMEOUT`]).
-pub const LOCK_WAIT: Duration = crate::sqlite::BUSY_TIMEOUT;
+/// How long a write waits for another process's (SQLite's busy timeout) or session's
+/// (PostgreSQL's `lock_timeout`) lock while the journal works: 5 s on both. Several managers
+/// sharing one database hold the lock for milliseconds per write; a lock held for longer is
+/// someone else's (a backup, an open shell transaction), and a manager call must not wait on it
+/// long. A failed write stays queued, and while the journal is failing the writer waits only
+/// [`OUTAGE_LOCK_WAIT`] (one bounded wait per outage).
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a write waits for a lock once a write of the same outage has failed: long enough
 /// for another manager's ordinary write on a shared database (milliseconds), short enough that
