@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use position_manager_core::persist::{read_bounded, BoundedReadError};
 use postgres::config::Host;
 
 use crate::environment::{Environment, DEFAULT_PORT, SOCKET_DIRS};
@@ -118,8 +119,13 @@ fn socket_host(dir: &Path) -> String {
     }
 }
 
+/// The largest password file read: 16 MiB (a line per server takes a few dozen bytes).
+const MAX_PASSFILE_BYTES: u64 = 16 << 20;
+
 /// The password file at `path`: `Ok(None)` when it is missing, `Err(why)` when it is not used:
-/// not a regular file, open to the group or others (as libpq), or unreadable.
+/// not a regular file, open to the group or others (as libpq), larger than
+/// [`MAX_PASSFILE_BYTES`], or unreadable. It is read as the state file is ([`read_bounded`]: a
+/// file swapped for a FIFO after the checks never blocks the read).
 fn read_private(path: &Path) -> Result<Option<String>, String> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
@@ -128,11 +134,8 @@ fn read_private(path: &Path) -> Result<Option<String>, String> {
         }
         Err(e) => return Err(format!("cannot be read ({e})")),
     };
-    if !meta.is_file() {
-        return Err("is not a regular file".to_owned());
-    }
     #[cfg(unix)]
-    {
+    if meta.is_file() {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
@@ -143,7 +146,14 @@ fn read_private(path: &Path) -> Result<Option<String>, String> {
             ));
         }
     }
-    std::fs::read_to_string(path)
+    let bytes = read_bounded(path, MAX_PASSFILE_BYTES).map_err(|e| match e {
+        BoundedReadError::Io(e) => format!("cannot be read ({e})"),
+        BoundedReadError::NotRegular(_) => "is not a regular file".to_owned(),
+        BoundedReadError::TooLarge(size) | BoundedReadError::NoMemory(size) => {
+            format!("was not used: it is {size} bytes, more than a password file may have")
+        }
+    })?;
+    String::from_utf8(bytes)
         .map(Some)
         .map_err(|e| format!("cannot be read ({e})"))
 }
@@ -389,5 +399,25 @@ short:line
         std::fs::create_dir(&file).unwrap();
         let (found, why) = fill_with();
         assert!(!found && why.is_some_and(|w| w.contains("is not a regular file")));
+        std::fs::remove_dir(&file).unwrap();
+
+        // A file claiming more than a password file may hold (sparse: nothing is written) is
+        // refused before it is read.
+        write_with_mode(&file, "*:*:*:*:pw\n", 0o600);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(MAX_PASSFILE_BYTES + 1)
+            .unwrap();
+        let (found, why) = fill_with();
+        assert!(
+            !found
+                && why.as_deref().is_some_and(|w| w.contains(&format!(
+                    "was not used: it is {} bytes",
+                    MAX_PASSFILE_BYTES + 1
+                ))),
+            "{why:?}"
+        );
     }
 }

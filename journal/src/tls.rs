@@ -28,7 +28,7 @@
 //! hands the crate what it understands.
 
 use std::fmt;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+use position_manager_core::persist::{read_bounded, BoundedReadError};
 
 use crate::{JournalError, JournalResult};
 
@@ -317,50 +319,43 @@ pub const MAX_TLS_FILE_BYTES: u64 = 16 << 20;
 /// device such as `/dev/zero` is never read) of at most [`MAX_TLS_FILE_BYTES`].
 fn check_tls_file(option: &str, path: &Path, meta: &std::fs::Metadata) -> JournalResult<()> {
     if !meta.is_file() {
-        return Err(tls_error(&format!(
-            "{option} {} is not a regular file",
-            path.display()
-        )));
+        return Err(not_regular(option, path));
     }
     if meta.len() > MAX_TLS_FILE_BYTES {
-        return Err(tls_error(&format!(
-            "{option} {} is {} bytes, more than the {MAX_TLS_FILE_BYTES} a certificate or key \
-             file may have",
-            path.display(),
-            meta.len()
-        )));
+        return Err(too_large(option, path, meta.len()));
     }
     Ok(())
 }
 
-/// The bytes of the file `path` that the URL option `option` names, after [`check_tls_file`]
-/// (on the open file too: it is opened without blocking, in case it was swapped for a FIFO);
-/// at most [`MAX_TLS_FILE_BYTES`] are read, so a file that grows meanwhile is refused too.
+fn not_regular(option: &str, path: &Path) -> JournalError {
+    tls_error(&format!(
+        "{option} {} is not a regular file",
+        path.display()
+    ))
+}
+
+fn too_large(option: &str, path: &Path, size: u64) -> JournalError {
+    tls_error(&format!(
+        "{option} {} is {size} bytes, more than the {MAX_TLS_FILE_BYTES} a certificate or key \
+         file may have",
+        path.display()
+    ))
+}
+
+/// The bytes of the file `path` that the URL option `option` names, read as [`check_tls_file`]
+/// requires ([`read_bounded`]: checked again on the open file, which is opened without
+/// blocking in case it was swapped for a FIFO, and at most [`MAX_TLS_FILE_BYTES`] read, so a
+/// file that grows meanwhile is refused too).
 fn read_tls_file(option: &str, path: &Path) -> JournalResult<Vec<u8>> {
     let cannot = |why: &dyn fmt::Display| {
         tls_error(&format!("cannot read {option} {}: {why}", path.display()))
     };
-    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
-    check_tls_file(option, path, &meta)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    let file = options.open(path).map_err(|e| cannot(&e))?;
-    check_tls_file(option, path, &file.metadata().map_err(|e| cannot(&e))?)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TLS_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| cannot(&e))?;
-    if bytes.len() as u64 > MAX_TLS_FILE_BYTES {
-        return Err(cannot(&format!(
-            "it grew beyond the {MAX_TLS_FILE_BYTES} bytes a certificate or key file may have"
-        )));
-    }
-    Ok(bytes)
+    read_bounded(path, MAX_TLS_FILE_BYTES).map_err(|e| match e {
+        BoundedReadError::Io(e) => cannot(&e),
+        BoundedReadError::NotRegular(_) => not_regular(option, path),
+        BoundedReadError::TooLarge(size) => too_large(option, path, size),
+        BoundedReadError::NoMemory(size) => cannot(&format!("no memory for its {size} bytes")),
+    })
 }
 
 /// The private key `key` of the certificate `cert` must be a regular file ([`check_tls_file`])

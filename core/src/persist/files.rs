@@ -146,8 +146,7 @@ pub fn resolve_target(path: &Path) -> CoreResult<PathBuf> {
 }
 
 /// What kind of file `m` describes, for messages.
-fn kind_of(m: &Metadata) -> &'static str {
-    let t = m.file_type();
+fn kind_of(t: fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -175,11 +174,11 @@ fn kind_of(m: &Metadata) -> &'static str {
 
 /// The error for a target that is not a regular file; a directory is `EISDIR`
 /// (`IsADirectoryError` in Python), anything else a plain `OSError` naming the kind.
-fn not_regular(action: &str, path: &Path, m: &Metadata) -> CoreError {
-    let kind = kind_of(m);
+fn not_regular(action: &str, path: &Path, t: fs::FileType) -> CoreError {
+    let kind = kind_of(t);
     CoreError::Io {
-        errno: m.is_dir().then_some(21), // EISDIR
-        message: if m.is_dir() {
+        errno: t.is_dir().then_some(21), // EISDIR
+        message: if t.is_dir() {
             format!("{action}: Is a directory")
         } else {
             format!("{action}: it is {kind}, not a regular file")
@@ -188,57 +187,77 @@ fn not_regular(action: &str, path: &Path, m: &Metadata) -> CoreError {
     }
 }
 
-/// Reads the state file at `path`: refuses anything but a regular file (a FIFO or a device is
-/// never opened for a blocking read), then reads it whole.
-pub fn read_regular(path: &Path) -> CoreResult<Vec<u8>> {
-    const ACTION: &str = "cannot read the state file";
-    let meta = fs::metadata(path).map_err(|e| io_error(ACTION, path, &e))?;
-    if !meta.is_file() {
-        return Err(not_regular(ACTION, path, &meta));
-    }
+/// Why [`read_bounded`] read nothing.
+#[derive(Debug)]
+pub enum BoundedReadError {
+    /// The file could not be looked at, opened or read.
+    Io(io::Error),
+    /// It is not a regular file (what it is).
+    NotRegular(fs::FileType),
+    /// It is larger than the limit: its size as seen (claimed or read).
+    TooLarge(u64),
+    /// There is not enough memory for its claimed size.
+    NoMemory(u64),
+}
+
+/// Reads the regular file `path` whole, at most `limit` bytes. Anything but a regular file is
+/// refused before it is opened and again on the open file, which is opened without blocking (it
+/// may have been swapped for a FIFO since the check), so a FIFO or a device never holds the
+/// caller. The claimed size is only a hint (the file may grow while it is read): memory is
+/// reserved fallibly and at most one byte past the limit is read, so neither the claimed size
+/// nor the real one can make an allocation abort. The state file, the journal's TLS files and
+/// the PostgreSQL password file are all read through here; each names its own errors.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BoundedReadError> {
+    let regular = |meta: Metadata| {
+        if !meta.is_file() {
+            Err(BoundedReadError::NotRegular(meta.file_type()))
+        } else if meta.len() > limit {
+            Err(BoundedReadError::TooLarge(meta.len()))
+        } else {
+            Ok(meta.len())
+        }
+    };
+    regular(fs::metadata(path).map_err(BoundedReadError::Io)?)?;
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
-        // The file may have been swapped for a FIFO since the check: open without blocking and
-        // check again on the open file.
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
     }
-    let mut file = options.open(path).map_err(|e| io_error(ACTION, path, &e))?;
-    let meta = file.metadata().map_err(|e| io_error(ACTION, path, &e))?;
-    if !meta.is_file() {
-        return Err(not_regular(ACTION, path, &meta));
+    let mut file = options.open(path).map_err(BoundedReadError::Io)?;
+    let size = regular(file.metadata().map_err(BoundedReadError::Io)?)?;
+    let mut bytes = Vec::new();
+    let hint = usize::try_from(size).unwrap_or(0);
+    bytes
+        .try_reserve_exact(hint)
+        .map_err(|_| BoundedReadError::NoMemory(size))?;
+    let read = (&mut file)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(BoundedReadError::Io)?;
+    if read as u64 > limit {
+        return Err(BoundedReadError::TooLarge(read as u64));
     }
-    let too_large = |size: u64| {
-        CoreError::State(format!(
+    Ok(bytes)
+}
+
+/// Reads the state file at `path` ([`read_bounded`], at most [`MAX_STATE_FILE_BYTES`]).
+pub fn read_regular(path: &Path) -> CoreResult<Vec<u8>> {
+    const ACTION: &str = "cannot read the state file";
+    read_bounded(path, MAX_STATE_FILE_BYTES).map_err(|e| match e {
+        BoundedReadError::Io(e) => io_error(ACTION, path, &e),
+        BoundedReadError::NotRegular(kind) => not_regular(ACTION, path, kind),
+        BoundedReadError::TooLarge(size) => CoreError::State(format!(
             "{}: the state file is {size} bytes, above the limit of {MAX_STATE_FILE_BYTES} \
              bytes (1 GiB); it was not read",
             path.display()
-        ))
-    };
-    if meta.len() > MAX_STATE_FILE_BYTES {
-        return Err(too_large(meta.len()));
-    }
-    // The size is only a hint (the file may grow while it is read): reserve fallibly and read
-    // at most one byte past the limit, so neither the claimed size nor the real one can make
-    // an allocation abort.
-    let mut bytes = Vec::new();
-    let hint = usize::try_from(meta.len()).unwrap_or(0);
-    bytes.try_reserve_exact(hint).map_err(|_| {
-        CoreError::State(format!(
-            "{}: the state file is {hint} bytes and there is not enough memory to read it",
+        )),
+        BoundedReadError::NoMemory(size) => CoreError::State(format!(
+            "{}: the state file is {size} bytes and there is not enough memory to read it",
             path.display()
-        ))
-    })?;
-    let read = (&mut file)
-        .take(MAX_STATE_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(ACTION, path, &e))?;
-    if read as u64 > MAX_STATE_FILE_BYTES {
-        return Err(too_large(read as u64));
-    }
-    Ok(bytes)
+        )),
+    })
 }
 
 /// The directory and file name of `path`.
@@ -432,7 +451,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> CoreResult<()> {
         |step: &str, e: &io::Error| io_error(&format!("cannot save the state ({step})"), path, e);
     let existing = match fs::symlink_metadata(&target) {
         Ok(m) if m.is_file() => Some(m),
-        Ok(m) => return Err(not_regular(&action, path, &m)),
+        Ok(m) => return Err(not_regular(&action, path, m.file_type())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(&action, path, &e)),
     };
