@@ -242,6 +242,12 @@ pub struct PyPositionManager {
     /// `manager.positions`: one view per manager, so its dict copy of the book is shared by
     /// every read.
     view: Py<PositionsView>,
+    /// Always true once the object holds these fields. The collector can traverse the object
+    /// before that: `object.__new__` makes the instance's `__dict__` (an allocation that may
+    /// start a collection) after the object is tracked and before pyo3 writes the fields, so a
+    /// traversal then sees zeroed memory (this reads false) and must read nothing else (it
+    /// visited a null pointer: SIGSEGV; found by an audit on 2026-12-07).
+    built: bool,
 }
 
 #[pymethods]
@@ -367,6 +373,7 @@ impl PyPositionManager {
             clock,
             journal,
             view,
+            built: true,
         })
     }
 
@@ -377,6 +384,9 @@ impl PyPositionManager {
     /// view's (the callbacks) or is the bot's own objects, whose `__dict__`s the collector
     /// clears; the manager stays usable until it is freed.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if !self.built {
+            return Ok(());
+        }
         visit.call(&self.view)?;
         visit.call(&self.clock)?;
         visit.call(&self.positions_lock)?;

@@ -340,3 +340,42 @@ def test_a_manager_in_a_collected_cycle_stays_safe_to_call() -> None:
     # The finalizer ran and the manager answered: its one position, no such callback, and a
     # cycle that ran (an exception would be in the list).
     assert results == [1, False]
+
+
+BUILD_UNDER_COLLECTIONS = """
+import gc, sys
+from position_manager_rs import Position, PositionManager
+from position_manager_rs.paper import PaperExchange
+
+class BotManager(PositionManager):
+    pass
+
+class BotPosition(Position):
+    pass
+
+paper = PaperExchange(seed=1)
+gc.set_threshold(int(sys.argv[1]))  # a collection every few container allocations
+kept = []
+for i in range(1000):
+    kept.append(PositionManager(paper, 0.02))
+    kept.append(BotManager(paper, 0.02))
+    kept.append(BotPosition("BTC/USDT:USDT", "long", 100.0, 1.0, 10, 95.0, 110.0))
+print("built", len(kept))
+"""
+
+
+@pytest.mark.parametrize("threshold", [6, 7, 8, 12])
+def test_a_collection_while_a_manager_is_being_built_does_not_crash(threshold: int) -> None:
+    """`object.__new__` makes a manager's `__dict__` after the object is tracked and before its
+    fields are written; a collection started by that allocation traversed the half-built
+    manager and visited a null pointer: the interpreter died with SIGSEGV (found by an audit
+    on 2026-12-07; with the default thresholds a bot building managers while holding other
+    objects crashed within a few hundred). Frequent collections make that moment certain."""
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_UNDER_COLLECTIONS, str(threshold)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "built 3000"
