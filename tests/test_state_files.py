@@ -233,6 +233,47 @@ def test_saving_to_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Pa
     assert temp_files(tmp_path) == [] and temp_files(tmp_path / "real") == []
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="planting another user's symlink needs root (os.lchown)",
+)
+def test_another_users_symlink_in_a_shared_directory_is_not_followed(tmp_path: Path) -> None:
+    """A save follows links itself (it renames over their final target), so the kernel's
+    ``fs.protected_symlinks`` never sees them: another user's link planted at the state path in
+    a sticky, world-writable directory (``/tmp``) made the bot replace any file it may write
+    (found by an audit on 2026-12-07). Such a link is refused with ``EACCES``, as the kernel
+    refuses to follow it; the bot's own link there, and any link in a private directory, are
+    followed as before."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim.conf"
+    victim.write_text("keep me\n")
+    planted = shared / "state.json"
+    planted.symlink_to(victim)
+    os.lchown(planted, 65534, 65534)  # nobody's link
+    with pytest.raises(PermissionError) as info:
+        manager_with(A).save_state(planted)
+    assert info.value.errno == errno.EACCES
+    assert info.value.filename == str(planted)
+    assert "belongs to another user" in str(info.value)
+    assert victim.read_text() == "keep me\n"
+    assert temp_files(shared) == [] and temp_files(tmp_path) == []
+
+    # The directory's owner's link and the bot's own link are followed.
+    os.lchown(planted, 0, 0)
+    manager_with(A).save_state(planted)
+    assert list(loaded(victim).positions) == [A]
+    # Another user's link in a directory that is not shared is followed too (as the kernel).
+    private = tmp_path / "private"
+    private.mkdir()
+    theirs = private / "state.json"
+    theirs.symlink_to(tmp_path / "theirs.json")
+    os.lchown(theirs, 65534, 65534)
+    manager_with(A).save_state(theirs)
+    assert list(loaded(tmp_path / "theirs.json").positions) == [A]
+
+
 def test_an_existing_file_keeps_its_mode_and_a_new_one_is_owner_only(tmp_path: Path) -> None:
     pm = manager_with(A)
     fresh = tmp_path / "new.json"

@@ -123,6 +123,19 @@ pub fn resolve_target(path: &Path) -> CoreResult<PathBuf> {
     for _ in 0..=MAX_LINKS {
         match fs::symlink_metadata(&current) {
             Ok(m) if m.file_type().is_symlink() => {
+                #[cfg(unix)]
+                if let Some(owner) = foreign_link_in_shared_dir(&current, &m) {
+                    return Err(CoreError::Io {
+                        errno: Some(13), // EACCES
+                        message: format!(
+                            "cannot save the state: the symlink {} belongs to another user \
+                             (uid {owner}) in a shared directory (sticky, writable by all); it \
+                             is not followed, as the kernel's fs.protected_symlinks does not",
+                            current.display()
+                        ),
+                        path: path.display().to_string(),
+                    });
+                }
                 let link = fs::read_link(&current).map_err(|e| {
                     let action = format!(
                         "cannot save the state (cannot read the symlink {})",
@@ -143,6 +156,27 @@ pub fn resolve_target(path: &Path) -> CoreResult<PathBuf> {
         message: format!("cannot save the state: more than {MAX_LINKS} levels of symlinks"),
         path: path.display().to_string(),
     })
+}
+
+/// The owner of the symlink `link` (its metadata `meta`) when the kernel's
+/// `fs.protected_symlinks` rule would not follow it: it lies in a sticky, world-writable
+/// directory (`/tmp`) and belongs neither to this process's user nor to the directory's owner.
+/// A save follows links itself (it reads them and renames over their final target), so the
+/// kernel never follows them and cannot apply that rule; without it another user's link
+/// planted at the state path there aimed the save at any file this process may replace (found
+/// by an audit on 2026-12-07).
+#[cfg(unix)]
+fn foreign_link_in_shared_dir(link: &Path, meta: &Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match link.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = fs::metadata(dir).ok()?;
+    let shared = dir.mode() & 0o1002 == 0o1002;
+    let owner = meta.uid();
+    let ours = owner == rustix::process::geteuid().as_raw() || owner == dir.uid();
+    (shared && !ours).then_some(owner)
 }
 
 /// What kind of file `m` describes, for messages.
