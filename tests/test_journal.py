@@ -326,6 +326,38 @@ def test_a_second_manager_on_the_same_account_takes_it_over(
     assert [r["kind"] for r in rows] == ["added", "loaded", "untracked"]
 
 
+def test_a_fenced_manager_sends_no_order_not_even_a_reduction(url: str) -> None:
+    """A bot started twice on one account: the newer manager claims it and trades it. The older
+    one, fenced, already sent no open; it still sent its reductions (a stop never waits for a
+    database), so both took the same partial exit and the venue sold twice what one bot would
+    (found by an audit on 2026-12-07). A fenced manager now sends no order at all."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    options: dict[str, Any] = {"clock": paper.clock, "ticker_retry_delays": ()}
+    older = PositionManager(paper, 0.02, journal=url, account="acct", **options)
+    assert older.open_position(BTC, "BUY", 100, 10)
+    newer = PositionManager(paper, 0.02, journal=url, account="acct", **options)
+    assert list(newer.positions) == [BTC]
+    listed = paper.get_open_positions()[0]["contracts"]
+    paper.set_price(BTC, paper.get_ticker(BTC)["last"] * 1.003)  # the first partial exit's target
+
+    def orders_of(call: Any) -> list[str]:
+        before = len(paper.calls)
+        call()
+        sent = ("create_market_order", "create_limit_order", "close_position")
+        return [c[0] for c in paper.calls[before:] if c[0] in sent]
+
+    assert orders_of(lambda: list(older.update_positions())) == []
+    assert older.journal_status["fenced"] is True  # type: ignore[index]
+    assert orders_of(lambda: older.scale_out_position(BTC, 0.5)) == []
+    assert orders_of(lambda: older.close_position(BTC, "manual")) == []
+    assert orders_of(lambda: older.scale_in_position(BTC, 10, paper.get_ticker(BTC)["last"])) == []
+    assert orders_of(lambda: older.open_position(ETH, "BUY", 1, 10)) == []
+    assert paper.get_open_positions()[0]["contracts"] == listed
+    # The newer manager takes the partial exit, once.
+    assert orders_of(lambda: list(newer.update_positions())) == ["create_market_order"]
+    assert paper.get_open_positions()[0]["contracts"] == listed * 0.75
+
+
 def test_threads_inside_one_manager_lose_and_double_no_event(url: str) -> None:
     pm = PositionManager(NO_CLIENT, journal=url, journal_sync="normal")
     errors: list[BaseException] = []

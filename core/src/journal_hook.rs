@@ -48,8 +48,16 @@ pub trait EventJournal: Send + Sync {
     /// ([`SentIntent::adds_exposure`](crate::manager::in_flight::SentIntent::adds_exposure)), and
     /// the implementation must not keep that row queued for a later write (the order never went
     /// out); an order that only reduces is sent anyway, and its row stays queued like any failed
-    /// write.
+    /// write — unless the journal is fenced ([`EventJournal::is_fenced`]): then no order goes
+    /// out.
     fn order_sent(&self, key: &Key, order: &SentOrder) -> Result<(), String>;
+
+    /// Whether a newer manager claimed this journal's account (this one is fenced: it can never
+    /// write again). The manager then sends no order at all — not even one that only reduces —
+    /// since the newer manager trades the account now. The default: never.
+    fn is_fenced(&self) -> bool {
+        false
+    }
 
     /// `order`, whose row [`EventJournal::order_sent`] could not write, was not sent (it adds
     /// exposure): the row must not reach the journal later (a restart would wait for an order

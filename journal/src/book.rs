@@ -722,6 +722,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         outcome
     }
 
+    fn is_fenced(&self) -> bool {
+        self.status.is_fenced()
+    }
+
     fn order_not_sent(&self, key: &Key, order: &SentOrder) {
         let Some(manager) = self.manager.upgrade() else {
             return;

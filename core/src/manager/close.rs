@@ -317,8 +317,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
             filled: false,
         };
         let leg = self.leg_of(position);
-        // A close only reduces: it goes out even when its row cannot be written (logged).
-        drop(self.journal_order_sent(key, || SentIntent::change(&unknown())));
+        // A close only reduces: it goes out even when its row cannot be written (logged), but
+        // not once another manager claimed the account (fenced: that one trades it now).
+        if self
+            .journal_order_sent(key, || SentIntent::change(&unknown()))
+            .is_err()
+        {
+            self.log(Channel::Position, Level::Error, || {
+                "  ✗ Failed to close position on exchange".to_owned()
+            });
+            return Ok(CloseOutcome::Failed);
+        }
         let answer = self.exchange().close_position(
             key.symbol(),
             order_id.as_deref(),

@@ -111,7 +111,7 @@ impl SentIntent {
 
     /// Whether the order adds exposure (an open, a scale-in): such an order is not sent when
     /// its row cannot be written first. A close or scale-out only reduces: it is sent anyway
-    /// (a stop never waits for a database).
+    /// (a stop never waits for a database), unless another manager claimed the account.
     pub fn adds_exposure(&self) -> bool {
         match self {
             SentIntent::Open { .. } => true,
@@ -259,18 +259,29 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// database). `Err(why)` when it adds exposure (an open, a scale-in) and its row could not
     /// be written: the caller must not send it (an `ERROR` says so, naming the journal's
     /// failure), so that a process killed after sending never leaves an order the restart
-    /// knows nothing of (DESIGN rule 7).
+    /// knows nothing of (DESIGN rule 7). `Err(why)` for every order once a newer manager
+    /// claimed the account (this one is fenced): that manager trades the account now, and a
+    /// reduction both sent would be taken twice (a bot started twice took the same partial
+    /// exit twice; found by an audit on 2026-12-07).
     pub(crate) fn journal_order_sent(
         &self,
         key: &Key,
         intent: impl FnOnce() -> SentIntent,
     ) -> Result<(), String> {
-        let Some((order, written)) = self.write_order_row(key, intent, true) else {
+        let Some((order, written, fenced)) = self.write_order_row(key, intent, true) else {
             return Ok(());
         };
         let kind = order.intent.kind();
         match written {
             Ok(()) => Ok(()),
+            Err(why) if fenced => {
+                self.log(Channel::Main, Level::Error, || {
+                    format!(
+                        "Journal: the {kind} order for {key} was not sent: another manager claimed this account and trades it now ({why})"
+                    )
+                });
+                Err(why)
+            }
             Err(why) if order.intent.adds_exposure() => {
                 self.log(Channel::Main, Level::Error, || {
                     format!(
@@ -293,7 +304,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// [`Manager::journal_order_sent`] for an order that is already out (the row of an open's
     /// limit order, rewritten with the exchange's id): a failure can only be logged.
     pub(crate) fn journal_order_out(&self, key: &Key, intent: impl FnOnce() -> SentIntent) {
-        let Some((order, Err(why))) = self.write_order_row(key, intent, false) else {
+        let Some((order, Err(why), _)) = self.write_order_row(key, intent, false) else {
             return;
         };
         let kind = order.intent.kind();
@@ -306,16 +317,16 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// Writes the row of the order `intent()` describes for `key` (its reference: the client
     /// order id, or a new one) and answers the order with the write's result; `None` without a
-    /// journal. With `before_sending`, a failed row of an order that adds exposure is taken
-    /// back out of the journal's queue
-    /// ([`crate::journal_hook::EventJournal::order_not_sent`]): that order is not sent. The
-    /// journal is let go of before the caller logs.
+    /// journal, and whether the journal is fenced. With `before_sending`, a failed row of an
+    /// order that is not sent (one that adds exposure, or any once fenced) is taken back out of
+    /// the journal's queue ([`crate::journal_hook::EventJournal::order_not_sent`]). The journal
+    /// is let go of before the caller logs.
     fn write_order_row(
         &self,
         key: &Key,
         intent: impl FnOnce() -> SentIntent,
         before_sending: bool,
-    ) -> Option<(SentOrder, Result<(), String>)> {
+    ) -> Option<(SentOrder, Result<(), String>, bool)> {
         let journal = self.journal.read().clone()?;
         let intent = intent();
         let reference = intent
@@ -328,10 +339,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
             intent,
         };
         let written = journal.order_sent(key, &order);
-        if before_sending && written.is_err() && order.intent.adds_exposure() {
+        let fenced = written.is_err() && journal.is_fenced();
+        if before_sending && written.is_err() && (order.intent.adds_exposure() || fenced) {
             journal.order_not_sent(key, &order);
         }
-        Some((order, written))
+        Some((order, written, fenced))
     }
 
     /// The orders whose outcome the book had not taken in (`pending`, from

@@ -110,7 +110,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .journal_order_sent(key, || SentIntent::change(&unknown()))
             .is_err()
         {
-            // A scale-in whose row could not be written is not sent (a scale-out always is).
+            // A scale-in whose row could not be written is not sent (a scale-out is, unless the
+            // journal is fenced).
             return Ok(Ok(Answered::Nothing));
         }
         let answer = match self.exchange().create_market_order(order) {
