@@ -166,7 +166,8 @@ impl PyClient {
 
 /// A Python exception as the core's error: an interruption (`KeyboardInterrupt`, `SystemExit`,
 /// any `BaseException` that is not an `Exception`) as [`CoreError::Interrupted`], to be raised
-/// again as it came; anything else as an exchange error (`type(e).__name__`, `str(e)`).
+/// again as it came; anything else as an exchange error (`type(e).__name__`, `str(e)` with
+/// its credentials redacted: [`position_manager_core::redact`]).
 pub fn exchange_error(py: Python<'_>, e: &PyErr) -> CoreError {
     if crate::logging::is_interrupt(py, e) {
         return crate::logging::interrupted(py, e);
@@ -177,6 +178,8 @@ pub fn exchange_error(py: Python<'_>, e: &PyErr) -> CoreError {
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".to_owned());
     let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    // Some venues sign in the query string, and error texts quote the request's URL.
+    let message = position_manager_core::redact::redact_secrets(&message).into_owned();
     CoreError::Exchange { kind, message }
 }
 

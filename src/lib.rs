@@ -52,6 +52,16 @@ mod view;
 
 use pyo3::prelude::*;
 
+/// `_redact_secrets(text)`: `text` with every credential's value (an API key, a signature, a
+/// secret, a passphrase, a token, ... in `name=value`, `"name": "value"` or `name: value`
+/// form) replaced by `***`. The exchange's error texts go through it before they are logged,
+/// kept in events or raised; `CcxtClient` uses it for its own log lines.
+#[pyfunction]
+#[pyo3(name = "_redact_secrets")]
+fn redact_secrets(text: &str) -> String {
+    position_manager_core::redact::redact_secrets(text).into_owned()
+}
+
 /// `format_price(price)`: the original's price text: 2 decimals from 0.1 up, 4 from 0.01, 5 from
 /// 0.001, else 6 (decimals chosen before rounding); "0.00" for zero.
 #[pyfunction]
@@ -93,6 +103,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;
     m.add_function(wrap_pyfunction!(logging::refresh_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(redact_secrets, m)?)?;
     testing::register(m)?;
     Ok(())
 }

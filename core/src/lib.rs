@@ -42,6 +42,7 @@ pub mod market;
 pub mod persist;
 pub mod position;
 pub mod reconcile;
+pub mod redact;
 pub mod snapshot;
 pub mod symbol_map;
 

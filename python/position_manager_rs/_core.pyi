@@ -43,6 +43,7 @@ __all__ = [
     "_clock_is_frozen",
     "_clock_now",
     "_freeze_clock",
+    "_redact_secrets",
     "_unfreeze_clock",
     "_wait_for_manager_calls",
     "format_pnl_usd",
@@ -379,6 +380,10 @@ def _advance_clock(
 def _unfreeze_clock() -> None: ...
 def _clock_now() -> datetime: ...
 def _clock_is_frozen() -> bool: ...
+def _redact_secrets(text: str) -> str:
+    """``text`` with every credential's value (API key, signature, secret, passphrase, token,
+    ...) replaced by ``***``; the exchange's error texts go through it before they are logged."""
+
 def _wait_for_manager_calls() -> None:
     """The package's ``atexit`` callback (registered at import): waits until no other thread is
     inside a manager call (at most 30 s; Ctrl+C ends the wait)."""

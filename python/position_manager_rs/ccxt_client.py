@@ -90,6 +90,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Callable
 
+from ._core import _redact_secrets
 from .protocols import DuplicateClientOrderId
 
 __all__ = [
@@ -130,6 +131,13 @@ _STATUS_KEYS = (
     "cost",
     "timestamp",
 )
+
+
+def _said(error: BaseException) -> str:
+    """``error``'s text for a log line, its credentials taken out: some venues sign in the
+    query string (HTX's ``AccessKeyId`` and ``Signature``) and ccxt's error texts quote the
+    request's URL (``_redact_secrets``)."""
+    return _redact_secrets(str(error))
 
 
 def is_definitive_rejection(error: BaseException) -> bool:
@@ -838,7 +846,7 @@ class CcxtClient:
             self._mode_warned = True
         if first:
             self.logger.warning(
-                f"Could not read the position mode{what}: {type(e).__name__}: {e}; "
+                f"Could not read the position mode{what}: {type(e).__name__}: {_said(e)}; "
                 "assuming one-way (set CcxtClient(position_mode=...) to say)"
             )
 
@@ -916,7 +924,7 @@ class CcxtClient:
                 answer = self.exchange.fetch_margin_mode(symbol)
             except Exception as e:
                 self.logger.warning(
-                    f"Could not read the margin mode of {symbol} ({type(e).__name__}: {e}); "
+                    f"Could not read the margin mode of {symbol} ({type(e).__name__}: {_said(e)}); "
                     "the order names none (the venue's default)"
                 )
                 return None
@@ -950,7 +958,7 @@ class CcxtClient:
             except Exception as e:
                 if _leverage_unchanged(e):
                     continue  # Bybit refuses to set the leverage a symbol already has
-                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {_said(e)}")
 
     def _gate_set_leverage(self, symbol: str, leverage: Any) -> None:
         """Gate: a cross position's leverage is its ``cross_leverage_limit`` (a plain leverage
@@ -964,7 +972,7 @@ class CcxtClient:
             try:
                 self._read_entries()  # notes each listed contract's margin and position mode
             except Exception as e:
-                self.logger.warning(f"Could not read the margin mode of {symbol}: {e}")
+                self.logger.warning(f"Could not read the margin mode of {symbol}: {_said(e)}")
         with self._state_lock:
             cross = self._cross.get(symbol)
         if self.margin_mode == "cross" or (self.margin_mode is None and cross):
@@ -989,7 +997,7 @@ class CcxtClient:
                         self._account_hedged = True
                     dual = True
                     continue
-                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {e}")
+                self.logger.warning(f"Could not set leverage {leverage}x for {symbol}: {_said(e)}")
                 return
 
     def _gate_dual_leverage(self, symbol: str, leverage: Any, params: dict[str, Any]) -> None:
@@ -1129,19 +1137,20 @@ class CcxtClient:
                 # class ccxt gave it: the order may exist, so its id is not noted as refused.
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
-                    f"(the venue's answer says so: {type(e).__name__}: {e})"
+                    f"(the venue's answer says so: {type(e).__name__}: {_said(e)})"
                 )
                 raise
             if client_order_id is not None and is_duplicate_client_order_id(e, self.venue):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol}: client order id "
-                    f"{client_order_id} already used on the exchange ({type(e).__name__}: {e})"
+                    f"{client_order_id} already used on the exchange "
+                    f"({type(e).__name__}: {_said(e)})"
                 )
                 raise DuplicateClientOrderId(client_order_id) from e
             if is_definitive_rejection(e) or _venue_refusal(self.venue, e):
                 self.logger.error(
                     f"{order_type.capitalize()} order {side} {amount} {symbol} rejected: "
-                    f"{type(e).__name__}: {e}"
+                    f"{type(e).__name__}: {_said(e)}"
                 )
                 if self.venue in _SYMBOL_MARGIN_VENUES and _MARGIN_MODE_REFUSAL in str(e):
                     # Refused for its margin mode (the one it named, or the venue's default when
@@ -1157,7 +1166,7 @@ class CcxtClient:
                 return None
             self.logger.error(
                 f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
-                f"({type(e).__name__}: {e})"
+                f"({type(e).__name__}: {_said(e)})"
             )
             raise
         if not isinstance(order, Mapping):
@@ -1400,7 +1409,7 @@ class CcxtClient:
             fetched = self._fetch_order(order_id, symbol)
         except Exception as e:
             # The order was accepted: report it as created rather than fail the call.
-            self.logger.warning(f"Could not fetch fill of order {order_id} on {symbol}: {e}")
+            self.logger.warning(f"Could not fetch fill of order {order_id} on {symbol}: {_said(e)}")
             return order
         if not isinstance(fetched, Mapping):
             return order
@@ -1783,7 +1792,7 @@ class CcxtClient:
                 failure = failure or e
                 self.logger.warning(
                     f"Could not fetch the tickers of {len(group)} symbol(s) in one request "
-                    f"({type(e).__name__}: {e}); they are asked one by one"
+                    f"({type(e).__name__}: {_said(e)}); they are asked one by one"
                 )
                 continue
             if isinstance(tickers, Mapping):
@@ -1901,7 +1910,7 @@ class CcxtClient:
                 price = self._market_price(symbol, side)
             except Exception as e:
                 price = None
-                self.logger.error(f"Market order {side} {amount} {symbol} not sent: {e}")
+                self.logger.error(f"Market order {side} {amount} {symbol} not sent: {_said(e)}")
             if price is None:
                 self.logger.error(
                     f"Market order {side} {amount} {symbol} not sent: no price to bound it with"
@@ -2034,7 +2043,9 @@ class CcxtClient:
         try:
             limits = self.get_market_limits(symbol)
         except Exception as e:  # the markets are needed for the order anyway; ccxt will say
-            self.logger.debug(f"Amount step of {symbol} unknown ({e}); closing the listed size")
+            self.logger.debug(
+                f"Amount step of {symbol} unknown ({_said(e)}); closing the listed size"
+            )
             return listed
         step = _number(((limits or {}).get("amount") or {}).get("step"))
         amount = close_amount(listed, contracts, step)
@@ -2148,7 +2159,9 @@ class CcxtClient:
             try:
                 order = self._fetch_order(order_id, symbol)
             except Exception as e:
-                self.logger.warning(f"Could not fetch status of order {order_id} on {symbol}: {e}")
+                self.logger.warning(
+                    f"Could not fetch status of order {order_id} on {symbol}: {_said(e)}"
+                )
             else:
                 if isinstance(order, Mapping):
                     last = {key: order.get(key) for key in _STATUS_KEYS}
@@ -2177,7 +2190,7 @@ class CcxtClient:
                 self.exchange.cancel_order(order_id, symbol)
         except Exception as e:
             self.logger.warning(
-                f"Could not cancel order {order_id} on {symbol}: {type(e).__name__}: {e}"
+                f"Could not cancel order {order_id} on {symbol}: {type(e).__name__}: {_said(e)}"
             )
             return False
         return True
