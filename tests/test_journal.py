@@ -972,6 +972,54 @@ def test_passwords_never_reach_messages_or_the_status(tmp_path: Path) -> None:
     assert "cannot connect" in message and "hunter2" not in message and "s3cr3t" not in message
 
 
+RESERVED_IN_USER_INFO = [
+    # The postgres crate took everything before the first '@' as the user info: the password
+    # "ab/cd?ef" was used, and every message showed it (found by an audit on 2026-12-07).
+    ("postgresql://bot:ab/cd?ef@127.0.0.1:1/trading", "ab/cd?ef", "'/' as %2F"),
+    ("postgresql://bot:abc/def@127.0.0.1:1/trading", "abc/def", "'/' as %2F"),
+    ("postgresql://bot:abc?def@127.0.0.1:1/trading", "abc?def", "'?' as %3F"),
+    ("postgresql://bot:SEKRIT1#x@127.0.0.1:1/db", "SEKRIT1", "'#' as %23"),
+    ("postgresql://bot:SEK@RIT1@127.0.0.1:1/db", "RIT1", "as %40"),
+    # A stray '?' made the password part of sslmode's value, which its error quoted.
+    ("postgresql://bot@127.0.0.1:1/db?sslmode=disable?password=SEKRIT1", "SEKRIT1", "'&'"),
+]
+
+
+@pytest.mark.parametrize(("url", "secret", "hint"), RESERVED_IN_USER_INFO)
+def test_a_url_with_unencoded_reserved_characters_is_refused_without_its_password(
+    url: str, secret: str, hint: str
+) -> None:
+    for make in (Journal, lambda u: PositionManager(NO_CLIENT, journal=u)):
+        with pytest.raises(ValueError) as refused:
+            make(url)
+        message = str(refused.value)
+        assert hint in message and secret not in message, message
+
+
+def test_no_refusal_quotes_a_password_given_as_an_option_in_another_case() -> None:
+    # "unknown option `Password`, got ...?Password=SEKRIT1" (found by an audit on 2026-12-07).
+    with pytest.raises(ValueError, match="unknown option") as refused:
+        Journal("postgresql://bot@127.0.0.1:1/db?Password=SEKRIT1")
+    assert "SEKRIT1" not in str(refused.value) and "Password=***" in str(refused.value)
+
+
+def test_a_percent_encoded_password_logs_in_and_is_never_shown() -> None:
+    """The test role ``pmrs_pw`` logs in with its password percent-encoded whole in the user
+    info (every byte, '/' and '?' would be so too), and no status or repr shows it."""
+    server, _ = postgres_base().rsplit("/", 1)
+    password = os.environ.get("PMRS_TEST_POSTGRES_PASSWORD")
+    assert password, "bash .ci/postgres start sets PMRS_TEST_POSTGRES_PASSWORD"
+    encoded = "".join(f"%{b:02X}" for b in password.encode())
+    url = server.replace("postgres@", f"pmrs_pw:{encoded}@", 1) + "/pmrs_pw"
+    pm = PositionManager(NO_CLIENT, journal=url, account="encoded")
+    status = pm.journal_status
+    assert status is not None and "pmrs_pw:***@" in status["journal"], status
+    with Journal(url) as journal:
+        assert journal.accounts()[0]["account"] == "encoded"
+        assert encoded not in repr(journal) and password not in repr(journal)
+    assert encoded not in repr(pm) and password not in repr(pm)
+
+
 def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot open the journal"):
         PositionManager(NO_CLIENT, journal=str(tmp_path / "no" / "such" / "dir" / "j.db"))

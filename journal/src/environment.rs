@@ -117,7 +117,9 @@ pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::C
     .add(b'&')
     .add(b'+')
     .add(b'=')
-    .add(b'?');
+    .add(b'?')
+    // The `postgres` crate takes a URL's user info up to its first '@', even one in the query.
+    .add(b'@');
 
 /// Fills what `config` lacks from the environment and libpq's defaults (see the module
 /// documentation): hosts, addresses, ports, user, database, application name, connect timeout

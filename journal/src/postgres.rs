@@ -68,11 +68,15 @@ pub(crate) struct ParsedUrl {
 /// Reads `url` into a [`ParsedUrl`]. A URL the crate cannot read is a configuration error
 /// saying why.
 pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<ParsedUrl> {
+    crate::target::check_url(url)?;
     let url = crate::service::resolve(url, env)?;
     let (url, passfile) = crate::passfile::take(&url);
     let url = crate::environment::with_url_options(&url, env)?;
     let (crate_url, tls) = crate::tls::split(&url)?;
     let crate_url = libpq_only_options(&crate_url)?;
+    // What the service file and the environment added is percent-encoded; checked again all
+    // the same, since this is what the crate reads.
+    crate::target::check_url(&crate_url)?;
     let mut config: postgres::Config = crate_url.parse().map_err(|e| {
         JournalError::Config(format!(
             "journal is not a valid PostgreSQL URL ({}), got {:?}",
@@ -110,10 +114,11 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
             "gssencmode" => match value.as_ref() {
                 "" | "disable" | "allow" | "prefer" => {}
                 other => {
+                    let other = crate::target::redact_value(other);
                     return Err(JournalError::Config(format!(
                         "journal gssencmode={other:?} is not supported: GSSAPI encryption is not \
                          offered (use disable or prefer, and sslmode for encryption)"
-                    )))
+                    )));
                 }
             },
             "keepalives_count" => kept.push(format!("keepalives_retries={}", value)),

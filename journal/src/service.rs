@@ -128,9 +128,12 @@ fn section(text: &str, name: &str, file: &Path) -> JournalResult<Option<Vec<(Str
     let mut found: Option<Vec<(String, String)>> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
+        // The file and the line's number, not the line: a malformed line may hold a password
+        // (`password TopSecret99` was quoted whole; found by an audit on 2026-12-07), and
+        // libpq names no more either.
         let bad = |why: &str| {
             error(&format!(
-                "service file {}, line {}: {why}: {raw:?}",
+                "service file {}, line {}: {why}",
                 file.display(),
                 i + 1
             ))
@@ -158,8 +161,13 @@ fn section(text: &str, name: &str, file: &Path) -> JournalResult<Option<Vec<(Str
             return Err(bad("an option before any [section]"));
         }
         if !OPTIONS.contains(&key) {
+            // Named only when it reads as an option's name.
+            let shown = match key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                true => format!("{key:?}"),
+                false => "the name before '='".to_owned(),
+            };
             return Err(bad(&format!(
-                "{key:?} is not a connection option (or not one this package supports)"
+                "{shown} is not a connection option (or not one this package supports)"
             )));
         }
         if let Some(options) = found.as_mut() {
@@ -343,6 +351,50 @@ host=elsewhere
             let m = message("postgresql://?service=a", &env);
             assert!(m.contains(why) && m.contains("line "), "{text:?}: {m}");
         }
+    }
+
+    #[test]
+    fn a_malformed_line_is_named_by_its_number_not_quoted() {
+        // `not key=value: "password TopSecret99"` quoted the line, password and all (found by
+        // an audit on 2026-12-07); libpq names the file and the line's number only.
+        for (text, why) in [
+            (
+                "[a]\nhost=x\npassword TopSecret99\n",
+                "line 3: not key=value",
+            ),
+            ("[a TopSecret99\n", "line 1: a section without ']'"),
+            (
+                "password=TopSecret99\n[a]\n",
+                "line 1: an option before any [section]",
+            ),
+            (
+                "[a]\npassword TopSecret99=x\n",
+                "line 2: the name before '=' is not a connection option",
+            ),
+        ] {
+            let (_dir, env) = env_with_files(Some(text), None);
+            match resolve("postgresql://?service=a", &env) {
+                Err(JournalError::Config(m)) => {
+                    assert!(
+                        m.contains(why) && !m.contains("TopSecret99"),
+                        "{text:?}: {m}"
+                    )
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_services_values_are_encoded_so_an_at_sign_stays_in_its_value() {
+        // An '@' a service gives (`user=bot@corp`, a password) would end the URL's user info
+        // for the `postgres` crate, which takes it up to the first '@' even in the query.
+        let (_dir, env) = env_with_files(Some("[a]\nuser=bot@corp\npassword=p@ss/w?rd#1\n"), None);
+        let url = resolve("postgresql://h/db?service=a", &env).unwrap();
+        assert!(!url.contains('@'), "{url}");
+        let parsed = crate::postgres::parse_url("postgresql://h/db?service=a", &env).unwrap();
+        assert_eq!(parsed.config.get_user(), Some("bot@corp"));
+        assert_eq!(parsed.config.get_password(), Some(&b"p@ss/w?rd#1"[..]));
     }
 
     #[test]

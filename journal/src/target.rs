@@ -100,47 +100,165 @@ pub(crate) fn query_option(pair: &str) -> (Cow<'_, str>, Cow<'_, str>) {
     )
 }
 
+/// Whether the query option named `raw_name` (as written, percent-encoded) holds a password:
+/// `password` or `sslpassword`, in any case (libpq knows them in lower case only, and another
+/// case is refused as an unknown option, whose message must not show it either).
+fn is_password_option(raw_name: &str) -> bool {
+    let name = percent_decode_str(raw_name).decode_utf8_lossy();
+    let name = name.trim();
+    name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword")
+}
+
+/// The byte ranges of `text[from..]`, read as a URL's query, that hold a password: the value
+/// of every `password`/`sslpassword` option, up to the next `&`. A stray `?` inside the query
+/// separates too (`sslmode=disable?password=x` hides `x`: the parsers take it as part of
+/// `sslmode`'s value, which a message may quote), and a password's value runs to the next `&`
+/// whatever it holds (`password=ab?cd` hides `ab?cd`).
+fn query_secrets(text: &str, from: usize, out: &mut Vec<(usize, usize)>) {
+    let mut offset = from;
+    for pair in text[from..].split('&') {
+        let mut segment_offset = offset;
+        for segment in pair.split('?') {
+            if let Some((name, _)) = segment.split_once('=') {
+                if is_password_option(name) {
+                    out.push((segment_offset + name.len() + 1, offset + pair.len()));
+                    break;
+                }
+            }
+            segment_offset += segment.len() + 1;
+        }
+        offset += pair.len() + 1;
+    }
+}
+
+/// `text` with the byte ranges `secrets` (any order, overlapping or not) replaced by `***`.
+fn masked(text: &str, mut secrets: Vec<(usize, usize)>) -> String {
+    secrets.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (start, end) in secrets {
+        if end < done {
+            continue;
+        }
+        if start >= done {
+            out.push_str(&text[done..start]);
+            out.push_str("***");
+        }
+        done = end;
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
 /// `url` with its passwords replaced by `***`: the one in its user info, and the values of the
 /// query options `password` and `sslpassword` (libpq takes a password either way).
+///
+/// A URL can be read two ways when it holds characters RFC 3986 does not allow where they are,
+/// and whatever either reading takes for a password is hidden: the `postgres` crate's (the user
+/// info is everything before the first `@`, whatever it holds: `bot:ab/cd@host` has the
+/// password `ab/cd`) and RFC 3986's and libpq's (the user info ends with the authority, at the
+/// first `/`, `?` or `#`). An unencoded `@` in the password leaves the rest of it in the host,
+/// so the user info's password is hidden up to the host part's last `@`. In the query, a stray
+/// `?` separates options too ([`query_secrets`]), and an option name matches in any case and
+/// percent-encoded. Such URLs are refused anyway ([`check_url`]); this is for every message
+/// that shows one.
 pub fn redact(url: &str) -> String {
-    let (url, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = match url.split_once("://") {
-        None => url.to_owned(),
-        Some((scheme, rest)) => {
-            let (authority, tail) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            match authority.rsplit_once('@') {
-                Some((user, host)) => {
-                    let user = match user.split_once(':') {
-                        Some((name, _)) => format!("{name}:***"),
-                        None => user.to_owned(),
-                    };
-                    format!("{scheme}://{user}@{host}{tail}")
-                }
-                None => url.to_owned(),
-            }
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let mut secrets = Vec::new();
+    // The `postgres` crate's reading.
+    if let Some(at) = rest.find('@') {
+        let host_end = rest[at + 1..]
+            .find(['/', '?'])
+            .map_or(rest.len(), |i| at + 1 + i);
+        if let Some(colon) = rest[..at].find(':') {
+            let end = rest[..host_end].rfind('@').unwrap_or(at);
+            secrets.push((colon + 1, end));
         }
-    };
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match query_option(pair).0.as_ref() {
-                "password" | "sslpassword" => {
-                    let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-                    format!("{raw_name}=***")
-                }
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
+        if let Some(q) = rest[at + 1..].find('?') {
+            query_secrets(rest, at + 1 + q + 1, &mut secrets);
+        }
     }
-    out
+    // RFC 3986's and libpq's.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if let Some(at) = rest[..authority_end].rfind('@') {
+        if let Some(colon) = rest[..at].find(':') {
+            secrets.push((colon + 1, at));
+        }
+    }
+    if let Some(q) = rest.find('?') {
+        query_secrets(rest, q + 1, &mut secrets);
+    }
+    format!("{}{}", &url[..start], masked(rest, secrets))
+}
+
+/// An option's value as a message may quote it: a value that holds another option's password
+/// (after a stray `?`, or a `&` percent-encoded into it) shows `***` for it.
+pub(crate) fn redact_value(value: &str) -> String {
+    let mut secrets = Vec::new();
+    query_secrets(value, 0, &mut secrets);
+    masked(value, secrets)
+}
+
+/// Refuses a PostgreSQL URL that the `postgres` crate and libpq would read differently in a way
+/// that puts a password where messages show it, with a message that shows none of it:
+///
+/// - an unencoded `/`, `?` or `#` before the first `@` (RFC 3986 allows none of them in the
+///   user info: the crate took `bot:ab/cd@host`'s password `ab/cd`, and `redact` cut the URL at
+///   the `/` and showed it; found by an audit on 2026-12-07). An `@` in the path or the query
+///   is met the same way (the crate takes the user info up to it);
+/// - an `@` in the host part (an unencoded `@` in the password: the rest of it would be dialled
+///   as the host's name);
+/// - a `password`/`sslpassword` option after a stray `?` in the query: the parsers take it as
+///   part of the option before it, whose value a message may quote.
+///
+/// Percent-encoded, each is read as meant (`ab%2Fcd` is the password `ab/cd`).
+pub(crate) fn check_url(url: &str) -> JournalResult<()> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if let Some(at) = rest.find('@') {
+        if rest[..at].contains(['/', '?', '#']) {
+            return Err(JournalError::Config(
+                "journal has a '/', '?' or '#' before the first '@' of its URL (in the user \
+                 name and password, where a URL does not allow them unencoded; the URL is not shown, as \
+                 it may hold the password): percent-encode them in a password ('/' as %2F, '?' \
+                 as %3F, '#' as %23), and an '@' in the path or the query as %40"
+                    .to_owned(),
+            ));
+        }
+        let host_end = rest[at + 1..]
+            .find(['/', '?'])
+            .map_or(rest.len(), |i| at + 1 + i);
+        if rest[at + 1..host_end].contains('@') {
+            return Err(JournalError::Config(
+                "journal has more than one '@' before the host of its URL (the URL is not shown, as it \
+                 may hold the password): percent-encode an '@' in the user name or the \
+                 password as %40"
+                    .to_owned(),
+            ));
+        }
+    }
+    if let Some(q) = rest.find('?') {
+        let query = &rest[q + 1..];
+        let names_password = |segment: &str| {
+            segment
+                .split_once('=')
+                .is_some_and(|(name, _)| is_password_option(name))
+        };
+        // A password's own value runs to the next '&', '?' or not.
+        let hidden = query.split('&').any(|pair| {
+            let mut segments = pair.split('?');
+            !segments.next().is_some_and(names_password) && segments.any(names_password)
+        });
+        if hidden {
+            return Err(JournalError::Config(
+                "journal has a password option after a second '?' in its URL's query (the \
+                 URL is not shown): separate the options with '&', and write a '?' inside a value as \
+                 %3F"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How durable a journal write is when the call that recorded it returns.
@@ -244,5 +362,151 @@ mod tests {
         }
         assert_eq!(SyncMode::parse("normal").unwrap(), SyncMode::Normal);
         assert!(SyncMode::parse("FULL").is_err());
+    }
+
+    /// The message of `spec`'s refusal.
+    fn refusal(spec: &str) -> String {
+        match Target::parse(spec) {
+            Err(JournalError::Config(m)) => m,
+            other => panic!("{spec}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_password_with_unencoded_reserved_characters_is_refused_without_showing_it() {
+        // The `postgres` crate takes everything before the first '@' as the user info, so
+        // `bot:ab/cd@host` logged in with the password `ab/cd`, and every message showed it
+        // (found by an audit on 2026-12-07).
+        for (spec, secret, why) in [
+            (
+                "postgresql://bot:ab/cd?ef@127.0.0.1:1/trading",
+                "ab/cd",
+                "%2F",
+            ),
+            ("postgresql://bot:abc/def@127.0.0.1:1/trading", "def", "%2F"),
+            ("postgresql://bot:abc?def@127.0.0.1:1/trading", "def", "%3F"),
+            (
+                "postgresql://bot:SEKRIT1#x@127.0.0.1:1/db",
+                "SEKRIT1",
+                "%23",
+            ),
+            ("postgres://bot:a/b@[::1]:5432/db", "a/b", "%2F"),
+            ("postgresql://bot:SEK@RIT1@127.0.0.1:1/db", "RIT1", "%40"),
+            (
+                "postgresql:///db?host=h&user=u@corp&password=SEKRIT1",
+                "SEKRIT1",
+                "%40",
+            ),
+            (
+                "postgresql://bot@h:1/db?sslmode=disable?password=SEKRIT1",
+                "SEKRIT1",
+                "separate the options with '&'",
+            ),
+            (
+                "postgresql://bot@h:1/db?application_name=x?sslpassword=SEKRIT1",
+                "SEKRIT1",
+                "separate the options with '&'",
+            ),
+        ] {
+            let m = refusal(spec);
+            assert!(m.contains(why) && !m.contains(secret), "{spec}: {m}");
+        }
+        // Percent-encoded, each is the password meant.
+        let env = crate::environment::testing::FakeEnvironment::default();
+        let encoded = "postgresql://bot:ab%2Fcd%3Fef%23g%40h%3Ai@127.0.0.1:5432/db";
+        assert!(matches!(Target::parse(encoded), Ok(Target::Postgres(_))));
+        let parsed = crate::postgres::parse_url(encoded, &env).unwrap();
+        assert_eq!(parsed.config.get_password(), Some(&b"ab/cd?ef#g@h:i"[..]));
+        assert_eq!(
+            redact(encoded),
+            "postgresql://bot:***@127.0.0.1:5432/db",
+            "nothing of it shown"
+        );
+        // A password option's own value may hold a '?' or a second "password=".
+        let own = "postgresql://bot@h:1/db?password=ab?password=cd&sslmode=disable";
+        let parsed = crate::postgres::parse_url(own, &env).unwrap();
+        assert_eq!(parsed.config.get_password(), Some(&b"ab?password=cd"[..]));
+        assert_eq!(
+            redact(own),
+            "postgresql://bot@h:1/db?password=***&sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn redact_hides_whatever_either_reading_takes_for_a_password() {
+        for (url, shown) in [
+            // The crate's reading: the user info ends at the first '@'.
+            (
+                "postgresql://bot:ab/cd?ef@127.0.0.1:1/trading",
+                "postgresql://bot:***@127.0.0.1:1/trading",
+            ),
+            (
+                "postgresql://bot:abc?def@h/db?sslmode=disable",
+                "postgresql://bot:***@h/db?sslmode=disable",
+            ),
+            ("postgresql://bot:x#y@h/db", "postgresql://bot:***@h/db"),
+            // An '@' in the password: its rest is not shown as the host either.
+            (
+                "postgresql://bot:SEK@RIT1@127.0.0.1:1/db",
+                "postgresql://bot:***@127.0.0.1:1/db",
+            ),
+            // Option names in any case, percent-encoded; a stray '?' separates.
+            (
+                "postgresql://bot@h/db?Password=SEKRIT1&PASS%57ORD=b&SslPassword=c",
+                "postgresql://bot@h/db?Password=***&PASS%57ORD=***&SslPassword=***",
+            ),
+            (
+                "postgresql://bot@h/db?sslmode=disable?password=SEKRIT1&x=1",
+                "postgresql://bot@h/db?sslmode=disable?password=***&x=1",
+            ),
+            (
+                "postgresql://bot@h/db?password=ab?cd&x=1",
+                "postgresql://bot@h/db?password=***&x=1",
+            ),
+            // An '@' in the query: the crate's user info would run up to it.
+            (
+                "postgresql:///db?application_name=a@b&password=SEKRIT1",
+                "postgresql:///db?application_name=a@b&password=***",
+            ),
+            (
+                "postgresql://h:5432/db?application_name=a:b@c&password=SEKRIT1",
+                "postgresql://h:***@c&password=***",
+            ),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+        assert_eq!(
+            redact_value("disable?password=SEKRIT1"),
+            "disable?password=***"
+        );
+        assert_eq!(
+            redact_value("disable&sslpassword=k"),
+            "disable&sslpassword=***"
+        );
+        assert_eq!(redact_value("verify-fulll"), "verify-fulll");
+    }
+
+    #[test]
+    fn no_refusal_of_a_postgresql_url_shows_its_password() {
+        for spec in [
+            "postgresql://bot@127.0.0.1:1/db?Password=SEKRIT1",
+            "postgresql://bot@127.0.0.1:1/db?password=SEKRIT1&krbsrvname=x",
+            "postgresql://bot:SEKRIT1@127.0.0.1:1/db?krbsrvname=x",
+            "postgresql://bot:SEKRIT1@127.0.0.1:notaport/db",
+            "postgresql://bot@127.0.0.1:1/db?gssencmode=require%3Fpassword%3DSEKRIT1",
+        ] {
+            let m = refusal(spec);
+            assert!(!m.contains("SEKRIT1"), "{spec}: {m}");
+        }
+        // A bad sslmode's value is quoted; another option's password in it is not.
+        match crate::tls::split("postgresql://h/db?sslmode=disable?password=SEKRIT1") {
+            Err(JournalError::Config(m)) => {
+                assert!(
+                    m.contains("\"disable?password=***\"") && !m.contains("SEKRIT1"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

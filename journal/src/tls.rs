@@ -136,7 +136,8 @@ pub fn split(url: &str) -> JournalResult<(String, Tls)> {
                 tls.mode = SslMode::parse(&value).ok_or_else(|| {
                     JournalError::Config(format!(
                         "journal sslmode must be disable, allow, prefer, require, verify-ca or \
-                         verify-full, got {value:?}"
+                         verify-full, got {:?}",
+                        crate::target::redact_value(&value)
                     ))
                 })?;
             }
