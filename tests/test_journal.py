@@ -898,8 +898,9 @@ def test_a_journal_completes_its_url_from_the_environment_as_libpq_does(tmp_path
     mine, _ = both("postgresql://", PGHOST="localhost", **{**server, "PGSSLMODE": "strict"})
     assert mine.startswith("ValueError") and "PGSSLMODE" in mine and "strict" in mine, mine
     # No host anywhere: the default Unix socket directory, /var/run/postgresql if it holds the
-    # server's socket, else /run/postgresql, else /tmp (psql's own build looks in one of them
-    # only, so only the package is run here).
+    # server's socket, else /run/postgresql (psql's own build looks in one directory only, so
+    # only the package is run here). Never /tmp, where any local user may put a socket: one
+    # there was sent the password (found by an audit on 2026-12-07); named, it is used.
     link = Path("/tmp") / f".s.PGSQL.{port}"
     assert not link.exists(), link
     url = f"postgresql:///pmrs_test?port={port}&user=postgres"
@@ -908,6 +909,8 @@ def test_a_journal_completes_its_url_from_the_environment_as_libpq_does(tmp_path
     link.symlink_to(Path(socket_dir) / f".s.PGSQL.{port}")
     try:
         mine, _ = both(url)
+        assert "the server's socket was looked for in /var/run/postgresql" in mine, mine
+        mine, _ = both(f"{url}&host=%2Ftmp")
         assert mine == "logged in", mine
     finally:
         link.unlink()

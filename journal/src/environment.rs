@@ -16,8 +16,9 @@
 //! | `PGSERVICE`, `PGSERVICEFILE`, `PGSYSCONFDIR` | a service's options ([`crate::service`]) |
 //!
 //! A URL with neither host nor `PGHOST` connects to the Unix socket of the default directory,
-//! as libpq does: `/var/run/postgresql` (Debian's), `/run/postgresql` or `/tmp`, the first one
-//! holding the server's socket file (`.s.PGSQL.<port>`), else `/var/run/postgresql`. An empty
+//! as libpq does: `/var/run/postgresql` (Debian's) or `/run/postgresql` (Red Hat's), the first
+//! one holding the server's socket file (`.s.PGSQL.<port>`), else `/var/run/postgresql`. Never
+//! `/tmp`, where any local user may create that file ([`SOCKET_DIRS`]): name it as the host. An empty
 //! variable is not set. A value libpq would refuse is a configuration error naming the variable.
 
 use std::borrow::Cow;
@@ -61,8 +62,14 @@ impl Environment for ProcessEnvironment {
     }
 }
 
-/// The directories libpq builds look for the server's Unix socket in, first the default.
-pub const SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+/// The directories a URL with no host looks for the server's Unix socket in, first the default:
+/// Debian's and Red Hat's, which only root and the server's user may write to. Never `/tmp`
+/// (the default of libpq's own build, and of servers built from source): any local user can
+/// create a socket there, and a hostless URL sent its password to whatever listened on
+/// `/tmp/.s.PGSQL.<port>` when the server's own socket was elsewhere (found by an audit on
+/// 2026-12-07). A server whose socket is in `/tmp` is reached by naming it (`host=/tmp`,
+/// `?host=%2Ftmp`, `PGHOST=/tmp`): the user's own choice.
+pub const SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/run/postgresql"];
 
 /// PostgreSQL's port when nothing names one.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -354,14 +361,14 @@ mod tests {
     fn the_default_socket_is_the_first_directory_holding_the_servers() {
         let env = FakeEnvironment {
             files: vec![
-                PathBuf::from("/tmp/.s.PGSQL.5432"),
+                PathBuf::from("/var/run/postgresql/.s.PGSQL.5432"),
                 PathBuf::from("/run/postgresql/.s.PGSQL.5433"),
             ],
             ..FakeEnvironment::default()
         };
         assert_eq!(
             filled("postgresql:///db", &env).1,
-            Some(PathBuf::from("/tmp"))
+            Some(PathBuf::from("/var/run/postgresql"))
         );
         assert_eq!(
             filled("postgresql:///db?port=5433", &env).1,
@@ -388,6 +395,42 @@ mod tests {
         // A host address alone is a host.
         let (c, socket) = filled("postgresql:///db?hostaddr=127.0.0.1", &env);
         assert_eq!((socket, c.get_hosts().len()), (None, 0));
+    }
+
+    #[test]
+    fn a_socket_in_a_directory_anyone_may_write_to_is_dialled_only_when_named() {
+        // Another local user listened on /tmp/.s.PGSQL.<port>, and a URL with no host sent it
+        // the bot's password (found by an audit on 2026-12-07).
+        let env = FakeEnvironment {
+            files: vec![
+                PathBuf::from("/tmp/.s.PGSQL.5432"),
+                PathBuf::from("/tmp/.s.PGSQL.54997"),
+            ],
+            ..FakeEnvironment::default()
+        };
+        for url in ["postgresql:///db", "postgresql://bot@/trading?port=54997"] {
+            let (c, socket) = filled(url, &env);
+            assert_eq!(socket, Some(PathBuf::from("/var/run/postgresql")), "{url}");
+            assert_eq!(
+                c.get_hosts(),
+                &[Host::Unix(PathBuf::from("/var/run/postgresql"))],
+                "{url}"
+            );
+        }
+        assert!(SOCKET_DIRS.iter().all(|dir| !dir.starts_with("/tmp")));
+        // Named, it is the user's choice.
+        for (url, pghost) in [
+            ("postgresql:///db?host=%2Ftmp", None),
+            ("postgresql:///db", Some("/tmp")),
+        ] {
+            let env = match pghost {
+                Some(host) => FakeEnvironment::default().with("PGHOST", host),
+                None => FakeEnvironment::default(),
+            };
+            let (c, socket) = filled(url, &env);
+            assert_eq!(socket, None, "{url}");
+            assert_eq!(c.get_hosts(), &[Host::Unix(PathBuf::from("/tmp"))], "{url}");
+        }
     }
 
     #[test]

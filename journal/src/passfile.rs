@@ -9,7 +9,7 @@
 //! fields is a value or `*` (anything), `\:` and `\\` stand for `:` and `\`, and lines starting
 //! with `#` are comments. The first line matching the connection wins. Its host is matched as
 //! the URL names it (a Unix socket directory is matched as `localhost` when it is one of the
-//! default ones, [`SOCKET_DIRS`]; an address given alone, by its text), its port as digits
+//! default ones, [`SOCKET_DIRS`], which `/tmp` is not; an address given alone, by its text), its port as digits
 //! (5432 when not given); the database defaults to the user's name. A URL naming several hosts
 //! uses the first host with an entry. As libpq, a file that is not a regular file, or that the
 //! group or others may access, is not used: make it `0600`. libpq warns; here the connection's
@@ -345,6 +345,8 @@ short:line
             Some(b"socket".to_vec())
         );
         assert_eq!(password("postgresql://bot@%2Fsrv%2Fpg", None, &env), None);
+        // /tmp is not a default directory (anyone may create a socket there): by its path.
+        assert_eq!(password("postgresql://bot@%2Ftmp", None, &env), None);
         // An address alone is matched by its text.
         write_with_mode(
             &home.path().join(".pgpass"),
