@@ -1,11 +1,12 @@
 """The SQLite journal's files: a new journal (and its ``-wal`` and ``-shm``) is readable and
-writable by its owner only, as a state file is (docs/persistence.md); an existing file keeps its
-mode."""
+writable by its owner only, as a state file is (docs/persistence.md), also through a symlink; an
+existing file keeps its mode; anything but a regular file is refused before SQLite opens it."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +41,58 @@ def test_a_new_journal_and_its_wal_and_shm_are_owner_only_an_existing_one_keeps_
     again = PositionManager(FakeExchange(), journal=str(path), account="bot")
     assert again.journal_checkpoint() is True
     assert mode(path) == 0o640
+
+
+def test_a_journal_reached_through_a_symlink_is_created_owner_only(tmp_path: Path) -> None:
+    """The journal kept on a data volume, reached through a link: SQLite created the link's
+    target with the umask's mode (0644, and the -wal and -shm with it) — the owner-only creation
+    did not follow the link and its error was dropped (found by an audit on 2026-12-07)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "j.db").symlink_to(data / "j.db")
+    old = os.umask(0o022)
+    try:
+        pm = PositionManager(FakeExchange(), journal=str(tmp_path / "j.db"), account="bot")
+    finally:
+        os.umask(old)
+    assert pm.journal_checkpoint() is True
+    assert (tmp_path / "j.db").is_symlink()
+    files = [data / "j.db", data / "j.db-wal", data / "j.db-shm"]
+    assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+
+
+FIFO_JOURNAL = """
+import sys
+from position_manager_rs import Journal, PositionManager
+for make in (Journal, lambda path: PositionManager(object(), journal=path)):
+    try:
+        make(sys.argv[1])
+        print("opened")
+    except Exception as e:
+        print(type(e).__name__, e)
+"""
+
+
+def test_a_fifo_is_refused_as_a_journal_without_waiting(tmp_path: Path) -> None:
+    """``Journal(fifo)`` waited for a writer for ever, and Ctrl+C did not end it; the manager
+    said "disk I/O error" (found by an audit on 2026-12-07). Both refuse it at once, naming it
+    (run in a child: a hang fails the test at the timeout rather than holding it)."""
+    fifo = tmp_path / "journal.db"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.db"
+    link.symlink_to(fifo)
+    for path in (fifo, link):
+        done = subprocess.run(
+            [sys.executable, "-c", FIFO_JOURNAL, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            f"JournalError no journal at {path}: it is a FIFO, not a regular file",
+            f"JournalError cannot open the journal {path}: it is a FIFO, not a regular file",
+        ], done.stdout
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced", "moved"])

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use position_manager_core::error::CoreError;
+use position_manager_core::persist::resolve_target;
 use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
@@ -35,24 +37,87 @@ fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
     }
 }
 
-/// Creates `path` empty, readable and writable by its owner only (`0600`), when nothing is
-/// there: it holds trading state, as a state file does, and SQLite gives the `-wal` and `-shm`
-/// files the database file's permissions. A file already there keeps its mode. Any failure
-/// (a missing directory, no permission) is left for SQLite's open to report.
-fn create_owner_only(path: &Path) {
+/// Creates the journal file `path` names empty, readable and writable by its owner only
+/// (`0600`), when nothing is there: it holds trading state, as a state file does, and SQLite
+/// gives the `-wal` and `-shm` files the database file's permissions. A file already there
+/// keeps its mode.
+///
+/// A symlink is followed to its final target ([`resolve_target`], as for state files), and that
+/// is the file created: `create_new` (`O_EXCL`) does not follow a symlink, so a journal reached
+/// through a link to a file not there yet failed here, the error was dropped, and SQLite
+/// created the target with the umask's mode, `0644` (found by an audit on 2026-12-07). Any
+/// failure but "already there" (a missing directory, no permission) is the journal's error.
+fn create_owner_only(path: &Path) -> JournalResult<()> {
+    let cannot = |why: &dyn std::fmt::Display| {
+        JournalError::Database(format!("cannot open the journal {}: {why}", path.display()))
+    };
+    let target = resolve_target(path).map_err(|e| match e {
+        CoreError::Io {
+            errno: Some(errno), ..
+        } => cannot(&format!(
+            "cannot follow its symlinks ({})",
+            std::io::Error::from_raw_os_error(errno)
+        )),
+        _ => cannot(&"cannot follow its symlinks"),
+    })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        drop(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path),
-        );
+        options.mode(0o600);
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    match options.open(&target) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if target == path => Err(cannot(&e)),
+        Err(e) => Err(cannot(&format!("cannot create {}: {e}", target.display()))),
+    }
+}
+
+/// `path`, followed through its symlinks, must be a regular file: SQLite's open of a FIFO
+/// waits for a writer for ever (Ctrl+C does not end it: the reader `Journal(fifo)` hung, found
+/// by an audit on 2026-12-07), and a device or a directory is no journal either. `Ok(false)`
+/// when nothing is there.
+fn check_regular(path: &Path, action: &str) -> JournalResult<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(true),
+        Ok(meta) => Err(JournalError::Database(format!(
+            "{action} {}: it is {}, not a regular file",
+            path.display(),
+            kind_of(meta.file_type())
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(JournalError::Database(format!(
+            "{action} {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// What kind of file `t` is, for messages.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// An SQLite connection.
@@ -93,9 +158,11 @@ fn err(e: rusqlite::Error) -> JournalError {
 
 impl Sqlite {
     /// Opens (creating it when missing) the journal file at `path` for writing. A missing file
-    /// is created owner-only first ([`create_owner_only`]).
+    /// is created owner-only first ([`create_owner_only`]); anything but a regular file is
+    /// refused before SQLite opens it ([`check_regular`]).
     pub fn open(path: &Path, sync: SyncMode) -> JournalResult<Sqlite> {
-        create_owner_only(path);
+        create_owner_only(path)?;
+        check_regular(path, "cannot open the journal")?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -156,9 +223,9 @@ impl Sqlite {
         )))
     }
 
-    /// Opens an existing journal file read-only.
+    /// Opens an existing journal file read-only: a regular file ([`check_regular`]).
     pub fn open_read_only(path: &Path) -> JournalResult<Sqlite> {
-        if !path.exists() {
+        if !check_regular(path, "no journal at")? {
             return Err(JournalError::Database(format!(
                 "no journal at {}: the file does not exist",
                 path.display()
@@ -245,5 +312,95 @@ impl Sql for Sqlite {
 
     fn set_lock_wait(&mut self, wait: Duration) -> JournalResult<()> {
         self.conn.busy_timeout(wait).map_err(err)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::mpsc;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn mkfifo(path: &Path) {
+        let done = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(done.unwrap().success(), "mkfifo {}", path.display());
+    }
+
+    /// `open` run on a thread of its own: `None` when it has not returned within 10 s.
+    fn within_seconds<T: Send + 'static>(open: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(open());
+        });
+        rx.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    #[test]
+    fn a_journal_reached_through_a_symlink_is_created_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        // Two hops, the second relative: the journal kept on a data volume.
+        std::os::unix::fs::symlink(data.join("j.db"), dir.path().join("mid.db")).unwrap();
+        std::os::unix::fs::symlink("mid.db", dir.path().join("j.db")).unwrap();
+        let journal = Sqlite::open(&dir.path().join("j.db"), SyncMode::Full).unwrap();
+        assert_eq!(mode(&data.join("j.db")), 0o600);
+        assert!(std::fs::symlink_metadata(dir.path().join("j.db"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        drop(journal);
+        // A link whose target's directory is missing is an error naming the target.
+        std::os::unix::fs::symlink(dir.path().join("no/such/j.db"), dir.path().join("bad.db"))
+            .unwrap();
+        match Sqlite::open(&dir.path().join("bad.db"), SyncMode::Full) {
+            Err(JournalError::Database(m)) => assert!(
+                m.starts_with("cannot open the journal") && m.contains("cannot create"),
+                "{m}"
+            ),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_before_sqlite_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("journal.db");
+        mkfifo(&fifo);
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        for path in [fifo, link] {
+            let reader = path.clone();
+            let read = within_seconds(move || Sqlite::open_read_only(&reader).err())
+                .expect("the reader hung on a FIFO");
+            let m = read.expect("a FIFO opened as a journal").to_string();
+            assert_eq!(
+                m,
+                format!(
+                    "no journal at {}: it is a FIFO, not a regular file",
+                    path.display()
+                )
+            );
+            let writer = path.clone();
+            let written = within_seconds(move || Sqlite::open(&writer, SyncMode::Full).err())
+                .expect("the writer hung on a FIFO");
+            let m = written.expect("a FIFO opened as a journal").to_string();
+            assert_eq!(
+                m,
+                format!(
+                    "cannot open the journal {}: it is a FIFO, not a regular file",
+                    path.display()
+                )
+            );
+        }
+        let m = Sqlite::open_read_only(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(m.ends_with("it is a directory, not a regular file"), "{m}");
     }
 }
