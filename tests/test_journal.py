@@ -635,6 +635,43 @@ def test_tls_files_that_are_not_regular_or_too_large_are_refused_by_name(tmp_pat
             assert line.startswith("ValueError ") and want in line, (want, line)
 
 
+SERVICE_FILE_REFUSED = """
+import sys
+from position_manager_rs import Journal
+try:
+    Journal("postgresql://bot@127.0.0.1:1/db?service=x")
+    print("accepted")
+except ValueError as e:
+    print(type(e).__name__, e)
+"""
+
+
+def test_a_service_file_that_is_a_fifo_or_too_large_is_refused_by_name(tmp_path: Path) -> None:
+    """A service file that is a FIFO held the constructor for ever, and one of any size was read
+    whole (found by an audit on 2026-12-07): refused at once, naming the file (each run in a
+    child with a timeout, so a hang fails rather than holds the test)."""
+    fifo = tmp_path / "services"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate((16 << 20) + 1)  # sparse: no disk used
+    for path, why in (
+        (fifo, "it is not a regular file"),
+        (big, "it is 16777217 bytes, more than the 16777216 a service file may have"),
+    ):
+        env = {**os.environ, "PGSERVICEFILE": str(path)}
+        done = subprocess.run(
+            [sys.executable, "-c", SERVICE_FILE_REFUSED],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.stdout.strip() == (
+            f"ValueError journal: cannot read the service file {path}: {why}"
+        ), (done.stdout, done.stderr)
+
+
 def test_a_journal_over_verified_tls(tmp_path: Path) -> None:
     """A DATABASE_URL with libpq's TLS options works as psql would take it: the test server's
     certificate names localhost and is signed by the authority PMRS_TEST_POSTGRES_CA names."""

@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use position_manager_core::persist::{read_bounded, BoundedReadError};
+
 use crate::environment::Environment;
 use crate::{JournalError, JournalResult};
 
@@ -97,18 +99,9 @@ fn find(name: &str, env: &dyn Environment) -> JournalResult<Vec<(String, String)
     .join("pg_service.conf");
     let mut looked = Vec::new();
     for file in user_file.into_iter().chain([system_file]) {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                looked.push(file.display().to_string());
-                continue;
-            }
-            Err(e) => {
-                return Err(error(&format!(
-                    "cannot read the service file {}: {e}",
-                    file.display()
-                )))
-            }
+        let Some(text) = read(&file)? else {
+            looked.push(file.display().to_string());
+            continue;
         };
         if let Some(options) = section(&text, name, &file)? {
             return Ok(options);
@@ -119,6 +112,48 @@ fn find(name: &str, env: &dyn Environment) -> JournalResult<Vec<(String, String)
         "service {name:?} is defined in no service file (looked in {})",
         looked.join(", ")
     )))
+}
+
+/// The largest service file read: 16 MiB, as the TLS files and the password file (a section
+/// takes a few hundred bytes).
+const MAX_SERVICE_FILE_BYTES: u64 = 16 << 20;
+
+/// The service file `file`, `None` when it is missing. It is read through [`read_bounded`]: a
+/// FIFO, a device or a directory is refused without blocking (a FIFO held the manager's
+/// constructor for ever, and the read had no limit; found by an audit on 2026-12-07), and so is
+/// a file above [`MAX_SERVICE_FILE_BYTES`], each with an error naming the file.
+fn read(file: &Path) -> JournalResult<Option<String>> {
+    let cannot = |why: &dyn std::fmt::Display| {
+        error(&format!(
+            "cannot read the service file {}: {why}",
+            file.display()
+        ))
+    };
+    let bytes = match read_bounded(file, MAX_SERVICE_FILE_BYTES) {
+        Ok(bytes) => bytes,
+        Err(BoundedReadError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(BoundedReadError::Io(e)) => return Err(cannot(&e)),
+        Err(BoundedReadError::NotRegular(_)) => return Err(cannot(&"it is not a regular file")),
+        Err(BoundedReadError::TooLarge(size)) => {
+            return Err(cannot(&format!(
+                "it is {size} bytes, more than the {MAX_SERVICE_FILE_BYTES} a service file may \
+                 have"
+            )))
+        }
+        Err(BoundedReadError::NoMemory(size)) => {
+            return Err(cannot(&format!("no memory for its {size} bytes")))
+        }
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| cannot(&"it is not UTF-8 text"))
 }
 
 /// The options of the section `name` in the service file `text` (read from `file`), or `None`
@@ -395,6 +430,41 @@ host=elsewhere
         let parsed = crate::postgres::parse_url("postgresql://h/db?service=a", &env).unwrap();
         assert_eq!(parsed.config.get_user(), Some("bot@corp"));
         assert_eq!(parsed.config.get_password(), Some(&b"p@ss/w?rd#1"[..]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_service_file_that_is_a_fifo_or_too_large_is_refused_without_blocking() {
+        // A FIFO held the manager's constructor for ever, and the read had no limit (found by
+        // an audit on 2026-12-07).
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("services");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_SERVICE_FILE_BYTES + 1)
+            .unwrap();
+        for (file, why) in [
+            (fifo, "it is not a regular file".to_owned()),
+            (
+                big,
+                format!("it is {} bytes, more than", MAX_SERVICE_FILE_BYTES + 1),
+            ),
+        ] {
+            let env = FakeEnvironment::default().with("PGSERVICEFILE", file.to_str().unwrap());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(resolve("postgresql://h/db?service=x", &env).err());
+            });
+            let refused = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the read of the service file hung");
+            let m = refused.expect("accepted").to_string();
+            let named = format!("cannot read the service file {}: {why}", file.display());
+            assert!(m.contains(&named), "{m}");
+        }
     }
 
     #[test]
