@@ -1060,6 +1060,30 @@ def test_a_percent_encoded_password_logs_in_and_is_never_shown() -> None:
     assert encoded not in repr(pm) and password not in repr(pm)
 
 
+def test_a_libpq_keyword_value_string_is_refused_not_made_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``journal="host=db.example.com user=bot password=hunter2 dbname=trading"`` created an
+    SQLite file of that name in the working directory, and ``journal_status`` showed it,
+    password and all (found by an audit on 2026-12-07)."""
+    monkeypatch.chdir(tmp_path)
+    dsn = "host=db.example.com user=bot password=hunter2 dbname=trading sslmode=require"
+    for make, name in (
+        (lambda: PositionManager(NO_CLIENT, journal=dsn), "journal"),
+        (lambda: Journal(dsn), "url"),
+    ):
+        with pytest.raises(ValueError) as refused:
+            make()
+        message = str(refused.value)
+        assert message.startswith(f"{name} is a libpq keyword/value connection string"), message
+        assert "postgresql://" in message and "hunter2" not in message, message
+    assert list(tmp_path.iterdir()) == []
+    # A file name that only looks like one pair is still a file name given as ./NAME.
+    pm = PositionManager(NO_CLIENT, journal="./dbname=x.db", account="a")
+    assert pm.journal_checkpoint() is True
+    assert (tmp_path / "dbname=x.db").is_file()
+
+
 def test_a_journal_that_cannot_be_written_is_an_error_at_construction(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot open the journal"):
         PositionManager(NO_CLIENT, journal=str(tmp_path / "no" / "such" / "dir" / "j.db"))

@@ -63,6 +63,16 @@ impl Target {
                 )));
             }
         }
+        if is_keyword_value_string(spec) {
+            // Not `bad`: the string is not shown, it may hold the password.
+            return Err(JournalError::Config(
+                "journal is a libpq keyword/value connection string (host=... dbname=...), which \
+                 is not read here: give a postgresql:// URL, e.g. \
+                 postgresql://user:password@host:5432/dbname?sslmode=require (the string is not \
+                 shown, as it may hold a password; a file of such a name is given as ./NAME)"
+                    .to_owned(),
+            ));
+        }
         Ok(Target::Sqlite(PathBuf::from(spec)))
     }
 
@@ -87,6 +97,107 @@ impl Target {
             Target::Sqlite(p) => format!("sqlite:///{}", p.display()),
             Target::Postgres(url) => redact(url),
         }
+    }
+}
+
+/// libpq's connection keywords (`PQconndefaults`, PostgreSQL 17, and the deprecated ones it
+/// still reads).
+const LIBPQ_KEYWORDS: [&str; 46] = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslcertmode",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "gssencmode",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "replication",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "service",
+    "requiressl",
+    "authtype",
+    "tty",
+    "min_protocol_version",
+    "max_protocol_version",
+];
+
+/// Whether `spec` is, as libpq reads one, a keyword/value connection string
+/// (`host=db.example.com user=bot password=hunter2 dbname=trading`): one or more `keyword =
+/// value` pairs and nothing else, every keyword one of libpq's ([`LIBPQ_KEYWORDS`], lower
+/// case, as libpq), a value either unquoted (up to the next white space, `\` escaping) or in
+/// single quotes (`\'` and `\\` inside). Such a string was taken as a file name and became an
+/// SQLite file named after it, password included, which `journal_status` showed (found by an
+/// audit on 2026-12-07). A file name is taken for one only when it is wholly made of such pairs
+/// (`host=a.db`, `dbname=x user=y`); `./host=a.db`, `data/dbname=x.db`, `x=1.db` and
+/// `my journal.db` are file names.
+fn is_keyword_value_string(spec: &str) -> bool {
+    let mut chars = spec.chars().peekable();
+    let mut pairs = 0;
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return pairs > 0;
+        }
+        let mut keyword = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            keyword.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') || !LIBPQ_KEYWORDS.contains(&keyword.as_str()) {
+            return false;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    None => return false,
+                    Some('\\') => {
+                        if chars.next().is_none() {
+                            return false;
+                        }
+                    }
+                    Some('\'') => break,
+                    Some(_) => {}
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    chars.next();
+                }
+            }
+        }
+        pairs += 1;
     }
 }
 
@@ -362,6 +473,57 @@ mod tests {
         }
         assert_eq!(SyncMode::parse("normal").unwrap(), SyncMode::Normal);
         assert!(SyncMode::parse("FULL").is_err());
+    }
+
+    #[test]
+    fn a_libpq_keyword_value_string_is_refused_without_showing_it() {
+        // It became an SQLite file named after it, password included (found by an audit on
+        // 2026-12-07).
+        for spec in [
+            "host=db.example.com user=bot password=hunter2 dbname=trading sslmode=require",
+            "host=db.example.com user=bot password=hunter2 dbname=trading",
+            "  dbname = trading   password = 'hunter2 with spaces'  ",
+            "password='it\\'s hunter2' host=/var/run/postgresql",
+            "service=trading password=hunter2",
+            "password=hunter2",
+            "host=db\\ example password=hunter2\tport=5432\n",
+        ] {
+            let m = refusal(spec);
+            assert!(
+                m.starts_with("journal is a libpq keyword/value connection string")
+                    && m.contains("postgresql://")
+                    && !m.contains("hunter2"),
+                "{spec}: {m}"
+            );
+            match Target::parse_arg("url", spec) {
+                Err(JournalError::Config(m)) => assert!(m.starts_with("url is a libpq"), "{m}"),
+                other => panic!("{spec}: {other:?}"),
+            }
+        }
+        // File names, however odd, are file names.
+        for spec in [
+            "journal.db",
+            "/var/lib/bot/journal.db",
+            "my journal.db",
+            "./host=a.db",
+            "data/dbname=x.db",
+            "x=1.db",
+            "host.db",
+            "password",
+            "host=a.db journal",
+            "Host=a.db",
+            "host",
+            "=x",
+            "dbname='unterminated",
+            "a=b c=d",
+            "journal host=a.db",
+        ] {
+            assert_eq!(
+                Target::parse(spec).unwrap(),
+                Target::Sqlite(PathBuf::from(spec)),
+                "{spec}"
+            );
+        }
     }
 
     /// The message of `spec`'s refusal.
