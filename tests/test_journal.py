@@ -338,7 +338,11 @@ def test_a_fenced_manager_sends_no_order_not_even_a_reduction(url: str) -> None:
     newer = PositionManager(paper, 0.02, journal=url, account="acct", **options)
     assert list(newer.positions) == [BTC]
     listed = paper.get_open_positions()[0]["contracts"]
-    paper.set_price(BTC, paper.get_ticker(BTC)["last"] * 1.003)  # the first partial exit's target
+    price = paper.get_ticker(BTC)
+    assert price is not None
+    paper.set_price(BTC, price["last"] * 1.003)  # the first partial exit's target
+    price = paper.get_ticker(BTC)
+    assert price is not None
 
     def orders_of(call: Any) -> list[str]:
         before = len(paper.calls)
@@ -350,7 +354,7 @@ def test_a_fenced_manager_sends_no_order_not_even_a_reduction(url: str) -> None:
     assert older.journal_status["fenced"] is True  # type: ignore[index]
     assert orders_of(lambda: older.scale_out_position(BTC, 0.5)) == []
     assert orders_of(lambda: older.close_position(BTC, "manual")) == []
-    assert orders_of(lambda: older.scale_in_position(BTC, 10, paper.get_ticker(BTC)["last"])) == []
+    assert orders_of(lambda: older.scale_in_position(BTC, 10, price["last"])) == []
     assert orders_of(lambda: older.open_position(ETH, "BUY", 1, 10)) == []
     assert paper.get_open_positions()[0]["contracts"] == listed
     # The newer manager takes the partial exit, once.
