@@ -20,6 +20,8 @@
 //! - [`manager`]: orchestration (update cycle, close, sync, reconcile);
 //! - [`persist`]: the versioned JSON state file, written atomically (`save_state`/`load_state`);
 //! - [`symbol_map`]: maps keyed by symbol;
+//! - [`fork`]: what a forked child process must not inherit (per-process state kept per fork
+//!   generation);
 //! - [`error`]: the one error enum of the core.
 
 // These crates' documentation is for the people who maintain them (`cargo doc
@@ -33,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod exits;
+pub mod fork;
 pub mod format;
 pub mod journal_hook;
 pub mod key;

@@ -29,10 +29,11 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwapOption;
 use parking_lot::{ArcReentrantMutexGuard, Mutex, RawMutex, RawThreadId, ReentrantMutex};
 
 use super::io_error;
@@ -73,10 +74,44 @@ pub struct TargetLock {
     _guard: ArcReentrantMutexGuard<RawMutex, RawThreadId, ()>,
 }
 
-/// The per-target locks of this process, by canonical target path.
-fn target_locks() -> &'static Mutex<HashMap<PathBuf, Arc<TargetMutex>>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<TargetMutex>>>> = OnceLock::new();
-    LOCKS.get_or_init(|| Mutex::new(HashMap::new()))
+/// The per-target locks of one process, by canonical target path.
+struct TargetLocks {
+    /// The fork generation ([`crate::fork::generation`]) of the process they belong to.
+    generation: u64,
+    locks: Mutex<HashMap<PathBuf, Arc<TargetMutex>>>,
+}
+
+/// The current process's [`TargetLocks`]. A forked child finds its parent's table (whose locks,
+/// and whose map lock, a parent thread may have held at the fork: held for ever in the child)
+/// and puts a table of its own in its place, without taking any lock (`arc-swap`).
+static TARGET_LOCKS: ArcSwapOption<TargetLocks> = ArcSwapOption::const_empty();
+
+/// This process's per-target locks (made on first use, and again in a forked child).
+fn target_locks() -> Arc<TargetLocks> {
+    let generation = crate::fork::generation();
+    loop {
+        let current = TARGET_LOCKS.load_full();
+        if let Some(table) = &current {
+            if table.generation == generation {
+                return table.clone();
+            }
+        }
+        let fresh = Arc::new(TargetLocks {
+            generation,
+            locks: Mutex::new(HashMap::new()),
+        });
+        let previous = TARGET_LOCKS.compare_and_swap(&current, Some(fresh.clone()));
+        let replaced = match (&*previous, &current) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if replaced {
+            // The parent's table is only forgotten here: dropping it takes no lock, and the
+            // parent's threads that held its locks do not exist in this process.
+            return fresh;
+        }
+    }
 }
 
 /// Serialises saves of the file `path` designates within this process: every path naming the
@@ -86,8 +121,9 @@ fn target_locks() -> &'static Mutex<HashMap<PathBuf, Arc<TargetMutex>>> {
 /// the binding, detached from the interpreter).
 pub fn lock_target(path: &Path) -> TargetLock {
     let key = canonical_target(path);
+    let table = target_locks();
     let mutex = {
-        let mut locks = target_locks().lock();
+        let mut locks = table.locks.lock();
         // Forget locks nobody holds or waits for, so the map does not grow with every path.
         locks.retain(|_, m| Arc::strong_count(m) > 1);
         locks.entry(key).or_default().clone()
@@ -408,7 +444,98 @@ pub fn with_lock_wait<T>(
 /// cannot be opened or locked (permissions, a file system without locks) the save goes on with
 /// the in-process lock only, and so it does, with a warning, when another process holds the
 /// lock for longer than [`DIR_LOCK_WAIT`].
-struct DirLock(#[allow(dead_code)] Option<File>);
+///
+/// Forks: a `flock` belongs to the open file description, which a child forked meanwhile
+/// shares; the child's copy of the descriptor would keep the directory locked for as long as
+/// the child lives, even after this process closed its own (a forked pool worker made every
+/// later save wait [`DIR_LOCK_WAIT`] and go on without the lock; found by an audit). So the lock
+/// is released explicitly (`LOCK_UN`, which releases it for every copy) before the descriptor
+/// is closed, and while it is held its descriptor is listed in [`HELD_LOCK_FDS`], from which a
+/// forked child's hook takes the copies it inherited to close them
+/// ([`take_inherited_lock_fds`]): closing a copy never releases the parent's lock, and the
+/// child never unlocks anything.
+struct DirLock(#[allow(dead_code)] Option<HeldDirLock>);
+
+/// A directory locked by this process: its descriptor, and its slot in [`HELD_LOCK_FDS`] (none
+/// when every slot was taken: the lock is then only released explicitly).
+struct HeldDirLock {
+    file: File,
+    slot: Option<usize>,
+}
+
+/// No descriptor in this slot of [`HELD_LOCK_FDS`].
+const NO_FD: i32 = -1;
+
+/// How many directory locks can be listed at once (saves of different directories running at
+/// the same time on different threads; one per directory at a time).
+const HELD_LOCK_SLOTS: usize = 64;
+
+/// The descriptors of the directory locks this process holds now, one per slot ([`NO_FD`] for
+/// none). Atomics only: a forked child's hook reads it without any lock, whichever thread of
+/// the parent was using it at the fork.
+static HELD_LOCK_FDS: [AtomicI32; HELD_LOCK_SLOTS] =
+    [const { AtomicI32::new(NO_FD) }; HELD_LOCK_SLOTS];
+
+thread_local! {
+    /// The slots of [`HELD_LOCK_FDS`] this thread's saves hold (a save that forks from inside
+    /// itself keeps its own lock in the child).
+    static OWN_SLOTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl HeldDirLock {
+    /// Lists `file` (locked) in [`HELD_LOCK_FDS`].
+    #[cfg(unix)]
+    fn listed(file: File) -> HeldDirLock {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        let slot = HELD_LOCK_FDS.iter().position(|s| {
+            s.compare_exchange(NO_FD, fd, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+        if let Some(i) = slot {
+            let _ = OWN_SLOTS.try_with(|own| own.borrow_mut().push(i));
+        }
+        HeldDirLock { file, slot }
+    }
+}
+
+impl Drop for HeldDirLock {
+    /// Unlocks (for every copy of the descriptor a forked child may still have), then unlists,
+    /// then closes: a listed descriptor is always open and locked or unlocked by this process,
+    /// never a number reused for another file.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+        }
+        if let Some(i) = self.slot {
+            // `try_with`: never a panic, even from a thread's last destructors.
+            let _ = OWN_SLOTS.try_with(|own| own.borrow_mut().retain(|s| *s != i));
+            if let Some(s) = HELD_LOCK_FDS.get(i) {
+                s.store(NO_FD, Ordering::SeqCst);
+            }
+        }
+        // The file closes when `self.file` drops, after this.
+    }
+}
+
+/// In a forked child, once, before anything else runs in it: the descriptors of the directory
+/// locks other parent threads' saves held at the fork (copies the child inherited), for the
+/// caller to close (the binding's after-fork hook closes them with `os.close`; closing a copy
+/// leaves the parent's lock as it is). The list is emptied: the child's own saves start from
+/// none. The forking thread's own locks (a save that forked from inside itself) are kept.
+pub fn take_inherited_lock_fds() -> Vec<i32> {
+    let own = OWN_SLOTS
+        .try_with(|own| own.borrow().clone())
+        .unwrap_or_default();
+    HELD_LOCK_FDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !own.contains(i))
+        .map(|(_, s)| s.swap(NO_FD, Ordering::SeqCst))
+        .filter(|fd| *fd != NO_FD)
+        .collect()
+}
 
 impl DirLock {
     /// Takes the lock of `dir` for a save of `target`; an error only from the caller's check
@@ -427,7 +554,7 @@ impl DirLock {
         let mut pause = DIR_LOCK_FIRST_PAUSE;
         loop {
             match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(DirLock(Some(f))),
+                Ok(()) => return Ok(DirLock(Some(HeldDirLock::listed(f)))),
                 Err(e) if e == Errno::WOULDBLOCK || e == Errno::INTR => {}
                 // No locks on this file system (ENOLCK, EOPNOTSUPP, ...): best effort.
                 Err(_) => return Ok(DirLock(None)),
@@ -768,6 +895,32 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn a_directory_lock_is_released_for_every_copy_and_listed_for_a_forked_child() {
+        use rustix::fs::{flock, FlockOperation};
+        use std::os::fd::AsRawFd;
+        let d = dir("fork-copies");
+        let f = File::open(&d).unwrap();
+        flock(&f, FlockOperation::NonBlockingLockExclusive).unwrap();
+        // A forked child's copy shares the open file description, as a clone does.
+        let copy = f.try_clone().unwrap();
+        let fd = f.as_raw_fd();
+        let held = HeldDirLock::listed(f);
+        assert!(held.slot.is_some());
+        // Another thread (as a forked child's hook, whose thread is not this one) is handed
+        // the descriptor; this thread's own lock is never handed over.
+        assert!(!take_inherited_lock_fds().contains(&fd));
+        let handed = std::thread::spawn(take_inherited_lock_fds).join().unwrap();
+        assert!(handed.contains(&fd), "{handed:?} lacks {fd}");
+        drop(held);
+        // Released although a copy of the descriptor is still open.
+        let other = File::open(&d).unwrap();
+        flock(&other, FlockOperation::NonBlockingLockExclusive)
+            .expect("the lock outlived its save through a copy of the descriptor");
+        drop(copy);
+        let _ = fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn a_directory_locked_by_someone_else_is_saved_into_after_a_bounded_wait() {
         let d = dir("flocked");
