@@ -61,10 +61,20 @@ pub fn exit_error() -> PyErr {
     )
 }
 
+/// In a forked child (the after-fork hook, src/fork.rs): the parent's threads inside manager
+/// calls do not exist here, so the count starts again from none (it waited, at the child's
+/// exit, [`EXIT_WAIT`] for threads that are not there, and then logged an error; found by an
+/// audit).
+pub fn forked() {
+    BUSY.store(0, Ordering::SeqCst);
+}
+
 /// One thread inside a detaching manager call (counted until dropped, which must happen after
-/// the thread is attached again).
+/// the thread is attached again). It records the fork generation it was counted in: a call
+/// that a forked child's only thread was inside at the fork (a client method that forked)
+/// ends in the child without lowering the child's fresh count.
 #[must_use]
-pub struct Busy(());
+pub struct Busy(u64);
 
 impl Busy {
     /// Counts this thread in, unless the interpreter is exiting and this is another thread.
@@ -73,18 +83,21 @@ impl Busy {
     /// the count (both sequentially consistent): either the exit waits for this call, or this
     /// call sees the exit.
     pub fn enter() -> Option<Busy> {
+        let generation = position_manager_core::fork::generation();
         BUSY.fetch_add(1, Ordering::SeqCst);
         if exiting_elsewhere() {
             BUSY.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        Some(Busy(()))
+        Some(Busy(generation))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        BUSY.fetch_sub(1, Ordering::SeqCst);
+        if self.0 == position_manager_core::fork::generation() {
+            BUSY.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

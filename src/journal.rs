@@ -340,6 +340,20 @@ pub struct PyJournalReader {
     reader: parking_lot::Mutex<Option<Reader>>,
     url: String,
     version: i64,
+    /// The process (fork generation) it was opened in (src/fork.rs).
+    origin: crate::fork::Origin,
+}
+
+/// What a journal reader of the parent says in a forked child.
+const READER: &str = "this Journal";
+
+impl Drop for PyJournalReader {
+    /// In a forked child, the connection is leaked rather than closed: it is the parent's (a
+    /// PostgreSQL session would be ended by the terminate message a close sends; src/fork.rs).
+    fn drop(&mut self) {
+        let reader = self.reader.get_mut().take();
+        self.origin.release(reader);
+    }
 }
 
 /// A position row as a dict: `account`, `symbol` (the book key) and every field of its state
@@ -476,6 +490,7 @@ impl PyJournalReader {
         py: Python<'_>,
         f: impl Fn(&mut Reader) -> Result<T, CoreJournalError> + Send + Sync,
     ) -> PyResult<T> {
+        self.origin.check(READER)?;
         detached(py, || {
             let mut guard = self.reader.lock();
             match guard.as_mut() {
@@ -508,6 +523,7 @@ impl PyJournalReader {
             reader: parking_lot::Mutex::new(Some(reader)),
             url: shown,
             version,
+            origin: crate::fork::Origin::here(),
         })
     }
 
@@ -533,6 +549,7 @@ impl PyJournalReader {
     /// journal was closed meanwhile: closing ended it, and an error here would hide the
     /// exception that is leaving the `with` block).
     fn _end_snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        self.origin.check(READER)?;
         detached(py, || match self.reader.lock().as_mut() {
             Some(r) => r.end_snapshot(),
             None => Ok(()),
@@ -540,10 +557,13 @@ impl PyJournalReader {
         .map_err(to_py_at(&self.url))
     }
 
-    /// Closes the connection.
-    fn close(&self, py: Python<'_>) {
+    /// Closes the connection. In a forked child, a reader opened by the parent raises
+    /// `RuntimeError`: the connection is the parent's.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.origin.check(READER)?;
         let old = detached(py, || self.reader.lock().take());
         drop(old);
+        Ok(())
     }
 
     /// Every account: name, last event number, writer, created/updated, open positions.

@@ -9,8 +9,8 @@
 //! [`convert`] (values and argument checks), [`errors`] (the one conversion of core errors),
 //! [`logging`] (records to Python's `logging`), [`testing`] (clock control for tests), [`clock`]
 //! (`ManualClock`, a manager's own clock), [`interpreter_exit`] (other threads' manager calls
-//! when the interpreter exits), [`gc`] (what the garbage collector sees of the Python objects
-//! held from Rust).
+//! when the interpreter exits), [`fork`] (a forked child and the parent's managers), [`gc`] (what
+//! the garbage collector sees of the Python objects held from Rust).
 
 // These crates' documentation is for the people who maintain them (`cargo doc
 // --document-private-items`, checked by `make lint`): linking a private module or item is how it
@@ -36,6 +36,7 @@ mod errors;
 mod event_dicts;
 mod exit_bridge;
 mod exits;
+mod fork;
 mod gc;
 mod interpreter_exit;
 mod journal;
@@ -82,6 +83,7 @@ fn format_pnl_usd(pnl_usd: &Bound<'_, PyAny>) -> PyResult<String> {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
     interpreter_exit::install(m)?;
+    fork::install(m)?;
     gc::install(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<position::PyPosition>()?;

@@ -248,6 +248,8 @@ pub struct PyPositionManager {
     /// traversal then sees zeroed memory (this reads false) and must read nothing else (it
     /// visited a null pointer: SIGSEGV; found by an audit on 2026-12-07).
     built: bool,
+    /// The process (fork generation) the manager was made in (src/fork.rs).
+    origin: crate::fork::Origin,
 }
 
 #[pymethods]
@@ -362,7 +364,8 @@ impl PyPositionManager {
             exits: exits.clone(),
             journal: journal.as_ref().map(crate::journal::Attached::book_journal),
         };
-        let view = Py::new(py, PositionsView::new(core.clone(), held))?;
+        let origin = crate::fork::Origin::here();
+        let view = Py::new(py, PositionsView::new(core.clone(), held, origin))?;
         Ok(PyPositionManager {
             core,
             client: pyclient,
@@ -374,6 +377,7 @@ impl PyPositionManager {
             journal,
             view,
             built: true,
+            origin,
         })
     }
 
@@ -399,6 +403,7 @@ impl PyPositionManager {
     /// (True once a newer manager claimed the account: this one writes nothing more), or None.
     #[getter]
     fn journal_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.usable()?;
         self.journal.as_ref().map(|j| j.status(py)).transpose()
     }
 
@@ -407,6 +412,7 @@ impl PyPositionManager {
     /// cycle). True when written; False when not tracked, without a journal, or when the
     /// database failed (then logged, a `journal_failed` event, and retried).
     fn journal_position(&self, py: Python<'_>, symbol: &str) -> PyResult<bool> {
+        self.usable()?;
         refresh_for(py, &self.core, &self.loggers);
         match &self.journal {
             Some(j) => j.write_position(py, symbol),
@@ -418,6 +424,7 @@ impl PyPositionManager {
     /// and anything still queued after a failure. True when the journal holds everything;
     /// False without a journal or when the database failed (logged, evented, retried later).
     fn journal_checkpoint(&self, py: Python<'_>) -> PyResult<bool> {
+        self.usable()?;
         refresh_for(py, &self.core, &self.loggers);
         match &self.journal {
             Some(j) => j.checkpoint(py, &self.core),
@@ -428,8 +435,9 @@ impl PyPositionManager {
     /// The `ManualClock` this manager reads time from (`clock=`), or None when it reads the
     /// process-wide clock.
     #[getter]
-    fn clock(&self, py: Python<'_>) -> Option<Py<PyManualClock>> {
-        self.clock.as_ref().map(|c| c.clone_ref(py))
+    fn clock(&self, py: Python<'_>) -> PyResult<Option<Py<PyManualClock>>> {
+        self.usable()?;
+        Ok(self.clock.as_ref().map(|c| c.clone_ref(py)))
     }
 
     /// The advanced exit rules the update cycle asks: an `AdvancedExitStrategy` (run in Rust)
@@ -437,8 +445,9 @@ impl PyPositionManager {
     /// market_data)` is then called for every position (an exception or an unusable answer is
     /// a warning and a hold). Assigning None restores the built-in rules.
     #[getter]
-    fn advanced_exit_strategy(&self, py: Python<'_>) -> Py<PyAny> {
-        self.exits.advanced(py)
+    fn advanced_exit_strategy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.exits.advanced(py))
     }
     #[setter]
     fn set_advanced_exit_strategy(
@@ -446,6 +455,7 @@ impl PyPositionManager {
         py: Python<'_>,
         value: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        self.usable()?;
         self.exits.set_advanced(py, &self.core, value)
     }
 
@@ -454,8 +464,9 @@ impl PyPositionManager {
     /// `should_exit_early(...)` is then called with the original's keywords (an exception or an
     /// unusable answer is a warning and a hold). Assigning None restores the built-in score.
     #[getter]
-    fn smart_exit_optimizer(&self, py: Python<'_>) -> Py<PyAny> {
-        self.exits.smart(py)
+    fn smart_exit_optimizer(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.exits.smart(py))
     }
     #[setter]
     fn set_smart_exit_optimizer(
@@ -463,35 +474,42 @@ impl PyPositionManager {
         py: Python<'_>,
         value: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        self.usable()?;
         self.exits.set_smart(py, &self.core, value)
     }
 
     /// The options the manager was built with (a read-only `ManagerConfig`; see
     /// docs/configuration.md).
     #[getter]
-    fn config(&self) -> PyManagerConfig {
-        PyManagerConfig::new(self.core.config().clone())
+    fn config(&self) -> PyResult<PyManagerConfig> {
+        self.usable()?;
+        Ok(PyManagerConfig::new(self.core.config().clone()))
     }
 
     /// The bot's exchange client (may be replaced).
     #[getter]
-    fn client(&self, py: Python<'_>) -> Py<PyAny> {
-        self.client.get().clone_ref(py)
+    fn client(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.client.get().clone_ref(py))
     }
     #[setter]
-    fn set_client(&self, py: Python<'_>, client: Py<PyAny>) {
+    fn set_client(&self, py: Python<'_>, client: Py<PyAny>) -> PyResult<()> {
+        self.usable()?;
         self.client.set(py, client);
         // The book's lock is waited for detached (rule 2).
         crate::interpreter_exit::detach_or_stay(py, || self.core.client_replaced());
+        Ok(())
     }
 
     /// Base trailing-stop distance (fraction of price).
     #[getter]
-    fn trailing_stop_percentage(&self) -> f64 {
-        self.core.trailing_stop_percentage()
+    fn trailing_stop_percentage(&self) -> PyResult<f64> {
+        self.usable()?;
+        Ok(self.core.trailing_stop_percentage())
     }
     #[setter]
     fn set_trailing_stop_percentage(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.usable()?;
         let v = number("trailing_stop_percentage", value)?;
         position_manager_core::manager::config::check_trailing_stop_percentage(v)
             .map_err(PmError)?;
@@ -504,11 +522,13 @@ impl PyPositionManager {
     /// `get`, `keys`, `values`, `items`, `pop`, `clear`, `update`, `len`, iteration). Assigning
     /// a dict replaces every tracked position.
     #[getter]
-    fn positions(&self, py: Python<'_>) -> Py<PositionsView> {
-        self.view.clone_ref(py)
+    fn positions(&self, py: Python<'_>) -> PyResult<Py<PositionsView>> {
+        self.usable()?;
+        Ok(self.view.clone_ref(py))
     }
     #[setter]
     fn set_positions(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.usable()?;
         let view = self.view.get();
         let items = view.assigned_keys(py, crate::view::position_items(value)?)?;
         view.clear_all(py)?;
@@ -520,25 +540,28 @@ impl PyPositionManager {
 
     /// The `TradingBot` logger.
     #[getter]
-    fn logger(&self, py: Python<'_>) -> Py<PyAny> {
-        self.loggers.main.clone_ref(py)
+    fn logger(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.loggers.main.clone_ref(py))
     }
 
     /// The `TradingBot.Position` logger.
     #[getter]
-    fn position_logger(&self, py: Python<'_>) -> Py<PyAny> {
-        self.loggers.position.clone_ref(py)
+    fn position_logger(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.loggers.position.clone_ref(py))
     }
 
     /// A `threading.Lock` kept for compatibility with code that references the original's
     /// private lock; the book has its own lock and every operation is already thread-safe.
     #[getter]
-    fn _positions_lock(&self, py: Python<'_>) -> Py<PyAny> {
-        self.positions_lock.clone_ref(py)
+    fn _positions_lock(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
+        Ok(self.positions_lock.clone_ref(py))
     }
 
     /// Number of tracked positions.
-    fn get_open_positions_count(&self) -> usize {
+    fn get_open_positions_count(&self) -> PyResult<usize> {
         self.view.get().count()
     }
 
@@ -550,6 +573,7 @@ impl PyPositionManager {
         py: Python<'py>,
         symbol: &Bound<'py, PyString>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.usable()?;
         Ok(match self.find(py, symbol)? {
             Named::Position(position) => Some(position),
             Named::Nothing => None,
@@ -576,12 +600,14 @@ impl PyPositionManager {
 
     /// A new dict {symbol: Position} of the tracked positions (same objects).
     fn get_all_positions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.usable()?;
         self.view.get().dict(py)?.copy()
     }
 
     /// Whether `symbol` is tracked (in hedge mode: a leg key, or a plain symbol with any leg
     /// tracked).
     fn has_position(&self, py: Python<'_>, symbol: &Bound<'_, PyString>) -> PyResult<bool> {
+        self.usable()?;
         Ok(!matches!(self.find(py, symbol)?, Named::Nothing))
     }
 
@@ -595,6 +621,7 @@ impl PyPositionManager {
         leverage: &Bound<'_, PyAny>,
         stop_loss_percentage: &Bound<'_, PyAny>,
     ) -> PyResult<(bool, String)> {
+        self.usable()?;
         let text = |v: &Bound<'_, PyAny>| v.str().map(|s| s.to_string());
         let a = number("amount", amount)?;
         let l = number("leverage", leverage)?;
@@ -617,12 +644,14 @@ impl PyPositionManager {
     /// market's indicators, runs the advanced exit (partial exits at profit targets are events,
     /// not yielded) and the smart exit, checks the stop and target, and closes. Consume it with
     /// `for` or `list(...)`; nothing happens before iteration starts.
-    fn update_positions(&self, py: Python<'_>) -> UpdateIter {
-        UpdateIter::new(
+    fn update_positions(&self, py: Python<'_>) -> PyResult<UpdateIter> {
+        self.usable()?;
+        Ok(UpdateIter::new(
             self.core.clone(),
             self.loggers.clone(),
             self.view.clone_ref(py),
-        )
+            self.origin,
+        ))
     }
 
     /// Closes `symbol` on the exchange and stops tracking it; returns the leveraged P/L after
@@ -630,6 +659,7 @@ impl PyPositionManager {
     /// untracked), or the close failed (then it stays tracked).
     #[pyo3(signature = (symbol, reason = "manual"))]
     fn close_position(&self, py: Python<'_>, symbol: &str, reason: &str) -> PyResult<Option<f64>> {
+        self.usable()?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         run(py, || Ok(core.close_position(symbol, reason)?.pnl()))
@@ -660,6 +690,7 @@ impl PyPositionManager {
         use_limit: Option<&Bound<'_, PyAny>>,
         limit_offset: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        self.usable()?;
         let a = number("amount", amount)?;
         let l = number("leverage", leverage)?;
         let s = number_or("stop_loss_percentage", stop_loss_percentage, 0.05)?;
@@ -703,6 +734,7 @@ impl PyPositionManager {
         additional_amount: &Bound<'_, PyAny>,
         current_price: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
+        self.usable()?;
         let amount = positive("additional_amount", additional_amount)?;
         let price = positive("current_price", current_price)?;
         let text = arg_text(additional_amount)?;
@@ -726,6 +758,7 @@ impl PyPositionManager {
         amount_to_close: &Bound<'_, PyAny>,
         reason: &str,
     ) -> PyResult<Option<f64>> {
+        self.usable()?;
         let amount = positive("amount_to_close", amount_to_close)?;
         let text = arg_text(amount_to_close)?;
         refresh_for(py, &self.core, &self.loggers);
@@ -745,6 +778,7 @@ impl PyPositionManager {
         new_stop_loss: Option<&Bound<'_, PyAny>>,
         new_take_profit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        self.usable()?;
         let sl = target("new_stop_loss", new_stop_loss)?;
         let tp = target("new_take_profit", new_take_profit)?;
         refresh_for(py, &self.core, &self.loggers);
@@ -766,6 +800,7 @@ impl PyPositionManager {
         new_take_profit: Option<&Bound<'_, PyAny>>,
         reason: &str,
     ) -> PyResult<bool> {
+        self.usable()?;
         let sl = target("new_stop_loss", new_stop_loss)?;
         let tp = target("new_take_profit", new_take_profit)?;
         refresh_for(py, &self.core, &self.loggers);
@@ -783,6 +818,7 @@ impl PyPositionManager {
     /// Imports the exchange's open positions that are not tracked yet (stop and take profit
     /// from the current price: 5 % / 15 %). Returns how many were imported or restored.
     fn sync_existing_positions(&self, py: Python<'_>) -> PyResult<usize> {
+        self.usable()?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         run(py, || core.sync_existing_positions())
@@ -791,6 +827,7 @@ impl PyPositionManager {
     /// Imports positions only the exchange has and drops those only the book has. Returns the
     /// number of discrepancies resolved.
     fn reconcile_positions(&self, py: Python<'_>) -> PyResult<usize> {
+        self.usable()?;
         refresh_for(py, &self.core, &self.loggers);
         let core = &self.core;
         run(py, || core.reconcile_positions())
@@ -807,6 +844,7 @@ impl PyPositionManager {
     /// position that could not be loaded back (e.g. a NaN price) and OSError when the file
     /// cannot be written. See docs/persistence.md.
     fn save_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
+        self.usable()?;
         crate::persist::save_state(py, &self.core, &self.loggers, path)
     }
 
@@ -825,6 +863,7 @@ impl PyPositionManager {
     /// (or just run `update_positions()`): positions the exchange still lists keep their state,
     /// the others are removed as closed externally, with events.
     fn load_state(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<usize> {
+        self.usable()?;
         crate::persist::load_state(py, &self.core, &self.loggers, path)
     }
 
@@ -836,17 +875,19 @@ impl PyPositionManager {
     /// keep running meanwhile). To follow it, read only what is new: `events_since(seq)`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.usable()?;
         events_list(py, &self.events_after(py, 0))
     }
 
     /// How many events the history keeps now (`len(manager.events)` without converting them).
     #[getter]
-    fn event_count(&self, py: Python<'_>) -> usize {
+    fn event_count(&self, py: Python<'_>) -> PyResult<usize> {
+        self.usable()?;
         let events = self.core.events();
         // Taken attached when free, waited for detached only when another thread holds it.
-        events
+        Ok(events
             .try_len()
-            .unwrap_or_else(|| detached(py, || events.len()))
+            .unwrap_or_else(|| detached(py, || events.len())))
     }
 
     /// The events recorded after event number `seq`, oldest first, as dicts like `events`: pass
@@ -859,6 +900,7 @@ impl PyPositionManager {
         py: Python<'py>,
         seq: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
+        self.usable()?;
         let seq = crate::options::int_arg("seq", seq, 0, i64::MAX)?;
         let seq = u64::try_from(seq).unwrap_or(0);
         events_list(py, &self.events_after(py, seq))
@@ -870,6 +912,7 @@ impl PyPositionManager {
     /// registers once more (a callback registered twice is called twice); `off_event(callback)`
     /// removes one registration.
     fn on_event(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.usable()?;
         if !callback.bind(py).is_callable() {
             return Err(PyTypeError::new_err(format!(
                 "callback must be callable, got {}",
@@ -926,6 +969,7 @@ impl PyPositionManager {
     /// `==`, so `manager.off_event(self.handle)` removes `manager.on_event(self.handle)`'s
     /// bound method). Returns True when one was removed, False when none was registered.
     fn off_event(&self, py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.usable()?;
         // Compared outside the lock: `==` may run Python code (which may register or remove
         // callbacks itself); the lock is never held while Python runs.
         let registered: Vec<Py<PyAny>> = self
@@ -958,20 +1002,26 @@ impl PyPositionManager {
     /// The tracked positions as a list of dicts (symbol, side, entry_price, amount, leverage,
     /// stop_loss, take_profit, last_price, pnl, age, updated), in book order.
     fn to_records<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().usable()?;
         crate::presentation::call(slf.py(), "manager_records", (slf,))
     }
 
     /// The records as a `pandas.DataFrame` indexed by symbol (needs pandas).
     fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().usable()?;
         crate::presentation::call(slf.py(), "manager_frame", (slf,))
     }
 
     /// HTML for Jupyter: the table of open positions.
     fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().usable()?;
         crate::presentation::call(slf.py(), "manager_html", (slf,))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        if let Some(unusable) = self.origin.unusable("PositionManager") {
+            return Ok(unusable);
+        }
         // The keys of the view's dict: the tracked positions in book order, read without
         // releasing the interpreter.
         let dict = self.view.get().dict(py)?;
@@ -987,6 +1037,19 @@ impl PyPositionManager {
     }
 }
 
+impl Drop for PyPositionManager {
+    /// In a forked child, the core and the journal are leaked rather than freed: they belong to
+    /// the parent (its connection, its files; src/fork.rs).
+    fn drop(&mut self) {
+        self.origin.release(self.core.clone());
+        self.origin.release(
+            self.journal
+                .as_ref()
+                .map(crate::journal::Attached::book_journal),
+        );
+    }
+}
+
 /// What a symbol names in the book (`PyPositionManager::find`).
 enum Named<'py> {
     /// A tracked position: the key's, or in hedge mode a plain symbol's one tracked leg.
@@ -998,6 +1061,13 @@ enum Named<'py> {
 }
 
 impl PyPositionManager {
+    /// `Ok` in the process the manager was made in; the `RuntimeError` of a forked child
+    /// otherwise (src/fork.rs). Every method but `repr()` checks it first.
+    #[inline]
+    fn usable(&self) -> PyResult<()> {
+        self.origin.check("this PositionManager")
+    }
+
     /// What `symbol` names, read from the view's dict (no lock, the interpreter held). A
     /// one-way book answers by the key alone. In hedge mode a leg key (`SYMBOL@long`) names
     /// itself and a plain symbol its one tracked leg, else itself, as `Manager::resolve_key`

@@ -31,18 +31,33 @@ pub struct UpdateIter {
     /// The manager's view: the core's Python objects stay reachable for the garbage collector
     /// while this iterator can still use the core (src/gc.rs).
     view: Py<PositionsView>,
+    /// The process (fork generation) its manager was made in (src/fork.rs).
+    origin: crate::fork::Origin,
 }
 
 impl UpdateIter {
     /// A cycle over `core` that has not started.
-    pub fn new(core: Arc<CoreManager>, loggers: Arc<PyLoggers>, view: Py<PositionsView>) -> Self {
+    pub fn new(
+        core: Arc<CoreManager>,
+        loggers: Arc<PyLoggers>,
+        view: Py<PositionsView>,
+        origin: crate::fork::Origin,
+    ) -> Self {
         UpdateIter {
             core,
             loggers,
             cycle: Mutex::new(None),
             abandoned: Arc::new(AtomicBool::new(false)),
             view,
+            origin,
         }
+    }
+
+    /// `Ok` in the process the manager was made in; the `RuntimeError` of a forked child
+    /// otherwise (src/fork.rs).
+    fn usable(&self) -> PyResult<()> {
+        self.origin
+            .check("this PositionManager's update_positions() iterator")
     }
 }
 
@@ -58,6 +73,7 @@ impl UpdateIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<(String, f64, Py<PyPosition>)>> {
+        self.usable()?;
         // A re-entrant next() (e.g. from a logging handler) is refused, as for a generator.
         let Some(mut guard) = self.cycle.try_lock() else {
             return Err(PyValueError::new_err("generator already executing"));
@@ -96,8 +112,10 @@ impl UpdateIter {
     /// next client call on the stepping thread, as at a Ctrl+C, raising `_StepAbandoned` (the
     /// asyncio API calls this when the task awaiting a step is cancelled; what the step already
     /// did stands, and nothing more is sent for it).
-    fn _abandon(&self) {
+    fn _abandon(&self) -> PyResult<()> {
+        self.usable()?;
         self.abandoned.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Stops the cycle; positions not examined yet are left for the next cycle. Raises
@@ -105,6 +123,7 @@ impl UpdateIter {
     /// cycle), as a generator does, and a `KeyboardInterrupt`/`SystemExit` that the client raised
     /// in a read made ahead (`max_concurrent_calls` > 1) for a position not examined yet.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
         let Some(mut guard) = self.cycle.try_lock() else {
             return Err(PyValueError::new_err("generator already executing"));
         };
@@ -123,7 +142,15 @@ impl Drop for UpdateIter {
     /// An iterator dropped half-way (`for ...: break`) hands an interruption a read made ahead
     /// met to the next manager call on this thread, which raises it (an interruption is never
     /// lost, DESIGN rule 8).
+    ///
+    /// In a forked child, the cycle and the core are leaked rather than finished and freed:
+    /// they belong to the parent (src/fork.rs).
     fn drop(&mut self) {
+        if self.origin.inherited() {
+            self.origin.release(self.cycle.get_mut().take());
+            self.origin.release(self.core.clone());
+            return;
+        }
         let handed = self
             .cycle
             .get_mut()

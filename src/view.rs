@@ -47,6 +47,8 @@ pub struct PositionsView {
     held: Held,
     /// The book's handles this view reports during the current collection.
     handles: Mutex<HandleCache>,
+    /// The process (fork generation) its manager was made in (src/fork.rs).
+    origin: crate::fork::Origin,
 }
 
 /// The `on_event` callbacks, shared by the manager, its view and the core's event sink.
@@ -132,17 +134,27 @@ fn position_arg(_py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyPosi
 
 impl PositionsView {
     /// A view of `core`'s book; `held` is what else the core holds.
-    pub fn new(core: Arc<CoreManager>, held: Held) -> Self {
+    pub fn new(core: Arc<CoreManager>, held: Held, origin: crate::fork::Origin) -> Self {
         PositionsView {
             core,
             dict: BookDict::default(),
             held,
             handles: Mutex::new(HandleCache::default()),
+            origin,
         }
+    }
+
+    /// `Ok` in the process the manager was made in; the `RuntimeError` of a forked child
+    /// otherwise (src/fork.rs). Every entry of the view checks it before anything else (each
+    /// goes through one of the helpers below, which check it).
+    #[inline]
+    fn usable(&self) -> PyResult<()> {
+        self.origin.check("this PositionManager's positions view")
     }
 
     /// The book's tracked positions as a dict (shared: do not change it).
     pub fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.usable()?;
         self.dict.current(py, &self.core)
     }
 
@@ -152,16 +164,19 @@ impl PositionsView {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.usable()?;
         self.dict.get(py, &self.core, key)
     }
 
     /// Number of tracked positions (one atomic load).
-    pub fn count(&self) -> usize {
-        self.core.book().len_now()
+    pub fn count(&self) -> PyResult<usize> {
+        self.usable()?;
+        Ok(self.core.book().len_now())
     }
 
     /// Whether `key` is tracked, by a dict lookup.
     pub fn holds(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.usable()?;
         self.dict.contains(py, &self.core, key)
     }
 
@@ -174,6 +189,7 @@ impl PositionsView {
         symbol: &str,
         position: &Py<PyPosition>,
     ) -> PyResult<String> {
+        self.usable()?;
         let side = position.bind(py).get().side_text(py);
         self.core
             .assigned_key(symbol, &side)
@@ -209,6 +225,7 @@ impl PositionsView {
         symbol: &str,
         position: Py<PyPosition>,
     ) -> PyResult<()> {
+        self.usable()?;
         PyPosition::note_overrides(position.bind(py));
         let shared = position.get().inner.clone();
         let handle: Handle = Arc::new(position);
@@ -236,6 +253,7 @@ impl PositionsView {
     /// Removes `symbol`, recording an `untracked` event; returns the Position if it was there.
     /// In hedge mode a plain symbol names its one tracked leg (none when both are tracked).
     fn take(&self, py: Python<'_>, symbol: &str, reason: &str) -> PyResult<Option<Py<PyPosition>>> {
+        self.usable()?;
         let core = &self.core;
         let removed = run_plain(py, || {
             let key = core.resolve_key(symbol).ok()?;
@@ -249,6 +267,7 @@ impl PositionsView {
 
     /// Removes everything, recording `untracked` events.
     pub fn clear_all(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
         let core = &self.core;
         let removed = run_plain(py, || {
             let (entries, rest) = core.book().clear();
@@ -315,7 +334,7 @@ impl PositionsView {
         drop(dropped);
     }
 
-    fn __len__(&self) -> usize {
+    fn __len__(&self) -> PyResult<usize> {
         self.count()
     }
 
@@ -361,8 +380,8 @@ impl PositionsView {
         Ok(self.dict(py)?.into_any().try_iter()?.into_any())
     }
 
-    fn __bool__(&self) -> bool {
-        self.count() > 0
+    fn __bool__(&self) -> PyResult<bool> {
+        Ok(self.count()? > 0)
     }
 
     /// Tracked symbols: a `dict_keys` view of a snapshot of the book (it does not change
@@ -527,7 +546,19 @@ impl PositionsView {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        if let Some(unusable) = self.origin.unusable("PositionsView") {
+            return Ok(unusable);
+        }
         Ok(self.copy(py)?.repr()?.to_string())
+    }
+}
+
+impl Drop for PositionsView {
+    /// In a forked child, the core and the journal are leaked rather than freed: they belong to
+    /// the parent (src/fork.rs).
+    fn drop(&mut self) {
+        self.origin.release(self.core.clone());
+        self.origin.release(self.held.journal.clone());
     }
 }
 

@@ -40,6 +40,7 @@ __all__ = [
     "_StepAbandoned",
     "__version__",
     "_advance_clock",
+    "_after_fork_in_child",
     "_clock_is_frozen",
     "_clock_now",
     "_freeze_clock",
@@ -387,6 +388,12 @@ def _redact_secrets(text: str) -> str:
 def _wait_for_manager_calls() -> None:
     """The package's ``atexit`` callback (registered at import): waits until no other thread is
     inside a manager call (at most 30 s; Ctrl+C ends the wait)."""
+
+def _after_fork_in_child() -> None:
+    """The package's ``os.register_at_fork(after_in_child=...)`` hook (registered at import):
+    in a forked child, makes the managers, iterators and journal readers created before the
+    fork refuse to be used (``RuntimeError``), forgets the parent's manager calls in progress
+    and closes the inherited descriptors of the parent's save directory locks."""
 
 @final
 class ManagerConfig:
