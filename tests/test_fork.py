@@ -127,8 +127,9 @@ def test_a_child_refuses_the_parents_manager_while_a_journal_write_holds_its_loc
                 }}
                 r["repr"] = repr(pm)
                 r["seconds"] = time.monotonic() - t0
-                # A manager of the child's own, with a journal of its own, works.
-                mine = PositionManager(paper, 0.02, clock=paper.clock,
+                # A manager of the child's own, with a client and a journal of its own, works.
+                own = PaperExchange(seed=2)
+                mine = PositionManager(own, 0.02, clock=own.clock,
                                        ticker_retry_delays=(), journal=J + ".child.db")
                 r["own_open"] = mine.open_position("SOL/USDT:USDT", "BUY", 100, 10)
                 r["own_positions"] = sorted(mine.get_all_positions())
@@ -155,7 +156,7 @@ def test_a_child_refuses_the_parents_manager_while_a_journal_write_holds_its_loc
         if call not in ("repr", "seconds", "own_open", "own_positions"):
             assert ok is True, (call, child)
     assert "unusable in the forked child process" in child["repr"], child
-    assert child["seconds"] < 2, child
+    assert child["seconds"] < 5, child  # it hung for ever
     assert child["own_open"] is True and child["own_positions"] == ["SOL/USDT:USDT"], child
     parent = got["parent"]
     assert isinstance(parent, dict)
@@ -171,6 +172,7 @@ def test_children_refuse_the_parents_manager_while_a_thread_cycles_a_large_book(
     # can build and cycle a manager of its own.
     got = run(
         """
+        import faulthandler
         from helpers_clients import FakeExchange, exchange_entry, make_position
         logging.disable(logging.CRITICAL)
         syms = [f"C{i}/USDT:USDT" for i in range(3000)]
@@ -192,11 +194,15 @@ def test_children_refuse_the_parents_manager_while_a_thread_cycles_a_large_book(
             time.sleep(0.013 * (n % 4))
             pid = os.fork()
             if pid == 0:
+                faulthandler.dump_traceback_later(8, exit=True)  # where a hang is
                 try:
                     r = [refused(pm.get_all_positions), refused(lambda: len(pm.positions)),
                          refused(lambda: pm.modify_position_targets(syms[0], new_stop_loss=1.0)),
                          refused(lambda: pm.events), refused(pm.get_open_positions_count)]
-                    mine = PositionManager(client, 0.02, ticker_retry_delays=())
+                    # A client of its own: the parent's may be locked by the monitor thread.
+                    own = FakeExchange([exchange_entry(syms[0])])
+                    own.prices[syms[0]] = 100.2
+                    mine = PositionManager(own, 0.02, ticker_retry_delays=())
                     mine.positions[syms[0]] = make_position(syms[0])
                     list(mine.update_positions())
                     r.append(sorted(mine.get_all_positions()) == [syms[0]])
@@ -299,7 +305,7 @@ def test_forked_pool_workers_do_not_keep_the_save_directory_locked(tmp_path: Pat
     saves = got["saves"]
     assert isinstance(saves, dict), got
     assert saves["during"] > 10, saves  # forks really happened during saves
-    assert max(saves["after"]) < 0.5, saves  # the 3 s lock wait is DIR_LOCK_WAIT
+    assert max(saves["after"]) < 1.5, saves  # each waited DIR_LOCK_WAIT, 3 s
     assert "stays locked by another process" not in str(got["stderr"]), got["stderr"]
 
 
@@ -355,7 +361,7 @@ def test_the_parents_journal_and_session_survive_a_child_that_drops_its_copies(
     parent = got["parent"]
     assert isinstance(parent, dict), got
     assert parent["opened"] is True and parent["closed"] is True, parent
-    assert parent["seconds"] < 2, parent
+    assert parent["seconds"] < 5, parent
     assert (parent["fenced"], parent["failing"], parent["queued"]) == (False, False, 0), parent
     assert [(k, s) for _, k, s in parent["events"]] == [
         ("opened", "BTC/USDT:USDT"),
@@ -400,7 +406,7 @@ def test_an_os_fork_child_exits_at_once_while_a_parent_thread_is_mid_call() -> N
     assert got["cycling"] is True, got
     child = got["child"]
     assert isinstance(child, dict), got
-    assert child["exit"] == 0 and child["seconds"] < 2, child
+    assert child["exit"] == 0 and child["seconds"] < 5, child  # it waited 30 s
     assert "manager call" not in str(got["stderr"]), got["stderr"]
 
 
