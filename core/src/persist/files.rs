@@ -921,6 +921,7 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_directory_locked_by_someone_else_is_saved_into_after_a_bounded_wait() {
         let d = dir("flocked");
