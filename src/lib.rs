@@ -51,7 +51,10 @@ mod testing;
 mod update_iter;
 mod view;
 
+use pyo3::impl_::pyclass::doc::PyClassNewTextSignature;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3::PyClass;
 
 /// `_redact_secrets(text)`: `text` with every credential's value (an API key, a signature, a
 /// secret, a passphrase, a token, ... in `name=value`, `"name": "value"` or `name: value`
@@ -78,6 +81,27 @@ fn format_pnl_usd(pnl_usd: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(position_manager_core::format::format_pnl_usd(x))
 }
 
+/// Adds class `T`, whose constructor has a text signature, and records that signature in
+/// `sigs` (`_core._TEXT_SIGNATURES`, name to text such as `"(start=None)"`).
+///
+/// The wheel targets the stable ABI of Python 3.9, and CPython 3.9 drops the text signature from
+/// the docstring of a class made from a type spec: there `inspect.signature(Position)` raised
+/// `ValueError` and `help(Position)` showed no constructor line. Python 3.10 and later keep it
+/// (`Position.__text_signature__`); on 3.9 the package builds each class's `__signature__` from
+/// this record (`position_manager_rs._signatures`). pyo3 has the text as
+/// `PyClassNewTextSignature` (of its `impl_` module, which it exempts from semver: a pyo3
+/// upgrade that moves it fails to compile, it cannot go wrong silently).
+fn add_signed_class<T: PyClass + PyClassNewTextSignature>(
+    m: &Bound<'_, PyModule>,
+    sigs: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    m.add_class::<T>()?;
+    sigs.set_item(
+        <T as PyClass>::NAME,
+        <T as PyClassNewTextSignature>::TEXT_SIGNATURE,
+    )
+}
+
 /// The native module.
 #[pymodule(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -86,21 +110,23 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fork::install(m)?;
     gc::install(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<position::PyPosition>()?;
-    m.add_class::<manager::PyPositionManager>()?;
+    let sigs = PyDict::new(m.py());
+    add_signed_class::<position::PyPosition>(m, &sigs)?;
+    add_signed_class::<manager::PyPositionManager>(m, &sigs)?;
     m.add_class::<view::PositionsView>()?;
     m.add_class::<update_iter::UpdateIter>()?;
-    m.add_class::<market::PyVolumeProfile>()?;
+    add_signed_class::<market::PyVolumeProfile>(m, &sigs)?;
     m.add_class::<options::PyManagerConfig>()?;
     m.add(
         "StateFileError",
         m.py().get_type::<errors::StateFileError>(),
     )?;
     m.add("_StepAbandoned", m.py().get_type::<errors::StepAbandoned>())?;
-    m.add_class::<exits::PyAdvancedExitStrategy>()?;
-    m.add_class::<exits::PySmartExitOptimizer>()?;
-    m.add_class::<clock::PyManualClock>()?;
-    m.add_class::<journal::PyJournalReader>()?;
+    add_signed_class::<exits::PyAdvancedExitStrategy>(m, &sigs)?;
+    add_signed_class::<exits::PySmartExitOptimizer>(m, &sigs)?;
+    add_signed_class::<clock::PyManualClock>(m, &sigs)?;
+    add_signed_class::<journal::PyJournalReader>(m, &sigs)?;
+    m.add("_TEXT_SIGNATURES", sigs)?;
     m.add("JournalError", m.py().get_type::<journal::JournalError>())?;
     m.add_function(wrap_pyfunction!(format_price, m)?)?;
     m.add_function(wrap_pyfunction!(format_pnl_usd, m)?)?;

@@ -102,3 +102,84 @@ def test_classifiers_cover_requires_python_and_the_abi3_floor() -> None:
     cargo = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
     assert '"abi3-py39"' in cargo
     assert _pyproject()["project"]["requires-python"] == ">=3.9"
+
+
+def test_native_classes_show_their_constructor_signature() -> None:
+    """``inspect.signature`` and ``help`` name a native class's constructor arguments on every
+    Python. (CPython 3.9 drops a native class's text signature, and this test failed there:
+    ``ValueError: no signature found for builtin type``; 3.10+ keep it, and the record the package
+    builds 3.9's signatures from must match it.)"""
+    import inspect
+    import pydoc
+
+    from position_manager_rs import _core
+
+    texts = _core._TEXT_SIGNATURES
+    classes = {n: c for n, c in vars(_core).items() if isinstance(c, type)}
+    assert {"Position", "PositionManager", "ManualClock", "VolumeProfile"} <= set(texts)
+    for name, text in texts.items():
+        cls = classes[name]
+        assert str(inspect.signature(cls)) == text, name
+        if sys.version_info >= (3, 10):
+            assert cls.__text_signature__ == text, name
+    if sys.version_info >= (3, 10):  # every class with a constructor signature is recorded
+        assert {n for n, c in classes.items() if c.__text_signature__ is not None} == set(texts)
+    help_text = pydoc.render_doc(_core.Position, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
+    # 3.13's help puts a long signature one parameter a line: compared without the layout.
+    flat = re.sub(r"\s+", " ", help_text.replace(" |", " ")).replace("( ", "(").replace(" )", ")")
+    assert "Position(symbol, side, entry_price, amount, leverage, stop_loss, take_profit=None)" in (
+        flat
+    )
+    assert not hasattr(_core.ManualClock(), "__signature__")
+
+    # A bot's subclass: its own __init__ is its signature; without one, the native class's.
+    class Named(_core.Position):
+        def __init__(self, *args: Any, name: str = "", **kwargs: Any) -> None:
+            self.name = name
+
+    class Plain(_core.Position):
+        pass
+
+    class Deeper(Named):
+        pass
+
+    assert list(inspect.signature(Named).parameters) == ["args", "name", "kwargs"]
+    assert inspect.signature(Deeper) == inspect.signature(Named)
+    assert str(inspect.signature(Plain)) == texts["Position"]
+
+
+def test_class_signature_descriptor_matches_what_newer_pythons_show() -> None:
+    """The 3.9 stand-in (position_manager_rs._signatures), checked on every Python: its parser
+    gives 3.10+'s signatures, and on a class hierarchy it answers as 3.10+'s inspect does."""
+    import inspect
+
+    from position_manager_rs import _core, _signatures
+
+    for name, text in _core._TEXT_SIGNATURES.items():
+        assert str(_signatures.parse(text)) == text, name
+    assert str(_signatures.parse("(a, /, b, c=(1, 'x'), *rest, d, e=None, **more)")) == (
+        "(a, /, b, c=(1, 'x'), *rest, d, e=None, **more)"
+    )
+
+    class Base:
+        pass
+
+    signature = _signatures.parse("(x, y=2)")
+    Base.__signature__ = _signatures.ClassSignature(Base, signature)  # type: ignore[attr-defined]
+
+    class Own(Base):
+        def __init__(self, z: int) -> None:
+            pass
+
+    class Inherits(Base):
+        pass
+
+    class Below(Own):
+        pass
+
+    assert inspect.signature(Base) is signature
+    assert inspect.signature(Inherits) is signature
+    assert list(inspect.signature(Own).parameters) == ["z"]
+    assert inspect.signature(Below) == inspect.signature(Own)
+    with pytest.raises(AttributeError):
+        Base().__signature__  # type: ignore[attr-defined]  # noqa: B018

@@ -28,6 +28,7 @@ from ._core import (
     format_price,
     refresh_logging,
 )
+from ._signatures import install as _install_signatures
 from .aio import MANAGER_METHODS as _ASYNC_METHODS
 from .ccxt_client import CcxtClient
 from .journal import Journal
@@ -35,6 +36,11 @@ from .paper import PaperExchange, PaperExchangeError
 from .protocols import DuplicateClientOrderId, ExchangeClient, TradingClient
 
 MutableMapping.register(PositionsView)
+
+# Python 3.9: the native classes' constructor signatures, for inspect.signature and help()
+# (3.9 drops them from a native class's docstring; see position_manager_rs._signatures).
+_install_signatures()
+del _install_signatures
 
 # asyncio: the manager's a-methods (aupdate_positions, aopen_position, ...) are Python functions
 # running the synchronous ones in worker threads (position_manager_rs.aio).

@@ -24,7 +24,10 @@ from .protocols import ExchangeClient
 _EventCallback = TypeVar("_EventCallback", bound=Callable[[Any], object])
 
 __version__: str
+# Each native class's constructor text signature, by class name (for Python 3.9: _signatures).
+_TEXT_SIGNATURES: dict[str, str]
 __all__ = [
+    "_TEXT_SIGNATURES",
     "AdvancedExitStrategy",
     "JournalError",
     "ManagerConfig",
