@@ -91,7 +91,9 @@ def test_installed_metadata_is_complete() -> None:
     cargo = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
     repository = re.search(r'^repository = "([^"]+)"$', cargo, re.M)
     assert repository and urls["Repository"] == repository.group(1)
-    plugins = importlib.metadata.entry_points(group="pytest11")
+    # Every distribution's pytest11 entry points (entry_points(group=...) is new in 3.10).
+    points = [e for d in importlib.metadata.distributions() for e in d.entry_points]
+    plugins = [e for e in points if e.group == "pytest11"]
     assert [e.value for e in plugins if e.name == "position_manager_rs"] == [
         "position_manager_rs.pytest_plugin"
     ]
