@@ -302,6 +302,7 @@ def test_forked_pool_workers_do_not_keep_the_save_directory_locked(tmp_path: Pat
             report("saves", {{"during": saves, "after": times}})
         """
     )
+    assert "saves" in got, got
     saves = got["saves"]
     assert isinstance(saves, dict), got
     assert saves["during"] > 10, saves  # forks really happened during saves
