@@ -80,8 +80,9 @@ pub const FORMAT: &str = "position-manager-rs/state";
 pub const VERSION: u64 = 1;
 
 pub use files::{
-    leftover_temp_files, lock_target, read_bounded, resolve_target, take_inherited_lock_fds,
-    with_lock_wait, BoundedReadError, TargetLock, DIR_LOCK_WAIT, MAX_LINKS,
+    file_kind, leftover_temp_files, lock_target, read_bounded, resolve_target,
+    take_inherited_lock_fds, with_lock_wait, BoundedReadError, TargetLock, DIR_LOCK_WAIT,
+    MAX_LINKS,
 };
 
 /// The caller's own attributes of a position: name → JSON text, kept verbatim.

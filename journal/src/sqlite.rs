@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use position_manager_core::error::CoreError;
-use position_manager_core::persist::resolve_target;
+use position_manager_core::persist::{file_kind, resolve_target};
 use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
@@ -85,38 +85,13 @@ fn check_regular(path: &Path, action: &str) -> JournalResult<bool> {
         Ok(meta) => Err(JournalError::Database(format!(
             "{action} {}: it is {}, not a regular file",
             path.display(),
-            kind_of(meta.file_type())
+            file_kind(meta.file_type())
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(JournalError::Database(format!(
             "{action} {}: {e}",
             path.display()
         ))),
-    }
-}
-
-/// What kind of file `t` is, for messages.
-fn kind_of(t: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
     }
 }
 

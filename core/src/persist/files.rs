@@ -215,8 +215,8 @@ fn foreign_link_in_shared_dir(link: &Path, meta: &Metadata) -> Option<u32> {
     (shared && !ours).then_some(owner)
 }
 
-/// What kind of file `m` describes, for messages.
-fn kind_of(t: fs::FileType) -> &'static str {
+/// What kind of file `t` is, for messages ("a FIFO", "a directory", ...).
+pub fn file_kind(t: fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -245,7 +245,7 @@ fn kind_of(t: fs::FileType) -> &'static str {
 /// The error for a target that is not a regular file; a directory is `EISDIR`
 /// (`IsADirectoryError` in Python), anything else a plain `OSError` naming the kind.
 fn not_regular(action: &str, path: &Path, t: fs::FileType) -> CoreError {
-    let kind = kind_of(t);
+    let kind = file_kind(t);
     CoreError::Io {
         errno: t.is_dir().then_some(21), // EISDIR
         message: if t.is_dir() {
