@@ -477,6 +477,9 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("mode", {"dual_long": "long", "dual_short": "short"}),
     ("positionIdx", {"1": "long", "2": "short"}),
     ("position_side", {"long": "long", "short": "short"}),
+    # HTX: a one-way (position_side "both") or coin-margined entry names its leg only in
+    # direction; ccxt before 4.5.65 passes "both" through as the side.
+    ("direction", {"buy": "long", "sell": "short"}),
 )
 
 
