@@ -453,6 +453,9 @@ _ORDER_MARGIN_VENUES = frozenset({"okx", "bitget", "mexc", "htx", "huobi"})
 _LEVERAGE_MARGIN_VENUES = _ORDER_MARGIN_VENUES | {"hyperliquid"}
 #: Venues whose orders carry ``marginMode`` (the two kinds above).
 _NAMED_MARGIN_VENUES = _ORDER_MARGIN_VENUES | _SYMBOL_MARGIN_VENUES
+#: Venues whose ccxt class has ``fetch_position_mode`` without declaring it in ``has`` in some
+#: ccxt versions (OKX: 4.5.64 leaves ``fetchPositionMode`` out; 4.5.90 declares it).
+_UNDECLARED_POSITION_MODE_VENUES = frozenset({"okx"})
 #: Venues whose ccxt class needs a price for a market order (it bounds the fill by a slippage).
 _PRICED_MARKET_ORDER_VENUES = frozenset({"hyperliquid"})
 #: MEXC's order side codes: (reduces, leg) -> code (1 open long, 2 close short, 3 open short,
@@ -826,7 +829,10 @@ class CcxtClient:
             return self._mode_from_symbol_list(symbol)
         if self.venue in ("htx", "huobi"):
             return self._htx_position_mode()
-        if not self._has("fetchPositionMode"):
+        undeclared = self.venue in _UNDECLARED_POSITION_MODE_VENUES and callable(
+            getattr(self.exchange, "fetch_position_mode", None)
+        )
+        if not (self._has("fetchPositionMode") or undeclared):
             return False
         try:
             if callable(getattr(self.exchange, "load_markets", None)):
