@@ -28,7 +28,7 @@ endif
 # What builds the package, and what develops it (the "dev" extra of pyproject.toml; a test
 # keeps the two lists equal).
 BUILD_TOOLS := "maturin>=1.9,<2"
-DEV_TOOLS := "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5,<5" pandas matplotlib "hypothesis>=6"
+DEV_TOOLS := "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5.90,<5" pandas matplotlib "hypothesis>=6"
 
 # The wheel: built in its own virtualenv (zig, ~400 MB, stays out of .venv).
 WHEEL_VENV ?= .venv-wheel
