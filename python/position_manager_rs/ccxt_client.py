@@ -481,7 +481,7 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("positionIdx", {"1": "long", "2": "short"}),
     ("position_side", {"long": "long", "short": "short"}),
     # HTX: a one-way (position_side "both") or coin-margined entry names its leg only in
-    # direction; ccxt before 4.5.65 passes "both" through as the side.
+    # direction; ccxt 4.5.64 passes "both" through as the side (4.5.90 reads direction).
     ("direction", {"buy": "long", "sell": "short"}),
 )
 
