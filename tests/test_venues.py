@@ -1224,3 +1224,43 @@ def test_an_asyncio_exchange_is_refused_with_a_clear_type_error() -> None:
     exchange = ccxt_async.binanceusdm()
     with pytest.raises(TypeError, match="AsyncCcxtClient"):
         CcxtClient(exchange)
+
+
+# --------------------------------------------------------------------------- older ccxt releases
+
+
+def test_okx_hedge_mode_is_read_where_ccxt_does_not_declare_it() -> None:
+    """ccxt 4.5.64's OKX class has ``fetch_position_mode`` but leaves ``fetchPositionMode`` out
+    of ``has``: the client assumed one-way and every hedge order was refused ("Parameter posSide
+    error"). The mode is asked whenever the method exists (found 2026-12-07, ccxt 4.5.64)."""
+    dialect = DIALECTS["okx"]()
+    with running(dialect, hedge=True) as (venue, exchange):
+        exchange.has = {**exchange.has, "fetchPositionMode": False}
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        m = market(venue)
+        assert client.create_market_order(m.symbol, "buy", 2 * m.lot, 5) is not None
+        assert client.create_market_order(m.symbol, "sell", m.lot, 5) is not None
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(2 * m.lot)
+        assert venue.ledger.size(m.symbol, "short") == pytest.approx(m.lot)
+        assert venue.unexpected == []
+
+
+def test_htx_a_one_way_entry_whose_side_ccxt_left_as_both_reads_its_leg_from_direction() -> None:
+    """ccxt 4.5.64's HTX class passes a one-way position's ``position_side`` ("both") through
+    as its side, so the client dropped every one-way position as sideless: the manager saw an
+    empty list. The leg is then read from HTX's ``direction`` (found 2026-12-07)."""
+    dialect = DIALECTS["htx"]()
+    with running(dialect, hedge=False) as (venue, exchange):
+        parse_position = exchange.parse_position
+
+        def as_4_5_64(position: Any, market: Any = None) -> Any:
+            parsed = parse_position(position, market)
+            parsed["side"] = position.get("position_side", parsed["side"])
+            return parsed
+
+        exchange.parse_position = as_4_5_64
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        m = market(venue)
+        venue.ledger.open(m.symbol, "short", 3 * m.lot, m.price)
+        assert legs(client) == [(m.symbol, "short", pytest.approx(3 * m.lot), False)]
+        assert venue.unexpected == []
