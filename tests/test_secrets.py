@@ -121,7 +121,7 @@ def test_the_redaction_keeps_what_is_not_a_credential() -> None:
     )
     assert _redact_secrets(text) == (
         "htx GET http://127.0.0.1:1/linear-swap-api/v1/swap_cross_position_info?"
-        "AccessKeyId=***&SignatureMethod=***&Timestamp=2026-12-07T01%3A00%3A00"
+        "AccessKeyId=***&SignatureMethod=HmacSHA256&Timestamp=2026-12-07T01%3A00%3A00"
         '&Signature=*** 503 {"status":"error","err_code":1017}'
     )
     plain = 'binance {"code":-2019,"msg":"Margin is insufficient."}'

@@ -324,7 +324,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             .is_err()
         {
             self.log(Channel::Position, Level::Error, || {
-                "  ✗ Failed to close position on exchange".to_owned()
+                "  ✗ Close not sent: another manager claimed this account".to_owned()
             });
             return Ok(CloseOutcome::Failed);
         }
