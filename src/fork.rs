@@ -85,6 +85,27 @@ impl Origin {
         ))
     }
 
+    /// In a forked child, the `RuntimeError` for an object made before the fork whose lock is
+    /// still held (`what` names it: "this Position"): most likely by a parent thread at the
+    /// fork, which no thread is left to release.
+    #[cold]
+    pub fn held_at_fork(&self, what: &str) -> PyErr {
+        PyRuntimeError::new_err(format!(
+            "{what} was created in process {} and its lock is held in the forked child process              {} (most likely by a thread of the parent at the fork, which no thread of the child              can release); read positions in the child from a copy made before the fork or from              a PositionManager created in the child",
+            self.pid,
+            pid()
+        ))
+    }
+
+    /// For `repr()` of an object [`Self::held_at_fork`] refuses (which must not raise).
+    pub fn held_text(&self, what: &str) -> String {
+        format!(
+            "<{what} of process {}: locked at the fork, unreadable in the forked child process {}>",
+            self.pid,
+            pid()
+        )
+    }
+
     /// When the object is freed: in a forked child, `held` (a clone of what the object holds:
     /// the core, a journal) is leaked, so that what it keeps alive is never dropped in the
     /// child (no connection closed, no message sent on the parent's socket, no SQLite file

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -24,6 +24,7 @@ use crate::convert::{
     side_arg, text, to_datetime, truthy, unless_passing,
 };
 use crate::errors::PmError;
+use crate::fork::Origin;
 
 /// An open futures position: entry, size, leverage, stop loss, take profit and the adaptive
 /// state the manager maintains (trailing extremes, maximum favourable excursion, profit velocity).
@@ -44,6 +45,9 @@ use crate::errors::PmError;
 )]
 pub struct PyPosition {
     pub(crate) inner: SharedPosition,
+    /// Where the object was made (a forked child reads its fields without waiting for ever:
+    /// [`PyPosition::fields`]).
+    origin: Origin,
     /// Set when the object is put into a manager's book: its class (a subclass) overrides one
     /// of the methods the update cycle calls, so the cycle calls them through Python.
     pub(crate) overrides: AtomicBool,
@@ -61,6 +65,10 @@ const FRESH: u8 = 1;
 /// Placeholders: the class has an `__init__` of its own, whose arguments are not a position's,
 /// and that `__init__` has not called `super().__init__(...)` (yet).
 const UNSET: u8 = 2;
+
+/// How long a forked child tries the lock of a position made before the fork before it
+/// refuses the read ([`PyPosition::inherited_fields`]).
+const INHERITED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The constructor's parameters, in order; all but the last are required.
 const PARAMETERS: [&str; 7] = [
@@ -241,6 +249,7 @@ impl PyPosition {
     fn with_fields(inner: SharedPosition, init: u8) -> Self {
         PyPosition {
             inner,
+            origin: Origin::here(),
             overrides: AtomicBool::new(false),
             init: AtomicU8::new(init),
         }
@@ -258,17 +267,46 @@ impl PyPosition {
         object.get().overrides.store(any, Ordering::Relaxed);
     }
 
-    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&PositionState) -> R) -> R {
-        f(&self.inner.lock_py_attached(py))
+    fn with<R>(&self, py: Python<'_>, f: impl FnOnce(&PositionState) -> R) -> PyResult<R> {
+        Ok(f(&*self.fields(py)?))
     }
 
-    fn with_mut<R>(&self, py: Python<'_>, f: impl FnOnce(&mut PositionState) -> R) -> R {
-        f(&mut self.inner.lock_py_attached(py))
+    fn with_mut<R>(&self, py: Python<'_>, f: impl FnOnce(&mut PositionState) -> R) -> PyResult<R> {
+        Ok(f(&mut *self.fields(py)?))
+    }
+
+    /// The fields, locked: waited for detached when another thread holds them. In a forked
+    /// child, for an object made before the fork, see [`Self::inherited_fields`].
+    #[inline]
+    fn fields(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, PositionState>> {
+        if self.origin.inherited() {
+            return self.inherited_fields(py);
+        }
+        Ok(self.inner.lock_py_attached(py))
+    }
+
+    /// A forked child reading a position made before the fork: a parent thread (a cycle, the
+    /// bot's own thread) may have held its lock at the fork, and no thread is left in the child
+    /// to release it. The lock is tried for at most [`INHERITED_WAIT`] (the child's own
+    /// threads hold it only to copy fields) and then refused with a `RuntimeError` that says
+    /// why, never waited for for ever.
+    #[cold]
+    fn inherited_fields(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, PositionState>> {
+        let deadline = std::time::Instant::now() + INHERITED_WAIT;
+        loop {
+            if let Some(fields) = self.inner.try_lock() {
+                return Ok(fields);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.origin.held_at_fork("this Position"));
+            }
+            py.detach(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+        }
     }
 
     /// The position's side, read as every attribute is (the lock waited for detached when
     /// another thread holds it).
-    pub(crate) fn side_text(&self, py: Python<'_>) -> String {
+    pub(crate) fn side_text(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |p| p.side.clone())
     }
 }
@@ -335,61 +373,61 @@ impl PyPosition {
             return Ok(());
         }
         let state = state_from("Position.__init__()", args, kwargs)?;
-        me.with_mut(slf.py(), |p| *p = state);
+        me.with_mut(slf.py(), |p| *p = state)?;
         me.init.store(READY, Ordering::Release);
         Ok(())
     }
 
     /// Unified symbol, e.g. 'BTC/USDT:USDT'.
     #[getter]
-    fn symbol(&self, py: Python<'_>) -> String {
+    fn symbol(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |p| p.symbol.clone())
     }
     #[setter]
     fn set_symbol(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = text("symbol", value)?;
-        self.with_mut(py, |p| p.symbol = v);
+        self.with_mut(py, |p| p.symbol = v)?;
         Ok(())
     }
 
     /// 'long' or 'short' (assigning anything else is a ValueError).
     #[getter]
-    fn side(&self, py: Python<'_>) -> String {
+    fn side(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |p| p.side.clone())
     }
     #[setter]
     fn set_side(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = side_arg("side", value)?;
-        self.with_mut(py, |p| p.side = v);
+        self.with_mut(py, |p| p.side = v)?;
         Ok(())
     }
 
     /// Average entry price: a finite number > 0 (assigning anything else is a ValueError).
     #[getter]
-    fn entry_price(&self, py: Python<'_>) -> f64 {
+    fn entry_price(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.entry_price)
     }
     #[setter]
     fn set_entry_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = positive_arg("entry_price", value)?;
-        self.with_mut(py, |p| p.entry_price = v);
+        self.with_mut(py, |p| p.entry_price = v)?;
         Ok(())
     }
     /// Size in contracts: a finite number > 0 (assigning anything else is a ValueError).
     #[getter]
-    fn amount(&self, py: Python<'_>) -> f64 {
+    fn amount(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.amount)
     }
     #[setter]
     fn set_amount(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = positive_arg("amount", value)?;
-        self.with_mut(py, |p| p.amount = v);
+        self.with_mut(py, |p| p.amount = v)?;
         Ok(())
     }
     /// Contract multiplier (value = amount × contract_size × price); 1 unless the exchange
     /// reports `contractSize`, which the manager then keeps up to date.
     #[getter]
-    fn contract_size(&self, py: Python<'_>) -> f64 {
+    fn contract_size(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.contract_size)
     }
     #[setter]
@@ -400,34 +438,34 @@ impl PyPosition {
                 "contract_size must be a finite number > 0, got {v}"
             )));
         }
-        self.with_mut(py, |p| p.contract_size = v);
+        self.with_mut(py, |p| p.contract_size = v)?;
         Ok(())
     }
     /// Stop-loss price (any number may be assigned, as in the original: a NaN stop never acts).
     #[getter]
-    fn stop_loss(&self, py: Python<'_>) -> f64 {
+    fn stop_loss(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.stop_loss)
     }
     #[setter]
     fn set_stop_loss(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("stop_loss", value)?;
-        self.with_mut(py, |p| p.stop_loss = v);
+        self.with_mut(py, |p| p.stop_loss = v)?;
         Ok(())
     }
     /// Stop loss given at creation.
     #[getter]
-    fn initial_stop_loss(&self, py: Python<'_>) -> f64 {
+    fn initial_stop_loss(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.initial_stop_loss)
     }
     #[setter]
     fn set_initial_stop_loss(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("initial_stop_loss", value)?;
-        self.with_mut(py, |p| p.initial_stop_loss = v);
+        self.with_mut(py, |p| p.initial_stop_loss = v)?;
         Ok(())
     }
     /// Maximum favourable excursion (P/L fraction; mixes unleveraged and leveraged values, as the original).
     #[getter]
-    fn max_favorable_excursion(&self, py: Python<'_>) -> f64 {
+    fn max_favorable_excursion(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.max_favorable_excursion)
     }
     #[setter]
@@ -437,89 +475,89 @@ impl PyPosition {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let v = number("max_favorable_excursion", value)?;
-        self.with_mut(py, |p| p.max_favorable_excursion = v);
+        self.with_mut(py, |p| p.max_favorable_excursion = v)?;
         Ok(())
     }
     /// Leveraged P/L at the last take-profit update.
     #[getter]
-    fn last_pnl(&self, py: Python<'_>) -> f64 {
+    fn last_pnl(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.last_pnl)
     }
     #[setter]
     fn set_last_pnl(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("last_pnl", value)?;
-        self.with_mut(py, |p| p.last_pnl = v);
+        self.with_mut(py, |p| p.last_pnl = v)?;
         Ok(())
     }
     /// Change of leveraged P/L per hour.
     #[getter]
-    fn profit_velocity(&self, py: Python<'_>) -> f64 {
+    fn profit_velocity(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.profit_velocity)
     }
     #[setter]
     fn set_profit_velocity(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("profit_velocity", value)?;
-        self.with_mut(py, |p| p.profit_velocity = v);
+        self.with_mut(py, |p| p.profit_velocity = v)?;
         Ok(())
     }
     /// The original's profit acceleration figure.
     #[getter]
-    fn profit_acceleration(&self, py: Python<'_>) -> f64 {
+    fn profit_acceleration(&self, py: Python<'_>) -> PyResult<f64> {
         self.with(py, |p| p.profit_acceleration)
     }
     #[setter]
     fn set_profit_acceleration(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = number("profit_acceleration", value)?;
-        self.with_mut(py, |p| p.profit_acceleration = v);
+        self.with_mut(py, |p| p.profit_acceleration = v)?;
         Ok(())
     }
     /// Take-profit price, or None.
     #[getter]
-    fn take_profit(&self, py: Python<'_>) -> Option<f64> {
+    fn take_profit(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         self.with(py, |p| p.take_profit)
     }
     #[setter]
     fn set_take_profit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = opt_number("take_profit", value)?;
-        self.with_mut(py, |p| p.take_profit = v);
+        self.with_mut(py, |p| p.take_profit = v)?;
         Ok(())
     }
     /// Take profit given at creation, or None.
     #[getter]
-    fn initial_take_profit(&self, py: Python<'_>) -> Option<f64> {
+    fn initial_take_profit(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         self.with(py, |p| p.initial_take_profit)
     }
     #[setter]
     fn set_initial_take_profit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = opt_number("initial_take_profit", value)?;
-        self.with_mut(py, |p| p.initial_take_profit = v);
+        self.with_mut(py, |p| p.initial_take_profit = v)?;
         Ok(())
     }
     /// Highest price seen (longs), or None.
     #[getter]
-    fn highest_price(&self, py: Python<'_>) -> Option<f64> {
+    fn highest_price(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         self.with(py, |p| p.highest_price)
     }
     #[setter]
     fn set_highest_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = opt_number("highest_price", value)?;
-        self.with_mut(py, |p| p.highest_price = v);
+        self.with_mut(py, |p| p.highest_price = v)?;
         Ok(())
     }
     /// Lowest price seen (shorts), or None.
     #[getter]
-    fn lowest_price(&self, py: Python<'_>) -> Option<f64> {
+    fn lowest_price(&self, py: Python<'_>) -> PyResult<Option<f64>> {
         self.with(py, |p| p.lowest_price)
     }
     #[setter]
     fn set_lowest_price(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = opt_number("lowest_price", value)?;
-        self.with_mut(py, |p| p.lowest_price = v);
+        self.with_mut(py, |p| p.lowest_price = v)?;
         Ok(())
     }
     /// Whether the trailing stop has moved the stop.
     #[getter]
-    fn trailing_stop_activated(&self, py: Python<'_>) -> bool {
+    fn trailing_stop_activated(&self, py: Python<'_>) -> PyResult<bool> {
         self.with(py, |p| p.trailing_stop_activated)
     }
     #[setter]
@@ -529,29 +567,29 @@ impl PyPosition {
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let v = value.is_truthy()?;
-        self.with_mut(py, |p| p.trailing_stop_activated = v);
+        self.with_mut(py, |p| p.trailing_stop_activated = v)?;
         Ok(())
     }
     /// Whether move_to_breakeven moved the stop.
     #[getter]
-    fn breakeven_moved(&self, py: Python<'_>) -> bool {
+    fn breakeven_moved(&self, py: Python<'_>) -> PyResult<bool> {
         self.with(py, |p| p.breakeven_moved)
     }
     #[setter]
     fn set_breakeven_moved(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = value.is_truthy()?;
-        self.with_mut(py, |p| p.breakeven_moved = v);
+        self.with_mut(py, |p| p.breakeven_moved = v)?;
         Ok(())
     }
     /// True when the exchange gave no entry price at import and it was estimated from the current price.
     #[getter]
-    fn entry_price_estimated(&self, py: Python<'_>) -> bool {
+    fn entry_price_estimated(&self, py: Python<'_>) -> PyResult<bool> {
         self.with(py, |p| p.entry_price_estimated)
     }
     #[setter]
     fn set_entry_price_estimated(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = value.is_truthy()?;
-        self.with_mut(py, |p| p.entry_price_estimated = v);
+        self.with_mut(py, |p| p.entry_price_estimated = v)?;
         Ok(())
     }
 
@@ -559,49 +597,49 @@ impl PyPosition {
     /// (assigning anything else is a ValueError: 0 made every update divide by zero).
     #[getter]
     fn leverage(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let l = self.with(py, |p| p.leverage);
+        let l = self.with(py, |p| p.leverage)?;
         int_if_whole(py, l)
     }
     #[setter]
     fn set_leverage(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = positive_arg("leverage", value)?;
-        self.with_mut(py, |p| p.leverage = v);
+        self.with_mut(py, |p| p.leverage = v)?;
         Ok(())
     }
 
     /// Profit targets already taken by partial exits (a bitmask: bit i = target i; an int >= 0).
     #[getter]
-    fn partial_exits_taken(&self, py: Python<'_>) -> i64 {
+    fn partial_exits_taken(&self, py: Python<'_>) -> PyResult<i64> {
         self.with(py, |p| p.partial_exits_taken)
     }
     #[setter]
     fn set_partial_exits_taken(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = crate::options::int_arg("partial_exits_taken", value, 0, i64::MAX)?;
-        self.with_mut(py, |p| p.partial_exits_taken = v);
+        self.with_mut(py, |p| p.partial_exits_taken = v)?;
         Ok(())
     }
 
     /// When the position was opened (naive local datetime).
     #[getter]
     fn entry_time(&self, py: Python<'_>) -> PyResult<chrono::NaiveDateTime> {
-        to_datetime(self.with(py, |p| p.entry_time))
+        to_datetime(self.with(py, |p| p.entry_time)?)
     }
     #[setter]
     fn set_entry_time(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let t = from_datetime("entry_time", value)?;
-        self.with_mut(py, |p| p.entry_time = t);
+        self.with_mut(py, |p| p.entry_time = t)?;
         Ok(())
     }
 
     /// Time of the last take-profit update (naive local datetime).
     #[getter]
     fn last_pnl_time(&self, py: Python<'_>) -> PyResult<chrono::NaiveDateTime> {
-        to_datetime(self.with(py, |p| p.last_pnl_time))
+        to_datetime(self.with(py, |p| p.last_pnl_time)?)
     }
     #[setter]
     fn set_last_pnl_time(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let t = from_datetime("last_pnl_time", value)?;
-        self.with_mut(py, |p| p.last_pnl_time = t);
+        self.with_mut(py, |p| p.last_pnl_time = t)?;
         Ok(())
     }
 
@@ -616,7 +654,7 @@ impl PyPosition {
     ) -> PyResult<f64> {
         let price = finite("current_price", current_price)?;
         let fees = truthy(include_fees)?;
-        Ok(self.with(py, |p| p.pnl(price, fees)))
+        self.with(py, |p| p.pnl(price, fees))
     }
 
     /// Leveraged P/L (ROI) fraction at `current_price`.
@@ -632,9 +670,9 @@ impl PyPosition {
         if overrides(slf.as_any(), "get_pnl") {
             // As the original: `self.get_pnl(...) * leverage`, through the subclass's override.
             let u: f64 = slf.call_method1("get_pnl", (price, fees))?.extract()?;
-            return Ok(u * me.with(slf.py(), |p| p.leverage));
+            return Ok(u * me.with(slf.py(), |p| p.leverage)?);
         }
-        Ok(me.with(slf.py(), |p| p.leveraged_pnl(price, fees)))
+        me.with(slf.py(), |p| p.leveraged_pnl(price, fees))
     }
 
     /// `(should_close, reason)` at `current_price`: emergency stops, ROI-based profit taking,
@@ -647,8 +685,8 @@ impl PyPosition {
         let py = slf.py();
         let price = finite("current_price", current_price)?;
         let check = match leveraged_override(slf, price)? {
-            Some(r) => slf.get().with_mut(py, |p| p.should_close_with(price, r)),
-            None => slf.get().with_mut(py, |p| p.should_close(price)),
+            Some(r) => slf.get().with_mut(py, |p| p.should_close_with(price, r))?,
+            None => slf.get().with_mut(py, |p| p.should_close(price))?,
         };
         crate::convert::bool_str(py, check.close, check.reason)
     }
@@ -675,11 +713,11 @@ impl PyPosition {
             let u: f64 = slf.call_method1("get_pnl", (price,))?.extract()?;
             slf.get().with_mut(py, |p| {
                 p.update_trailing_stop_with(price, u, t, volatility, momentum)
-            })
+            })?
         } else {
             slf.get().with_mut(py, |p| {
                 p.update_trailing_stop(price, t, volatility, momentum)
-            })
+            })?
         };
         result.map_err(|e| PmError(e).into())
     }
@@ -720,12 +758,12 @@ impl PyPosition {
         let now = clock::now();
         let me = slf.get();
         // The original returns before reading the P/L when there is no take profit.
-        let has_target = me.with(py, |p| p.take_profit.is_some_and(|tp| tp != 0.0));
+        let has_target = me.with(py, |p| p.take_profit.is_some_and(|tp| tp != 0.0))?;
         let result = match leveraged_override(slf, price)? {
             Some(r) if has_target => {
-                me.with_mut(py, |p| p.update_take_profit_with(now, price, r, &inputs))
+                me.with_mut(py, |p| p.update_take_profit_with(now, price, r, &inputs))?
             }
-            _ => me.with_mut(py, |p| p.update_take_profit(now, price, &inputs)),
+            _ => me.with_mut(py, |p| p.update_take_profit(now, price, &inputs))?,
         };
         result.map_err(|e| PmError(e).into())
     }
@@ -740,7 +778,7 @@ impl PyPosition {
     ) -> PyResult<bool> {
         let price = finite("current_price", current_price)?;
         let buffer = finite_or("buffer", buffer, 0.001)?;
-        Ok(self.with_mut(py, |p| p.move_to_breakeven(price, buffer)))
+        self.with_mut(py, |p| p.move_to_breakeven(price, buffer))
     }
 
     /// `(stop_loss, take_profit)` for `side` from the nearest support and resistance levels
@@ -791,11 +829,11 @@ impl PyPosition {
             }
             _ => return Ok(false),
         };
-        Ok(self.with_mut(py, |p| {
+        self.with_mut(py, |p| {
             position_manager_core::market::volume_profile::adjust_take_profit_with_volume_profile(
                 p, price, &candles,
             )
-        }))
+        })
     }
 
     /// Pickling and `copy.copy` / `copy.deepcopy`: a detached position (tracked by no manager)
@@ -803,7 +841,7 @@ impl PyPosition {
     /// `copy.deepcopy`), of the same class.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let state = slf.get().with(py, |p| p.clone());
+        let state = slf.get().with(py, |p| p.clone())?;
         let newobj = py.import("copyreg")?.getattr("__newobj__")?;
         // `cls.__new__(cls, ...)` gets valid placeholders; `__setstate__` then sets every field.
         let args = (
@@ -847,7 +885,7 @@ impl PyPosition {
         position_manager_core::persist::validate_state(&restored).map_err(|m| {
             pyo3::exceptions::PyValueError::new_err(format!("pickled Position state: {m}"))
         })?;
-        *slf.get().inner.lock_py_attached(py) = restored;
+        slf.get().with_mut(py, |p| *p = restored)?;
         slf.get().init.store(READY, Ordering::Release);
         slf.getattr(pyo3::intern!(py, "__dict__"))?
             .call_method1(pyo3::intern!(py, "update"), (attributes,))?;
@@ -856,7 +894,7 @@ impl PyPosition {
 
     /// The position's fields as a plain dict (extra attributes not included).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let p = self.with(py, |p| p.clone());
+        let p = self.with(py, |p| p.clone())?;
         state_dict(py, &p)
     }
 
@@ -864,7 +902,7 @@ impl PyPosition {
     /// the last 500 updates at most. Empty for a position no cycle has priced yet.
     #[getter]
     fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
-        let points: Vec<_> = self.with(py, |p| p.history.points().copied().collect());
+        let points: Vec<_> = self.with(py, |p| p.history.points().copied().collect())?;
         let items = points
             .into_iter()
             .map(|pt| {
@@ -907,6 +945,7 @@ impl PyPosition {
                 p.take_profit.map_or_else(|| "None".to_owned(), py_repr_float),
             )
         })
+        .unwrap_or_else(|_| self.origin.held_text("Position"))
     }
 
     fn __str__(&self, py: Python<'_>) -> String {
@@ -923,6 +962,7 @@ impl PyPosition {
                     .map_or_else(|| "None".to_owned(), format_price),
             )
         })
+        .unwrap_or_else(|_| self.origin.held_text("Position"))
     }
 }
 

@@ -190,7 +190,7 @@ impl PositionsView {
         position: &Py<PyPosition>,
     ) -> PyResult<String> {
         self.usable()?;
-        let side = position.bind(py).get().side_text(py);
+        let side = position.bind(py).get().side_text(py)?;
         self.core
             .assigned_key(symbol, &side)
             .map(|k| k.as_str().to_owned())
