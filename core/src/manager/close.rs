@@ -16,6 +16,8 @@
 //!   `outcome_confirmations` lists in a row show it (a list can lag the fill), and until then
 //!   the outcome stays unknown and nothing more is sent for the position.
 
+use std::sync::Arc;
+
 use log::Level;
 
 use super::in_flight::SentIntent;
@@ -75,13 +77,37 @@ impl CloseOutcome {
 
 impl<H: Clone + Send + Sync> Manager<H> {
     /// `close_position(symbol, reason)`. Only an interruption is an error.
+    ///
+    /// The close reads the exchange's list for the key first, and that read may replace the
+    /// tracked position (a side flip, or a flip undone: the replaced position restored). The
+    /// bot asked to close the symbol, as the original's close did whatever it held: the position
+    /// the key holds then is closed in the same call (once; a warning says so), instead of
+    /// returning with nothing sent.
     pub fn close_position(&self, symbol: &str, reason: &str) -> CoreResult<CloseOutcome> {
-        match self.resolve_key(symbol) {
-            Ok(key) => self.close_with(key.as_str(), reason, None),
+        let key = match self.resolve_key(symbol) {
+            Ok(key) => key,
             Err(message) => {
                 self.log(Channel::Main, Level::Warn, || message);
-                Ok(CloseOutcome::NotTracked)
+                return Ok(CloseOutcome::NotTracked);
             }
+        };
+        let key = key.as_str();
+        let before = self.book().get(key).map(|(p, _)| p);
+        let outcome = self.close_with(key, reason, None)?;
+        if outcome != CloseOutcome::NotTracked {
+            return Ok(outcome);
+        }
+        match (before, self.book().get(key)) {
+            (Some(before), Some((now, _))) if !Arc::ptr_eq(&before, &now) => {
+                let side = now.lock().side.clone();
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Position {key} was replaced while its close read the exchange (the list now shows it {side}); closing the position now tracked"
+                    )
+                });
+                self.close_with(key, reason, None)
+            }
+            _ => Ok(outcome),
         }
     }
 

@@ -535,3 +535,39 @@ fn a_sync_whose_list_predates_a_close_does_not_reimport_it() {
     assert_eq!(m.sync_existing_positions().unwrap(), 0);
     assert!(!m.book().contains("BTC"));
 }
+
+#[test]
+fn a_close_whose_own_read_undoes_a_flip_closes_the_restored_position() {
+    // An audit on 2026-12-07 (a malformed OKX list showed a long as a short once): the bot's
+    // close came right after the first true list; the close's own read was the second, which
+    // undid the flip and restored the long, and the close then returned with nothing sent and
+    // nothing said while the venue held the long.
+    let (f, m, _old, short) = flipped();
+    f.0.lock().positions = vec![listed("BTC", "long", 1.0, 100.0)];
+    m.update_all().unwrap(); // the first list showing the long again: counted
+    assert!(Arc::ptr_eq(&m.book().get("BTC").unwrap().0, &short));
+    f.0.lock().calls.clear();
+    let outcome = m.close_position("BTC", "manual").unwrap();
+    assert!(
+        matches!(outcome, super::CloseOutcome::Closed(_)),
+        "{outcome:?} {:?}",
+        f.0.lock().calls
+    );
+    let closes: Vec<_> =
+        f.0.lock()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("close_position"))
+            .cloned()
+            .collect();
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert!(m.book().get("BTC").is_none());
+    let restored_then_closed: Vec<_> = kinds(&m).into_iter().rev().take(2).collect();
+    assert_eq!(restored_then_closed[1].0, EventKind::Restored);
+    assert_eq!(
+        restored_then_closed[0].0,
+        EventKind::Closed,
+        "{:?}",
+        kinds(&m)
+    );
+}
