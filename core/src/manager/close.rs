@@ -437,7 +437,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         rf: f64,
     ) -> CoreResult<CloseOutcome> {
         let symbol = key.as_str();
-        let lookup = self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())?;
+        let lookup = self.lookup_order(unknown.client_order_id.as_deref(), key.symbol(), None)?;
         match lookup {
             Lookup::NotPlaced => return Ok(CloseOutcome::Failed),
             _ if lookup.filled() => {

@@ -486,7 +486,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             } => {
                 // Rule 7: the client reported the close; the order says whether it filled
                 // before the list that still shows the position is believed.
-                let lookup = self.lookup_order(Some(&order_id), key.symbol())?;
+                let lookup = self.lookup_order(Some(&order_id), key.symbol(), None)?;
                 let settled = if lookup.filled() {
                     let (policy, timer) = (self.policy(), self.timer());
                     self.book()

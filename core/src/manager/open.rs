@@ -673,19 +673,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
         fallback_price: f64,
     ) -> CoreResult<Placed> {
         let symbol = key.symbol();
-        match self.lookup_order(intent.client_order_id.as_deref(), symbol)? {
+        match self.lookup_order(intent.client_order_id.as_deref(), symbol, Some(amount))? {
             Lookup::NotPlaced => return Ok(Placed::Failed),
             Lookup::Final(report) => {
+                // A report that does not tell (never one `lookup_order` passes on today) is
+                // settled by the list, as a lost answer: never taken for "nothing opened".
                 let answer = OrderAnswer::Report(report);
-                return Ok(self
-                    .fill_of(
-                        symbol,
-                        &answer,
-                        amount,
-                        fallback_price,
-                        &intent.client_order_id,
-                    )
-                    .unwrap_or(Placed::Failed));
+                if let Some(placed) = self.fill_of(
+                    symbol,
+                    &answer,
+                    amount,
+                    fallback_price,
+                    &intent.client_order_id,
+                ) {
+                    return Ok(placed);
+                }
             }
             Lookup::Pending(_) | Lookup::Unreachable | Lookup::Unknown => {}
         }

@@ -142,7 +142,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
         unknown: Unknown,
         requested: f64,
     ) -> CoreResult<Result<Answered, Option<Resolution>>> {
-        match self.lookup_order(unknown.client_order_id.as_deref(), key.symbol())? {
+        match self.lookup_order(
+            unknown.client_order_id.as_deref(),
+            key.symbol(),
+            Some(requested),
+        )? {
             Lookup::NotPlaced => return Ok(Ok(Answered::Nothing)),
             Lookup::Final(report) => {
                 if let Some(a) = answered(&OrderAnswer::Report(report), requested) {

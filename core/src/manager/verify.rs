@@ -74,11 +74,14 @@ impl Lookup {
 }
 
 impl<H: Clone + Send + Sync> Manager<H> {
-    /// Asks the client for the order `client_order_id` (when there is one).
+    /// Asks the client for the order `client_order_id` (when there is one). `requested`, when
+    /// given, is the order's size: a report of more filled than that (no order fills more than
+    /// it asked for) is as unusable as an unreadable one, so the lookup cannot tell.
     pub(crate) fn lookup_order(
         &self,
         client_order_id: Option<&str>,
         symbol: &str,
+        requested: Option<f64>,
     ) -> CoreResult<Lookup> {
         let Some(id) = client_order_id else {
             return Ok(Lookup::Unknown);
@@ -86,6 +89,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         Ok(
             match caught(self.exchange().get_order_by_client_id(id, symbol))? {
                 Ok(OrderLookup::NotFound) => Lookup::NotPlaced,
+                Ok(OrderLookup::Found(report))
+                    if requested.is_some_and(|r| report.overfilled(r)) =>
+                {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Order {id} for {symbol}: the exchange reports {} filled of {} ordered, which no order does; checking the position list",
+                            report.filled.display(),
+                            crate::format::py_repr_float(requested.unwrap_or_default())
+                        )
+                    });
+                    Lookup::Unknown
+                }
                 Ok(OrderLookup::Found(report))
                     if report.is_final() && !report.filled_unreadable() =>
                 {
@@ -187,7 +202,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Some(Activity::Unknown(u)) if !u.filled => u.client_order_id,
             _ => None,
         };
-        if let Lookup::NotPlaced = self.lookup_order(id.as_deref(), key.symbol())? {
+        if let Lookup::NotPlaced = self.lookup_order(id.as_deref(), key.symbol(), None)? {
             self.book().clear_unknown(key.as_str(), position);
         } else {
             self.verify_read(key)?;
@@ -233,7 +248,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 (order_id.text().to_owned(), lookup, rested)
             }
             (id, _) => {
-                let mut lookup = self.lookup_order(id, symbol)?;
+                let mut lookup = self.lookup_order(id, symbol, Some(intent.amount))?;
                 let id = id.unwrap_or_default();
                 let mut rested = false;
                 if let Lookup::Pending(report) = &lookup {
@@ -246,7 +261,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                                 if cancelled { "cancelled it" } else { "the cancel did not go through" }
                             )
                         });
-                        lookup = self.lookup_order(Some(id), symbol)?;
+                        lookup = self.lookup_order(Some(id), symbol, Some(intent.amount))?;
                     }
                 }
                 (id.to_owned(), lookup, rested)
@@ -356,7 +371,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         order_id: &str,
     ) -> CoreResult<Option<Applied<H>>> {
         let what = op.name();
-        match self.lookup_order(Some(order_id), key.symbol())? {
+        match self.lookup_order(Some(order_id), key.symbol(), None)? {
             lookup if lookup.filled() => {
                 self.book().note_unknown_filled(key, order_id);
                 self.log(Channel::Main, Level::Warn, || {

@@ -791,3 +791,40 @@ fn a_list_lagging_a_flip_with_the_replaced_side_changed_by_an_unknown_order_is_c
     assert_eq!(imported.len(), 1, "only the flip's short: {imported:?}");
     assert_eq!(orders_sent(&f), 0);
 }
+
+#[test]
+fn an_open_whose_lookup_reports_more_filled_than_ordered_is_settled_by_the_list() {
+    // An audit on 2026-12-07 (a malformed look-up through ccxt: `executedQty` 999 for an order
+    // of 3): the open's answer was lost, its look-up reported an impossible fill, and the open
+    // was taken as not done ("FAILED to open"); the filled position was later imported as a
+    // foreign one, with the default leverage and stop instead of the open's.
+    let f = venue(vec![found("closed", 999.0, Some(100.0))]);
+    let state = f.0.clone();
+    {
+        let mut s = f.0.lock();
+        s.market_answers.push_back(Err(network_error()));
+        s.during_order = Some(Box::new(move || {
+            // The venue filled the order: its lists show it from now on.
+            state
+                .lock()
+                .positions
+                .push(listed("BTC", "long", 1.0, 100.0));
+        }));
+    }
+    let m = manager(&f, ManagerConfig::default());
+    assert!(m.open_position(&open_request("BTC", "BUY")).unwrap());
+    let (p, _) = m.book().get("BTC").expect("tracked by its own open");
+    let p = p.lock();
+    assert_eq!((p.amount, p.leverage), (1.0, 10.0));
+    assert!(
+        (p.stop_loss - 95.0).abs() < 1e-9,
+        "the open's 5 % stop: {}",
+        p.stop_loss
+    );
+    drop(p);
+    let creates = venue_calls(&f)
+        .into_iter()
+        .filter(|c| c.starts_with("create_"))
+        .count();
+    assert_eq!(creates, 1);
+}
