@@ -27,6 +27,7 @@ This module holds what they share:
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -450,6 +451,10 @@ class FakeVenue:
         self.empty_positions = 0
         self._lagged: tuple[int, dict[tuple[str, str], Leg]] = (0, {})
         self.listed_late: set[str] = set()  # symbols the venue lists that ccxt has not loaded
+        # (answers left, rewrite): successful position-list answers go through ``rewrite``
+        # (``rewrite_positions_next``); every answer is kept by path in ``answers``.
+        self._rewrite: tuple[int, Callable[[Payload], tuple[int, Payload]] | None] = (0, None)
+        self.answers: dict[tuple[str, str], Payload] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -525,6 +530,15 @@ class FakeVenue:
             self.faults.clear()
             self.empty_positions = 0
             self._lagged = (0, {})
+            self._rewrite = (0, None)
+
+    def rewrite_positions_next(
+        self, rewrite: Callable[[Payload], tuple[int, Payload]], n: int = 1
+    ) -> None:
+        """The next ``n`` successful position-list answers are ``rewrite(payload)`` (a status
+        and a body) instead: a venue answering malformed lists, or something else."""
+        with self.ledger.lock:
+            self._rewrite = (n, rewrite)
 
     def answer_empty_positions(self, n: int = 1) -> None:
         with self.ledger.lock:
@@ -610,9 +624,14 @@ class FakeVenue:
                 self._lagged = (lagged - 1, then)
                 now, self.ledger.legs = self.ledger.legs, {k: replace(v) for k, v in then.items()}
             try:
-                answer = 200, self.dialect.ok(handler(self, request))
+                answer: tuple[int, Payload] = 200, self.dialect.ok(handler(self, request))
                 if request.method == "GET" and request.path == self.dialect.positions_route:
                     self.last_listed = {k: replace(v) for k, v in self.ledger.legs.items()}
+                self.answers[(request.path, str(request.params.get("type") or ""))] = answer[1]
+                left, rewrite = self._rewrite
+                if left > 0 and rewrite is not None and self.dialect.is_positions(request):
+                    self._rewrite = (left - 1, rewrite)
+                    answer = rewrite(copy.deepcopy(answer[1]))
             except VenueRefusal as refusal:
                 self.refusals.append((request.method, request.path, refusal.reason))
                 if refusal.reason in ("margin", "td_mode"):
