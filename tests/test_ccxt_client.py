@@ -115,7 +115,11 @@ def test_open_positions_raise_on_a_binance_internal_error(
         client.get_open_positions()
 
 
-def test_open_positions_reject_a_size_that_is_not_a_number() -> None:
+def test_open_positions_read_a_size_that_is_not_a_number_as_presence_only() -> None:
+    """One entry whose size is not a number is presence only (its symbol listed, its size and
+    side usable by nothing): the other entries of the list are read as ever. (The whole list
+    used to raise: every symbol went unreconciled for as long as one entry stayed garbled.)"""
+
     class Exchange:
         def fetch_positions(self) -> list[dict[str, Any]]:
             return [
@@ -123,8 +127,11 @@ def test_open_positions_reject_a_size_that_is_not_a_number() -> None:
                 {"symbol": ETH, "side": "long", "contracts": "lots"},
             ]
 
-    with pytest.raises(ValueError, match="non-numeric"):
-        CcxtClient(Exchange()).get_open_positions()
+    btc, eth = CcxtClient(Exchange()).get_open_positions()
+    assert (btc["symbol"], btc["side"], btc["contracts"]) == (BTC, "long", 0.01)
+    assert "unreadable" not in btc
+    assert eth["symbol"] == ETH and eth["unreadable"] == "contracts is 'lots'"
+    assert eth["side"] == "long" and eth["contracts"] == "unreadable (contracts is 'lots')"
 
 
 def test_ticker(client: CcxtClient, venue: FakeBinanceUsdm) -> None:

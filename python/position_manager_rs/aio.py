@@ -184,6 +184,9 @@ class AsyncCcxtClient(CcxtClient):
         name = getattr(self.async_exchange, "id", None) or type(self.async_exchange).__name__
         return f"AsyncCcxtClient({name})"
 
+    def _http_exchange(self) -> Any:
+        return self.async_exchange
+
     def _loaded_markets(self) -> Any:
         # On the loop's own thread, refused before CcxtClient waits for its markets lock: a
         # worker holding it waits for the loop to load the markets, so waiting for the lock

@@ -18,7 +18,10 @@ Failure semantics (the point of this adapter):
 
 * Reads raise on failure (``get_open_positions``, ``get_ticker``, ``get_ohlcv``,
   ``get_market_limits``): an exception means "unknown". In particular ``get_open_positions`` never
-  answers ``[]`` for an error, since an empty list tells the manager every position is gone.
+  answers ``[]`` for an error, since an empty list tells the manager every position is gone: the
+  answer of each ``fetch_positions`` request is checked to be the venue's position list (ccxt
+  reads an HTML page or another endpoint's answer as ``[]``), and an entry whose size or side
+  cannot be read is listed as presence only, never dropped as flat (docs/ccxt-client.md).
 * Orders: a *definitive rejection* by the exchange (a ccxt ``InvalidOrder``,
   ``InsufficientFunds`` or ``BadRequest``, including their subclasses such as ``OrderNotFound``,
   ``BadSymbol`` or ``OrderImmediatelyFillable``) returns ``None``: nothing was placed. Any other
@@ -90,6 +93,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Callable
 
+from . import _position_answers as answers
 from ._core import _redact_secrets
 from .protocols import DuplicateClientOrderId
 
@@ -384,6 +388,13 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _listed_size(contracts: Any) -> bool:
+    """Whether ``contracts`` is a size the manager lists a position with: a finite number > 0
+    (not a bool)."""
+    size = _number(contracts)
+    return size is not None and math.isfinite(size) and size > 0
+
+
 def close_amount(listed: float, contracts: float, step: float | None) -> float:
     """The amount a close sends when the list shows ``listed`` and the manager ``contracts``
     (both > 0), on a market whose amount step is ``step`` (``None`` or <= 0: unknown).
@@ -524,12 +535,20 @@ def entry_hedged(entry: Mapping[str, Any]) -> bool | None:
     return None
 
 
-def entry_side(entry: Mapping[str, Any]) -> str | None:
-    """The leg of a ccxt position entry, 'long' or 'short'; ``None`` when it cannot be read."""
+def entry_side(entry: Mapping[str, Any], venue: str | None = None) -> str | None:
+    """The leg of a ccxt position entry, 'long' or 'short'; ``None`` when it cannot be read.
+
+    On HTX and MEXC (``venue``; see ``_position_answers.VENUE_LEGS``), whose ccxt parsers give
+    ``'short'`` when the venue's entry names no leg, the leg is read from the venue's own
+    fields (HTX ``position_side``, then ``direction``; MEXC ``positionType``) and ccxt's
+    ``side`` is not used.
+    """
+    info = _info(entry)
+    if venue in answers.VENUE_LEGS and info:
+        return answers.venue_leg(venue, info)
     side = entry.get("side")
     if side in ("long", "short"):
         return str(side)
-    info = _info(entry)
     for key, legs in _LEG_FIELDS:
         mark = _LEG_FIELD_VENUE_MARK.get(key)
         if mark is not None and mark not in info:
@@ -785,6 +804,13 @@ class CcxtClient:
         self._scoped: set[str] = set()
         self._unscoped: set[str] = set()
         self._markets_seen: Any = None  # the markets ``every_position_list`` last looked at
+        # The decoded answers of fetch_positions' own requests are looked at (``_fetch_page``):
+        # ccxt's ``fetch`` is wrapped once to note them for the calling thread only.
+        answers.record_answers(self._http_exchange())
+
+    def _http_exchange(self) -> Any:
+        """The ccxt object whose ``fetch`` makes the HTTP requests of ``self.exchange``."""
+        return self.exchange
 
     def __repr__(self) -> str:
         name = getattr(self.exchange, "id", None) or type(self.exchange).__name__
@@ -1537,17 +1563,30 @@ class CcxtClient:
             self._note(symbol)
         self._markets_seen = markets
 
-    def _fetch_list(self, params: dict[str, Any]) -> list[Any]:
-        """One position list's entries (``fetch_positions``), every page of it (Bybit pages
-        hold 200 entries and name the next one); raises when it cannot be read whole."""
-        answer = (
-            self.exchange.fetch_positions(None, params)
-            if params
-            else self.exchange.fetch_positions()
-        )
+    def _fetch_page(self, params: dict[str, Any]) -> list[Any]:
+        """One ``fetch_positions`` call's entries, checked against the venue's own answer: an
+        answer that is not the venue's position list (``_position_answers.check_answer``: an
+        HTML page, an empty body, ``data: null``, another endpoint's JSON, which ccxt reads as
+        no position) raises."""
+        with answers.recording() as heard:
+            answer = (
+                self.exchange.fetch_positions(None, params)
+                if params
+                else self.exchange.fetch_positions()
+            )
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
+        if heard:
+            # ccxt's position request is the last its fetch_positions makes (after the
+            # leverage brackets of Binance, KuCoin's account mode, ...)
+            answers.check_answer(self.venue, heard[-1], entries)
+        return entries
+
+    def _fetch_list(self, params: dict[str, Any]) -> list[Any]:
+        """One position list's entries (``fetch_positions``), every page of it (Bybit pages
+        hold 200 entries and name the next one); raises when it cannot be read whole."""
+        entries = self._fetch_page(params)
         page = entries
         pages = 1
         while self.venue == "bybit" and len(page) >= BYBIT_POSITIONS_PAGE:
@@ -1560,12 +1599,7 @@ class CcxtClient:
                     f"Bybit's position list still had more pages after {pages} pages of "
                     f"{BYBIT_POSITIONS_PAGE}: not read whole"
                 )
-            page_answer = self.exchange.fetch_positions(None, {**params, "cursor": cursor})
-            if not isinstance(page_answer, (list, tuple)):
-                raise TypeError(
-                    f"fetch_positions() answered {type(page_answer).__name__}, not a list"
-                )
-            page = list(page_answer)
+            page = self._fetch_page({**params, "cursor": cursor})
             entries.extend(page)
             pages += 1
         return entries
@@ -1578,15 +1612,26 @@ class CcxtClient:
         client was given a symbol of (``watch_symbols``) — and a failure of any of them fails
         the whole read; a Bybit list is read page by page to its end.
 
-        Every entry carries ``side`` ('long'/'short') and ``hedged`` (a bool, see
-        ``entry_hedged``); in hedge mode a symbol may have two entries, one per leg. Entries
-        whose size is zero or that have no side are placeholders (closed positions, legs of a
-        hedge-mode symbol that hold nothing) and are dropped after their mode is noted. An entry
-        of a market ccxt does not know triggers one reload of the markets and a second read
-        (at most once per ``markets_reload_seconds``); if it is still unknown it is kept, with
-        a warning once per symbol. Gate cross positions get their cross leverage. Raises on any
-        failure — including an answer that is not a list or an entry whose size is not a number
-        — and never answers ``[]`` for an error: an empty list means "no open position".
+        Every entry carries ``side`` ('long'/'short'; presence-only entries, below, may carry
+        a text instead) and ``hedged`` (a bool, see ``entry_hedged``); in hedge mode a symbol
+        may have two entries, one per leg. Entries that are flat are placeholders (closed
+        positions, legs of a hedge-mode symbol that hold nothing) and are dropped after their
+        mode is noted: on the venues of
+        ``_position_answers.RAW_SIZE_FIELDS`` (the ten of docs/ccxt-client.md) those whose
+        venue size field (in ``info``) reads 0, elsewhere those whose ``contracts`` is ``None``
+        or 0. An entry whose size or side cannot be read (that field missing, null, empty, a
+        bool or not a number; HTX and MEXC legs read from the venue's own fields) is kept as
+        presence only: it carries ``unreadable`` (what could not be read, e.g. ``"okx 'pos' is
+        None"``), and its ``contracts`` and/or ``side`` become the text ``"unreadable (...)"``,
+        which the manager reads as a listed but unusable entry (a tracked position is kept,
+        nothing is changed, a warning names the symbol). An entry of a market ccxt does not
+        know triggers one reload of the markets and a second read (at most once per
+        ``markets_reload_seconds``); if it is still unknown it is kept, with a warning once per
+        symbol. Gate cross positions get their cross leverage. Raises on any failure —
+        including an answer that is not the venue's position list although ccxt read it as one
+        (an HTML page, an empty body, ``data: null``, another endpoint's JSON: ccxt's own
+        answer to those is ``[]``) — and never answers ``[]`` for an error: an empty list
+        means "no open position".
         """
         return self._open_positions(None)
 
@@ -1598,9 +1643,20 @@ class CcxtClient:
             entries = self._read_entries(symbol)
         positions: list[dict[str, Any]] = []
         for entry in entries:
-            size = self._size(entry)
-            if size is None or size == 0 or entry.get("side") not in ("long", "short"):
-                continue
+            reading, why = self._reading(entry)
+            if reading == "flat":
+                continue  # a placeholder
+            if reading != "listed":
+                # Presence only: the symbol is listed, its size or side cannot be read. The
+                # manager reads a size or side that is neither a number nor long/short as an
+                # unusable entry (keeps a tracked position, changes nothing, warns); a null
+                # size or side would be a placeholder to it.
+                text = f"unreadable ({why})"
+                entry["unreadable"] = why
+                if reading == "size":
+                    entry["contracts"] = text
+                if entry.get("side") not in ("long", "short"):
+                    entry["side"] = text
             if self._is_unknown(entry):
                 self._warn_unknown(entry)
             positions.append(entry)
@@ -1614,7 +1670,9 @@ class CcxtClient:
         listed = {
             (p["symbol"], p["side"]): mode
             for p in positions
-            if isinstance(p.get("symbol"), str) and (mode := _margin_of(p)) is not None
+            if isinstance(p.get("symbol"), str)
+            and p.get("side") in ("long", "short")
+            and (mode := _margin_of(p)) is not None
         }
         with self._state_lock:
             if symbol is None:
@@ -1640,7 +1698,7 @@ class CcxtClient:
     def _normalise(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         entry = dict(raw)
         info = _info(entry)
-        side = entry_side(entry)
+        side = entry_side(entry, self.venue)
         hedged = entry_hedged(entry)
         if hedged is None and self.venue in _ONE_WAY_VENUES:
             hedged = False
@@ -1694,19 +1752,39 @@ class CcxtClient:
         entry["hedged"] = bool(hedged)
         return entry
 
-    @staticmethod
-    def _size(entry: Mapping[str, Any]) -> float | None:
-        """The entry's size (``contracts``): ``None`` when absent; raises when not a number."""
+    def _reading(self, entry: Mapping[str, Any]) -> tuple[str, str]:
+        """How a normalised entry reads: ``('flat', '')`` for a placeholder, ``('listed', '')``
+        for a usable position (a side and a size > 0), else ``('size', why)`` or ``('side',
+        why)``: presence only, ``why`` naming what cannot be read.
+
+        On the venues of ``_position_answers.RAW_SIZE_FIELDS`` an entry is flat only when the
+        venue's own size field (in ``info``) reads 0; a size field that is missing, null,
+        empty, a bool or not a number, a nonzero size ccxt could not read, or a nonzero size
+        without a readable side is presence only. On other venues an entry with ``contracts``
+        ``None`` or 0 is a placeholder (ccxt's reading is all there is), and one with another
+        size that is not a number > 0, or with no readable side, is presence only.
+        """
+        venue = self.venue
+        info = entry.get("info")
         contracts = entry.get("contracts")
-        if contracts is None:
-            return None
-        size = _number(contracts)
-        if size is None or math.isnan(size):
-            raise ValueError(
-                f"fetch_positions() entry for {entry.get('symbol')} has a non-numeric "
-                f"size: {contracts!r}"
-            )
-        return size
+        if venue in answers.RAW_SIZE_FIELDS and isinstance(info, Mapping) and info:
+            # ccxt's own contracts may be made up when the venue's size is not there (from
+            # the notional on Binance and Bybit): the venue's field is what counts.
+            state, why = answers.raw_size(venue, info)
+            if state == "flat":
+                return "flat", ""
+            if state == "unreadable":
+                return "size", why
+            if not _listed_size(contracts):
+                return "size", f"contracts is {contracts!r} ({why})"
+        else:
+            if contracts is None or _number(contracts) == 0:
+                return "flat", ""
+            if not _listed_size(contracts):
+                return "size", f"contracts is {contracts!r}"
+        if entry.get("side") not in ("long", "short"):
+            return "side", f"side unreadable: {answers.side_fields(venue, entry)}"
+        return "listed", ""
 
     def _is_unknown(self, entry: Mapping[str, Any]) -> bool:
         """Whether the entry names a market missing from the loaded markets."""
@@ -1719,10 +1797,12 @@ class CcxtClient:
     def _unknown_entries(self, entries: list[dict[str, Any]]) -> bool:
         """Whether some open entry names an unknown market (or has an unreadable size)."""
         for entry in entries:
-            size = self._size(entry)
-            if size == 0:
+            contracts = entry.get("contracts")
+            if _number(contracts) == 0:
                 continue
-            if self._is_unknown(entry) or (size is None and _number(_info(entry).get("total"))):
+            if self._is_unknown(entry) or (
+                contracts is None and _number(_info(entry).get("total"))
+            ):
                 return True
         return False
 
@@ -2012,9 +2092,22 @@ class CcxtClient:
                 if client_order_id in self._sent_ids:
                     raise DuplicateClientOrderId(client_order_id)
         legs = [p for p in self._open_positions(symbol) if p.get("symbol") == symbol]
+        named = f"{symbol} {side}" if side is not None else symbol
+        unreadable = [
+            p["unreadable"]
+            for p in legs
+            if p.get("unreadable")
+            and (side is None or p.get("side") == side or p.get("side") not in ("long", "short"))
+        ]
+        if unreadable:
+            # Listed, but its size or side cannot be read: no order can be sized or sided
+            # from it (nothing is sent; the manager keeps the position and tries again).
+            raise ValueError(
+                f"Not closing {named}: the exchange lists it, but its entry cannot be read "
+                f"({'; '.join(unreadable)})"
+            )
         if side is not None:
             legs = [p for p in legs if p.get("side") == side]
-        named = f"{symbol} {side}" if side is not None else symbol
         if not legs:
             self.logger.info(f"No open position for {named} on the exchange: nothing to close")
             return False

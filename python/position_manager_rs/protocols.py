@@ -193,7 +193,9 @@ class TradingClient(ExchangeClient, Protocol):
     * ``position_legs: bool`` — the capability flag (a class attribute).
     * Every ``get_open_positions()`` entry carries ccxt's ``side`` ('long'/'short') and
       ``hedged`` (``True`` when the venue holds the symbol in hedge mode: a symbol may then have
-      two entries, one per leg).
+      two entries, one per leg). An entry whose side or size the client cannot read may carry
+      another text there or in ``contracts`` (``CcxtClient``: ``'unreadable (...)'``): the
+      manager reads it as the symbol's presence only, changing nothing.
     * ``close_position(symbol, side='long'|'short')`` closes that leg and never the other
       (``False`` when that leg is not open); without ``side`` a symbol with two open legs is not
       closed (``False``). With client order ids: ``close_position(symbol,

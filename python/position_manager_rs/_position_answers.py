@@ -1,0 +1,328 @@
+"""What a venue's position-list answer says, read from the venue's own fields.
+
+``CcxtClient`` reads positions through ccxt's ``fetch_positions``, whose parsers turn a
+malformed answer into something that looks well-formed: a null, missing, empty or boolean size
+becomes ``contracts=None`` (read as a flat placeholder), a missing side field becomes ``None``
+or, on HTX and MEXC, ``'short'``, and an answer that is not a position list at all (an HTML
+page with status 200, an empty body, ``data: null``, another endpoint's JSON) becomes ``[]``.
+This module holds what the client needs to tell those apart:
+
+- ``RAW_SIZE_FIELDS``: per venue, the size field of the venue's own entry (the entry ccxt keeps
+  as ``info``), as ccxt 4.5.90's ``parse_position`` reads it; an entry is flat only when that
+  field reads 0.
+- ``VENUE_LEGS``: venues whose ccxt parser gives a side by default (HTX and MEXC: ``'short'``
+  when their field is absent); their leg is read from their own fields instead.
+- ``position_container``: where each venue's answer holds its list of positions.
+- ``record_answers`` / ``recording``: the decoded answers of the HTTP requests a call made on
+  the calling thread (or in the asyncio task the call was submitted to), so the client can look
+  at what ccxt parsed.
+
+Facts about the venues and about ccxt's parsers come from ccxt's sources (ccxt 4.5.90) and the
+venues' API references; nothing here is ccxt's code.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+#: Per ccxt exchange id: the size field(s) of the venue's own position entry, each a path of
+#: keys inside it, in the order ccxt's ``parse_position`` looks for them (the first present and
+#: not ``None``/``''`` is the size). Read in ccxt 4.5.90's parsers: Binance ``positionRisk``
+#: and account entries ``positionAmt``; Bybit ``size`` then ``qty``; OKX ``pos``; Bitget
+#: ``total`` then ``openTotalPos`` (base coin, ccxt divides by the contract size); Gate ``size``
+#: then ``accum_size``; KuCoin ``currentQty`` (classic) then ``size`` (unified account); MEXC
+#: ``holdVol``; HTX ``volume``; BingX ``positionAmt``; Hyperliquid ``szi`` inside ``position``.
+RAW_SIZE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "binance": (("positionAmt",),),
+    "binanceusdm": (("positionAmt",),),
+    "binancecoinm": (("positionAmt",),),
+    "bybit": (("size",), ("qty",)),
+    "okx": (("pos",),),
+    "bitget": (("total",), ("openTotalPos",)),
+    "gate": (("size",), ("accum_size",)),
+    "gateio": (("size",), ("accum_size",)),
+    "kucoinfutures": (("currentQty",), ("size",)),
+    "kucoin": (("currentQty",), ("size",)),
+    "mexc": (("holdVol",),),
+    "htx": (("volume",),),
+    "huobi": (("volume",),),
+    "bingx": (("positionAmt",),),
+    "hyperliquid": (("position", "szi"),),
+}
+
+_HTX_LEGS: tuple[tuple[str, dict[str, str]], ...] = (
+    # v5 hedge mode names the leg; one-way ("both") and the v1 APIs name it in direction only.
+    ("position_side", {"long": "long", "short": "short"}),
+    ("direction", {"buy": "long", "sell": "short"}),
+)
+#: Venues whose ccxt parser gives a side even when the venue's entry names none (HTX:
+#: ``'short'`` unless ``direction`` is ``'buy'``; MEXC: ``'short'`` unless ``positionType`` is
+#: 1): their leg is read from these fields of the venue's entry, in order, and ccxt's ``side``
+#: is not used.
+VENUE_LEGS: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
+    "htx": _HTX_LEGS,
+    "huobi": _HTX_LEGS,
+    "mexc": (("positionType", {"1": "long", "2": "short"}),),
+}
+
+#: The fields a venue names an entry's leg with, for the warning about an entry whose side
+#: cannot be read (what ccxt's parsers read it from).
+SIDE_FIELDS: dict[str, tuple[str, ...]] = {
+    "binance": ("positionSide", "notional"),
+    "binanceusdm": ("positionSide", "notional"),
+    "binancecoinm": ("positionSide", "notional"),
+    "bybit": ("side", "positionIdx"),
+    "okx": ("posSide", "pos"),
+    "bitget": ("holdSide",),
+    "gate": ("mode", "size"),
+    "gateio": ("mode", "size"),
+    "kucoinfutures": ("side", "currentQty"),
+    "kucoin": ("side", "currentQty"),
+    "mexc": ("positionType",),
+    "htx": ("position_side", "direction"),
+    "huobi": ("position_side", "direction"),
+    "bingx": ("positionSide",),
+    "hyperliquid": ("szi",),
+}
+
+#: Fields every position entry of a venue carries besides its size, where the venue's other
+#: answers have the size field too (MEXC's tickers carry ``holdVol``, its open interest).
+ENTRY_MARKS: dict[str, tuple[str, ...]] = {"mexc": ("positionId",)}
+
+_MISSING = object()
+
+
+def _at(entry: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = entry
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def _shown(path: tuple[str, ...], value: Any) -> str:
+    name = "'" + "'.'".join(path) + "'"
+    return f"{name} is missing" if value is _MISSING else f"{name} is {value!r}"
+
+
+def carries_size(venue: str, raw: Any) -> bool:
+    """Whether ``raw`` (an element of a venue's position list) has one of the venue's size
+    fields at all (whatever its value), and the fields of ``ENTRY_MARKS``."""
+    if not isinstance(raw, Mapping) or any(key not in raw for key in ENTRY_MARKS.get(venue, ())):
+        return False
+    return any(_at(raw, path) is not _MISSING for path in RAW_SIZE_FIELDS.get(venue, ()))
+
+
+def raw_size(venue: str, info: Mapping[str, Any]) -> tuple[str, str]:
+    """What the venue's own size field of an entry says: ``('flat', why)`` when it reads
+    exactly 0, ``('open', why)`` when it reads a finite nonzero number, ``('unreadable', why)``
+    otherwise (missing, null, empty, a bool, not a number, NaN or infinite); ``why`` names the
+    field and its value (``"okx 'pos' is None"``)."""
+    paths = RAW_SIZE_FIELDS[venue]
+    chosen = paths[0]
+    value = _at(info, chosen)
+    for path in paths:
+        candidate = _at(info, path)
+        if candidate is not _MISSING and candidate is not None and candidate != "":
+            chosen, value = path, candidate
+            break
+    why = f"{venue} {_shown(chosen, value)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return "unreadable", why
+    try:
+        number = float(value)
+    except ValueError:
+        return "unreadable", why
+    if not math.isfinite(number):
+        return "unreadable", why
+    return ("flat" if number == 0 else "open"), why
+
+
+def venue_leg(venue: str, info: Mapping[str, Any]) -> str | None:
+    """The leg an entry of ``venue`` (one of ``VENUE_LEGS``) names in its own fields, else
+    ``None``."""
+    for key, legs in VENUE_LEGS[venue]:
+        value = info.get(key)
+        if value is not None and not isinstance(value, bool) and str(value) in legs:
+            return legs[str(value)]
+    return None
+
+
+def side_fields(venue: str, entry: Mapping[str, Any]) -> str:
+    """The venue's side fields of an entry and their values, for a warning."""
+    info = entry.get("info")
+    fields = SIDE_FIELDS.get(venue)
+    if not fields or not isinstance(info, Mapping):
+        return f"side is {entry.get('side')!r}"
+    shown = []
+    for key in fields:
+        value = info.get(key, _MISSING)
+        if key == "szi" and venue == "hyperliquid":
+            value = _at(info, ("position", "szi"))
+        shown.append(_shown((key,), value))
+    return f"{venue} " + ", ".join(shown)
+
+
+def position_container(venue: str, answer: Any) -> tuple[list[Any] | None, str]:
+    """The list of position entries in a venue's decoded answer to its position-list request,
+    where ccxt's ``fetch_positions`` takes it from (ccxt 4.5.90), and where that is (for the
+    error): ``(None, where)`` when the answer has no such list. ``(None, '')`` for a venue not
+    known here."""
+    if venue in ("binance", "binanceusdm", "binancecoinm"):
+        # positionRisk (v2, v3, coin-margined): a list; the 'account' method: its 'positions'
+        if isinstance(answer, list):
+            return answer, "the answer"
+        if isinstance(answer, Mapping) and isinstance(answer.get("positions"), list):
+            return answer["positions"], "'positions'"
+        return None, "the answer (a list)"
+    if venue in ("gate", "gateio"):
+        return (answer if isinstance(answer, list) else None), "the answer (a list)"
+    if venue == "bybit":
+        result = answer.get("result") if isinstance(answer, Mapping) else None
+        if isinstance(result, Mapping):
+            for key in ("list", "rows", "data", "dataList"):
+                if isinstance(result.get(key), list):
+                    return result[key], f"'result'.'{key}'"
+        return None, "'result'.'list'"
+    if venue == "hyperliquid":
+        held = answer.get("assetPositions") if isinstance(answer, Mapping) else None
+        return (held if isinstance(held, list) else None), "'assetPositions'"
+    if venue in ("okx", "mexc", "htx", "huobi", "bingx", "kucoinfutures", "kucoin", "bitget"):
+        data = answer.get("data") if isinstance(answer, Mapping) else None
+        if isinstance(data, list):
+            return data, "'data'"
+        if venue == "bitget" and isinstance(data, Mapping) and isinstance(data.get("list"), list):
+            return data["list"], "'data'.'list'"  # unified-account and history answers
+        return None, "'data'"
+    return None, ""
+
+
+def _kind(answer: Any) -> str:
+    if isinstance(answer, str):
+        text = answer.strip()
+        return "an empty body" if not text else f"a text body ({text[:60]!r})"
+    if isinstance(answer, Mapping):
+        keys = ", ".join(repr(k) for k in list(answer)[:6])
+        return f"an object with keys {keys}" if keys else "an empty object"
+    if isinstance(answer, list):
+        return f"a list of {len(answer)}"
+    return f"a {type(answer).__name__} ({answer!r:.60})"
+
+
+def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
+    """Raises ``ValueError`` unless ``answer`` (the decoded answer of a position-list request of
+    ``venue``) is a position list: its list of entries where the venue puts it, holding, when
+    not empty, an entry with the venue's size field; and every entry of it that is not flat
+    parsed by ccxt (``entries``: what ``fetch_positions`` answered). Venues not in
+    ``RAW_SIZE_FIELDS`` are not checked."""
+    if venue not in RAW_SIZE_FIELDS:
+        return
+    container, where = position_container(venue, answer)
+    if container is None:
+        raise ValueError(
+            f"{venue}'s answer to the position-list request is not a position list: "
+            f"{_kind(answer)}, without a list at {where}"
+        )
+    if container and not any(carries_size(venue, raw) for raw in container):
+        field = "'" + "'.'".join(RAW_SIZE_FIELDS[venue][0]) + "'"
+        named = sorted({str(e.get("symbol")) for e in entries if isinstance(e, Mapping)})
+        listed = f" (ccxt read entries for {', '.join(named[:5])})" if named else ""
+        raise ValueError(
+            f"{venue}'s answer to the position-list request is not a position list: none of "
+            f"its {len(container)} entries has {field}{listed}"
+        )
+    # Entries that are not flat, in the answer and in ccxt's reading of it (counted: ccxt may
+    # copy an entry into its ``info``, as Binance's ``account`` method does).
+    held = [
+        raw for raw in container if carries_size(venue, raw) and raw_size(venue, raw)[0] != "flat"
+    ]
+    parsed = [
+        info
+        for entry in entries
+        if isinstance(entry, Mapping)
+        and isinstance(info := entry.get("info"), Mapping)
+        and carries_size(venue, info)
+        and raw_size(venue, info)[0] != "flat"
+    ]
+    if len(held) > len(parsed):
+        seen = {id(info) for info in parsed}
+        missing = [raw for raw in held if id(raw) not in seen] or held
+        ids = ", ".join(
+            repr(raw.get("symbol") or raw.get("instId") or raw.get("contract")) for raw in missing
+        )
+        raise ValueError(
+            f"{venue}'s position list holds {len(held)} entries that are not flat, and ccxt "
+            f"left out of its answer {len(held) - len(parsed)} of them ({ids}): the list "
+            "cannot be read whole"
+        )
+
+
+# The answers recorded for the current call (``recording``): a list while a call records,
+# else None. A context variable: each thread has its own, and an asyncio task submitted from
+# a thread (``asyncio.run_coroutine_threadsafe``) starts with a copy of that thread's.
+_ANSWERS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "position_manager_rs_answers", default=None
+)
+_RECORDER = "_position_manager_rs_records_answers"
+
+
+def _note(answer: Any) -> None:
+    answers = _ANSWERS.get()
+    if answers is not None:
+        answers.append(answer)
+
+
+def record_answers(exchange: Any) -> bool:
+    """Wraps ``exchange.fetch`` (ccxt's one HTTP request method, sync or asyncio) once so that
+    it notes each decoded answer for the ``recording`` of the calling thread or task; the
+    answer itself is returned unchanged, and nothing is noted outside ``recording``. Only an
+    exchange whose class defines ``fetch`` is wrapped (a ccxt exchange); ``False`` when it was
+    not."""
+    fetch = getattr(exchange, "fetch", None)
+    defined = getattr(type(exchange), "fetch", None)
+    if not callable(fetch) or not inspect.isfunction(defined):
+        return False
+    if getattr(fetch, _RECORDER, False):
+        return True
+    if inspect.iscoroutinefunction(fetch):
+
+        async def recorded_async(*args: Any, **kwargs: Any) -> Any:
+            answer = await fetch(*args, **kwargs)
+            _note(answer)
+            return answer
+
+        wrapper: Any = recorded_async
+    else:
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            answer = fetch(*args, **kwargs)
+            _note(answer)
+            return answer
+
+        wrapper = recorded
+    functools.update_wrapper(wrapper, fetch)
+    setattr(wrapper, _RECORDER, True)
+    try:
+        exchange.fetch = wrapper
+    except (AttributeError, TypeError):
+        return False
+    return True
+
+
+@contextmanager
+def recording() -> Iterator[list[Any]]:
+    """The decoded answers ``exchange.fetch`` gives inside this block, on this thread (and in
+    asyncio tasks submitted from it), in order."""
+    answers: list[Any] = []
+    token = _ANSWERS.set(answers)
+    try:
+        yield answers
+    finally:
+        _ANSWERS.reset(token)

@@ -1,0 +1,319 @@
+"""Malformed position lists through the real ccxt classes never lose a tracked position.
+
+ccxt's parsers read a venue entry whose size field is null, missing, empty or a bool as
+``contracts=None``, an entry without its side field as ``side=None`` (HTX and MEXC: as
+``'short'``), and an answer that is not a position list at all (an HTML page with status 200,
+an empty body, ``data: null``, ``data`` an object, another endpoint's JSON) as ``[]``.
+``CcxtClient`` took the first two for flat placeholders and the last for "no position": the
+manager removed live positions as closed outside (and on HTX and MEXC "flipped" a long into
+an imagined short). Each venue of ``venue_dialects.DIALECTS`` runs its real ccxt class against
+the fake venue (``venue_sim``) whose position-list answers are rewritten for several cycles,
+with the manager reading one and four symbols at a time (``max_concurrent_calls``). The
+tracked positions must stay (the very objects, no ``removed`` event, no order), with a warning
+naming the unreadable entry; a legitimately flat entry (its size field ``"0"``) and a real
+empty list still say "closed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+from venue_dialects import DIALECTS
+from venue_sim import FakeVenue, Payload, running
+
+from position_manager_rs import PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
+
+pytestmark = pytest.mark.timeout(60)
+
+VENUES = sorted(DIALECTS)
+
+#: The size field of each venue's own position entry (the venues' API references).
+SIZE = {
+    "binanceusdm": "positionAmt",
+    "bingx": "positionAmt",
+    "bitget": "total",
+    "bybit": "size",
+    "gate": "size",
+    "htx": "volume",
+    "hyperliquid": "szi",
+    "kucoinfutures": "currentQty",
+    "mexc": "holdVol",
+    "okx": "pos",
+}
+#: The field a venue's one-way entry names its side with, where the size does not tell it
+#: (Gate, KuCoin and Hyperliquid give the side by the size's sign: nothing else to remove).
+SIDE = {
+    "binanceusdm": "notional",
+    "bingx": "positionSide",
+    "bitget": "holdSide",
+    "bybit": "side",
+    "htx": "direction",
+    "mexc": "positionType",
+    "okx": "posSide",
+}
+_GONE = object()
+UNREADABLE_SIZES = {"null": None, "missing": _GONE, "empty": "", "true": True}
+GARBAGE = ("html", "empty body", "data null", "data an object", "another endpoint")
+
+
+def _btc_entries(payload: Any, key: str) -> Iterator[dict[str, Any]]:
+    """The dicts of ``payload`` holding ``key`` that belong to BTC (KuCoin: XBT)."""
+    if isinstance(payload, dict):
+        text = json.dumps(payload)
+        if key in payload and ("BTC" in text or "XBT" in text):
+            yield payload
+            return
+        for value in payload.values():
+            yield from _btc_entries(value, key)
+    elif isinstance(payload, list):
+        for value in payload:
+            yield from _btc_entries(value, key)
+
+
+def _set_btc(key: str, value: Any) -> Callable[[Payload], tuple[int, Payload]]:
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        found = list(_btc_entries(payload, key))
+        assert found, f"no BTC entry with {key!r} in {payload!r:.300}"
+        for entry in found:
+            if value is _GONE:
+                del entry[key]
+            else:
+                entry[key] = value
+        return 200, payload
+
+    return rewrite
+
+
+def _container(payload: Any, size: str) -> tuple[Any, Any] | None:
+    """(parent, key) of the list of position entries in ``payload`` (``None``: the payload)."""
+    if isinstance(payload, list):
+        return None
+    stack: list[Any] = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, list) and any(
+                    size in json.dumps(item) for item in value if isinstance(item, dict)
+                ):
+                    return node, key
+                stack.append(value)
+    raise AssertionError(f"no position list in {payload!r:.300}")
+
+
+def _garbage(venue: FakeVenue, name: str, kind: str) -> Callable[[Payload], tuple[int, Payload]]:
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        if kind == "html":
+            return 200, "<html><body>Service temporarily unavailable</body></html>"
+        if kind == "empty body":
+            return 200, ""
+        if kind == "another endpoint":
+            return 200, _ticker_answer(venue, name)
+        where = _container(payload, SIZE[name])
+        if where is None:  # the answer is the list (Binance, Gate)
+            return 200, ("null" if kind == "data null" else payload[0])
+        parent, key = where
+        parent[key] = None if kind == "data null" else parent[key][0]
+        return 200, payload
+
+    return rewrite
+
+
+def _ticker_answer(venue: FakeVenue, name: str) -> Payload:
+    for (path, kind), answer in venue.answers.items():
+        if name == "hyperliquid" and kind == "metaAndAssetCtxs":
+            return answer
+        if name != "hyperliquid" and any(
+            mark in path for mark in ("ticker", "batch_merged", "contracts/active")
+        ):
+            return answer
+    raise AssertionError(f"no ticker answer seen on {name}: {sorted(venue.answers)}")
+
+
+@dataclass
+class Book:
+    venue: FakeVenue
+    manager: PositionManager
+    caplog: pytest.LogCaptureFixture
+    btc: str
+    eth: str
+
+    def cycle(self, n: int = 1) -> None:
+        for _ in range(n):
+            assert list(self.manager.update_positions()) == []
+
+    def warnings(self) -> list[str]:
+        return [r.getMessage() for r in self.caplog.records if r.levelno >= logging.WARNING]
+
+    def keeps_both_through(
+        self, rewrite: Callable[[Payload], tuple[int, Payload]], said: str, cycles: int = 3
+    ) -> None:
+        """Both tracked positions stay through ``cycles`` cycles of rewritten lists (the same
+        objects, no removal, no order sent), with a warning containing ``said``."""
+        held = {s: self.manager.positions[s] for s in (self.btc, self.eth)}
+        seq = self.manager.events[-1]["seq"] if self.manager.events else 0
+        orders = len(self.venue.ledger.orders_sent())
+        self.caplog.clear()
+        self.venue.rewrite_positions_next(rewrite, n=1000)
+        try:
+            self.cycle(cycles)
+        finally:
+            self.venue.calm()
+        changes = [
+            (e["kind"], e["symbol"], e.get("reason")) for e in self.manager.events_since(seq)
+        ]
+        assert changes == [], changes
+        for symbol, position in held.items():
+            assert self.manager.positions.get(symbol) is position, (symbol, changes)
+        assert len(self.venue.ledger.orders_sent()) == orders
+        assert any(said in w for w in self.warnings()), (said, self.warnings())
+        self.cycle()  # a good list again: nothing changes either
+        assert {s: self.manager.positions.get(s) for s in held} == held
+
+
+@contextmanager
+def tracking(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture, **options: Any
+) -> Iterator[Book]:
+    """A venue holding BTC (opened by the manager) and ETH (found by a sync), both tracked."""
+    caplog.set_level(logging.WARNING)
+    with running(DIALECTS[name]()) as (venue, exchange):
+        btc, eth = list(venue.ledger.markets.values())[:2]
+        venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(
+            client, ticker_retry_delays=(), max_concurrent_calls=mcc, **options
+        )
+        assert manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        manager.sync_existing_positions()
+        book = Book(venue, manager, caplog, btc.symbol, eth.symbol)
+        book.cycle()
+        assert sorted(manager.positions) == sorted([btc.symbol, eth.symbol])
+        yield book
+        assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", VENUES)
+def test_an_entry_whose_size_cannot_be_read_keeps_its_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, mcc, caplog) as book:
+        for how, value in UNREADABLE_SIZES.items():
+            # e.g. "Position entry for BTC/USDT:USDT is unusable (... okx 'pos' is None ...)"
+            said = f"Position entry for {book.btc} is unusable"
+            try:
+                book.keeps_both_through(_set_btc(SIZE[name], value), said)
+            except AssertionError as e:
+                raise AssertionError(f"{name} size {how}: {e}") from None
+            assert any(f"'{SIZE[name]}'" in w for w in book.warnings()), book.warnings()
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", sorted(SIDE))
+def test_an_entry_whose_side_cannot_be_read_keeps_its_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, mcc, caplog) as book:
+        for how, value in (("missing", _GONE), ("null", None)):
+            said = f"Position entry for {book.btc} is unusable"
+            try:
+                book.keeps_both_through(_set_btc(SIDE[name], value), said)
+            except AssertionError as e:
+                raise AssertionError(f"{name} side {how}: {e}") from None
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", VENUES)
+def test_an_answer_that_is_not_a_position_list_keeps_every_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, mcc, caplog) as book:
+        book.venue.answers.clear()
+        book.cycle()  # the tickers' answer, as the venue last gave it
+        for kind in GARBAGE:
+            try:
+                book.keeps_both_through(
+                    _garbage(book.venue, name, kind), "Unable to verify positions"
+                )
+            except AssertionError as e:
+                raise AssertionError(f"{name} {kind}: {e}") from None
+
+
+@pytest.mark.parametrize("entry_price", ["0", None])
+def test_an_open_entry_ccxt_leaves_out_keeps_every_position(
+    entry_price: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binance: ccxt's parser leaves out an entry whose ``entryPrice`` is not above 0 (the flat
+    symbols of the older endpoint); one with a nonzero ``positionAmt`` is a position it could
+    not read, not a closed one."""
+    with tracking("binanceusdm", 1, caplog) as book:
+        book.keeps_both_through(
+            _set_btc("entryPrice", entry_price), "ccxt left out of its answer 1 of them ('BTCUSDT')"
+        )
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_flat_entry_is_a_placeholder_and_an_empty_list_still_closes(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, 1, caplog) as book:
+        # BTC listed flat (its size field "0"): closed outside, without a warning about it
+        held = book.manager.positions[book.btc]
+        book.caplog.clear()
+        book.venue.rewrite_positions_next(_set_btc(SIZE[name], "0"), n=1)
+        book.cycle()
+        assert book.btc not in book.manager.positions
+        assert book.manager.events[-1]["kind"] == "removed"
+        assert not [w for w in book.warnings() if book.btc in w], book.warnings()
+        book.cycle()  # listed again: the very position comes back
+        assert book.manager.positions.get(book.btc) is held
+        # both closed by hand: the venue's real empty list removes them
+        book.venue.ledger.remove(book.btc)
+        book.venue.ledger.remove(book.eth)
+        book.cycle(2)
+        assert dict(book.manager.positions) == {}
+        removed = {e["symbol"] for e in book.manager.events if e["kind"] == "removed"}
+        assert {book.btc, book.eth} <= removed
+
+
+@pytest.mark.parametrize("name", ["binanceusdm", "htx", "hyperliquid", "okx"])
+def test_an_asyncio_client_reads_malformed_lists_as_the_synchronous_one(name: str) -> None:
+    """``AsyncCcxtClient``: ccxt's asyncio ``fetch`` runs on the loop, in a task submitted from
+    the manager's thread; the answers it reads there are checked as the synchronous ones."""
+    import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
+
+    from position_manager_rs.aio import AsyncCcxtClient
+
+    async def main(venue: FakeVenue) -> None:
+        exchange = venue.make_exchange(module=ccxt_async)
+        try:
+            client = AsyncCcxtClient(exchange)
+            btc, eth = list(venue.ledger.markets.values())[:2]
+            venue.ledger.open(btc.symbol, "long", 3 * btc.lot, btc.price)
+            venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
+            listed = await asyncio.to_thread(client.get_open_positions)
+            assert sorted(p["symbol"] for p in listed) == [btc.symbol, eth.symbol]
+            venue.rewrite_positions_next(_set_btc(SIZE[name], None))
+            listed = await asyncio.to_thread(client.get_open_positions)
+            (entry,) = [p for p in listed if p["symbol"] == btc.symbol]
+            assert f"'{SIZE[name]}' is None" in entry["unreadable"]
+            assert entry["unreadable"] in str(entry["contracts"])
+            for kind in ("html", "data null"):
+                venue.rewrite_positions_next(_garbage(venue, name, kind))
+                with pytest.raises(ValueError, match="not a position list"):
+                    await asyncio.to_thread(client.get_open_positions)
+        finally:
+            await exchange.close()
+
+    with running(DIALECTS[name]()) as (venue, _):
+        asyncio.run(asyncio.wait_for(main(venue), timeout=20))
+        assert venue.unexpected == []
