@@ -248,6 +248,57 @@ def test_an_answer_that_is_not_a_position_list_keeps_every_position(
                 raise AssertionError(f"{name} {kind}: {e}") from None
 
 
+def _bybit_order_list(payload: Payload) -> tuple[int, Payload]:
+    """Bybit's answer to an order look-up (``/v5/order/realtime``) in place of the positions:
+    the same envelope and ``result.list``, order entries with ``qty`` where a position has
+    ``size`` (ccxt's parser reads either)."""
+    orders = []
+    for entry in payload["result"]["list"]:
+        if "BTC" in entry["symbol"]:
+            order = {k: v for k, v in entry.items() if k != "size"}
+            orders.append({**order, "qty": entry["size"], "orderId": "1", "orderStatus": "Filled"})
+    payload["result"]["list"] = orders
+    return 200, payload
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+def test_bybit_an_order_list_answered_for_the_positions_keeps_every_position(
+    mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking("bybit", mcc, caplog) as book:
+        book.keeps_both_through(_bybit_order_list, "none of its 1 entries has 'size'")
+
+
+def _gate_order_list(payload: Payload) -> tuple[int, Payload]:
+    """Gate's list of finished orders (``/futures/usdt/orders``) in place of the positions:
+    order entries carry ``contract`` and ``size`` as position entries do."""
+    return 200, [
+        {
+            "id": 1,
+            "contract": entry["contract"],
+            "size": entry["size"],
+            "price": "0",
+            "fill_price": entry["entry_price"],
+            "status": "finished",
+            "finish_as": "filled",
+            "tif": "ioc",
+            "text": "t-1",
+        }
+        for entry in payload
+        if "BTC" in entry["contract"] and entry["size"]
+    ]
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+def test_gate_an_order_list_answered_for_the_positions_keeps_every_position(
+    mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking("gate", mcc, caplog) as book:
+        book.keeps_both_through(
+            _gate_order_list, "none of its 1 entries has 'size' and 'entry_price'"
+        )
+
+
 @pytest.mark.parametrize("entry_price", ["0", None])
 def test_an_open_entry_ccxt_leaves_out_keeps_every_position(
     entry_price: str | None, caplog: pytest.LogCaptureFixture

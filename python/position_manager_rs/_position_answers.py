@@ -31,22 +31,25 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-#: Per ccxt exchange id: the size field(s) of the venue's own position entry, each a path of
-#: keys inside it, in the order ccxt's ``parse_position`` looks for them (the first present and
-#: not ``None``/``''`` is the size). Read in ccxt 4.5.90's parsers: Binance ``positionRisk``
-#: and account entries ``positionAmt``; Bybit ``size`` then ``qty``; OKX ``pos``; Bitget
-#: ``total`` then ``openTotalPos`` (base coin, ccxt divides by the contract size); Gate ``size``
-#: then ``accum_size``; KuCoin ``currentQty`` (classic) then ``size`` (unified account); MEXC
+#: Per ccxt exchange id: the size field(s) of the venue's own entry in its list of open
+#: positions, each a path of keys inside it, in the order ccxt's ``parse_position`` looks for
+#: them (the first present and not ``None``/``''`` is the size). Read in ccxt 4.5.90's parsers
+#: and the answers they quote: Binance ``positionRisk`` and account entries ``positionAmt``;
+#: Bybit ``size``; OKX ``pos``; Bitget ``total`` (base coin, ccxt divides by the contract
+#: size); Gate ``size``; KuCoin ``currentQty`` (classic) then ``size`` (unified account); MEXC
 #: ``holdVol``; HTX ``volume``; BingX ``positionAmt``; Hyperliquid ``szi`` inside ``position``.
+#: The parsers' other size fields belong to position histories (Bybit ``qty``, Bitget
+#: ``openTotalPos``, Gate ``accum_size``), never to a list of open positions: an answer whose
+#: entries carry only those (Bybit's order list has ``qty``) is not one.
 RAW_SIZE_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "binance": (("positionAmt",),),
     "binanceusdm": (("positionAmt",),),
     "binancecoinm": (("positionAmt",),),
-    "bybit": (("size",), ("qty",)),
+    "bybit": (("size",),),
     "okx": (("pos",),),
-    "bitget": (("total",), ("openTotalPos",)),
-    "gate": (("size",), ("accum_size",)),
-    "gateio": (("size",), ("accum_size",)),
+    "bitget": (("total",),),
+    "gate": (("size",),),
+    "gateio": (("size",),),
     "kucoinfutures": (("currentQty",), ("size",)),
     "kucoin": (("currentQty",), ("size",)),
     "mexc": (("holdVol",),),
@@ -92,8 +95,15 @@ SIDE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Fields every position entry of a venue carries besides its size, where the venue's other
-#: answers have the size field too (MEXC's tickers carry ``holdVol``, its open interest).
-ENTRY_MARKS: dict[str, tuple[str, ...]] = {"mexc": ("positionId",)}
+#: answers have the size field too: MEXC's tickers carry ``holdVol`` (its open interest),
+#: Gate's and KuCoin's orders ``size``; their position entries carry these, those answers not.
+ENTRY_MARKS: dict[str, tuple[str, ...]] = {
+    "mexc": ("positionId",),
+    "gate": ("entry_price",),
+    "gateio": ("entry_price",),
+    "kucoinfutures": ("markPrice",),
+    "kucoin": ("markPrice",),
+}
 
 _MISSING = object()
 
@@ -231,7 +241,10 @@ def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
             f"{_kind(answer)}, without a list at {where}"
         )
     if container and not any(carries_size(venue, raw) for raw in container):
-        field = "'" + "'.'".join(RAW_SIZE_FIELDS[venue][0]) + "'"
+        field = " and ".join(
+            ["'" + "'.'".join(RAW_SIZE_FIELDS[venue][0]) + "'"]
+            + [f"'{key}'" for key in ENTRY_MARKS.get(venue, ())]
+        )
         named = sorted({str(e.get("symbol")) for e in entries if isinstance(e, Mapping)})
         listed = f" (ccxt read entries for {', '.join(named[:5])})" if named else ""
         raise ValueError(
