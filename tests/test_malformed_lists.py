@@ -368,3 +368,28 @@ def test_an_asyncio_client_reads_malformed_lists_as_the_synchronous_one(name: st
     with running(DIALECTS[name]()) as (venue, _):
         asyncio.run(asyncio.wait_for(main(venue), timeout=20))
         assert venue.unexpected == []
+
+
+@pytest.mark.parametrize("name", ["htx", "okx"])
+def test_a_close_of_an_entry_that_cannot_be_read_sends_nothing(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No order can be sized or sided from an entry that cannot be read: the client's close
+    raises before anything is sent, and the manager keeps the position for its next check."""
+    with tracking(name, 1, caplog) as book:
+        client = book.manager.client
+        held = book.manager.positions[book.btc]
+        orders = len(book.venue.ledger.orders_sent())
+        for field in (SIZE[name], SIDE[name]):
+            book.venue.rewrite_positions_next(_set_btc(field, None), n=1)
+            with pytest.raises(ValueError, match=f"'{field}' is None"):
+                client.close_position(book.btc)
+            book.venue.rewrite_positions_next(_set_btc(field, None), n=1000)
+            try:
+                assert not book.manager.close_position(book.btc)
+            finally:
+                book.venue.calm()
+            assert book.manager.positions.get(book.btc) is held
+        assert len(book.venue.ledger.orders_sent()) == orders
+        assert book.manager.close_position(book.btc)  # readable again: closed
+        assert book.btc not in book.manager.positions
