@@ -9,7 +9,7 @@
 //! | `PGUSER` | the user (else the operating system's user name, as libpq) |
 //! | `PGDATABASE` | the database (else the user's name) |
 //! | `PGAPPNAME` | `application_name` (else `position-manager-rs`) |
-//! | `PGCONNECT_TIMEOUT` | the connect timeout in seconds (else 10 s) |
+//! | `PGCONNECT_TIMEOUT` | the connect timeout in seconds (else [`DEFAULT_CONNECT_TIMEOUT`]) |
 //! | `PGOPTIONS` | `options` (server settings, `-c name=value`) |
 //! | `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the TLS options ([`crate::tls`]) |
 //! | `PGPASSWORD`, `PGPASSFILE` | the password ([`crate::passfile`]) |
@@ -25,9 +25,22 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postgres::config::Host;
+use tokio_postgres::config::Host;
 
 use crate::{JournalError, JournalResult};
+
+/// The connect timeout when neither the URL (its `connect_timeout`, or a service's) nor
+/// `PGCONNECT_TIMEOUT` gives one, or when they say 0 or less (libpq's "wait for ever": a
+/// manager never waits for ever). It bounds each attempt as a whole ([`crate::session`]):
+/// socket connection, TLS, start-up, authentication and the session's settings. A server
+/// that answers at all does so in milliseconds, or in a second or two over a slow link with a
+/// costly password hash (SCRAM) or TLS; 10 s is several times that, and short enough that a
+/// constructor, a `Journal(...)` or a write reconnecting during an outage comes back soon
+/// from a server (or anything else on the port) that accepted the connection and went silent.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// libpq's shortest connect timeout: a shorter one given is taken as this.
+pub const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the environment is read from: the process's, or a test's.
 pub trait Environment {
@@ -133,7 +146,7 @@ pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::C
 /// and options. Returns the socket directory it chose when no host was given at all (for the
 /// connection error, which would not name it).
 pub fn fill(
-    config: &mut postgres::Config,
+    config: &mut tokio_postgres::Config,
     env: &dyn Environment,
 ) -> JournalResult<Option<PathBuf>> {
     if config.get_hosts().is_empty() {
@@ -176,20 +189,20 @@ pub fn fill(
         let name = env.var("PGAPPNAME");
         config.application_name(name.as_deref().unwrap_or("position-manager-rs"));
     }
-    if config.get_connect_timeout().is_none() {
-        let seconds = match env.var("PGCONNECT_TIMEOUT") {
-            // libpq: 0 or less waits for ever, and at least 2 s otherwise.
+    // A URL's `connect_timeout` of 0 or less is no timeout to the driver, as to libpq.
+    let timeout = match config.get_connect_timeout() {
+        Some(given) => *given,
+        None => match env.var("PGCONNECT_TIMEOUT") {
+            // libpq: 0 or less waits for ever, which a manager never does.
             Some(text) => match text.trim().parse::<i64>() {
-                Ok(s) if s <= 0 => None,
-                Ok(s) => Some(s.max(2) as u64),
+                Ok(s) if s <= 0 => DEFAULT_CONNECT_TIMEOUT,
+                Ok(s) => Duration::from_secs(s as u64),
                 Err(_) => return Err(invalid("PGCONNECT_TIMEOUT", &text)),
             },
-            None => Some(10),
-        };
-        if let Some(seconds) = seconds {
-            config.connect_timeout(Duration::from_secs(seconds));
-        }
-    }
+            None => DEFAULT_CONNECT_TIMEOUT,
+        },
+    };
+    config.connect_timeout(timeout.max(MIN_CONNECT_TIMEOUT));
     if config.get_options().is_none() {
         if let Some(options) = env.var("PGOPTIONS") {
             config.options(&options);
@@ -293,8 +306,8 @@ mod tests {
     use super::testing::FakeEnvironment;
     use super::*;
 
-    fn filled(url: &str, env: &FakeEnvironment) -> (postgres::Config, Option<PathBuf>) {
-        let mut config: postgres::Config = url.parse().unwrap();
+    fn filled(url: &str, env: &FakeEnvironment) -> (tokio_postgres::Config, Option<PathBuf>) {
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
         let socket = fill(&mut config, env).unwrap();
         (config, socket)
     }
@@ -378,7 +391,7 @@ mod tests {
             ("postgresql://u@:5433/db", "h"),
             ("postgresql:///db", "a,,b"),
         ] {
-            let mut empty: postgres::Config = url.parse().unwrap();
+            let mut empty: tokio_postgres::Config = url.parse().unwrap();
             match fill(
                 &mut empty,
                 &FakeEnvironment::default().with("PGHOST", pghost),
@@ -435,15 +448,37 @@ mod tests {
 
     #[test]
     fn timeouts_follow_libpq() {
-        for (given, expected) in [("0", None), ("-3", None), ("1", Some(2)), ("30", Some(30))] {
+        // libpq's "wait for ever" (0 or less) is the default bound: a manager never waits
+        // for ever.
+        for (given, expected) in [("0", 10), ("-3", 10), ("1", 2), ("30", 30)] {
             let env = FakeEnvironment::default().with("PGCONNECT_TIMEOUT", given);
             let (c, _) = filled("postgresql://h/d", &env);
             assert_eq!(
                 c.get_connect_timeout(),
-                expected.map(Duration::from_secs).as_ref(),
+                Some(&Duration::from_secs(expected)),
                 "{given}"
             );
         }
+        // The URL's own, at least 2 s; 0 is none, and the environment's or the default
+        // applies.
+        let env = FakeEnvironment::default().with("PGCONNECT_TIMEOUT", "7");
+        for (url, expected) in [
+            ("postgresql://h/d?connect_timeout=1", 2),
+            ("postgresql://h/d?connect_timeout=5", 5),
+            ("postgresql://h/d?connect_timeout=0", 7),
+        ] {
+            let (c, _) = filled(url, &env);
+            assert_eq!(
+                c.get_connect_timeout(),
+                Some(&Duration::from_secs(expected)),
+                "{url}"
+            );
+        }
+        let (c, _) = filled(
+            "postgresql://h/d?connect_timeout=-1",
+            &FakeEnvironment::default(),
+        );
+        assert_eq!(c.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
     }
 
     #[test]
@@ -455,7 +490,7 @@ mod tests {
             ("PGCONNECT_TIMEOUT", "soon"),
         ] {
             let env = FakeEnvironment::default().with(var, value);
-            let mut config: postgres::Config = "postgresql://".parse().unwrap();
+            let mut config: tokio_postgres::Config = "postgresql://".parse().unwrap();
             match fill(&mut config, &env) {
                 Err(JournalError::Config(m)) => {
                     assert!(m.contains(var) && m.contains(value), "{m}")

@@ -6,7 +6,8 @@
 //!   durable each write is ([`SyncMode`]);
 //! - [`schema`]: the tables, created and upgraded by numbered migrations;
 //! - [`sql`]: the few SQL operations both databases are driven through ([`sql::Sql`]), with
-//!   [`sqlite`] and [`postgres`] implementing them;
+//!   [`sqlite`] and [`postgres`] implementing them ([`session`]: the PostgreSQL connection,
+//!   its start-up bounded);
 //! - [`store`]: the journal's own operations over any [`sql::Sql`]: migrate, claim an account
 //!   and read it back, write a batch in one transaction, and the read-only queries;
 //! - [`writer`]: the writer a manager holds: one transaction per event, failed writes kept and
@@ -30,6 +31,7 @@ pub mod postgres;
 pub mod reader;
 pub mod schema;
 pub mod service;
+pub mod session;
 pub mod sql;
 pub mod sqlite;
 pub mod store;

@@ -20,7 +20,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use position_manager_core::persist::{read_bounded, BoundedReadError};
-use postgres::config::Host;
+use tokio_postgres::config::Host;
 
 use crate::environment::{Environment, DEFAULT_PORT, SOCKET_DIRS};
 
@@ -57,7 +57,7 @@ pub fn take(url: &str) -> (Cow<'_, str>, Option<PathBuf>) {
 /// that exists was not used, for the connection's error should it fail (libpq warns; this
 /// logs nothing, since a connection may be opened with the journal's lock held).
 pub fn fill(
-    config: &mut postgres::Config,
+    config: &mut tokio_postgres::Config,
     passfile: Option<PathBuf>,
     env: &dyn Environment,
 ) -> Option<String> {
@@ -281,7 +281,7 @@ short:line
     }
 
     fn password(url: &str, passfile: Option<PathBuf>, env: &FakeEnvironment) -> Option<Vec<u8>> {
-        let mut config: postgres::Config = url.parse().unwrap();
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
         let _ = fill(&mut config, passfile, env);
         config.get_password().map(<[u8]>::to_vec)
     }
@@ -373,7 +373,7 @@ short:line
             ..FakeEnvironment::default()
         };
         let fill_with = || {
-            let mut config: postgres::Config = "postgresql://bot@db/x".parse().unwrap();
+            let mut config: tokio_postgres::Config = "postgresql://bot@db/x".parse().unwrap();
             let why = fill(&mut config, None, &env);
             (config.get_password().is_some(), why)
         };

@@ -1,16 +1,18 @@
-//! PostgreSQL through the synchronous `postgres` client, over TLS as the URL's `sslmode` asks
-//! ([`crate::tls`]). `synchronous_commit` follows the [`SyncMode`]; a broken connection is
-//! reported as such and re-opened by the writer before its next write.
+//! PostgreSQL through a synchronous session on `tokio-postgres` ([`crate::session`]: its whole
+//! start-up bounded), over TLS as the URL's `sslmode` asks ([`crate::tls`]).
+//! `synchronous_commit` follows the [`SyncMode`]; a broken connection is reported as such and
+//! re-opened by the writer before its next write.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::environment::{Environment, ProcessEnvironment};
+use crate::session::Session;
 use crate::sql::{Dialect, Sql, Val};
 use crate::target::redact;
 use crate::tls::Tls;
@@ -19,7 +21,7 @@ use crate::{JournalError, JournalResult, SyncMode};
 
 /// A PostgreSQL connection.
 pub struct Postgres {
-    client: Client,
+    client: Session,
     url: String,
     read_only: bool,
     /// Prepared statements by text: a statement costs one round trip, not two.
@@ -31,18 +33,22 @@ pub struct Postgres {
 /// Statements kept prepared at most (the journal uses a few dozen).
 const MAX_STATEMENTS: usize = 256;
 
-fn err(e: postgres::Error) -> JournalError {
-    // The server's own message (SQLSTATE and text) when there is one.
-    let text = match e.as_db_error() {
+/// The driver's error `e` as the journal reports it.
+pub(crate) fn err(e: tokio_postgres::Error) -> JournalError {
+    JournalError::Database(format!("PostgreSQL: {}", error_text(&e)))
+}
+
+/// The server's own message (SQLSTATE and text) when there is one, else [`describe`].
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => describe(&e),
-    };
-    JournalError::Database(format!("PostgreSQL: {text}"))
+        None => describe(e),
+    }
 }
 
 /// `e` with its causes: the client's own text names only the kind ("error performing TLS
 /// handshake", "invalid connection string"), its causes say why.
-pub fn describe(e: &postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
@@ -55,8 +61,8 @@ pub fn describe(e: &postgres::Error) -> String {
 /// What a journal URL asks for, completed from the environment as libpq completes it
 /// ([`crate::environment`]).
 pub(crate) struct ParsedUrl {
-    /// The `postgres` crate's configuration (without the options it does not know).
-    pub config: postgres::Config,
+    /// The driver's (`tokio-postgres`) configuration (without the options it does not know).
+    pub config: tokio_postgres::Config,
     /// The TLS settings.
     pub tls: Tls,
     /// The URL's `passfile=`.
@@ -77,7 +83,7 @@ pub(crate) fn parse_url(url: &str, env: &dyn Environment) -> JournalResult<Parse
     // What the service file and the environment added is percent-encoded; checked again all
     // the same, since this is what the crate reads.
     crate::target::check_url(&crate_url)?;
-    let mut config: postgres::Config = crate_url.parse().map_err(|e| {
+    let mut config: tokio_postgres::Config = crate_url.parse().map_err(|e| {
         JournalError::Config(format!(
             "journal is not a valid PostgreSQL URL ({}), got {:?}",
             describe(&e),
@@ -162,7 +168,7 @@ pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 /// See [`KEEPALIVE_IDLE`]: data unacknowledged this long ends the connection.
 pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn dead_peer_defaults(config: &mut postgres::Config, url: &str) {
+fn dead_peer_defaults(config: &mut tokio_postgres::Config, url: &str) {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     let option = |key: &str| {
         query
@@ -198,6 +204,13 @@ impl Postgres {
     /// Connects to `url` and applies `sync`; `read_only` makes every transaction read-only.
     /// What the URL leaves out is taken where libpq takes it: the environment
     /// ([`crate::environment`]) and the password file ([`crate::passfile`]).
+    ///
+    /// Each attempt (each host, each of its addresses) is bounded as a whole — socket
+    /// connection, TLS, start-up, authentication and the session's settings — by the connect
+    /// timeout, as libpq's `connect_timeout` (the URL's, `PGCONNECT_TIMEOUT`, a service's, else
+    /// [`crate::environment::DEFAULT_CONNECT_TIMEOUT`]): a server that accepts the connection
+    /// and never answers is given up, "did not answer the start-up within N s", naming the
+    /// host and port ([`crate::session`]).
     pub fn connect(url: &str, sync: SyncMode, read_only: bool) -> JournalResult<Postgres> {
         let env = ProcessEnvironment;
         let ParsedUrl {
@@ -207,11 +220,23 @@ impl Postgres {
             socket,
         } = parse_url(url, &env)?;
         let unused_passfile = crate::passfile::fill(&mut config, passfile, &env);
-        let connected = match crate::tls::client_config(&tls)? {
-            None => config.connect(NoTls),
-            Some(tls) => config.connect(MakeRustlsConnect::new(tls)),
+        let commit = match sync {
+            SyncMode::Full => "on",
+            SyncMode::Normal | SyncMode::Off => "off",
         };
-        let mut client = connected.map_err(|e| {
+        let mut settings =
+            format!("SET synchronous_commit = {commit}; SET client_min_messages = warning;");
+        if read_only {
+            settings.push_str(" SET default_transaction_read_only = on;");
+        }
+        let connected = match crate::tls::client_config(&tls)? {
+            None => Session::connect(&config, NoTls, &settings),
+            Some(tls) => Session::connect(&config, MakeRustlsConnect::new(tls), &settings),
+        };
+        let client = connected.map_err(|e| {
+            let JournalError::Database(why) = e else {
+                return e;
+            };
             // The crate's error does not say where it looked when the URL named no host.
             let looked = match &socket {
                 Some(dir) => format!(
@@ -225,21 +250,10 @@ impl Postgres {
                 None => String::new(),
             };
             JournalError::Database(format!(
-                "cannot connect to the journal {}{looked}: {}{passfile}",
+                "cannot connect to the journal {}{looked}: {why}{passfile}",
                 redact(url),
-                err(e)
             ))
         })?;
-        let commit = match sync {
-            SyncMode::Full => "on",
-            SyncMode::Normal | SyncMode::Off => "off",
-        };
-        let mut settings =
-            format!("SET synchronous_commit = {commit}; SET client_min_messages = warning;");
-        if read_only {
-            settings.push_str(" SET default_transaction_read_only = on;");
-        }
-        client.batch_execute(&settings).map_err(err)?;
         Ok(Postgres {
             client,
             url: url.to_owned(),
@@ -253,7 +267,7 @@ impl Postgres {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.prepare(sql).map_err(err)?;
+        let statement = self.client.prepare(sql)?;
         if self.statements.len() >= MAX_STATEMENTS {
             self.statements.clear();
         }
@@ -286,7 +300,7 @@ impl Sql for Postgres {
     }
 
     fn batch(&mut self, sql: &str) -> JournalResult<()> {
-        self.client.batch_execute(sql).map_err(err)
+        self.client.batch_execute(sql)
     }
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> JournalResult<u64> {
@@ -294,7 +308,7 @@ impl Sql for Postgres {
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
         let statement = self.statement(&sql)?;
-        self.client.execute(&statement, &refs).map_err(err)
+        self.client.execute(&statement, &refs)
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
@@ -302,7 +316,7 @@ impl Sql for Postgres {
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
         let statement = self.statement(&sql)?;
-        let rows = self.client.query(&statement, &refs).map_err(err)?;
+        let rows = self.client.query(&statement, &refs)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut values = Vec::with_capacity(row.len());

@@ -1,0 +1,495 @@
+//! A PostgreSQL session driven synchronously: `tokio-postgres` on a current-thread tokio
+//! runtime of the session's own (as the `postgres` crate's synchronous client does), with the
+//! whole start-up bounded.
+//!
+//! The `postgres` crate bounds only each socket connection (`connect_timeout`): a server, or
+//! anything else listening on the port, that accepts the connection and then never answers the
+//! request for TLS, the TLS handshake, the start-up message or the authentication held the
+//! connect — and `PositionManager(..., journal=...)`, `Journal(...)`, or a write reconnecting
+//! after an outage — for ever, Ctrl+C included (found by an audit). Its synchronous client
+//! cannot be built around a connection made another way, and a connection without TLS
+//! (`sslmode=disable`, or the server's refusal of TLS) runs on the raw socket, which no
+//! [`tokio_postgres::tls::MakeTlsConnect`] wrapper ever sees; so the session drives
+//! `tokio-postgres` itself, and each attempt — socket connection, request for TLS, TLS
+//! handshake, start-up and authentication, and the session's settings — runs under one timer.
+//!
+//! As in libpq, the bound (`connect_timeout`) is per attempt: each host, and each address a
+//! host name resolves to, is tried in turn (in random order with `load_balance_hosts=random`),
+//! the next one after a failure or a silence, so a silent server does not keep a failover
+//! from its standby. The name lookup itself is left to the system resolver's own timeouts (a
+//! lookup cannot be abandoned: the runtime would wait for its thread when dropped).
+
+use std::collections::hash_map::RandomState;
+use std::future::{poll_fn, Future};
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::config::{Host, LoadBalanceHosts};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Error, Row, Socket, Statement};
+
+use crate::environment::DEFAULT_CONNECT_TIMEOUT;
+use crate::postgres::err;
+use crate::{JournalError, JournalResult};
+
+/// The connection's side of a session: it reads the server's answers and writes the requests.
+/// Polled with every request ([`drive`]); `None` once it ended.
+type Driver = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// How long dropping a session waits for its connection to tell the server it leaves (the
+/// `Terminate` message, written to a socket buffer: at once, unless the network is stuck).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A connected session (see the module docs).
+pub struct Session {
+    runtime: Runtime,
+    /// `None` only while the session is dropped.
+    client: Option<Client>,
+    connection: Option<Driver>,
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// The driver's error: the server's, the network's, the TLS layer's.
+    Driver(Error),
+    /// The name lookup's.
+    Lookup(std::io::Error),
+    /// No answer within the bound; `connected`: the socket connection was made.
+    Silent { connected: bool },
+}
+
+/// One place to try: its configuration (one host, at most one address) and its name for
+/// messages.
+struct Attempt {
+    config: Config,
+    at: String,
+}
+
+impl Session {
+    /// Connects as `config` says and applies `settings` (SQL statements), every attempt
+    /// (socket connection, TLS, start-up, authentication and `settings`) within the connect
+    /// timeout ([`DEFAULT_CONNECT_TIMEOUT`] when `config` has none). The error tells each
+    /// place tried and why it failed; it never holds the password.
+    pub fn connect<T>(config: &Config, tls: T, settings: &str) -> JournalResult<Session>
+    where
+        T: MakeTlsConnect<Socket> + Clone,
+        T::Stream: Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                JournalError::Database(format!("PostgreSQL: cannot start the client: {e}"))
+            })?;
+        let bound = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let random = config.get_load_balance_hosts() == LoadBalanceHosts::Random;
+        let outcome = runtime.block_on(async {
+            let mut failures: Vec<(String, Failure)> = Vec::new();
+            for place in places(config, random) {
+                let attempts = match place {
+                    Place::Direct(index) => vec![attempt(config, index, None)],
+                    Place::Lookup { name, port, index } => {
+                        match tokio::net::lookup_host((name.as_str(), port)).await {
+                            Ok(found) => {
+                                let mut addrs: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+                                addrs.dedup();
+                                if addrs.is_empty() {
+                                    let none = std::io::Error::new(
+                                        std::io::ErrorKind::InvalidInput,
+                                        "could not resolve any addresses",
+                                    );
+                                    failures
+                                        .push((format!("{name}:{port}"), Failure::Lookup(none)));
+                                    continue;
+                                }
+                                if random {
+                                    shuffle(&mut addrs);
+                                }
+                                addrs
+                                    .into_iter()
+                                    .map(|ip| attempt(config, index, Some(ip)))
+                                    .collect()
+                            }
+                            Err(e) => {
+                                failures.push((format!("{name}:{port}"), Failure::Lookup(e)));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                for attempt in attempts {
+                    match connect_once(&attempt.config, tls.clone(), settings, bound).await {
+                        Ok(session) => return Ok(session),
+                        Err(failure) => failures.push((attempt.at, failure)),
+                    }
+                }
+            }
+            Err(failures)
+        });
+        match outcome {
+            Ok((client, connection)) => Ok(Session {
+                runtime,
+                client: Some(client),
+                connection,
+            }),
+            Err(failures) => Err(JournalError::Database(format!(
+                "PostgreSQL: {}",
+                explain(&failures, bound)
+            ))),
+        }
+    }
+
+    /// Runs `f` on the client while the connection is driven: the connection's error when it
+    /// fails meanwhile, as the `postgres` crate's synchronous client does.
+    fn run<'a, T, F>(&'a mut self, f: impl FnOnce(&'a Client) -> F) -> JournalResult<T>
+    where
+        F: Future<Output = Result<T, Error>> + 'a,
+    {
+        let Session {
+            runtime,
+            client,
+            connection,
+        } = self;
+        let Some(client) = client.as_ref() else {
+            return Err(JournalError::Database(
+                "PostgreSQL: the connection is closed".to_owned(),
+            ));
+        };
+        runtime.block_on(drive(connection, f(client))).map_err(err)
+    }
+
+    /// Runs `sql` (statements separated by `;`, no parameters).
+    pub fn batch_execute(&mut self, sql: &str) -> JournalResult<()> {
+        self.run(|c| c.batch_execute(sql))
+    }
+
+    /// Prepares `sql`.
+    pub fn prepare(&mut self, sql: &str) -> JournalResult<Statement> {
+        self.run(|c| c.prepare(sql))
+    }
+
+    /// Runs `statement` with `params`: the number of rows it changed.
+    pub fn execute(
+        &mut self,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> JournalResult<u64> {
+        self.run(|c| c.execute(statement, params))
+    }
+
+    /// Runs `statement` with `params`: its rows.
+    pub fn query(
+        &mut self,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> JournalResult<Vec<Row>> {
+        self.run(|c| c.query(statement, params))
+    }
+
+    /// Whether the connection ended (the server closed it, or it failed): the session is of no
+    /// more use.
+    pub fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_closed)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Without its client, the connection tells the server it leaves and ends.
+        drop(self.client.take());
+        if let Some(connection) = self.connection.take() {
+            // The timer made inside the runtime: made outside, it panics.
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(CLOSE_WAIT, connection).await });
+        }
+    }
+}
+
+/// Polls `connection` (while it runs) with `f`: the connection's error if it fails first.
+async fn drive<T>(
+    connection: &mut Option<Driver>,
+    f: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let mut f = pin!(f);
+    poll_fn(|cx| {
+        if let Some(driver) = connection.as_mut() {
+            match driver.as_mut().poll(cx) {
+                Poll::Pending => {}
+                // Dropped before `f` is polled: its answer, never coming, then fails at once.
+                Poll::Ready(Ok(())) => *connection = None,
+                Poll::Ready(Err(e)) => {
+                    *connection = None;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        f.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The client and its connection, as [`connect_once`] gives them.
+type Connected = (Client, Option<Driver>);
+
+/// One attempt, all of it within `bound`.
+async fn connect_once<T>(
+    config: &Config,
+    tls: T,
+    settings: &str,
+    bound: Duration,
+) -> Result<Connected, Failure>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let connected = Arc::new(AtomicBool::new(false));
+    let tls = Noted {
+        inner: tls,
+        connected: Arc::clone(&connected),
+    };
+    let attempt = async {
+        let (client, connection) = config.connect(tls).await.map_err(Failure::Driver)?;
+        let mut connection: Option<Driver> = Some(Box::pin(connection));
+        if !settings.is_empty() {
+            drive(&mut connection, client.batch_execute(settings))
+                .await
+                .map_err(Failure::Driver)?;
+        }
+        Ok((client, connection))
+    };
+    match tokio::time::timeout(bound, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Silent {
+            connected: connected.load(Ordering::Relaxed),
+        }),
+    }
+}
+
+/// The TLS connector, noting that the socket connection was made: the driver asks for a
+/// connector right after it, and before the start-up, with or without TLS.
+#[derive(Clone)]
+struct Noted<T> {
+    inner: T,
+    connected: Arc<AtomicBool>,
+}
+
+impl<T: MakeTlsConnect<Socket>> MakeTlsConnect<Socket> for Noted<T> {
+    type Stream = T::Stream;
+    type TlsConnect = T::TlsConnect;
+    type Error = T::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<T::TlsConnect, T::Error> {
+        self.connected.store(true, Ordering::Relaxed);
+        self.inner.make_tls_connect(domain)
+    }
+}
+
+/// A host of the configuration (its index): one place to try, or a name to look up first.
+enum Place {
+    Direct(usize),
+    Lookup {
+        name: String,
+        port: u16,
+        index: usize,
+    },
+}
+
+/// The hosts of `config` in the order they are tried (random with `random`), as the driver
+/// pairs them: the `i`-th host with the `i`-th address and the `i`-th port (or the only port,
+/// or 5432).
+fn places(config: &Config, random: bool) -> Vec<Place> {
+    let count = config.get_hosts().len().max(config.get_hostaddrs().len());
+    let mut order: Vec<usize> = (0..count).collect();
+    if random {
+        shuffle(&mut order);
+    }
+    order
+        .into_iter()
+        .map(
+            |i| match (config.get_hosts().get(i), config.get_hostaddrs().get(i)) {
+                (Some(Host::Tcp(name)), None) => Place::Lookup {
+                    name: name.clone(),
+                    port: port_of(config, i),
+                    index: i,
+                },
+                _ => Place::Direct(i),
+            },
+        )
+        .collect()
+}
+
+fn port_of(config: &Config, i: usize) -> u16 {
+    let ports = config.get_ports();
+    ports.get(i).or(ports.first()).copied().unwrap_or(5432)
+}
+
+/// `config` narrowed to its `i`-th host and port, with `addr` (a looked-up address) or its
+/// own `i`-th address; everything else as `config` has it.
+fn attempt(config: &Config, i: usize, addr: Option<IpAddr>) -> Attempt {
+    let host = config.get_hosts().get(i);
+    let addr = addr.or_else(|| config.get_hostaddrs().get(i).copied());
+    let port = port_of(config, i);
+    let mut one = Config::new();
+    if let Some(user) = config.get_user() {
+        one.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        one.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        one.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        one.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        one.application_name(name);
+    }
+    one.ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation());
+    match host {
+        Some(Host::Tcp(name)) => {
+            one.host(name);
+        }
+        #[cfg(unix)]
+        Some(Host::Unix(dir)) => {
+            one.host_path(dir);
+        }
+        None => {}
+    }
+    if let Some(addr) = addr {
+        one.hostaddr(addr);
+    }
+    one.port(port);
+    if let Some(timeout) = config.get_connect_timeout() {
+        one.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        one.tcp_user_timeout(*timeout);
+    }
+    one.keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle());
+    if let Some(interval) = config.get_keepalives_interval() {
+        one.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        one.keepalives_retries(retries);
+    }
+    one.target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding());
+    let at = match (host, addr) {
+        #[cfg(unix)]
+        (Some(Host::Unix(dir)), None) => dir.join(format!(".s.PGSQL.{port}")).display().to_string(),
+        (Some(Host::Tcp(name)), Some(addr)) if name.parse::<IpAddr>().ok() != Some(addr) => {
+            format!("{name}:{port} ({addr})")
+        }
+        (_, Some(addr)) => match addr {
+            IpAddr::V4(v4) => format!("{v4}:{port}"),
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        },
+        (Some(Host::Tcp(name)), None) => format!("{name}:{port}"),
+        (None, None) => format!("port {port}"),
+    };
+    Attempt { config: one, at }
+}
+
+/// Shuffles `items` (Fisher-Yates; the standard library's per-process random keys are enough
+/// to spread connections over hosts).
+fn shuffle<T>(items: &mut [T]) {
+    let random = RandomState::new();
+    for i in (1..items.len()).rev() {
+        let j = (random.hash_one(i) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// The failures of a connect, one per place tried (each named when there were several).
+fn explain(failures: &[(String, Failure)], bound: Duration) -> String {
+    let one = |at: &str, failure: &Failure, named: bool| -> String {
+        let seconds = bound.as_secs();
+        let text = match failure {
+            Failure::Silent { connected: true } => {
+                return format!("{at} did not answer the start-up within {seconds} s");
+            }
+            Failure::Silent { connected: false } => {
+                return format!("{at} did not accept the connection within {seconds} s");
+            }
+            Failure::Driver(e) => crate::postgres::error_text(e),
+            Failure::Lookup(e) => format!("error connecting to server: {e}"),
+        };
+        if named {
+            format!("{at}: {text}")
+        } else {
+            text
+        }
+    };
+    match failures {
+        [] => "no host to connect to".to_owned(),
+        [(at, failure)] => one(at, failure, false),
+        several => several
+            .iter()
+            .map(|(at, failure)| one(at, failure, true))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attempt_keeps_every_setting_of_the_configuration_but_the_other_hosts() {
+        let url = "postgresql://u:pw@db1.example:6001/d?options=-c%20x%3D1&application_name=a\
+                   &sslmode=require&connect_timeout=7&tcp_user_timeout=9&keepalives=1\
+                   &keepalives_idle=11&keepalives_interval=12&keepalives_retries=13\
+                   &target_session_attrs=read-write&channel_binding=require\
+                   &hostaddr=10.0.0.1&sslnegotiation=direct";
+        let config: Config = url.parse().unwrap();
+        let one = attempt(&config, 0, None);
+        assert_eq!(format!("{:?}", one.config), format!("{config:?}"));
+        assert_eq!(one.config.get_password(), Some(&b"pw"[..]));
+        assert_eq!(one.at, "db1.example:6001 (10.0.0.1)");
+        // Several hosts: each its own, the only port shared.
+        let mut config = Config::new();
+        config.host("a").host("b").host_path("/srv/pg").port(6000);
+        let named: Vec<String> = places(&config, false)
+            .into_iter()
+            .map(|p| match p {
+                Place::Direct(i) => attempt(&config, i, None).at,
+                Place::Lookup { name, port, .. } => format!("lookup {name}:{port}"),
+            })
+            .collect();
+        assert_eq!(
+            named,
+            ["lookup a:6000", "lookup b:6000", "/srv/pg/.s.PGSQL.6000"]
+        );
+        let by_addr = attempt(&config, 1, Some("::1".parse().unwrap()));
+        assert_eq!(by_addr.at, "b:6000 (::1)");
+        assert_eq!(by_addr.config.get_hosts(), &[Host::Tcp("b".into())]);
+        assert_eq!(
+            by_addr.config.get_hostaddrs(),
+            &["::1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(by_addr.config.get_ports(), &[6000]);
+    }
+
+    #[test]
+    fn a_shuffle_keeps_every_item() {
+        let mut items: Vec<usize> = (0..50).collect();
+        shuffle(&mut items);
+        items.sort_unstable();
+        assert_eq!(items, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,357 @@
+//! Opening a PostgreSQL journal is bounded as a whole: a server (or anything listening on the
+//! port) that accepts the connection and then never answers the start-up, the TLS handshake or
+//! the authentication is given up after the connect timeout, naming where it was tried and no
+//! password. Each connect runs on a thread of its own, joined with a timeout, so that a
+//! connect that hangs fails the test instead of holding it.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use position_manager_core::clock::Timestamp;
+use position_manager_core::events::{EventKind, EventLog};
+use position_manager_core::position::PositionState;
+use position_manager_journal::postgres::Postgres;
+use position_manager_journal::reader::Reader;
+use position_manager_journal::store::{Batch, EventWrite};
+use position_manager_journal::writer::Writer;
+use position_manager_journal::{JournalError, SyncMode, Target};
+
+#[allow(dead_code)] // the helpers other test files use
+mod common;
+
+/// How much later than its bound a connect may return on a loaded two-core machine.
+const SLACK: Duration = Duration::from_secs(10);
+
+/// A TCP listener on 127.0.0.1 that accepts every connection, writes `greeting` on it, reads
+/// whatever comes and never answers. Returns its port.
+fn silent_tcp(greeting: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let port = listener.local_addr().expect("its address").port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                let _ = stream.write_all(greeting);
+                let mut sink = [0u8; 4096];
+                // Read until the client gives up; answer nothing more.
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+/// A Unix socket at `dir/.s.PGSQL.5432` that accepts every connection and never answers.
+#[cfg(unix)]
+fn silent_unix(dir: &std::path::Path) {
+    let listener = std::os::unix::net::UnixListener::bind(dir.join(".s.PGSQL.5432"))
+        .expect("a socket in the temporary directory");
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+}
+
+/// `open` on a thread of its own: what it returned and how long it took, or a failure when it
+/// has not returned within `bound` plus [`SLACK`].
+fn within<T: Send + 'static>(
+    bound: Duration,
+    open: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    thread::spawn(move || {
+        let _ = tx.send(open());
+    });
+    match rx.recv_timeout(bound + SLACK) {
+        Ok(v) => (v, started.elapsed()),
+        Err(_) => panic!(
+            "the connect had not returned after {:?} (bound {bound:?})",
+            bound + SLACK
+        ),
+    }
+}
+
+/// Connects to `url` (the bound being `seconds`) and returns the error's text, checking that
+/// it came no sooner than the bound, names `at` and shows no password.
+fn refused_after(url: &str, seconds: u64, at: &str) -> String {
+    let bound = Duration::from_secs(seconds);
+    let owned = url.to_owned();
+    let (result, took) = within(bound, move || {
+        Postgres::connect(&owned, SyncMode::Full, false).map(|_| ())
+    });
+    let message = match result {
+        Err(JournalError::Database(m)) => m,
+        other => panic!("{url}: expected a connection error, got {other:?}"),
+    };
+    assert!(
+        took >= bound - Duration::from_millis(100),
+        "{url}: gave up after {took:?}, before its bound {bound:?}: {message}"
+    );
+    assert!(
+        message.contains(&format!("did not answer the start-up within {seconds} s")),
+        "{url}: {message}"
+    );
+    assert!(message.contains(at), "{url}: {message} does not name {at}");
+    assert!(!message.contains("secret"), "{url}: {message}");
+    message
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_after_the_connect_timeout() {
+    let port = silent_tcp(b"");
+    let at = format!("127.0.0.1:{port}");
+    // Without TLS: the start-up message waits for its answer.
+    refused_after(
+        &format!("postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=2&sslmode=disable"),
+        2,
+        &at,
+    );
+    // libpq's default sslmode, prefer: the request for TLS waits for its one-byte answer.
+    refused_after(
+        &format!("postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=3"),
+        3,
+        &at,
+    );
+    // TLS required: the same wait, and the password given as an option is not shown either.
+    refused_after(
+        &format!(
+            "postgresql://u@127.0.0.1:{port}/db?connect_timeout=2&sslmode=require&password=secret"
+        ),
+        2,
+        &at,
+    );
+}
+
+#[test]
+fn a_server_that_answers_a_few_bytes_then_goes_silent_is_given_up_too() {
+    // 'S' accepts TLS: the handshake then waits for the server's hello.
+    let tls = silent_tcp(b"S");
+    refused_after(
+        &format!("postgresql://u:secret@127.0.0.1:{tls}/db?connect_timeout=2&sslmode=require"),
+        2,
+        &format!("127.0.0.1:{tls}"),
+    );
+    // Half of an authentication request's header: the client waits for the rest.
+    let half = silent_tcp(b"R\0\0");
+    refused_after(
+        &format!("postgresql://u:secret@127.0.0.1:{half}/db?connect_timeout=2&sslmode=disable"),
+        2,
+        &format!("127.0.0.1:{half}"),
+    );
+}
+
+#[test]
+fn a_timeout_below_two_seconds_is_two_seconds_as_in_libpq() {
+    let port = silent_tcp(b"");
+    refused_after(
+        &format!("postgresql://u@127.0.0.1:{port}/db?connect_timeout=1&sslmode=disable"),
+        2,
+        &format!("127.0.0.1:{port}"),
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_silent_unix_socket_is_given_up_after_the_connect_timeout() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    silent_unix(dir.path());
+    let encoded = dir.path().display().to_string().replace('/', "%2F");
+    let socket = dir.path().join(".s.PGSQL.5432");
+    refused_after(
+        &format!("postgresql://u:secret@{encoded}/db?connect_timeout=2"),
+        2,
+        &socket.display().to_string(),
+    );
+}
+
+#[test]
+fn the_next_host_is_tried_after_a_silent_one() {
+    // libpq's connect_timeout is per host: the first one's silence does not end the connect,
+    // the second is tried, and the error tells both.
+    let first = silent_tcp(b"");
+    let second = silent_tcp(b"");
+    let url = format!(
+        "postgresql://u:secret@127.0.0.1:{first},127.0.0.1:{second}/db?connect_timeout=2\
+         &sslmode=disable"
+    );
+    let (result, took) = within(Duration::from_secs(4), move || {
+        Postgres::connect(&url, SyncMode::Full, false).map(|_| ())
+    });
+    let message = match result {
+        Err(JournalError::Database(m)) => m,
+        other => panic!("expected a connection error, got {other:?}"),
+    };
+    assert!(took >= Duration::from_millis(3900), "{took:?}: {message}");
+    for port in [first, second] {
+        assert!(
+            message.contains(&format!(
+                "127.0.0.1:{port} did not answer the start-up within 2 s"
+            )),
+            "{message}"
+        );
+    }
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[test]
+fn the_reader_gives_up_a_silent_server_too() {
+    let port = silent_tcp(b"");
+    let url = format!("postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=2");
+    let (result, _) = within(Duration::from_secs(2), move || {
+        Reader::open(&url).map(|_| ())
+    });
+    match result {
+        Err(JournalError::Database(m)) => {
+            assert!(
+                m.contains("did not answer the start-up within 2 s") && !m.contains("secret"),
+                "{m}"
+            );
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+/// A proxy on 127.0.0.1 to the test server: it forwards every connection until
+/// [`Proxy::go_silent`], which ends the connections it forwards; from then on it accepts new
+/// ones and never answers them.
+struct Proxy {
+    port: u16,
+    silent: Arc<AtomicBool>,
+    forwarded: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn to(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let port = listener.local_addr().expect("its address").port();
+        let silent = Arc::new(AtomicBool::new(false));
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let (quiet, kept) = (Arc::clone(&silent), Arc::clone(&forwarded));
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                if quiet.load(Ordering::SeqCst) {
+                    thread::spawn(move || {
+                        let mut sink = [0u8; 4096];
+                        while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+                    });
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let pipes = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                );
+                let (Ok(mut c_in), Ok(mut s_out), Ok(mut c_out), Ok(mut s_in)) = pipes else {
+                    continue;
+                };
+                thread::spawn(move || std::io::copy(&mut c_in, &mut s_out));
+                thread::spawn(move || std::io::copy(&mut s_in, &mut c_out));
+                let mut kept = kept.lock().expect("not poisoned");
+                kept.push(client);
+                kept.push(server);
+            }
+        });
+        Proxy {
+            port,
+            silent,
+            forwarded,
+        }
+    }
+
+    fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+        for stream in self.forwarded.lock().expect("not poisoned").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// A batch of one new event of `log`.
+fn one_event(log: &EventLog) -> Batch {
+    let state = PositionState::new(
+        "BTC/USDT:USDT",
+        "long",
+        100.0,
+        2.0,
+        10.0,
+        95.0,
+        Some(120.0),
+        Timestamp(1_700_000_000_000_000),
+    );
+    let event = log.record(
+        Timestamp(1_700_000_000_000_000),
+        "BTC/USDT:USDT",
+        EventKind::Added,
+        "test",
+        None,
+        state,
+    );
+    let mut batch = Batch::default();
+    batch.events.push(EventWrite::new(&event, None, None));
+    batch
+}
+
+#[test]
+fn a_writer_reconnecting_to_a_server_gone_silent_gives_up_after_the_connect_timeout() {
+    // The writer re-opens a broken connection before its next write: a server that went
+    // silent meanwhile held that write (and the manager call making it) for ever.
+    let Some(db) = common::postgres_db() else {
+        return;
+    };
+    let (scheme_user, rest) = db.split_once('@').expect("a URL with a host");
+    let (upstream, database) = rest.split_once('/').expect("a URL with a database");
+    let proxy = Proxy::to(upstream.to_owned());
+    let url = format!(
+        "{scheme_user}@127.0.0.1:{}/{database}?connect_timeout=2",
+        proxy.port
+    );
+    let (mut writer, _) = Writer::open(
+        Target::parse(&url).expect("a journal URL"),
+        SyncMode::Full,
+        "main",
+        10,
+        1_700_000_000_000_000,
+    )
+    .expect("the journal opens through the proxy");
+    let log = EventLog::new(0);
+    writer
+        .write(one_event(&log), 0)
+        .expect("a write through the proxy");
+    proxy.go_silent();
+    // Two writes: the first finds the connection ended and reconnects at once, the next one
+    // (the queue still waiting) reconnects again.
+    for queued in 1..=2 {
+        let batch = one_event(&log);
+        let ((back, result), _) = within(Duration::from_secs(2), move || {
+            let result = writer.write(batch, 1).map(|_| ());
+            (writer, result)
+        });
+        writer = back;
+        match result {
+            Err(JournalError::Database(m)) => assert!(
+                m.contains(&format!(
+                    "127.0.0.1:{} did not answer the start-up within 2 s",
+                    proxy.port
+                )),
+                "{m}"
+            ),
+            other => panic!("expected the reconnect to fail, got {other:?}"),
+        }
+        assert_eq!(writer.queued_events(), queued);
+    }
+}
