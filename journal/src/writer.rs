@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::postgres::Postgres;
 use crate::schema;
@@ -45,6 +45,17 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// for another manager's ordinary write on a shared database (milliseconds), short enough that
 /// a cycle of many events during an outage is not held by it.
 pub const OUTAGE_LOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// A reconnect that failed only after waiting at least this long (a server that accepts and
+/// never answers, a network that drops packets) holds the next attempts off
+/// ([`RECONNECT_HOLD_FACTOR`]); one that failed at once (refused, no such host) does not.
+pub const SLOW_CONNECT: Duration = Duration::from_secs(1);
+
+/// After a slow failed reconnect, the writer does not try again before this many times the
+/// attempt's own wait has passed: writes meanwhile fail at once (their events stay queued), so
+/// a silent server costs the manager calls at most one connect timeout in four (10 s in 40 s
+/// with the default timeout), not one per write.
+pub const RECONNECT_HOLD_FACTOR: u32 = 3;
 
 /// What a writer's owner reports, published after every write and read without the writer's
 /// lock ([`Writer::status`]).
@@ -126,6 +137,10 @@ pub struct Writer {
     unsent: HashMap<String, Unsent>,
     /// Whether the last write failed: later writes wait only [`OUTAGE_LOCK_WAIT`].
     failing: bool,
+    /// When a reconnect that failed slowly ([`SLOW_CONNECT`]) ended, and until when no other
+    /// is tried ([`RECONNECT_HOLD_FACTOR`]).
+    /// (When it ended, until when, how long it waited.)
+    reconnect_held: Option<(Instant, Instant, Duration)>,
     /// What the owner reports, readable without the writer's lock.
     status: Arc<WriterStatus>,
 }
@@ -191,6 +206,7 @@ impl Writer {
             orders,
             unsent: HashMap::new(),
             failing: false,
+            reconnect_held: None,
             status: Arc::new(WriterStatus::default()),
         };
         Ok((writer, restored))
@@ -458,7 +474,7 @@ impl Writer {
         loop {
             if self.db.as_ref().is_none_or(|db| db.is_broken()) {
                 self.db = None;
-                self.db = Some(connect(&self.target, self.sync)?);
+                self.db = Some(self.reconnect()?);
                 fresh = true;
             }
             let Some(db) = self.db.as_mut() else {
@@ -480,6 +496,34 @@ impl Writer {
             }
             return result;
         }
+    }
+}
+
+impl Writer {
+    /// A new connection for a write, unless a reconnect failed slowly a short while ago
+    /// ([`RECONNECT_HOLD_FACTOR`]): then an error at once, saying when the next attempt is.
+    fn reconnect(&mut self) -> JournalResult<Box<dyn Sql>> {
+        let now = Instant::now();
+        if let Some((failed, until, waited)) = self.reconnect_held {
+            if now < until {
+                return Err(JournalError::Database(format!(
+                    "not reconnecting to the journal yet: the last attempt failed {:.0} s ago after waiting {:.0} s; the next one in {:.0} s",
+                    now.duration_since(failed).as_secs_f64(),
+                    waited.as_secs_f64(),
+                    until.duration_since(now).as_secs_f64().ceil()
+                )));
+            }
+        }
+        let result = connect(&self.target, self.sync);
+        let waited = now.elapsed();
+        self.reconnect_held = match &result {
+            Err(_) if waited >= SLOW_CONNECT => {
+                let ended = Instant::now();
+                Some((ended, ended + waited * RECONNECT_HOLD_FACTOR, waited))
+            }
+            _ => None,
+        };
+        result
     }
 }
 

@@ -333,25 +333,41 @@ fn a_writer_reconnecting_to_a_server_gone_silent_gives_up_after_the_connect_time
         .write(one_event(&log), 0)
         .expect("a write through the proxy");
     proxy.go_silent();
-    // Two writes: the first finds the connection ended and reconnects at once, the next one
-    // (the queue still waiting) reconnects again.
-    for queued in 1..=2 {
+    let silent = format!(
+        "127.0.0.1:{} did not answer the start-up within 2 s",
+        proxy.port
+    );
+    // The first write finds the connection ended and reconnects: given up after the bound.
+    // The next ones, within three times that wait, do not try again (each would hold its
+    // manager call for the whole bound): they fail at once, their events queued. After the
+    // hold, a write tries again.
+    let attempt = |mut writer: Writer, bound: Duration| {
         let batch = one_event(&log);
-        let ((back, result), _) = within(Duration::from_secs(2), move || {
+        let ((back, result), took) = within(bound, move || {
             let result = writer.write(batch, 1).map(|_| ());
             (writer, result)
         });
-        writer = back;
         match result {
-            Err(JournalError::Database(m)) => assert!(
-                m.contains(&format!(
-                    "127.0.0.1:{} did not answer the start-up within 2 s",
-                    proxy.port
-                )),
-                "{m}"
-            ),
-            other => panic!("expected the reconnect to fail, got {other:?}"),
+            Err(JournalError::Database(m)) => (back, m, took),
+            other => panic!("expected the write to fail, got {other:?}"),
         }
-        assert_eq!(writer.queued_events(), queued);
-    }
+    };
+    let (writer, m, took) = attempt(writer, Duration::from_secs(2));
+    assert!(m.contains(&silent), "{m}");
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(writer.queued_events(), 1);
+    let (writer, m, took) = attempt(writer, Duration::ZERO);
+    assert!(m.contains("not reconnecting to the journal yet"), "{m}");
+    assert!(
+        took < Duration::from_secs(1),
+        "held writes fail at once: {took:?}"
+    );
+    assert_eq!(writer.queued_events(), 2);
+    thread::sleep(Duration::from_secs(2) * 3 + Duration::from_millis(500));
+    let (writer, m, _) = attempt(writer, Duration::from_secs(2));
+    assert!(
+        m.contains(&silent),
+        "after the hold, a write tries again: {m}"
+    );
+    assert_eq!(writer.queued_events(), 3);
 }
