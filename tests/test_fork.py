@@ -57,6 +57,19 @@ def refused(call):
 
 def report(tag, value):
     print(tag + " " + json.dumps(value), flush=True)
+
+def busy_book(count):
+    # A manager tracking `count` positions (logging off), for threads to cycle and read.
+    from helpers_clients import FakeExchange, exchange_entry, make_position
+    logging.disable(logging.CRITICAL)
+    syms = [f"C{{i}}/USDT:USDT" for i in range(count)]
+    client = FakeExchange([exchange_entry(s) for s in syms])
+    for s in syms:
+        client.prices[s] = 100.2
+    pm = PositionManager(client, 0.02, ticker_retry_delays=())
+    for s in syms:
+        pm.positions[s] = make_position(s)
+    return syms, pm
 """
 
 
@@ -174,14 +187,7 @@ def test_children_refuse_the_parents_manager_while_a_thread_cycles_a_large_book(
         """
         import faulthandler
         from helpers_clients import FakeExchange, exchange_entry, make_position
-        logging.disable(logging.CRITICAL)
-        syms = [f"C{i}/USDT:USDT" for i in range(3000)]
-        client = FakeExchange([exchange_entry(s) for s in syms])
-        for s in syms:
-            client.prices[s] = 100.2
-        pm = PositionManager(client, 0.02, ticker_retry_delays=())
-        for s in syms:
-            pm.positions[s] = make_position(s)
+        syms, pm = busy_book(3000)
         stop = False
         def monitor():
             while not stop:
@@ -228,15 +234,7 @@ def test_a_child_reads_the_parents_positions_or_is_told_why_never_hangs() -> Non
     got = run(
         """
         import faulthandler
-        from helpers_clients import FakeExchange, exchange_entry, make_position
-        logging.disable(logging.CRITICAL)
-        syms = [f"C{i}/USDT:USDT" for i in range(200)]
-        client = FakeExchange([exchange_entry(s) for s in syms])
-        for s in syms:
-            client.prices[s] = 100.2
-        pm = PositionManager(client, 0.02, ticker_retry_delays=())
-        for s in syms:
-            pm.positions[s] = make_position(s)
+        syms, pm = busy_book(200)
         held = [pm.get_position(s) for s in syms]
         stop = False
         def monitor():
