@@ -53,6 +53,9 @@ pub struct Session {
     /// `None` only while the session is dropped.
     client: Option<Client>,
     connection: Option<Driver>,
+    /// A request failed in a way that ends the session ([`ends_session`]), though the
+    /// connection may not have read the socket's end yet.
+    ended: bool,
 }
 
 /// Why one attempt failed.
@@ -141,6 +144,7 @@ impl Session {
                 runtime,
                 client: Some(client),
                 connection,
+                ended: false,
             }),
             Err(failures) => Err(JournalError::Database(format!(
                 "PostgreSQL: {}",
@@ -159,13 +163,18 @@ impl Session {
             runtime,
             client,
             connection,
+            ended,
         } = self;
         let Some(client) = client.as_ref() else {
             return Err(JournalError::Database(
                 "PostgreSQL: the connection is closed".to_owned(),
             ));
         };
-        runtime.block_on(drive(connection, f(client))).map_err(err)
+        let result = runtime.block_on(drive(connection, f(client)));
+        if let Err(e) = &result {
+            *ended |= ends_session(e);
+        }
+        result.map_err(err)
     }
 
     /// Runs `sql` (statements separated by `;`, no parameters).
@@ -199,7 +208,7 @@ impl Session {
     /// Whether the connection ended (the server closed it, or it failed): the session is of no
     /// more use.
     pub fn is_closed(&self) -> bool {
-        self.client.as_ref().is_none_or(Client::is_closed)
+        self.ended || self.client.as_ref().is_none_or(Client::is_closed)
     }
 }
 
@@ -214,6 +223,18 @@ impl Drop for Session {
                 .block_on(async { tokio::time::timeout(CLOSE_WAIT, connection).await });
         }
     }
+}
+
+/// Whether `e` ends the session: the connection closed, or an error of severity `FATAL` or
+/// `PANIC` (PostgreSQL ends the session after sending one: `pg_terminate_backend`, a server
+/// shutting down, `idle_session_timeout`). Such an error can reach the request that was
+/// waiting before the connection has read the socket's end, and the session must then count
+/// as ended at once, for the caller to reconnect (a reader's query failed, and did not retry,
+/// when the server ended its session in the middle of it; found by CI on 2026-12-07).
+fn ends_session(e: &Error) -> bool {
+    e.is_closed()
+        || e.as_db_error()
+            .is_some_and(|d| matches!(d.severity(), "FATAL" | "PANIC"))
 }
 
 /// Polls `connection` (while it runs) with `f`: the connection's error if it fails first.

@@ -371,3 +371,40 @@ fn a_writer_reconnecting_to_a_server_gone_silent_gives_up_after_the_connect_time
     );
     assert_eq!(writer.queued_events(), 3);
 }
+
+#[test]
+fn a_session_the_server_ended_during_a_query_counts_as_ended_at_once() {
+    // A fatal error (here `pg_terminate_backend`, as a server shutting down or
+    // `idle_session_timeout` send) can reach the waiting query before the connection has read
+    // the socket's end: the session must count as ended when the query fails, for the reader
+    // and the writer to reconnect and ask again (a reader's query failed and did not retry in
+    // CI on 2026-12-07).
+    use position_manager_journal::sql::Sql;
+    let Some(db) = common::postgres_db() else {
+        return;
+    };
+    let url = format!("{db}?application_name=pmrs_ended_session");
+    for round in 0..20 {
+        let mut session = Postgres::connect(&url, SyncMode::Full, false).expect("connects");
+        let admin_url = db.clone();
+        let killer = thread::spawn(move || {
+            let mut admin =
+                postgres::Client::connect(&admin_url, postgres::NoTls).expect("test server");
+            thread::sleep(Duration::from_millis(200));
+            admin
+                .batch_execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = 'pmrs_ended_session'",
+                )
+                .expect("terminates");
+        });
+        let failed = session.batch("SELECT pg_sleep(5)");
+        let broken = session.is_broken();
+        killer.join().expect("the killer thread");
+        assert!(failed.is_err(), "round {round}: the query was ended");
+        assert!(
+            broken,
+            "round {round}: the session counts as ended: {failed:?}"
+        );
+    }
+}
