@@ -29,6 +29,7 @@ from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Payload, running
 
 from position_manager_rs import PositionManager
+from position_manager_rs import _position_answers as answers
 from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -393,3 +394,165 @@ def test_a_close_of_an_entry_that_cannot_be_read_sends_nothing(
         assert len(book.venue.ledger.orders_sent()) == orders
         assert book.manager.close_position(book.btc)  # readable again: closed
         assert book.btc not in book.manager.positions
+
+
+# ----------------------------------------------------------------- second audit (2026-12-07)
+
+#: What a list element was replaced by (the audit's findings): ccxt reads each as an entry of
+#: no symbol and no size (Binance leaves ``null`` out), which looked flat.
+NOT_ENTRIES: dict[str, Any] = {
+    "''": "",
+    "null": None,
+    "0": 0,
+    "'nan'": "nan",
+    "[]": [],
+    "true": True,
+    "{}": {},
+}
+
+
+def _btc_element(name: str, value: Any) -> Callable[[Payload], tuple[int, Payload]]:
+    """BTC's element of the venue's list replaced by ``value``."""
+
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        held, _ = answers.position_container(name, payload)
+        assert held is not None, payload
+        (at,) = [i for i, e in enumerate(held) if list(_btc_entries(e, SIZE[name]))]
+        held[at] = value
+        return 200, payload
+
+    return rewrite
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", VENUES)
+def test_a_list_element_that_is_not_a_position_entry_keeps_every_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, mcc, caplog) as book:
+        for how, value in NOT_ENTRIES.items():
+            try:
+                # "okx's position list ('data') holds at #0 '' (a str), not a position entry"
+                book.keeps_both_through(_btc_element(name, value), "not a position entry", 1)
+            except AssertionError as e:
+                raise AssertionError(f"{name} element {how}: {e}") from None
+            assert any("holds at #" in w for w in book.warnings()), book.warnings()
+
+
+@pytest.mark.parametrize("info", ["", None, {}])
+def test_an_entry_without_the_venues_fields_is_presence_only(info: Any) -> None:
+    """ccxt's entry made from an element that was none of the venue's (``info`` empty) is no
+    flat placeholder: nothing says its symbol holds nothing."""
+    with running(DIALECTS["okx"]()) as (venue, exchange):
+        btc = next(iter(venue.ledger.markets.values()))
+        exchange.fetch_positions = lambda *a, **k: [
+            {"symbol": btc.symbol, "info": info, "contracts": None, "side": None}
+        ]
+        (entry,) = CcxtClient(exchange).get_open_positions()
+        assert entry["symbol"] == btc.symbol
+        assert "not the venue's position entry" in entry["unreadable"]
+
+
+def test_an_asyncio_client_reads_an_element_that_is_not_an_entry_as_unreadable() -> None:
+    import ccxt.async_support as ccxt_async
+
+    from position_manager_rs.aio import AsyncCcxtClient
+
+    async def main(venue: FakeVenue) -> None:
+        exchange = venue.make_exchange(module=ccxt_async)
+        try:
+            client = AsyncCcxtClient(exchange)
+            btc, eth = list(venue.ledger.markets.values())[:2]
+            venue.ledger.open(btc.symbol, "long", 3 * btc.lot, btc.price)
+            venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
+            values: tuple[Any, ...] = ("", None, {})
+            for value in values:
+                venue.rewrite_positions_next(_btc_element("okx", value))
+                with pytest.raises(ValueError, match=r"holds at #0 .*not a position entry"):
+                    await asyncio.to_thread(client.get_open_positions)
+        finally:
+            await exchange.close()
+
+    with running(DIALECTS["okx"]()) as (venue, _):
+        asyncio.run(asyncio.wait_for(main(venue), timeout=20))
+        assert venue.unexpected == []
+
+
+#: Where each venue's entry names its market (Hyperliquid: ``coin`` inside ``position``).
+MARKET_ID = {
+    "binanceusdm": "symbol",
+    "bingx": "symbol",
+    "bitget": "symbol",
+    "bybit": "symbol",
+    "gate": "contract",
+    "htx": "contract_code",
+    "hyperliquid": "coin",
+    "kucoinfutures": "symbol",
+    "mexc": "symbol",
+    "okx": "instId",
+}
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", VENUES)
+def test_an_entry_naming_no_market_keeps_every_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """BTC's entry naming a market id ccxt cannot map, even after reloading the markets: it
+    is attributed to no symbol, so the list proves nothing absent."""
+    with tracking(name, mcc, caplog) as book:
+        # Hyperliquid's coin 0 is read as market id '0': BTC's (ccxt's ids are indexes)
+        for value in ("abc",) if name == "hyperliquid" else ("abc", 0):
+            field = f"'{MARKET_ID[name]}'"
+            if name == "hyperliquid":
+                field = "'position'.'coin'"
+            said = f"names a market ccxt does not know ({name} {field} is {value!r})"
+            try:
+                book.keeps_both_through(_set_btc(MARKET_ID[name], value), said, 2)
+            except AssertionError as e:
+                raise AssertionError(f"{name} market id {value!r}: {e}") from None
+
+
+def test_an_entry_naming_no_market_leaves_the_other_entries_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The other, well-formed entries are read as usual meanwhile (a scale-in by hand resizes
+    ETH), and once BTC's entry reads again, a position closed by hand meanwhile is removed."""
+    with tracking("okx", 1, caplog) as book:
+        book.venue.rewrite_positions_next(_set_btc("instId", "abc"), n=1000)
+        eth = book.venue.ledger.markets[book.eth]
+        book.venue.ledger.open(book.eth, "long", 5 * eth.lot, eth.price)
+        book.cycle()
+        assert book.manager.positions[book.eth].amount == pytest.approx(5 * eth.lot)
+        assert book.btc in book.manager.positions
+        book.venue.calm()
+        book.venue.ledger.remove(book.btc)
+        book.cycle()
+        assert book.btc not in book.manager.positions
+
+
+@pytest.mark.parametrize("name", ["okx", "bybit", "gate", "hyperliquid"])
+def test_a_position_opened_by_hand_in_a_market_listed_after_start_is_still_reported(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A market id of the venue's form that ccxt has not loaded is kept as the venue reports
+    it (docs/ccxt-client.md), and the list still shows a position closed by hand."""
+    caplog.set_level(logging.WARNING)
+    with running(DIALECTS[name]()) as (venue, exchange):
+        btc, eth = list(venue.ledger.markets.values())[:2]
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=())
+        assert manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        venue.listed_late.add(eth.symbol)
+        venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
+        listed = client.get_open_positions()
+        late = [p for p in listed if p["symbol"] != btc.symbol]
+        assert len(late) == 1 and late[0]["side"] == "long" and late[0]["contracts"]
+        assert "unmapped" not in late[0]
+        venue.ledger.remove(btc.symbol)
+        for _ in range(2):  # a list that would empty the book is corroborated first
+            list(manager.update_positions())
+        assert btc.symbol not in manager.positions
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("a market ccxt does not know" in m for m in messages)
+        assert not any("cannot be attributed" in m for m in messages)

@@ -94,6 +94,26 @@ SIDE_FIELDS: dict[str, tuple[str, ...]] = {
     "hyperliquid": ("szi",),
 }
 
+#: Per venue, where its own entry names the market (the id ccxt maps to a unified symbol
+#: through its loaded markets), as ccxt 4.5.90's ``parse_position`` reads it.
+MARKET_ID_FIELDS: dict[str, tuple[str, ...]] = {
+    "binance": ("symbol",),
+    "binanceusdm": ("symbol",),
+    "binancecoinm": ("symbol",),
+    "bybit": ("symbol",),
+    "okx": ("instId",),
+    "bitget": ("symbol",),
+    "gate": ("contract",),
+    "gateio": ("contract",),
+    "kucoinfutures": ("symbol",),
+    "kucoin": ("symbol",),
+    "mexc": ("symbol",),
+    "htx": ("contract_code",),
+    "huobi": ("contract_code",),
+    "bingx": ("symbol",),
+    "hyperliquid": ("position", "coin"),
+}
+
 #: Fields every position entry of a venue carries besides its size, where the venue's other
 #: answers have the size field too: MEXC's tickers carry ``holdVol`` (its open interest),
 #: Gate's and KuCoin's orders ``size``; their position entries carry these, those answers not.
@@ -130,6 +150,19 @@ def carries_size(venue: str, raw: Any) -> bool:
     return any(_at(raw, path) is not _MISSING for path in RAW_SIZE_FIELDS.get(venue, ()))
 
 
+def position_entry(venue: str, raw: Any) -> bool:
+    """Whether ``raw`` (an element of a venue's position list) is a position entry: an object
+    with the fields of ``ENTRY_MARKS`` and the venue's size field or its market id field
+    (``MARKET_ID_FIELDS``; an entry naming its market without a size is one whose size cannot
+    be read). Anything else (``""``, ``null``, ``0``, ``[]``, ``{}``) is not: ccxt reads it
+    as an entry of no symbol and no size, which would look flat."""
+    if carries_size(venue, raw):
+        return True
+    if not isinstance(raw, Mapping) or any(key not in raw for key in ENTRY_MARKS.get(venue, ())):
+        return False
+    return _at(raw, MARKET_ID_FIELDS[venue]) is not _MISSING
+
+
 def raw_size(venue: str, info: Mapping[str, Any]) -> tuple[str, str]:
     """What the venue's own size field of an entry says: ``('flat', why)`` when it reads
     exactly 0, ``('open', why)`` when it reads a finite nonzero number, ``('unreadable', why)``
@@ -163,6 +196,58 @@ def venue_leg(venue: str, info: Mapping[str, Any]) -> str | None:
         if value is not None and not isinstance(value, bool) and str(value) in legs:
             return legs[str(value)]
     return None
+
+
+def market_id(venue: str, info: Mapping[str, Any]) -> tuple[Any, str]:
+    """The market id an entry of ``venue`` names in its own fields (``MARKET_ID_FIELDS``) and,
+    for a warning, that field and its value (``"okx 'instId' is 'abc'"``)."""
+    path = MARKET_ID_FIELDS[venue]
+    value = _at(info, path)
+    return (None if value is _MISSING else value), f"{venue} {_shown(path, value)}"
+
+
+def _id_forms(venue: str, markets: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(prefix, base part, suffix) of the loaded markets' venue ids."""
+    for market in list(markets.values()):
+        if not isinstance(market, Mapping):
+            continue
+        if venue == "hyperliquid":
+            # Hyperliquid's entries name the coin (ccxt's id is an index): the base alone.
+            info = market.get("info")
+            name = info.get("name") if isinstance(info, Mapping) else None
+            name = name if isinstance(name, str) and name else market.get("baseName")
+            if isinstance(name, str) and name and "/" not in name and ":" not in name:
+                yield "", name, ""
+            continue
+        mid, base = market.get("id"), market.get("baseId")
+        if not isinstance(mid, str) or not isinstance(base, str) or not base:
+            continue
+        at = mid.upper().find(base.upper())
+        if at >= 0:
+            yield mid[:at], mid[at : at + len(base)], mid[at + len(base) :]
+
+
+def plausible_market_id(venue: str, value: Any, markets: Mapping[str, Any]) -> bool:
+    """Whether ``value`` has the form of ``venue``'s market ids: that of a loaded market's id
+    with another base in place of its own, in the same letters (a market listed after the
+    markets were loaded: OKX ``NEW-USDT-SWAP`` beside ``BTC-USDT-SWAP``), as opposed to text
+    no market of the venue could be named (``'abc'``, ``0``, ``''``)."""
+    if not isinstance(value, str) or not value:
+        return False
+    for prefix, base, suffix in _id_forms(venue, markets):
+        if len(value) <= len(prefix) + len(suffix):
+            continue
+        if not (value.startswith(prefix) and value.endswith(suffix)):
+            continue
+        middle = value[len(prefix) : len(value) - len(suffix)]
+        allowed = "0123456789"
+        if any(c.isupper() for c in base):
+            allowed += "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        if any(c.islower() for c in base):
+            allowed += "abcdefghijklmnopqrstuvwxyz"
+        if all(c in allowed for c in middle):
+            return True
+    return False
 
 
 def side_fields(venue: str, entry: Mapping[str, Any]) -> str:
@@ -226,10 +311,37 @@ def _kind(answer: Any) -> str:
     return f"a {type(answer).__name__} ({answer!r:.60})"
 
 
+def _element(raw: Any) -> str:
+    """What a list element that is not a position entry is, for the error."""
+    if isinstance(raw, Mapping):
+        keys = ", ".join(repr(k) for k in list(raw)[:6])
+        return f"an object with keys {keys}" if keys else "an empty object"
+    return f"{raw!r:.60} (a {type(raw).__name__})"
+
+
+def check_elements(venue: str, container: list[Any], where: str) -> None:
+    """Raises ``ValueError`` naming the first element of a venue's list (at ``where`` in its
+    answer) that is not a position entry (``position_entry``), with its place."""
+    for index, raw in enumerate(container):
+        if not position_entry(venue, raw):
+            field = " and ".join(
+                ["'" + "'.'".join(RAW_SIZE_FIELDS[venue][0]) + "'"]
+                + [f"'{key}'" for key in ENTRY_MARKS.get(venue, ())]
+            )
+            market = "'" + "'.'".join(MARKET_ID_FIELDS[venue]) + "'"
+            raise ValueError(
+                f"{venue}'s position list ({where}) holds at #{index} {_element(raw)}, not a "
+                f"position entry (an object with {field}, or naming its market with {market}): "
+                "the list cannot be read whole"
+            )
+
+
 def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
     """Raises ``ValueError`` unless ``answer`` (the decoded answer of a position-list request of
     ``venue``) is a position list: its list of entries where the venue puts it, holding, when
-    not empty, an entry with the venue's size field; and every entry of it that is not flat
+    not empty, an entry with the venue's size field and only position entries
+    (``position_entry``: an element that is anything else, ``""``, ``null``, ``{}``, makes a
+    list that cannot be read whole, not a flat entry); and every entry of it that is not flat
     parsed by ccxt (``entries``: what ``fetch_positions`` answered). Venues not in
     ``RAW_SIZE_FIELDS`` are not checked."""
     if venue not in RAW_SIZE_FIELDS:
@@ -251,6 +363,7 @@ def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
             f"{venue}'s answer to the position-list request is not a position list: none of "
             f"its {len(container)} entries has {field}{listed}"
         )
+    check_elements(venue, container, where)
     # Entries that are not flat, in the answer and in ccxt's reading of it (counted: ccxt may
     # copy an entry into its ``info``, as Binance's ``account`` method does).
     held = [

@@ -1569,11 +1569,19 @@ class CcxtClient:
         HTML page, an empty body, ``data: null``, another endpoint's JSON, which ccxt reads as
         no position) raises."""
         with answers.recording() as heard:
-            answer = (
-                self.exchange.fetch_positions(None, params)
-                if params
-                else self.exchange.fetch_positions()
-            )
+            try:
+                answer = (
+                    self.exchange.fetch_positions(None, params)
+                    if params
+                    else self.exchange.fetch_positions()
+                )
+            except (ValueError, TypeError):
+                # ccxt's parser failed on the list: an element that is no entry says why
+                if heard and self.venue in answers.RAW_SIZE_FIELDS:
+                    container, where = answers.position_container(self.venue, heard[-1])
+                    if container is not None:
+                        answers.check_elements(self.venue, container, where)
+                raise
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
@@ -1627,7 +1635,9 @@ class CcxtClient:
         nothing is changed, a warning names the symbol). An entry of a market ccxt does not
         know triggers one reload of the markets and a second read (at most once per
         ``markets_reload_seconds``); if it is still unknown it is kept, with a warning once per
-        symbol. Gate cross positions get their cross leverage. Raises on any failure —
+        symbol — or, when its id does not have the form of the venue's market ids (``'abc'``,
+        ``0``), it gets ``symbol`` ``None`` and ``unmapped`` (``_unmapped``), so that list
+        removes no position. Gate cross positions get their cross leverage. Raises on any failure —
         including an answer that is not the venue's position list although ccxt read it as one
         (an HTML page, an empty body, ``data: null``, another endpoint's JSON: ccxt's own
         answer to those is ``[]``) — and never answers ``[]`` for an error: an empty list
@@ -1646,6 +1656,9 @@ class CcxtClient:
             reading, why = self._reading(entry)
             if reading == "flat":
                 continue  # a placeholder
+            if self._is_unknown(entry) and self._unmapped(entry):
+                positions.append(entry)  # attributed to no symbol: proves no absence
+                continue
             if reading != "listed":
                 # Presence only: the symbol is listed, its size or side cannot be read. The
                 # manager reads a size or side that is neither a number nor long/short as an
@@ -1767,7 +1780,11 @@ class CcxtClient:
         venue = self.venue
         info = entry.get("info")
         contracts = entry.get("contracts")
-        if venue in answers.RAW_SIZE_FIELDS and isinstance(info, Mapping) and info:
+        if venue in answers.RAW_SIZE_FIELDS and not (isinstance(info, Mapping) and info):
+            # ccxt made it from something that was no entry of the venue's (``""``, ``null``,
+            # ``{}``): nothing says it is flat.
+            return "size", f"{venue} entry is {info!r:.60}, not the venue's position entry"
+        if venue in answers.RAW_SIZE_FIELDS and isinstance(info, Mapping):
             # ccxt's own contracts may be made up when the venue's size is not there (from
             # the notional on Binance and Bybit): the venue's field is what counts.
             state, why = answers.raw_size(venue, info)
@@ -1805,6 +1822,33 @@ class CcxtClient:
             ):
                 return True
         return False
+
+    def _unmapped(self, entry: dict[str, Any]) -> bool:
+        """Whether an open entry of a market ccxt does not know names no market of the venue's
+        at all (``_position_answers.plausible_market_id``: ``'abc'``, ``0``, ``''``, a missing
+        id), as a mangled entry of a tracked position may: then its ``symbol`` becomes
+        ``None`` (``unmapped`` says what it named), which the manager reads as an entry it
+        cannot attribute to any symbol — the list then proves no position absent, and the
+        other entries are read as usual — and a warning names the venue's id, each read. An
+        id with the form of the venue's market ids (a market listed after the markets were
+        loaded) is kept as the venue reports it (``_warn_unknown``)."""
+        venue = self.venue
+        info = entry.get("info")
+        if venue not in answers.MARKET_ID_FIELDS or not isinstance(info, Mapping) or not info:
+            return False
+        value, named = answers.market_id(venue, info)
+        markets = getattr(self.exchange, "markets", None)
+        if not isinstance(markets, Mapping) or answers.plausible_market_id(venue, value, markets):
+            return False
+        entry["unmapped"] = named
+        entry["symbol"] = None
+        self.logger.warning(
+            f"An open entry of {venue}'s position list names a market ccxt does not know "
+            f"({named}), and no market of {venue}'s could be named so: it cannot be "
+            "attributed to a symbol, so this list cannot show any position closed (tracked "
+            "positions are kept; the others are read as usual)"
+        )
+        return True
 
     def _may_reload_markets(self) -> bool:
         if not callable(getattr(self.exchange, "load_markets", None)):
