@@ -89,15 +89,21 @@ def test_which_list_holds_a_market(venue: str, m: dict[str, Any], expected: Any)
 
 
 def entry(symbol: str, side: str = "long", contracts: float = 1.0, **info: Any) -> dict[str, Any]:
-    """A ccxt Bybit position entry; its ``info`` carries Bybit's own ``size``, as every entry
-    ccxt parses from Bybit's list does (the client reads a flat entry from it)."""
+    """A ccxt Bybit position entry; its ``info`` carries Bybit's own ``size``, ``positionIdx``
+    and ``side``, as every entry ccxt parses from Bybit's list does (the client reads a flat
+    entry from the first, the leg from the others)."""
     return {
         "symbol": symbol,
         "side": side,
         "contracts": contracts,
         "entryPrice": 100.0,
         "hedged": False,
-        "info": {"size": str(contracts), **info},
+        "info": {
+            "size": str(contracts),
+            "positionIdx": 0,
+            "side": "Buy" if side == "long" else "Sell",
+            **info,
+        },
     }
 
 

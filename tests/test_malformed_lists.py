@@ -50,9 +50,10 @@ SIZE = {
     "okx": "pos",
 }
 #: The field a venue's one-way entry names its side with, where the size does not tell it
-#: (Gate, KuCoin and Hyperliquid give the side by the size's sign: nothing else to remove).
+#: (Gate, KuCoin and Hyperliquid give the side by the size's sign: nothing else to remove;
+#: Binance's one-way entry says ``positionSide`` BOTH, its leg then the sign of its size).
 SIDE = {
-    "binanceusdm": "notional",
+    "binanceusdm": "positionSide",
     "bingx": "positionSide",
     "bitget": "holdSide",
     "bybit": "side",
@@ -556,3 +557,94 @@ def test_a_position_opened_by_hand_in_a_market_listed_after_start_is_still_repor
         messages = [r.getMessage() for r in caplog.records]
         assert any("a market ccxt does not know" in m for m in messages)
         assert not any("cannot be attributed" in m for m in messages)
+
+
+@contextmanager
+def tracking_hedge(name: str, caplog: pytest.LogCaptureFixture) -> Iterator[Book]:
+    """A hedge-mode venue holding BTC long (tracked) and ETH short (found by a sync)."""
+    caplog.set_level(logging.WARNING)
+    dialect = DIALECTS[name]()
+    with running(dialect, hedge=True) as (venue, exchange):
+        btc, eth = list(venue.ledger.markets.values())[:2]
+        venue.ledger.open(eth.symbol, "short", 4 * eth.lot, eth.price)
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=(), position_mode="hedge")
+        assert manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        manager.sync_existing_positions()
+        book = Book(venue, manager, caplog, f"{btc.symbol}@long", f"{eth.symbol}@short")
+        book.cycle()
+        assert sorted(manager.positions) == sorted([book.btc, book.eth])
+        yield book
+        assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
+
+
+#: A side field that contradicts the size (or is no value of the field's): ccxt took its side
+#: from it (Binance: the sign of ``notional``; Bybit: ``positionIdx``; Gate: ``side``).
+CONTRADICTIONS: dict[str, list[tuple[str, Any]]] = {
+    "binanceusdm": [("notional", "-150.0"), ("positionSide", "SHORT"), ("positionSide", "x")],
+    "bybit": [("positionIdx", v) for v in ("null", -1, "-0", "abc", 3, 2)],
+    "gate": [("side", "short")],
+}
+
+
+def _set_on_btc(name: str, field: str, value: Any) -> Callable[[Payload], tuple[int, Payload]]:
+    """``field`` of BTC's entry (the one with the venue's size field) set to ``value``."""
+
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        found = list(_btc_entries(payload, SIZE[name]))
+        assert found, payload
+        for entry in found:
+            entry[field] = value
+        return 200, payload
+
+    return rewrite
+
+
+@pytest.mark.parametrize("mcc", [1, 4])
+@pytest.mark.parametrize("name", sorted(CONTRADICTIONS))
+def test_a_side_field_that_contradicts_the_size_keeps_the_position(
+    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tracking(name, mcc, caplog) as book:
+        for field, value in CONTRADICTIONS[name]:
+            said = f"Position entry for {book.btc} is unusable"
+            try:
+                book.keeps_both_through(_set_on_btc(name, field, value), said, 2)
+            except AssertionError as e:
+                raise AssertionError(f"{name} {field}={value!r}: {e}") from None
+            assert any(f"'{field}' is {value!r}" in w for w in book.warnings()), book.warnings()
+
+
+@pytest.mark.parametrize("name", ["binanceusdm", "bybit", "okx"])
+def test_hedge_mode_a_side_field_that_contradicts_the_leg_keeps_the_position(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    field, value = {
+        "binanceusdm": ("notional", "-150.0"),
+        "bybit": ("side", "Sell"),
+        "okx": ("pos", "-3"),
+    }[name]
+    with tracking_hedge(name, caplog) as book:
+        book.keeps_both_through(_set_btc(field, value), f"'{field}' is {value!r}", 2)
+
+
+@pytest.mark.parametrize("name", ["binanceusdm", "bybit"])
+def test_binance_and_bybit_legs_are_read_from_the_venues_fields(name: str) -> None:
+    for hedge in (False, True):
+        with running(DIALECTS[name](), hedge=hedge) as (venue, exchange):
+            btc, eth = list(venue.ledger.markets.values())[:2]
+            venue.ledger.open(btc.symbol, "long", 3 * btc.lot, btc.price)
+            venue.ledger.open(eth.symbol, "short", 4 * eth.lot, eth.price)
+            if hedge:
+                venue.ledger.open(btc.symbol, "short", 2 * btc.lot, btc.price)
+            listed = sorted(
+                (p["symbol"], p["side"], p["contracts"], p["hedged"])
+                for p in CcxtClient(exchange).get_open_positions()
+            )
+            expected = [
+                (btc.symbol, "long", pytest.approx(3 * btc.lot), hedge),
+                (eth.symbol, "short", pytest.approx(4 * eth.lot), hedge),
+            ]
+            if hedge:
+                expected.insert(1, (btc.symbol, "short", pytest.approx(2 * btc.lot), True))
+            assert listed == expected

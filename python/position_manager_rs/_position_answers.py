@@ -77,14 +77,14 @@ VENUE_LEGS: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
 #: The fields a venue names an entry's leg with, for the warning about an entry whose side
 #: cannot be read (what ccxt's parsers read it from).
 SIDE_FIELDS: dict[str, tuple[str, ...]] = {
-    "binance": ("positionSide", "notional"),
-    "binanceusdm": ("positionSide", "notional"),
-    "binancecoinm": ("positionSide", "notional"),
-    "bybit": ("side", "positionIdx"),
+    "binance": ("positionSide", "positionAmt", "notional"),
+    "binanceusdm": ("positionSide", "positionAmt", "notional"),
+    "binancecoinm": ("positionSide", "positionAmt", "notional"),
+    "bybit": ("positionIdx", "side"),
     "okx": ("posSide", "pos"),
     "bitget": ("holdSide",),
-    "gate": ("mode", "size"),
-    "gateio": ("mode", "size"),
+    "gate": ("mode", "side", "size"),
+    "gateio": ("mode", "side", "size"),
     "kucoinfutures": ("side", "currentQty"),
     "kucoin": ("side", "currentQty"),
     "mexc": ("positionType",),
@@ -186,6 +186,118 @@ def raw_size(venue: str, info: Mapping[str, Any]) -> tuple[str, str]:
     if not math.isfinite(number):
         return "unreadable", why
     return ("flat" if number == 0 else "open"), why
+
+
+def _sign(value: Any) -> int | None:
+    """The sign of a number field (1, -1, 0), ``None`` when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return (number > 0) - (number < 0)
+
+
+def field_text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    return str(value)
+
+
+def _binance_leg(info: Mapping[str, Any]) -> str | None:
+    # ccxt takes the side from the sign of notional; the leg is positionSide (hedge mode),
+    # else (BOTH) the sign of positionAmt. Hedge-mode sizes are signed too (SHORT negative).
+    amount = _sign(info.get("positionAmt"))
+    named = field_text(info.get("positionSide"))
+    if named == "LONG":
+        leg = "long"
+    elif named == "SHORT":
+        leg = "short"
+    elif named == "BOTH" and amount in (1, -1):
+        leg = "long" if amount == 1 else "short"
+    else:
+        return None
+    sign = 1 if leg == "long" else -1
+    if amount == -sign:
+        return None
+    notional = info.get("notional", _MISSING)
+    if notional is not _MISSING and notional is not None and notional != "":
+        if _sign(notional) not in (0, sign):
+            return None
+    return leg
+
+
+def _bybit_leg(info: Mapping[str, Any]) -> str | None:
+    # ccxt: positionIdx other than '0' is hedge mode, and then anything but '1' a short.
+    index = field_text(info.get("positionIdx"))
+    side = info.get("side")
+    said = {"Buy": "long", "Sell": "short"}.get(side) if isinstance(side, str) else None
+    if index in ("1", "2"):
+        leg = "long" if index == "1" else "short"
+        if said is not None and said != leg:
+            return None
+        if said is None and side not in (None, "", _MISSING):
+            return None
+        return leg
+    if index == "0":
+        return said
+    return None
+
+
+def _okx_leg(info: Mapping[str, Any]) -> str | None:
+    # ccxt: posSide long/short is the side; net: the sign of pos. A hedge-mode pos is > 0.
+    named = field_text(info.get("posSide"))
+    amount = _sign(info.get("pos"))
+    if named in ("long", "short"):
+        return named if amount != -1 else None
+    if named == "net" and amount in (1, -1):
+        return "long" if amount == 1 else "short"
+    return None
+
+
+def _gate_leg(info: Mapping[str, Any]) -> str | None:
+    # ccxt: 'side' when present, else the sign of size; dual-mode entries are signed as well.
+    amount = _sign(info.get("size"))
+    if amount not in (1, -1):
+        return None
+    leg = "long" if amount == 1 else "short"
+    side = info.get("side", _MISSING)
+    if side is not _MISSING and side is not None and side != leg:
+        return None
+    mode = info.get("mode", _MISSING)
+    if mode in ("dual_long", "dual_short") and mode != f"dual_{leg}":
+        return None
+    if mode is not _MISSING and mode not in ("single", "dual_long", "dual_short"):
+        return None
+    return leg
+
+
+#: Venues whose ccxt parser takes the side from a field other than the size's sign without
+#: checking one against the other (Binance: the sign of ``notional``; Bybit: ``positionIdx``,
+#: anything but '0' read as hedge mode and then anything but '1' as short; OKX: ``posSide``;
+#: Gate: ``side``): their leg is read from the venue's fields, which must agree.
+CHECKED_LEGS = {
+    "binance": _binance_leg,
+    "binanceusdm": _binance_leg,
+    "binancecoinm": _binance_leg,
+    "bybit": _bybit_leg,
+    "okx": _okx_leg,
+    "gate": _gate_leg,
+    "gateio": _gate_leg,
+}
+
+
+def checked_leg(venue: str, info: Mapping[str, Any]) -> str | None:
+    """The leg of an entry of ``venue`` (one of ``CHECKED_LEGS``) from its own fields, ``None``
+    when they name none or disagree: Binance ``positionSide`` LONG/SHORT, else (BOTH) the
+    sign of ``positionAmt``, agreeing with the signs of ``positionAmt`` and ``notional``;
+    Bybit ``positionIdx`` 1/2, else (0) ``side`` Buy/Sell, agreeing with ``side``; OKX
+    ``posSide`` long/short (``pos`` not negative), else (net) the sign of ``pos``; Gate the
+    sign of ``size``, agreeing with ``side`` and ``mode`` where present."""
+    return CHECKED_LEGS[venue](info)
 
 
 def venue_leg(venue: str, info: Mapping[str, Any]) -> str | None:

@@ -512,17 +512,31 @@ def _info(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     return info if isinstance(info, Mapping) else {}
 
 
-def entry_hedged(entry: Mapping[str, Any]) -> bool | None:
+#: Venues whose ccxt ``hedged`` is read from one field without checking it (Bybit: any
+#: ``positionIdx`` but '0' is hedge mode): their own field alone says.
+_VENUE_HEDGE_FIELD: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "bybit": ("positionIdx", ("0",), ("1", "2")),
+    "binance": ("positionSide", ("BOTH",), ("LONG", "SHORT")),
+    "binanceusdm": ("positionSide", ("BOTH",), ("LONG", "SHORT")),
+    "binancecoinm": ("positionSide", ("BOTH",), ("LONG", "SHORT")),
+}
+
+
+def entry_hedged(entry: Mapping[str, Any], venue: str | None = None) -> bool | None:
     """Whether a ccxt position entry says its symbol is held in hedge mode; ``None``: it does not.
 
     ccxt's ``hedged`` when it is a bool, else the venue's own field in ``info`` (Binance/BingX/
     KuCoin ``positionSide``, OKX ``posSide``, Bybit ``positionIdx``, Gate ``mode``, HTX
     ``position_mode``, Bitget ``posMode``).
     """
-    hedged = entry.get("hedged")
-    if isinstance(hedged, bool):
-        return hedged
     info = _info(entry)
+    hedged = entry.get("hedged")
+    if isinstance(hedged, bool) and not (venue in _VENUE_HEDGE_FIELD and info):
+        return hedged
+    if venue in _VENUE_HEDGE_FIELD and info:
+        field, says_one_way, says_hedge = _VENUE_HEDGE_FIELD[venue]
+        text = answers.field_text(info.get(field))
+        return True if text in says_hedge else False if text in says_one_way else None
     for key, one_way, hedge in _HEDGE_FIELDS:
         value = info.get(key)
         if value is None or isinstance(value, bool):
@@ -541,11 +555,17 @@ def entry_side(entry: Mapping[str, Any], venue: str | None = None) -> str | None
     On HTX and MEXC (``venue``; see ``_position_answers.VENUE_LEGS``), whose ccxt parsers give
     ``'short'`` when the venue's entry names no leg, the leg is read from the venue's own
     fields (HTX ``position_side``, then ``direction``; MEXC ``positionType``) and ccxt's
-    ``side`` is not used.
+    ``side`` is not used. On Binance, Bybit, OKX and Gate (``_position_answers.CHECKED_LEGS``),
+    whose parsers take the side from a field other than the size's sign (Binance the sign of
+    ``notional``, Bybit ``positionIdx``), it is read from the venue's fields and ``None`` when
+    they name no leg or disagree (Binance ``positionSide``/``positionAmt``/``notional``, Bybit
+    ``positionIdx``/``side``, OKX ``posSide``/``pos``, Gate ``size``/``side``/``mode``).
     """
     info = _info(entry)
     if venue in answers.VENUE_LEGS and info:
         return answers.venue_leg(venue, info)
+    if venue in answers.CHECKED_LEGS and info:
+        return answers.checked_leg(venue, info)
     side = entry.get("side")
     if side in ("long", "short"):
         return str(side)
@@ -916,7 +936,7 @@ class CcxtClient:
             self._mode_unreadable(e, f" for {symbol}")
             return False
         modes = {
-            entry_hedged(e)
+            entry_hedged(e, self.venue)
             for e in entries or ()
             if isinstance(e, Mapping) and e.get("symbol") == symbol
         } - {None}
@@ -1637,7 +1657,10 @@ class CcxtClient:
         ``markets_reload_seconds``); if it is still unknown it is kept, with a warning once per
         symbol — or, when its id does not have the form of the venue's market ids (``'abc'``,
         ``0``), it gets ``symbol`` ``None`` and ``unmapped`` (``_unmapped``), so that list
-        removes no position. Gate cross positions get their cross leverage. Raises on any failure —
+        removes no position. Legs of Binance, Bybit, OKX and Gate entries are read from the
+        venue's fields, which must agree (``entry_side``). Gate cross positions get their cross
+        leverage.
+        Raises on any failure —
         including an answer that is not the venue's position list although ccxt read it as one
         (an HTML page, an empty body, ``data: null``, another endpoint's JSON: ccxt's own
         answer to those is ``[]``) — and never answers ``[]`` for an error: an empty list
@@ -1712,7 +1735,7 @@ class CcxtClient:
         entry = dict(raw)
         info = _info(entry)
         side = entry_side(entry, self.venue)
-        hedged = entry_hedged(entry)
+        hedged = entry_hedged(entry, self.venue)
         if hedged is None and self.venue in _ONE_WAY_VENUES:
             hedged = False
         symbol = entry.get("symbol")
