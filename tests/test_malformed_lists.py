@@ -648,3 +648,86 @@ def test_binance_and_bybit_legs_are_read_from_the_venues_fields(name: str) -> No
             if hedge:
                 expected.insert(1, (btc.symbol, "short", pytest.approx(2 * btc.lot), True))
             assert listed == expected
+
+
+def _long_leg(name: str, field: str, value: Any) -> Callable[[Payload], tuple[int, Payload]]:
+    """The long leg's entry of BTC (the first open one) with ``field`` set to ``value``."""
+
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        held, _ = answers.position_container(name, payload)
+        assert held is not None
+        first = next(e for e in held if answers.raw_size(name, e)[0] == "open")
+        first[field] = value
+        return 200, payload
+
+    return rewrite
+
+
+def _hedged_btc(name: str) -> Iterator[tuple[FakeVenue, Any, Any]]:
+    with running(DIALECTS[name](), hedge=True) as (venue, exchange):
+        btc = next(iter(venue.ledger.markets.values()))
+        venue.ledger.open(btc.symbol, "long", 3 * btc.lot, btc.price)
+        venue.ledger.open(btc.symbol, "short", 2 * btc.lot, btc.price)
+        yield venue, exchange, btc
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [("okx", "posSide", None), ("bybit", "positionIdx", "abc"), ("bybit", "positionIdx", 3)],
+)
+def test_hedge_mode_an_unreadable_leg_does_not_block_the_close_of_the_other(
+    name: str, field: str, value: Any
+) -> None:
+    for venue, exchange, btc in _hedged_btc(name):
+        client = CcxtClient(exchange, sleep=lambda s: None, position_mode="hedge")
+        venue.rewrite_positions_next(_long_leg(name, field, value), n=1000)
+        with pytest.raises(ValueError, match="its entry cannot be read"):
+            client.close_position(btc.symbol, side="long")  # might be that one
+        with pytest.raises(ValueError, match="its entry cannot be read"):
+            client.close_position(btc.symbol)  # names no leg
+        assert venue.ledger.orders_sent() == []
+        assert client.close_position(btc.symbol, side="short") is True
+        assert venue.ledger.size(btc.symbol, "short") == 0
+        assert venue.ledger.size(btc.symbol, "long") == pytest.approx(3 * btc.lot)
+
+
+def test_hedge_mode_the_manager_closes_the_readable_leg(caplog: pytest.LogCaptureFixture) -> None:
+    """The manager's stop-loss close of the short leg goes out while the long leg's entry
+    cannot be read (the long leg is kept, nothing sent for it)."""
+    caplog.set_level(logging.WARNING)
+    for venue, exchange, btc in _hedged_btc("okx"):
+        venue.ledger.remove(btc.symbol)
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=(), position_mode="hedge")
+        assert manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        assert manager.open_position(btc.symbol, "SELL", 2 * btc.lot, 5, 0.02)
+        list(manager.update_positions())
+        venue.rewrite_positions_next(_long_leg("okx", "posSide", None), n=1000)
+        venue.ledger.prices[btc.symbol] = btc.price * 1.10  # the short leg's stop
+        closed = [p[0] for p in manager.update_positions()]
+        assert closed == [f"{btc.symbol}@short"]
+        assert venue.ledger.size(btc.symbol, "short") == 0
+        assert venue.ledger.size(btc.symbol, "long") == pytest.approx(3 * btc.lot)
+        assert list(manager.positions) == [f"{btc.symbol}@long"]
+
+
+def test_an_asyncio_client_closes_the_readable_leg_in_hedge_mode() -> None:
+    import ccxt.async_support as ccxt_async
+
+    from position_manager_rs.aio import AsyncCcxtClient
+
+    async def main(venue: FakeVenue, btc: Any) -> None:
+        exchange = venue.make_exchange(module=ccxt_async)
+        try:
+            client = AsyncCcxtClient(exchange, position_mode="hedge")
+            venue.rewrite_positions_next(_long_leg("bybit", "positionIdx", "abc"), n=1000)
+            with pytest.raises(ValueError, match="its entry cannot be read"):
+                await asyncio.to_thread(client.close_position, btc.symbol, None, "long")
+            assert await asyncio.to_thread(client.close_position, btc.symbol, None, "short")
+        finally:
+            await exchange.close()
+
+    for venue, _, btc in _hedged_btc("bybit"):
+        asyncio.run(asyncio.wait_for(main(venue, btc), timeout=20))
+        assert venue.ledger.size(btc.symbol, "short") == 0
+        assert venue.ledger.size(btc.symbol, "long") == pytest.approx(3 * btc.lot)

@@ -2126,10 +2126,13 @@ class CcxtClient:
         """Close the open position of ``symbol`` (or its ``side`` leg) with a reduce-only order.
 
         Fetches the positions afresh. ``side`` ('long'/'short') closes that leg only (hedge
-        mode: the other leg is never touched); without it the symbol's one open entry is
-        closed, and when both legs are open nothing is sent (``False``, logged: name the
-        leg). ``False`` when there is no open position to close (never reports a close that
-        did not happen) or when the close order is definitively rejected; ``True`` when the
+        mode: the other leg is never touched, and an entry of the symbol whose side cannot be
+        read does not stop the close of a leg with one readable entry); without it the
+        symbol's one open entry is closed, and when both legs are open nothing is sent
+        (``False``, logged: name the leg). An entry that cannot be read and may be the one to
+        close (one-way mode; the named leg's own) raises ``ValueError``, nothing sent.
+        ``False`` when there is no open position to close (never reports a close that did
+        not happen) or when the close order is definitively rejected; ``True`` when the
         exchange accepted the order. Raises when the positions cannot be read or the order's
         outcome is unknown. The close order carries ``client_order_id`` when given (an id
         already sent raises ``DuplicateClientOrderId`` before anything is read or sent).
@@ -2166,6 +2169,22 @@ class CcxtClient:
             if p.get("unreadable")
             and (side is None or p.get("side") == side or p.get("side") not in ("long", "short"))
         ]
+        readable = [p for p in legs if not p.get("unreadable") and p.get("side") == side]
+        if (
+            unreadable
+            and side is not None
+            and len(readable) == 1
+            and (self.is_hedged(symbol) or any(p.get("hedged") is True for p in legs))
+            and not any(p.get("unreadable") and p.get("side") == side for p in legs)
+        ):
+            # Hedge mode: the named leg has one readable entry, and the order names its leg,
+            # so it can act on that leg only; an entry whose side cannot be read does not
+            # stop it (in one-way mode it might be the very position: refused below).
+            self.logger.warning(
+                f"Closing {named}: its entry is readable; another entry of {symbol} cannot be "
+                f"read ({'; '.join(unreadable)})"
+            )
+            unreadable = []
         if unreadable:
             # Listed, but its size or side cannot be read: no order can be sized or sided
             # from it (nothing is sent; the manager keeps the position and tries again).
