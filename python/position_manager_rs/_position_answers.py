@@ -423,6 +423,19 @@ def _kind(answer: Any) -> str:
     return f"a {type(answer).__name__} ({answer!r:.60})"
 
 
+def unreadable_entries(venue: str, container: list[Any] | None) -> str:
+    """The entries of a venue's list whose size field cannot be read, each with its place, its
+    market id and that field (for an error), e.g. ``"#1 (okx 'instId' is 'ETH-USDT-SWAP':
+    okx 'pos' is 'abc')"``; ``''`` when none."""
+    found = []
+    for index, raw in enumerate(container or ()):
+        if isinstance(raw, Mapping) and carries_size(venue, raw):
+            state, why = raw_size(venue, raw)
+            if state == "unreadable":
+                found.append(f"#{index} ({market_id(venue, raw)[1]}: {why})")
+    return ", ".join(found)
+
+
 def _element(raw: Any) -> str:
     """What a list element that is not a position entry is, for the error."""
     if isinstance(raw, Mapping):

@@ -501,6 +501,24 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
 _LEG_FIELD_VENUE_MARK = {"direction": "contract_code"}
 
 
+#: Venues whose ccxt ``fetch_positions`` parses each entry of the venue's list on its own
+#: (``parse_position`` of each, then a filter by symbol; ccxt 4.5.90): a list ccxt failed to
+#: parse can be read entry by entry (``CcxtClient._parse_each``). Binance (leverage brackets,
+#: entries left out) and KuCoin do more.
+_PARSED_ONE_BY_ONE = frozenset(
+    ("okx", "bybit", "bitget", "gate", "gateio", "mexc", "htx", "huobi", "bingx", "hyperliquid")
+)
+
+
+def _parse_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a parser's failure on a value (ccxt's ``Precise`` raising
+    ``ValueError`` on ``'abc'``, an overflow, a ``TypeError``), not one of ccxt's own errors
+    (network, exchange: those subclass ``ccxt.BaseError``)."""
+    if type(error).__module__.startswith("ccxt"):
+        return False
+    return isinstance(error, (ValueError, TypeError, ArithmeticError))
+
+
 def _margin_of(entry: Mapping[str, Any]) -> str | None:
     """The margin mode ccxt parsed from a position entry ('cross'/'isolated'), else ``None``."""
     mode = entry.get("marginMode")
@@ -1595,13 +1613,10 @@ class CcxtClient:
                     if params
                     else self.exchange.fetch_positions()
                 )
-            except (ValueError, TypeError):
-                # ccxt's parser failed on the list: an element that is no entry says why
-                if heard and self.venue in answers.RAW_SIZE_FIELDS:
-                    container, where = answers.position_container(self.venue, heard[-1])
-                    if container is not None:
-                        answers.check_elements(self.venue, container, where)
-                raise
+            except Exception as e:
+                if not _parse_failure(e):
+                    raise
+                answer = self._parse_each(heard[-1] if heard else None, e)
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
@@ -1610,6 +1625,101 @@ class CcxtClient:
             # leverage brackets of Binance, KuCoin's account mode, ...)
             answers.check_answer(self.venue, heard[-1], entries)
         return entries
+
+    def _parse_each(self, answer: Any, error: Exception) -> list[Any]:
+        """The entries of a position list ccxt's ``fetch_positions`` failed to parse
+        (``error``, e.g. ``ValueError`` from a size ``'abc'``, ``'NaN'`` or ``'1e400'``): on the
+        venues whose ``fetch_positions`` parses each entry of the list on its own
+        (``_PARSED_ONE_BY_ONE``), each entry of the recorded ``answer`` is parsed by the
+        exchange's ``parse_position``, and one that fails again is listed as presence only
+        (``parse_error``: ccxt's error) under the symbol ccxt's market look-up gives its market
+        id, so one bad entry does not hide the others (and block their closes). Raises
+        ``ValueError`` naming the venue, ccxt's error and, where found, the entry and field
+        that could not be read, when that cannot be done: another venue, no recorded answer,
+        an entry whose market cannot be looked up."""
+        venue = self.venue
+        container = None
+        if answer is not None and venue in answers.RAW_SIZE_FIELDS:
+            container, where = answers.position_container(venue, answer)
+            if container is not None:
+                answers.check_elements(venue, container, where)
+        failed = f"{type(error).__name__}: {error}"
+        if container is None or venue not in _PARSED_ONE_BY_ONE:
+            found = answers.unreadable_entries(venue, container) if container else ""
+            raise ValueError(
+                f"ccxt could not read {venue}'s position list ({failed})"
+                + (f"; unreadable: {found}" if found else "")
+            ) from error
+        parse = self.exchange.parse_position
+        entries: list[Any] = []
+        bad: list[str] = []
+        for index, raw in enumerate(container):
+            element = raw
+            if venue == "bybit" and isinstance(raw, Mapping) and "is_valid" in raw:
+                element = raw.get("data")
+            try:
+                entries.append(parse(element))
+                continue
+            except Exception as e:
+                if not _parse_failure(e):
+                    raise
+                why = f"{type(e).__name__}: {e}"
+            value, named = (
+                answers.market_id(venue, element)
+                if isinstance(element, Mapping)
+                else (None, f"{element!r:.60}")
+            )
+            symbol = self._symbol_of(value)
+            detail = why
+            if answers.carries_size(venue, element):
+                state, size_why = answers.raw_size(venue, element)
+                detail = size_why if state == "unreadable" else why
+            shown = f"#{index} ({named}: {detail})"
+            if symbol is None:
+                raise ValueError(
+                    f"ccxt could not read {venue}'s position list ({failed}): entry {shown}, "
+                    "whose market cannot be looked up"
+                ) from error
+            bad.append(shown)
+            entries.append(
+                {
+                    "symbol": symbol,
+                    "side": None,
+                    "contracts": None,
+                    "info": element,
+                    "parse_error": why,
+                }
+            )
+        if venue == "bybit" and entries and isinstance(answer, Mapping):
+            # ccxt notes the next page's cursor on the first entry of a page
+            result = answer.get("result")
+            cursor = result.get("nextPageCursor") if isinstance(result, Mapping) else None
+            first = entries[0].get("info")
+            if cursor and isinstance(first, dict):
+                first.setdefault("nextPageCursor", cursor)
+        self.logger.warning(
+            f"ccxt could not read {venue}'s position list whole ({failed}): read entry by "
+            f"entry; listed as presence only: {', '.join(bad) or 'none'}"
+        )
+        return entries
+
+    def _symbol_of(self, market_id: Any) -> str | None:
+        """The unified symbol of a venue market id, when ccxt's loaded markets know it."""
+        if not isinstance(market_id, str) or not market_id:
+            return None
+        exchange = self.exchange
+        markets = getattr(exchange, "markets", None)
+        try:
+            if self.venue == "hyperliquid":
+                market_id = exchange.coin_to_market_id(market_id)
+            delimiter = "_" if self.venue in ("gate", "gateio") else None
+            market = exchange.safe_market(market_id, None, delimiter, "contract")
+        except Exception:
+            return None
+        symbol = market.get("symbol") if isinstance(market, Mapping) else None
+        if isinstance(symbol, str) and isinstance(markets, Mapping) and symbol in markets:
+            return symbol
+        return None
 
     def _fetch_list(self, params: dict[str, Any]) -> list[Any]:
         """One position list's entries (``fetch_positions``), every page of it (Bybit pages
@@ -1660,6 +1770,8 @@ class CcxtClient:
         removes no position. Legs of Binance, Bybit, OKX and Gate entries are read from the
         venue's fields, which must agree (``entry_side``). Gate cross positions get their cross
         leverage.
+        A list ccxt fails to parse (``'abc'`` as a size) is read entry by entry where ccxt
+        parses each on its own (``_parse_each``).
         Raises on any failure —
         including an answer that is not the venue's position list although ccxt read it as one
         (an HTML page, an empty body, ``data: null``, another endpoint's JSON: ccxt's own
@@ -1803,6 +1915,12 @@ class CcxtClient:
         venue = self.venue
         info = entry.get("info")
         contracts = entry.get("contracts")
+        failed = entry.get("parse_error")
+        if failed and isinstance(info, Mapping):
+            state, why = (
+                answers.raw_size(venue, info) if venue in answers.RAW_SIZE_FIELDS else ("", "")
+            )
+            return "size", f"ccxt could not read the entry ({failed})" + (f": {why}" if why else "")
         if venue in answers.RAW_SIZE_FIELDS and not (isinstance(info, Mapping) and info):
             # ccxt made it from something that was no entry of the venue's (``""``, ``null``,
             # ``{}``): nothing says it is flat.
