@@ -559,6 +559,27 @@ def test_a_position_opened_by_hand_in_a_market_listed_after_start_is_still_repor
         assert not any("cannot be attributed" in m for m in messages)
 
 
+def _other_kinds(payload: Payload) -> tuple[int, Payload]:
+    """OKX lists every instrument type: a MARGIN and an OPTION position beside the SWAPs."""
+    (swap, *_) = payload["data"]
+    payload["data"] += [
+        {**swap, "instType": "MARGIN", "instId": "BTC-USDT", "pos": "0.5", "posCcy": "BTC"},
+        {**swap, "instType": "OPTION", "instId": "BTC-USD-261225-60000-C", "pos": "-2"},
+    ]
+    return 200, payload
+
+
+def test_okx_positions_in_markets_of_other_kinds_are_still_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ids of the venue's forms in markets ccxt did not load are kept as reported (guard)."""
+    with tracking("okx", 1, caplog) as book:
+        book.venue.rewrite_positions_next(_other_kinds, n=1000)
+        listed = book.manager.client.get_open_positions()
+        assert len(listed) == 4 and all(isinstance(p["symbol"], str) for p in listed)
+        assert not any("unmapped" in p for p in listed)
+
+
 @contextmanager
 def tracking_hedge(name: str, caplog: pytest.LogCaptureFixture) -> Iterator[Book]:
     """A hedge-mode venue holding BTC long (tracked) and ETH short (found by a sync)."""

@@ -27,6 +27,7 @@ import contextvars
 import functools
 import inspect
 import math
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -339,13 +340,32 @@ def _id_forms(venue: str, markets: Mapping[str, Any]) -> Iterator[tuple[str, str
             yield mid[:at], mid[at : at + len(base)], mid[at + len(base) :]
 
 
+def _codes(markets: Mapping[str, Any]) -> set[str]:
+    """The currency codes and ids of the loaded markets (bases, quotes, settle currencies)."""
+    codes: set[str] = set()
+    for market in list(markets.values()):
+        if isinstance(market, Mapping):
+            for key in ("base", "quote", "settle", "baseId", "quoteId", "settleId"):
+                code = market.get(key)
+                if isinstance(code, str) and code:
+                    codes.add(code.upper())
+    return codes
+
+
 def plausible_market_id(venue: str, value: Any, markets: Mapping[str, Any]) -> bool:
     """Whether ``value`` has the form of ``venue``'s market ids: that of a loaded market's id
     with another base in place of its own, in the same letters (a market listed after the
-    markets were loaded: OKX ``NEW-USDT-SWAP`` beside ``BTC-USDT-SWAP``), as opposed to text
-    no market of the venue could be named (``'abc'``, ``0``, ``''``)."""
+    markets were loaded: OKX ``NEW-USDT-SWAP`` beside ``BTC-USDT-SWAP``), or parts joined by
+    ``-``, ``_``, ``/`` or ``:`` of which one is a currency of the loaded markets (a market
+    of a kind ccxt did not load: OKX ``BTC-USDT`` margin, ``BTC-USD-261225-60000-C``
+    options), as opposed to text no market of the venue could be named (``'abc'``, ``0``,
+    ``''``)."""
     if not isinstance(value, str) or not value:
         return False
+    parts = re.split(r"[-_/:]", value)
+    if len(parts) > 1 and all(part.isalnum() for part in parts):
+        if any(part.upper() in _codes(markets) for part in parts):
+            return True
     for prefix, base, suffix in _id_forms(venue, markets):
         if len(value) <= len(prefix) + len(suffix):
             continue
