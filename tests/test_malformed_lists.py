@@ -563,7 +563,7 @@ def _other_kinds(payload: Payload) -> tuple[int, Payload]:
     """OKX lists every instrument type: a MARGIN and an OPTION position beside the SWAPs."""
     (swap, *_) = payload["data"]
     payload["data"] += [
-        {**swap, "instType": "MARGIN", "instId": "BTC-USDT", "pos": "0.5", "posCcy": "BTC"},
+        {**swap, "instType": "MARGIN", "instId": "BTC-USDT", "pos": "0.5", "posCcy": "USDT"},
         {**swap, "instType": "OPTION", "instId": "BTC-USD-261225-60000-C", "pos": "-2"},
     ]
     return 200, payload
@@ -578,6 +578,9 @@ def test_okx_positions_in_markets_of_other_kinds_are_still_reported(
         listed = book.manager.client.get_open_positions()
         assert len(listed) == 4 and all(isinstance(p["symbol"], str) for p in listed)
         assert not any("unmapped" in p for p in listed)
+        # ccxt: a margin position held in its quote currency is short; an option by pos's sign
+        sides = {p["info"]["instType"]: p["side"] for p in listed if p["symbol"] != book.eth}
+        assert sides == {"SWAP": "long", "MARGIN": "short", "OPTION": "short"}
 
 
 @contextmanager

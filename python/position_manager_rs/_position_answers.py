@@ -252,6 +252,12 @@ def _okx_leg(info: Mapping[str, Any]) -> str | None:
     # ccxt: posSide long/short is the side; net: the sign of pos. A hedge-mode pos is > 0.
     named = field_text(info.get("posSide"))
     amount = _sign(info.get("pos"))
+    if info.get("instType") == "MARGIN" and named == "net":
+        # ccxt: a margin position held in its base currency is long, in another one short
+        held, inst = info.get("posCcy"), info.get("instId")
+        if not isinstance(held, str) or not held or not isinstance(inst, str):
+            return None
+        return "long" if held == inst.split("-")[0] else "short"
     if named in ("long", "short"):
         return named if amount != -1 else None
     if named == "net" and amount in (1, -1):
@@ -296,7 +302,8 @@ def checked_leg(venue: str, info: Mapping[str, Any]) -> str | None:
     when they name none or disagree: Binance ``positionSide`` LONG/SHORT, else (BOTH) the
     sign of ``positionAmt``, agreeing with the signs of ``positionAmt`` and ``notional``;
     Bybit ``positionIdx`` 1/2, else (0) ``side`` Buy/Sell, agreeing with ``side``; OKX
-    ``posSide`` long/short (``pos`` not negative), else (net) the sign of ``pos``; Gate the
+    ``posSide`` long/short (``pos`` not negative), else (net) the sign of ``pos`` (a margin
+    position: ``posCcy``, the base currency long, another short); Gate the
     sign of ``size``, agreeing with ``side`` and ``mode`` where present."""
     return CHECKED_LEGS[venue](info)
 
