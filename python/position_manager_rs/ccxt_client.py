@@ -501,13 +501,35 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
 _LEG_FIELD_VENUE_MARK = {"direction": "contract_code"}
 
 
+_BINANCE = ("binance", "binanceusdm", "binancecoinm")
 #: Venues whose ccxt ``fetch_positions`` parses each entry of the venue's list on its own
 #: (``parse_position`` of each, then a filter by symbol; ccxt 4.5.90): a list ccxt failed to
-#: parse can be read entry by entry (``CcxtClient._parse_each``). Binance (leverage brackets,
-#: entries left out) and KuCoin do more.
+#: parse can be read entry by entry (``CcxtClient._parse_each``). Binance's ``positionRisk``
+#: answer (a list) is parsed so too, by ``parse_position_risk``, leaving out the entries whose
+#: ``entryPrice`` is not above 0 as ccxt does; its ``account`` answer and KuCoin's are not.
 _PARSED_ONE_BY_ONE = frozenset(
-    ("okx", "bybit", "bitget", "gate", "gateio", "mexc", "htx", "huobi", "bingx", "hyperliquid")
+    (
+        "okx",
+        "bybit",
+        "bitget",
+        "gate",
+        "gateio",
+        "mexc",
+        "htx",
+        "huobi",
+        "bingx",
+        "hyperliquid",
+        *_BINANCE,
+    )
 )
+
+
+def _above_zero(value: Any) -> bool:
+    """Whether ``value`` (a field of a venue's entry) reads as a number above 0, as ccxt's
+    ``Precise.string_gt(value, '0')`` does; raises ``ValueError`` where that does."""
+    if value is None:
+        return False
+    return Decimal(str(value)) > 0
 
 
 def _parse_failure(error: BaseException) -> bool:
@@ -1644,13 +1666,14 @@ class CcxtClient:
             if container is not None:
                 answers.check_elements(venue, container, where)
         failed = f"{type(error).__name__}: {error}"
-        if container is None or venue not in _PARSED_ONE_BY_ONE:
+        risk = venue in _BINANCE and isinstance(answer, list)
+        if container is None or venue not in _PARSED_ONE_BY_ONE or (venue in _BINANCE and not risk):
             found = answers.unreadable_entries(venue, container) if container else ""
             raise ValueError(
                 f"ccxt could not read {venue}'s position list ({failed})"
                 + (f"; unreadable: {found}" if found else "")
             ) from error
-        parse = self.exchange.parse_position
+        parse = self.exchange.parse_position_risk if risk else self.exchange.parse_position
         entries: list[Any] = []
         bad: list[str] = []
         for index, raw in enumerate(container):
@@ -1658,6 +1681,8 @@ class CcxtClient:
             if venue == "bybit" and isinstance(raw, Mapping) and "is_valid" in raw:
                 element = raw.get("data")
             try:
+                if risk and not _above_zero(element.get("entryPrice")):
+                    continue  # ccxt leaves it out (check_answer: an open one fails the read)
                 entries.append(parse(element))
                 continue
             except Exception as e:
