@@ -156,10 +156,25 @@ class Book:
         return [r.getMessage() for r in self.caplog.records if r.levelno >= logging.WARNING]
 
     def keeps_both_through(
-        self, rewrite: Callable[[Payload], tuple[int, Payload]], said: str, cycles: int = 3
+        self,
+        rewrite: Callable[[Payload], tuple[int, Payload]],
+        said: str,
+        cycles: int = 3,
+        case: str = "",
     ) -> None:
         """Both tracked positions stay through ``cycles`` cycles of rewritten lists (the same
-        objects, no removal, no order sent), with a warning containing ``said``."""
+        objects, no removal, no order sent), with a warning containing ``said``; a failure
+        names ``case``."""
+        try:
+            self._keeps_both_through(rewrite, said, cycles)
+        except AssertionError as e:
+            if not case:
+                raise
+            raise AssertionError(f"{case}: {e}") from None
+
+    def _keeps_both_through(
+        self, rewrite: Callable[[Payload], tuple[int, Payload]], said: str, cycles: int
+    ) -> None:
         held = {s: self.manager.positions[s] for s in (self.btc, self.eth)}
         seq = self.manager.events[-1]["seq"] if self.manager.events else 0
         orders = len(self.venue.ledger.orders_sent())
@@ -212,10 +227,7 @@ def test_an_entry_whose_size_cannot_be_read_keeps_its_position(
         for how, value in UNREADABLE_SIZES.items():
             # e.g. "Position entry for BTC/USDT:USDT is unusable (... okx 'pos' is None ...)"
             said = f"Position entry for {book.btc} is unusable"
-            try:
-                book.keeps_both_through(_set_btc(SIZE[name], value), said)
-            except AssertionError as e:
-                raise AssertionError(f"{name} size {how}: {e}") from None
+            book.keeps_both_through(_set_btc(SIZE[name], value), said, case=f"{name} size {how}")
             assert any(f"'{SIZE[name]}'" in w for w in book.warnings()), book.warnings()
 
 
@@ -227,10 +239,7 @@ def test_an_entry_whose_side_cannot_be_read_keeps_its_position(
     with tracking(name, mcc, caplog) as book:
         for how, value in (("missing", _GONE), ("null", None)):
             said = f"Position entry for {book.btc} is unusable"
-            try:
-                book.keeps_both_through(_set_btc(SIDE[name], value), said)
-            except AssertionError as e:
-                raise AssertionError(f"{name} side {how}: {e}") from None
+            book.keeps_both_through(_set_btc(SIDE[name], value), said, case=f"{name} side {how}")
 
 
 @pytest.mark.parametrize("mcc", [1, 4])
@@ -242,12 +251,11 @@ def test_an_answer_that_is_not_a_position_list_keeps_every_position(
         book.venue.answers.clear()
         book.cycle()  # the tickers' answer, as the venue last gave it
         for kind in GARBAGE:
-            try:
-                book.keeps_both_through(
-                    _garbage(book.venue, name, kind), "Unable to verify positions"
-                )
-            except AssertionError as e:
-                raise AssertionError(f"{name} {kind}: {e}") from None
+            book.keeps_both_through(
+                _garbage(book.venue, name, kind),
+                "Unable to verify positions",
+                case=f"{name} {kind}",
+            )
 
 
 def _bybit_order_list(payload: Payload) -> tuple[int, Payload]:
@@ -432,11 +440,10 @@ def test_a_list_element_that_is_not_a_position_entry_keeps_every_position(
 ) -> None:
     with tracking(name, mcc, caplog) as book:
         for how, value in NOT_ENTRIES.items():
-            try:
-                # "okx's position list ('data') holds at #0 '' (a str), not a position entry"
-                book.keeps_both_through(_btc_element(name, value), "not a position entry", 1)
-            except AssertionError as e:
-                raise AssertionError(f"{name} element {how}: {e}") from None
+            # "okx's position list ('data') holds at #0 '' (a str), not a position entry"
+            book.keeps_both_through(
+                _btc_element(name, value), "not a position entry", 1, case=f"{name} element {how}"
+            )
             assert any("holds at #" in w for w in book.warnings()), book.warnings()
 
 
@@ -508,10 +515,9 @@ def test_an_entry_naming_no_market_keeps_every_position(
             if name == "hyperliquid":
                 field = "'position'.'coin'"
             said = f"names a market ccxt does not know ({name} {field} is {value!r})"
-            try:
-                book.keeps_both_through(_set_btc(MARKET_ID[name], value), said, 2)
-            except AssertionError as e:
-                raise AssertionError(f"{name} market id {value!r}: {e}") from None
+            book.keeps_both_through(
+                _set_btc(MARKET_ID[name], value), said, 2, case=f"{name} market id {value!r}"
+            )
 
 
 def test_an_entry_naming_no_market_leaves_the_other_entries_read(
@@ -632,10 +638,9 @@ def test_a_side_field_that_contradicts_the_size_keeps_the_position(
     with tracking(name, mcc, caplog) as book:
         for field, value in CONTRADICTIONS[name]:
             said = f"Position entry for {book.btc} is unusable"
-            try:
-                book.keeps_both_through(_set_on_btc(name, field, value), said, 2)
-            except AssertionError as e:
-                raise AssertionError(f"{name} {field}={value!r}: {e}") from None
+            book.keeps_both_through(
+                _set_on_btc(name, field, value), said, 2, case=f"{name} {field}={value!r}"
+            )
             assert any(f"'{field}' is {value!r}" in w for w in book.warnings()), book.warnings()
 
 
