@@ -91,7 +91,10 @@ impl Origin {
     #[cold]
     pub fn held_at_fork(&self, what: &str) -> PyErr {
         PyRuntimeError::new_err(format!(
-            "{what} was created in process {} and its lock is held in the forked child process              {} (most likely by a thread of the parent at the fork, which no thread of the child              can release); read positions in the child from a copy made before the fork or from              a PositionManager created in the child",
+            "{what} was created in process {} and its lock is held in the forked child process \
+             {} (most likely by a thread of the parent at the fork, which no thread of the child \
+             can release); read positions in the child from a copy made before the fork or from \
+             a PositionManager created in the child",
             self.pid,
             pid()
         ))

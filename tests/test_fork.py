@@ -261,6 +261,7 @@ def test_a_child_reads_the_parents_positions_or_is_told_why_never_hangs() -> Non
                             assert p.amount > 0 and p.symbol in syms and str(p)
                         except RuntimeError as e:
                             assert "its lock is held in the forked child process" in str(e), e
+                            assert "  " not in str(e), e
                             assert repr(p).startswith("<Position of process "), repr(p)
                             refusals += 1
                     os._exit(10 + min(refusals, 9))

@@ -16,8 +16,6 @@
 //!   `outcome_confirmations` lists in a row show it (a list can lag the fill), and until then
 //!   the outcome stays unknown and nothing more is sent for the position.
 
-use std::sync::Arc;
-
 use log::Level;
 
 use super::in_flight::SentIntent;
@@ -39,6 +37,10 @@ use crate::snapshot::Seen;
 pub enum CloseOutcome {
     /// Not tracked: nothing to do.
     NotTracked,
+    /// The close's own list read replaced the position under its key (a side flip taken or
+    /// undone): nothing sent for the one it was asked about ([`Manager::close_position`]
+    /// then closes the one the key holds).
+    Replaced,
     /// The exchange no longer lists it: untracked without an order.
     AlreadyClosed,
     /// The exchange could not confirm it (failed or malformed answer): kept, nothing sent.
@@ -58,8 +60,12 @@ pub enum CloseOutcome {
 pub(crate) enum Unlisted {
     /// The exchange no longer lists it: removed as closed externally.
     AlreadyClosed,
-    /// It left the book meanwhile (or the key holds another position now).
+    /// It left the book meanwhile (or the key holds another position now, put there by
+    /// another thread).
     NotTracked,
+    /// The list read for the order replaced it under its key (a side flip taken, or one
+    /// undone: the replaced position restored).
+    Replaced,
     /// The list could not confirm it (unusable, uncorroborated, or an absence not yet
     /// confirmed under the removal rules): kept, nothing sent.
     Unverified,
@@ -92,23 +98,21 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
         };
         let key = key.as_str();
-        let before = self.book().get(key).map(|(p, _)| p);
         let outcome = self.close_with(key, reason, None)?;
-        if outcome != CloseOutcome::NotTracked {
+        if outcome != CloseOutcome::Replaced {
             return Ok(outcome);
         }
-        match (before, self.book().get(key)) {
-            (Some(before), Some((now, _))) if !Arc::ptr_eq(&before, &now) => {
-                let side = now.lock().side.clone();
-                self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "Position {key} was replaced while its close read the exchange (the list now shows it {side}); closing the position now tracked"
-                    )
-                });
-                self.close_with(key, reason, None)
-            }
-            _ => Ok(outcome),
-        }
+        let Some((now, _)) = self.book().get(key) else {
+            return Ok(CloseOutcome::NotTracked);
+        };
+        let side = now.lock().side.clone();
+        self.log(Channel::Main, Level::Warn, || {
+            format!(
+                "Position {key} was replaced while its close read the exchange (the list now shows it {side}); closing the position now tracked"
+            )
+        });
+        // Once: a second replacement in a row is reported as such (nothing sent).
+        self.close_with(key, reason, None)
     }
 
     /// The close, optionally trusting a fresh position list instead of reading it again (§6.5).
@@ -209,7 +213,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(Some(Unlisted::AlreadyClosed));
         }
         if !self.book().holds(symbol, position) {
-            return Ok(Some(Unlisted::NotTracked));
+            let replaced_here =
+                report.imported + report.restored > 0 && self.book().get(symbol).is_some();
+            return Ok(Some(if replaced_here {
+                Unlisted::Replaced
+            } else {
+                Unlisted::NotTracked
+            }));
         }
         let list = (!report.uncorroborated && list.snapshot.well_formed).then_some(list);
         let Some(list) = list else {
@@ -251,6 +261,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     CloseOutcome::AlreadyClosed
                 }
                 Unlisted::NotTracked => CloseOutcome::NotTracked,
+                Unlisted::Replaced => CloseOutcome::Replaced,
                 Unlisted::Unverified => CloseOutcome::Unverified,
             });
         }

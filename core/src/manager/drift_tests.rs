@@ -571,3 +571,47 @@ fn a_close_whose_own_read_undoes_a_flip_closes_the_restored_position() {
         kinds(&m)
     );
 }
+
+#[test]
+fn a_close_whose_own_read_takes_a_flip_closes_the_position_the_symbol_holds() {
+    // The other direction: the close's read shows the other side (a reversal by hand), takes
+    // the flip, and the close then closes what the symbol holds, as the original's close did.
+    let f = fake(vec![listed("BTC", "short", 3.0, 100.0)], 100.0);
+    let m = manager(&f, ManagerConfig::default());
+    let long = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", long, 1);
+    let outcome = m.close_position("BTC", "manual").unwrap();
+    assert!(
+        matches!(outcome, super::CloseOutcome::Closed(_)),
+        "{outcome:?}"
+    );
+    let closes: Vec<_> =
+        f.0.lock()
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("close_position"))
+            .cloned()
+            .collect();
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert!(m.book().get("BTC").is_none());
+}
+
+#[test]
+fn a_close_does_not_close_a_position_another_thread_put_under_its_key() {
+    // Another thread replaced the entry while the close read the list (which changed nothing):
+    // the close of the one the bot asked about is not turned into a close of the new one.
+    let f = fake(vec![listed("BTC", "long", 1.0, 100.0)], 100.0);
+    let m = Arc::new(manager(&f, ManagerConfig::default()));
+    let old = position("BTC", "long", 1.0, 95.0, 115.0);
+    m.book().insert("BTC", old, 1);
+    let inner = Arc::downgrade(&m);
+    f.0.lock().during_fetch = Some(Box::new(move || {
+        let m = inner.upgrade().unwrap();
+        m.book()
+            .insert("BTC", position("BTC", "long", 1.0, 90.0, 120.0), 2);
+    }));
+    let outcome = m.close_position("BTC", "manual").unwrap();
+    assert_eq!(outcome, super::CloseOutcome::NotTracked);
+    assert!(!f.calls().iter().any(|c| c.starts_with("close_position")));
+    assert!(m.book().get("BTC").is_some());
+}

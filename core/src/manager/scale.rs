@@ -206,7 +206,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 });
                 return Ok(false);
             }
-            Some(Unlisted::NotTracked | Unlisted::Unverified) => return Ok(false),
+            Some(Unlisted::NotTracked | Unlisted::Replaced | Unlisted::Unverified) => {
+                return Ok(false)
+            }
         }
         // No close of this position may run while our order is out (and no list may resize it
         // before the book has the new size), nor may we trade a position a close already took.

@@ -248,7 +248,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 (order_id.text().to_owned(), lookup, rested)
             }
             (id, _) => {
-                let mut lookup = self.lookup_order(id, symbol, Some(intent.amount))?;
+                let mut lookup = self.lookup_order(id, symbol, None)?;
                 let id = id.unwrap_or_default();
                 let mut rested = false;
                 if let Lookup::Pending(report) = &lookup {
@@ -261,7 +261,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                                 if cancelled { "cancelled it" } else { "the cancel did not go through" }
                             )
                         });
-                        lookup = self.lookup_order(Some(id), symbol, Some(intent.amount))?;
+                        lookup = self.lookup_order(Some(id), symbol, None)?;
                     }
                 }
                 (id.to_owned(), lookup, rested)
@@ -272,6 +272,18 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
         let filled = match &lookup {
             Lookup::Final(report) => match report.filled() {
+                // More filled than ordered, which no order does: it did fill; the size is the
+                // open's until a list shows the venue's.
+                Some(filled) if report.overfilled(intent.amount) => {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "Open order {id} for {key}: the exchange reports {} filled of {} ordered, which no order does; tracking what was ordered until a list shows the position",
+                            crate::format::py_repr_float(filled),
+                            crate::format::py_repr_float(intent.amount)
+                        )
+                    });
+                    intent.amount
+                }
                 Some(filled) => filled,
                 None if report.is_closed() => intent.amount,
                 None => 0.0,

@@ -592,14 +592,14 @@ fn the_bots_client_limit_open_that_filled_after_its_failed_cancel_is_tracked() {
         let mut s = f.0.lock();
         s.cancel_answers.push_back(Ok(false));
         s.fill_answers
-            .push_back(Ok(report(Some("l2"), "closed", Some(2.0), Some(99.9))));
+            .push_back(Ok(report(Some("l2"), "closed", Some(1.0), Some(99.9))));
     }
     cycles_until_release(&m);
     let (p, _) = m.book().get("BTC").expect("tracked from the order");
     let p = p.lock().clone();
     assert_eq!(
         (p.side.as_str(), p.amount, p.entry_price),
-        ("long", 2.0, 99.9)
+        ("long", 1.0, 99.9)
     );
     assert!(!m.open_position(&open_request("BTC", "BUY")).unwrap());
     assert_eq!(orders_sent(&f), 0);
@@ -827,4 +827,22 @@ fn an_open_whose_lookup_reports_more_filled_than_ordered_is_settled_by_the_list(
         .filter(|c| c.starts_with("create_"))
         .count();
     assert_eq!(creates, 1);
+}
+
+#[test]
+fn an_unknown_open_whose_late_lookup_reports_more_filled_than_ordered_is_tracked_as_ordered() {
+    // The same impossible look-up (999 filled of 2), reached after the lists have lagged the
+    // open for `outcome_confirmations` reads: the order did fill, so the open is tracked at
+    // what was ordered, not dropped as "did not go through" (its key then free for a second
+    // order) nor taken at 999.
+    let f = venue(vec![found("closed", 999.0, Some(100.5))]);
+    let m = restored(&f);
+    cycles_until_release(&m);
+    let (p, _) = m.book().get("BTC").expect("tracked from the order");
+    let (amount, entry) = {
+        let p = p.lock();
+        (p.amount, p.entry_price)
+    };
+    assert_eq!((amount, entry), (2.0, 100.5));
+    assert!(!venue_calls(&f).iter().any(|c| c.starts_with("create_")));
 }
