@@ -499,7 +499,7 @@ fn a_close_under_a_cautious_policy_does_not_untrack_on_one_absence() {
         super::CloseOutcome::Unverified
     );
     assert!(m.book().contains("BTC"));
-    assert!(!f.calls().iter().any(|c| c.starts_with("close_position")));
+    assert!(closes_sent(&f).is_empty());
 }
 
 #[test]
@@ -553,13 +553,7 @@ fn a_close_whose_own_read_undoes_a_flip_closes_the_restored_position() {
         "{outcome:?} {:?}",
         f.0.lock().calls
     );
-    let closes: Vec<_> =
-        f.0.lock()
-            .calls
-            .iter()
-            .filter(|c| c.starts_with("close_position"))
-            .cloned()
-            .collect();
+    let closes = closes_sent(&f);
     assert_eq!(closes.len(), 1, "{closes:?}");
     assert!(m.book().get("BTC").is_none());
     let restored_then_closed: Vec<_> = kinds(&m).into_iter().rev().take(2).collect();
@@ -585,13 +579,7 @@ fn a_close_whose_own_read_takes_a_flip_closes_the_position_the_symbol_holds() {
         matches!(outcome, super::CloseOutcome::Closed(_)),
         "{outcome:?}"
     );
-    let closes: Vec<_> =
-        f.0.lock()
-            .calls
-            .iter()
-            .filter(|c| c.starts_with("close_position"))
-            .cloned()
-            .collect();
+    let closes = closes_sent(&f);
     assert_eq!(closes.len(), 1, "{closes:?}");
     assert!(m.book().get("BTC").is_none());
 }
@@ -612,6 +600,14 @@ fn a_close_does_not_close_a_position_another_thread_put_under_its_key() {
     }));
     let outcome = m.close_position("BTC", "manual").unwrap();
     assert_eq!(outcome, super::CloseOutcome::NotTracked);
-    assert!(!f.calls().iter().any(|c| c.starts_with("close_position")));
+    assert!(closes_sent(&f).is_empty());
     assert!(m.book().get("BTC").is_some());
+}
+
+/// The exchange closes `f` was sent.
+fn closes_sent(f: &Fake) -> Vec<String> {
+    f.calls()
+        .into_iter()
+        .filter(|c| c.starts_with("close_position"))
+        .collect()
 }
