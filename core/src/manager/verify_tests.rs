@@ -141,17 +141,24 @@ fn a_resting_open_that_cannot_be_cancelled_keeps_its_key_and_is_asked_again() {
     );
 }
 
-#[test]
-fn an_open_whose_order_filled_is_tracked_though_the_lists_lag_it() {
-    let f = venue(vec![found("closed", 2.0, Some(100.5))]);
+/// The restored open (long 2 at 100) whose lists never show it and whose look-up answers
+/// `lookup`, after the cycles that release a silent open: the book's BTC amount and entry.
+fn tracked_after_release(lookup: OrderLookup) -> (Fake, Manager<u32>, (f64, f64)) {
+    let f = venue(vec![lookup]);
     let m = restored(&f);
     cycles_until_release(&m);
     let (p, _) = m.book().get("BTC").expect("tracked from the order");
-    let (amount, entry) = {
+    let held = {
         let p = p.lock();
         (p.amount, p.entry_price)
     };
-    assert_eq!((amount, entry), (2.0, 100.5));
+    (f, m, held)
+}
+
+#[test]
+fn an_open_whose_order_filled_is_tracked_though_the_lists_lag_it() {
+    let (f, m, held) = tracked_after_release(found("closed", 2.0, Some(100.5)));
+    assert_eq!(held, (2.0, 100.5));
     assert!(!venue_calls(&f)
         .iter()
         .any(|c| c.starts_with("cancel_order")));
@@ -835,14 +842,7 @@ fn an_unknown_open_whose_late_lookup_reports_more_filled_than_ordered_is_tracked
     // open for `outcome_confirmations` reads: the order did fill, so the open is tracked at
     // what was ordered, not dropped as "did not go through" (its key then free for a second
     // order) nor taken at 999.
-    let f = venue(vec![found("closed", 999.0, Some(100.5))]);
-    let m = restored(&f);
-    cycles_until_release(&m);
-    let (p, _) = m.book().get("BTC").expect("tracked from the order");
-    let (amount, entry) = {
-        let p = p.lock();
-        (p.amount, p.entry_price)
-    };
-    assert_eq!((amount, entry), (2.0, 100.5));
+    let (f, _m, held) = tracked_after_release(found("closed", 999.0, Some(100.5)));
+    assert_eq!(held, (2.0, 100.5));
     assert!(!venue_calls(&f).iter().any(|c| c.starts_with("create_")));
 }
