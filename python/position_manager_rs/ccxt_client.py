@@ -491,14 +491,7 @@ _LEG_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("mode", {"dual_long": "long", "dual_short": "short"}),
     ("positionIdx", {"1": "long", "2": "short"}),
     ("position_side", {"long": "long", "short": "short"}),
-    # HTX: a one-way (position_side "both") or coin-margined entry names its leg only in
-    # direction; ccxt 4.5.64 passes "both" through as the side (4.5.90 reads direction). Read
-    # on HTX entries only (those with HTX's contract_code): another venue's "direction" may
-    # name something else.
-    ("direction", {"buy": "long", "sell": "short"}),
 )
-#: Leg fields read only on entries carrying the given venue field.
-_LEG_FIELD_VENUE_MARK = {"direction": "contract_code"}
 
 
 _BINANCE = ("binance", "binanceusdm", "binancecoinm")
@@ -610,9 +603,6 @@ def entry_side(entry: Mapping[str, Any], venue: str | None = None) -> str | None
     if side in ("long", "short"):
         return str(side)
     for key, legs in _LEG_FIELDS:
-        mark = _LEG_FIELD_VENUE_MARK.get(key)
-        if mark is not None and mark not in info:
-            continue
         value = info.get(key)
         if value is not None and str(value) in legs:
             return legs[str(value)]
