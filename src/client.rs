@@ -207,6 +207,7 @@ fn raw_position(item: &Bound<'_, PyAny>) -> PyResult<RawEntry> {
         contract_size: field(get_key(item, intern!(py, "contractSize"))?)?,
         liquidation_price: field(get_key(item, intern!(py, "liquidationPrice"))?)?,
         mark_price: field(get_key(item, intern!(py, "markPrice"))?)?,
+        unreadable: field(get_key(item, intern!(py, "unreadable"))?)?,
     })))
 }
 

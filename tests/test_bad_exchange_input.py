@@ -234,6 +234,40 @@ def test_duplicate_entries() -> None:
     assert len([e for e in pm.events if e["kind"] == "imported"]) == 1
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # a usable-looking size and the other side: no resize, no flip
+        {"contracts": 7.0, "side": "short"},
+        # what would be a placeholder without the mark: no removal
+        {"contracts": None, "side": None},
+    ],
+    ids=["usable-looking", "placeholder-looking"],
+)
+def test_an_entry_its_client_marks_unreadable_keeps_the_position_as_it_is(
+    fields: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The protocol's ``unreadable`` (CcxtClient's for a venue size field it cannot read):
+    # the manager reads the key itself, whatever ``contracts`` and ``side`` say.
+    exchange = FakeExchange()
+    entries = [
+        exchange_entry("A", unreadable="okx 'pos' is None", **fields),
+        exchange_entry("B"),
+    ]
+    exchange.on_get_open_positions = lambda: [dict(e) for e in entries]
+    pm, book = tracked_pair(exchange)
+    with caplog.at_level(logging.WARNING):
+        list(pm.update_positions())
+        assert pm.sync_existing_positions() == 0
+        pm.reconcile_positions()
+    assert_book_intact(pm, book)
+    assert (pm.positions["A"].side, pm.positions["A"].amount) == ("long", 1.0)
+    assert (
+        "Position entry for A is unusable (okx 'pos' is None); treating it as listed, "
+        "changing nothing"
+    ) in caplog.messages
+
+
 SYNC_SKIPPED: list[tuple[str, dict[str, Any]]] = [
     ("contracts abc", {"contracts": "abc"}),
     ("contracts NaN", {"contracts": NAN}),

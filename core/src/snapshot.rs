@@ -307,6 +307,15 @@ pub fn positive(field: &Field) -> Option<f64> {
 }
 
 fn read_entry(raw: RawPosition) -> Reading {
+    // The client's own word comes first: it read the venue's entry and could not use it, so
+    // whatever else the entry says (a made-up size, a defaulted side, a null ccxt gave) is not
+    // evidence, and not a placeholder either.
+    if let Some(why) = said_unreadable(&raw.unreadable) {
+        return Reading::Unreadable {
+            side: raw.side.as_text().and_then(Side::parse),
+            why: Some(why),
+        };
+    }
     // Phantoms: the venue lists a flat symbol.
     let zero_size = matches!(raw.contracts, Field::Null)
         || matches!(raw.contracts, Field::Int(0))
@@ -370,6 +379,17 @@ fn read_entry(raw: RawPosition) -> Reading {
     })
 }
 
+/// What an entry's `unreadable` says could not be read, when it says anything: any value but
+/// absent, `None`, `False` and `''` (a text as it is, anything else as Python prints it).
+fn said_unreadable(field: &Field) -> Option<String> {
+    match field {
+        Field::Absent | Field::Null | Field::Bool(false) => None,
+        Field::Text(s) if s.is_empty() => None,
+        Field::Text(s) => Some(s.clone()),
+        other => Some(format!("unreadable is {}", other.display())),
+    }
+}
+
 /// A field as the warning shows it: strings quoted, numbers as Python prints them.
 fn shown(field: &Field) -> String {
     match field {
@@ -416,6 +436,57 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(snap.seen(&Key::net("B")), Seen::Absent);
+    }
+
+    #[test]
+    fn an_entry_its_client_calls_unreadable_is_presence_only_whatever_else_it_says() {
+        let marked = |side: Field, contracts: Field, unreadable: Field| {
+            let mut r = RawPosition::with_symbol("A");
+            r.side = side;
+            r.contracts = contracts;
+            r.entry_price = Field::Number(100.0);
+            r.unreadable = unreadable;
+            RawEntry::Position(Box::new(r))
+        };
+        // A usable-looking size and side (ccxt's estimate, a defaulted side): presence of
+        // that leg only, named in the warning as the client said it.
+        let snap = Snapshot::read(
+            vec![marked(
+                text("long"),
+                Field::Number(5.0),
+                text("okx 'pos' is None"),
+            )],
+            0,
+        );
+        assert_eq!(snap.seen(&Key::net("A")), Seen::Present);
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Long)), Seen::Present);
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Short)), Seen::Absent);
+        assert_eq!(
+            snap.warnings,
+            ["Position entry for A is unusable (okx 'pos' is None); treating it as listed, changing nothing"]
+        );
+        // What would be a placeholder (no size, no side) is presence of every leg.
+        let snap = Snapshot::read(vec![marked(Field::Null, Field::Null, text("why"))], 0);
+        assert!(snap.phantoms.is_empty());
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Long)), Seen::Present);
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Short)), Seen::Present);
+        // Another value than a text is shown as Python prints it.
+        let snap = Snapshot::read(
+            vec![marked(text("short"), Field::Int(2), Field::Bool(true))],
+            0,
+        );
+        assert_eq!(snap.seen(&Key::net("A")), Seen::Present);
+        assert!(
+            snap.warnings[0].contains("(unreadable is True)"),
+            "{:?}",
+            snap.warnings
+        );
+        // Nothing said: the entry is read as ever.
+        for silent in [Field::Absent, Field::Null, Field::Bool(false), text("")] {
+            let snap = Snapshot::read(vec![marked(text("long"), Field::Number(5.0), silent)], 0);
+            assert!(matches!(snap.seen(&Key::net("A")), Seen::Listed(l) if l.contracts == 5.0));
+            assert!(snap.warnings.is_empty());
+        }
     }
 
     #[test]

@@ -1775,9 +1775,10 @@ class CcxtClient:
         or 0. An entry whose size or side cannot be read (that field missing, null, empty, a
         bool or not a number; HTX and MEXC legs read from the venue's own fields) is kept as
         presence only: it carries ``unreadable`` (what could not be read, e.g. ``"okx 'pos' is
-        None"``), and its ``contracts`` and/or ``side`` become the text ``"unreadable (...)"``,
-        which the manager reads as a listed but unusable entry (a tracked position is kept,
-        nothing is changed, a warning names the symbol). An entry of a market ccxt does not
+        None"``), the protocol's mark the manager reads as a listed but unusable entry (a
+        tracked position is kept, nothing is changed, a warning names the symbol), and its
+        ``contracts`` and/or ``side`` become the text ``"unreadable (...)"`` (no made-up number
+        is left for a direct reader). An entry of a market ccxt does not
         know triggers one reload of the markets and a second read (at most once per
         ``markets_reload_seconds``); if it is still unknown it is kept, with a warning once per
         symbol — or, when its id does not have the form of the venue's market ids (``'abc'``,
@@ -1811,9 +1812,9 @@ class CcxtClient:
                 continue
             if reading != "listed":
                 # Presence only: the symbol is listed, its size or side cannot be read. The
-                # manager reads a size or side that is neither a number nor long/short as an
-                # unusable entry (keeps a tracked position, changes nothing, warns); a null
-                # size or side would be a placeholder to it.
+                # manager reads the ``unreadable`` mark (keeps a tracked position, changes
+                # nothing, warns); the texts in ``contracts``/``side`` leave no made-up
+                # number (Binance's size estimated from the notional) to a direct reader.
                 text = f"unreadable ({why})"
                 entry["unreadable"] = why
                 if reading == "size":

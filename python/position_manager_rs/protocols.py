@@ -92,6 +92,12 @@ class ExchangeClient(Protocol):
       ``contracts`` (> 0), ``side`` ('long'/'short'), ``entryPrice``, ``leverage`` (or
       ``info['realLeverage']``); ``contractSize``, ``liquidationPrice`` and ``markPrice`` when
       known. Raising (or returning anything but a list) means "unknown": nothing is removed.
+      An entry may carry ``unreadable``, a text saying what could not be read
+      (``CcxtClient``: ``"okx 'pos' is None"``): the manager then reads it as the symbol's
+      presence only — a tracked position there is kept, nothing is imported, resized or
+      flipped, a warning names it — whatever ``contracts`` and ``side`` say, even when they
+      would make it a placeholder (``None``); a ``side`` of 'long'/'short' limits the presence
+      to that leg. ``None``, ``False`` and ``''`` mark nothing.
     * ``get_ticker(symbol)`` -> dict with ``last`` (float > 0), or ``None``.
     * ``get_ohlcv(symbol, timeframe='1h', limit=100)`` -> list of
       ``[timestamp_ms, open, high, low, close, volume]``, or ``[]``/``None``.
@@ -193,9 +199,7 @@ class TradingClient(ExchangeClient, Protocol):
     * ``position_legs: bool`` — the capability flag (a class attribute).
     * Every ``get_open_positions()`` entry carries ccxt's ``side`` ('long'/'short') and
       ``hedged`` (``True`` when the venue holds the symbol in hedge mode: a symbol may then have
-      two entries, one per leg). An entry whose side or size the client cannot read may carry
-      another text there or in ``contracts`` (``CcxtClient``: ``'unreadable (...)'``): the
-      manager reads it as the symbol's presence only, changing nothing.
+      two entries, one per leg).
     * ``close_position(symbol, side='long'|'short')`` closes that leg and never the other
       (``False`` when that leg is not open); without ``side`` a symbol with two open legs is not
       closed (``False``). With client order ids: ``close_position(symbol,

@@ -162,6 +162,10 @@ pub struct RawPosition {
     pub liquidation_price: Field,
     /// `markPrice`.
     pub mark_price: Field,
+    /// `unreadable`: a client's own word that the entry is listed but cannot be read (a text
+    /// saying what could not be; [`Field::Absent`] on ordinary entries). Any value but absent,
+    /// `None`, `False` or `''` makes the entry presence only, whatever its other fields say.
+    pub unreadable: Field,
 }
 
 impl RawPosition {
@@ -177,6 +181,7 @@ impl RawPosition {
             contract_size: Field::Absent,
             liquidation_price: Field::Absent,
             mark_price: Field::Absent,
+            unreadable: Field::Absent,
         }
     }
 
