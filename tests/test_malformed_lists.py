@@ -700,6 +700,40 @@ def _hedged_btc(name: str) -> Iterator[tuple[FakeVenue, Any, Any]]:
         yield venue, exchange, btc
 
 
+def _one_leg_as_a_copy_of_the_other(name: str) -> Callable[[Payload], tuple[int, Payload]]:
+    """BTC's first open entry (one leg) replaced by an exact copy of its second (the other)."""
+
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        held, _ = answers.position_container(name, payload)
+        assert held is not None
+        legs = [i for i, e in enumerate(held) if answers.raw_size(name, e)[0] == "open"]
+        assert len(legs) == 2, payload
+        held[legs[0]] = json.loads(json.dumps(held[legs[1]]))
+        return 200, payload
+
+    return rewrite
+
+
+@pytest.mark.parametrize("name", [n for n in VENUES if DIALECTS[n]().has_hedge_mode])
+def test_hedge_mode_a_leg_listed_as_a_copy_of_the_other_keeps_both(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hedge venue never lists one leg twice: a list showing one leg twice and the other
+    not at all proves nothing about the other (it was removed as closed outside while the
+    venue held it)."""
+    caplog.set_level(logging.WARNING)
+    for venue, exchange, btc in _hedged_btc(name):
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=(), position_mode="hedge")
+        manager.sync_existing_positions()
+        book = Book(venue, manager, caplog, f"{btc.symbol}@long", f"{btc.symbol}@short")
+        book.cycle()
+        assert sorted(manager.positions) == sorted([book.btc, book.eth])
+        book.keeps_both_through(
+            _one_leg_as_a_copy_of_the_other(name), f"entry for {btc.symbol} exactly", 2
+        )
+
+
 @pytest.mark.parametrize(
     ("name", "field", "value"),
     [("okx", "posSide", None), ("bybit", "positionIdx", "abc"), ("bybit", "positionIdx", 3)],

@@ -59,6 +59,10 @@ pub struct Presence {
     pub unreadable_short: bool,
     /// A second usable entry on a side that already had one (a glitch).
     pub duplicate: bool,
+    /// An entry repeated exactly (the same side, size and prices twice): read once. A hedge
+    /// venue never lists one leg twice, so a repeat may be the other leg's entry garbled into
+    /// a copy: the list then proves nothing about a leg it does not show.
+    pub repeated: bool,
     /// Position of the symbol's first entry in the list.
     pub first_index: usize,
 }
@@ -115,6 +119,10 @@ impl Presence {
                     {
                         Seen::Present
                     }
+                    // The other leg listed twice and this one not at all: this leg's entry
+                    // may be the copy (found by an audit of malformed venue lists on
+                    // 2026-12-07: the long was removed as closed outside).
+                    None if self.repeated => Seen::Present,
                     None => Seen::Absent,
                 }
             }
@@ -237,6 +245,8 @@ impl Snapshot {
             first_index: index,
             ..Presence::default()
         });
+        let first_index = presence.first_index;
+        let mut repeated = None;
         match reading {
             Reading::Listed(l) => {
                 let slot = match l.side {
@@ -244,8 +254,12 @@ impl Snapshot {
                     Side::Short => &mut presence.short,
                 };
                 match slot {
-                    // The same entry twice (a glitch that changes nothing).
-                    Some(first) if *first == l => {}
+                    // The same entry twice (a glitch that changes nothing in one-way mode;
+                    // see `repeated` for hedge legs).
+                    Some(first) if *first == l => {
+                        presence.repeated = true;
+                        repeated = Some(l.side);
+                    }
                     Some(_) => presence.duplicate = true,
                     None => *slot = Some(l),
                 }
@@ -259,6 +273,19 @@ impl Snapshot {
         }
         if let Some(w) = warning {
             self.warnings.push(w);
+        }
+        if let Some(side) = repeated {
+            // Rare: the symbol was moved into the map, so it is found again by its first entry.
+            let symbol = self
+                .symbols
+                .iter()
+                .find(|(_, p)| p.first_index == first_index)
+                .map_or("", |(s, _)| s.as_str());
+            let warning = format!(
+                "Position entry #{index} repeats the {} entry for {symbol} exactly; reading it once",
+                side.as_str()
+            );
+            self.warnings.push(warning);
         }
     }
 
@@ -487,6 +514,25 @@ mod tests {
             assert!(matches!(snap.seen(&Key::net("A")), Seen::Listed(l) if l.contracts == 5.0));
             assert!(snap.warnings.is_empty());
         }
+    }
+
+    #[test]
+    fn an_entry_repeated_exactly_is_read_once_and_proves_no_other_leg_absent() {
+        let short = || raw("A", text("short"), Field::Number(3.0));
+        let snap = Snapshot::read(vec![short(), short()], 0);
+        assert!(matches!(snap.seen(&Key::net("A")), Seen::Listed(l) if l.contracts == 3.0));
+        assert!(matches!(
+            snap.seen(&Key::hedge("A", Side::Short)),
+            Seen::Listed(_)
+        ));
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Long)), Seen::Present);
+        assert_eq!(
+            snap.warnings,
+            ["Position entry #1 repeats the short entry for A exactly; reading it once"]
+        );
+        // Shown once, the other leg is absent.
+        let snap = Snapshot::read(vec![short()], 0);
+        assert_eq!(snap.seen(&Key::hedge("A", Side::Long)), Seen::Absent);
     }
 
     #[test]

@@ -121,6 +121,26 @@ fn one_leg_vanishing_removes_only_that_leg() {
 }
 
 #[test]
+fn a_list_repeating_one_leg_exactly_keeps_the_leg_it_does_not_show() {
+    // The long's entry came garbled into an exact copy of the short's (an audit of malformed
+    // venue lists, 2026-12-07): the long was removed as closed outside while the venue held it.
+    let f = fake(both_legs(), false);
+    let m = manager(&f, hedge());
+    m.sync_existing_positions().unwrap();
+    f.0.lock().positions = vec![
+        listed("A", "short", 3.0, 100.0),
+        listed("A", "short", 3.0, 100.0),
+    ];
+    m.update_all().unwrap();
+    assert_eq!(keys(&m), ["A@long", "A@short"]);
+    assert!(events_of(&m, EventKind::Removed).is_empty());
+    // A list showing the short once proves the long gone.
+    f.0.lock().positions = vec![listed("A", "short", 3.0, 100.0)];
+    m.update_all().unwrap();
+    assert_eq!(keys(&m), ["A@short"]);
+}
+
+#[test]
 fn a_leg_never_flips_and_a_resize_is_per_leg() {
     let f = fake(both_legs(), false);
     let m = manager(&f, hedge());
