@@ -2,6 +2,15 @@
 //! start-up bounded), over TLS as the URL's `sslmode` asks ([`crate::tls`]).
 //! `synchronous_commit` follows the [`SyncMode`]; a broken connection is reported as such and
 //! re-opened by the writer before its next write.
+//!
+//! Every statement waits for another session's lock and runs only so long ([`STARTUP_LOCK_WAIT`],
+//! [`STARTUP_STATEMENT_TIME`], [`READER_STATEMENT_TIME`]; a migration [`MIGRATION_LOCK_WAIT`] and
+//! [`MIGRATION_STATEMENT_TIME`]; a write its own, [`bounded_write`]), unless the URL's `options`
+//! set `lock_timeout` or `statement_timeout` themselves: a table someone locked in a transaction
+//! left open, an uncommitted update of the account's row or a migration that never ends held the
+//! start-up of a manager or a reader (and its queries) for ever, Ctrl+C included (found by an
+//! audit). A wait given up is an error saying what was waited for, how long, which sessions hold
+//! locks on the journal, and what to do ([`Sql::explain_wait`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,8 +21,9 @@ use tokio_postgres::{NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::environment::{Environment, ProcessEnvironment};
+use crate::schema::MIGRATION_LOCK;
 use crate::session::Session;
-use crate::sql::{Dialect, Sql, Val};
+use crate::sql::{Dialect, MigrationStep, Sql, Val};
 use crate::target::redact;
 use crate::tls::Tls;
 use crate::writer::LOCK_WAIT;
@@ -28,6 +38,183 @@ pub struct Postgres {
     statements: HashMap<String, Statement>,
     /// How long a write waits for another session's lock ([`Sql::set_lock_wait`]).
     lock_wait: Duration,
+    /// The session's own lock wait and statement time (the URL's or ours), in force outside a
+    /// transaction that set others.
+    session: Limits,
+    /// The lock wait and statement time in force for the next statement.
+    in_force: Limits,
+    /// The last statement given up on a bound ([`Sql::explain_wait`] tells it).
+    given_up: Option<GivenUp>,
+}
+
+/// A bound on a wait: the journal's own, or the one the URL's `options` set (its text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Limit {
+    Ours(Duration),
+    Users(String),
+}
+
+impl Limit {
+    /// `ours`, unless the URL's `options` set the server setting `name` themselves.
+    fn of(options: Option<&str>, name: &str, ours: Duration) -> Limit {
+        match options.and_then(|o| option_setting(o, name)) {
+            Some(value) => Limit::Users(value),
+            None => Limit::Ours(ours),
+        }
+    }
+
+    /// This bound as the setting `name`'s value in `SET` (`None`: the URL's, already in
+    /// force).
+    fn set(&self, local: bool, name: &str) -> Option<String> {
+        match self {
+            Limit::Users(_) => None,
+            // `0` would mean no limit: at least 1 ms.
+            Limit::Ours(d) => Some(format!(
+                "SET {}{name} = '{}ms';",
+                if local { "LOCAL " } else { "" },
+                d.as_millis().max(1)
+            )),
+        }
+    }
+
+    /// For messages: "10 s (lock_timeout)", or "1500ms (the lock_timeout the connection's
+    /// options set)".
+    fn describe(&self, name: &str) -> String {
+        match self {
+            Limit::Ours(d) => format!("{} ({name})", seconds(*d)),
+            Limit::Users(v) => format!("{v} (the {name} the connection's options set)"),
+        }
+    }
+}
+
+/// `d` for messages: "10 s", "2 min", "1500 ms".
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    match (d.subsec_millis(), s) {
+        (0, s) if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        (0, s) => format!("{s} s"),
+        _ => format!("{} ms", d.as_millis()),
+    }
+}
+
+/// A lock wait and a statement time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Limits {
+    lock_wait: Limit,
+    statement_time: Limit,
+}
+
+/// A statement the server gave up on a bound: which, and what it was waiting for.
+#[derive(Clone, Debug)]
+struct GivenUp {
+    /// The bound: `lock_timeout` (else `statement_timeout`).
+    lock: bool,
+    limit: Limit,
+    /// The statement waited for the migration lock.
+    migration_lock: bool,
+}
+
+/// The value `options` (libpq's `options`: the server's command-line switches, separated by
+/// spaces, `\` escaping the next character) give the setting `name`, with `-c name=value`,
+/// `-cname=value` or `--name=value` (the server reads `-` in a name as `_`, and names in any
+/// case).
+fn option_setting(options: &str, name: &str) -> Option<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut found = None;
+    let mut i = 0;
+    while i < words.len() {
+        let setting = match words[i].as_str() {
+            "-c" => {
+                i += 1;
+                words.get(i).map(String::as_str)
+            }
+            w => w.strip_prefix("--").or_else(|| w.strip_prefix("-c")),
+        };
+        if let Some((key, value)) = setting.and_then(|s| s.split_once('=')) {
+            if key.replace('-', "_").eq_ignore_ascii_case(name) {
+                // The last one wins, as on the server.
+                found = Some(value.to_owned());
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// How long a start-up statement of a manager's journal (reading the schema's version, the
+/// migration's changes of the tables, claiming the account and reading it back) and every
+/// statement of a reader waits for another session's lock, unless the URL sets `lock_timeout`:
+/// the journal's sessions hold their locks for milliseconds (a write, a migration of this
+/// build's catalog changes), so a lock held this long is someone else's — a transaction left
+/// open in a shell, a backup restoring, a migration that does not end — and the start-up
+/// gives up, naming it, rather than wait for ever. As long as the connect timeout's default.
+pub const STARTUP_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a start-up statement of a manager's journal runs at most, unless the URL sets
+/// `statement_timeout`: as long as a write's. The claim reads the account back by its keys
+/// (its book, its newest events), which takes milliseconds even on a large journal.
+pub const STARTUP_STATEMENT_TIME: Duration = Duration::from_secs(60);
+
+/// How long a statement of a reader runs at most, unless the URL sets `statement_timeout`:
+/// longer than a manager's, since a dashboard's query may go through a large history (every
+/// closed position of every account), but not for ever.
+pub const READER_STATEMENT_TIME: Duration = Duration::from_secs(300);
+
+/// How long a migration waits for the migration lock ([`MIGRATION_LOCK`]), unless the URL sets
+/// `lock_timeout`. A manager migrating the same database at the same moment holds it for its
+/// migration only: this build's migrations change the catalog only (new tables, new columns
+/// without a default), milliseconds, each waiting at most [`STARTUP_LOCK_WAIT`] for its table
+/// behind the other sessions' statements — five such changes wait at most 50 s together — so
+/// two minutes cover that with room; a holder still there after them is stuck (a frozen
+/// process, a build without these bounds waiting behind a lock) and is named in the error.
+pub const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a statement of a migration runs at most, unless the URL sets `statement_timeout`:
+/// far longer than a write, for a migration of a later build that rewrites a table or builds
+/// an index over a large journal (this build's run in milliseconds).
+pub const MIGRATION_STATEMENT_TIME: Duration = Duration::from_secs(600);
+
+/// How long a write's statements run at most ([`bounded_write`]).
+pub const WRITE_STATEMENT_TIME: Duration = Duration::from_secs(60);
+
+/// The sessions other than this one that hold a lock on one of the journal's tables or the
+/// migration lock in this database (at most five, the oldest transactions first): each one's
+/// process id, application, user, state, when its transaction began, and what it holds.
+fn holders_query() -> String {
+    // The advisory lock's key as pg_locks shows a bigint key: its high and low 32 bits.
+    let (high, low) = (MIGRATION_LOCK >> 32, MIGRATION_LOCK & 0xffff_ffff);
+    format!(
+        "SELECT l.pid, COALESCE(a.application_name, ''), COALESCE(a.usename::text, ''), \
+         COALESCE(a.state, ''), COALESCE(to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ'), ''), \
+         string_agg(DISTINCT CASE WHEN l.locktype = 'advisory' THEN 'the migration lock' \
+         ELSE l.mode || ' on ' || c.relname::text END, ', ') \
+         FROM pg_locks l LEFT JOIN pg_class c ON l.locktype = 'relation' AND c.oid = l.relation \
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.granted AND l.pid <> pg_backend_pid() \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND ((l.locktype = 'relation' AND c.relkind IN ('r', 'p') \
+         AND c.relname LIKE 'pmrs\\_%') \
+         OR (l.locktype = 'advisory' AND l.classid = {high} AND l.objid = {low} \
+         AND l.objsubid = 1)) \
+         GROUP BY l.pid, a.application_name, a.usename, a.state, a.xact_start \
+         ORDER BY a.xact_start NULLS LAST, l.pid LIMIT 5"
+    )
 }
 
 /// Statements kept prepared at most (the journal uses a few dozen).
@@ -156,7 +343,10 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
 fn bounded_write(lock_wait: Duration) -> String {
     // `lock_timeout = 0` would mean no limit: at least 1 ms.
     let ms = lock_wait.as_millis().max(1);
-    format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL statement_timeout = '60s'")
+    let statement = WRITE_STATEMENT_TIME.as_millis();
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL statement_timeout = '{statement}ms'"
+    )
 }
 
 /// How soon a connection whose network went silent is given up, unless the URL says otherwise
@@ -229,6 +419,30 @@ impl Postgres {
         if read_only {
             settings.push_str(" SET default_transaction_read_only = on;");
         }
+        // Every statement bounded from the first one on, unless the URL bounds them itself.
+        let options = config.get_options();
+        let session = Limits {
+            lock_wait: Limit::of(options, "lock_timeout", STARTUP_LOCK_WAIT),
+            statement_time: Limit::of(
+                options,
+                "statement_timeout",
+                if read_only {
+                    READER_STATEMENT_TIME
+                } else {
+                    STARTUP_STATEMENT_TIME
+                },
+            ),
+        };
+        for set in [
+            session.lock_wait.set(false, "lock_timeout"),
+            session.statement_time.set(false, "statement_timeout"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            settings.push(' ');
+            settings.push_str(&set);
+        }
         let connected = match crate::tls::client_config(&tls)? {
             None => Session::connect(&config, NoTls, &settings),
             Some(tls) => Session::connect(&config, MakeRustlsConnect::new(tls), &settings),
@@ -260,7 +474,68 @@ impl Postgres {
             read_only,
             statements: HashMap::new(),
             lock_wait: LOCK_WAIT,
+            in_force: session.clone(),
+            session,
+            given_up: None,
         })
+    }
+
+    /// `result` of the statement `sql`, noting a statement the server gave up on a bound
+    /// ([`Sql::explain_wait`]), and the session's own bounds back in force after a transaction.
+    fn noted<T>(&mut self, sql: &str, result: JournalResult<T>) -> JournalResult<T> {
+        // The rollback of the transaction that failed keeps what failed it.
+        if sql != "ROLLBACK" {
+            self.given_up = None;
+        }
+        if let Err(JournalError::Database(m)) = &result {
+            let lock = m.starts_with("PostgreSQL: 55P03:");
+            if lock || m.starts_with("PostgreSQL: 57014: canceling statement due to statement") {
+                self.given_up = Some(GivenUp {
+                    lock,
+                    limit: if lock {
+                        self.in_force.lock_wait.clone()
+                    } else {
+                        self.in_force.statement_time.clone()
+                    },
+                    migration_lock: sql.contains("pg_advisory_xact_lock"),
+                });
+            }
+        }
+        if matches!(sql, "COMMIT" | "ROLLBACK") {
+            self.in_force = self.session.clone();
+        }
+        result
+    }
+
+    /// The sessions holding locks on the journal, for a message: `None` when it cannot be
+    /// read (a transaction that failed is still open, the statement failed).
+    fn holders(&mut self) -> Option<String> {
+        let rows = self.query(&holders_query(), &[]).ok()?;
+        self.given_up = None;
+        let text = |v: Option<&Val>| v.and_then(Val::as_text).unwrap_or("").to_owned();
+        let named: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let pid = r.first().and_then(Val::as_int).unwrap_or(0);
+                let mut about = Vec::new();
+                for (label, value) in [
+                    ("application", text(r.get(1))),
+                    ("user", text(r.get(2))),
+                    ("", text(r.get(3))),
+                    ("transaction since", text(r.get(4))),
+                ] {
+                    if !value.is_empty() {
+                        about.push(if label.is_empty() {
+                            value
+                        } else {
+                            format!("{label} {value}")
+                        });
+                    }
+                }
+                format!("pid {pid} ({}) holds {}", about.join(", "), text(r.get(5)))
+            })
+            .collect();
+        (!named.is_empty()).then(|| named.join("; "))
     }
 
     fn statement(&mut self, sql: &str) -> JournalResult<Statement> {
@@ -300,23 +575,28 @@ impl Sql for Postgres {
     }
 
     fn batch(&mut self, sql: &str) -> JournalResult<()> {
-        self.client.batch_execute(sql)
+        let result = self.client.batch_execute(sql);
+        self.noted(sql, result)
     }
 
     fn execute(&mut self, sql: &str, params: &[Val]) -> JournalResult<u64> {
         let sql = Dialect::Postgres.placeholders(sql);
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
-        let statement = self.statement(&sql)?;
-        self.client.execute(&statement, &refs)
+        let result = self
+            .statement(&sql)
+            .and_then(|statement| self.client.execute(&statement, &refs));
+        self.noted(&sql, result)
     }
 
     fn query(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
         let sql = Dialect::Postgres.placeholders(sql);
         let boxed = params_of(params);
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
-        let statement = self.statement(&sql)?;
-        let rows = self.client.query(&statement, &refs)?;
+        let result = self
+            .statement(&sql)
+            .and_then(|statement| self.client.query(&statement, &refs));
+        let rows = self.noted(&sql, result)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut values = Vec::with_capacity(row.len());
@@ -370,7 +650,78 @@ impl Sql for Postgres {
     }
 
     fn begin_bounded_write(&mut self) -> JournalResult<()> {
-        self.batch(&bounded_write(self.lock_wait))
+        self.batch(&bounded_write(self.lock_wait))?;
+        self.in_force = Limits {
+            lock_wait: Limit::Ours(self.lock_wait.max(Duration::from_millis(1))),
+            statement_time: Limit::Ours(WRITE_STATEMENT_TIME),
+        };
+        Ok(())
+    }
+
+    fn bound_migration(&mut self, step: MigrationStep) -> JournalResult<()> {
+        let wanted = match step {
+            MigrationStep::Lock => Limits {
+                lock_wait: self.lock_limit(MIGRATION_LOCK_WAIT),
+                statement_time: self.statement_limit(MIGRATION_STATEMENT_TIME),
+            },
+            MigrationStep::Tables => Limits {
+                lock_wait: self.session.lock_wait.clone(),
+                statement_time: self.statement_limit(MIGRATION_STATEMENT_TIME),
+            },
+        };
+        let sets: Vec<String> = [
+            wanted.lock_wait.set(true, "lock_timeout"),
+            wanted.statement_time.set(true, "statement_timeout"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !sets.is_empty() {
+            self.batch(&sets.join(" "))?;
+        }
+        self.in_force = wanted;
+        Ok(())
+    }
+
+    fn explain_wait(&mut self, e: JournalError, what: &str) -> JournalError {
+        let Some(given_up) = self.given_up.take() else {
+            return e;
+        };
+        let holders = self.holders();
+        let (setting, waited) = if given_up.lock {
+            let held = if given_up.migration_lock {
+                "for the journal's migration lock, which another session holds (a manager \
+                 migrating the journal's schema)"
+            } else {
+                "for a lock another session holds on the journal's tables"
+            };
+            (
+                "lock_timeout",
+                format!(
+                    "gave up after waiting {} {held}",
+                    given_up.limit.describe("lock_timeout")
+                ),
+            )
+        } else {
+            (
+                "statement_timeout",
+                format!(
+                    "a statement ran longer than {} and was cancelled (it may have waited for \
+                     another session's lock)",
+                    given_up.limit.describe("statement_timeout")
+                ),
+            )
+        };
+        let held_by = match &holders {
+            Some(h) => format!(". Sessions holding locks on the journal: {h}"),
+            None => String::new(),
+        };
+        JournalError::Database(format!(
+            "{what}: PostgreSQL: {waited}{held_by}. End the session's transaction that holds it \
+             (commit or roll it back, or SELECT pg_terminate_backend(pid)) and try again; to \
+             wait longer, set {setting} in the URL's options (e.g. \
+             options=-c%20{setting}%3D60s)"
+        ))
     }
 
     fn set_lock_wait(&mut self, wait: Duration) -> JournalResult<()> {
@@ -380,6 +731,24 @@ impl Sql for Postgres {
 
     fn is_broken(&self) -> bool {
         self.client.is_closed()
+    }
+}
+
+impl Postgres {
+    /// `ours` as a transaction's lock wait, unless the URL set its own.
+    fn lock_limit(&self, ours: Duration) -> Limit {
+        match &self.session.lock_wait {
+            Limit::Users(v) => Limit::Users(v.clone()),
+            Limit::Ours(_) => Limit::Ours(ours),
+        }
+    }
+
+    /// `ours` as a transaction's statement time, unless the URL set its own.
+    fn statement_limit(&self, ours: Duration) -> Limit {
+        match &self.session.statement_time {
+            Limit::Users(v) => Limit::Users(v.clone()),
+            Limit::Ours(_) => Limit::Ours(ours),
+        }
     }
 }
 
@@ -409,6 +778,26 @@ mod tests {
             err.contains("gssencmode=\"require\" is not supported"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_setting_the_urls_options_give_is_read_as_the_server_reads_it() {
+        let lock = |o: &str| option_setting(o, "lock_timeout");
+        assert_eq!(lock("-c lock_timeout=1s"), Some("1s".into()));
+        assert_eq!(lock("-clock_timeout=1s"), Some("1s".into()));
+        assert_eq!(lock("--lock-timeout=2s -c x=1"), Some("2s".into()));
+        assert_eq!(lock("-c LOCK_TIMEOUT=4s"), Some("4s".into()));
+        assert_eq!(
+            lock("-c lock_timeout=1s -c lock_timeout=3s"),
+            Some("3s".into())
+        );
+        assert_eq!(lock("-c statement_timeout=5s"), None);
+        // An escaped space is part of the value: one setting, x.
+        assert_eq!(lock("-c x=a\\ -c\\ lock_timeout=3s"), None);
+        assert_eq!(lock(""), None);
+        assert_eq!(seconds(Duration::from_secs(10)), "10 s");
+        assert_eq!(seconds(Duration::from_secs(120)), "2 min");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1500 ms");
     }
 
     #[test]

@@ -233,7 +233,11 @@ impl Reader {
             Target::Sqlite(path) => Box::new(Sqlite::open_read_only(path)?),
             Target::Postgres(url) => Box::new(Postgres::connect(url, SyncMode::Full, true)?),
         };
-        let version = schema::version(db.as_mut())?;
+        // Every statement of a reader is bounded ([`crate::postgres::READER_STATEMENT_TIME`],
+        // [`crate::postgres::STARTUP_LOCK_WAIT`]): a table locked by another session held the
+        // open, and the queries, for ever.
+        let version = schema::version(db.as_mut())
+            .map_err(|e| db.explain_wait(e, "reading the journal's schema version"))?;
         if version == 0 {
             return Err(JournalError::Database(format!(
                 "{} is not a position-manager-rs journal (it has no pmrs_migrations table)",
@@ -266,7 +270,7 @@ impl Reader {
         // Both take the snapshot at the first read, so take it now.
         if let Err(e) = self.db.query("SELECT COUNT(*) FROM pmrs_accounts", &[]) {
             drop(self.db.batch("ROLLBACK"));
-            return Err(e);
+            return Err(self.db.explain_wait(e, "opening a snapshot of the journal"));
         }
         self.in_snapshot = true;
         Ok(())
@@ -298,6 +302,15 @@ impl Reader {
         }
     }
 
+    /// The rows of the query `sql`; a query given up on a bound ([`Sql::explain_wait`]) says
+    /// so plainly.
+    fn read(&mut self, sql: &str, params: &[Val]) -> JournalResult<Vec<Vec<Val>>> {
+        match self.db.query(sql, params) {
+            Ok(rows) => Ok(rows),
+            Err(e) => Err(self.db.explain_wait(e, "reading the journal")),
+        }
+    }
+
     /// The database, for messages (no password).
     pub fn target(&self) -> &Target {
         &self.target
@@ -310,7 +323,7 @@ impl Reader {
 
     /// Every account, by name.
     pub fn accounts(&mut self) -> JournalResult<Vec<AccountRecord>> {
-        let rows = self.db.query(
+        let rows = self.read(
             &format!(
                 "SELECT a.account, a.last_seq, a.writer, a.created_at, a.updated_at, \
              (SELECT COUNT(*) FROM pmrs_positions p WHERE p.account = a.account) \
@@ -413,7 +426,7 @@ impl Reader {
                 self.ordered("run_us, account, seq")
             ),
         };
-        let rows = self.db.query(&sql, &params)?;
+        let rows = self.read(&sql, &params)?;
         Ok(rows
             .into_iter()
             .map(|r| EventRecord {
@@ -507,11 +520,11 @@ impl Reader {
     ) -> JournalResult<Vec<Vec<Val>>> {
         let order = self.ordered(order);
         match account {
-            Some(a) => self.db.query(
+            Some(a) => self.read(
                 &format!("SELECT {columns} FROM {table} WHERE account = ?1 ORDER BY {order}"),
                 &[Val::text(a)],
             ),
-            None => self.db.query(
+            None => self.read(
                 &format!("SELECT {columns} FROM {table} ORDER BY {order}"),
                 &[],
             ),

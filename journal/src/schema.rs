@@ -58,7 +58,7 @@
 //!   unchanged restore it as before the restart (once `outcome_confirmations` of them in a row
 //!   do) instead of importing it as a new position.
 
-use crate::sql::{transaction, Dialect, Sql, Val};
+use crate::sql::{transaction, Dialect, MigrationStep, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
@@ -329,17 +329,26 @@ pub fn migrate(db: &mut dyn Sql, now_us: i64) -> JournalResult<i64> {
     // a journal an owner migrated (it was refused, since PostgreSQL checks the privilege of
     // `CREATE TABLE IF NOT EXISTS` before the table's existence; found by an audit on
     // 2026-12-06).
-    let current = version(db)?;
+    //
+    // Every statement here is bounded (PostgreSQL: [`crate::postgres`]'s lock waits and
+    // statement times): a table locked by another session, or a migration lock held by one that
+    // never ends, held the start-up for ever.
+    let current = match version(db) {
+        Ok(v) => v,
+        Err(e) => return Err(db.explain_wait(e, "reading the journal's schema version")),
+    };
     check_not_newer(current)?;
     if MIGRATIONS.iter().all(|m| m.version <= current) {
         return Ok(current);
     }
-    transaction(db, true, |db| {
+    let migrated = transaction(db, true, |db| {
         if d == Dialect::Postgres {
+            db.bound_migration(MigrationStep::Lock)?;
             db.execute(
                 "SELECT pg_advisory_xact_lock(?1)",
                 &[Val::int(MIGRATION_LOCK)],
             )?;
+            db.bound_migration(MigrationStep::Tables)?;
         }
         db.batch(&create_migrations_table(d))?;
         let found = version(db)?;
@@ -352,5 +361,6 @@ pub fn migrate(db: &mut dyn Sql, now_us: i64) -> JournalResult<i64> {
             )?;
         }
         Ok(found)
-    })
+    });
+    migrated.map_err(|e| db.explain_wait(e, "migrating the journal's schema"))
 }

@@ -104,6 +104,16 @@ impl Dialect {
     }
 }
 
+/// The steps of a migration, each bounded apart ([`Sql::bound_migration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationStep {
+    /// Waiting for the migration lock, which a manager migrating at the same moment holds for
+    /// its whole migration.
+    Lock,
+    /// Changing the tables, the migration lock held.
+    Tables,
+}
+
 /// One connection, driven statement by statement.
 pub trait Sql: Send {
     /// Which database it is.
@@ -130,6 +140,24 @@ pub trait Sql: Send {
     fn set_lock_wait(&mut self, wait: std::time::Duration) -> JournalResult<()> {
         let _ = wait;
         Ok(())
+    }
+    /// Bounds the statements of the migration transaction that follow, for its `step`
+    /// (PostgreSQL: `SET LOCAL lock_timeout` and `statement_timeout`, see
+    /// [`crate::postgres::MIGRATION_LOCK_WAIT`]; the URL's own settings kept); elsewhere
+    /// nothing (SQLite's migration takes the write lock with its `BEGIN IMMEDIATE`, within the
+    /// busy timeout).
+    fn bound_migration(&mut self, step: MigrationStep) -> JournalResult<()> {
+        let _ = step;
+        Ok(())
+    }
+    /// `e`, the error of a statement of `what` (for a message: "claiming the account
+    /// \"main\""), told plainly when the statement was given up on a bound (PostgreSQL:
+    /// `lock_timeout`, `statement_timeout`): what was waited for and how long, the sessions
+    /// holding locks on the journal, and what to do. Any other error is returned as it is.
+    /// Called once the failed transaction, if any, is over.
+    fn explain_wait(&mut self, e: crate::JournalError, what: &str) -> crate::JournalError {
+        let _ = what;
+        e
     }
     /// Whether the connection is known to be broken (PostgreSQL: reconnect before the next
     /// use).

@@ -176,7 +176,8 @@ impl Writer {
             &crate::writer_identity(),
             history,
             now_us,
-        )?;
+        )
+        .map_err(|e| db.explain_wait(e, &format!("claiming the account {account:?}")))?;
         let closing = restored.closing.iter().map(|c| c.symbol.clone()).collect();
         let predecessors = restored
             .predecessors
