@@ -16,8 +16,12 @@
 //! As in libpq, the bound (`connect_timeout`) is per attempt: each host, and each address a
 //! host name resolves to, is tried in turn (in random order with `load_balance_hosts=random`),
 //! the next one after a failure or a silence, so a silent server does not keep a failover
-//! from its standby. The name lookup itself is left to the system resolver's own timeouts (a
-//! lookup cannot be abandoned: the runtime would wait for its thread when dropped).
+//! from its standby. A host name's lookup is bounded the same way, as a part of the host's
+//! attempt: a resolver that never answers gives the host up after the connect timeout, and the
+//! next host is tried ([`lookup_within`]). The lookup (`getaddrinfo`, on a thread of the
+//! runtime's blocking pool) cannot be interrupted; the runtime is shut down without waiting for
+//! that thread ([`Session::runtime`]), which ends whenever the resolver answers (before, the
+//! lookup was left to the system resolver's own timeouts, which may be long or never end).
 
 use std::collections::hash_map::RandomState;
 use std::future::{poll_fn, Future};
@@ -49,7 +53,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A connected session (see the module docs).
 pub struct Session {
-    runtime: Runtime,
+    /// `None` only while the session is dropped: then shut down without waiting for its
+    /// blocking pool's threads ([`Runtime::shutdown_background`]). A name lookup given up on
+    /// its bound ([`lookup_within`]) leaves `getaddrinfo` running on one of them, which nothing
+    /// can interrupt, and a plain drop of the runtime waits for it — as long as the system
+    /// resolver takes, which may be for ever. The thread ends on its own when the resolver
+    /// answers.
+    runtime: Option<Runtime>,
     /// `None` only while the session is dropped.
     client: Option<Client>,
     connection: Option<Driver>,
@@ -58,12 +68,51 @@ pub struct Session {
     ended: bool,
 }
 
+/// A host name's addresses, or why the lookup failed.
+type Addresses = std::io::Result<Vec<IpAddr>>;
+
+/// A lookup of a host name under way ([`Session::connect_via`]).
+type Lookup = Pin<Box<dyn Future<Output = Addresses> + Send>>;
+
+/// The system's resolver (`getaddrinfo`, on a thread of the runtime's blocking pool: it cannot
+/// be interrupted).
+fn system_lookup(name: &str, port: u16) -> Lookup {
+    let name = name.to_owned();
+    Box::pin(async move {
+        let found = tokio::net::lookup_host((name.as_str(), port)).await?;
+        Ok(found.map(|a| a.ip()).collect())
+    })
+}
+
+/// The addresses `lookup` gives (in order, without repeats next to each other), within
+/// `bound` (the connect timeout, as for each attempt): [`Failure::LookupSilent`] when it has not
+/// answered by then, for the next host to be tried.
+async fn lookup_within(
+    lookup: impl Future<Output = Addresses>,
+    bound: Duration,
+) -> Result<Vec<IpAddr>, Failure> {
+    let mut addrs = match tokio::time::timeout(bound, lookup).await {
+        Ok(found) => found.map_err(Failure::Lookup)?,
+        Err(_) => return Err(Failure::LookupSilent),
+    };
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(Failure::Lookup(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve any addresses",
+        )));
+    }
+    Ok(addrs)
+}
+
 /// Why one attempt failed.
 enum Failure {
     /// The driver's error: the server's, the network's, the TLS layer's.
     Driver(Error),
     /// The name lookup's.
     Lookup(std::io::Error),
+    /// No answer from the name lookup within the bound.
+    LookupSilent,
     /// No answer within the bound; `connected`: the socket connection was made.
     Silent { connected: bool },
 }
@@ -76,11 +125,26 @@ struct Attempt {
 }
 
 impl Session {
-    /// Connects as `config` says and applies `settings` (SQL statements), every attempt
-    /// (socket connection, TLS, start-up, authentication and `settings`) within the connect
-    /// timeout ([`DEFAULT_CONNECT_TIMEOUT`] when `config` has none). The error tells each
+    /// Connects as `config` says and applies `settings` (SQL statements), every host name's
+    /// lookup and every attempt (socket connection, TLS, start-up, authentication and
+    /// `settings`) within the connect timeout ([`DEFAULT_CONNECT_TIMEOUT`] when `config` has none). The error tells each
     /// place tried and why it failed; it never holds the password.
     pub fn connect<T>(config: &Config, tls: T, settings: &str) -> JournalResult<Session>
+    where
+        T: MakeTlsConnect<Socket> + Clone,
+        T::Stream: Send + 'static,
+    {
+        Session::connect_via(config, tls, settings, system_lookup)
+    }
+
+    /// [`Session::connect`], looking host names up with `resolve` (the system's resolver, or a
+    /// test's).
+    fn connect_via<T>(
+        config: &Config,
+        tls: T,
+        settings: &str,
+        resolve: impl Fn(&str, u16) -> Lookup,
+    ) -> JournalResult<Session>
     where
         T: MakeTlsConnect<Socket> + Clone,
         T::Stream: Send + 'static,
@@ -102,19 +166,8 @@ impl Session {
                 let attempts = match place {
                     Place::Direct(index) => vec![attempt(config, index, None)],
                     Place::Lookup { name, port, index } => {
-                        match tokio::net::lookup_host((name.as_str(), port)).await {
-                            Ok(found) => {
-                                let mut addrs: Vec<IpAddr> = found.map(|a| a.ip()).collect();
-                                addrs.dedup();
-                                if addrs.is_empty() {
-                                    let none = std::io::Error::new(
-                                        std::io::ErrorKind::InvalidInput,
-                                        "could not resolve any addresses",
-                                    );
-                                    failures
-                                        .push((format!("{name}:{port}"), Failure::Lookup(none)));
-                                    continue;
-                                }
+                        match lookup_within(resolve(&name, port), bound).await {
+                            Ok(mut addrs) => {
                                 if random {
                                     shuffle(&mut addrs);
                                 }
@@ -123,8 +176,8 @@ impl Session {
                                     .map(|ip| attempt(config, index, Some(ip)))
                                     .collect()
                             }
-                            Err(e) => {
-                                failures.push((format!("{name}:{port}"), Failure::Lookup(e)));
+                            Err(failure) => {
+                                failures.push((format!("{name}:{port}"), failure));
                                 continue;
                             }
                         }
@@ -141,15 +194,19 @@ impl Session {
         });
         match outcome {
             Ok((client, connection)) => Ok(Session {
-                runtime,
+                runtime: Some(runtime),
                 client: Some(client),
                 connection,
                 ended: false,
             }),
-            Err(failures) => Err(JournalError::Database(format!(
-                "PostgreSQL: {}",
-                explain(&failures, bound)
-            ))),
+            Err(failures) => {
+                // Not waiting for a lookup given up on its bound (see `Session::runtime`).
+                runtime.shutdown_background();
+                Err(JournalError::Database(format!(
+                    "PostgreSQL: {}",
+                    explain(&failures, bound)
+                )))
+            }
         }
     }
 
@@ -165,7 +222,7 @@ impl Session {
             connection,
             ended,
         } = self;
-        let Some(client) = client.as_ref() else {
+        let (Some(client), Some(runtime)) = (client.as_ref(), runtime.as_ref()) else {
             return Err(JournalError::Database(
                 "PostgreSQL: the connection is closed".to_owned(),
             ));
@@ -216,12 +273,14 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Without its client, the connection tells the server it leaves and ends.
         drop(self.client.take());
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
         if let Some(connection) = self.connection.take() {
             // The timer made inside the runtime: made outside, it panics.
-            let _ = self
-                .runtime
-                .block_on(async { tokio::time::timeout(CLOSE_WAIT, connection).await });
+            let _ = runtime.block_on(async { tokio::time::timeout(CLOSE_WAIT, connection).await });
         }
+        runtime.shutdown_background();
     }
 }
 
@@ -446,6 +505,9 @@ fn explain(failures: &[(String, Failure)], bound: Duration) -> String {
             Failure::Silent { connected: false } => {
                 return format!("{at} did not accept the connection within {seconds} s");
             }
+            Failure::LookupSilent => {
+                return format!("{at}: the host name lookup did not answer within {seconds} s");
+            }
             Failure::Driver(e) => crate::postgres::error_text(e),
             Failure::Lookup(e) => format!("error connecting to server: {e}"),
         };
@@ -469,6 +531,7 @@ fn explain(failures: &[(String, Failure)], bound: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_postgres::NoTls;
 
     #[test]
     fn an_attempt_keeps_every_setting_of_the_configuration_but_the_other_hosts() {
@@ -504,6 +567,92 @@ mod tests {
             &["::1".parse::<IpAddr>().unwrap()]
         );
         assert_eq!(by_addr.config.get_ports(), &[6000]);
+    }
+
+    /// `f` on a thread of its own: what it returned and how long it took, or a failure when it
+    /// has not returned within `limit` (a hang fails the test instead of holding it).
+    fn within<T: Send + 'static>(
+        limit: Duration,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> (T, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = std::time::Instant::now();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(v) => (v, started.elapsed()),
+            Err(_) => panic!("had not returned after {limit:?}: it waits for ever"),
+        }
+    }
+
+    #[test]
+    fn a_lookup_that_never_answers_is_given_up_after_the_bound() {
+        let bound = Duration::from_millis(300);
+        let (result, took) = within(Duration::from_secs(10), move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(lookup_within(std::future::pending(), bound))
+        });
+        assert!(
+            matches!(result, Err(Failure::LookupSilent)),
+            "{:?}",
+            result.map_err(|f| explain(&[("h:1".into(), f)], bound))
+        );
+        assert!(took >= bound, "{took:?}");
+        // A lookup that answers is taken as it is.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let found = runtime.block_on(lookup_within(async move { Ok(vec![one, one]) }, bound));
+        assert!(matches!(found.as_deref(), Ok([ip]) if *ip == one));
+    }
+
+    #[test]
+    fn a_resolver_stuck_in_its_blocking_thread_does_not_hold_the_connect() {
+        // As getaddrinfo does when no DNS server answers: the lookup runs on a thread of the
+        // runtime's blocking pool, which cannot be interrupted. The connect gives the host up
+        // after its bound and tries the next one, and dropping the runtime does not wait for
+        // that thread (it ends here when the test drops `release`).
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let stuck = Arc::new(parking_lot::Mutex::new(stuck));
+        let config: Config = "postgresql://u:secret@stuck.example,next.example/d?connect_timeout=2"
+            .parse()
+            .unwrap();
+        let ((result, lookups), took) = within(Duration::from_secs(2 * 2 + 10), move || {
+            let asked = Arc::new(parking_lot::Mutex::new(Vec::new()));
+            let seen = Arc::clone(&asked);
+            let result = Session::connect_via(&config, NoTls, "", move |name, port| {
+                seen.lock().push(format!("{name}:{port}"));
+                if name == "next.example" {
+                    return Box::pin(async { Ok(Vec::new()) });
+                }
+                let stuck = Arc::clone(&stuck);
+                Box::pin(async move {
+                    let _ = tokio::task::spawn_blocking(move || stuck.lock().recv()).await;
+                    Ok(vec!["127.0.0.1".parse().unwrap()])
+                })
+            });
+            let asked = asked.lock().clone();
+            (result.map(|_| ()), asked)
+        });
+        let message = match result {
+            Err(JournalError::Database(m)) => m,
+            other => panic!("expected the connect to fail, got {other:?}"),
+        };
+        assert!(took >= Duration::from_millis(1900), "{took:?}: {message}");
+        assert!(
+            message.contains("stuck.example:5432: the host name lookup did not answer within 2 s"),
+            "{message}"
+        );
+        assert!(message.contains("next.example:5432: "), "{message}");
+        assert_eq!(lookups, ["stuck.example:5432", "next.example:5432"]);
+        assert!(!message.contains("secret"), "{message}");
+        drop(release);
     }
 
     #[test]
