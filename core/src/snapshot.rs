@@ -407,10 +407,11 @@ fn read_entry(raw: RawPosition) -> Reading {
 }
 
 /// What an entry's `unreadable` says could not be read, when it says anything: any value but
-/// absent, `None`, `False` and `''` (a text as it is, anything else as Python prints it).
+/// absent, `None`, `False`, `0` and `''` (a text as it is, anything else as Python prints it).
 fn said_unreadable(field: &Field) -> Option<String> {
     match field {
-        Field::Absent | Field::Null | Field::Bool(false) => None,
+        Field::Absent | Field::Null | Field::Bool(false) | Field::Int(0) => None,
+        Field::Number(x) if *x == 0.0 => None,
         Field::Text(s) if s.is_empty() => None,
         Field::Text(s) => Some(s.clone()),
         other => Some(format!("unreadable is {}", other.display())),
@@ -509,7 +510,14 @@ mod tests {
             snap.warnings
         );
         // Nothing said: the entry is read as ever.
-        for silent in [Field::Absent, Field::Null, Field::Bool(false), text("")] {
+        for silent in [
+            Field::Absent,
+            Field::Null,
+            Field::Bool(false),
+            Field::Int(0),
+            Field::Number(0.0),
+            text(""),
+        ] {
             let snap = Snapshot::read(vec![marked(text("long"), Field::Number(5.0), silent)], 0);
             assert!(matches!(snap.seen(&Key::net("A")), Seen::Listed(l) if l.contracts == 5.0));
             assert!(snap.warnings.is_empty());

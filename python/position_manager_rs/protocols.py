@@ -97,7 +97,7 @@ class ExchangeClient(Protocol):
       presence only — a tracked position there is kept, nothing is imported, resized or
       flipped, a warning names it — whatever ``contracts`` and ``side`` say, even when they
       would make it a placeholder (``None``); a ``side`` of 'long'/'short' limits the presence
-      to that leg. ``None``, ``False`` and ``''`` mark nothing.
+      to that leg. ``None``, ``False``, ``0`` and ``''`` mark nothing.
     * ``get_ticker(symbol)`` -> dict with ``last`` (float > 0), or ``None``.
     * ``get_ohlcv(symbol, timeframe='1h', limit=100)`` -> list of
       ``[timestamp_ms, open, high, low, close, volume]``, or ``[]``/``None``.

@@ -164,7 +164,7 @@ pub struct RawPosition {
     pub mark_price: Field,
     /// `unreadable`: a client's own word that the entry is listed but cannot be read (a text
     /// saying what could not be; [`Field::Absent`] on ordinary entries). Any value but absent,
-    /// `None`, `False` or `''` makes the entry presence only, whatever its other fields say.
+    /// `None`, `False`, `0` or `''` makes the entry presence only, whatever its other fields say.
     pub unreadable: Field,
 }
 
