@@ -557,3 +557,47 @@ def test_failed_exchange_close_keeps_the_position(name: str, close: Callable[[st
     assert pm.positions["A"] is a
     assert not [e for e in pm.events if e["kind"] in ("closed", "removed")]
     assert len(exchange.calls_of("close_position")) == 2
+
+
+def test_a_list_warning_is_said_once_then_every_five_minutes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A venue that keeps sending an entry the manager cannot use made the same WARNING at
+    every list read; now once, then every 5 minutes of the manager's clock with how many
+    times it was held back (DEBUG meanwhile), and at once when it comes back after a list
+    without it."""
+    from datetime import datetime
+
+    from position_manager_rs import ManualClock
+
+    exchange = FakeExchange()
+    good = [exchange_entry("A"), exchange_entry("B")]
+    bad = [exchange_entry("A", contracts="junk"), exchange_entry("B")]
+    entries = bad
+    exchange.on_get_open_positions = lambda: [dict(e) for e in entries]
+    clock = ManualClock(datetime(2026, 12, 7, 8, 0))
+    pm = make_manager(exchange, clock=clock)
+    pm.positions.update({"A": make_position("A"), "B": make_position("B")})
+    said = "Position entry for A is unusable (contracts is 'junk'); treating it as listed"
+
+    def cycles(n: int) -> tuple[list[str], list[str]]:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(n):
+                list(pm.update_positions())
+                clock.advance(seconds=10)
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        return [m for m in warned if said in m], [m for m in debug if said in m]
+
+    assert cycles(5) == ([said + ", changing nothing"], [said + ", changing nothing"] * 4)
+    clock.advance(seconds=260)  # 5 min after it was said
+    warned, _ = cycles(1)
+    assert warned == [
+        said + ", changing nothing (still so: held back 4 times since it was last logged)"
+    ]
+    entries = good
+    assert cycles(1) == ([], [])
+    entries = bad
+    assert cycles(1) == ([said + ", changing nothing"], [])
+    assert list(pm.positions) == ["A", "B"]

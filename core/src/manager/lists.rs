@@ -144,6 +144,22 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// Whether `list` shows none of the positions the manager believes open while some change
     /// it calls for rests on an absence (see [`crate::reconcile::Plan::needs_corroboration`]).
+    /// Logs a list read's warnings: each at WARNING when new, then held back to DEBUG while
+    /// every read shows it, and said again every [`super::repeats::REPEAT_EVERY_US`]
+    /// ([`super::repeats`]). Sorted under the mutex, logged after it is let go.
+    fn tell_list_warnings(&self, warnings: &[String], partial: bool) {
+        if warnings.is_empty() && partial {
+            return;
+        }
+        let sorted = self.repeats.lock().sort(self.timer().0, warnings, partial);
+        for say in sorted {
+            match say {
+                super::repeats::Say::Warn(text) => self.log(Channel::Main, Level::Warn, || text),
+                super::repeats::Say::Quiet(text) => self.log(Channel::Main, Level::Debug, || text),
+            }
+        }
+    }
+
     fn needs_corroboration(&self, list: &ListRead, purpose: Purpose, focus: Option<&Key>) -> bool {
         let cx = Context {
             snapshot: &list.snapshot,
@@ -199,9 +215,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             needs_second_read = self.needs_corroboration(list, purpose, focus);
         }
-        for warning in &list.snapshot.warnings {
-            self.log(Channel::Main, Level::Warn, || warning.clone());
-        }
+        self.tell_list_warnings(&list.snapshot.warnings, list.is_partial());
         let policy = self.policy();
         if needs_second_read {
             self.log(Channel::Main, Level::Warn, || {
@@ -209,9 +223,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             });
             match self.read_list()? {
                 Ok(again) => {
-                    for warning in &again.snapshot.warnings {
-                        self.log(Channel::Main, Level::Warn, || warning.clone());
-                    }
+                    self.tell_list_warnings(&again.snapshot.warnings, again.is_partial());
                     *list = again;
                 }
                 Err(e) => {

@@ -34,6 +34,7 @@ pub mod lists;
 pub mod messages;
 pub mod methods;
 pub mod open;
+pub mod repeats;
 pub mod retarget;
 pub mod scale;
 pub mod state;
@@ -100,6 +101,8 @@ pub struct Manager<H> {
     /// How long a list read waits for another thread's telling before it fails (the manager
     /// then keeps every position, as for any failed read).
     telling_wait: std::time::Duration,
+    /// The last list read's warnings, said once and then every few minutes ([`repeats`]).
+    repeats: parking_lot::Mutex<repeats::Repeats>,
 }
 
 /// Why a key does not fit a manager's position mode ([`Manager::key_for_side`]).
@@ -144,6 +147,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             holds: hold::ReopenHolds::default(),
             telling: parking_lot::ReentrantMutex::new(()),
             telling_wait: std::time::Duration::from_secs(60),
+            repeats: parking_lot::Mutex::new(repeats::Repeats::default()),
         })
     }
 
