@@ -13,9 +13,11 @@ This module holds what the client needs to tell those apart:
 - ``VENUE_LEGS``: venues whose ccxt parser gives a side by default (HTX and MEXC: ``'short'``
   when their field is absent); their leg is read from their own fields instead.
 - ``position_container``: where each venue's answer holds its list of positions.
-- ``record_answers`` / ``recording``: the decoded answers of the HTTP requests a call made on
-  the calling thread (or in the asyncio task the call was submitted to), so the client can look
-  at what ccxt parsed.
+- ``record_answers`` / ``recording``: the HTTP requests a call made on the calling thread (or
+  in the asyncio task the call was submitted to), each with its decoded answer (``Heard``),
+  so the client can look at what ccxt parsed.
+- ``POSITION_ENDPOINTS`` / ``position_answer``: which of those requests asked the venue for
+  its list of positions, by endpoint (the request's method and path; Hyperliquid's body).
 
 Facts about the venues and about ccxt's parsers come from ccxt's sources (ccxt 4.5.90) and the
 venues' API references; nothing here is ccxt's code.
@@ -26,11 +28,13 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 #: Per ccxt exchange id: the size field(s) of the venue's own entry in its list of open
 #: positions, each a path of keys inside it, in the order ccxt's ``parse_position`` looks for
@@ -542,27 +546,212 @@ def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
         )
 
 
-# The answers recorded for the current call (``recording``): a list while a call records,
+class Heard(NamedTuple):
+    """One HTTP request ccxt's ``fetch`` made inside a ``recording``, and its decoded answer.
+    ``body`` is the request's body as ccxt sent it (a text, or ``None``); the headers, which
+    carry credentials, are not kept."""
+
+    method: str
+    url: str
+    body: Any
+    answer: Any
+
+
+_BINANCE_ENDPOINTS = (
+    ("GET", r"/fapi/v[23]/positionRisk"),
+    ("GET", r"/dapi/v1/positionRisk"),
+    ("GET", r"/papi/v1/(?:um|cm)/positionRisk"),
+    ("GET", r"/fapi/v[23]/account"),
+    ("GET", r"/dapi/v1/account"),
+    ("GET", r"/papi/v2/um/account"),
+    ("GET", r"/papi/v1/cm/account"),
+)
+_GATE_ENDPOINTS = (
+    ("GET", r"/api/v4/(?:futures|delivery)/[A-Za-z0-9]+/positions"),
+    ("GET", r"/api/v4/options/positions"),
+)
+_KUCOIN_ENDPOINTS = (
+    ("GET", r"/api/v1/positions"),
+    ("GET", r"/api/ua/v1/unified/position/open-list"),
+)
+_HTX_ENDPOINTS = (
+    ("GET", r"/v5/trade/position/opens"),
+    ("POST", r"/swap-api/v1/swap_position_info"),
+    ("POST", r"/api/v1/contract_position_info"),
+)
+#: Per ccxt exchange id: the endpoints that answer a list of the account's open positions,
+#: each ``(HTTP method, pattern)``, the pattern matched at the end of the request URL's path
+#: (the host, which testnets, demo accounts and regional sites change, is not looked at). Read
+#: in ccxt 4.5.90's ``fetch_positions`` of each venue, with every branch of its params and
+#: options:
+#:
+#: - Binance: ``positionRisk`` (the default method), USD-M ``fapi/v3`` (``useV2``: ``fapi/v2``),
+#:   coin-M ``dapi/v1``, portfolio margin ``papi/v1/um`` and ``papi/v1/cm``; the opt-in
+#:   ``account`` method (``options['fetchPositions'] = 'account'``): ``fapi/v3/account``
+#:   (``fapi/v2``), ``dapi/v1/account``, ``papi/v2/um/account``, ``papi/v1/cm/account``. The
+#:   ``option`` method's ``eapi/v1/position`` is not one: its entries carry ``quantity``, not
+#:   ``positionAmt``. The leverage brackets ccxt loads first (``leverageBracket``) are not one.
+#: - Bybit ``v5/position/list``, every category and settle coin, one page per request (ccxt's
+#:   ``paginate`` option makes several requests in one call).
+#: - OKX ``api/v5/account/positions`` (not the ``positions-history`` method).
+#: - Bitget ``api/v2/mix/position/all-position``, the unified account's
+#:   ``api/v3/position/current-position`` (after ``api/v3/account/settings``, which ccxt asks
+#:   to know whether the account is unified); not ``history-position`` (``useHistoryEndpoint``:
+#:   closed positions).
+#: - Gate ``api/v4/futures/{settle}/positions``, ``api/v4/delivery/{settle}/positions``,
+#:   ``api/v4/options/positions``; not the per-contract paths of ``fetch_position`` (single
+#:   and dual mode: ``positions/{contract}``, ``dual_comp/positions/{contract}``).
+#: - KuCoin futures ``api/v1/positions``, the unified account's
+#:   ``api/ua/v1/unified/position/open-list`` (after ``api/ua/v1/account/mode``).
+#: - MEXC ``api/v1/private/position/open_positions``.
+#: - HTX linear ``v5/trade/position/opens`` (GET; cross and isolated in one list), coin-margined
+#:   swaps ``swap-api/v1/swap_position_info`` and futures ``api/v1/contract_position_info``
+#:   (POST).
+#: - BingX ``openApi/swap/v2/user/positions``, coin-margined ``openApi/cswap/v1/user/positions``,
+#:   standard contracts ``openApi/contract/v1/allPosition``.
+#: - Hyperliquid ``info`` (POST), one URL for every query: the request is the position list's
+#:   when its JSON body's ``type`` is ``clearinghouseState`` (``INFO_TYPES``).
+POSITION_ENDPOINTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "binance": _BINANCE_ENDPOINTS,
+    "binanceusdm": _BINANCE_ENDPOINTS,
+    "binancecoinm": _BINANCE_ENDPOINTS,
+    "bybit": (("GET", r"/v5/position/list"),),
+    "okx": (("GET", r"/api/v5/account/positions"),),
+    "bitget": (
+        ("GET", r"/api/v2/mix/position/all-position"),
+        ("GET", r"/api/v3/position/current-position"),
+    ),
+    "gate": _GATE_ENDPOINTS,
+    "gateio": _GATE_ENDPOINTS,
+    "kucoinfutures": _KUCOIN_ENDPOINTS,
+    "kucoin": _KUCOIN_ENDPOINTS,
+    "mexc": (("GET", r"/api/v1/private/position/open_positions"),),
+    "htx": _HTX_ENDPOINTS,
+    "huobi": _HTX_ENDPOINTS,
+    "bingx": (
+        ("GET", r"/openApi/swap/v2/user/positions"),
+        ("GET", r"/openApi/cswap/v1/user/positions"),
+        ("GET", r"/openApi/contract/v1/allPosition"),
+    ),
+    "hyperliquid": (("POST", r"/info"),),
+}
+#: Venues whose position-list endpoint answers other queries too, told apart by the ``type``
+#: of the request's JSON body.
+INFO_TYPES: dict[str, str] = {"hyperliquid": "clearinghouseState"}
+_PATTERNS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    venue: tuple((method, re.compile(f"(?:{pattern})$")) for method, pattern in endpoints)
+    for venue, endpoints in POSITION_ENDPOINTS.items()
+}
+
+
+def _body_type(body: Any) -> Any:
+    """The ``type`` of a JSON object body (text or bytes), else ``None``."""
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    return body.get("type") if isinstance(body, Mapping) else None
+
+
+def _path(url: Any) -> str:
+    try:
+        return urlsplit(str(url)).path
+    except ValueError:
+        return ""
+
+
+def position_request(venue: str, heard: Heard) -> bool:
+    """Whether ``heard`` asked ``venue`` (one of ``POSITION_ENDPOINTS``) for its list of open
+    positions: its method and the end of its URL's path are one of the venue's endpoints
+    (and, on Hyperliquid, its body's ``type`` is ``clearinghouseState``)."""
+    method = str(heard.method or "GET").upper()
+    path = _path(heard.url)
+    if not any(m == method and p.search(path) for m, p in _PATTERNS.get(venue, ())):
+        return False
+    wanted = INFO_TYPES.get(venue)
+    return wanted is None or _body_type(heard.body) == wanted
+
+
+def shown_request(heard: Heard) -> str:
+    """A request for an error text: its method and path (``"GET /fapi/v3/positionRisk"``),
+    and its body's ``type`` where it has one; never its query or body, which carry
+    signatures and account addresses."""
+    text = f"{str(heard.method or 'GET').upper()} {_path(heard.url) or '?'}"
+    kind = _body_type(heard.body)
+    return f"{text} ({kind})" if isinstance(kind, str) and kind else text
+
+
+def _listed(heard: Sequence[Heard]) -> str:
+    shown = [shown_request(one) for one in heard[:8]]
+    more = f", and {len(heard) - 8} more" if len(heard) > 8 else ""
+    return ", ".join(shown) + more
+
+
+def position_answer(venue: str, heard: Sequence[Heard]) -> Any:
+    """The decoded answer of the position-list request among the requests one
+    ``fetch_positions`` call made (``heard``, in order), chosen by its endpoint
+    (``position_request``) and not by its place: a venue's class, a later ccxt version or a
+    user's subclass may make other requests after it (a mark price, an account setting, a
+    time sync). ``None`` when nothing was heard (no HTTP request: ``fetch_positions``
+    answered from elsewhere). Raises ``ValueError`` naming the requests heard when none of
+    them, or more than one, is a position-list request of ``venue``: which answer ccxt's
+    list was read from cannot be told, so the list cannot be checked. A venue not in
+    ``POSITION_ENDPOINTS`` (whose answers are not checked): the last answer heard."""
+    if not heard:
+        return None
+    if venue not in POSITION_ENDPOINTS:
+        return heard[-1].answer
+    found = [one for one in heard if position_request(venue, one)]
+    if len(found) == 1:
+        return found[0].answer
+    if not found:
+        raise ValueError(
+            f"none of the {len(heard)} requests ccxt's fetch_positions made went to one of "
+            f"{venue}'s position-list endpoints ({_listed(heard)}): the answer ccxt read the "
+            "list from cannot be told, and the list cannot be checked"
+        )
+    raise ValueError(
+        f"{len(found)} of the requests ccxt's fetch_positions made went to {venue}'s "
+        f"position-list endpoints ({_listed(found)}; of {len(heard)} requests): which answer "
+        "ccxt read the list from cannot be told, and the list cannot be checked (the client "
+        "reads one list per call: leave ccxt's own paging of the positions off)"
+    )
+
+
+# The requests recorded for the current call (``recording``): a list while a call records,
 # else None. A context variable: each thread has its own, and an asyncio task submitted from
 # a thread (``asyncio.run_coroutine_threadsafe``) starts with a copy of that thread's.
-_ANSWERS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+_ANSWERS: contextvars.ContextVar[list[Heard] | None] = contextvars.ContextVar(
     "position_manager_rs_answers", default=None
 )
 _RECORDER = "_position_manager_rs_records_answers"
 
 
-def _note(answer: Any) -> None:
-    answers = _ANSWERS.get()
-    if answers is not None:
-        answers.append(answer)
+def _note(args: tuple[Any, ...], kwargs: dict[str, Any], answer: Any) -> None:
+    """Notes a request of ccxt's ``fetch(url, method='GET', headers=None, body=None)`` and
+    its answer for the current ``recording``, if any (ccxt passes them by position)."""
+    heard = _ANSWERS.get()
+    if heard is not None:
+        count = len(args)
+        heard.append(
+            Heard(
+                args[1] if count > 1 else kwargs.get("method", "GET"),
+                args[0] if count else kwargs.get("url", ""),
+                args[3] if count > 3 else kwargs.get("body"),
+                answer,
+            )
+        )
 
 
 def record_answers(exchange: Any) -> bool:
     """Wraps ``exchange.fetch`` (ccxt's one HTTP request method, sync or asyncio) once so that
-    it notes each decoded answer for the ``recording`` of the calling thread or task; the
-    answer itself is returned unchanged, and nothing is noted outside ``recording``. Only an
-    exchange whose class defines ``fetch`` is wrapped (a ccxt exchange); ``False`` when it was
-    not."""
+    it notes each request (method, URL, body) and its decoded answer for the ``recording`` of
+    the calling thread or task; the answer itself is returned unchanged, and nothing is noted
+    outside ``recording``. Only an exchange whose class defines ``fetch`` is wrapped (a ccxt
+    exchange); ``False`` when it was not."""
     fetch = getattr(exchange, "fetch", None)
     defined = getattr(type(exchange), "fetch", None)
     if not callable(fetch) or not inspect.isfunction(defined):
@@ -573,7 +762,7 @@ def record_answers(exchange: Any) -> bool:
 
         async def recorded_async(*args: Any, **kwargs: Any) -> Any:
             answer = await fetch(*args, **kwargs)
-            _note(answer)
+            _note(args, kwargs, answer)
             return answer
 
         wrapper: Any = recorded_async
@@ -581,7 +770,7 @@ def record_answers(exchange: Any) -> bool:
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
             answer = fetch(*args, **kwargs)
-            _note(answer)
+            _note(args, kwargs, answer)
             return answer
 
         wrapper = recorded
@@ -595,12 +784,12 @@ def record_answers(exchange: Any) -> bool:
 
 
 @contextmanager
-def recording() -> Iterator[list[Any]]:
-    """The decoded answers ``exchange.fetch`` gives inside this block, on this thread (and in
-    asyncio tasks submitted from it), in order."""
-    answers: list[Any] = []
-    token = _ANSWERS.set(answers)
+def recording() -> Iterator[list[Heard]]:
+    """The requests ``exchange.fetch`` makes inside this block, on this thread (and in asyncio
+    tasks submitted from it), in order, each with its decoded answer (``Heard``)."""
+    heard: list[Heard] = []
+    token = _ANSWERS.set(heard)
     try:
-        yield answers
+        yield heard
     finally:
         _ANSWERS.reset(token)

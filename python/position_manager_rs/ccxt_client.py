@@ -1617,7 +1617,10 @@ class CcxtClient:
         """One ``fetch_positions`` call's entries, checked against the venue's own answer: an
         answer that is not the venue's position list (``_position_answers.check_answer``: an
         HTML page, an empty body, ``data: null``, another endpoint's JSON, which ccxt reads as
-        no position) raises."""
+        no position) raises. The answer checked is that of the call's request to one of the
+        venue's position-list endpoints (``_position_answers.position_answer``), wherever it
+        came among the call's requests; a call whose requests went to none of those endpoints,
+        or to several, raises."""
         with answers.recording() as heard:
             try:
                 answer = (
@@ -1628,14 +1631,14 @@ class CcxtClient:
             except Exception as e:
                 if not _parse_failure(e):
                     raise
-                answer = self._parse_each(heard[-1] if heard else None, e)
+                answer = self._parse_each(answers.position_answer(self.venue, heard), e)
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
         if heard:
-            # ccxt's position request is the last its fetch_positions makes (after the
-            # leverage brackets of Binance, KuCoin's account mode, ...)
-            answers.check_answer(self.venue, heard[-1], entries)
+            # by its endpoint: other requests may come before it (Binance's leverage brackets,
+            # KuCoin's account mode, Bitget's account settings) or after it
+            answers.check_answer(self.venue, answers.position_answer(self.venue, heard), entries)
         return entries
 
     def _parse_each(self, answer: Any, error: Exception) -> list[Any]:
@@ -1647,8 +1650,9 @@ class CcxtClient:
         (``parse_error``: ccxt's error) under the symbol ccxt's market look-up gives its market
         id, so one bad entry does not hide the others (and block their closes). Raises
         ``ValueError`` naming the venue, ccxt's error and, where found, the entry and field
-        that could not be read, when that cannot be done: another venue, no recorded answer,
-        an entry whose market cannot be looked up."""
+        that could not be read, when that cannot be done: another venue, no recorded answer
+        (``answer`` is the one of the call's position-list request,
+        ``_position_answers.position_answer``), an entry whose market cannot be looked up."""
         venue = self.venue
         container = None
         if answer is not None and venue in answers.RAW_SIZE_FIELDS:
