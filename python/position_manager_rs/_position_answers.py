@@ -690,15 +690,26 @@ def _listed(heard: Sequence[Heard]) -> str:
     return ", ".join(shown) + more
 
 
+class UnknownEndpoint(ValueError):
+    """None of a ``fetch_positions`` call's requests went to one of the venue's known
+    position-list endpoints (``position_answer``); ``last`` is the call's last answer."""
+
+    def __init__(self, message: str, last: Any) -> None:
+        super().__init__(message)
+        self.last = last
+
+
 def position_answer(venue: str, heard: Sequence[Heard]) -> Any:
     """The decoded answer of the position-list request among the requests one
     ``fetch_positions`` call made (``heard``, in order), chosen by its endpoint
     (``position_request``) and not by its place: a venue's class, a later ccxt version or a
     user's subclass may make other requests after it (a mark price, an account setting, a
     time sync). ``None`` when nothing was heard (no HTTP request: ``fetch_positions``
-    answered from elsewhere). Raises ``ValueError`` naming the requests heard when none of
-    them, or more than one, is a position-list request of ``venue``: which answer ccxt's
-    list was read from cannot be told, so the list cannot be checked. A venue not in
+    answered from elsewhere). Raises ``ValueError`` naming the requests heard when more than
+    one is a position-list request of ``venue`` (which answer ccxt's list was read from
+    cannot be told), and ``UnknownEndpoint`` (carrying the last answer) when none is: a ccxt
+    release that moved the venue's endpoint (Binance's ``fapi/v2`` to ``v3``), whose last
+    answer the client then checks as before (``CcxtClient._fetch_page``). A venue not in
     ``POSITION_ENDPOINTS`` (whose answers are not checked): the last answer heard."""
     if not heard:
         return None
@@ -708,10 +719,10 @@ def position_answer(venue: str, heard: Sequence[Heard]) -> Any:
     if len(found) == 1:
         return found[0].answer
     if not found:
-        raise ValueError(
+        raise UnknownEndpoint(
             f"none of the {len(heard)} requests ccxt's fetch_positions made went to one of "
-            f"{venue}'s position-list endpoints ({_listed(heard)}): the answer ccxt read the "
-            "list from cannot be told, and the list cannot be checked"
+            f"{venue}'s known position-list endpoints ({_listed(heard)})",
+            heard[-1].answer,
         )
     raise ValueError(
         f"{len(found)} of the requests ccxt's fetch_positions made went to {venue}'s "

@@ -845,6 +845,7 @@ class CcxtClient:
         self._listed_margin: dict[tuple[str, str], str] = {}
         self._order_margins: OrderedDict[str, str] = OrderedDict()
         self._warned_unknown: set[str] = set()
+        self._told_endpoint = False
         self._mode_warned = False
         self._markets_reloaded_at: float | None = None
         # Position lists read besides the venue's default one (``list_scope``): key -> params,
@@ -1620,7 +1621,8 @@ class CcxtClient:
         no position) raises. The answer checked is that of the call's request to one of the
         venue's position-list endpoints (``_position_answers.position_answer``), wherever it
         came among the call's requests; a call whose requests went to none of those endpoints,
-        or to several, raises."""
+        or to several, raises; one whose requests went to none of them checks the call's last
+        answer (``_position_answer``)."""
         with answers.recording() as heard:
             try:
                 answer = (
@@ -1631,15 +1633,34 @@ class CcxtClient:
             except Exception as e:
                 if not _parse_failure(e):
                     raise
-                answer = self._parse_each(answers.position_answer(self.venue, heard), e)
+                answer = self._parse_each(self._position_answer(heard), e)
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
         if heard:
             # by its endpoint: other requests may come before it (Binance's leverage brackets,
             # KuCoin's account mode, Bitget's account settings) or after it
-            answers.check_answer(self.venue, answers.position_answer(self.venue, heard), entries)
+            answers.check_answer(self.venue, self._position_answer(heard), entries)
         return entries
+
+    def _position_answer(self, heard: list[answers.Heard]) -> Any:
+        """The answer of the call's position-list request (``_position_answers.position_answer``).
+        When none of the call's requests went to an endpoint of ``POSITION_ENDPOINTS`` — a ccxt
+        release that moved the venue's endpoint — the call's last answer, as before the table
+        (ccxt asks for the list last), with one warning per client: raising there would fail
+        every list read, and with it every close (each reads the list first), until this
+        package's table knew the new endpoint."""
+        try:
+            return answers.position_answer(self.venue, heard)
+        except answers.UnknownEndpoint as e:
+            with self._state_lock:
+                told, self._told_endpoint = self._told_endpoint, True
+            if not told:
+                self.logger.warning(
+                    f"{e}; checking its last answer as the position list instead (a ccxt "
+                    "release this client does not know yet?)"
+                )
+            return e.last
 
     def _parse_each(self, answer: Any, error: Exception) -> list[Any]:
         """The entries of a position list ccxt's ``fetch_positions`` failed to parse
