@@ -7,6 +7,7 @@ process with a hard timeout, so that a hang fails the test instead of holding it
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,3 +91,69 @@ def test_a_server_that_never_answers_the_start_up_is_given_up(
     assert "cannot connect to the journal" in message, message
     assert f"127.0.0.1:{silent_port} did not answer the start-up within {bound} s" in message
     assert "secret" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("kind", "table", "what"),
+    [
+        # the manager's claim of its account waits for the accounts table
+        ("manager", "pmrs_accounts", "claiming the account"),
+        # a reader (and a manager) reads the schema's version first
+        ("reader", "pmrs_migrations", "reading the journal's schema version"),
+    ],
+)
+def test_a_journal_table_another_session_locked_is_given_up_naming_the_holder(
+    kind: str, table: str, what: str
+) -> None:
+    """A transaction left open holding a lock on a journal table (a shell session, a
+    backup's restore) held the manager's start-up, or a reader's open, for ever once
+    connected (only the connection was bounded). Now the wait ends at ``lock_timeout`` (here
+    the URL's own, 1 s; the journal's default is 10 s) with the holder named."""
+    from journal_helpers import fresh_postgres, psql
+
+    url = fresh_postgres("locked")
+    made = subprocess.run(
+        [sys.executable, "-c", CHILD, "manager", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.stdout.strip() == "connected", (made.stdout, made.stderr)
+    holder = subprocess.Popen(
+        [
+            "psql",
+            url,
+            "-qX",
+            "-c",
+            f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            held = psql(
+                url,
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                f"WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND c.relname = '{table}'",
+            )
+            if held == "1":
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail(f"the lock on {table} was never taken")
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, kind, url + "?options=-c%20lock_timeout%3D1s"],
+            capture_output=True,
+            text=True,
+            timeout=1 + 2 * SLACK,
+        )
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    took, kind_of_error, message = done.stdout.strip().split(" ", 2)
+    assert kind_of_error == "JournalError", (done.stdout, done.stderr)
+    assert 0.9 <= float(took) <= 1 + SLACK, done.stdout
+    assert what in message, message
+    assert "gave up after waiting 1s (the lock_timeout the connection's options set)" in message
+    assert re.search(rf"pid \d+ \([^)]*\) holds AccessExclusiveLock on {table}", message), message
