@@ -601,3 +601,25 @@ def test_a_list_warning_is_said_once_then_every_five_minutes(
     entries = bad
     assert cycles(1) == ([said + ", changing nothing"], [])
     assert list(pm.positions) == ["A", "B"]
+
+
+def test_a_repeated_entry_is_warned_about_once_whatever_its_place_in_the_list(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entry listed twice is read once with a warning naming its place (#1, #2); a venue
+    that lists its positions in another order each time moved that place, and the warning was
+    said again at every read."""
+    exchange = FakeExchange()
+    orders = [
+        [exchange_entry("A"), exchange_entry("A"), exchange_entry("B")],
+        [exchange_entry("B"), exchange_entry("A"), exchange_entry("A")],
+    ]
+    reads = iter(range(1000))
+    exchange.on_get_open_positions = lambda: [dict(e) for e in orders[next(reads) % 2]]
+    pm, book = tracked_pair(exchange)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(6):
+            list(pm.update_positions())
+    said = [m for m in caplog.messages if "repeats the long entry for A exactly" in m]
+    assert said == ["Position entry #1 repeats the long entry for A exactly; reading it once"]
+    assert_book_intact(pm, book)

@@ -13,6 +13,8 @@
 //!
 //! Nothing here locks or calls out. [`crate::reconcile::plan`] decides what a snapshot does.
 
+use std::collections::hash_map::Entry;
+
 use crate::exchange::{Field, RawEntry, RawPosition};
 use crate::key::{Key, Leg, Side};
 use crate::symbol_map::SymbolMap;
@@ -241,11 +243,27 @@ impl Snapshot {
             }
             _ => None,
         };
-        let presence = self.symbols.entry(symbol).or_insert_with(|| Presence {
-            first_index: index,
-            ..Presence::default()
-        });
-        let first_index = presence.first_index;
+        // The symbol moves into the map; an exact repeat (rare) keeps a copy of it for its
+        // warning (a search of the map for it made a list of repeated entries quadratic).
+        let mut repeat_of: Option<String> = None;
+        let presence = match self.symbols.entry(symbol) {
+            Entry::Occupied(o) => {
+                if let Reading::Listed(l) = &reading {
+                    let first = match l.side {
+                        Side::Long => &o.get().long,
+                        Side::Short => &o.get().short,
+                    };
+                    if first.as_ref() == Some(l) {
+                        repeat_of = Some(o.key().clone());
+                    }
+                }
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(Presence {
+                first_index: index,
+                ..Presence::default()
+            }),
+        };
         let mut repeated = None;
         match reading {
             Reading::Listed(l) => {
@@ -274,18 +292,11 @@ impl Snapshot {
         if let Some(w) = warning {
             self.warnings.push(w);
         }
-        if let Some(side) = repeated {
-            // Rare: the symbol was moved into the map, so it is found again by its first entry.
-            let symbol = self
-                .symbols
-                .iter()
-                .find(|(_, p)| p.first_index == first_index)
-                .map_or("", |(s, _)| s.as_str());
-            let warning = format!(
+        if let (Some(side), Some(symbol)) = (repeated, repeat_of) {
+            self.warnings.push(format!(
                 "Position entry #{index} repeats the {} entry for {symbol} exactly; reading it once",
                 side.as_str()
-            );
-            self.warnings.push(warning);
+            ));
         }
     }
 

@@ -142,8 +142,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         caught(told)
     }
 
-    /// Whether `list` shows none of the positions the manager believes open while some change
-    /// it calls for rests on an absence (see [`crate::reconcile::Plan::needs_corroboration`]).
     /// Logs a list read's warnings: each at WARNING when new, then held back to DEBUG while
     /// every read shows it, and said again every [`super::repeats::REPEAT_EVERY_US`]
     /// ([`super::repeats`]). Sorted under the mutex, logged after it is let go.
@@ -160,6 +158,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         }
     }
 
+    /// Whether `list` shows none of the positions the manager believes open while some change
+    /// it calls for rests on an absence (see [`crate::reconcile::Plan::needs_corroboration`]).
     fn needs_corroboration(&self, list: &ListRead, purpose: Purpose, focus: Option<&Key>) -> bool {
         let cx = Context {
             snapshot: &list.snapshot,

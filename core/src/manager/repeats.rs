@@ -8,6 +8,8 @@
 //! [`REPEAT_EVERY_US`] has passed, with how many times it was held back; in between it goes to
 //! DEBUG. A warning missing from one list read is new again when it comes back, so an entry
 //! that was mended and then broke again is said at once.
+//! A warning is known by its text without the entries' places in the list (`#3`), which move
+//! when the venue lists its positions in another order.
 //!
 //! [`Repeats::sort`] is pure (no lock, no logging): the manager sorts under its mutex, lets go,
 //! and then logs.
@@ -34,10 +36,26 @@ struct Told {
     held: u64,
 }
 
-/// The warnings of the last list read, with when each was last said.
+/// The warnings of the last list read, with when each was last said, by [`identity`].
 #[derive(Debug, Default)]
 pub struct Repeats {
     last: HashMap<String, Told>,
+}
+
+/// What makes two warnings the same one: their text without the entries' places in the list
+/// (`#3`), which change whenever the venue lists its positions in another order.
+fn identity(warning: &str) -> String {
+    let mut out = String::with_capacity(warning.len());
+    let mut chars = warning.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '#' {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+        }
+    }
+    out
 }
 
 impl Repeats {
@@ -48,11 +66,9 @@ impl Repeats {
         let mut shown: HashMap<String, Told> = HashMap::with_capacity(warnings.len());
         let mut out = Vec::with_capacity(warnings.len());
         for warning in warnings {
-            // The same text twice in one read (two entries alike): one entry of the record.
-            let before = shown
-                .get(warning)
-                .or_else(|| self.last.get(warning))
-                .copied();
+            // The same warning twice in one read (two entries alike): one entry of the record.
+            let id = identity(warning);
+            let before = shown.get(&id).or_else(|| self.last.get(&id)).copied();
             let (told, say) = match before {
                 Some(t) if now_us.saturating_sub(t.said_at) < REPEAT_EVERY_US => (
                     Told {
@@ -80,7 +96,7 @@ impl Repeats {
                     Say::Warn(warning.clone()),
                 ),
             };
-            shown.insert(warning.clone(), told);
+            shown.insert(id, told);
             out.push(say);
         }
         if partial {
@@ -135,6 +151,19 @@ mod tests {
         // A read of one symbol's entries tells nothing about the others.
         r.sort(5 * S, &w("B"), true);
         assert_eq!(r.sort(6 * S, &w("A"), false), [Say::Quiet("A".into())]);
+    }
+
+    #[test]
+    fn a_warning_is_the_same_one_at_another_place_in_the_list() {
+        let mut r = Repeats::default();
+        let at = |i: usize| vec![format!("Position entry #{i} repeats the short entry for A")];
+        assert_eq!(r.sort(0, &at(2), false), [Say::Warn(at(2)[0].clone())]);
+        assert_eq!(r.sort(S, &at(1), false), [Say::Quiet(at(1)[0].clone())]);
+        assert_eq!(
+            r.sort(2 * S, &at(12), false),
+            [Say::Quiet(at(12)[0].clone())]
+        );
+        assert_eq!(identity("#12 a #3b # #x"), "# a #b # #x");
     }
 
     #[test]
