@@ -661,12 +661,18 @@ impl Sql for Postgres {
     fn bound_migration(&mut self, step: MigrationStep) -> JournalResult<()> {
         let wanted = match step {
             MigrationStep::Lock => Limits {
-                lock_wait: self.lock_limit(MIGRATION_LOCK_WAIT),
-                statement_time: self.statement_limit(MIGRATION_STATEMENT_TIME),
+                lock_wait: self.session.lock_wait.unless_users(MIGRATION_LOCK_WAIT),
+                statement_time: self
+                    .session
+                    .statement_time
+                    .unless_users(MIGRATION_STATEMENT_TIME),
             },
             MigrationStep::Tables => Limits {
                 lock_wait: self.session.lock_wait.clone(),
-                statement_time: self.statement_limit(MIGRATION_STATEMENT_TIME),
+                statement_time: self
+                    .session
+                    .statement_time
+                    .unless_users(MIGRATION_STATEMENT_TIME),
             },
         };
         let sets: Vec<String> = [
@@ -716,11 +722,16 @@ impl Sql for Postgres {
             Some(h) => format!(". Sessions holding locks on the journal: {h}"),
             None => String::new(),
         };
+        // The server's own words last (a message in its language, its SQLSTATE).
+        let server = match &e {
+            JournalError::Database(m) => m.strip_prefix("PostgreSQL: ").unwrap_or(m).to_owned(),
+            other => other.to_string(),
+        };
         JournalError::Database(format!(
             "{what}: PostgreSQL: {waited}{held_by}. End the session's transaction that holds it \
              (commit or roll it back, or SELECT pg_terminate_backend(pid)) and try again; to \
              wait longer, set {setting} in the URL's options (e.g. \
-             options=-c%20{setting}%3D60s)"
+             options=-c%20{setting}%3D60s) (server: {server})"
         ))
     }
 
@@ -734,18 +745,10 @@ impl Sql for Postgres {
     }
 }
 
-impl Postgres {
-    /// `ours` as a transaction's lock wait, unless the URL set its own.
-    fn lock_limit(&self, ours: Duration) -> Limit {
-        match &self.session.lock_wait {
-            Limit::Users(v) => Limit::Users(v.clone()),
-            Limit::Ours(_) => Limit::Ours(ours),
-        }
-    }
-
-    /// `ours` as a transaction's statement time, unless the URL set its own.
-    fn statement_limit(&self, ours: Duration) -> Limit {
-        match &self.session.statement_time {
+impl Limit {
+    /// `ours` in place of this session bound, unless the URL set it (then the URL's).
+    fn unless_users(&self, ours: Duration) -> Limit {
+        match self {
             Limit::Users(v) => Limit::Users(v.clone()),
             Limit::Ours(_) => Limit::Ours(ours),
         }

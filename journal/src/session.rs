@@ -75,12 +75,89 @@ type Addresses = std::io::Result<Vec<IpAddr>>;
 type Lookup = Pin<Box<dyn Future<Output = Addresses> + Send>>;
 
 /// The system's resolver (`getaddrinfo`, on a thread of the runtime's blocking pool: it cannot
-/// be interrupted).
+/// be interrupted), one lookup of a name at a time in the process ([`shared_lookup`]).
 fn system_lookup(name: &str, port: u16) -> Lookup {
-    let name = name.to_owned();
+    shared_lookup(name, port, |name, port| {
+        use std::net::ToSocketAddrs;
+        Ok((name, port).to_socket_addrs()?.map(|a| a.ip()).collect())
+    })
+}
+
+/// What a lookup under way will tell: `None` until it answers (the error as text, to be
+/// shared).
+type Answer = Option<Result<Vec<IpAddr>, String>>;
+
+/// A lookup under way: its host name and port, and what it will answer.
+type Lookups = Vec<((String, u16), tokio::sync::watch::Receiver<Answer>)>;
+
+/// The lookups under way in this process.
+static LOOKING_UP: parking_lot::Mutex<Lookups> = parking_lot::Mutex::new(Vec::new());
+
+/// Ends a lookup under way: takes it off [`LOOKING_UP`] and tells its answer to every attempt
+/// waiting for it — or, dropped without an answer (the lookup dropped before it ran, its
+/// runtime shut down first), tells them it ended without one.
+struct UnderWay {
+    key: (String, u16),
+    tell: tokio::sync::watch::Sender<Answer>,
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        LOOKING_UP.lock().retain(|(k, _)| k != &self.key);
+        self.tell.send_if_modified(|answer| {
+            let unanswered = answer.is_none();
+            if unanswered {
+                *answer = Some(Err("the lookup ended without an answer".to_owned()));
+            }
+            unanswered
+        });
+    }
+}
+
+/// `resolve(name, port)` on a thread of the runtime's blocking pool, shared: an attempt that
+/// finds a lookup of the same name and port under way in this process (from any session, any
+/// runtime) waits for that one's answer instead of starting another. A lookup the resolver
+/// never answers keeps its thread until it does (nothing can interrupt it, and the runtime is
+/// shut down without waiting for it); without the sharing every later attempt for the host (a
+/// reader reconnecting at each query, a writer after each hold) left one more such thread
+/// behind, without end (found by a review on 2026-12-07). Each attempt still gives up after
+/// its own bound ([`lookup_within`]).
+fn shared_lookup(
+    name: &str,
+    port: u16,
+    resolve: impl FnOnce(&str, u16) -> Addresses + Send + 'static,
+) -> Lookup {
+    let key = (name.to_owned(), port);
     Box::pin(async move {
-        let found = tokio::net::lookup_host((name.as_str(), port)).await?;
-        Ok(found.map(|a| a.ip()).collect())
+        let mut answer = {
+            let mut under_way = LOOKING_UP.lock();
+            match under_way.iter().find(|(k, _)| k == &key) {
+                Some((_, answer)) => answer.clone(),
+                None => {
+                    let (tell, answer) = tokio::sync::watch::channel(None);
+                    under_way.push((key.clone(), answer.clone()));
+                    let ending = UnderWay { key, tell };
+                    drop(tokio::task::spawn_blocking(move || {
+                        let ending = ending;
+                        let found = resolve(&ending.key.0, ending.key.1);
+                        // Off the list first: an attempt woken by the answer finds no lookup under way.
+                        LOOKING_UP.lock().retain(|(k, _)| k != &ending.key);
+                        ending
+                            .tell
+                            .send_replace(Some(found.map_err(|e| e.to_string())));
+                    }));
+                    answer
+                }
+            }
+        };
+        loop {
+            if let Some(found) = answer.borrow_and_update().clone() {
+                return found.map_err(std::io::Error::other);
+            }
+            if answer.changed().await.is_err() {
+                return Err(std::io::Error::other("the lookup ended without an answer"));
+            }
+        }
     })
 }
 
@@ -653,6 +730,84 @@ mod tests {
         assert_eq!(lookups, ["stuck.example:5432", "next.example:5432"]);
         assert!(!message.contains("secret"), "{message}");
         drop(release);
+    }
+
+    #[test]
+    fn attempts_meeting_a_lookup_under_way_wait_for_it_instead_of_starting_another() {
+        // A reader reconnecting at every query left one more stuck `getaddrinfo` thread per
+        // attempt. Attempts that find a lookup of the same name under way share it: one thread
+        // however many attempts, and every one of them gets its answer when it comes.
+        const NAME: &str = "shared-lookup.example";
+        let ((silent, resolved, answers), _) = within(Duration::from_secs(20), || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let (release, stuck) = std::sync::mpsc::channel::<()>();
+            let stuck = Arc::new(parking_lot::Mutex::new(stuck));
+            let resolved = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let attempt = || {
+                let stuck = Arc::clone(&stuck);
+                let resolved = Arc::clone(&resolved);
+                shared_lookup(NAME, 5432, move |_, _| {
+                    resolved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = stuck.lock().recv();
+                    Ok(vec!["127.0.0.1".parse().unwrap()])
+                })
+            };
+            let bound = Duration::from_millis(100);
+            let mut silent = 0;
+            for _ in 0..6 {
+                if let Err(Failure::LookupSilent) =
+                    runtime.block_on(lookup_within(attempt(), bound))
+                {
+                    silent += 1;
+                }
+            }
+            // Two attempts waiting on the one lookup when it answers.
+            let waiting: Vec<_> = (0..2)
+                .map(|_| runtime.spawn(lookup_within(attempt(), Duration::from_secs(5))))
+                .collect();
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+            drop(release);
+            let answers: Vec<_> = waiting
+                .into_iter()
+                .map(|w| runtime.block_on(w).ok().and_then(Result::ok))
+                .collect();
+            runtime.shutdown_background();
+            (
+                silent,
+                resolved.load(std::sync::atomic::Ordering::SeqCst),
+                answers,
+            )
+        });
+        assert_eq!(silent, 6);
+        assert_eq!(resolved, 1, "one lookup for every attempt");
+        let one = vec!["127.0.0.1".parse::<IpAddr>().unwrap()];
+        assert_eq!(answers, [Some(one.clone()), Some(one)]);
+        assert!(!LOOKING_UP.lock().iter().any(|(k, _)| k.0 == NAME));
+    }
+
+    #[test]
+    fn a_lookup_dropped_before_it_ran_leaves_nothing_under_way() {
+        const NAME: &str = "dropped-lookup.example";
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // Polled once (it registers and hands its resolve to the blocking pool), then the
+        // runtime is shut down before that ran, or while it ran: nothing stays registered.
+        let lookup = shared_lookup(NAME, 1, |_, _| Ok(Vec::new()));
+        let _ = runtime.block_on(lookup_within(lookup, Duration::from_millis(1)));
+        runtime.shutdown_background();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while LOOKING_UP.lock().iter().any(|(k, _)| k.0 == NAME) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lookup stayed registered"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
