@@ -195,6 +195,40 @@ def test_an_endpoint_the_table_does_not_know_reads_the_last_answer_as_before(
         assert [m for m in book.warnings() if said in m] == []  # once per client
 
 
+@pytest.mark.parametrize("name", VENUES)
+def test_a_failed_position_request_a_hook_caught_is_no_list(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subclass's ``fetch_positions`` that catches the failure of the venue's position
+    request and answers from another endpoint (here an empty list in the venue's format): a
+    request that raised was not recorded, so the call looked like one whose endpoint this
+    client does not know, and the other answer was checked in its place and read as "no
+    position" (found by a review on 2026-12-07). The failed request is recorded now, and such
+    a call raises: the manager keeps every position."""
+    with tracking(name, 1, caplog) as book:
+        client = book.manager.client
+        assert isinstance(client, CcxtClient)
+        exchange = client.exchange
+        url = _serve_elsewhere(book.venue, _flat_list(book.venue, name))
+        real = exchange.fetch_positions
+
+        def forgiving(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return real(*args, **kwargs)
+            except Exception:
+                exchange.fetch(url, "GET", {}, None)
+                return []
+
+        exchange.fetch_positions = forgiving
+        book.venue.rewrite_positions_next(lambda payload: (503, {"error": "busy"}), n=1000)
+        with pytest.raises(ValueError, match="position-list endpoint failed"):
+            client.get_open_positions()
+        book.venue.calm()
+        book.keeps_both_through(
+            lambda payload: (503, {"error": "busy"}), "Unable to verify positions", 2
+        )
+
+
 @pytest.mark.parametrize("name", ["bybit", "hyperliquid", "gate"])
 def test_two_position_requests_in_one_call_raise(name: str) -> None:
     """One ``fetch_positions`` call that asked the position list twice (a subclass merging

@@ -546,6 +546,18 @@ def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
         )
 
 
+class _Failed:
+    """The answer noted for a request that raised (``FAILED``)."""
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+#: The ``Heard.answer`` of a request that raised: a ``fetch_positions`` that still answered
+#: (a subclass catching the error) answered from something else than the venue's list.
+FAILED = _Failed()
+
+
 class Heard(NamedTuple):
     """One HTTP request ccxt's ``fetch`` made inside a ``recording``, and its decoded answer.
     ``body`` is the request's body as ccxt sent it (a text, or ``None``); the headers, which
@@ -716,13 +728,25 @@ def position_answer(venue: str, heard: Sequence[Heard]) -> Any:
     if venue not in POSITION_ENDPOINTS:
         return heard[-1].answer
     found = [one for one in heard if position_request(venue, one)]
-    if len(found) == 1:
-        return found[0].answer
+    answered = [one for one in found if one.answer is not FAILED]
+    if len(answered) == 1:
+        return answered[0].answer  # (a request that failed before it: ccxt's retry)
     if not found:
+        last = [one for one in heard if one.answer is not FAILED]
+        if not last:
+            raise ValueError(
+                f"every request ccxt's fetch_positions made failed ({_listed(heard)}), though "
+                "it answered: the list cannot be checked"
+            )
         raise UnknownEndpoint(
             f"none of the {len(heard)} requests ccxt's fetch_positions made went to one of "
             f"{venue}'s known position-list endpoints ({_listed(heard)})",
-            heard[-1].answer,
+            last[-1].answer,
+        )
+    if not answered:
+        raise ValueError(
+            f"the request to {venue}'s position-list endpoint failed ({_listed(found)}), "
+            "though ccxt's fetch_positions answered: what it answered is not the venue's list"
         )
     raise ValueError(
         f"{len(found)} of the requests ccxt's fetch_positions made went to {venue}'s "
@@ -735,7 +759,7 @@ def position_answer(venue: str, heard: Sequence[Heard]) -> Any:
 # The requests recorded for the current call (``recording``): a list while a call records,
 # else None. A context variable: each thread has its own, and an asyncio task submitted from
 # a thread (``asyncio.run_coroutine_threadsafe``) starts with a copy of that thread's.
-_ANSWERS: contextvars.ContextVar[list[Heard] | None] = contextvars.ContextVar(
+_HEARD: contextvars.ContextVar[list[Heard] | None] = contextvars.ContextVar(
     "position_manager_rs_answers", default=None
 )
 _RECORDER = "_position_manager_rs_records_answers"
@@ -744,7 +768,7 @@ _RECORDER = "_position_manager_rs_records_answers"
 def _note(args: tuple[Any, ...], kwargs: dict[str, Any], answer: Any) -> None:
     """Notes a request of ccxt's ``fetch(url, method='GET', headers=None, body=None)`` and
     its answer for the current ``recording``, if any (ccxt passes them by position)."""
-    heard = _ANSWERS.get()
+    heard = _HEARD.get()
     if heard is not None:
         count = len(args)
         heard.append(
@@ -759,9 +783,10 @@ def _note(args: tuple[Any, ...], kwargs: dict[str, Any], answer: Any) -> None:
 
 def record_answers(exchange: Any) -> bool:
     """Wraps ``exchange.fetch`` (ccxt's one HTTP request method, sync or asyncio) once so that
-    it notes each request (method, URL, body) and its decoded answer for the ``recording`` of
-    the calling thread or task; the answer itself is returned unchanged, and nothing is noted
-    outside ``recording``. Only an exchange whose class defines ``fetch`` is wrapped (a ccxt
+    it notes each request (method, URL, body) and its decoded answer (``FAILED`` when it
+    raised; the exception goes on unchanged) for the ``recording`` of the calling thread or
+    task; the answer itself is returned unchanged, and nothing is noted outside
+    ``recording``. Only an exchange whose class defines ``fetch`` is wrapped (a ccxt
     exchange); ``False`` when it was not."""
     fetch = getattr(exchange, "fetch", None)
     defined = getattr(type(exchange), "fetch", None)
@@ -772,7 +797,11 @@ def record_answers(exchange: Any) -> bool:
     if inspect.iscoroutinefunction(fetch):
 
         async def recorded_async(*args: Any, **kwargs: Any) -> Any:
-            answer = await fetch(*args, **kwargs)
+            try:
+                answer = await fetch(*args, **kwargs)
+            except BaseException:
+                _note(args, kwargs, FAILED)
+                raise
             _note(args, kwargs, answer)
             return answer
 
@@ -780,7 +809,11 @@ def record_answers(exchange: Any) -> bool:
     else:
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
-            answer = fetch(*args, **kwargs)
+            try:
+                answer = fetch(*args, **kwargs)
+            except BaseException:
+                _note(args, kwargs, FAILED)
+                raise
             _note(args, kwargs, answer)
             return answer
 
@@ -799,8 +832,8 @@ def recording() -> Iterator[list[Heard]]:
     """The requests ``exchange.fetch`` makes inside this block, on this thread (and in asyncio
     tasks submitted from it), in order, each with its decoded answer (``Heard``)."""
     heard: list[Heard] = []
-    token = _ANSWERS.set(heard)
+    token = _HEARD.set(heard)
     try:
         yield heard
     finally:
-        _ANSWERS.reset(token)
+        _HEARD.reset(token)

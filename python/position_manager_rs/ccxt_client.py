@@ -1620,9 +1620,10 @@ class CcxtClient:
         HTML page, an empty body, ``data: null``, another endpoint's JSON, which ccxt reads as
         no position) raises. The answer checked is that of the call's request to one of the
         venue's position-list endpoints (``_position_answers.position_answer``), wherever it
-        came among the call's requests; a call whose requests went to none of those endpoints,
-        or to several, raises; one whose requests went to none of them checks the call's last
-        answer (``_position_answer``)."""
+        came among the call's requests; a call whose requests went to several of them, or whose
+        request to one of them failed, raises; one whose requests went to none of them checks
+        the call's last answer, with one warning (``_position_answer``)."""
+        failed: Exception | None = None
         with answers.recording() as heard:
             try:
                 answer = (
@@ -1633,14 +1634,17 @@ class CcxtClient:
             except Exception as e:
                 if not _parse_failure(e):
                     raise
-                answer = self._parse_each(self._position_answer(heard), e)
+                failed = e
+        # by its endpoint: other requests may come before it (Binance's leverage brackets,
+        # KuCoin's account mode, Bitget's account settings) or after it
+        position = self._position_answer(heard) if heard else None
+        if failed is not None:
+            answer = self._parse_each(position, failed)
         if not isinstance(answer, (list, tuple)):
             raise TypeError(f"fetch_positions() answered {type(answer).__name__}, not a list")
         entries = list(answer)
         if heard:
-            # by its endpoint: other requests may come before it (Binance's leverage brackets,
-            # KuCoin's account mode, Bitget's account settings) or after it
-            answers.check_answer(self.venue, self._position_answer(heard), entries)
+            answers.check_answer(self.venue, position, entries)
         return entries
 
     def _position_answer(self, heard: list[answers.Heard]) -> Any:
