@@ -7,9 +7,9 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use position_manager_core::clock::Timestamp;
 use position_manager_core::events::{EventKind, EventLog};
@@ -23,8 +23,7 @@ use position_manager_journal::{JournalError, SyncMode, Target};
 #[allow(dead_code)] // the helpers other test files use
 mod common;
 
-/// How much later than its bound a connect may return on a loaded two-core machine.
-const SLACK: Duration = Duration::from_secs(10);
+use common::within;
 
 /// A TCP listener on 127.0.0.1 that accepts every connection, writes `greeting` on it, reads
 /// whatever comes and never answers. Returns its port.
@@ -61,32 +60,12 @@ fn silent_unix(dir: &std::path::Path) {
     });
 }
 
-/// `open` on a thread of its own: what it returned and how long it took, or a failure when it
-/// has not returned within `bound` plus [`SLACK`].
-fn within<T: Send + 'static>(
-    bound: Duration,
-    open: impl FnOnce() -> T + Send + 'static,
-) -> (T, Duration) {
-    let (tx, rx) = mpsc::channel();
-    let started = Instant::now();
-    thread::spawn(move || {
-        let _ = tx.send(open());
-    });
-    match rx.recv_timeout(bound + SLACK) {
-        Ok(v) => (v, started.elapsed()),
-        Err(_) => panic!(
-            "the connect had not returned after {:?} (bound {bound:?})",
-            bound + SLACK
-        ),
-    }
-}
-
 /// Connects to `url` (the bound being `seconds`) and returns the error's text, checking that
 /// it came no sooner than the bound, names `at` and shows no password.
 fn refused_after(url: &str, seconds: u64, at: &str) -> String {
     let bound = Duration::from_secs(seconds);
     let owned = url.to_owned();
-    let (result, took) = within(bound, move || {
+    let (result, took) = within("the connect", bound, move || {
         Postgres::connect(&owned, SyncMode::Full, false).map(|_| ())
     });
     let message = match result {
@@ -184,7 +163,7 @@ fn the_next_host_is_tried_after_a_silent_one() {
         "postgresql://u:secret@127.0.0.1:{first},127.0.0.1:{second}/db?connect_timeout=2\
          &sslmode=disable"
     );
-    let (result, took) = within(Duration::from_secs(4), move || {
+    let (result, took) = within("the connect", Duration::from_secs(4), move || {
         Postgres::connect(&url, SyncMode::Full, false).map(|_| ())
     });
     let message = match result {
@@ -207,7 +186,7 @@ fn the_next_host_is_tried_after_a_silent_one() {
 fn the_reader_gives_up_a_silent_server_too() {
     let port = silent_tcp(b"");
     let url = format!("postgresql://u:secret@127.0.0.1:{port}/db?connect_timeout=2");
-    let (result, _) = within(Duration::from_secs(2), move || {
+    let (result, _) = within("the connect", Duration::from_secs(2), move || {
         Reader::open(&url).map(|_| ())
     });
     match result {
@@ -343,7 +322,7 @@ fn a_writer_reconnecting_to_a_server_gone_silent_gives_up_after_the_connect_time
     // hold, a write tries again.
     let attempt = |mut writer: Writer, bound: Duration| {
         let batch = one_event(&log);
-        let ((back, result), took) = within(bound, move || {
+        let ((back, result), took) = within("the connect", bound, move || {
             let result = writer.write(batch, 1).map(|_| ());
             (writer, result)
         });

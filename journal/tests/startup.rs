@@ -8,9 +8,7 @@
 //! Each open runs on a thread of its own, joined with a timeout, so that an open that hangs
 //! fails the test instead of holding it.
 
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use position_manager_journal::postgres::Postgres;
 use position_manager_journal::reader::Reader;
@@ -22,31 +20,10 @@ use position_manager_journal::{JournalError, SyncMode, Target};
 #[allow(dead_code)] // the helpers other test files use
 mod common;
 
-/// How much later than its bound an open may fail on a loaded two-core machine.
-const SLACK: Duration = Duration::from_secs(10);
+use common::within;
 
 /// The journal's own lock wait at start-up when the URL sets none.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
-
-/// `f` on a thread of its own: what it returned and how long it took, or a failure when it
-/// has not returned within `bound` plus [`SLACK`].
-fn within<T: Send + 'static>(
-    bound: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> (T, Duration) {
-    let (tx, rx) = mpsc::channel();
-    let started = Instant::now();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(bound + SLACK) {
-        Ok(v) => (v, started.elapsed()),
-        Err(_) => panic!(
-            "the start-up had not returned after {:?} (bound {bound:?}): it waits for ever",
-            bound + SLACK
-        ),
-    }
-}
 
 /// Opens a writer of `account` on `url`.
 fn open_writer(url: &str, account: &str) -> Result<(), JournalError> {
@@ -108,7 +85,9 @@ fn a_table_locked_by_another_session_fails_the_writers_open_after_the_lock_wait(
         "BEGIN; LOCK TABLE pmrs_accounts IN ACCESS EXCLUSIVE MODE",
     );
     let url = db.clone();
-    let (result, took) = within(DEFAULT_LOCK_WAIT, move || open_writer(&url, "main"));
+    let (result, took) = within("the start-up", DEFAULT_LOCK_WAIT, move || {
+        open_writer(&url, "main")
+    });
     let message = gave_up(result, took, DEFAULT_LOCK_WAIT, pid);
     assert!(message.contains("claiming the account"), "{message}");
     assert!(message.contains("10 s"), "{message}");
@@ -134,7 +113,7 @@ fn an_uncommitted_update_of_the_account_row_fails_the_claim_after_the_users_lock
     );
     let url = format!("{db}?options=-c%20lock_timeout%3D1500ms");
     let bound = Duration::from_millis(1500);
-    let (result, took) = within(bound, move || open_writer(&url, "main"));
+    let (result, took) = within("the start-up", bound, move || open_writer(&url, "main"));
     let message = gave_up(result, took, bound, pid);
     assert!(message.contains("claiming the account"), "{message}");
     assert!(
@@ -144,7 +123,7 @@ fn an_uncommitted_update_of_the_account_row_fails_the_claim_after_the_users_lock
     assert!(message.contains("pmrs_accounts"), "{message}");
     // Another account's row is not held: its manager starts.
     let url = format!("{db}?options=-c%20lock_timeout%3D1500ms");
-    let (result, _) = within(bound, move || open_writer(&url, "other"));
+    let (result, _) = within("the start-up", bound, move || open_writer(&url, "other"));
     result.expect("another account opens beside the held row");
 }
 
@@ -162,7 +141,7 @@ fn a_migration_lock_held_by_a_stuck_session_fails_the_open_after_the_lock_wait()
     );
     let url = format!("{db}?options=-c%20lock_timeout%3D2s");
     let bound = Duration::from_secs(2);
-    let (result, took) = within(bound, move || open_writer(&url, "main"));
+    let (result, took) = within("the start-up", bound, move || open_writer(&url, "main"));
     let message = gave_up(result, took, bound, pid);
     assert!(message.contains("migration lock"), "{message}");
     assert!(message.contains("2s"), "{message}");
@@ -179,7 +158,9 @@ fn a_table_locked_by_another_session_fails_the_readers_open_and_queries_after_th
         "BEGIN; LOCK TABLE pmrs_migrations IN ACCESS EXCLUSIVE MODE",
     );
     let url = db.clone();
-    let (result, took) = within(DEFAULT_LOCK_WAIT, move || Reader::open(&url).map(|_| ()));
+    let (result, took) = within("the start-up", DEFAULT_LOCK_WAIT, move || {
+        Reader::open(&url).map(|_| ())
+    });
     let message = gave_up(result, took, DEFAULT_LOCK_WAIT, pid);
     assert!(message.contains("pmrs_migrations"), "{message}");
     drop(session);
@@ -189,7 +170,9 @@ fn a_table_locked_by_another_session_fails_the_readers_open_and_queries_after_th
         &db,
         "BEGIN; LOCK TABLE pmrs_accounts IN ACCESS EXCLUSIVE MODE",
     );
-    let (result, took) = within(DEFAULT_LOCK_WAIT, move || reader.accounts().map(|_| ()));
+    let (result, took) = within("the start-up", DEFAULT_LOCK_WAIT, move || {
+        reader.accounts().map(|_| ())
+    });
     let message = gave_up(result, took, DEFAULT_LOCK_WAIT, pid);
     assert!(
         message.contains("AccessExclusiveLock on pmrs_accounts"),
@@ -259,7 +242,7 @@ fn a_statement_run_longer_than_the_statement_time_is_cancelled_and_told() {
     );
     let url = format!("{db}?options=-c%20lock_timeout%3D60s%20-c%20statement_timeout%3D1s");
     let bound = Duration::from_secs(1);
-    let (result, took) = within(bound, move || open_writer(&url, "main"));
+    let (result, took) = within("the start-up", bound, move || open_writer(&url, "main"));
     let message = gave_up(result, took, bound, pid);
     assert!(message.contains("ran longer than 1s"), "{message}");
     assert!(message.contains("statement_timeout"), "{message}");

@@ -1,6 +1,9 @@
 //! Databases for the journal's integration tests.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -36,4 +39,31 @@ pub fn postgres_db() -> Option<String> {
         .expect("create database");
     let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
     Some(format!("{prefix}/{name}"))
+}
+
+/// How much later than its bound a connect or a start-up may return on a loaded two-core
+/// machine.
+const SLACK: Duration = Duration::from_secs(10);
+
+/// `f` on a thread of its own: what it returned and how long it took, or a failure naming
+/// `what` when it has not returned within `bound` plus [`SLACK`] (a hang fails the test
+/// instead of holding it).
+#[allow(dead_code)] // used by the connect and start-up tests
+pub fn within<T: Send + 'static>(
+    what: &str,
+    bound: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (T, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(bound + SLACK) {
+        Ok(v) => (v, started.elapsed()),
+        Err(_) => panic!(
+            "{what} had not returned after {:?} (bound {bound:?}): it waits for ever",
+            bound + SLACK
+        ),
+    }
 }
