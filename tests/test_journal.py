@@ -1856,7 +1856,8 @@ def test_an_order_row_is_written_before_the_order_after_the_server_ended_the_ses
     psql(
         url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'position-manager-rs' AND pid <> pg_backend_pid()",
+        "WHERE datname = current_database() AND application_name = 'position-manager-rs' "
+        "AND pid <> pg_backend_pid()",
     )
     assert pm.open_position(BTC, "BUY", 1, 10)
     assert rows_while_out == [[BTC]]
@@ -1939,7 +1940,8 @@ def test_a_journal_write_does_not_wait_on_another_sessions_lock() -> None:
         psql(
             url,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+            "WHERE datname = current_database() AND query LIKE '%pg_sleep(60)%' "
+            "AND pid <> pg_backend_pid()",
         )
     pm.modify_position_targets(BTC, 97.0, None)
     assert (pm.journal_status or {}).get("queued_events") == 0
@@ -1988,7 +1990,8 @@ def test_a_reader_whose_session_the_server_ended_reads_on_a_new_one() -> None:
     psql(
         url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'position-manager-rs' AND pid <> pg_backend_pid()",
+        "WHERE datname = current_database() AND application_name = 'position-manager-rs' "
+        "AND pid <> pg_backend_pid()",
     )
     assert len(journal.open_positions()) == 1
     assert [a["account"] for a in journal.accounts()] == ["a"]
