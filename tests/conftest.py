@@ -22,8 +22,9 @@ from hypothesis import settings
 
 from position_manager_rs import Position
 
-# pytest's own fixture for testing plugins (tests/test_pytest_plugin.py runs the package's).
-pytest_plugins = ["pytester"]
+# pytest's own fixture for testing plugins (tests/test_pytest_plugin.py runs the package's), and
+# how pytest-xdist spreads the suite over its workers (tests/xdist_scheduling.py).
+pytest_plugins = ["pytester", "xdist_scheduling"]
 
 # Every hypothesis test is derandomized unless PMRS_LONG=1 asks for long random runs: a test
 # module that forgets to say so still runs the same examples in CI on every machine. Settings a
