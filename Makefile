@@ -28,7 +28,7 @@ endif
 # What builds the package, and what develops it (the "dev" extra of pyproject.toml; a test
 # keeps the two lists equal).
 BUILD_TOOLS := "maturin>=1.9,<2"
-DEV_TOOLS := "pytest>=7" "pytest-timeout>=2" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5.90,<5" pandas matplotlib "hypothesis>=6"
+DEV_TOOLS := "pytest>=7" "pytest-timeout>=2" "pytest-xdist>=3.8,<4" "ruff>=0.6" "mypy>=1.10" "ccxt>=4.5.90,<5" pandas matplotlib "hypothesis>=6"
 
 # The wheel: built in its own virtualenv (zig, ~400 MB, stays out of .venv).
 WHEEL_VENV ?= .venv-wheel
@@ -67,9 +67,16 @@ demo: build
 verify: build
 	$(PY) examples/verify_cleanup.py
 
+# pytest runs on PYTEST_WORKERS processes (pytest-xdist), each test module whole on one of them,
+# the long venue runs spread test by test (tests/xdist_scheduling.py). Much of the suite's time
+# is waiting (child processes killed and restarted, timeouts): it needs 540-650 s of CPU, and
+# one process took 1050 s in CI, so it takes more workers than cores. On two shared cores
+# (2026-12) 2 workers ran it in 550 s, 3 in 470-600 s, 4 in 480-500 s. 0: one process.
+PYTEST_WORKERS ?= 4
+
 test: dev
 	cargo test --workspace
-	$(PY) -m pytest --durations=20
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20
 	$(MAKE) lint
 
 lint: check-cargo $(VENV)/.dev
