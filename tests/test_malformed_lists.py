@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -346,10 +346,10 @@ def test_a_flat_entry_is_a_placeholder_and_an_empty_list_still_closes(
         assert {book.btc, book.eth} <= removed
 
 
-@pytest.mark.parametrize("name", ["binanceusdm", "htx", "hyperliquid", "okx"])
-def test_an_asyncio_client_reads_malformed_lists_as_the_synchronous_one(name: str) -> None:
-    """``AsyncCcxtClient``: ccxt's asyncio ``fetch`` runs on the loop, in a task submitted from
-    the manager's thread; the answers it reads there are checked as the synchronous ones."""
+def with_async_client(name: str, body: Callable[..., Awaitable[None]]) -> None:
+    """``await body(venue, exchange, client, btc, eth)``: an ``AsyncCcxtClient`` over ccxt's
+    asyncio class of ``name``, against its fake venue holding BTC and ETH long (listed once
+    already); the exchange closed after it, every request expected."""
     import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 
     from position_manager_rs.aio import AsyncCcxtClient
@@ -363,21 +363,32 @@ def test_an_asyncio_client_reads_malformed_lists_as_the_synchronous_one(name: st
             venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
             listed = await asyncio.to_thread(client.get_open_positions)
             assert sorted(p["symbol"] for p in listed) == [btc.symbol, eth.symbol]
-            venue.rewrite_positions_next(_set_btc(SIZE[name], None))
-            listed = await asyncio.to_thread(client.get_open_positions)
-            (entry,) = [p for p in listed if p["symbol"] == btc.symbol]
-            assert f"'{SIZE[name]}' is None" in entry["unreadable"]
-            assert entry["unreadable"] in str(entry["contracts"])
-            for kind in ("html", "data null"):
-                venue.rewrite_positions_next(_garbage(venue, name, kind))
-                with pytest.raises(ValueError, match="not a position list"):
-                    await asyncio.to_thread(client.get_open_positions)
+            await body(venue, exchange, client, btc, eth)
         finally:
             await exchange.close()
 
     with running(DIALECTS[name]()) as (venue, _):
         asyncio.run(asyncio.wait_for(main(venue), timeout=20))
         assert venue.unexpected == []
+
+
+@pytest.mark.parametrize("name", ["binanceusdm", "htx", "hyperliquid", "okx"])
+def test_an_asyncio_client_reads_malformed_lists_as_the_synchronous_one(name: str) -> None:
+    """``AsyncCcxtClient``: ccxt's asyncio ``fetch`` runs on the loop, in a task submitted from
+    the manager's thread; the answers it reads there are checked as the synchronous ones."""
+
+    async def body(venue: FakeVenue, exchange: Any, client: Any, btc: Any, eth: Any) -> None:
+        venue.rewrite_positions_next(_set_btc(SIZE[name], None))
+        listed = await asyncio.to_thread(client.get_open_positions)
+        (entry,) = [p for p in listed if p["symbol"] == btc.symbol]
+        assert f"'{SIZE[name]}' is None" in entry["unreadable"]
+        assert entry["unreadable"] in str(entry["contracts"])
+        for kind in ("html", "data null"):
+            venue.rewrite_positions_next(_garbage(venue, name, kind))
+            with pytest.raises(ValueError, match="not a position list"):
+                await asyncio.to_thread(client.get_open_positions)
+
+    with_async_client(name, body)
 
 
 @pytest.mark.parametrize("name", ["htx", "okx"])

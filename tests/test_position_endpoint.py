@@ -22,7 +22,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from test_malformed_lists import GARBAGE, ONE_BY_ONE, SIZE, VENUES, _eth_size, _garbage, tracking
+from test_malformed_lists import (
+    GARBAGE,
+    ONE_BY_ONE,
+    SIZE,
+    VENUES,
+    _eth_size,
+    _garbage,
+    tracking,
+    with_async_client,
+)
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Payload, Request, running
 
@@ -362,43 +371,28 @@ def test_an_asyncio_client_takes_the_position_answer_wherever_it_comes(name: str
     """``AsyncCcxtClient``: the requests are recorded in the task ccxt's coroutine runs in;
     a ticker request after the list leaves it read, and garbage before a list elsewhere
     still fails the read."""
-    import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]
 
-    from position_manager_rs.aio import AsyncCcxtClient
+    async def body(venue: FakeVenue, exchange: Any, client: Any, btc: Any, eth: Any) -> None:
+        url = _serve_elsewhere(venue, _flat_list(venue, name))
+        real = exchange.fetch_positions
+        then: list[Callable[[], Any]] = []
 
-    async def main(venue: FakeVenue) -> None:
-        exchange = venue.make_exchange(module=ccxt_async)
-        try:
-            client = AsyncCcxtClient(exchange)
-            btc, eth = list(venue.ledger.markets.values())[:2]
-            venue.ledger.open(btc.symbol, "long", 3 * btc.lot, btc.price)
-            venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
-            listed = await asyncio.to_thread(client.get_open_positions)
-            assert sorted(p["symbol"] for p in listed) == [btc.symbol, eth.symbol]
-            url = _serve_elsewhere(venue, _flat_list(venue, name))
-            real = exchange.fetch_positions
-            then: list[Callable[[], Any]] = []
+        async def fetch_positions(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                await then[0]()
 
-            async def fetch_positions(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return await real(*args, **kwargs)
-                finally:
-                    await then[0]()
+        exchange.fetch_positions = fetch_positions
+        then.append(lambda: exchange.fetch_ticker(btc.symbol))
+        listed = await asyncio.to_thread(client.get_open_positions)
+        assert not venue.dialect.is_positions(venue.requests[-1])
+        assert sorted(p["symbol"] for p in listed) == [btc.symbol, eth.symbol]
+        then[0] = lambda: exchange.fetch(url, "GET", {}, None)
+        for kind in ("html", "data null"):
+            venue.rewrite_positions_next(_garbage(venue, name, kind))
+            with pytest.raises(ValueError, match="not a position list"):
+                await asyncio.to_thread(client.get_open_positions)
+            assert venue.requests[-1].path == ELSEWHERE
 
-            exchange.fetch_positions = fetch_positions
-            then.append(lambda: exchange.fetch_ticker(btc.symbol))
-            listed = await asyncio.to_thread(client.get_open_positions)
-            assert not venue.dialect.is_positions(venue.requests[-1])
-            assert sorted(p["symbol"] for p in listed) == [btc.symbol, eth.symbol]
-            then[0] = lambda: exchange.fetch(url, "GET", {}, None)
-            for kind in ("html", "data null"):
-                venue.rewrite_positions_next(_garbage(venue, name, kind))
-                with pytest.raises(ValueError, match="not a position list"):
-                    await asyncio.to_thread(client.get_open_positions)
-                assert venue.requests[-1].path == ELSEWHERE
-        finally:
-            await exchange.close()
-
-    with running(DIALECTS[name]()) as (venue, _):
-        asyncio.run(asyncio.wait_for(main(venue), timeout=20))
-        assert venue.unexpected == []
+    with_async_client(name, body)
