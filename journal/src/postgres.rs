@@ -104,6 +104,21 @@ struct Limits {
     statement_time: Limit,
 }
 
+impl Limits {
+    /// The `SET` (`SET LOCAL`: for the transaction only) statements that put these bounds in
+    /// force, space-separated; empty when the URL's own are (already in force).
+    fn sets(&self, local: bool) -> String {
+        [
+            self.lock_wait.set(local, "lock_timeout"),
+            self.statement_time.set(local, "statement_timeout"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
 /// A statement the server gave up on a bound: which, and what it was waiting for.
 #[derive(Clone, Debug)]
 struct GivenUp {
@@ -334,19 +349,18 @@ fn libpq_only_options(url: &str) -> JournalResult<String> {
     })
 }
 
-/// A journal write's `BEGIN`: it waits at most `lock_wait` ([`LOCK_WAIT`] unless the writer set another
-/// wait with [`Sql::set_lock_wait`]: shorter while
-/// the journal is failing) for another session's lock and runs at most 60 s (a query someone
-/// left open on the journal's rows held a manager call for as long as it ran, Ctrl+C included;
-/// found by an audit on 2026-12-06), and then fails, stays queued and is retried with the next
-/// write. One round trip, for this transaction only.
-fn bounded_write(lock_wait: Duration) -> String {
-    // `lock_timeout = 0` would mean no limit: at least 1 ms.
-    let ms = lock_wait.as_millis().max(1);
-    let statement = WRITE_STATEMENT_TIME.as_millis();
-    format!(
-        "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL statement_timeout = '{statement}ms'"
-    )
+/// A journal write's transaction bounds (`SET LOCAL` after its `BEGIN`, one round trip): it
+/// waits at most `lock_wait` ([`LOCK_WAIT`] unless the writer set another wait with
+/// [`Sql::set_lock_wait`]: shorter while the journal is failing) for another session's lock and
+/// runs at most [`WRITE_STATEMENT_TIME`] (a query someone left open on the journal's rows held a
+/// manager call for as long as it ran, Ctrl+C included; found by an audit on 2026-12-06), and
+/// then fails, stays queued and is retried with the next write.
+fn bounded_write(lock_wait: Duration) -> Limits {
+    Limits {
+        // `lock_timeout = 0` would mean no limit: at least 1 ms.
+        lock_wait: Limit::Ours(lock_wait.max(Duration::from_millis(1))),
+        statement_time: Limit::Ours(WRITE_STATEMENT_TIME),
+    }
 }
 
 /// How soon a connection whose network went silent is given up, unless the URL says otherwise
@@ -433,15 +447,10 @@ impl Postgres {
                 },
             ),
         };
-        for set in [
-            session.lock_wait.set(false, "lock_timeout"),
-            session.statement_time.set(false, "statement_timeout"),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let sets = session.sets(false);
+        if !sets.is_empty() {
             settings.push(' ');
-            settings.push_str(&set);
+            settings.push_str(&sets);
         }
         let connected = match crate::tls::client_config(&tls)? {
             None => Session::connect(&config, NoTls, &settings),
@@ -650,11 +659,9 @@ impl Sql for Postgres {
     }
 
     fn begin_bounded_write(&mut self) -> JournalResult<()> {
-        self.batch(&bounded_write(self.lock_wait))?;
-        self.in_force = Limits {
-            lock_wait: Limit::Ours(self.lock_wait.max(Duration::from_millis(1))),
-            statement_time: Limit::Ours(WRITE_STATEMENT_TIME),
-        };
+        let limits = bounded_write(self.lock_wait);
+        self.batch(&format!("BEGIN; {}", limits.sets(true)))?;
+        self.in_force = limits;
         Ok(())
     }
 
@@ -675,15 +682,9 @@ impl Sql for Postgres {
                     .unless_users(MIGRATION_STATEMENT_TIME),
             },
         };
-        let sets: Vec<String> = [
-            wanted.lock_wait.set(true, "lock_timeout"),
-            wanted.statement_time.set(true, "statement_timeout"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let sets = wanted.sets(true);
         if !sets.is_empty() {
-            self.batch(&sets.join(" "))?;
+            self.batch(&sets)?;
         }
         self.in_force = wanted;
         Ok(())
