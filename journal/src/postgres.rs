@@ -129,6 +129,22 @@ struct GivenUp {
     migration_lock: bool,
 }
 
+/// Which bound the server gave a statement up on, from its error `message`: `Some(true)` for
+/// `lock_timeout` (SQLSTATE 55P03), `Some(false)` for `statement_timeout` (57014), `None` for
+/// any other error. Told by the SQLSTATE, which is the same in every language the server
+/// speaks; 57014 is also a cancel another session asked for (`pg_cancel_backend`), which an
+/// English server says ("due to user request") and is then not taken for a timeout.
+fn bound_given_up(message: &str) -> Option<bool> {
+    let rest = message.strip_prefix("PostgreSQL: ")?;
+    if rest.starts_with("55P03:") {
+        Some(true)
+    } else if rest.starts_with("57014:") && !rest.contains("due to user request") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// The value `options` (libpq's `options`: the server's command-line switches, separated by
 /// spaces, `\` escaping the next character) give the setting `name`, with `-c name=value`,
 /// `-cname=value` or `--name=value` (the server reads `-` in a name as `_`, and names in any
@@ -497,8 +513,7 @@ impl Postgres {
             self.given_up = None;
         }
         if let Err(JournalError::Database(m)) = &result {
-            let lock = m.starts_with("PostgreSQL: 55P03:");
-            if lock || m.starts_with("PostgreSQL: 57014: canceling statement due to statement") {
+            if let Some(lock) = bound_given_up(m) {
                 self.given_up = Some(GivenUp {
                     lock,
                     limit: if lock {
@@ -782,6 +797,25 @@ mod tests {
             err.contains("gssencmode=\"require\" is not supported"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bound_given_up_is_told_by_its_sqlstate_in_any_language() {
+        let english = "PostgreSQL: 57014: canceling statement due to statement timeout";
+        let german = "PostgreSQL: 57014: storniere Anfrage wegen Zeitüberschreitung der Anweisung";
+        let french = "PostgreSQL: 55P03: annulation de la requête à cause du délai écoulé pour \
+                      l'obtention des verrous";
+        assert_eq!(bound_given_up(english), Some(false));
+        assert_eq!(bound_given_up(german), Some(false));
+        assert_eq!(
+            bound_given_up("PostgreSQL: 55P03: canceling statement due to lock timeout"),
+            Some(true)
+        );
+        assert_eq!(bound_given_up(french), Some(true));
+        let cancelled = "PostgreSQL: 57014: canceling statement due to user request";
+        assert_eq!(bound_given_up(cancelled), None);
+        assert_eq!(bound_given_up("PostgreSQL: 40P01: deadlock detected"), None);
+        assert_eq!(bound_given_up("cannot connect: 57014:"), None);
     }
 
     #[test]
