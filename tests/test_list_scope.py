@@ -107,6 +107,10 @@ def entry(symbol: str, side: str = "long", contracts: float = 1.0, **info: Any) 
     }
 
 
+#: What the client adds to each Bybit list read: ccxt's own paging asked off.
+UNPAGED = {"paginate": False}
+
+
 class ScopedExchange:
     """ccxt's Bybit as far as lists go: ``fetch_positions()`` answers the USDT-settled list,
     ``fetch_positions(None, params)`` the list ``params`` name, pages of ``page`` entries with
@@ -167,7 +171,8 @@ def test_a_fresh_client_reads_the_default_list_as_ccxt_does() -> None:
     exchange = ScopedExchange(held_lists())
     client = CcxtClient(exchange)
     assert symbols(client.get_open_positions()) == {USDT["symbol"]}
-    assert exchange.requests == [None]  # fetch_positions() with no arguments, as before
+    # ccxt's default list, its own paging asked off (``NO_PAGING``)
+    assert exchange.requests == [UNPAGED]
 
 
 def test_a_symbol_the_client_dealt_with_has_its_list_read(caplog: pytest.LogCaptureFixture) -> None:
@@ -177,7 +182,7 @@ def test_a_symbol_the_client_dealt_with_has_its_list_read(caplog: pytest.LogCapt
         client.get_ticker(USDC["symbol"])
     assert "also read bybit's linear USDC positions (for BTC/USDC:USDC)" in caplog.text
     assert symbols(client.get_open_positions()) == {USDT["symbol"], USDC["symbol"]}
-    assert exchange.requests[-1] == {"subType": "linear", "settleCoin": "USDC"}
+    assert exchange.requests[-1] == {"subType": "linear", "settleCoin": "USDC", **UNPAGED}
 
 
 def test_watch_symbols_adds_each_list_once() -> None:
@@ -187,9 +192,9 @@ def test_watch_symbols_adds_each_list_once() -> None:
     client.watch_symbols(s for s in [INVERSE["symbol"]])
     assert symbols(client.get_open_positions()) == {m["symbol"] for m in (USDT, USDC, INVERSE)}
     assert exchange.requests == [
-        None,
-        {"subType": "linear", "settleCoin": "USDC"},
-        {"subType": "inverse"},
+        UNPAGED,
+        {"subType": "linear", "settleCoin": "USDC", **UNPAGED},
+        {"subType": "inverse", **UNPAGED},
     ]
 
 
@@ -199,9 +204,9 @@ def test_every_position_list_reads_each_kind_of_market_the_markets_hold() -> Non
     client = CcxtClient(exchange, every_position_list=True)
     assert symbols(client.get_open_positions()) == {m["symbol"] for m in (USDT, USDC, INVERSE)}
     assert exchange.requests == [
-        None,
-        {"subType": "linear", "settleCoin": "USDC"},
-        {"subType": "inverse"},
+        UNPAGED,
+        {"subType": "linear", "settleCoin": "USDC", **UNPAGED},
+        {"subType": "inverse", **UNPAGED},
     ]
     client.get_open_positions()
     assert len(exchange.requests) == 6  # every read reads the three lists again
@@ -284,7 +289,7 @@ def test_a_close_reads_only_its_symbols_list() -> None:
     exchange.has = {**exchange.has, "createOrder": True}
     client = CcxtClient(exchange, position_mode="oneway")
     assert client.close_position(USDC["symbol"]) is True
-    assert exchange.requests == [{"subType": "linear", "settleCoin": "USDC"}]
+    assert exchange.requests == [{"subType": "linear", "settleCoin": "USDC", **UNPAGED}]
     assert orders and orders[0][0] == USDC["symbol"] and orders[0][2] == "buy"
 
 
@@ -308,4 +313,7 @@ def test_the_manager_tells_the_client_what_it_holds(how: str) -> None:
     assert USDC["symbol"] in manager.positions, removals(manager)
     assert not removals(manager)
     # Its list is read with the very first list read (before any call names the symbol).
-    assert exchange.requests[:2] == [None, {"subType": "linear", "settleCoin": "USDC"}]
+    assert exchange.requests[:2] == [
+        UNPAGED,
+        {"subType": "linear", "settleCoin": "USDC", **UNPAGED},
+    ]

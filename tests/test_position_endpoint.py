@@ -17,6 +17,7 @@ import asyncio
 import copy
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from test_malformed_lists import (
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Payload, Request, running
 
+from position_manager_rs import PositionManager
 from position_manager_rs import _position_answers as answers
 from position_manager_rs.ccxt_client import CcxtClient
 
@@ -396,3 +398,95 @@ def test_an_asyncio_client_takes_the_position_answer_wherever_it_comes(name: str
             assert venue.requests[-1].path == ELSEWHERE
 
     with_async_client(name, body)
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> Any:
+    """``call()``'s answer, failing the test when it has not returned within ``seconds`` (its
+    thread, a daemon, is left behind)."""
+    done: list[Any] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(call())
+        except BaseException as e:  # handed to the test's thread
+            failed.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+#: Ways a user turns ccxt's own paging on: exchange-wide, or for one method.
+PAGING_ON: dict[str, Callable[[Any, str], None]] = {
+    "exchange-wide": lambda exchange, method: exchange.options.__setitem__("paginate", True),
+    "per method": lambda exchange, method: exchange.options.setdefault(method, {}).__setitem__(
+        "paginate", True
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(PAGING_ON))
+@pytest.mark.parametrize("name", ["bitget", "bybit"])
+def test_ccxts_paging_turned_on_neither_holds_nor_breaks_the_list_read(
+    name: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ccxt's ``paginate`` option on, ccxt 4.5.90's ``fetch_positions`` of Bybit and
+    Bitget calls itself again and again (each level retrying) and never returns: every cycle
+    would hang. The client reads one page per call and asks ccxt not to page
+    (``paginate: False``); the list reads, and a position closed by hand is removed."""
+    with tracking(name, 1, caplog) as book:
+        client = book.manager.client
+        assert isinstance(client, CcxtClient)
+        PAGING_ON[how](client.exchange, "fetchPositions")
+        listed = _within(30, client.get_open_positions)
+        assert sorted((p["symbol"], p["side"]) for p in listed) == sorted(
+            [(book.btc, "long"), (book.eth, "long")]
+        )
+        _within(30, book.cycle)
+        book.venue.ledger.remove(book.eth)
+        _within(30, lambda: book.cycle(2))
+        assert sorted(book.manager.positions) == [book.btc]
+        assert _verify_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("how", sorted(PAGING_ON))
+@pytest.mark.parametrize("name", VENUES)
+def test_ccxts_paging_turned_on_leaves_the_candles_one_request(name: str, how: str) -> None:
+    """ccxt 4.5.90's ``fetch_ohlcv`` reads the ``paginate`` option on nine of the ten venues;
+    on Bybit it then calls itself without end. The client's candles stay one request of
+    ``limit`` candles on every venue."""
+    with running(DIALECTS[name]()) as (venue, exchange):
+        btc = next(iter(venue.ledger.markets.values()))
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        client.get_ohlcv(btc.symbol, "1h", 50)  # markets loaded, any first-call requests made
+        PAGING_ON[how](exchange, "fetchOHLCV")
+        before = len(venue.requests)
+        candles = _within(30, lambda: client.get_ohlcv(btc.symbol, "1h", 50))
+        assert len(candles) == 50
+        assert len(venue.requests) - before == 1, [
+            (r.method, r.path) for r in venue.requests[before:]
+        ]
+        assert venue.unexpected == []
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_manager_on_an_exchange_paging_everything_opens_cycles_and_closes(name: str) -> None:
+    """``exchange.options['paginate'] = True`` set before the manager starts (a bot that wants
+    ccxt to page its own history reads): opening, the list reads, a cycle and a close all
+    return, and the close empties the venue."""
+    with running(DIALECTS[name]()) as (venue, exchange):
+        exchange.options["paginate"] = True
+        btc = next(iter(venue.ledger.markets.values()))
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=())
+        assert _within(30, lambda: manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02))
+        _within(30, lambda: list(manager.update_positions()))
+        assert list(manager.positions) == [btc.symbol]
+        assert _within(30, lambda: manager.close_position(btc.symbol)) is not None
+        assert venue.ledger.size(btc.symbol, "long") == 0
+        assert venue.unexpected == []

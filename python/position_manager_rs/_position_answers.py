@@ -604,7 +604,7 @@ _HTX_ENDPOINTS = (
 #:   ``option`` method's ``eapi/v1/position`` is not one: its entries carry ``quantity``, not
 #:   ``positionAmt``. The leverage brackets ccxt loads first (``leverageBracket``) are not one.
 #: - Bybit ``v5/position/list``, every category and settle coin, one page per request (ccxt's
-#:   ``paginate`` option makes several requests in one call).
+#:   ``paginate`` option, which would make several in one call, is asked off: ``NO_PAGING``).
 #: - OKX ``api/v5/account/positions`` (not the ``positions-history`` method).
 #: - Bitget ``api/v2/mix/position/all-position``, the unified account's
 #:   ``api/v3/position/current-position`` (after ``api/v3/account/settings``, which ccxt asks

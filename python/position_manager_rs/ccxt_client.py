@@ -621,6 +621,38 @@ def _tickers_group(market: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+#: The ccxt methods this client calls whose venue implementation reads ccxt's ``paginate``
+#: option (``exchange.options['paginate']``, or ``options[<method>]['paginate']``), by venue
+#: (read in ccxt 4.5.90's classes and the classes they derive from: ``kucoinfutures`` reads
+#: ``kucoin``'s candles). With the option on, ccxt 4.5.90's paging calls the same method again,
+#: which reads the option again: the call recurses, each level retrying, and never returns (a
+#: cycle held for ever). The client reads one page per call (it pages Bybit's list itself) and
+#: the manager asks ``limit`` candles, so these calls carry ``paginate: False``, which ccxt
+#: takes before its options and removes from the request. Other venues' methods do not read the
+#: option, and get no such parameter (it would go to the venue as an unknown one).
+NO_PAGING: dict[str, frozenset[str]] = {
+    "fetch_positions": frozenset({"bybit", "bitget"}),
+    "fetch_ohlcv": frozenset(
+        {
+            "binance",
+            "binanceusdm",
+            "binancecoinm",
+            "bybit",
+            "okx",
+            "bitget",
+            "gate",
+            "gateio",
+            "kucoin",
+            "kucoinfutures",
+            "mexc",
+            "htx",
+            "huobi",
+            "bingx",
+        }
+    ),
+}
+
+
 #: A venue's position lists (see ``list_scope``): what ccxt's ``fetch_positions()`` reads when
 #: given nothing. Venues missing here answer every market in that one list (Binance USD-M, OKX,
 #: KuCoin, MEXC).
@@ -962,7 +994,12 @@ class CcxtClient:
     def _mode_from_symbol_list(self, symbol: str) -> bool:
         """Hedge mode of ``symbol`` from the venue's list of its entries (placeholders included)."""
         try:
-            entries = self.exchange.fetch_positions([symbol])
+            paging = self._unpaged("fetch_positions", {})
+            entries = (
+                self.exchange.fetch_positions([symbol], paging)
+                if paging
+                else self.exchange.fetch_positions([symbol])
+            )
         except Exception as e:
             self._mode_unreadable(e, f" for {symbol}")
             return False
@@ -1614,6 +1651,13 @@ class CcxtClient:
             self._note(symbol)
         self._markets_seen = markets
 
+    def _unpaged(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with ``paginate: False`` where the venue's ``method`` reads ccxt's
+        ``paginate`` option (``NO_PAGING``), else ``params`` as they are."""
+        if self.venue in NO_PAGING[method]:
+            return {**params, "paginate": False}
+        return params
+
     def _fetch_page(self, params: dict[str, Any]) -> list[Any]:
         """One ``fetch_positions`` call's entries, checked against the venue's own answer: an
         answer that is not the venue's position list (``_position_answers.check_answer``: an
@@ -1626,6 +1670,7 @@ class CcxtClient:
         failed: Exception | None = None
         with answers.recording() as heard:
             try:
+                params = self._unpaged("fetch_positions", params)
                 answer = (
                     self.exchange.fetch_positions(None, params)
                     if params
@@ -2137,7 +2182,12 @@ class CcxtClient:
         """
         self._loaded_markets()
         self._note(symbol)
-        candles = self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
+        paging = self._unpaged("fetch_ohlcv", {})
+        candles = (
+            self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit, params=paging)
+            if paging
+            else self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
+        )
         return list(candles) if candles is not None else []
 
     def get_market_limits(self, symbol: str) -> dict[str, Any] | None:
