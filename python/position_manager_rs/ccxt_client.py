@@ -22,6 +22,11 @@ Failure semantics (the point of this adapter):
   answer of each ``fetch_positions`` request is checked to be the venue's position list (ccxt
   reads an HTML page or another endpoint's answer as ``[]``), and an entry whose size or side
   cannot be read is listed as presence only, never dropped as flat (docs/ccxt-client.md).
+  A price of another market is none: ``get_ticker`` raises for a ticker that names another
+  market than the one asked about (``ticker_names_other``; ccxt parses the first ticker of
+  the venue's answer, whichever it is) and, on Hyperliquid, for prices ccxt matched to their
+  markets by place in lists that do not line up; ``get_ohlcv`` raises for candles that are
+  not the timeframe's (``candle_problem``).
 * Orders: a *definitive rejection* by the exchange (a ccxt ``InvalidOrder``,
   ``InsufficientFunds`` or ``BadRequest``, including their subclasses such as ``OrderNotFound``,
   ``BadSymbol`` or ``OrderImmediatelyFillable``) returns ``None``: nothing was placed. Any other
@@ -101,12 +106,14 @@ __all__ = [
     "DEFINITIVE_REJECTIONS",
     "TERMINAL_ORDER_STATUSES",
     "CcxtClient",
+    "candle_problem",
     "close_amount",
     "entry_hedged",
     "entry_side",
     "is_async_exchange",
     "is_definitive_rejection",
     "is_duplicate_client_order_id",
+    "ticker_names_other",
 ]
 
 #: Names of the ccxt exception classes (or their ancestors) that mean "the exchange refused the
@@ -651,6 +658,123 @@ NO_PAGING: dict[str, frozenset[str]] = {
         }
     ),
 }
+
+
+#: The field of a venue's own ticker (ccxt's ``info``) that names its market by the venue's id.
+#: ccxt's ``fetch_ticker`` parses the first ticker of the venue's answer, whichever market it
+#: names: one it knows becomes that market's ticker (another ``symbol``), one it does not know
+#: becomes a ticker of the market asked about (its ``symbol``), so only this field tells.
+_TICKER_ID_FIELDS: dict[str, str] = {
+    "binance": "symbol",
+    "binanceusdm": "symbol",
+    "binancecoinm": "symbol",
+    "bybit": "symbol",
+    "okx": "instId",
+    "bitget": "symbol",
+    "gate": "contract",
+    "gateio": "contract",
+    "kucoinfutures": "symbol",
+    "kucoin": "symbol",
+    "mexc": "symbol",
+    "bingx": "symbol",
+}
+
+
+def _channel_market(heard: Iterable[answers.Heard]) -> str | None:
+    """The market id an HTX ticker answer names in its channel (``"ch":
+    "market.BTC-USDT.detail.merged"``; its ``tick`` names none), else ``None``."""
+    for one in heard:
+        answer = one.answer
+        channel = answer.get("ch") if isinstance(answer, Mapping) else None
+        if isinstance(channel, str) and channel.startswith("market."):
+            return channel.split(".")[1]
+    return None
+
+
+def _misaligned_contexts(heard: Iterable[answers.Heard]) -> str | None:
+    """Why a Hyperliquid ``metaAndAssetCtxs`` answer among ``heard`` cannot price its markets,
+    else ``None``. The answer is two lists, the markets (``universe``) and their prices
+    (contexts), matched by their place only: ccxt pairs them by index, so a context missing
+    or extra puts a market's price on its neighbour."""
+    for one in heard:
+        answer = one.answer
+        if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], Mapping)):
+            continue
+        universe, contexts = answer[0].get("universe"), answer[1]
+        if isinstance(universe, list) and (
+            not isinstance(contexts, list) or len(contexts) != len(universe)
+        ):
+            held = len(contexts) if isinstance(contexts, list) else type(contexts).__name__
+            return (
+                f"hyperliquid's metaAndAssetCtxs answer lists {len(universe)} markets and "
+                f"{held} price contexts, which are matched to them by their place only"
+            )
+    return None
+
+
+def ticker_names_other(
+    venue: str, market: Mapping[str, Any], ticker: Mapping[str, Any], heard: Iterable[Any] = ()
+) -> str | None:
+    """The market a ccxt ``ticker`` read for ``market`` says it is for when that is another
+    one, else ``None`` (the same market, or the ticker does not say): its unified ``symbol``,
+    the venue's market id in its ``info`` (``_TICKER_ID_FIELDS``), or, on HTX, the channel of
+    the answer (``heard``: the requests ``fetch_ticker`` made, ``_position_answers.Heard``)."""
+    named = ticker.get("symbol")
+    expected = market.get("symbol")
+    if isinstance(named, str) and isinstance(expected, str) and named != expected:
+        return named
+    market_id = market.get("id")
+    if not isinstance(market_id, str):
+        return None
+    field = _TICKER_ID_FIELDS.get(venue)
+    said = _info(ticker).get(field) if field is not None else None
+    if venue in ("htx", "huobi"):
+        said = _channel_market(heard)
+        if isinstance(said, str) and said.lower() == market_id.lower():
+            return None
+    if isinstance(said, str) and said != market_id:
+        return f"{venue} id {said!r}"
+    return None
+
+
+#: Seconds in one unit of a ccxt timeframe (``'1h'``) of a fixed length: months and years are not.
+_TIMEFRAME_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def _timeframe_ms(timeframe: Any) -> int | None:
+    """The length of a ccxt timeframe in milliseconds, ``None`` when it has no fixed one."""
+    if not isinstance(timeframe, str) or len(timeframe) < 2:
+        return None
+    count, unit = timeframe[:-1], timeframe[-1]
+    if not count.isdigit() or unit not in _TIMEFRAME_UNITS or int(count) == 0:
+        return None
+    return int(count) * _TIMEFRAME_UNITS[unit] * 1_000
+
+
+def candle_problem(rows: list[Any], timeframe: str) -> str | None:
+    """Why candles ccxt answered for ``timeframe`` are not that timeframe's, else ``None``: two
+    rows of one time (ccxt keeps both), rows out of time order, or two rows whose distance is
+    not a whole number of ``timeframe`` (candles of another timeframe; a gap of whole candles,
+    hours without trades, is fine). Rows without a numeric time are left to the manager's own
+    checks."""
+    step = _timeframe_ms(timeframe)
+    previous: float | None = None
+    for row in rows:
+        time = row[0] if isinstance(row, (list, tuple)) and row else None
+        if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time):
+            return None
+        if previous is not None:
+            if time == previous:
+                return f"the candle of {time!r} is in it twice"
+            if time < previous:
+                return f"its candles are out of time order ({time!r} after {previous!r})"
+            if step is not None and (time - previous) % step != 0:
+                return (
+                    f"its candles are not one per {timeframe}: two of them are "
+                    f"{(time - previous) / 1000:g} s apart"
+                )
+        previous = time
+    return None
 
 
 #: A venue's position lists (see ``list_scope``): what ccxt's ``fetch_positions()`` reads when
@@ -1217,8 +1341,9 @@ class CcxtClient:
         return isinstance(market, Mapping) and bool(market.get("inverse"))
 
     def _market_price(self, symbol: str, side: str) -> float | None:
-        """The price a market order carries on venues that need one (the ticker's)."""
-        ticker = self.exchange.fetch_ticker(symbol)
+        """The price a market order carries on venues that need one (the ticker's; one that
+        is another market's raises, ``_fetch_ticker``)."""
+        ticker = self._fetch_ticker(symbol)
         if not isinstance(ticker, Mapping):
             return None
         for key in ("ask" if side == "buy" else "bid", "last", "close"):
@@ -2126,10 +2251,41 @@ class CcxtClient:
         """
         self._loaded_markets()
         self._note(symbol)
-        ticker = self.exchange.fetch_ticker(symbol)
+        ticker = self._fetch_ticker(symbol)
         if ticker is None:
             return None
         return dict(ticker)
+
+    def _fetch_ticker(self, symbol: str) -> Any:
+        """``fetch_ticker(symbol)``, checked to be ``symbol``'s ticker: one that names another
+        market (``ticker_names_other``), or that ccxt matched to its market by place in an
+        answer whose lists do not line up (Hyperliquid, ``_misaligned_contexts``), raises
+        ``ValueError`` after a warning: its price is another market's."""
+        with answers.recording() as heard:
+            ticker = self.exchange.fetch_ticker(symbol)
+        why = _misaligned_contexts(heard) if self.venue == "hyperliquid" else None
+        if why is None and isinstance(ticker, Mapping):
+            market = self._market_of(symbol)
+            other = ticker_names_other(self.venue, market, ticker, heard) if market else None
+            if other is not None:
+                why = f"the venue answered the ticker of another market ({other})"
+        if why is not None:
+            message = f"fetch_ticker({symbol!r}): {why}; no price for {symbol} from it"
+            self.logger.warning(message)
+            raise ValueError(message)
+        return ticker
+
+    def _market_of(self, symbol: str) -> Mapping[str, Any] | None:
+        """ccxt's market of ``symbol`` (a unified symbol or, as ccxt's ``market()`` takes it,
+        a venue id), ``None`` when it has none."""
+        markets = getattr(self.exchange, "markets", None)
+        market = markets.get(symbol) if isinstance(markets, Mapping) else None
+        if market is None and callable(getattr(self.exchange, "market", None)):
+            try:
+                market = self.exchange.market(symbol)
+            except Exception:
+                return None
+        return market if isinstance(market, Mapping) else None
 
     def get_tickers(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The ccxt unified tickers of ``symbols``, ``{symbol: ticker}``, in as few requests as
@@ -2158,7 +2314,11 @@ class CcxtClient:
         failure: Exception | None = None
         for group in groups.values():
             try:
-                tickers = self.exchange.fetch_tickers(group)
+                with answers.recording() as heard:
+                    tickers = self.exchange.fetch_tickers(group)
+                why = _misaligned_contexts(heard) if self.venue == "hyperliquid" else None
+                if why is not None:
+                    raise ValueError(why)
             except Exception as e:
                 failure = failure or e
                 self.logger.warning(
@@ -2178,7 +2338,9 @@ class CcxtClient:
     def get_ohlcv(self, symbol: str, timeframe: str = "1h", limit: int = 100) -> list[Any]:
         """Candles ``[timestamp_ms, open, high, low, close, volume]``, oldest first.
 
-        ``fetch_ohlcv(symbol, timeframe, limit=limit)``; raises on failure.
+        ``fetch_ohlcv(symbol, timeframe, limit=limit)``; raises on failure, and raises
+        ``ValueError`` for candles that are not ``timeframe``'s (``candle_problem``: a time
+        twice, or two candles a distance apart that is no whole number of ``timeframe``).
         """
         self._loaded_markets()
         self._note(symbol)
@@ -2188,7 +2350,14 @@ class CcxtClient:
             if paging
             else self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
         )
-        return list(candles) if candles is not None else []
+        rows = list(candles) if candles is not None else []
+        problem = candle_problem(rows, timeframe)
+        if problem is not None:
+            raise ValueError(
+                f"fetch_ohlcv({symbol!r}, {timeframe!r}) answered candles that cannot be "
+                f"used: {problem}"
+            )
+        return rows
 
     def get_market_limits(self, symbol: str) -> dict[str, Any] | None:
         """Order-size limits of ``symbol`` from ``load_markets()``; ``None`` for an unknown symbol.
