@@ -454,6 +454,8 @@ class FakeVenue:
         # (answers left, rewrite): successful position-list answers go through ``rewrite``
         # (``rewrite_positions_next``); every answer is kept by path in ``answers``.
         self._rewrite: tuple[int, Callable[[Payload], tuple[int, Payload]] | None] = (0, None)
+        # Armed by ``rewrite_next``: [method, route, answers left, rewrite].
+        self._rewrites: list[list[Any]] = []
         self.answers: dict[tuple[str, str], Payload] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -531,6 +533,7 @@ class FakeVenue:
             self.empty_positions = 0
             self._lagged = (0, {})
             self._rewrite = (0, None)
+            self._rewrites.clear()
 
     def rewrite_positions_next(
         self, rewrite: Callable[[Payload], tuple[int, Payload]], n: int = 1
@@ -539,6 +542,21 @@ class FakeVenue:
         and a body) instead: a venue answering malformed lists, or something else."""
         with self.ledger.lock:
             self._rewrite = (n, rewrite)
+
+    def rewrite_next(
+        self,
+        method: str,
+        route: str,
+        rewrite: Callable[[Payload], tuple[int, Payload]],
+        n: int = 1,
+    ) -> None:
+        """The next ``n`` requests ``method`` on ``route`` (``Dialect.matches``) are served as
+        usual (an order is executed, a look-up finds what it finds), then answered with
+        ``rewrite(answer)`` (a status and a body) instead: the venue's answer, malformed after
+        it acted. ``answer`` is the body the venue would have sent (its error body for a
+        refusal)."""
+        with self.ledger.lock:
+            self._rewrites.append([method, route, n, rewrite])
 
     def answer_empty_positions(self, n: int = 1) -> None:
         with self.ledger.lock:
@@ -640,6 +658,16 @@ class FakeVenue:
             finally:
                 if lag:
                     self.ledger.legs = now
+            for armed in self._rewrites:
+                method, route, left, rewrite = armed
+                if (
+                    left > 0
+                    and request.method == method
+                    and _on_route(self.dialect, route, request)
+                ):
+                    armed[2] = left - 1
+                    answer = rewrite(copy.deepcopy(answer[1]))
+                    break
             if lost is not None and lost.late:
                 request.late = lost.late
                 return answer
@@ -668,6 +696,19 @@ class FakeVenue:
         if fault.status == 429:
             return self.dialect.rate_limited()
         return fault.status, f"<html><body>{fault.status} Bad Gateway</body></html>"
+
+
+def _on_route(dialect: Dialect, route: str, request: Request) -> bool:
+    """Whether ``request`` is on ``route``: ``Dialect.matches``, or a pattern whose ``*``
+    segments stand for one path segment each (``/api/v1/orders/*``)."""
+    if dialect.matches(route, request):
+        return True
+    parts, segments = route.split("/"), request.path.split("/")
+    return (
+        "*" in parts
+        and len(parts) == len(segments)
+        and all(p in ("*", seg) for p, seg in zip(parts, segments))
+    )
 
 
 def make_exchange(dialect: Dialect, base_url: str, module: Any = None, **config: Any) -> Any:

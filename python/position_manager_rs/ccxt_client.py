@@ -113,6 +113,8 @@ __all__ = [
     "is_async_exchange",
     "is_definitive_rejection",
     "is_duplicate_client_order_id",
+    "order_client_id",
+    "other_order",
     "ticker_names_other",
 ]
 
@@ -550,6 +552,39 @@ def _margin_of(entry: Mapping[str, Any]) -> str | None:
 def _info(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     info = entry.get("info")
     return info if isinstance(info, Mapping) else {}
+
+
+def order_client_id(venue: str, order: Mapping[str, Any]) -> str | None:
+    """The client order id a ccxt order names: its ``clientOrderId``, or, on MEXC futures
+    (whose ccxt parser leaves it out), the venue's own ``externalOid``; ``None`` when it names
+    none."""
+    found = order.get("clientOrderId")
+    if found is None and venue == "mexc":
+        found = _info(order).get("externalOid")
+    return None if found is None else str(found)
+
+
+def other_order(
+    order: Mapping[str, Any],
+    symbol: str,
+    order_id: Any = None,
+    client_ids: Iterable[str] = (),
+) -> str | None:
+    """What says a ccxt order answered for the order ``order_id`` (when given) on ``symbol``
+    is another order, else ``None``: another ``symbol`` (a symbol it does not name is not
+    held against it), another ``id`` or none, a ``clientOrderId`` that is none of
+    ``client_ids`` (when given; pass the id as the venue holds it and as the caller named it).
+    A venue's look-up answering another order's data is no answer about this one."""
+    found = order.get("symbol")
+    if found is not None and found != symbol:
+        return f"symbol {found}"
+    if order_id is not None and str(order.get("id")) != str(order_id):
+        return f"order id {order.get('id')!r}"
+    wanted = set(client_ids)
+    named = order.get("clientOrderId")
+    if wanted and named is not None and str(named) not in wanted:
+        return f"client order id {named}"
+    return None
 
 
 #: Venues whose ccxt ``hedged`` is read from one field without checking it (Bybit: any
@@ -1668,6 +1703,17 @@ class CcxtClient:
             return order
         if not isinstance(fetched, Mapping):
             return order
+        wire = order.get("clientOrderId")
+        ids = () if wire is None else (str(wire), self.venue_client_order_id(str(wire)))
+        other = other_order(fetched, symbol, order_id, ids)
+        if other is not None:
+            # Another order's data (a venue answering the wrong order) says nothing of this
+            # one: merged in, a cancelled order's nothing-filled read as "nothing opened".
+            self.logger.warning(
+                f"The fetch of order {order_id} on {symbol} answered another order ({other}): "
+                "its fill is reported as the order's answer gave it"
+            )
+            return order
         merged = dict(order)
         merged.update({k: v for k, v in fetched.items() if v is not None})
         if order.get("clientOrderId") is not None:
@@ -2706,14 +2752,28 @@ class CcxtClient:
         if not isinstance(order, Mapping):
             raise TypeError(f"fetch_order() answered {type(order).__name__}, not an order")
         answer = dict(order)
-        found = answer.get("clientOrderId")
-        if found is None or found == wire:
-            answer["clientOrderId"] = client_order_id
-        elif found != client_order_id:
+        found = order_client_id(self.venue, answer)
+        if found is None:
+            # An order that names no client order id cannot be told from another one (every
+            # venue of docs/ccxt-client.md names it in its answer): its "nothing filled"
+            # would read as an order never placed.
+            raise LookupError(
+                f"the look-up of order {client_order_id} on {symbol} by its client order id "
+                f"answered order {answer.get('id')!r}, which names no client order id: "
+                "cannot tell"
+            )
+        if found not in (wire, client_order_id):
             raise ValueError(
                 f"fetch_order() for client order id {client_order_id} answered order "
                 f"{answer.get('id')} with client order id {found}"
             )
+        other = other_order(answer, symbol)
+        if other is not None:
+            raise ValueError(
+                f"fetch_order() for client order id {client_order_id} on {symbol} answered "
+                f"order {answer.get('id')} of another market ({other}): cannot tell"
+            )
+        answer["clientOrderId"] = client_order_id
         return answer
 
     def wait_for_order_fill(
@@ -2740,7 +2800,18 @@ class CcxtClient:
                     f"Could not fetch status of order {order_id} on {symbol}: {_said(e)}"
                 )
             else:
-                if isinstance(order, Mapping):
+                # (an answer without an id keeps being read as the order's, as before)
+                other = (
+                    other_order(order, symbol, None if order.get("id") is None else order_id)
+                    if isinstance(order, Mapping)
+                    else None
+                )
+                if other is not None:
+                    self.logger.warning(
+                        f"The status fetch of order {order_id} on {symbol} answered another "
+                        f"order ({other}): not read"
+                    )
+                elif isinstance(order, Mapping):
                     last = {key: order.get(key) for key in _STATUS_KEYS}
                     if last["id"] is None:
                         last["id"] = order_id
@@ -2757,17 +2828,52 @@ class CcxtClient:
         """Cancel an order: ``True`` when the exchange accepted the cancellation, else ``False``.
 
         A failure (order already filled or unknown, network error, ...) is logged and gives
-        ``False``; check the order's status to learn what happened to it.
+        ``False``; so is an answer that does not confirm the cancel (``_cancel_problem``: no
+        venue answer in it — ccxt reads an HTML page, an empty body, ``null`` or ``{}`` as a
+        cancelled order —, another order, or the order still open). Check the order's status
+        to learn what happened to it.
         """
         try:
             params = self._no_retries({})
             if params:
-                self.exchange.cancel_order(order_id, symbol, params)
+                answer = self.exchange.cancel_order(order_id, symbol, params)
             else:
-                self.exchange.cancel_order(order_id, symbol)
+                answer = self.exchange.cancel_order(order_id, symbol)
         except Exception as e:
             self.logger.warning(
                 f"Could not cancel order {order_id} on {symbol}: {type(e).__name__}: {_said(e)}"
             )
             return False
+        problem = self._cancel_problem(answer, order_id, symbol)
+        if problem is not None:
+            self.logger.warning(
+                f"The cancel of order {order_id} on {symbol} is not confirmed: {problem}; "
+                "the order may still rest"
+            )
+            return False
         return True
+
+    def _cancel_problem(self, answer: Any, order_id: Any, symbol: str) -> str | None:
+        """Why ccxt's answer to a cancel does not confirm it, else ``None``. ccxt makes an order
+        of whatever the venue answered — an HTML page, an empty body, ``null``, ``{}`` (HTX
+        fills the id and a ``canceled`` status in from the request alone) — so the venue's own
+        answer (``info``) must be there: a non-empty object or list (Hyperliquid: its status
+        ``success``); an order it names must be this one, and not open."""
+        if not isinstance(answer, Mapping):
+            return f"ccxt answered {type(answer).__name__}, not an order"
+        info = answer.get("info")
+        if self.venue == "hyperliquid":
+            if info != "success":
+                return f"the venue's answer is {info!r:.80}, not its 'success'"
+        elif not (isinstance(info, (Mapping, list)) and info):
+            return f"the venue's answer is {info!r:.80}, not a cancel"
+        other = other_order(answer, symbol, None if answer.get("id") is None else order_id)
+        if other is not None:
+            return f"it names another order ({other})"
+        status = answer.get("status")
+        done = TERMINAL_ORDER_STATUSES | {"cancelled"}
+        if self.venue == "hyperliquid":
+            done = done | {"success"}  # ccxt's status of Hyperliquid's cancel answer
+        if status is not None and status not in done:
+            return f"it says the order is {status!r}"
+        return None

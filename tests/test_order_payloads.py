@@ -1,0 +1,322 @@
+"""Malformed or surprising venue answers to orders, through ccxt 4.5.90's real classes.
+
+The fake venues (``venue_sim`` + ``venue_dialects``) execute an order on their ledger, then
+answer it — or the look-ups that follow it — with bytes the venue should not have sent: an
+HTML page or an empty body with status 200, ``null``, ``{}``, an answer without an order id,
+an id of the wrong type, a ``filled`` that is negative, ``"0"``, null, a word or larger than
+ordered, a status ccxt does not know; and look-ups answering another order's data (another
+client order id, another symbol). Each case counts the venue's orders and compares what the
+manager tracks (and its events say) with the venue's ledger: the manager must never send a
+second opening order while the first may have filled, never leave a filled position
+untracked, and never book a fill that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+from venue_dialects import DIALECTS
+from venue_sim import FakeVenue, Market, Order, Payload, running
+
+from position_manager_rs import ManualClock, PositionManager
+from position_manager_rs.ccxt_client import CcxtClient
+
+pytestmark = pytest.mark.timeout(120)
+
+VENUES = sorted(DIALECTS)
+LOTS = 3
+
+
+@dataclass
+class Bot:
+    venue: FakeVenue
+    manager: PositionManager
+    clock: ManualClock
+    btc: Market
+    eth: Market
+
+    @property
+    def amount(self) -> float:
+        return LOTS * self.btc.lot
+
+    def open(self) -> bool:
+        return bool(self.manager.open_position(self.btc.symbol, "BUY", self.amount, 5, 0.02))
+
+    def cycles(self, n: int = 3) -> None:
+        for _ in range(n):
+            self.clock.advance(30)
+            list(self.manager.update_positions())
+
+    def orders(self) -> int:
+        return len(self.venue.ledger.orders_sent())
+
+    def held(self) -> float:
+        return self.venue.ledger.size(self.btc.symbol, "long")
+
+    def tracked(self) -> float | None:
+        position = self.manager.positions.get(self.btc.symbol)
+        return None if position is None else float(position.amount)
+
+    def tracks_what_the_venue_holds(self, orders: int) -> None:
+        """The manager tracks BTC at the venue's size, its events say so, no order was sent
+        beyond ``orders``, and another open of BTC sends nothing."""
+        held = self.held()
+        assert self.orders() == orders, [vars(o) for o in self.venue.ledger.orders_sent()]
+        assert self.tracked() == pytest.approx(held) if held else self.tracked() is None, (
+            self.tracked(),
+            held,
+        )
+        kinds = [(e["kind"], e["position"]["amount"]) for e in self.manager.events]
+        if held:
+            assert any(
+                kind == "opened" and amount == pytest.approx(held) for kind, amount in kinds
+            ), kinds
+        assert not any(kind in ("removed", "closed") for kind, _ in kinds), kinds
+        self.open()
+        assert self.orders() == orders, "a second opening order went out"
+        assert self.held() == pytest.approx(held)
+
+
+@contextmanager
+def bot(name: str) -> Iterator[Bot]:
+    with running(DIALECTS[name]()) as (venue, exchange):
+        btc, eth = list(venue.ledger.markets.values())[:2]
+        clock = ManualClock(datetime(2026, 12, 1))
+        client = CcxtClient(exchange, sleep=lambda s: None)
+        manager = PositionManager(client, ticker_retry_delays=(), clock=clock)
+        yield Bot(venue, manager, clock, btc, eth)
+        assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
+
+
+def _decoy(b: Bot, kind: str, client_id: str | None) -> Order:
+    """Another order the venue answers a look-up with: cancelled, nothing filled."""
+    market = b.eth if kind == "another symbol" else b.btc
+    other_id = None if kind == "no client order id" else client_id
+    if kind == "another client order id":
+        other_id = "someone-else-1"
+    return Order(
+        "6999999",
+        market.symbol,
+        "buy",
+        LOTS * market.lot,
+        None,
+        "market",
+        False,
+        "long",
+        other_id,
+        status="canceled",
+    )
+
+
+@contextmanager
+def look_ups_answer(b: Bot, kind: str, status: int = 200) -> Iterator[None]:
+    """The next order is executed; its answer is sent as usual (``status`` 200) or lost (a
+    gateway timeout), and every order look-up after it answers another order (``_decoy``)
+    until the block ends."""
+    ledger = b.venue.ledger
+    real = ledger.find
+
+    def arm(payload: Payload) -> tuple[int, Payload]:
+        decoy = _decoy(b, kind, ledger.orders_sent()[-1].client_id)
+        ledger.find = lambda order_id=None, client_id=None: decoy  # type: ignore[method-assign]
+        if status == 200:
+            return status, payload
+        return status, "<html><body>504 Gateway Time-out</body></html>"
+
+    b.venue.rewrite_next("POST", b.venue.dialect.order_route, arm)
+    try:
+        yield
+    finally:
+        ledger.find = real  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("kind", ["another client order id", "another symbol"])
+@pytest.mark.parametrize("name", VENUES)
+def test_a_fill_fetch_answering_another_order_keeps_the_position(
+    name: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The market order filled and its answer said so little that the client fetched it by its
+    id (seven of the ten venues); the fetch answered another order, cancelled with nothing
+    filled. Merged into the order's answer, that read as "nothing opened": the position was
+    left untracked and the bot's next open doubled it."""
+    with bot(name) as b, caplog.at_level(logging.WARNING):
+        with look_ups_answer(b, kind):
+            opened = b.open()
+        assert b.held() == pytest.approx(b.amount)
+        assert opened, [r.getMessage() for r in caplog.records]
+        b.cycles()
+        b.tracks_what_the_venue_holds(orders=1)
+
+
+@pytest.mark.parametrize("kind", ["another symbol", "no client order id"])
+@pytest.mark.parametrize("name", VENUES)
+def test_a_lookup_answering_another_order_keeps_the_position(
+    name: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The market order filled, its answer was lost (504), and the look-up by its client order
+    id answered another order, cancelled with nothing filled: one of another symbol carrying
+    the id, or one naming no client order id. Taken as the order, it read as "nothing opened":
+    the position was left untracked and the bot's next open doubled it."""
+    with bot(name) as b, caplog.at_level(logging.WARNING):
+        with look_ups_answer(b, kind, status=504):
+            b.open()
+        assert b.held() == pytest.approx(b.amount)
+        b.cycles()
+        b.tracks_what_the_venue_holds(orders=1)
+
+
+# ----------------------------------------------------------------- malformed order answers
+
+#: Keys of the venues' order answers holding the order's id, its filled amount, its status.
+_ID_KEYS = frozenset({"orderId", "ordId", "order_id", "id", "oid"})
+_FILL_KEYS = frozenset(
+    {"executedQty", "cumQty", "totalSz", "dealVol", "accFillSz", "trade_volume", "filledQty",
+     "left", "size"}
+)  # fmt: skip
+_STATUS_KEYS = frozenset({"status", "orderStatus", "state", "order_status"})
+_GONE = object()
+
+
+def _walk(payload: Any, keys: frozenset[str], value: Callable[[Any], Any]) -> None:
+    if isinstance(payload, dict):
+        for key in list(payload):
+            if key in keys and not isinstance(payload[key], (dict, list)):
+                new = value(payload[key])
+                if new is _GONE:
+                    del payload[key]
+                else:
+                    payload[key] = new
+            else:
+                _walk(payload[key], keys, value)
+    elif isinstance(payload, list):
+        for item in payload:
+            _walk(item, keys, value)
+
+
+def _malformed(kind: str) -> Callable[[Payload], tuple[int, Payload]]:
+    def rewrite(payload: Payload) -> tuple[int, Payload]:
+        fixed = {"html": "<html><body>OK</body></html>", "empty body": "", "null": None}
+        if kind in fixed:
+            body = fixed[kind]
+            return 200, "null" if body is None else body
+        if kind == "{}":
+            return 200, {}
+        if kind == "no order id":
+            _walk(payload, _ID_KEYS, lambda v: _GONE)
+        elif kind == "order id a dict":
+            _walk(payload, _ID_KEYS, lambda v: {"id": v})
+        elif kind.startswith("filled "):
+            raw = json.loads(kind.removeprefix("filled "))
+            _walk(payload, _FILL_KEYS, lambda v: raw)
+        elif kind.startswith("status "):
+            _walk(payload, _STATUS_KEYS, lambda v: kind.removeprefix("status "))
+        return 200, payload
+
+    return rewrite
+
+
+MALFORMED = (
+    "html",
+    "empty body",
+    "null",
+    "{}",
+    "no order id",
+    "order id a dict",
+    'filled "-1"',
+    'filled "0"',
+    "filled null",
+    'filled "abc"',
+    'filled "99999"',
+    "status PARTIALLY_FILLED_X",
+    "status new",
+    "status Cancelled",
+)
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_malformed_answer_to_an_order_that_filled_keeps_one_position(name: str) -> None:
+    """The venue executed the order, then answered it malformed: the manager tracks the one
+    position at the venue's size and never sends a second order."""
+    for kind in MALFORMED:
+        with bot(name) as b:
+            b.venue.rewrite_next("POST", b.venue.dialect.order_route, _malformed(kind))
+            b.open()
+            b.cycles()
+            try:
+                b.tracks_what_the_venue_holds(orders=1)
+            except AssertionError as e:
+                raise AssertionError(f"{name} {kind}: {e}") from None
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_malformed_answer_to_an_order_that_did_not_go_through_books_nothing(
+    name: str,
+) -> None:
+    """The venue did not execute the order and answered malformed (status 200): the manager
+    books no position and sends nothing more while the outcome is unknown; once the venue
+    says the order does not exist, the next open goes out as the one order."""
+    for kind in ("html", "empty body", "null", "{}"):
+        with bot(name) as b:
+            body = _malformed(kind)({})[1]
+            b.venue.fail_next(b.venue.dialect.order_route, 1, 200, body)
+            b.open()
+            assert b.orders() == 0 and b.tracked() is None, kind
+            kinds = [e["kind"] for e in b.manager.events]
+            assert "opened" not in kinds, (kind, kinds)
+
+
+# ----------------------------------------------------------------- cancels of limit orders
+
+
+def _cancel_answers(b: Bot, kind: str, *, cancels: bool) -> None:
+    """The venue's next cancel is answered ``_malformed(kind)``; it cancels the order when
+    ``cancels``, else leaves it resting (the venue did not take the cancel)."""
+    venue = b.venue
+    real = venue.ledger.cancel
+
+    def cancel(order_id: str) -> Order:
+        venue.ledger.cancel = real  # type: ignore[method-assign]
+        order = real(order_id) if cancels else venue.ledger.orders[str(order_id)]
+        request = venue.requests[-1]  # the cancel being served
+        venue.rewrite_next(request.method, request.path, _malformed(kind))
+        return order
+
+    venue.ledger.cancel = cancel  # type: ignore[method-assign]
+
+
+CANCEL_ANSWERS = ("html", "empty body", "null", "{}", "status new")
+
+
+@pytest.mark.parametrize("cancels", [False, True], ids=["resting", "cancelled"])
+@pytest.mark.parametrize("name", VENUES)
+def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_order(
+    name: str, cancels: bool
+) -> None:
+    """A limit open rests unfilled; its cancel is answered with a page, an empty body,
+    ``null``, ``{}`` or the order still ``new``, whether or not the venue cancelled it.
+    ccxt reads most of those as a cancelled order (HTX makes one from the request alone), and
+    the client said "cancelled": the manager sent its market order while the limit order still
+    rested, and when the price came down to it the position was larger than asked for."""
+    for kind in CANCEL_ANSWERS:
+        with bot(name) as b:
+            _cancel_answers(b, kind, cancels=cancels)
+            b.manager.open_position(
+                b.btc.symbol, "BUY", b.amount, 5, 0.02, use_limit=True, limit_offset=0.01
+            )
+            for order in b.venue.ledger.orders_sent():
+                if order.status == "open":  # the price comes down to it
+                    b.venue.ledger._fill(order, order.price or b.btc.price)
+            b.cycles(4)
+            case = f"{name} {kind} ({'cancelled' if cancels else 'resting'})"
+            # One order's worth at most (a cancel that failed may leave nothing opened), and
+            # what the venue holds is tracked.
+            assert b.held() <= b.amount + 1e-12, (case, b.held())
+            held = b.held()
+            assert b.tracked() == (pytest.approx(held) if held else None), (case, b.tracked(), held)
