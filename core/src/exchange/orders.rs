@@ -244,6 +244,13 @@ impl OrderReport {
         self.status() == Some("closed")
     }
 
+    /// The answer states a status, and it is not final (`open`, or a text ccxt does not
+    /// unify, such as a venue's `NEW` or `PARTIALLY_FILLED` in some case): by the venue's word
+    /// the order may still fill. An absent or `None` status says nothing.
+    pub fn says_open(&self) -> bool {
+        self.status().is_some_and(|s| !s.trim().is_empty()) && !self.is_final()
+    }
+
     /// The order can no longer fill (`closed`, `canceled`, `cancelled`, `expired`, `rejected`):
     /// its `filled` is final.
     pub fn is_final(&self) -> bool {
@@ -272,4 +279,34 @@ pub struct MarketLimits {
     pub amount_step: Option<f64>,
     /// Why the answer could not be read, if it could not (the limits are then ignored).
     pub problem: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_status(status: Field) -> OrderReport {
+        OrderReport {
+            status,
+            ..OrderReport::with_id("1")
+        }
+    }
+
+    #[test]
+    fn a_status_that_is_not_final_says_open() {
+        for open in ["open", "new", "NEW", "PARTIALLY_FILLED", "partially_filled"] {
+            assert!(with_status(Field::Text(open.into())).says_open(), "{open}");
+        }
+        for done in ["closed", "canceled", "cancelled", "expired", "rejected"] {
+            assert!(!with_status(Field::Text(done.into())).says_open(), "{done}");
+        }
+        for silent in [
+            Field::Absent,
+            Field::Null,
+            Field::Text(String::new()),
+            Field::Int(1),
+        ] {
+            assert!(!with_status(silent.clone()).says_open(), "{silent:?}");
+        }
+    }
 }

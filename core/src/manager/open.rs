@@ -856,16 +856,32 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     false
                 }
             };
-            let final_status = if cancelled {
-                // After a successful cancel the order is final, so its status is too. The
-                // fill's wait, not a check: a venue slow to show the cancel still gets its
-                // time, so a part filled just before it is read, not topped up on top.
+            // After a successful cancel the order is final, so its status is too. The fill's
+            // wait, not a check: a venue slow to show the cancel still gets its time, so a part
+            // filled just before it is read, not topped up on top.
+            let after_cancel = if cancelled {
                 self.order_status(symbol, &id, StatusWait::Fill)?
-                    .filter(OrderReport::is_final)
             } else {
                 None
-            }
-            .or(status.filter(OrderReport::is_final));
+            };
+            // A cancel the client reported done whose order the venue still reports open (a
+            // success answer for a cancel that did not take, or one ccxt made up from a
+            // malformed answer): the order may still fill, so it is no cancel, and no market
+            // order goes out beside it.
+            let cancelled = if after_cancel.as_ref().is_some_and(OrderReport::says_open) {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "Limit order {} for {symbol}: the cancel was reported done, but the exchange still reports the order open; taking it as not cancelled",
+                        id.text()
+                    )
+                });
+                false
+            } else {
+                cancelled
+            };
+            let final_status = after_cancel
+                .filter(OrderReport::is_final)
+                .or(status.filter(OrderReport::is_final));
             let limit_fill = |filled: f64, st: &OrderReport| Fill {
                 amount: filled,
                 price: st.average().or(report.average()).unwrap_or(limit_price),
