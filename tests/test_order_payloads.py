@@ -320,3 +320,38 @@ def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_
             assert b.held() <= b.amount + 1e-12, (case, b.held())
             held = b.held()
             assert b.tracked() == (pytest.approx(held) if held else None), (case, b.tracked(), held)
+
+
+# ------------------------------------------------------------------ closes that did nothing
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_close_the_venue_ended_with_nothing_filled_keeps_the_position(name: str) -> None:
+    """The venue took the close and ended it with nothing filled (a market order cancelled
+    or expired unfilled: no liquidity, a price band): a final answer that nothing was closed.
+    The position stays tracked, with no close booked (before: booked closed, then restored
+    when the lists showed it), and the next close goes out and closes it."""
+    with bot(name) as b:
+        assert b.open()
+        b.cycles(1)
+        ledger = b.venue.ledger
+        real = ledger._fill
+
+        def ends_unfilled(order: Order, price: float) -> None:
+            ledger._fill = real  # type: ignore[method-assign]
+            order.status = "canceled"
+            order.filled = 0.0
+
+        ledger._fill = ends_unfilled  # type: ignore[method-assign]
+        b.manager.close_position(b.btc.symbol)
+        assert b.held() == pytest.approx(b.amount)
+        assert b.tracked() == pytest.approx(b.amount)
+        kinds = [e["kind"] for e in b.manager.events]
+        assert kinds == ["opened"], kinds
+        assert b.orders() == 2
+        b.cycles(2)
+        assert b.tracked() == pytest.approx(b.amount)
+        b.manager.close_position(b.btc.symbol)
+        assert b.held() == 0 and b.tracked() is None
+        assert b.orders() == 3
+        assert [e["kind"] for e in b.manager.events] == ["opened", "closed"]

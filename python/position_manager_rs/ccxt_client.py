@@ -554,6 +554,20 @@ def _info(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     return info if isinstance(info, Mapping) else {}
 
 
+def _ended_unfilled(order: Mapping[str, Any]) -> bool:
+    """Whether a ccxt order says it ended with nothing filled: a final status other than
+    ``closed`` (``canceled``, ``expired``, ``rejected``) and ``filled`` a number that is 0. A
+    ``closed`` order with nothing filled contradicts itself and says nothing here."""
+    status = order.get("status")
+    filled = _number(order.get("filled"))
+    return (
+        isinstance(status, str)
+        and status in TERMINAL_ORDER_STATUSES | {"cancelled"}
+        and status != "closed"
+        and filled == 0
+    )
+
+
 def order_client_id(venue: str, order: Mapping[str, Any]) -> str | None:
     """The client order id a ccxt order names: its ``clientOrderId``, or, on MEXC futures
     (whose ccxt parser leaves it out), the venue's own ``externalOid``; ``None`` when it names
@@ -2651,6 +2665,14 @@ class CcxtClient:
             client_order_id,
             _margin_of(position),
         )
+        if isinstance(order, Mapping) and _ended_unfilled(order):
+            # The venue's final word: the order ended with nothing filled (a market order
+            # cancelled or expired unfilled: no liquidity, a price band). Nothing was closed.
+            self.logger.warning(
+                f"The close order of {named} ended {order.get('status')} with nothing filled: "
+                "the position is not closed"
+            )
+            return False
         if order is not None and amount >= abs(size):
             with self._state_lock:  # closed: a new position there takes ``margin_mode``
                 self._listed_margin.pop((symbol, leg), None)
