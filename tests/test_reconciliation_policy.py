@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from bot_sim import (
 )
 from helpers_clients import FakeExchange, make_manager, make_position
 
-from position_manager_rs import PositionManager
+from position_manager_rs import Journal, PositionManager
 from position_manager_rs.testing import frozen_clock
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -356,3 +357,60 @@ def test_a_failing_event_callback_is_logged_on_the_configured_logger(
     assert [(r.name, r.getMessage()) for r in caplog.records if "on_event" in r.getMessage()] == [
         ("MyBot", "on_event callback raised ZeroDivisionError: division by zero")
     ]
+
+
+def test_a_scale_in_sent_behind_a_list_lagging_a_close_by_hand_ends_the_position(
+    tmp_path: Path,
+) -> None:
+    # The venue crash run killed after answers, Hyperliquid one-way, seed 31 (300 ticks): the
+    # long was closed by hand, and the scale-in's own read of the list lagged the close (it
+    # still showed the long), so its order opened a new long on a flat venue. The next lists
+    # show fewer contracts than the book holds, at the new fill's price: no reduction of the
+    # tracked position leaves that entry. It was taken for the position resized, and the close
+    # by hand was never recorded (the journal listed one end fewer than the venue saw).
+    exchange = FakeExchange()
+    exchange.open(ETH, contracts=3.0, entry_price=100.0)
+    journal = str(tmp_path / "journal.db")
+    pm = make_manager(exchange, journal=journal, account="bot")
+    pm.positions[ETH] = make_position(ETH, amount=3.0)
+    old = pm.positions[ETH]
+    old.strategy = "breakout"
+    assert list(pm.update_positions()) == []  # a list shows it as the book has it
+    lagging = [dict(p) for p in exchange.positions.values()]
+    exchange.drop(ETH)  # closed by hand
+    exchange.set_price(ETH, 99.0)
+    exchange.on_get_open_positions = lambda: [dict(p) for p in lagging]
+    assert pm.scale_in_position(ETH, 2.0, 99.0)
+    exchange.on_get_open_positions = None
+    assert (exchange.positions[ETH]["contracts"], exchange.positions[ETH]["entryPrice"]) == (2, 99)
+    assert pm.positions[ETH] is old and old.amount == 5.0
+    assert list(pm.update_positions()) == []
+    assert pm.positions[ETH] is old and old.amount == 5.0, "one list may lag: counted"
+    assert list(pm.update_positions()) == []
+    new = pm.positions[ETH]
+    assert new is not old and (new.side, new.amount, new.entry_price) == ("long", 2.0, 99.0)
+    assert not hasattr(new, "strategy")
+    assert kinds(pm)[-2:] == [("removed", "closed_externally"), ("imported", "replaced_externally")]
+    assert "resized" not in [kind for kind, _ in kinds(pm)]
+    ended = Journal(journal).closed_positions(account="bot")
+    assert [(c["kind"], c["reason"], c["amount"]) for c in ended] == [
+        ("removed", "closed_externally", 5.0)
+    ]
+
+
+def test_a_reduction_by_hand_after_a_scale_in_stays_a_resize() -> None:
+    # The same scale-in on the live long, then halved by hand: the venue keeps the weighted
+    # entry, so the smaller listing is the position resized.
+    exchange = FakeExchange()
+    exchange.open(ETH, contracts=3.0, entry_price=100.0)
+    pm = make_manager(exchange)
+    pm.positions[ETH] = make_position(ETH, amount=3.0)
+    old = pm.positions[ETH]
+    assert list(pm.update_positions()) == []
+    exchange.set_price(ETH, 99.0)
+    assert pm.scale_in_position(ETH, 2.0, 99.0)
+    exchange.positions[ETH]["contracts"] = 2.0  # by hand
+    for _ in range(2):
+        assert list(pm.update_positions()) == []
+    assert pm.positions[ETH] is old and old.amount == 2.0
+    assert kinds(pm)[-1] == ("resized", "size_changed_externally")

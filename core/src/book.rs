@@ -156,6 +156,8 @@ pub struct FillLag {
     pub sizes: Vec<f64>,
     /// Lists in a row that showed one of them.
     pub unseen: Unseen,
+    /// The book's entry price may not be the exchange's since ([`TrackedView::entry_unsure`]).
+    pub unpriced: bool,
 }
 
 /// A position removed as closed outside the manager, or ended by the manager's own order, kept
@@ -263,9 +265,13 @@ impl UnlistedFills {
         let mut sizes = self.sizes_before;
         let extra = sizes.len().saturating_sub(FILL_LAG_SIZES);
         sizes.drain(..extra);
+        // Whether those fills were priced by the exchange is not kept: in doubt, they were not
+        // (no listing is taken to replace the position until a list shows its size again).
+        let unpriced = !sizes.is_empty();
         t.fill_lag = FillLag {
             sizes,
             unseen: Unseen::default(),
+            unpriced,
         };
     }
 }
@@ -468,6 +474,17 @@ pub struct Touched<H> {
     pub handle: H,
 }
 
+/// What an imported position follows under its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Succession {
+    /// Nothing tracked (a sync's or a reconciliation's import).
+    Nothing,
+    /// A side flip ([`Action::Flip`]).
+    Flip,
+    /// A position replaced on its own side ([`Action::Replace`]).
+    Replacement,
+}
+
 /// What applying a list did, for the caller to report (events, logs) and finish (imports,
 /// resolved opens) outside the lock.
 #[derive(Debug)]
@@ -491,6 +508,8 @@ pub enum Applied<H> {
         missing: u32,
         /// Misses in a row its removal needs.
         needed: u32,
+        /// The list shows another position on its side in its place ([`Action::Replace`]).
+        replaced: bool,
     },
     /// Removed: it is a tombstone now.
     Removed {
@@ -502,6 +521,9 @@ pub enum Applied<H> {
         reported: Reported,
         /// For a side flip: the side and size the exchange now lists.
         flipped_to: Option<(Side, f64)>,
+        /// For a position replaced on its own side ([`Action::Replace`]): the size and entry
+        /// price of the position the exchange now lists instead.
+        replaced_by: Option<(f64, f64)>,
     },
     /// Put back from a tombstone (a list shows it again, or a flip back).
     Restored {
@@ -538,8 +560,8 @@ pub enum Applied<H> {
     Import {
         /// The key.
         key: Key,
-        /// Whether it replaces a flipped-away position (the tombstone stays its predecessor).
-        after_flip: bool,
+        /// What it follows: a flipped-away or replaced position stays its predecessor.
+        after: Succession,
     },
     /// A close of the manager's is confirmed.
     CloseConfirmed {
@@ -1415,6 +1437,38 @@ impl<H: Clone> Book<H> {
         }
     }
 
+    /// Notes a scale-in of the manager's that filled on `key` (held as `position`): `priced`
+    /// says the order reported its average price (else the bot's price stood in for it), and
+    /// `before` is the position's size and entry price before it. When the fill was not priced
+    /// by the exchange, or the entry it was added to is not one a list vouched for (no fill of
+    /// the manager's since a list showed the position, and that list showed another size or
+    /// entry: the bot wrote it, or an open priced by the bot), the book's entry may not be the
+    /// exchange's ([`TrackedView::entry_unsure`]) until a list shows the position's size.
+    pub fn note_scale_in_price(
+        &self,
+        key: &str,
+        position: &SharedPosition,
+        priced: bool,
+        before: (f64, f64),
+    ) {
+        let mut inner = self.inner.lock();
+        let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) else {
+            return;
+        };
+        if !Arc::ptr_eq(&t.position, position) {
+            return;
+        }
+        let (size, entry) = before;
+        let vouched = !t.fill_lag.sizes.is_empty()
+            || t.reported.fingerprint.is_some_and(|r| {
+                reconcile::close_enough(r.contracts, size, reconcile::SIZE_TOLERANCE)
+                    && reconcile::close_enough(r.entry_price, entry, reconcile::PRICE_TOLERANCE)
+            });
+        if !priced || !vouched {
+            t.fill_lag.unpriced = true;
+        }
+    }
+
     /// Marks `key`'s size as just changed by the manager: lists requested before must not
     /// resize it. `before` is its size before the manager's order: when the position's size
     /// differs from it now (the order filled), a later list that still shows `before` may lag
@@ -1788,7 +1842,7 @@ impl<H: Clone> Book<H> {
                     if let Seen::Listed(l) = seen {
                         // Only a position with a fill to wait for reads its size (the cycle's
                         // hot path stays as it was).
-                        if !t.fill_lag.sizes.is_empty()
+                        if (!t.fill_lag.sizes.is_empty() || t.fill_lag.unpriced)
                             && !l.side_assumed
                             && reconcile::close_enough(
                                 t.position.lock().amount,
@@ -1851,11 +1905,19 @@ impl<H: Clone> Book<H> {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = missing;
                     t.missing_since = Some(since);
-                    let needed = cx.policy.removal_needs(t.unlisted_fill).0;
+                    // Listed on its own side: another position replaced it (Action::Replace),
+                    // which takes the outcome rules too.
+                    let side = own_fingerprint(&t.position.lock()).map(|f| f.side);
+                    let replaced = matches!(
+                        snap.seen(&key),
+                        Seen::Listed(l) if !l.side_assumed && Some(l.side) == side
+                    );
+                    let needed = cx.policy.removal_needs(t.unlisted_fill || replaced).0;
                     applied.push(Applied::Pending {
                         key,
                         missing,
                         needed,
+                        replaced,
                     });
                 }
             }
@@ -1867,6 +1929,7 @@ impl<H: Clone> Book<H> {
                         missing,
                         reported,
                         flipped_to: None,
+                        replaced_by: None,
                     });
                     out.slots
                         .extend(self.push_tombstone(inner, &key, t, cx.timer, None).slots);
@@ -1890,6 +1953,7 @@ impl<H: Clone> Book<H> {
                     missing,
                     reported: t.reported,
                     flipped_to: Some(new),
+                    replaced_by: None,
                 });
                 let tomb = Tombstone::new(t, cx.timer, None);
                 match predecessor {
@@ -1913,7 +1977,7 @@ impl<H: Clone> Book<H> {
                         );
                         applied.push(Applied::Import {
                             key,
-                            after_flip: true,
+                            after: Succession::Flip,
                         });
                     }
                 }
@@ -1941,7 +2005,36 @@ impl<H: Clone> Book<H> {
             Action::Import { key } => {
                 applied.push(Applied::Import {
                     key,
-                    after_flip: false,
+                    after: Succession::Nothing,
+                });
+            }
+            Action::Replace { key, missing } => {
+                let Seen::Listed(listed) = snap.seen(&key) else {
+                    return;
+                };
+                let Some(entry_price) = listed.entry_price else {
+                    return;
+                };
+                let Some(Slot::Tracked(mut t)) = take_slot(inner, &key) else {
+                    return;
+                };
+                applied.push(Applied::Removed {
+                    at: touched(&key, &t),
+                    missing,
+                    reported: t.reported,
+                    flipped_to: None,
+                    replaced_by: Some((listed.contracts, entry_price)),
+                });
+                // The replaced position is the new one's predecessor (the import takes the
+                // tombstone); a predecessor of its own (a flip's) is dropped, one is kept.
+                if let Some(p) = t.predecessor.take() {
+                    out.push(Slot::Tracked(p.entry));
+                }
+                out.slots
+                    .extend(self.push_tombstone(inner, &key, t, cx.timer, None).slots);
+                applied.push(Applied::Import {
+                    key,
+                    after: Succession::Replacement,
                 });
             }
             Action::CloseConfirmed { key, doubtful } => {
@@ -2081,6 +2174,21 @@ impl<H: Clone> Book<H> {
                     Resolution::NotExecuted => {
                         if unknown.target_bit != 0 {
                             t.position.lock().partial_exits_taken &= !unknown.target_bit;
+                        }
+                        // A scale-in settled as not executed by lists that showed another size
+                        // than before it: something else changed the position, and whether the
+                        // order added to it (and at what price) is not known, so neither is the
+                        // exchange's entry until a list shows the position's size.
+                        let other_size = matches!(
+                            cx.snapshot.seen(&key),
+                            Seen::Listed(l) if !reconcile::close_enough(
+                                l.contracts,
+                                unknown.before,
+                                reconcile::SIZE_TOLERANCE
+                            )
+                        );
+                        if unknown.op == Op::ScaleIn && other_size {
+                            t.fill_lag.unpriced = true;
                         }
                     }
                     Resolution::Executed {
@@ -2555,6 +2663,8 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             lagged_sizes: &t.fill_lag.sizes,
             lag_unseen: t.fill_lag.unseen,
             flip_back: t.flip_back,
+            reported: t.reported.fingerprint,
+            entry_unsure: t.fill_lag.unpriced,
         }),
         Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
         Slot::Closed(c) => Phase::Closed {

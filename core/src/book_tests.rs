@@ -647,7 +647,7 @@ fn a_flip_keeps_the_replaced_position_restorable() {
     let applied = apply(&book, vec![listed("A", "short", 2.0, 90.0)], Purpose::Cycle);
     assert!(matches!(
         &applied[..],
-        [Applied::Removed { flipped_to: Some((Side::Short, c)), .. }, Applied::Import { after_flip: true, .. }]
+        [Applied::Removed { flipped_to: Some((Side::Short, c)), .. }, Applied::Import { after: Succession::Flip, .. }]
             if *c == 2.0
     ));
     // The caller imports the new side; the long stays behind it as its predecessor.

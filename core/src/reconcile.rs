@@ -38,6 +38,13 @@ pub const SIZE_TOLERANCE: f64 = 1e-9;
 /// entry rounded to its tick against the manager's own average).
 pub const PRICE_TOLERANCE: f64 = 1e-6;
 
+/// Relative difference beyond which a listed entry price is not an entry the tracked position
+/// could have on the exchange ([`replaced`]): far above the rounding of a venue's average entry
+/// and of the manager's own weighted average against the venue's (a few 1e-5 at worst), so a
+/// position reduced on the exchange is never taken for another one by it; a position replaced
+/// at an entry this close to the old one's is taken for it resized, as before.
+pub const REPLACED_PRICE_TOLERANCE: f64 = 1e-3;
+
 /// Whether two positive quantities are equal within a relative tolerance.
 pub fn close_enough(a: f64, b: f64, tolerance: f64) -> bool {
     (a - b).abs() <= tolerance * a.abs().max(b.abs())
@@ -347,6 +354,43 @@ pub struct TrackedView<'a> {
     /// the flip shows it, so that side is believed only once `outcome_confirmations` lists in a
     /// row (over `outcome_grace_seconds`) show it.
     pub flip_back: Unseen,
+    /// What the exchange last listed for it (side, size and its own entry price), when a list
+    /// showed it with an entry price since it was tracked.
+    pub reported: Option<Fingerprint>,
+    /// Its own entry price may not be the exchange's: one of the manager's own fills since a
+    /// list last showed its size was priced by the bot's price (the order reported no average),
+    /// added to an entry no list vouched for, or its outcome was settled by lists that showed
+    /// another size. Until a list shows its size again, no listing is taken to replace it.
+    pub entry_unsure: bool,
+}
+
+/// Whether `listed` cannot be the tracked position `t` as the exchange could hold it after a
+/// reduction outside the manager (by hand, a partial liquidation), so that it is another
+/// position that replaced it: the old one closed outside the manager and a new one opened on
+/// the same side (by hand, or by the manager's own scale-in sent after a list that lagged the
+/// close). A reduction leaves the entry price as it was (every venue supported keeps its
+/// average entry on a partial close), and a new position's entry is its own fill price. So:
+/// the same side (not assumed), fewer contracts than the book holds, and an entry price (the
+/// list must report one) more than [`REPLACED_PRICE_TOLERANCE`] away from both the book's
+/// entry and the one the exchange last listed for it. Only when those two are known to be the
+/// exchange's: a list has shown the position with its entry (`reported`), its own fills since
+/// were priced by the exchange (not `entry_unsure`), and it is not a fill of the manager's own
+/// no list has shown yet. A larger size is never a replacement: a scale-in outside the manager
+/// moves the entry to any average its price makes. In doubt, a listing stays a resize.
+pub fn replaced(t: &TrackedView<'_>, listed: &Listed) -> bool {
+    let (Some(own), Some(reported), Some(entry)) = (t.own, t.reported, listed.entry_price) else {
+        return false;
+    };
+    let far = |price: f64| !close_enough(price, entry, REPLACED_PRICE_TOLERANCE);
+    !t.unlisted_fill
+        && !t.entry_unsure
+        && !listed.side_assumed
+        && listed.side == own.side
+        && reported.side == own.side
+        && listed.contracts < own.contracts
+        && !close_enough(own.contracts, listed.contracts, SIZE_TOLERANCE)
+        && far(own.entry_price)
+        && far(reported.entry_price)
 }
 
 /// One book key's state, as the planner sees it.
@@ -459,6 +503,16 @@ pub enum Action {
         /// The count, and when it began.
         unseen: Unseen,
     },
+    /// Listed on its own side as another position ([`replaced`]), often and long enough (the
+    /// removal rules and the outcome rules, whichever ask more: a list that lags can show an
+    /// older position): the tracked position is removed as closed outside the manager and the
+    /// listed one imported in its place (it keeps the removed one as its predecessor).
+    Replace {
+        /// The key.
+        key: Key,
+        /// Lists in a row that showed another position under the key.
+        missing: u32,
+    },
     /// A tombstoned position is listed again, unchanged or reduced meanwhile: put it back.
     Restore {
         /// The key.
@@ -553,6 +607,7 @@ impl Action {
             | Action::Remove { key, .. }
             | Action::Flip { key, .. }
             | Action::FlipBack { key, .. }
+            | Action::Replace { key, .. }
             | Action::Restore { key, .. }
             | Action::Import { key }
             | Action::CloseConfirmed { key, .. }
@@ -722,11 +777,20 @@ fn rests_on_absence(action: &Action) -> bool {
 /// The next miss of a tracked position: a removal once often and long enough (for a fill of
 /// the manager's own no list has shown yet, also by the outcome rules).
 fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
+    next_miss_by(t, cx, cx.policy.removal_needs(t.unlisted_fill))
+}
+
+/// [`next_miss`] with a removal that needs `needs` (lists in a row, over seconds).
+fn next_miss_by(
+    t: &TrackedView<'_>,
+    cx: &Context<'_>,
+    needs: (u32, f64),
+) -> (u32, Timestamp, bool) {
     let misses = Unseen {
         lists: t.missing,
         since: t.missing_since,
     };
-    let (misses, enough) = misses.one_more(cx.policy.removal_needs(t.unlisted_fill), cx.timer);
+    let (misses, enough) = misses.one_more(needs, cx.timer);
     (misses.lists, misses.since.unwrap_or(cx.timer), enough)
 }
 
@@ -859,6 +923,36 @@ fn plan_tracked(
                     since,
                 });
             }
+        }
+        Seen::Listed(l) if matches!(snap.seen(key), Seen::Listed(_)) && replaced(&t, l) => {
+            // Another position on the tracked one's side (one no reduction of it can leave):
+            // the tracked one is not listed. Nothing is confirmed (the list's entry would
+            // become the one the exchange vouched for) and nothing resized; the tracked one is
+            // replaced like a removal, and only once the outcome rules' lists show it too (a
+            // list that lags can show an older position).
+            if t.flip_back.lists > 0 {
+                actions.push(Action::FlipBack {
+                    key: key.clone(),
+                    unseen: Unseen::default(),
+                });
+            }
+            let fresh = in_reach && t.touched <= snap.requested_at;
+            if !snap.well_formed || !fresh || !cx.purpose.removes() {
+                return;
+            }
+            let (missing, since, enough) = next_miss_by(&t, cx, cx.policy.removal_needs(true));
+            actions.push(if enough {
+                Action::Replace {
+                    key: key.clone(),
+                    missing,
+                }
+            } else {
+                Action::CountMiss {
+                    key: key.clone(),
+                    missing,
+                    since,
+                }
+            });
         }
         Seen::Listed(l) => {
             actions.push(Action::Confirm { key: key.clone() });

@@ -51,6 +51,8 @@ fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
         lagged_sizes: &[],
         lag_unseen: Unseen::default(),
         flip_back: Unseen::default(),
+        reported: Some(own),
+        entry_unsure: false,
     }
 }
 
@@ -187,6 +189,222 @@ fn a_size_change_is_taken_with_the_entry_price() {
             }
         ]
     );
+}
+
+/// Hyperliquid one-way, the venue crash run killed after answers, seed 31: the book holds 0.05
+/// at 2960.52 (0.03 at 2968.77, which the last list showed, and the manager's own scale-in of
+/// 0.02 filled at 2948.14). The long had been closed by hand before the scale-in, whose list
+/// lagged the close: the scale-in opened a new long of 0.02 at its own fill price.
+fn replaced_case() -> (Fingerprint, Fingerprint, RawEntry) {
+    (
+        fp(Side::Long, 0.05, 2960.5205757),
+        fp(Side::Long, 0.03, 2968.77496496),
+        entry("ETH", "long", 0.02, 2948.13899181),
+    )
+}
+
+fn tracked_as(
+    own: Fingerprint,
+    reported: Option<Fingerprint>,
+    missing: u32,
+) -> TrackedView<'static> {
+    TrackedView {
+        reported,
+        ..tracked(1, missing, own)
+    }
+}
+
+/// The default manager's rules: one absence removes, two lists settle an outcome.
+fn managers_policy() -> Policy {
+    Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn a_same_side_position_no_reduction_can_leave_is_replaced_by_the_outcome_rules() {
+    let eth = Key::net("ETH");
+    let (own, reported, listed) = replaced_case();
+    let snap = Snapshot::read(vec![listed], 10);
+    let Seen::Listed(l) = snap.seen(&eth) else {
+        unreachable!()
+    };
+    assert!(replaced(&tracked_as(own, Some(reported), 0), l));
+    // The first such list is counted (it may lag: a list can show an older position), the
+    // book's size and entry stay.
+    let first = [KeyView {
+        key: &eth,
+        phase: Phase::Tracked(tracked_as(own, Some(reported), 0)),
+    }];
+    let plan1 = plan(
+        &first,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, managers_policy()),
+    );
+    assert_eq!(
+        plan1.actions,
+        vec![Action::CountMiss {
+            key: eth.clone(),
+            missing: 1,
+            since: NOW
+        }]
+    );
+    // The second replaces: the tracked one ends, the listed one is imported.
+    let second = [KeyView {
+        key: &eth,
+        phase: Phase::Tracked(tracked_as(own, Some(reported), 1)),
+    }];
+    let plan2 = plan(
+        &second,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, managers_policy()),
+    );
+    assert_eq!(
+        plan2.actions,
+        vec![Action::Replace {
+            key: eth.clone(),
+            missing: 2
+        }]
+    );
+    // With one list deciding everything, at once.
+    let plan = plan(
+        &first,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![Action::Replace {
+            key: eth,
+            missing: 1
+        }]
+    );
+}
+
+#[test]
+fn a_smaller_listing_a_reduction_could_leave_stays_a_resize() {
+    let eth = Key::net("ETH");
+    let (own, reported, _) = replaced_case();
+    let resize = |contracts: f64, price: f64| {
+        vec![
+            Action::Confirm { key: eth.clone() },
+            Action::Resize {
+                key: eth.clone(),
+                contracts,
+                entry_price: Some(price),
+                previous: own.contracts,
+            },
+        ]
+    };
+    let run = |view: TrackedView<'static>, raw: RawEntry, purpose: Purpose| {
+        let snap = Snapshot::read(vec![raw], 10);
+        let views = [KeyView {
+            key: &eth,
+            phase: Phase::Tracked(view),
+        }];
+        let known = |k: &str| k == "ETH";
+        plan(&views, &known, &cx(&snap, purpose, Policy::default())).actions
+    };
+    let view = tracked_as(own, Some(reported), 0);
+    // Reduced by hand: the book's entry, or the one the exchange last listed.
+    for price in [own.entry_price, reported.entry_price] {
+        let raw = entry("ETH", "long", 0.02, price);
+        assert_eq!(run(view, raw, Purpose::Cycle), resize(0.02, price));
+    }
+    // An entry within the tolerance of the book's (a venue's rounding) is the same entry.
+    let near = own.entry_price * (1.0 + REPLACED_PRICE_TOLERANCE / 2.0);
+    assert_eq!(
+        run(view, entry("ETH", "long", 0.02, near), Purpose::Cycle),
+        resize(0.02, near)
+    );
+    // Larger, at any entry: a scale-in outside the manager can make any average.
+    assert_eq!(
+        run(view, entry("ETH", "long", 0.08, 2800.0), Purpose::Cycle),
+        resize(0.08, 2800.0)
+    );
+    let smaller = || entry("ETH", "long", 0.02, 2948.13899181);
+    // No entry the exchange vouched for: in doubt, a resize.
+    assert_eq!(
+        run(tracked_as(own, None, 0), smaller(), Purpose::Cycle),
+        resize(0.02, 2948.13899181)
+    );
+    let unsure = TrackedView {
+        entry_unsure: true,
+        ..view
+    };
+    assert_eq!(
+        run(unsure, smaller(), Purpose::Cycle),
+        resize(0.02, 2948.13899181)
+    );
+    let unlisted = TrackedView {
+        unlisted_fill: true,
+        ..view
+    };
+    assert_eq!(
+        run(unlisted, smaller(), Purpose::Cycle),
+        resize(0.02, 2948.13899181)
+    );
+    // No entry listed, or a side the list assumed: nothing to tell by.
+    assert_eq!(
+        run(view, without(smaller(), "entryPrice"), Purpose::Cycle),
+        vec![
+            Action::Confirm { key: eth.clone() },
+            Action::Resize {
+                key: eth.clone(),
+                contracts: 0.02,
+                entry_price: None,
+                previous: own.contracts,
+            },
+        ]
+    );
+    assert_eq!(
+        run(view, without(smaller(), "side"), Purpose::Cycle),
+        vec![Action::Confirm { key: eth.clone() }]
+    );
+    // An order of the manager's in flight: presence only, as before.
+    let busy = TrackedView {
+        busy: Busy::Order,
+        ..view
+    };
+    assert_eq!(
+        run(busy, smaller(), Purpose::Cycle),
+        vec![Action::Confirm { key: eth.clone() }]
+    );
+    // A sync removes nothing, and does not take the other position's size (or entry) for this
+    // one: the next cycle decides.
+    assert_eq!(run(view, smaller(), Purpose::Sync), vec![]);
+}
+
+#[test]
+fn a_replacement_needs_a_well_formed_list_and_reach() {
+    let eth = Key::net("ETH");
+    let (own, reported, listed) = replaced_case();
+    let views = [KeyView {
+        key: &eth,
+        phase: Phase::Tracked(tracked_as(own, Some(reported), 0)),
+    }];
+    // A malformed entry elsewhere: the list proves no end; nothing changes.
+    let garbage = RawEntry::NotAMapping("str".into());
+    let snap = Snapshot::read(vec![listed.clone(), garbage], 10);
+    assert!(!snap.well_formed);
+    let actions = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    )
+    .actions;
+    assert_eq!(actions, vec![], "neither replaced nor taken for it resized");
+    // Requested before the position was tracked (or its size last changed by the manager): not
+    // even confirmed (its entry is not one the exchange vouched for this position).
+    let snap = Snapshot::read(vec![listed], 0);
+    let actions = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, Policy::default()),
+    )
+    .actions;
+    assert_eq!(actions, vec![]);
 }
 
 #[test]
@@ -891,7 +1109,8 @@ const SYMBOLS: [&str; 4] = ["A", "B", "C", "D"];
 /// One entry of a generated list.
 #[derive(Clone, Debug)]
 enum GenEntry {
-    Usable(usize, Side, f64),
+    /// Symbol, side, contracts and entry price.
+    Usable(usize, Side, f64, f64),
     GarbageSize(usize, Option<Side>),
     UnknownSide(usize),
     Phantom(usize),
@@ -907,9 +1126,15 @@ fn contracts() -> impl Strategy<Value = f64> {
     prop_oneof![Just(1.0), Just(2.0), Just(0.5)]
 }
 
+/// Mostly the entry every generated position has; sometimes one within
+/// [`REPLACED_PRICE_TOLERANCE`] of it (a venue's rounding), or far from it (another position).
+fn entry_price() -> impl Strategy<Value = f64> {
+    prop_oneof![3 => Just(100.0), 1 => Just(100.05), 2 => Just(104.0)]
+}
+
 fn gen_entry() -> impl Strategy<Value = GenEntry> {
     prop_oneof![
-        4 => (0..4usize, side(), contracts()).prop_map(|(s, d, c)| GenEntry::Usable(s, d, c)),
+        4 => (0..4usize, side(), contracts(), entry_price()).prop_map(|(s, d, c, p)| GenEntry::Usable(s, d, c, p)),
         1 => (0..4usize, proptest::option::of(side())).prop_map(|(s, d)| GenEntry::GarbageSize(s, d)),
         1 => (0..4usize).prop_map(GenEntry::UnknownSide),
         1 => (0..4usize).prop_map(GenEntry::Phantom),
@@ -928,7 +1153,13 @@ fn raw_of(e: &GenEntry) -> RawEntry {
     };
     let side_field = |d: Side| Field::Text(d.as_str().into());
     match e {
-        GenEntry::Usable(s, d, c) => with(*s, side_field(*d), Field::Number(*c)),
+        GenEntry::Usable(s, d, c, p) => {
+            let mut raw = with(*s, side_field(*d), Field::Number(*c));
+            if let RawEntry::Position(r) = &mut raw {
+                r.entry_price = Field::Number(*p);
+            }
+            raw
+        }
         GenEntry::GarbageSize(s, d) => with(
             *s,
             d.map_or(Field::Absent, side_field),
@@ -957,6 +1188,10 @@ enum GenPhase {
         unlisted_fill: bool,
         /// Sizes from before the manager's own fills that no list has shown superseded.
         lagged: Vec<f64>,
+        /// What the exchange last listed for it.
+        reported: Option<Fingerprint>,
+        /// Its entry may not be the exchange's.
+        entry_unsure: bool,
     },
     /// Its own fingerprint, and for the manager's own end its mark and the lists that already
     /// showed it again.
@@ -986,9 +1221,18 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
             (0..12u64, 0..12u64, 0..3u32, fingerprint()),
             (0..3u8, 0..12u64, proptest::option::of(fingerprint()), 0..3u32, any::<bool>()),
             proptest::collection::vec(contracts(), 0..3),
+            // What the exchange last listed: nothing, the position as the book holds it, or
+            // another listing (mostly on its side: it lags the manager's own fills).
+            (0..4u8, contracts(), prop::bool::weighted(0.2)),
         )
-            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged)| {
-                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged }
+            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged, (listed, size, entry_unsure))| {
+                let reported = match listed {
+                    0 => None,
+                    1 => Some(own),
+                    2 => Some(fp(own.side, size, 100.0)),
+                    _ => Some(fp(own.side.opposite(), size, 100.0)),
+                };
+                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged, reported, entry_unsure }
             }),
         1 => (fingerprint(), proptest::option::of((0..12u64, 0..3u32)))
             .prop_map(|(f, end)| GenPhase::Tombstoned(f, end)),
@@ -1100,6 +1344,8 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     unseen,
                     unlisted_fill,
                     lagged,
+                    reported,
+                    entry_unsure,
                 } => Phase::Tracked(TrackedView {
                     seq: *seq,
                     touched: *touched,
@@ -1128,6 +1374,8 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     } else {
                         Unseen::default()
                     },
+                    reported: *reported,
+                    entry_unsure: *entry_unsure,
                 }),
                 GenPhase::Tombstoned(..) => Phase::Tombstoned(tomb),
                 GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
@@ -1180,6 +1428,146 @@ fn config() -> Config {
     }
 }
 
+/// What the planner reads for `key`: a one-way key of a tracked (or closed) position whose
+/// symbol is listed with both legs is judged by its own side's leg (`plan_key`).
+fn seen_as_planned<'a>(snap: &'a Snapshot, key: &Key, phase: Option<&GenPhase>) -> Seen<'a> {
+    match (snap.seen(key), phase) {
+        (Seen::BothLegs, Some(GenPhase::Tracked { own, .. } | GenPhase::Closed(_, own, _, _))) => {
+            snap.seen(&Key::hedge(key.symbol(), own.side))
+        }
+        (seen, _) => seen,
+    }
+}
+
+/// Whether `l` is, for the generated tracked position `phase`, another position that replaced
+/// it ([`replaced`]).
+fn replaces(phase: &GenPhase, l: &Listed) -> bool {
+    let GenPhase::Tracked {
+        own,
+        unlisted_fill,
+        reported,
+        entry_unsure,
+        ..
+    } = phase
+    else {
+        return false;
+    };
+    let view = TrackedView {
+        unlisted_fill: *unlisted_fill,
+        reported: *reported,
+        entry_unsure: *entry_unsure,
+        ..tracked(0, 0, *own)
+    };
+    replaced(&view, l)
+}
+
+/// What [`Action::Replace`] may rest on, and when a listing that replaces a position must
+/// replace it (the properties `a_position_no_reduction_can_leave_replaces_by_the_removal_and_outcome_rules`
+/// and `replacements_by_the_removal_and_outcome_rules_over_replaced_books`).
+fn replacements_hold(c: &Case) -> Result<(), TestCaseError> {
+    let (snap, plan, keys) = run_case(c);
+    for action in &plan.actions {
+        if let Action::Replace { key, .. } = action {
+            let phase = phase_of(&keys, key);
+            prop_assert!(
+                matches!(phase, Some(GenPhase::Tracked { busy: 0, .. })),
+                "{action:?}"
+            );
+            let replacing =
+                matches!(snap.seen(key), Seen::Listed(l) if replaces(phase.unwrap(), l));
+            prop_assert!(replacing, "{action:?} of {:?}", snap.seen(key));
+        }
+    }
+    for (key, phase) in &keys {
+        let GenPhase::Tracked {
+            seq,
+            touched,
+            missing,
+            busy: 0,
+            ..
+        } = phase
+        else {
+            continue;
+        };
+        let Seen::Listed(l) = snap.seen(key) else {
+            continue;
+        };
+        let elsewhere =
+            c.purpose == Purpose::Verify && c.focus.is_some_and(|i| key.as_str() != SYMBOLS[i]);
+        if elsewhere || !replaces(phase, l) {
+            continue;
+        }
+        let mine: Vec<&Action> = plan.actions.iter().filter(|a| a.key() == key).collect();
+        prop_assert!(
+            !mine
+                .iter()
+                .any(|a| matches!(a, Action::Confirm { .. } | Action::Resize { .. })),
+            "{mine:?}"
+        );
+        let acts = snap.well_formed
+            && *seq <= snap.requested_at
+            && *touched <= snap.requested_at
+            && c.purpose != Purpose::Sync;
+        let needed = c.missing_confirmations.max(c.outcome_confirmations);
+        let expected = if !acts {
+            None
+        } else if missing + 1 >= needed {
+            Some(Action::Replace {
+                key: key.clone(),
+                missing: missing + 1,
+            })
+        } else {
+            Some(Action::CountMiss {
+                key: key.clone(),
+                missing: missing + 1,
+                since: NOW,
+            })
+        };
+        let decided: Vec<&Action> = mine
+            .iter()
+            .copied()
+            .filter(|a| matches!(a, Action::Replace { .. } | Action::CountMiss { .. }))
+            .collect();
+        prop_assert_eq!(decided, expected.iter().collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
+/// Cases whose tracked positions are idle, listed before with the entry the book has (at its
+/// size, or at another on its side), and mostly listed now on their side with fewer contracts
+/// at another entry.
+fn replacing_case() -> impl Strategy<Value = Case> {
+    (case(), proptest::collection::vec(any::<bool>(), 4)).prop_map(|(mut c, listed_now)| {
+        for (i, phase) in c.book.iter_mut().enumerate() {
+            let Some(GenPhase::Tracked {
+                own,
+                busy,
+                unlisted_fill,
+                reported,
+                entry_unsure,
+                ..
+            }) = phase
+            else {
+                continue;
+            };
+            *busy = 0;
+            *unlisted_fill = false;
+            *entry_unsure = false;
+            if reported.is_none_or(|r| r.side != own.side) {
+                *reported = Some(*own);
+            }
+            own.contracts = 2.0;
+            if listed_now[i] {
+                c.entries
+                    .retain(|e| !matches!(e, GenEntry::Usable(s, ..) if *s == i));
+                c.entries
+                    .insert(0, GenEntry::Usable(i, own.side, 1.0, 104.0));
+            }
+        }
+        c
+    })
+}
+
 fn phase_of<'a>(keys: &'a [(Key, GenPhase)], key: &Key) -> Option<&'a GenPhase> {
     keys.iter().find(|(k, _)| k == key).map(|(_, p)| p)
 }
@@ -1203,7 +1591,7 @@ proptest! {
         for action in &plan.actions {
             let key = action.key();
             match action {
-                Action::Remove { missing, .. } | Action::Flip { missing, .. } => {
+                Action::Remove { missing, .. } | Action::Flip { missing, .. } | Action::Replace { missing, .. } => {
                     prop_assert!(snap.well_formed, "{action:?} from a malformed list");
                     let Some(GenPhase::Tracked { seq, missing: before, .. }) = phase_of(&keys, key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
@@ -1221,9 +1609,14 @@ proptest! {
                     } else {
                         prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
                     }
+                    // Another position on the tracked one's side: the outcome rules too.
+                    if matches!(action, Action::Replace { .. }) {
+                        prop_assert!(*missing >= c.outcome_confirmations, "{action:?}");
+                    }
                 }
                 Action::Resize { .. } => {
-                    prop_assert!(matches!(snap.seen(key), Seen::Listed(l) if !l.side_assumed));
+                    let seen = seen_as_planned(&snap, key, phase_of(&keys, key));
+                    prop_assert!(matches!(seen, Seen::Listed(l) if !l.side_assumed));
                     let Some(GenPhase::Tracked { seq, touched, busy, .. }) = phase_of(&keys, key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
                     };
@@ -1260,9 +1653,14 @@ proptest! {
                     let Some(GenPhase::Tracked { missing: before, own, .. }) = phase_of(&keys, key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
                     };
+                    // Absent, listed on the other side only, or another position on its side.
+                    let phase = phase_of(&keys, key).unwrap();
                     match snap.seen(key) {
                         Seen::Absent => {}
-                        Seen::Listed(l) => prop_assert!(!l.side_assumed && l.side != own.side, "{action:?}"),
+                        Seen::Listed(l) => prop_assert!(
+                            (!l.side_assumed && l.side != own.side) || replaces(phase, l),
+                            "{action:?}"
+                        ),
                         other => return Err(TestCaseError::fail(format!("{action:?} of {other:?}"))),
                     }
                     prop_assert_eq!(*missing, before + 1);
@@ -1307,6 +1705,23 @@ proptest! {
         }
     }
 
+    /// A listing on a tracked position's side with fewer contracts at an entry no reduction of
+    /// it can leave ([`replaced`]) is another position: the tracked one is never confirmed or
+    /// resized by it, and is replaced (removed, the listing imported) only by a well-formed list
+    /// in reach, read for a cycle, a reconciliation or a verification, once it makes the removal
+    /// rules' and the outcome rules' lists in a row; until then it is counted as a miss. Every
+    /// replacement is such a listing of an idle tracked position.
+    #[test]
+    fn a_position_no_reduction_can_leave_replaces_by_the_removal_and_outcome_rules(c in case()) {
+        replacements_hold(&c)?;
+    }
+
+    /// The same over books whose tracked positions are mostly listed as another position.
+    #[test]
+    fn replacements_by_the_removal_and_outcome_rules_over_replaced_books(c in replacing_case()) {
+        replacements_hold(&c)?;
+    }
+
     /// A position the manager's own order ended is never imported again from a list that shows
     /// it (a list that may lag that order), and is restored only by `outcome_confirmations`
     /// such lists in a row, each requested after the order was settled; until then each is
@@ -1331,7 +1746,12 @@ proptest! {
             };
             // The run of lists that showed the replaced position (as `run_case` builds it).
             let unseen = if pred.is_some() && lagged.is_empty() { *unseen } else { 0 };
-            let seen = snap.seen(key);
+            // As the planner reads it: a one-way key of a symbol listed with both legs is judged
+            // by its own side's leg.
+            let seen = match snap.seen(key) {
+                Seen::BothLegs => snap.seen(&Key::hedge(key.symbol(), own.side)),
+                seen => seen,
+            };
             let back = matches!(
                 seen,
                 Seen::Listed(l) if pred.is_some_and(|p| p.matches(l) || p.reduced_to(l))
@@ -1424,7 +1844,11 @@ proptest! {
                 }
             }
             match action {
-                Action::Resize { .. } | Action::Flip { .. } => {
+                Action::Resize { .. } => {
+                    prop_assert!(matches!(seen_as_planned(&snap, key, phase), Seen::Listed(_)));
+                }
+                Action::Flip { .. } | Action::Replace { .. } => {
+                    // Applied from the key's own listing (never from a leg of a one-way key).
                     prop_assert!(matches!(snap.seen(key), Seen::Listed(_)));
                 }
                 Action::Import { .. } => {

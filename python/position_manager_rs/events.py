@@ -67,6 +67,7 @@ EventReason = Literal[
     "reconcile",
     "reported_again",
     "size_changed_externally",
+    "replaced_externally",  # imported: another position on the side of one that ended outside
     # close_unconfirmed, outcome_unknown, outcome_resolved
     "still_listed",
     "close",

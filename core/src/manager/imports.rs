@@ -32,6 +32,8 @@ pub(crate) enum Flavour {
     Sync,
     Reconcile,
     Flip,
+    /// In place of a position replaced on its own side.
+    Replacement,
 }
 
 /// How one import ended.
@@ -138,12 +140,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Flavour::Sync => "sync",
             Flavour::Reconcile => "reconcile",
             Flavour::Flip => "side_flipped",
+            Flavour::Replacement => "replaced_externally",
         };
         self.record(symbol, &position, EventKind::Imported, reason, None);
         let lev = leverage_text(leverage);
         let side = side.as_str();
         match flavour {
-            Flavour::Sync | Flavour::Flip => {
+            Flavour::Sync | Flavour::Flip | Flavour::Replacement => {
                 self.log(Channel::Main, Level::Info, || {
                     format!(
                         "Synced position: {symbol} {side} @ {}, Contracts: {}, Leverage: {lev}x, SL: {}, TP: {}",

@@ -24,7 +24,7 @@ use log::Level;
 use super::imports::{Flavour, Import};
 use super::messages::Channel;
 use super::{caught, Manager};
-use crate::book::{Applied, EndKept, Reported, Touched};
+use crate::book::{Applied, EndKept, Reported, Succession, Touched};
 use crate::clock::Timestamp;
 use crate::error::{CoreError, CoreResult};
 use crate::events::{EventKind, Evidence};
@@ -260,6 +260,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 Applied::Removed {
                     at,
                     flipped_to: None,
+                    replaced_by: None,
                     ..
                 } => Some(&at.key),
                 Applied::CloseConfirmed { key, .. } => Some(key),
@@ -333,6 +334,19 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 key,
                 missing,
                 needed,
+                replaced: true,
+            } => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange lists another position under {key}: fewer contracts at an entry a reduction of the tracked one cannot leave ({missing}/{needed}); its list may lag, so the tracked one is kept until the next lists show it too"
+                    )
+                });
+            }
+            Applied::Pending {
+                key,
+                missing,
+                needed,
+                replaced: false,
             } => {
                 self.log(Channel::Main, Level::Warn, || {
                     format!(
@@ -344,7 +358,15 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 at,
                 missing,
                 reported,
+                flipped_to: None,
+                replaced_by: Some(listed),
+            } => self.report_replaced(&at, missing, reported, listed)?,
+            Applied::Removed {
+                at,
+                missing,
+                reported,
                 flipped_to,
+                replaced_by: _,
             } => match flipped_to {
                 Some((side, contracts)) => {
                     let key = &at.key;
@@ -369,7 +391,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     );
                 }
                 None => {
-                    self.report_removal(&at, missing, reported, removal_reason)?;
+                    self.report_removal(&at, missing, reported, removal_reason, None)?;
                     report.removed.push(at.key);
                 }
             },
@@ -417,11 +439,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     None,
                 );
             }
-            Applied::Import { key, after_flip } => {
-                let flavour = match purpose {
-                    Purpose::Reconcile => Flavour::Reconcile,
-                    _ if after_flip => Flavour::Flip,
-                    _ => Flavour::Sync,
+            Applied::Import { key, after } => {
+                let flavour = match (purpose, after) {
+                    (Purpose::Reconcile, _) => Flavour::Reconcile,
+                    (_, Succession::Flip) => Flavour::Flip,
+                    (_, Succession::Replacement) => Flavour::Replacement,
+                    (_, Succession::Nothing) => Flavour::Sync,
                 };
                 match self.import_listed(&key, list, flavour)? {
                     Ok(Import::Imported) => report.imported += 1,
@@ -670,12 +693,47 @@ impl<H: Clone + Send + Sync> Manager<H> {
 
     /// Records why a position vanished, judged from the evidence: the manager's last price, the
     /// exchange's last mark price and — when a liquidation price is known — a price read now.
+    /// A position replaced on its own side ([`crate::reconcile::Action::Replace`]): its end is
+    /// reported as a removal judged by the evidence (closed outside the manager, its stop or
+    /// take-profit filled on the exchange, a liquidation), with what the exchange lists now.
+    fn report_replaced(
+        &self,
+        at: &Touched<H>,
+        missing: u32,
+        reported: Reported,
+        (contracts, entry): (f64, f64),
+    ) -> CoreResult<()> {
+        let key = &at.key;
+        let (size, own_entry) = {
+            let p = at.position.lock();
+            (p.amount, p.entry_price)
+        };
+        self.log(Channel::Main, Level::Warn, || {
+            format!(
+                "Position {key} was replaced on the exchange: it lists {} contracts at entry {}, which the tracked {} at entry {} cannot leave after a reduction; closing the tracked one and taking the new one",
+                py_repr_float(contracts),
+                format_price(entry),
+                py_repr_float(size),
+                format_price(own_entry)
+            )
+        });
+        let side = at.position.lock().side.clone();
+        self.report_removal(
+            at,
+            missing,
+            reported,
+            "closed_externally",
+            Some((side, contracts)),
+        )
+    }
+
     fn report_removal(
         &self,
         at: &Touched<H>,
         missing: u32,
         reported: Reported,
         default_reason: &'static str,
+        listed_instead: Option<(String, f64)>,
     ) -> CoreResult<()> {
         let (is_long, stop, tp, own_last) = {
             let p = at.position.lock();
@@ -711,6 +769,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
             take_profit: tp,
             missing: Some(missing),
             price_at_removal,
+            exchange_side: listed_instead.as_ref().map(|(side, _)| side.clone()),
+            exchange_contracts: listed_instead.map(|(_, contracts)| contracts),
             ..Evidence::default()
         };
         self.record_with(

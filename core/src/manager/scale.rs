@@ -270,23 +270,27 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 return Ok(matches!(resolution, Some(Resolution::Executed { .. })));
             }
         };
-        let (added, price) = match answer {
+        let (added, average) = match answer {
             Answered::Nothing => return Ok(false),
-            Answered::Filled(filled, average) => (filled, average.unwrap_or(current_price)),
+            Answered::Filled(filled, average) => (filled, average),
         };
+        let price = average.unwrap_or(current_price);
         if !self.book().holds(symbol, position) {
             self.log(Channel::Main, Level::Warn, || {
                 format!("Position {symbol} was closed during scale-in")
             });
             return Ok(false);
         }
-        let (entry, total) = {
+        let (entry, total, before) = {
             let mut p = position.lock();
+            let before = (p.amount, p.entry_price);
             // The original's arithmetic, operand for operand.
             p.entry_price = (p.amount * p.entry_price + added * price) / (p.amount + added);
             p.amount += added;
-            (p.entry_price, p.amount)
+            (p.entry_price, p.amount, before)
         };
+        self.book()
+            .note_scale_in_price(symbol, position, average.is_some(), before);
         let added_text = if added == additional {
             additional_text.to_owned()
         } else {
