@@ -594,6 +594,7 @@ DEFECT_RUNS = [
     ("bybit", True, 5, 300, "a named close's end imported again after a restart by a lagging list"),
     ("bitget", True, 15, 300, "a named close's end imported again by a list lagging the close"),
     ("gate", True, 16, 300, "a named close's end imported again after a restart by a lagging list"),
+    ("hyperliquid", False, 31, 300, "a replacement behind a lagging list taken for a resize"),
 ]
 
 

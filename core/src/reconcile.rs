@@ -368,8 +368,9 @@ pub struct TrackedView<'a> {
 /// reduction outside the manager (by hand, a partial liquidation), so that it is another
 /// position that replaced it: the old one closed outside the manager and a new one opened on
 /// the same side (by hand, or by the manager's own scale-in sent after a list that lagged the
-/// close). A reduction leaves the entry price as it was (every venue supported keeps its
-/// average entry on a partial close), and a new position's entry is its own fill price. So:
+/// close). A reduction leaves the entry price as it was (the field each supported venue's
+/// entry price comes from is an average open price, which a partial close does not move), and
+/// a new position's entry is its own fill price. So:
 /// the same side (not assumed), fewer contracts than the book holds, and an entry price (the
 /// list must report one) more than [`REPLACED_PRICE_TOLERANCE`] away from both the book's
 /// entry and the one the exchange last listed for it. Only when those two are known to be the
