@@ -716,3 +716,52 @@ fn a_reduction_by_hand_after_the_managers_scale_in_stays_a_resize() {
         assert_eq!(kinds(&m).last().unwrap().0, EventKind::Resized);
     }
 }
+
+/// A scale-in whose answer was lost, settled as not executed by lists that show another size
+/// than before it (reduced by hand meanwhile): whether the order added to the position, and at
+/// what price, is not known, so neither is the exchange's entry. The smaller listing at
+/// another entry is then the position resized, not another one.
+#[test]
+fn a_lost_scale_in_settled_by_lists_of_another_size_leaves_a_resize() {
+    let f = fake(
+        vec![listed("ETH", "long", 0.03, 2968.77496496)],
+        2948.13899181,
+    );
+    let m = manager(&f, ManagerConfig::default());
+    let old = share(PositionState::new(
+        "ETH",
+        "long",
+        2968.77496496,
+        0.03,
+        10.0,
+        2700.0,
+        Some(3300.0),
+        T0,
+    ));
+    m.book().insert("ETH", old.clone(), 1);
+    m.update_all().unwrap();
+    {
+        let mut s = f.0.lock();
+        s.market_answers
+            .push_back(Err(super::testing::network_error()));
+        // The scale-in's own read still shows the position as it was; then it is listed
+        // reduced by hand, and the scale-in may have added to it: not the old entry.
+        s.scripted
+            .push_back(Ok(vec![listed("ETH", "long", 0.03, 2968.77496496)]));
+        s.positions = vec![listed("ETH", "long", 0.02, 2955.0)];
+    }
+    assert!(!m
+        .scale_in_position("ETH", (0.02, "0.02"), 2948.13899181)
+        .unwrap());
+    for _ in 0..3 {
+        m.update_all().unwrap();
+    }
+    let (now, _) = m.book().get("ETH").expect("tracked");
+    assert!(Arc::ptr_eq(&now, &old), "{:?}", kinds(&m));
+    assert_eq!(old.lock().amount, 0.02);
+    assert!(
+        kinds(&m).contains(&(EventKind::Resized, "size_changed_externally".to_owned())),
+        "{:?}",
+        kinds(&m)
+    );
+}
