@@ -691,8 +691,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
         );
     }
 
-    /// Records why a position vanished, judged from the evidence: the manager's last price, the
-    /// exchange's last mark price and — when a liquidation price is known — a price read now.
     /// A position replaced on its own side ([`crate::reconcile::Action::Replace`]): its end is
     /// reported as a removal judged by the evidence (closed outside the manager, its stop or
     /// take-profit filled on the exchange, a liquidation), with what the exchange lists now.
@@ -727,6 +725,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
         )
     }
 
+    /// Records why a position vanished, judged from the evidence: the manager's last price, the
+    /// exchange's last mark price and — when a liquidation price is known — a price read now.
     fn report_removal(
         &self,
         at: &Touched<H>,
