@@ -376,14 +376,22 @@ pub struct TrackedView<'a> {
 /// entry and the one the exchange last listed for it. Only when those two are known to be the
 /// exchange's: a list has shown the position with its entry (`reported`), its own fills since
 /// were priced by the exchange (not `entry_unsure`), and it is not a fill of the manager's own
-/// no list has shown yet. A larger size is never a replacement: a scale-in outside the manager
-/// moves the entry to any average its price makes. In doubt, a listing stays a resize.
+/// no list has shown yet. Nor a size from before one of the manager's own fills
+/// (`lagged_sizes`): a list lagging those shows the position as it was, at an entry the book
+/// no longer keeps (between two scale-ins, say). A larger size is never a replacement: a
+/// scale-in outside the manager moves the entry to any average its price makes. In doubt, a
+/// listing stays a resize.
 pub fn replaced(t: &TrackedView<'_>, listed: &Listed) -> bool {
     let (Some(own), Some(reported), Some(entry)) = (t.own, t.reported, listed.entry_price) else {
         return false;
     };
     let far = |price: f64| !close_enough(price, entry, REPLACED_PRICE_TOLERANCE);
+    let lagged = t
+        .lagged_sizes
+        .iter()
+        .any(|size| close_enough(*size, listed.contracts, SIZE_TOLERANCE));
     !t.unlisted_fill
+        && !lagged
         && !t.entry_unsure
         && !listed.side_assumed
         && listed.side == own.side

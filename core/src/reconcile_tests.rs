@@ -377,6 +377,51 @@ fn a_smaller_listing_a_reduction_could_leave_stays_a_resize() {
 }
 
 #[test]
+fn a_size_from_before_the_managers_own_fills_is_a_lag_not_a_replacement() {
+    // Listed at 0.03 and 2968.77; two scale-ins of the manager's made 0.05 at 2960.52, then
+    // 0.07 at 2955. A list lagging the second shows 0.05 at 2960.52: an entry the book no longer
+    // keeps, far from both, at a size from before the manager's own fill. A lag, counted by the
+    // outcome rules as before, then a resize.
+    let eth = Key::net("ETH");
+    let lagged = [0.03, 0.05];
+    let view = TrackedView {
+        lagged_sizes: &lagged,
+        ..tracked_as(
+            fp(Side::Long, 0.07, 2955.0),
+            Some(fp(Side::Long, 0.03, 2968.77496496)),
+            0,
+        )
+    };
+    let snap = Snapshot::read(vec![entry("ETH", "long", 0.05, 2960.5205757)], 10);
+    let Seen::Listed(l) = snap.seen(&eth) else {
+        unreachable!()
+    };
+    assert!(!replaced(&view, l));
+    let views = [KeyView {
+        key: &eth,
+        phase: Phase::Tracked(view),
+    }];
+    let plan = plan(
+        &views,
+        &nothing_known,
+        &cx(&snap, Purpose::Cycle, managers_policy()),
+    );
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Confirm { key: eth.clone() },
+            Action::Unseen {
+                key: eth,
+                unseen: Unseen {
+                    lists: 1,
+                    since: Some(NOW)
+                }
+            }
+        ]
+    );
+}
+
+#[test]
 fn a_replacement_needs_a_well_formed_list_and_reach() {
     let eth = Key::net("ETH");
     let (own, reported, listed) = replaced_case();
@@ -1447,6 +1492,7 @@ fn replaces(phase: &GenPhase, l: &Listed) -> bool {
         unlisted_fill,
         reported,
         entry_unsure,
+        lagged,
         ..
     } = phase
     else {
@@ -1454,6 +1500,7 @@ fn replaces(phase: &GenPhase, l: &Listed) -> bool {
     };
     let view = TrackedView {
         unlisted_fill: *unlisted_fill,
+        lagged_sizes: lagged,
         reported: *reported,
         entry_unsure: *entry_unsure,
         ..tracked(0, 0, *own)
