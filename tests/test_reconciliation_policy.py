@@ -398,6 +398,65 @@ def test_a_scale_in_sent_behind_a_list_lagging_a_close_by_hand_ends_the_position
     ]
 
 
+def test_a_scale_in_that_opened_a_new_position_of_the_size_before_it_ends_the_position(
+    tmp_path: Path,
+) -> None:
+    # The venue crash run killed after answers, Binance USD-M one-way, seed 33 (300 ticks): the
+    # short's end was missed by a list that lagged it, and the bot's scale-in of as many
+    # contracts as the book held opened a new short on the flat venue. The next lists show that
+    # short: the size the book had before the fill (so it was taken for a list lagging the
+    # fill, then for the position resized), but at exactly the fill's price, which no list
+    # lagging the fill nor any reduction of the tracked position shows. The journal listed one
+    # end fewer than the venue saw.
+    exchange = FakeExchange()
+    exchange.open(ETH, side="short", contracts=2.0, entry_price=100.0)
+    journal = str(tmp_path / "journal.db")
+    pm = make_manager(exchange, journal=journal, account="bot")
+    pm.positions[ETH] = make_position(ETH, side="short", amount=2.0)
+    old = pm.positions[ETH]
+    assert list(pm.update_positions()) == []  # a list shows it as the book has it
+    lagging = [dict(p) for p in exchange.positions.values()]
+    exchange.drop(ETH)  # its end, which the list the scale-in reads lags
+    exchange.set_price(ETH, 101.0)
+    exchange.on_get_open_positions = lambda: [dict(p) for p in lagging]
+    assert pm.scale_in_position(ETH, 2.0, 101.0)
+    exchange.on_get_open_positions = None
+    assert (exchange.positions[ETH]["contracts"], exchange.positions[ETH]["entryPrice"]) == (2, 101)
+    assert pm.positions[ETH] is old and old.amount == 4.0
+    assert list(pm.update_positions()) == []
+    assert pm.positions[ETH] is old and old.amount == 4.0, "one list may lag: counted"
+    assert list(pm.update_positions()) == []
+    new = pm.positions[ETH]
+    assert new is not old and (new.side, new.amount, new.entry_price) == ("short", 2.0, 101.0)
+    assert kinds(pm)[-2:] == [("removed", "closed_externally"), ("imported", "replaced_externally")]
+    assert "resized" not in [kind for kind, _ in kinds(pm)]
+    ended = Journal(journal).closed_positions(account="bot")
+    assert [(c["kind"], c["reason"], c["amount"]) for c in ended] == [
+        ("removed", "closed_externally", 4.0)
+    ]
+
+
+def test_a_list_lagging_a_scale_in_at_the_size_before_it_stays_a_lag() -> None:
+    # The same scale-in on the live short, and lists lagging it: they show the size and entry
+    # from before the fill, a lag counted by the outcome rules and then believed (a resize),
+    # as before; the position is never replaced.
+    exchange = FakeExchange()
+    exchange.open(ETH, side="short", contracts=2.0, entry_price=100.0)
+    pm = make_manager(exchange)
+    pm.positions[ETH] = make_position(ETH, side="short", amount=2.0)
+    old = pm.positions[ETH]
+    assert list(pm.update_positions()) == []
+    lagging = [dict(p) for p in exchange.positions.values()]
+    exchange.set_price(ETH, 101.0)
+    assert pm.scale_in_position(ETH, 2.0, 101.0)
+    exchange.on_get_open_positions = lambda: [dict(p) for p in lagging]
+    for _ in range(3):
+        assert list(pm.update_positions()) == []
+    assert pm.positions[ETH] is old and old.amount == 2.0
+    assert kinds(pm)[-1] == ("resized", "size_changed_externally")
+    assert "removed" not in [kind for kind, _ in kinds(pm)]
+
+
 def test_a_reduction_by_hand_after_a_scale_in_stays_a_resize() -> None:
     # The same scale-in on the live long, then halved by hand: the venue keeps the weighted
     # entry, so the smaller listing is the position resized.

@@ -595,6 +595,14 @@ DEFECT_RUNS = [
     ("bitget", True, 15, 300, "a named close's end imported again by a list lagging the close"),
     ("gate", True, 16, 300, "a named close's end imported again after a restart by a lagging list"),
     ("hyperliquid", False, 31, 300, "a replacement behind a lagging list taken for a resize"),
+    (
+        "binanceusdm",
+        False,
+        33,
+        300,
+        "a scale-in on a close taken back by a lagging list opened a new position,"
+        " taken for a resize",
+    ),
 ]
 
 

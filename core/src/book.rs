@@ -158,6 +158,10 @@ pub struct FillLag {
     pub unseen: Unseen,
     /// The book's entry price may not be the exchange's since ([`TrackedView::entry_unsure`]).
     pub unpriced: bool,
+    /// The manager's last scale-in on it, when the exchange priced its fill and no list has
+    /// shown the position's size since ([`TrackedView::own_fill`]). Not kept over a restart
+    /// (the rule it feeds is then off until a list shows the size).
+    pub own_fill: Option<reconcile::OwnFill>,
 }
 
 /// A position removed as closed outside the manager, or ended by the manager's own order, kept
@@ -272,6 +276,7 @@ impl UnlistedFills {
             sizes,
             unseen: Unseen::default(),
             unpriced,
+            own_fill: None,
         };
     }
 }
@@ -1437,20 +1442,23 @@ impl<H: Clone> Book<H> {
         }
     }
 
-    /// Notes a scale-in of the manager's that filled on `key` (held as `position`): `priced`
-    /// says the order reported its average price (else the bot's price stood in for it), and
-    /// `before` is the position's size and entry price before it. When the fill was not priced
-    /// by the exchange, or the entry it was added to is not one a list vouched for (no fill of
-    /// the manager's since a list showed the position, and that list showed another size or
-    /// entry: the bot wrote it, or an open priced by the bot), the book's entry may not be the
-    /// exchange's ([`TrackedView::entry_unsure`]) until a list shows the position's size.
+    /// Notes a scale-in of the manager's that filled on `key` (held as `position`, its size
+    /// already the one after the fill): `average` is the fill's average price when the order
+    /// reported it (else the bot's price stood in for it), and `before` is the position's size
+    /// and entry price before it. When the fill was not priced by the exchange, or the entry it
+    /// was added to is not one a list vouched for (no fill of the manager's since a list showed
+    /// the position, and that list showed another size or entry: the bot wrote it, or an open
+    /// priced by the bot), the book's entry may not be the exchange's
+    /// ([`TrackedView::entry_unsure`]) until a list shows the position's size. A priced fill is
+    /// kept as the manager's last own fill ([`TrackedView::own_fill`]).
     pub fn note_scale_in_price(
         &self,
         key: &str,
         position: &SharedPosition,
-        priced: bool,
+        average: Option<f64>,
         before: (f64, f64),
     ) {
+        let priced = average.is_some();
         let mut inner = self.inner.lock();
         let Some(Slot::Tracked(t)) = inner.slots.get_mut(key) else {
             return;
@@ -1467,6 +1475,15 @@ impl<H: Clone> Book<H> {
         if !priced || !vouched {
             t.fill_lag.unpriced = true;
         }
+        let size_after = t.position.lock().amount;
+        t.fill_lag.own_fill = average
+            .filter(|p| p.is_finite() && *p > 0.0 && size_after > size)
+            .map(|average| reconcile::OwnFill {
+                added: size_after - size,
+                average,
+                entry_before: entry,
+                size_after,
+            });
     }
 
     /// Marks `key`'s size as just changed by the manager: lists requested before must not
@@ -2665,6 +2682,7 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             flip_back: t.flip_back,
             reported: t.reported.fingerprint,
             entry_unsure: t.fill_lag.unpriced,
+            own_fill: t.fill_lag.own_fill,
         }),
         Slot::Tombstoned(t) => Phase::Tombstoned(&t.view),
         Slot::Closed(c) => Phase::Closed {

@@ -362,6 +362,24 @@ pub struct TrackedView<'a> {
     /// added to an entry no list vouched for, or its outcome was settled by lists that showed
     /// another size. Until a list shows its size again, no listing is taken to replace it.
     pub entry_unsure: bool,
+    /// The manager's own last scale-in on it, when the exchange priced its fill (the order's
+    /// answer reported an average) and no list has shown the position's size since.
+    pub own_fill: Option<OwnFill>,
+}
+
+/// A fill of the manager's own scale-in that no list has shown yet, as the order's answer
+/// reported it ([`TrackedView::own_fill`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OwnFill {
+    /// Contracts it added.
+    pub added: f64,
+    /// Its average fill price, as the exchange reported it.
+    pub average: f64,
+    /// The book's entry price before it.
+    pub entry_before: f64,
+    /// The position's size right after it (a later change of the size of the manager's own
+    /// makes the fill no evidence any more).
+    pub size_after: f64,
 }
 
 /// Whether `listed` cannot be the tracked position `t` as the exchange could hold it after a
@@ -381,7 +399,43 @@ pub struct TrackedView<'a> {
 /// no longer keeps (between two scale-ins, say). A larger size is never a replacement: a
 /// scale-in outside the manager moves the entry to any average its price makes. In doubt, a
 /// listing stays a resize.
+///
+/// Also (see [`opened_by_own_fill`]) when the listing is exactly what the manager's own last
+/// scale-in opened on a flat exchange: that evidence holds whatever lags.
 pub fn replaced(t: &TrackedView<'_>, listed: &Listed) -> bool {
+    opened_by_own_fill(t, listed) || reduced_away(t, listed)
+}
+
+/// Whether `listed` is the position the manager's own last scale-in ([`TrackedView::own_fill`],
+/// `a` contracts at the exchange's average `p`) opened on its own, the tracked one gone before
+/// it filled: the same side (not assumed), exactly `a` contracts ([`SIZE_TOLERANCE`]) at entry
+/// `p` ([`PRICE_TOLERANCE`]: the venue's entry of a position one order opened is that order's
+/// average, the two rounded alike), fewer than the book holds (its size still the one right
+/// after that fill), while the book's entry before the fill, its entry now and the one the
+/// exchange last listed are all more than [`REPLACED_PRICE_TOLERANCE`] away from `p`, and the
+/// book's entry is the exchange's (not `entry_unsure`). No list lagging the fill can show that
+/// (it shows the size and entry from before), and no list after it can unless the tracked
+/// position was gone when the fill landed: a reduction keeps the weighted entry, far from `p`.
+pub fn opened_by_own_fill(t: &TrackedView<'_>, listed: &Listed) -> bool {
+    let (Some(own), Some(fill), Some(entry)) = (t.own, t.own_fill, listed.entry_price) else {
+        return false;
+    };
+    let far = |price: f64| !close_enough(price, fill.average, REPLACED_PRICE_TOLERANCE);
+    !t.entry_unsure
+        && !listed.side_assumed
+        && listed.side == own.side
+        && close_enough(own.contracts, fill.size_after, SIZE_TOLERANCE)
+        && listed.contracts < own.contracts
+        && !close_enough(own.contracts, listed.contracts, SIZE_TOLERANCE)
+        && close_enough(listed.contracts, fill.added, SIZE_TOLERANCE)
+        && close_enough(entry, fill.average, PRICE_TOLERANCE)
+        && far(fill.entry_before)
+        && far(own.entry_price)
+        && t.reported.is_none_or(|r| far(r.entry_price))
+}
+
+/// [`replaced`] by a reduction's evidence: the entry no reduction of the tracked one leaves.
+fn reduced_away(t: &TrackedView<'_>, listed: &Listed) -> bool {
     let (Some(own), Some(reported), Some(entry)) = (t.own, t.reported, listed.entry_price) else {
         return false;
     };

@@ -765,3 +765,135 @@ fn a_lost_scale_in_settled_by_lists_of_another_size_leaves_a_resize() {
         kinds(&m)
     );
 }
+
+/// A manager tracking ETH short 0.02 at 2913.14, shown so by a list, whose scale-in of 0.02
+/// fills at 2893.53 (its answer reports that average) while the exchange no longer holds the
+/// short: the fill opened a new one, and the lists show it (0.02 at 2893.53; 0.02 is also the
+/// size before the fill, so only the entry tells).
+fn scaled_in_on_a_gone_short() -> (Fake, Manager<u32>, SharedPosition) {
+    let entry = 2913.1399252250003;
+    // The bot's price stays at the entry: no exit target of its own fires meanwhile.
+    let f = fake(vec![listed("ETH", "short", 0.02, entry)], entry);
+    let m = manager(&f, ManagerConfig::default());
+    let old = share(PositionState::new(
+        "ETH",
+        "short",
+        entry,
+        0.02,
+        5.0,
+        3000.0,
+        Some(2645.0),
+        T0,
+    ));
+    m.book().insert("ETH", old.clone(), 1);
+    m.update_all().unwrap();
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(super::testing::report(
+            Some("s1"),
+            "closed",
+            Some(0.02),
+            Some(2893.52937459),
+        )));
+    assert!(m
+        .scale_in_position("ETH", (0.02, "0.02"), 2893.52937459)
+        .unwrap());
+    assert_eq!(old.lock().amount, 0.04);
+    (f, m, old)
+}
+
+/// Binance USD-M one-way, the venue crash run killed after answers, seed 33 (300 ticks; the
+/// journal listed 21 ends against the venue's 22): the manager's close of the short filled, a
+/// list lagging it showed the short so the close was taken back, and the bot's scale-in on the
+/// restored position opened a new short of 0.02 at its fill price on the flat venue. The lists
+/// then showed 0.02 at that price: the size from before the fill, so taken for a lag and then
+/// a resize ("0.04 -> 0.02"), and the end of the old short never recorded. Exactly the fill's
+/// size at the fill's average, far from any entry the old one had: the old one ended, and the
+/// new one is imported once the outcome rules' lists show it.
+#[test]
+fn a_scale_in_that_opened_a_new_position_on_a_flat_exchange_replaces_the_tracked_one() {
+    let (f, m, old) = scaled_in_on_a_gone_short();
+    f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2893.52937459)];
+    m.update_all().unwrap();
+    assert!(
+        Arc::ptr_eq(&m.book().get("ETH").unwrap().0, &old),
+        "one list may lag: counted, kept"
+    );
+    assert_eq!(old.lock().amount, 0.04, "not resized meanwhile");
+    m.update_all().unwrap();
+    let (new, _) = m.book().get("ETH").expect("the new short is tracked");
+    assert!(!Arc::ptr_eq(&new, &old), "{:?}", kinds(&m));
+    {
+        let p = new.lock();
+        assert_eq!((p.amount, p.entry_price), (0.02, 2893.52937459));
+    }
+    let events = m.events().all();
+    let tail: Vec<(EventKind, &str)> = events
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(|e| (e.kind, e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (EventKind::Removed, "closed_externally"),
+            (EventKind::Imported, "replaced_externally")
+        ]
+    );
+    assert_eq!(events[events.len() - 2].position.amount, 0.04);
+    assert!(
+        !kinds(&m).iter().any(|(k, _)| *k == EventKind::Resized),
+        "{:?}",
+        kinds(&m)
+    );
+}
+
+/// The same scale-in on the live short: a list lagging it shows the short as it was (0.02 at
+/// 2913.14), counted and then a resize as before; and when the answer reported no average,
+/// the fill's price is not the exchange's, so a listing at the bot's price stays a resize.
+#[test]
+fn a_list_lagging_the_managers_scale_in_or_an_unpriced_fill_stays_a_resize() {
+    let (f, m, old) = scaled_in_on_a_gone_short();
+    f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2913.1399252250003)];
+    m.update_all().unwrap();
+    m.update_all().unwrap();
+    assert!(Arc::ptr_eq(&m.book().get("ETH").unwrap().0, &old));
+    assert_eq!(old.lock().amount, 0.02);
+    assert_eq!(kinds(&m).last().unwrap().0, EventKind::Resized);
+
+    let entry = 2913.1399252250003;
+    // The bot's price stays at the entry: no exit target of its own fires meanwhile.
+    let f = fake(vec![listed("ETH", "short", 0.02, entry)], entry);
+    let m = manager(&f, ManagerConfig::default());
+    let old = share(PositionState::new(
+        "ETH",
+        "short",
+        entry,
+        0.02,
+        5.0,
+        3000.0,
+        Some(2645.0),
+        T0,
+    ));
+    m.book().insert("ETH", old.clone(), 1);
+    m.update_all().unwrap();
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(super::testing::report(
+            Some("s1"),
+            "closed",
+            Some(0.02),
+            None,
+        )));
+    assert!(m
+        .scale_in_position("ETH", (0.02, "0.02"), 2893.52937459)
+        .unwrap());
+    f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2893.52937459)];
+    m.update_all().unwrap();
+    m.update_all().unwrap();
+    assert!(Arc::ptr_eq(&m.book().get("ETH").unwrap().0, &old));
+    assert_eq!(old.lock().amount, 0.02);
+    assert_eq!(kinds(&m).last().unwrap().0, EventKind::Resized);
+}

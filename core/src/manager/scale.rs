@@ -290,7 +290,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             (p.entry_price, p.amount, before)
         };
         self.book()
-            .note_scale_in_price(symbol, position, average.is_some(), before);
+            .note_scale_in_price(symbol, position, average, before);
         let added_text = if added == additional {
             additional_text.to_owned()
         } else {
