@@ -656,18 +656,33 @@ fn scaled_in_eth(price: f64, priced: bool) -> (Fake, Manager<u32>, SharedPositio
 fn a_scale_in_sent_behind_a_list_lagging_a_close_by_hand_is_a_new_position() {
     let (f, m, old) = scaled_in_eth(2948.13899181, true);
     f.0.lock().positions = vec![listed("ETH", "long", 0.02, 2948.13899181)];
+    let removed = replaced_by_the_second_list(&m, &old, (0.05, 0.02, 2948.13899181));
+    let evidence = removed.evidence.unwrap();
+    assert_eq!(evidence.exchange_contracts, Some(0.02));
+    assert_eq!(evidence.missing, Some(2));
+}
+
+/// Two cycles over a list showing ETH replaced (`old` booked at `booked`, the listing
+/// `contracts` at `entry`): the first may lag, so `old` is counted and kept as it is; the
+/// second replaces it (removed as closed outside, the listing imported), never resized. The
+/// removal's event.
+fn replaced_by_the_second_list(
+    m: &Manager<u32>,
+    old: &SharedPosition,
+    (booked, contracts, entry): (f64, f64, f64),
+) -> crate::events::Event {
     m.update_all().unwrap();
     assert!(
-        Arc::ptr_eq(&m.book().get("ETH").unwrap().0, &old),
+        Arc::ptr_eq(&m.book().get("ETH").unwrap().0, old),
         "one list may lag: counted, kept"
     );
-    assert_eq!(old.lock().amount, 0.05, "not resized meanwhile");
+    assert_eq!(old.lock().amount, booked, "not resized meanwhile");
     m.update_all().unwrap();
-    let (new, _) = m.book().get("ETH").expect("the new long is tracked");
-    assert!(!Arc::ptr_eq(&new, &old));
+    let (new, _) = m.book().get("ETH").expect("the new position is tracked");
+    assert!(!Arc::ptr_eq(&new, old), "{:?}", kinds(m));
     {
         let p = new.lock();
-        assert_eq!((p.amount, p.entry_price), (0.02, 2948.13899181));
+        assert_eq!((p.amount, p.entry_price), (contracts, entry));
     }
     let events = m.events().all();
     let tail: Vec<(EventKind, &str)> = events
@@ -684,16 +699,14 @@ fn a_scale_in_sent_behind_a_list_lagging_a_close_by_hand_is_a_new_position() {
             (EventKind::Imported, "replaced_externally")
         ]
     );
-    let removed = &events[events.len() - 2];
-    assert_eq!(removed.position.amount, 0.05);
-    let evidence = removed.evidence.clone().unwrap();
-    assert_eq!(evidence.exchange_contracts, Some(0.02));
-    assert_eq!(evidence.missing, Some(2));
     assert!(
-        !kinds(&m).iter().any(|(k, _)| *k == EventKind::Resized),
+        !kinds(m).iter().any(|(k, _)| *k == EventKind::Resized),
         "{:?}",
-        kinds(&m)
+        kinds(m)
     );
+    let removed = events[events.len() - 2].clone();
+    assert_eq!(removed.position.amount, booked);
+    removed
 }
 
 /// The same scale-in on the live position, then a reduction by hand: the exchange keeps the
@@ -767,10 +780,10 @@ fn a_lost_scale_in_settled_by_lists_of_another_size_leaves_a_resize() {
 }
 
 /// A manager tracking ETH short 0.02 at 2913.14, shown so by a list, whose scale-in of 0.02
-/// fills at 2893.53 (its answer reports that average) while the exchange no longer holds the
-/// short: the fill opened a new one, and the lists show it (0.02 at 2893.53; 0.02 is also the
-/// size before the fill, so only the entry tells).
-fn scaled_in_on_a_gone_short() -> (Fake, Manager<u32>, SharedPosition) {
+/// fills at 2893.53 (its answer reports `average`: that price, or none) while the exchange no
+/// longer holds the short: the fill opened a new one, and the lists show it (0.02 at 2893.53;
+/// 0.02 is also the size before the fill, so only the entry tells).
+fn scaled_in_on_a_gone_short(average: Option<f64>) -> (Fake, Manager<u32>, SharedPosition) {
     let entry = 2913.1399252250003;
     // The bot's price stays at the entry: no exit target of its own fires meanwhile.
     let f = fake(vec![listed("ETH", "short", 0.02, entry)], entry);
@@ -793,7 +806,7 @@ fn scaled_in_on_a_gone_short() -> (Fake, Manager<u32>, SharedPosition) {
             Some("s1"),
             "closed",
             Some(0.02),
-            Some(2893.52937459),
+            average,
         )));
     assert!(m
         .scale_in_position("ETH", (0.02, "0.02"), 2893.52937459)
@@ -812,42 +825,9 @@ fn scaled_in_on_a_gone_short() -> (Fake, Manager<u32>, SharedPosition) {
 /// new one is imported once the outcome rules' lists show it.
 #[test]
 fn a_scale_in_that_opened_a_new_position_on_a_flat_exchange_replaces_the_tracked_one() {
-    let (f, m, old) = scaled_in_on_a_gone_short();
+    let (f, m, old) = scaled_in_on_a_gone_short(Some(2893.52937459));
     f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2893.52937459)];
-    m.update_all().unwrap();
-    assert!(
-        Arc::ptr_eq(&m.book().get("ETH").unwrap().0, &old),
-        "one list may lag: counted, kept"
-    );
-    assert_eq!(old.lock().amount, 0.04, "not resized meanwhile");
-    m.update_all().unwrap();
-    let (new, _) = m.book().get("ETH").expect("the new short is tracked");
-    assert!(!Arc::ptr_eq(&new, &old), "{:?}", kinds(&m));
-    {
-        let p = new.lock();
-        assert_eq!((p.amount, p.entry_price), (0.02, 2893.52937459));
-    }
-    let events = m.events().all();
-    let tail: Vec<(EventKind, &str)> = events
-        .iter()
-        .rev()
-        .take(2)
-        .rev()
-        .map(|e| (e.kind, e.reason.as_str()))
-        .collect();
-    assert_eq!(
-        tail,
-        [
-            (EventKind::Removed, "closed_externally"),
-            (EventKind::Imported, "replaced_externally")
-        ]
-    );
-    assert_eq!(events[events.len() - 2].position.amount, 0.04);
-    assert!(
-        !kinds(&m).iter().any(|(k, _)| *k == EventKind::Resized),
-        "{:?}",
-        kinds(&m)
-    );
+    replaced_by_the_second_list(&m, &old, (0.04, 0.02, 2893.52937459));
 }
 
 /// The same scale-in on the live short: a list lagging it shows the short as it was (0.02 at
@@ -855,7 +835,7 @@ fn a_scale_in_that_opened_a_new_position_on_a_flat_exchange_replaces_the_tracked
 /// the fill's price is not the exchange's, so a listing at the bot's price stays a resize.
 #[test]
 fn a_list_lagging_the_managers_scale_in_or_an_unpriced_fill_stays_a_resize() {
-    let (f, m, old) = scaled_in_on_a_gone_short();
+    let (f, m, old) = scaled_in_on_a_gone_short(Some(2893.52937459));
     f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2913.1399252250003)];
     m.update_all().unwrap();
     m.update_all().unwrap();
@@ -863,33 +843,7 @@ fn a_list_lagging_the_managers_scale_in_or_an_unpriced_fill_stays_a_resize() {
     assert_eq!(old.lock().amount, 0.02);
     assert_eq!(kinds(&m).last().unwrap().0, EventKind::Resized);
 
-    let entry = 2913.1399252250003;
-    // The bot's price stays at the entry: no exit target of its own fires meanwhile.
-    let f = fake(vec![listed("ETH", "short", 0.02, entry)], entry);
-    let m = manager(&f, ManagerConfig::default());
-    let old = share(PositionState::new(
-        "ETH",
-        "short",
-        entry,
-        0.02,
-        5.0,
-        3000.0,
-        Some(2645.0),
-        T0,
-    ));
-    m.book().insert("ETH", old.clone(), 1);
-    m.update_all().unwrap();
-    f.0.lock()
-        .market_answers
-        .push_back(Ok(super::testing::report(
-            Some("s1"),
-            "closed",
-            Some(0.02),
-            None,
-        )));
-    assert!(m
-        .scale_in_position("ETH", (0.02, "0.02"), 2893.52937459)
-        .unwrap());
+    let (f, m, old) = scaled_in_on_a_gone_short(None);
     f.0.lock().positions = vec![listed("ETH", "short", 0.02, 2893.52937459)];
     m.update_all().unwrap();
     m.update_all().unwrap();
