@@ -126,6 +126,8 @@ DEFINITIVE_REJECTIONS: frozenset[str] = frozenset(
 
 #: ccxt order statuses after which an order never fills any further.
 TERMINAL_ORDER_STATUSES: frozenset[str] = frozenset({"closed", "canceled", "expired", "rejected"})
+#: ``TERMINAL_ORDER_STATUSES`` with the British spelling some venues' answers keep.
+_ENDED_STATUSES: frozenset[str] = TERMINAL_ORDER_STATUSES | {"cancelled"}
 
 # ccxt's ``precisionMode`` values (ccxt.base.decimal_to_precision), copied so that this module
 # does not import ccxt.
@@ -561,10 +563,7 @@ def _ended_unfilled(order: Mapping[str, Any]) -> bool:
     status = order.get("status")
     filled = _number(order.get("filled"))
     return (
-        isinstance(status, str)
-        and status in TERMINAL_ORDER_STATUSES | {"cancelled"}
-        and status != "closed"
-        and filled == 0
+        isinstance(status, str) and status in _ENDED_STATUSES and status != "closed" and filled == 0
     )
 
 
@@ -2893,7 +2892,7 @@ class CcxtClient:
         if other is not None:
             return f"it names another order ({other})"
         status = answer.get("status")
-        done = TERMINAL_ORDER_STATUSES | {"cancelled"}
+        done = _ENDED_STATUSES
         if self.venue == "hyperliquid":
             done = done | {"success"}  # ccxt's status of Hyperliquid's cancel answer
         if status is not None and status not in done:

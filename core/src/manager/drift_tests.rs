@@ -612,37 +612,56 @@ fn closes_sent(f: &Fake) -> Vec<String> {
         .collect()
 }
 
-/// A manager tracking ETH long 0.03 at 2968.77 (stops 2700 / 3300), shown so by a list, that
-/// then scales in 0.02 at `price` (the order's answer reports its average when `priced`),
-/// while the list its scale-in reads still shows the 0.03.
-fn scaled_in_eth(price: f64, priced: bool) -> (Fake, Manager<u32>, SharedPosition) {
-    let f = fake(vec![listed("ETH", "long", 0.03, 2968.77496496)], price);
+/// A manager tracking ETH `side` 0.02 or 0.03 (as `held` says: size, entry, leverage, stop,
+/// take profit), shown so by a list, its bot's price `bot_price`, that scales in 0.02 at
+/// `scale_price`; `answer`, when given, is the average the order's answer reports (else the
+/// fake's own answer). The list its scale-in reads still shows the position.
+fn scaled_in(
+    side: &str,
+    held: (f64, f64, f64, f64, f64),
+    bot_price: f64,
+    answer: Option<Option<f64>>,
+    scale_price: f64,
+) -> (Fake, Manager<u32>, SharedPosition) {
+    let (size, entry, leverage, stop, take_profit) = held;
+    let f = fake(vec![listed("ETH", side, size, entry)], bot_price);
     let m = manager(&f, ManagerConfig::default());
     let old = share(PositionState::new(
         "ETH",
-        "long",
-        2968.77496496,
-        0.03,
-        10.0,
-        2700.0,
-        Some(3300.0),
+        side,
+        entry,
+        size,
+        leverage,
+        stop,
+        Some(take_profit),
         T0,
     ));
     m.book().insert("ETH", old.clone(), 1);
     m.update_all().unwrap();
-    if !priced {
+    if let Some(average) = answer {
         f.0.lock()
             .market_answers
             .push_back(Ok(super::testing::report(
                 Some("s1"),
                 "closed",
                 Some(0.02),
-                None,
+                average,
             )));
     }
-    assert!(m.scale_in_position("ETH", (0.02, "0.02"), price).unwrap());
-    assert_eq!(old.lock().amount, 0.05);
+    assert!(m
+        .scale_in_position("ETH", (0.02, "0.02"), scale_price)
+        .unwrap());
+    assert_eq!(old.lock().amount, size + 0.02);
     (f, m, old)
+}
+
+/// A manager tracking ETH long 0.03 at 2968.77 (stops 2700 / 3300), shown so by a list, that
+/// then scales in 0.02 at `price` (the order's answer reports its average when `priced`),
+/// while the list its scale-in reads still shows the 0.03.
+fn scaled_in_eth(price: f64, priced: bool) -> (Fake, Manager<u32>, SharedPosition) {
+    let answer = (!priced).then_some(None);
+    let held = (0.03, 2968.77496496, 10.0, 2700.0, 3300.0);
+    scaled_in("long", held, price, answer, price)
 }
 
 /// Hyperliquid one-way, the venue crash run killed after answers, seed 31 (300 ticks): the
@@ -782,37 +801,12 @@ fn a_lost_scale_in_settled_by_lists_of_another_size_leaves_a_resize() {
 /// A manager tracking ETH short 0.02 at 2913.14, shown so by a list, whose scale-in of 0.02
 /// fills at 2893.53 (its answer reports `average`: that price, or none) while the exchange no
 /// longer holds the short: the fill opened a new one, and the lists show it (0.02 at 2893.53;
-/// 0.02 is also the size before the fill, so only the entry tells).
+/// 0.02 is also the size before the fill, so only the entry tells). The bot's price stays at
+/// the entry: no exit target of its own fires meanwhile.
 fn scaled_in_on_a_gone_short(average: Option<f64>) -> (Fake, Manager<u32>, SharedPosition) {
     let entry = 2913.1399252250003;
-    // The bot's price stays at the entry: no exit target of its own fires meanwhile.
-    let f = fake(vec![listed("ETH", "short", 0.02, entry)], entry);
-    let m = manager(&f, ManagerConfig::default());
-    let old = share(PositionState::new(
-        "ETH",
-        "short",
-        entry,
-        0.02,
-        5.0,
-        3000.0,
-        Some(2645.0),
-        T0,
-    ));
-    m.book().insert("ETH", old.clone(), 1);
-    m.update_all().unwrap();
-    f.0.lock()
-        .market_answers
-        .push_back(Ok(super::testing::report(
-            Some("s1"),
-            "closed",
-            Some(0.02),
-            average,
-        )));
-    assert!(m
-        .scale_in_position("ETH", (0.02, "0.02"), 2893.52937459)
-        .unwrap());
-    assert_eq!(old.lock().amount, 0.04);
-    (f, m, old)
+    let held = (0.02, entry, 5.0, 3000.0, 2645.0);
+    scaled_in("short", held, entry, Some(average), 2893.52937459)
 }
 
 /// Binance USD-M one-way, the venue crash run killed after answers, seed 33 (300 ticks; the
