@@ -225,3 +225,24 @@ def test_hyperliquid_adds_to_a_position_in_the_other_mode_at_its_own_mode(
             if r.params.get("action", {}).get("type") == "updateLeverage"
         ]
         assert [a["isCross"] for a in actions] == [not account_cross]
+
+
+@pytest.mark.parametrize("hedged", [False], ids=["oneway"])
+def test_a_one_way_order_on_the_other_side_names_the_held_positions_mode(
+    world: tuple[FakeVenue, CcxtClient, Market], name: str, account_cross: bool
+) -> None:
+    """One-way mode: the list shows a long in the other mode than the account's (a reversal by
+    hand, as the venue crash run's MEXC seed 36 met it), and an order for the short side goes
+    out before the manager has taken the flip in (the bot's scale-in of the short its book
+    still holds). In one-way mode that order acts on the long, so it must name the long's mode:
+    named in the account's, the venue refused it (MEXC, Bitget) or opened a second position
+    beside the long (OKX, HTX)."""
+    venue, client, m = world
+    (entry,) = client.get_open_positions()
+    assert entry["side"] == "long"
+    assert client.create_market_order(m.symbol, "sell", 2 * m.lot, 5) is not None
+    (sent,) = orders(venue)
+    assert named_mode(venue, name, sent) == WIRE[name][not account_cross]
+    assert venue.ledger.size(m.symbol, "long") == pytest.approx(4 * m.lot)
+    assert venue.ledger.cross_of(m.symbol, "long") is (not account_cross)
+    assert [r for r in venue.refusals if r[2] in ("margin", "td_mode")] == []

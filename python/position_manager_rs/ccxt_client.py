@@ -1331,6 +1331,11 @@ class CcxtClient:
             if margin is None:
                 with self._state_lock:
                     margin = self._listed_margin.get((symbol, leg))
+                    if margin is None and not hedged:
+                        # One-way: the order acts on whichever side the symbol holds (a
+                        # reversal by hand the manager has not taken in yet lists the other).
+                        other = "short" if leg == "long" else "long"
+                        margin = self._listed_margin.get((symbol, other))
             if margin is None:
                 margin = self.margin_mode
         else:
