@@ -62,7 +62,8 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 * the venue is flat after the shutdown, the book is empty, no limit order is left resting on the
   venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
-  none twice, across the crashes.
+  none twice, across the crashes (but for a position a reversal by hand opened that ended before
+  any position read showed it, which no client can know of: ``unseen_ends``).
 * no request is refused for the margin mode it names when the last position list showed the
   position it acts on in its mode (the venues that keep one per position see reversals by hand
   in the other mode: ``RecordingLedger.margin_per_position``; a list lagging such a reversal
@@ -542,7 +543,7 @@ def assert_the_run_held(verdict: CrashVerdict) -> None:
     assert verdict.left_in_flight == 0
     assert verdict.unexpected == []
     assert verdict.margin_refusals == []
-    assert verdict.closed_positions == verdict.venue_ends
+    assert verdict.closed_positions == verdict.venue_ends - verdict.unseen_ends
     mid_order = verdict.killed_after_order + verdict.killed_before_order
     assert mid_order + verdict.killed_after_answer > 0, "killed mid-order"
     assert verdict.fills > 0 and verdict.faults > 0, "the run exercised the venue"
@@ -602,6 +603,13 @@ DEFECT_RUNS = [
         300,
         "a scale-in on a close taken back by a lagging list opened a new position,"
         " taken for a resize",
+    ),
+    (
+        "mexc",
+        False,
+        36,
+        300,
+        "a scale-in after a listed reversal by hand into the other margin mode named the account's",
     ),
 ]
 

@@ -23,7 +23,10 @@ What must hold, judged on the venue's ledger:
   position: no close is sent twice (after a close or reversal by hand it is only counted: the
   manager still protects a position the lists have not yet shown gone or flipped);
 * the venue is flat after the shutdown and the book is empty;
-* the journal's ``closed_positions()`` are exactly the position ends the venue saw;
+* the journal's ``closed_positions()`` are exactly the position ends the venue saw, but for
+  those of a position a reversal by hand opened and no position read showed before it ended
+  (the lists lagged the reversal and it was closed by hand: no client can know of it,
+  ``unseen_ends``);
 * no request is refused for the margin mode it names when the last position list showed the
   position it acts on in that position's mode;
 * no exception reaches the bot, and the client asks the venue for no path it does not serve.
@@ -94,6 +97,10 @@ class Verdict(SoakVerdict):
     # acts on what it was shown, and the venue refuses, as it refuses a close of a side a
     # reversal ended).
     other_mode_flips: int = 0
+    # Ends of positions a reversal by hand opened that no position read showed before they
+    # ended (the lists lagged the reversal, then the new side was closed by hand): no client can
+    # know of them, so the journal cannot count them (``RecordingLedger.note_listed``).
+    unseen_ends: int = 0
     margin_refusals: list[str] = field(default_factory=list)
     margin_refusals_unlisted: int = 0
     # Every order the venue took, in order: what it was and how it ended (not compared with
@@ -129,6 +136,13 @@ class RecordingLedger(Ledger):
         # symbol: the old leg, a copy of it, and the new side's leg and a copy of it as the
         # reversal opened it.
         self.flipped: dict[str, tuple[str, Leg, Leg, Leg]] = {}
+        # The positions reversals by hand opened, by key, as their ``Leg.serial``, and the
+        # serials of every position a position read served (``unseen_ends``).
+        self.opened_by_hand: dict[tuple[str, str], int] = {}
+        self.shown: set[int] = set()
+
+    def note_listed(self, legs: dict[tuple[str, str], Leg]) -> None:
+        self.shown.update(leg.serial for leg in legs.values())
 
     def _sizes(self, symbol: str) -> dict[str, float]:
         return {leg: self.size(symbol, leg) for leg in LEGS}
@@ -138,6 +152,9 @@ class RecordingLedger(Ledger):
             if before[leg] > 0 and self.size(symbol, leg) == 0:
                 self.verdict.venue_ends += 1
                 self.ended_by_us[(symbol, leg)] = ours
+                serial = self.opened_by_hand.pop((symbol, leg), None)
+                if serial is not None and serial not in self.shown:
+                    self.verdict.unseen_ends += 1
 
     def _scaling_in(self, symbol: str, leg: str) -> bool:
         """Whether an opening fill on ``leg`` of ``symbol`` is the bot's scale-in in progress.
@@ -214,6 +231,7 @@ class RecordingLedger(Ledger):
                         symbol, other, round(lots * lot, 10), self.prices[symbol], cross=cross
                     )
                     self.verdict.flips += 1
+                    self.opened_by_hand[(symbol, other)] = self.legs[(symbol, other)].serial
                     if lagged:
                         new = self.legs[(symbol, other)]
                         self.flipped[symbol] = (leg, replace(held), new, replace(new))
@@ -531,7 +549,7 @@ def test_the_whole_stack_through_a_venues_faults(
     assert verdict.left_open == [] and verdict.book_left == []
     assert verdict.unexpected == []
     assert verdict.margin_refusals == []
-    assert verdict.closed_positions == verdict.venue_ends
+    assert verdict.closed_positions == verdict.venue_ends - verdict.unseen_ends
     assert verdict.faults > 0 and verdict.fills > 0, "the run exercised the venue"
 
 
@@ -624,5 +642,57 @@ def test_an_asyncio_bot_gives_the_synchronous_run(
         assert run.on_top == [] and run.second_closes == []
         assert run.left_open == [] and run.book_left == []
         assert run.unexpected == [] and run.margin_refusals == []
-        assert run.closed_positions == run.venue_ends
+        assert run.closed_positions == run.venue_ends - run.unseen_ends
     assert asynchronous.faults > 0 and asynchronous.fills > 0
+
+
+class _Draw(random.Random):
+    """A random source whose every draw is ``value`` (one by-hand action of a chosen kind)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_only_an_end_no_position_read_could_show_is_unseen() -> None:
+    """The judge's one exception to "every venue end is journaled": a position a reversal by
+    hand opened that no successful, non-empty, non-lagging position read served before it
+    ended (``unseen_ends``). A read that served it makes its end count again."""
+    dialect = DIALECTS["bybit"]()
+    ledger = RecordingLedger(dialect.markets)
+    reverse, close = _Draw(REVERSALS[0][0] - 0.001), _Draw(0.001)
+    with FakeVenue(dialect, ledger) as venue:
+        client = CcxtClient(venue.make_exchange(), sleep=lambda s: None)
+        btc = next(iter(ledger.markets.values()))
+        ledger.open(btc.symbol, "long", 3 * btc.lot)
+        assert [p["side"] for p in client.get_open_positions()] == ["long"]
+
+        def flip_then_close(read: Callable[[], None]) -> None:
+            ledger.by_hand(reverse)
+            read()
+            ledger.by_hand(close)
+
+        def lagging() -> None:
+            venue.lag_positions_next(1, {(btc.symbol, "long"): Leg(3 * btc.lot, btc.price)})
+            assert [p["side"] for p in client.get_open_positions()] == ["long"]
+
+        def empty() -> None:
+            venue.answer_empty_positions(1)
+            assert client.get_open_positions() == []
+
+        def shown() -> None:
+            assert [p["side"] for p in client.get_open_positions()] == ["short"]
+
+        flip_then_close(lambda: None)
+        assert (ledger.verdict.venue_ends, ledger.verdict.unseen_ends) == (2, 1)
+        for read in (lagging, empty):
+            ledger.open(btc.symbol, "long", 3 * btc.lot)
+            flip_then_close(read)
+        assert (ledger.verdict.venue_ends, ledger.verdict.unseen_ends) == (6, 3)
+        ledger.open(btc.symbol, "long", 3 * btc.lot)
+        flip_then_close(shown)
+        assert (ledger.verdict.venue_ends, ledger.verdict.unseen_ends) == (8, 3)
+        assert venue.unexpected == []

@@ -28,6 +28,7 @@ This module holds what they share:
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import threading
 import time
@@ -84,6 +85,8 @@ class Leg:
     # The position's own margin mode (True: cross) where it is not the account's (``None``):
     # one opened by hand in the other mode (``Ledger.open(..., cross=...)``).
     cross: bool | None = None
+    # Which position this is: copies (a lagging list's) keep it, a new position gets its own.
+    serial: int = field(default_factory=itertools.count(1).__next__, compare=False)
 
 
 @dataclass
@@ -171,6 +174,10 @@ class Ledger:
             if held is not None and held.cross is not None:
                 return held.cross
             return self.cross
+
+    def note_listed(self, legs: dict[tuple[str, str], Leg]) -> None:
+        """Called with the legs each successful position read served (lagging or not; none for
+        an empty answer), under the lock: a hook for the soaks' ledgers."""
 
     def remove(self, symbol: str, leg: str | None = None) -> None:
         with self.lock:
@@ -449,6 +456,7 @@ class FakeVenue:
         self.margin_refused_unlisted: list[str] = []
         self.faults: list[_Fault] = []
         self.empty_positions = 0
+        self._served_empty = False  # the positions answer being made is an empty one
         self._lagged: tuple[int, dict[tuple[str, str], Leg]] = (0, {})
         self.listed_late: set[str] = set()  # symbols the venue lists that ccxt has not loaded
         # (answers left, rewrite): successful position-list answers go through ``rewrite``
@@ -580,6 +588,7 @@ class FakeVenue:
         with self.ledger.lock:
             if self.empty_positions > 0:
                 self.empty_positions -= 1
+                self._served_empty = True
                 return True
             return False
 
@@ -641,10 +650,14 @@ class FakeVenue:
             if lag:
                 self._lagged = (lagged - 1, then)
                 now, self.ledger.legs = self.ledger.legs, {k: replace(v) for k, v in then.items()}
+            self._served_empty = False
             try:
                 answer: tuple[int, Payload] = 200, self.dialect.ok(handler(self, request))
+                served = {} if self._served_empty else self.ledger.legs
                 if request.method == "GET" and request.path == self.dialect.positions_route:
-                    self.last_listed = {k: replace(v) for k, v in self.ledger.legs.items()}
+                    self.last_listed = {k: replace(v) for k, v in served.items()}
+                if self.dialect.is_positions(request):
+                    self.ledger.note_listed(served)
                 self.answers[(request.path, str(request.params.get("type") or ""))] = answer[1]
                 left, rewrite = self._rewrite
                 if left > 0 and rewrite is not None and self.dialect.is_positions(request):
