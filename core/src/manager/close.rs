@@ -28,7 +28,7 @@ use crate::book::{Refusal, SharedPosition, Unknown};
 use crate::error::{CoreError, CoreResult};
 use crate::events::EventKind;
 use crate::format::{format_pnl_usd, format_price, py_fixed, py_percent, py_repr_float};
-use crate::key::Key;
+use crate::key::{Key, Leg, Side};
 use crate::reconcile::{Op, Resolution};
 use crate::snapshot::Seen;
 
@@ -195,7 +195,8 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 .is_some_and(|seq| seq <= l.snapshot.requested_at)
         });
         if let Some(list) = fresh {
-            if list.snapshot.seen(key) != Seen::Absent {
+            let seen = list.snapshot.seen(key);
+            if seen != Seen::Absent && listed_reversed(key, position, &seen).is_none() {
                 return Ok(None);
             }
         }
@@ -232,11 +233,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
             }
             return Ok(Some(Unlisted::Unverified));
         };
-        if list.snapshot.seen(key) == Seen::Absent {
+        let seen = list.snapshot.seen(key);
+        if seen == Seen::Absent {
             // Missing, but one list is not enough evidence under this policy.
             self.log(Channel::Main, Level::Warn, || {
                 format!(
                     "Position {symbol} not reported by the exchange; keeping it until the absence is confirmed, not {doing} this time"
+                )
+            });
+            return Ok(Some(Unlisted::Unverified));
+        }
+        if let Some(listed) = listed_reversed(key, position, &seen) {
+            // A reversal by hand, not yet believed: an order for the tracked side would act on
+            // the listed one (one way holds one side), and the bot's own client closes
+            // whatever the symbol lists.
+            self.log(Channel::Main, Level::Warn, || {
+                format!(
+                    "Position {symbol} is listed {listed} by the exchange; keeping it until the reversal is confirmed, not {doing} this time"
                 )
             });
             return Ok(Some(Unlisted::Unverified));
@@ -656,4 +669,15 @@ impl CloseFigures {
             mfe: p.max_favorable_excursion,
         })
     }
+}
+
+/// The side a one-way `key`'s list shows when that is the other side than `position`'s only (a
+/// reversal by hand, believed only as a removal is: `reconcile`'s flip); `None` otherwise. An
+/// entry whose side was assumed is no evidence against the tracked side.
+fn listed_reversed(key: &Key, position: &SharedPosition, seen: &Seen<'_>) -> Option<Side> {
+    let Seen::Listed(l) = seen else {
+        return None;
+    };
+    let reversed = (l.side == Side::Long) != position.lock().is_long();
+    (key.leg() == Leg::Net && !l.side_assumed && reversed).then_some(l.side)
 }

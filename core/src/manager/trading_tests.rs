@@ -514,3 +514,43 @@ fn a_close_names_the_managers_size_to_clients_that_take_it_though_the_list_lags(
         assert_eq!(closes, [expected], "sized_closes = {sized}");
     }
 }
+
+/// One-way mode: a list that shows the symbol on the other side only is a reversal by hand,
+/// not yet believed when more lists must confirm it. Until then no order goes out for the
+/// tracked side: a scale-in would trade against the listed position (a sell reduces the long a
+/// person opened), and a close would close that person's position on the bot's own client
+/// (it closes whatever the symbol lists). Once believed, the flip replaces the position (a
+/// close asked for then closes what the key holds: `Manager::close_position`).
+#[test]
+fn no_order_goes_out_for_a_side_the_list_shows_reversed() {
+    let config = ManagerConfig {
+        missing_confirmations: 2,
+        ..ManagerConfig::default()
+    };
+    for closing in [false, true] {
+        let f = fake(51000.0);
+        let m = manager(&f, config.clone());
+        tracked_btc_long(&m);
+        f.0.lock().positions = vec![listed("BTC", "short", 2.0, 50500.0)];
+        if closing {
+            assert_eq!(m.close_position("BTC", "stop_loss").unwrap().pnl(), None);
+        } else {
+            assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
+        }
+        let (p, _) = m
+            .book()
+            .get("BTC")
+            .expect("kept until the flip is believed");
+        assert!(p.lock().is_long());
+        assert_eq!(orders(&f), Vec::<String>::new(), "closing: {closing}");
+        assert!(f.calls().iter().all(|c| !c.starts_with("close_position")));
+        if closing {
+            continue; // a second close would close what the key then holds, by design
+        }
+        // The second list believes the reversal: the short takes the key, still no order.
+        assert!(!m.scale_in_position("BTC", (1.0, "1.0"), 51000.0).unwrap());
+        let (p, _) = m.book().get("BTC").expect("the listed short");
+        assert!(!p.lock().is_long());
+        assert_eq!(orders(&f), Vec::<String>::new(), "closing: {closing}");
+    }
+}
