@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from venue_clients import CLIENTS, Driver, connected
 from venue_dialects import DIALECTS
-from venue_sim import FakeVenue, Market, Order, Payload, running
+from venue_sim import FakeVenue, Market, Order, Payload
 
 from position_manager_rs import ManualClock, PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,6 +38,7 @@ LOTS = 3
 class Bot:
     venue: FakeVenue
     manager: PositionManager
+    drive: Driver
     clock: ManualClock
     btc: Market
     eth: Market
@@ -47,12 +48,12 @@ class Bot:
         return LOTS * self.btc.lot
 
     def open(self) -> bool:
-        return bool(self.manager.open_position(self.btc.symbol, "BUY", self.amount, 5, 0.02))
+        return bool(self.drive.open_position(self.btc.symbol, "BUY", self.amount, 5, 0.02))
 
     def cycles(self, n: int = 3) -> None:
         for _ in range(n):
             self.clock.advance(30)
-            list(self.manager.update_positions())
+            self.drive.update_positions()
 
     def orders(self) -> int:
         return len(self.venue.ledger.orders_sent())
@@ -84,14 +85,21 @@ class Bot:
         assert self.held() == pytest.approx(held)
 
 
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """The client every case runs through: ``CcxtClient`` on ccxt's synchronous class, or
+    ``AsyncCcxtClient`` on its asyncio class, the manager driven by its a-methods."""
+    return str(request.param)
+
+
 @contextmanager
-def bot(name: str) -> Iterator[Bot]:
-    with running(DIALECTS[name]()) as (venue, exchange):
+def bot(name: str, client: str) -> Iterator[Bot]:
+    with connected(DIALECTS[name](), client, sleep=lambda s: None) as on:
+        venue = on.venue
         btc, eth = list(venue.ledger.markets.values())[:2]
         clock = ManualClock(datetime(2026, 12, 1))
-        client = CcxtClient(exchange, sleep=lambda s: None)
-        manager = PositionManager(client, ticker_retry_delays=(), clock=clock)
-        yield Bot(venue, manager, clock, btc, eth)
+        manager = PositionManager(on.client, ticker_retry_delays=(), clock=clock)
+        yield Bot(venue, manager, on.drive(manager), clock, btc, eth)
         assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
 
 
@@ -140,13 +148,13 @@ def look_ups_answer(b: Bot, kind: str, status: int = 200) -> Iterator[None]:
 @pytest.mark.parametrize("kind", ["another client order id", "another symbol"])
 @pytest.mark.parametrize("name", VENUES)
 def test_a_fill_fetch_answering_another_order_keeps_the_position(
-    name: str, kind: str, caplog: pytest.LogCaptureFixture
+    name: str, kind: str, client: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The market order filled and its answer said so little that the client fetched it by its
     id (seven of the ten venues); the fetch answered another order, cancelled with nothing
     filled. Merged into the order's answer, that read as "nothing opened": the position was
     left untracked and the bot's next open doubled it."""
-    with bot(name) as b, caplog.at_level(logging.WARNING):
+    with bot(name, client) as b, caplog.at_level(logging.WARNING):
         with look_ups_answer(b, kind):
             opened = b.open()
         assert b.held() == pytest.approx(b.amount)
@@ -158,13 +166,13 @@ def test_a_fill_fetch_answering_another_order_keeps_the_position(
 @pytest.mark.parametrize("kind", ["another symbol", "no client order id"])
 @pytest.mark.parametrize("name", VENUES)
 def test_a_lookup_answering_another_order_keeps_the_position(
-    name: str, kind: str, caplog: pytest.LogCaptureFixture
+    name: str, kind: str, client: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The market order filled, its answer was lost (504), and the look-up by its client order
     id answered another order, cancelled with nothing filled: one of another symbol carrying
     the id, or one naming no client order id. Taken as the order, it read as "nothing opened":
     the position was left untracked and the bot's next open doubled it."""
-    with bot(name) as b, caplog.at_level(logging.WARNING):
+    with bot(name, client) as b, caplog.at_level(logging.WARNING):
         with look_ups_answer(b, kind, status=504):
             b.open()
         assert b.held() == pytest.approx(b.amount)
@@ -241,29 +249,31 @@ MALFORMED = (
 
 
 @pytest.mark.parametrize("name", VENUES)
-def test_a_malformed_answer_to_an_order_that_filled_keeps_one_position(name: str) -> None:
+def test_a_malformed_answer_to_an_order_that_filled_keeps_one_position(
+    name: str, client: str
+) -> None:
     """The venue executed the order, then answered it malformed: the manager tracks the one
     position at the venue's size and never sends a second order."""
     for kind in MALFORMED:
-        with bot(name) as b:
+        with bot(name, client) as b:
             b.venue.rewrite_next("POST", b.venue.dialect.order_route, _malformed(kind))
             b.open()
             b.cycles()
             try:
                 b.tracks_what_the_venue_holds(orders=1)
             except AssertionError as e:
-                raise AssertionError(f"{name} {kind}: {e}") from None
+                raise AssertionError(f"{name} {client} {kind}: {e}") from None
 
 
 @pytest.mark.parametrize("name", VENUES)
 def test_a_malformed_answer_to_an_order_that_did_not_go_through_books_nothing(
-    name: str,
+    name: str, client: str
 ) -> None:
     """The venue did not execute the order and answered malformed (status 200): the manager
     books no position and sends nothing more while the outcome is unknown; once the venue
     says the order does not exist, the next open goes out as the one order."""
     for kind in ("html", "empty body", "null", "{}"):
-        with bot(name) as b:
+        with bot(name, client) as b:
             body = _malformed(kind)({})[1]
             b.venue.fail_next(b.venue.dialect.order_route, 1, 200, body)
             b.open()
@@ -297,7 +307,7 @@ CANCEL_ANSWERS = ("html", "empty body", "null", "{}", "status new")
 @pytest.mark.parametrize("cancels", [False, True], ids=["resting", "cancelled"])
 @pytest.mark.parametrize("name", VENUES)
 def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_order(
-    name: str, cancels: bool
+    name: str, cancels: bool, client: str
 ) -> None:
     """A limit open rests unfilled; its cancel is answered with a page, an empty body,
     ``null``, ``{}`` or the order still ``new``, whether or not the venue cancelled it.
@@ -305,16 +315,16 @@ def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_
     the client said "cancelled": the manager sent its market order while the limit order still
     rested, and when the price came down to it the position was larger than asked for."""
     for kind in CANCEL_ANSWERS:
-        with bot(name) as b:
+        with bot(name, client) as b:
             _cancel_answers(b, kind, cancels=cancels)
-            b.manager.open_position(
+            b.drive.open_position(
                 b.btc.symbol, "BUY", b.amount, 5, 0.02, use_limit=True, limit_offset=0.01
             )
             for order in b.venue.ledger.orders_sent():
                 if order.status == "open":  # the price comes down to it
                     b.venue.ledger._fill(order, order.price or b.btc.price)
             b.cycles(4)
-            case = f"{name} {kind} ({'cancelled' if cancels else 'resting'})"
+            case = f"{name} {client} {kind} ({'cancelled' if cancels else 'resting'})"
             # One order's worth at most (a cancel that failed may leave nothing opened), and
             # what the venue holds is tracked.
             assert b.held() <= b.amount + 1e-12, (case, b.held())
@@ -326,12 +336,14 @@ def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_
 
 
 @pytest.mark.parametrize("name", VENUES)
-def test_a_close_the_venue_ended_with_nothing_filled_keeps_the_position(name: str) -> None:
+def test_a_close_the_venue_ended_with_nothing_filled_keeps_the_position(
+    name: str, client: str
+) -> None:
     """The venue took the close and ended it with nothing filled (a market order cancelled
     or expired unfilled: no liquidity, a price band): a final answer that nothing was closed.
     The position stays tracked, with no close booked (before: booked closed, then restored
     when the lists showed it), and the next close goes out and closes it."""
-    with bot(name) as b:
+    with bot(name, client) as b:
         assert b.open()
         b.cycles(1)
         ledger = b.venue.ledger
@@ -343,7 +355,7 @@ def test_a_close_the_venue_ended_with_nothing_filled_keeps_the_position(name: st
             order.filled = 0.0
 
         ledger._fill = ends_unfilled  # type: ignore[method-assign]
-        b.manager.close_position(b.btc.symbol)
+        b.drive.close_position(b.btc.symbol)
         assert b.held() == pytest.approx(b.amount)
         assert b.tracked() == pytest.approx(b.amount)
         kinds = [e["kind"] for e in b.manager.events]
@@ -351,7 +363,7 @@ def test_a_close_the_venue_ended_with_nothing_filled_keeps_the_position(name: st
         assert b.orders() == 2
         b.cycles(2)
         assert b.tracked() == pytest.approx(b.amount)
-        b.manager.close_position(b.btc.symbol)
+        b.drive.close_position(b.btc.symbol)
         assert b.held() == 0 and b.tracked() is None
         assert b.orders() == 3
         assert [e["kind"] for e in b.manager.events] == ["opened", "closed"]

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from venue_clients import CLIENTS, Driver, connected
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Market, Payload, Request, running
 
 from position_manager_rs import PositionManager
-from position_manager_rs.ccxt_client import CcxtClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -90,6 +90,7 @@ def _without(payload: Payload, market_id: str) -> Payload:
 class Book:
     venue: FakeVenue
     manager: PositionManager
+    drive: Driver
     caplog: pytest.LogCaptureFixture
     btc: Market
     eth: Market
@@ -99,7 +100,7 @@ class Book:
 
     def cycle(self, n: int = 1) -> None:
         for _ in range(n):
-            assert list(self.manager.update_positions()) == []
+            assert self.drive.update_positions() == []
 
     def warnings(self) -> list[str]:
         return [r.getMessage() for r in self.caplog.records if r.levelno >= logging.WARNING]
@@ -122,19 +123,27 @@ class Book:
         assert any(said in w for w in self.warnings()), f"{case}: {said!r} {self.warnings()}"
 
 
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """The client every case runs through: ``CcxtClient`` on ccxt's synchronous class, or
+    ``AsyncCcxtClient`` on its asyncio class, the manager driven by its a-methods."""
+    return str(request.param)
+
+
 @contextmanager
-def tracking(name: str, mcc: int, caplog: pytest.LogCaptureFixture) -> Iterator[Book]:
+def tracking(name: str, mcc: int, caplog: pytest.LogCaptureFixture, client: str) -> Iterator[Book]:
     """A venue holding BTC (opened by the manager, its stop 2 % below) and ETH (found by a
     sync), both long and tracked, after one good cycle."""
     caplog.set_level(logging.WARNING)
-    with running(DIALECTS[name]()) as (venue, exchange):
+    with connected(DIALECTS[name](), client, sleep=lambda s: None) as on:
+        venue = on.venue
         btc, eth = list(venue.ledger.markets.values())[:2]
         venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
-        client = CcxtClient(exchange, sleep=lambda s: None)
-        manager = PositionManager(client, ticker_retry_delays=(), max_concurrent_calls=mcc)
-        assert manager.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
-        manager.sync_existing_positions()
-        book = Book(venue, manager, caplog, btc, eth)
+        manager = PositionManager(on.client, ticker_retry_delays=(), max_concurrent_calls=mcc)
+        drive = on.drive(manager)
+        assert drive.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        drive.sync_existing_positions()
+        book = Book(venue, manager, drive, caplog, btc, eth)
         book.cycle()
         assert sorted(manager.positions) == sorted([btc.symbol, eth.symbol])
         yield book
@@ -147,14 +156,14 @@ def tracking(name: str, mcc: int, caplog: pytest.LogCaptureFixture) -> Iterator[
 @pytest.mark.parametrize("mcc", [1, 4])
 @pytest.mark.parametrize("name", SINGLE)
 def test_a_ticker_answered_for_another_market_is_no_price(
-    name: str, mcc: int, caplog: pytest.LogCaptureFixture
+    name: str, mcc: int, client: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The batched answer lacks BTC (the manager asks ``get_ticker``), and the venue answers
     BTC's ticker request with ETH's ticker: ccxt takes the first ticker of the answer and
     parses it as ETH's (or, for a market id it does not know, as the market asked about; HTX's
     ticker names no market at all). ``get_ticker`` answered it, the manager read ETH's 3,000
     as BTC's price and closed BTC at its stop (every venue)."""
-    with tracking(name, mcc, caplog) as book:
+    with tracking(name, mcc, caplog, client) as book:
         btc_id, eth_id = book.id_of(book.btc), book.id_of(book.eth)
         # the id of a market the venue lists and ccxt has not loaded
         new_id = book.venue.dialect.late_id(book.eth.base)  # type: ignore[attr-defined]
@@ -176,7 +185,8 @@ def test_a_ticker_answered_for_another_market_is_no_price(
 
             with _answering(book.venue, answer):
                 book.keeps_both_through(
-                    f"All ticker retries failed for {book.btc.symbol}", case=f"{name} {case}"
+                    f"All ticker retries failed for {book.btc.symbol}",
+                    case=f"{name} {client} {case}",
                 )
             assert any("another market" in w for w in book.warnings()), (case, book.warnings())
         book.cycle()  # right answers again
@@ -186,7 +196,7 @@ def test_a_ticker_answered_for_another_market_is_no_price(
 @pytest.mark.parametrize("mcc", [1, 4])
 @pytest.mark.parametrize("how", ["a context missing", "a context too many"])
 def test_hyperliquid_contexts_out_of_line_with_their_markets_are_no_prices(
-    how: str, mcc: int, caplog: pytest.LogCaptureFixture
+    how: str, mcc: int, client: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Hyperliquid's ``metaAndAssetCtxs`` answers the markets (``universe``) and their prices
     (contexts) as two lists matched by place; ccxt pairs them by index. With the first context
@@ -194,7 +204,7 @@ def test_hyperliquid_contexts_out_of_line_with_their_markets_are_no_prices(
     (Hyperliquid's ``fetch_ticker`` is its ``fetch_tickers``): the manager closed BTC at its
     stop; with one too many at the front, ETH got BTC's (50,000) and was closed at its take
     profit."""
-    with tracking("hyperliquid", mcc, caplog) as book:
+    with tracking("hyperliquid", mcc, caplog, client) as book:
 
         def answer(request: Request, handle: Handle) -> tuple[int, Payload]:
             status, payload = handle(request)
@@ -211,21 +221,22 @@ def test_hyperliquid_contexts_out_of_line_with_their_markets_are_no_prices(
         assert sorted(book.manager.positions) == sorted([book.btc.symbol, book.eth.symbol])
 
 
-def test_concurrent_ticker_reads_check_their_own_answers() -> None:
+def test_concurrent_ticker_reads_check_their_own_answers(client: str) -> None:
     """The check of a ticker's answer reads the answers of the calling thread's own requests
     (HTX's channel): 8 threads reading BTC's and ETH's tickers at once on one client get each
-    its own price, and no read is taken for another market's."""
-    with running(DIALECTS["htx"]()) as (venue, exchange):
+    its own price, and no read is taken for another market's. (The asyncio client: 8 threads
+    off the loop, each call's requests run in a task of its own on the loop.)"""
+    with connected(DIALECTS["htx"](), client, sleep=lambda s: None) as on:
+        venue, reader = on.venue, on.client
         btc, eth = list(venue.ledger.markets.values())[:2]
-        client = CcxtClient(exchange, sleep=lambda s: None)
-        client.get_ticker(btc.symbol)
+        reader.get_ticker(btc.symbol)
         errors: list[BaseException] = []
         wrong: list[tuple[str, Any]] = []
 
         def read(market: Market) -> None:
             try:
                 for _ in range(15):
-                    ticker = client.get_ticker(market.symbol)
+                    ticker = reader.get_ticker(market.symbol)
                     if ticker is None or ticker.get("last") != market.price:
                         wrong.append((market.symbol, ticker and ticker.get("last")))
             except BaseException as e:
@@ -273,7 +284,7 @@ def _minutes(payload: Payload) -> Payload:
 @pytest.mark.parametrize("how", ["each candle twice", "candles of 1 min"])
 @pytest.mark.parametrize("name", VENUES)
 def test_candles_that_are_not_the_hours_asked_for_are_not_used(
-    name: str, how: str, caplog: pytest.LogCaptureFixture
+    name: str, how: str, client: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """ccxt sorts a venue's candles and keeps the newest ``limit`` of them (checked on the
     ten venues: reversed, shuffled and longer answers give the right 100), but keeps
@@ -281,7 +292,7 @@ def test_candles_that_are_not_the_hours_asked_for_are_not_used(
     candle twice gave the adaptive stop 50 hours counted as 100, and candles of 1 minute
     (the venue answering another timeframe) gave it 100 minutes for 100 hours, both without
     a word. They are now no candles: a warning, and the simple trailing stop this cycle."""
-    with tracking(name, 1, caplog) as book:
+    with tracking(name, 1, caplog, client) as book:
 
         def answer(request: Request, handle: Handle) -> tuple[int, Payload]:
             if not _is_candles(request):
