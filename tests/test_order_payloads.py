@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from venue_clients import CLIENTS, Driver, connected
 from venue_dialects import DIALECTS
-from venue_sim import FakeVenue, Market, Order, Payload
+from venue_sim import FakeVenue, Market, Order, Payload, Request
 
 from position_manager_rs import ManualClock, PositionManager
 
@@ -180,6 +180,46 @@ def test_a_lookup_answering_another_order_keeps_the_position(
         b.tracks_what_the_venue_holds(orders=1)
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["answered", "lost"])
+@pytest.mark.parametrize("name", VENUES)
+def test_look_ups_answered_with_a_gateway_page_keep_the_position(
+    name: str, lost: bool, client: str
+) -> None:
+    """The market order filled; its answer came (or was lost: a 504), and every request after
+    it but the position list was answered with a 524 page until the open returned: the fetch
+    of its fill, the look-up by its client order id, whatever else the open read. ccxt's
+    asyncio class returns such a page as the answer, its synchronous class raises (``_PAGE_524``);
+    neither is "nothing filled" or "no such order": the position is tracked, no second order."""
+    with bot(name, client) as b:
+        venue = b.venue
+        handle = venue.handle
+        paged: list[str] = []  # the order, then the requests answered with the page
+
+        def answer(request: Request) -> tuple[int, Payload]:
+            status, payload = handle(request)
+            if paged and not venue.dialect.is_positions(request):
+                paged.append(request.path)
+                return 524, _PAGE_524
+            if request.method == "POST" and venue.dialect.matches(
+                venue.dialect.order_route, request
+            ):
+                paged.append(request.path)
+                if lost:
+                    return 504, "<html><body>504 Gateway Time-out</body></html>"
+            return status, payload
+
+        venue.handle = answer  # type: ignore[method-assign]
+        try:
+            b.open()
+        finally:
+            del venue.handle
+        assert b.held() == pytest.approx(b.amount)
+        if lost:  # its client order id was looked up
+            assert len(paged) > 1, paged
+        b.cycles()
+        b.tracks_what_the_venue_holds(orders=1)
+
+
 # ----------------------------------------------------------------- malformed order answers
 
 #: Keys of the venues' order answers holding the order's id, its filled amount, its status.
@@ -208,12 +248,26 @@ def _walk(payload: Any, keys: frozenset[str], value: Callable[[Any], Any]) -> No
             _walk(item, keys, value)
 
 
+#: A gateway's page with a status ccxt maps to no error (Cloudflare's 524, "a timeout
+#: occurred"). ccxt's synchronous ``fetch`` raises ``ExchangeError`` for it (requests'
+#: ``raise_for_status``: ccxt/base/exchange.py:634 and 648-653); its asyncio ``fetch`` returns the
+#: page as the answer (ccxt/async_support/base/exchange.py:290-295: ``handle_http_status_code``
+#: raises only for the statuses in ``httpExceptions``, 524 is not one).
+_PAGE_524 = "<html><body><h1>524</h1>A timeout occurred</body></html>"
+
+
 def _malformed(kind: str) -> Callable[[Payload], tuple[int, Payload]]:
     def rewrite(payload: Payload) -> tuple[int, Payload]:
         fixed = {"html": "<html><body>OK</body></html>", "empty body": "", "null": None}
         if kind in fixed:
             body = fixed[kind]
             return 200, "null" if body is None else body
+        if kind == "a 524 page":
+            return 524, _PAGE_524
+        if kind == "a page of no text type":
+            # application/octet-stream: ccxt's synchronous class returns the text, its asyncio
+            # class aiohttp's StreamReader (ccxt/async_support/base/exchange.py:298).
+            return 200, b"<html><body>OK</body></html>"
         if kind == "{}":
             return 200, {}
         if kind == "no order id":
@@ -234,6 +288,8 @@ MALFORMED = (
     "html",
     "empty body",
     "null",
+    "a 524 page",
+    "a page of no text type",
     "{}",
     "no order id",
     "order id a dict",
@@ -269,13 +325,13 @@ def test_a_malformed_answer_to_an_order_that_filled_keeps_one_position(
 def test_a_malformed_answer_to_an_order_that_did_not_go_through_books_nothing(
     name: str, client: str
 ) -> None:
-    """The venue did not execute the order and answered malformed (status 200): the manager
-    books no position and sends nothing more while the outcome is unknown; once the venue
-    says the order does not exist, the next open goes out as the one order."""
-    for kind in ("html", "empty body", "null", "{}"):
+    """The venue did not execute the order and answered malformed (status 200, or a 524 page):
+    the manager books no position and sends nothing more while the outcome is unknown; once
+    the venue says the order does not exist, the next open goes out as the one order."""
+    for kind in ("html", "empty body", "null", "{}", "a 524 page", "a page of no text type"):
         with bot(name, client) as b:
-            body = _malformed(kind)({})[1]
-            b.venue.fail_next(b.venue.dialect.order_route, 1, 200, body)
+            status, body = _malformed(kind)({})
+            b.venue.fail_next(b.venue.dialect.order_route, 1, status, body)
             b.open()
             assert b.orders() == 0 and b.tracked() is None, kind
             kinds = [e["kind"] for e in b.manager.events]
@@ -301,7 +357,15 @@ def _cancel_answers(b: Bot, kind: str, *, cancels: bool) -> None:
     venue.ledger.cancel = cancel  # type: ignore[method-assign]
 
 
-CANCEL_ANSWERS = ("html", "empty body", "null", "{}", "status new")
+CANCEL_ANSWERS = (
+    "html",
+    "empty body",
+    "null",
+    "{}",
+    "status new",
+    "a 524 page",
+    "a page of no text type",
+)
 
 
 @pytest.mark.parametrize("cancels", [False, True], ids=["resting", "cancelled"])
@@ -309,8 +373,9 @@ CANCEL_ANSWERS = ("html", "empty body", "null", "{}", "status new")
 def test_a_malformed_cancel_answer_never_leaves_a_limit_resting_beside_a_market_order(
     name: str, cancels: bool, client: str
 ) -> None:
-    """A limit open rests unfilled; its cancel is answered with a page, an empty body,
-    ``null``, ``{}`` or the order still ``new``, whether or not the venue cancelled it.
+    """A limit open rests unfilled; its cancel is answered with a page (200, 524, or of no text
+    type), an empty body, ``null``, ``{}`` or the order still ``new``, whether or not the venue
+    cancelled it.
     ccxt reads most of those as a cancelled order (HTX makes one from the request alone), and
     the client said "cancelled": the manager sent its market order while the limit order still
     rested, and when the price came down to it the position was larger than asked for."""

@@ -783,7 +783,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = self.venue.handle(request)
         if request.late:
             time.sleep(request.late)  # the client may be gone: _QuietServer drops the error
-        if isinstance(payload, str):
+        if isinstance(payload, bytes):  # a body of no text type (tests/test_order_payloads.py)
+            data, ctype = payload, "application/octet-stream"
+        elif isinstance(payload, str):
             data, ctype = payload.encode(), "text/html"
         else:
             data, ctype = json.dumps(payload).encode(), "application/json"
