@@ -9,6 +9,11 @@ duplicated or foreign candles. A long BTC position (its stop 2 % below its entry
 are tracked; a price read from another market (ETH's 3,000 for BTC's 50,000) would close BTC at
 its stop. The positions must stay (the same objects, no event, no order), with a warning naming
 what was wrong; the cycle goes on with the prices that are right.
+
+Every venue case runs through both clients (the ``client`` fixture, ``tests/venue_clients.py``):
+``CcxtClient`` on ccxt's synchronous class, and ``AsyncCcxtClient`` on ``ccxt.async_support``'s
+class for the same venue with the manager driven by its ``a`` methods on a running event loop
+(all of them in CI: a few seconds more on one worker).
 """
 
 from __future__ import annotations
