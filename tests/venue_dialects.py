@@ -1147,6 +1147,7 @@ class Bitget(_Base):
     """
 
     margin_per_position = True
+    margin_per_symbol = True
     ccxt_name = "bitget"
     positions_route = "/api/v2/mix/position/all-position"
     order_route = "/api/v2/mix/order/place-order"

@@ -154,23 +154,31 @@ class Ledger:
             price = entry if entry is not None else self.prices[symbol]
             self.legs[(symbol, leg)] = Leg(float(contracts), float(price), cross=cross)
 
+    #: Whether the margin mode is the symbol's, both legs' in hedge mode (``Dialect``'s, set by
+    #: ``FakeVenue``): a leg opened beside a held one takes its mode.
+    margin_per_symbol = False
+
     def margin_key(self, symbol: str, leg: str | None = None) -> tuple[str, str] | None:
         """The position whose margin mode an order on ``symbol`` must name: the named leg
-        (one-way, ``None``: the held one) if held, else ``None`` (the account's mode)."""
+        (one-way, ``None``: the held one) if held, else — where the mode is the symbol's
+        (``margin_per_symbol``) — the other held leg, else ``None`` (the account's mode)."""
         with self.lock:
             one = leg if leg is not None else self.held_leg(symbol)
-            return (symbol, one) if one is not None and (symbol, one) in self.legs else None
+            if one is not None and (symbol, one) in self.legs:
+                return (symbol, one)
+            if self.margin_per_symbol and leg is not None:
+                other = self.held_leg(symbol)
+                return (symbol, other) if other is not None else None
+            return None
 
     def cross_of(self, symbol: str, leg: str | None = None) -> bool:
         """Whether the position an order on ``symbol`` acts on is in cross margin: the named
-        leg's (one-way, ``None``: the held one's) own mode, else the account's. Venues that
-        name a margin mode in every order (OKX, Bitget, MEXC, HTX) refuse one in another mode
-        than the position's."""
+        leg's (one-way, ``None``: the held one's; ``margin_per_symbol``: else the other
+        held leg's) own mode, else the account's. Venues that name a margin mode in every
+        order (OKX, Bitget, MEXC, HTX) refuse one in another mode than the position's."""
         with self.lock:
-            held = self.legs.get((symbol, leg)) if leg is not None else None
-            if held is None and leg is None:
-                one = self.held_leg(symbol)
-                held = self.legs.get((symbol, one)) if one is not None else None
+            key = self.margin_key(symbol, leg)
+            held = self.legs.get(key) if key is not None else None
             if held is not None and held.cross is not None:
                 return held.cross
             return self.cross
@@ -294,7 +302,8 @@ class Ledger:
                 if held.contracts <= 0:
                     del self.legs[key]
             elif held is None:
-                self.legs[key] = Leg(qty, price)
+                beside = self.margin_key(symbol, order.leg) if self.margin_per_symbol else None
+                self.legs[key] = Leg(qty, price, cross=self.legs[beside].cross if beside else None)
             else:
                 total = held.contracts + qty
                 held.entry = (held.contracts * held.entry + qty * price) / total
@@ -313,9 +322,10 @@ class Ledger:
             self.legs.pop((symbol, "long"), None)
             self.legs.pop((symbol, "short"), None)
             if new != 0:
-                self.legs[(symbol, "long" if new > 0 else "short")] = Leg(
-                    abs(new), entry, cross=own_mode
-                )
+                leg = Leg(abs(new), entry, cross=own_mode)
+                if old is not None and net != 0 and (new > 0) == (net > 0):
+                    leg.serial = old.serial  # the same position, resized (not a new one)
+                self.legs[(symbol, "long" if new > 0 else "short")] = leg
         order.status = "closed"
         order.filled = qty
         order.average = price
@@ -432,6 +442,10 @@ class Dialect:
     #: by hand in the other mode than the account's sits beside the bot's (OKX, Bitget, MEXC,
     #: HTX; ``Ledger.open(..., cross=...)``).
     margin_per_position = False
+    #: Whether the margin mode is the symbol's, not each leg's, in hedge mode (Bitget: its
+    #: ``set-margin-mode`` names a symbol and no side): a leg opened beside one in the other
+    #: mode than the account's takes that mode, and an order for it must name it.
+    margin_per_symbol = False
 
 
 _V = TypeVar("_V", bound="FakeVenue")
@@ -443,6 +457,7 @@ class FakeVenue:
     def __init__(self, dialect: Dialect, ledger: Ledger) -> None:
         self.dialect = dialect
         self.ledger = ledger
+        ledger.margin_per_symbol = dialect.margin_per_symbol
         self.requests: list[Request] = []
         self.unexpected: list[Request] = []
         # Every refusal the venue answered: (method, path, the reason's key).

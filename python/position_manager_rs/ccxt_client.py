@@ -473,6 +473,9 @@ _ORDER_MARGIN_VENUES = frozenset({"okx", "bitget", "mexc", "htx", "huobi"})
 # Venues whose leverage change names a margin mode and cannot switch a position's (Hyperliquid's
 # updateLeverage ``isCross``): the change before an order on a listed position names its mode.
 _LEVERAGE_MARGIN_VENUES = _ORDER_MARGIN_VENUES | {"hyperliquid"}
+#: Venues among those whose margin mode is the symbol's, both legs' in hedge mode (Bitget: its
+#: ``set-margin-mode`` names a symbol and no side), not each position's.
+_SYMBOL_MODE_VENUES = frozenset({"bitget"})
 #: Venues whose orders carry ``marginMode`` (the two kinds above).
 _NAMED_MARGIN_VENUES = _ORDER_MARGIN_VENUES | _SYMBOL_MARGIN_VENUES
 #: Venues whose ccxt class has ``fetch_position_mode`` without declaring it in ``has`` in some
@@ -1331,9 +1334,10 @@ class CcxtClient:
             if margin is None:
                 with self._state_lock:
                     margin = self._listed_margin.get((symbol, leg))
-                    if margin is None and not hedged:
+                    if margin is None and (not hedged or self.venue in _SYMBOL_MODE_VENUES):
                         # One-way: the order acts on whichever side the symbol holds (a
-                        # reversal by hand the manager has not taken in yet lists the other).
+                        # reversal by hand the manager has not taken in yet lists the other);
+                        # Bitget: a new hedge leg takes the symbol's mode, the held leg's.
                         other = "short" if leg == "long" else "long"
                         margin = self._listed_margin.get((symbol, other))
             if margin is None:
