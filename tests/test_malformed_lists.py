@@ -11,7 +11,9 @@ the fake venue (``venue_sim``) whose position-list answers are rewritten for sev
 with the manager reading one and four symbols at a time (``max_concurrent_calls``). The
 tracked positions must stay (the very objects, no ``removed`` event, no order), with a warning
 naming the unreadable entry; a legitimately flat entry (its size field ``"0"``) and a real
-empty list still say "closed".
+empty list still say "closed". A list answered with a page (a 524 gateway page, a body of no
+text type, an HTML page with status 200) is a failed read through both clients, the synchronous
+and the asyncio one (``test_a_page_answering_the_position_list_is_a_failed_read``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from venue_clients import CLIENTS, Driver, connected
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Payload, running
 
@@ -147,10 +150,15 @@ class Book:
     caplog: pytest.LogCaptureFixture
     btc: str
     eth: str
+    #: the manager's calls as a bot on the client makes them (``None``: called directly)
+    drive: Driver | None = None
 
     def cycle(self, n: int = 1) -> None:
         for _ in range(n):
-            assert list(self.manager.update_positions()) == []
+            if self.drive is not None:
+                assert self.drive.update_positions() == []
+            else:
+                assert list(self.manager.update_positions()) == []
 
     def warnings(self) -> list[str]:
         return [r.getMessage() for r in self.caplog.records if r.levelno >= logging.WARNING]
@@ -855,3 +863,69 @@ def test_an_entry_ccxt_cannot_parse_is_named(name: str, caplog: pytest.LogCaptur
         with pytest.raises(ValueError, match=f"ccxt could not read {name}'s position list") as e:
             book.manager.client.get_open_positions()
         assert field in str(e.value) and "#1" in str(e.value)
+
+
+# ----------------------------------------------------------------- pages (2026-12-07)
+
+
+@contextmanager
+def tracking_through(name: str, client: str, caplog: pytest.LogCaptureFixture) -> Iterator[Book]:
+    """``tracking``, through ``client`` (``tests/venue_clients.py``: ``"sync"``, or
+    ``"asyncio"``: ``AsyncCcxtClient`` on ccxt's asyncio class, the manager driven by its
+    a-methods on a running loop)."""
+    caplog.set_level(logging.WARNING)
+    with connected(DIALECTS[name](), client, sleep=lambda s: None) as on:
+        venue = on.venue
+        btc, eth = list(venue.ledger.markets.values())[:2]
+        venue.ledger.open(eth.symbol, "long", 4 * eth.lot, eth.price)
+        manager = PositionManager(on.client, ticker_retry_delays=())
+        drive = on.drive(manager)
+        assert drive.open_position(btc.symbol, "BUY", 3 * btc.lot, 5, 0.02)
+        drive.sync_existing_positions()
+        book = Book(venue, manager, caplog, btc.symbol, eth.symbol, drive)
+        book.cycle()
+        assert sorted(manager.positions) == sorted([btc.symbol, eth.symbol])
+        yield book
+        assert venue.unexpected == [], [(r.method, r.path) for r in venue.unexpected]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("name", VENUES)
+def test_a_page_answering_the_position_list_is_a_failed_read(
+    name: str, client: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The position-list request answered with a page (``test_price_payloads.PAGES``: a 524
+    gateway page, which ccxt's asyncio class returns as the answer; a body of no text type,
+    aiohttp's ``StreamReader`` there; an HTML page with status 200) is a failed read through
+    both clients: the cycles keep both tracked positions (the same objects, no event, no
+    order), and a sync imports nothing and removes nothing (a list read as empty would remove
+    both), each with a warning. No warning quotes the asyncio class's ``StreamReader`` by its
+    repr (``<StreamReader eof low=...>``, before): it names a body that is not text."""
+    from test_price_payloads import PAGES
+
+    with tracking_through(name, client, caplog) as book:
+        assert book.drive is not None
+        for kind, page in PAGES.items():
+            case = f"{name} {client} {kind}"
+
+            def answer(payload: Payload, page: tuple[int, Payload] = page) -> tuple[int, Payload]:
+                return page
+
+            book.keeps_both_through(answer, "Unable to verify positions", 2, case=case)
+            warnings = book.warnings()
+            held = dict(book.manager.positions)
+            seq = book.manager.events[-1]["seq"] if book.manager.events else 0
+            caplog.clear()
+            book.venue.rewrite_positions_next(answer, n=1000)
+            try:
+                assert book.drive.sync_existing_positions() == 0, case
+            finally:
+                book.venue.calm()
+            assert dict(book.manager.positions) == held, case
+            assert book.manager.events_since(seq) == [], case
+            warnings += book.warnings()
+            assert any("Error syncing existing positions" in w for w in warnings), (case, warnings)
+            assert not any("<StreamReader" in w for w in warnings), (case, warnings)
+            if client == "asyncio" and kind == "a body of no text type":
+                said = "a body of a content type that is not text"
+                assert any(said in w for w in warnings if "Unable to verify" in w), warnings

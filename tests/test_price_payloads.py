@@ -14,6 +14,13 @@ Every venue case runs through both clients (the ``client`` fixture, ``tests/venu
 ``CcxtClient`` on ccxt's synchronous class, and ``AsyncCcxtClient`` on ``ccxt.async_support``'s
 class for the same venue with the manager driven by its ``a`` methods on a running event loop
 (all of them in CI: a few seconds more on one worker).
+
+A ticker, the batched tickers and the candles are also answered with pages (``PAGES``: a 524
+gateway page, a body of no text type, an HTML page with status 200; the two first are what
+ccxt's asyncio class reads otherwise than its synchronous one, ``test_order_payloads._PAGE_524``):
+no price and no candles come from them. Every venue, page and read through both clients runs
+in CI (about 5 s on one worker; the position list so answered:
+``test_malformed_lists.py::test_a_page_answering_the_position_list_is_a_failed_read``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
+from test_order_payloads import _PAGE_524
 from venue_clients import CLIENTS, Driver, connected
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Market, Payload, Request, running
@@ -369,3 +377,73 @@ def test_an_asyncio_client_refuses_another_markets_price_as_the_synchronous_one(
     with running(DIALECTS[name]()) as (venue, _):
         asyncio.run(asyncio.wait_for(main(venue), timeout=30))
         assert venue.unexpected == []
+
+
+# ---------------------------------------------------------------------------- pages
+
+#: Answers that are no venue JSON, each ``(status, body)``: a gateway's page with a status ccxt
+#: maps to no error (its asyncio class returns the page as the answer, its synchronous class
+#: raises ``ExchangeError``), a body of no text type (``bytes``: ``application/octet-stream``;
+#: the asyncio class returns aiohttp's ``StreamReader``, the synchronous class the text), an
+#: HTML page with status 200 (both classes return the text).
+PAGES: dict[str, tuple[int, Payload]] = {
+    "a 524 page": (524, _PAGE_524),
+    "a body of no text type": (200, b"<html><body>OK</body></html>"),
+    "an HTML page": (200, "<html><body>OK</body></html>"),
+}
+_DOWN = (503, "<html><body>503 Service Unavailable</body></html>")
+#: The reads answered with a page: the batched tickers (each market's own ticker request
+#: answered 503 meanwhile, so a price could come from the page only), each market's own ticker
+#: (the batch answered 503), the candles. Hyperliquid reads both tickers with one request.
+READS = ("tickers", "ticker", "candles")
+
+
+def _paged(
+    book: Book, read: str, page: tuple[int, Payload]
+) -> Callable[[Request, Handle], tuple[int, Payload]]:
+    """The venue's answers while ``read`` is answered with ``page``."""
+    ids = (book.id_of(book.btc), book.id_of(book.eth))
+    hyperliquid = book.venue.dialect.ccxt_name == "hyperliquid"
+
+    def answer(request: Request, handle: Handle) -> tuple[int, Payload]:
+        if read == "candles":
+            return page if _is_candles(request) else handle(request)
+        if not (_is_ticker(request) or request.params.get("type") == "metaAndAssetCtxs"):
+            return handle(request)
+        single = any(_names(request, one) for one in ids)
+        return page if hyperliquid or single == (read == "ticker") else _DOWN
+
+    return answer
+
+
+@pytest.mark.parametrize("name", VENUES)
+def test_a_page_answering_a_price_read_is_no_price(
+    name: str, client: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batched tickers, each market's own ticker, or the candles answered with a page
+    (``PAGES``): no price and no candles come from it. Both positions stay, skipped this
+    cycle (no close at a made-up price, no order, nothing raised to the bot) or trailed
+    without candles, and a warning names the page (ccxt's synchronous class raises its own
+    error for the 524 page first). Before, ccxt's parsers read such a page as candles of
+    ``None`` or as no candles at all, and ``get_ohlcv`` answered them: no warning on eight
+    venues (Binance and Gate: "candle #0 is not ... numbers"), where a read that failed says
+    so; a batched read answered with a page said nothing or ``AttributeError: 'StreamReader'
+    object has no attribute 'keys'``."""
+    with tracking(name, 1, caplog, client) as book:
+        for read in READS if name != "hyperliquid" else ("tickers", "candles"):
+            for kind, page in PAGES.items():
+                case = f"{name} {client} {read} {kind}"
+                said = (
+                    f"API error getting OHLCV for {book.btc.symbol}"
+                    if read == "candles"
+                    else f"All ticker retries failed for {book.btc.symbol}"
+                )
+                with _answering(book.venue, _paged(book, read, page)):
+                    book.keeps_both_through(said, case=case)
+                warnings = book.warnings()
+                if not (client == "sync" and kind == "a 524 page"):
+                    assert any("not the venue's JSON" in w for w in warnings), (case, warnings)
+                assert not any("<StreamReader" in w for w in warnings), (case, warnings)
+        book.caplog.clear()
+        book.cycle()  # right answers again
+        assert not any("OHLCV" in w or "ticker" in w for w in book.warnings()), book.warnings()

@@ -30,6 +30,7 @@ import functools
 import inspect
 import json
 import math
+import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -442,7 +443,38 @@ def position_container(venue: str, answer: Any) -> tuple[list[Any] | None, str]:
     return None, ""
 
 
-def _kind(answer: Any) -> str:
+#: What a decoded venue answer is made of (JSON's types; bytes, which a hook may answer):
+#: ``quoted`` shows these by their repr.
+_PLAIN = (str, bytes, bytearray, Mapping, list, tuple, numbers.Number, type(None))
+
+
+def quoted(value: Any, width: int | None = None) -> str:
+    """``value`` (a venue's answer, or a part of one) for a log line or an error text: its
+    repr, cut to ``width`` characters, when it is one of the types a decoded answer is made of
+    (str, bytes, dict, list, a number, a bool, ``None``); otherwise what it is, never its repr.
+    ccxt 4.5.90's asyncio ``fetch`` answers a body of a content type that is neither JSON nor
+    text (``application/octet-stream``) with aiohttp's ``StreamReader``, unread, where its
+    synchronous class answers the text (``ccxt/async_support/base/exchange.py:298``): that is
+    "a body of a content type that is not text (...)", not ``<StreamReader eof ...>``."""
+    if isinstance(value, _PLAIN):
+        text = repr(value)
+        return text if width is None else text[:width]
+    if value is FAILED:
+        return "a request that failed"
+    kind = type(value)
+    module = kind.__module__ or ""
+    if kind.__name__ == "StreamReader" and module.split(".")[0] == "aiohttp":
+        return (
+            "a body of a content type that is not text (ccxt's asyncio class answered it "
+            "unread, as aiohttp's StreamReader)"
+        )
+    return f"a {module}.{kind.__qualname__} object, not a decoded answer"
+
+
+def answer_kind(answer: Any) -> str:
+    """What a decoded answer is, for an error text: ``"a text body ('<html>...')"``, ``"an
+    empty body"``, ``"an object with keys 'code', 'data'"``, ``"a list of 3"``, or (anything
+    else) its type and ``quoted`` form."""
     if isinstance(answer, str):
         text = answer.strip()
         return "an empty body" if not text else f"a text body ({text[:60]!r})"
@@ -451,7 +483,9 @@ def _kind(answer: Any) -> str:
         return f"an object with keys {keys}" if keys else "an empty object"
     if isinstance(answer, list):
         return f"a list of {len(answer)}"
-    return f"a {type(answer).__name__} ({answer!r:.60})"
+    if isinstance(answer, _PLAIN):
+        return f"a {type(answer).__name__} ({answer!r:.60})"
+    return quoted(answer)
 
 
 def unreadable_entries(venue: str, container: list[Any] | None) -> str:
@@ -472,6 +506,8 @@ def _element(raw: Any) -> str:
     if isinstance(raw, Mapping):
         keys = ", ".join(repr(k) for k in list(raw)[:6])
         return f"an object with keys {keys}" if keys else "an empty object"
+    if not isinstance(raw, _PLAIN):
+        return quoted(raw)
     return f"{raw!r:.60} (a {type(raw).__name__})"
 
 
@@ -506,7 +542,7 @@ def check_answer(venue: str, answer: Any, entries: list[Any]) -> None:
     if container is None:
         raise ValueError(
             f"{venue}'s answer to the position-list request is not a position list: "
-            f"{_kind(answer)}, without a list at {where}"
+            f"{answer_kind(answer)}, without a list at {where}"
         )
     if container and not any(carries_size(venue, raw) for raw in container):
         field = " and ".join(
@@ -694,6 +730,22 @@ def shown_request(heard: Heard) -> str:
     text = f"{str(heard.method or 'GET').upper()} {_path(heard.url) or '?'}"
     kind = _body_type(heard.body)
     return f"{text} ({kind})" if isinstance(kind, str) and kind else text
+
+
+def not_json(heard: Sequence[Heard]) -> str | None:
+    """Why the answers of the requests ``heard`` (one ccxt call's) are not all the venue's
+    JSON, else ``None``. ccxt's ``fetch`` answers a body that is a JSON object or array decoded
+    (a dict, a list) and any other body as it came: a page's text (an HTML page with status
+    200; in ccxt's asyncio class also a page of a status ccxt maps to no error, a gateway's
+    524, where its synchronous class raises), or a body of no text type (its text in the
+    synchronous class, aiohttp's ``StreamReader`` in the asyncio one); ccxt's parsers read
+    those as an answer with nothing in it (an empty list, a ticker without a price, candles of
+    ``None``) or fail on them. Requests that failed (``FAILED``) are not looked at."""
+    for one in heard:
+        if one.answer is FAILED or isinstance(one.answer, (Mapping, list)):
+            continue
+        return f"{shown_request(one)} answered {answer_kind(one.answer)}, not the venue's JSON"
+    return None
 
 
 def _listed(heard: Sequence[Heard]) -> str:

@@ -86,6 +86,7 @@ request, and one call of the adapter may make several.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -1236,8 +1237,8 @@ class CcxtClient:
             mode = answer.get("marginMode") if isinstance(answer, Mapping) else None
             if mode not in ("cross", "isolated"):
                 self.logger.warning(
-                    f"The margin mode of {symbol} reads {answer!r}; the order names none "
-                    "(the venue's default)"
+                    f"The margin mode of {symbol} reads {answers.quoted(answer)}; the order "
+                    "names none (the venue's default)"
                 )
                 return None
             cross = mode == "cross"
@@ -1489,7 +1490,7 @@ class CcxtClient:
             # codes it does not map): not an accepted order, not a refusal either.
             self.logger.error(
                 f"{order_type.capitalize()} order {side} {amount} {symbol}: outcome unknown "
-                f"(the answer carries no order id: {order.get('info')!r})"
+                f"(the answer carries no order id: {answers.quoted(order.get('info'))})"
             )
             raise LookupError(f"create_order() answered no order id for {symbol}: outcome unknown")
         answer = dict(self._unified_order(order))
@@ -1638,7 +1639,9 @@ class CcxtClient:
         }
         rows = exchange.privateFuturesGetSettleOrders(request)
         if not isinstance(rows, list) or not all(isinstance(row, Mapping) for row in rows):
-            raise TypeError(f"/futures/{{settle}}/orders answered {rows!r}, not a list of orders")
+            raise TypeError(
+                f"/futures/{{settle}}/orders answered {answers.quoted(rows)}, not a list of orders"
+            )
         matches = [row for row in rows if row.get("text") == wire]
         if len(matches) > 1:
             raise ValueError(
@@ -1662,7 +1665,7 @@ class CcxtClient:
         if data is None:
             return None  # a successful answer without an order: not found
         if not isinstance(data, Mapping):
-            raise TypeError(f"order/external answered {response!r}, not an order")
+            raise TypeError(f"order/external answered {answers.quoted(response)}, not an order")
         return exchange.parse_order(data, market)
 
     def _bingx_order_by_client_id(self, wire: str, symbol: str) -> Any:
@@ -1682,7 +1685,7 @@ class CcxtClient:
         data = response.get("data") if isinstance(response, Mapping) else None
         order = data.get("order", data) if isinstance(data, Mapping) else None
         if not isinstance(order, Mapping):
-            raise TypeError(f"{path} answered {response!r}, not an order")
+            raise TypeError(f"{path} answered {answers.quoted(response)}, not an order")
         return exchange.parse_order(order, market)
 
     def _bybit_order_by_link_id(self, wire: str, symbol: str) -> Any:
@@ -1705,7 +1708,7 @@ class CcxtClient:
             result = response.get("result") if isinstance(response, Mapping) else None
             rows = result.get("list") if isinstance(result, Mapping) else None
             if not isinstance(rows, list):
-                raise TypeError(f"{path} answered {response!r}, not an order list")
+                raise TypeError(f"{path} answered {answers.quoted(response)}, not an order list")
             if rows:
                 return exchange.parse_order(rows[0], market)
         return None
@@ -1926,9 +1929,11 @@ class CcxtClient:
         risk = venue in _BINANCE and isinstance(answer, list)
         if container is None or venue not in _PARSED_ONE_BY_ONE or (venue in _BINANCE and not risk):
             found = answers.unreadable_entries(venue, container) if container else ""
+            page = answer is not None and not isinstance(answer, (Mapping, list))
             raise ValueError(
                 f"ccxt could not read {venue}'s position list ({failed})"
                 + (f"; unreadable: {found}" if found else "")
+                + (f": its answer is {answers.answer_kind(answer)}" if page else "")
             ) from error
         parse = self.exchange.parse_position_risk if risk else self.exchange.parse_position
         entries: list[Any] = []
@@ -1949,7 +1954,7 @@ class CcxtClient:
             value, named = (
                 answers.market_id(venue, element)
                 if isinstance(element, Mapping)
-                else (None, f"{element!r:.60}")
+                else (None, answers.quoted(element, 60))
             )
             symbol = self._symbol_of(value)
             detail = why
@@ -2207,7 +2212,10 @@ class CcxtClient:
         if venue in answers.RAW_SIZE_FIELDS and not (isinstance(info, Mapping) and info):
             # ccxt made it from something that was no entry of the venue's (``""``, ``null``,
             # ``{}``): nothing says it is flat.
-            return "size", f"{venue} entry is {info!r:.60}, not the venue's position entry"
+            return (
+                "size",
+                f"{venue} entry is {answers.quoted(info, 60)}, not the venue's position entry",
+            )
         if venue in answers.RAW_SIZE_FIELDS and isinstance(info, Mapping):
             # ccxt's own contracts may be made up when the venue's size is not there (from
             # the notional on Binance and Bybit): the venue's field is what counts.
@@ -2324,13 +2332,47 @@ class CcxtClient:
             return None
         return dict(ticker)
 
-    def _fetch_ticker(self, symbol: str) -> Any:
-        """``fetch_ticker(symbol)``, checked to be ``symbol``'s ticker: one that names another
-        market (``ticker_names_other``), or that ccxt matched to its market by place in an
-        answer whose lists do not line up (Hyperliquid, ``_misaligned_contexts``), raises
-        ``ValueError`` after a warning: its price is another market's."""
+    def _read(
+        self, what: str, call: Callable[[], Any], then: str = ""
+    ) -> tuple[Any, list[answers.Heard]]:
+        """``call()`` (one ccxt read, ``what`` for the error) and the requests it made, checked
+        to have been answered with the venue's JSON: when one was answered with a page or a
+        body of no text type (``_position_answers.not_json``), which ccxt reads as an answer
+        with nothing in it or fails on, raises ``ValueError`` naming it (after ``then``; chained
+        to ccxt's error when ccxt failed on it), with a warning when ``then`` is given. ccxt's
+        own errors (its synchronous class's for a 524 page) go on unchanged, but for its
+        ``BadResponse`` (an answer it could not read)."""
+        failed: Exception | None = None
         with answers.recording() as heard:
-            ticker = self.exchange.fetch_ticker(symbol)
+            try:
+                result = call()
+            except Exception as e:
+                # ccxt's own errors go on, but for those saying it could not read an answer
+                # (``BadResponse``, ``NullResponse``: Gate's ticker of a page)
+                if _is_ccxt_error(e, "BaseError") and not _is_ccxt_error(e, "BadResponse"):
+                    raise
+                failed = e
+        why = answers.not_json(heard)
+        if why is None:
+            if failed is not None:
+                raise failed
+            return result, heard
+        message = f"{what}: {why}{then}"
+        if then:
+            self.logger.warning(message)
+        raise ValueError(message) from failed
+
+    def _fetch_ticker(self, symbol: str) -> Any:
+        """``fetch_ticker(symbol)``, checked to be ``symbol``'s ticker: an answer that is not
+        the venue's JSON (``_read``: a page, a body of no text type), a ticker that names
+        another market (``ticker_names_other``), or one that ccxt matched to its market by
+        place in an answer whose lists do not line up (Hyperliquid, ``_misaligned_contexts``),
+        raises ``ValueError`` after a warning: there is no price of ``symbol`` in it."""
+        ticker, heard = self._read(
+            f"fetch_ticker({symbol!r})",
+            lambda: self.exchange.fetch_ticker(symbol),
+            f"; no price for {symbol} from it",
+        )
         why = _misaligned_contexts(heard) if self.venue == "hyperliquid" else None
         if why is None and isinstance(ticker, Mapping):
             market = self._market_of(symbol)
@@ -2382,8 +2424,9 @@ class CcxtClient:
         failure: Exception | None = None
         for group in groups.values():
             try:
-                with answers.recording() as heard:
-                    tickers = self.exchange.fetch_tickers(group)
+                tickers, heard = self._read(
+                    "fetch_tickers()", functools.partial(self.exchange.fetch_tickers, group)
+                )
                 why = _misaligned_contexts(heard) if self.venue == "hyperliquid" else None
                 if why is not None:
                     raise ValueError(why)
@@ -2407,16 +2450,20 @@ class CcxtClient:
         """Candles ``[timestamp_ms, open, high, low, close, volume]``, oldest first.
 
         ``fetch_ohlcv(symbol, timeframe, limit=limit)``; raises on failure, and raises
-        ``ValueError`` for candles that are not ``timeframe``'s (``candle_problem``: a time
-        twice, or two candles a distance apart that is no whole number of ``timeframe``).
+        ``ValueError`` for an answer that is not the venue's JSON (a page, a body of no text
+        type: ``_read``), and for candles that are not ``timeframe``'s (``candle_problem``: a
+        time twice, or two candles a distance apart that is no whole number of ``timeframe``).
         """
         self._loaded_markets()
         self._note(symbol)
         paging = self._unpaged("fetch_ohlcv", {})
-        candles = (
-            self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit, params=paging)
-            if paging
-            else self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
+        candles, _ = self._read(
+            f"fetch_ohlcv({symbol!r}, {timeframe!r})",
+            lambda: (
+                self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit, params=paging)
+                if paging
+                else self.exchange.fetch_ohlcv(symbol, timeframe, limit=limit)
+            ),
         )
         rows = list(candles) if candles is not None else []
         problem = candle_problem(rows, timeframe)
@@ -2894,9 +2941,9 @@ class CcxtClient:
         info = answer.get("info")
         if self.venue == "hyperliquid":
             if info != "success":
-                return f"the venue's answer is {info!r:.80}, not its 'success'"
+                return f"the venue's answer is {answers.quoted(info, 80)}, not its 'success'"
         elif not (isinstance(info, (Mapping, list)) and info):
-            return f"the venue's answer is {info!r:.80}, not a cancel"
+            return f"the venue's answer is {answers.quoted(info, 80)}, not a cancel"
         other = other_order(answer, symbol, None if answer.get("id") is None else order_id)
         if other is not None:
             return f"it names another order ({other})"
