@@ -34,7 +34,10 @@ A new child starts over the journal at the next tick and goes on (the bot's draw
 on the seed and the tick). Everything else is test_venue_soak.py's: the same venue faults (lists
 that lag the fills, lost answers, refusals, empty reads), closes and halvings by hand and, in
 one-way mode, reversals by hand (a held position closed and the other side opened at once;
-after half of them a list at the next tick still shows the old side), prices that walk, and its
+after half of them a list at the next tick still shows the old side), in the random runs
+(``hand_opens``; not in ``DEFECT_RUNS``, pinned as they were found) additions to held positions
+and positions opened by hand (the keys such a position holds that no read has shown go with the
+tick's command, and the child's bot opens none of them), prices that walk, and its
 bot, trading a little more often and opening three times in ten with a limit order first (a
 limit order resting on the venue's book fills when the price walks through it). At the end the
 test's own manager, over the same journal, closes what is held and runs calm cycles.
@@ -62,8 +65,8 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
 * the venue is flat after the shutdown, the book is empty, no limit order is left resting on the
   venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
-  none twice, across the crashes (but for a position a reversal by hand opened that ended before
-  any position read showed it, which no client can know of: ``unseen_ends``).
+  none twice, across the crashes (but for a position a reversal or an open by hand opened that
+  ended before any position read showed it, which no client can know of: ``unseen_ends``).
 * no request is refused for the margin mode it names when the last position list showed the
   position it acts on in its mode (the venues that keep one per position see reversals by hand
   in the other mode: ``RecordingLedger.margin_per_position``; a list lagging such a reversal
@@ -343,8 +346,18 @@ class Child:
 
 
 def run_tick(child: Child, tick: int, ledger: RecordingLedger) -> bool:
-    """Runs ``tick`` in the child; False when the child died in it."""
-    if not child.send(f"tick {tick}"):
+    """Runs ``tick`` in the child; False when the child died in it. The keys a position opened
+    by hand that no read has shown holds (``RecordingLedger.unseen_hand_open``) go with the
+    command: the child's bot opens none of them (it draws as ever)."""
+    markets = ledger.markets
+    legs = ("long", "short") if ledger.hedge else ("",)
+    keys = [
+        f"{symbol}@{leg}" if leg else symbol
+        for symbol in markets
+        for leg in legs
+        if ledger.unseen_hand_open(symbol, leg)
+    ]
+    if not child.send(" ".join([f"tick {tick}", *keys])):
         return False
     while True:
         line = child.read_line()
@@ -402,19 +415,24 @@ def run_crashes(
     ticks: int = TICKS,
     driver: str = "sync",
     answered: bool = False,
+    hand_opens: bool = False,
 ) -> CrashVerdict:
     """One run over ``journal`` (a SQLite path or a PostgreSQL URL); ``tmp`` holds the
     children's log. ``driver``: the bot a child runs, ``"sync"`` or ``"asyncio"``
     (venue_crash_child.py); an asyncio run answers every other lost order answer ``LATE``
     seconds late instead, never on the order its bot is killed at (the module docstring).
     ``answered``: also kill right after an order's answer, and lag the lists after a restart
-    (the module docstring)."""
+    (the module docstring). ``hand_opens``: additions and opens by hand too
+    (``RecordingLedger``, from a random source of their own)."""
     asynchronous = driver == "asyncio"
     assert CHILD_CALL_TIMEOUT == CALL_TIMEOUT < LATE
     rng = random.Random(f"crash {name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = CrashLedger(
-        dialect.markets, hedge=hedge, margin_per_position=dialect.margin_per_position
+        dialect.markets,
+        hedge=hedge,
+        margin_per_position=dialect.margin_per_position,
+        hand_opens=f"crash hand {name} {hedge} {seed}" if hand_opens else None,
     )
     verdict = CrashVerdict()
     ledger.verdict = verdict
@@ -452,8 +470,13 @@ def run_crashes(
                             verdict.lagged_restarts += 1
                 if child is None:
                     verdict.restarts += 1
+                    ledger.restarted()
                     child = Child(venue, name, hedge, journal, seed, log, driver)
-                if not run_tick(child, tick, ledger):
+                ran = run_tick(child, tick, ledger)
+                if ledger.hand is not None:
+                    with Journal(journal) as reader:
+                        ledger.note_tracked({p["symbol"] for p in reader.open_positions(name)})
+                if not ran:
                     child.close()
                     assert child.proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
                     assert venue.killed is not None, "the child died on its own"
@@ -555,7 +578,7 @@ def test_the_bot_killed_at_any_point_sends_nothing_twice_and_loses_nothing(
     name: str, hedge: bool, kind: str, driver: str, seed: int, tmp_path: Path
 ) -> None:
     journal = journal_url(kind, tmp_path, "crash")
-    verdict = run_crashes(name, hedge, seed, tmp_path, journal, driver=driver)
+    verdict = run_crashes(name, hedge, seed, tmp_path, journal, driver=driver, hand_opens=True)
     assert_the_run_held(verdict)
 
 
@@ -580,7 +603,7 @@ def test_the_bot_killed_after_an_answer_weighs_what_no_list_showed_as_before(
     between ticks, and restarted over lists that lag what it had seen: the restarted bot must
     weigh those lists as the killed one would have (journal schema 7), so every check holds."""
     journal = journal_url("sqlite", tmp_path, "crash")
-    verdict = run_crashes(name, hedge, seed, tmp_path, journal, answered=True)
+    verdict = run_crashes(name, hedge, seed, tmp_path, journal, answered=True, hand_opens=True)
     assert_the_run_held(verdict)
     if seed == 1:  # every case's seed 1 (CI's) is killed after an answer or lagged after a kill
         assert verdict.killed_after_answer + verdict.lagged_restarts > 0, "the variant ran"

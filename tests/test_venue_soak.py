@@ -12,7 +12,20 @@ side opened at once on the symbol, as a person or another bot on the account wou
 of them a list at the next tick still shows the old side, lagging the flip): the manager must
 see the flip, track the new side, and count the old side's end once; on the venues that keep a
 margin mode per position every other reversal opens the new side in the other mode than the
-account's, which the manager must then act on in its own. Prices walk. A small bot
+account's, which the manager must then act on in its own. The main runs
+(``test_the_whole_stack_through_a_venues_faults``; ``hand_opens``, drawn from a random source of
+their own so that every other draw is the plain run's) also add to held positions by hand (a
+scale-in by hand: more contracts, the entry moved to the weighted average) and open positions
+by hand on keys the venue holds nothing on (hedge mode: a leg, the other one held or not), which
+the manager must import and manage (its stops close them, its shutdown ends them once); on the
+venues that keep a margin mode per position every other one in the other mode. Three draws are
+left out, each a case no client can tell or a documented limit: the bot opens no key a position
+opened by hand holds that no read has shown (the two would net on the venue: ``opens_spared``);
+no position is opened by hand on a key whose close by the manager no list has confirmed yet
+(any listing of the key's side is then taken for the closed position: configuration.md,
+``close_unconfirmed``); and no leg is halved by hand after an addition by hand that no read has
+shown, nor added to after such a halving (an addition and a reduction by hand between two lists
+are taken for a replacement: reliability.md): ``hand_spared``. Prices walk. A small bot
 opens keys it does not hold, closes some by hand, runs an update cycle every tick and now and
 then a sync; at the end it closes what it holds and runs calm cycles.
 
@@ -23,10 +36,10 @@ What must hold, judged on the venue's ledger:
   position: no close is sent twice (after a close or reversal by hand it is only counted: the
   manager still protects a position the lists have not yet shown gone or flipped);
 * the venue is flat after the shutdown and the book is empty;
-* the journal's ``closed_positions()`` are exactly the position ends the venue saw, but for
-  those of a position a reversal by hand opened and no position read showed before it ended
-  (the lists lagged the reversal and it was closed by hand: no client can know of it,
-  ``unseen_ends``);
+* the journal's ``closed_positions()`` are exactly the position ends the venue saw (an
+  addition by hand ends nothing), but for those of a position a reversal or an open by hand
+  opened and no position read showed before it ended (the lists lagged the reversal, say, and
+  it was closed by hand: no client can know of it, ``unseen_ends``);
 * no request is refused for the margin mode it names when the last position list showed the
   position it acts on in that position's mode;
 * no exception reaches the bot, and the client asks the venue for no path it does not serve.
@@ -76,6 +89,12 @@ LEGS = ("long", "short")
 #: the tick: (below, the new side's size in the old one's, whether a list at the next tick
 #: lags it): 0.2 % of draws each, 0.8 % in all.
 REVERSALS = ((0.010, 1, False), (0.012, 1, True), (0.014, 2, False), (0.016, 2, True))
+#: With ``hand_opens`` (``RecordingLedger``), from a random source of the ledger's own (the
+#: run's other draws stay the plain run's): the chance, each tick, that a person adds to a held
+#: leg (1-3 lots at the symbol's price: the entry moves to the weighted average), and that a
+#: person opens a key the venue holds nothing on (1-4 lots; one-way: either side).
+P_HAND_ADD = 0.01
+P_HAND_OPEN = 0.006
 
 
 @dataclass
@@ -101,6 +120,18 @@ class Verdict(SoakVerdict):
     # ended (the lists lagged the reversal, then the new side was closed by hand): no client can
     # know of them, so the journal cannot count them (``RecordingLedger.note_listed``).
     unseen_ends: int = 0
+    # With ``hand_opens``: additions to a held leg by hand, and positions opened by hand on a
+    # key the venue held nothing on; and the bot's opens left out because a position opened by
+    # hand that no read has shown holds the key (no client can know of it: the two would net
+    # on the venue), and the halvings and additions by hand left out because the leg was
+    # changed the other way by hand since a read last showed it (a documented limit: an
+    # addition and a reduction by hand between two lists are taken for a replacement).
+    hand_adds: int = 0
+    hand_opens: int = 0
+    opens_spared: int = 0
+    hand_spared: int = 0
+    # Opens by hand in the other margin mode than the account's (``margin_per_position``).
+    other_mode_opens: int = 0
     margin_refusals: list[str] = field(default_factory=list)
     margin_refusals_unlisted: int = 0
     # Every order the venue took, in order: what it was and how it ended (not compared with
@@ -119,7 +150,13 @@ class RecordingLedger(Ledger):
     """The venue's ledger, noting every fill, every refusal of a reduce-only order, every end of
     a position (a leg going from held to flat) and who ended it."""
 
-    def __init__(self, *args: Any, margin_per_position: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        margin_per_position: bool = False,
+        hand_opens: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         # The venue keeps a margin mode per position (``Dialect.margin_per_position``): every
         # other reversal by hand, from the first, opens the new side in the other mode.
@@ -140,9 +177,59 @@ class RecordingLedger(Ledger):
         # serials of every position a position read served (``unseen_ends``).
         self.opened_by_hand: dict[tuple[str, str], int] = {}
         self.shown: set[int] = set()
+        # ``hand_opens``: the seed of the random source of the additions and opens by hand
+        # (``None``: none are drawn, and the run is as it was before them).
+        self.hand = random.Random(hand_opens) if hand_opens is not None else None
+        # The positions opened by hand on a flat key, by key, as their serials; those of them
+        # the manager tracked at the end of a tick (``note_tracked``: its end is the journal's
+        # to count), and those a position read served since the bot's process started
+        # (``restarted``: the manager checks a list before it opens such a key).
+        self.hand_opened: dict[tuple[str, str], int] = {}
+        self.tracked: set[int] = set()
+        self.shown_since_start: set[int] = set()
+        # Legs changed by hand since a read last showed them as they are, by key: "add" or
+        # "reduce" (the serial, contracts and entry the change left).
+        self.hand_changed: dict[tuple[str, str], tuple[str, int, float, float]] = {}
+        # Keys whose position ended (by the manager's order or by hand) that no position read
+        # has shown flat since: no position is opened on them by hand (the manager, not yet
+        # shown the end, would take the new one for the old one: ``_adds_and_opens``).
+        self.ends_unshown: set[tuple[str, str]] = set()
 
     def note_listed(self, legs: dict[tuple[str, str], Leg]) -> None:
         self.shown.update(leg.serial for leg in legs.values())
+        self.shown_since_start.update(leg.serial for leg in legs.values())
+        self.ends_unshown &= set(legs)
+        for key, leg in legs.items():
+            changed = self.hand_changed.get(key)
+            if changed is not None and changed[1:] == (leg.serial, leg.contracts, leg.entry):
+                del self.hand_changed[key]
+
+    def restarted(self) -> None:
+        """The bot's process starts again: it has been shown no position list."""
+        with self.lock:
+            self.shown_since_start.clear()
+
+    def note_tracked(self, tracked: set[str]) -> None:
+        """The keys the manager tracks at the end of a tick (``SYMBOL@leg``; one-way: the
+        symbol): the positions opened by hand that hold them are the manager's."""
+        with self.lock:
+            for (symbol, leg), serial in self.hand_opened.items():
+                if symbol in tracked or f"{symbol}@{leg}" in tracked:
+                    self.tracked.add(serial)
+
+    def unseen_hand_open(self, symbol: str, leg: str) -> bool:
+        """Whether a position opened by hand that the manager does not track, and that no read
+        since the bot's process started has shown, holds the key the bot is about to open
+        (``leg`` ``""``: one-way mode, the symbol): the bot leaves the key alone, as no client
+        can know of that position (the two would net on the venue)."""
+        with self.lock:
+            for (s, one), serial in self.hand_opened.items():
+                held = self.legs.get((s, one))
+                if s != symbol or leg not in ("", one) or held is None:
+                    continue
+                if serial not in self.tracked and serial not in self.shown_since_start:
+                    return True
+            return False
 
     def _sizes(self, symbol: str) -> dict[str, float]:
         return {leg: self.size(symbol, leg) for leg in LEGS}
@@ -153,8 +240,17 @@ class RecordingLedger(Ledger):
                 self.verdict.venue_ends += 1
                 self.ended_by_us[(symbol, leg)] = ours
                 serial = self.opened_by_hand.pop((symbol, leg), None)
-                if serial is not None and serial not in self.shown:
+                opened = self.hand_opened.pop((symbol, leg), None)
+                if opened is not None:
+                    # Opened by hand on a flat key: the manager imports such a position only
+                    # when it syncs (or checks a list before an open of its key), not in its
+                    # update cycles, so it is the journal's only once the manager tracked it.
+                    if not ours and opened not in self.tracked:
+                        self.verdict.unseen_ends += 1
+                elif serial is not None and serial not in self.shown:
                     self.verdict.unseen_ends += 1
+                self.hand_changed.pop((symbol, leg), None)
+                self.ends_unshown.add((symbol, leg))
 
     def _scaling_in(self, symbol: str, leg: str) -> bool:
         """Whether an opening fill on ``leg`` of ``symbol`` is the bot's scale-in in progress.
@@ -197,6 +293,11 @@ class RecordingLedger(Ledger):
                     else:
                         self.verdict.on_top.append(where)
                 self._ends(symbol, before, ours=True)
+                for key in [k for k in self.hand_changed if k[0] == symbol]:
+                    # The manager's own fill: what it knows of needs no read.
+                    held_now = self.legs.get(key)
+                    if held_now is not None and held_now.serial == self.hand_changed[key][1]:
+                        self._changed_by_hand(*key, self.hand_changed[key][0])
             return order
 
     def by_hand(self, rng: random.Random, venue: FakeVenue | None = None) -> None:
@@ -237,9 +338,67 @@ class RecordingLedger(Ledger):
                         self.flipped[symbol] = (leg, replace(held), new, replace(new))
                 elif draw < 0.004 or half <= 0:
                     self.remove(symbol, leg)
+                elif self.hand_changed.get((symbol, leg), ("",))[0] == "add":
+                    self.verdict.hand_spared += 1
                 else:
                     held.contracts = round(held.contracts - half, 10)
+                    self._changed_by_hand(symbol, leg, "reduce")
                 self._ends(symbol, before, ours=False)
+            if self.hand is not None:
+                self._adds_and_opens(self.hand)
+
+    def _changed_by_hand(self, symbol: str, leg: str, kind: str) -> None:
+        held = self.legs[(symbol, leg)]
+        self.hand_changed[(symbol, leg)] = (kind, held.serial, held.contracts, held.entry)
+
+    def _adds_and_opens(self, hand: random.Random) -> None:
+        """``hand_opens``: adds to held legs and opens flat keys by hand, from ``hand`` (a
+        random source of its own), one draw a held leg and one a flat key a tick. An addition
+        is 1-3 lots at the symbol's price (the entry moves to the weighted average; no end);
+        none on a leg reduced by hand since a read last showed it (``hand_spared``). An open is
+        1-4 lots at the symbol's price on a key the venue holds nothing on (one-way: the
+        symbol, either side; hedge: a leg, the other one held or not) and no order of the
+        bot's rests on: a new position whose end counts (``opened_by_hand``); on the venues
+        that keep a margin mode per position every other one, from the first, in the other
+        mode than the account's (beside a held leg whose mode is the symbol's: that one's)."""
+        for symbol, leg, held in self.held():
+            if hand.random() >= P_HAND_ADD:
+                continue
+            if self.hand_changed.get((symbol, leg), ("",))[0] == "reduce":
+                self.verdict.hand_spared += 1
+                continue
+            lot = self.markets[symbol].lot
+            added = hand.choice((1, 2, 3)) * lot
+            price = self.prices[symbol]
+            total = round(held.contracts + added, 10)
+            held.entry = (held.contracts * held.entry + added * price) / total
+            held.contracts = total
+            self.verdict.hand_adds += 1
+            self._changed_by_hand(symbol, leg, "add")
+        resting = {o.symbol for o in self.orders.values() if o.status == "open"}
+        for symbol in self.markets:
+            for leg in LEGS if self.hedge else ("",):
+                draw = hand.random()
+                flat = self.size(symbol, leg) == 0 if leg else self.held_leg(symbol) is None
+                if draw >= P_HAND_OPEN or not flat or symbol in resting:
+                    continue
+                lots = hand.choice((1, 2, 3, 4))
+                side = leg or hand.choice(LEGS)
+                if (symbol, side) in self.ends_unshown:
+                    self.verdict.hand_spared += 1
+                    continue
+                cross = None
+                if self.margin_per_position and self.verdict.hand_opens % 2 == 0:
+                    cross = not self.cross
+                    self.verdict.other_mode_opens += 1
+                beside = self.margin_key(symbol, side) if self.margin_per_symbol else None
+                if beside is not None:
+                    cross = self.legs[beside].cross
+                lot = self.markets[symbol].lot
+                self.open(symbol, side, round(lots * lot, 10), self.prices[symbol], cross=cross)
+                serial = self.legs[(symbol, side)].serial
+                self.opened_by_hand[(symbol, side)] = self.hand_opened[(symbol, side)] = serial
+                self.verdict.hand_opens += 1
 
     def _lag_the_flips(self, venue: FakeVenue | None) -> None:
         """``venue``'s next position list shows the old side of each reversal of the last tick
@@ -365,6 +524,9 @@ def bot(
                 signal = {"long": "BUY", "short": "SELL"}.get(leg) or rng.choice(("BUY", "SELL"))
                 lots = rng.choice((2, 3, 5))
                 amount = lots * ledger.markets[symbol].lot
+                if ledger.unseen_hand_open(symbol, leg):
+                    verdict.opens_spared += 1
+                    continue
                 yield Call("open_position", (symbol, signal, amount, 5, 0.03))
         if pm.positions and rng.random() < 0.03:
             yield Call("close_position", (rng.choice(sorted(pm.positions)), "manual"))
@@ -380,9 +542,11 @@ def bot(
         yield Call("update_positions")
         if tick % 10 == 9:
             yield Call("sync_existing_positions")
+        ledger.note_tracked(set(pm.positions))
         if rng.random() < 0.01:
             verdict.restarts += 1
             del pm  # the old process is gone before the new one opens the journal
+            ledger.restarted()
             pm = yield START
     # Shutdown: close what is held, then calm cycles. Faults armed on routes the run rarely
     # asks for (an account-type read after a restart, say) wait for their request however
@@ -475,14 +639,19 @@ def run_venue(
     asynchronous: bool = False,
     late_answers: bool = False,
     spared: frozenset[str] = frozenset(),
+    hand_opens: bool = False,
 ) -> Verdict:
     """One run; ``asynchronous``: the bot is an asyncio bot on ``ccxt.async_support`` through
     ``AsyncCcxtClient`` (``call_timeout=CALL_TIMEOUT``) and the manager's ``a`` methods;
-    ``late_answers``, ``spared``: see :func:`arm_fault`."""
+    ``late_answers``, ``spared``: see :func:`arm_fault`; ``hand_opens``: additions and opens
+    by hand too (``RecordingLedger``)."""
     rng = random.Random(f"{name} {hedge} {seed}")
     dialect = DIALECTS[name]()
     ledger = RecordingLedger(
-        dialect.markets, hedge=hedge, margin_per_position=dialect.margin_per_position
+        dialect.markets,
+        hedge=hedge,
+        margin_per_position=dialect.margin_per_position,
+        hand_opens=f"hand {name} {hedge} {seed}" if hand_opens else None,
     )
     verdict = ledger.verdict
     with FakeVenue(dialect, ledger) as venue:
@@ -543,7 +712,7 @@ CASES = [
 def test_the_whole_stack_through_a_venues_faults(
     name: str, hedge: bool, seed: int, tmp_path: Path
 ) -> None:
-    verdict = run_venue(name, hedge, seed, tmp_path / "journal.db")
+    verdict = run_venue(name, hedge, seed, tmp_path / "journal.db", hand_opens=True)
     assert verdict.on_top == []
     assert verdict.second_closes == []
     assert verdict.left_open == [] and verdict.book_left == []
@@ -695,4 +864,73 @@ def test_only_an_end_no_position_read_could_show_is_unseen() -> None:
         ledger.open(btc.symbol, "long", 3 * btc.lot)
         flip_then_close(shown)
         assert (ledger.verdict.venue_ends, ledger.verdict.unseen_ends) == (8, 3)
+        assert venue.unexpected == []
+
+
+def test_positions_opened_and_added_to_by_hand_are_judged_as_the_manager_can_know_them() -> None:
+    """``hand_opens``: a position opened by hand counts as a new position whose end is the
+    journal's once the manager tracked it (an update cycle imports none: a read showing it is
+    not enough) or ended it itself; the bot opens no key such a position holds that the manager
+    does not track and no read since its process started has shown; an addition by hand ends
+    nothing; a halving by hand after an addition no read has shown (and the reverse) is left
+    out, and so is an open by hand on a key whose end no read has shown (documented limits)."""
+    dialect = DIALECTS["bybit"]()
+    ledger = RecordingLedger(dialect.markets, hedge=True, hand_opens="judge")
+    verdict = ledger.verdict
+    btc = next(iter(ledger.markets.values()))
+    keys = sorted((s, leg) for s in ledger.markets for leg in LEGS)
+    with FakeVenue(dialect, ledger) as venue:
+        client = CcxtClient(venue.make_exchange(), sleep=lambda s: None)
+
+        def by_hand(main: float, hand: float) -> None:
+            ledger.hand = _Draw(hand)
+            ledger.by_hand(_Draw(main))
+
+        def read() -> int:
+            return len(client.get_open_positions())
+
+        nothing, close, halve, add, open_ = 0.5, 0.001, 0.005, P_HAND_OPEN, 0.0
+        by_hand(nothing, open_)
+        assert verdict.hand_opens == 4 and [(s, leg) for s, leg, _ in ledger.held()] == keys
+        assert ledger.unseen_hand_open(btc.symbol, "long")
+        by_hand(close, nothing)
+        assert (verdict.venue_ends, verdict.unseen_ends) == (4, 4)
+        read()  # the ends shown: keys to open by hand again
+        by_hand(nothing, open_)
+        assert read() == 4
+        assert not ledger.unseen_hand_open(btc.symbol, "long")
+        ledger.restarted()
+        assert ledger.unseen_hand_open(btc.symbol, "long")
+        by_hand(close, nothing)
+        assert (verdict.venue_ends, verdict.unseen_ends) == (8, 8), "shown, never tracked"
+        read()
+        by_hand(nothing, open_)
+        ledger.note_tracked({f"{s}@{leg}" for s, leg in keys})
+        assert not ledger.unseen_hand_open(btc.symbol, "long")
+        by_hand(close, nothing)
+        assert (verdict.venue_ends, verdict.unseen_ends) == (12, 8)
+        read()
+        by_hand(nothing, open_)
+        read()
+        sizes = [leg.contracts for _, _, leg in ledger.held()]
+        by_hand(nothing, add)
+        assert verdict.hand_adds == 4 and verdict.hand_opens == 16
+        added = [leg.contracts for _, _, leg in ledger.held()]
+        assert all(a > s for a, s in zip(added, sizes)) and verdict.venue_ends == 12
+        by_hand(halve, nothing)
+        assert verdict.hand_spared == 4
+        assert [leg.contracts for _, _, leg in ledger.held()] == added
+        read()
+        by_hand(halve, nothing)
+        assert all(leg.contracts < a for (_, _, leg), a in zip(ledger.held(), added))
+        by_hand(nothing, add)
+        assert verdict.hand_spared == 8 and verdict.hand_adds == 4
+        held = ledger.size(btc.symbol, "long")
+        ledger.place(btc.symbol, "sell", held, reduce_only=True, leg="long")
+        assert (verdict.venue_ends, verdict.unseen_ends) == (13, 8), "the manager's own end"
+        by_hand(nothing, open_)  # each of the other three legs, halved, is not added to
+        assert verdict.hand_spared == 8 + 3 + 1 and ledger.size(btc.symbol, "long") == 0
+        read()
+        by_hand(nothing, open_)
+        assert verdict.hand_opens == 17 and ledger.size(btc.symbol, "long") > 0
         assert venue.unexpected == []

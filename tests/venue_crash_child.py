@@ -18,14 +18,16 @@ The bot's tick is written once, as the calls it makes that may reach the venue (
 the same calls in the same order, the same lines. It takes commands on stdin, one per line, and
 answers on stdout:
 
-- ``tick N``: sets the manager's clock to tick ``N`` (60 s a tick), runs the start-up sync if
-  this process has not yet, then one tick of the bot — test_venue_soak.py's bot, trading a
-  little more often: opens keys it does not hold (three opens in ten with a limit order first,
-  which rests on the venue's book until it is cancelled or the price walks through it), closes
-  one now and then, scales one in now and then, runs an update cycle and every tenth tick a
-  sync. Before a scale-in it reads the symbol's price through its client, says
-  ``scale SYMBOL LEG`` and waits for ``ok`` (the test's ledger then counts that one opening fill
-  as no open on top); after it, ``scaled``. At the end of the tick: ``done N``.
+- ``tick N [KEY ...]``: sets the manager's clock to tick ``N`` (60 s a tick), runs the start-up
+  sync if this process has not yet, then one tick of the bot — test_venue_soak.py's bot, trading
+  a little more often: opens keys it does not hold (three opens in ten with a limit order
+  first, which rests on the venue's book until it is cancelled or the price walks through it)
+  but the ``KEY``s named (a position opened by hand that no read has shown holds each: it draws
+  as ever, and sends nothing), closes one now and then, scales one in now and then, runs an
+  update cycle and every tenth tick a sync. Before a scale-in it reads the symbol's price
+  through its client, says ``scale SYMBOL LEG`` and waits for ``ok`` (the test's ledger then
+  counts that one opening fill as no open on top); after it, ``scaled``. At the end of the
+  tick: ``done N``.
 - ``stop``: exits (``bye``).
 
 The bot's draws depend only on the seed and the tick, so a restarted child goes on as the
@@ -85,6 +87,12 @@ def resume(program: Tick, answer: Any, error: Exception | None) -> Call | None:
         return None
 
 
+def ticked(arg: str) -> tuple[int, frozenset[str]]:
+    """A ``tick`` command's arguments: the tick, then the keys its bot is to open none of."""
+    tick, *spared = arg.split(" ")
+    return int(tick), frozenset(spared)
+
+
 class Bot:
     pm: PositionManager
 
@@ -115,9 +123,10 @@ class Bot:
         if sys.stdin.readline().strip() != "ok":
             raise SystemExit("no ok from the test")
 
-    def tick(self, tick: int) -> Tick:
+    def tick(self, tick: int, spared: frozenset[str] = frozenset()) -> Tick:
         """One tick: the bot's decisions, each call that may reach the venue (or talks to the
-        test) yielded to the driver."""
+        test) yielded to the driver. ``spared``: keys it opens none of (a position opened by
+        hand that no read has shown holds them), drawing as ever."""
         self.clock.set(clock_at(tick))
         pm = self.pm
         if not self.synced:
@@ -134,6 +143,8 @@ class Bot:
                     lots = rng.choice((2, 3, 5))
                     limit = rng.random() < 0.3  # a post-only limit first, then market
                     amount = lots * market.lot
+                    if key in spared:
+                        continue
                     # open_position(symbol, signal, amount, leverage, stop, use_limit)
                     yield Call("open_position", (symbol, signal, amount, 5, 0.03, limit))
         if pm.positions and rng.random() < 0.05:
@@ -166,8 +177,8 @@ class Bot:
             return self.handshake(*c.args)
         return call(self.pm, c)
 
-    def run_tick(self, tick: int) -> None:
-        program = self.tick(tick)
+    def run_tick(self, tick: int, spared: frozenset[str]) -> None:
+        program = self.tick(tick, spared)
         c = resume(program, None, None)
         while c is not None:
             try:
@@ -182,7 +193,7 @@ class Bot:
         for line in sys.stdin:
             command, _, arg = line.strip().partition(" ")
             if command == "tick":
-                self.run_tick(int(arg))
+                self.run_tick(*ticked(arg))
             elif command == "stop":
                 break
         del self.pm
@@ -197,8 +208,8 @@ class Bot:
             return await asyncio.to_thread(self.handshake, *c.args)
         return await acall(self.pm, c)
 
-    async def arun_tick(self, tick: int) -> None:
-        program = self.tick(tick)
+    async def arun_tick(self, tick: int, spared: frozenset[str]) -> None:
+        program = self.tick(tick, spared)
         c = resume(program, None, None)
         while c is not None:
             try:
@@ -222,7 +233,7 @@ class Bot:
                     break
                 command, _, arg = line.strip().partition(" ")
                 if command == "tick":
-                    await self.arun_tick(int(arg))
+                    await self.arun_tick(*ticked(arg))
                 elif command == "stop":
                     break
             del self.pm
