@@ -432,7 +432,7 @@ def run_crashes(
         dialect.markets,
         hedge=hedge,
         margin_per_position=dialect.margin_per_position,
-        hand_opens=f"crash hand {name} {hedge} {seed}" if hand_opens else None,
+        hand_opens=f"hand {name} {hedge} {seed}" if hand_opens else None,
     )
     verdict = CrashVerdict()
     ledger.verdict = verdict

@@ -18,14 +18,17 @@ their own so that every other draw is the plain run's) also add to held position
 scale-in by hand: more contracts, the entry moved to the weighted average) and open positions
 by hand on keys the venue holds nothing on (hedge mode: a leg, the other one held or not), which
 the manager must import and manage (its stops close them, its shutdown ends them once); on the
-venues that keep a margin mode per position every other one in the other mode. Three draws are
+venues that keep a margin mode per position every other one in the other mode. Four draws are
 left out, each a case no client can tell or a documented limit: the bot opens no key a position
-opened by hand holds that no read has shown (the two would net on the venue: ``opens_spared``);
-no position is opened by hand on a key whose close by the manager no list has confirmed yet
-(any listing of the key's side is then taken for the closed position: configuration.md,
-``close_unconfirmed``); and no leg is halved by hand after an addition by hand that no read has
-shown, nor added to after such a halving (an addition and a reduction by hand between two lists
-are taken for a replacement: reliability.md): ``hand_spared``. Prices walk. A small bot
+opened by hand holds that the manager does not track and no read since its process started has
+shown (the two would net on the venue: ``opens_spared``); no such position is reversed by hand
+(the manager would not take the new side for a flip); no position is opened by hand on a key
+whose end no list has shown yet (a close of the manager's not yet confirmed takes any listing of
+its side for the closed position: configuration.md, ``close_unconfirmed``; a larger one in place
+of a tracked one closed by hand is a resize: reliability.md); and no leg is halved by hand
+after an addition by hand that no read has shown, nor added to after such a halving (an addition
+and a reduction by hand between two lists are taken for a replacement: reliability.md):
+``hand_spared``. Prices walk. A small bot
 opens keys it does not hold, closes some by hand, runs an update cycle every tick and now and
 then a sync; at the end it closes what it holds and runs calm cycles.
 
@@ -118,14 +121,18 @@ class Verdict(SoakVerdict):
     other_mode_flips: int = 0
     # Ends of positions a reversal by hand opened that no position read showed before they
     # ended (the lists lagged the reversal, then the new side was closed by hand): no client can
-    # know of them, so the journal cannot count them (``RecordingLedger.note_listed``).
+    # know of them, so the journal cannot count them (``RecordingLedger.note_listed``); and
+    # ends of positions opened by hand that the manager never tracked (``hand_opens``).
     unseen_ends: int = 0
     # With ``hand_opens``: additions to a held leg by hand, and positions opened by hand on a
-    # key the venue held nothing on; and the bot's opens left out because a position opened by
-    # hand that no read has shown holds the key (no client can know of it: the two would net
-    # on the venue), and the halvings and additions by hand left out because the leg was
-    # changed the other way by hand since a read last showed it (a documented limit: an
-    # addition and a reduction by hand between two lists are taken for a replacement).
+    # key the venue held nothing on; the bot's opens left out (synchronous runs; the crash
+    # run's child leaves them out unseen) because a position opened by hand that the manager
+    # does not track and no read since its process started has shown holds the key (no client
+    # can know of it: the two would net on the venue); and the draws by hand left out
+    # (``RecordingLedger.by_hand``, ``_adds_and_opens``): a halving or an addition of a leg
+    # changed the other way by hand since a read last showed it (both between two lists are
+    # taken for a replacement), a reversal of a position opened by hand that the manager does
+    # not track, an open of a key whose last end no read has shown.
     hand_adds: int = 0
     hand_opens: int = 0
     opens_spared: int = 0
@@ -320,7 +327,13 @@ class RecordingLedger(Ledger):
                 before = self._sizes(symbol)
                 lot = self.markets[symbol].lot
                 half = math.floor(held.contracts / lot / 2) * lot
-                if draw >= 0.008:
+                opened = self.hand_opened.get((symbol, leg))
+                if draw >= 0.008 and opened is not None and opened not in self.tracked:
+                    # A position opened by hand that the manager does not track: it would
+                    # take the reversal's new side for a new position only at its next sync,
+                    # and a list lagging the flip would show it the old one (``hand_spared``).
+                    self.verdict.hand_spared += 1
+                elif draw >= 0.008:
                     _, times, lagged = next(r for r in REVERSALS if draw < r[0])
                     lots = max(1, round(held.contracts / lot)) * times
                     other = "short" if leg == "long" else "long"
@@ -353,12 +366,15 @@ class RecordingLedger(Ledger):
 
     def _adds_and_opens(self, hand: random.Random) -> None:
         """``hand_opens``: adds to held legs and opens flat keys by hand, from ``hand`` (a
-        random source of its own), one draw a held leg and one a flat key a tick. An addition
-        is 1-3 lots at the symbol's price (the entry moves to the weighted average; no end);
-        none on a leg reduced by hand since a read last showed it (``hand_spared``). An open is
+        random source of its own), one draw a held leg and one a key, held or not, a tick. An
+        addition is 1-3 lots at the symbol's price (the entry moves to the weighted average; no
+        end); none on a leg reduced by hand since a read last showed it (``hand_spared``). An
+        open is
         1-4 lots at the symbol's price on a key the venue holds nothing on (one-way: the
-        symbol, either side; hedge: a leg, the other one held or not) and no order of the
-        bot's rests on: a new position whose end counts (``opened_by_hand``); on the venues
+        symbol, either side; hedge: a leg, the other one held or not), no order of the bot's
+        rests on and whose last end a read has shown (``ends_unshown``; else ``hand_spared``):
+        a new position, whose end is the journal's once the manager tracked it (``tracked``,
+        ``note_tracked``) or ended it itself, else ``unseen_ends``; on the venues
         that keep a margin mode per position every other one, from the first, in the other
         mode than the account's (beside a held leg whose mode is the symbol's: that one's)."""
         for symbol, leg, held in self.held():
@@ -934,3 +950,25 @@ def test_positions_opened_and_added_to_by_hand_are_judged_as_the_manager_can_kno
         by_hand(nothing, open_)
         assert verdict.hand_opens == 17 and ledger.size(btc.symbol, "long") > 0
         assert venue.unexpected == []
+
+
+def test_a_position_opened_by_hand_is_reversed_by_hand_only_once_the_manager_tracks_it() -> None:
+    """One-way mode: a reversal by hand of a position opened by hand that the manager does not
+    track is left out (``hand_spared``): the manager would take the new side for a new position
+    only at its next sync, and a list lagging the flip would show it the old one."""
+    dialect = DIALECTS["bybit"]()
+    ledger = RecordingLedger(dialect.markets, hand_opens="judge")
+    btc = next(iter(ledger.markets.values()))
+    ledger.hand = _Draw(0.0)
+    ledger.by_hand(_Draw(0.5))
+    ledger.hand = _Draw(0.5)
+    assert len(ledger.held()) == 2 and ledger.verdict.hand_opens == 2
+    (side,) = [leg for s, leg, _ in ledger.held() if s == btc.symbol]
+    reverse = _Draw(REVERSALS[0][0] - 0.001)
+    ledger.by_hand(reverse)
+    assert ledger.verdict.hand_spared == 2 and ledger.verdict.flips == 0
+    ledger.note_tracked({btc.symbol})
+    ledger.by_hand(reverse)
+    assert ledger.verdict.hand_spared == 3 and ledger.verdict.flips == 1
+    assert ledger.held_leg(btc.symbol) != side
+    assert (ledger.verdict.venue_ends, ledger.verdict.unseen_ends) == (1, 0)
