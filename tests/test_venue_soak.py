@@ -376,7 +376,8 @@ class RecordingLedger(Ledger):
         a new position, whose end is the journal's once the manager tracked it (``tracked``,
         ``note_tracked``) or ended it itself, else ``unseen_ends``; on the venues
         that keep a margin mode per position every other one, from the first, in the other
-        mode than the account's (beside a held leg whose mode is the symbol's: that one's)."""
+        mode than the account's (beside a held leg whose mode is the symbol's: that one's,
+        ``Ledger.open``)."""
         for symbol, leg, held in self.held():
             if hand.random() >= P_HAND_ADD:
                 continue
@@ -407,9 +408,6 @@ class RecordingLedger(Ledger):
                 if self.margin_per_position and self.verdict.hand_opens % 2 == 0:
                     cross = not self.cross
                     self.verdict.other_mode_opens += 1
-                beside = self.margin_key(symbol, side) if self.margin_per_symbol else None
-                if beside is not None:
-                    cross = self.legs[beside].cross
                 lot = self.markets[symbol].lot
                 self.open(symbol, side, round(lots * lot, 10), self.prices[symbol], cross=cross)
                 serial = self.legs[(symbol, side)].serial

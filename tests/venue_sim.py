@@ -152,7 +152,17 @@ class Ledger:
                 self.legs.pop((symbol, "long"), None)
                 self.legs.pop((symbol, "short"), None)
             price = entry if entry is not None else self.prices[symbol]
+            cross = self._mode_beside(symbol, leg, cross)
             self.legs[(symbol, leg)] = Leg(float(contracts), float(price), cross=cross)
+
+    def _mode_beside(self, symbol: str, leg: str, cross: bool | None) -> bool | None:
+        """The own margin mode of a position opened on ``leg`` of ``symbol``: ``cross``, but
+        where the mode is the symbol's (``margin_per_symbol``, hedge mode) the other held
+        leg's."""
+        other = (symbol, "short" if leg == "long" else "long")
+        if self.margin_per_symbol and self.hedge and other in self.legs:
+            return self.legs[other].cross
+        return cross
 
     #: Whether the margin mode is the symbol's, both legs' in hedge mode (``Dialect``'s, set by
     #: ``FakeVenue``): a leg opened beside a held one takes its mode.
@@ -302,8 +312,7 @@ class Ledger:
                 if held.contracts <= 0:
                     del self.legs[key]
             elif held is None:
-                beside = self.margin_key(symbol, order.leg) if self.margin_per_symbol else None
-                self.legs[key] = Leg(qty, price, cross=self.legs[beside].cross if beside else None)
+                self.legs[key] = Leg(qty, price, cross=self._mode_beside(symbol, order.leg, None))
             else:
                 total = held.contracts + qty
                 held.entry = (held.contracts * held.entry + qty * price) / total
