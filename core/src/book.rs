@@ -1250,12 +1250,20 @@ impl<H: Clone> Book<H> {
     }
 
     /// Remembers `snapshot` as the last well-formed list of the whole book (an open of a
-    /// symbol it shows untracked checks the exchange first).
+    /// symbol it shows untracked checks the exchange first), unless the book already remembers
+    /// one requested later (threads read lists concurrently).
     pub fn note_list(&self, snapshot: Arc<Snapshot>) {
-        if snapshot.well_formed {
-            let old = self.inner.lock().last_list.replace(snapshot);
-            drop(old);
+        if !snapshot.well_formed {
+            return;
         }
+        let mut inner = self.inner.lock();
+        let newer = inner
+            .last_list
+            .as_ref()
+            .is_some_and(|l| l.requested_at > snapshot.requested_at);
+        let old = (!newer).then(|| inner.last_list.replace(snapshot));
+        drop(inner);
+        drop(old);
     }
 
     // ---------------------------------------------------------------- changes from Python

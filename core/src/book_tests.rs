@@ -601,9 +601,22 @@ fn opens_are_reserved_and_remembered_keys_are_checked_first() {
         vec![listed("A", "long", 1.0, 100.0)],
         book.mark(),
     ));
-    book.note_list(snap);
+    book.note_list(snap.clone());
     assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Verify));
     assert_eq!(book.begin_open(&a, false), Ok(()));
+    book.end_open(&a);
+    // A list requested before the one the book remembers (another thread's, noted late)
+    // does not replace it; a later one does.
+    let later = Arc::new(Snapshot::read(Vec::new(), snap.requested_at + 1));
+    book.note_list(later.clone());
+    book.note_list(snap);
+    assert_eq!(book.begin_open(&a, true), Ok(()));
+    book.end_open(&a);
+    book.note_list(Arc::new(Snapshot::read(
+        vec![listed("A", "long", 1.0, 100.0)],
+        later.requested_at,
+    )));
+    assert_eq!(book.begin_open(&a, true), Err(OpenRefusal::Verify));
 }
 
 #[test]

@@ -546,16 +546,22 @@ impl<H: Clone + Send + Sync> Manager<H> {
     }
 
     /// The contract size of `key`'s symbol: from the last list, else from one list read right
-    /// after the fill (the position is then listed; a list that lags tells nothing).
+    /// after the fill (the position is then listed; a list that lags tells nothing). That list
+    /// is the last list from then on: a later open of a key it shows untracked checks the
+    /// exchange first, as after any list (G10).
     fn contract_size_after_open(&self, key: &Key) -> CoreResult<Option<f64>> {
         if let Some(size) = self.book().listed_contract_size(key) {
             return Ok(Some(size));
         }
         Ok(match self.read_list()? {
-            Ok(list) => match list.snapshot.seen(key) {
-                Seen::Listed(l) => l.contract_size,
-                _ => None,
-            },
+            Ok(list) => {
+                let size = match list.snapshot.seen(key) {
+                    Seen::Listed(l) => l.contract_size,
+                    _ => None,
+                };
+                self.book().note_list(list.snapshot);
+                size
+            }
             Err(_) => None,
         })
     }

@@ -554,3 +554,31 @@ fn no_order_goes_out_for_a_side_the_list_shows_reversed() {
         assert_eq!(orders(&f), Vec::<String>::new(), "closing: {closing}");
     }
 }
+
+/// The list an open reads right after its fill, for the contract size, is the last list from
+/// then on (G10): a later open of a symbol it showed held by hand, untracked, reads the list
+/// first and imports the listed position instead of sending an order on top of it (in one-way
+/// mode the order would net against it). Found by the venue run (htx hedge seed 3, tick 55).
+#[test]
+fn an_open_checks_a_symbol_the_list_read_after_an_earlier_fill_showed() {
+    let f = fake(100.0);
+    let m = manager(&f, ManagerConfig::default());
+    f.0.lock().positions = vec![listed("ETH", "long", 1.0, 99.0)];
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", Some(2.0), Some(100.0))));
+    assert!(m.open_position(&request("BTC", "BUY", 2.0, false)).unwrap());
+    assert_eq!(
+        f.calls()
+            .iter()
+            .filter(|c| *c == "get_open_positions")
+            .count(),
+        1,
+        "the list read for the contract size"
+    );
+    assert!(!m.open_position(&request("ETH", "BUY", 3.0, false)).unwrap());
+    assert_eq!(orders(&f), ["create_market_order BTC buy 2.0 10.0"]);
+    let (p, _) = m.book().get("ETH").expect("the listed long, imported");
+    assert_eq!(p.lock().amount, 1.0);
+    assert_eq!(kinds(&m), [EventKind::Opened, EventKind::Imported]);
+}
