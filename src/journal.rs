@@ -378,8 +378,8 @@ fn position_record<'py>(
 }
 
 /// Tombstone or closing rows as dicts, their sequence number and time named `{what}_seq` and
-/// `{what}_at`, with `listed` (a dict or `None`) and `own_end` (a bool) when `with_listing`,
-/// the close order's `order_id` (a str or `None`) otherwise.
+/// `{what}_at`, with `listed` (a dict or `None`), `own_end` and `doubtful` (bools) when
+/// `with_listing`, the close order's `order_id` (a str or `None`) otherwise.
 fn kept_records<'py>(
     py: Python<'py>,
     rows: &[KeptRecord],
@@ -394,6 +394,7 @@ fn kept_records<'py>(
             if with_listing {
                 d.set_item("listed", loads(py, row.listed.as_deref())?)?;
                 d.set_item("own_end", row.own_end)?;
+                d.set_item("doubtful", row.doubtful)?;
             } else {
                 d.set_item("order_id", row.order_id.as_deref())?;
             }
@@ -670,8 +671,9 @@ impl PyJournalReader {
 
     /// The tombstones as dicts: `account`, `symbol`, every position field, `attributes`,
     /// `listed`, `own_end` (the manager's own order ended the position, rather than an
-    /// absence: a list showing it again is weighed by the outcome rules), `removed_seq`,
-    /// `removed_at`.
+    /// absence: a list showing it again is weighed by the outcome rules), `doubtful` (what
+    /// ended it failed reads or lagging lists also show: a list showing it added to brings it
+    /// back), `removed_seq`, `removed_at`.
     #[pyo3(signature = (account=None))]
     fn tombstones<'py>(
         &self,

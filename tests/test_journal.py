@@ -436,7 +436,7 @@ def test_the_reader_filters_and_gives_pandas_frames(url: str) -> None:
     pm.positions[ETH] = Position(ETH, "short", 10, 1, 10, 11, 9)
     del pm.positions[ETH]
     journal = Journal(url)
-    assert journal.schema_version == 9
+    assert journal.schema_version == 10
     assert [e["symbol"] for e in journal.events(symbol=ETH)] == [ETH, ETH]
     assert [e["kind"] for e in journal.events(kind=["untracked"])] == ["untracked"]
     assert journal.events(account="other") == []
@@ -1546,6 +1546,25 @@ def test_a_position_a_lost_order_closed_by_failed_reads_is_journaled_as_a_tombst
 
     again = restarted_with_btc_restored(client, url)
     assert again.positions[BTC].amount == 2.0
+    assert [e["kind"] for e in again.events][-2:] == ["restored", "resized"]
+
+
+def test_a_position_untracked_on_failed_reads_is_journaled_as_doubtful(url: str) -> None:
+    # Two failed reads untrack a live position, journaled as a doubtful tombstone (empty answers
+    # cannot tell a closed position from failed reads); a person adds to it while the bot is
+    # down. The restarted bot's first list shows it larger: that position, restored as it was
+    # and resized, not a new import.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    with_breakout_targets(pm, BTC)
+    cycle_on_failed_reads(pm, paper)
+    assert not pm.has_position(BTC)
+    tomb = breakout_btc_tombstone(url)
+    assert (tomb["doubtful"], tomb["own_end"], tomb["amount"]) == (True, False, 3.0)
+    del pm
+    paper.create_market_order(BTC, "buy", 1, 10)  # on the venue's UI, not by the bot
+
+    again = restarted_with_btc_restored(client, url)
+    assert again.positions[BTC].amount == 4.0
     assert [e["kind"] for e in again.events][-2:] == ["restored", "resized"]
 
 

@@ -678,12 +678,15 @@ def test_a_confirmed_close_is_not_saved_and_an_unconfirmed_one_is_confirmed_afte
     assert client.calls["create_market_order"] == 2, "the first open, and this one"
 
 
+@pytest.mark.parametrize("added_by_hand", [False, True])
 def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_a_restart(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, added_by_hand: bool
 ) -> None:
-    # Two failed reads (the bot's client answers []) untrack a live position: a tombstone. The
-    # bot saves and restarts; when the reads work again, the position is restored with its
-    # stops and the bot's attributes, not imported with fresh ones.
+    # Two failed reads (the bot's client answers []) untrack a live position: a tombstone, kept
+    # as doubtful (empty answers cannot tell a closed position from failed reads). The bot
+    # saves and restarts; when the reads work again, the position is restored with its stops
+    # and the bot's attributes, not imported with fresh ones — also when a person added to it
+    # meanwhile (then at the venue's size).
     paper, client, pm = bot_with_btc()
     with_breakout_targets(pm, A)
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
@@ -693,6 +696,9 @@ def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_
     pm.save_state(path)
     [tomb] = json.loads(path.read_text())["tombstones"]
     assert (tomb["symbol"], tomb["listed"]["side"], tomb["listed"]["contracts"]) == (A, "long", 3)
+    assert tomb["doubtful"] is True and "own_end" not in tomb
+    if added_by_hand:
+        paper.create_market_order(A, "buy", 2, 10)  # on the venue's UI, not by the bot
 
     again, messages = loaded(client, path, caplog)
     assert (
@@ -701,7 +707,11 @@ def test_a_position_removed_on_the_bots_failed_reads_comes_back_as_it_was_after_
     ) in messages
     assert again.sync_existing_positions() == 1
     assert_as_it_was(again.positions[A])
-    assert [e["kind"] for e in again.events] == ["restored"]
+    if added_by_hand:
+        assert again.positions[A].amount == 5.0
+        assert [e["kind"] for e in again.events] == ["restored", "resized"]
+    else:
+        assert [e["kind"] for e in again.events] == ["restored"]
 
 
 def test_a_reopen_hold_survives_a_restart_from_the_state_file(

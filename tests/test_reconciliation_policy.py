@@ -134,6 +134,77 @@ def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
     ) in messages
 
 
+def add_by_hand(paper: Any, symbol: str, contracts: float, price_factor: float) -> dict[str, Any]:
+    """A person adds ``contracts`` to ``symbol``'s long on the venue (its UI sends the order,
+    not the bot), at a price moved by ``price_factor``; returns the venue's position."""
+    paper.set_price(symbol, paper.price(symbol) * price_factor)
+    paper.create_market_order(symbol, "buy", contracts, 10)
+    held = paper.position(symbol)
+    assert held is not None
+    return held
+
+
+def test_a_position_untracked_on_failed_reads_and_added_to_by_hand_is_that_position(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by the venue run (bitget one-way seed 1, tick 285): two empty answers untracked a
+    # live position, and a person added to it before a list showed it again. The next list
+    # showed it larger at a moved entry; the next sync imported it as new (stops, targets and
+    # the bot's attributes lost, one end more in the journal than the venue saw). Empty answers
+    # cannot tell a closed position from failed reads, so a listing of its side that a tracked
+    # position would take for itself resized is that position.
+    caplog.set_level(logging.INFO, logger="TradingBot")
+    paper, _, pm = bot_with_btc()
+    with_breakout_targets(pm, BTC)
+    position = pm.positions[BTC]
+    position.partial_exits_taken = 1
+    cycle_on_failed_reads(pm, paper)
+    assert not pm.has_position(BTC)
+    held = add_by_hand(paper, BTC, 1, 0.999)
+    assert held["contracts"] == 4.0 and held["entryPrice"] != position.entry_price
+
+    assert list(pm.update_positions()) == []
+    assert pm.positions[BTC] is position
+    assert_as_it_was(position)
+    assert (position.amount, position.entry_price, position.partial_exits_taken) == (
+        4.0,
+        held["entryPrice"],
+        1,
+    )
+    assert kinds(pm)[-3:] == [
+        ("removed", "closed_externally"),
+        ("restored", "reported_again"),
+        ("resized", "size_changed_externally"),
+    ]
+    assert pm.sync_existing_positions() == 0, "nothing left to import"
+    assert (
+        f"Restored position {BTC}: the exchange reports it again on the same side with more "
+        "contracts, added to while it was not tracked (the lists that untracked it could not be "
+        "told from failed reads or lagging lists); keeping its state"
+    ) in [r.getMessage() for r in caplog.records]
+
+
+def test_a_position_closed_outside_and_reopened_larger_is_a_new_position() -> None:
+    # The other side of the rule above: a list that showed other positions untracked it (a
+    # real read: the venue no longer held it), so a larger position listed later is another
+    # one, imported with fresh stops.
+    paper, _, pm = bot_with_btc()
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    with_breakout_targets(pm, BTC)
+    position = pm.positions[BTC]
+    assert paper.close_externally(BTC)
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(BTC)
+    paper.create_market_order(BTC, "buy", 4, 10)  # a person opens a new long by hand
+
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(BTC), "an update cycle imports nothing"
+    assert pm.sync_existing_positions() == 1
+    assert pm.positions[BTC] is not position and pm.positions[BTC].amount == 4.0
+    assert kinds(pm)[-1] == ("imported", "sync")
+
+
 def test_a_close_confirmed_by_failed_reads_is_that_position_when_listed_again() -> None:
     # Found by the bot-level soak (seeds 7 and 22): the bot's client answers True for a close
     # whose re-read failed, sending nothing, then [] twice. The close looked confirmed and was

@@ -35,7 +35,7 @@ use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
     self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Op, OwnEnd, Phase, Plan, Policy,
-    Resolution, TombView, TrackedView, Unseen,
+    Resized, Resolution, TombView, TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
 use crate::symbol_map::{KeyMap, SymbolMap};
@@ -128,6 +128,8 @@ pub struct Tracked<H> {
     /// When the first of those lists was applied (the manager's timer reading,
     /// [`crate::clock::Clock::timer`]).
     pub missing_since: Option<Timestamp>,
+    /// Every one of those lists was an empty answer ([`TrackedView::missing_on_empty`]).
+    pub missing_on_empty: bool,
     /// What the exchange last reported for it.
     pub reported: Reported,
     /// Its order activity.
@@ -164,6 +166,18 @@ pub struct FillLag {
     pub own_fill: Option<reconcile::OwnFill>,
 }
 
+/// How a position that becomes a tombstone ended, as far as the book can tell
+/// ([`TombView::own_end`], [`TombView::doubtful`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ending {
+    /// Lists that omitted it (or a flip, a replacement, a removal from Python).
+    Absent,
+    /// Only evidence a failed read or a lagging list also gives.
+    Doubtful,
+    /// The manager's own order ended it.
+    Own(OwnEnd),
+}
+
 /// A position removed as closed outside the manager, or ended by the manager's own order, kept
 /// so the very same position can be restored (identity, state and the bot's attributes).
 #[derive(Debug)]
@@ -177,13 +191,19 @@ pub struct Tombstone<H> {
 }
 
 impl<H> Tombstone<H> {
-    fn new(entry: Tracked<H>, removed_at: Timestamp, own_end: Option<OwnEnd>) -> Self {
+    fn new(entry: Tracked<H>, removed_at: Timestamp, end: Ending) -> Self {
         let own = own_fingerprint(&entry.position.lock());
+        let (own_end, doubtful) = match end {
+            Ending::Absent => (None, false),
+            Ending::Doubtful => (None, true),
+            Ending::Own(end) => (Some(end), false),
+        };
         let view = TombView {
             own,
             reported: entry.reported.fingerprint,
             removed_at,
             own_end,
+            doubtful,
         };
         Tombstone { entry, view }
     }
@@ -305,6 +325,9 @@ pub struct KeptEntry<H> {
     /// again after a restart is weighed as before the restart (the lists counted so far start
     /// again from none).
     pub own_end: bool,
+    /// For a tombstone: what ended it is also what a failed read or a lagging list shows
+    /// ([`TombView::doubtful`]; never with `own_end`).
+    pub doubtful: bool,
 }
 
 /// How the book remembers a position it no longer tracks ([`Book::remembers`]).
@@ -319,6 +342,9 @@ pub enum Remembrance {
         listed: Option<Fingerprint>,
         /// The manager's own order ended it ([`OwnEnd`]).
         own_end: bool,
+        /// What ended it is also what a failed read or a lagging list shows
+        /// ([`TombView::doubtful`]).
+        doubtful: bool,
     },
     /// As a close of the manager's awaiting confirmation by a list.
     Closing {
@@ -536,6 +562,9 @@ pub enum Applied<H> {
         at: Touched<H>,
         /// Whether it was reduced while not tracked (an [`Applied::Resized`] follows).
         reduced: bool,
+        /// Whether it was added to while not tracked ([`TombView::grown_to`]; an
+        /// [`Applied::Resized`] follows).
+        grown: bool,
         /// The manager's own order had ended it ([`OwnEnd`]): enough lists showed it again to
         /// believe them.
         own_end: bool,
@@ -1036,7 +1065,7 @@ impl<H: Clone> Book<H> {
             _ => return Err(kept),
         }
         let FreeEntry { key, entry, at, .. } = fresh_entry(&mut inner, kept);
-        let tomb = Tombstone::new(entry, at, None);
+        let tomb = Tombstone::new(entry, at, Ending::Absent);
         if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
             t.predecessor = Some(Box::new(tomb));
         }
@@ -1047,9 +1076,13 @@ impl<H: Clone> Book<H> {
     /// gives it back otherwise. Returns the older tombstones the book's limit evicted.
     pub fn put_back_tombstone(&self, kept: KeptEntry<H>) -> Result<Displaced<H>, KeptEntry<H>> {
         let mut inner = self.inner.lock();
-        let own_end = kept.own_end.then(OwnEnd::default);
+        let end = match (kept.own_end, kept.doubtful) {
+            (true, _) => Ending::Own(OwnEnd::default()),
+            (false, true) => Ending::Doubtful,
+            (false, false) => Ending::Absent,
+        };
         let FreeEntry { key, entry, at, .. } = entry_if_free(&mut inner, kept)?;
-        Ok(self.push_tombstone(&mut inner, &key, entry, at, own_end))
+        Ok(self.push_tombstone(&mut inner, &key, entry, at, end))
     }
 
     /// Puts a remembered close of the manager's back under its key, awaiting confirmation by
@@ -1177,17 +1210,6 @@ impl<H: Clone> Book<H> {
     pub fn close_order_id(&self, key: &str, position: &SharedPosition) -> Option<String> {
         match self.inner.lock().slots.get(key) {
             Some(Slot::Closed(c)) if Arc::ptr_eq(&c.entry.position, position) => c.order_id.clone(),
-            _ => None,
-        }
-    }
-
-    /// What the exchange last listed for `position` if the book keeps it as `key`'s tombstone
-    /// (what identifies it besides its own state, when the list reported it).
-    pub fn tombstone_listing(&self, key: &str, position: &SharedPosition) -> Option<Fingerprint> {
-        match self.inner.lock().slots.get(key) {
-            Some(Slot::Tombstoned(t)) if Arc::ptr_eq(&t.entry.position, position) => {
-                t.view.reported
-            }
             _ => None,
         }
     }
@@ -1632,7 +1654,7 @@ impl<H: Clone> Book<H> {
             return None;
         };
         let out = (t.position.clone(), t.handle.clone());
-        let evicted = self.push_tombstone(&mut inner, &key, t, now, None);
+        let evicted = self.push_tombstone(&mut inner, &key, t, now, Ending::Absent);
         Some((out.0, out.1, evicted))
     }
 
@@ -1863,6 +1885,7 @@ impl<H: Clone> Book<H> {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = 0;
                     t.missing_since = None;
+                    t.missing_on_empty = false;
                     t.unlisted_fill = false;
                     if let Seen::Listed(l) = seen {
                         // Only a position with a fill to wait for reads its size (the cycle's
@@ -1926,10 +1949,12 @@ impl<H: Clone> Book<H> {
                 key,
                 missing,
                 since,
+                on_empty,
             } => {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = missing;
                     t.missing_since = Some(since);
+                    t.missing_on_empty = on_empty;
                     // Listed on its own side: another position replaced it (Action::Replace),
                     // which takes the outcome rules too.
                     let side = own_fingerprint(&t.position.lock()).map(|f| f.side);
@@ -1946,8 +1971,17 @@ impl<H: Clone> Book<H> {
                     });
                 }
             }
-            Action::Remove { key, missing } => {
+            Action::Remove {
+                key,
+                missing,
+                doubtful,
+            } => {
                 if let Some(Slot::Tracked(t)) = take_slot(inner, &key) {
+                    let end = if doubtful {
+                        Ending::Doubtful
+                    } else {
+                        Ending::Absent
+                    };
                     let reported = t.reported;
                     applied.push(Applied::Removed {
                         at: touched(&key, &t),
@@ -1957,7 +1991,7 @@ impl<H: Clone> Book<H> {
                         replaced_by: None,
                     });
                     out.slots
-                        .extend(self.push_tombstone(inner, &key, t, cx.timer, None).slots);
+                        .extend(self.push_tombstone(inner, &key, t, cx.timer, end).slots);
                 }
             }
             Action::Flip {
@@ -1980,15 +2014,16 @@ impl<H: Clone> Book<H> {
                     flipped_to: Some(new),
                     replaced_by: None,
                 });
-                let tomb = Tombstone::new(t, cx.timer, None);
+                let tomb = Tombstone::new(t, cx.timer, Ending::Absent);
                 match predecessor {
                     Some(pred) if restore_predecessor => {
                         // Listed reduced (not the very same): it comes back at the listed size.
-                        let reduced_to = (!pred.view.matches(listed)).then_some(listed.contracts);
+                        let resized = (!pred.view.matches(listed))
+                            .then_some(Resized::reduced(listed.contracts));
                         let mut back = pred.entry;
                         back.predecessor = Some(Box::new(tomb));
                         let entry = revive(inner, &key, back);
-                        restored(&key, &entry, reduced_to, (false, true), applied);
+                        restored(&key, &entry, resized, (false, true), applied);
                         put_tracked(inner, &key, entry);
                     }
                     other => {
@@ -1997,7 +2032,7 @@ impl<H: Clone> Book<H> {
                             out.push(Slot::Tracked(p.entry));
                         }
                         out.slots.extend(
-                            self.push_tombstone(inner, &key, tomb.entry, cx.timer, None)
+                            self.push_tombstone(inner, &key, tomb.entry, cx.timer, Ending::Absent)
                                 .slots,
                         );
                         applied.push(Applied::Import {
@@ -2019,11 +2054,11 @@ impl<H: Clone> Book<H> {
                     }
                 }
             }
-            Action::Restore { key, reduced_to } => {
+            Action::Restore { key, resized } => {
                 if let Some(Slot::Tombstoned(tomb)) = take_slot(inner, &key) {
                     let own_end = tomb.view.own_end.is_some();
                     let entry = revive(inner, &key, tomb.entry);
-                    restored(&key, &entry, reduced_to, (own_end, false), applied);
+                    restored(&key, &entry, resized, (own_end, false), applied);
                     put_tracked(inner, &key, entry);
                 }
             }
@@ -2055,8 +2090,10 @@ impl<H: Clone> Book<H> {
                 if let Some(p) = t.predecessor.take() {
                     out.push(Slot::Tracked(p.entry));
                 }
-                out.slots
-                    .extend(self.push_tombstone(inner, &key, t, cx.timer, None).slots);
+                out.slots.extend(
+                    self.push_tombstone(inner, &key, t, cx.timer, Ending::Absent)
+                        .slots,
+                );
                 applied.push(Applied::Import {
                     key,
                     after: Succession::Replacement,
@@ -2330,11 +2367,15 @@ impl<H: Clone> Book<H> {
             (_, true) => EndKept::Restorable,
             (_, false) => EndKept::OwnEnd,
         };
-        let own_end = (!doubtful).then_some(OwnEnd {
-            at,
-            unseen: Unseen::default(),
-        });
-        (kept, self.push_tombstone(inner, key, entry, now, own_end))
+        let end = if doubtful {
+            Ending::Doubtful
+        } else {
+            Ending::Own(OwnEnd {
+                at,
+                unseen: Unseen::default(),
+            })
+        };
+        (kept, self.push_tombstone(inner, key, entry, now, end))
     }
 
     fn push_tombstone(
@@ -2343,7 +2384,7 @@ impl<H: Clone> Book<H> {
         key: &Key,
         entry: Tracked<H>,
         now: Timestamp,
-        own_end: Option<OwnEnd>,
+        end: Ending,
     ) -> Displaced<H> {
         let mut evicted = Displaced::default();
         if self.tombstone_limit == 0 {
@@ -2369,7 +2410,7 @@ impl<H: Clone> Book<H> {
         put_slot(
             inner,
             key,
-            Slot::Tombstoned(Tombstone::new(entry, now, own_end)),
+            Slot::Tombstoned(Tombstone::new(entry, now, end)),
         );
         evicted
     }
@@ -2384,6 +2425,7 @@ fn remembrance_of<H>(slot: &Slot<H>) -> Option<(Remembrance, &Tracked<H>)> {
                 removed_at: t.view.removed_at,
                 listed: t.view.reported,
                 own_end: t.view.own_end.is_some(),
+                doubtful: t.view.doubtful,
             },
             &t.entry,
         )),
@@ -2418,6 +2460,7 @@ fn kept_of<H: Clone>(key: &Key, slot: &Slot<H>) -> Option<(Remembrance, KeptEntr
         listed,
         close_order_id,
         own_end: matches!(how, Remembrance::Tombstone { own_end: true, .. }),
+        doubtful: matches!(how, Remembrance::Tombstone { doubtful: true, .. }),
     };
     Some((how, kept))
 }
@@ -2432,6 +2475,7 @@ fn predecessor_kept<H: Clone>(key: &Key, t: &Tracked<H>) -> Option<KeptEntry<H>>
         listed: p.view.reported,
         close_order_id: None,
         own_end: false,
+        doubtful: false,
     })
 }
 
@@ -2457,6 +2501,7 @@ fn fresh_entry<H>(inner: &mut Inner<H>, kept: KeptEntry<H>) -> FreeEntry<H> {
         listed,
         close_order_id,
         own_end: _,
+        doubtful: _,
     } = kept;
     let mut entry = new_tracked(inner, &key, position, handle, None);
     entry.reported.fingerprint = listed;
@@ -2529,6 +2574,7 @@ fn new_tracked<H>(
         touched: 0,
         missing: 0,
         missing_since: None,
+        missing_on_empty: false,
         reported: Reported::default(),
         activity: Activity::Idle,
         predecessor: None,
@@ -2540,31 +2586,38 @@ fn new_tracked<H>(
 }
 
 /// Reports `entry`, back in the book under `key`: [`Applied::Restored`] (with `(own_end,
-/// flipped_back)`), and when it comes back `reduced_to` the listed size, that size taken and an
-/// [`Applied::Resized`] after it.
+/// flipped_back)`), and when it comes back `resized` (the listed size, and the listed entry
+/// when an addition moved it), those taken and an [`Applied::Resized`] after it.
 fn restored<H: Clone>(
     key: &Key,
     entry: &Tracked<H>,
-    reduced_to: Option<f64>,
+    resized: Option<Resized>,
     (own_end, flipped_back): (bool, bool),
     applied: &mut Vec<Applied<H>>,
 ) {
-    let previous = reduced_to.map(|contracts| {
+    let change = resized.map(|r| {
         let mut p = entry.position.lock();
-        (std::mem::replace(&mut p.amount, contracts), contracts)
+        let previous = std::mem::replace(&mut p.amount, r.contracts);
+        let entry_change = r
+            .entry_price
+            .filter(|e| *e != p.entry_price)
+            .map(|e| (std::mem::replace(&mut p.entry_price, e), e));
+        (previous, r.contracts, entry_change)
     });
+    let grown = change.is_some_and(|(previous, contracts, _)| contracts > previous);
     applied.push(Applied::Restored {
         at: touched(key, entry),
-        reduced: previous.is_some(),
+        reduced: change.is_some() && !grown,
+        grown,
         own_end,
         flipped_back,
     });
-    if let Some((previous, contracts)) = previous {
+    if let Some((previous, contracts, entry_change)) = change {
         applied.push(Applied::Resized {
             at: touched(key, entry),
             previous,
             contracts,
-            entry_change: None,
+            entry_change,
         });
     }
 }
@@ -2664,6 +2717,7 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             touched: t.touched,
             missing: t.missing,
             missing_since: t.missing_since,
+            missing_on_empty: t.missing_on_empty,
             own: if own {
                 own_fingerprint(&t.position.lock())
             } else {

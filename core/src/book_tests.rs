@@ -178,7 +178,7 @@ fn a_removed_position_is_restored_as_the_same_object() {
         Purpose::Cycle,
     );
     assert!(
-        matches!(&applied[..], [Applied::Restored { at, reduced: false, own_end: false, flipped_back: false }] if at.key == "ETH")
+        matches!(&applied[..], [Applied::Restored { at, reduced: false, grown: false, own_end: false, flipped_back: false }] if at.key == "ETH")
     );
     let (p, h) = book.get("ETH").unwrap();
     assert!(Arc::ptr_eq(&p, &eth));

@@ -12,7 +12,7 @@
 //!      "predecessor": {"symbol": "ETH/USDT:USDT", "state": ..., "extra": ..., "at": ..., "listed": {...}}}
 //!   ],
 //!   "tombstones": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "listed": {...},
-//!                   "own_end": true}],
+//!                   "own_end": true}, {"symbol": ..., ..., "doubtful": true}],
 //!   "closing": [{"symbol": ..., "state": ..., "extra": ..., "at": 1735732800000000, "order_id": "pm..."}],
 //!   "holds": [{"symbol": "ETH/USDT:USDT", "since": 1735732800000000}],
 //!   "timer_frame": true,
@@ -216,6 +216,11 @@ pub struct SavedKept {
     /// rules before it is tracked again (absent when false; older files have none).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub own_end: bool,
+    /// For a tombstone: what ended it is also what failed reads or lagging lists show
+    /// ([`crate::reconcile::TombView::doubtful`]), so a list that shows it added to brings it
+    /// back (absent when false; older files have none; never with `own_end`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub doubtful: bool,
 }
 
 impl Clone for SavedKept {
@@ -228,6 +233,7 @@ impl Clone for SavedKept {
             listed: self.listed.clone(),
             order_id: self.order_id.clone(),
             own_end: self.own_end,
+            doubtful: self.doubtful,
         }
     }
 }
@@ -241,6 +247,7 @@ impl PartialEq for SavedKept {
             && self.listed == other.listed
             && self.order_id == other.order_id
             && self.own_end == other.own_end
+            && self.doubtful == other.doubtful
     }
 }
 
@@ -585,6 +592,12 @@ fn validate_kept(k: &SavedKept, what: &str) -> Result<(), String> {
     }
     if k.own_end && what != "tombstone" {
         return Err("own_end is for tombstones only".to_owned());
+    }
+    if k.doubtful && what != "tombstone" {
+        return Err("doubtful is for tombstones only".to_owned());
+    }
+    if k.doubtful && k.own_end {
+        return Err("a tombstone is not both own_end and doubtful".to_owned());
     }
     Ok(())
 }
@@ -960,6 +973,7 @@ mod tests {
             at: file.positions[1].state.entry_time,
             listed: None,
             order_id: None,
+            doubtful: false,
             own_end: false,
         });
         save(&path, &file).unwrap();
@@ -1110,6 +1124,7 @@ mod tests {
                 listed,
                 order_id: None,
                 own_end: false,
+                doubtful: false,
             }
         };
         file.tombstones = vec![kept(
@@ -1125,6 +1140,11 @@ mod tests {
         file.tombstones.push(SavedKept {
             own_end: true,
             ..kept("E/USDT:USDT", 9, None)
+        });
+        // A position removed on empty answers only, kept as doubtful.
+        file.tombstones.push(SavedKept {
+            doubtful: true,
+            ..kept("D/USDT:USDT", 10, None)
         });
         file.closing = vec![SavedKept {
             order_id: Some("pm1x2y3z".into()),
@@ -1196,6 +1216,14 @@ mod tests {
             (
                 |f| f.closing[0].own_end = true,
                 "closing 0 (\"C/USDT:USDT\"): own_end is for tombstones only",
+            ),
+            (
+                |f| f.closing[0].doubtful = true,
+                "closing 0 (\"C/USDT:USDT\"): doubtful is for tombstones only",
+            ),
+            (
+                |f| f.tombstones[1].doubtful = true,
+                "tombstone 1 (\"E/USDT:USDT\"): a tombstone is not both own_end and doubtful",
             ),
             (
                 |f| f.tombstones[0].state.contract_size = -2.0,

@@ -14,7 +14,9 @@
 //! - an unusable entry (garbage size, unknown side, a minimal `{'symbol': s}`) is presence only: it
 //!   keeps a position and changes nothing else;
 //! - a removed position is restored — same object — when a later list shows the very same
-//!   position (side, size and entry price) again; so is one a side flip replaced;
+//!   position (side, size and entry price) again, or it reduced; so is one a side flip
+//!   replaced; one whose end failed reads or lagging lists also show (doubtful) is restored by
+//!   a listing of its side with more contracts too (added to while it was not tracked);
 //! - a close the manager made waits for a list requested after it: absent confirms it, the same
 //!   position still listed restores it (`close_unconfirmed`, with the listed size) — unless the
 //!   close order carries a client id: then it is looked up first, and once known filled the list
@@ -275,6 +277,26 @@ pub enum Busy {
     },
 }
 
+/// The size (and entry) a position takes when it is restored at another size than it had.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resized {
+    /// The exchange's size.
+    pub contracts: f64,
+    /// The exchange's entry price, when it moved: an addition moves the average entry; a
+    /// reduction leaves it as it was (`None`).
+    pub entry_price: Option<f64>,
+}
+
+impl Resized {
+    /// The listed size of a position reduced meanwhile (its entry as it was).
+    pub fn reduced(contracts: f64) -> Self {
+        Resized {
+            contracts,
+            entry_price: None,
+        }
+    }
+}
+
 /// A removed position that can be restored, as the planner sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TombView {
@@ -287,6 +309,15 @@ pub struct TombView {
     /// `Some` when the manager's own order ended it (a close, or an exit whose outcome was
     /// unknown, settled by lists), not an absence alone: see [`OwnEnd`].
     pub own_end: Option<OwnEnd>,
+    /// What ended it is also what a failed read or a lagging list shows (never with
+    /// `own_end`): it left the book on empty answers only (the bot's own client answers `[]`
+    /// for a failed read), or as a fill of the manager's own that no list had shown yet (lists
+    /// lag fills), or a close of the manager's settled by an empty answer
+    /// ([`Action::CloseConfirmed::doubtful`]). It may never have ended, so a listing of its
+    /// side that a tracked position would take for itself resized brings it back: the very
+    /// position, it reduced, or it grown ([`TombView::grown_to`]: added to while it was not
+    /// tracked).
+    pub doubtful: bool,
 }
 
 /// What the book keeps of a position the manager's own order ended, once lists settled it
@@ -317,6 +348,23 @@ impl TombView {
         self.own.is_some_and(|f| f.reduced_to(listed))
             || self.reported.is_some_and(|f| f.reduced_to(listed))
     }
+
+    /// Whether `listed` is this [`doubtful`](TombView::doubtful) position again, added to while
+    /// it was not tracked (by hand): its side (not assumed) with more contracts than the
+    /// manager last had, at whatever entry (an addition moves the average entry). A tracked
+    /// position listed so is resized, never replaced; a tombstone whose end lists could not
+    /// tell from failed reads is taken the same way. Any other tombstone's larger listing is a
+    /// new position.
+    pub fn grown_to(&self, listed: &Listed) -> bool {
+        self.doubtful
+            && self.own_end.is_none()
+            && !listed.side_assumed
+            && self.own.is_some_and(|f| {
+                f.side == listed.side
+                    && listed.contracts > f.contracts
+                    && !close_enough(f.contracts, listed.contracts, SIZE_TOLERANCE)
+            })
+    }
 }
 
 /// A tracked position, as the planner sees it.
@@ -330,6 +378,9 @@ pub struct TrackedView<'a> {
     pub missing: u32,
     /// When the first of those lists was applied (timer reading, [`Context::timer`]).
     pub missing_since: Option<Timestamp>,
+    /// Every one of those lists was an empty answer (what a failed read of the bot's own
+    /// client looks like): a removal on them alone is [`doubtful`](TombView::doubtful).
+    pub missing_on_empty: bool,
     /// Its own side, size and entry (`None` when its side is neither long nor short).
     pub own: Option<Fingerprint>,
     /// Its order activity.
@@ -537,6 +588,8 @@ pub enum Action {
         missing: u32,
         /// When the run of misses began (timer reading, [`Context::timer`]).
         since: Timestamp,
+        /// Every list of the run so far was an empty answer ([`TrackedView::missing_on_empty`]).
+        on_empty: bool,
     },
     /// Missing often and long enough: removed; it becomes a tombstone.
     Remove {
@@ -544,6 +597,10 @@ pub enum Action {
         key: Key,
         /// Misses in a row.
         missing: u32,
+        /// The absence is also what failed reads or lagging lists show: every list of the run
+        /// was an empty answer, or it is a fill of the manager's own no list has shown yet. It
+        /// is kept as a [`doubtful`](TombView::doubtful) tombstone.
+        doubtful: bool,
     },
     /// Listed on the other side only, often and long enough: the tracked position is removed
     /// (`side_flipped`) and the listed one takes its place — restored from the predecessor
@@ -576,13 +633,15 @@ pub enum Action {
         /// Lists in a row that showed another position under the key.
         missing: u32,
     },
-    /// A tombstoned position is listed again, unchanged or reduced meanwhile: put it back.
+    /// A tombstoned position is listed again, unchanged or reduced meanwhile (or, for a
+    /// [`doubtful`](TombView::doubtful) one, added to): put it back.
     Restore {
         /// The key.
         key: Key,
-        /// The exchange's size when the position was reduced while it was not tracked (same
-        /// side and entry, fewer contracts): the restored position takes it.
-        reduced_to: Option<f64>,
+        /// The exchange's size (and entry) when the position was reduced (same side and entry,
+        /// fewer contracts) or added to ([`TombView::grown_to`]) while it was not tracked: the
+        /// restored position takes it.
+        resized: Option<Resized>,
     },
     /// A listed position the book does not track: import it.
     Import {
@@ -857,6 +916,13 @@ fn next_miss_by(
     (misses.lists, misses.since.unwrap_or(cx.timer), enough)
 }
 
+/// Whether the miss `snap` makes of `t` continues a run of misses on empty answers only
+/// ([`TrackedView::missing_on_empty`]): it is one itself, and the first of its run or the run so
+/// far was all such.
+fn miss_on_empty(t: &TrackedView<'_>, snap: &Snapshot) -> bool {
+    snap.entries == 0 && (t.missing == 0 || t.missing_on_empty)
+}
+
 /// The list was requested after the position was tracked (rule 4: only then can it remove it).
 fn within_reach(t: &TrackedView<'_>, cx: &Context<'_>) -> bool {
     t.seq <= cx.snapshot.requested_at
@@ -928,6 +994,7 @@ fn plan_tracked(
                                 key: key.clone(),
                                 missing,
                                 since,
+                                on_empty: miss_on_empty(&t, snap),
                             }
                         });
                     }
@@ -984,6 +1051,7 @@ fn plan_tracked(
                     key: key.clone(),
                     missing,
                     since,
+                    on_empty: miss_on_empty(&t, snap),
                 });
             }
         }
@@ -1014,6 +1082,7 @@ fn plan_tracked(
                     key: key.clone(),
                     missing,
                     since,
+                    on_empty: miss_on_empty(&t, snap),
                 }
             });
         }
@@ -1061,12 +1130,14 @@ fn plan_tracked(
                 actions.push(Action::Remove {
                     key: key.clone(),
                     missing,
+                    doubtful: t.unlisted_fill || miss_on_empty(&t, snap),
                 });
             } else {
                 actions.push(Action::CountMiss {
                     key: key.clone(),
                     missing,
                     since,
+                    on_empty: miss_on_empty(&t, snap),
                 });
             }
         }
@@ -1121,14 +1192,19 @@ fn plan_tombstone(
         .is_none_or(|end| cx.snapshot.requested_at >= end.at);
     match seen {
         Seen::Listed(l) if tells => {
-            let reduced_to = if tomb.matches(l) {
+            let resized = if tomb.matches(l) {
                 Some(None)
             } else if tomb.reduced_to(l) {
-                Some(Some(l.contracts))
+                Some(Some(Resized::reduced(l.contracts)))
+            } else if tomb.grown_to(l) {
+                Some(Some(Resized {
+                    contracts: l.contracts,
+                    entry_price: l.entry_price,
+                }))
             } else {
                 None
             };
-            if let Some(reduced_to) = reduced_to {
+            if let Some(resized) = resized {
                 // The very position the manager's own order ended: the list may lag the order.
                 if let Some(end) = tomb.own_end {
                     if still_counting(key, end.unseen, cx, actions) {
@@ -1137,7 +1213,7 @@ fn plan_tombstone(
                 }
                 actions.push(Action::Restore {
                     key: key.clone(),
-                    reduced_to,
+                    resized,
                 });
                 return;
             }

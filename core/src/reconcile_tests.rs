@@ -43,6 +43,7 @@ fn tracked(seq: u64, missing: u32, own: Fingerprint) -> TrackedView<'static> {
         touched: 0,
         missing,
         missing_since: (missing > 0).then_some(NOW),
+        missing_on_empty: false,
         own: Some(own),
         busy: Busy::Idle,
         predecessor: None,
@@ -100,7 +101,8 @@ fn absent_positions_are_removed_at_once_by_default() {
             Action::Confirm { key: btc.clone() },
             Action::Remove {
                 key: eth.clone(),
-                missing: 1
+                missing: 1,
+                doubtful: false
             }
         ]
     );
@@ -160,7 +162,8 @@ fn entries_newer_than_the_request_are_out_of_reach() {
         plan.actions,
         vec![Action::Remove {
             key: old,
-            missing: 1
+            missing: 1,
+            doubtful: false
         }]
     );
 }
@@ -248,7 +251,8 @@ fn a_same_side_position_no_reduction_can_leave_is_replaced_by_the_outcome_rules(
         vec![Action::CountMiss {
             key: eth.clone(),
             missing: 1,
-            since: NOW
+            since: NOW,
+            on_empty: false
         }]
     );
     // The second replaces: the tracked one ends, the listed one is imported.
@@ -476,7 +480,8 @@ fn a_listing_exactly_what_the_managers_own_scale_in_opened_is_a_replacement() {
         vec![Action::CountMiss {
             key: eth.clone(),
             missing: 1,
-            since: NOW
+            since: NOW,
+            on_empty: false
         }]
     );
     assert_eq!(
@@ -713,6 +718,7 @@ fn a_flip_back_restores_the_predecessor_after_the_outcome_rules_lists() {
         reported: None,
         removed_at: NOW,
         own_end: None,
+        doubtful: false,
     };
     let policy = Policy {
         outcome_confirmations: 2,
@@ -795,6 +801,7 @@ fn only_the_very_same_position_is_restored() {
         reported: Some(long1()),
         removed_at: NOW,
         own_end: None,
+        doubtful: false,
     };
     let views = [KeyView {
         key: &btc,
@@ -825,7 +832,7 @@ fn only_the_very_same_position_is_restored() {
         let actions = plan(&views, &nothing_known, &cx(&snap, Purpose::Cycle, policy)).actions;
         let expected = restored.map(|reduced_to| Action::Restore {
             key: btc.clone(),
-            reduced_to,
+            resized: reduced_to.map(Resized::reduced),
         });
         assert_eq!(actions.first(), expected.as_ref(), "{actions:?}");
         if restored.is_some() {
@@ -1183,6 +1190,7 @@ fn an_absence_settles_an_unknown_exit_only_by_the_removal_rules() {
         key: btc.clone(),
         missing: 1,
         since: NOW,
+        on_empty: false,
     }];
     let twice = Policy {
         missing_confirmations: 2,
@@ -1299,21 +1307,25 @@ fn a_fill_no_list_has_shown_is_removed_only_after_the_outcome_confirmations() {
         vec![Action::CountMiss {
             key: btc.clone(),
             missing: 1,
-            since: NOW
+            since: NOW,
+            on_empty: false
         }]
     );
+    // Removed as a fill no list showed: the lists may lag it, so it is a doubtful tombstone.
     assert_eq!(
         plan(&view(1, true), &nothing_known, &cycle).actions,
         vec![Action::Remove {
             key: btc.clone(),
-            missing: 2
+            missing: 2,
+            doubtful: true
         }]
     );
     assert_eq!(
         plan(&view(0, false), &nothing_known, &cycle).actions,
         vec![Action::Remove {
             key: btc.clone(),
-            missing: 1
+            missing: 1,
+            doubtful: false
         }],
         "a position a list has shown goes at once under missing_confirmations=1"
     );
@@ -1456,10 +1468,13 @@ enum GenPhase {
         reported: Option<Fingerprint>,
         /// Its entry may not be the exchange's.
         entry_unsure: bool,
+        /// The lists that missed it so far were all empty answers.
+        on_empty: bool,
     },
     /// Its own fingerprint, and for the manager's own end its mark and the lists that already
     /// showed it again.
-    Tombstoned(Fingerprint, Option<(u64, u32)>),
+    /// And whether it is doubtful ([`TombView::doubtful`]; never with an own end).
+    Tombstoned(Fingerprint, Option<(u64, u32)>, bool),
     /// The close's mark, its own fingerprint, what a list still showing it proves, and lists that
     /// already showed it after its order was known filled.
     Closed(u64, Fingerprint, CloseCheck, u32),
@@ -1487,19 +1502,20 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
             proptest::collection::vec(contracts(), 0..3),
             // What the exchange last listed: nothing, the position as the book holds it, or
             // another listing (mostly on its side: it lags the manager's own fills).
-            (0..4u8, contracts(), prop::bool::weighted(0.2)),
+            (0..4u8, contracts(), prop::bool::weighted(0.2), any::<bool>()),
         )
-            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged, (listed, size, entry_unsure))| {
+            .prop_map(|((seq, touched, missing, own), (busy, unknown_at, pred, unseen, unlisted_fill), lagged, (listed, size, entry_unsure, on_empty))| {
                 let reported = match listed {
                     0 => None,
                     1 => Some(own),
                     2 => Some(fp(own.side, size, 100.0)),
                     _ => Some(fp(own.side.opposite(), size, 100.0)),
                 };
-                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged, reported, entry_unsure }
+                let on_empty = on_empty && missing > 0;
+                GenPhase::Tracked { seq, touched, missing, own, busy, unknown_at, pred, unseen, unlisted_fill, lagged, reported, entry_unsure, on_empty }
             }),
-        1 => (fingerprint(), proptest::option::of((0..12u64, 0..3u32)))
-            .prop_map(|(f, end)| GenPhase::Tombstoned(f, end)),
+        1 => (fingerprint(), proptest::option::of((0..12u64, 0..3u32)), any::<bool>())
+            .prop_map(|(f, end, doubtful)| GenPhase::Tombstoned(f, end, doubtful && end.is_none())),
         1 => (0..12u64, fingerprint(), close_check(), 0..3u32)
             .prop_map(|(at, f, check, unseen)| GenPhase::Closed(at, f, check, unseen)),
         1 => (proptest::option::of((0..12u64, side())), 0..3u32)
@@ -1572,12 +1588,12 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
         .iter()
         .map(|(_, p)| {
             let own = match p {
-                GenPhase::Tombstoned(f, _) => Some(*f),
+                GenPhase::Tombstoned(f, ..) => Some(*f),
                 GenPhase::Tracked { pred, .. } => *pred,
                 _ => None,
             };
             let own_end = match p {
-                GenPhase::Tombstoned(_, end) => end.map(|(at, unseen)| OwnEnd {
+                GenPhase::Tombstoned(_, end, _) => end.map(|(at, unseen)| OwnEnd {
                     at,
                     unseen: unseen_of(unseen),
                 }),
@@ -1588,6 +1604,7 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                 reported: None,
                 removed_at: NOW,
                 own_end,
+                doubtful: matches!(p, GenPhase::Tombstoned(_, _, true)),
             }
         })
         .collect();
@@ -1610,11 +1627,13 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     lagged,
                     reported,
                     entry_unsure,
+                    on_empty,
                 } => Phase::Tracked(TrackedView {
                     seq: *seq,
                     touched: *touched,
                     missing: *missing,
                     missing_since: (*missing > 0).then_some(NOW),
+                    missing_on_empty: *on_empty,
                     own: Some(*own),
                     busy: match busy {
                         0 => Busy::Idle,
@@ -1788,6 +1807,8 @@ fn replacements_hold(c: &Case) -> Result<(), TestCaseError> {
                 key: key.clone(),
                 missing: missing + 1,
                 since: NOW,
+                // Listed: not an empty answer.
+                on_empty: false,
             })
         };
         let decided: Vec<&Action> = mine
@@ -2056,7 +2077,7 @@ proptest! {
     fn an_own_end_is_tracked_again_only_by_the_outcome_rules(c in case()) {
         let (snap, plan, keys) = run_case(&c);
         for (key, phase) in &keys {
-            let GenPhase::Tombstoned(f, Some((at, unseen))) = phase else { continue };
+            let GenPhase::Tombstoned(f, Some((at, unseen)), _) = phase else { continue };
             if c.purpose == Purpose::Verify && c.focus.is_some_and(|i| key.as_str() != SYMBOLS[i]) {
                 continue;
             }
@@ -2123,17 +2144,47 @@ proptest! {
                     prop_assert!(matches!(phase, None | Some(GenPhase::Tombstoned(..)) | Some(GenPhase::Closed(..))));
                     prop_assert!(matches!(c.purpose, Purpose::Sync | Purpose::Reconcile));
                 }
-                Action::Restore { reduced_to, .. } => {
-                    let Some(GenPhase::Tombstoned(f, _)) = phase else {
+                Action::Restore { resized, .. } => {
+                    let Some(GenPhase::Tombstoned(f, _, doubtful)) = phase else {
                         return Err(TestCaseError::fail(format!("{action:?} without a tombstone")));
                     };
                     let Seen::Listed(l) = snap.seen(key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an unlisted key")));
                     };
-                    match reduced_to {
+                    // The very position; it reduced (at the listed size, its entry as it was);
+                    // or, doubtful only, it added to (its side, more contracts: at the listed
+                    // size and entry).
+                    let grown = *doubtful
+                        && !l.side_assumed
+                        && l.side == f.side
+                        && l.contracts > f.contracts
+                        && !close_enough(f.contracts, l.contracts, SIZE_TOLERANCE);
+                    match resized {
                         None => prop_assert!(f.matches(l)),
-                        Some(c) => prop_assert!(f.reduced_to(l) && *c == l.contracts),
+                        Some(r) if r.entry_price.is_none() && !grown => {
+                            prop_assert!(f.reduced_to(l) && r.contracts == l.contracts)
+                        }
+                        Some(r) => prop_assert!(
+                            grown && r.contracts == l.contracts && r.entry_price == l.entry_price,
+                            "{action:?} of {f:?} listed {l:?}"
+                        ),
                     }
+                }
+                Action::Remove { doubtful, missing, .. } => {
+                    // Doubtful exactly when every list of the run was an empty answer, or it
+                    // is a fill of the manager's own no list has shown (lists lag fills).
+                    let Some(GenPhase::Tracked { missing: before, on_empty, unlisted_fill, .. }) = phase else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    prop_assert_eq!(*missing, before + 1);
+                    let all_empty = snap.entries == 0 && (*before == 0 || *on_empty);
+                    prop_assert_eq!(*doubtful, *unlisted_fill || all_empty);
+                }
+                Action::CountMiss { on_empty: now_empty, .. } => {
+                    let Some(GenPhase::Tracked { missing: before, on_empty, .. }) = phase else {
+                        return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
+                    };
+                    prop_assert_eq!(*now_empty, snap.entries == 0 && (*before == 0 || *on_empty));
                 }
                 Action::CloseConfirmed { doubtful, .. } => {
                     // Doubtful exactly when the answer was empty (a failed read looks so) and
@@ -2260,5 +2311,87 @@ proptest! {
         let blind = !believed.is_empty() && believed.iter().all(|k| !snap.lists(k.symbol()));
         let on_absence = plan.actions.iter().any(rests_on_absence);
         prop_assert_eq!(plan.needs_corroboration, blind && on_absence);
+    }
+}
+
+/// One tombstone and one listing of its symbol: its own size, side and entry, whether its end
+/// is doubtful or the manager's own (with the end's mark), the listing, and what the list was
+/// read for (and when it was requested).
+fn tomb_case() -> impl Strategy<Value = (TombView, (Side, f64, f64), Purpose, u64)> {
+    (
+        (side(), contracts(), entry_price()),
+        0..3u8,
+        0..12u64,
+        (side(), contracts(), entry_price()),
+        prop_oneof![
+            Just(Purpose::Cycle),
+            Just(Purpose::Sync),
+            Just(Purpose::Reconcile),
+            Just(Purpose::Verify)
+        ],
+        0..12u64,
+    )
+        .prop_map(|((s, c, p), end, at, listed, purpose, requested_at)| {
+            let tomb = TombView {
+                own: Some(fp(s, c, p)),
+                reported: None,
+                removed_at: NOW,
+                own_end: (end == 2).then_some(OwnEnd {
+                    at,
+                    unseen: Unseen::default(),
+                }),
+                doubtful: end == 1,
+            };
+            (tomb, listed, purpose, requested_at)
+        })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A [`doubtful`](TombView::doubtful) tombstone listed on its side with more contracts is
+    /// that position added to while it was not tracked: restored at the listed size and entry,
+    /// whatever the list was read for. Any other tombstone so listed is a new position: never
+    /// restored, imported by the lists that import. Whatever the listing, a restore is of the
+    /// very position, it reduced, or a doubtful one grown.
+    #[test]
+    fn only_a_doubtful_tombstone_added_to_is_restored(
+        (tomb, (side, contracts, price), purpose, requested_at) in tomb_case()
+    ) {
+        let a = Key::net("A");
+        let snap = Snapshot::read(vec![entry("A", side.as_str(), contracts, price)], requested_at);
+        let Seen::Listed(l) = snap.seen(&a) else {
+            return Err(TestCaseError::fail("listed"));
+        };
+        let views = [KeyView { key: &a, phase: Phase::Tombstoned(&tomb) }];
+        let known = |k: &str| k == "A";
+        let actions = plan(&views, &known, &cx(&snap, purpose, Policy::default())).actions;
+        let own = tomb.own.unwrap_or_else(long1);
+        let grown = side == own.side
+            && contracts > own.contracts
+            && !close_enough(own.contracts, contracts, SIZE_TOLERANCE);
+        let tells = tomb.own_end.is_none_or(|end| requested_at >= end.at);
+        if grown && tomb.doubtful {
+            let restore = Action::Restore {
+                key: a.clone(),
+                resized: Some(Resized { contracts, entry_price: Some(price) }),
+            };
+            prop_assert_eq!(actions, vec![restore]);
+        } else if grown {
+            let imports = tells && matches!(purpose, Purpose::Sync | Purpose::Reconcile);
+            let import = Action::Import { key: a.clone() };
+            prop_assert_eq!(actions, if imports { vec![import] } else { vec![] });
+        }
+        for action in &plan(&views, &known, &cx(&snap, purpose, Policy::default())).actions {
+            if let Action::Restore { resized, .. } = action {
+                match resized {
+                    None => prop_assert!(tomb.matches(l)),
+                    Some(r) if r.entry_price.is_none() => {
+                        prop_assert!(tomb.reduced_to(l) && r.contracts == contracts)
+                    }
+                    Some(_) => prop_assert!(grown && tomb.doubtful && tomb.grown_to(l)),
+                }
+            }
+        }
     }
 }

@@ -344,6 +344,7 @@ impl<H: Clone + Send + Sync + 'static> BookJournal<H> {
                 listed: listing_json(k.listed),
                 order_id: None,
                 own_end: false,
+                doubtful: false,
             };
             (k.position, row)
         })
@@ -564,25 +565,26 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
     let seq = i64::try_from(manager.events().next_seq().saturating_sub(1)).unwrap_or(i64::MAX);
     for row in rows {
         let key = row.kept.key.as_str();
-        let (table, at, listed, order_id, own_end) =
+        let (table, at, listed, order_id, (own_end, doubtful)) =
             match manager.book().remembers(key, &row.kept.position) {
                 Some(Remembrance::Tombstone {
                     removed_at,
                     listed,
                     own_end,
+                    doubtful,
                 }) => (
                     &mut batch.tombstones,
                     removed_at,
                     listing_json(listed),
                     None,
-                    own_end,
+                    (own_end, doubtful),
                 ),
                 Some(Remembrance::Closing { closed_at }) => (
                     &mut batch.closing,
                     closed_at,
                     None,
                     row.kept.close_order_id.clone(),
-                    false,
+                    (false, false),
                 ),
                 None => continue,
             };
@@ -596,6 +598,7 @@ fn put_kept_rows<H: Clone + Send + Sync + 'static>(
                 listed,
                 order_id,
                 own_end,
+                doubtful,
             }),
         );
     }
@@ -617,6 +620,7 @@ fn kept_entry<H>(
         listed: row.listed,
         close_order_id: row.order_id,
         own_end: row.own_end,
+        doubtful: row.doubtful,
     })
 }
 
@@ -857,7 +861,12 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
         // A life event may have changed the position a side flip replaced with the key's
         // tracked one: read it (and its attributes) now, with no lock held.
         let predecessor = life_event(event.kind).then(|| self.predecessor_row(&manager, key, seq));
-        let kept = |at: i64, listed: Option<String>, order_id: Option<String>, own_end: bool| {
+        // A tombstone or closing row: when, what the exchange last listed (a tombstone), the
+        // close's order id (a close), and a tombstone's `(own_end, doubtful)`.
+        let kept = |at: i64,
+                    listed: Option<String>,
+                    order_id: Option<String>,
+                    (own_end, doubtful): (bool, bool)| {
             RowOp::Upsert(TombWrite {
                 removed_seq: seq,
                 removed_at_us: at,
@@ -866,15 +875,22 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 listed,
                 order_id,
                 own_end,
+                doubtful,
             })
         };
         // Whether the event may start or end a close awaiting confirmation of its key.
         let closing = match event.kind {
             EventKind::Removed => {
-                let listed = listing_json(manager.book().tombstone_listing(key, position));
-                batch
-                    .tombstones
-                    .insert(key.to_owned(), kept(event.time.0, listed, None, false));
+                let (listed, doubtful) = match manager.book().remembers(key, position) {
+                    Some(Remembrance::Tombstone {
+                        listed, doubtful, ..
+                    }) => (listed, doubtful),
+                    _ => (None, false),
+                };
+                batch.tombstones.insert(
+                    key.to_owned(),
+                    kept(event.time.0, listing_json(listed), None, (false, doubtful)),
+                );
                 false
             }
             // At start, a restored position's key has no close awaiting confirmation left.
@@ -889,12 +905,20 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
             EventKind::Closed | EventKind::CloseUnconfirmed => {
                 // A close settled by a list keeps the position as a tombstone.
                 if let Some(Remembrance::Tombstone {
-                    listed, own_end, ..
+                    listed,
+                    own_end,
+                    doubtful,
+                    ..
                 }) = manager.book().remembers(key, position)
                 {
                     batch.tombstones.insert(
                         key.to_owned(),
-                        kept(event.time.0, listing_json(listed), None, own_end),
+                        kept(
+                            event.time.0,
+                            listing_json(listed),
+                            None,
+                            (own_end, doubtful),
+                        ),
                     );
                 }
                 true
@@ -908,9 +932,10 @@ impl<H: Clone + Send + Sync + 'static> EventJournal for BookJournal<H> {
                 let book = manager.book();
                 if let Some(closed_at) = book.awaiting_close(key, Some(position)) {
                     let order_id = book.close_order_id(key, position);
-                    batch
-                        .closing
-                        .insert(key.to_owned(), kept(closed_at.0, None, order_id, false));
+                    batch.closing.insert(
+                        key.to_owned(),
+                        kept(closed_at.0, None, order_id, (false, false)),
+                    );
                 } else if writer.has_closing_row(key) && book.awaiting_close(key, None).is_none() {
                     batch.closing.insert(key.to_owned(), RowOp::Delete);
                 }

@@ -161,6 +161,10 @@ pub struct KeptRecord {
     /// on): a list that shows it again is weighed by the outcome rules before the manager
     /// tracks it again. False for a close awaiting confirmation.
     pub own_end: bool,
+    /// A tombstone whose end failed reads or lagging lists also show (written by schema version
+    /// 10 on): a list that shows it added to brings it back. False for a close awaiting
+    /// confirmation.
+    pub doubtful: bool,
 }
 
 /// One re-open hold (`reopen_hold_seconds`).
@@ -538,10 +542,15 @@ impl Reader {
     pub fn tombstones(&mut self, account: Option<&str>) -> JournalResult<Vec<KeptRecord>> {
         let listed = if self.version >= 4 { "listed" } else { "NULL" };
         let own_end = if self.version >= 8 { "own_end" } else { "NULL" };
+        let doubtful = if self.version >= 10 {
+            "doubtful"
+        } else {
+            "NULL"
+        };
         self.kept(
             "pmrs_tombstones",
             ("removed_seq", "removed_at_us"),
-            (listed, "NULL", own_end),
+            (listed, "NULL", own_end, doubtful),
             account,
         )
     }
@@ -561,23 +570,24 @@ impl Reader {
         self.kept(
             "pmrs_closing",
             ("closed_seq", "closed_at_us"),
-            ("NULL", order_id, "NULL"),
+            ("NULL", order_id, "NULL", "NULL"),
             account,
         )
     }
 
-    /// `table`'s rows with its `(seq, at)` columns and the `(listed, order_id, own_end)`
-    /// column expressions (`NULL` where the table or its version has none).
+    /// `table`'s rows with its `(seq, at)` columns and the `(listed, order_id, own_end,
+    /// doubtful)` column expressions (`NULL` where the table or its version has none).
     fn kept(
         &mut self,
         table: &str,
         (seq, at): (&str, &str),
-        (listed, order_id, own_end): (&str, &str, &str),
+        (listed, order_id, own_end, doubtful): (&str, &str, &str, &str),
         account: Option<&str>,
     ) -> JournalResult<Vec<KeptRecord>> {
         let rows = self.rows_of(
             &format!(
-                "account, symbol, state, attributes, {seq}, {at}, {listed}, {order_id}, {own_end}"
+                "account, symbol, state, attributes, {seq}, {at}, {listed}, {order_id}, \
+                 {own_end}, {doubtful}"
             ),
             table,
             &format!("account, {at}, symbol"),
@@ -595,6 +605,7 @@ impl Reader {
                 listed: r.get(6).and_then(Val::as_text).map(str::to_owned),
                 order_id: r.get(7).and_then(Val::as_text).map(str::to_owned),
                 own_end: r.get(8).and_then(Val::as_int).is_some_and(|v| v != 0),
+                doubtful: r.get(9).and_then(Val::as_int).is_some_and(|v| v != 0),
             })
             .collect())
     }

@@ -57,12 +57,19 @@
 //!   listed for it), one row per key, so that after a restart lists that show it again
 //!   unchanged restore it as before the restart (once `outcome_confirmations` of them in a row
 //!   do) instead of importing it as a new position.
+//!
+//! Version 10:
+//! - `pmrs_tombstones.doubtful`: 1 for a tombstone whose end is also what failed reads or
+//!   lagging lists show (it left the book on empty answers only, or as a fill of the manager's
+//!   own no list had shown, or a close settled by an empty answer), so that after a restart a
+//!   list that shows it added to brings it back, as before the restart, instead of importing
+//!   it as a new position.
 
 use crate::sql::{transaction, Dialect, MigrationStep, Sql, Val};
 use crate::{iso, JournalError, JournalResult};
 
 /// The newest schema version this build knows (and writes).
-pub const VERSION: i64 = 9;
+pub const VERSION: i64 = 10;
 
 /// The PostgreSQL advisory lock key held while migrating.
 pub const MIGRATION_LOCK: i64 = 0x706d_7273_6a6e_6c31; // "pmrsjnl1"
@@ -120,7 +127,19 @@ const MIGRATIONS: &[Migration] = &[
         description: "the positions side flips replaced",
         sql: v9,
     },
+    Migration {
+        version: 10,
+        description: "tombstones whose end failed reads or lagging lists also show",
+        sql: v10,
+    },
 ];
+
+fn v10(d: Dialect) -> String {
+    format!(
+        "ALTER TABLE pmrs_tombstones ADD COLUMN doubtful {};",
+        d.int()
+    )
+}
 
 fn v9(d: Dialect) -> String {
     let int = d.int();

@@ -138,6 +138,9 @@ pub struct TombWrite {
     /// A tombstone of a position the manager's own order ended
     /// ([`position_manager_core::reconcile::OwnEnd`]; a close has none).
     pub own_end: bool,
+    /// A tombstone whose end failed reads or lagging lists also show
+    /// ([`position_manager_core::reconcile::TombView::doubtful`]; a close has none).
+    pub doubtful: bool,
 }
 
 /// One re-open hold as a row of `pmrs_holds`.
@@ -288,6 +291,9 @@ pub struct RestoredTombstone {
     pub order_id: Option<String>,
     /// The manager's own order ended it (tombstones written from version 8 on).
     pub own_end: bool,
+    /// What ended it failed reads or lagging lists also show (tombstones written from version
+    /// 10 on).
+    pub doubtful: bool,
 }
 
 /// A re-open hold read back at start.
@@ -370,11 +376,12 @@ impl Kept {
     }
 
     /// Its columns beyond the state: a tombstone's `listed` (what the exchange last listed,
-    /// version 4) and `own_end` (the manager's own order ended it, version 8), a close's
+    /// version 4), `own_end` (the manager's own order ended it, version 8) and `doubtful` (what
+    /// ended it failed reads or lagging lists also show, version 10), a close's
     /// `order_id` (its order's client id, version 7), a predecessor's `listed` (version 9).
     fn extra_columns(self) -> &'static [&'static str] {
         match self {
-            Kept::Tombstones => &["listed", "own_end"],
+            Kept::Tombstones => &["listed", "own_end", "doubtful"],
             Kept::Closing => &["order_id"],
             Kept::Predecessors => &["listed"],
         }
@@ -386,6 +393,7 @@ impl Kept {
             Kept::Tombstones => vec![
                 Val::Text(row.listed.clone()),
                 Val::int(i64::from(row.own_end)),
+                Val::int(i64::from(row.doubtful)),
             ],
             Kept::Closing => vec![Val::Text(row.order_id.clone())],
             Kept::Predecessors => vec![Val::Text(row.listed.clone())],
@@ -448,6 +456,11 @@ fn read_unlisted(column: Option<Val>) -> UnlistedFills {
     parse_unlisted(column.as_ref().and_then(Val::as_text))
 }
 
+/// A flag column: set when an integer other than 0.
+fn read_flag(column: Option<Val>) -> bool {
+    column.and_then(|v| v.as_int()).is_some_and(|v| v != 0)
+}
+
 /// The rows of `table` of `account`, oldest first; unreadable ones are named in `unreadable`.
 fn read_kept(
     db: &mut dyn Sql,
@@ -468,14 +481,14 @@ fn read_kept(
         let mut it = row.into_iter();
         let (symbol, read) = read_position(&mut it);
         let removed_at = it.next().and_then(|v| v.as_int()).unwrap_or(0);
-        let (listed, order_id, own_end) = match table {
+        let (listed, order_id, own_end, doubtful) = match table {
             // A flag that is not an integer is taken as unset: a plain tombstone, as before
-            // version 8.
-            Kept::Tombstones => (
-                read_listing(it.next()),
-                None,
-                it.next().and_then(|v| v.as_int()).is_some_and(|v| v != 0),
-            ),
+            // versions 8 and 10 (a row with both set is taken as the manager's own end).
+            Kept::Tombstones => {
+                let listed = read_listing(it.next());
+                let own_end = read_flag(it.next());
+                (listed, None, own_end, read_flag(it.next()))
+            }
             // An id that is not text (or empty) is left out: the list then decides, as before
             // version 7.
             Kept::Closing => (
@@ -486,8 +499,9 @@ fn read_kept(
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned),
                 false,
+                false,
             ),
-            Kept::Predecessors => (read_listing(it.next()), None, false),
+            Kept::Predecessors => (read_listing(it.next()), None, false, false),
         };
         match read {
             Ok((state, extra)) => out.push(RestoredTombstone {
@@ -498,6 +512,7 @@ fn read_kept(
                 listed,
                 order_id,
                 own_end,
+                doubtful,
             }),
             Err(e) => unreadable.push(format!("{} {symbol:?}: {e}", table.what())),
         }

@@ -124,6 +124,7 @@ fn a_new_writer_reads_back_book_tombstones_and_history() {
                 ),
                 order_id: None,
                 own_end: true,
+                doubtful: false,
             }),
         );
         w.write(b, 1_700_000_000_000_000).unwrap();
@@ -659,6 +660,7 @@ fn closes_awaiting_confirmation_are_kept_by_key_until_deleted() {
             // The close's order client id (one of them was sent without).
             order_id: (seq == 2).then(|| format!("pm-close-{seq}")),
             own_end: false,
+            doubtful: false,
         };
         let mut b = batch_of(&events(2, "BTC/USDT:USDT"));
         for (symbol, seq, at) in [("BTC/USDT:USDT", 2, 20), ("ETH/USDT:USDT@short", 1, 10)] {
@@ -743,6 +745,7 @@ fn back_to_version(version: i64) -> String {
         ),
         (8, "ALTER TABLE pmrs_tombstones DROP COLUMN own_end"),
         (9, "DROP TABLE pmrs_predecessors"),
+        (10, "ALTER TABLE pmrs_tombstones DROP COLUMN doubtful"),
     ];
     // Newest first, as a downgrade would undo them.
     let mut sql: Vec<String> = newer
@@ -759,21 +762,26 @@ fn back_to_version(version: i64) -> String {
 
 #[test]
 fn older_journals_are_upgraded_with_their_data_kept() {
-    assert_eq!(VERSION, 9, "a new version needs its own case here");
+    assert_eq!(VERSION, 10, "a new version needs its own case here");
+    // Two tombstones: the manager's own end (XRP), and one whose end failed reads also show
+    // (LTC, removed later).
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
-        b.tombstones.insert(
-            "XRP/USDT:USDT".into(),
-            RowOp::Upsert(TombWrite {
-                removed_seq: 1,
-                removed_at_us: 5,
-                state_json: serde_json::to_string(&state("XRP/USDT:USDT", 1.0)).unwrap(),
-                attributes: None,
-                listed: listed.map(str::to_owned),
-                order_id: None,
-                own_end: true,
-            }),
-        );
+        for (symbol, at, own_end) in [("XRP/USDT:USDT", 5, true), ("LTC/USDT:USDT", 6, false)] {
+            b.tombstones.insert(
+                symbol.into(),
+                RowOp::Upsert(TombWrite {
+                    removed_seq: 1,
+                    removed_at_us: at,
+                    state_json: serde_json::to_string(&state(symbol, 1.0)).unwrap(),
+                    attributes: None,
+                    listed: listed.map(str::to_owned),
+                    order_id: None,
+                    own_end,
+                    doubtful: !own_end,
+                }),
+            );
+        }
         b
     };
     let close = |symbol: &str, order_id: &str| {
@@ -788,6 +796,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 listed: None,
                 order_id: Some(order_id.to_owned()),
                 own_end: false,
+                doubtful: false,
             }),
         );
         b
@@ -807,6 +816,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 listed: Some(listing.to_owned()),
                 order_id: None,
                 own_end: false,
+                doubtful: false,
             }),
         );
         b
@@ -833,7 +843,7 @@ fn older_journals_are_upgraded_with_their_data_kept() {
         entry_price: 1.5,
     };
     for db in databases() {
-        for from in [1, 2, 3, 4, 5, 6, 7, 8] {
+        for from in [1, 2, 3, 4, 5, 6, 7, 8, 9] {
             let account = format!("from-{from}");
             let (mut w, _) = open(&db, &account);
             let evs = events(2, "BTC/USDT:USDT");
@@ -862,19 +872,29 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 kept_holds,
                 "{db}"
             );
-            let [old_tomb] = &reader.tombstones(Some(&account)).unwrap()[..] else {
-                panic!("{db}: one tombstone");
+            let [old_tomb, old_doubt] = &reader.tombstones(Some(&account)).unwrap()[..] else {
+                panic!("{db}: two tombstones");
             };
             let kept_listing = (from >= 4).then(|| listing.to_owned());
             assert_eq!(
                 (old_tomb.symbol.as_str(), &old_tomb.listed, old_tomb.own_end),
                 ("XRP/USDT:USDT", &kept_listing, from >= 8)
             );
+            assert_eq!(
+                (
+                    old_doubt.symbol.as_str(),
+                    old_doubt.own_end,
+                    old_doubt.doubtful
+                ),
+                ("LTC/USDT:USDT", false, false),
+                "{db}: not known before version 10"
+            );
+            assert!(!old_tomb.doubtful);
             drop(reader);
             let (mut w, r) = open(&db, &account);
             assert_eq!((r.last_seq, r.events.clone()), (2, evs), "{db} from {from}");
             assert_eq!(r.holds.len(), kept_holds.len());
-            assert_eq!(r.tombstones.len(), 1, "{db}: kept");
+            assert_eq!(r.tombstones.len(), 2, "{db}: kept");
             assert_eq!(
                 r.tombstones[0].listed,
                 (from >= 4).then_some(fingerprint),
@@ -884,6 +904,10 @@ fn older_journals_are_upgraded_with_their_data_kept() {
                 r.tombstones[0].own_end,
                 from >= 8,
                 "{db}: a plain tombstone before version 8"
+            );
+            assert!(
+                !r.tombstones[1].doubtful && !r.tombstones[1].own_end,
+                "{db}: a plain tombstone before version 10"
             );
             assert_eq!(r.positions.len(), 1, "{db}: kept");
             assert!(r.predecessors.is_empty(), "{db}: none before version 9");
@@ -921,9 +945,17 @@ fn older_journals_are_upgraded_with_their_data_kept() {
             let tombs = reader.tombstones(Some(&account)).unwrap();
             assert_eq!(tombs[0].listed.as_deref(), Some(listing), "{db}");
             assert!(tombs[0].own_end, "{db}: written after the upgrade");
+            assert!(
+                tombs[1].doubtful && !tombs[0].doubtful,
+                "{db}: written after the upgrade"
+            );
             drop(reader);
             let r = open(&db, &account).1;
             assert!(r.tombstones[0].own_end, "{db}: written after the upgrade");
+            assert!(
+                r.tombstones[1].doubtful && !r.tombstones[1].own_end,
+                "{db}: written after the upgrade"
+            );
             assert_eq!(r.positions[0].sighting.listed, Some(fingerprint), "{db}");
             assert_eq!(r.positions[0].sighting.unlisted, open_fill, "{db}");
             assert_eq!(r.holds, restored_holds(&[("BTC/USDT:USDT", 7)]), "{db}");

@@ -209,7 +209,10 @@ class Journal:
         ``contracts``, ``entry_price``; ``None`` when unknown), ``own_end`` (``True`` for a
         position the manager's own order ended: a list showing it again may lag the close, so
         it is restored only once ``outcome_confirmations`` lists show it; ``False`` in a
-        journal before schema version 8), ``removed_seq`` (the ``removed`` event's
+        journal before schema version 8), ``doubtful`` (``True`` for a position whose end
+        failed reads or lagging lists also show: a list showing it on its side with more
+        contracts restores it, added to; ``False`` before schema version 10),
+        ``removed_seq`` (the ``removed`` event's
         ``seq``; otherwise the last event's ``seq`` when the row was written), ``removed_at``;
         oldest first. The manager drops those older than
         ``tombstone_ttl_seconds`` or beyond ``tombstone_limit`` when it next starts."""

@@ -398,6 +398,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Applied::Restored {
                 at,
                 reduced,
+                grown,
                 own_end,
                 flipped_back,
             } => {
@@ -417,6 +418,10 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     } else if reduced {
                         format!(
                             "Restored position {key}: the exchange reports it again with the same side and entry, reduced while it was not tracked; keeping its state"
+                        )
+                    } else if grown {
+                        format!(
+                            "Restored position {key}: the exchange reports it again on the same side with more contracts, added to while it was not tracked (the lists that untracked it could not be told from failed reads or lagging lists); keeping its state"
                         )
                     } else {
                         format!(

@@ -92,6 +92,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     listed: listing(k.listed),
                     order_id: k.close_order_id,
                     own_end: k.own_end,
+                    doubtful: k.doubtful,
                 });
             }
             Ok(out)
@@ -204,6 +205,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 listed: k.listed.as_ref().and_then(SavedListing::fingerprint),
                 close_order_id: k.order_id.clone(),
                 own_end: k.own_end,
+                doubtful: k.doubtful,
             })
         };
         // The positions side flips replaced, each kept with the position that replaced it (as
