@@ -260,14 +260,18 @@ def test_a_hedge_leg_opened_beside_one_in_the_other_mode_names_the_symbols_mode_
     venue, client, m = world
     (entry,) = client.get_open_positions()
     assert entry["side"] == "long"
-    assert client.create_market_order(m.symbol, "sell", 2 * m.lot, 5) is not None
+    long_leverage = venue.ledger.lev(m.symbol, "long")
+    assert client.create_market_order(m.symbol, "sell", 2 * m.lot, 7) is not None
     shared = name == "bitget"
     (sent,) = orders(venue)
     assert named_mode(venue, name, sent) == WIRE[name][account_cross != shared]
     assert venue.ledger.size(m.symbol, "short") == pytest.approx(2 * m.lot)
     assert venue.ledger.cross_of(m.symbol, "short") is (account_cross != shared)
     assert venue.ledger.size(m.symbol, "long") == pytest.approx(6 * m.lot)
-    # (HTX's fake refuses the leverage change in the account's mode beside the long: only
-    # logged, best effort; the order itself must not be refused.)
-    refused = [r for r in venue.refusals if r[2] in ("margin", "td_mode")]
-    assert [r for r in refused if r[1] == venue.dialect.order_route] == []
+    # Nothing is refused: neither the order nor a leverage change before it (HTX keeps a
+    # leverage per contract and margin mode: the short's, in the account's mode, leaves the
+    # long's as it was).
+    assert [r for r in venue.refusals if r[2] in ("margin", "td_mode")] == []
+    if name == "htx":
+        assert (venue.ledger.lev(m.symbol, "short"), long_leverage) == (7, 5)
+        assert venue.ledger.lev(m.symbol, "long") == 5, "the long's mode's, as it was"

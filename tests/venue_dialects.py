@@ -2701,12 +2701,32 @@ class Htx(_Base):
         return rows
 
     def lever(self, venue: FakeVenue, r: Request) -> Payload:
+        """``v5/position/lever`` names a contract and a margin mode, no position side: HTX
+        keeps a leverage per contract and margin mode. One-way: the mode must be the held
+        position's (the account's when flat). Hedge mode, where each leg keeps its own mode:
+        a mode some held leg is in or a new leg would open in (the account's); it sets the
+        legs in that mode, held or not."""
         p = r.params
         symbol = self.symbol_in(venue, p["contract_code"], inverse=False)
-        if p.get("margin_mode") != ("cross" if venue.ledger.cross_of(symbol) else "isolated"):
-            key = venue.ledger.margin_key(symbol)
+        ledger = venue.ledger
+        cross = p.get("margin_mode") == "cross"
+        with ledger.lock:
+            modes = {
+                leg: held.cross if held.cross is not None else ledger.cross
+                for leg in ("long", "short")
+                if (held := ledger.legs.get((symbol, leg))) is not None
+            }
+        fits = cross in {ledger.cross, *modes.values()} if ledger.hedge else None
+        if (
+            p.get("margin_mode") not in ("cross", "isolated")
+            or fits is False
+            or (fits is None and cross != ledger.cross_of(symbol))
+        ):
+            key = ledger.margin_key(symbol)
             raise VenueRefusal("margin", "margin_mode does not fit the position", key)
-        venue.ledger.set_lev(symbol, float(p["lever_rate"]))
+        for leg in ("long", "short"):
+            if not ledger.hedge or modes.get(leg, ledger.cross) == cross:
+                ledger.set_lev(symbol, float(p["lever_rate"]), leg)
         return {"contract_code": p["contract_code"], "margin_mode": p["margin_mode"],
                 "lever_rate": int(p["lever_rate"])}  # fmt: skip
 
