@@ -94,14 +94,11 @@ def test_a_partial_external_close_resizes_the_book(caplog: pytest.LogCaptureFixt
     ) in [r.getMessage() for r in caplog.records]
 
 
-def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
+def untracked_on_failed_reads(
     caplog: pytest.LogCaptureFixture,
-) -> None:
-    # Found by the bot-level soak (seed 20): the bot's client answered [] twice, which untracked
-    # a live position whose first target was taken; someone reduced it by hand meanwhile. The
-    # next list showed it smaller with the same side and entry. It used to be imported as new:
-    # targets, stops and the bot's attributes lost, and the first targets taken again on the
-    # same venue position. It is now that position, restored, with the exchange's size.
+) -> tuple[Any, PositionManager, Any]:
+    """The bot's BTC with the breakout targets and its first target taken, listed once, then
+    untracked by two failed reads (the bot's client answers ``[]``); INFO records captured."""
     caplog.set_level(logging.INFO, logger="TradingBot")
     paper, _, pm = bot_with_btc()
     with_breakout_targets(pm, BTC)
@@ -110,6 +107,18 @@ def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
     assert list(pm.update_positions()) == []  # listed: what identifies it on the venue
     cycle_on_failed_reads(pm, paper)
     assert not pm.has_position(BTC)
+    return paper, pm, position
+
+
+def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by the bot-level soak (seed 20): the bot's client answered [] twice, which untracked
+    # a live position whose first target was taken; someone reduced it by hand meanwhile. The
+    # next list showed it smaller with the same side and entry. It used to be imported as new:
+    # targets, stops and the bot's attributes lost, and the first targets taken again on the
+    # same venue position. It is now that position, restored, with the exchange's size.
+    paper, pm, position = untracked_on_failed_reads(caplog)
     assert paper.reduce_externally(BTC, 1)
     assert list(pm.update_positions()) == []
 
@@ -134,16 +143,6 @@ def test_a_position_reduced_while_untracked_is_restored_with_its_targets_taken(
     ) in messages
 
 
-def add_by_hand(paper: Any, symbol: str, contracts: float, price_factor: float) -> dict[str, Any]:
-    """A person adds ``contracts`` to ``symbol``'s long on the venue (its UI sends the order,
-    not the bot), at a price moved by ``price_factor``; returns the venue's position."""
-    paper.set_price(symbol, paper.price(symbol) * price_factor)
-    paper.create_market_order(symbol, "buy", contracts, 10)
-    held = paper.position(symbol)
-    assert held is not None
-    return held
-
-
 def test_a_position_untracked_on_failed_reads_and_added_to_by_hand_is_that_position(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -153,15 +152,12 @@ def test_a_position_untracked_on_failed_reads_and_added_to_by_hand_is_that_posit
     # the bot's attributes lost, one end more in the journal than the venue saw). Empty answers
     # cannot tell a closed position from failed reads, so a listing of its side that a tracked
     # position would take for itself resized is that position.
-    caplog.set_level(logging.INFO, logger="TradingBot")
-    paper, _, pm = bot_with_btc()
-    with_breakout_targets(pm, BTC)
-    position = pm.positions[BTC]
-    position.partial_exits_taken = 1
-    cycle_on_failed_reads(pm, paper)
-    assert not pm.has_position(BTC)
-    held = add_by_hand(paper, BTC, 1, 0.999)
-    assert held["contracts"] == 4.0 and held["entryPrice"] != position.entry_price
+    paper, pm, position = untracked_on_failed_reads(caplog)
+    paper.set_price(BTC, paper.price(BTC) * 0.999)
+    paper.create_market_order(BTC, "buy", 1, 10)  # on the venue's UI, not by the bot
+    held = paper.position(BTC)
+    assert held is not None and held["contracts"] == 4.0
+    assert held["entryPrice"] != position.entry_price
 
     assert list(pm.update_positions()) == []
     assert pm.positions[BTC] is position
