@@ -2604,11 +2604,11 @@ fn restored<H: Clone>(
             .map(|e| (std::mem::replace(&mut p.entry_price, e), e));
         (previous, r.contracts, entry_change)
     });
-    let grown = change.is_some_and(|(previous, contracts, _)| contracts > previous);
+    let added = resized.is_some_and(|r| r.added);
     applied.push(Applied::Restored {
         at: touched(key, entry),
-        reduced: change.is_some() && !grown,
-        grown,
+        reduced: resized.is_some() && !added,
+        grown: added,
         own_end,
         flipped_back,
     });

@@ -285,6 +285,8 @@ pub struct Resized {
     /// The exchange's entry price, when it moved: an addition moves the average entry; a
     /// reduction leaves it as it was (`None`).
     pub entry_price: Option<f64>,
+    /// Added to while it was not tracked ([`TombView::grown_to`]); else reduced.
+    pub added: bool,
 }
 
 impl Resized {
@@ -293,6 +295,7 @@ impl Resized {
         Resized {
             contracts,
             entry_price: None,
+            added: false,
         }
     }
 }
@@ -1200,6 +1203,7 @@ fn plan_tombstone(
                 Some(Some(Resized {
                     contracts: l.contracts,
                     entry_price: l.entry_price,
+                    added: true,
                 }))
             } else {
                 None

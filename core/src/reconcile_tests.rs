@@ -2161,9 +2161,9 @@ proptest! {
                         && !close_enough(f.contracts, l.contracts, SIZE_TOLERANCE);
                     match resized {
                         None => prop_assert!(f.matches(l)),
-                        Some(r) if r.entry_price.is_none() && !grown => {
-                            prop_assert!(f.reduced_to(l) && r.contracts == l.contracts)
-                        }
+                        Some(r) if !r.added => prop_assert!(
+                            f.reduced_to(l) && r.contracts == l.contracts && r.entry_price.is_none()
+                        ),
                         Some(r) => prop_assert!(
                             grown && r.contracts == l.contracts && r.entry_price == l.entry_price,
                             "{action:?} of {f:?} listed {l:?}"
@@ -2374,7 +2374,7 @@ proptest! {
         if grown && tomb.doubtful {
             let restore = Action::Restore {
                 key: a.clone(),
-                resized: Some(Resized { contracts, entry_price: Some(price) }),
+                resized: Some(Resized { contracts, entry_price: Some(price), added: true }),
             };
             prop_assert_eq!(actions, vec![restore]);
         } else if grown {
@@ -2386,9 +2386,9 @@ proptest! {
             if let Action::Restore { resized, .. } = action {
                 match resized {
                     None => prop_assert!(tomb.matches(l)),
-                    Some(r) if r.entry_price.is_none() => {
-                        prop_assert!(tomb.reduced_to(l) && r.contracts == contracts)
-                    }
+                    Some(r) if !r.added => prop_assert!(
+                        tomb.reduced_to(l) && r.contracts == contracts && r.entry_price.is_none()
+                    ),
                     Some(_) => prop_assert!(grown && tomb.doubtful && tomb.grown_to(l)),
                 }
             }
