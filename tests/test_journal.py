@@ -1568,6 +1568,34 @@ def test_a_position_untracked_on_failed_reads_is_journaled_as_doubtful(url: str)
     assert [e["kind"] for e in again.events][-2:] == ["restored", "resized"]
 
 
+def test_a_doubtful_end_a_later_list_shows_real_is_journaled_so(url: str) -> None:
+    # Failed reads untrack BTC and ETH (both doubtful); BTC was closed by hand meanwhile, and
+    # the next list shows ETH and not BTC: BTC's end is real, its journal row says so, and
+    # after a restart a larger BTC opened by hand is a new position, not BTC added to.
+    paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
+    assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    with_breakout_targets(pm, BTC)
+    cycle_on_failed_reads(pm, paper)
+    with Journal(url) as journal:
+        doubtful = {t["symbol"]: t["doubtful"] for t in journal.tombstones("h")}
+    assert doubtful == {BTC: True, ETH: True}
+    assert paper.close_externally(BTC)
+    assert list(pm.update_positions()) == []
+    assert pm.has_position(ETH) and not pm.has_position(BTC)
+    with Journal(url) as journal:
+        [tomb] = journal.tombstones("h")
+    assert (tomb["symbol"], tomb["doubtful"], tomb["own_end"]) == (BTC, False, False)
+    del pm
+    paper.create_market_order(BTC, "buy", 4, 10)  # on the venue's UI, not by the bot
+
+    again = holding_manager(client, url, 0.0)
+    assert again.sync_existing_positions() == 1
+    assert again.positions[BTC].amount == 4.0
+    assert again.positions[BTC].stop_loss != 80_000.0, "a new position's stops"
+    assert [e["kind"] for e in again.events][-1] == "imported"
+
+
 def test_the_reader_shows_closes_awaiting_confirmation_and_tombstones(url: str) -> None:
     paper, client, pm = bot_with_btc(0.0, journal=url, account="h")
     assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True

@@ -180,16 +180,25 @@ def test_a_position_untracked_on_failed_reads_and_added_to_by_hand_is_that_posit
     ) in [r.getMessage() for r in caplog.records]
 
 
-def test_a_position_closed_outside_and_reopened_larger_is_a_new_position() -> None:
+@pytest.mark.parametrize("untracked_on", ["a_list_of_other_positions", "failed_reads"])
+def test_a_position_closed_outside_and_reopened_larger_is_a_new_position(
+    untracked_on: str,
+) -> None:
     # The other side of the rule above: a list that showed other positions untracked it (a
-    # real read: the venue no longer held it), so a larger position listed later is another
-    # one, imported with fresh stops.
+    # real read: the venue no longer held it), or failed reads did and such a list came after
+    # them (venue run, bybit hedge seed 5), so a larger position listed later is another one,
+    # imported with fresh stops.
     paper, _, pm = bot_with_btc()
     assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
     assert list(pm.update_positions()) == []
     with_breakout_targets(pm, BTC)
     position = pm.positions[BTC]
     assert paper.close_externally(BTC)
+    if untracked_on == "failed_reads":
+        assert paper.close_externally(ETH)
+        cycle_on_failed_reads(pm, paper)
+        assert not pm.has_position(ETH)
+        assert pm.open_position(ETH, "BUY", 2, 10, 0.05) is True
     assert list(pm.update_positions()) == []
     assert not pm.has_position(BTC)
     paper.create_market_order(BTC, "buy", 4, 10)  # a person opens a new long by hand

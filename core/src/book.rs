@@ -172,8 +172,9 @@ pub struct FillLag {
 enum Ending {
     /// Lists that omitted it (or a flip, a replacement, a removal from Python).
     Absent,
-    /// Only evidence a failed read or a lagging list also gives.
-    Doubtful,
+    /// Only evidence a failed read or a lagging list also gives ([`Book::push_tombstone`]
+    /// gives it the mark from which a list can show the end real).
+    Doubtful(u64),
     /// The manager's own order ended it.
     Own(OwnEnd),
 }
@@ -194,9 +195,9 @@ impl<H> Tombstone<H> {
     fn new(entry: Tracked<H>, removed_at: Timestamp, end: Ending) -> Self {
         let own = own_fingerprint(&entry.position.lock());
         let (own_end, doubtful) = match end {
-            Ending::Absent => (None, false),
-            Ending::Doubtful => (None, true),
-            Ending::Own(end) => (Some(end), false),
+            Ending::Absent => (None, None),
+            Ending::Doubtful(at) => (None, Some(at)),
+            Ending::Own(end) => (Some(end), None),
         };
         let view = TombView {
             own,
@@ -555,6 +556,12 @@ pub enum Applied<H> {
         /// For a position replaced on its own side ([`Action::Replace`]): the size and entry
         /// price of the position the exchange now lists instead.
         replaced_by: Option<(f64, f64)>,
+    },
+    /// A doubtful tombstone's end was shown real ([`Action::EndShown`]): a plain tombstone
+    /// now.
+    EndShown {
+        /// The key.
+        key: Key,
     },
     /// Put back from a tombstone (a list shows it again, or a flip back).
     Restored {
@@ -1078,7 +1085,7 @@ impl<H: Clone> Book<H> {
         let mut inner = self.inner.lock();
         let end = match (kept.own_end, kept.doubtful) {
             (true, _) => Ending::Own(OwnEnd::default()),
-            (false, true) => Ending::Doubtful,
+            (false, true) => Ending::Doubtful(0),
             (false, false) => Ending::Absent,
         };
         let FreeEntry { key, entry, at, .. } = entry_if_free(&mut inner, kept)?;
@@ -1978,7 +1985,7 @@ impl<H: Clone> Book<H> {
             } => {
                 if let Some(Slot::Tracked(t)) = take_slot(inner, &key) {
                     let end = if doubtful {
-                        Ending::Doubtful
+                        Ending::Doubtful(0)
                     } else {
                         Ending::Absent
                     };
@@ -2060,6 +2067,12 @@ impl<H: Clone> Book<H> {
                     let entry = revive(inner, &key, tomb.entry);
                     restored(&key, &entry, resized, (own_end, false), applied);
                     put_tracked(inner, &key, entry);
+                }
+            }
+            Action::EndShown { key } => {
+                if let Some(Slot::Tombstoned(tomb)) = inner.slots.get_mut(key.as_str()) {
+                    tomb.view.doubtful = None;
+                    applied.push(Applied::EndShown { key });
                 }
             }
             Action::Import { key } => {
@@ -2368,7 +2381,7 @@ impl<H: Clone> Book<H> {
             (_, false) => EndKept::OwnEnd,
         };
         let end = if doubtful {
-            Ending::Doubtful
+            Ending::Doubtful(0)
         } else {
             Ending::Own(OwnEnd {
                 at,
@@ -2407,6 +2420,14 @@ impl<H: Clone> Book<H> {
                 None => break,
             }
         }
+        let end = match end {
+            Ending::Doubtful(_) => {
+                // Only lists requested from now on can show the end real.
+                inner.next_seq += 1;
+                Ending::Doubtful(inner.next_seq)
+            }
+            other => other,
+        };
         put_slot(
             inner,
             key,
@@ -2425,7 +2446,7 @@ fn remembrance_of<H>(slot: &Slot<H>) -> Option<(Remembrance, &Tracked<H>)> {
                 removed_at: t.view.removed_at,
                 listed: t.view.reported,
                 own_end: t.view.own_end.is_some(),
-                doubtful: t.view.doubtful,
+                doubtful: t.view.doubtful.is_some(),
             },
             &t.entry,
         )),

@@ -319,8 +319,10 @@ pub struct TombView {
     /// ([`Action::CloseConfirmed::doubtful`]). It may never have ended, so a listing of its
     /// side that a tracked position would take for itself resized brings it back: the very
     /// position, it reduced, or it grown ([`TombView::grown_to`]: added to while it was not
-    /// tracked).
-    pub doubtful: bool,
+    /// tracked). `Some(mark)`: the book mark from which a list can show its end real — a
+    /// well-formed list with entries, requested from then on, that does not show it
+    /// ([`Action::EndShown`]); then it is a plain tombstone.
+    pub doubtful: Option<u64>,
 }
 
 /// What the book keeps of a position the manager's own order ended, once lists settled it
@@ -359,7 +361,7 @@ impl TombView {
     /// tell from failed reads is taken the same way. Any other tombstone's larger listing is a
     /// new position.
     pub fn grown_to(&self, listed: &Listed) -> bool {
-        self.doubtful
+        self.doubtful.is_some()
             && self.own_end.is_none()
             && !listed.side_assumed
             && self.own.is_some_and(|f| {
@@ -714,6 +716,14 @@ pub enum Action {
         /// Whether the exchange lists the position the open asked for.
         found: bool,
     },
+    /// A [`doubtful`](TombView::doubtful) tombstone's key is absent from a well-formed list
+    /// that shows other positions, requested after its removal: no failed read or lagging
+    /// list accounts for that, so its end was real, and it is a plain tombstone from now on (a
+    /// larger listing later is a new position).
+    EndShown {
+        /// The key.
+        key: Key,
+    },
     /// A tombstone or an unconfirmed close older than the time to live: forget it.
     Expire {
         /// The key.
@@ -740,6 +750,7 @@ impl Action {
             | Action::VerifyClose { key, .. }
             | Action::Resolve { key, .. }
             | Action::ResolveOpen { key, .. }
+            | Action::EndShown { key }
             | Action::Expire { key } => key,
         }
     }
@@ -1236,6 +1247,16 @@ fn plan_tombstone(
                 key: key.clone(),
                 unseen: Unseen::default(),
             });
+        }
+        // A real read without it, after a doubtful end: that end was real.
+        Seen::Absent
+            if cx.snapshot.well_formed
+                && cx.snapshot.entries > 0
+                && tomb
+                    .doubtful
+                    .is_some_and(|at| cx.snapshot.requested_at >= at) =>
+        {
+            actions.push(Action::EndShown { key: key.clone() });
         }
         _ => {}
     }

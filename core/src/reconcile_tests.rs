@@ -718,7 +718,7 @@ fn a_flip_back_restores_the_predecessor_after_the_outcome_rules_lists() {
         reported: None,
         removed_at: NOW,
         own_end: None,
-        doubtful: false,
+        doubtful: None,
     };
     let policy = Policy {
         outcome_confirmations: 2,
@@ -801,7 +801,7 @@ fn only_the_very_same_position_is_restored() {
         reported: Some(long1()),
         removed_at: NOW,
         own_end: None,
-        doubtful: false,
+        doubtful: None,
     };
     let views = [KeyView {
         key: &btc,
@@ -1604,7 +1604,8 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                 reported: None,
                 removed_at: NOW,
                 own_end,
-                doubtful: matches!(p, GenPhase::Tombstoned(_, _, true)),
+                // Lists requested from mark 5 on can show a doubtful end real.
+                doubtful: matches!(p, GenPhase::Tombstoned(_, _, true)).then_some(5),
             }
         })
         .collect();
@@ -2340,7 +2341,7 @@ fn tomb_case() -> impl Strategy<Value = (TombView, (Side, f64, f64), Purpose, u6
                     at,
                     unseen: Unseen::default(),
                 }),
-                doubtful: end == 1,
+                doubtful: (end == 1).then_some(at),
             };
             (tomb, listed, purpose, requested_at)
         })
@@ -2371,7 +2372,7 @@ proptest! {
             && contracts > own.contracts
             && !close_enough(own.contracts, contracts, SIZE_TOLERANCE);
         let tells = tomb.own_end.is_none_or(|end| requested_at >= end.at);
-        if grown && tomb.doubtful {
+        if grown && tomb.doubtful.is_some() {
             let restore = Action::Restore {
                 key: a.clone(),
                 resized: Some(Resized { contracts, entry_price: Some(price), added: true }),
@@ -2389,9 +2390,46 @@ proptest! {
                     Some(r) if !r.added => prop_assert!(
                         tomb.reduced_to(l) && r.contracts == contracts && r.entry_price.is_none()
                     ),
-                    Some(_) => prop_assert!(grown && tomb.doubtful && tomb.grown_to(l)),
+                    Some(_) => prop_assert!(grown && tomb.doubtful.is_some() && tomb.grown_to(l)),
                 }
             }
+        }
+    }
+
+    /// A [`doubtful`](TombView::doubtful) end is shown real ([`Action::EndShown`]) exactly by a
+    /// well-formed list with entries that does not show the key, requested from its mark on;
+    /// an empty answer (a failed read looks so), a list from before, or a malformed one leaves
+    /// it doubtful; nothing else is done to the key.
+    #[test]
+    fn a_doubtful_end_is_shown_real_only_by_a_later_list_of_other_positions(
+        (tomb, _, purpose, requested_at) in tomb_case(),
+        others in 0..3usize,
+        malformed in prop::bool::weighted(0.2),
+    ) {
+        let a = Key::net("A");
+        let mut entries: Vec<RawEntry> = (0..others)
+            .map(|i| entry(SYMBOLS[1 + i], "long", 1.0, 100.0))
+            .collect();
+        if malformed {
+            entries.push(RawEntry::NotAMapping("str".into()));
+        }
+        let total = entries.len();
+        let snap = Snapshot::read(entries, requested_at);
+        let views = [KeyView { key: &a, phase: Phase::Tombstoned(&tomb) }];
+        let known = |k: &str| k == "A";
+        let actions: Vec<Action> = plan(&views, &known, &cx(&snap, purpose, Policy::default()))
+            .actions
+            .into_iter()
+            .filter(|a| a.key().as_str() == "A")
+            .collect();
+        let shown = !malformed
+            && total > 0
+            && tomb.doubtful.is_some_and(|at| requested_at >= at);
+        let end_shown = Action::EndShown { key: a.clone() };
+        if shown {
+            prop_assert_eq!(actions, vec![end_shown]);
+        } else {
+            prop_assert!(!actions.contains(&end_shown), "{:?}", actions);
         }
     }
 }

@@ -305,6 +305,17 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 _ => None,
             })
             .collect();
+        // Doubtful tombstones whose end a list showed real: their journal rows say so.
+        let ends_shown: Vec<Key> = applied
+            .iter()
+            .filter_map(|change| match change {
+                Applied::EndShown { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if !ends_shown.is_empty() {
+            self.journal_remembered(&ends_shown);
+        }
         let mut report = ListReport::default();
         for change in applied {
             self.report_change(change, list, purpose, removal_reason, &mut report)?;
@@ -324,6 +335,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
         report: &mut ListReport,
     ) -> CoreResult<()> {
         match change {
+            Applied::EndShown { key } => {
+                self.log(Channel::Main, Level::Debug, || {
+                    format!(
+                        "Position {key} is not in a position list that shows other positions: it was closed (it was untracked on lists that could not tell)"
+                    )
+                });
+            }
             Applied::Resized {
                 at,
                 previous,
