@@ -1278,6 +1278,24 @@ impl<H: Clone> Book<H> {
             .or_else(|| presence.short.as_ref().and_then(|l| l.contract_size))
     }
 
+    /// Takes a whole list read outside [`Book::apply_list`] (an open's read of the contract size)
+    /// for what it shows of doubtful tombstones: those it shows ended for real
+    /// ([`reconcile::end_shown`]) are plain tombstones from now on. Returns their keys (for
+    /// the journal).
+    pub fn note_ends_shown(&self, snapshot: &Snapshot) -> Vec<Key> {
+        let mut inner = self.inner.lock();
+        let mut shown = Vec::new();
+        for (key, slot) in inner.slots.iter_mut() {
+            if let Slot::Tombstoned(tomb) = slot {
+                if reconcile::end_shown(&tomb.view, snapshot.seen(key), snapshot) {
+                    tomb.view.doubtful = None;
+                    shown.push(key.clone());
+                }
+            }
+        }
+        shown
+    }
+
     /// Remembers `snapshot` as the last well-formed list of the whole book (an open of a
     /// symbol it shows untracked checks the exchange first), unless the book already remembers
     /// one requested later (threads read lists concurrently).

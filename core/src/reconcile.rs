@@ -1248,14 +1248,7 @@ fn plan_tombstone(
                 unseen: Unseen::default(),
             });
         }
-        // A real read without it, after a doubtful end: that end was real.
-        Seen::Absent
-            if cx.snapshot.well_formed
-                && cx.snapshot.entries > 0
-                && tomb
-                    .doubtful
-                    .is_some_and(|at| cx.snapshot.requested_at >= at) =>
-        {
+        Seen::Absent if end_shown(tomb, seen, cx.snapshot) => {
             actions.push(Action::EndShown { key: key.clone() });
         }
         _ => {}
@@ -1263,6 +1256,17 @@ fn plan_tombstone(
     if expired(tomb.removed_at, cx) {
         actions.push(Action::Expire { key: key.clone() });
     }
+}
+
+/// Whether a whole list (`seen`: what it shows of the tombstone's key) shows the end of a
+/// [`doubtful`](TombView::doubtful) tombstone real ([`Action::EndShown`]): well-formed, with
+/// entries (a failed read of the bot's client answers none), requested from the tombstone's
+/// mark on, and without the key. No failed read or lagging list accounts for that.
+pub fn end_shown(tomb: &TombView, seen: Seen<'_>, snapshot: &Snapshot) -> bool {
+    seen == Seen::Absent
+        && snapshot.well_formed
+        && snapshot.entries > 0
+        && tomb.doubtful.is_some_and(|at| snapshot.requested_at >= at)
 }
 
 /// [`Phase::Closed`]'s fields.

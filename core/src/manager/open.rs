@@ -559,6 +559,11 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     Seen::Listed(l) => l.contract_size,
                     _ => None,
                 };
+                // What it shows of other keys holds too: doubtful ends it shows real.
+                let shown = self.book().note_ends_shown(&list.snapshot);
+                if !shown.is_empty() {
+                    self.journal_remembered(&shown);
+                }
                 self.book().note_list(list.snapshot);
                 size
             }

@@ -582,3 +582,33 @@ fn an_open_checks_a_symbol_the_list_read_after_an_earlier_fill_showed() {
     assert_eq!(p.lock().amount, 1.0);
     assert_eq!(kinds(&m), [EventKind::Opened, EventKind::Imported]);
 }
+
+/// The list an open reads for the contract size shows other keys as they are: a position
+/// untracked on empty answers (doubtful) that this list, with entries, does not show ended for
+/// real, and a larger position listed on its key later is a new one, not it added to (venue
+/// run, bitget hedge seed 8: the venue was flat, a person closed the short and later opened a
+/// larger one; the open's read was the only list with entries between).
+#[test]
+fn the_list_an_open_reads_after_its_fill_shows_a_doubtful_end_real() {
+    let f = fake(100.0);
+    let m = manager(&f, ManagerConfig::default());
+    tracked_btc_long(&m);
+    m.update_all().unwrap(); // two empty answers: BTC untracked, doubtful
+    assert!(!m.book().contains("BTC"));
+    f.0.lock()
+        .market_answers
+        .push_back(Ok(report(Some("1"), "closed", Some(2.0), Some(100.0))));
+    f.0.lock().positions = vec![listed("ETH", "long", 2.0, 100.0)];
+    assert!(m.open_position(&request("ETH", "BUY", 2.0, false)).unwrap());
+    f.0.lock().positions = vec![
+        listed("ETH", "long", 2.0, 100.0),
+        listed("BTC", "long", 5.0, 104.0),
+    ];
+    m.update_all().unwrap();
+    assert!(
+        !m.book().contains("BTC"),
+        "a new position, not BTC added to"
+    );
+    assert_eq!(m.sync_existing_positions().unwrap(), 1);
+    assert_eq!(kinds(&m).last(), Some(&EventKind::Imported));
+}
