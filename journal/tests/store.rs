@@ -767,12 +767,12 @@ fn older_journals_are_upgraded_with_their_data_kept() {
     // (LTC, removed later).
     let tombstone = |listed: Option<&str>| {
         let mut b = Batch::default();
-        for (symbol, at, own_end) in [("XRP/USDT:USDT", 5, true), ("LTC/USDT:USDT", 6, false)] {
+        for (symbol, seq, own_end) in [("XRP/USDT:USDT", 1, true), ("LTC/USDT:USDT", 2, false)] {
             b.tombstones.insert(
                 symbol.into(),
                 RowOp::Upsert(TombWrite {
-                    removed_seq: 1,
-                    removed_at_us: at,
+                    removed_seq: seq,
+                    removed_at_us: 4 + seq,
                     state_json: serde_json::to_string(&state(symbol, 1.0)).unwrap(),
                     attributes: None,
                     listed: listed.map(str::to_owned),
