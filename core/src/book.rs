@@ -2398,8 +2398,11 @@ impl<H: Clone> Book<H> {
             (_, true) => EndKept::Restorable,
             (_, false) => EndKept::OwnEnd,
         };
+        // A plain tombstone when doubtful: restored by the very position (or it reduced), not
+        // by a larger one — the manager sent an order that ends it, so a larger position
+        // listed later is more likely a new one than it added to.
         let end = if doubtful {
-            Ending::Doubtful(0)
+            Ending::Absent
         } else {
             Ending::Own(OwnEnd {
                 at,

@@ -312,11 +312,12 @@ pub struct TombView {
     /// `Some` when the manager's own order ended it (a close, or an exit whose outcome was
     /// unknown, settled by lists), not an absence alone: see [`OwnEnd`].
     pub own_end: Option<OwnEnd>,
-    /// What ended it is also what a failed read or a lagging list shows (never with
+    /// What untracked it is also what a failed read or a lagging list shows (never with
     /// `own_end`): it left the book on empty answers only (the bot's own client answers `[]`
     /// for a failed read), or as a fill of the manager's own that no list had shown yet (lists
-    /// lag fills), or a close of the manager's settled by an empty answer
-    /// ([`Action::CloseConfirmed::doubtful`]). It may never have ended, so a listing of its
+    /// lag fills). Not a close of the manager's settled by an empty answer
+    /// ([`Action::CloseConfirmed::doubtful`]): the manager sent an order that ends it, so that
+    /// one is a plain tombstone. It may never have ended, so a listing of its
     /// side that a tracked position would take for itself resized brings it back: the very
     /// position, it reduced, or it grown ([`TombView::grown_to`]: added to while it was not
     /// tracked). `Some(mark)`: the book mark from which a list can show its end real — a

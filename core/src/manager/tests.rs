@@ -405,6 +405,34 @@ fn a_position_untracked_on_empty_answers_and_added_to_meanwhile_is_restored() {
     }
 }
 
+/// A close of the manager's own that only empty answers confirmed stays a plain tombstone: the
+/// very position listed again is restored (its `True` may cover a close never sent), but a
+/// larger one is a new position — the manager sent an order that ends it (crash run, mexc
+/// one-way seed 44: a close settled on an empty answer, then a larger position opened by hand,
+/// taken for the closed one added to).
+#[test]
+fn a_close_settled_on_empty_answers_is_not_taken_for_a_larger_position() {
+    for (again, restored) in [
+        (listed("BTC", "long", 1.0, 100.0), true),
+        (listed("BTC", "long", 3.0, 101.0), false),
+    ] {
+        let fake = fake_with(vec![listed("BTC", "long", 1.0, 100.0)], Some(100.0));
+        let m = manager(&fake, ManagerConfig::default());
+        let btc = track(&m, "BTC", 7);
+        assert!(m.close_position("BTC", "manual").unwrap().pnl().is_some());
+        fake.0.lock().positions = vec![];
+        m.update_all().unwrap(); // two empty answers confirm the close
+        fake.0.lock().positions = vec![again.clone()];
+        m.update_all().unwrap();
+        assert_eq!(m.book().contains("BTC"), restored, "{again:?}");
+        if !restored {
+            assert_eq!(m.sync_existing_positions().unwrap(), 1);
+            let (p, _) = m.book().get("BTC").unwrap();
+            assert!(!Arc::ptr_eq(&p, &btc), "imported as new");
+        }
+    }
+}
+
 #[test]
 fn begin_update_alone_does_no_work() {
     let fake = fake_with(vec![], Some(100.0));
