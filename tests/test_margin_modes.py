@@ -275,3 +275,45 @@ def test_a_hedge_leg_opened_beside_one_in_the_other_mode_names_the_symbols_mode_
     if name == "htx":
         assert (venue.ledger.lev(m.symbol, "short"), long_leverage) == (7, 5)
         assert venue.ledger.lev(m.symbol, "long") == 5, "the long's mode's, as it was"
+
+
+@pytest.mark.parametrize("reduce", [False, True], ids=["open", "reduce"])
+def test_a_client_that_read_no_list_reads_the_held_modes_before_its_first_order(
+    world: tuple[FakeVenue, CcxtClient, Market],
+    name: str,
+    hedged: bool,
+    account_cross: bool,
+    reduce: bool,
+) -> None:
+    """A process just started (the venue crash run's Bitget hedge seed 44: the bot's first
+    request after the restart was the open of a short beside a long opened by hand in the other
+    mode): no list this client read has shown the long. An order that acts on it (a reduction;
+    in one-way mode any order on the symbol) or, on Bitget in hedge mode, opens a leg beside it
+    reads the symbol's positions first and names the long's mode; before, it named the
+    account's, and the venue refused it (Bitget, MEXC) or opened a second position (OKX, HTX).
+    A new hedge leg elsewhere takes the account's mode without a read."""
+    venue, client, m = world
+    leg = "long" if hedged else None
+    assert (
+        client.create_market_order(
+            m.symbol,
+            "sell",
+            2 * m.lot,
+            5,
+            reduce_only=reduce,
+            position_side=leg if reduce else None,
+        )
+        is not None
+    )
+    (sent,) = orders(venue)
+    acts_on_long = reduce or not hedged
+    beside = hedged and not reduce and name == "bitget"
+    own = acts_on_long or beside
+    assert named_mode(venue, name, sent) == WIRE[name][account_cross != own]
+    reads = venue.requests_to(venue.dialect.positions_route, "GET")
+    assert len(reads) == (1 if own else 0)
+    assert [r for r in venue.refusals if r[2] in ("margin", "td_mode")] == []
+    if acts_on_long:
+        assert venue.ledger.size(m.symbol, "long") == pytest.approx(4 * m.lot)
+    else:
+        assert venue.ledger.size(m.symbol, "short") == pytest.approx(2 * m.lot)

@@ -1051,6 +1051,9 @@ class CcxtClient:
         # (``_LEVERAGE_MARGIN_VENUES``), and the mode each order was sent in, by client order id
         # and by order id (HTX: its look-ups name it).
         self._listed_margin: dict[tuple[str, str], str] = {}
+        # Whether a read of every list, or of which symbols' own, noted ``_listed_margin``.
+        self._margins_all_read = False
+        self._margin_symbols_read: set[str] = set()
         self._order_margins: OrderedDict[str, str] = OrderedDict()
         self._warned_unknown: set[str] = set()
         self._told_endpoint = False
@@ -1333,14 +1336,12 @@ class CcxtClient:
             margin = margin or self._symbol_margin_mode(symbol)
         elif self.venue in _LEVERAGE_MARGIN_VENUES:
             if margin is None:
-                with self._state_lock:
-                    margin = self._listed_margin.get((symbol, leg))
-                    if margin is None and (not hedged or self.venue in _SYMBOL_MODE_VENUES):
-                        # One-way: the order acts on whichever side the symbol holds (a
-                        # reversal by hand the manager has not taken in yet lists the other);
-                        # Bitget: a new hedge leg takes the symbol's mode, the held leg's.
-                        other = "short" if leg == "long" else "long"
-                        margin = self._listed_margin.get((symbol, other))
+                beside = not hedged or self.venue in _SYMBOL_MODE_VENUES
+                if (reduce_only or beside) and not self._margins_read(symbol):
+                    # No list this client read covered the symbol (a process just started):
+                    # the mode of a held position is read before an order names one.
+                    self._probe_margins(symbol)
+                margin = self._listed_margin_of(symbol, leg, beside)
             if margin is None:
                 margin = self.margin_mode
         else:
@@ -1348,6 +1349,36 @@ class CcxtClient:
         if not reduce_only:
             self._set_leverage(symbol, leverage, leg, margin)
         return self._order_params(symbol, reduce_only, leg, leverage, hedged, margin)
+
+    def _listed_margin_of(self, symbol: str, leg: str, beside: bool) -> str | None:
+        """The margin mode the latest list showed ``leg`` of ``symbol`` in; ``beside``: else
+        the other leg's (one-way: the order acts on whichever side the symbol holds, a reversal
+        by hand the manager has not taken in yet lists the other; Bitget in hedge mode: a new
+        leg takes the symbol's mode, the held leg's)."""
+        with self._state_lock:
+            margin = self._listed_margin.get((symbol, leg))
+            if margin is None and beside:
+                other = "short" if leg == "long" else "long"
+                margin = self._listed_margin.get((symbol, other))
+            return margin
+
+    def _margins_read(self, symbol: str) -> bool:
+        """Whether a position list this client read covered ``symbol`` (every list, or the
+        symbol's own), so ``_listed_margin`` holds its positions' modes as of that read."""
+        with self._state_lock:
+            return self._margins_all_read or symbol in self._margin_symbols_read
+
+    def _probe_margins(self, symbol: str) -> None:
+        """Reads ``symbol``'s positions to learn their margin modes (``_note_margins``). A read
+        that fails leaves the order to name ``margin_mode``: the venue refuses it if a held
+        position is in the other mode, which the manager takes as a failed order."""
+        try:
+            self._open_positions(symbol)
+        except Exception as e:  # any failure: go on without the probe
+            self.logger.warning(
+                f"Could not read the positions of {symbol} for their margin mode before an "
+                f"order; it names margin_mode={self.margin_mode!r}: {_said(e)}"
+            )
 
     def _order_params(
         self,
@@ -2113,7 +2144,9 @@ class CcxtClient:
         with self._state_lock:
             if symbol is None:
                 self._listed_margin = listed
+                self._margins_all_read = True
             else:
+                self._margin_symbols_read.add(symbol)
                 for leg in ("long", "short"):
                     self._listed_margin.pop((symbol, leg), None)
                 self._listed_margin.update(
