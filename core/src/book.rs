@@ -232,8 +232,9 @@ pub struct ClosedSlot<H> {
 
 impl<H> ClosedSlot<H> {
     /// The entry prices a list lagging the close can show it at, when the book knows them all:
-    /// its entry is the exchange's, and at most one of the manager's own size changes (that
-    /// one a priced scale-in) went unlisted ([`reconcile::PastEntries`]).
+    /// a list has shown the position (an open the bot priced has the bot's price, not the
+    /// venue's entry), its entry is the exchange's, and at most one of the manager's own size
+    /// changes (that one a priced scale-in) went unlisted ([`reconcile::PastEntries`]).
     fn past_entries(&self) -> Option<reconcile::PastEntries> {
         let lag = &self.entry.fill_lag;
         let before_fill = match (lag.sizes.len(), lag.own_fill) {
@@ -241,10 +242,11 @@ impl<H> ClosedSlot<H> {
             (1, Some(fill)) => Some(fill.entry_before),
             _ => return None,
         };
+        let reported = self.entry.reported.fingerprint?;
         let own = self.own.filter(|_| !lag.unpriced)?;
         Some(reconcile::PastEntries {
             own: own.entry_price,
-            reported: self.entry.reported.fingerprint.map(|f| f.entry_price),
+            reported: Some(reported.entry_price),
             before_fill,
         })
     }

@@ -361,8 +361,9 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
 /// A named close whose order filled, and the key listed at an entry the position never had: not
 /// tracked again as the closed position, even when one list would be enough to believe it (the
 /// lookup's list only notes it); the next list confirms the close and a sync imports the
-/// listing. Its entries are unknown once a fill of the manager's went unpriced: then the lookup's
-/// list restores it as before.
+/// listing. Its entries are unknown once a fill of the manager's went unpriced, or when no list
+/// has shown it (its entry is the bot's price, not the venue's): then the lookup's list restores
+/// it as before.
 #[test]
 fn a_filled_close_listed_at_an_entry_it_never_had_is_another_position() {
     let one = Policy {
@@ -370,11 +371,14 @@ fn a_filled_close_listed_at_an_entry_it_never_had_is_another_position() {
         ..Policy::default()
     };
     let key = Key::parse("A");
-    for unpriced in [false, true] {
+    for (unpriced, unlisted) in [(false, false), (true, false), (false, true)] {
         let book: Book<u32> = Book::new(10);
         let p = pos("A", 1.0);
         book.insert("A", p.clone(), 7);
-        apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+        if !unlisted {
+            apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
+        }
+        let unknown = unpriced || unlisted;
         if unpriced {
             p.lock().amount = 2.0;
             book.note_scale_in_price("A", &p, None, (1.0, 100.0));
@@ -387,12 +391,12 @@ fn a_filled_close_listed_at_an_entry_it_never_had_is_another_position() {
             matches!(
                 &applied[..],
                 [Applied::VerifyClose { order_id, elsewhere, .. }]
-                    if order_id == "c1" && *elsewhere != unpriced
+                    if order_id == "c1" && *elsewhere != unknown
             ),
             "{applied:?}"
         );
-        let looked_up = book.close_filled(&key, "c1", Some(0.4), !unpriced, &one, Timestamp(2));
-        if unpriced {
+        let looked_up = book.close_filled(&key, "c1", Some(0.4), !unknown, &one, Timestamp(2));
+        if unknown {
             assert!(
                 matches!(looked_up, Some(Applied::CloseUnconfirmed { .. })),
                 "{looked_up:?}"
