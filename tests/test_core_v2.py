@@ -672,40 +672,6 @@ def test_7h_a_filled_close_behind_a_lagging_list_is_not_taken_back(
     assert [k for k, _ in kinds(pm, BTC)] == ["opened", "closed"]
 
 
-def test_7h_a_position_opened_on_the_key_after_a_filled_close_is_not_taken_for_it(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # The stop's close fills; a person buys the symbol again at the price it fell to (6% below
-    # the closed position's entry). The next list shows a long on the key: the close order is
-    # looked up (filled), and the listing, at an entry the closed position never had, is not
-    # taken for it (found by the venue run, Bybit hedge mode: the manager tracked the person's
-    # short again as its closed one, with its stops, and closed it). The next list confirms the
-    # close; a sync imports the person's position.
-    paper = PaperExchange(seed=1, volatility=0.0)
-    pm = make_manager(paper, clock=paper.clock)
-    stopped_out(paper, pm)
-    entry = pm.positions[BTC].entry_price
-    assert [s for s, _, _ in cycle(pm)] == [BTC]
-    assert paper.position(BTC) is None
-    paper.create_market_order(BTC, "buy", 40)
-    with caplog.at_level(logging.WARNING, logger="TradingBot"):
-        assert cycle(pm) == []
-        assert cycle(pm) == []
-    assert (
-        f"The exchange lists {BTC} at an entry price the closed position never had, and its close "
-        "order filled: if the next list shows it too, it is another position, imported"
-    ) in caplog.messages
-    assert not pm.has_position(BTC)
-    pm.sync_existing_positions()
-    assert [k for k, _ in kinds(pm, BTC)] == ["opened", "closed", "imported"]
-    mine = pm.positions[BTC]
-    assert mine.amount == 40.0
-    assert mine.entry_price == pytest.approx(entry * 0.94)
-    assert cycle(pm) == [], "not stopped out as the closed one"
-    assert paper.position(BTC) is not None
-    assert len(paper.calls_of("close_position")) == 1, "one close order"
-
-
 class ClosesWithoutSending(PaperExchange):
     """A paper venue whose next ``close_position`` answers True without sending anything, as the
     bot's client does when its re-read fails, but that takes client order ids."""

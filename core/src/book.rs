@@ -231,26 +231,6 @@ pub struct ClosedSlot<H> {
 }
 
 impl<H> ClosedSlot<H> {
-    /// The entry prices a list lagging the close can show it at, when the book knows them all:
-    /// a list has shown the position (an open the bot priced has the bot's price, not the
-    /// venue's entry), its entry is the exchange's, and at most one of the manager's own size
-    /// changes (that one a priced scale-in) went unlisted ([`reconcile::PastEntries`]).
-    fn past_entries(&self) -> Option<reconcile::PastEntries> {
-        let lag = &self.entry.fill_lag;
-        let before_fill = match (lag.sizes.len(), lag.own_fill) {
-            (0, _) => None,
-            (1, Some(fill)) => Some(fill.entry_before),
-            _ => return None,
-        };
-        let reported = self.entry.reported.fingerprint?;
-        let own = self.own.filter(|_| !lag.unpriced)?;
-        Some(reconcile::PastEntries {
-            own: own.entry_price,
-            reported: Some(reported.entry_price),
-            before_fill,
-        })
-    }
-
     /// What a list that still shows the position proves.
     fn check(&self) -> CloseCheck {
         match (self.filled, &self.order_id) {
@@ -662,9 +642,6 @@ pub enum Applied<H> {
         order_id: String,
         /// The listed size, when it differs from the book's last one.
         contracts: Option<f64>,
-        /// The listing is at an entry the closed position never had: if the order filled, it is
-        /// another position ([`crate::reconcile::PastEntries::exclude`]).
-        elsewhere: bool,
     },
     /// A list still showed the position after a close whose order is known filled, not yet in
     /// enough lists to believe it: it stays closed, awaiting confirmation.
@@ -673,9 +650,6 @@ pub enum Applied<H> {
         key: Key,
         /// Lists so far.
         lists: u32,
-        /// It listed the key at an entry the closed position never had: the next list that
-        /// does so too imports it as another position.
-        elsewhere: bool,
     },
     /// A list showed no effect of an order whose answer was lost (or no position for an open
     /// whose answer was lost), not yet enough to take it as not executed.
@@ -1636,18 +1610,15 @@ impl<H: Clone> Book<H> {
     }
 
     /// The close of `key` whose order is `order_id` is known to have filled, and a list applied
-    /// at timer reading `now` still showed the position (at `contracts` when that differs from
-    /// the book's size): that list is the first of the run `policy.outcome_confirmations` asks
-    /// for ([`Applied::StillListed`]), or enough on its own ([`Applied::CloseUnconfirmed`]).
-    /// Never enough when it listed the key at an entry the position never had (`elsewhere`):
-    /// the next list takes that for another position. `None` when `key` no longer waits on
-    /// that order.
+    /// at timer reading `now` still showed the position (at `contracts` when that differs from the book's
+    /// size): that list is the first of the run `policy.outcome_confirmations` asks for
+    /// ([`Applied::StillListed`]), or enough on its own ([`Applied::CloseUnconfirmed`]). `None`
+    /// when `key` no longer waits on that order.
     pub fn close_filled(
         &self,
         key: &Key,
         order_id: &str,
         contracts: Option<f64>,
-        elsewhere: bool,
         policy: &Policy,
         now: Timestamp,
     ) -> Option<Applied<H>> {
@@ -1660,14 +1631,13 @@ impl<H: Clone> Book<H> {
         }
         c.filled = true;
         let (unseen, enough) = Unseen::default().next(policy, now);
-        if enough && !elsewhere {
+        if enough {
             return unconfirm(&mut inner, key.clone(), contracts);
         }
         c.unseen = unseen;
         Some(Applied::StillListed {
             key: key.clone(),
             lists: unseen.lists,
-            elsewhere,
         })
     }
 
@@ -2174,11 +2144,7 @@ impl<H: Clone> Book<H> {
             Action::CloseUnconfirmed { key, contracts } => {
                 applied.extend(unconfirm(inner, key, contracts));
             }
-            Action::VerifyClose {
-                key,
-                contracts,
-                elsewhere,
-            } => {
+            Action::VerifyClose { key, contracts } => {
                 if let Some(Slot::Closed(ClosedSlot {
                     order_id: Some(id), ..
                 })) = inner.slots.get(key.as_str())
@@ -2188,7 +2154,6 @@ impl<H: Clone> Book<H> {
                         key,
                         order_id,
                         contracts,
-                        elsewhere,
                     });
                 }
             }
@@ -2210,7 +2175,6 @@ impl<H: Clone> Book<H> {
                         applied.push(Applied::StillListed {
                             key,
                             lists: unseen.lists,
-                            elsewhere: false,
                         });
                         return;
                     }
@@ -2831,7 +2795,6 @@ fn view_of<'a, H>(key: &'a Key, slot: &'a Slot<H>, own: bool) -> KeyView<'a> {
             closed_time: c.closed_time,
             check: c.check(),
             unseen: c.unseen,
-            past: c.past_entries(),
         },
         Slot::Opening(o) => Phase::Opening {
             unknown: o.unknown.as_ref().map(|(at, i)| (*at, i.side)),

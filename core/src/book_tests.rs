@@ -319,11 +319,11 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     assert!(!book.contains("A"));
     // Another order's answer changes nothing.
     assert!(book
-        .close_filled(&key, "other", None, false, &two, Timestamp(2))
+        .close_filled(&key, "other", None, &two, Timestamp(2))
         .is_none());
     assert!(book.unconfirm_close(&key, "other", None).is_none());
     // Filled: that list was the first of two.
-    let first = book.close_filled(&key, "c1", None, false, &two, Timestamp(2));
+    let first = book.close_filled(&key, "c1", None, &two, Timestamp(2));
     assert!(
         matches!(first, Some(Applied::StillListed { lists: 1, .. })),
         "{first:?}"
@@ -356,81 +356,6 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
         "{back:?}"
     );
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
-}
-
-/// A named close whose order filled, and the key listed at an entry the position never had: not
-/// tracked again as the closed position, even when one list would be enough to believe it (the
-/// lookup's list only notes it); the next list confirms the close and a sync imports the
-/// listing. Its entries are unknown once a fill of the manager's went unpriced, or when no list
-/// has shown it (its entry is the bot's price, not the venue's): then the lookup's list restores
-/// it as before.
-#[test]
-fn a_filled_close_listed_at_an_entry_it_never_had_is_another_position() {
-    let one = Policy {
-        outcome_confirmations: 1,
-        ..Policy::default()
-    };
-    let key = Key::parse("A");
-    for (unpriced, unlisted) in [(false, false), (true, false), (false, true)] {
-        let book: Book<u32> = Book::new(10);
-        let p = pos("A", 1.0);
-        book.insert("A", p.clone(), 7);
-        if !unlisted {
-            apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
-        }
-        let unknown = unpriced || unlisted;
-        if unpriced {
-            p.lock().amount = 2.0;
-            book.note_scale_in_price("A", &p, None, (1.0, 100.0));
-            book.touch("A", &p, 1.0);
-        }
-        assert!(book.closed("A", &p, Timestamp(1), Some("c1"), false));
-        let other = || vec![listed("A", "long", 0.4, 104.0)];
-        let applied = apply_with(&book, one, other());
-        assert!(
-            matches!(
-                &applied[..],
-                [Applied::VerifyClose { order_id, elsewhere, .. }]
-                    if order_id == "c1" && *elsewhere != unknown
-            ),
-            "{applied:?}"
-        );
-        let looked_up = book.close_filled(&key, "c1", Some(0.4), !unknown, &one, Timestamp(2));
-        if unknown {
-            assert!(
-                matches!(looked_up, Some(Applied::CloseUnconfirmed { .. })),
-                "{looked_up:?}"
-            );
-            assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
-            continue;
-        }
-        assert!(
-            matches!(
-                looked_up,
-                Some(Applied::StillListed {
-                    elsewhere: true,
-                    ..
-                })
-            ),
-            "{looked_up:?}"
-        );
-        assert!(!book.contains("A"));
-        let applied = apply_under(&book, one, other(), Purpose::Sync);
-        assert!(
-            matches!(
-                &applied[..],
-                [
-                    Applied::CloseConfirmed {
-                        kept: EndKept::OwnEnd,
-                        ..
-                    },
-                    Applied::Import { .. }
-                ]
-            ),
-            "{applied:?}"
-        );
-        assert!(!book.contains("A"));
-    }
 }
 
 #[test]

@@ -21,7 +21,7 @@
 //!   position still listed restores it (`close_unconfirmed`, with the listed size) — unless the
 //!   close order carries a client id: then it is looked up first, and once known filled the list
 //!   is taken to lag it (at whatever size) until `outcome_confirmations` lists in a row show the
-//!   position — at an entry price it had: one it never had is another position, imported;
+//!   position;
 //! - an order whose outcome is unknown is resolved by the first list requested after it that
 //!   shows its effect (executed, closed); that it did nothing (the exchange holds what it held
 //!   before, an open's position is not listed) needs `outcome_confirmations` lists in a row over
@@ -439,40 +439,6 @@ pub struct OwnFill {
     pub size_after: f64,
 }
 
-/// The entry prices a position the manager closed can be listed at by lists that lag the close
-/// ([`Phase::Closed::past`]): the one the exchange last listed, the manager's own (after its
-/// scale-ins), and the one before its last scale-in. A lagging list shows the position as it
-/// was at some moment before the close, and a partial exit leaves the entry as it was, so every
-/// listing of it is at one of these (within a venue's rounding). Known only when the book's
-/// entry is the exchange's and at most one of the manager's fills went unlisted.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PastEntries {
-    /// The manager's own entry at the close.
-    pub own: f64,
-    /// The entry the exchange last listed.
-    pub reported: Option<f64>,
-    /// The entry before the manager's last scale-in, when no list has shown that fill.
-    pub before_fill: Option<f64>,
-}
-
-impl PastEntries {
-    /// Whether `listed` is at an entry price the position never had: its side (not assumed), an
-    /// entry price reported, more than [`REPLACED_PRICE_TOLERANCE`] away from each of them. A
-    /// close whose order is known filled and a listing so is another position on the key
-    /// (opened after the close: by hand, or by another bot), not the closed one in a list that
-    /// lags the fill.
-    pub fn exclude(&self, listed: &Listed) -> bool {
-        let Some(entry) = listed.entry_price else {
-            return false;
-        };
-        let far = |price: f64| !close_enough(price, entry, REPLACED_PRICE_TOLERANCE);
-        !listed.side_assumed
-            && far(self.own)
-            && self.reported.is_none_or(far)
-            && self.before_fill.is_none_or(far)
-    }
-}
-
 /// Whether `listed` cannot be the tracked position `t` as the exchange could hold it after a
 /// reduction outside the manager (by hand, a partial liquidation), so that it is another
 /// position that replaced it: the old one closed outside the manager and a new one opened on
@@ -566,8 +532,6 @@ pub enum Phase<'a> {
         check: CloseCheck,
         /// Lists so far that still showed it after its order was known filled.
         unseen: Unseen,
-        /// The entry prices its lists can show while they lag the close, when all are known.
-        past: Option<PastEntries>,
     },
     /// An `open_position` is in flight (`unknown: None`), or its order's outcome is unknown.
     Opening {
@@ -720,10 +684,6 @@ pub enum Action {
         key: Key,
         /// The exchange's size, when it differs from the book's last one.
         contracts: Option<f64>,
-        /// The listing is at an entry price the closed position never had
-        /// ([`PastEntries::exclude`]): if the order filled, it is another position, opened
-        /// after the close (imported), not the closed one in a lagging list.
-        elsewhere: bool,
     },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
     /// an open, no position) — or still shows the position after a close whose order is
@@ -888,7 +848,6 @@ fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> 
             closed_time,
             check,
             unseen,
-            past,
         } => plan_closed(
             view.key,
             ClosedView {
@@ -897,7 +856,6 @@ fn plan_key(view: &KeyView<'_>, cx: &Context<'_>, actions: &mut Vec<Action>) -> 
                 closed_time,
                 check,
                 unseen,
-                past,
             },
             seen,
             cx,
@@ -1319,7 +1277,6 @@ struct ClosedView {
     closed_time: Timestamp,
     check: CloseCheck,
     unseen: Unseen,
-    past: Option<PastEntries>,
 }
 
 fn plan_closed(
@@ -1335,7 +1292,6 @@ fn plan_closed(
         closed_time,
         check,
         unseen,
-        past,
     } = closed;
     let snap = cx.snapshot;
     let decided = snap.well_formed && snap.requested_at >= at;
@@ -1359,21 +1315,14 @@ fn plan_closed(
                     .map(|_| l.contracts);
                 // The position still listed: the close did nothing (or part of it), or the list
                 // lags it — at the size it had then, which may be from before an earlier partial
-                // exit, so another size proves nothing more than the same one. Not at an entry
-                // it never had: once the order is known filled, that is another position.
-                let elsewhere = past.is_some_and(|p| p.exclude(l));
+                // exit, so another size proves nothing more than the same one.
                 match check {
                     CloseCheck::List => {}
                     CloseCheck::Lookup => {
                         actions.push(Action::VerifyClose {
                             key: key.clone(),
                             contracts,
-                            elsewhere,
                         });
-                        return;
-                    }
-                    CloseCheck::Filled if elsewhere => {
-                        closed_and_replaced(key, cx, actions);
                         return;
                     }
                     CloseCheck::Filled => {
@@ -1389,7 +1338,14 @@ fn plan_closed(
                 return;
             }
             Seen::Listed(_) => {
-                closed_and_replaced(key, cx, actions);
+                // Our position is gone; the symbol now holds another one.
+                actions.push(Action::CloseConfirmed {
+                    key: key.clone(),
+                    doubtful: false,
+                });
+                if cx.purpose.imports() {
+                    actions.push(Action::Import { key: key.clone() });
+                }
                 return;
             }
             Seen::Present | Seen::BothLegs => {}
@@ -1397,18 +1353,6 @@ fn plan_closed(
     }
     if expired(closed_time, cx) {
         actions.push(Action::Expire { key: key.clone() });
-    }
-}
-
-/// The manager's close of `key` is confirmed and the key now holds another position (the other
-/// side, or an entry the closed one never had): imported when the list is read for imports.
-fn closed_and_replaced(key: &Key, cx: &Context<'_>, actions: &mut Vec<Action>) {
-    actions.push(Action::CloseConfirmed {
-        key: key.clone(),
-        doubtful: false,
-    });
-    if cx.purpose.imports() {
-        actions.push(Action::Import { key: key.clone() });
     }
 }
 

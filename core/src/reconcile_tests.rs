@@ -850,7 +850,6 @@ fn a_close_is_confirmed_by_absence_and_contradicted_by_presence() {
         closed_time: NOW,
         check: CloseCheck::List,
         unseen: Unseen::default(),
-        past: None,
     };
     let views = [KeyView {
         key: &btc,
@@ -914,7 +913,6 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
                 closed_time: NOW,
                 check,
                 unseen,
-                past: None,
             },
         }]
     };
@@ -949,16 +947,14 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
         actions(CloseCheck::Lookup, none, &same),
         vec![Action::VerifyClose {
             key: btc.clone(),
-            contracts: None,
-            elsewhere: false
+            contracts: None
         }]
     );
     assert_eq!(
         actions(CloseCheck::Lookup, none, &smaller),
         vec![Action::VerifyClose {
             key: btc.clone(),
-            contracts: Some(0.5),
-            elsewhere: false
+            contracts: Some(0.5)
         }]
     );
     assert_eq!(
@@ -1008,102 +1004,6 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
                 doubtful: false
             }],
             "{check:?}"
-        );
-    }
-}
-
-/// A close whose order is known filled, and the key listed on its side at an entry price the
-/// position never had (found by the venue run, Bybit hedge mode: the bot's close filled, a
-/// person opened a short on the key the next minute, and two lists later the manager took it
-/// for its own closed short, tracked it again with its stops and closed it): no list lagging
-/// the close shows that, so it is another position — the close confirmed, the listing imported
-/// by a list read for imports. At an entry the position had (its own, the one last listed) a
-/// list may lag the fill, counted as before; so when its entries are not all known. A close
-/// whose order is still to be looked up asks the lookup, telling it so; an unnamed close is
-/// believed undone by the list alone, as before.
-#[test]
-fn a_filled_close_still_listed_at_an_entry_it_never_had_is_another_position() {
-    let btc = Key::net("BTC");
-    let known = PastEntries {
-        own: 100.0,
-        reported: Some(101.0),
-        before_fill: Some(102.0),
-    };
-    let plan_with = |check, past, snap: &Snapshot, purpose| {
-        let views = [KeyView {
-            key: &btc,
-            phase: Phase::Closed {
-                at: 5,
-                own: Some(long1()),
-                closed_time: NOW,
-                check,
-                unseen: Unseen::default(),
-                past,
-            },
-        }];
-        let p = Policy {
-            outcome_confirmations: 2,
-            ..Policy::default()
-        };
-        plan(&views, &|k: &str| k == "BTC", &cx(snap, purpose, p)).actions
-    };
-    let confirmed = Action::CloseConfirmed {
-        key: btc.clone(),
-        doubtful: false,
-    };
-    let import = Action::Import { key: btc.clone() };
-    let counted = vec![Action::Unseen {
-        key: btc.clone(),
-        unseen: Unseen {
-            lists: 1,
-            since: Some(NOW),
-        },
-    }];
-    let other = Snapshot::read(vec![entry("BTC", "long", 0.5, 104.0)], 6);
-    assert_eq!(
-        plan_with(CloseCheck::Filled, Some(known), &other, Purpose::Cycle),
-        vec![confirmed.clone()]
-    );
-    assert_eq!(
-        plan_with(CloseCheck::Filled, Some(known), &other, Purpose::Sync),
-        vec![confirmed, import]
-    );
-    assert_eq!(
-        plan_with(CloseCheck::Lookup, Some(known), &other, Purpose::Cycle),
-        vec![Action::VerifyClose {
-            key: btc.clone(),
-            contracts: Some(0.5),
-            elsewhere: true
-        }]
-    );
-    assert_eq!(
-        plan_with(CloseCheck::List, Some(known), &other, Purpose::Cycle),
-        vec![Action::CloseUnconfirmed {
-            key: btc.clone(),
-            contracts: Some(0.5)
-        }]
-    );
-    // Each entry it had, within a venue's rounding, may be a lagging list's.
-    for price in [100.0, 100.05, 101.0, 102.0] {
-        let lagging = Snapshot::read(vec![entry("BTC", "long", 0.5, price)], 6);
-        assert_eq!(
-            plan_with(CloseCheck::Filled, Some(known), &lagging, Purpose::Sync),
-            counted,
-            "{price}"
-        );
-    }
-    // Its entries unknown, a side the list assumed, or no entry price: counted.
-    assert_eq!(
-        plan_with(CloseCheck::Filled, None, &other, Purpose::Sync),
-        counted
-    );
-    let assumed = without(entry("BTC", "long", 0.5, 104.0), "side");
-    let unpriced = without(entry("BTC", "long", 0.5, 104.0), "entryPrice");
-    for raw in [assumed, unpriced] {
-        let snap = Snapshot::read(vec![raw], 6);
-        assert_eq!(
-            plan_with(CloseCheck::Filled, Some(known), &snap, Purpose::Sync),
-            counted
         );
     }
 }
@@ -1575,9 +1475,9 @@ enum GenPhase {
     /// showed it again.
     /// And whether it is doubtful ([`TombView::doubtful`]; never with an own end).
     Tombstoned(Fingerprint, Option<(u64, u32)>, bool),
-    /// The close's mark, its own fingerprint, what a list still showing it proves, lists that
-    /// already showed it after its order was known filled, and the entries it had.
-    Closed(u64, Fingerprint, CloseCheck, u32, Option<PastEntries>),
+    /// The close's mark, its own fingerprint, what a list still showing it proves, and lists that
+    /// already showed it after its order was known filled.
+    Closed(u64, Fingerprint, CloseCheck, u32),
     /// The unknown open, and lists that already did not show it.
     Opening(Option<(u64, Side)>, u32),
 }
@@ -1616,16 +1516,8 @@ fn gen_phase() -> impl Strategy<Value = GenPhase> {
             }),
         1 => (fingerprint(), proptest::option::of((0..12u64, 0..3u32)), any::<bool>())
             .prop_map(|(f, end, doubtful)| GenPhase::Tombstoned(f, end, doubtful && end.is_none())),
-        1 => (0..12u64, fingerprint(), close_check(), 0..3u32, 0..3u8)
-            .prop_map(|(at, f, check, unseen, past)| {
-                // Its entries unknown, its own only, or a listed one far from it too.
-                let past = (past > 0).then_some(PastEntries {
-                    own: f.entry_price,
-                    reported: (past == 2).then_some(104.0),
-                    before_fill: None,
-                });
-                GenPhase::Closed(at, f, check, unseen, past)
-            }),
+        1 => (0..12u64, fingerprint(), close_check(), 0..3u32)
+            .prop_map(|(at, f, check, unseen)| GenPhase::Closed(at, f, check, unseen)),
         1 => (proptest::option::of((0..12u64, side())), 0..3u32)
             .prop_map(|(u, unseen)| GenPhase::Opening(u, unseen)),
     ]
@@ -1771,13 +1663,12 @@ fn run_case(c: &Case) -> (Snapshot, Plan, Vec<(Key, GenPhase)>) {
                     own_fill: None,
                 }),
                 GenPhase::Tombstoned(..) => Phase::Tombstoned(tomb),
-                GenPhase::Closed(at, f, check, unseen, past) => Phase::Closed {
+                GenPhase::Closed(at, f, check, unseen) => Phase::Closed {
                     at: *at,
                     own: Some(*f),
                     closed_time: NOW,
                     check: *check,
                     unseen: unseen_of(*unseen),
-                    past: *past,
                 },
                 GenPhase::Opening(u, unseen) => Phase::Opening {
                     unknown: *u,
@@ -1826,10 +1717,9 @@ fn config() -> Config {
 /// symbol is listed with both legs is judged by its own side's leg (`plan_key`).
 fn seen_as_planned<'a>(snap: &'a Snapshot, key: &Key, phase: Option<&GenPhase>) -> Seen<'a> {
     match (snap.seen(key), phase) {
-        (
-            Seen::BothLegs,
-            Some(GenPhase::Tracked { own, .. } | GenPhase::Closed(_, own, _, _, _)),
-        ) => snap.seen(&Key::hedge(key.symbol(), own.side)),
+        (Seen::BothLegs, Some(GenPhase::Tracked { own, .. } | GenPhase::Closed(_, own, _, _))) => {
+            snap.seen(&Key::hedge(key.symbol(), own.side))
+        }
         (seen, _) => seen,
     }
 }
@@ -2300,7 +2190,7 @@ proptest! {
                 Action::CloseConfirmed { doubtful, .. } => {
                     // Doubtful exactly when the answer was empty (a failed read looks so) and
                     // the close's order is unnamed (a named one was accepted under its id).
-                    let unnamed = matches!(phase, Some(GenPhase::Closed(_, _, CloseCheck::List, _, _)));
+                    let unnamed = matches!(phase, Some(GenPhase::Closed(_, _, CloseCheck::List, _)));
                     prop_assert_eq!(*doubtful, snap.entries == 0 && unnamed);
                 }
                 Action::Resolve { resolution, doubtful, .. } => {
@@ -2324,7 +2214,7 @@ proptest! {
         for action in &plan.actions {
             let key = action.key();
             let check = match phase_of(&keys, key) {
-                Some(GenPhase::Closed(_, _, check, _, _)) => Some(*check),
+                Some(GenPhase::Closed(_, _, check, _)) => Some(*check),
                 _ => None,
             };
             match action {
@@ -2338,38 +2228,6 @@ proptest! {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// A close of the manager's, still listed on its side (not assumed) at an entry price the
-    /// position never had: once its order is known filled, that is another position — the close
-    /// is confirmed (a named close: never doubtful) and the listing imported when the list is
-    /// read for imports, at once, whatever the run of lists so far; while the order is to be
-    /// looked up, the lookup is told so. Never restored as the closed position.
-    #[test]
-    fn a_filled_close_is_not_taken_back_for_a_position_at_an_entry_it_never_had(c in case()) {
-        let (snap, plan, keys) = run_case(&c);
-        for (key, phase) in &keys {
-            let GenPhase::Closed(at, own, check, _, past) = phase else {
-                continue;
-            };
-            let Seen::Listed(l) = seen_as_planned(&snap, key, Some(phase)) else {
-                continue;
-            };
-            let mine: Vec<&Action> = plan.actions.iter().filter(|a| a.key() == key).collect();
-            let decided = snap.well_formed && snap.requested_at >= *at;
-            let elsewhere = past.is_some_and(|p| p.exclude(l));
-            if let Some(Action::VerifyClose { elsewhere: told, .. }) = mine.first() {
-                prop_assert_eq!(*told, elsewhere);
-            }
-            if !(decided && own.side == l.side && elsewhere && *check == CloseCheck::Filled) {
-                continue;
-            }
-            let mut expected = vec![Action::CloseConfirmed { key: key.clone(), doubtful: false }];
-            if c.purpose.imports() {
-                expected.push(Action::Import { key: key.clone() });
-            }
-            prop_assert_eq!(mine, expected.iter().collect::<Vec<_>>());
         }
     }
 
@@ -2389,13 +2247,13 @@ proptest! {
                 // Idle: a list showing a size from before the manager's own fill is counted too.
                 Some(GenPhase::Tracked { unseen, .. }) => Some(*unseen),
                 Some(GenPhase::Opening(Some(_), unseen)) => Some(*unseen),
-                Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen, _)) => Some(*unseen),
+                Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen)) => Some(*unseen),
                 _ => None,
             };
             // A close whose order is known filled, contradicted by the position still listed (at
             // any size), counts like an order that did nothing; a close the list alone decides
             // is restored at once.
-            let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled, _, _)));
+            let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled, _)));
             let counts = matches!(
                 action,
                 Action::Resolve { resolution: Resolution::NotExecuted, .. }

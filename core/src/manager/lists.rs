@@ -541,7 +541,6 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 key,
                 order_id,
                 contracts,
-                elsewhere,
             } => {
                 // Rule 7: the client reported the close; the order says whether it filled
                 // before the list that still shows the position is believed.
@@ -549,7 +548,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 let settled = if lookup.filled() {
                     let (policy, timer) = (self.policy(), self.timer());
                     self.book()
-                        .close_filled(&key, &order_id, contracts, elsewhere, &policy, timer)
+                        .close_filled(&key, &order_id, contracts, &policy, timer)
                 } else {
                     self.book().unconfirm_close(&key, &order_id, contracts)
                 };
@@ -557,22 +556,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     self.report_change(change, list, purpose, removal_reason, report)?;
                 }
             }
-            Applied::StillListed {
-                key,
-                lists,
-                elsewhere,
-            } => {
+            Applied::StillListed { key, lists } => {
                 let needed = self.config().outcome_confirmations;
                 self.log(Channel::Main, Level::Warn, || {
-                    if elsewhere {
-                        format!(
-                            "The exchange lists {key} at an entry price the closed position never had, and its close order filled: if the next list shows it too, it is another position, imported"
-                        )
-                    } else {
-                        format!(
-                            "The exchange still lists {key} though its close order filled ({lists}/{needed}); its list lags the fill, so it is tracked again only if the next lists show it too"
-                        )
-                    }
+                    format!(
+                        "The exchange still lists {key} though its close order filled ({lists}/{needed}); its list lags the fill, so it is tracked again only if the next lists show it too"
+                    )
                 });
             }
             Applied::SizeLags {
