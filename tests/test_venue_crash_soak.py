@@ -436,6 +436,7 @@ def run_crashes(
     )
     verdict = CrashVerdict()
     ledger.verdict = verdict
+    ledger.watch_closes(journal, name)
     log = tmp / "children.log"
     with CrashingVenue(dialect, ledger) as venue:
         child: Child | None = None

@@ -80,7 +80,7 @@ from soak_manager import Call, acall, call, shutdown_calls, soak_manager
 from venue_dialects import DIALECTS
 from venue_sim import FakeVenue, Ledger, Leg, VenueRefusal
 
-from position_manager_rs import Journal, ManualClock, PositionManager
+from position_manager_rs import Journal, JournalError, ManualClock, PositionManager
 from position_manager_rs.aio import AsyncCcxtClient
 from position_manager_rs.ccxt_client import CcxtClient
 
@@ -201,6 +201,9 @@ class RecordingLedger(Ledger):
         # has shown flat since: no position is opened on them by hand (the manager, not yet
         # shown the end, would take the new one for the old one: ``_adds_and_opens``).
         self.ends_unshown: set[tuple[str, str]] = set()
+        # The manager's journal and account (``watch_closes``): the keys whose close by the
+        # manager no list it applied has confirmed yet, read at each tick's opens by hand.
+        self.closes_journal: tuple[str | Path, str] | None = None
 
     def note_listed(self, legs: dict[tuple[str, str], Leg]) -> None:
         self.shown.update(leg.serial for leg in legs.values())
@@ -237,6 +240,27 @@ class RecordingLedger(Ledger):
                 if serial not in self.tracked and serial not in self.shown_since_start:
                     return True
             return False
+
+    def watch_closes(self, journal: str | Path, account: str) -> None:
+        """Opens by hand spare the keys whose close by the manager awaits confirmation in
+        ``journal`` (``Journal.closing_positions``; ``_adds_and_opens``)."""
+        self.closes_journal = (journal, account)
+
+    def _closing(self) -> set[tuple[str, str]]:
+        """The (symbol, side) of each position the manager closed that no list it applied
+        has shown gone yet (empty without ``watch_closes``)."""
+        if self.closes_journal is None:
+            return set()
+        journal, account = self.closes_journal
+        try:
+            with Journal(str(journal)) as reader:
+                rows = reader.closing_positions(account)
+        except JournalError:
+            # No journal yet (the first tick's draws come before the bot's first process): no
+            # close either. Any other failure spares nothing more, so it only makes the
+            # judge stricter.
+            return set()
+        return {(row["symbol"].split("@")[0], row["side"]) for row in rows}
 
     def _sizes(self, symbol: str) -> dict[str, float]:
         return {leg: self.size(symbol, leg) for leg in LEGS}
@@ -372,7 +396,11 @@ class RecordingLedger(Ledger):
         open is
         1-4 lots at the symbol's price on a key the venue holds nothing on (one-way: the
         symbol, either side; hedge: a leg, the other one held or not), no order of the bot's
-        rests on and whose last end a read has shown (``ends_unshown``; else ``hand_spared``):
+        rests on, whose last end a read has shown (``ends_unshown``) and whose close by the
+        manager, if any, a list it applied has confirmed (``watch_closes``: before that, a
+        position opened on its side is taken for the closed one, ``close_unconfirmed``'s
+        documented limit; a read the manager did not apply — the whole list behind a read for
+        one symbol — can show the end; else ``hand_spared``):
         a new position, whose end is the journal's once the manager tracked it (``tracked``,
         ``note_tracked``) or ended it itself, else ``unseen_ends``; on the venues
         that keep a margin mode per position every other one, from the first, in the other
@@ -393,6 +421,7 @@ class RecordingLedger(Ledger):
             self.verdict.hand_adds += 1
             self._changed_by_hand(symbol, leg, "add")
         resting = {o.symbol for o in self.orders.values() if o.status == "open"}
+        closing = self._closing()
         for symbol in self.markets:
             for leg in LEGS if self.hedge else ("",):
                 draw = hand.random()
@@ -401,7 +430,7 @@ class RecordingLedger(Ledger):
                     continue
                 lots = hand.choice((1, 2, 3, 4))
                 side = leg or hand.choice(LEGS)
-                if (symbol, side) in self.ends_unshown:
+                if (symbol, side) in self.ends_unshown or (symbol, side) in closing:
                     self.verdict.hand_spared += 1
                     continue
                 cross = None
@@ -668,6 +697,7 @@ def run_venue(
         hand_opens=f"hand {name} {hedge} {seed}" if hand_opens else None,
     )
     verdict = ledger.verdict
+    ledger.watch_closes(journal, name)
     with FakeVenue(dialect, ledger) as venue:
         clock = ManualClock(datetime(2026, 12, 1))
         program = bot(ledger, venue, clock, rng, ticks, late_answers, spared)
