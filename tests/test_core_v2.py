@@ -630,6 +630,25 @@ def test_7g_a_fill_a_lagging_list_omits_stays_tracked(
     assert market_orders(paper) == 1 and held(paper) == 10.0
 
 
+def test_7g_a_fill_no_list_has_shown_reversed_by_hand_is_flipped_by_the_removal_rules() -> None:
+    # The manager's open fills; before any list shows it, a person reverses it (sells twice its
+    # size). A list lagging the open's fill shows the symbol flat, never short: the first list
+    # showing it short only flips it as `missing_confirmations` (1) says, not held back by the
+    # outcome rules (2) as an absence would be (the crash run's OKX one-way seed 44: held back,
+    # a list lagging the reversal reset the count, and a second reversal by hand was taken for
+    # an addition, two ends lost).
+    paper = PaperExchange(seed=1, volatility=0.0)
+    pm = make_manager(paper, clock=paper.clock)
+    assert pm.open_position(BTC, "BUY", 10, 10, 0.05) is True
+    paper.create_market_order(BTC, "sell", 20)
+    listed = paper.position(BTC)
+    assert listed is not None and listed["side"] == "short"
+    assert cycle(pm) == []
+    assert pm.positions[BTC].side == "short"
+    assert kinds(pm, BTC)[:2] == [("opened", "open"), ("removed", "side_flipped")]
+    assert len(paper.calls_of("create_market_order")) == 2, "nothing sent by the manager"
+
+
 def stopped_out(paper: PaperExchange, pm: PositionManager) -> None:
     """BTC listed and tracked, then its price far below the stop: the next cycle closes it."""
     assert pm.open_position(BTC, "BUY", 100, 10, 0.05) is True

@@ -1981,13 +1981,19 @@ impl<H: Clone> Book<H> {
                     t.missing_since = Some(since);
                     t.missing_on_empty = on_empty;
                     // Listed on its own side: another position replaced it (Action::Replace),
-                    // which takes the outcome rules too.
+                    // which takes the outcome rules too; on the other side: a flip, which an
+                    // unlisted fill of the manager's does not hold back.
                     let side = own_fingerprint(&t.position.lock()).map(|f| f.side);
-                    let replaced = matches!(
-                        snap.seen(&key),
-                        Seen::Listed(l) if !l.side_assumed && Some(l.side) == side
-                    );
-                    let needed = cx.policy.removal_needs(t.unlisted_fill || replaced).0;
+                    let listed_side = match snap.seen(&key) {
+                        Seen::Listed(l) if !l.side_assumed => Some(l.side),
+                        _ => None,
+                    };
+                    let replaced = listed_side.is_some() && listed_side == side;
+                    let flipped = listed_side.is_some() && listed_side != side;
+                    let needed = cx
+                        .policy
+                        .removal_needs((t.unlisted_fill && !flipped) || replaced)
+                        .0;
                     applied.push(Applied::Pending {
                         key,
                         missing,

@@ -1040,11 +1040,16 @@ fn plan_tracked(
     match seen {
         Seen::Listed(l) if listed_flipped(&t, l) => {
             // The symbol is listed on the other side only: decided like a removal (so only a
-            // well-formed list can make it).
+            // well-formed list can make it) — by `missing_confirmations` alone, also for a fill
+            // of the manager's own no list has shown yet: a list lagging that fill shows the
+            // symbol as it was before the open, flat (the manager opens a symbol it finds
+            // flat), never the other side. Waiting for the outcome rules there let a list
+            // lagging a reversal by hand in between hide it (the crash run's OKX one-way seed
+            // 44: reversed, and reversed again, taken for an addition).
             if !snap.well_formed || !in_reach || !cx.purpose.removes() || key.leg() != Leg::Net {
                 return;
             }
-            let (missing, since, enough) = next_miss(&t, cx);
+            let (missing, since, enough) = next_miss_by(&t, cx, cx.policy.removal_needs(false));
             // The tracked position replaced another in a flip, and the list shows that very
             // position again (or it reduced), or — when an order of the manager's for it had an
             // unknown outcome — that side at all: a list lagging the flip does, so the outcome
