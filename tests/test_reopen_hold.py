@@ -173,3 +173,46 @@ def test_without_a_hold_a_venues_empty_answers_put_an_open_on_top(name: str, hed
 @pytest.mark.parametrize(("name", "hedge"), VENUE_CASES)
 def test_a_hold_refuses_the_open_over_a_venues_empty_answers(name: str, hedge: bool) -> None:
     assert venue_empty_answers_then_an_open(name, hedge, 300.0) == (False, 1.0)
+
+
+@pytest.mark.parametrize("hold", [0.0, 300.0])
+def test_a_position_a_list_showed_held_by_hand_is_held_over_empty_answers(
+    hold: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A person opens the symbol by hand; the bot's cycle list shows it (a cycle does not
+    import), then the two reads ``open_position`` makes before opening a symbol the last list
+    showed held both fail (``[]``). With a hold the open is refused and held (the venue run's
+    BingX hedge seed 20: two empty answers, and the bot's open went on top of the person's
+    position); the next real list imports the person's position. Without one the open goes on
+    top, as before (``reopen_hold_seconds`` is opt-in)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = PositionManager(
+        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
+    )
+    paper.create_market_order(SYMBOL, "buy", 3)  # by hand
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(SYMBOL), "a cycle imports nothing"
+    paper.fail_next("get_open_positions", times=2)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        opened = pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
+    if not hold:
+        assert opened is True
+        assert held_contracts(paper) == 6.0, "on top of the person's position"
+        return
+    assert opened is False
+    assert held_contracts(paper) == 3.0
+    assert client.calls["create_market_order"] == 0
+    assert (
+        f"Invalid position parameters: Position for {SYMBOL} was listed held by a position the "
+        "manager does not track, and the exchange now lists no position at all; not opening it "
+        "for 300.0 seconds (reopen_hold_seconds=300.0: an empty list cannot be told from a "
+        "failed read)"
+    ) in caplog.messages
+    # Still held while the answers stay empty; the next real list imports the person's position.
+    paper.fail_next("get_open_positions", times=2)
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    assert client.calls["create_market_order"] == 0
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0
+    assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0

@@ -1233,6 +1233,12 @@ impl<H: Clone> Book<H> {
         self.inner.lock().tombstones
     }
 
+    /// Whether the last well-formed list showed `key` held (in any form: an entry of its leg).
+    pub fn last_list_holds(&self, key: &Key) -> bool {
+        let list = self.inner.lock().last_list.clone();
+        list.is_some_and(|l| l.seen(key) != Seen::Absent)
+    }
+
     /// Whether the last well-formed list showed `symbol`.
     pub fn last_listed(&self, symbol: &str) -> bool {
         let list = self.inner.lock().last_list.clone();

@@ -24,6 +24,7 @@
 
 use log::Level;
 
+use super::hold::ListSight;
 use super::in_flight::{SentIntent, SettleOnDrop};
 use super::messages::{leverage_text, Channel, RULE, THIN_RULE};
 use super::verify::Lookup;
@@ -216,6 +217,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
     fn check_before_open(&self, key: &Key) -> CoreResult<Option<bool>> {
         let symbol = key.as_str();
         let ours = self.book().open_intent(symbol).is_some();
+        // The last list showed the key held by a position the book does not track (a person's,
+        // or one it has yet to import).
+        let shown_held = !self.book().contains(symbol) && self.book().last_list_holds(key);
         let mut list = match self.read_list()? {
             Ok(list) => list,
             Err(e) => {
@@ -261,6 +265,23 @@ impl<H: Clone + Send + Sync> Manager<H> {
         if report.uncorroborated || !list.snapshot.well_formed {
             self.log_invalid(&format!(
                 "Position for {symbol} cannot be verified against the exchange; not opening"
+            ));
+            return Ok(Some(false));
+        }
+        if shown_held && list.snapshot.entries == 0 && self.config().reopen_hold_seconds > 0.0 {
+            // The last list showed the key held and the check read only empty answers since:
+            // they cannot be told from failed reads (nor from a venue answering an empty list
+            // by mistake), so the position may still be there. Held like a position untracked
+            // on such lists: an open now could go on top of it (the venue run's BingX hedge
+            // seed 20).
+            if self.holds.note(ListSight::Blind, [key], list.taken_at) {
+                self.journal_holds();
+            }
+            let hold = self.config().reopen_hold_seconds;
+            self.log_invalid(&format!(
+                "Position for {symbol} was listed held by a position the manager does not track, and the exchange now lists no position at all; not opening it for {} seconds (reopen_hold_seconds={}: an empty list cannot be told from a failed read)",
+                py_repr_float(hold),
+                py_repr_float(hold)
             ));
             return Ok(Some(false));
         }
