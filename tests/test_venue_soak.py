@@ -198,8 +198,9 @@ class RecordingLedger(Ledger):
         # "reduce" (the serial, contracts and entry the change left).
         self.hand_changed: dict[tuple[str, str], tuple[str, int, float, float]] = {}
         # Keys whose position ended (by the manager's order or by hand) that no position read
-        # has shown flat since: no position is opened on them by hand (the manager, not yet
-        # shown the end, would take the new one for the old one: ``_adds_and_opens``).
+        # with a position in it has shown flat since: no position is opened on them by hand
+        # (the manager, not yet shown the end, would take the new one for the old one:
+        # ``_adds_and_opens``).
         self.ends_unshown: set[tuple[str, str]] = set()
         # The manager's journal and account (``watch_closes``): the keys whose close by the
         # manager no list it applied has confirmed yet, read at each tick's opens by hand.
@@ -208,7 +209,13 @@ class RecordingLedger(Ledger):
     def note_listed(self, legs: dict[tuple[str, str], Leg]) -> None:
         self.shown.update(leg.serial for leg in legs.values())
         self.shown_since_start.update(leg.serial for leg in legs.values())
-        self.ends_unshown &= set(legs)
+        if legs:
+            # A read with no position at all shows no end to the manager: it cannot be told
+            # from a failed read or an empty answer (the venues' ``answer_empty_positions``),
+            # so a position it untracks on such reads only is doubtful, and one opened larger
+            # on its key before a list with entries is taken for it added to (the documented
+            # limit of doubtful tombstones; Bingx hedge seed 20).
+            self.ends_unshown &= set(legs)
         for key, leg in legs.items():
             changed = self.hand_changed.get(key)
             if changed is not None and changed[1:] == (leg.serial, leg.contracts, leg.entry):
@@ -396,7 +403,8 @@ class RecordingLedger(Ledger):
         open is
         1-4 lots at the symbol's price on a key the venue holds nothing on (one-way: the
         symbol, either side; hedge: a leg, the other one held or not), no order of the bot's
-        rests on, whose last end a read has shown (``ends_unshown``) and whose close by the
+        rests on, whose last end a read with a position in it has shown (``ends_unshown``:
+        an empty read cannot be told from a failed one) and whose close by the
         manager, if any, a list it applied has confirmed (``watch_closes``: before that, a
         position opened on its side is taken for the closed one, ``close_unconfirmed``'s
         documented limit; a read the manager did not apply — the whole list behind a read for
