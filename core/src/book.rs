@@ -1236,7 +1236,7 @@ impl<H: Clone> Book<H> {
     /// Whether the last well-formed list showed `key` held (in any form: an entry of its leg).
     pub fn last_list_holds(&self, key: &Key) -> bool {
         let list = self.inner.lock().last_list.clone();
-        list.is_some_and(|l| l.seen(key) != Seen::Absent)
+        list_holds(list.as_deref(), key)
     }
 
     /// Whether the last well-formed list showed `symbol`.
@@ -1768,12 +1768,7 @@ impl<H: Clone> Book<H> {
             Some(_) => return Err(OpenRefusal::Verify),
             None => {}
         }
-        if symbol_check
-            && inner
-                .last_list
-                .as_ref()
-                .is_some_and(|l| l.seen(key) != Seen::Absent)
-        {
+        if symbol_check && list_holds(inner.last_list.as_deref(), key) {
             return Err(OpenRefusal::Verify);
         }
         put_slot(
@@ -1981,25 +1976,13 @@ impl<H: Clone> Book<H> {
                 missing,
                 since,
                 on_empty,
+                needed,
+                replaced,
             } => {
                 if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
                     t.missing = missing;
                     t.missing_since = Some(since);
                     t.missing_on_empty = on_empty;
-                    // Listed on its own side: another position replaced it (Action::Replace),
-                    // which takes the outcome rules too; on the other side: a flip, which an
-                    // unlisted fill of the manager's does not hold back.
-                    let side = own_fingerprint(&t.position.lock()).map(|f| f.side);
-                    let listed_side = match snap.seen(&key) {
-                        Seen::Listed(l) if !l.side_assumed => Some(l.side),
-                        _ => None,
-                    };
-                    let replaced = listed_side.is_some() && listed_side == side;
-                    let flipped = listed_side.is_some() && listed_side != side;
-                    let needed = cx
-                        .policy
-                        .removal_needs((t.unlisted_fill && !flipped) || replaced)
-                        .0;
                     applied.push(Applied::Pending {
                         key,
                         missing,
@@ -2744,6 +2727,11 @@ fn put_slot<H>(inner: &mut Inner<H>, key: &Key, slot: Slot<H>) {
 }
 
 /// Takes `key`'s slot out, keeping the counts and dict order right.
+/// Whether `list` (the book's last list, if any) shows `key` held, in any form.
+fn list_holds(list: Option<&Snapshot>, key: &Key) -> bool {
+    list.is_some_and(|l| l.seen(key) != Seen::Absent)
+}
+
 fn take_slot<H>(inner: &mut Inner<H>, key: &Key) -> Option<Slot<H>> {
     let slot = inner.slots.remove(key.as_str())?;
     forget_counts(inner, &slot);

@@ -596,6 +596,12 @@ pub enum Action {
         since: Timestamp,
         /// Every list of the run so far was an empty answer ([`TrackedView::missing_on_empty`]).
         on_empty: bool,
+        /// Lists in a row the run needs (`missing_confirmations`, or the outcome rules' when
+        /// those apply too), for the caller's WARN line.
+        needed: u32,
+        /// The list shows another position on the tracked one's side ([`replaced`]): the run
+        /// ends in [`Action::Replace`], not a removal.
+        replaced: bool,
     },
     /// Missing often and long enough: removed; it becomes a tombstone.
     Remove {
@@ -911,24 +917,51 @@ fn rests_on_absence(action: &Action) -> bool {
     )
 }
 
+/// One more miss of a tracked position, and whether the run is long enough for what it ends in.
+struct Miss {
+    /// Misses so far, this one included.
+    missing: u32,
+    /// When the run began.
+    since: Timestamp,
+    /// Long enough.
+    enough: bool,
+    /// Lists in a row the run needs.
+    needed: u32,
+}
+
+impl Miss {
+    /// [`Action::CountMiss`] for this miss of `key` (`replaced`: see its field).
+    fn count(&self, key: &Key, t: &TrackedView<'_>, snap: &Snapshot, replaced: bool) -> Action {
+        Action::CountMiss {
+            key: key.clone(),
+            missing: self.missing,
+            since: self.since,
+            on_empty: miss_on_empty(t, snap),
+            needed: self.needed,
+            replaced,
+        }
+    }
+}
+
 /// The next miss of a tracked position: a removal once often and long enough (for a fill of
 /// the manager's own no list has shown yet, also by the outcome rules).
-fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> (u32, Timestamp, bool) {
+fn next_miss(t: &TrackedView<'_>, cx: &Context<'_>) -> Miss {
     next_miss_by(t, cx, cx.policy.removal_needs(t.unlisted_fill))
 }
 
 /// [`next_miss`] with a removal that needs `needs` (lists in a row, over seconds).
-fn next_miss_by(
-    t: &TrackedView<'_>,
-    cx: &Context<'_>,
-    needs: (u32, f64),
-) -> (u32, Timestamp, bool) {
+fn next_miss_by(t: &TrackedView<'_>, cx: &Context<'_>, needs: (u32, f64)) -> Miss {
     let misses = Unseen {
         lists: t.missing,
         since: t.missing_since,
     };
     let (misses, enough) = misses.one_more(needs, cx.timer);
-    (misses.lists, misses.since.unwrap_or(cx.timer), enough)
+    Miss {
+        missing: misses.lists,
+        since: misses.since.unwrap_or(cx.timer),
+        enough,
+        needed: needs.0,
+    }
 }
 
 /// Whether the miss `snap` makes of `t` continues a run of misses on empty answers only
@@ -997,20 +1030,15 @@ fn plan_tracked(
                         if !within_reach(&t, cx) || !cx.purpose.removes() {
                             return;
                         }
-                        let (missing, since, enough) = next_miss(&t, cx);
-                        actions.push(if enough {
+                        let miss = next_miss(&t, cx);
+                        actions.push(if miss.enough {
                             Action::Resolve {
                                 key: key.clone(),
                                 resolution: Resolution::Closed,
                                 doubtful: snap.entries == 0,
                             }
                         } else {
-                            Action::CountMiss {
-                                key: key.clone(),
-                                missing,
-                                since,
-                                on_empty: miss_on_empty(&t, snap),
-                            }
+                            miss.count(key, &t, snap, false)
                         });
                     }
                     Some(Resolution::NotExecuted) => {
@@ -1049,7 +1077,7 @@ fn plan_tracked(
             if !snap.well_formed || !in_reach || !cx.purpose.removes() || key.leg() != Leg::Net {
                 return;
             }
-            let (missing, since, enough) = next_miss_by(&t, cx, cx.policy.removal_needs(false));
+            let miss = next_miss_by(&t, cx, cx.policy.removal_needs(false));
             // The tracked position replaced another in a flip, and the list shows that very
             // position again (or it reduced), or — when an order of the manager's for it had an
             // unknown outcome — that side at all: a list lagging the flip does, so the outcome
@@ -1060,19 +1088,14 @@ fn plan_tracked(
                 .is_some_and(|p| p.matches(l) || p.reduced_to(l));
             let counted = back || (t.predecessor.is_some() && t.predecessor_unsettled);
             let believed = !counted || !still_flipping_back(key, t.flip_back, cx, actions);
-            if enough && believed {
+            if miss.enough && believed {
                 actions.push(Action::Flip {
                     key: key.clone(),
-                    missing,
+                    missing: miss.missing,
                     restore_predecessor: back,
                 });
-            } else if !enough {
-                actions.push(Action::CountMiss {
-                    key: key.clone(),
-                    missing,
-                    since,
-                    on_empty: miss_on_empty(&t, snap),
-                });
+            } else if !miss.enough {
+                actions.push(miss.count(key, &t, snap, false));
             }
         }
         Seen::Listed(l) if matches!(snap.seen(key), Seen::Listed(_)) && replaced(&t, l) => {
@@ -1091,19 +1114,14 @@ fn plan_tracked(
             if !snap.well_formed || !fresh || !cx.purpose.removes() {
                 return;
             }
-            let (missing, since, enough) = next_miss_by(&t, cx, cx.policy.removal_needs(true));
-            actions.push(if enough {
+            let miss = next_miss_by(&t, cx, cx.policy.removal_needs(true));
+            actions.push(if miss.enough {
                 Action::Replace {
                     key: key.clone(),
-                    missing,
+                    missing: miss.missing,
                 }
             } else {
-                Action::CountMiss {
-                    key: key.clone(),
-                    missing,
-                    since,
-                    on_empty: miss_on_empty(&t, snap),
-                }
+                miss.count(key, &t, snap, true)
             });
         }
         Seen::Listed(l) => {
@@ -1145,20 +1163,15 @@ fn plan_tracked(
             if !snap.well_formed || !in_reach || !cx.purpose.removes() {
                 return;
             }
-            let (missing, since, enough) = next_miss(&t, cx);
-            if enough {
+            let miss = next_miss(&t, cx);
+            if miss.enough {
                 actions.push(Action::Remove {
                     key: key.clone(),
-                    missing,
+                    missing: miss.missing,
                     doubtful: t.unlisted_fill || miss_on_empty(&t, snap),
                 });
             } else {
-                actions.push(Action::CountMiss {
-                    key: key.clone(),
-                    missing,
-                    since,
-                    on_empty: miss_on_empty(&t, snap),
-                });
+                actions.push(miss.count(key, &t, snap, false));
             }
         }
     }

@@ -252,7 +252,9 @@ fn a_same_side_position_no_reduction_can_leave_is_replaced_by_the_outcome_rules(
             key: eth.clone(),
             missing: 1,
             since: NOW,
-            on_empty: false
+            on_empty: false,
+            needed: 2,
+            replaced: true
         }]
     );
     // The second replaces: the tracked one ends, the listed one is imported.
@@ -481,7 +483,9 @@ fn a_listing_exactly_what_the_managers_own_scale_in_opened_is_a_replacement() {
             key: eth.clone(),
             missing: 1,
             since: NOW,
-            on_empty: false
+            on_empty: false,
+            needed: 2,
+            replaced: true
         }]
     );
     assert_eq!(
@@ -1229,6 +1233,8 @@ fn an_absence_settles_an_unknown_exit_only_by_the_removal_rules() {
         missing: 1,
         since: NOW,
         on_empty: false,
+        needed: 2,
+        replaced: false,
     }];
     let twice = Policy {
         missing_confirmations: 2,
@@ -1346,7 +1352,9 @@ fn a_fill_no_list_has_shown_is_removed_only_after_the_outcome_confirmations() {
             key: btc.clone(),
             missing: 1,
             since: NOW,
-            on_empty: false
+            on_empty: false,
+            needed: 2,
+            replaced: false
         }]
     );
     // Removed as a fill no list showed: the lists may lag it, so it is a doubtful tombstone.
@@ -1848,6 +1856,8 @@ fn replacements_hold(c: &Case) -> Result<(), TestCaseError> {
                 since: NOW,
                 // Listed: not an empty answer.
                 on_empty: false,
+                needed: needed.max(1),
+                replaced: true,
             })
         };
         let decided: Vec<&Action> = mine
@@ -1977,10 +1987,10 @@ proptest! {
                     }
                     prop_assert!(c.purpose != Purpose::Sync, "sync settled {:?}", action);
                 }
-                Action::CountMiss { missing, .. } => {
+                Action::CountMiss { missing, needed, replaced: replacing, .. } => {
                     // Absent, or listed on the other side only.
                     prop_assert!(snap.well_formed && c.purpose != Purpose::Sync, "{action:?}");
-                    let Some(GenPhase::Tracked { missing: before, own, .. }) = phase_of(&keys, key) else {
+                    let Some(GenPhase::Tracked { missing: before, own, unlisted_fill, .. }) = phase_of(&keys, key) else {
                         return Err(TestCaseError::fail(format!("{action:?} of an untracked key")));
                     };
                     // Absent, listed on the other side only, or another position on its side.
@@ -1994,6 +2004,18 @@ proptest! {
                         other => return Err(TestCaseError::fail(format!("{action:?} of {other:?}"))),
                     }
                     prop_assert_eq!(*missing, before + 1);
+                    // The run it counts needs the removal rules' lists; a replacement, and the
+                    // absence of a fill no list has shown, the outcome rules' too; a flip not.
+                    let flipped = matches!(snap.seen(key), Seen::Listed(l) if !l.side_assumed && l.side != own.side);
+                    let another = matches!(snap.seen(key), Seen::Listed(_)) && !flipped;
+                    prop_assert_eq!(*replacing, another);
+                    let outcome = another || (*unlisted_fill && !flipped);
+                    let expected = if outcome {
+                        c.missing_confirmations.max(c.outcome_confirmations)
+                    } else {
+                        c.missing_confirmations
+                    };
+                    prop_assert_eq!(*needed, expected.max(1), "{:?}", action);
                 }
                 _ => {}
             }

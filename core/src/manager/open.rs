@@ -277,11 +277,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
             if self.holds.note(ListSight::Blind, [key], list.taken_at) {
                 self.journal_holds();
             }
-            let hold = self.config().reopen_hold_seconds;
+            let hold = py_repr_float(self.config().reopen_hold_seconds);
             self.log_invalid(&format!(
-                "Position for {symbol} was listed held by a position the manager does not track, and the exchange now lists no position at all; not opening it for {} seconds (reopen_hold_seconds={}: an empty list cannot be told from a failed read)",
-                py_repr_float(hold),
-                py_repr_float(hold)
+                "Position for {symbol} was listed held by a position the manager does not track, and the exchange now lists no position at all; not opening it for {hold} seconds (reopen_hold_seconds={hold}: an empty list cannot be told from a failed read)"
             ));
             return Ok(Some(false));
         }
