@@ -429,7 +429,7 @@ class RecordingLedger(Ledger):
             self.verdict.hand_adds += 1
             self._changed_by_hand(symbol, leg, "add")
         resting = {o.symbol for o in self.orders.values() if o.status == "open"}
-        closing = self._closing()
+        closing: set[tuple[str, str]] | None = None  # read from the journal when first needed
         for symbol in self.markets:
             for leg in LEGS if self.hedge else ("",):
                 draw = hand.random()
@@ -438,7 +438,9 @@ class RecordingLedger(Ledger):
                     continue
                 lots = hand.choice((1, 2, 3, 4))
                 side = leg or hand.choice(LEGS)
-                if (symbol, side) in self.ends_unshown or (symbol, side) in closing:
+                if closing is None and (symbol, side) not in self.ends_unshown:
+                    closing = self._closing()
+                if (symbol, side) in self.ends_unshown or (symbol, side) in (closing or set()):
                     self.verdict.hand_spared += 1
                     continue
                 cross = None
