@@ -68,10 +68,10 @@ def test_a_hold_refuses_the_open_and_the_next_real_list_restores_it(
     assert client.failures["get_open_positions"] == 4
     messages = [r.getMessage() for r in caplog.records if r.name == "TradingBot"]
     assert (
-        "Invalid position parameters: Position for BTC/USDT:USDT was untracked on a position "
-        "list that showed no position, and the exchange still lists none; not opening it again "
-        "for 300.0 more seconds (reopen_hold_seconds=300.0: an empty list cannot be told from "
-        "a failed read)"
+        "Invalid position parameters: Position for BTC/USDT:USDT may still be open: a list "
+        "showed it held and every list since showed no position at all, and the exchange still "
+        "lists none; not opening it again for 300.0 more seconds (reopen_hold_seconds=300.0: an "
+        "empty list cannot be told from a failed read)"
     ) in messages
     # The failures are over: the same object comes back, with its state.
     paper.advance()
@@ -209,9 +209,15 @@ def test_a_position_a_list_showed_held_by_hand_is_held_over_empty_answers(
         "for 300.0 seconds (reopen_hold_seconds=300.0: an empty list cannot be told from a "
         "failed read)"
     ) in caplog.messages
-    # Still held while the answers stay empty; the next real list imports the person's position.
+    # Still held while the answers stay empty, in words that fit a position the manager never
+    # tracked; the next real list imports the person's position.
     paper.fail_next("get_open_positions", times=2)
-    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    [refusal] = [m for m in caplog.messages if m.startswith("Invalid position parameters")]
+    assert f"Position for {SYMBOL} may still be open: a list showed it held" in refusal
+    assert "untracked" not in refusal
     assert client.calls["create_market_order"] == 0
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
     assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0

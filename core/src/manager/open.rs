@@ -284,11 +284,14 @@ impl<H: Clone + Send + Sync> Manager<H> {
             return Ok(Some(false));
         }
         if let Some(left) = self.reopen_hold_left(key) {
-            // Only lists that showed no live position were read since it was untracked (one
-            // that showed any ends the hold): they cannot be told from failed reads.
+            // Only lists that showed no live position were read since the hold began (one that
+            // showed any ends it): they cannot be told from failed reads. The hold began when
+            // such a list untracked the position (or confirmed the manager's own close), or when
+            // the check above found a position by hand the last list showed hidden by empty
+            // answers: the text fits each (a restarted manager's hold does not say which).
             let hold = self.config().reopen_hold_seconds;
             self.log_invalid(&format!(
-                "Position for {symbol} was untracked on a position list that showed no position, and the exchange still lists none; not opening it again for {} more seconds (reopen_hold_seconds={}: an empty list cannot be told from a failed read)",
+                "Position for {symbol} may still be open: a list showed it held and every list since showed no position at all, and the exchange still lists none; not opening it again for {} more seconds (reopen_hold_seconds={}: an empty list cannot be told from a failed read)",
                 py_repr_float((left * 10.0).ceil() / 10.0),
                 py_repr_float(hold)
             ));
