@@ -173,8 +173,8 @@ enum Ending {
     /// Lists that omitted it (or a flip, a replacement, a removal from Python).
     Absent,
     /// Only evidence a failed read or a lagging list also gives ([`Book::push_tombstone`]
-    /// gives it the mark from which a list can show the end real).
-    Doubtful(u64),
+    /// marks from when a list can show the end real).
+    Doubtful,
     /// The manager's own order ended it.
     Own(OwnEnd),
 }
@@ -192,13 +192,14 @@ pub struct Tombstone<H> {
 }
 
 impl<H> Tombstone<H> {
-    fn new(entry: Tracked<H>, removed_at: Timestamp, end: Ending) -> Self {
+    /// `own_end` and `doubtful`: see [`TombView`].
+    fn new(
+        entry: Tracked<H>,
+        removed_at: Timestamp,
+        own_end: Option<OwnEnd>,
+        doubtful: Option<u64>,
+    ) -> Self {
         let own = own_fingerprint(&entry.position.lock());
-        let (own_end, doubtful) = match end {
-            Ending::Absent => (None, None),
-            Ending::Doubtful(at) => (None, Some(at)),
-            Ending::Own(end) => (Some(end), None),
-        };
         let view = TombView {
             own,
             reported: entry.reported.fingerprint,
@@ -1072,7 +1073,7 @@ impl<H: Clone> Book<H> {
             _ => return Err(kept),
         }
         let FreeEntry { key, entry, at, .. } = fresh_entry(&mut inner, kept);
-        let tomb = Tombstone::new(entry, at, Ending::Absent);
+        let tomb = Tombstone::new(entry, at, None, None);
         if let Some(Slot::Tracked(t)) = inner.slots.get_mut(key.as_str()) {
             t.predecessor = Some(Box::new(tomb));
         }
@@ -1085,7 +1086,7 @@ impl<H: Clone> Book<H> {
         let mut inner = self.inner.lock();
         let end = match (kept.own_end, kept.doubtful) {
             (true, _) => Ending::Own(OwnEnd::default()),
-            (false, true) => Ending::Doubtful(0),
+            (false, true) => Ending::Doubtful,
             (false, false) => Ending::Absent,
         };
         let FreeEntry { key, entry, at, .. } = entry_if_free(&mut inner, kept)?;
@@ -1998,7 +1999,7 @@ impl<H: Clone> Book<H> {
             } => {
                 if let Some(Slot::Tracked(t)) = take_slot(inner, &key) {
                     let end = if doubtful {
-                        Ending::Doubtful(0)
+                        Ending::Doubtful
                     } else {
                         Ending::Absent
                     };
@@ -2034,7 +2035,7 @@ impl<H: Clone> Book<H> {
                     flipped_to: Some(new),
                     replaced_by: None,
                 });
-                let tomb = Tombstone::new(t, cx.timer, Ending::Absent);
+                let tomb = Tombstone::new(t, cx.timer, None, None);
                 match predecessor {
                     Some(pred) if restore_predecessor => {
                         // Listed reduced (not the very same): it comes back at the listed size.
@@ -2436,18 +2437,19 @@ impl<H: Clone> Book<H> {
                 None => break,
             }
         }
-        let end = match end {
-            Ending::Doubtful(_) => {
+        let (own_end, doubtful) = match end {
+            Ending::Absent => (None, None),
+            Ending::Doubtful => {
                 // Only lists requested from now on can show the end real.
                 inner.next_seq += 1;
-                Ending::Doubtful(inner.next_seq)
+                (None, Some(inner.next_seq))
             }
-            other => other,
+            Ending::Own(end) => (Some(end), None),
         };
         put_slot(
             inner,
             key,
-            Slot::Tombstoned(Tombstone::new(entry, now, end)),
+            Slot::Tombstoned(Tombstone::new(entry, now, own_end, doubtful)),
         );
         evicted
     }
