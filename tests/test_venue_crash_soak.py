@@ -66,7 +66,8 @@ What must hold, judged on the venue's ledger (test_venue_soak.RecordingLedger):
   venue's book and no order is left in flight in the journal;
 * the journal's ``closed_positions()`` are exactly the position ends the venue saw: none lost,
   none twice, across the crashes (but for a position a reversal or an open by hand opened that
-  ended before any position read showed it, which no client can know of: ``unseen_ends``).
+  ended before any position read showed it, which no client can know of: ``unseen_ends``, less
+  those the journal closed all the same).
 * no request is refused for the margin mode it names when the last position list showed the
   position it acts on in its mode (the venues that keep one per position see reversals by hand
   in the other mode: ``RecordingLedger.margin_per_position``; a list lagging such a reversal
@@ -523,7 +524,9 @@ def run_crashes(
         verdict.late_held = venue.late_held
         del pm
     with Journal(journal) as reader:
-        verdict.closed_positions = len(reader.closed_positions(name))
+        closed = reader.closed_positions(name)
+        verdict.closed_positions = len(closed)
+        ledger.journaled_unseen(closed)
         verdict.left_in_flight = len(reader.orders_in_flight(name))
     verdict.restored_orders = log.read_text(errors="replace").count(RESTORED)
     kind = "postgres" if journal.startswith("postgresql://") else "sqlite"
