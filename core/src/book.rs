@@ -688,10 +688,12 @@ pub enum Applied<H> {
         /// order id.
         resting: Option<OrderId>,
     },
-    /// Enough lists showed a position as it was before an order with an unknown outcome, and
-    /// the order carries a client id: the position stays held while the caller asks the venue
-    /// for the order before taking it as not executed ([`Book::resolve_not_executed`]), or
-    /// notes that it filled ([`Book::note_unknown_filled`]).
+    /// Enough lists showed a position as it was before an order with an unknown outcome (or,
+    /// `absent`, only empty answers omitted it after a close or scale-out), and the order
+    /// carries a client id: the position stays held while the caller asks the venue for the
+    /// order before taking it as not executed ([`Book::resolve_not_executed`]: an absence is
+    /// then judged by the removal rules), or notes that it filled
+    /// ([`Book::note_unknown_filled`]).
     VerifyChange {
         /// The key.
         key: Key,
@@ -699,6 +701,8 @@ pub enum Applied<H> {
         op: Op,
         /// Its client order id.
         order_id: String,
+        /// The lists omitted the position, and every one of them was an empty answer.
+        absent: bool,
     },
     /// An open with an unknown outcome is resolved: `found` → the caller tracks the position.
     OpenResolved {
@@ -1485,6 +1489,49 @@ impl<H: Clone> Book<H> {
         })
     }
 
+    /// Settles `key`'s close or scale-out with an unknown outcome (client id `order_id`) as
+    /// having closed the position, when only empty answers omitted it and the venue's lookup of
+    /// the order could not tell: kept as a plain tombstone, as a list's
+    /// [`Action::Resolve`] on such answers keeps it (restored by the very position listed
+    /// again, or it reduced). Returns the change and the older tombstones the limit evicted
+    /// (to drop outside the book's lock); `None` when the key holds no such order any more.
+    pub fn resolve_closed_on_empty(
+        &self,
+        key: &Key,
+        order_id: &str,
+        now: Timestamp,
+    ) -> Option<(Applied<H>, Displaced<H>)> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let (at, unknown, previous) = match inner.slots.get_mut(key.as_str()) {
+            Some(Slot::Tracked(t)) => {
+                let unknown = match &t.activity {
+                    Activity::Unknown(u) if u.client_order_id.as_deref() == Some(order_id) => {
+                        u.clone()
+                    }
+                    _ => return None,
+                };
+                t.activity = Activity::Idle;
+                let previous = t.position.lock().amount;
+                (touched(key, t), unknown, previous)
+            }
+            _ => return None,
+        };
+        inner.next_seq += 1;
+        let Some(Slot::Tracked(entry)) = take_slot(inner, key) else {
+            return None;
+        };
+        let (kept, evicted) = self.keep_end(inner, key, entry, unknown.at, true, now);
+        let applied = Applied::Resolved {
+            at,
+            unknown,
+            resolution: Resolution::Closed,
+            previous,
+            kept,
+        };
+        Some((applied, evicted))
+    }
+
     /// Notes that `key`'s order with an unknown outcome (client id `order_id`) filled, as the
     /// venue reports it: lists showing the size from before it lag the fill. A list that shows
     /// its effect (a new size, the position gone) settles it; lists that keep showing the size
@@ -2213,7 +2260,7 @@ impl<H: Clone> Book<H> {
             Action::Resolve {
                 key,
                 mut resolution,
-                doubtful,
+                mut doubtful,
             } => {
                 // A list that shows the position as it was before the order (an absent one
                 // leaves a scale-in to the removal rules, whatever it did).
@@ -2235,7 +2282,40 @@ impl<H: Clone> Book<H> {
                                 // Rule 7: the order itself says whether it went through
                                 // before the lists' silence is believed.
                                 let op = u.op;
-                                applied.push(Applied::VerifyChange { key, op, order_id });
+                                applied.push(Applied::VerifyChange {
+                                    key,
+                                    op,
+                                    order_id,
+                                    absent: false,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                }
+                if resolution == Resolution::Closed && doubtful {
+                    if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
+                        if let Activity::Unknown(u) = &t.activity {
+                            if u.filled {
+                                // The venue said the order filled. A close's fill is the
+                                // absence's cause, not a failed read, and a list showing the
+                                // position again may lag it: its own end. (A scale-out's
+                                // leaves a rest an empty answer may hide: a plain tombstone,
+                                // restored reduced.)
+                                doubtful = u.op != Op::Close;
+                            } else if let Some(order_id) = u.client_order_id.clone() {
+                                // Rule 7: empty answers are also what failed reads give, so
+                                // the order itself says whether it ended the position (the
+                                // venue run's Bitget hedge seed 26: a scale-out refused with a
+                                // 503 before it was placed, then empty answers, then the
+                                // position listed added to by hand).
+                                let op = u.op;
+                                applied.push(Applied::VerifyChange {
+                                    key,
+                                    op,
+                                    order_id,
+                                    absent: true,
+                                });
                                 return;
                             }
                         }

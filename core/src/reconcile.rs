@@ -712,8 +712,10 @@ pub enum Action {
         /// For [`Resolution::Closed`]: the answer had no entry at all, which is also what a
         /// failed read of the bot's own client looks like; the position is kept as a plain
         /// tombstone (restored if the very same position, or it reduced, is listed again), as
-        /// [`Action::CloseConfirmed::doubtful`]. Otherwise it is kept as the manager's own end
-        /// ([`OwnEnd`]).
+        /// [`Action::CloseConfirmed::doubtful`]; but an order with a client id is looked up
+        /// first (the book's `Applied::VerifyChange`): one that never went out leaves the
+        /// absence to the removal rules, and a close the venue says filled is its own end.
+        /// Otherwise it is kept as the manager's own end ([`OwnEnd`]).
         doubtful: bool,
     },
     /// An open with an unknown outcome is resolved: the position was found (track it) or not.

@@ -594,8 +594,13 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 intent,
                 resting,
             } => self.verify_open(&key, &intent, resting.as_ref())?,
-            Applied::VerifyChange { key, op, order_id } => {
-                if let Some(change) = self.verify_change(&key, op, &order_id)? {
+            Applied::VerifyChange {
+                key,
+                op,
+                order_id,
+                absent,
+            } => {
+                if let Some(change) = self.verify_change(&key, op, &order_id, absent)? {
                     self.report_change(change, list, purpose, removal_reason, report)?;
                 }
             }

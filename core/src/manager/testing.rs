@@ -542,7 +542,6 @@ pub fn network_error() -> CoreError {
     }
 }
 
-/// A manager over `fake` with no retry pauses and a manual clock at T0.
 /// A fresh state file path in a directory of its own (removed first if a run left it).
 pub fn temp_path(tag: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -553,6 +552,7 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
     d.join("state.json")
 }
 
+/// A manager over `fake` with no retry pauses and a manual clock at T0.
 pub fn manager(fake: &Fake, config: ManagerConfig) -> Manager<u32> {
     let clock = Arc::new(ManualClock::new(Timestamp(1_735_689_600_000_000)));
     manager_with_clock(fake, config, clock)

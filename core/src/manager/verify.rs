@@ -368,33 +368,68 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// the order carries a client id: before that silence is taken as "not executed", the
     /// venue is asked for the order (rule 7). A list can lag a fill by longer than the outcome
     /// rules wait — a restarted process's lists, say — and taking a close that went through as
-    /// not executed sends a second one.
+    /// not executed sends a second one. Also (`absent`) when only empty answers omitted the
+    /// position after a close or scale-out: they are what failed reads give too, and a close
+    /// that never went out does not end a position (taken for its end, the position listed
+    /// again later, added to meanwhile, would be imported as a new one: an end too many).
     /// - Filled: noted; the position stays held (nothing is sent for it) until a list shows
-    ///   the order's effect, or until the outcome rules have counted lists showing the size
-    ///   from before once more (then the listed size is taken: the position changed again
-    ///   after the fill).
+    ///   the order's effect (`absent`: the next list that omits it settles it as the order's
+    ///   own end), or until the outcome rules have counted lists showing the size from before
+    ///   once more (then the listed size is taken: the position changed again after the fill).
     /// - Not final yet, or the venue could not be reached: asked again at the next list.
     /// - Never placed, ended with nothing filled, or the venue cannot tell: not executed, as
-    ///   the lists say (returned, for the caller to report like a list's resolution).
+    ///   the lists say (returned, for the caller to report like a list's resolution). For an
+    ///   absence, never placed or nothing filled leaves it to the removal rules, as for a
+    ///   position the manager sent nothing for; a venue that cannot tell leaves it settled as
+    ///   the lists say, closed by the order and kept restorable
+    ///   ([`crate::book::Book::resolve_closed_on_empty`]).
     pub(crate) fn verify_change(
         &self,
         key: &Key,
         op: Op,
         order_id: &str,
+        absent: bool,
     ) -> CoreResult<Option<Applied<H>>> {
         let what = op.name();
-        match self.lookup_order(Some(order_id), key.symbol(), None)? {
+        let lookup = self.lookup_order(Some(order_id), key.symbol(), None)?;
+        match lookup {
             lookup if lookup.filled() => {
                 self.book().note_unknown_filled(key, order_id);
                 self.log(Channel::Main, Level::Warn, || {
-                    format!(
-                        "The {what} order {order_id} for {key} filled, the exchange says, though its lists still show the position as before; nothing more is sent for {key} until a list shows it"
-                    )
+                    if absent {
+                        format!(
+                            "The {what} order {order_id} for {key} filled, the exchange says; the next list that omits {key} settles it as closed by that order"
+                        )
+                    } else {
+                        format!(
+                            "The {what} order {order_id} for {key} filled, the exchange says, though its lists still show the position as before; nothing more is sent for {key} until a list shows it"
+                        )
+                    }
                 });
                 Ok(None)
             }
             Lookup::Pending(_) | Lookup::Unreachable => Ok(None),
-            _ => Ok(self.book().resolve_not_executed(key, order_id)),
+            Lookup::Unknown if absent => {
+                // The venue cannot tell (an answer ccxt does not map, say): settled by the
+                // lists as before the lookup, closed by the order and kept restorable.
+                let resolved = self
+                    .book()
+                    .resolve_closed_on_empty(key, order_id, self.timer());
+                Ok(resolved.map(|(change, evicted)| {
+                    drop(evicted);
+                    change
+                }))
+            }
+            _ => {
+                if absent {
+                    self.log(Channel::Main, Level::Warn, || {
+                        format!(
+                            "The {what} order {order_id} for {key} did not go through, the exchange says; the empty answers that omit {key} are judged as for any position (they are also what failed reads give)"
+                        )
+                    });
+                }
+                Ok(self.book().resolve_not_executed(key, order_id))
+            }
         }
     }
 }

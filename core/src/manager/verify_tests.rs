@@ -9,6 +9,7 @@ use super::testing::*;
 use super::{CloseOutcome, Manager, ManagerConfig};
 use crate::book::Activity;
 use crate::clock::{ManualClock, Timestamp};
+use crate::error::CoreError;
 use crate::events::EventKind;
 use crate::exchange::{OrderAnswer, OrderLookup};
 use crate::key::Key;
@@ -845,4 +846,113 @@ fn an_unknown_open_whose_late_lookup_reports_more_filled_than_ordered_is_tracked
     let (f, _m, held) = tracked_after_release(found("closed", 999.0, Some(100.5)));
     assert_eq!(held, (2.0, 100.5));
     assert!(!venue_calls(&f).iter().any(|c| c.starts_with("create_")));
+}
+
+/// [`restored_close`] on a venue whose lists are empty answers (what a failed read of the
+/// bot's own client gives too) and whose lookups answer `lookups`.
+fn a_close_only_empty_answers_omit(lookups: Vec<OrderLookup>) -> (Fake, Manager<u32>) {
+    let f = venue(lookups);
+    let m = restored_close(&f);
+    f.0.lock().positions = vec![];
+    (f, m)
+}
+
+fn lookups(f: &Fake) -> usize {
+    f.calls()
+        .iter()
+        .filter(|c| c.starts_with("get_order_by_client_id"))
+        .count()
+}
+
+#[test]
+fn a_close_only_empty_answers_omit_is_looked_up_and_judged_as_a_removal_if_it_never_went_out() {
+    // The venue run's Bitget hedge seed 26: a scale-out refused with a 503 before it was
+    // placed, then empty answers, then the position listed added to by hand. Settled as closed
+    // by its order on the empty answers, the larger listing was taken for a new position: an
+    // end too many.
+    let (f, m) = a_close_only_empty_answers_omit(vec![]); // not found
+    for _ in 0..4 {
+        m.update_all().unwrap();
+    }
+    assert_eq!(lookups(&f), 1, "asked once: {:?}", f.calls());
+    assert!(closed_reasons(&m).is_empty(), "not closed by its order");
+    assert!(
+        m.book().get("BTC").is_none(),
+        "removed on the empty answers"
+    );
+    assert_eq!(events_of(&m, EventKind::Removed).len(), 1);
+    // The empty answers were failed reads: the position is listed again, added to by hand.
+    f.0.lock().positions = vec![listed("BTC", "long", 4.0, 100.2)];
+    m.update_all().unwrap();
+    let (p, _) = m.book().get("BTC").expect("restored, added to");
+    assert_eq!(p.lock().amount, 4.0);
+    assert_eq!(events_of(&m, EventKind::Restored).len(), 1);
+    assert!(closed_reasons(&m).is_empty());
+    assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_close_only_empty_answers_omit_that_the_venue_says_filled_is_the_orders_own_end() {
+    let (f, m) = a_close_only_empty_answers_omit(vec![found("closed", 3.0, Some(94.0))]);
+    for _ in 0..4 {
+        m.update_all().unwrap();
+    }
+    assert_eq!(lookups(&f), 1, "asked once: {:?}", f.calls());
+    assert_eq!(closed_reasons(&m), ["stop_loss"]);
+    assert!(m.book().get("BTC").is_none());
+    // Kept as the order's own end: a list showing the very position again may lag the close,
+    // and is believed only as the outcome rules say (a plain tombstone would be restored now).
+    f.0.lock().positions = vec![listed("BTC", "long", 3.0, 100.0)];
+    m.update_all().unwrap();
+    assert!(
+        m.book().get("BTC").is_none(),
+        "a lagging list restores nothing"
+    );
+    assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_close_only_empty_answers_omit_whose_lookup_cannot_reach_the_venue_stays_held() {
+    let (f, m) = a_close_only_empty_answers_omit(vec![]);
+    f.0.lock().lookup_answers.push_back(Err(network_error()));
+    let mut cycles = 0;
+    while lookups(&f) == 0 {
+        m.update_all().unwrap();
+        cycles += 1;
+        assert!(cycles < 10, "never looked up: {:?}", f.calls());
+    }
+    assert!(
+        matches!(m.book().activity("BTC"), Some(Activity::Unknown(_))),
+        "held while the venue cannot be asked: {:?}",
+        m.book().activity("BTC")
+    );
+    m.update_all().unwrap(); // asked again: not found, so not executed
+    assert_eq!(lookups(&f), 2);
+    assert!(closed_reasons(&m).is_empty());
+    assert_eq!(orders_sent(&f), 0);
+}
+
+#[test]
+fn a_close_only_empty_answers_omit_whose_lookup_cannot_tell_is_settled_as_the_lists_say() {
+    // An answer ccxt does not map, say (HTX's system error): the lists settle it, closed by
+    // its order and kept restorable, as before the lookup.
+    let (f, m) = a_close_only_empty_answers_omit(vec![]);
+    f.0.lock()
+        .lookup_answers
+        .push_back(Err(CoreError::Exchange {
+            kind: "ExchangeError".into(),
+            message: "System error, please try again later.".into(),
+        }));
+    for _ in 0..4 {
+        m.update_all().unwrap();
+    }
+    assert_eq!(lookups(&f), 1, "asked once: {:?}", f.calls());
+    assert_eq!(closed_reasons(&m), ["stop_loss"]);
+    assert!(m.book().get("BTC").is_none());
+    // A plain tombstone: the very position listed again (the answers were failed reads) is
+    // put back at once.
+    f.0.lock().positions = vec![listed("BTC", "long", 3.0, 100.0)];
+    m.update_all().unwrap();
+    assert!(m.book().get("BTC").is_some(), "restored");
+    assert_eq!(orders_sent(&f), 0);
 }
