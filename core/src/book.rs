@@ -2265,58 +2265,49 @@ impl<H: Clone> Book<H> {
                 // A list that shows the position as it was before the order (an absent one
                 // leaves a scale-in to the removal rules, whatever it did).
                 let shown = !matches!(cx.snapshot.seen(&key), Seen::Absent);
-                if resolution == Resolution::NotExecuted && shown {
+                let not_executed = resolution == Resolution::NotExecuted && shown;
+                // Only empty answers omit it after a close or scale-out: they are also what
+                // failed reads give.
+                let closed_on_empty = resolution == Resolution::Closed && doubtful;
+                if not_executed || closed_on_empty {
                     if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
                         if let Activity::Unknown(u) = &t.activity {
-                            if u.filled {
-                                // The venue said it filled, and the outcome rules have waited
-                                // once more since: the list's size is believed (something
-                                // changed the position after the fill), never "not executed".
-                                if let Seen::Listed(l) = cx.snapshot.seen(&key) {
-                                    resolution = Resolution::Executed {
-                                        contracts: l.contracts,
-                                        entry_price: l.entry_price,
-                                    };
+                            match (u.filled, u.client_order_id.clone()) {
+                                (true, _) if not_executed => {
+                                    // The venue said it filled, and the outcome rules have
+                                    // waited once more since: the list's size is believed
+                                    // (something changed the position after the fill), never
+                                    // "not executed".
+                                    if let Seen::Listed(l) = cx.snapshot.seen(&key) {
+                                        resolution = Resolution::Executed {
+                                            contracts: l.contracts,
+                                            entry_price: l.entry_price,
+                                        };
+                                    }
                                 }
-                            } else if let Some(order_id) = u.client_order_id.clone() {
-                                // Rule 7: the order itself says whether it went through
-                                // before the lists' silence is believed.
-                                let op = u.op;
-                                applied.push(Applied::VerifyChange {
-                                    key,
-                                    op,
-                                    order_id,
-                                    absent: false,
-                                });
-                                return;
-                            }
-                        }
-                    }
-                }
-                if resolution == Resolution::Closed && doubtful {
-                    if let Some(Slot::Tracked(t)) = inner.slots.get(key.as_str()) {
-                        if let Activity::Unknown(u) = &t.activity {
-                            if u.filled {
-                                // The venue said the order filled. A close's fill is the
-                                // absence's cause, not a failed read, and a list showing the
-                                // position again may lag it: its own end. (A scale-out's
-                                // leaves a rest an empty answer may hide: a plain tombstone,
-                                // restored reduced.)
-                                doubtful = u.op != Op::Close;
-                            } else if let Some(order_id) = u.client_order_id.clone() {
-                                // Rule 7: empty answers are also what failed reads give, so
-                                // the order itself says whether it ended the position (the
-                                // venue run's Bitget hedge seed 26: a scale-out refused with a
-                                // 503 before it was placed, then empty answers, then the
-                                // position listed added to by hand).
-                                let op = u.op;
-                                applied.push(Applied::VerifyChange {
-                                    key,
-                                    op,
-                                    order_id,
-                                    absent: true,
-                                });
-                                return;
+                                (true, _) => {
+                                    // The venue said the order filled. A close's fill is the
+                                    // absence's cause, not a failed read, and a list showing
+                                    // the position again may lag it: its own end. (A
+                                    // scale-out's leaves a rest an empty answer may hide: a
+                                    // plain tombstone, restored reduced.)
+                                    doubtful = u.op != Op::Close;
+                                }
+                                (false, Some(order_id)) => {
+                                    // Rule 7: the order itself says whether it went through
+                                    // before the lists' silence (or their empty answers: the
+                                    // venue run's Bitget hedge seed 26, a scale-out refused
+                                    // with a 503 before it was placed, then empty answers,
+                                    // then the position listed added to by hand) is believed.
+                                    applied.push(Applied::VerifyChange {
+                                        key,
+                                        op: u.op,
+                                        order_id,
+                                        absent: closed_on_empty,
+                                    });
+                                    return;
+                                }
+                                (false, None) => {}
                             }
                         }
                     }
