@@ -222,3 +222,43 @@ def test_a_position_a_list_showed_held_by_hand_is_held_over_empty_answers(
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
     assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0
     assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0
+
+
+@pytest.mark.parametrize("hold", [0.0, 300.0])
+def test_a_position_by_hand_a_cycle_listed_is_held_over_a_cycles_empty_answer(
+    hold: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A person opens the symbol by hand; a cycle's list shows it (a cycle does not import),
+    then the next cycle's read fails (``[]``): that empty list became the last one, so the
+    bot's open checked nothing and went on top of the person's position (the crash run's
+    KuCoin one-way seed 48). With a hold, a list that shows no position at all holds the keys
+    the list before it showed held by positions the manager does not track, as it holds those
+    it untracks: the open reads first and is refused, and a real list ends the hold (the
+    position is imported). Without one the open goes on top, as before (opt-in)."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = PositionManager(
+        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
+    )
+    paper.create_market_order(SYMBOL, "buy", 3)  # by hand
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(SYMBOL), "a cycle imports nothing"
+    paper.fail_next("get_open_positions", times=1)
+    assert list(pm.update_positions()) == []
+    reads = client.calls["get_open_positions"]
+    paper.fail_next("get_open_positions", times=2)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        opened = pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
+    if not hold:
+        assert opened is True
+        assert held_contracts(paper) == 6.0, "on top of the person's position"
+        return
+    assert opened is False
+    assert client.calls["get_open_positions"] > reads, "the open read the exchange first"
+    assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0
+    [refusal] = [m for m in caplog.messages if m.startswith("Invalid position parameters")]
+    assert f"Position for {SYMBOL} may still be open: a list showed it held" in refusal
+    # The failures are over: the next open's read imports the person's position.
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0
+    assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0

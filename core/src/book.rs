@@ -34,8 +34,8 @@ use crate::exchange::OrderId;
 use crate::key::{Key, Side};
 use crate::position::PositionState;
 use crate::reconcile::{
-    self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Op, OwnEnd, Phase, Plan, Policy,
-    Resized, Resolution, TombView, TrackedView, Unseen,
+    self, Action, Busy, CloseCheck, Context, Fingerprint, KeyView, Mode, Op, OwnEnd, Phase, Plan,
+    Policy, Resized, Resolution, TombView, TrackedView, Unseen,
 };
 use crate::snapshot::{Seen, Snapshot};
 use crate::symbol_map::{KeyMap, SymbolMap};
@@ -1242,6 +1242,38 @@ impl<H: Clone> Book<H> {
     pub fn last_list_holds(&self, key: &Key) -> bool {
         let list = self.inner.lock().last_list.clone();
         list_holds(list.as_deref(), key)
+    }
+
+    /// The keys (of `mode`) the last list showed held by a position the book does not track:
+    /// a person's, or one a cycle has yet to import (no slot, or a tombstone the listing is
+    /// not). A list that shows no position at all cannot be told from a failed read, so it
+    /// may hide them ([`ReopenHolds`](crate::manager::hold::ReopenHolds)).
+    pub fn untracked_in_last_list(&self, mode: Mode) -> Vec<Key> {
+        let inner = self.inner.lock();
+        let Some(list) = inner.last_list.clone() else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for (symbol, _) in list.symbols_in_order() {
+            let candidates = match mode {
+                Mode::OneWay => vec![Key::net(symbol)],
+                Mode::Hedge => vec![
+                    Key::hedge(symbol, Side::Long),
+                    Key::hedge(symbol, Side::Short),
+                ],
+            };
+            for key in candidates {
+                let untracked = matches!(
+                    inner.slots.get(key.as_str()),
+                    None | Some(Slot::Tombstoned(_))
+                );
+                if untracked && list_holds(Some(&list), &key) {
+                    keys.push(key);
+                }
+            }
+        }
+        drop(inner);
+        keys
     }
 
     /// Whether the last well-formed list showed `symbol`.

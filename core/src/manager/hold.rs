@@ -13,7 +13,9 @@
 //!
 //! The manager's own closes count too: a close the client reported done and that a list showing
 //! nothing then confirmed is held like a removal (the bot's client answers `True` for closes it
-//! never sent).
+//! never sent). So do positions the manager does not track (a person's, not imported yet: an
+//! update cycle imports nothing) that the list before such a list showed: it may hide them
+//! ([`crate::book::Book::untracked_in_last_list`]).
 //!
 //! The guarantee (`hold_tests.rs`, a property over random bot steps and failure runs): while a
 //! position stays open on the venue and every run of failed reads lasts less than the hold, no

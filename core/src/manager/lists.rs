@@ -252,20 +252,36 @@ impl<H: Clone + Send + Sync> Manager<H> {
         };
         let (applied, displaced) = self.book().apply_list(&cx);
         drop(displaced);
+        // A list that shows no position at all (which a failed read gives too) after one that
+        // showed positions the book does not track may hide them: held like the positions it
+        // untracks (the crash run's KuCoin one-way seed 48: a person's position, listed, then
+        // empty answers, and the bot's open went on top without a read, the last list being
+        // an empty one).
+        let hidden = if purpose != Purpose::Verify
+            && list.snapshot.symbols.is_empty()
+            && self.config().reopen_hold_seconds > 0.0
+        {
+            self.book().untracked_in_last_list(policy.mode)
+        } else {
+            Vec::new()
+        };
         // Before anything calls out (a log record, a ticker read): an open racing this list
         // must find the hold as soon as the book no longer holds the key.
         let holds_changed = self.note_for_holds(
             list,
-            applied.iter().filter_map(|change| match change {
-                Applied::Removed {
-                    at,
-                    flipped_to: None,
-                    replaced_by: None,
-                    ..
-                } => Some(&at.key),
-                Applied::CloseConfirmed { key, .. } => Some(key),
-                _ => None,
-            }),
+            applied
+                .iter()
+                .filter_map(|change| match change {
+                    Applied::Removed {
+                        at,
+                        flipped_to: None,
+                        replaced_by: None,
+                        ..
+                    } => Some(&at.key),
+                    Applied::CloseConfirmed { key, .. } => Some(key),
+                    _ => None,
+                })
+                .chain(&hidden),
         );
         if holds_changed {
             // Before the removals' events: a process that dies between the two keeps the
