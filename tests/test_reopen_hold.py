@@ -175,6 +175,37 @@ def test_a_hold_refuses_the_open_over_a_venues_empty_answers(name: str, hedge: b
     assert venue_empty_answers_then_an_open(name, hedge, 300.0) == (False, 1.0)
 
 
+def listed_by_hand(hold: float) -> tuple[PaperExchange, BotLikeClient, PositionManager]:
+    """A manager with ``reopen_hold_seconds=hold`` whose cycle listed a position a person
+    opened by hand (3 long) and imported nothing."""
+    paper = PaperExchange(seed=1, volatility=0.0)
+    client = BotLikeClient(paper)
+    pm = PositionManager(
+        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
+    )
+    paper.create_market_order(SYMBOL, "buy", 3)  # by hand
+    assert list(pm.update_positions()) == []
+    assert not pm.has_position(SYMBOL), "a cycle imports nothing"
+    return paper, client, pm
+
+
+def refused_over_two_failed_reads(
+    paper: PaperExchange, pm: PositionManager, caplog: pytest.LogCaptureFixture, hold: float
+) -> bool:
+    """The bot opens the symbol of :func:`listed_by_hand` while two reads fail (``[]``):
+    whether it was refused (with a hold). Without a hold it goes on top of the person's
+    position, as before (checked here)."""
+    paper.fail_next("get_open_positions", times=2)
+    with caplog.at_level(logging.INFO, logger="TradingBot"):
+        opened = pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
+    if not hold:
+        assert opened is True
+        assert held_contracts(paper) == 6.0, "on top of the person's position"
+        return False
+    assert opened is False
+    return True
+
+
 @pytest.mark.parametrize("hold", [0.0, 300.0])
 def test_a_position_a_list_showed_held_by_hand_is_held_over_empty_answers(
     hold: float, caplog: pytest.LogCaptureFixture
@@ -185,22 +216,9 @@ def test_a_position_a_list_showed_held_by_hand_is_held_over_empty_answers(
     BingX hedge seed 20: two empty answers, and the bot's open went on top of the person's
     position); the next real list imports the person's position. Without one the open goes on
     top, as before (``reopen_hold_seconds`` is opt-in)."""
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-    pm = PositionManager(
-        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
-    )
-    paper.create_market_order(SYMBOL, "buy", 3)  # by hand
-    assert list(pm.update_positions()) == []
-    assert not pm.has_position(SYMBOL), "a cycle imports nothing"
-    paper.fail_next("get_open_positions", times=2)
-    with caplog.at_level(logging.INFO, logger="TradingBot"):
-        opened = pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
-    if not hold:
-        assert opened is True
-        assert held_contracts(paper) == 6.0, "on top of the person's position"
+    paper, client, pm = listed_by_hand(hold)
+    if not refused_over_two_failed_reads(paper, pm, caplog, hold):
         return
-    assert opened is False
     assert held_contracts(paper) == 3.0
     assert client.calls["create_market_order"] == 0
     assert (
@@ -235,25 +253,12 @@ def test_a_position_by_hand_a_cycle_listed_is_held_over_a_cycles_empty_answer(
     the list before it showed held by positions the manager does not track, as it holds those
     it untracks: the open reads first and is refused, and a real list ends the hold (the
     position is imported). Without one the open goes on top, as before (opt-in)."""
-    paper = PaperExchange(seed=1, volatility=0.0)
-    client = BotLikeClient(paper)
-    pm = PositionManager(
-        client, 0.02, clock=paper.clock, ticker_retry_delays=(), reopen_hold_seconds=hold
-    )
-    paper.create_market_order(SYMBOL, "buy", 3)  # by hand
-    assert list(pm.update_positions()) == []
-    assert not pm.has_position(SYMBOL), "a cycle imports nothing"
+    paper, client, pm = listed_by_hand(hold)
     paper.fail_next("get_open_positions", times=1)
     assert list(pm.update_positions()) == []
     reads = client.calls["get_open_positions"]
-    paper.fail_next("get_open_positions", times=2)
-    with caplog.at_level(logging.INFO, logger="TradingBot"):
-        opened = pm.open_position(SYMBOL, "BUY", 3, 10, 0.05)
-    if not hold:
-        assert opened is True
-        assert held_contracts(paper) == 6.0, "on top of the person's position"
+    if not refused_over_two_failed_reads(paper, pm, caplog, hold):
         return
-    assert opened is False
     assert client.calls["get_open_positions"] > reads, "the open read the exchange first"
     assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0
     [refusal] = [m for m in caplog.messages if m.startswith("Invalid position parameters")]
