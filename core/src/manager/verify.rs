@@ -391,8 +391,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         absent: bool,
     ) -> CoreResult<Option<Applied<H>>> {
         let what = op.name();
-        let lookup = self.lookup_order(Some(order_id), key.symbol(), None)?;
-        match lookup {
+        match self.lookup_order(Some(order_id), key.symbol(), None)? {
             lookup if lookup.filled() => {
                 self.book().note_unknown_filled(key, order_id);
                 self.log(Channel::Main, Level::Warn, || {
