@@ -267,3 +267,40 @@ def test_a_position_by_hand_a_cycle_listed_is_held_over_a_cycles_empty_answer(
     assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
     assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0
     assert held_contracts(paper) == 3.0 and client.calls["create_market_order"] == 0
+
+
+OTHER = "ETH/USDT:USDT"
+
+
+@pytest.mark.parametrize("hold", [0.0, 300.0])
+def test_an_empty_read_after_another_symbols_fill_does_not_hide_a_position_by_hand(
+    hold: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A person opens the symbol by hand and a cycle's list shows it; the bot then opens
+    another symbol, and the list it reads right after that fill (for the contract size) fails
+    (``[]``). That empty read became the last list, so the next open of the person's symbol
+    checked nothing and went on top of it (the crash run's KuCoin one-way seed 52, where the
+    next cycle's empty answer then held nothing). A list that shows no position at all right
+    after a fill of ours lags it or failed: it tells nothing, and the last list stays the one
+    that showed the person's position. The open reads first: the person's position is
+    imported and the open refused; with a hold, over a cycle's empty answer and two failed
+    reads as well."""
+    paper, client, pm = listed_by_hand(hold)
+    paper.fail_next("get_open_positions", times=1)
+    assert pm.open_position(OTHER, "BUY", 1, 10, 0.05) is True
+    assert client.calls["create_market_order"] == 1
+    if hold:
+        paper.fail_next("get_open_positions", times=1)
+        assert list(pm.update_positions()) == []
+        assert pm.has_position(OTHER), "a fill no list has shown is kept over one empty answer"
+        reads = client.calls["get_open_positions"]
+        assert refused_over_two_failed_reads(paper, pm, caplog, hold)
+        assert client.calls["get_open_positions"] > reads, "the open read the exchange first"
+        [refusal] = [m for m in caplog.messages if m.startswith("Invalid position parameters")]
+        assert f"Position for {SYMBOL} may still be open: a list showed it held" in refusal
+    reads = client.calls["get_open_positions"]
+    assert pm.open_position(SYMBOL, "BUY", 3, 10, 0.05) is False
+    assert client.calls["get_open_positions"] > reads, "the open read the exchange first"
+    assert pm.has_position(SYMBOL) and pm.positions[SYMBOL].amount == 3.0
+    assert held_contracts(paper) == 3.0
+    assert client.calls["create_market_order"] == 1, "no order for the person's symbol"

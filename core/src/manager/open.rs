@@ -570,7 +570,12 @@ impl<H: Clone + Send + Sync> Manager<H> {
     /// The contract size of `key`'s symbol: from the last list, else from one list read right
     /// after the fill (the position is then listed; a list that lags tells nothing). That list
     /// is the last list from then on: a later open of a key it shows untracked checks the
-    /// exchange first, as after any list (G10).
+    /// exchange first, as after any list (G10) — unless it shows no position at all. Right
+    /// after a fill of ours such a list lags the fill or is a failed read (the bot's client
+    /// answers `[]`): it shows no key untracked, and taking it as the last list would only hide
+    /// the keys the list before it showed held by positions the book does not track (the crash
+    /// run's KuCoin one-way seed 52: a person's position, then an open of another symbol whose
+    /// read here failed, and the next open of the person's symbol went on top unchecked).
     fn contract_size_after_open(&self, key: &Key) -> CoreResult<Option<f64>> {
         if let Some(size) = self.book().listed_contract_size(key) {
             return Ok(Some(size));
@@ -586,7 +591,9 @@ impl<H: Clone + Send + Sync> Manager<H> {
                 if !shown.is_empty() {
                     self.journal_remembered(&shown);
                 }
-                self.book().note_list(list.snapshot);
+                if !list.snapshot.symbols.is_empty() {
+                    self.book().note_list(list.snapshot);
+                }
                 size
             }
             Err(_) => None,
