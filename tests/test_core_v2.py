@@ -656,13 +656,16 @@ def stopped_out(paper: PaperExchange, pm: PositionManager) -> None:
     paper.set_price(BTC, pm.positions[BTC].entry_price * 0.94)
 
 
-@pytest.mark.parametrize(("lagging", "taken_back"), [(1, False), (2, True)])
+@pytest.mark.parametrize("lagging", [1, 2, 4])
 def test_7h_a_filled_close_behind_a_lagging_list_is_not_taken_back(
-    lagging: int, taken_back: bool, caplog: pytest.LogCaptureFixture
+    lagging: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A client that takes client order ids: the close order is looked up when a list still
-    # shows the position. Filled: the list lags, and it takes `outcome_confirmations` (2) lists
-    # in a row to believe it. The stop cycle's own list lags too.
+    # shows the position. It filled the whole position, so a list showing that very position
+    # (side, size, entry) lags the fill, however many lists in a row do (more than
+    # `outcome_confirmations`, 2, included: earlier builds then tracked it again, and the crash
+    # run's Gate one-way seed 55 sent a scale-out to the flat venue). The stop cycle's own list
+    # lags too.
     paper = PaperExchange(seed=1, volatility=0.0)
     pm = make_manager(paper, clock=paper.clock)
     stopped_out(paper, pm)
@@ -670,24 +673,16 @@ def test_7h_a_filled_close_behind_a_lagging_list_is_not_taken_back(
     with caplog.at_level(logging.WARNING, logger="TradingBot"):
         assert [s for s, _, _ in cycle(pm)] == [BTC]
         assert paper.position(BTC) is None
-        for _ in range(3):
+        for _ in range(lagging + 2):
             assert cycle(pm) == []
-    assert (
-        f"The exchange still lists {BTC} though its close order filled (1/2); its list lags the "
-        "fill, so it is tracked again only if the next lists show it too"
-    ) in caplog.messages
+            assert not pm.has_position(BTC)
+    lags = (
+        f"The exchange still lists {BTC} exactly as it was before its close order, which the "
+        "exchange reports filled in full; its list lags the fill, so the position stays closed"
+    )
+    assert caplog.messages.count(lags) == lagging
     assert len(paper.calls_of("get_order_by_client_id")) == 1
-    assert not pm.has_position(BTC)
     assert len(paper.calls_of("close_position")) == 1, "one close order"
-    if taken_back:
-        # Lagging longer than the confirmations: tracked again, then removed (as before).
-        assert [k for k, _ in kinds(pm, BTC)] == [
-            "opened",
-            "closed",
-            "close_unconfirmed",
-            "removed",
-        ]
-        return
     assert [k for k, _ in kinds(pm, BTC)] == ["opened", "closed"]
 
 

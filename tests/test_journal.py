@@ -1492,6 +1492,50 @@ def test_a_confirmed_close_is_not_imported_again_from_a_lagging_list_after_a_res
         assert [t["own_end"] for t in journal.tombstones("h")] == [True]
 
 
+def test_a_close_filled_in_full_stays_closed_over_lists_lagging_it_after_a_restart(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The crash run's Gate one-way seed 55: the manager's close of BTC, sent under a client
+    # order id, filled; the bot died before any list confirmed it; the restarted bot's lists
+    # lagged the close by more reads than `outcome_confirmations` (its start-up read having
+    # failed). The journal keeps the close awaiting confirmation with its order id; the order
+    # is looked up (filled in full), and lists showing the very position it closed lag it, however
+    # many: earlier builds tracked it again after two and the bot's scale-out went to the flat
+    # venue.
+    paper = PaperExchange(seed=1, volatility=0.0)
+
+    def manager() -> PositionManager:
+        return PositionManager(
+            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="h"
+        )
+
+    pm = manager()
+    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
+    assert list(pm.update_positions()) == []
+    # The close's own read of the list, then the restarted bot's four, show BTC as it is now.
+    paper.lag_positions_next(5)
+    assert pm.close_position(BTC, "manual") is not None
+    assert paper.position(BTC) is None, "the close filled"
+    del pm
+
+    with caplog.at_level(logging.WARNING, logger="TradingBot"):
+        again = manager()
+        for _ in range(4):
+            assert list(again.update_positions()) == []
+            assert not again.has_position(BTC)
+            assert again.scale_out_position(BTC, 1) is None
+    assert (
+        f"The exchange still lists {BTC} exactly as it was before its close order, which the "
+        "exchange reports filled in full; its list lags the fill, so the position stays closed"
+    ) in caplog.messages
+    assert list(again.update_positions()) == []  # the lists catch up: the close is confirmed
+    assert [e["kind"] for e in again.events if e["symbol"] == BTC] == ["opened", "closed"]
+    assert len(paper.calls_of("close_position")) == 1
+    assert paper.calls_of("create_market_order")[1:] == [], "nothing sent after the close"
+    with Journal(url) as journal:
+        assert [e["symbol"] for e in journal.closed_positions(account="h")] == [BTC]
+
+
 def breakout_btc_tombstone(url: str) -> dict[str, Any]:
     """The journal's one tombstone of account ``h``: BTC, with the bot's ``breakout`` attribute
     (:func:`with_breakout_targets`)."""

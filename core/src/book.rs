@@ -225,8 +225,9 @@ pub struct ClosedSlot<H> {
     /// The close order's client id, when the client takes them: a list that still shows the
     /// position is checked against the order before it is believed.
     pub order_id: Option<String>,
-    /// The close order is known to have filled (its lookup said so).
-    pub filled: bool,
+    /// What the close order is known to have filled, in contracts (its lookup said so);
+    /// `None`: not known.
+    pub filled: Option<f64>,
     /// Lists so far that still showed it once the order was known filled.
     pub unseen: Unseen,
 }
@@ -235,9 +236,12 @@ impl<H> ClosedSlot<H> {
     /// What a list that still shows the position proves.
     fn check(&self) -> CloseCheck {
         match (self.filled, &self.order_id) {
-            (true, _) => CloseCheck::Filled,
-            (false, Some(_)) => CloseCheck::Lookup,
-            (false, None) => CloseCheck::List,
+            (Some(filled), _) if self.own.is_some_and(|o| covers(filled, o.contracts)) => {
+                CloseCheck::FilledWhole
+            }
+            (Some(_), _) => CloseCheck::Filled,
+            (None, Some(_)) => CloseCheck::Lookup,
+            (None, None) => CloseCheck::List,
         }
     }
 }
@@ -641,8 +645,14 @@ pub enum Applied<H> {
         key: Key,
         /// The close order's client id.
         order_id: String,
-        /// The listed size, when it differs from the book's last one.
-        contracts: Option<f64>,
+        /// What the list showed of the position.
+        shown: StillShown,
+    },
+    /// A list showed exactly the position a close whose order filled it whole ended: it lags
+    /// the fill, and the position stays closed ([`CloseCheck::FilledWhole`]).
+    CloseLags {
+        /// The key.
+        key: Key,
     },
     /// A list still showed the position after a close whose order is known filled, not yet in
     /// enough lists to believe it: it stays closed, awaiting confirmation.
@@ -773,6 +783,20 @@ pub struct Book<H> {
     tombstone_limit: usize,
     generation: Arc<AtomicU64>,
     published_len: Arc<AtomicUsize>,
+}
+
+/// Whether an order that filled `filled` contracts covered a position of `contracts`.
+fn covers(filled: f64, contracts: f64) -> bool {
+    filled >= contracts || reconcile::close_enough(filled, contracts, reconcile::SIZE_TOLERANCE)
+}
+
+/// What a list that still showed a closed position showed of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StillShown {
+    /// The listed size, when it differs from the book's last one.
+    pub contracts: Option<f64>,
+    /// The listing is exactly the closed position ([`reconcile::exactly`]).
+    pub exact: bool,
 }
 
 fn own_fingerprint(p: &PositionState) -> Option<Fingerprint> {
@@ -1121,7 +1145,7 @@ impl<H: Clone> Book<H> {
                 own,
                 closed_time,
                 order_id: close_order_id,
-                filled: false,
+                filled: None,
                 unseen: Unseen::default(),
             }),
         );
@@ -1655,7 +1679,8 @@ impl<H: Clone> Book<H> {
 
     /// The manager closed `key` (the client said so): the position leaves the tracked book and
     /// waits for a list requested after now to confirm it. `order_id` is the close order's
-    /// client id (when the client takes them); `filled` says its fill is known (looked up);
+    /// client id (when the client takes them); `filled` is what it filled, when known (looked
+    /// up);
     /// `now` is the manager's timer reading ([`crate::clock::Clock::timer`]), what the close's
     /// `tombstone_ttl_seconds` is measured from. False when `key` no longer holds `position`
     /// (then nothing changes).
@@ -1665,7 +1690,7 @@ impl<H: Clone> Book<H> {
         position: &SharedPosition,
         now: Timestamp,
         order_id: Option<&str>,
-        filled: bool,
+        filled: Option<f64>,
     ) -> bool {
         let mut inner = self.inner.lock();
         if !holds_in(&inner, key, position) {
@@ -1695,16 +1720,19 @@ impl<H: Clone> Book<H> {
         true
     }
 
-    /// The close of `key` whose order is `order_id` is known to have filled, and a list applied
-    /// at timer reading `now` still showed the position (at `contracts` when that differs from the book's
-    /// size): that list is the first of the run `policy.outcome_confirmations` asks for
+    /// The close of `key` whose order is `order_id` is known to have filled `filled` contracts,
+    /// and a list applied at timer reading `now` still showed the position (`shown`): when the
+    /// order filled the whole position and the list shows exactly that position, the list lags
+    /// the fill ([`Applied::CloseLags`], within `tombstone_ttl_seconds` of the close);
+    /// otherwise that list is the first of the run `policy.outcome_confirmations` asks for
     /// ([`Applied::StillListed`]), or enough on its own ([`Applied::CloseUnconfirmed`]). `None`
     /// when `key` no longer waits on that order.
     pub fn close_filled(
         &self,
         key: &Key,
         order_id: &str,
-        contracts: Option<f64>,
+        filled: f64,
+        shown: StillShown,
         policy: &Policy,
         now: Timestamp,
     ) -> Option<Applied<H>> {
@@ -1715,10 +1743,18 @@ impl<H: Clone> Book<H> {
         if c.order_id.as_deref() != Some(order_id) {
             return None;
         }
-        c.filled = true;
+        c.filled = Some(filled);
+        if shown.exact
+            && c.check() == CloseCheck::FilledWhole
+            && reconcile::close_is_recent(c.closed_time, now, policy)
+        {
+            // The whole position filled, and the list shows it as it was: it lags the fill
+            // (`plan_closed`).
+            return Some(Applied::CloseLags { key: key.clone() });
+        }
         let (unseen, enough) = Unseen::default().next(policy, now);
         if enough {
-            return unconfirm(&mut inner, key.clone(), contracts);
+            return unconfirm(&mut inner, key.clone(), shown.contracts);
         }
         c.unseen = unseen;
         Some(Applied::StillListed {
@@ -2219,7 +2255,11 @@ impl<H: Clone> Book<H> {
             Action::CloseUnconfirmed { key, contracts } => {
                 applied.extend(unconfirm(inner, key, contracts));
             }
-            Action::VerifyClose { key, contracts } => {
+            Action::VerifyClose {
+                key,
+                contracts,
+                exact,
+            } => {
                 if let Some(Slot::Closed(ClosedSlot {
                     order_id: Some(id), ..
                 })) = inner.slots.get(key.as_str())
@@ -2228,8 +2268,13 @@ impl<H: Clone> Book<H> {
                     applied.push(Applied::VerifyClose {
                         key,
                         order_id,
-                        contracts,
+                        shown: StillShown { contracts, exact },
                     });
+                }
+            }
+            Action::CloseLags { key } => {
+                if let Some(Slot::Closed(_)) = inner.slots.get(key.as_str()) {
+                    applied.push(Applied::CloseLags { key });
                 }
             }
             Action::Unseen { key, unseen } => {

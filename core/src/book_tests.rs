@@ -244,7 +244,7 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 7);
-    assert!(book.closed("A", &p, Timestamp(1), None, false));
+    assert!(book.closed("A", &p, Timestamp(1), None, None));
     assert!(!book.contains("A") && book.is_empty());
     // Still listed after the close: the very same object comes back.
     let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
@@ -257,7 +257,7 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     ));
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
     // Closed again and confirmed by absence: kept as the manager's own end.
-    assert!(book.closed("A", &p, Timestamp(2), None, false));
+    assert!(book.closed("A", &p, Timestamp(2), None, None));
     let applied = apply(&book, vec![listed("Z", "long", 1.0, 1.0)], Purpose::Cycle);
     assert!(matches!(
         &applied[..],
@@ -304,7 +304,7 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 7);
-    assert!(book.closed("A", &p, Timestamp(1), Some("c1"), false));
+    assert!(book.closed("A", &p, Timestamp(1), Some("c1"), None));
     let key = Key::parse("A");
     let two = Policy {
         outcome_confirmations: 2,
@@ -317,13 +317,17 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
         "{applied:?}"
     );
     assert!(!book.contains("A"));
+    let exact = StillShown {
+        contracts: None,
+        exact: true,
+    };
     // Another order's answer changes nothing.
     assert!(book
-        .close_filled(&key, "other", None, &two, Timestamp(2))
+        .close_filled(&key, "other", 1.0, exact, &two, Timestamp(2))
         .is_none());
     assert!(book.unconfirm_close(&key, "other", None).is_none());
-    // Filled: that list was the first of two.
-    let first = book.close_filled(&key, "c1", None, &two, Timestamp(2));
+    // Filled in part: that list was the first of two (what is left may be what it shows).
+    let first = book.close_filled(&key, "c1", 0.5, exact, &two, Timestamp(2));
     assert!(
         matches!(first, Some(Applied::StillListed { lists: 1, .. })),
         "{first:?}"
@@ -342,7 +346,7 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     );
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
     // Closed again, and the lookup finds the order did not fill: tracked again at once.
-    assert!(book.closed("A", &p, Timestamp(3), Some("c2"), false));
+    assert!(book.closed("A", &p, Timestamp(3), Some("c2"), None));
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
     let back = book.unconfirm_close(&key, "c2", None);
     assert!(
@@ -358,13 +362,71 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
 }
 
+/// A close whose order the venue reports filled in full, still listed exactly as it was: the
+/// lists lag the fill however many show it (the crash run's Gate one-way seed 55), within
+/// `tombstone_ttl_seconds` of the close; a list that shows another size is counted as before,
+/// and one without the position confirms the close.
+#[test]
+fn a_close_filled_in_full_stays_closed_over_lists_showing_the_position_as_it_was() {
+    let book: Book<u32> = Book::new(10);
+    let p = pos("A", 1.0);
+    book.insert("A", p.clone(), 7);
+    assert!(book.closed("A", &p, Timestamp(1), Some("c1"), None));
+    let key = Key::parse("A");
+    let two = Policy {
+        outcome_confirmations: 2,
+        ..Policy::default()
+    };
+    let as_it_was = || vec![listed("A", "long", 1.0, 100.0)];
+    let applied = apply_with(&book, two, as_it_was());
+    let [Applied::VerifyClose { shown, .. }] = &applied[..] else {
+        panic!("{applied:?}");
+    };
+    assert_eq!(
+        *shown,
+        StillShown {
+            contracts: None,
+            exact: true
+        }
+    );
+    let lags = book.close_filled(&key, "c1", 1.0, *shown, &two, Timestamp(2));
+    assert!(matches!(lags, Some(Applied::CloseLags { .. })), "{lags:?}");
+    for _ in 0..4 {
+        let applied = apply_with(&book, two, as_it_was());
+        assert!(
+            matches!(&applied[..], [Applied::CloseLags { .. }]),
+            "{applied:?}"
+        );
+        assert!(!book.contains("A"));
+    }
+    // Another size is counted (what is left of it may be real), then believed.
+    let smaller = || vec![listed("A", "long", 0.5, 100.0)];
+    let applied = apply_with(&book, two, smaller());
+    assert!(
+        matches!(&applied[..], [Applied::StillListed { lists: 1, .. }]),
+        "{applied:?}"
+    );
+    let applied = apply_with(&book, two, smaller());
+    assert!(
+        matches!(
+            &applied[..],
+            [Applied::CloseUnconfirmed {
+                contracts: Some(c),
+                ..
+            }] if *c == 0.5
+        ),
+        "{applied:?}"
+    );
+    assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
+}
+
 #[test]
 fn a_close_confirmed_by_an_empty_answer_is_remembered_as_a_tombstone() {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 1);
     apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
-    assert!(book.closed("A", &p, Timestamp(1), None, false));
+    assert!(book.closed("A", &p, Timestamp(1), None, None));
     // An empty answer (a failed read of the bot's client looks the same) confirms the close...
     let applied = apply(&book, vec![], Purpose::Cycle);
     assert!(
@@ -394,7 +456,7 @@ fn a_close_confirmed_by_an_empty_answer_is_remembered_as_a_tombstone() {
     // A book that keeps no tombstones forgets it.
     let none: Book<u32> = Book::new(0);
     none.insert("A", p.clone(), 1);
-    assert!(none.closed("A", &p, Timestamp(1), None, false));
+    assert!(none.closed("A", &p, Timestamp(1), None, None));
     let applied = apply(&none, vec![], Purpose::Cycle);
     assert!(matches!(
         &applied[..],
@@ -709,7 +771,7 @@ fn an_import_never_overwrites_what_the_manager_did_meanwhile() {
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 2);
     let requested_before_close = book.mark();
-    book.closed("A", &p, Timestamp(1), None, false);
+    book.closed("A", &p, Timestamp(1), None, None);
     assert!(
         book.insert_import(&a, pos("A", 1.0), 3, requested_before_close)
             .is_err(),
@@ -779,7 +841,7 @@ fn a_focused_plan_reads_only_its_key_and_plans_as_a_plan_over_every_key() {
         Purpose::Cycle,
     );
     let d = book.get("D").unwrap().0;
-    assert!(book.closed("D", &d, Timestamp(5), None, false));
+    assert!(book.closed("D", &d, Timestamp(5), None, None));
     let mut no_symbol = RawPosition::with_symbol("");
     no_symbol.symbol = Field::Null;
     let lists: Vec<Vec<RawEntry>> = vec![
@@ -972,7 +1034,7 @@ fn a_restored_close_keeps_its_orders_id_for_the_lookup() {
     let before: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     drop(before.insert("A", p.clone(), 7));
-    assert!(before.closed("A", &p, Timestamp(1), Some("c1"), false));
+    assert!(before.closed("A", &p, Timestamp(1), Some("c1"), None));
     assert_eq!(before.close_order_id("A", &p).as_deref(), Some("c1"));
     let (_, kept) = before.remembered_entry(&Key::parse("A")).unwrap();
     assert_eq!(kept.close_order_id.as_deref(), Some("c1"));

@@ -21,7 +21,8 @@
 //!   position still listed restores it (`close_unconfirmed`, with the listed size) — unless the
 //!   close order carries a client id: then it is looked up first, and once known filled the list
 //!   is taken to lag it (at whatever size) until `outcome_confirmations` lists in a row show the
-//!   position;
+//!   position — and, when the order filled the whole position, whatever the count for listings of
+//!   exactly that position, within `tombstone_ttl_seconds` of the close;
 //! - an order whose outcome is unknown is resolved by the first list requested after it that
 //!   shows its effect (executed, closed); that it did nothing (the exchange holds what it held
 //!   before, an open's position is not listed) needs `outcome_confirmations` lists in a row over
@@ -213,6 +214,24 @@ pub enum CloseCheck {
     /// Nothing yet: the close order is known to have filled, so the list lags; it is believed
     /// only once `outcome_confirmations` lists in a row (over `outcome_grace_seconds`) show it.
     Filled,
+    /// As [`CloseCheck::Filled`], and the order filled the whole position: a listing of
+    /// exactly that position (side, size and a reported entry price) shows it as it was before
+    /// the fill, so it lags the fill however many lists show it ([`Action::CloseLags`]), until
+    /// `tombstone_ttl_seconds` after the close; any other listing counts as under `Filled`.
+    FilledWhole,
+}
+
+/// Whether `listed` is exactly the position `own` describes, as a list can tell: the same side
+/// (reported, not assumed), size and entry price (which the list must report).
+pub fn exactly(own: Option<Fingerprint>, listed: &Listed) -> bool {
+    !listed.side_assumed && listed.entry_price.is_some() && own.is_some_and(|o| o.matches(listed))
+}
+
+/// Whether something that happened at `since` (a timer reading: a close, a removal) is still
+/// within the policy's `tombstone_ttl_seconds` at `now`.
+pub fn close_is_recent(since: Timestamp, now: Timestamp, policy: &Policy) -> bool {
+    let ttl = policy.tombstone_ttl_seconds;
+    !(ttl.is_finite() && now.seconds_since(since) > ttl)
 }
 
 /// A run of lists in a row that did not show something: an order's effect (requested after
@@ -690,6 +709,15 @@ pub enum Action {
         key: Key,
         /// The exchange's size, when it differs from the book's last one.
         contracts: Option<f64>,
+        /// The listing is exactly the closed position ([`exactly`]).
+        exact: bool,
+    },
+    /// A list shows exactly the position a close whose order filled it whole ended
+    /// ([`CloseCheck::FilledWhole`]): it lags the fill; the position stays closed, and the
+    /// list counts toward nothing.
+    CloseLags {
+        /// The key.
+        key: Key,
     },
     /// A list shows no effect of an order whose answer was lost (the size from before it; for
     /// an open, no position) — or still shows the position after a close whose order is
@@ -757,6 +785,7 @@ impl Action {
             | Action::CloseConfirmed { key, .. }
             | Action::CloseUnconfirmed { key, .. }
             | Action::VerifyClose { key, .. }
+            | Action::CloseLags { key }
             | Action::Resolve { key, .. }
             | Action::ResolveOpen { key, .. }
             | Action::EndShown { key }
@@ -1210,8 +1239,7 @@ fn resolve(op: Op, before: f64, own: Option<Fingerprint>, seen: Seen<'_>) -> Opt
 }
 
 fn expired(since: Timestamp, cx: &Context<'_>) -> bool {
-    let ttl = cx.policy.tombstone_ttl_seconds;
-    ttl.is_finite() && cx.timer.seconds_since(since) > ttl
+    !close_is_recent(since, cx.timer, &cx.policy)
 }
 
 fn plan_tombstone(
@@ -1336,16 +1364,30 @@ fn plan_closed(
                 // The position still listed: the close did nothing (or part of it), or the list
                 // lags it — at the size it had then, which may be from before an earlier partial
                 // exit, so another size proves nothing more than the same one.
+                let exact = exactly(own, l);
                 match check {
                     CloseCheck::List => {}
                     CloseCheck::Lookup => {
                         actions.push(Action::VerifyClose {
                             key: key.clone(),
                             contracts,
+                            exact,
                         });
                         return;
                     }
-                    CloseCheck::Filled => {
+                    CloseCheck::FilledWhole
+                        if exact && close_is_recent(closed_time, cx.timer, &cx.policy) =>
+                    {
+                        // The venue says the order filled the whole position, and this list
+                        // shows that position as it was before: a list older than the fill
+                        // (the crash run's Gate one-way seed 55: two lists lagging a close the
+                        // killed process's answer had, and the restarted bot's scale-out went to
+                        // a flat venue). Only a new position at the very same size and entry
+                        // would look the same.
+                        actions.push(Action::CloseLags { key: key.clone() });
+                        return;
+                    }
+                    CloseCheck::Filled | CloseCheck::FilledWhole => {
                         if still_counting(key, unseen, cx, actions) {
                             return;
                         }

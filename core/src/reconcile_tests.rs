@@ -989,14 +989,16 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
         actions(CloseCheck::Lookup, none, &same),
         vec![Action::VerifyClose {
             key: btc.clone(),
-            contracts: None
+            contracts: None,
+            exact: true
         }]
     );
     assert_eq!(
         actions(CloseCheck::Lookup, none, &smaller),
         vec![Action::VerifyClose {
             key: btc.clone(),
-            contracts: Some(0.5)
+            contracts: Some(0.5),
+            exact: false
         }]
     );
     assert_eq!(
@@ -1028,6 +1030,7 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
         (CloseCheck::List, true),
         (CloseCheck::Lookup, false),
         (CloseCheck::Filled, false),
+        (CloseCheck::FilledWhole, false),
     ] {
         assert_eq!(
             actions(check, none, &empty),
@@ -1038,7 +1041,12 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
             "{check:?}"
         );
     }
-    for check in [CloseCheck::List, CloseCheck::Lookup, CloseCheck::Filled] {
+    for check in [
+        CloseCheck::List,
+        CloseCheck::Lookup,
+        CloseCheck::Filled,
+        CloseCheck::FilledWhole,
+    ] {
         assert_eq!(
             actions(check, one, &absent),
             vec![Action::CloseConfirmed {
@@ -1048,6 +1056,90 @@ fn a_close_still_listed_is_settled_by_what_its_order_is_known_to_have_done() {
             "{check:?}"
         );
     }
+}
+
+/// A close whose order the venue reports filled in full: a list that shows exactly the closed
+/// position (side, size, reported entry) lags the fill however many lists do (the crash run's
+/// Gate one-way seed 55: two lists lagging the close, then the bot's scale-out went to a flat
+/// venue) — within `tombstone_ttl_seconds` of the close. Any other listing (another size, no
+/// entry price, an assumed side) and an older close count as for a partial fill.
+#[test]
+fn a_close_filled_in_full_is_never_taken_back_by_lists_showing_the_position_as_it_was() {
+    let btc = Key::net("BTC");
+    let p = Policy {
+        outcome_confirmations: 2,
+        tombstone_ttl_seconds: 600.0,
+        ..Policy::default()
+    };
+    let actions = |closed_time: Timestamp, unseen, snap: &Snapshot| {
+        let view = [KeyView {
+            key: &btc,
+            phase: Phase::Closed {
+                at: 5,
+                own: Some(long1()),
+                closed_time,
+                check: CloseCheck::FilledWhole,
+                unseen,
+            },
+        }];
+        plan(&view, &nothing_known, &cx(snap, Purpose::Cycle, p)).actions
+    };
+    let lags = vec![Action::CloseLags { key: btc.clone() }];
+    let many = Unseen {
+        lists: 7,
+        since: Some(NOW),
+    };
+    let same = Snapshot::read(vec![entry("BTC", "long", 1.0, 100.0)], 6);
+    for unseen in [Unseen::default(), many] {
+        assert_eq!(actions(NOW, unseen, &same), lags, "{unseen:?}");
+    }
+    // Another size, no entry price, an assumed side: counted, then believed.
+    let smaller = Snapshot::read(vec![entry("BTC", "long", 0.5, 100.0)], 6);
+    let unpriced = Snapshot::read(
+        vec![without(entry("BTC", "long", 1.0, 100.0), "entryPrice")],
+        6,
+    );
+    let sideless = Snapshot::read(vec![without(entry("BTC", "long", 1.0, 100.0), "side")], 6);
+    let one = Unseen {
+        lists: 1,
+        since: Some(NOW),
+    };
+    for (snap, contracts) in [(&smaller, Some(0.5)), (&unpriced, None), (&sideless, None)] {
+        assert_eq!(
+            actions(NOW, Unseen::default(), snap),
+            vec![Action::Unseen {
+                key: btc.clone(),
+                unseen: one
+            }],
+            "{snap:?}"
+        );
+        assert_eq!(
+            actions(NOW, one, snap),
+            vec![Action::CloseUnconfirmed {
+                key: btc.clone(),
+                contracts
+            }],
+            "{snap:?}"
+        );
+    }
+    // A close older than `tombstone_ttl_seconds`: the same listing counts, then is believed.
+    let old = NOW.plus_seconds(-601.0);
+    assert_eq!(
+        actions(old, one, &same),
+        vec![Action::CloseUnconfirmed {
+            key: btc.clone(),
+            contracts: None
+        }]
+    );
+    // The other side: the position is gone (a cycle imports nothing).
+    let short = Snapshot::read(vec![entry("BTC", "short", 1.0, 100.0)], 6);
+    assert_eq!(
+        actions(NOW, one, &short),
+        vec![Action::CloseConfirmed {
+            key: btc.clone(),
+            doubtful: false
+        }]
+    );
 }
 
 /// What a list that settles `key`'s order with an unknown outcome calls for.
@@ -1536,7 +1628,8 @@ fn close_check() -> impl Strategy<Value = CloseCheck> {
     prop_oneof![
         Just(CloseCheck::List),
         Just(CloseCheck::Lookup),
-        Just(CloseCheck::Filled)
+        Just(CloseCheck::Filled),
+        Just(CloseCheck::FilledWhole)
     ]
 }
 
@@ -2288,6 +2381,31 @@ proptest! {
                 }
                 Action::CloseUnconfirmed { .. } => {
                     prop_assert_ne!(check, Some(CloseCheck::Lookup));
+                    // A close filled in full is never taken back by a listing of exactly the
+                    // position it closed (the close is as recent as the list here).
+                    if check == Some(CloseCheck::FilledWhole) {
+                        let Some(GenPhase::Closed(_, own, ..)) = phase_of(&keys, key) else {
+                            unreachable!()
+                        };
+                        let Seen::Listed(l) = snap.seen(key) else {
+                            return Err(TestCaseError::fail(format!("{action:?} unlisted")));
+                        };
+                        prop_assert!(!exactly(Some(*own), l), "{action:?} from {l:?}");
+                    }
+                }
+                Action::CloseLags { .. } => {
+                    // Only for a close filled in full, from a list that can decide it and shows
+                    // exactly that position; nothing else for the key.
+                    prop_assert_eq!(check, Some(CloseCheck::FilledWhole));
+                    let Some(GenPhase::Closed(at, own, ..)) = phase_of(&keys, key) else {
+                        unreachable!()
+                    };
+                    prop_assert!(snap.well_formed && snap.requested_at >= *at);
+                    let Seen::Listed(l) = snap.seen(key) else {
+                        return Err(TestCaseError::fail(format!("{action:?} unlisted")));
+                    };
+                    prop_assert!(exactly(Some(*own), l), "{action:?} from {l:?}");
+                    prop_assert_eq!(plan.actions.iter().filter(|a| a.key() == key).count(), 1);
                 }
                 _ => {}
             }
@@ -2310,13 +2428,13 @@ proptest! {
                 // Idle: a list showing a size from before the manager's own fill is counted too.
                 Some(GenPhase::Tracked { unseen, .. }) => Some(*unseen),
                 Some(GenPhase::Opening(Some(_), unseen)) => Some(*unseen),
-                Some(GenPhase::Closed(_, _, CloseCheck::Filled, unseen)) => Some(*unseen),
+                Some(GenPhase::Closed(_, _, CloseCheck::Filled | CloseCheck::FilledWhole, unseen)) => Some(*unseen),
                 _ => None,
             };
             // A close whose order is known filled, contradicted by the position still listed (at
             // any size), counts like an order that did nothing; a close the list alone decides
             // is restored at once.
-            let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled, _)));
+            let filled_close = matches!(phase_of(&keys, key), Some(GenPhase::Closed(_, _, CloseCheck::Filled | CloseCheck::FilledWhole, _)));
             let counts = matches!(
                 action,
                 Action::Resolve { resolution: Resolution::NotExecuted, .. }

@@ -8,7 +8,8 @@
 //!   position waits as "closed, awaiting confirmation"; a list that still shows it restores it
 //!   (`close_unconfirmed`) — after looking the close order up when it carries a client id: a
 //!   filled order means the list lags, and the position stays closed until
-//!   `outcome_confirmations` lists in a row show it;
+//!   `outcome_confirmations` lists in a row show it (lists showing exactly the position an order
+//!   filled in full closed never do, within `tombstone_ttl_seconds`);
 //! - a close whose outcome is unknown (the client raised, or answered falsy: the bot's client
 //!   does both after a timeout that may have closed it) is resolved against the exchange before
 //!   the call returns — by the order's client id where the client takes them, else by a list:
@@ -439,7 +440,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
         // replaced the entry meanwhile (§6.4); only this very position leaves the book, and waits
         // for a list requested after now to confirm it.
         self.book()
-            .closed(symbol, position, self.timer(), order_id.as_deref(), false);
+            .closed(symbol, position, self.timer(), order_id.as_deref(), None);
         self.record_full(
             symbol,
             position,
@@ -472,7 +473,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
                     position,
                     self.timer(),
                     unknown.client_order_id.as_deref(),
-                    true,
+                    lookup.filled_contracts(),
                 );
                 self.record_full(
                     symbol,

@@ -556,21 +556,29 @@ impl<H: Clone + Send + Sync> Manager<H> {
             Applied::VerifyClose {
                 key,
                 order_id,
-                contracts,
+                shown,
             } => {
                 // Rule 7: the client reported the close; the order says whether it filled
                 // before the list that still shows the position is believed.
                 let lookup = self.lookup_order(Some(&order_id), key.symbol(), None)?;
-                let settled = if lookup.filled() {
+                let settled = if let Some(filled) = lookup.filled_contracts() {
                     let (policy, timer) = (self.policy(), self.timer());
                     self.book()
-                        .close_filled(&key, &order_id, contracts, &policy, timer)
+                        .close_filled(&key, &order_id, filled, shown, &policy, timer)
                 } else {
-                    self.book().unconfirm_close(&key, &order_id, contracts)
+                    self.book()
+                        .unconfirm_close(&key, &order_id, shown.contracts)
                 };
                 if let Some(change) = settled {
                     self.report_change(change, list, purpose, removal_reason, report)?;
                 }
+            }
+            Applied::CloseLags { key } => {
+                self.log(Channel::Main, Level::Warn, || {
+                    format!(
+                        "The exchange still lists {key} exactly as it was before its close order, which the exchange reports filled in full; its list lags the fill, so the position stays closed"
+                    )
+                });
             }
             Applied::StillListed { key, lists } => {
                 let needed = self.config().outcome_confirmations;

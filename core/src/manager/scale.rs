@@ -562,7 +562,7 @@ impl<H: Clone + Send + Sync> Manager<H> {
             // The reduce-only order took everything: the position is closed (and waits for a
             // list to confirm it).
             self.book()
-                .closed(symbol, position, self.timer(), order_id.as_deref(), false);
+                .closed(symbol, position, self.timer(), order_id.as_deref(), None);
             EventKind::Closed
         } else {
             EventKind::PartialClose

@@ -629,7 +629,7 @@ mod tests {
         let t0 = clock.now();
         assert!(m.book().bury("T/USDT:USDT", &t, t0).is_some());
         let c = track(&m, "C/USDT:USDT", "short", 3);
-        assert!(m.book().closed("C/USDT:USDT", &c, t0, None, false));
+        assert!(m.book().closed("C/USDT:USDT", &c, t0, None, None));
         m.restore_reopen_holds([(Key::parse("H/USDT:USDT"), t0)]);
         m
     }

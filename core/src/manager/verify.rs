@@ -69,7 +69,15 @@ const UNREACHABLE: &[&str] = &[
 impl Lookup {
     /// The venue reports the order final with something filled: a reducing order did reduce.
     pub(crate) fn filled(&self) -> bool {
-        matches!(self, Lookup::Final(report) if report.filled().is_some_and(|f| f > 0.0))
+        self.filled_contracts().is_some()
+    }
+
+    /// What a final order filled, when it filled anything.
+    pub(crate) fn filled_contracts(&self) -> Option<f64> {
+        match self {
+            Lookup::Final(report) => report.filled().filter(|f| *f > 0.0),
+            _ => None,
+        }
     }
 }
 
