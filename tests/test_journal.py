@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1452,15 +1452,13 @@ def test_a_confirmed_close_keeps_only_its_end_and_an_unconfirmed_one_is_confirme
     assert list(third.positions) == [BTC]
 
 
-def test_a_confirmed_close_is_not_imported_again_from_a_lagging_list_after_a_restart(
-    url: str,
-) -> None:
-    # The crash runs' defect (Bybit hedge seed 5 killed after answers): the manager's close of
-    # BTC, sent under a client order id, filled; two empty answers confirmed it; the restarted
-    # bot's first list lagged the close and still showed BTC. Earlier builds forgot a close so
-    # confirmed, and the start-up sync imported BTC as a new position: one end journaled twice
-    # once the lists caught up. The journal keeps the position the close ended (`own_end`), so
-    # the lagging list is counted, not imported, and the next true list ends the count.
+def paper_bot_closed_btc(
+    url: str, lagging: int
+) -> tuple[PaperExchange, PositionManager, Callable[[], PositionManager]]:
+    """A manager over a ``PaperExchange`` (client order ids) journaling to account ``h`` of
+    ``url`` that opened BTC (3 long), saw it listed and closed it (filled); the close's own read
+    and the next ``lagging - 1`` lists show BTC as it was. Returns the venue, the manager and a
+    maker of managers like it (a restart)."""
     paper = PaperExchange(seed=1, volatility=0.0)
 
     def manager() -> PositionManager:
@@ -1471,10 +1469,23 @@ def test_a_confirmed_close_is_not_imported_again_from_a_lagging_list_after_a_res
     pm = manager()
     assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
     assert list(pm.update_positions()) == []
-    # The close's own read of the list, then the restarted bot's first, show BTC as it is now.
-    paper.lag_positions_next(2)
+    paper.lag_positions_next(lagging)
     assert pm.close_position(BTC, "manual") is not None
     assert paper.position(BTC) is None, "the close filled"
+    return paper, pm, manager
+
+
+def test_a_confirmed_close_is_not_imported_again_from_a_lagging_list_after_a_restart(
+    url: str,
+) -> None:
+    # The crash runs' defect (Bybit hedge seed 5 killed after answers): the manager's close of
+    # BTC, sent under a client order id, filled; two empty answers confirmed it; the restarted
+    # bot's first list lagged the close and still showed BTC. Earlier builds forgot a close so
+    # confirmed, and the start-up sync imported BTC as a new position: one end journaled twice
+    # once the lists caught up. The journal keeps the position the close ended (`own_end`), so
+    # the lagging list is counted, not imported, and the next true list ends the count.
+    # The close's own read of the list, then the restarted bot's first, show BTC as it was.
+    paper, pm, manager = paper_bot_closed_btc(url, 2)
     paper.answer_empty_next(2)
     assert list(pm.update_positions()) == []
     with Journal(url) as journal:
@@ -1501,21 +1512,8 @@ def test_a_close_filled_in_full_stays_closed_over_lists_lagging_it_after_a_resta
     # failed). The journal keeps the close awaiting confirmation with its order id; the order
     # is looked up (filled in full), and lists showing the very position it closed lag it, however
     # many: earlier builds tracked it again after two and the bot's scale-out went to the flat
-    # venue.
-    paper = PaperExchange(seed=1, volatility=0.0)
-
-    def manager() -> PositionManager:
-        return PositionManager(
-            paper, clock=paper.clock, ticker_retry_delays=(), journal=url, account="h"
-        )
-
-    pm = manager()
-    assert pm.open_position(BTC, "BUY", 3, 10, 0.05) is True
-    assert list(pm.update_positions()) == []
-    # The close's own read of the list, then the restarted bot's four, show BTC as it is now.
-    paper.lag_positions_next(5)
-    assert pm.close_position(BTC, "manual") is not None
-    assert paper.position(BTC) is None, "the close filled"
+    # venue. The close's own read of the list, then the restarted bot's four, show BTC as it was.
+    paper, pm, manager = paper_bot_closed_btc(url, 5)
     del pm
 
     with caplog.at_level(logging.WARNING, logger="TradingBot"):

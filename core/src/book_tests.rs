@@ -299,17 +299,23 @@ fn a_close_waits_for_a_list_and_is_restored_when_contradicted() {
     assert!(Arc::ptr_eq(&book.get("A").unwrap().0, &p));
 }
 
-#[test]
-fn a_named_close_still_listed_waits_for_its_lookup() {
+/// A book whose position `A` (1 long at 100) was closed by order `c1`, awaiting
+/// confirmation, with the policy counting two lists.
+fn closed_under_c1() -> (Book<u32>, SharedPosition, Key, Policy) {
     let book: Book<u32> = Book::new(10);
     let p = pos("A", 1.0);
     book.insert("A", p.clone(), 7);
     assert!(book.closed("A", &p, Timestamp(1), Some("c1"), None));
-    let key = Key::parse("A");
     let two = Policy {
         outcome_confirmations: 2,
         ..Policy::default()
     };
+    (book, p, Key::parse("A"), two)
+}
+
+#[test]
+fn a_named_close_still_listed_waits_for_its_lookup() {
+    let (book, p, key, two) = closed_under_c1();
     // Still listed: the order is to be looked up; nothing changes yet.
     let applied = apply(&book, vec![listed("A", "long", 1.0, 100.0)], Purpose::Cycle);
     assert!(
@@ -368,15 +374,7 @@ fn a_named_close_still_listed_waits_for_its_lookup() {
 /// and one without the position confirms the close.
 #[test]
 fn a_close_filled_in_full_stays_closed_over_lists_showing_the_position_as_it_was() {
-    let book: Book<u32> = Book::new(10);
-    let p = pos("A", 1.0);
-    book.insert("A", p.clone(), 7);
-    assert!(book.closed("A", &p, Timestamp(1), Some("c1"), None));
-    let key = Key::parse("A");
-    let two = Policy {
-        outcome_confirmations: 2,
-        ..Policy::default()
-    };
+    let (book, p, key, two) = closed_under_c1();
     let as_it_was = || vec![listed("A", "long", 1.0, 100.0)];
     let applied = apply_with(&book, two, as_it_was());
     let [Applied::VerifyClose { shown, .. }] = &applied[..] else {
