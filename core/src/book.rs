@@ -1744,10 +1744,7 @@ impl<H: Clone> Book<H> {
             return None;
         }
         c.filled = Some(filled);
-        if shown.exact
-            && c.check() == CloseCheck::FilledWhole
-            && reconcile::close_is_recent(c.closed_time, now, policy)
-        {
+        if reconcile::lags_a_whole_fill(c.check(), shown.exact, c.closed_time, now, policy) {
             // The whole position filled, and the list shows it as it was: it lags the fill
             // (`plan_closed`).
             return Some(Applied::CloseLags { key: key.clone() });

@@ -227,6 +227,19 @@ pub fn exactly(own: Option<Fingerprint>, listed: &Listed) -> bool {
     !listed.side_assumed && listed.entry_price.is_some() && own.is_some_and(|o| o.matches(listed))
 }
 
+/// Whether a list still showing the position a close ended, under `check`, lags the close's
+/// fill whatever the count: the order filled the whole position, the listing is
+/// [`exactly`] it, and the close (at `closed_time`) is within `tombstone_ttl_seconds` at `now`.
+pub fn lags_a_whole_fill(
+    check: CloseCheck,
+    exact: bool,
+    closed_time: Timestamp,
+    now: Timestamp,
+    policy: &Policy,
+) -> bool {
+    check == CloseCheck::FilledWhole && exact && close_is_recent(closed_time, now, policy)
+}
+
 /// Whether something that happened at `since` (a timer reading: a close, a removal) is still
 /// within the policy's `tombstone_ttl_seconds` at `now`.
 pub fn close_is_recent(since: Timestamp, now: Timestamp, policy: &Policy) -> bool {
@@ -1376,7 +1389,7 @@ fn plan_closed(
                         return;
                     }
                     CloseCheck::FilledWhole
-                        if exact && close_is_recent(closed_time, cx.timer, &cx.policy) =>
+                        if lags_a_whole_fill(check, exact, closed_time, cx.timer, &cx.policy) =>
                     {
                         // The venue says the order filled the whole position, and this list
                         // shows that position as it was before: a list older than the fill
