@@ -1280,13 +1280,13 @@ impl<H: Clone> Book<H> {
         let mut keys = Vec::new();
         for (symbol, _) in list.symbols_in_order() {
             let candidates = match mode {
-                Mode::OneWay => vec![Key::net(symbol)],
-                Mode::Hedge => vec![
-                    Key::hedge(symbol, Side::Long),
-                    Key::hedge(symbol, Side::Short),
+                Mode::OneWay => [Some(Key::net(symbol)), None],
+                Mode::Hedge => [
+                    Some(Key::hedge(symbol, Side::Long)),
+                    Some(Key::hedge(symbol, Side::Short)),
                 ],
             };
-            for key in candidates {
+            for key in candidates.into_iter().flatten() {
                 let untracked = matches!(
                     inner.slots.get(key.as_str()),
                     None | Some(Slot::Tombstoned(_))

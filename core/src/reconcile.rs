@@ -237,12 +237,13 @@ pub fn lags_a_whole_fill(
     now: Timestamp,
     policy: &Policy,
 ) -> bool {
-    check == CloseCheck::FilledWhole && exact && close_is_recent(closed_time, now, policy)
+    check == CloseCheck::FilledWhole && exact && within_ttl(closed_time, now, policy)
 }
 
 /// Whether something that happened at `since` (a timer reading: a close, a removal) is still
-/// within the policy's `tombstone_ttl_seconds` at `now`.
-pub fn close_is_recent(since: Timestamp, now: Timestamp, policy: &Policy) -> bool {
+/// within the policy's `tombstone_ttl_seconds` at `now` (what a tombstone's or a close's expiry
+/// measures).
+pub fn within_ttl(since: Timestamp, now: Timestamp, policy: &Policy) -> bool {
     let ttl = policy.tombstone_ttl_seconds;
     !(ttl.is_finite() && now.seconds_since(since) > ttl)
 }
@@ -1252,7 +1253,7 @@ fn resolve(op: Op, before: f64, own: Option<Fingerprint>, seen: Seen<'_>) -> Opt
 }
 
 fn expired(since: Timestamp, cx: &Context<'_>) -> bool {
-    !close_is_recent(since, cx.timer, &cx.policy)
+    !within_ttl(since, cx.timer, &cx.policy)
 }
 
 fn plan_tombstone(
